@@ -1,0 +1,11 @@
+//! Wire types shared by the Conclave server and its clients. Request bodies
+//! refuse unknown fields so that a misspelt option is an error, not a silent
+//! no-op.
+
+pub mod auth;
+pub mod org;
+pub mod problem;
+
+pub use auth::*;
+pub use org::*;
+pub use problem::Problem;

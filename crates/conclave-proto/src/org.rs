@@ -1,0 +1,261 @@
+//! Organisations, members, invitations, policies and the audit log.
+
+use serde::{Deserialize, Serialize};
+
+#[cfg(feature = "openapi")]
+use utoipa::ToSchema;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum OrgRole {
+    Member,
+    Admin,
+    Owner,
+}
+
+impl OrgRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Member => "member",
+            Self::Admin => "admin",
+            Self::Owner => "owner",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "member" => Some(Self::Member),
+            "admin" => Some(Self::Admin),
+            "owner" => Some(Self::Owner),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Plan {
+    /// Meetings end after 40 minutes.
+    Free,
+    /// No plan cap on meeting length (set by the server operator).
+    Licensed,
+}
+
+impl Plan {
+    /// The longest meeting this plan allows, in minutes; `None` is unlimited.
+    pub fn meeting_cap_minutes(self) -> Option<u32> {
+        match self {
+            Self::Free => Some(40),
+            Self::Licensed => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Free => "free",
+            Self::Licensed => "licensed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "free" => Some(Self::Free),
+            "licensed" => Some(Self::Licensed),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateOrgRequest {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Org {
+    pub id: String,
+    pub name: String,
+    pub plan: Plan,
+    pub created_at_ms: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct InviteMemberRequest {
+    pub email: String,
+    #[serde(default = "default_role")]
+    pub role: OrgRole,
+}
+
+fn default_role() -> OrgRole {
+    OrgRole::Member
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Invitation {
+    pub id: String,
+    pub org_id: String,
+    pub email: String,
+    pub role: OrgRole,
+    pub created_at_ms: i64,
+    pub expires_at_ms: i64,
+    pub accepted: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct InvitationCreated {
+    pub invitation: Invitation,
+    /// Shown once: the secret the invitee signs up with.
+    pub invite_token: String,
+    /// The link to send to the invitee.
+    pub invite_url: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct InvitationList {
+    pub invitations: Vec<Invitation>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct MemberList {
+    pub members: Vec<crate::User>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMemberRequest {
+    pub role: OrgRole,
+}
+
+/// One organisation setting and whether it is locked. A locked setting
+/// cannot be changed by a meeting's host or a member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Setting<T> {
+    pub value: T,
+    pub locked: bool,
+}
+
+impl<T> Setting<T> {
+    pub fn unlocked(value: T) -> Self {
+        Self {
+            value,
+            locked: false,
+        }
+    }
+    pub fn locked(value: T) -> Self {
+        Self {
+            value,
+            locked: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum E2eeMode {
+    /// Hosts may turn E2EE on per meeting.
+    Optional,
+    /// New meetings are end-to-end encrypted unless the host turns it off.
+    Default,
+    /// Every meeting is end-to-end encrypted.
+    Enforced,
+}
+
+/// The organisation's policies. Secure defaults: waiting room on and
+/// locked, E2EE by default, 2FA optional.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct OrgPolicy {
+    pub waiting_room: Setting<bool>,
+    pub passcode_required: Setting<bool>,
+    pub chat_allowed: Setting<bool>,
+    pub cloud_recording_allowed: Setting<bool>,
+    pub e2ee: Setting<E2eeMode>,
+    /// Regions meetings and data may use; a subset of the server's regions.
+    pub allowed_regions: Setting<Vec<String>>,
+    /// Meeting length limit in minutes, never above the plan's cap; `null` is
+    /// no limit (only on a plan without a cap).
+    pub meeting_time_limit_minutes: Setting<Option<u32>>,
+    pub require_2fa: Setting<bool>,
+    /// Accounts unused this many days are disabled; `null` turns it off.
+    pub dormant_account_days: Setting<Option<u32>>,
+}
+
+impl OrgPolicy {
+    pub fn defaults(plan: Plan, regions: &[String]) -> Self {
+        Self {
+            waiting_room: Setting::locked(true),
+            passcode_required: Setting::unlocked(false),
+            chat_allowed: Setting::unlocked(true),
+            cloud_recording_allowed: Setting::unlocked(false),
+            e2ee: Setting::unlocked(E2eeMode::Default),
+            allowed_regions: Setting::unlocked(regions.to_vec()),
+            meeting_time_limit_minutes: Setting::locked(plan.meeting_cap_minutes()),
+            require_2fa: Setting::unlocked(false),
+            dormant_account_days: Setting::unlocked(Some(180)),
+        }
+    }
+}
+
+/// A partial update: only the settings present change.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct OrgPolicyUpdate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_room: Option<Setting<bool>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passcode_required: Option<Setting<bool>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat_allowed: Option<Setting<bool>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud_recording_allowed: Option<Setting<bool>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e2ee: Option<Setting<E2eeMode>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_regions: Option<Setting<Vec<String>>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meeting_time_limit_minutes: Option<Setting<Option<u32>>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_2fa: Option<Setting<bool>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dormant_account_days: Option<Setting<Option<u32>>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct AuditEvent {
+    pub seq: i64,
+    pub at_ms: i64,
+    pub org_id: Option<String>,
+    pub actor_id: Option<String>,
+    pub action: String,
+    pub target: Option<String>,
+    pub source_ip: Option<String>,
+    pub outcome: String,
+    pub detail: String,
+    pub hash: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct AuditEventPage {
+    pub events: Vec<AuditEvent>,
+    /// Pass as `before` to get the next (older) page; absent on the last page.
+    pub next_before: Option<i64>,
+}

@@ -1,0 +1,154 @@
+//! Sessions: sign-ins and personal access tokens. Only a hash of each token
+//! is stored.
+
+use crate::{new_id, Result, RowExt, Store};
+use sqlx::any::AnyRow;
+
+#[derive(Debug, Clone)]
+pub struct SessionRow {
+    pub id: String,
+    pub user_id: String,
+    /// `login` or `access_token`.
+    pub kind: String,
+    pub name: Option<String>,
+    pub csrf_token: String,
+    pub created_at_ms: i64,
+    pub last_seen_at_ms: i64,
+    pub expires_at_ms: i64,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub revoked_at_ms: Option<i64>,
+}
+
+impl SessionRow {
+    pub fn is_live(&self, now_ms: i64) -> bool {
+        self.revoked_at_ms.is_none() && self.expires_at_ms > now_ms
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewSession<'a> {
+    pub user_id: &'a str,
+    pub token_hash: &'a str,
+    pub kind: &'a str,
+    pub name: Option<&'a str>,
+    pub csrf_token: &'a str,
+    pub now_ms: i64,
+    pub expires_at_ms: i64,
+    pub ip: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+}
+
+const SESSION_COLUMNS: &str = "id, user_id, kind, name, csrf_token, created_at_ms, last_seen_at_ms, expires_at_ms, ip, user_agent, revoked_at_ms";
+
+impl TryFrom<AnyRow> for SessionRow {
+    type Error = crate::StoreError;
+    fn try_from(row: AnyRow) -> Result<Self> {
+        Ok(Self {
+            id: row.text("id")?,
+            user_id: row.text("user_id")?,
+            kind: row.text("kind")?,
+            name: row.opt_text("name")?,
+            csrf_token: row.text("csrf_token")?,
+            created_at_ms: row.int("created_at_ms")?,
+            last_seen_at_ms: row.int("last_seen_at_ms")?,
+            expires_at_ms: row.int("expires_at_ms")?,
+            ip: row.opt_text("ip")?,
+            user_agent: row.opt_text("user_agent")?,
+            revoked_at_ms: row.opt_int("revoked_at_ms")?,
+        })
+    }
+}
+
+impl Store {
+    pub async fn create_session(&self, new: &NewSession<'_>) -> Result<SessionRow> {
+        let sql = format!(
+            "INSERT INTO sessions (id, user_id, token_hash, kind, name, csrf_token, created_at_ms, last_seen_at_ms, expires_at_ms, ip, user_agent) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10) RETURNING {SESSION_COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(new_id())
+            .bind(new.user_id)
+            .bind(new.token_hash)
+            .bind(new.kind)
+            .bind(new.name)
+            .bind(new.csrf_token)
+            .bind(new.now_ms)
+            .bind(new.expires_at_ms)
+            .bind(new.ip)
+            .bind(new.user_agent)
+            .fetch_one(&self.pool)
+            .await?;
+        SessionRow::try_from(row)
+    }
+
+    pub async fn session_by_token_hash(&self, token_hash: &str) -> Result<Option<SessionRow>> {
+        let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE token_hash = $1");
+        sqlx::query(&sql)
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(SessionRow::try_from)
+            .transpose()
+    }
+
+    /// Notes use of a session, at most once a minute to spare writes.
+    pub async fn touch_session(&self, session_id: &str, now_ms: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE sessions SET last_seen_at_ms = $2 WHERE id = $1 AND last_seen_at_ms < $3",
+        )
+        .bind(session_id)
+        .bind(now_ms)
+        .bind(now_ms - 60_000)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The account's sessions that are neither revoked nor expired.
+    pub async fn list_live_sessions(&self, user_id: &str, now_ms: i64) -> Result<Vec<SessionRow>> {
+        let sql = format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE user_id = $1 AND revoked_at_ms IS NULL AND expires_at_ms > $2 ORDER BY created_at_ms DESC, id"
+        );
+        sqlx::query(&sql)
+            .bind(user_id)
+            .bind(now_ms)
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(SessionRow::try_from)
+            .collect()
+    }
+
+    /// Revokes one of the account's sessions; false when it has no such live session.
+    pub async fn revoke_session(
+        &self,
+        user_id: &str,
+        session_id: &str,
+        now_ms: i64,
+    ) -> Result<bool> {
+        let done = sqlx::query("UPDATE sessions SET revoked_at_ms = $3 WHERE id = $1 AND user_id = $2 AND revoked_at_ms IS NULL")
+            .bind(session_id)
+            .bind(user_id)
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Revokes every live session of the account except `keep`; returns how many.
+    pub async fn revoke_sessions_except(
+        &self,
+        user_id: &str,
+        keep: Option<&str>,
+        now_ms: i64,
+    ) -> Result<u64> {
+        let done = sqlx::query("UPDATE sessions SET revoked_at_ms = $3 WHERE user_id = $1 AND revoked_at_ms IS NULL AND id <> $2")
+            .bind(user_id)
+            .bind(keep.unwrap_or(""))
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+}
