@@ -57,9 +57,7 @@ pub enum ChainError {
     BrokenLink { seq: i64 },
     #[error("event {seq}: contents do not match its stored hash (edited)")]
     Tampered { seq: i64 },
-    #[error(
-        "chain ends at event {last_seq} but the head says {head_seq} (events removed or added)"
-    )]
+    #[error("chain ends at event {last_seq} but the head says {head_seq} (events removed or added)")]
     HeadMismatch { last_seq: i64, head_seq: i64 },
 }
 
@@ -72,25 +70,14 @@ pub struct ChainVerifier {
 
 impl Default for ChainVerifier {
     fn default() -> Self {
-        Self {
-            expected_seq: 1,
-            prev_hash: GENESIS_HASH.to_owned(),
-        }
+        Self { expected_seq: 1, prev_hash: GENESIS_HASH.to_owned() }
     }
 }
 
 impl ChainVerifier {
-    pub fn push(
-        &mut self,
-        link: &AuditLink<'_>,
-        stored_prev: &str,
-        stored_hash: &str,
-    ) -> Result<(), ChainError> {
+    pub fn push(&mut self, link: &AuditLink<'_>, stored_prev: &str, stored_hash: &str) -> Result<(), ChainError> {
         if link.seq != self.expected_seq {
-            return Err(ChainError::Gap {
-                seq: link.seq,
-                expected: self.expected_seq,
-            });
+            return Err(ChainError::Gap { seq: link.seq, expected: self.expected_seq });
         }
         if stored_prev != self.prev_hash {
             return Err(ChainError::BrokenLink { seq: link.seq });
@@ -144,10 +131,7 @@ mod tests {
             .collect()
     }
 
-    fn verify(
-        rows: &[(i64, String, String, String)],
-        head: (i64, &str),
-    ) -> Result<(i64, String), ChainError> {
+    fn verify(rows: &[(i64, String, String, String)], head: (i64, &str)) -> Result<(i64, String), ChainError> {
         let mut v = ChainVerifier::default();
         for (seq, detail, prev, hash) in rows {
             v.push(&link(*seq, detail), prev, hash)?;
@@ -168,29 +152,14 @@ mod tests {
         let head = rows.last().unwrap().3.clone();
         let mut edited = rows.clone();
         edited[2].1 = "changed".into();
-        assert_eq!(
-            verify(&edited, (5, &head)),
-            Err(ChainError::Tampered { seq: 3 })
-        );
+        assert_eq!(verify(&edited, (5, &head)), Err(ChainError::Tampered { seq: 3 }));
         let mut deleted = rows.clone();
         deleted.remove(1);
-        assert_eq!(
-            verify(&deleted, (5, &head)),
-            Err(ChainError::Gap {
-                seq: 3,
-                expected: 2
-            })
-        );
-        assert!(matches!(
-            verify(&rows[..4], (5, &head)),
-            Err(ChainError::HeadMismatch { .. })
-        ));
+        assert_eq!(verify(&deleted, (5, &head)), Err(ChainError::Gap { seq: 3, expected: 2 }));
+        assert!(matches!(verify(&rows[..4], (5, &head)), Err(ChainError::HeadMismatch { .. })));
         let mut relinked = rows.clone();
         relinked[3].2 = relinked[1].3.clone();
-        assert_eq!(
-            verify(&relinked, (5, &head)),
-            Err(ChainError::BrokenLink { seq: 4 })
-        );
+        assert_eq!(verify(&relinked, (5, &head)), Err(ChainError::BrokenLink { seq: 4 }));
     }
 
     #[test]

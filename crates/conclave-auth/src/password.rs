@@ -35,12 +35,7 @@ pub struct PasswordPolicy;
 
 impl PasswordPolicy {
     /// Checks `password` for an account with this email and display name.
-    pub fn check(
-        &self,
-        password: &str,
-        email: &str,
-        display_name: &str,
-    ) -> Result<(), PasswordError> {
+    pub fn check(&self, password: &str, email: &str, display_name: &str) -> Result<(), PasswordError> {
         let length = password.chars().count();
         if length < MIN_LENGTH {
             return Err(PasswordError::TooShort);
@@ -57,10 +52,7 @@ impl PasswordPolicy {
         }
         let local_part = email.split('@').next().unwrap_or_default().to_lowercase();
         let identity = [local_part, display_name.to_lowercase()];
-        if identity
-            .iter()
-            .any(|part| part.chars().count() >= 4 && folded.contains(part.as_str()))
-        {
+        if identity.iter().any(|part| part.chars().count() >= 4 && folded.contains(part.as_str())) {
             return Err(PasswordError::ContainsIdentity);
         }
         Ok(())
@@ -70,11 +62,7 @@ impl PasswordPolicy {
 fn common_set() -> &'static HashSet<&'static str> {
     static SET: OnceLock<HashSet<&'static str>> = OnceLock::new();
     SET.get_or_init(|| {
-        COMMON_PASSWORDS
-            .lines()
-            .map(str::trim)
-            .filter(|line| !line.is_empty() && !line.starts_with('#'))
-            .collect()
+        COMMON_PASSWORDS.lines().map(str::trim).filter(|line| !line.is_empty() && !line.starts_with('#')).collect()
     })
 }
 
@@ -120,10 +108,7 @@ impl PasswordHasher {
     pub fn new(memory_kib: u32, passes: u32, lanes: u32) -> Self {
         let params = Params::new(memory_kib, passes, lanes, None).expect("valid argon2 parameters");
         let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
-        let mut hasher = Self {
-            argon2,
-            decoy: String::new(),
-        };
+        let mut hasher = Self { argon2, decoy: String::new() };
         hasher.decoy = hasher.hash(&crate::secret::OpaqueToken::generate().into_string());
         hasher
     }
@@ -140,10 +125,7 @@ impl PasswordHasher {
     /// stored hash never verifies.
     pub fn verify(&self, password: &str, stored: &str) -> bool {
         match PasswordHash::new(stored) {
-            Ok(parsed) => self
-                .argon2
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok(),
+            Ok(parsed) => self.argon2.verify_password(password.as_bytes(), &parsed).is_ok(),
             Err(_) => false,
         }
     }
@@ -175,10 +157,7 @@ mod tests {
         assert_eq!(check("qwertyuiop"), Err(PasswordError::Common));
         assert_eq!(check("aaaaaaaaaaaa"), Err(PasswordError::Trivial));
         assert_eq!(check("abcdefghijkl"), Err(PasswordError::Trivial));
-        assert_eq!(
-            check("ada.lovelace-rocks"),
-            Err(PasswordError::ContainsIdentity)
-        );
+        assert_eq!(check("ada.lovelace-rocks"), Err(PasswordError::ContainsIdentity));
         assert_eq!(check(&"x".repeat(300)), Err(PasswordError::TooLong));
     }
 

@@ -91,11 +91,8 @@ impl RecoveryCode {
 
     /// Hash of the normalised code, so `ABCDE FGHIJ` matches `abcde-fghij`.
     pub fn hash_input(input: &str) -> TokenHash {
-        let normalised: String = input
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric())
-            .map(|c| c.to_ascii_lowercase())
-            .collect();
+        let normalised: String =
+            input.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_lowercase()).collect();
         TokenHash::of(&normalised)
     }
 
@@ -116,23 +113,16 @@ mod tests {
         assert!(a.as_str().starts_with("cs_"));
         assert_eq!(a.as_str().len(), 3 + 43);
         assert_eq!(a.hash().0.len(), 64);
-        assert!(
-            !format!("{a:?}").contains(a.as_str()),
-            "Debug never prints a secret"
-        );
+        assert!(!format!("{a:?}").contains(a.as_str()), "Debug never prints a secret");
     }
 
     #[test]
     fn recovery_codes_normalise_before_hashing() {
         let code = RecoveryCode::generate();
         assert_eq!(code.as_str().len(), 11);
-        assert_eq!(
-            RecoveryCode::hash_input(&code.as_str().to_uppercase().replace('-', " ")),
-            code.hash()
-        );
+        assert_eq!(RecoveryCode::hash_input(&code.as_str().to_uppercase().replace('-', " ")), code.hash());
         let set = RecoveryCode::generate_set();
-        let unique: std::collections::HashSet<_> =
-            set.iter().map(|c| c.as_str().to_owned()).collect();
+        let unique: std::collections::HashSet<_> = set.iter().map(|c| c.as_str().to_owned()).collect();
         assert_eq!(unique.len(), RecoveryCode::COUNT);
     }
 }

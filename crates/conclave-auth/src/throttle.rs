@@ -45,19 +45,13 @@ pub struct FailureTracker<K> {
 
 impl<K: Hash + Eq + Clone> FailureTracker<K> {
     pub fn new(backoff: Backoff, forget_after: Duration, capacity: usize) -> Self {
-        Self {
-            backoff,
-            forget_after,
-            capacity,
-            entries: HashMap::new(),
-        }
+        Self { backoff, forget_after, capacity, entries: HashMap::new() }
     }
 
     /// `Some(wait)` while `key` is locked out at `now_ms`.
     pub fn locked(&self, key: &K, now_ms: u64) -> Option<Duration> {
         let state = self.entries.get(key)?;
-        (state.locked_until_ms > now_ms)
-            .then(|| Duration::from_millis(state.locked_until_ms - now_ms))
+        (state.locked_until_ms > now_ms).then(|| Duration::from_millis(state.locked_until_ms - now_ms))
     }
 
     /// Records a failure; returns the lockout it started, if any.
@@ -66,11 +60,8 @@ impl<K: Hash + Eq + Clone> FailureTracker<K> {
         if !self.entries.contains_key(&key) && self.entries.len() >= self.capacity {
             self.evict(now_ms);
         }
-        let state = self.entries.entry(key).or_insert(FailureState {
-            failures: 0,
-            last_ms: now_ms,
-            locked_until_ms: 0,
-        });
+        let state =
+            self.entries.entry(key).or_insert(FailureState { failures: 0, last_ms: now_ms, locked_until_ms: 0 });
         if now_ms.saturating_sub(state.last_ms) > forget_ms {
             state.failures = 0;
         }
@@ -97,16 +88,9 @@ impl<K: Hash + Eq + Clone> FailureTracker<K> {
 
     fn evict(&mut self, now_ms: u64) {
         let forget_ms = self.forget_after.as_millis() as u64;
-        self.entries.retain(|_, s| {
-            s.locked_until_ms > now_ms || now_ms.saturating_sub(s.last_ms) <= forget_ms
-        });
+        self.entries.retain(|_, s| s.locked_until_ms > now_ms || now_ms.saturating_sub(s.last_ms) <= forget_ms);
         while self.entries.len() >= self.capacity {
-            let Some(stalest) = self
-                .entries
-                .iter()
-                .min_by_key(|(_, s)| s.last_ms)
-                .map(|(k, _)| k.clone())
-            else {
+            let Some(stalest) = self.entries.iter().min_by_key(|(_, s)| s.last_ms).map(|(k, _)| k.clone()) else {
                 break;
             };
             self.entries.remove(&stalest);
@@ -126,28 +110,16 @@ pub struct RateLimiter<K> {
 
 impl<K: Hash + Eq + Clone> RateLimiter<K> {
     pub fn new(burst: u32, per_second: f64, capacity: usize) -> Self {
-        Self {
-            burst: burst as f64,
-            per_second,
-            capacity,
-            buckets: HashMap::new(),
-        }
+        Self { burst: burst as f64, per_second, capacity, buckets: HashMap::new() }
     }
 
     /// Takes one token for `key`, or says how long until one is available.
     pub fn check(&mut self, key: K, now_ms: u64) -> Result<(), Duration> {
         if !self.buckets.contains_key(&key) && self.buckets.len() >= self.capacity {
             let (burst, rate) = (self.burst, self.per_second);
-            self.buckets.retain(|_, (tokens, at)| {
-                *tokens + now_ms.saturating_sub(*at) as f64 / 1000.0 * rate < burst
-            });
+            self.buckets.retain(|_, (tokens, at)| *tokens + now_ms.saturating_sub(*at) as f64 / 1000.0 * rate < burst);
             if self.buckets.len() >= self.capacity {
-                if let Some(k) = self
-                    .buckets
-                    .iter()
-                    .min_by_key(|(_, (_, at))| *at)
-                    .map(|(k, _)| k.clone())
-                {
+                if let Some(k) = self.buckets.iter().min_by_key(|(_, (_, at))| *at).map(|(k, _)| k.clone()) {
                     self.buckets.remove(&k);
                 }
             }
@@ -171,11 +143,8 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const BACKOFF: Backoff = Backoff {
-        free_attempts: 5,
-        base: Duration::from_secs(60),
-        max: Duration::from_secs(3600),
-    };
+    const BACKOFF: Backoff =
+        Backoff { free_attempts: 5, base: Duration::from_secs(60), max: Duration::from_secs(3600) };
 
     #[test]
     fn backoff_doubles_after_free_attempts_and_caps() {

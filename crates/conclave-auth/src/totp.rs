@@ -49,17 +49,9 @@ impl Totp {
 
     /// Parses the base32 form shown to users (spaces and case ignored).
     pub fn from_base32(text: &str) -> Option<Self> {
-        let cleaned: String = text
-            .chars()
-            .filter(|c| !c.is_whitespace())
-            .collect::<String>()
-            .to_uppercase();
+        let cleaned: String = text.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_uppercase();
         let cleaned = cleaned.trim_end_matches('=');
-        BASE32_NOPAD
-            .decode(cleaned.as_bytes())
-            .ok()
-            .filter(|s| !s.is_empty())
-            .map(Self::from_bytes)
+        BASE32_NOPAD.decode(cleaned.as_bytes()).ok().filter(|s| !s.is_empty()).map(Self::from_bytes)
     }
 
     pub fn to_base32(&self) -> String {
@@ -83,22 +75,13 @@ impl Totp {
 
     /// The code for a time step (HOTP with the step as counter).
     pub fn code_at_step(&self, step: u64, digits: u32) -> String {
-        let mut mac =
-            Hmac::<Sha1>::new_from_slice(&self.secret).expect("HMAC takes any key length");
+        let mut mac = Hmac::<Sha1>::new_from_slice(&self.secret).expect("HMAC takes any key length");
         mac.update(&step.to_be_bytes());
         let digest = mac.finalize().into_bytes();
         let offset = (digest[digest.len() - 1] & 0x0f) as usize;
-        let binary = u32::from_be_bytes([
-            digest[offset] & 0x7f,
-            digest[offset + 1],
-            digest[offset + 2],
-            digest[offset + 3],
-        ]);
-        format!(
-            "{:0width$}",
-            binary % 10u32.pow(digits),
-            width = digits as usize
-        )
+        let binary =
+            u32::from_be_bytes([digest[offset] & 0x7f, digest[offset + 1], digest[offset + 2], digest[offset + 3]]);
+        format!("{:0width$}", binary % 10u32.pow(digits), width = digits as usize)
     }
 
     pub fn code_at(&self, unix_seconds: u64) -> String {
@@ -107,12 +90,7 @@ impl Totp {
 
     /// Checks `code` at `unix_seconds`, refusing steps at or before
     /// `last_used_step`. Returns the matched step, which the caller stores.
-    pub fn verify(
-        &self,
-        code: &str,
-        unix_seconds: u64,
-        last_used_step: Option<u64>,
-    ) -> Result<u64, TotpError> {
+    pub fn verify(&self, code: &str, unix_seconds: u64, last_used_step: Option<u64>) -> Result<u64, TotpError> {
         let code: String = code.chars().filter(|c| !c.is_whitespace()).collect();
         if code.len() != DIGITS as usize || !code.bytes().all(|b| b.is_ascii_digit()) {
             return Err(TotpError::Malformed);
@@ -129,20 +107,14 @@ impl Totp {
                 return Ok(step);
             }
         }
-        Err(if replayed {
-            TotpError::Replayed
-        } else {
-            TotpError::Wrong
-        })
+        Err(if replayed { TotpError::Replayed } else { TotpError::Wrong })
     }
 }
 
 fn percent_encode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'@' => {
-                (b as char).to_string()
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'@' => (b as char).to_string(),
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -164,11 +136,7 @@ mod tests {
             (2_000_000_000, "69279037"),
             (20_000_000_000, "65353130"),
         ] {
-            assert_eq!(
-                totp.code_at_step(Totp::step_at(time), 8),
-                expected,
-                "t={time}"
-            );
+            assert_eq!(totp.code_at_step(Totp::step_at(time), 8), expected, "t={time}");
         }
     }
 
@@ -178,21 +146,12 @@ mod tests {
         let now = 1_700_000_000;
         let code = totp.code_at(now);
         let step = totp.verify(&code, now, None).expect("fresh code verifies");
-        assert_eq!(
-            totp.verify(&code, now, Some(step)),
-            Err(TotpError::Replayed)
-        );
+        assert_eq!(totp.verify(&code, now, Some(step)), Err(TotpError::Replayed));
         let previous = totp.code_at(now - STEP_SECONDS);
-        assert_eq!(
-            totp.verify(&previous, now, Some(step)),
-            Err(TotpError::Replayed)
-        );
+        assert_eq!(totp.verify(&previous, now, Some(step)), Err(TotpError::Replayed));
         let next = totp.code_at(now + STEP_SECONDS);
         assert_eq!(totp.verify(&next, now, Some(step)), Ok(step + 1));
-        assert_eq!(
-            totp.verify(&totp.code_at(now - 5 * STEP_SECONDS), now, None),
-            Err(TotpError::Wrong)
-        );
+        assert_eq!(totp.verify(&totp.code_at(now - 5 * STEP_SECONDS), now, None), Err(TotpError::Wrong));
         assert_eq!(totp.verify("12a456", now, None), Err(TotpError::Malformed));
     }
 

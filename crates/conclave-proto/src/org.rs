@@ -150,16 +150,10 @@ pub struct Setting<T> {
 
 impl<T> Setting<T> {
     pub fn unlocked(value: T) -> Self {
-        Self {
-            value,
-            locked: false,
-        }
+        Self { value, locked: false }
     }
     pub fn locked(value: T) -> Self {
-        Self {
-            value,
-            locked: true,
-        }
+        Self { value, locked: true }
     }
 }
 

@@ -1,1 +1,116 @@
+//! The Conclave server: the REST API, authentication and organisations, on
+//! top of `conclave-store` and `conclave-auth`. [`run`] is what
+//! `conclave serve` calls; [`App`] assembles the same thing for tests.
 
+pub mod accounts;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod metrics;
+pub mod routes;
+pub mod state;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{Limits, Registration, ServerConfig};
+pub use state::{AppState, SharedState};
+
+use conclave_store::Store;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot open the database: {0}")]
+    Store(#[from] conclave_store::StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("server failed: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("start-up task failed: {0}")]
+    Startup(String),
+}
+
+/// Opens the configured database: PostgreSQL when a URL is given, the
+/// SQLite file in the data directory otherwise.
+pub async fn open_store(config: &ServerConfig) -> Result<Store, conclave_store::StoreError> {
+    match &config.database_url {
+        Some(url) => Store::connect(url).await,
+        None => Store::open_sqlite_dir(&config.data_dir).await,
+    }
+}
+
+/// An assembled server: state and router.
+pub struct App {
+    pub state: SharedState,
+    pub router: axum::Router,
+}
+
+impl App {
+    pub fn new(store: Store, config: ServerConfig, clock: Arc<dyn Clock>) -> Self {
+        let state = AppState::new(store, config, clock);
+        let router = routes::router(state.clone());
+        Self { state, router }
+    }
+
+    /// Serves on `listener` until `shutdown` resolves, then finishes the
+    /// requests in flight.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(listener, service).with_graceful_shutdown(shutdown).await
+    }
+}
+
+/// `conclave serve`: open storage, print how to reach the server (and the
+/// one-time setup token on a fresh install), sweep dormant accounts in the
+/// background, serve until `shutdown`.
+pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
+    let store = open_store(&config).await?;
+    if !config.secure_cookies() {
+        tracing::warn!(
+            "public URL is plain HTTP on a non-loopback host: put TLS in front, or browsers will leak sessions"
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServeError::Bind { addr: config.listen, source })?;
+    let app = App::new(store, config, Arc::new(SystemClock));
+    let state = app.state.clone();
+    let setup = accounts::issue_setup_token(&state).await.map_err(|e| ServeError::Startup(format!("{e:?}")))?;
+    let engine = match state.store.engine() {
+        conclave_store::Engine::Sqlite => format!("SQLite at {}", state.config.data_dir.join("conclave.db").display()),
+        conclave_store::Engine::Postgres => "PostgreSQL".to_owned(),
+    };
+    println!("Conclave is running at {}  (storage: {engine})", state.config.public_url);
+    if let Some(token) = setup {
+        println!();
+        println!("No organisation exists yet. Create the first one and its owner with either:");
+        println!(
+            "  conclave admin bootstrap --email you@example.org --password '<passphrase>' --org 'Your organisation'"
+        );
+        println!("or POST {}/api/v1/setup with this one-time setup token:", state.config.public_url);
+        println!("  {}", token.as_str());
+        println!();
+    }
+    tokio::spawn(sweep_dormant_accounts_forever(state.clone()));
+    app.serve(listener, shutdown).await?;
+    state.store.close().await;
+    Ok(())
+}
+
+async fn sweep_dormant_accounts_forever(state: SharedState) {
+    let mut every = tokio::time::interval(state.config.dormant_sweep_every);
+    loop {
+        every.tick().await;
+        match accounts::sweep_dormant_accounts(&state).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(disabled = n, "disabled dormant accounts"),
+            Err(err) => tracing::warn!(error = ?err.code, "dormant-account sweep failed"),
+        }
+    }
+}

@@ -30,8 +30,7 @@ pub struct AuditHead {
     pub hash: String,
 }
 
-const AUDIT_COLUMNS: &str =
-    "seq, at_ms, org_id, actor_id, action, target, source_ip, outcome, detail, prev_hash, hash";
+const AUDIT_COLUMNS: &str = "seq, at_ms, org_id, actor_id, action, target, source_ip, outcome, detail, prev_hash, hash";
 
 fn event_from_row(row: &AnyRow) -> Result<(AuditEvent, String)> {
     let event = AuditEvent {
@@ -74,10 +73,9 @@ impl Store {
     /// Appends one event to the chain and returns its sequence number.
     pub async fn append_audit(&self, event: &NewAuditEvent<'_>) -> Result<i64> {
         let mut tx = self.pool.begin().await?;
-        let head =
-            sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
-                .fetch_one(&mut *tx)
-                .await?;
+        let head = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+            .fetch_one(&mut *tx)
+            .await?;
         let (seq, prev_hash) = (head.int("seq")?, head.text("hash")?);
         let hash = AuditLink {
             seq,
@@ -91,7 +89,8 @@ impl Store {
             detail: event.detail,
         }
         .hash(&prev_hash);
-        let sql = format!("INSERT INTO audit_events ({AUDIT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)");
+        let sql =
+            format!("INSERT INTO audit_events ({AUDIT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)");
         sqlx::query(&sql)
             .bind(seq)
             .bind(event.at_ms)
@@ -106,10 +105,7 @@ impl Store {
             .bind(&hash)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
-            .bind(&hash)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1").bind(&hash).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(seq)
     }
@@ -125,54 +121,31 @@ impl Store {
         let rows = match org_id {
             Some(org) => {
                 let sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_events WHERE org_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3");
-                sqlx::query(&sql)
-                    .bind(org)
-                    .bind(before)
-                    .bind(limit)
-                    .fetch_all(&self.pool)
-                    .await?
+                sqlx::query(&sql).bind(org).bind(before).bind(limit).fetch_all(&self.pool).await?
             }
             None => {
                 let sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_events WHERE seq < $1 ORDER BY seq DESC LIMIT $2");
-                sqlx::query(&sql)
-                    .bind(before)
-                    .bind(limit)
-                    .fetch_all(&self.pool)
-                    .await?
+                sqlx::query(&sql).bind(before).bind(limit).fetch_all(&self.pool).await?
             }
         };
-        rows.iter()
-            .map(|r| event_from_row(r).map(|(e, _)| e))
-            .collect()
+        rows.iter().map(|r| event_from_row(r).map(|(e, _)| e)).collect()
     }
 
     pub async fn audit_head(&self) -> Result<AuditHead> {
-        let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(AuditHead {
-            seq: row.int("seq")?,
-            hash: row.text("hash")?,
-        })
+        let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(&self.pool).await?;
+        Ok(AuditHead { seq: row.int("seq")?, hash: row.text("hash")? })
     }
 
     /// Walks the whole chain in order, in pages, calling `progress(checked,
     /// total)` as it goes.
-    pub async fn verify_audit_chain(
-        &self,
-        mut progress: impl FnMut(i64, i64),
-    ) -> Result<AuditVerdict> {
+    pub async fn verify_audit_chain(&self, mut progress: impl FnMut(i64, i64)) -> Result<AuditVerdict> {
         let head = self.audit_head().await?;
-        let (total,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM audit_events")
-            .fetch_one(&self.pool)
-            .await?;
+        let (total,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM audit_events").fetch_one(&self.pool).await?;
         let mut verifier = ChainVerifier::default();
         let mut after = 0i64;
         let mut checked = 0i64;
         loop {
-            let sql = format!(
-                "SELECT {AUDIT_COLUMNS} FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT 1000"
-            );
+            let sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT 1000");
             let rows = sqlx::query(&sql).bind(after).fetch_all(&self.pool).await?;
             if rows.is_empty() {
                 break;

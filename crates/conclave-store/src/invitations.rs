@@ -24,7 +24,8 @@ impl InvitationRow {
     }
 }
 
-const INVITATION_COLUMNS: &str = "id, org_id, email, role, invited_by, created_at_ms, expires_at_ms, accepted_at_ms, revoked_at_ms";
+const INVITATION_COLUMNS: &str =
+    "id, org_id, email, role, invited_by, created_at_ms, expires_at_ms, accepted_at_ms, revoked_at_ms";
 
 impl TryFrom<AnyRow> for InvitationRow {
     type Error = StoreError;
@@ -34,10 +35,8 @@ impl TryFrom<AnyRow> for InvitationRow {
             id: row.text("id")?,
             org_id: row.text("org_id")?,
             email: row.text("email")?,
-            role: OrgRole::parse(&role_text).ok_or(StoreError::Corrupt {
-                column: "invitations.role",
-                value: role_text,
-            })?,
+            role: OrgRole::parse(&role_text)
+                .ok_or(StoreError::Corrupt { column: "invitations.role", value: role_text })?,
             invited_by: row.text("invited_by")?,
             created_at_ms: row.int("created_at_ms")?,
             expires_at_ms: row.int("expires_at_ms")?,
@@ -77,37 +76,18 @@ impl Store {
         InvitationRow::try_from(row)
     }
 
-    pub async fn invitation_by_token_hash(
-        &self,
-        token_hash: &str,
-    ) -> Result<Option<InvitationRow>> {
+    pub async fn invitation_by_token_hash(&self, token_hash: &str) -> Result<Option<InvitationRow>> {
         let sql = format!("SELECT {INVITATION_COLUMNS} FROM invitations WHERE token_hash = $1");
-        sqlx::query(&sql)
-            .bind(token_hash)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(InvitationRow::try_from)
-            .transpose()
+        sqlx::query(&sql).bind(token_hash).fetch_optional(&self.pool).await?.map(InvitationRow::try_from).transpose()
     }
 
     pub async fn list_invitations(&self, org_id: &str) -> Result<Vec<InvitationRow>> {
         let sql = format!("SELECT {INVITATION_COLUMNS} FROM invitations WHERE org_id = $1 AND revoked_at_ms IS NULL ORDER BY created_at_ms DESC, id");
-        sqlx::query(&sql)
-            .bind(org_id)
-            .fetch_all(&self.pool)
-            .await?
-            .into_iter()
-            .map(InvitationRow::try_from)
-            .collect()
+        sqlx::query(&sql).bind(org_id).fetch_all(&self.pool).await?.into_iter().map(InvitationRow::try_from).collect()
     }
 
     /// Revokes an open invitation of `org_id`; false when there is none.
-    pub async fn revoke_invitation(
-        &self,
-        org_id: &str,
-        invitation_id: &str,
-        now_ms: i64,
-    ) -> Result<bool> {
+    pub async fn revoke_invitation(&self, org_id: &str, invitation_id: &str, now_ms: i64) -> Result<bool> {
         let done = sqlx::query(
             "UPDATE invitations SET revoked_at_ms = $3 WHERE id = $1 AND org_id = $2 AND revoked_at_ms IS NULL AND accepted_at_ms IS NULL",
         )
@@ -121,11 +101,7 @@ impl Store {
 
     /// Consumes the invitation and creates the invited account in one
     /// transaction: a token can never create two accounts.
-    pub async fn accept_invitation(
-        &self,
-        invitation: &InvitationRow,
-        user: &NewUser<'_>,
-    ) -> Result<UserRow> {
+    pub async fn accept_invitation(&self, invitation: &InvitationRow, user: &NewUser<'_>) -> Result<UserRow> {
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE invitations SET accepted_at_ms = $2 WHERE id = $1 AND accepted_at_ms IS NULL AND revoked_at_ms IS NULL AND expires_at_ms > $2",
@@ -139,11 +115,7 @@ impl Store {
         }
         let user = insert_user(
             &mut tx,
-            &NewUser {
-                org_id: Some(&invitation.org_id),
-                role: Some(invitation.role),
-                ..user.clone()
-            },
+            &NewUser { org_id: Some(&invitation.org_id), role: Some(invitation.role), ..user.clone() },
         )
         .await?;
         tx.commit().await?;

@@ -72,10 +72,7 @@ impl Store {
     /// The embedded default: `conclave.db` in `data_dir`, created if missing.
     pub async fn open_sqlite_dir(data_dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(data_dir).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
-        let url = format!(
-            "sqlite://{}?mode=rwc",
-            data_dir.join("conclave.db").display()
-        );
+        let url = format!("sqlite://{}?mode=rwc", data_dir.join("conclave.db").display());
         Self::connect(&url).await
     }
 
@@ -152,9 +149,7 @@ pub fn redact_url(url: &str) -> String {
 /// The current wall-clock time in Unix milliseconds, for bookkeeping columns
 /// the caller does not supply (such as when a migration ran).
 pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 pub(crate) fn new_id() -> String {
@@ -190,10 +185,7 @@ mod tests {
 
     #[test]
     fn redacts_passwords_in_urls() {
-        assert_eq!(
-            redact_url("postgres://app:hunter2@db:5432/x"),
-            "postgres://app:***@db:5432/x"
-        );
+        assert_eq!(redact_url("postgres://app:hunter2@db:5432/x"), "postgres://app:***@db:5432/x");
         assert_eq!(redact_url("sqlite:///tmp/a.db"), "sqlite:///tmp/a.db");
     }
 }

@@ -27,17 +27,11 @@ const PG_LOCK_KEY: i64 = 0x636f_6e63_6c61_7665;
 pub(crate) async fn run(store: &Store) -> Result<()> {
     let mut conn = store.pool.acquire().await?;
     if store.engine == Engine::Postgres {
-        sqlx::query("SELECT pg_advisory_lock($1)")
-            .bind(PG_LOCK_KEY)
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query("SELECT pg_advisory_lock($1)").bind(PG_LOCK_KEY).execute(&mut *conn).await?;
     }
     let result = apply_pending(store.engine, &mut conn).await;
     if store.engine == Engine::Postgres {
-        sqlx::query("SELECT pg_advisory_unlock($1)")
-            .bind(PG_LOCK_KEY)
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query("SELECT pg_advisory_unlock($1)").bind(PG_LOCK_KEY).execute(&mut *conn).await?;
     }
     result
 }
@@ -50,11 +44,10 @@ async fn apply_pending(engine: Engine, conn: &mut sqlx::AnyConnection) -> Result
     for migration in MIGRATIONS {
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         // Re-check inside the transaction so two SQLite starters cannot both apply.
-        let applied: Option<(i64,)> =
-            sqlx::query_as("SELECT version FROM schema_migrations WHERE version = $1")
-                .bind(migration.version)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let applied: Option<(i64,)> = sqlx::query_as("SELECT version FROM schema_migrations WHERE version = $1")
+            .bind(migration.version)
+            .fetch_optional(&mut *tx)
+            .await?;
         if applied.is_some() {
             continue;
         }
@@ -65,20 +58,14 @@ async fn apply_pending(engine: Engine, conn: &mut sqlx::AnyConnection) -> Result
         for statement in statements(sql) {
             tx.execute(statement).await?;
         }
-        sqlx::query(
-            "INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES ($1, $2, $3)",
-        )
-        .bind(migration.version)
-        .bind(migration.name)
-        .bind(crate::now_ms())
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query("INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES ($1, $2, $3)")
+            .bind(migration.version)
+            .bind(migration.name)
+            .bind(crate::now_ms())
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
-        tracing::info!(
-            version = migration.version,
-            name = migration.name,
-            "applied schema migration"
-        );
+        tracing::info!(version = migration.version, name = migration.name, "applied schema migration");
     }
     Ok(())
 }
@@ -86,10 +73,9 @@ async fn apply_pending(engine: Engine, conn: &mut sqlx::AnyConnection) -> Result
 /// Splits a migration file into statements at `;` line ends, dropping
 /// comment-only fragments. Migrations never put `;` inside string literals.
 fn statements(sql: &str) -> impl Iterator<Item = &str> {
-    sql.split(";\n").map(str::trim).filter(|s| {
-        s.lines()
-            .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with("--"))
-    })
+    sql.split(";\n")
+        .map(str::trim)
+        .filter(|s| s.lines().any(|l| !l.trim().is_empty() && !l.trim_start().starts_with("--")))
 }
 
 #[cfg(test)]

@@ -8,21 +8,11 @@ use sqlx::any::AnyRow;
 
 fn org_from_row(row: &AnyRow) -> Result<(Org, OrgPolicy)> {
     let plan_text = row.text("plan")?;
-    let plan = Plan::parse(&plan_text).ok_or(StoreError::Corrupt {
-        column: "orgs.plan",
-        value: plan_text,
-    })?;
+    let plan = Plan::parse(&plan_text).ok_or(StoreError::Corrupt { column: "orgs.plan", value: plan_text })?;
     let policy_json = row.text("policy_json")?;
-    let policy = serde_json::from_str(&policy_json).map_err(|_| StoreError::Corrupt {
-        column: "orgs.policy_json",
-        value: policy_json,
-    })?;
-    let org = Org {
-        id: row.text("id")?,
-        name: row.text("name")?,
-        plan,
-        created_at_ms: row.int("created_at_ms")?,
-    };
+    let policy = serde_json::from_str(&policy_json)
+        .map_err(|_| StoreError::Corrupt { column: "orgs.policy_json", value: policy_json })?;
+    let org = Org { id: row.text("id")?, name: row.text("name")?, plan, created_at_ms: row.int("created_at_ms")? };
     Ok((org, policy))
 }
 
@@ -42,15 +32,9 @@ impl Store {
     ) -> Result<(Org, UserRow)> {
         let mut tx = self.pool.begin().await?;
         let org = insert_org(&mut tx, name, plan, policy, owner.now_ms).await?;
-        let owner = insert_user(
-            &mut tx,
-            &NewUser {
-                org_id: Some(&org.id),
-                role: Some(OrgRole::Owner),
-                ..owner.clone()
-            },
-        )
-        .await?;
+        let owner =
+            insert_user(&mut tx, &NewUser { org_id: Some(&org.id), role: Some(OrgRole::Owner), ..owner.clone() })
+                .await?;
         tx.commit().await?;
         Ok((org, owner))
     }
@@ -66,13 +50,11 @@ impl Store {
     ) -> Result<Org> {
         let mut tx = self.pool.begin().await?;
         let org = insert_org(&mut tx, name, plan, policy, now_ms).await?;
-        let done = sqlx::query(
-            "UPDATE users SET org_id = $2, role = 'owner' WHERE id = $1 AND org_id IS NULL",
-        )
-        .bind(user_id)
-        .bind(&org.id)
-        .execute(&mut *tx)
-        .await?;
+        let done = sqlx::query("UPDATE users SET org_id = $2, role = 'owner' WHERE id = $1 AND org_id IS NULL")
+            .bind(user_id)
+            .bind(&org.id)
+            .execute(&mut *tx)
+            .await?;
         if done.rows_affected() != 1 {
             return Err(StoreError::Conflict("membership of an organisation"));
         }
@@ -81,26 +63,23 @@ impl Store {
     }
 
     pub async fn org_by_id(&self, id: &str) -> Result<Option<(Org, OrgPolicy)>> {
-        let row = sqlx::query(
-            "SELECT id, name, plan, policy_json, created_at_ms FROM orgs WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = sqlx::query("SELECT id, name, plan, policy_json, created_at_ms FROM orgs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(org_from_row).transpose()
     }
 
     pub async fn list_orgs(&self) -> Result<Vec<(Org, OrgPolicy)>> {
-        let rows = sqlx::query("SELECT id, name, plan, policy_json, created_at_ms FROM orgs ORDER BY created_at_ms, id")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT id, name, plan, policy_json, created_at_ms FROM orgs ORDER BY created_at_ms, id")
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter().map(org_from_row).collect()
     }
 
     pub async fn count_orgs(&self) -> Result<i64> {
-        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM orgs")
-            .fetch_one(&self.pool)
-            .await?;
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM orgs").fetch_one(&self.pool).await?;
         Ok(n)
     }
 
@@ -138,21 +117,14 @@ async fn insert_org(
     policy: &OrgPolicy,
     now_ms: i64,
 ) -> Result<Org> {
-    let org = Org {
-        id: new_id(),
-        name: name.to_owned(),
-        plan,
-        created_at_ms: now_ms,
-    };
-    sqlx::query(
-        "INSERT INTO orgs (id, name, plan, policy_json, created_at_ms) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(&org.id)
-    .bind(&org.name)
-    .bind(plan.as_str())
-    .bind(policy_json(policy))
-    .bind(now_ms)
-    .execute(&mut **tx)
-    .await?;
+    let org = Org { id: new_id(), name: name.to_owned(), plan, created_at_ms: now_ms };
+    sqlx::query("INSERT INTO orgs (id, name, plan, policy_json, created_at_ms) VALUES ($1, $2, $3, $4, $5)")
+        .bind(&org.id)
+        .bind(&org.name)
+        .bind(plan.as_str())
+        .bind(policy_json(policy))
+        .bind(now_ms)
+        .execute(&mut **tx)
+        .await?;
     Ok(org)
 }

@@ -39,7 +39,8 @@ pub struct NewSession<'a> {
     pub user_agent: Option<&'a str>,
 }
 
-const SESSION_COLUMNS: &str = "id, user_id, kind, name, csrf_token, created_at_ms, last_seen_at_ms, expires_at_ms, ip, user_agent, revoked_at_ms";
+const SESSION_COLUMNS: &str =
+    "id, user_id, kind, name, csrf_token, created_at_ms, last_seen_at_ms, expires_at_ms, ip, user_agent, revoked_at_ms";
 
 impl TryFrom<AnyRow> for SessionRow {
     type Error = crate::StoreError;
@@ -84,24 +85,17 @@ impl Store {
 
     pub async fn session_by_token_hash(&self, token_hash: &str) -> Result<Option<SessionRow>> {
         let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE token_hash = $1");
-        sqlx::query(&sql)
-            .bind(token_hash)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(SessionRow::try_from)
-            .transpose()
+        sqlx::query(&sql).bind(token_hash).fetch_optional(&self.pool).await?.map(SessionRow::try_from).transpose()
     }
 
     /// Notes use of a session, at most once a minute to spare writes.
     pub async fn touch_session(&self, session_id: &str, now_ms: i64) -> Result<()> {
-        sqlx::query(
-            "UPDATE sessions SET last_seen_at_ms = $2 WHERE id = $1 AND last_seen_at_ms < $3",
-        )
-        .bind(session_id)
-        .bind(now_ms)
-        .bind(now_ms - 60_000)
-        .execute(&self.pool)
-        .await?;
+        sqlx::query("UPDATE sessions SET last_seen_at_ms = $2 WHERE id = $1 AND last_seen_at_ms < $3")
+            .bind(session_id)
+            .bind(now_ms)
+            .bind(now_ms - 60_000)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -121,34 +115,28 @@ impl Store {
     }
 
     /// Revokes one of the account's sessions; false when it has no such live session.
-    pub async fn revoke_session(
-        &self,
-        user_id: &str,
-        session_id: &str,
-        now_ms: i64,
-    ) -> Result<bool> {
-        let done = sqlx::query("UPDATE sessions SET revoked_at_ms = $3 WHERE id = $1 AND user_id = $2 AND revoked_at_ms IS NULL")
-            .bind(session_id)
-            .bind(user_id)
-            .bind(now_ms)
-            .execute(&self.pool)
-            .await?;
+    pub async fn revoke_session(&self, user_id: &str, session_id: &str, now_ms: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE sessions SET revoked_at_ms = $3 WHERE id = $1 AND user_id = $2 AND revoked_at_ms IS NULL",
+        )
+        .bind(session_id)
+        .bind(user_id)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 
     /// Revokes every live session of the account except `keep`; returns how many.
-    pub async fn revoke_sessions_except(
-        &self,
-        user_id: &str,
-        keep: Option<&str>,
-        now_ms: i64,
-    ) -> Result<u64> {
-        let done = sqlx::query("UPDATE sessions SET revoked_at_ms = $3 WHERE user_id = $1 AND revoked_at_ms IS NULL AND id <> $2")
-            .bind(user_id)
-            .bind(keep.unwrap_or(""))
-            .bind(now_ms)
-            .execute(&self.pool)
-            .await?;
+    pub async fn revoke_sessions_except(&self, user_id: &str, keep: Option<&str>, now_ms: i64) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE sessions SET revoked_at_ms = $3 WHERE user_id = $1 AND revoked_at_ms IS NULL AND id <> $2",
+        )
+        .bind(user_id)
+        .bind(keep.unwrap_or(""))
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected())
     }
 }

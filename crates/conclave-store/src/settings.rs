@@ -4,20 +4,21 @@ use crate::{Result, Store};
 
 impl Store {
     pub async fn setting(&self, key: &str) -> Result<Option<String>> {
-        let row: Option<(String,)> =
-            sqlx::query_as("SELECT value FROM server_settings WHERE key = $1")
-                .bind(key)
-                .fetch_optional(&self.pool)
-                .await?;
+        let row: Option<(String,)> = sqlx::query_as("SELECT value FROM server_settings WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.map(|(v,)| v))
     }
 
     pub async fn put_setting(&self, key: &str, value: &str) -> Result<()> {
-        sqlx::query("INSERT INTO server_settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = $2")
-            .bind(key)
-            .bind(value)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "INSERT INTO server_settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = $2",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -33,10 +34,7 @@ impl Store {
     }
 
     pub async fn delete_setting(&self, key: &str) -> Result<()> {
-        sqlx::query("DELETE FROM server_settings WHERE key = $1")
-            .bind(key)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query("DELETE FROM server_settings WHERE key = $1").bind(key).execute(&self.pool).await?;
         Ok(())
     }
 }

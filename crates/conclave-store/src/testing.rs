@@ -23,25 +23,15 @@ impl TestDatabase {
         match engine {
             Engine::Sqlite => {
                 let dir = tempfile::tempdir().expect("temporary directory");
-                let url = format!(
-                    "sqlite://{}?mode=rwc",
-                    dir.path().join("conclave.db").display()
-                );
-                Self {
-                    engine,
-                    url,
-                    _dir: Some(dir),
-                    pg_admin_url: None,
-                }
+                let url = format!("sqlite://{}?mode=rwc", dir.path().join("conclave.db").display());
+                Self { engine, url, _dir: Some(dir), pg_admin_url: None }
             }
             Engine::Postgres => {
-                let admin = std::env::var("CONCLAVE_TEST_POSTGRES_URL")
-                    .unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
+                let admin =
+                    std::env::var("CONCLAVE_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
                 let mut conn = connect_or_start(&admin).await;
                 let name = format!("conclave_t_{}", uuid::Uuid::new_v4().simple());
-                conn.execute(format!("CREATE DATABASE {name}").as_str())
-                    .await
-                    .expect("create test database");
+                conn.execute(format!("CREATE DATABASE {name}").as_str()).await.expect("create test database");
                 let _ = conn.close().await;
                 let url = match admin.rfind('/') {
                     Some(slash) if slash > "postgres://".len() => {
@@ -49,20 +39,13 @@ impl TestDatabase {
                     }
                     _ => panic!("CONCLAVE_TEST_POSTGRES_URL must name a database: {admin}"),
                 };
-                Self {
-                    engine,
-                    url,
-                    _dir: None,
-                    pg_admin_url: Some((admin, name)),
-                }
+                Self { engine, url, _dir: None, pg_admin_url: Some((admin, name)) }
             }
         }
     }
 
     pub async fn store(&self) -> Store {
-        Store::connect(&self.url)
-            .await
-            .expect("connect to test database")
+        Store::connect(&self.url).await.expect("connect to test database")
     }
 }
 
@@ -71,15 +54,10 @@ impl Drop for TestDatabase {
         if let Some((admin, name)) = self.pg_admin_url.take() {
             // Drop runs outside any runtime guarantee; use a private one.
             let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .ok()?;
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
                 rt.block_on(async {
                     let mut conn = sqlx::PgConnection::connect(&admin).await.ok()?;
-                    conn.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-                        .await
-                        .ok()
+                    conn.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str()).await.ok()
                 })
             })
             .join();
@@ -123,12 +101,7 @@ fn start_local_postgres() {
     };
     for version in versions.flatten() {
         let _ = std::process::Command::new("pg_ctlcluster")
-            .args([
-                "--skip-systemctl-redirect",
-                &version.file_name().to_string_lossy(),
-                "main",
-                "start",
-            ])
+            .args(["--skip-systemctl-redirect", &version.file_name().to_string_lossy(), "main", "start"])
             .status();
     }
 }

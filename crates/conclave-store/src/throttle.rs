@@ -13,16 +13,12 @@ pub struct ThrottleRow {
 
 impl Store {
     pub async fn login_throttle(&self, key_hash: &str) -> Result<Option<ThrottleRow>> {
-        let row: Option<(i64, i64)> = sqlx::query_as(
-            "SELECT failures, locked_until_ms FROM login_throttle WHERE key_hash = $1",
-        )
-        .bind(key_hash)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|(failures, locked_until_ms)| ThrottleRow {
-            failures,
-            locked_until_ms,
-        }))
+        let row: Option<(i64, i64)> =
+            sqlx::query_as("SELECT failures, locked_until_ms FROM login_throttle WHERE key_hash = $1")
+                .bind(key_hash)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(failures, locked_until_ms)| ThrottleRow { failures, locked_until_ms }))
     }
 
     /// Counts one more failure (starting over after `forget_after_ms` of
@@ -56,17 +52,11 @@ impl Store {
                 .execute(&self.pool)
                 .await?;
         }
-        Ok(ThrottleRow {
-            failures,
-            locked_until_ms,
-        })
+        Ok(ThrottleRow { failures, locked_until_ms })
     }
 
     pub async fn clear_login_failures(&self, key_hash: &str) -> Result<()> {
-        sqlx::query("DELETE FROM login_throttle WHERE key_hash = $1")
-            .bind(key_hash)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query("DELETE FROM login_throttle WHERE key_hash = $1").bind(key_hash).execute(&self.pool).await?;
         Ok(())
     }
 }

@@ -44,10 +44,7 @@ fn parse_status(text: String) -> Result<AccountStatus> {
         "active" => Ok(AccountStatus::Active),
         "deactivated" => Ok(AccountStatus::Deactivated),
         "dormant" => Ok(AccountStatus::Dormant),
-        _ => Err(StoreError::Corrupt {
-            column: "users.status",
-            value: text,
-        }),
+        _ => Err(StoreError::Corrupt { column: "users.status", value: text }),
     }
 }
 
@@ -56,10 +53,7 @@ impl TryFrom<AnyRow> for UserRow {
     fn try_from(row: AnyRow) -> Result<Self> {
         let role = match row.opt_text("role")? {
             None => None,
-            Some(text) => Some(OrgRole::parse(&text).ok_or(StoreError::Corrupt {
-                column: "users.role",
-                value: text,
-            })?),
+            Some(text) => Some(OrgRole::parse(&text).ok_or(StoreError::Corrupt { column: "users.role", value: text })?),
         };
         Ok(Self {
             id: row.text("id")?,
@@ -90,74 +84,44 @@ impl Store {
 
     pub async fn user_by_id(&self, id: &str) -> Result<Option<UserRow>> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
-        sqlx::query(&sql)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(UserRow::try_from)
-            .transpose()
+        sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await?.map(UserRow::try_from).transpose()
     }
 
     pub async fn user_by_email(&self, email: &str) -> Result<Option<UserRow>> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE email = $1");
-        sqlx::query(&sql)
-            .bind(email)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(UserRow::try_from)
-            .transpose()
+        sqlx::query(&sql).bind(email).fetch_optional(&self.pool).await?.map(UserRow::try_from).transpose()
     }
 
     pub async fn list_org_members(&self, org_id: &str) -> Result<Vec<UserRow>> {
-        let sql = format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE org_id = $1 ORDER BY created_at_ms, id"
-        );
-        sqlx::query(&sql)
-            .bind(org_id)
-            .fetch_all(&self.pool)
-            .await?
-            .into_iter()
-            .map(UserRow::try_from)
-            .collect()
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE org_id = $1 ORDER BY created_at_ms, id");
+        sqlx::query(&sql).bind(org_id).fetch_all(&self.pool).await?.into_iter().map(UserRow::try_from).collect()
     }
 
     pub async fn count_org_owners(&self, org_id: &str) -> Result<i64> {
-        let (n,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM users WHERE org_id = $1 AND role = 'owner' AND status = 'active'",
-        )
-        .bind(org_id)
-        .fetch_one(&self.pool)
-        .await?;
+        let (n,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM users WHERE org_id = $1 AND role = 'owner' AND status = 'active'")
+                .bind(org_id)
+                .fetch_one(&self.pool)
+                .await?;
         Ok(n)
     }
 
     pub async fn set_user_role(&self, user_id: &str, role: OrgRole) -> Result<()> {
-        self.update_user(
-            user_id,
-            "UPDATE users SET role = $2 WHERE id = $1",
-            role.as_str(),
-        )
-        .await
+        self.update_user(user_id, "UPDATE users SET role = $2 WHERE id = $1", role.as_str()).await
     }
 
     pub async fn set_user_status(&self, user_id: &str, status: AccountStatus) -> Result<()> {
-        self.update_user(
-            user_id,
-            "UPDATE users SET status = $2 WHERE id = $1",
-            status_str(status),
-        )
-        .await
+        self.update_user(user_id, "UPDATE users SET status = $2 WHERE id = $1", status_str(status)).await
     }
 
     /// Reactivation counts as activity, so a dormant account is not
     /// disabled again by the next sweep.
     pub async fn reactivate_user(&self, user_id: &str, now_ms: i64) -> Result<()> {
-        let done =
-            sqlx::query("UPDATE users SET status = 'active', last_active_at_ms = $2 WHERE id = $1")
-                .bind(user_id)
-                .bind(now_ms)
-                .execute(&self.pool)
-                .await?;
+        let done = sqlx::query("UPDATE users SET status = 'active', last_active_at_ms = $2 WHERE id = $1")
+            .bind(user_id)
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound("account"));
         }
@@ -165,32 +129,16 @@ impl Store {
     }
 
     pub async fn set_password_hash(&self, user_id: &str, hash: &str) -> Result<()> {
-        self.update_user(
-            user_id,
-            "UPDATE users SET password_hash = $2 WHERE id = $1",
-            hash,
-        )
-        .await
+        self.update_user(user_id, "UPDATE users SET password_hash = $2 WHERE id = $1", hash).await
     }
 
     pub async fn set_pending_totp(&self, user_id: &str, secret: &str) -> Result<()> {
-        self.update_user(
-            user_id,
-            "UPDATE users SET totp_pending_secret = $2 WHERE id = $1",
-            secret,
-        )
-        .await
+        self.update_user(user_id, "UPDATE users SET totp_pending_secret = $2 WHERE id = $1", secret).await
     }
 
     /// Turns on 2FA with the pending secret, records the step just used, and
     /// replaces the recovery codes; all or nothing.
-    pub async fn enable_totp(
-        &self,
-        user_id: &str,
-        secret: &str,
-        step: i64,
-        recovery_hashes: &[String],
-    ) -> Result<()> {
+    pub async fn enable_totp(&self, user_id: &str, secret: &str, step: i64, recovery_hashes: &[String]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE users SET totp_secret = $2, totp_pending_secret = NULL, totp_last_step = $3 WHERE id = $1")
             .bind(user_id)
@@ -205,10 +153,12 @@ impl Store {
 
     pub async fn disable_totp(&self, user_id: &str) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE users SET totp_secret = NULL, totp_pending_secret = NULL, totp_last_step = NULL WHERE id = $1")
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE users SET totp_secret = NULL, totp_pending_secret = NULL, totp_last_step = NULL WHERE id = $1",
+        )
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
         replace_recovery_codes(&mut tx, user_id, &[]).await?;
         tx.commit().await?;
         Ok(())
@@ -224,60 +174,52 @@ impl Store {
     /// Records `step` as used if it is newer than the last used one. Atomic,
     /// so the same code cannot be accepted twice even by two nodes at once.
     pub async fn claim_totp_step(&self, user_id: &str, step: i64) -> Result<bool> {
-        let done = sqlx::query("UPDATE users SET totp_last_step = $2 WHERE id = $1 AND (totp_last_step IS NULL OR totp_last_step < $2)")
-            .bind(user_id)
-            .bind(step)
-            .execute(&self.pool)
-            .await?;
+        let done = sqlx::query(
+            "UPDATE users SET totp_last_step = $2 WHERE id = $1 AND (totp_last_step IS NULL OR totp_last_step < $2)",
+        )
+        .bind(user_id)
+        .bind(step)
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 
     /// Marks an unused recovery code as used; false when there is none.
-    pub async fn use_recovery_code(
-        &self,
-        user_id: &str,
-        code_hash: &str,
-        now_ms: i64,
-    ) -> Result<bool> {
-        let done = sqlx::query("UPDATE recovery_codes SET used_at_ms = $3 WHERE user_id = $1 AND code_hash = $2 AND used_at_ms IS NULL")
-            .bind(user_id)
-            .bind(code_hash)
-            .bind(now_ms)
-            .execute(&self.pool)
-            .await?;
+    pub async fn use_recovery_code(&self, user_id: &str, code_hash: &str, now_ms: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE recovery_codes SET used_at_ms = $3 WHERE user_id = $1 AND code_hash = $2 AND used_at_ms IS NULL",
+        )
+        .bind(user_id)
+        .bind(code_hash)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 
     pub async fn unused_recovery_codes(&self, user_id: &str) -> Result<i64> {
-        let (n,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1 AND used_at_ms IS NULL",
-        )
-        .bind(user_id)
-        .fetch_one(&self.pool)
-        .await?;
+        let (n,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1 AND used_at_ms IS NULL")
+                .bind(user_id)
+                .fetch_one(&self.pool)
+                .await?;
         Ok(n)
     }
 
     /// Notes activity, at most once a minute per account to spare writes.
     pub async fn touch_user(&self, user_id: &str, now_ms: i64) -> Result<()> {
-        sqlx::query(
-            "UPDATE users SET last_active_at_ms = $2 WHERE id = $1 AND last_active_at_ms < $3",
-        )
-        .bind(user_id)
-        .bind(now_ms)
-        .bind(now_ms - 60_000)
-        .execute(&self.pool)
-        .await?;
+        sqlx::query("UPDATE users SET last_active_at_ms = $2 WHERE id = $1 AND last_active_at_ms < $3")
+            .bind(user_id)
+            .bind(now_ms)
+            .bind(now_ms - 60_000)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
     /// Marks active members of `org_id` unused since `cutoff_ms` as dormant
     /// and returns their ids.
-    pub async fn disable_dormant_members(
-        &self,
-        org_id: &str,
-        cutoff_ms: i64,
-    ) -> Result<Vec<String>> {
+    pub async fn disable_dormant_members(&self, org_id: &str, cutoff_ms: i64) -> Result<Vec<String>> {
         let rows: Vec<(String,)> = sqlx::query_as(
             "UPDATE users SET status = 'dormant' WHERE org_id = $1 AND status = 'active' AND last_active_at_ms < $2 RETURNING id",
         )
@@ -289,11 +231,7 @@ impl Store {
     }
 
     async fn update_user(&self, user_id: &str, sql: &str, value: &str) -> Result<()> {
-        let done = sqlx::query(sql)
-            .bind(user_id)
-            .bind(value)
-            .execute(&self.pool)
-            .await?;
+        let done = sqlx::query(sql).bind(user_id).bind(value).execute(&self.pool).await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound("account"));
         }
@@ -301,10 +239,7 @@ impl Store {
     }
 }
 
-pub(crate) async fn insert_user(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    new: &NewUser<'_>,
-) -> Result<UserRow> {
+pub(crate) async fn insert_user(tx: &mut sqlx::Transaction<'_, sqlx::Any>, new: &NewUser<'_>) -> Result<UserRow> {
     let id = new_id();
     let sql = format!(
         "INSERT INTO users (id, email, display_name, password_hash, org_id, role, status, created_at_ms, last_active_at_ms) \
@@ -329,10 +264,7 @@ async fn replace_recovery_codes(
     user_id: &str,
     hashes: &[String],
 ) -> Result<()> {
-    sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
-        .bind(user_id)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(user_id).execute(&mut **tx).await?;
     for hash in hashes {
         sqlx::query("INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)")
             .bind(user_id)

@@ -2,20 +2,11 @@
 
 use conclave_auth::Backoff;
 use conclave_proto::{AccountStatus, OrgPolicy, OrgRole, Plan};
-use conclave_store::{
-    test_both_engines, AuditVerdict, NewAuditEvent, NewSession, NewUser, StoreError,
-};
+use conclave_store::{test_both_engines, AuditVerdict, NewAuditEvent, NewSession, NewUser, StoreError};
 use std::time::Duration;
 
 fn user<'a>(email: &'a str, now_ms: i64) -> NewUser<'a> {
-    NewUser {
-        email,
-        display_name: "Someone",
-        password_hash: "$argon2id$fake",
-        org_id: None,
-        role: None,
-        now_ms,
-    }
+    NewUser { email, display_name: "Someone", password_hash: "$argon2id$fake", org_id: None, role: None, now_ms }
 }
 
 fn policy() -> OrgPolicy {

@@ -1,0 +1,130 @@
+//! The server's resolved configuration. How it is assembled from file,
+//! environment and flags is the binary's business; this is the result.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registration {
+    /// Accounts are created only from invitations (the default).
+    InviteOnly,
+    /// Anyone may sign up, then create an organisation.
+    Open,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// `postgres://...` to use PostgreSQL; the SQLite file in `data_dir` otherwise.
+    pub database_url: Option<String>,
+    /// The origin users reach the server at, for links and the CSRF origin check.
+    pub public_url: String,
+    pub registration: Registration,
+    /// The regions this deployment serves; organisations choose among them.
+    pub regions: Vec<String>,
+    /// Peers whose `X-Forwarded-For` is believed (a reverse proxy in front).
+    pub trusted_proxies: Vec<IpAddr>,
+    pub limits: Limits,
+    /// How often dormant accounts are looked for.
+    pub dormant_sweep_every: Duration,
+}
+
+/// Throttling knobs. The defaults suit production; tests tighten or loosen
+/// them to exercise one mechanism at a time.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    /// Consecutive failed logins for one email before it is locked, and the
+    /// first lockout (doubling after).
+    pub account_free_failures: u32,
+    pub account_lockout: Duration,
+    pub account_lockout_max: Duration,
+    /// Consecutive failures from one source address before it is locked.
+    pub ip_free_failures: u32,
+    pub ip_lockout: Duration,
+    pub ip_lockout_max: Duration,
+    /// Failure counts are forgotten after this long without a failure.
+    pub forget_failures_after: Duration,
+    /// Sign-ups, invitations, bootstraps and logins per source address:
+    /// burst and refill rate per second.
+    pub sensitive_burst: u32,
+    pub sensitive_per_second: f64,
+    pub session_lifetime: Duration,
+    pub invitation_lifetime: Duration,
+    pub argon2_memory_kib: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 64 * 1024,
+            account_free_failures: 5,
+            account_lockout: Duration::from_secs(60),
+            account_lockout_max: Duration::from_secs(3600),
+            ip_free_failures: 30,
+            ip_lockout: Duration::from_secs(60),
+            ip_lockout_max: Duration::from_secs(3600),
+            forget_failures_after: Duration::from_secs(3600),
+            sensitive_burst: 20,
+            sensitive_per_second: 0.5,
+            session_lifetime: Duration::from_secs(14 * 24 * 3600),
+            invitation_lifetime: Duration::from_secs(7 * 24 * 3600),
+            argon2_memory_kib: 19 * 1024,
+        }
+    }
+}
+
+impl ServerConfig {
+    pub fn new(listen: SocketAddr, data_dir: PathBuf) -> Self {
+        Self {
+            listen,
+            data_dir,
+            database_url: None,
+            public_url: format!("http://{listen}"),
+            registration: Registration::InviteOnly,
+            regions: vec!["local".to_owned()],
+            trusted_proxies: Vec::new(),
+            limits: Limits::default(),
+            dormant_sweep_every: Duration::from_secs(3600),
+        }
+    }
+
+    /// Cookies are `Secure` unless the public URL is plain HTTP on a
+    /// non-loopback host, where browsers would drop them (and where a
+    /// warning tells the operator to put TLS in front).
+    pub fn secure_cookies(&self) -> bool {
+        match self.public_url.strip_prefix("http://") {
+            Some(rest) => {
+                let host = rest.split(['/', ':']).next().unwrap_or_default();
+                matches!(host, "localhost" | "127.0.0.1" | "[") || rest.starts_with("[::1]")
+            }
+            None => true,
+        }
+    }
+
+    /// `scheme://host[:port]` of `public_url`.
+    pub fn public_origin(&self) -> &str {
+        let after_scheme = self.public_url.find("://").map_or(0, |i| i + 3);
+        let end = self.public_url[after_scheme..].find('/').map_or(self.public_url.len(), |i| after_scheme + i);
+        &self.public_url[..end]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origin_and_cookie_security_follow_the_public_url() {
+        let mut c = ServerConfig::new("127.0.0.1:8080".parse().unwrap(), "/tmp".into());
+        assert_eq!(c.public_origin(), "http://127.0.0.1:8080");
+        assert!(c.secure_cookies(), "loopback is a secure context for browsers");
+        c.public_url = "https://meet.example.org/base".into();
+        assert_eq!(c.public_origin(), "https://meet.example.org");
+        assert!(c.secure_cookies());
+        c.public_url = "http://meet.example.org".into();
+        assert!(!c.secure_cookies());
+    }
+}

@@ -1,0 +1,164 @@
+//! API errors as RFC 9457 problem details. Each kind has a stable `type` URI
+//! (`https://conclave.dev/problems/<code>`) and a fixed title; `detail` says
+//! what went wrong this time. Internal errors are logged, never echoed.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use conclave_proto::problem::{FieldError, Problem, PROBLEM_BASE};
+use conclave_store::StoreError;
+use std::time::Duration;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub title: &'static str,
+    pub detail: Option<String>,
+    pub errors: Vec<FieldError>,
+    pub retry_after: Option<Duration>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, title: &'static str) -> Self {
+        Self { status, code, title, detail: None, errors: Vec::new(), retry_after: None }
+    }
+
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    pub fn malformed_json(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "malformed-json", "The request body is not valid JSON").with_detail(detail)
+    }
+    pub fn invalid_body(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-body",
+            "The request body does not match the expected shape",
+        )
+        .with_detail(detail)
+    }
+    pub fn validation(errors: Vec<FieldError>) -> Self {
+        let detail = errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ");
+        Self { errors, ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation-failed", "Some fields are invalid") }
+            .with_detail(detail)
+    }
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        Self::validation(vec![FieldError { field: field.to_owned(), message: message.into() }])
+    }
+    pub fn unsupported_media_type() -> Self {
+        Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Send the body as application/json")
+    }
+    pub fn payload_too_large(limit: usize) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "The request body is too large")
+            .with_detail(format!("at most {limit} bytes are accepted"))
+    }
+    pub fn unauthenticated() -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthenticated", "Sign in to continue")
+    }
+    pub fn invalid_credentials() -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "invalid-credentials", "The email or password is wrong")
+    }
+    pub fn totp_required() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "totp-required",
+            "Enter the code from your authenticator app or a recovery code",
+        )
+    }
+    pub fn invalid_second_factor(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "invalid-second-factor", "The two-factor code is not valid")
+            .with_detail(detail)
+    }
+    pub fn account_disabled(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "account-disabled", "This account is disabled").with_detail(detail)
+    }
+    pub fn enrollment_required() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "two-factor-enrollment-required",
+            "Your organisation requires two-factor authentication",
+        )
+        .with_detail("enrol an authenticator app (totpEnroll, then totpConfirm) before anything else")
+    }
+    pub fn csrf(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "csrf-failed", "The request did not prove it came from this site")
+            .with_detail(detail)
+    }
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", "You are not allowed to do this").with_detail(detail)
+    }
+    pub fn registration_closed() -> Self {
+        Self::new(StatusCode::FORBIDDEN, "registration-closed", "Accounts on this server are created by invitation")
+    }
+    pub fn invalid_invitation() -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid-invitation", "The invitation is unknown, used, revoked or expired")
+    }
+    pub fn not_found(what: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not-found", "Not found").with_detail(format!("no such {what}"))
+    }
+    pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, "The request conflicts with the current state").with_detail(detail)
+    }
+    pub fn throttled(retry_after: Duration) -> Self {
+        let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+        Self {
+            retry_after: Some(Duration::from_secs(seconds)),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-requests",
+                "Too many attempts; wait before trying again",
+            )
+        }
+        .with_detail(format!("retry in {seconds} s"))
+    }
+    pub fn method_not_allowed() -> Self {
+        Self::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "This method is not allowed here")
+    }
+    pub fn internal() -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Something went wrong on the server")
+    }
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "The server is not ready").with_detail(detail)
+    }
+
+    pub fn to_problem(&self) -> Problem {
+        Problem {
+            kind: format!("{PROBLEM_BASE}{}", self.code),
+            title: self.title.to_owned(),
+            status: self.status.as_u16(),
+            detail: self.detail.clone(),
+            errors: self.errors.clone(),
+            retry_after: self.retry_after.map(|d| d.as_secs()),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Conflict(what) => Self::conflict("conflict", format!("{what} already exists")),
+            StoreError::NotFound(what) => Self::not_found(what),
+            other => {
+                tracing::error!(error = %other, "storage failure");
+                Self::internal()
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::to_vec(&self.to_problem()).unwrap_or_default();
+        let mut response = (self.status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if let Some(retry) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry.as_secs()));
+        }
+        response
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,152 @@
+//! The HTTP surface: every route, the OpenAPI document describing it, and
+//! the middleware every response passes through.
+
+mod audit;
+mod auth;
+mod ops;
+mod orgs;
+mod policy;
+mod sessions;
+mod two_factor;
+
+pub use policy::{apply_update as apply_policy_update, validate as validate_policy};
+
+use crate::error::ApiError;
+use crate::state::SharedState;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{header, HeaderValue};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{delete, get, patch, post};
+use axum::Router;
+use std::sync::OnceLock;
+use tracing::Instrument;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Conclave API", description = "Secure meetings and end-to-end-encrypted messaging. Errors are RFC 9457 problem details."),
+    paths(
+        auth::signup, auth::login, auth::logout, auth::me, auth::change_password, auth::setup,
+        two_factor::enroll, two_factor::confirm, two_factor::regenerate_recovery_codes, two_factor::disable,
+        sessions::list, sessions::revoke, sessions::create_token,
+        orgs::create, orgs::get, orgs::list_members, orgs::update_member, orgs::deactivate_member, orgs::reactivate_member,
+        orgs::invite, orgs::list_invitations, orgs::revoke_invitation,
+        policy::get, policy::update, audit::list,
+    ),
+    modifiers(&SecuritySchemes),
+    security(("bearer" = []), ("session_cookie" = []))
+)]
+struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "session_cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                crate::extract::SESSION_COOKIE,
+                "Browser session; state-changing requests also need the X-CSRF-Token header",
+            ))),
+        );
+    }
+}
+
+/// The OpenAPI document, rendered once.
+pub fn openapi_json() -> &'static str {
+    static JSON: OnceLock<String> = OnceLock::new();
+    JSON.get_or_init(|| ApiDoc::openapi().to_json().expect("the OpenAPI document serialises"))
+}
+
+pub fn router(state: SharedState) -> Router {
+    let api = Router::new()
+        .route("/setup", post(auth::setup))
+        .route("/auth/signup", post(auth::signup))
+        .route("/auth/login", post(auth::login))
+        .route("/auth/logout", post(auth::logout))
+        .route("/me", get(auth::me))
+        .route("/me/password", post(auth::change_password))
+        .route("/me/totp/enroll", post(two_factor::enroll))
+        .route("/me/totp/confirm", post(two_factor::confirm))
+        .route("/me/totp", delete(two_factor::disable))
+        .route("/me/recovery-codes", post(two_factor::regenerate_recovery_codes))
+        .route("/me/sessions", get(sessions::list))
+        .route("/me/sessions/{session_id}", delete(sessions::revoke))
+        .route("/me/tokens", post(sessions::create_token))
+        .route("/orgs", post(orgs::create))
+        .route("/orgs/{org_id}", get(orgs::get))
+        .route("/orgs/{org_id}/members", get(orgs::list_members))
+        .route("/orgs/{org_id}/members/{user_id}", patch(orgs::update_member))
+        .route("/orgs/{org_id}/members/{user_id}/deactivate", post(orgs::deactivate_member))
+        .route("/orgs/{org_id}/members/{user_id}/reactivate", post(orgs::reactivate_member))
+        .route("/orgs/{org_id}/invitations", post(orgs::invite).get(orgs::list_invitations))
+        .route("/orgs/{org_id}/invitations/{invitation_id}", delete(orgs::revoke_invitation))
+        .route("/orgs/{org_id}/policy", get(policy::get).patch(policy::update))
+        .route("/orgs/{org_id}/audit", get(audit::list))
+        .layer(middleware::from_fn_with_state(state.clone(), origin_guard));
+
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/api/openapi.json", get(ops::openapi))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .fallback(|| async { ApiError::not_found("route") })
+        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+        .layer(DefaultBodyLimit::max(state.config.limits.max_body_bytes))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+/// Refuses state-changing requests whose `Origin` is another site: with the
+/// SameSite cookie and the CSRF token, the third lock against cross-site
+/// requests (and the one that covers sign-in itself).
+async fn origin_guard(State(state): State<SharedState>, request: Request, next: Next) -> Response {
+    let unsafe_method =
+        !matches!(*request.method(), axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS);
+    if unsafe_method {
+        if let Some(origin) = request.headers().get(header::ORIGIN) {
+            if origin.as_bytes() != state.config.public_origin().as_bytes() {
+                return axum::response::IntoResponse::into_response(ApiError::csrf(
+                    "the request came from another site",
+                ));
+            }
+        }
+    }
+    next.run(request).await
+}
+
+/// A span per request (method and route, never headers or bodies), the
+/// response counters, and the security headers every response carries.
+async fn observe(State(state): State<SharedState>, request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_owned();
+    let span = tracing::info_span!("http", method = %request.method(), route = %route, status = tracing::field::Empty);
+    let started = std::time::Instant::now();
+    let mut response = next.run(request).instrument(span.clone()).await;
+    let status = response.status().as_u16();
+    span.record("status", status);
+    span.in_scope(|| tracing::debug!(elapsed_ms = started.elapsed().as_secs_f64() * 1e3, "response"));
+    state.metrics.count_response(status);
+    let headers = response.headers_mut();
+    let fixed = [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+        ),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::CACHE_CONTROL, "no-store"),
+    ];
+    for (name, value) in fixed {
+        headers.entry(name).or_insert(HeaderValue::from_static(value));
+    }
+    response
+}

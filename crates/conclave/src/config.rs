@@ -1,0 +1,179 @@
+//! Configuration layering: built-in defaults < TOML file < `CONCLAVE_*`
+//! environment < command-line flags. Clap reads flags and the environment;
+//! the file fills in whatever neither gave.
+
+use anyhow::{bail, Context};
+use clap::{Args, ValueEnum};
+use conclave_server::{Registration, ServerConfig};
+use serde::Deserialize;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATA_DIR: &str = "conclave-data";
+
+/// Where the server keeps its data; shared by `serve` and `admin`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct StorageArgs {
+    /// TOML configuration file (lowest precedence after the defaults).
+    #[arg(long, env = "CONCLAVE_CONFIG", value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+    /// Directory for the SQLite database and other local data [default: ./conclave-data].
+    #[arg(long, env = "CONCLAVE_DATA_DIR", value_name = "DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Use PostgreSQL instead of the SQLite file, e.g. postgres://user@host/db.
+    #[arg(long, env = "CONCLAVE_DATABASE_URL", value_name = "URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// Address and port to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "CONCLAVE_LISTEN", value_name = "ADDR:PORT")]
+    pub listen: Option<SocketAddr>,
+    /// The URL users reach this server at (for links and the CSRF origin check) [default: http://<listen>].
+    #[arg(long, env = "CONCLAVE_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+    /// Who may create accounts: invitees only, or anyone [default: invite-only].
+    #[arg(long, env = "CONCLAVE_REGISTRATION", value_enum)]
+    pub registration: Option<RegistrationArg>,
+    /// Regions this deployment serves, comma-separated [default: local].
+    #[arg(long, env = "CONCLAVE_REGIONS", value_delimiter = ',', value_name = "REGION,...")]
+    pub regions: Option<Vec<String>>,
+    /// Reverse proxies whose X-Forwarded-For is trusted, comma-separated.
+    #[arg(long, env = "CONCLAVE_TRUSTED_PROXIES", value_delimiter = ',', value_name = "IP,...")]
+    pub trusted_proxies: Option<Vec<IpAddr>>,
+    /// Log format on stderr [default: text]. Levels come from CONCLAVE_LOG (e.g. "info,conclave_server=debug").
+    #[arg(long, env = "CONCLAVE_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RegistrationArg {
+    InviteOnly,
+    Open,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// The TOML file: every key optional, unknown keys refused.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub public_url: Option<String>,
+    pub registration: Option<RegistrationArg>,
+    pub regions: Option<Vec<String>>,
+    pub trusted_proxies: Option<Vec<IpAddr>>,
+    pub log_format: Option<LogFormat>,
+}
+
+pub fn read_file(path: Option<&Path>) -> anyhow::Result<FileConfig> {
+    let Some(path) = path else { return Ok(FileConfig::default()) };
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+}
+
+/// Storage location after layering: (data dir, optional database URL).
+pub fn resolve_storage(args: &StorageArgs, file: &FileConfig) -> anyhow::Result<(PathBuf, Option<String>)> {
+    let data_dir =
+        args.data_dir.clone().or_else(|| file.data_dir.clone()).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+    let database_url = args.database_url.clone().or_else(|| file.database_url.clone());
+    if let Some(url) = &database_url {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://") || url.starts_with("sqlite:")) {
+            bail!("--database-url must start with postgres:// (or sqlite:), got {}", conclave_store::redact_url(url));
+        }
+    }
+    Ok((data_dir, database_url))
+}
+
+pub fn resolve_serve(args: &ServeArgs) -> anyhow::Result<(ServerConfig, LogFormat)> {
+    let file = read_file(args.storage.config.as_deref())?;
+    let (data_dir, database_url) = resolve_storage(&args.storage, &file)?;
+    let listen = match args.listen.or(file.listen) {
+        Some(addr) => addr,
+        None => DEFAULT_LISTEN.parse().expect("default listen address parses"),
+    };
+    let mut config = ServerConfig::new(listen, data_dir);
+    config.database_url = database_url;
+    if let Some(url) = args.public_url.clone().or(file.public_url) {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            bail!("--public-url must start with http:// or https://");
+        }
+        config.public_url = url.trim_end_matches('/').to_owned();
+    }
+    config.registration = match args.registration.or(file.registration) {
+        Some(RegistrationArg::Open) => Registration::Open,
+        _ => Registration::InviteOnly,
+    };
+    if let Some(regions) = args.regions.clone().or(file.regions) {
+        let regions: Vec<String> = regions.into_iter().map(|r| r.trim().to_owned()).filter(|r| !r.is_empty()).collect();
+        if regions.is_empty() {
+            bail!("--regions must name at least one region");
+        }
+        config.regions = regions;
+    }
+    if let Some(proxies) = args.trusted_proxies.clone().or(file.trusted_proxies) {
+        config.trusted_proxies = proxies;
+    }
+    Ok((config, args.log_format.or(file.log_format).unwrap_or_default()))
+}
+
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CONCLAVE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    #[test]
+    fn flags_beat_the_file_and_the_file_beats_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("conclave.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\nregions = [\"eu\", \"us\"]\nregistration = \"open\"\n")
+            .unwrap();
+        let args = Wrapper::parse_from(["x", "--config", file.to_str().unwrap(), "--listen", "127.0.0.1:9100"]).serve;
+        let (config, _) = resolve_serve(&args).unwrap();
+        assert_eq!(config.listen.port(), 9100, "flag wins");
+        assert_eq!(config.regions, ["eu", "us"], "file fills in");
+        assert_eq!(config.registration, Registration::Open);
+        assert_eq!(config.data_dir, PathBuf::from(DEFAULT_DATA_DIR), "default last");
+        assert_eq!(config.public_url, "http://127.0.0.1:9100");
+    }
+
+    #[test]
+    fn unknown_file_keys_and_bad_urls_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "lisen = \"127.0.0.1:9000\"\n").unwrap();
+        let args = Wrapper::parse_from(["x", "--config", file.to_str().unwrap()]).serve;
+        assert!(format!("{:#}", resolve_serve(&args).unwrap_err()).contains("unknown field"));
+        let args = Wrapper::parse_from(["x", "--database-url", "mysql://x"]).serve;
+        assert!(resolve_serve(&args).is_err());
+    }
+}
