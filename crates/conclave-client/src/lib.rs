@@ -1,1 +1,218 @@
+//! A Rust client for the Conclave REST API: one method per `operationId`,
+//! errors as the server's problem details. Used by `conclave` tooling, bots,
+//! tests and load tests.
 
+use conclave_proto::*;
+use reqwest::Method;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::net::IpAddr;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server answered with a problem document.
+    #[error("{} ({}): {}", .0.title, .0.status, .0.detail.as_deref().unwrap_or(""))]
+    Api(Problem),
+    #[error("request failed: {0}")]
+    Transport(#[from] reqwest::Error),
+    #[error("unexpected response {status}: {body}")]
+    Unexpected { status: u16, body: String },
+}
+
+impl ClientError {
+    /// The problem's short code (`invalid-credentials`), if the server sent one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Self::Api(p) => Some(p.code()),
+            _ => None,
+        }
+    }
+
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Api(p) => Some(p.status),
+            Self::Unexpected { status, .. } => Some(*status),
+            Self::Transport(e) => e.status().map(|s| s.as_u16()),
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, ClientError>;
+
+#[derive(Clone, Debug)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl Client {
+    /// A client for the server at `base_url` (e.g. `http://127.0.0.1:8080`).
+    pub fn new(base_url: &str) -> Self {
+        Self::with_local_address(base_url, None)
+    }
+
+    /// A client whose connections leave from `local` (useful on loopback to
+    /// appear as many source addresses).
+    pub fn with_local_address(base_url: &str, local: Option<IpAddr>) -> Self {
+        let http = reqwest::Client::builder()
+            .local_address(local)
+            .user_agent(concat!("conclave-client/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("the HTTP client builds with static settings");
+        Self { http, base: base_url.trim_end_matches('/').to_owned(), token: None }
+    }
+
+    /// The same client, authenticated with a session or access token.
+    pub fn authenticated(&self, token: impl Into<String>) -> Self {
+        Self { token: Some(token.into()), ..self.clone() }
+    }
+
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    async fn send<B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<reqwest::Response> {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let status = response.status().as_u16();
+        let body = response.text().await?;
+        Err(match serde_json::from_str::<Problem>(&body) {
+            Ok(problem) => ClientError::Api(problem),
+            Err(_) => ClientError::Unexpected { status, body },
+        })
+    }
+
+    async fn json<T: DeserializeOwned, B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T> {
+        Ok(self.send(method, path, body).await?.json().await?)
+    }
+
+    async fn empty<B: Serialize + ?Sized>(&self, method: Method, path: &str, body: Option<&B>) -> Result<()> {
+        self.send(method, path, body).await.map(drop)
+    }
+
+    // Accounts and sessions.
+
+    pub async fn signup(&self, req: &SignupRequest) -> Result<LoginResponse> {
+        self.json(Method::POST, "/api/v1/auth/signup", Some(req)).await
+    }
+    pub async fn login(&self, req: &LoginRequest) -> Result<LoginResponse> {
+        self.json(Method::POST, "/api/v1/auth/login", Some(req)).await
+    }
+    pub async fn logout(&self) -> Result<()> {
+        self.empty::<()>(Method::POST, "/api/v1/auth/logout", None).await
+    }
+    pub async fn me(&self) -> Result<MeResponse> {
+        self.json::<_, ()>(Method::GET, "/api/v1/me", None).await
+    }
+    pub async fn change_password(&self, req: &ChangePasswordRequest) -> Result<()> {
+        self.empty(Method::POST, "/api/v1/me/password", Some(req)).await
+    }
+    pub async fn totp_enroll(&self) -> Result<TotpEnrollResponse> {
+        self.json::<_, ()>(Method::POST, "/api/v1/me/totp/enroll", None).await
+    }
+    pub async fn totp_confirm(&self, code: &str) -> Result<RecoveryCodesResponse> {
+        self.json(Method::POST, "/api/v1/me/totp/confirm", Some(&TotpConfirmRequest { code: code.to_owned() })).await
+    }
+    pub async fn totp_disable(&self, password: &str) -> Result<()> {
+        self.empty(Method::DELETE, "/api/v1/me/totp", Some(&PasswordConfirmation { password: password.to_owned() }))
+            .await
+    }
+    pub async fn regenerate_recovery_codes(&self, password: &str) -> Result<RecoveryCodesResponse> {
+        self.json(
+            Method::POST,
+            "/api/v1/me/recovery-codes",
+            Some(&PasswordConfirmation { password: password.to_owned() }),
+        )
+        .await
+    }
+    pub async fn list_sessions(&self) -> Result<SessionList> {
+        self.json::<_, ()>(Method::GET, "/api/v1/me/sessions", None).await
+    }
+    pub async fn revoke_session(&self, session_id: &str) -> Result<()> {
+        self.empty::<()>(Method::DELETE, &format!("/api/v1/me/sessions/{session_id}"), None).await
+    }
+    pub async fn create_access_token(&self, req: &CreateAccessTokenRequest) -> Result<AccessTokenCreated> {
+        self.json(Method::POST, "/api/v1/me/tokens", Some(req)).await
+    }
+
+    // Organisations.
+
+    pub async fn create_org(&self, name: &str) -> Result<Org> {
+        self.json(Method::POST, "/api/v1/orgs", Some(&CreateOrgRequest { name: name.to_owned() })).await
+    }
+    pub async fn get_org(&self, org_id: &str) -> Result<Org> {
+        self.json::<_, ()>(Method::GET, &format!("/api/v1/orgs/{org_id}"), None).await
+    }
+    pub async fn list_members(&self, org_id: &str) -> Result<MemberList> {
+        self.json::<_, ()>(Method::GET, &format!("/api/v1/orgs/{org_id}/members"), None).await
+    }
+    pub async fn update_member(&self, org_id: &str, user_id: &str, role: OrgRole) -> Result<User> {
+        self.json(
+            Method::PATCH,
+            &format!("/api/v1/orgs/{org_id}/members/{user_id}"),
+            Some(&UpdateMemberRequest { role }),
+        )
+        .await
+    }
+    pub async fn deactivate_member(&self, org_id: &str, user_id: &str) -> Result<User> {
+        self.json::<_, ()>(Method::POST, &format!("/api/v1/orgs/{org_id}/members/{user_id}/deactivate"), None).await
+    }
+    pub async fn reactivate_member(&self, org_id: &str, user_id: &str) -> Result<User> {
+        self.json::<_, ()>(Method::POST, &format!("/api/v1/orgs/{org_id}/members/{user_id}/reactivate"), None).await
+    }
+    pub async fn invite_member(&self, org_id: &str, req: &InviteMemberRequest) -> Result<InvitationCreated> {
+        self.json(Method::POST, &format!("/api/v1/orgs/{org_id}/invitations"), Some(req)).await
+    }
+    pub async fn list_invitations(&self, org_id: &str) -> Result<InvitationList> {
+        self.json::<_, ()>(Method::GET, &format!("/api/v1/orgs/{org_id}/invitations"), None).await
+    }
+    pub async fn revoke_invitation(&self, org_id: &str, invitation_id: &str) -> Result<()> {
+        self.empty::<()>(Method::DELETE, &format!("/api/v1/orgs/{org_id}/invitations/{invitation_id}"), None).await
+    }
+    pub async fn get_org_policy(&self, org_id: &str) -> Result<OrgPolicy> {
+        self.json::<_, ()>(Method::GET, &format!("/api/v1/orgs/{org_id}/policy"), None).await
+    }
+    pub async fn update_org_policy(&self, org_id: &str, update: &OrgPolicyUpdate) -> Result<OrgPolicy> {
+        self.json(Method::PATCH, &format!("/api/v1/orgs/{org_id}/policy"), Some(update)).await
+    }
+    pub async fn list_audit_events(
+        &self,
+        org_id: &str,
+        before: Option<i64>,
+        limit: Option<i64>,
+    ) -> Result<AuditEventPage> {
+        let mut query = Vec::new();
+        if let Some(b) = before {
+            query.push(format!("before={b}"));
+        }
+        if let Some(l) = limit {
+            query.push(format!("limit={l}"));
+        }
+        let path = format!("/api/v1/orgs/{org_id}/audit{}{}", if query.is_empty() { "" } else { "?" }, query.join("&"));
+        self.json::<_, ()>(Method::GET, &path, None).await
+    }
+}

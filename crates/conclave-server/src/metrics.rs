@@ -14,6 +14,8 @@ pub struct Metrics {
     pub lockouts: AtomicU64,
     pub audit_events: AtomicU64,
     pub accounts_disabled_dormant: AtomicU64,
+    /// Argon2id verifications, real or decoy: one per password attempt.
+    pub password_verifications: AtomicU64,
 }
 
 impl Metrics {

@@ -110,6 +110,7 @@ impl AppState {
     /// Verifies against `stored`, or against a decoy when there is no
     /// account, so both cost the same.
     pub async fn verify_password(self: &Arc<Self>, password: String, stored: Option<String>) -> bool {
+        self.metrics.password_verifications.fetch_add(1, Ordering::Relaxed);
         let state = self.clone();
         tokio::task::spawn_blocking(move || match stored {
             Some(hash) => state.hasher.verify(&password, &hash),

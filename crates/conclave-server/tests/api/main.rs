@@ -1,0 +1,11 @@
+//! Integration tests through the real HTTP API, each on SQLite and on
+//! PostgreSQL.
+
+mod support;
+
+mod accounts;
+mod credential_stuffing;
+mod dormant;
+mod hardening;
+mod orgs;
+mod two_factor;

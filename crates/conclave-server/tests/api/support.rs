@@ -1,0 +1,154 @@
+//! A real server on a loopback port, on a fresh database of either engine,
+//! with a manual clock; and shortcuts to populate it through the API.
+
+use conclave_client::Client;
+use conclave_proto::{InviteMemberRequest, LoginRequest, LoginResponse, OrgRole, SignupRequest};
+use conclave_server::accounts::{self, NewAccount};
+use conclave_server::{App, ManualClock, ServerConfig, SharedState};
+use conclave_store::testing::TestDatabase;
+use conclave_store::Engine;
+use std::net::IpAddr;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+pub const PASSWORD: &str = "correct horse battery staple";
+/// 2026-01-01T00:00:00Z.
+pub const START_MS: i64 = 1_767_225_600_000;
+
+pub struct TestServer {
+    pub url: String,
+    pub state: SharedState,
+    pub clock: ManualClock,
+    stop: Option<oneshot::Sender<()>>,
+    _db: TestDatabase,
+}
+
+impl TestServer {
+    pub async fn start(engine: Engine) -> Self {
+        Self::start_with(engine, |_| {}).await
+    }
+
+    pub async fn start_with(engine: Engine, tweak: impl FnOnce(&mut ServerConfig)) -> Self {
+        let db = TestDatabase::new(engine).await;
+        let store = db.store().await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
+        let addr = listener.local_addr().unwrap();
+        let mut config = ServerConfig::new(addr, std::env::temp_dir());
+        // Cheaper Argon2id keeps hundreds of attempts quick; the code path is the same.
+        config.limits.argon2_memory_kib = 4 * 1024;
+        // Generous per-address budget so tests that sign up many people from
+        // one address exercise their own subject, not this limit.
+        config.limits.sensitive_burst = 10_000;
+        config.limits.sensitive_per_second = 1_000.0;
+        tweak(&mut config);
+        let clock = ManualClock::starting_at(START_MS);
+        let app = App::new(store, config, Arc::new(clock.clone()));
+        let state = app.state.clone();
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(app.serve(listener, async move {
+            let _ = stopped.await;
+        }));
+        Self { url: format!("http://{addr}"), state, clock, stop: Some(stop), _db: db }
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(&self.url)
+    }
+
+    pub fn client_from(&self, ip: &str) -> Client {
+        Client::with_local_address(&self.url, Some(ip.parse::<IpAddr>().expect("an IP address")))
+    }
+
+    pub async fn login(&self, email: &str) -> (Client, LoginResponse) {
+        let login = self
+            .client()
+            .login(&LoginRequest {
+                email: email.into(),
+                password: PASSWORD.into(),
+                totp_code: None,
+                recovery_code: None,
+            })
+            .await
+            .unwrap_or_else(|e| panic!("login of {email} failed: {e}"));
+        (self.client().authenticated(&login.token), login)
+    }
+
+    /// A new organisation with its owner signed in.
+    pub async fn org_with_owner(&self, owner_email: &str, org_name: &str) -> (Client, LoginResponse) {
+        let account = NewAccount::validate(owner_email, "Owner", PASSWORD).unwrap();
+        accounts::bootstrap(&self.state, org_name, account, None).await.expect("bootstrap");
+        self.login(owner_email).await
+    }
+
+    /// Invites `email` into `org_id` as `role` and signs them up.
+    pub async fn add_member(
+        &self,
+        admin: &Client,
+        org_id: &str,
+        email: &str,
+        role: OrgRole,
+    ) -> (Client, LoginResponse) {
+        let invite =
+            admin.invite_member(org_id, &InviteMemberRequest { email: email.into(), role }).await.expect("invite");
+        let signup = self
+            .client()
+            .signup(&SignupRequest {
+                email: email.into(),
+                password: PASSWORD.into(),
+                display_name: "Member".into(),
+                invite_token: Some(invite.invite_token),
+            })
+            .await
+            .expect("signup from invitation");
+        (self.client().authenticated(&signup.token), signup)
+    }
+
+    /// How many audit events match `action` and `outcome`.
+    pub async fn audit_count(&self, action: &str, outcome: &str) -> usize {
+        let events = self.state.store.list_audit_events(None, None, 100_000).await.unwrap();
+        events.iter().filter(|e| e.action == action && e.outcome == outcome).count()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Declares `name::sqlite` and `name::postgres`, each given its engine.
+#[macro_export]
+macro_rules! on_both_engines {
+    ($(#[$meta:meta])* async fn $name:ident($engine:ident: Engine) $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            async fn run($engine: conclave_store::Engine) $body
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                run(conclave_store::Engine::Sqlite).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                run(conclave_store::Engine::Postgres).await
+            }
+        }
+    };
+}
+
+/// Asserts that a client call failed with this status and problem code.
+#[macro_export]
+macro_rules! assert_problem {
+    ($result:expr, $status:expr, $code:expr) => {{
+        match $result {
+            Ok(_) => panic!("expected {} {}, got success", $status, $code),
+            Err(err) => {
+                assert_eq!((err.status(), err.code()), (Some($status), Some($code)), "{err}");
+            }
+        }
+    }};
+}
