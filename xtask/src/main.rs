@@ -1,1 +1,130 @@
-fn main() {}
+//! `cargo xtask <task>`: Conclave's build chores, in Rust so they run the
+//! same everywhere cargo does.
+//!
+//! - `run [ARGS...]`: build and start the server with its embedded defaults
+//!   (one SQLite file under ./conclave-data, one node); extra arguments go to
+//!   `conclave serve`.
+//! - `test`: make sure the services the tests need are up (starting the local
+//!   PostgreSQL cluster if it is down, failing loudly if it cannot be
+//!   reached), then run every test of the workspace.
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+const POSTGRES: &str = "127.0.0.1:5432";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("run") => run(&args[1..]),
+        Some("test") => test(&args[1..]),
+        _ => {
+            eprintln!("usage: cargo xtask run [serve options...] | cargo xtask test [cargo test options...]");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn status(command: &mut Command) -> Result<(), String> {
+    let shown = format!("{command:?}");
+    let status = command.status().map_err(|e| format!("cannot start {shown}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{shown} failed with {status}"))
+    }
+}
+
+fn run(serve_args: &[String]) -> Result<(), String> {
+    status(cargo().args(["run", "--release", "--package", "conclave", "--", "serve"]).args(serve_args))
+}
+
+fn test(cargo_args: &[String]) -> Result<(), String> {
+    ensure_postgres()?;
+    let mut command = cargo();
+    command.args(["test", "--workspace", "--no-fail-fast"]).args(cargo_args).stdout(Stdio::piped());
+    if std::env::var_os("CONCLAVE_TEST_POSTGRES_URL").is_none() {
+        command.env("CONCLAVE_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test");
+    }
+    let mut child = command.spawn().map_err(|e| format!("cannot start cargo test: {e}"))?;
+    // Echo cargo's output as it comes and add up every binary's results,
+    // so the run ends with one line that totals the whole suite.
+    let mut totals = Tally::default();
+    let stdout = child.stdout.take().expect("stdout is piped");
+    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        println!("{line}");
+        totals.add(&line);
+    }
+    let exit = child.wait().map_err(|e| format!("cargo test: {e}"))?;
+    println!();
+    println!("conclave: {} passed, {} failed", totals.passed, totals.failed);
+    if exit.success() && totals.failed == 0 {
+        Ok(())
+    } else {
+        Err(format!("the test suite failed ({exit})"))
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    passed: u64,
+    failed: u64,
+}
+
+impl Tally {
+    /// Reads `test result: ok. 12 passed; 0 failed; ...` lines.
+    fn add(&mut self, line: &str) {
+        let Some(rest) = line.strip_prefix("test result: ") else { return };
+        for part in rest.split(';') {
+            let mut words = part.split_whitespace().rev();
+            let (Some(kind), Some(count)) = (words.next(), words.next()) else { continue };
+            let Ok(count) = count.parse::<u64>() else { continue };
+            match kind {
+                "passed" => self.passed += count,
+                "failed" => self.failed += count,
+                _ => {}
+            }
+        }
+    }
+}
+
+fn reachable(addr: &str) -> bool {
+    let addr: SocketAddr = addr.parse().expect("a socket address");
+    TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok()
+}
+
+/// PostgreSQL on 127.0.0.1:5432, started from its Debian cluster when down.
+fn ensure_postgres() -> Result<(), String> {
+    if reachable(POSTGRES) {
+        return Ok(());
+    }
+    eprintln!("xtask: PostgreSQL is not answering on {POSTGRES}; starting the local cluster");
+    let versions = std::fs::read_dir("/etc/postgresql").map_err(|_| {
+        format!("PostgreSQL is down and not installed here (no /etc/postgresql); the tests need it on {POSTGRES}")
+    })?;
+    for version in versions.flatten() {
+        let version = version.file_name().to_string_lossy().into_owned();
+        let _ = Command::new("pg_ctlcluster").args(["--skip-systemctl-redirect", &version, "main", "start"]).status();
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if reachable(POSTGRES) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    Err(format!("PostgreSQL did not come up on {POSTGRES}: the PostgreSQL tests cannot run"))
+}

@@ -69,7 +69,10 @@ impl App {
 /// `conclave serve`: open storage, print how to reach the server (and the
 /// one-time setup token on a fresh install), sweep dormant accounts in the
 /// background, serve until `shutdown`.
-pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
+pub async fn run(
+    mut config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
     let store = open_store(&config).await?;
     if !config.secure_cookies() {
         tracing::warn!(
@@ -79,6 +82,13 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()> + Send
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServeError::Bind { addr: config.listen, source })?;
+    // With port 0 the system picks the port; a public URL derived from the
+    // listen address must name the real one.
+    let bound = listener.local_addr()?;
+    if config.public_url == format!("http://{}", config.listen) {
+        config.public_url = format!("http://{bound}");
+    }
+    config.listen = bound;
     let app = App::new(store, config, Arc::new(SystemClock));
     let state = app.state.clone();
     let setup = accounts::issue_setup_token(&state).await.map_err(|e| ServeError::Startup(format!("{e:?}")))?;

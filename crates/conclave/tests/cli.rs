@@ -1,0 +1,236 @@
+//! The `conclave` binary as an operator uses it: bootstrap, serve, admin
+//! commands and their errors, on SQLite and PostgreSQL.
+
+use conclave_client::Client;
+use conclave_proto::LoginRequest;
+use conclave_store::testing::TestDatabase;
+use conclave_store::Engine;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+fn conclave(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_conclave"))
+        .args(args)
+        .env_remove("CONCLAVE_DATABASE_URL")
+        .output()
+        .expect("run conclave")
+}
+
+fn text(output: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+/// `--data-dir D` or `--database-url U`.
+fn storage_args(db: &TestDatabase, dir: &std::path::Path) -> Vec<String> {
+    match db.engine {
+        Engine::Sqlite => vec!["--data-dir".into(), dir.display().to_string()],
+        Engine::Postgres => vec!["--database-url".into(), db.url.clone()],
+    }
+}
+
+fn admin(storage: &[String], args: &[&str]) -> Output {
+    let mut all: Vec<&str> = vec!["admin"];
+    all.extend(storage.iter().map(String::as_str));
+    all.extend(args);
+    conclave(&all)
+}
+
+struct Server {
+    child: Child,
+    url: String,
+    banner: String,
+}
+
+impl Server {
+    fn start(storage: &[String]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_conclave"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(storage)
+            .env("CONCLAVE_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start conclave serve");
+        // Read stdout on a thread: a started server prints its banner and
+        // then nothing, so a blocking read would never return.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let first = rx.recv_timeout(Duration::from_secs(30)).expect("a banner line");
+        let url = first
+            .strip_prefix("Conclave is running at ")
+            .and_then(|r| r.split_whitespace().next())
+            .expect("the URL")
+            .to_owned();
+        let mut banner = first;
+        while let Ok(line) = rx.recv_timeout(Duration::from_millis(300)) {
+            banner.push('\n');
+            banner.push_str(&line);
+        }
+        Self { child, url, banner }
+    }
+
+    /// SIGTERM, as an init system sends; the server must exit cleanly.
+    fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "graceful shutdown exits 0, got {status}");
+    }
+}
+
+async fn bootstrap_serve_and_sign_in(engine: Engine) {
+    let db = TestDatabase::new(engine).await;
+    let dir = tempfile::tempdir().unwrap();
+    let storage = storage_args(&db, dir.path());
+
+    // A fresh server prints its URL and a one-time setup token.
+    let fresh = Server::start(&storage);
+    assert!(fresh.banner.contains("setup_"), "{}", fresh.banner);
+    // Bootstrap works while the server runs, on the same storage.
+    let out = admin(&storage, &["bootstrap", "--email", "owner@acme.test", "--password", PASSWORD, "--org", "Acme"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("Created organisation \"Acme\""));
+    let login = Client::new(&fresh.url)
+        .login(&LoginRequest {
+            email: "owner@acme.test".into(),
+            password: PASSWORD.into(),
+            totp_code: None,
+            recovery_code: None,
+        })
+        .await
+        .expect("the bootstrapped owner signs in");
+    assert_eq!(login.user.role, Some(conclave_proto::OrgRole::Owner));
+    fresh.stop();
+
+    // Restarted, it no longer offers a setup token, and a second bootstrap is refused.
+    let again = Server::start(&storage);
+    assert!(!again.banner.contains("setup_"), "{}", again.banner);
+    again.stop();
+    let out = admin(&storage, &["bootstrap", "--email", "x@acme.test", "--password", PASSWORD, "--org", "Other"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("already has an organisation"), "{}", text(&out));
+
+    let org_id = login.user.org_id.unwrap();
+    let listed = admin(&storage, &["org", "list"]);
+    assert!(text(&listed).contains(&org_id) && text(&listed).contains("plan=free"), "{}", text(&listed));
+    let set = admin(&storage, &["policy", "set", &org_id, r#"{"require_2fa":{"value":true,"locked":true}}"#]);
+    assert!(set.status.success(), "{}", text(&set));
+    assert!(text(&set).contains("\"require_2fa\""));
+    let lifted = admin(&storage, &["org", "set-plan", &org_id, "licensed"]);
+    assert!(text(&lifted).contains("meeting limit: none"), "{}", text(&lifted));
+    let verify = admin(&storage, &["audit", "verify"]);
+    assert!(verify.status.success(), "{}", text(&verify));
+    assert!(text(&verify).contains("audit chain intact: 4 events"), "{}", text(&verify));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bootstrap_serve_and_sign_in_on_sqlite() {
+    bootstrap_serve_and_sign_in(Engine::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bootstrap_serve_and_sign_in_on_postgres() {
+    bootstrap_serve_and_sign_in(Engine::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_verify_detects_an_edited_event() {
+    let db = TestDatabase::new(Engine::Sqlite).await;
+    let dir = tempfile::tempdir().unwrap();
+    let storage = storage_args(&db, dir.path());
+    assert!(admin(&storage, &["bootstrap", "--email", "o@a.test", "--password", PASSWORD, "--org", "A"])
+        .status
+        .success());
+    let deactivate = admin(&storage, &["user", "deactivate", "o@a.test"]);
+    assert!(deactivate.status.success(), "{}", text(&deactivate));
+    let pool =
+        sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.path().join("conclave.db").display())).await.unwrap();
+    sqlx::query("UPDATE audit_events SET actor_id = 'someone-else' WHERE seq = 1").execute(&pool).await.unwrap();
+    pool.close().await;
+    let verify = admin(&storage, &["audit", "verify"]);
+    assert!(!verify.status.success());
+    assert!(text(&verify).contains("BROKEN: event 1: contents do not match"), "{}", text(&verify));
+}
+
+#[test]
+fn admin_errors_are_clear_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let weak = conclave(&[
+        "admin",
+        "--data-dir",
+        &d,
+        "bootstrap",
+        "--email",
+        "o@a.test",
+        "--password",
+        "password12345",
+        "--org",
+        "A",
+    ]);
+    assert!(!weak.status.success());
+    assert!(text(&weak).contains("password: password is one of the most commonly used"), "{}", text(&weak));
+    let bad_email =
+        conclave(&["admin", "--data-dir", &d, "bootstrap", "--email", "nope", "--password", PASSWORD, "--org", "A"]);
+    assert!(text(&bad_email).contains("email: must be an email address"), "{}", text(&bad_email));
+    let listed = conclave(&["admin", "--data-dir", &d, "org", "list"]);
+    assert!(listed.status.success() && listed.stdout.is_empty(), "nothing was created: {}", text(&listed));
+    let unknown = conclave(&["admin", "--data-dir", &d, "policy", "show", "no-such-org"]);
+    assert!(text(&unknown).contains("no organisation has the id no-such-org"));
+    let bad_url = conclave(&["admin", "--database-url", "mysql://x", "org", "list"]);
+    assert!(text(&bad_url).contains("must start with postgres://"));
+    // Passwords never leak into the error output.
+    let redacted = conclave(&["admin", "--database-url", "postgres://app:s3cret@127.0.0.1:1/x", "org", "list"]);
+    assert!(!redacted.status.success());
+    assert!(!text(&redacted).contains("s3cret"), "{}", text(&redacted));
+}
+
+#[test]
+fn serve_help_explains_every_option() {
+    let help = text(&conclave(&["serve", "--help"]));
+    for option in [
+        "--listen",
+        "--data-dir",
+        "--database-url",
+        "--config",
+        "--public-url",
+        "--registration",
+        "--regions",
+        "--trusted-proxies",
+        "--log-format",
+    ] {
+        assert!(help.contains(option), "serve --help lacks {option}");
+    }
+    for env in ["CONCLAVE_LISTEN", "CONCLAVE_DATA_DIR", "CONCLAVE_DATABASE_URL", "CONCLAVE_CONFIG"] {
+        assert!(help.contains(env), "serve --help lacks {env}");
+    }
+}
+
+#[test]
+fn environment_is_read_and_flags_win() {
+    let env_dir = tempfile::tempdir().unwrap();
+    let flag_dir = tempfile::tempdir().unwrap();
+    let bootstrap = Command::new(env!("CARGO_BIN_EXE_conclave"))
+        .args(["admin", "bootstrap", "--email", "o@a.test", "--password", PASSWORD, "--org", "EnvOrg"])
+        .env("CONCLAVE_DATA_DIR", env_dir.path())
+        .output()
+        .unwrap();
+    assert!(bootstrap.status.success(), "{}", text(&bootstrap));
+    assert!(env_dir.path().join("conclave.db").exists(), "CONCLAVE_DATA_DIR was used");
+    let flagged = Command::new(env!("CARGO_BIN_EXE_conclave"))
+        .args(["admin", "--data-dir", &flag_dir.path().display().to_string(), "org", "list"])
+        .env("CONCLAVE_DATA_DIR", env_dir.path())
+        .output()
+        .unwrap();
+    assert!(flagged.stdout.is_empty(), "the flag's empty data dir won over the environment");
+}
