@@ -3,9 +3,12 @@
 //! no-op.
 
 pub mod auth;
+pub mod meeting;
 pub mod org;
 pub mod problem;
+pub mod signal;
 
 pub use auth::*;
+pub use meeting::*;
 pub use org::*;
 pub use problem::Problem;

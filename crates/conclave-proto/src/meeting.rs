@@ -1,0 +1,172 @@
+//! Meetings over REST: scheduling, invitations and joining.
+
+use crate::signal::{ChatMode, ScreenShareMode};
+use serde::{Deserialize, Serialize};
+
+#[cfg(feature = "openapi")]
+use utoipa::ToSchema;
+
+/// Settings a host chooses for a meeting; the organisation's locked
+/// policies win over them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct MeetingSettings {
+    #[serde(default = "yes")]
+    pub waiting_room: bool,
+    #[serde(default = "yes")]
+    pub mute_on_entry: bool,
+    #[serde(default = "yes")]
+    pub allow_self_unmute: bool,
+    #[serde(default = "one_at_a_time")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "one_at_a_time"))]
+    pub screen_share: ScreenShareMode,
+    #[serde(default = "everyone")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "everyone"))]
+    pub chat: ChatMode,
+    #[serde(default = "yes")]
+    pub private_chat: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+fn one_at_a_time() -> ScreenShareMode {
+    ScreenShareMode::OneAtATime
+}
+fn everyone() -> ChatMode {
+    ChatMode::Everyone
+}
+
+impl Default for MeetingSettings {
+    fn default() -> Self {
+        Self {
+            waiting_room: true,
+            mute_on_entry: true,
+            allow_self_unmute: true,
+            screen_share: ScreenShareMode::OneAtATime,
+            chat: ChatMode::Everyone,
+            private_chat: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateMeetingRequest {
+    pub title: String,
+    /// Unix ms; absent for an instant meeting.
+    #[serde(default)]
+    pub scheduled_start_ms: Option<i64>,
+    #[serde(default)]
+    pub duration_minutes: Option<u32>,
+    /// A passcode of 6–32 characters; required when the organisation says so.
+    #[serde(default)]
+    pub passcode: Option<String>,
+    #[serde(default)]
+    pub settings: MeetingSettings,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMeetingRequest {
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub scheduled_start_ms: Option<i64>,
+    #[serde(default)]
+    pub duration_minutes: Option<u32>,
+    /// `""` removes the passcode (where policy allows).
+    #[serde(default)]
+    pub passcode: Option<String>,
+    #[serde(default)]
+    pub settings: Option<MeetingSettings>,
+}
+
+/// A meeting as its host sees it, secrets included.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Meeting {
+    pub id: String,
+    pub org_id: String,
+    pub host_user_id: String,
+    pub title: String,
+    pub scheduled_start_ms: Option<i64>,
+    pub duration_minutes: Option<u32>,
+    pub settings: MeetingSettings,
+    /// The invite link; its secret carries 160 bits.
+    pub invite_url: String,
+    pub link_secret: String,
+    /// Typeable code for phones: never enough alone (passcode or waiting room).
+    pub code: String,
+    pub passcode: Option<String>,
+    /// Lets its holder claim host in the meeting.
+    pub host_key: String,
+    pub created_at_ms: i64,
+    /// Whether someone is in the meeting now.
+    pub live: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct MeetingList {
+    pub meetings: Vec<Meeting>,
+}
+
+/// Join by the invite link's secret, or by code and passcode.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct JoinMeetingRequest {
+    #[serde(default)]
+    pub link_secret: Option<String>,
+    #[serde(default)]
+    pub code: Option<String>,
+    #[serde(default)]
+    pub passcode: Option<String>,
+    pub display_name: String,
+    /// A random id the client keeps per device, so a second tab is recognised.
+    #[serde(default)]
+    pub device_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct JoinTicket {
+    /// Single use, valid for `expires_in_seconds`.
+    pub ticket: String,
+    /// Open a WebSocket here (the ticket is already in the URL).
+    pub signaling_url: String,
+    pub expires_in_seconds: u64,
+    pub meeting_title: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ReportParticipantRequest {
+    /// The reporter's own resume token, proving they are in the meeting.
+    pub participant_token: String,
+    pub participant_id: u64,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Report {
+    pub id: String,
+    pub meeting_id: String,
+    pub reporter_name: String,
+    pub reported_name: String,
+    pub reported_user_id: Option<String>,
+    pub reason: String,
+    pub at_ms: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ReportList {
+    pub reports: Vec<Report>,
+}

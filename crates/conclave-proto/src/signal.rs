@@ -1,0 +1,371 @@
+//! The signaling protocol: JSON messages over one WebSocket per participant,
+//! each an object with a `"type"`. Documented with examples in
+//! `docs/protocol.md`. Version 1; the version is in the connection URL
+//! (`v=1`) and echoed in `waiting`/`admitted`.
+
+use serde::{Deserialize, Serialize};
+
+pub const PROTOCOL_VERSION: u32 = 1;
+/// Largest client message accepted, in bytes.
+pub const MAX_MESSAGE_BYTES: usize = 16 * 1024;
+pub const MAX_CHAT_CHARS: usize = 4000;
+
+pub type ParticipantId = u64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Participant,
+    CoHost,
+    Host,
+}
+
+impl Role {
+    pub fn moderates(self) -> bool {
+        self >= Role::CoHost
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScreenShareMode {
+    HostOnly,
+    OneAtATime,
+    Several,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChatMode {
+    /// Anyone may write to everyone.
+    Everyone,
+    /// Participants may write only to hosts and co-hosts.
+    HostsOnly,
+    /// Only hosts and co-hosts may write.
+    Off,
+}
+
+/// What an admitted participant sees of another.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParticipantView {
+    pub id: ParticipantId,
+    pub display_name: String,
+    pub role: Role,
+    pub signed_in: bool,
+    pub audio_muted: bool,
+    pub video_muted: bool,
+    pub hand_raised: bool,
+    pub sharing_screen: bool,
+    /// Connection lost; the seat is kept for the grace period.
+    pub reconnecting: bool,
+}
+
+/// What hosts see of someone in the waiting room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitingView {
+    pub id: ParticipantId,
+    pub display_name: String,
+    pub signed_in: bool,
+    pub email: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomSettings {
+    pub locked: bool,
+    pub waiting_room: bool,
+    pub allow_self_unmute: bool,
+    pub allow_rename: bool,
+    /// Participants may turn their camera on.
+    pub allow_video: bool,
+    pub screen_share: ScreenShareMode,
+    pub chat: ChatMode,
+    pub private_chat: bool,
+    /// Settings the organisation locked, which no one in the meeting can change.
+    pub locked_by_policy: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    /// Position in the meeting's chat; strictly increasing.
+    pub seq: u64,
+    pub from: ParticipantId,
+    pub from_name: String,
+    /// `None` for everyone; a participant for a private message.
+    pub to: Option<ParticipantId>,
+    pub text: String,
+    pub at_ms: i64,
+}
+
+/// Partial settings change requested by a host or co-host.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsChange {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_room: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_self_unmute: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_rename: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_video: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub screen_share: Option<ScreenShareMode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat: Option<ChatMode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_chat: Option<bool>,
+}
+
+/// Messages a participant sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientMessage {
+    Ping,
+    /// Mute or unmute one's own microphone or camera. Unmuting can be
+    /// refused (host forbade it, or activities are suspended).
+    SetMedia {
+        #[serde(default)]
+        audio_muted: Option<bool>,
+        #[serde(default)]
+        video_muted: Option<bool>,
+    },
+    RaiseHand,
+    LowerHand,
+    React {
+        emoji: String,
+    },
+    /// `client_msg_id` makes sending idempotent: a repeat is acknowledged, not re-sent.
+    Chat {
+        client_msg_id: String,
+        text: String,
+        #[serde(default)]
+        to: Option<ParticipantId>,
+    },
+    StartScreenShare,
+    /// Stop one's own share, or (hosts) someone else's.
+    StopScreenShare {
+        #[serde(default)]
+        participant_id: Option<ParticipantId>,
+    },
+    Rename {
+        participant_id: ParticipantId,
+        display_name: String,
+    },
+    Leave,
+    // Hosts and co-hosts.
+    Admit {
+        participant_id: ParticipantId,
+    },
+    AdmitAll,
+    Deny {
+        participant_id: ParticipantId,
+    },
+    Remove {
+        participant_id: ParticipantId,
+    },
+    Mute {
+        participant_id: ParticipantId,
+    },
+    MuteAll,
+    AskToUnmute {
+        participant_id: ParticipantId,
+    },
+    StopVideo {
+        participant_id: ParticipantId,
+    },
+    Lock,
+    Unlock,
+    UpdateSettings {
+        settings: SettingsChange,
+    },
+    // Hosts only.
+    TransferHost {
+        participant_id: ParticipantId,
+    },
+    SetCoHost {
+        participant_id: ParticipantId,
+        co_host: bool,
+    },
+    SuspendAll,
+    EndForAll,
+    /// Become host with the meeting's host key.
+    ClaimHost {
+        host_key: String,
+    },
+}
+
+impl ClientMessage {
+    /// The `type` tag, for error replies and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Ping => "ping",
+            Self::SetMedia { .. } => "set_media",
+            Self::RaiseHand => "raise_hand",
+            Self::LowerHand => "lower_hand",
+            Self::React { .. } => "react",
+            Self::Chat { .. } => "chat",
+            Self::StartScreenShare => "start_screen_share",
+            Self::StopScreenShare { .. } => "stop_screen_share",
+            Self::Rename { .. } => "rename",
+            Self::Leave => "leave",
+            Self::Admit { .. } => "admit",
+            Self::AdmitAll => "admit_all",
+            Self::Deny { .. } => "deny",
+            Self::Remove { .. } => "remove",
+            Self::Mute { .. } => "mute",
+            Self::MuteAll => "mute_all",
+            Self::AskToUnmute { .. } => "ask_to_unmute",
+            Self::StopVideo { .. } => "stop_video",
+            Self::Lock => "lock",
+            Self::Unlock => "unlock",
+            Self::UpdateSettings { .. } => "update_settings",
+            Self::TransferHost { .. } => "transfer_host",
+            Self::SetCoHost { .. } => "set_co_host",
+            Self::SuspendAll => "suspend_all",
+            Self::EndForAll => "end_for_all",
+            Self::ClaimHost { .. } => "claim_host",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    EndedByHost,
+    TimeLimit,
+    NoHost,
+    Deleted,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefusalReason {
+    /// A host or co-host declined.
+    Denied,
+    Locked,
+    /// Removed earlier from this meeting.
+    Removed,
+    Ended,
+}
+
+/// Messages the server sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// You are in the waiting room. Nothing about the meeting is shared until admitted.
+    Waiting {
+        protocol_version: u32,
+        participant_id: ParticipantId,
+        resume_token: String,
+    },
+    /// You are in: who is here, the settings, the chat so far.
+    Admitted {
+        protocol_version: u32,
+        participant_id: ParticipantId,
+        resume_token: String,
+        you: ParticipantView,
+        roster: Vec<ParticipantView>,
+        settings: RoomSettings,
+        chat: Vec<ChatMessage>,
+        /// When the meeting's time limit ends it, if it has one.
+        ends_at_ms: Option<i64>,
+    },
+    /// You cannot join (or stay in the waiting room).
+    Refused {
+        reason: RefusalReason,
+    },
+    /// A host or co-host removed you; you cannot come back.
+    Removed,
+    Ended {
+        reason: EndReason,
+    },
+    /// This connection was replaced by a newer one of the same participant.
+    Replaced,
+    /// To hosts and co-hosts: someone is knocking (play the knock sound).
+    Knock {
+        participant: WaitingView,
+    },
+    /// To hosts and co-hosts: the waiting room now holds these people.
+    WaitingRoom {
+        waiting: Vec<WaitingView>,
+    },
+    ParticipantJoined {
+        participant: ParticipantView,
+    },
+    ParticipantUpdated {
+        participant: ParticipantView,
+    },
+    ParticipantLeft {
+        participant_id: ParticipantId,
+    },
+    Chat {
+        message: ChatMessage,
+    },
+    /// Your chat message was stored as `seq` (also for a repeated `client_msg_id`).
+    ChatAck {
+        client_msg_id: String,
+        seq: u64,
+    },
+    Reaction {
+        from: ParticipantId,
+        emoji: String,
+    },
+    /// A host asks you to unmute; only you can do it.
+    UnmuteRequested {
+        by: ParticipantId,
+    },
+    SettingsChanged {
+        settings: RoomSettings,
+    },
+    TimeWarning {
+        minutes_left: u32,
+        ends_at_ms: i64,
+    },
+    /// The meeting's end time changed (`None`: the limit was lifted).
+    TimeLimit {
+        ends_at_ms: Option<i64>,
+    },
+    Error {
+        code: String,
+        message: String,
+        request: Option<String>,
+    },
+    Pong,
+}
+
+impl ServerMessage {
+    /// True for messages that carry something of the meeting itself (its
+    /// people, chat, settings or activity), which only admitted
+    /// participants may receive.
+    pub fn reveals_meeting(&self) -> bool {
+        !matches!(
+            self,
+            Self::Waiting { .. }
+                | Self::Refused { .. }
+                | Self::Removed
+                | Self::Ended { .. }
+                | Self::Replaced
+                | Self::Error { .. }
+                | Self::Pong
+        )
+    }
+
+    pub fn error(code: &str, message: impl Into<String>, request: Option<&str>) -> Self {
+        Self::Error { code: code.to_owned(), message: message.into(), request: request.map(str::to_owned) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_tagged_json_and_refuse_unknown_fields() {
+        let m: ClientMessage = serde_json::from_str(r#"{"type":"chat","client_msg_id":"a1","text":"hi"}"#).unwrap();
+        assert_eq!(m, ClientMessage::Chat { client_msg_id: "a1".into(), text: "hi".into(), to: None });
+        assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"lock","extra":1}"#).is_err());
+        assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"launch_missiles"}"#).is_err());
+        let json = serde_json::to_string(&ServerMessage::Ended { reason: EndReason::TimeLimit }).unwrap();
+        assert_eq!(json, r#"{"type":"ended","reason":"time_limit"}"#);
+    }
+}

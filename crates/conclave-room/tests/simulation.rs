@@ -1,0 +1,440 @@
+//! A seeded, deterministic simulation of meetings. Each seed drives one room
+//! through random joins (some by people removed earlier, under new names),
+//! host and participant commands (many of them not allowed), disconnects,
+//! reconnects, policy changes and the passing of time, and checks the
+//! room's invariants after every step:
+//!
+//! 1. only admitted participants ever receive anything of the meeting;
+//! 2. a removed participant never gets back in;
+//! 3. a live meeting has exactly one host, who is admitted, or it has ended;
+//! 4. settings the organisation locked are never overridden;
+//! 5. chat is strictly ordered; screen sharing obeys the share mode.
+//!
+//! `CONCLAVE_SIM_SEEDS=1000000` runs more seeds (default 10,000);
+//! `CONCLAVE_SIM_SEED=n` replays one seed; `CONCLAVE_SIM_STEPS` sets the steps per seed.
+
+use conclave_proto::signal::*;
+use conclave_room::{Effect, Identity, Input, Phase, PolicyView, Presence, Room, RoomConfig};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::collections::{BTreeMap, BTreeSet};
+
+const HOST_KEY: &str = "482913";
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn ten_thousand_seeded_meetings_keep_every_invariant() {
+    let steps = env_u64("CONCLAVE_SIM_STEPS").unwrap_or(120) as usize;
+    let seeds: Vec<u64> = match env_u64("CONCLAVE_SIM_SEED") {
+        Some(one) => vec![one],
+        None => (0..env_u64("CONCLAVE_SIM_SEEDS").unwrap_or(10_000)).collect(),
+    };
+    let mut totals = Totals::default();
+    for seed in seeds {
+        let mut sim = Sim::new(seed);
+        for step in 0..steps {
+            if let Err(violation) = sim.step() {
+                panic!(
+                    "seed {seed}, step {step}: {violation}\nreplay with CONCLAVE_SIM_SEED={seed}\nlast inputs:\n{}",
+                    sim.trace.join("\n")
+                );
+            }
+        }
+        totals.add(&sim);
+    }
+    // The simulation must actually reach the interesting states.
+    eprintln!("{totals:?}");
+    assert!(totals.admitted > 0 && totals.removed > 0 && totals.rejoins_refused > 0 && totals.denied_commands > 0);
+    assert!(totals.ended > 0 && totals.host_changes > 0 && totals.chats > 0 && totals.policy_changes > 0);
+}
+
+#[derive(Debug, Default)]
+struct Totals {
+    admitted: u64,
+    removed: u64,
+    rejoins_refused: u64,
+    denied_commands: u64,
+    ended: u64,
+    host_changes: u64,
+    chats: u64,
+    policy_changes: u64,
+}
+
+impl Totals {
+    fn add(&mut self, sim: &Sim) {
+        self.admitted += sim.stats.admitted;
+        self.removed += sim.stats.removed;
+        self.rejoins_refused += sim.stats.rejoins_refused;
+        self.denied_commands += sim.stats.denied_commands;
+        self.ended += u64::from(sim.ended);
+        self.host_changes += sim.stats.host_changes;
+        self.chats += sim.stats.chats;
+        self.policy_changes += sim.stats.policy_changes;
+    }
+}
+
+#[derive(Default)]
+struct Stats {
+    admitted: u64,
+    removed: u64,
+    rejoins_refused: u64,
+    denied_commands: u64,
+    host_changes: u64,
+    chats: u64,
+    policy_changes: u64,
+}
+
+struct Sim {
+    rng: StdRng,
+    room: Room,
+    now: i64,
+    next_id: ParticipantId,
+    /// People who may join: index 0 is the meeting's owner.
+    people: Vec<Identity>,
+    /// The person behind each seat, and the step at which it joined.
+    seats: BTreeMap<ParticipantId, (usize, usize)>,
+    /// Seats the harness believes are admitted, from the messages it saw.
+    admitted: BTreeSet<ParticipantId>,
+    /// Seats alive (waiting or admitted).
+    alive: BTreeSet<ParticipantId>,
+    disconnected: BTreeSet<ParticipantId>,
+    /// Removed people, with the step of their removal.
+    banned: BTreeMap<usize, usize>,
+    step: usize,
+    policy: PolicyView,
+    last_chat_seq: u64,
+    ended: bool,
+    last_host: Option<ParticipantId>,
+    stats: Stats,
+    trace: Vec<String>,
+}
+
+impl Sim {
+    fn new(seed: u64) -> Self {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let policy = random_policy(&mut rng);
+        let settings = RoomSettings {
+            locked: false,
+            waiting_room: rng.gen_bool(0.7),
+            allow_self_unmute: rng.gen_bool(0.7),
+            allow_rename: true,
+            allow_video: true,
+            screen_share: [ScreenShareMode::HostOnly, ScreenShareMode::OneAtATime, ScreenShareMode::Several]
+                [rng.gen_range(0..3)],
+            chat: ChatMode::Everyone,
+            private_chat: true,
+            locked_by_policy: vec![],
+        };
+        let config = RoomConfig {
+            settings,
+            mute_on_entry: rng.gen_bool(0.5),
+            policy: policy.clone(),
+            host_key: HOST_KEY.into(),
+        };
+        let people = (0..8)
+            .map(|i| Identity {
+                user_id: (i == 0 || rng.gen_bool(0.5)).then(|| format!("user-{i}")),
+                email: None,
+                device_id: Some(format!("device-{i}")),
+                ip: Some(format!("198.51.100.{}", i % 4)),
+            })
+            .collect();
+        Self {
+            rng,
+            room: Room::new(config, 0),
+            now: 0,
+            next_id: 1,
+            people,
+            seats: BTreeMap::new(),
+            admitted: BTreeSet::new(),
+            alive: BTreeSet::new(),
+            disconnected: BTreeSet::new(),
+            banned: BTreeMap::new(),
+            step: 0,
+            policy,
+            last_chat_seq: 0,
+            ended: false,
+            last_host: None,
+            stats: Stats::default(),
+            trace: Vec::new(),
+        }
+    }
+
+    fn pick<T: Copy>(&mut self, items: &[T]) -> Option<T> {
+        (!items.is_empty()).then(|| items[self.rng.gen_range(0..items.len())])
+    }
+
+    /// Any id: alive seats mostly, sometimes a stale or made-up one.
+    fn some_id(&mut self) -> ParticipantId {
+        let alive: Vec<_> = self.alive.iter().copied().collect();
+        if self.rng.gen_bool(0.9) {
+            if let Some(id) = self.pick(&alive) {
+                return id;
+            }
+        }
+        self.rng.gen_range(0..self.next_id + 2)
+    }
+
+    fn random_input(&mut self) -> Input {
+        let roll = self.rng.gen_range(0..100);
+        let alive: Vec<_> = self.alive.iter().copied().collect();
+        if roll < 22 || alive.is_empty() {
+            let who = if self.rng.gen_bool(0.15) { 0 } else { self.rng.gen_range(0..self.people.len()) };
+            let mut identity = self.people[who].clone();
+            // Removed people come back from new devices, under new names.
+            if self.rng.gen_bool(0.2) {
+                identity.device_id = Some(format!("fresh-{}", self.next_id));
+            }
+            let id = self.next_id;
+            self.next_id += 1;
+            self.seats.insert(id, (who, self.step));
+            let is_owner = identity.user_id.as_deref() == Some("user-0");
+            let display_name = format!("name-{}", self.rng.gen_range(0..1000));
+            return Input::Join { id, display_name, identity, is_owner, resume_token: format!("resume-{id}") };
+        }
+        if roll < 27 {
+            let id = self.pick(&alive).unwrap();
+            return Input::Disconnected { id };
+        }
+        if roll < 31 {
+            let gone: Vec<_> = self.disconnected.iter().copied().collect();
+            if let Some(id) = self.pick(&gone) {
+                return Input::Reconnected { id };
+            }
+        }
+        if roll < 40 {
+            self.now += self.rng.gen_range(0..120_000);
+            return Input::Tick;
+        }
+        if roll < 42 {
+            self.policy = random_policy(&mut self.rng);
+            self.stats.policy_changes += 1;
+            return Input::PolicyChanged { policy: self.policy.clone() };
+        }
+        let from = self.pick(&alive).unwrap();
+        Input::Message { from, message: self.random_message() }
+    }
+
+    fn random_message(&mut self) -> ClientMessage {
+        let target = self.some_id();
+        let flag = self.rng.gen_bool(0.5);
+        match self.rng.gen_range(0..30) {
+            0 => ClientMessage::Ping,
+            1 => ClientMessage::SetMedia {
+                audio_muted: Some(flag),
+                video_muted: self.rng.gen_bool(0.5).then_some(!flag),
+            },
+            2 => ClientMessage::RaiseHand,
+            3 => ClientMessage::LowerHand,
+            4 => ClientMessage::React { emoji: if flag { "👍".into() } else { "spam".into() } },
+            5 | 6 | 7 => ClientMessage::Chat {
+                client_msg_id: format!("m{}", self.rng.gen_range(0..6)),
+                text: "hello".into(),
+                to: self.rng.gen_bool(0.3).then_some(target),
+            },
+            8 => ClientMessage::StartScreenShare,
+            9 => ClientMessage::StopScreenShare { participant_id: flag.then_some(target) },
+            10 => ClientMessage::Rename { participant_id: target, display_name: "renamed".into() },
+            11 => ClientMessage::Leave,
+            12 | 13 => ClientMessage::Admit { participant_id: target },
+            14 => ClientMessage::AdmitAll,
+            15 => ClientMessage::Deny { participant_id: target },
+            16 | 17 => ClientMessage::Remove { participant_id: target },
+            18 => ClientMessage::Mute { participant_id: target },
+            19 => ClientMessage::MuteAll,
+            20 => ClientMessage::AskToUnmute { participant_id: target },
+            21 => ClientMessage::StopVideo { participant_id: target },
+            22 => {
+                if flag {
+                    ClientMessage::Lock
+                } else {
+                    ClientMessage::Unlock
+                }
+            }
+            23 => ClientMessage::UpdateSettings {
+                settings: SettingsChange {
+                    waiting_room: Some(self.rng.gen_bool(0.5)),
+                    chat: Some([ChatMode::Everyone, ChatMode::HostsOnly, ChatMode::Off][self.rng.gen_range(0..3)]),
+                    screen_share: Some(
+                        [ScreenShareMode::HostOnly, ScreenShareMode::OneAtATime, ScreenShareMode::Several]
+                            [self.rng.gen_range(0..3)],
+                    ),
+                    private_chat: Some(flag),
+                    allow_self_unmute: Some(!flag),
+                    ..Default::default()
+                },
+            },
+            24 => ClientMessage::TransferHost { participant_id: target },
+            25 => ClientMessage::SetCoHost { participant_id: target, co_host: flag },
+            26 => ClientMessage::SuspendAll,
+            27 if self.rng.gen_bool(0.2) => ClientMessage::EndForAll,
+            28 => ClientMessage::ClaimHost {
+                host_key: if self.rng.gen_bool(0.3) { HOST_KEY.into() } else { "000000".into() },
+            },
+            _ => ClientMessage::AdmitAll,
+        }
+    }
+
+    fn step(&mut self) -> Result<(), String> {
+        self.step += 1;
+        let input = self.random_input();
+        self.trace.push(format!("t={} {input:?}", self.now));
+        if self.trace.len() > 40 {
+            self.trace.remove(0);
+        }
+        let joining = match &input {
+            Input::Join { id, .. } => Some(*id),
+            _ => None,
+        };
+        let effects = self.room.handle(self.now, input);
+        self.apply(&effects, joining)?;
+        self.check()
+    }
+
+    fn apply(&mut self, effects: &[Effect], joining: Option<ParticipantId>) -> Result<(), String> {
+        if let Some(id) = joining {
+            self.alive.insert(id);
+        }
+        for effect in effects {
+            match effect {
+                Effect::Send { to, message } => self.receive(*to, message)?,
+                Effect::Rebind { connection, seat } => {
+                    // The fresh connection now speaks for the existing seat.
+                    self.alive.remove(connection);
+                    self.disconnected.remove(seat);
+                }
+                Effect::Disconnect { id } => {
+                    self.alive.remove(id);
+                    self.admitted.remove(id);
+                    self.disconnected.remove(id);
+                }
+                Effect::Audit { outcome, action, .. } => {
+                    if *outcome == conclave_room::Outcome::Denied {
+                        if *action == "meeting.join" {
+                            self.stats.rejoins_refused += 1;
+                        } else {
+                            self.stats.denied_commands += 1;
+                        }
+                    }
+                }
+                Effect::Ended { .. } => self.ended = true,
+            }
+        }
+        Ok(())
+    }
+
+    /// True when `seat` is a removed person who came back after the removal.
+    fn returned_after_removal(&self, seat: ParticipantId) -> bool {
+        self.seats
+            .get(&seat)
+            .is_some_and(|(person, joined)| self.banned.get(person).is_some_and(|removed| joined > removed))
+    }
+
+    /// Checks one message against what the harness knows of its recipient.
+    fn receive(&mut self, to: ParticipantId, message: &ServerMessage) -> Result<(), String> {
+        let banned = self.returned_after_removal(to);
+        match message {
+            ServerMessage::Admitted { .. } => {
+                if banned {
+                    return Err(format!("removed person admitted again as {to}"));
+                }
+                self.stats.admitted += 1;
+                self.admitted.insert(to);
+                return Ok(());
+            }
+            ServerMessage::Waiting { .. } if banned => {
+                return Err(format!("removed person back in the waiting room as {to}"))
+            }
+            ServerMessage::Removed => {
+                if let Some((person, _)) = self.seats.get(&to) {
+                    self.banned.entry(*person).or_insert(self.step);
+                }
+                self.stats.removed += 1;
+                self.admitted.remove(&to);
+            }
+            ServerMessage::Refused { .. } | ServerMessage::Ended { .. } => {
+                self.admitted.remove(&to);
+            }
+            ServerMessage::Chat { message } => {
+                if message.seq < self.last_chat_seq {
+                    return Err(format!("chat seq went back from {} to {}", self.last_chat_seq, message.seq));
+                }
+                if message.seq > self.last_chat_seq {
+                    self.stats.chats += 1;
+                }
+                self.last_chat_seq = message.seq;
+            }
+            _ => {}
+        }
+        if message.reveals_meeting() && !self.admitted.contains(&to) {
+            return Err(format!("{to} is not admitted but received {message:?}"));
+        }
+        Ok(())
+    }
+
+    fn check(&mut self) -> Result<(), String> {
+        let room_admitted: BTreeSet<_> = self.room.admitted().collect();
+        if room_admitted != self.admitted {
+            return Err(format!("room admits {room_admitted:?}, messages said {:?}", self.admitted));
+        }
+        let members: Vec<_> = self.room.admitted().chain(self.room.waiting()).collect();
+        for id in &members {
+            if self.returned_after_removal(*id) {
+                return Err(format!("a removed person is back in the room as {id}"));
+            }
+            if !self.alive.contains(id) {
+                return Err(format!("{id} is in the room but its connection was closed"));
+            }
+        }
+        match self.room.phase() {
+            Phase::Live => {
+                let hosts: Vec<_> =
+                    members.iter().filter(|id| self.room.view(**id).unwrap().role == Role::Host).collect();
+                if hosts.len() != 1 || self.room.presence(*hosts[0]) != Some(Presence::Admitted) {
+                    return Err(format!("live meeting with hosts {hosts:?}"));
+                }
+                if self.last_host != Some(*hosts[0]) {
+                    self.stats.host_changes += u64::from(self.last_host.is_some());
+                    self.last_host = Some(*hosts[0]);
+                }
+            }
+            Phase::Ended => {
+                if !members.is_empty() {
+                    return Err("an ended meeting still has people".into());
+                }
+            }
+            Phase::NotStarted => {
+                if !room_admitted.is_empty() {
+                    return Err("someone admitted before the meeting started".into());
+                }
+            }
+        }
+        if !self.policy.is_obeyed_by(self.room.settings()) {
+            return Err(format!("settings {:?} override policy {:?}", self.room.settings(), self.policy));
+        }
+        let sharers: Vec<_> =
+            members.iter().filter_map(|id| self.room.view(*id)).filter(|v| v.sharing_screen).collect();
+        let share_ok = match self.room.settings().screen_share {
+            ScreenShareMode::HostOnly => sharers.iter().all(|v| v.role.moderates()),
+            ScreenShareMode::OneAtATime => sharers.len() <= 1,
+            ScreenShareMode::Several => true,
+        };
+        if !share_ok {
+            return Err(format!("sharing {sharers:?} breaks {:?}", self.room.settings().screen_share));
+        }
+        Ok(())
+    }
+}
+
+fn random_policy(rng: &mut StdRng) -> PolicyView {
+    PolicyView {
+        waiting_room: rng.gen_bool(0.8),
+        waiting_room_locked: rng.gen_bool(0.5),
+        chat_allowed: rng.gen_bool(0.7),
+        chat_locked: rng.gen_bool(0.4),
+        time_limit_minutes: [None, Some(40), Some(15), Some(3)][rng.gen_range(0..4)],
+    }
+}
