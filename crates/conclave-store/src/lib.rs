@@ -8,6 +8,7 @@
 
 mod audit;
 mod invitations;
+mod meetings;
 mod migrate;
 mod orgs;
 mod sessions;
@@ -20,6 +21,7 @@ pub mod testing;
 
 pub use audit::{AuditHead, AuditVerdict, NewAuditEvent};
 pub use invitations::InvitationRow;
+pub use meetings::{MeetingRow, MeetingSecrets, NewMeeting, NewReport};
 pub use sessions::{NewSession, SessionRow};
 pub use throttle::ThrottleRow;
 pub use users::{NewUser, UserRow};
@@ -96,8 +98,10 @@ impl Store {
                     .max_connections(8)
                     .after_connect(|conn, _| {
                         Box::pin(async move {
-                            conn.execute("PRAGMA journal_mode = WAL").await?;
+                            // The timeout first: switching to WAL on a new file
+                            // needs a lock another starter may hold.
                             conn.execute("PRAGMA busy_timeout = 10000").await?;
+                            conn.execute("PRAGMA journal_mode = WAL").await?;
                             conn.execute("PRAGMA foreign_keys = ON").await?;
                             conn.execute("PRAGMA synchronous = NORMAL").await?;
                             Ok(())

@@ -14,12 +14,20 @@ struct Migration {
     postgres: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "foundation",
-    sqlite: include_str!("../migrations/sqlite/0001_foundation.sql"),
-    postgres: include_str!("../migrations/postgres/0001_foundation.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "foundation",
+        sqlite: include_str!("../migrations/sqlite/0001_foundation.sql"),
+        postgres: include_str!("../migrations/postgres/0001_foundation.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "meetings",
+        sqlite: include_str!("../migrations/sqlite/0002_meetings.sql"),
+        postgres: include_str!("../migrations/postgres/0002_meetings.sql"),
+    },
+];
 
 /// Arbitrary constant naming Conclave's migration lock on PostgreSQL.
 const PG_LOCK_KEY: i64 = 0x636f_6e63_6c61_7665;
@@ -42,32 +50,54 @@ async fn apply_pending(engine: Engine, conn: &mut sqlx::AnyConnection) -> Result
     )
     .await?;
     for migration in MIGRATIONS {
-        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-        // Re-check inside the transaction so two SQLite starters cannot both apply.
-        let applied: Option<(i64,)> = sqlx::query_as("SELECT version FROM schema_migrations WHERE version = $1")
-            .bind(migration.version)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if applied.is_some() {
-            continue;
-        }
-        let sql = match engine {
-            Engine::Sqlite => migration.sqlite,
-            Engine::Postgres => migration.postgres,
+        // On SQLite, take the write lock up front (BEGIN IMMEDIATE waits for
+        // it under busy_timeout); a deferred transaction that reads first
+        // could fail to upgrade while another starter writes.
+        let begin = match engine {
+            Engine::Sqlite => "BEGIN IMMEDIATE",
+            Engine::Postgres => "BEGIN",
         };
-        for statement in statements(sql) {
-            tx.execute(statement).await?;
+        conn.execute(begin).await?;
+        match apply_one(engine, conn, migration).await {
+            Ok(applied) => {
+                conn.execute("COMMIT").await?;
+                if applied {
+                    tracing::info!(version = migration.version, name = migration.name, "applied schema migration");
+                }
+            }
+            Err(err) => {
+                let _ = conn.execute("ROLLBACK").await;
+                return Err(err);
+            }
         }
-        sqlx::query("INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES ($1, $2, $3)")
-            .bind(migration.version)
-            .bind(migration.name)
-            .bind(crate::now_ms())
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        tracing::info!(version = migration.version, name = migration.name, "applied schema migration");
     }
     Ok(())
+}
+
+/// Applies one migration inside the caller's transaction, unless a
+/// concurrent starter already did; true when it applied it.
+async fn apply_one(engine: Engine, conn: &mut sqlx::AnyConnection, migration: &Migration) -> Result<bool> {
+    let applied: Option<(i64,)> = sqlx::query_as("SELECT version FROM schema_migrations WHERE version = $1")
+        .bind(migration.version)
+        .fetch_optional(&mut *conn)
+        .await?;
+    if applied.is_some() {
+        return Ok(false);
+    }
+    let sql = match engine {
+        Engine::Sqlite => migration.sqlite,
+        Engine::Postgres => migration.postgres,
+    };
+    for statement in statements(sql) {
+        conn.execute(statement).await?;
+    }
+    sqlx::query("INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES ($1, $2, $3)")
+        .bind(migration.version)
+        .bind(migration.name)
+        .bind(crate::now_ms())
+        .execute(&mut *conn)
+        .await?;
+    Ok(true)
 }
 
 /// Splits a migration file into statements at `;` line ends, dropping

@@ -2,6 +2,7 @@
 
 use conclave_auth::Backoff;
 use conclave_proto::{AccountStatus, OrgPolicy, OrgRole, Plan};
+use conclave_store::testing::TestDatabase;
 use conclave_store::{test_both_engines, AuditVerdict, NewAuditEvent, NewSession, NewUser, StoreError};
 use std::time::Duration;
 
@@ -29,7 +30,12 @@ fn event(action: &str, org: Option<&'static str>) -> NewAuditEvent<'static> {
 
 test_both_engines! {
     async fn migrations_are_idempotent_and_concurrent(db: TestDatabase) {
+        // Several starters on a brand-new database at once (the server and
+        // `conclave admin`, or several nodes).
         let (a, b) = tokio::join!(db.store(), db.store());
+        let (c, d) = tokio::join!(db.store(), db.store());
+        c.ping().await.unwrap();
+        d.ping().await.unwrap();
         a.ping().await.unwrap();
         b.ping().await.unwrap();
         assert_eq!(a.count_orgs().await.unwrap(), 0);
@@ -189,5 +195,62 @@ test_both_engines! {
         sqlx::query("UPDATE audit_events SET outcome = 'success' WHERE seq = 7").execute(store.raw_pool()).await.unwrap();
         sqlx::query("DELETE FROM audit_events WHERE seq = 40").execute(store.raw_pool()).await.unwrap();
         assert!(matches!(store.verify_audit_chain(|_, _| {}).await.unwrap(), AuditVerdict::Broken(conclave_auth::ChainError::HeadMismatch { .. })));
+    }
+}
+
+fn secrets(tag: &str) -> conclave_store::MeetingSecrets {
+    conclave_store::MeetingSecrets {
+        link_secret: format!("link-{tag}"),
+        code: format!("code-{tag}"),
+        passcode: Some("pass".into()),
+        host_key: "123456".into(),
+    }
+}
+
+test_both_engines! {
+    async fn meetings_are_found_by_secret_and_rotation_retires_old_secrets(db: TestDatabase) {
+        let store = db.store().await;
+        let (org, owner) = store.create_org_with_new_owner("Acme", Plan::Free, &policy(), &user("o@acme.test", 1)).await.unwrap();
+        let settings = conclave_proto::MeetingSettings::default();
+        let new = conclave_store::NewMeeting {
+            org_id: &org.id, host_user_id: &owner.id, title: "Standup", scheduled_start_ms: None, duration_minutes: Some(30),
+            settings: &settings, secrets: &secrets("a"), now_ms: 5,
+        };
+        let meeting = store.create_meeting(&new).await.unwrap();
+        assert_eq!(store.meeting_by_link_secret("link-a").await.unwrap().unwrap().id, meeting.id);
+        assert_eq!(store.meeting_by_code("code-a").await.unwrap().unwrap().secrets.passcode.as_deref(), Some("pass"));
+        let clash = store.create_meeting(&conclave_store::NewMeeting { title: "Other", ..new.clone() }).await;
+        assert!(matches!(clash, Err(StoreError::Conflict("meeting secret"))), "secrets are unique");
+        store.rotate_meeting_secrets(&meeting.id, &secrets("b")).await.unwrap();
+        assert!(store.meeting_by_link_secret("link-a").await.unwrap().is_none());
+        assert!(store.meeting_by_code("code-a").await.unwrap().is_none());
+        assert_eq!(store.meeting_by_code("code-b").await.unwrap().unwrap().id, meeting.id);
+        let mut changed = store.meeting_by_id(&meeting.id).await.unwrap().unwrap();
+        changed.title = "Daily standup".into();
+        changed.secrets.passcode = None;
+        store.update_meeting(&changed).await.unwrap();
+        let loaded = store.meeting_by_id(&meeting.id).await.unwrap().unwrap();
+        assert_eq!((loaded.title.as_str(), loaded.secrets.passcode), ("Daily standup", None));
+        assert_eq!(store.list_meetings(&org.id, Some(&owner.id)).await.unwrap().len(), 1);
+        let report = conclave_store::NewReport {
+            org_id: &org.id, meeting_id: &meeting.id, reporter_name: "Ada", reporter_user_id: None, reported_name: "Troll",
+            reported_user_id: None, reason: "drew on the screen share", now_ms: 9,
+        };
+        store.create_report(&report).await.unwrap();
+        assert_eq!(store.list_reports(&org.id).await.unwrap()[0].reported_name, "Troll");
+        assert!(store.delete_meeting(&meeting.id).await.unwrap());
+        assert!(store.meeting_by_id(&meeting.id).await.unwrap().is_none());
+    }
+}
+
+/// The race that once failed with SQLITE_BUSY: many starters on a fresh file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fresh_sqlite_files_survive_simultaneous_starters() {
+    for _ in 0..20 {
+        let db = TestDatabase::new(conclave_store::Engine::Sqlite).await;
+        let (a, b, c, d) = tokio::join!(db.store(), db.store(), db.store(), db.store());
+        for store in [a, b, c, d] {
+            assert_eq!(store.count_orgs().await.unwrap(), 0);
+        }
     }
 }

@@ -1,0 +1,30 @@
+-- Meetings and abuse reports. Invite secrets are kept as issued: the host
+-- must be able to show them again; they are compared in constant time.
+CREATE TABLE meetings (
+    id TEXT PRIMARY KEY,
+    org_id TEXT NOT NULL REFERENCES orgs(id),
+    host_user_id TEXT NOT NULL REFERENCES users(id),
+    title TEXT NOT NULL,
+    scheduled_start_ms BIGINT,
+    duration_minutes BIGINT,
+    settings_json TEXT NOT NULL,
+    link_secret TEXT NOT NULL UNIQUE,
+    code TEXT NOT NULL UNIQUE,
+    passcode TEXT,
+    host_key TEXT NOT NULL,
+    created_at_ms BIGINT NOT NULL
+);
+CREATE INDEX meetings_org ON meetings(org_id, created_at_ms);
+
+CREATE TABLE reports (
+    id TEXT PRIMARY KEY,
+    org_id TEXT NOT NULL REFERENCES orgs(id),
+    meeting_id TEXT NOT NULL,
+    reporter_name TEXT NOT NULL,
+    reporter_user_id TEXT,
+    reported_name TEXT NOT NULL,
+    reported_user_id TEXT,
+    reason TEXT NOT NULL,
+    at_ms BIGINT NOT NULL
+);
+CREATE INDEX reports_org ON reports(org_id, at_ms)

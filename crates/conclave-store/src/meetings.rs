@@ -1,0 +1,230 @@
+//! Meetings (with their invite secrets) and reports of participants.
+
+use crate::{new_id, Result, RowExt, Store, StoreError};
+use conclave_proto::{MeetingSettings, Report};
+use sqlx::any::AnyRow;
+
+/// The secrets that let people in; rotated together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeetingSecrets {
+    pub link_secret: String,
+    pub code: String,
+    pub passcode: Option<String>,
+    pub host_key: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct MeetingRow {
+    pub id: String,
+    pub org_id: String,
+    pub host_user_id: String,
+    pub title: String,
+    pub scheduled_start_ms: Option<i64>,
+    pub duration_minutes: Option<i64>,
+    pub settings: MeetingSettings,
+    pub secrets: MeetingSecrets,
+    pub created_at_ms: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewMeeting<'a> {
+    pub org_id: &'a str,
+    pub host_user_id: &'a str,
+    pub title: &'a str,
+    pub scheduled_start_ms: Option<i64>,
+    pub duration_minutes: Option<i64>,
+    pub settings: &'a MeetingSettings,
+    pub secrets: &'a MeetingSecrets,
+    pub now_ms: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewReport<'a> {
+    pub org_id: &'a str,
+    pub meeting_id: &'a str,
+    pub reporter_name: &'a str,
+    pub reporter_user_id: Option<&'a str>,
+    pub reported_name: &'a str,
+    pub reported_user_id: Option<&'a str>,
+    pub reason: &'a str,
+    pub now_ms: i64,
+}
+
+const MEETING_COLUMNS: &str =
+    "id, org_id, host_user_id, title, scheduled_start_ms, duration_minutes, settings_json, link_secret, code, passcode, host_key, created_at_ms";
+
+impl TryFrom<AnyRow> for MeetingRow {
+    type Error = StoreError;
+    fn try_from(row: AnyRow) -> Result<Self> {
+        let settings_json = row.text("settings_json")?;
+        let settings = serde_json::from_str(&settings_json)
+            .map_err(|_| StoreError::Corrupt { column: "meetings.settings_json", value: settings_json })?;
+        Ok(Self {
+            id: row.text("id")?,
+            org_id: row.text("org_id")?,
+            host_user_id: row.text("host_user_id")?,
+            title: row.text("title")?,
+            scheduled_start_ms: row.opt_int("scheduled_start_ms")?,
+            duration_minutes: row.opt_int("duration_minutes")?,
+            settings,
+            secrets: MeetingSecrets {
+                link_secret: row.text("link_secret")?,
+                code: row.text("code")?,
+                passcode: row.opt_text("passcode")?,
+                host_key: row.text("host_key")?,
+            },
+            created_at_ms: row.int("created_at_ms")?,
+        })
+    }
+}
+
+impl Store {
+    /// Creates a meeting; `Conflict("meeting secret")` if a generated secret
+    /// collided (the caller draws new ones and retries).
+    pub async fn create_meeting(&self, new: &NewMeeting<'_>) -> Result<MeetingRow> {
+        let sql = format!(
+            "INSERT INTO meetings ({MEETING_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING {MEETING_COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(new_id())
+            .bind(new.org_id)
+            .bind(new.host_user_id)
+            .bind(new.title)
+            .bind(new.scheduled_start_ms)
+            .bind(new.duration_minutes)
+            .bind(serde_json::to_string(new.settings).expect("settings serialise"))
+            .bind(&new.secrets.link_secret)
+            .bind(&new.secrets.code)
+            .bind(new.secrets.passcode.as_deref())
+            .bind(&new.secrets.host_key)
+            .bind(new.now_ms)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(StoreError::conflict_as("meeting secret"))?;
+        MeetingRow::try_from(row)
+    }
+
+    pub async fn meeting_by_id(&self, id: &str) -> Result<Option<MeetingRow>> {
+        self.meeting_where("id", id).await
+    }
+
+    pub async fn meeting_by_link_secret(&self, secret: &str) -> Result<Option<MeetingRow>> {
+        self.meeting_where("link_secret", secret).await
+    }
+
+    pub async fn meeting_by_code(&self, code: &str) -> Result<Option<MeetingRow>> {
+        self.meeting_where("code", code).await
+    }
+
+    async fn meeting_where(&self, column: &'static str, value: &str) -> Result<Option<MeetingRow>> {
+        let sql = format!("SELECT {MEETING_COLUMNS} FROM meetings WHERE {column} = $1");
+        sqlx::query(&sql).bind(value).fetch_optional(&self.pool).await?.map(MeetingRow::try_from).transpose()
+    }
+
+    /// Meetings hosted by `host_user_id`, or all of the organisation's when `None`.
+    pub async fn list_meetings(&self, org_id: &str, host_user_id: Option<&str>) -> Result<Vec<MeetingRow>> {
+        let rows = match host_user_id {
+            Some(host) => {
+                let sql = format!("SELECT {MEETING_COLUMNS} FROM meetings WHERE org_id = $1 AND host_user_id = $2 ORDER BY created_at_ms DESC, id");
+                sqlx::query(&sql).bind(org_id).bind(host).fetch_all(&self.pool).await?
+            }
+            None => {
+                let sql =
+                    format!("SELECT {MEETING_COLUMNS} FROM meetings WHERE org_id = $1 ORDER BY created_at_ms DESC, id");
+                sqlx::query(&sql).bind(org_id).fetch_all(&self.pool).await?
+            }
+        };
+        rows.into_iter().map(MeetingRow::try_from).collect()
+    }
+
+    pub async fn update_meeting(&self, meeting: &MeetingRow) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE meetings SET title = $2, scheduled_start_ms = $3, duration_minutes = $4, settings_json = $5, passcode = $6 WHERE id = $1",
+        )
+        .bind(&meeting.id)
+        .bind(&meeting.title)
+        .bind(meeting.scheduled_start_ms)
+        .bind(meeting.duration_minutes)
+        .bind(serde_json::to_string(&meeting.settings).expect("settings serialise"))
+        .bind(meeting.secrets.passcode.as_deref())
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("meeting"));
+        }
+        Ok(())
+    }
+
+    /// Replaces every secret at once; the old ones stop working immediately.
+    pub async fn rotate_meeting_secrets(&self, meeting_id: &str, secrets: &MeetingSecrets) -> Result<()> {
+        let done =
+            sqlx::query("UPDATE meetings SET link_secret = $2, code = $3, passcode = $4, host_key = $5 WHERE id = $1")
+                .bind(meeting_id)
+                .bind(&secrets.link_secret)
+                .bind(&secrets.code)
+                .bind(secrets.passcode.as_deref())
+                .bind(&secrets.host_key)
+                .execute(&self.pool)
+                .await
+                .map_err(StoreError::conflict_as("meeting secret"))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("meeting"));
+        }
+        Ok(())
+    }
+
+    pub async fn delete_meeting(&self, meeting_id: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM meetings WHERE id = $1").bind(meeting_id).execute(&self.pool).await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn create_report(&self, new: &NewReport<'_>) -> Result<Report> {
+        let id = new_id();
+        sqlx::query(
+            "INSERT INTO reports (id, org_id, meeting_id, reporter_name, reporter_user_id, reported_name, reported_user_id, reason, at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&id)
+        .bind(new.org_id)
+        .bind(new.meeting_id)
+        .bind(new.reporter_name)
+        .bind(new.reporter_user_id)
+        .bind(new.reported_name)
+        .bind(new.reported_user_id)
+        .bind(new.reason)
+        .bind(new.now_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(Report {
+            id,
+            meeting_id: new.meeting_id.to_owned(),
+            reporter_name: new.reporter_name.to_owned(),
+            reported_name: new.reported_name.to_owned(),
+            reported_user_id: new.reported_user_id.map(str::to_owned),
+            reason: new.reason.to_owned(),
+            at_ms: new.now_ms,
+        })
+    }
+
+    pub async fn list_reports(&self, org_id: &str) -> Result<Vec<Report>> {
+        let rows = sqlx::query(
+            "SELECT id, meeting_id, reporter_name, reported_name, reported_user_id, reason, at_ms FROM reports WHERE org_id = $1 ORDER BY at_ms DESC, id",
+        )
+        .bind(org_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Report {
+                    id: r.text("id")?,
+                    meeting_id: r.text("meeting_id")?,
+                    reporter_name: r.text("reporter_name")?,
+                    reported_name: r.text("reported_name")?,
+                    reported_user_id: r.opt_text("reported_user_id")?,
+                    reason: r.text("reason")?,
+                    at_ms: r.int("at_ms")?,
+                })
+            })
+            .collect()
+    }
+}
