@@ -2,6 +2,10 @@
 //! errors as the server's problem details. Used by `conclave` tooling, bots,
 //! tests and load tests.
 
+pub mod signaling;
+
+pub use signaling::{MeetingConnection, SignalError};
+
 use conclave_proto::*;
 use reqwest::Method;
 use serde::de::DeserializeOwned;
@@ -38,6 +42,15 @@ impl ClientError {
 }
 
 pub type Result<T> = std::result::Result<T, ClientError>;
+
+/// Joining fails either at the REST call or at the WebSocket.
+#[derive(Debug, thiserror::Error)]
+pub enum JoinError {
+    #[error(transparent)]
+    Api(#[from] ClientError),
+    #[error(transparent)]
+    Signal(#[from] SignalError),
+}
 
 #[derive(Clone, Debug)]
 pub struct Client {
@@ -199,6 +212,55 @@ impl Client {
     pub async fn update_org_policy(&self, org_id: &str, update: &OrgPolicyUpdate) -> Result<OrgPolicy> {
         self.json(Method::PATCH, &format!("/api/v1/orgs/{org_id}/policy"), Some(update)).await
     }
+    // Meetings.
+
+    pub async fn create_meeting(&self, req: &CreateMeetingRequest) -> Result<Meeting> {
+        self.json(Method::POST, "/api/v1/meetings", Some(req)).await
+    }
+    pub async fn list_meetings(&self, org_scope: bool) -> Result<MeetingList> {
+        let path = if org_scope { "/api/v1/meetings?scope=org" } else { "/api/v1/meetings" };
+        self.json::<_, ()>(Method::GET, path, None).await
+    }
+    pub async fn get_meeting(&self, meeting_id: &str) -> Result<Meeting> {
+        self.json::<_, ()>(Method::GET, &format!("/api/v1/meetings/{meeting_id}"), None).await
+    }
+    pub async fn update_meeting(&self, meeting_id: &str, req: &UpdateMeetingRequest) -> Result<Meeting> {
+        self.json(Method::PATCH, &format!("/api/v1/meetings/{meeting_id}"), Some(req)).await
+    }
+    pub async fn delete_meeting(&self, meeting_id: &str) -> Result<()> {
+        self.empty::<()>(Method::DELETE, &format!("/api/v1/meetings/{meeting_id}"), None).await
+    }
+    pub async fn rotate_meeting_secrets(&self, meeting_id: &str) -> Result<Meeting> {
+        self.json::<_, ()>(Method::POST, &format!("/api/v1/meetings/{meeting_id}/rotate"), None).await
+    }
+    pub async fn join_meeting(&self, req: &JoinMeetingRequest) -> Result<JoinTicket> {
+        self.json(Method::POST, "/api/v1/meetings/join", Some(req)).await
+    }
+    pub async fn report_participant(&self, meeting_id: &str, req: &ReportParticipantRequest) -> Result<Report> {
+        self.json(Method::POST, &format!("/api/v1/meetings/{meeting_id}/reports"), Some(req)).await
+    }
+    pub async fn list_reports(&self, org_id: &str) -> Result<ReportList> {
+        self.json::<_, ()>(Method::GET, &format!("/api/v1/orgs/{org_id}/reports"), None).await
+    }
+
+    /// Joins by invite link secret and opens the signaling connection.
+    pub async fn join_by_link(
+        &self,
+        link_secret: &str,
+        display_name: &str,
+    ) -> std::result::Result<MeetingConnection, JoinError> {
+        let ticket = self
+            .join_meeting(&JoinMeetingRequest {
+                link_secret: Some(link_secret.to_owned()),
+                code: None,
+                passcode: None,
+                display_name: display_name.to_owned(),
+                device_id: None,
+            })
+            .await?;
+        Ok(MeetingConnection::connect(&ticket.signaling_url).await?)
+    }
+
     pub async fn list_audit_events(
         &self,
         org_id: &str,

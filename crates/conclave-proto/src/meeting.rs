@@ -51,6 +51,28 @@ impl Default for MeetingSettings {
     }
 }
 
+/// Settings asked for in a create or update; absent ones keep their current
+/// value (or, for a new meeting, the organisation's default).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct MeetingSettingsRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_room: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mute_on_entry: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_self_unmute: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "host_only"))]
+    pub screen_share: Option<ScreenShareMode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "everyone"))]
+    pub chat: Option<ChatMode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_chat: Option<bool>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
@@ -65,7 +87,7 @@ pub struct CreateMeetingRequest {
     #[serde(default)]
     pub passcode: Option<String>,
     #[serde(default)]
-    pub settings: MeetingSettings,
+    pub settings: MeetingSettingsRequest,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -82,7 +104,7 @@ pub struct UpdateMeetingRequest {
     #[serde(default)]
     pub passcode: Option<String>,
     #[serde(default)]
-    pub settings: Option<MeetingSettings>,
+    pub settings: Option<MeetingSettingsRequest>,
 }
 
 /// A meeting as its host sees it, secrets included.
@@ -99,7 +121,8 @@ pub struct Meeting {
     /// The invite link; its secret carries 160 bits.
     pub invite_url: String,
     pub link_secret: String,
-    /// Typeable code for phones: never enough alone (passcode or waiting room).
+    /// Typeable code for phones (`123 456 7890`): never enough alone
+    /// (a passcode or the waiting room always stands behind it).
     pub code: String,
     pub passcode: Option<String>,
     /// Lets its holder claim host in the meeting.
@@ -140,7 +163,6 @@ pub struct JoinTicket {
     /// Open a WebSocket here (the ticket is already in the URL).
     pub signaling_url: String,
     pub expires_in_seconds: u64,
-    pub meeting_title: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

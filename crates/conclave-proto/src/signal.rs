@@ -195,6 +195,22 @@ pub enum ClientMessage {
 }
 
 impl ClientMessage {
+    /// Parses one message strictly: unknown types, missing or mistyped
+    /// fields and unknown fields are all errors. (Serde alone lets extra
+    /// fields through on variants without fields, so every key of the input
+    /// is also checked against the keys of the parsed message.)
+    pub fn from_json(text: &str) -> Result<Self, String> {
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let message: Self = serde_json::from_value(value.clone()).map_err(|e| e.to_string())?;
+        let known = serde_json::to_value(&message).map_err(|e| e.to_string())?;
+        if let (Some(given), Some(known)) = (value.as_object(), known.as_object()) {
+            if let Some(unknown) = given.keys().find(|k| !known.contains_key(*k)) {
+                return Err(format!("unknown field `{unknown}` for type `{}`", message.kind()));
+            }
+        }
+        Ok(message)
+    }
+
     /// The `type` tag, for error replies and logs.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -363,8 +379,16 @@ mod tests {
     fn messages_are_tagged_json_and_refuse_unknown_fields() {
         let m: ClientMessage = serde_json::from_str(r#"{"type":"chat","client_msg_id":"a1","text":"hi"}"#).unwrap();
         assert_eq!(m, ClientMessage::Chat { client_msg_id: "a1".into(), text: "hi".into(), to: None });
-        assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"lock","extra":1}"#).is_err());
-        assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"launch_missiles"}"#).is_err());
+        assert!(ClientMessage::from_json(r#"{"type":"lock","extra":1}"#)
+            .unwrap_err()
+            .contains("unknown field `extra`"));
+        assert!(ClientMessage::from_json(r#"{"type":"chat","client_msg_id":"a","text":"b","mood":"x"}"#).is_err());
+        assert!(ClientMessage::from_json(r#"{"type":"launch_missiles"}"#).is_err());
+        assert!(ClientMessage::from_json("[1,2]").is_err());
+        assert_eq!(
+            ClientMessage::from_json(r#"{"type":"stop_screen_share"}"#).unwrap(),
+            ClientMessage::StopScreenShare { participant_id: None }
+        );
         let json = serde_json::to_string(&ServerMessage::Ended { reason: EndReason::TimeLimit }).unwrap();
         assert_eq!(json, r#"{"type":"ended","reason":"time_limit"}"#);
     }

@@ -52,6 +52,10 @@ pub enum Input {
     Terminate {
         reason: EndReason,
     },
+    /// The meeting's secrets were rotated: the old host key stops working.
+    HostKeyChanged {
+        host_key: String,
+    },
     /// Time passed; deadlines may have come.
     Tick,
 }
@@ -268,6 +272,7 @@ impl Room {
             }
             Input::PolicyChanged { policy } => self.policy_changed(now, policy),
             Input::Terminate { reason } => self.end(reason),
+            Input::HostKeyChanged { host_key } => self.config.host_key = host_key,
             Input::Tick => {}
         }
         self.tick(now);

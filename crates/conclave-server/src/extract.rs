@@ -93,6 +93,18 @@ pub struct EnrollingSession(pub CurrentSession);
 /// A live session with nothing outstanding.
 pub struct Authed(pub CurrentSession);
 
+/// The session if the request carries a valid one; anonymous otherwise
+/// (an expired cookie does not stop a guest from joining a meeting).
+pub struct MaybeAuthed(pub Option<CurrentSession>);
+
+impl FromRequestParts<SharedState> for MaybeAuthed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, Self::Rejection> {
+        Ok(Self(authenticate(parts, state).await.ok().filter(|c| !c.needs_enrollment)))
+    }
+}
+
 impl FromRequestParts<SharedState> for EnrollingSession {
     type Rejection = ApiError;
 

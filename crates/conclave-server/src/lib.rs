@@ -7,6 +7,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod meetings;
 pub mod metrics;
 pub mod routes;
 pub mod state;

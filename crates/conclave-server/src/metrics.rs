@@ -16,6 +16,10 @@ pub struct Metrics {
     pub accounts_disabled_dormant: AtomicU64,
     /// Argon2id verifications, real or decoy: one per password attempt.
     pub password_verifications: AtomicU64,
+    /// Meetings with a room open on this node now.
+    pub live_meetings: AtomicU64,
+    /// Signaling WebSockets open now.
+    pub signaling_connections: AtomicU64,
 }
 
 impl Metrics {
@@ -55,6 +59,14 @@ impl Metrics {
                 let _ = writeln!(out, "# TYPE {family} counter");
             }
             let _ = writeln!(out, "{name} {}", counter.load(Ordering::Relaxed));
+        }
+        for (name, gauge, help) in [
+            ("conclave_live_meetings", &self.live_meetings, "Meetings with a room open on this node."),
+            ("conclave_signaling_connections", &self.signaling_connections, "Signaling WebSockets open now."),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} gauge");
+            let _ = writeln!(out, "{name} {}", gauge.load(Ordering::Relaxed));
         }
         out
     }

@@ -27,6 +27,11 @@ pub struct AppState {
     /// Rate of sensitive unauthenticated requests per source address.
     pub sensitive_requests: Mutex<RateLimiter<IpAddr>>,
     pub metrics: Metrics,
+    pub hub: crate::meetings::MeetingHub,
+    /// Failed meeting joins (unknown link or code, wrong passcode) per source address.
+    pub join_failures: Mutex<FailureTracker<IpAddr>>,
+    /// Wrong passcodes per meeting, against guessing one meeting's passcode from many addresses.
+    pub passcode_failures: Mutex<FailureTracker<String>>,
 }
 
 /// One audit event as a handler describes it; the state adds time and chain.
@@ -61,6 +66,25 @@ impl AppState {
                 THROTTLE_CAPACITY,
             )),
             metrics: Metrics::default(),
+            hub: crate::meetings::MeetingHub::default(),
+            join_failures: Mutex::new(FailureTracker::new(
+                Backoff {
+                    free_attempts: 10,
+                    base: std::time::Duration::from_secs(30),
+                    max: std::time::Duration::from_secs(3600),
+                },
+                limits.forget_failures_after,
+                THROTTLE_CAPACITY,
+            )),
+            passcode_failures: Mutex::new(FailureTracker::new(
+                Backoff {
+                    free_attempts: 20,
+                    base: std::time::Duration::from_secs(60),
+                    max: std::time::Duration::from_secs(3600),
+                },
+                limits.forget_failures_after,
+                THROTTLE_CAPACITY,
+            )),
             store,
             config,
             clock,

@@ -3,6 +3,7 @@
 
 mod audit;
 mod auth;
+mod meetings;
 mod ops;
 mod orgs;
 mod policy;
@@ -34,6 +35,8 @@ use utoipa::{Modify, OpenApi};
         orgs::create, orgs::get, orgs::list_members, orgs::update_member, orgs::deactivate_member, orgs::reactivate_member,
         orgs::invite, orgs::list_invitations, orgs::revoke_invitation,
         policy::get, policy::update, audit::list,
+        meetings::create, meetings::list, meetings::get, meetings::update, meetings::delete, meetings::rotate,
+        meetings::join, meetings::report, meetings::list_reports, crate::meetings::signaling::signal,
     ),
     modifiers(&SecuritySchemes),
     security(("bearer" = []), ("session_cookie" = []))
@@ -90,6 +93,13 @@ pub fn router(state: SharedState) -> Router {
         .route("/orgs/{org_id}/invitations/{invitation_id}", delete(orgs::revoke_invitation))
         .route("/orgs/{org_id}/policy", get(policy::get).patch(policy::update))
         .route("/orgs/{org_id}/audit", get(audit::list))
+        .route("/orgs/{org_id}/reports", get(meetings::list_reports))
+        .route("/meetings", post(meetings::create).get(meetings::list))
+        .route("/meetings/join", post(meetings::join))
+        .route("/meetings/{meeting_id}", get(meetings::get).patch(meetings::update).delete(meetings::delete))
+        .route("/meetings/{meeting_id}/rotate", post(meetings::rotate))
+        .route("/meetings/{meeting_id}/reports", post(meetings::report))
+        .route("/signal", get(crate::meetings::signaling::signal))
         .layer(middleware::from_fn_with_state(state.clone(), origin_guard));
 
     Router::new()

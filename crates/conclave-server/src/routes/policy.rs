@@ -41,6 +41,7 @@ pub async fn update(
     let changed = serde_json::to_string(&update).unwrap_or_default();
     let next = apply_update(policy, update, org.plan, &state.config.regions)?;
     state.store.update_org_policy(&org_id, &next).await?;
+    super::meetings::policy_changed(&state, &org_id, &next);
     state
         .audit(Audit {
             org_id: Some(&org_id),

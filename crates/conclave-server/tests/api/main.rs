@@ -7,5 +7,6 @@ mod accounts;
 mod credential_stuffing;
 mod dormant;
 mod hardening;
+mod meetings;
 mod orgs;
 mod two_factor;

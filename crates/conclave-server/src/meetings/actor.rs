@@ -1,0 +1,241 @@
+//! The task that owns one live meeting. It feeds the meeting's `Room` with
+//! commands from connections and with time, and carries out the room's
+//! effects: frames to connections, closing them, audit events. Nothing else
+//! touches the room, so it needs no lock.
+
+use super::hub::Command;
+use crate::state::{Audit, SharedState};
+use conclave_proto::signal::{ParticipantId, ParticipantView, ServerMessage};
+use conclave_room::{Effect, Identity, Input, Room};
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+/// What a connection task receives from its meeting.
+#[derive(Debug)]
+pub enum Outbound {
+    Message(ServerMessage),
+    Close,
+}
+
+pub type Outbox = mpsc::Sender<Outbound>;
+pub type ConnId = u64;
+
+/// Frames queued for one connection before it is judged too slow and cut.
+pub const OUTBOX_CAPACITY: usize = 512;
+
+/// The two ends of a report, as the room knows them.
+#[derive(Debug, Clone)]
+pub struct ReportParties {
+    pub reporter: ParticipantView,
+    pub reporter_identity: Identity,
+    pub reported: ParticipantView,
+    pub reported_identity: Identity,
+}
+
+/// Which connection holds which seat. A seat's id is the id of the
+/// connection that first took it; a second tab or a resumed connection
+/// takes over the seat.
+#[derive(Default)]
+struct Connections {
+    seats: HashMap<ParticipantId, (ConnId, Outbox)>,
+    conn_seat: HashMap<ConnId, ParticipantId>,
+}
+
+impl Connections {
+    fn attach(&mut self, seat: ParticipantId, conn: ConnId, outbox: Outbox) {
+        if let Some((old, old_outbox)) = self.seats.insert(seat, (conn, outbox)) {
+            if old != conn {
+                let _ = old_outbox.try_send(Outbound::Message(ServerMessage::Replaced));
+                let _ = old_outbox.try_send(Outbound::Close);
+                self.conn_seat.remove(&old);
+            }
+        }
+        self.conn_seat.insert(conn, seat);
+    }
+
+    fn detach(&mut self, seat: ParticipantId) {
+        if let Some((conn, outbox)) = self.seats.remove(&seat) {
+            let _ = outbox.try_send(Outbound::Close);
+            self.conn_seat.remove(&conn);
+        }
+    }
+
+    /// The seat `conn` speaks for, if it still holds one.
+    fn seat_of(&self, conn: ConnId) -> Option<ParticipantId> {
+        let seat = *self.conn_seat.get(&conn)?;
+        (self.seats.get(&seat).map(|(c, _)| *c) == Some(conn)).then_some(seat)
+    }
+}
+
+pub struct MeetingActor {
+    pub state: SharedState,
+    pub meeting_id: String,
+    pub org_id: String,
+    pub room: Room,
+    pub commands: mpsc::Receiver<Command>,
+}
+
+impl MeetingActor {
+    pub async fn run(self) {
+        let span = tracing::info_span!("meeting", id = %self.meeting_id);
+        self.run_inner().instrument(span).await
+    }
+
+    async fn run_inner(mut self) {
+        let mut connections = Connections::default();
+        tracing::info!("meeting room opened");
+        self.state.metrics.live_meetings.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        loop {
+            // Poll at least once a second while a deadline is pending, so a
+            // clock moved by tests (or a suspended host) is noticed promptly.
+            let wait = self
+                .room
+                .next_deadline()
+                .map(|d| Duration::from_millis((d - self.state.now_ms()).clamp(0, 1000) as u64));
+            let input = tokio::select! {
+                command = self.commands.recv() => match command {
+                    Some(command) => self.command(command, &mut connections),
+                    None => break,
+                },
+                () = async { if let Some(w) = wait { tokio::time::sleep(w).await } else { std::future::pending().await } } => Some(Input::Tick),
+            };
+            let ended = match input {
+                Some(input) => self.feed(input, &mut connections),
+                None => false,
+            };
+            if ended
+                || (self.room.is_empty()
+                    && connections.seats.is_empty()
+                    && self.state.hub.close_if_idle(&self.meeting_id, &self.commands))
+            {
+                break;
+            }
+        }
+        for seat in connections.seats.keys().copied().collect::<Vec<_>>() {
+            connections.detach(seat);
+        }
+        self.state.hub.forget(&self.meeting_id);
+        self.state.metrics.live_meetings.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!("meeting room closed");
+    }
+
+    /// Turns a command into room input, handling the parts only the driver knows.
+    fn command(&mut self, command: Command, connections: &mut Connections) -> Option<Input> {
+        match command {
+            Command::Join { conn, display_name, identity, is_owner, resume_token, outbox } => {
+                connections.attach(conn, conn, outbox);
+                Some(Input::Join { id: conn, display_name, identity, is_owner, resume_token })
+            }
+            Command::Resume { conn, resume_token, outbox, reply } => match self.room.seat_of(&resume_token) {
+                Some(seat) => {
+                    connections.attach(seat, conn, outbox);
+                    let _ = reply.send(true);
+                    Some(Input::Reconnected { id: seat })
+                }
+                None => {
+                    let _ = reply.send(false);
+                    None
+                }
+            },
+            Command::Message { conn, message } => {
+                let from = connections.seat_of(conn)?;
+                Some(Input::Message { from, message })
+            }
+            Command::Closed { conn } => {
+                let seat = connections.seat_of(conn)?;
+                connections.seats.remove(&seat);
+                connections.conn_seat.remove(&conn);
+                Some(Input::Disconnected { id: seat })
+            }
+            Command::Policy(policy) => Some(Input::PolicyChanged { policy }),
+            Command::Terminate(reason) => Some(Input::Terminate { reason }),
+            Command::HostKey(host_key) => Some(Input::HostKeyChanged { host_key }),
+            Command::Report { resume_token, reported, reply } => {
+                let parties = self.room.seat_of(&resume_token).and_then(|reporter| {
+                    Some(ReportParties {
+                        reporter: self.room.view(reporter)?,
+                        reporter_identity: self.room.identity(reporter)?.clone(),
+                        reported: self.room.view(reported)?,
+                        reported_identity: self.room.identity(reported)?.clone(),
+                    })
+                });
+                let _ = reply.send(parties);
+                None
+            }
+        }
+    }
+
+    /// Hands `input` to the room and carries out every effect, including
+    /// those of inputs the effects themselves cause (a slow connection cut
+    /// off becomes a disconnection). Returns true when the meeting ended.
+    fn feed(&mut self, input: Input, connections: &mut Connections) -> bool {
+        let mut inputs = VecDeque::from([input]);
+        let mut audits = Vec::new();
+        let mut ended = false;
+        while let Some(input) = inputs.pop_front() {
+            let now = self.state.now_ms();
+            for effect in self.room.handle(now, input) {
+                match effect {
+                    Effect::Send { to, message } => {
+                        if let Some((_, outbox)) = connections.seats.get(&to) {
+                            if outbox.try_send(Outbound::Message(message)).is_err() {
+                                tracing::warn!(participant = to, "connection too slow; cutting it off");
+                                connections.detach(to);
+                                inputs.push_back(Input::Disconnected { id: to });
+                            }
+                        }
+                    }
+                    Effect::Rebind { connection, seat } => {
+                        if let Some((conn, outbox)) = connections.seats.remove(&connection) {
+                            connections.conn_seat.remove(&connection);
+                            connections.attach(seat, conn, outbox);
+                        }
+                    }
+                    Effect::Disconnect { id } => connections.detach(id),
+                    Effect::Audit { action, actor, target, outcome, detail } => {
+                        audits.push((action, actor, target, outcome, detail))
+                    }
+                    Effect::Ended { reason } => {
+                        tracing::info!(?reason, "meeting ended");
+                        ended = true;
+                    }
+                }
+            }
+        }
+        if !audits.is_empty() {
+            self.write_audits(audits);
+        }
+        ended
+    }
+
+    /// Appends the room's audit events in order, off the meeting's task.
+    fn write_audits(
+        &self,
+        audits: Vec<(&'static str, Option<ParticipantId>, Option<ParticipantId>, conclave_room::Outcome, String)>,
+    ) {
+        let state = self.state.clone();
+        let org_id = self.org_id.clone();
+        let meeting_id = self.meeting_id.clone();
+        tokio::spawn(async move {
+            for (action, actor, target, outcome, detail) in audits {
+                let detail = match (actor, target) {
+                    (Some(a), Some(t)) => format!("meeting {meeting_id}: participant {a} on {t}; {detail}"),
+                    (Some(a), None) => format!("meeting {meeting_id}: participant {a}; {detail}"),
+                    (None, Some(t)) => format!("meeting {meeting_id}: on participant {t}; {detail}"),
+                    (None, None) => format!("meeting {meeting_id}; {detail}"),
+                };
+                let event = Audit {
+                    org_id: Some(&org_id),
+                    target: Some(&meeting_id),
+                    detail: &detail,
+                    ..Audit::new(action, outcome.as_str())
+                };
+                if let Err(err) = state.audit(event).await {
+                    tracing::error!(error = ?err.code, "could not write a meeting audit event");
+                }
+            }
+        });
+    }
+}

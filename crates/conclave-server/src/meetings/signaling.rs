@@ -1,0 +1,215 @@
+//! The signaling WebSocket: `GET /api/v1/signal?ticket=…&v=1` (or
+//! `resume=…` after a dropped connection). The ticket is checked before the
+//! upgrade, so a bad or replayed one never gets a socket. Each connection
+//! then relays JSON messages between its participant and the meeting's
+//! actor, refusing malformed, oversized and flooding input with an `error`
+//! message that changes nothing.
+
+use super::actor::{ConnId, Outbound, OUTBOX_CAPACITY};
+use super::hub::Command;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::ClientIp;
+use crate::state::{Audit, SharedState};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::response::Response;
+use conclave_auth::OpaqueToken;
+use conclave_proto::signal::{ClientMessage, ServerMessage, MAX_MESSAGE_BYTES, PROTOCOL_VERSION};
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+/// A connection that says nothing for this long is considered gone (clients ping every 20 s).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Messages a participant may send at once, and per second after that.
+const BURST: f64 = 40.0;
+const PER_SECOND: f64 = 20.0;
+/// Consecutive refused messages after which the connection is closed.
+const MAX_STRIKES: u32 = 50;
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct SignalQuery {
+    /// A join ticket from joinMeeting.
+    pub ticket: Option<String>,
+    /// A resume token from an earlier `waiting` or `admitted` message.
+    pub resume: Option<String>,
+    /// Protocol version; must be 1.
+    pub v: Option<u32>,
+}
+
+enum Entry {
+    Join(super::tickets::TicketGrant),
+    Resume(String),
+}
+
+/// Open the meeting's signaling WebSocket with a join ticket or a resume token.
+#[utoipa::path(get, path = "/api/v1/signal", operation_id = "openSignaling", tag = "meetings", params(SignalQuery),
+    responses((status = 101, description = "WebSocket upgrade; messages as in docs/protocol.md"),
+        (status = 400, description = "Unsupported protocol version", body = conclave_proto::Problem),
+        (status = 401, description = "Ticket or resume token unknown, used or expired", body = conclave_proto::Problem)))]
+pub async fn signal(
+    State(state): State<SharedState>,
+    ClientIp(ip): ClientIp,
+    Query(query): Query<SignalQuery>,
+    upgrade: WebSocketUpgrade,
+) -> ApiResult<Response> {
+    if query.v != Some(PROTOCOL_VERSION) {
+        return Err(ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "unsupported-protocol-version",
+            "This server speaks signaling protocol version 1",
+        )
+        .with_detail("connect with v=1"));
+    }
+    let entry = match (query.ticket, query.resume) {
+        (Some(ticket), None) => match state.hub.tickets.redeem(&ticket, state.now_ms()) {
+            Some(grant) => Entry::Join(grant),
+            None => {
+                let audit = Audit {
+                    source_ip: Some(ip),
+                    detail: "unknown, used or expired join ticket",
+                    ..Audit::new("meeting.signal", "denied")
+                };
+                state.audit(audit).await?;
+                return Err(invalid_ticket());
+            }
+        },
+        (None, Some(resume)) => Entry::Resume(resume),
+        _ => return Err(invalid_ticket().with_detail("give exactly one of ticket or resume")),
+    };
+    Ok(upgrade
+        .max_message_size(4 * MAX_MESSAGE_BYTES)
+        .max_frame_size(4 * MAX_MESSAGE_BYTES)
+        .on_upgrade(move |socket| connection(state, socket, entry, ip)))
+}
+
+fn invalid_ticket() -> ApiError {
+    ApiError::new(axum::http::StatusCode::UNAUTHORIZED, "invalid-ticket", "The join ticket is unknown, used or expired")
+        .with_detail("call joinMeeting again for a new ticket")
+}
+
+async fn connection(state: SharedState, socket: WebSocket, entry: Entry, ip: IpAddr) {
+    let conn = state.hub.next_conn_id();
+    let span = match &entry {
+        Entry::Join(grant) => tracing::info_span!("participant", meeting = %grant.meeting_id, conn),
+        Entry::Resume(_) => tracing::info_span!("participant", meeting = tracing::field::Empty, conn),
+    };
+    serve(state, socket, entry, ip, conn).instrument(span).await
+}
+
+async fn serve(state: SharedState, socket: WebSocket, entry: Entry, ip: IpAddr, conn: ConnId) {
+    let (mut sink, mut stream) = socket.split();
+    let (outbox, mut inbox) = mpsc::channel(OUTBOX_CAPACITY);
+    let commands = match entry {
+        Entry::Join(grant) => {
+            let resume_token = OpaqueToken::generate_with_prefix("rs_").into_string();
+            state.hub.join(&state, grant, conn, resume_token, outbox).await.map_err(|e| e.detail.unwrap_or_default())
+        }
+        Entry::Resume(token) => state
+            .hub
+            .resume(&token, conn, outbox)
+            .await
+            .ok_or_else(|| "the resume token is unknown or its seat is gone; join again".to_owned()),
+    };
+    let commands = match commands {
+        Ok(commands) => commands,
+        Err(message) => {
+            let _ = send(&mut sink, &ServerMessage::error("cannot_join", message, None)).await;
+            let _ = sink.send(Message::Close(None)).await;
+            return;
+        }
+    };
+    state.metrics.signaling_connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut bucket = (BURST, Instant::now());
+    let mut strikes = 0u32;
+    loop {
+        tokio::select! {
+            outbound = inbox.recv() => match outbound {
+                Some(Outbound::Message(message)) => {
+                    if send(&mut sink, &message).await.is_err() {
+                        break;
+                    }
+                }
+                Some(Outbound::Close) | None => {
+                    let _ = sink.send(Message::Close(None)).await;
+                    break;
+                }
+            },
+            frame = tokio::time::timeout(IDLE_TIMEOUT, stream.next()) => {
+                let text = match frame {
+                    Ok(Some(Ok(Message::Text(text)))) => text,
+                    Ok(Some(Ok(Message::Binary(_)))) => {
+                        strikes += 1;
+                        let _ = send(&mut sink, &ServerMessage::error("malformed", "send JSON text frames", None)).await;
+                        continue;
+                    }
+                    Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+                    Ok(Some(Ok(Message::Close(_)))) | Ok(Some(Err(_))) | Ok(None) | Err(_) => break,
+                };
+                match parse(&text, &mut bucket) {
+                    Ok(message) => {
+                        strikes = 0;
+                        if commands.try_send(Command::Message { conn, message }).is_err() {
+                            let _ = send(&mut sink, &ServerMessage::error("busy", "the meeting is overloaded; slow down", None)).await;
+                        }
+                    }
+                    Err(refusal) => {
+                        strikes += 1;
+                        if strikes == 1 || strikes % 10 == 0 {
+                            tracing::debug!(code = refusal.code(), "refused a signaling message");
+                        }
+                        let _ = send(&mut sink, &refusal).await;
+                    }
+                }
+                if strikes >= MAX_STRIKES {
+                    let audit = Audit { source_ip: Some(ip), detail: "closed a signaling connection that kept sending refused messages", ..Audit::new("meeting.signal", "denied") };
+                    let _ = state.audit(audit).await;
+                    let _ = sink.send(Message::Close(None)).await;
+                    break;
+                }
+            }
+        }
+    }
+    let _ = commands.try_send(Command::Closed { conn });
+    state.metrics.signaling_connections.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+trait RefusalCode {
+    fn code(&self) -> &str;
+}
+
+impl RefusalCode for ServerMessage {
+    fn code(&self) -> &str {
+        match self {
+            ServerMessage::Error { code, .. } => code,
+            _ => "",
+        }
+    }
+}
+
+/// Size, rate and shape checks for one incoming message.
+fn parse(text: &str, bucket: &mut (f64, Instant)) -> Result<ClientMessage, ServerMessage> {
+    let (tokens, at) = bucket;
+    *tokens = (*tokens + at.elapsed().as_secs_f64() * PER_SECOND).min(BURST);
+    *at = Instant::now();
+    if *tokens < 1.0 {
+        return Err(ServerMessage::error("rate_limited", "too many messages; slow down", None));
+    }
+    *tokens -= 1.0;
+    if text.len() > MAX_MESSAGE_BYTES {
+        return Err(ServerMessage::error("too_large", format!("messages are at most {MAX_MESSAGE_BYTES} bytes"), None));
+    }
+    ClientMessage::from_json(text)
+        .map_err(|e| ServerMessage::error("malformed", format!("not a valid message: {e}"), None))
+}
+
+async fn send(
+    sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+    message: &ServerMessage,
+) -> Result<(), axum::Error> {
+    let json = serde_json::to_string(message).expect("server messages serialise");
+    sink.send(Message::Text(json.into())).await
+}

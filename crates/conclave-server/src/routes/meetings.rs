@@ -1,0 +1,589 @@
+//! Meetings over REST: schedule, list, change, delete, rotate secrets, join
+//! (which yields a signaling ticket) and report a participant.
+//!
+//! Managing a meeting takes its host or an admin of its organisation;
+//! another organisation's meeting is answered like one that does not exist.
+//! Joining takes only the invite link's secret, or the code and passcode.
+
+use crate::accounts;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, Authed, ClientIp, CurrentSession, MaybeAuthed};
+use crate::meetings::secrets::{self, constant_time_eq};
+use crate::meetings::tickets::TicketGrant;
+use crate::state::{Audit, SharedState};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use conclave_proto::problem::FieldError;
+use conclave_proto::signal::{ChatMode, EndReason, PROTOCOL_VERSION};
+use conclave_proto::*;
+use conclave_room::{Identity, PolicyView};
+use conclave_store::{MeetingRow, NewMeeting, NewReport, StoreError};
+use serde::Deserialize;
+use std::net::IpAddr;
+use std::time::Duration;
+
+const TICKET_LIFETIME: Duration = Duration::from_secs(60);
+const MAX_TITLE: usize = 200;
+
+fn view(state: &SharedState, row: &MeetingRow) -> Meeting {
+    Meeting {
+        id: row.id.clone(),
+        org_id: row.org_id.clone(),
+        host_user_id: row.host_user_id.clone(),
+        title: row.title.clone(),
+        scheduled_start_ms: row.scheduled_start_ms,
+        duration_minutes: row.duration_minutes.map(|d| d as u32),
+        settings: row.settings.clone(),
+        invite_url: format!("{}/j/{}", state.config.public_url.trim_end_matches('/'), row.secrets.link_secret),
+        link_secret: row.secrets.link_secret.clone(),
+        code: secrets::display_code(&row.secrets.code),
+        passcode: row.secrets.passcode.clone(),
+        host_key: row.secrets.host_key.clone(),
+        created_at_ms: row.created_at_ms,
+        live: state.hub.is_live(&row.id),
+    }
+}
+
+/// The meeting if the caller may manage it: its host, or an admin of its organisation.
+async fn managed(
+    state: &SharedState,
+    current: &CurrentSession,
+    meeting_id: &str,
+    ip: IpAddr,
+    action: &str,
+) -> ApiResult<MeetingRow> {
+    let denied = |detail: &'static str| Audit {
+        org_id: current.org_id(),
+        actor_id: Some(&current.user.id),
+        target: Some(meeting_id),
+        source_ip: Some(ip),
+        detail,
+        ..Audit::new(action, "denied")
+    };
+    let meeting = state.store.meeting_by_id(meeting_id).await?;
+    let Some(meeting) = meeting.filter(|m| Some(m.org_id.as_str()) == current.org_id()) else {
+        state.audit(denied("no such meeting in the caller's organisation")).await?;
+        return Err(ApiError::not_found("meeting"));
+    };
+    let admin = current.user.role.is_some_and(|r| r >= OrgRole::Admin);
+    if meeting.host_user_id != current.user.id && !admin {
+        state.audit(denied("neither the host nor an admin")).await?;
+        return Err(ApiError::forbidden("only the meeting's host or an organisation admin can do this"));
+    }
+    Ok(meeting)
+}
+
+fn org_policy(current: &CurrentSession) -> ApiResult<&OrgPolicy> {
+    current
+        .org
+        .as_ref()
+        .map(|(_, p)| p)
+        .ok_or_else(|| ApiError::forbidden("join or create an organisation before hosting meetings"))
+}
+
+/// Settings after a request, under the organisation's policy: what is
+/// locked cannot be asked otherwise.
+fn resolve_settings(
+    base: MeetingSettings,
+    req: &MeetingSettingsRequest,
+    policy: &OrgPolicy,
+    errors: &mut Vec<FieldError>,
+) -> MeetingSettings {
+    let mut locked = |field: &str| {
+        errors.push(FieldError {
+            field: format!("settings.{field}"),
+            message: "locked by your organisation's policy".into(),
+        })
+    };
+    let mut s = base;
+    if policy.waiting_room.locked {
+        if req.waiting_room.is_some_and(|v| v != policy.waiting_room.value) {
+            locked("waiting_room");
+        }
+        s.waiting_room = policy.waiting_room.value;
+    } else if let Some(v) = req.waiting_room {
+        s.waiting_room = v;
+    }
+    if !policy.chat_allowed.value {
+        if req.chat.is_some_and(|c| c != ChatMode::Off) || req.private_chat == Some(true) {
+            locked("chat");
+        }
+        s.chat = ChatMode::Off;
+        s.private_chat = false;
+    } else {
+        if policy.chat_allowed.locked && req.chat == Some(ChatMode::Off) {
+            locked("chat");
+        } else if let Some(c) = req.chat {
+            s.chat = c;
+        }
+        if let Some(p) = req.private_chat {
+            s.private_chat = p;
+        }
+    }
+    if let Some(v) = req.mute_on_entry {
+        s.mute_on_entry = v;
+    }
+    if let Some(v) = req.allow_self_unmute {
+        s.allow_self_unmute = v;
+    }
+    if let Some(v) = req.screen_share {
+        s.screen_share = v;
+    }
+    s
+}
+
+fn check_passcode(passcode: &str, errors: &mut Vec<FieldError>) {
+    let ok = (6..=32).contains(&passcode.chars().count()) && passcode.chars().all(|c| c.is_ascii_graphic());
+    if !ok {
+        errors.push(FieldError {
+            field: "passcode".into(),
+            message: "must be 6 to 32 printable characters without spaces".into(),
+        });
+    }
+}
+
+fn check_title(title: &str, errors: &mut Vec<FieldError>) -> String {
+    let title = title.trim();
+    if title.is_empty() || title.chars().count() > MAX_TITLE || title.chars().any(char::is_control) {
+        errors.push(FieldError {
+            field: "title".into(),
+            message: format!("must be 1 to {MAX_TITLE} printable characters"),
+        });
+    }
+    title.to_owned()
+}
+
+fn check_schedule(start: Option<i64>, duration: Option<u32>, errors: &mut Vec<FieldError>) {
+    if start.is_some_and(|s| s <= 0) {
+        errors.push(FieldError {
+            field: "scheduled_start_ms".into(),
+            message: "must be a Unix time in milliseconds".into(),
+        });
+    }
+    if duration.is_some_and(|d| !(1..=1440).contains(&d)) {
+        errors.push(FieldError { field: "duration_minutes".into(), message: "must be between 1 and 1440".into() });
+    }
+}
+
+/// A code alone never opens a meeting: without a waiting room it needs a passcode.
+fn passcode_needed(settings: &MeetingSettings, policy: &OrgPolicy) -> bool {
+    policy.passcode_required.value || !settings.waiting_room
+}
+
+/// Schedule a meeting, or start an instant one (no start time).
+#[utoipa::path(post, path = "/api/v1/meetings", operation_id = "createMeeting", tag = "meetings",
+    request_body = CreateMeetingRequest,
+    responses((status = 201, description = "The meeting, with its invite link, code, passcode and host key", body = Meeting),
+        (status = 403, description = "Not in an organisation", body = Problem),
+        (status = 422, description = "Invalid fields, or settings the organisation locked", body = Problem)))]
+pub async fn create(
+    State(state): State<SharedState>,
+    ClientIp(ip): ClientIp,
+    Authed(current): Authed,
+    ApiJson(req): ApiJson<CreateMeetingRequest>,
+) -> ApiResult<(StatusCode, ApiJson<Meeting>)> {
+    let policy = org_policy(&current)?;
+    let org_id = current.org_id().expect("members have an organisation").to_owned();
+    let mut errors = Vec::new();
+    let title = check_title(&req.title, &mut errors);
+    check_schedule(req.scheduled_start_ms, req.duration_minutes, &mut errors);
+    if let Some(p) = &req.passcode {
+        check_passcode(p, &mut errors);
+    }
+    let base = MeetingSettings { waiting_room: policy.waiting_room.value, ..MeetingSettings::default() };
+    let settings = resolve_settings(base, &req.settings, policy, &mut errors);
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    // Secure by default: where a passcode is needed and none was given, one is made.
+    let passcode = req.passcode.clone().or_else(|| passcode_needed(&settings, policy).then(secrets::passcode));
+    let row = loop {
+        let fresh = secrets::fresh(passcode.clone());
+        let new = NewMeeting {
+            org_id: &org_id,
+            host_user_id: &current.user.id,
+            title: &title,
+            scheduled_start_ms: req.scheduled_start_ms,
+            duration_minutes: req.duration_minutes.map(i64::from),
+            settings: &settings,
+            secrets: &fresh,
+            now_ms: state.now_ms(),
+        };
+        match state.store.create_meeting(&new).await {
+            Err(StoreError::Conflict(_)) => continue,
+            other => break other?,
+        }
+    };
+    let audit = Audit {
+        org_id: Some(&org_id),
+        actor_id: Some(&current.user.id),
+        target: Some(&row.id),
+        source_ip: Some(ip),
+        detail: &title,
+        ..Audit::new("meeting.create", "success")
+    };
+    state.audit(audit).await?;
+    Ok((StatusCode::CREATED, ApiJson(view(&state, &row))))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// `org` lists every meeting of the organisation (admins); by default only one's own.
+    pub scope: Option<String>,
+}
+
+/// Meetings the caller hosts (or, for admins with `scope=org`, the organisation's).
+#[utoipa::path(get, path = "/api/v1/meetings", operation_id = "listMeetings", tag = "meetings", params(ListQuery),
+    responses((status = 200, description = "Meetings, newest first", body = MeetingList), (status = 403, description = "Not allowed", body = Problem)))]
+pub async fn list(
+    State(state): State<SharedState>,
+    Authed(current): Authed,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<ApiJson<MeetingList>> {
+    let Query(query) = query.map_err(|e| ApiError::field("query", e.body_text()))?;
+    let org_id = current.org_id().ok_or_else(|| ApiError::forbidden("join or create an organisation first"))?;
+    let host = match query.scope.as_deref() {
+        None | Some("mine") => Some(current.user.id.as_str()),
+        Some("org") if current.user.role.is_some_and(|r| r >= OrgRole::Admin) => None,
+        Some("org") => return Err(ApiError::forbidden("listing every meeting takes an admin")),
+        Some(_) => return Err(ApiError::field("scope", "must be mine or org")),
+    };
+    let rows = state.store.list_meetings(org_id, host).await?;
+    Ok(ApiJson(MeetingList { meetings: rows.iter().map(|r| view(&state, r)).collect() }))
+}
+
+/// One meeting, secrets included (its host and the organisation's admins).
+#[utoipa::path(get, path = "/api/v1/meetings/{meeting_id}", operation_id = "getMeeting", tag = "meetings",
+    params(("meeting_id" = String, Path)),
+    responses((status = 200, description = "The meeting", body = Meeting), (status = 403, description = "Not the host or an admin", body = Problem),
+        (status = 404, description = "Not found", body = Problem)))]
+pub async fn get(
+    State(state): State<SharedState>,
+    ClientIp(ip): ClientIp,
+    Authed(current): Authed,
+    Path(meeting_id): Path<String>,
+) -> ApiResult<ApiJson<Meeting>> {
+    let row = managed(&state, &current, &meeting_id, ip, "meeting.read").await?;
+    Ok(ApiJson(view(&state, &row)))
+}
+
+/// Change a meeting's title, schedule, passcode or settings.
+#[utoipa::path(patch, path = "/api/v1/meetings/{meeting_id}", operation_id = "updateMeeting", tag = "meetings",
+    params(("meeting_id" = String, Path)),
+    request_body = UpdateMeetingRequest,
+    responses((status = 200, description = "The meeting after the change", body = Meeting),
+        (status = 403, description = "Not the host or an admin", body = Problem), (status = 404, description = "Not found", body = Problem),
+        (status = 422, description = "Invalid fields, or settings the organisation locked", body = Problem)))]
+pub async fn update(
+    State(state): State<SharedState>,
+    ClientIp(ip): ClientIp,
+    Authed(current): Authed,
+    Path(meeting_id): Path<String>,
+    ApiJson(req): ApiJson<UpdateMeetingRequest>,
+) -> ApiResult<ApiJson<Meeting>> {
+    let mut row = managed(&state, &current, &meeting_id, ip, "meeting.update").await?;
+    let policy = org_policy(&current)?;
+    let mut errors = Vec::new();
+    if let Some(title) = &req.title {
+        row.title = check_title(title, &mut errors);
+    }
+    check_schedule(req.scheduled_start_ms, req.duration_minutes, &mut errors);
+    if let Some(start) = req.scheduled_start_ms {
+        row.scheduled_start_ms = Some(start);
+    }
+    if let Some(duration) = req.duration_minutes {
+        row.duration_minutes = Some(i64::from(duration));
+    }
+    if let Some(settings) = &req.settings {
+        row.settings = resolve_settings(row.settings.clone(), settings, policy, &mut errors);
+    }
+    match req.passcode.as_deref() {
+        Some("") => row.secrets.passcode = None,
+        Some(p) => {
+            check_passcode(p, &mut errors);
+            row.secrets.passcode = Some(p.to_owned());
+        }
+        None => {}
+    }
+    if row.secrets.passcode.is_none() && passcode_needed(&row.settings, policy) {
+        let message = if policy.passcode_required.value {
+            "your organisation requires a passcode"
+        } else {
+            "a meeting without a waiting room needs a passcode"
+        };
+        errors.push(FieldError { field: "passcode".into(), message: message.into() });
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    state.store.update_meeting(&row).await?;
+    let detail = serde_json::to_string(&req.settings).unwrap_or_default();
+    let audit = Audit {
+        org_id: Some(&row.org_id),
+        actor_id: Some(&current.user.id),
+        target: Some(&row.id),
+        source_ip: Some(ip),
+        detail: &detail,
+        ..Audit::new("meeting.update", "success")
+    };
+    state.audit(audit).await?;
+    Ok(ApiJson(view(&state, &row)))
+}
+
+/// Delete a meeting; anyone in it is told it ended.
+#[utoipa::path(delete, path = "/api/v1/meetings/{meeting_id}", operation_id = "deleteMeeting", tag = "meetings",
+    params(("meeting_id" = String, Path)),
+    responses((status = 204, description = "Deleted"), (status = 403, description = "Not the host or an admin", body = Problem),
+        (status = 404, description = "Not found", body = Problem)))]
+pub async fn delete(
+    State(state): State<SharedState>,
+    ClientIp(ip): ClientIp,
+    Authed(current): Authed,
+    Path(meeting_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let row = managed(&state, &current, &meeting_id, ip, "meeting.delete").await?;
+    state.hub.tickets.revoke_meeting(&row.id);
+    state.hub.terminate(&row.id, EndReason::Deleted);
+    state.store.delete_meeting(&row.id).await?;
+    let audit = Audit {
+        org_id: Some(&row.org_id),
+        actor_id: Some(&current.user.id),
+        target: Some(&row.id),
+        source_ip: Some(ip),
+        ..Audit::new("meeting.delete", "success")
+    };
+    state.audit(audit).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Replace the invite link's secret, the code, the passcode (if any) and the
+/// host key; the old ones, and tickets not yet used, stop working at once.
+#[utoipa::path(post, path = "/api/v1/meetings/{meeting_id}/rotate", operation_id = "rotateMeetingSecrets", tag = "meetings",
+    params(("meeting_id" = String, Path)),
+    responses((status = 200, description = "The meeting with its new secrets", body = Meeting),
+        (status = 403, description = "Not the host or an admin", body = Problem), (status = 404, description = "Not found", body = Problem)))]
+pub async fn rotate(
+    State(state): State<SharedState>,
+    ClientIp(ip): ClientIp,
+    Authed(current): Authed,
+    Path(meeting_id): Path<String>,
+) -> ApiResult<ApiJson<Meeting>> {
+    let mut row = managed(&state, &current, &meeting_id, ip, "meeting.rotate").await?;
+    loop {
+        let fresh = secrets::fresh(row.secrets.passcode.as_ref().map(|_| secrets::passcode()));
+        match state.store.rotate_meeting_secrets(&row.id, &fresh).await {
+            Err(StoreError::Conflict(_)) => continue,
+            other => {
+                other?;
+                row.secrets = fresh;
+                break;
+            }
+        }
+    }
+    state.hub.tickets.revoke_meeting(&row.id);
+    state.hub.host_key_changed(&row.id, &row.secrets.host_key);
+    let audit = Audit {
+        org_id: Some(&row.org_id),
+        actor_id: Some(&current.user.id),
+        target: Some(&row.id),
+        source_ip: Some(ip),
+        ..Audit::new("meeting.rotate", "success")
+    };
+    state.audit(audit).await?;
+    Ok(ApiJson(view(&state, &row)))
+}
+
+/// Join a meeting by its invite link's secret, or by code and passcode.
+/// Returns a single-use ticket for the signaling WebSocket. Signing in is
+/// optional; signed-in people are known by their account in the meeting.
+#[utoipa::path(post, path = "/api/v1/meetings/join", operation_id = "joinMeeting", tag = "meetings",
+    request_body = JoinMeetingRequest,
+    responses((status = 200, description = "A join ticket and where to use it", body = JoinTicket),
+        (status = 404, description = "No meeting matches the link, or the code and passcode", body = Problem),
+        (status = 422, description = "Invalid fields", body = Problem),
+        (status = 429, description = "Too many failed attempts", body = Problem)))]
+pub async fn join(
+    State(state): State<SharedState>,
+    ClientIp(ip): ClientIp,
+    MaybeAuthed(current): MaybeAuthed,
+    ApiJson(req): ApiJson<JoinMeetingRequest>,
+) -> ApiResult<ApiJson<JoinTicket>> {
+    let now = state.now_ms();
+    let ip_locked = state.join_failures.lock().unwrap_or_else(|p| p.into_inner()).locked(&ip, now.max(0) as u64);
+    if let Some(wait) = ip_locked {
+        return Err(ApiError::throttled(wait));
+    }
+    accounts::check_sensitive_rate(&state, ip)?;
+    let mut errors = Vec::new();
+    let display_name = req.display_name.trim().to_owned();
+    if display_name.is_empty() || display_name.chars().count() > 64 || display_name.chars().any(char::is_control) {
+        errors
+            .push(FieldError { field: "display_name".into(), message: "must be 1 to 64 printable characters".into() });
+    }
+    if req.device_id.as_deref().is_some_and(|d| {
+        d.is_empty() || d.len() > 64 || !d.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    }) {
+        errors
+            .push(FieldError { field: "device_id".into(), message: "must be 1 to 64 letters, digits, - or _".into() });
+    }
+    if req.link_secret.is_some() == req.code.is_some() {
+        errors.push(FieldError {
+            field: "link_secret".into(),
+            message: "give either the invite link's secret or the meeting code".into(),
+        });
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    let meeting = match (&req.link_secret, &req.code) {
+        (Some(secret), _) => state.store.meeting_by_link_secret(secret.trim()).await?,
+        (_, Some(code)) => {
+            let found = state.store.meeting_by_code(&secrets::normalize_code(code)).await?;
+            match found {
+                Some(meeting) => check_meeting_passcode(&state, meeting, req.passcode.as_deref(), ip).await?,
+                None => None,
+            }
+        }
+        _ => None,
+    };
+    let Some(meeting) = meeting else {
+        state.join_failures.lock().unwrap_or_else(|p| p.into_inner()).record_failure(ip, now.max(0) as u64);
+        let audit = Audit {
+            source_ip: Some(ip),
+            detail: "no meeting matches the link, or the code and passcode",
+            ..Audit::new("meeting.join", "failure")
+        };
+        state.audit(audit).await?;
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "meeting-not-found", "No meeting matches")
+            .with_detail("no meeting matches this link, or this code and passcode"));
+    };
+    let identity = Identity {
+        user_id: current.as_ref().map(|c| c.user.id.clone()),
+        email: current.as_ref().map(|c| c.user.email.clone()),
+        device_id: req.device_id.clone(),
+        ip: Some(ip.to_string()),
+    };
+    let is_owner = current.as_ref().is_some_and(|c| c.user.id == meeting.host_user_id);
+    let grant = TicketGrant {
+        meeting_id: meeting.id.clone(),
+        org_id: meeting.org_id.clone(),
+        display_name,
+        identity,
+        is_owner,
+        expires_at_ms: now + TICKET_LIFETIME.as_millis() as i64,
+    };
+    let ticket = state.hub.tickets.issue(grant, now);
+    let ws_origin = state.config.public_origin().replacen("http", "ws", 1);
+    Ok(ApiJson(JoinTicket {
+        signaling_url: format!("{ws_origin}/api/v1/signal?ticket={}&v={PROTOCOL_VERSION}", ticket.as_str()),
+        ticket: ticket.into_string(),
+        expires_in_seconds: TICKET_LIFETIME.as_secs(),
+    }))
+}
+
+/// The meeting if `passcode` opens it; wrong passcodes count against the
+/// address and the meeting, so guessing from many addresses also stalls.
+async fn check_meeting_passcode(
+    state: &SharedState,
+    meeting: MeetingRow,
+    passcode: Option<&str>,
+    ip: IpAddr,
+) -> ApiResult<Option<MeetingRow>> {
+    let now = state.now_ms().max(0) as u64;
+    let Some(expected) = meeting.secrets.passcode.clone() else { return Ok(Some(meeting)) };
+    let meeting_locked = state.passcode_failures.lock().unwrap_or_else(|p| p.into_inner()).locked(&meeting.id, now);
+    if let Some(wait) = meeting_locked {
+        return Err(ApiError::throttled(wait));
+    }
+    if passcode.is_some_and(|p| constant_time_eq(p.trim(), &expected)) {
+        return Ok(Some(meeting));
+    }
+    state.passcode_failures.lock().unwrap_or_else(|p| p.into_inner()).record_failure(meeting.id.clone(), now);
+    let audit = Audit {
+        org_id: Some(&meeting.org_id),
+        target: Some(&meeting.id),
+        source_ip: Some(ip),
+        detail: "wrong passcode",
+        ..Audit::new("meeting.join", "failure")
+    };
+    state.audit(audit).await?;
+    Ok(None)
+}
+
+/// Report a participant to the organisation's owners. The reporter proves
+/// they are in the meeting with their own resume token.
+#[utoipa::path(post, path = "/api/v1/meetings/{meeting_id}/reports", operation_id = "reportParticipant", tag = "meetings",
+    params(("meeting_id" = String, Path)),
+    request_body = ReportParticipantRequest,
+    responses((status = 201, description = "Reported", body = Report),
+        (status = 403, description = "The reporter is not in this meeting", body = Problem),
+        (status = 404, description = "No such meeting or participant", body = Problem),
+        (status = 422, description = "Invalid reason", body = Problem)))]
+pub async fn report(
+    State(state): State<SharedState>,
+    ClientIp(ip): ClientIp,
+    Path(meeting_id): Path<String>,
+    ApiJson(req): ApiJson<ReportParticipantRequest>,
+) -> ApiResult<(StatusCode, ApiJson<Report>)> {
+    accounts::check_sensitive_rate(&state, ip)?;
+    let reason = req.reason.trim();
+    if reason.is_empty() || reason.chars().count() > 1000 {
+        return Err(ApiError::field("reason", "must be 1 to 1000 characters"));
+    }
+    let meeting = state.store.meeting_by_id(&meeting_id).await?.ok_or_else(|| ApiError::not_found("meeting"))?;
+    let Some(parties) = state.hub.report_parties(&meeting.id, &req.participant_token, req.participant_id).await else {
+        let audit = Audit {
+            org_id: Some(&meeting.org_id),
+            target: Some(&meeting.id),
+            source_ip: Some(ip),
+            detail: "report from outside the meeting or about nobody",
+            ..Audit::new("meeting.report", "denied")
+        };
+        state.audit(audit).await?;
+        return Err(ApiError::forbidden("only people in the meeting can report someone in it"));
+    };
+    let report = state
+        .store
+        .create_report(&NewReport {
+            org_id: &meeting.org_id,
+            meeting_id: &meeting.id,
+            reporter_name: &parties.reporter.display_name,
+            reporter_user_id: parties.reporter_identity.user_id.as_deref(),
+            reported_name: &parties.reported.display_name,
+            reported_user_id: parties.reported_identity.user_id.as_deref(),
+            reason,
+            now_ms: state.now_ms(),
+        })
+        .await?;
+    let detail = format!("{} reported {}", parties.reporter.display_name, parties.reported.display_name);
+    let audit = Audit {
+        org_id: Some(&meeting.org_id),
+        target: Some(&report.id),
+        source_ip: Some(ip),
+        detail: &detail,
+        ..Audit::new("meeting.report", "success")
+    };
+    state.audit(audit).await?;
+    Ok((StatusCode::CREATED, ApiJson(report)))
+}
+
+/// Reports about the organisation's meetings (owners and admins).
+#[utoipa::path(get, path = "/api/v1/orgs/{org_id}/reports", operation_id = "listReports", tag = "organisations",
+    params(("org_id" = String, Path)),
+    responses((status = 200, description = "Reports, newest first", body = ReportList), (status = 403, description = "Role too low", body = Problem),
+        (status = 404, description = "Not found", body = Problem)))]
+pub async fn list_reports(
+    State(state): State<SharedState>,
+    ClientIp(ip): ClientIp,
+    Authed(current): Authed,
+    Path(org_id): Path<String>,
+) -> ApiResult<ApiJson<ReportList>> {
+    super::orgs::authorize(&state, &current, &org_id, OrgRole::Admin, ip, "org.reports.read").await?;
+    Ok(ApiJson(ReportList { reports: state.store.list_reports(&org_id).await? }))
+}
+
+/// The live room of every meeting of `org_id` learns the new policy.
+pub fn policy_changed(state: &SharedState, org_id: &str, policy: &OrgPolicy) {
+    state.hub.policy_changed(org_id, PolicyView::from_policy(policy));
+}
