@@ -3,6 +3,7 @@
 //! audit), on the same storage `serve` uses, even while it runs.
 
 mod admin;
+mod bot;
 mod config;
 mod progress;
 
@@ -22,6 +23,8 @@ enum Command {
     Serve(config::ServeArgs),
     /// Administer a server's storage: bootstrap, users, organisations, policies, audit.
     Admin(admin::AdminArgs),
+    /// Join a meeting as a headless participant, wait to be admitted, chat, leave.
+    Bot(bot::BotArgs),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +40,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve(args).await,
             Command::Admin(args) => admin::run(args).await,
+            Command::Bot(args) => bot::run(args).await,
         }
     });
     match result {

@@ -234,3 +234,85 @@ fn environment_is_read_and_flags_win() {
         .unwrap();
     assert!(flagged.stdout.is_empty(), "the flag's empty data dir won over the environment");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bot_waits_is_admitted_by_the_host_chats_and_leaves() {
+    use conclave_client::MeetingConnection;
+    use conclave_proto::signal::{ClientMessage, ServerMessage};
+    let dir = tempfile::tempdir().unwrap();
+    let storage = vec!["--data-dir".to_owned(), dir.path().display().to_string()];
+    assert!(admin(&storage, &["bootstrap", "--email", "host@acme.test", "--password", PASSWORD, "--org", "Acme"])
+        .status
+        .success());
+    let server = Server::start(&storage);
+    let host = Client::new(&server.url);
+    let login = host
+        .login(&LoginRequest {
+            email: "host@acme.test".into(),
+            password: PASSWORD.into(),
+            totp_code: None,
+            recovery_code: None,
+        })
+        .await
+        .unwrap();
+    let host = host.authenticated(&login.token);
+    let meeting = host
+        .create_meeting(&conclave_proto::CreateMeetingRequest {
+            title: "Bot test".into(),
+            scheduled_start_ms: None,
+            duration_minutes: None,
+            passcode: None,
+            settings: Default::default(),
+        })
+        .await
+        .unwrap();
+    let mut host_conn: MeetingConnection = host.join_by_link(&meeting.link_secret, "Host").await.unwrap();
+    let wait = Duration::from_secs(10);
+    host_conn.wait_for("admission", wait, |m| matches!(m, ServerMessage::Admitted { .. })).await.unwrap();
+
+    let bot = Command::new(env!("CARGO_BIN_EXE_conclave"))
+        .args([
+            "bot",
+            "--server",
+            &server.url,
+            "--link",
+            &meeting.invite_url,
+            "--name",
+            "Test bot",
+            "--say",
+            "hello from the bot",
+            "--stay",
+            "1",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let knock = host_conn.wait_for("knock", wait, |m| matches!(m, ServerMessage::Knock { .. })).await.unwrap();
+    let ServerMessage::Knock { participant } = knock else { unreachable!() };
+    assert_eq!(participant.display_name, "Test bot");
+    host_conn.send(&ClientMessage::Admit { participant_id: participant.id }).await.unwrap();
+    host_conn
+        .wait_for(
+            "the bot's chat",
+            wait,
+            |m| matches!(m, ServerMessage::Chat { message } if message.text == "hello from the bot"),
+        )
+        .await
+        .unwrap();
+    host_conn
+        .wait_for(
+            "the bot leaving",
+            wait,
+            |m| matches!(m, ServerMessage::ParticipantLeft { participant_id } if *participant_id == participant.id),
+        )
+        .await
+        .unwrap();
+    let output = bot.wait_with_output().unwrap();
+    let printed = text(&output);
+    assert!(output.status.success(), "{printed}");
+    assert!(printed.contains("waiting in the waiting room"), "{printed}");
+    assert!(printed.contains("admitted as participant"), "{printed}");
+    assert!(printed.contains("said: hello from the bot") && printed.contains("left the meeting"), "{printed}");
+    server.stop();
+}
