@@ -62,7 +62,6 @@ pub(crate) struct Member {
     pub sharing_screen: bool,
     /// A host asked this participant to unmute; they may, once.
     pub unmute_invited: bool,
-    pub host_key_failures: u32,
     /// Order of arrival, for choosing the next host.
     pub joined_seq: u64,
     /// When sharing started, to keep the earliest when only one may share.

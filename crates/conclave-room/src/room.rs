@@ -5,7 +5,7 @@ use crate::member::{clean_name, Identity, Member, Presence};
 use crate::settings::{apply_change, PolicyView};
 use crate::{MAX_HOST_KEY_ATTEMPTS, REACTIONS, RECONNECT_GRACE_MS};
 use conclave_proto::signal::*;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 const MINUTE_MS: i64 = 60_000;
 /// Minutes before the end at which everyone is warned.
@@ -19,6 +19,11 @@ pub struct RoomConfig {
     pub policy: PolicyView,
     /// The meeting's host key; `ClaimHost` with it makes one host.
     pub host_key: String,
+    /// Whether joining by code needs a passcode; if not, the waiting room
+    /// is what stands behind the code and cannot be turned off.
+    pub has_passcode: bool,
+    /// Ban keys from earlier sessions of this meeting (see `Effect::Banned`).
+    pub banned: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -102,6 +107,11 @@ pub enum Effect {
     Ended {
         reason: EndReason,
     },
+    /// These identity keys are banned from the meeting; keep them, so the
+    /// ban outlives this room (see `RoomConfig::banned`).
+    Banned {
+        keys: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,6 +128,9 @@ pub struct Room {
     phase: Phase,
     members: BTreeMap<ParticipantId, Member>,
     banned: HashSet<String>,
+    /// Wrong host keys per identity key, and in all.
+    host_key_failures: HashMap<String, u32>,
+    host_key_failures_total: u32,
     chat: ChatLog,
     next_seq: u64,
     started_at: Option<i64>,
@@ -149,11 +162,13 @@ impl Room {
         let mut settings = config.settings.clone();
         config.policy.enforce(&mut settings);
         Self {
+            banned: config.banned.iter().cloned().collect(),
             config,
             settings,
             phase: Phase::NotStarted,
             members: BTreeMap::new(),
-            banned: HashSet::new(),
+            host_key_failures: HashMap::new(),
+            host_key_failures_total: 0,
             chat: ChatLog::default(),
             next_seq: 0,
             started_at: None,
@@ -299,10 +314,11 @@ impl Room {
         // takes over their seat, keeping their place.
         if let Some(seat) = self.members.values().find(|m| m.identity.same_person(&identity)).map(|m| m.id) {
             self.out.push(Effect::Rebind { connection: id, seat });
-            if let Some(m) = self.members.get_mut(&seat) {
-                m.disconnected_at = None;
-            }
+            let was_reconnecting = self.members.get_mut(&seat).and_then(|m| m.disconnected_at.take()).is_some();
             self.send_snapshot(seat);
+            if was_reconnecting {
+                self.broadcast_update(seat);
+            }
             return;
         }
         if self.settings.locked && !is_owner {
@@ -323,7 +339,6 @@ impl Room {
             hand_raised: false,
             sharing_screen: false,
             unmute_invited: false,
-            host_key_failures: 0,
             joined_seq: self.next_seq,
             share_seq: 0,
         };
@@ -494,26 +509,26 @@ impl Room {
             self.end(EndReason::TimeLimit);
             return;
         }
-        for minutes in WARNINGS {
-            let at = end - i64::from(minutes) * MINUTE_MS;
-            if now >= at && !self.warned.contains(&minutes) {
-                // Only the closest warning is worth showing when several are due.
-                self.warned.extend(WARNINGS.iter().filter(|w| **w >= minutes));
-                let left = ((end - now + MINUTE_MS - 1) / MINUTE_MS) as u32;
-                self.broadcast(ServerMessage::TimeWarning { minutes_left: left, ends_at_ms: end });
-            }
+        // When several warnings are due at once (a late tick), only the
+        // closest to the end is worth showing.
+        let due = WARNINGS
+            .iter()
+            .copied()
+            .filter(|w| now >= end - i64::from(*w) * MINUTE_MS && !self.warned.contains(w))
+            .min();
+        if let Some(minutes) = due {
+            self.warned.extend(WARNINGS.iter().filter(|w| **w >= minutes));
+            let left = ((end - now + MINUTE_MS - 1) / MINUTE_MS) as u32;
+            self.broadcast(ServerMessage::TimeWarning { minutes_left: left, ends_at_ms: end });
         }
     }
 
     fn policy_changed(&mut self, now: i64, policy: PolicyView) {
         let limit_changed = policy.time_limit_minutes != self.config.policy.time_limit_minutes;
         self.config.policy = policy;
-        if self.config.policy.enforce(&mut self.settings) {
-            self.broadcast_settings();
-        } else {
-            // The list of locked names may have changed even if no value did.
-            self.broadcast_settings();
-        }
+        // Sent even when no value changed: the list of locked names may have.
+        self.config.policy.enforce(&mut self.settings);
+        self.broadcast_settings();
         if limit_changed {
             if let Some(start) = self.started_at {
                 self.ends_at = self.config.policy.time_limit_minutes.map(|m| start + i64::from(m) * MINUTE_MS);
@@ -681,7 +696,8 @@ impl Room {
                     return Err(forbidden("the host cannot be removed"));
                 }
                 let keys = member.identity.ban_keys();
-                self.banned.extend(keys);
+                self.banned.extend(keys.iter().cloned());
+                self.out.push(Effect::Banned { keys });
                 self.send(participant_id, ServerMessage::Removed);
                 self.depart(participant_id);
                 self.audit("meeting.remove", Some(from), Some(participant_id), Outcome::Success, String::new());
@@ -881,6 +897,12 @@ impl Room {
         if !refused.is_empty() {
             return Err(forbidden(format!("locked by your organisation: {}", refused.join(", "))));
         }
+        if change.waiting_room == Some(false) && !self.config.has_passcode {
+            return Err(invalid(
+                "invalid",
+                "this meeting has no passcode, so its waiting room stays on; set a passcode first",
+            ));
+        }
         apply_change(&mut self.settings, &change);
         self.config.policy.enforce(&mut self.settings);
         self.enforce_share_mode();
@@ -939,14 +961,19 @@ impl Room {
     }
 
     fn claim_host(&mut self, from: ParticipantId, key: &str) -> Handled {
-        let failures = self.members[&from].host_key_failures;
-        if failures >= MAX_HOST_KEY_ATTEMPTS {
+        // Counted per person (account, device, address), so leaving and
+        // rejoining does not buy more guesses; and in all, so many people
+        // together cannot try more than a few times each of 10^6 keys.
+        let keys = self.members[&from].identity.ban_keys();
+        let failures = keys.iter().filter_map(|k| self.host_key_failures.get(k)).max().copied().unwrap_or(0);
+        if failures >= MAX_HOST_KEY_ATTEMPTS || self.host_key_failures_total >= MAX_HOST_KEY_ATTEMPTS * 10 {
             return Err(forbidden("too many wrong host keys"));
         }
         if !constant_time_eq(key.as_bytes(), self.config.host_key.as_bytes()) {
-            if let Some(m) = self.members.get_mut(&from) {
-                m.host_key_failures += 1;
+            for k in keys {
+                *self.host_key_failures.entry(k).or_default() += 1;
             }
+            self.host_key_failures_total += 1;
             return Err(forbidden("wrong host key"));
         }
         if let Some(current) = self.host().filter(|h| *h != from) {

@@ -21,7 +21,17 @@ fn settings() -> RoomSettings {
 }
 
 fn room_with(policy: PolicyView) -> Room {
-    Room::new(RoomConfig { settings: settings(), mute_on_entry: false, policy, host_key: "123456".into() }, 0)
+    Room::new(
+        RoomConfig {
+            settings: settings(),
+            mute_on_entry: false,
+            policy,
+            host_key: "123456".into(),
+            has_passcode: false,
+            banned: vec![],
+        },
+        0,
+    )
 }
 
 fn guest(n: u8) -> Identity {
@@ -375,4 +385,63 @@ fn a_second_tab_takes_over_the_seat() {
     assert!(matches!(&sent_to(&effects, 2)[0], ServerMessage::Admitted { participant_id: 2, .. }));
     assert_eq!(room.admitted().count(), 3, "no duplicate participant");
     assert_eq!(room.presence(2), Some(Presence::Admitted));
+}
+
+#[test]
+fn without_a_passcode_the_waiting_room_stays_on() {
+    let mut room = live_room();
+    let refused = say(
+        &mut room,
+        1,
+        1,
+        ClientMessage::UpdateSettings { settings: SettingsChange { waiting_room: Some(false), ..Default::default() } },
+    );
+    assert_eq!(error_code(&refused, 1).as_deref(), Some("invalid"));
+    assert!(room.settings().waiting_room, "a code alone must never open the meeting");
+    let mut guarded = Room::new(
+        RoomConfig {
+            settings: settings(),
+            mute_on_entry: false,
+            policy: PolicyView::permissive(),
+            host_key: "123456".into(),
+            has_passcode: true,
+            banned: vec![],
+        },
+        0,
+    );
+    join(&mut guarded, 0, 1, owner(), true);
+    say(
+        &mut guarded,
+        1,
+        1,
+        ClientMessage::UpdateSettings { settings: SettingsChange { waiting_room: Some(false), ..Default::default() } },
+    );
+    assert!(!guarded.settings().waiting_room, "with a passcode the host may open the door");
+}
+
+#[test]
+fn a_ban_from_an_earlier_session_still_holds() {
+    let mut first = live_room();
+    let effects = say(&mut first, 1, 1, ClientMessage::Remove { participant_id: 2 });
+    let keys = effects
+        .iter()
+        .find_map(|e| match e {
+            Effect::Banned { keys } => Some(keys.clone()),
+            _ => None,
+        })
+        .expect("the room asks to keep the ban");
+    let mut later = Room::new(
+        RoomConfig {
+            settings: settings(),
+            mute_on_entry: false,
+            policy: PolicyView::permissive(),
+            host_key: "123456".into(),
+            has_passcode: false,
+            banned: keys,
+        },
+        0,
+    );
+    join(&mut later, 0, 1, owner(), true);
+    let effects = join(&mut later, 1, 5, guest(2), false);
+    assert_eq!(sent_to(&effects, 5), vec![ServerMessage::Refused { reason: RefusalReason::Removed }]);
 }

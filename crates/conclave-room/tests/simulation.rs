@@ -48,11 +48,18 @@ fn ten_thousand_seeded_meetings_keep_every_invariant() {
     // The simulation must actually reach the interesting states.
     eprintln!("{totals:?}");
     assert!(totals.admitted > 0 && totals.removed > 0 && totals.rejoins_refused > 0 && totals.denied_commands > 0);
-    assert!(totals.ended > 0 && totals.host_changes > 0 && totals.chats > 0 && totals.policy_changes > 0);
+    assert!(
+        totals.ended > 0
+            && totals.host_changes > 0
+            && totals.chats > 0
+            && totals.policy_changes > 0
+            && totals.reopened > 0
+    );
 }
 
 #[derive(Debug, Default)]
 struct Totals {
+    reopened: u64,
     admitted: u64,
     removed: u64,
     rejoins_refused: u64,
@@ -69,7 +76,8 @@ impl Totals {
         self.removed += sim.stats.removed;
         self.rejoins_refused += sim.stats.rejoins_refused;
         self.denied_commands += sim.stats.denied_commands;
-        self.ended += u64::from(sim.ended);
+        self.ended += sim.total_ended;
+        self.reopened += sim.stats.reopened;
         self.host_changes += sim.stats.host_changes;
         self.chats += sim.stats.chats;
         self.policy_changes += sim.stats.policy_changes;
@@ -78,6 +86,7 @@ impl Totals {
 
 #[derive(Default)]
 struct Stats {
+    reopened: u64,
     admitted: u64,
     removed: u64,
     rejoins_refused: u64,
@@ -103,16 +112,43 @@ struct Sim {
     disconnected: BTreeSet<ParticipantId>,
     /// Removed people, with the step of their removal.
     banned: BTreeMap<usize, usize>,
+    /// What the room asked to keep across sessions (`Effect::Banned`).
+    persisted_bans: Vec<String>,
     step: usize,
     policy: PolicyView,
     last_chat_seq: u64,
     ended: bool,
+    total_ended: u64,
     last_host: Option<ParticipantId>,
     stats: Stats,
     trace: Vec<String>,
 }
 
 impl Sim {
+    /// After a meeting ends, the same meeting opens again later, with the
+    /// bans its earlier room asked to keep: a removal outlives the room.
+    fn reopen(&mut self) {
+        let mut settings = self.room.settings().clone();
+        settings.locked = false;
+        let config = RoomConfig {
+            settings,
+            mute_on_entry: false,
+            policy: self.policy.clone(),
+            host_key: HOST_KEY.into(),
+            has_passcode: self.rng.gen_bool(0.5),
+            banned: self.persisted_bans.clone(),
+        };
+        self.room = Room::new(config, self.now);
+        self.ended = false;
+        self.admitted.clear();
+        self.alive.clear();
+        self.disconnected.clear();
+        self.last_host = None;
+        // A new session of the meeting has a chat of its own.
+        self.last_chat_seq = 0;
+        self.stats.reopened += 1;
+    }
+
     fn new(seed: u64) -> Self {
         let mut rng = StdRng::seed_from_u64(seed);
         let policy = random_policy(&mut rng);
@@ -133,6 +169,8 @@ impl Sim {
             mute_on_entry: rng.gen_bool(0.5),
             policy: policy.clone(),
             host_key: HOST_KEY.into(),
+            has_passcode: rng.gen_bool(0.5),
+            banned: vec![],
         };
         let people = (0..8)
             .map(|i| Identity {
@@ -153,10 +191,12 @@ impl Sim {
             alive: BTreeSet::new(),
             disconnected: BTreeSet::new(),
             banned: BTreeMap::new(),
+            persisted_bans: Vec::new(),
             step: 0,
             policy,
             last_chat_seq: 0,
             ended: false,
+            total_ended: 0,
             last_host: None,
             stats: Stats::default(),
             trace: Vec::new(),
@@ -291,7 +331,12 @@ impl Sim {
         };
         let effects = self.room.handle(self.now, input);
         self.apply(&effects, joining)?;
-        self.check()
+        self.check()?;
+        if self.ended {
+            self.total_ended += 1;
+            self.reopen();
+        }
+        Ok(())
     }
 
     fn apply(&mut self, effects: &[Effect], joining: Option<ParticipantId>) -> Result<(), String> {
@@ -321,6 +366,7 @@ impl Sim {
                     }
                 }
                 Effect::Ended { .. } => self.ended = true,
+                Effect::Banned { keys } => self.persisted_bans.extend(keys.iter().cloned()),
             }
         }
         Ok(())

@@ -178,6 +178,28 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Records identity keys banned from a meeting (idempotent).
+    pub async fn add_meeting_bans(&self, meeting_id: &str, keys: &[String], now_ms: i64) -> Result<()> {
+        for key in keys {
+            sqlx::query("INSERT INTO meeting_bans (meeting_id, ban_key, at_ms) VALUES ($1, $2, $3) ON CONFLICT (meeting_id, ban_key) DO NOTHING")
+                .bind(meeting_id)
+                .bind(key)
+                .bind(now_ms)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    pub async fn meeting_bans(&self, meeting_id: &str) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT ban_key FROM meeting_bans WHERE meeting_id = $1 ORDER BY ban_key")
+                .bind(meeting_id)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().map(|(k,)| k).collect())
+    }
+
     pub async fn create_report(&self, new: &NewReport<'_>) -> Result<Report> {
         let id = new_id();
         sqlx::query(

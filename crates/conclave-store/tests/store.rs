@@ -237,6 +237,9 @@ test_both_engines! {
             reported_user_id: None, reason: "drew on the screen share", now_ms: 9,
         };
         store.create_report(&report).await.unwrap();
+        store.add_meeting_bans(&meeting.id, &["ip:203.0.113.9".into(), "device:d1".into()], 10).await.unwrap();
+        store.add_meeting_bans(&meeting.id, &["ip:203.0.113.9".into()], 11).await.unwrap();
+        assert_eq!(store.meeting_bans(&meeting.id).await.unwrap(), ["device:d1", "ip:203.0.113.9"]);
         assert_eq!(store.list_reports(&org.id).await.unwrap()[0].reported_name, "Troll");
         assert!(store.delete_meeting(&meeting.id).await.unwrap());
         assert!(store.meeting_by_id(&meeting.id).await.unwrap().is_none());

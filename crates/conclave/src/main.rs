@@ -5,6 +5,7 @@
 mod admin;
 mod bot;
 mod config;
+mod loadtest;
 mod progress;
 
 use clap::{Parser, Subcommand};
@@ -25,6 +26,8 @@ enum Command {
     Admin(admin::AdminArgs),
     /// Join a meeting as a headless participant, wait to be admitted, chat, leave.
     Bot(bot::BotArgs),
+    /// Load the server and measure it beside a floor measured in the same run.
+    Loadtest(loadtest::LoadtestArgs),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +44,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve(args).await,
             Command::Admin(args) => admin::run(args).await,
             Command::Bot(args) => bot::run(args).await,
+            Command::Loadtest(args) => loadtest::run(args).await,
         }
     });
     match result {

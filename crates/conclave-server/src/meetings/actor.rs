@@ -197,6 +197,16 @@ impl MeetingActor {
                     Effect::Audit { action, actor, target, outcome, detail } => {
                         audits.push((action, actor, target, outcome, detail))
                     }
+                    Effect::Banned { keys } => {
+                        // Kept in the database so the removal outlives this room.
+                        let state = self.state.clone();
+                        let meeting_id = self.meeting_id.clone();
+                        tokio::spawn(async move {
+                            if let Err(err) = state.store.add_meeting_bans(&meeting_id, &keys, state.now_ms()).await {
+                                tracing::error!(error = %err, "could not record a removal");
+                            }
+                        });
+                    }
                     Effect::Ended { reason } => {
                         tracing::info!(?reason, "meeting ended");
                         ended = true;

@@ -65,7 +65,13 @@ pub struct MeetingHub {
 }
 
 /// The room's starting point from the stored meeting and its organisation's policy.
-pub fn room_config(settings: &MeetingSettings, policy: PolicyView, host_key: &str) -> RoomConfig {
+pub fn room_config(
+    settings: &MeetingSettings,
+    policy: PolicyView,
+    host_key: &str,
+    has_passcode: bool,
+    banned: Vec<String>,
+) -> RoomConfig {
     RoomConfig {
         settings: RoomSettings {
             locked: false,
@@ -81,6 +87,8 @@ pub fn room_config(settings: &MeetingSettings, policy: PolicyView, host_key: &st
         mute_on_entry: settings.mute_on_entry,
         policy,
         host_key: host_key.to_owned(),
+        has_passcode,
+        banned,
     }
 }
 
@@ -118,7 +126,15 @@ impl MeetingHub {
                 state.store.meeting_by_id(&grant.meeting_id).await?.ok_or_else(|| ApiError::not_found("meeting"))?;
             let (_, policy) =
                 state.store.org_by_id(&meeting.org_id).await?.ok_or_else(|| ApiError::not_found("organisation"))?;
-            let config = room_config(&meeting.settings, PolicyView::from_policy(&policy), &meeting.secrets.host_key);
+            let banned = state.store.meeting_bans(&meeting.id).await?;
+            let has_passcode = meeting.secrets.passcode.is_some();
+            let config = room_config(
+                &meeting.settings,
+                PolicyView::from_policy(&policy),
+                &meeting.secrets.host_key,
+                has_passcode,
+                banned,
+            );
             let (tx, rx) = mpsc::channel(COMMAND_CAPACITY);
             let mut live = self.lock();
             if !live.contains_key(&grant.meeting_id) {
@@ -151,6 +167,12 @@ impl MeetingHub {
             live.get(&grant.meeting_id).ok_or_else(|| ApiError::unavailable("the meeting closed; join again"))?;
         meeting.commands.try_send(join).map_err(|_| ApiError::unavailable("the meeting is busy; try again"))?;
         Ok(meeting.commands.clone())
+    }
+
+    /// Whether a resume token belongs to a live meeting (checked before a
+    /// WebSocket upgrade, so an unknown token gets a plain 401).
+    pub fn knows_resume_token(&self, resume_token: &str) -> bool {
+        self.resume.lock().unwrap_or_else(|p| p.into_inner()).contains_key(&TokenHash::of(resume_token).0)
     }
 
     /// Reattaches a dropped participant by resume token.

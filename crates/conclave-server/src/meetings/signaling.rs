@@ -77,7 +77,15 @@ pub async fn signal(
                 return Err(invalid_ticket());
             }
         },
-        (None, Some(resume)) => Entry::Resume(resume),
+        (None, Some(resume)) if state.hub.knows_resume_token(&resume) => Entry::Resume(resume),
+        (None, Some(_)) => {
+            let audit =
+                Audit { source_ip: Some(ip), detail: "unknown resume token", ..Audit::new("meeting.signal", "denied") };
+            state.audit(audit).await?;
+            return Err(
+                invalid_ticket().with_detail("the resume token is unknown or its meeting has closed; join again")
+            );
+        }
         _ => return Err(invalid_ticket().with_detail("give exactly one of ticket or resume")),
     };
     Ok(upgrade
@@ -125,6 +133,8 @@ async fn serve(state: SharedState, socket: WebSocket, entry: Entry, ip: IpAddr, 
     state.metrics.signaling_connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut bucket = (BURST, Instant::now());
     let mut strikes = 0u32;
+    // Only what the participant sends keeps the connection alive.
+    let mut heard_at = tokio::time::Instant::now();
     loop {
         tokio::select! {
             outbound = inbox.recv() => match outbound {
@@ -138,7 +148,8 @@ async fn serve(state: SharedState, socket: WebSocket, entry: Entry, ip: IpAddr, 
                     break;
                 }
             },
-            frame = tokio::time::timeout(IDLE_TIMEOUT, stream.next()) => {
+            frame = tokio::time::timeout_at(heard_at + IDLE_TIMEOUT, stream.next()) => {
+                heard_at = tokio::time::Instant::now();
                 let text = match frame {
                     Ok(Some(Ok(Message::Text(text)))) => text,
                     Ok(Some(Ok(Message::Binary(_)))) => {
@@ -153,7 +164,7 @@ async fn serve(state: SharedState, socket: WebSocket, entry: Entry, ip: IpAddr, 
                     Ok(message) => {
                         strikes = 0;
                         if commands.try_send(Command::Message { conn, message }).is_err() {
-                            let _ = send(&mut sink, &ServerMessage::error("busy", "the meeting is overloaded; slow down", None)).await;
+                            let _ = send(&mut sink, &ServerMessage::error("overloaded", "the meeting is overloaded; slow down", None)).await;
                         }
                     }
                     Err(refusal) => {

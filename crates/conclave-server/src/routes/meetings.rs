@@ -474,6 +474,7 @@ pub async fn join(
         expires_at_ms: now + TICKET_LIFETIME.as_millis() as i64,
     };
     let ticket = state.hub.tickets.issue(grant, now);
+    state.join_failures.lock().unwrap_or_else(|p| p.into_inner()).record_success(&ip);
     let ws_origin = state.config.public_origin().replacen("http", "ws", 1);
     Ok(ApiJson(JoinTicket {
         signaling_url: format!("{ws_origin}/api/v1/signal?ticket={}&v={PROTOCOL_VERSION}", ticket.as_str()),
@@ -491,10 +492,28 @@ async fn check_meeting_passcode(
     ip: IpAddr,
 ) -> ApiResult<Option<MeetingRow>> {
     let now = state.now_ms().max(0) as u64;
-    let Some(expected) = meeting.secrets.passcode.clone() else { return Ok(Some(meeting)) };
+    let Some(expected) = meeting.secrets.passcode.clone() else {
+        // No passcode: the waiting room stands behind the code, unless the
+        // organisation has since locked waiting rooms off; then the code
+        // alone would be enough, which it never is.
+        let policy = state.store.org_by_id(&meeting.org_id).await?.map(|(_, p)| p);
+        let forced_open = policy.is_some_and(|p| p.waiting_room.locked && !p.waiting_room.value);
+        return Ok((!forced_open).then_some(meeting));
+    };
+    // While the code path of a meeting is locked for guessing, every
+    // attempt answers like an unknown code: a 429 here would confirm the
+    // code exists. (The invite link is unaffected.)
     let meeting_locked = state.passcode_failures.lock().unwrap_or_else(|p| p.into_inner()).locked(&meeting.id, now);
-    if let Some(wait) = meeting_locked {
-        return Err(ApiError::throttled(wait));
+    if meeting_locked.is_some() {
+        let audit = Audit {
+            org_id: Some(&meeting.org_id),
+            target: Some(&meeting.id),
+            source_ip: Some(ip),
+            detail: "code path locked after many wrong passcodes",
+            ..Audit::new("meeting.join", "failure")
+        };
+        state.audit(audit).await?;
+        return Ok(None);
     }
     if passcode.is_some_and(|p| constant_time_eq(p.trim(), &expected)) {
         return Ok(Some(meeting));

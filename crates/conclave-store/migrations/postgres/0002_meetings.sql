@@ -27,4 +27,13 @@ CREATE TABLE reports (
     reason TEXT NOT NULL,
     at_ms BIGINT NOT NULL
 );
-CREATE INDEX reports_org ON reports(org_id, at_ms)
+CREATE INDEX reports_org ON reports(org_id, at_ms);
+
+-- Who was removed from a meeting, by identity key, so that a removal
+-- outlives the meeting's live room.
+CREATE TABLE meeting_bans (
+    meeting_id TEXT NOT NULL REFERENCES meetings(id) ON DELETE CASCADE,
+    ban_key TEXT NOT NULL,
+    at_ms BIGINT NOT NULL,
+    PRIMARY KEY (meeting_id, ban_key)
+)

@@ -1,0 +1,313 @@
+//! `conclave loadtest signaling`: measures a running server's signaling
+//! against a floor measured in the same run — a minimal WebSocket echo
+//! server (`conclave loadtest floor-server`) doing the least any signaling
+//! server must: an HTTP request, a WebSocket handshake, a message each way.
+//!
+//! 1. Join → admitted latency: guests join one meeting through its waiting
+//!    room (the REST join, the WebSocket, the knock, the host's admit, the
+//!    `admitted` message), each from its own loopback address.
+//! 2. Idle connections: thousands of admitted participants, spread over
+//!    meetings of 20, held open; the server's resident memory per connection,
+//!    beside the floor server holding as many idle WebSockets.
+
+use crate::progress::Progress;
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use conclave_client::{Client, MeetingConnection};
+use conclave_proto::signal::{ClientMessage, ServerMessage};
+use conclave_proto::{CreateMeetingRequest, JoinMeetingRequest, LoginRequest, MeetingSettingsRequest};
+use futures_util::{SinkExt, StreamExt};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::Message;
+
+#[derive(Args)]
+pub struct LoadtestArgs {
+    #[command(subcommand)]
+    command: LoadtestCommand,
+}
+
+#[derive(Subcommand)]
+enum LoadtestCommand {
+    /// Join latency and idle-connection memory, beside the floor server.
+    Signaling(SignalingArgs),
+    /// The floor: a minimal WebSocket echo server (used by `signaling`).
+    #[command(hide = true)]
+    FloorServer {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: std::net::SocketAddr,
+    },
+}
+
+#[derive(Args)]
+struct SignalingArgs {
+    /// The Conclave server under test.
+    #[arg(long)]
+    server: String,
+    /// Its process id, to read its memory.
+    #[arg(long)]
+    server_pid: u32,
+    /// The floor server and its process id.
+    #[arg(long)]
+    floor: String,
+    #[arg(long)]
+    floor_pid: u32,
+    /// An owner account of an organisation on the server.
+    #[arg(long)]
+    email: String,
+    #[arg(long, env = "CONCLAVE_LOADTEST_PASSWORD", hide_env_values = true)]
+    password: String,
+    #[arg(long, default_value_t = 1000)]
+    joins: usize,
+    #[arg(long, default_value_t = 10_000)]
+    idle: usize,
+    /// Joins in flight at once.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+}
+
+pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
+    match args.command {
+        LoadtestCommand::Signaling(args) => signaling(args).await,
+        LoadtestCommand::FloorServer { listen } => floor_server(listen).await,
+    }
+}
+
+/// The n-th loopback source address (127.1.0.1, 127.1.0.2, …): each joins
+/// from its own, as real participants would, so per-address limits apply as
+/// they would in production.
+fn source(n: usize) -> IpAddr {
+    let n = n as u32 + 1;
+    IpAddr::V4(Ipv4Addr::new(127, 1 + (n >> 16) as u8, (n >> 8) as u8, n as u8))
+}
+
+fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).with_context(|| format!("no process {pid}"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .context("VmRSS not found")
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+async fn signaling(args: SignalingArgs) -> anyhow::Result<()> {
+    let anonymous = Client::new(&args.server);
+    let login = anonymous
+        .login(&LoginRequest {
+            email: args.email.clone(),
+            password: args.password.clone(),
+            totp_code: None,
+            recovery_code: None,
+        })
+        .await
+        .context("sign in as the organisation's owner")?;
+    let owner = anonymous.authenticated(&login.token);
+
+    // 1. Join → admitted, beside the floor's request + handshake + echo.
+    let meeting = owner.create_meeting(&meeting_request("Join latency", true)).await?;
+    let mut host = owner.join_by_link(&meeting.link_secret, "Host").await?;
+    host.wait_for("admission", Duration::from_secs(10), |m| matches!(m, ServerMessage::Admitted { .. })).await?;
+    let host_task = tokio::spawn(async move {
+        // Admit every knock at once, as a host watching the door would.
+        while let Ok(message) = host.next(Duration::from_secs(60)).await {
+            if let ServerMessage::Knock { participant } = message {
+                if host.send(&ClientMessage::Admit { participant_id: participant.id }).await.is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    let progress = Arc::new(Progress::new("joins"));
+    let mut join_times = Vec::with_capacity(args.joins);
+    let mut floor_times = Vec::with_capacity(args.joins);
+    let mut next = 0;
+    while next < args.joins {
+        let batch: Vec<usize> = (next..(next + args.concurrency).min(args.joins)).collect();
+        next += batch.len();
+        let mut tasks = Vec::new();
+        for n in batch {
+            let server = args.server.clone();
+            let floor = args.floor.clone();
+            let link = meeting.link_secret.clone();
+            tasks.push(tokio::spawn(async move {
+                let joined = join_once(&server, &link, source(n)).await;
+                let floored = floor_once(&floor).await;
+                (joined, floored)
+            }));
+        }
+        for task in tasks {
+            let (joined, floored) = task.await?;
+            join_times.push(joined?);
+            floor_times.push(floored?);
+        }
+        progress.update(next as i64, args.joins as i64);
+    }
+    progress.finish();
+    host_task.abort();
+    join_times.sort();
+    floor_times.sort();
+
+    // 2. Idle connections: meetings of 20 without a waiting room, held open.
+    let server_before = rss_kib(args.server_pid)?;
+    let floor_before = rss_kib(args.floor_pid)?;
+    let progress = Progress::new("idle connections");
+    let mut held = Vec::with_capacity(args.idle);
+    let mut meeting_link = String::new();
+    for n in 0..args.idle {
+        if n % 20 == 0 {
+            meeting_link = owner.create_meeting(&meeting_request(&format!("Idle {n}"), false)).await?.link_secret;
+            // Hosts join from their own addresses too, like everyone else.
+            let host_client = Client::with_local_address(&args.server, Some(source(args.joins + args.idle + n)))
+                .authenticated(&login.token);
+            let mut host = host_client.join_by_link(&meeting_link, "Host").await?;
+            host.wait_for("admission", Duration::from_secs(10), |m| matches!(m, ServerMessage::Admitted { .. }))
+                .await?;
+            held.push(Held::Conclave(host));
+        }
+        let guest = Client::with_local_address(&args.server, Some(source(args.joins + n)));
+        let mut conn = guest.join_by_link(&meeting_link, &format!("Guest {n}")).await?;
+        conn.wait_for("admission", Duration::from_secs(10), |m| matches!(m, ServerMessage::Admitted { .. })).await?;
+        held.push(Held::Conclave(conn));
+        if n % 100 == 0 {
+            progress.update(n as i64, args.idle as i64);
+        }
+    }
+    progress.finish();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let server_after = rss_kib(args.server_pid)?;
+    let conclave_connections = held.len();
+    drop(held);
+    // The floor's turn, after Conclave's connections are closed, so this
+    // process never holds both sets of sockets at once.
+    let mut held = Vec::with_capacity(args.idle);
+    for _ in 0..args.idle {
+        let (floor_conn, _) =
+            tokio_tungstenite::connect_async(format!("{}/ws", args.floor.replacen("http", "ws", 1))).await?;
+        held.push(Held::Floor(floor_conn));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let floor_after = rss_kib(args.floor_pid)?;
+    drop(held);
+
+    let per_conn = |before: u64, after: u64, n: usize| after.saturating_sub(before) as f64 / n as f64;
+    let conclave_per = per_conn(server_before, server_after, conclave_connections);
+    let floor_per = per_conn(floor_before, floor_after, args.idle);
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let (j50, j99) = (percentile(&join_times, 0.5), percentile(&join_times, 0.99));
+    let (f50, f99) = (percentile(&floor_times, 0.5), percentile(&floor_times, 0.99));
+    println!("| measure | Conclave | floor (minimal WebSocket server) | ratio |");
+    println!("|---|---|---|---|");
+    println!(
+        "| join → admitted, p50 ({} joins, {} at once) | {:.2} ms | {:.2} ms | {:.1}× |",
+        args.joins,
+        args.concurrency,
+        ms(j50),
+        ms(f50),
+        ms(j50) / ms(f50)
+    );
+    println!("| join → admitted, p99 | {:.2} ms | {:.2} ms | {:.1}× |", ms(j99), ms(f99), ms(j99) / ms(f99));
+    println!(
+        "| resident memory with {} idle connections | {:.0} MiB (from {:.0} MiB) | {:.0} MiB (from {:.0} MiB) | |",
+        conclave_connections,
+        server_after as f64 / 1024.0,
+        server_before as f64 / 1024.0,
+        floor_after as f64 / 1024.0,
+        floor_before as f64 / 1024.0
+    );
+    println!(
+        "| memory per idle connection | {:.1} KiB | {:.1} KiB | {:.1}× |",
+        conclave_per,
+        floor_per,
+        conclave_per / floor_per.max(0.1)
+    );
+    if j99 > Duration::from_millis(50) {
+        eprintln!("note: join p99 is above the 50 ms target");
+    }
+    if server_after > 500 * 1024 {
+        eprintln!("note: server memory is above the 500 MB target");
+    }
+    Ok(())
+}
+
+/// Connections kept open only so that they exist while memory is measured.
+#[allow(dead_code)]
+enum Held {
+    Conclave(MeetingConnection),
+    Floor(tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>),
+}
+
+fn meeting_request(title: &str, waiting_room: bool) -> CreateMeetingRequest {
+    CreateMeetingRequest {
+        title: title.into(),
+        scheduled_start_ms: None,
+        duration_minutes: None,
+        passcode: Some("loadtest-pass".into()),
+        settings: MeetingSettingsRequest { waiting_room: Some(waiting_room), ..Default::default() },
+    }
+}
+
+/// One guest: REST join, WebSocket, knock, admitted; then leaves.
+async fn join_once(server: &str, link_secret: &str, from: IpAddr) -> anyhow::Result<Duration> {
+    let client = Client::with_local_address(server, Some(from));
+    let started = Instant::now();
+    let ticket = client
+        .join_meeting(&JoinMeetingRequest {
+            link_secret: Some(link_secret.into()),
+            code: None,
+            passcode: None,
+            display_name: "Guest".into(),
+            device_id: None,
+        })
+        .await?;
+    let mut conn = MeetingConnection::connect(&ticket.signaling_url).await?;
+    conn.wait_for("admission", Duration::from_secs(10), |m| matches!(m, ServerMessage::Admitted { .. })).await?;
+    let elapsed = started.elapsed();
+    conn.send(&ClientMessage::Leave).await?;
+    conn.close().await;
+    Ok(elapsed)
+}
+
+/// The floor: one HTTP request, one WebSocket handshake, one echo.
+async fn floor_once(floor: &str) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    // A fresh HTTP client per call, as each Conclave join above uses.
+    let answer = reqwest::Client::new().get(format!("{floor}/healthz")).send().await?;
+    if !answer.status().is_success() {
+        bail!("the floor server did not answer");
+    }
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("{}/ws", floor.replacen("http", "ws", 1))).await?;
+    ws.send(Message::Text("{\"type\":\"ping\"}".into())).await?;
+    let _ = ws.next().await;
+    let elapsed = started.elapsed();
+    let _ = ws.close(None).await;
+    Ok(elapsed)
+}
+
+async fn floor_server(listen: std::net::SocketAddr) -> anyhow::Result<()> {
+    use axum::extract::ws::{Message as AxumMessage, WebSocketUpgrade};
+    use axum::routing::get;
+    let app = axum::Router::new().route("/healthz", get(|| async { "ok" })).route(
+        "/ws",
+        get(|upgrade: WebSocketUpgrade| async move {
+            upgrade.on_upgrade(|mut socket| async move {
+                while let Some(Ok(message)) = socket.recv().await {
+                    if let AxumMessage::Text(text) = message {
+                        if socket.send(AxumMessage::Text(text)).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            })
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    println!("floor server at http://{}", listener.local_addr()?);
+    axum::serve(listener, app).await?;
+    Ok(())
+}
