@@ -445,3 +445,45 @@ fn a_ban_from_an_earlier_session_still_holds() {
     let effects = join(&mut later, 1, 5, guest(2), false);
     assert_eq!(sent_to(&effects, 5), vec![ServerMessage::Refused { reason: RefusalReason::Removed }]);
 }
+
+#[test]
+fn the_host_denies_a_knocker_renames_passes_the_baton_and_ends_for_all() {
+    let mut room = live_room();
+    join(&mut room, 1, 4, guest(4), false);
+    let denied = say(&mut room, 2, 1, ClientMessage::Deny { participant_id: 4 });
+    assert_eq!(sent_to(&denied, 4), vec![ServerMessage::Refused { reason: RefusalReason::Denied }]);
+    assert_eq!(room.presence(4), None);
+    say(&mut room, 3, 1, ClientMessage::Rename { participant_id: 2, display_name: "Ada L.".into() });
+    assert_eq!(room.view(2).unwrap().display_name, "Ada L.");
+    say(
+        &mut room,
+        4,
+        1,
+        ClientMessage::UpdateSettings { settings: SettingsChange { allow_rename: Some(false), ..Default::default() } },
+    );
+    assert_eq!(
+        error_code(&say(&mut room, 5, 3, ClientMessage::Rename { participant_id: 3, display_name: "Me".into() }), 3)
+            .as_deref(),
+        Some("forbidden")
+    );
+    let raised = say(&mut room, 6, 3, ClientMessage::RaiseHand);
+    assert!(sent_to(&raised, 1).iter().any(|m| matches!(m, ServerMessage::ParticipantUpdated { participant } if participant.id == 3 && participant.hand_raised)));
+    say(&mut room, 7, 3, ClientMessage::LowerHand);
+    assert!(!room.view(3).unwrap().hand_raised);
+    let reacted = say(&mut room, 8, 3, ClientMessage::React { emoji: "🎉".into() });
+    assert!(sent_to(&reacted, 2).contains(&ServerMessage::Reaction { from: 3, emoji: "🎉".into() }));
+    assert_eq!(
+        error_code(&say(&mut room, 9, 3, ClientMessage::React { emoji: "<script>".into() }), 3).as_deref(),
+        Some("invalid")
+    );
+    say(&mut room, 10, 1, ClientMessage::TransferHost { participant_id: 3 });
+    assert_eq!((room.host(), room.view(1).unwrap().role), (Some(3), Role::Participant));
+    assert_eq!(error_code(&say(&mut room, 11, 1, ClientMessage::EndForAll), 1).as_deref(), Some("forbidden"));
+    let ended = say(&mut room, 12, 3, ClientMessage::EndForAll);
+    for id in [1, 2, 3] {
+        assert!(sent_to(&ended, id).contains(&ServerMessage::Ended { reason: EndReason::EndedByHost }));
+    }
+    assert_eq!(room.phase(), Phase::Ended);
+    let late = join(&mut room, 13, 9, guest(9), false);
+    assert_eq!(sent_to(&late, 9), vec![ServerMessage::Refused { reason: RefusalReason::Ended }]);
+}

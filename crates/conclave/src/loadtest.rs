@@ -3,9 +3,11 @@
 //! server (`conclave loadtest floor-server`) doing the least any signaling
 //! server must: an HTTP request, a WebSocket handshake, a message each way.
 //!
-//! 1. Join → admitted latency: guests join one meeting through its waiting
-//!    room (the REST join, the WebSocket, the knock, the host's admit, the
-//!    `admitted` message), each from its own loopback address.
+//! 1. Join → admitted latency: guests join a live meeting (the REST join,
+//!    the WebSocket handshake, the room's admission, the `admitted`
+//!    message), each from its own loopback address. The meeting's waiting
+//!    room is off here, so what is timed is the server alone; with the
+//!    waiting room on, a host's click is added (one more message each way).
 //! 2. Idle connections: thousands of admitted participants, spread over
 //!    meetings of 20, held open; the server's resident memory per connection,
 //!    beside the floor server holding as many idle WebSockets.
@@ -108,21 +110,21 @@ async fn signaling(args: SignalingArgs) -> anyhow::Result<()> {
         .await
         .context("sign in as the organisation's owner")?;
     let owner = anonymous.authenticated(&login.token);
+    // Waiting rooms are locked on by default; this organisation lets hosts
+    // open the door, so admission below is the server's alone.
+    let org_id = login.user.org_id.clone().context("the account has no organisation")?;
+    let unlocked = conclave_proto::OrgPolicyUpdate {
+        waiting_room: Some(conclave_proto::Setting::unlocked(true)),
+        ..Default::default()
+    };
+    owner.update_org_policy(&org_id, &unlocked).await?;
 
     // 1. Join → admitted, beside the floor's request + handshake + echo.
-    let meeting = owner.create_meeting(&meeting_request("Join latency", true)).await?;
+    let meeting = owner.create_meeting(&meeting_request("Join latency", false)).await?;
     let mut host = owner.join_by_link(&meeting.link_secret, "Host").await?;
     host.wait_for("admission", Duration::from_secs(10), |m| matches!(m, ServerMessage::Admitted { .. })).await?;
-    let host_task = tokio::spawn(async move {
-        // Admit every knock at once, as a host watching the door would.
-        while let Ok(message) = host.next(Duration::from_secs(60)).await {
-            if let ServerMessage::Knock { participant } = message {
-                if host.send(&ClientMessage::Admit { participant_id: participant.id }).await.is_err() {
-                    break;
-                }
-            }
-        }
-    });
+    // The host stays, reading what the meeting sends it.
+    let host_task = tokio::spawn(async move { while host.next(Duration::from_secs(60)).await.is_ok() {} });
     let progress = Arc::new(Progress::new("joins"));
     let mut join_times = Vec::with_capacity(args.joins);
     let mut floor_times = Vec::with_capacity(args.joins);
@@ -213,8 +215,10 @@ async fn signaling(args: SignalingArgs) -> anyhow::Result<()> {
     );
     println!("| join → admitted, p99 | {:.2} ms | {:.2} ms | {:.1}× |", ms(j99), ms(f99), ms(j99) / ms(f99));
     println!(
-        "| resident memory with {} idle connections | {:.0} MiB (from {:.0} MiB) | {:.0} MiB (from {:.0} MiB) | |",
+        "| resident memory with {} idle connections ({} participants, {} hosts) | {:.0} MiB (from {:.0} MiB) | {:.0} MiB (from {:.0} MiB) | |",
         conclave_connections,
+        args.idle,
+        conclave_connections - args.idle,
         server_after as f64 / 1024.0,
         server_before as f64 / 1024.0,
         floor_after as f64 / 1024.0,
@@ -295,6 +299,11 @@ async fn floor_server(listen: std::net::SocketAddr) -> anyhow::Result<()> {
     let app = axum::Router::new().route("/healthz", get(|| async { "ok" })).route(
         "/ws",
         get(|upgrade: WebSocketUpgrade| async move {
+            // The same socket buffers as Conclave's signaling, so the floor
+            // is the transport's own cost.
+            let upgrade = upgrade
+                .read_buffer_size(conclave_server::meetings::signaling::SOCKET_BUFFER_BYTES)
+                .write_buffer_size(0);
             upgrade.on_upgrade(|mut socket| async move {
                 while let Some(Ok(message)) = socket.recv().await {
                     if let AxumMessage::Text(text) = message {

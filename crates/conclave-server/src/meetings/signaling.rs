@@ -27,6 +27,8 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Messages a participant may send at once, and per second after that.
 const BURST: f64 = 40.0;
 const PER_SECOND: f64 = 20.0;
+/// Read buffer per connection; larger messages still arrive, in several reads.
+pub const SOCKET_BUFFER_BYTES: usize = 4 * 1024;
 /// Consecutive refused messages after which the connection is closed.
 const MAX_STRIKES: u32 = 50;
 
@@ -89,6 +91,11 @@ pub async fn signal(
         _ => return Err(invalid_ticket().with_detail("give exactly one of ticket or resume")),
     };
     Ok(upgrade
+        // Signaling messages are small; the WebSocket layer's default
+        // 128 KiB buffers per direction would dominate an idle
+        // connection's memory (see docs/benchmarks.md).
+        .read_buffer_size(SOCKET_BUFFER_BYTES)
+        .write_buffer_size(0)
         .max_message_size(4 * MAX_MESSAGE_BYTES)
         .max_frame_size(4 * MAX_MESSAGE_BYTES)
         .on_upgrade(move |socket| connection(state, socket, entry, ip)))

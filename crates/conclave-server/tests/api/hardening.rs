@@ -145,6 +145,21 @@ on_both_engines! {
                 assert!(present.iter().any(|p| p == field), "{op} lacks {field}: {present:?}");
             }
         }
+        let required = [
+            ("createMeeting", &["title", "scheduled_start_ms", "passcode", "settings"][..]),
+            ("updateMeeting", &["title", "passcode", "settings"]),
+            ("joinMeeting", &["link_secret", "code", "passcode", "display_name"]),
+            ("reportParticipant", &["participant_token", "participant_id", "reason"]),
+        ];
+        for (op, fields) in required {
+            let present = schema_fields(op);
+            for field in fields {
+                assert!(present.iter().any(|p| p == field), "{op} lacks {field}: {present:?}");
+            }
+        }
+        for op in ["getMeeting", "listMeetings", "deleteMeeting", "rotateMeetingSecrets", "listReports", "openSignaling"] {
+            assert!(operations.contains_key(op), "missing operation {op}");
+        }
         for op in ["logout", "me", "totpEnroll", "listSessions", "revokeSession", "getOrgPolicy", "listAuditEvents"] {
             assert!(operations.contains_key(op), "missing operation {op}");
         }
