@@ -29,6 +29,9 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// How often dormant accounts are looked for.
     pub dormant_sweep_every: Duration,
+    /// How often a live meeting re-reads its organisation's policy (changes
+    /// through this server's API reach it at once; this catches the rest).
+    pub policy_refresh_every: Duration,
 }
 
 /// Throttling knobs. The defaults suit production; tests tighten or loosen
@@ -88,6 +91,7 @@ impl ServerConfig {
             trusted_proxies: Vec::new(),
             limits: Limits::default(),
             dormant_sweep_every: Duration::from_secs(3600),
+            policy_refresh_every: Duration::from_secs(30),
         }
     }
 

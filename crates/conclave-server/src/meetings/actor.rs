@@ -15,7 +15,8 @@ use tracing::Instrument;
 /// What a connection task receives from its meeting.
 #[derive(Debug)]
 pub enum Outbound {
-    Message(ServerMessage),
+    /// Boxed: a queue slot is then a pointer, not the largest message.
+    Message(Box<ServerMessage>),
     Close,
 }
 
@@ -47,7 +48,7 @@ impl Connections {
     fn attach(&mut self, seat: ParticipantId, conn: ConnId, outbox: Outbox) {
         if let Some((old, old_outbox)) = self.seats.insert(seat, (conn, outbox)) {
             if old != conn {
-                let _ = old_outbox.try_send(Outbound::Message(ServerMessage::Replaced));
+                let _ = old_outbox.try_send(Outbound::Message(Box::new(ServerMessage::Replaced)));
                 let _ = old_outbox.try_send(Outbound::Close);
                 self.conn_seat.remove(&old);
             }
@@ -85,6 +86,10 @@ impl MeetingActor {
 
     async fn run_inner(mut self) {
         let mut connections = Connections::default();
+        // Policy changed through the API reaches the room at once; changes
+        // made elsewhere (`conclave admin`, another node) within this period.
+        let every = self.state.config.policy_refresh_every;
+        let mut policy_check = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         tracing::info!("meeting room opened");
         self.state.metrics.live_meetings.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         loop {
@@ -100,6 +105,7 @@ impl MeetingActor {
                     None => break,
                 },
                 () = async { if let Some(w) = wait { tokio::time::sleep(w).await } else { std::future::pending().await } } => Some(Input::Tick),
+                _ = policy_check.tick() => self.reread_policy().await,
             };
             let ended = match input {
                 Some(input) => self.feed(input, &mut connections),
@@ -119,6 +125,21 @@ impl MeetingActor {
         self.state.hub.forget(&self.meeting_id);
         self.state.metrics.live_meetings.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         tracing::info!("meeting room closed");
+    }
+
+    /// The organisation's policy from storage, as input if it differs from the room's.
+    async fn reread_policy(&self) -> Option<Input> {
+        match self.state.store.org_by_id(&self.org_id).await {
+            Ok(Some((_, policy))) => {
+                let policy = conclave_room::PolicyView::from_policy(&policy);
+                (policy != *self.room.policy()).then_some(Input::PolicyChanged { policy })
+            }
+            Ok(None) => None,
+            Err(err) => {
+                tracing::warn!(error = %err, "could not re-read the organisation's policy");
+                None
+            }
+        }
     }
 
     /// Turns a command into room input, handling the parts only the driver knows.
@@ -180,7 +201,7 @@ impl MeetingActor {
                 match effect {
                     Effect::Send { to, message } => {
                         if let Some((_, outbox)) = connections.seats.get(&to) {
-                            if outbox.try_send(Outbound::Message(message)).is_err() {
+                            if outbox.try_send(Outbound::Message(Box::new(message))).is_err() {
                                 tracing::warn!(participant = to, "connection too slow; cutting it off");
                                 connections.detach(to);
                                 inputs.push_back(Input::Disconnected { id: to });

@@ -425,6 +425,23 @@ on_both_engines! {
 }
 
 on_both_engines! {
+    async fn policy_changed_outside_this_server_reaches_live_meetings(engine: Engine) {
+        let srv = TestServer::start_with(engine, |c| c.policy_refresh_every = Duration::from_millis(200)).await;
+        let (host, login, meeting) = hosted(&srv).await;
+        let org = login.user.org_id.unwrap();
+        let (mut host_conn, _) = host_joins(&host, &meeting).await;
+        // As `conclave admin org set-plan … licensed` does, from another process.
+        let (_, mut policy) = srv.state.store.org_by_id(&org).await.unwrap().unwrap();
+        policy.meeting_time_limit_minutes = Setting::unlocked(None);
+        srv.state.store.set_org_plan(&org, Plan::Licensed, &policy).await.unwrap();
+        host_conn.wait_for("the limit lifted", WAIT, |m| matches!(m, ServerMessage::TimeLimit { ends_at_ms: None })).await.unwrap();
+        srv.clock.advance(Duration::from_secs(2 * 3600));
+        let after = host_conn.drain(Duration::from_millis(1500)).await;
+        assert!(!after.iter().any(|m| matches!(m, ServerMessage::Ended { .. })), "the meeting goes on: {after:?}");
+    }
+}
+
+on_both_engines! {
     async fn deleting_a_live_meeting_ends_it_for_everyone(engine: Engine) {
         let srv = TestServer::start(engine).await;
         let (host, _, meeting) = hosted(&srv).await;
