@@ -123,7 +123,24 @@ impl MeetingConnection {
         }
     }
 
+    /// Leaves the meeting: sends `leave` and waits for the server to close
+    /// the connection, so the departure is certain to have been heard.
+    pub async fn leave(mut self) -> Result<(), SignalError> {
+        self.send(&ClientMessage::Leave).await?;
+        if self.closed_within(Duration::from_secs(5)).await {
+            Ok(())
+        } else {
+            Err(SignalError::Timeout("the server to close after leave".into()))
+        }
+    }
+
+    /// Closes the WebSocket properly: a close frame, then reading until the
+    /// server's close. (Dropping a socket with unread data makes the kernel
+    /// reset the connection, which can discard what was sent just before.)
     pub async fn close(mut self) {
         let _ = self.socket.close(None).await;
+        let _ =
+            tokio::time::timeout(Duration::from_secs(2), async { while let Some(Ok(_)) = self.socket.next().await {} })
+                .await;
     }
 }

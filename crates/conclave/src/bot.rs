@@ -91,9 +91,8 @@ pub async fn run(args: BotArgs) -> anyhow::Result<()> {
             Err(err) => return Err(anyhow!("connection lost: {err}")),
         }
     }
-    conn.send(&ClientMessage::Leave).await?;
+    conn.leave().await?;
     println!("left the meeting");
-    conn.close().await;
     Ok(())
 }
 

@@ -16,7 +16,7 @@ use crate::progress::Progress;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use conclave_client::{Client, MeetingConnection};
-use conclave_proto::signal::{ClientMessage, ServerMessage};
+use conclave_proto::signal::ServerMessage;
 use conclave_proto::{CreateMeetingRequest, JoinMeetingRequest, LoginRequest, MeetingSettingsRequest};
 use futures_util::{SinkExt, StreamExt};
 use std::net::{IpAddr, Ipv4Addr};
@@ -272,8 +272,7 @@ async fn join_once(server: &str, link_secret: &str, from: IpAddr) -> anyhow::Res
     let mut conn = MeetingConnection::connect(&ticket.signaling_url).await?;
     conn.wait_for("admission", Duration::from_secs(10), |m| matches!(m, ServerMessage::Admitted { .. })).await?;
     let elapsed = started.elapsed();
-    conn.send(&ClientMessage::Leave).await?;
-    conn.close().await;
+    conn.leave().await?;
     Ok(elapsed)
 }
 

@@ -300,15 +300,21 @@ async fn a_bot_waits_is_admitted_by_the_host_chats_and_leaves() {
         )
         .await
         .unwrap();
-    host_conn
+    let left = host_conn
         .wait_for(
             "the bot leaving",
             wait,
             |m| matches!(m, ServerMessage::ParticipantLeft { participant_id } if *participant_id == participant.id),
         )
-        .await
-        .unwrap();
+        .await;
     let output = bot.wait_with_output().unwrap();
+    assert!(
+        left.is_ok(),
+        "the host never saw the bot leave ({left:?}); the bot said:\n{}\nthe host saw: {:?}",
+        text(&output),
+        host_conn.received
+    );
+
     let printed = text(&output);
     assert!(output.status.success(), "{printed}");
     assert!(printed.contains("waiting in the waiting room"), "{printed}");

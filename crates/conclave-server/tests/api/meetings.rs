@@ -324,13 +324,23 @@ on_both_engines! {
         // A flood is cut down to the rate limit, and a connection that keeps
         // flooding is closed (and logged); its seat waits for it to resume.
         let denied_before = denied_audits(&srv, "meeting.signal").await;
-        for _ in 0..200 {
+        // Far more than the bucket (40, then 20 a second) can absorb, however
+        // slowly a loaded machine lets either side run.
+        for _ in 0..2_000 {
             if guest.send(&ClientMessage::RaiseHand).await.is_err() {
                 break;
             }
         }
-        guest.wait_for("rate limit", WAIT, is_error("rate_limited")).await.unwrap();
-        assert!(guest.closed_within(WAIT).await, "a sustained flood closes the connection");
+        let mut rate_limited = 0;
+        loop {
+            match guest.next(WAIT).await {
+                Ok(ServerMessage::Error { code, .. }) if code == "rate_limited" => rate_limited += 1,
+                Ok(_) => {}
+                Err(SignalError::Closed) => break,
+                Err(other) => panic!("the flooding connection was not closed: {other}"),
+            }
+        }
+        assert!(rate_limited >= 1, "the flood was rate limited before the close");
         tokio::time::sleep(QUIET).await;
         assert_eq!(denied_audits(&srv, "meeting.signal").await - denied_before, 1);
         // Nothing above reached the host as chat or a settings change.
