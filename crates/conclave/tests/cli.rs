@@ -42,16 +42,25 @@ struct Server {
     child: Child,
     url: String,
     banner: String,
+    /// The server's log (stderr), for checks that no secret is ever in it.
+    log: std::path::PathBuf,
+    _log_dir: tempfile::TempDir,
 }
 
 impl Server {
     fn start(storage: &[String]) -> Self {
+        Self::start_logging(storage, "warn")
+    }
+
+    fn start_logging(storage: &[String], level: &str) -> Self {
+        let log_dir = tempfile::tempdir().unwrap();
+        let log = log_dir.path().join("server.log");
         let mut child = Command::new(env!("CARGO_BIN_EXE_conclave"))
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(storage)
-            .env("CONCLAVE_LOG", "warn")
+            .env("CONCLAVE_LOG", level)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("start conclave serve");
         // Read stdout on a thread: a started server prints its banner and
@@ -76,15 +85,17 @@ impl Server {
             banner.push('\n');
             banner.push_str(&line);
         }
-        Self { child, url, banner }
+        Self { child, url, banner, log, _log_dir: log_dir }
     }
 
     /// SIGTERM, as an init system sends; the server must exit cleanly.
-    fn stop(mut self) {
+    /// Returns what it logged.
+    fn stop(mut self) -> String {
         let pid = self.child.id().to_string();
         Command::new("kill").args(["-TERM", &pid]).status().unwrap();
         let status = self.child.wait().unwrap();
         assert!(status.success(), "graceful shutdown exits 0, got {status}");
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
 
@@ -321,4 +332,94 @@ async fn a_bot_waits_is_admitted_by_the_host_chats_and_leaves() {
     assert!(printed.contains("admitted as participant"), "{printed}");
     assert!(printed.contains("said: hello from the bot") && printed.contains("left the meeting"), "{printed}");
     server.stop();
+}
+
+/// Everything secret that passes through a server in a normal session —
+/// the password, session and CSRF tokens, an access token, invite and join
+/// secrets, TOTP material — never appears in its log, even at debug level.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_ever_reaches_the_log() {
+    use conclave_client::MeetingConnection;
+    use conclave_proto::signal::ServerMessage;
+    let dir = tempfile::tempdir().unwrap();
+    let storage = vec!["--data-dir".to_owned(), dir.path().display().to_string()];
+    let server = Server::start_logging(&storage, "debug");
+    let setup_token =
+        server.banner.lines().map(str::trim).find(|l| l.starts_with("setup_")).expect("a setup token").to_owned();
+    let http = reqwest::Client::new();
+    let created = http
+        .post(format!("{}/api/v1/setup", server.url))
+        .json(&serde_json::json!({"setup_token": setup_token, "org_name": "Acme", "email": "owner@acme.test", "password": PASSWORD, "display_name": "Owner"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let anonymous = Client::new(&server.url);
+    let _wrong = anonymous
+        .login(&LoginRequest {
+            email: "owner@acme.test".into(),
+            password: "a wrong guess at it".into(),
+            totp_code: None,
+            recovery_code: None,
+        })
+        .await;
+    let login = anonymous
+        .login(&LoginRequest {
+            email: "owner@acme.test".into(),
+            password: PASSWORD.into(),
+            totp_code: None,
+            recovery_code: None,
+        })
+        .await
+        .unwrap();
+    let owner = anonymous.authenticated(&login.token);
+    let pat = owner
+        .create_access_token(&conclave_proto::CreateAccessTokenRequest { name: "ci".into(), expires_in_days: None })
+        .await
+        .unwrap();
+    let enrol = owner.totp_enroll().await.unwrap();
+    let meeting = owner
+        .create_meeting(&conclave_proto::CreateMeetingRequest {
+            title: "Secret plans".into(),
+            scheduled_start_ms: None,
+            duration_minutes: None,
+            passcode: Some("hush-hush-42".into()),
+            settings: Default::default(),
+        })
+        .await
+        .unwrap();
+    let ticket = anonymous
+        .join_meeting(&conclave_proto::JoinMeetingRequest {
+            link_secret: None,
+            code: Some(meeting.code.clone()),
+            passcode: Some("hush-hush-42".into()),
+            display_name: "Guest".into(),
+            device_id: None,
+        })
+        .await
+        .unwrap();
+    let mut guest = MeetingConnection::connect(&ticket.signaling_url).await.unwrap();
+    let ServerMessage::Waiting { resume_token, .. } = guest.next(Duration::from_secs(10)).await.unwrap() else {
+        panic!("not waiting")
+    };
+    guest.close().await;
+    let log = server.stop();
+    assert!(log.contains("auth.login"), "the log was captured at debug level");
+    let secrets = [
+        ("password", PASSWORD.to_owned()),
+        ("wrong password", "a wrong guess at it".to_owned()),
+        ("setup token", setup_token),
+        ("session token", login.token.clone()),
+        ("CSRF token", login.csrf_token.clone()),
+        ("access token", pat.token.clone()),
+        ("TOTP secret", enrol.secret.clone()),
+        ("invite link secret", meeting.link_secret.clone()),
+        ("passcode", "hush-hush-42".to_owned()),
+        ("host key", meeting.host_key.clone()),
+        ("join ticket", ticket.ticket.clone()),
+        ("resume token", resume_token),
+    ];
+    for (what, secret) in secrets {
+        assert!(!log.contains(&secret), "the {what} appears in the server log");
+    }
 }
