@@ -374,6 +374,41 @@ impl ServerMessage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    const SAMPLES: &[&str] = &[
+        r#"{"type":"chat","client_msg_id":"a1","text":"hi","to":3}"#,
+        r#"{"type":"update_settings","settings":{"waiting_room":false,"chat":"hosts_only"}}"#,
+        r#"{"type":"set_media","audio_muted":false,"video_muted":null}"#,
+        r#"{"type":"remove","participant_id":7}"#,
+        r#"{"type":"claim_host","host_key":"123456"}"#,
+    ];
+
+    proptest! {
+        /// Whatever text arrives, parsing answers without panicking, and
+        /// anything accepted survives a round trip unchanged.
+        #[test]
+        fn any_text_parses_or_is_refused(text in ".{0,300}") {
+            if let Ok(message) = ClientMessage::from_json(&text) {
+                let again = serde_json::to_string(&message).unwrap();
+                prop_assert_eq!(ClientMessage::from_json(&again), Ok(message));
+            }
+        }
+
+        /// Valid messages with bytes flipped, cut or inserted: the same.
+        #[test]
+        fn mutated_messages_parse_or_are_refused(sample in 0..SAMPLES.len(), at in 0usize..120, byte in any::<u8>(), cut in any::<bool>()) {
+            let mut bytes = SAMPLES[sample].as_bytes().to_vec();
+            let at = at % bytes.len();
+            if cut { bytes.truncate(at) } else { bytes.insert(at, byte) }
+            if let Ok(text) = String::from_utf8(bytes) {
+                if let Ok(message) = ClientMessage::from_json(&text) {
+                    let again = serde_json::to_string(&message).unwrap();
+                    prop_assert_eq!(ClientMessage::from_json(&again), Ok(message));
+                }
+            }
+        }
+    }
 
     #[test]
     fn messages_are_tagged_json_and_refuse_unknown_fields() {

@@ -1,0 +1,23 @@
+//! Every JSON body the REST API accepts, fed arbitrary bytes: parsing
+//! never panics (the server's extractor answers anything else with a
+//! problem document).
+#![no_main]
+
+use conclave_proto::*;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = serde_json::from_slice::<SignupRequest>(data);
+    let _ = serde_json::from_slice::<LoginRequest>(data);
+    let _ = serde_json::from_slice::<ChangePasswordRequest>(data);
+    let _ = serde_json::from_slice::<TotpConfirmRequest>(data);
+    let _ = serde_json::from_slice::<CreateAccessTokenRequest>(data);
+    let _ = serde_json::from_slice::<CreateOrgRequest>(data);
+    let _ = serde_json::from_slice::<InviteMemberRequest>(data);
+    let _ = serde_json::from_slice::<UpdateMemberRequest>(data);
+    let _ = serde_json::from_slice::<OrgPolicyUpdate>(data);
+    let _ = serde_json::from_slice::<CreateMeetingRequest>(data);
+    let _ = serde_json::from_slice::<UpdateMeetingRequest>(data);
+    let _ = serde_json::from_slice::<JoinMeetingRequest>(data);
+    let _ = serde_json::from_slice::<ReportParticipantRequest>(data);
+});
