@@ -50,6 +50,28 @@ impl<'a> Audit<'a> {
     pub fn new(action: &'a str, outcome: &'a str) -> Self {
         Self { action, outcome, org_id: None, actor_id: None, target: None, source_ip: None, detail: "" }
     }
+
+    /// An event done by the signed-in `current`, from `ip`, in their organisation.
+    pub fn by(current: &'a crate::extract::CurrentSession, ip: IpAddr, action: &'a str, outcome: &'a str) -> Self {
+        Self {
+            org_id: current.org_id(),
+            actor_id: Some(&current.user.id),
+            source_ip: Some(ip),
+            ..Self::new(action, outcome)
+        }
+    }
+
+    pub fn org(self, org_id: &'a str) -> Self {
+        Self { org_id: Some(org_id), ..self }
+    }
+
+    pub fn target(self, target: &'a str) -> Self {
+        Self { target: Some(target), ..self }
+    }
+
+    pub fn detail(self, detail: &'a str) -> Self {
+        Self { detail, ..self }
+    }
 }
 
 impl AppState {

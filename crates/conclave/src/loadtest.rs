@@ -265,7 +265,12 @@ async fn signaling(args: SignalingArgs) -> anyhow::Result<()> {
 async fn login_timing(args: LoginArgs) -> anyhow::Result<()> {
     let anonymous = Client::new(&args.server);
     let login = anonymous
-        .login(&LoginRequest { email: args.email.clone(), password: args.password.clone(), totp_code: None, recovery_code: None })
+        .login(&LoginRequest {
+            email: args.email.clone(),
+            password: args.password.clone(),
+            totp_code: None,
+            recovery_code: None,
+        })
         .await
         .context("sign in as the organisation's owner")?;
     let owner = anonymous.authenticated(&login.token);
@@ -276,9 +281,19 @@ async fn login_timing(args: LoginArgs) -> anyhow::Result<()> {
     let mut emails = Vec::with_capacity(accounts);
     for n in 0..accounts {
         let email = format!("timing{n}@conclave.test");
-        let invite = owner.invite_member(&org_id, &conclave_proto::InviteMemberRequest { email: email.clone(), role: conclave_proto::OrgRole::Member }).await?;
+        let invite = owner
+            .invite_member(
+                &org_id,
+                &conclave_proto::InviteMemberRequest { email: email.clone(), role: conclave_proto::OrgRole::Member },
+            )
+            .await?;
         Client::with_local_address(&args.server, Some(source(200_000 + n)))
-            .signup(&conclave_proto::SignupRequest { email: email.clone(), password: args.password.clone(), display_name: format!("Member {n}"), invite_token: Some(invite.invite_token) })
+            .signup(&conclave_proto::SignupRequest {
+                email: email.clone(),
+                password: args.password.clone(),
+                display_name: format!("Member {n}"),
+                invite_token: Some(invite.invite_token),
+            })
             .await?;
         emails.push(email);
         progress.update(n as i64 + 1, accounts as i64);
@@ -289,10 +304,19 @@ async fn login_timing(args: LoginArgs) -> anyhow::Result<()> {
     let mut unknown = Vec::with_capacity(args.attempts);
     let mut statuses = std::collections::BTreeSet::new();
     for n in 0..args.attempts {
-        for (email, times) in [(emails[n % accounts].clone(), &mut real), (format!("nobody{n}@conclave.test"), &mut unknown)] {
+        for (email, times) in
+            [(emails[n % accounts].clone(), &mut real), (format!("nobody{n}@conclave.test"), &mut unknown)]
+        {
             let client = Client::with_local_address(&args.server, Some(source(300_000 + 2 * n + times.len() % 2)));
             let started = Instant::now();
-            let result = client.login(&LoginRequest { email, password: "not the password at all".into(), totp_code: None, recovery_code: None }).await;
+            let result = client
+                .login(&LoginRequest {
+                    email,
+                    password: "not the password at all".into(),
+                    totp_code: None,
+                    recovery_code: None,
+                })
+                .await;
             times.push(started.elapsed());
             statuses.insert(result.err().and_then(|e| e.code().map(str::to_owned)).unwrap_or_else(|| "success".into()));
         }
@@ -306,7 +330,13 @@ async fn login_timing(args: LoginArgs) -> anyhow::Result<()> {
     println!("|---|---|---|---|");
     for (label, p) in [("p50", 0.5), ("p90", 0.9), ("p99", 0.99)] {
         let (a, b) = (percentile(&real, p), percentile(&unknown, p));
-        println!("| {label} ({} attempts each) | {:.1} ms | {:.1} ms | {:.2}× |", args.attempts, ms(a), ms(b), ms(a) / ms(b));
+        println!(
+            "| {label} ({} attempts each) | {:.1} ms | {:.1} ms | {:.2}× |",
+            args.attempts,
+            ms(a),
+            ms(b),
+            ms(a) / ms(b)
+        );
     }
     println!();
     println!("Every attempt of both kinds was answered: {}.", statuses.into_iter().collect::<Vec<_>>().join(", "));

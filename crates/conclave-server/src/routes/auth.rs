@@ -139,15 +139,7 @@ pub async fn logout(
     EnrollingSession(current): EnrollingSession,
 ) -> ApiResult<Response> {
     state.store.revoke_session(&current.user.id, &current.session.id, state.now_ms()).await?;
-    state
-        .audit(Audit {
-            org_id: current.org_id(),
-            actor_id: Some(&current.user.id),
-            target: Some(&current.session.id),
-            source_ip: Some(ip),
-            ..Audit::new("auth.logout", "success")
-        })
-        .await?;
+    state.audit(Audit::by(&current, ip, "auth.logout", "success").target(&current.session.id)).await?;
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, session_cookie(&state, "", 0))]).into_response())
 }
 

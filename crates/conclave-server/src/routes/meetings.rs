@@ -214,14 +214,7 @@ pub async fn create(
             other => break other?,
         }
     };
-    let audit = Audit {
-        org_id: Some(&org_id),
-        actor_id: Some(&current.user.id),
-        target: Some(&row.id),
-        source_ip: Some(ip),
-        detail: &title,
-        ..Audit::new("meeting.create", "success")
-    };
+    let audit = Audit::by(&current, ip, "meeting.create", "success").org(&org_id).target(&row.id).detail(&title);
     state.audit(audit).await?;
     Ok((StatusCode::CREATED, ApiJson(view(&state, &row))))
 }
@@ -319,14 +312,7 @@ pub async fn update(
     }
     state.store.update_meeting(&row).await?;
     let detail = serde_json::to_string(&req.settings).unwrap_or_default();
-    let audit = Audit {
-        org_id: Some(&row.org_id),
-        actor_id: Some(&current.user.id),
-        target: Some(&row.id),
-        source_ip: Some(ip),
-        detail: &detail,
-        ..Audit::new("meeting.update", "success")
-    };
+    let audit = Audit::by(&current, ip, "meeting.update", "success").org(&row.org_id).target(&row.id).detail(&detail);
     state.audit(audit).await?;
     Ok(ApiJson(view(&state, &row)))
 }
@@ -346,13 +332,7 @@ pub async fn delete(
     state.hub.tickets.revoke_meeting(&row.id);
     state.hub.terminate(&row.id, EndReason::Deleted);
     state.store.delete_meeting(&row.id).await?;
-    let audit = Audit {
-        org_id: Some(&row.org_id),
-        actor_id: Some(&current.user.id),
-        target: Some(&row.id),
-        source_ip: Some(ip),
-        ..Audit::new("meeting.delete", "success")
-    };
+    let audit = Audit::by(&current, ip, "meeting.delete", "success").org(&row.org_id).target(&row.id);
     state.audit(audit).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -383,13 +363,7 @@ pub async fn rotate(
     }
     state.hub.tickets.revoke_meeting(&row.id);
     state.hub.host_key_changed(&row.id, &row.secrets.host_key);
-    let audit = Audit {
-        org_id: Some(&row.org_id),
-        actor_id: Some(&current.user.id),
-        target: Some(&row.id),
-        source_ip: Some(ip),
-        ..Audit::new("meeting.rotate", "success")
-    };
+    let audit = Audit::by(&current, ip, "meeting.rotate", "success").org(&row.org_id).target(&row.id);
     state.audit(audit).await?;
     Ok(ApiJson(view(&state, &row)))
 }

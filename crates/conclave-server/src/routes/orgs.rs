@@ -85,16 +85,7 @@ pub async fn create(
                 other => other.into(),
             }
         })?;
-    state
-        .audit(Audit {
-            org_id: Some(&org.id),
-            actor_id: Some(&current.user.id),
-            target: Some(&org.id),
-            source_ip: Some(ip),
-            detail: &name,
-            ..Audit::new("org.create", "success")
-        })
-        .await?;
+    state.audit(Audit::by(&current, ip, "org.create", "success").org(&org.id).target(&org.id).detail(&name)).await?;
     Ok((StatusCode::CREATED, ApiJson(org)))
 }
 
@@ -172,14 +163,7 @@ pub async fn update_member(
     state.store.set_user_role(&member.id, req.role).await?;
     let detail = format!("{} -> {}", member.role.map_or("none", OrgRole::as_str), req.role.as_str());
     state
-        .audit(Audit {
-            org_id: Some(&org_id),
-            actor_id: Some(&current.user.id),
-            target: Some(&member.id),
-            source_ip: Some(ip),
-            detail: &detail,
-            ..Audit::new("org.member.role", "success")
-        })
+        .audit(Audit::by(&current, ip, "org.member.role", "success").org(&org_id).target(&member.id).detail(&detail))
         .await?;
     let updated = state.store.user_by_id(&member.id).await?.ok_or_else(|| ApiError::not_found("member"))?;
     Ok(ApiJson(user_view(&updated)))
@@ -231,15 +215,7 @@ async fn set_member_status(
         state.store.set_user_status(&member.id, status).await?;
         state.store.revoke_sessions_except(&member.id, None, now).await?;
     }
-    state
-        .audit(Audit {
-            org_id: Some(&org_id),
-            actor_id: Some(&current.user.id),
-            target: Some(&member.id),
-            source_ip: Some(ip),
-            ..Audit::new(action, "success")
-        })
-        .await?;
+    state.audit(Audit::by(&current, ip, action, "success").org(&org_id).target(&member.id)).await?;
     let updated = state.store.user_by_id(&member.id).await?.ok_or_else(|| ApiError::not_found("member"))?;
     Ok(ApiJson(user_view(&updated)))
 }
@@ -276,14 +252,7 @@ pub async fn invite(
         .create_invitation(&org_id, &email, req.role, &token.hash().0, &current.user.id, now, expires)
         .await?;
     state
-        .audit(Audit {
-            org_id: Some(&org_id),
-            actor_id: Some(&current.user.id),
-            target: Some(&row.id),
-            source_ip: Some(ip),
-            detail: req.role.as_str(),
-            ..Audit::new("org.invite", "success")
-        })
+        .audit(Audit::by(&current, ip, "org.invite", "success").org(&org_id).target(&row.id).detail(req.role.as_str()))
         .await?;
     let invite_url = format!("{}/signup?invite={}", state.config.public_url.trim_end_matches('/'), token.as_str());
     Ok((
@@ -323,13 +292,7 @@ pub async fn revoke_invitation(
         return Err(ApiError::not_found("invitation"));
     }
     state
-        .audit(Audit {
-            org_id: Some(&org_id),
-            actor_id: Some(&current.user.id),
-            target: Some(&invitation_id),
-            source_ip: Some(ip),
-            ..Audit::new("org.invitation.revoke", "success")
-        })
+        .audit(Audit::by(&current, ip, "org.invitation.revoke", "success").org(&org_id).target(&invitation_id))
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -43,14 +43,7 @@ pub async fn update(
     state.store.update_org_policy(&org_id, &next).await?;
     super::meetings::policy_changed(&state, &org_id, &next);
     state
-        .audit(Audit {
-            org_id: Some(&org_id),
-            actor_id: Some(&current.user.id),
-            target: Some(&org_id),
-            source_ip: Some(ip),
-            detail: &changed,
-            ..Audit::new("org.policy.update", "success")
-        })
+        .audit(Audit::by(&current, ip, "org.policy.update", "success").org(&org_id).target(&org_id).detail(&changed))
         .await?;
     Ok(ApiJson(next))
 }

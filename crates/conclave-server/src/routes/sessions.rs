@@ -50,15 +50,7 @@ pub async fn revoke(
     if !state.store.revoke_session(&current.user.id, &session_id, state.now_ms()).await? {
         return Err(ApiError::not_found("session"));
     }
-    state
-        .audit(Audit {
-            org_id: current.org_id(),
-            actor_id: Some(&current.user.id),
-            target: Some(&session_id),
-            source_ip: Some(ip),
-            ..Audit::new("auth.session.revoke", "success")
-        })
-        .await?;
+    state.audit(Audit::by(&current, ip, "auth.session.revoke", "success").target(&session_id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -84,16 +76,7 @@ pub async fn create_token(
     let lifetime = Duration::from_secs(u64::from(days) * 24 * 3600);
     let (token, row) =
         accounts::start_session(&state, &current.user.id, "access_token", Some(name), ip, None, lifetime).await?;
-    state
-        .audit(Audit {
-            org_id: current.org_id(),
-            actor_id: Some(&current.user.id),
-            target: Some(&row.id),
-            source_ip: Some(ip),
-            detail: name,
-            ..Audit::new("auth.token.create", "success")
-        })
-        .await?;
+    state.audit(Audit::by(&current, ip, "auth.token.create", "success").target(&row.id).detail(name)).await?;
     let session = session_view(&row, &current);
     Ok((StatusCode::CREATED, ApiJson(AccessTokenCreated { token: token.into_string(), session })))
 }
