@@ -30,7 +30,8 @@ fuzz_target!(|data: &[u8]| {
     let mut now = 0i64;
     let mut next_id = 1u64;
     for line in text.lines().take(200) {
-        let (head, rest) = line.split_at(line.len().min(1));
+        let first = line.chars().next().map_or(0, char::len_utf8);
+        let (head, rest) = line.split_at(first);
         let input = match head {
             "j" | "o" => {
                 let id = next_id;
