@@ -50,10 +50,16 @@ pub struct Limits {
     pub ip_lockout_max: Duration,
     /// Failure counts are forgotten after this long without a failure.
     pub forget_failures_after: Duration,
-    /// Sign-ups, invitations, bootstraps and logins per source address:
-    /// burst and refill rate per second.
+    /// Sign-ups, bootstraps, sign-ins and reports per source address: burst
+    /// and refill rate per second. Generous enough for an office behind one
+    /// NAT; failures are throttled much harder by the failure counters.
     pub sensitive_burst: u32,
     pub sensitive_per_second: f64,
+    /// Meeting joins per source address: a whole school class behind one
+    /// NAT joins at once. Guessing is stopped by the join failure counters;
+    /// this only bounds floods of valid joins (each costs a ticket in memory).
+    pub join_burst: u32,
+    pub join_per_second: f64,
     pub session_lifetime: Duration,
     pub invitation_lifetime: Duration,
     pub argon2_memory_kib: u32,
@@ -70,8 +76,10 @@ impl Default for Limits {
             ip_lockout: Duration::from_secs(60),
             ip_lockout_max: Duration::from_secs(3600),
             forget_failures_after: Duration::from_secs(3600),
-            sensitive_burst: 20,
-            sensitive_per_second: 0.5,
+            sensitive_burst: 100,
+            sensitive_per_second: 2.0,
+            join_burst: 300,
+            join_per_second: 10.0,
             session_lifetime: Duration::from_secs(14 * 24 * 3600),
             invitation_lifetime: Duration::from_secs(7 * 24 * 3600),
             argon2_memory_kib: 19 * 1024,

@@ -26,6 +26,8 @@ pub struct AppState {
     pub ip_failures: Mutex<FailureTracker<IpAddr>>,
     /// Rate of sensitive unauthenticated requests per source address.
     pub sensitive_requests: Mutex<RateLimiter<IpAddr>>,
+    /// Rate of meeting joins per source address.
+    pub join_requests: Mutex<RateLimiter<IpAddr>>,
     pub metrics: Metrics,
     pub hub: crate::meetings::MeetingHub,
     /// Failed meeting joins (unknown link or code, wrong passcode) per source address.
@@ -87,6 +89,7 @@ impl AppState {
                 limits.sensitive_per_second,
                 THROTTLE_CAPACITY,
             )),
+            join_requests: Mutex::new(RateLimiter::new(limits.join_burst, limits.join_per_second, THROTTLE_CAPACITY)),
             metrics: Metrics::default(),
             hub: crate::meetings::MeetingHub::default(),
             join_failures: Mutex::new(FailureTracker::new(

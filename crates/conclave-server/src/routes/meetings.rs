@@ -388,7 +388,8 @@ pub async fn join(
     if let Some(wait) = ip_locked {
         return Err(ApiError::throttled(wait));
     }
-    accounts::check_sensitive_rate(&state, ip)?;
+    let over_rate = state.join_requests.lock().unwrap_or_else(|p| p.into_inner()).check(ip, now.max(0) as u64);
+    over_rate.map_err(ApiError::throttled)?;
     let mut errors = Vec::new();
     let display_name = req.display_name.trim().to_owned();
     if display_name.is_empty() || display_name.chars().count() > 64 || display_name.chars().any(char::is_control) {

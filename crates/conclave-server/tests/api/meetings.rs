@@ -188,6 +188,26 @@ on_both_engines! {
 }
 
 on_both_engines! {
+    async fn a_school_class_joins_at_once_from_one_address(engine: Engine) {
+        // The production limits, not the test harness's generous ones.
+        let srv = TestServer::start_with(engine, |c| c.limits = conclave_server::Limits { argon2_memory_kib: 4 * 1024, ..Default::default() }).await;
+        let (_, _, meeting) = hosted(&srv).await;
+        let school = srv.client_from("127.0.16.1");
+        for n in 0..150 {
+            school.join_meeting(&join_req(&meeting, &format!("Pupil {n}"))).await.unwrap_or_else(|e| panic!("pupil {n} was refused: {e}"));
+        }
+        // A flood far beyond any class is still cut off.
+        let mut refused = 0;
+        for n in 0..400 {
+            if school.join_meeting(&join_req(&meeting, &format!("Flood {n}"))).await.is_err() {
+                refused += 1;
+            }
+        }
+        assert!(refused > 0, "a flood of joins from one address is bounded");
+    }
+}
+
+on_both_engines! {
     async fn tickets_are_single_use_short_lived_and_die_with_rotation(engine: Engine) {
         let srv = TestServer::start(engine).await;
         let (host, _, meeting) = hosted(&srv).await;

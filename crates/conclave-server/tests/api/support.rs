@@ -40,6 +40,8 @@ impl TestServer {
         // one address exercise their own subject, not this limit.
         config.limits.sensitive_burst = 10_000;
         config.limits.sensitive_per_second = 1_000.0;
+        config.limits.join_burst = 10_000;
+        config.limits.join_per_second = 1_000.0;
         tweak(&mut config);
         let clock = ManualClock::starting_at(START_MS);
         let app = App::new(store, config, Arc::new(clock.clone()));
