@@ -351,7 +351,7 @@ impl Room {
             self.send_snapshot(id);
             if self.phase == Phase::Live {
                 let knock = ServerMessage::Knock { participant: self.members[&id].waiting_view() };
-                self.to_moderators(knock);
+                self.send_to_moderators(knock);
                 self.send_waiting_list();
             }
         }
@@ -997,7 +997,7 @@ impl Room {
         }
     }
 
-    fn to_moderators(&mut self, message: ServerMessage) {
+    fn send_to_moderators(&mut self, message: ServerMessage) {
         let moderators: Vec<_> =
             self.members.values().filter(|m| m.admitted() && m.role.moderates()).map(|m| m.id).collect();
         for id in moderators {
@@ -1010,7 +1010,7 @@ impl Room {
             return;
         }
         let waiting: Vec<_> = self.members.values().filter(|m| !m.admitted()).map(Member::waiting_view).collect();
-        self.to_moderators(ServerMessage::WaitingRoom { waiting });
+        self.send_to_moderators(ServerMessage::WaitingRoom { waiting });
     }
 
     fn broadcast_settings(&mut self) {

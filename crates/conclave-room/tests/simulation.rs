@@ -270,7 +270,7 @@ impl Sim {
             2 => ClientMessage::RaiseHand,
             3 => ClientMessage::LowerHand,
             4 => ClientMessage::React { emoji: if flag { "👍".into() } else { "spam".into() } },
-            5 | 6 | 7 => ClientMessage::Chat {
+            5..=7 => ClientMessage::Chat {
                 client_msg_id: format!("m{}", self.rng.gen_range(0..6)),
                 text: "hello".into(),
                 to: self.rng.gen_bool(0.3).then_some(target),

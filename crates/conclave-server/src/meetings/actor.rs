@@ -23,6 +23,9 @@ pub enum Outbound {
 pub type Outbox = mpsc::Sender<Outbound>;
 pub type ConnId = u64;
 
+/// An audit event as the room reports it: action, actor, target, outcome, detail.
+type RoomAudit = (&'static str, Option<ParticipantId>, Option<ParticipantId>, conclave_room::Outcome, String);
+
 /// Frames queued for one connection before it is judged too slow and cut.
 pub const OUTBOX_CAPACITY: usize = 512;
 
@@ -242,10 +245,7 @@ impl MeetingActor {
     }
 
     /// Appends the room's audit events in order, off the meeting's task.
-    fn write_audits(
-        &self,
-        audits: Vec<(&'static str, Option<ParticipantId>, Option<ParticipantId>, conclave_room::Outcome, String)>,
-    ) {
+    fn write_audits(&self, audits: Vec<RoomAudit>) {
         let state = self.state.clone();
         let org_id = self.org_id.clone();
         let meeting_id = self.meeting_id.clone();

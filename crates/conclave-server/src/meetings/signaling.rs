@@ -176,7 +176,7 @@ async fn serve(state: SharedState, socket: WebSocket, entry: Entry, ip: IpAddr, 
                     }
                     Err(refusal) => {
                         strikes += 1;
-                        if strikes == 1 || strikes % 10 == 0 {
+                        if strikes == 1 || strikes.is_multiple_of(10) {
                             tracing::debug!(code = refusal.code(), "refused a signaling message");
                         }
                         let _ = send(&mut sink, &refusal).await;
@@ -209,19 +209,23 @@ impl RefusalCode for ServerMessage {
 }
 
 /// Size, rate and shape checks for one incoming message.
-fn parse(text: &str, bucket: &mut (f64, Instant)) -> Result<ClientMessage, ServerMessage> {
+fn parse(text: &str, bucket: &mut (f64, Instant)) -> Result<ClientMessage, Box<ServerMessage>> {
     let (tokens, at) = bucket;
     *tokens = (*tokens + at.elapsed().as_secs_f64() * PER_SECOND).min(BURST);
     *at = Instant::now();
     if *tokens < 1.0 {
-        return Err(ServerMessage::error("rate_limited", "too many messages; slow down", None));
+        return Err(Box::new(ServerMessage::error("rate_limited", "too many messages; slow down", None)));
     }
     *tokens -= 1.0;
     if text.len() > MAX_MESSAGE_BYTES {
-        return Err(ServerMessage::error("too_large", format!("messages are at most {MAX_MESSAGE_BYTES} bytes"), None));
+        return Err(Box::new(ServerMessage::error(
+            "too_large",
+            format!("messages are at most {MAX_MESSAGE_BYTES} bytes"),
+            None,
+        )));
     }
     ClientMessage::from_json(text)
-        .map_err(|e| ServerMessage::error("malformed", format!("not a valid message: {e}"), None))
+        .map_err(|e| Box::new(ServerMessage::error("malformed", format!("not a valid message: {e}"), None)))
 }
 
 async fn send(
