@@ -37,6 +37,9 @@ pub struct BotArgs {
     /// Seconds to wait for a host to admit the bot.
     #[arg(long, default_value_t = 300)]
     admit_timeout: u64,
+    /// As a host (join with the owner's --token): admit everyone who knocks while the bot stays.
+    #[arg(long)]
+    admit: bool,
 }
 
 /// The secret of an invite link `https://host/j/<secret>`, or the argument itself.
@@ -81,6 +84,9 @@ pub async fn run(args: BotArgs) -> anyhow::Result<()> {
         }
         match conn.next(left.min(Duration::from_secs(20))).await {
             Ok(message) => {
+                if args.admit {
+                    admit_knockers(&mut conn, &message).await?;
+                }
                 if report(&message, me) {
                     return Ok(());
                 }
@@ -93,6 +99,22 @@ pub async fn run(args: BotArgs) -> anyhow::Result<()> {
     }
     conn.leave().await?;
     println!("left the meeting");
+    Ok(())
+}
+
+/// A host bot's door duty: whoever knocks is let in. (People already
+/// waiting when the host arrives are announced with a knock each, too.)
+async fn admit_knockers(conn: &mut MeetingConnection, message: &ServerMessage) -> anyhow::Result<()> {
+    match message {
+        ServerMessage::Knock { participant } => {
+            println!("{} knocks; admitting", participant.display_name);
+            conn.send(&ClientMessage::Admit { participant_id: participant.id }).await?;
+        }
+        ServerMessage::Error { code, message, .. } if code == "forbidden" => {
+            bail!("cannot admit: {message} (join with the meeting owner's --token to be host)");
+        }
+        _ => {}
+    }
     Ok(())
 }
 

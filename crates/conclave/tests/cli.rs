@@ -423,3 +423,89 @@ async fn no_secret_ever_reaches_the_log() {
         assert!(!log.contains(&secret), "the {what} appears in the server log");
     }
 }
+
+/// The closing-note demonstration, as processes: a host bot (the owner's
+/// token, `--admit`) and a guest bot; the guest knocks, is admitted, chats.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_bot_admits_a_guest_bot() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = vec!["--data-dir".to_owned(), dir.path().display().to_string()];
+    assert!(admin(&storage, &["bootstrap", "--email", "host@acme.test", "--password", PASSWORD, "--org", "Acme"])
+        .status
+        .success());
+    let server = Server::start(&storage);
+    let login = Client::new(&server.url)
+        .login(&LoginRequest {
+            email: "host@acme.test".into(),
+            password: PASSWORD.into(),
+            totp_code: None,
+            recovery_code: None,
+        })
+        .await
+        .unwrap();
+    let host = Client::new(&server.url).authenticated(&login.token);
+    let meeting = host
+        .create_meeting(&conclave_proto::CreateMeetingRequest {
+            title: "Demo".into(),
+            scheduled_start_ms: None,
+            duration_minutes: None,
+            passcode: None,
+            settings: Default::default(),
+        })
+        .await
+        .unwrap();
+    let bot = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_conclave"))
+            .arg("bot")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let host_bot = bot(&[
+        "--server",
+        &server.url,
+        "--link",
+        &meeting.invite_url,
+        "--token",
+        &login.token,
+        "--name",
+        "Host",
+        "--admit",
+        "--stay",
+        "4",
+    ]);
+    std::thread::sleep(Duration::from_millis(500));
+    let guest_bot = bot(&[
+        "--server",
+        &server.url,
+        "--link",
+        &meeting.invite_url,
+        "--name",
+        "Guest",
+        "--say",
+        "hello, host",
+        "--stay",
+        "1",
+    ]);
+    let guest = guest_bot.wait_with_output().unwrap();
+    let host_out = host_bot.wait_with_output().unwrap();
+    assert!(guest.status.success(), "{}", text(&guest));
+    assert!(
+        text(&guest).contains("waiting in the waiting room") && text(&guest).contains("admitted as participant"),
+        "{}",
+        text(&guest)
+    );
+    assert!(
+        text(&host_out).contains("admitted as participant") && text(&host_out).contains("(Host)"),
+        "{}",
+        text(&host_out)
+    );
+    assert!(
+        text(&host_out).contains("Guest knocks; admitting") && text(&host_out).contains("chat from Guest: hello, host"),
+        "{}",
+        text(&host_out)
+    );
+    server.stop();
+}
