@@ -70,6 +70,12 @@ pub fn user_view(user: &UserRow) -> User {
     }
 }
 
+/// True when the organisation requires 2FA and this account has not enrolled:
+/// such a session may do nothing but enrol.
+pub fn needs_enrollment(user: &UserRow, policy: Option<&OrgPolicy>) -> bool {
+    user.totp_secret.is_none() && policy.is_some_and(|p| p.require_2fa.value)
+}
+
 /// Refuses an account that is deactivated or dormant, marking it dormant
 /// first if it has been unused past its organisation's cutoff.
 pub async fn ensure_usable(state: &SharedState, user: &UserRow, policy: Option<&OrgPolicy>) -> ApiResult<()> {
@@ -179,7 +185,7 @@ pub async fn login(
 
     state.store.clear_login_failures(&key).await?;
     state.ip_failures.lock().unwrap_or_else(|p| p.into_inner()).record_success(&ip);
-    let needs_enrollment = user.totp_secret.is_none() && org.as_ref().is_some_and(|(_, p)| p.require_2fa.value);
+    let needs_enrollment = needs_enrollment(&user, org.as_ref().map(|(_, p)| p));
     let (token, session) =
         start_session(state, &user.id, "login", None, ip, user_agent, state.config.limits.session_lifetime).await?;
     state.metrics.logins_succeeded.fetch_add(1, Ordering::Relaxed);

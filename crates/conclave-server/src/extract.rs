@@ -171,9 +171,15 @@ async fn authenticate(parts: &Parts, state: &SharedState) -> Result<CurrentSessi
         None => None,
     };
     crate::accounts::ensure_usable(state, &user, org.as_ref().map(|(_, p)| p)).await?;
-    state.store.touch_session(&session.id, now).await?;
-    state.store.touch_user(&user.id, now).await?;
-    let needs_enrollment = user.totp_secret.is_none() && org.as_ref().is_some_and(|(_, p)| p.require_2fa.value);
+    // Activity is kept to the minute: most requests write nothing.
+    let stale = |at: i64| now - at >= conclave_store::TOUCH_INTERVAL_MS;
+    if stale(session.last_seen_at_ms) {
+        state.store.touch_session(&session.id, now).await?;
+    }
+    if stale(user.last_active_at_ms) {
+        state.store.touch_user(&user.id, now).await?;
+    }
+    let needs_enrollment = crate::accounts::needs_enrollment(&user, org.as_ref().map(|(_, p)| p));
     Ok(CurrentSession { session, user, org, needs_enrollment })
 }
 

@@ -156,6 +156,10 @@ pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
+/// Activity timestamps (a session's last use, an account's last activity)
+/// are kept to this precision, so a busy client does not write on every request.
+pub const TOUCH_INTERVAL_MS: i64 = 60_000;
+
 pub(crate) fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }

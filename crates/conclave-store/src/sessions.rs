@@ -93,7 +93,7 @@ impl Store {
         sqlx::query("UPDATE sessions SET last_seen_at_ms = $2 WHERE id = $1 AND last_seen_at_ms < $3")
             .bind(session_id)
             .bind(now_ms)
-            .bind(now_ms - 60_000)
+            .bind(now_ms - crate::TOUCH_INTERVAL_MS)
             .execute(&self.pool)
             .await?;
         Ok(())

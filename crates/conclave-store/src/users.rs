@@ -211,7 +211,7 @@ impl Store {
         sqlx::query("UPDATE users SET last_active_at_ms = $2 WHERE id = $1 AND last_active_at_ms < $3")
             .bind(user_id)
             .bind(now_ms)
-            .bind(now_ms - 60_000)
+            .bind(now_ms - crate::TOUCH_INTERVAL_MS)
             .execute(&self.pool)
             .await?;
         Ok(())

@@ -112,22 +112,31 @@ fn rss_kib(pid: u32) -> anyhow::Result<u64> {
         .context("VmRSS not found")
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-async fn signaling(args: SignalingArgs) -> anyhow::Result<()> {
-    let anonymous = Client::new(&args.server);
+/// Signs in as the organisation's owner the load is run for.
+async fn sign_in_owner(
+    server: &str,
+    email: &str,
+    password: &str,
+) -> anyhow::Result<(Client, conclave_proto::LoginResponse)> {
+    let anonymous = Client::new(server);
     let login = anonymous
         .login(&LoginRequest {
-            email: args.email.clone(),
-            password: args.password.clone(),
+            email: email.to_owned(),
+            password: password.to_owned(),
             totp_code: None,
             recovery_code: None,
         })
         .await
         .context("sign in as the organisation's owner")?;
-    let owner = anonymous.authenticated(&login.token);
+    Ok((anonymous.authenticated(&login.token), login))
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+async fn signaling(args: SignalingArgs) -> anyhow::Result<()> {
+    let (owner, login) = sign_in_owner(&args.server, &args.email, &args.password).await?;
     // Waiting rooms are locked on by default; this organisation lets hosts
     // open the door, so admission below is the server's alone.
     let org_id = login.user.org_id.clone().context("the account has no organisation")?;
@@ -263,17 +272,7 @@ async fn signaling(args: SignalingArgs) -> anyhow::Result<()> {
 /// alternating, each from its own address (so no lockout or address limit
 /// is hit: what is timed is the unthrottled path an attacker probes first).
 async fn login_timing(args: LoginArgs) -> anyhow::Result<()> {
-    let anonymous = Client::new(&args.server);
-    let login = anonymous
-        .login(&LoginRequest {
-            email: args.email.clone(),
-            password: args.password.clone(),
-            totp_code: None,
-            recovery_code: None,
-        })
-        .await
-        .context("sign in as the organisation's owner")?;
-    let owner = anonymous.authenticated(&login.token);
+    let (owner, login) = sign_in_owner(&args.server, &args.email, &args.password).await?;
     let org_id = login.user.org_id.clone().context("the account has no organisation")?;
     // Enough real accounts that none reaches the per-email lockout.
     let accounts = args.attempts.div_ceil(4);

@@ -19,31 +19,42 @@ pub struct TicketGrant {
 
 #[derive(Default)]
 pub struct Tickets {
-    grants: Mutex<HashMap<String, TicketGrant>>,
+    grants: Mutex<Grants>,
+}
+
+#[derive(Default)]
+struct Grants {
+    by_hash: HashMap<String, TicketGrant>,
+    /// Size after the last sweep of expired tickets; the next sweep waits
+    /// until the map has doubled, so issuing stays O(1) amortised.
+    swept_len: usize,
 }
 
 impl Tickets {
     pub fn issue(&self, grant: TicketGrant, now_ms: i64) -> OpaqueToken {
         let token = OpaqueToken::generate_with_prefix("tk_");
         let mut grants = self.grants.lock().unwrap_or_else(|p| p.into_inner());
-        grants.retain(|_, g| g.expires_at_ms > now_ms);
-        grants.insert(token.hash().0, grant);
+        if grants.by_hash.len() >= 2 * grants.swept_len.max(64) {
+            grants.by_hash.retain(|_, g| g.expires_at_ms > now_ms);
+            grants.swept_len = grants.by_hash.len();
+        }
+        grants.by_hash.insert(token.hash().0, grant);
         token
     }
 
     /// The grant, once: a second redemption finds nothing.
     pub fn redeem(&self, token: &str, now_ms: i64) -> Option<TicketGrant> {
         let mut grants = self.grants.lock().unwrap_or_else(|p| p.into_inner());
-        grants.remove(&TokenHash::of(token).0).filter(|g| g.expires_at_ms > now_ms)
+        grants.by_hash.remove(&TokenHash::of(token).0).filter(|g| g.expires_at_ms > now_ms)
     }
 
     /// Forgets every unredeemed ticket of a meeting (its secrets rotated, or it was deleted).
     pub fn revoke_meeting(&self, meeting_id: &str) {
-        self.grants.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, g| g.meeting_id != meeting_id);
+        self.grants.lock().unwrap_or_else(|p| p.into_inner()).by_hash.retain(|_, g| g.meeting_id != meeting_id);
     }
 
     pub fn len(&self) -> usize {
-        self.grants.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.grants.lock().unwrap_or_else(|p| p.into_inner()).by_hash.len()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -104,7 +104,7 @@ pub async fn signup(
         Some(id) => state.store.org_by_id(id).await?,
         None => None,
     };
-    let needs_enrollment = org.is_some_and(|(_, p)| p.require_2fa.value);
+    let needs_enrollment = accounts::needs_enrollment(&user, org.as_ref().map(|(_, p)| p));
     let lifetime = state.config.limits.session_lifetime;
     let (token, session) =
         accounts::start_session(&state, &user.id, "login", None, ip, user_agent(&headers), lifetime).await?;
