@@ -2,6 +2,7 @@
 //! errors as the server's problem details. Used by `conclave` tooling, bots,
 //! tests and load tests.
 
+pub mod media;
 pub mod signaling;
 
 pub use signaling::{MeetingConnection, SignalError};

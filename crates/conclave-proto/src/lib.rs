@@ -3,6 +3,7 @@
 //! no-op.
 
 pub mod auth;
+pub mod media;
 pub mod meeting;
 pub mod org;
 pub mod problem;

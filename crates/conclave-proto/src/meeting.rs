@@ -163,6 +163,9 @@ pub struct JoinTicket {
     /// Open a WebSocket here (the ticket is already in the URL).
     pub signaling_url: String,
     pub expires_in_seconds: u64,
+    /// TURN servers for the media connection, with credentials valid for a while.
+    #[serde(default)]
+    pub ice_servers: Vec<crate::media::IceServer>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -5,9 +5,12 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::media::{ForwardedTrack, PublishedTrack, Tile};
+
 pub const PROTOCOL_VERSION: u32 = 1;
 /// Largest client message accepted, in bytes.
-pub const MAX_MESSAGE_BYTES: usize = 16 * 1024;
+/// (An SDP offer for a large meeting is the biggest.)
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 pub const MAX_CHAT_CHARS: usize = 4000;
 
 pub type ParticipantId = u64;
@@ -192,6 +195,22 @@ pub enum ClientMessage {
     ClaimHost {
         host_key: String,
     },
+    // Media (admitted participants only).
+    /// An SDP offer for the participant's media session, naming what each
+    /// sending track carries.
+    MediaOffer {
+        sdp: String,
+        #[serde(default)]
+        tracks: Vec<PublishedTrack>,
+    },
+    /// The answer to the server's latest `media_offer`.
+    MediaAnswer {
+        sdp: String,
+    },
+    /// The videos this participant has on screen; only those are sent.
+    Subscribe {
+        tiles: Vec<Tile>,
+    },
 }
 
 impl ClientMessage {
@@ -240,6 +259,9 @@ impl ClientMessage {
             Self::SuspendAll => "suspend_all",
             Self::EndForAll => "end_for_all",
             Self::ClaimHost { .. } => "claim_host",
+            Self::MediaOffer { .. } => "media_offer",
+            Self::MediaAnswer { .. } => "media_answer",
+            Self::Subscribe { .. } => "subscribe",
         }
     }
 }
@@ -347,6 +369,26 @@ pub enum ServerMessage {
         request: Option<String>,
     },
     Pong,
+    /// The server's offer: tracks added or stopped. Answer with `media_answer`.
+    MediaOffer {
+        sdp: String,
+        /// Whose each sending track is.
+        tracks: Vec<ForwardedTrack>,
+    },
+    /// The answer to the participant's `media_offer`.
+    MediaAnswer {
+        sdp: String,
+    },
+    /// The simulcast layers (by rid) of one of your tracks that someone
+    /// watches; pause the others.
+    PublishLayers {
+        mid: String,
+        rids: Vec<String>,
+    },
+    /// Who is speaking now, from the audio levels (`None`: nobody).
+    ActiveSpeaker {
+        participant_id: Option<ParticipantId>,
+    },
 }
 
 impl ServerMessage {

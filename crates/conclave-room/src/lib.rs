@@ -21,7 +21,7 @@ mod room;
 mod settings;
 
 pub use member::{Identity, Presence};
-pub use room::{Effect, Input, Outcome, Phase, Room, RoomConfig};
+pub use room::{Effect, Input, MediaRights, Outcome, Phase, Room, RoomConfig};
 pub use settings::PolicyView;
 
 /// How long a dropped connection keeps its seat.

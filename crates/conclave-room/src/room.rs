@@ -112,6 +112,22 @@ pub enum Effect {
     Banned {
         keys: Vec<String>,
     },
+    /// A media-plane request (`media_offer`, `media_answer`, `subscribe`)
+    /// from an admitted participant, for the driver's SFU. Waiting
+    /// participants' requests are refused here and never reach it.
+    Media {
+        from: ParticipantId,
+        message: ClientMessage,
+    },
+}
+
+/// What the SFU may forward from one admitted participant. Host controls
+/// are enforced by the SFU from this, not only in the participants' apps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MediaRights {
+    pub microphone: bool,
+    pub camera: bool,
+    pub screen: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,6 +224,15 @@ impl Room {
 
     pub fn admitted(&self) -> impl Iterator<Item = ParticipantId> + '_ {
         self.members.values().filter(|m| m.admitted()).map(|m| m.id)
+    }
+
+    /// Every admitted participant with what the SFU may forward from them.
+    /// Anyone not listed (waiting, removed, gone) has no media path at all.
+    pub fn media_rights(&self) -> impl Iterator<Item = (ParticipantId, MediaRights)> + '_ {
+        self.members.values().filter(|m| m.admitted()).map(|m| {
+            let rights = MediaRights { microphone: !m.audio_muted, camera: !m.video_muted, screen: m.sharing_screen };
+            (m.id, rights)
+        })
     }
 
     pub fn waiting(&self) -> impl Iterator<Item = ParticipantId> + '_ {
@@ -787,6 +812,10 @@ impl Room {
                 Ok(())
             }
             M::ClaimHost { host_key } => self.claim_host(from, &host_key),
+            M::MediaOffer { .. } | M::MediaAnswer { .. } | M::Subscribe { .. } => {
+                self.out.push(Effect::Media { from, message });
+                Ok(())
+            }
         }
     }
 

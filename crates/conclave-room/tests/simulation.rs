@@ -54,6 +54,7 @@ fn ten_thousand_seeded_meetings_keep_every_invariant() {
             && totals.chats > 0
             && totals.policy_changes > 0
             && totals.reopened > 0
+            && totals.media_requests > 0
     );
 }
 
@@ -68,6 +69,7 @@ struct Totals {
     host_changes: u64,
     chats: u64,
     policy_changes: u64,
+    media_requests: u64,
 }
 
 impl Totals {
@@ -81,6 +83,7 @@ impl Totals {
         self.host_changes += sim.stats.host_changes;
         self.chats += sim.stats.chats;
         self.policy_changes += sim.stats.policy_changes;
+        self.media_requests += sim.stats.media_requests;
     }
 }
 
@@ -94,6 +97,7 @@ struct Stats {
     host_changes: u64,
     chats: u64,
     policy_changes: u64,
+    media_requests: u64,
 }
 
 struct Sim {
@@ -261,7 +265,7 @@ impl Sim {
     fn random_message(&mut self) -> ClientMessage {
         let target = self.some_id();
         let flag = self.rng.gen_bool(0.5);
-        match self.rng.gen_range(0..30) {
+        match self.rng.gen_range(0..31) {
             0 => ClientMessage::Ping,
             1 => ClientMessage::SetMedia {
                 audio_muted: Some(flag),
@@ -314,6 +318,7 @@ impl Sim {
             28 => ClientMessage::ClaimHost {
                 host_key: if self.rng.gen_bool(0.3) { HOST_KEY.into() } else { "000000".into() },
             },
+            29 => ClientMessage::Subscribe { tiles: Vec::new() },
             _ => ClientMessage::AdmitAll,
         }
     }
@@ -367,6 +372,12 @@ impl Sim {
                 }
                 Effect::Ended { .. } => self.ended = true,
                 Effect::Banned { keys } => self.persisted_bans.extend(keys.iter().cloned()),
+                Effect::Media { from, .. } => {
+                    if !self.admitted.contains(from) {
+                        return Err(format!("a media request from {from}, who is not admitted, reached the SFU"));
+                    }
+                    self.stats.media_requests += 1;
+                }
             }
         }
         Ok(())
@@ -425,6 +436,10 @@ impl Sim {
         let room_admitted: BTreeSet<_> = self.room.admitted().collect();
         if room_admitted != self.admitted {
             return Err(format!("room admits {room_admitted:?}, messages said {:?}", self.admitted));
+        }
+        let media: BTreeSet<_> = self.room.media_rights().map(|(id, _)| id).collect();
+        if media != self.admitted {
+            return Err(format!("media paths for {media:?}, but only {:?} are admitted", self.admitted));
         }
         let members: Vec<_> = self.room.admitted().chain(self.room.waiting()).collect();
         for id in &members {

@@ -32,6 +32,40 @@ pub struct ServerConfig {
     /// How often a live meeting re-reads its organisation's policy (changes
     /// through this server's API reach it at once; this catches the rest).
     pub policy_refresh_every: Duration,
+    /// The media plane (SFU); `None` runs signaling only.
+    pub media: Option<MediaConfig>,
+}
+
+/// Where media flows: one UDP port for every participant's ICE, DTLS,
+/// SRTP and RTCP.
+#[derive(Debug, Clone)]
+pub struct MediaConfig {
+    /// The UDP address to bind; `None`: the HTTP listen address and port
+    /// (TCP and UDP ports of the same number do not collide).
+    pub listen: Option<SocketAddr>,
+    /// The address participants send media to. By default the bound
+    /// address, or this host's address on its default route when bound to
+    /// all interfaces. Behind NAT, set the public address here.
+    pub advertise: Option<IpAddr>,
+    /// Bandwidth estimation's starting point per participant.
+    pub initial_bitrate_kbps: u64,
+    pub turn: Option<TurnConfig>,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self { listen: None, advertise: None, initial_bitrate_kbps: 2500, turn: None }
+    }
+}
+
+/// TURN servers (e.g. coturn with `use-auth-secret`) that share a secret
+/// with Conclave: credentials are minted per join and expire (the TURN REST
+/// API scheme: username `expiry:name`, password HMAC-SHA1 of it).
+#[derive(Debug, Clone)]
+pub struct TurnConfig {
+    pub urls: Vec<String>,
+    pub secret: String,
+    pub ttl: Duration,
 }
 
 /// Throttling knobs. The defaults suit production; tests tighten or loosen
@@ -100,6 +134,7 @@ impl ServerConfig {
             limits: Limits::default(),
             dormant_sweep_every: Duration::from_secs(3600),
             policy_refresh_every: Duration::from_secs(30),
+            media: Some(MediaConfig::default()),
         }
     }
 

@@ -7,13 +7,14 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod media;
 pub mod meetings;
 pub mod metrics;
 pub mod routes;
 pub mod state;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{Limits, Registration, ServerConfig};
+pub use config::{Limits, MediaConfig, Registration, ServerConfig, TurnConfig};
 pub use state::{AppState, SharedState};
 
 use conclave_store::Store;
@@ -49,10 +50,25 @@ pub struct App {
 }
 
 impl App {
+    /// Assembles the server, starting its media plane when configured
+    /// (which needs a tokio runtime). Panics if the media port cannot be
+    /// bound; [`App::try_new`] reports it instead.
     pub fn new(store: Store, config: ServerConfig, clock: Arc<dyn Clock>) -> Self {
-        let state = AppState::new(store, config, clock);
+        Self::try_new(store, config, clock).expect("the media port binds")
+    }
+
+    pub fn try_new(store: Store, config: ServerConfig, clock: Arc<dyn Clock>) -> std::io::Result<Self> {
+        let media = match &config.media {
+            Some(media) => Some(media::start(media, config.listen)?),
+            None => None,
+        };
+        let (plane, events) = media.unzip();
+        let state = AppState::new(store, config, clock, plane);
+        if let Some(events) = events {
+            tokio::spawn(media::route_events(Arc::downgrade(&state), events));
+        }
         let router = routes::router(state.clone());
-        Self { state, router }
+        Ok(Self { state, router })
     }
 
     /// Serves on `listener` until `shutdown` resolves, then finishes the
@@ -90,7 +106,9 @@ pub async fn run(
         config.public_url = format!("http://{bound}");
     }
     config.listen = bound;
-    let app = App::new(store, config, Arc::new(SystemClock));
+    let media_addr = config.media.as_ref().map(|m| m.listen.unwrap_or(bound));
+    let app = App::try_new(store, config, Arc::new(SystemClock))
+        .map_err(|source| ServeError::Bind { addr: media_addr.unwrap_or(bound), source })?;
     let state = app.state.clone();
     let setup = accounts::issue_setup_token(&state).await.map_err(|e| ServeError::Startup(format!("{e:?}")))?;
     let engine = match state.store.engine() {
@@ -98,6 +116,9 @@ pub async fn run(
         conclave_store::Engine::Postgres => "PostgreSQL".to_owned(),
     };
     println!("Conclave is running at {}  (storage: {engine})", state.config.public_url);
+    if let Some(media) = &state.media {
+        println!("Media (UDP) at {}", media.advertised());
+    }
     if let Some(token) = setup {
         println!();
         println!("No organisation exists yet. Create the first one and its owner with either:");

@@ -34,6 +34,8 @@ pub struct AppState {
     pub join_failures: Mutex<FailureTracker<IpAddr>>,
     /// Wrong passcodes per meeting, against guessing one meeting's passcode from many addresses.
     pub passcode_failures: Mutex<FailureTracker<String>>,
+    /// The SFU, when this server forwards media.
+    pub media: Option<conclave_sfu::MediaPlane>,
 }
 
 /// One audit event as a handler describes it; the state adds time and chain.
@@ -77,7 +79,12 @@ impl<'a> Audit<'a> {
 }
 
 impl AppState {
-    pub fn new(store: Store, config: ServerConfig, clock: Arc<dyn Clock>) -> SharedState {
+    pub fn new(
+        store: Store,
+        config: ServerConfig,
+        clock: Arc<dyn Clock>,
+        media: Option<conclave_sfu::MediaPlane>,
+    ) -> SharedState {
         let limits = &config.limits;
         let ip_backoff =
             Backoff { free_attempts: limits.ip_free_failures, base: limits.ip_lockout, max: limits.ip_lockout_max };
@@ -113,6 +120,7 @@ impl AppState {
             store,
             config,
             clock,
+            media,
         })
     }
 

@@ -106,7 +106,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         server_config.regions = regions;
     }
     let store = conclave_server::open_store(&server_config).await.context("cannot open the server's database")?;
-    let state = AppState::new(store, server_config, Arc::new(SystemClock));
+    let state = AppState::new(store, server_config, Arc::new(SystemClock), None);
     let result = dispatch(&state, args.command).await;
     state.store.close().await;
     result

@@ -5,8 +5,9 @@
 
 use super::hub::Command;
 use crate::state::{Audit, SharedState};
-use conclave_proto::signal::{ParticipantId, ParticipantView, ServerMessage};
-use conclave_room::{Effect, Identity, Input, Room};
+use conclave_proto::signal::{ClientMessage, ParticipantId, ParticipantView, ServerMessage};
+use conclave_room::{Effect, Identity, Input, MediaRights, Room};
+use conclave_sfu::{MeetingKey, SfuEvent};
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -89,6 +90,7 @@ impl MeetingActor {
 
     async fn run_inner(mut self) {
         let mut connections = Connections::default();
+        let mut media = MediaSync::new(&self.meeting_id);
         // Policy changed through the API reaches the room at once; changes
         // made elsewhere (`conclave admin`, another node) within this period.
         let every = self.state.config.policy_refresh_every;
@@ -111,9 +113,10 @@ impl MeetingActor {
                 _ = policy_check.tick() => self.reread_policy().await,
             };
             let ended = match input {
-                Some(input) => self.feed(input, &mut connections),
+                Some(input) => self.feed(input, &mut connections, &mut media),
                 None => false,
             };
+            media.sync(&self.state, &self.room);
             if ended
                 || (self.room.is_empty()
                     && connections.seats.is_empty()
@@ -125,6 +128,7 @@ impl MeetingActor {
         for seat in connections.seats.keys().copied().collect::<Vec<_>>() {
             connections.detach(seat);
         }
+        media.close(&self.state);
         self.state.hub.forget(&self.meeting_id);
         self.state.metrics.live_meetings.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         tracing::info!("meeting room closed");
@@ -148,6 +152,10 @@ impl MeetingActor {
     /// Turns a command into room input, handling the parts only the driver knows.
     fn command(&mut self, command: Command, connections: &mut Connections) -> Option<Input> {
         match command {
+            Command::Media(event) => {
+                self.media_event(event, connections);
+                None
+            }
             Command::Join { conn, display_name, identity, is_owner, resume_token, outbox } => {
                 connections.attach(conn, conn, outbox);
                 Some(Input::Join { id: conn, display_name, identity, is_owner, resume_token })
@@ -194,7 +202,7 @@ impl MeetingActor {
     /// Hands `input` to the room and carries out every effect, including
     /// those of inputs the effects themselves cause (a slow connection cut
     /// off becomes a disconnection). Returns true when the meeting ended.
-    fn feed(&mut self, input: Input, connections: &mut Connections) -> bool {
+    fn feed(&mut self, input: Input, connections: &mut Connections, media: &mut MediaSync) -> bool {
         let mut inputs = VecDeque::from([input]);
         let mut audits = Vec::new();
         let mut ended = false;
@@ -231,6 +239,14 @@ impl MeetingActor {
                             }
                         });
                     }
+                    Effect::Media { from, message } => {
+                        // Admission now, before the request: the room may have
+                        // admitted `from` earlier in this same batch.
+                        media.sync(&self.state, &self.room);
+                        if let Some(refusal) = media.request(&self.state, from, message) {
+                            send(connections, from, refusal);
+                        }
+                    }
                     Effect::Ended { reason } => {
                         tracing::info!(?reason, "meeting ended");
                         ended = true;
@@ -242,6 +258,22 @@ impl MeetingActor {
             self.write_audits(audits);
         }
         ended
+    }
+
+    /// Delivers what the media plane says to the participants it concerns.
+    fn media_event(&self, event: SfuEvent, connections: &mut Connections) {
+        match event {
+            SfuEvent::Signal { participant, message, .. } => {
+                if self.room.presence(participant) == Some(conclave_room::Presence::Admitted) {
+                    send(connections, participant, message);
+                }
+            }
+            SfuEvent::ActiveSpeaker { participant, .. } => {
+                for seat in self.room.admitted().collect::<Vec<_>>() {
+                    send(connections, seat, ServerMessage::ActiveSpeaker { participant_id: participant });
+                }
+            }
+        }
     }
 
     /// Appends the room's audit events in order, off the meeting's task.
@@ -268,5 +300,93 @@ impl MeetingActor {
                 }
             }
         });
+    }
+}
+
+/// Queues `message` for a seat's connection, if it has one (a slow one is
+/// dealt with when the room next sends to it).
+fn send(connections: &Connections, to: ParticipantId, message: ServerMessage) {
+    if let Some((_, outbox)) = connections.seats.get(&to) {
+        let _ = outbox.try_send(Outbound::Message(Box::new(message)));
+    }
+}
+
+/// Keeps the SFU's view of who may send what equal to the room's: a
+/// participant gets a media session on admission and loses it the moment
+/// the room no longer lists them (left, removed, ended).
+struct MediaSync {
+    meeting: MeetingKey,
+    told: HashMap<ParticipantId, MediaRights>,
+}
+
+impl MediaSync {
+    fn new(meeting_id: &str) -> Self {
+        Self { meeting: MeetingKey::from(meeting_id), told: HashMap::new() }
+    }
+
+    fn sync(&mut self, state: &crate::state::AppState, room: &Room) {
+        let Some(plane) = &state.media else { return };
+        let now: HashMap<ParticipantId, MediaRights> = room.media_rights().collect();
+        let meeting = &self.meeting;
+        self.told.retain(|participant, _| {
+            let stays = now.contains_key(participant);
+            if !stays {
+                plane.send(conclave_sfu::Command::Leave { meeting: meeting.clone(), participant: *participant });
+            }
+            stays
+        });
+        for (participant, rights) in now {
+            let sfu_rights =
+                conclave_sfu::Rights { microphone: rights.microphone, camera: rights.camera, screen: rights.screen };
+            match self.told.insert(participant, rights) {
+                None => plane.send(conclave_sfu::Command::Admit {
+                    meeting: meeting.clone(),
+                    participant,
+                    rights: sfu_rights,
+                }),
+                Some(before) if before != rights => plane.send(conclave_sfu::Command::Rights {
+                    meeting: meeting.clone(),
+                    participant,
+                    rights: sfu_rights,
+                }),
+                Some(_) => {}
+            }
+        }
+    }
+
+    /// Passes an admitted participant's media request to the SFU; returns
+    /// a refusal when this server has no media plane.
+    fn request(
+        &mut self,
+        state: &crate::state::AppState,
+        from: ParticipantId,
+        message: ClientMessage,
+    ) -> Option<ServerMessage> {
+        let Some(plane) = &state.media else {
+            let kind = message.kind();
+            return Some(ServerMessage::error("unavailable", "this server does not forward media", Some(kind)));
+        };
+        let meeting = self.meeting.clone();
+        let command = match message {
+            ClientMessage::MediaOffer { sdp, tracks } => {
+                conclave_sfu::Command::Offer { meeting, participant: from, sdp, tracks }
+            }
+            ClientMessage::MediaAnswer { sdp } => conclave_sfu::Command::Answer { meeting, participant: from, sdp },
+            ClientMessage::Subscribe { tiles } => {
+                conclave_sfu::Command::Subscribe { meeting, participant: from, tiles }
+            }
+            _ => return None,
+        };
+        plane.send(command);
+        None
+    }
+
+    /// The meeting closed: every session goes.
+    fn close(&mut self, state: &crate::state::AppState) {
+        if let Some(plane) = &state.media {
+            for participant in self.told.drain().map(|(p, _)| p) {
+                plane.send(conclave_sfu::Command::Leave { meeting: self.meeting.clone(), participant });
+            }
+        }
     }
 }

@@ -48,6 +48,8 @@ pub enum Command {
         reported: ParticipantId,
         reply: oneshot::Sender<Option<ReportParties>>,
     },
+    /// Something the media plane has for this meeting's participants.
+    Media(conclave_sfu::SfuEvent),
 }
 
 struct LiveMeeting {
@@ -209,6 +211,16 @@ impl MeetingHub {
         for meeting in self.lock().values().filter(|m| m.org_id == org_id) {
             let _ = meeting.commands.try_send(Command::Policy(policy.clone()));
         }
+    }
+
+    /// Hands a media-plane event to its meeting.
+    pub fn media_event(&self, event: conclave_sfu::SfuEvent) {
+        let meeting = match &event {
+            conclave_sfu::SfuEvent::Signal { meeting, .. } | conclave_sfu::SfuEvent::ActiveSpeaker { meeting, .. } => {
+                meeting.clone()
+            }
+        };
+        self.send(&meeting, Command::Media(event));
     }
 
     pub fn host_key_changed(&self, meeting_id: &str, host_key: &str) {

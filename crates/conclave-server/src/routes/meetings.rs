@@ -455,6 +455,11 @@ pub async fn join(
         signaling_url: format!("{ws_origin}/api/v1/signal?ticket={}&v={PROTOCOL_VERSION}", ticket.as_str()),
         ticket: ticket.into_string(),
         expires_in_seconds: TICKET_LIFETIME.as_secs(),
+        ice_servers: crate::media::ice_servers(
+            state.config.media.as_ref().and_then(|m| m.turn.as_ref()),
+            state.now_ms(),
+            &format!("{:016x}", rand::random::<u64>()),
+        ),
     }))
 }
 

@@ -7,6 +7,7 @@ mod accounts;
 mod credential_stuffing;
 mod dormant;
 mod hardening;
+mod media;
 mod meetings;
 mod orgs;
 mod two_factor;

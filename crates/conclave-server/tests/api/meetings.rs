@@ -12,7 +12,7 @@ use conclave_proto::signal::*;
 use conclave_proto::*;
 use std::time::Duration;
 
-const WAIT: Duration = Duration::from_secs(5);
+pub(crate) const WAIT: Duration = Duration::from_secs(5);
 const QUIET: Duration = Duration::from_millis(300);
 
 fn new_meeting(title: &str) -> CreateMeetingRequest {
@@ -36,14 +36,14 @@ fn join_req(meeting: &Meeting, name: &str) -> JoinMeetingRequest {
 }
 
 /// An organisation whose owner hosts a meeting.
-async fn hosted(srv: &TestServer) -> (Client, LoginResponse, Meeting) {
+pub(crate) async fn hosted(srv: &TestServer) -> (Client, LoginResponse, Meeting) {
     let (host, login) = srv.org_with_owner("host@acme.test", "Acme").await;
     let meeting = host.create_meeting(&new_meeting("Weekly")).await.unwrap();
     (host, login, meeting)
 }
 
 /// The signed-in host opens the meeting (admitted at once, as host).
-async fn host_joins(host: &Client, meeting: &Meeting) -> (MeetingConnection, ParticipantId) {
+pub(crate) async fn host_joins(host: &Client, meeting: &Meeting) -> (MeetingConnection, ParticipantId) {
     let mut conn = host.join_by_link(&meeting.link_secret, "Host").await.unwrap();
     match conn.next(WAIT).await.unwrap() {
         ServerMessage::Admitted { participant_id, you, .. } => {
@@ -55,7 +55,7 @@ async fn host_joins(host: &Client, meeting: &Meeting) -> (MeetingConnection, Par
 }
 
 /// A guest from `ip` knocks; returns the connection, its id and its resume token.
-async fn guest_knocks(
+pub(crate) async fn guest_knocks(
     srv: &TestServer,
     meeting: &Meeting,
     name: &str,
@@ -68,7 +68,7 @@ async fn guest_knocks(
     }
 }
 
-async fn admit(host: &mut MeetingConnection, guest: &mut MeetingConnection, id: ParticipantId) {
+pub(crate) async fn admit(host: &mut MeetingConnection, guest: &mut MeetingConnection, id: ParticipantId) {
     host.send(&ClientMessage::Admit { participant_id: id }).await.unwrap();
     guest.wait_for("admission", WAIT, |m| matches!(m, ServerMessage::Admitted { .. })).await.unwrap();
 }

@@ -1,0 +1,11 @@
+//! A headless participant's media: a str0m peer connection to the SFU that
+//! publishes synthetic audio, camera (optionally simulcast) and screen
+//! share, answers the server's offers, and records everything it receives.
+//! Used by tests, bots and `conclave loadtest`.
+
+mod session;
+mod stats;
+pub mod synthetic;
+
+pub use session::{MediaOptions, MediaParticipant};
+pub use stats::{MediaStats, TrackStats};

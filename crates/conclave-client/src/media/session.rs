@@ -1,0 +1,508 @@
+//! The task behind a [`MediaParticipant`]: it owns the signaling connection,
+//! a UDP socket and a str0m `Rtc`, and runs the participant's side of the
+//! negotiation as the polite peer (it yields when offers cross).
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use conclave_proto::media::{MediaSource, PublishedTrack};
+use conclave_proto::signal::{ClientMessage, ParticipantId, ServerMessage};
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::format::Codec;
+use str0m::media::{Direction, MediaKind, MediaTime, Mid, Pt, Rid, Simulcast, SimulcastLayer};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, Input, Output, Rtc};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::stats::MediaStats;
+use super::synthetic::{self, FrameHeader, NO_LAYER};
+use crate::signaling::{MeetingConnection, SignalError};
+
+#[derive(Debug, Clone)]
+pub struct MediaOptions {
+    pub microphone: bool,
+    pub camera: bool,
+    /// Simulcast rids for the camera, lowest first; empty for a single layer.
+    pub simulcast: Vec<String>,
+    /// Bytes per frame of the camera's top layer (lower layers are 1/4, 1/16).
+    pub camera_frame_bytes: usize,
+    pub fps: u32,
+    /// The level sent in the audio-level extension: -127 silent, 0 loudest.
+    pub audio_level: i8,
+    /// The local address to send from.
+    pub bind: IpAddr,
+}
+
+impl Default for MediaOptions {
+    fn default() -> Self {
+        Self {
+            microphone: true,
+            camera: true,
+            simulcast: Vec::new(),
+            camera_frame_bytes: 4000,
+            fps: 30,
+            audio_level: -30,
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        }
+    }
+}
+
+enum Control {
+    Signal(ClientMessage),
+    Screen(bool),
+    AudioLevel(i8),
+}
+
+/// A headless participant with media, running in its own task.
+pub struct MediaParticipant {
+    pub id: ParticipantId,
+    control: mpsc::UnboundedSender<Control>,
+    stats: Arc<Mutex<MediaStats>>,
+    messages: mpsc::UnboundedReceiver<ServerMessage>,
+    task: JoinHandle<()>,
+}
+
+impl MediaParticipant {
+    /// Starts media on an admitted participant's connection.
+    pub async fn start(
+        connection: MeetingConnection,
+        id: ParticipantId,
+        options: MediaOptions,
+    ) -> std::io::Result<Self> {
+        let socket = UdpSocket::bind(SocketAddr::new(options.bind, 0)).await?;
+        let (control, control_rx) = mpsc::unbounded_channel();
+        let (messages_tx, messages) = mpsc::unbounded_channel();
+        let stats = Arc::new(Mutex::new(MediaStats::default()));
+        let session = Session::new(id, socket, options, stats.clone());
+        let task = tokio::spawn(session.run(connection, control_rx, messages_tx));
+        Ok(Self { id, control, stats, messages, task })
+    }
+
+    pub fn send(&self, message: ClientMessage) {
+        let _ = self.control.send(Control::Signal(message));
+    }
+
+    /// Starts or stops sharing the screen (asks the room, then publishes).
+    pub fn share_screen(&self, on: bool) {
+        let _ = self.control.send(Control::Screen(on));
+    }
+
+    pub fn set_audio_level(&self, level: i8) {
+        let _ = self.control.send(Control::AudioLevel(level));
+    }
+
+    pub fn stats(&self) -> MediaStats {
+        self.stats.lock().expect("stats lock").clone()
+    }
+
+    /// Waits for a signaling message (other than media negotiation).
+    pub async fn wait_for(
+        &mut self,
+        what: &str,
+        within: Duration,
+        wanted: impl Fn(&ServerMessage) -> bool,
+    ) -> Result<ServerMessage, SignalError> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline, self.messages.recv()).await {
+                Ok(Some(message)) if wanted(&message) => return Ok(message),
+                Ok(Some(_)) => continue,
+                Ok(None) => return Err(SignalError::Closed),
+                Err(_) => return Err(SignalError::Timeout(what.to_owned())),
+            }
+        }
+    }
+
+    /// Waits until the received media satisfies `done`.
+    pub async fn wait_until(
+        &self,
+        what: &str,
+        within: Duration,
+        done: impl Fn(&MediaStats) -> bool,
+    ) -> Result<MediaStats, String> {
+        let deadline = Instant::now() + within;
+        loop {
+            let stats = self.stats();
+            if done(&stats) {
+                return Ok(stats);
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("timed out waiting for {what}; stats: {stats:#?}"));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Stops the participant's media and drops its connection.
+    pub fn stop(self) {
+        self.task.abort();
+    }
+}
+
+/// One published source's negotiation and sending state.
+struct Outgoing {
+    mid: Mid,
+    pt: Option<Pt>,
+    /// Layers the server wants; `None` until it says (send all).
+    active: Option<HashSet<String>>,
+    seq: u32,
+    force_keyframe: bool,
+}
+
+struct Session {
+    id: ParticipantId,
+    socket: UdpSocket,
+    local: SocketAddr,
+    rtc: Rtc,
+    options: MediaOptions,
+    stats: Arc<Mutex<MediaStats>>,
+    /// Sources the participant wants to publish.
+    wanted: HashSet<MediaSource>,
+    /// Sources negotiated (answer accepted).
+    published: HashMap<MediaSource, Outgoing>,
+    pending: Option<(SdpPendingOffer, Vec<(MediaSource, Mid)>, Vec<MediaSource>)>,
+    /// The first offer was answered.
+    ready: bool,
+    next_audio: Instant,
+    next_video: Instant,
+    next_screen: Instant,
+    started: Instant,
+}
+
+impl Session {
+    fn new(id: ParticipantId, socket: UdpSocket, options: MediaOptions, stats: Arc<Mutex<MediaStats>>) -> Self {
+        let now = Instant::now();
+        let local = socket.local_addr().expect("a bound socket has an address");
+        let mut rtc = Rtc::builder().build(now);
+        rtc.add_local_candidate(Candidate::host(local, "udp").expect("a host candidate"));
+        let mut wanted = HashSet::new();
+        if options.microphone {
+            wanted.insert(MediaSource::Microphone);
+        }
+        if options.camera {
+            wanted.insert(MediaSource::Camera);
+        }
+        Self {
+            id,
+            socket,
+            local,
+            rtc,
+            options,
+            stats,
+            wanted,
+            published: HashMap::new(),
+            pending: None,
+            ready: false,
+            next_audio: now,
+            next_video: now,
+            next_screen: now,
+            started: now,
+        }
+    }
+
+    async fn run(
+        mut self,
+        mut connection: MeetingConnection,
+        mut control: mpsc::UnboundedReceiver<Control>,
+        messages: mpsc::UnboundedSender<ServerMessage>,
+    ) {
+        let mut buf = vec![0u8; 2048];
+        let mut signaling_open = true;
+        for message in self.offer_changes().into_iter().chain([self.unmute()]) {
+            signaling_open &= connection.send(&message).await.is_ok();
+        }
+        loop {
+            let timeout = self.poll(Instant::now()).await;
+            let wake = timeout.min(self.next_media_at());
+            let wake = tokio::time::Instant::from_std(wake.max(Instant::now()));
+            tokio::select! {
+                received = connection.next(Duration::from_secs(3600)), if signaling_open => match received {
+                    Ok(message) => {
+                        for reply in self.on_server_message(message, &messages) {
+                            signaling_open &= connection.send(&reply).await.is_ok();
+                        }
+                    }
+                    Err(SignalError::Timeout(_)) => {}
+                    Err(_) => {
+                        // Keep receiving on the UDP socket: a removed
+                        // participant must see the media stop by itself.
+                        signaling_open = false;
+                        self.stats.lock().expect("stats lock").signaling_closed = true;
+                    }
+                },
+                command = control.recv() => match command {
+                    Some(Control::Signal(message)) => {
+                        signaling_open &= connection.send(&message).await.is_ok();
+                    }
+                    Some(Control::Screen(on)) => {
+                        let request = if on {
+                            ClientMessage::StartScreenShare
+                        } else {
+                            ClientMessage::StopScreenShare { participant_id: None }
+                        };
+                        signaling_open &= connection.send(&request).await.is_ok();
+                        if on { self.wanted.insert(MediaSource::Screen); } else { self.wanted.remove(&MediaSource::Screen); }
+                        if let Some(offer) = self.offer_changes() {
+                            signaling_open &= connection.send(&offer).await.is_ok();
+                        }
+                    }
+                    Some(Control::AudioLevel(level)) => self.options.audio_level = level,
+                    None => return,
+                },
+                received = self.socket.recv_from(&mut buf) => {
+                    if let Ok((n, source)) = received {
+                        if let Ok(contents) = buf[..n].try_into() {
+                            let input = Input::Receive(
+                                Instant::now(),
+                                Receive { proto: Protocol::Udp, source, destination: self.local, contents },
+                            );
+                            let _ = self.rtc.handle_input(input);
+                        }
+                    }
+                }
+                () = tokio::time::sleep_until(wake) => {
+                    let _ = self.rtc.handle_input(Input::Timeout(Instant::now()));
+                }
+            }
+            self.send_media_due(Instant::now());
+        }
+    }
+
+    /// Handles output until the `Rtc` waits; returns when it wants time.
+    async fn poll(&mut self, now: Instant) -> Instant {
+        loop {
+            match self.rtc.poll_output() {
+                Ok(Output::Timeout(t)) => return t,
+                Ok(Output::Transmit(t)) => {
+                    let _ = self.socket.send_to(&t.contents, t.destination).await;
+                }
+                Ok(Output::Event(event)) => self.on_event(event, now),
+                Err(_) => return now + Duration::from_millis(50),
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: Event, now: Instant) {
+        match event {
+            Event::Connected => self.stats.lock().expect("stats lock").connected = true,
+            Event::MediaData(data) => {
+                let mut stats = self.stats.lock().expect("stats lock");
+                match synthetic::parse(&data.data) {
+                    Some(header) => {
+                        stats.record(&data.mid.to_string(), &header, data.data.len(), now, synthetic::now_us())
+                    }
+                    None => stats.unreadable += 1,
+                }
+            }
+            Event::KeyframeRequest(req) => {
+                self.stats.lock().expect("stats lock").keyframe_requests += 1;
+                if let Some(out) = self.published.values_mut().find(|o| o.mid == req.mid) {
+                    out.force_keyframe = true;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_server_message(
+        &mut self,
+        message: ServerMessage,
+        messages: &mpsc::UnboundedSender<ServerMessage>,
+    ) -> Vec<ClientMessage> {
+        let mut replies = Vec::new();
+        match message {
+            ServerMessage::MediaOffer { sdp, tracks } => {
+                // The polite peer: a crossing offer of ours is dropped and redone.
+                self.pending = None;
+                let Ok(offer) = SdpOffer::from_sdp_string(&sdp) else { return replies };
+                if let Ok(answer) = self.rtc.sdp_api().accept_offer(offer) {
+                    let mut stats = self.stats.lock().expect("stats lock");
+                    stats.tracks = tracks.into_iter().map(|t| (t.mid.clone(), t)).collect();
+                    replies.push(ClientMessage::MediaAnswer { sdp: answer.to_sdp_string() });
+                }
+                replies.extend(self.offer_changes());
+            }
+            ServerMessage::MediaAnswer { sdp } => {
+                if let (Some((pending, added, stopped)), Ok(answer)) =
+                    (self.pending.take(), SdpAnswer::from_sdp_string(&sdp))
+                {
+                    if self.rtc.sdp_api().accept_answer(pending, answer).is_ok() {
+                        self.ready = true;
+                        for source in stopped {
+                            self.published.remove(&source);
+                        }
+                        for (source, mid) in added {
+                            let pt = self.payload_type(mid, source);
+                            self.published
+                                .insert(source, Outgoing { mid, pt, active: None, seq: 0, force_keyframe: true });
+                        }
+                    }
+                }
+                replies.extend(self.offer_changes());
+            }
+            ServerMessage::PublishLayers { mid, rids } => {
+                if let Some(out) = self.published.values_mut().find(|o| o.mid.to_string() == mid) {
+                    out.active = Some(rids.iter().cloned().collect());
+                    out.force_keyframe = true;
+                }
+                self.stats.lock().expect("stats lock").requested_layers.insert(mid, rids);
+            }
+            ServerMessage::Admitted { .. } if !self.ready => {
+                // Offers made while waiting were refused; start now.
+                self.pending = None;
+                let _ = messages.send(message);
+                replies.extend(self.offer_changes());
+                replies.push(self.unmute());
+            }
+            other => {
+                let _ = messages.send(other);
+            }
+        }
+        replies
+    }
+
+    /// Meetings may start everyone muted; a participant that publishes
+    /// unmutes, as a person would (the room may refuse).
+    fn unmute(&self) -> ClientMessage {
+        ClientMessage::SetMedia { audio_muted: Some(!self.options.microphone), video_muted: Some(!self.options.camera) }
+    }
+
+    fn payload_type(&mut self, mid: Mid, source: MediaSource) -> Option<Pt> {
+        let codec = if source == MediaSource::Microphone { Codec::Opus } else { Codec::Vp8 };
+        let writer = self.rtc.writer(mid)?;
+        let pt = writer.payload_params().find(|p| p.spec().codec == codec).map(|p| p.pt());
+        pt
+    }
+
+    /// An offer for what changed in what we publish, if nothing is outstanding.
+    fn offer_changes(&mut self) -> Option<ClientMessage> {
+        if self.pending.is_some() {
+            return None;
+        }
+        let mut api = self.rtc.sdp_api();
+        let mut added = Vec::new();
+        let mut stopped = Vec::new();
+        for source in [MediaSource::Microphone, MediaSource::Camera, MediaSource::Screen] {
+            let want = self.wanted.contains(&source);
+            match (want, self.published.get(&source)) {
+                (true, None) => {
+                    let kind = if source == MediaSource::Microphone { MediaKind::Audio } else { MediaKind::Video };
+                    let simulcast = (source == MediaSource::Camera && !self.options.simulcast.is_empty()).then(|| {
+                        let mut s = Simulcast::new();
+                        for rid in &self.options.simulcast {
+                            s.add_send_layer(SimulcastLayer::new(rid));
+                        }
+                        s
+                    });
+                    let stream = format!("p{}", self.id);
+                    let mid =
+                        api.add_media(kind, Direction::SendOnly, Some(stream), Some(source.as_str().into()), simulcast);
+                    added.push((source, mid));
+                }
+                (false, Some(out)) => {
+                    api.set_direction(out.mid, Direction::Inactive);
+                    stopped.push(source);
+                }
+                _ => {}
+            }
+        }
+        if !self.ready && added.is_empty() && self.published.is_empty() {
+            // Nothing to send: a data channel gives the offer something to negotiate.
+            api.add_channel("conclave".into());
+        }
+        if !api.has_changes() {
+            return None;
+        }
+        let (offer, pending) = api.apply()?;
+        let mut tracks: Vec<PublishedTrack> =
+            added.iter().map(|(source, mid)| PublishedTrack { mid: mid.to_string(), source: *source }).collect();
+        tracks.extend(
+            self.published.iter().map(|(source, o)| PublishedTrack { mid: o.mid.to_string(), source: *source }),
+        );
+        self.pending = Some((pending, added, stopped));
+        Some(ClientMessage::MediaOffer { sdp: offer.to_sdp_string(), tracks })
+    }
+
+    fn next_media_at(&self) -> Instant {
+        let mut at = self.next_audio.max(self.started);
+        if self.published.contains_key(&MediaSource::Camera) {
+            at = at.min(self.next_video);
+        }
+        if self.published.contains_key(&MediaSource::Screen) {
+            at = at.min(self.next_screen);
+        }
+        at
+    }
+
+    fn send_media_due(&mut self, now: Instant) {
+        if !self.stats.lock().expect("stats lock").connected {
+            return;
+        }
+        let frame_gap = Duration::from_secs(1) / self.options.fps.max(1);
+        if now >= self.next_audio {
+            self.next_audio = (self.next_audio + Duration::from_millis(20)).max(now - Duration::from_millis(100));
+            self.send_frame(MediaSource::Microphone, now);
+        }
+        if now >= self.next_video {
+            self.next_video = (self.next_video + frame_gap).max(now - frame_gap * 3);
+            self.send_frame(MediaSource::Camera, now);
+        }
+        if now >= self.next_screen {
+            let gap = Duration::from_millis(100);
+            self.next_screen = (self.next_screen + gap).max(now - gap * 3);
+            self.send_frame(MediaSource::Screen, now);
+        }
+    }
+
+    fn send_frame(&mut self, source: MediaSource, now: Instant) {
+        let Some(out) = self.published.get_mut(&source) else { return };
+        let Some(pt) = out.pt else { return };
+        out.seq = out.seq.wrapping_add(1);
+        let keyframe = source != MediaSource::Microphone && (out.force_keyframe || out.seq % 90 == 1);
+        out.force_keyframe &= !keyframe;
+        let elapsed = now.saturating_duration_since(self.started);
+        let (time, layers): (MediaTime, Vec<(Option<Rid>, u8, usize)>) = match source {
+            MediaSource::Microphone => (
+                MediaTime::from_micros(elapsed.as_micros() as u64).rebase(str0m::media::Frequency::FORTY_EIGHT_KHZ),
+                vec![(None, NO_LAYER, 120)],
+            ),
+            MediaSource::Screen => {
+                (MediaTime::from_90khz(elapsed.as_micros() as u64 * 9 / 100), vec![(None, NO_LAYER, 3000)])
+            }
+            MediaSource::Camera => {
+                let top = self.options.camera_frame_bytes;
+                let rids = &self.options.simulcast;
+                let layers = if rids.is_empty() {
+                    vec![(None, NO_LAYER, top)]
+                } else {
+                    let n = rids.len();
+                    rids.iter()
+                        .enumerate()
+                        .filter(|(_, rid)| out.active.as_ref().is_none_or(|a| a.contains(*rid)))
+                        .map(|(i, rid)| (Some(Rid::from(rid.as_str())), i as u8, (top >> (2 * (n - 1 - i))).max(64)))
+                        .collect()
+                };
+                (MediaTime::from_90khz(elapsed.as_micros() as u64 * 9 / 100), layers)
+            }
+        };
+        let (mid, seq, level) = (out.mid, out.seq, self.options.audio_level);
+        for (rid, layer, size) in layers {
+            let size = if keyframe { size * 2 } else { size };
+            let header = FrameHeader { keyframe, sender: self.id, source, layer, seq, sent_us: synthetic::now_us() };
+            let Some(mut writer) = self.rtc.writer(mid) else { return };
+            if let Some(rid) = rid {
+                writer = writer.rid(rid);
+            }
+            if source == MediaSource::Microphone {
+                writer = writer.audio_level(level, level > -50);
+            }
+            if writer.write(pt, now, time, synthetic::frame(&header, size)).is_ok() {
+                self.stats.lock().expect("stats lock").sent_frames += 1;
+            }
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! What a headless participant received, per sender and source.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
+
+use conclave_proto::media::{ForwardedTrack, MediaSource};
+use conclave_proto::signal::ParticipantId;
+
+use super::synthetic::FrameHeader;
+
+/// Latency samples kept per track (the newest win).
+const MAX_SAMPLES: usize = 20_000;
+
+#[derive(Debug, Clone, Default)]
+pub struct TrackStats {
+    pub frames: u64,
+    pub bytes: u64,
+    pub keyframes: u64,
+    /// Frames received per simulcast layer index.
+    pub layers: BTreeMap<u8, u64>,
+    pub last_layer: Option<u8>,
+    pub first_at: Option<Instant>,
+    pub last_at: Option<Instant>,
+    /// Frames missing by sequence number (within one layer).
+    pub missing: u64,
+    last_seq: HashMap<u8, u32>,
+    /// Send-to-receive time of each frame, microseconds (same machine clock).
+    pub latency_us: Vec<u64>,
+}
+
+impl TrackStats {
+    fn record(&mut self, header: &FrameHeader, bytes: usize, now: Instant, now_us: u64) {
+        self.frames += 1;
+        self.bytes += bytes as u64;
+        self.keyframes += u64::from(header.keyframe);
+        *self.layers.entry(header.layer).or_default() += 1;
+        self.last_layer = Some(header.layer);
+        self.first_at.get_or_insert(now);
+        self.last_at = Some(now);
+        if let Some(prev) = self.last_seq.insert(header.layer, header.seq) {
+            self.missing += u64::from(header.seq.saturating_sub(prev).saturating_sub(1));
+        }
+        if self.latency_us.len() == MAX_SAMPLES {
+            self.latency_us.remove(0);
+        }
+        self.latency_us.push(now_us.saturating_sub(header.sent_us));
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct MediaStats {
+    /// ICE and DTLS are up.
+    pub connected: bool,
+    /// Received frames by (sender, source).
+    pub received: HashMap<(ParticipantId, MediaSource), TrackStats>,
+    pub sent_frames: u64,
+    /// The server's map of the tracks it sends, by mid.
+    pub tracks: HashMap<String, ForwardedTrack>,
+    /// Frames whose sender was not the participant the server said the track is from.
+    pub misrouted: u64,
+    /// Frames that were not synthetic frames at all.
+    pub unreadable: u64,
+    pub keyframe_requests: u64,
+    /// The layers the server last asked for, per published mid.
+    pub requested_layers: HashMap<String, Vec<String>>,
+    /// The signaling connection has closed (removed, meeting ended, left).
+    pub signaling_closed: bool,
+}
+
+impl MediaStats {
+    pub fn from(&self, sender: ParticipantId, source: MediaSource) -> Option<&TrackStats> {
+        self.received.get(&(sender, source))
+    }
+
+    /// Frames received from `sender`'s `source` (0 when none).
+    pub fn frames_from(&self, sender: ParticipantId, source: MediaSource) -> u64 {
+        self.from(sender, source).map_or(0, |t| t.frames)
+    }
+
+    pub fn total_frames(&self) -> u64 {
+        self.received.values().map(|t| t.frames).sum()
+    }
+
+    pub(crate) fn record(&mut self, mid: &str, header: &FrameHeader, bytes: usize, now: Instant, now_us: u64) {
+        if let Some(track) = self.tracks.get(mid) {
+            if track.participant_id != header.sender || track.source != header.source {
+                self.misrouted += 1;
+            }
+        }
+        self.received.entry((header.sender, header.source)).or_default().record(header, bytes, now, now_us);
+    }
+}

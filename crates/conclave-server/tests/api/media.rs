@@ -1,0 +1,301 @@
+//! The media plane through the real server: headless participants with
+//! str0m peer connections publish synthetic audio, video and screen share
+//! over UDP to the SFU, and check what arrives, from whom, and when it stops.
+//! (Storage plays no part here, so these run on SQLite only.)
+
+use crate::meetings::{admit, guest_knocks, host_joins, hosted, WAIT};
+use crate::support::TestServer;
+use conclave_client::media::{MediaOptions, MediaParticipant, MediaStats};
+use conclave_client::MeetingConnection;
+use conclave_proto::media::{MediaSource, Quality, Tile};
+use conclave_proto::signal::*;
+use conclave_store::Engine;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const MEDIA_WAIT: Duration = Duration::from_secs(10);
+
+/// A host and `guests` admitted guests, each with media started.
+async fn meeting_with_media(
+    srv: &TestServer,
+    guests: &[&str],
+    options: impl Fn(usize) -> MediaOptions,
+) -> Vec<MediaParticipant> {
+    let (host, _, meeting) = hosted(srv).await;
+    let (mut host_conn, host_id) = host_joins(&host, &meeting).await;
+    let mut joined: Vec<(MeetingConnection, ParticipantId)> = Vec::new();
+    for (i, name) in guests.iter().enumerate() {
+        let (mut conn, id, _) = guest_knocks(srv, &meeting, name, &format!("127.0.9.{}", i + 1)).await;
+        admit(&mut host_conn, &mut conn, id).await;
+        joined.push((conn, id));
+    }
+    let mut all = vec![MediaParticipant::start(host_conn, host_id, options(0)).await.unwrap()];
+    for (i, (conn, id)) in joined.into_iter().enumerate() {
+        all.push(MediaParticipant::start(conn, id, options(i + 1)).await.unwrap());
+    }
+    all
+}
+
+fn frames(p: &MediaParticipant, from: &MediaParticipant, source: MediaSource) -> u64 {
+    p.stats().frames_from(from.id, source)
+}
+
+/// The latest arrival of anything from `sender` in these stats.
+fn last_from(stats: &MediaStats, sender: ParticipantId) -> Option<Instant> {
+    stats.received.iter().filter(|((s, _), _)| *s == sender).filter_map(|(_, t)| t.last_at).max()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_participants_exchange_audio_video_and_a_screen_share() {
+    let srv = TestServer::start(Engine::Sqlite).await;
+    let people = meeting_with_media(&srv, &["Ada", "Grace"], |_| MediaOptions::default()).await;
+    for p in &people {
+        let others: Vec<ParticipantId> = people.iter().map(|o| o.id).filter(|id| *id != p.id).collect();
+        p.wait_until("audio and video from both others", MEDIA_WAIT, |s| {
+            others.iter().all(|o| {
+                s.frames_from(*o, MediaSource::Microphone) >= 25 && s.frames_from(*o, MediaSource::Camera) >= 15
+            })
+        })
+        .await
+        .unwrap();
+    }
+    // Grace shares her screen; the room allows it, the others see it.
+    let grace = &people[2];
+    grace.share_screen(true);
+    for p in &people[..2] {
+        p.wait_until("Grace's screen", MEDIA_WAIT, |s| s.frames_from(grace.id, MediaSource::Screen) >= 10)
+            .await
+            .unwrap();
+    }
+    for p in &people {
+        let stats = p.stats();
+        assert_eq!(stats.misrouted, 0, "every track came from the participant the server said");
+        assert_eq!(stats.unreadable, 0);
+        assert_eq!(stats.frames_from(p.id, MediaSource::Camera), 0, "nobody gets their own media back");
+        let camera = stats.from(people[0].id, MediaSource::Camera).or(stats.from(people[1].id, MediaSource::Camera));
+        assert!(camera.unwrap().keyframes >= 1, "video starts at a keyframe");
+    }
+    let sfu = srv.state.media.as_ref().unwrap().stats();
+    assert!(sfu.frames_forwarded > 200, "{sfu:?}");
+    assert_eq!(sfu.peer_faults, 0);
+    // Grace stops sharing: the others stop receiving it.
+    grace.share_screen(false);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let before = frames(&people[0], grace, MediaSource::Screen);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(frames(&people[0], grace, MediaSource::Screen), before, "a stopped share is no longer forwarded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_participant_has_no_media_path_until_admitted() {
+    let srv = TestServer::start(Engine::Sqlite).await;
+    let (host, _, meeting) = hosted(&srv).await;
+    let (host_conn, host_id) = host_joins(&host, &meeting).await;
+    let host_media = MediaParticipant::start(host_conn, host_id, MediaOptions::default()).await.unwrap();
+    host_media.wait_until("the host's media session", MEDIA_WAIT, |s| s.connected).await.unwrap();
+
+    let (guest_conn, guest_id, _) = guest_knocks(&srv, &meeting, "Mallory", "127.0.9.9").await;
+    let mut guest = MediaParticipant::start(guest_conn, guest_id, MediaOptions::default()).await.unwrap();
+    // Its offer is refused by the room; the SFU never hears of it.
+    let refusal = guest
+        .wait_for(
+            "the offer's refusal",
+            WAIT,
+            |m| matches!(m, ServerMessage::Error { request: Some(r), .. } if r == "media_offer"),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(refusal, ServerMessage::Error { code, .. } if code == "forbidden"));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let stats = guest.stats();
+    assert!(!stats.connected);
+    assert_eq!(stats.total_frames(), 0);
+    let plane = srv.state.media.as_ref().unwrap();
+    assert_eq!(plane.stats().peers, 1, "only the host has a media session");
+
+    // A STUN request guessing at a session is dropped without an answer.
+    let probe = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let unrouted_before = plane.stats().datagrams_unrouted;
+    probe.send_to(&stun_binding_request("guessedufrag:x"), plane.advertised()).await.unwrap();
+    let mut buf = [0u8; 1500];
+    let answer = tokio::time::timeout(Duration::from_millis(500), probe.recv_from(&mut buf)).await;
+    assert!(answer.is_err(), "no answer to a stranger");
+    assert_eq!(plane.stats().datagrams_unrouted, unrouted_before + 1);
+
+    // Admitted, the same participant gets the host's media.
+    let host_ctl = host_media;
+    host_ctl.send(ClientMessage::Admit { participant_id: guest_id });
+    guest.wait_for("admission", WAIT, |m| matches!(m, ServerMessage::Admitted { .. })).await.unwrap();
+    guest
+        .wait_until("the host's media", MEDIA_WAIT, |s| s.frames_from(host_id, MediaSource::Camera) >= 10)
+        .await
+        .unwrap();
+    host_ctl
+        .wait_until("the guest's media", MEDIA_WAIT, |s| s.frames_from(guest_id, MediaSource::Microphone) >= 10)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_participant_stops_receiving_and_sending_within_a_second() {
+    let srv = TestServer::start(Engine::Sqlite).await;
+    let people = meeting_with_media(&srv, &["Ada", "Eve"], |_| MediaOptions::default()).await;
+    let (host, ada, eve) = (&people[0], &people[1], &people[2]);
+    for p in &people {
+        p.wait_until("media from everyone", MEDIA_WAIT, |s| s.received.len() >= 4).await.unwrap();
+    }
+    let eve_sent_before = eve.stats().sent_frames;
+    host.send(ClientMessage::Remove { participant_id: eve.id });
+    let removed_at = Instant::now();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let cutoff = removed_at + Duration::from_secs(1);
+    // Eve's client kept sending (it ignores the removal, as a hostile one would).
+    assert!(eve.stats().sent_frames > eve_sent_before + 50);
+    let eve_stats = eve.stats();
+    assert!(eve_stats.signaling_closed);
+    for sender in [host.id, ada.id] {
+        let last = last_from(&eve_stats, sender).unwrap();
+        assert!(last <= cutoff, "Eve received media {:?} after her removal", last - removed_at);
+    }
+    for p in [host, ada] {
+        let last = last_from(&p.stats(), eve.id).unwrap();
+        assert!(last <= cutoff, "Eve's media reached {} {:?} after her removal", p.id, last - removed_at);
+    }
+    // The others still hear each other.
+    let before = frames(host, ada, MediaSource::Microphone);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(frames(host, ada, MediaSource::Microphone) > before + 10);
+    assert_eq!(srv.state.media.as_ref().unwrap().stats().peers, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_mute_and_stop_video_are_enforced_at_the_sfu() {
+    let srv = TestServer::start(Engine::Sqlite).await;
+    let people = meeting_with_media(&srv, &["Loud"], |_| MediaOptions::default()).await;
+    let (host, loud) = (&people[0], &people[1]);
+    host.wait_until("the guest's media", MEDIA_WAIT, |s| {
+        s.frames_from(loud.id, MediaSource::Microphone) > 10 && s.frames_from(loud.id, MediaSource::Camera) > 5
+    })
+    .await
+    .unwrap();
+    host.send(ClientMessage::Mute { participant_id: loud.id });
+    host.send(ClientMessage::StopVideo { participant_id: loud.id });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (audio, video) = (frames(host, loud, MediaSource::Microphone), frames(host, loud, MediaSource::Camera));
+    let sent = loud.stats().sent_frames;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    // The guest's client keeps sending; the SFU drops it.
+    assert!(loud.stats().sent_frames > sent + 40);
+    assert_eq!(frames(host, loud, MediaSource::Microphone), audio, "muted audio is not forwarded");
+    assert_eq!(frames(host, loud, MediaSource::Camera), video, "stopped video is not forwarded");
+    assert!(srv.state.media.as_ref().unwrap().stats().frames_blocked > 40);
+    // The guest unmutes themselves (allowed by default): audio flows again.
+    loud.send(ClientMessage::SetMedia { audio_muted: Some(false), video_muted: Some(false) });
+    host.wait_until("audio again", MEDIA_WAIT, |s| s.frames_from(loud.id, MediaSource::Microphone) > audio + 10)
+        .await
+        .unwrap();
+    host.wait_until("video again", MEDIA_WAIT, |s| s.frames_from(loud.id, MediaSource::Camera) > video + 5)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_choose_the_videos_and_their_simulcast_layers() {
+    let srv = TestServer::start(Engine::Sqlite).await;
+    let simulcast = |i: usize| MediaOptions {
+        simulcast: if i == 0 { vec!["q".into(), "h".into(), "f".into()] } else { Vec::new() },
+        ..MediaOptions::default()
+    };
+    let people = meeting_with_media(&srv, &["Viewer"], simulcast).await;
+    let (host, viewer) = (&people[0], &people[1]);
+    let camera = |quality| ClientMessage::Subscribe {
+        tiles: vec![Tile { participant_id: host.id, source: MediaSource::Camera, quality }],
+    };
+    let layer_now = |p: &MediaParticipant| p.stats().from(host.id, MediaSource::Camera).and_then(|t| t.last_layer);
+    // A gallery tile: the lowest layer, and the host is asked for nothing more.
+    viewer.send(camera(Quality::Low));
+    wait_for_layer(viewer, &layer_now, 0).await;
+    host.wait_until("only q requested", MEDIA_WAIT, |s| s.requested_layers.values().any(|r| r == &["q"]))
+        .await
+        .unwrap();
+    // Pinned: the top layer, switched at a keyframe.
+    viewer.send(camera(Quality::High));
+    wait_for_layer(viewer, &layer_now, 2).await;
+    host.wait_until("f requested", MEDIA_WAIT, |s| s.requested_layers.values().any(|r| r == &["f"])).await.unwrap();
+    // Off screen: no video at all, audio still.
+    viewer.send(ClientMessage::Subscribe { tiles: Vec::new() });
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let (video, audio) = (frames(viewer, host, MediaSource::Camera), frames(viewer, host, MediaSource::Microphone));
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(frames(viewer, host, MediaSource::Camera), video, "video nobody looks at is not sent");
+    assert!(frames(viewer, host, MediaSource::Microphone) > audio + 20);
+    host.wait_until("no layers requested", MEDIA_WAIT, |s| s.requested_layers.values().any(|r| r.is_empty()))
+        .await
+        .unwrap();
+}
+
+async fn wait_for_layer(p: &MediaParticipant, layer_now: &impl Fn(&MediaParticipant) -> Option<u8>, layer: u8) {
+    let deadline = Instant::now() + MEDIA_WAIT;
+    while layer_now(p) != Some(layer) {
+        assert!(Instant::now() < deadline, "never switched to layer {layer}: {:#?}", p.stats().received);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // And stays there.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(layer_now(p), Some(layer));
+}
+
+/// str0m logs the SRTP profile that DTLS negotiated; both ends must have
+/// chosen AES-256-GCM.
+#[tokio::test(flavor = "current_thread")]
+async fn dtls_negotiates_aead_aes_256_gcm() {
+    let logs = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let writer = {
+        let logs = logs.clone();
+        move || CaptureWriter(logs.clone())
+    };
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("str0m=debug"))
+        .with_writer(writer)
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let srv = TestServer::start(Engine::Sqlite).await;
+    let people = meeting_with_media(&srv, &["Ada"], |_| MediaOptions::default()).await;
+    for p in &people {
+        p.wait_until("connected", MEDIA_WAIT, |s| s.connected).await.unwrap();
+    }
+    let text = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    let profiles: Vec<&str> = text.lines().filter(|l| l.contains("SRTP keying material and profile")).collect();
+    assert_eq!(profiles.len(), 4, "two sessions, two ends each: {profiles:?}");
+    assert!(profiles.iter().all(|l| l.ends_with("SRTP_AEAD_AES_256_GCM")), "{profiles:?}");
+}
+
+struct CaptureWriter(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for CaptureWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A minimal STUN binding request with this USERNAME.
+fn stun_binding_request(username: &str) -> Vec<u8> {
+    let mut attr = Vec::new();
+    attr.extend_from_slice(&0x0006u16.to_be_bytes());
+    attr.extend_from_slice(&(username.len() as u16).to_be_bytes());
+    attr.extend_from_slice(username.as_bytes());
+    while attr.len() % 4 != 0 {
+        attr.push(0);
+    }
+    let mut msg = vec![0x00, 0x01];
+    msg.extend_from_slice(&(attr.len() as u16).to_be_bytes());
+    msg.extend_from_slice(&[0x21, 0x12, 0xA4, 0x42]);
+    msg.extend_from_slice(&[1; 12]);
+    msg.extend_from_slice(&attr);
+    msg
+}

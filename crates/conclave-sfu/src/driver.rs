@@ -1,0 +1,105 @@
+//! The tokio driver around [`Sfu`]: one task owning the UDP port, feeding
+//! the state machine datagrams, commands and time, and carrying out what it
+//! asks for. Nothing here decides anything.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use crate::sfu::{Command, Sfu, SfuConfig, SfuEvent, SfuStats};
+
+/// Datagrams read in one go before time and output are handled.
+const BATCH: usize = 64;
+/// Largest datagram accepted (above any path MTU).
+const MAX_DATAGRAM: usize = 2048;
+
+/// A handle on the running media plane.
+#[derive(Clone)]
+pub struct MediaPlane {
+    commands: mpsc::UnboundedSender<Command>,
+    advertised: SocketAddr,
+    stats: Arc<Mutex<SfuStats>>,
+}
+
+impl MediaPlane {
+    /// Starts the media plane on `socket`, telling peers to reach it at
+    /// `advertised`. Events for meetings arrive on `events`. Must be called
+    /// within a tokio runtime.
+    pub fn start(
+        socket: std::net::UdpSocket,
+        advertised: SocketAddr,
+        initial_bitrate_kbps: u64,
+        events: mpsc::UnboundedSender<SfuEvent>,
+    ) -> io::Result<Self> {
+        socket.set_nonblocking(true)?;
+        let socket = UdpSocket::from_std(socket)?;
+        let (commands, rx) = mpsc::unbounded_channel();
+        let stats = Arc::new(Mutex::new(SfuStats::default()));
+        let sfu = Sfu::new(SfuConfig { advertised, initial_bitrate_kbps }, Instant::now());
+        let span = tracing::info_span!("media", %advertised);
+        tokio::spawn(tracing::Instrument::instrument(run(socket, sfu, rx, events, stats.clone()), span));
+        Ok(Self { commands, advertised, stats })
+    }
+
+    pub fn send(&self, command: Command) {
+        let _ = self.commands.send(command);
+    }
+
+    pub fn advertised(&self) -> SocketAddr {
+        self.advertised
+    }
+
+    pub fn stats(&self) -> SfuStats {
+        *self.stats.lock().expect("stats lock")
+    }
+}
+
+async fn run(
+    socket: UdpSocket,
+    mut sfu: Sfu,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    events: mpsc::UnboundedSender<SfuEvent>,
+    stats: Arc<Mutex<SfuStats>>,
+) {
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    loop {
+        let deadline = tokio::time::Instant::from_std(sfu.next_deadline());
+        tokio::select! {
+            biased;
+            command = commands.recv() => match command {
+                Some(command) => sfu.handle_command(Instant::now(), command),
+                None => break,
+            },
+            received = socket.recv_from(&mut buf) => match received {
+                Ok((n, from)) => {
+                    sfu.handle_datagram(Instant::now(), from, &buf[..n]);
+                    for _ in 1..BATCH {
+                        match socket.try_recv_from(&mut buf) {
+                            Ok((n, from)) => sfu.handle_datagram(Instant::now(), from, &buf[..n]),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                // ICMP errors from earlier sends surface here on Linux; they
+                // concern one peer, which its own timeouts will notice.
+                Err(err) => tracing::trace!(error = %err, "UDP receive error"),
+            },
+            () = tokio::time::sleep_until(deadline) => {}
+        }
+        sfu.handle_timeout(Instant::now());
+        while let Some(t) = sfu.poll_transmit() {
+            if let Err(err) = socket.send_to(&t.contents, t.destination).await {
+                tracing::trace!(error = %err, to = %t.destination, "UDP send error");
+            }
+        }
+        while let Some(event) = sfu.poll_event() {
+            let _ = events.send(event);
+        }
+        *stats.lock().expect("stats lock") = sfu.stats;
+    }
+    tracing::info!("media plane stopped");
+}

@@ -1,0 +1,178 @@
+//! Simulcast: which layer of each video a subscriber gets.
+//!
+//! A subscriber asks for a quality per tile (the size it draws the video
+//! at); its bandwidth estimate caps the total. Every video gets at least
+//! its lowest layer, then the budget upgrades videos in order of priority
+//! (screen shares, then larger tiles) as far as each asked for.
+
+use std::time::{Duration, Instant};
+
+use conclave_proto::media::Quality;
+
+/// What one forwarded video needs to decide its layer.
+#[derive(Debug, Clone)]
+pub struct LayerWant {
+    /// Measured bitrate of each layer, lowest first (bits per second).
+    pub layer_bps: Vec<u64>,
+    pub quality: Quality,
+    /// Screen shares are read, not glanced at: upgraded first.
+    pub is_screen: bool,
+}
+
+/// The layer index a quality asks for, among `layers` layers.
+pub fn wanted_index(quality: Quality, layers: usize) -> usize {
+    let top = layers.saturating_sub(1);
+    match quality {
+        Quality::Low => 0,
+        Quality::Medium => top.min(1),
+        Quality::High => top,
+    }
+}
+
+/// Chooses a layer index for each want within `budget_bps` (no budget: no cap).
+pub fn allocate(budget_bps: Option<u64>, wants: &[LayerWant]) -> Vec<usize> {
+    let mut chosen = vec![0; wants.len()];
+    let Some(budget) = budget_bps else {
+        return wants.iter().map(|w| wanted_index(w.quality, w.layer_bps.len())).collect();
+    };
+    let mut spent: u64 = wants.iter().map(|w| w.layer_bps.first().copied().unwrap_or(0)).sum();
+    let mut order: Vec<usize> = (0..wants.len()).collect();
+    order.sort_by_key(|&i| (!wants[i].is_screen, std::cmp::Reverse(wants[i].quality), i));
+    for i in order {
+        let want = &wants[i];
+        let target = wanted_index(want.quality, want.layer_bps.len());
+        while chosen[i] < target {
+            let current = want.layer_bps[chosen[i]];
+            let next = want.layer_bps[chosen[i] + 1];
+            let extra = next.saturating_sub(current);
+            if spent + extra > budget {
+                break;
+            }
+            spent += extra;
+            chosen[i] += 1;
+        }
+    }
+    chosen
+}
+
+/// Orders rids low to high: the conventional names first (`q`/`h`/`f`,
+/// `l`/`m`/`h`), otherwise the order the sender listed them in.
+pub fn rank(rid: &str, listed_at: usize) -> (usize, usize) {
+    let rank = match rid {
+        "q" | "l" | "low" => 0,
+        "h" | "m" | "mid" => 1,
+        "f" | "high" | "full" => 2,
+        _ => 3,
+    };
+    (rank, listed_at)
+}
+
+/// Bits per second of one incoming layer over a sliding window.
+#[derive(Debug, Clone)]
+pub struct BitrateMeter {
+    window_start: Instant,
+    bytes: u64,
+    last_bps: u64,
+}
+
+const WINDOW: Duration = Duration::from_millis(1000);
+
+impl BitrateMeter {
+    pub fn new(now: Instant) -> Self {
+        Self { window_start: now, bytes: 0, last_bps: 0 }
+    }
+
+    pub fn record(&mut self, bytes: usize, now: Instant) {
+        self.roll(now);
+        self.bytes += bytes as u64;
+    }
+
+    /// The rate of the last full window (or of the current one once it is longer).
+    pub fn bps(&mut self, now: Instant) -> u64 {
+        self.roll(now);
+        self.last_bps
+    }
+
+    fn roll(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.window_start);
+        if elapsed >= WINDOW {
+            self.last_bps = self.bytes * 8 * 1000 / (elapsed.as_millis() as u64).max(1);
+            self.bytes = 0;
+            self.window_start = now;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn camera(quality: Quality) -> LayerWant {
+        LayerWant { layer_bps: vec![150_000, 500_000, 1_500_000], quality, is_screen: false }
+    }
+
+    #[test]
+    fn without_a_budget_everyone_gets_what_they_asked_for() {
+        let wants = [camera(Quality::Low), camera(Quality::Medium), camera(Quality::High)];
+        assert_eq!(allocate(None, &wants), [0, 1, 2]);
+    }
+
+    #[test]
+    fn a_falling_budget_steps_layers_down() {
+        let wants = [camera(Quality::High), camera(Quality::High)];
+        assert_eq!(allocate(Some(10_000_000), &wants), [2, 2]);
+        assert_eq!(allocate(Some(2_000_000), &wants), [2, 1]);
+        assert_eq!(allocate(Some(1_000_000), &wants), [1, 1]);
+        assert_eq!(allocate(Some(400_000), &wants), [0, 0]);
+    }
+
+    #[test]
+    fn screen_shares_are_upgraded_first() {
+        let mut screen = camera(Quality::High);
+        screen.is_screen = true;
+        let wants = [camera(Quality::High), screen];
+        assert_eq!(allocate(Some(1_800_000), &wants), [0, 2]);
+    }
+
+    #[test]
+    fn single_layer_videos_are_layer_zero() {
+        let wants = [LayerWant { layer_bps: vec![800_000], quality: Quality::High, is_screen: false }];
+        assert_eq!(allocate(Some(100), &wants), [0]);
+        assert_eq!(allocate(None, &wants), [0]);
+    }
+
+    #[test]
+    fn the_meter_measures_a_steady_stream() {
+        let start = Instant::now();
+        let mut meter = BitrateMeter::new(start);
+        for ms in (0..3000).step_by(10) {
+            meter.record(1250, start + Duration::from_millis(ms));
+        }
+        // 1250 bytes every 10 ms = 1 Mbit/s.
+        let bps = meter.bps(start + Duration::from_millis(3000));
+        assert!((950_000..=1_050_000).contains(&bps), "{bps}");
+    }
+
+    proptest! {
+        /// Never above what was asked, never more than the budget beyond the
+        /// lowest layers, and a bigger budget never gives anyone less.
+        #[test]
+        fn allocation_respects_asks_and_budget(
+            qualities in proptest::collection::vec(0u8..3, 0..12),
+            budget in 0u64..20_000_000,
+        ) {
+            let wants: Vec<_> = qualities.iter().map(|q| camera([Quality::Low, Quality::Medium, Quality::High][*q as usize])).collect();
+            let chosen = allocate(Some(budget), &wants);
+            let floor: u64 = wants.iter().map(|w| w.layer_bps[0]).sum();
+            let spent: u64 = chosen.iter().zip(&wants).map(|(c, w)| w.layer_bps[*c]).sum();
+            prop_assert!(spent <= budget.max(floor));
+            for (c, w) in chosen.iter().zip(&wants) {
+                prop_assert!(*c <= wanted_index(w.quality, 3));
+            }
+            let more = allocate(Some(budget * 2), &wants);
+            let spent_more: u64 = more.iter().zip(&wants).map(|(c, w)| w.layer_bps[*c]).sum();
+            prop_assert!(spent_more >= spent);
+        }
+    }
+}

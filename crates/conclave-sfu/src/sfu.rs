@@ -1,0 +1,812 @@
+//! The SFU as a state machine: commands from meetings, datagrams and time
+//! in; datagrams to send and events for meetings out. It owns one `Rtc`
+//! per admitted participant and never does IO itself.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use conclave_proto::media::{MediaSource, PublishedTrack, Tile, MAX_PUBLISHED_TRACKS, MAX_TILES};
+use conclave_proto::signal::{ParticipantId, ServerMessage};
+use str0m::bwe::{Bitrate, BweKind};
+use str0m::change::{SdpAnswer, SdpOffer};
+use str0m::config::DtlsCert;
+use str0m::crypto::CryptoProvider;
+use str0m::media::{Direction, KeyframeRequestKind, MediaData, MediaKind, Mid, Rid};
+use str0m::net::{Protocol, Receive, Transmit};
+use str0m::{Candidate, Event as RtcEvent, IceCreds, Input, Output, Rtc};
+
+use crate::demux;
+use crate::layers::{self, BitrateMeter, LayerWant};
+use crate::peer::{OutState, Peer, Published, Rights};
+use crate::speaker::SpeakerDetector;
+use crate::MeetingKey;
+
+/// Least time between keyframe requests for one layer: a keyframe is big,
+/// and every subscriber that lost a packet would otherwise ask at once.
+const KEYFRAME_REQUEST_GAP: Duration = Duration::from_millis(300);
+/// How often speakers and simulcast layers are re-evaluated.
+const HOUSEKEEPING: Duration = Duration::from_millis(200);
+const LAYER_EVERY: Duration = Duration::from_millis(500);
+
+#[derive(Debug, Clone)]
+pub struct SfuConfig {
+    /// The address peers reach the server at (its ICE host candidate).
+    pub advertised: SocketAddr,
+    /// Bandwidth estimation's starting point for each subscriber.
+    pub initial_bitrate_kbps: u64,
+}
+
+/// What a meeting asks of the media plane.
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// The participant is admitted: it may have a media session.
+    Admit {
+        meeting: MeetingKey,
+        participant: ParticipantId,
+        rights: Rights,
+    },
+    Rights {
+        meeting: MeetingKey,
+        participant: ParticipantId,
+        rights: Rights,
+    },
+    /// Gone (left, removed, meeting ended): tear everything down now.
+    Leave {
+        meeting: MeetingKey,
+        participant: ParticipantId,
+    },
+    Offer {
+        meeting: MeetingKey,
+        participant: ParticipantId,
+        sdp: String,
+        tracks: Vec<PublishedTrack>,
+    },
+    Answer {
+        meeting: MeetingKey,
+        participant: ParticipantId,
+        sdp: String,
+    },
+    Subscribe {
+        meeting: MeetingKey,
+        participant: ParticipantId,
+        tiles: Vec<Tile>,
+    },
+}
+
+/// What the media plane tells meetings.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SfuEvent {
+    /// A message for one participant's signaling connection.
+    Signal {
+        meeting: MeetingKey,
+        participant: ParticipantId,
+        message: ServerMessage,
+    },
+    ActiveSpeaker {
+        meeting: MeetingKey,
+        participant: Option<ParticipantId>,
+    },
+}
+
+/// Counters for metrics and load tests.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SfuStats {
+    pub datagrams_in: u64,
+    pub datagrams_out: u64,
+    /// Media frames written to subscribers.
+    pub frames_forwarded: u64,
+    /// Datagrams from addresses no admitted participant holds.
+    pub datagrams_unrouted: u64,
+    /// Media refused because the host muted or stopped it.
+    pub frames_blocked: u64,
+    /// Sessions closed because their `Rtc` failed.
+    pub peer_faults: u64,
+    pub peers: u64,
+}
+
+#[derive(Default)]
+struct MeetingMedia {
+    peers: Vec<PeerKey>,
+    speaker: SpeakerDetector,
+}
+
+type PeerKey = u64;
+
+/// Peers to poll, each once however often it was touched.
+#[derive(Default)]
+struct Dirty {
+    queue: VecDeque<PeerKey>,
+    queued: HashSet<PeerKey>,
+}
+
+impl Dirty {
+    fn push(&mut self, key: PeerKey) {
+        if self.queued.insert(key) {
+            self.queue.push_back(key);
+        }
+    }
+
+    fn pop(&mut self) -> Option<PeerKey> {
+        let key = self.queue.pop_front()?;
+        self.queued.remove(&key);
+        Some(key)
+    }
+}
+
+/// What one peer's output means for the others.
+enum Propagated {
+    Media(PeerKey, MediaData),
+    Keyframe { publisher: ParticipantId, meeting: MeetingKey, mid: Mid, rid: Option<Rid> },
+    Published(PeerKey, Mid),
+}
+
+pub struct Sfu {
+    config: SfuConfig,
+    crypto: Arc<CryptoProvider>,
+    cert: DtlsCert,
+    peers: HashMap<PeerKey, Peer>,
+    next_key: PeerKey,
+    by_participant: HashMap<(MeetingKey, ParticipantId), PeerKey>,
+    by_ufrag: HashMap<String, PeerKey>,
+    by_addr: HashMap<SocketAddr, PeerKey>,
+    meetings: HashMap<MeetingKey, MeetingMedia>,
+    timers: BinaryHeap<Reverse<(Instant, PeerKey)>>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<SfuEvent>,
+    dirty: Dirty,
+    next_housekeeping: Instant,
+    next_layers: Instant,
+    pub stats: SfuStats,
+}
+
+impl Sfu {
+    pub fn new(config: SfuConfig, now: Instant) -> Self {
+        let crypto = str0m::crypto::from_feature_flags();
+        // One certificate for every session: generating a key per peer
+        // would cost milliseconds on each join.
+        let cert = crypto.dtls_provider.generate_certificate().expect("the crypto provider makes DTLS certificates");
+        Self {
+            config,
+            crypto: Arc::new(crypto),
+            cert,
+            peers: HashMap::new(),
+            next_key: 1,
+            by_participant: HashMap::new(),
+            by_ufrag: HashMap::new(),
+            by_addr: HashMap::new(),
+            meetings: HashMap::new(),
+            timers: BinaryHeap::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            dirty: Dirty::default(),
+            next_housekeeping: now + HOUSEKEEPING,
+            next_layers: now + LAYER_EVERY,
+            stats: SfuStats::default(),
+        }
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        let t = self.transmits.pop_front();
+        self.stats.datagrams_out += u64::from(t.is_some());
+        t
+    }
+
+    pub fn poll_event(&mut self) -> Option<SfuEvent> {
+        self.events.pop_front()
+    }
+
+    /// When `handle_timeout` must next be called.
+    pub fn next_deadline(&self) -> Instant {
+        let timer = self.timers.peek().map(|Reverse((t, _))| *t);
+        timer.map_or(self.next_housekeeping, |t| t.min(self.next_housekeeping))
+    }
+
+    pub fn has_participant(&self, meeting: &str, participant: ParticipantId) -> bool {
+        self.by_participant.contains_key(&(MeetingKey::from(meeting), participant))
+    }
+
+    // Commands.
+
+    pub fn handle_command(&mut self, now: Instant, command: Command) {
+        match command {
+            Command::Admit { meeting, participant, rights } => self.admit(now, meeting, participant, rights),
+            Command::Rights { meeting, participant, rights } => self.set_rights(now, &meeting, participant, rights),
+            Command::Leave { meeting, participant } => self.leave(&meeting, participant),
+            Command::Offer { meeting, participant, sdp, tracks } => {
+                self.offer(now, &meeting, participant, &sdp, tracks)
+            }
+            Command::Answer { meeting, participant, sdp } => self.answer(&meeting, participant, &sdp),
+            Command::Subscribe { meeting, participant, mut tiles } => {
+                if let Some(&key) = self.by_participant.get(&(meeting, participant)) {
+                    tiles.truncate(MAX_TILES);
+                    self.peers.get_mut(&key).expect("indexed peer").tiles = Some(tiles);
+                    self.allocate_layers(now, key);
+                }
+            }
+        }
+        self.flush(now);
+    }
+
+    fn admit(&mut self, now: Instant, meeting: MeetingKey, participant: ParticipantId, rights: Rights) {
+        if self.by_participant.contains_key(&(meeting.clone(), participant)) {
+            return self.set_rights(now, &meeting, participant, rights);
+        }
+        let creds = IceCreds::new();
+        let mut rtc = Rtc::builder()
+            .set_ice_lite(true)
+            .set_local_ice_credentials(creds.clone())
+            .set_crypto_provider(self.crypto.clone())
+            .set_dtls_cert(self.cert.clone())
+            .enable_bwe(Some(Bitrate::kbps(self.config.initial_bitrate_kbps)))
+            .build(now);
+        let candidate = Candidate::host(self.config.advertised, "udp").expect("a host candidate for the UDP port");
+        rtc.add_local_candidate(candidate);
+        let key = self.next_key;
+        self.next_key += 1;
+        let mut peer = Peer {
+            meeting: meeting.clone(),
+            participant,
+            rtc,
+            ufrag: creds.ufrag.clone(),
+            rights,
+            published: HashMap::new(),
+            declared: HashMap::new(),
+            forwards: Vec::new(),
+            pending: None,
+            ready: false,
+            tiles: None,
+            estimate: None,
+            scheduled: None,
+            addr: None,
+        };
+        let room = self.meetings.entry(meeting.clone()).or_default();
+        for other in &room.peers {
+            let other = &self.peers[other];
+            for (mid, published) in &other.published {
+                peer.add_forward(other.participant, *mid, published);
+            }
+        }
+        room.peers.push(key);
+        self.by_ufrag.insert(creds.ufrag, key);
+        self.by_participant.insert((meeting, participant), key);
+        self.peers.insert(key, peer);
+        self.stats.peers = self.peers.len() as u64;
+        self.dirty.push(key);
+        tracing::debug!(participant, "media session admitted");
+    }
+
+    fn set_rights(&mut self, now: Instant, meeting: &MeetingKey, participant: ParticipantId, rights: Rights) {
+        let Some(&key) = self.by_participant.get(&(meeting.clone(), participant)) else { return };
+        let peer = self.peers.get_mut(&key).expect("indexed peer");
+        let before = peer.rights;
+        peer.rights = rights;
+        // Video allowed again: subscribers need a keyframe to start from.
+        let resumed: Vec<Mid> = peer
+            .published
+            .iter()
+            .filter(|(_, p)| rights.allows(p.source) && !before.allows(p.source) && p.kind == MediaKind::Video)
+            .map(|(mid, _)| *mid)
+            .collect();
+        for mid in resumed {
+            let rids: Vec<Option<Rid>> = {
+                let p = &peer.published[&mid];
+                if p.rids.is_empty() {
+                    vec![None]
+                } else {
+                    p.rids.iter().copied().map(Some).collect()
+                }
+            };
+            for rid in rids {
+                request_keyframe(peer, mid, rid, now);
+            }
+        }
+        self.dirty.push(key);
+    }
+
+    fn leave(&mut self, meeting: &MeetingKey, participant: ParticipantId) {
+        let Some(key) = self.by_participant.remove(&(meeting.clone(), participant)) else { return };
+        self.remove_peer(key);
+    }
+
+    fn remove_peer(&mut self, key: PeerKey) {
+        let Some(mut peer) = self.peers.remove(&key) else { return };
+        peer.rtc.disconnect();
+        self.by_participant.remove(&(peer.meeting.clone(), peer.participant));
+        self.by_ufrag.remove(&peer.ufrag);
+        self.by_addr.retain(|_, k| *k != key);
+        self.stats.peers = self.peers.len() as u64;
+        let Some(room) = self.meetings.get_mut(&peer.meeting) else { return };
+        room.peers.retain(|k| *k != key);
+        let before = room.speaker.current();
+        room.speaker.forget(peer.participant);
+        if room.speaker.current() != before {
+            self.events.push_back(SfuEvent::ActiveSpeaker { meeting: peer.meeting.clone(), participant: None });
+        }
+        let others = room.peers.clone();
+        if others.is_empty() {
+            self.meetings.remove(&peer.meeting);
+        }
+        for other in others {
+            if let Some(o) = self.peers.get_mut(&other) {
+                o.drop_forwards_from(peer.participant, None);
+                self.dirty.push(other);
+            }
+        }
+        tracing::debug!(participant = peer.participant, "media session closed");
+    }
+
+    fn offer(
+        &mut self,
+        now: Instant,
+        meeting: &MeetingKey,
+        participant: ParticipantId,
+        sdp: &str,
+        tracks: Vec<PublishedTrack>,
+    ) {
+        let Some(&key) = self.by_participant.get(&(meeting.clone(), participant)) else { return };
+        let peer = self.peers.get_mut(&key).expect("indexed peer");
+        if peer.pending.is_some() {
+            // Glare: the participant's app yields to the server's offer and
+            // offers again after answering it (perfect negotiation).
+            tracing::debug!(participant, "client offer crossed the server's; ignored");
+            return;
+        }
+        if tracks.len() > MAX_PUBLISHED_TRACKS {
+            return self.signal_error(key, "media_offer", format!("at most {MAX_PUBLISHED_TRACKS} tracks"));
+        }
+        let offer = match SdpOffer::from_sdp_string(sdp) {
+            Ok(offer) => offer,
+            Err(err) => return self.signal_error(key, "media_offer", format!("not a valid SDP offer: {err}")),
+        };
+        for track in tracks {
+            peer.declared.insert(track.mid, track.source);
+        }
+        let answer = catch_unwind(AssertUnwindSafe(|| peer.rtc.sdp_api().accept_offer(offer)));
+        match answer {
+            Ok(Ok(answer)) => {
+                peer.ready = true;
+                // Our own offer, if any was being built, is void: redo it.
+                peer.settle_offer(false);
+                let message = ServerMessage::MediaAnswer { sdp: answer.to_sdp_string() };
+                self.events.push_back(SfuEvent::Signal { meeting: meeting.clone(), participant, message });
+                self.dirty.push(key);
+            }
+            Ok(Err(err)) => self.signal_error(key, "media_offer", format!("offer refused: {err}")),
+            Err(_) => self.fault(key, "accepting an offer"),
+        }
+        let _ = now;
+    }
+
+    fn answer(&mut self, meeting: &MeetingKey, participant: ParticipantId, sdp: &str) {
+        let Some(&key) = self.by_participant.get(&(meeting.clone(), participant)) else { return };
+        let peer = self.peers.get_mut(&key).expect("indexed peer");
+        let Some(pending) = peer.pending.take() else {
+            return; // A stale answer to an offer that was withdrawn.
+        };
+        let answer = match SdpAnswer::from_sdp_string(sdp) {
+            Ok(answer) => answer,
+            Err(err) => {
+                peer.settle_offer(false);
+                return self.signal_error(key, "media_answer", format!("not a valid SDP answer: {err}"));
+            }
+        };
+        match catch_unwind(AssertUnwindSafe(|| peer.rtc.sdp_api().accept_answer(pending, answer))) {
+            Ok(Ok(())) => {
+                peer.settle_offer(true);
+                self.dirty.push(key);
+            }
+            Ok(Err(err)) => {
+                peer.settle_offer(false);
+                self.signal_error(key, "media_answer", format!("answer refused: {err}"));
+            }
+            Err(_) => self.fault(key, "accepting an answer"),
+        }
+    }
+
+    fn signal_error(&mut self, key: PeerKey, request: &str, message: String) {
+        let peer = &self.peers[&key];
+        let message = ServerMessage::error("invalid_media", message, Some(request));
+        self.events.push_back(SfuEvent::Signal {
+            meeting: peer.meeting.clone(),
+            participant: peer.participant,
+            message,
+        });
+    }
+
+    /// A peer's `Rtc` failed or panicked: close that session alone.
+    fn fault(&mut self, key: PeerKey, during: &str) {
+        self.stats.peer_faults += 1;
+        if let Some(peer) = self.peers.get(&key) {
+            tracing::warn!(participant = peer.participant, during, "media session failed; closing it");
+            let message = ServerMessage::error("media_failed", "the media session failed; offer again", None);
+            self.events.push_back(SfuEvent::Signal {
+                meeting: peer.meeting.clone(),
+                participant: peer.participant,
+                message,
+            });
+        }
+        self.remove_peer(key);
+    }
+
+    // Network and time.
+
+    /// One datagram from the shared UDP port.
+    pub fn handle_datagram(&mut self, now: Instant, source: SocketAddr, bytes: &[u8]) {
+        self.stats.datagrams_in += 1;
+        let key = match self.by_addr.get(&source) {
+            Some(&key) => key,
+            None => match demux::stun_local_ufrag(bytes).and_then(|ufrag| self.by_ufrag.get(ufrag)) {
+                Some(&key) => key,
+                None => {
+                    self.stats.datagrams_unrouted += 1;
+                    return;
+                }
+            },
+        };
+        let Ok(contents) = bytes.try_into() else { return };
+        let input = Input::Receive(
+            now,
+            Receive { proto: Protocol::Udp, source, destination: self.config.advertised, contents },
+        );
+        let Some(peer) = self.peers.get_mut(&key) else { return };
+        if !peer.rtc.accepts(&input) {
+            self.stats.datagrams_unrouted += 1;
+            return;
+        }
+        if peer.addr.is_none() && demux::is_stun(bytes) {
+            peer.addr = Some(source);
+            self.by_addr.insert(source, key);
+        }
+        match catch_unwind(AssertUnwindSafe(|| peer.rtc.handle_input(input))) {
+            Ok(Ok(())) => self.dirty.push(key),
+            Ok(Err(err)) => {
+                // One bad packet is that packet's problem, not the session's.
+                tracing::debug!(participant = peer.participant, error = %err, "datagram refused");
+                self.dirty.push(key);
+            }
+            Err(_) => self.fault(key, "handling a datagram"),
+        }
+        self.flush(now);
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(Reverse((at, key))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(peer) = self.peers.get_mut(&key) else { continue };
+            if peer.scheduled != Some(at) {
+                continue; // Superseded by an earlier entry.
+            }
+            peer.scheduled = None;
+            match catch_unwind(AssertUnwindSafe(|| peer.rtc.handle_input(Input::Timeout(now)))) {
+                Ok(_) => self.dirty.push(key),
+                Err(_) => self.fault(key, "a timeout"),
+            }
+        }
+        if now >= self.next_housekeeping {
+            self.next_housekeeping = now + HOUSEKEEPING;
+            self.evaluate_speakers(now);
+            if now >= self.next_layers {
+                self.next_layers = now + LAYER_EVERY;
+                let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+                for key in keys {
+                    self.allocate_layers(now, key);
+                }
+            }
+        }
+        self.flush(now);
+    }
+
+    /// Polls every peer touched since the last flush until it is idle,
+    /// carrying what each produced to the others.
+    fn flush(&mut self, now: Instant) {
+        while let Some(key) = self.dirty.pop() {
+            let propagated = self.drive(key, now);
+            for p in propagated {
+                self.propagate(p, now);
+            }
+        }
+    }
+
+    /// Polls one peer's `Rtc` until it waits for time.
+    fn drive(&mut self, key: PeerKey, now: Instant) -> Vec<Propagated> {
+        let mut out = Vec::new();
+        let Some(peer) = self.peers.get_mut(&key) else { return out };
+        if let Some(sdp) = peer.offer_changes() {
+            let message = ServerMessage::MediaOffer { sdp, tracks: peer.forwarded_tracks() };
+            self.events.push_back(SfuEvent::Signal {
+                meeting: peer.meeting.clone(),
+                participant: peer.participant,
+                message,
+            });
+        }
+        loop {
+            let peer = self.peers.get_mut(&key).expect("driven peer exists");
+            let output = match catch_unwind(AssertUnwindSafe(|| peer.rtc.poll_output())) {
+                Ok(Ok(output)) => output,
+                Ok(Err(err)) => {
+                    tracing::debug!(participant = peer.participant, error = %err, "media session error");
+                    self.fault(key, "polling");
+                    return out;
+                }
+                Err(_) => {
+                    self.fault(key, "polling");
+                    return out;
+                }
+            };
+            match output {
+                Output::Transmit(t) => self.transmits.push_back(t),
+                Output::Timeout(at) => {
+                    if peer.scheduled.is_none_or(|s| at < s) {
+                        peer.scheduled = Some(at);
+                        self.timers.push(Reverse((at, key)));
+                    }
+                    if !peer.rtc.is_alive() {
+                        self.fault(key, "the session ending");
+                    }
+                    return out;
+                }
+                Output::Event(event) => self.on_rtc_event(key, event, now, &mut out),
+            }
+        }
+    }
+
+    fn on_rtc_event(&mut self, key: PeerKey, event: RtcEvent, now: Instant, out: &mut Vec<Propagated>) {
+        let peer = self.peers.get_mut(&key).expect("peer with an event exists");
+        match event {
+            RtcEvent::MediaAdded(added) if matches!(added.direction, Direction::RecvOnly | Direction::SendRecv) => {
+                let source = peer.declared.get(&added.mid.to_string()).copied().unwrap_or(match added.kind {
+                    MediaKind::Audio => MediaSource::Microphone,
+                    MediaKind::Video => MediaSource::Camera,
+                });
+                let mut rids: Vec<(usize, Rid)> =
+                    added.simulcast.map(|s| s.recv.iter().map(|l| l.rid).enumerate().collect()).unwrap_or_default();
+                rids.sort_by_key(|(i, rid)| layers::rank(rid, *i));
+                let published = Published {
+                    source,
+                    kind: added.kind,
+                    rids: rids.into_iter().map(|(_, r)| r).collect(),
+                    meters: HashMap::new(),
+                    last_keyframe_request: HashMap::new(),
+                    announced: None,
+                };
+                peer.published.insert(added.mid, published);
+                out.push(Propagated::Published(key, added.mid));
+            }
+            RtcEvent::MediaChanged(changed)
+                if matches!(changed.direction, Direction::Inactive | Direction::SendOnly) =>
+            {
+                // The participant stopped sending this track (e.g. ended a share).
+                if peer.published.remove(&changed.mid).is_some() {
+                    let (owner, meeting) = (peer.participant, peer.meeting.clone());
+                    for other in self.meetings.get(&meeting).map(|m| m.peers.clone()).unwrap_or_default() {
+                        if let Some(o) = self.peers.get_mut(&other) {
+                            o.drop_forwards_from(owner, Some(changed.mid));
+                            self.dirty.push(other);
+                        }
+                    }
+                }
+            }
+            RtcEvent::MediaData(data) => out.push(Propagated::Media(key, data)),
+            RtcEvent::KeyframeRequest(req) => {
+                if let Some(f) = peer.forwards.iter().find(|f| f.mid() == Some(req.mid)) {
+                    let rid = f.current.flatten().or(f.target);
+                    out.push(Propagated::Keyframe {
+                        publisher: f.owner,
+                        meeting: peer.meeting.clone(),
+                        mid: f.source_mid,
+                        rid,
+                    });
+                }
+            }
+            RtcEvent::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
+                peer.estimate = Some(estimate.as_u64());
+            }
+            RtcEvent::Connected => tracing::debug!(participant = peer.participant, "media connected"),
+            _ => {}
+        }
+        let _ = now;
+    }
+
+    fn propagate(&mut self, p: Propagated, now: Instant) {
+        match p {
+            Propagated::Published(key, mid) => {
+                let Some(publisher) = self.peers.get(&key) else { return };
+                let (owner, meeting) = (publisher.participant, publisher.meeting.clone());
+                let others: Vec<PeerKey> =
+                    self.meetings[&meeting].peers.iter().copied().filter(|k| *k != key).collect();
+                for other in others {
+                    let [Some(publisher), Some(o)] = self.peers.get_disjoint_mut([&key, &other]) else { continue };
+                    o.add_forward(owner, mid, &publisher.published[&mid]);
+                    self.dirty.push(other);
+                }
+            }
+            Propagated::Keyframe { publisher, meeting, mid, rid } => {
+                if let Some(&key) = self.by_participant.get(&(meeting, publisher)) {
+                    let peer = self.peers.get_mut(&key).expect("indexed peer");
+                    request_keyframe(peer, mid, rid, now);
+                    self.dirty.push(key);
+                }
+            }
+            Propagated::Media(key, data) => self.forward(key, data, now),
+        }
+    }
+
+    /// Writes one frame from `key` to everyone in its meeting who should get it.
+    fn forward(&mut self, key: PeerKey, data: MediaData, now: Instant) {
+        let Some(publisher) = self.peers.get_mut(&key) else { return };
+        let Some(published) = publisher.published.get_mut(&data.mid) else { return };
+        if !publisher.rights.allows(published.source) {
+            self.stats.frames_blocked += 1;
+            return;
+        }
+        published.meters.entry(data.rid).or_insert_with(|| BitrateMeter::new(now)).record(data.data.len(), now);
+        let (owner, source, kind) = (publisher.participant, published.source, published.kind);
+        let meeting = publisher.meeting.clone();
+        let Some(room) = self.meetings.get_mut(&meeting) else { return };
+        let level = data.ext_vals.audio_level;
+        if let (MediaKind::Audio, Some(level)) = (kind, level) {
+            room.speaker.observe(owner, level, now);
+        }
+        let mut wants_keyframe = None;
+        for &other in &room.peers {
+            if other == key {
+                continue;
+            }
+            let Some(sub) = self.peers.get_mut(&other) else { continue };
+            let wanted = sub.wants(owner, source).is_some();
+            let Some(f) = sub.forwards.iter_mut().find(|f| f.owner == owner && f.source_mid == data.mid) else {
+                continue;
+            };
+            let OutState::Open(mid_out) = f.state else { continue };
+            if !wanted {
+                f.current = None;
+                continue;
+            }
+            if kind == MediaKind::Video {
+                let switch_now = data.rid == f.target && data.is_keyframe();
+                if switch_now {
+                    f.current = Some(data.rid);
+                } else if f.current != Some(data.rid) {
+                    if f.current.is_none() || f.current != Some(f.target) {
+                        wants_keyframe = Some(f.target);
+                    }
+                    continue;
+                }
+            }
+            let Some(writer) = sub.rtc.writer(mid_out) else { continue };
+            let Some(pt) = writer.match_params(data.params) else { continue };
+            let writer = match level {
+                Some(level) => writer.audio_level(level, data.ext_vals.voice_activity.unwrap_or(level > -50)),
+                None => writer,
+            };
+            if writer.write(pt, data.network_time, data.time, data.data.clone()).is_ok() {
+                self.stats.frames_forwarded += 1;
+                self.dirty.push(other);
+            }
+        }
+        if let Some(rid) = wants_keyframe {
+            let publisher = self.peers.get_mut(&key).expect("publisher exists");
+            request_keyframe(publisher, data.mid, rid, now);
+            self.dirty.push(key);
+        }
+    }
+
+    fn evaluate_speakers(&mut self, now: Instant) {
+        for (meeting, room) in &mut self.meetings {
+            if let Some(participant) = room.speaker.evaluate(now) {
+                self.events.push_back(SfuEvent::ActiveSpeaker { meeting: meeting.clone(), participant });
+            }
+        }
+    }
+
+    /// Chooses the simulcast layer of each video `key` receives, then
+    /// tells publishers which of their layers anyone needs.
+    fn allocate_layers(&mut self, now: Instant, key: PeerKey) {
+        let Some(sub) = self.peers.get(&key) else { return };
+        let meeting = sub.meeting.clone();
+        let estimate = sub.estimate;
+        let mut wants = Vec::new();
+        let mut which = Vec::new();
+        for (i, f) in sub.forwards.iter().enumerate() {
+            if f.kind != MediaKind::Video || !matches!(f.state, OutState::Open(_)) {
+                continue;
+            }
+            let Some(quality) = sub.wants(f.owner, f.source) else { continue };
+            let Some(&pkey) = self.by_participant.get(&(meeting.clone(), f.owner)) else { continue };
+            which.push((i, pkey, f.source_mid));
+            wants.push((pkey, f.source_mid, quality, f.source == MediaSource::Screen));
+        }
+        let mut layer_wants = Vec::with_capacity(wants.len());
+        for (pkey, mid, quality, is_screen) in &wants {
+            let Some(published) = self.peers.get_mut(pkey).and_then(|p| p.published.get_mut(mid)) else {
+                layer_wants.push(LayerWant { layer_bps: vec![0], quality: *quality, is_screen: *is_screen });
+                continue;
+            };
+            layer_wants.push(LayerWant {
+                layer_bps: published.layer_bps(now),
+                quality: *quality,
+                is_screen: *is_screen,
+            });
+        }
+        let chosen = layers::allocate(estimate, &layer_wants);
+        let mut keyframes = Vec::new();
+        for ((i, pkey, mid), layer) in which.into_iter().zip(chosen) {
+            let rid =
+                self.peers.get(&pkey).and_then(|p| p.published.get(&mid)).and_then(|p| p.rids.get(layer).copied());
+            let sub = self.peers.get_mut(&key).expect("subscriber exists");
+            let f = &mut sub.forwards[i];
+            if f.target != rid {
+                f.target = rid;
+                keyframes.push((pkey, mid, rid));
+            }
+        }
+        for (pkey, mid, rid) in keyframes {
+            if let Some(p) = self.peers.get_mut(&pkey) {
+                request_keyframe(p, mid, rid, now);
+                self.dirty.push(pkey);
+            }
+        }
+        self.announce_layers(&meeting);
+    }
+
+    /// Tells each publisher in `meeting` which simulcast layers someone
+    /// watches, so it can pause the rest at the encoder.
+    fn announce_layers(&mut self, meeting: &MeetingKey) {
+        let Some(room) = self.meetings.get(meeting) else { return };
+        let mut needed: HashMap<(ParticipantId, Mid), HashSet<Rid>> = HashMap::new();
+        for key in &room.peers {
+            let sub = &self.peers[key];
+            for f in &sub.forwards {
+                if let (OutState::Open(_), Some(rid), Some(_)) = (f.state, f.target, sub.wants(f.owner, f.source)) {
+                    needed.entry((f.owner, f.source_mid)).or_default().insert(rid);
+                }
+            }
+        }
+        for key in room.peers.clone() {
+            let peer = self.peers.get_mut(&key).expect("peer in room");
+            for (mid, published) in &mut peer.published {
+                if published.rids.is_empty() {
+                    continue;
+                }
+                let wanted = needed.get(&(peer.participant, *mid));
+                let rids: Vec<Rid> =
+                    published.rids.iter().copied().filter(|r| wanted.is_some_and(|w| w.contains(r))).collect();
+                if published.announced.as_ref() != Some(&rids) {
+                    published.announced = Some(rids.clone());
+                    let message = ServerMessage::PublishLayers {
+                        mid: mid.to_string(),
+                        rids: rids.iter().map(|r| r.to_string()).collect(),
+                    };
+                    self.events.push_back(SfuEvent::Signal {
+                        meeting: meeting.clone(),
+                        participant: peer.participant,
+                        message,
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Asks a publisher for a keyframe on one layer, at most once per gap.
+fn request_keyframe(peer: &mut Peer, mid: Mid, rid: Option<Rid>, now: Instant) {
+    let Some(published) = peer.published.get_mut(&mid) else { return };
+    if published.kind != MediaKind::Video {
+        return;
+    }
+    let last = published.last_keyframe_request.get(&rid);
+    if last.is_some_and(|t| now.saturating_duration_since(*t) < KEYFRAME_REQUEST_GAP) {
+        return;
+    }
+    published.last_keyframe_request.insert(rid, now);
+    if let Some(mut writer) = peer.rtc.writer(mid) {
+        let _ = writer.request_keyframe(rid, KeyframeRequestKind::Pli);
+    }
+}
