@@ -34,6 +34,9 @@ pub struct LoadtestArgs {
 enum LoadtestCommand {
     /// Join latency and idle-connection memory, beside the floor server.
     Signaling(SignalingArgs),
+    /// Media through the SFU: rooms × publishers × subscribers of headless
+    /// participants; loss, jitter, latency and server CPU per datagram.
+    Media(crate::loadtest_media::MediaArgs),
     /// Sign-in timing: a wrong password for a real account beside an email
     /// no account has, interleaved in one run (they must look the same).
     Login(LoginArgs),
@@ -90,6 +93,7 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
     match args.command {
         LoadtestCommand::Signaling(args) => signaling(args).await,
         LoadtestCommand::Login(args) => login_timing(args).await,
+        LoadtestCommand::Media(args) => crate::loadtest_media::media(args).await,
         LoadtestCommand::FloorServer { listen } => floor_server(listen).await,
     }
 }
@@ -349,7 +353,7 @@ enum Held {
     Floor(tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>),
 }
 
-fn meeting_request(title: &str, waiting_room: bool) -> CreateMeetingRequest {
+pub(crate) fn meeting_request(title: &str, waiting_room: bool) -> CreateMeetingRequest {
     CreateMeetingRequest {
         title: title.into(),
         scheduled_start_ms: None,

@@ -6,6 +6,7 @@ mod admin;
 mod bot;
 mod config;
 mod loadtest;
+mod loadtest_media;
 mod progress;
 
 use clap::{Parser, Subcommand};

@@ -23,9 +23,43 @@ pub async fn readyz(State(state): State<SharedState>) -> Response {
 }
 
 pub async fn metrics(State(state): State<SharedState>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], render_metrics(&state)).into_response()
 }
 
 pub async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], super::openapi_json()).into_response()
+}
+
+/// The server's counters, the media plane's, and the process's CPU time.
+fn render_metrics(state: &crate::state::AppState) -> String {
+    use std::fmt::Write;
+    let mut out = state.metrics.render();
+    if let Some(media) = &state.media {
+        let s = media.stats();
+        for (name, value, help) in [
+            ("conclave_media_datagrams_received_total", s.datagrams_in, "UDP datagrams received by the SFU."),
+            ("conclave_media_datagrams_sent_total", s.datagrams_out, "UDP datagrams sent by the SFU."),
+            ("conclave_media_frames_forwarded_total", s.frames_forwarded, "Media frames written to subscribers."),
+            ("conclave_media_frames_blocked_total", s.frames_blocked, "Frames dropped because a host muted or stopped them."),
+            ("conclave_media_datagrams_unrouted_total", s.datagrams_unrouted, "Datagrams from no admitted participant."),
+            ("conclave_media_session_faults_total", s.peer_faults, "Media sessions closed after a failure."),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
+        }
+        let _ = writeln!(out, "# HELP conclave_media_sessions Media sessions open now.\n# TYPE conclave_media_sessions gauge\nconclave_media_sessions {}", s.peers);
+    }
+    if let Some(cpu) = process_cpu_seconds() {
+        let _ = writeln!(out, "# HELP process_cpu_seconds_total User and system CPU time.\n# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total {cpu}");
+    }
+    out
+}
+
+/// User + system CPU time of this process, from `/proc/self/stat` (Linux).
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may contain spaces) in parentheses.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
 }
