@@ -84,6 +84,9 @@ pub(crate) struct Forward {
     pub current: Option<Option<Rid>>,
     /// The layer the allocation chose; switched to at its next keyframe.
     pub target: Option<Rid>,
+    /// When the allocation last stepped this video down: it is not
+    /// stepped up again soon, or a link at its limit would flap.
+    pub stepped_down: Option<Instant>,
 }
 
 impl Forward {
@@ -161,6 +164,7 @@ impl Peer {
             state: OutState::ToOpen,
             current: None,
             target: published.rids.last().copied(),
+            stepped_down: None,
         });
     }
 

@@ -31,6 +31,11 @@ const KEYFRAME_REQUEST_GAP: Duration = Duration::from_millis(300);
 /// How often speakers and simulcast layers are re-evaluated.
 const HOUSEKEEPING: Duration = Duration::from_millis(200);
 const LAYER_EVERY: Duration = Duration::from_millis(500);
+/// After a step down, a video stays down at least this long.
+const UPGRADE_HOLD: Duration = Duration::from_secs(8);
+/// Share of the bandwidth estimate given to video; the rest is for audio,
+/// RTCP and the estimate's own error.
+const VIDEO_SHARE: f64 = 0.85;
 
 #[derive(Debug, Clone)]
 pub struct SfuConfig {
@@ -745,17 +750,35 @@ impl Sfu {
                 is_screen: *is_screen,
             });
         }
-        let chosen = layers::allocate(estimate, &layer_wants);
+        let budget = estimate.map(|e| (e as f64 * VIDEO_SHARE) as u64);
+        let chosen = layers::allocate(budget, &layer_wants);
         let mut keyframes = Vec::new();
-        for ((i, pkey, mid), layer) in which.into_iter().zip(chosen) {
+        for (((i, pkey, mid), layer), want) in which.into_iter().zip(chosen).zip(&layer_wants) {
+            // Below what the tile asks for: the bandwidth estimate capped it.
+            let capped = layer < layers::wanted_index(want.quality, want.layer_bps.len());
             let rid =
                 self.peers.get(&pkey).and_then(|p| p.published.get(&mid)).and_then(|p| p.rids.get(layer).copied());
+            let rank_of = |rid: Option<Rid>| {
+                self.peers
+                    .get(&pkey)
+                    .and_then(|p| p.published.get(&mid))
+                    .and_then(|p| rid.and_then(|r| p.rids.iter().position(|x| *x == r)))
+            };
+            let (new_rank, old_rank) = (rank_of(rid), rank_of(self.peers[&key].forwards[i].target));
             let sub = self.peers.get_mut(&key).expect("subscriber exists");
             let f = &mut sub.forwards[i];
-            if f.target != rid {
-                f.target = rid;
-                keyframes.push((pkey, mid, rid));
+            if f.target == rid {
+                continue;
             }
+            let upgrade = new_rank > old_rank;
+            if upgrade && f.stepped_down.is_some_and(|t| now.saturating_duration_since(t) < UPGRADE_HOLD) {
+                continue;
+            }
+            if !upgrade && capped {
+                f.stepped_down = Some(now);
+            }
+            f.target = rid;
+            keyframes.push((pkey, mid, rid));
         }
         for (pkey, mid, rid) in keyframes {
             if let Some(p) = self.peers.get_mut(&pkey) {

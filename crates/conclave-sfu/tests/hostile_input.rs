@@ -4,14 +4,15 @@
 //! length, in every test run).
 
 use conclave_proto::media::{MediaSource, PublishedTrack, Quality, Tile};
-use conclave_sfu::{Command, MeetingKey, Rights, Sfu, SfuConfig, SfuEvent};
 use conclave_proto::signal::ServerMessage;
+use conclave_sfu::{Command, MeetingKey, Rights, Sfu, SfuConfig, SfuEvent};
 use proptest::prelude::*;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 fn sfu_with_two(now: Instant) -> Sfu {
-    let mut sfu = Sfu::new(SfuConfig { advertised: "127.0.0.1:4000".parse().unwrap(), initial_bitrate_kbps: 1000 }, now);
+    let mut sfu =
+        Sfu::new(SfuConfig { advertised: "127.0.0.1:4000".parse().unwrap(), initial_bitrate_kbps: 1000 }, now);
     let rights = Rights { microphone: true, camera: true, screen: true };
     for participant in [1, 2] {
         sfu.handle_command(now, Command::Admit { meeting: MeetingKey::from("m"), participant, rights });
@@ -28,7 +29,10 @@ fn garbage_sdp_gets_a_clear_error_and_the_session_survives() {
     let now = Instant::now();
     let mut sfu = sfu_with_two(now);
     let tracks = vec![PublishedTrack { mid: "0".into(), source: MediaSource::Camera }];
-    sfu.handle_command(now, Command::Offer { meeting: "m".into(), participant: 1, sdp: "v=0\r\nnonsense".into(), tracks });
+    sfu.handle_command(
+        now,
+        Command::Offer { meeting: "m".into(), participant: 1, sdp: "v=0\r\nnonsense".into(), tracks },
+    );
     let got = events(&mut sfu);
     assert!(
         got.iter().any(|e| matches!(e, SfuEvent::Signal { participant: 1, message: ServerMessage::Error { code, .. }, .. } if code == "invalid_media")),

@@ -45,6 +45,21 @@ pub struct ServeArgs {
     /// Reverse proxies whose X-Forwarded-For is trusted, comma-separated.
     #[arg(long, env = "CONCLAVE_TRUSTED_PROXIES", value_delimiter = ',', value_name = "IP,...")]
     pub trusted_proxies: Option<Vec<IpAddr>>,
+    /// UDP address for media (one port for every participant) [default: the listen address and port].
+    #[arg(long, env = "CONCLAVE_MEDIA_LISTEN", value_name = "ADDR:PORT")]
+    pub media_listen: Option<SocketAddr>,
+    /// The address participants send media to, e.g. the public IP behind NAT [default: the bound address].
+    #[arg(long, env = "CONCLAVE_MEDIA_ADVERTISE", value_name = "IP")]
+    pub media_advertise: Option<IpAddr>,
+    /// TURN servers handed to participants, comma-separated (turn:host:3478?transport=udp,...).
+    #[arg(long, env = "CONCLAVE_TURN_URLS", value_delimiter = ',', value_name = "URL,...")]
+    pub turn_urls: Option<Vec<String>>,
+    /// The secret shared with the TURN server (coturn's static-auth-secret).
+    #[arg(long, env = "CONCLAVE_TURN_SECRET", value_name = "SECRET", hide_env_values = true)]
+    pub turn_secret: Option<String>,
+    /// How long minted TURN credentials stay valid, in seconds [default: 3600].
+    #[arg(long, env = "CONCLAVE_TURN_TTL", value_name = "SECONDS")]
+    pub turn_ttl: Option<u64>,
     /// Log format on stderr [default: text]. Levels come from CONCLAVE_LOG (e.g. "info,conclave_server=debug").
     #[arg(long, env = "CONCLAVE_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
@@ -77,6 +92,11 @@ pub struct FileConfig {
     pub regions: Option<Vec<String>>,
     pub trusted_proxies: Option<Vec<IpAddr>>,
     pub log_format: Option<LogFormat>,
+    pub media_listen: Option<SocketAddr>,
+    pub media_advertise: Option<IpAddr>,
+    pub turn_urls: Option<Vec<String>>,
+    pub turn_secret: Option<String>,
+    pub turn_ttl: Option<u64>,
 }
 
 pub fn read_file(path: Option<&Path>) -> anyhow::Result<FileConfig> {
@@ -127,6 +147,22 @@ pub fn resolve_serve(args: &ServeArgs) -> anyhow::Result<(ServerConfig, LogForma
     if let Some(proxies) = args.trusted_proxies.clone().or(file.trusted_proxies) {
         config.trusted_proxies = proxies;
     }
+    let media = config.media.get_or_insert_with(Default::default);
+    media.listen = args.media_listen.or(file.media_listen);
+    media.advertise = args.media_advertise.or(file.media_advertise);
+    let turn_urls = args.turn_urls.clone().or(file.turn_urls).unwrap_or_default();
+    let turn_secret = args.turn_secret.clone().or(file.turn_secret);
+    media.turn = match (turn_urls.is_empty(), turn_secret) {
+        (true, None) => None,
+        (false, Some(secret)) if !secret.is_empty() => {
+            if let Some(bad) = turn_urls.iter().find(|u| !(u.starts_with("turn:") || u.starts_with("turns:"))) {
+                bail!("--turn-urls must be turn: or turns: URLs, got {bad}");
+            }
+            let ttl = args.turn_ttl.or(file.turn_ttl).unwrap_or(3600);
+            Some(conclave_server::TurnConfig { urls: turn_urls, secret, ttl: std::time::Duration::from_secs(ttl) })
+        }
+        _ => bail!("TURN needs both --turn-urls and --turn-secret"),
+    };
     Ok((config, args.log_format.or(file.log_format).unwrap_or_default()))
 }
 
@@ -175,5 +211,27 @@ mod tests {
         assert!(format!("{:#}", resolve_serve(&args).unwrap_err()).contains("unknown field"));
         let args = Wrapper::parse_from(["x", "--database-url", "mysql://x"]).serve;
         assert!(resolve_serve(&args).is_err());
+    }
+
+    #[test]
+    fn turn_needs_urls_and_a_secret_together() {
+        let args = Wrapper::parse_from(["x", "--turn-urls", "turn:turn.example.org:3478"]).serve;
+        assert!(format!("{:#}", resolve_serve(&args).unwrap_err()).contains("both"));
+        let args = Wrapper::parse_from(["x", "--turn-urls", "http://x", "--turn-secret", "s"]).serve;
+        assert!(resolve_serve(&args).is_err());
+        let args = Wrapper::parse_from([
+            "x",
+            "--turn-urls",
+            "turn:t.example.org:3478",
+            "--turn-secret",
+            "s",
+            "--media-listen",
+            "0.0.0.0:3479",
+        ])
+        .serve;
+        let (config, _) = resolve_serve(&args).unwrap();
+        let media = config.media.unwrap();
+        assert_eq!(media.listen, Some("0.0.0.0:3479".parse().unwrap()));
+        assert_eq!(media.turn.unwrap().ttl.as_secs(), 3600);
     }
 }

@@ -55,6 +55,30 @@ enum Control {
     Signal(ClientMessage),
     Screen(bool),
     AudioLevel(i8),
+    ReceiveLimit(Option<u64>),
+}
+
+/// A bottleneck on the way in: datagrams beyond `bps` (with a 100 ms
+/// burst) are dropped, as a congested last mile would.
+struct Bottleneck {
+    bps: u64,
+    tokens: f64,
+    refilled: Instant,
+}
+
+impl Bottleneck {
+    fn admits(&mut self, bytes: usize, now: Instant) -> bool {
+        let burst = self.bps as f64 / 8.0 / 10.0;
+        self.tokens =
+            (self.tokens + now.duration_since(self.refilled).as_secs_f64() * self.bps as f64 / 8.0).min(burst);
+        self.refilled = now;
+        if self.tokens >= bytes as f64 {
+            self.tokens -= bytes as f64;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 /// A headless participant with media, running in its own task.
@@ -89,6 +113,12 @@ impl MediaParticipant {
     /// Starts or stops sharing the screen (asks the room, then publishes).
     pub fn share_screen(&self, on: bool) {
         let _ = self.control.send(Control::Screen(on));
+    }
+
+    /// Limits the bandwidth this participant receives at (`None`: no limit),
+    /// dropping what exceeds it.
+    pub fn limit_receive(&self, kbps: Option<u64>) {
+        let _ = self.control.send(Control::ReceiveLimit(kbps));
     }
 
     pub fn set_audio_level(&self, level: i8) {
@@ -167,6 +197,7 @@ struct Session {
     pending: Option<(SdpPendingOffer, Vec<(MediaSource, Mid)>, Vec<MediaSource>)>,
     /// The first offer was answered.
     ready: bool,
+    bottleneck: Option<Bottleneck>,
     next_audio: Instant,
     next_video: Instant,
     next_screen: Instant,
@@ -197,6 +228,7 @@ impl Session {
             published: HashMap::new(),
             pending: None,
             ready: false,
+            bottleneck: None,
             next_audio: now,
             next_video: now,
             next_screen: now,
@@ -251,11 +283,19 @@ impl Session {
                         }
                     }
                     Some(Control::AudioLevel(level)) => self.options.audio_level = level,
+                    Some(Control::ReceiveLimit(kbps)) => {
+                        self.bottleneck = kbps.map(|k| Bottleneck { bps: k * 1000, tokens: 0.0, refilled: Instant::now() });
+                        self.stats.lock().expect("stats lock").dropped_by_limit = 0;
+                    }
                     None => return,
                 },
                 received = self.socket.recv_from(&mut buf) => {
                     if let Ok((n, source)) = received {
-                        if let Ok(contents) = buf[..n].try_into() {
+                        let now = Instant::now();
+                        let admitted = self.bottleneck.as_mut().is_none_or(|b| b.admits(n, now));
+                        if !admitted {
+                            self.stats.lock().expect("stats lock").dropped_by_limit += 1;
+                        } else if let Ok(contents) = buf[..n].try_into() {
                             let input = Input::Receive(
                                 Instant::now(),
                                 Receive { proto: Protocol::Udp, source, destination: self.local, contents },

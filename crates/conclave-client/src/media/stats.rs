@@ -63,6 +63,8 @@ pub struct MediaStats {
     pub keyframe_requests: u64,
     /// The layers the server last asked for, per published mid.
     pub requested_layers: HashMap<String, Vec<String>>,
+    /// Datagrams dropped by the receive limit (`limit_receive`).
+    pub dropped_by_limit: u64,
     /// The signaling connection has closed (removed, meeting ended, left).
     pub signaling_closed: bool,
 }

@@ -40,8 +40,16 @@ fn render_metrics(state: &crate::state::AppState) -> String {
             ("conclave_media_datagrams_received_total", s.datagrams_in, "UDP datagrams received by the SFU."),
             ("conclave_media_datagrams_sent_total", s.datagrams_out, "UDP datagrams sent by the SFU."),
             ("conclave_media_frames_forwarded_total", s.frames_forwarded, "Media frames written to subscribers."),
-            ("conclave_media_frames_blocked_total", s.frames_blocked, "Frames dropped because a host muted or stopped them."),
-            ("conclave_media_datagrams_unrouted_total", s.datagrams_unrouted, "Datagrams from no admitted participant."),
+            (
+                "conclave_media_frames_blocked_total",
+                s.frames_blocked,
+                "Frames dropped because a host muted or stopped them.",
+            ),
+            (
+                "conclave_media_datagrams_unrouted_total",
+                s.datagrams_unrouted,
+                "Datagrams from no admitted participant.",
+            ),
             ("conclave_media_session_faults_total", s.peer_faults, "Media sessions closed after a failure."),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");

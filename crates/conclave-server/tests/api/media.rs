@@ -234,6 +234,36 @@ async fn subscriptions_choose_the_videos_and_their_simulcast_layers() {
         .unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulcast_steps_down_when_the_subscribers_bandwidth_drops() {
+    let srv = TestServer::start(Engine::Sqlite).await;
+    let simulcast = |i: usize| MediaOptions {
+        simulcast: if i == 0 { vec!["q".into(), "h".into(), "f".into()] } else { Vec::new() },
+        camera: i == 0,
+        // Top layer ~1 Mbit/s, middle ~250 kbit/s, low ~60 kbit/s.
+        camera_frame_bytes: 4000,
+        ..MediaOptions::default()
+    };
+    let people = meeting_with_media(&srv, &["Viewer"], simulcast).await;
+    let (host, viewer) = (&people[0], &people[1]);
+    let layer_now = |p: &MediaParticipant| p.stats().from(host.id, MediaSource::Camera).and_then(|t| t.last_layer);
+    viewer.send(ClientMessage::Subscribe {
+        tiles: vec![Tile { participant_id: host.id, source: MediaSource::Camera, quality: Quality::High }],
+    });
+    wait_for_layer(viewer, &layer_now, 2).await;
+    // The viewer's link narrows to 400 kbit/s: the top layer no longer fits.
+    viewer.limit_receive(Some(400));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while layer_now(viewer).is_none_or(|l| l >= 2) {
+        assert!(Instant::now() < deadline, "still on the top layer: {:?}", viewer.stats().dropped_by_limit);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(viewer.stats().dropped_by_limit > 0, "the bottleneck was felt");
+    let lower = layer_now(viewer).unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(layer_now(viewer).unwrap() <= lower.max(1), "stays on a lower layer while the link is narrow");
+}
+
 async fn wait_for_layer(p: &MediaParticipant, layer_now: &impl Fn(&MediaParticipant) -> Option<u8>, layer: u8) {
     let deadline = Instant::now() + MEDIA_WAIT;
     while layer_now(p) != Some(layer) {
