@@ -17,7 +17,7 @@ use str0m::config::DtlsCert;
 use str0m::crypto::CryptoProvider;
 use str0m::media::{Direction, KeyframeRequestKind, MediaData, MediaKind, Mid, Rid};
 use str0m::net::{Protocol, Receive, Transmit};
-use str0m::{Candidate, Event as RtcEvent, IceCreds, Input, Output, Rtc};
+use str0m::{Candidate, Event as RtcEvent, IceConnectionState, IceCreds, Input, Output, Rtc};
 
 use crate::demux;
 use crate::layers::{self, BitrateMeter, LayerWant};
@@ -36,6 +36,8 @@ const UPGRADE_HOLD: Duration = Duration::from_secs(8);
 /// Share of the bandwidth estimate given to video; the rest is for audio,
 /// RTCP and the estimate's own error.
 const VIDEO_SHARE: f64 = 0.85;
+/// Bandwidth set aside for the audio a subscriber receives.
+const AUDIO_ALLOWANCE_BPS: u64 = 100_000;
 
 #[derive(Debug, Clone)]
 pub struct SfuConfig {
@@ -110,6 +112,8 @@ pub struct SfuStats {
     pub frames_blocked: u64,
     /// Sessions closed because their `Rtc` failed.
     pub peer_faults: u64,
+    /// Sessions restarted because ICE lost the participant.
+    pub sessions_lost: u64,
     pub peers: u64,
 }
 
@@ -145,8 +149,15 @@ impl Dirty {
 /// What one peer's output means for the others.
 enum Propagated {
     Media(PeerKey, MediaData),
-    Keyframe { publisher: ParticipantId, meeting: MeetingKey, mid: Mid, rid: Option<Rid> },
+    Keyframe {
+        publisher: ParticipantId,
+        meeting: MeetingKey,
+        mid: Mid,
+        rid: Option<Rid>,
+    },
     Published(PeerKey, Mid),
+    /// ICE lost the participant (its app vanished or its network changed).
+    Lost(PeerKey),
 }
 
 pub struct Sfu {
@@ -432,6 +443,20 @@ impl Sfu {
         });
     }
 
+    /// The participant's connection went silent: its session is replaced
+    /// by a fresh one (nothing is sent into the void meanwhile, not even
+    /// bandwidth probes) and its app is told to offer again.
+    fn restart_session(&mut self, key: PeerKey, now: Instant) {
+        let Some(peer) = self.peers.get(&key) else { return };
+        let (meeting, participant, rights) = (peer.meeting.clone(), peer.participant, peer.rights);
+        tracing::info!(participant, "media connection lost; waiting for a new offer");
+        self.stats.sessions_lost += 1;
+        self.remove_peer(key);
+        self.admit(now, meeting.clone(), participant, rights);
+        let message = ServerMessage::error("media_lost", "the media connection was lost; send a new media_offer", None);
+        self.events.push_back(SfuEvent::Signal { meeting, participant, message });
+    }
+
     /// A peer's `Rtc` failed or panicked: close that session alone.
     fn fault(&mut self, key: PeerKey, during: &str) {
         self.stats.peer_faults += 1;
@@ -624,6 +649,7 @@ impl Sfu {
                 peer.estimate = Some(estimate.as_u64());
             }
             RtcEvent::Connected => tracing::debug!(participant = peer.participant, "media connected"),
+            RtcEvent::IceConnectionStateChange(IceConnectionState::Disconnected) => out.push(Propagated::Lost(key)),
             _ => {}
         }
         let _ = now;
@@ -650,6 +676,7 @@ impl Sfu {
                 }
             }
             Propagated::Media(key, data) => self.forward(key, data, now),
+            Propagated::Lost(key) => self.restart_session(key, now),
         }
     }
 
@@ -752,6 +779,16 @@ impl Sfu {
         }
         let budget = estimate.map(|e| (e as f64 * VIDEO_SHARE) as u64);
         let chosen = layers::allocate(budget, &layer_wants);
+        // Probe for no more than what the tiles ask for: probing is padding,
+        // and padding past the need only costs the subscriber's link.
+        let desired: u64 = layer_wants
+            .iter()
+            .map(|w| w.layer_bps.get(layers::wanted_index(w.quality, w.layer_bps.len())).copied().unwrap_or(0))
+            .sum::<u64>()
+            + AUDIO_ALLOWANCE_BPS;
+        if let Some(sub) = self.peers.get_mut(&key) {
+            sub.rtc.bwe().set_desired_bitrate(Bitrate::bps((desired as f64 / VIDEO_SHARE) as u64));
+        }
         let mut keyframes = Vec::new();
         for (((i, pkey, mid), layer), want) in which.into_iter().zip(chosen).zip(&layer_wants) {
             // Below what the tile asks for: the bandwidth estimate capped it.

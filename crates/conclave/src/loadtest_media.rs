@@ -45,6 +45,9 @@ pub struct MediaArgs {
     /// Publish the camera as three simulcast layers.
     #[arg(long)]
     simulcast: bool,
+    /// Publishers send video only (to measure video forwarding alone).
+    #[arg(long)]
+    no_audio: bool,
 }
 
 /// The n-th loopback address from 127.3.0.1 on, one per participant.
@@ -121,7 +124,7 @@ pub async fn media(args: MediaArgs) -> anyhow::Result<()> {
                 .await?;
             let ServerMessage::Admitted { participant_id, .. } = admitted else { unreachable!() };
             let options = MediaOptions {
-                microphone: publishes,
+                microphone: publishes && !args.no_audio,
                 camera: publishes,
                 simulcast: if args.simulcast { vec!["q".into(), "h".into(), "f".into()] } else { Vec::new() },
                 camera_frame_bytes: args.frame_bytes,
@@ -149,9 +152,19 @@ pub async fn media(args: MediaArgs) -> anyhow::Result<()> {
     progress.finish();
     let after = snapshot(&args, &people).await?;
     report(&args, &before, &after);
-    for p in people {
-        p.stop();
+    // Leave properly, so the next run does not share the server with ghosts.
+    let progress = Progress::new("leaving");
+    let total = people.len();
+    for (n, p) in people.into_iter().enumerate() {
+        p.send(conclave_proto::signal::ClientMessage::Leave);
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            p.stop();
+        });
+        progress.update((n + 1) as i64, total as i64);
     }
+    progress.finish();
+    tokio::time::sleep(Duration::from_secs(1)).await;
     Ok(())
 }
 
@@ -192,13 +205,14 @@ fn report(args: &MediaArgs, before: &Snapshot, after: &Snapshot) {
     let loss = if received + missing == 0 { 0.0 } else { missing as f64 / (received + missing) as f64 * 100.0 };
     println!();
     println!(
-        "media load: {} rooms × ({} publishers + {} subscribers), {} fps × {} B video{}, {:.1} s measured",
+        "media load: {} rooms × ({} publishers + {} subscribers), {} fps × {} B video{}{}, {:.1} s measured",
         args.rooms,
         args.publishers,
         args.subscribers,
         args.fps,
         args.frame_bytes,
         if args.simulcast { " (simulcast q/h/f)" } else { "" },
+        if args.no_audio { ", no audio" } else { " + 50 audio frames/s" },
         secs
     );
     println!("  {:<32} {video_streams}", "video streams forwarded");

@@ -171,6 +171,13 @@ impl MediaParticipant {
     pub fn stop(self) {
         self.task.abort();
     }
+
+    /// Leaves the meeting (the server tears the media session down), then stops.
+    pub async fn leave(self) {
+        self.send(ClientMessage::Leave);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        self.stop();
+    }
 }
 
 /// One published source's negotiation and sending state.
@@ -390,6 +397,16 @@ impl Session {
                     out.force_keyframe = true;
                 }
                 self.stats.lock().expect("stats lock").requested_layers.insert(mid, rids);
+            }
+            ServerMessage::Error { code, .. } if code == "media_lost" => {
+                // The server lost us (a network change): start a fresh session.
+                self.rtc = Rtc::builder().build(Instant::now());
+                self.rtc.add_local_candidate(Candidate::host(self.local, "udp").expect("a host candidate"));
+                self.published.clear();
+                self.pending = None;
+                self.ready = false;
+                self.stats.lock().expect("stats lock").connected = false;
+                replies.extend(self.offer_changes());
             }
             ServerMessage::Admitted { .. } if !self.ready => {
                 // Offers made while waiting were refused; start now.

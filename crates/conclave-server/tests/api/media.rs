@@ -264,6 +264,28 @@ async fn simulcast_steps_down_when_the_subscribers_bandwidth_drops() {
     assert!(layer_now(viewer).unwrap() <= lower.max(1), "stays on a lower layer while the link is narrow");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vanished_participants_session_is_restarted_without_disturbing_the_others() {
+    let srv = TestServer::start(Engine::Sqlite).await;
+    let people = meeting_with_media(&srv, &["Ghost"], |_| MediaOptions::default()).await;
+    for p in &people {
+        p.wait_until("connected", MEDIA_WAIT, |s| s.connected && s.total_frames() > 10).await.unwrap();
+    }
+    let plane = srv.state.media.as_ref().unwrap();
+    let mut people = people.into_iter();
+    let (host, ghost) = (people.next().unwrap(), people.next().unwrap());
+    // The ghost's app dies without a word: ICE notices the silence.
+    let started = Instant::now();
+    ghost.stop();
+    while plane.stats().sessions_lost == 0 {
+        assert!(started.elapsed() < Duration::from_secs(45), "the lost session was never noticed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The host's own session is untouched and keeps working.
+    assert_eq!(plane.stats().peer_faults, 0);
+    assert!(host.stats().connected);
+}
+
 async fn wait_for_layer(p: &MediaParticipant, layer_now: &impl Fn(&MediaParticipant) -> Option<u8>, layer: u8) {
     let deadline = Instant::now() + MEDIA_WAIT;
     while layer_now(p) != Some(layer) {
