@@ -49,11 +49,17 @@ fn status(command: &mut Command) -> Result<(), String> {
 }
 
 fn run(serve_args: &[String]) -> Result<(), String> {
+    ensure_debian_packages(&[("pkg-config", "pkg-config"), ("/usr/include/openssl/ssl.h", "libssl-dev")])?;
     status(cargo().args(["run", "--release", "--package", "conclave", "--", "serve"]).args(serve_args))
 }
 
 fn test(cargo_args: &[String]) -> Result<(), String> {
     ensure_postgres()?;
+    ensure_debian_packages(&[
+        ("turnserver", "coturn"),
+        ("pkg-config", "pkg-config"),
+        ("/usr/include/openssl/ssl.h", "libssl-dev"),
+    ])?;
     let mut command = cargo();
     command.args(["test", "--workspace", "--no-fail-fast"]).args(cargo_args).stdout(Stdio::piped());
     if std::env::var_os("CONCLAVE_TEST_POSTGRES_URL").is_none() {
@@ -104,6 +110,46 @@ impl Tally {
 fn reachable(addr: &str) -> bool {
     let addr: SocketAddr = addr.parse().expect("a socket address");
     TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok()
+}
+
+/// Installs the Debian packages whose command (or file) is missing: coturn
+/// for the TURN relay test, OpenSSL's headers for str0m's DTLS and SRTP.
+fn ensure_debian_packages(needs: &[(&str, &str)]) -> Result<(), String> {
+    let present = |what: &str| {
+        if what.starts_with('/') {
+            std::path::Path::new(what).exists()
+        } else {
+            Command::new("sh")
+                .args(["-c", &format!("command -v {what}")])
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        }
+    };
+    let missing: Vec<&str> = needs.iter().filter(|(what, _)| !present(what)).map(|(_, package)| *package).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("xtask: installing {} from Debian's packages", missing.join(", "));
+    let sudo = if Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0")) {
+        vec![]
+    } else {
+        vec!["sudo"]
+    };
+    let apt = |args: &[&str]| {
+        let mut command = Command::new(sudo.first().copied().unwrap_or("apt-get"));
+        if !sudo.is_empty() {
+            command.arg("apt-get");
+        }
+        command.args(args).env("DEBIAN_FRONTEND", "noninteractive").status().is_ok_and(|s| s.success())
+    };
+    let mut install = vec!["install", "-y", "-q", "--no-install-recommends"];
+    install.extend(&missing);
+    let installed = apt(&install) || (apt(&["update", "-q"]) && apt(&install));
+    if !installed {
+        return Err(format!("could not install {} (apt-get install {})", missing.join(", "), missing.join(" ")));
+    }
+    Ok(())
 }
 
 /// PostgreSQL on 127.0.0.1:5432, started from its Debian cluster when down.

@@ -148,7 +148,8 @@ impl Dirty {
 
 /// What one peer's output means for the others.
 enum Propagated {
-    Media(PeerKey, MediaData),
+    /// Boxed: frames are the common case, and a queue slot stays small.
+    Media(PeerKey, Box<MediaData>),
     Keyframe {
         publisher: ParticipantId,
         meeting: MeetingKey,
@@ -619,21 +620,20 @@ impl Sfu {
                 peer.published.insert(added.mid, published);
                 out.push(Propagated::Published(key, added.mid));
             }
+            // The participant stopped sending this track (e.g. ended a share).
             RtcEvent::MediaChanged(changed)
-                if matches!(changed.direction, Direction::Inactive | Direction::SendOnly) =>
+                if matches!(changed.direction, Direction::Inactive | Direction::SendOnly)
+                    && peer.published.remove(&changed.mid).is_some() =>
             {
-                // The participant stopped sending this track (e.g. ended a share).
-                if peer.published.remove(&changed.mid).is_some() {
-                    let (owner, meeting) = (peer.participant, peer.meeting.clone());
-                    for other in self.meetings.get(&meeting).map(|m| m.peers.clone()).unwrap_or_default() {
-                        if let Some(o) = self.peers.get_mut(&other) {
-                            o.drop_forwards_from(owner, Some(changed.mid));
-                            self.dirty.push(other);
-                        }
+                let (owner, meeting) = (peer.participant, peer.meeting.clone());
+                for other in self.meetings.get(&meeting).map(|m| m.peers.clone()).unwrap_or_default() {
+                    if let Some(o) = self.peers.get_mut(&other) {
+                        o.drop_forwards_from(owner, Some(changed.mid));
+                        self.dirty.push(other);
                     }
                 }
             }
-            RtcEvent::MediaData(data) => out.push(Propagated::Media(key, data)),
+            RtcEvent::MediaData(data) => out.push(Propagated::Media(key, Box::new(data))),
             RtcEvent::KeyframeRequest(req) => {
                 if let Some(f) = peer.forwards.iter().find(|f| f.mid() == Some(req.mid)) {
                     let rid = f.current.flatten().or(f.target);
@@ -675,7 +675,7 @@ impl Sfu {
                     self.dirty.push(key);
                 }
             }
-            Propagated::Media(key, data) => self.forward(key, data, now),
+            Propagated::Media(key, data) => self.forward(key, *data, now),
             Propagated::Lost(key) => self.restart_session(key, now),
         }
     }

@@ -6,6 +6,7 @@
 mod session;
 mod stats;
 pub mod synthetic;
+mod turn;
 
-pub use session::{MediaOptions, MediaParticipant};
+pub use session::{allocate_relay, MediaOptions, MediaParticipant, RelayOptions};
 pub use stats::{MediaStats, TrackStats};

@@ -20,6 +20,7 @@ use tokio::task::JoinHandle;
 
 use super::stats::MediaStats;
 use super::synthetic::{self, FrameHeader, NO_LAYER};
+use super::turn::{TurnClient, TurnEvent};
 use crate::signaling::{MeetingConnection, SignalError};
 
 #[derive(Debug, Clone)]
@@ -35,6 +36,16 @@ pub struct MediaOptions {
     pub audio_level: i8,
     /// The local address to send from.
     pub bind: IpAddr,
+    /// Reach the SFU only through this TURN relay (no host candidate).
+    pub relay: Option<RelayOptions>,
+}
+
+/// A TURN server and the credentials the join response handed out.
+#[derive(Debug, Clone)]
+pub struct RelayOptions {
+    pub server: SocketAddr,
+    pub username: String,
+    pub password: String,
 }
 
 impl Default for MediaOptions {
@@ -47,6 +58,7 @@ impl Default for MediaOptions {
             fps: 30,
             audio_level: -30,
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            relay: None,
         }
     }
 }
@@ -98,10 +110,14 @@ impl MediaParticipant {
         options: MediaOptions,
     ) -> std::io::Result<Self> {
         let socket = UdpSocket::bind(SocketAddr::new(options.bind, 0)).await?;
+        let turn = match &options.relay {
+            Some(relay) => Some(allocate(&socket, relay).await?),
+            None => None,
+        };
         let (control, control_rx) = mpsc::unbounded_channel();
         let (messages_tx, messages) = mpsc::unbounded_channel();
         let stats = Arc::new(Mutex::new(MediaStats::default()));
-        let session = Session::new(id, socket, options, stats.clone());
+        let session = Session::new(id, socket, options, stats.clone(), turn);
         let task = tokio::spawn(session.run(connection, control_rx, messages_tx));
         Ok(Self { id, control, stats, messages, task })
     }
@@ -180,6 +196,39 @@ impl MediaParticipant {
     }
 }
 
+/// Allocates a relay with these credentials from a fresh socket and
+/// returns its address (to check a TURN server and its credentials).
+pub async fn allocate_relay(relay: &RelayOptions) -> std::io::Result<SocketAddr> {
+    let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).await?;
+    let turn = allocate(&socket, relay).await?;
+    Ok(turn.relay.expect("an allocation has a relayed address"))
+}
+
+/// Allocates a relay on the TURN server (answering its credential challenge).
+async fn allocate(socket: &UdpSocket, relay: &RelayOptions) -> std::io::Result<TurnClient> {
+    let failed = |why: String| std::io::Error::other(format!("TURN allocation at {} failed: {why}", relay.server));
+    let mut turn = TurnClient::new(relay.server, &relay.username, &relay.password);
+    let mut request = turn.allocate();
+    let mut buf = vec![0u8; 2048];
+    for _ in 0..4 {
+        socket.send_to(&request, relay.server).await?;
+        let (n, _) = tokio::time::timeout(Duration::from_secs(3), socket.recv_from(&mut buf))
+            .await
+            .map_err(|_| failed("no answer".into()))??;
+        match turn.handle(&buf[..n]) {
+            Some(TurnEvent::Send(next)) => request = next,
+            Some(TurnEvent::Allocated(_)) => return Ok(turn),
+            Some(TurnEvent::Failed(why)) => return Err(failed(why)),
+            Some(TurnEvent::ChannelBound) | None => return Err(failed("unexpected answer".into())),
+        }
+    }
+    Err(failed("too many challenges".into()))
+}
+
+/// Our outstanding offer: str0m's handle, the sources it adds (by mid) and
+/// the sources it stops.
+type PendingOffer = (SdpPendingOffer, Vec<(MediaSource, Mid)>, Vec<MediaSource>);
+
 /// One published source's negotiation and sending state.
 struct Outgoing {
     mid: Mid,
@@ -201,10 +250,14 @@ struct Session {
     wanted: HashSet<MediaSource>,
     /// Sources negotiated (answer accepted).
     published: HashMap<MediaSource, Outgoing>,
-    pending: Option<(SdpPendingOffer, Vec<(MediaSource, Mid)>, Vec<MediaSource>)>,
+    pending: Option<PendingOffer>,
     /// The first offer was answered.
     ready: bool,
     bottleneck: Option<Bottleneck>,
+    /// The relay everything goes through, when relay-only.
+    turn: Option<TurnClient>,
+    /// TURN requests to send (made while handling signaling).
+    turn_outbox: Vec<Vec<u8>>,
     next_audio: Instant,
     next_video: Instant,
     next_screen: Instant,
@@ -212,11 +265,20 @@ struct Session {
 }
 
 impl Session {
-    fn new(id: ParticipantId, socket: UdpSocket, options: MediaOptions, stats: Arc<Mutex<MediaStats>>) -> Self {
+    fn new(
+        id: ParticipantId,
+        socket: UdpSocket,
+        options: MediaOptions,
+        stats: Arc<Mutex<MediaStats>>,
+        turn: Option<TurnClient>,
+    ) -> Self {
         let now = Instant::now();
-        let local = socket.local_addr().expect("a bound socket has an address");
+        let socket_addr = socket.local_addr().expect("a bound socket has an address");
+        // Relay-only: the relayed address is our only candidate, and what
+        // str0m sends from and receives at.
+        let local = turn.as_ref().and_then(|t| t.relay).unwrap_or(socket_addr);
         let mut rtc = Rtc::builder().build(now);
-        rtc.add_local_candidate(Candidate::host(local, "udp").expect("a host candidate"));
+        rtc.add_local_candidate(local_candidate(local, socket_addr, turn.is_some()));
         let mut wanted = HashSet::new();
         if options.microphone {
             wanted.insert(MediaSource::Microphone);
@@ -236,6 +298,8 @@ impl Session {
             pending: None,
             ready: false,
             bottleneck: None,
+            turn,
+            turn_outbox: Vec::new(),
             next_audio: now,
             next_video: now,
             next_screen: now,
@@ -263,6 +327,11 @@ impl Session {
                     Ok(message) => {
                         for reply in self.on_server_message(message, &messages) {
                             signaling_open &= connection.send(&reply).await.is_ok();
+                        }
+                        if let Some(server) = self.turn.as_ref().map(|t| t.server) {
+                            for request in std::mem::take(&mut self.turn_outbox) {
+                                let _ = self.socket.send_to(&request, server).await;
+                            }
                         }
                     }
                     Err(SignalError::Timeout(_)) => {}
@@ -297,12 +366,26 @@ impl Session {
                     None => return,
                 },
                 received = self.socket.recv_from(&mut buf) => {
-                    if let Ok((n, source)) = received {
+                    if let Ok((n, mut source)) = received {
                         let now = Instant::now();
+                        let mut datagram = &buf[..n];
+                        if let Some(turn) = self.turn.as_mut().filter(|t| t.server == source) {
+                            if turn.is_control(datagram) {
+                                if let Some(TurnEvent::Send(next)) = turn.handle(datagram) {
+                                    let _ = self.socket.send_to(&next, source).await;
+                                }
+                                continue;
+                            }
+                            match turn.unwrap(datagram) {
+                                Some((peer, inner)) => (source, datagram) = (peer, inner),
+                                None => continue,
+                            }
+                        }
+                        let n = datagram.len();
                         let admitted = self.bottleneck.as_mut().is_none_or(|b| b.admits(n, now));
                         if !admitted {
                             self.stats.lock().expect("stats lock").dropped_by_limit += 1;
-                        } else if let Ok(contents) = buf[..n].try_into() {
+                        } else if let Ok(contents) = datagram.try_into() {
                             let input = Input::Receive(
                                 Instant::now(),
                                 Receive { proto: Protocol::Udp, source, destination: self.local, contents },
@@ -324,9 +407,17 @@ impl Session {
         loop {
             match self.rtc.poll_output() {
                 Ok(Output::Timeout(t)) => return t,
-                Ok(Output::Transmit(t)) => {
-                    let _ = self.socket.send_to(&t.contents, t.destination).await;
-                }
+                Ok(Output::Transmit(t)) => match &self.turn {
+                    None => {
+                        let _ = self.socket.send_to(&t.contents, t.destination).await;
+                    }
+                    Some(turn) => {
+                        // Until the channel is bound, str0m's retries cover the loss.
+                        if let Some(wrapped) = turn.wrap(&t.contents).filter(|_| turn.peer == Some(t.destination)) {
+                            let _ = self.socket.send_to(&wrapped, turn.server).await;
+                        }
+                    }
+                },
                 Ok(Output::Event(event)) => self.on_event(event, now),
                 Err(_) => return now + Duration::from_millis(50),
             }
@@ -377,6 +468,11 @@ impl Session {
                 if let (Some((pending, added, stopped)), Ok(answer)) =
                     (self.pending.take(), SdpAnswer::from_sdp_string(&sdp))
                 {
+                    if let Some(turn) = self.turn.as_mut().filter(|t| t.peer.is_none()) {
+                        if let Some(sfu) = first_candidate(&sdp) {
+                            self.turn_outbox.push(turn.bind(sfu));
+                        }
+                    }
                     if self.rtc.sdp_api().accept_answer(pending, answer).is_ok() {
                         self.ready = true;
                         for source in stopped {
@@ -401,7 +497,8 @@ impl Session {
             ServerMessage::Error { code, .. } if code == "media_lost" => {
                 // The server lost us (a network change): start a fresh session.
                 self.rtc = Rtc::builder().build(Instant::now());
-                self.rtc.add_local_candidate(Candidate::host(self.local, "udp").expect("a host candidate"));
+                let base = self.socket.local_addr().unwrap_or(self.local);
+                self.rtc.add_local_candidate(local_candidate(self.local, base, self.turn.is_some()));
                 self.published.clear();
                 self.pending = None;
                 self.ready = false;
@@ -562,4 +659,22 @@ impl Session {
             }
         }
     }
+}
+
+/// The participant's one ICE candidate: its socket, or its relay when relay-only.
+fn local_candidate(addr: SocketAddr, base: SocketAddr, relayed: bool) -> Candidate {
+    if relayed {
+        Candidate::relayed(addr, base, "udp").expect("a relayed candidate")
+    } else {
+        Candidate::host(addr, "udp").expect("a host candidate")
+    }
+}
+
+/// The address of the first ICE candidate in an SDP (the SFU's one port).
+fn first_candidate(sdp: &str) -> Option<SocketAddr> {
+    sdp.lines()
+        .filter_map(|l| l.trim().strip_prefix("a="))
+        .filter(|l| l.starts_with("candidate:"))
+        .find_map(|l| Candidate::from_sdp_string(l).ok())
+        .map(|c| c.addr())
 }

@@ -286,6 +286,129 @@ async fn a_vanished_participants_session_is_restarted_without_disturbing_the_oth
     assert!(host.stats().connected);
 }
 
+/// coturn on loopback with the TURN REST API's shared secret.
+struct Coturn {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+}
+
+impl Coturn {
+    fn start(secret: &str) -> Self {
+        let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let relay_from = 40_000 + port % 20_000;
+        let child = std::process::Command::new("turnserver")
+            .args(["-n", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", "--allow-loopback-peers"])
+            .args(["--no-tls", "--no-dtls", "--no-cli", "--no-tcp-relay", "--realm=conclave.test", "--use-auth-secret"])
+            .arg(format!("--static-auth-secret={secret}"))
+            .arg(format!("--listening-port={port}"))
+            .arg(format!("--min-port={relay_from}"))
+            .arg(format!("--max-port={}", relay_from + 50))
+            .args(["--log-file=stdout", "--simple-log"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("coturn's turnserver must be installed (`cargo xtask test` installs it: apt-get install coturn)");
+        Self { child, addr: format!("127.0.0.1:{port}").parse().unwrap() }
+    }
+
+    /// Waits until coturn answers a STUN binding request.
+    async fn ready(&self) {
+        let probe = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let mut request = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xA4, 0x42];
+        request.extend_from_slice(&[7; 12]);
+        let mut buf = [0u8; 512];
+        for _ in 0..50 {
+            probe.send_to(&request, self.addr).await.unwrap();
+            if tokio::time::timeout(Duration::from_millis(200), probe.recv_from(&mut buf)).await.is_ok() {
+                return;
+            }
+        }
+        panic!("coturn did not start on {}", self.addr);
+    }
+}
+
+impl Drop for Coturn {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_participant_reaching_the_sfu_only_through_coturn_gets_media() {
+    let secret = "a shared secret only coturn and Conclave know";
+    let coturn = Coturn::start(secret);
+    let turn_url = format!("turn:{}?transport=udp", coturn.addr);
+    let srv = TestServer::start_with(Engine::Sqlite, |c| {
+        c.media.as_mut().unwrap().turn = Some(conclave_server::TurnConfig {
+            urls: vec![turn_url.clone()],
+            secret: secret.into(),
+            ttl: Duration::from_secs(600),
+        });
+    })
+    .await;
+    // TURN credentials expire by the wall clock, which coturn reads.
+    let wall_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    srv.clock.advance(Duration::from_millis((wall_ms - crate::support::START_MS).max(0) as u64));
+    coturn.ready().await;
+
+    let (host, _, meeting) = hosted(&srv).await;
+    let (mut host_conn, host_id) = host_joins(&host, &meeting).await;
+    let ticket = srv
+        .client_from("127.0.9.7")
+        .join_meeting(&conclave_proto::JoinMeetingRequest {
+            link_secret: Some(meeting.link_secret.clone()),
+            code: None,
+            passcode: None,
+            display_name: "Behind a firewall".into(),
+            device_id: None,
+        })
+        .await
+        .unwrap();
+    let [ice] = ticket.ice_servers.as_slice() else { panic!("one TURN server: {:?}", ticket.ice_servers) };
+    assert_eq!(ice.urls, std::slice::from_ref(&turn_url));
+    let username = ice.username.clone().unwrap();
+    let expiry: i64 = username.split(':').next().unwrap().parse().unwrap();
+    assert!(expiry * 1000 > wall_ms && expiry * 1000 <= wall_ms + 601_000, "credentials expire in the configured time");
+    let mut guest_conn = MeetingConnection::connect(&ticket.signaling_url).await.unwrap();
+    let ServerMessage::Waiting { participant_id: guest_id, .. } = guest_conn.next(WAIT).await.unwrap() else {
+        panic!()
+    };
+    admit(&mut host_conn, &mut guest_conn, guest_id).await;
+
+    let relay = conclave_client::media::RelayOptions {
+        server: coturn.addr,
+        username: username.clone(),
+        password: ice.credential.clone().unwrap(),
+    };
+    // coturn checks what Conclave minted: forged or expired credentials get no relay.
+    assert!(conclave_client::media::allocate_relay(&relay).await.is_ok());
+    let forged = conclave_client::media::RelayOptions { password: "Zm9yZ2VkIGNyZWRlbnRpYWw=".into(), ..relay.clone() };
+    assert!(conclave_client::media::allocate_relay(&forged).await.is_err());
+    let (old_user, old_pass) =
+        conclave_server::media::turn_credentials(secret, wall_ms - 20 * 60_000, Duration::from_secs(60), "late");
+    let expired = conclave_client::media::RelayOptions { username: old_user, password: old_pass, ..relay.clone() };
+    assert!(conclave_client::media::allocate_relay(&expired).await.is_err());
+
+    let host_media = MediaParticipant::start(host_conn, host_id, MediaOptions::default()).await.unwrap();
+    let guest =
+        MediaParticipant::start(guest_conn, guest_id, MediaOptions { relay: Some(relay), ..MediaOptions::default() })
+            .await
+            .unwrap();
+    guest
+        .wait_until("the host's media through the relay", MEDIA_WAIT, |s| {
+            s.frames_from(host_id, MediaSource::Camera) >= 10 && s.frames_from(host_id, MediaSource::Microphone) >= 10
+        })
+        .await
+        .unwrap();
+    host_media
+        .wait_until("the guest's media through the relay", MEDIA_WAIT, |s| {
+            s.frames_from(guest_id, MediaSource::Camera) >= 10
+        })
+        .await
+        .unwrap();
+}
+
 async fn wait_for_layer(p: &MediaParticipant, layer_now: &impl Fn(&MediaParticipant) -> Option<u8>, layer: u8) {
     let deadline = Instant::now() + MEDIA_WAIT;
     while layer_now(p) != Some(layer) {
