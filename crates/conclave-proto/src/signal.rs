@@ -8,9 +8,10 @@ use serde::{Deserialize, Serialize};
 use crate::media::{ForwardedTrack, PublishedTrack, Tile};
 
 pub const PROTOCOL_VERSION: u32 = 1;
-/// Largest client message accepted, in bytes.
-/// (An SDP offer for a large meeting is the biggest.)
-pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+/// Largest client message accepted, in bytes, but for SDP.
+pub const MAX_MESSAGE_BYTES: usize = 16 * 1024;
+/// Largest `media_offer` or `media_answer` (an SDP for a large meeting).
+pub const MAX_SDP_MESSAGE_BYTES: usize = 64 * 1024;
 pub const MAX_CHAT_CHARS: usize = 4000;
 
 pub type ParticipantId = u64;

@@ -14,7 +14,9 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::response::Response;
 use conclave_auth::OpaqueToken;
-use conclave_proto::signal::{ClientMessage, ServerMessage, MAX_MESSAGE_BYTES, PROTOCOL_VERSION};
+use conclave_proto::signal::{
+    ClientMessage, ServerMessage, MAX_MESSAGE_BYTES, MAX_SDP_MESSAGE_BYTES, PROTOCOL_VERSION,
+};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use std::net::IpAddr;
@@ -96,8 +98,8 @@ pub async fn signal(
         // connection's memory (see docs/benchmarks.md).
         .read_buffer_size(SOCKET_BUFFER_BYTES)
         .write_buffer_size(0)
-        .max_message_size(4 * MAX_MESSAGE_BYTES)
-        .max_frame_size(4 * MAX_MESSAGE_BYTES)
+        .max_message_size(2 * MAX_SDP_MESSAGE_BYTES)
+        .max_frame_size(2 * MAX_SDP_MESSAGE_BYTES)
         .on_upgrade(move |socket| connection(state, socket, entry, ip)))
 }
 
@@ -217,15 +219,18 @@ fn parse(text: &str, bucket: &mut (f64, Instant)) -> Result<ClientMessage, Box<S
         return Err(Box::new(ServerMessage::error("rate_limited", "too many messages; slow down", None)));
     }
     *tokens -= 1.0;
-    if text.len() > MAX_MESSAGE_BYTES {
-        return Err(Box::new(ServerMessage::error(
-            "too_large",
-            format!("messages are at most {MAX_MESSAGE_BYTES} bytes"),
-            None,
-        )));
+    let too_large =
+        |limit: usize| Box::new(ServerMessage::error("too_large", format!("messages are at most {limit} bytes"), None));
+    if text.len() > MAX_SDP_MESSAGE_BYTES {
+        return Err(too_large(MAX_SDP_MESSAGE_BYTES));
     }
-    ClientMessage::from_json(text)
-        .map_err(|e| Box::new(ServerMessage::error("malformed", format!("not a valid message: {e}"), None)))
+    let message = ClientMessage::from_json(text)
+        .map_err(|e| Box::new(ServerMessage::error("malformed", format!("not a valid message: {e}"), None)))?;
+    let is_sdp = matches!(message, ClientMessage::MediaOffer { .. } | ClientMessage::MediaAnswer { .. });
+    if text.len() > MAX_MESSAGE_BYTES && !is_sdp {
+        return Err(too_large(MAX_MESSAGE_BYTES));
+    }
+    Ok(message)
 }
 
 async fn send(
