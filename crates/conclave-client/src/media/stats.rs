@@ -21,7 +21,7 @@ pub struct TrackStats {
     pub last_layer: Option<u8>,
     pub first_at: Option<Instant>,
     pub last_at: Option<Instant>,
-    /// Frames missing by sequence number (within one layer).
+    /// Frames missing by sequence number (within a run of one layer).
     pub missing: u64,
     last_seq: HashMap<u8, u32>,
     /// Send-to-receive time of each frame, microseconds (same machine clock).
@@ -34,12 +34,15 @@ impl TrackStats {
         self.bytes += bytes as u64;
         self.keyframes += u64::from(header.keyframe);
         *self.layers.entry(header.layer).or_default() += 1;
+        // A gap counts as loss only within a run of one layer: switching
+        // layers (simulcast) skips the frames of the layer left on purpose.
+        let continuing = self.last_layer == Some(header.layer);
+        if let Some(prev) = self.last_seq.insert(header.layer, header.seq).filter(|_| continuing) {
+            self.missing += u64::from(header.seq.saturating_sub(prev).saturating_sub(1));
+        }
         self.last_layer = Some(header.layer);
         self.first_at.get_or_insert(now);
         self.last_at = Some(now);
-        if let Some(prev) = self.last_seq.insert(header.layer, header.seq) {
-            self.missing += u64::from(header.seq.saturating_sub(prev).saturating_sub(1));
-        }
         if self.latency_us.len() == MAX_SAMPLES {
             self.latency_us.remove(0);
         }
