@@ -2,6 +2,12 @@
 //! in; datagrams to send and events for meetings out. It owns one `Rtc`
 //! per admitted participant and never does IO itself.
 
+mod allocation;
+mod forwarding;
+mod negotiation;
+
+use forwarding::request_keyframe;
+
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -9,19 +15,18 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use conclave_proto::media::{MediaSource, PublishedTrack, Tile, MAX_PUBLISHED_TRACKS, MAX_TILES};
+use conclave_proto::media::{MediaSource, PublishedTrack, Tile, MAX_TILES};
 use conclave_proto::signal::{ParticipantId, ServerMessage};
 use str0m::bwe::{Bitrate, BweKind};
-use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::config::DtlsCert;
 use str0m::crypto::CryptoProvider;
-use str0m::media::{Direction, KeyframeRequestKind, MediaData, MediaKind, Mid, Rid};
+use str0m::media::{Direction, MediaData, MediaKind, Mid, Rid};
 use str0m::net::{Protocol, Receive, Transmit};
 use str0m::{Candidate, Event as RtcEvent, IceConnectionState, IceCreds, Input, Output, Rtc};
 
 use crate::demux;
-use crate::layers::{self, BitrateMeter, LayerWant};
-use crate::peer::{OutState, Peer, Published, Rights};
+use crate::layers;
+use crate::peer::{Peer, Published, Rights};
 use crate::speaker::SpeakerDetector;
 use crate::MeetingKey;
 
@@ -366,84 +371,6 @@ impl Sfu {
         tracing::debug!(participant = peer.participant, "media session closed");
     }
 
-    fn offer(
-        &mut self,
-        now: Instant,
-        meeting: &MeetingKey,
-        participant: ParticipantId,
-        sdp: &str,
-        tracks: Vec<PublishedTrack>,
-    ) {
-        let Some(&key) = self.by_participant.get(&(meeting.clone(), participant)) else { return };
-        let peer = self.peers.get_mut(&key).expect("indexed peer");
-        if peer.pending.is_some() {
-            // Glare: the participant's app yields to the server's offer and
-            // offers again after answering it (perfect negotiation).
-            tracing::debug!(participant, "client offer crossed the server's; ignored");
-            return;
-        }
-        if tracks.len() > MAX_PUBLISHED_TRACKS {
-            return self.signal_error(key, "media_offer", format!("at most {MAX_PUBLISHED_TRACKS} tracks"));
-        }
-        let offer = match SdpOffer::from_sdp_string(sdp) {
-            Ok(offer) => offer,
-            Err(err) => return self.signal_error(key, "media_offer", format!("not a valid SDP offer: {err}")),
-        };
-        for track in tracks {
-            peer.declared.insert(track.mid, track.source);
-        }
-        let answer = catch_unwind(AssertUnwindSafe(|| peer.rtc.sdp_api().accept_offer(offer)));
-        match answer {
-            Ok(Ok(answer)) => {
-                peer.ready = true;
-                // Our own offer, if any was being built, is void: redo it.
-                peer.settle_offer(false);
-                let message = ServerMessage::MediaAnswer { sdp: answer.to_sdp_string() };
-                self.events.push_back(SfuEvent::Signal { meeting: meeting.clone(), participant, message });
-                self.dirty.push(key);
-            }
-            Ok(Err(err)) => self.signal_error(key, "media_offer", format!("offer refused: {err}")),
-            Err(_) => self.fault(key, "accepting an offer"),
-        }
-        let _ = now;
-    }
-
-    fn answer(&mut self, meeting: &MeetingKey, participant: ParticipantId, sdp: &str) {
-        let Some(&key) = self.by_participant.get(&(meeting.clone(), participant)) else { return };
-        let peer = self.peers.get_mut(&key).expect("indexed peer");
-        let Some(pending) = peer.pending.take() else {
-            return; // A stale answer to an offer that was withdrawn.
-        };
-        let answer = match SdpAnswer::from_sdp_string(sdp) {
-            Ok(answer) => answer,
-            Err(err) => {
-                peer.settle_offer(false);
-                return self.signal_error(key, "media_answer", format!("not a valid SDP answer: {err}"));
-            }
-        };
-        match catch_unwind(AssertUnwindSafe(|| peer.rtc.sdp_api().accept_answer(pending, answer))) {
-            Ok(Ok(())) => {
-                peer.settle_offer(true);
-                self.dirty.push(key);
-            }
-            Ok(Err(err)) => {
-                peer.settle_offer(false);
-                self.signal_error(key, "media_answer", format!("answer refused: {err}"));
-            }
-            Err(_) => self.fault(key, "accepting an answer"),
-        }
-    }
-
-    fn signal_error(&mut self, key: PeerKey, request: &str, message: String) {
-        let peer = &self.peers[&key];
-        let message = ServerMessage::error("invalid_media", message, Some(request));
-        self.events.push_back(SfuEvent::Signal {
-            meeting: peer.meeting.clone(),
-            participant: peer.participant,
-            message,
-        });
-    }
-
     /// The participant's connection went silent: its session is replaced
     /// by a fresh one (nothing is sent into the void meanwhile, not even
     /// bandwidth probes) and its app is told to offer again.
@@ -653,230 +580,5 @@ impl Sfu {
             _ => {}
         }
         let _ = now;
-    }
-
-    fn propagate(&mut self, p: Propagated, now: Instant) {
-        match p {
-            Propagated::Published(key, mid) => {
-                let Some(publisher) = self.peers.get(&key) else { return };
-                let (owner, meeting) = (publisher.participant, publisher.meeting.clone());
-                let others: Vec<PeerKey> =
-                    self.meetings[&meeting].peers.iter().copied().filter(|k| *k != key).collect();
-                for other in others {
-                    let [Some(publisher), Some(o)] = self.peers.get_disjoint_mut([&key, &other]) else { continue };
-                    o.add_forward(owner, mid, &publisher.published[&mid]);
-                    self.dirty.push(other);
-                }
-            }
-            Propagated::Keyframe { publisher, meeting, mid, rid } => {
-                if let Some(&key) = self.by_participant.get(&(meeting, publisher)) {
-                    let peer = self.peers.get_mut(&key).expect("indexed peer");
-                    request_keyframe(peer, mid, rid, now);
-                    self.dirty.push(key);
-                }
-            }
-            Propagated::Media(key, data) => self.forward(key, *data, now),
-            Propagated::Lost(key) => self.restart_session(key, now),
-        }
-    }
-
-    /// Writes one frame from `key` to everyone in its meeting who should get it.
-    fn forward(&mut self, key: PeerKey, data: MediaData, now: Instant) {
-        let Some(publisher) = self.peers.get_mut(&key) else { return };
-        let Some(published) = publisher.published.get_mut(&data.mid) else { return };
-        if !publisher.rights.allows(published.source) {
-            self.stats.frames_blocked += 1;
-            return;
-        }
-        published.meters.entry(data.rid).or_insert_with(|| BitrateMeter::new(now)).record(data.data.len(), now);
-        let (owner, source, kind) = (publisher.participant, published.source, published.kind);
-        let meeting = publisher.meeting.clone();
-        let Some(room) = self.meetings.get_mut(&meeting) else { return };
-        let level = data.ext_vals.audio_level;
-        if let (MediaKind::Audio, Some(level)) = (kind, level) {
-            room.speaker.observe(owner, level, now);
-        }
-        let mut wants_keyframe = None;
-        for &other in &room.peers {
-            if other == key {
-                continue;
-            }
-            let Some(sub) = self.peers.get_mut(&other) else { continue };
-            let wanted = sub.wants(owner, source).is_some();
-            let Some(f) = sub.forwards.iter_mut().find(|f| f.owner == owner && f.source_mid == data.mid) else {
-                continue;
-            };
-            let OutState::Open(mid_out) = f.state else { continue };
-            if !wanted {
-                f.current = None;
-                continue;
-            }
-            if kind == MediaKind::Video {
-                let switch_now = data.rid == f.target && data.is_keyframe();
-                if switch_now {
-                    f.current = Some(data.rid);
-                } else if f.current != Some(data.rid) {
-                    if f.current.is_none() || f.current != Some(f.target) {
-                        wants_keyframe = Some(f.target);
-                    }
-                    continue;
-                }
-            }
-            let Some(writer) = sub.rtc.writer(mid_out) else { continue };
-            let Some(pt) = writer.match_params(data.params) else { continue };
-            let writer = match level {
-                Some(level) => writer.audio_level(level, data.ext_vals.voice_activity.unwrap_or(level > -50)),
-                None => writer,
-            };
-            if writer.write(pt, data.network_time, data.time, data.data.clone()).is_ok() {
-                self.stats.frames_forwarded += 1;
-                self.dirty.push(other);
-            }
-        }
-        if let Some(rid) = wants_keyframe {
-            let publisher = self.peers.get_mut(&key).expect("publisher exists");
-            request_keyframe(publisher, data.mid, rid, now);
-            self.dirty.push(key);
-        }
-    }
-
-    fn evaluate_speakers(&mut self, now: Instant) {
-        for (meeting, room) in &mut self.meetings {
-            if let Some(participant) = room.speaker.evaluate(now) {
-                self.events.push_back(SfuEvent::ActiveSpeaker { meeting: meeting.clone(), participant });
-            }
-        }
-    }
-
-    /// Chooses the simulcast layer of each video `key` receives, then
-    /// tells publishers which of their layers anyone needs.
-    fn allocate_layers(&mut self, now: Instant, key: PeerKey) {
-        let Some(sub) = self.peers.get(&key) else { return };
-        let meeting = sub.meeting.clone();
-        let estimate = sub.estimate;
-        let mut wants = Vec::new();
-        let mut which = Vec::new();
-        for (i, f) in sub.forwards.iter().enumerate() {
-            if f.kind != MediaKind::Video || !matches!(f.state, OutState::Open(_)) {
-                continue;
-            }
-            let Some(quality) = sub.wants(f.owner, f.source) else { continue };
-            let Some(&pkey) = self.by_participant.get(&(meeting.clone(), f.owner)) else { continue };
-            which.push((i, pkey, f.source_mid));
-            wants.push((pkey, f.source_mid, quality, f.source == MediaSource::Screen));
-        }
-        let mut layer_wants = Vec::with_capacity(wants.len());
-        for (pkey, mid, quality, is_screen) in &wants {
-            let Some(published) = self.peers.get_mut(pkey).and_then(|p| p.published.get_mut(mid)) else {
-                layer_wants.push(LayerWant { layer_bps: vec![0], quality: *quality, is_screen: *is_screen });
-                continue;
-            };
-            layer_wants.push(LayerWant {
-                layer_bps: published.layer_bps(now),
-                quality: *quality,
-                is_screen: *is_screen,
-            });
-        }
-        let budget = estimate.map(|e| (e as f64 * VIDEO_SHARE) as u64);
-        let chosen = layers::allocate(budget, &layer_wants);
-        // Probe for no more than what the tiles ask for: probing is padding,
-        // and padding past the need only costs the subscriber's link.
-        let desired: u64 = layer_wants
-            .iter()
-            .map(|w| w.layer_bps.get(layers::wanted_index(w.quality, w.layer_bps.len())).copied().unwrap_or(0))
-            .sum::<u64>()
-            + AUDIO_ALLOWANCE_BPS;
-        if let Some(sub) = self.peers.get_mut(&key) {
-            sub.rtc.bwe().set_desired_bitrate(Bitrate::bps((desired as f64 / VIDEO_SHARE) as u64));
-        }
-        let mut keyframes = Vec::new();
-        for (((i, pkey, mid), layer), want) in which.into_iter().zip(chosen).zip(&layer_wants) {
-            // Below what the tile asks for: the bandwidth estimate capped it.
-            let capped = layer < layers::wanted_index(want.quality, want.layer_bps.len());
-            let rid =
-                self.peers.get(&pkey).and_then(|p| p.published.get(&mid)).and_then(|p| p.rids.get(layer).copied());
-            let rank_of = |rid: Option<Rid>| {
-                self.peers
-                    .get(&pkey)
-                    .and_then(|p| p.published.get(&mid))
-                    .and_then(|p| rid.and_then(|r| p.rids.iter().position(|x| *x == r)))
-            };
-            let (new_rank, old_rank) = (rank_of(rid), rank_of(self.peers[&key].forwards[i].target));
-            let sub = self.peers.get_mut(&key).expect("subscriber exists");
-            let f = &mut sub.forwards[i];
-            if f.target == rid {
-                continue;
-            }
-            let upgrade = new_rank > old_rank;
-            if upgrade && f.stepped_down.is_some_and(|t| now.saturating_duration_since(t) < UPGRADE_HOLD) {
-                continue;
-            }
-            if !upgrade && capped {
-                f.stepped_down = Some(now);
-            }
-            f.target = rid;
-            keyframes.push((pkey, mid, rid));
-        }
-        for (pkey, mid, rid) in keyframes {
-            if let Some(p) = self.peers.get_mut(&pkey) {
-                request_keyframe(p, mid, rid, now);
-                self.dirty.push(pkey);
-            }
-        }
-        self.announce_layers(&meeting);
-    }
-
-    /// Tells each publisher in `meeting` which simulcast layers someone
-    /// watches, so it can pause the rest at the encoder.
-    fn announce_layers(&mut self, meeting: &MeetingKey) {
-        let Some(room) = self.meetings.get(meeting) else { return };
-        let mut needed: HashMap<(ParticipantId, Mid), HashSet<Rid>> = HashMap::new();
-        for key in &room.peers {
-            let sub = &self.peers[key];
-            for f in &sub.forwards {
-                if let (OutState::Open(_), Some(rid), Some(_)) = (f.state, f.target, sub.wants(f.owner, f.source)) {
-                    needed.entry((f.owner, f.source_mid)).or_default().insert(rid);
-                }
-            }
-        }
-        for key in room.peers.clone() {
-            let peer = self.peers.get_mut(&key).expect("peer in room");
-            for (mid, published) in &mut peer.published {
-                if published.rids.is_empty() {
-                    continue;
-                }
-                let wanted = needed.get(&(peer.participant, *mid));
-                let rids: Vec<Rid> =
-                    published.rids.iter().copied().filter(|r| wanted.is_some_and(|w| w.contains(r))).collect();
-                if published.announced.as_ref() != Some(&rids) {
-                    published.announced = Some(rids.clone());
-                    let message = ServerMessage::PublishLayers {
-                        mid: mid.to_string(),
-                        rids: rids.iter().map(|r| r.to_string()).collect(),
-                    };
-                    self.events.push_back(SfuEvent::Signal {
-                        meeting: meeting.clone(),
-                        participant: peer.participant,
-                        message,
-                    });
-                }
-            }
-        }
-    }
-}
-
-/// Asks a publisher for a keyframe on one layer, at most once per gap.
-fn request_keyframe(peer: &mut Peer, mid: Mid, rid: Option<Rid>, now: Instant) {
-    let Some(published) = peer.published.get_mut(&mid) else { return };
-    if published.kind != MediaKind::Video {
-        return;
-    }
-    let last = published.last_keyframe_request.get(&rid);
-    if last.is_some_and(|t| now.saturating_duration_since(*t) < KEYFRAME_REQUEST_GAP) {
-        return;
-    }
-    published.last_keyframe_request.insert(rid, now);
-    if let Some(mut writer) = peer.rtc.writer(mid) {
-        let _ = writer.request_keyframe(rid, KeyframeRequestKind::Pli);
     }
 }

@@ -1,0 +1,142 @@
+//! Periodic decisions for a whole meeting: who the active speaker is, and
+//! which simulcast layer each subscriber gets of each video (under its
+//! bandwidth estimate), with publishers told which layers anyone needs.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+
+use conclave_proto::media::MediaSource;
+use conclave_proto::signal::{ParticipantId, ServerMessage};
+use str0m::bwe::Bitrate;
+use str0m::media::{MediaKind, Mid, Rid};
+
+use super::{request_keyframe, PeerKey, Sfu, SfuEvent, AUDIO_ALLOWANCE_BPS, UPGRADE_HOLD, VIDEO_SHARE};
+use crate::layers::{self, LayerWant};
+use crate::peer::OutState;
+use crate::MeetingKey;
+
+impl Sfu {
+    pub(super) fn evaluate_speakers(&mut self, now: Instant) {
+        for (meeting, room) in &mut self.meetings {
+            if let Some(participant) = room.speaker.evaluate(now) {
+                self.events.push_back(SfuEvent::ActiveSpeaker { meeting: meeting.clone(), participant });
+            }
+        }
+    }
+
+    /// Chooses the simulcast layer of each video `key` receives, then
+    /// tells publishers which of their layers anyone needs.
+    pub(super) fn allocate_layers(&mut self, now: Instant, key: PeerKey) {
+        let Some(sub) = self.peers.get(&key) else { return };
+        let meeting = sub.meeting.clone();
+        let estimate = sub.estimate;
+        let mut wants = Vec::new();
+        let mut which = Vec::new();
+        for (i, f) in sub.forwards.iter().enumerate() {
+            if f.kind != MediaKind::Video || !matches!(f.state, OutState::Open(_)) {
+                continue;
+            }
+            let Some(quality) = sub.wants(f.owner, f.source) else { continue };
+            let Some(&pkey) = self.by_participant.get(&(meeting.clone(), f.owner)) else { continue };
+            which.push((i, pkey, f.source_mid));
+            wants.push((pkey, f.source_mid, quality, f.source == MediaSource::Screen));
+        }
+        let mut layer_wants = Vec::with_capacity(wants.len());
+        for (pkey, mid, quality, is_screen) in &wants {
+            let Some(published) = self.peers.get_mut(pkey).and_then(|p| p.published.get_mut(mid)) else {
+                layer_wants.push(LayerWant { layer_bps: vec![0], quality: *quality, is_screen: *is_screen });
+                continue;
+            };
+            layer_wants.push(LayerWant {
+                layer_bps: published.layer_bps(now),
+                quality: *quality,
+                is_screen: *is_screen,
+            });
+        }
+        let budget = estimate.map(|e| (e as f64 * VIDEO_SHARE) as u64);
+        let chosen = layers::allocate(budget, &layer_wants);
+        // Probe for no more than what the tiles ask for: probing is padding,
+        // and padding past the need only costs the subscriber's link.
+        let desired: u64 = layer_wants
+            .iter()
+            .map(|w| w.layer_bps.get(layers::wanted_index(w.quality, w.layer_bps.len())).copied().unwrap_or(0))
+            .sum::<u64>()
+            + AUDIO_ALLOWANCE_BPS;
+        if let Some(sub) = self.peers.get_mut(&key) {
+            sub.rtc.bwe().set_desired_bitrate(Bitrate::bps((desired as f64 / VIDEO_SHARE) as u64));
+        }
+        let mut keyframes = Vec::new();
+        for (((i, pkey, mid), layer), want) in which.into_iter().zip(chosen).zip(&layer_wants) {
+            // Below what the tile asks for: the bandwidth estimate capped it.
+            let capped = layer < layers::wanted_index(want.quality, want.layer_bps.len());
+            let rid =
+                self.peers.get(&pkey).and_then(|p| p.published.get(&mid)).and_then(|p| p.rids.get(layer).copied());
+            let rank_of = |rid: Option<Rid>| {
+                self.peers
+                    .get(&pkey)
+                    .and_then(|p| p.published.get(&mid))
+                    .and_then(|p| rid.and_then(|r| p.rids.iter().position(|x| *x == r)))
+            };
+            let (new_rank, old_rank) = (rank_of(rid), rank_of(self.peers[&key].forwards[i].target));
+            let sub = self.peers.get_mut(&key).expect("subscriber exists");
+            let f = &mut sub.forwards[i];
+            if f.target == rid {
+                continue;
+            }
+            let upgrade = new_rank > old_rank;
+            if upgrade && f.stepped_down.is_some_and(|t| now.saturating_duration_since(t) < UPGRADE_HOLD) {
+                continue;
+            }
+            if !upgrade && capped {
+                f.stepped_down = Some(now);
+            }
+            f.target = rid;
+            keyframes.push((pkey, mid, rid));
+        }
+        for (pkey, mid, rid) in keyframes {
+            if let Some(p) = self.peers.get_mut(&pkey) {
+                request_keyframe(p, mid, rid, now);
+                self.dirty.push(pkey);
+            }
+        }
+        self.announce_layers(&meeting);
+    }
+
+    /// Tells each publisher in `meeting` which simulcast layers someone
+    /// watches, so it can pause the rest at the encoder.
+    pub(super) fn announce_layers(&mut self, meeting: &MeetingKey) {
+        let Some(room) = self.meetings.get(meeting) else { return };
+        let mut needed: HashMap<(ParticipantId, Mid), HashSet<Rid>> = HashMap::new();
+        for key in &room.peers {
+            let sub = &self.peers[key];
+            for f in &sub.forwards {
+                if let (OutState::Open(_), Some(rid), Some(_)) = (f.state, f.target, sub.wants(f.owner, f.source)) {
+                    needed.entry((f.owner, f.source_mid)).or_default().insert(rid);
+                }
+            }
+        }
+        for key in room.peers.clone() {
+            let peer = self.peers.get_mut(&key).expect("peer in room");
+            for (mid, published) in &mut peer.published {
+                if published.rids.is_empty() {
+                    continue;
+                }
+                let wanted = needed.get(&(peer.participant, *mid));
+                let rids: Vec<Rid> =
+                    published.rids.iter().copied().filter(|r| wanted.is_some_and(|w| w.contains(r))).collect();
+                if published.announced.as_ref() != Some(&rids) {
+                    published.announced = Some(rids.clone());
+                    let message = ServerMessage::PublishLayers {
+                        mid: mid.to_string(),
+                        rids: rids.iter().map(|r| r.to_string()).collect(),
+                    };
+                    self.events.push_back(SfuEvent::Signal {
+                        meeting: meeting.clone(),
+                        participant: peer.participant,
+                        message,
+                    });
+                }
+            }
+        }
+    }
+}
