@@ -191,6 +191,10 @@ impl Peer {
         if !self.ready || self.pending.is_some() {
             return None;
         }
+        // Called on every poll: the common case must cost nothing.
+        if !self.forwards.iter().any(|f| matches!(f.state, OutState::ToOpen | OutState::ToStop(_))) {
+            return None;
+        }
         let Peer { rtc, forwards, .. } = self;
         let mut api = rtc.sdp_api();
         for f in forwards.iter_mut() {
