@@ -55,15 +55,20 @@ impl Sfu {
         }
         let budget = estimate.map(|e| (e as f64 * VIDEO_SHARE) as u64);
         let chosen = layers::allocate(budget, &layer_wants);
-        // Probe for no more than what the tiles ask for: probing is padding,
-        // and padding past the need only costs the subscriber's link.
-        let desired: u64 = layer_wants
-            .iter()
-            .map(|w| w.layer_bps.get(layers::wanted_index(w.quality, w.layer_bps.len())).copied().unwrap_or(0))
-            .sum::<u64>()
-            + AUDIO_ALLOWANCE_BPS;
+        // Probe only while some video is below what its tile asks for, and
+        // no further than that: probing is padding, which costs the
+        // subscriber's link and our CPU for nothing once every video is
+        // at its wanted layer.
+        let wanted_bps = |w: &LayerWant| w.layer_bps[layers::wanted_index(w.quality, w.layer_bps.len())];
+        let capped =
+            chosen.iter().zip(&layer_wants).any(|(c, w)| *c < layers::wanted_index(w.quality, w.layer_bps.len()));
+        let desired = if capped {
+            (layer_wants.iter().map(wanted_bps).sum::<u64>() + AUDIO_ALLOWANCE_BPS) as f64 / VIDEO_SHARE
+        } else {
+            0.0
+        };
         if let Some(sub) = self.peers.get_mut(&key) {
-            sub.rtc.bwe().set_desired_bitrate(Bitrate::bps((desired as f64 / VIDEO_SHARE) as u64));
+            sub.rtc.bwe().set_desired_bitrate(Bitrate::bps(desired as u64));
         }
         let mut keyframes = Vec::new();
         for (((i, pkey, mid), layer), want) in which.into_iter().zip(chosen).zip(&layer_wants) {
