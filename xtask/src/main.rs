@@ -6,7 +6,10 @@
 //!   `conclave serve`.
 //! - `test`: make sure the services the tests need are up (starting the local
 //!   PostgreSQL cluster if it is down, failing loudly if it cannot be
-//!   reached), then run every test of the workspace.
+//!   reached), build the web app, run every test of the workspace, then the
+//!   browser tests in Chromium.
+
+mod web;
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
@@ -50,6 +53,7 @@ fn status(command: &mut Command) -> Result<(), String> {
 
 fn run(serve_args: &[String]) -> Result<(), String> {
     ensure_debian_packages(&[("pkg-config", "pkg-config"), ("/usr/include/openssl/ssl.h", "libssl-dev")])?;
+    web::build()?;
     status(cargo().args(["run", "--release", "--package", "conclave", "--", "serve"]).args(serve_args))
 }
 
@@ -59,7 +63,9 @@ fn test(cargo_args: &[String]) -> Result<(), String> {
         ("turnserver", "coturn"),
         ("pkg-config", "pkg-config"),
         ("/usr/include/openssl/ssl.h", "libssl-dev"),
+        ("/usr/bin/chromium", "chromium"),
     ])?;
+    web::build()?;
     let mut command = cargo();
     command.args(["test", "--workspace", "--no-fail-fast"]).args(cargo_args).stdout(Stdio::piped());
     if std::env::var_os("CONCLAVE_TEST_POSTGRES_URL").is_none() {
@@ -75,9 +81,11 @@ fn test(cargo_args: &[String]) -> Result<(), String> {
         totals.add(&line);
     }
     let exit = child.wait().map_err(|e| format!("cargo test: {e}"))?;
+    // The browser tests drive the binary `cargo test` just built.
+    let browser_ok = web::test(&mut |line| totals.add(line))?;
     println!();
     println!("conclave: {} passed, {} failed", totals.passed, totals.failed);
-    if exit.success() && totals.failed == 0 {
+    if exit.success() && browser_ok && totals.failed == 0 {
         Ok(())
     } else {
         Err(format!("the test suite failed ({exit})"))

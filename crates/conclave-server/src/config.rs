@@ -34,6 +34,8 @@ pub struct ServerConfig {
     pub policy_refresh_every: Duration,
     /// The media plane (SFU); `None` runs signaling only.
     pub media: Option<MediaConfig>,
+    /// The browser app to serve (the binary embeds it); `None`: API only.
+    pub web: Option<crate::web::WebApp>,
 }
 
 /// Where media flows: one UDP port for every participant's ICE, DTLS,
@@ -135,6 +137,7 @@ impl ServerConfig {
             dormant_sweep_every: Duration::from_secs(3600),
             policy_refresh_every: Duration::from_secs(30),
             media: Some(MediaConfig::default()),
+            web: None,
         }
     }
 

@@ -12,6 +12,7 @@ pub mod meetings;
 pub mod metrics;
 pub mod routes;
 pub mod state;
+pub mod web;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Limits, MediaConfig, Registration, ServerConfig, TurnConfig};

@@ -127,6 +127,7 @@ pub fn resolve_serve(args: &ServeArgs) -> anyhow::Result<(ServerConfig, LogForma
     };
     let mut config = ServerConfig::new(listen, data_dir);
     config.database_url = database_url;
+    config.web = Some(conclave_server::web::WebApp { files: conclave_web::FILES });
     if let Some(url) = args.public_url.clone().or(file.public_url) {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             bail!("--public-url must start with http:// or https://");

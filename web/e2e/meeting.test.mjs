@@ -1,0 +1,278 @@
+// A whole meeting in real Chromium (Debian's /usr/bin/chromium) with fake
+// camera and microphone, driven by Playwright: a host and two guests in
+// separate browser contexts, through the real `conclave serve`.
+//
+//   CONCLAVE_BIN=target/debug/conclave node e2e/meeting.test.mjs
+//
+// Screenshots of each step go to web/test-results/. Prints one
+// `test result:` line for the suite's tally, and timing figures as JSON
+// (`bench/web-join.sh` collects them).
+
+import { chromium } from "playwright-core";
+import { spawn, execFileSync } from "node:child_process";
+import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import assert from "node:assert/strict";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const results = join(here, "..", "test-results");
+const BIN = process.env.CONCLAVE_BIN;
+const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const PASSWORD = "correct horse battery staple";
+const TIMEOUT = 20_000;
+
+if (!BIN) throw new Error("set CONCLAVE_BIN to the conclave binary");
+rmSync(results, { recursive: true, force: true });
+mkdirSync(results, { recursive: true });
+
+let step = 0;
+async function shot(page, name) {
+  step += 1;
+  await page.screenshot({ path: join(results, `${String(step).padStart(2, "0")}-${name}.png`) });
+}
+
+/// Starts `conclave serve` on a fresh SQLite directory; resolves to its URL.
+async function startServer() {
+  const data = mkdtempSync(join(tmpdir(), "conclave-e2e-"));
+  execFileSync(BIN, ["admin", "--data-dir", data, "bootstrap", "--email", "host@example.org", "--password", PASSWORD, "--org", "Example"], { stdio: "ignore" });
+  const server = spawn(BIN, ["serve", "--data-dir", data, "--listen", "127.0.0.1:0"], { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, CONCLAVE_LOG: "warn" } });
+  const url = await new Promise((resolve, reject) => {
+    let out = "";
+    server.stdout.on("data", (chunk) => {
+      out += chunk;
+      const m = out.match(/running at (http:\/\/\S+)/);
+      if (m) resolve(m[1]);
+    });
+    server.on("exit", (code) => reject(new Error(`server exited with ${code}`)));
+  });
+  return { url, stop: () => { server.kill(); rmSync(data, { recursive: true, force: true }); } };
+}
+
+async function poll(what, fn, timeout = TIMEOUT) {
+  const deadline = Date.now() + timeout;
+  let last;
+  while (Date.now() < deadline) {
+    last = await fn();
+    if (last) return last;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+/// Inbound statistics of a page, by the participant and source each track is from.
+async function inbound(page) {
+  return page.evaluate(async () => {
+    const hook = window.__conclave;
+    if (!hook) return [];
+    const tracks = hook.tracks();
+    const stats = await hook.stats();
+    return stats
+      .filter((s) => s.type === "inbound-rtp")
+      .map((s) => {
+        const t = tracks.find((x) => x.mid === s.mid);
+        return { participantId: t?.participantId, source: t?.source, kind: s.kind, framesDecoded: s.framesDecoded ?? 0, bytesReceived: s.bytesReceived ?? 0 };
+      });
+  });
+}
+
+const sum = (rows, who, source, field) => rows.filter((r) => r.participantId === who && r.source === source).reduce((a, r) => a + r[field], 0);
+
+async function myId(page) {
+  return page.evaluate(() => window.__conclave?.state().me);
+}
+
+async function main() {
+  const server = await startServer();
+  const origin = new URL(server.url).origin;
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      "--use-fake-device-for-media-stream",
+      "--use-fake-ui-for-media-stream",
+      "--auto-accept-this-tab-capture",
+      "--auto-select-desktop-capture-source=Entire screen",
+      "--autoplay-policy=no-user-gesture-required",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+  const foreign = [];
+  const context = async () => {
+    const c = await browser.newContext({ permissions: ["camera", "microphone"], viewport: { width: 1280, height: 800 } });
+    c.on("page", (p) => {
+      pagesForDebug.push(p);
+      p.on("console", (m) => { if (m.type() === "error" || m.type() === "warning") console.error(`[page] ${m.text()}`); });
+      p.on("pageerror", (e) => console.error(`[page error] ${e.message}`));
+    });
+    c.on("request", (r) => {
+      const u = new URL(r.url());
+      if (!["data:", "blob:"].includes(u.protocol) && u.origin !== origin) foreign.push(r.url());
+    });
+    return c;
+  };
+  const figures = {};
+  const pagesForDebug = [];
+  try {
+    // The host signs in and creates a meeting.
+    const host = await (await context()).newPage();
+    await host.goto(server.url);
+    await host.getByLabel("Email").fill("host@example.org");
+    await host.getByLabel("Password").fill(PASSWORD);
+    await host.getByRole("button", { name: "Sign in" }).click();
+    await host.getByLabel("Title").fill("Weekly sync");
+    await host.getByRole("button", { name: "New meeting" }).click();
+    const invite = await host.locator("a.invite").first().getAttribute("href");
+    assert.match(invite, /\/j\/[a-z0-9]{32}$/);
+    await shot(host, "host-home");
+    await host.getByRole("button", { name: "Start" }).first().click();
+    await host.getByRole("button", { name: "Join" }).click();
+    await host.getByRole("button", { name: "Participants" }).waitFor({ timeout: TIMEOUT });
+    await shot(host, "host-in-meeting");
+
+    // Two guests knock; while waiting they have no media, roster or chat.
+    const guests = [];
+    for (const name of ["Ada", "Grace"]) {
+      const page = await (await context()).newPage();
+      await page.goto(invite);
+      await page.getByLabel("Your name").fill(name);
+      await shot(page, `${name.toLowerCase()}-preview`);
+      await page.getByRole("button", { name: "Join" }).click();
+      await page.getByText("Waiting for the host to let you in").waitFor({ timeout: TIMEOUT });
+      await page.waitForTimeout(1000);
+      const seen = await page.evaluate(async () => ({
+        videos: document.querySelectorAll("video").length,
+        state: window.__conclave.state(),
+        stats: await window.__conclave.stats(),
+      }));
+      assert.equal(seen.videos, 0, `${name} sees no video while waiting`);
+      assert.equal(seen.state.phase, "waiting");
+      assert.deepEqual([seen.state.roster, seen.state.chat, seen.state.waiting], [[], [], []], `${name} knows nothing of the meeting`);
+      assert.deepEqual(seen.stats, [], `${name} has no media connection`);
+      assert.equal(await page.locator(".roster, .chat").count(), 0);
+      await shot(page, `${name.toLowerCase()}-waiting`);
+      guests.push({ name, page });
+    }
+    const [ada, grace] = guests;
+
+    // The host admits both (Ada's admission is timed to her first decoded frame).
+    await host.getByRole("button", { name: /Participants/ }).click();
+    await host.getByRole("button", { name: "Admit Ada" }).waitFor({ timeout: TIMEOUT });
+    await shot(host, "host-sees-knocks");
+    const admittedAt = Date.now();
+    await host.getByRole("button", { name: "Admit Ada" }).click();
+    await poll("Ada's first decoded frame", async () => (await inbound(ada.page)).some((r) => r.kind === "video" && r.framesDecoded > 0));
+    figures.admission_to_first_frame_ms = Date.now() - admittedAt;
+    await host.getByRole("button", { name: "Admit Grace" }).click();
+
+    // Everyone unmutes (the meeting starts people muted), then sees and hears everyone.
+    const people = [{ name: "Host", page: host }, ...guests];
+    for (const p of people) {
+      await p.page.getByRole("button", { name: /^(Mute|Unmute)$/ }).waitFor({ timeout: TIMEOUT });
+      if (await p.page.getByRole("button", { name: "Unmute", exact: true }).count()) await p.page.getByRole("button", { name: "Unmute", exact: true }).click();
+      await p.page.getByRole("button", { name: "Mute", exact: true }).waitFor({ timeout: TIMEOUT });
+      p.id = await myId(p.page);
+    }
+    for (const p of people) {
+      for (const other of people.filter((o) => o !== p)) {
+        await poll(`${p.name} decoding ${other.name}`, async () => {
+          const rows = await inbound(p.page);
+          return sum(rows, other.id, "camera", "framesDecoded") > 0 && sum(rows, other.id, "microphone", "bytesReceived") > 0;
+        });
+      }
+      await shot(p.page, `${p.name.toLowerCase()}-gallery`);
+    }
+    // The transport is DTLS-SRTP with AES-256-GCM.
+    const cipher = await host.evaluate(async () => (await window.__conclave.stats()).find((s) => s.type === "transport")?.srtpCipher);
+    assert.equal(cipher, "SRTP_AEAD_AES_256_GCM");
+    figures.srtp_cipher = cipher;
+
+    // Chat both ways.
+    await ada.page.getByRole("button", { name: "Chat" }).click();
+    await ada.page.getByLabel("Message").fill("hello from Ada");
+    await ada.page.getByRole("button", { name: "Send" }).click();
+    await host.getByRole("button", { name: "Chat" }).click();
+    await host.getByText("hello from Ada").waitFor({ timeout: TIMEOUT });
+    await host.getByLabel("Message").fill("welcome, Ada");
+    await host.getByRole("button", { name: "Send" }).click();
+    await ada.page.getByText("welcome, Ada").waitFor({ timeout: TIMEOUT });
+    await shot(ada.page, "ada-chat");
+
+    // Grace shares her screen; the others see it.
+    await grace.page.getByRole("button", { name: "Share screen" }).click();
+    for (const p of [host, ada.page]) {
+      await poll("Grace's screen", async () => sum(await inbound(p), grace.id ?? people[2].id, "screen", "framesDecoded") > 0);
+    }
+    await shot(host, "host-sees-share");
+
+    // The host mutes Ada and stops her video: nothing more of them arrives.
+    await host.getByRole("button", { name: "Participants" }).click();
+    await host.getByRole("button", { name: "Mute Ada" }).click();
+    await host.getByRole("button", { name: "Stop Ada's video" }).click();
+    await ada.page.getByRole("button", { name: "Unmute", exact: true }).waitFor({ timeout: TIMEOUT });
+    await host.waitForTimeout(1500);
+    const before = await inbound(host);
+    await host.waitForTimeout(1500);
+    const after = await inbound(host);
+    assert.ok(sum(after, people[1].id, "microphone", "bytesReceived") - sum(before, people[1].id, "microphone", "bytesReceived") < 2000, "Ada's audio stopped");
+    assert.equal(sum(after, people[1].id, "camera", "framesDecoded"), sum(before, people[1].id, "camera", "framesDecoded"), "Ada's video stopped");
+    await shot(host, "host-muted-ada");
+
+    // The host locks the meeting: a newcomer is turned away. (Before the
+    // removal below: guests are banned by address too, and every context
+    // here shares 127.0.0.1.)
+    await host.getByRole("button", { name: "Lock meeting" }).click();
+    await host.getByRole("button", { name: "Unlock meeting" }).waitFor({ timeout: TIMEOUT });
+    const carol = await (await context()).newPage();
+    await carol.goto(invite);
+    await carol.getByLabel("Your name").fill("Carol");
+    await carol.getByRole("button", { name: "Join" }).click();
+    await carol.getByText("The meeting is locked").waitFor({ timeout: TIMEOUT });
+    await shot(carol, "carol-locked-out");
+    await host.getByRole("button", { name: "Unlock meeting" }).click();
+    await host.getByRole("button", { name: "Lock meeting" }).waitFor({ timeout: TIMEOUT });
+
+    // The host removes Grace: her media stops and she cannot come back.
+    await host.getByRole("button", { name: "Remove Grace" }).click();
+    await grace.page.getByText("A host removed you").waitFor({ timeout: TIMEOUT });
+    await shot(grace.page, "grace-removed");
+    await host.waitForTimeout(1000);
+    const graceBefore = sum(await inbound(host), people[2].id, "camera", "framesDecoded");
+    await host.waitForTimeout(1500);
+    assert.equal(sum(await inbound(host), people[2].id, "camera", "framesDecoded"), graceBefore, "nothing of Grace after her removal");
+    await grace.page.goto(invite);
+    await grace.page.getByLabel("Your name").fill("Grace again");
+    await grace.page.getByRole("button", { name: "Join" }).click();
+    await grace.page.getByText(/removed from this meeting|cannot rejoin/).waitFor({ timeout: TIMEOUT });
+    await shot(grace.page, "grace-cannot-rejoin");
+
+    // Nothing during the whole meeting came from another origin.
+    assert.deepEqual(foreign, [], "requests to other origins");
+    console.log(JSON.stringify({ figures }));
+    console.log("test result: ok. 1 passed; 0 failed; 0 ignored");
+  } catch (err) {
+    console.error(err);
+    for (const [i, p] of pagesForDebug.entries()) {
+      await p.screenshot({ path: join(results, `failure-page-${i}.png`) }).catch(() => undefined);
+      const dump = await p.evaluate(async () => {
+        const stats = window.__conclave ? await window.__conclave.stats() : [];
+        return { tracks: window.__conclave?.tracks(), stats: stats.filter((s) => ["transport", "candidate-pair", "inbound-rtp", "outbound-rtp"].includes(s.type)).map((s) => ({ type: s.type, kind: s.kind, mid: s.mid, state: s.state ?? s.dtlsState, frames: s.framesDecoded ?? s.framesEncoded, bytes: s.bytesReceived ?? s.bytesSent, rid: s.rid })) };
+      }).catch((e) => String(e));
+      console.error(JSON.stringify(dump));
+    }
+    console.log("test result: FAILED. 0 passed; 1 failed; 0 ignored");
+    process.exitCode = 1;
+  } finally {
+    await browser.close();
+    server.stop();
+  }
+}
+
+await main();

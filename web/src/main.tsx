@@ -1,0 +1,59 @@
+import { StrictMode, useEffect, useState } from "react";
+import { createRoot } from "react-dom/client";
+import { api, setCsrf, type User } from "./api";
+import { Account, Admin } from "./pages/Admin";
+import { Home } from "./pages/Home";
+import { Join } from "./pages/Join";
+import { SignIn } from "./pages/SignIn";
+import "./styles.css";
+
+/// The app's pages by path; the server answers every page path with this app.
+function App() {
+  const [path, setPath] = useState(location.pathname);
+  const [user, setUser] = useState<User | null | undefined>(undefined);
+
+  useEffect(() => {
+    api.me().then(setUser, () => setUser(null));
+    const onPop = () => setPath(location.pathname);
+    window.addEventListener("popstate", onPop);
+    return () => window.removeEventListener("popstate", onPop);
+  }, []);
+  const navigate = (to: string) => {
+    history.pushState(null, "", to);
+    setPath(to);
+  };
+  const signOut = async () => {
+    await api.logout().catch(() => undefined);
+    setCsrf(null);
+    setUser(null);
+    navigate("/");
+  };
+
+  if (user === undefined) return <main className="center">Loading…</main>;
+  const join = path.match(/^\/j\/([A-Za-z0-9]+)$/);
+  if (join) return <Join linkSecret={join[1]} user={user} navigate={navigate} />;
+
+  if (!user) return <SignIn onSignedIn={(u, mustEnrol) => { setUser(u); navigate(mustEnrol ? "/account" : "/"); }} />;
+  const admin = user.role === "owner" || user.role === "admin";
+  return (
+    <>
+      <header className="top">
+        <nav aria-label="Main">
+          <a href="/" onClick={(e) => { e.preventDefault(); navigate("/"); }}>Meetings</a>
+          {admin ? <a href="/admin" onClick={(e) => { e.preventDefault(); navigate("/admin"); }}>Organisation</a> : null}
+          <a href="/account" onClick={(e) => { e.preventDefault(); navigate("/account"); }}>Account</a>
+        </nav>
+        <span>
+          {user.display_name} <button onClick={() => void signOut()}>Sign out</button>
+        </span>
+      </header>
+      {path === "/admin" && admin ? <Admin user={user} /> : path === "/account" ? <Account /> : <Home user={user} navigate={navigate} />}
+    </>
+  );
+}
+
+createRoot(document.getElementById("root")!).render(
+  <StrictMode>
+    <App />
+  </StrictMode>,
+);

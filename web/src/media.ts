@@ -1,0 +1,199 @@
+// The participant's media session with the SFU: one RTCPeerConnection,
+// sending microphone, camera (simulcast when large enough) and screen as
+// separate transceivers, receiving what the server offers. The browser is
+// the polite peer: when offers cross it yields to the server's, answers,
+// and offers again (docs/protocol.md §6.7).
+
+import type { ClientMessage, ForwardedTrack, MediaSource, ServerMessage } from "./signaling";
+
+export interface RemoteTrack {
+  participantId: number;
+  source: MediaSource;
+  track: MediaStreamTrack;
+  mid: string;
+}
+
+/// Simulcast layers for a camera, lowest first; the SFU picks per viewer.
+const CAMERA_LAYERS: RTCRtpEncodingParameters[] = [
+  { rid: "q", scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+  { rid: "h", scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+  { rid: "f", maxBitrate: 1_500_000 },
+];
+
+export class MediaSession {
+  readonly pc: RTCPeerConnection;
+  private senders = new Map<MediaSource, RTCRtpTransceiver>();
+  private makingOffer = false;
+  private offerPending = false;
+  private needsOffer = false;
+  private tracks = new Map<string, ForwardedTrack>();
+  private remote = new Map<string, RemoteTrack>();
+  /// Negotiation steps run one after another: a message must not be
+  /// applied while the previous one is still being applied.
+  private chain: Promise<void> = Promise.resolve();
+
+  constructor(
+    iceServers: RTCIceServer[],
+    private send: (m: ClientMessage) => void,
+    private onRemoteTracks: (tracks: RemoteTrack[]) => void,
+  ) {
+    this.pc = new RTCPeerConnection({ iceServers, bundlePolicy: "max-bundle", rtcpMuxPolicy: "require" });
+    this.pc.ontrack = (event) => {
+      const mid = event.transceiver.mid;
+      if (!mid) return;
+      this.attach(mid, event.track);
+    };
+  }
+
+  private attach(mid: string, track: MediaStreamTrack) {
+    const owner = this.tracks.get(mid);
+    if (!owner) return;
+    this.remote.set(mid, { participantId: owner.participant_id, source: owner.source, track, mid });
+    this.publishRemote();
+  }
+
+  private publishRemote() {
+    const live = [...this.remote.values()].filter((t) => this.tracks.has(t.mid));
+    this.onRemoteTracks(live);
+  }
+
+  private enqueue(step: () => Promise<void>): Promise<void> {
+    this.chain = this.chain.then(step).catch((err) => console.warn("media negotiation:", err));
+    return this.chain;
+  }
+
+  /// Starts sending the given tracks (either may be absent).
+  start(microphone: MediaStreamTrack | null, camera: MediaStreamTrack | null): Promise<void> {
+    return this.enqueue(() => this.startNow(microphone, camera));
+  }
+
+  private async startNow(microphone: MediaStreamTrack | null, camera: MediaStreamTrack | null) {
+    this.pc.addTransceiver(microphone ?? "audio", { direction: microphone ? "sendonly" : "inactive" });
+    this.senders.set("microphone", this.pc.getTransceivers().at(-1)!);
+    const settings = camera?.getSettings();
+    const simulcast = (settings?.width ?? 0) >= 640;
+    this.pc.addTransceiver(camera ?? "video", {
+      direction: camera ? "sendonly" : "inactive",
+      sendEncodings: camera && simulcast ? CAMERA_LAYERS : undefined,
+    });
+    this.senders.set("camera", this.pc.getTransceivers().at(-1)!);
+    await this.offer();
+  }
+
+  /// Sends an offer for the current transceivers, unless one is outstanding
+  /// (then it is sent once the answer is in). Runs inside the chain.
+  private async offer() {
+    if (this.makingOffer || this.offerPending) {
+      this.needsOffer = true;
+      return;
+    }
+    this.makingOffer = true;
+    try {
+      await this.pc.setLocalDescription(await this.pc.createOffer());
+      const tracks = [...this.senders.entries()]
+        .filter(([, t]) => t.mid && t.direction !== "inactive" && t.direction !== "stopped")
+        .map(([source, t]) => ({ mid: t.mid!, source }));
+      this.offerPending = true;
+      this.needsOffer = false;
+      this.send({ type: "media_offer", sdp: this.pc.localDescription!.sdp, tracks });
+    } finally {
+      this.makingOffer = false;
+    }
+  }
+
+  handle(message: ServerMessage): Promise<void> {
+    return this.enqueue(() => this.handleNow(message));
+  }
+
+  private async handleNow(message: ServerMessage) {
+    switch (message.type) {
+      case "media_answer":
+        if (this.pc.signalingState === "have-local-offer") {
+          await this.pc.setRemoteDescription({ type: "answer", sdp: message.sdp });
+        }
+        this.offerPending = false;
+        if (this.needsOffer) await this.offer();
+        break;
+      case "media_offer": {
+        if (this.pc.signalingState !== "stable") {
+          // Crossed offers: ours yields (the server ignores it) and is redone.
+          await this.pc.setLocalDescription({ type: "rollback" });
+          this.offerPending = false;
+          this.needsOffer = true;
+        }
+        this.tracks = new Map(message.tracks.map((t) => [t.mid, t]));
+        await this.pc.setRemoteDescription({ type: "offer", sdp: message.sdp });
+        await this.pc.setLocalDescription(await this.pc.createAnswer());
+        this.send({ type: "media_answer", sdp: this.pc.localDescription!.sdp });
+        // Tracks of m-lines that were already there keep their receivers.
+        for (const t of this.pc.getTransceivers()) {
+          if (t.mid && this.tracks.has(t.mid) && t.receiver.track && !this.remote.has(t.mid)) {
+            this.attach(t.mid, t.receiver.track);
+          }
+        }
+        for (const mid of [...this.remote.keys()]) if (!this.tracks.has(mid)) this.remote.delete(mid);
+        this.publishRemote();
+        if (this.needsOffer) await this.offer();
+        break;
+      }
+      case "publish_layers": {
+        const camera = this.senders.get("camera");
+        if (camera?.mid !== message.mid) return;
+        const params = camera.sender.getParameters();
+        if (!params.encodings || params.encodings.length < 2) return;
+        for (const e of params.encodings) e.active = message.rids.length === 0 ? false : message.rids.includes(e.rid ?? "");
+        // Keep the lowest layer running so a new viewer starts at once.
+        if (!params.encodings.some((e) => e.active)) params.encodings[0].active = true;
+        await camera.sender.setParameters(params);
+        break;
+      }
+      case "error":
+        if (message.code === "media_lost") {
+          this.offerPending = false;
+          await this.pc.restartIce?.();
+          await this.offer();
+        }
+        break;
+      default:
+    }
+  }
+
+  /// Replaces what a source sends (a new device, blur on or off).
+  async replace(source: MediaSource, track: MediaStreamTrack | null) {
+    await this.senders.get(source)?.sender.replaceTrack(track);
+  }
+
+  shareScreen(track: MediaStreamTrack): Promise<void> {
+    return this.enqueue(async () => {
+      const transceiver = this.pc.addTransceiver(track, { direction: "sendonly" });
+      this.senders.set("screen", transceiver);
+      await this.offer();
+    });
+  }
+
+  stopScreen(): Promise<void> {
+    return this.enqueue(async () => {
+      const screen = this.senders.get("screen");
+      if (!screen) return;
+      screen.sender.track?.stop();
+      screen.direction = "inactive";
+      this.senders.delete("screen");
+      await this.offer();
+    });
+  }
+
+  /// The negotiated SRTP cipher, from the DTLS transport's statistics.
+  async srtpCipher(): Promise<string | undefined> {
+    const stats = await this.pc.getStats();
+    for (const report of stats.values()) {
+      if (report.type === "transport" && report.srtpCipher) return report.srtpCipher as string;
+    }
+    return undefined;
+  }
+
+  close() {
+    for (const t of this.pc.getSenders()) t.track?.stop();
+    this.pc.close();
+  }
+}
+

@@ -1,0 +1,330 @@
+import { useCallback, useEffect, useMemo, useReducer, useRef, useState } from "react";
+import type { JoinTicket } from "../api";
+import { MediaSession, type RemoteTrack } from "../media";
+import { Signaling, type ClientMessage, type ServerMessage } from "../signaling";
+import { ChatPanel, ParticipantsPanel, SecurityPanel } from "./Panels";
+import { initialState, reduce } from "./state";
+import { RemoteAudio, Tile } from "./Tile";
+
+const REACTIONS = ["👏", "👍", "❤️", "😂", "😮", "🎉"];
+
+type Layout = "gallery25" | "gallery49" | "speaker";
+
+interface TileSpec {
+  key: string;
+  participantId: number;
+  kind: "camera" | "screen";
+}
+
+/// A short two-tone chime for a knock, made on the device (no sound file).
+function knockSound() {
+  try {
+    const ctx = new AudioContext();
+    [660, 880].forEach((f, i) => {
+      const o = ctx.createOscillator();
+      const g = ctx.createGain();
+      o.frequency.value = f;
+      g.gain.setValueAtTime(0.15, ctx.currentTime + i * 0.18);
+      g.gain.exponentialRampToValueAtTime(0.001, ctx.currentTime + i * 0.18 + 0.16);
+      o.connect(g).connect(ctx.destination);
+      o.start(ctx.currentTime + i * 0.18);
+      o.stop(ctx.currentTime + i * 0.18 + 0.17);
+    });
+  } catch {
+    /* no audio output */
+  }
+}
+
+export function Meeting(props: {
+  ticket: JoinTicket;
+  local: MediaStream | null;
+  onLeft: () => void;
+  blur: (on: boolean) => Promise<MediaStreamTrack | null>;
+}) {
+  const [state, dispatch] = useReducer(reduce, initialState);
+  const [remote, setRemote] = useState<RemoteTrack[]>([]);
+  const [layout, setLayout] = useState<Layout>("gallery25");
+  const [page, setPage] = useState(0);
+  const [pinned, setPinned] = useState<string | null>(null);
+  const [panel, setPanel] = useState<"chat" | "people" | "security" | null>(null);
+  const [sharing, setSharing] = useState(false);
+  const [blurred, setBlurred] = useState(false);
+  const [cipher, setCipher] = useState<string>();
+  // Notices and reactions fade after a few seconds.
+  const [now, setNow] = useState(Date.now());
+  useEffect(() => {
+    const t = window.setInterval(() => setNow(Date.now()), 1000);
+    return () => window.clearInterval(t);
+  }, []);
+  const fresh = (at: number) => now - at < 6000;
+  const signaling = useRef<Signaling | null>(null);
+  const media = useRef<MediaSession | null>(null);
+  const screenTrack = useRef<MediaStreamTrack | null>(null);
+
+  const send = useCallback((m: ClientMessage) => signaling.current?.send(m), []);
+  const mic = props.local?.getAudioTracks()[0] ?? null;
+  const cam = props.local?.getVideoTracks()[0] ?? null;
+  // The devices as they are when the server admits us, not at first render.
+  const devices = useRef({ mic, cam });
+  devices.current = { mic, cam };
+
+  useEffect(() => {
+    const onMessage = (m: ServerMessage) => {
+      dispatch(m);
+      if (m.type === "knock") knockSound();
+      if (m.type === "admitted" && !media.current) {
+        const session = new MediaSession(props.ticket.ice_servers as RTCIceServer[], send, setRemote);
+        media.current = session;
+        void session.start(devices.current.mic, devices.current.cam);
+      }
+      void media.current?.handle(m);
+    };
+    const s = new Signaling(props.ticket.signaling_url, onMessage, () => undefined);
+    signaling.current = s;
+    s.connect();
+    return () => {
+      s.close();
+      media.current?.close();
+      media.current = null;
+    };
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [props.ticket]);
+
+  const me = state.me !== null ? state.roster.get(state.me) : undefined;
+  // The room's state is the truth for what we send (a host may mute us).
+  useEffect(() => {
+    if (mic) mic.enabled = !!me && !me.audio_muted;
+    if (cam) cam.enabled = !!me && !me.video_muted;
+  }, [me?.audio_muted, me?.video_muted, mic, cam, me]);
+  // A host stopped our share.
+  useEffect(() => {
+    if (sharing && me && !me.sharing_screen && state.phase.kind === "in") {
+      const t = window.setTimeout(() => {
+        if (!state.roster.get(state.me!)?.sharing_screen) void stopShare(false);
+      }, 500);
+      return () => window.clearTimeout(t);
+    }
+    return undefined;
+  });
+
+  // Media and stats for tests and for the security panel.
+  useEffect(() => {
+    const hook = {
+      state: () => ({ phase: state.phase.kind, me: state.me, roster: [...state.roster.values()], chat: state.chat, waiting: state.waiting }),
+      stats: async () => {
+        const pc = media.current?.pc;
+        if (!pc) return [];
+        const out: Record<string, unknown>[] = [];
+        (await pc.getStats()).forEach((r) => out.push({ ...r }));
+        return out;
+      },
+      tracks: () => remote.map((t) => ({ participantId: t.participantId, source: t.source, mid: t.mid })),
+    };
+    (window as unknown as { __conclave: unknown }).__conclave = hook;
+  });
+  useEffect(() => {
+    if (panel === "security") void media.current?.srtpCipher().then(setCipher);
+  }, [panel]);
+
+  const toggleMic = () => me && send({ type: "set_media", audio_muted: !me.audio_muted });
+  const toggleCam = () => me && send({ type: "set_media", video_muted: !me.video_muted });
+  const startShare = async () => {
+    try {
+      const display = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
+      const track = display.getVideoTracks()[0];
+      screenTrack.current = track;
+      track.onended = () => void stopShare(true);
+      send({ type: "start_screen_share" });
+      await media.current?.shareScreen(track);
+      setSharing(true);
+    } catch {
+      /* the user cancelled the picker */
+    }
+  };
+  const stopShare = async (tellRoom: boolean) => {
+    if (tellRoom) send({ type: "stop_screen_share" });
+    await media.current?.stopScreen();
+    screenTrack.current = null;
+    setSharing(false);
+  };
+  const toggleBlur = async () => {
+    const track = await props.blur(!blurred);
+    await media.current?.replace("camera", track ?? cam);
+    setBlurred(!blurred);
+  };
+  const leave = (forAll: boolean) => {
+    send({ type: forAll ? "end_for_all" : "leave" });
+    window.setTimeout(props.onLeft, 300);
+  };
+
+  // Tiles: screens first, then cameras, paged; the speaker view shows one large.
+  const roster = [...state.roster.values()];
+  const tiles: TileSpec[] = useMemo(() => {
+    const screens = roster.filter((p) => p.sharing_screen).map((p) => ({ key: `s${p.id}`, participantId: p.id, kind: "screen" as const }));
+    const cams = roster.map((p) => ({ key: `c${p.id}`, participantId: p.id, kind: "camera" as const }));
+    return [...screens, ...cams];
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [state.roster]);
+  const pageSize = layout === "gallery49" ? 49 : 25;
+  const pages = Math.max(1, Math.ceil(tiles.length / pageSize));
+  const shownPage = Math.min(page, pages - 1);
+  let visible: TileSpec[];
+  let featured: TileSpec | undefined;
+  if (layout === "speaker" || pinned) {
+    featured =
+      tiles.find((t) => t.key === pinned) ??
+      tiles.find((t) => t.kind === "screen") ??
+      tiles.find((t) => t.participantId === state.speaker && t.participantId !== state.me) ??
+      tiles.find((t) => t.participantId !== state.me);
+    visible = tiles.filter((t) => t !== featured).slice(0, 8);
+  } else {
+    visible = tiles.slice(shownPage * pageSize, (shownPage + 1) * pageSize);
+  }
+
+  // Tell the SFU what is on screen, and how large.
+  const subscription = JSON.stringify(
+    [...(featured ? [{ t: featured, q: "high" }] : []), ...visible.map((t) => ({ t, q: featured ? "low" : visible.length <= 4 ? "high" : visible.length <= 9 ? "medium" : "low" }))]
+      .filter(({ t }) => t.participantId !== state.me)
+      .map(({ t, q }) => ({ participant_id: t.participantId, source: t.kind === "screen" ? "screen" : "camera", quality: t.kind === "screen" ? "high" : q })),
+  );
+  useEffect(() => {
+    if (state.phase.kind === "in") send({ type: "subscribe", tiles: JSON.parse(subscription) });
+  }, [subscription, state.phase.kind, send]);
+
+  const trackOf = (t: TileSpec): MediaStreamTrack | null => {
+    if (t.participantId === state.me) return t.kind === "screen" ? screenTrack.current : cam;
+    return remote.find((r) => r.participantId === t.participantId && r.source === t.kind)?.track ?? null;
+  };
+  const renderTile = (t: TileSpec) => (
+    <Tile
+      key={t.key}
+      participant={state.roster.get(t.participantId)}
+      track={trackOf(t)}
+      kind={t.kind}
+      speaking={state.speaker === t.participantId && t.kind === "camera"}
+      pinned={pinned === t.key}
+      self={t.participantId === state.me}
+      onPin={() => setPinned(pinned === t.key ? null : t.key)}
+    />
+  );
+
+  if (state.phase.kind === "connecting") return <main className="center"><p>Connecting…</p></main>;
+  if (state.phase.kind === "waiting") {
+    return (
+      <main className="center waiting-room" aria-label="Waiting room">
+        <h1>Waiting for the host to let you in</h1>
+        <p>You will join as soon as a host admits you. Nothing of the meeting is shared with you before that.</p>
+        <button onClick={() => leave(false)}>Leave</button>
+      </main>
+    );
+  }
+  if (state.phase.kind !== "in") {
+    const text: Record<string, string> = {
+      refused:
+        state.phase.kind === "refused" && state.phase.reason === "locked"
+          ? "The meeting is locked: nobody new can join."
+          : state.phase.kind === "refused" && state.phase.reason === "removed"
+            ? "You were removed from this meeting and cannot rejoin."
+            : "A host did not let you in.",
+      removed: "A host removed you from the meeting. You cannot rejoin it.",
+      ended: "The meeting has ended.",
+      replaced: "You joined this meeting from another tab.",
+    };
+    return (
+      <main className="center ended" aria-label="Meeting over">
+        <h1>{text[state.phase.kind]}</h1>
+        <button onClick={props.onLeft}>Back</button>
+      </main>
+    );
+  }
+
+  const moderator = me?.role === "host" || me?.role === "co_host";
+  return (
+    <main className="meeting" aria-label="Meeting">
+      <div className="notices" role="status" aria-live="polite">
+        {state.notices.filter((n) => fresh(n.at)).map((n) => (
+          <p key={n.id}>{n.text}</p>
+        ))}
+        {state.reactions.filter((r) => fresh(r.at)).slice(-3).map((r) => (
+          <p key={r.id} className="reaction">
+            {state.roster.get(r.from)?.display_name}: {r.emoji}
+          </p>
+        ))}
+      </div>
+      <section className={`stage ${featured ? "with-featured" : ""}`} aria-label="Videos">
+        {featured ? <div className="featured">{renderTile(featured)}</div> : null}
+        <div className={`grid n${Math.min(visible.length, 49)}`}>{visible.map(renderTile)}</div>
+        {!featured && pages > 1 ? (
+          <nav className="pager" aria-label="Gallery pages">
+            <button onClick={() => setPage(Math.max(0, shownPage - 1))} disabled={shownPage === 0}>
+              Previous page
+            </button>
+            <span>
+              Page {shownPage + 1} of {pages}
+            </span>
+            <button onClick={() => setPage(Math.min(pages - 1, shownPage + 1))} disabled={shownPage >= pages - 1}>
+              Next page
+            </button>
+          </nav>
+        ) : null}
+      </section>
+      {remote.filter((r) => r.source === "microphone").map((r) => (
+        <RemoteAudio key={r.mid} track={r.track} />
+      ))}
+      {panel === "chat" && state.me !== null && state.settings ? (
+        <ChatPanel chat={state.chat} me={state.me} roster={roster} settings={state.settings} moderator={moderator} send={send} />
+      ) : null}
+      {panel === "people" && state.me !== null && state.settings ? (
+        <ParticipantsPanel me={state.me} myRole={me?.role ?? "participant"} roster={roster} waiting={state.waiting} settings={state.settings} send={send} />
+      ) : null}
+      {panel === "security" ? <SecurityPanel cipher={cipher} /> : null}
+      <footer className="controls" aria-label="Meeting controls">
+        <button onClick={toggleMic} aria-pressed={!!me?.audio_muted} disabled={!mic}>
+          {me?.audio_muted ? "Unmute" : "Mute"}
+        </button>
+        <button onClick={toggleCam} aria-pressed={!!me?.video_muted} disabled={!cam}>
+          {me?.video_muted ? "Start video" : "Stop video"}
+        </button>
+        <button onClick={() => (sharing ? void stopShare(true) : void startShare())} aria-pressed={sharing}>
+          {sharing ? "Stop sharing" : "Share screen"}
+        </button>
+        <button onClick={() => void toggleBlur()} aria-pressed={blurred} disabled={!cam}>
+          {blurred ? "Background: blurred" : "Blur background"}
+        </button>
+        <button onClick={() => send({ type: me?.hand_raised ? "lower_hand" : "raise_hand" })} aria-pressed={!!me?.hand_raised}>
+          {me?.hand_raised ? "Lower hand" : "Raise hand"}
+        </button>
+        <span className="reactions" role="group" aria-label="Reactions">
+          {REACTIONS.map((e) => (
+            <button key={e} onClick={() => send({ type: "react", emoji: e })} aria-label={`React ${e}`}>
+              {e}
+            </button>
+          ))}
+        </span>
+        <select value={layout} onChange={(e) => setLayout(e.target.value as Layout)} aria-label="Layout">
+          <option value="gallery25">Gallery (25)</option>
+          <option value="gallery49">Gallery (49)</option>
+          <option value="speaker">Speaker view</option>
+        </select>
+        <button onClick={() => setPanel(panel === "chat" ? null : "chat")} aria-pressed={panel === "chat"}>
+          Chat
+        </button>
+        <button onClick={() => setPanel(panel === "people" ? null : "people")} aria-pressed={panel === "people"}>
+          Participants{state.waiting.length && moderator ? ` (${state.waiting.length} waiting)` : ""}
+        </button>
+        <button onClick={() => setPanel(panel === "security" ? null : "security")} aria-pressed={panel === "security"}>
+          Security
+        </button>
+        <button className="danger" onClick={() => leave(false)}>
+          Leave
+        </button>
+        {me?.role === "host" ? (
+          <button className="danger" onClick={() => leave(true)}>
+            End for all
+          </button>
+        ) : null}
+        {state.endsAt ? <span className="timer">Ends at {new Date(state.endsAt).toLocaleTimeString()}</span> : null}
+      </footer>
+    </main>
+  );
+}

@@ -1,0 +1,232 @@
+import { useState } from "react";
+import type { ChatMessage, ClientMessage, Participant, RoomSettings, Waiter } from "../signaling";
+
+type Send = (m: ClientMessage) => void;
+
+export function ChatPanel(props: {
+  chat: ChatMessage[];
+  me: number;
+  roster: Participant[];
+  settings: RoomSettings;
+  moderator: boolean;
+  send: Send;
+}) {
+  const [text, setText] = useState("");
+  const [to, setTo] = useState<string>("everyone");
+  const canWrite = props.settings.chat === "everyone" || props.moderator;
+  const targets = props.roster.filter((p) => p.id !== props.me && (props.settings.private_chat || p.role !== "participant"));
+  const submit = (e: React.FormEvent) => {
+    e.preventDefault();
+    const trimmed = text.trim();
+    if (!trimmed) return;
+    props.send({
+      type: "chat",
+      client_msg_id: crypto.randomUUID(),
+      text: trimmed,
+      to: to === "everyone" ? null : Number(to),
+    });
+    setText("");
+  };
+  return (
+    <section className="panel chat" aria-label="Chat">
+      <h2>Chat</h2>
+      <ol className="messages" aria-live="polite">
+        {props.chat.map((m) => (
+          <li key={m.seq} className={m.to !== null ? "private" : undefined}>
+            <strong>{m.from_name}</strong>
+            {m.to !== null ? <em> (privately)</em> : null}: <span className="text">{m.text}</span>
+          </li>
+        ))}
+      </ol>
+      {props.settings.chat === "off" && !props.moderator ? (
+        <p>The host turned chat off.</p>
+      ) : (
+        <form onSubmit={submit}>
+          <label>
+            To{" "}
+            <select value={to} onChange={(e) => setTo(e.target.value)} aria-label="Send to">
+              {canWrite ? <option value="everyone">Everyone</option> : null}
+              {targets.map((p) => (
+                <option key={p.id} value={p.id}>
+                  {p.display_name}
+                </option>
+              ))}
+            </select>
+          </label>
+          <input value={text} onChange={(e) => setText(e.target.value)} placeholder="Message" aria-label="Message" maxLength={4000} />
+          <button type="submit">Send</button>
+        </form>
+      )}
+    </section>
+  );
+}
+
+export function ParticipantsPanel(props: {
+  me: number;
+  myRole: string;
+  roster: Participant[];
+  waiting: Waiter[];
+  settings: RoomSettings;
+  send: Send;
+}) {
+  const moderator = props.myRole === "host" || props.myRole === "co_host";
+  const host = props.myRole === "host";
+  const act = (type: string, participant_id: number, extra: Record<string, unknown> = {}) =>
+    props.send({ type, participant_id, ...extra });
+  const locked = (s: string) => props.settings.locked_by_policy.includes(s);
+  return (
+    <section className="panel participants" aria-label="Participants">
+      {moderator && props.waiting.length > 0 ? (
+        <>
+          <h2>Waiting room ({props.waiting.length})</h2>
+          <ul className="waiting">
+            {props.waiting.map((w) => (
+              <li key={w.id} data-waiting={w.id}>
+                {w.display_name}
+                {w.email ? ` · ${w.email}` : w.signed_in ? "" : " · guest"}{" "}
+                <button onClick={() => act("admit", w.id)} aria-label={`Admit ${w.display_name}`}>
+                  Admit
+                </button>{" "}
+                <button onClick={() => act("deny", w.id)} aria-label={`Deny ${w.display_name}`}>
+                  Deny
+                </button>
+              </li>
+            ))}
+          </ul>
+          <button onClick={() => props.send({ type: "admit_all" })}>Admit all</button>
+        </>
+      ) : null}
+      <h2>In the meeting ({props.roster.length})</h2>
+      <ul className="roster">
+        {props.roster.map((p) => (
+          <li key={p.id} data-participant={p.id}>
+            <span>
+              {p.display_name}
+              {p.id === props.me ? " (you)" : ""}
+              {p.role !== "participant" ? ` · ${p.role === "host" ? "Host" : "Co-host"}` : ""}
+              {p.hand_raised ? " ✋" : ""}
+              {p.audio_muted ? " 🔇" : ""}
+              {p.video_muted ? " 📷✕" : ""}
+            </span>
+            {moderator && p.id !== props.me && (p.role !== "host" || host) ? (
+              <span className="actions">
+                <button onClick={() => act("mute", p.id)} aria-label={`Mute ${p.display_name}`} disabled={p.audio_muted}>
+                  Mute
+                </button>
+                <button onClick={() => act("ask_to_unmute", p.id)} aria-label={`Ask ${p.display_name} to unmute`} disabled={!p.audio_muted}>
+                  Ask to unmute
+                </button>
+                <button onClick={() => act("stop_video", p.id)} aria-label={`Stop ${p.display_name}'s video`} disabled={p.video_muted}>
+                  Stop video
+                </button>
+                {p.sharing_screen ? (
+                  <button onClick={() => act("stop_screen_share", p.id)} aria-label={`Stop ${p.display_name}'s share`}>
+                    Stop share
+                  </button>
+                ) : null}
+                {host ? (
+                  <>
+                    <button onClick={() => act("set_co_host", p.id, { co_host: p.role !== "co_host" })}>
+                      {p.role === "co_host" ? "Remove co-host" : "Make co-host"}
+                    </button>
+                    <button onClick={() => act("transfer_host", p.id)}>Make host</button>
+                  </>
+                ) : null}
+                <button className="danger" onClick={() => act("remove", p.id)} aria-label={`Remove ${p.display_name}`}>
+                  Remove
+                </button>
+              </span>
+            ) : null}
+          </li>
+        ))}
+      </ul>
+      {moderator ? (
+        <>
+          <h2>Meeting</h2>
+          <div className="settings">
+            <button onClick={() => props.send({ type: props.settings.locked ? "unlock" : "lock" })} aria-pressed={props.settings.locked}>
+              {props.settings.locked ? "Unlock meeting" : "Lock meeting"}
+            </button>
+            <button onClick={() => props.send({ type: "mute_all" })}>Mute all</button>
+            <label>
+              <input
+                type="checkbox"
+                checked={props.settings.waiting_room}
+                disabled={locked("waiting_room")}
+                onChange={(e) => props.send({ type: "update_settings", settings: { waiting_room: e.target.checked } })}
+              />{" "}
+              Waiting room{locked("waiting_room") ? " (locked by your organisation)" : ""}
+            </label>
+            <label>
+              <input
+                type="checkbox"
+                checked={props.settings.allow_self_unmute}
+                onChange={(e) => props.send({ type: "update_settings", settings: { allow_self_unmute: e.target.checked } })}
+              />{" "}
+              Participants may unmute themselves
+            </label>
+            <label>
+              <input
+                type="checkbox"
+                checked={props.settings.allow_video}
+                onChange={(e) => props.send({ type: "update_settings", settings: { allow_video: e.target.checked } })}
+              />{" "}
+              Participants may start video
+            </label>
+            <label>
+              Screen sharing{" "}
+              <select
+                value={props.settings.screen_share}
+                onChange={(e) => props.send({ type: "update_settings", settings: { screen_share: e.target.value } })}
+              >
+                <option value="host_only">Hosts only</option>
+                <option value="one_at_a_time">One at a time</option>
+                <option value="several">Several at once</option>
+              </select>
+            </label>
+            <label>
+              Chat{" "}
+              <select
+                value={props.settings.chat}
+                disabled={locked("chat")}
+                onChange={(e) => props.send({ type: "update_settings", settings: { chat: e.target.value } })}
+              >
+                <option value="everyone">Everyone</option>
+                <option value="hosts_only">Only to hosts</option>
+                <option value="off">Off</option>
+              </select>
+            </label>
+            <label>
+              <input
+                type="checkbox"
+                checked={props.settings.private_chat}
+                onChange={(e) => props.send({ type: "update_settings", settings: { private_chat: e.target.checked } })}
+              />{" "}
+              Private chat
+            </label>
+            <button className="danger" onClick={() => props.send({ type: "suspend_all" })}>
+              Suspend participant activities
+            </button>
+          </div>
+        </>
+      ) : null}
+    </section>
+  );
+}
+
+export function SecurityPanel(props: { cipher: string | undefined }) {
+  return (
+    <section className="panel security" aria-label="Security">
+      <h2>How this meeting is protected</h2>
+      <ul>
+        <li>
+          Media is encrypted between your device and Conclave's server with DTLS-SRTP
+          {props.cipher ? ` (${props.cipher})` : ""}; signaling goes over this site's connection.
+        </li>
+        <li>The server forwards media to admitted participants only; people in the waiting room receive nothing.</li>
+        <li>This meeting is not end-to-end encrypted: the server could read the media it forwards.</li>
+        <li>Nothing on this page comes from any other site.</li>
+      </ul>
+    </section>
+  );
+}

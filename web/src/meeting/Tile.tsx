@@ -1,0 +1,58 @@
+import { useEffect, useRef } from "react";
+import type { Participant } from "../signaling";
+
+/// One participant's (or one share's) video, with name, mute and hand
+/// badges. The meeting code is never drawn over video.
+export function Tile(props: {
+  participant: Participant | undefined;
+  track: MediaStreamTrack | null;
+  kind: "camera" | "screen";
+  speaking: boolean;
+  pinned: boolean;
+  self: boolean;
+  onPin: () => void;
+}) {
+  const video = useRef<HTMLVideoElement>(null);
+  useEffect(() => {
+    if (!video.current) return;
+    video.current.srcObject = props.track ? new MediaStream([props.track]) : null;
+  }, [props.track]);
+  const p = props.participant;
+  const name = p ? p.display_name + (props.self ? " (you)" : "") : "Someone";
+  const label = props.kind === "screen" ? `${name}'s screen` : name;
+  const showVideo = props.track && (props.kind === "screen" || !p?.video_muted);
+  return (
+    <figure
+      className={`tile${props.speaking ? " speaking" : ""}${props.kind === "screen" ? " screen" : ""}`}
+      data-participant={p?.id}
+      data-kind={props.kind}
+      aria-label={label}
+    >
+      {showVideo ? (
+        <video ref={video} autoPlay playsInline muted />
+      ) : (
+        <div className="avatar" aria-hidden="true">
+          {(p?.display_name ?? "?").slice(0, 1).toUpperCase()}
+        </div>
+      )}
+      <figcaption>
+        {p?.audio_muted && props.kind === "camera" ? <span title="Muted" aria-label="muted">🔇 </span> : null}
+        {p?.hand_raised ? <span title="Hand raised" aria-label="hand raised">✋ </span> : null}
+        {label}
+        {p?.reconnecting ? " · reconnecting…" : ""}
+      </figcaption>
+      <button className="pin" onClick={props.onPin} aria-pressed={props.pinned} aria-label={props.pinned ? `Unpin ${label}` : `Pin ${label}`}>
+        {props.pinned ? "Unpin" : "Pin"}
+      </button>
+    </figure>
+  );
+}
+
+/// Plays one remote microphone.
+export function RemoteAudio(props: { track: MediaStreamTrack }) {
+  const audio = useRef<HTMLAudioElement>(null);
+  useEffect(() => {
+    if (audio.current) audio.current.srcObject = new MediaStream([props.track]);
+  }, [props.track]);
+  return <audio ref={audio} autoPlay />;
+}

@@ -1,0 +1,104 @@
+// What the app knows of a meeting, folded from the server's messages.
+
+import type { ChatMessage, Participant, RoomSettings, ServerMessage, Waiter } from "../signaling";
+
+export type Phase =
+  | { kind: "connecting" }
+  | { kind: "waiting" }
+  | { kind: "in" }
+  | { kind: "refused"; reason: string }
+  | { kind: "removed" }
+  | { kind: "ended"; reason: string }
+  | { kind: "replaced" };
+
+export interface MeetingState {
+  phase: Phase;
+  me: number | null;
+  roster: Map<number, Participant>;
+  waiting: Waiter[];
+  settings: RoomSettings | null;
+  chat: ChatMessage[];
+  speaker: number | null;
+  endsAt: number | null;
+  notices: { id: number; text: string; at: number }[];
+  reactions: { id: number; from: number; emoji: string; at: number }[];
+  knocks: number;
+}
+
+export const initialState: MeetingState = {
+  phase: { kind: "connecting" },
+  me: null,
+  roster: new Map(),
+  waiting: [],
+  settings: null,
+  chat: [],
+  speaker: null,
+  endsAt: null,
+  notices: [],
+  reactions: [],
+  knocks: 0,
+};
+
+let noticeId = 0;
+
+function notice(state: MeetingState, text: string): MeetingState {
+  return { ...state, notices: [...state.notices.slice(-4), { id: ++noticeId, text, at: Date.now() }] };
+}
+
+export function reduce(state: MeetingState, m: ServerMessage): MeetingState {
+  switch (m.type) {
+    case "waiting":
+      return { ...state, phase: { kind: "waiting" }, me: m.participant_id };
+    case "admitted":
+      return {
+        ...state,
+        phase: { kind: "in" },
+        me: m.participant_id,
+        roster: new Map([m.you, ...m.roster].map((p) => [p.id, p])),
+        settings: m.settings,
+        chat: m.chat,
+        endsAt: m.ends_at_ms,
+      };
+    case "refused":
+      return { ...state, phase: { kind: "refused", reason: m.reason } };
+    case "removed":
+      return { ...state, phase: { kind: "removed" } };
+    case "ended":
+      return { ...state, phase: { kind: "ended", reason: m.reason } };
+    case "replaced":
+      return { ...state, phase: { kind: "replaced" } };
+    case "knock":
+      return { ...notice(state, `${m.participant.display_name} is waiting to join`), knocks: state.knocks + 1 };
+    case "waiting_room":
+      return { ...state, waiting: m.waiting };
+    case "participant_joined":
+    case "participant_updated": {
+      const roster = new Map(state.roster);
+      roster.set(m.participant.id, m.participant);
+      return { ...state, roster };
+    }
+    case "participant_left": {
+      const roster = new Map(state.roster);
+      roster.delete(m.participant_id);
+      return { ...state, roster, speaker: state.speaker === m.participant_id ? null : state.speaker };
+    }
+    case "chat":
+      return state.chat.some((c) => c.seq === m.message.seq) ? state : { ...state, chat: [...state.chat, m.message] };
+    case "reaction":
+      return { ...state, reactions: [...state.reactions.slice(-9), { id: ++noticeId, from: m.from, emoji: m.emoji, at: Date.now() }] };
+    case "unmute_requested":
+      return notice(state, "The host asks you to unmute");
+    case "settings_changed":
+      return { ...state, settings: m.settings };
+    case "time_warning":
+      return { ...notice(state, `The meeting ends in ${m.minutes_left} minute${m.minutes_left === 1 ? "" : "s"}`), endsAt: m.ends_at_ms };
+    case "time_limit":
+      return { ...state, endsAt: m.ends_at_ms };
+    case "active_speaker":
+      return { ...state, speaker: m.participant_id };
+    case "error":
+      return m.code === "media_lost" ? state : notice(state, m.message);
+    default:
+      return state;
+  }
+}

@@ -1,0 +1,184 @@
+import { useEffect, useState } from "react";
+import { api, type AuditEvent, type Policy, type SessionInfo, type User } from "../api";
+
+const POLICY_LABELS: Record<string, string> = {
+  waiting_room: "Waiting room on",
+  passcode_required: "Passcode required",
+  chat_allowed: "In-meeting chat allowed",
+  cloud_recording_allowed: "Cloud recording allowed",
+  require_2fa: "Two-factor authentication required",
+};
+
+/// Organisation administration: policies (each with a lock), members,
+/// invitations and the audit log.
+export function Admin(props: { user: User }) {
+  const org = props.user.org_id!;
+  const [policy, setPolicy] = useState<Policy | null>(null);
+  const [members, setMembers] = useState<User[]>([]);
+  const [audit, setAudit] = useState<AuditEvent[]>([]);
+  const [email, setEmail] = useState("");
+  const [message, setMessage] = useState<string | null>(null);
+
+  useEffect(() => {
+    api.policy(org).then(setPolicy, (e) => setMessage(e.message));
+    api.members(org).then((r) => setMembers(r.members), () => undefined);
+    api.audit(org).then((r) => setAudit(r.events), () => undefined);
+  }, [org]);
+
+  const change = async (key: string, value: unknown, locked: boolean) => {
+    try {
+      setPolicy(await api.updatePolicy(org, { [key]: { value, locked } }));
+      setMessage("Saved.");
+    } catch (e) {
+      setMessage(e instanceof Error ? e.message : String(e));
+    }
+  };
+  const invite = async (e: React.FormEvent) => {
+    e.preventDefault();
+    try {
+      await api.invite(org, email, "member");
+      setMessage(`Invitation created for ${email}.`);
+      setEmail("");
+    } catch (err) {
+      setMessage(err instanceof Error ? err.message : String(err));
+    }
+  };
+
+  return (
+    <main className="admin">
+      <h1>Organisation</h1>
+      {message ? <p role="status">{message}</p> : null}
+      <section aria-label="Policies">
+        <h2>Policies</h2>
+        <table>
+          <thead>
+            <tr>
+              <th scope="col">Setting</th>
+              <th scope="col">Value</th>
+              <th scope="col">Locked for hosts</th>
+            </tr>
+          </thead>
+          <tbody>
+            {policy
+              ? Object.entries(POLICY_LABELS).map(([key, label]) => (
+                  <tr key={key}>
+                    <th scope="row">{label}</th>
+                    <td>
+                      <input
+                        type="checkbox"
+                        aria-label={label}
+                        checked={Boolean(policy[key]?.value)}
+                        onChange={(e) => void change(key, e.target.checked, policy[key]?.locked ?? false)}
+                      />
+                    </td>
+                    <td>
+                      <input
+                        type="checkbox"
+                        aria-label={`Lock: ${label}`}
+                        checked={Boolean(policy[key]?.locked)}
+                        onChange={(e) => void change(key, policy[key]?.value, e.target.checked)}
+                      />
+                    </td>
+                  </tr>
+                ))
+              : null}
+          </tbody>
+        </table>
+      </section>
+      <section aria-label="Members">
+        <h2>Members</h2>
+        <ul>
+          {members.map((m) => (
+            <li key={m.id}>
+              {m.display_name} · {m.email} · {m.role} · {m.status}
+              {m.two_factor_enabled ? " · 2FA" : ""}
+            </li>
+          ))}
+        </ul>
+        <form onSubmit={invite} aria-label="Invite a member">
+          <label>
+            Invite by email <input type="email" value={email} onChange={(e) => setEmail(e.target.value)} required />
+          </label>
+          <button type="submit">Invite</button>
+        </form>
+      </section>
+      <section aria-label="Audit log">
+        <h2>Audit log</h2>
+        <table>
+          <thead>
+            <tr>
+              <th scope="col">When</th>
+              <th scope="col">Action</th>
+              <th scope="col">Outcome</th>
+              <th scope="col">Detail</th>
+            </tr>
+          </thead>
+          <tbody>
+            {audit.map((a) => (
+              <tr key={a.seq}>
+                <td>{new Date(a.at_ms).toLocaleString()}</td>
+                <td>{a.action}</td>
+                <td>{a.outcome}</td>
+                <td>{a.detail}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </section>
+    </main>
+  );
+}
+
+/// The account: signed-in sessions (revocable) and two-factor enrolment.
+export function Account() {
+  const [sessions, setSessions] = useState<SessionInfo[]>([]);
+  const [enrolment, setEnrolment] = useState<{ secret: string; otpauth_uri: string } | null>(null);
+  const [code, setCode] = useState("");
+  const [codes, setCodes] = useState<string[] | null>(null);
+  const [message, setMessage] = useState<string | null>(null);
+  const load = () => api.sessions().then((r) => setSessions(r.sessions), () => undefined);
+  useEffect(() => void load(), []);
+  return (
+    <main className="account">
+      <h1>Your account</h1>
+      {message ? <p role="status">{message}</p> : null}
+      <section aria-label="Two-factor authentication">
+        <h2>Two-factor authentication</h2>
+        {codes ? (
+          <>
+            <p>Keep these recovery codes somewhere safe; each works once.</p>
+            <ul className="codes">{codes.map((c) => <li key={c}>{c}</li>)}</ul>
+          </>
+        ) : enrolment ? (
+          <form
+            onSubmit={(e) => {
+              e.preventDefault();
+              api.confirmTotp(code).then((r) => setCodes(r.recovery_codes), (err) => setMessage(err.message));
+            }}
+          >
+            <p>Add this key to your authenticator app: <code>{enrolment.secret}</code></p>
+            <label>
+              Code <input value={code} onChange={(e) => setCode(e.target.value)} inputMode="numeric" required />
+            </label>
+            <button type="submit">Turn on</button>
+          </form>
+        ) : (
+          <button onClick={() => api.enrollTotp().then(setEnrolment, (e) => setMessage(e.message))}>Set up an authenticator app</button>
+        )}
+      </section>
+      <section aria-label="Sessions">
+        <h2>Signed-in sessions</h2>
+        <ul>
+          {sessions.map((s) => (
+            <li key={s.id}>
+              {s.kind} · {s.user_agent ?? "unknown device"} · {s.ip ?? ""} · last seen {new Date(s.last_seen_at_ms).toLocaleString()}
+              {s.current ? " (this one)" : (
+                <button onClick={() => api.revokeSession(s.id).then(load)}>Sign out</button>
+              )}
+            </li>
+          ))}
+        </ul>
+      </section>
+    </main>
+  );
+}

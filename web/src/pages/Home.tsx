@@ -1,0 +1,92 @@
+import { useEffect, useState } from "react";
+import { api, type Meeting, type User } from "../api";
+
+/// The signed-in home: meetings to start or copy, a new instant or
+/// scheduled meeting, and the invite link of each.
+export function Home(props: { user: User; navigate: (path: string) => void }) {
+  const [meetings, setMeetings] = useState<Meeting[]>([]);
+  const [title, setTitle] = useState("");
+  const [when, setWhen] = useState("");
+  const [passcode, setPasscode] = useState("");
+  const [error, setError] = useState<string | null>(null);
+  const [copied, setCopied] = useState<string | null>(null);
+
+  const load = () => api.meetings().then((r) => setMeetings(r.meetings), (e) => setError(String(e.message ?? e)));
+  useEffect(() => void load(), []);
+
+  const create = async (e: React.FormEvent) => {
+    e.preventDefault();
+    setError(null);
+    try {
+      const start = when ? new Date(when).getTime() : null;
+      const meeting = await api.createMeeting(title || "Meeting", start, {}, passcode);
+      setTitle("");
+      setWhen("");
+      setPasscode("");
+      setMeetings([meeting, ...meetings]);
+    } catch (err) {
+      setError(err instanceof Error ? err.message : String(err));
+    }
+  };
+  const copy = async (m: Meeting) => {
+    const text = `${m.title}\n${m.invite_url}\nMeeting code: ${m.code}${m.passcode ? `\nPasscode: ${m.passcode}` : ""}`;
+    try {
+      await navigator.clipboard.writeText(text);
+    } catch {
+      /* the clipboard may be unavailable; the link is shown anyway */
+    }
+    setCopied(m.id);
+  };
+  const rotate = async (m: Meeting) => {
+    const fresh = await api.rotateMeeting(m.id);
+    setMeetings(meetings.map((x) => (x.id === m.id ? fresh : x)));
+  };
+
+  return (
+    <main className="home">
+      <h1>Meetings</h1>
+      <form onSubmit={create} className="new-meeting" aria-label="New meeting">
+        <label>
+          Title
+          <input value={title} onChange={(e) => setTitle(e.target.value)} placeholder="Weekly sync" />
+        </label>
+        <label>
+          Starts (leave empty to start now)
+          <input type="datetime-local" value={when} onChange={(e) => setWhen(e.target.value)} />
+        </label>
+        <label>
+          Passcode (optional)
+          <input value={passcode} onChange={(e) => setPasscode(e.target.value)} minLength={6} maxLength={32} />
+        </label>
+        <button type="submit">{when ? "Schedule" : "New meeting"}</button>
+      </form>
+      {error ? (
+        <p className="error" role="alert">
+          {error}
+        </p>
+      ) : null}
+      <ul className="meetings">
+        {meetings.map((m) => (
+          <li key={m.id} data-meeting={m.id}>
+            <h2>{m.title}</h2>
+            <p>
+              {m.scheduled_start_ms ? new Date(m.scheduled_start_ms).toLocaleString() : "Instant meeting"} · code {m.code}
+              {m.settings.waiting_room ? " · waiting room on" : ""} · host key {m.host_key}
+            </p>
+            <p>
+              <a href={m.invite_url} className="invite" onClick={(e) => { e.preventDefault(); props.navigate(new URL(m.invite_url).pathname); }}>
+                {m.invite_url}
+              </a>
+            </p>
+            <button onClick={() => props.navigate(new URL(m.invite_url).pathname)}>Start</button>{" "}
+            <button onClick={() => void copy(m)}>{copied === m.id ? "Copied" : "Copy invite"}</button>{" "}
+            <button onClick={() => void rotate(m)} title="A new link and code; the old ones stop working">
+              New link
+            </button>
+          </li>
+        ))}
+      </ul>
+      {meetings.length === 0 ? <p>No meetings yet.</p> : null}
+    </main>
+  );
+}

@@ -1,0 +1,54 @@
+//! The browser app's chores: installing its npm packages, building it into
+//! `web/dist` (which the binary embeds), and running its Playwright tests in
+//! Debian's Chromium against the real server.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+}
+
+fn web() -> PathBuf {
+    root().join("web")
+}
+
+/// `npm ci` when the installed packages are missing or older than the lock
+/// file, then `npm run build`.
+pub fn build() -> Result<(), String> {
+    let web = web();
+    let installed = web.join("node_modules/.package-lock.json");
+    let stale = match (std::fs::metadata(&installed), std::fs::metadata(web.join("package-lock.json"))) {
+        (Ok(i), Ok(l)) => i.modified().ok() < l.modified().ok(),
+        _ => true,
+    };
+    if stale {
+        eprintln!("xtask: installing the web app's npm packages");
+        super::status(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&web))?;
+    }
+    super::status(Command::new("npm").args(["run", "--silent", "build"]).current_dir(&web))
+}
+
+/// The debug `conclave` binary `cargo test` built.
+pub fn debug_binary() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
+    target.join("debug/conclave")
+}
+
+/// Runs the browser tests, echoing their output into `tally`.
+pub fn test(tally: &mut impl FnMut(&str)) -> Result<bool, String> {
+    let mut child = Command::new("node")
+        .arg("e2e/meeting.test.mjs")
+        .current_dir(web())
+        .env("CONCLAVE_BIN", debug_binary())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start the browser tests: {e}"))?;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        println!("{line}");
+        tally(&line);
+    }
+    Ok(child.wait().map_err(|e| format!("browser tests: {e}"))?.success())
+}
