@@ -105,11 +105,15 @@ async function main() {
     ],
   });
   const foreign = [];
+  const cspViolations = [];
   const context = async () => {
     const c = await browser.newContext({ permissions: ["camera", "microphone"], viewport: { width: 1280, height: 800 } });
     c.on("page", (p) => {
       pagesForDebug.push(p);
-      p.on("console", (m) => { if (m.type() === "error" || m.type() === "warning") console.error(`[page] ${m.text()}`); });
+      p.on("console", (m) => {
+        if (/Content.Security.Policy/i.test(m.text())) cspViolations.push(m.text());
+        if (m.type() === "error" || m.type() === "warning") console.error(`[page] ${m.text()}`);
+      });
       p.on("pageerror", (e) => console.error(`[page error] ${e.message}`));
     });
     c.on("request", (r) => {
@@ -194,6 +198,15 @@ async function main() {
     assert.equal(cipher, "SRTP_AEAD_AES_256_GCM");
     figures.srtp_cipher = cipher;
 
+    // Ada blurs her background on her device (MediaPipe, served by us); the
+    // host keeps receiving her video.
+    await ada.page.getByRole("button", { name: "Blur background" }).click();
+    await ada.page.getByRole("button", { name: "Background: blurred" }).waitFor({ timeout: TIMEOUT });
+    await ada.page.waitForTimeout(1500);
+    const beforeBlur = sum(await inbound(host), people[1].id, "camera", "framesDecoded");
+    await poll("Ada's blurred video", async () => sum(await inbound(host), people[1].id, "camera", "framesDecoded") > beforeBlur + 10);
+    await shot(host, "host-sees-blurred-ada");
+
     // Chat both ways.
     await ada.page.getByRole("button", { name: "Chat" }).click();
     await ada.page.getByLabel("Message").fill("hello from Ada");
@@ -253,8 +266,20 @@ async function main() {
     await grace.page.getByText(/removed from this meeting|cannot rejoin/).waitFor({ timeout: TIMEOUT });
     await shot(grace.page, "grace-cannot-rejoin");
 
-    // Nothing during the whole meeting came from another origin.
+    // The organisation's admin pages, at a phone's width too.
+    const admin = await host.context().newPage();
+    await admin.goto(`${server.url}/admin`);
+    await admin.getByRole("heading", { name: "Policies" }).waitFor({ timeout: TIMEOUT });
+    await admin.getByText("meeting.remove").first().waitFor({ timeout: TIMEOUT });
+    await shot(admin, "admin-policies-and-audit");
+    await admin.setViewportSize({ width: 390, height: 844 });
+    await admin.goto(invite);
+    await shot(admin, "phone-join-page");
+
+    // Nothing during the whole meeting came from another origin, and the
+    // Content-Security-Policy never had to refuse anything.
     assert.deepEqual(foreign, [], "requests to other origins");
+    assert.deepEqual(cspViolations, [], "CSP violations");
     console.log(JSON.stringify({ figures }));
     console.log("test result: ok. 1 passed; 0 failed; 0 ignored");
   } catch (err) {

@@ -135,7 +135,7 @@ export const api = {
       recovery_code: recovery_code || null,
     }),
   logout: () => call<void>("POST", "/auth/logout"),
-  me: () => call<User>("GET", "/me"),
+  me: () => call<{ user: User; csrf_token: string; two_factor_enrollment_required: boolean }>("GET", "/me"),
   sessions: () => call<{ sessions: SessionInfo[] }>("GET", "/me/sessions"),
   revokeSession: (id: string) => call<void>("DELETE", `/me/sessions/${id}`),
   enrollTotp: () => call<{ secret: string; otpauth_uri: string }>("POST", "/me/totp/enroll"),

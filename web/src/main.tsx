@@ -13,7 +13,14 @@ function App() {
   const [user, setUser] = useState<User | null | undefined>(undefined);
 
   useEffect(() => {
-    api.me().then(setUser, () => setUser(null));
+    // A new tab has the session cookie but not the CSRF token: /me gives both.
+    api.me().then(
+      (me) => {
+        setCsrf(me.csrf_token);
+        setUser(me.user);
+      },
+      () => setUser(null),
+    );
     const onPop = () => setPath(location.pathname);
     window.addEventListener("popstate", onPop);
     return () => window.removeEventListener("popstate", onPop);
