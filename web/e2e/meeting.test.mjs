@@ -252,6 +252,12 @@ async function main() {
     await host.getByRole("button", { name: "Unlock meeting" }).click();
     await host.getByRole("button", { name: "Lock meeting" }).waitFor({ timeout: TIMEOUT });
 
+    // Ada reports Grace; the report reaches the organisation.
+    await ada.page.getByRole("button", { name: "Participants" }).click();
+    ada.page.once("dialog", (d) => void d.accept("posting unwanted links in the chat"));
+    await ada.page.getByRole("button", { name: "Report Grace" }).click();
+    await ada.page.getByText("Reported Grace").waitFor({ timeout: TIMEOUT });
+
     // The host removes Grace: her media stops and she cannot come back.
     await host.getByRole("button", { name: "Remove Grace" }).click();
     await grace.page.getByText("A host removed you").waitFor({ timeout: TIMEOUT });
@@ -271,7 +277,20 @@ async function main() {
     await admin.goto(`${server.url}/admin`);
     await admin.getByRole("heading", { name: "Policies" }).waitFor({ timeout: TIMEOUT });
     await admin.getByText("meeting.remove").first().waitFor({ timeout: TIMEOUT });
+    await admin.getByText("meeting.report").first().waitFor({ timeout: TIMEOUT });
     await shot(admin, "admin-policies-and-audit");
+    // An invitation, and the invitee's sign-up from its link.
+    await admin.getByLabel("Invite by email").fill("dana@example.org");
+    await admin.getByRole("button", { name: "Invite" }).click();
+    const inviteUrl = await admin.locator("code.invite-url").textContent();
+    const dana = await (await context()).newPage();
+    await dana.goto(inviteUrl);
+    await dana.getByLabel("Email").fill("dana@example.org");
+    await dana.getByLabel("Your name").fill("Dana");
+    await dana.getByLabel(/^Password/).fill("a long and unusual passphrase 42");
+    await dana.getByRole("button", { name: "Create account" }).click();
+    await dana.getByRole("heading", { name: "Meetings" }).waitFor({ timeout: TIMEOUT });
+    await shot(dana, "dana-signed-up");
     await admin.setViewportSize({ width: 390, height: 844 });
     await admin.goto(invite);
     await shot(admin, "phone-join-page");

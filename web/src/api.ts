@@ -70,7 +70,17 @@ export interface IceServer {
   credential?: string;
 }
 
+export interface Invitation {
+  id: string;
+  email: string;
+  role: string;
+  created_at_ms: number;
+  expires_at_ms: number;
+  accepted: boolean;
+}
+
 export interface JoinTicket {
+  meeting_id: string;
   ticket: string;
   signaling_url: string;
   expires_in_seconds: number;
@@ -135,6 +145,10 @@ export const api = {
       recovery_code: recovery_code || null,
     }),
   logout: () => call<void>("POST", "/auth/logout"),
+  signup: (email: string, display_name: string, password: string, invite_token: string | null) =>
+    call<LoginResponse>("POST", "/auth/signup", { email, display_name, password, invite_token }),
+  report: (meeting: string, participant_token: string, participant_id: number, reason: string) =>
+    call<unknown>("POST", `/meetings/${meeting}/reports`, { participant_token, participant_id, reason }),
   me: () => call<{ user: User; csrf_token: string; two_factor_enrollment_required: boolean }>("GET", "/me"),
   sessions: () => call<{ sessions: SessionInfo[] }>("GET", "/me/sessions"),
   revokeSession: (id: string) => call<void>("DELETE", `/me/sessions/${id}`),
@@ -156,7 +170,9 @@ export const api = {
   policy: (org: string) => call<Policy>("GET", `/orgs/${org}/policy`),
   updatePolicy: (org: string, update: Policy) => call<Policy>("PATCH", `/orgs/${org}/policy`, update),
   members: (org: string) => call<{ members: User[] }>("GET", `/orgs/${org}/members`),
-  invite: (org: string, email: string, role: string) => call<unknown>("POST", `/orgs/${org}/invitations`, { email, role }),
+  invite: (org: string, email: string, role: string) =>
+    call<{ invite_url: string; invitation: Invitation }>("POST", `/orgs/${org}/invitations`, { email, role }),
+  invitations: (org: string) => call<{ invitations: Invitation[] }>("GET", `/orgs/${org}/invitations`),
   audit: (org: string) => call<{ events: AuditEvent[] }>("GET", `/orgs/${org}/audit`),
 };
 

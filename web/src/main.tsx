@@ -5,6 +5,7 @@ import { Account, Admin } from "./pages/Admin";
 import { Home } from "./pages/Home";
 import { Join } from "./pages/Join";
 import { SignIn } from "./pages/SignIn";
+import { SignUp } from "./pages/SignUp";
 import "./styles.css";
 
 /// The app's pages by path; the server answers every page path with this app.
@@ -40,7 +41,12 @@ function App() {
   const join = path.match(/^\/j\/([A-Za-z0-9]+)$/);
   if (join) return <Join linkSecret={join[1]} user={user} navigate={navigate} />;
 
-  if (!user) return <SignIn onSignedIn={(u, mustEnrol) => { setUser(u); navigate(mustEnrol ? "/account" : "/"); }} />;
+  const signedIn = (u: User, mustEnrol: boolean) => {
+    setUser(u);
+    navigate(mustEnrol ? "/account" : "/");
+  };
+  if (!user && path === "/signup") return <SignUp invite={new URLSearchParams(location.search).get("invite")} onSignedIn={signedIn} />;
+  if (!user) return <SignIn onSignedIn={signedIn} />;
   const admin = user.role === "owner" || user.role === "admin";
   return (
     <>

@@ -158,6 +158,9 @@ pub struct JoinMeetingRequest {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct JoinTicket {
+    /// The meeting joined (for reports, which name it).
+    #[serde(default)]
+    pub meeting_id: String,
     /// Single use, valid for `expires_in_seconds`.
     pub ticket: String,
     /// Open a WebSocket here (the ticket is already in the URL).

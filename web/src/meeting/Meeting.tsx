@@ -2,7 +2,9 @@ import { useCallback, useEffect, useMemo, useReducer, useRef, useState } from "r
 import type { JoinTicket } from "../api";
 import { MediaSession, type RemoteTrack } from "../media";
 import { Signaling, type ClientMessage, type ServerMessage } from "../signaling";
-import { ChatPanel, ParticipantsPanel, SecurityPanel } from "./Panels";
+import { api } from "../api";
+import type { Participant } from "../signaling";
+import { ChatPanel, DevicesPanel, ParticipantsPanel, SecurityPanel } from "./Panels";
 import { initialState, reduce } from "./state";
 import { RemoteAudio, Tile } from "./Tile";
 
@@ -46,7 +48,7 @@ export function Meeting(props: {
   const [layout, setLayout] = useState<Layout>("gallery25");
   const [page, setPage] = useState(0);
   const [pinned, setPinned] = useState<string | null>(null);
-  const [panel, setPanel] = useState<"chat" | "people" | "security" | null>(null);
+  const [panel, setPanel] = useState<"chat" | "people" | "security" | "devices" | null>(null);
   const [sharing, setSharing] = useState(false);
   const [blurred, setBlurred] = useState(false);
   const [cipher, setCipher] = useState<string>();
@@ -62,8 +64,12 @@ export function Meeting(props: {
   const screenTrack = useRef<MediaStreamTrack | null>(null);
 
   const send = useCallback((m: ClientMessage) => signaling.current?.send(m), []);
-  const mic = props.local?.getAudioTracks()[0] ?? null;
-  const cam = props.local?.getVideoTracks()[0] ?? null;
+  // The tracks we send; the devices panel can swap them.
+  const [tracks, setTracks] = useState(() => ({
+    mic: props.local?.getAudioTracks()[0] ?? null,
+    cam: props.local?.getVideoTracks()[0] ?? null,
+  }));
+  const { mic, cam } = tracks;
   // The devices as they are when the server admits us, not at first render.
   const devices = useRef({ mic, cam });
   devices.current = { mic, cam };
@@ -151,6 +157,26 @@ export function Meeting(props: {
     const track = await props.blur(!blurred);
     await media.current?.replace("camera", track ?? cam);
     setBlurred(!blurred);
+  };
+  const chooseDevice = async (kind: "audioinput" | "videoinput", deviceId: string) => {
+    const audio = kind === "audioinput";
+    const stream = await navigator.mediaDevices.getUserMedia(audio ? { audio: { deviceId: { exact: deviceId } } } : { video: { deviceId: { exact: deviceId }, width: { ideal: 1280 } } });
+    const track = stream.getTracks()[0];
+    const old = audio ? mic : cam;
+    track.enabled = old?.enabled ?? true;
+    await media.current?.replace(audio ? "microphone" : "camera", track);
+    old?.stop();
+    setTracks(audio ? { mic: track, cam } : { mic, cam: track });
+  };
+  const report = async (p: Participant) => {
+    const reason = window.prompt(`Why are you reporting ${p.display_name}? The organisation's owner will see this.`);
+    if (!reason || !state.resumeToken) return;
+    try {
+      await api.report(props.ticket.meeting_id, state.resumeToken, p.id, reason);
+      dispatch({ type: "error", code: "reported", message: `Reported ${p.display_name}. Thank you.`, request: null });
+    } catch (e) {
+      dispatch({ type: "error", code: "report_failed", message: e instanceof Error ? e.message : String(e), request: null });
+    }
   };
   const leave = (forAll: boolean) => {
     send({ type: forAll ? "end_for_all" : "leave" });
@@ -275,8 +301,9 @@ export function Meeting(props: {
         <ChatPanel chat={state.chat} me={state.me} roster={roster} settings={state.settings} moderator={moderator} send={send} />
       ) : null}
       {panel === "people" && state.me !== null && state.settings ? (
-        <ParticipantsPanel me={state.me} myRole={me?.role ?? "participant"} roster={roster} waiting={state.waiting} settings={state.settings} send={send} />
+        <ParticipantsPanel me={state.me} myRole={me?.role ?? "participant"} roster={roster} waiting={state.waiting} settings={state.settings} send={send} onReport={(p) => void report(p)} />
       ) : null}
+      {panel === "devices" ? <DevicesPanel onChoose={(k, id) => void chooseDevice(k, id)} /> : null}
       {panel === "security" ? <SecurityPanel cipher={cipher} /> : null}
       <footer className="controls" aria-label="Meeting controls">
         <button onClick={toggleMic} aria-pressed={!!me?.audio_muted} disabled={!mic}>
@@ -311,6 +338,9 @@ export function Meeting(props: {
         </button>
         <button onClick={() => setPanel(panel === "people" ? null : "people")} aria-pressed={panel === "people"}>
           Participants{state.waiting.length && moderator ? ` (${state.waiting.length} waiting)` : ""}
+        </button>
+        <button onClick={() => setPanel(panel === "devices" ? null : "devices")} aria-pressed={panel === "devices"}>
+          Devices
         </button>
         <button onClick={() => setPanel(panel === "security" ? null : "security")} aria-pressed={panel === "security"}>
           Security

@@ -1,4 +1,4 @@
-import { useState } from "react";
+import { useEffect, useState } from "react";
 import type { ChatMessage, ClientMessage, Participant, RoomSettings, Waiter } from "../signaling";
 
 type Send = (m: ClientMessage) => void;
@@ -68,6 +68,7 @@ export function ParticipantsPanel(props: {
   waiting: Waiter[];
   settings: RoomSettings;
   send: Send;
+  onReport: (participant: Participant) => void;
 }) {
   const moderator = props.myRole === "host" || props.myRole === "co_host";
   const host = props.myRole === "host";
@@ -108,6 +109,11 @@ export function ParticipantsPanel(props: {
               {p.audio_muted ? " 🔇" : ""}
               {p.video_muted ? " 📷✕" : ""}
             </span>
+            {p.id !== props.me ? (
+              <button className="link" onClick={() => props.onReport(p)} aria-label={`Report ${p.display_name}`}>
+                Report
+              </button>
+            ) : null}
             {moderator && p.id !== props.me && (p.role !== "host" || host) ? (
               <span className="actions">
                 <button onClick={() => act("mute", p.id)} aria-label={`Mute ${p.display_name}`} disabled={p.audio_muted}>
@@ -227,6 +233,36 @@ export function SecurityPanel(props: { cipher: string | undefined }) {
         <li>This meeting is not end-to-end encrypted: the server could read the media it forwards.</li>
         <li>Nothing on this page comes from any other site.</li>
       </ul>
+    </section>
+  );
+}
+
+/// Switching camera or microphone during the meeting.
+export function DevicesPanel(props: { onChoose: (kind: "audioinput" | "videoinput", deviceId: string) => void }) {
+  const [devices, setDevices] = useState<MediaDeviceInfo[]>([]);
+  useEffect(() => {
+    void navigator.mediaDevices.enumerateDevices().then(setDevices);
+  }, []);
+  const pick = (kind: "audioinput" | "videoinput", label: string) => (
+    <label>
+      {label}{" "}
+      <select onChange={(e) => props.onChoose(kind, e.target.value)} defaultValue="">
+        <option value="" disabled>
+          Choose…
+        </option>
+        {devices.filter((d) => d.kind === kind).map((d) => (
+          <option key={d.deviceId} value={d.deviceId}>
+            {d.label || label}
+          </option>
+        ))}
+      </select>
+    </label>
+  );
+  return (
+    <section className="panel devices" aria-label="Devices">
+      <h2>Devices</h2>
+      {pick("videoinput", "Camera")}
+      {pick("audioinput", "Microphone")}
     </section>
   );
 }

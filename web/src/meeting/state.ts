@@ -14,6 +14,8 @@ export type Phase =
 export interface MeetingState {
   phase: Phase;
   me: number | null;
+  /// Proves, in a report, that we are in the meeting.
+  resumeToken: string | null;
   roster: Map<number, Participant>;
   waiting: Waiter[];
   settings: RoomSettings | null;
@@ -28,6 +30,7 @@ export interface MeetingState {
 export const initialState: MeetingState = {
   phase: { kind: "connecting" },
   me: null,
+  resumeToken: null,
   roster: new Map(),
   waiting: [],
   settings: null,
@@ -48,12 +51,13 @@ function notice(state: MeetingState, text: string): MeetingState {
 export function reduce(state: MeetingState, m: ServerMessage): MeetingState {
   switch (m.type) {
     case "waiting":
-      return { ...state, phase: { kind: "waiting" }, me: m.participant_id };
+      return { ...state, phase: { kind: "waiting" }, me: m.participant_id, resumeToken: m.resume_token };
     case "admitted":
       return {
         ...state,
         phase: { kind: "in" },
         me: m.participant_id,
+        resumeToken: m.resume_token,
         roster: new Map([m.you, ...m.roster].map((p) => [p.id, p])),
         settings: m.settings,
         chat: m.chat,

@@ -1,5 +1,5 @@
 import { useEffect, useState } from "react";
-import { api, type AuditEvent, type Policy, type SessionInfo, type User } from "../api";
+import { api, type AuditEvent, type Invitation, type Policy, type SessionInfo, type User } from "../api";
 
 const POLICY_LABELS: Record<string, string> = {
   waiting_room: "Waiting room on",
@@ -17,12 +17,15 @@ export function Admin(props: { user: User }) {
   const [members, setMembers] = useState<User[]>([]);
   const [audit, setAudit] = useState<AuditEvent[]>([]);
   const [email, setEmail] = useState("");
+  const [invitations, setInvitations] = useState<Invitation[]>([]);
+  const [inviteUrl, setInviteUrl] = useState<string | null>(null);
   const [message, setMessage] = useState<string | null>(null);
 
   useEffect(() => {
     api.policy(org).then(setPolicy, (e) => setMessage(e.message));
     api.members(org).then((r) => setMembers(r.members), () => undefined);
     api.audit(org).then((r) => setAudit(r.events), () => undefined);
+    api.invitations(org).then((r) => setInvitations(r.invitations), () => undefined);
   }, [org]);
 
   const change = async (key: string, value: unknown, locked: boolean) => {
@@ -36,8 +39,10 @@ export function Admin(props: { user: User }) {
   const invite = async (e: React.FormEvent) => {
     e.preventDefault();
     try {
-      await api.invite(org, email, "member");
-      setMessage(`Invitation created for ${email}.`);
+      const created = await api.invite(org, email, "member");
+      setMessage(`Invitation created for ${email}. Send them this link:`);
+      setInviteUrl(created.invite_url);
+      setInvitations([created.invitation, ...invitations]);
       setEmail("");
     } catch (err) {
       setMessage(err instanceof Error ? err.message : String(err));
@@ -48,6 +53,7 @@ export function Admin(props: { user: User }) {
     <main className="admin">
       <h1>Organisation</h1>
       {message ? <p role="status">{message}</p> : null}
+      {inviteUrl ? <p><code className="invite-url">{inviteUrl}</code></p> : null}
       <section aria-label="Policies">
         <h2>Policies</h2>
         <table>
@@ -92,6 +98,14 @@ export function Admin(props: { user: User }) {
             <li key={m.id}>
               {m.display_name} · {m.email} · {m.role} · {m.status}
               {m.two_factor_enabled ? " · 2FA" : ""}
+            </li>
+          ))}
+        </ul>
+        <h3>Invitations</h3>
+        <ul>
+          {invitations.map((i) => (
+            <li key={i.id}>
+              {i.email} · {i.role} · {i.accepted ? "accepted" : `open until ${new Date(i.expires_at_ms).toLocaleDateString()}`}
             </li>
           ))}
         </ul>

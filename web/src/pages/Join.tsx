@@ -88,7 +88,7 @@ export function Join(props: { linkSecret: string; user: User | null; navigate: (
     <main className="join">
       <h1>Join the meeting</h1>
       <div className="preview">
-        {stream?.getVideoTracks().length ? <video ref={preview} autoPlay playsInline muted aria-label="Your camera" /> : <div className="avatar">Camera off</div>}
+        {stream?.getVideoTracks().length ? <video ref={preview} autoPlay playsInline muted aria-label="Your camera" /> : <div className="avatar">{camOn && !devicesSettled ? "Starting the camera…" : "Camera off"}</div>}
       </div>
       <form onSubmit={join} aria-label="Join">
         <label>

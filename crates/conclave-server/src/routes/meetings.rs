@@ -440,6 +440,7 @@ pub async fn join(
         ip: Some(ip.to_string()),
     };
     let is_owner = current.as_ref().is_some_and(|c| c.user.id == meeting.host_user_id);
+    let meeting_id_for_ticket = meeting.id.clone();
     let grant = TicketGrant {
         meeting_id: meeting.id.clone(),
         org_id: meeting.org_id.clone(),
@@ -452,6 +453,7 @@ pub async fn join(
     state.join_failures.lock().unwrap_or_else(|p| p.into_inner()).record_success(&ip);
     let ws_origin = state.config.public_origin().replacen("http", "ws", 1);
     Ok(ApiJson(JoinTicket {
+        meeting_id: meeting_id_for_ticket,
         signaling_url: format!("{ws_origin}/api/v1/signal?ticket={}&v={PROTOCOL_VERSION}", ticket.as_str()),
         ticket: ticket.into_string(),
         expires_in_seconds: TICKET_LIFETIME.as_secs(),
