@@ -293,26 +293,44 @@ struct Coturn {
 }
 
 impl Coturn {
-    fn start(secret: &str) -> Self {
-        let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let relay_from = 40_000 + port % 20_000;
-        let child = std::process::Command::new("turnserver")
-            .args(["-n", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", "--allow-loopback-peers"])
-            .args(["--no-tls", "--no-dtls", "--no-cli", "--no-tcp-relay", "--realm=conclave.test", "--use-auth-secret"])
-            .arg(format!("--static-auth-secret={secret}"))
-            .arg(format!("--listening-port={port}"))
-            .arg(format!("--min-port={relay_from}"))
-            .arg(format!("--max-port={}", relay_from + 50))
-            .args(["--log-file=stdout", "--simple-log"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("coturn's turnserver must be installed (`cargo xtask test` installs it: apt-get install coturn)");
-        Self { child, addr: format!("127.0.0.1:{port}").parse().unwrap() }
+    /// Starts coturn on a free loopback port and waits until it answers,
+    /// trying other ports if one was taken meanwhile.
+    async fn start(secret: &str) -> Self {
+        let log = std::env::temp_dir().join(format!("conclave-coturn-{}.log", std::process::id()));
+        for _ in 0..3 {
+            let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            let relay_from = 20_000 + port % 10_000;
+            let child = std::process::Command::new("turnserver")
+                .args(["-n", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", "--allow-loopback-peers"])
+                .args([
+                    "--no-tls",
+                    "--no-dtls",
+                    "--no-cli",
+                    "--no-tcp-relay",
+                    "--realm=conclave.test",
+                    "--use-auth-secret",
+                ])
+                .arg(format!("--static-auth-secret={secret}"))
+                .arg(format!("--listening-port={port}"))
+                .arg(format!("--min-port={relay_from}"))
+                .arg(format!("--max-port={}", relay_from + 100))
+                .args(["--log-file=stdout", "--simple-log"])
+                .stdout(std::fs::File::create(&log).unwrap())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect(
+                    "coturn's turnserver must be installed (`cargo xtask test` installs it: apt-get install coturn)",
+                );
+            let coturn = Self { child, addr: format!("127.0.0.1:{port}").parse().unwrap() };
+            if coturn.answers().await {
+                return coturn;
+            }
+        }
+        panic!("coturn did not start; its log:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
     }
 
-    /// Waits until coturn answers a STUN binding request.
-    async fn ready(&self) {
+    /// True once coturn answers a STUN binding request (within 10 s).
+    async fn answers(&self) -> bool {
         let probe = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let mut request = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xA4, 0x42];
         request.extend_from_slice(&[7; 12]);
@@ -320,10 +338,10 @@ impl Coturn {
         for _ in 0..50 {
             probe.send_to(&request, self.addr).await.unwrap();
             if tokio::time::timeout(Duration::from_millis(200), probe.recv_from(&mut buf)).await.is_ok() {
-                return;
+                return true;
             }
         }
-        panic!("coturn did not start on {}", self.addr);
+        false
     }
 }
 
@@ -337,7 +355,7 @@ impl Drop for Coturn {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_participant_reaching_the_sfu_only_through_coturn_gets_media() {
     let secret = "a shared secret only coturn and Conclave know";
-    let coturn = Coturn::start(secret);
+    let coturn = Coturn::start(secret).await;
     let turn_url = format!("turn:{}?transport=udp", coturn.addr);
     let srv = TestServer::start_with(Engine::Sqlite, |c| {
         c.media.as_mut().unwrap().turn = Some(conclave_server::TurnConfig {
@@ -350,7 +368,6 @@ async fn a_participant_reaching_the_sfu_only_through_coturn_gets_media() {
     // TURN credentials expire by the wall clock, which coturn reads.
     let wall_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
     srv.clock.advance(Duration::from_millis((wall_ms - crate::support::START_MS).max(0) as u64));
-    coturn.ready().await;
 
     let (host, _, meeting) = hosted(&srv).await;
     let (mut host_conn, host_id) = host_joins(&host, &meeting).await;
