@@ -134,6 +134,7 @@ async function main() {
     await host.getByLabel("Title").fill("Weekly sync");
     await host.getByRole("button", { name: "New meeting" }).click();
     const invite = await host.locator("a.invite").first().getAttribute("href");
+    const code = (await host.locator(".meetings li p").first().textContent()).match(/code (\d{3} \d{3} \d{4})/)[1];
     assert.match(invite, /\/j\/[a-z0-9]{32}$/);
     await shot(host, "host-home");
     await host.getByRole("button", { name: "Start" }).first().click();
@@ -291,6 +292,12 @@ async function main() {
     await dana.getByRole("button", { name: "Create account" }).click();
     await dana.getByRole("heading", { name: "Meetings" }).waitFor({ timeout: TIMEOUT });
     await shot(dana, "dana-signed-up");
+    // Dana joins by the meeting's code: it leads to the waiting room, never straight in.
+    await dana.getByRole("link", { name: "Join a meeting with a code" }).click();
+    await dana.getByLabel("Meeting code").fill(code);
+    await dana.getByRole("button", { name: "Join" }).click();
+    await dana.getByText("Waiting for the host to let you in").waitFor({ timeout: TIMEOUT });
+    await shot(dana, "dana-joins-by-code");
     await admin.setViewportSize({ width: 390, height: 844 });
     await admin.goto(invite);
     await shot(admin, "phone-join-page");

@@ -40,6 +40,7 @@ function App() {
   if (user === undefined) return <main className="center">Loading…</main>;
   const join = path.match(/^\/j\/([A-Za-z0-9]+)$/);
   if (join) return <Join linkSecret={join[1]} user={user} navigate={navigate} />;
+  if (path === "/join") return <Join linkSecret={null} user={user} navigate={navigate} />;
 
   const signedIn = (u: User, mustEnrol: boolean) => {
     setUser(u);

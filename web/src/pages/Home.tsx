@@ -45,6 +45,9 @@ export function Home(props: { user: User; navigate: (path: string) => void }) {
   return (
     <main className="home">
       <h1>Meetings</h1>
+      <p>
+        <a href="/join" onClick={(e) => { e.preventDefault(); props.navigate("/join"); }}>Join a meeting with a code</a>
+      </p>
       <form onSubmit={create} className="new-meeting" aria-label="New meeting">
         <label>
           Title

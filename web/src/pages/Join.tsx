@@ -5,10 +5,12 @@ import { Meeting } from "../meeting/Meeting";
 
 /// The join page of an invite link: camera and microphone preview, device
 /// choice, name and (when asked) passcode; then the meeting itself.
-export function Join(props: { linkSecret: string; user: User | null; navigate: (path: string) => void }) {
+export function Join(props: { linkSecret: string | null; user: User | null; navigate: (path: string) => void }) {
+  // Without a link, the meeting is named by its code (and a passcode).
+  const [code, setCode] = useState("");
   const [name, setName] = useState(props.user?.display_name ?? "");
   const [passcode, setPasscode] = useState("");
-  const [askPasscode, setAskPasscode] = useState(false);
+  const [askPasscode, setAskPasscode] = useState(props.linkSecret === null);
   const [error, setError] = useState<string | null>(null);
   const [ticket, setTicket] = useState<JoinTicket | null>(null);
   const [stream, setStream] = useState<MediaStream | null>(null);
@@ -63,7 +65,7 @@ export function Join(props: { linkSecret: string; user: User | null; navigate: (
     e.preventDefault();
     setError(null);
     try {
-      setTicket(await api.join(props.linkSecret, name, passcode || null, null));
+      setTicket(await api.join(props.linkSecret, name, passcode || null, props.linkSecret ? null : code));
     } catch (err) {
       if (err instanceof ApiError && err.status === 403 && /passcode/i.test(err.message)) {
         setAskPasscode(true);
@@ -91,14 +93,20 @@ export function Join(props: { linkSecret: string; user: User | null; navigate: (
         {stream?.getVideoTracks().length ? <video ref={preview} autoPlay playsInline muted aria-label="Your camera" /> : <div className="avatar">{camOn && !devicesSettled ? "Starting the camera…" : "Camera off"}</div>}
       </div>
       <form onSubmit={join} aria-label="Join">
+        {props.linkSecret === null ? (
+          <label>
+            Meeting code
+            <input value={code} onChange={(e) => setCode(e.target.value)} required inputMode="numeric" placeholder="123 456 7890" />
+          </label>
+        ) : null}
         <label>
           Your name
           <input value={name} onChange={(e) => setName(e.target.value)} required maxLength={64} />
         </label>
         {askPasscode ? (
           <label>
-            Passcode
-            <input value={passcode} onChange={(e) => setPasscode(e.target.value)} required />
+            Passcode{props.linkSecret === null ? " (if the meeting has one)" : ""}
+            <input value={passcode} onChange={(e) => setPasscode(e.target.value)} required={props.linkSecret !== null} />
           </label>
         ) : null}
         <fieldset>

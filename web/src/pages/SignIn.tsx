@@ -75,7 +75,7 @@ export function SignIn(props: { onSignedIn: (user: User, mustEnrol: boolean) => 
         </button>
       </form>
       <p>
-        Have a meeting link? Open it to join as a guest.
+        Have a meeting link? Open it to join as a guest. Have a code? <a href="/join">Join with a code</a>.
       </p>
     </main>
   );
