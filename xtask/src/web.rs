@@ -14,8 +14,9 @@ fn web() -> PathBuf {
     root().join("web")
 }
 
-/// `npm ci` when the installed packages are missing or older than the lock
-/// file, then `npm run build`.
+/// `npm install` when the installed packages are missing or older than the
+/// lock file, then `npm run build`. (Not `npm ci`: npm 11 leaves other
+/// platforms' optional packages out of the lock file and then refuses it.)
 pub fn build() -> Result<(), String> {
     let web = web();
     let installed = web.join("node_modules/.package-lock.json");
@@ -25,7 +26,7 @@ pub fn build() -> Result<(), String> {
     };
     if stale {
         eprintln!("xtask: installing the web app's npm packages");
-        super::status(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&web))?;
+        super::status(Command::new("npm").args(["install", "--no-audit", "--no-fund"]).current_dir(&web))?;
     }
     super::status(Command::new("npm").args(["run", "--silent", "build"]).current_dir(&web))
 }
