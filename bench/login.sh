@@ -6,10 +6,9 @@
 #   bench/login.sh [ATTEMPTS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 ATTEMPTS=${1:-200}
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/conclave-target}"
-cargo build --release --quiet -p conclave
-BIN="$CARGO_TARGET_DIR/release/conclave"
+build_release
 DATA=$(mktemp -d)
 PASSWORD='load test passphrase 2026'
 cleanup() { kill "${SERVER_PID:-}" 2>/dev/null || true; rm -rf "$DATA"; }
@@ -34,13 +33,4 @@ $TABLE
 <!-- login:end -->
 EOT
 )
-python3 - "$SECTION" <<'PY'
-import re, sys, pathlib
-path = pathlib.Path("docs/benchmarks.md")
-text = path.read_text()
-section = sys.argv[1]
-pattern = re.compile(r"<!-- login:start -->.*?<!-- login:end -->", re.S)
-text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section + "\n"
-path.write_text(text)
-PY
-echo "written to docs/benchmarks.md"
+write_section login "$SECTION"

@@ -8,11 +8,10 @@
 #   bench/media.sh [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 SECONDS_MEASURED=${1:-10}
 ulimit -n "$(ulimit -Hn)"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/conclave-target}"
-cargo build --release --quiet -p conclave
-BIN="$CARGO_TARGET_DIR/release/conclave"
+build_release
 
 DATA=$(mktemp -d)
 PASSWORD='load test passphrase 2026'
@@ -66,12 +65,4 @@ $SIMULCAST
 <!-- media:end -->
 EOT
 )
-python3 - "$SECTION" <<'PY'
-import re, sys, pathlib
-path = pathlib.Path("docs/benchmarks.md")
-text = path.read_text() if path.exists() else "# Benchmarks\n"
-section = sys.argv[1]
-pattern = re.compile(r"<!-- media:start -->.*?<!-- media:end -->", re.S)
-text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section + "\n"
-path.write_text(text)
-PY
+write_section media "$SECTION"

@@ -7,13 +7,12 @@
 #   bench/signaling.sh [JOINS] [IDLE]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 JOINS=${1:-1000}
 IDLE=${2:-10000}
 # Both ends hold one socket per connection.
 ulimit -n "$(ulimit -Hn)"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/conclave-target}"
-cargo build --release --quiet -p conclave
-BIN="$CARGO_TARGET_DIR/release/conclave"
+build_release
 
 DATA=$(mktemp -d)
 PASSWORD='load test passphrase 2026'
@@ -51,13 +50,4 @@ $TABLE
 <!-- signaling:end -->
 EOT
 )
-python3 - "$SECTION" <<'PY'
-import re, sys, pathlib
-path = pathlib.Path("docs/benchmarks.md")
-text = path.read_text() if path.exists() else "# Benchmarks\n"
-section = sys.argv[1]
-pattern = re.compile(r"<!-- signaling:start -->.*?<!-- signaling:end -->", re.S)
-text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section + "\n"
-path.write_text(text)
-PY
-echo "written to docs/benchmarks.md"
+write_section signaling "$SECTION"

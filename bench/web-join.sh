@@ -7,14 +7,14 @@
 #   bench/web-join.sh [RUNS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 RUNS=${1:-5}
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/conclave-target}"
 (cd web && npm run --silent build)
-cargo build --release --quiet -p conclave
+build_release
 FIGURES=()
 for i in $(seq "$RUNS"); do
   echo "== run $i of $RUNS" >&2
-  LINE=$(cd web && CONCLAVE_BIN="$CARGO_TARGET_DIR/release/conclave" node e2e/meeting.test.mjs | grep '"figures"')
+  LINE=$(cd web && CONCLAVE_BIN="$BIN" node e2e/meeting.test.mjs | grep '"figures"')
   FIGURES+=("$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["figures"]["admission_to_first_frame_ms"])' "$LINE")")
 done
 SORTED=$(printf '%s\n' "${FIGURES[@]}" | sort -n | tr '\n' ' ')
@@ -35,12 +35,4 @@ Target ≤ 1 s on loopback.
 <!-- web-join:end -->
 EOT
 )
-python3 - "$SECTION" <<'PY'
-import re, sys, pathlib
-path = pathlib.Path("docs/benchmarks.md")
-text = path.read_text()
-section = sys.argv[1]
-pattern = re.compile(r"<!-- web-join:start -->.*?<!-- web-join:end -->", re.S)
-text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section + "\n"
-path.write_text(text)
-PY
+write_section web-join "$SECTION"

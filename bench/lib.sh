@@ -1,0 +1,23 @@
+# Shared by the bench/ scripts (sourced, not run).
+
+# Builds the release binary and sets BIN.
+build_release() {
+  export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/conclave-target}"
+  cargo build --release --quiet -p conclave
+  BIN="$CARGO_TARGET_DIR/release/conclave"
+}
+
+# Replaces (or appends) the section `<!-- NAME:start --> … <!-- NAME:end -->`
+# of docs/benchmarks.md with the text given, which carries those markers.
+write_section() {
+  python3 - "$1" "$2" <<'PY'
+import re, sys, pathlib
+name, section = sys.argv[1], sys.argv[2]
+path = pathlib.Path("docs/benchmarks.md")
+text = path.read_text() if path.exists() else "# Benchmarks\n"
+pattern = re.compile(r"<!-- %s:start -->.*?<!-- %s:end -->" % (name, name), re.S)
+text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section + "\n"
+path.write_text(text)
+PY
+  echo "written to docs/benchmarks.md"
+}
