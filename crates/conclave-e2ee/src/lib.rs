@@ -7,10 +7,15 @@
 //!   epoch's exporter secret (RFC 9605 §5.2), so the key changes whenever
 //!   the group's membership does, and the server never holds one.
 //!
-//! Pure computation: no IO, no clock, no randomness beyond what the caller
-//! passes in; the same code runs natively and in the browser (wasm32).
+//! - [`mls`]: the meeting's MLS group (RFC 9420) behind the small
+//!   [`mls::GroupMember`] trait, implemented on openmls.
+//!
+//! Pure computation: no IO and no clock; randomness comes from the crypto
+//! provider. The same code is meant to run natively and in the browser.
 
 pub mod keys;
+pub mod mls;
+pub mod session;
 pub mod sframe;
 
 pub use sframe::{CipherSuite, SframeError, SframeReceiver, SframeSender};

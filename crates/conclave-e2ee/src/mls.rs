@@ -1,0 +1,258 @@
+//! MLS (RFC 9420) for a meeting's group, behind one small trait so the
+//! implementation (openmls today) can change without touching meetings.
+//!
+//! Every message crosses as TLS-serialised bytes, which is what the server
+//! (the delivery service) stores and forwards without understanding.
+
+use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
+use openmls::prelude::*;
+use openmls_basic_credential::SignatureKeyPair;
+use openmls_rust_crypto::OpenMlsRustCrypto;
+
+use crate::sframe::CipherSuite;
+
+/// The group's MLS cipher suite: X25519, AES-128-GCM, SHA-256, Ed25519.
+const MLS_SUITE: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MlsError {
+    #[error("not in a group yet")]
+    NoGroup,
+    #[error("malformed MLS message")]
+    Malformed,
+    #[error("MLS refused the operation: {0}")]
+    Refused(String),
+}
+
+fn refused(e: impl std::fmt::Debug) -> MlsError {
+    MlsError::Refused(format!("{e:?}"))
+}
+
+/// What processing a message from the group did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Processed {
+    /// A commit was applied: the group is at a new epoch.
+    NewEpoch(u64),
+    /// A commit removed us: the group is over for us.
+    Removed,
+    /// An application message (e.g. a chat line) from the member at this leaf.
+    Application { sender: u32, plaintext: Vec<u8> },
+    /// Something else (a proposal), kept for the next commit.
+    Other,
+}
+
+/// A commit with what it produces for others.
+pub struct Commit {
+    /// For every member (the delivery service orders it).
+    pub commit: Vec<u8>,
+    /// For the members it adds, if any.
+    pub welcome: Option<Vec<u8>>,
+}
+
+/// One participant's device in a meeting's MLS group.
+pub trait GroupMember {
+    /// A KeyPackage to be added with (the server hands it to a committer).
+    fn key_package(&self) -> Result<Vec<u8>, MlsError>;
+    fn create_group(&mut self, group_id: &[u8]) -> Result<(), MlsError>;
+    /// Adds members by their KeyPackages; the commit is applied locally.
+    fn add(&mut self, key_packages: &[Vec<u8>]) -> Result<Commit, MlsError>;
+    /// Removes the members at these leaves; the commit is applied locally.
+    fn remove(&mut self, leaves: &[u32]) -> Result<Commit, MlsError>;
+    fn join(&mut self, welcome: &[u8]) -> Result<(), MlsError>;
+    fn process(&mut self, message: &[u8]) -> Result<Processed, MlsError>;
+    fn encrypt(&mut self, plaintext: &[u8]) -> Result<Vec<u8>, MlsError>;
+    fn epoch(&self) -> Option<u64>;
+    fn leaf_index(&self) -> Option<u32>;
+    /// Leaf indices of every member, in order.
+    fn members(&self) -> Vec<u32>;
+    /// The epoch authenticator (RFC 9420 §8.7), from which the security code is made.
+    fn epoch_authenticator(&self) -> Option<Vec<u8>>;
+    /// The secret SFrame keys of this epoch come from (RFC 9605 §5.2).
+    fn sframe_epoch_secret(&self, suite: CipherSuite) -> Result<Vec<u8>, MlsError>;
+}
+
+/// [`GroupMember`] on openmls with its RustCrypto provider.
+pub struct OpenMlsMember {
+    provider: OpenMlsRustCrypto,
+    signer: SignatureKeyPair,
+    credential: CredentialWithKey,
+    group: Option<MlsGroup>,
+}
+
+impl OpenMlsMember {
+    /// A device whose credential names `identity` (e.g. the account id).
+    pub fn new(identity: &[u8]) -> Result<Self, MlsError> {
+        let provider = OpenMlsRustCrypto::default();
+        let signer = SignatureKeyPair::new(MLS_SUITE.signature_algorithm()).map_err(refused)?;
+        signer.store(provider.storage()).map_err(refused)?;
+        let credential = CredentialWithKey {
+            credential: BasicCredential::new(identity.to_vec()).into(),
+            signature_key: signer.public().into(),
+        };
+        Ok(Self { provider, signer, credential, group: None })
+    }
+
+    /// The device's public signature key, which its account vouches for.
+    pub fn signature_key(&self) -> Vec<u8> {
+        self.signer.public().to_vec()
+    }
+
+    fn group(&self) -> Result<&MlsGroup, MlsError> {
+        self.group.as_ref().ok_or(MlsError::NoGroup)
+    }
+}
+
+fn serialize(message: &MlsMessageOut) -> Result<Vec<u8>, MlsError> {
+    message.tls_serialize_detached().map_err(refused)
+}
+
+fn parse(bytes: &[u8]) -> Result<MlsMessageIn, MlsError> {
+    MlsMessageIn::tls_deserialize(&mut &bytes[..]).map_err(|_| MlsError::Malformed)
+}
+
+impl GroupMember for OpenMlsMember {
+    fn key_package(&self) -> Result<Vec<u8>, MlsError> {
+        let bundle = KeyPackage::builder()
+            .build(MLS_SUITE, &self.provider, &self.signer, self.credential.clone())
+            .map_err(refused)?;
+        bundle.key_package().tls_serialize_detached().map_err(refused)
+    }
+
+    fn create_group(&mut self, group_id: &[u8]) -> Result<(), MlsError> {
+        let config = MlsGroupCreateConfig::builder()
+            .ciphersuite(MLS_SUITE)
+            // Newcomers get the tree inside the Welcome: nothing else to fetch.
+            .use_ratchet_tree_extension(true)
+            .build();
+        let group = MlsGroup::new_with_group_id(
+            &self.provider,
+            &self.signer,
+            &config,
+            GroupId::from_slice(group_id),
+            self.credential.clone(),
+        )
+        .map_err(refused)?;
+        self.group = Some(group);
+        Ok(())
+    }
+
+    fn add(&mut self, key_packages: &[Vec<u8>]) -> Result<Commit, MlsError> {
+        let mut packages = Vec::with_capacity(key_packages.len());
+        for bytes in key_packages {
+            let kp = KeyPackageIn::tls_deserialize(&mut &bytes[..]).map_err(|_| MlsError::Malformed)?;
+            packages.push(kp.validate(self.provider.crypto(), ProtocolVersion::Mls10).map_err(refused)?);
+        }
+        let (provider, signer) = (&self.provider, &self.signer);
+        let group = self.group.as_mut().ok_or(MlsError::NoGroup)?;
+        let (commit, welcome, _) = group.add_members(provider, signer, &packages).map_err(refused)?;
+        group.merge_pending_commit(provider).map_err(refused)?;
+        Ok(Commit { commit: serialize(&commit)?, welcome: Some(serialize(&welcome)?) })
+    }
+
+    fn remove(&mut self, leaves: &[u32]) -> Result<Commit, MlsError> {
+        let leaves: Vec<LeafNodeIndex> = leaves.iter().map(|l| LeafNodeIndex::new(*l)).collect();
+        let (provider, signer) = (&self.provider, &self.signer);
+        let group = self.group.as_mut().ok_or(MlsError::NoGroup)?;
+        let (commit, welcome, _) = group.remove_members(provider, signer, &leaves).map_err(refused)?;
+        group.merge_pending_commit(provider).map_err(refused)?;
+        Ok(Commit { commit: serialize(&commit)?, welcome: welcome.map(|w| serialize(&w)).transpose()? })
+    }
+
+    fn join(&mut self, welcome: &[u8]) -> Result<(), MlsError> {
+        let MlsMessageBodyIn::Welcome(welcome) = parse(welcome)?.extract() else {
+            return Err(MlsError::Malformed);
+        };
+        let config = MlsGroupJoinConfig::builder().use_ratchet_tree_extension(true).build();
+        let staged = StagedWelcome::new_from_welcome(&self.provider, &config, welcome, None).map_err(refused)?;
+        self.group = Some(staged.into_group(&self.provider).map_err(refused)?);
+        Ok(())
+    }
+
+    fn process(&mut self, message: &[u8]) -> Result<Processed, MlsError> {
+        let message = parse(message)?.try_into_protocol_message().map_err(|_| MlsError::Malformed)?;
+        let provider = &self.provider;
+        let group = self.group.as_mut().ok_or(MlsError::NoGroup)?;
+        let processed = group.process_message(provider, message).map_err(refused)?;
+        let sender = match processed.sender() {
+            Sender::Member(leaf) => Some(leaf.u32()),
+            _ => None,
+        };
+        Ok(match processed.into_content() {
+            ProcessedMessageContent::StagedCommitMessage(staged) => {
+                let removed = staged.self_removed();
+                group.merge_staged_commit(provider, *staged).map_err(refused)?;
+                if removed {
+                    Processed::Removed
+                } else {
+                    Processed::NewEpoch(group.epoch().as_u64())
+                }
+            }
+            ProcessedMessageContent::ApplicationMessage(app) => {
+                Processed::Application { sender: sender.unwrap_or(u32::MAX), plaintext: app.into_bytes() }
+            }
+            _ => Processed::Other,
+        })
+    }
+
+    fn encrypt(&mut self, plaintext: &[u8]) -> Result<Vec<u8>, MlsError> {
+        let (provider, signer) = (&self.provider, &self.signer);
+        let group = self.group.as_mut().ok_or(MlsError::NoGroup)?;
+        serialize(&group.create_message(provider, signer, plaintext).map_err(refused)?)
+    }
+
+    fn epoch(&self) -> Option<u64> {
+        self.group.as_ref().map(|g| g.epoch().as_u64())
+    }
+
+    fn leaf_index(&self) -> Option<u32> {
+        self.group.as_ref().map(|g| g.own_leaf_index().u32())
+    }
+
+    fn members(&self) -> Vec<u32> {
+        self.group.as_ref().map(|g| g.members().map(|m| m.index.u32()).collect()).unwrap_or_default()
+    }
+
+    fn epoch_authenticator(&self) -> Option<Vec<u8>> {
+        self.group.as_ref().map(|g| g.epoch_authenticator().as_slice().to_vec())
+    }
+
+    fn sframe_epoch_secret(&self, suite: CipherSuite) -> Result<Vec<u8>, MlsError> {
+        self.group()?
+            .export_secret(self.provider.crypto(), crate::keys::EXPORTER_LABEL, b"", suite.hash_len())
+            .map_err(refused)
+    }
+}
+
+/// The security code everyone in the meeting reads aloud: the epoch
+/// authenticator as 8 groups of 5 digits (40 digits, about 132 bits).
+pub fn security_code(authenticator: &[u8]) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(authenticator);
+    digest
+        .chunks(4)
+        .map(|c| format!("{:05}", u32::from_be_bytes(c.try_into().expect("4 bytes")) % 100_000))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn security_codes_are_forty_digits_in_groups_of_five() {
+        let code = security_code(b"authenticator");
+        assert_eq!(code.len(), 8 * 5 + 7);
+        assert!(code.split(' ').all(|g| g.len() == 5 && g.chars().all(|c| c.is_ascii_digit())));
+        assert_ne!(code, security_code(b"authenticatos"));
+    }
+
+    #[test]
+    fn garbage_is_refused_not_panicked_on() {
+        let mut m = OpenMlsMember::new(b"ada").unwrap();
+        assert!(matches!(m.join(b"\x00\x01garbage"), Err(MlsError::Malformed)));
+        m.create_group(b"meeting").unwrap();
+        assert!(m.process(&[0xff; 40]).is_err());
+        assert!(m.add(&[vec![1, 2, 3]]).is_err());
+    }
+}
