@@ -65,6 +65,8 @@ pub trait GroupMember {
     fn leaf_index(&self) -> Option<u32>;
     /// Leaf indices of every member, in order.
     fn members(&self) -> Vec<u32>;
+    /// The leaf of the member whose credential names `identity`.
+    fn leaf_of(&self, identity: &[u8]) -> Option<u32>;
     /// The epoch authenticator (RFC 9420 §8.7), from which the security code is made.
     fn epoch_authenticator(&self) -> Option<Vec<u8>>;
     /// The secret SFrame keys of this epoch come from (RFC 9605 §5.2).
@@ -210,6 +212,14 @@ impl GroupMember for OpenMlsMember {
 
     fn members(&self) -> Vec<u32> {
         self.group.as_ref().map(|g| g.members().map(|m| m.index.u32()).collect()).unwrap_or_default()
+    }
+
+    fn leaf_of(&self, identity: &[u8]) -> Option<u32> {
+        let group = self.group.as_ref()?;
+        group
+            .members()
+            .find(|m| BasicCredential::try_from(m.credential.clone()).is_ok_and(|c| c.identity() == identity))
+            .map(|m| m.index.u32())
     }
 
     fn epoch_authenticator(&self) -> Option<Vec<u8>> {

@@ -74,6 +74,8 @@ fn the_sfus_view_and_a_removed_member_decrypt_nothing_new() {
     let before = host.encrypt_frame(b"said while Eve was here", b"").unwrap();
     assert!(eve.decrypt_frame(&before, b"").is_ok());
 
+    assert_eq!(host.member.leaf_of(b"eve"), eve.member.leaf_index());
+    assert_eq!(host.member.leaf_of(b"nobody"), None);
     // The SFU relays every byte but holds no key: nothing opens.
     let mut sfu = device("sfu");
     assert!(matches!(sfu.decrypt_frame(&before, b""), Err(SframeError::UnknownKey(_))));

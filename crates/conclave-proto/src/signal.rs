@@ -212,6 +212,28 @@ pub enum ClientMessage {
     Subscribe {
         tiles: Vec<Tile>,
     },
+    // End-to-end encryption: the server is the MLS delivery service. Every
+    // MLS blob is base64 text the server stores and forwards unread.
+    /// This device's MLS KeyPackage, to be added to the meeting's group.
+    E2eeKeyPackage {
+        key_package: String,
+    },
+    /// A commit built on `epoch`, adding and removing these participants;
+    /// `welcome` goes to the added ones.
+    E2eeCommit {
+        epoch: u64,
+        commit: String,
+        #[serde(default)]
+        welcome: Option<String>,
+        #[serde(default)]
+        added: Vec<ParticipantId>,
+        #[serde(default)]
+        removed: Vec<ParticipantId>,
+    },
+    /// An MLS application message (the encrypted chat) for the group.
+    E2eeApplication {
+        message: String,
+    },
 }
 
 impl ClientMessage {
@@ -263,6 +285,9 @@ impl ClientMessage {
             Self::MediaOffer { .. } => "media_offer",
             Self::MediaAnswer { .. } => "media_answer",
             Self::Subscribe { .. } => "subscribe",
+            Self::E2eeKeyPackage { .. } => "e2ee_key_package",
+            Self::E2eeCommit { .. } => "e2ee_commit",
+            Self::E2eeApplication { .. } => "e2ee_application",
         }
     }
 }
@@ -389,6 +414,38 @@ pub enum ServerMessage {
     /// Who is speaking now, from the audio levels (`None`: nobody).
     ActiveSpeaker {
         participant_id: Option<ParticipantId>,
+    },
+    /// You are the first in the group: create it (epoch 0).
+    E2eeCreateGroup,
+    /// To the designated committer: add this admitted participant.
+    E2eeAddRequest {
+        participant_id: ParticipantId,
+        key_package: String,
+    },
+    /// To the designated committer: this participant left; remove them.
+    E2eeRemoveRequest {
+        participant_id: ParticipantId,
+    },
+    /// A commit the delivery service accepted; `epoch` is the one it starts.
+    E2eeCommit {
+        from: ParticipantId,
+        epoch: u64,
+        commit: String,
+    },
+    /// You were added: join the group with this.
+    E2eeWelcome {
+        epoch: u64,
+        welcome: String,
+    },
+    /// Your commit was not accepted (another was first); process what
+    /// arrived and build again on `epoch`.
+    E2eeRejected {
+        epoch: u64,
+        reason: String,
+    },
+    E2eeApplication {
+        from: ParticipantId,
+        message: String,
     },
 }
 

@@ -16,6 +16,7 @@
 //! - settings the organisation locked are never overridden.
 
 mod chat;
+pub mod delivery;
 mod member;
 mod room;
 mod settings;

@@ -812,7 +812,12 @@ impl Room {
                 Ok(())
             }
             M::ClaimHost { host_key } => self.claim_host(from, &host_key),
-            M::MediaOffer { .. } | M::MediaAnswer { .. } | M::Subscribe { .. } => {
+            M::MediaOffer { .. }
+            | M::MediaAnswer { .. }
+            | M::Subscribe { .. }
+            | M::E2eeKeyPackage { .. }
+            | M::E2eeCommit { .. }
+            | M::E2eeApplication { .. } => {
                 self.out.push(Effect::Media { from, message });
                 Ok(())
             }

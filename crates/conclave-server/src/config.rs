@@ -52,11 +52,14 @@ pub struct MediaConfig {
     /// Bandwidth estimation's starting point per participant.
     pub initial_bitrate_kbps: u64,
     pub turn: Option<TurnConfig>,
+    /// Records forwarded frames for tests (see `conclave_sfu::SfuConfig::tap`);
+    /// not settable from configuration.
+    pub tap: Option<conclave_sfu::FrameTap>,
 }
 
 impl Default for MediaConfig {
     fn default() -> Self {
-        Self { listen: None, advertise: None, initial_bitrate_kbps: 2500, turn: None }
+        Self { listen: None, advertise: None, initial_bitrate_kbps: 2500, turn: None, tap: None }
     }
 }
 

@@ -27,7 +27,7 @@ pub fn start(
         config.advertise.unwrap_or_else(|| if bound.ip().is_unspecified() { default_route_ip() } else { bound.ip() });
     let advertised = SocketAddr::new(ip, bound.port());
     let (events, rx) = mpsc::unbounded_channel();
-    let plane = MediaPlane::start(socket, advertised, config.initial_bitrate_kbps, events)?;
+    let plane = MediaPlane::start(socket, advertised, config.initial_bitrate_kbps, config.tap.clone(), events)?;
     tracing::info!(%advertised, "media plane listening (UDP)");
     Ok((plane, rx))
 }

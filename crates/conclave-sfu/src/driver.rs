@@ -33,13 +33,14 @@ impl MediaPlane {
         socket: std::net::UdpSocket,
         advertised: SocketAddr,
         initial_bitrate_kbps: u64,
+        tap: Option<crate::FrameTap>,
         events: mpsc::UnboundedSender<SfuEvent>,
     ) -> io::Result<Self> {
         socket.set_nonblocking(true)?;
         let socket = UdpSocket::from_std(socket)?;
         let (commands, rx) = mpsc::unbounded_channel();
         let stats = Arc::new(Mutex::new(SfuStats::default()));
-        let sfu = Sfu::new(SfuConfig { advertised, initial_bitrate_kbps }, Instant::now());
+        let sfu = Sfu::new(SfuConfig { advertised, initial_bitrate_kbps, tap }, Instant::now());
         let span = tracing::info_span!("media", %advertised);
         tokio::spawn(tracing::Instrument::instrument(run(socket, sfu, rx, events, stats.clone()), span));
         Ok(Self { commands, advertised, stats })

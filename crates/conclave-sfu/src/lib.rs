@@ -24,7 +24,7 @@ pub mod speaker;
 pub use demux::{is_stun, stun_local_ufrag};
 pub use driver::MediaPlane;
 pub use peer::Rights;
-pub use sfu::{Command, Sfu, SfuConfig, SfuEvent, SfuStats};
+pub use sfu::{Command, FrameTap, Sfu, SfuConfig, SfuEvent, SfuStats};
 
 /// A meeting's id, shared cheaply between the sessions of its participants.
 pub type MeetingKey = std::sync::Arc<str>;

@@ -22,6 +22,10 @@ use super::stats::MediaStats;
 use super::synthetic::{self, FrameHeader, NO_LAYER};
 use super::turn::{TurnClient, TurnEvent};
 use crate::signaling::{MeetingConnection, SignalError};
+use conclave_e2ee::mls::{GroupMember, OpenMlsMember, Processed};
+use conclave_e2ee::session::E2eeSession;
+use conclave_e2ee::sframe::CipherSuite;
+use data_encoding::BASE64;
 
 #[derive(Debug, Clone)]
 pub struct MediaOptions {
@@ -38,6 +42,8 @@ pub struct MediaOptions {
     pub bind: IpAddr,
     /// Reach the SFU only through this TURN relay (no host candidate).
     pub relay: Option<RelayOptions>,
+    /// End-to-end encrypt media with SFrame under the meeting's MLS group.
+    pub e2ee: bool,
 }
 
 /// A TURN server and the credentials the join response handed out.
@@ -59,6 +65,7 @@ impl Default for MediaOptions {
             audio_level: -30,
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             relay: None,
+            e2ee: false,
         }
     }
 }
@@ -256,6 +263,8 @@ struct Session {
     bottleneck: Option<Bottleneck>,
     /// The relay everything goes through, when relay-only.
     turn: Option<TurnClient>,
+    /// The meeting's end-to-end encryption, when on.
+    e2ee: Option<E2eeSession<OpenMlsMember>>,
     /// TURN requests to send (made while handling signaling).
     turn_outbox: Vec<Vec<u8>>,
     next_audio: Instant,
@@ -273,6 +282,7 @@ impl Session {
         turn: Option<TurnClient>,
     ) -> Self {
         let now = Instant::now();
+        let e2ee_on = options.e2ee;
         let socket_addr = socket.local_addr().expect("a bound socket has an address");
         // Relay-only: the relayed address is our only candidate, and what
         // str0m sends from and receives at.
@@ -298,6 +308,10 @@ impl Session {
             pending: None,
             ready: false,
             bottleneck: None,
+            e2ee: e2ee_on.then(|| {
+                let member = OpenMlsMember::new(id.to_string().as_bytes()).expect("an MLS device");
+                E2eeSession::new(member, CipherSuite::Aes128GcmSha256_128)
+            }),
             turn,
             turn_outbox: Vec::new(),
             next_audio: now,
@@ -315,7 +329,8 @@ impl Session {
     ) {
         let mut buf = vec![0u8; 2048];
         let mut signaling_open = true;
-        for message in self.offer_changes().into_iter().chain([self.unmute()]) {
+        let key_package = self.key_package();
+        for message in self.offer_changes().into_iter().chain([self.unmute()]).chain(key_package) {
             signaling_open &= connection.send(&message).await.is_ok();
         }
         loop {
@@ -428,8 +443,18 @@ impl Session {
         match event {
             Event::Connected => self.stats.lock().expect("stats lock").connected = true,
             Event::MediaData(data) => {
+                let plain = match self.e2ee.as_mut() {
+                    Some(e2ee) => match e2ee.decrypt_frame(&data.data, b"") {
+                        Ok(plain) => plain,
+                        Err(_) => {
+                            self.stats.lock().expect("stats lock").undecryptable += 1;
+                            return;
+                        }
+                    },
+                    None => data.data.to_vec(),
+                };
                 let mut stats = self.stats.lock().expect("stats lock");
-                match synthetic::parse(&data.data) {
+                match synthetic::parse(&plain) {
                     Some(header) => {
                         stats.record(&data.mid.to_string(), &header, data.data.len(), now, synthetic::now_us())
                     }
@@ -494,6 +519,15 @@ impl Session {
                 }
                 self.stats.lock().expect("stats lock").requested_layers.insert(mid, rids);
             }
+            ServerMessage::E2eeCreateGroup
+            | ServerMessage::E2eeAddRequest { .. }
+            | ServerMessage::E2eeRemoveRequest { .. }
+            | ServerMessage::E2eeCommit { .. }
+            | ServerMessage::E2eeWelcome { .. }
+            | ServerMessage::E2eeApplication { .. } => {
+                replies.extend(self.on_e2ee(message));
+                self.publish_security_code();
+            }
             ServerMessage::Error { code, .. } if code == "media_lost" => {
                 // The server lost us (a network change): start a fresh session.
                 self.rtc = Rtc::builder().build(Instant::now());
@@ -511,12 +545,82 @@ impl Session {
                 let _ = messages.send(message);
                 replies.extend(self.offer_changes());
                 replies.push(self.unmute());
+                replies.extend(self.key_package());
             }
             other => {
                 let _ = messages.send(other);
             }
         }
         replies
+    }
+
+    /// This device's KeyPackage for the meeting's MLS group, when E2EE is on.
+    fn key_package(&self) -> Option<ClientMessage> {
+        let kp = self.e2ee.as_ref()?.member.key_package().ok()?;
+        Some(ClientMessage::E2eeKeyPackage { key_package: BASE64.encode(&kp) })
+    }
+
+    /// The delivery service's messages: create, add, remove, commits, Welcome, chat.
+    fn on_e2ee(&mut self, message: ServerMessage) -> Vec<ClientMessage> {
+        let Some(e2ee) = self.e2ee.as_mut() else { return Vec::new() };
+        let decode = |s: &str| BASE64.decode(s.as_bytes()).unwrap_or_default();
+        let commit_message =
+            |epoch: u64, commit: conclave_e2ee::mls::Commit, added, removed| ClientMessage::E2eeCommit {
+                epoch,
+                commit: BASE64.encode(&commit.commit),
+                welcome: commit.welcome.map(|w| BASE64.encode(&w)),
+                added,
+                removed,
+            };
+        match message {
+            ServerMessage::E2eeCreateGroup if e2ee.member.create_group(b"conclave-meeting").is_ok() => {
+                let _ = e2ee.rekey();
+            }
+            ServerMessage::E2eeAddRequest { participant_id, key_package } => {
+                let Some(epoch) = e2ee.member.epoch() else { return Vec::new() };
+                if let Ok(commit) = e2ee.member.add(&[decode(&key_package)]) {
+                    let _ = e2ee.rekey();
+                    return vec![commit_message(epoch, commit, vec![participant_id], Vec::new())];
+                }
+            }
+            ServerMessage::E2eeRemoveRequest { participant_id } => {
+                let (Some(epoch), Some(leaf)) =
+                    (e2ee.member.epoch(), e2ee.member.leaf_of(participant_id.to_string().as_bytes()))
+                else {
+                    return Vec::new();
+                };
+                if let Ok(commit) = e2ee.member.remove(&[leaf]) {
+                    let _ = e2ee.rekey();
+                    return vec![commit_message(epoch, commit, Vec::new(), vec![participant_id])];
+                }
+            }
+            ServerMessage::E2eeCommit { commit, .. } => {
+                let _ = e2ee.process(&decode(&commit));
+            }
+            ServerMessage::E2eeWelcome { welcome, .. } if e2ee.member.join(&decode(&welcome)).is_ok() => {
+                let _ = e2ee.rekey();
+                self.stats.lock().expect("stats lock").welcomed = true;
+            }
+            ServerMessage::E2eeApplication { from, message } => {
+                if let Ok(Processed::Application { plaintext, .. }) = e2ee.process(&decode(&message)) {
+                    let text = String::from_utf8_lossy(&plaintext).into_owned();
+                    self.stats.lock().expect("stats lock").e2ee_chat.push((from, text));
+                }
+            }
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    fn publish_security_code(&self) {
+        let code = self.e2ee.as_ref().and_then(|e| e.security_code());
+        let mut stats = self.stats.lock().expect("stats lock");
+        if let Some(code) = &code {
+            if stats.security_codes.last() != Some(code) {
+                stats.security_codes.push(code.clone());
+            }
+        }
+        stats.security_code = code;
     }
 
     /// Meetings may start everyone muted; a participant that publishes
@@ -647,6 +751,15 @@ impl Session {
         for (rid, layer, size) in layers {
             let size = if keyframe { size * 2 } else { size };
             let header = FrameHeader { keyframe, sender: self.id, source, layer, seq, sent_us: synthetic::now_us() };
+            let mut payload = synthetic::frame(&header, size);
+            if let Some(e2ee) = self.e2ee.as_mut() {
+                // Never send in the clear what is meant to be encrypted: no
+                // keys yet (not in the group) means no media.
+                match e2ee.encrypt_frame(&payload, b"") {
+                    Ok(sealed) => payload = sealed,
+                    Err(_) => return,
+                }
+            }
             let Some(mut writer) = self.rtc.writer(mid) else { return };
             if let Some(rid) = rid {
                 writer = writer.rid(rid);
@@ -654,7 +767,7 @@ impl Session {
             if source == MediaSource::Microphone {
                 writer = writer.audio_level(level, level > -50);
             }
-            if writer.write(pt, now, time, synthetic::frame(&header, size)).is_ok() {
+            if writer.write(pt, now, time, payload).is_ok() {
                 self.stats.lock().expect("stats lock").sent_frames += 1;
             }
         }

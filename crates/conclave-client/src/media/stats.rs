@@ -66,6 +66,13 @@ pub struct MediaStats {
     pub keyframe_requests: u64,
     /// The layers the server last asked for, per published mid.
     pub requested_layers: HashMap<String, Vec<String>>,
+    /// End-to-end encryption: the security code shown now, every code
+    /// shown so far, frames that did not decrypt, and the MLS chat received.
+    pub security_code: Option<String>,
+    pub security_codes: Vec<String>,
+    pub undecryptable: u64,
+    pub e2ee_chat: Vec<(ParticipantId, String)>,
+    pub welcomed: bool,
     /// Datagrams dropped by the receive limit (`limit_receive`).
     pub dropped_by_limit: u64,
     /// The signaling connection has closed (removed, meeting ended, left).

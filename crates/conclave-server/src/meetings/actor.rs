@@ -116,7 +116,9 @@ impl MeetingActor {
                 Some(input) => self.feed(input, &mut connections, &mut media),
                 None => false,
             };
-            media.sync(&self.state, &self.room);
+            for (to, message) in media.sync(&self.state, &self.room) {
+                send(&connections, to, message);
+            }
             if ended
                 || (self.room.is_empty()
                     && connections.seats.is_empty()
@@ -242,9 +244,10 @@ impl MeetingActor {
                     Effect::Media { from, message } => {
                         // Admission now, before the request: the room may have
                         // admitted `from` earlier in this same batch.
-                        media.sync(&self.state, &self.room);
-                        if let Some(refusal) = media.request(&self.state, from, message) {
-                            send(connections, from, refusal);
+                        let mut out = media.sync(&self.state, &self.room);
+                        out.extend(media.request(&self.state, &self.room, from, message));
+                        for (to, message) in out {
+                            send(connections, to, message);
                         }
                     }
                     Effect::Ended { reason } => {
@@ -317,14 +320,27 @@ fn send(connections: &Connections, to: ParticipantId, message: ServerMessage) {
 struct MediaSync {
     meeting: MeetingKey,
     told: HashMap<ParticipantId, MediaRights>,
+    /// The MLS delivery service of the meeting's end-to-end encryption.
+    delivery: conclave_room::delivery::MlsDelivery,
 }
+
+type Deliveries = Vec<(ParticipantId, ServerMessage)>;
 
 impl MediaSync {
     fn new(meeting_id: &str) -> Self {
-        Self { meeting: MeetingKey::from(meeting_id), told: HashMap::new() }
+        Self { meeting: MeetingKey::from(meeting_id), told: HashMap::new(), delivery: Default::default() }
     }
 
-    fn sync(&mut self, state: &crate::state::AppState, room: &Room) {
+    /// Brings the SFU and the MLS delivery service in line with the room;
+    /// returns what the delivery service has to say (removal requests).
+    fn sync(&mut self, state: &crate::state::AppState, room: &Room) -> Deliveries {
+        let admitted: std::collections::BTreeSet<ParticipantId> = room.admitted().collect();
+        let out = self.delivery.membership(&admitted);
+        self.sync_sfu(state, room);
+        out
+    }
+
+    fn sync_sfu(&mut self, state: &crate::state::AppState, room: &Room) {
         let Some(plane) = &state.media else { return };
         let now: HashMap<ParticipantId, MediaRights> = room.media_rights().collect();
         let meeting = &self.meeting;
@@ -354,17 +370,28 @@ impl MediaSync {
         }
     }
 
-    /// Passes an admitted participant's media request to the SFU; returns
-    /// a refusal when this server has no media plane.
+    /// Passes an admitted participant's media request to the SFU, or its
+    /// end-to-end encryption message to the delivery service; returns what
+    /// is to be sent to whom.
     fn request(
         &mut self,
         state: &crate::state::AppState,
+        room: &Room,
         from: ParticipantId,
         message: ClientMessage,
-    ) -> Option<ServerMessage> {
+    ) -> Deliveries {
+        match message {
+            ClientMessage::E2eeKeyPackage { key_package } => return self.delivery.key_package(from, key_package),
+            ClientMessage::E2eeCommit { epoch, commit, welcome, added, removed } => {
+                let admitted = room.admitted().collect();
+                return self.delivery.commit(from, epoch, commit, welcome, added, removed, &admitted);
+            }
+            ClientMessage::E2eeApplication { message } => return self.delivery.application(from, message),
+            _ => {}
+        }
         let Some(plane) = &state.media else {
             let kind = message.kind();
-            return Some(ServerMessage::error("unavailable", "this server does not forward media", Some(kind)));
+            return vec![(from, ServerMessage::error("unavailable", "this server does not forward media", Some(kind)))];
         };
         let meeting = self.meeting.clone();
         let command = match message {
@@ -375,10 +402,10 @@ impl MediaSync {
             ClientMessage::Subscribe { tiles } => {
                 conclave_sfu::Command::Subscribe { meeting, participant: from, tiles }
             }
-            _ => return None,
+            _ => return Deliveries::new(),
         };
         plane.send(command);
-        None
+        Deliveries::new()
     }
 
     /// The meeting closed: every session goes.

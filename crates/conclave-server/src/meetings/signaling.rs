@@ -226,7 +226,10 @@ fn parse(text: &str, bucket: &mut (f64, Instant)) -> Result<ClientMessage, Box<S
     }
     let message = ClientMessage::from_json(text)
         .map_err(|e| Box::new(ServerMessage::error("malformed", format!("not a valid message: {e}"), None)))?;
-    let is_sdp = matches!(message, ClientMessage::MediaOffer { .. } | ClientMessage::MediaAnswer { .. });
+    let is_sdp = matches!(
+        message,
+        ClientMessage::MediaOffer { .. } | ClientMessage::MediaAnswer { .. } | ClientMessage::E2eeCommit { .. }
+    );
     if text.len() > MAX_MESSAGE_BYTES && !is_sdp {
         return Err(too_large(MAX_MESSAGE_BYTES));
     }

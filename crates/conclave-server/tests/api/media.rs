@@ -491,3 +491,111 @@ fn stun_binding_request(username: &str) -> Vec<u8> {
     msg.extend_from_slice(&attr);
     msg
 }
+
+/// Shannon entropy, in bits per byte, of `bytes`.
+fn entropy(bytes: &[u8]) -> f64 {
+    let mut counts = [0usize; 256];
+    for b in bytes {
+        counts[*b as usize] += 1;
+    }
+    let n = bytes.len() as f64;
+    counts.iter().filter(|c| **c > 0).map(|c| *c as f64 / n).map(|p| -p * p.log2()).sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_end_to_end_encrypted_meeting_is_opaque_to_the_sfu() {
+    let tap = conclave_sfu::FrameTap::default();
+    let srv = TestServer::start_with(Engine::Sqlite, |c| c.media.as_mut().unwrap().tap = Some(tap.clone())).await;
+    let e2ee = || MediaOptions { e2ee: true, ..MediaOptions::default() };
+    let (host, _, meeting) = hosted(&srv).await;
+    let (mut host_conn, host_id) = host_joins(&host, &meeting).await;
+    let (mut ada_conn, ada_id, _) = guest_knocks(&srv, &meeting, "Ada", "127.0.9.1").await;
+    admit(&mut host_conn, &mut ada_conn, ada_id).await;
+    let (grace_conn, grace_id, _) = guest_knocks(&srv, &meeting, "Grace", "127.0.9.2").await;
+    let host_m = MediaParticipant::start(host_conn, host_id, e2ee()).await.unwrap();
+    let ada = MediaParticipant::start(ada_conn, ada_id, e2ee()).await.unwrap();
+    let mut grace = MediaParticipant::start(grace_conn, grace_id, e2ee()).await.unwrap();
+
+    // Host and Ada: one group, the same security code, each other's video.
+    host_m
+        .wait_until("Ada's video, decrypted", MEDIA_WAIT, |s| s.frames_from(ada_id, MediaSource::Camera) >= 10)
+        .await
+        .unwrap();
+    ada.wait_until("the host's video, decrypted", MEDIA_WAIT, |s| s.frames_from(host_id, MediaSource::Camera) >= 10)
+        .await
+        .unwrap();
+    let two = host_m.stats().security_code.expect("a security code");
+    assert_eq!(ada.stats().security_code.as_ref(), Some(&two), "both show the same code");
+
+    // Grace, waiting, is in no group: her KeyPackage is refused and no Welcome reaches her.
+    grace
+        .wait_for(
+            "the refusal of her KeyPackage",
+            WAIT,
+            |m| matches!(m, ServerMessage::Error { request: Some(r), .. } if r == "e2ee_key_package"),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!grace.stats().welcomed);
+    assert_eq!(grace.stats().total_frames(), 0);
+
+    // Admitted, she is added: all three show one new code and decrypt each other.
+    host_m.send(ClientMessage::Admit { participant_id: grace_id });
+    grace.wait_until("the Welcome", MEDIA_WAIT, |s| s.welcomed).await.unwrap();
+    for p in [&host_m, &ada, &grace] {
+        p.wait_until("video from both others", MEDIA_WAIT, |s| {
+            [host_id, ada_id, grace_id]
+                .iter()
+                .filter(|o| **o != p.id)
+                .all(|o| s.frames_from(*o, MediaSource::Camera) >= 5)
+        })
+        .await
+        .unwrap();
+    }
+    let three = host_m.stats().security_code.unwrap();
+    assert_ne!(three, two, "a new member changes the code");
+    assert_eq!(ada.stats().security_code.as_ref(), Some(&three));
+    assert_eq!(grace.stats().security_code.as_ref(), Some(&three));
+
+    // What the SFU forwarded: nothing readable.
+    let frames = tap.lock().unwrap().clone();
+    assert!(frames.len() > 200, "the tap saw {} frames", frames.len());
+    assert!(frames.iter().all(|f| conclave_client::media::synthetic::parse(f).is_none()), "a frame in the clear");
+    assert!(!frames.iter().any(|f| f.windows(4).any(|w| w == b"CNCL")), "plaintext markers in forwarded frames");
+    // Where a clear frame has its header (sender, source, sequence), the bytes are as random as can be.
+    let headers: Vec<u8> = frames.iter().filter(|f| f.len() >= 40).flat_map(|f| f[10..40].to_vec()).collect();
+    let bits = entropy(&headers);
+    assert!(bits > 7.5, "entropy {bits:.2} bits/byte");
+
+    // Grace is removed: the others move to a new epoch and a new code.
+    host_m.send(ClientMessage::Remove { participant_id: grace_id });
+    host_m
+        .wait_until("a new code without Grace", MEDIA_WAIT, |s| s.security_code.as_ref().is_some_and(|c| *c != three))
+        .await
+        .unwrap();
+    ada.wait_until("the same new code", MEDIA_WAIT, |s| s.security_code == host_m.stats().security_code).await.unwrap();
+    assert_eq!(grace.stats().security_code.as_ref(), Some(&three), "Grace is left on the old epoch");
+    let after = ada.stats().frames_from(host_id, MediaSource::Camera);
+    ada.wait_until("video under the new keys", MEDIA_WAIT, |s| {
+        s.frames_from(host_id, MediaSource::Camera) > after + 10
+    })
+    .await
+    .unwrap();
+}
+
+/// The tap is not blind itself: without end-to-end encryption it reads
+/// every frame (which is why E2EE is on by default in the product).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_e2ee_the_sfu_tap_reads_the_frames() {
+    let tap = conclave_sfu::FrameTap::default();
+    let srv = TestServer::start_with(Engine::Sqlite, |c| c.media.as_mut().unwrap().tap = Some(tap.clone())).await;
+    let people = meeting_with_media(&srv, &["Ada"], |_| MediaOptions::default()).await;
+    people[1]
+        .wait_until("the host's video", MEDIA_WAIT, |s| s.frames_from(people[0].id, MediaSource::Camera) >= 10)
+        .await
+        .unwrap();
+    let frames = tap.lock().unwrap().clone();
+    let readable = frames.iter().filter(|f| conclave_client::media::synthetic::parse(f).is_some()).count();
+    assert!(readable > 20, "{readable} of {} frames readable", frames.len());
+}

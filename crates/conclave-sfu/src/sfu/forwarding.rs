@@ -45,6 +45,12 @@ impl Sfu {
             return;
         }
         published.meters.entry(data.rid).or_insert_with(|| BitrateMeter::new(now)).record(data.data.len(), now);
+        if let Some(tap) = &self.config.tap {
+            let mut frames = tap.lock().expect("tap lock");
+            if frames.len() < super::TAP_FRAMES {
+                frames.push(data.data.to_vec());
+            }
+        }
         let (owner, source, kind) = (publisher.participant, published.source, published.kind);
         let meeting = publisher.meeting.clone();
         let Some(room) = self.meetings.get_mut(&meeting) else { return };

@@ -50,7 +50,17 @@ pub struct SfuConfig {
     pub advertised: SocketAddr,
     /// Bandwidth estimation's starting point for each subscriber.
     pub initial_bitrate_kbps: u64,
+    /// Records the payload of the first frames forwarded, exactly as the
+    /// SFU sees them: for tests that prove an end-to-end encrypted meeting
+    /// is opaque to the server. Off in production.
+    pub tap: Option<FrameTap>,
 }
+
+/// What a tap has recorded (see [`SfuConfig::tap`]).
+pub type FrameTap = Arc<std::sync::Mutex<Vec<Vec<u8>>>>;
+
+/// Frames a tap keeps at most.
+const TAP_FRAMES: usize = 10_000;
 
 /// What a meeting asks of the media plane.
 #[derive(Debug, Clone)]
