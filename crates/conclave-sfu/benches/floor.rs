@@ -92,9 +92,8 @@ fn run() -> (u64, Duration) {
             })
             .collect();
         // SAFETY: every header points at a buffer that outlives the call.
-        let n = unsafe {
-            libc::recvmmsg(fd, msgs.as_mut_ptr(), BATCH as u32, libc::MSG_WAITFORONE, std::ptr::null_mut())
-        };
+        let n =
+            unsafe { libc::recvmmsg(fd, msgs.as_mut_ptr(), BATCH as u32, libc::MSG_WAITFORONE, std::ptr::null_mut()) };
         if n <= 0 {
             continue;
         }

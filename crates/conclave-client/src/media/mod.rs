@@ -8,5 +8,6 @@ mod stats;
 pub mod synthetic;
 mod turn;
 
-pub use session::{allocate_relay, MediaOptions, MediaParticipant, RelayOptions};
+pub use session::{MediaOptions, MediaParticipant, RelayOptions};
 pub use stats::{MediaStats, TrackStats};
+pub use turn::allocate_relay;

@@ -3,7 +3,10 @@
 //! credentials, a channel to one peer, and ChannelData both ways. Sans-IO:
 //! it makes and reads datagrams; the session sends and receives them.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
 
 use hmac::{Hmac, Mac};
 
@@ -25,6 +28,35 @@ const REQUESTED_TRANSPORT: u16 = 0x0019;
 
 /// The one channel this client binds (the first of the range).
 pub const CHANNEL: u16 = 0x4000;
+
+/// Allocates a relay with these credentials from a fresh socket and
+/// returns its address (to check a TURN server and its credentials).
+pub async fn allocate_relay(relay: &super::RelayOptions) -> std::io::Result<SocketAddr> {
+    let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).await?;
+    let turn = allocate(&socket, relay).await?;
+    Ok(turn.relay.expect("an allocation has a relayed address"))
+}
+
+/// Allocates a relay on the TURN server (answering its credential challenge).
+pub(crate) async fn allocate(socket: &UdpSocket, relay: &super::RelayOptions) -> std::io::Result<TurnClient> {
+    let failed = |why: String| std::io::Error::other(format!("TURN allocation at {} failed: {why}", relay.server));
+    let mut turn = TurnClient::new(relay.server, &relay.username, &relay.password);
+    let mut request = turn.allocate();
+    let mut buf = vec![0u8; 2048];
+    for _ in 0..4 {
+        socket.send_to(&request, relay.server).await?;
+        let (n, _) = tokio::time::timeout(Duration::from_secs(3), socket.recv_from(&mut buf))
+            .await
+            .map_err(|_| failed("no answer".into()))??;
+        match turn.handle(&buf[..n]) {
+            Some(TurnEvent::Send(next)) => request = next,
+            Some(TurnEvent::Allocated(_)) => return Ok(turn),
+            Some(TurnEvent::Failed(why)) => return Err(failed(why)),
+            Some(TurnEvent::ChannelBound) | None => return Err(failed("unexpected answer".into())),
+        }
+    }
+    Err(failed("too many challenges".into()))
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TurnEvent {

@@ -20,12 +20,13 @@ use tokio::task::JoinHandle;
 
 use super::stats::MediaStats;
 use super::synthetic::{self, FrameHeader, NO_LAYER};
-use super::turn::{TurnClient, TurnEvent};
+use super::turn::{allocate, TurnClient, TurnEvent};
 use crate::signaling::{MeetingConnection, SignalError};
-use conclave_e2ee::mls::{GroupMember, OpenMlsMember, Processed};
+use conclave_e2ee::mls::OpenMlsMember;
 use conclave_e2ee::session::E2eeSession;
 use conclave_e2ee::sframe::CipherSuite;
-use data_encoding::BASE64;
+
+mod e2ee;
 
 #[derive(Debug, Clone)]
 pub struct MediaOptions {
@@ -201,35 +202,6 @@ impl MediaParticipant {
         tokio::time::sleep(Duration::from_millis(200)).await;
         self.stop();
     }
-}
-
-/// Allocates a relay with these credentials from a fresh socket and
-/// returns its address (to check a TURN server and its credentials).
-pub async fn allocate_relay(relay: &RelayOptions) -> std::io::Result<SocketAddr> {
-    let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).await?;
-    let turn = allocate(&socket, relay).await?;
-    Ok(turn.relay.expect("an allocation has a relayed address"))
-}
-
-/// Allocates a relay on the TURN server (answering its credential challenge).
-async fn allocate(socket: &UdpSocket, relay: &RelayOptions) -> std::io::Result<TurnClient> {
-    let failed = |why: String| std::io::Error::other(format!("TURN allocation at {} failed: {why}", relay.server));
-    let mut turn = TurnClient::new(relay.server, &relay.username, &relay.password);
-    let mut request = turn.allocate();
-    let mut buf = vec![0u8; 2048];
-    for _ in 0..4 {
-        socket.send_to(&request, relay.server).await?;
-        let (n, _) = tokio::time::timeout(Duration::from_secs(3), socket.recv_from(&mut buf))
-            .await
-            .map_err(|_| failed("no answer".into()))??;
-        match turn.handle(&buf[..n]) {
-            Some(TurnEvent::Send(next)) => request = next,
-            Some(TurnEvent::Allocated(_)) => return Ok(turn),
-            Some(TurnEvent::Failed(why)) => return Err(failed(why)),
-            Some(TurnEvent::ChannelBound) | None => return Err(failed("unexpected answer".into())),
-        }
-    }
-    Err(failed("too many challenges".into()))
 }
 
 /// Our outstanding offer: str0m's handle, the sources it adds (by mid) and
@@ -552,75 +524,6 @@ impl Session {
             }
         }
         replies
-    }
-
-    /// This device's KeyPackage for the meeting's MLS group, when E2EE is on.
-    fn key_package(&self) -> Option<ClientMessage> {
-        let kp = self.e2ee.as_ref()?.member.key_package().ok()?;
-        Some(ClientMessage::E2eeKeyPackage { key_package: BASE64.encode(&kp) })
-    }
-
-    /// The delivery service's messages: create, add, remove, commits, Welcome, chat.
-    fn on_e2ee(&mut self, message: ServerMessage) -> Vec<ClientMessage> {
-        let Some(e2ee) = self.e2ee.as_mut() else { return Vec::new() };
-        let decode = |s: &str| BASE64.decode(s.as_bytes()).unwrap_or_default();
-        let commit_message =
-            |epoch: u64, commit: conclave_e2ee::mls::Commit, added, removed| ClientMessage::E2eeCommit {
-                epoch,
-                commit: BASE64.encode(&commit.commit),
-                welcome: commit.welcome.map(|w| BASE64.encode(&w)),
-                added,
-                removed,
-            };
-        match message {
-            ServerMessage::E2eeCreateGroup if e2ee.member.create_group(b"conclave-meeting").is_ok() => {
-                let _ = e2ee.rekey();
-            }
-            ServerMessage::E2eeAddRequest { participant_id, key_package } => {
-                let Some(epoch) = e2ee.member.epoch() else { return Vec::new() };
-                if let Ok(commit) = e2ee.member.add(&[decode(&key_package)]) {
-                    let _ = e2ee.rekey();
-                    return vec![commit_message(epoch, commit, vec![participant_id], Vec::new())];
-                }
-            }
-            ServerMessage::E2eeRemoveRequest { participant_id } => {
-                let (Some(epoch), Some(leaf)) =
-                    (e2ee.member.epoch(), e2ee.member.leaf_of(participant_id.to_string().as_bytes()))
-                else {
-                    return Vec::new();
-                };
-                if let Ok(commit) = e2ee.member.remove(&[leaf]) {
-                    let _ = e2ee.rekey();
-                    return vec![commit_message(epoch, commit, Vec::new(), vec![participant_id])];
-                }
-            }
-            ServerMessage::E2eeCommit { commit, .. } => {
-                let _ = e2ee.process(&decode(&commit));
-            }
-            ServerMessage::E2eeWelcome { welcome, .. } if e2ee.member.join(&decode(&welcome)).is_ok() => {
-                let _ = e2ee.rekey();
-                self.stats.lock().expect("stats lock").welcomed = true;
-            }
-            ServerMessage::E2eeApplication { from, message } => {
-                if let Ok(Processed::Application { plaintext, .. }) = e2ee.process(&decode(&message)) {
-                    let text = String::from_utf8_lossy(&plaintext).into_owned();
-                    self.stats.lock().expect("stats lock").e2ee_chat.push((from, text));
-                }
-            }
-            _ => {}
-        }
-        Vec::new()
-    }
-
-    fn publish_security_code(&self) {
-        let code = self.e2ee.as_ref().and_then(|e| e.security_code());
-        let mut stats = self.stats.lock().expect("stats lock");
-        if let Some(code) = &code {
-            if stats.security_codes.last() != Some(code) {
-                stats.security_codes.push(code.clone());
-            }
-        }
-        stats.security_code = code;
     }
 
     /// Meetings may start everyone muted; a participant that publishes
