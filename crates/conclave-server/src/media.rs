@@ -67,7 +67,7 @@ pub fn turn_credentials(secret: &str, now_ms: i64, ttl: Duration, name: &str) ->
     let username = format!("{expiry}:{name}");
     let mut mac = Hmac::<sha1::Sha1>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
     mac.update(username.as_bytes());
-    (username.clone(), data_encoding::BASE64.encode(&mac.finalize().into_bytes()))
+    (username, data_encoding::BASE64.encode(&mac.finalize().into_bytes()))
 }
 
 #[cfg(test)]

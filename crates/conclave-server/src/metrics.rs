@@ -71,3 +71,17 @@ impl Metrics {
         out
     }
 }
+
+/// User + system CPU seconds of a process (`None`: this one), from
+/// `/proc/<pid>/stat` (Linux). For `/metrics` and for load tests that watch
+/// a server from outside.
+pub fn process_cpu_seconds(pid: Option<u32>) -> Option<f64> {
+    let path = pid.map_or_else(|| "/proc/self/stat".to_owned(), |p| format!("/proc/{p}/stat"));
+    let stat = std::fs::read_to_string(path).ok()?;
+    // The fields after the command name, which may itself contain spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // Linux reports in clock ticks of 1/100 s (USER_HZ).
+    Some(ticks / 100.0)
+}

@@ -75,7 +75,6 @@ fn mime(path: &str) -> &'static str {
         "ogg" => "audio/ogg",
         "wav" => "audio/wav",
         "ico" => "image/x-icon",
-        "tflite" | "binarypb" | "data" => "application/octet-stream",
         _ => "application/octet-stream",
     }
 }

@@ -55,7 +55,7 @@ impl Published {
         for (i, layer) in layers.iter().enumerate() {
             let measured = self.meters.get_mut(layer).map_or(0, |m| m.bps(now));
             let floor = [150_000, 500_000, 1_500_000][i.min(2)];
-            out.push(measured.max(if measured == 0 { floor } else { 0 }));
+            out.push(if measured == 0 { floor } else { measured });
         }
         out
     }

@@ -83,20 +83,14 @@ impl SpeakerDetector {
         if current_level.is_some_and(|l| l > SILENCE_DBOV) {
             self.current_heard = Some(now);
         }
+        // The current speaker has been quiet past the hangover.
+        let lapsed = self.current_heard.map_or(HANGOVER, |t| now.saturating_duration_since(t)) >= HANGOVER;
         let next = match (self.current, loudest) {
             (None, Some((who, _))) => Some(who),
-            (Some(current), None) => {
-                let silent_for = self.current_heard.map_or(HANGOVER, |t| now.saturating_duration_since(t));
-                if silent_for >= HANGOVER {
-                    None
-                } else {
-                    Some(current)
-                }
-            }
+            (Some(current), None) => (!lapsed).then_some(current),
             (Some(current), Some((who, level))) if who != current => {
                 let current_level = current_level.unwrap_or(-127.0);
-                let silent_for = self.current_heard.map_or(HANGOVER, |t| now.saturating_duration_since(t));
-                if silent_for >= HANGOVER {
+                if lapsed {
                     Some(who)
                 } else if level >= current_level + MARGIN_DB {
                     let since = match self.challenger {

@@ -101,7 +101,7 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
 /// The n-th loopback source address (127.1.0.1, 127.1.0.2, …): each joins
 /// from its own, as real participants would, so per-address limits apply as
 /// they would in production.
-fn source(n: usize) -> IpAddr {
+pub(crate) fn source(n: usize) -> IpAddr {
     let n = n as u32 + 1;
     IpAddr::V4(Ipv4Addr::new(127, 1 + (n >> 16) as u8, (n >> 8) as u8, n as u8))
 }

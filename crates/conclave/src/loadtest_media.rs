@@ -10,7 +10,6 @@ use clap::Args;
 use conclave_client::media::{MediaOptions, MediaParticipant, MediaStats};
 use conclave_client::Client;
 use conclave_proto::signal::ServerMessage;
-use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 #[derive(Args)]
@@ -50,21 +49,6 @@ pub struct MediaArgs {
     no_audio: bool,
 }
 
-/// The n-th loopback address from 127.3.0.1 on, one per participant.
-fn source(n: usize) -> IpAddr {
-    let n = n as u32 + 1;
-    IpAddr::V4(Ipv4Addr::new(127, 3 + (n >> 16) as u8, (n >> 8) as u8, n as u8))
-}
-
-/// User + system CPU seconds of a process.
-fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).with_context(|| format!("no process {pid}"))?;
-    let rest = &stat[stat.rfind(')').context("malformed stat")? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
-    Ok(ticks / 100.0)
-}
-
 /// One counter from the server's `/metrics`.
 async fn metric(server: &str, name: &str) -> anyhow::Result<f64> {
     let text = reqwest::get(format!("{server}/metrics")).await?.text().await?;
@@ -83,7 +67,8 @@ struct Snapshot {
 async fn snapshot(args: &MediaArgs, people: &[MediaParticipant]) -> anyhow::Result<Snapshot> {
     Ok(Snapshot {
         at: Instant::now(),
-        cpu: cpu_seconds(args.server_pid)?,
+        cpu: conclave_server::metrics::process_cpu_seconds(Some(args.server_pid))
+            .with_context(|| format!("no process {}", args.server_pid))?,
         sent_datagrams: metric(&args.server, "conclave_media_datagrams_sent_total").await?,
         stats: people.iter().map(MediaParticipant::stats).collect(),
     })
@@ -115,7 +100,8 @@ pub async fn media(args: MediaArgs) -> anyhow::Result<()> {
         for seat in 0..per_room {
             let n = room * per_room + seat;
             let publishes = seat < args.publishers;
-            let client = Client::with_local_address(&args.server, Some(source(n)));
+            // Each participant from its own loopback address, clear of the other load tests'.
+            let client = Client::with_local_address(&args.server, Some(crate::loadtest::source(400_000 + n)));
             // The first publisher is the host (the owner), so the room opens.
             let client = if seat == 0 { client.authenticated(&login.token) } else { client };
             let mut conn = client.join_by_link(&meeting.link_secret, &format!("P{n}")).await?;

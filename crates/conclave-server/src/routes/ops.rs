@@ -56,18 +56,8 @@ fn render_metrics(state: &crate::state::AppState) -> String {
         }
         let _ = writeln!(out, "# HELP conclave_media_sessions Media sessions open now.\n# TYPE conclave_media_sessions gauge\nconclave_media_sessions {}", s.peers);
     }
-    if let Some(cpu) = process_cpu_seconds() {
+    if let Some(cpu) = crate::metrics::process_cpu_seconds(None) {
         let _ = writeln!(out, "# HELP process_cpu_seconds_total User and system CPU time.\n# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total {cpu}");
     }
     out
-}
-
-/// User + system CPU time of this process, from `/proc/self/stat` (Linux).
-fn process_cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command name (which may contain spaces) in parentheses.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / 100.0)
 }

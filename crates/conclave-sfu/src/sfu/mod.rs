@@ -248,6 +248,7 @@ impl Sfu {
     pub fn bind_address_for_fuzzing(&mut self, meeting: &str, participant: ParticipantId, addr: SocketAddr) {
         if let Some(&key) = self.by_participant.get(&(MeetingKey::from(meeting), participant)) {
             self.by_addr.insert(addr, key);
+            self.peers.get_mut(&key).expect("indexed peer").addr = Some(addr);
         }
     }
 
@@ -258,9 +259,7 @@ impl Sfu {
             Command::Admit { meeting, participant, rights } => self.admit(now, meeting, participant, rights),
             Command::Rights { meeting, participant, rights } => self.set_rights(now, &meeting, participant, rights),
             Command::Leave { meeting, participant } => self.leave(&meeting, participant),
-            Command::Offer { meeting, participant, sdp, tracks } => {
-                self.offer(now, &meeting, participant, &sdp, tracks)
-            }
+            Command::Offer { meeting, participant, sdp, tracks } => self.offer(&meeting, participant, &sdp, tracks),
             Command::Answer { meeting, participant, sdp } => self.answer(&meeting, participant, &sdp),
             Command::Subscribe { meeting, participant, mut tiles } => {
                 if let Some(&key) = self.by_participant.get(&(meeting, participant)) {
@@ -359,7 +358,9 @@ impl Sfu {
         peer.rtc.disconnect();
         self.by_participant.remove(&(peer.meeting.clone(), peer.participant));
         self.by_ufrag.remove(&peer.ufrag);
-        self.by_addr.retain(|_, k| *k != key);
+        if let Some(addr) = peer.addr {
+            self.by_addr.remove(&addr);
+        }
         self.stats.peers = self.peers.len() as u64;
         let Some(room) = self.meetings.get_mut(&peer.meeting) else { return };
         room.peers.retain(|k| *k != key);
@@ -485,7 +486,7 @@ impl Sfu {
     /// carrying what each produced to the others.
     fn flush(&mut self, now: Instant) {
         while let Some(key) = self.dirty.pop() {
-            let propagated = self.drive(key, now);
+            let propagated = self.drive(key);
             for p in propagated {
                 self.propagate(p, now);
             }
@@ -493,7 +494,7 @@ impl Sfu {
     }
 
     /// Polls one peer's `Rtc` until it waits for time.
-    fn drive(&mut self, key: PeerKey, now: Instant) -> Vec<Propagated> {
+    fn drive(&mut self, key: PeerKey) -> Vec<Propagated> {
         let mut out = Vec::new();
         let Some(peer) = self.peers.get_mut(&key) else { return out };
         if let Some(sdp) = peer.offer_changes() {
@@ -530,12 +531,12 @@ impl Sfu {
                     }
                     return out;
                 }
-                Output::Event(event) => self.on_rtc_event(key, event, now, &mut out),
+                Output::Event(event) => self.on_rtc_event(key, event, &mut out),
             }
         }
     }
 
-    fn on_rtc_event(&mut self, key: PeerKey, event: RtcEvent, now: Instant, out: &mut Vec<Propagated>) {
+    fn on_rtc_event(&mut self, key: PeerKey, event: RtcEvent, out: &mut Vec<Propagated>) {
         let peer = self.peers.get_mut(&key).expect("peer with an event exists");
         match event {
             RtcEvent::MediaAdded(added) if matches!(added.direction, Direction::RecvOnly | Direction::SendRecv) => {
@@ -589,6 +590,5 @@ impl Sfu {
             RtcEvent::IceConnectionStateChange(IceConnectionState::Disconnected) => out.push(Propagated::Lost(key)),
             _ => {}
         }
-        let _ = now;
     }
 }

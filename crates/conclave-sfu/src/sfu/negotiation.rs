@@ -3,7 +3,6 @@
 //! offers carry which participant each forwarded track belongs to.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::time::Instant;
 
 use conclave_proto::media::{PublishedTrack, MAX_PUBLISHED_TRACKS};
 use conclave_proto::signal::{ParticipantId, ServerMessage};
@@ -15,7 +14,6 @@ use crate::MeetingKey;
 impl Sfu {
     pub(super) fn offer(
         &mut self,
-        now: Instant,
         meeting: &MeetingKey,
         participant: ParticipantId,
         sdp: &str,
@@ -52,7 +50,6 @@ impl Sfu {
             Ok(Err(err)) => self.signal_error(key, "media_offer", format!("offer refused: {err}")),
             Err(_) => self.fault(key, "accepting an offer"),
         }
-        let _ = now;
     }
 
     pub(super) fn answer(&mut self, meeting: &MeetingKey, participant: ParticipantId, sdp: &str) {
