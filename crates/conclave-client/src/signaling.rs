@@ -4,6 +4,7 @@
 
 use conclave_proto::signal::{ClientMessage, ServerMessage};
 use futures_util::{SinkExt, StreamExt};
+use std::future::Future;
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -22,6 +23,25 @@ pub enum SignalError {
     Timeout(String),
     #[error("unexpected frame: {0}")]
     Protocol(String),
+}
+
+/// What a media session negotiates through: a meeting's signaling
+/// connection, or an adapter speaking another SFU's protocol in the same
+/// terms (the Janus side of `conclave loadtest media`).
+pub trait SignalChannel: Send + 'static {
+    fn send(&mut self, message: &ClientMessage) -> impl Future<Output = Result<(), SignalError>> + Send;
+    /// The next message, or `Timeout` when none came `within`.
+    fn next(&mut self, within: Duration) -> impl Future<Output = Result<ServerMessage, SignalError>> + Send;
+}
+
+impl SignalChannel for MeetingConnection {
+    async fn send(&mut self, message: &ClientMessage) -> Result<(), SignalError> {
+        MeetingConnection::send(self, message).await
+    }
+
+    async fn next(&mut self, within: Duration) -> Result<ServerMessage, SignalError> {
+        MeetingConnection::next(self, within).await
+    }
 }
 
 pub struct MeetingConnection {

@@ -3,6 +3,7 @@
 //! share, answers the server's offers, and records everything it receives.
 //! Used by tests, bots and `conclave loadtest`.
 
+pub mod janus;
 mod session;
 mod stats;
 pub mod synthetic;

@@ -57,6 +57,15 @@ pub struct MediaStats {
     /// Received frames by (sender, source).
     pub received: HashMap<(ParticipantId, MediaSource), TrackStats>,
     pub sent_frames: u64,
+    /// Datagrams that arrived at the participant's socket (RTP, RTCP, STUN,
+    /// DTLS): what a server sent it, counted the same way whatever the server.
+    pub datagrams_received: u64,
+    /// Of those, RTP packets: the media a server forwarded.
+    pub rtp_received: u64,
+    /// SDP offers and answers received from the server.
+    pub negotiations: u64,
+    /// Datagrams sent straight to the server (not through a relay).
+    pub datagrams_sent: u64,
     /// The server's map of the tracks it sends, by mid.
     pub tracks: HashMap<String, ForwardedTrack>,
     /// Frames whose sender was not the participant the server said the track is from.
@@ -73,6 +82,10 @@ pub struct MediaStats {
     pub undecryptable: u64,
     pub e2ee_chat: Vec<(ParticipantId, String)>,
     pub welcomed: bool,
+    /// Each epoch's SFrame exporter secret and this device's base key, as
+    /// derived: kept only so a test can search a server's storage and logs
+    /// for them. Never sent anywhere.
+    pub key_material: Vec<Vec<u8>>,
     /// Datagrams dropped by the receive limit (`limit_receive`).
     pub dropped_by_limit: u64,
     /// The signaling connection has closed (removed, meeting ended, left).

@@ -7,6 +7,7 @@ mod accounts;
 mod credential_stuffing;
 mod dormant;
 mod hardening;
+mod key_material;
 mod media;
 mod meetings;
 mod orgs;

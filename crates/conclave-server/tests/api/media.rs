@@ -13,10 +13,10 @@ use conclave_store::Engine;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const MEDIA_WAIT: Duration = Duration::from_secs(10);
+pub(crate) const MEDIA_WAIT: Duration = Duration::from_secs(10);
 
 /// A host and `guests` admitted guests, each with media started.
-async fn meeting_with_media(
+pub(crate) async fn meeting_with_media(
     srv: &TestServer,
     guests: &[&str],
     options: impl Fn(usize) -> MediaOptions,

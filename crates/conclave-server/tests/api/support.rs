@@ -53,6 +53,19 @@ impl TestServer {
         Self { url: format!("http://{addr}"), state, clock, stop: Some(stop), _db: db }
     }
 
+    /// Every byte of the server's SQLite database as it is on disk (the
+    /// file and its write-ahead log), to search for what must not be there.
+    pub fn sqlite_bytes(&self) -> Vec<u8> {
+        let path = self._db.url.trim_start_matches("sqlite://");
+        let path = path.split('?').next().expect("a path");
+        assert!(!path.is_empty() && self._db.engine == Engine::Sqlite, "not an SQLite test server");
+        let mut bytes = std::fs::read(path).expect("the database file");
+        for suffix in ["-wal", "-journal"] {
+            bytes.extend(std::fs::read(format!("{path}{suffix}")).unwrap_or_default());
+        }
+        bytes
+    }
+
     pub fn client(&self) -> Client {
         Client::new(&self.url)
     }

@@ -62,7 +62,12 @@ impl Sfu {
         let wanted_bps = |w: &LayerWant| w.layer_bps[layers::wanted_index(w.quality, w.layer_bps.len())];
         let capped =
             chosen.iter().zip(&layer_wants).any(|(c, w)| *c < layers::wanted_index(w.quality, w.layer_bps.len()));
-        let desired = if capped {
+        // Without a lower layer to fall back to (no simulcast), an estimate
+        // below what is forwarded would hold packets in the pacer's queue:
+        // probe up to what is forwarded instead.
+        let forwarded_bps: u64 = chosen.iter().zip(&layer_wants).map(|(c, w)| w.layer_bps[*c]).sum();
+        let short = budget.is_some_and(|b| b < forwarded_bps);
+        let desired = if capped || short {
             (layer_wants.iter().map(wanted_bps).sum::<u64>() + AUDIO_ALLOWANCE_BPS) as f64 / VIDEO_SHARE
         } else {
             0.0

@@ -3,11 +3,12 @@
 //! add or remove members as the designated committer, process commits and
 //! Welcomes, read the MLS chat).
 
+use conclave_e2ee::keys::base_key;
 use conclave_e2ee::mls::{GroupMember, Processed};
 use conclave_proto::signal::{ClientMessage, ServerMessage};
 use data_encoding::BASE64;
 
-use super::Session;
+use super::{Session, SUITE};
 
 impl Session {
     /// This device's KeyPackage for the meeting's MLS group, when E2EE is on.
@@ -71,6 +72,14 @@ impl Session {
     pub(super) fn publish_security_code(&self) {
         let code = self.e2ee.as_ref().and_then(|e| e.security_code());
         let mut stats = self.stats.lock().expect("stats lock");
+        if let Some(member) = self.e2ee.as_ref().map(|e| &e.member) {
+            if let (Ok(secret), Some(leaf)) = (member.sframe_epoch_secret(SUITE), member.leaf_index()) {
+                if !stats.key_material.contains(&secret) {
+                    stats.key_material.push(base_key(SUITE, &secret, leaf));
+                    stats.key_material.push(secret);
+                }
+            }
+        }
         if let Some(code) = &code {
             if stats.security_codes.last() != Some(code) {
                 stats.security_codes.push(code.clone());

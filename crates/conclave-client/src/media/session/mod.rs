@@ -21,12 +21,15 @@ use tokio::task::JoinHandle;
 use super::stats::MediaStats;
 use super::synthetic::{self, FrameHeader, NO_LAYER};
 use super::turn::{allocate, TurnClient, TurnEvent};
-use crate::signaling::{MeetingConnection, SignalError};
+use crate::signaling::{SignalChannel, SignalError};
 use conclave_e2ee::mls::OpenMlsMember;
 use conclave_e2ee::session::E2eeSession;
 use conclave_e2ee::sframe::CipherSuite;
 
 mod e2ee;
+
+/// The SFrame cipher suite of end-to-end encrypted media.
+const SUITE: CipherSuite = CipherSuite::Aes128GcmSha256_128;
 
 #[derive(Debug, Clone)]
 pub struct MediaOptions {
@@ -45,6 +48,11 @@ pub struct MediaOptions {
     pub relay: Option<RelayOptions>,
     /// End-to-end encrypt media with SFrame under the meeting's MLS group.
     pub e2ee: bool,
+    /// Never offer: the server offers what it sends (a Janus subscriber).
+    pub await_offer: bool,
+    /// Negotiate but send no frames until `resume_sending` (a load test
+    /// brings everyone up before the load starts).
+    pub paused: bool,
 }
 
 /// A TURN server and the credentials the join response handed out.
@@ -67,6 +75,8 @@ impl Default for MediaOptions {
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             relay: None,
             e2ee: false,
+            await_offer: false,
+            paused: false,
         }
     }
 }
@@ -76,6 +86,7 @@ enum Control {
     Screen(bool),
     AudioLevel(i8),
     ReceiveLimit(Option<u64>),
+    Paused(bool),
 }
 
 /// A bottleneck on the way in: datagrams beyond `bps` (with a 100 ms
@@ -113,7 +124,7 @@ pub struct MediaParticipant {
 impl MediaParticipant {
     /// Starts media on an admitted participant's connection.
     pub async fn start(
-        connection: MeetingConnection,
+        connection: impl SignalChannel,
         id: ParticipantId,
         options: MediaOptions,
     ) -> std::io::Result<Self> {
@@ -143,6 +154,11 @@ impl MediaParticipant {
     /// dropping what exceeds it.
     pub fn limit_receive(&self, kbps: Option<u64>) {
         let _ = self.control.send(Control::ReceiveLimit(kbps));
+    }
+
+    /// Starts (or pauses) sending frames on what is negotiated.
+    pub fn resume_sending(&self, on: bool) {
+        let _ = self.control.send(Control::Paused(!on));
     }
 
     pub fn set_audio_level(&self, level: i8) {
@@ -282,7 +298,7 @@ impl Session {
             bottleneck: None,
             e2ee: e2ee_on.then(|| {
                 let member = OpenMlsMember::new(id.to_string().as_bytes()).expect("an MLS device");
-                E2eeSession::new(member, CipherSuite::Aes128GcmSha256_128)
+                E2eeSession::new(member, SUITE)
             }),
             turn,
             turn_outbox: Vec::new(),
@@ -295,7 +311,7 @@ impl Session {
 
     async fn run(
         mut self,
-        mut connection: MeetingConnection,
+        mut connection: impl SignalChannel,
         mut control: mpsc::UnboundedReceiver<Control>,
         messages: mpsc::UnboundedSender<ServerMessage>,
     ) {
@@ -307,7 +323,10 @@ impl Session {
         }
         loop {
             let timeout = self.poll(Instant::now()).await;
-            let wake = timeout.min(self.next_media_at());
+            // Waiting on str0m's timeout alone has been seen to stall a
+            // negotiation under load; a 100 ms tick keeps ICE and DTLS moving.
+            let tick = Instant::now() + Duration::from_millis(100);
+            let wake = timeout.min(self.next_media_at()).min(tick);
             let wake = tokio::time::Instant::from_std(wake.max(Instant::now()));
             tokio::select! {
                 received = connection.next(Duration::from_secs(3600)), if signaling_open => match received {
@@ -346,6 +365,7 @@ impl Session {
                         }
                     }
                     Some(Control::AudioLevel(level)) => self.options.audio_level = level,
+                    Some(Control::Paused(paused)) => self.options.paused = paused,
                     Some(Control::ReceiveLimit(kbps)) => {
                         self.bottleneck = kbps.map(|k| Bottleneck { bps: k * 1000, tokens: 0.0, refilled: Instant::now() });
                         self.stats.lock().expect("stats lock").dropped_by_limit = 0;
@@ -356,6 +376,11 @@ impl Session {
                     if let Ok((n, mut source)) = received {
                         let now = Instant::now();
                         let mut datagram = &buf[..n];
+                        {
+                            let mut stats = self.stats.lock().expect("stats lock");
+                            stats.datagrams_received += 1;
+                            stats.rtp_received += u64::from(is_rtp(datagram));
+                        }
                         if let Some(turn) = self.turn.as_mut().filter(|t| t.server == source) {
                             if turn.is_control(datagram) {
                                 if let Some(TurnEvent::Send(next)) = turn.handle(datagram) {
@@ -396,6 +421,7 @@ impl Session {
                 Ok(Output::Timeout(t)) => return t,
                 Ok(Output::Transmit(t)) => match &self.turn {
                     None => {
+                        self.stats.lock().expect("stats lock").datagrams_sent += 1;
                         let _ = self.socket.send_to(&t.contents, t.destination).await;
                     }
                     Some(turn) => {
@@ -451,6 +477,7 @@ impl Session {
         let mut replies = Vec::new();
         match message {
             ServerMessage::MediaOffer { sdp, tracks } => {
+                self.stats.lock().expect("stats lock").negotiations += 1;
                 // The polite peer: a crossing offer of ours is dropped and redone.
                 self.pending = None;
                 let Ok(offer) = SdpOffer::from_sdp_string(&sdp) else { return replies };
@@ -462,6 +489,7 @@ impl Session {
                 replies.extend(self.offer_changes());
             }
             ServerMessage::MediaAnswer { sdp } => {
+                self.stats.lock().expect("stats lock").negotiations += 1;
                 if let (Some((pending, added, stopped)), Ok(answer)) =
                     (self.pending.take(), SdpAnswer::from_sdp_string(&sdp))
                 {
@@ -541,7 +569,7 @@ impl Session {
 
     /// An offer for what changed in what we publish, if nothing is outstanding.
     fn offer_changes(&mut self) -> Option<ClientMessage> {
-        if self.pending.is_some() {
+        if self.pending.is_some() || self.options.await_offer {
             return None;
         }
         let mut api = self.rtc.sdp_api();
@@ -588,19 +616,27 @@ impl Session {
         Some(ClientMessage::MediaOffer { sdp: offer.to_sdp_string(), tracks })
     }
 
+    /// When the next frame is due; an hour away while nothing is to be sent
+    /// (paused, not connected, or publishing nothing), so an idle receiver
+    /// does not wake for nothing.
     fn next_media_at(&self) -> Instant {
-        let mut at = self.next_audio.max(self.started);
-        if self.published.contains_key(&MediaSource::Camera) {
-            at = at.min(self.next_video);
+        let idle = Instant::now() + Duration::from_secs(3600);
+        if self.options.paused || !self.stats.lock().expect("stats lock").connected {
+            return idle;
         }
-        if self.published.contains_key(&MediaSource::Screen) {
-            at = at.min(self.next_screen);
-        }
-        at
+        [
+            (MediaSource::Microphone, self.next_audio),
+            (MediaSource::Camera, self.next_video),
+            (MediaSource::Screen, self.next_screen),
+        ]
+        .into_iter()
+        .filter(|(source, _)| self.published.contains_key(source))
+        .map(|(_, at)| at)
+        .fold(idle, Instant::min)
     }
 
     fn send_media_due(&mut self, now: Instant) {
-        if !self.stats.lock().expect("stats lock").connected {
+        if self.options.paused || !self.stats.lock().expect("stats lock").connected {
             return;
         }
         let frame_gap = Duration::from_secs(1) / self.options.fps.max(1);
@@ -675,6 +711,12 @@ impl Session {
             }
         }
     }
+}
+
+/// An SRTP packet rather than SRTCP, STUN, DTLS or TURN (RFC 7983's first
+/// byte, then RFC 5761's payload types: RTCP's are 192–223).
+fn is_rtp(datagram: &[u8]) -> bool {
+    matches!(datagram, [128..=191, second, ..] if !(64..=95).contains(&(second & 0x7f)))
 }
 
 /// The participant's one ICE candidate: its socket, or its relay when relay-only.
