@@ -177,6 +177,7 @@ pub async fn media(args: MediaArgs) -> anyhow::Result<()> {
         Sfu::Janus => join_janus(&args).await?,
     };
     let progress = Progress::new("connecting");
+    let mut peers_down = 0;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let connected = load.people().iter().filter(|p| p.stats().connected).count();
@@ -187,13 +188,25 @@ pub async fn media(args: MediaArgs) -> anyhow::Result<()> {
                 .iter()
                 .enumerate()
                 .filter(|(_, p)| !p.stats().connected)
-                .map(|(n, p)| format!("#{n} (participant {})", p.id))
+                .map(|(n, p)| {
+                    let s = p.stats();
+                    format!(
+                        "#{n} (participant {}: {} SDP messages, {} datagrams sent, {} received)",
+                        p.id, s.negotiations, s.datagrams_sent, s.datagrams_received
+                    )
+                })
                 .collect();
-            anyhow::bail!(
-                "only {connected} of {} peer connections came up within 60 s; down: {}",
+            // A benchmark reports what failed rather than hiding the run:
+            // the figures say how many peers never came up.
+            anyhow::ensure!(connected > 0, "no peer connection came up within 60 s");
+            eprintln!(
+                "warning: {} of {} peer connections did not come up within 60 s: {}",
+                down.len(),
                 load.people().len(),
                 down.join(", ")
             );
+            peers_down = down.len();
+            break;
         }
         if connected == load.people().len() {
             break;
@@ -219,7 +232,7 @@ pub async fn media(args: MediaArgs) -> anyhow::Result<()> {
     progress.update(args.seconds as i64, args.seconds as i64);
     progress.finish();
     let after = Snapshot::take(args.server_pid, load.people())?;
-    report(&args, &before, &after);
+    report(&args, &before, &after, peers_down);
     load.leave().await;
     Ok(())
 }
@@ -313,7 +326,7 @@ async fn join_janus(args: &MediaArgs) -> anyhow::Result<Load> {
     Ok(Load::Janus(people, janus))
 }
 
-fn report(args: &MediaArgs, before: &Snapshot, after: &Snapshot) {
+fn report(args: &MediaArgs, before: &Snapshot, after: &Snapshot, peers_down: usize) {
     let secs = after.at.duration_since(before.at).as_secs_f64();
     let (mut received, mut missing, mut sent, mut datagrams, mut rtp) = (0u64, 0u64, 0u64, 0u64, 0u64);
     let (mut participants_sent, mut negotiations) = (0u64, 0u64);
@@ -375,6 +388,9 @@ fn report(args: &MediaArgs, before: &Snapshot, after: &Snapshot) {
         if args.simulcast { " (simulcast q/h/f)" } else { "" },
     );
     println!("  {:<32} {streams}", "streams forwarded (per source)");
+    if peers_down > 0 {
+        println!("  {:<32} {peers_down}", "peer connections never up");
+    }
     println!("  {:<32} {sent} ({:.0}/s)", "frames sent by publishers", sent as f64 / secs);
     println!("  {:<32} {received} ({:.0}/s)", "frames received", received as f64 / secs);
     println!("  {:<32} {missing} ({loss:.3} %)", "frames lost");
@@ -404,7 +420,7 @@ fn report(args: &MediaArgs, before: &Snapshot, after: &Snapshot) {
             "datagrams": datagrams, "rtp_packets": rtp, "cpu_s": cpu,
             "cpu_us_per_datagram": cpu_us_per_datagram, "cpu_us_per_rtp": cpu_us_per_rtp,
             "server_sent": server_sent, "cpu_us_per_sent": cpu_us_per_sent, "socket_drops": socket_drops,
-            "negotiations": negotiations,
+            "negotiations": negotiations, "peers_down": peers_down,
             "rss_mib": after.rss_kib as f64 / 1024.0,
         });
         println!("figures {figures}");
