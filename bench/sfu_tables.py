@@ -113,8 +113,8 @@ if ramp:
     out.append("")
     out.append(
         "One audio publisher, subscribers added in 5-second steps until a step loses more than 1 % of "
-        "frames or delivers them later than 400 ms at p99 (ITU-T G.114's limit for conversation: "
-        "a frame that late is as good as lost)."
+        "frames. A step counts as carried when it also delivers within 400 ms at p99 (ITU-T G.114's "
+        "limit for conversation: a frame that late is as good as lost)."
     )
     out.append("")
     out.append("| subscribers | Conclave: loss %, p99 ms, CPU % | Janus: loss %, p99 ms, CPU % |")
