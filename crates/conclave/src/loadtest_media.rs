@@ -101,7 +101,6 @@ struct Snapshot {
 /// what the server sent is every datagram sent less the participants' own,
 /// whatever the server; and datagrams dropped because a participant's
 /// socket buffer was full show the load generator falling behind.
-#[derive(Default)]
 struct UdpCounters {
     sent: u64,
     receive_buffer_drops: u64,
@@ -289,13 +288,16 @@ async fn join_janus(args: &MediaArgs) -> anyhow::Result<Load> {
     let per_room = args.publishers + args.subscribers;
     // Room numbers of their own, clear of an earlier run's on the same Janus.
     let first_room = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64 * 1000;
+    let room_id = |room: usize| first_room + room as u64;
+    // Feeds are numbered across rooms, like Conclave's participants.
+    let feed = |room: usize, seat: usize| (room * per_room + seat + 1) as u64;
     let progress = Progress::new("publishers joining");
     let mut people = Vec::new();
     for room in 0..args.rooms {
-        janus.create_room(first_room + room as u64, args.publishers.max(1)).await?;
+        janus.create_room(room_id(room), args.publishers.max(1)).await?;
         for seat in 0..args.publishers {
-            let feed = (room * per_room + seat + 1) as u64;
-            let channel = janus.publisher(first_room + room as u64, feed).await?;
+            let feed = feed(room, seat);
+            let channel = janus.publisher(room_id(room), feed).await?;
             people.push(MediaParticipant::start(channel, feed, args.options(true)).await?);
             progress.update(people.len() as i64, (args.rooms * args.publishers) as i64);
         }
@@ -310,16 +312,16 @@ async fn join_janus(args: &MediaArgs) -> anyhow::Result<Load> {
     let progress = Progress::new("subscribers joining");
     let total = args.rooms * per_room;
     for room in 0..args.rooms {
-        let feeds: Vec<u64> = (0..args.publishers).map(|seat| (room * per_room + seat + 1) as u64).collect();
+        let feeds: Vec<u64> = (0..args.publishers).map(|seat| feed(room, seat)).collect();
         for seat in 0..per_room {
-            let own = (room * per_room + seat + 1) as u64;
+            let own = feed(room, seat);
             let others: Vec<u64> = feeds.iter().copied().filter(|f| *f != own).collect();
             if !others.is_empty() {
-                let channel = janus.subscriber(first_room + room as u64, &others).await?;
+                let channel = janus.subscriber(room_id(room), &others).await?;
                 let options = MediaOptions { await_offer: true, ..args.options(false) };
                 people.push(MediaParticipant::start(channel, own, options).await?);
             }
-            progress.update((room * per_room + seat + 1) as i64, total as i64);
+            progress.update(own as i64, total as i64);
         }
     }
     progress.finish();

@@ -3,40 +3,22 @@
 //! server's database nor its logs.
 
 use crate::media::{meeting_with_media, MEDIA_WAIT};
-use crate::support::TestServer;
+use crate::support::{CapturedLogs, TestServer};
 use conclave_client::media::MediaOptions;
 use conclave_proto::media::MediaSource;
 use conclave_store::Engine;
 use data_encoding::{BASE64, BASE64URL_NOPAD, HEXLOWER, HEXUPPER};
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
-
-#[derive(Clone)]
-struct SharedLog(Arc<Mutex<Vec<u8>>>);
-
-impl Write for SharedLog {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use std::sync::OnceLock;
 
 /// Everything the server logs from now on, at debug level (once per test binary).
-fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+fn captured_logs() -> CapturedLogs {
+    static LOGS: OnceLock<CapturedLogs> = OnceLock::new();
     LOGS.get_or_init(|| {
-        let log = SharedLog(Arc::new(Mutex::new(Vec::new())));
-        let buffer = log.0.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_env_filter("conclave_server=debug,conclave_room=debug,conclave_sfu=debug,conclave_store=debug")
-            .with_ansi(false)
-            .with_writer(move || log.clone())
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).expect("no other log subscriber in this test binary");
-        buffer
+        let logs = CapturedLogs::default();
+        let filter = "conclave_server=debug,conclave_room=debug,conclave_sfu=debug,conclave_store=debug";
+        tracing::subscriber::set_global_default(logs.subscriber(filter))
+            .expect("no other global log subscriber in this test binary");
+        logs
     })
     .clone()
 }
@@ -72,7 +54,7 @@ async fn an_e2ee_meetings_keys_are_in_neither_the_database_nor_the_logs() {
     let secrets: Vec<Vec<u8>> = people.iter().flat_map(|p| p.stats().key_material).collect();
     assert!(secrets.len() >= 6, "secrets of at least three epochs: {}", secrets.len());
     let database = srv.sqlite_bytes();
-    let logs = logs.lock().unwrap().clone();
+    let logs = logs.bytes();
     // The searches can find things: the meeting's log lines and its stored rows are there.
     assert!(contains(&logs, b"meeting room opened"), "the server's logs were captured");
     assert!(contains(&database, b"host@acme.test"), "the database holds the host's account");

@@ -4,13 +4,12 @@
 //! (Storage plays no part here, so these run on SQLite only.)
 
 use crate::meetings::{admit, guest_knocks, host_joins, hosted, WAIT};
-use crate::support::TestServer;
+use crate::support::{CapturedLogs, TestServer};
 use conclave_client::media::{MediaOptions, MediaParticipant, MediaStats};
 use conclave_client::MeetingConnection;
 use conclave_proto::media::{MediaSource, Quality, Tile};
 use conclave_proto::signal::*;
 use conclave_store::Engine;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub(crate) const MEDIA_WAIT: Duration = Duration::from_secs(10);
@@ -441,38 +440,18 @@ async fn wait_for_layer(p: &MediaParticipant, layer_now: &impl Fn(&MediaParticip
 /// chosen AES-256-GCM.
 #[tokio::test(flavor = "current_thread")]
 async fn dtls_negotiates_aead_aes_256_gcm() {
-    let logs = Arc::new(Mutex::new(Vec::<u8>::new()));
-    let writer = {
-        let logs = logs.clone();
-        move || CaptureWriter(logs.clone())
-    };
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("str0m=debug"))
-        .with_writer(writer)
-        .with_ansi(false)
-        .finish();
+    let logs = CapturedLogs::default();
+    let subscriber = logs.subscriber("str0m=debug");
     let _guard = tracing::subscriber::set_default(subscriber);
     let srv = TestServer::start(Engine::Sqlite).await;
     let people = meeting_with_media(&srv, &["Ada"], |_| MediaOptions::default()).await;
     for p in &people {
         p.wait_until("connected", MEDIA_WAIT, |s| s.connected).await.unwrap();
     }
-    let text = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    let text = String::from_utf8_lossy(&logs.bytes()).into_owned();
     let profiles: Vec<&str> = text.lines().filter(|l| l.contains("SRTP keying material and profile")).collect();
     assert_eq!(profiles.len(), 4, "two sessions, two ends each: {profiles:?}");
     assert!(profiles.iter().all(|l| l.ends_with("SRTP_AEAD_AES_256_GCM")), "{profiles:?}");
-}
-
-struct CaptureWriter(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for CaptureWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 /// A minimal STUN binding request with this USERNAME.

@@ -8,7 +8,7 @@ use conclave_server::{App, ManualClock, ServerConfig, SharedState};
 use conclave_store::testing::TestDatabase;
 use conclave_store::Engine;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -166,4 +166,34 @@ macro_rules! assert_problem {
             }
         }
     }};
+}
+
+/// Log output kept in memory, for tests that read what was logged.
+#[derive(Clone, Default)]
+pub struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
+
+impl CapturedLogs {
+    /// A subscriber writing the events `filter` selects (an `EnvFilter`) here.
+    pub fn subscriber(&self, filter: &str) -> impl tracing::Subscriber + Send + Sync + 'static {
+        let logs = self.clone();
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(move || logs.clone())
+            .with_ansi(false)
+            .finish()
+    }
+
+    pub fn bytes(&self) -> Vec<u8> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

@@ -69,7 +69,9 @@ impl Session {
         Vec::new()
     }
 
-    pub(super) fn publish_security_code(&self) {
+    /// What the stats show of the group: the security code (and its history)
+    /// and the key material of each new epoch.
+    pub(super) fn publish_e2ee_state(&self) {
         let code = self.e2ee.as_ref().and_then(|e| e.security_code());
         let mut stats = self.stats.lock().expect("stats lock");
         if let Some(member) = self.e2ee.as_ref().map(|e| &e.member) {

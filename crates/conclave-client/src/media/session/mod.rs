@@ -526,7 +526,7 @@ impl Session {
             | ServerMessage::E2eeWelcome { .. }
             | ServerMessage::E2eeApplication { .. } => {
                 replies.extend(self.on_e2ee(message));
-                self.publish_security_code();
+                self.publish_e2ee_state();
             }
             ServerMessage::Error { code, .. } if code == "media_lost" => {
                 // The server lost us (a network change): start a fresh session.
