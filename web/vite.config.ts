@@ -20,6 +20,8 @@ function mediapipeAssets(): Plugin {
 
 export default defineConfig({
   plugins: [react(), mediapipeAssets()],
+  // The E2EE worker is an ES module (it imports the wasm module's bindings).
+  worker: { format: "es" },
   build: { outDir: "dist", emptyOutDir: true, sourcemap: false, assetsInlineLimit: 0 },
   server: { proxy: { "/api": { target: "http://127.0.0.1:8080", ws: true } } },
 });

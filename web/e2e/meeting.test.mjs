@@ -1,6 +1,9 @@
 // A whole meeting in real Chromium (Debian's /usr/bin/chromium) with fake
 // camera and microphone, driven by Playwright: a host and two guests in
-// separate browser contexts, through the real `conclave serve`.
+// separate browser contexts, through the real `conclave serve`. The
+// meeting is end-to-end encrypted (the organisation's default): every frame
+// passes through each browser's E2EE worker, and the security codes shown
+// must match, and change when a third person joins.
 //
 //   CONCLAVE_BIN=target/debug/conclave node e2e/meeting.test.mjs
 //
@@ -75,6 +78,11 @@ async function inbound(page) {
         return { participantId: t?.participantId, source: t?.source, kind: s.kind, framesDecoded: s.framesDecoded ?? 0, bytesReceived: s.bytesReceived ?? 0 };
       });
   });
+}
+
+/// The E2EE state a page shows: its security code and frame counts.
+async function e2ee(page) {
+  return page.evaluate(() => window.__conclave?.e2ee() ?? null);
 }
 
 const sum = (rows, who, source, field) => rows.filter((r) => r.participantId === who && r.source === source).reduce((a, r) => a + r[field], 0);
@@ -175,6 +183,11 @@ async function main() {
     await host.getByRole("button", { name: "Admit Ada" }).click();
     await poll("Ada's first decoded frame", async () => (await inbound(ada.page)).some((r) => r.kind === "video" && r.framesDecoded > 0));
     figures.admission_to_first_frame_ms = Date.now() - admittedAt;
+    // Two people in the E2EE meeting show the same security code.
+    const codeTwo = await poll("host and Ada showing one security code", async () => {
+      const [h, a] = [await e2ee(host), await e2ee(ada.page)];
+      return h?.code && h.code === a?.code ? h.code : null;
+    });
     await host.getByRole("button", { name: "Admit Grace" }).click();
 
     // Everyone unmutes (the meeting starts people muted), then sees and hears everyone.
@@ -194,6 +207,25 @@ async function main() {
       }
       await shot(p.page, `${p.name.toLowerCase()}-gallery`);
     }
+    // With a third person everyone's code changed, and all three match.
+    const codeThree = await poll("three matching security codes", async () => {
+      const codes = await Promise.all(people.map(async (p) => (await e2ee(p.page))?.code));
+      return codes.every((c) => c && c === codes[0] && c !== codeTwo) ? codes[0] : null;
+    });
+    assert.match(codeThree, /^(\d{5} ){7}\d{5}$/);
+    // Every frame went through the worker: sealed on the way out, opened on the way in.
+    for (const p of people) {
+      const state = await poll(`${p.name}'s sealed and opened frames`, async () => {
+        const s = await e2ee(p.page);
+        return s && s.counts.sealed > 50 && s.counts.opened > 50 ? s : null;
+      });
+      figures[`${p.name.toLowerCase()}_e2ee_frames`] = state.counts;
+    }
+    await host.getByRole("button", { name: "🔒 End-to-end encrypted" }).click();
+    assert.equal((await host.getByLabel("Security code").textContent()).replace(/\s/g, ""), codeThree.replace(/ /g, ""));
+    await shot(host, "host-security-code");
+    await host.getByRole("button", { name: "Security", exact: true }).click();
+
     // The transport is DTLS-SRTP with AES-256-GCM.
     const cipher = await host.evaluate(async () => (await window.__conclave.stats()).find((s) => s.type === "transport")?.srtpCipher);
     assert.equal(cipher, "SRTP_AEAD_AES_256_GCM");

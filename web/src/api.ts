@@ -48,6 +48,7 @@ export interface MeetingSettings {
   screen_share: string;
   chat: string;
   private_chat: boolean;
+  e2ee: boolean;
 }
 
 export interface Meeting {

@@ -5,6 +5,7 @@
 // and offers again (docs/protocol.md §6.7).
 
 import type { ClientMessage, ForwardedTrack, MediaSource, ServerMessage } from "./signaling";
+import { encodedTransformSupport, type E2ee } from "./e2ee";
 
 export interface RemoteTrack {
   participantId: number;
@@ -31,18 +32,42 @@ export class MediaSession {
   /// Negotiation steps run one after another: a message must not be
   /// applied while the previous one is still being applied.
   private chain: Promise<void> = Promise.resolve();
+  /// Senders and receivers whose frames already pass through the E2EE worker.
+  private encrypted = new WeakSet<RTCRtpSender | RTCRtpReceiver>();
 
   constructor(
     iceServers: RTCIceServer[],
     private send: (m: ClientMessage) => void,
     private onRemoteTracks: (tracks: RemoteTrack[]) => void,
+    /// In an end-to-end encrypted meeting, every frame goes through it.
+    private e2ee: E2ee | null = null,
   ) {
-    this.pc = new RTCPeerConnection({ iceServers, bundlePolicy: "max-bundle", rtcpMuxPolicy: "require" });
+    const config: RTCConfiguration & { encodedInsertableStreams?: boolean } = { iceServers, bundlePolicy: "max-bundle", rtcpMuxPolicy: "require" };
+    if (e2ee && encodedTransformSupport() === "streams") config.encodedInsertableStreams = true;
+    this.pc = new RTCPeerConnection(config);
     this.pc.ontrack = (event) => {
       const mid = event.transceiver.mid;
       if (!mid) return;
+      this.encryptAll();
       this.attach(mid, event.track);
     };
+  }
+
+  /// Puts every sender and receiver not yet covered behind the E2EE worker,
+  /// before any frame of theirs flows.
+  private encryptAll() {
+    if (!this.e2ee) return;
+    for (const t of this.pc.getTransceivers()) {
+      const kind = t.receiver.track.kind === "audio" ? "audio" : "video";
+      if (!this.encrypted.has(t.sender)) {
+        this.e2ee.attach(t.sender, { side: "send", kind });
+        this.encrypted.add(t.sender);
+      }
+      if (!this.encrypted.has(t.receiver)) {
+        this.e2ee.attach(t.receiver, { side: "receive", kind });
+        this.encrypted.add(t.receiver);
+      }
+    }
   }
 
   private attach(mid: string, track: MediaStreamTrack) {
@@ -77,6 +102,7 @@ export class MediaSession {
       sendEncodings: camera && simulcast ? CAMERA_LAYERS : undefined,
     });
     this.senders.set("camera", this.pc.getTransceivers().at(-1)!);
+    this.encryptAll();
     await this.offer();
   }
 
@@ -123,6 +149,7 @@ export class MediaSession {
         }
         this.tracks = new Map(message.tracks.map((t) => [t.mid, t]));
         await this.pc.setRemoteDescription({ type: "offer", sdp: message.sdp });
+        this.encryptAll();
         await this.pc.setLocalDescription(await this.pc.createAnswer());
         this.send({ type: "media_answer", sdp: this.pc.localDescription!.sdp });
         // Tracks of m-lines that were already there keep their receivers.
@@ -167,6 +194,7 @@ export class MediaSession {
     return this.enqueue(async () => {
       const transceiver = this.pc.addTransceiver(track, { direction: "sendonly" });
       this.senders.set("screen", transceiver);
+      this.encryptAll();
       await this.offer();
     });
   }

@@ -32,6 +32,8 @@ export interface RoomSettings {
   screen_share: "host_only" | "one_at_a_time" | "several";
   chat: "everyone" | "hosts_only" | "off";
   private_chat: boolean;
+  /// End-to-end encrypted (MLS + SFrame); fixed for the meeting's life.
+  e2ee: boolean;
   locked_by_policy: string[];
 }
 

@@ -8,7 +8,9 @@
 //!   PostgreSQL cluster if it is down, failing loudly if it cannot be
 //!   reached), build the web app, run every test of the workspace, then the
 //!   browser tests in Chromium.
+//! - `web`: build the browser app alone (its E2EE wasm module, then Vite).
 
+mod wasm;
 mod web;
 
 use std::io::{BufRead, BufReader};
@@ -23,8 +25,9 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("run") => run(&args[1..]),
         Some("test") => test(&args[1..]),
+        Some("web") => web::build(),
         _ => {
-            eprintln!("usage: cargo xtask run [serve options...] | cargo xtask test [cargo test options...]");
+            eprintln!("usage: cargo xtask run [serve options...] | cargo xtask test [cargo test options...] | cargo xtask web");
             return ExitCode::from(2);
         }
     };

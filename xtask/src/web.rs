@@ -14,10 +14,11 @@ fn web() -> PathBuf {
     root().join("web")
 }
 
-/// `npm install` when the installed packages are missing or older than the
+/// The E2EE module (wasm), then `npm install` when the installed packages are missing or older than the
 /// lock file, then `npm run build`. (Not `npm ci`: npm 11 leaves other
 /// platforms' optional packages out of the lock file and then refuses it.)
 pub fn build() -> Result<(), String> {
+    super::wasm::build()?;
     let web = web();
     let installed = web.join("node_modules/.package-lock.json");
     let stale = match (std::fs::metadata(&installed), std::fs::metadata(web.join("package-lock.json"))) {

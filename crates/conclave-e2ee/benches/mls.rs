@@ -24,6 +24,7 @@ fn main() {
             packages.push(OpenMlsMember::new(format!("m{i}").as_bytes()).unwrap().key_package().unwrap());
         }
         let setup = host.add(&packages).unwrap();
+        host.confirm_commit().unwrap();
         witness.join(&setup.welcome.unwrap()).unwrap();
         let (mut create, mut process, mut welcome) = (Vec::new(), Vec::new(), Vec::new());
         for i in 0..5 {
@@ -31,6 +32,7 @@ fn main() {
             let kp = newcomer.key_package().unwrap();
             let t = Instant::now();
             let commit = host.add(&[kp]).unwrap();
+            host.confirm_commit().unwrap();
             create.push(t.elapsed());
             let t = Instant::now();
             witness.process(&commit.commit).unwrap();

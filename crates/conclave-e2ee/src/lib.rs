@@ -9,10 +9,14 @@
 //!
 //! - [`mls`]: the meeting's MLS group (RFC 9420) behind the small
 //!   [`mls::GroupMember`] trait, implemented on openmls.
+//! - [`session`]: one device's group membership and SFrame keys together.
+//! - [`agent`]: the device's side of the server's delivery service, shared
+//!   by native participants and the browser's wasm module.
 //!
 //! Pure computation: no IO and no clock; randomness comes from the crypto
 //! provider. The same code is meant to run natively and in the browser.
 
+pub mod agent;
 pub mod keys;
 pub mod mls;
 pub mod session;

@@ -54,10 +54,17 @@ pub trait GroupMember {
     /// A KeyPackage to be added with (the server hands it to a committer).
     fn key_package(&self) -> Result<Vec<u8>, MlsError>;
     fn create_group(&mut self, group_id: &[u8]) -> Result<(), MlsError>;
-    /// Adds members by their KeyPackages; the commit is applied locally.
+    /// Adds members by their KeyPackages. The commit stays pending until
+    /// [`Self::confirm_commit`] (the delivery service ordered it) or
+    /// [`Self::discard_commit`] (it refused it), so a refused commit never
+    /// forks this member from the group.
     fn add(&mut self, key_packages: &[Vec<u8>]) -> Result<Commit, MlsError>;
-    /// Removes the members at these leaves; the commit is applied locally.
+    /// Removes the members at these leaves; pending like [`Self::add`].
     fn remove(&mut self, leaves: &[u32]) -> Result<Commit, MlsError>;
+    /// Applies this member's pending commit: the group moves to the next epoch.
+    fn confirm_commit(&mut self) -> Result<(), MlsError>;
+    /// Forgets this member's pending commit; the group stays where it was.
+    fn discard_commit(&mut self) -> Result<(), MlsError>;
     fn join(&mut self, welcome: &[u8]) -> Result<(), MlsError>;
     fn process(&mut self, message: &[u8]) -> Result<Processed, MlsError>;
     fn encrypt(&mut self, plaintext: &[u8]) -> Result<Vec<u8>, MlsError>;
@@ -147,7 +154,6 @@ impl GroupMember for OpenMlsMember {
         let (provider, signer) = (&self.provider, &self.signer);
         let group = self.group.as_mut().ok_or(MlsError::NoGroup)?;
         let (commit, welcome, _) = group.add_members(provider, signer, &packages).map_err(refused)?;
-        group.merge_pending_commit(provider).map_err(refused)?;
         Ok(Commit { commit: serialize(&commit)?, welcome: Some(serialize(&welcome)?) })
     }
 
@@ -156,8 +162,22 @@ impl GroupMember for OpenMlsMember {
         let (provider, signer) = (&self.provider, &self.signer);
         let group = self.group.as_mut().ok_or(MlsError::NoGroup)?;
         let (commit, welcome, _) = group.remove_members(provider, signer, &leaves).map_err(refused)?;
-        group.merge_pending_commit(provider).map_err(refused)?;
         Ok(Commit { commit: serialize(&commit)?, welcome: welcome.map(|w| serialize(&w)).transpose()? })
+    }
+
+    fn confirm_commit(&mut self) -> Result<(), MlsError> {
+        let provider = &self.provider;
+        let group = self.group.as_mut().ok_or(MlsError::NoGroup)?;
+        if group.pending_commit().is_none() {
+            return Err(MlsError::Refused("no pending commit".into()));
+        }
+        group.merge_pending_commit(provider).map_err(refused)
+    }
+
+    fn discard_commit(&mut self) -> Result<(), MlsError> {
+        let provider = &self.provider;
+        let group = self.group.as_mut().ok_or(MlsError::NoGroup)?;
+        group.clear_pending_commit(provider.storage()).map_err(refused)
     }
 
     fn join(&mut self, welcome: &[u8]) -> Result<(), MlsError> {

@@ -60,6 +60,13 @@ impl<M: GroupMember> E2eeSession<M> {
         Ok(processed)
     }
 
+    /// Applies this member's own commit once the delivery service ordered
+    /// it, and takes the new epoch's keys.
+    pub fn confirm_commit(&mut self) -> Result<(), MlsError> {
+        self.member.confirm_commit()?;
+        self.rekey()
+    }
+
     pub fn encrypt_frame(&mut self, frame: &[u8], metadata: &[u8]) -> Result<Vec<u8>, SframeError> {
         let sender = self.sender.as_mut().ok_or(SframeError::UnknownKey(u64::MAX))?;
         sender.encrypt(frame, metadata)

@@ -22,7 +22,7 @@ fn admit(
 ) {
     let kp = newcomer.member.key_package().unwrap();
     let commit = host.member.add(&[kp]).unwrap();
-    host.rekey().unwrap();
+    host.confirm_commit().unwrap();
     for o in others.iter_mut() {
         assert!(matches!(o.process(&commit.commit).unwrap(), Processed::NewEpoch(_)));
     }
@@ -84,7 +84,7 @@ fn the_sfus_view_and_a_removed_member_decrypt_nothing_new() {
     // processes the commit (a hostile client would not).
     let eve_leaf = eve.member.leaf_index().unwrap();
     let removal = host.member.remove(&[eve_leaf]).unwrap();
-    host.rekey().unwrap();
+    host.confirm_commit().unwrap();
     assert!(matches!(ada.process(&removal.commit).unwrap(), Processed::NewEpoch(_)));
     assert_eq!(ada.security_code(), host.security_code());
     assert_ne!(eve.security_code(), host.security_code(), "Eve's code no longer matches: she is out");
@@ -114,4 +114,28 @@ fn a_stale_commit_is_refused_so_the_group_cannot_fork() {
     let second = ada.member.add(&[device("dan").member.key_package().unwrap()]).unwrap();
     assert!(matches!(bob.process(&first.commit).unwrap(), Processed::NewEpoch(_)));
     assert!(bob.process(&second.commit).is_err(), "a commit for an old epoch is refused");
+}
+
+#[test]
+fn a_committer_whose_commit_is_refused_rolls_back_and_stays_in_the_group() {
+    let mut host = device("host");
+    host.member.create_group(b"meeting-4").unwrap();
+    host.rekey().unwrap();
+    let mut ada = device("ada");
+    let mut bob = device("bob");
+    admit(&mut host, &mut ada, &mut []);
+    admit(&mut host, &mut bob, &mut [&mut ada]);
+    let before = ada.security_code();
+    // Both build a commit on the same epoch; the service orders the host's.
+    let first = host.member.add(&[device("carol").member.key_package().unwrap()]).unwrap();
+    let _refused = ada.member.add(&[device("dan").member.key_package().unwrap()]).unwrap();
+    assert_eq!(ada.security_code(), before, "a pending commit changes nothing yet");
+    ada.member.discard_commit().unwrap();
+    host.confirm_commit().unwrap();
+    assert!(matches!(ada.process(&first.commit).unwrap(), Processed::NewEpoch(_)));
+    assert!(matches!(bob.process(&first.commit).unwrap(), Processed::NewEpoch(_)));
+    assert_eq!(ada.security_code(), host.security_code(), "ada did not fork");
+    assert_eq!(bob.security_code(), host.security_code());
+    let frame = host.encrypt_frame(b"after the race", b"").unwrap();
+    assert_eq!(ada.decrypt_frame(&frame, b"").unwrap(), b"after the race");
 }

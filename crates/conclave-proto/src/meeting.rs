@@ -26,6 +26,10 @@ pub struct MeetingSettings {
     pub chat: ChatMode,
     #[serde(default = "yes")]
     pub private_chat: bool,
+    /// End-to-end encrypted: media and chat keyed by the participants'
+    /// devices (MLS + SFrame); fixed for the meeting's life.
+    #[serde(default)]
+    pub e2ee: bool,
 }
 
 fn yes() -> bool {
@@ -47,6 +51,7 @@ impl Default for MeetingSettings {
             screen_share: ScreenShareMode::OneAtATime,
             chat: ChatMode::Everyone,
             private_chat: true,
+            e2ee: false,
         }
     }
 }
@@ -71,6 +76,9 @@ pub struct MeetingSettingsRequest {
     pub chat: Option<ChatMode>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub private_chat: Option<bool>,
+    /// Absent: the organisation's default. `false` is refused where E2EE is enforced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e2ee: Option<bool>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -84,6 +84,10 @@ pub struct RoomSettings {
     pub screen_share: ScreenShareMode,
     pub chat: ChatMode,
     pub private_chat: bool,
+    /// Media and chat are end-to-end encrypted: every device joins the
+    /// meeting's MLS group and seals its frames with SFrame.
+    #[serde(default)]
+    pub e2ee: bool,
     /// Settings the organisation locked, which no one in the meeting can change.
     pub locked_by_policy: Vec<String>,
 }

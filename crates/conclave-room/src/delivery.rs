@@ -104,7 +104,9 @@ impl MlsDelivery {
             self.leaving.remove(p);
         }
         let mut out = Outbox::new();
-        for p in self.in_group.iter().filter(|p| **p != from) {
+        // Every member gets it, the committer too: that is its confirmation
+        // (it applies its commit only once the order is known).
+        for p in &self.in_group {
             out.push((*p, ServerMessage::E2eeCommit { from, epoch: next, commit: commit.clone() }));
         }
         for p in &added {
@@ -174,7 +176,14 @@ mod tests {
         let ask = ds.key_package(2, "kp2".into());
         assert_eq!(ask, vec![(1, ServerMessage::E2eeAddRequest { participant_id: 2, key_package: "kp2".into() })]);
         let out = ds.commit(1, 0, "c1".into(), Some("w".into()), vec![2], vec![], &set(&[1, 2]));
-        assert_eq!(out, vec![(2, ServerMessage::E2eeWelcome { epoch: 1, welcome: "w".into() })]);
+        assert_eq!(
+            out,
+            vec![
+                // The committer's confirmation: only now does it apply its commit.
+                (1, ServerMessage::E2eeCommit { from: 1, epoch: 1, commit: "c1".into() }),
+                (2, ServerMessage::E2eeWelcome { epoch: 1, welcome: "w".into() }),
+            ]
+        );
         assert_eq!(ds.epoch(), Some(1));
         assert_eq!(ds.members(), &set(&[1, 2]));
     }
@@ -219,7 +228,11 @@ mod tests {
         assert!(out.contains(&(2, ServerMessage::E2eeRemoveRequest { participant_id: 1 })));
         assert!(out.contains(&(2, ServerMessage::E2eeRemoveRequest { participant_id: 3 })));
         let out = ds.commit(2, 1, "rm".into(), None, vec![], vec![1, 3], &set(&[2]));
-        assert!(out.is_empty(), "nobody else to tell");
+        assert_eq!(
+            out,
+            vec![(2, ServerMessage::E2eeCommit { from: 2, epoch: 2, commit: "rm".into() })],
+            "only its confirmation"
+        );
         assert_eq!(ds.members(), &set(&[2]));
     }
 

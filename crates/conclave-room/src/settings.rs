@@ -121,6 +121,7 @@ mod tests {
             screen_share: ScreenShareMode::OneAtATime,
             chat: ChatMode::Everyone,
             private_chat: true,
+            e2ee: false,
             locked_by_policy: vec![],
         }
     }

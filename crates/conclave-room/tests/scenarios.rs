@@ -16,6 +16,7 @@ fn settings() -> RoomSettings {
         screen_share: ScreenShareMode::OneAtATime,
         chat: ChatMode::Everyone,
         private_chat: true,
+        e2ee: false,
         locked_by_policy: vec![],
     }
 }

@@ -166,6 +166,7 @@ impl Sim {
                 [rng.gen_range(0..3)],
             chat: ChatMode::Everyone,
             private_chat: true,
+            e2ee: false,
             locked_by_policy: vec![],
         };
         let config = RoomConfig {

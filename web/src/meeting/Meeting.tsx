@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useMemo, useReducer, useRef, useState } from "react";
 import type { JoinTicket } from "../api";
 import { MediaSession, type RemoteTrack } from "../media";
+import { E2ee, type E2eeState } from "../e2ee";
 import { Signaling, type ClientMessage, type ServerMessage } from "../signaling";
 import { api } from "../api";
 import type { Participant } from "../signaling";
@@ -52,6 +53,8 @@ export function Meeting(props: {
   const [sharing, setSharing] = useState(false);
   const [blurred, setBlurred] = useState(false);
   const [cipher, setCipher] = useState<string>();
+  const [e2eeState, setE2eeState] = useState<E2eeState | null>(null);
+  const e2ee = useRef<E2ee | null>(null);
   // Notices and reactions fade after a few seconds.
   const [now, setNow] = useState(Date.now());
   useEffect(() => {
@@ -64,6 +67,13 @@ export function Meeting(props: {
   const screenTrack = useRef<MediaStreamTrack | null>(null);
 
   const send = useCallback((m: ClientMessage) => signaling.current?.send(m), []);
+  // For callbacks made once per meeting: the roster and our id as they are now.
+  const rosterRef = useRef(state.roster);
+  rosterRef.current = state.roster;
+  const meRef = useRef(state.me);
+  meRef.current = state.me;
+  /// In an E2EE meeting, chat to everyone goes as MLS application messages.
+  const sendE2eeChat = useRef<((text: string) => void) | null>(null);
   // The tracks we send; the devices panel can swap them.
   const [tracks, setTracks] = useState(() => ({
     mic: props.local?.getAudioTracks()[0] ?? null,
@@ -79,11 +89,39 @@ export function Meeting(props: {
       dispatch(m);
       if (m.type === "knock") knockSound();
       if (m.type === "admitted" && !media.current) {
-        const session = new MediaSession(props.ticket.ice_servers as RTCIceServer[], send, setRemote);
+        if (m.settings.e2ee && !e2ee.current) e2ee.current = startE2ee(m.participant_id);
+        const session = new MediaSession(props.ticket.ice_servers as RTCIceServer[], send, setRemote, e2ee.current);
         media.current = session;
         void session.start(devices.current.mic, devices.current.cam);
       }
+      e2ee.current?.handle(m);
       void media.current?.handle(m);
+    };
+    // Chat lines decrypted by the worker join the meeting's chat; they have
+    // no place in the server's numbering, so they count down from -1.
+    let e2eeSeq = 0;
+    const e2eeChat = (from: number, text: string) =>
+      dispatch({
+        type: "chat",
+        message: { seq: --e2eeSeq, from, from_name: rosterRef.current.get(from)?.display_name ?? "Someone", to: null, text, at_ms: Date.now() },
+      });
+    const startE2ee = (me: number) => {
+      let lastCode: string | null = null;
+      return new E2ee(me, {
+        send,
+        onChat: e2eeChat,
+        onState: (s) => {
+          if (lastCode !== null && s.code !== null && s.code !== lastCode) {
+            dispatch({ type: "error", code: "e2ee_code_changed", message: "The security code changed: someone joined or left. Compare it again.", request: null });
+          }
+          if (s.code !== null) lastCode = s.code;
+          setE2eeState(s);
+        },
+      });
+    };
+    sendE2eeChat.current = (text: string) => {
+      e2ee.current?.chat(text);
+      e2eeChat(meRef.current ?? -1, text);
     };
     const s = new Signaling(props.ticket.signaling_url, onMessage, () => undefined);
     signaling.current = s;
@@ -92,6 +130,8 @@ export function Meeting(props: {
       s.close();
       media.current?.close();
       media.current = null;
+      e2ee.current?.close();
+      e2ee.current = null;
     };
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [props.ticket]);
@@ -125,6 +165,10 @@ export function Meeting(props: {
         return out;
       },
       tracks: () => remote.map((t) => ({ participantId: t.participantId, source: t.source, mid: t.mid })),
+      e2ee: () => {
+        e2ee.current?.refresh();
+        return e2eeState;
+      },
     };
     (window as unknown as { __conclave: unknown }).__conclave = hook;
   });
@@ -267,6 +311,11 @@ export function Meeting(props: {
   const moderator = me?.role === "host" || me?.role === "co_host";
   return (
     <main className="meeting" aria-label="Meeting">
+      {state.settings?.e2ee ? (
+        <button className="e2ee-badge" onClick={() => setPanel("security")} title="End-to-end encrypted: see the security code">
+          {e2eeState?.code ? "🔒 End-to-end encrypted" : "🔒 Setting up end-to-end encryption…"}
+        </button>
+      ) : null}
       <div className="notices" role="status" aria-live="polite">
         {state.notices.filter((n) => fresh(n.at)).map((n) => (
           <p key={n.id}>{n.text}</p>
@@ -298,13 +347,21 @@ export function Meeting(props: {
         <RemoteAudio key={r.mid} track={r.track} />
       ))}
       {panel === "chat" && state.me !== null && state.settings ? (
-        <ChatPanel chat={state.chat} me={state.me} roster={roster} settings={state.settings} moderator={moderator} send={send} />
+        <ChatPanel
+          chat={state.chat}
+          me={state.me}
+          roster={roster}
+          settings={state.settings}
+          moderator={moderator}
+          send={send}
+          sendEncrypted={state.settings.e2ee ? (text) => sendE2eeChat.current?.(text) : null}
+        />
       ) : null}
       {panel === "people" && state.me !== null && state.settings ? (
         <ParticipantsPanel me={state.me} myRole={me?.role ?? "participant"} roster={roster} waiting={state.waiting} settings={state.settings} send={send} onReport={(p) => void report(p)} />
       ) : null}
       {panel === "devices" ? <DevicesPanel onChoose={(k, id) => void chooseDevice(k, id)} /> : null}
-      {panel === "security" ? <SecurityPanel cipher={cipher} /> : null}
+      {panel === "security" ? <SecurityPanel cipher={cipher} e2ee={!!state.settings?.e2ee} state={e2eeState} /> : null}
       <footer className="controls" aria-label="Meeting controls">
         <button onClick={toggleMic} aria-pressed={!!me?.audio_muted} disabled={!mic}>
           {me?.audio_muted ? "Unmute" : "Mute"}

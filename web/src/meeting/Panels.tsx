@@ -1,5 +1,6 @@
 import { useEffect, useState } from "react";
 import type { ChatMessage, ClientMessage, Participant, RoomSettings, Waiter } from "../signaling";
+import type { E2eeState } from "../e2ee";
 
 type Send = (m: ClientMessage) => void;
 
@@ -10,6 +11,8 @@ export function ChatPanel(props: {
   settings: RoomSettings;
   moderator: boolean;
   send: Send;
+  /// Set in an end-to-end encrypted meeting: chat to everyone goes through it.
+  sendEncrypted: ((text: string) => void) | null;
 }) {
   const [text, setText] = useState("");
   const [to, setTo] = useState<string>("everyone");
@@ -19,6 +22,11 @@ export function ChatPanel(props: {
     e.preventDefault();
     const trimmed = text.trim();
     if (!trimmed) return;
+    if (props.sendEncrypted && to === "everyone") {
+      props.sendEncrypted(trimmed);
+      setText("");
+      return;
+    }
     props.send({
       type: "chat",
       client_msg_id: crypto.randomUUID(),
@@ -34,7 +42,8 @@ export function ChatPanel(props: {
         {props.chat.map((m) => (
           <li key={m.seq} className={m.to !== null ? "private" : undefined}>
             <strong>{m.from_name}</strong>
-            {m.to !== null ? <em> (privately)</em> : null}: <span className="text">{m.text}</span>
+            {m.to !== null ? <em> (privately{props.sendEncrypted ? ", not end-to-end encrypted" : ""})</em> : null}:{" "}
+            <span className="text">{m.text}</span>
           </li>
         ))}
       </ol>
@@ -220,17 +229,46 @@ export function ParticipantsPanel(props: {
   );
 }
 
-export function SecurityPanel(props: { cipher: string | undefined }) {
+/// The security code as the people in the meeting read it aloud.
+export function SecurityCode(props: { code: string }) {
+  return (
+    <p className="security-code" aria-label="Security code">
+      {props.code.split(" ").map((group, i) => (
+        <span key={i}>{group}</span>
+      ))}
+    </p>
+  );
+}
+
+export function SecurityPanel(props: { cipher: string | undefined; e2ee: boolean; state: E2eeState | null }) {
   return (
     <section className="panel security" aria-label="Security">
       <h2>How this meeting is protected</h2>
+      {props.e2ee ? (
+        <>
+          <p>
+            <strong>End-to-end encrypted.</strong> Video, audio and chat to everyone are encrypted on each participant's device with keys
+            only the participants hold (MLS and SFrame); Conclave's server relays what it cannot read. The keys change whenever someone
+            joins or leaves.
+          </p>
+          {props.state?.code ? (
+            <>
+              <p>Everyone in the meeting sees the same security code. Read it aloud and compare: if it matches, nobody else is listening in.</p>
+              <SecurityCode code={props.state.code} />
+            </>
+          ) : (
+            <p>Setting up the keys… Your media starts once your device has them.</p>
+          )}
+          <p>Off in this meeting because the server cannot read it: cloud recording, phone dial-in and server-side transcription.</p>
+        </>
+      ) : null}
       <ul>
         <li>
           Media is encrypted between your device and Conclave's server with DTLS-SRTP
           {props.cipher ? ` (${props.cipher})` : ""}; signaling goes over this site's connection.
         </li>
         <li>The server forwards media to admitted participants only; people in the waiting room receive nothing.</li>
-        <li>This meeting is not end-to-end encrypted: the server could read the media it forwards.</li>
+        {props.e2ee ? null : <li>This meeting is not end-to-end encrypted: the server could read the media it forwards.</li>}
         <li>Nothing on this page comes from any other site.</li>
       </ul>
     </section>

@@ -8,6 +8,7 @@ export function Home(props: { user: User; navigate: (path: string) => void }) {
   const [title, setTitle] = useState("");
   const [when, setWhen] = useState("");
   const [passcode, setPasscode] = useState("");
+  const [e2ee, setE2ee] = useState(true);
   const [error, setError] = useState<string | null>(null);
   const [copied, setCopied] = useState<string | null>(null);
 
@@ -19,7 +20,7 @@ export function Home(props: { user: User; navigate: (path: string) => void }) {
     setError(null);
     try {
       const start = when ? new Date(when).getTime() : null;
-      const meeting = await api.createMeeting(title || "Meeting", start, {}, passcode);
+      const meeting = await api.createMeeting(title || "Meeting", start, { e2ee }, passcode);
       setTitle("");
       setWhen("");
       setPasscode("");
@@ -61,6 +62,10 @@ export function Home(props: { user: User; navigate: (path: string) => void }) {
           Passcode (optional)
           <input value={passcode} onChange={(e) => setPasscode(e.target.value)} minLength={6} maxLength={32} />
         </label>
+        <label className="check">
+          <input type="checkbox" checked={e2ee} onChange={(e) => setE2ee(e.target.checked)} /> End-to-end encryption (turns off cloud
+          recording, dial-in and server transcription)
+        </label>
         <button type="submit">{when ? "Schedule" : "New meeting"}</button>
       </form>
       {error ? (
@@ -74,7 +79,8 @@ export function Home(props: { user: User; navigate: (path: string) => void }) {
             <h2>{m.title}</h2>
             <p>
               {m.scheduled_start_ms ? new Date(m.scheduled_start_ms).toLocaleString() : "Instant meeting"} · code {m.code}
-              {m.settings.waiting_room ? " · waiting room on" : ""} · host key {m.host_key}
+              {m.settings.waiting_room ? " · waiting room on" : ""}
+              {m.settings.e2ee ? " · end-to-end encrypted" : ""} · host key {m.host_key}
             </p>
             <p>
               <a href={m.invite_url} className="invite" onClick={(e) => { e.preventDefault(); props.navigate(new URL(m.invite_url).pathname); }}>

@@ -84,6 +84,7 @@ pub fn room_config(
             screen_share: settings.screen_share,
             chat: settings.chat,
             private_chat: settings.private_chat,
+            e2ee: settings.e2ee,
             locked_by_policy: Vec::new(),
         },
         mute_on_entry: settings.mute_on_entry,

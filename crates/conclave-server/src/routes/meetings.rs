@@ -120,6 +120,14 @@ fn resolve_settings(
             s.private_chat = p;
         }
     }
+    if policy.e2ee.value == E2eeMode::Enforced {
+        if req.e2ee == Some(false) {
+            locked("e2ee");
+        }
+        s.e2ee = true;
+    } else if let Some(v) = req.e2ee {
+        s.e2ee = v;
+    }
     if let Some(v) = req.mute_on_entry {
         s.mute_on_entry = v;
     }
@@ -190,7 +198,11 @@ pub async fn create(
     if let Some(p) = &req.passcode {
         check_passcode(p, &mut errors);
     }
-    let base = MeetingSettings { waiting_room: policy.waiting_room.value, ..MeetingSettings::default() };
+    let base = MeetingSettings {
+        waiting_room: policy.waiting_room.value,
+        e2ee: policy.e2ee.value != E2eeMode::Optional,
+        ..MeetingSettings::default()
+    };
     let settings = resolve_settings(base, &req.settings, policy, &mut errors);
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));

@@ -113,6 +113,40 @@ on_both_engines! {
 }
 
 on_both_engines! {
+    async fn end_to_end_encryption_follows_the_organisations_policy(engine: Engine) {
+        let srv = TestServer::start(engine).await;
+        let (host, login, meeting) = hosted(&srv).await;
+        let org = login.user.org_id.clone().unwrap();
+        assert!(meeting.settings.e2ee, "E2EE by default");
+        let mut conn = host.join_by_link(&meeting.link_secret, "Host").await.unwrap();
+        match conn.next(WAIT).await.unwrap() {
+            ServerMessage::Admitted { settings, .. } => assert!(settings.e2ee, "the room tells every device"),
+            other => panic!("{other:?}"),
+        }
+        // The host may turn it off where the organisation leaves the choice.
+        let mut plain = new_meeting("Town hall (dial-in)");
+        plain.settings.e2ee = Some(false);
+        assert!(!host.create_meeting(&plain).await.unwrap().settings.e2ee);
+        host.update_org_policy(&org, &OrgPolicyUpdate { e2ee: Some(Setting::unlocked(E2eeMode::Optional)), ..Default::default() }).await.unwrap();
+        let optional = host.create_meeting(&new_meeting("Optional")).await.unwrap();
+        assert!(!optional.settings.e2ee, "optional: off unless asked for");
+        // Enforced: every meeting is E2EE, and asking otherwise is refused.
+        host.update_org_policy(&org, &OrgPolicyUpdate { e2ee: Some(Setting::locked(E2eeMode::Enforced)), ..Default::default() }).await.unwrap();
+        let err = host.create_meeting(&plain).await.unwrap_err();
+        let ClientError::Api(problem) = err else { panic!("{err}") };
+        assert!(problem.errors.iter().any(|e| e.field == "settings.e2ee" && e.message.contains("locked")), "{problem:?}");
+        assert!(host.create_meeting(&new_meeting("Enforced")).await.unwrap().settings.e2ee);
+        let update = UpdateMeetingRequest {
+            settings: Some(MeetingSettingsRequest { e2ee: Some(false), ..Default::default() }),
+            ..Default::default()
+        };
+        assert_problem!(host.update_meeting(&optional.id, &update).await, 422, "validation-failed");
+        let renamed = UpdateMeetingRequest { title: Some("Renamed".into()), settings: Some(Default::default()), ..Default::default() };
+        assert!(host.update_meeting(&optional.id, &renamed).await.unwrap().settings.e2ee, "an edited meeting comes under the policy");
+    }
+}
+
+on_both_engines! {
     async fn a_guest_knocks_learns_nothing_while_waiting_and_is_admitted(engine: Engine) {
         let srv = TestServer::start(engine).await;
         let (host, _, meeting) = hosted(&srv).await;

@@ -22,6 +22,7 @@ use super::stats::MediaStats;
 use super::synthetic::{self, FrameHeader, NO_LAYER};
 use super::turn::{allocate, TurnClient, TurnEvent};
 use crate::signaling::{SignalChannel, SignalError};
+use conclave_e2ee::agent::E2eeAgent;
 use conclave_e2ee::mls::OpenMlsMember;
 use conclave_e2ee::session::E2eeSession;
 use conclave_e2ee::sframe::CipherSuite;
@@ -252,7 +253,7 @@ struct Session {
     /// The relay everything goes through, when relay-only.
     turn: Option<TurnClient>,
     /// The meeting's end-to-end encryption, when on.
-    e2ee: Option<E2eeSession<OpenMlsMember>>,
+    e2ee: Option<E2eeAgent<OpenMlsMember>>,
     /// TURN requests to send (made while handling signaling).
     turn_outbox: Vec<Vec<u8>>,
     next_audio: Instant,
@@ -298,7 +299,7 @@ impl Session {
             bottleneck: None,
             e2ee: e2ee_on.then(|| {
                 let member = OpenMlsMember::new(id.to_string().as_bytes()).expect("an MLS device");
-                E2eeSession::new(member, SUITE)
+                E2eeAgent::new(E2eeSession::new(member, SUITE))
             }),
             turn,
             turn_outbox: Vec::new(),
@@ -442,7 +443,7 @@ impl Session {
             Event::Connected => self.stats.lock().expect("stats lock").connected = true,
             Event::MediaData(data) => {
                 let plain = match self.e2ee.as_mut() {
-                    Some(e2ee) => match e2ee.decrypt_frame(&data.data, b"") {
+                    Some(e2ee) => match e2ee.session_mut().decrypt_frame(&data.data, b"") {
                         Ok(plain) => plain,
                         Err(_) => {
                             self.stats.lock().expect("stats lock").undecryptable += 1;
@@ -524,6 +525,7 @@ impl Session {
             | ServerMessage::E2eeRemoveRequest { .. }
             | ServerMessage::E2eeCommit { .. }
             | ServerMessage::E2eeWelcome { .. }
+            | ServerMessage::E2eeRejected { .. }
             | ServerMessage::E2eeApplication { .. } => {
                 replies.extend(self.on_e2ee(message));
                 self.publish_e2ee_state();
@@ -694,7 +696,7 @@ impl Session {
             if let Some(e2ee) = self.e2ee.as_mut() {
                 // Never send in the clear what is meant to be encrypted: no
                 // keys yet (not in the group) means no media.
-                match e2ee.encrypt_frame(&payload, b"") {
+                match e2ee.session_mut().encrypt_frame(&payload, b"") {
                     Ok(sealed) => payload = sealed,
                     Err(_) => return,
                 }

@@ -1,0 +1,87 @@
+// The page's side of end-to-end encryption: starts the E2EE worker, routes
+// the server's `e2ee_*` messages to it and its replies to the server, and
+// attaches it to every sender and receiver of the media session.
+
+import type { ClientMessage, ServerMessage } from "../signaling";
+import type { FrameCounts, FromWorker, ToWorker, TransformOptions } from "./messages";
+
+export interface E2eeState {
+  epoch: number | null;
+  /// The security code everyone in the meeting compares; null until in the group.
+  code: string | null;
+  counts: FrameCounts;
+}
+
+interface Callbacks {
+  send: (m: ClientMessage) => void;
+  onState: (s: E2eeState) => void;
+  onChat: (from: number, text: string) => void;
+}
+
+type Transformable = { transform?: unknown; createEncodedStreams?: () => { readable: ReadableStream; writable: WritableStream } };
+
+/// Encoded-frame access: `RTCRtpScriptTransform` where the browser has it,
+/// else the older `createEncodedStreams` (which needs the peer connection
+/// created with `encodedInsertableStreams`).
+export function encodedTransformSupport(): "script" | "streams" | null {
+  if ("RTCRtpScriptTransform" in window) return "script";
+  if ("createEncodedStreams" in RTCRtpSender.prototype) return "streams";
+  return null;
+}
+
+export class E2ee {
+  private worker: Worker;
+
+  constructor(identity: number, private callbacks: Callbacks) {
+    this.worker = new Worker(new URL("./worker.ts", import.meta.url), { type: "module" });
+    this.worker.onmessage = (event: MessageEvent<FromWorker>) => this.fromWorker(event.data);
+    this.post({ type: "start", identity: String(identity) });
+  }
+
+  private post(m: ToWorker, transfer: Transferable[] = []) {
+    this.worker.postMessage(m, transfer);
+  }
+
+  private fromWorker(m: FromWorker) {
+    switch (m.type) {
+      case "send":
+        this.callbacks.send(m.message as ClientMessage);
+        break;
+      case "state":
+        this.callbacks.onState({ epoch: m.epoch, code: m.code, counts: m.counts });
+        break;
+      case "chat":
+        this.callbacks.onChat(m.from, m.text);
+        break;
+      default:
+    }
+  }
+
+  handle(message: ServerMessage | { type: string }) {
+    if (message.type.startsWith("e2ee_")) this.post({ type: "server", message });
+  }
+
+  chat(text: string) {
+    this.post({ type: "chat", text });
+  }
+
+  refresh() {
+    this.post({ type: "stats" });
+  }
+
+  /// Passes a sender's or receiver's encoded frames through the worker.
+  attach(endpoint: RTCRtpSender | RTCRtpReceiver, options: TransformOptions) {
+    const target = endpoint as unknown as Transformable;
+    if ("RTCRtpScriptTransform" in window) {
+      const Script = (window as unknown as { RTCRtpScriptTransform: new (w: Worker, o: TransformOptions) => unknown }).RTCRtpScriptTransform;
+      target.transform = new Script(this.worker, options);
+    } else if (target.createEncodedStreams) {
+      const { readable, writable } = target.createEncodedStreams();
+      this.post({ type: "streams", readable, writable, options }, [readable as unknown as Transferable, writable as unknown as Transferable]);
+    }
+  }
+
+  close() {
+    this.worker.terminate();
+  }
+}

@@ -1,0 +1,110 @@
+// The meeting's end-to-end encryption, in a worker so keys never reach the
+// page: the MLS group and SFrame keys live in the wasm module's `Device`.
+// The page forwards the server's `e2ee_*` messages here and sends what comes
+// back; the browser hands every encoded frame to this worker (through
+// `RTCRtpScriptTransform`, or streams from `createEncodedStreams`), which
+// seals outgoing frames and opens incoming ones. A frame that cannot be
+// sealed (no keys yet) is dropped, never sent in the clear; one that cannot
+// be opened is dropped and counted.
+
+import init, { Device } from "./pkg/conclave_e2ee_wasm.js";
+import wasmUrl from "./pkg/conclave_e2ee_wasm_bg.wasm?url";
+import type { FromWorker, ToWorker, TransformOptions } from "./messages";
+
+let device: Device | null = null;
+let epoch: number | undefined;
+const counts = { sealed: 0, opened: 0, dropped: 0, undecryptable: 0 };
+/// Video senders' transformers, asked for a keyframe after every rekey so
+/// receivers can show the new epoch's picture at once.
+const videoSenders = new Set<{ generateKeyFrame?: () => Promise<unknown> }>();
+
+const post = (m: FromWorker) => (self as unknown as Worker).postMessage(m);
+
+function publish() {
+  if (!device) return;
+  const now = device.epoch();
+  if (now !== epoch) {
+    epoch = now;
+    for (const t of videoSenders) void t.generateKeyFrame?.().catch(() => undefined);
+  }
+  post({ type: "state", epoch: now ?? null, code: device.security_code() ?? null, counts: { ...counts } });
+}
+
+function handleResult(json: string) {
+  const result = JSON.parse(json) as { send: unknown[]; events: { type: string; from?: number; text?: string }[] };
+  for (const m of result.send) post({ type: "send", message: m as Record<string, unknown> });
+  for (const e of result.events) {
+    if (e.type === "chat") post({ type: "chat", from: e.from!, text: e.text! });
+    if (e.type === "removed") post({ type: "removed" });
+  }
+  publish();
+}
+
+type Frame = { data: ArrayBuffer; type?: string };
+
+function transform(options: TransformOptions) {
+  return new TransformStream<Frame, Frame>({
+    transform(frame, controller) {
+      if (!device) {
+        counts.dropped++;
+        return;
+      }
+      const kind = options.kind === "audio" ? "audio" : frame.type === "key" ? "key" : "delta";
+      try {
+        const data = new Uint8Array(frame.data);
+        const out = options.side === "send" ? device.encrypt(kind, data) : device.decrypt(kind, data);
+        frame.data = out.buffer as ArrayBuffer;
+        if (options.side === "send") counts.sealed++;
+        else counts.opened++;
+        controller.enqueue(frame);
+      } catch {
+        if (options.side === "send") counts.dropped++;
+        else counts.undecryptable++;
+      }
+    },
+  });
+}
+
+function pipe(readable: ReadableStream, writable: WritableStream, options: TransformOptions) {
+  void readable.pipeThrough(transform(options)).pipeTo(writable).catch(() => undefined);
+}
+
+// RTCRtpScriptTransform (Chromium ≥ 141, Safari, Firefox).
+(self as unknown as { onrtctransform: unknown }).onrtctransform = (event: {
+  transformer: { readable: ReadableStream; writable: WritableStream; options: TransformOptions; generateKeyFrame?: () => Promise<unknown> };
+}) => {
+  const t = event.transformer;
+  if (t.options.side === "send" && t.options.kind === "video") videoSenders.add(t);
+  pipe(t.readable, t.writable, t.options);
+};
+
+self.onmessage = async (event: MessageEvent<ToWorker>) => {
+  const m = event.data;
+  switch (m.type) {
+    case "start":
+      await init({ module_or_path: wasmUrl });
+      device = new Device(m.identity);
+      post({ type: "send", message: JSON.parse(device.key_package()) });
+      publish();
+      break;
+    case "server":
+      if (device) handleResult(device.handle(JSON.stringify(m.message)));
+      break;
+    case "chat":
+      if (device) {
+        try {
+          post({ type: "send", message: JSON.parse(device.chat(m.text)) });
+        } catch {
+          post({ type: "chat_failed", text: m.text });
+        }
+      }
+      break;
+    case "streams":
+      // createEncodedStreams (older Chromium): the page transfers the streams.
+      pipe(m.readable, m.writable, m.options);
+      break;
+    case "stats":
+      publish();
+      break;
+  }
+};
