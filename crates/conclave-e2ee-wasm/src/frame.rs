@@ -81,12 +81,10 @@ pub fn open<M: GroupMember>(
 
 #[cfg(test)]
 mod tests {
+    use conclave_e2ee::agent::MEETING_SUITE as SUITE;
     use conclave_e2ee::mls::OpenMlsMember;
-    use conclave_e2ee::CipherSuite;
 
     use super::*;
-
-    const SUITE: CipherSuite = CipherSuite::Aes128GcmSha256_128;
 
     fn pair() -> (E2eeSession<OpenMlsMember>, E2eeSession<OpenMlsMember>) {
         let mut host = E2eeSession::new(OpenMlsMember::new(b"1").unwrap(), SUITE);

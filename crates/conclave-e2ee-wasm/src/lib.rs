@@ -9,16 +9,11 @@ pub mod frame;
 
 use conclave_e2ee::agent::{AgentEvent, E2eeAgent};
 use conclave_e2ee::mls::{GroupMember, OpenMlsMember};
-use conclave_e2ee::session::E2eeSession;
-use conclave_e2ee::CipherSuite;
 use conclave_proto::signal::ServerMessage;
 use serde_json::json;
 use wasm_bindgen::prelude::*;
 
 use crate::frame::FrameKind;
-
-/// The meeting's SFrame suite, the same as native participants'.
-const SUITE: CipherSuite = CipherSuite::Aes128GcmSha256_128;
 
 #[wasm_bindgen]
 pub struct Device {
@@ -29,13 +24,16 @@ fn error(e: impl std::fmt::Display) -> JsError {
     JsError::new(&e.to_string())
 }
 
+fn frame_kind(kind: &str) -> Result<FrameKind, JsError> {
+    FrameKind::parse(kind).ok_or_else(|| error("unknown frame kind"))
+}
+
 #[wasm_bindgen]
 impl Device {
     /// A new device whose MLS credential names `identity` (the participant id).
     #[wasm_bindgen(constructor)]
     pub fn new(identity: &str) -> Result<Device, JsError> {
-        let member = OpenMlsMember::new(identity.as_bytes()).map_err(error)?;
-        Ok(Self { agent: E2eeAgent::new(E2eeSession::new(member, SUITE)) })
+        Ok(Self { agent: E2eeAgent::for_device(identity.as_bytes()).map_err(error)? })
     }
 
     /// The `e2ee_key_package` message to send once admitted, as JSON.
@@ -78,12 +76,10 @@ impl Device {
     /// while this device has no keys (not yet in the group): nothing is
     /// ever sent in the clear.
     pub fn encrypt(&mut self, kind: &str, frame: &[u8]) -> Result<Vec<u8>, JsError> {
-        let kind = FrameKind::parse(kind).ok_or_else(|| error("unknown frame kind"))?;
-        frame::seal(self.agent.session_mut(), kind, frame).map_err(error)
+        frame::seal(self.agent.session_mut(), frame_kind(kind)?, frame).map_err(error)
     }
 
     pub fn decrypt(&mut self, kind: &str, frame: &[u8]) -> Result<Vec<u8>, JsError> {
-        let kind = FrameKind::parse(kind).ok_or_else(|| error("unknown frame kind"))?;
-        frame::open(self.agent.session_mut(), kind, frame).map_err(error)
+        frame::open(self.agent.session_mut(), frame_kind(kind)?, frame).map_err(error)
     }
 }

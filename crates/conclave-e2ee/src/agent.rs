@@ -12,8 +12,12 @@ use std::collections::VecDeque;
 use conclave_proto::signal::{ClientMessage, ParticipantId, ServerMessage};
 use data_encoding::BASE64;
 
-use crate::mls::{Commit, GroupMember, MlsError, Processed};
+use crate::mls::{Commit, GroupMember, MlsError, OpenMlsMember, Processed};
 use crate::session::E2eeSession;
+use crate::sframe::CipherSuite;
+
+/// The SFrame suite of every meeting's media, on every kind of device.
+pub const MEETING_SUITE: CipherSuite = CipherSuite::Aes128GcmSha256_128;
 
 /// What a message from the service changed, for the participant to show.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +55,13 @@ pub struct E2eeAgent<M: GroupMember> {
     session: E2eeSession<M>,
     in_flight: Option<InFlight>,
     queued: VecDeque<Request>,
+}
+
+impl E2eeAgent<OpenMlsMember> {
+    /// A new device whose MLS credential names `identity` (the participant id).
+    pub fn for_device(identity: &[u8]) -> Result<Self, MlsError> {
+        Ok(Self::new(E2eeSession::new(OpenMlsMember::new(identity)?, MEETING_SUITE)))
+    }
 }
 
 impl<M: GroupMember> E2eeAgent<M> {
@@ -162,17 +173,11 @@ impl<M: GroupMember> E2eeAgent<M> {
         }
         let epoch = self.session.member.epoch()?;
         while let Some(request) = self.queued.pop_front() {
-            let Ok((commit, added, removed)) = self.build(&request) else { continue };
-            let message = ClientMessage::E2eeCommit {
-                epoch,
-                commit: BASE64.encode(&commit.commit),
-                welcome: commit.welcome.map(|w| BASE64.encode(&w)),
-                added,
-                removed,
-            };
-            let ClientMessage::E2eeCommit { commit, .. } = &message else { unreachable!() };
+            let Ok((built, added, removed)) = self.build(&request) else { continue };
+            let commit = BASE64.encode(&built.commit);
             self.in_flight = Some(InFlight { request, epoch, commit: commit.clone() });
-            return Some(message);
+            let welcome = built.welcome.map(|w| BASE64.encode(&w));
+            return Some(ClientMessage::E2eeCommit { epoch, commit, welcome, added, removed });
         }
         None
     }

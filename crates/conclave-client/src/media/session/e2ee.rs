@@ -3,12 +3,12 @@
 //! [`E2eeAgent`](conclave_e2ee::agent::E2eeAgent), whose replies are sent and
 //! whose events (new epochs, chat) are recorded in the stats.
 
-use conclave_e2ee::agent::AgentEvent;
+use conclave_e2ee::agent::{AgentEvent, MEETING_SUITE as SUITE};
 use conclave_e2ee::keys::base_key;
 use conclave_e2ee::mls::GroupMember;
 use conclave_proto::signal::{ClientMessage, ServerMessage};
 
-use super::{Session, SUITE};
+use super::Session;
 
 impl Session {
     /// This device's KeyPackage for the meeting's MLS group, when E2EE is on.

@@ -24,13 +24,8 @@ use super::turn::{allocate, TurnClient, TurnEvent};
 use crate::signaling::{SignalChannel, SignalError};
 use conclave_e2ee::agent::E2eeAgent;
 use conclave_e2ee::mls::OpenMlsMember;
-use conclave_e2ee::session::E2eeSession;
-use conclave_e2ee::sframe::CipherSuite;
 
 mod e2ee;
-
-/// The SFrame cipher suite of end-to-end encrypted media.
-const SUITE: CipherSuite = CipherSuite::Aes128GcmSha256_128;
 
 #[derive(Debug, Clone)]
 pub struct MediaOptions {
@@ -297,10 +292,7 @@ impl Session {
             pending: None,
             ready: false,
             bottleneck: None,
-            e2ee: e2ee_on.then(|| {
-                let member = OpenMlsMember::new(id.to_string().as_bytes()).expect("an MLS device");
-                E2eeAgent::new(E2eeSession::new(member, SUITE))
-            }),
+            e2ee: e2ee_on.then(|| E2eeAgent::for_device(id.to_string().as_bytes()).expect("an MLS device")),
             turn,
             turn_outbox: Vec::new(),
             next_audio: now,
