@@ -67,6 +67,7 @@ async fn run(
     stats: Arc<Mutex<SfuStats>>,
 ) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
+    let mut outgoing = Vec::new();
     loop {
         let deadline = tokio::time::Instant::from_std(sfu.next_deadline());
         tokio::select! {
@@ -92,11 +93,9 @@ async fn run(
             () = tokio::time::sleep_until(deadline) => {}
         }
         sfu.handle_timeout(Instant::now());
-        while let Some(t) = sfu.poll_transmit() {
-            if let Err(err) = socket.send_to(&t.contents, t.destination).await {
-                tracing::trace!(error = %err, to = %t.destination, "UDP send error");
-            }
-        }
+        outgoing.extend(std::iter::from_fn(|| sfu.poll_transmit()));
+        crate::batch_send::send_all(&socket, &outgoing).await;
+        outgoing.clear();
         while let Some(event) = sfu.poll_event() {
             let _ = events.send(event);
         }

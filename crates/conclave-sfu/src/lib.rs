@@ -14,6 +14,7 @@
 //! - a source the room has muted or stopped is never forwarded;
 //! - a failure or panic in one participant's `Rtc` closes that session alone.
 
+mod batch_send;
 mod demux;
 mod driver;
 pub mod layers;
