@@ -90,6 +90,12 @@ pub(crate) struct Forward {
 }
 
 impl Forward {
+    /// Still carrying (or about to carry) the source's media; a stopping
+    /// forward only waits for its m-line to close.
+    pub fn is_live(&self) -> bool {
+        matches!(self.state, OutState::ToOpen | OutState::Negotiating(_) | OutState::Open(_))
+    }
+
     pub fn mid(&self) -> Option<Mid> {
         match self.state {
             OutState::ToOpen => None,
@@ -97,6 +103,47 @@ impl Forward {
                 Some(m)
             }
         }
+    }
+}
+
+/// What to do with one video frame of a forwarded track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum VideoVerdict {
+    Forward,
+    /// Not this subscriber's layer; if `keyframe_for` is set, the layer it
+    /// waits for needs a keyframe to start from.
+    Skip {
+        keyframe_for: Option<Option<Rid>>,
+    },
+}
+
+impl Forward {
+    /// Decides on a frame of layer `rid` (`layers` lowest first). A
+    /// subscriber that has nothing yet starts on the first keyframe of any
+    /// layer up to its target, so the first picture does not wait for one
+    /// particular layer; it then moves to the target at the target's next
+    /// keyframe, and keeps getting the layer it has until then.
+    pub fn admit_video(&mut self, rid: Option<Rid>, keyframe: bool, layers: &[Rid]) -> VideoVerdict {
+        let rank = |r: Option<Rid>| r.and_then(|r| layers.iter().position(|x| *x == r));
+        let to_target = rid == self.target && keyframe;
+        let to_start = self.current.is_none() && keyframe && rank(rid) <= rank(self.target);
+        if to_target || to_start {
+            self.current = Some(rid);
+            return VideoVerdict::Forward;
+        }
+        if self.current == Some(rid) {
+            return VideoVerdict::Forward;
+        }
+        let waiting = self.current != Some(self.target);
+        VideoVerdict::Skip { keyframe_for: waiting.then_some(self.target) }
+    }
+
+    /// The layers this forward needs the publisher to send: its target, and
+    /// during a switch the layer it still forwards, or the subscriber's
+    /// picture would freeze until the target's keyframe came.
+    pub fn layers_needed(&self) -> impl Iterator<Item = Rid> {
+        let current = self.current.flatten().filter(|c| Some(*c) != self.target);
+        self.target.into_iter().chain(current)
     }
 }
 
@@ -150,10 +197,18 @@ impl Peer {
             .collect()
     }
 
+    /// The forward carrying `owner`'s track `source_mid`, if any. A seat
+    /// taken over by a new device publishes under the same participant and
+    /// often the same mids while the old device's forwards are still
+    /// closing, so those never count.
+    pub fn live_forward_mut(&mut self, owner: ParticipantId, source_mid: Mid) -> Option<&mut Forward> {
+        self.forwards.iter_mut().find(|f| f.is_live() && f.owner == owner && f.source_mid == source_mid)
+    }
+
     /// Starts forwarding every track `owner` publishes (audio always; what
     /// video is actually sent follows the subscription).
     pub fn add_forward(&mut self, owner: ParticipantId, source_mid: Mid, published: &Published) {
-        if self.forwards.iter().any(|f| f.owner == owner && f.source_mid == source_mid) {
+        if self.live_forward_mut(owner, source_mid).is_some() {
             return;
         }
         self.forwards.push(Forward {
@@ -233,5 +288,129 @@ impl Peer {
         if accepted {
             self.forwards.retain(|f| !matches!(f.state, OutState::NegotiatingStop(_)));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use str0m::change::SdpOffer;
+
+    /// A subscriber whose app has published its microphone, and that app.
+    fn subscriber(now: Instant) -> (Peer, Rtc) {
+        let mut app = Rtc::builder().build(now);
+        let mut changes = app.sdp_api();
+        changes.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+        let (offer, pending) = changes.apply().expect("an offer");
+        let mut rtc = Rtc::builder().build(now);
+        let answer = rtc.sdp_api().accept_offer(offer).unwrap();
+        app.sdp_api().accept_answer(pending, answer).unwrap();
+        let peer = Peer {
+            meeting: MeetingKey::from("m"),
+            participant: 1,
+            rtc,
+            ufrag: String::new(),
+            rights: Rights::default(),
+            published: HashMap::new(),
+            declared: HashMap::new(),
+            forwards: Vec::new(),
+            pending: None,
+            ready: true,
+            tiles: None,
+            estimate: None,
+            scheduled: None,
+            addr: None,
+        };
+        (peer, app)
+    }
+
+    fn camera() -> Published {
+        Published {
+            source: MediaSource::Camera,
+            kind: MediaKind::Video,
+            rids: Vec::new(),
+            meters: HashMap::new(),
+            last_keyframe_request: HashMap::new(),
+            announced: None,
+        }
+    }
+
+    /// The subscriber's app answers the server's outstanding offer.
+    fn answer(peer: &mut Peer, app: &mut Rtc) {
+        let offer = peer.offer_changes().expect("changes to offer");
+        let answer = app.sdp_api().accept_offer(SdpOffer::from_sdp_string(&offer).unwrap()).unwrap();
+        let pending = peer.pending.take().expect("an outstanding offer");
+        peer.rtc.sdp_api().accept_answer(pending, answer).unwrap();
+        peer.settle_offer(true);
+    }
+
+    #[test]
+    fn a_seat_taken_over_mid_negotiation_is_forwarded_again() {
+        let now = Instant::now();
+        let (mut peer, mut app) = subscriber(now);
+        let mid = Mid::from("1");
+        peer.add_forward(2, mid, &camera());
+        answer(&mut peer, &mut app);
+        assert!(matches!(peer.forwards[..], [Forward { state: OutState::Open(_), .. }]));
+
+        // Participant 2's device is replaced: the old forward starts closing,
+        // and before the subscriber has answered, the new device publishes
+        // under the same participant and the same mid.
+        peer.drop_forwards_from(2, None);
+        let offer = peer.offer_changes().expect("the stop is offered");
+        peer.add_forward(2, mid, &camera());
+        assert!(peer.live_forward_mut(2, mid).is_some(), "the new device's track is forwarded");
+
+        let answer_sdp = app.sdp_api().accept_offer(SdpOffer::from_sdp_string(&offer).unwrap()).unwrap();
+        let pending = peer.pending.take().unwrap();
+        peer.rtc.sdp_api().accept_answer(pending, answer_sdp).unwrap();
+        peer.settle_offer(true);
+        answer(&mut peer, &mut app);
+        let tracks = peer.forwarded_tracks();
+        assert_eq!(tracks.len(), 1, "{tracks:?}");
+        assert_eq!((tracks[0].participant_id, tracks[0].source), (2, MediaSource::Camera));
+        assert!(matches!(peer.live_forward_mut(2, mid).map(|f| f.state), Some(OutState::Open(_))));
+    }
+
+    fn forward_to(target: &str) -> Forward {
+        Forward {
+            owner: 2,
+            source_mid: Mid::from("1"),
+            source: MediaSource::Camera,
+            kind: MediaKind::Video,
+            state: OutState::Open(Mid::from("5")),
+            current: None,
+            target: Some(Rid::from(target)),
+            stepped_down: None,
+        }
+    }
+
+    #[test]
+    fn a_new_subscriber_starts_on_the_first_keyframe_at_or_below_its_target() {
+        let layers = [Rid::from("q"), Rid::from("h"), Rid::from("f")];
+        let (q, h, f) = (Some(layers[0]), Some(layers[1]), Some(layers[2]));
+        let mut fwd = forward_to("h");
+        let skip_for_h = VideoVerdict::Skip { keyframe_for: Some(h) };
+        assert_eq!(fwd.admit_video(q, false, &layers), skip_for_h, "nothing to start from yet");
+        assert_eq!(fwd.admit_video(f, true, &layers), skip_for_h, "above the target: not for this link");
+        assert_eq!(fwd.admit_video(q, true, &layers), VideoVerdict::Forward, "the first usable keyframe");
+        assert_eq!(fwd.current, Some(q));
+        // Still moving up to the target: the low layer flows meanwhile.
+        assert_eq!(fwd.admit_video(q, false, &layers), VideoVerdict::Forward);
+        assert_eq!(fwd.admit_video(h, false, &layers), skip_for_h);
+        assert_eq!(fwd.admit_video(h, true, &layers), VideoVerdict::Forward);
+        assert_eq!(fwd.current, Some(h));
+        assert_eq!(fwd.admit_video(q, false, &layers), VideoVerdict::Skip { keyframe_for: None }, "switched");
+    }
+
+    #[test]
+    fn the_layer_being_watched_stays_needed_until_the_switch_is_done() {
+        let mut fwd = forward_to("f");
+        assert_eq!(fwd.layers_needed().collect::<Vec<_>>(), [Rid::from("f")]);
+        fwd.current = Some(Some(Rid::from("f")));
+        fwd.target = Some(Rid::from("q"));
+        assert_eq!(fwd.layers_needed().collect::<Vec<_>>(), [Rid::from("q"), Rid::from("f")]);
+        fwd.current = Some(Some(Rid::from("q")));
+        assert_eq!(fwd.layers_needed().collect::<Vec<_>>(), [Rid::from("q")]);
     }
 }

@@ -101,6 +101,7 @@ impl Sfu {
                 f.stepped_down = Some(now);
             }
             f.target = rid;
+            tracing::debug!(subscriber = sub.participant, publisher = f.owner, rid = ?rid, "layer target");
             keyframes.push((pkey, mid, rid));
         }
         for (pkey, mid, rid) in keyframes {
@@ -120,8 +121,8 @@ impl Sfu {
         for key in &room.peers {
             let sub = &self.peers[key];
             for f in &sub.forwards {
-                if let (OutState::Open(_), Some(rid), Some(_)) = (f.state, f.target, sub.wants(f.owner, f.source)) {
-                    needed.entry((f.owner, f.source_mid)).or_default().insert(rid);
+                if let (OutState::Open(_), Some(_)) = (f.state, sub.wants(f.owner, f.source)) {
+                    needed.entry((f.owner, f.source_mid)).or_default().extend(f.layers_needed());
                 }
             }
         }
@@ -136,6 +137,7 @@ impl Sfu {
                     published.rids.iter().copied().filter(|r| wanted.is_some_and(|w| w.contains(r))).collect();
                 if published.announced.as_ref() != Some(&rids) {
                     published.announced = Some(rids.clone());
+                    tracing::debug!(publisher = peer.participant, ?rids, "layers needed");
                     let message = ServerMessage::PublishLayers {
                         mid: mid.to_string(),
                         rids: rids.iter().map(|r| r.to_string()).collect(),

@@ -8,7 +8,7 @@ use str0m::media::{KeyframeRequestKind, MediaData, MediaKind, Mid, Rid};
 
 use super::{PeerKey, Propagated, Sfu, KEYFRAME_REQUEST_GAP};
 use crate::layers::BitrateMeter;
-use crate::peer::{OutState, Peer};
+use crate::peer::{OutState, Peer, VideoVerdict};
 
 impl Sfu {
     pub(super) fn propagate(&mut self, p: Propagated, now: Instant) {
@@ -52,20 +52,22 @@ impl Sfu {
             }
         }
         let (owner, source, kind) = (publisher.participant, published.source, published.kind);
+        // A copy (three layers at most): the subscribers are borrowed below.
+        let rids = published.rids.clone();
         let meeting = publisher.meeting.clone();
         let Some(room) = self.meetings.get_mut(&meeting) else { return };
         let level = data.ext_vals.audio_level;
         if let (MediaKind::Audio, Some(level)) = (kind, level) {
             room.speaker.observe(owner, level, now);
         }
-        let mut wants_keyframe = None;
+        let mut keyframes_wanted = Vec::new();
         for &other in &room.peers {
             if other == key {
                 continue;
             }
             let Some(sub) = self.peers.get_mut(&other) else { continue };
-            let wanted = sub.wants(owner, source).is_some();
-            let Some(f) = sub.forwards.iter_mut().find(|f| f.owner == owner && f.source_mid == data.mid) else {
+            let (subscriber, wanted) = (sub.participant, sub.wants(owner, source).is_some());
+            let Some(f) = sub.live_forward_mut(owner, data.mid) else {
                 continue;
             };
             let OutState::Open(mid_out) = f.state else { continue };
@@ -74,14 +76,18 @@ impl Sfu {
                 continue;
             }
             if kind == MediaKind::Video {
-                let switch_now = data.rid == f.target && data.is_keyframe();
-                if switch_now {
-                    f.current = Some(data.rid);
-                } else if f.current != Some(data.rid) {
-                    if f.current.is_none() || f.current != Some(f.target) {
-                        wants_keyframe = Some(f.target);
+                let before = f.current;
+                match f.admit_video(data.rid, data.is_keyframe(), &rids) {
+                    VideoVerdict::Forward if f.current != before => {
+                        tracing::debug!(subscriber, publisher = owner, rid = ?data.rid, "layer switched");
                     }
-                    continue;
+                    VideoVerdict::Forward => {}
+                    VideoVerdict::Skip { keyframe_for } => {
+                        if let Some(rid) = keyframe_for.filter(|r| !keyframes_wanted.contains(r)) {
+                            keyframes_wanted.push(rid);
+                        }
+                        continue;
+                    }
                 }
             }
             let Some(writer) = sub.rtc.writer(mid_out) else { continue };
@@ -95,9 +101,11 @@ impl Sfu {
                 self.dirty.push(other);
             }
         }
-        if let Some(rid) = wants_keyframe {
+        if !keyframes_wanted.is_empty() {
             let publisher = self.peers.get_mut(&key).expect("publisher exists");
-            request_keyframe(publisher, data.mid, rid, now);
+            for rid in keyframes_wanted {
+                request_keyframe(publisher, data.mid, rid, now);
+            }
             self.dirty.push(key);
         }
     }
