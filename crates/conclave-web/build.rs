@@ -5,10 +5,16 @@
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
+/// `web/dist` from this package, relative: cargo reads relative
+/// `rerun-if-changed` paths against the package's directory, so a build
+/// directory shared by several clones of the repository watches the dist of
+/// the clone being built, not of the one built first.
+const DIST: &str = "../../web/dist";
+
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
-    let dist = manifest.join("../../web/dist");
-    println!("cargo:rerun-if-changed={}", dist.display());
+    let dist = manifest.join(DIST);
+    println!("cargo:rerun-if-changed={DIST}");
     let mut files = Vec::new();
     if dist.is_dir() {
         collect(&dist, &dist, &mut files);
@@ -16,7 +22,7 @@ fn main() {
     files.sort();
     let mut out = String::from("pub static FILES: &[(&str, &[u8])] = &[\n");
     for (route, path) in &files {
-        println!("cargo:rerun-if-changed={}", path.display());
+        println!("cargo:rerun-if-changed={DIST}{route}");
         writeln!(out, "    ({route:?}, include_bytes!({:?})),", path.display().to_string()).unwrap();
     }
     out.push_str("];\n");
@@ -25,7 +31,8 @@ fn main() {
 }
 
 fn collect(root: &Path, dir: &Path, files: &mut Vec<(String, PathBuf)>) {
-    println!("cargo:rerun-if-changed={}", dir.display());
+    let relative = dir.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+    println!("cargo:rerun-if-changed={DIST}/{relative}");
     for entry in std::fs::read_dir(dir).unwrap().flatten() {
         let path = entry.path();
         if path.is_dir() {

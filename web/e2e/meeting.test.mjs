@@ -2,8 +2,9 @@
 // camera and microphone, driven by Playwright: a host and two guests in
 // separate browser contexts, through the real `conclave serve`. The
 // meeting is end-to-end encrypted (the organisation's default): every frame
-// passes through each browser's E2EE worker, and the security codes shown
-// must match, and change when a third person joins.
+// passes through each browser's E2EE worker, the security codes shown
+// must match and change when a third person joins, and the host opening
+// the meeting on a second device is announced to the others.
 //
 //   CONCLAVE_BIN=target/debug/conclave node e2e/meeting.test.mjs
 //
@@ -40,7 +41,7 @@ async function shot(page, name) {
 async function startServer() {
   const data = mkdtempSync(join(tmpdir(), "conclave-e2e-"));
   execFileSync(BIN, ["admin", "--data-dir", data, "bootstrap", "--email", "host@example.org", "--password", PASSWORD, "--org", "Example"], { stdio: "ignore" });
-  const server = spawn(BIN, ["serve", "--data-dir", data, "--listen", "127.0.0.1:0"], { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, CONCLAVE_LOG: "warn" } });
+  const server = spawn(BIN, ["serve", "--data-dir", data, "--listen", "127.0.0.1:0"], { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, CONCLAVE_LOG: process.env.CONCLAVE_LOG ?? "warn" } });
   const url = await new Promise((resolve, reject) => {
     let out = "";
     server.stdout.on("data", (chunk) => {
@@ -221,8 +222,18 @@ async function main() {
       });
       figures[`${p.name.toLowerCase()}_e2ee_frames`] = state.counts;
     }
+    // Each device's key is vouched for by the server, and listed with its fingerprint.
+    const hostView = await e2ee(host);
+    assert.equal(hostView.members.length, 3);
+    assert.ok(hostView.members.every((m) => m.verified), "every device vouched for");
+    // Named as the meeting knows them (the host by their account's name).
+    const names = await host.evaluate(() => window.__conclave.state().roster.map((r) => r.display_name));
+    assert.deepEqual(hostView.members.map((m) => m.display_name).sort(), [...names].sort());
     await host.getByRole("button", { name: "🔒 End-to-end encrypted" }).click();
     assert.equal((await host.getByLabel("Security code").textContent()).replace(/\s/g, ""), codeThree.replace(/ /g, ""));
+    const devices = host.getByRole("list", { name: "Devices holding the keys" }).getByRole("listitem");
+    assert.equal(await devices.count(), 3);
+    for (const text of await devices.allTextContents()) assert.match(text, /key [0-9a-f]{4}( [0-9a-f]{4}){4} · ✓ vouched for by the server/);
     await shot(host, "host-security-code");
     await host.getByRole("button", { name: "Security", exact: true }).click();
 
@@ -304,6 +315,27 @@ async function main() {
     await grace.page.getByRole("button", { name: "Join" }).click();
     await grace.page.getByText(/removed from this meeting|cannot rejoin/).waitFor({ timeout: TIMEOUT });
     await shot(grace.page, "grace-cannot-rejoin");
+
+    // The host opens the meeting on a second device (a new browser profile,
+    // so a new device key), which takes over their seat. Ada is told the
+    // host is on a new device; the new device joins the group and its media
+    // reaches her under the new keys.
+    const laptop = await (await context()).newPage();
+    await laptop.goto(server.url);
+    await laptop.getByLabel("Email").fill("host@example.org");
+    await laptop.getByLabel("Password").fill(PASSWORD);
+    await laptop.getByRole("button", { name: "Sign in" }).click();
+    await laptop.getByRole("button", { name: "Start" }).first().click();
+    await laptop.getByRole("button", { name: "Join" }).click();
+    await host.getByText("You joined this meeting from another tab").waitFor({ timeout: TIMEOUT });
+    await ada.page.getByText(/host is on a new device \(key [0-9a-f ]+\)/i).waitFor({ timeout: TIMEOUT });
+    await shot(ada.page, "ada-told-host-new-device");
+    await poll("the laptop and Ada sharing one security code", async () => {
+      const [l, a] = [await e2ee(laptop), await e2ee(ada.page)];
+      return l?.code && l.code === a?.code && a.members.length === 2 && a.members.every((m) => m.verified);
+    });
+    const fromLaptop = sum(await inbound(ada.page), people[0].id, "camera", "framesDecoded");
+    await poll("the laptop's video at Ada", async () => sum(await inbound(ada.page), people[0].id, "camera", "framesDecoded") > fromLaptop + 10);
 
     // The organisation's admin pages, at a phone's width too.
     const admin = await host.context().newPage();

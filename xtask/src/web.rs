@@ -6,8 +6,14 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+/// The workspace this run is for. `cargo run` names the package's directory
+/// at run time; the compile-time one is only a fallback, since a build
+/// reused from another clone of the repository (a shared target directory)
+/// would point there.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from);
+    let manifest = manifest.unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    Path::new(&manifest).parent().expect("xtask lives in the workspace").to_path_buf()
 }
 
 fn web() -> PathBuf {

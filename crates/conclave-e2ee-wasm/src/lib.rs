@@ -7,7 +7,8 @@
 
 pub mod frame;
 
-use conclave_e2ee::agent::{AgentEvent, E2eeAgent};
+use conclave_e2ee::agent::{AgentEvent, E2eeAgent, MemberInfo};
+use conclave_e2ee::credential::KnownDevices;
 use conclave_e2ee::mls::{GroupMember, OpenMlsMember};
 use conclave_proto::signal::ServerMessage;
 use serde_json::json;
@@ -24,21 +25,46 @@ fn error(e: impl std::fmt::Display) -> JsError {
     JsError::new(&e.to_string())
 }
 
+fn member(m: &MemberInfo) -> serde_json::Value {
+    json!({
+        "participant_id": m.participant_id,
+        "user_id": m.user_id,
+        "display_name": m.display_name,
+        "fingerprint": m.fingerprint,
+        "verified": m.verified,
+        "is_self": m.is_self,
+    })
+}
+
 fn frame_kind(kind: &str) -> Result<FrameKind, JsError> {
     FrameKind::parse(kind).ok_or_else(|| error("unknown frame kind"))
 }
 
 #[wasm_bindgen]
 impl Device {
-    /// A new device whose MLS credential names `identity` (the participant id).
+    /// The browser's device: the signature key it kept (a new one when
+    /// absent) and the device keys it has seen per account (JSON, `{}` at first).
     #[wasm_bindgen(constructor)]
-    pub fn new(identity: &str) -> Result<Device, JsError> {
-        Ok(Self { agent: E2eeAgent::for_device(identity.as_bytes()).map_err(error)? })
+    pub fn new(kept_key: Option<Vec<u8>>, known_devices: &str) -> Result<Device, JsError> {
+        let known: KnownDevices = serde_json::from_str(known_devices).unwrap_or_default();
+        Ok(Self { agent: E2eeAgent::for_device(kept_key.as_deref(), known).map_err(error)? })
     }
 
-    /// The `e2ee_key_package` message to send once admitted, as JSON.
-    pub fn key_package(&self) -> Result<String, JsError> {
-        serde_json::to_string(&self.agent.key_package().map_err(error)?).map_err(error)
+    /// The signature key pair to keep for the next meeting (private: it
+    /// never leaves the browser).
+    pub fn signature_key(&self) -> Vec<u8> {
+        self.agent.session().member.export_signature_key()
+    }
+
+    /// Every device key seen per account, as JSON, to keep.
+    pub fn known_devices(&self) -> String {
+        serde_json::to_string(self.agent.known_devices()).unwrap_or_else(|_| "{}".into())
+    }
+
+    /// The first message to send once admitted (the request for the
+    /// server's credential), as JSON; the KeyPackage follows it.
+    pub fn start(&self) -> Result<String, JsError> {
+        serde_json::to_string(&self.agent.start()).map_err(error)
     }
 
     /// Handles one server message (JSON). Returns
@@ -53,6 +79,10 @@ impl Device {
                 AgentEvent::NewEpoch(epoch) => json!({ "type": "epoch", "epoch": epoch }),
                 AgentEvent::Chat { from, text } => json!({ "type": "chat", "from": from, "text": text }),
                 AgentEvent::Removed => json!({ "type": "removed" }),
+                AgentEvent::Roster(roster) => json!({ "type": "roster", "members": roster.iter().map(member).collect::<Vec<_>>() }),
+                AgentEvent::NewDevice { participant_id, display_name, fingerprint } => json!({
+                    "type": "new_device", "participant_id": participant_id, "display_name": display_name, "fingerprint": fingerprint,
+                }),
             })
             .collect();
         Ok(json!({ "send": handled.send, "events": events }).to_string())

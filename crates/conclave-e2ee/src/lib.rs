@@ -10,6 +10,8 @@
 //! - [`mls`]: the meeting's MLS group (RFC 9420) behind the small
 //!   [`mls::GroupMember`] trait, implemented on openmls.
 //! - [`session`]: one device's group membership and SFrame keys together.
+//! - [`credential`]: checking the server's device credentials, and the
+//!   device keys remembered per account.
 //! - [`agent`]: the device's side of the server's delivery service, shared
 //!   by native participants and the browser's wasm module.
 //!
@@ -17,6 +19,7 @@
 //! provider. The same code is meant to run natively and in the browser.
 
 pub mod agent;
+pub mod credential;
 pub mod keys;
 pub mod mls;
 pub mod session;

@@ -41,6 +41,14 @@ pub enum Processed {
     Other,
 }
 
+/// A leaf's (or a KeyPackage's) credential: the identity it claims and the
+/// key it signs with. What the identity is worth is for the caller to check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeafCredential {
+    pub identity: Vec<u8>,
+    pub signature_key: Vec<u8>,
+}
+
 /// A commit with what it produces for others.
 pub struct Commit {
     /// For every member (the delivery service orders it).
@@ -51,6 +59,13 @@ pub struct Commit {
 
 /// One participant's device in a meeting's MLS group.
 pub trait GroupMember {
+    /// The device's public signature key.
+    fn signature_key(&self) -> Vec<u8>;
+    /// Names this device in its credential from now on (the server's signed
+    /// credential); only before it is in a group.
+    fn set_identity(&mut self, identity: &[u8]) -> Result<(), MlsError>;
+    /// The credential inside a KeyPackage, before adding it.
+    fn key_package_credential(&self, key_package: &[u8]) -> Result<LeafCredential, MlsError>;
     /// A KeyPackage to be added with (the server hands it to a committer).
     fn key_package(&self) -> Result<Vec<u8>, MlsError>;
     fn create_group(&mut self, group_id: &[u8]) -> Result<(), MlsError>;
@@ -72,8 +87,8 @@ pub trait GroupMember {
     fn leaf_index(&self) -> Option<u32>;
     /// Leaf indices of every member, in order.
     fn members(&self) -> Vec<u32>;
-    /// The leaf of the member whose credential names `identity`.
-    fn leaf_of(&self, identity: &[u8]) -> Option<u32>;
+    /// Every member's leaf and credential, in leaf order.
+    fn roster(&self) -> Vec<(u32, LeafCredential)>;
     /// The epoch authenticator (RFC 9420 §8.7), from which the security code is made.
     fn epoch_authenticator(&self) -> Option<Vec<u8>>;
     /// The secret SFrame keys of this epoch come from (RFC 9605 §5.2).
@@ -89,10 +104,25 @@ pub struct OpenMlsMember {
 }
 
 impl OpenMlsMember {
-    /// A device whose credential names `identity` (e.g. the account id).
+    /// A device with a new signature key whose credential names `identity`.
     pub fn new(identity: &[u8]) -> Result<Self, MlsError> {
-        let provider = OpenMlsRustCrypto::default();
         let signer = SignatureKeyPair::new(MLS_SUITE.signature_algorithm()).map_err(refused)?;
+        Self::with_signer(signer, identity)
+    }
+
+    /// A device with the signature key it kept from before (see
+    /// [`Self::export_signature_key`]), so others recognise it; a new key
+    /// when there is none (or it cannot be read).
+    pub fn restore(kept: Option<&[u8]>) -> Result<Self, MlsError> {
+        let signer = match kept.and_then(|k| SignatureKeyPair::tls_deserialize(&mut &k[..]).ok()) {
+            Some(signer) if signer.signature_scheme() == MLS_SUITE.signature_algorithm() => signer,
+            _ => SignatureKeyPair::new(MLS_SUITE.signature_algorithm()).map_err(refused)?,
+        };
+        Self::with_signer(signer, b"")
+    }
+
+    fn with_signer(signer: SignatureKeyPair, identity: &[u8]) -> Result<Self, MlsError> {
+        let provider = OpenMlsRustCrypto::default();
         signer.store(provider.storage()).map_err(refused)?;
         let credential = CredentialWithKey {
             credential: BasicCredential::new(identity.to_vec()).into(),
@@ -101,9 +131,10 @@ impl OpenMlsMember {
         Ok(Self { provider, signer, credential, group: None })
     }
 
-    /// The device's public signature key, which its account vouches for.
-    pub fn signature_key(&self) -> Vec<u8> {
-        self.signer.public().to_vec()
+    /// The device's signature key pair, private half included, for the
+    /// device alone to keep between meetings.
+    pub fn export_signature_key(&self) -> Vec<u8> {
+        self.signer.tls_serialize_detached().expect("a key pair serialises")
     }
 
     fn group(&self) -> Result<&MlsGroup, MlsError> {
@@ -119,7 +150,31 @@ fn parse(bytes: &[u8]) -> Result<MlsMessageIn, MlsError> {
     MlsMessageIn::tls_deserialize(&mut &bytes[..]).map_err(|_| MlsError::Malformed)
 }
 
+fn leaf_credential(credential: &Credential, signature_key: &[u8]) -> LeafCredential {
+    let identity = BasicCredential::try_from(credential.clone()).map(|c| c.identity().to_vec()).unwrap_or_default();
+    LeafCredential { identity, signature_key: signature_key.to_vec() }
+}
+
 impl GroupMember for OpenMlsMember {
+    fn signature_key(&self) -> Vec<u8> {
+        self.signer.public().to_vec()
+    }
+
+    fn set_identity(&mut self, identity: &[u8]) -> Result<(), MlsError> {
+        if self.group.is_some() {
+            return Err(MlsError::Refused("already in a group".into()));
+        }
+        self.credential.credential = BasicCredential::new(identity.to_vec()).into();
+        Ok(())
+    }
+
+    fn key_package_credential(&self, key_package: &[u8]) -> Result<LeafCredential, MlsError> {
+        let kp = KeyPackageIn::tls_deserialize(&mut &key_package[..]).map_err(|_| MlsError::Malformed)?;
+        let kp = kp.validate(self.provider.crypto(), ProtocolVersion::Mls10).map_err(refused)?;
+        let leaf = kp.leaf_node();
+        Ok(leaf_credential(leaf.credential(), leaf.signature_key().as_slice()))
+    }
+
     fn key_package(&self) -> Result<Vec<u8>, MlsError> {
         let bundle = KeyPackage::builder()
             .build(MLS_SUITE, &self.provider, &self.signer, self.credential.clone())
@@ -234,12 +289,9 @@ impl GroupMember for OpenMlsMember {
         self.group.as_ref().map(|g| g.members().map(|m| m.index.u32()).collect()).unwrap_or_default()
     }
 
-    fn leaf_of(&self, identity: &[u8]) -> Option<u32> {
-        let group = self.group.as_ref()?;
-        group
-            .members()
-            .find(|m| BasicCredential::try_from(m.credential.clone()).is_ok_and(|c| c.identity() == identity))
-            .map(|m| m.index.u32())
+    fn roster(&self) -> Vec<(u32, LeafCredential)> {
+        let Some(group) = self.group.as_ref() else { return Vec::new() };
+        group.members().map(|m| (m.index.u32(), leaf_credential(&m.credential, &m.signature_key))).collect()
     }
 
     fn epoch_authenticator(&self) -> Option<Vec<u8>> {

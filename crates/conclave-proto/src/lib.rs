@@ -3,6 +3,7 @@
 //! no-op.
 
 pub mod auth;
+pub mod credential;
 pub mod media;
 pub mod meeting;
 pub mod org;

@@ -218,6 +218,11 @@ pub enum ClientMessage {
     },
     // End-to-end encryption: the server is the MLS delivery service. Every
     // MLS blob is base64 text the server stores and forwards unread.
+    /// This device's public signature key (base64 Ed25519), for the server
+    /// to vouch for in a credential; the first E2EE message a device sends.
+    E2eeCredentialRequest {
+        signature_key: String,
+    },
     /// This device's MLS KeyPackage, to be added to the meeting's group.
     E2eeKeyPackage {
         key_package: String,
@@ -289,6 +294,7 @@ impl ClientMessage {
             Self::MediaOffer { .. } => "media_offer",
             Self::MediaAnswer { .. } => "media_answer",
             Self::Subscribe { .. } => "subscribe",
+            Self::E2eeCredentialRequest { .. } => "e2ee_credential_request",
             Self::E2eeKeyPackage { .. } => "e2ee_key_package",
             Self::E2eeCommit { .. } => "e2ee_commit",
             Self::E2eeApplication { .. } => "e2ee_application",
@@ -418,6 +424,13 @@ pub enum ServerMessage {
     /// Who is speaking now, from the audio levels (`None`: nobody).
     ActiveSpeaker {
         participant_id: Option<ParticipantId>,
+    },
+    /// The server vouches for your device key: `credential` is a
+    /// [`SignedCredential`](crate::credential::SignedCredential)'s bytes
+    /// (base64), `authority` the Ed25519 key that signed it (base64).
+    E2eeCredential {
+        credential: String,
+        authority: String,
     },
     /// You are the first in the group: create it (epoch 0).
     E2eeCreateGroup,

@@ -49,7 +49,8 @@ impl MlsDelivery {
 
     /// An admitted participant's KeyPackage.
     pub fn key_package(&mut self, from: ParticipantId, key_package: String) -> Outbox {
-        if key_package.is_empty() || key_package.len() > MAX_BLOB || self.in_group.contains(&from) {
+        let in_group = self.in_group.contains(&from) && !self.leaving.contains(&from);
+        if key_package.is_empty() || key_package.len() > MAX_BLOB || in_group {
             return reject(from, self.epoch.unwrap_or(0), "not a KeyPackage this group needs");
         }
         match self.committer {
@@ -90,7 +91,9 @@ impl MlsDelivery {
             return reject(from, current, "malformed commit");
         }
         // A Welcome reaches only admitted participants who asked to join.
-        let welcome_ok = added.iter().all(|p| admitted.contains(p) && self.pending.contains_key(p));
+        let welcome_ok = added.iter().all(|p| {
+            admitted.contains(p) && self.pending.contains_key(p) && (!self.in_group.contains(p) || removed.contains(p))
+        });
         if !welcome_ok || (added.is_empty() != welcome.is_none()) {
             return reject(from, current, "a commit may add only admitted participants, with a Welcome");
         }
@@ -142,13 +145,48 @@ impl MlsDelivery {
         }
         self.leaving.extend(gone.iter().copied());
         if self.committer.is_some_and(|c| !admitted.contains(&c)) {
-            self.committer = self.in_group.iter().find(|p| admitted.contains(p)).copied();
+            self.committer = self.next_committer(admitted);
         }
         let Some(committer) = self.committer else {
             // Nobody left in the group: it ends; a new one starts with the next member.
             *self = Self::default();
             return Outbox::new();
         };
+        self.requests_for(committer)
+    }
+
+    /// A participant in the group came back with a new device (another tab
+    /// or device took over their seat, with no MLS state): the old device's
+    /// leaf is removed, by another member if it was the committer, and the
+    /// new device joins like anyone else once its KeyPackage arrives.
+    pub fn device_replaced(&mut self, who: ParticipantId, admitted: &BTreeSet<ParticipantId>) -> Outbox {
+        self.pending.remove(&who);
+        if !self.in_group.contains(&who) || self.leaving.contains(&who) {
+            return Outbox::new();
+        }
+        self.leaving.insert(who);
+        if self.committer != Some(who) {
+            let committer = self.committer.expect("a group has a committer");
+            return vec![(committer, ServerMessage::E2eeRemoveRequest { participant_id: who })];
+        }
+        self.committer = self.next_committer(admitted);
+        match self.committer {
+            Some(committer) => self.requests_for(committer),
+            None => {
+                // It was alone: the group starts over with the new device.
+                *self = Self::default();
+                Outbox::new()
+            }
+        }
+    }
+
+    /// The longest-present member still here and staying.
+    fn next_committer(&self, admitted: &BTreeSet<ParticipantId>) -> Option<ParticipantId> {
+        self.in_group.iter().find(|p| admitted.contains(p) && !self.leaving.contains(p)).copied()
+    }
+
+    /// Every removal and addition still to be committed, asked of `committer`.
+    fn requests_for(&self, committer: ParticipantId) -> Outbox {
         let mut out: Outbox =
             self.leaving.iter().map(|p| (committer, ServerMessage::E2eeRemoveRequest { participant_id: *p })).collect();
         // Those still waiting to be added are asked of the new committer too.
@@ -246,5 +284,41 @@ mod tests {
         ));
         assert!(matches!(ds.application(9, "x".into())[..], [(9, ServerMessage::E2eeRejected { .. })]));
         assert!(ds.application(1, "hello".into()).is_empty(), "alone: nobody to tell");
+    }
+
+    #[test]
+    fn a_member_on_a_new_device_is_removed_then_added_again() {
+        let mut ds = MlsDelivery::default();
+        ds.key_package(1, "kp".into());
+        ds.key_package(2, "kp".into());
+        ds.commit(1, 0, "c".into(), Some("w".into()), vec![2], vec![], &set(&[1, 2]));
+        // Participant 2's seat is taken over by a new device: its old leaf goes.
+        let out = ds.device_replaced(2, &set(&[1, 2]));
+        assert_eq!(out, vec![(1, ServerMessage::E2eeRemoveRequest { participant_id: 2 })]);
+        // The new device's KeyPackage is taken, though the old one is still in the group...
+        let out = ds.key_package(2, "kp-new".into());
+        assert_eq!(out, vec![(1, ServerMessage::E2eeAddRequest { participant_id: 2, key_package: "kp-new".into() })]);
+        // ...but it can be added only once the old leaf is removed (or in the same commit).
+        let early = ds.commit(1, 1, "c".into(), Some("w".into()), vec![2], vec![], &set(&[1, 2]));
+        assert!(matches!(early[..], [(1, ServerMessage::E2eeRejected { .. })]));
+        ds.commit(1, 1, "rm".into(), None, vec![], vec![2], &set(&[1, 2]));
+        let out = ds.commit(1, 2, "add".into(), Some("w2".into()), vec![2], vec![], &set(&[1, 2]));
+        assert!(out.contains(&(2, ServerMessage::E2eeWelcome { epoch: 3, welcome: "w2".into() })));
+    }
+
+    #[test]
+    fn a_committer_on_a_new_device_hands_its_work_to_another_member() {
+        let mut ds = MlsDelivery::default();
+        ds.key_package(1, "kp".into());
+        ds.key_package(2, "kp".into());
+        ds.commit(1, 0, "c".into(), Some("w".into()), vec![2], vec![], &set(&[1, 2]));
+        let out = ds.device_replaced(1, &set(&[1, 2]));
+        assert_eq!(ds.committer(), Some(2));
+        assert_eq!(out, vec![(2, ServerMessage::E2eeRemoveRequest { participant_id: 1 })]);
+        // Alone, a member on a new device simply starts the group again.
+        let mut alone = MlsDelivery::default();
+        alone.key_package(1, "kp".into());
+        assert!(alone.device_replaced(1, &set(&[1])).is_empty());
+        assert_eq!(alone.key_package(1, "kp-new".into()), vec![(1, ServerMessage::E2eeCreateGroup)]);
     }
 }

@@ -815,6 +815,7 @@ impl Room {
             M::MediaOffer { .. }
             | M::MediaAnswer { .. }
             | M::Subscribe { .. }
+            | M::E2eeCredentialRequest { .. }
             | M::E2eeKeyPackage { .. }
             | M::E2eeCommit { .. }
             | M::E2eeApplication { .. } => {

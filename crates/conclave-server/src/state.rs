@@ -36,6 +36,8 @@ pub struct AppState {
     pub passcode_failures: Mutex<FailureTracker<String>>,
     /// The SFU, when this server forwards media.
     pub media: Option<conclave_sfu::MediaPlane>,
+    /// Vouches for E2EE devices' keys; loaded from the database when first needed.
+    pub credential_authority: tokio::sync::OnceCell<Arc<crate::meetings::credentials::CredentialAuthority>>,
 }
 
 /// One audit event as a handler describes it; the state adds time and chain.
@@ -121,7 +123,26 @@ impl AppState {
             config,
             clock,
             media,
+            credential_authority: tokio::sync::OnceCell::new(),
         })
+    }
+
+    /// The E2EE credential authority; `None` (and logged) when the database
+    /// cannot provide its key, so E2EE meetings fail visibly, not silently.
+    pub async fn credential_authority(&self) -> Option<Arc<crate::meetings::credentials::CredentialAuthority>> {
+        let loaded = self
+            .credential_authority
+            .get_or_try_init(|| async {
+                crate::meetings::credentials::CredentialAuthority::load_or_create(&self.store).await.map(Arc::new)
+            })
+            .await;
+        match loaded {
+            Ok(authority) => Some(authority.clone()),
+            Err(err) => {
+                tracing::error!(error = %err, "no E2EE credential authority");
+                None
+            }
+        }
     }
 
     pub fn now_ms(&self) -> i64 {

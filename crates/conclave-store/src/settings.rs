@@ -22,6 +22,17 @@ impl Store {
         Ok(())
     }
 
+    /// The value of `key`, set to `value` first if it had none; when several
+    /// nodes race, all of them get the one value that was stored first.
+    pub async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String> {
+        sqlx::query("INSERT INTO server_settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        Ok(self.setting(key).await?.unwrap_or_else(|| value.to_owned()))
+    }
+
     /// Deletes `key` only if it still holds `value`; true when it did. Used
     /// to spend single-use secrets exactly once.
     pub async fn take_setting(&self, key: &str, value: &str) -> Result<bool> {

@@ -257,3 +257,16 @@ async fn fresh_sqlite_files_survive_simultaneous_starters() {
         }
     }
 }
+
+test_both_engines! {
+    async fn a_setting_made_by_racing_nodes_has_one_value(db: TestDatabase) {
+        // Two nodes make the cluster's E2EE credential authority key at once.
+        let (a, b) = tokio::join!(db.store(), db.store());
+        let (first, second) =
+            tokio::join!(a.setting_or_insert("authority", "key-a"), b.setting_or_insert("authority", "key-b"));
+        let (first, second) = (first.unwrap(), second.unwrap());
+        assert_eq!(first, second, "both nodes use the one key stored");
+        assert!(first == "key-a" || first == "key-b");
+        assert_eq!(a.setting_or_insert("authority", "key-c").await.unwrap(), first, "kept, not replaced");
+    }
+}

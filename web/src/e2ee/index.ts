@@ -3,19 +3,25 @@
 // attaches it to every sender and receiver of the media session.
 
 import type { ClientMessage, ServerMessage } from "../signaling";
-import type { FrameCounts, FromWorker, ToWorker, TransformOptions } from "./messages";
+import type { FrameCounts, FromWorker, GroupMember, ToWorker, TransformOptions } from "./messages";
+
+export type { GroupMember };
 
 export interface E2eeState {
   epoch: number | null;
   /// The security code everyone in the meeting compares; null until in the group.
   code: string | null;
   counts: FrameCounts;
+  /// Who holds the group's keys, each checked against the server's credential.
+  members: GroupMember[];
 }
 
 interface Callbacks {
   send: (m: ClientMessage) => void;
   onState: (s: E2eeState) => void;
   onChat: (from: number, text: string) => void;
+  /// An account seen before is here on a device key never seen for it.
+  onNewDevice: (participantId: number, displayName: string, fingerprint: string) => void;
 }
 
 type Transformable = { transform?: unknown; createEncodedStreams?: () => { readable: ReadableStream; writable: WritableStream } };
@@ -31,11 +37,12 @@ export function encodedTransformSupport(): "script" | "streams" | null {
 
 export class E2ee {
   private worker: Worker;
+  private members: GroupMember[] = [];
 
-  constructor(identity: number, private callbacks: Callbacks) {
+  constructor(private callbacks: Callbacks) {
     this.worker = new Worker(new URL("./worker.ts", import.meta.url), { type: "module" });
     this.worker.onmessage = (event: MessageEvent<FromWorker>) => this.fromWorker(event.data);
-    this.post({ type: "start", identity: String(identity) });
+    this.post({ type: "start" });
   }
 
   private post(m: ToWorker, transfer: Transferable[] = []) {
@@ -48,10 +55,16 @@ export class E2ee {
         this.callbacks.send(m.message as ClientMessage);
         break;
       case "state":
-        this.callbacks.onState({ epoch: m.epoch, code: m.code, counts: m.counts });
+        this.callbacks.onState({ epoch: m.epoch, code: m.code, counts: m.counts, members: this.members });
         break;
       case "chat":
         this.callbacks.onChat(m.from, m.text);
+        break;
+      case "roster":
+        this.members = m.members;
+        break;
+      case "new_device":
+        this.callbacks.onNewDevice(m.participant_id, m.display_name, m.fingerprint);
         break;
       default:
     }

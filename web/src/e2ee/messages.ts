@@ -6,7 +6,7 @@ export interface TransformOptions {
 }
 
 export type ToWorker =
-  | { type: "start"; identity: string }
+  | { type: "start" }
   | { type: "server"; message: unknown }
   | { type: "chat"; text: string }
   | { type: "streams"; readable: ReadableStream; writable: WritableStream; options: TransformOptions }
@@ -19,9 +19,23 @@ export interface FrameCounts {
   undecryptable: number;
 }
 
+/// A member of the group as this device sees it.
+export interface GroupMember {
+  participant_id: number | null;
+  user_id: string | null;
+  display_name: string;
+  /// The member's device key, as people compare it.
+  fingerprint: string;
+  /// The server vouches for this device key in this meeting.
+  verified: boolean;
+  is_self: boolean;
+}
+
 export type FromWorker =
   | { type: "send"; message: Record<string, unknown> }
   | { type: "state"; epoch: number | null; code: string | null; counts: FrameCounts }
   | { type: "chat"; from: number; text: string }
   | { type: "chat_failed"; text: string }
+  | { type: "roster"; members: GroupMember[] }
+  | { type: "new_device"; participant_id: number; display_name: string; fingerprint: string }
   | { type: "removed" };

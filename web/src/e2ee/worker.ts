@@ -9,7 +9,8 @@
 
 import init, { Device } from "./pkg/conclave_e2ee_wasm.js";
 import wasmUrl from "./pkg/conclave_e2ee_wasm_bg.wasm?url";
-import type { FromWorker, ToWorker, TransformOptions } from "./messages";
+import type { FromWorker, GroupMember, ToWorker, TransformOptions } from "./messages";
+import { load, save } from "./keep";
 
 let device: Device | null = null;
 let epoch: number | undefined;
@@ -30,12 +31,23 @@ function publish() {
   post({ type: "state", epoch: now ?? null, code: device.security_code() ?? null, counts: { ...counts } });
 }
 
+type AgentEvent =
+  | { type: "epoch"; epoch: number }
+  | { type: "chat"; from: number; text: string }
+  | { type: "removed" }
+  | { type: "roster"; members: GroupMember[] }
+  | { type: "new_device"; participant_id: number; display_name: string; fingerprint: string };
+
 function handleResult(json: string) {
-  const result = JSON.parse(json) as { send: unknown[]; events: { type: string; from?: number; text?: string }[] };
+  const result = JSON.parse(json) as { send: unknown[]; events: AgentEvent[] };
   for (const m of result.send) post({ type: "send", message: m as Record<string, unknown> });
   for (const e of result.events) {
-    if (e.type === "chat") post({ type: "chat", from: e.from!, text: e.text! });
-    if (e.type === "removed") post({ type: "removed" });
+    if (e.type === "chat" || e.type === "removed" || e.type === "new_device") post(e);
+    if (e.type === "roster") {
+      post(e);
+      // The device keys seen, kept for the next meeting.
+      if (device) void save("known_devices", device.known_devices());
+    }
   }
   publish();
 }
@@ -81,12 +93,15 @@ function pipe(readable: ReadableStream, writable: WritableStream, options: Trans
 self.onmessage = async (event: MessageEvent<ToWorker>) => {
   const m = event.data;
   switch (m.type) {
-    case "start":
+    case "start": {
       await init({ module_or_path: wasmUrl });
-      device = new Device(m.identity);
-      post({ type: "send", message: JSON.parse(device.key_package()) });
+      const kept = await load<Uint8Array>("signature_key");
+      device = new Device(kept, (await load<string>("known_devices")) ?? "{}");
+      if (!kept) await save("signature_key", device.signature_key());
+      post({ type: "send", message: JSON.parse(device.start()) });
       publish();
       break;
+    }
     case "server":
       if (device) handleResult(device.handle(JSON.stringify(m.message)));
       break;

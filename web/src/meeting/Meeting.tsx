@@ -89,7 +89,7 @@ export function Meeting(props: {
       dispatch(m);
       if (m.type === "knock") knockSound();
       if (m.type === "admitted" && !media.current) {
-        if (m.settings.e2ee && !e2ee.current) e2ee.current = startE2ee(m.participant_id);
+        if (m.settings.e2ee && !e2ee.current) e2ee.current = startE2ee();
         const session = new MediaSession(props.ticket.ice_servers as RTCIceServer[], send, setRemote, e2ee.current);
         media.current = session;
         void session.start(devices.current.mic, devices.current.cam);
@@ -105,11 +105,18 @@ export function Meeting(props: {
         type: "chat",
         message: { seq: --e2eeSeq, from, from_name: rosterRef.current.get(from)?.display_name ?? "Someone", to: null, text, at_ms: Date.now() },
       });
-    const startE2ee = (me: number) => {
+    const startE2ee = () => {
       let lastCode: string | null = null;
-      return new E2ee(me, {
+      return new E2ee({
         send,
         onChat: e2eeChat,
+        onNewDevice: (_id, name, fingerprint) =>
+          dispatch({
+            type: "error",
+            code: "e2ee_new_device",
+            message: `${name} is on a new device (key ${fingerprint}). If you did not expect that, compare the security code with them.`,
+            request: null,
+          }),
         onState: (s) => {
           if (lastCode !== null && s.code !== null && s.code !== lastCode) {
             dispatch({ type: "error", code: "e2ee_code_changed", message: "The security code changed: someone joined or left. Compare it again.", request: null });

@@ -240,6 +240,24 @@ export function SecurityCode(props: { code: string }) {
   );
 }
 
+/// Who holds the group's keys: each member's device key fingerprint, and
+/// whether the server vouches for it in this meeting.
+function DeviceList(props: { members: E2eeState["members"] }) {
+  if (props.members.length === 0) return null;
+  return (
+    <ul className="devices" aria-label="Devices holding the keys">
+      {props.members.map((m) => (
+        <li key={m.fingerprint} className={m.verified ? "verified" : "unverified"}>
+          <strong>{m.display_name || "Unknown"}</strong>
+          {m.is_self ? " (this device)" : ""}
+          {m.user_id ? "" : " · guest"} · key <code>{m.fingerprint}</code> ·{" "}
+          {m.verified ? "✓ vouched for by the server" : "⚠ not vouched for by the server: do not trust this device"}
+        </li>
+      ))}
+    </ul>
+  );
+}
+
 export function SecurityPanel(props: { cipher: string | undefined; e2ee: boolean; state: E2eeState | null }) {
   return (
     <section className="panel security" aria-label="Security">
@@ -255,6 +273,7 @@ export function SecurityPanel(props: { cipher: string | undefined; e2ee: boolean
             <>
               <p>Everyone in the meeting sees the same security code. Read it aloud and compare: if it matches, nobody else is listening in.</p>
               <SecurityCode code={props.state.code} />
+              <DeviceList members={props.state.members} />
             </>
           ) : (
             <p>Setting up the keys… Your media starts once your device has them.</p>

@@ -82,6 +82,12 @@ pub struct MediaStats {
     pub undecryptable: u64,
     pub e2ee_chat: Vec<(ParticipantId, String)>,
     pub welcomed: bool,
+    /// The group as this device last saw it, credentials checked.
+    pub e2ee_roster: Vec<conclave_e2ee::agent::MemberInfo>,
+    /// Participants whose account came back with a device key never seen for it.
+    pub e2ee_new_devices: Vec<(ParticipantId, String)>,
+    /// This device's signature key pair, to come back as the same device.
+    pub e2ee_device_key: Vec<u8>,
     /// Each epoch's SFrame exporter secret and this device's base key, as
     /// derived: kept only so a test can search a server's storage and logs
     /// for them. Never sent anywhere.

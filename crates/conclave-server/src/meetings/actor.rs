@@ -3,12 +3,14 @@
 //! effects: frames to connections, closing them, audit events. Nothing else
 //! touches the room, so it needs no lock.
 
+use super::credentials::{CredentialAuthority, Subject};
 use super::hub::Command;
 use crate::state::{Audit, SharedState};
 use conclave_proto::signal::{ClientMessage, ParticipantId, ParticipantView, ServerMessage};
 use conclave_room::{Effect, Identity, Input, MediaRights, Room};
 use conclave_sfu::{MeetingKey, SfuEvent};
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::Instrument;
@@ -90,7 +92,7 @@ impl MeetingActor {
 
     async fn run_inner(mut self) {
         let mut connections = Connections::default();
-        let mut media = MediaSync::new(&self.meeting_id);
+        let mut media = MediaSync::new(&self.meeting_id, self.state.credential_authority().await);
         // Policy changed through the API reaches the room at once; changes
         // made elsewhere (`conclave admin`, another node) within this period.
         let every = self.state.config.policy_refresh_every;
@@ -226,6 +228,9 @@ impl MeetingActor {
                             connections.conn_seat.remove(&connection);
                             connections.attach(seat, conn, outbox);
                         }
+                        // A new app instance (tab, device, reload) took the
+                        // seat: it negotiates media from scratch.
+                        media.restart(&self.state, seat);
                     }
                     Effect::Disconnect { id } => connections.detach(id),
                     Effect::Audit { action, actor, target, outcome, detail } => {
@@ -322,13 +327,51 @@ struct MediaSync {
     told: HashMap<ParticipantId, MediaRights>,
     /// The MLS delivery service of the meeting's end-to-end encryption.
     delivery: conclave_room::delivery::MlsDelivery,
+    authority: Option<Arc<CredentialAuthority>>,
+    /// The device key last vouched for, per admitted participant.
+    devices: HashMap<ParticipantId, String>,
 }
 
 type Deliveries = Vec<(ParticipantId, ServerMessage)>;
 
 impl MediaSync {
-    fn new(meeting_id: &str) -> Self {
-        Self { meeting: MeetingKey::from(meeting_id), told: HashMap::new(), delivery: Default::default() }
+    fn new(meeting_id: &str, authority: Option<Arc<CredentialAuthority>>) -> Self {
+        Self {
+            meeting: MeetingKey::from(meeting_id),
+            told: HashMap::new(),
+            delivery: Default::default(),
+            authority,
+            devices: HashMap::new(),
+        }
+    }
+
+    /// Vouches for an admitted participant's device key, named as the room
+    /// knows them. A second request from the same seat is a new device
+    /// (another tab or device took the seat over): its old leaf is removed
+    /// from the group, and the new one joins like anyone else.
+    fn vouch(&mut self, state: &crate::state::AppState, room: &Room, from: ParticipantId, key: String) -> Deliveries {
+        let kind = Some("e2ee_credential_request");
+        let (Some(authority), Some(view)) = (&self.authority, room.view(from)) else {
+            return vec![(from, ServerMessage::error("unavailable", "no credential authority", kind))];
+        };
+        let subject = Subject {
+            meeting_id: &self.meeting,
+            participant_id: from,
+            user_id: room.identity(from).and_then(|i| i.user_id.as_deref()),
+            display_name: &view.display_name,
+            signature_key: &key,
+        };
+        match authority.vouch(&subject, state.now_ms()) {
+            Ok(credential) => {
+                let mut out = Deliveries::new();
+                if self.devices.insert(from, key).is_some() {
+                    out = self.delivery.device_replaced(from, &room.admitted().collect());
+                }
+                out.push((from, credential));
+                out
+            }
+            Err(reason) => vec![(from, ServerMessage::error("invalid", reason, kind))],
+        }
     }
 
     /// Brings the SFU and the MLS delivery service in line with the room;
@@ -336,8 +379,17 @@ impl MediaSync {
     fn sync(&mut self, state: &crate::state::AppState, room: &Room) -> Deliveries {
         let admitted: std::collections::BTreeSet<ParticipantId> = room.admitted().collect();
         let out = self.delivery.membership(&admitted);
+        self.devices.retain(|p, _| admitted.contains(p));
         self.sync_sfu(state, room);
         out
+    }
+
+    /// Closes a participant's media session; the next sync opens a fresh
+    /// one for whoever holds the seat now.
+    fn restart(&mut self, state: &crate::state::AppState, participant: ParticipantId) {
+        if let (Some(plane), Some(_)) = (&state.media, self.told.remove(&participant)) {
+            plane.send(conclave_sfu::Command::Leave { meeting: self.meeting.clone(), participant });
+        }
     }
 
     fn sync_sfu(&mut self, state: &crate::state::AppState, room: &Room) {
@@ -381,6 +433,9 @@ impl MediaSync {
         message: ClientMessage,
     ) -> Deliveries {
         match message {
+            ClientMessage::E2eeCredentialRequest { signature_key } => {
+                return self.vouch(state, room, from, signature_key)
+            }
             ClientMessage::E2eeKeyPackage { key_package } => return self.delivery.key_package(from, key_package),
             ClientMessage::E2eeCommit { epoch, commit, welcome, added, removed } => {
                 let admitted = room.admitted().collect();

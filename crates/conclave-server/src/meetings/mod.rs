@@ -2,6 +2,7 @@
 //! WebSocket that connects participants to them.
 
 pub mod actor;
+pub mod credentials;
 pub mod hub;
 pub mod secrets;
 pub mod signaling;

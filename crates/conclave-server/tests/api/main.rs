@@ -5,6 +5,7 @@ mod support;
 
 mod accounts;
 mod credential_stuffing;
+mod device_credentials;
 mod dormant;
 mod hardening;
 mod key_material;

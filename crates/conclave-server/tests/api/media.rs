@@ -506,12 +506,12 @@ async fn an_end_to_end_encrypted_meeting_is_opaque_to_the_sfu() {
     let two = host_m.stats().security_code.expect("a security code");
     assert_eq!(ada.stats().security_code.as_ref(), Some(&two), "both show the same code");
 
-    // Grace, waiting, is in no group: her KeyPackage is refused and no Welcome reaches her.
+    // Grace, waiting, is in no group: her request for a credential is refused and no Welcome reaches her.
     grace
         .wait_for(
-            "the refusal of her KeyPackage",
+            "the refusal of her credential request",
             WAIT,
-            |m| matches!(m, ServerMessage::Error { request: Some(r), .. } if r == "e2ee_key_package"),
+            |m| matches!(m, ServerMessage::Error { request: Some(r), .. } if r == "e2ee_credential_request"),
         )
         .await
         .unwrap();

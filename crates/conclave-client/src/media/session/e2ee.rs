@@ -11,12 +11,13 @@ use conclave_proto::signal::{ClientMessage, ServerMessage};
 use super::Session;
 
 impl Session {
-    /// This device's KeyPackage for the meeting's MLS group, when E2EE is on.
-    pub(super) fn key_package(&self) -> Option<ClientMessage> {
-        self.e2ee.as_ref()?.key_package().ok()
+    /// The first E2EE message, when E2EE is on: this device's key, for the
+    /// server to vouch for (its KeyPackage follows with the credential).
+    pub(super) fn e2ee_start(&self) -> Option<ClientMessage> {
+        Some(self.e2ee.as_ref()?.start())
     }
 
-    /// The delivery service's messages: create, add, remove, commits, Welcome, chat.
+    /// The delivery service's messages: credential, create, add, remove, commits, Welcome, chat.
     pub(super) fn on_e2ee(&mut self, message: ServerMessage) -> Vec<ClientMessage> {
         let Some(agent) = self.e2ee.as_mut() else { return Vec::new() };
         let welcomed = matches!(message, ServerMessage::E2eeWelcome { .. });
@@ -26,6 +27,10 @@ impl Session {
             match event {
                 AgentEvent::NewEpoch(_) if welcomed => stats.welcomed = true,
                 AgentEvent::Chat { from, text } => stats.e2ee_chat.push((from, text)),
+                AgentEvent::Roster(roster) => stats.e2ee_roster = roster,
+                AgentEvent::NewDevice { participant_id, display_name, .. } => {
+                    stats.e2ee_new_devices.push((participant_id, display_name))
+                }
                 _ => {}
             }
         }
@@ -39,6 +44,9 @@ impl Session {
         let code = session.and_then(|s| s.security_code());
         let mut stats = self.stats.lock().expect("stats lock");
         if let Some(member) = session.map(|s| &s.member) {
+            if stats.e2ee_device_key.is_empty() {
+                stats.e2ee_device_key = member.export_signature_key();
+            }
             if let (Ok(secret), Some(leaf)) = (member.sframe_epoch_secret(SUITE), member.leaf_index()) {
                 if !stats.key_material.contains(&secret) {
                     stats.key_material.push(base_key(SUITE, &secret, leaf));

@@ -44,6 +44,9 @@ pub struct MediaOptions {
     pub relay: Option<RelayOptions>,
     /// End-to-end encrypt media with SFrame under the meeting's MLS group.
     pub e2ee: bool,
+    /// The device's signature key pair kept from an earlier meeting
+    /// (`OpenMlsMember::export_signature_key`); a new device when `None`.
+    pub e2ee_device_key: Option<Vec<u8>>,
     /// Never offer: the server offers what it sends (a Janus subscriber).
     pub await_offer: bool,
     /// Negotiate but send no frames until `resume_sending` (a load test
@@ -71,6 +74,7 @@ impl Default for MediaOptions {
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             relay: None,
             e2ee: false,
+            e2ee_device_key: None,
             await_offer: false,
             paused: false,
         }
@@ -266,7 +270,9 @@ impl Session {
         turn: Option<TurnClient>,
     ) -> Self {
         let now = Instant::now();
-        let e2ee_on = options.e2ee;
+        let e2ee = options.e2ee.then(|| {
+            E2eeAgent::for_device(options.e2ee_device_key.as_deref(), Default::default()).expect("an MLS device")
+        });
         let socket_addr = socket.local_addr().expect("a bound socket has an address");
         // Relay-only: the relayed address is our only candidate, and what
         // str0m sends from and receives at.
@@ -292,7 +298,7 @@ impl Session {
             pending: None,
             ready: false,
             bottleneck: None,
-            e2ee: e2ee_on.then(|| E2eeAgent::for_device(id.to_string().as_bytes()).expect("an MLS device")),
+            e2ee,
             turn,
             turn_outbox: Vec::new(),
             next_audio: now,
@@ -310,8 +316,8 @@ impl Session {
     ) {
         let mut buf = vec![0u8; 2048];
         let mut signaling_open = true;
-        let key_package = self.key_package();
-        for message in self.offer_changes().into_iter().chain([self.unmute()]).chain(key_package) {
+        let e2ee_start = self.e2ee_start();
+        for message in self.offer_changes().into_iter().chain([self.unmute()]).chain(e2ee_start) {
             signaling_open &= connection.send(&message).await.is_ok();
         }
         loop {
@@ -512,7 +518,8 @@ impl Session {
                 }
                 self.stats.lock().expect("stats lock").requested_layers.insert(mid, rids);
             }
-            ServerMessage::E2eeCreateGroup
+            ServerMessage::E2eeCredential { .. }
+            | ServerMessage::E2eeCreateGroup
             | ServerMessage::E2eeAddRequest { .. }
             | ServerMessage::E2eeRemoveRequest { .. }
             | ServerMessage::E2eeCommit { .. }
@@ -539,7 +546,7 @@ impl Session {
                 let _ = messages.send(message);
                 replies.extend(self.offer_changes());
                 replies.push(self.unmute());
-                replies.extend(self.key_package());
+                replies.extend(self.e2ee_start());
             }
             other => {
                 let _ = messages.send(other);

@@ -1,0 +1,135 @@
+//! Device credentials through the real server: the server vouches for each
+//! E2EE device's key in the name the meeting knows (account or guest), every
+//! member checks every other member's credential, and an account that comes
+//! back with a device key never seen for it is shown to the others.
+
+use crate::media::MEDIA_WAIT;
+use crate::meetings::{admit, guest_knocks, host_joins, hosted, WAIT};
+use crate::support::TestServer;
+use conclave_client::media::{MediaOptions, MediaParticipant};
+use conclave_client::Client;
+use conclave_proto::media::MediaSource;
+use conclave_proto::signal::*;
+use conclave_proto::{Meeting, OrgRole};
+use conclave_store::Engine;
+
+fn e2ee(device_key: Option<Vec<u8>>) -> MediaOptions {
+    MediaOptions { e2ee: true, e2ee_device_key: device_key, ..Default::default() }
+}
+
+/// A signed-in member joins (admitted by the host if the waiting room holds them).
+async fn member_joins(
+    member: &Client,
+    meeting: &Meeting,
+    host: &MediaParticipant,
+    device_key: Option<Vec<u8>>,
+) -> MediaParticipant {
+    let mut conn = member.join_by_link(&meeting.link_secret, "Grace").await.unwrap();
+    let id = match conn.next(WAIT).await.unwrap() {
+        ServerMessage::Admitted { participant_id, .. } => participant_id,
+        ServerMessage::Waiting { participant_id, .. } => {
+            host.send(ClientMessage::Admit { participant_id });
+            conn.wait_for("admission", WAIT, |m| matches!(m, ServerMessage::Admitted { .. })).await.unwrap();
+            participant_id
+        }
+        other => panic!("not let in: {other:?}"),
+    };
+    MediaParticipant::start(conn, id, e2ee(device_key)).await.unwrap()
+}
+
+async fn until_in_group(host: &MediaParticipant, count: usize, id: ParticipantId) {
+    host.wait_until("the newcomer in the host's group", MEDIA_WAIT, |s| {
+        s.e2ee_roster.len() == count && s.e2ee_roster.iter().any(|m| m.participant_id == Some(id))
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_vouches_for_each_device_and_a_new_device_is_shown_to_everyone() {
+    let srv = TestServer::start(Engine::Sqlite).await;
+    let (host, login, meeting) = hosted(&srv).await;
+    let org = login.user.org_id.clone().unwrap();
+    let (grace_client, grace_login) = srv.add_member(&host, &org, "grace@acme.test", OrgRole::Member).await;
+    let (mut host_conn, host_id) = host_joins(&host, &meeting).await;
+    let (mut ada_conn, ada_id, _) = guest_knocks(&srv, &meeting, "Ada", "127.0.9.1").await;
+    admit(&mut host_conn, &mut ada_conn, ada_id).await;
+    let mut host_m = MediaParticipant::start(host_conn, host_id, e2ee(None)).await.unwrap();
+    let ada = MediaParticipant::start(ada_conn, ada_id, e2ee(None)).await.unwrap();
+    let grace = member_joins(&grace_client, &meeting, &host_m, None).await;
+    until_in_group(&host_m, 3, grace.id).await;
+
+    // Every member is vouched for, named as the server knows them: Grace by
+    // her account, Ada as a guest (no account), in every member's view.
+    for p in [&host_m, &ada, &grace] {
+        let roster =
+            p.wait_until("all three in the group", MEDIA_WAIT, |s| s.e2ee_roster.len() == 3).await.unwrap().e2ee_roster;
+        assert!(roster.iter().all(|m| m.verified), "{roster:?}");
+        let grace_seen = roster.iter().find(|m| m.participant_id == Some(grace.id)).unwrap();
+        assert_eq!(grace_seen.user_id.as_deref(), Some(grace_login.user.id.as_str()));
+        assert_eq!(grace_seen.display_name, "Grace");
+        let ada_seen = roster.iter().find(|m| m.participant_id == Some(ada_id)).unwrap();
+        assert_eq!((ada_seen.user_id.as_deref(), ada_seen.display_name.as_str()), (None, "Ada"));
+        assert_eq!(roster.iter().filter(|m| m.is_self).count(), 1);
+    }
+    assert!(host_m.stats().e2ee_new_devices.is_empty(), "first sightings are quiet");
+
+    // What is not an Ed25519 key is not vouched for.
+    host_m.send(ClientMessage::E2eeCredentialRequest { signature_key: data_encoding::BASE64.encode(&[7; 31]) });
+    let refusal = host_m
+        .wait_for(
+            "the refusal",
+            WAIT,
+            |m| matches!(m, ServerMessage::Error { request: Some(r), .. } if r == "e2ee_credential_request"),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(refusal, ServerMessage::Error { code, .. } if code == "invalid"));
+
+    // Grace comes back on the same device: nothing to tell.
+    let kept = grace.stats().e2ee_device_key;
+    assert!(!kept.is_empty());
+    grace.leave().await;
+    host_m.wait_until("Grace out of the group", MEDIA_WAIT, |s| s.e2ee_roster.len() == 2).await.unwrap();
+    let grace = member_joins(&grace_client, &meeting, &host_m, Some(kept)).await;
+    until_in_group(&host_m, 3, grace.id).await;
+    let first_key = fingerprint_of(&host_m, grace.id);
+    assert!(host_m.stats().e2ee_new_devices.is_empty(), "{:?}", host_m.stats().e2ee_new_devices);
+
+    // Then her account opens the meeting on another device, which takes her
+    // seat over: the old device's leaf goes, the new one comes in, and the
+    // host and Ada are told it is Grace, on a new key.
+    let laptop = member_joins(&grace_client, &meeting, &host_m, None).await;
+    assert_eq!(laptop.id, grace.id, "the same seat");
+    for p in [&host_m, &ada] {
+        let told = p
+            .wait_until("the new device shown", MEDIA_WAIT, |s| !s.e2ee_new_devices.is_empty())
+            .await
+            .unwrap()
+            .e2ee_new_devices;
+        assert_eq!(told, vec![(grace.id, "Grace".to_owned())]);
+        p.wait_until("Grace's new device alone in the group", MEDIA_WAIT, |s| {
+            s.e2ee_roster.len() == 3 && s.e2ee_roster.iter().all(|m| m.verified)
+        })
+        .await
+        .unwrap();
+    }
+    assert_ne!(fingerprint_of(&host_m, grace.id), first_key);
+    // The new device has the group's keys: it and the host read each other.
+    laptop
+        .wait_until("the host's video, decrypted", MEDIA_WAIT, |s| s.frames_from(host_m.id, MediaSource::Camera) >= 5)
+        .await
+        .unwrap();
+    let before = host_m.stats().frames_from(grace.id, MediaSource::Camera);
+    host_m
+        .wait_until("the laptop's video, decrypted", MEDIA_WAIT, |s| {
+            s.frames_from(grace.id, MediaSource::Camera) >= before + 5
+        })
+        .await
+        .unwrap();
+    assert_eq!(laptop.stats().security_code, host_m.stats().security_code);
+}
+
+fn fingerprint_of(p: &MediaParticipant, id: ParticipantId) -> String {
+    p.stats().e2ee_roster.iter().find(|m| m.participant_id == Some(id)).expect("in the roster").fingerprint.clone()
+}
