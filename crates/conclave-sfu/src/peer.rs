@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use conclave_proto::media::{ForwardedTrack, MediaSource, Quality, Tile};
 use conclave_proto::signal::ParticipantId;
@@ -279,7 +279,10 @@ impl Peer {
     pub fn settle_offer(&mut self, accepted: bool) {
         for f in &mut self.forwards {
             f.state = match (f.state, accepted) {
-                (OutState::Negotiating(m), true) => OutState::Open(m),
+                (OutState::Negotiating(m), true) => {
+                    limit_resend_cache(&mut self.rtc, m);
+                    OutState::Open(m)
+                }
                 (OutState::Negotiating(_), false) => OutState::ToOpen,
                 (OutState::NegotiatingStop(m), false) => OutState::ToStop(m),
                 (state, _) => state,
@@ -288,6 +291,25 @@ impl Peer {
         if accepted {
             self.forwards.retain(|f| !matches!(f.state, OutState::NegotiatingStop(_)));
         }
+    }
+}
+
+/// How long a forwarded packet is kept for a subscriber's NACK: past a
+/// second a resend would arrive after the receiver's jitter buffer gave up.
+const RESEND_WINDOW: Duration = Duration::from_secs(1);
+/// Packets kept for resends per forwarded stream: a second of a 1.5 Mbit/s
+/// camera with room to spare (str0m's default keeps 2000 for 3 s).
+const RESEND_PACKETS: usize = 512;
+/// Queued resends are dropped once they pass this share of what is sent
+/// (str0m's default), so a lossy link is not buried in its own repairs.
+const RESEND_SHARE_CAP: Option<f32> = Some(0.15);
+
+/// A forwarded stream's resend cache holds only what a NACK can still use.
+/// Forwarded video stays paced: with `set_unpaced(true)` str0m 0.24 let
+/// the (a) benchmark's subscriber queues grow (p50 4 ms → 230–490 ms).
+fn limit_resend_cache(rtc: &mut Rtc, mid: Mid) {
+    if let Some(stream) = rtc.direct_api().stream_tx_by_mid(mid, None) {
+        stream.set_rtx_cache(RESEND_PACKETS, RESEND_WINDOW, RESEND_SHARE_CAP);
     }
 }
 
@@ -351,7 +373,8 @@ mod tests {
         let mid = Mid::from("1");
         peer.add_forward(2, mid, &camera());
         answer(&mut peer, &mut app);
-        assert!(matches!(peer.forwards[..], [Forward { state: OutState::Open(_), .. }]));
+        let [Forward { state: OutState::Open(mid_out), .. }] = peer.forwards[..] else { panic!("one open forward") };
+        assert!(peer.rtc.direct_api().stream_tx_by_mid(mid_out, None).is_some(), "its sending stream was tuned");
 
         // Participant 2's device is replaced: the old forward starts closing,
         // and before the subscriber has answered, the new device publishes
