@@ -118,16 +118,11 @@ pub(crate) enum VideoVerdict {
 }
 
 impl Forward {
-    /// Decides on a frame of layer `rid` (`layers` lowest first). A
-    /// subscriber that has nothing yet starts on the first keyframe of any
-    /// layer up to its target, so the first picture does not wait for one
-    /// particular layer; it then moves to the target at the target's next
-    /// keyframe, and keeps getting the layer it has until then.
-    pub fn admit_video(&mut self, rid: Option<Rid>, keyframe: bool, layers: &[Rid]) -> VideoVerdict {
-        let rank = |r: Option<Rid>| r.and_then(|r| layers.iter().position(|x| *x == r));
-        let to_target = rid == self.target && keyframe;
-        let to_start = self.current.is_none() && keyframe && rank(rid) <= rank(self.target);
-        if to_target || to_start {
+    /// Decides on a frame of layer `rid`: the subscriber moves to its
+    /// target at the target's next keyframe, and keeps getting the layer it
+    /// has until then.
+    pub fn admit_video(&mut self, rid: Option<Rid>, keyframe: bool) -> VideoVerdict {
+        if rid == self.target && keyframe {
             self.current = Some(rid);
             return VideoVerdict::Forward;
         }
@@ -409,21 +404,21 @@ mod tests {
     }
 
     #[test]
-    fn a_new_subscriber_starts_on_the_first_keyframe_at_or_below_its_target() {
-        let layers = [Rid::from("q"), Rid::from("h"), Rid::from("f")];
-        let (q, h, f) = (Some(layers[0]), Some(layers[1]), Some(layers[2]));
+    fn a_subscriber_keeps_its_layer_until_the_targets_keyframe() {
+        let (q, h) = (Some(Rid::from("q")), Some(Rid::from("h")));
         let mut fwd = forward_to("h");
         let skip_for_h = VideoVerdict::Skip { keyframe_for: Some(h) };
-        assert_eq!(fwd.admit_video(q, false, &layers), skip_for_h, "nothing to start from yet");
-        assert_eq!(fwd.admit_video(f, true, &layers), skip_for_h, "above the target: not for this link");
-        assert_eq!(fwd.admit_video(q, true, &layers), VideoVerdict::Forward, "the first usable keyframe");
-        assert_eq!(fwd.current, Some(q));
-        // Still moving up to the target: the low layer flows meanwhile.
-        assert_eq!(fwd.admit_video(q, false, &layers), VideoVerdict::Forward);
-        assert_eq!(fwd.admit_video(h, false, &layers), skip_for_h);
-        assert_eq!(fwd.admit_video(h, true, &layers), VideoVerdict::Forward);
+        assert_eq!(fwd.admit_video(q, true), skip_for_h, "not the target");
+        assert_eq!(fwd.admit_video(h, false), skip_for_h, "nothing to start from yet");
+        assert_eq!(fwd.admit_video(h, true), VideoVerdict::Forward);
         assert_eq!(fwd.current, Some(h));
-        assert_eq!(fwd.admit_video(q, false, &layers), VideoVerdict::Skip { keyframe_for: None }, "switched");
+        // Moving down: the current layer flows until the new one's keyframe.
+        fwd.target = q;
+        let skip_for_q = VideoVerdict::Skip { keyframe_for: Some(q) };
+        assert_eq!(fwd.admit_video(h, false), VideoVerdict::Forward);
+        assert_eq!(fwd.admit_video(q, false), skip_for_q);
+        assert_eq!(fwd.admit_video(q, true), VideoVerdict::Forward);
+        assert_eq!(fwd.admit_video(h, false), VideoVerdict::Skip { keyframe_for: None }, "switched");
     }
 
     #[test]

@@ -52,8 +52,6 @@ impl Sfu {
             }
         }
         let (owner, source, kind) = (publisher.participant, published.source, published.kind);
-        // A copy (three layers at most): the subscribers are borrowed below.
-        let rids = published.rids.clone();
         let meeting = publisher.meeting.clone();
         let Some(room) = self.meetings.get_mut(&meeting) else { return };
         let level = data.ext_vals.audio_level;
@@ -77,7 +75,7 @@ impl Sfu {
             }
             if kind == MediaKind::Video {
                 let before = f.current;
-                match f.admit_video(data.rid, data.is_keyframe(), &rids) {
+                match f.admit_video(data.rid, data.is_keyframe()) {
                     VideoVerdict::Forward if f.current != before => {
                         tracing::debug!(subscriber, publisher = owner, rid = ?data.rid, "layer switched");
                     }
