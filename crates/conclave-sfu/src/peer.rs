@@ -89,6 +89,17 @@ pub(crate) struct Forward {
     pub stepped_down: Option<Instant>,
 }
 
+/// What to do with one video frame of a forwarded track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum VideoVerdict {
+    Forward,
+    /// Not this subscriber's layer; if `keyframe_for` is set, the layer it
+    /// waits for needs a keyframe to start from.
+    Skip {
+        keyframe_for: Option<Option<Rid>>,
+    },
+}
+
 impl Forward {
     /// Still carrying (or about to carry) the source's media; a stopping
     /// forward only waits for its m-line to close.
@@ -104,20 +115,7 @@ impl Forward {
             }
         }
     }
-}
 
-/// What to do with one video frame of a forwarded track.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum VideoVerdict {
-    Forward,
-    /// Not this subscriber's layer; if `keyframe_for` is set, the layer it
-    /// waits for needs a keyframe to start from.
-    Skip {
-        keyframe_for: Option<Option<Rid>>,
-    },
-}
-
-impl Forward {
     /// Decides on a frame of layer `rid`: the subscriber moves to its
     /// target at the target's next keyframe, and keeps getting the layer it
     /// has until then.
@@ -352,13 +350,18 @@ mod tests {
         }
     }
 
-    /// The subscriber's app answers the server's outstanding offer.
-    fn answer(peer: &mut Peer, app: &mut Rtc) {
-        let offer = peer.offer_changes().expect("changes to offer");
-        let answer = app.sdp_api().accept_offer(SdpOffer::from_sdp_string(&offer).unwrap()).unwrap();
+    /// The subscriber's app answers the server's outstanding `offer`.
+    fn answer_offer(peer: &mut Peer, app: &mut Rtc, offer: &str) {
+        let answer = app.sdp_api().accept_offer(SdpOffer::from_sdp_string(offer).unwrap()).unwrap();
         let pending = peer.pending.take().expect("an outstanding offer");
         peer.rtc.sdp_api().accept_answer(pending, answer).unwrap();
         peer.settle_offer(true);
+    }
+
+    /// The server offers its pending changes and the subscriber's app answers.
+    fn answer(peer: &mut Peer, app: &mut Rtc) {
+        let offer = peer.offer_changes().expect("changes to offer");
+        answer_offer(peer, app, &offer);
     }
 
     #[test]
@@ -379,10 +382,7 @@ mod tests {
         peer.add_forward(2, mid, &camera());
         assert!(peer.live_forward_mut(2, mid).is_some(), "the new device's track is forwarded");
 
-        let answer_sdp = app.sdp_api().accept_offer(SdpOffer::from_sdp_string(&offer).unwrap()).unwrap();
-        let pending = peer.pending.take().unwrap();
-        peer.rtc.sdp_api().accept_answer(pending, answer_sdp).unwrap();
-        peer.settle_offer(true);
+        answer_offer(&mut peer, &mut app, &offer);
         answer(&mut peer, &mut app);
         let tracks = peer.forwarded_tracks();
         assert_eq!(tracks.len(), 1, "{tracks:?}");

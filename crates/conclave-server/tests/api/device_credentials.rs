@@ -3,7 +3,7 @@
 //! member checks every other member's credential, and an account that comes
 //! back with a device key never seen for it is shown to the others.
 
-use crate::media::MEDIA_WAIT;
+use crate::media::{refusal, MEDIA_WAIT};
 use crate::meetings::{admit, guest_knocks, host_joins, hosted, WAIT};
 use crate::support::TestServer;
 use conclave_client::media::{MediaOptions, MediaParticipant};
@@ -76,15 +76,7 @@ async fn the_server_vouches_for_each_device_and_a_new_device_is_shown_to_everyon
 
     // What is not an Ed25519 key is not vouched for.
     host_m.send(ClientMessage::E2eeCredentialRequest { signature_key: data_encoding::BASE64.encode(&[7; 31]) });
-    let refusal = host_m
-        .wait_for(
-            "the refusal",
-            WAIT,
-            |m| matches!(m, ServerMessage::Error { request: Some(r), .. } if r == "e2ee_credential_request"),
-        )
-        .await
-        .unwrap();
-    assert!(matches!(refusal, ServerMessage::Error { code, .. } if code == "invalid"));
+    assert_eq!(refusal(&mut host_m, "e2ee_credential_request").await, "invalid");
 
     // Grace comes back on the same device: nothing to tell.
     let kept = grace.stats().e2ee_device_key;

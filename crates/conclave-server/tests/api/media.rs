@@ -35,6 +35,16 @@ pub(crate) async fn meeting_with_media(
     all
 }
 
+/// Waits for the server to refuse `p`'s `request`; returns the error code.
+pub(crate) async fn refusal(p: &mut MediaParticipant, request: &str) -> String {
+    let what = format!("the refusal of its {request}");
+    let refused = |m: &ServerMessage| matches!(m, ServerMessage::Error { request: Some(r), .. } if r == request);
+    match p.wait_for(&what, WAIT, refused).await.unwrap() {
+        ServerMessage::Error { code, .. } => code,
+        other => unreachable!("{other:?}"),
+    }
+}
+
 fn frames(p: &MediaParticipant, from: &MediaParticipant, source: MediaSource) -> u64 {
     p.stats().frames_from(from.id, source)
 }
@@ -96,15 +106,7 @@ async fn a_waiting_participant_has_no_media_path_until_admitted() {
     let (guest_conn, guest_id, _) = guest_knocks(&srv, &meeting, "Mallory", "127.0.9.9").await;
     let mut guest = MediaParticipant::start(guest_conn, guest_id, MediaOptions::default()).await.unwrap();
     // Its offer is refused by the room; the SFU never hears of it.
-    let refusal = guest
-        .wait_for(
-            "the offer's refusal",
-            WAIT,
-            |m| matches!(m, ServerMessage::Error { request: Some(r), .. } if r == "media_offer"),
-        )
-        .await
-        .unwrap();
-    assert!(matches!(refusal, ServerMessage::Error { code, .. } if code == "forbidden"));
+    assert_eq!(refusal(&mut guest, "media_offer").await, "forbidden");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let stats = guest.stats();
     assert!(!stats.connected);
@@ -507,14 +509,7 @@ async fn an_end_to_end_encrypted_meeting_is_opaque_to_the_sfu() {
     assert_eq!(ada.stats().security_code.as_ref(), Some(&two), "both show the same code");
 
     // Grace, waiting, is in no group: her request for a credential is refused and no Welcome reaches her.
-    grace
-        .wait_for(
-            "the refusal of her credential request",
-            WAIT,
-            |m| matches!(m, ServerMessage::Error { request: Some(r), .. } if r == "e2ee_credential_request"),
-        )
-        .await
-        .unwrap();
+    refusal(&mut grace, "e2ee_credential_request").await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(!grace.stats().welcomed);
     assert_eq!(grace.stats().total_frames(), 0);
