@@ -16,6 +16,12 @@ use crate::sfu::{Command, Sfu, SfuConfig, SfuEvent, SfuStats};
 const BATCH: usize = 64;
 /// Largest datagram accepted (above any path MTU).
 const MAX_DATAGRAM: usize = 2048;
+/// The port's kernel buffers, each way. Every participant's packets queue
+/// in this one socket while a wake-up is worked through; the default of
+/// about 200 KB (a few hundred small packets) overflowed under the
+/// feedback of a few hundred subscribers, and a publisher's packet lost
+/// there is lost for everyone.
+const SOCKET_BUFFER: usize = 4 << 20;
 
 /// A handle on the running media plane.
 #[derive(Clone)]
@@ -37,6 +43,7 @@ impl MediaPlane {
         events: mpsc::UnboundedSender<SfuEvent>,
     ) -> io::Result<Self> {
         socket.set_nonblocking(true)?;
+        enlarge_buffers(&socket);
         let socket = UdpSocket::from_std(socket)?;
         let (commands, rx) = mpsc::unbounded_channel();
         let stats = Arc::new(Mutex::new(SfuStats::default()));
@@ -56,6 +63,20 @@ impl MediaPlane {
 
     pub fn stats(&self) -> SfuStats {
         *self.stats.lock().expect("stats lock")
+    }
+}
+
+/// Asks for [`SOCKET_BUFFER`] each way; the kernel grants up to
+/// `net.core.rmem_max` and `wmem_max`, which operators may need to raise.
+fn enlarge_buffers(socket: &std::net::UdpSocket) {
+    let socket = socket2::SockRef::from(socket);
+    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
+    let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
+    let reported = socket.recv_buffer_size().unwrap_or(0);
+    // Linux reports twice what it grants (it counts its own bookkeeping).
+    let granted = if cfg!(target_os = "linux") { reported / 2 } else { reported };
+    if granted < SOCKET_BUFFER {
+        tracing::warn!(granted, wanted = SOCKET_BUFFER, "small UDP receive buffer; raise net.core.rmem_max");
     }
 }
 

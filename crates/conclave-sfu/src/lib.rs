@@ -19,13 +19,28 @@ mod demux;
 mod driver;
 pub mod layers;
 mod peer;
+mod rewrite;
 mod sfu;
 pub mod speaker;
+mod vp8;
 
 pub use demux::{is_stun, stun_local_ufrag};
 pub use driver::MediaPlane;
 pub use peer::Rights;
 pub use sfu::{Command, FrameTap, Sfu, SfuConfig, SfuEvent, SfuStats};
+
+/// Reads `payload` as a forwarded VP8 packet and, where it has the fields,
+/// renumbers it as a layer switch would: lets fuzzing reach the reader of
+/// every video packet without a DTLS session.
+#[doc(hidden)]
+pub fn read_and_renumber_for_fuzzing(payload: &[u8], picture_id: u16, tl0_pic_idx: u8) {
+    if let Some(packet) = vp8::read(payload) {
+        assert!(packet.data_offset < payload.len(), "the frame's bytes start inside the payload");
+        let picture_id = packet.picture_id.map(|p| p.wrap(picture_id));
+        let tl0_pic_idx = packet.tl0_pic_idx.map(|_| tl0_pic_idx);
+        let _ = vp8::renumber(payload, picture_id, tl0_pic_idx);
+    }
+}
 
 /// A meeting's id, shared cheaply between the sessions of its participants.
 pub type MeetingKey = std::sync::Arc<str>;

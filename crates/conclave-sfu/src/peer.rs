@@ -8,10 +8,13 @@ use std::time::{Duration, Instant};
 use conclave_proto::media::{ForwardedTrack, MediaSource, Quality, Tile};
 use conclave_proto::signal::ParticipantId;
 use str0m::change::SdpPendingOffer;
-use str0m::media::{Direction, MediaKind, Mid, Rid};
+use str0m::format::PayloadParams;
+use str0m::media::{Direction, MediaKind, Mid, Pt, Rid};
+use str0m::rtp::Ssrc;
 use str0m::Rtc;
 
 use crate::layers::BitrateMeter;
+use crate::rewrite::StreamRewriter;
 use crate::MeetingKey;
 
 /// What the room lets this participant send (see `conclave_room::MediaRights`).
@@ -87,6 +90,34 @@ pub(crate) struct Forward {
     /// When the allocation last stepped this video down: it is not
     /// stepped up again soon, or a link at its limit would flap.
     pub stepped_down: Option<Instant>,
+    /// The subscriber's stream for this track, once its m-line is open.
+    pub out: Option<OutStream>,
+}
+
+/// Where a forward's packets go: the subscriber's sending stream, the
+/// numbering that keeps it one continuous stream across layer switches
+/// and pauses, and the subscriber's payload type for the publisher's.
+#[derive(Debug)]
+pub(crate) struct OutStream {
+    pub ssrc: Ssrc,
+    pub rewriter: StreamRewriter,
+    /// The publisher's payload type last seen, and the subscriber's for it.
+    pt: Option<(Pt, Pt)>,
+}
+
+impl OutStream {
+    /// The subscriber's payload type for a packet the publisher sent as
+    /// `params`; `None` when the subscriber did not negotiate that codec.
+    pub fn payload_type(&mut self, params: &PayloadParams, subscriber: &Rtc) -> Option<Pt> {
+        match self.pt {
+            Some((from, to)) if from == params.pt() => Some(to),
+            _ => {
+                let to = subscriber.codec_config().match_params(*params)?.pt();
+                self.pt = Some((params.pt(), to));
+                Some(to)
+            }
+        }
+    }
 }
 
 /// What to do with one video frame of a forwarded track.
@@ -105,6 +136,22 @@ impl Forward {
     /// forward only waits for its m-line to close.
     pub fn is_live(&self) -> bool {
         matches!(self.state, OutState::ToOpen | OutState::Negotiating(_) | OutState::Open(_))
+    }
+
+    /// Carries `owner`'s track `source_mid`. A seat taken over by a new
+    /// device publishes under the same participant and often the same mids
+    /// while the old device's forwards are still closing, so those never do.
+    pub fn carries(&self, owner: ParticipantId, source_mid: Mid) -> bool {
+        self.is_live() && self.owner == owner && self.source_mid == source_mid
+    }
+
+    /// The video went off the subscriber's screen: it restarts at a
+    /// keyframe, continuing the outgoing numbering without a hole.
+    pub fn pause(&mut self) {
+        self.current = None;
+        if let Some(out) = &mut self.out {
+            out.rewriter.pause();
+        }
     }
 
     pub fn mid(&self) -> Option<Mid> {
@@ -159,6 +206,8 @@ pub(crate) struct Peer {
     pub estimate: Option<u64>,
     /// The time of this peer's entry in the timer heap.
     pub scheduled: Option<Instant>,
+    /// Packets were written to it since it was last polled.
+    pub unsent: bool,
     pub addr: Option<SocketAddr>,
 }
 
@@ -190,12 +239,9 @@ impl Peer {
             .collect()
     }
 
-    /// The forward carrying `owner`'s track `source_mid`, if any. A seat
-    /// taken over by a new device publishes under the same participant and
-    /// often the same mids while the old device's forwards are still
-    /// closing, so those never count.
+    /// The forward carrying `owner`'s track `source_mid`, if any.
     pub fn live_forward_mut(&mut self, owner: ParticipantId, source_mid: Mid) -> Option<&mut Forward> {
-        self.forwards.iter_mut().find(|f| f.is_live() && f.owner == owner && f.source_mid == source_mid)
+        self.forwards.iter_mut().find(|f| f.carries(owner, source_mid))
     }
 
     /// Starts forwarding every track `owner` publishes (audio always; what
@@ -213,6 +259,7 @@ impl Peer {
             current: None,
             target: published.rids.last().copied(),
             stepped_down: None,
+            out: None,
         });
     }
 
@@ -273,7 +320,7 @@ impl Peer {
         for f in &mut self.forwards {
             f.state = match (f.state, accepted) {
                 (OutState::Negotiating(m), true) => {
-                    limit_resend_cache(&mut self.rtc, m);
+                    f.out = open_stream(&mut self.rtc, m, f.kind);
                     OutState::Open(m)
                 }
                 (OutState::Negotiating(_), false) => OutState::ToOpen,
@@ -297,13 +344,23 @@ const RESEND_PACKETS: usize = 512;
 /// (str0m's default), so a lossy link is not buried in its own repairs.
 const RESEND_SHARE_CAP: Option<f32> = Some(0.15);
 
-/// A forwarded stream's resend cache holds only what a NACK can still use.
-/// Forwarded video stays paced: with `set_unpaced(true)` str0m 0.24 let
-/// the (a) benchmark's subscriber queues grow (p50 4 ms → 230–490 ms).
-fn limit_resend_cache(rtc: &mut Rtc, mid: Mid) {
-    if let Some(stream) = rtc.direct_api().stream_tx_by_mid(mid, None) {
-        stream.set_rtx_cache(RESEND_PACKETS, RESEND_WINDOW, RESEND_SHARE_CAP);
-    }
+/// The subscriber's sending stream for the m-line `mid` just opened.
+///
+/// Its resend cache holds only what a NACK can still use. Forwarded media
+/// is not paced: a packet goes out in the wake-up that received it, as
+/// LiveKit's SFU forwards, and the bandwidth estimate chooses simulcast
+/// layers instead of holding packets back (a paced subscriber's first
+/// seconds queued behind an estimate still ramping up).
+fn open_stream(rtc: &mut Rtc, mid: Mid, kind: MediaKind) -> Option<OutStream> {
+    let mut api = rtc.direct_api();
+    let stream = api.stream_tx_by_mid(mid, None)?;
+    stream.set_rtx_cache(RESEND_PACKETS, RESEND_WINDOW, RESEND_SHARE_CAP);
+    stream.set_unpaced(true);
+    let clock_hz = match kind {
+        MediaKind::Audio => 48_000,
+        MediaKind::Video => 90_000,
+    };
+    Some(OutStream { ssrc: stream.ssrc(), rewriter: StreamRewriter::new(clock_hz), pt: None })
 }
 
 #[cfg(test)]
@@ -317,7 +374,7 @@ mod tests {
         let mut changes = app.sdp_api();
         changes.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
         let (offer, pending) = changes.apply().expect("an offer");
-        let mut rtc = Rtc::builder().build(now);
+        let mut rtc = crate::sfu::session_config().build(now);
         let answer = rtc.sdp_api().accept_offer(offer).unwrap();
         app.sdp_api().accept_answer(pending, answer).unwrap();
         let peer = Peer {
@@ -334,6 +391,7 @@ mod tests {
             tiles: None,
             estimate: None,
             scheduled: None,
+            unsent: false,
             addr: None,
         };
         (peer, app)
@@ -371,8 +429,11 @@ mod tests {
         let mid = Mid::from("1");
         peer.add_forward(2, mid, &camera());
         answer(&mut peer, &mut app);
-        let [Forward { state: OutState::Open(mid_out), .. }] = peer.forwards[..] else { panic!("one open forward") };
-        assert!(peer.rtc.direct_api().stream_tx_by_mid(mid_out, None).is_some(), "its sending stream was tuned");
+        let [Forward { state: OutState::Open(mid_out), out: Some(ref out), .. }] = peer.forwards[..] else {
+            panic!("one open forward with its stream")
+        };
+        let ssrc = peer.rtc.direct_api().stream_tx_by_mid(mid_out, None).map(|s| s.ssrc());
+        assert_eq!(ssrc, Some(out.ssrc), "the forward writes to its m-line's stream");
 
         // Participant 2's device is replaced: the old forward starts closing,
         // and before the subscriber has answered, the new device publishes
@@ -400,6 +461,7 @@ mod tests {
             current: None,
             target: Some(Rid::from(target)),
             stepped_down: None,
+            out: None,
         }
     }
 

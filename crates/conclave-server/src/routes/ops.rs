@@ -39,11 +39,11 @@ fn render_metrics(state: &crate::state::AppState) -> String {
         for (name, value, help) in [
             ("conclave_media_datagrams_received_total", s.datagrams_in, "UDP datagrams received by the SFU."),
             ("conclave_media_datagrams_sent_total", s.datagrams_out, "UDP datagrams sent by the SFU."),
-            ("conclave_media_frames_forwarded_total", s.frames_forwarded, "Media frames written to subscribers."),
+            ("conclave_media_packets_forwarded_total", s.packets_forwarded, "RTP packets written to subscribers."),
             (
-                "conclave_media_frames_blocked_total",
-                s.frames_blocked,
-                "Frames dropped because a host muted or stopped them.",
+                "conclave_media_packets_blocked_total",
+                s.packets_blocked,
+                "RTP packets dropped because a host muted or stopped their source.",
             ),
             (
                 "conclave_media_datagrams_unrouted_total",

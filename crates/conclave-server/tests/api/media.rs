@@ -85,7 +85,7 @@ async fn three_participants_exchange_audio_video_and_a_screen_share() {
         assert!(camera.unwrap().keyframes >= 1, "video starts at a keyframe");
     }
     let sfu = srv.state.media.as_ref().unwrap().stats();
-    assert!(sfu.frames_forwarded > 200, "{sfu:?}");
+    assert!(sfu.packets_forwarded > 200, "{sfu:?}");
     assert_eq!(sfu.peer_faults, 0);
     // Grace stops sharing: the others stop receiving it.
     grace.share_screen(false);
@@ -189,7 +189,7 @@ async fn host_mute_and_stop_video_are_enforced_at_the_sfu() {
     assert!(loud.stats().sent_frames > sent + 40);
     assert_eq!(frames(host, loud, MediaSource::Microphone), audio, "muted audio is not forwarded");
     assert_eq!(frames(host, loud, MediaSource::Camera), video, "stopped video is not forwarded");
-    assert!(srv.state.media.as_ref().unwrap().stats().frames_blocked > 40);
+    assert!(srv.state.media.as_ref().unwrap().stats().packets_blocked > 40);
     // The guest unmutes themselves (allowed by default): audio flows again.
     loud.send(ClientMessage::SetMedia { audio_muted: Some(false), video_muted: Some(false) });
     host.wait_until("audio again", MEDIA_WAIT, |s| s.frames_from(loud.id, MediaSource::Microphone) > audio + 10)

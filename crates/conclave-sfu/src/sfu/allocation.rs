@@ -24,8 +24,8 @@ impl Sfu {
         }
     }
 
-    /// Chooses the simulcast layer of each video `key` receives, then
-    /// tells publishers which of their layers anyone needs.
+    /// Chooses the simulcast layer of each video `key` receives (the
+    /// caller then announces its meeting's layers).
     pub(super) fn allocate_layers(&mut self, now: Instant, key: PeerKey) {
         let Some(sub) = self.peers.get(&key) else { return };
         let meeting = sub.meeting.clone();
@@ -110,7 +110,19 @@ impl Sfu {
                 self.dirty.push(pkey);
             }
         }
-        self.announce_layers(&meeting);
+    }
+
+    /// Allocates every subscriber's layers, then announces each meeting's
+    /// once.
+    pub(super) fn allocate_all_layers(&mut self, now: Instant) {
+        let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+        for key in keys {
+            self.allocate_layers(now, key);
+        }
+        let meetings: Vec<MeetingKey> = self.meetings.keys().cloned().collect();
+        for meeting in meetings {
+            self.announce_layers(&meeting);
+        }
     }
 
     /// Tells each publisher in `meeting` which simulcast layers someone

@@ -1,14 +1,22 @@
-//! Forwarding: a publisher's frames to every subscriber that should get
-//! them (admitted, allowed by the room, on screen, at the chosen layer),
-//! and subscribers' keyframe requests back to the publisher, throttled.
+//! Forwarding: a publisher's RTP packets to every subscriber that should
+//! get them (admitted, allowed by the room, on screen, at the chosen
+//! layer), renumbered into each subscriber's continuous stream, and
+//! subscribers' keyframe requests back to the publisher, throttled.
+//!
+//! A packet's payload is shared by every subscriber it goes to: only its
+//! header (and, after a layer switch, a few descriptor bytes that str0m
+//! patches as it writes) differs per subscriber.
 
 use std::time::Instant;
 
-use str0m::media::{KeyframeRequestKind, MediaData, MediaKind, Mid, Rid};
+use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Rid};
+use str0m::rtp::{ExtensionValues, RtpWrite};
 
-use super::{PeerKey, Propagated, Sfu, KEYFRAME_REQUEST_GAP};
+use super::{Incoming, PeerKey, Propagated, Sfu, KEYFRAME_REQUEST_GAP};
 use crate::layers::BitrateMeter;
 use crate::peer::{OutState, Peer, VideoVerdict};
+use crate::rewrite::IncomingPacket;
+use crate::vp8;
 
 impl Sfu {
     pub(super) fn propagate(&mut self, p: Propagated, now: Instant) {
@@ -31,33 +39,56 @@ impl Sfu {
                     self.dirty.push(key);
                 }
             }
-            Propagated::Media(key, data) => self.forward(key, *data, now),
+            Propagated::Rtp(key, incoming) => self.forward(key, *incoming, now),
             Propagated::Lost(key) => self.restart_session(key, now),
         }
     }
 
-    /// Writes one frame from `key` to everyone in its meeting who should get it.
-    pub(super) fn forward(&mut self, key: PeerKey, data: MediaData, now: Instant) {
+    /// Writes one packet from `key` to everyone in its meeting who should get it.
+    pub(super) fn forward(&mut self, key: PeerKey, incoming: Incoming, now: Instant) {
+        let Incoming { mid, rid, packet } = incoming;
         let Some(publisher) = self.peers.get_mut(&key) else { return };
-        let Some(published) = publisher.published.get_mut(&data.mid) else { return };
+        let Some(published) = publisher.published.get_mut(&mid) else { return };
         if !publisher.rights.allows(published.source) {
-            self.stats.frames_blocked += 1;
+            self.stats.packets_blocked += 1;
             return;
         }
-        published.meters.entry(data.rid).or_insert_with(|| BitrateMeter::new(now)).record(data.data.len(), now);
+        published.meters.entry(rid).or_insert_with(|| BitrateMeter::new(now)).record(packet.payload.len(), now);
+        let (owner, source, kind) = (publisher.participant, published.source, published.kind);
+        let vp8 = match kind {
+            // A video packet whose descriptor cannot be read cannot be
+            // placed in a layer switch either.
+            MediaKind::Video => match vp8::read(&packet.payload) {
+                Some(vp8) => Some(vp8),
+                None => return,
+            },
+            MediaKind::Audio => None,
+        };
+        let Some(params) = publisher.rtc.codec_config().find(|p| p.pt() == packet.header.payload_type).copied() else {
+            return;
+        };
         if let Some(tap) = &self.config.tap {
+            let frame_start = vp8.map_or(Some(0), |v| v.starts_frame.then_some(v.data_offset));
             let mut frames = tap.lock().expect("tap lock");
-            if frames.len() < super::TAP_FRAMES {
-                frames.push(data.data.to_vec());
+            if let Some(offset) = frame_start.filter(|_| frames.len() < super::TAP_FRAMES) {
+                frames.push(packet.payload[offset..].to_vec());
             }
         }
-        let (owner, source, kind) = (publisher.participant, published.source, published.kind);
         let meeting = publisher.meeting.clone();
         let Some(room) = self.meetings.get_mut(&meeting) else { return };
-        let level = data.ext_vals.audio_level;
-        if let (MediaKind::Audio, Some(level)) = (kind, level) {
+        let header = &packet.header;
+        if let (MediaKind::Audio, Some(level)) = (kind, header.ext_vals.audio_level) {
             room.speaker.observe(owner, level, now);
         }
+        let placing = IncomingPacket {
+            ssrc: *header.ssrc,
+            seq: *packet.seq_no,
+            timestamp: header.timestamp,
+            arrival: packet.timestamp,
+            picture_id: vp8.and_then(|v| v.picture_id).map(|p| p.value),
+            tl0_pic_idx: vp8.and_then(|v| v.tl0_pic_idx),
+        };
+        let keyframe = vp8.is_some_and(|v| v.starts_keyframe);
         let mut keyframes_wanted = Vec::new();
         for &other in &room.peers {
             if other == key {
@@ -65,19 +96,20 @@ impl Sfu {
             }
             let Some(sub) = self.peers.get_mut(&other) else { continue };
             let (subscriber, wanted) = (sub.participant, sub.wants(owner, source).is_some());
-            let Some(f) = sub.live_forward_mut(owner, data.mid) else {
+            let Peer { rtc, forwards, unsent, .. } = sub;
+            let Some(f) = forwards.iter_mut().find(|f| f.carries(owner, mid)) else { continue };
+            if !matches!(f.state, OutState::Open(_)) {
                 continue;
-            };
-            let OutState::Open(mid_out) = f.state else { continue };
+            }
             if !wanted {
-                f.current = None;
+                f.pause();
                 continue;
             }
             if kind == MediaKind::Video {
                 let before = f.current;
-                match f.admit_video(data.rid, data.is_keyframe()) {
+                match f.admit_video(rid, keyframe) {
                     VideoVerdict::Forward if f.current != before => {
-                        tracing::debug!(subscriber, publisher = owner, rid = ?data.rid, "layer switched");
+                        tracing::debug!(subscriber, publisher = owner, rid = ?rid, "layer switched");
                     }
                     VideoVerdict::Forward => {}
                     VideoVerdict::Skip { keyframe_for } => {
@@ -88,24 +120,48 @@ impl Sfu {
                     }
                 }
             }
-            let Some(writer) = sub.rtc.writer(mid_out) else { continue };
-            let Some(pt) = writer.match_params(data.params) else { continue };
-            let writer = match level {
-                Some(level) => writer.audio_level(level, data.ext_vals.voice_activity.unwrap_or(level > -50)),
-                None => writer,
-            };
-            if writer.write(pt, data.network_time, data.time, data.data.clone()).is_ok() {
-                self.stats.frames_forwarded += 1;
-                self.dirty.push(other);
+            let Some(out) = f.out.as_mut() else { continue };
+            let Some(pt) = out.payload_type(&params, rtc) else { continue };
+            let Some(placed) = out.rewriter.rewrite(&placing) else { continue };
+            let mut write =
+                RtpWrite::new(pt, placed.seq.into(), placed.timestamp, packet.timestamp, packet.payload.clone())
+                    .marker(header.marker)
+                    .ext_vals(forwarded_extensions(&header.ext_vals))
+                    .nackable(kind == MediaKind::Video);
+            if let Some(v) =
+                vp8.filter(|_| (placed.picture_id, placed.tl0_pic_idx) != (placing.picture_id, placing.tl0_pic_idx))
+            {
+                let picture_id = v.picture_id.zip(placed.picture_id).map(|(width, id)| width.wrap(id));
+                if let Some(patch) = vp8::renumber(&packet.payload, picture_id, placed.tl0_pic_idx) {
+                    write = write.vp8_patch(patch);
+                }
             }
+            let mut api = rtc.direct_api();
+            let Some(stream) = api.stream_tx(&out.ssrc) else { continue };
+            stream.write_rtp(write);
+            *unsent = true;
+            self.stats.packets_forwarded += 1;
+            self.dirty.push(other);
         }
         if !keyframes_wanted.is_empty() {
             let publisher = self.peers.get_mut(&key).expect("publisher exists");
             for rid in keyframes_wanted {
-                request_keyframe(publisher, data.mid, rid, now);
+                request_keyframe(publisher, mid, rid, now);
             }
             self.dirty.push(key);
         }
+    }
+}
+
+/// The header extensions a forwarded packet keeps: what the receiver shows
+/// or plays from (str0m adds the transport's own, such as the congestion
+/// control sequence number and the mid).
+fn forwarded_extensions(from: &ExtensionValues) -> ExtensionValues {
+    ExtensionValues {
+        audio_level: from.audio_level,
+        voice_activity: from.voice_activity,
+        video_orientation: from.video_orientation,
+        ..ExtensionValues::default()
     }
 }
 
@@ -120,7 +176,7 @@ pub(super) fn request_keyframe(peer: &mut Peer, mid: Mid, rid: Option<Rid>, now:
         return;
     }
     published.last_keyframe_request.insert(rid, now);
-    if let Some(mut writer) = peer.rtc.writer(mid) {
-        let _ = writer.request_keyframe(rid, KeyframeRequestKind::Pli);
+    if let Some(stream) = peer.rtc.direct_api().stream_rx_by_mid(mid, rid) {
+        stream.request_keyframe(KeyframeRequestKind::Pli);
     }
 }

@@ -19,10 +19,12 @@ use conclave_proto::media::{MediaSource, PublishedTrack, Tile, MAX_TILES};
 use conclave_proto::signal::{ParticipantId, ServerMessage};
 use str0m::bwe::{Bitrate, BweKind};
 use str0m::config::DtlsCert;
-use str0m::crypto::CryptoProvider;
-use str0m::media::{Direction, MediaData, MediaKind, Mid, Rid};
+use str0m::media::{Direction, MediaKind, Mid, Rid};
 use str0m::net::{Protocol, Receive, Transmit};
-use str0m::{Candidate, Event as RtcEvent, IceConnectionState, IceCreds, Input, Output, Rtc};
+use str0m::rtp::RtpPacket;
+use str0m::{
+    Candidate, Event as RtcEvent, IceConnectionState, IceCreds, Input, Output, PacerReason, Reason, Rtc, RtcConfig,
+};
 
 use crate::demux;
 use crate::layers;
@@ -58,6 +60,16 @@ pub struct SfuConfig {
 
 /// What a tap has recorded (see [`SfuConfig::tap`]).
 pub type FrameTap = Arc<std::sync::Mutex<Vec<Vec<u8>>>>;
+
+/// A timeout to handle now: one already due, or the pacer's request for
+/// the next microsecond after a packet, which releases the next.
+fn is_due(at: Instant, now: Instant, reason: Reason) -> bool {
+    at <= now || reason == Reason::Pacer(PacerReason::Immediate)
+}
+
+/// Due timeouts one peer handles in a row before the rest wait for the
+/// next wake-up, so one session cannot hold the others up.
+const DUE_TIMEOUTS_PER_DRIVE: usize = 1024;
 
 /// Frames a tap keeps at most.
 const TAP_FRAMES: usize = 10_000;
@@ -119,12 +131,12 @@ pub enum SfuEvent {
 pub struct SfuStats {
     pub datagrams_in: u64,
     pub datagrams_out: u64,
-    /// Media frames written to subscribers.
-    pub frames_forwarded: u64,
+    /// RTP packets written to subscribers.
+    pub packets_forwarded: u64,
     /// Datagrams from addresses no admitted participant holds.
     pub datagrams_unrouted: u64,
-    /// Media refused because the host muted or stopped it.
-    pub frames_blocked: u64,
+    /// RTP packets refused because the host muted or stopped their source.
+    pub packets_blocked: u64,
     /// Sessions closed because their `Rtc` failed.
     pub peer_faults: u64,
     /// Sessions restarted because ICE lost the participant.
@@ -155,16 +167,35 @@ impl Dirty {
     }
 
     fn pop(&mut self) -> Option<PeerKey> {
-        let key = self.queue.pop_front()?;
-        self.queued.remove(&key);
-        Some(key)
+        while let Some(key) = self.queue.pop_front() {
+            if self.queued.remove(&key) {
+                return Some(key);
+            }
+        }
+        None
     }
+
+    /// The peer is being driven now: it needs no later turn.
+    fn remove(&mut self, key: PeerKey) {
+        self.queued.remove(&key);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.queued.is_empty()
+    }
+}
+
+/// An RTP packet a publisher sent, and which of its tracks and layers it is.
+struct Incoming {
+    mid: Mid,
+    rid: Option<Rid>,
+    packet: RtpPacket,
 }
 
 /// What one peer's output means for the others.
 enum Propagated {
-    /// Boxed: frames are the common case, and a queue slot stays small.
-    Media(PeerKey, Box<MediaData>),
+    /// Boxed: packets are the common case, and a queue slot stays small.
+    Rtp(PeerKey, Box<Incoming>),
     Keyframe {
         publisher: ParticipantId,
         meeting: MeetingKey,
@@ -176,9 +207,24 @@ enum Propagated {
     Lost(PeerKey),
 }
 
+/// How every participant's session is set up: ICE-lite on the server's one
+/// port, the shared DTLS configuration (`conclave-dtls`), and RTP mode, so packets are forwarded as they came (renumbered
+/// per subscriber) instead of being reassembled into frames and cut up
+/// again for everyone. Opus and VP8 only: the SFU reads VP8's descriptor
+/// to switch layers at keyframes, and the browser's end-to-end
+/// encryption leaves exactly VP8's payload header in the clear.
+pub(crate) fn session_config() -> RtcConfig {
+    Rtc::builder()
+        .set_ice_lite(true)
+        .set_crypto_provider(conclave_dtls::crypto_provider())
+        .set_rtp_mode(true)
+        .clear_codecs()
+        .enable_opus(true, false)
+        .enable_vp8(true)
+}
+
 pub struct Sfu {
     config: SfuConfig,
-    crypto: Arc<CryptoProvider>,
     cert: DtlsCert,
     peers: HashMap<PeerKey, Peer>,
     next_key: PeerKey,
@@ -190,6 +236,8 @@ pub struct Sfu {
     transmits: VecDeque<Transmit>,
     events: VecDeque<SfuEvent>,
     dirty: Dirty,
+    /// The time of the latest input, for work left to the next poll.
+    now: Instant,
     next_housekeeping: Instant,
     next_layers: Instant,
     pub stats: SfuStats,
@@ -197,13 +245,14 @@ pub struct Sfu {
 
 impl Sfu {
     pub fn new(config: SfuConfig, now: Instant) -> Self {
-        let crypto = str0m::crypto::from_feature_flags();
         // One certificate for every session: generating a key per peer
         // would cost milliseconds on each join.
-        let cert = crypto.dtls_provider.generate_certificate().expect("the crypto provider makes DTLS certificates");
+        let cert = conclave_dtls::crypto_provider()
+            .dtls_provider
+            .generate_certificate()
+            .expect("the crypto provider makes DTLS certificates");
         Self {
             config,
-            crypto: Arc::new(crypto),
             cert,
             peers: HashMap::new(),
             next_key: 1,
@@ -215,24 +264,38 @@ impl Sfu {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             dirty: Dirty::default(),
+            now,
             next_housekeeping: now + HOUSEKEEPING,
             next_layers: now + LAYER_EVERY,
             stats: SfuStats::default(),
         }
     }
 
+    /// The next datagram to send. Sessions that datagrams touched are
+    /// polled here, once, after a whole batch of input: a subscriber that
+    /// got several packets in one batch sends them in one turn.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        if self.transmits.is_empty() {
+            self.flush(self.now);
+        }
         let t = self.transmits.pop_front();
         self.stats.datagrams_out += u64::from(t.is_some());
         t
     }
 
     pub fn poll_event(&mut self) -> Option<SfuEvent> {
+        if self.events.is_empty() {
+            self.flush(self.now);
+        }
         self.events.pop_front()
     }
 
-    /// When `handle_timeout` must next be called.
+    /// When `handle_timeout` must next be called: at once while sessions
+    /// wait to be polled.
     pub fn next_deadline(&self) -> Instant {
+        if !self.dirty.is_empty() {
+            return self.now;
+        }
         let timer = self.timers.peek().map(|Reverse((t, _))| *t);
         timer.map_or(self.next_housekeeping, |t| t.min(self.next_housekeeping))
     }
@@ -255,6 +318,7 @@ impl Sfu {
     // Commands.
 
     pub fn handle_command(&mut self, now: Instant, command: Command) {
+        self.now = self.now.max(now);
         match command {
             Command::Admit { meeting, participant, rights } => self.admit(now, meeting, participant, rights),
             Command::Rights { meeting, participant, rights } => self.set_rights(now, &meeting, participant, rights),
@@ -262,10 +326,11 @@ impl Sfu {
             Command::Offer { meeting, participant, sdp, tracks } => self.offer(&meeting, participant, &sdp, tracks),
             Command::Answer { meeting, participant, sdp } => self.answer(&meeting, participant, &sdp),
             Command::Subscribe { meeting, participant, mut tiles } => {
-                if let Some(&key) = self.by_participant.get(&(meeting, participant)) {
+                if let Some(&key) = self.by_participant.get(&(meeting.clone(), participant)) {
                     tiles.truncate(MAX_TILES);
                     self.peers.get_mut(&key).expect("indexed peer").tiles = Some(tiles);
                     self.allocate_layers(now, key);
+                    self.announce_layers(&meeting);
                 }
             }
         }
@@ -277,10 +342,8 @@ impl Sfu {
             return self.set_rights(now, &meeting, participant, rights);
         }
         let creds = IceCreds::new();
-        let mut rtc = Rtc::builder()
-            .set_ice_lite(true)
+        let mut rtc = session_config()
             .set_local_ice_credentials(creds.clone())
-            .set_crypto_provider(self.crypto.clone())
             .set_dtls_cert(self.cert.clone())
             .enable_bwe(Some(Bitrate::kbps(self.config.initial_bitrate_kbps)))
             .build(now);
@@ -302,6 +365,7 @@ impl Sfu {
             tiles: None,
             estimate: None,
             scheduled: None,
+            unsent: false,
             addr: None,
         };
         let room = self.meetings.entry(meeting.clone()).or_default();
@@ -413,8 +477,11 @@ impl Sfu {
 
     // Network and time.
 
-    /// One datagram from the shared UDP port.
+    /// One datagram from the shared UDP port. The session it belongs to
+    /// is polled at once (str0m holds one received packet at a time);
+    /// what that makes other sessions send waits for the next poll.
     pub fn handle_datagram(&mut self, now: Instant, source: SocketAddr, bytes: &[u8]) {
+        self.now = self.now.max(now);
         self.stats.datagrams_in += 1;
         let key = match self.by_addr.get(&source) {
             Some(&key) => key,
@@ -441,18 +508,19 @@ impl Sfu {
             self.by_addr.insert(source, key);
         }
         match catch_unwind(AssertUnwindSafe(|| peer.rtc.handle_input(input))) {
-            Ok(Ok(())) => self.dirty.push(key),
-            Ok(Err(err)) => {
-                // One bad packet is that packet's problem, not the session's.
-                tracing::debug!(participant = peer.participant, error = %err, "datagram refused");
-                self.dirty.push(key);
-            }
-            Err(_) => self.fault(key, "handling a datagram"),
+            Ok(Ok(())) => {}
+            // One bad packet is that packet's problem, not the session's.
+            Ok(Err(err)) => tracing::debug!(participant = peer.participant, error = %err, "datagram refused"),
+            Err(_) => return self.fault(key, "handling a datagram"),
         }
-        self.flush(now);
+        self.dirty.remove(key);
+        for p in self.drive(key, now) {
+            self.propagate(p, now);
+        }
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = self.now.max(now);
         while let Some(Reverse((at, key))) = self.timers.peek().copied() {
             if at > now {
                 break;
@@ -473,10 +541,7 @@ impl Sfu {
             self.evaluate_speakers(now);
             if now >= self.next_layers {
                 self.next_layers = now + LAYER_EVERY;
-                let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
-                for key in keys {
-                    self.allocate_layers(now, key);
-                }
+                self.allocate_all_layers(now);
             }
         }
         self.flush(now);
@@ -486,7 +551,7 @@ impl Sfu {
     /// carrying what each produced to the others.
     fn flush(&mut self, now: Instant) {
         while let Some(key) = self.dirty.pop() {
-            let propagated = self.drive(key);
+            let propagated = self.drive(key, now);
             for p in propagated {
                 self.propagate(p, now);
             }
@@ -494,9 +559,23 @@ impl Sfu {
     }
 
     /// Polls one peer's `Rtc` until it waits for time.
-    fn drive(&mut self, key: PeerKey) -> Vec<Propagated> {
+    ///
+    /// str0m releases one queued packet per timeout it handles, so a
+    /// timeout already due is handled here at once: a subscriber's share of
+    /// a wake-up goes out in that wake-up, not one packet per turn of the
+    /// driver.
+    fn drive(&mut self, key: PeerKey, now: Instant) -> Vec<Propagated> {
         let mut out = Vec::new();
+        let mut due_timeouts = 0;
         let Some(peer) = self.peers.get_mut(&key) else { return out };
+        if std::mem::take(&mut peer.unsent) {
+            // Packets were written since it last ran: its pacer must see
+            // them before it can release one.
+            if catch_unwind(AssertUnwindSafe(|| peer.rtc.handle_input(Input::Timeout(now)))).is_err() {
+                self.fault(key, "a timeout");
+                return out;
+            }
+        }
         if let Some(sdp) = peer.offer_changes() {
             let message = ServerMessage::MediaOffer { sdp, tracks: peer.forwarded_tracks() };
             self.events.push_back(SfuEvent::Signal {
@@ -521,6 +600,18 @@ impl Sfu {
             };
             match output {
                 Output::Transmit(t) => self.transmits.push_back(t),
+                Output::Timeout(at)
+                    if is_due(at, now, peer.rtc.last_timeout_reason()) && due_timeouts < DUE_TIMEOUTS_PER_DRIVE =>
+                {
+                    due_timeouts += 1;
+                    // The pacer asks for the next microsecond, so that packets
+                    // sent in one go still get distinct send times.
+                    let at = at.max(now);
+                    if catch_unwind(AssertUnwindSafe(|| peer.rtc.handle_input(Input::Timeout(at)))).is_err() {
+                        self.fault(key, "a timeout");
+                        return out;
+                    }
+                }
                 Output::Timeout(at) => {
                     if peer.scheduled.is_none_or(|s| at < s) {
                         peer.scheduled = Some(at);
@@ -571,7 +662,13 @@ impl Sfu {
                     }
                 }
             }
-            RtcEvent::MediaData(data) => out.push(Propagated::Media(key, Box::new(data))),
+            RtcEvent::RtpPacket(packet) => {
+                // str0m only reports packets of streams it has mapped to an m-line.
+                if let Some(stream) = peer.rtc.direct_api().stream_rx(&packet.header.ssrc) {
+                    let (mid, rid) = (stream.mid(), stream.rid());
+                    out.push(Propagated::Rtp(key, Box::new(Incoming { mid, rid, packet })));
+                }
+            }
             RtcEvent::KeyframeRequest(req) => {
                 if let Some(f) = peer.forwards.iter().find(|f| f.mid() == Some(req.mid)) {
                     let rid = f.current.flatten().or(f.target);

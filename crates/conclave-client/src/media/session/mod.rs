@@ -1,5 +1,5 @@
-//! The task behind a [`MediaParticipant`]: it owns the signaling connection,
-//! a UDP socket and a str0m `Rtc`, and runs the participant's side of the
+//! The task behind a [`MediaParticipant`]: it owns the signaling connection
+//! (through its pump), a UDP socket and a str0m `Rtc`, and runs the participant's side of the
 //! negotiation as the polite peer (it yields when offers cross).
 
 use std::collections::{HashMap, HashSet};
@@ -26,6 +26,9 @@ use conclave_e2ee::agent::E2eeAgent;
 use conclave_e2ee::mls::OpenMlsMember;
 
 mod e2ee;
+mod pump;
+
+use pump::Signaling;
 
 #[derive(Debug, Clone)]
 pub struct MediaOptions {
@@ -81,6 +84,11 @@ impl Default for MediaOptions {
     }
 }
 
+/// Datagrams read in one wake-up before the session is polled.
+const RECEIVE_BATCH: usize = 32;
+/// The socket's kernel receive buffer.
+const RECEIVE_BUFFER: usize = 1 << 20;
+
 enum Control {
     Signal(ClientMessage),
     Screen(bool),
@@ -129,6 +137,9 @@ impl MediaParticipant {
         options: MediaOptions,
     ) -> std::io::Result<Self> {
         let socket = UdpSocket::bind(SocketAddr::new(options.bind, 0)).await?;
+        // Room for a burst while this participant's task waits its turn (a
+        // load test runs hundreds of them on one core).
+        let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(RECEIVE_BUFFER);
         let turn = match &options.relay {
             Some(relay) => Some(allocate(&socket, relay).await?),
             None => None,
@@ -277,7 +288,7 @@ impl Session {
         // Relay-only: the relayed address is our only candidate, and what
         // str0m sends from and receives at.
         let local = turn.as_ref().and_then(|t| t.relay).unwrap_or(socket_addr);
-        let mut rtc = Rtc::builder().build(now);
+        let mut rtc = new_rtc(now);
         rtc.add_local_candidate(local_candidate(local, socket_addr, turn.is_some()));
         let mut wanted = HashSet::new();
         if options.microphone {
@@ -310,15 +321,16 @@ impl Session {
 
     async fn run(
         mut self,
-        mut connection: impl SignalChannel,
+        connection: impl SignalChannel,
         mut control: mpsc::UnboundedReceiver<Control>,
         messages: mpsc::UnboundedSender<ServerMessage>,
     ) {
         let mut buf = vec![0u8; 2048];
+        let mut connection = Signaling::start(connection);
         let mut signaling_open = true;
         let e2ee_start = self.e2ee_start();
         for message in self.offer_changes().into_iter().chain([self.unmute()]).chain(e2ee_start) {
-            signaling_open &= connection.send(&message).await.is_ok();
+            signaling_open &= connection.send(message);
         }
         loop {
             let timeout = self.poll(Instant::now()).await;
@@ -328,10 +340,10 @@ impl Session {
             let wake = timeout.min(self.next_media_at()).min(tick);
             let wake = tokio::time::Instant::from_std(wake.max(Instant::now()));
             tokio::select! {
-                received = connection.next(Duration::from_secs(3600)), if signaling_open => match received {
-                    Ok(message) => {
+                received = connection.next(), if signaling_open => match received {
+                    Some(message) => {
                         for reply in self.on_server_message(message, &messages) {
-                            signaling_open &= connection.send(&reply).await.is_ok();
+                            signaling_open &= connection.send(reply);
                         }
                         if let Some(server) = self.turn.as_ref().map(|t| t.server) {
                             for request in std::mem::take(&mut self.turn_outbox) {
@@ -339,8 +351,7 @@ impl Session {
                             }
                         }
                     }
-                    Err(SignalError::Timeout(_)) => {}
-                    Err(_) => {
+                    None => {
                         // Keep receiving on the UDP socket: a removed
                         // participant must see the media stop by itself.
                         signaling_open = false;
@@ -349,7 +360,7 @@ impl Session {
                 },
                 command = control.recv() => match command {
                     Some(Control::Signal(message)) => {
-                        signaling_open &= connection.send(&message).await.is_ok();
+                        signaling_open &= connection.send(message);
                     }
                     Some(Control::Screen(on)) => {
                         let request = if on {
@@ -357,10 +368,10 @@ impl Session {
                         } else {
                             ClientMessage::StopScreenShare { participant_id: None }
                         };
-                        signaling_open &= connection.send(&request).await.is_ok();
+                        signaling_open &= connection.send(request);
                         if on { self.wanted.insert(MediaSource::Screen); } else { self.wanted.remove(&MediaSource::Screen); }
                         if let Some(offer) = self.offer_changes() {
-                            signaling_open &= connection.send(&offer).await.is_ok();
+                            signaling_open &= connection.send(offer);
                         }
                     }
                     Some(Control::AudioLevel(level)) => self.options.audio_level = level,
@@ -372,36 +383,15 @@ impl Session {
                     None => return,
                 },
                 received = self.socket.recv_from(&mut buf) => {
-                    if let Ok((n, mut source)) = received {
-                        let now = Instant::now();
-                        let mut datagram = &buf[..n];
-                        {
-                            let mut stats = self.stats.lock().expect("stats lock");
-                            stats.datagrams_received += 1;
-                            stats.rtp_received += u64::from(is_rtp(datagram));
-                        }
-                        if let Some(turn) = self.turn.as_mut().filter(|t| t.server == source) {
-                            if turn.is_control(datagram) {
-                                if let Some(TurnEvent::Send(next)) = turn.handle(datagram) {
-                                    let _ = self.socket.send_to(&next, source).await;
-                                }
-                                continue;
+                    if let Ok((n, source)) = received {
+                        self.on_datagram(&buf[..n], source);
+                        // What else has arrived goes in before the session is
+                        // polled again: one wake-up for a burst, not one each.
+                        for _ in 1..RECEIVE_BATCH {
+                            match self.socket.try_recv_from(&mut buf) {
+                                Ok((n, source)) => self.on_datagram(&buf[..n], source),
+                                Err(_) => break,
                             }
-                            match turn.unwrap(datagram) {
-                                Some((peer, inner)) => (source, datagram) = (peer, inner),
-                                None => continue,
-                            }
-                        }
-                        let n = datagram.len();
-                        let admitted = self.bottleneck.as_mut().is_none_or(|b| b.admits(n, now));
-                        if !admitted {
-                            self.stats.lock().expect("stats lock").dropped_by_limit += 1;
-                        } else if let Ok(contents) = datagram.try_into() {
-                            let input = Input::Receive(
-                                Instant::now(),
-                                Receive { proto: Protocol::Udp, source, destination: self.local, contents },
-                            );
-                            let _ = self.rtc.handle_input(input);
                         }
                     }
                 }
@@ -410,6 +400,38 @@ impl Session {
                 }
             }
             self.send_media_due(Instant::now());
+        }
+    }
+
+    /// One datagram from the socket: unwrapped when relayed, dropped past a
+    /// receive limit, otherwise handed to the `Rtc`.
+    fn on_datagram(&mut self, mut datagram: &[u8], mut source: SocketAddr) {
+        let now = Instant::now();
+        {
+            let mut stats = self.stats.lock().expect("stats lock");
+            stats.datagrams_received += 1;
+            stats.rtp_received += u64::from(is_rtp(datagram));
+        }
+        if let Some(turn) = self.turn.as_mut().filter(|t| t.server == source) {
+            if turn.is_control(datagram) {
+                if let Some(TurnEvent::Send(next)) = turn.handle(datagram) {
+                    // A lost reply is a lost datagram: TURN retries.
+                    let _ = self.socket.try_send_to(&next, source);
+                }
+                return;
+            }
+            match turn.unwrap(datagram) {
+                Some((peer, inner)) => (source, datagram) = (peer, inner),
+                None => return,
+            }
+        }
+        let admitted = self.bottleneck.as_mut().is_none_or(|b| b.admits(datagram.len(), now));
+        if !admitted {
+            self.stats.lock().expect("stats lock").dropped_by_limit += 1;
+        } else if let Ok(contents) = datagram.try_into() {
+            let input =
+                Input::Receive(now, Receive { proto: Protocol::Udp, source, destination: self.local, contents });
+            let _ = self.rtc.handle_input(input);
         }
     }
 
@@ -531,7 +553,7 @@ impl Session {
             }
             ServerMessage::Error { code, .. } if code == "media_lost" => {
                 // The server lost us (a network change): start a fresh session.
-                self.rtc = Rtc::builder().build(Instant::now());
+                self.rtc = new_rtc(Instant::now());
                 let base = self.socket.local_addr().unwrap_or(self.local);
                 self.rtc.add_local_candidate(local_candidate(self.local, base, self.turn.is_some()));
                 self.published.clear();
@@ -601,8 +623,9 @@ impl Session {
             }
         }
         if !self.ready && added.is_empty() && self.published.is_empty() {
-            // Nothing to send: a data channel gives the offer something to negotiate.
-            api.add_channel("conclave".into());
+            // Nothing to send: an inactive audio m-line gives the offer a
+            // transport to set up, as the browser app's does.
+            api.add_media(MediaKind::Audio, Direction::Inactive, None, None, None);
         }
         if !api.has_changes() {
             return None;
@@ -718,6 +741,12 @@ impl Session {
 /// byte, then RFC 5761's payload types: RTCP's are 192–223).
 fn is_rtp(datagram: &[u8]) -> bool {
     matches!(datagram, [128..=191, second, ..] if !(64..=95).contains(&(second & 0x7f)))
+}
+
+/// A peer connection as a browser's would be, on the shared DTLS
+/// configuration (`conclave-dtls`).
+fn new_rtc(now: Instant) -> Rtc {
+    Rtc::builder().set_crypto_provider(conclave_dtls::crypto_provider()).build(now)
 }
 
 /// The participant's one ICE candidate: its socket, or its relay when relay-only.
