@@ -90,6 +90,9 @@ pub(crate) struct Forward {
     /// When the allocation last stepped this video down: it is not
     /// stepped up again soon, or a link at its limit would flap.
     pub stepped_down: Option<Instant>,
+    /// When the subscriber last got a packet of this video, or began to
+    /// wait for one (at its first packet, or after a pause).
+    pub progressed: Option<Instant>,
     /// The subscriber's stream for this track, once its m-line is open.
     pub out: Option<OutStream>,
 }
@@ -120,7 +123,12 @@ impl OutStream {
     }
 }
 
-/// What to do with one video frame of a forwarded track.
+/// How long a subscriber goes without a packet of a video before any
+/// layer's keyframe may restart it: long enough for the target's keyframe
+/// to answer a request, short enough that a frozen picture is a blip.
+pub(crate) const LAYER_STALL: Duration = Duration::from_secs(1);
+
+/// What to do with one packet of a forwarded video.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum VideoVerdict {
     Forward,
@@ -149,6 +157,7 @@ impl Forward {
     /// keyframe, continuing the outgoing numbering without a hole.
     pub fn pause(&mut self) {
         self.current = None;
+        self.progressed = None;
         if let Some(out) = &mut self.out {
             out.rewriter.pause();
         }
@@ -163,15 +172,21 @@ impl Forward {
         }
     }
 
-    /// Decides on a frame of layer `rid`: the subscriber moves to its
-    /// target at the target's next keyframe, and keeps getting the layer it
-    /// has until then.
-    pub fn admit_video(&mut self, rid: Option<Rid>, keyframe: bool) -> VideoVerdict {
-        if rid == self.target && keyframe {
+    /// Decides on a packet of layer `rid` (`keyframe`: the first packet of
+    /// a keyframe): the subscriber moves to its target at the target's next
+    /// keyframe, and keeps getting the layer it has until then. A publisher
+    /// may stop a layer on its own (a browser drops simulcast layers when
+    /// its camera's picture gets small or its CPU busy): once nothing has
+    /// reached the subscriber for [`LAYER_STALL`], any layer's keyframe
+    /// restarts the picture while the target is still waited for.
+    pub fn admit_video(&mut self, rid: Option<Rid>, keyframe: bool, now: Instant) -> VideoVerdict {
+        let since = *self.progressed.get_or_insert(now);
+        let stalled = now.saturating_duration_since(since) >= LAYER_STALL;
+        if keyframe && (rid == self.target || stalled) {
             self.current = Some(rid);
-            return VideoVerdict::Forward;
         }
         if self.current == Some(rid) {
+            self.progressed = Some(now);
             return VideoVerdict::Forward;
         }
         let waiting = self.current != Some(self.target);
@@ -259,6 +274,7 @@ impl Peer {
             current: None,
             target: published.rids.last().copied(),
             stepped_down: None,
+            progressed: None,
             out: None,
         });
     }
@@ -461,6 +477,7 @@ mod tests {
             current: None,
             target: Some(Rid::from(target)),
             stepped_down: None,
+            progressed: None,
             out: None,
         }
     }
@@ -468,19 +485,52 @@ mod tests {
     #[test]
     fn a_subscriber_keeps_its_layer_until_the_targets_keyframe() {
         let (q, h) = (Some(Rid::from("q")), Some(Rid::from("h")));
+        let now = Instant::now();
         let mut fwd = forward_to("h");
         let skip_for_h = VideoVerdict::Skip { keyframe_for: Some(h) };
-        assert_eq!(fwd.admit_video(q, true), skip_for_h, "not the target");
-        assert_eq!(fwd.admit_video(h, false), skip_for_h, "nothing to start from yet");
-        assert_eq!(fwd.admit_video(h, true), VideoVerdict::Forward);
+        assert_eq!(fwd.admit_video(q, true, now), skip_for_h, "not the target");
+        assert_eq!(fwd.admit_video(h, false, now), skip_for_h, "nothing to start from yet");
+        assert_eq!(fwd.admit_video(h, true, now), VideoVerdict::Forward);
         assert_eq!(fwd.current, Some(h));
         // Moving down: the current layer flows until the new one's keyframe.
         fwd.target = q;
         let skip_for_q = VideoVerdict::Skip { keyframe_for: Some(q) };
-        assert_eq!(fwd.admit_video(h, false), VideoVerdict::Forward);
-        assert_eq!(fwd.admit_video(q, false), skip_for_q);
-        assert_eq!(fwd.admit_video(q, true), VideoVerdict::Forward);
-        assert_eq!(fwd.admit_video(h, false), VideoVerdict::Skip { keyframe_for: None }, "switched");
+        assert_eq!(fwd.admit_video(h, false, now), VideoVerdict::Forward);
+        assert_eq!(fwd.admit_video(q, false, now), skip_for_q);
+        assert_eq!(fwd.admit_video(q, true, now), VideoVerdict::Forward);
+        assert_eq!(fwd.admit_video(h, false, now), VideoVerdict::Skip { keyframe_for: None }, "switched");
+    }
+
+    #[test]
+    fn a_layer_the_publisher_stopped_gives_way_to_any_keyframe() {
+        let (q, h, f) = (Some(Rid::from("q")), Some(Rid::from("h")), Some(Rid::from("f")));
+        let start = Instant::now();
+        let at = |ms| start + Duration::from_millis(ms);
+        let mut fwd = forward_to("h");
+        assert_eq!(fwd.admit_video(h, true, at(0)), VideoVerdict::Forward);
+        fwd.target = f;
+        // h keeps coming: q's keyframes are not taken.
+        assert_eq!(fwd.admit_video(h, false, at(900)), VideoVerdict::Forward);
+        assert!(matches!(fwd.admit_video(q, true, at(1500)), VideoVerdict::Skip { .. }));
+        // h stops (the browser dropped it) and f never starts: after a
+        // second of nothing, q's next keyframe restarts the picture.
+        assert!(matches!(fwd.admit_video(q, true, at(1800)), VideoVerdict::Skip { .. }));
+        assert_eq!(fwd.admit_video(q, true, at(2000)), VideoVerdict::Forward);
+        assert_eq!(fwd.current, Some(q));
+        assert_eq!(fwd.admit_video(q, false, at(2030)), VideoVerdict::Forward);
+        // f's keyframe still moves it to the target.
+        assert_eq!(fwd.admit_video(f, true, at(2100)), VideoVerdict::Forward);
+        assert_eq!(fwd.current, Some(f));
+    }
+
+    #[test]
+    fn a_new_subscriber_waits_a_while_for_its_targets_keyframe() {
+        let q = Some(Rid::from("q"));
+        let start = Instant::now();
+        let mut fwd = forward_to("f");
+        assert!(matches!(fwd.admit_video(q, true, start), VideoVerdict::Skip { .. }));
+        assert!(matches!(fwd.admit_video(q, true, start + Duration::from_millis(900)), VideoVerdict::Skip { .. }));
+        assert_eq!(fwd.admit_video(q, true, start + LAYER_STALL), VideoVerdict::Forward, "the target never came");
     }
 
     #[test]

@@ -10,8 +10,11 @@
 //! sees neither a gap to wait for nor a jump back to drop, and its decoder
 //! sees frames in order.
 //!
-//! Sequence numbers are str0m's extended ones (64 bits, no wrap), so the
-//! outgoing stream never has to signal a rollover.
+//! Sequence numbers are str0m's extended ones (64 bits, no wrap). The
+//! outgoing stream begins in its first rollover period, whatever period
+//! the publisher's stream is in: a receiver starts a new stream's SRTP
+//! rollover counter at zero (RFC 3711 §3.3.1), so a subscriber who joins
+//! after a publisher's 65 536th packet could otherwise decrypt nothing.
 
 use std::time::Instant;
 
@@ -116,11 +119,12 @@ impl StreamRewriter {
     /// as much later in media time as it arrived later.
     fn switch_to(&self, first: &IncomingPacket) -> Mapping {
         let Some(last) = self.furthest else {
-            // The first packet ever keeps its numbers.
+            // The first packet ever keeps its 16-bit number, in the first
+            // rollover period.
             return Mapping {
                 ssrc: first.ssrc,
                 first_seq: first.seq,
-                seq_offset: 0,
+                seq_offset: (first.seq & 0xffff).wrapping_sub(first.seq),
                 timestamp_offset: 0,
                 picture_id_offset: 0,
                 tl0_offset: 0,
@@ -173,6 +177,17 @@ mod tests {
         assert_eq!((out.seq, out.timestamp, out.picture_id), (1000, 5000, p.picture_id));
         let out = rw.rewrite(&packet(7, 1001, 5000, 1, start)).unwrap();
         assert_eq!(out.seq, 1001);
+    }
+
+    #[test]
+    fn a_late_subscriber_starts_in_the_first_rollover_period() {
+        let start = Instant::now();
+        let mut rw = StreamRewriter::new(90_000);
+        // The publisher's stream is in its third rollover period.
+        let first = rw.rewrite(&packet(7, 2 * 65_536 + 65_535, 5000, 0, start)).unwrap();
+        assert_eq!(first.seq, 65_535);
+        let next = rw.rewrite(&packet(7, 3 * 65_536, 5000, 1, start)).unwrap();
+        assert_eq!(next.seq, 65_536, "and rolls over with it");
     }
 
     #[test]

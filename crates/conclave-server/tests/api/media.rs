@@ -82,7 +82,7 @@ async fn three_participants_exchange_audio_video_and_a_screen_share() {
         assert_eq!(stats.unreadable, 0);
         assert_eq!(stats.frames_from(p.id, MediaSource::Camera), 0, "nobody gets their own media back");
         let camera = stats.from(people[0].id, MediaSource::Camera).or(stats.from(people[1].id, MediaSource::Camera));
-        assert!(camera.unwrap().keyframes >= 1, "video starts at a keyframe");
+        assert!(camera.unwrap().keyframes >= 1, "video is shown from a keyframe");
     }
     let sfu = srv.state.media.as_ref().unwrap().stats();
     assert!(sfu.packets_forwarded > 200, "{sfu:?}");

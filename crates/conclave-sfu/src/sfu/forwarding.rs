@@ -107,7 +107,7 @@ impl Sfu {
             }
             if kind == MediaKind::Video {
                 let before = f.current;
-                match f.admit_video(rid, keyframe) {
+                match f.admit_video(rid, keyframe, now) {
                     VideoVerdict::Forward if f.current != before => {
                         tracing::debug!(subscriber, publisher = owner, rid = ?rid, "layer switched");
                     }

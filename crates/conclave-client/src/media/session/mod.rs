@@ -11,7 +11,7 @@ use conclave_proto::media::{MediaSource, PublishedTrack};
 use conclave_proto::signal::{ClientMessage, ParticipantId, ServerMessage};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::Codec;
-use str0m::media::{Direction, MediaKind, MediaTime, Mid, Pt, Rid, Simulcast, SimulcastLayer};
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, MediaTime, Mid, Pt, Rid, Simulcast, SimulcastLayer};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 use tokio::net::UdpSocket;
@@ -270,7 +270,14 @@ struct Session {
     next_video: Instant,
     next_screen: Instant,
     started: Instant,
+    /// Incoming video tracks by mid: when each last asked for a keyframe
+    /// while none had come, `None` once one did.
+    video_in: HashMap<Mid, Option<Instant>>,
 }
+
+/// How often a track still waiting for its first keyframe asks again, as
+/// a browser's decoder does when what it got cannot be decoded.
+const KEYFRAME_ASK_GAP: Duration = Duration::from_millis(250);
 
 impl Session {
     fn new(
@@ -316,6 +323,7 @@ impl Session {
             next_video: now,
             next_screen: now,
             started: now,
+            video_in: HashMap::new(),
         }
     }
 
@@ -472,13 +480,15 @@ impl Session {
                     },
                     None => data.data.to_vec(),
                 };
-                let mut stats = self.stats.lock().expect("stats lock");
-                match synthetic::parse(&plain) {
-                    Some(header) => {
-                        stats.record(&data.mid.to_string(), &header, data.data.len(), now, synthetic::now_us())
-                    }
-                    None => stats.unreadable += 1,
+                let Some(header) = synthetic::parse(&plain) else {
+                    self.stats.lock().expect("stats lock").unreadable += 1;
+                    return;
+                };
+                if header.source != MediaSource::Microphone {
+                    self.ask_for_keyframe_until_one_came(data.mid, header.keyframe, now);
                 }
+                let mut stats = self.stats.lock().expect("stats lock");
+                stats.record(&data.mid.to_string(), &header, data.data.len(), now, synthetic::now_us());
             }
             Event::KeyframeRequest(req) => {
                 self.stats.lock().expect("stats lock").keyframe_requests += 1;
@@ -487,6 +497,26 @@ impl Session {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// A video can only be shown from a keyframe: a track whose first
+    /// frames are not one (its keyframe was lost, or came before the
+    /// track was set up) asks the server for one, like a browser's decoder.
+    fn ask_for_keyframe_until_one_came(&mut self, mid: Mid, keyframe: bool, now: Instant) {
+        if keyframe {
+            self.video_in.insert(mid, None);
+            return;
+        }
+        match self.video_in.get(&mid) {
+            Some(None) => return,
+            Some(Some(asked)) if now.saturating_duration_since(*asked) < KEYFRAME_ASK_GAP => return,
+            _ => {}
+        }
+        self.video_in.insert(mid, Some(now));
+        if let Some(mut writer) = self.rtc.writer(mid) {
+            // Cannot fail: the track just delivered a frame, so it receives.
+            let _ = writer.request_keyframe(None, KeyframeRequestKind::Pli);
         }
     }
 
