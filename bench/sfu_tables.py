@@ -87,8 +87,11 @@ for key, title in SCENARIOS.items():
         c = [r[field] for r in conclave]
         j = [r[field] for r in janus]
         ratio = "—"
-        if c and j and statistics.median(j) > 0:
-            ratio = f"{statistics.median(c) / statistics.median(j):.2f}×"
+        # A ratio to a count near zero says nothing; a small ratio keeps
+        # two significant digits rather than rounding to 0.00×.
+        if c and j and statistics.median(c) > 0 and statistics.median(j) > 0:
+            r = statistics.median(c) / statistics.median(j)
+            ratio = f"{r:.2f}×" if r >= 0.1 else f"{r:.2g}×"
         out.append(f"| {label} | {cell(c, digits)} | {cell(j, digits)} | {ratio} |")
     if conclave:
         cpu = statistics.median(r["cpu_us_per_sent"] for r in conclave)
