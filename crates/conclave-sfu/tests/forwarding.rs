@@ -4,7 +4,7 @@ mod network;
 
 use std::time::Duration;
 
-use network::{Network, Sends};
+use network::{Loss, Network, Sends};
 
 /// A 1.5 Mbit/s camera (6,000-byte frames, six packets each) reaches every
 /// subscriber whole and in the millisecond it was sent: forwarding is not
@@ -13,7 +13,7 @@ use network::{Network, Sends};
 fn every_frame_reaches_every_subscriber_at_once() {
     let mut sends = vec![Sends::Camera { frame_bytes: 6000 }];
     sends.extend([Sends::Nothing; 10]);
-    let mut net = Network::new(&sends, 0);
+    let mut net = Network::new(&sends, Loss::default());
     assert!(net.run_until(Duration::from_secs(10), Network::all_connected));
     net.run_until(Duration::from_secs(5), |_| false);
     let sent = net.peers[0].frames_sent();

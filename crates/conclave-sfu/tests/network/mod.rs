@@ -4,7 +4,7 @@
 // Each test binary uses its part of the world.
 #![allow(dead_code)]
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -49,20 +49,31 @@ pub struct Peer {
     pub received: Vec<(u32, u64)>,
 }
 
+/// What the network loses.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Loss {
+    /// One datagram in this many, each way (none when 0).
+    pub one_in: u64,
+    /// Every peer's first DTLS datagram, each way: no handshake completes
+    /// unless the lost flight is sent again.
+    pub first_handshake_datagram: bool,
+}
+
 pub struct Network {
     pub sfu: Sfu,
     pub peers: Vec<Peer>,
     pub start: Instant,
     pub now: Instant,
-    lose_one_in: u64,
+    loss: Loss,
     rng: u64,
+    /// (peer, towards the SFU) whose first DTLS datagram was lost.
+    handshake_lost: HashSet<(u64, bool)>,
 }
 
 impl Network {
     /// `peers` participants admitted to one meeting at once, sending what
-    /// their entry says, over a network losing one datagram in
-    /// `lose_one_in` each way (none when 0).
-    pub fn new(peers: &[Sends], lose_one_in: u64) -> Self {
+    /// their entry says, over a network losing what `loss` says.
+    pub fn new(peers: &[Sends], loss: Loss) -> Self {
         let start = Instant::now();
         let config = SfuConfig { advertised: SFU.parse().unwrap(), initial_bitrate_kbps: 2500, tap: None };
         let mut sfu = Sfu::new(config, start);
@@ -75,14 +86,20 @@ impl Network {
             sfu.handle_command(start, offer);
             all.push(peer);
         }
-        Self { sfu, peers: all, start, now: start, lose_one_in, rng: 0x2545_f491_4f6c_dd1d }
+        Self { sfu, peers: all, start, now: start, loss, rng: 0x2545_f491_4f6c_dd1d, handshake_lost: HashSet::new() }
     }
 
-    fn lost(&mut self) -> bool {
+    /// Whether `datagram` between `peer` and the SFU is lost.
+    fn lost(&mut self, peer: u64, to_sfu: bool, datagram: &[u8]) -> bool {
+        // DTLS records begin with a content type of 20 to 63 (RFC 7983).
+        let dtls = datagram.first().is_some_and(|b| (20..=63).contains(b));
+        if dtls && self.loss.first_handshake_datagram && self.handshake_lost.insert((peer, to_sfu)) {
+            return true;
+        }
         self.rng ^= self.rng << 13;
         self.rng ^= self.rng >> 7;
         self.rng ^= self.rng << 17;
-        self.lose_one_in > 0 && self.rng.is_multiple_of(self.lose_one_in)
+        self.loss.one_in > 0 && self.rng.is_multiple_of(self.loss.one_in)
     }
 
     /// Steps until `done` holds or `within` has passed; whether it held.
@@ -133,9 +150,9 @@ impl Network {
                     Output::Event(event) => self.peers[i].on_event(event, elapsed_ms),
                 }
             }
-            let from = self.peers[i].addr;
+            let (from, id) = (self.peers[i].addr, self.peers[i].id);
             for datagram in sent {
-                if !self.lost() {
+                if !self.lost(id, true, &datagram) {
                     self.sfu.handle_datagram(now, from, &datagram);
                 }
             }
@@ -144,11 +161,9 @@ impl Network {
             self.sfu.handle_timeout(now);
         }
         while let Some(t) = self.sfu.poll_transmit() {
-            if self.lost() {
-                continue;
-            }
-            if let Some(p) = self.peers.iter_mut().find(|p| p.addr == t.destination) {
-                p.inbox.push_back(t.contents.to_vec());
+            let Some(i) = self.peers.iter().position(|p| p.addr == t.destination) else { continue };
+            if !self.lost(self.peers[i].id, false, &t.contents) {
+                self.peers[i].inbox.push_back(t.contents.to_vec());
             }
         }
         while let Some(event) = self.sfu.poll_event() {
