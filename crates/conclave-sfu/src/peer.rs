@@ -223,7 +223,9 @@ pub(crate) struct Peer {
     pub scheduled: Option<Instant>,
     /// Packets were written to it since it was last polled.
     pub unsent: bool,
-    pub addr: Option<SocketAddr>,
+    /// The addresses its ICE checks came from (one, unless its network
+    /// changed): where its datagrams are routed from.
+    pub addrs: Vec<SocketAddr>,
 }
 
 impl Peer {
@@ -408,7 +410,7 @@ mod tests {
             estimate: None,
             scheduled: None,
             unsent: false,
-            addr: None,
+            addrs: Vec::new(),
         };
         (peer, app)
     }

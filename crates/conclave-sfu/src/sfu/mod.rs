@@ -207,6 +207,10 @@ enum Propagated {
     Lost(PeerKey),
 }
 
+/// Addresses one session is reached at, at most: a host and a relayed
+/// candidate, and a network change or two.
+const ADDRESSES_PER_SESSION: usize = 4;
+
 /// How every participant's session is set up: ICE-lite on the server's one
 /// port, the shared DTLS configuration (`conclave-dtls`), and RTP mode, so packets are forwarded as they came (renumbered
 /// per subscriber) instead of being reassembled into frames and cut up
@@ -311,7 +315,7 @@ impl Sfu {
     pub fn bind_address_for_fuzzing(&mut self, meeting: &str, participant: ParticipantId, addr: SocketAddr) {
         if let Some(&key) = self.by_participant.get(&(MeetingKey::from(meeting), participant)) {
             self.by_addr.insert(addr, key);
-            self.peers.get_mut(&key).expect("indexed peer").addr = Some(addr);
+            self.peers.get_mut(&key).expect("indexed peer").addrs.push(addr);
         }
     }
 
@@ -366,7 +370,7 @@ impl Sfu {
             estimate: None,
             scheduled: None,
             unsent: false,
-            addr: None,
+            addrs: Vec::new(),
         };
         let room = self.meetings.entry(meeting.clone()).or_default();
         for other in &room.peers {
@@ -422,8 +426,13 @@ impl Sfu {
         peer.rtc.disconnect();
         self.by_participant.remove(&(peer.meeting.clone(), peer.participant));
         self.by_ufrag.remove(&peer.ufrag);
-        if let Some(addr) = peer.addr {
-            self.by_addr.remove(&addr);
+        // Only the addresses still routed to this session: another may
+        // have taken one over since (a port reused after this one's
+        // socket closed).
+        for addr in &peer.addrs {
+            if self.by_addr.get(addr) == Some(&key) {
+                self.by_addr.remove(addr);
+            }
         }
         self.stats.peers = self.peers.len() as u64;
         let Some(room) = self.meetings.get_mut(&peer.meeting) else { return };
@@ -483,15 +492,13 @@ impl Sfu {
     pub fn handle_datagram(&mut self, now: Instant, source: SocketAddr, bytes: &[u8]) {
         self.now = self.now.max(now);
         self.stats.datagrams_in += 1;
-        let key = match self.by_addr.get(&source) {
-            Some(&key) => key,
-            None => match demux::stun_local_ufrag(bytes).and_then(|ufrag| self.by_ufrag.get(ufrag)) {
-                Some(&key) => key,
-                None => {
-                    self.stats.datagrams_unrouted += 1;
-                    return;
-                }
-            },
+        // An ICE check names its session (the ufrag) wherever it comes
+        // from; everything else is routed by the address checks came from.
+        let stun = demux::is_stun(bytes);
+        let by_ufrag = || demux::stun_local_ufrag(bytes).and_then(|ufrag| self.by_ufrag.get(ufrag));
+        let Some(&key) = stun.then(by_ufrag).flatten().or_else(|| self.by_addr.get(&source)) else {
+            self.stats.datagrams_unrouted += 1;
+            return;
         };
         let Ok(contents) = bytes.try_into() else { return };
         let input = Input::Receive(
@@ -503,12 +510,22 @@ impl Sfu {
             self.stats.datagrams_unrouted += 1;
             return;
         }
-        if peer.addr.is_none() && demux::is_stun(bytes) {
-            peer.addr = Some(source);
-            self.by_addr.insert(source, key);
-        }
         match catch_unwind(AssertUnwindSafe(|| peer.rtc.handle_input(input))) {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => {
+                // A check (its integrity verified by `accepts`) maps where it
+                // came from to this session, also when the address was
+                // another's (a port reused) or the peer's network changed;
+                // at most a few per session, the oldest forgotten first.
+                if stun && self.by_addr.insert(source, key) != Some(key) && !peer.addrs.contains(&source) {
+                    if peer.addrs.len() == ADDRESSES_PER_SESSION {
+                        let oldest = peer.addrs.remove(0);
+                        if self.by_addr.get(&oldest) == Some(&key) {
+                            self.by_addr.remove(&oldest);
+                        }
+                    }
+                    peer.addrs.push(source);
+                }
+            }
             // One bad packet is that packet's problem, not the session's.
             Ok(Err(err)) => tracing::debug!(participant = peer.participant, error = %err, "datagram refused"),
             Err(_) => return self.fault(key, "handling a datagram"),

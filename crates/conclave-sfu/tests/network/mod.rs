@@ -13,6 +13,7 @@ use conclave_proto::signal::ServerMessage;
 use conclave_sfu::{Command, MeetingKey, Rights, Sfu, SfuConfig, SfuEvent};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::Codec;
+use str0m::ice::{StunMessage, TransId};
 use str0m::media::{Direction, MediaKind, MediaTime, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
@@ -47,6 +48,8 @@ pub struct Peer {
     frames_sent: u32,
     /// Frames received: (the frame's number, simulated ms from sending to receiving).
     pub received: Vec<(u32, u64)>,
+    /// The last ICE check it sent.
+    last_check: Option<Vec<u8>>,
 }
 
 /// What the network loses.
@@ -82,7 +85,7 @@ impl Network {
         for (n, sends) in peers.iter().enumerate() {
             let id = n as u64 + 1;
             sfu.handle_command(start, Command::Admit { meeting: MeetingKey::from("m"), participant: id, rights });
-            let (peer, offer) = Peer::new(id, start, *sends);
+            let (peer, offer) = Peer::new(id, start, *sends, address_of(id));
             sfu.handle_command(start, offer);
             all.push(peer);
         }
@@ -100,6 +103,41 @@ impl Network {
         self.rng ^= self.rng >> 7;
         self.rng ^= self.rng << 17;
         self.loss.one_in > 0 && self.rng.is_multiple_of(self.loss.one_in)
+    }
+
+    /// Participant `id` joins the meeting now, sending from `addr`.
+    pub fn join(&mut self, id: u64, sends: Sends, addr: SocketAddr) {
+        let rights = Rights { microphone: true, camera: true, screen: false };
+        self.sfu.handle_command(self.now, Command::Admit { meeting: MeetingKey::from("m"), participant: id, rights });
+        let (peer, offer) = Peer::new(id, self.now, sends, addr);
+        self.sfu.handle_command(self.now, offer);
+        self.peers.push(peer);
+    }
+
+    /// Participant `id`'s app vanishes without a word (its socket closed):
+    /// the SFU still has its session until told otherwise.
+    pub fn vanish(&mut self, id: u64) -> Peer {
+        let i = self.peers.iter().position(|p| p.id == id).expect("a peer of that id");
+        self.peers.remove(i)
+    }
+
+    /// An ICE check to participant `id`'s session, naming its ufrags as
+    /// the real ones do (they travel in the clear) but sealed with a
+    /// password that is not the session's.
+    pub fn forged_check(&mut self, id: u64) -> Vec<u8> {
+        let real = self.peer(id).last_check.clone().expect("the peer sent an ICE check");
+        let real = StunMessage::parse(&real).unwrap();
+        let username = real.username().expect("checks name their ufrags");
+        let check = StunMessage::binding_request(username, TransId::new(), true, 7, 1 << 24, true);
+        let hmac = conclave_dtls::crypto_provider().sha1_hmac_provider;
+        let mut buf = vec![0u8; 1500];
+        let n = check.to_bytes(Some(b"not the session's password"), &mut buf, |k, p| hmac.sha1_hmac(k, p)).unwrap();
+        buf.truncate(n);
+        buf
+    }
+
+    pub fn peer(&self, id: u64) -> &Peer {
+        self.peers.iter().find(|p| p.id == id).expect("a peer of that id")
     }
 
     /// Steps until `done` holds or `within` has passed; whether it held.
@@ -151,6 +189,9 @@ impl Network {
                 }
             }
             let (from, id) = (self.peers[i].addr, self.peers[i].id);
+            if let Some(check) = sent.iter().rfind(|d| d.first().is_some_and(|b| *b < 4)) {
+                self.peers[i].last_check = Some(check.clone());
+            }
             for datagram in sent {
                 if !self.lost(id, true, &datagram) {
                     self.sfu.handle_datagram(now, from, &datagram);
@@ -177,8 +218,7 @@ impl Network {
 }
 
 impl Peer {
-    fn new(id: u64, now: Instant, sends: Sends) -> (Self, Command) {
-        let addr: SocketAddr = format!("10.0.1.{}:{}", id % 250 + 1, 6000 + id).parse().unwrap();
+    fn new(id: u64, now: Instant, sends: Sends, addr: SocketAddr) -> (Self, Command) {
         let mut rtc = Rtc::builder().set_crypto_provider(conclave_dtls::crypto_provider()).build(now);
         rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
         let mut api = rtc.sdp_api();
@@ -216,6 +256,7 @@ impl Peer {
             answered: false,
             frames_sent: 0,
             received: Vec::new(),
+            last_check: None,
         };
         (peer, command)
     }
@@ -285,6 +326,11 @@ impl Peer {
 }
 
 /// The frames a peer received, by number, with their delay in ms.
+/// Where participant `id` sends from unless a test says otherwise.
+pub fn address_of(id: u64) -> SocketAddr {
+    format!("10.0.1.{}:{}", id % 250 + 1, 6000 + id).parse().unwrap()
+}
+
 pub fn frames_by_number(peer: &Peer) -> HashMap<u32, u64> {
     peer.received.iter().copied().collect()
 }
