@@ -27,6 +27,7 @@ ROWS = [
     ("RTP packets participants read per second", "rtp_per_s", 0),
     ("datagrams dropped at full participant sockets", "socket_drops", 0),
     ("peer connections that never came up", "peers_down", 0),
+    ("participants the server cut off", "cut_off", 0),
     ("resident memory after the run (MiB)", "rss_mib", 1),
     ("frames lost (%)", "loss_pct", 3),
     ("jitter, median per track (ms)", "jitter_ms", 2),
@@ -39,6 +40,7 @@ for r in runs:
     r["rtp_per_s"] = r["rtp_packets"] / r["seconds"]
     r["sent_per_s"] = r["server_sent"] / r["seconds"]
     r.setdefault("peers_down", 0)
+    r.setdefault("cut_off", 0)
 
 
 def of(scenario, server):

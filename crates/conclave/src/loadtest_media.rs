@@ -372,6 +372,10 @@ fn report(args: &MediaArgs, before: &Snapshot, after: &Snapshot, peers_down: usi
     let server_sent = (after.udp.sent - before.udp.sent).saturating_sub(participants_sent);
     let cpu_us_per_sent = if server_sent == 0 { 0.0 } else { cpu * 1e6 / server_sent as f64 };
     let socket_drops = after.udp.receive_buffer_drops - before.udp.receive_buffer_drops;
+    // A participant cut off stops receiving without a gap in any track:
+    // the frames lost do not show it, this does.
+    let cut_off =
+        before.stats.iter().zip(&after.stats).filter(|(b, a)| a.signaling_closed && !b.signaling_closed).count();
     let media = match (args.no_audio, args.no_video) {
         (false, false) => format!("{} fps × {} B video + 50 audio frames/s", args.fps, args.frame_bytes),
         (true, _) => format!("{} fps × {} B video, no audio", args.fps, args.frame_bytes),
@@ -393,6 +397,7 @@ fn report(args: &MediaArgs, before: &Snapshot, after: &Snapshot, peers_down: usi
     if peers_down > 0 {
         println!("  {:<32} {peers_down}", "peer connections never up");
     }
+    println!("  {:<32} {cut_off}", "participants cut off");
     println!("  {:<32} {sent} ({:.0}/s)", "frames sent by publishers", sent as f64 / secs);
     println!("  {:<32} {received} ({:.0}/s)", "frames received", received as f64 / secs);
     println!("  {:<32} {missing} ({loss:.3} %)", "frames lost");
@@ -422,7 +427,7 @@ fn report(args: &MediaArgs, before: &Snapshot, after: &Snapshot, peers_down: usi
             "datagrams": datagrams, "rtp_packets": rtp, "cpu_s": cpu,
             "cpu_us_per_datagram": cpu_us_per_datagram, "cpu_us_per_rtp": cpu_us_per_rtp,
             "server_sent": server_sent, "cpu_us_per_sent": cpu_us_per_sent, "socket_drops": socket_drops,
-            "negotiations": negotiations, "peers_down": peers_down,
+            "negotiations": negotiations, "peers_down": peers_down, "cut_off": cut_off,
             "rss_mib": after.rss_kib as f64 / 1024.0,
         });
         println!("figures {figures}");
