@@ -79,17 +79,21 @@ impl Network {
     pub fn new(peers: &[Sends], loss: Loss) -> Self {
         let start = Instant::now();
         let config = SfuConfig { advertised: SFU.parse().unwrap(), initial_bitrate_kbps: 2500, tap: None };
-        let mut sfu = Sfu::new(config, start);
-        let rights = Rights { microphone: true, camera: true, screen: false };
-        let mut all = Vec::new();
+        let sfu = Sfu::new(config, start);
+        let mut net = Self {
+            sfu,
+            peers: Vec::new(),
+            start,
+            now: start,
+            loss,
+            rng: 0x2545_f491_4f6c_dd1d,
+            handshake_lost: HashSet::new(),
+        };
         for (n, sends) in peers.iter().enumerate() {
             let id = n as u64 + 1;
-            sfu.handle_command(start, Command::Admit { meeting: MeetingKey::from("m"), participant: id, rights });
-            let (peer, offer) = Peer::new(id, start, *sends, address_of(id));
-            sfu.handle_command(start, offer);
-            all.push(peer);
+            net.join(id, *sends, address_of(id));
         }
-        Self { sfu, peers: all, start, now: start, loss, rng: 0x2545_f491_4f6c_dd1d, handshake_lost: HashSet::new() }
+        net
     }
 
     /// Whether `datagram` between `peer` and the SFU is lost.
@@ -116,17 +120,16 @@ impl Network {
 
     /// Participant `id`'s app vanishes without a word (its socket closed):
     /// the SFU still has its session until told otherwise.
-    pub fn vanish(&mut self, id: u64) -> Peer {
-        let i = self.peers.iter().position(|p| p.id == id).expect("a peer of that id");
-        self.peers.remove(i)
+    pub fn vanish(&mut self, id: u64) {
+        self.peers.retain(|p| p.id != id);
     }
 
     /// An ICE check to participant `id`'s session, naming its ufrags as
     /// the real ones do (they travel in the clear) but sealed with a
     /// password that is not the session's.
-    pub fn forged_check(&mut self, id: u64) -> Vec<u8> {
-        let real = self.peer(id).last_check.clone().expect("the peer sent an ICE check");
-        let real = StunMessage::parse(&real).unwrap();
+    pub fn forged_check(&self, id: u64) -> Vec<u8> {
+        let real = self.peer(id).last_check.as_deref().expect("the peer sent an ICE check");
+        let real = StunMessage::parse(real).unwrap();
         let username = real.username().expect("checks name their ufrags");
         let check = StunMessage::binding_request(username, TransId::new(), true, 7, 1 << 24, true);
         let hmac = conclave_dtls::crypto_provider().sha1_hmac_provider;
