@@ -23,6 +23,18 @@ pub struct TestServer {
     _db: TestDatabase,
 }
 
+/// A loopback HTTP port whose number is free for UDP too: the media plane
+/// binds the HTTP port's number, which another test's participant may hold.
+async fn http_port_with_free_udp_twin() -> (tokio::net::TcpListener, std::net::SocketAddr) {
+    loop {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
+        let addr = listener.local_addr().unwrap();
+        if std::net::UdpSocket::bind(addr).is_ok() {
+            return (listener, addr);
+        }
+    }
+}
+
 impl TestServer {
     pub async fn start(engine: Engine) -> Self {
         Self::start_with(engine, |_| {}).await
@@ -31,8 +43,7 @@ impl TestServer {
     pub async fn start_with(engine: Engine, tweak: impl FnOnce(&mut ServerConfig)) -> Self {
         let db = TestDatabase::new(engine).await;
         let store = db.store().await;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
-        let addr = listener.local_addr().unwrap();
+        let (listener, addr) = http_port_with_free_udp_twin().await;
         let mut config = ServerConfig::new(addr, std::env::temp_dir());
         // Cheaper Argon2id keeps hundreds of attempts quick; the code path is the same.
         config.limits.argon2_memory_kib = 4 * 1024;
