@@ -190,6 +190,10 @@ async function main() {
       return h?.code && h.code === a?.code ? h.code : null;
     });
     await host.getByRole("button", { name: "Admit Grace" }).click();
+    // The roster marks who is signed in, and from which organisation: the
+    // guests as guests, the host by its organisation.
+    await host.locator(".roster .standing.guest").nth(1).waitFor({ timeout: TIMEOUT });
+    assert.equal(await host.locator(".roster .standing.member").count(), 1, "the host, a member of the organisation");
 
     // Everyone unmutes (the meeting starts people muted), then sees and hears everyone.
     const people = [{ name: "Host", page: host }, ...guests];

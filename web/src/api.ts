@@ -65,6 +65,15 @@ export interface Meeting {
   host_key: string;
 }
 
+/// Someone removed from a meeting, whom its owner or an admin may let back.
+export interface MeetingBan {
+  id: string;
+  display_name: string;
+  user_id: string | null;
+  removed_by: string;
+  at_ms: number;
+}
+
 export interface IceServer {
   urls: string[];
   username?: string;
@@ -149,7 +158,9 @@ export const api = {
   signup: (email: string, display_name: string, password: string, invite_token: string | null) =>
     call<LoginResponse>("POST", "/auth/signup", { email, display_name, password, invite_token }),
   report: (meeting: string, participant_token: string, participant_id: number, reason: string) =>
-    call<unknown>("POST", `/meetings/${meeting}/reports`, { participant_token, participant_id, reason }),
+    call<{ id: string; meeting_id: string; at_ms: number }>("POST", `/meetings/${meeting}/reports`, { participant_token, participant_id, reason }),
+  meetingBans: (meeting: string) => call<{ bans: MeetingBan[] }>("GET", `/meetings/${meeting}/bans`),
+  liftMeetingBan: (meeting: string, ban: string) => call<void>("DELETE", `/meetings/${meeting}/bans/${ban}`),
   me: () => call<{ user: User; csrf_token: string; two_factor_enrollment_required: boolean }>("GET", "/me"),
   sessions: () => call<{ sessions: SessionInfo[] }>("GET", "/me/sessions"),
   revokeSession: (id: string) => call<void>("DELETE", `/me/sessions/${id}`),
@@ -166,7 +177,6 @@ export const api = {
       code,
       passcode,
       display_name,
-      device_id: deviceId(),
     }),
   policy: (org: string) => call<Policy>("GET", `/orgs/${org}/policy`),
   updatePolicy: (org: string, update: Policy) => call<Policy>("PATCH", `/orgs/${org}/policy`, update),
@@ -176,13 +186,3 @@ export const api = {
   invitations: (org: string) => call<{ invitations: Invitation[] }>("GET", `/orgs/${org}/invitations`),
   audit: (org: string) => call<{ events: AuditEvent[] }>("GET", `/orgs/${org}/audit`),
 };
-
-/// A random id kept per browser, so the server recognises a second tab.
-export function deviceId(): string {
-  let id = localStorage.getItem("conclave.device");
-  if (!id) {
-    id = crypto.randomUUID();
-    localStorage.setItem("conclave.device", id);
-  }
-  return id;
-}

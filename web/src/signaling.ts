@@ -9,6 +9,10 @@ export interface Participant {
   display_name: string;
   role: Role;
   signed_in: boolean;
+  /// The organisation of a signed-in account (null for guests).
+  organisation: string | null;
+  /// Signed in with an account of another organisation than the meeting's.
+  external: boolean;
   audio_muted: boolean;
   video_muted: boolean;
   hand_raised: boolean;
@@ -21,6 +25,8 @@ export interface Waiter {
   display_name: string;
   signed_in: boolean;
   email: string | null;
+  organisation: string | null;
+  external: boolean;
 }
 
 export interface RoomSettings {
@@ -67,11 +73,12 @@ export type ServerMessage =
       chat: ChatMessage[];
       ends_at_ms: number | null;
     }
-  | { type: "refused"; reason: "denied" | "locked" | "removed" | "ended" }
+  | { type: "refused"; reason: "denied" | "locked" | "removed" | "ended" | "waiting_room_full" }
   | { type: "removed" }
   | { type: "ended"; reason: string }
   | { type: "replaced" }
   | { type: "knock"; participant: Waiter }
+  | { type: "knocks"; count: number; first: Waiter[] }
   | { type: "waiting_room"; waiting: Waiter[] }
   | { type: "participant_joined"; participant: Participant }
   | { type: "participant_updated"; participant: Participant }

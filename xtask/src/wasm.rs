@@ -23,10 +23,7 @@ pub fn build() -> Result<(), String> {
         ("/usr/lib/rustlib/src/rust/library/std/Cargo.toml", "rust-web-src"),
     ])?;
     ensure_wasm_bindgen()?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| super::web::root().join("target"))
-        .join("wasm");
+    let target = super::web::target_dir().join("wasm");
     let sysroot = Command::new("rustc").args(["--print", "sysroot"]).output().map_err(|e| e.to_string())?;
     let lld = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim())
         .join("lib/rustlib/x86_64-unknown-linux-gnu/bin/rust-lld");

@@ -40,8 +40,21 @@ pub fn build() -> Result<(), String> {
 
 /// The debug `conclave` binary `cargo test` built.
 pub fn debug_binary() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
-    target.join("debug/conclave")
+    target_dir().join("debug/conclave")
+}
+
+/// Where cargo builds, as cargo itself says (`CARGO_TARGET_DIR`, a
+/// `build.target-dir` in any cargo configuration, or `./target`).
+pub fn target_dir() -> PathBuf {
+    let metadata = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .current_dir(root())
+        .output();
+    let json = metadata.map(|m| String::from_utf8_lossy(&m.stdout).into_owned()).unwrap_or_default();
+    const KEY: &str = "\"target_directory\":\"";
+    json.find(KEY)
+        .and_then(|at| json[at + KEY.len()..].split('"').next().map(PathBuf::from))
+        .unwrap_or_else(|| root().join("target"))
 }
 
 /// Runs the browser tests, echoing their output into `tally`.

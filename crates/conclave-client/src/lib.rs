@@ -237,8 +237,16 @@ impl Client {
     pub async fn join_meeting(&self, req: &JoinMeetingRequest) -> Result<JoinTicket> {
         self.json(Method::POST, "/api/v1/meetings/join", Some(req)).await
     }
-    pub async fn report_participant(&self, meeting_id: &str, req: &ReportParticipantRequest) -> Result<Report> {
+    pub async fn report_participant(&self, meeting_id: &str, req: &ReportParticipantRequest) -> Result<ReportReceipt> {
         self.json(Method::POST, &format!("/api/v1/meetings/{meeting_id}/reports"), Some(req)).await
+    }
+
+    pub async fn list_meeting_bans(&self, meeting_id: &str) -> Result<MeetingBanList> {
+        self.json::<_, ()>(Method::GET, &format!("/api/v1/meetings/{meeting_id}/bans"), None).await
+    }
+
+    pub async fn lift_meeting_ban(&self, meeting_id: &str, ban_id: &str) -> Result<()> {
+        self.empty::<()>(Method::DELETE, &format!("/api/v1/meetings/{meeting_id}/bans/{ban_id}"), None).await
     }
     pub async fn list_reports(&self, org_id: &str) -> Result<ReportList> {
         self.json::<_, ()>(Method::GET, &format!("/api/v1/orgs/{org_id}/reports"), None).await
@@ -256,7 +264,6 @@ impl Client {
                 code: None,
                 passcode: None,
                 display_name: display_name.to_owned(),
-                device_id: None,
             })
             .await?;
         Ok(MeetingConnection::connect(&ticket.signaling_url).await?)

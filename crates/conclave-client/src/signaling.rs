@@ -48,6 +48,8 @@ pub struct MeetingConnection {
     socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
     /// Everything received so far, in order, for inspection.
     pub received: Vec<ServerMessage>,
+    /// The code and reason of the server's close frame, once it closed.
+    pub close_reason: Option<(u16, String)>,
 }
 
 impl MeetingConnection {
@@ -57,7 +59,7 @@ impl MeetingConnection {
             tokio_tungstenite::tungstenite::Error::Http(response) => SignalError::Rejected(response.status().as_u16()),
             other => SignalError::Connect(other.to_string()),
         })?;
-        Ok(Self { socket, received: Vec::new() })
+        Ok(Self { socket, received: Vec::new(), close_reason: None })
     }
 
     /// The URL to resume a dropped connection with `resume_token`.
@@ -91,7 +93,11 @@ impl MeetingConnection {
                 }
                 Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
                 Some(Ok(Message::Binary(_))) => return Err(SignalError::Protocol("binary frame".into())),
-                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return Err(SignalError::Closed),
+                Some(Ok(Message::Close(frame))) => {
+                    self.close_reason = frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+                    return Err(SignalError::Closed);
+                }
+                Some(Err(_)) | None => return Err(SignalError::Closed),
             }
         }
     }

@@ -83,6 +83,7 @@ impl Device {
                 AgentEvent::NewDevice { participant_id, display_name, fingerprint } => json!({
                     "type": "new_device", "participant_id": participant_id, "display_name": display_name, "fingerprint": fingerprint,
                 }),
+                AgentEvent::CommitRefused { from, reason } => json!({ "type": "commit_refused", "from": from, "reason": reason }),
             })
             .collect();
         Ok(json!({ "send": handled.send, "events": events }).to_string())

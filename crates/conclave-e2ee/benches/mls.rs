@@ -35,7 +35,7 @@ fn main() {
             host.confirm_commit().unwrap();
             create.push(t.elapsed());
             let t = Instant::now();
-            witness.process(&commit.commit).unwrap();
+            witness.process(&commit.commit, &mut |_| Ok(())).unwrap();
             process.push(t.elapsed());
             let t = Instant::now();
             newcomer.join(&commit.welcome.unwrap()).unwrap();

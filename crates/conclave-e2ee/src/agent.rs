@@ -7,19 +7,28 @@
 //! against the server's authority key, adds nobody whose credential fails,
 //! and reports an account seen with a device key it has not used before.
 //!
+//! The service sends every request to every member, naming the committer
+//! it asks to carry it out. Each device keeps what was asked, and applies a
+//! commit relayed to it only if it comes from that committer and adds and
+//! removes exactly what was asked: a member who is not the committer, or a
+//! committer going beyond its requests (or a relay passing either along),
+//! cannot evict or add anyone. A refused commit is reported to the server
+//! and shown to the user; the device stays at its epoch, so its security
+//! code no longer matches the others'.
+//!
 //! The designated committer's commits stay pending until the service echoes
 //! them back in order; a refused one is discarded and, when it was refused
 //! only for being stale, built again on the new epoch. One commit is in
 //! flight at a time; requests that arrive meanwhile wait their turn.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use conclave_proto::credential::{DeviceCredential, SignedCredential};
 use conclave_proto::signal::{ClientMessage, ParticipantId, ServerMessage};
 use data_encoding::BASE64;
 
 use crate::credential::{fingerprint, Authority, KnownDevices, Sighting};
-use crate::mls::{Commit, GroupMember, LeafCredential, MlsError, OpenMlsMember, Processed};
+use crate::mls::{Commit, CommitChanges, GroupMember, LeafCredential, MlsError, OpenMlsMember, Processed};
 use crate::session::E2eeSession;
 use crate::sframe::CipherSuite;
 
@@ -40,6 +49,11 @@ pub enum AgentEvent {
     /// An account seen before is here with a device key never seen for it:
     /// a new device, or someone else holding the account. Shown to the user.
     NewDevice { participant_id: ParticipantId, display_name: String, fingerprint: String },
+    /// A commit relayed by the server was refused: it came from someone the
+    /// service did not ask to commit, or added or removed someone it did not
+    /// ask for. This device stayed where it was (its keys and security code
+    /// no longer match the group's); shown to the user as a warning.
+    CommitRefused { from: ParticipantId, reason: String },
 }
 
 /// One member of the group as this device sees it.
@@ -83,12 +97,23 @@ struct Vouched {
     me: DeviceCredential,
 }
 
+/// What the delivery service has asked for and no commit has done yet.
+#[derive(Debug, Default)]
+struct Asked {
+    /// Who the service asks to commit.
+    committer: Option<ParticipantId>,
+    /// Devices to add: each participant's KeyPackage signature key.
+    adds: BTreeMap<ParticipantId, Vec<u8>>,
+    removals: BTreeSet<ParticipantId>,
+}
+
 pub struct E2eeAgent<M: GroupMember> {
     session: E2eeSession<M>,
     vouched: Option<Vouched>,
     known: KnownDevices,
     in_flight: Option<InFlight>,
     queued: VecDeque<Request>,
+    asked: Asked,
 }
 
 impl E2eeAgent<OpenMlsMember> {
@@ -101,7 +126,7 @@ impl E2eeAgent<OpenMlsMember> {
 
 impl<M: GroupMember> E2eeAgent<M> {
     pub fn new(session: E2eeSession<M>, known: KnownDevices) -> Self {
-        Self { session, vouched: None, known, in_flight: None, queued: VecDeque::new() }
+        Self { session, vouched: None, known, in_flight: None, queued: VecDeque::new(), asked: Asked::default() }
     }
 
     /// Every device key seen per account, for the device to keep.
@@ -190,22 +215,39 @@ impl<M: GroupMember> E2eeAgent<M> {
                     out.events.extend(self.epoch_events());
                 }
             }
-            ServerMessage::E2eeAddRequest { participant_id, key_package } => {
+            ServerMessage::E2eeAddRequest { participant_id, key_package, committer } => {
                 let Ok(key_package) = BASE64.decode(key_package.as_bytes()) else { return out };
-                self.queued.push_back(Request::Add { participant_id: *participant_id, key_package });
+                let Ok(credential) = self.session.member.key_package_credential(&key_package) else { return out };
+                self.asked.committer = Some(*committer);
+                self.asked.adds.insert(*participant_id, credential.signature_key);
+                if self.is_me(*committer) {
+                    self.queued.push_back(Request::Add { participant_id: *participant_id, key_package });
+                }
             }
-            ServerMessage::E2eeRemoveRequest { participant_id } => {
-                self.queued.push_back(Request::Remove { participant_id: *participant_id });
+            ServerMessage::E2eeRemoveRequest { participant_id, committer } => {
+                self.asked.committer = Some(*committer);
+                self.asked.removals.insert(*participant_id);
+                if self.is_me(*committer) {
+                    self.queued.push_back(Request::Remove { participant_id: *participant_id });
+                }
             }
-            ServerMessage::E2eeCommit { commit, .. } => {
+            ServerMessage::E2eeCommit { from, epoch, commit } => {
                 if self.in_flight.as_ref().is_some_and(|f| &f.commit == commit) {
                     // Ours, ordered by the service: apply it.
-                    self.in_flight = None;
+                    let done = self.in_flight.take().map(|f| f.request);
                     if self.session.confirm_commit().is_ok() {
+                        if let Some(request) = done {
+                            self.asked.fulfilled(&request);
+                        }
                         out.events.extend(self.epoch_events());
                     }
                 } else if let Ok(bytes) = BASE64.decode(commit.as_bytes()) {
-                    out.events.extend(self.process(&bytes));
+                    let (events, refusal) = self.process(*from, &bytes);
+                    out.events.extend(events);
+                    if let Some(reason) = refusal {
+                        let epoch = epoch.saturating_sub(1);
+                        out.send.push(ClientMessage::E2eeCommitRefused { epoch, from: *from, reason });
+                    }
                 }
             }
             ServerMessage::E2eeRejected { epoch, .. } => {
@@ -218,18 +260,24 @@ impl<M: GroupMember> E2eeAgent<M> {
                     }
                 }
             }
-            ServerMessage::E2eeWelcome { welcome, .. } => {
+            ServerMessage::E2eeWelcome { welcome, committer, .. } => {
                 let joined = BASE64
                     .decode(welcome.as_bytes())
                     .ok()
                     .is_some_and(|w| self.session.member.join(&w).is_ok() && self.session.rekey().is_ok());
                 if joined {
+                    // What was asked before is in the tree this device got;
+                    // the service tells a newcomer what is still to be done.
+                    self.asked = Asked { committer: Some(*committer), ..Asked::default() };
                     out.events.extend(self.epoch_events());
                 }
             }
             ServerMessage::E2eeApplication { from, message } => {
                 if let Ok(bytes) = BASE64.decode(message.as_bytes()) {
-                    if let Ok(Processed::Application { plaintext, .. }) = self.session.process(&bytes) {
+                    // An application message is never a commit: nothing to judge.
+                    let mut no_commits = |_: &CommitChanges| Err("not a commit".to_owned());
+                    if let Ok(Processed::Application { plaintext, .. }) = self.session.process(&bytes, &mut no_commits)
+                    {
                         let text = String::from_utf8_lossy(&plaintext).into_owned();
                         out.events.push(AgentEvent::Chat { from: *from, text });
                     }
@@ -241,15 +289,42 @@ impl<M: GroupMember> E2eeAgent<M> {
         out
     }
 
-    fn process(&mut self, commit: &[u8]) -> Vec<AgentEvent> {
-        match self.session.process(commit) {
-            Ok(Processed::NewEpoch(_)) => self.epoch_events(),
+    fn is_me(&self, participant: ParticipantId) -> bool {
+        self.vouched.as_ref().is_some_and(|v| v.me.participant_id == participant)
+    }
+
+    /// Applies another member's commit if it is what the service asked of
+    /// the committer it named; returns the events and, when refused, why.
+    fn process(&mut self, from: ParticipantId, commit: &[u8]) -> (Vec<AgentEvent>, Option<String>) {
+        let mut applied = None;
+        let result = {
+            let (asked, vouched) = (&self.asked, &self.vouched);
+            let mut judge = |changes: &CommitChanges| {
+                let verdict = judge_commit(asked, vouched.as_ref(), from, changes);
+                if let Ok(done) = &verdict {
+                    applied = Some(done.clone());
+                }
+                verdict.map(|_| ())
+            };
+            self.session.process(commit, &mut judge)
+        };
+        match result {
+            Ok(Processed::NewEpoch(_)) => {
+                if let Some((added, removed)) = applied {
+                    self.asked.adds.retain(|p, _| !added.contains(p));
+                    self.asked.removals.retain(|p| !removed.contains(p));
+                }
+                (self.epoch_events(), None)
+            }
             Ok(Processed::Removed) => {
                 self.in_flight = None;
                 self.queued.clear();
-                vec![AgentEvent::Removed]
+                (vec![AgentEvent::Removed], None)
             }
-            _ => Vec::new(),
+            Err(MlsError::Vetoed(reason)) => {
+                (vec![AgentEvent::CommitRefused { from, reason: reason.clone() }], Some(reason))
+            }
+            _ => (Vec::new(), None),
         }
     }
 
@@ -281,7 +356,7 @@ impl<M: GroupMember> E2eeAgent<M> {
         }
         let epoch = self.session.member.epoch()?;
         while let Some(request) = self.queued.pop_front() {
-            let Ok((built, added, removed)) = self.build(&request) else { continue };
+            let Ok((built, added, removed)) = self.build_request(&request) else { continue };
             let commit = BASE64.encode(&built.commit);
             self.in_flight = Some(InFlight { request, epoch, commit: commit.clone() });
             let welcome = built.welcome.map(|w| BASE64.encode(&w));
@@ -290,7 +365,10 @@ impl<M: GroupMember> E2eeAgent<M> {
         None
     }
 
-    fn build(&mut self, request: &Request) -> Result<(Commit, Vec<ParticipantId>, Vec<ParticipantId>), MlsError> {
+    fn build_request(
+        &mut self,
+        request: &Request,
+    ) -> Result<(Commit, Vec<ParticipantId>, Vec<ParticipantId>), MlsError> {
         match request {
             Request::Add { participant_id, key_package } => {
                 // Only a device the server vouches for, as the participant
@@ -314,4 +392,80 @@ impl<M: GroupMember> E2eeAgent<M> {
             }
         }
     }
+}
+
+impl Asked {
+    fn fulfilled(&mut self, request: &Request) {
+        match request {
+            Request::Add { participant_id, .. } => {
+                self.adds.remove(participant_id);
+            }
+            Request::Remove { participant_id } => {
+                self.removals.remove(participant_id);
+            }
+        }
+    }
+}
+
+/// The participants a commit adds and removes, once judged acceptable.
+type Judged = (Vec<ParticipantId>, Vec<ParticipantId>);
+
+/// Whether another member's commit is what the delivery service asked of
+/// the committer it named: sent by that committer under its own credential,
+/// adding exactly the devices whose KeyPackages the service forwarded (each
+/// vouched for by the server, one device per participant), removing only
+/// the participants the service asked to remove, and nothing else.
+fn judge_commit(
+    asked: &Asked,
+    vouched: Option<&Vouched>,
+    from: ParticipantId,
+    changes: &CommitChanges,
+) -> Result<Judged, String> {
+    let vouched = vouched.ok_or("this device has no credential yet")?;
+    let check = |leaf: &LeafCredential| {
+        vouched.authority.verify(&leaf.identity, &leaf.signature_key, Some(&vouched.me.meeting_id)).ok()
+    };
+    // A leaf's participant as its credential claims, checked or not: a
+    // removal names whoever the leaf claims to be.
+    let claimed = |leaf: &LeafCredential| {
+        SignedCredential::from_bytes(&leaf.identity).and_then(|c| c.credential()).map(|c| c.participant_id)
+    };
+    if asked.committer != Some(from) {
+        return Err(format!("participant {from} is not the committer the server named"));
+    }
+    let committer = changes.committer.as_ref().ok_or("the commit is not from a member")?;
+    if check(committer).map(|c| c.participant_id) != Some(from) {
+        return Err(format!("the commit is not signed by participant {from}"));
+    }
+    if changes.committer_after.as_ref().is_some_and(|after| after.identity != committer.identity) {
+        return Err("the committer changes its own credential".into());
+    }
+    if changes.other_proposals > 0 {
+        return Err("the commit makes changes nobody asked for".into());
+    }
+    let mut removed = Vec::new();
+    for leaf in &changes.removed {
+        match claimed(leaf) {
+            Some(p) if asked.removals.contains(&p) => removed.push(p),
+            Some(p) => return Err(format!("it removes participant {p}, whom the server did not ask to remove")),
+            None => return Err("it removes a member the server did not ask to remove".into()),
+        }
+    }
+    let mut added = Vec::new();
+    for leaf in &changes.added {
+        let Some(credential) = check(leaf) else {
+            return Err("it adds a device the server did not vouch for".into());
+        };
+        let p = credential.participant_id;
+        if asked.adds.get(&p) != Some(&leaf.signature_key) || added.contains(&p) {
+            return Err(format!("it adds a device for participant {p} that the server did not ask to add"));
+        }
+        // One device per participant: an older one must leave in this commit.
+        let stays = changes.before.iter().any(|(_, l)| claimed(l) == Some(p) && !changes.removed.contains(l));
+        if stays {
+            return Err(format!("participant {p} would have two devices in the group"));
+        }
+        added.push(p);
+    }
+    Ok((added, removed))
 }

@@ -22,6 +22,10 @@ pub enum MlsError {
     Malformed,
     #[error("MLS refused the operation: {0}")]
     Refused(String),
+    /// A commit that MLS itself would accept, refused by this device's own
+    /// rules (see [`CommitChanges`]): it was not applied.
+    #[error("commit refused: {0}")]
+    Vetoed(String),
 }
 
 fn refused(e: impl std::fmt::Debug) -> MlsError {
@@ -48,6 +52,28 @@ pub struct LeafCredential {
     pub identity: Vec<u8>,
     pub signature_key: Vec<u8>,
 }
+
+/// What a commit from another member would change, for the device to
+/// judge before applying it (a commit whose judge says no is not applied).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitChanges {
+    /// The committer's leaf as it is before the commit.
+    pub committer: Option<LeafCredential>,
+    /// The committer's leaf as the commit's update path would leave it.
+    pub committer_after: Option<LeafCredential>,
+    /// Leaves the commit adds, from the KeyPackages it carries.
+    pub added: Vec<LeafCredential>,
+    /// Leaves the commit removes, as they are before it.
+    pub removed: Vec<LeafCredential>,
+    /// Leaves in the group before the commit, by leaf index.
+    pub before: Vec<(u32, LeafCredential)>,
+    /// Proposals of any other kind (updates of others, pre-shared keys,
+    /// re-initialisation, changes to the group's extensions).
+    pub other_proposals: usize,
+}
+
+/// Judges a commit before it is applied: `Err` with the reason to refuse it.
+pub type CommitJudge<'a> = &'a mut dyn FnMut(&CommitChanges) -> Result<(), String>;
 
 /// A commit with what it produces for others.
 pub struct Commit {
@@ -81,7 +107,9 @@ pub trait GroupMember {
     /// Forgets this member's pending commit; the group stays where it was.
     fn discard_commit(&mut self) -> Result<(), MlsError>;
     fn join(&mut self, welcome: &[u8]) -> Result<(), MlsError>;
-    fn process(&mut self, message: &[u8]) -> Result<Processed, MlsError>;
+    /// Processes a message from the group. A commit is shown to `judge`
+    /// first and applied only if it agrees ([`MlsError::Vetoed`] if not).
+    fn process(&mut self, message: &[u8], judge: CommitJudge<'_>) -> Result<Processed, MlsError>;
     fn encrypt(&mut self, plaintext: &[u8]) -> Result<Vec<u8>, MlsError>;
     fn epoch(&self) -> Option<u64>;
     fn leaf_index(&self) -> Option<u32>;
@@ -245,7 +273,7 @@ impl GroupMember for OpenMlsMember {
         Ok(())
     }
 
-    fn process(&mut self, message: &[u8]) -> Result<Processed, MlsError> {
+    fn process(&mut self, message: &[u8], judge: CommitJudge<'_>) -> Result<Processed, MlsError> {
         let message = parse(message)?.try_into_protocol_message().map_err(|_| MlsError::Malformed)?;
         let provider = &self.provider;
         let group = self.group.as_mut().ok_or(MlsError::NoGroup)?;
@@ -256,6 +284,9 @@ impl GroupMember for OpenMlsMember {
         };
         Ok(match processed.into_content() {
             ProcessedMessageContent::StagedCommitMessage(staged) => {
+                let changes = commit_changes(group, sender, &staged);
+                // Not merged: the group stays at its epoch, as if the commit never came.
+                judge(&changes).map_err(MlsError::Vetoed)?;
                 let removed = staged.self_removed();
                 group.merge_staged_commit(provider, *staged).map_err(refused)?;
                 if removed {
@@ -305,6 +336,38 @@ impl GroupMember for OpenMlsMember {
     }
 }
 
+/// What a staged commit would change, read before it is merged.
+fn commit_changes(group: &MlsGroup, sender: Option<u32>, staged: &StagedCommit) -> CommitChanges {
+    let leaf_of =
+        |index: LeafNodeIndex| group.member_at(index).map(|m| leaf_credential(&m.credential, &m.signature_key));
+    let mut changes = CommitChanges {
+        committer: sender.and_then(|s| leaf_of(LeafNodeIndex::new(s))),
+        committer_after: staged
+            .update_path_leaf_node()
+            .map(|leaf| leaf_credential(leaf.credential(), leaf.signature_key().as_slice())),
+        added: Vec::new(),
+        removed: Vec::new(),
+        before: group.members().map(|m| (m.index.u32(), leaf_credential(&m.credential, &m.signature_key))).collect(),
+        other_proposals: 0,
+    };
+    for queued in staged.queued_proposals() {
+        match queued.proposal() {
+            Proposal::Add(add) => {
+                let leaf = add.key_package().leaf_node();
+                changes.added.push(leaf_credential(leaf.credential(), leaf.signature_key().as_slice()));
+            }
+            Proposal::Remove(remove) => match leaf_of(remove.removed()) {
+                Some(leaf) => changes.removed.push(leaf),
+                // Removing a leaf that holds nobody changes nothing anyone
+                // sees, but it is not ours to allow.
+                None => changes.other_proposals += 1,
+            },
+            _ => changes.other_proposals += 1,
+        }
+    }
+    changes
+}
+
 /// The security code everyone in the meeting reads aloud: the epoch
 /// authenticator as 8 groups of 5 digits (40 digits, about 132 bits).
 pub fn security_code(authenticator: &[u8]) -> String {
@@ -334,7 +397,7 @@ mod tests {
         let mut m = OpenMlsMember::new(b"ada").unwrap();
         assert!(matches!(m.join(b"\x00\x01garbage"), Err(MlsError::Malformed)));
         m.create_group(b"meeting").unwrap();
-        assert!(m.process(&[0xff; 40]).is_err());
+        assert!(m.process(&[0xff; 40], &mut |_| Ok(())).is_err());
         assert!(m.add(&[vec![1, 2, 3]]).is_err());
     }
 }

@@ -4,7 +4,7 @@
 //! nothing sent afterwards.
 
 use crate::keys::{base_key, kid, split_kid, EPOCH_BITS};
-use crate::mls::{security_code, GroupMember, MlsError, Processed};
+use crate::mls::{security_code, CommitJudge, GroupMember, MlsError, Processed};
 use crate::sframe::{CipherSuite, SframeError, SframeReceiver, SframeSender};
 
 pub struct E2eeSession<M: GroupMember> {
@@ -45,9 +45,10 @@ impl<M: GroupMember> E2eeSession<M> {
         Ok(())
     }
 
-    /// Processes a message from the group, taking new keys after a commit.
-    pub fn process(&mut self, message: &[u8]) -> Result<Processed, MlsError> {
-        let processed = self.member.process(message)?;
+    /// Processes a message from the group, taking new keys after a commit
+    /// (one `judge` lets through; see [`GroupMember::process`]).
+    pub fn process(&mut self, message: &[u8], judge: CommitJudge<'_>) -> Result<Processed, MlsError> {
+        let processed = self.member.process(message, judge)?;
         match processed {
             Processed::NewEpoch(_) => self.rekey()?,
             Processed::Removed => {

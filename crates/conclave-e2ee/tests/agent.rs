@@ -1,9 +1,11 @@
 //! Devices' agents against the server's real delivery service
-//! (`conclave_room::MlsDelivery`): a committer whose commit loses a race
-//! discards it, follows the winner's epoch, builds its commit again, and
-//! every device ends with the same keys. Devices join only with the
-//! server's credential for their key; an account back on another device is
-//! shown to everyone.
+//! (`conclave_room::MlsDelivery`): a commit from a committer that was
+//! replaced is refused and the new committer carries on, every device ending
+//! with the same keys. Devices join only with the server's credential for
+//! their key; an account back on another device is shown to everyone. A
+//! member that is not the committer, or a committer going beyond what the
+//! server asked, changes nobody's group: the server refuses its commit, and
+//! a device to which it is relayed anyway refuses it too and says so.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -12,7 +14,7 @@ use conclave_e2ee::credential::KnownDevices;
 use conclave_e2ee::mls::{GroupMember, OpenMlsMember};
 use conclave_proto::credential::{DeviceCredential, SignedCredential};
 use conclave_proto::signal::{ClientMessage, ParticipantId, ServerMessage};
-use conclave_room::delivery::MlsDelivery;
+use conclave_room::delivery::{MlsDelivery, ProposedCommit};
 use data_encoding::BASE64;
 use ed25519_dalek::{Signer, SigningKey};
 
@@ -65,9 +67,11 @@ fn submit(
         }
         ClientMessage::E2eeKeyPackage { key_package } => ds.key_package(from, key_package),
         ClientMessage::E2eeCommit { epoch, commit, welcome, added, removed } => {
-            ds.commit(from, epoch, commit, welcome, added, removed, admitted)
+            ds.commit(from, ProposedCommit { epoch, commit, welcome, added, removed }, admitted)
         }
         ClientMessage::E2eeApplication { message } => ds.application(from, message),
+        // A device's report of a commit it refused: the server audits it.
+        ClientMessage::E2eeCommitRefused { .. } => Vec::new(),
         other => panic!("not an E2EE message: {other:?}"),
     }
 }
@@ -85,7 +89,9 @@ impl Meeting {
         while !outbox.is_empty() {
             let mut next = Vec::new();
             for (to, message) in outbox {
-                let handled = self.agents.get_mut(&to).unwrap().handle(&message);
+                // Whoever has left hears nothing more (the server drops it).
+                let Some(agent) = self.agents.get_mut(&to) else { continue };
+                let handled = agent.handle(&message);
                 events.extend(handled.events.into_iter().map(|e| (to, e)));
                 for reply in handled.send {
                     next.extend(submit(&mut self.ds, to, reply, &self.admitted));
@@ -130,38 +136,60 @@ impl Meeting {
     }
 }
 
-#[test]
-fn a_commit_that_loses_the_race_is_rolled_back_and_built_again() {
+/// A group of 1, 2 and 3, made by 1, everyone's events delivered.
+fn three() -> Meeting {
     let mut m = Meeting::new();
-    let out = m.join(1);
-    m.run(out);
-    let out = m.join(2);
-    m.run(out);
-    assert_eq!(m.code(1), m.code(2));
-
-    // Carol's KeyPackage reaches the committer (1), which commits; its commit
-    // is held back while member 2 adds Dan first.
-    let ask_carol = m.join(3);
-    let handled = m.agents.get_mut(&1).unwrap().handle(&ask_carol[0].1);
-    let [held @ ClientMessage::E2eeCommit { epoch: 1, .. }] = handled.send.as_slice() else {
-        panic!("the committer builds a commit on epoch 1: {:?}", handled.send)
-    };
-    let held = held.clone();
-    assert_eq!(m.agents[&1].session().member.epoch(), Some(1), "a pending commit is not applied yet");
-    let ask_dan = m.join(4);
-    let [(1, dan_request)] = ask_dan.as_slice() else { panic!("{ask_dan:?}") };
-    let events = m.run(vec![(2, dan_request.clone())]);
-    assert!(events.contains(&(1, AgentEvent::NewEpoch(2))), "the committer follows the winner");
-
-    // The held commit arrives late: refused as stale, discarded, built again.
-    let refusal = submit(&mut m.ds, 1, held, &m.admitted);
-    assert!(matches!(refusal.as_slice(), [(1, ServerMessage::E2eeRejected { epoch: 2, .. })]));
-    let events = m.run(refusal);
-    assert!(events.contains(&(3, AgentEvent::NewEpoch(3))), "Carol is added on the new epoch: {events:?}");
-    let code = m.code(1);
-    for id in [2, 3, 4] {
-        assert_eq!(m.code(id), code, "device {id} has the group's keys");
+    for id in [1, 2, 3] {
+        let out = m.join(id);
+        m.run(out);
     }
+    assert_eq!(m.agents[&3].session().member.members().len(), 3);
+    m
+}
+
+fn codes_agree(m: &Meeting, ids: &[ParticipantId]) {
+    let code = m.code(ids[0]);
+    for id in ids {
+        assert_eq!(m.code(*id), code, "device {id} has the group's keys");
+    }
+}
+
+#[test]
+fn a_replaced_committers_late_commit_is_refused_and_the_next_committer_carries_on() {
+    let mut m = three();
+    // Dan's KeyPackage reaches every member; only the committer (1) builds
+    // a commit, which is held back.
+    let ask_dan = m.join(4);
+    assert_eq!(ask_dan.len(), 3, "every member hears the request: {ask_dan:?}");
+    assert!(ask_dan.iter().all(|(_, r)| matches!(r, ServerMessage::E2eeAddRequest { committer: 1, .. })));
+    let mut held = None;
+    for (to, request) in &ask_dan {
+        let handled = m.agents.get_mut(to).unwrap().handle(request);
+        match to {
+            1 => held = handled.send.into_iter().next(),
+            _ => assert!(handled.send.is_empty(), "member {to} is not asked to commit"),
+        }
+    }
+    let held = held.expect("the committer builds a commit");
+    assert_eq!(m.agents[&1].session().member.epoch(), Some(2), "a pending commit is not applied yet");
+
+    // Member 1's seat is taken over by a new device: 2 is the committer
+    // now, and removes 1's old device and adds Dan.
+    let handover = m.ds.device_replaced(1, &m.admitted);
+    assert!(handover.iter().all(|(_, r)| match r {
+        ServerMessage::E2eeRemoveRequest { committer, .. } | ServerMessage::E2eeAddRequest { committer, .. } =>
+            *committer == 2,
+        _ => false,
+    }));
+    let old_device = m.agents.remove(&1).unwrap();
+    let events = m.run(handover.into_iter().filter(|(to, _)| *to != 1).collect());
+    assert!(events.contains(&(4, AgentEvent::NewEpoch(4))), "Dan is added after 1's old device goes: {events:?}");
+    codes_agree(&m, &[2, 3, 4]);
+
+    // The old committer's held commit arrives late: it is nobody's to make.
+    let refusal = submit(&mut m.ds, 1, held, &m.admitted);
+    assert!(matches!(refusal.as_slice(), [(1, ServerMessage::E2eeRejected { .. })]), "{refusal:?}");
+    drop(old_device);
 
     // And they read each other.
     let frame = m.agents.get_mut(&3).unwrap().session_mut().encrypt_frame(b"from Carol", b"").unwrap();
@@ -171,8 +199,113 @@ fn a_commit_that_loses_the_race_is_rolled_back_and_built_again() {
     let events = m.run(out);
     assert_eq!(
         events.iter().filter(|(_, e)| matches!(e, AgentEvent::Chat { from: 4, text } if text == "hello")).count(),
-        3
+        2
     );
+}
+
+/// A commit built by `who`'s device behind its agent's back (as a modified
+/// client would), on its group's current epoch.
+fn rogue_commit(
+    m: &mut Meeting,
+    who: ParticipantId,
+    build: impl FnOnce(&mut OpenMlsMember) -> Vec<u8>,
+) -> (u64, String) {
+    let member = &mut m.agents.get_mut(&who).unwrap().session_mut().member;
+    let epoch = member.epoch().unwrap();
+    let commit = build(member);
+    member.discard_commit().unwrap();
+    (epoch, BASE64.encode(&commit))
+}
+
+fn leaf_of(m: &Meeting, seen_by: ParticipantId, participant: ParticipantId) -> u32 {
+    m.agents[&seen_by].roster().iter().find(|r| r.participant_id == Some(participant)).unwrap().leaf
+}
+
+#[test]
+fn a_member_who_is_not_the_committer_cannot_remove_anyone() {
+    let mut m = three();
+    let before = m.code(1);
+    // Member 3 (not the committer) builds a commit cutting the host (1) out.
+    let host_leaf = leaf_of(&m, 3, 1);
+    let (epoch, commit) = rogue_commit(&mut m, 3, |me| me.remove(&[host_leaf]).unwrap().commit);
+    let message =
+        ClientMessage::E2eeCommit { epoch, commit: commit.clone(), welcome: None, added: vec![], removed: vec![1] };
+    // The server refuses it...
+    let refusal = submit(&mut m.ds, 3, message, &m.admitted);
+    assert!(
+        matches!(refusal.as_slice(), [(3, ServerMessage::E2eeRejected { reason, .. })] if reason.contains("designated committer"))
+    );
+    assert_eq!(m.ds.epoch(), Some(epoch));
+    // ...and a device to which a compromised relay passes it anyway refuses
+    // it too, says so, and reports it.
+    let relayed = ServerMessage::E2eeCommit { from: 3, epoch: epoch + 1, commit };
+    let handled = m.agents.get_mut(&2).unwrap().handle(&relayed);
+    assert!(
+        matches!(handled.events.as_slice(), [AgentEvent::CommitRefused { from: 3, reason }] if reason.contains("not the committer")),
+        "{:?}",
+        handled.events
+    );
+    assert!(matches!(handled.send.as_slice(), [ClientMessage::E2eeCommitRefused { from: 3, .. }]));
+    // Nothing changed: the host is still in everyone's group and speaks to it.
+    assert_eq!((m.code(1), m.code(2)), (before.clone(), before));
+    assert!(m.agents[&2].roster().iter().any(|r| r.participant_id == Some(1)));
+    let chat = m.agents.get_mut(&1).unwrap().chat("still here").unwrap();
+    let out = submit(&mut m.ds, 1, chat, &m.admitted);
+    assert_eq!(out.len(), 2, "the host still sends to the group: {out:?}");
+    let events = m.run(out);
+    assert_eq!(events.iter().filter(|(_, e)| matches!(e, AgentEvent::Chat { from: 1, .. })).count(), 2);
+}
+
+#[test]
+fn the_committer_cannot_remove_or_add_beyond_what_the_server_asked() {
+    let mut m = three();
+    let before = m.code(2);
+    // The committer removes 3, who never left.
+    let leaf = leaf_of(&m, 1, 3);
+    let (epoch, commit) = rogue_commit(&mut m, 1, |me| me.remove(&[leaf]).unwrap().commit);
+    let rogue =
+        ClientMessage::E2eeCommit { epoch, commit: commit.clone(), welcome: None, added: vec![], removed: vec![3] };
+    assert!(matches!(submit(&mut m.ds, 1, rogue, &m.admitted).as_slice(), [(1, ServerMessage::E2eeRejected { .. })]));
+    // Declared as a harmless commit, the server cannot see inside it and
+    // relays it; every other device looks inside and refuses it.
+    let disguised = ClientMessage::E2eeCommit { epoch, commit, welcome: None, added: vec![], removed: vec![] };
+    let relayed = submit(&mut m.ds, 1, disguised, &m.admitted);
+    for (to, message) in relayed.iter().filter(|(to, _)| *to != 1) {
+        let handled = m.agents.get_mut(to).unwrap().handle(message);
+        assert!(
+            matches!(handled.events.as_slice(), [AgentEvent::CommitRefused { from: 1, reason }] if reason.contains("did not ask to remove")),
+            "device {to}: {:?}",
+            handled.events
+        );
+    }
+    assert_eq!(m.code(2), before);
+    assert!(m.agents[&3].roster().len() == 3, "3 is still in its own group");
+
+    // Adding a device the server never forwarded: Mallory's forged one, or
+    // a genuine credential's KeyPackage nobody asked to add.
+    let forged = BASE64.decode(self_signed_key_package(7).as_bytes()).unwrap();
+    let (epoch, commit) = rogue_commit(&mut m, 1, |me| me.add(&[forged]).unwrap().commit);
+    let handled =
+        m.agents.get_mut(&2).unwrap().handle(&ServerMessage::E2eeCommit { from: 1, epoch: epoch + 1, commit });
+    assert!(
+        matches!(handled.events.as_slice(), [AgentEvent::CommitRefused { reason, .. }] if reason.contains("did not vouch")),
+        "{:?}",
+        handled.events
+    );
+    let mut eve = agent();
+    let ClientMessage::E2eeCredentialRequest { signature_key } = eve.start() else { unreachable!() };
+    let sent = eve.handle(&vouch(&SigningKey::from_bytes(&AUTHORITY), 8, &signature_key)).send;
+    let [ClientMessage::E2eeKeyPackage { key_package }] = sent.as_slice() else { panic!("{sent:?}") };
+    let genuine = BASE64.decode(key_package.as_bytes()).unwrap();
+    let (epoch, commit) = rogue_commit(&mut m, 1, |me| me.add(&[genuine]).unwrap().commit);
+    let handled =
+        m.agents.get_mut(&2).unwrap().handle(&ServerMessage::E2eeCommit { from: 1, epoch: epoch + 1, commit });
+    assert!(
+        matches!(handled.events.as_slice(), [AgentEvent::CommitRefused { reason, .. }] if reason.contains("did not ask to add")),
+        "{:?}",
+        handled.events
+    );
+    assert_eq!(m.code(2), before, "nobody was added or removed");
 }
 
 #[test]
@@ -274,26 +407,4 @@ fn an_account_back_on_another_device_is_shown_to_everyone() {
     );
     let host = m.agents[&1].known_devices().clone();
     assert_ne!(host, KnownDevices::default(), "the host keeps what it saw, to be stored between meetings");
-}
-
-#[test]
-fn a_member_added_behind_the_servers_back_is_shown_as_unverified() {
-    let mut m = Meeting::new();
-    let out = m.join(1);
-    m.run(out);
-    let out = m.join(2);
-    m.run(out);
-    // A rogue committer (its agent bypassed) adds Mallory, whose credential
-    // is signed by a key of her own.
-    let key_package = self_signed_key_package(2);
-    let rogue = m.agents.get_mut(&1).unwrap().session_mut();
-    let commit = rogue.member.add(&[BASE64.decode(key_package.as_bytes()).unwrap()]).unwrap();
-    rogue.confirm_commit().unwrap();
-    let message = ServerMessage::E2eeCommit { from: 1, epoch: 2, commit: BASE64.encode(&commit.commit) };
-    let events: Vec<_> = m.agents.get_mut(&2).unwrap().handle(&message).events.into_iter().map(|e| (2, e)).collect();
-    let roster = roster_of(&events, 2);
-    assert_eq!(roster.len(), 3);
-    let strangers: Vec<_> = roster.iter().filter(|r| !r.verified).collect();
-    assert_eq!(strangers.len(), 1, "{roster:?}");
-    assert_eq!(strangers[0].participant_id, Some(2), "it claims to be participant 2, and is not believed");
 }

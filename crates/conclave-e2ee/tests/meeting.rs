@@ -24,7 +24,7 @@ fn admit(
     let commit = host.member.add(&[kp]).unwrap();
     host.confirm_commit().unwrap();
     for o in others.iter_mut() {
-        assert!(matches!(o.process(&commit.commit).unwrap(), Processed::NewEpoch(_)));
+        assert!(matches!(o.process(&commit.commit, &mut |_| Ok(())).unwrap(), Processed::NewEpoch(_)));
     }
     newcomer.member.join(&commit.welcome.unwrap()).unwrap();
     newcomer.rekey().unwrap();
@@ -56,7 +56,7 @@ fn members_share_a_code_that_changes_at_every_join_and_decrypt_each_other() {
 
     // In-meeting chat as MLS application messages.
     let chat = ada.member.encrypt(b"hello, everyone").unwrap();
-    match host.process(&chat).unwrap() {
+    match host.process(&chat, &mut |_| Ok(())).unwrap() {
         Processed::Application { plaintext, .. } => assert_eq!(plaintext, b"hello, everyone"),
         other => panic!("{other:?}"),
     }
@@ -88,7 +88,7 @@ fn the_sfus_view_and_a_removed_member_decrypt_nothing_new() {
     let eve_leaf = eve.member.leaf_index().unwrap();
     let removal = host.member.remove(&[eve_leaf]).unwrap();
     host.confirm_commit().unwrap();
-    assert!(matches!(ada.process(&removal.commit).unwrap(), Processed::NewEpoch(_)));
+    assert!(matches!(ada.process(&removal.commit, &mut |_| Ok(())).unwrap(), Processed::NewEpoch(_)));
     assert_eq!(ada.security_code(), host.security_code());
     assert_ne!(eve.security_code(), host.security_code(), "Eve's code no longer matches: she is out");
     let after = host.encrypt_frame(b"said after Eve left", b"").unwrap();
@@ -98,7 +98,7 @@ fn the_sfus_view_and_a_removed_member_decrypt_nothing_new() {
     let from_eve = eve.encrypt_frame(b"still here?", b"").unwrap();
     assert!(ada.decrypt_frame(&from_eve, b"").is_err());
     // Processing the commit tells her she is out, and drops her keys.
-    assert_eq!(eve.process(&removal.commit).unwrap(), Processed::Removed);
+    assert_eq!(eve.process(&removal.commit, &mut |_| Ok(())).unwrap(), Processed::Removed);
     assert!(eve.decrypt_frame(&after, b"").is_err());
 }
 
@@ -115,8 +115,8 @@ fn a_stale_commit_is_refused_so_the_group_cannot_fork() {
     // host's first, and the other becomes stale for everyone.
     let first = host.member.add(&[device("carol").member.key_package().unwrap()]).unwrap();
     let second = ada.member.add(&[device("dan").member.key_package().unwrap()]).unwrap();
-    assert!(matches!(bob.process(&first.commit).unwrap(), Processed::NewEpoch(_)));
-    assert!(bob.process(&second.commit).is_err(), "a commit for an old epoch is refused");
+    assert!(matches!(bob.process(&first.commit, &mut |_| Ok(())).unwrap(), Processed::NewEpoch(_)));
+    assert!(bob.process(&second.commit, &mut |_| Ok(())).is_err(), "a commit for an old epoch is refused");
 }
 
 #[test]
@@ -135,8 +135,8 @@ fn a_committer_whose_commit_is_refused_rolls_back_and_stays_in_the_group() {
     assert_eq!(ada.security_code(), before, "a pending commit changes nothing yet");
     ada.member.discard_commit().unwrap();
     host.confirm_commit().unwrap();
-    assert!(matches!(ada.process(&first.commit).unwrap(), Processed::NewEpoch(_)));
-    assert!(matches!(bob.process(&first.commit).unwrap(), Processed::NewEpoch(_)));
+    assert!(matches!(ada.process(&first.commit, &mut |_| Ok(())).unwrap(), Processed::NewEpoch(_)));
+    assert!(matches!(bob.process(&first.commit, &mut |_| Ok(())).unwrap(), Processed::NewEpoch(_)));
     assert_eq!(ada.security_code(), host.security_code(), "ada did not fork");
     assert_eq!(bob.security_code(), host.security_code());
     let frame = host.encrypt_frame(b"after the race", b"").unwrap();

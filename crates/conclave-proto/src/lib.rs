@@ -6,6 +6,7 @@ pub mod auth;
 pub mod credential;
 pub mod media;
 pub mod meeting;
+pub mod names;
 pub mod org;
 pub mod problem;
 pub mod signal;

@@ -158,9 +158,6 @@ pub struct JoinMeetingRequest {
     #[serde(default)]
     pub passcode: Option<String>,
     pub display_name: String,
-    /// A random id the client keeps per device, so a second tab is recognised.
-    #[serde(default)]
-    pub device_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -189,6 +186,17 @@ pub struct ReportParticipantRequest {
     pub reason: String,
 }
 
+/// What the reporter gets back: that the report was filed, and nothing of
+/// the people in it (a report must not tell anyone more than they saw).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ReportReceipt {
+    pub id: String,
+    pub meeting_id: String,
+    pub at_ms: i64,
+}
+
+/// A report as the organisation's owners and admins read it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct Report {
@@ -205,4 +213,25 @@ pub struct Report {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct ReportList {
     pub reports: Vec<Report>,
+}
+
+/// Someone removed from a meeting, who cannot come back until the meeting's
+/// owner or an organisation admin lifts the ban.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct MeetingBan {
+    pub id: String,
+    /// The name they had in the meeting when removed.
+    pub display_name: String,
+    /// Their account, if they were signed in (guests are banned by address).
+    pub user_id: Option<String>,
+    /// Who removed them (their name in the meeting).
+    pub removed_by: String,
+    pub at_ms: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct MeetingBanList {
+    pub bans: Vec<MeetingBan>,
 }

@@ -188,6 +188,17 @@ pub struct OrgPolicy {
     pub require_2fa: Setting<bool>,
     /// Accounts unused this many days are disabled; `null` turns it off.
     pub dormant_account_days: Setting<Option<u32>>,
+    /// How many people a meeting's waiting room holds at once (1–5,000);
+    /// more are refused until some are admitted or leave.
+    #[serde(default = "default_waiting_room_capacity")]
+    pub waiting_room_capacity: Setting<u32>,
+}
+
+/// The waiting room's size when an organisation sets none.
+pub const DEFAULT_WAITING_ROOM_CAPACITY: u32 = 250;
+
+fn default_waiting_room_capacity() -> Setting<u32> {
+    Setting::unlocked(DEFAULT_WAITING_ROOM_CAPACITY)
 }
 
 impl OrgPolicy {
@@ -202,6 +213,7 @@ impl OrgPolicy {
             meeting_time_limit_minutes: Setting::locked(plan.meeting_cap_minutes()),
             require_2fa: Setting::unlocked(false),
             dormant_account_days: Setting::unlocked(Some(180)),
+            waiting_room_capacity: default_waiting_room_capacity(),
         }
     }
 }
@@ -229,6 +241,8 @@ pub struct OrgPolicyUpdate {
     pub require_2fa: Option<Setting<bool>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dormant_account_days: Option<Setting<Option<u32>>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_room_capacity: Option<Setting<u32>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -56,6 +56,14 @@ pub struct ParticipantView {
     pub display_name: String,
     pub role: Role,
     pub signed_in: bool,
+    /// The organisation of a signed-in participant's account, by name
+    /// (`None` for guests): a guest cannot pass as a member.
+    #[serde(default)]
+    pub organisation: Option<String>,
+    /// Signed in with an account of another organisation than the
+    /// meeting's (a name alone does not say which "Acme" it is).
+    #[serde(default)]
+    pub external: bool,
     pub audio_muted: bool,
     pub video_muted: bool,
     pub hand_raised: bool,
@@ -71,6 +79,10 @@ pub struct WaitingView {
     pub display_name: String,
     pub signed_in: bool,
     pub email: Option<String>,
+    #[serde(default)]
+    pub organisation: Option<String>,
+    #[serde(default)]
+    pub external: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -243,6 +255,14 @@ pub enum ClientMessage {
     E2eeApplication {
         message: String,
     },
+    /// This device refused a commit the server relayed (from someone not
+    /// asked to commit, or adding or removing someone the server did not
+    /// ask for): recorded in the organisation's audit log.
+    E2eeCommitRefused {
+        epoch: u64,
+        from: ParticipantId,
+        reason: String,
+    },
 }
 
 impl ClientMessage {
@@ -298,6 +318,7 @@ impl ClientMessage {
             Self::E2eeKeyPackage { .. } => "e2ee_key_package",
             Self::E2eeCommit { .. } => "e2ee_commit",
             Self::E2eeApplication { .. } => "e2ee_application",
+            Self::E2eeCommitRefused { .. } => "e2ee_commit_refused",
         }
     }
 }
@@ -320,6 +341,9 @@ pub enum RefusalReason {
     /// Removed earlier from this meeting.
     Removed,
     Ended,
+    /// The waiting room holds as many people as it may (from this address,
+    /// or in all); try again later.
+    WaitingRoomFull,
 }
 
 /// Messages the server sends.
@@ -358,6 +382,13 @@ pub enum ServerMessage {
     /// To hosts and co-hosts: someone is knocking (play the knock sound).
     Knock {
         participant: WaitingView,
+    },
+    /// To hosts and co-hosts: several people knocked within a second; one
+    /// message for all of them (`first` names up to five), so a crowd
+    /// arriving at once is one notice, not one each.
+    Knocks {
+        count: u32,
+        first: Vec<WaitingView>,
     },
     /// To hosts and co-hosts: the waiting room now holds these people.
     WaitingRoom {
@@ -434,14 +465,20 @@ pub enum ServerMessage {
     },
     /// You are the first in the group: create it (epoch 0).
     E2eeCreateGroup,
-    /// To the designated committer: add this admitted participant.
+    /// To every member: the server asks `committer` to add this admitted
+    /// participant's device with this KeyPackage. Members accept a commit
+    /// only from that committer, adding only what the server asked for.
     E2eeAddRequest {
         participant_id: ParticipantId,
         key_package: String,
+        committer: ParticipantId,
     },
-    /// To the designated committer: this participant left; remove them.
+    /// To every member: the server asks `committer` to remove this
+    /// participant's device (they left, were removed, or took their seat
+    /// over with a new device). Members accept no other removal.
     E2eeRemoveRequest {
         participant_id: ParticipantId,
+        committer: ParticipantId,
     },
     /// A commit the delivery service accepted; `epoch` is the one it starts.
     E2eeCommit {
@@ -449,10 +486,12 @@ pub enum ServerMessage {
         epoch: u64,
         commit: String,
     },
-    /// You were added: join the group with this.
+    /// You were added: join the group with this. `committer` is who the
+    /// server asks to make the group's changes, until a request names another.
     E2eeWelcome {
         epoch: u64,
         welcome: String,
+        committer: ParticipantId,
     },
     /// Your commit was not accepted (another was first); process what
     /// arrived and build again on `epoch`.

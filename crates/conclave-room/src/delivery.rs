@@ -1,8 +1,16 @@
 //! The meeting's MLS delivery service: the server's whole part in end-to-end
 //! encryption. It never sees a key. It orders commits (one per epoch; a
-//! stale one is refused, so members never fork), asks the designated
-//! committer to add each admitted participant and to remove each one who
-//! leaves, and hands Welcomes only to participants the room has admitted.
+//! stale one is refused, so members never fork), designates one committer
+//! (the first member, then the longest present) and asks it to add each
+//! admitted participant and to remove each one who leaves, and hands
+//! Welcomes only to participants the room has admitted.
+//!
+//! It also decides who may change the group: a commit is accepted only from
+//! the designated committer, adding only KeyPackages the service asked it to
+//! add and removing only members the service asked it to remove. Every
+//! request goes to every member, naming the committer, so each device can
+//! hold a commit the server relays to the same rule (a compromised relay
+//! cannot slip in what the service would refuse; see the E2EE agent).
 //!
 //! Pure: the meeting actor feeds it the admitted participants' requests and
 //! the room's membership, and sends what it returns.
@@ -24,14 +32,57 @@ pub struct MlsDelivery {
     in_group: BTreeSet<ParticipantId>,
     /// Admitted participants' KeyPackages, until a commit adds them.
     pending: BTreeMap<ParticipantId, String>,
-    /// Participants who left while in the group, until a commit removes them.
+    /// Members the committer was asked to remove (they left, or their seat
+    /// has a new device), until a commit removes them.
     leaving: BTreeSet<ParticipantId>,
     /// Who builds commits: the first member, then the longest present.
     committer: Option<ParticipantId>,
 }
 
+/// Why a commit was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitRefusal {
+    NoGroup,
+    NotCommitter,
+    Stale,
+    Malformed,
+    /// It adds someone the service did not ask to add (or without a Welcome).
+    UnaskedAdd,
+    /// It removes someone the service did not ask to remove.
+    UnaskedRemoval,
+}
+
+impl CommitRefusal {
+    fn reason(self) -> &'static str {
+        match self {
+            Self::NoGroup => "there is no group yet",
+            Self::NotCommitter => "only the designated committer commits",
+            Self::Stale => "another commit was first; build on the new epoch",
+            Self::Malformed => "malformed commit",
+            Self::UnaskedAdd => "a commit may add only admitted participants the server asked to add, with a Welcome",
+            Self::UnaskedRemoval => "a commit may remove only members the server asked to remove",
+        }
+    }
+
+    /// A refusal that says the sender tried to change the group against
+    /// the rules (worth auditing), not merely that it was late or broken.
+    pub fn is_rogue(self) -> bool {
+        matches!(self, Self::NotCommitter | Self::UnaskedAdd | Self::UnaskedRemoval)
+    }
+}
+
 fn reject(to: ParticipantId, epoch: u64, reason: &str) -> Outbox {
     vec![(to, ServerMessage::E2eeRejected { epoch, reason: reason.to_owned() })]
+}
+
+/// A commit as a member sends it.
+#[derive(Debug, Clone)]
+pub struct ProposedCommit {
+    pub epoch: u64,
+    pub commit: String,
+    pub welcome: Option<String>,
+    pub added: Vec<ParticipantId>,
+    pub removed: Vec<ParticipantId>,
 }
 
 impl MlsDelivery {
@@ -63,60 +114,80 @@ impl MlsDelivery {
             }
             Some(committer) => {
                 self.pending.insert(from, key_package.clone());
-                vec![(committer, ServerMessage::E2eeAddRequest { participant_id: from, key_package })]
+                let request = ServerMessage::E2eeAddRequest { participant_id: from, key_package, committer };
+                self.to_members(&request)
             }
         }
     }
 
     /// A commit from a member. `admitted` is the room's admitted participants now.
-    #[allow(clippy::too_many_arguments)]
     pub fn commit(
         &mut self,
         from: ParticipantId,
-        epoch: u64,
-        commit: String,
-        welcome: Option<String>,
-        added: Vec<ParticipantId>,
-        removed: Vec<ParticipantId>,
+        proposed: ProposedCommit,
         admitted: &BTreeSet<ParticipantId>,
     ) -> Outbox {
-        let Some(current) = self.epoch else { return reject(from, 0, "there is no group yet") };
-        if !self.in_group.contains(&from) {
-            return reject(from, current, "only members commit");
+        match self.check(from, &proposed, admitted) {
+            Ok(()) => self.apply(from, proposed),
+            Err(refusal) => reject(from, self.epoch.unwrap_or(0), refusal.reason()),
         }
-        if epoch != current {
-            return reject(from, current, "another commit was first; build on the new epoch");
+    }
+
+    /// What is wrong with a commit, if anything, without accepting it.
+    pub fn check(
+        &self,
+        from: ParticipantId,
+        proposed: &ProposedCommit,
+        admitted: &BTreeSet<ParticipantId>,
+    ) -> Result<(), CommitRefusal> {
+        let current = self.epoch.ok_or(CommitRefusal::NoGroup)?;
+        if self.committer != Some(from) {
+            return Err(CommitRefusal::NotCommitter);
         }
-        if commit.is_empty() || commit.len() > MAX_BLOB || welcome.as_ref().is_some_and(|w| w.len() > MAX_BLOB) {
-            return reject(from, current, "malformed commit");
+        if proposed.epoch != current {
+            return Err(CommitRefusal::Stale);
         }
-        // A Welcome reaches only admitted participants who asked to join.
-        let welcome_ok = added.iter().all(|p| {
-            admitted.contains(p) && self.pending.contains_key(p) && (!self.in_group.contains(p) || removed.contains(p))
-        });
-        if !welcome_ok || (added.is_empty() != welcome.is_none()) {
-            return reject(from, current, "a commit may add only admitted participants, with a Welcome");
+        let too_big = |b: &String| b.is_empty() || b.len() > MAX_BLOB;
+        if too_big(&proposed.commit) || proposed.welcome.as_ref().is_some_and(too_big) {
+            return Err(CommitRefusal::Malformed);
         }
-        if removed.iter().any(|p| !self.in_group.contains(p) || *p == from) {
-            return reject(from, current, "a commit may remove only other members");
+        // A Welcome reaches only admitted participants the service asked to add.
+        let asked = |p: &ParticipantId| {
+            admitted.contains(p)
+                && self.pending.contains_key(p)
+                && (!self.in_group.contains(p) || proposed.removed.contains(p))
+        };
+        if !proposed.added.iter().all(asked) || proposed.added.is_empty() != proposed.welcome.is_none() {
+            return Err(CommitRefusal::UnaskedAdd);
         }
-        let next = current + 1;
+        if proposed.removed.iter().any(|p| !self.leaving.contains(p) || *p == from) {
+            return Err(CommitRefusal::UnaskedRemoval);
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, from: ParticipantId, proposed: ProposedCommit) -> Outbox {
+        let next = proposed.epoch + 1;
         self.epoch = Some(next);
-        for p in &removed {
+        for p in &proposed.removed {
             self.in_group.remove(p);
             self.leaving.remove(p);
         }
         let mut out = Outbox::new();
         // Every member gets it, the committer too: that is its confirmation
         // (it applies its commit only once the order is known).
-        for p in &self.in_group {
-            out.push((*p, ServerMessage::E2eeCommit { from, epoch: next, commit: commit.clone() }));
-        }
-        for p in &added {
+        let echo = ServerMessage::E2eeCommit { from, epoch: next, commit: proposed.commit };
+        out.extend(self.to_members(&echo));
+        let welcome = proposed.welcome.unwrap_or_default();
+        for p in &proposed.added {
             self.pending.remove(p);
             self.in_group.insert(*p);
-            let welcome = welcome.clone().expect("checked above");
-            out.push((*p, ServerMessage::E2eeWelcome { epoch: next, welcome }));
+        }
+        let committer = self.committer.expect("a group has a committer");
+        for p in &proposed.added {
+            out.push((*p, ServerMessage::E2eeWelcome { epoch: next, welcome: welcome.clone(), committer }));
+            // A newcomer hears what is still to be done, like every member.
+            out.extend(self.outstanding().into_iter().map(|request| (*p, request)));
         }
         out
     }
@@ -145,14 +216,12 @@ impl MlsDelivery {
         }
         self.leaving.extend(gone.iter().copied());
         if self.committer.is_some_and(|c| !admitted.contains(&c)) {
-            self.committer = self.next_committer(admitted);
+            return self.hand_over(admitted);
         }
-        let Some(committer) = self.committer else {
-            // Nobody left in the group: it ends; a new one starts with the next member.
-            *self = Self::default();
-            return Outbox::new();
-        };
-        self.requests_for(committer)
+        let committer = self.committer.expect("a group has a committer");
+        gone.iter()
+            .flat_map(|p| self.to_members(&ServerMessage::E2eeRemoveRequest { participant_id: *p, committer }))
+            .collect()
     }
 
     /// A participant in the group came back with a new device (another tab
@@ -165,37 +234,42 @@ impl MlsDelivery {
             return Outbox::new();
         }
         self.leaving.insert(who);
-        if self.committer != Some(who) {
-            let committer = self.committer.expect("a group has a committer");
-            return vec![(committer, ServerMessage::E2eeRemoveRequest { participant_id: who })];
+        if self.committer == Some(who) {
+            return self.hand_over(admitted);
         }
-        self.committer = self.next_committer(admitted);
-        match self.committer {
-            Some(committer) => self.requests_for(committer),
-            None => {
-                // It was alone: the group starts over with the new device.
-                *self = Self::default();
-                Outbox::new()
-            }
-        }
+        let committer = self.committer.expect("a group has a committer");
+        self.to_members(&ServerMessage::E2eeRemoveRequest { participant_id: who, committer })
     }
 
-    /// The longest-present member still here and staying.
-    fn next_committer(&self, admitted: &BTreeSet<ParticipantId>) -> Option<ParticipantId> {
-        self.in_group.iter().find(|p| admitted.contains(p) && !self.leaving.contains(p)).copied()
+    /// The committer is gone: the longest-present member still here and
+    /// staying takes over, and every member hears all that is still to be
+    /// done, now asked of it. With nobody left the group ends; a new one
+    /// starts with the next member.
+    fn hand_over(&mut self, admitted: &BTreeSet<ParticipantId>) -> Outbox {
+        self.committer = self.in_group.iter().find(|p| admitted.contains(p) && !self.leaving.contains(p)).copied();
+        if self.committer.is_none() {
+            *self = Self::default();
+            return Outbox::new();
+        }
+        self.outstanding().iter().flat_map(|request| self.to_members(request)).collect()
     }
 
-    /// Every removal and addition still to be committed, asked of `committer`.
-    fn requests_for(&self, committer: ParticipantId) -> Outbox {
-        let mut out: Outbox =
-            self.leaving.iter().map(|p| (committer, ServerMessage::E2eeRemoveRequest { participant_id: *p })).collect();
-        // Those still waiting to be added are asked of the new committer too.
-        out.extend(
-            self.pending.iter().map(|(p, kp)| {
-                (committer, ServerMessage::E2eeAddRequest { participant_id: *p, key_package: kp.clone() })
-            }),
-        );
-        out
+    /// Every removal and addition still to be committed, as requests.
+    fn outstanding(&self) -> Vec<ServerMessage> {
+        let Some(committer) = self.committer else { return Vec::new() };
+        let removals = self.leaving.iter().map(|p| ServerMessage::E2eeRemoveRequest { participant_id: *p, committer });
+        let additions = self.pending.iter().map(|(p, kp)| ServerMessage::E2eeAddRequest {
+            participant_id: *p,
+            key_package: kp.clone(),
+            committer,
+        });
+        removals.chain(additions).collect()
+    }
+
+    /// Every member staying in the group (those being removed have gone, or
+    /// their seat holds a new device that is not in the group yet).
+    fn to_members(&self, message: &ServerMessage) -> Outbox {
+        self.in_group.iter().filter(|m| !self.leaving.contains(m)).map(|m| (*m, message.clone())).collect()
     }
 }
 
@@ -207,19 +281,51 @@ mod tests {
         ids.iter().copied().collect()
     }
 
+    fn proposed(epoch: u64, commit: &str, welcome: Option<&str>, added: &[u64], removed: &[u64]) -> ProposedCommit {
+        ProposedCommit {
+            epoch,
+            commit: commit.into(),
+            welcome: welcome.map(Into::into),
+            added: added.to_vec(),
+            removed: removed.to_vec(),
+        }
+    }
+
+    fn add_request(p: u64, kp: &str, committer: u64) -> ServerMessage {
+        ServerMessage::E2eeAddRequest { participant_id: p, key_package: kp.into(), committer }
+    }
+
+    fn remove_request(p: u64, committer: u64) -> ServerMessage {
+        ServerMessage::E2eeRemoveRequest { participant_id: p, committer }
+    }
+
+    fn refused(out: &Outbox, to: u64) -> bool {
+        matches!(out.as_slice(), [(t, ServerMessage::E2eeRejected { .. })] if *t == to)
+    }
+
+    /// A group of 1, 2 and 3, made by 1.
+    fn three() -> MlsDelivery {
+        let mut ds = MlsDelivery::default();
+        ds.key_package(1, "kp".into());
+        ds.key_package(2, "kp".into());
+        ds.key_package(3, "kp".into());
+        ds.commit(1, proposed(0, "c", Some("w"), &[2, 3], &[]), &set(&[1, 2, 3]));
+        ds
+    }
+
     #[test]
     fn the_first_creates_the_group_and_later_ones_are_added_by_it() {
         let mut ds = MlsDelivery::default();
         assert_eq!(ds.key_package(1, "kp1".into()), vec![(1, ServerMessage::E2eeCreateGroup)]);
         let ask = ds.key_package(2, "kp2".into());
-        assert_eq!(ask, vec![(1, ServerMessage::E2eeAddRequest { participant_id: 2, key_package: "kp2".into() })]);
-        let out = ds.commit(1, 0, "c1".into(), Some("w".into()), vec![2], vec![], &set(&[1, 2]));
+        assert_eq!(ask, vec![(1, add_request(2, "kp2", 1))]);
+        let out = ds.commit(1, proposed(0, "c1", Some("w"), &[2], &[]), &set(&[1, 2]));
         assert_eq!(
             out,
             vec![
                 // The committer's confirmation: only now does it apply its commit.
                 (1, ServerMessage::E2eeCommit { from: 1, epoch: 1, commit: "c1".into() }),
-                (2, ServerMessage::E2eeWelcome { epoch: 1, welcome: "w".into() }),
+                (2, ServerMessage::E2eeWelcome { epoch: 1, welcome: "w".into(), committer: 1 }),
             ]
         );
         assert_eq!(ds.epoch(), Some(1));
@@ -227,45 +333,97 @@ mod tests {
     }
 
     #[test]
+    fn every_member_hears_each_request_and_who_is_to_carry_it_out() {
+        let mut ds = three();
+        let out = ds.key_package(4, "kp4".into());
+        assert_eq!(
+            out,
+            vec![(1, add_request(4, "kp4", 1)), (2, add_request(4, "kp4", 1)), (3, add_request(4, "kp4", 1))]
+        );
+        let out = ds.membership(&set(&[1, 2, 4]));
+        assert_eq!(out, vec![(1, remove_request(3, 1)), (2, remove_request(3, 1))], "not to the one who left");
+    }
+
+    #[test]
+    fn a_newcomer_hears_what_is_still_to_be_done() {
+        let mut ds = three();
+        ds.key_package(4, "kp4".into());
+        ds.key_package(5, "kp5".into());
+        ds.membership(&set(&[1, 2, 4, 5]));
+        let out = ds.commit(1, proposed(1, "add4", Some("w"), &[4], &[]), &set(&[1, 2, 4, 5]));
+        let to_newcomer: Vec<_> = out.iter().filter(|(to, _)| *to == 4).map(|(_, m)| m.clone()).collect();
+        assert_eq!(
+            to_newcomer,
+            vec![
+                ServerMessage::E2eeWelcome { epoch: 2, welcome: "w".into(), committer: 1 },
+                remove_request(3, 1),
+                add_request(5, "kp5", 1),
+            ]
+        );
+    }
+
+    #[test]
     fn a_stale_commit_is_refused_so_nobody_forks() {
         let mut ds = MlsDelivery::default();
         ds.key_package(1, "kp".into());
         ds.key_package(2, "kp".into());
-        ds.commit(1, 0, "c".into(), Some("w".into()), vec![2], vec![], &set(&[1, 2]));
-        let out = ds.commit(2, 0, "late".into(), None, vec![], vec![], &set(&[1, 2]));
-        assert!(matches!(out.as_slice(), [(2, ServerMessage::E2eeRejected { epoch: 1, .. })]));
+        ds.commit(1, proposed(0, "c", Some("w"), &[2], &[]), &set(&[1, 2]));
+        ds.key_package(3, "kp".into());
+        let out = ds.commit(1, proposed(0, "late", Some("w"), &[3], &[]), &set(&[1, 2, 3]));
+        assert!(matches!(out.as_slice(), [(1, ServerMessage::E2eeRejected { epoch: 1, .. })]));
         assert_eq!(ds.epoch(), Some(1));
     }
 
     #[test]
-    fn no_welcome_for_anyone_not_admitted() {
+    fn only_the_designated_committer_commits() {
+        let mut ds = three();
+        // Member 3 tries to cut the host (1) out of the group.
+        let rogue = proposed(1, "rm1", None, &[], &[1]);
+        assert_eq!(ds.check(3, &rogue, &set(&[1, 2, 3])), Err(CommitRefusal::NotCommitter));
+        assert!(refused(&ds.commit(3, rogue, &set(&[1, 2, 3])), 3));
+        // Even a harmless-looking commit from a non-committer is refused.
+        assert!(refused(&ds.commit(2, proposed(1, "update", None, &[], &[]), &set(&[1, 2, 3])), 2));
+        assert_eq!((ds.epoch(), ds.members()), (Some(1), &set(&[1, 2, 3])));
+    }
+
+    #[test]
+    fn the_committer_removes_only_whom_the_service_asked_to_remove() {
+        let mut ds = three();
+        let rogue = proposed(1, "rm3", None, &[], &[3]);
+        assert_eq!(ds.check(1, &rogue, &set(&[1, 2, 3])), Err(CommitRefusal::UnaskedRemoval));
+        assert!(refused(&ds.commit(1, rogue, &set(&[1, 2, 3])), 1));
+        // Once 3 has left, its removal is what the service asked for.
+        ds.membership(&set(&[1, 2]));
+        let out = ds.commit(1, proposed(1, "rm3", None, &[], &[3]), &set(&[1, 2]));
+        assert!(out.iter().all(|(_, m)| matches!(m, ServerMessage::E2eeCommit { .. })));
+        assert_eq!(ds.members(), &set(&[1, 2]));
+    }
+
+    #[test]
+    fn no_welcome_for_anyone_not_admitted_or_not_asked_for() {
         let mut ds = MlsDelivery::default();
         ds.key_package(1, "kp".into());
         ds.key_package(2, "kp".into());
         // Participant 2 was sent back to the waiting room (or left) meanwhile.
-        let out = ds.commit(1, 0, "c".into(), Some("w".into()), vec![2], vec![], &set(&[1]));
-        assert!(matches!(out.as_slice(), [(1, ServerMessage::E2eeRejected { .. })]));
+        let out = ds.commit(1, proposed(0, "c", Some("w"), &[2], &[]), &set(&[1]));
+        assert!(refused(&out, 1));
         // Nor for someone who never asked.
-        let out = ds.commit(1, 0, "c".into(), Some("w".into()), vec![3], vec![], &set(&[1, 3]));
-        assert!(matches!(out.as_slice(), [(1, ServerMessage::E2eeRejected { .. })]));
+        assert_eq!(ds.check(1, &proposed(0, "c", Some("w"), &[3], &[]), &set(&[1, 3])), Err(CommitRefusal::UnaskedAdd));
         assert_eq!(ds.epoch(), Some(0));
     }
 
     #[test]
     fn a_departure_asks_for_a_removal_and_a_departed_committer_is_replaced() {
-        let mut ds = MlsDelivery::default();
-        ds.key_package(1, "kp".into());
-        ds.key_package(2, "kp".into());
-        ds.key_package(3, "kp".into());
-        ds.commit(1, 0, "c".into(), Some("w".into()), vec![2, 3], vec![], &set(&[1, 2, 3]));
+        let mut ds = three();
         let out = ds.membership(&set(&[1, 2]));
-        assert_eq!(out, vec![(1, ServerMessage::E2eeRemoveRequest { participant_id: 3 })]);
-        // The committer leaves before removing anyone: the next member takes over both.
+        assert!(out.contains(&(1, remove_request(3, 1))));
+        // The committer leaves before removing anyone: the next member takes
+        // over both, and every member hears it.
         let out = ds.membership(&set(&[2]));
         assert_eq!(ds.committer(), Some(2));
-        assert!(out.contains(&(2, ServerMessage::E2eeRemoveRequest { participant_id: 1 })));
-        assert!(out.contains(&(2, ServerMessage::E2eeRemoveRequest { participant_id: 3 })));
-        let out = ds.commit(2, 1, "rm".into(), None, vec![], vec![1, 3], &set(&[2]));
+        assert!(out.contains(&(2, remove_request(1, 2))));
+        assert!(out.contains(&(2, remove_request(3, 2))));
+        let out = ds.commit(2, proposed(1, "rm", None, &[], &[1, 3]), &set(&[2]));
         assert_eq!(
             out,
             vec![(2, ServerMessage::E2eeCommit { from: 2, epoch: 2, commit: "rm".into() })],
@@ -278,11 +436,8 @@ mod tests {
     fn outsiders_cannot_commit_or_talk_to_the_group() {
         let mut ds = MlsDelivery::default();
         ds.key_package(1, "kp".into());
-        assert!(matches!(
-            ds.commit(9, 0, "c".into(), None, vec![], vec![], &set(&[1, 9]))[..],
-            [(9, ServerMessage::E2eeRejected { .. })]
-        ));
-        assert!(matches!(ds.application(9, "x".into())[..], [(9, ServerMessage::E2eeRejected { .. })]));
+        assert!(refused(&ds.commit(9, proposed(0, "c", None, &[], &[]), &set(&[1, 9])), 9));
+        assert!(refused(&ds.application(9, "x".into()), 9));
         assert!(ds.application(1, "hello".into()).is_empty(), "alone: nobody to tell");
     }
 
@@ -291,19 +446,18 @@ mod tests {
         let mut ds = MlsDelivery::default();
         ds.key_package(1, "kp".into());
         ds.key_package(2, "kp".into());
-        ds.commit(1, 0, "c".into(), Some("w".into()), vec![2], vec![], &set(&[1, 2]));
+        ds.commit(1, proposed(0, "c", Some("w"), &[2], &[]), &set(&[1, 2]));
         // Participant 2's seat is taken over by a new device: its old leaf goes.
         let out = ds.device_replaced(2, &set(&[1, 2]));
-        assert_eq!(out, vec![(1, ServerMessage::E2eeRemoveRequest { participant_id: 2 })]);
+        assert_eq!(out, vec![(1, remove_request(2, 1))], "the seat's new device is not in the group yet");
         // The new device's KeyPackage is taken, though the old one is still in the group...
         let out = ds.key_package(2, "kp-new".into());
-        assert_eq!(out, vec![(1, ServerMessage::E2eeAddRequest { participant_id: 2, key_package: "kp-new".into() })]);
+        assert!(out.contains(&(1, add_request(2, "kp-new", 1))));
         // ...but it can be added only once the old leaf is removed (or in the same commit).
-        let early = ds.commit(1, 1, "c".into(), Some("w".into()), vec![2], vec![], &set(&[1, 2]));
-        assert!(matches!(early[..], [(1, ServerMessage::E2eeRejected { .. })]));
-        ds.commit(1, 1, "rm".into(), None, vec![], vec![2], &set(&[1, 2]));
-        let out = ds.commit(1, 2, "add".into(), Some("w2".into()), vec![2], vec![], &set(&[1, 2]));
-        assert!(out.contains(&(2, ServerMessage::E2eeWelcome { epoch: 3, welcome: "w2".into() })));
+        assert!(refused(&ds.commit(1, proposed(1, "c", Some("w"), &[2], &[]), &set(&[1, 2])), 1));
+        ds.commit(1, proposed(1, "rm", None, &[], &[2]), &set(&[1, 2]));
+        let out = ds.commit(1, proposed(2, "add", Some("w2"), &[2], &[]), &set(&[1, 2]));
+        assert!(out.contains(&(2, ServerMessage::E2eeWelcome { epoch: 3, welcome: "w2".into(), committer: 1 })));
     }
 
     #[test]
@@ -311,10 +465,10 @@ mod tests {
         let mut ds = MlsDelivery::default();
         ds.key_package(1, "kp".into());
         ds.key_package(2, "kp".into());
-        ds.commit(1, 0, "c".into(), Some("w".into()), vec![2], vec![], &set(&[1, 2]));
+        ds.commit(1, proposed(0, "c", Some("w"), &[2], &[]), &set(&[1, 2]));
         let out = ds.device_replaced(1, &set(&[1, 2]));
         assert_eq!(ds.committer(), Some(2));
-        assert_eq!(out, vec![(2, ServerMessage::E2eeRemoveRequest { participant_id: 1 })]);
+        assert_eq!(out, vec![(2, remove_request(1, 2))]);
         // Alone, a member on a new device simply starts the group again.
         let mut alone = MlsDelivery::default();
         alone.key_package(1, "kp".into());

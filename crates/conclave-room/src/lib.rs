@@ -12,6 +12,9 @@
 //! - only admitted participants receive anything of the meeting (people,
 //!   chat, settings, activity);
 //! - a removed participant never gets back in, under any name or link;
+//! - a seat is taken over only by the same account (or its resume token);
+//! - a report tells the reporter nothing they could not see;
+//! - nobody in the meeting can ban its owner;
 //! - a live meeting has exactly one host, who is admitted, or it has ended;
 //! - settings the organisation locked are never overridden.
 
@@ -21,13 +24,25 @@ mod member;
 mod room;
 mod settings;
 
-pub use member::{Identity, Presence};
-pub use room::{Effect, Input, MediaRights, Outcome, Phase, Room, RoomConfig};
+pub use member::{Identity, Presence, Standing};
+pub use room::{
+    BanRecord, Effect, Input, MediaRights, Outcome, Phase, ReportParties, ReportRefusal, RequestId, Room, RoomConfig,
+};
 pub use settings::PolicyView;
 
 /// How long a dropped connection keeps its seat.
 pub const RECONNECT_GRACE_MS: i64 = 30_000;
 /// Wrong host-key attempts before a participant may try no more.
 pub const MAX_HOST_KEY_ATTEMPTS: u32 = 5;
+/// Reports one person may file in a meeting per window, and the meeting in all.
+pub const REPORTS_PER_REPORTER: usize = 5;
+pub const REPORTS_PER_MEETING: usize = 30;
+pub const REPORT_WINDOW_MS: i64 = 3_600_000;
+/// Knocks arriving within this long of the last one told are told together.
+pub const KNOCK_WINDOW_MS: i64 = 1_000;
+/// The waiting room's size when the organisation sets none, and how many
+/// guests from one address it holds.
+pub const DEFAULT_WAITING_CAPACITY: u32 = conclave_proto::org::DEFAULT_WAITING_ROOM_CAPACITY;
+pub const WAITING_PER_ADDRESS: u32 = 5;
 /// Reactions a participant may send.
 pub const REACTIONS: &[&str] = &["👏", "👍", "❤️", "😂", "😮", "🎉"];

@@ -2,41 +2,50 @@
 
 use conclave_proto::signal::{ParticipantId, ParticipantView, Role, WaitingView};
 
-/// What identifies a person across joins: the account when signed in, and
-/// the device and network address the join came from.
+/// What identifies a person across joins: the account when signed in (with
+/// its organisation, shown to others), and the network address the join
+/// came from. Nothing here is chosen by the client: a seat is taken over only
+/// by the same account, or by whoever holds the seat's resume token.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Identity {
     pub user_id: Option<String>,
     pub email: Option<String>,
-    pub device_id: Option<String>,
+    /// The signed-in account's organisation, by name.
+    pub organisation: Option<String>,
+    /// Signed in with an account of another organisation than the meeting's.
+    pub external: bool,
     pub ip: Option<String>,
 }
 
 impl Identity {
-    /// The keys a removal bans. A signed-in person is banned by account and
-    /// device; a guest, who has nothing else, also by address.
+    /// The keys a removal bans. A signed-in person is banned by account
+    /// (not by address: their colleagues may share it); a guest, who has
+    /// nothing else, by address.
     pub fn ban_keys(&self) -> Vec<String> {
-        let mut keys = Vec::new();
-        if let Some(user) = &self.user_id {
-            keys.push(format!("user:{user}"));
+        match (&self.user_id, &self.ip) {
+            (Some(user), _) => vec![format!("user:{user}")],
+            (None, Some(ip)) => vec![format!("ip:{ip}")],
+            (None, None) => Vec::new(),
         }
-        if let Some(device) = &self.device_id {
-            keys.push(format!("device:{device}"));
-        }
-        if self.user_id.is_none() {
-            if let Some(ip) = &self.ip {
-                keys.push(format!("ip:{ip}"));
-            }
-        }
-        keys
     }
 
-    /// True when both are the same signed-in account or the same device.
-    pub fn same_person(&self, other: &Identity) -> bool {
-        let same_user = self.user_id.is_some() && self.user_id == other.user_id;
-        let same_device = self.device_id.is_some() && self.device_id == other.device_id;
-        same_user || same_device
+    /// True when both are the same signed-in account: the only way a join
+    /// takes over someone's seat.
+    pub fn same_account(&self, other: &Identity) -> bool {
+        self.user_id.is_some() && self.user_id == other.user_id
     }
+}
+
+/// What a person is to the meeting, beyond the roles the room hands out:
+/// its owner, or an admin of the meeting's organisation. Nobody in the
+/// meeting can ban the owner, and only the owner can ban an admin, so a
+/// host key in the wrong hands never locks them out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum Standing {
+    #[default]
+    Ordinary,
+    OrgAdmin,
+    Owner,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +59,7 @@ pub(crate) struct Member {
     pub id: ParticipantId,
     pub display_name: String,
     pub identity: Identity,
+    pub standing: Standing,
     /// Proves, on reconnection, that a new connection is this seat's.
     pub resume_token: String,
     pub role: Role,
@@ -79,6 +89,8 @@ impl Member {
             display_name: self.display_name.clone(),
             role: self.role,
             signed_in: self.identity.user_id.is_some(),
+            organisation: self.identity.organisation.clone(),
+            external: self.identity.external,
             audio_muted: self.audio_muted,
             video_muted: self.video_muted,
             hand_raised: self.hand_raised,
@@ -93,15 +105,16 @@ impl Member {
             display_name: self.display_name.clone(),
             signed_in: self.identity.user_id.is_some(),
             email: self.identity.email.clone(),
+            organisation: self.identity.organisation.clone(),
+            external: self.identity.external,
         }
     }
 }
 
-/// A display name as the room accepts it: trimmed, 1–64 printable characters.
+/// A display name as the room accepts it (the one rule of
+/// `conclave_proto::names`).
 pub(crate) fn clean_name(name: &str) -> Option<String> {
-    let name = name.trim();
-    let ok = !name.is_empty() && name.chars().count() <= 64 && !name.chars().any(char::is_control);
-    ok.then(|| name.to_owned())
+    conclave_proto::names::display_name(name).ok()
 }
 
 #[cfg(test)]
@@ -110,8 +123,8 @@ mod tests {
 
     #[test]
     fn guests_are_banned_by_address_and_accounts_by_account() {
-        let guest = Identity { ip: Some("203.0.113.7".into()), device_id: Some("d1".into()), ..Default::default() };
-        assert_eq!(guest.ban_keys(), ["device:d1", "ip:203.0.113.7"]);
+        let guest = Identity { ip: Some("203.0.113.7".into()), ..Default::default() };
+        assert_eq!(guest.ban_keys(), ["ip:203.0.113.7"]);
         let user = Identity { user_id: Some("u1".into()), ip: Some("203.0.113.7".into()), ..Default::default() };
         assert_eq!(user.ban_keys(), ["user:u1"]);
     }
@@ -122,5 +135,6 @@ mod tests {
         assert_eq!(clean_name("   "), None);
         assert_eq!(clean_name(&"x".repeat(65)), None);
         assert_eq!(clean_name("a\u{7}b"), None);
+        assert_eq!(clean_name("Alice Owner\u{200B}"), None);
     }
 }

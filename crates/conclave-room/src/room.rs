@@ -1,11 +1,14 @@
 //! The room: inputs in, effects out.
 
 use crate::chat::{ChatLog, MAX_CLIENT_ID_LEN};
-use crate::member::{clean_name, Identity, Member, Presence};
+use crate::member::{clean_name, Identity, Member, Presence, Standing};
 use crate::settings::{apply_change, PolicyView};
-use crate::{MAX_HOST_KEY_ATTEMPTS, REACTIONS, RECONNECT_GRACE_MS};
+use crate::{
+    KNOCK_WINDOW_MS, MAX_HOST_KEY_ATTEMPTS, REACTIONS, RECONNECT_GRACE_MS, REPORTS_PER_MEETING, REPORTS_PER_REPORTER,
+    REPORT_WINDOW_MS,
+};
 use conclave_proto::signal::*;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 const MINUTE_MS: i64 = 60_000;
 /// Minutes before the end at which everyone is warned.
@@ -24,17 +27,27 @@ pub struct RoomConfig {
     pub has_passcode: bool,
     /// Ban keys from earlier sessions of this meeting (see `Effect::Banned`).
     pub banned: Vec<String>,
+    /// People the waiting room holds at most; more are refused until some
+    /// are admitted or leave.
+    pub waiting_capacity: u32,
+    /// Guests from one network address the waiting room holds at most
+    /// (signed-in people are one seat per account anyway).
+    pub waiting_per_address: u32,
 }
+
+/// Which request a report's verdict answers (the driver's numbering).
+pub type RequestId = u64;
 
 #[derive(Debug, Clone)]
 pub enum Input {
     /// A new connection, already authenticated by a join ticket. `id` is
-    /// fresh; `is_owner` says the meeting's owner is joining.
+    /// fresh; `standing` says whether the meeting's owner or an admin of its
+    /// organisation is joining.
     Join {
         id: ParticipantId,
         display_name: String,
         identity: Identity,
-        is_owner: bool,
+        standing: Standing,
         resume_token: String,
     },
     Message {
@@ -60,6 +73,17 @@ pub enum Input {
     /// The meeting's secrets were rotated: the old host key stops working.
     HostKeyChanged {
         host_key: String,
+    },
+    /// Someone holding a seat's resume token reports a participant (through
+    /// the REST API). Answered with [`Effect::ReportChecked`].
+    Report {
+        request: RequestId,
+        resume_token: String,
+        reported: ParticipantId,
+    },
+    /// The owner or an admin lifted bans: these keys may join again.
+    BansLifted {
+        keys: Vec<String>,
     },
     /// Time passed; deadlines may have come.
     Tick,
@@ -107,10 +131,16 @@ pub enum Effect {
     Ended {
         reason: EndReason,
     },
-    /// These identity keys are banned from the meeting; keep them, so the
-    /// ban outlives this room (see `RoomConfig::banned`).
+    /// Someone was removed for good; keep the ban, so it outlives this room
+    /// (see `RoomConfig::banned`).
     Banned {
-        keys: Vec<String>,
+        ban: BanRecord,
+    },
+    /// The verdict on an [`Input::Report`]: who the two parties are (for the
+    /// organisation's administrators, never for the reporter), or why not.
+    ReportChecked {
+        request: RequestId,
+        verdict: Result<ReportParties, ReportRefusal>,
     },
     /// A media-plane request (`media_offer`, `media_answer`, `subscribe`)
     /// from an admitted participant, for the driver's SFU. Waiting
@@ -130,6 +160,40 @@ pub struct MediaRights {
     pub screen: bool,
 }
 
+/// A removal as the room records it, for the ban list its owner can read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BanRecord {
+    pub keys: Vec<String>,
+    pub display_name: String,
+    pub user_id: Option<String>,
+    /// The name of whoever removed them.
+    pub removed_by: String,
+}
+
+/// The two ends of an accepted report, as the room knows them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportParties {
+    pub reporter: ParticipantView,
+    pub reporter_identity: Identity,
+    pub reported: ParticipantView,
+    pub reported_identity: Identity,
+}
+
+/// Why a report was not accepted. The reporter learns only this, and
+/// `NoSuchParticipant` covers both an id nobody has and one the reporter
+/// could not see, so reporting probes nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportRefusal {
+    /// The token is no seat's, or the seat is still waiting.
+    NotAdmitted,
+    NoSuchParticipant,
+    Yourself,
+    /// Too many reports from this person, or in this meeting, lately.
+    Throttled {
+        retry_after_ms: i64,
+    },
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
     /// No host has arrived yet; everyone waits.
@@ -147,6 +211,14 @@ pub struct Room {
     /// Wrong host keys per identity key, and in all.
     host_key_failures: HashMap<String, u32>,
     host_key_failures_total: u32,
+    /// When each person (by identity key) and the meeting filed reports,
+    /// within the last report window.
+    reports_by: HashMap<String, VecDeque<i64>>,
+    reports: VecDeque<i64>,
+    /// Knocks are told to moderators at most once a window: those arriving
+    /// meanwhile wait here and are told together when it closes.
+    knock_window_ends: Option<i64>,
+    held_knocks: Vec<ParticipantId>,
     chat: ChatLog,
     next_seq: u64,
     started_at: Option<i64>,
@@ -174,7 +246,7 @@ fn invalid(code: &'static str, message: impl Into<String>) -> Refusal {
 type Handled = Result<(), Refusal>;
 
 impl Room {
-    pub fn new(config: RoomConfig, _now_ms: i64) -> Self {
+    pub fn new(config: RoomConfig) -> Self {
         let mut settings = config.settings.clone();
         config.policy.enforce(&mut settings);
         Self {
@@ -185,6 +257,10 @@ impl Room {
             members: BTreeMap::new(),
             host_key_failures: HashMap::new(),
             host_key_failures_total: 0,
+            reports_by: HashMap::new(),
+            reports: VecDeque::new(),
+            knock_window_ends: None,
+            held_knocks: Vec::new(),
             chat: ChatLog::default(),
             next_seq: 0,
             started_at: None,
@@ -220,6 +296,10 @@ impl Room {
 
     pub fn identity(&self, id: ParticipantId) -> Option<&Identity> {
         self.members.get(&id).map(|m| &m.identity)
+    }
+
+    pub fn standing(&self, id: ParticipantId) -> Option<Standing> {
+        self.members.get(&id).map(|m| m.standing)
     }
 
     pub fn admitted(&self) -> impl Iterator<Item = ParticipantId> + '_ {
@@ -275,20 +355,27 @@ impl Room {
                 .unwrap_or(end)
                 .min(end)
         });
-        [grace, timed].into_iter().flatten().min()
+        let knocks = self.knock_window_ends.filter(|_| !self.held_knocks.is_empty());
+        [grace, timed, knocks].into_iter().flatten().min()
     }
 
     pub fn handle(&mut self, now: i64, input: Input) -> Vec<Effect> {
         if self.phase == Phase::Ended {
-            if let Input::Join { id, .. } = input {
-                self.send(id, ServerMessage::Refused { reason: RefusalReason::Ended });
-                self.out.push(Effect::Disconnect { id });
+            match input {
+                Input::Join { id, .. } => {
+                    self.send(id, ServerMessage::Refused { reason: RefusalReason::Ended });
+                    self.out.push(Effect::Disconnect { id });
+                }
+                Input::Report { request, .. } => {
+                    self.out.push(Effect::ReportChecked { request, verdict: Err(ReportRefusal::NotAdmitted) })
+                }
+                _ => {}
             }
             return std::mem::take(&mut self.out);
         }
         match input {
-            Input::Join { id, display_name, identity, is_owner, resume_token } => {
-                self.join(now, id, display_name, identity, is_owner, resume_token)
+            Input::Join { id, display_name, identity, standing, resume_token } => {
+                self.join(now, id, display_name, identity, standing, resume_token)
             }
             Input::Message { from, message } => self.message(now, from, message),
             Input::Disconnected { id } => {
@@ -313,6 +400,15 @@ impl Room {
             Input::PolicyChanged { policy } => self.policy_changed(now, policy),
             Input::Terminate { reason } => self.end(reason),
             Input::HostKeyChanged { host_key } => self.config.host_key = host_key,
+            Input::Report { request, resume_token, reported } => {
+                let verdict = self.check_report(now, &resume_token, reported);
+                self.out.push(Effect::ReportChecked { request, verdict });
+            }
+            Input::BansLifted { keys } => {
+                for key in &keys {
+                    self.banned.remove(key);
+                }
+            }
             Input::Tick => {}
         }
         self.tick(now);
@@ -327,34 +423,56 @@ impl Room {
         id: ParticipantId,
         display_name: String,
         identity: Identity,
-        is_owner: bool,
+        standing: Standing,
         resume_token: String,
     ) {
         let name = clean_name(&display_name).unwrap_or_else(|| "Guest".to_owned());
-        if self.is_banned(&identity) {
+        // The owner is never kept out by a ban: nobody in the meeting can
+        // ban them (see `Remove`), and a ban that names them anyway (kept
+        // from before that rule) must not lock them out of their meeting.
+        if standing != Standing::Owner && self.is_banned(&identity) {
             self.refuse(id, RefusalReason::Removed, "removed participant tried to rejoin");
             return;
         }
-        // The same person again (a second tab or device): the new connection
-        // takes over their seat, keeping their place.
-        if let Some(seat) = self.members.values().find(|m| m.identity.same_person(&identity)).map(|m| m.id) {
+        // The same account again (a second tab or device): the new
+        // connection takes over their seat, keeping their place. Only an
+        // account can do this; a guest's seat is taken over only with its
+        // resume token.
+        if let Some(seat) = self.members.values().find(|m| m.identity.same_account(&identity)).map(|m| m.id) {
             self.out.push(Effect::Rebind { connection: id, seat });
             let was_reconnecting = self.members.get_mut(&seat).and_then(|m| m.disconnected_at.take()).is_some();
             self.send_snapshot(seat);
             if was_reconnecting {
                 self.broadcast_update(seat);
             }
+            self.audit(
+                "meeting.seat.takeover",
+                Some(seat),
+                None,
+                Outcome::Success,
+                "the same account joined again from another connection".into(),
+            );
             return;
         }
+        let is_owner = standing == Standing::Owner;
         if self.settings.locked && !is_owner {
             self.refuse(id, RefusalReason::Locked, "meeting is locked");
             return;
+        }
+        // Everyone but the owner waits, unless the meeting is live without a waiting room.
+        let will_wait = !is_owner && (self.phase != Phase::Live || self.settings.waiting_room);
+        if will_wait {
+            if let Some(detail) = self.waiting_room_full(&identity) {
+                self.refuse(id, RefusalReason::WaitingRoomFull, detail);
+                return;
+            }
         }
         self.next_seq += 1;
         let member = Member {
             id,
             display_name: name,
             identity,
+            standing,
             resume_token,
             role: Role::Participant,
             presence: Presence::Waiting,
@@ -370,16 +488,67 @@ impl Room {
         self.members.insert(id, member);
         if is_owner {
             self.owner_arrives(now, id);
-        } else if self.phase == Phase::Live && !self.settings.waiting_room {
+        } else if !will_wait {
             self.admit(id);
         } else {
             self.send_snapshot(id);
             if self.phase == Phase::Live {
-                let knock = ServerMessage::Knock { participant: self.members[&id].waiting_view() };
-                self.send_to_moderators(knock);
-                self.send_waiting_list();
+                self.knock(now, id);
             }
         }
+    }
+
+    /// Why the waiting room cannot take `identity` now, if it cannot.
+    fn waiting_room_full(&self, identity: &Identity) -> Option<&'static str> {
+        let waiting = self.members.values().filter(|m| !m.admitted());
+        let mut total = 0u32;
+        let mut same_address = 0u32;
+        for m in waiting {
+            total += 1;
+            if identity.user_id.is_none() && m.identity.user_id.is_none() && m.identity.ip == identity.ip {
+                same_address += 1;
+            }
+        }
+        if total >= self.config.waiting_capacity {
+            Some("the waiting room is full")
+        } else if identity.user_id.is_none() && same_address >= self.config.waiting_per_address {
+            Some("the waiting room holds as many guests from this address as it may")
+        } else {
+            None
+        }
+    }
+
+    /// Tells moderators someone knocked: at once when the last knock was a
+    /// while ago, else together with everyone else who knocks before the
+    /// window closes (a flood of knocks is one notice a second).
+    fn knock(&mut self, now: i64, id: ParticipantId) {
+        if self.knock_window_ends.is_some_and(|end| now < end) {
+            self.held_knocks.push(id);
+            return;
+        }
+        let knock = ServerMessage::Knock { participant: self.members[&id].waiting_view() };
+        self.send_to_moderators(knock);
+        self.send_waiting_list();
+        self.knock_window_ends = Some(now + KNOCK_WINDOW_MS);
+    }
+
+    /// Tells moderators about the knocks held while the window was open.
+    fn release_knocks(&mut self, now: i64) {
+        if self.knock_window_ends.is_none_or(|end| now < end) {
+            return;
+        }
+        let held: Vec<ParticipantId> = std::mem::take(&mut self.held_knocks);
+        let still_waiting: Vec<WaitingView> = held
+            .iter()
+            .filter_map(|id| self.members.get(id).filter(|m| !m.admitted()).map(Member::waiting_view))
+            .collect();
+        if still_waiting.is_empty() {
+            self.knock_window_ends = None;
+            return;
+        }
+        self.send_to_moderators(knocks_message(still_waiting));
+        self.send_waiting_list();
+        self.knock_window_ends = Some(now + KNOCK_WINDOW_MS);
     }
 
     /// The meeting's owner becomes host (the current host, if another, steps
@@ -402,8 +571,9 @@ impl Room {
                 self.send_waiting_list();
                 let knocks: Vec<_> =
                     self.members.values().filter(|m| !m.admitted()).map(Member::waiting_view).collect();
-                for participant in knocks {
-                    self.send(id, ServerMessage::Knock { participant });
+                if !knocks.is_empty() {
+                    self.send(id, knocks_message(knocks));
+                    self.knock_window_ends = Some(now + KNOCK_WINDOW_MS);
                 }
             } else {
                 let waiting: Vec<_> = self.waiting().collect();
@@ -528,6 +698,9 @@ impl Room {
             .collect();
         for id in expired {
             self.depart(id);
+        }
+        if self.phase == Phase::Live {
+            self.release_knocks(now);
         }
         let Some(end) = self.ends_at else { return };
         if now >= end {
@@ -720,9 +893,21 @@ impl Room {
                 if member.role == Role::Host {
                     return Err(forbidden("the host cannot be removed"));
                 }
-                let keys = member.identity.ban_keys();
-                self.banned.extend(keys.iter().cloned());
-                self.out.push(Effect::Banned { keys });
+                match member.standing {
+                    Standing::Owner => return Err(forbidden("the meeting's owner cannot be removed")),
+                    Standing::OrgAdmin if self.members[&from].standing != Standing::Owner => {
+                        return Err(forbidden("only the meeting's owner can remove an admin of its organisation"));
+                    }
+                    _ => {}
+                }
+                let ban = BanRecord {
+                    keys: member.identity.ban_keys(),
+                    display_name: member.display_name.clone(),
+                    user_id: member.identity.user_id.clone(),
+                    removed_by: self.members[&from].display_name.clone(),
+                };
+                self.banned.extend(ban.keys.iter().cloned());
+                self.out.push(Effect::Banned { ban });
                 self.send(participant_id, ServerMessage::Removed);
                 self.depart(participant_id);
                 self.audit("meeting.remove", Some(from), Some(participant_id), Outcome::Success, String::new());
@@ -818,7 +1003,8 @@ impl Room {
             | M::E2eeCredentialRequest { .. }
             | M::E2eeKeyPackage { .. }
             | M::E2eeCommit { .. }
-            | M::E2eeApplication { .. } => {
+            | M::E2eeApplication { .. }
+            | M::E2eeCommitRefused { .. } => {
                 self.out.push(Effect::Media { from, message });
                 Ok(())
             }
@@ -1011,12 +1197,76 @@ impl Room {
             self.host_key_failures_total += 1;
             return Err(forbidden("wrong host key"));
         }
+        // The host key never outranks the meeting's owner: while the owner
+        // is here, it makes a co-host.
+        let owner_here = self.members.values().any(|m| m.standing == Standing::Owner && m.admitted() && m.id != from);
+        if owner_here {
+            if self.role_of(from) < Role::CoHost {
+                self.set_role(from, Role::CoHost);
+            }
+            let detail = "the meeting's owner is here: co-host, not host".to_owned();
+            self.audit("meeting.host.claim", Some(from), None, Outcome::Success, detail);
+            return Ok(());
+        }
         if let Some(current) = self.host().filter(|h| *h != from) {
             self.set_role(current, Role::CoHost);
         }
         self.set_role(from, Role::Host);
         self.audit("meeting.host.claim", Some(from), None, Outcome::Success, String::new());
         Ok(())
+    }
+
+    /// Whether a report may be filed: the reporter holds an admitted seat,
+    /// the reported person is someone they could see (admitted, or waiting
+    /// for a moderator), and neither they nor the meeting have reported too
+    /// much lately. Counted per identity key, so rejoining buys nothing.
+    fn check_report(
+        &mut self,
+        now: i64,
+        resume_token: &str,
+        reported: ParticipantId,
+    ) -> Result<ReportParties, ReportRefusal> {
+        let reporter = self
+            .seat_of(resume_token)
+            .and_then(|id| self.members.get(&id))
+            .filter(|m| m.admitted())
+            .ok_or(ReportRefusal::NotAdmitted)?;
+        let keys = reporter.identity.ban_keys();
+        let window_start = now - REPORT_WINDOW_MS;
+        for times in self.reports_by.values_mut().chain(std::iter::once(&mut self.reports)) {
+            while times.front().is_some_and(|t| *t <= window_start) {
+                times.pop_front();
+            }
+        }
+        self.reports_by.retain(|_, times| !times.is_empty());
+        let mine = keys.iter().filter_map(|k| self.reports_by.get(k)).max_by_key(|t| t.len());
+        let full =
+            |times: &VecDeque<i64>, limit: usize| (times.len() >= limit).then(|| times[0] + REPORT_WINDOW_MS - now);
+        if let Some(wait) =
+            mine.and_then(|t| full(t, REPORTS_PER_REPORTER)).or_else(|| full(&self.reports, REPORTS_PER_MEETING))
+        {
+            return Err(ReportRefusal::Throttled { retry_after_ms: wait.max(1) });
+        }
+        if reporter.id == reported {
+            return Err(ReportRefusal::Yourself);
+        }
+        let sees_waiting = reporter.role.moderates();
+        let target = self
+            .members
+            .get(&reported)
+            .filter(|t| t.admitted() || sees_waiting)
+            .ok_or(ReportRefusal::NoSuchParticipant)?;
+        let parties = ReportParties {
+            reporter: reporter.view(),
+            reporter_identity: reporter.identity.clone(),
+            reported: target.view(),
+            reported_identity: target.identity.clone(),
+        };
+        for key in keys {
+            self.reports_by.entry(key).or_default().push_back(now);
+        }
+        self.reports.push_back(now);
+        Ok(parties)
     }
 
     // Output helpers.
@@ -1088,6 +1338,16 @@ impl Room {
     ) {
         self.out.push(Effect::Audit { action, actor, target, outcome, detail });
     }
+}
+
+/// One knock, or several at once (naming the first few).
+fn knocks_message(mut waiting: Vec<WaitingView>) -> ServerMessage {
+    if waiting.len() == 1 {
+        return ServerMessage::Knock { participant: waiting.remove(0) };
+    }
+    let count = waiting.len() as u32;
+    waiting.truncate(5);
+    ServerMessage::Knocks { count, first: waiting }
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

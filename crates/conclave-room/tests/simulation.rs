@@ -8,18 +8,31 @@
 //! 2. a removed participant never gets back in;
 //! 3. a live meeting has exactly one host, who is admitted, or it has ended;
 //! 4. settings the organisation locked are never overridden;
-//! 5. chat is strictly ordered; screen sharing obeys the share mode.
+//! 5. chat is strictly ordered; screen sharing obeys the share mode;
+//! 6. a seat is taken over only by a join of the same account;
+//! 7. a report reaches nobody and is accepted only from an admitted seat,
+//!    about someone that seat could see;
+//! 8. nobody bans the meeting's owner, only the owner bans an admin of the
+//!    organisation, and the owner is never refused as removed;
+//! 9. the waiting room never holds more than its capacity, nor more guests
+//!    from one address than it may.
 //!
 //! `CONCLAVE_SIM_SEEDS=1000000` runs more seeds (default 10,000);
 //! `CONCLAVE_SIM_SEED=n` replays one seed; `CONCLAVE_SIM_STEPS` sets the steps per seed.
 
 use conclave_proto::signal::*;
-use conclave_room::{Effect, Identity, Input, Phase, PolicyView, Presence, Room, RoomConfig};
+use conclave_room::{Effect, Identity, Input, Phase, PolicyView, Presence, ReportRefusal, Room, RoomConfig, Standing};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::{BTreeMap, BTreeSet};
 
 const HOST_KEY: &str = "482913";
+const WAITING_CAPACITY: u32 = 6;
+const WAITING_PER_ADDRESS: u32 = 2;
+/// Person 0 owns the meeting; person 1, when signed in, is an admin of its
+/// organisation.
+const OWNER: usize = 0;
+const ADMIN: usize = 1;
 
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
@@ -56,6 +69,13 @@ fn ten_thousand_seeded_meetings_keep_every_invariant() {
             && totals.reopened > 0
             && totals.media_requests > 0
     );
+    assert!(
+        totals.takeovers > 0
+            && totals.reports_filed > 0
+            && totals.reports_refused > 0
+            && totals.protected_removals_refused > 0
+            && totals.waiting_room_full > 0
+    );
 }
 
 #[derive(Debug, Default)]
@@ -70,6 +90,11 @@ struct Totals {
     chats: u64,
     policy_changes: u64,
     media_requests: u64,
+    takeovers: u64,
+    reports_filed: u64,
+    reports_refused: u64,
+    protected_removals_refused: u64,
+    waiting_room_full: u64,
 }
 
 impl Totals {
@@ -84,6 +109,11 @@ impl Totals {
         self.chats += sim.stats.chats;
         self.policy_changes += sim.stats.policy_changes;
         self.media_requests += sim.stats.media_requests;
+        self.takeovers += sim.stats.takeovers;
+        self.reports_filed += sim.stats.reports_filed;
+        self.reports_refused += sim.stats.reports_refused;
+        self.protected_removals_refused += sim.stats.protected_removals_refused;
+        self.waiting_room_full += sim.stats.waiting_room_full;
     }
 }
 
@@ -98,6 +128,11 @@ struct Stats {
     chats: u64,
     policy_changes: u64,
     media_requests: u64,
+    takeovers: u64,
+    reports_filed: u64,
+    reports_refused: u64,
+    protected_removals_refused: u64,
+    waiting_room_full: u64,
 }
 
 struct Sim {
@@ -141,8 +176,10 @@ impl Sim {
             host_key: HOST_KEY.into(),
             has_passcode: self.rng.gen_bool(0.5),
             banned: self.persisted_bans.clone(),
+            waiting_capacity: WAITING_CAPACITY,
+            waiting_per_address: WAITING_PER_ADDRESS,
         };
-        self.room = Room::new(config, self.now);
+        self.room = Room::new(config);
         self.ended = false;
         self.admitted.clear();
         self.alive.clear();
@@ -176,18 +213,24 @@ impl Sim {
             host_key: HOST_KEY.into(),
             has_passcode: rng.gen_bool(0.5),
             banned: vec![],
+            waiting_capacity: WAITING_CAPACITY,
+            waiting_per_address: WAITING_PER_ADDRESS,
         };
         let people = (0..8)
-            .map(|i| Identity {
-                user_id: (i == 0 || rng.gen_bool(0.5)).then(|| format!("user-{i}")),
-                email: None,
-                device_id: Some(format!("device-{i}")),
-                ip: Some(format!("198.51.100.{}", i % 4)),
+            .map(|i| {
+                let user_id = (i == OWNER || rng.gen_bool(0.5)).then(|| format!("user-{i}"));
+                Identity {
+                    organisation: user_id.as_ref().map(|_| "Acme".to_owned()),
+                    external: false,
+                    user_id,
+                    email: None,
+                    ip: Some(format!("198.51.100.{}", i % 4)),
+                }
             })
             .collect();
         Self {
             rng,
-            room: Room::new(config, 0),
+            room: Room::new(config),
             now: 0,
             next_id: 1,
             people,
@@ -206,6 +249,18 @@ impl Sim {
             stats: Stats::default(),
             trace: Vec::new(),
         }
+    }
+
+    fn standing_of(&self, person: usize) -> Standing {
+        match person {
+            OWNER => Standing::Owner,
+            ADMIN if self.people[ADMIN].user_id.is_some() => Standing::OrgAdmin,
+            _ => Standing::Ordinary,
+        }
+    }
+
+    fn person(&self, seat: ParticipantId) -> Option<usize> {
+        self.seats.get(&seat).map(|(person, _)| *person)
     }
 
     fn pick<T: Copy>(&mut self, items: &[T]) -> Option<T> {
@@ -229,16 +284,26 @@ impl Sim {
         if roll < 22 || alive.is_empty() {
             let who = if self.rng.gen_bool(0.15) { 0 } else { self.rng.gen_range(0..self.people.len()) };
             let mut identity = self.people[who].clone();
-            // Removed people come back from new devices, under new names.
-            if self.rng.gen_bool(0.2) {
-                identity.device_id = Some(format!("fresh-{}", self.next_id));
+            // Signed-in people come back from other addresses, and everyone
+            // under new names.
+            if identity.user_id.is_some() && self.rng.gen_bool(0.2) {
+                identity.ip = Some(format!("203.0.113.{}", self.next_id % 250));
             }
             let id = self.next_id;
             self.next_id += 1;
             self.seats.insert(id, (who, self.step));
-            let is_owner = identity.user_id.as_deref() == Some("user-0");
+            let standing = self.standing_of(who);
             let display_name = format!("name-{}", self.rng.gen_range(0..1000));
-            return Input::Join { id, display_name, identity, is_owner, resume_token: format!("resume-{id}") };
+            return Input::Join { id, display_name, identity, standing, resume_token: format!("resume-{id}") };
+        }
+        if roll < 25 {
+            // Anyone may report: live seats (waiting or admitted), seats long
+            // gone, or a token nobody was given.
+            let reporter = self.some_id();
+            let resume_token =
+                if self.rng.gen_bool(0.05) { "made-up".to_owned() } else { format!("resume-{reporter}") };
+            let reported = self.some_id();
+            return Input::Report { request: reporter, resume_token, reported };
         }
         if roll < 27 {
             let id = self.pick(&alive).unwrap();
@@ -335,12 +400,87 @@ impl Sim {
             Input::Join { id, .. } => Some(*id),
             _ => None,
         };
+        // What the harness knows before the input, to judge its effects.
+        let report = match &input {
+            Input::Report { request, resume_token, reported } => {
+                Some(self.may_report(*request, resume_token, *reported))
+            }
+            _ => None,
+        };
+        let removal = match &input {
+            Input::Message { from, message: ClientMessage::Remove { participant_id } } => {
+                Some((*from, *participant_id))
+            }
+            _ => None,
+        };
         let effects = self.room.handle(self.now, input);
+        if let Some(allowed) = report {
+            self.judge_report(&effects, allowed)?;
+        }
+        if let Some((from, target)) = removal {
+            self.judge_removal(&effects, from, target)?;
+        }
         self.apply(&effects, joining)?;
         self.check()?;
         if self.ended {
             self.total_ended += 1;
             self.reopen();
+        }
+        Ok(())
+    }
+
+    /// Whether the harness, from what it saw, would let this report through.
+    fn may_report(&self, reporter: ParticipantId, token: &str, reported: ParticipantId) -> bool {
+        let holds_seat = token == format!("resume-{reporter}") && self.alive.contains(&reporter);
+        let moderates = self.room.view(reporter).is_some_and(|v| v.role.moderates());
+        let waiting = self.alive.contains(&reported) && self.room.presence(reported) == Some(Presence::Waiting);
+        let sees = self.admitted.contains(&reported) || (moderates && waiting);
+        holds_seat && self.admitted.contains(&reporter) && reporter != reported && sees
+    }
+
+    /// Invariant 7: a report reaches nobody, and is accepted only when allowed.
+    fn judge_report(&mut self, effects: &[Effect], allowed: bool) -> Result<(), String> {
+        if let Some(sent) = effects.iter().find(|e| matches!(e, Effect::Send { .. })) {
+            return Err(format!("a report sent something to a participant: {sent:?}"));
+        }
+        let verdicts: Vec<_> = effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::ReportChecked { verdict, .. } => Some(verdict),
+                _ => None,
+            })
+            .collect();
+        match verdicts.as_slice() {
+            [Ok(parties)] if allowed => {
+                self.stats.reports_filed += 1;
+                let _ = parties;
+                Ok(())
+            }
+            [Ok(parties)] => Err(format!("a report was accepted that should not have been: {parties:?}")),
+            [Err(ReportRefusal::Throttled { .. })] => Ok(()),
+            [Err(_)] => {
+                self.stats.reports_refused += 1;
+                Ok(())
+            }
+            other => Err(format!("a report got {} verdicts", other.len())),
+        }
+    }
+
+    /// Invariant 8: nobody bans the owner, and only the owner bans an admin.
+    fn judge_removal(&mut self, effects: &[Effect], from: ParticipantId, target: ParticipantId) -> Result<(), String> {
+        let banned = effects.iter().any(|e| matches!(e, Effect::Banned { .. }));
+        let target_person = self.person(target);
+        let protected = match target_person {
+            Some(OWNER) => true,
+            Some(ADMIN) => self.standing_of(ADMIN) == Standing::OrgAdmin && self.person(from) != Some(OWNER),
+            _ => false,
+        };
+        if banned && protected {
+            return Err(format!("seat {from} banned seat {target}, who is protected (person {target_person:?})"));
+        }
+        let moderates = self.room.view(from).is_some_and(|v| v.role.moderates());
+        if protected && moderates && self.alive.contains(&target) && from != target {
+            self.stats.protected_removals_refused += 1;
         }
         Ok(())
     }
@@ -353,6 +493,12 @@ impl Sim {
             match effect {
                 Effect::Send { to, message } => self.receive(*to, message)?,
                 Effect::Rebind { connection, seat } => {
+                    // Invariant 6: only the same account takes a seat over.
+                    let account = |seat| self.person(seat).and_then(|p| self.people[p].user_id.clone());
+                    if account(*connection).is_none() || account(*connection) != account(*seat) {
+                        return Err(format!("join {connection} took over seat {seat} of another person"));
+                    }
+                    self.stats.takeovers += 1;
                     // The fresh connection now speaks for the existing seat.
                     self.alive.remove(connection);
                     self.disconnected.remove(seat);
@@ -372,13 +518,14 @@ impl Sim {
                     }
                 }
                 Effect::Ended { .. } => self.ended = true,
-                Effect::Banned { keys } => self.persisted_bans.extend(keys.iter().cloned()),
+                Effect::Banned { ban } => self.persisted_bans.extend(ban.keys.iter().cloned()),
                 Effect::Media { from, .. } => {
                     if !self.admitted.contains(from) {
                         return Err(format!("a media request from {from}, who is not admitted, reached the SFU"));
                     }
                     self.stats.media_requests += 1;
                 }
+                Effect::ReportChecked { .. } => {}
             }
         }
         Ok(())
@@ -413,7 +560,16 @@ impl Sim {
                 self.stats.removed += 1;
                 self.admitted.remove(&to);
             }
-            ServerMessage::Refused { .. } | ServerMessage::Ended { .. } => {
+            ServerMessage::Refused { reason } => {
+                if *reason == RefusalReason::Removed && self.person(to) == Some(OWNER) {
+                    return Err(format!("the owner was refused as removed at seat {to}"));
+                }
+                if *reason == RefusalReason::WaitingRoomFull {
+                    self.stats.waiting_room_full += 1;
+                }
+                self.admitted.remove(&to);
+            }
+            ServerMessage::Ended { .. } => {
                 self.admitted.remove(&to);
             }
             ServerMessage::Chat { message } => {
@@ -473,6 +629,21 @@ impl Sim {
                     return Err("someone admitted before the meeting started".into());
                 }
             }
+        }
+        // Invariant 9: the waiting room stays within its bounds.
+        let waiting: Vec<_> = self.room.waiting().collect();
+        if waiting.len() > WAITING_CAPACITY as usize {
+            return Err(format!("{} people wait, more than {WAITING_CAPACITY}", waiting.len()));
+        }
+        let mut guests_per_address = BTreeMap::<String, u32>::new();
+        for id in &waiting {
+            let identity = self.room.identity(*id).expect("a waiting seat has an identity");
+            if identity.user_id.is_none() {
+                *guests_per_address.entry(identity.ip.clone().unwrap_or_default()).or_default() += 1;
+            }
+        }
+        if let Some((address, n)) = guests_per_address.iter().find(|(_, n)| **n > WAITING_PER_ADDRESS) {
+            return Err(format!("{n} guests from {address} wait, more than {WAITING_PER_ADDRESS}"));
         }
         if !self.policy.is_obeyed_by(self.room.settings()) {
             return Err(format!("settings {:?} override policy {:?}", self.room.settings(), self.policy));

@@ -36,6 +36,18 @@ pub struct ServerConfig {
     pub media: Option<MediaConfig>,
     /// The browser app to serve (the binary embeds it); `None`: API only.
     pub web: Option<crate::web::WebApp>,
+    /// Who may read `/metrics`.
+    pub metrics: MetricsAccess,
+}
+
+/// Who may read the Prometheus metrics, which say how busy the server is
+/// and what it refuses. On the public listener only with the bearer token;
+/// on a listener of their own (bound to a private address) to anyone who
+/// reaches it. Neither set: not served at all.
+#[derive(Debug, Clone, Default)]
+pub struct MetricsAccess {
+    pub token: Option<String>,
+    pub listen: Option<SocketAddr>,
 }
 
 /// Where media flows: one UDP port for every participant's ICE, DTLS,
@@ -141,6 +153,7 @@ impl ServerConfig {
             policy_refresh_every: Duration::from_secs(30),
             media: Some(MediaConfig::default()),
             web: None,
+            metrics: MetricsAccess::default(),
         }
     }
 

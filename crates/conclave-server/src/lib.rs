@@ -130,6 +130,16 @@ pub async fn run(
         println!("  {}", token.as_str());
         println!();
     }
+    if let Some(addr) = state.config.metrics.listen {
+        let metrics = tokio::net::TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { addr, source })?;
+        println!("Metrics at http://{}/metrics", metrics.local_addr()?);
+        let router = routes::metrics_router(state.clone());
+        tokio::spawn(async move {
+            if let Err(err) = axum::serve(metrics, router).await {
+                tracing::error!(error = %err, "the metrics listener stopped");
+            }
+        });
+    }
     tokio::spawn(sweep_dormant_accounts_forever(state.clone()));
     app.serve(listener, shutdown).await?;
     state.store.close().await;

@@ -21,7 +21,7 @@ pub mod testing;
 
 pub use audit::{AuditHead, AuditVerdict, NewAuditEvent};
 pub use invitations::InvitationRow;
-pub use meetings::{MeetingRow, MeetingSecrets, NewMeeting, NewReport};
+pub use meetings::{MeetingRow, MeetingSecrets, NewBan, NewMeeting, NewReport};
 pub use sessions::{NewSession, SessionRow};
 pub use throttle::ThrottleRow;
 pub use users::{NewUser, UserRow};

@@ -1,7 +1,7 @@
 //! Meetings (with their invite secrets) and reports of participants.
 
 use crate::{new_id, Result, RowExt, Store, StoreError};
-use conclave_proto::{MeetingSettings, Report};
+use conclave_proto::{MeetingBan, MeetingSettings, Report};
 use sqlx::any::AnyRow;
 
 /// The secrets that let people in; rotated together.
@@ -36,6 +36,15 @@ pub struct NewMeeting<'a> {
     pub settings: &'a MeetingSettings,
     pub secrets: &'a MeetingSecrets,
     pub now_ms: i64,
+}
+
+/// A removal to record as a ban.
+#[derive(Debug, Clone)]
+pub struct NewBan<'a> {
+    pub keys: &'a [String],
+    pub display_name: &'a str,
+    pub user_id: Option<&'a str>,
+    pub removed_by: &'a str,
 }
 
 #[derive(Debug, Clone)]
@@ -178,26 +187,100 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Records identity keys banned from a meeting (idempotent).
-    pub async fn add_meeting_bans(&self, meeting_id: &str, keys: &[String], now_ms: i64) -> Result<()> {
-        for key in keys {
-            sqlx::query("INSERT INTO meeting_bans (meeting_id, ban_key, at_ms) VALUES ($1, $2, $3) ON CONFLICT (meeting_id, ban_key) DO NOTHING")
+    /// Records a removal and the identity keys it bans; returns its id.
+    pub async fn add_meeting_ban(&self, meeting_id: &str, ban: &NewBan<'_>, now_ms: i64) -> Result<String> {
+        let id = new_id();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO meeting_removals (id, meeting_id, display_name, user_id, removed_by, at_ms) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&id)
+        .bind(meeting_id)
+        .bind(ban.display_name)
+        .bind(ban.user_id)
+        .bind(ban.removed_by)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
+        for key in ban.keys {
+            sqlx::query("INSERT INTO meeting_ban_keys (removal_id, meeting_id, ban_key) VALUES ($1, $2, $3) ON CONFLICT (removal_id, ban_key) DO NOTHING")
+                .bind(&id)
                 .bind(meeting_id)
                 .bind(key)
-                .bind(now_ms)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
         }
-        Ok(())
+        tx.commit().await?;
+        Ok(id)
     }
 
+    /// Every identity key banned from a meeting, for its room to start with.
     pub async fn meeting_bans(&self, meeting_id: &str) -> Result<Vec<String>> {
         let rows: Vec<(String,)> =
-            sqlx::query_as("SELECT ban_key FROM meeting_bans WHERE meeting_id = $1 ORDER BY ban_key")
+            sqlx::query_as("SELECT DISTINCT ban_key FROM meeting_ban_keys WHERE meeting_id = $1 ORDER BY ban_key")
                 .bind(meeting_id)
                 .fetch_all(&self.pool)
                 .await?;
         Ok(rows.into_iter().map(|(k,)| k).collect())
+    }
+
+    /// A meeting's bans, newest first.
+    pub async fn list_meeting_bans(&self, meeting_id: &str) -> Result<Vec<MeetingBan>> {
+        let rows = sqlx::query(
+            "SELECT id, display_name, user_id, removed_by, at_ms FROM meeting_removals WHERE meeting_id = $1 ORDER BY at_ms DESC, id",
+        )
+        .bind(meeting_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(MeetingBan {
+                    id: r.text("id")?,
+                    display_name: r.text("display_name")?,
+                    user_id: r.opt_text("user_id")?,
+                    removed_by: r.text("removed_by")?,
+                    at_ms: r.int("at_ms")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Lifts one ban. Returns the keys that are no longer banned (those no
+    /// other ban of the meeting still holds), or `None` if there was no
+    /// such ban.
+    pub async fn lift_meeting_ban(&self, meeting_id: &str, ban_id: &str) -> Result<Option<Vec<String>>> {
+        let mut tx = self.pool.begin().await?;
+        let keys: Vec<(String,)> =
+            sqlx::query_as("SELECT ban_key FROM meeting_ban_keys WHERE removal_id = $1 AND meeting_id = $2")
+                .bind(ban_id)
+                .bind(meeting_id)
+                .fetch_all(&mut *tx)
+                .await?;
+        let done = sqlx::query("DELETE FROM meeting_removals WHERE id = $1 AND meeting_id = $2")
+            .bind(ban_id)
+            .bind(meeting_id)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        // The keys go with the removal (ON DELETE CASCADE); some may still be
+        // held by another removal (two guests behind one address).
+        sqlx::query("DELETE FROM meeting_ban_keys WHERE removal_id = $1").bind(ban_id).execute(&mut *tx).await?;
+        let mut lifted = Vec::new();
+        for (key,) in keys {
+            let still: Option<(String,)> =
+                sqlx::query_as("SELECT ban_key FROM meeting_ban_keys WHERE meeting_id = $1 AND ban_key = $2 LIMIT 1")
+                    .bind(meeting_id)
+                    .bind(&key)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if still.is_none() {
+                lifted.push(key);
+            }
+        }
+        tx.commit().await?;
+        Ok(Some(lifted))
     }
 
     pub async fn create_report(&self, new: &NewReport<'_>) -> Result<Report> {

@@ -27,6 +27,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0002_meetings.sql"),
         postgres: include_str!("../migrations/postgres/0002_meetings.sql"),
     },
+    Migration {
+        version: 3,
+        name: "meeting_bans",
+        sqlite: include_str!("../migrations/sqlite/0003_meeting_bans.sql"),
+        postgres: include_str!("../migrations/postgres/0003_meeting_bans.sql"),
+    },
 ];
 
 /// Arbitrary constant naming Conclave's migration lock on PostgreSQL.

@@ -237,9 +237,24 @@ test_both_engines! {
             reported_user_id: None, reason: "drew on the screen share", now_ms: 9,
         };
         store.create_report(&report).await.unwrap();
-        store.add_meeting_bans(&meeting.id, &["ip:203.0.113.9".into(), "device:d1".into()], 10).await.unwrap();
-        store.add_meeting_bans(&meeting.id, &["ip:203.0.113.9".into()], 11).await.unwrap();
-        assert_eq!(store.meeting_bans(&meeting.id).await.unwrap(), ["device:d1", "ip:203.0.113.9"]);
+        // Two guests behind one address are removed, and an account.
+        let address = ["ip:203.0.113.9".to_owned()];
+        let guest = |name| conclave_store::NewBan { keys: &address, display_name: name, user_id: None, removed_by: "Host" };
+        let troll = store.add_meeting_ban(&meeting.id, &guest("Troll"), 10).await.unwrap();
+        let twin = store.add_meeting_ban(&meeting.id, &guest("Troll 2"), 11).await.unwrap();
+        let account = ["user:u9".to_owned()];
+        let member = conclave_store::NewBan { keys: &account, display_name: "Mallory", user_id: Some("u9"), removed_by: "Host" };
+        let mallory = store.add_meeting_ban(&meeting.id, &member, 12).await.unwrap();
+        assert_eq!(store.meeting_bans(&meeting.id).await.unwrap(), ["ip:203.0.113.9", "user:u9"]);
+        let bans = store.list_meeting_bans(&meeting.id).await.unwrap();
+        assert_eq!(bans.iter().map(|b| b.display_name.as_str()).collect::<Vec<_>>(), ["Mallory", "Troll 2", "Troll"]);
+        assert_eq!((bans[0].user_id.as_deref(), bans[0].removed_by.as_str(), bans[0].at_ms), (Some("u9"), "Host", 12));
+        // Lifting one guest's ban frees nothing while the other still holds the address.
+        assert_eq!(store.lift_meeting_ban(&meeting.id, &troll).await.unwrap(), Some(vec![]));
+        assert_eq!(store.lift_meeting_ban(&meeting.id, &troll).await.unwrap(), None, "already lifted");
+        assert_eq!(store.lift_meeting_ban(&meeting.id, &twin).await.unwrap(), Some(address.to_vec()));
+        assert_eq!(store.lift_meeting_ban("another-meeting", &mallory).await.unwrap(), None, "only its own meeting's");
+        assert_eq!(store.meeting_bans(&meeting.id).await.unwrap(), ["user:u9"]);
         assert_eq!(store.list_reports(&org.id).await.unwrap()[0].reported_name, "Troll");
         assert!(store.delete_meeting(&meeting.id).await.unwrap());
         assert!(store.meeting_by_id(&meeting.id).await.unwrap().is_none());

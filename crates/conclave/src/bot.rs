@@ -57,7 +57,6 @@ pub async fn run(args: BotArgs) -> anyhow::Result<()> {
         code: args.code.clone(),
         passcode: args.passcode.clone(),
         display_name: args.name.clone(),
-        device_id: Some(format!("bot-{}", std::process::id())),
     };
     if request.link_secret.is_none() && request.code.is_none() {
         bail!("give --link, or --code with --passcode");
@@ -102,13 +101,15 @@ pub async fn run(args: BotArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A host bot's door duty: whoever knocks is let in. (People already
-/// waiting when the host arrives are announced with a knock each, too.)
+/// A host bot's door duty: whoever waits is let in. The waiting-room list
+/// follows every knock (and a crowd's knocks come as one), so the list is
+/// what the bot acts on.
 async fn admit_knockers(conn: &mut MeetingConnection, message: &ServerMessage) -> anyhow::Result<()> {
     match message {
-        ServerMessage::Knock { participant } => {
-            println!("{} knocks; admitting", participant.display_name);
-            conn.send(&ClientMessage::Admit { participant_id: participant.id }).await?;
+        ServerMessage::WaitingRoom { waiting } if !waiting.is_empty() => {
+            let names: Vec<&str> = waiting.iter().map(|w| w.display_name.as_str()).collect();
+            println!("{} waiting; admitting", names.join(", "));
+            conn.send(&ClientMessage::AdmitAll).await?;
         }
         ServerMessage::Error { code, message, .. } if code == "forbidden" => {
             bail!("cannot admit: {message} (join with the meeting owner's --token to be host)");

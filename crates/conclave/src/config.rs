@@ -60,6 +60,12 @@ pub struct ServeArgs {
     /// How long minted TURN credentials stay valid, in seconds [default: 3600].
     #[arg(long, env = "CONCLAVE_TURN_TTL", value_name = "SECONDS")]
     pub turn_ttl: Option<u64>,
+    /// Serve /metrics on a listener of its own, to anyone who reaches it: bind it to a private address.
+    #[arg(long, env = "CONCLAVE_METRICS_LISTEN", value_name = "ADDR:PORT")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Serve /metrics on the main listener too, to requests with this bearer token.
+    #[arg(long, env = "CONCLAVE_METRICS_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
     /// Log format on stderr [default: text]. Levels come from CONCLAVE_LOG (e.g. "info,conclave_server=debug").
     #[arg(long, env = "CONCLAVE_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
@@ -97,6 +103,8 @@ pub struct FileConfig {
     pub turn_urls: Option<Vec<String>>,
     pub turn_secret: Option<String>,
     pub turn_ttl: Option<u64>,
+    pub metrics_listen: Option<SocketAddr>,
+    pub metrics_token: Option<String>,
 }
 
 pub fn read_file(path: Option<&Path>) -> anyhow::Result<FileConfig> {
@@ -164,6 +172,11 @@ pub fn resolve_serve(args: &ServeArgs) -> anyhow::Result<(ServerConfig, LogForma
         }
         _ => bail!("TURN needs both --turn-urls and --turn-secret"),
     };
+    config.metrics.listen = args.metrics_listen.or(file.metrics_listen);
+    config.metrics.token = args.metrics_token.clone().or(file.metrics_token);
+    if config.metrics.token.as_ref().is_some_and(|t| t.len() < 16) {
+        bail!("--metrics-token must be at least 16 characters");
+    }
     Ok((config, args.log_format.or(file.log_format).unwrap_or_default()))
 }
 

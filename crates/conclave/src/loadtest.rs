@@ -373,7 +373,6 @@ async fn join_once(server: &str, link_secret: &str, from: IpAddr) -> anyhow::Res
             code: None,
             passcode: None,
             display_name: "Guest".into(),
-            device_id: None,
         })
         .await?;
     let mut conn = MeetingConnection::connect(&ticket.signaling_url).await?;

@@ -394,7 +394,6 @@ async fn no_secret_ever_reaches_the_log() {
             code: Some(meeting.code.clone()),
             passcode: Some("hush-hush-42".into()),
             display_name: "Guest".into(),
-            device_id: None,
         })
         .await
         .unwrap();
@@ -503,7 +502,8 @@ async fn a_host_bot_admits_a_guest_bot() {
         text(&host_out)
     );
     assert!(
-        text(&host_out).contains("Guest knocks; admitting") && text(&host_out).contains("chat from Guest: hello, host"),
+        text(&host_out).contains("Guest waiting; admitting")
+            && text(&host_out).contains("chat from Guest: hello, host"),
         "{}",
         text(&host_out)
     );

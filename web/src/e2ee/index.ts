@@ -22,6 +22,9 @@ interface Callbacks {
   onChat: (from: number, text: string) => void;
   /// An account seen before is here on a device key never seen for it.
   onNewDevice: (participantId: number, displayName: string, fingerprint: string) => void;
+  /// This device refused a change to the group (someone not asked to make
+  /// it, or adding or removing someone the server did not ask for).
+  onCommitRefused: (from: number, reason: string) => void;
 }
 
 type Transformable = { transform?: unknown; createEncodedStreams?: () => { readable: ReadableStream; writable: WritableStream } };
@@ -65,6 +68,9 @@ export class E2ee {
         break;
       case "new_device":
         this.callbacks.onNewDevice(m.participant_id, m.display_name, m.fingerprint);
+        break;
+      case "commit_refused":
+        this.callbacks.onCommitRefused(m.from, m.reason);
         break;
       default:
     }

@@ -38,4 +38,6 @@ export type FromWorker =
   | { type: "chat_failed"; text: string }
   | { type: "roster"; members: GroupMember[] }
   | { type: "new_device"; participant_id: number; display_name: string; fingerprint: string }
+  /// A change to the group the server relayed but did not ask for was refused.
+  | { type: "commit_refused"; from: number; reason: string }
   | { type: "removed" };

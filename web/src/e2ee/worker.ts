@@ -36,13 +36,14 @@ type AgentEvent =
   | { type: "chat"; from: number; text: string }
   | { type: "removed" }
   | { type: "roster"; members: GroupMember[] }
-  | { type: "new_device"; participant_id: number; display_name: string; fingerprint: string };
+  | { type: "new_device"; participant_id: number; display_name: string; fingerprint: string }
+  | { type: "commit_refused"; from: number; reason: string };
 
 function handleResult(json: string) {
   const result = JSON.parse(json) as { send: unknown[]; events: AgentEvent[] };
   for (const m of result.send) post({ type: "send", message: m as Record<string, unknown> });
   for (const e of result.events) {
-    if (e.type === "chat" || e.type === "removed" || e.type === "new_device") post(e);
+    if (e.type === "chat" || e.type === "removed" || e.type === "new_device" || e.type === "commit_refused") post(e);
     if (e.type === "roster") {
       post(e);
       // The device keys seen, kept for the next meeting.

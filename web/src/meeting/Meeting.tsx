@@ -117,6 +117,13 @@ export function Meeting(props: {
             message: `${name} is on a new device (key ${fingerprint}). If you did not expect that, compare the security code with them.`,
             request: null,
           }),
+        onCommitRefused: (from, reason) =>
+          dispatch({
+            type: "error",
+            code: "e2ee_commit_refused",
+            message: `${rosterRef.current.get(from)?.display_name ?? "Someone"} tried to change who holds this meeting's keys without the server asking (${reason}). This device refused: compare the security code before saying anything sensitive.`,
+            request: null,
+          }),
         onState: (s) => {
           if (lastCode !== null && s.code !== null && s.code !== lastCode) {
             dispatch({ type: "error", code: "e2ee_code_changed", message: "The security code changed: someone joined or left. Compare it again.", request: null });
@@ -302,7 +309,9 @@ export function Meeting(props: {
           ? "The meeting is locked: nobody new can join."
           : state.phase.kind === "refused" && state.phase.reason === "removed"
             ? "You were removed from this meeting and cannot rejoin."
-            : "A host did not let you in.",
+            : state.phase.kind === "refused" && state.phase.reason === "waiting_room_full"
+              ? "The waiting room is full. Try again in a few minutes."
+              : "A host did not let you in.",
       removed: "A host removed you from the meeting. You cannot rejoin it.",
       ended: "The meeting has ended.",
       replaced: "You joined this meeting from another tab.",

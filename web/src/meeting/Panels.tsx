@@ -92,8 +92,8 @@ export function ParticipantsPanel(props: {
           <ul className="waiting">
             {props.waiting.map((w) => (
               <li key={w.id} data-waiting={w.id}>
-                {w.display_name}
-                {w.email ? ` · ${w.email}` : w.signed_in ? "" : " · guest"}{" "}
+                {w.display_name} <Standing signedIn={w.signed_in} organisation={w.organisation} external={w.external} />
+                {w.email ? ` · ${w.email}` : ""}{" "}
                 <button onClick={() => act("admit", w.id)} aria-label={`Admit ${w.display_name}`}>
                   Admit
                 </button>{" "}
@@ -111,7 +111,7 @@ export function ParticipantsPanel(props: {
         {props.roster.map((p) => (
           <li key={p.id} data-participant={p.id}>
             <span>
-              {p.display_name}
+              {p.display_name} <Standing signedIn={p.signed_in} organisation={p.organisation} external={p.external} />
               {p.id === props.me ? " (you)" : ""}
               {p.role !== "participant" ? ` · ${p.role === "host" ? "Host" : "Co-host"}` : ""}
               {p.hand_raised ? " ✋" : ""}
@@ -321,5 +321,28 @@ export function DevicesPanel(props: { onChoose: (kind: "audioinput" | "videoinpu
       {pick("videoinput", "Camera")}
       {pick("audioinput", "Microphone")}
     </section>
+  );
+}
+
+/// Who someone is beyond the name they typed: a guest, a member of this
+/// organisation, or an account of another one (marked, since anyone can
+/// call their own organisation by any name).
+export function Standing(props: { signedIn: boolean; organisation: string | null; external: boolean }) {
+  if (!props.signedIn) {
+    return (
+      <span className="standing guest" title="Not signed in: the name is whatever they typed">
+        guest
+      </span>
+    );
+  }
+  const org = props.organisation ?? "no organisation";
+  return props.external ? (
+    <span className="standing external" title="Signed in with an account of another organisation">
+      external · {org}
+    </span>
+  ) : (
+    <span className="standing member" title="Signed in as a member of this organisation">
+      {org}
+    </span>
   );
 }

@@ -73,6 +73,8 @@ export function reduce(state: MeetingState, m: ServerMessage): MeetingState {
       return { ...state, phase: { kind: "replaced" } };
     case "knock":
       return { ...notice(state, `${m.participant.display_name} is waiting to join`), knocks: state.knocks + 1 };
+    case "knocks":
+      return { ...notice(state, `${m.count} people are waiting to join`), knocks: state.knocks + m.count };
     case "waiting_room":
       return { ...state, waiting: m.waiting };
     case "participant_joined":

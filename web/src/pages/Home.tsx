@@ -1,5 +1,5 @@
 import { useEffect, useState } from "react";
-import { api, type Meeting, type User } from "../api";
+import { api, type Meeting, type MeetingBan, type User } from "../api";
 
 /// The signed-in home: meetings to start or copy, a new instant or
 /// scheduled meeting, and the invite link of each.
@@ -91,11 +91,55 @@ export function Home(props: { user: User; navigate: (path: string) => void }) {
             <button onClick={() => void copy(m)}>{copied === m.id ? "Copied" : "Copy invite"}</button>{" "}
             <button onClick={() => void rotate(m)} title="A new link and code; the old ones stop working">
               New link
-            </button>
+            </button>{" "}
+            <Bans meeting={m} />
           </li>
         ))}
       </ul>
       {meetings.length === 0 ? <p>No meetings yet.</p> : null}
     </main>
+  );
+}
+
+/// The people removed from a meeting, for its owner (or an admin) to read
+/// and, if it was a mistake, let back in through the waiting room.
+function Bans(props: { meeting: Meeting }) {
+  const [bans, setBans] = useState<MeetingBan[] | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const load = () =>
+    api.meetingBans(props.meeting.id).then(
+      (r) => setBans(r.bans),
+      (e) => setError(String(e.message ?? e)),
+    );
+  const lift = async (ban: MeetingBan) => {
+    try {
+      await api.liftMeetingBan(props.meeting.id, ban.id);
+      await load();
+    } catch (e) {
+      setError(e instanceof Error ? e.message : String(e));
+    }
+  };
+  if (bans === null) {
+    return <button onClick={() => void load()}>Removed people</button>;
+  }
+  return (
+    <section aria-label={`Removed from ${props.meeting.title}`}>
+      {error ? <p className="error" role="alert">{error}</p> : null}
+      {bans.length === 0 ? (
+        <p>Nobody has been removed from this meeting.</p>
+      ) : (
+        <ul className="bans">
+          {bans.map((b) => (
+            <li key={b.id} data-ban={b.id}>
+              {b.display_name} {b.user_id ? "(signed in)" : "(guest)"}, removed by {b.removed_by || "a host"} on{" "}
+              {new Date(b.at_ms).toLocaleString()}{" "}
+              <button onClick={() => void lift(b)} aria-label={`Let ${b.display_name} back in`}>
+                Let back in
+              </button>
+            </li>
+          ))}
+        </ul>
+      )}
+    </section>
   );
 }

@@ -86,6 +86,9 @@ pub struct MediaStats {
     pub e2ee_roster: Vec<conclave_e2ee::agent::MemberInfo>,
     /// Participants whose account came back with a device key never seen for it.
     pub e2ee_new_devices: Vec<(ParticipantId, String)>,
+    /// Commits this device refused (from whom, and why): a warning the
+    /// person would see.
+    pub e2ee_refused_commits: Vec<(ParticipantId, String)>,
     /// This device's signature key pair, to come back as the same device.
     pub e2ee_device_key: Vec<u8>,
     /// Each epoch's SFrame exporter secret and this device's base key, as

@@ -6,13 +6,15 @@
 use super::credentials::{CredentialAuthority, Subject};
 use super::hub::Command;
 use crate::state::{Audit, SharedState};
-use conclave_proto::signal::{ClientMessage, ParticipantId, ParticipantView, ServerMessage};
-use conclave_room::{Effect, Identity, Input, MediaRights, Room};
+use conclave_proto::signal::{ClientMessage, ParticipantId, ServerMessage};
+use conclave_room::delivery::ProposedCommit;
+use conclave_room::{Effect, Input, MediaRights, ReportParties, ReportRefusal, RequestId, Room};
 use conclave_sfu::{MeetingKey, SfuEvent};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio::sync::oneshot;
 use tracing::Instrument;
 
 /// What a connection task receives from its meeting.
@@ -32,15 +34,6 @@ type RoomAudit = (&'static str, Option<ParticipantId>, Option<ParticipantId>, co
 /// Frames queued for one connection before it is judged too slow and cut.
 pub const OUTBOX_CAPACITY: usize = 512;
 
-/// The two ends of a report, as the room knows them.
-#[derive(Debug, Clone)]
-pub struct ReportParties {
-    pub reporter: ParticipantView,
-    pub reporter_identity: Identity,
-    pub reported: ParticipantView,
-    pub reported_identity: Identity,
-}
-
 /// Which connection holds which seat. A seat's id is the id of the
 /// connection that first took it; a second tab or a resumed connection
 /// takes over the seat.
@@ -51,15 +44,19 @@ struct Connections {
 }
 
 impl Connections {
-    fn attach(&mut self, seat: ParticipantId, conn: ConnId, outbox: Outbox) {
+    /// Gives `seat` to `conn`; true when that took it from an open connection.
+    fn attach(&mut self, seat: ParticipantId, conn: ConnId, outbox: Outbox) -> bool {
+        let mut replaced = false;
         if let Some((old, old_outbox)) = self.seats.insert(seat, (conn, outbox)) {
             if old != conn {
                 let _ = old_outbox.try_send(Outbound::Message(Box::new(ServerMessage::Replaced)));
                 let _ = old_outbox.try_send(Outbound::Close);
                 self.conn_seat.remove(&old);
+                replaced = true;
             }
         }
         self.conn_seat.insert(conn, seat);
+        replaced
     }
 
     fn detach(&mut self, seat: ParticipantId) {
@@ -84,6 +81,13 @@ pub struct MeetingActor {
     pub commands: mpsc::Receiver<Command>,
 }
 
+/// Reports waiting for the room's verdict, by request.
+#[derive(Default)]
+struct PendingReports {
+    next: RequestId,
+    replies: HashMap<RequestId, oneshot::Sender<Result<ReportParties, ReportRefusal>>>,
+}
+
 impl MeetingActor {
     pub async fn run(self) {
         let span = tracing::info_span!("meeting", id = %self.meeting_id);
@@ -92,6 +96,7 @@ impl MeetingActor {
 
     async fn run_inner(mut self) {
         let mut connections = Connections::default();
+        let mut reports = PendingReports::default();
         let mut media = MediaSync::new(&self.meeting_id, self.state.credential_authority().await);
         // Policy changed through the API reaches the room at once; changes
         // made elsewhere (`conclave admin`, another node) within this period.
@@ -108,14 +113,14 @@ impl MeetingActor {
                 .map(|d| Duration::from_millis((d - self.state.now_ms()).clamp(0, 1000) as u64));
             let input = tokio::select! {
                 command = self.commands.recv() => match command {
-                    Some(command) => self.command(command, &mut connections),
+                    Some(command) => self.command(command, &mut connections, &mut reports),
                     None => break,
                 },
                 () = async { if let Some(w) = wait { tokio::time::sleep(w).await } else { std::future::pending().await } } => Some(Input::Tick),
                 _ = policy_check.tick() => self.reread_policy().await,
             };
             let ended = match input {
-                Some(input) => self.feed(input, &mut connections, &mut media),
+                Some(input) => self.feed(input, &mut connections, &mut media, &mut reports),
                 None => false,
             };
             for (to, message) in media.sync(&self.state, &self.room) {
@@ -154,19 +159,35 @@ impl MeetingActor {
     }
 
     /// Turns a command into room input, handling the parts only the driver knows.
-    fn command(&mut self, command: Command, connections: &mut Connections) -> Option<Input> {
+    fn command(
+        &mut self,
+        command: Command,
+        connections: &mut Connections,
+        reports: &mut PendingReports,
+    ) -> Option<Input> {
         match command {
             Command::Media(event) => {
                 self.media_event(event, connections);
                 None
             }
-            Command::Join { conn, display_name, identity, is_owner, resume_token, outbox } => {
+            Command::Join { conn, display_name, identity, standing, resume_token, outbox } => {
                 connections.attach(conn, conn, outbox);
-                Some(Input::Join { id: conn, display_name, identity, is_owner, resume_token })
+                Some(Input::Join { id: conn, display_name, identity, standing, resume_token })
             }
             Command::Resume { conn, resume_token, outbox, reply } => match self.room.seat_of(&resume_token) {
                 Some(seat) => {
-                    connections.attach(seat, conn, outbox);
+                    if connections.attach(seat, conn, outbox) {
+                        // Whoever holds the token may take the seat over;
+                        // that it happened is kept.
+                        let detail = "the seat's resume token was presented while its connection was open";
+                        self.write_audits(vec![(
+                            "meeting.seat.takeover",
+                            Some(seat),
+                            None,
+                            conclave_room::Outcome::Success,
+                            detail.into(),
+                        )]);
+                    }
                     let _ = reply.send(true);
                     Some(Input::Reconnected { id: seat })
                 }
@@ -189,24 +210,24 @@ impl MeetingActor {
             Command::Terminate(reason) => Some(Input::Terminate { reason }),
             Command::HostKey(host_key) => Some(Input::HostKeyChanged { host_key }),
             Command::Report { resume_token, reported, reply } => {
-                let parties = self.room.seat_of(&resume_token).and_then(|reporter| {
-                    Some(ReportParties {
-                        reporter: self.room.view(reporter)?,
-                        reporter_identity: self.room.identity(reporter)?.clone(),
-                        reported: self.room.view(reported)?,
-                        reported_identity: self.room.identity(reported)?.clone(),
-                    })
-                });
-                let _ = reply.send(parties);
-                None
+                reports.next += 1;
+                reports.replies.insert(reports.next, reply);
+                Some(Input::Report { request: reports.next, resume_token, reported })
             }
+            Command::BansLifted(keys) => Some(Input::BansLifted { keys }),
         }
     }
 
     /// Hands `input` to the room and carries out every effect, including
     /// those of inputs the effects themselves cause (a slow connection cut
     /// off becomes a disconnection). Returns true when the meeting ended.
-    fn feed(&mut self, input: Input, connections: &mut Connections, media: &mut MediaSync) -> bool {
+    fn feed(
+        &mut self,
+        input: Input,
+        connections: &mut Connections,
+        media: &mut MediaSync,
+        reports: &mut PendingReports,
+    ) -> bool {
         let mut inputs = VecDeque::from([input]);
         let mut audits = Vec::new();
         let mut ended = false;
@@ -226,7 +247,7 @@ impl MeetingActor {
                     Effect::Rebind { connection, seat } => {
                         if let Some((conn, outbox)) = connections.seats.remove(&connection) {
                             connections.conn_seat.remove(&connection);
-                            connections.attach(seat, conn, outbox);
+                            let _ = connections.attach(seat, conn, outbox);
                         }
                         // A new app instance (tab, device, reload) took the
                         // seat: it negotiates media from scratch.
@@ -236,21 +257,33 @@ impl MeetingActor {
                     Effect::Audit { action, actor, target, outcome, detail } => {
                         audits.push((action, actor, target, outcome, detail))
                     }
-                    Effect::Banned { keys } => {
-                        // Kept in the database so the removal outlives this room.
+                    Effect::Banned { ban } => {
+                        // Kept in the database so the removal outlives this
+                        // room, and its owner can see and lift it.
                         let state = self.state.clone();
                         let meeting_id = self.meeting_id.clone();
                         tokio::spawn(async move {
-                            if let Err(err) = state.store.add_meeting_bans(&meeting_id, &keys, state.now_ms()).await {
+                            let new = conclave_store::NewBan {
+                                keys: &ban.keys,
+                                display_name: &ban.display_name,
+                                user_id: ban.user_id.as_deref(),
+                                removed_by: &ban.removed_by,
+                            };
+                            if let Err(err) = state.store.add_meeting_ban(&meeting_id, &new, state.now_ms()).await {
                                 tracing::error!(error = %err, "could not record a removal");
                             }
                         });
+                    }
+                    Effect::ReportChecked { request, verdict } => {
+                        if let Some(reply) = reports.replies.remove(&request) {
+                            let _ = reply.send(verdict);
+                        }
                     }
                     Effect::Media { from, message } => {
                         // Admission now, before the request: the room may have
                         // admitted `from` earlier in this same batch.
                         let mut out = media.sync(&self.state, &self.room);
-                        out.extend(media.request(&self.state, &self.room, from, message));
+                        out.extend(media.request(&self.state, &self.room, from, message, &mut audits));
                         for (to, message) in out {
                             send(connections, to, message);
                         }
@@ -431,7 +464,9 @@ impl MediaSync {
         room: &Room,
         from: ParticipantId,
         message: ClientMessage,
+        audits: &mut Vec<RoomAudit>,
     ) -> Deliveries {
+        use conclave_room::Outcome;
         match message {
             ClientMessage::E2eeCredentialRequest { signature_key } => {
                 return self.vouch(state, room, from, signature_key)
@@ -439,9 +474,24 @@ impl MediaSync {
             ClientMessage::E2eeKeyPackage { key_package } => return self.delivery.key_package(from, key_package),
             ClientMessage::E2eeCommit { epoch, commit, welcome, added, removed } => {
                 let admitted = room.admitted().collect();
-                return self.delivery.commit(from, epoch, commit, welcome, added, removed, &admitted);
+                let proposed = ProposedCommit { epoch, commit, welcome, added, removed };
+                if let Err(refusal) = self.delivery.check(from, &proposed, &admitted) {
+                    if refusal.is_rogue() {
+                        // Someone tried to change the encryption group against
+                        // the rules: nobody was evicted or added, but it is kept.
+                        let detail = format!("refused an E2EE commit: {refusal:?}");
+                        audits.push(("meeting.e2ee.commit", Some(from), None, Outcome::Denied, detail));
+                    }
+                }
+                return self.delivery.commit(from, proposed, &admitted);
             }
             ClientMessage::E2eeApplication { message } => return self.delivery.application(from, message),
+            ClientMessage::E2eeCommitRefused { epoch, from: committer, reason } => {
+                let reason: String = reason.chars().take(200).collect();
+                let detail = format!("a device refused participant {committer}'s commit on epoch {epoch}: {reason}");
+                audits.push(("meeting.e2ee.commit_refused", Some(from), Some(committer), Outcome::Denied, detail));
+                return Deliveries::new();
+            }
             _ => {}
         }
         let Some(plane) = &state.media else {

@@ -2,14 +2,14 @@
 //! the join tickets and resume tokens that lead to them, and the way in for
 //! connections and for the REST API (policy changes, deletion, reports).
 
-use super::actor::{ConnId, MeetingActor, Outbox, ReportParties};
+use super::actor::{ConnId, MeetingActor, Outbox};
 use super::tickets::{TicketGrant, Tickets};
 use crate::error::{ApiError, ApiResult};
 use crate::state::SharedState;
 use conclave_auth::TokenHash;
 use conclave_proto::signal::{ClientMessage, EndReason, ParticipantId, RoomSettings};
 use conclave_proto::MeetingSettings;
-use conclave_room::{Identity, PolicyView, Room, RoomConfig};
+use conclave_room::{Identity, PolicyView, ReportParties, ReportRefusal, Room, RoomConfig, Standing};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -23,7 +23,7 @@ pub enum Command {
         conn: ConnId,
         display_name: String,
         identity: Identity,
-        is_owner: bool,
+        standing: Standing,
         resume_token: String,
         outbox: Outbox,
     },
@@ -46,8 +46,10 @@ pub enum Command {
     Report {
         resume_token: String,
         reported: ParticipantId,
-        reply: oneshot::Sender<Option<ReportParties>>,
+        reply: oneshot::Sender<Result<ReportParties, ReportRefusal>>,
     },
+    /// The owner or an admin lifted bans: these keys may join again.
+    BansLifted(Vec<String>),
     /// Something the media plane has for this meeting's participants.
     Media(conclave_sfu::SfuEvent),
 }
@@ -69,7 +71,7 @@ pub struct MeetingHub {
 /// The room's starting point from the stored meeting and its organisation's policy.
 pub fn room_config(
     settings: &MeetingSettings,
-    policy: PolicyView,
+    policy: &conclave_proto::OrgPolicy,
     host_key: &str,
     has_passcode: bool,
     banned: Vec<String>,
@@ -88,10 +90,12 @@ pub fn room_config(
             locked_by_policy: Vec::new(),
         },
         mute_on_entry: settings.mute_on_entry,
-        policy,
+        policy: PolicyView::from_policy(policy),
         host_key: host_key.to_owned(),
         has_passcode,
         banned,
+        waiting_capacity: policy.waiting_room_capacity.value,
+        waiting_per_address: conclave_room::WAITING_PER_ADDRESS,
     }
 }
 
@@ -102,10 +106,6 @@ impl MeetingHub {
 
     pub fn is_live(&self, meeting_id: &str) -> bool {
         self.lock().contains_key(meeting_id)
-    }
-
-    pub fn live_count(&self) -> usize {
-        self.lock().len()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, LiveMeeting>> {
@@ -131,13 +131,7 @@ impl MeetingHub {
                 state.store.org_by_id(&meeting.org_id).await?.ok_or_else(|| ApiError::not_found("organisation"))?;
             let banned = state.store.meeting_bans(&meeting.id).await?;
             let has_passcode = meeting.secrets.passcode.is_some();
-            let config = room_config(
-                &meeting.settings,
-                PolicyView::from_policy(&policy),
-                &meeting.secrets.host_key,
-                has_passcode,
-                banned,
-            );
+            let config = room_config(&meeting.settings, &policy, &meeting.secrets.host_key, has_passcode, banned);
             let (tx, rx) = mpsc::channel(COMMAND_CAPACITY);
             let mut live = self.lock();
             if !live.contains_key(&grant.meeting_id) {
@@ -146,7 +140,7 @@ impl MeetingHub {
                     state: state.clone(),
                     meeting_id: meeting.id.clone(),
                     org_id: meeting.org_id.clone(),
-                    room: Room::new(config, state.now_ms()),
+                    room: Room::new(config),
                     commands: rx,
                 };
                 tokio::spawn(actor.run());
@@ -160,7 +154,7 @@ impl MeetingHub {
             conn,
             display_name: grant.display_name,
             identity: grant.identity,
-            is_owner: grant.is_owner,
+            standing: grant.standing,
             resume_token,
             outbox,
         };
@@ -195,16 +189,23 @@ impl MeetingHub {
         answer.await.ok()?.then_some(commands)
     }
 
-    /// The reporter (by resume token) and the reported participant of a live meeting.
+    /// The room's verdict on a report: the reporter (by resume token) and
+    /// the reported participant, if the report may be filed.
     pub async fn report_parties(
         &self,
         meeting_id: &str,
         resume_token: &str,
         reported: ParticipantId,
-    ) -> Option<ReportParties> {
+    ) -> Result<ReportParties, ReportRefusal> {
         let (reply, answer) = oneshot::channel();
         self.send(meeting_id, Command::Report { resume_token: resume_token.to_owned(), reported, reply });
-        answer.await.ok().flatten()
+        // A meeting that is not live has nobody in it to report.
+        answer.await.unwrap_or(Err(ReportRefusal::NotAdmitted))
+    }
+
+    /// The live room of a meeting forgets these bans.
+    pub fn bans_lifted(&self, meeting_id: &str, keys: Vec<String>) {
+        self.send(meeting_id, Command::BansLifted(keys));
     }
 
     /// Tells every live meeting of `org_id` that its policy changed.

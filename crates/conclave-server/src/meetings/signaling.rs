@@ -10,7 +10,9 @@ use super::hub::Command;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ClientIp;
 use crate::state::{Audit, SharedState};
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::response::Response;
 use conclave_auth::OpaqueToken;
@@ -57,17 +59,27 @@ enum Entry {
 pub async fn signal(
     State(state): State<SharedState>,
     ClientIp(ip): ClientIp,
-    Query(query): Query<SignalQuery>,
-    upgrade: WebSocketUpgrade,
+    query: Result<Query<SignalQuery>, QueryRejection>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
-    if query.v != Some(PROTOCOL_VERSION) {
-        return Err(ApiError::new(
+    // Every refusal before the upgrade is a problem document, whatever was
+    // wrong: the version first (so a bad one never spends a ticket).
+    let unsupported = || {
+        ApiError::new(
             axum::http::StatusCode::BAD_REQUEST,
             "unsupported-protocol-version",
             "This server speaks signaling protocol version 1",
         )
-        .with_detail("connect with v=1"));
+        .with_detail("connect with v=1")
+    };
+    let Ok(Query(query)) = query else { return Err(unsupported()) };
+    if query.v != Some(PROTOCOL_VERSION) {
+        return Err(unsupported());
     }
+    let upgrade = upgrade.map_err(|rejection| {
+        ApiError::new(rejection.status(), "websocket-required", "This endpoint is a WebSocket")
+            .with_detail(rejection.body_text())
+    })?;
     let entry = match (query.ticket, query.resume) {
         (Some(ticket), None) => match state.hub.tickets.redeem(&ticket, state.now_ms()) {
             Some(grant) => Entry::Join(grant),
@@ -187,7 +199,7 @@ async fn serve(state: SharedState, socket: WebSocket, entry: Entry, ip: IpAddr, 
                 if strikes >= MAX_STRIKES {
                     let audit = Audit { source_ip: Some(ip), detail: "closed a signaling connection that kept sending refused messages", ..Audit::new("meeting.signal", "denied") };
                     let _ = state.audit(audit).await;
-                    let _ = sink.send(Message::Close(None)).await;
+                    close_flooding(&mut sink, &mut stream).await;
                     break;
                 }
             }
@@ -195,6 +207,31 @@ async fn serve(state: SharedState, socket: WebSocket, entry: Entry, ip: IpAddr, 
     }
     let _ = commands.try_send(Command::Closed { conn });
     state.metrics.signaling_connections.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// WebSocket close code for a policy violation (RFC 6455 §7.4.1).
+const POLICY_VIOLATION: u16 = 1008;
+/// How long a flooding client has to read the close and answer it.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// Closes a connection that kept sending refused messages, saying why. What
+/// it already sent is read and dropped first, until its own close comes (or
+/// a short grace ends): closing with unread input would make the kernel
+/// reset the connection, and the client would never see the reason.
+async fn close_flooding(
+    sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+    stream: &mut futures_util::stream::SplitStream<WebSocket>,
+) {
+    let frame = CloseFrame { code: POLICY_VIOLATION, reason: "too many refused messages".into() };
+    let _ = sink.send(Message::Close(Some(frame))).await;
+    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+        while let Some(Ok(message)) = stream.next().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 trait RefusalCode {

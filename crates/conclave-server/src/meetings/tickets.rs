@@ -3,7 +3,7 @@
 //! memory (a ticket is redeemed on the node that issued it).
 
 use conclave_auth::{OpaqueToken, TokenHash};
-use conclave_room::Identity;
+use conclave_room::{Identity, Standing};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -13,7 +13,8 @@ pub struct TicketGrant {
     pub org_id: String,
     pub display_name: String,
     pub identity: Identity,
-    pub is_owner: bool,
+    /// The meeting's owner, an admin of its organisation, or neither.
+    pub standing: Standing,
     pub expires_at_ms: i64,
 }
 
@@ -72,7 +73,7 @@ mod tests {
             org_id: "o".into(),
             display_name: "a".into(),
             identity: Identity::default(),
-            is_owner: false,
+            standing: Standing::Ordinary,
             expires_at_ms: expires,
         }
     }

@@ -161,7 +161,8 @@ pub async fn me(EnrollingSession(current): EnrollingSession) -> ApiJson<MeRespon
     request_body = ChangePasswordRequest,
     responses((status = 204, description = "Changed; other sessions revoked"),
         (status = 401, description = "Current password wrong", body = Problem),
-        (status = 422, description = "New password rejected", body = Problem)))]
+        (status = 422, description = "New password rejected", body = Problem),
+        (status = 429, description = "Too many wrong passwords: the account is locked for a while, as at sign-in", body = Problem)))]
 pub async fn change_password(
     State(state): State<SharedState>,
     ClientIp(ip): ClientIp,
@@ -176,10 +177,9 @@ pub async fn change_password(
         detail,
         ..Audit::new("auth.password.change", outcome)
     };
-    if !state.verify_password(req.current_password.clone(), Some(user.password_hash.clone())).await {
-        state.audit(audit("failure", "current password wrong")).await?;
-        return Err(ApiError::invalid_credentials().with_detail("the current password is wrong"));
-    }
+    accounts::confirm_password(&state, user, req.current_password.clone(), ip, "auth.password.change").await.map_err(
+        |e| if e.code == "invalid-credentials" { e.with_detail("the current password is wrong") } else { e },
+    )?;
     accounts::validate_new_password(&req.new_password, &user.email, &user.display_name)?;
     if req.new_password == req.current_password {
         return Err(ApiError::field("new_password", "must differ from the current password"));

@@ -16,7 +16,7 @@ use axum::http::StatusCode;
 use conclave_proto::problem::FieldError;
 use conclave_proto::signal::{ChatMode, EndReason, PROTOCOL_VERSION};
 use conclave_proto::*;
-use conclave_room::{Identity, PolicyView};
+use conclave_room::{Identity, PolicyView, ReportRefusal, Standing};
 use conclave_store::{MeetingRow, NewMeeting, NewReport, StoreError};
 use serde::Deserialize;
 use std::net::IpAddr;
@@ -403,17 +403,13 @@ pub async fn join(
     let over_rate = state.join_requests.lock().unwrap_or_else(|p| p.into_inner()).check(ip, now.max(0) as u64);
     over_rate.map_err(ApiError::throttled)?;
     let mut errors = Vec::new();
-    let display_name = req.display_name.trim().to_owned();
-    if display_name.is_empty() || display_name.chars().count() > 64 || display_name.chars().any(char::is_control) {
-        errors
-            .push(FieldError { field: "display_name".into(), message: "must be 1 to 64 printable characters".into() });
-    }
-    if req.device_id.as_deref().is_some_and(|d| {
-        d.is_empty() || d.len() > 64 || !d.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    }) {
-        errors
-            .push(FieldError { field: "device_id".into(), message: "must be 1 to 64 letters, digits, - or _".into() });
-    }
+    let display_name = match conclave_proto::names::display_name(&req.display_name) {
+        Ok(name) => name,
+        Err(err) => {
+            errors.push(FieldError { field: "display_name".into(), message: err.to_string() });
+            String::new()
+        }
+    };
     if req.link_secret.is_some() == req.code.is_some() {
         errors.push(FieldError {
             field: "link_secret".into(),
@@ -445,20 +441,30 @@ pub async fn join(
         return Err(ApiError::new(StatusCode::NOT_FOUND, "meeting-not-found", "No meeting matches")
             .with_detail("no meeting matches this link, or this code and passcode"));
     };
+    // Who is joining is what the server knows of them, never what the
+    // client says: the account signed in (and its organisation, shown to
+    // the others) and the address the request came from.
     let identity = Identity {
         user_id: current.as_ref().map(|c| c.user.id.clone()),
         email: current.as_ref().map(|c| c.user.email.clone()),
-        device_id: req.device_id.clone(),
+        organisation: current.as_ref().and_then(|c| c.org.as_ref()).map(|(org, _)| org.name.clone()),
+        external: current.as_ref().is_some_and(|c| c.org_id() != Some(meeting.org_id.as_str())),
         ip: Some(ip.to_string()),
     };
-    let is_owner = current.as_ref().is_some_and(|c| c.user.id == meeting.host_user_id);
+    let standing = match &current {
+        Some(c) if c.user.id == meeting.host_user_id => Standing::Owner,
+        Some(c) if c.org_id() == Some(&meeting.org_id) && c.user.role.is_some_and(|r| r >= OrgRole::Admin) => {
+            Standing::OrgAdmin
+        }
+        _ => Standing::Ordinary,
+    };
     let meeting_id_for_ticket = meeting.id.clone();
     let grant = TicketGrant {
         meeting_id: meeting.id.clone(),
         org_id: meeting.org_id.clone(),
         display_name,
         identity,
-        is_owner,
+        standing,
         expires_at_ms: now + TICKET_LIFETIME.as_millis() as i64,
     };
     let ticket = state.hub.tickets.issue(grant, now);
@@ -524,37 +530,60 @@ async fn check_meeting_passcode(
     Ok(None)
 }
 
-/// Report a participant to the organisation's owners. The reporter proves
-/// they are in the meeting with their own resume token.
+/// Report a participant to the organisation's owners and admins. The
+/// reporter proves they are admitted to the meeting with their own resume
+/// token, and may report only someone they can see (moderators: the waiting
+/// room too). The answer says the report was filed and nothing more.
 #[utoipa::path(post, path = "/api/v1/meetings/{meeting_id}/reports", operation_id = "reportParticipant", tag = "meetings",
     params(("meeting_id" = String, Path)),
     request_body = ReportParticipantRequest,
-    responses((status = 201, description = "Reported", body = Report),
-        (status = 403, description = "The reporter is not in this meeting", body = Problem),
-        (status = 404, description = "No such meeting or participant", body = Problem),
-        (status = 422, description = "Invalid reason", body = Problem)))]
+    responses((status = 201, description = "Filed", body = ReportReceipt),
+        (status = 403, description = "The reporter is not admitted to this meeting", body = Problem),
+        (status = 404, description = "No such meeting, or nobody the reporter can see with that id", body = Problem),
+        (status = 422, description = "Invalid reason, or reporting oneself", body = Problem),
+        (status = 429, description = "Too many reports from this person or in this meeting lately", body = Problem)))]
 pub async fn report(
     State(state): State<SharedState>,
     ClientIp(ip): ClientIp,
     Path(meeting_id): Path<String>,
     ApiJson(req): ApiJson<ReportParticipantRequest>,
-) -> ApiResult<(StatusCode, ApiJson<Report>)> {
+) -> ApiResult<(StatusCode, ApiJson<ReportReceipt>)> {
     accounts::check_sensitive_rate(&state, ip)?;
     let reason = req.reason.trim();
     if reason.is_empty() || reason.chars().count() > 1000 {
         return Err(ApiError::field("reason", "must be 1 to 1000 characters"));
     }
     let meeting = state.store.meeting_by_id(&meeting_id).await?.ok_or_else(|| ApiError::not_found("meeting"))?;
-    let Some(parties) = state.hub.report_parties(&meeting.id, &req.participant_token, req.participant_id).await else {
-        let audit = Audit {
-            org_id: Some(&meeting.org_id),
-            target: Some(&meeting.id),
-            source_ip: Some(ip),
-            detail: "report from outside the meeting or about nobody",
-            ..Audit::new("meeting.report", "denied")
-        };
-        state.audit(audit).await?;
-        return Err(ApiError::forbidden("only people in the meeting can report someone in it"));
+    let verdict = state.hub.report_parties(&meeting.id, &req.participant_token, req.participant_id).await;
+    let parties = match verdict {
+        Ok(parties) => parties,
+        Err(refusal) => {
+            let (detail, error) = match refusal {
+                ReportRefusal::NotAdmitted => (
+                    "report from someone not admitted to the meeting",
+                    ApiError::forbidden("only people admitted to the meeting can report someone in it"),
+                ),
+                ReportRefusal::NoSuchParticipant => {
+                    ("report about nobody the reporter can see", ApiError::not_found("participant"))
+                }
+                ReportRefusal::Yourself => {
+                    ("report about oneself", ApiError::field("participant_id", "you cannot report yourself"))
+                }
+                ReportRefusal::Throttled { retry_after_ms } => (
+                    "too many reports lately",
+                    ApiError::throttled(Duration::from_millis(retry_after_ms.max(1) as u64)),
+                ),
+            };
+            let audit = Audit {
+                org_id: Some(&meeting.org_id),
+                target: Some(&meeting.id),
+                source_ip: Some(ip),
+                detail,
+                ..Audit::new("meeting.report", "denied")
+            };
+            state.audit(audit).await?;
+            return Err(error);
+        }
     };
     let report = state
         .store
@@ -578,7 +607,44 @@ pub async fn report(
         ..Audit::new("meeting.report", "success")
     };
     state.audit(audit).await?;
-    Ok((StatusCode::CREATED, ApiJson(report)))
+    Ok((StatusCode::CREATED, ApiJson(ReportReceipt { id: report.id, meeting_id: meeting.id, at_ms: report.at_ms })))
+}
+
+/// Who is banned from a meeting (its owner and the organisation's admins).
+#[utoipa::path(get, path = "/api/v1/meetings/{meeting_id}/bans", operation_id = "listMeetingBans", tag = "meetings",
+    params(("meeting_id" = String, Path)),
+    responses((status = 200, description = "Bans, newest first", body = MeetingBanList),
+        (status = 403, description = "Not the meeting's owner or an admin", body = Problem),
+        (status = 404, description = "Not found", body = Problem)))]
+pub async fn list_bans(
+    State(state): State<SharedState>,
+    ClientIp(ip): ClientIp,
+    Authed(current): Authed,
+    Path(meeting_id): Path<String>,
+) -> ApiResult<ApiJson<MeetingBanList>> {
+    let row = managed(&state, &current, &meeting_id, ip, "meeting.bans.read").await?;
+    Ok(ApiJson(MeetingBanList { bans: state.store.list_meeting_bans(&row.id).await? }))
+}
+
+/// Lift a ban: the person may join again (through the waiting room, as
+/// anyone). Takes the meeting's owner or an admin of its organisation.
+#[utoipa::path(delete, path = "/api/v1/meetings/{meeting_id}/bans/{ban_id}", operation_id = "liftMeetingBan", tag = "meetings",
+    params(("meeting_id" = String, Path), ("ban_id" = String, Path)),
+    responses((status = 204, description = "Lifted"),
+        (status = 403, description = "Not the meeting's owner or an admin", body = Problem),
+        (status = 404, description = "No such meeting or ban", body = Problem)))]
+pub async fn lift_ban(
+    State(state): State<SharedState>,
+    ClientIp(ip): ClientIp,
+    Authed(current): Authed,
+    Path((meeting_id, ban_id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let row = managed(&state, &current, &meeting_id, ip, "meeting.ban.lift").await?;
+    let lifted = state.store.lift_meeting_ban(&row.id, &ban_id).await?.ok_or_else(|| ApiError::not_found("ban"))?;
+    state.hub.bans_lifted(&row.id, lifted);
+    let audit = Audit::by(&current, ip, "meeting.ban.lift", "success").org(&row.org_id).target(&row.id).detail(&ban_id);
+    state.audit(audit).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Reports about the organisation's meetings (owners and admins).

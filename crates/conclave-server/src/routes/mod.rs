@@ -36,7 +36,8 @@ use utoipa::{Modify, OpenApi};
         orgs::invite, orgs::list_invitations, orgs::revoke_invitation,
         policy::get, policy::update, audit::list,
         meetings::create, meetings::list, meetings::get, meetings::update, meetings::delete, meetings::rotate,
-        meetings::join, meetings::report, meetings::list_reports, crate::meetings::signaling::signal,
+        meetings::join, meetings::report, meetings::list_reports, meetings::list_bans, meetings::lift_ban,
+        crate::meetings::signaling::signal,
     ),
     modifiers(&SecuritySchemes),
     security(("bearer" = []), ("session_cookie" = []))
@@ -99,6 +100,8 @@ pub fn router(state: SharedState) -> Router {
         .route("/meetings/{meeting_id}", get(meetings::get).patch(meetings::update).delete(meetings::delete))
         .route("/meetings/{meeting_id}/rotate", post(meetings::rotate))
         .route("/meetings/{meeting_id}/reports", post(meetings::report))
+        .route("/meetings/{meeting_id}/bans", get(meetings::list_bans))
+        .route("/meetings/{meeting_id}/bans/{ban_id}", delete(meetings::lift_ban))
         .route("/signal", get(crate::meetings::signaling::signal))
         .layer(middleware::from_fn_with_state(state.clone(), origin_guard));
 
@@ -112,6 +115,15 @@ pub fn router(state: SharedState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(DefaultBodyLimit::max(state.config.limits.max_body_bytes))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+/// The metrics listener's whole surface: `/metrics`, to whoever reaches it
+/// (operators bind it to a private address).
+pub fn metrics_router(state: SharedState) -> Router {
+    Router::new()
+        .route("/metrics", get(ops::open_metrics))
+        .fallback(|| async { ApiError::not_found("page") })
         .with_state(state)
 }
 

@@ -3,8 +3,9 @@
 use crate::error::ApiError;
 use crate::state::SharedState;
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
+use subtle::ConstantTimeEq;
 
 /// The process is up.
 pub async fn healthz() -> &'static str {
@@ -22,8 +23,30 @@ pub async fn readyz(State(state): State<SharedState>) -> Response {
     }
 }
 
-pub async fn metrics(State(state): State<SharedState>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], render_metrics(&state)).into_response()
+/// `/metrics` on the public listener: only with the configured bearer
+/// token; without one configured, as if there were no such page.
+pub async fn metrics(State(state): State<SharedState>, headers: HeaderMap) -> Response {
+    let Some(token) = &state.config.metrics.token else {
+        return ApiError::not_found("page").into_response();
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if !bool::from(presented.as_bytes().ct_eq(token.as_bytes())) {
+        return ApiError::unauthenticated().with_detail("/metrics needs the metrics bearer token").into_response();
+    }
+    metrics_page(&state)
+}
+
+/// `/metrics` on the metrics listener of its own: anyone who reaches it.
+pub async fn open_metrics(State(state): State<SharedState>) -> Response {
+    metrics_page(&state)
+}
+
+fn metrics_page(state: &crate::state::AppState) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], render_metrics(state)).into_response()
 }
 
 pub async fn openapi() -> Response {

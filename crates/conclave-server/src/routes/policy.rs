@@ -50,6 +50,7 @@ pub async fn update(
 
 pub const MAX_MEETING_MINUTES: u32 = 24 * 60;
 pub const DORMANT_DAYS: std::ops::RangeInclusive<u32> = 7..=3650;
+pub const WAITING_ROOM_CAPACITY: std::ops::RangeInclusive<u32> = 1..=5000;
 
 /// Applies `update` to `policy` and checks the result as a whole, reporting
 /// every invalid setting at once.
@@ -71,7 +72,8 @@ pub fn apply_update(
         allowed_regions,
         meeting_time_limit_minutes,
         require_2fa,
-        dormant_account_days
+        dormant_account_days,
+        waiting_room_capacity
     );
     validate(&policy, plan, server_regions)?;
     Ok(policy)
@@ -116,6 +118,10 @@ pub fn validate(policy: &OrgPolicy, plan: Plan, server_regions: &[String]) -> Ap
             );
         }
     }
+    if !WAITING_ROOM_CAPACITY.contains(&policy.waiting_room_capacity.value) {
+        let (low, high) = (WAITING_ROOM_CAPACITY.start(), WAITING_ROOM_CAPACITY.end());
+        error("waiting_room_capacity", format!("must be between {low} and {high} people"));
+    }
     if errors.is_empty() {
         Ok(())
     } else {
@@ -158,11 +164,12 @@ mod tests {
         let update = OrgPolicyUpdate {
             allowed_regions: Some(Setting::unlocked(vec!["mars".into(), "eu".into(), "eu".into()])),
             dormant_account_days: Some(Setting::unlocked(Some(1))),
+            waiting_room_capacity: Some(Setting::unlocked(0)),
             ..Default::default()
         };
         let err =
             apply_update(OrgPolicy::defaults(Plan::Free, &regions()), update, Plan::Free, &regions()).unwrap_err();
         let fields: Vec<_> = err.errors.iter().map(|e| e.field.as_str()).collect();
-        assert_eq!(fields, ["allowed_regions", "allowed_regions", "dormant_account_days"]);
+        assert_eq!(fields, ["allowed_regions", "allowed_regions", "dormant_account_days", "waiting_room_capacity"]);
     }
 }

@@ -1,6 +1,7 @@
 //! TOTP two-factor authentication: enrol, confirm (which yields one-time
 //! recovery codes), regenerate codes, turn off.
 
+use crate::accounts;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ClientIp, EnrollingSession};
 use crate::state::{Audit, SharedState};
@@ -75,7 +76,8 @@ pub async fn confirm(
     request_body = PasswordConfirmation,
     responses((status = 200, description = "New codes", body = RecoveryCodesResponse),
         (status = 401, description = "Password wrong", body = Problem),
-        (status = 409, description = "Two-factor is off", body = Problem)))]
+        (status = 409, description = "Two-factor is off", body = Problem),
+        (status = 429, description = "Too many wrong passwords: the account is locked for a while", body = Problem)))]
 pub async fn regenerate_recovery_codes(
     State(state): State<SharedState>,
     ClientIp(ip): ClientIp,
@@ -86,9 +88,7 @@ pub async fn regenerate_recovery_codes(
     if user.totp_secret.is_none() {
         return Err(ApiError::conflict("totp-not-enabled", "two-factor authentication is off"));
     }
-    if !state.verify_password(req.password, Some(user.password_hash.clone())).await {
-        return Err(ApiError::invalid_credentials().with_detail("the password is wrong"));
-    }
+    accounts::confirm_password(&state, user, req.password, ip, "auth.2fa.recovery_codes").await?;
     let codes = RecoveryCode::generate_set();
     let hashes: Vec<String> = codes.iter().map(|c| c.hash().0).collect();
     state.store.replace_recovery_codes(&user.id, &hashes).await?;
@@ -108,7 +108,8 @@ pub async fn regenerate_recovery_codes(
     request_body = PasswordConfirmation,
     responses((status = 204, description = "Two-factor off"),
         (status = 401, description = "Password wrong", body = Problem),
-        (status = 403, description = "The organisation requires two-factor", body = Problem)))]
+        (status = 403, description = "The organisation requires two-factor", body = Problem),
+        (status = 429, description = "Too many wrong passwords: the account is locked for a while", body = Problem)))]
 pub async fn disable(
     State(state): State<SharedState>,
     ClientIp(ip): ClientIp,
@@ -119,9 +120,7 @@ pub async fn disable(
     if current.org.as_ref().is_some_and(|(_, p)| p.require_2fa.value) {
         return Err(ApiError::forbidden("your organisation requires two-factor authentication"));
     }
-    if !state.verify_password(req.password, Some(user.password_hash.clone())).await {
-        return Err(ApiError::invalid_credentials().with_detail("the password is wrong"));
-    }
+    accounts::confirm_password(&state, user, req.password, ip, "auth.2fa.disable").await?;
     state.store.disable_totp(&user.id).await?;
     state
         .audit(Audit {

@@ -106,7 +106,7 @@ on_both_engines! {
 
 on_both_engines! {
     async fn ops_endpoints_headers_and_openapi_are_served(engine: Engine) {
-        let srv = TestServer::start(engine).await;
+        let srv = TestServer::start_with(engine, |c| c.metrics.token = Some("ops-token-0123456789".into())).await;
         let http = reqwest::Client::new();
         let health = http.get(format!("{}/healthz", srv.url)).send().await.unwrap();
         assert_eq!(health.status(), 200);
@@ -115,7 +115,7 @@ on_both_engines! {
         }
         assert!(health.headers().get("content-security-policy").unwrap().to_str().unwrap().starts_with("default-src 'self'"));
         assert_eq!(http.get(format!("{}/readyz", srv.url)).send().await.unwrap().status(), 200);
-        let metrics = http.get(format!("{}/metrics", srv.url)).send().await.unwrap().text().await.unwrap();
+        let metrics = http.get(format!("{}/metrics", srv.url)).bearer_auth("ops-token-0123456789").send().await.unwrap().text().await.unwrap();
         assert!(metrics.contains("conclave_http_requests_total{class=\"2xx\"}"));
         assert!(metrics.contains("conclave_logins_total{outcome=\"failure\"}"));
 

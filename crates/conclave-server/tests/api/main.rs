@@ -4,6 +4,7 @@
 mod support;
 
 mod accounts;
+mod attacks;
 mod credential_stuffing;
 mod device_credentials;
 mod dormant;

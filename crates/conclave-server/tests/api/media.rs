@@ -379,7 +379,6 @@ async fn a_participant_reaching_the_sfu_only_through_coturn_gets_media() {
             code: None,
             passcode: None,
             display_name: "Behind a firewall".into(),
-            device_id: None,
         })
         .await
         .unwrap();

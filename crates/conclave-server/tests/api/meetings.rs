@@ -31,7 +31,6 @@ fn join_req(meeting: &Meeting, name: &str) -> JoinMeetingRequest {
         code: None,
         passcode: None,
         display_name: name.into(),
-        device_id: None,
     }
 }
 
@@ -193,7 +192,7 @@ on_both_engines! {
         let (host, _, meeting) = hosted(&srv).await;
         let meeting = host.update_meeting(&meeting.id, &UpdateMeetingRequest { passcode: Some("open-sesame".into()), ..Default::default() }).await.unwrap();
         let by_code = |passcode: &str| JoinMeetingRequest {
-            link_secret: None, code: Some(meeting.code.clone()), passcode: Some(passcode.into()), display_name: "Phone".into(), device_id: None,
+            link_secret: None, code: Some(meeting.code.clone()), passcode: Some(passcode.into()), display_name: "Phone".into(),
         };
         assert_problem!(srv.client_from("127.0.6.1").join_meeting(&by_code("wrong-guess")).await, 404, "meeting-not-found");
         srv.client_from("127.0.6.1").join_meeting(&by_code("open-sesame")).await.expect("code and passcode open it");
@@ -299,9 +298,10 @@ on_both_engines! {
         let seen = host_conn.wait_for("pong", WAIT, |m| matches!(m, ServerMessage::Pong)).await;
         assert!(seen.is_ok());
         assert!(!host_conn.received.iter().any(|m| matches!(m, ServerMessage::Removed | ServerMessage::Ended { .. } | ServerMessage::SettingsChanged { .. })));
-        // With the host key, though, the guest may claim host.
+        // With the host key, though, the guest may claim host: while the
+        // owner is here, that makes a co-host.
         guest.send(&ClientMessage::ClaimHost { host_key: meeting.host_key.clone() }).await.unwrap();
-        host_conn.wait_for("role change", WAIT, |m| matches!(m, ServerMessage::ParticipantUpdated { participant } if participant.id == guest_id && participant.role == Role::Host)).await.unwrap();
+        host_conn.wait_for("role change", WAIT, |m| matches!(m, ServerMessage::ParticipantUpdated { participant } if participant.id == guest_id && participant.role == Role::CoHost)).await.unwrap();
     }
 }
 
@@ -315,11 +315,11 @@ on_both_engines! {
         host_conn.send(&ClientMessage::Remove { participant_id: troll_id }).await.unwrap();
         troll.wait_for("removal", WAIT, |m| matches!(m, ServerMessage::Removed)).await.unwrap();
         assert!(troll.closed_within(WAIT).await, "the removed connection is closed");
-        // Back under another name, and after the host rotated the link, with a new device id.
+        // Back under another name, and after the host rotated the link.
         let mut again = srv.client_from("127.0.10.1").join_by_link(&meeting.link_secret, "Friendly Person").await.unwrap();
         assert_eq!(again.next(WAIT).await.unwrap(), ServerMessage::Refused { reason: RefusalReason::Removed });
         let rotated = host.rotate_meeting_secrets(&meeting.id).await.unwrap();
-        let disguised = JoinMeetingRequest { device_id: Some("brand-new-device".into()), ..join_req(&rotated, "Someone Else") };
+        let disguised = join_req(&rotated, "Someone Else");
         let ticket = srv.client_from("127.0.10.1").join_meeting(&disguised).await.unwrap();
         let mut third = MeetingConnection::connect(&ticket.signaling_url).await.unwrap();
         assert_eq!(third.next(WAIT).await.unwrap(), ServerMessage::Refused { reason: RefusalReason::Removed });
@@ -463,12 +463,13 @@ on_both_engines! {
         let (mut troll, troll_id, _) = guest_knocks(&srv, &meeting, "Troll", "127.0.14.2").await;
         admit(&mut host_conn, &mut ada, ada_id).await;
         admit(&mut host_conn, &mut troll, troll_id).await;
-        let report = srv.client().report_participant(&meeting.id, &ReportParticipantRequest { participant_token: ada_token.clone(), participant_id: troll_id, reason: "offensive drawings".into() }).await.unwrap();
-        assert_eq!((report.reporter_name.as_str(), report.reported_name.as_str()), ("Ada", "Troll"));
+        let receipt = srv.client().report_participant(&meeting.id, &ReportParticipantRequest { participant_token: ada_token.clone(), participant_id: troll_id, reason: "offensive drawings".into() }).await.unwrap();
+        assert_eq!(receipt.meeting_id, meeting.id);
         assert_problem!(srv.client().report_participant(&meeting.id, &ReportParticipantRequest { participant_token: "rs_not_in_meeting".into(), participant_id: troll_id, reason: "spam".into() }).await, 403, "forbidden");
         let reports = host.list_reports(&org).await.unwrap().reports;
         assert_eq!(reports.len(), 1);
-        assert_eq!(reports[0].reason, "offensive drawings");
+        assert_eq!((reports[0].id.as_str(), reports[0].reason.as_str()), (receipt.id.as_str(), "offensive drawings"));
+        assert_eq!((reports[0].reporter_name.as_str(), reports[0].reported_name.as_str()), ("Ada", "Troll"));
     }
 }
 

@@ -9,7 +9,7 @@ use conclave_proto::*;
 use conclave_server::Clock;
 use std::time::Duration;
 
-fn code(srv: &TestServer, secret: &str) -> String {
+pub(crate) fn code(srv: &TestServer, secret: &str) -> String {
     Totp::from_base32(secret).unwrap().code_at((srv.clock.now_ms() / 1000) as u64)
 }
 
@@ -18,7 +18,7 @@ fn login(email: &str, totp: Option<String>, recovery: Option<String>) -> LoginRe
 }
 
 /// Enrols `client` and returns (secret, recovery codes).
-async fn enrol(srv: &TestServer, client: &Client) -> (String, Vec<String>) {
+pub(crate) async fn enrol(srv: &TestServer, client: &Client) -> (String, Vec<String>) {
     let enrolment = client.totp_enroll().await.unwrap();
     assert!(enrolment.otpauth_uri.starts_with("otpauth://totp/Conclave:"));
     assert_problem!(client.totp_confirm("000000").await, 401, "invalid-second-factor");

@@ -31,6 +31,7 @@ impl Session {
                 AgentEvent::NewDevice { participant_id, display_name, .. } => {
                     stats.e2ee_new_devices.push((participant_id, display_name))
                 }
+                AgentEvent::CommitRefused { from, reason } => stats.e2ee_refused_commits.push((from, reason)),
                 _ => {}
             }
         }
