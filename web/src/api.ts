@@ -2,124 +2,52 @@
 // cookie, and every state-changing request carries the session's CSRF
 // token. Errors are RFC 9457 problems.
 
-export interface Problem {
-  type?: string;
-  title?: string;
-  status?: number;
-  detail?: string;
-  code?: string;
-  errors?: { field: string; message: string }[];
-}
+import {
+  PROBLEM_BASE,
+  type AuditEventPage,
+  type CreateMeetingRequest,
+  type InvitationCreated,
+  type InvitationList,
+  type InviteMemberRequest,
+  type JoinMeetingRequest,
+  type JoinTicket,
+  type LoginRequest,
+  type LoginResponse,
+  type MeResponse,
+  type Meeting,
+  type MeetingBanList,
+  type MeetingList,
+  type MeetingSettingsRequest,
+  type MemberList,
+  type OrgPolicy,
+  type OrgPolicyUpdate,
+  type OrgRole,
+  type Problem,
+  type ProblemCode,
+  type RecoveryCodesResponse,
+  type ReportParticipantRequest,
+  type ReportReceipt,
+  type SessionList,
+  type SignupRequest,
+  type TotpConfirmRequest,
+  type TotpEnrollResponse,
+} from "./generated/protocol";
 
 export class ApiError extends Error {
   constructor(
     public status: number,
-    public problem: Problem,
+    /// Empty when the response had no body (a proxy's error page, say).
+    public problem: Partial<Problem>,
   ) {
     super(problem.detail || problem.title || `HTTP ${status}`);
   }
-  get code(): string {
-    return this.problem.code ?? "";
+
+  /// The code at the end of the problem's `type`, which says what went wrong.
+  get code(): ProblemCode | null {
+    const type = this.problem.type;
+    return type?.startsWith(PROBLEM_BASE) ? (type.slice(PROBLEM_BASE.length) as ProblemCode) : null;
   }
 }
-
-export interface User {
-  id: string;
-  email: string;
-  display_name: string;
-  org_id: string | null;
-  role: string | null;
-  status: string;
-  two_factor_enabled: boolean;
-}
-
-export interface LoginResponse {
-  token: string;
-  csrf_token: string;
-  session_id: string;
-  user: User;
-  two_factor_enrollment_required: boolean;
-}
-
-export interface MeetingSettings {
-  waiting_room: boolean;
-  mute_on_entry: boolean;
-  allow_self_unmute: boolean;
-  screen_share: string;
-  chat: string;
-  private_chat: boolean;
-  e2ee: boolean;
-}
-
-export interface Meeting {
-  id: string;
-  org_id: string;
-  title: string;
-  scheduled_start_ms: number | null;
-  duration_minutes: number | null;
-  settings: MeetingSettings;
-  invite_url: string;
-  link_secret: string;
-  code: string;
-  passcode: string | null;
-  host_key: string;
-}
-
-/// Someone removed from a meeting, whom its owner or an admin may let back.
-export interface MeetingBan {
-  id: string;
-  display_name: string;
-  user_id: string | null;
-  removed_by: string;
-  at_ms: number;
-}
-
-export interface IceServer {
-  urls: string[];
-  username?: string;
-  credential?: string;
-}
-
-export interface Invitation {
-  id: string;
-  email: string;
-  role: string;
-  created_at_ms: number;
-  expires_at_ms: number;
-  accepted: boolean;
-}
-
-export interface JoinTicket {
-  meeting_id: string;
-  ticket: string;
-  signaling_url: string;
-  expires_in_seconds: number;
-  ice_servers: IceServer[];
-}
-
-export interface AuditEvent {
-  seq: number;
-  at_ms: number;
-  action: string;
-  outcome: string;
-  actor_id: string | null;
-  target: string | null;
-  detail: string;
-  source_ip: string | null;
-}
-
-export interface SessionInfo {
-  id: string;
-  kind: string;
-  name: string | null;
-  created_at_ms: number;
-  last_seen_at_ms: number;
-  ip: string | null;
-  user_agent: string | null;
-  current: boolean;
-}
-
-export type Policy = Record<string, { value: unknown; locked: boolean }>;
 
 const CSRF_KEY = "conclave.csrf";
 
@@ -146,6 +74,8 @@ async function call<T>(method: string, path: string, body?: unknown): Promise<T>
   return json as T;
 }
 
+// Request bodies are checked against the generated types with `satisfies`,
+// so a misspelt or missing field fails to compile.
 export const api = {
   login: (email: string, password: string, totp_code?: string, recovery_code?: string) =>
     call<LoginResponse>("POST", "/auth/login", {
@@ -153,36 +83,37 @@ export const api = {
       password,
       totp_code: totp_code || null,
       recovery_code: recovery_code || null,
-    }),
+    } satisfies LoginRequest),
   logout: () => call<void>("POST", "/auth/logout"),
   signup: (email: string, display_name: string, password: string, invite_token: string | null) =>
-    call<LoginResponse>("POST", "/auth/signup", { email, display_name, password, invite_token }),
+    call<LoginResponse>("POST", "/auth/signup", { email, display_name, password, invite_token } satisfies SignupRequest),
   report: (meeting: string, participant_token: string, participant_id: number, reason: string) =>
-    call<{ id: string; meeting_id: string; at_ms: number }>("POST", `/meetings/${meeting}/reports`, { participant_token, participant_id, reason }),
-  meetingBans: (meeting: string) => call<{ bans: MeetingBan[] }>("GET", `/meetings/${meeting}/bans`),
+    call<ReportReceipt>("POST", `/meetings/${meeting}/reports`, { participant_token, participant_id, reason } satisfies ReportParticipantRequest),
+  meetingBans: (meeting: string) => call<MeetingBanList>("GET", `/meetings/${meeting}/bans`),
   liftMeetingBan: (meeting: string, ban: string) => call<void>("DELETE", `/meetings/${meeting}/bans/${ban}`),
-  me: () => call<{ user: User; csrf_token: string; two_factor_enrollment_required: boolean }>("GET", "/me"),
-  sessions: () => call<{ sessions: SessionInfo[] }>("GET", "/me/sessions"),
+  me: () => call<MeResponse>("GET", "/me"),
+  sessions: () => call<SessionList>("GET", "/me/sessions"),
   revokeSession: (id: string) => call<void>("DELETE", `/me/sessions/${id}`),
-  enrollTotp: () => call<{ secret: string; otpauth_uri: string }>("POST", "/me/totp/enroll"),
-  confirmTotp: (code: string) => call<{ recovery_codes: string[] }>("POST", "/me/totp/confirm", { code }),
-  meetings: () => call<{ meetings: Meeting[] }>("GET", "/meetings"),
-  createMeeting: (title: string, scheduled_start_ms: number | null, settings: Partial<MeetingSettings>, passcode?: string) =>
-    call<Meeting>("POST", "/meetings", { title, scheduled_start_ms, duration_minutes: null, passcode: passcode || null, settings }),
+  enrollTotp: () => call<TotpEnrollResponse>("POST", "/me/totp/enroll"),
+  confirmTotp: (code: string) => call<RecoveryCodesResponse>("POST", "/me/totp/confirm", { code } satisfies TotpConfirmRequest),
+  meetings: () => call<MeetingList>("GET", "/meetings"),
+  createMeeting: (title: string, scheduled_start_ms: number | null, settings: MeetingSettingsRequest, passcode?: string) =>
+    call<Meeting>("POST", "/meetings", {
+      title,
+      scheduled_start_ms,
+      duration_minutes: null,
+      passcode: passcode || null,
+      settings,
+    } satisfies CreateMeetingRequest),
   rotateMeeting: (id: string) => call<Meeting>("POST", `/meetings/${id}/rotate`),
   deleteMeeting: (id: string) => call<void>("DELETE", `/meetings/${id}`),
   join: (link_secret: string | null, display_name: string, passcode: string | null, code: string | null) =>
-    call<JoinTicket>("POST", "/meetings/join", {
-      link_secret,
-      code,
-      passcode,
-      display_name,
-    }),
-  policy: (org: string) => call<Policy>("GET", `/orgs/${org}/policy`),
-  updatePolicy: (org: string, update: Policy) => call<Policy>("PATCH", `/orgs/${org}/policy`, update),
-  members: (org: string) => call<{ members: User[] }>("GET", `/orgs/${org}/members`),
-  invite: (org: string, email: string, role: string) =>
-    call<{ invite_url: string; invitation: Invitation }>("POST", `/orgs/${org}/invitations`, { email, role }),
-  invitations: (org: string) => call<{ invitations: Invitation[] }>("GET", `/orgs/${org}/invitations`),
-  audit: (org: string) => call<{ events: AuditEvent[] }>("GET", `/orgs/${org}/audit`),
+    call<JoinTicket>("POST", "/meetings/join", { link_secret, code, passcode, display_name } satisfies JoinMeetingRequest),
+  policy: (org: string) => call<OrgPolicy>("GET", `/orgs/${org}/policy`),
+  updatePolicy: (org: string, update: OrgPolicyUpdate) => call<OrgPolicy>("PATCH", `/orgs/${org}/policy`, update),
+  members: (org: string) => call<MemberList>("GET", `/orgs/${org}/members`),
+  invite: (org: string, email: string, role: OrgRole) =>
+    call<InvitationCreated>("POST", `/orgs/${org}/invitations`, { email, role } satisfies InviteMemberRequest),
+  invitations: (org: string) => call<InvitationList>("GET", `/orgs/${org}/invitations`),
+  audit: (org: string) => call<AuditEventPage>("GET", `/orgs/${org}/audit`),
 };

@@ -1,6 +1,7 @@
 import { StrictMode, useEffect, useState } from "react";
 import { createRoot } from "react-dom/client";
-import { api, setCsrf, type User } from "./api";
+import { api, setCsrf } from "./api";
+import type { User } from "./generated/protocol";
 import { Account, Admin } from "./pages/Admin";
 import { Home } from "./pages/Home";
 import { Join } from "./pages/Join";

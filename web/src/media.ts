@@ -4,7 +4,7 @@
 // the polite peer: when offers cross it yields to the server's, answers,
 // and offers again (docs/protocol.md §6.7).
 
-import type { ClientMessage, ForwardedTrack, MediaSource, ServerMessage } from "./signaling";
+import type { ClientMessage, ForwardedTrack, MediaSource, PublishedTrack, ServerMessage } from "./generated/protocol";
 import { encodedTransformSupport, type E2ee } from "./e2ee";
 
 export interface RemoteTrack {
@@ -116,7 +116,7 @@ export class MediaSession {
     this.makingOffer = true;
     try {
       await this.pc.setLocalDescription(await this.pc.createOffer());
-      const tracks = [...this.senders.entries()]
+      const tracks: PublishedTrack[] = [...this.senders.entries()]
         .filter(([, t]) => t.mid && t.direction !== "inactive" && t.direction !== "stopped")
         .map(([source, t]) => ({ mid: t.mid!, source }));
       this.offerPending = true;

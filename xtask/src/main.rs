@@ -9,7 +9,12 @@
 //!   reached), build the web app, run every test of the workspace, then the
 //!   browser tests in Chromium.
 //! - `web`: build the browser app alone (its E2EE wasm module, then Vite).
+//! - `codegen [--check]`: write the web app's TypeScript types from the wire
+//!   types of conclave-proto (`web/src/generated/protocol.ts`); with
+//!   `--check`, fail if that file is stale instead (the workspace's tests
+//!   check it too).
 
+mod codegen;
 mod wasm;
 mod web;
 
@@ -26,8 +31,12 @@ fn main() -> ExitCode {
         Some("run") => run(&args[1..]),
         Some("test") => test(&args[1..]),
         Some("web") => web::build(),
+        Some("codegen") => codegen::run(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask run [serve options...] | cargo xtask test [cargo test options...] | cargo xtask web");
+            eprintln!(
+                "usage: cargo xtask run [serve options...] | cargo xtask test [cargo test options...] | cargo xtask web \
+                 | cargo xtask codegen [--check]"
+            );
             return ExitCode::from(2);
         }
     };

@@ -20,10 +20,13 @@ fn web() -> PathBuf {
     root().join("web")
 }
 
-/// The E2EE module (wasm), then `npm install` when the installed packages are missing or older than the
+/// The generated protocol types checked (a stale file fails here, saying
+/// how to fix it, rather than as type errors), the E2EE module (wasm), then
+/// `npm install` when the installed packages are missing or older than the
 /// lock file, then `npm run build`. (Not `npm ci`: npm 11 leaves other
 /// platforms' optional packages out of the lock file and then refuses it.)
 pub fn build() -> Result<(), String> {
+    super::codegen::run(&["--check"])?;
     super::wasm::build()?;
     let web = web();
     let installed = web.join("node_modules/.package-lock.json");

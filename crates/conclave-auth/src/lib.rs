@@ -15,5 +15,5 @@ pub mod totp;
 pub use audit_chain::{AuditLink, ChainError, ChainVerifier, GENESIS_HASH};
 pub use password::{PasswordError, PasswordHasher, PasswordPolicy};
 pub use secret::{OpaqueToken, RecoveryCode, TokenHash};
-pub use throttle::{Backoff, FailureTracker, RateLimiter};
+pub use throttle::{Backoff, FailureTracker, RateLimiter, TokenBucket};
 pub use totp::{Totp, TotpError};

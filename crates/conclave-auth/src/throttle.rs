@@ -98,43 +98,72 @@ impl<K: Hash + Eq + Clone> FailureTracker<K> {
     }
 }
 
-/// A token bucket per key: `burst` requests at once, refilled at
-/// `per_second`.
-#[derive(Debug)]
-pub struct RateLimiter<K> {
+/// One token bucket: `burst` requests at once, refilled at `per_second`.
+/// Time is whatever clock the caller keeps, in milliseconds.
+#[derive(Debug, Clone)]
+pub struct TokenBucket {
     burst: f64,
     per_second: f64,
+    tokens: f64,
+    at_ms: u64,
+}
+
+impl TokenBucket {
+    /// A full bucket at `now_ms`.
+    pub fn new(burst: u32, per_second: f64, now_ms: u64) -> Self {
+        Self { burst: f64::from(burst), per_second, tokens: f64::from(burst), at_ms: now_ms }
+    }
+
+    /// Takes one token, or says how long until one is available.
+    pub fn take(&mut self, now_ms: u64) -> Result<(), Duration> {
+        self.refill(now_ms);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - self.tokens) / self.per_second))
+        }
+    }
+
+    fn refill(&mut self, now_ms: u64) {
+        let elapsed = now_ms.saturating_sub(self.at_ms) as f64 / 1000.0;
+        self.tokens = (self.tokens + elapsed * self.per_second).min(self.burst);
+        self.at_ms = now_ms.max(self.at_ms);
+    }
+
+    /// Whether the bucket would be full by `now_ms` (it can be forgotten).
+    fn full_at(&self, now_ms: u64) -> bool {
+        self.tokens + now_ms.saturating_sub(self.at_ms) as f64 / 1000.0 * self.per_second >= self.burst
+    }
+}
+
+/// A token bucket per key, remembering at most `capacity` keys (full
+/// buckets are forgotten first, then the stalest).
+#[derive(Debug)]
+pub struct RateLimiter<K> {
+    burst: u32,
+    per_second: f64,
     capacity: usize,
-    buckets: HashMap<K, (f64, u64)>,
+    buckets: HashMap<K, TokenBucket>,
 }
 
 impl<K: Hash + Eq + Clone> RateLimiter<K> {
     pub fn new(burst: u32, per_second: f64, capacity: usize) -> Self {
-        Self { burst: burst as f64, per_second, capacity, buckets: HashMap::new() }
+        Self { burst, per_second, capacity, buckets: HashMap::new() }
     }
 
     /// Takes one token for `key`, or says how long until one is available.
     pub fn check(&mut self, key: K, now_ms: u64) -> Result<(), Duration> {
         if !self.buckets.contains_key(&key) && self.buckets.len() >= self.capacity {
-            let (burst, rate) = (self.burst, self.per_second);
-            self.buckets.retain(|_, (tokens, at)| *tokens + now_ms.saturating_sub(*at) as f64 / 1000.0 * rate < burst);
+            self.buckets.retain(|_, bucket| !bucket.full_at(now_ms));
             if self.buckets.len() >= self.capacity {
-                if let Some(k) = self.buckets.iter().min_by_key(|(_, (_, at))| *at).map(|(k, _)| k.clone()) {
+                if let Some(k) = self.buckets.iter().min_by_key(|(_, b)| b.at_ms).map(|(k, _)| k.clone()) {
                     self.buckets.remove(&k);
                 }
             }
         }
-        let (tokens, at) = self.buckets.entry(key).or_insert((self.burst, now_ms));
-        let elapsed = now_ms.saturating_sub(*at) as f64 / 1000.0;
-        *tokens = (*tokens + elapsed * self.per_second).min(self.burst);
-        *at = now_ms.max(*at);
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            Ok(())
-        } else {
-            let wait = (1.0 - *tokens) / self.per_second;
-            Err(Duration::from_secs_f64(wait))
-        }
+        let (burst, per_second) = (self.burst, self.per_second);
+        self.buckets.entry(key).or_insert_with(|| TokenBucket::new(burst, per_second, now_ms)).take(now_ms)
     }
 }
 
@@ -145,6 +174,20 @@ mod tests {
 
     const BACKOFF: Backoff =
         Backoff { free_attempts: 5, base: Duration::from_secs(60), max: Duration::from_secs(3600) };
+
+    #[test]
+    fn a_bucket_lets_a_burst_through_then_refills_with_time() {
+        let mut bucket = TokenBucket::new(3, 2.0, 1_000);
+        for _ in 0..3 {
+            assert_eq!(bucket.take(1_000), Ok(()));
+        }
+        assert_eq!(bucket.take(1_000), Err(Duration::from_millis(500)), "empty: half a second to the next");
+        assert!(bucket.take(1_499).is_err(), "almost one token, not quite");
+        assert_eq!(bucket.take(1_500), Ok(()));
+        // A clock that stands still (or goes back) gives nothing back.
+        assert!(bucket.take(1_200).is_err());
+        assert!(bucket.take(60_000).is_ok());
+    }
 
     #[test]
     fn backoff_doubles_after_free_attempts_and_caps() {

@@ -7,6 +7,7 @@ use utoipa::ToSchema;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SignupRequest {
     pub email: String,
@@ -19,6 +20,7 @@ pub struct SignupRequest {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     pub email: String,
@@ -35,6 +37,7 @@ pub struct LoginRequest {
 /// API clients send it as `Authorization: Bearer`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 pub struct LoginResponse {
     pub token: String,
     /// Send as `X-CSRF-Token` on state-changing requests authenticated by the cookie.
@@ -48,6 +51,7 @@ pub struct LoginResponse {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 pub struct User {
     pub id: String,
     pub email: String,
@@ -62,6 +66,7 @@ pub struct User {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AccountStatus {
     Active,
@@ -73,6 +78,7 @@ pub enum AccountStatus {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 pub struct MeResponse {
     pub user: User,
     pub session_id: String,
@@ -82,6 +88,7 @@ pub struct MeResponse {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ChangePasswordRequest {
     pub current_password: String,
@@ -90,6 +97,7 @@ pub struct ChangePasswordRequest {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 pub struct TotpEnrollResponse {
     /// For a QR code: `otpauth://totp/...`.
     pub otpauth_uri: String,
@@ -99,6 +107,7 @@ pub struct TotpEnrollResponse {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TotpConfirmRequest {
     pub code: String,
@@ -106,6 +115,7 @@ pub struct TotpConfirmRequest {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 pub struct RecoveryCodesResponse {
     /// Shown once; each works once.
     pub recovery_codes: Vec<String>,
@@ -113,6 +123,7 @@ pub struct RecoveryCodesResponse {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PasswordConfirmation {
     pub password: String,
@@ -120,6 +131,7 @@ pub struct PasswordConfirmation {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SessionKind {
     /// Created by signing in.
@@ -130,6 +142,7 @@ pub enum SessionKind {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 pub struct SessionInfo {
     pub id: String,
     pub kind: SessionKind,
@@ -145,12 +158,14 @@ pub struct SessionInfo {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 pub struct SessionList {
     pub sessions: Vec<SessionInfo>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateAccessTokenRequest {
     pub name: String,
@@ -161,6 +176,7 @@ pub struct CreateAccessTokenRequest {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 pub struct AccessTokenCreated {
     /// Shown once.
     pub token: String,

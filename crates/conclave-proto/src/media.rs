@@ -14,6 +14,7 @@ pub const MAX_PUBLISHED_TRACKS: usize = 8;
 /// What a published track carries. The host's "mute" and "stop video"
 /// apply to microphone and camera; a share needs the room's permission.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum MediaSource {
     Microphone,
@@ -33,6 +34,7 @@ impl MediaSource {
 
 /// The size a subscriber draws a video at; it decides the simulcast layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Quality {
     /// A tile in a 25- or 49-tile gallery.
@@ -45,6 +47,7 @@ pub enum Quality {
 
 /// A track in the sender's offer, by its `a=mid`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PublishedTrack {
     pub mid: String,
@@ -53,6 +56,7 @@ pub struct PublishedTrack {
 
 /// One video a subscriber has on screen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Tile {
     pub participant_id: ParticipantId,
@@ -62,6 +66,7 @@ pub struct Tile {
 
 /// A track the server sends, by its `a=mid` in the server's offer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 pub struct ForwardedTrack {
     pub mid: String,
     pub participant_id: ParticipantId,
@@ -71,6 +76,7 @@ pub struct ForwardedTrack {
 /// An ICE server for `RTCPeerConnection`: TURN with time-limited credentials.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 pub struct IceServer {
     pub urls: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 /// policies win over them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct MeetingSettings {
     #[serde(default = "yes")]
@@ -60,6 +61,7 @@ impl Default for MeetingSettings {
 /// value (or, for a new meeting, the organisation's default).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct MeetingSettingsRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -83,6 +85,7 @@ pub struct MeetingSettingsRequest {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateMeetingRequest {
     pub title: String,
@@ -100,6 +103,7 @@ pub struct CreateMeetingRequest {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateMeetingRequest {
     #[serde(default)]
@@ -118,6 +122,7 @@ pub struct UpdateMeetingRequest {
 /// A meeting as its host sees it, secrets included.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 pub struct Meeting {
     pub id: String,
     pub org_id: String,
@@ -142,6 +147,7 @@ pub struct Meeting {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 pub struct MeetingList {
     pub meetings: Vec<Meeting>,
 }
@@ -149,6 +155,7 @@ pub struct MeetingList {
 /// Join by the invite link's secret, or by code and passcode.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct JoinMeetingRequest {
     #[serde(default)]
@@ -162,6 +169,7 @@ pub struct JoinMeetingRequest {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 pub struct JoinTicket {
     /// The meeting joined (for reports, which name it).
     #[serde(default)]
@@ -178,6 +186,7 @@ pub struct JoinTicket {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ReportParticipantRequest {
     /// The reporter's own resume token, proving they are in the meeting.
@@ -190,6 +199,7 @@ pub struct ReportParticipantRequest {
 /// the people in it (a report must not tell anyone more than they saw).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 pub struct ReportReceipt {
     pub id: String,
     pub meeting_id: String,
@@ -199,6 +209,7 @@ pub struct ReportReceipt {
 /// A report as the organisation's owners and admins read it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 pub struct Report {
     pub id: String,
     pub meeting_id: String,
@@ -211,6 +222,7 @@ pub struct Report {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 pub struct ReportList {
     pub reports: Vec<Report>,
 }
@@ -219,6 +231,7 @@ pub struct ReportList {
 /// owner or an organisation admin lifts the ban.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 pub struct MeetingBan {
     pub id: String,
     /// The name they had in the meeting when removed.
@@ -232,6 +245,7 @@ pub struct MeetingBan {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 pub struct MeetingBanList {
     pub bans: Vec<MeetingBan>,
 }

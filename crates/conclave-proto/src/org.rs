@@ -7,6 +7,7 @@ use utoipa::ToSchema;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum OrgRole {
     Member,
@@ -35,6 +36,7 @@ impl OrgRole {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Plan {
     /// Meetings end after 40 minutes.
@@ -70,6 +72,7 @@ impl Plan {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateOrgRequest {
     pub name: String,
@@ -77,6 +80,7 @@ pub struct CreateOrgRequest {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 pub struct Org {
     pub id: String,
     pub name: String,
@@ -86,6 +90,7 @@ pub struct Org {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct InviteMemberRequest {
     pub email: String,
@@ -99,6 +104,7 @@ fn default_role() -> OrgRole {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 pub struct Invitation {
     pub id: String,
     pub org_id: String,
@@ -111,6 +117,7 @@ pub struct Invitation {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 pub struct InvitationCreated {
     pub invitation: Invitation,
     /// Shown once: the secret the invitee signs up with.
@@ -121,18 +128,21 @@ pub struct InvitationCreated {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 pub struct InvitationList {
     pub invitations: Vec<Invitation>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 pub struct MemberList {
     pub members: Vec<crate::User>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateMemberRequest {
     pub role: OrgRole,
@@ -142,6 +152,11 @@ pub struct UpdateMemberRequest {
 /// cannot be changed by a meeting's host or a member.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+// Written out in place in TypeScript (`{ value: boolean; locked: boolean }`),
+// without this doc each time: JSON Schema has no generics, and a name per
+// instance (`Setting_for_boolean`) would say less.
+#[cfg_attr(feature = "ts", schemars(inline, description = ""))]
 #[serde(deny_unknown_fields)]
 pub struct Setting<T> {
     pub value: T,
@@ -159,6 +174,7 @@ impl<T> Setting<T> {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum E2eeMode {
     /// Hosts may turn E2EE on per meeting.
@@ -173,6 +189,7 @@ pub enum E2eeMode {
 /// locked, E2EE by default, 2FA optional.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct OrgPolicy {
     pub waiting_room: Setting<bool>,
@@ -221,6 +238,7 @@ impl OrgPolicy {
 /// A partial update: only the settings present change.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct OrgPolicyUpdate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -247,14 +265,19 @@ pub struct OrgPolicyUpdate {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 pub struct AuditEvent {
     pub seq: i64,
     pub at_ms: i64,
     pub org_id: Option<String>,
     pub actor_id: Option<String>,
+    /// What was done: an `AuditAction`'s text.
+    #[cfg_attr(feature = "ts", schemars(with = "crate::audit::AuditAction"))]
     pub action: String,
     pub target: Option<String>,
     pub source_ip: Option<String>,
+    /// How it went: an `AuditOutcome`'s text.
+    #[cfg_attr(feature = "ts", schemars(with = "crate::audit::AuditOutcome"))]
     pub outcome: String,
     pub detail: String,
     pub hash: String,
@@ -262,6 +285,7 @@ pub struct AuditEvent {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 pub struct AuditEventPage {
     pub events: Vec<AuditEvent>,
     /// Pass as `before` to get the next (older) page; absent on the last page.

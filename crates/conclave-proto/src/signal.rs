@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::media::{ForwardedTrack, PublishedTrack, Tile};
+use crate::string_enum::string_enum;
 
 pub const PROTOCOL_VERSION: u32 = 1;
 /// Largest client message accepted, in bytes, but for SDP.
@@ -13,10 +14,14 @@ pub const MAX_MESSAGE_BYTES: usize = 16 * 1024;
 /// Largest `media_offer` or `media_answer` (an SDP for a large meeting).
 pub const MAX_SDP_MESSAGE_BYTES: usize = 64 * 1024;
 pub const MAX_CHAT_CHARS: usize = 4000;
+/// The reactions a participant may send (`react`'s `emoji`); the room
+/// refuses any other, and the web app offers exactly these.
+pub const REACTIONS: &[&str] = &["👏", "👍", "❤️", "😂", "😮", "🎉"];
 
 pub type ParticipantId = u64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Participant,
@@ -31,6 +36,7 @@ impl Role {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ScreenShareMode {
     HostOnly,
@@ -39,6 +45,7 @@ pub enum ScreenShareMode {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ChatMode {
     /// Anyone may write to everyone.
@@ -51,6 +58,7 @@ pub enum ChatMode {
 
 /// What an admitted participant sees of another.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 pub struct ParticipantView {
     pub id: ParticipantId,
     pub display_name: String,
@@ -74,6 +82,7 @@ pub struct ParticipantView {
 
 /// What hosts see of someone in the waiting room.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 pub struct WaitingView {
     pub id: ParticipantId,
     pub display_name: String,
@@ -86,6 +95,7 @@ pub struct WaitingView {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 pub struct RoomSettings {
     pub locked: bool,
     pub waiting_room: bool,
@@ -105,6 +115,7 @@ pub struct RoomSettings {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 pub struct ChatMessage {
     /// Position in the meeting's chat; strictly increasing.
     pub seq: u64,
@@ -118,6 +129,7 @@ pub struct ChatMessage {
 
 /// Partial settings change requested by a host or co-host.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SettingsChange {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -138,6 +150,7 @@ pub struct SettingsChange {
 
 /// Messages a participant sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientMessage {
     Ping,
@@ -324,6 +337,7 @@ impl ClientMessage {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum EndReason {
     EndedByHost,
@@ -333,13 +347,16 @@ pub enum EndReason {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RefusalReason {
     /// A host or co-host declined.
     Denied,
+    /// The meeting is locked: nobody new may join.
     Locked,
     /// Removed earlier from this meeting.
     Removed,
+    /// The meeting has ended.
     Ended,
     /// The waiting room holds as many people as it may (from this address,
     /// or in all); try again later.
@@ -348,6 +365,7 @@ pub enum RefusalReason {
 
 /// Messages the server sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
     /// You are in the waiting room. Nothing about the meeting is shared until admitted.
@@ -430,7 +448,11 @@ pub enum ServerMessage {
     TimeLimit {
         ends_at_ms: Option<i64>,
     },
+    /// A message was refused, or something went wrong with this
+    /// connection; `request` is the `type` of the refused message, if any.
     Error {
+        /// What went wrong: an [`ErrorCode`]'s text.
+        #[cfg_attr(feature = "ts", schemars(with = "ErrorCode"))]
         code: String,
         message: String,
         request: Option<String>,
@@ -505,6 +527,41 @@ pub enum ServerMessage {
     },
 }
 
+string_enum! {
+    /// The `code` of a signaling `error`, which clients match on. Codes are
+    /// snake_case: lowercase words joined by `_` (`not_found`,
+    /// `rate_limited`), like the protocol's message types. A code, once sent,
+    /// keeps its meaning; a new kind of error gets a new code.
+    pub enum ErrorCode {
+        /// Not a valid message: not JSON text, an unknown `type`, or a missing, mistyped or unknown field.
+        Malformed = "malformed",
+        /// The message is longer than the protocol allows.
+        TooLarge = "too_large",
+        /// Too many messages; slow down (repeated refusals close the connection).
+        RateLimited = "rate_limited",
+        /// The meeting cannot take messages this fast; slow down.
+        Overloaded = "overloaded",
+        /// The join was refused before the meeting was entered (the connection closes).
+        CannotJoin = "cannot_join",
+        /// Your role, or the meeting's settings, do not allow this.
+        Forbidden = "forbidden",
+        /// The request is not acceptable as asked (a bad value, or not now).
+        Invalid = "invalid",
+        /// No such participant (or none waiting, or none you may write to).
+        NotFound = "not_found",
+        /// Someone else is sharing their screen, and only one share at a time is allowed.
+        Busy = "busy",
+        /// The server cannot do this (it forwards no media, or has no credential authority).
+        Unavailable = "unavailable",
+        /// The SDP or track list of a `media_offer` or `media_answer` was refused.
+        InvalidMedia = "invalid_media",
+        /// The media session failed and was closed; send a new `media_offer`.
+        MediaFailed = "media_failed",
+        /// The media connection was lost; send a new `media_offer`.
+        MediaLost = "media_lost",
+    }
+}
+
 impl ServerMessage {
     /// True for messages that carry something of the meeting itself (its
     /// people, chat, settings or activity), which only admitted
@@ -564,6 +621,19 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn error_codes_are_snake_case_and_round_trip() {
+        use crate::string_enum::testing::{check, words_joined_by};
+        check::<ErrorCode>("snake_case", |code| words_joined_by(code, '_'));
+    }
+
+    #[test]
+    fn an_error_with_a_code_is_what_the_server_sends() {
+        let error = ServerMessage::error(ErrorCode::RateLimited.as_str(), "slow down", None);
+        let json = serde_json::to_string(&error).unwrap();
+        assert_eq!(json, r#"{"type":"error","code":"rate_limited","message":"slow down","request":null}"#);
     }
 
     #[test]

@@ -44,5 +44,5 @@ pub const KNOCK_WINDOW_MS: i64 = 1_000;
 /// guests from one address it holds.
 pub const DEFAULT_WAITING_CAPACITY: u32 = conclave_proto::org::DEFAULT_WAITING_ROOM_CAPACITY;
 pub const WAITING_PER_ADDRESS: u32 = 5;
-/// Reactions a participant may send.
-pub const REACTIONS: &[&str] = &["👏", "👍", "❤️", "😂", "😮", "🎉"];
+/// Reactions a participant may send (one list, shared with every client).
+pub use conclave_proto::signal::REACTIONS;

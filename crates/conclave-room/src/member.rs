@@ -6,7 +6,7 @@ use conclave_proto::signal::{ParticipantId, ParticipantView, Role, WaitingView};
 /// its organisation, shown to others), and the network address the join
 /// came from. Nothing here is chosen by the client: a seat is taken over only
 /// by the same account, or by whoever holds the seat's resume token.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Identity {
     pub user_id: Option<String>,
     pub email: Option<String>,
@@ -40,7 +40,8 @@ impl Identity {
 /// its owner, or an admin of the meeting's organisation. Nobody in the
 /// meeting can ban the owner, and only the owner can ban an admin, so a
 /// host key in the wrong hands never locks them out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Standing {
     #[default]
     Ordinary,

@@ -4,7 +4,7 @@ use crate::chat::{ChatLog, MAX_CLIENT_ID_LEN};
 use crate::member::{clean_name, Identity, Member, Presence, Standing};
 use crate::settings::{apply_change, PolicyView};
 use crate::{
-    KNOCK_WINDOW_MS, MAX_HOST_KEY_ATTEMPTS, REACTIONS, RECONNECT_GRACE_MS, REPORTS_PER_MEETING, REPORTS_PER_REPORTER,
+    KNOCK_WINDOW_MS, MAX_HOST_KEY_ATTEMPTS, RECONNECT_GRACE_MS, REPORTS_PER_MEETING, REPORTS_PER_REPORTER,
     REPORT_WINDOW_MS,
 };
 use conclave_proto::signal::*;
@@ -171,7 +171,7 @@ pub struct BanRecord {
 }
 
 /// The two ends of an accepted report, as the room knows them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ReportParties {
     pub reporter: ParticipantView,
     pub reporter_identity: Identity,
@@ -182,7 +182,8 @@ pub struct ReportParties {
 /// Why a report was not accepted. The reporter learns only this, and
 /// `NoSuchParticipant` covers both an id nobody has and one the reporter
 /// could not see, so reporting probes nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ReportRefusal {
     /// The token is no seat's, or the seat is still waiting.
     NotAdmitted,

@@ -6,7 +6,7 @@ use conclave_proto::signal::{ChatMode, RoomSettings, SettingsChange};
 use conclave_proto::OrgPolicy;
 
 /// The part of the organisation's policy a running meeting obeys.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PolicyView {
     pub waiting_room: bool,
     pub waiting_room_locked: bool,

@@ -1,26 +1,75 @@
 //! Account flows that both the HTTP API and `conclave admin` use: signing in
 //! against credential stuffing, signing up, first-run bootstrap, sessions,
-//! and disabling dormant accounts.
+//! and disabling dormant accounts. They know nothing of HTTP: they fail with
+//! an [`AccountError`], which the API turns into a problem document at its
+//! edge (`error.rs`) and the CLI prints as it is.
 //!
 //! Against credential stuffing, every login attempt for an email — whether or
 //! not an account has it — takes the same path: the same per-address and
 //! per-email throttles, one Argon2id verification (against a decoy when there
 //! is no account), and the same `invalid-credentials` answer.
 
-use crate::error::{ApiError, ApiResult};
-use crate::extract::status_error;
 use crate::state::{Audit, SharedState};
 use conclave_auth::{OpaqueToken, PasswordPolicy, RecoveryCode, TokenHash, Totp, TotpError};
+use conclave_proto::problem::FieldError;
 use conclave_proto::{AccountStatus, LoginRequest, OrgPolicy, OrgRole, Plan, User};
-use conclave_store::{NewSession, NewUser, SessionRow, UserRow};
+use conclave_store::{NewSession, NewUser, SessionRow, StoreError, UserRow};
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+/// Why an account flow did not go through.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    /// Fields that are not acceptable, each with why (all at once).
+    #[error("{}", describe(.0))]
+    Invalid(Vec<FieldError>),
+    /// Wrong email or password (the same answer whether or not the account exists).
+    #[error("the email or password is wrong")]
+    InvalidCredentials,
+    /// A signed-in person's password, asked again, was wrong.
+    #[error("the password is wrong")]
+    WrongPassword,
+    #[error("enter the code from your authenticator app or a recovery code")]
+    SecondFactorRequired,
+    #[error("{0}")]
+    InvalidSecondFactor(&'static str),
+    /// Locked out for a while, or over a request budget.
+    #[error("too many attempts; retry in {} s", .0.as_secs().max(1))]
+    Throttled(Duration),
+    #[error("{}", disabled_because(*.0))]
+    Disabled(AccountStatus),
+    #[error("an account with this email already exists")]
+    AccountExists,
+    #[error("the stored two-factor secret cannot be read")]
+    CorruptSecret,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn describe(errors: &[FieldError]) -> String {
+    errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ")
+}
+
+fn disabled_because(status: AccountStatus) -> &'static str {
+    match status {
+        AccountStatus::Dormant => "this account was disabled after a long time unused; ask an administrator",
+        _ => "an administrator deactivated this account",
+    }
+}
+
+impl AccountError {
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        Self::Invalid(vec![FieldError { field: field.to_owned(), message: message.into() }])
+    }
+}
+
+pub type AccountResult<T> = Result<T, AccountError>;
+
 pub const MAX_EMAIL_LEN: usize = 254;
 
 /// Lower-cased and trimmed, with a plausible `local@domain.tld` shape.
-pub fn normalize_email(email: &str) -> ApiResult<String> {
+pub fn normalize_email(email: &str) -> AccountResult<String> {
     let email = email.trim().to_lowercase();
     let valid = email.len() <= MAX_EMAIL_LEN
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())
@@ -34,18 +83,18 @@ pub fn normalize_email(email: &str) -> ApiResult<String> {
     if valid {
         Ok(email)
     } else {
-        Err(ApiError::field("email", "must be an email address such as name@example.org"))
+        Err(AccountError::field("email", "must be an email address such as name@example.org"))
     }
 }
 
 /// An account's display name, under the one rule every name people show
 /// each other follows (`conclave_proto::names`).
-pub fn validate_display_name(name: &str) -> ApiResult<String> {
-    conclave_proto::names::display_name(name).map_err(|e| ApiError::field("display_name", e.to_string()))
+pub fn validate_display_name(name: &str) -> AccountResult<String> {
+    conclave_proto::names::display_name(name).map_err(|e| AccountError::field("display_name", e.to_string()))
 }
 
-pub fn validate_new_password(password: &str, email: &str, display_name: &str) -> ApiResult<()> {
-    PasswordPolicy.check(password, email, display_name).map_err(|e| ApiError::field("password", e.to_string()))
+pub fn validate_new_password(password: &str, email: &str, display_name: &str) -> AccountResult<()> {
+    PasswordPolicy.check(password, email, display_name).map_err(|e| AccountError::field("password", e.to_string()))
 }
 
 /// The throttle key of an email: a hash, so the table holds no addresses.
@@ -75,9 +124,9 @@ pub fn needs_enrollment(user: &UserRow, policy: Option<&OrgPolicy>) -> bool {
 
 /// Refuses an account that is deactivated or dormant, marking it dormant
 /// first if it has been unused past its organisation's cutoff.
-pub async fn ensure_usable(state: &SharedState, user: &UserRow, policy: Option<&OrgPolicy>) -> ApiResult<()> {
-    if let Some(err) = status_error(user.status) {
-        return Err(err);
+pub async fn ensure_usable(state: &SharedState, user: &UserRow, policy: Option<&OrgPolicy>) -> AccountResult<()> {
+    if user.status != AccountStatus::Active {
+        return Err(AccountError::Disabled(user.status));
     }
     let cutoff_days = policy.and_then(|p| p.dormant_account_days.value);
     if let (Some(days), Some(org_id)) = (cutoff_days, user.org_id.as_deref()) {
@@ -94,7 +143,7 @@ pub async fn ensure_usable(state: &SharedState, user: &UserRow, policy: Option<&
                     ..Audit::new("account.dormant", "success")
                 })
                 .await?;
-            return Err(status_error(AccountStatus::Dormant).expect("dormant is an error"));
+            return Err(AccountError::Disabled(AccountStatus::Dormant));
         }
     }
     Ok(())
@@ -104,17 +153,15 @@ fn days_ms(days: u32) -> i64 {
     i64::from(days) * 24 * 3600 * 1000
 }
 
-/// The 429 for a locked source or email, counted and identical for all.
-fn throttled(state: &SharedState, wait: Duration) -> ApiError {
+/// The refusal for a locked source or email, counted and identical for all.
+fn throttled(state: &SharedState, wait: Duration) -> AccountError {
     state.metrics.logins_throttled.fetch_add(1, Ordering::Relaxed);
-    ApiError::throttled(wait)
+    AccountError::Throttled(wait)
 }
 
 /// Spends one token of the per-address budget for sensitive requests.
-pub fn check_sensitive_rate(state: &SharedState, ip: IpAddr) -> ApiResult<()> {
-    let now = state.now_ms().max(0) as u64;
-    let mut limiter = state.sensitive_requests.lock().unwrap_or_else(|p| p.into_inner());
-    limiter.check(ip, now).map_err(ApiError::throttled)
+pub fn check_sensitive_rate(state: &SharedState, ip: IpAddr) -> AccountResult<()> {
+    state.throttles.sensitive_requests.check(ip, state.now_ms()).map_err(AccountError::Throttled)
 }
 
 pub struct LoginOutcome {
@@ -130,11 +177,9 @@ pub async fn login(
     req: LoginRequest,
     ip: IpAddr,
     user_agent: Option<&str>,
-) -> ApiResult<LoginOutcome> {
+) -> AccountResult<LoginOutcome> {
     let now = state.now_ms();
-    let now_u = now.max(0) as u64;
-    let ip_locked = state.ip_failures.lock().unwrap_or_else(|p| p.into_inner()).locked(&ip, now_u);
-    if let Some(wait) = ip_locked {
+    if let Some(wait) = state.throttles.sign_in_failures.locked(&ip, now) {
         audit_login_failure(state, None, None, ip, "source address locked out").await?;
         return Err(throttled(state, wait));
     }
@@ -157,7 +202,7 @@ pub async fn login(
     let Some(user) = user.filter(|_| password_ok) else {
         record_failure(state, &key, ip).await?;
         audit_login_failure(state, None, None, ip, "wrong email or password").await?;
-        return Err(ApiError::invalid_credentials());
+        return Err(AccountError::InvalidCredentials);
     };
     let org = match &user.org_id {
         Some(id) => state.store.org_by_id(id).await?,
@@ -171,17 +216,17 @@ pub async fn login(
 
     if let Some(secret) = &user.totp_secret {
         if let Err(err) = check_second_factor(state, &user, secret, &req.totp_code, &req.recovery_code).await {
-            if err.code != "totp-required" {
+            // Asking for the code is not a failure; a wrong code is.
+            if !matches!(err, AccountError::SecondFactorRequired) {
                 record_failure(state, &key, ip).await?;
             }
-            let detail = err.detail.clone().unwrap_or_else(|| err.code.to_owned());
-            audit_login_failure(state, org_id, Some(&user.id), ip, &detail).await?;
+            audit_login_failure(state, org_id, Some(&user.id), ip, &err.to_string()).await?;
             return Err(err);
         }
     }
 
     state.store.clear_login_failures(&key).await?;
-    state.ip_failures.lock().unwrap_or_else(|p| p.into_inner()).record_success(&ip);
+    state.throttles.sign_in_failures.succeeded(&ip);
     let needs_enrollment = needs_enrollment(&user, org.as_ref().map(|(_, p)| p));
     let (token, session) =
         start_session(state, &user.id, "login", None, ip, user_agent, state.config.limits.session_lifetime).await?;
@@ -212,7 +257,7 @@ pub async fn confirm_password(
     password: String,
     ip: IpAddr,
     action: &str,
-) -> ApiResult<()> {
+) -> AccountResult<()> {
     let now = state.now_ms();
     let failure = |detail| Audit {
         org_id: user.org_id.as_deref(),
@@ -221,8 +266,7 @@ pub async fn confirm_password(
         detail,
         ..Audit::new(action, "failure")
     };
-    let ip_locked = state.ip_failures.lock().unwrap_or_else(|p| p.into_inner()).locked(&ip, now.max(0) as u64);
-    if let Some(wait) = ip_locked {
+    if let Some(wait) = state.throttles.sign_in_failures.locked(&ip, now) {
         state.audit(failure("source address locked out")).await?;
         return Err(throttled(state, wait));
     }
@@ -237,10 +281,10 @@ pub async fn confirm_password(
     if !state.verify_password(password, Some(user.password_hash.clone())).await {
         record_failure(state, &key, ip).await?;
         state.audit(failure("password wrong")).await?;
-        return Err(ApiError::invalid_credentials().with_detail("the password is wrong"));
+        return Err(AccountError::WrongPassword);
     }
     state.store.clear_login_failures(&key).await?;
-    state.ip_failures.lock().unwrap_or_else(|p| p.into_inner()).record_success(&ip);
+    state.throttles.sign_in_failures.succeeded(&ip);
     Ok(())
 }
 
@@ -250,25 +294,23 @@ async fn check_second_factor(
     secret: &str,
     totp_code: &Option<String>,
     recovery_code: &Option<String>,
-) -> ApiResult<()> {
+) -> AccountResult<()> {
     let now = state.now_ms();
     match (
         totp_code.as_deref().filter(|c| !c.trim().is_empty()),
         recovery_code.as_deref().filter(|c| !c.trim().is_empty()),
     ) {
         (Some(code), _) => {
-            let totp = Totp::from_base32(secret).ok_or_else(ApiError::internal)?;
+            let totp = Totp::from_base32(secret).ok_or(AccountError::CorruptSecret)?;
             let last = user.totp_last_step.and_then(|s| u64::try_from(s).ok());
             let step = totp.verify(code, (now / 1000).max(0) as u64, last).map_err(|e| match e {
-                TotpError::Malformed => ApiError::invalid_second_factor("the code must be 6 digits"),
-                TotpError::Wrong => ApiError::invalid_second_factor("the code is wrong or expired"),
-                TotpError::Replayed => {
-                    ApiError::invalid_second_factor("this code was already used; wait for the next one")
-                }
+                TotpError::Malformed => AccountError::InvalidSecondFactor("the code must be 6 digits"),
+                TotpError::Wrong => AccountError::InvalidSecondFactor("the code is wrong or expired"),
+                TotpError::Replayed => AccountError::InvalidSecondFactor(REPLAYED),
             })?;
             // The claim is atomic: of two logins racing with one code, one wins.
             if !state.store.claim_totp_step(&user.id, step as i64).await? {
-                return Err(ApiError::invalid_second_factor("this code was already used; wait for the next one"));
+                return Err(AccountError::InvalidSecondFactor(REPLAYED));
             }
             Ok(())
         }
@@ -276,19 +318,21 @@ async fn check_second_factor(
             if state.store.use_recovery_code(&user.id, &RecoveryCode::hash_input(code).0, now).await? {
                 Ok(())
             } else {
-                Err(ApiError::invalid_second_factor("the recovery code is wrong or was already used"))
+                Err(AccountError::InvalidSecondFactor("the recovery code is wrong or was already used"))
             }
         }
-        (None, None) => Err(ApiError::totp_required()),
+        (None, None) => Err(AccountError::SecondFactorRequired),
     }
 }
 
-async fn record_failure(state: &SharedState, key: &str, ip: IpAddr) -> ApiResult<()> {
+const REPLAYED: &str = "this code was already used; wait for the next one";
+
+async fn record_failure(state: &SharedState, key: &str, ip: IpAddr) -> AccountResult<()> {
     let now = state.now_ms();
     state.metrics.logins_failed.fetch_add(1, Ordering::Relaxed);
     let forget = state.config.limits.forget_failures_after.as_millis() as i64;
     let row = state.store.record_login_failure(key, now, forget, &state.account_backoff()).await?;
-    let ip_lock = state.ip_failures.lock().unwrap_or_else(|p| p.into_inner()).record_failure(ip, now.max(0) as u64);
+    let ip_lock = state.throttles.sign_in_failures.failed(ip, now);
     if row.locked_until_ms > now || ip_lock.is_some() {
         state.metrics.lockouts.fetch_add(1, Ordering::Relaxed);
     }
@@ -301,10 +345,9 @@ async fn audit_login_failure(
     actor: Option<&str>,
     ip: IpAddr,
     detail: &str,
-) -> ApiResult<()> {
-    state
-        .audit(Audit { org_id, actor_id: actor, source_ip: Some(ip), detail, ..Audit::new("auth.login", "failure") })
-        .await
+) -> AccountResult<()> {
+    let event = Audit { org_id, actor_id: actor, source_ip: Some(ip), detail, ..Audit::new("auth.login", "failure") };
+    Ok(state.audit(event).await?)
 }
 
 /// Issues a new session token (`cs_…` for sign-ins, `pat_…` for access tokens).
@@ -316,7 +359,7 @@ pub async fn start_session(
     ip: IpAddr,
     user_agent: Option<&str>,
     lifetime: Duration,
-) -> ApiResult<(OpaqueToken, SessionRow)> {
+) -> AccountResult<(OpaqueToken, SessionRow)> {
     let prefix = if kind == "access_token" { "pat_" } else { "cs_" };
     let token = OpaqueToken::generate_with_prefix(prefix);
     let csrf = OpaqueToken::generate();
@@ -349,28 +392,32 @@ pub struct NewAccount {
 }
 
 impl NewAccount {
-    pub fn validate(email: &str, display_name: &str, password: &str) -> ApiResult<Self> {
+    pub fn validate(email: &str, display_name: &str, password: &str) -> AccountResult<Self> {
         let mut errors = Vec::new();
-        let email = normalize_email(email).map_err(|e| errors.extend(e.errors)).ok();
-        let name = validate_display_name(display_name).map_err(|e| errors.extend(e.errors)).ok();
-        if let Err(e) =
+        let mut keep = |err: AccountError| {
+            if let AccountError::Invalid(fields) = err {
+                errors.extend(fields);
+            }
+        };
+        let email = normalize_email(email).map_err(&mut keep).ok();
+        let name = validate_display_name(display_name).map_err(&mut keep).ok();
+        let password_ok =
             validate_new_password(password, email.as_deref().unwrap_or_default(), name.as_deref().unwrap_or_default())
-        {
-            errors.extend(e.errors);
-        }
+                .map_err(&mut keep)
+                .is_ok();
         match (email, name) {
-            (Some(email), Some(display_name)) if errors.is_empty() => {
+            (Some(email), Some(display_name)) if password_ok && errors.is_empty() => {
                 Ok(Self { email, display_name, password: password.to_owned() })
             }
-            _ => Err(ApiError::validation(errors)),
+            _ => Err(AccountError::Invalid(errors)),
         }
     }
 }
 
 /// An organisation's name: shown beside its members' names in meetings, so
 /// under the same rule as theirs.
-pub fn validate_org_name(name: &str) -> ApiResult<String> {
-    conclave_proto::names::organisation_name(name).map_err(|e| ApiError::field("name", e.to_string()))
+pub fn validate_org_name(name: &str) -> AccountResult<String> {
+    conclave_proto::names::organisation_name(name).map_err(|e| AccountError::field("name", e.to_string()))
 }
 
 /// Creates the first organisation and its owner. Used by `conclave admin
@@ -380,10 +427,10 @@ pub async fn bootstrap(
     org_name: &str,
     account: NewAccount,
     ip: Option<IpAddr>,
-) -> ApiResult<UserRow> {
+) -> AccountResult<UserRow> {
     let org_name = validate_org_name(org_name)?;
     if state.store.user_by_email(&account.email).await?.is_some() {
-        return Err(ApiError::conflict("account-exists", "an account with this email already exists"));
+        return Err(AccountError::AccountExists);
     }
     let hash = state.hash_password(account.password).await;
     let plan = Plan::Free;
@@ -423,7 +470,7 @@ pub const SETUP_TOKEN_SETTING: &str = "setup_token_hash";
 
 /// On a server with no organisation, issues a fresh one-time setup token
 /// (replacing any earlier one) and returns it to print.
-pub async fn issue_setup_token(state: &SharedState) -> ApiResult<Option<OpaqueToken>> {
+pub async fn issue_setup_token(state: &SharedState) -> AccountResult<Option<OpaqueToken>> {
     if state.store.count_orgs().await? > 0 {
         state.store.delete_setting(SETUP_TOKEN_SETTING).await?;
         return Ok(None);
@@ -434,7 +481,7 @@ pub async fn issue_setup_token(state: &SharedState) -> ApiResult<Option<OpaqueTo
 }
 
 /// Disables members unused past their organisation's cutoff; returns how many.
-pub async fn sweep_dormant_accounts(state: &SharedState) -> ApiResult<usize> {
+pub async fn sweep_dormant_accounts(state: &SharedState) -> AccountResult<usize> {
     let now = state.now_ms();
     let mut disabled = 0;
     for (org, policy) in state.store.list_orgs().await? {
@@ -472,8 +519,8 @@ mod tests {
 
     #[test]
     fn new_accounts_report_every_problem_at_once() {
-        let err = NewAccount::validate("nope", "", "short").err().unwrap();
-        let fields: Vec<_> = err.errors.iter().map(|e| e.field.as_str()).collect();
+        let Err(AccountError::Invalid(errors)) = NewAccount::validate("nope", "", "short") else { panic!("accepted") };
+        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["email", "display_name", "password"]);
     }
 }

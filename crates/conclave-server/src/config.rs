@@ -38,6 +38,8 @@ pub struct ServerConfig {
     pub web: Option<crate::web::WebApp>,
     /// Who may read `/metrics`.
     pub metrics: MetricsAccess,
+    /// How commands reach live meetings (tests switch on the loopback).
+    pub live_transport: crate::live::Transport,
 }
 
 /// Who may read the Prometheus metrics, which say how busy the server is
@@ -111,6 +113,10 @@ pub struct Limits {
     /// this only bounds floods of valid joins (each costs a ticket in memory).
     pub join_burst: u32,
     pub join_per_second: f64,
+    /// Signaling messages one connection may send at once, and per second
+    /// after that (on the server's clock).
+    pub signaling_burst: u32,
+    pub signaling_per_second: f64,
     pub session_lifetime: Duration,
     pub invitation_lifetime: Duration,
     pub argon2_memory_kib: u32,
@@ -131,6 +137,8 @@ impl Default for Limits {
             sensitive_per_second: 2.0,
             join_burst: 300,
             join_per_second: 10.0,
+            signaling_burst: 40,
+            signaling_per_second: 20.0,
             session_lifetime: Duration::from_secs(14 * 24 * 3600),
             invitation_lifetime: Duration::from_secs(7 * 24 * 3600),
             argon2_memory_kib: 19 * 1024,
@@ -154,6 +162,7 @@ impl ServerConfig {
             media: Some(MediaConfig::default()),
             web: None,
             metrics: MetricsAccess::default(),
+            live_transport: crate::live::Transport::default(),
         }
     }
 

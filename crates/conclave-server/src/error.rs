@@ -2,6 +2,7 @@
 //! (`https://conclave.dev/problems/<code>`) and a fixed title; `detail` says
 //! what went wrong this time. Internal errors are logged, never echoed.
 
+use crate::accounts::AccountError;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use conclave_proto::problem::{FieldError, Problem, PROBLEM_BASE};
@@ -144,6 +145,27 @@ impl From<StoreError> for ApiError {
                 tracing::error!(error = %other, "storage failure");
                 Self::internal()
             }
+        }
+    }
+}
+
+/// The account flows' refusals, as the API states them.
+impl From<AccountError> for ApiError {
+    fn from(err: AccountError) -> Self {
+        match err {
+            AccountError::Invalid(errors) => Self::validation(errors),
+            AccountError::InvalidCredentials => Self::invalid_credentials(),
+            AccountError::WrongPassword => Self::invalid_credentials().with_detail("the password is wrong"),
+            AccountError::SecondFactorRequired => Self::totp_required(),
+            AccountError::InvalidSecondFactor(why) => Self::invalid_second_factor(why),
+            AccountError::Throttled(wait) => Self::throttled(wait),
+            err @ AccountError::Disabled(_) => Self::account_disabled(err.to_string()),
+            err @ AccountError::AccountExists => Self::conflict("account-exists", err.to_string()),
+            err @ AccountError::CorruptSecret => {
+                tracing::error!(error = %err, "an account's stored secret is unreadable");
+                Self::internal()
+            }
+            AccountError::Store(err) => err.into(),
         }
     }
 }

@@ -9,7 +9,7 @@ use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, Method};
 use conclave_auth::TokenHash;
-use conclave_proto::{AccountStatus, Org, OrgPolicy};
+use conclave_proto::{Org, OrgPolicy};
 use conclave_store::{SessionRow, UserRow};
 use serde::de::DeserializeOwned;
 use std::net::{IpAddr, SocketAddr};
@@ -181,17 +181,6 @@ async fn authenticate(parts: &Parts, state: &SharedState) -> Result<CurrentSessi
     }
     let needs_enrollment = crate::accounts::needs_enrollment(&user, org.as_ref().map(|(_, p)| p));
     Ok(CurrentSession { session, user, org, needs_enrollment })
-}
-
-/// Refuses accounts that are not active.
-pub(crate) fn status_error(status: AccountStatus) -> Option<ApiError> {
-    match status {
-        AccountStatus::Active => None,
-        AccountStatus::Deactivated => Some(ApiError::account_disabled("an administrator deactivated this account")),
-        AccountStatus::Dormant => {
-            Some(ApiError::account_disabled("this account was disabled after a long time unused; ask an administrator"))
-        }
-    }
 }
 
 #[cfg(test)]

@@ -7,11 +7,14 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod live;
 pub mod media;
 pub mod meetings;
 pub mod metrics;
+pub mod org_policy;
 pub mod routes;
 pub mod state;
+pub mod throttles;
 pub mod web;
 
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -153,7 +156,7 @@ async fn sweep_dormant_accounts_forever(state: SharedState) {
         match accounts::sweep_dormant_accounts(&state).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(disabled = n, "disabled dormant accounts"),
-            Err(err) => tracing::warn!(error = ?err.code, "dormant-account sweep failed"),
+            Err(err) => tracing::warn!(error = %err, "dormant-account sweep failed"),
         }
     }
 }

@@ -48,7 +48,7 @@ fn default_route_ip() -> IpAddr {
 pub async fn route_events(state: Weak<AppState>, mut events: mpsc::UnboundedReceiver<SfuEvent>) {
     while let Some(event) = events.recv().await {
         let Some(state) = state.upgrade() else { return };
-        state.hub.media_event(event);
+        state.live.media_event(event);
     }
 }
 

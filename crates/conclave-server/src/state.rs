@@ -1,19 +1,16 @@
-//! What every request handler shares: the store, configuration, clock,
-//! password hasher, in-memory throttles and metrics.
+//! What every request handler shares, in parts: the store, configuration
+//! and clock; the password hasher; the throttles; the metrics; the live
+//! meetings; the media plane; and the E2EE credential authority.
 
 use crate::clock::Clock;
 use crate::config::ServerConfig;
-use crate::error::ApiResult;
 use crate::metrics::Metrics;
-use conclave_auth::{Backoff, FailureTracker, PasswordHasher, RateLimiter};
-use conclave_store::{NewAuditEvent, Store};
+use crate::throttles::Throttles;
+use conclave_auth::{Backoff, PasswordHasher};
+use conclave_store::{NewAuditEvent, Store, StoreError};
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
-
-/// Source addresses remembered by each in-memory throttle; the stalest are
-/// forgotten first beyond this.
-const THROTTLE_CAPACITY: usize = 100_000;
+use std::sync::Arc;
 
 pub type SharedState = Arc<AppState>;
 
@@ -22,18 +19,9 @@ pub struct AppState {
     pub config: ServerConfig,
     pub clock: Arc<dyn Clock>,
     pub hasher: PasswordHasher,
-    /// Consecutive authentication failures per source address.
-    pub ip_failures: Mutex<FailureTracker<IpAddr>>,
-    /// Rate of sensitive unauthenticated requests per source address.
-    pub sensitive_requests: Mutex<RateLimiter<IpAddr>>,
-    /// Rate of meeting joins per source address.
-    pub join_requests: Mutex<RateLimiter<IpAddr>>,
+    pub throttles: Throttles,
     pub metrics: Metrics,
-    pub hub: crate::meetings::MeetingHub,
-    /// Failed meeting joins (unknown link or code, wrong passcode) per source address.
-    pub join_failures: Mutex<FailureTracker<IpAddr>>,
-    /// Wrong passcodes per meeting, against guessing one meeting's passcode from many addresses.
-    pub passcode_failures: Mutex<FailureTracker<String>>,
+    pub live: crate::live::LiveMeetings,
     /// The SFU, when this server forwards media.
     pub media: Option<conclave_sfu::MediaPlane>,
     /// Vouches for E2EE devices' keys; loaded from the database when first needed.
@@ -87,38 +75,12 @@ impl AppState {
         clock: Arc<dyn Clock>,
         media: Option<conclave_sfu::MediaPlane>,
     ) -> SharedState {
-        let limits = &config.limits;
-        let ip_backoff =
-            Backoff { free_attempts: limits.ip_free_failures, base: limits.ip_lockout, max: limits.ip_lockout_max };
-        Arc::new(Self {
-            hasher: PasswordHasher::new(limits.argon2_memory_kib, 2, 1),
-            ip_failures: Mutex::new(FailureTracker::new(ip_backoff, limits.forget_failures_after, THROTTLE_CAPACITY)),
-            sensitive_requests: Mutex::new(RateLimiter::new(
-                limits.sensitive_burst,
-                limits.sensitive_per_second,
-                THROTTLE_CAPACITY,
-            )),
-            join_requests: Mutex::new(RateLimiter::new(limits.join_burst, limits.join_per_second, THROTTLE_CAPACITY)),
+        // The live meetings' actors hold the state they live in.
+        Arc::new_cyclic(|state| Self {
+            hasher: PasswordHasher::new(config.limits.argon2_memory_kib, 2, 1),
+            throttles: Throttles::new(&config.limits),
             metrics: Metrics::default(),
-            hub: crate::meetings::MeetingHub::default(),
-            join_failures: Mutex::new(FailureTracker::new(
-                Backoff {
-                    free_attempts: 10,
-                    base: std::time::Duration::from_secs(30),
-                    max: std::time::Duration::from_secs(3600),
-                },
-                limits.forget_failures_after,
-                THROTTLE_CAPACITY,
-            )),
-            passcode_failures: Mutex::new(FailureTracker::new(
-                Backoff {
-                    free_attempts: 20,
-                    base: std::time::Duration::from_secs(60),
-                    max: std::time::Duration::from_secs(3600),
-                },
-                limits.forget_failures_after,
-                THROTTLE_CAPACITY,
-            )),
+            live: crate::live::LiveMeetings::new(config.live_transport, state.clone()),
             store,
             config,
             clock,
@@ -154,7 +116,8 @@ impl AppState {
         Backoff { free_attempts: l.account_free_failures, base: l.account_lockout, max: l.account_lockout_max }
     }
 
-    pub async fn audit(&self, event: Audit<'_>) -> ApiResult<()> {
+    /// Appends an audit event (the only failure is the store's).
+    pub async fn audit(&self, event: Audit<'_>) -> Result<(), StoreError> {
         let ip = event.source_ip.map(|ip| ip.to_string());
         self.store
             .append_audit(&NewAuditEvent {

@@ -8,6 +8,7 @@
 
 mod audit;
 mod invitations;
+mod live;
 mod meetings;
 mod migrate;
 mod orgs;
@@ -21,6 +22,7 @@ pub mod testing;
 
 pub use audit::{AuditHead, AuditVerdict, NewAuditEvent};
 pub use invitations::InvitationRow;
+pub use live::RedeemedTicket;
 pub use meetings::{MeetingRow, MeetingSecrets, NewBan, NewMeeting, NewReport};
 pub use sessions::{NewSession, SessionRow};
 pub use throttle::ThrottleRow;

@@ -33,6 +33,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0003_meeting_bans.sql"),
         postgres: include_str!("../migrations/postgres/0003_meeting_bans.sql"),
     },
+    Migration {
+        version: 4,
+        name: "live_meetings",
+        sqlite: include_str!("../migrations/sqlite/0004_live_meetings.sql"),
+        postgres: include_str!("../migrations/postgres/0004_live_meetings.sql"),
+    },
 ];
 
 /// Arbitrary constant naming Conclave's migration lock on PostgreSQL.

@@ -106,25 +106,24 @@ fn start_local_postgres() {
     }
 }
 
-/// Declares one async test per engine: `name_sqlite` and `name_postgres`,
-/// each given a fresh `TestDatabase`.
+/// Runs the plain async functions named, `async fn name(db: TestDatabase)`,
+/// once per engine: tests `name::sqlite` and `name::postgres`, each given a
+/// fresh database. (The functions stay ordinary code, so rustfmt formats them.)
 #[macro_export]
 macro_rules! test_both_engines {
-    ($(#[$meta:meta])* async fn $name:ident($db:ident: TestDatabase) $body:block) => {
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-            async fn run($db: $crate::testing::TestDatabase) $body
+    ($($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::testing::TestDatabase::new($crate::Engine::Sqlite).await).await
+                }
 
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                run($crate::testing::TestDatabase::new($crate::Engine::Sqlite).await).await
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name($crate::testing::TestDatabase::new($crate::Engine::Postgres).await).await
+                }
             }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                run($crate::testing::TestDatabase::new($crate::Engine::Postgres).await).await
-            }
-        }
+        )+
     };
 }

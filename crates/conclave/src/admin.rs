@@ -8,7 +8,6 @@ use anyhow::{anyhow, bail, Context};
 use clap::{Args, Subcommand};
 use conclave_proto::{AccountStatus, OrgPolicy, OrgPolicyUpdate, Plan};
 use conclave_server::accounts::{self, NewAccount};
-use conclave_server::error::ApiError;
 use conclave_server::state::Audit;
 use conclave_server::{AppState, ServerConfig, SharedState, SystemClock};
 use conclave_store::{AuditVerdict, UserRow};
@@ -112,16 +111,6 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
     result
 }
 
-/// Turns an API error into a one-line CLI error.
-fn cli_error(err: ApiError) -> anyhow::Error {
-    let problem = err.to_problem();
-    let mut text = problem.detail.unwrap_or(problem.title);
-    if !problem.errors.is_empty() {
-        text = problem.errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ");
-    }
-    anyhow!(text)
-}
-
 async fn audit(
     state: &SharedState,
     action: &str,
@@ -130,11 +119,11 @@ async fn audit(
     detail: &str,
 ) -> anyhow::Result<()> {
     let event = Audit { org_id, target, detail, ..Audit::new(action, "success") };
-    state.audit(event).await.map_err(cli_error)
+    Ok(state.audit(event).await?)
 }
 
 async fn user_by_email(state: &SharedState, email: &str) -> anyhow::Result<UserRow> {
-    let email = accounts::normalize_email(email).map_err(cli_error)?;
+    let email = accounts::normalize_email(email)?;
     state.store.user_by_email(&email).await?.ok_or_else(|| anyhow!("no account has the email {email}"))
 }
 
@@ -153,8 +142,8 @@ async fn dispatch(state: &SharedState, command: AdminCommand) -> anyhow::Result<
                 bail!("this server already has an organisation; invite people from it instead");
             }
             let name = display_name.unwrap_or_else(|| email.split('@').next().unwrap_or_default().to_owned());
-            let account = NewAccount::validate(&email, &name, &password).map_err(cli_error)?;
-            let owner = accounts::bootstrap(state, &org, account, None).await.map_err(cli_error)?;
+            let account = NewAccount::validate(&email, &name, &password)?;
+            let owner = accounts::bootstrap(state, &org, account, None).await?;
             println!(
                 "Created organisation {:?} ({}) with owner {}.",
                 org.trim(),
@@ -192,8 +181,7 @@ async fn dispatch(state: &SharedState, command: AdminCommand) -> anyhow::Result<
             let (org, policy) = org_by_id(state, &org).await?;
             let update: OrgPolicyUpdate =
                 serde_json::from_str(&json).context("the policy update is not valid JSON of the right shape")?;
-            let next = conclave_server::routes::apply_policy_update(policy, update, org.plan, &state.config.regions)
-                .map_err(cli_error)?;
+            let next = conclave_server::org_policy::apply_update(policy, update, org.plan, &state.config.regions)?;
             state.store.update_org_policy(&org.id, &next).await?;
             audit(state, "org.policy.update", Some(&org.id), Some(&org.id), &json).await?;
             println!("{}", serde_json::to_string_pretty(&next)?);
@@ -271,7 +259,7 @@ async fn user_command(state: &SharedState, cmd: UserCommand) -> anyhow::Result<(
             println!("two-factor turned off for {}", user.email);
         }
         UserCommand::SweepDormant => {
-            let n = accounts::sweep_dormant_accounts(state).await.map_err(cli_error)?;
+            let n = accounts::sweep_dormant_accounts(state).await?;
             println!("{n} dormant accounts disabled");
         }
     }

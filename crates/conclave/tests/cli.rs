@@ -53,10 +53,14 @@ impl Server {
     }
 
     fn start_logging(storage: &[String], level: &str) -> Self {
+        Self::start_on(storage, level, "127.0.0.1:0")
+    }
+
+    fn start_on(storage: &[String], level: &str, listen: &str) -> Self {
         let log_dir = tempfile::tempdir().unwrap();
         let log = log_dir.path().join("server.log");
         let mut child = Command::new(env!("CARGO_BIN_EXE_conclave"))
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(["serve", "--listen", listen])
             .args(storage)
             .env("CONCLAVE_LOG", level)
             .stdout(Stdio::piped())
@@ -508,4 +512,97 @@ async fn a_host_bot_admits_a_guest_bot() {
         text(&host_out)
     );
     server.stop();
+}
+
+/// A loopback address whose port is free for TCP and UDP alike (the media
+/// plane binds the HTTP port's number), to start a server on twice.
+fn free_port() -> String {
+    loop {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = tcp.local_addr().unwrap();
+        if std::net::UdpSocket::bind(addr).is_ok() {
+            return addr.to_string();
+        }
+    }
+}
+
+/// The server stops in the middle of a meeting and a new process starts on
+/// the same database. A join ticket lives in the database: one issued
+/// before the restart and not yet used still opens the meeting after it
+/// (once, within its minute). A resume token belongs to its seat in a live
+/// room, and the room died with the process: it is refused, and its holder
+/// joins again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ticket_outlives_a_restart_and_a_seat_does_not() {
+    use conclave_client::MeetingConnection;
+    use conclave_proto::signal::ServerMessage;
+    let db = TestDatabase::new(Engine::Sqlite).await;
+    let dir = tempfile::tempdir().unwrap();
+    let storage = storage_args(&db, dir.path());
+    let out = admin(&storage, &["bootstrap", "--email", "owner@acme.test", "--password", PASSWORD, "--org", "Acme"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let listen = free_port();
+    let before = Server::start_on(&storage, "warn", &listen);
+    let login = Client::new(&before.url)
+        .login(&LoginRequest {
+            email: "owner@acme.test".into(),
+            password: PASSWORD.into(),
+            totp_code: None,
+            recovery_code: None,
+        })
+        .await
+        .unwrap();
+    let owner = Client::new(&before.url).authenticated(&login.token);
+    let meeting = owner
+        .create_meeting(&conclave_proto::CreateMeetingRequest {
+            title: "Through a restart".into(),
+            scheduled_start_ms: None,
+            duration_minutes: None,
+            passcode: None,
+            settings: Default::default(),
+        })
+        .await
+        .unwrap();
+    let wait = Duration::from_secs(10);
+    let mut host = owner.join_by_link(&meeting.link_secret, "Owner").await.unwrap();
+    let ServerMessage::Admitted { resume_token, .. } = host.next(wait).await.unwrap() else { panic!("not admitted") };
+    // A guest has a ticket, not yet used.
+    let join = conclave_proto::JoinMeetingRequest {
+        link_secret: Some(meeting.link_secret.clone()),
+        code: None,
+        passcode: None,
+        display_name: "Guest".into(),
+    };
+    let ticket = Client::new(&before.url).join_meeting(&join).await.unwrap();
+
+    before.stop();
+    let after = Server::start_on(&storage, "warn", &listen);
+    assert_eq!(after.url, format!("http://{listen}"));
+    assert!(host.closed_within(wait).await, "the old process's connections are gone");
+    // The ticket is redeemed by the new process, once.
+    let mut guest = MeetingConnection::connect(&ticket.signaling_url).await.unwrap();
+    assert!(
+        matches!(guest.next(wait).await.unwrap(), ServerMessage::Waiting { .. }),
+        "a new room: the guest waits for the owner"
+    );
+    assert!(matches!(
+        MeetingConnection::connect(&ticket.signaling_url).await,
+        Err(conclave_client::SignalError::Rejected(401))
+    ));
+    // The seat went with the old room: its resume token finds no seat in
+    // the meeting's new room, and says so (§6.4 of the protocol).
+    let resume = MeetingConnection::resume_url(&after.url, &resume_token);
+    let mut stale = MeetingConnection::connect(&resume).await.unwrap();
+    assert!(
+        matches!(stale.next(wait).await.unwrap(), ServerMessage::Error { code, .. } if code == "cannot_join"),
+        "{:?}",
+        stale.received
+    );
+    assert!(stale.closed_within(wait).await);
+    // Joining again works as ever: the owner opens the meeting, the guest is told.
+    let mut host = owner.join_by_link(&meeting.link_secret, "Owner").await.unwrap();
+    assert!(matches!(host.next(wait).await.unwrap(), ServerMessage::Admitted { .. }));
+    guest.close().await;
+    host.close().await;
+    after.stop();
 }

@@ -2,7 +2,7 @@
 // the server's `e2ee_*` messages to it and its replies to the server, and
 // attaches it to every sender and receiver of the media session.
 
-import type { ClientMessage, ServerMessage } from "../signaling";
+import type { ClientMessage, ServerMessage } from "../generated/protocol";
 import type { FrameCounts, FromWorker, GroupMember, ToWorker, TransformOptions } from "./messages";
 
 export type { GroupMember };
@@ -55,7 +55,7 @@ export class E2ee {
   private fromWorker(m: FromWorker) {
     switch (m.type) {
       case "send":
-        this.callbacks.send(m.message as ClientMessage);
+        this.callbacks.send(m.message);
         break;
       case "state":
         this.callbacks.onState({ epoch: m.epoch, code: m.code, counts: m.counts, members: this.members });
@@ -76,7 +76,7 @@ export class E2ee {
     }
   }
 
-  handle(message: ServerMessage | { type: string }) {
+  handle(message: ServerMessage) {
     if (message.type.startsWith("e2ee_")) this.post({ type: "server", message });
   }
 

@@ -1,5 +1,7 @@
 // What the page and the E2EE worker say to each other.
 
+import type { ClientMessage, ServerMessage } from "../generated/protocol";
+
 export interface TransformOptions {
   side: "send" | "receive";
   kind: "audio" | "video";
@@ -7,7 +9,7 @@ export interface TransformOptions {
 
 export type ToWorker =
   | { type: "start" }
-  | { type: "server"; message: unknown }
+  | { type: "server"; message: ServerMessage }
   | { type: "chat"; text: string }
   | { type: "streams"; readable: ReadableStream; writable: WritableStream; options: TransformOptions }
   | { type: "stats" };
@@ -32,7 +34,8 @@ export interface GroupMember {
 }
 
 export type FromWorker =
-  | { type: "send"; message: Record<string, unknown> }
+  /// For the server: what the wasm agent wrote, a Rust `ClientMessage`.
+  | { type: "send"; message: ClientMessage }
   | { type: "state"; epoch: number | null; code: string | null; counts: FrameCounts }
   | { type: "chat"; from: number; text: string }
   | { type: "chat_failed"; text: string }

@@ -9,6 +9,7 @@
 
 import init, { Device } from "./pkg/conclave_e2ee_wasm.js";
 import wasmUrl from "./pkg/conclave_e2ee_wasm_bg.wasm?url";
+import type { ClientMessage } from "../generated/protocol";
 import type { FromWorker, GroupMember, ToWorker, TransformOptions } from "./messages";
 import { load, save } from "./keep";
 
@@ -40,8 +41,8 @@ type AgentEvent =
   | { type: "commit_refused"; from: number; reason: string };
 
 function handleResult(json: string) {
-  const result = JSON.parse(json) as { send: unknown[]; events: AgentEvent[] };
-  for (const m of result.send) post({ type: "send", message: m as Record<string, unknown> });
+  const result = JSON.parse(json) as { send: ClientMessage[]; events: AgentEvent[] };
+  for (const message of result.send) post({ type: "send", message });
   for (const e of result.events) {
     if (e.type === "chat" || e.type === "removed" || e.type === "new_device" || e.type === "commit_refused") post(e);
     if (e.type === "roster") {
@@ -99,7 +100,7 @@ self.onmessage = async (event: MessageEvent<ToWorker>) => {
       const kept = await load<Uint8Array>("signature_key");
       device = new Device(kept, (await load<string>("known_devices")) ?? "{}");
       if (!kept) await save("signature_key", device.signature_key());
-      post({ type: "send", message: JSON.parse(device.start()) });
+      post({ type: "send", message: JSON.parse(device.start()) as ClientMessage });
       publish();
       break;
     }
@@ -109,7 +110,7 @@ self.onmessage = async (event: MessageEvent<ToWorker>) => {
     case "chat":
       if (device) {
         try {
-          post({ type: "send", message: JSON.parse(device.chat(m.text)) });
+          post({ type: "send", message: JSON.parse(device.chat(m.text)) as ClientMessage });
         } catch {
           post({ type: "chat_failed", text: m.text });
         }

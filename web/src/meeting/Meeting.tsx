@@ -1,15 +1,20 @@
 import { useCallback, useEffect, useMemo, useReducer, useRef, useState } from "react";
-import type { JoinTicket } from "../api";
+import { api } from "../api";
 import { MediaSession, type RemoteTrack } from "../media";
 import { E2ee, type E2eeState } from "../e2ee";
-import { Signaling, type ClientMessage, type ServerMessage } from "../signaling";
-import { api } from "../api";
-import type { Participant } from "../signaling";
+import {
+  REACTIONS,
+  type ClientMessage,
+  type JoinTicket,
+  type ParticipantView,
+  type Quality,
+  type ServerMessage,
+  type Tile as SubscribedTile,
+} from "../generated/protocol";
+import { Signaling } from "../signaling";
 import { ChatPanel, DevicesPanel, ParticipantsPanel, SecurityPanel } from "./Panels";
 import { initialState, reduce } from "./state";
 import { RemoteAudio, Tile } from "./Tile";
-
-const REACTIONS = ["👏", "👍", "❤️", "😂", "😮", "🎉"];
 
 type Layout = "gallery25" | "gallery49" | "speaker";
 
@@ -112,21 +117,17 @@ export function Meeting(props: {
         onChat: e2eeChat,
         onNewDevice: (_id, name, fingerprint) =>
           dispatch({
-            type: "error",
-            code: "e2ee_new_device",
-            message: `${name} is on a new device (key ${fingerprint}). If you did not expect that, compare the security code with them.`,
-            request: null,
+            type: "notice",
+            text: `${name} is on a new device (key ${fingerprint}). If you did not expect that, compare the security code with them.`,
           }),
         onCommitRefused: (from, reason) =>
           dispatch({
-            type: "error",
-            code: "e2ee_commit_refused",
-            message: `${rosterRef.current.get(from)?.display_name ?? "Someone"} tried to change who holds this meeting's keys without the server asking (${reason}). This device refused: compare the security code before saying anything sensitive.`,
-            request: null,
+            type: "notice",
+            text: `${rosterRef.current.get(from)?.display_name ?? "Someone"} tried to change who holds this meeting's keys without the server asking (${reason}). This device refused: compare the security code before saying anything sensitive.`,
           }),
         onState: (s) => {
           if (lastCode !== null && s.code !== null && s.code !== lastCode) {
-            dispatch({ type: "error", code: "e2ee_code_changed", message: "The security code changed: someone joined or left. Compare it again.", request: null });
+            dispatch({ type: "notice", text: "The security code changed: someone joined or left. Compare it again." });
           }
           if (s.code !== null) lastCode = s.code;
           setE2eeState(s);
@@ -226,14 +227,14 @@ export function Meeting(props: {
     old?.stop();
     setTracks(audio ? { mic: track, cam } : { mic, cam: track });
   };
-  const report = async (p: Participant) => {
+  const report = async (p: ParticipantView) => {
     const reason = window.prompt(`Why are you reporting ${p.display_name}? The organisation's owner will see this.`);
     if (!reason || !state.resumeToken) return;
     try {
       await api.report(props.ticket.meeting_id, state.resumeToken, p.id, reason);
-      dispatch({ type: "error", code: "reported", message: `Reported ${p.display_name}. Thank you.`, request: null });
+      dispatch({ type: "notice", text: `Reported ${p.display_name}. Thank you.` });
     } catch (e) {
-      dispatch({ type: "error", code: "report_failed", message: e instanceof Error ? e.message : String(e), request: null });
+      dispatch({ type: "notice", text: e instanceof Error ? e.message : String(e) });
     }
   };
   const leave = (forAll: boolean) => {
@@ -265,14 +266,15 @@ export function Meeting(props: {
     visible = tiles.slice(shownPage * pageSize, (shownPage + 1) * pageSize);
   }
 
-  // Tell the SFU what is on screen, and how large.
-  const subscription = JSON.stringify(
-    [...(featured ? [{ t: featured, q: "high" }] : []), ...visible.map((t) => ({ t, q: featured ? "low" : visible.length <= 4 ? "high" : visible.length <= 9 ? "medium" : "low" }))]
-      .filter(({ t }) => t.participantId !== state.me)
-      .map(({ t, q }) => ({ participant_id: t.participantId, source: t.kind === "screen" ? "screen" : "camera", quality: t.kind === "screen" ? "high" : q })),
-  );
+  // Tell the SFU what is on screen, and how large (kept as JSON text, so the
+  // effect runs only when that changes).
+  const galleryQuality: Quality = featured ? "low" : visible.length <= 4 ? "high" : visible.length <= 9 ? "medium" : "low";
+  const onScreen: SubscribedTile[] = [...(featured ? [{ t: featured, q: "high" as const }] : []), ...visible.map((t) => ({ t, q: galleryQuality }))]
+    .filter(({ t }) => t.participantId !== state.me)
+    .map(({ t, q }) => ({ participant_id: t.participantId, source: t.kind, quality: t.kind === "screen" ? "high" : q }));
+  const subscription = JSON.stringify(onScreen);
   useEffect(() => {
-    if (state.phase.kind === "in") send({ type: "subscribe", tiles: JSON.parse(subscription) });
+    if (state.phase.kind === "in") send({ type: "subscribe", tiles: JSON.parse(subscription) as SubscribedTile[] });
   }, [subscription, state.phase.kind, send]);
 
   const trackOf = (t: TileSpec): MediaStreamTrack | null => {

@@ -1,5 +1,16 @@
 import { useEffect, useState } from "react";
-import type { ChatMessage, ClientMessage, Participant, RoomSettings, Waiter } from "../signaling";
+import {
+  MAX_CHAT_CHARS,
+  type ChatMessage,
+  type ChatMode,
+  type ClientMessage,
+  type ParticipantView,
+  type Role,
+  type RoomSettings,
+  type ScreenShareMode,
+  type SettingsChange,
+  type WaitingView,
+} from "../generated/protocol";
 import type { E2eeState } from "../e2ee";
 
 type Send = (m: ClientMessage) => void;
@@ -7,7 +18,7 @@ type Send = (m: ClientMessage) => void;
 export function ChatPanel(props: {
   chat: ChatMessage[];
   me: number;
-  roster: Participant[];
+  roster: ParticipantView[];
   settings: RoomSettings;
   moderator: boolean;
   send: Send;
@@ -62,7 +73,7 @@ export function ChatPanel(props: {
               ))}
             </select>
           </label>
-          <input value={text} onChange={(e) => setText(e.target.value)} placeholder="Message" aria-label="Message" maxLength={4000} />
+          <input value={text} onChange={(e) => setText(e.target.value)} placeholder="Message" aria-label="Message" maxLength={MAX_CHAT_CHARS} />
           <button type="submit">Send</button>
         </form>
       )}
@@ -70,20 +81,31 @@ export function ChatPanel(props: {
   );
 }
 
+/// The choices of the screen-sharing and chat settings, every mode labelled.
+const SCREEN_SHARE_LABELS: Record<ScreenShareMode, string> = {
+  host_only: "Hosts only",
+  one_at_a_time: "One at a time",
+  several: "Several at once",
+};
+const CHAT_LABELS: Record<ChatMode, string> = {
+  everyone: "Everyone",
+  hosts_only: "Only to hosts",
+  off: "Off",
+};
+
 export function ParticipantsPanel(props: {
   me: number;
-  myRole: string;
-  roster: Participant[];
-  waiting: Waiter[];
+  myRole: Role;
+  roster: ParticipantView[];
+  waiting: WaitingView[];
   settings: RoomSettings;
   send: Send;
-  onReport: (participant: Participant) => void;
+  onReport: (participant: ParticipantView) => void;
 }) {
   const moderator = props.myRole === "host" || props.myRole === "co_host";
   const host = props.myRole === "host";
-  const act = (type: string, participant_id: number, extra: Record<string, unknown> = {}) =>
-    props.send({ type, participant_id, ...extra });
-  const locked = (s: string) => props.settings.locked_by_policy.includes(s);
+  const change = (settings: SettingsChange) => props.send({ type: "update_settings", settings });
+  const locked = (s: keyof SettingsChange) => props.settings.locked_by_policy.includes(s);
   return (
     <section className="panel participants" aria-label="Participants">
       {moderator && props.waiting.length > 0 ? (
@@ -94,10 +116,10 @@ export function ParticipantsPanel(props: {
               <li key={w.id} data-waiting={w.id}>
                 {w.display_name} <Standing signedIn={w.signed_in} organisation={w.organisation} external={w.external} />
                 {w.email ? ` · ${w.email}` : ""}{" "}
-                <button onClick={() => act("admit", w.id)} aria-label={`Admit ${w.display_name}`}>
+                <button onClick={() => props.send({ type: "admit", participant_id: w.id })} aria-label={`Admit ${w.display_name}`}>
                   Admit
                 </button>{" "}
-                <button onClick={() => act("deny", w.id)} aria-label={`Deny ${w.display_name}`}>
+                <button onClick={() => props.send({ type: "deny", participant_id: w.id })} aria-label={`Deny ${w.display_name}`}>
                   Deny
                 </button>
               </li>
@@ -125,29 +147,29 @@ export function ParticipantsPanel(props: {
             ) : null}
             {moderator && p.id !== props.me && (p.role !== "host" || host) ? (
               <span className="actions">
-                <button onClick={() => act("mute", p.id)} aria-label={`Mute ${p.display_name}`} disabled={p.audio_muted}>
+                <button onClick={() => props.send({ type: "mute", participant_id: p.id })} aria-label={`Mute ${p.display_name}`} disabled={p.audio_muted}>
                   Mute
                 </button>
-                <button onClick={() => act("ask_to_unmute", p.id)} aria-label={`Ask ${p.display_name} to unmute`} disabled={!p.audio_muted}>
+                <button onClick={() => props.send({ type: "ask_to_unmute", participant_id: p.id })} aria-label={`Ask ${p.display_name} to unmute`} disabled={!p.audio_muted}>
                   Ask to unmute
                 </button>
-                <button onClick={() => act("stop_video", p.id)} aria-label={`Stop ${p.display_name}'s video`} disabled={p.video_muted}>
+                <button onClick={() => props.send({ type: "stop_video", participant_id: p.id })} aria-label={`Stop ${p.display_name}'s video`} disabled={p.video_muted}>
                   Stop video
                 </button>
                 {p.sharing_screen ? (
-                  <button onClick={() => act("stop_screen_share", p.id)} aria-label={`Stop ${p.display_name}'s share`}>
+                  <button onClick={() => props.send({ type: "stop_screen_share", participant_id: p.id })} aria-label={`Stop ${p.display_name}'s share`}>
                     Stop share
                   </button>
                 ) : null}
                 {host ? (
                   <>
-                    <button onClick={() => act("set_co_host", p.id, { co_host: p.role !== "co_host" })}>
+                    <button onClick={() => props.send({ type: "set_co_host", participant_id: p.id, co_host: p.role !== "co_host" })}>
                       {p.role === "co_host" ? "Remove co-host" : "Make co-host"}
                     </button>
-                    <button onClick={() => act("transfer_host", p.id)}>Make host</button>
+                    <button onClick={() => props.send({ type: "transfer_host", participant_id: p.id })}>Make host</button>
                   </>
                 ) : null}
-                <button className="danger" onClick={() => act("remove", p.id)} aria-label={`Remove ${p.display_name}`}>
+                <button className="danger" onClick={() => props.send({ type: "remove", participant_id: p.id })} aria-label={`Remove ${p.display_name}`}>
                   Remove
                 </button>
               </span>
@@ -168,7 +190,7 @@ export function ParticipantsPanel(props: {
                 type="checkbox"
                 checked={props.settings.waiting_room}
                 disabled={locked("waiting_room")}
-                onChange={(e) => props.send({ type: "update_settings", settings: { waiting_room: e.target.checked } })}
+                onChange={(e) => change({ waiting_room: e.target.checked })}
               />{" "}
               Waiting room{locked("waiting_room") ? " (locked by your organisation)" : ""}
             </label>
@@ -176,7 +198,7 @@ export function ParticipantsPanel(props: {
               <input
                 type="checkbox"
                 checked={props.settings.allow_self_unmute}
-                onChange={(e) => props.send({ type: "update_settings", settings: { allow_self_unmute: e.target.checked } })}
+                onChange={(e) => change({ allow_self_unmute: e.target.checked })}
               />{" "}
               Participants may unmute themselves
             </label>
@@ -184,7 +206,7 @@ export function ParticipantsPanel(props: {
               <input
                 type="checkbox"
                 checked={props.settings.allow_video}
-                onChange={(e) => props.send({ type: "update_settings", settings: { allow_video: e.target.checked } })}
+                onChange={(e) => change({ allow_video: e.target.checked })}
               />{" "}
               Participants may start video
             </label>
@@ -192,11 +214,14 @@ export function ParticipantsPanel(props: {
               Screen sharing{" "}
               <select
                 value={props.settings.screen_share}
-                onChange={(e) => props.send({ type: "update_settings", settings: { screen_share: e.target.value } })}
+                // The options are exactly SCREEN_SHARE_LABELS' keys.
+                onChange={(e) => change({ screen_share: e.target.value as ScreenShareMode })}
               >
-                <option value="host_only">Hosts only</option>
-                <option value="one_at_a_time">One at a time</option>
-                <option value="several">Several at once</option>
+                {Object.entries(SCREEN_SHARE_LABELS).map(([mode, label]) => (
+                  <option key={mode} value={mode}>
+                    {label}
+                  </option>
+                ))}
               </select>
             </label>
             <label>
@@ -204,18 +229,21 @@ export function ParticipantsPanel(props: {
               <select
                 value={props.settings.chat}
                 disabled={locked("chat")}
-                onChange={(e) => props.send({ type: "update_settings", settings: { chat: e.target.value } })}
+                // The options are exactly CHAT_LABELS' keys.
+                onChange={(e) => change({ chat: e.target.value as ChatMode })}
               >
-                <option value="everyone">Everyone</option>
-                <option value="hosts_only">Only to hosts</option>
-                <option value="off">Off</option>
+                {Object.entries(CHAT_LABELS).map(([mode, label]) => (
+                  <option key={mode} value={mode}>
+                    {label}
+                  </option>
+                ))}
               </select>
             </label>
             <label>
               <input
                 type="checkbox"
                 checked={props.settings.private_chat}
-                onChange={(e) => props.send({ type: "update_settings", settings: { private_chat: e.target.checked } })}
+                onChange={(e) => change({ private_chat: e.target.checked })}
               />{" "}
               Private chat
             </label>

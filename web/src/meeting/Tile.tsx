@@ -1,10 +1,10 @@
 import { useEffect, useRef } from "react";
-import type { Participant } from "../signaling";
+import type { ParticipantView } from "../generated/protocol";
 
 /// One participant's (or one share's) video, with name, mute and hand
 /// badges. The meeting code is never drawn over video.
 export function Tile(props: {
-  participant: Participant | undefined;
+  participant: ParticipantView | undefined;
   track: MediaStreamTrack | null;
   kind: "camera" | "screen";
   speaking: boolean;

@@ -1,23 +1,36 @@
-// What the app knows of a meeting, folded from the server's messages.
+// What the app knows of a meeting, folded from the server's messages and
+// the app's own notices.
 
-import type { ChatMessage, Participant, RoomSettings, ServerMessage, Waiter } from "../signaling";
+import type {
+  ChatMessage,
+  EndReason,
+  ParticipantView,
+  RefusalReason,
+  RoomSettings,
+  ServerMessage,
+  WaitingView,
+} from "../generated/protocol";
 
 export type Phase =
   | { kind: "connecting" }
   | { kind: "waiting" }
   | { kind: "in" }
-  | { kind: "refused"; reason: string }
+  | { kind: "refused"; reason: RefusalReason }
   | { kind: "removed" }
-  | { kind: "ended"; reason: string }
+  | { kind: "ended"; reason: EndReason }
   | { kind: "replaced" };
+
+/// What changes the meeting's state: a message from the server, or
+/// something the app itself has to tell (a report filed, a new device key).
+export type MeetingEvent = ServerMessage | { type: "notice"; text: string };
 
 export interface MeetingState {
   phase: Phase;
   me: number | null;
   /// Proves, in a report, that we are in the meeting.
   resumeToken: string | null;
-  roster: Map<number, Participant>;
-  waiting: Waiter[];
+  roster: Map<number, ParticipantView>;
+  waiting: WaitingView[];
   settings: RoomSettings | null;
   chat: ChatMessage[];
   speaker: number | null;
@@ -48,7 +61,7 @@ function notice(state: MeetingState, text: string): MeetingState {
   return { ...state, notices: [...state.notices.slice(-4), { id: ++noticeId, text, at: Date.now() }] };
 }
 
-export function reduce(state: MeetingState, m: ServerMessage): MeetingState {
+export function reduce(state: MeetingState, m: MeetingEvent): MeetingState {
   switch (m.type) {
     case "waiting":
       return { ...state, phase: { kind: "waiting" }, me: m.participant_id, resumeToken: m.resume_token };
@@ -104,6 +117,8 @@ export function reduce(state: MeetingState, m: ServerMessage): MeetingState {
       return { ...state, speaker: m.participant_id };
     case "error":
       return m.code === "media_lost" ? state : notice(state, m.message);
+    case "notice":
+      return notice(state, m.text);
     default:
       return state;
   }

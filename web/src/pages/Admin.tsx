@@ -1,7 +1,11 @@
 import { useEffect, useState } from "react";
-import { api, type AuditEvent, type Invitation, type Policy, type SessionInfo, type User } from "../api";
+import { api } from "../api";
+import type { AuditEvent, Invitation, OrgPolicy, OrgPolicyUpdate, SessionInfo, TotpEnrollResponse, User } from "../generated/protocol";
 
-const POLICY_LABELS: Record<string, string> = {
+/// The policies that are on or off, each shown as a checkbox.
+type SwitchPolicy = { [K in keyof OrgPolicy]: OrgPolicy[K]["value"] extends boolean ? K : never }[keyof OrgPolicy];
+
+const POLICY_LABELS: Record<SwitchPolicy, string> = {
   waiting_room: "Waiting room on",
   passcode_required: "Passcode required",
   chat_allowed: "In-meeting chat allowed",
@@ -13,7 +17,7 @@ const POLICY_LABELS: Record<string, string> = {
 /// invitations and the audit log.
 export function Admin(props: { user: User }) {
   const org = props.user.org_id!;
-  const [policy, setPolicy] = useState<Policy | null>(null);
+  const [policy, setPolicy] = useState<OrgPolicy | null>(null);
   const [members, setMembers] = useState<User[]>([]);
   const [audit, setAudit] = useState<AuditEvent[]>([]);
   const [email, setEmail] = useState("");
@@ -28,9 +32,11 @@ export function Admin(props: { user: User }) {
     api.invitations(org).then((r) => setInvitations(r.invitations), () => undefined);
   }, [org]);
 
-  const change = async (key: string, value: unknown, locked: boolean) => {
+  const change = async (key: SwitchPolicy, value: boolean, locked: boolean) => {
+    const update: OrgPolicyUpdate = {};
+    update[key] = { value, locked };
     try {
-      setPolicy(await api.updatePolicy(org, { [key]: { value, locked } }));
+      setPolicy(await api.updatePolicy(org, update));
       setMessage("Saved.");
     } catch (e) {
       setMessage(e instanceof Error ? e.message : String(e));
@@ -66,23 +72,23 @@ export function Admin(props: { user: User }) {
           </thead>
           <tbody>
             {policy
-              ? Object.entries(POLICY_LABELS).map(([key, label]) => (
+              ? (Object.entries(POLICY_LABELS) as [SwitchPolicy, string][]).map(([key, label]) => (
                   <tr key={key}>
                     <th scope="row">{label}</th>
                     <td>
                       <input
                         type="checkbox"
                         aria-label={label}
-                        checked={Boolean(policy[key]?.value)}
-                        onChange={(e) => void change(key, e.target.checked, policy[key]?.locked ?? false)}
+                        checked={policy[key].value}
+                        onChange={(e) => void change(key, e.target.checked, policy[key].locked)}
                       />
                     </td>
                     <td>
                       <input
                         type="checkbox"
                         aria-label={`Lock: ${label}`}
-                        checked={Boolean(policy[key]?.locked)}
-                        onChange={(e) => void change(key, policy[key]?.value, e.target.checked)}
+                        checked={policy[key].locked}
+                        onChange={(e) => void change(key, policy[key].value, e.target.checked)}
                       />
                     </td>
                   </tr>
@@ -146,7 +152,7 @@ export function Admin(props: { user: User }) {
 /// The account: signed-in sessions (revocable) and two-factor enrolment.
 export function Account() {
   const [sessions, setSessions] = useState<SessionInfo[]>([]);
-  const [enrolment, setEnrolment] = useState<{ secret: string; otpauth_uri: string } | null>(null);
+  const [enrolment, setEnrolment] = useState<TotpEnrollResponse | null>(null);
   const [code, setCode] = useState("");
   const [codes, setCodes] = useState<string[] | null>(null);
   const [message, setMessage] = useState<string | null>(null);

@@ -1,5 +1,6 @@
 import { useEffect, useState } from "react";
-import { api, type Meeting, type MeetingBan, type User } from "../api";
+import { api } from "../api";
+import type { Meeting, MeetingBan, User } from "../generated/protocol";
 
 /// The signed-in home: meetings to start or copy, a new instant or
 /// scheduled meeting, and the invite link of each.

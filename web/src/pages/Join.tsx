@@ -1,5 +1,6 @@
 import { useEffect, useRef, useState } from "react";
-import { api, ApiError, type JoinTicket, type User } from "../api";
+import { api, ApiError } from "../api";
+import { MAX_DISPLAY_NAME_CHARS, type JoinTicket, type User } from "../generated/protocol";
 import { BackgroundBlur } from "../blur";
 import { Meeting } from "../meeting/Meeting";
 
@@ -101,7 +102,7 @@ export function Join(props: { linkSecret: string | null; user: User | null; navi
         ) : null}
         <label>
           Your name
-          <input value={name} onChange={(e) => setName(e.target.value)} required maxLength={64} />
+          <input value={name} onChange={(e) => setName(e.target.value)} required maxLength={MAX_DISPLAY_NAME_CHARS} />
         </label>
         {askPasscode ? (
           <label>

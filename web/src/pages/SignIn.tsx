@@ -1,5 +1,6 @@
 import { useState } from "react";
-import { api, ApiError, setCsrf, type User } from "../api";
+import { api, ApiError, setCsrf } from "../api";
+import type { User } from "../generated/protocol";
 
 /// Email and password, then, when the account has 2FA, the code from the
 /// authenticator app (or a recovery code).

@@ -1,5 +1,6 @@
 import { useState } from "react";
-import { api, setCsrf, type User } from "../api";
+import { api, ApiError, setCsrf } from "../api";
+import { MAX_DISPLAY_NAME_CHARS, type User } from "../generated/protocol";
 
 /// Creating an account from an invitation link (`/signup?invite=…`), or
 /// openly when the server allows it.
@@ -16,8 +17,8 @@ export function SignUp(props: { invite: string | null; onSignedIn: (user: User, 
       setCsrf(response.csrf_token);
       props.onSignedIn(response.user, response.two_factor_enrollment_required);
     } catch (err) {
-      const problem = (err as { problem?: { errors?: { field: string; message: string }[] } }).problem;
-      const details = problem?.errors?.map((f) => `${f.field}: ${f.message}`).join("; ");
+      const fields = err instanceof ApiError ? err.problem.errors : undefined;
+      const details = fields?.map((f) => `${f.field}: ${f.message}`).join("; ");
       setError(details || (err instanceof Error ? err.message : String(err)));
     }
   };
@@ -32,7 +33,7 @@ export function SignUp(props: { invite: string | null; onSignedIn: (user: User, 
         </label>
         <label>
           Your name
-          <input autoComplete="name" value={name} onChange={(e) => setName(e.target.value)} required maxLength={64} />
+          <input autoComplete="name" value={name} onChange={(e) => setName(e.target.value)} required maxLength={MAX_DISPLAY_NAME_CHARS} />
         </label>
         <label>
           Password (a long passphrase; common passwords are refused)

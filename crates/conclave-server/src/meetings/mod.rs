@@ -1,11 +1,7 @@
-//! Live meetings: join tickets, the hub of meeting actors and the signaling
-//! WebSocket that connects participants to them.
+//! Meetings as things people schedule and join: their secrets, and the
+//! way in (`joining.rs`). While people are in a meeting it lives in the
+//! runtime of `crate::live`.
 
-pub mod actor;
 pub mod credentials;
-pub mod hub;
+pub mod joining;
 pub mod secrets;
-pub mod signaling;
-pub mod tickets;
-
-pub use hub::MeetingHub;

@@ -177,9 +177,7 @@ pub async fn change_password(
         detail,
         ..Audit::new("auth.password.change", outcome)
     };
-    accounts::confirm_password(&state, user, req.current_password.clone(), ip, "auth.password.change").await.map_err(
-        |e| if e.code == "invalid-credentials" { e.with_detail("the current password is wrong") } else { e },
-    )?;
+    accounts::confirm_password(&state, user, req.current_password.clone(), ip, "auth.password.change").await?;
     accounts::validate_new_password(&req.new_password, &user.email, &user.display_name)?;
     if req.new_password == req.current_password {
         return Err(ApiError::field("new_password", "must differ from the current password"));

@@ -8,21 +8,20 @@
 use crate::accounts;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, Authed, ClientIp, CurrentSession, MaybeAuthed};
-use crate::meetings::secrets::{self, constant_time_eq};
-use crate::meetings::tickets::TicketGrant;
+use crate::meetings::joining::{self, Account, JoinRefusal};
+use crate::meetings::secrets;
 use crate::state::{Audit, SharedState};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use conclave_proto::problem::FieldError;
 use conclave_proto::signal::{ChatMode, EndReason, PROTOCOL_VERSION};
 use conclave_proto::*;
-use conclave_room::{Identity, PolicyView, ReportRefusal, Standing};
+use conclave_room::{PolicyView, ReportRefusal};
 use conclave_store::{MeetingRow, NewMeeting, NewReport, StoreError};
 use serde::Deserialize;
 use std::net::IpAddr;
 use std::time::Duration;
 
-const TICKET_LIFETIME: Duration = Duration::from_secs(60);
 const MAX_TITLE: usize = 200;
 
 fn view(state: &SharedState, row: &MeetingRow) -> Meeting {
@@ -40,7 +39,7 @@ fn view(state: &SharedState, row: &MeetingRow) -> Meeting {
         passcode: row.secrets.passcode.clone(),
         host_key: row.secrets.host_key.clone(),
         created_at_ms: row.created_at_ms,
-        live: state.hub.is_live(&row.id),
+        live: state.live.is_live(&row.id),
     }
 }
 
@@ -341,8 +340,8 @@ pub async fn delete(
     Path(meeting_id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let row = managed(&state, &current, &meeting_id, ip, "meeting.delete").await?;
-    state.hub.tickets.revoke_meeting(&row.id);
-    state.hub.terminate(&row.id, EndReason::Deleted);
+    state.store.revoke_join_tickets(&row.id).await?;
+    state.live.terminate(&row.id, EndReason::Deleted);
     state.store.delete_meeting(&row.id).await?;
     let audit = Audit::by(&current, ip, "meeting.delete", "success").org(&row.org_id).target(&row.id);
     state.audit(audit).await?;
@@ -373,8 +372,8 @@ pub async fn rotate(
             }
         }
     }
-    state.hub.tickets.revoke_meeting(&row.id);
-    state.hub.host_key_changed(&row.id, &row.secrets.host_key);
+    state.store.revoke_join_tickets(&row.id).await?;
+    state.live.host_key_changed(&row.id, &row.secrets.host_key);
     let audit = Audit::by(&current, ip, "meeting.rotate", "success").org(&row.org_id).target(&row.id);
     state.audit(audit).await?;
     Ok(ApiJson(view(&state, &row)))
@@ -395,139 +394,29 @@ pub async fn join(
     MaybeAuthed(current): MaybeAuthed,
     ApiJson(req): ApiJson<JoinMeetingRequest>,
 ) -> ApiResult<ApiJson<JoinTicket>> {
-    let now = state.now_ms();
-    let ip_locked = state.join_failures.lock().unwrap_or_else(|p| p.into_inner()).locked(&ip, now.max(0) as u64);
-    if let Some(wait) = ip_locked {
-        return Err(ApiError::throttled(wait));
-    }
-    let over_rate = state.join_requests.lock().unwrap_or_else(|p| p.into_inner()).check(ip, now.max(0) as u64);
-    over_rate.map_err(ApiError::throttled)?;
-    let mut errors = Vec::new();
-    let display_name = match conclave_proto::names::display_name(&req.display_name) {
-        Ok(name) => name,
-        Err(err) => {
-            errors.push(FieldError { field: "display_name".into(), message: err.to_string() });
-            String::new()
+    let account = current.as_ref().map(|c| Account { user: &c.user, org: c.org.as_ref().map(|(org, _)| org) });
+    let admission = joining::join(&state, &req, account, ip).await.map_err(|refusal| match refusal {
+        JoinRefusal::Throttled(wait) => ApiError::throttled(wait),
+        JoinRefusal::Invalid(errors) => ApiError::validation(errors),
+        refusal @ JoinRefusal::NoSuchMeeting => {
+            ApiError::new(StatusCode::NOT_FOUND, "meeting-not-found", "No meeting matches")
+                .with_detail(refusal.to_string())
         }
-    };
-    if req.link_secret.is_some() == req.code.is_some() {
-        errors.push(FieldError {
-            field: "link_secret".into(),
-            message: "give either the invite link's secret or the meeting code".into(),
-        });
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::validation(errors));
-    }
-    let meeting = match (&req.link_secret, &req.code) {
-        (Some(secret), _) => state.store.meeting_by_link_secret(secret.trim()).await?,
-        (_, Some(code)) => {
-            let found = state.store.meeting_by_code(&secrets::normalize_code(code)).await?;
-            match found {
-                Some(meeting) => check_meeting_passcode(&state, meeting, req.passcode.as_deref(), ip).await?,
-                None => None,
-            }
-        }
-        _ => None,
-    };
-    let Some(meeting) = meeting else {
-        state.join_failures.lock().unwrap_or_else(|p| p.into_inner()).record_failure(ip, now.max(0) as u64);
-        let audit = Audit {
-            source_ip: Some(ip),
-            detail: "no meeting matches the link, or the code and passcode",
-            ..Audit::new("meeting.join", "failure")
-        };
-        state.audit(audit).await?;
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "meeting-not-found", "No meeting matches")
-            .with_detail("no meeting matches this link, or this code and passcode"));
-    };
-    // Who is joining is what the server knows of them, never what the
-    // client says: the account signed in (and its organisation, shown to
-    // the others) and the address the request came from.
-    let identity = Identity {
-        user_id: current.as_ref().map(|c| c.user.id.clone()),
-        email: current.as_ref().map(|c| c.user.email.clone()),
-        organisation: current.as_ref().and_then(|c| c.org.as_ref()).map(|(org, _)| org.name.clone()),
-        external: current.as_ref().is_some_and(|c| c.org_id() != Some(meeting.org_id.as_str())),
-        ip: Some(ip.to_string()),
-    };
-    let standing = match &current {
-        Some(c) if c.user.id == meeting.host_user_id => Standing::Owner,
-        Some(c) if c.org_id() == Some(&meeting.org_id) && c.user.role.is_some_and(|r| r >= OrgRole::Admin) => {
-            Standing::OrgAdmin
-        }
-        _ => Standing::Ordinary,
-    };
-    let meeting_id_for_ticket = meeting.id.clone();
-    let grant = TicketGrant {
-        meeting_id: meeting.id.clone(),
-        org_id: meeting.org_id.clone(),
-        display_name,
-        identity,
-        standing,
-        expires_at_ms: now + TICKET_LIFETIME.as_millis() as i64,
-    };
-    let ticket = state.hub.tickets.issue(grant, now);
-    state.join_failures.lock().unwrap_or_else(|p| p.into_inner()).record_success(&ip);
+        JoinRefusal::Store(err) => err.into(),
+    })?;
     let ws_origin = state.config.public_origin().replacen("http", "ws", 1);
+    let ticket = admission.ticket;
     Ok(ApiJson(JoinTicket {
-        meeting_id: meeting_id_for_ticket,
+        meeting_id: admission.meeting_id,
         signaling_url: format!("{ws_origin}/api/v1/signal?ticket={}&v={PROTOCOL_VERSION}", ticket.as_str()),
         ticket: ticket.into_string(),
-        expires_in_seconds: TICKET_LIFETIME.as_secs(),
+        expires_in_seconds: joining::TICKET_LIFETIME.as_secs(),
         ice_servers: crate::media::ice_servers(
             state.config.media.as_ref().and_then(|m| m.turn.as_ref()),
             state.now_ms(),
             &format!("{:016x}", rand::random::<u64>()),
         ),
     }))
-}
-
-/// The meeting if `passcode` opens it; wrong passcodes count against the
-/// address and the meeting, so guessing from many addresses also stalls.
-async fn check_meeting_passcode(
-    state: &SharedState,
-    meeting: MeetingRow,
-    passcode: Option<&str>,
-    ip: IpAddr,
-) -> ApiResult<Option<MeetingRow>> {
-    let now = state.now_ms().max(0) as u64;
-    let Some(expected) = meeting.secrets.passcode.clone() else {
-        // No passcode: the waiting room stands behind the code, unless the
-        // organisation has since locked waiting rooms off; then the code
-        // alone would be enough, which it never is.
-        let policy = state.store.org_by_id(&meeting.org_id).await?.map(|(_, p)| p);
-        let forced_open = policy.is_some_and(|p| p.waiting_room.locked && !p.waiting_room.value);
-        return Ok((!forced_open).then_some(meeting));
-    };
-    // While the code path of a meeting is locked for guessing, every
-    // attempt answers like an unknown code: a 429 here would confirm the
-    // code exists. (The invite link is unaffected.)
-    let meeting_locked = state.passcode_failures.lock().unwrap_or_else(|p| p.into_inner()).locked(&meeting.id, now);
-    if meeting_locked.is_some() {
-        let audit = Audit {
-            org_id: Some(&meeting.org_id),
-            target: Some(&meeting.id),
-            source_ip: Some(ip),
-            detail: "code path locked after many wrong passcodes",
-            ..Audit::new("meeting.join", "failure")
-        };
-        state.audit(audit).await?;
-        return Ok(None);
-    }
-    if passcode.is_some_and(|p| constant_time_eq(p.trim(), &expected)) {
-        return Ok(Some(meeting));
-    }
-    state.passcode_failures.lock().unwrap_or_else(|p| p.into_inner()).record_failure(meeting.id.clone(), now);
-    let audit = Audit {
-        org_id: Some(&meeting.org_id),
-        target: Some(&meeting.id),
-        source_ip: Some(ip),
-        detail: "wrong passcode",
-        ..Audit::new("meeting.join", "failure")
-    };
-    state.audit(audit).await?;
-    Ok(None)
 }
 
 /// Report a participant to the organisation's owners and admins. The
@@ -554,7 +443,7 @@ pub async fn report(
         return Err(ApiError::field("reason", "must be 1 to 1000 characters"));
     }
     let meeting = state.store.meeting_by_id(&meeting_id).await?.ok_or_else(|| ApiError::not_found("meeting"))?;
-    let verdict = state.hub.report_parties(&meeting.id, &req.participant_token, req.participant_id).await;
+    let verdict = state.live.report(&meeting.id, &req.participant_token, req.participant_id).await;
     let parties = match verdict {
         Ok(parties) => parties,
         Err(refusal) => {
@@ -641,7 +530,7 @@ pub async fn lift_ban(
 ) -> ApiResult<StatusCode> {
     let row = managed(&state, &current, &meeting_id, ip, "meeting.ban.lift").await?;
     let lifted = state.store.lift_meeting_ban(&row.id, &ban_id).await?.ok_or_else(|| ApiError::not_found("ban"))?;
-    state.hub.bans_lifted(&row.id, lifted);
+    state.live.bans_lifted(&row.id, lifted);
     let audit = Audit::by(&current, ip, "meeting.ban.lift", "success").org(&row.org_id).target(&row.id).detail(&ban_id);
     state.audit(audit).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -664,5 +553,5 @@ pub async fn list_reports(
 
 /// The live room of every meeting of `org_id` learns the new policy.
 pub fn policy_changed(state: &SharedState, org_id: &str, policy: &OrgPolicy) {
-    state.hub.policy_changed(org_id, PolicyView::from_policy(policy));
+    state.live.policy_changed(org_id, PolicyView::from_policy(policy));
 }

@@ -10,8 +10,6 @@ mod policy;
 mod sessions;
 mod two_factor;
 
-pub use policy::{apply_update as apply_policy_update, validate as validate_policy};
-
 use crate::error::ApiError;
 use crate::state::SharedState;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
@@ -37,7 +35,7 @@ use utoipa::{Modify, OpenApi};
         policy::get, policy::update, audit::list,
         meetings::create, meetings::list, meetings::get, meetings::update, meetings::delete, meetings::rotate,
         meetings::join, meetings::report, meetings::list_reports, meetings::list_bans, meetings::lift_ban,
-        crate::meetings::signaling::signal,
+        crate::live::signaling::signal,
     ),
     modifiers(&SecuritySchemes),
     security(("bearer" = []), ("session_cookie" = []))
@@ -102,7 +100,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/meetings/{meeting_id}/reports", post(meetings::report))
         .route("/meetings/{meeting_id}/bans", get(meetings::list_bans))
         .route("/meetings/{meeting_id}/bans/{ban_id}", delete(meetings::lift_ban))
-        .route("/signal", get(crate::meetings::signaling::signal))
+        .route("/signal", get(crate::live::signaling::signal))
         .layer(middleware::from_fn_with_state(state.clone(), origin_guard));
 
     Router::new()

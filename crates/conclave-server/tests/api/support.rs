@@ -4,6 +4,7 @@
 use conclave_client::Client;
 use conclave_proto::{InviteMemberRequest, LoginRequest, LoginResponse, OrgRole, SignupRequest};
 use conclave_server::accounts::{self, NewAccount};
+use conclave_server::live::Transport;
 use conclave_server::{App, ManualClock, ServerConfig, SharedState};
 use conclave_store::testing::TestDatabase;
 use conclave_store::Engine;
@@ -53,6 +54,7 @@ impl TestServer {
         config.limits.sensitive_per_second = 1_000.0;
         config.limits.join_burst = 10_000;
         config.limits.join_per_second = 1_000.0;
+        config.live_transport = TRANSPORT.try_with(|t| *t).unwrap_or_default();
         tweak(&mut config);
         let clock = ManualClock::starting_at(START_MS);
         let app = App::new(store, config, Arc::new(clock.clone()));
@@ -144,26 +146,64 @@ impl Drop for TestServer {
     }
 }
 
-/// Declares `name::sqlite` and `name::postgres`, each given its engine.
+/// Runs the plain async functions named, `async fn name(engine: Engine)`,
+/// on both engines: tests `name::sqlite` and `name::postgres`. (The
+/// functions stay ordinary code, so rustfmt formats them.)
 #[macro_export]
 macro_rules! on_both_engines {
-    ($(#[$meta:meta])* async fn $name:ident($engine:ident: Engine) $body:block) => {
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-            async fn run($engine: conclave_store::Engine) $body
+    ($($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name(conclave_store::Engine::Sqlite).await
+                }
 
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                run(conclave_store::Engine::Sqlite).await
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name(conclave_store::Engine::Postgres).await
+                }
             }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                run(conclave_store::Engine::Postgres).await
-            }
-        }
+        )+
     };
+}
+
+/// As [`on_both_engines!`], and once more with the live-meeting runtime's
+/// loopback transport (`name::loopback`, on SQLite): every command to a
+/// meeting and every message out of it crosses as JSON and back, as it
+/// would between nodes, and the test must pass the same.
+#[macro_export]
+macro_rules! on_both_engines_and_loopback {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name(conclave_store::Engine::Sqlite).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name(conclave_store::Engine::Postgres).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn loopback() {
+                    $crate::support::through_loopback(super::$name(conclave_store::Engine::Sqlite)).await
+                }
+            }
+        )+
+    };
+}
+
+tokio::task_local! {
+    /// How the test servers started in this test reach their live meetings.
+    static TRANSPORT: Transport;
+}
+
+/// Runs a test whose servers use the loopback transport.
+pub async fn through_loopback(test: impl std::future::Future<Output = ()>) {
+    TRANSPORT.scope(Transport::Loopback, test).await
 }
 
 /// Asserts that a client call failed with this status and problem code.

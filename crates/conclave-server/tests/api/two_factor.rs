@@ -7,6 +7,7 @@ use conclave_auth::Totp;
 use conclave_client::{Client, ClientError};
 use conclave_proto::*;
 use conclave_server::Clock;
+use conclave_store::Engine;
 use std::time::Duration;
 
 pub(crate) fn code(srv: &TestServer, secret: &str) -> String {
@@ -26,77 +27,93 @@ pub(crate) async fn enrol(srv: &TestServer, client: &Client) -> (String, Vec<Str
     (enrolment.secret, codes)
 }
 
-on_both_engines! {
-    async fn totp_sign_in_refuses_replay_and_recovery_codes_work_once(engine: Engine) {
-        let srv = TestServer::start(engine).await;
-        let (owner, _) = srv.org_with_owner("owner@acme.test", "Acme").await;
-        let (secret, codes) = enrol(&srv, &owner).await;
-        assert_eq!(codes.len(), 10);
-        assert!(owner.me().await.unwrap().user.two_factor_enabled);
-        assert_problem!(owner.totp_enroll().await, 409, "totp-already-enabled");
+on_both_engines!(totp_sign_in_refuses_replay_and_recovery_codes_work_once);
+async fn totp_sign_in_refuses_replay_and_recovery_codes_work_once(engine: Engine) {
+    let srv = TestServer::start(engine).await;
+    let (owner, _) = srv.org_with_owner("owner@acme.test", "Acme").await;
+    let (secret, codes) = enrol(&srv, &owner).await;
+    assert_eq!(codes.len(), 10);
+    assert!(owner.me().await.unwrap().user.two_factor_enabled);
+    assert_problem!(owner.totp_enroll().await, 409, "totp-already-enabled");
 
-        let anon = srv.client();
-        assert_problem!(anon.login(&login("owner@acme.test", None, None)).await, 401, "totp-required");
-        assert_problem!(anon.login(&login("owner@acme.test", Some("123456".into()), None)).await, 401, "invalid-second-factor");
-        // The code used to confirm enrolment is already spent.
-        assert_problem!(anon.login(&login("owner@acme.test", Some(code(&srv, &secret)), None)).await, 401, "invalid-second-factor");
-        srv.clock.advance(Duration::from_secs(30));
-        let fresh = code(&srv, &secret);
-        anon.login(&login("owner@acme.test", Some(fresh.clone()), None)).await.expect("a fresh code signs in");
-        let replay = anon.login(&login("owner@acme.test", Some(fresh), None)).await.unwrap_err();
-        assert_eq!(replay.code(), Some("invalid-second-factor"));
-        let ClientError::Api(problem) = replay else { unreachable!() };
-        assert!(problem.detail.unwrap().contains("already used"));
+    let anon = srv.client();
+    assert_problem!(anon.login(&login("owner@acme.test", None, None)).await, 401, "totp-required");
+    assert_problem!(
+        anon.login(&login("owner@acme.test", Some("123456".into()), None)).await,
+        401,
+        "invalid-second-factor"
+    );
+    // The code used to confirm enrolment is already spent.
+    assert_problem!(
+        anon.login(&login("owner@acme.test", Some(code(&srv, &secret)), None)).await,
+        401,
+        "invalid-second-factor"
+    );
+    srv.clock.advance(Duration::from_secs(30));
+    let fresh = code(&srv, &secret);
+    anon.login(&login("owner@acme.test", Some(fresh.clone()), None)).await.expect("a fresh code signs in");
+    let replay = anon.login(&login("owner@acme.test", Some(fresh), None)).await.unwrap_err();
+    assert_eq!(replay.code(), Some("invalid-second-factor"));
+    let ClientError::Api(problem) = replay else { unreachable!() };
+    assert!(problem.detail.unwrap().contains("already used"));
 
-        let recovery = codes[3].to_uppercase();
-        anon.login(&login("owner@acme.test", None, Some(recovery.clone()))).await.expect("recovery code signs in");
-        assert_problem!(anon.login(&login("owner@acme.test", None, Some(recovery))).await, 401, "invalid-second-factor");
-        // Regenerating replaces every code.
-        let new_codes = owner.regenerate_recovery_codes(PASSWORD).await.unwrap().recovery_codes;
-        assert_problem!(anon.login(&login("owner@acme.test", None, Some(codes[4].clone()))).await, 401, "invalid-second-factor");
-        anon.login(&login("owner@acme.test", None, Some(new_codes[0].clone()))).await.unwrap();
-        assert_eq!(srv.audit_count("auth.2fa.enable", "success").await, 1);
-        assert!(srv.audit_count("auth.login", "failure").await >= 5);
-    }
+    let recovery = codes[3].to_uppercase();
+    anon.login(&login("owner@acme.test", None, Some(recovery.clone()))).await.expect("recovery code signs in");
+    assert_problem!(anon.login(&login("owner@acme.test", None, Some(recovery))).await, 401, "invalid-second-factor");
+    // Regenerating replaces every code.
+    let new_codes = owner.regenerate_recovery_codes(PASSWORD).await.unwrap().recovery_codes;
+    assert_problem!(
+        anon.login(&login("owner@acme.test", None, Some(codes[4].clone()))).await,
+        401,
+        "invalid-second-factor"
+    );
+    anon.login(&login("owner@acme.test", None, Some(new_codes[0].clone()))).await.unwrap();
+    assert_eq!(srv.audit_count("auth.2fa.enable", "success").await, 1);
+    assert!(srv.audit_count("auth.login", "failure").await >= 5);
 }
 
-on_both_engines! {
-    async fn an_org_that_requires_2fa_makes_members_enrol_before_anything_else(engine: Engine) {
-        let srv = TestServer::start(engine).await;
-        let (owner, login_resp) = srv.org_with_owner("owner@acme.test", "Acme").await;
-        let org_id = login_resp.user.org_id.clone().unwrap();
-        let (_, _) = srv.add_member(&owner, &org_id, "member@acme.test", OrgRole::Member).await;
-        let policy = owner.update_org_policy(&org_id, &OrgPolicyUpdate { require_2fa: Some(Setting::locked(true)), ..Default::default() }).await.unwrap();
-        assert_eq!(policy.require_2fa, Setting::locked(true));
+on_both_engines!(an_org_that_requires_2fa_makes_members_enrol_before_anything_else);
+async fn an_org_that_requires_2fa_makes_members_enrol_before_anything_else(engine: Engine) {
+    let srv = TestServer::start(engine).await;
+    let (owner, login_resp) = srv.org_with_owner("owner@acme.test", "Acme").await;
+    let org_id = login_resp.user.org_id.clone().unwrap();
+    let (_, _) = srv.add_member(&owner, &org_id, "member@acme.test", OrgRole::Member).await;
+    let policy = owner
+        .update_org_policy(&org_id, &OrgPolicyUpdate { require_2fa: Some(Setting::locked(true)), ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(policy.require_2fa, Setting::locked(true));
 
-        // The member signs in, but until enrolled can only enrol.
-        let signed_in = srv.client().login(&login("member@acme.test", None, None)).await.unwrap();
-        assert!(signed_in.two_factor_enrollment_required);
-        let member = srv.client().authenticated(&signed_in.token);
-        assert!(member.me().await.unwrap().two_factor_enrollment_required);
-        assert_problem!(member.get_org_policy(&org_id).await, 403, "two-factor-enrollment-required");
-        assert_problem!(member.create_access_token(&CreateAccessTokenRequest { name: "x".into(), expires_in_days: None }).await, 403, "two-factor-enrollment-required");
-        let (secret, _) = enrol(&srv, &member).await;
-        member.get_org_policy(&org_id).await.expect("enrolled members proceed");
-        // 2FA cannot be turned off while the organisation requires it.
-        assert_problem!(member.totp_disable(PASSWORD).await, 403, "forbidden");
-        // And from now on a code is needed to sign in.
-        assert_problem!(srv.client().login(&login("member@acme.test", None, None)).await, 401, "totp-required");
-        srv.clock.advance(Duration::from_secs(30));
-        srv.client().login(&login("member@acme.test", Some(code(&srv, &secret)), None)).await.unwrap();
-        // The owner, enrolled nowhere yet, is held to the same rule.
-        assert_problem!(owner.list_members(&org_id).await, 403, "two-factor-enrollment-required");
-    }
+    // The member signs in, but until enrolled can only enrol.
+    let signed_in = srv.client().login(&login("member@acme.test", None, None)).await.unwrap();
+    assert!(signed_in.two_factor_enrollment_required);
+    let member = srv.client().authenticated(&signed_in.token);
+    assert!(member.me().await.unwrap().two_factor_enrollment_required);
+    assert_problem!(member.get_org_policy(&org_id).await, 403, "two-factor-enrollment-required");
+    assert_problem!(
+        member.create_access_token(&CreateAccessTokenRequest { name: "x".into(), expires_in_days: None }).await,
+        403,
+        "two-factor-enrollment-required"
+    );
+    let (secret, _) = enrol(&srv, &member).await;
+    member.get_org_policy(&org_id).await.expect("enrolled members proceed");
+    // 2FA cannot be turned off while the organisation requires it.
+    assert_problem!(member.totp_disable(PASSWORD).await, 403, "forbidden");
+    // And from now on a code is needed to sign in.
+    assert_problem!(srv.client().login(&login("member@acme.test", None, None)).await, 401, "totp-required");
+    srv.clock.advance(Duration::from_secs(30));
+    srv.client().login(&login("member@acme.test", Some(code(&srv, &secret)), None)).await.unwrap();
+    // The owner, enrolled nowhere yet, is held to the same rule.
+    assert_problem!(owner.list_members(&org_id).await, 403, "two-factor-enrollment-required");
 }
 
-on_both_engines! {
-    async fn two_factor_can_be_turned_off_with_the_password_when_not_required(engine: Engine) {
-        let srv = TestServer::start(engine).await;
-        let (owner, _) = srv.org_with_owner("owner@acme.test", "Acme").await;
-        enrol(&srv, &owner).await;
-        assert_problem!(owner.totp_disable("not my password at all").await, 401, "invalid-credentials");
-        owner.totp_disable(PASSWORD).await.unwrap();
-        srv.client().login(&login("owner@acme.test", None, None)).await.expect("password alone again");
-        assert_eq!(srv.audit_count("auth.2fa.disable", "success").await, 1);
-    }
+on_both_engines!(two_factor_can_be_turned_off_with_the_password_when_not_required);
+async fn two_factor_can_be_turned_off_with_the_password_when_not_required(engine: Engine) {
+    let srv = TestServer::start(engine).await;
+    let (owner, _) = srv.org_with_owner("owner@acme.test", "Acme").await;
+    enrol(&srv, &owner).await;
+    assert_problem!(owner.totp_disable("not my password at all").await, 401, "invalid-credentials");
+    owner.totp_disable(PASSWORD).await.unwrap();
+    srv.client().login(&login("owner@acme.test", None, None)).await.expect("password alone again");
+    assert_eq!(srv.audit_count("auth.2fa.disable", "success").await, 1);
 }

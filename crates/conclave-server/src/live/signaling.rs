@@ -5,8 +5,8 @@
 //! actor, refusing malformed, oversized and flooding input with an `error`
 //! message that changes nothing.
 
-use super::actor::{ConnId, Outbound, OUTBOX_CAPACITY};
-use super::hub::Command;
+use super::protocol::Frame;
+use super::{DirectoryError, JoinError, Seated};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ClientIp;
 use crate::state::{Audit, SharedState};
@@ -15,22 +15,18 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::response::Response;
-use conclave_auth::OpaqueToken;
+use conclave_auth::TokenBucket;
 use conclave_proto::signal::{
     ClientMessage, ServerMessage, MAX_MESSAGE_BYTES, MAX_SDP_MESSAGE_BYTES, PROTOCOL_VERSION,
 };
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+use std::time::Duration;
 use tracing::Instrument;
 
 /// A connection that says nothing for this long is considered gone (clients ping every 20 s).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// Messages a participant may send at once, and per second after that.
-const BURST: f64 = 40.0;
-const PER_SECOND: f64 = 20.0;
 /// Read buffer per connection; larger messages still arrive, in several reads.
 pub const SOCKET_BUFFER_BYTES: usize = 4 * 1024;
 /// Consecutive refused messages after which the connection is closed.
@@ -48,7 +44,7 @@ pub struct SignalQuery {
 
 enum Entry {
     Join(super::tickets::TicketGrant),
-    Resume(String),
+    Resume { meeting_id: String, token: String },
 }
 
 /// Open the meeting's signaling WebSocket with a join ticket or a resume token.
@@ -80,8 +76,9 @@ pub async fn signal(
         ApiError::new(rejection.status(), "websocket-required", "This endpoint is a WebSocket")
             .with_detail(rejection.body_text())
     })?;
+    let now = state.now_ms();
     let entry = match (query.ticket, query.resume) {
-        (Some(ticket), None) => match state.hub.tickets.redeem(&ticket, state.now_ms()) {
+        (Some(ticket), None) => match super::tickets::redeem(&state.store, &ticket, now).await? {
             Some(grant) => Entry::Join(grant),
             None => {
                 let audit = Audit {
@@ -93,15 +90,20 @@ pub async fn signal(
                 return Err(invalid_ticket());
             }
         },
-        (None, Some(resume)) if state.hub.knows_resume_token(&resume) => Entry::Resume(resume),
-        (None, Some(_)) => {
-            let audit =
-                Audit { source_ip: Some(ip), detail: "unknown resume token", ..Audit::new("meeting.signal", "denied") };
-            state.audit(audit).await?;
-            return Err(
-                invalid_ticket().with_detail("the resume token is unknown or its meeting has closed; join again")
-            );
-        }
+        (None, Some(resume)) => match super::tickets::resume_meeting(&state.store, &resume).await? {
+            Some(meeting_id) if state.live.is_live(&meeting_id) => Entry::Resume { meeting_id, token: resume },
+            _ => {
+                let audit = Audit {
+                    source_ip: Some(ip),
+                    detail: "unknown resume token",
+                    ..Audit::new("meeting.signal", "denied")
+                };
+                state.audit(audit).await?;
+                return Err(
+                    invalid_ticket().with_detail("the resume token is unknown or its meeting has closed; join again")
+                );
+            }
+        },
         _ => return Err(invalid_ticket().with_detail("give exactly one of ticket or resume")),
     };
     Ok(upgrade
@@ -121,50 +123,61 @@ fn invalid_ticket() -> ApiError {
 }
 
 async fn connection(state: SharedState, socket: WebSocket, entry: Entry, ip: IpAddr) {
-    let conn = state.hub.next_conn_id();
-    let span = match &entry {
-        Entry::Join(grant) => tracing::info_span!("participant", meeting = %grant.meeting_id, conn),
-        Entry::Resume(_) => tracing::info_span!("participant", meeting = tracing::field::Empty, conn),
+    let meeting = match &entry {
+        Entry::Join(grant) => grant.meeting_id.clone(),
+        Entry::Resume { meeting_id, .. } => meeting_id.clone(),
     };
-    serve(state, socket, entry, ip, conn).instrument(span).await
+    let span = tracing::info_span!("participant", meeting = %meeting, connection = tracing::field::Empty);
+    serve(state, socket, entry, ip).instrument(span).await
 }
 
-async fn serve(state: SharedState, socket: WebSocket, entry: Entry, ip: IpAddr, conn: ConnId) {
-    let (mut sink, mut stream) = socket.split();
-    let (outbox, mut inbox) = mpsc::channel(OUTBOX_CAPACITY);
-    let commands = match entry {
+/// Seats the connection: a ticket's holder in a new seat (or their
+/// account's seat), a resume token's holder in its seat.
+async fn seat(state: &SharedState, entry: Entry) -> Result<Seated, String> {
+    match entry {
         Entry::Join(grant) => {
-            let resume_token = OpaqueToken::generate_with_prefix("rs_").into_string();
-            state.hub.join(&state, grant, conn, resume_token, outbox).await.map_err(|e| e.detail.unwrap_or_default())
+            let token = super::tickets::new_resume_token(&state.store, &grant.meeting_id, state.now_ms())
+                .await
+                .map_err(|e| e.to_string())?;
+            state.live.join(&state.store, &grant, &token).await.map_err(|e| match e {
+                JoinError::Directory(DirectoryError::Busy) => "the meeting is busy; try again".to_owned(),
+                other => format!("{other}; join again"),
+            })
         }
-        Entry::Resume(token) => state
-            .hub
-            .resume(&token, conn, outbox)
+        Entry::Resume { meeting_id, token } => state
+            .live
+            .resume(&meeting_id, &token)
             .await
             .ok_or_else(|| "the resume token is unknown or its seat is gone; join again".to_owned()),
-    };
-    let commands = match commands {
-        Ok(commands) => commands,
+    }
+}
+
+async fn serve(state: SharedState, socket: WebSocket, entry: Entry, ip: IpAddr) {
+    let (mut sink, mut stream) = socket.split();
+    let Seated { meeting_id, connection, mut frames } = match seat(&state, entry).await {
+        Ok(seated) => seated,
         Err(message) => {
             let _ = send(&mut sink, &ServerMessage::error("cannot_join", message, None)).await;
             let _ = sink.send(Message::Close(None)).await;
             return;
         }
     };
+    tracing::Span::current().record("connection", connection);
     state.metrics.signaling_connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let mut bucket = (BURST, Instant::now());
+    let limits = &state.config.limits;
+    let mut bucket = TokenBucket::new(limits.signaling_burst, limits.signaling_per_second, clock(&state));
     let mut strikes = 0u32;
     // Only what the participant sends keeps the connection alive.
     let mut heard_at = tokio::time::Instant::now();
     loop {
         tokio::select! {
-            outbound = inbox.recv() => match outbound {
-                Some(Outbound::Message(message)) => {
+            frame = frames.recv() => match frame {
+                Some(Frame::Message { message }) => {
                     if send(&mut sink, &message).await.is_err() {
                         break;
                     }
                 }
-                Some(Outbound::Close) | None => {
+                Some(Frame::Close) | None => {
                     let _ = sink.send(Message::Close(None)).await;
                     break;
                 }
@@ -181,10 +194,10 @@ async fn serve(state: SharedState, socket: WebSocket, entry: Entry, ip: IpAddr, 
                     Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
                     Ok(Some(Ok(Message::Close(_)))) | Ok(Some(Err(_))) | Ok(None) | Err(_) => break,
                 };
-                match parse(&text, &mut bucket) {
+                match parse(&text, &mut bucket, clock(&state)) {
                     Ok(message) => {
                         strikes = 0;
-                        if commands.try_send(Command::Message { conn, message }).is_err() {
+                        if state.live.message(&meeting_id, connection, message).is_err() {
                             let _ = send(&mut sink, &ServerMessage::error("overloaded", "the meeting is overloaded; slow down", None)).await;
                         }
                     }
@@ -205,8 +218,13 @@ async fn serve(state: SharedState, socket: WebSocket, entry: Entry, ip: IpAddr, 
             }
         }
     }
-    let _ = commands.try_send(Command::Closed { conn });
+    state.live.closed(&meeting_id, connection);
     state.metrics.signaling_connections.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The server's clock for the rate limit (a test's manual clock moves it).
+fn clock(state: &SharedState) -> u64 {
+    state.now_ms().max(0) as u64
 }
 
 /// WebSocket close code for a policy violation (RFC 6455 §7.4.1).
@@ -248,14 +266,10 @@ impl RefusalCode for ServerMessage {
 }
 
 /// Size, rate and shape checks for one incoming message.
-fn parse(text: &str, bucket: &mut (f64, Instant)) -> Result<ClientMessage, Box<ServerMessage>> {
-    let (tokens, at) = bucket;
-    *tokens = (*tokens + at.elapsed().as_secs_f64() * PER_SECOND).min(BURST);
-    *at = Instant::now();
-    if *tokens < 1.0 {
+fn parse(text: &str, bucket: &mut TokenBucket, now_ms: u64) -> Result<ClientMessage, Box<ServerMessage>> {
+    if bucket.take(now_ms).is_err() {
         return Err(Box::new(ServerMessage::error("rate_limited", "too many messages; slow down", None)));
     }
-    *tokens -= 1.0;
     let too_large =
         |limit: usize| Box::new(ServerMessage::error("too_large", format!("messages are at most {limit} bytes"), None));
     if text.len() > MAX_SDP_MESSAGE_BYTES {
