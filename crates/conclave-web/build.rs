@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 /// the clone being built, not of the one built first.
 const DIST: &str = "../../web/dist";
 
+/// Left in `web/dist` by `CONCLAVE_WEB_TEST_HOOKS=1 npm run build`.
+const TEST_HOOKS_MARK: &str = "/TEST-HOOKS";
+
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let dist = manifest.join(DIST);
@@ -18,6 +21,14 @@ fn main() {
     let mut files = Vec::new();
     if dist.is_dir() {
         collect(&dist, &dist, &mut files);
+    }
+    // The browser tests' build exposes the meeting's internals on
+    // `window.__conclave`; a release binary must never serve it.
+    if files.iter().any(|(route, _)| route == TEST_HOOKS_MARK) {
+        if std::env::var("PROFILE").as_deref() == Ok("release") {
+            panic!("web/dist was built for the browser tests (with test hooks); run `cargo xtask web` first");
+        }
+        files.retain(|(route, _)| route != TEST_HOOKS_MARK);
     }
     files.sort();
     let mut out = String::from("pub static FILES: &[(&str, &[u8])] = &[\n");

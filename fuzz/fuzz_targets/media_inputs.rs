@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 fuzz_target!(|data: &[u8]| {
     let start = Instant::now();
     let advertised: SocketAddr = "127.0.0.1:4000".parse().unwrap();
-    let mut sfu = Sfu::new(SfuConfig { advertised, initial_bitrate_kbps: 1000, tap: None }, start);
+    let mut sfu = Sfu::new(SfuConfig::new(advertised, 1000), start);
     let meeting = MeetingKey::from("m");
     let rights = Rights { microphone: true, camera: true, screen: false };
     for participant in [1, 2] {

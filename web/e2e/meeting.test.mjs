@@ -150,6 +150,9 @@ async function main() {
     await host.getByRole("button", { name: "Join" }).click();
     await host.getByRole("button", { name: "Participants" }).waitFor({ timeout: TIMEOUT });
     await shot(host, "host-in-meeting");
+    if (!(await host.evaluate(() => "__conclave" in window))) {
+      throw new Error("the served app has no test hooks: build it with `cargo xtask web --test-hooks`, then rebuild the binary");
+    }
 
     // Two guests knock; while waiting they have no media, roster or chat.
     const guests = [];

@@ -12,7 +12,7 @@
 
 mod typescript;
 
-use conclave_proto::{audit, auth, meeting, names, org, problem, signal};
+use conclave_proto::{audit, auth, device, meeting, names, org, problem, signal};
 use schemars::generate::{SchemaGenerator, SchemaSettings};
 use schemars::JsonSchema;
 use serde_json::{Map, Value};
@@ -81,6 +81,7 @@ fn read_by_the_server() -> Map<String, Value> {
     schemas.add::<auth::TotpConfirmRequest>();
     schemas.add::<auth::PasswordConfirmation>();
     schemas.add::<auth::CreateAccessTokenRequest>();
+    schemas.add::<device::RegisterDeviceRequest>();
     schemas.add::<meeting::CreateMeetingRequest>();
     schemas.add::<meeting::UpdateMeetingRequest>();
     schemas.add::<meeting::JoinMeetingRequest>();
@@ -103,6 +104,8 @@ fn written_by_the_server() -> Map<String, Value> {
     schemas.add::<auth::RecoveryCodesResponse>();
     schemas.add::<auth::SessionList>();
     schemas.add::<auth::AccessTokenCreated>();
+    schemas.add::<device::DeviceList>();
+    schemas.add::<device::DeviceRegistration>();
     schemas.add::<meeting::Meeting>();
     schemas.add::<meeting::MeetingList>();
     schemas.add::<meeting::JoinTicket>();

@@ -13,8 +13,12 @@
 //!   types of conclave-proto (`web/src/generated/protocol.ts`); with
 //!   `--check`, fail if that file is stale instead (the workspace's tests
 //!   check it too).
+//! - `tidy`: check that ARCHITECTURE.md's paths exist, that every JSON
+//!   example of `docs/protocol.md` is the message it illustrates, and that
+//!   the production binary has no test hooks (the workspace's tests run it).
 
 mod codegen;
+mod tidy;
 mod wasm;
 mod web;
 
@@ -30,12 +34,13 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("run") => run(&args[1..]),
         Some("test") => test(&args[1..]),
-        Some("web") => web::build(),
+        Some("web") => web::build(args[1..].iter().any(|a| a == "--test-hooks")),
         Some("codegen") => codegen::run(&args[1..]),
+        Some("tidy") => tidy::run(),
         _ => {
             eprintln!(
-                "usage: cargo xtask run [serve options...] | cargo xtask test [cargo test options...] | cargo xtask web \
-                 | cargo xtask codegen [--check]"
+                "usage: cargo xtask run [serve options...] | cargo xtask test [cargo test options...] | cargo xtask web [--test-hooks] \
+                 | cargo xtask codegen [--check] | cargo xtask tidy"
             );
             return ExitCode::from(2);
         }
@@ -65,7 +70,7 @@ fn status(command: &mut Command) -> Result<(), String> {
 
 fn run(serve_args: &[String]) -> Result<(), String> {
     ensure_debian_packages(&[("pkg-config", "pkg-config"), ("/usr/include/openssl/ssl.h", "libssl-dev")])?;
-    web::build()?;
+    web::build(false)?;
     status(cargo().args(["run", "--release", "--package", "conclave", "--", "serve"]).args(serve_args))
 }
 
@@ -77,7 +82,7 @@ fn test(cargo_args: &[String]) -> Result<(), String> {
         ("/usr/include/openssl/ssl.h", "libssl-dev"),
         ("/usr/bin/chromium", "chromium"),
     ])?;
-    web::build()?;
+    web::build(true)?;
     let mut command = cargo();
     command.args(["test", "--workspace", "--no-fail-fast"]).args(cargo_args).stdout(Stdio::piped());
     if std::env::var_os("CONCLAVE_TEST_POSTGRES_URL").is_none() {

@@ -25,7 +25,8 @@ fn web() -> PathBuf {
 /// `npm install` when the installed packages are missing or older than the
 /// lock file, then `npm run build`. (Not `npm ci`: npm 11 leaves other
 /// platforms' optional packages out of the lock file and then refuses it.)
-pub fn build() -> Result<(), String> {
+/// `test_hooks` builds the browser tests' variant, with `window.__conclave`.
+pub fn build(test_hooks: bool) -> Result<(), String> {
     super::codegen::run(&["--check"])?;
     super::wasm::build()?;
     let web = web();
@@ -38,7 +39,10 @@ pub fn build() -> Result<(), String> {
         eprintln!("xtask: installing the web app's npm packages");
         super::status(Command::new("npm").args(["install", "--no-audit", "--no-fund"]).current_dir(&web))?;
     }
-    super::status(Command::new("npm").args(["run", "--silent", "build"]).current_dir(&web))
+    let mut npm = Command::new("npm");
+    npm.args(["run", "--silent", "build"]).current_dir(&web);
+    npm.env("CONCLAVE_WEB_TEST_HOOKS", if test_hooks { "1" } else { "0" });
+    super::status(&mut npm)
 }
 
 /// The debug `conclave` binary `cargo test` built.

@@ -241,6 +241,18 @@ impl Client {
         self.json(Method::POST, &format!("/api/v1/meetings/{meeting_id}/reports"), Some(req)).await
     }
 
+    pub async fn list_devices(&self) -> Result<DeviceList> {
+        self.json::<_, ()>(Method::GET, "/api/v1/me/devices", None).await
+    }
+
+    pub async fn register_device(&self, req: &RegisterDeviceRequest) -> Result<DeviceRegistration> {
+        self.json(Method::POST, "/api/v1/me/devices", Some(req)).await
+    }
+
+    pub async fn revoke_device(&self, device_id: &str) -> Result<()> {
+        self.empty::<()>(Method::DELETE, &format!("/api/v1/me/devices/{device_id}"), None).await
+    }
+
     pub async fn list_meeting_bans(&self, meeting_id: &str) -> Result<MeetingBanList> {
         self.json::<_, ()>(Method::GET, &format!("/api/v1/meetings/{meeting_id}/bans"), None).await
     }

@@ -1,14 +1,15 @@
 //! Checking the server's device credentials (see
 //! [`conclave_proto::credential`]) and remembering which device keys each
-//! account has used, so a new one is shown to everyone in the meeting.
+//! account has used, so a new one is shown to everyone in the group.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use conclave_proto::credential::{DeviceCredential, SignedCredential};
-use data_encoding::{BASE64, HEXLOWER};
+use data_encoding::BASE64;
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
-use sha2::Digest;
+
+pub use conclave_proto::device::fingerprint;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CredentialError {
@@ -18,13 +19,26 @@ pub enum CredentialError {
     Forged,
     #[error("the credential vouches for another device key")]
     WrongKey,
-    #[error("the credential is for another meeting")]
-    OtherMeeting,
 }
 
-/// The server's credential authority, by its Ed25519 public key.
-#[derive(Debug, Clone)]
+/// The server's credential authority, by its Ed25519 public key (kept by
+/// devices as the base64 text the server sent).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct Authority(VerifyingKey);
+
+impl TryFrom<String> for Authority {
+    type Error = CredentialError;
+    fn try_from(key: String) -> Result<Self, CredentialError> {
+        Self::from_base64(&key)
+    }
+}
+
+impl From<Authority> for String {
+    fn from(authority: Authority) -> String {
+        BASE64.encode(authority.0.as_bytes())
+    }
+}
 
 impl Authority {
     pub fn from_base64(key: &str) -> Result<Self, CredentialError> {
@@ -34,13 +48,9 @@ impl Authority {
     }
 
     /// Checks a leaf's credential: signed by this authority, for the key
-    /// the leaf signs with, in `meeting_id` (when known).
-    pub fn verify(
-        &self,
-        identity: &[u8],
-        leaf_signature_key: &[u8],
-        meeting_id: Option<&str>,
-    ) -> Result<DeviceCredential, CredentialError> {
+    /// the leaf signs with. Whose device it is (the owner) is for the caller
+    /// to hold against what the server said it would be.
+    pub fn verify(&self, identity: &[u8], leaf_signature_key: &[u8]) -> Result<DeviceCredential, CredentialError> {
         let signed = SignedCredential::from_bytes(identity).ok_or(CredentialError::Malformed)?;
         let signature = BASE64.decode(signed.signature.as_bytes()).map_err(|_| CredentialError::Malformed)?;
         let signature = Signature::from_slice(&signature).map_err(|_| CredentialError::Malformed)?;
@@ -51,19 +61,8 @@ impl Authority {
         if BASE64.decode(credential.signature_key.as_bytes()).ok().as_deref() != Some(leaf_signature_key) {
             return Err(CredentialError::WrongKey);
         }
-        if meeting_id.is_some_and(|m| m != credential.meeting_id) {
-            return Err(CredentialError::OtherMeeting);
-        }
         Ok(credential)
     }
-}
-
-/// A device key as people compare it: 20 hex digits of its SHA-256, in
-/// groups of four.
-pub fn fingerprint(signature_key: &[u8]) -> String {
-    let digest = sha2::Sha256::digest(signature_key);
-    let hex = HEXLOWER.encode(&digest[..10]);
-    hex.as_bytes().chunks(4).map(|c| std::str::from_utf8(c).expect("hex")).collect::<Vec<_>>().join(" ")
 }
 
 /// Every device key seen for each account, kept by the device between
@@ -101,11 +100,12 @@ mod tests {
     use super::*;
     use ed25519_dalek::{Signer, SigningKey};
 
-    fn issue(authority: &SigningKey, meeting: &str, key: &[u8]) -> Vec<u8> {
+    fn issue(authority: &SigningKey, device: &str, key: &[u8]) -> Vec<u8> {
         let body = serde_json::to_string(&DeviceCredential {
-            meeting_id: meeting.into(),
-            participant_id: 7,
-            user_id: Some("u-ada".into()),
+            owner: conclave_proto::credential::DeviceOwner::Account {
+                user_id: "u-ada".into(),
+                device_id: device.into(),
+            },
             display_name: "Ada".into(),
             signature_key: BASE64.encode(key),
             issued_at_ms: 0,
@@ -120,24 +120,26 @@ mod tests {
     }
 
     #[test]
-    fn a_credential_holds_only_for_its_key_its_meeting_and_its_authority() {
+    fn a_credential_holds_only_for_its_key_and_its_authority() {
         let server = SigningKey::from_bytes(&[1; 32]);
-        let credential = issue(&server, "m1", b"device-key");
+        let credential = issue(&server, "d1", b"device-key");
         let authority = authority_of(&server);
-        assert_eq!(authority.verify(&credential, b"device-key", Some("m1")).unwrap().display_name, "Ada");
-        assert_eq!(authority.verify(&credential, b"other-key", Some("m1")), Err(CredentialError::WrongKey));
-        assert_eq!(authority.verify(&credential, b"device-key", Some("m2")), Err(CredentialError::OtherMeeting));
+        assert_eq!(authority.verify(&credential, b"device-key").unwrap().display_name, "Ada");
+        assert_eq!(authority.verify(&credential, b"other-key"), Err(CredentialError::WrongKey));
         let impostor = SigningKey::from_bytes(&[2; 32]);
-        assert_eq!(authority_of(&impostor).verify(&credential, b"device-key", None), Err(CredentialError::Forged));
-        assert_eq!(authority.verify(b"ada", b"device-key", None), Err(CredentialError::Malformed));
+        assert_eq!(authority_of(&impostor).verify(&credential, b"device-key"), Err(CredentialError::Forged));
+        assert_eq!(authority.verify(b"ada", b"device-key"), Err(CredentialError::Malformed));
+        // Kept by devices as text, and read back the same.
+        let kept = serde_json::to_string(&authority).unwrap();
+        assert_eq!(serde_json::from_str::<Authority>(&kept).unwrap(), authority);
     }
 
     #[test]
     fn a_changed_body_breaks_the_signature() {
         let server = SigningKey::from_bytes(&[1; 32]);
-        let mut signed = SignedCredential::from_bytes(&issue(&server, "m1", b"k")).unwrap();
+        let mut signed = SignedCredential::from_bytes(&issue(&server, "d1", b"k")).unwrap();
         signed.body = signed.body.replace("Ada", "Eve");
-        assert_eq!(authority_of(&server).verify(&signed.to_bytes(), b"k", None), Err(CredentialError::Forged));
+        assert_eq!(authority_of(&server).verify(&signed.to_bytes(), b"k"), Err(CredentialError::Forged));
     }
 
     #[test]

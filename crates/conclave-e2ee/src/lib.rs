@@ -20,6 +20,7 @@
 
 pub mod agent;
 pub mod credential;
+pub mod group;
 pub mod keys;
 pub mod mls;
 pub mod session;

@@ -10,6 +10,7 @@ use openmls_basic_credential::SignatureKeyPair;
 use openmls_rust_crypto::OpenMlsRustCrypto;
 
 use crate::sframe::CipherSuite;
+use data_encoding::BASE64;
 
 /// The group's MLS cipher suite: X25519, AES-128-GCM, SHA-256, Ed25519.
 const MLS_SUITE: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
@@ -123,6 +124,15 @@ pub trait GroupMember {
     fn sframe_epoch_secret(&self, suite: CipherSuite) -> Result<Vec<u8>, MlsError>;
 }
 
+/// What [`OpenMlsMember::export_state`] writes: JSON, bytes in base64.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct KeptState {
+    signer: String,
+    identity: String,
+    group_id: Option<String>,
+    storage: Vec<(String, String)>,
+}
+
 /// [`GroupMember`] on openmls with its RustCrypto provider.
 pub struct OpenMlsMember {
     provider: OpenMlsRustCrypto,
@@ -163,6 +173,51 @@ impl OpenMlsMember {
     /// device alone to keep between meetings.
     pub fn export_signature_key(&self) -> Vec<u8> {
         self.signer.tls_serialize_detached().expect("a key pair serialises")
+    }
+
+    /// Everything this device holds of its group (its key pair, its
+    /// credential, and openmls's whole store: the group's state at this
+    /// epoch, a commit of its own waiting for the server's order), for the
+    /// device alone to keep and carry on from later with [`Self::import_state`].
+    pub fn export_state(&self) -> Vec<u8> {
+        let storage = self.provider.storage().values.read().unwrap_or_else(|p| p.into_inner());
+        let mut entries: Vec<(String, String)> =
+            storage.iter().map(|(k, v)| (BASE64.encode(k), BASE64.encode(v))).collect();
+        entries.sort();
+        let kept = KeptState {
+            signer: BASE64.encode(&self.export_signature_key()),
+            identity: BASE64.encode(&self.identity()),
+            group_id: self.group.as_ref().map(|g| BASE64.encode(g.group_id().as_slice())),
+            storage: entries,
+        };
+        serde_json::to_vec(&kept).expect("kept state serialises")
+    }
+
+    /// The device as [`Self::export_state`] kept it.
+    pub fn import_state(kept: &[u8]) -> Result<Self, MlsError> {
+        let kept: KeptState = serde_json::from_slice(kept).map_err(|_| MlsError::Malformed)?;
+        let bytes = |text: &str| BASE64.decode(text.as_bytes()).map_err(|_| MlsError::Malformed);
+        let signer =
+            SignatureKeyPair::tls_deserialize(&mut &bytes(&kept.signer)?[..]).map_err(|_| MlsError::Malformed)?;
+        let mut member = Self::with_signer(signer, &bytes(&kept.identity)?)?;
+        {
+            let mut storage = member.provider.storage().values.write().unwrap_or_else(|p| p.into_inner());
+            for (key, value) in &kept.storage {
+                storage.insert(bytes(key)?, bytes(value)?);
+            }
+        }
+        if let Some(group_id) = kept.group_id {
+            let group_id = GroupId::from_slice(&bytes(&group_id)?);
+            member.group = MlsGroup::load(member.provider.storage(), &group_id).map_err(refused)?;
+            if member.group.is_none() {
+                return Err(MlsError::Refused("the kept state has no such group".into()));
+            }
+        }
+        Ok(member)
+    }
+
+    fn identity(&self) -> Vec<u8> {
+        BasicCredential::try_from(self.credential.credential.clone()).map(|c| c.identity().to_vec()).unwrap_or_default()
     }
 
     fn group(&self) -> Result<&MlsGroup, MlsError> {

@@ -51,14 +51,16 @@ impl<M: GroupMember> E2eeSession<M> {
         let processed = self.member.process(message, judge)?;
         match processed {
             Processed::NewEpoch(_) => self.rekey()?,
-            Processed::Removed => {
-                // Out of the group: no key of ours may encrypt or decrypt more.
-                self.sender = None;
-                self.receiver = SframeReceiver::default();
-            }
+            Processed::Removed => self.forget_keys(),
             _ => {}
         }
         Ok(processed)
+    }
+
+    /// Out of the group: no key of ours may encrypt or decrypt more.
+    pub fn forget_keys(&mut self) {
+        self.sender = None;
+        self.receiver = SframeReceiver::default();
     }
 
     /// Applies this member's own commit once the delivery service ordered

@@ -9,12 +9,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use conclave_delivery::meeting::MeetingGroup;
+use conclave_delivery::ProposedCommit;
 use conclave_e2ee::agent::{AgentEvent, E2eeAgent, MemberInfo};
 use conclave_e2ee::credential::KnownDevices;
 use conclave_e2ee::mls::{GroupMember, OpenMlsMember};
-use conclave_proto::credential::{DeviceCredential, SignedCredential};
+use conclave_proto::credential::{DeviceCredential, DeviceOwner, SignedCredential};
 use conclave_proto::signal::{ClientMessage, ParticipantId, ServerMessage};
-use conclave_room::delivery::{MlsDelivery, ProposedCommit};
 use data_encoding::BASE64;
 use ed25519_dalek::{Signer, SigningKey};
 
@@ -24,12 +25,25 @@ fn agent() -> Agent {
     E2eeAgent::for_device(None, KnownDevices::default()).unwrap()
 }
 
+/// Whose device a participant's is: participants are signed in to
+/// `user-<id % 100>` (so 2, 102 and 202 are one account), each device
+/// registered once under its key.
+fn owner_of(participant_id: ParticipantId, signature_key: &str) -> DeviceOwner {
+    DeviceOwner::Account {
+        user_id: format!("user-{}", participant_id % 100),
+        device_id: format!("device-{}", &signature_key[..8]),
+    }
+}
+
 /// The server's credential authority, as the meeting actor runs it.
-fn vouch(authority: &SigningKey, participant_id: ParticipantId, signature_key: &str) -> ServerMessage {
+fn credential(
+    authority: &SigningKey,
+    owner: DeviceOwner,
+    participant_id: ParticipantId,
+    signature_key: &str,
+) -> ServerMessage {
     let body = serde_json::to_string(&DeviceCredential {
-        meeting_id: "m-1".into(),
-        participant_id,
-        user_id: Some(format!("user-{}", participant_id % 100)),
+        owner,
         display_name: format!("Person {participant_id}"),
         signature_key: signature_key.into(),
         issued_at_ms: 0,
@@ -39,31 +53,41 @@ fn vouch(authority: &SigningKey, participant_id: ParticipantId, signature_key: &
     ServerMessage::E2eeCredential {
         credential: BASE64.encode(&SignedCredential { body, signature }.to_bytes()),
         authority: BASE64.encode(authority.verifying_key().as_bytes()),
+        participant_id,
     }
 }
 
 const AUTHORITY: [u8; 32] = [7; 32];
 
-/// Mallory's KeyPackage: her credential claims `participant_id`, signed by
-/// a key of her own standing in for the server's authority.
+/// Mallory's KeyPackage: her credential claims `participant_id`'s account,
+/// signed by a key of her own standing in for the server's authority.
 fn self_signed_key_package(participant_id: ParticipantId) -> String {
     let mut mallory = agent();
     let ClientMessage::E2eeCredentialRequest { signature_key } = mallory.start() else { unreachable!() };
-    let forged = mallory.handle(&vouch(&SigningKey::from_bytes(&[9; 32]), participant_id, &signature_key)).send;
-    let [ClientMessage::E2eeKeyPackage { key_package }] = forged.as_slice() else { panic!("{forged:?}") };
+    let forged = credential(
+        &SigningKey::from_bytes(&[9; 32]),
+        owner_of(participant_id, &signature_key),
+        participant_id,
+        &signature_key,
+    );
+    let sent = mallory.handle(&forged).send;
+    let [ClientMessage::E2eeKeyPackage { key_package }] = sent.as_slice() else { panic!("{sent:?}") };
     key_package.clone()
 }
 
 /// What the meeting actor does with a device's message.
 fn submit(
-    ds: &mut MlsDelivery,
+    ds: &mut MeetingGroup,
     from: ParticipantId,
     message: ClientMessage,
     admitted: &BTreeSet<ParticipantId>,
 ) -> Vec<(ParticipantId, ServerMessage)> {
     match message {
         ClientMessage::E2eeCredentialRequest { signature_key } => {
-            vec![(from, vouch(&SigningKey::from_bytes(&AUTHORITY), from, &signature_key))]
+            let owner = owner_of(from, &signature_key);
+            let mut out = ds.vouched(from, owner.clone(), admitted);
+            out.push((from, credential(&SigningKey::from_bytes(&AUTHORITY), owner, from, &signature_key)));
+            out
         }
         ClientMessage::E2eeKeyPackage { key_package } => ds.key_package(from, key_package),
         ClientMessage::E2eeCommit { epoch, commit, welcome, added, removed } => {
@@ -77,7 +101,7 @@ fn submit(
 }
 
 struct Meeting {
-    ds: MlsDelivery,
+    ds: MeetingGroup,
     agents: BTreeMap<ParticipantId, Agent>,
     admitted: BTreeSet<ParticipantId>,
 }
@@ -103,7 +127,7 @@ impl Meeting {
     }
 
     fn new() -> Self {
-        Self { ds: MlsDelivery::default(), agents: BTreeMap::new(), admitted: BTreeSet::new() }
+        Self { ds: MeetingGroup::default(), agents: BTreeMap::new(), admitted: BTreeSet::new() }
     }
 
     /// A device is admitted: it gets its credential, and its KeyPackage
@@ -116,12 +140,16 @@ impl Meeting {
         self.admitted.insert(id);
         let request = device.start();
         self.agents.insert(id, device);
-        let credential = submit(&mut self.ds, id, request, &self.admitted);
+        let vouched = submit(&mut self.ds, id, request, &self.admitted);
+        let (credential, others): (Vec<_>, Vec<_>) =
+            vouched.into_iter().partition(|(to, m)| *to == id && matches!(m, ServerMessage::E2eeCredential { .. }));
         let handled = self.agents.get_mut(&id).unwrap().handle(&credential[0].1);
         let [key_package @ ClientMessage::E2eeKeyPackage { .. }] = handled.send.as_slice() else {
             panic!("a vouched device sends its KeyPackage: {:?}", handled.send)
         };
-        submit(&mut self.ds, id, key_package.clone(), &self.admitted)
+        let mut out = others;
+        out.extend(submit(&mut self.ds, id, key_package.clone(), &self.admitted));
+        out
     }
 
     fn leave(&mut self, id: ParticipantId) -> Vec<(ParticipantId, AgentEvent)> {
@@ -173,9 +201,11 @@ fn a_replaced_committers_late_commit_is_refused_and_the_next_committer_carries_o
     let held = held.expect("the committer builds a commit");
     assert_eq!(m.agents[&1].session().member.epoch(), Some(2), "a pending commit is not applied yet");
 
-    // Member 1's seat is taken over by a new device: 2 is the committer
-    // now, and removes 1's old device and adds Dan.
-    let handover = m.ds.device_replaced(1, &m.admitted);
+    // Member 1's seat is taken over by a new device (the server vouches for
+    // its key): 2 is the committer now, and removes 1's old device and adds Dan.
+    let new_device = agent();
+    let ClientMessage::E2eeCredentialRequest { signature_key } = new_device.start() else { unreachable!() };
+    let handover = m.ds.vouched(1, owner_of(1, &signature_key), &m.admitted);
     assert!(handover.iter().all(|(_, r)| match r {
         ServerMessage::E2eeRemoveRequest { committer, .. } | ServerMessage::E2eeAddRequest { committer, .. } =>
             *committer == 2,
@@ -235,7 +265,7 @@ fn a_member_who_is_not_the_committer_cannot_remove_anyone() {
     assert!(
         matches!(refusal.as_slice(), [(3, ServerMessage::E2eeRejected { reason, .. })] if reason.contains("designated committer"))
     );
-    assert_eq!(m.ds.epoch(), Some(epoch));
+    assert_eq!(m.ds.service().epoch(), Some(epoch));
     // ...and a device to which a compromised relay passes it anyway refuses
     // it too, says so, and reports it.
     let relayed = ServerMessage::E2eeCommit { from: 3, epoch: epoch + 1, commit };
@@ -294,7 +324,8 @@ fn the_committer_cannot_remove_or_add_beyond_what_the_server_asked() {
     );
     let mut eve = agent();
     let ClientMessage::E2eeCredentialRequest { signature_key } = eve.start() else { unreachable!() };
-    let sent = eve.handle(&vouch(&SigningKey::from_bytes(&AUTHORITY), 8, &signature_key)).send;
+    let vouched = credential(&SigningKey::from_bytes(&AUTHORITY), owner_of(8, &signature_key), 8, &signature_key);
+    let sent = eve.handle(&vouched).send;
     let [ClientMessage::E2eeKeyPackage { key_package }] = sent.as_slice() else { panic!("{sent:?}") };
     let genuine = BASE64.decode(key_package.as_bytes()).unwrap();
     let (epoch, commit) = rogue_commit(&mut m, 1, |me| me.add(&[genuine]).unwrap().commit);
@@ -360,11 +391,14 @@ fn a_device_the_server_did_not_vouch_for_is_not_added() {
     let mut m = Meeting::new();
     let out = m.join(1);
     m.run(out);
-    // Mallory signs her own credential claiming to be participant 2, with a
-    // key of her own standing in for the server's authority.
+    // The server vouched for participant 2's device; Mallory sends a
+    // KeyPackage whose credential claims that account, signed by a key of
+    // her own standing in for the server's authority.
     m.admitted.insert(2);
-    let key_package = self_signed_key_package(2);
-    let ask = m.ds.key_package(2, key_package);
+    let mallory = agent();
+    let ClientMessage::E2eeCredentialRequest { signature_key } = mallory.start() else { unreachable!() };
+    m.ds.vouched(2, owner_of(2, &signature_key), &m.admitted);
+    let ask = m.ds.key_package(2, self_signed_key_package(2));
     let handled = m.agents.get_mut(&1).unwrap().handle(&ask[0].1);
     assert!(handled.send.is_empty(), "the committer adds nobody on a forged credential: {:?}", handled.send);
 
@@ -372,10 +406,13 @@ fn a_device_the_server_did_not_vouch_for_is_not_added() {
     let out = m.join(3);
     m.run(out);
     let kp_of_3 = m.agents[&3].session().member.key_package().unwrap();
-    let ask = m.ds.key_package(4, BASE64.encode(&kp_of_3));
     m.admitted.insert(4);
+    let stranger = agent();
+    let ClientMessage::E2eeCredentialRequest { signature_key } = stranger.start() else { unreachable!() };
+    m.ds.vouched(4, owner_of(4, &signature_key), &m.admitted);
+    let ask = m.ds.key_package(4, BASE64.encode(&kp_of_3));
     let handled = m.agents.get_mut(&1).unwrap().handle(&ask[0].1);
-    assert!(handled.send.is_empty(), "a credential naming participant 3 does not add participant 4");
+    assert!(handled.send.is_empty(), "a credential naming participant 3's device does not add participant 4");
     assert_eq!(m.agents[&1].session().member.members().len(), 2);
 }
 

@@ -24,6 +24,10 @@ string_enum! {
         Auth2faRecoveryCodes = "auth.2fa.recovery_codes",
         /// Two-factor authentication turned off by an operator (`conclave admin`).
         Auth2faReset = "auth.2fa.reset",
+        /// An E2EE device registered with its account.
+        AuthDeviceRegister = "auth.device.register",
+        /// An E2EE device revoked by its account: the server vouches for it no more.
+        AuthDeviceRevoke = "auth.device.revoke",
         /// A sign-in, successful or not.
         AuthLogin = "auth.login",
         /// A sign-out.

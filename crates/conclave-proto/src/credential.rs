@@ -1,9 +1,12 @@
-//! Device credentials: the server's statement that a device's MLS signature
-//! key speaks for a participant (and, when signed in, for an account) in one
-//! meeting. The server signs it with its credential authority key; every
-//! member checks it against the leaf it finds in the group, so nobody can
-//! pose as someone else, and remembers each account's device keys, so a new
-//! key for an account is shown to everyone.
+//! Device credentials: the server's statement that a device's MLS
+//! signature key belongs to an owner. A device of an account is registered
+//! once and vouched for once, for every meeting and conversation the
+//! account is in (the account lists its devices); a guest's device is
+//! vouched for one meeting, as one participant. The server signs with its
+//! credential authority key; every member checks the credential of every
+//! leaf it finds in a group against it, and against the owner the server
+//! said it would add, so nobody can pose as someone else; and each device
+//! remembers every account's device keys, so a new one is shown.
 //!
 //! The signed bytes are the exact JSON text of [`DeviceCredential`] (carried
 //! as a string, never re-serialised), prefixed by [`SIGNING_CONTEXT`].
@@ -13,16 +16,36 @@ use serde::{Deserialize, Serialize};
 use crate::signal::ParticipantId;
 
 /// Domain separation: a credential signature can never be mistaken for any
-/// other signature the authority key makes.
-pub const SIGNING_CONTEXT: &[u8] = b"conclave device credential v1\0";
+/// other signature the authority key makes. (Version 2: credentials name
+/// an owner; version 1's were per meeting and are not accepted.)
+pub const SIGNING_CONTEXT: &[u8] = b"conclave device credential v2\0";
+
+/// Whose device a credential vouches for.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum DeviceOwner {
+    /// A device registered to an account: one credential for everything
+    /// the account does, until the account revokes the device.
+    Account { user_id: String, device_id: String },
+    /// A guest's device, in one meeting, as one participant.
+    Guest { meeting_id: String, participant_id: ParticipantId },
+}
+
+impl DeviceOwner {
+    pub fn user_id(&self) -> Option<&str> {
+        match self {
+            Self::Account { user_id, .. } => Some(user_id),
+            Self::Guest { .. } => None,
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceCredential {
-    /// The meeting it is valid in (participant ids are per meeting).
-    pub meeting_id: String,
-    pub participant_id: ParticipantId,
-    /// The account, absent for guests.
-    pub user_id: Option<String>,
+    pub owner: DeviceOwner,
+    /// The owner's name when vouched for (an account's display name, or the
+    /// guest's name in the meeting).
     pub display_name: String,
     /// The device's Ed25519 public signature key, base64.
     pub signature_key: String,

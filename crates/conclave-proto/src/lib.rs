@@ -10,6 +10,7 @@
 pub mod audit;
 pub mod auth;
 pub mod credential;
+pub mod device;
 pub mod media;
 pub mod meeting;
 pub mod names;
@@ -19,6 +20,7 @@ pub mod signal;
 mod string_enum;
 
 pub use auth::*;
+pub use device::{Device, DeviceList, DeviceRegistration, RegisterDeviceRequest};
 pub use meeting::*;
 pub use org::*;
 pub use problem::{Problem, ProblemCode};

@@ -59,6 +59,8 @@ string_enum! {
         Conflict = "conflict",
         /// 409: an account with this email exists.
         AccountExists = "account-exists",
+        /// 409: the account revoked this key's device; register a new key.
+        DeviceRevoked = "device-revoked",
         /// 409: the account already belongs to an organisation.
         AlreadyInOrg = "already-in-org",
         /// 404: no meeting with this link, or this code and passcode.

@@ -363,6 +363,15 @@ pub enum RefusalReason {
     WaitingRoomFull,
 }
 
+/// A device in a meeting's E2EE group: the participant it speaks for and
+/// the owner its credential names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+pub struct E2eeMember {
+    pub participant_id: ParticipantId,
+    pub owner: crate::credential::DeviceOwner,
+}
+
 /// Messages the server sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
@@ -484,6 +493,8 @@ pub enum ServerMessage {
     E2eeCredential {
         credential: String,
         authority: String,
+        /// The participant this device speaks for in the meeting's group.
+        participant_id: ParticipantId,
     },
     /// You are the first in the group: create it (epoch 0).
     E2eeCreateGroup,
@@ -492,6 +503,8 @@ pub enum ServerMessage {
     /// only from that committer, adding only what the server asked for.
     E2eeAddRequest {
         participant_id: ParticipantId,
+        /// Whose device it is: the owner its credential must name.
+        owner: crate::credential::DeviceOwner,
         key_package: String,
         committer: ParticipantId,
     },
@@ -500,6 +513,8 @@ pub enum ServerMessage {
     /// over with a new device). Members accept no other removal.
     E2eeRemoveRequest {
         participant_id: ParticipantId,
+        /// The owner named by the credential of the device to remove.
+        owner: crate::credential::DeviceOwner,
         committer: ParticipantId,
     },
     /// A commit the delivery service accepted; `epoch` is the one it starts.
@@ -514,6 +529,8 @@ pub enum ServerMessage {
         epoch: u64,
         welcome: String,
         committer: ParticipantId,
+        /// Who holds each device in the group now, in the server's word.
+        members: Vec<E2eeMember>,
     },
     /// Your commit was not accepted (another was first); process what
     /// arrived and build again on `epoch`.
@@ -579,8 +596,8 @@ impl ServerMessage {
         )
     }
 
-    pub fn error(code: &str, message: impl Into<String>, request: Option<&str>) -> Self {
-        Self::Error { code: code.to_owned(), message: message.into(), request: request.map(str::to_owned) }
+    pub fn error(code: ErrorCode, message: impl Into<String>, request: Option<&str>) -> Self {
+        Self::Error { code: code.as_str().to_owned(), message: message.into(), request: request.map(str::to_owned) }
     }
 }
 
@@ -631,7 +648,7 @@ mod tests {
 
     #[test]
     fn an_error_with_a_code_is_what_the_server_sends() {
-        let error = ServerMessage::error(ErrorCode::RateLimited.as_str(), "slow down", None);
+        let error = ServerMessage::error(ErrorCode::RateLimited, "slow down", None);
         let json = serde_json::to_string(&error).unwrap();
         assert_eq!(json, r#"{"type":"error","code":"rate_limited","message":"slow down","request":null}"#);
     }

@@ -19,14 +19,13 @@
 //! - settings the organisation locked are never overridden.
 
 mod chat;
-pub mod delivery;
 mod member;
 mod room;
 mod settings;
 
 pub use member::{Identity, Presence, Standing};
 pub use room::{
-    BanRecord, Effect, Input, MediaRights, Outcome, Phase, ReportParties, ReportRefusal, RequestId, Room, RoomConfig,
+    BanRecord, Effect, Input, MediaRights, Phase, ReportParties, ReportRefusal, RequestId, Room, RoomConfig,
 };
 pub use settings::PolicyView;
 

@@ -7,6 +7,7 @@ use crate::{
     KNOCK_WINDOW_MS, MAX_HOST_KEY_ATTEMPTS, RECONNECT_GRACE_MS, REPORTS_PER_MEETING, REPORTS_PER_REPORTER,
     REPORT_WINDOW_MS,
 };
+use conclave_proto::audit::{AuditAction, AuditOutcome};
 use conclave_proto::signal::*;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
@@ -89,21 +90,6 @@ pub enum Input {
     Tick,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Success,
-    Denied,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Success => "success",
-            Self::Denied => "denied",
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
     Send {
@@ -121,10 +107,10 @@ pub enum Effect {
         id: ParticipantId,
     },
     Audit {
-        action: &'static str,
+        action: AuditAction,
         actor: Option<ParticipantId>,
         target: Option<ParticipantId>,
-        outcome: Outcome,
+        outcome: AuditOutcome,
         detail: String,
     },
     /// The meeting is over; the driver may drop the room.
@@ -231,16 +217,16 @@ pub struct Room {
 /// Why a request was refused: an error code for the sender and whether the
 /// refusal is a permission failure worth auditing.
 struct Refusal {
-    code: &'static str,
+    code: ErrorCode,
     message: String,
     audit: bool,
 }
 
 fn forbidden(message: impl Into<String>) -> Refusal {
-    Refusal { code: "forbidden", message: message.into(), audit: true }
+    Refusal { code: ErrorCode::Forbidden, message: message.into(), audit: true }
 }
 
-fn invalid(code: &'static str, message: impl Into<String>) -> Refusal {
+fn invalid(code: ErrorCode, message: impl Into<String>) -> Refusal {
     Refusal { code, message: message.into(), audit: false }
 }
 
@@ -447,10 +433,10 @@ impl Room {
                 self.broadcast_update(seat);
             }
             self.audit(
-                "meeting.seat.takeover",
+                AuditAction::MeetingSeatTakeover,
                 Some(seat),
                 None,
-                Outcome::Success,
+                AuditOutcome::Success,
                 "the same account joined again from another connection".into(),
             );
             return;
@@ -567,7 +553,7 @@ impl Room {
             self.phase = Phase::Live;
             self.started_at = Some(now);
             self.ends_at = self.config.policy.time_limit_minutes.map(|m| now + i64::from(m) * MINUTE_MS);
-            self.audit("meeting.start", Some(id), None, Outcome::Success, String::new());
+            self.audit(AuditAction::MeetingStart, Some(id), None, AuditOutcome::Success, String::new());
             if self.settings.waiting_room {
                 self.send_waiting_list();
                 let knocks: Vec<_> =
@@ -588,7 +574,7 @@ impl Room {
     fn refuse(&mut self, id: ParticipantId, reason: RefusalReason, detail: &str) {
         self.send(id, ServerMessage::Refused { reason });
         self.out.push(Effect::Disconnect { id });
-        self.audit("meeting.join", Some(id), None, Outcome::Denied, detail.to_owned());
+        self.audit(AuditAction::MeetingJoin, Some(id), None, AuditOutcome::Denied, detail.to_owned());
     }
 
     fn admit(&mut self, id: ParticipantId) {
@@ -664,7 +650,13 @@ impl Room {
         match candidate {
             Some(next) => {
                 self.set_role(next, Role::Host);
-                self.audit("meeting.host.assign", None, Some(next), Outcome::Success, "previous host left".into());
+                self.audit(
+                    AuditAction::MeetingHostAssign,
+                    None,
+                    Some(next),
+                    AuditOutcome::Success,
+                    "previous host left".into(),
+                );
             }
             None => self.end(EndReason::NoHost),
         }
@@ -681,7 +673,7 @@ impl Room {
             self.out.push(Effect::Disconnect { id });
         }
         self.members.clear();
-        self.audit("meeting.end", None, None, Outcome::Success, format!("{reason:?}"));
+        self.audit(AuditAction::MeetingEnd, None, None, AuditOutcome::Success, format!("{reason:?}"));
         self.out.push(Effect::Ended { reason });
     }
 
@@ -739,7 +731,7 @@ impl Room {
                 self.broadcast(ServerMessage::TimeLimit { ends_at_ms: self.ends_at });
             }
         }
-        self.audit("meeting.policy", None, None, Outcome::Success, String::new());
+        self.audit(AuditAction::MeetingPolicy, None, None, AuditOutcome::Success, String::new());
     }
 
     // Messages from participants.
@@ -765,10 +757,10 @@ impl Room {
         if let Err(refusal) = result {
             if refusal.audit {
                 self.audit(
-                    "meeting.command",
+                    AuditAction::MeetingCommand,
                     Some(from),
                     None,
-                    Outcome::Denied,
+                    AuditOutcome::Denied,
                     format!("{kind}: {}", refusal.message),
                 );
             }
@@ -794,7 +786,7 @@ impl Room {
     /// `from` is the host.
     fn target(&self, from: ParticipantId, target: ParticipantId) -> Result<(), Refusal> {
         let Some(t) = self.members.get(&target).filter(|t| t.admitted()) else {
-            return Err(invalid("not_found", "no such participant in the meeting"));
+            return Err(invalid(ErrorCode::NotFound, "no such participant in the meeting"));
         };
         if t.role == Role::Host && self.role_of(from) != Role::Host {
             return Err(forbidden("co-hosts cannot act on the host"));
@@ -821,7 +813,7 @@ impl Room {
             }
             M::React { emoji } => {
                 if !REACTIONS.contains(&emoji.as_str()) {
-                    return Err(invalid("invalid", format!("reactions are {}", REACTIONS.join(" "))));
+                    return Err(invalid(ErrorCode::Invalid, format!("reactions are {}", REACTIONS.join(" "))));
                 }
                 self.broadcast(ServerMessage::Reaction { from, emoji });
                 Ok(())
@@ -845,17 +837,23 @@ impl Room {
                     return Err(forbidden("the host does not allow renaming"));
                 }
                 let name = clean_name(&display_name)
-                    .ok_or_else(|| invalid("invalid", "names are 1 to 64 printable characters"))?;
+                    .ok_or_else(|| invalid(ErrorCode::Invalid, "names are 1 to 64 printable characters"))?;
                 self.update(participant_id, |m| m.display_name = name);
                 Ok(())
             }
             M::Admit { participant_id } => {
                 self.require(from, Role::CoHost)?;
                 if self.presence(participant_id) != Some(Presence::Waiting) {
-                    return Err(invalid("not_found", "nobody with that id is waiting"));
+                    return Err(invalid(ErrorCode::NotFound, "nobody with that id is waiting"));
                 }
                 self.admit(participant_id);
-                self.audit("meeting.admit", Some(from), Some(participant_id), Outcome::Success, String::new());
+                self.audit(
+                    AuditAction::MeetingAdmit,
+                    Some(from),
+                    Some(participant_id),
+                    AuditOutcome::Success,
+                    String::new(),
+                );
                 Ok(())
             }
             M::AdmitAll => {
@@ -865,10 +863,10 @@ impl Room {
                     self.admit(*id);
                 }
                 self.audit(
-                    "meeting.admit_all",
+                    AuditAction::MeetingAdmitAll,
                     Some(from),
                     None,
-                    Outcome::Success,
+                    AuditOutcome::Success,
                     format!("{} admitted", waiting.len()),
                 );
                 Ok(())
@@ -876,20 +874,26 @@ impl Room {
             M::Deny { participant_id } => {
                 self.require(from, Role::CoHost)?;
                 if self.presence(participant_id) != Some(Presence::Waiting) {
-                    return Err(invalid("not_found", "nobody with that id is waiting"));
+                    return Err(invalid(ErrorCode::NotFound, "nobody with that id is waiting"));
                 }
                 self.send(participant_id, ServerMessage::Refused { reason: RefusalReason::Denied });
                 self.depart(participant_id);
-                self.audit("meeting.deny", Some(from), Some(participant_id), Outcome::Success, String::new());
+                self.audit(
+                    AuditAction::MeetingDeny,
+                    Some(from),
+                    Some(participant_id),
+                    AuditOutcome::Success,
+                    String::new(),
+                );
                 Ok(())
             }
             M::Remove { participant_id } => {
                 self.require(from, Role::CoHost)?;
                 if participant_id == from {
-                    return Err(invalid("invalid", "leave instead of removing yourself"));
+                    return Err(invalid(ErrorCode::Invalid, "leave instead of removing yourself"));
                 }
                 let Some(member) = self.members.get(&participant_id) else {
-                    return Err(invalid("not_found", "no such participant"));
+                    return Err(invalid(ErrorCode::NotFound, "no such participant"));
                 };
                 if member.role == Role::Host {
                     return Err(forbidden("the host cannot be removed"));
@@ -911,7 +915,13 @@ impl Room {
                 self.out.push(Effect::Banned { ban });
                 self.send(participant_id, ServerMessage::Removed);
                 self.depart(participant_id);
-                self.audit("meeting.remove", Some(from), Some(participant_id), Outcome::Success, String::new());
+                self.audit(
+                    AuditAction::MeetingRemove,
+                    Some(from),
+                    Some(participant_id),
+                    AuditOutcome::Success,
+                    String::new(),
+                );
                 Ok(())
             }
             M::Mute { participant_id } => {
@@ -937,7 +947,7 @@ impl Room {
                         m.unmute_invited = false;
                     });
                 }
-                self.audit("meeting.mute_all", Some(from), None, Outcome::Success, String::new());
+                self.audit(AuditAction::MeetingMuteAll, Some(from), None, AuditOutcome::Success, String::new());
                 Ok(())
             }
             M::AskToUnmute { participant_id } => {
@@ -959,8 +969,8 @@ impl Room {
                 self.require(from, Role::CoHost)?;
                 self.settings.locked = matches!(message, M::Lock);
                 self.broadcast_settings();
-                let action = if self.settings.locked { "meeting.lock" } else { "meeting.unlock" };
-                self.audit(action, Some(from), None, Outcome::Success, String::new());
+                let action = if self.settings.locked { AuditAction::MeetingLock } else { AuditAction::MeetingUnlock };
+                self.audit(action, Some(from), None, AuditOutcome::Success, String::new());
                 Ok(())
             }
             M::UpdateSettings { settings } => self.update_settings(from, settings),
@@ -972,28 +982,40 @@ impl Room {
                 }
                 self.set_role(from, Role::Participant);
                 self.set_role(participant_id, Role::Host);
-                self.audit("meeting.host.transfer", Some(from), Some(participant_id), Outcome::Success, String::new());
+                self.audit(
+                    AuditAction::MeetingHostTransfer,
+                    Some(from),
+                    Some(participant_id),
+                    AuditOutcome::Success,
+                    String::new(),
+                );
                 Ok(())
             }
             M::SetCoHost { participant_id, co_host } => {
                 self.require(from, Role::Host)?;
                 self.target(from, participant_id)?;
                 if participant_id == from {
-                    return Err(invalid("invalid", "the host is already in charge"));
+                    return Err(invalid(ErrorCode::Invalid, "the host is already in charge"));
                 }
                 self.set_role(participant_id, if co_host { Role::CoHost } else { Role::Participant });
-                self.audit("meeting.co_host", Some(from), Some(participant_id), Outcome::Success, co_host.to_string());
+                self.audit(
+                    AuditAction::MeetingCoHost,
+                    Some(from),
+                    Some(participant_id),
+                    AuditOutcome::Success,
+                    co_host.to_string(),
+                );
                 Ok(())
             }
             M::SuspendAll => {
                 self.require(from, Role::Host)?;
                 self.suspend_all();
-                self.audit("meeting.suspend_all", Some(from), None, Outcome::Success, String::new());
+                self.audit(AuditAction::MeetingSuspendAll, Some(from), None, AuditOutcome::Success, String::new());
                 Ok(())
             }
             M::EndForAll => {
                 self.require(from, Role::Host)?;
-                self.audit("meeting.end_for_all", Some(from), None, Outcome::Success, String::new());
+                self.audit(AuditAction::MeetingEndForAll, Some(from), None, AuditOutcome::Success, String::new());
                 self.end(EndReason::EndedByHost);
                 Ok(())
             }
@@ -1049,7 +1071,10 @@ impl Room {
         to: Option<ParticipantId>,
     ) -> Handled {
         if client_msg_id.is_empty() || client_msg_id.chars().count() > MAX_CLIENT_ID_LEN {
-            return Err(invalid("invalid", format!("client_msg_id must be 1 to {MAX_CLIENT_ID_LEN} characters")));
+            return Err(invalid(
+                ErrorCode::Invalid,
+                format!("client_msg_id must be 1 to {MAX_CLIENT_ID_LEN} characters"),
+            ));
         }
         if let Some(seq) = self.chat.already_sent(from, &client_msg_id) {
             self.send(from, ServerMessage::ChatAck { client_msg_id, seq });
@@ -1057,7 +1082,7 @@ impl Room {
         }
         let text = text.trim().to_owned();
         if text.is_empty() || text.chars().count() > MAX_CHAT_CHARS {
-            return Err(invalid("invalid", format!("messages are 1 to {MAX_CHAT_CHARS} characters")));
+            return Err(invalid(ErrorCode::Invalid, format!("messages are 1 to {MAX_CHAT_CHARS} characters")));
         }
         let sender_moderates = self.role_of(from).moderates();
         match to {
@@ -1066,7 +1091,7 @@ impl Room {
             }
             Some(target) => {
                 let Some(recipient) = self.members.get(&target).filter(|m| m.admitted() && m.id != from) else {
-                    return Err(invalid("not_found", "no such participant to write to"));
+                    return Err(invalid(ErrorCode::NotFound, "no such participant to write to"));
                 };
                 let either_moderates = sender_moderates || recipient.role.moderates();
                 let allowed = match self.settings.chat {
@@ -1100,7 +1125,7 @@ impl Room {
         match self.settings.screen_share {
             ScreenShareMode::HostOnly if !moderator => return Err(forbidden("only hosts may share their screen")),
             ScreenShareMode::OneAtATime if others_sharing => {
-                return Err(invalid("busy", "someone else is sharing; only one share at a time"));
+                return Err(invalid(ErrorCode::Busy, "someone else is sharing; only one share at a time"));
             }
             _ => {}
         }
@@ -1121,7 +1146,7 @@ impl Room {
         }
         if change.waiting_room == Some(false) && !self.config.has_passcode {
             return Err(invalid(
-                "invalid",
+                ErrorCode::Invalid,
                 "this meeting has no passcode, so its waiting room stays on; set a passcode first",
             ));
         }
@@ -1129,7 +1154,7 @@ impl Room {
         self.config.policy.enforce(&mut self.settings);
         self.enforce_share_mode();
         self.broadcast_settings();
-        self.audit("meeting.settings", Some(from), None, Outcome::Success, String::new());
+        self.audit(AuditAction::MeetingSettings, Some(from), None, AuditOutcome::Success, String::new());
         Ok(())
     }
 
@@ -1206,14 +1231,14 @@ impl Room {
                 self.set_role(from, Role::CoHost);
             }
             let detail = "the meeting's owner is here: co-host, not host".to_owned();
-            self.audit("meeting.host.claim", Some(from), None, Outcome::Success, detail);
+            self.audit(AuditAction::MeetingHostClaim, Some(from), None, AuditOutcome::Success, detail);
             return Ok(());
         }
         if let Some(current) = self.host().filter(|h| *h != from) {
             self.set_role(current, Role::CoHost);
         }
         self.set_role(from, Role::Host);
-        self.audit("meeting.host.claim", Some(from), None, Outcome::Success, String::new());
+        self.audit(AuditAction::MeetingHostClaim, Some(from), None, AuditOutcome::Success, String::new());
         Ok(())
     }
 
@@ -1331,10 +1356,10 @@ impl Room {
 
     fn audit(
         &mut self,
-        action: &'static str,
+        action: AuditAction,
         actor: Option<ParticipantId>,
         target: Option<ParticipantId>,
-        outcome: Outcome,
+        outcome: AuditOutcome,
         detail: String,
     ) {
         self.out.push(Effect::Audit { action, actor, target, outcome, detail });

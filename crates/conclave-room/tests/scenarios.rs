@@ -121,7 +121,9 @@ fn a_guest_waits_learns_nothing_and_the_host_hears_a_knock() {
     let effects = say(&mut room, 3, 1, ClientMessage::Admit { participant_id: 2 });
     let admitted = sent_to(&effects, 2);
     assert!(matches!(&admitted[0], ServerMessage::Admitted { roster, .. } if roster.len() == 2));
-    assert!(effects.iter().any(|e| matches!(e, Effect::Audit { action: "meeting.admit", .. })));
+    assert!(effects
+        .iter()
+        .any(|e| matches!(e, Effect::Audit { action: conclave_proto::audit::AuditAction::MeetingAdmit, .. })));
 }
 
 #[test]
@@ -156,9 +158,14 @@ fn a_removed_guest_cannot_return_under_another_name_or_device() {
         },
     );
     assert_eq!(sent_to(&effects, 9), vec![ServerMessage::Refused { reason: RefusalReason::Removed }]);
-    assert!(effects
-        .iter()
-        .any(|e| matches!(e, Effect::Audit { action: "meeting.join", outcome: conclave_room::Outcome::Denied, .. })));
+    assert!(effects.iter().any(|e| matches!(
+        e,
+        Effect::Audit {
+            action: conclave_proto::audit::AuditAction::MeetingJoin,
+            outcome: conclave_proto::audit::AuditOutcome::Denied,
+            ..
+        }
+    )));
 }
 
 #[test]
@@ -173,7 +180,9 @@ fn participants_cannot_use_host_controls_and_co_hosts_cannot_touch_the_host() {
     ] {
         let effects = say(&mut room, 1, 2, message);
         assert_eq!(error_code(&effects, 2).as_deref(), Some("forbidden"));
-        assert!(effects.iter().any(|e| matches!(e, Effect::Audit { outcome: conclave_room::Outcome::Denied, .. })));
+        assert!(effects
+            .iter()
+            .any(|e| matches!(e, Effect::Audit { outcome: conclave_proto::audit::AuditOutcome::Denied, .. })));
     }
     say(&mut room, 1, 1, ClientMessage::SetCoHost { participant_id: 2, co_host: true });
     assert_eq!(
@@ -406,7 +415,10 @@ fn a_second_tab_of_the_same_account_takes_over_the_seat_and_is_audited() {
     let effects = join(&mut room, 2, 7, member("grace"), ORDINARY);
     assert_eq!(effects[0], Effect::Rebind { connection: 7, seat: 4 });
     assert!(matches!(&sent_to(&effects, 4)[0], ServerMessage::Admitted { participant_id: 4, .. }));
-    assert!(effects.iter().any(|e| matches!(e, Effect::Audit { action: "meeting.seat.takeover", actor: Some(4), .. })));
+    assert!(effects.iter().any(|e| matches!(
+        e,
+        Effect::Audit { action: conclave_proto::audit::AuditAction::MeetingSeatTakeover, actor: Some(4), .. }
+    )));
     assert_eq!(room.admitted().count(), 4, "no duplicate participant");
     assert_eq!(room.presence(4), Some(Presence::Admitted));
 }
@@ -428,9 +440,14 @@ fn nobody_takes_over_a_seat_by_claiming_to_be_the_same_device_or_address() {
     say(&mut room, 3, 1, ClientMessage::Lock);
     let effects = join(&mut room, 4, 9, guest(3), ORDINARY);
     assert_eq!(sent_to(&effects, 9), vec![ServerMessage::Refused { reason: RefusalReason::Locked }]);
-    assert!(effects
-        .iter()
-        .any(|e| matches!(e, Effect::Audit { action: "meeting.join", outcome: conclave_room::Outcome::Denied, .. })));
+    assert!(effects.iter().any(|e| matches!(
+        e,
+        Effect::Audit {
+            action: conclave_proto::audit::AuditAction::MeetingJoin,
+            outcome: conclave_proto::audit::AuditOutcome::Denied,
+            ..
+        }
+    )));
 }
 
 #[test]
@@ -639,9 +656,14 @@ fn the_waiting_room_is_bounded_per_address_and_in_all() {
     }
     let effects = join(&mut room, 1, 5, same_address(), ORDINARY);
     assert_eq!(sent_to(&effects, 5), vec![ServerMessage::Refused { reason: RefusalReason::WaitingRoomFull }]);
-    assert!(effects
-        .iter()
-        .any(|e| matches!(e, Effect::Audit { action: "meeting.join", outcome: conclave_room::Outcome::Denied, .. })));
+    assert!(effects.iter().any(|e| matches!(
+        e,
+        Effect::Audit {
+            action: conclave_proto::audit::AuditAction::MeetingJoin,
+            outcome: conclave_proto::audit::AuditOutcome::Denied,
+            ..
+        }
+    )));
     // Signed-in people are one seat per account, so the address cap is not theirs.
     for (id, name) in [(6, "a"), (7, "b"), (8, "c"), (9, "d"), (10, "e")] {
         join(&mut room, 1, id, member(name), ORDINARY);

@@ -509,8 +509,8 @@ impl Sim {
                     self.disconnected.remove(id);
                 }
                 Effect::Audit { outcome, action, .. } => {
-                    if *outcome == conclave_room::Outcome::Denied {
-                        if *action == "meeting.join" {
+                    if *outcome == conclave_proto::audit::AuditOutcome::Denied {
+                        if *action == conclave_proto::audit::AuditAction::MeetingJoin {
                             self.stats.rejoins_refused += 1;
                         } else {
                             self.stats.denied_commands += 1;

@@ -11,6 +11,7 @@
 
 use crate::state::{Audit, SharedState};
 use conclave_auth::{OpaqueToken, PasswordPolicy, RecoveryCode, TokenHash, Totp, TotpError};
+use conclave_proto::audit::{AuditAction, AuditOutcome};
 use conclave_proto::problem::FieldError;
 use conclave_proto::{AccountStatus, LoginRequest, OrgPolicy, OrgRole, Plan, User};
 use conclave_store::{NewSession, NewUser, SessionRow, StoreError, UserRow};
@@ -140,7 +141,7 @@ pub async fn ensure_usable(state: &SharedState, user: &UserRow, policy: Option<&
                     org_id: Some(org_id),
                     target: Some(&user.id),
                     detail: &detail,
-                    ..Audit::new("account.dormant", "success")
+                    ..Audit::new(AuditAction::AccountDormant, AuditOutcome::Success)
                 })
                 .await?;
             return Err(AccountError::Disabled(AccountStatus::Dormant));
@@ -239,7 +240,7 @@ pub async fn login(
             target: Some(&session.id),
             source_ip: Some(ip),
             detail,
-            ..Audit::new("auth.login", "success")
+            ..Audit::new(AuditAction::AuthLogin, AuditOutcome::Success)
         })
         .await?;
     Ok(LoginOutcome { token, session, user, needs_enrollment })
@@ -256,7 +257,7 @@ pub async fn confirm_password(
     user: &UserRow,
     password: String,
     ip: IpAddr,
-    action: &str,
+    action: AuditAction,
 ) -> AccountResult<()> {
     let now = state.now_ms();
     let failure = |detail| Audit {
@@ -264,7 +265,7 @@ pub async fn confirm_password(
         actor_id: Some(&user.id),
         source_ip: Some(ip),
         detail,
-        ..Audit::new(action, "failure")
+        ..Audit::new(action, AuditOutcome::Failure)
     };
     if let Some(wait) = state.throttles.sign_in_failures.locked(&ip, now) {
         state.audit(failure("source address locked out")).await?;
@@ -346,7 +347,13 @@ async fn audit_login_failure(
     ip: IpAddr,
     detail: &str,
 ) -> AccountResult<()> {
-    let event = Audit { org_id, actor_id: actor, source_ip: Some(ip), detail, ..Audit::new("auth.login", "failure") };
+    let event = Audit {
+        org_id,
+        actor_id: actor,
+        source_ip: Some(ip),
+        detail,
+        ..Audit::new(AuditAction::AuthLogin, AuditOutcome::Failure)
+    };
     Ok(state.audit(event).await?)
 }
 
@@ -459,7 +466,7 @@ pub async fn bootstrap(
             target: Some(&org.id),
             source_ip: ip,
             detail: "first organisation and owner created",
-            ..Audit::new("server.bootstrap", "success")
+            ..Audit::new(AuditAction::ServerBootstrap, AuditOutcome::Success)
         })
         .await?;
     Ok(owner)
@@ -494,7 +501,7 @@ pub async fn sweep_dormant_accounts(state: &SharedState) -> AccountResult<usize>
                     org_id: Some(&org.id),
                     target: Some(&user_id),
                     detail: &detail,
-                    ..Audit::new("account.dormant", "success")
+                    ..Audit::new(AuditAction::AccountDormant, AuditOutcome::Success)
                 })
                 .await?;
             disabled += 1;

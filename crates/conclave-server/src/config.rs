@@ -66,14 +66,22 @@ pub struct MediaConfig {
     /// Bandwidth estimation's starting point per participant.
     pub initial_bitrate_kbps: u64,
     pub turn: Option<TurnConfig>,
-    /// Records forwarded frames for tests (see `conclave_sfu::SfuConfig::tap`);
-    /// not settable from configuration.
+    /// Records forwarded frames for tests (see `conclave_sfu::SfuConfig::with_tap`);
+    /// not settable from configuration, and absent from production builds.
+    #[cfg(feature = "test-hooks")]
     pub tap: Option<conclave_sfu::FrameTap>,
 }
 
 impl Default for MediaConfig {
     fn default() -> Self {
-        Self { listen: None, advertise: None, initial_bitrate_kbps: 2500, turn: None, tap: None }
+        Self {
+            listen: None,
+            advertise: None,
+            initial_bitrate_kbps: 2500,
+            turn: None,
+            #[cfg(feature = "test-hooks")]
+            tap: None,
+        }
     }
 }
 

@@ -5,14 +5,14 @@
 use crate::accounts::AccountError;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use conclave_proto::problem::{FieldError, Problem, PROBLEM_BASE};
+use conclave_proto::problem::{FieldError, Problem, ProblemCode, PROBLEM_BASE};
 use conclave_store::StoreError;
 use std::time::Duration;
 
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ProblemCode,
     pub title: &'static str,
     pub detail: Option<String>,
     pub errors: Vec<FieldError>,
@@ -20,7 +20,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, title: &'static str) -> Self {
+    pub fn new(status: StatusCode, code: ProblemCode, title: &'static str) -> Self {
         Self { status, code, title, detail: None, errors: Vec::new(), retry_after: None }
     }
 
@@ -30,76 +30,92 @@ impl ApiError {
     }
 
     pub fn malformed_json(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "malformed-json", "The request body is not valid JSON").with_detail(detail)
+        Self::new(StatusCode::BAD_REQUEST, ProblemCode::MalformedJson, "The request body is not valid JSON")
+            .with_detail(detail)
     }
     pub fn invalid_body(detail: impl Into<String>) -> Self {
         Self::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid-body",
+            ProblemCode::InvalidBody,
             "The request body does not match the expected shape",
         )
         .with_detail(detail)
     }
     pub fn validation(errors: Vec<FieldError>) -> Self {
         let detail = errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ");
-        Self { errors, ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation-failed", "Some fields are invalid") }
-            .with_detail(detail)
+        Self {
+            errors,
+            ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, ProblemCode::ValidationFailed, "Some fields are invalid")
+        }
+        .with_detail(detail)
     }
     pub fn field(field: &str, message: impl Into<String>) -> Self {
         Self::validation(vec![FieldError { field: field.to_owned(), message: message.into() }])
     }
     pub fn unsupported_media_type() -> Self {
-        Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Send the body as application/json")
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ProblemCode::UnsupportedMediaType,
+            "Send the body as application/json",
+        )
     }
     pub fn payload_too_large(limit: usize) -> Self {
-        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "The request body is too large")
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, ProblemCode::PayloadTooLarge, "The request body is too large")
             .with_detail(format!("at most {limit} bytes are accepted"))
     }
     pub fn unauthenticated() -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthenticated", "Sign in to continue")
+        Self::new(StatusCode::UNAUTHORIZED, ProblemCode::Unauthenticated, "Sign in to continue")
     }
     pub fn invalid_credentials() -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "invalid-credentials", "The email or password is wrong")
+        Self::new(StatusCode::UNAUTHORIZED, ProblemCode::InvalidCredentials, "The email or password is wrong")
     }
     pub fn totp_required() -> Self {
         Self::new(
             StatusCode::UNAUTHORIZED,
-            "totp-required",
+            ProblemCode::TotpRequired,
             "Enter the code from your authenticator app or a recovery code",
         )
     }
     pub fn invalid_second_factor(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "invalid-second-factor", "The two-factor code is not valid")
+        Self::new(StatusCode::UNAUTHORIZED, ProblemCode::InvalidSecondFactor, "The two-factor code is not valid")
             .with_detail(detail)
     }
     pub fn account_disabled(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "account-disabled", "This account is disabled").with_detail(detail)
+        Self::new(StatusCode::FORBIDDEN, ProblemCode::AccountDisabled, "This account is disabled").with_detail(detail)
     }
     pub fn enrollment_required() -> Self {
         Self::new(
             StatusCode::FORBIDDEN,
-            "two-factor-enrollment-required",
+            ProblemCode::TwoFactorEnrollmentRequired,
             "Your organisation requires two-factor authentication",
         )
         .with_detail("enrol an authenticator app (totpEnroll, then totpConfirm) before anything else")
     }
     pub fn csrf(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "csrf-failed", "The request did not prove it came from this site")
+        Self::new(StatusCode::FORBIDDEN, ProblemCode::CsrfFailed, "The request did not prove it came from this site")
             .with_detail(detail)
     }
     pub fn forbidden(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", "You are not allowed to do this").with_detail(detail)
+        Self::new(StatusCode::FORBIDDEN, ProblemCode::Forbidden, "You are not allowed to do this").with_detail(detail)
     }
     pub fn registration_closed() -> Self {
-        Self::new(StatusCode::FORBIDDEN, "registration-closed", "Accounts on this server are created by invitation")
+        Self::new(
+            StatusCode::FORBIDDEN,
+            ProblemCode::RegistrationClosed,
+            "Accounts on this server are created by invitation",
+        )
     }
     pub fn invalid_invitation() -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid-invitation", "The invitation is unknown, used, revoked or expired")
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            ProblemCode::InvalidInvitation,
+            "The invitation is unknown, used, revoked or expired",
+        )
     }
     pub fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not-found", "Not found").with_detail(format!("no such {what}"))
+        Self::new(StatusCode::NOT_FOUND, ProblemCode::NotFound, "Not found").with_detail(format!("no such {what}"))
     }
-    pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn conflict(code: ProblemCode, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, code, "The request conflicts with the current state").with_detail(detail)
     }
     pub fn throttled(retry_after: Duration) -> Self {
@@ -108,25 +124,26 @@ impl ApiError {
             retry_after: Some(Duration::from_secs(seconds)),
             ..Self::new(
                 StatusCode::TOO_MANY_REQUESTS,
-                "too-many-requests",
+                ProblemCode::TooManyRequests,
                 "Too many attempts; wait before trying again",
             )
         }
         .with_detail(format!("retry in {seconds} s"))
     }
     pub fn method_not_allowed() -> Self {
-        Self::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "This method is not allowed here")
+        Self::new(StatusCode::METHOD_NOT_ALLOWED, ProblemCode::MethodNotAllowed, "This method is not allowed here")
     }
     pub fn internal() -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Something went wrong on the server")
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, ProblemCode::Internal, "Something went wrong on the server")
     }
     pub fn unavailable(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "The server is not ready").with_detail(detail)
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, ProblemCode::Unavailable, "The server is not ready")
+            .with_detail(detail)
     }
 
     pub fn to_problem(&self) -> Problem {
         Problem {
-            kind: format!("{PROBLEM_BASE}{}", self.code),
+            kind: format!("{PROBLEM_BASE}{}", self.code.as_str()),
             title: self.title.to_owned(),
             status: self.status.as_u16(),
             detail: self.detail.clone(),
@@ -139,7 +156,7 @@ impl ApiError {
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
-            StoreError::Conflict(what) => Self::conflict("conflict", format!("{what} already exists")),
+            StoreError::Conflict(what) => Self::conflict(ProblemCode::Conflict, format!("{what} already exists")),
             StoreError::NotFound(what) => Self::not_found(what),
             other => {
                 tracing::error!(error = %other, "storage failure");
@@ -160,7 +177,7 @@ impl From<AccountError> for ApiError {
             AccountError::InvalidSecondFactor(why) => Self::invalid_second_factor(why),
             AccountError::Throttled(wait) => Self::throttled(wait),
             err @ AccountError::Disabled(_) => Self::account_disabled(err.to_string()),
-            err @ AccountError::AccountExists => Self::conflict("account-exists", err.to_string()),
+            err @ AccountError::AccountExists => Self::conflict(ProblemCode::AccountExists, err.to_string()),
             err @ AccountError::CorruptSecret => {
                 tracing::error!(error = %err, "an account's stored secret is unreadable");
                 Self::internal()

@@ -7,7 +7,7 @@ use std::sync::Weak;
 use std::time::Duration;
 
 use conclave_proto::media::IceServer;
-use conclave_sfu::{MediaPlane, SfuEvent};
+use conclave_sfu::{MediaPlane, SfuConfig, SfuEvent};
 use hmac::{Hmac, Mac};
 use tokio::sync::mpsc;
 
@@ -27,7 +27,13 @@ pub fn start(
         config.advertise.unwrap_or_else(|| if bound.ip().is_unspecified() { default_route_ip() } else { bound.ip() });
     let advertised = SocketAddr::new(ip, bound.port());
     let (events, rx) = mpsc::unbounded_channel();
-    let plane = MediaPlane::start(socket, advertised, config.initial_bitrate_kbps, config.tap.clone(), events)?;
+    let sfu = SfuConfig::new(advertised, config.initial_bitrate_kbps);
+    #[cfg(feature = "test-hooks")]
+    let sfu = match &config.tap {
+        Some(tap) => sfu.with_tap(tap.clone()),
+        None => sfu,
+    };
+    let plane = MediaPlane::start(socket, sfu, events)?;
     tracing::info!(%advertised, "media plane listening (UDP)");
     Ok((plane, rx))
 }

@@ -7,6 +7,7 @@ use crate::config::ServerConfig;
 use crate::metrics::Metrics;
 use crate::throttles::Throttles;
 use conclave_auth::{Backoff, PasswordHasher};
+use conclave_proto::audit::{AuditAction, AuditOutcome};
 use conclave_store::{NewAuditEvent, Store, StoreError};
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
@@ -25,14 +26,14 @@ pub struct AppState {
     /// The SFU, when this server forwards media.
     pub media: Option<conclave_sfu::MediaPlane>,
     /// Vouches for E2EE devices' keys; loaded from the database when first needed.
-    pub credential_authority: tokio::sync::OnceCell<Arc<crate::meetings::credentials::CredentialAuthority>>,
+    pub device_authority: tokio::sync::OnceCell<Arc<crate::devices::DeviceAuthority>>,
 }
 
 /// One audit event as a handler describes it; the state adds time and chain.
 #[derive(Debug, Clone, Copy)]
 pub struct Audit<'a> {
-    pub action: &'a str,
-    pub outcome: &'a str,
+    pub action: AuditAction,
+    pub outcome: AuditOutcome,
     pub org_id: Option<&'a str>,
     pub actor_id: Option<&'a str>,
     pub target: Option<&'a str>,
@@ -41,12 +42,17 @@ pub struct Audit<'a> {
 }
 
 impl<'a> Audit<'a> {
-    pub fn new(action: &'a str, outcome: &'a str) -> Self {
+    pub fn new(action: AuditAction, outcome: AuditOutcome) -> Self {
         Self { action, outcome, org_id: None, actor_id: None, target: None, source_ip: None, detail: "" }
     }
 
     /// An event done by the signed-in `current`, from `ip`, in their organisation.
-    pub fn by(current: &'a crate::extract::CurrentSession, ip: IpAddr, action: &'a str, outcome: &'a str) -> Self {
+    pub fn by(
+        current: &'a crate::extract::CurrentSession,
+        ip: IpAddr,
+        action: AuditAction,
+        outcome: AuditOutcome,
+    ) -> Self {
         Self {
             org_id: current.org_id(),
             actor_id: Some(&current.user.id),
@@ -85,23 +91,23 @@ impl AppState {
             config,
             clock,
             media,
-            credential_authority: tokio::sync::OnceCell::new(),
+            device_authority: tokio::sync::OnceCell::new(),
         })
     }
 
-    /// The E2EE credential authority; `None` (and logged) when the database
-    /// cannot provide its key, so E2EE meetings fail visibly, not silently.
-    pub async fn credential_authority(&self) -> Option<Arc<crate::meetings::credentials::CredentialAuthority>> {
+    /// The E2EE device authority; `None` (and logged) when the database
+    /// cannot provide its key, so E2EE fails visibly, not silently.
+    pub async fn device_authority(&self) -> Option<Arc<crate::devices::DeviceAuthority>> {
         let loaded = self
-            .credential_authority
+            .device_authority
             .get_or_try_init(|| async {
-                crate::meetings::credentials::CredentialAuthority::load_or_create(&self.store).await.map(Arc::new)
+                crate::devices::DeviceAuthority::load_or_create(&self.store).await.map(Arc::new)
             })
             .await;
         match loaded {
             Ok(authority) => Some(authority.clone()),
             Err(err) => {
-                tracing::error!(error = %err, "no E2EE credential authority");
+                tracing::error!(error = %err, "no E2EE device authority");
                 None
             }
         }
@@ -124,17 +130,17 @@ impl AppState {
                 at_ms: self.now_ms(),
                 org_id: event.org_id,
                 actor_id: event.actor_id,
-                action: event.action,
+                action: event.action.as_str(),
                 target: event.target,
                 source_ip: ip.as_deref(),
-                outcome: event.outcome,
+                outcome: event.outcome.as_str(),
                 detail: event.detail,
             })
             .await?;
         self.metrics.audit_events.fetch_add(1, Ordering::Relaxed);
         tracing::info!(
-            action = event.action,
-            outcome = event.outcome,
+            action = event.action.as_str(),
+            outcome = event.outcome.as_str(),
             actor = event.actor_id,
             target = event.target,
             "audit"

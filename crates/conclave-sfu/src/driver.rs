@@ -37,9 +37,7 @@ impl MediaPlane {
     /// within a tokio runtime.
     pub fn start(
         socket: std::net::UdpSocket,
-        advertised: SocketAddr,
-        initial_bitrate_kbps: u64,
-        tap: Option<crate::FrameTap>,
+        config: SfuConfig,
         events: mpsc::UnboundedSender<SfuEvent>,
     ) -> io::Result<Self> {
         socket.set_nonblocking(true)?;
@@ -47,7 +45,8 @@ impl MediaPlane {
         let socket = UdpSocket::from_std(socket)?;
         let (commands, rx) = mpsc::unbounded_channel();
         let stats = Arc::new(Mutex::new(SfuStats::default()));
-        let sfu = Sfu::new(SfuConfig { advertised, initial_bitrate_kbps, tap }, Instant::now());
+        let advertised = config.advertised;
+        let sfu = Sfu::new(config, Instant::now());
         let span = tracing::info_span!("media", %advertised);
         tokio::spawn(tracing::Instrument::instrument(run(socket, sfu, rx, events, stats.clone()), span));
         Ok(Self { commands, advertised, stats })

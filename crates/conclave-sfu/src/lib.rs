@@ -27,7 +27,9 @@ mod vp8;
 pub use demux::{is_stun, stun_local_ufrag};
 pub use driver::MediaPlane;
 pub use peer::Rights;
-pub use sfu::{Command, FrameTap, Sfu, SfuConfig, SfuEvent, SfuStats};
+#[cfg(feature = "test-hooks")]
+pub use sfu::FrameTap;
+pub use sfu::{Command, Sfu, SfuConfig, SfuEvent, SfuStats};
 
 /// Reads `payload` as a forwarded VP8 packet and, where it has the fields,
 /// renumbers it as a layer switch would: lets fuzzing reach the reader of

@@ -11,10 +11,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 fn sfu_with_two(now: Instant) -> Sfu {
-    let mut sfu = Sfu::new(
-        SfuConfig { advertised: "127.0.0.1:4000".parse().unwrap(), initial_bitrate_kbps: 1000, tap: None },
-        now,
-    );
+    let mut sfu = Sfu::new(SfuConfig::new("127.0.0.1:4000".parse().unwrap(), 1000), now);
     let rights = Rights { microphone: true, camera: true, screen: true };
     for participant in [1, 2] {
         sfu.handle_command(now, Command::Admit { meeting: MeetingKey::from("m"), participant, rights });

@@ -8,13 +8,24 @@ use conclave_sfu::Command;
 use network::{address_of, Loss, Network, Sends};
 
 /// One publisher and 39 participants without camera or microphone, over
-/// a network losing what `loss` says; those never connected.
-fn join(loss: Loss, within: Duration) -> Vec<(u64, Option<str0m::IceConnectionState>)> {
+/// a network losing what `loss` says; those never connected, with what
+/// their sessions did.
+fn join(loss: Loss, within: Duration) -> Vec<String> {
     let mut sends = vec![Sends::Microphone];
     sends.extend([Sends::Nothing; 39]);
     let mut net = Network::new(&sends, loss);
     net.run_until(within, Network::all_connected);
-    net.peers.iter().filter(|p| !p.connected).map(|p| (p.id, p.ice)).collect()
+    net.peers
+        .iter()
+        .filter(|p| !p.connected())
+        .map(|p| {
+            let s = p.stats();
+            format!(
+                "participant {}: {} SDP messages, {} datagrams sent, {} received",
+                p.id, s.negotiations, s.datagrams_sent, s.datagrams_received
+            )
+        })
+        .collect()
 }
 
 #[test]
@@ -47,9 +58,9 @@ fn a_reused_address_belongs_to_the_session_checking_from_it() {
     net.join(3, Sends::Nothing, address_of(2));
     assert!(net.run_until(Duration::from_secs(5), Network::all_connected), "the newcomer connects");
     net.sfu.handle_command(net.now, Command::Leave { meeting: "m".into(), participant: 2 });
-    let before = net.peer(3).received.len();
+    let before = net.peer(3).frames_received();
     net.run_until(Duration::from_secs(2), |_| false);
-    let after = net.peer(3).received.len();
+    let after = net.peer(3).frames_received();
     assert!(after > before + 50, "camera frames after the old session left: {}", after - before);
 }
 
@@ -65,9 +76,9 @@ fn forged_checks_do_not_take_a_sessions_address() {
         let from = format!("203.0.113.9:{}", 40_000 + n).parse().unwrap();
         net.sfu.handle_datagram(net.now, from, &forged);
     }
-    let before = net.peer(2).received.len();
+    let before = net.peer(2).frames_received();
     net.run_until(Duration::from_secs(2), |_| false);
     // Two seconds of a 30 fps camera, all of it.
-    let got = net.peer(2).received.len() - before;
+    let got = net.peer(2).frames_received() - before;
     assert!(got >= 59, "camera frames in the two seconds after the forged checks: {got}");
 }

@@ -7,6 +7,7 @@
 //! policy, the store only keeps records.
 
 mod audit;
+mod devices;
 mod invitations;
 mod live;
 mod meetings;
@@ -21,6 +22,7 @@ mod users;
 pub mod testing;
 
 pub use audit::{AuditHead, AuditVerdict, NewAuditEvent};
+pub use devices::{DeviceRow, Registration};
 pub use invitations::InvitationRow;
 pub use live::RedeemedTicket;
 pub use meetings::{MeetingRow, MeetingSecrets, NewBan, NewMeeting, NewReport};

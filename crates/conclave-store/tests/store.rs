@@ -348,3 +348,36 @@ async fn a_join_ticket_is_taken_once_by_whichever_node_comes_first(db: TestDatab
     b.forget_resume_tokens("m-1").await.unwrap();
     assert_eq!(a.resume_token_meeting("rs-1").await.unwrap(), None);
 }
+
+test_both_engines!(a_device_is_registered_once_listed_and_revoked);
+async fn a_device_is_registered_once_listed_and_revoked(db: TestDatabase) {
+    let store = db.store().await;
+    let user = store
+        .create_user(&NewUser {
+            email: "ada@acme.test",
+            display_name: "Ada",
+            password_hash: "x",
+            org_id: None,
+            role: None,
+            now_ms: 1,
+        })
+        .await
+        .unwrap();
+    let laptop = store.register_device(&user.id, "key-1", "Laptop", 10).await.unwrap();
+    assert!(laptop.new);
+    let laptop = laptop.device;
+    // The same key again is the same device: its name kept, its use noted.
+    let again = store.register_device(&user.id, "key-1", "Renamed", 10).await.unwrap();
+    assert!(!again.new, "not new, even within the same millisecond");
+    let again = store.register_device(&user.id, "key-1", "Renamed", 20).await.unwrap().device;
+    assert_eq!((again.id.as_str(), again.name.as_str(), again.last_used_at_ms), (laptop.id.as_str(), "Laptop", 20));
+    let phone = store.register_device(&user.id, "key-2", "Phone", 30).await.unwrap().device;
+    let listed: Vec<_> = store.devices_of(&user.id).await.unwrap().into_iter().map(|d| d.id).collect();
+    assert_eq!(listed, [laptop.id.clone(), phone.id.clone()]);
+    assert!(store.revoke_device(&user.id, &laptop.id, 40).await.unwrap());
+    assert!(!store.revoke_device(&user.id, &laptop.id, 41).await.unwrap(), "once");
+    assert!(!store.revoke_device("someone-else", &phone.id, 41).await.unwrap(), "only one's own");
+    assert_eq!(store.devices_of(&user.id).await.unwrap().len(), 1);
+    // A revoked key stays revoked: registering it again finds it revoked.
+    assert_eq!(store.register_device(&user.id, "key-1", "Laptop", 50).await.unwrap().device.revoked_at_ms, Some(40));
+}

@@ -6,6 +6,7 @@ use crate::config::{self, StorageArgs};
 use crate::progress::Progress;
 use anyhow::{anyhow, bail, Context};
 use clap::{Args, Subcommand};
+use conclave_proto::audit::{AuditAction, AuditOutcome};
 use conclave_proto::{AccountStatus, OrgPolicy, OrgPolicyUpdate, Plan};
 use conclave_server::accounts::{self, NewAccount};
 use conclave_server::state::Audit;
@@ -113,12 +114,12 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
 
 async fn audit(
     state: &SharedState,
-    action: &str,
+    action: AuditAction,
     org_id: Option<&str>,
     target: Option<&str>,
     detail: &str,
 ) -> anyhow::Result<()> {
-    let event = Audit { org_id, target, detail, ..Audit::new(action, "success") };
+    let event = Audit { org_id, target, detail, ..Audit::new(action, AuditOutcome::Success) };
     Ok(state.audit(event).await?)
 }
 
@@ -170,7 +171,7 @@ async fn dispatch(state: &SharedState, command: AdminCommand) -> anyhow::Result<
                     (Some(cap), None) => Some(cap),
                 };
             state.store.set_org_plan(&org.id, plan, &policy).await?;
-            audit(state, "org.plan", Some(&org.id), Some(&org.id), plan.as_str()).await?;
+            audit(state, AuditAction::OrgPlan, Some(&org.id), Some(&org.id), plan.as_str()).await?;
             println!("{} is now on the {} plan; meeting limit: {}", org.name, plan.as_str(), limit_text(&policy));
         }
         AdminCommand::Policy(PolicyCommand::Show { org }) => {
@@ -183,7 +184,7 @@ async fn dispatch(state: &SharedState, command: AdminCommand) -> anyhow::Result<
                 serde_json::from_str(&json).context("the policy update is not valid JSON of the right shape")?;
             let next = conclave_server::org_policy::apply_update(policy, update, org.plan, &state.config.regions)?;
             state.store.update_org_policy(&org.id, &next).await?;
-            audit(state, "org.policy.update", Some(&org.id), Some(&org.id), &json).await?;
+            audit(state, AuditAction::OrgPolicyUpdate, Some(&org.id), Some(&org.id), &json).await?;
             println!("{}", serde_json::to_string_pretty(&next)?);
         }
         AdminCommand::Audit(AuditCommand::Verify) => {
@@ -243,19 +244,34 @@ async fn user_command(state: &SharedState, cmd: UserCommand) -> anyhow::Result<(
             let user = user_by_email(state, &email).await?;
             state.store.set_user_status(&user.id, AccountStatus::Deactivated).await?;
             let revoked = state.store.revoke_sessions_except(&user.id, None, state.now_ms()).await?;
-            audit(state, "org.member.deactivate", user.org_id.as_deref(), Some(&user.id), "via conclave admin").await?;
+            audit(
+                state,
+                AuditAction::OrgMemberDeactivate,
+                user.org_id.as_deref(),
+                Some(&user.id),
+                "via conclave admin",
+            )
+            .await?;
             println!("{} deactivated; {revoked} sessions revoked", user.email);
         }
         UserCommand::Reactivate { email } => {
             let user = user_by_email(state, &email).await?;
             state.store.reactivate_user(&user.id, state.now_ms()).await?;
-            audit(state, "org.member.reactivate", user.org_id.as_deref(), Some(&user.id), "via conclave admin").await?;
+            audit(
+                state,
+                AuditAction::OrgMemberReactivate,
+                user.org_id.as_deref(),
+                Some(&user.id),
+                "via conclave admin",
+            )
+            .await?;
             println!("{} is active again", user.email);
         }
         UserCommand::Reset2fa { email } => {
             let user = user_by_email(state, &email).await?;
             state.store.disable_totp(&user.id).await?;
-            audit(state, "auth.2fa.reset", user.org_id.as_deref(), Some(&user.id), "via conclave admin").await?;
+            audit(state, AuditAction::Auth2faReset, user.org_id.as_deref(), Some(&user.id), "via conclave admin")
+                .await?;
             println!("two-factor turned off for {}", user.email);
         }
         UserCommand::SweepDormant => {

@@ -406,9 +406,8 @@ async fn floor_server(listen: std::net::SocketAddr) -> anyhow::Result<()> {
         get(|upgrade: WebSocketUpgrade| async move {
             // The same socket buffers as Conclave's signaling, so the floor
             // is the transport's own cost.
-            let upgrade = upgrade
-                .read_buffer_size(conclave_server::live::signaling::SOCKET_BUFFER_BYTES)
-                .write_buffer_size(0);
+            let upgrade =
+                upgrade.read_buffer_size(conclave_server::live::signaling::SOCKET_BUFFER_BYTES).write_buffer_size(0);
             upgrade.on_upgrade(|mut socket| async move {
                 while let Some(Ok(message)) = socket.recv().await {
                     if let AxumMessage::Text(text) = message {

@@ -41,6 +41,10 @@ export type AuditAction =
   | "auth.2fa.recovery_codes"
   /** Two-factor authentication turned off by an operator (`conclave admin`). */
   | "auth.2fa.reset"
+  /** An E2EE device registered with its account. */
+  | "auth.device.register"
+  /** An E2EE device revoked by its account: the server vouches for it no more. */
+  | "auth.device.revoke"
   /** A sign-in, successful or not. */
   | "auth.login"
   /** A sign-out. */
@@ -290,6 +294,50 @@ export interface CreateMeetingRequest {
 
 export interface CreateOrgRequest {
   name: string;
+}
+
+/** One of the caller's devices. */
+export interface Device {
+  id: string;
+  /** What the device calls itself ("Firefox on the laptop"). */
+  name: string;
+  /** The device's key as people compare it: 20 hex digits in groups of four. */
+  fingerprint: string;
+  created_at_ms: number;
+  /** The last time the device's key was vouched for. */
+  last_used_at_ms: number;
+}
+
+export interface DeviceList {
+  devices: Device[];
+}
+
+/** Whose device a credential vouches for. */
+export type DeviceOwner =
+  /**
+   * A device registered to an account: one credential for everything
+   * the account does, until the account revokes the device.
+   */
+  | { kind: "account"; user_id: string; device_id: string }
+  /** A guest's device, in one meeting, as one participant. */
+  | { kind: "guest"; meeting_id: string; participant_id: number };
+
+/** A registered device and the server's credential for it. */
+export interface DeviceRegistration {
+  device: Device;
+  /** base64 of the signed credential (see `conclave_proto::credential`). */
+  credential: string;
+  /** base64 of the server's credential authority key. */
+  authority: string;
+}
+
+/**
+ * A device in a meeting's E2EE group: the participant it speaks for and
+ * the owner its credential names.
+ */
+export interface E2eeMember {
+  participant_id: number;
+  owner: DeviceOwner;
 }
 
 export type E2eeMode =
@@ -673,6 +721,8 @@ export type ProblemCode =
   | "conflict"
   /** 409: an account with this email exists. */
   | "account-exists"
+  /** 409: the account revoked this key's device; register a new key. */
+  | "device-revoked"
   /** 409: the account already belongs to an organisation. */
   | "already-in-org"
   /** 404: no meeting with this link, or this code and passcode. */
@@ -724,6 +774,14 @@ export type RefusalReason =
    * or in all); try again later.
    */
   | "waiting_room_full";
+
+/** Register this device's key with the caller's account. */
+export interface RegisterDeviceRequest {
+  /** The device's Ed25519 public signature key, base64. */
+  signature_key: string;
+  /** 1 to 64 characters, under the display-name rule. */
+  name: string;
+}
 
 /** A report as the organisation's owners and admins read it. */
 export interface Report {
@@ -860,7 +918,13 @@ export type ServerMessage =
    * `SignedCredential`'s bytes
    * (base64), `authority` the Ed25519 key that signed it (base64).
    */
-  | { type: "e2ee_credential"; credential: string; authority: string }
+  | {
+      type: "e2ee_credential";
+      credential: string;
+      authority: string;
+      /** The participant this device speaks for in the meeting's group. */
+      participant_id: number;
+    }
   /** You are the first in the group: create it (epoch 0). */
   | { type: "e2ee_create_group" }
   /**
@@ -868,20 +932,40 @@ export type ServerMessage =
    * participant's device with this KeyPackage. Members accept a commit
    * only from that committer, adding only what the server asked for.
    */
-  | { type: "e2ee_add_request"; participant_id: number; key_package: string; committer: number }
+  | {
+      type: "e2ee_add_request";
+      participant_id: number;
+      /** Whose device it is: the owner its credential must name. */
+      owner: DeviceOwner;
+      key_package: string;
+      committer: number;
+    }
   /**
    * To every member: the server asks `committer` to remove this
    * participant's device (they left, were removed, or took their seat
    * over with a new device). Members accept no other removal.
    */
-  | { type: "e2ee_remove_request"; participant_id: number; committer: number }
+  | {
+      type: "e2ee_remove_request";
+      participant_id: number;
+      /** The owner named by the credential of the device to remove. */
+      owner: DeviceOwner;
+      committer: number;
+    }
   /** A commit the delivery service accepted; `epoch` is the one it starts. */
   | { type: "e2ee_commit"; from: number; epoch: number; commit: string }
   /**
    * You were added: join the group with this. `committer` is who the
    * server asks to make the group's changes, until a request names another.
    */
-  | { type: "e2ee_welcome"; epoch: number; welcome: string; committer: number }
+  | {
+      type: "e2ee_welcome";
+      epoch: number;
+      welcome: string;
+      committer: number;
+      /** Who holds each device in the group now, in the server's word. */
+      members: E2eeMember[];
+    }
   /**
    * Your commit was not accepted (another was first); process what
    * arrived and build again on `epoch`.

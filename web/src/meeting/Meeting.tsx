@@ -168,8 +168,10 @@ export function Meeting(props: {
     return undefined;
   });
 
-  // Media and stats for tests and for the security panel.
+  // State, media and stats for the browser tests, in test builds only (the
+  // constant is false in every other build, which drops this code).
   useEffect(() => {
+    if (!__TEST_HOOKS__) return;
     const hook = {
       state: () => ({ phase: state.phase.kind, me: state.me, roster: [...state.roster.values()], chat: state.chat, waiting: state.waiting }),
       stats: async () => {

@@ -37,7 +37,6 @@ export interface MeetingState {
   endsAt: number | null;
   notices: { id: number; text: string; at: number }[];
   reactions: { id: number; from: number; emoji: string; at: number }[];
-  knocks: number;
 }
 
 export const initialState: MeetingState = {
@@ -52,7 +51,6 @@ export const initialState: MeetingState = {
   endsAt: null,
   notices: [],
   reactions: [],
-  knocks: 0,
 };
 
 let noticeId = 0;
@@ -85,9 +83,9 @@ export function reduce(state: MeetingState, m: MeetingEvent): MeetingState {
     case "replaced":
       return { ...state, phase: { kind: "replaced" } };
     case "knock":
-      return { ...notice(state, `${m.participant.display_name} is waiting to join`), knocks: state.knocks + 1 };
+      return notice(state, `${m.participant.display_name} is waiting to join`);
     case "knocks":
-      return { ...notice(state, `${m.count} people are waiting to join`), knocks: state.knocks + m.count };
+      return notice(state, `${m.count} people are waiting to join`);
     case "waiting_room":
       return { ...state, waiting: m.waiting };
     case "participant_joined":

@@ -1,6 +1,6 @@
 import { useEffect, useState } from "react";
 import { api } from "../api";
-import type { AuditEvent, Invitation, OrgPolicy, OrgPolicyUpdate, SessionInfo, TotpEnrollResponse, User } from "../generated/protocol";
+import type { AuditEvent, Device, Invitation, OrgPolicy, OrgPolicyUpdate, SessionInfo, TotpEnrollResponse, User } from "../generated/protocol";
 
 /// The policies that are on or off, each shown as a checkbox.
 type SwitchPolicy = { [K in keyof OrgPolicy]: OrgPolicy[K]["value"] extends boolean ? K : never }[keyof OrgPolicy];
@@ -149,15 +149,25 @@ export function Admin(props: { user: User }) {
   );
 }
 
-/// The account: signed-in sessions (revocable) and two-factor enrolment.
+/// The account: signed-in sessions (revocable), encryption devices
+/// (revocable) and two-factor enrolment.
 export function Account() {
   const [sessions, setSessions] = useState<SessionInfo[]>([]);
+  const [devices, setDevices] = useState<Device[]>([]);
   const [enrolment, setEnrolment] = useState<TotpEnrollResponse | null>(null);
   const [code, setCode] = useState("");
   const [codes, setCodes] = useState<string[] | null>(null);
   const [message, setMessage] = useState<string | null>(null);
   const load = () => api.sessions().then((r) => setSessions(r.sessions), () => undefined);
-  useEffect(() => void load(), []);
+  const loadDevices = () => api.devices().then((r) => setDevices(r.devices), () => undefined);
+  useEffect(() => {
+    void load();
+    void loadDevices();
+  }, []);
+  const revokeDevice = (d: Device) => {
+    if (!confirm(`Revoke "${d.name}"? It will not be able to join encrypted meetings as you until it is set up again.`)) return;
+    api.revokeDevice(d.id).then(loadDevices, (e) => setMessage(e.message));
+  };
   return (
     <main className="account">
       <h1>Your account</h1>
@@ -198,6 +208,25 @@ export function Account() {
             </li>
           ))}
         </ul>
+      </section>
+      <section aria-label="Devices">
+        <h2>Encryption devices</h2>
+        <p>
+          Each browser or app that has joined an end-to-end encrypted meeting as you holds its own key. Others see a
+          warning when a key they have not seen before speaks for you. Compare a fingerprint with the one the device shows
+          in a meeting's security panel; revoke any you do not recognise.
+        </p>
+        {devices.length === 0 ? <p>No devices yet.</p> : (
+          <ul>
+            {devices.map((d) => (
+              <li key={d.id}>
+                {d.name} · <code>{d.fingerprint}</code> · added {new Date(d.created_at_ms).toLocaleDateString()} · last used{" "}
+                {new Date(d.last_used_at_ms).toLocaleString()}
+                <button onClick={() => revokeDevice(d)}>Revoke</button>
+              </li>
+            ))}
+          </ul>
+        )}
       </section>
     </main>
   );

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use conclave_proto::signal::{ClientMessage, ServerMessage};
+use conclave_proto::signal::{ClientMessage, ErrorCode, ServerMessage};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -265,18 +265,12 @@ impl SignalChannel for JanusChannel {
 fn translate(event: &Value) -> Option<ServerMessage> {
     let data = &event["plugindata"]["data"];
     if let Some(error) = data.get("error") {
-        return Some(ServerMessage::Error {
-            code: "janus".into(),
-            message: error.as_str().unwrap_or_default().to_owned(),
-            request: None,
-        });
+        // Janus refusing a request fails the media session as ours would.
+        let message = format!("Janus: {}", error.as_str().unwrap_or_default());
+        return Some(ServerMessage::error(ErrorCode::MediaFailed, message, None));
     }
     if event["janus"] == "hangup" {
-        return Some(ServerMessage::Error {
-            code: "media_lost".into(),
-            message: "Janus hung up".into(),
-            request: None,
-        });
+        return Some(ServerMessage::error(ErrorCode::MediaLost, "Janus hung up", None));
     }
     let sdp = event["jsep"]["sdp"].as_str()?.to_owned();
     match event["jsep"]["type"].as_str()? {
@@ -299,7 +293,8 @@ mod tests {
             "jsep": {"type": "offer", "sdp": "v=0"}});
         assert!(matches!(translate(&offer), Some(ServerMessage::MediaOffer { .. })));
         let refused = json!({"janus": "event", "plugindata": {"data": {"error_code": 426, "error": "No such room"}}});
-        assert!(matches!(translate(&refused), Some(ServerMessage::Error { message, .. }) if message == "No such room"));
+        assert!(matches!(translate(&refused), Some(ServerMessage::Error { code, message, .. })
+            if code == "media_failed" && message == "Janus: No such room"));
         let webrtcup = json!({"janus": "webrtcup", "sender": 1});
         assert!(translate(&webrtcup).is_none());
     }

@@ -1,7 +1,9 @@
 //! A headless participant's media: a str0m peer connection to the SFU that
 //! publishes synthetic audio, camera (optionally simulcast) and screen
 //! share, answers the server's offers, and records everything it receives.
-//! Used by tests, bots and `conclave loadtest`.
+//! [`MediaSession`] is that participant as a sans-IO state machine (the
+//! SFU's simulated network runs it); [`MediaParticipant`] runs one over UDP
+//! for tests, bots and `conclave loadtest`.
 
 pub mod janus;
 mod session;
@@ -9,6 +11,6 @@ mod stats;
 pub mod synthetic;
 mod turn;
 
-pub use session::{MediaOptions, MediaParticipant, RelayOptions};
+pub use session::{Datagram, MediaOptions, MediaParticipant, MediaSession, RelayOptions, SessionError};
 pub use stats::{MediaStats, TrackStats};
 pub use turn::allocate_relay;

@@ -29,6 +29,11 @@ pub struct TrackStats {
 }
 
 impl TrackStats {
+    /// The sequence number of the latest frame received.
+    pub fn last_seq(&self) -> Option<u32> {
+        self.last_seq.get(&self.last_layer?).copied()
+    }
+
     fn record(&mut self, header: &FrameHeader, bytes: usize, now: Instant, now_us: u64) {
         self.frames += 1;
         self.bytes += bytes as u64;

@@ -5,7 +5,8 @@
 //! Video frames begin with a VP8 payload header byte whose P bit marks
 //! keyframes (RFC 6386 §9.1), which is all an SFU looks at.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::OnceLock;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use conclave_proto::media::MediaSource;
 use conclave_proto::signal::ParticipantId;
@@ -29,6 +30,38 @@ pub struct FrameHeader {
 
 pub fn now_us() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
+}
+
+/// The clock frames are stamped with and their latency measured by: Unix
+/// microseconds, read from the `Instant`s a session is given, so that a
+/// session driven in simulated time stamps simulated time.
+#[derive(Debug, Clone, Copy)]
+pub struct FrameClock {
+    origin: Instant,
+    origin_unix_us: u64,
+}
+
+impl FrameClock {
+    /// The machine's clock, anchored once per process: every participant of
+    /// a process reads the same clock, so the latency between two of them is
+    /// exactly the time between their `Instant`s.
+    pub fn system() -> Self {
+        static ANCHOR: OnceLock<FrameClock> = OnceLock::new();
+        *ANCHOR.get_or_init(|| Self { origin: Instant::now(), origin_unix_us: now_us() })
+    }
+
+    /// A clock that reads `unix_us` at `origin` (simulated time).
+    pub fn starting_at(origin: Instant, unix_us: u64) -> Self {
+        Self { origin, origin_unix_us: unix_us }
+    }
+
+    /// Unix microseconds at `at`.
+    pub fn unix_us(&self, at: Instant) -> u64 {
+        match at.checked_duration_since(self.origin) {
+            Some(after) => self.origin_unix_us + after.as_micros() as u64,
+            None => self.origin_unix_us.saturating_sub(self.origin.duration_since(at).as_micros() as u64),
+        }
+    }
 }
 
 fn source_byte(source: MediaSource) -> u8 {
@@ -84,6 +117,14 @@ pub fn parse(frame: &[u8]) -> Option<FrameHeader> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_frame_clock_reads_unix_time_from_instants() {
+        let origin = Instant::now();
+        let clock = FrameClock::starting_at(origin + std::time::Duration::from_millis(5), 1_000_000);
+        assert_eq!(clock.unix_us(origin + std::time::Duration::from_millis(7)), 1_002_000);
+        assert_eq!(clock.unix_us(origin), 995_000, "before the origin too");
+    }
 
     #[test]
     fn frames_round_trip() {

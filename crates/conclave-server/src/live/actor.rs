@@ -10,8 +10,9 @@ use super::media_sync::MediaSync;
 use super::protocol::{Deliver, Frame, MediaEvent, MeetingCommand, MeetingOutput, Undeliverable};
 use super::seats::Seats;
 use crate::state::{Audit, SharedState};
+use conclave_proto::audit::{AuditAction, AuditOutcome};
 use conclave_proto::signal::{ParticipantId, ServerMessage};
-use conclave_room::{Effect, Input, Outcome, Room};
+use conclave_room::{Effect, Input, Room};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,19 +22,19 @@ use tracing::Instrument;
 /// An audit event as the meeting reports it, before it gets its time and chain.
 #[derive(Debug, Clone)]
 pub struct MeetingAudit {
-    pub action: &'static str,
+    pub action: AuditAction,
     pub actor: Option<ParticipantId>,
     pub target: Option<ParticipantId>,
-    pub outcome: Outcome,
+    pub outcome: AuditOutcome,
     pub detail: String,
 }
 
 impl MeetingAudit {
     pub fn new(
-        action: &'static str,
+        action: AuditAction,
         actor: Option<ParticipantId>,
         target: Option<ParticipantId>,
-        outcome: Outcome,
+        outcome: AuditOutcome,
         detail: String,
     ) -> Self {
         Self { action, actor, target, outcome, detail }
@@ -65,7 +66,7 @@ impl MeetingActor {
         let span = tracing::info_span!("meeting", id = %opening.meeting_id);
         tokio::spawn(
             async move {
-                let authority = state.credential_authority().await;
+                let authority = state.device_authority().await;
                 let actor = MeetingActor {
                     media: MediaSync::new(&opening.meeting_id),
                     e2ee: MeetingE2ee::new(&opening.meeting_id, authority),
@@ -174,7 +175,13 @@ impl MeetingActor {
                     // Whoever holds the token may take the seat over; that it
                     // happened is kept.
                     let detail = "the seat's resume token was presented while its connection was open".to_owned();
-                    let audit = MeetingAudit::new("meeting.seat.takeover", Some(seat), None, Outcome::Success, detail);
+                    let audit = MeetingAudit::new(
+                        AuditAction::MeetingSeatTakeover,
+                        Some(seat),
+                        None,
+                        AuditOutcome::Success,
+                        detail,
+                    );
                     self.write_audits(vec![audit]);
                 }
                 Some(Input::Reconnected { id: seat })
@@ -195,6 +202,16 @@ impl MeetingActor {
                 Some(Input::Report { request, resume_token, reported })
             }
             MeetingCommand::BansLifted { keys } => Some(Input::BansLifted { keys }),
+            MeetingCommand::DeviceVouched { participant, outcome } => {
+                let out = match outcome {
+                    Ok(vouched) => self.e2ee.vouched(&self.room, participant, vouched),
+                    Err(reason) => self.e2ee.refused(participant, reason),
+                };
+                for (to, message) in out {
+                    let _ = self.send(to, message);
+                }
+                None
+            }
         }
     }
 
@@ -210,6 +227,7 @@ impl MeetingActor {
     fn feed(&mut self, input: Input) -> bool {
         let mut inputs = VecDeque::from([input]);
         let mut audits = Vec::new();
+        let mut registrations = Vec::new();
         let mut ended = false;
         while let Some(input) = inputs.pop_front() {
             let now = self.state.now_ms();
@@ -242,13 +260,14 @@ impl MeetingActor {
                     }
                     Effect::Banned { ban } => self.keep_ban(ban),
                     Effect::ReportChecked { request, verdict } => {
-                        let _ = self.deliver.deliver(MeetingOutput::ReportVerdict { request, verdict });
+                        let _ = self.deliver.deliver(MeetingOutput::ReportVerdict { request, verdict: verdict.map(Box::new) });
                     }
                     Effect::Media { from, message } => {
                         // Admission now, before the request: the room may have
                         // admitted `from` earlier in this same batch.
                         self.sync_planes();
-                        let replies = match self.e2ee.handle(now, &self.room, from, message, &mut audits) {
+                        let handled = self.e2ee.handle(now, &self.room, from, message, &mut audits, &mut registrations);
+                        let replies = match handled {
                             Ok(deliveries) => deliveries,
                             Err(media) => self
                                 .media
@@ -271,7 +290,48 @@ impl MeetingActor {
         if !audits.is_empty() {
             self.write_audits(audits);
         }
+        for registration in registrations {
+            self.register_device(registration);
+        }
         ended
+    }
+
+    /// Registers a participant's account device and vouches for it, off the
+    /// meeting's task (it takes the database); the outcome comes back as a
+    /// command.
+    fn register_device(&self, registration: super::e2ee::Registration) {
+        let Some(authority) = self.e2ee.authority().cloned() else { return };
+        let state = self.state.clone();
+        let meeting_id = self.meeting_id.clone();
+        tokio::spawn(async move {
+            let super::e2ee::Registration { participant, user_id, signature_key } = registration;
+            let outcome = async {
+                let user = state.store.user_by_id(&user_id).await?.ok_or(crate::devices::DeviceError::Revoked)?;
+                let key = data_encoding::BASE64.decode(signature_key.as_bytes()).unwrap_or_default();
+                let print = conclave_proto::device::fingerprint(&key);
+                let name = format!("Device {}", print.split(' ').next().unwrap_or_default());
+                let now = state.now_ms();
+                let (registration, vouched) = authority
+                    .account_device(&state.store, &user.id, &user.display_name, &signature_key, &name, now)
+                    .await?;
+                if registration.new {
+                    let device = &registration.device;
+                    // A device the account did not have: it shows in the
+                    // account's list, and its registration in the audit log.
+                    let detail = format!("{} (in meeting {meeting_id})", device.name);
+                    let mut audit = Audit::new(AuditAction::AuthDeviceRegister, AuditOutcome::Success)
+                        .target(&device.id)
+                        .detail(&detail);
+                    audit.actor_id = Some(&user.id);
+                    audit.org_id = user.org_id.as_deref();
+                    state.audit(audit).await?;
+                }
+                Ok::<_, crate::devices::DeviceError>(vouched.into())
+            }
+            .await
+            .map_err(|err| err.to_string());
+            state.live.tell(&meeting_id, MeetingCommand::DeviceVouched { participant, outcome });
+        });
     }
 
     /// Brings the SFU and the E2EE group in line with the room, and sends
@@ -341,7 +401,7 @@ impl MeetingActor {
                     org_id: Some(&org_id),
                     target: Some(&meeting_id),
                     detail: &detail,
-                    ..Audit::new(action, outcome.as_str())
+                    ..Audit::new(action, outcome)
                 };
                 if let Err(err) = state.audit(event).await {
                     tracing::error!(error = %err, "could not write a meeting audit event");

@@ -1,42 +1,64 @@
 //! A meeting's end-to-end encryption, the server's side: vouching for each
-//! admitted participant's device key, and the MLS delivery service of the
-//! meeting's group, kept in step with who the room admits. One of the
-//! meeting actor's two jobs (the other is `media_sync.rs`). The server
-//! never holds a key here: it orders and forwards what devices send.
+//! admitted participant's device key, and the delivery service of the
+//! meeting's MLS group (`conclave_delivery::meeting`), kept in step with
+//! who the room admits. One of the meeting actor's two jobs (the other is
+//! `media_sync.rs`). The server never holds a key here: it vouches for
+//! public keys, and orders and forwards what devices send.
+//!
+//! A guest's device is vouched for this meeting at once. A signed-in
+//! participant's device is the account's: it is registered with the account
+//! (once; the same key later is the same device) off the meeting's task,
+//! since that takes the database, and the credential comes back to the
+//! meeting as a command ([`MeetingCommand::DeviceVouched`]).
 
 use super::actor::MeetingAudit;
-use crate::meetings::credentials::{CredentialAuthority, Subject};
-use conclave_proto::signal::{ClientMessage, ParticipantId, ServerMessage};
-use conclave_room::delivery::{MlsDelivery, ProposedCommit};
-use conclave_room::{Outcome, Room};
-use std::collections::{BTreeSet, HashMap};
+use super::protocol::VouchedDevice;
+use crate::devices::DeviceAuthority;
+use conclave_delivery::meeting::MeetingGroup;
+use conclave_delivery::ProposedCommit;
+use conclave_proto::audit::{AuditAction, AuditOutcome};
+use conclave_proto::credential::DeviceOwner;
+use conclave_proto::signal::{ClientMessage, ErrorCode, ParticipantId, ServerMessage};
+use conclave_room::Room;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 /// Messages for participants, by seat.
 pub type Deliveries = Vec<(ParticipantId, ServerMessage)>;
 
-pub struct MeetingE2ee {
-    meeting_id: String,
-    delivery: MlsDelivery,
-    authority: Option<Arc<CredentialAuthority>>,
-    /// The device key last vouched for, per admitted participant.
-    devices: HashMap<ParticipantId, String>,
+/// An account device to register and vouch for, off the meeting's task.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    pub participant: ParticipantId,
+    pub user_id: String,
+    pub signature_key: String,
 }
 
+pub struct MeetingE2ee {
+    meeting_id: String,
+    group: MeetingGroup,
+    authority: Option<Arc<DeviceAuthority>>,
+}
+
+const REQUEST: Option<&str> = Some("e2ee_credential_request");
+
 impl MeetingE2ee {
-    pub fn new(meeting_id: &str, authority: Option<Arc<CredentialAuthority>>) -> Self {
-        Self { meeting_id: meeting_id.to_owned(), delivery: MlsDelivery::default(), authority, devices: HashMap::new() }
+    pub fn new(meeting_id: &str, authority: Option<Arc<DeviceAuthority>>) -> Self {
+        Self { meeting_id: meeting_id.to_owned(), group: MeetingGroup::default(), authority }
+    }
+
+    pub fn authority(&self) -> Option<&Arc<DeviceAuthority>> {
+        self.authority.as_ref()
     }
 
     /// The room's admitted set may have changed: whoever left is to be
     /// removed from the group (the delivery service asks the committer).
     pub fn sync(&mut self, room: &Room) -> Deliveries {
-        let admitted: BTreeSet<ParticipantId> = room.admitted().collect();
-        self.devices.retain(|p, _| admitted.contains(p));
-        self.delivery.membership(&admitted)
+        self.group.membership(&admitted(room))
     }
 
-    /// An admitted participant's E2EE message; `None` if it is not one.
+    /// An admitted participant's E2EE message; the message back if it is
+    /// not one. Account devices to register go into `registrations`.
     pub fn handle(
         &mut self,
         now_ms: i64,
@@ -44,72 +66,103 @@ impl MeetingE2ee {
         from: ParticipantId,
         message: ClientMessage,
         audits: &mut Vec<MeetingAudit>,
+        registrations: &mut Vec<Registration>,
     ) -> Result<Deliveries, ClientMessage> {
+        let admitted = admitted(room);
         Ok(match message {
-            ClientMessage::E2eeCredentialRequest { signature_key } => self.vouch(now_ms, room, from, signature_key),
-            ClientMessage::E2eeKeyPackage { key_package } => self.delivery.key_package(from, key_package),
+            ClientMessage::E2eeCredentialRequest { signature_key } => {
+                let Some(authority) = &self.authority else {
+                    return Ok(vec![(
+                        from,
+                        ServerMessage::error(ErrorCode::Unavailable, "no credential authority", REQUEST),
+                    )]);
+                };
+                match room.identity(from).and_then(|i| i.user_id.clone()) {
+                    Some(user_id) => {
+                        registrations.push(Registration { participant: from, user_id, signature_key });
+                        Deliveries::new()
+                    }
+                    None => {
+                        let name = room.view(from).map(|v| v.display_name).unwrap_or_default();
+                        let owner = DeviceOwner::Guest { meeting_id: self.meeting_id.clone(), participant_id: from };
+                        match authority.vouch(owner, &name, &signature_key, now_ms) {
+                            Ok(vouched) => self.vouched(room, from, vouched.into()),
+                            Err(err) => {
+                                vec![(from, ServerMessage::error(ErrorCode::Invalid, err.to_string(), REQUEST))]
+                            }
+                        }
+                    }
+                }
+            }
+            ClientMessage::E2eeKeyPackage { key_package } => self.group.key_package(from, key_package),
             ClientMessage::E2eeCommit { epoch, commit, welcome, added, removed } => {
-                let admitted = room.admitted().collect();
                 let proposed = ProposedCommit { epoch, commit, welcome, added, removed };
-                if let Err(refusal) = self.delivery.check(from, &proposed, &admitted) {
+                if let Err(refusal) = self.group.check(from, &proposed, &admitted) {
                     if refusal.is_rogue() {
                         // Someone tried to change the encryption group against
                         // the rules: nobody was evicted or added, but it is kept.
                         let detail = format!("refused an E2EE commit: {refusal:?}");
                         audits.push(MeetingAudit::new(
-                            "meeting.e2ee.commit",
+                            AuditAction::MeetingE2eeCommit,
                             Some(from),
                             None,
-                            Outcome::Denied,
+                            AuditOutcome::Denied,
                             detail,
                         ));
                     }
                 }
-                self.delivery.commit(from, proposed, &admitted)
+                self.group.commit(from, proposed, &admitted)
             }
-            ClientMessage::E2eeApplication { message } => self.delivery.application(from, message),
+            ClientMessage::E2eeApplication { message } => self.group.application(from, message),
             ClientMessage::E2eeCommitRefused { epoch, from: committer, reason } => {
                 let reason: String = reason.chars().take(200).collect();
                 let detail = format!("a device refused participant {committer}'s commit on epoch {epoch}: {reason}");
-                audits.push(MeetingAudit::new(
-                    "meeting.e2ee.commit_refused",
+                let audit = MeetingAudit::new(
+                    AuditAction::MeetingE2eeCommitRefused,
                     Some(from),
                     Some(committer),
-                    Outcome::Denied,
+                    AuditOutcome::Denied,
                     detail,
-                ));
+                );
+                audits.push(audit);
                 Deliveries::new()
             }
             other => return Err(other),
         })
     }
 
-    /// Vouches for an admitted participant's device key, named as the room
-    /// knows them. A second request from the same seat is a new device
-    /// (another tab or device took the seat over): its old leaf is removed
-    /// from the group, and the new one joins like anyone else.
-    fn vouch(&mut self, now_ms: i64, room: &Room, from: ParticipantId, key: String) -> Deliveries {
-        let kind = Some("e2ee_credential_request");
-        let (Some(authority), Some(view)) = (&self.authority, room.view(from)) else {
-            return vec![(from, ServerMessage::error("unavailable", "no credential authority", kind))];
-        };
-        let subject = Subject {
-            meeting_id: &self.meeting_id,
-            participant_id: from,
-            user_id: room.identity(from).and_then(|i| i.user_id.as_deref()),
-            display_name: &view.display_name,
-            signature_key: &key,
-        };
-        match authority.vouch(&subject, now_ms) {
-            Ok(credential) => {
-                let mut out = Deliveries::new();
-                if self.devices.insert(from, key).is_some() {
-                    out = self.delivery.device_replaced(from, &room.admitted().collect());
-                }
-                out.push((from, credential));
-                out
-            }
-            Err(reason) => vec![(from, ServerMessage::error("invalid", reason, kind))],
+    /// The server vouched for a participant's device: it is told, and the
+    /// group learns whose device the seat now has (a second device for a
+    /// seat replaces the first).
+    pub fn vouched(&mut self, room: &Room, participant: ParticipantId, vouched: VouchedDevice) -> Deliveries {
+        let admitted = admitted(room);
+        if !admitted.contains(&participant) {
+            return Deliveries::new();
         }
+        let mut out = self.group.vouched(participant, vouched.owner, &admitted);
+        out.push((
+            participant,
+            ServerMessage::E2eeCredential {
+                credential: vouched.credential,
+                authority: vouched.authority,
+                participant_id: participant,
+            },
+        ));
+        out
+    }
+
+    /// A device could not be vouched for (not a key, or revoked).
+    pub fn refused(&self, participant: ParticipantId, reason: String) -> Deliveries {
+        vec![(participant, ServerMessage::error(ErrorCode::Invalid, reason, REQUEST))]
+    }
+}
+
+fn admitted(room: &Room) -> BTreeSet<ParticipantId> {
+    room.admitted().collect()
+}
+
+impl From<crate::devices::Vouched> for VouchedDevice {
+    fn from(vouched: crate::devices::Vouched) -> Self {
+        Self { credential: vouched.credential, authority: vouched.authority, owner: vouched.owner }
     }
 }

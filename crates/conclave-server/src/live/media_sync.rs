@@ -3,7 +3,7 @@
 //! the room no longer lists them (left, removed, ended). One of the meeting
 //! actor's two jobs (the other is `e2ee.rs`).
 
-use conclave_proto::signal::{ClientMessage, ParticipantId, ServerMessage};
+use conclave_proto::signal::{ClientMessage, ErrorCode, ParticipantId, ServerMessage};
 use conclave_room::{MediaRights, Room};
 use conclave_sfu::{MediaPlane, MeetingKey};
 use std::collections::HashMap;
@@ -69,7 +69,11 @@ impl MediaSync {
     ) -> Option<ServerMessage> {
         let Some(plane) = plane else {
             let kind = message.kind();
-            return Some(ServerMessage::error("unavailable", "this server does not forward media", Some(kind)));
+            return Some(ServerMessage::error(
+                ErrorCode::Unavailable,
+                "this server does not forward media",
+                Some(kind),
+            ));
         };
         let meeting = self.meeting.clone();
         let command = match message {

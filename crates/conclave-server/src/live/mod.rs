@@ -207,6 +207,12 @@ impl LiveMeetings {
         let _ = self.directory.send(meeting_id, MeetingCommand::Terminate { reason });
     }
 
+    /// A command from the server itself to a meeting (the outcome of work
+    /// its actor handed off).
+    pub(crate) fn tell(&self, meeting_id: &str, command: MeetingCommand) {
+        let _ = self.directory.send(meeting_id, command);
+    }
+
     /// The live room of a meeting forgets these bans.
     pub fn bans_lifted(&self, meeting_id: &str, keys: Vec<String>) {
         let _ = self.directory.send(meeting_id, MeetingCommand::BansLifted { keys });

@@ -51,6 +51,19 @@ pub enum MeetingCommand {
     BansLifted { keys: Vec<String> },
     /// Something the media plane has for this meeting's participants.
     Media { event: MediaEvent },
+    /// A participant's account device was registered and vouched for (off
+    /// the meeting's task), or could not be.
+    DeviceVouched { participant: ParticipantId, outcome: Result<VouchedDevice, String> },
+}
+
+/// A device credential as the server signed it, for a participant's seat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VouchedDevice {
+    /// base64 of the signed credential.
+    pub credential: String,
+    /// base64 of the authority's key.
+    pub authority: String,
+    pub owner: conclave_proto::credential::DeviceOwner,
 }
 
 /// What the media plane tells a meeting.
@@ -90,7 +103,8 @@ pub enum MeetingOutput {
     /// The answer to a [`MeetingCommand::Report`].
     ReportVerdict {
         request: RequestId,
-        verdict: Result<ReportParties, ReportRefusal>,
+        /// Boxed: who the parties are is big beside every other output.
+        verdict: Result<Box<ReportParties>, ReportRefusal>,
     },
 }
 

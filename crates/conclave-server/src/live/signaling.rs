@@ -16,9 +16,11 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::response::Response;
 use conclave_auth::TokenBucket;
+use conclave_proto::audit::{AuditAction, AuditOutcome};
 use conclave_proto::signal::{
-    ClientMessage, ServerMessage, MAX_MESSAGE_BYTES, MAX_SDP_MESSAGE_BYTES, PROTOCOL_VERSION,
+    ClientMessage, ErrorCode, ServerMessage, MAX_MESSAGE_BYTES, MAX_SDP_MESSAGE_BYTES, PROTOCOL_VERSION,
 };
+use conclave_proto::ProblemCode;
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use std::net::IpAddr;
@@ -63,7 +65,7 @@ pub async fn signal(
     let unsupported = || {
         ApiError::new(
             axum::http::StatusCode::BAD_REQUEST,
-            "unsupported-protocol-version",
+            ProblemCode::UnsupportedProtocolVersion,
             "This server speaks signaling protocol version 1",
         )
         .with_detail("connect with v=1")
@@ -73,7 +75,7 @@ pub async fn signal(
         return Err(unsupported());
     }
     let upgrade = upgrade.map_err(|rejection| {
-        ApiError::new(rejection.status(), "websocket-required", "This endpoint is a WebSocket")
+        ApiError::new(rejection.status(), ProblemCode::WebsocketRequired, "This endpoint is a WebSocket")
             .with_detail(rejection.body_text())
     })?;
     let now = state.now_ms();
@@ -84,7 +86,7 @@ pub async fn signal(
                 let audit = Audit {
                     source_ip: Some(ip),
                     detail: "unknown, used or expired join ticket",
-                    ..Audit::new("meeting.signal", "denied")
+                    ..Audit::new(AuditAction::MeetingSignal, AuditOutcome::Denied)
                 };
                 state.audit(audit).await?;
                 return Err(invalid_ticket());
@@ -96,7 +98,7 @@ pub async fn signal(
                 let audit = Audit {
                     source_ip: Some(ip),
                     detail: "unknown resume token",
-                    ..Audit::new("meeting.signal", "denied")
+                    ..Audit::new(AuditAction::MeetingSignal, AuditOutcome::Denied)
                 };
                 state.audit(audit).await?;
                 return Err(
@@ -118,8 +120,12 @@ pub async fn signal(
 }
 
 fn invalid_ticket() -> ApiError {
-    ApiError::new(axum::http::StatusCode::UNAUTHORIZED, "invalid-ticket", "The join ticket is unknown, used or expired")
-        .with_detail("call joinMeeting again for a new ticket")
+    ApiError::new(
+        axum::http::StatusCode::UNAUTHORIZED,
+        ProblemCode::InvalidTicket,
+        "The join ticket is unknown, used or expired",
+    )
+    .with_detail("call joinMeeting again for a new ticket")
 }
 
 async fn connection(state: SharedState, socket: WebSocket, entry: Entry, ip: IpAddr) {
@@ -157,7 +163,7 @@ async fn serve(state: SharedState, socket: WebSocket, entry: Entry, ip: IpAddr) 
     let Seated { meeting_id, connection, mut frames } = match seat(&state, entry).await {
         Ok(seated) => seated,
         Err(message) => {
-            let _ = send(&mut sink, &ServerMessage::error("cannot_join", message, None)).await;
+            let _ = send(&mut sink, &ServerMessage::error(ErrorCode::CannotJoin, message, None)).await;
             let _ = sink.send(Message::Close(None)).await;
             return;
         }
@@ -188,7 +194,7 @@ async fn serve(state: SharedState, socket: WebSocket, entry: Entry, ip: IpAddr) 
                     Ok(Some(Ok(Message::Text(text)))) => text,
                     Ok(Some(Ok(Message::Binary(_)))) => {
                         strikes += 1;
-                        let _ = send(&mut sink, &ServerMessage::error("malformed", "send JSON text frames", None)).await;
+                        let _ = send(&mut sink, &ServerMessage::error(ErrorCode::Malformed, "send JSON text frames", None)).await;
                         continue;
                     }
                     Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
@@ -198,7 +204,7 @@ async fn serve(state: SharedState, socket: WebSocket, entry: Entry, ip: IpAddr) 
                     Ok(message) => {
                         strikes = 0;
                         if state.live.message(&meeting_id, connection, message).is_err() {
-                            let _ = send(&mut sink, &ServerMessage::error("overloaded", "the meeting is overloaded; slow down", None)).await;
+                            let _ = send(&mut sink, &ServerMessage::error(ErrorCode::Overloaded, "the meeting is overloaded; slow down", None)).await;
                         }
                     }
                     Err(refusal) => {
@@ -210,7 +216,7 @@ async fn serve(state: SharedState, socket: WebSocket, entry: Entry, ip: IpAddr) 
                     }
                 }
                 if strikes >= MAX_STRIKES {
-                    let audit = Audit { source_ip: Some(ip), detail: "closed a signaling connection that kept sending refused messages", ..Audit::new("meeting.signal", "denied") };
+                    let audit = Audit { source_ip: Some(ip), detail: "closed a signaling connection that kept sending refused messages", ..Audit::new(AuditAction::MeetingSignal, AuditOutcome::Denied) };
                     let _ = state.audit(audit).await;
                     close_flooding(&mut sink, &mut stream).await;
                     break;
@@ -268,15 +274,16 @@ impl RefusalCode for ServerMessage {
 /// Size, rate and shape checks for one incoming message.
 fn parse(text: &str, bucket: &mut TokenBucket, now_ms: u64) -> Result<ClientMessage, Box<ServerMessage>> {
     if bucket.take(now_ms).is_err() {
-        return Err(Box::new(ServerMessage::error("rate_limited", "too many messages; slow down", None)));
+        return Err(Box::new(ServerMessage::error(ErrorCode::RateLimited, "too many messages; slow down", None)));
     }
-    let too_large =
-        |limit: usize| Box::new(ServerMessage::error("too_large", format!("messages are at most {limit} bytes"), None));
+    let too_large = |limit: usize| {
+        Box::new(ServerMessage::error(ErrorCode::TooLarge, format!("messages are at most {limit} bytes"), None))
+    };
     if text.len() > MAX_SDP_MESSAGE_BYTES {
         return Err(too_large(MAX_SDP_MESSAGE_BYTES));
     }
     let message = ClientMessage::from_json(text)
-        .map_err(|e| Box::new(ServerMessage::error("malformed", format!("not a valid message: {e}"), None)))?;
+        .map_err(|e| Box::new(ServerMessage::error(ErrorCode::Malformed, format!("not a valid message: {e}"), None)))?;
     let is_sdp = matches!(
         message,
         ClientMessage::MediaOffer { .. } | ClientMessage::MediaAnswer { .. } | ClientMessage::E2eeCommit { .. }

@@ -8,6 +8,7 @@ use crate::live::protocol::Entrant;
 use crate::live::tickets::{self, TicketGrant};
 use crate::state::{Audit, SharedState};
 use conclave_auth::OpaqueToken;
+use conclave_proto::audit::{AuditAction, AuditOutcome};
 use conclave_proto::problem::FieldError;
 use conclave_proto::{JoinMeetingRequest, Org, OrgRole};
 use conclave_room::{Identity, Standing};
@@ -72,7 +73,7 @@ pub async fn join(
         let audit = Audit {
             source_ip: Some(ip),
             detail: "no meeting matches the link, or the code and passcode",
-            ..Audit::new("meeting.join", "failure")
+            ..Audit::new(AuditAction::MeetingJoin, AuditOutcome::Failure)
         };
         state.audit(audit).await?;
         return Err(JoinRefusal::NoSuchMeeting);
@@ -158,7 +159,7 @@ async fn opened_by_passcode(
         target: Some(&meeting.id),
         source_ip: Some(ip),
         detail,
-        ..Audit::new("meeting.join", "failure")
+        ..Audit::new(AuditAction::MeetingJoin, AuditOutcome::Failure)
     };
     // While the code path of a meeting is locked for guessing, every
     // attempt answers like an unknown code: a 429 here would confirm the

@@ -2,6 +2,5 @@
 //! way in (`joining.rs`). While people are in a meeting it lives in the
 //! runtime of `crate::live`.
 
-pub mod credentials;
 pub mod joining;
 pub mod secrets;

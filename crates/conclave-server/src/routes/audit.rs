@@ -5,6 +5,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, Authed, ClientIp};
 use crate::state::SharedState;
 use axum::extract::{Path, Query, State};
+use conclave_proto::audit::AuditAction;
 use conclave_proto::{AuditEventPage, OrgRole, Problem};
 use serde::Deserialize;
 
@@ -30,7 +31,7 @@ pub async fn list(
     query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<ApiJson<AuditEventPage>> {
     let Query(query) = query.map_err(|e| ApiError::field("query", e.body_text()))?;
-    authorize(&state, &current, &org_id, OrgRole::Admin, ip, "org.audit.read").await?;
+    authorize(&state, &current, &org_id, OrgRole::Admin, ip, AuditAction::OrgAuditRead).await?;
     let limit = query.limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::field("limit", "must be between 1 and 500"));

@@ -9,6 +9,8 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use conclave_auth::TokenHash;
+use conclave_proto::audit::{AuditAction, AuditOutcome};
+use conclave_proto::ProblemCode;
 use conclave_proto::{ChangePasswordRequest, LoginRequest, LoginResponse, MeResponse, Problem, SignupRequest};
 use conclave_store::NewUser;
 use serde::Deserialize;
@@ -71,7 +73,10 @@ pub async fn signup(
         None => return Err(ApiError::registration_closed()),
     };
     if state.store.user_by_email(&account.email).await?.is_some() {
-        return Err(ApiError::conflict("account-exists", "an account with this email already exists; sign in instead"));
+        return Err(ApiError::conflict(
+            ProblemCode::AccountExists,
+            "an account with this email already exists; sign in instead",
+        ));
     }
     let hash = state.hash_password(account.password).await;
     let new = NewUser {
@@ -97,7 +102,7 @@ pub async fn signup(
             target: invitation.as_ref().map(|i| i.id.as_str()),
             source_ip: Some(ip),
             detail,
-            ..Audit::new("auth.signup", "success")
+            ..Audit::new(AuditAction::AuthSignup, AuditOutcome::Success)
         })
         .await?;
     let org = match &user.org_id {
@@ -139,7 +144,9 @@ pub async fn logout(
     EnrollingSession(current): EnrollingSession,
 ) -> ApiResult<Response> {
     state.store.revoke_session(&current.user.id, &current.session.id, state.now_ms()).await?;
-    state.audit(Audit::by(&current, ip, "auth.logout", "success").target(&current.session.id)).await?;
+    state
+        .audit(Audit::by(&current, ip, AuditAction::AuthLogout, AuditOutcome::Success).target(&current.session.id))
+        .await?;
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, session_cookie(&state, "", 0))]).into_response())
 }
 
@@ -175,9 +182,9 @@ pub async fn change_password(
         actor_id: Some(&user.id),
         source_ip: Some(ip),
         detail,
-        ..Audit::new("auth.password.change", outcome)
+        ..Audit::new(AuditAction::AuthPasswordChange, outcome)
     };
-    accounts::confirm_password(&state, user, req.current_password.clone(), ip, "auth.password.change").await?;
+    accounts::confirm_password(&state, user, req.current_password.clone(), ip, AuditAction::AuthPasswordChange).await?;
     accounts::validate_new_password(&req.new_password, &user.email, &user.display_name)?;
     if req.new_password == req.current_password {
         return Err(ApiError::field("new_password", "must differ from the current password"));
@@ -186,7 +193,7 @@ pub async fn change_password(
     state.store.set_password_hash(&user.id, &hash).await?;
     let revoked = state.store.revoke_sessions_except(&user.id, Some(&current.session.id), state.now_ms()).await?;
     let detail = format!("{revoked} other sessions revoked");
-    state.audit(audit("success", &detail)).await?;
+    state.audit(audit(AuditOutcome::Success, &detail)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -222,7 +229,7 @@ pub async fn setup(
         let failure = Audit {
             source_ip: Some(ip),
             detail: "wrong or used setup token",
-            ..Audit::new("server.bootstrap", "failure")
+            ..Audit::new(AuditAction::ServerBootstrap, AuditOutcome::Failure)
         };
         state.audit(failure).await?;
         return Err(ApiError::forbidden("the setup token is wrong or was already used"));

@@ -13,6 +13,7 @@ use crate::meetings::secrets;
 use crate::state::{Audit, SharedState};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use conclave_proto::audit::{AuditAction, AuditOutcome};
 use conclave_proto::problem::FieldError;
 use conclave_proto::signal::{ChatMode, EndReason, PROTOCOL_VERSION};
 use conclave_proto::*;
@@ -49,7 +50,7 @@ async fn managed(
     current: &CurrentSession,
     meeting_id: &str,
     ip: IpAddr,
-    action: &str,
+    action: AuditAction,
 ) -> ApiResult<MeetingRow> {
     let denied = |detail: &'static str| Audit {
         org_id: current.org_id(),
@@ -57,7 +58,7 @@ async fn managed(
         target: Some(meeting_id),
         source_ip: Some(ip),
         detail,
-        ..Audit::new(action, "denied")
+        ..Audit::new(action, AuditOutcome::Denied)
     };
     let meeting = state.store.meeting_by_id(meeting_id).await?;
     let Some(meeting) = meeting.filter(|m| Some(m.org_id.as_str()) == current.org_id()) else {
@@ -225,7 +226,10 @@ pub async fn create(
             other => break other?,
         }
     };
-    let audit = Audit::by(&current, ip, "meeting.create", "success").org(&org_id).target(&row.id).detail(&title);
+    let audit = Audit::by(&current, ip, AuditAction::MeetingCreate, AuditOutcome::Success)
+        .org(&org_id)
+        .target(&row.id)
+        .detail(&title);
     state.audit(audit).await?;
     Ok((StatusCode::CREATED, ApiJson(view(&state, &row))))
 }
@@ -268,7 +272,7 @@ pub async fn get(
     Authed(current): Authed,
     Path(meeting_id): Path<String>,
 ) -> ApiResult<ApiJson<Meeting>> {
-    let row = managed(&state, &current, &meeting_id, ip, "meeting.read").await?;
+    let row = managed(&state, &current, &meeting_id, ip, AuditAction::MeetingRead).await?;
     Ok(ApiJson(view(&state, &row)))
 }
 
@@ -286,7 +290,7 @@ pub async fn update(
     Path(meeting_id): Path<String>,
     ApiJson(req): ApiJson<UpdateMeetingRequest>,
 ) -> ApiResult<ApiJson<Meeting>> {
-    let mut row = managed(&state, &current, &meeting_id, ip, "meeting.update").await?;
+    let mut row = managed(&state, &current, &meeting_id, ip, AuditAction::MeetingUpdate).await?;
     let policy = org_policy(&current)?;
     let mut errors = Vec::new();
     if let Some(title) = &req.title {
@@ -323,7 +327,10 @@ pub async fn update(
     }
     state.store.update_meeting(&row).await?;
     let detail = serde_json::to_string(&req.settings).unwrap_or_default();
-    let audit = Audit::by(&current, ip, "meeting.update", "success").org(&row.org_id).target(&row.id).detail(&detail);
+    let audit = Audit::by(&current, ip, AuditAction::MeetingUpdate, AuditOutcome::Success)
+        .org(&row.org_id)
+        .target(&row.id)
+        .detail(&detail);
     state.audit(audit).await?;
     Ok(ApiJson(view(&state, &row)))
 }
@@ -339,11 +346,12 @@ pub async fn delete(
     Authed(current): Authed,
     Path(meeting_id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let row = managed(&state, &current, &meeting_id, ip, "meeting.delete").await?;
+    let row = managed(&state, &current, &meeting_id, ip, AuditAction::MeetingDelete).await?;
     state.store.revoke_join_tickets(&row.id).await?;
     state.live.terminate(&row.id, EndReason::Deleted);
     state.store.delete_meeting(&row.id).await?;
-    let audit = Audit::by(&current, ip, "meeting.delete", "success").org(&row.org_id).target(&row.id);
+    let audit =
+        Audit::by(&current, ip, AuditAction::MeetingDelete, AuditOutcome::Success).org(&row.org_id).target(&row.id);
     state.audit(audit).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -360,7 +368,7 @@ pub async fn rotate(
     Authed(current): Authed,
     Path(meeting_id): Path<String>,
 ) -> ApiResult<ApiJson<Meeting>> {
-    let mut row = managed(&state, &current, &meeting_id, ip, "meeting.rotate").await?;
+    let mut row = managed(&state, &current, &meeting_id, ip, AuditAction::MeetingRotate).await?;
     loop {
         let fresh = secrets::fresh(row.secrets.passcode.as_ref().map(|_| secrets::passcode()));
         match state.store.rotate_meeting_secrets(&row.id, &fresh).await {
@@ -374,7 +382,8 @@ pub async fn rotate(
     }
     state.store.revoke_join_tickets(&row.id).await?;
     state.live.host_key_changed(&row.id, &row.secrets.host_key);
-    let audit = Audit::by(&current, ip, "meeting.rotate", "success").org(&row.org_id).target(&row.id);
+    let audit =
+        Audit::by(&current, ip, AuditAction::MeetingRotate, AuditOutcome::Success).org(&row.org_id).target(&row.id);
     state.audit(audit).await?;
     Ok(ApiJson(view(&state, &row)))
 }
@@ -399,7 +408,7 @@ pub async fn join(
         JoinRefusal::Throttled(wait) => ApiError::throttled(wait),
         JoinRefusal::Invalid(errors) => ApiError::validation(errors),
         refusal @ JoinRefusal::NoSuchMeeting => {
-            ApiError::new(StatusCode::NOT_FOUND, "meeting-not-found", "No meeting matches")
+            ApiError::new(StatusCode::NOT_FOUND, ProblemCode::MeetingNotFound, "No meeting matches")
                 .with_detail(refusal.to_string())
         }
         JoinRefusal::Store(err) => err.into(),
@@ -468,7 +477,7 @@ pub async fn report(
                 target: Some(&meeting.id),
                 source_ip: Some(ip),
                 detail,
-                ..Audit::new("meeting.report", "denied")
+                ..Audit::new(AuditAction::MeetingReport, AuditOutcome::Denied)
             };
             state.audit(audit).await?;
             return Err(error);
@@ -493,7 +502,7 @@ pub async fn report(
         target: Some(&report.id),
         source_ip: Some(ip),
         detail: &detail,
-        ..Audit::new("meeting.report", "success")
+        ..Audit::new(AuditAction::MeetingReport, AuditOutcome::Success)
     };
     state.audit(audit).await?;
     Ok((StatusCode::CREATED, ApiJson(ReportReceipt { id: report.id, meeting_id: meeting.id, at_ms: report.at_ms })))
@@ -511,7 +520,7 @@ pub async fn list_bans(
     Authed(current): Authed,
     Path(meeting_id): Path<String>,
 ) -> ApiResult<ApiJson<MeetingBanList>> {
-    let row = managed(&state, &current, &meeting_id, ip, "meeting.bans.read").await?;
+    let row = managed(&state, &current, &meeting_id, ip, AuditAction::MeetingBansRead).await?;
     Ok(ApiJson(MeetingBanList { bans: state.store.list_meeting_bans(&row.id).await? }))
 }
 
@@ -528,10 +537,13 @@ pub async fn lift_ban(
     Authed(current): Authed,
     Path((meeting_id, ban_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let row = managed(&state, &current, &meeting_id, ip, "meeting.ban.lift").await?;
+    let row = managed(&state, &current, &meeting_id, ip, AuditAction::MeetingBanLift).await?;
     let lifted = state.store.lift_meeting_ban(&row.id, &ban_id).await?.ok_or_else(|| ApiError::not_found("ban"))?;
     state.live.bans_lifted(&row.id, lifted);
-    let audit = Audit::by(&current, ip, "meeting.ban.lift", "success").org(&row.org_id).target(&row.id).detail(&ban_id);
+    let audit = Audit::by(&current, ip, AuditAction::MeetingBanLift, AuditOutcome::Success)
+        .org(&row.org_id)
+        .target(&row.id)
+        .detail(&ban_id);
     state.audit(audit).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -547,7 +559,7 @@ pub async fn list_reports(
     Authed(current): Authed,
     Path(org_id): Path<String>,
 ) -> ApiResult<ApiJson<ReportList>> {
-    super::orgs::authorize(&state, &current, &org_id, OrgRole::Admin, ip, "org.reports.read").await?;
+    super::orgs::authorize(&state, &current, &org_id, OrgRole::Admin, ip, AuditAction::OrgReportsRead).await?;
     Ok(ApiJson(ReportList { reports: state.store.list_reports(&org_id).await? }))
 }
 

@@ -3,6 +3,7 @@
 
 mod audit;
 mod auth;
+mod devices;
 mod meetings;
 mod ops;
 mod orgs;
@@ -30,6 +31,7 @@ use utoipa::{Modify, OpenApi};
         auth::signup, auth::login, auth::logout, auth::me, auth::change_password, auth::setup,
         two_factor::enroll, two_factor::confirm, two_factor::regenerate_recovery_codes, two_factor::disable,
         sessions::list, sessions::revoke, sessions::create_token,
+        devices::list, devices::register, devices::revoke,
         orgs::create, orgs::get, orgs::list_members, orgs::update_member, orgs::deactivate_member, orgs::reactivate_member,
         orgs::invite, orgs::list_invitations, orgs::revoke_invitation,
         policy::get, policy::update, audit::list,
@@ -82,6 +84,8 @@ pub fn router(state: SharedState) -> Router {
         .route("/me/sessions", get(sessions::list))
         .route("/me/sessions/{session_id}", delete(sessions::revoke))
         .route("/me/tokens", post(sessions::create_token))
+        .route("/me/devices", get(devices::list).post(devices::register))
+        .route("/me/devices/{device_id}", delete(devices::revoke))
         .route("/orgs", post(orgs::create))
         .route("/orgs/{org_id}", get(orgs::get))
         .route("/orgs/{org_id}/members", get(orgs::list_members))

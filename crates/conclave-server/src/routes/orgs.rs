@@ -10,6 +10,8 @@ use crate::state::{Audit, SharedState};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use conclave_auth::OpaqueToken;
+use conclave_proto::audit::{AuditAction, AuditOutcome};
+use conclave_proto::ProblemCode;
 use conclave_proto::{
     AccountStatus, CreateOrgRequest, Invitation, InvitationCreated, InvitationList, InviteMemberRequest, MemberList,
     Org, OrgPolicy, OrgRole, Plan, Problem, UpdateMemberRequest, User,
@@ -25,7 +27,7 @@ pub(crate) async fn authorize(
     org_id: &str,
     min: OrgRole,
     ip: IpAddr,
-    action: &str,
+    action: AuditAction,
 ) -> ApiResult<(Org, OrgPolicy)> {
     let denied = |detail: &'static str| Audit {
         org_id: current.org_id(),
@@ -33,7 +35,7 @@ pub(crate) async fn authorize(
         target: Some(org_id),
         source_ip: Some(ip),
         detail,
-        ..Audit::new(action, "denied")
+        ..Audit::new(action, AuditOutcome::Denied)
     };
     let Some((org, policy)) = current.org.clone().filter(|(org, _)| org.id == org_id) else {
         state.audit(denied("not a member of this organisation")).await?;
@@ -72,7 +74,7 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, ApiJson<Org>)> {
     let name = accounts::validate_org_name(&req.name)?;
     if current.user.org_id.is_some() {
-        return Err(ApiError::conflict("already-in-org", "this account already belongs to an organisation"));
+        return Err(ApiError::conflict(ProblemCode::AlreadyInOrg, "this account already belongs to an organisation"));
     }
     let plan = Plan::Free;
     let policy = OrgPolicy::defaults(plan, &state.config.regions);
@@ -80,12 +82,19 @@ pub async fn create(
         state.store.create_org_for_user(&name, plan, &policy, &current.user.id, state.now_ms()).await.map_err(|e| {
             match e {
                 conclave_store::StoreError::Conflict(_) => {
-                    ApiError::conflict("already-in-org", "this account already belongs to an organisation")
+                    ApiError::conflict(ProblemCode::AlreadyInOrg, "this account already belongs to an organisation")
                 }
                 other => other.into(),
             }
         })?;
-    state.audit(Audit::by(&current, ip, "org.create", "success").org(&org.id).target(&org.id).detail(&name)).await?;
+    state
+        .audit(
+            Audit::by(&current, ip, AuditAction::OrgCreate, AuditOutcome::Success)
+                .org(&org.id)
+                .target(&org.id)
+                .detail(&name),
+        )
+        .await?;
     Ok((StatusCode::CREATED, ApiJson(org)))
 }
 
@@ -99,7 +108,7 @@ pub async fn get(
     Authed(current): Authed,
     Path(org_id): Path<String>,
 ) -> ApiResult<ApiJson<Org>> {
-    let (org, _) = authorize(&state, &current, &org_id, OrgRole::Member, ip, "org.read").await?;
+    let (org, _) = authorize(&state, &current, &org_id, OrgRole::Member, ip, AuditAction::OrgRead).await?;
     Ok(ApiJson(org))
 }
 
@@ -114,7 +123,7 @@ pub async fn list_members(
     Authed(current): Authed,
     Path(org_id): Path<String>,
 ) -> ApiResult<ApiJson<MemberList>> {
-    authorize(&state, &current, &org_id, OrgRole::Admin, ip, "org.members.list").await?;
+    authorize(&state, &current, &org_id, OrgRole::Admin, ip, AuditAction::OrgMembersList).await?;
     let members = state.store.list_org_members(&org_id).await?;
     Ok(ApiJson(MemberList { members: members.iter().map(user_view).collect() }))
 }
@@ -155,7 +164,7 @@ pub async fn update_member(
     Path((org_id, user_id)): Path<(String, String)>,
     ApiJson(req): ApiJson<UpdateMemberRequest>,
 ) -> ApiResult<ApiJson<User>> {
-    authorize(&state, &current, &org_id, OrgRole::Admin, ip, "org.member.role").await?;
+    authorize(&state, &current, &org_id, OrgRole::Admin, ip, AuditAction::OrgMemberRole).await?;
     let member = managed_member(&state, &current, &org_id, &user_id).await?;
     if req.role == OrgRole::Owner && current.user.role != Some(OrgRole::Owner) {
         return Err(ApiError::forbidden("only an owner can make someone an owner"));
@@ -163,7 +172,12 @@ pub async fn update_member(
     state.store.set_user_role(&member.id, req.role).await?;
     let detail = format!("{} -> {}", member.role.map_or("none", OrgRole::as_str), req.role.as_str());
     state
-        .audit(Audit::by(&current, ip, "org.member.role", "success").org(&org_id).target(&member.id).detail(&detail))
+        .audit(
+            Audit::by(&current, ip, AuditAction::OrgMemberRole, AuditOutcome::Success)
+                .org(&org_id)
+                .target(&member.id)
+                .detail(&detail),
+        )
         .await?;
     let updated = state.store.user_by_id(&member.id).await?.ok_or_else(|| ApiError::not_found("member"))?;
     Ok(ApiJson(user_view(&updated)))
@@ -205,7 +219,11 @@ async fn set_member_status(
     user_id: String,
     status: AccountStatus,
 ) -> ApiResult<ApiJson<User>> {
-    let action = if status == AccountStatus::Active { "org.member.reactivate" } else { "org.member.deactivate" };
+    let action = if status == AccountStatus::Active {
+        AuditAction::OrgMemberReactivate
+    } else {
+        AuditAction::OrgMemberDeactivate
+    };
     authorize(&state, &current, &org_id, OrgRole::Admin, ip, action).await?;
     let member = managed_member(&state, &current, &org_id, &user_id).await?;
     let now = state.now_ms();
@@ -215,7 +233,7 @@ async fn set_member_status(
         state.store.set_user_status(&member.id, status).await?;
         state.store.revoke_sessions_except(&member.id, None, now).await?;
     }
-    state.audit(Audit::by(&current, ip, action, "success").org(&org_id).target(&member.id)).await?;
+    state.audit(Audit::by(&current, ip, action, AuditOutcome::Success).org(&org_id).target(&member.id)).await?;
     let updated = state.store.user_by_id(&member.id).await?.ok_or_else(|| ApiError::not_found("member"))?;
     Ok(ApiJson(user_view(&updated)))
 }
@@ -236,13 +254,13 @@ pub async fn invite(
     Path(org_id): Path<String>,
     ApiJson(req): ApiJson<InviteMemberRequest>,
 ) -> ApiResult<(StatusCode, ApiJson<InvitationCreated>)> {
-    authorize(&state, &current, &org_id, OrgRole::Admin, ip, "org.invite").await?;
+    authorize(&state, &current, &org_id, OrgRole::Admin, ip, AuditAction::OrgInvite).await?;
     let email = accounts::normalize_email(&req.email)?;
     if current.user.role.is_none_or(|mine| req.role > mine) {
         return Err(ApiError::forbidden("you cannot invite someone with a higher role than yours"));
     }
     if state.store.user_by_email(&email).await?.is_some() {
-        return Err(ApiError::conflict("account-exists", "this email already has an account on this server"));
+        return Err(ApiError::conflict(ProblemCode::AccountExists, "this email already has an account on this server"));
     }
     let token = OpaqueToken::generate_with_prefix("inv_");
     let now = state.now_ms();
@@ -252,7 +270,12 @@ pub async fn invite(
         .create_invitation(&org_id, &email, req.role, &token.hash().0, &current.user.id, now, expires)
         .await?;
     state
-        .audit(Audit::by(&current, ip, "org.invite", "success").org(&org_id).target(&row.id).detail(req.role.as_str()))
+        .audit(
+            Audit::by(&current, ip, AuditAction::OrgInvite, AuditOutcome::Success)
+                .org(&org_id)
+                .target(&row.id)
+                .detail(req.role.as_str()),
+        )
         .await?;
     let invite_url = format!("{}/signup?invite={}", state.config.public_url.trim_end_matches('/'), token.as_str());
     Ok((
@@ -272,7 +295,7 @@ pub async fn list_invitations(
     Authed(current): Authed,
     Path(org_id): Path<String>,
 ) -> ApiResult<ApiJson<InvitationList>> {
-    authorize(&state, &current, &org_id, OrgRole::Admin, ip, "org.invitations.list").await?;
+    authorize(&state, &current, &org_id, OrgRole::Admin, ip, AuditAction::OrgInvitationsList).await?;
     let rows = state.store.list_invitations(&org_id).await?;
     Ok(ApiJson(InvitationList { invitations: rows.iter().map(invitation_view).collect() }))
 }
@@ -287,12 +310,16 @@ pub async fn revoke_invitation(
     Authed(current): Authed,
     Path((org_id, invitation_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    authorize(&state, &current, &org_id, OrgRole::Admin, ip, "org.invitation.revoke").await?;
+    authorize(&state, &current, &org_id, OrgRole::Admin, ip, AuditAction::OrgInvitationRevoke).await?;
     if !state.store.revoke_invitation(&org_id, &invitation_id, state.now_ms()).await? {
         return Err(ApiError::not_found("invitation"));
     }
     state
-        .audit(Audit::by(&current, ip, "org.invitation.revoke", "success").org(&org_id).target(&invitation_id))
+        .audit(
+            Audit::by(&current, ip, AuditAction::OrgInvitationRevoke, AuditOutcome::Success)
+                .org(&org_id)
+                .target(&invitation_id),
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -7,6 +7,7 @@ use crate::extract::{ApiJson, Authed, ClientIp};
 use crate::org_policy::apply_update;
 use crate::state::{Audit, SharedState};
 use axum::extract::{Path, State};
+use conclave_proto::audit::{AuditAction, AuditOutcome};
 use conclave_proto::{OrgPolicy, OrgPolicyUpdate, OrgRole, Problem};
 
 /// The organisation's policy.
@@ -19,7 +20,7 @@ pub async fn get(
     Authed(current): Authed,
     Path(org_id): Path<String>,
 ) -> ApiResult<ApiJson<OrgPolicy>> {
-    let (_, policy) = authorize(&state, &current, &org_id, OrgRole::Member, ip, "org.policy.read").await?;
+    let (_, policy) = authorize(&state, &current, &org_id, OrgRole::Member, ip, AuditAction::OrgPolicyRead).await?;
     Ok(ApiJson(policy))
 }
 
@@ -37,13 +38,18 @@ pub async fn update(
     Path(org_id): Path<String>,
     ApiJson(update): ApiJson<OrgPolicyUpdate>,
 ) -> ApiResult<ApiJson<OrgPolicy>> {
-    let (org, policy) = authorize(&state, &current, &org_id, OrgRole::Admin, ip, "org.policy.update").await?;
+    let (org, policy) = authorize(&state, &current, &org_id, OrgRole::Admin, ip, AuditAction::OrgPolicyUpdate).await?;
     let changed = serde_json::to_string(&update).unwrap_or_default();
     let next = apply_update(policy, update, org.plan, &state.config.regions).map_err(|e| ApiError::validation(e.0))?;
     state.store.update_org_policy(&org_id, &next).await?;
     super::meetings::policy_changed(&state, &org_id, &next);
     state
-        .audit(Audit::by(&current, ip, "org.policy.update", "success").org(&org_id).target(&org_id).detail(&changed))
+        .audit(
+            Audit::by(&current, ip, AuditAction::OrgPolicyUpdate, AuditOutcome::Success)
+                .org(&org_id)
+                .target(&org_id)
+                .detail(&changed),
+        )
         .await?;
     Ok(ApiJson(next))
 }

@@ -6,6 +6,7 @@ use crate::extract::{ApiJson, Authed, ClientIp, CurrentSession, EnrollingSession
 use crate::state::{Audit, SharedState};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use conclave_proto::audit::{AuditAction, AuditOutcome};
 use conclave_proto::{AccessTokenCreated, CreateAccessTokenRequest, Problem, SessionInfo, SessionKind, SessionList};
 use conclave_store::SessionRow;
 use std::time::Duration;
@@ -50,7 +51,9 @@ pub async fn revoke(
     if !state.store.revoke_session(&current.user.id, &session_id, state.now_ms()).await? {
         return Err(ApiError::not_found("session"));
     }
-    state.audit(Audit::by(&current, ip, "auth.session.revoke", "success").target(&session_id)).await?;
+    state
+        .audit(Audit::by(&current, ip, AuditAction::AuthSessionRevoke, AuditOutcome::Success).target(&session_id))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -76,7 +79,11 @@ pub async fn create_token(
     let lifetime = Duration::from_secs(u64::from(days) * 24 * 3600);
     let (token, row) =
         accounts::start_session(&state, &current.user.id, "access_token", Some(name), ip, None, lifetime).await?;
-    state.audit(Audit::by(&current, ip, "auth.token.create", "success").target(&row.id).detail(name)).await?;
+    state
+        .audit(
+            Audit::by(&current, ip, AuditAction::AuthTokenCreate, AuditOutcome::Success).target(&row.id).detail(name),
+        )
+        .await?;
     let session = session_view(&row, &current);
     Ok((StatusCode::CREATED, ApiJson(AccessTokenCreated { token: token.into_string(), session })))
 }

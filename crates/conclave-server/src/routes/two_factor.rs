@@ -8,6 +8,8 @@ use crate::state::{Audit, SharedState};
 use axum::extract::State;
 use axum::http::StatusCode;
 use conclave_auth::{RecoveryCode, Totp};
+use conclave_proto::audit::{AuditAction, AuditOutcome};
+use conclave_proto::ProblemCode;
 use conclave_proto::{PasswordConfirmation, Problem, RecoveryCodesResponse, TotpConfirmRequest, TotpEnrollResponse};
 
 const ISSUER: &str = "Conclave";
@@ -23,7 +25,7 @@ pub async fn enroll(
 ) -> ApiResult<ApiJson<TotpEnrollResponse>> {
     if current.user.totp_secret.is_some() {
         return Err(ApiError::conflict(
-            "totp-already-enabled",
+            ProblemCode::TotpAlreadyEnabled,
             "two-factor authentication is already on; turn it off first to change the device",
         ));
     }
@@ -52,7 +54,7 @@ pub async fn confirm(
     let pending = user
         .totp_pending_secret
         .as_deref()
-        .ok_or_else(|| ApiError::conflict("no-enrollment", "call totpEnroll first"))?;
+        .ok_or_else(|| ApiError::conflict(ProblemCode::NoEnrollment, "call totpEnroll first"))?;
     let totp = Totp::from_base32(pending).ok_or_else(ApiError::internal)?;
     let step = totp
         .verify(&req.code, (state.now_ms() / 1000).max(0) as u64, None)
@@ -65,7 +67,7 @@ pub async fn confirm(
             org_id: current.org_id(),
             actor_id: Some(&user.id),
             source_ip: Some(ip),
-            ..Audit::new("auth.2fa.enable", "success")
+            ..Audit::new(AuditAction::Auth2faEnable, AuditOutcome::Success)
         })
         .await?;
     Ok(ApiJson(RecoveryCodesResponse { recovery_codes: codes.iter().map(|c| c.as_str().to_owned()).collect() }))
@@ -86,9 +88,9 @@ pub async fn regenerate_recovery_codes(
 ) -> ApiResult<ApiJson<RecoveryCodesResponse>> {
     let user = &current.user;
     if user.totp_secret.is_none() {
-        return Err(ApiError::conflict("totp-not-enabled", "two-factor authentication is off"));
+        return Err(ApiError::conflict(ProblemCode::TotpNotEnabled, "two-factor authentication is off"));
     }
-    accounts::confirm_password(&state, user, req.password, ip, "auth.2fa.recovery_codes").await?;
+    accounts::confirm_password(&state, user, req.password, ip, AuditAction::Auth2faRecoveryCodes).await?;
     let codes = RecoveryCode::generate_set();
     let hashes: Vec<String> = codes.iter().map(|c| c.hash().0).collect();
     state.store.replace_recovery_codes(&user.id, &hashes).await?;
@@ -97,7 +99,7 @@ pub async fn regenerate_recovery_codes(
             org_id: current.org_id(),
             actor_id: Some(&user.id),
             source_ip: Some(ip),
-            ..Audit::new("auth.2fa.recovery_codes", "success")
+            ..Audit::new(AuditAction::Auth2faRecoveryCodes, AuditOutcome::Success)
         })
         .await?;
     Ok(ApiJson(RecoveryCodesResponse { recovery_codes: codes.iter().map(|c| c.as_str().to_owned()).collect() }))
@@ -120,14 +122,14 @@ pub async fn disable(
     if current.org.as_ref().is_some_and(|(_, p)| p.require_2fa.value) {
         return Err(ApiError::forbidden("your organisation requires two-factor authentication"));
     }
-    accounts::confirm_password(&state, user, req.password, ip, "auth.2fa.disable").await?;
+    accounts::confirm_password(&state, user, req.password, ip, AuditAction::Auth2faDisable).await?;
     state.store.disable_totp(&user.id).await?;
     state
         .audit(Audit {
             org_id: current.org_id(),
             actor_id: Some(&user.id),
             source_ip: Some(ip),
-            ..Audit::new("auth.2fa.disable", "success")
+            ..Audit::new(AuditAction::Auth2faDisable, AuditOutcome::Success)
         })
         .await?;
     Ok(StatusCode::NO_CONTENT)

@@ -1,13 +1,17 @@
-//! Device credentials through the real server: the server vouches for each
-//! E2EE device's key in the name the meeting knows (account or guest), every
-//! member checks every other member's credential, and an account that comes
-//! back with a device key never seen for it is shown to the others.
+//! Device credentials through the real server: an account's E2EE device is
+//! registered with the account the first time it is vouched for and listed
+//! there, the same key later is the same device, a guest's device is vouched
+//! for one meeting; every member checks every other member's credential,
+//! and an account that comes back with a device key never seen for it is
+//! shown to the others.
 
+use crate::assert_problem;
 use crate::media::{refusal, MEDIA_WAIT};
 use crate::meetings::{admit, guest_knocks, host_joins, hosted, WAIT};
 use crate::support::TestServer;
 use conclave_client::media::{MediaOptions, MediaParticipant};
 use conclave_client::Client;
+use conclave_proto::credential::SignedCredential;
 use conclave_proto::media::MediaSource;
 use conclave_proto::signal::*;
 use conclave_proto::{Meeting, OrgRole};
@@ -60,26 +64,31 @@ async fn the_server_vouches_for_each_device_and_a_new_device_is_shown_to_everyon
     until_in_group(&host_m, 3, grace.id).await;
 
     // Every member is vouched for, named as the server knows them: Grace by
-    // her account, Ada as a guest (no account), in every member's view.
+    // her account (and its name), Ada as a guest, in every member's view.
     for p in [&host_m, &ada, &grace] {
         let roster =
             p.wait_until("all three in the group", MEDIA_WAIT, |s| s.e2ee_roster.len() == 3).await.unwrap().e2ee_roster;
         assert!(roster.iter().all(|m| m.verified), "{roster:?}");
         let grace_seen = roster.iter().find(|m| m.participant_id == Some(grace.id)).unwrap();
         assert_eq!(grace_seen.user_id.as_deref(), Some(grace_login.user.id.as_str()));
-        assert_eq!(grace_seen.display_name, "Grace");
+        assert_eq!(grace_seen.display_name, "Member", "the account's name, not the one typed in the meeting");
         let ada_seen = roster.iter().find(|m| m.participant_id == Some(ada_id)).unwrap();
         assert_eq!((ada_seen.user_id.as_deref(), ada_seen.display_name.as_str()), (None, "Ada"));
         assert_eq!(roster.iter().filter(|m| m.is_self).count(), 1);
     }
     assert!(host_m.stats().e2ee_new_devices.is_empty(), "first sightings are quiet");
+    // Grace's device is now one of her account's, listed there.
+    let devices = grace_client.list_devices().await.unwrap().devices;
+    assert_eq!(devices.len(), 1, "{devices:?}");
+    let grace_key = grace.stats().e2ee_device_key;
+    assert_eq!(devices[0].fingerprint, fingerprint_of(&host_m, grace.id));
 
     // What is not an Ed25519 key is not vouched for.
     host_m.send(ClientMessage::E2eeCredentialRequest { signature_key: data_encoding::BASE64.encode(&[7; 31]) });
     assert_eq!(refusal(&mut host_m, "e2ee_credential_request").await, "invalid");
 
     // Grace comes back on the same device: nothing to tell.
-    let kept = grace.stats().e2ee_device_key;
+    let kept = grace_key;
     assert!(!kept.is_empty());
     grace.leave().await;
     host_m.wait_until("Grace out of the group", MEDIA_WAIT, |s| s.e2ee_roster.len() == 2).await.unwrap();
@@ -87,6 +96,7 @@ async fn the_server_vouches_for_each_device_and_a_new_device_is_shown_to_everyon
     until_in_group(&host_m, 3, grace.id).await;
     let first_key = fingerprint_of(&host_m, grace.id);
     assert!(host_m.stats().e2ee_new_devices.is_empty(), "{:?}", host_m.stats().e2ee_new_devices);
+    assert_eq!(grace_client.list_devices().await.unwrap().devices.len(), 1, "the same key is the same device");
 
     // Then her account opens the meeting on another device, which takes her
     // seat over: the old device's leaf goes, the new one comes in, and the
@@ -99,7 +109,7 @@ async fn the_server_vouches_for_each_device_and_a_new_device_is_shown_to_everyon
             .await
             .unwrap()
             .e2ee_new_devices;
-        assert_eq!(told, vec![(grace.id, "Grace".to_owned())]);
+        assert_eq!(told, vec![(grace.id, "Member".to_owned())]);
         p.wait_until("Grace's new device alone in the group", MEDIA_WAIT, |s| {
             s.e2ee_roster.len() == 3 && s.e2ee_roster.iter().all(|m| m.verified)
         })
@@ -120,6 +130,51 @@ async fn the_server_vouches_for_each_device_and_a_new_device_is_shown_to_everyon
         .await
         .unwrap();
     assert_eq!(laptop.stats().security_code, host_m.stats().security_code);
+    // Her account now lists both devices; revoking the first means the
+    // server vouches for its key no more.
+    let devices = grace_client.list_devices().await.unwrap().devices;
+    assert_eq!(devices.len(), 2);
+    grace_client.revoke_device(&devices[0].id).await.unwrap();
+    assert_eq!(grace_client.list_devices().await.unwrap().devices.len(), 1);
+    // Each new device of an account is in the audit log: the host's and
+    // Grace's two (the same key again registered nothing).
+    assert_eq!(srv.audit_count("auth.device.register", "success").await, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_registers_lists_and_revokes_its_devices() {
+    use conclave_proto::credential::DeviceOwner;
+    use conclave_proto::RegisterDeviceRequest;
+    let srv = TestServer::start(Engine::Sqlite).await;
+    let (ada, login) = srv.org_with_owner("ada@acme.test", "Acme").await;
+    let key = data_encoding::BASE64.encode(ed25519_dalek::SigningKey::from_bytes(&[4; 32]).verifying_key().as_bytes());
+    let request = || RegisterDeviceRequest { signature_key: key.clone(), name: "Ada's laptop".into() };
+    let registered = ada.register_device(&request()).await.unwrap();
+    assert_eq!(registered.device.name, "Ada's laptop");
+    // The credential names the account and this device.
+    let signed = SignedCredential::from_bytes(&data_encoding::BASE64.decode(registered.credential.as_bytes()).unwrap())
+        .unwrap()
+        .credential()
+        .unwrap();
+    let owner = DeviceOwner::Account { user_id: login.user.id.clone(), device_id: registered.device.id.clone() };
+    assert_eq!((signed.owner, signed.signature_key.as_str()), (owner, key.as_str()));
+    // The same key again is the same device.
+    assert_eq!(ada.register_device(&request()).await.unwrap().device.id, registered.device.id);
+    assert_eq!(ada.list_devices().await.unwrap().devices.len(), 1);
+    // Not a key, or a name that could deceive: refused.
+    let bad_key = RegisterDeviceRequest { signature_key: "not a key".into(), name: "x".into() };
+    assert_problem!(ada.register_device(&bad_key).await, 422, "validation-failed");
+    let bad_name = RegisterDeviceRequest { signature_key: key.clone(), name: "laptop\u{202E}".into() };
+    assert_problem!(ada.register_device(&bad_name).await, 422, "validation-failed");
+    // Revoked: listed no more, and the server vouches for the key no more.
+    ada.revoke_device(&registered.device.id).await.unwrap();
+    assert!(ada.list_devices().await.unwrap().devices.is_empty());
+    assert_problem!(ada.register_device(&request()).await, 409, "device-revoked");
+    assert_problem!(ada.revoke_device(&registered.device.id).await, 404, "not-found");
+    // Nobody else's devices are anyone's to list or revoke.
+    assert_problem!(srv.client().list_devices().await, 401, "unauthenticated");
+    assert_eq!(srv.audit_count("auth.device.register", "success").await, 1, "registering it again is no news");
+    assert_eq!(srv.audit_count("auth.device.revoke", "success").await, 1);
 }
 
 fn fingerprint_of(p: &MediaParticipant, id: ParticipantId) -> String {

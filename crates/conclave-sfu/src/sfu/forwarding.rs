@@ -67,6 +67,7 @@ impl Sfu {
         let Some(params) = publisher.rtc.codec_config().find(|p| p.pt() == packet.header.payload_type).copied() else {
             return;
         };
+        #[cfg(feature = "test-hooks")]
         if let Some(tap) = &self.config.tap {
             let frame_start = vp8.map_or(Some(0), |v| v.starts_frame.then_some(v.data_offset));
             let mut frames = tap.lock().expect("tap lock");

@@ -12,11 +12,10 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use conclave_proto::media::{MediaSource, PublishedTrack, Tile, MAX_TILES};
-use conclave_proto::signal::{ParticipantId, ServerMessage};
+use conclave_proto::signal::{ErrorCode, ParticipantId, ServerMessage};
 use str0m::bwe::{Bitrate, BweKind};
 use str0m::config::DtlsCert;
 use str0m::media::{Direction, MediaKind, Mid, Rid};
@@ -54,12 +53,32 @@ pub struct SfuConfig {
     pub initial_bitrate_kbps: u64,
     /// Records the payload of the first frames forwarded, exactly as the
     /// SFU sees them: for tests that prove an end-to-end encrypted meeting
-    /// is opaque to the server. Off in production.
-    pub tap: Option<FrameTap>,
+    /// is opaque to the server. Absent from production builds.
+    #[cfg(feature = "test-hooks")]
+    tap: Option<FrameTap>,
 }
 
-/// What a tap has recorded (see [`SfuConfig::tap`]).
-pub type FrameTap = Arc<std::sync::Mutex<Vec<Vec<u8>>>>;
+impl SfuConfig {
+    pub fn new(advertised: SocketAddr, initial_bitrate_kbps: u64) -> Self {
+        Self {
+            advertised,
+            initial_bitrate_kbps,
+            #[cfg(feature = "test-hooks")]
+            tap: None,
+        }
+    }
+
+    /// Records forwarded frames into `tap` (the first [`TAP_FRAMES`]).
+    #[cfg(feature = "test-hooks")]
+    pub fn with_tap(mut self, tap: FrameTap) -> Self {
+        self.tap = Some(tap);
+        self
+    }
+}
+
+/// What a tap has recorded (see [`SfuConfig::with_tap`]).
+#[cfg(feature = "test-hooks")]
+pub type FrameTap = std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>;
 
 /// A timeout to handle now: one already due, or the pacer's request for
 /// the next microsecond after a packet, which releases the next.
@@ -72,6 +91,7 @@ fn is_due(at: Instant, now: Instant, reason: Reason) -> bool {
 const DUE_TIMEOUTS_PER_DRIVE: usize = 1024;
 
 /// Frames a tap keeps at most.
+#[cfg(feature = "test-hooks")]
 const TAP_FRAMES: usize = 10_000;
 
 /// What a meeting asks of the media plane.
@@ -311,7 +331,7 @@ impl Sfu {
     /// Routes datagrams from `addr` to a participant's session as if its
     /// ICE check had arrived from there: lets fuzzing reach the session's
     /// parsers without guessing the random ICE credentials.
-    #[doc(hidden)]
+    #[cfg(feature = "test-hooks")]
     pub fn bind_address_for_fuzzing(&mut self, meeting: &str, participant: ParticipantId, addr: SocketAddr) {
         if let Some(&key) = self.by_participant.get(&(MeetingKey::from(meeting), participant)) {
             self.by_addr.insert(addr, key);
@@ -465,7 +485,8 @@ impl Sfu {
         self.stats.sessions_lost += 1;
         self.remove_peer(key);
         self.admit(now, meeting.clone(), participant, rights);
-        let message = ServerMessage::error("media_lost", "the media connection was lost; send a new media_offer", None);
+        let message =
+            ServerMessage::error(ErrorCode::MediaLost, "the media connection was lost; send a new media_offer", None);
         self.events.push_back(SfuEvent::Signal { meeting, participant, message });
     }
 
@@ -474,7 +495,7 @@ impl Sfu {
         self.stats.peer_faults += 1;
         if let Some(peer) = self.peers.get(&key) {
             tracing::warn!(participant = peer.participant, during, "media session failed; closing it");
-            let message = ServerMessage::error("media_failed", "the media session failed; offer again", None);
+            let message = ServerMessage::error(ErrorCode::MediaFailed, "the media session failed; offer again", None);
             self.events.push_back(SfuEvent::Signal {
                 meeting: peer.meeting.clone(),
                 participant: peer.participant,

@@ -5,7 +5,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use conclave_proto::media::{PublishedTrack, MAX_PUBLISHED_TRACKS};
-use conclave_proto::signal::{ParticipantId, ServerMessage};
+use conclave_proto::signal::{ErrorCode, ParticipantId, ServerMessage};
 use str0m::change::{SdpAnswer, SdpOffer};
 
 use super::{PeerKey, Sfu, SfuEvent};
@@ -80,7 +80,7 @@ impl Sfu {
 
     pub(super) fn signal_error(&mut self, key: PeerKey, request: &str, message: String) {
         let peer = &self.peers[&key];
-        let message = ServerMessage::error("invalid_media", message, Some(request));
+        let message = ServerMessage::error(ErrorCode::InvalidMedia, message, Some(request));
         self.events.push_back(SfuEvent::Signal {
             meeting: peer.meeting.clone(),
             participant: peer.participant,

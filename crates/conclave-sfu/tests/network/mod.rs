@@ -1,26 +1,26 @@
-//! A deterministic world for the SFU: str0m peers (as a participant's app
-//! runs them) on an in-memory network that loses datagrams when asked, the
-//! SFU's state machine, and simulated time in 1 ms steps.
+//! A deterministic world for the SFU: participants running the SDK's
+//! sans-IO media session (`conclave_client::media::MediaSession`, what
+//! tests, bots and load tests run over UDP) on an in-memory network that
+//! loses datagrams when asked, the SFU's state machine, and simulated time
+//! in 1 ms steps. This world plays the meeting too: it admits everyone and
+//! carries the SDP between the sessions and the SFU at once.
 // Each test binary uses its part of the world.
 #![allow(dead_code)]
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use conclave_proto::media::{MediaSource, PublishedTrack};
-use conclave_proto::signal::ServerMessage;
+use conclave_client::media::synthetic::FrameClock;
+use conclave_client::media::{MediaOptions, MediaSession, MediaStats};
+use conclave_proto::media::MediaSource;
+use conclave_proto::signal::{ClientMessage, ParticipantId};
 use conclave_sfu::{Command, MeetingKey, Rights, Sfu, SfuConfig, SfuEvent};
-use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
-use str0m::format::Codec;
 use str0m::ice::{StunMessage, TransId};
-use str0m::media::{Direction, MediaKind, MediaTime, Mid};
-use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
 const SFU: &str = "10.0.0.1:5000";
 
-/// What a peer sends.
+/// What a participant sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sends {
     /// Nothing: an inactive audio m-line, as a browser without devices offers.
@@ -32,24 +32,45 @@ pub enum Sends {
     },
 }
 
+impl Sends {
+    fn options(self) -> MediaOptions {
+        let (microphone, camera, camera_frame_bytes) = match self {
+            Sends::Nothing => (false, false, 0),
+            Sends::Microphone => (true, false, 0),
+            Sends::Camera { frame_bytes } => (false, true, frame_bytes),
+        };
+        MediaOptions { microphone, camera, camera_frame_bytes, fps: 30, ..MediaOptions::default() }
+    }
+}
+
+/// One participant: its session, and what the network holds for it.
 pub struct Peer {
-    pub id: u64,
+    pub id: ParticipantId,
     addr: SocketAddr,
-    rtc: Rtc,
-    pending: Option<SdpPendingOffer>,
-    pub connected: bool,
-    pub ice: Option<IceConnectionState>,
+    pub session: MediaSession,
     inbox: VecDeque<Vec<u8>>,
-    timeout: Instant,
-    sends: Sends,
-    /// The m-line it publishes on, and whether its offer was answered.
-    publishing: Option<Mid>,
-    answered: bool,
-    frames_sent: u32,
-    /// Frames received: (the frame's number, simulated ms from sending to receiving).
-    pub received: Vec<(u32, u64)>,
     /// The last ICE check it sent.
     last_check: Option<Vec<u8>>,
+}
+
+impl Peer {
+    pub fn stats(&self) -> &MediaStats {
+        self.session.stats()
+    }
+
+    pub fn connected(&self) -> bool {
+        self.stats().connected
+    }
+
+    /// Frames received from every sender and source.
+    pub fn frames_received(&self) -> u64 {
+        self.stats().total_frames()
+    }
+
+    /// Frames written so far, of every source and layer.
+    pub fn frames_sent(&self) -> u64 {
+        self.stats().sent_frames
+    }
 }
 
 /// What the network loses.
@@ -67,6 +88,8 @@ pub struct Network {
     pub peers: Vec<Peer>,
     pub start: Instant,
     pub now: Instant,
+    /// Frames are stamped in simulated time: latency is in simulated µs.
+    clock: FrameClock,
     loss: Loss,
     rng: u64,
     /// (peer, towards the SFU) whose first DTLS datagram was lost.
@@ -78,13 +101,14 @@ impl Network {
     /// their entry says, over a network losing what `loss` says.
     pub fn new(peers: &[Sends], loss: Loss) -> Self {
         let start = Instant::now();
-        let config = SfuConfig { advertised: SFU.parse().unwrap(), initial_bitrate_kbps: 2500, tap: None };
+        let config = SfuConfig::new(SFU.parse().unwrap(), 2500);
         let sfu = Sfu::new(config, start);
         let mut net = Self {
             sfu,
             peers: Vec::new(),
             start,
             now: start,
+            clock: FrameClock::starting_at(start, 0),
             loss,
             rng: 0x2545_f491_4f6c_dd1d,
             handshake_lost: HashSet::new(),
@@ -109,13 +133,15 @@ impl Network {
         self.loss.one_in > 0 && self.rng.is_multiple_of(self.loss.one_in)
     }
 
-    /// Participant `id` joins the meeting now, sending from `addr`.
+    /// Participant `id` joins the meeting now, sending from `addr`: the
+    /// meeting admits it, and its session's first offer reaches the SFU.
     pub fn join(&mut self, id: u64, sends: Sends, addr: SocketAddr) {
         let rights = Rights { microphone: true, camera: true, screen: false };
         self.sfu.handle_command(self.now, Command::Admit { meeting: MeetingKey::from("m"), participant: id, rights });
-        let (peer, offer) = Peer::new(id, self.now, sends, addr);
-        self.sfu.handle_command(self.now, offer);
-        self.peers.push(peer);
+        let session = MediaSession::new(self.now, id, sends.options(), addr, self.clock).expect("a media session");
+        self.peers.push(Peer { id, addr, session, inbox: VecDeque::new(), last_check: None });
+        let i = self.peers.len() - 1;
+        self.carry_out(i);
     }
 
     /// Participant `id`'s app vanishes without a word (its socket closed):
@@ -156,50 +182,23 @@ impl Network {
     }
 
     pub fn all_connected(&self) -> bool {
-        self.peers.iter().all(|p| p.connected)
+        self.peers.iter().all(Peer::connected)
     }
 
-    /// One millisecond: peers take what reached them, send their media and
-    /// what str0m wants sent; the SFU does the same; signaling is instant.
+    /// One millisecond: sessions take what reached them and the time, and
+    /// send what they queued; the SFU does the same; signaling is instant.
     pub fn step(&mut self) {
         self.now += Duration::from_millis(1);
         let (now, sfu_addr) = (self.now, SFU.parse::<SocketAddr>().unwrap());
-        let elapsed_ms = now.duration_since(self.start).as_millis() as u64;
         for i in 0..self.peers.len() {
-            let p = &mut self.peers[i];
-            while let Some(d) = p.inbox.pop_front() {
-                let Ok(contents) = d.as_slice().try_into() else { continue };
-                let receive = Receive { proto: Protocol::Udp, source: sfu_addr, destination: p.addr, contents };
-                let _ = p.rtc.handle_input(Input::Receive(now, receive));
+            let peer = &mut self.peers[i];
+            while let Some(datagram) = peer.inbox.pop_front() {
+                peer.session.handle_datagram(now, sfu_addr, peer.addr, &datagram);
             }
-            if p.timeout <= now {
-                let _ = p.rtc.handle_input(Input::Timeout(now));
+            if peer.session.poll_timeout() <= now {
+                peer.session.handle_timeout(now);
             }
-            p.send_media(now, elapsed_ms);
-            let mut sent = Vec::new();
-            loop {
-                match self.peers[i].rtc.poll_output().unwrap() {
-                    // str0m releases one queued packet per timeout handled.
-                    Output::Timeout(t) if t <= now => {
-                        let _ = self.peers[i].rtc.handle_input(Input::Timeout(now));
-                    }
-                    Output::Timeout(t) => {
-                        self.peers[i].timeout = t;
-                        break;
-                    }
-                    Output::Transmit(t) => sent.push(t.contents.to_vec()),
-                    Output::Event(event) => self.peers[i].on_event(event, elapsed_ms),
-                }
-            }
-            let (from, id) = (self.peers[i].addr, self.peers[i].id);
-            if let Some(check) = sent.iter().rfind(|d| d.first().is_some_and(|b| *b < 4)) {
-                self.peers[i].last_check = Some(check.clone());
-            }
-            for datagram in sent {
-                if !self.lost(id, true, &datagram) {
-                    self.sfu.handle_datagram(now, from, &datagram);
-                }
-            }
+            self.carry_out(i);
         }
         if self.sfu.next_deadline() <= now {
             self.sfu.handle_timeout(now);
@@ -212,128 +211,48 @@ impl Network {
         }
         while let Some(event) = self.sfu.poll_event() {
             let SfuEvent::Signal { participant, message, .. } = event else { continue };
-            let Some(p) = self.peers.iter_mut().find(|p| p.id == participant) else { continue };
-            if let Some(command) = p.on_signal(message) {
-                self.sfu.handle_command(now, command);
+            let Some(i) = self.peers.iter().position(|p| p.id == participant) else { continue };
+            self.peers[i].session.handle_signal(now, message);
+            self.carry_out(i);
+        }
+    }
+
+    /// What peer `i`'s session queued: its datagrams onto the network
+    /// towards the SFU, its offers and answers to the SFU as the meeting
+    /// would pass them on (its other messages have no one to hear them).
+    fn carry_out(&mut self, i: usize) {
+        let now = self.now;
+        let (id, from) = (self.peers[i].id, self.peers[i].addr);
+        let datagrams: Vec<Vec<u8>> =
+            std::iter::from_fn(|| self.peers[i].session.poll_transmit()).map(|datagram| datagram.contents).collect();
+        if let Some(check) = datagrams.iter().rfind(|d| d.first().is_some_and(|b| *b < 4)) {
+            self.peers[i].last_check = Some(check.clone());
+        }
+        for datagram in datagrams {
+            if !self.lost(id, true, &datagram) {
+                self.sfu.handle_datagram(now, from, &datagram);
             }
+        }
+        let meeting = || MeetingKey::from("m");
+        while let Some(message) = self.peers[i].session.poll_signal() {
+            let command = match message {
+                ClientMessage::MediaOffer { sdp, tracks } => {
+                    Command::Offer { meeting: meeting(), participant: id, sdp, tracks }
+                }
+                ClientMessage::MediaAnswer { sdp } => Command::Answer { meeting: meeting(), participant: id, sdp },
+                _ => continue,
+            };
+            self.sfu.handle_command(now, command);
         }
     }
 }
 
-impl Peer {
-    fn new(id: u64, now: Instant, sends: Sends, addr: SocketAddr) -> (Self, Command) {
-        let mut rtc = Rtc::builder().set_crypto_provider(conclave_dtls::crypto_provider()).build(now);
-        rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
-        let mut api = rtc.sdp_api();
-        let mut tracks = Vec::new();
-        let publishing = match sends {
-            Sends::Nothing => {
-                api.add_media(MediaKind::Audio, Direction::Inactive, None, None, None);
-                None
-            }
-            Sends::Microphone => {
-                let mid = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
-                tracks.push(PublishedTrack { mid: mid.to_string(), source: MediaSource::Microphone });
-                Some(mid)
-            }
-            Sends::Camera { .. } => {
-                let mid = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
-                tracks.push(PublishedTrack { mid: mid.to_string(), source: MediaSource::Camera });
-                Some(mid)
-            }
-        };
-        let (offer, pending) = api.apply().unwrap();
-        let sdp = offer.to_sdp_string();
-        let command = Command::Offer { meeting: MeetingKey::from("m"), participant: id, sdp, tracks };
-        let peer = Self {
-            id,
-            addr,
-            rtc,
-            pending: Some(pending),
-            connected: false,
-            ice: None,
-            inbox: VecDeque::new(),
-            timeout: now,
-            sends,
-            publishing,
-            answered: false,
-            frames_sent: 0,
-            received: Vec::new(),
-            last_check: None,
-        };
-        (peer, command)
-    }
-
-    /// Sends a frame when one is due: a camera every 33 ms, a microphone
-    /// every 20 ms. A frame carries its number and when it was sent.
-    fn send_media(&mut self, now: Instant, elapsed_ms: u64) {
-        let (Some(mid), true, true) = (self.publishing, self.answered, self.connected) else { return };
-        let (gap, size, codec) = match self.sends {
-            Sends::Nothing => return,
-            Sends::Microphone => (20, 120, Codec::Opus),
-            Sends::Camera { frame_bytes } => (33, frame_bytes, Codec::Vp8),
-        };
-        if !elapsed_ms.is_multiple_of(gap) {
-            return;
-        }
-        let number = self.frames_sent;
-        self.frames_sent += 1;
-        let mut frame = vec![0u8; size];
-        // A VP8 payload header with the P bit clear: every frame a keyframe.
-        frame[0] = 0x10;
-        frame[1..5].copy_from_slice(&number.to_be_bytes());
-        frame[5..13].copy_from_slice(&elapsed_ms.to_be_bytes());
-        let Some(writer) = self.rtc.writer(mid) else { return };
-        let Some(pt) = writer.payload_params().find(|p| p.spec().codec == codec).map(|p| p.pt()) else { return };
-        let time = MediaTime::from_90khz(elapsed_ms * 90);
-        writer.write(pt, now, time, frame).unwrap();
-    }
-
-    fn on_event(&mut self, event: Event, elapsed_ms: u64) {
-        match event {
-            Event::Connected => self.connected = true,
-            Event::IceConnectionStateChange(state) => self.ice = Some(state),
-            Event::MediaData(data) if data.data.len() >= 13 => {
-                let number = u32::from_be_bytes(data.data[1..5].try_into().unwrap());
-                let sent_ms = u64::from_be_bytes(data.data[5..13].try_into().unwrap());
-                self.received.push((number, elapsed_ms - sent_ms));
-            }
-            _ => {}
-        }
-    }
-
-    /// The app's side of the negotiation; a command for the SFU if it answers.
-    fn on_signal(&mut self, message: ServerMessage) -> Option<Command> {
-        match message {
-            ServerMessage::MediaAnswer { sdp } => {
-                let pending = self.pending.take().expect("an offer was outstanding");
-                self.rtc.sdp_api().accept_answer(pending, SdpAnswer::from_sdp_string(&sdp).unwrap()).unwrap();
-                self.answered = true;
-                None
-            }
-            ServerMessage::MediaOffer { sdp, .. } => {
-                self.pending = None;
-                let answer = self.rtc.sdp_api().accept_offer(SdpOffer::from_sdp_string(&sdp).unwrap()).unwrap();
-                let sdp = answer.to_sdp_string();
-                Some(Command::Answer { meeting: MeetingKey::from("m"), participant: self.id, sdp })
-            }
-            _ => None,
-        }
-    }
-}
-
-impl Peer {
-    pub fn frames_sent(&self) -> u32 {
-        self.frames_sent
-    }
-}
-
-/// The frames a peer received, by number, with their delay in ms.
 /// Where participant `id` sends from unless a test says otherwise.
 pub fn address_of(id: u64) -> SocketAddr {
     format!("10.0.1.{}:{}", id % 250 + 1, 6000 + id).parse().unwrap()
 }
 
-pub fn frames_by_number(peer: &Peer) -> HashMap<u32, u64> {
-    peer.received.iter().copied().collect()
+/// Camera frames `subscriber` received from `publisher`.
+pub fn camera_frames(subscriber: &Peer, publisher: ParticipantId) -> u64 {
+    subscriber.stats().frames_from(publisher, MediaSource::Camera)
 }

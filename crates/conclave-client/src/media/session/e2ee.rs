@@ -8,9 +8,9 @@ use conclave_e2ee::keys::base_key;
 use conclave_e2ee::mls::GroupMember;
 use conclave_proto::signal::{ClientMessage, ServerMessage};
 
-use super::Session;
+use super::machine::MediaSession;
 
-impl Session {
+impl MediaSession {
     /// The first E2EE message, when E2EE is on: this device's key, for the
     /// server to vouch for (its KeyPackage follows with the credential).
     pub(super) fn e2ee_start(&self) -> Option<ClientMessage> {
@@ -22,7 +22,7 @@ impl Session {
         let Some(agent) = self.e2ee.as_mut() else { return Vec::new() };
         let welcomed = matches!(message, ServerMessage::E2eeWelcome { .. });
         let handled = agent.handle(&message);
-        let mut stats = self.stats.lock().expect("stats lock");
+        let stats = &mut self.stats;
         for event in handled.events {
             match event {
                 AgentEvent::NewEpoch(_) if welcomed => stats.welcomed = true,
@@ -40,10 +40,10 @@ impl Session {
 
     /// What the stats show of the group: the security code (and its history)
     /// and the key material of each new epoch.
-    pub(super) fn publish_e2ee_state(&self) {
+    pub(super) fn publish_e2ee_state(&mut self) {
         let session = self.e2ee.as_ref().map(|a| a.session());
         let code = session.and_then(|s| s.security_code());
-        let mut stats = self.stats.lock().expect("stats lock");
+        let stats = &mut self.stats;
         if let Some(member) = session.map(|s| &s.member) {
             if stats.e2ee_device_key.is_empty() {
                 stats.e2ee_device_key = member.export_signature_key();

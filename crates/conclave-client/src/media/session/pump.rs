@@ -1,10 +1,10 @@
 //! A session's signaling connection, read and written by a task of its own.
 //!
-//! The session's loop wakes for every datagram; polling a WebSocket at each
-//! of those wake-ups cost more than handling the datagram (the WebSocket
-//! prepares its whole read buffer on every poll). The pump wakes only when
-//! the connection has a message or the session has one to send, and the
-//! session reads a channel instead.
+//! The driver's loop wakes for every burst of datagrams; polling a
+//! WebSocket at each of those wake-ups cost more than handling the
+//! datagrams (the WebSocket prepares its whole read buffer on every poll).
+//! The pump wakes only when the connection has a message or the session has
+//! one to send, and the driver reads a channel instead.
 
 use conclave_proto::signal::{ClientMessage, ServerMessage};
 use std::time::Duration;
@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use crate::signaling::{SignalChannel, SignalError};
 
-/// The session's end: messages to send, and what the connection received.
+/// The driver's end: messages to send, and what the connection received.
 pub(super) struct Signaling {
     outgoing: mpsc::UnboundedSender<ClientMessage>,
     incoming: mpsc::UnboundedReceiver<ServerMessage>,
@@ -53,7 +53,7 @@ async fn pump(
                         return;
                     }
                 }
-                // The session is gone.
+                // The driver is gone.
                 None => return,
             },
             message = connection.next(Duration::from_secs(3600)) => match message {

@@ -1,0 +1,307 @@
+//! The group layer on its own, with a group that is not a meeting (a
+//! conversation's, as team messaging will have): its members are devices,
+//! named by device id, two users with two devices each, all registered with
+//! their accounts. Devices are added and removed, one is replaced, and both
+//! the server's delivery service and a device stop in the middle, are
+//! stored, reloaded and carry on, one of them with a commit in flight.
+//! Real MLS throughout; the server's part is `conclave_delivery`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use conclave_delivery::{Delivery, DeliveryService, ProposedCommit};
+use conclave_e2ee::credential::KnownDevices;
+use conclave_e2ee::group::{GroupAgent, GroupEvent, GroupInput, GroupOutput};
+use conclave_e2ee::mls::{GroupMember, OpenMlsMember};
+use conclave_proto::credential::{DeviceCredential, DeviceOwner, SignedCredential};
+use data_encoding::BASE64;
+use ed25519_dalek::{Signer, SigningKey};
+
+type DeviceId = String;
+
+/// One device: its MLS state and its side of the delivery service.
+struct Device {
+    mls: OpenMlsMember,
+    agent: GroupAgent<DeviceId>,
+    events: Vec<GroupEvent<DeviceId>>,
+}
+
+/// The server (its authority and the group's delivery service), the
+/// devices, and who should be in the group.
+struct World {
+    authority: SigningKey,
+    service: DeliveryService<DeviceId>,
+    owners: BTreeMap<DeviceId, DeviceOwner>,
+    devices: BTreeMap<DeviceId, Device>,
+    members: BTreeSet<DeviceId>,
+    /// The owner of a member's old device while its new one waits to be
+    /// added (what the removal request names).
+    replaced: BTreeMap<DeviceId, DeviceOwner>,
+}
+
+fn owner(user: &str, device: &str) -> DeviceOwner {
+    DeviceOwner::Account { user_id: user.into(), device_id: device.into() }
+}
+
+impl World {
+    fn new() -> Self {
+        Self {
+            authority: SigningKey::from_bytes(&[5; 32]),
+            service: DeliveryService::default(),
+            owners: BTreeMap::new(),
+            devices: BTreeMap::new(),
+            members: BTreeSet::new(),
+            replaced: BTreeMap::new(),
+        }
+    }
+
+    /// The server's credential for a device's key, owned by `owner`.
+    fn vouch(&self, owner: &DeviceOwner, key: &[u8]) -> Vec<u8> {
+        let body = serde_json::to_string(&DeviceCredential {
+            owner: owner.clone(),
+            display_name: format!("{owner:?}"),
+            signature_key: BASE64.encode(key),
+            issued_at_ms: 0,
+        })
+        .unwrap();
+        let signature = BASE64.encode(&self.authority.sign(&SignedCredential::signing_input(&body)).to_bytes());
+        SignedCredential { body, signature }.to_bytes()
+    }
+
+    /// A device registered to `user` joins the conversation.
+    fn join(&mut self, user: &str, id: &str) {
+        self.join_as(id, owner(user, id));
+    }
+
+    /// A new device for member `id`, owned by `owner`.
+    fn join_as(&mut self, id: &str, owner: DeviceOwner) {
+        let mut mls = OpenMlsMember::new(b"").unwrap();
+        let mut agent = GroupAgent::new(KnownDevices::default());
+        let credential = self.vouch(&owner, &mls.signature_key());
+        let authority = BASE64.encode(self.authority.verifying_key().as_bytes());
+        let Some(GroupOutput::KeyPackage(key_package)) = agent.vouched(&mut mls, &credential, &authority, id.into())
+        else {
+            panic!("a vouched device offers its KeyPackage")
+        };
+        self.members.insert(id.into());
+        self.owners.insert(id.into(), owner);
+        self.devices.insert(id.into(), Device { mls, agent, events: Vec::new() });
+        let out = self.service.key_package(id.into(), BASE64.encode(&key_package));
+        self.run(out);
+    }
+
+    /// Delivers until nothing more is sent.
+    fn run(&mut self, mut out: Vec<Delivery<DeviceId>>) {
+        while !out.is_empty() {
+            let mut next = Vec::new();
+            for delivery in out {
+                let to = delivery.recipient().clone();
+                let input = self.input(delivery);
+                let Some(device) = self.devices.get_mut(&to) else { continue };
+                let handled = device.agent.handle(&mut device.mls, input);
+                device.events.extend(handled.events);
+                for output in handled.send {
+                    next.extend(self.submit(&to, output));
+                }
+            }
+            out = next;
+        }
+    }
+
+    /// What the service's delivery says to a device.
+    fn input(&self, delivery: Delivery<DeviceId>) -> GroupInput<DeviceId> {
+        let blob = |text: String| BASE64.decode(text.as_bytes()).unwrap();
+        match delivery {
+            Delivery::CreateGroup { .. } => GroupInput::CreateGroup,
+            Delivery::AddRequest { member, key_package, committer, .. } => GroupInput::AddRequest {
+                owner: self.owners[&member].clone(),
+                member,
+                key_package: blob(key_package),
+                committer,
+            },
+            Delivery::RemoveRequest { member, committer, .. } => {
+                GroupInput::RemoveRequest { owner: self.departing_owner(&member), member, committer }
+            }
+            Delivery::Commit { from, epoch, commit, .. } => GroupInput::Commit { from, epoch, commit: blob(commit) },
+            Delivery::Welcome { welcome, committer, members, .. } => GroupInput::Welcome {
+                welcome: blob(welcome),
+                committer,
+                members: members.into_iter().map(|m| (m.clone(), self.owners[&m].clone())).collect(),
+            },
+            Delivery::Rejected { epoch, .. } => GroupInput::Rejected { epoch },
+            Delivery::Application { from, message, .. } => GroupInput::Application { from, message: blob(message) },
+        }
+    }
+
+    /// The owner of the device a removal is about: the one in the group.
+    fn departing_owner(&self, member: &DeviceId) -> DeviceOwner {
+        self.replaced.get(member).cloned().unwrap_or_else(|| self.owners[member].clone())
+    }
+
+    /// What the server does with a device's message.
+    fn submit(&mut self, from: &DeviceId, output: GroupOutput<DeviceId>) -> Vec<Delivery<DeviceId>> {
+        let members = self.members.clone();
+        match output {
+            GroupOutput::KeyPackage(kp) => self.service.key_package(from.clone(), BASE64.encode(&kp)),
+            GroupOutput::Commit { epoch, commit, welcome, added, removed } => {
+                let proposed = ProposedCommit {
+                    epoch,
+                    commit: BASE64.encode(&commit),
+                    welcome: welcome.map(|w| BASE64.encode(&w)),
+                    added,
+                    removed: removed.clone(),
+                };
+                let out = self.service.commit(from.clone(), proposed, |m| members.contains(m));
+                if out.iter().any(|d| matches!(d, Delivery::Commit { .. })) {
+                    for member in removed {
+                        self.replaced.remove(&member);
+                    }
+                }
+                out
+            }
+            GroupOutput::CommitRefused { from, reason, .. } => panic!("a device refused {from}'s commit: {reason}"),
+        }
+    }
+
+    fn leave(&mut self, id: &str) {
+        self.members.remove(id);
+        let members = self.members.clone();
+        let out = self.service.membership(|m| members.contains(m));
+        self.run(out);
+    }
+
+    /// Every device in the group agrees on the epoch and its authenticator.
+    fn agreed(&self) -> u64 {
+        let in_group: Vec<&Device> = self.members.iter().map(|m| &self.devices[m]).collect();
+        let epoch = in_group[0].mls.epoch().expect("in the group");
+        for device in &in_group {
+            assert_eq!(device.mls.epoch(), Some(epoch));
+            assert_eq!(device.mls.epoch_authenticator(), in_group[0].mls.epoch_authenticator());
+        }
+        assert_eq!(self.service.epoch(), Some(epoch));
+        assert_eq!(in_group[0].mls.members().len(), self.members.len());
+        epoch
+    }
+
+    /// Sends an application message from `from`; returns who read it.
+    fn say(&mut self, from: &str, text: &str) -> BTreeSet<DeviceId> {
+        let sealed = self.devices.get_mut(from).unwrap().mls.encrypt(text.as_bytes()).unwrap();
+        let out = self.service.application(from.into(), BASE64.encode(&sealed));
+        self.run(out);
+        self.devices
+            .iter()
+            .filter(|(_, d)| {
+                d.events
+                    .iter()
+                    .any(|e| matches!(e, GroupEvent::Application { plaintext, .. } if plaintext == text.as_bytes()))
+            })
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+}
+
+#[test]
+fn two_users_with_two_devices_each_add_remove_and_replace_devices() {
+    let mut w = World::new();
+    w.join("ada", "ada-laptop");
+    w.join("ada", "ada-phone");
+    w.join("bob", "bob-laptop");
+    w.join("bob", "bob-phone");
+    assert_eq!(w.agreed(), 3, "three additions after the group was made");
+    let everyone: BTreeSet<DeviceId> = ["ada-laptop", "ada-phone", "bob-laptop", "bob-phone"].map(Into::into).into();
+    let mut others = everyone.clone();
+    others.remove("bob-phone");
+    assert_eq!(w.say("bob-phone", "hello from the phone"), others);
+
+    // Bob loses his phone: it leaves the group, and reads nothing after.
+    w.leave("bob-phone");
+    assert!(w.devices["bob-phone"].events.contains(&GroupEvent::Removed));
+    assert_eq!(w.agreed(), 4);
+    let readers = w.say("ada-phone", "after the phone was lost");
+    assert!(!readers.contains("bob-phone"));
+    assert_eq!(readers.len(), 2);
+
+    // Bob's laptop is reinstalled: the same member with a new device (new
+    // key, new registration). The old device goes, the new one comes.
+    let old = w.owners["bob-laptop"].clone();
+    w.replaced.insert("bob-laptop".into(), old);
+    let members = w.members.clone();
+    let out = w.service.device_replaced(&"bob-laptop".to_owned(), |m| members.contains(m));
+    w.devices.remove("bob-laptop");
+    w.run(out);
+    w.join_as("bob-laptop", owner("bob", "bob-laptop-2"));
+    assert_eq!(w.agreed(), 6, "one commit removed the old laptop, one added the new");
+    assert_eq!(w.say("bob-laptop", "back"), ["ada-laptop", "ada-phone"].map(Into::into).into());
+    // Nobody refused anything, and Bob's new laptop is a new device key of
+    // a known account to those who saw the old one.
+    for id in ["ada-laptop", "ada-phone"] {
+        let told = &w.devices[id].events;
+        assert!(told.iter().any(|e| matches!(e, GroupEvent::NewDevice { member, .. } if member == "bob-laptop")));
+    }
+}
+
+#[test]
+fn the_service_and_a_device_are_stored_reloaded_and_carry_on_with_a_commit_in_flight() {
+    let mut w = World::new();
+    w.join("ada", "ada-laptop");
+    w.join("ada", "ada-phone");
+    w.join("bob", "bob-laptop");
+    let before = w.agreed();
+
+    // Bob's phone asks to join; the committer (Ada's laptop) builds the
+    // commit, and everything stops before the server orders it.
+    let phone = {
+        let mut mls = OpenMlsMember::new(b"").unwrap();
+        let mut agent = GroupAgent::new(KnownDevices::default());
+        let bob_phone = owner("bob", "bob-phone");
+        let credential = w.vouch(&bob_phone, &mls.signature_key());
+        let authority = BASE64.encode(w.authority.verifying_key().as_bytes());
+        let Some(GroupOutput::KeyPackage(kp)) = agent.vouched(&mut mls, &credential, &authority, "bob-phone".into())
+        else {
+            panic!()
+        };
+        w.members.insert("bob-phone".into());
+        w.owners.insert("bob-phone".into(), bob_phone);
+        (Device { mls, agent, events: Vec::new() }, kp)
+    };
+    w.devices.insert("bob-phone".into(), phone.0);
+    let requests = w.service.key_package("bob-phone".into(), BASE64.encode(&phone.1));
+    let mut in_flight = None;
+    for delivery in requests {
+        let to = delivery.recipient().clone();
+        let input = w.input(delivery);
+        let device = w.devices.get_mut(&to).unwrap();
+        let handled = device.agent.handle(&mut device.mls, input);
+        if to == "ada-laptop" {
+            in_flight = handled.send.into_iter().next();
+        }
+    }
+    let Some(GroupOutput::Commit { epoch, .. }) = &in_flight else { panic!("the committer builds a commit") };
+    assert_eq!(*epoch, before);
+
+    // Stored: the server's delivery service, and Ada's laptop whole (its
+    // agent, and its MLS state with the pending commit). Reloaded.
+    let stored_service = serde_json::to_string(&w.service).unwrap();
+    let laptop = w.devices.remove("ada-laptop").unwrap();
+    let stored_agent = serde_json::to_string(&laptop.agent).unwrap();
+    let stored_mls = laptop.mls.export_state();
+    drop(laptop);
+    w.service = serde_json::from_str(&stored_service).unwrap();
+    let reloaded = Device {
+        mls: OpenMlsMember::import_state(&stored_mls).unwrap(),
+        agent: serde_json::from_str(&stored_agent).unwrap(),
+        events: Vec::new(),
+    };
+    assert_eq!(reloaded.mls.epoch(), Some(before), "at the epoch it stopped at");
+    w.devices.insert("ada-laptop".into(), reloaded);
+
+    // The commit it had in flight is ordered by the reloaded service, and
+    // the reloaded device applies it on the echo: the epoch goes on.
+    let out = w.submit(&"ada-laptop".to_owned(), in_flight.unwrap());
+    w.run(out);
+    assert_eq!(w.agreed(), before + 1);
+    let readers = w.say("ada-laptop", "after the restart");
+    assert_eq!(readers, ["ada-phone", "bob-laptop", "bob-phone"].map(Into::into).into());
+    // And a later change is made by the reloaded committer as any other.
+    w.leave("ada-phone");
+    assert_eq!(w.agreed(), before + 2);
+}

@@ -1,0 +1,82 @@
+//! The account's E2EE devices: list, register, revoke.
+
+use crate::devices::{device_view, DeviceError};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, Authed, ClientIp};
+use crate::state::{Audit, SharedState};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use conclave_proto::audit::{AuditAction, AuditOutcome};
+use conclave_proto::ProblemCode;
+use conclave_proto::{DeviceList, DeviceRegistration, Problem, RegisterDeviceRequest};
+
+/// The account's devices: every browser or app that holds an E2EE key for it.
+#[utoipa::path(get, path = "/api/v1/me/devices", operation_id = "listDevices", tag = "devices",
+    responses((status = 200, description = "The devices not revoked, oldest first", body = DeviceList),
+        (status = 401, description = "Not signed in", body = Problem)))]
+pub async fn list(State(state): State<SharedState>, Authed(current): Authed) -> ApiResult<ApiJson<DeviceList>> {
+    let rows = state.store.devices_of(&current.user.id).await?;
+    Ok(ApiJson(DeviceList { devices: rows.iter().map(device_view).collect() }))
+}
+
+/// Register this device's key with the account (once: the same key again is
+/// the same device) and get the server's credential for it, good in every
+/// meeting and conversation of the account.
+#[utoipa::path(post, path = "/api/v1/me/devices", operation_id = "registerDevice", tag = "devices",
+    request_body = RegisterDeviceRequest,
+    responses((status = 201, description = "The new device and its credential", body = DeviceRegistration),
+        (status = 200, description = "The account's device with this key (registered before), and its credential", body = DeviceRegistration),
+        (status = 409, description = "The account revoked this key's device", body = Problem),
+        (status = 422, description = "Not an Ed25519 public key, or a name that is not allowed", body = Problem)))]
+pub async fn register(
+    State(state): State<SharedState>,
+    ClientIp(ip): ClientIp,
+    Authed(current): Authed,
+    ApiJson(req): ApiJson<RegisterDeviceRequest>,
+) -> ApiResult<(StatusCode, ApiJson<DeviceRegistration>)> {
+    let authority = state.device_authority().await.ok_or_else(|| ApiError::unavailable("no credential authority"))?;
+    let user = &current.user;
+    let registered = authority
+        .account_device(&state.store, &user.id, &user.display_name, &req.signature_key, &req.name, state.now_ms())
+        .await;
+    let (registration, vouched) = registered.map_err(|err| match err {
+        DeviceError::NotAKey => ApiError::field("signature_key", err.to_string()),
+        DeviceError::Name(name) => ApiError::field("name", name.to_string()),
+        DeviceError::Revoked => ApiError::conflict(ProblemCode::DeviceRevoked, err.to_string()),
+        DeviceError::Store(err) => err.into(),
+    })?;
+    let device = &registration.device;
+    let status = if registration.new {
+        let audit = Audit::by(&current, ip, AuditAction::AuthDeviceRegister, AuditOutcome::Success);
+        state.audit(audit.target(&device.id).detail(&device.name)).await?;
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let body = DeviceRegistration {
+        device: device_view(device),
+        credential: vouched.credential,
+        authority: vouched.authority,
+    };
+    Ok((status, ApiJson(body)))
+}
+
+/// Revoke one of the account's devices: the server vouches for its key no
+/// more (it can join no new meeting or conversation as the account).
+#[utoipa::path(delete, path = "/api/v1/me/devices/{device_id}", operation_id = "revokeDevice", tag = "devices",
+    params(("device_id" = String, Path, description = "Id from listDevices")),
+    responses((status = 204, description = "Revoked"), (status = 404, description = "No such device of this account", body = Problem)))]
+pub async fn revoke(
+    State(state): State<SharedState>,
+    ClientIp(ip): ClientIp,
+    Authed(current): Authed,
+    Path(device_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    if !state.store.revoke_device(&current.user.id, &device_id, state.now_ms()).await? {
+        return Err(ApiError::not_found("device"));
+    }
+    state
+        .audit(Audit::by(&current, ip, AuditAction::AuthDeviceRevoke, AuditOutcome::Success).target(&device_id))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
