@@ -1,8 +1,12 @@
 # Shared by the bench/ scripts (sourced, not run).
 
-# Builds the release binary and sets BIN.
+# Builds the release binary and sets BIN. The web app in it is the normal
+# build, unless CONCLAVE_ALLOW_TEST_HOOKS=1 keeps the browser tests' build.
 build_release() {
   export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/conclave-target}"
+  if [ -e web/dist/TEST-HOOKS ] && [ "${CONCLAVE_ALLOW_TEST_HOOKS:-}" != 1 ]; then
+    (cd web && npm run --silent build > /dev/null)
+  fi
   cargo build --release --quiet -p conclave
   BIN="$CARGO_TARGET_DIR/release/conclave"
 }

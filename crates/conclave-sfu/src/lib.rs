@@ -20,6 +20,7 @@ mod driver;
 pub mod layers;
 mod peer;
 mod rewrite;
+pub mod sdp_grammar;
 mod sfu;
 pub mod speaker;
 mod vp8;

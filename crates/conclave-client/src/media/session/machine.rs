@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use conclave_e2ee::agent::E2eeAgent;
 use conclave_e2ee::mls::{MlsError, OpenMlsMember};
 use conclave_proto::media::MediaSource;
-use conclave_proto::signal::{ClientMessage, ParticipantId, ServerMessage};
+use conclave_proto::signal::{ClientMessage, ErrorCode, ParticipantId, ServerMessage};
 use str0m::media::{KeyframeRequestKind, Mid};
 use str0m::net::{Protocol, Receive, Transmit};
 use str0m::{Candidate, Event, Input};
@@ -239,7 +239,7 @@ impl MediaSession {
                 self.publish_e2ee_state();
             }
             // The server lost us (a network change): start a fresh session.
-            ServerMessage::Error { code, .. } if code == "media_lost" => self.restart(now),
+            ServerMessage::Error { code, .. } if code == ErrorCode::MediaLost.as_str() => self.restart(now),
             ServerMessage::Admitted { .. } if !self.ready => {
                 // Offers made while waiting were refused; start now.
                 self.pending = None;

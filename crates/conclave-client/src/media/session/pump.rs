@@ -24,7 +24,7 @@ impl Signaling {
     pub fn start(connection: impl SignalChannel) -> Self {
         let (outgoing, to_send) = mpsc::unbounded_channel();
         let (received, incoming) = mpsc::unbounded_channel();
-        tokio::spawn(pump(connection, to_send, received));
+        tokio::spawn(pump(connection, to_send, received, KEEPALIVE));
         Self { outgoing, incoming }
     }
 
@@ -40,13 +40,25 @@ impl Signaling {
     }
 }
 
+/// How often an otherwise silent connection pings (as the browser does).
+const KEEPALIVE: Duration = Duration::from_secs(20);
+
 async fn pump(
     mut connection: impl SignalChannel,
     mut to_send: mpsc::UnboundedReceiver<ClientMessage>,
     received: mpsc::UnboundedSender<ServerMessage>,
+    keepalive_every: Duration,
 ) {
+    // The server closes a connection that says nothing for a minute; a
+    // participant that only watches has nothing else to say.
+    let mut keepalive = tokio::time::interval_at(tokio::time::Instant::now() + keepalive_every, keepalive_every);
     loop {
         tokio::select! {
+            _ = keepalive.tick() => {
+                if connection.send(&ClientMessage::Ping).await.is_err() {
+                    return;
+                }
+            }
             message = to_send.recv() => match message {
                 Some(message) => {
                     if connection.send(&message).await.is_err() {
@@ -66,5 +78,46 @@ async fn pump(
                 Err(_) => return,
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// A connection that records what is sent and never receives anything.
+    struct Silent(Arc<Mutex<Vec<ClientMessage>>>);
+
+    impl SignalChannel for Silent {
+        async fn send(&mut self, message: &ClientMessage) -> Result<(), SignalError> {
+            self.0.lock().unwrap().push(message.clone());
+            Ok(())
+        }
+
+        async fn next(&mut self, within: Duration) -> Result<ServerMessage, SignalError> {
+            tokio::time::sleep(within).await;
+            Err(SignalError::Timeout("a message".into()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_participant_that_only_watches_pings_before_the_server_gives_up_on_it() {
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let (_outgoing, to_send) = mpsc::unbounded_channel();
+        let (received, _incoming) = mpsc::unbounded_channel();
+        // The same loop as `Signaling::start`, on a shorter clock.
+        let every = Duration::from_millis(40);
+        tokio::spawn(pump(Silent(sent.clone()), to_send, received, every));
+        tokio::time::sleep(every * 8).await;
+        let sent = sent.lock().unwrap();
+        assert!(!sent.is_empty(), "a silent connection pings");
+        assert!(sent.iter().all(|m| *m == ClientMessage::Ping), "{sent:?}");
+    }
+
+    #[test]
+    fn pings_come_well_inside_the_servers_idle_limit() {
+        // conclave-server closes a connection silent for 60 s.
+        assert!(KEEPALIVE * 2 < Duration::from_secs(60));
     }
 }
