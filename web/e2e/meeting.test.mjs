@@ -249,6 +249,33 @@ async function main() {
     assert.equal(cipher, "SRTP_AEAD_AES_256_GCM");
     figures.srtp_cipher = cipher;
 
+    // Ada switches her camera off and on: her picture comes back, in her
+    // self-view and at the host's (the tile's <video> is a new element).
+    const tileWidth = (page, who) => page.evaluate((id) => window.__conclave.tiles().find((t) => t.participant === id && t.kind === "camera")?.width ?? 0, who);
+    await ada.page.getByRole("button", { name: "Stop video", exact: true }).click();
+    await ada.page.getByRole("button", { name: "Start video", exact: true }).waitFor({ timeout: TIMEOUT });
+    await poll("Ada's tile showing her initial", async () => (await tileWidth(host, people[1].id)) === 0);
+    await ada.page.getByRole("button", { name: "Start video", exact: true }).click();
+    await poll("Ada's picture in her self-view", async () => (await tileWidth(ada.page, people[1].id)) > 0);
+    await poll("Ada's picture at the host", async () => (await tileWidth(host, people[1].id)) > 0);
+    await shot(host, "host-sees-ada-camera-back");
+
+    // Ada's app replaces its peer connection (what it does by itself when
+    // the server says her session was lost or failed, or the connection
+    // fails): the server gives her seat a fresh session, and media flows
+    // both ways again, end-to-end encrypted. Her new connection counts its
+    // frames from zero.
+    const adaAtHost = sum(await inbound(host), people[1].id, "camera", "framesDecoded");
+    const openedBefore = (await e2ee(ada.page)).counts.opened;
+    const renewedAt = Date.now();
+    await ada.page.evaluate(() => window.__conclave.renewMedia());
+    await poll("Ada on her second peer connection", async () => (await ada.page.evaluate(() => window.__conclave.mediaGeneration())) === 2);
+    await poll("the host's video at Ada again", async () => sum(await inbound(ada.page), people[0].id, "camera", "framesDecoded") > 10);
+    figures.new_peer_connection_to_first_frame_ms = Date.now() - renewedAt;
+    await poll("Ada's video at the host again", async () => sum(await inbound(host), people[1].id, "camera", "framesDecoded") > adaAtHost + 10);
+    await poll("Ada opening frames again", async () => (await e2ee(ada.page)).counts.opened > openedBefore + 50);
+    await shot(ada.page, "ada-after-new-peer-connection");
+
     // Ada blurs her background on her device (MediaPipe, served by us); the
     // host keeps receiving her video.
     await ada.page.getByRole("button", { name: "Blur background" }).click();

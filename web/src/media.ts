@@ -2,7 +2,10 @@
 // sending microphone, camera (simulcast when large enough) and screen as
 // separate transceivers, receiving what the server offers. The browser is
 // the polite peer: when offers cross it yields to the server's, answers,
-// and offers again (docs/protocol.md §6.7).
+// and offers again (docs/protocol.md §6.7). When the session fails at
+// either end (the server says `media_lost` or `media_failed`, or the
+// connection fails here), it starts over on a new peer connection with the
+// same tracks, and the server gives the seat a fresh session.
 
 import type { ClientMessage, ForwardedTrack, MediaSource, PublishedTrack, ServerMessage } from "./generated/protocol";
 import { encodedTransformSupport, type E2ee } from "./e2ee";
@@ -21,8 +24,20 @@ const CAMERA_LAYERS: RTCRtpEncodingParameters[] = [
   { rid: "f", maxBitrate: 1_500_000 },
 ];
 
+/// How long the connection may stay "disconnected" before it is replaced
+/// (Chromium says so after about 5 s without answers; a Wi-Fi that comes
+/// back within this recovers by itself).
+const DISCONNECTED_GRACE_MS = 2000;
+
 export class MediaSession {
-  readonly pc: RTCPeerConnection;
+  private current!: RTCPeerConnection;
+  /// What each source sends, to put on a new peer connection.
+  private sending = new Map<MediaSource, MediaStreamTrack | null>();
+  private cameraLayers: RTCRtpEncodingParameters[] | undefined;
+  private disconnectedTimer: number | undefined;
+  private closed = false;
+  /// Peer connections made so far (1 until a recovery).
+  generation = 0;
   private senders = new Map<MediaSource, RTCRtpTransceiver>();
   private makingOffer = false;
   private offerPending = false;
@@ -36,21 +51,65 @@ export class MediaSession {
   private encrypted = new WeakSet<RTCRtpSender | RTCRtpReceiver>();
 
   constructor(
-    iceServers: RTCIceServer[],
+    private iceServers: RTCIceServer[],
     private send: (m: ClientMessage) => void,
     private onRemoteTracks: (tracks: RemoteTrack[]) => void,
     /// In an end-to-end encrypted meeting, every frame goes through it.
     private e2ee: E2ee | null = null,
   ) {
-    const config: RTCConfiguration & { encodedInsertableStreams?: boolean } = { iceServers, bundlePolicy: "max-bundle", rtcpMuxPolicy: "require" };
-    if (e2ee && encodedTransformSupport() === "streams") config.encodedInsertableStreams = true;
-    this.pc = new RTCPeerConnection(config);
-    this.pc.ontrack = (event) => {
+    this.current = this.connect();
+  }
+
+  get pc(): RTCPeerConnection {
+    return this.current;
+  }
+
+  private connect(): RTCPeerConnection {
+    const config: RTCConfiguration & { encodedInsertableStreams?: boolean } = { iceServers: this.iceServers, bundlePolicy: "max-bundle", rtcpMuxPolicy: "require" };
+    if (this.e2ee && encodedTransformSupport() === "streams") config.encodedInsertableStreams = true;
+    const pc = new RTCPeerConnection(config);
+    this.generation += 1;
+    pc.ontrack = (event) => {
       const mid = event.transceiver.mid;
-      if (!mid) return;
+      if (!mid || pc !== this.current) return;
       this.encryptAll();
       this.attach(mid, event.track);
     };
+    pc.onconnectionstatechange = () => {
+      if (pc !== this.current || this.closed) return;
+      window.clearTimeout(this.disconnectedTimer);
+      if (pc.connectionState === "failed") void this.recover();
+      if (pc.connectionState === "disconnected") {
+        this.disconnectedTimer = window.setTimeout(() => {
+          if (pc === this.current && pc.connectionState === "disconnected") void this.recover();
+        }, DISCONNECTED_GRACE_MS);
+      }
+    };
+    return pc;
+  }
+
+  /// Starts over on a new peer connection: the same tracks sent, every
+  /// frame through the E2EE worker again, and a first offer, which the
+  /// server answers with a fresh session for this seat.
+  recover(): Promise<void> {
+    return this.enqueue(async () => {
+      if (this.closed) return;
+      const old = this.current;
+      old.onconnectionstatechange = null;
+      old.ontrack = null;
+      old.close();
+      this.current = this.connect();
+      this.senders.clear();
+      this.tracks.clear();
+      this.remote.clear();
+      this.encrypted = new WeakSet();
+      this.makingOffer = false;
+      this.offerPending = false;
+      this.needsOffer = false;
+      this.publishRemote();
+      this.addSenders();
+      await this.offer();
+    });
   }
 
   /// Puts every sender and receiver not yet covered behind the E2EE worker,
@@ -93,17 +152,29 @@ export class MediaSession {
   }
 
   private async startNow(microphone: MediaStreamTrack | null, camera: MediaStreamTrack | null) {
+    this.sending.set("microphone", microphone);
+    this.sending.set("camera", camera);
+    const settings = camera?.getSettings();
+    this.cameraLayers = camera && (settings?.width ?? 0) >= 640 ? CAMERA_LAYERS : undefined;
+    this.addSenders();
+    await this.offer();
+  }
+
+  /// One transceiver per source, in a fixed order (microphone, camera,
+  /// then the screen when shared).
+  private addSenders() {
+    const microphone = this.sending.get("microphone") ?? null;
+    const camera = this.sending.get("camera") ?? null;
+    const screen = this.sending.get("screen") ?? null;
     this.pc.addTransceiver(microphone ?? "audio", { direction: microphone ? "sendonly" : "inactive" });
     this.senders.set("microphone", this.pc.getTransceivers().at(-1)!);
-    const settings = camera?.getSettings();
-    const simulcast = (settings?.width ?? 0) >= 640;
     this.pc.addTransceiver(camera ?? "video", {
       direction: camera ? "sendonly" : "inactive",
-      sendEncodings: camera && simulcast ? CAMERA_LAYERS : undefined,
+      sendEncodings: camera ? this.cameraLayers?.map((l) => ({ ...l })) : undefined,
     });
     this.senders.set("camera", this.pc.getTransceivers().at(-1)!);
+    if (screen) this.senders.set("screen", this.pc.addTransceiver(screen, { direction: "sendonly" }));
     this.encryptAll();
-    await this.offer();
   }
 
   /// Sends an offer for the current transceivers, unless one is outstanding
@@ -175,11 +246,9 @@ export class MediaSession {
         break;
       }
       case "error":
-        if (message.code === "media_lost") {
-          this.offerPending = false;
-          await this.pc.restartIce?.();
-          await this.offer();
-        }
+        // The server replaced this seat's session: its next offer must
+        // come from a new peer connection (the old one's DTLS is gone).
+        if (message.code === "media_lost" || message.code === "media_failed") void this.recover();
         break;
       default:
     }
@@ -187,6 +256,7 @@ export class MediaSession {
 
   /// Replaces what a source sends (a new device, blur on or off).
   async replace(source: MediaSource, track: MediaStreamTrack | null) {
+    if (this.sending.has(source)) this.sending.set(source, track);
     await this.senders.get(source)?.sender.replaceTrack(track);
   }
 
@@ -194,6 +264,7 @@ export class MediaSession {
     return this.enqueue(async () => {
       const transceiver = this.pc.addTransceiver(track, { direction: "sendonly" });
       this.senders.set("screen", transceiver);
+      this.sending.set("screen", track);
       this.encryptAll();
       await this.offer();
     });
@@ -206,6 +277,7 @@ export class MediaSession {
       screen.sender.track?.stop();
       screen.direction = "inactive";
       this.senders.delete("screen");
+      this.sending.delete("screen");
       await this.offer();
     });
   }
@@ -220,6 +292,8 @@ export class MediaSession {
   }
 
   close() {
+    this.closed = true;
+    window.clearTimeout(this.disconnectedTimer);
     for (const t of this.pc.getSenders()) t.track?.stop();
     this.pc.close();
   }

@@ -63,6 +63,10 @@ pub struct MediaConfig {
     /// address, or this host's address on its default route when bound to
     /// all interfaces. Behind NAT, set the public address here.
     pub advertise: Option<IpAddr>,
+    /// The TCP address for ICE over TCP (RFC 6544), for participants whose
+    /// network blocks UDP; `None`: UDP only. Advertised with the UDP
+    /// address's IP and this bound port.
+    pub tcp_listen: Option<SocketAddr>,
     /// Bandwidth estimation's starting point per participant.
     pub initial_bitrate_kbps: u64,
     pub turn: Option<TurnConfig>,
@@ -77,6 +81,7 @@ impl Default for MediaConfig {
         Self {
             listen: None,
             advertise: None,
+            tcp_listen: None,
             initial_bitrate_kbps: 2500,
             turn: None,
             #[cfg(feature = "test-hooks")]

@@ -123,6 +123,9 @@ pub async fn run(
     println!("Conclave is running at {}  (storage: {engine})", state.config.public_url);
     if let Some(media) = &state.media {
         println!("Media (UDP) at {}", media.advertised());
+        if let Some(tcp) = media.advertised_tcp() {
+            println!("Media (TCP, for networks that block UDP) at {tcp}");
+        }
     }
     if let Some(token) = setup {
         println!();

@@ -2,7 +2,7 @@
 //! the address participants are told, routing its events to meetings, and
 //! minting TURN credentials for joins.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::sync::Weak;
 use std::time::Duration;
 
@@ -27,13 +27,23 @@ pub fn start(
         config.advertise.unwrap_or_else(|| if bound.ip().is_unspecified() { default_route_ip() } else { bound.ip() });
     let advertised = SocketAddr::new(ip, bound.port());
     let (events, rx) = mpsc::unbounded_channel();
-    let sfu = SfuConfig::new(advertised, config.initial_bitrate_kbps);
+    let mut sfu = SfuConfig::new(advertised, config.initial_bitrate_kbps);
+    let tcp = match config.tcp_listen {
+        Some(listen) => {
+            let listener = TcpListener::bind(listen)?;
+            let tcp_advertised = SocketAddr::new(ip, listener.local_addr()?.port());
+            sfu = sfu.with_tcp(tcp_advertised);
+            tracing::info!(advertised = %tcp_advertised, "media plane listening (TCP)");
+            Some(listener)
+        }
+        None => None,
+    };
     #[cfg(feature = "test-hooks")]
     let sfu = match &config.tap {
         Some(tap) => sfu.with_tap(tap.clone()),
         None => sfu,
     };
-    let plane = MediaPlane::start(socket, sfu, events)?;
+    let plane = MediaPlane::start(socket, tcp, sfu, events)?;
     tracing::info!(%advertised, "media plane listening (UDP)");
     Ok((plane, rx))
 }

@@ -10,7 +10,10 @@ use std::time::Instant;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
+use str0m::net::Protocol;
+
 use crate::sfu::{Command, Sfu, SfuConfig, SfuEvent, SfuStats};
+use crate::tcp::{self, Connections, TcpFrame};
 
 /// Datagrams read in one go before time and output are handled.
 const BATCH: usize = 64;
@@ -28,15 +31,18 @@ const SOCKET_BUFFER: usize = 4 << 20;
 pub struct MediaPlane {
     commands: mpsc::UnboundedSender<Command>,
     advertised: SocketAddr,
+    advertised_tcp: Option<SocketAddr>,
     stats: Arc<Mutex<SfuStats>>,
 }
 
 impl MediaPlane {
-    /// Starts the media plane on `socket`, telling peers to reach it at
-    /// `advertised`. Events for meetings arrive on `events`. Must be called
-    /// within a tokio runtime.
+    /// Starts the media plane on `socket` (and `tcp`, for ICE over TCP,
+    /// when the configuration advertises it), telling peers to reach it at
+    /// the configuration's addresses. Events for meetings arrive on
+    /// `events`. Must be called within a tokio runtime.
     pub fn start(
         socket: std::net::UdpSocket,
+        tcp: Option<std::net::TcpListener>,
         config: SfuConfig,
         events: mpsc::UnboundedSender<SfuEvent>,
     ) -> io::Result<Self> {
@@ -45,11 +51,24 @@ impl MediaPlane {
         let socket = UdpSocket::from_std(socket)?;
         let (commands, rx) = mpsc::unbounded_channel();
         let stats = Arc::new(Mutex::new(SfuStats::default()));
-        let advertised = config.advertised;
+        let (advertised, advertised_tcp) = (config.advertised, config.tcp);
         let sfu = Sfu::new(config, Instant::now());
         let span = tracing::info_span!("media", %advertised);
-        tokio::spawn(tracing::Instrument::instrument(run(socket, sfu, rx, events, stats.clone()), span));
-        Ok(Self { commands, advertised, stats })
+        let connections = Connections::default();
+        let tcp_frames = match tcp {
+            Some(listener) => {
+                listener.set_nonblocking(true)?;
+                let listener = tokio::net::TcpListener::from_std(listener)?;
+                let (frames, received) = mpsc::channel(TCP_FRAMES_QUEUED);
+                let accepting = tcp::accept(listener, connections.clone(), frames);
+                tokio::spawn(tracing::Instrument::instrument(accepting, span.clone()));
+                Some(received)
+            }
+            None => None,
+        };
+        let io = Io { socket, tcp_frames, connections };
+        tokio::spawn(tracing::Instrument::instrument(run(io, sfu, rx, events, stats.clone()), span));
+        Ok(Self { commands, advertised, advertised_tcp, stats })
     }
 
     pub fn send(&self, command: Command) {
@@ -60,8 +79,21 @@ impl MediaPlane {
         self.advertised
     }
 
+    /// Where participants reach the media plane over TCP, when offered.
+    pub fn advertised_tcp(&self) -> Option<SocketAddr> {
+        self.advertised_tcp
+    }
+
     pub fn stats(&self) -> SfuStats {
         *self.stats.lock().expect("stats lock")
+    }
+}
+
+/// The next TCP frame; never, when ICE over TCP is off.
+async fn next_frame(frames: &mut Option<mpsc::Receiver<TcpFrame>>) -> Option<TcpFrame> {
+    match frames {
+        Some(frames) => frames.recv().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -79,13 +111,26 @@ fn enlarge_buffers(socket: &std::net::UdpSocket) {
     }
 }
 
-async fn run(
+/// Frames from every TCP connection waiting for the SFU; a full queue
+/// holds the connections' readers back (TCP's own flow control).
+const TCP_FRAMES_QUEUED: usize = 1024;
+
+/// The media plane's sockets.
+struct Io {
     socket: UdpSocket,
+    /// Frames from ICE-over-TCP connections, when offered.
+    tcp_frames: Option<mpsc::Receiver<TcpFrame>>,
+    connections: Connections,
+}
+
+async fn run(
+    io: Io,
     mut sfu: Sfu,
     mut commands: mpsc::UnboundedReceiver<Command>,
     events: mpsc::UnboundedSender<SfuEvent>,
     stats: Arc<Mutex<SfuStats>>,
 ) {
+    let Io { socket, mut tcp_frames, connections } = io;
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut outgoing = Vec::new();
     loop {
@@ -110,10 +155,19 @@ async fn run(
                 // concern one peer, which its own timeouts will notice.
                 Err(err) => tracing::trace!(error = %err, "UDP receive error"),
             },
+            Some(frame) = next_frame(&mut tcp_frames) => {
+                sfu.handle_packet(Instant::now(), Protocol::Tcp, frame.from, &frame.bytes);
+            }
             () = tokio::time::sleep_until(deadline) => {}
         }
         sfu.handle_timeout(Instant::now());
         outgoing.extend(std::iter::from_fn(|| sfu.poll_transmit()));
+        outgoing.retain(|t| {
+            if t.proto == Protocol::Tcp {
+                connections.send(t.destination, &t.contents);
+            }
+            t.proto != Protocol::Tcp
+        });
         crate::batch_send::send_all(&socket, &outgoing).await;
         outgoing.clear();
         while let Some(event) = sfu.poll_event() {

@@ -23,7 +23,8 @@ mod rewrite;
 pub mod sdp_grammar;
 mod sfu;
 pub mod speaker;
-mod vp8;
+mod tcp;
+mod video;
 
 pub use demux::{is_stun, stun_local_ufrag};
 pub use driver::MediaPlane;
@@ -32,16 +33,22 @@ pub use peer::Rights;
 pub use sfu::FrameTap;
 pub use sfu::{Command, Sfu, SfuConfig, SfuEvent, SfuStats};
 
-/// Reads `payload` as a forwarded VP8 packet and, where it has the fields,
-/// renumbers it as a layer switch would: lets fuzzing reach the reader of
-/// every video packet without a DTLS session.
+/// Reads `payload` as a forwarded packet of every video codec and, where a
+/// VP8 packet has the fields, renumbers it as a layer switch would: lets
+/// fuzzing reach the readers of every video packet without a DTLS session.
 #[doc(hidden)]
 pub fn read_and_renumber_for_fuzzing(payload: &[u8], picture_id: u16, tl0_pic_idx: u8) {
-    if let Some(packet) = vp8::read(payload) {
+    use str0m::format::Codec;
+    for codec in [Codec::Vp9, Codec::H264, Codec::Av1] {
+        if let Some(packet) = video::read(codec, payload) {
+            assert!(packet.data_offset <= payload.len(), "the frame's bytes start inside the payload");
+        }
+    }
+    if let Some(packet) = video::read(Codec::Vp8, payload) {
         assert!(packet.data_offset < payload.len(), "the frame's bytes start inside the payload");
         let picture_id = packet.picture_id.map(|p| p.wrap(picture_id));
         let tl0_pic_idx = packet.tl0_pic_idx.map(|_| tl0_pic_idx);
-        let _ = vp8::renumber(payload, picture_id, tl0_pic_idx);
+        let _ = video::vp8::renumber(payload, picture_id, tl0_pic_idx);
     }
 }
 

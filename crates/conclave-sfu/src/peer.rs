@@ -2,7 +2,6 @@
 //! the tracks forwarded to it, and the state of its SDP negotiation.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use conclave_proto::media::{ForwardedTrack, MediaSource, Quality, Tile};
@@ -225,7 +224,10 @@ pub(crate) struct Peer {
     pub unsent: bool,
     /// The addresses its ICE checks came from (one, unless its network
     /// changed): where its datagrams are routed from.
-    pub addrs: Vec<SocketAddr>,
+    pub addrs: Vec<crate::sfu::Route>,
+    /// The DTLS fingerprint of the participant's peer connection, once
+    /// negotiated: an offer naming another comes from a new one.
+    pub remote_fingerprint: Option<String>,
 }
 
 impl Peer {
@@ -411,6 +413,7 @@ mod tests {
             scheduled: None,
             unsent: false,
             addrs: Vec::new(),
+            remote_fingerprint: None,
         };
         (peer, app)
     }

@@ -233,7 +233,10 @@ pub fn check(sdp: &str) -> Result<Description, SdpViolation> {
                         };
                         let known = section.formats.iter().any(|f| f == pt) || (name == "rtcp-fb" && pt == "*");
                         if !known {
-                            return Err(violation(number, format!("`a={name}` names {pt}, not a format of its `m=` line")));
+                            return Err(violation(
+                                number,
+                                format!("`a={name}` names {pt}, not a format of its `m=` line"),
+                            ));
                         }
                         if name == "rtpmap" && !rtpmap(rest) {
                             return Err(violation(number, "`a=rtpmap` is `<pt> <encoding>/<clock rate>[/<channels>]`"));
@@ -308,9 +311,8 @@ pub fn check(sdp: &str) -> Result<Description, SdpViolation> {
         // A bundled section may take its transport from the session level
         // or from the bundle's first section.
         let bundled = section.mid.as_ref().is_some_and(|m| bundle.contains(m));
-        let have = |f: fn(&Transport) -> bool| {
-            f(transport) || f(&session_transport) || (bundled && transports.iter().any(f))
-        };
+        let have =
+            |f: fn(&Transport) -> bool| f(transport) || f(&session_transport) || (bundled && transports.iter().any(f));
         if !have(|t| t.ufrag) || !have(|t| t.pwd) || !have(|t| t.fingerprint) {
             return Err(violation(start, "a live section has `a=ice-ufrag`, `a=ice-pwd` and `a=fingerprint`"));
         }
@@ -332,10 +334,19 @@ pub fn check_answer(offer: &str, answer: &str) -> Result<(), SdpViolation> {
     }
     for (i, (o, a)) in offer.sections.iter().zip(&answer.sections).enumerate() {
         if o.kind != a.kind || o.mid != a.mid {
-            return Err(violation(0, format!("media section {i} is {:?} {:?} in the offer, {:?} {:?} in the answer", o.kind, o.mid, a.kind, a.mid)));
+            return Err(violation(
+                0,
+                format!(
+                    "media section {i} is {:?} {:?} in the offer, {:?} {:?} in the answer",
+                    o.kind, o.mid, a.kind, a.mid
+                ),
+            ));
         }
         if o.is_rejected() && !a.is_rejected() {
-            return Err(violation(0, format!("media section {i} was rejected by the offer and accepted by the answer")));
+            return Err(violation(
+                0,
+                format!("media section {i} was rejected by the offer and accepted by the answer"),
+            ));
         }
         let offered = o.direction.as_deref().unwrap_or("sendrecv");
         let answered = a.direction.as_deref().unwrap_or("sendrecv");
@@ -353,6 +364,26 @@ pub fn check_answer(offer: &str, answer: &str) -> Result<(), SdpViolation> {
         return Err(violation(0, "the answer bundles a section the offer did not"));
     }
     Ok(())
+}
+
+/// Panics when the SFU's own offer breaks the grammar: with the
+/// `test-hooks` feature every test that negotiates checks what it got.
+#[cfg(feature = "test-hooks")]
+pub(crate) fn assert_offer_is_valid(offer: &str) {
+    if let Err(violation) = check(offer) {
+        panic!("the SFU wrote an invalid SDP offer ({violation}):\n{offer}");
+    }
+}
+
+/// Panics when the SFU's answer breaks the grammar, or does not mirror an
+/// offer that kept it (a hostile offer is the sender's problem; the answer
+/// must be valid all the same).
+#[cfg(feature = "test-hooks")]
+pub(crate) fn assert_answer_is_valid(offer: &str, answer: &str) {
+    let verdict = if check(offer).is_ok() { check_answer(offer, answer) } else { check(answer).map(drop) };
+    if let Err(violation) = verdict {
+        panic!("the SFU wrote an invalid SDP answer ({violation}):\noffer:\n{offer}\nanswer:\n{answer}");
+    }
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -424,10 +455,7 @@ fn rtpmap(value: &str) -> bool {
 
 /// RFC 8866's `token`: visible ASCII but the separators it excludes.
 fn token(text: &str) -> bool {
-    !text.is_empty()
-        && text.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`{|}~".contains(&b)
-        })
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`{|}~".contains(&b))
 }
 
 fn hex(text: &str) -> bool {

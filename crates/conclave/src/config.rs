@@ -48,6 +48,9 @@ pub struct ServeArgs {
     /// UDP address for media (one port for every participant) [default: the listen address and port].
     #[arg(long, env = "CONCLAVE_MEDIA_LISTEN", value_name = "ADDR:PORT")]
     pub media_listen: Option<SocketAddr>,
+    /// TCP address for media when a participant's network blocks UDP (ICE over TCP), or `off` [default: the listen address, port + 1].
+    #[arg(long, env = "CONCLAVE_MEDIA_TCP_LISTEN", value_name = "ADDR:PORT|off")]
+    pub media_tcp_listen: Option<TcpListen>,
     /// The address participants send media to, e.g. the public IP behind NAT [default: the bound address].
     #[arg(long, env = "CONCLAVE_MEDIA_ADVERTISE", value_name = "IP")]
     pub media_advertise: Option<IpAddr>,
@@ -86,6 +89,30 @@ pub enum LogFormat {
     Json,
 }
 
+/// Where ICE over TCP listens: an address, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcpListen {
+    Off,
+    At(SocketAddr),
+}
+
+impl std::str::FromStr for TcpListen {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "off" {
+            return Ok(Self::Off);
+        }
+        s.parse().map(Self::At).map_err(|_| format!("expected ADDR:PORT or `off`, got {s:?}"))
+    }
+}
+
+impl<'de> Deserialize<'de> for TcpListen {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// The TOML file: every key optional, unknown keys refused.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -99,6 +126,7 @@ pub struct FileConfig {
     pub trusted_proxies: Option<Vec<IpAddr>>,
     pub log_format: Option<LogFormat>,
     pub media_listen: Option<SocketAddr>,
+    pub media_tcp_listen: Option<TcpListen>,
     pub media_advertise: Option<IpAddr>,
     pub turn_urls: Option<Vec<String>>,
     pub turn_secret: Option<String>,
@@ -159,6 +187,16 @@ pub fn resolve_serve(args: &ServeArgs) -> anyhow::Result<(ServerConfig, LogForma
     let media = config.media.get_or_insert_with(Default::default);
     media.listen = args.media_listen.or(file.media_listen);
     media.advertise = args.media_advertise.or(file.media_advertise);
+    media.tcp_listen = match args.media_tcp_listen.or(file.media_tcp_listen) {
+        Some(TcpListen::Off) => None,
+        Some(TcpListen::At(addr)) => Some(addr),
+        // Beside the HTTP port (an ephemeral one beside an ephemeral one).
+        None => {
+            let http = config.listen;
+            let port = if http.port() == 0 { 0 } else { http.port().checked_add(1).unwrap_or(0) };
+            Some(SocketAddr::new(http.ip(), port))
+        }
+    };
     let turn_urls = args.turn_urls.clone().or(file.turn_urls).unwrap_or_default();
     let turn_secret = args.turn_secret.clone().or(file.turn_secret);
     media.turn = match (turn_urls.is_empty(), turn_secret) {
@@ -247,5 +285,27 @@ mod tests {
         let media = config.media.unwrap();
         assert_eq!(media.listen, Some("0.0.0.0:3479".parse().unwrap()));
         assert_eq!(media.turn.unwrap().ttl.as_secs(), 3600);
+    }
+
+    #[test]
+    fn ice_over_tcp_listens_beside_the_http_port_unless_told_otherwise() {
+        let media = |argv: &[&str]| {
+            let args = Wrapper::parse_from(["x"].iter().chain(argv)).serve;
+            resolve_serve(&args).unwrap().0.media.unwrap().tcp_listen
+        };
+        assert_eq!(media(&["--listen", "127.0.0.1:9100"]), Some("127.0.0.1:9101".parse().unwrap()));
+        assert_eq!(
+            media(&["--listen", "127.0.0.1:0"]),
+            Some("127.0.0.1:0".parse().unwrap()),
+            "ephemeral beside ephemeral"
+        );
+        assert_eq!(media(&["--media-tcp-listen", "0.0.0.0:443"]), Some("0.0.0.0:443".parse().unwrap()));
+        assert_eq!(media(&["--media-tcp-listen", "off"]), None);
+        let refused = Wrapper::try_parse_from(["x", "--media-tcp-listen", "sometimes"]);
+        assert!(refused.is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "media_tcp_listen = \"off\"\n").unwrap();
+        assert_eq!(media(&["--config", file.to_str().unwrap()]), None);
     }
 }

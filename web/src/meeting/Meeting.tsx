@@ -182,6 +182,16 @@ export function Meeting(props: {
         return out;
       },
       tracks: () => remote.map((t) => ({ participantId: t.participantId, source: t.source, mid: t.mid })),
+      /// Peer connections this page made: more than 1 after a recovery.
+      mediaGeneration: () => media.current?.generation ?? 0,
+      /// As an app that closes its peer connection and opens another would.
+      renewMedia: () => void media.current?.recover(),
+      /// The width of each tile's picture, by participant and kind (0 when black).
+      tiles: () =>
+        [...document.querySelectorAll("figure.tile")].map((f) => {
+          const v = f.querySelector("video");
+          return { participant: Number((f as HTMLElement).dataset.participant), kind: (f as HTMLElement).dataset.kind, width: v?.videoWidth ?? 0 };
+        }),
       e2ee: () => {
         e2ee.current?.refresh();
         return e2eeState;

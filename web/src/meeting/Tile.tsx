@@ -13,14 +13,16 @@ export function Tile(props: {
   onPin: () => void;
 }) {
   const video = useRef<HTMLVideoElement>(null);
-  useEffect(() => {
-    if (!video.current) return;
-    video.current.srcObject = props.track ? new MediaStream([props.track]) : null;
-  }, [props.track]);
   const p = props.participant;
   const name = p ? p.display_name + (props.self ? " (you)" : "") : "Someone";
   const label = props.kind === "screen" ? `${name}'s screen` : name;
-  const showVideo = props.track && (props.kind === "screen" || !p?.video_muted);
+  const showVideo = !!props.track && (props.kind === "screen" || !p?.video_muted);
+  // The <video> is a new element each time the camera comes back on: it
+  // needs its source again, not only when the track changes.
+  useEffect(() => {
+    if (!video.current) return;
+    video.current.srcObject = props.track ? new MediaStream([props.track]) : null;
+  }, [props.track, showVideo]);
   return (
     <figure
       className={`tile${props.speaking ? " speaking" : ""}${props.kind === "screen" ? " screen" : ""}`}

@@ -260,7 +260,9 @@ impl MeetingActor {
                     }
                     Effect::Banned { ban } => self.keep_ban(ban),
                     Effect::ReportChecked { request, verdict } => {
-                        let _ = self.deliver.deliver(MeetingOutput::ReportVerdict { request, verdict: verdict.map(Box::new) });
+                        let _ = self
+                            .deliver
+                            .deliver(MeetingOutput::ReportVerdict { request, verdict: verdict.map(Box::new) });
                     }
                     Effect::Media { from, message } => {
                         // Admission now, before the request: the room may have

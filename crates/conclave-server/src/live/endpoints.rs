@@ -83,7 +83,9 @@ impl Deliver for Endpoints {
                 _ => Err(Undeliverable::Gone),
             },
             MeetingOutput::ReportVerdict { request, verdict } => match lock(&self.waiting).remove(&request) {
-                Some(Waiting::Report(reply)) => reply.send(verdict.map(|parties| *parties)).map_err(|_| Undeliverable::Gone),
+                Some(Waiting::Report(reply)) => {
+                    reply.send(verdict.map(|parties| *parties)).map_err(|_| Undeliverable::Gone)
+                }
                 _ => Err(Undeliverable::Gone),
             },
         }

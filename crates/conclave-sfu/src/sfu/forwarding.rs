@@ -16,7 +16,7 @@ use super::{Incoming, PeerKey, Propagated, Sfu, KEYFRAME_REQUEST_GAP};
 use crate::layers::BitrateMeter;
 use crate::peer::{OutState, Peer, VideoVerdict};
 use crate::rewrite::IncomingPacket;
-use crate::vp8;
+use crate::video;
 
 impl Sfu {
     pub(super) fn propagate(&mut self, p: Propagated, now: Instant) {
@@ -55,21 +55,21 @@ impl Sfu {
         }
         published.meters.entry(rid).or_insert_with(|| BitrateMeter::new(now)).record(packet.payload.len(), now);
         let (owner, source, kind) = (publisher.participant, published.source, published.kind);
-        let vp8 = match kind {
-            // A video packet whose descriptor cannot be read cannot be
+        let Some(params) = publisher.rtc.codec_config().find(|p| p.pt() == packet.header.payload_type).copied() else {
+            return;
+        };
+        let video = match kind {
+            // A video packet whose payload header cannot be read cannot be
             // placed in a layer switch either.
-            MediaKind::Video => match vp8::read(&packet.payload) {
-                Some(vp8) => Some(vp8),
+            MediaKind::Video => match video::read(params.spec().codec, &packet.payload) {
+                Some(video) => Some(video),
                 None => return,
             },
             MediaKind::Audio => None,
         };
-        let Some(params) = publisher.rtc.codec_config().find(|p| p.pt() == packet.header.payload_type).copied() else {
-            return;
-        };
         #[cfg(feature = "test-hooks")]
         if let Some(tap) = &self.config.tap {
-            let frame_start = vp8.map_or(Some(0), |v| v.starts_frame.then_some(v.data_offset));
+            let frame_start = video.map_or(Some(0), |v| v.starts_frame.then_some(v.data_offset));
             let mut frames = tap.lock().expect("tap lock");
             if let Some(offset) = frame_start.filter(|_| frames.len() < super::TAP_FRAMES) {
                 frames.push(packet.payload[offset..].to_vec());
@@ -86,10 +86,10 @@ impl Sfu {
             seq: *packet.seq_no,
             timestamp: header.timestamp,
             arrival: packet.timestamp,
-            picture_id: vp8.and_then(|v| v.picture_id).map(|p| p.value),
-            tl0_pic_idx: vp8.and_then(|v| v.tl0_pic_idx),
+            picture_id: video.and_then(|v| v.picture_id).map(|p| p.value),
+            tl0_pic_idx: video.and_then(|v| v.tl0_pic_idx),
         };
-        let keyframe = vp8.is_some_and(|v| v.starts_keyframe);
+        let keyframe = video.is_some_and(|v| v.starts_keyframe);
         let mut keyframes_wanted = Vec::new();
         for &other in &room.peers {
             if other == key {
@@ -129,11 +129,12 @@ impl Sfu {
                     .marker(header.marker)
                     .ext_vals(forwarded_extensions(&header.ext_vals))
                     .nackable(kind == MediaKind::Video);
+            // Only VP8 packets carry a picture id and TL0PICIDX to continue.
             if let Some(v) =
-                vp8.filter(|_| (placed.picture_id, placed.tl0_pic_idx) != (placing.picture_id, placing.tl0_pic_idx))
+                video.filter(|_| (placed.picture_id, placed.tl0_pic_idx) != (placing.picture_id, placing.tl0_pic_idx))
             {
                 let picture_id = v.picture_id.zip(placed.picture_id).map(|(width, id)| width.wrap(id));
-                if let Some(patch) = vp8::renumber(&packet.payload, picture_id, placed.tl0_pic_idx) {
+                if let Some(patch) = video::vp8::renumber(&packet.payload, picture_id, placed.tl0_pic_idx) {
                     write = write.vp8_patch(patch);
                 }
             }

@@ -19,7 +19,7 @@ use conclave_proto::signal::{ErrorCode, ParticipantId, ServerMessage};
 use str0m::bwe::{Bitrate, BweKind};
 use str0m::config::DtlsCert;
 use str0m::media::{Direction, MediaKind, Mid, Rid};
-use str0m::net::{Protocol, Receive, Transmit};
+use str0m::net::{Protocol, Receive, TcpType, Transmit};
 use str0m::rtp::RtpPacket;
 use str0m::{
     Candidate, Event as RtcEvent, IceConnectionState, IceCreds, Input, Output, PacerReason, Reason, Rtc, RtcConfig,
@@ -51,6 +51,9 @@ pub struct SfuConfig {
     pub advertised: SocketAddr,
     /// Bandwidth estimation's starting point for each subscriber.
     pub initial_bitrate_kbps: u64,
+    /// Where peers reach the server over TCP (ICE over TCP, RFC 6544):
+    /// offered as a passive candidate beside the UDP one when set.
+    pub tcp: Option<SocketAddr>,
     /// Records the payload of the first frames forwarded, exactly as the
     /// SFU sees them: for tests that prove an end-to-end encrypted meeting
     /// is opaque to the server. Absent from production builds.
@@ -63,9 +66,16 @@ impl SfuConfig {
         Self {
             advertised,
             initial_bitrate_kbps,
+            tcp: None,
             #[cfg(feature = "test-hooks")]
             tap: None,
         }
+    }
+
+    /// Offers ICE over TCP at `advertised` as well.
+    pub fn with_tcp(mut self, advertised: SocketAddr) -> Self {
+        self.tcp = Some(advertised);
+        self
     }
 
     /// Records forwarded frames into `tap` (the first [`TAP_FRAMES`]).
@@ -129,6 +139,13 @@ pub enum Command {
         participant: ParticipantId,
         tiles: Vec<Tile>,
     },
+    /// Fails the participant's session as an error inside it would: the
+    /// recovery tests' way in.
+    #[cfg(feature = "test-hooks")]
+    Fail {
+        meeting: MeetingKey,
+        participant: ParticipantId,
+    },
 }
 
 /// What the media plane tells meetings.
@@ -161,6 +178,8 @@ pub struct SfuStats {
     pub peer_faults: u64,
     /// Sessions restarted because ICE lost the participant.
     pub sessions_lost: u64,
+    /// Sessions replaced because the participant opened a new peer connection.
+    pub sessions_replaced: u64,
     pub peers: u64,
 }
 
@@ -171,6 +190,9 @@ struct MeetingMedia {
 }
 
 type PeerKey = u64;
+
+/// Where packets come from: the protocol and the remote address.
+pub(crate) type Route = (Protocol, SocketAddr);
 
 /// Peers to poll, each once however often it was touched.
 #[derive(Default)]
@@ -234,9 +256,10 @@ const ADDRESSES_PER_SESSION: usize = 4;
 /// How every participant's session is set up: ICE-lite on the server's one
 /// port, the shared DTLS configuration (`conclave-dtls`), and RTP mode, so packets are forwarded as they came (renumbered
 /// per subscriber) instead of being reassembled into frames and cut up
-/// again for everyone. Opus and VP8 only: the SFU reads VP8's descriptor
-/// to switch layers at keyframes, and the browser's end-to-end
-/// encryption leaves exactly VP8's payload header in the clear.
+/// again for everyone. Opus, and the video codecs whose payload headers
+/// `video` reads to switch layers at keyframes: VP8 first (the browser's
+/// end-to-end encryption leaves exactly its payload header in the clear),
+/// then VP9, H.264 (room systems and hardware encoders) and AV1.
 pub(crate) fn session_config() -> RtcConfig {
     Rtc::builder()
         .set_ice_lite(true)
@@ -245,6 +268,9 @@ pub(crate) fn session_config() -> RtcConfig {
         .clear_codecs()
         .enable_opus(true, false)
         .enable_vp8(true)
+        .enable_vp9(true)
+        .enable_h264(true)
+        .enable_av1(true)
 }
 
 pub struct Sfu {
@@ -254,7 +280,9 @@ pub struct Sfu {
     next_key: PeerKey,
     by_participant: HashMap<(MeetingKey, ParticipantId), PeerKey>,
     by_ufrag: HashMap<String, PeerKey>,
-    by_addr: HashMap<SocketAddr, PeerKey>,
+    /// Where each session's packets come from: a UDP address, or a TCP
+    /// connection's remote address (ICE over TCP).
+    by_addr: HashMap<Route, PeerKey>,
     meetings: HashMap<MeetingKey, MeetingMedia>,
     timers: BinaryHeap<Reverse<(Instant, PeerKey)>>,
     transmits: VecDeque<Transmit>,
@@ -334,8 +362,8 @@ impl Sfu {
     #[cfg(feature = "test-hooks")]
     pub fn bind_address_for_fuzzing(&mut self, meeting: &str, participant: ParticipantId, addr: SocketAddr) {
         if let Some(&key) = self.by_participant.get(&(MeetingKey::from(meeting), participant)) {
-            self.by_addr.insert(addr, key);
-            self.peers.get_mut(&key).expect("indexed peer").addrs.push(addr);
+            self.by_addr.insert((Protocol::Udp, addr), key);
+            self.peers.get_mut(&key).expect("indexed peer").addrs.push((Protocol::Udp, addr));
         }
     }
 
@@ -357,6 +385,12 @@ impl Sfu {
                     self.announce_layers(&meeting);
                 }
             }
+            #[cfg(feature = "test-hooks")]
+            Command::Fail { meeting, participant } => {
+                if let Some(&key) = self.by_participant.get(&(meeting, participant)) {
+                    self.fault(key, "a test's request");
+                }
+            }
         }
         self.flush(now);
     }
@@ -373,6 +407,17 @@ impl Sfu {
             .build(now);
         let candidate = Candidate::host(self.config.advertised, "udp").expect("a host candidate for the UDP port");
         rtc.add_local_candidate(candidate);
+        if let Some(tcp) = self.config.tcp {
+            // ICE over TCP (RFC 6544), for networks that block UDP; ranked
+            // below UDP, so only they use it.
+            let candidate = Candidate::builder()
+                .tcp()
+                .host(tcp)
+                .tcptype(TcpType::Passive)
+                .build()
+                .expect("a passive TCP host candidate");
+            rtc.add_local_candidate(candidate);
+        }
         let key = self.next_key;
         self.next_key += 1;
         let mut peer = Peer {
@@ -391,6 +436,7 @@ impl Sfu {
             scheduled: None,
             unsent: false,
             addrs: Vec::new(),
+            remote_fingerprint: None,
         };
         let room = self.meetings.entry(meeting.clone()).or_default();
         for other in &room.peers {
@@ -490,42 +536,55 @@ impl Sfu {
         self.events.push_back(SfuEvent::Signal { meeting, participant, message });
     }
 
-    /// A peer's `Rtc` failed or panicked: close that session alone.
+    /// A peer's `Rtc` failed or panicked: that session alone is replaced
+    /// by a fresh one, with the same rights, and the participant is told
+    /// to offer again. Its seat keeps a session at all times, so the next
+    /// offer is answered.
     fn fault(&mut self, key: PeerKey, during: &str) {
         self.stats.peer_faults += 1;
-        if let Some(peer) = self.peers.get(&key) {
-            tracing::warn!(participant = peer.participant, during, "media session failed; closing it");
-            let message = ServerMessage::error(ErrorCode::MediaFailed, "the media session failed; offer again", None);
-            self.events.push_back(SfuEvent::Signal {
-                meeting: peer.meeting.clone(),
-                participant: peer.participant,
-                message,
-            });
-        }
+        let Some(peer) = self.peers.get(&key) else { return };
+        let (meeting, participant, rights) = (peer.meeting.clone(), peer.participant, peer.rights);
+        tracing::warn!(participant, during, "media session failed; replacing it");
         self.remove_peer(key);
+        self.admit(self.now, meeting.clone(), participant, rights);
+        let message = ServerMessage::error(ErrorCode::MediaFailed, "the media session failed; offer again", None);
+        self.events.push_back(SfuEvent::Signal { meeting, participant, message });
     }
 
     // Network and time.
 
-    /// One datagram from the shared UDP port. The session it belongs to
-    /// is polled at once (str0m holds one received packet at a time);
-    /// what that makes other sessions send waits for the next poll.
+    /// The address of ours a packet of `proto` arrived at.
+    fn local_address(&self, proto: Protocol) -> SocketAddr {
+        match (proto, self.config.tcp) {
+            (Protocol::Tcp, Some(tcp)) => tcp,
+            _ => self.config.advertised,
+        }
+    }
+
+    /// One datagram from the shared UDP port.
     pub fn handle_datagram(&mut self, now: Instant, source: SocketAddr, bytes: &[u8]) {
+        self.handle_packet(now, Protocol::Udp, source, bytes);
+    }
+
+    /// One packet from the UDP port or, with `Protocol::Tcp`, one RFC 4571
+    /// frame from a TCP connection to the media port (`source` is the
+    /// connection's remote address). The session it belongs to is polled
+    /// at once (str0m holds one received packet at a time); what that makes
+    /// other sessions send waits for the next poll.
+    pub fn handle_packet(&mut self, now: Instant, proto: Protocol, source: SocketAddr, bytes: &[u8]) {
         self.now = self.now.max(now);
         self.stats.datagrams_in += 1;
         // An ICE check names its session (the ufrag) wherever it comes
         // from; everything else is routed by the address checks came from.
         let stun = demux::is_stun(bytes);
+        let route = (proto, source);
         let by_ufrag = || demux::stun_local_ufrag(bytes).and_then(|ufrag| self.by_ufrag.get(ufrag));
-        let Some(&key) = stun.then(by_ufrag).flatten().or_else(|| self.by_addr.get(&source)) else {
+        let Some(&key) = stun.then(by_ufrag).flatten().or_else(|| self.by_addr.get(&route)) else {
             self.stats.datagrams_unrouted += 1;
             return;
         };
         let Ok(contents) = bytes.try_into() else { return };
-        let input = Input::Receive(
-            now,
-            Receive { proto: Protocol::Udp, source, destination: self.config.advertised, contents },
-        );
+        let input = Input::Receive(now, Receive { proto, source, destination: self.local_address(proto), contents });
         let Some(peer) = self.peers.get_mut(&key) else { return };
         if !peer.rtc.accepts(&input) {
             self.stats.datagrams_unrouted += 1;
@@ -537,14 +596,14 @@ impl Sfu {
                 // came from to this session, also when the address was
                 // another's (a port reused) or the peer's network changed;
                 // at most a few per session, the oldest forgotten first.
-                if stun && self.by_addr.insert(source, key) != Some(key) && !peer.addrs.contains(&source) {
+                if stun && self.by_addr.insert(route, key) != Some(key) && !peer.addrs.contains(&route) {
                     if peer.addrs.len() == ADDRESSES_PER_SESSION {
                         let oldest = peer.addrs.remove(0);
                         if self.by_addr.get(&oldest) == Some(&key) {
                             self.by_addr.remove(&oldest);
                         }
                     }
-                    peer.addrs.push(source);
+                    peer.addrs.push(route);
                 }
             }
             // One bad packet is that packet's problem, not the session's.
@@ -615,6 +674,8 @@ impl Sfu {
             }
         }
         if let Some(sdp) = peer.offer_changes() {
+            #[cfg(feature = "test-hooks")]
+            crate::sdp_grammar::assert_offer_is_valid(&sdp);
             let message = ServerMessage::MediaOffer { sdp, tracks: peer.forwarded_tracks() };
             self.events.push_back(SfuEvent::Signal {
                 meeting: peer.meeting.clone(),

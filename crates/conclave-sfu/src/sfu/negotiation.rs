@@ -19,7 +19,31 @@ impl Sfu {
         sdp: &str,
         tracks: Vec<PublishedTrack>,
     ) {
-        let Some(&key) = self.by_participant.get(&(meeting.clone(), participant)) else { return };
+        let Some(mut key) = self.by_participant.get(&(meeting.clone(), participant)).copied() else {
+            // The room let the offer through, so the seat is admitted; a
+            // session is on its way or already gone with the seat. Either
+            // way the participant hears why nothing will answer.
+            let message = ServerMessage::error(
+                ErrorCode::InvalidMedia,
+                "no media session for this seat; offer again once admitted",
+                Some("media_offer"),
+            );
+            self.events.push_back(SfuEvent::Signal { meeting: meeting.clone(), participant, message });
+            return;
+        };
+        let fingerprint = dtls_fingerprint(sdp);
+        let peer = &self.peers[&key];
+        if peer.remote_fingerprint.is_some() && fingerprint.is_some() && peer.remote_fingerprint != fingerprint {
+            // A new peer connection (its own DTLS certificate) on the same
+            // seat: the app closed the old one. It gets a fresh session;
+            // the old one's offer, if any, was never its to answer.
+            tracing::info!(participant, "a new peer connection; replacing the media session");
+            let rights = peer.rights;
+            self.stats.sessions_replaced += 1;
+            self.remove_peer(key);
+            self.admit(self.now, meeting.clone(), participant, rights);
+            key = self.by_participant[&(meeting.clone(), participant)];
+        }
         let peer = self.peers.get_mut(&key).expect("indexed peer");
         if peer.pending.is_some() {
             // Glare: the participant's app yields to the server's offer and
@@ -41,9 +65,13 @@ impl Sfu {
         match answer {
             Ok(Ok(answer)) => {
                 peer.ready = true;
+                peer.remote_fingerprint = fingerprint;
                 // Our own offer, if any was being built, is void: redo it.
                 peer.settle_offer(false);
-                let message = ServerMessage::MediaAnswer { sdp: answer.to_sdp_string() };
+                let answer = formats_on_rejected_sections(&answer.to_sdp_string());
+                #[cfg(feature = "test-hooks")]
+                crate::sdp_grammar::assert_answer_is_valid(sdp, &answer);
+                let message = ServerMessage::MediaAnswer { sdp: answer };
                 self.events.push_back(SfuEvent::Signal { meeting: meeting.clone(), participant, message });
                 self.dirty.push(key);
             }
@@ -58,6 +86,7 @@ impl Sfu {
         let Some(pending) = peer.pending.take() else {
             return; // A stale answer to an offer that was withdrawn.
         };
+        let fingerprint = dtls_fingerprint(sdp);
         let answer = match SdpAnswer::from_sdp_string(sdp) {
             Ok(answer) => answer,
             Err(err) => {
@@ -67,6 +96,7 @@ impl Sfu {
         };
         match catch_unwind(AssertUnwindSafe(|| peer.rtc.sdp_api().accept_answer(pending, answer))) {
             Ok(Ok(())) => {
+                peer.remote_fingerprint = fingerprint;
                 peer.settle_offer(true);
                 self.dirty.push(key);
             }
@@ -86,5 +116,58 @@ impl Sfu {
             participant: peer.participant,
             message,
         });
+    }
+}
+
+/// The DTLS certificate fingerprint a description names (`a=fingerprint`,
+/// the first one): what tells one peer connection from the next, since
+/// each makes its own certificate.
+fn dtls_fingerprint(sdp: &str) -> Option<String> {
+    sdp.lines()
+        .find_map(|line| line.trim_end().strip_prefix("a=fingerprint:"))
+        .map(|value| value.trim().to_ascii_lowercase())
+}
+
+/// The answer with a format on every rejected `m=` line. str0m 0.24 writes
+/// a section it rejects (a codec it does not take) as `m=video 0
+/// UDP/TLS/RTP/SAVPF ` with none, which RFC 8866 forbids and Chromium
+/// refuses with the whole answer, audio included. Later str0m releases write
+/// `0`, as this does; their crypto providers are not yet published for the
+/// build Conclave uses.
+fn formats_on_rejected_sections(answer: &str) -> String {
+    let mut fixed = String::with_capacity(answer.len() + 8);
+    for line in answer.split_inclusive("\r\n") {
+        let content = line.trim_end_matches("\r\n");
+        let fields: Vec<&str> = content.split(' ').collect();
+        if content.starts_with("m=") && fields.get(1) == Some(&"0") && fields[3..].iter().all(|f| f.is_empty()) {
+            fixed.push_str(&fields[..3].join(" "));
+            fixed.push_str(" 0\r\n");
+        } else {
+            fixed.push_str(line);
+        }
+    }
+    fixed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rejected_section_gets_a_format_and_nothing_else_changes() {
+        let answer = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\nm=video 0 UDP/TLS/RTP/SAVPF \r\na=mid:1\r\n";
+        assert_eq!(
+            formats_on_rejected_sections(answer),
+            "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\nm=video 0 UDP/TLS/RTP/SAVPF 0\r\na=mid:1\r\n",
+        );
+        let valid = "m=video 0 UDP/TLS/RTP/SAVPF 96\r\n";
+        assert_eq!(formats_on_rejected_sections(valid), valid);
+    }
+
+    #[test]
+    fn the_first_fingerprint_names_the_peer_connection() {
+        let sdp = "v=0\r\na=fingerprint:sha-256 AB:CD\r\nm=audio 9 X 0\r\na=fingerprint:sha-256 EF:01\r\n";
+        assert_eq!(dtls_fingerprint(sdp).as_deref(), Some("sha-256 ab:cd"));
+        assert_eq!(dtls_fingerprint("v=0\r\n"), None);
     }
 }

@@ -46,6 +46,7 @@ impl Sends {
 /// One participant: its session, and what the network holds for it.
 pub struct Peer {
     pub id: ParticipantId,
+    sends: Sends,
     addr: SocketAddr,
     pub session: MediaSession,
     inbox: VecDeque<Vec<u8>>,
@@ -139,9 +140,27 @@ impl Network {
         let rights = Rights { microphone: true, camera: true, screen: false };
         self.sfu.handle_command(self.now, Command::Admit { meeting: MeetingKey::from("m"), participant: id, rights });
         let session = MediaSession::new(self.now, id, sends.options(), addr, self.clock).expect("a media session");
-        self.peers.push(Peer { id, addr, session, inbox: VecDeque::new(), last_check: None });
+        self.peers.push(Peer { id, sends, addr, session, inbox: VecDeque::new(), last_check: None });
         let i = self.peers.len() - 1;
         self.carry_out(i);
+    }
+
+    /// Participant `id`'s app closes its peer connection and opens a new
+    /// one on another port, on the same seat (no new join): the new
+    /// session's first offer reaches the SFU.
+    pub fn new_peer_connection(&mut self, id: u64, addr: SocketAddr) {
+        let i = self.peers.iter().position(|p| p.id == id).expect("a peer of that id");
+        let options = self.peers[i].sends.options();
+        let session = MediaSession::new(self.now, id, options, addr, self.clock).expect("a media session");
+        self.peers[i] =
+            Peer { id, sends: self.peers[i].sends, addr, session, inbox: VecDeque::new(), last_check: None };
+        self.carry_out(i);
+    }
+
+    /// Participant `id`'s session in the SFU fails, as an error inside
+    /// str0m would make it.
+    pub fn fail_session(&mut self, id: u64) {
+        self.sfu.handle_command(self.now, Command::Fail { meeting: MeetingKey::from("m"), participant: id });
     }
 
     /// Participant `id`'s app vanishes without a word (its socket closed):

@@ -238,8 +238,13 @@ impl MediaSession {
                 self.signals.extend(replies);
                 self.publish_e2ee_state();
             }
-            // The server lost us (a network change): start a fresh session.
-            ServerMessage::Error { code, .. } if code == ErrorCode::MediaLost.as_str() => self.restart(now),
+            // The server lost us (a network change) or our session failed
+            // there: start a fresh one, which it answers.
+            ServerMessage::Error { code, .. }
+                if code == ErrorCode::MediaLost.as_str() || code == ErrorCode::MediaFailed.as_str() =>
+            {
+                self.restart(now)
+            }
             ServerMessage::Admitted { .. } if !self.ready => {
                 // Offers made while waiting were refused; start now.
                 self.pending = None;

@@ -9,18 +9,7 @@
 
 use str0m::rtp::{Vp8Descriptor, Vp8Patch};
 
-/// The payload descriptor's fields the SFU uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Vp8Packet {
-    /// The first packet of a frame (S bit set on partition 0).
-    pub starts_frame: bool,
-    /// The first packet of a keyframe (its payload header's P bit clear).
-    pub starts_keyframe: bool,
-    pub picture_id: Option<PictureId>,
-    pub tl0_pic_idx: Option<u8>,
-    /// Where the frame's own bytes begin, after the descriptor.
-    pub data_offset: usize,
-}
+use super::VideoPacket;
 
 /// A picture id and how many bits the sender gave it (7 or 15).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,8 +26,9 @@ impl PictureId {
 }
 
 /// Reads a VP8 RTP payload; `None` when it is too short for its descriptor
-/// or carries no frame bytes.
-pub(crate) fn read(payload: &[u8]) -> Option<Vp8Packet> {
+/// or carries no frame bytes. A frame starts with the S bit on partition 0;
+/// a keyframe's payload header has its P bit clear.
+pub(crate) fn read(payload: &[u8]) -> Option<VideoPacket> {
     let required = *payload.first()?;
     let mut at = 1;
     let mut picture_id = None;
@@ -68,7 +58,7 @@ pub(crate) fn read(payload: &[u8]) -> Option<Vp8Packet> {
     }
     let header = *payload.get(at)?;
     let starts_frame = required & 0x10 != 0 && required & 0x07 == 0;
-    Some(Vp8Packet {
+    Some(VideoPacket {
         starts_frame,
         starts_keyframe: starts_frame && header & 0x01 == 0,
         picture_id,
