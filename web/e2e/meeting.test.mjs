@@ -8,111 +8,25 @@
 //
 //   CONCLAVE_BIN=target/debug/conclave node e2e/meeting.test.mjs
 //
-// Screenshots of each step go to web/test-results/. Prints one
+// Screenshots of each step go to web/test-results/meeting/. Prints one
 // `test result:` line for the suite's tally, and timing figures as JSON
 // (`bench/web-join.sh` collects them).
 
-import { chromium } from "playwright-core";
-import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, dirname } from "node:path";
-import { fileURLToPath } from "node:url";
 import assert from "node:assert/strict";
+import { join } from "node:path";
+import { PASSWORD, TIMEOUT, inbound, launchBrowser, myId, poll, screenshots, startServer, sum } from "./harness.mjs";
 
-const here = dirname(fileURLToPath(import.meta.url));
-const results = join(here, "..", "test-results");
-const BIN = process.env.CONCLAVE_BIN;
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
-const PASSWORD = "correct horse battery staple";
-const TIMEOUT = 20_000;
-
-if (!BIN) throw new Error("set CONCLAVE_BIN to the conclave binary");
-rmSync(results, { recursive: true, force: true });
-mkdirSync(results, { recursive: true });
-
-let step = 0;
-async function shot(page, name) {
-  step += 1;
-  await page.screenshot({ path: join(results, `${String(step).padStart(2, "0")}-${name}.png`) });
-}
-
-/// Starts `conclave serve` on a fresh SQLite directory; resolves to its URL.
-async function startServer() {
-  const data = mkdtempSync(join(tmpdir(), "conclave-e2e-"));
-  execFileSync(BIN, ["admin", "--data-dir", data, "bootstrap", "--email", "host@example.org", "--password", PASSWORD, "--org", "Example"], { stdio: "ignore" });
-  const server = spawn(BIN, ["serve", "--data-dir", data, "--listen", "127.0.0.1:0"], { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, CONCLAVE_LOG: process.env.CONCLAVE_LOG ?? "warn" } });
-  const url = await new Promise((resolve, reject) => {
-    let out = "";
-    server.stdout.on("data", (chunk) => {
-      out += chunk;
-      const m = out.match(/running at (http:\/\/\S+)/);
-      if (m) resolve(m[1]);
-    });
-    server.on("exit", (code) => reject(new Error(`server exited with ${code}`)));
-  });
-  return { url, stop: () => { server.kill(); rmSync(data, { recursive: true, force: true }); } };
-}
-
-async function poll(what, fn, timeout = TIMEOUT) {
-  const deadline = Date.now() + timeout;
-  let last;
-  while (Date.now() < deadline) {
-    last = await fn();
-    if (last) return last;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
-/// Inbound statistics of a page, by the participant and source each track is from.
-async function inbound(page) {
-  return page.evaluate(async () => {
-    const hook = window.__conclave;
-    if (!hook) return [];
-    const tracks = hook.tracks();
-    const stats = await hook.stats();
-    return stats
-      .filter((s) => s.type === "inbound-rtp")
-      .map((s) => {
-        const t = tracks.find((x) => x.mid === s.mid);
-        return { participantId: t?.participantId, source: t?.source, kind: s.kind, framesDecoded: s.framesDecoded ?? 0, bytesReceived: s.bytesReceived ?? 0 };
-      });
-  });
-}
+const { dir: results, shot } = screenshots("meeting");
 
 /// The E2EE state a page shows: its security code and frame counts.
 async function e2ee(page) {
   return page.evaluate(() => window.__conclave?.e2ee() ?? null);
 }
 
-const sum = (rows, who, source, field) => rows.filter((r) => r.participantId === who && r.source === source).reduce((a, r) => a + r[field], 0);
-
-async function myId(page) {
-  return page.evaluate(() => window.__conclave?.state().me);
-}
-
 async function main() {
+  const browser = await launchBrowser();
   const server = await startServer();
   const origin = new URL(server.url).origin;
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      "--use-fake-device-for-media-stream",
-      "--use-fake-ui-for-media-stream",
-      "--auto-accept-this-tab-capture",
-      "--auto-select-desktop-capture-source=Entire screen",
-      "--autoplay-policy=no-user-gesture-required",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
   const foreign = [];
   const cspViolations = [];
   const context = async () => {
@@ -215,6 +129,13 @@ async function main() {
       }
       await shot(p.page, `${p.name.toLowerCase()}-gallery`);
     }
+    // Every app reports its call quality; the host sees a level beside each
+    // name (in the participants panel, open since the admissions).
+    await poll("quality levels in the host's roster", async () => (await host.locator(".roster [data-quality]").count()) >= 3, 30_000);
+    const levels = await host.locator(".roster [data-quality]").evaluateAll((els) => els.map((e) => e.getAttribute("aria-label")));
+    assert.ok(levels.every((l) => /^(Good|Fair|Poor) connection for .+ % loss/.test(l)), JSON.stringify(levels));
+    await shot(host, "host-sees-call-quality");
+
     // With a third person everyone's code changed, and all three match.
     const codeThree = await poll("three matching security codes", async () => {
       const codes = await Promise.all(people.map(async (p) => (await e2ee(p.page))?.code));
@@ -381,6 +302,12 @@ async function main() {
     await admin.getByText("meeting.remove").first().waitFor({ timeout: TIMEOUT });
     await admin.getByText("meeting.report").first().waitFor({ timeout: TIMEOUT });
     await shot(admin, "admin-policies-and-audit");
+    // The meeting's call quality, graphed from the samples of this run.
+    await admin.getByRole("button", { name: "Weekly sync" }).click();
+    await admin.getByRole("figure", { name: "Call quality of Ada" }).waitFor({ timeout: TIMEOUT });
+    assert.ok((await admin.locator(".quality-graphs canvas").count()) >= 6, "a chart per figure for each participant");
+    await admin.getByRole("figure", { name: "Call quality of Ada" }).scrollIntoViewIfNeeded();
+    await shot(admin, "admin-call-quality-graphs");
     // An invitation, and the invitee's sign-up from its link.
     await admin.getByLabel("Invite by email").fill("dana@example.org");
     await admin.getByRole("button", { name: "Invite" }).click();

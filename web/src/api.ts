@@ -4,6 +4,8 @@
 
 import {
   PROBLEM_BASE,
+  type MeetingQuality,
+  type QualitySummaryList,
   type AuditEventPage,
   type CreateMeetingRequest,
   type DeviceList,
@@ -119,4 +121,6 @@ export const api = {
     call<InvitationCreated>("POST", `/orgs/${org}/invitations`, { email, role } satisfies InviteMemberRequest),
   invitations: (org: string) => call<InvitationList>("GET", `/orgs/${org}/invitations`),
   audit: (org: string) => call<AuditEventPage>("GET", `/orgs/${org}/audit`),
+  qualitySummaries: (org: string) => call<QualitySummaryList>("GET", `/orgs/${org}/quality`),
+  meetingQuality: (org: string, meeting: string) => call<MeetingQuality>("GET", `/orgs/${org}/meetings/${meeting}/quality`),
 };

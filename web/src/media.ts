@@ -7,7 +7,7 @@
 // connection fails here), it starts over on a new peer connection with the
 // same tracks, and the server gives the seat a fresh session.
 
-import type { ClientMessage, ForwardedTrack, MediaSource, PublishedTrack, ServerMessage } from "./generated/protocol";
+import type { ClientMessage, ForwardedTrack, MediaSource, PublishedTrack, QualityReport, ServerMessage } from "./generated/protocol";
 import { encodedTransformSupport, type E2ee } from "./e2ee";
 
 export interface RemoteTrack {
@@ -24,6 +24,28 @@ const CAMERA_LAYERS: RTCRtpEncodingParameters[] = [
   { rid: "f", maxBitrate: 1_500_000 },
 ];
 
+/// The browser tests' choice of camera codec (test builds only): set
+/// `window.__conclaveCodec` to `"video/H264"`, `"video/VP9"` or `"video/AV1"`
+/// before joining a meeting without end-to-end encryption.
+function testCodec(): { mimeType: string; encodings: RTCRtpEncodingParameters[] } | null {
+  if (!__TEST_HOOKS__) return null;
+  const mimeType = (window as unknown as { __conclaveCodec?: string }).__conclaveCodec;
+  if (!mimeType) return null;
+  // VP9 sends its layers as SVC in one stream (three spatial, three temporal).
+  const encodings = mimeType === "video/VP9" ? [{ scalabilityMode: "L3T3_KEY" } as RTCRtpEncodingParameters] : [{}];
+  return { mimeType, encodings };
+}
+
+/// Offers only `mimeType` for this transceiver (and its retransmissions), as
+/// a client that speaks nothing else would.
+function onlyCodec(transceiver: RTCRtpTransceiver, mimeType: string) {
+  const codecs = RTCRtpSender.getCapabilities("video")?.codecs ?? [];
+  const chosen = codecs.filter((c) => c.mimeType.toLowerCase() === mimeType.toLowerCase());
+  const rtx = codecs.filter((c) => c.mimeType.toLowerCase() === "video/rtx");
+  if (chosen.length === 0) throw new Error(`this browser cannot send ${mimeType}`);
+  transceiver.setCodecPreferences([...chosen, ...rtx]);
+}
+
 /// How long the connection may stay "disconnected" before it is replaced
 /// (Chromium says so after about 5 s without answers; a Wi-Fi that comes
 /// back within this recovers by itself).
@@ -38,6 +60,8 @@ export class MediaSession {
   private closed = false;
   /// Peer connections made so far (1 until a recovery).
   generation = 0;
+  /// The statistics' counters at the last quality report.
+  private lastTotals: { at: number; totals: Map<string, number> } | null = null;
   private senders = new Map<MediaSource, RTCRtpTransceiver>();
   private makingOffer = false;
   private offerPending = false;
@@ -168,11 +192,13 @@ export class MediaSession {
     const screen = this.sending.get("screen") ?? null;
     this.pc.addTransceiver(microphone ?? "audio", { direction: microphone ? "sendonly" : "inactive" });
     this.senders.set("microphone", this.pc.getTransceivers().at(-1)!);
-    this.pc.addTransceiver(camera ?? "video", {
+    const codec = testCodec();
+    const cameraTransceiver = this.pc.addTransceiver(camera ?? "video", {
       direction: camera ? "sendonly" : "inactive",
-      sendEncodings: camera ? this.cameraLayers?.map((l) => ({ ...l })) : undefined,
+      sendEncodings: camera ? (codec ? codec.encodings : this.cameraLayers?.map((l) => ({ ...l }))) : undefined,
     });
-    this.senders.set("camera", this.pc.getTransceivers().at(-1)!);
+    if (codec) onlyCodec(cameraTransceiver, codec.mimeType);
+    this.senders.set("camera", cameraTransceiver);
     if (screen) this.senders.set("screen", this.pc.addTransceiver(screen, { direction: "sendonly" }));
     this.encryptAll();
   }
@@ -280,6 +306,73 @@ export class MediaSession {
       this.sending.delete("screen");
       await this.offer();
     });
+  }
+
+  /// What happened since the last call, from the connection's statistics:
+  /// the participant's quality report (`null` the first time, which only
+  /// sets the baseline).
+  async qualityReport(): Promise<QualityReport | null> {
+    const stats = await this.pc.getStats();
+    const now = performance.now();
+    const totals = new Map<string, number>();
+    const add = (key: string, value: unknown) => {
+      if (typeof value === "number" && Number.isFinite(value)) totals.set(key, (totals.get(key) ?? 0) + value);
+    };
+    let rtt: number | undefined;
+    let jitter: number | undefined;
+    let height: number | undefined;
+    let codecId: string | undefined;
+    stats.forEach((r) => {
+      // Counters are per stream; a stream's id keeps them apart when the
+      // peer connection is replaced (a new id starts from zero).
+      if (r.type === "outbound-rtp") {
+        add(`sent:${r.id}`, r.bytesSent);
+        if (r.kind === "video" && typeof r.frameHeight === "number" && r.frameHeight > (height ?? 0)) {
+          height = r.frameHeight;
+          codecId = r.codecId;
+        }
+      }
+      if (r.type === "inbound-rtp") {
+        add(`received:${r.id}`, r.bytesReceived);
+        add(`lost:${r.id}`, r.packetsLost);
+        add(`packets:${r.id}`, r.packetsReceived);
+        if (typeof r.jitter === "number") jitter = Math.max(jitter ?? 0, r.jitter);
+        if (r.kind === "video") {
+          add(`freezes:${r.id}`, r.freezeCount);
+          add(`frozen:${r.id}`, r.totalFreezesDuration);
+        }
+      }
+      if (r.type === "candidate-pair" && r.nominated && r.state === "succeeded" && typeof r.currentRoundTripTime === "number") {
+        rtt = r.currentRoundTripTime;
+      }
+    });
+    const codec = codecId ? (stats.get(codecId) as { mimeType?: string } | undefined)?.mimeType?.split("/")[1] : undefined;
+    const previous = this.lastTotals;
+    this.lastTotals = { at: now, totals };
+    if (!previous) return null;
+    const period = Math.max(1, Math.round(now - previous.at));
+    const delta = (prefix: string) => {
+      let sum = 0;
+      totals.forEach((value, key) => {
+        if (key.startsWith(prefix)) sum += Math.max(0, value - (previous.totals.get(key) ?? 0));
+      });
+      return sum;
+    };
+    const lost = delta("lost:");
+    const expected = lost + delta("packets:");
+    const frozenMs = Math.min(period, Math.round(delta("frozen:") * 1000));
+    return {
+      period_ms: Math.min(period, 60_000),
+      sent_kbps: Math.round((delta("sent:") * 8) / period),
+      received_kbps: Math.round((delta("received:") * 8) / period),
+      loss_permille: expected > 0 ? Math.min(1000, Math.round((lost * 1000) / expected)) : 0,
+      rtt_ms: rtt !== undefined ? Math.round(rtt * 1000) : null,
+      jitter_ms: jitter !== undefined ? Math.round(jitter * 1000) : null,
+      freezes: Math.round(delta("freezes:")),
+      frozen_ms: Math.min(frozenMs, Math.min(period, 60_000)),
+      sent_height: height ?? null,
+      codec: codec && codec.length <= 32 ? codec : null,
+    };
   }
 
   /// The negotiated SRTP cipher, from the DTLS transport's statistics.

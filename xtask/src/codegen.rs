@@ -12,7 +12,7 @@
 
 mod typescript;
 
-use conclave_proto::{audit, auth, device, meeting, names, org, problem, signal};
+use conclave_proto::{audit, auth, device, meeting, names, org, problem, quality, signal};
 use schemars::generate::{SchemaGenerator, SchemaSettings};
 use schemars::JsonSchema;
 use serde_json::{Map, Value};
@@ -118,6 +118,8 @@ fn written_by_the_server() -> Map<String, Value> {
     schemas.add::<org::MemberList>();
     schemas.add::<org::OrgPolicy>();
     schemas.add::<org::AuditEventPage>();
+    schemas.add::<quality::QualitySummaryList>();
+    schemas.add::<quality::MeetingQuality>();
     schemas.add::<audit::AuditAction>();
     schemas.add::<audit::AuditOutcome>();
     schemas.add::<problem::Problem>();
@@ -134,6 +136,7 @@ fn constants() -> Vec<typescript::Constant> {
         constant("signal::PROTOCOL_VERSION", signal::PROTOCOL_VERSION.into()),
         constant("signal::MAX_CHAT_CHARS", signal::MAX_CHAT_CHARS.into()),
         constant("signal::REACTIONS", signal::REACTIONS.into()),
+        constant("quality::QUALITY_REPORT_EVERY_MS", quality::QUALITY_REPORT_EVERY_MS.into()),
         constant("names::MAX_DISPLAY_NAME_CHARS", names::MAX_DISPLAY_NAME_CHARS.into()),
         constant("problem::PROBLEM_BASE", problem::PROBLEM_BASE.into()),
     ]

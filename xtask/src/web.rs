@@ -64,19 +64,26 @@ pub fn target_dir() -> PathBuf {
         .unwrap_or_else(|| root().join("target"))
 }
 
-/// Runs the browser tests, echoing their output into `tally`.
+/// The browser tests, each a Node script printing one `test result:` line.
+const BROWSER_TESTS: &[&str] = &["e2e/meeting.test.mjs", "e2e/network.test.mjs"];
+
+/// Runs the browser tests one after another, echoing their output into `tally`.
 pub fn test(tally: &mut impl FnMut(&str)) -> Result<bool, String> {
-    let mut child = Command::new("node")
-        .arg("e2e/meeting.test.mjs")
-        .current_dir(web())
-        .env("CONCLAVE_BIN", debug_binary())
-        .stdout(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot start the browser tests: {e}"))?;
-    let stdout = child.stdout.take().expect("stdout is piped");
-    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-        println!("{line}");
-        tally(&line);
+    let mut passed = true;
+    for script in BROWSER_TESTS {
+        let mut child = Command::new("node")
+            .arg(script)
+            .current_dir(web())
+            .env("CONCLAVE_BIN", debug_binary())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start the browser test {script}: {e}"))?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            println!("{line}");
+            tally(&line);
+        }
+        passed &= child.wait().map_err(|e| format!("browser test {script}: {e}"))?.success();
     }
-    Ok(child.wait().map_err(|e| format!("browser tests: {e}"))?.success())
+    Ok(passed)
 }

@@ -264,6 +264,20 @@ impl Client {
         self.json::<_, ()>(Method::GET, &format!("/api/v1/orgs/{org_id}/reports"), None).await
     }
 
+    /// The organisation's meetings with call-quality samples (admins).
+    pub async fn quality_summaries(&self, org_id: &str) -> Result<conclave_proto::quality::QualitySummaryList> {
+        self.json::<_, ()>(Method::GET, &format!("/api/v1/orgs/{org_id}/quality"), None).await
+    }
+
+    /// One meeting's call-quality samples, per participant (admins).
+    pub async fn meeting_quality(
+        &self,
+        org_id: &str,
+        meeting_id: &str,
+    ) -> Result<conclave_proto::quality::MeetingQuality> {
+        self.json::<_, ()>(Method::GET, &format!("/api/v1/orgs/{org_id}/meetings/{meeting_id}/quality"), None).await
+    }
+
     /// Joins by invite link secret and opens the signaling connection.
     pub async fn join_by_link(
         &self,

@@ -130,6 +130,8 @@ string_enum! {
         OrgRead = "org.read",
         /// The organisation's reports read (logged when refused).
         OrgReportsRead = "org.reports.read",
+        /// The organisation's call-quality samples read (logged when refused).
+        OrgQualityRead = "org.quality.read",
         /// The first organisation and its owner created with the setup token.
         ServerBootstrap = "server.bootstrap",
     }

@@ -16,6 +16,7 @@ pub mod meeting;
 pub mod names;
 pub mod org;
 pub mod problem;
+pub mod quality;
 pub mod signal;
 mod string_enum;
 

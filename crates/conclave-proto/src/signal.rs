@@ -154,6 +154,12 @@ pub struct SettingsChange {
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientMessage {
     Ping,
+    /// What the app measured over its last period (every
+    /// [`QUALITY_REPORT_EVERY_MS`](crate::quality::QUALITY_REPORT_EVERY_MS)):
+    /// kept for the organisation's administrators, and a level for hosts.
+    QualityReport {
+        report: crate::quality::QualityReport,
+    },
     /// Mute or unmute one's own microphone or camera. Unmuting can be
     /// refused (host forbade it, or activities are suspended).
     SetMedia {
@@ -299,6 +305,7 @@ impl ClientMessage {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Ping => "ping",
+            Self::QualityReport { .. } => "quality_report",
             Self::SetMedia { .. } => "set_media",
             Self::RaiseHand => "raise_hand",
             Self::LowerHand => "lower_hand",
@@ -467,6 +474,13 @@ pub enum ServerMessage {
         request: Option<String>,
     },
     Pong,
+    /// To hosts and co-hosts: a participant's call quality changed level
+    /// (with the report that changed it).
+    ParticipantQuality {
+        participant_id: ParticipantId,
+        level: crate::quality::QualityLevel,
+        report: crate::quality::QualityReport,
+    },
     /// The server's offer: tracks added or stopped. Answer with `media_answer`.
     MediaOffer {
         sdp: String,

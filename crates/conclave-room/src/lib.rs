@@ -39,6 +39,9 @@ pub const REPORTS_PER_MEETING: usize = 30;
 pub const REPORT_WINDOW_MS: i64 = 3_600_000;
 /// Knocks arriving within this long of the last one told are told together.
 pub const KNOCK_WINDOW_MS: i64 = 1_000;
+/// Least time between one participant's quality reports (apps send one
+/// every 5 s; a little slack for timers that fire early).
+pub const MIN_QUALITY_REPORT_GAP_MS: i64 = 4_000;
 /// The waiting room's size when the organisation sets none, and how many
 /// guests from one address it holds.
 pub const DEFAULT_WAITING_CAPACITY: u32 = conclave_proto::org::DEFAULT_WAITING_ROOM_CAPACITY;

@@ -1,5 +1,6 @@
 //! Who is in the room, as the room keeps them.
 
+use conclave_proto::quality::QualityLevel;
 use conclave_proto::signal::{ParticipantId, ParticipantView, Role, WaitingView};
 
 /// What identifies a person across joins: the account when signed in (with
@@ -77,6 +78,8 @@ pub(crate) struct Member {
     pub joined_seq: u64,
     /// When sharing started, to keep the earliest when only one may share.
     pub share_seq: u64,
+    /// The level of its latest quality report, and when that came.
+    pub quality: Option<(QualityLevel, i64)>,
 }
 
 impl Member {

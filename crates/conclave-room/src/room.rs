@@ -4,10 +4,11 @@ use crate::chat::{ChatLog, MAX_CLIENT_ID_LEN};
 use crate::member::{clean_name, Identity, Member, Presence, Standing};
 use crate::settings::{apply_change, PolicyView};
 use crate::{
-    KNOCK_WINDOW_MS, MAX_HOST_KEY_ATTEMPTS, RECONNECT_GRACE_MS, REPORTS_PER_MEETING, REPORTS_PER_REPORTER,
-    REPORT_WINDOW_MS,
+    KNOCK_WINDOW_MS, MAX_HOST_KEY_ATTEMPTS, MIN_QUALITY_REPORT_GAP_MS, RECONNECT_GRACE_MS, REPORTS_PER_MEETING,
+    REPORTS_PER_REPORTER, REPORT_WINDOW_MS,
 };
 use conclave_proto::audit::{AuditAction, AuditOutcome};
+use conclave_proto::quality::{QualityLevel, QualityReport};
 use conclave_proto::signal::*;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
@@ -127,6 +128,13 @@ pub enum Effect {
     ReportChecked {
         request: RequestId,
         verdict: Result<ReportParties, ReportRefusal>,
+    },
+    /// A participant's quality report, checked and leveled, for the driver
+    /// to keep beside the SFU's view.
+    Quality {
+        participant: ParticipantId,
+        level: QualityLevel,
+        report: QualityReport,
     },
     /// A media-plane request (`media_offer`, `media_answer`, `subscribe`)
     /// from an admitted participant, for the driver's SFU. Waiting
@@ -471,6 +479,7 @@ impl Room {
             unmute_invited: false,
             joined_seq: self.next_seq,
             share_seq: 0,
+            quality: None,
         };
         self.members.insert(id, member);
         if is_owner {
@@ -503,6 +512,30 @@ impl Room {
         } else {
             None
         }
+    }
+
+    /// A participant's quality report: kept (through the driver) for the
+    /// organisation's administrators, and its level told to moderators
+    /// when it changes. Reports closer together than the app's period
+    /// allows are refused, so nobody fills the store.
+    fn quality_report(&mut self, now: i64, from: ParticipantId, report: QualityReport) -> Handled {
+        report.validate().map_err(|why| invalid(ErrorCode::Invalid, why.to_string()))?;
+        let member = self.members.get_mut(&from).expect("the sender is a member");
+        if member.quality.is_some_and(|(_, at)| now - at < MIN_QUALITY_REPORT_GAP_MS) {
+            return Err(invalid(ErrorCode::RateLimited, "one quality report every few seconds"));
+        }
+        let level = report.level();
+        let changed = member.quality.is_none_or(|(before, _)| before != level);
+        member.quality = Some((level, now));
+        if changed {
+            self.send_to_moderators(ServerMessage::ParticipantQuality {
+                participant_id: from,
+                level,
+                report: report.clone(),
+            });
+        }
+        self.out.push(Effect::Quality { participant: from, level, report });
+        Ok(())
     }
 
     /// Tells moderators someone knocked: at once when the last knock was a
@@ -805,6 +838,7 @@ impl Room {
                 self.depart(from);
                 Ok(())
             }
+            M::QualityReport { report } => self.quality_report(now, from, report),
             M::SetMedia { audio_muted, video_muted } => self.set_media(from, audio_muted, video_muted),
             M::RaiseHand | M::LowerHand => {
                 let raised = matches!(message, M::RaiseHand);

@@ -15,7 +15,9 @@
 //! 8. nobody bans the meeting's owner, only the owner bans an admin of the
 //!    organisation, and the owner is never refused as removed;
 //! 9. the waiting room never holds more than its capacity, nor more guests
-//!    from one address than it may.
+//!    from one address than it may;
+//! 10. call-quality reports are kept only from admitted seats, and only as
+//!     measured, and their levels reach moderators only.
 //!
 //! `CONCLAVE_SIM_SEEDS=1000000` runs more seeds (default 10,000);
 //! `CONCLAVE_SIM_SEED=n` replays one seed; `CONCLAVE_SIM_STEPS` sets the steps per seed.
@@ -68,6 +70,7 @@ fn ten_thousand_seeded_meetings_keep_every_invariant() {
             && totals.policy_changes > 0
             && totals.reopened > 0
             && totals.media_requests > 0
+            && totals.quality_reports > 0
     );
     assert!(
         totals.takeovers > 0
@@ -90,6 +93,7 @@ struct Totals {
     chats: u64,
     policy_changes: u64,
     media_requests: u64,
+    quality_reports: u64,
     takeovers: u64,
     reports_filed: u64,
     reports_refused: u64,
@@ -109,6 +113,7 @@ impl Totals {
         self.chats += sim.stats.chats;
         self.policy_changes += sim.stats.policy_changes;
         self.media_requests += sim.stats.media_requests;
+        self.quality_reports += sim.stats.quality_reports;
         self.takeovers += sim.stats.takeovers;
         self.reports_filed += sim.stats.reports_filed;
         self.reports_refused += sim.stats.reports_refused;
@@ -128,6 +133,7 @@ struct Stats {
     chats: u64,
     policy_changes: u64,
     media_requests: u64,
+    quality_reports: u64,
     takeovers: u64,
     reports_filed: u64,
     reports_refused: u64,
@@ -331,7 +337,7 @@ impl Sim {
     fn random_message(&mut self) -> ClientMessage {
         let target = self.some_id();
         let flag = self.rng.gen_bool(0.5);
-        match self.rng.gen_range(0..31) {
+        match self.rng.gen_range(0..32) {
             0 => ClientMessage::Ping,
             1 => ClientMessage::SetMedia {
                 audio_muted: Some(flag),
@@ -385,6 +391,21 @@ impl Sim {
                 host_key: if self.rng.gen_bool(0.3) { HOST_KEY.into() } else { "000000".into() },
             },
             29 => ClientMessage::Subscribe { tiles: Vec::new() },
+            30 => ClientMessage::QualityReport {
+                report: conclave_proto::quality::QualityReport {
+                    period_ms: 5000,
+                    sent_kbps: 800,
+                    received_kbps: 1600,
+                    // Now and then figures no measurement gives.
+                    loss_permille: [0, 40, 150, 1200][self.rng.gen_range(0..4)],
+                    rtt_ms: Some(self.rng.gen_range(10..800)),
+                    jitter_ms: None,
+                    freezes: 0,
+                    frozen_ms: 0,
+                    sent_height: None,
+                    codec: None,
+                },
+            },
             _ => ClientMessage::AdmitAll,
         }
     }
@@ -526,6 +547,13 @@ impl Sim {
                     self.stats.media_requests += 1;
                 }
                 Effect::ReportChecked { .. } => {}
+                Effect::Quality { participant, report, .. } => {
+                    // Invariant 10: only admitted seats' checked reports are kept.
+                    if !self.admitted.contains(participant) || report.validate().is_err() {
+                        return Err(format!("a quality report from {participant} was kept: {report:?}"));
+                    }
+                    self.stats.quality_reports += 1;
+                }
             }
         }
         Ok(())
@@ -571,6 +599,12 @@ impl Sim {
             }
             ServerMessage::Ended { .. } => {
                 self.admitted.remove(&to);
+            }
+            // Invariant 10: levels reach moderators only.
+            ServerMessage::ParticipantQuality { .. }
+                if self.room.view(to).is_none_or(|v| v.role == Role::Participant) =>
+            {
+                return Err(format!("{to}, not a moderator, was told a participant's call quality"));
             }
             ServerMessage::Chat { message } => {
                 if message.seq < self.last_chat_seq {

@@ -29,6 +29,9 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// How often dormant accounts are looked for.
     pub dormant_sweep_every: Duration,
+    /// How long call-quality samples are kept (swept as often as dormant
+    /// accounts are).
+    pub quality_retention: Duration,
     /// How often a live meeting re-reads its organisation's policy (changes
     /// through this server's API reach it at once; this catches the rest).
     pub policy_refresh_every: Duration,
@@ -171,6 +174,7 @@ impl ServerConfig {
             trusted_proxies: Vec::new(),
             limits: Limits::default(),
             dormant_sweep_every: Duration::from_secs(3600),
+            quality_retention: Duration::from_secs(30 * 24 * 3600),
             policy_refresh_every: Duration::from_secs(30),
             media: Some(MediaConfig::default()),
             web: None,

@@ -153,6 +153,13 @@ pub async fn run(
     Ok(())
 }
 
+/// Forgets the call-quality samples older than the retention period;
+/// how many went.
+pub async fn forget_expired_quality(state: &SharedState) -> Result<u64, conclave_store::StoreError> {
+    let cutoff = state.now_ms() - state.config.quality_retention.as_millis() as i64;
+    state.store.forget_quality_before(cutoff).await
+}
+
 async fn sweep_dormant_accounts_forever(state: SharedState) {
     let mut every = tokio::time::interval(state.config.dormant_sweep_every);
     loop {
@@ -161,6 +168,11 @@ async fn sweep_dormant_accounts_forever(state: SharedState) {
             Ok(0) => {}
             Ok(n) => tracing::info!(disabled = n, "disabled dormant accounts"),
             Err(err) => tracing::warn!(error = %err, "dormant-account sweep failed"),
+        }
+        match forget_expired_quality(&state).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(samples = n, "forgot call-quality samples past their retention"),
+            Err(err) => tracing::warn!(error = %err, "call-quality sweep failed"),
         }
     }
 }

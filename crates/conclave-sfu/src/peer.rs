@@ -228,6 +228,8 @@ pub(crate) struct Peer {
     /// The DTLS fingerprint of the participant's peer connection, once
     /// negotiated: an offer naming another comes from a new one.
     pub remote_fingerprint: Option<String>,
+    /// Payload bytes forwarded to it since the SFU last reported quality.
+    pub forwarded_bytes: u64,
 }
 
 impl Peer {
@@ -414,6 +416,7 @@ mod tests {
             unsent: false,
             addrs: Vec::new(),
             remote_fingerprint: None,
+            forwarded_bytes: 0,
         };
         (peer, app)
     }

@@ -32,3 +32,25 @@ fn every_frame_reaches_every_subscriber_at_once() {
         assert!(late.is_empty(), "subscriber {} got frames late (µs): {late:?}", p.id);
     }
 }
+
+/// Every few seconds the SFU tells the meeting what it sees of each
+/// session: what it forwarded to it, and its bandwidth estimate.
+#[test]
+fn the_sfu_reports_what_it_forwards_to_each_participant() {
+    let mut sends = vec![Sends::Camera { frame_bytes: 2000 }];
+    sends.extend([Sends::Nothing; 2]);
+    let mut net = Network::new(&sends, Loss::default());
+    assert!(net.run_until(Duration::from_secs(10), Network::all_connected));
+    net.quality.clear();
+    net.run_until(Duration::from_secs(11), |_| false);
+    for subscriber in [2, 3] {
+        let views: Vec<_> = net.quality.iter().filter(|(p, _)| *p == subscriber).map(|(_, v)| *v).collect();
+        assert_eq!(views.len(), 2, "one view every 5 s");
+        // 30 fps of 2,000-byte frames is 480 kbit/s of payload.
+        let kbps = views[1].forwarded_kbps;
+        assert!((400..=560).contains(&kbps), "subscriber {subscriber} was forwarded {kbps} kbit/s");
+        assert!(views[1].estimate_kbps.is_some(), "a bandwidth estimate by then");
+    }
+    let publisher = net.quality.iter().find(|(p, _)| *p == 1).expect("the publisher's view").1;
+    assert_eq!(publisher.forwarded_kbps, 0, "nothing is forwarded to the only camera");
+}

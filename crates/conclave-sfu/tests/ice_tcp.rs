@@ -47,7 +47,7 @@ async fn a_participant_without_udp_connects_over_tcp() {
         match tokio::time::timeout(Duration::from_secs(5), event_rx.recv()).await.unwrap().unwrap() {
             SfuEvent::Signal { message: ServerMessage::MediaAnswer { sdp }, .. } => break sdp,
             SfuEvent::Signal { message, .. } => panic!("unexpected {message:?}"),
-            SfuEvent::ActiveSpeaker { .. } => {}
+            SfuEvent::ActiveSpeaker { .. } | SfuEvent::Quality { .. } => {}
         }
     };
     let passive = format!("{} {} typ host tcptype passive", tcp_addr.ip(), tcp_addr.port());

@@ -45,6 +45,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0005_devices.sql"),
         postgres: include_str!("../migrations/postgres/0005_devices.sql"),
     },
+    Migration {
+        version: 6,
+        name: "quality",
+        sqlite: include_str!("../migrations/sqlite/0006_quality.sql"),
+        postgres: include_str!("../migrations/postgres/0006_quality.sql"),
+    },
 ];
 
 /// Arbitrary constant naming Conclave's migration lock on PostgreSQL.

@@ -48,6 +48,9 @@ pub struct ServeArgs {
     /// UDP address for media (one port for every participant) [default: the listen address and port].
     #[arg(long, env = "CONCLAVE_MEDIA_LISTEN", value_name = "ADDR:PORT")]
     pub media_listen: Option<SocketAddr>,
+    /// Days call-quality samples are kept for the administrators' graphs [default: 30].
+    #[arg(long, env = "CONCLAVE_QUALITY_RETENTION_DAYS", value_name = "DAYS")]
+    pub quality_retention_days: Option<u64>,
     /// TCP address for media when a participant's network blocks UDP (ICE over TCP), or `off` [default: the listen address, port + 1].
     #[arg(long, env = "CONCLAVE_MEDIA_TCP_LISTEN", value_name = "ADDR:PORT|off")]
     pub media_tcp_listen: Option<TcpListen>,
@@ -127,6 +130,7 @@ pub struct FileConfig {
     pub log_format: Option<LogFormat>,
     pub media_listen: Option<SocketAddr>,
     pub media_tcp_listen: Option<TcpListen>,
+    pub quality_retention_days: Option<u64>,
     pub media_advertise: Option<IpAddr>,
     pub turn_urls: Option<Vec<String>>,
     pub turn_secret: Option<String>,
@@ -183,6 +187,12 @@ pub fn resolve_serve(args: &ServeArgs) -> anyhow::Result<(ServerConfig, LogForma
     }
     if let Some(proxies) = args.trusted_proxies.clone().or(file.trusted_proxies) {
         config.trusted_proxies = proxies;
+    }
+    if let Some(days) = args.quality_retention_days.or(file.quality_retention_days) {
+        if days == 0 {
+            bail!("--quality-retention-days must be at least 1");
+        }
+        config.quality_retention = std::time::Duration::from_secs(days.saturating_mul(24 * 3600));
     }
     let media = config.media.get_or_insert_with(Default::default);
     media.listen = args.media_listen.or(file.media_listen);

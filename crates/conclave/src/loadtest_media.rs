@@ -12,6 +12,7 @@ use clap::{Args, ValueEnum};
 use conclave_client::media::janus::Janus;
 use conclave_client::media::{MediaOptions, MediaParticipant, MediaStats};
 use conclave_client::Client;
+use conclave_proto::media::MediaSource;
 use conclave_proto::signal::ServerMessage;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -70,6 +71,25 @@ pub struct MediaArgs {
     /// Also print the figures as one JSON line, for scripts.
     #[arg(long)]
     json: bool,
+    /// Relay the media through an impairment proxy listening here: the
+    /// address the server advertises for media (`--media-advertise`).
+    #[arg(long, value_name = "ADDR:PORT", requires = "impair_upstream")]
+    impair_listen: Option<std::net::SocketAddr>,
+    /// The server's real media address, behind the proxy.
+    #[arg(long, value_name = "ADDR:PORT", requires = "impair_listen")]
+    impair_upstream: Option<std::net::SocketAddr>,
+    /// Through the proxy: datagrams lost each way, in percent...
+    #[arg(long, default_value_t = 0.0, value_name = "PERCENT")]
+    loss: f64,
+    /// ...delay each way, in milliseconds...
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    delay: u64,
+    /// ...and extra delay up to this, in milliseconds.
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    jitter: u64,
+    /// Through the proxy: an outage this long, 2 s into the measurement.
+    #[arg(long, value_name = "SECONDS")]
+    outage: Option<f64>,
 }
 
 impl MediaArgs {
@@ -171,6 +191,22 @@ impl Load {
 }
 
 pub async fn media(args: MediaArgs) -> anyhow::Result<()> {
+    let proxy = match (args.impair_listen, args.impair_upstream) {
+        (Some(listen), Some(upstream)) => {
+            anyhow::ensure!((0.0..=100.0).contains(&args.loss), "--loss is a percentage, 0 to 100");
+            let impairment = conclave_impair::Impairment {
+                loss: args.loss / 100.0,
+                delay: Duration::from_millis(args.delay),
+                jitter: Duration::from_millis(args.jitter),
+                ..conclave_impair::Impairment::default()
+            };
+            let proxy = conclave_impair::Proxy::start(listen, upstream, impairment, impairment, 7)
+                .await
+                .with_context(|| format!("cannot start the impairment proxy on {listen}"))?;
+            Some(Arc::new(proxy))
+        }
+        _ => None,
+    };
     let load = match args.sfu {
         Sfu::Conclave => Load::Conclave(join_conclave(&args).await?),
         Sfu::Janus => join_janus(&args).await?,
@@ -224,6 +260,17 @@ pub async fn media(args: MediaArgs) -> anyhow::Result<()> {
     progress.finish();
     let before = Snapshot::take(args.server_pid, load.people())?;
     let progress = Progress::new("measuring");
+    if let (Some(length), Some(proxy)) = (args.outage, proxy.clone()) {
+        // The network goes down 2 s into the window and comes back after
+        // `length`; each video's longest gap then shows how long recovery took.
+        let length = Duration::from_secs_f64(length.max(0.0));
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            proxy.set_down(true);
+            tokio::time::sleep(length).await;
+            proxy.set_down(false);
+        });
+    }
     for s in 0..args.seconds {
         progress.update(s as i64, args.seconds as i64);
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -334,6 +381,9 @@ fn report(args: &MediaArgs, before: &Snapshot, after: &Snapshot, peers_down: usi
     let (mut participants_sent, mut negotiations) = (0u64, 0u64);
     let mut latencies = Vec::new();
     let mut jitters = Vec::new();
+    // Video freezes in the window, and each video track's longest gap (a
+    // run through an outage shows its recovery there).
+    let (mut frozen, mut video_tracks, mut longest_gaps) = (Duration::ZERO, 0u32, Vec::new());
     for (b, a) in before.stats.iter().zip(&after.stats) {
         sent += a.sent_frames - b.sent_frames;
         datagrams += a.datagrams_received - b.datagrams_received;
@@ -343,6 +393,11 @@ fn report(args: &MediaArgs, before: &Snapshot, after: &Snapshot, peers_down: usi
         for (key, track) in &a.received {
             let earlier = b.received.get(key);
             let frames_before = earlier.map_or(0, |t| t.frames);
+            if key.1 != MediaSource::Microphone {
+                video_tracks += 1;
+                frozen += track.frozen.saturating_sub(earlier.map_or(Duration::ZERO, |t| t.frozen));
+                longest_gaps.push(track.longest_gap);
+            }
             received += track.frames - frames_before;
             missing += track.missing - earlier.map_or(0, |t| t.missing);
             let new = (track.frames - frames_before).min(track.latency_us.len() as u64) as usize;
@@ -361,6 +416,10 @@ fn report(args: &MediaArgs, before: &Snapshot, after: &Snapshot, peers_down: usi
     }
     latencies.sort_unstable();
     jitters.sort_by(f64::total_cmp);
+    longest_gaps.sort_unstable();
+    let frozen_pct =
+        if video_tracks == 0 { 0.0 } else { frozen.as_secs_f64() / (secs * f64::from(video_tracks)) * 100.0 };
+    let longest_gap_ms = longest_gaps.get(longest_gaps.len() / 2).map_or(0.0, |g| g.as_secs_f64() * 1000.0);
     let ms = |us: u64| us as f64 / 1000.0;
     let pct = |p: f64| latencies.get(((latencies.len().max(1) - 1) as f64 * p) as usize).copied().unwrap_or(0);
     let cpu = after.cpu - before.cpu;
@@ -409,6 +468,8 @@ fn report(args: &MediaArgs, before: &Snapshot, after: &Snapshot, peers_down: usi
         ms(pct(1.0))
     );
     println!("  {:<32} median {jitter_ms:.2} ms", "jitter (RFC 3550, per track)");
+    println!("  {:<32} {frozen_pct:.2} % of the time", "video frozen (Chromium's rule)");
+    println!("  {:<32} median {longest_gap_ms:.0} ms", "longest gap per video track");
     println!("  {:<32} {server_sent} ({:.0}/s)", "datagrams the server sent", server_sent as f64 / secs);
     println!("  {:<32} {datagrams} ({:.0}/s)", "datagrams participants read", datagrams as f64 / secs);
     println!("  {:<32} {socket_drops}", "dropped: socket buffers full");
@@ -428,6 +489,7 @@ fn report(args: &MediaArgs, before: &Snapshot, after: &Snapshot, peers_down: usi
             "cpu_us_per_datagram": cpu_us_per_datagram, "cpu_us_per_rtp": cpu_us_per_rtp,
             "server_sent": server_sent, "cpu_us_per_sent": cpu_us_per_sent, "socket_drops": socket_drops,
             "negotiations": negotiations, "peers_down": peers_down, "cut_off": cut_off,
+            "frozen_pct": frozen_pct, "longest_gap_ms": longest_gap_ms,
             "rss_mib": after.rss_kib as f64 / 1024.0,
         });
         println!("figures {figures}");

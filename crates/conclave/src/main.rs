@@ -5,6 +5,7 @@
 mod admin;
 mod bot;
 mod config;
+mod impair;
 mod loadtest;
 mod loadtest_media;
 mod progress;
@@ -29,6 +30,8 @@ enum Command {
     Bot(bot::BotArgs),
     /// Load the server and measure it beside a floor measured in the same run.
     Loadtest(loadtest::LoadtestArgs),
+    /// Relay UDP with loss, jitter, a bandwidth cap or an outage, for media tests on bad networks.
+    Impair(impair::ImpairArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
             Command::Admin(args) => admin::run(args).await,
             Command::Bot(args) => bot::run(args).await,
             Command::Loadtest(args) => loadtest::run(args).await,
+            Command::Impair(args) => impair::run(args).await,
         }
     });
     match result {

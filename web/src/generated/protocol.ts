@@ -10,6 +10,9 @@ export const MAX_CHAT_CHARS = 4000;
 /** `conclave_proto::signal::REACTIONS` */
 export const REACTIONS = ["👏", "👍", "❤️", "😂", "😮", "🎉"] as const;
 
+/** `conclave_proto::quality::QUALITY_REPORT_EVERY_MS` */
+export const QUALITY_REPORT_EVERY_MS = 5000;
+
 /** `conclave_proto::names::MAX_DISPLAY_NAME_CHARS` */
 export const MAX_DISPLAY_NAME_CHARS = 64;
 
@@ -147,6 +150,8 @@ export type AuditAction =
   | "org.read"
   /** The organisation's reports read (logged when refused). */
   | "org.reports.read"
+  /** The organisation's call-quality samples read (logged when refused). */
+  | "org.quality.read"
   /** The first organisation and its owner created with the setup token. */
   | "server.bootstrap";
 
@@ -207,6 +212,12 @@ export type ChatMode =
 /** Messages a participant sends. */
 export type ClientMessage =
   | { type: "ping" }
+  /**
+   * What the app measured over its last period (every
+   * `QUALITY_REPORT_EVERY_MS`):
+   * kept for the organisation's administrators, and a level for hosts.
+   */
+  | { type: "quality_report"; report: QualityReport }
   /**
    * Mute or unmute one's own microphone or camera. Unmuting can be
    * refused (host forbade it, or activities are suspended).
@@ -537,6 +548,13 @@ export interface MeetingList {
   meetings: Meeting[];
 }
 
+/** `GET /api/v1/orgs/{org}/meetings/{id}/quality`: a meeting's samples. */
+export interface MeetingQuality {
+  meeting_id: string;
+  title: string;
+  participants: ParticipantQuality[];
+}
+
 /**
  * Settings a host chooses for a meeting; the organisation's locked
  * policies win over them.
@@ -623,6 +641,13 @@ export interface OrgPolicyUpdate {
 }
 
 export type OrgRole = "member" | "admin" | "owner";
+
+/** A participant's samples over a meeting. */
+export interface ParticipantQuality {
+  participant_id: number;
+  display_name: string;
+  samples: QualitySample[];
+}
 
 /** What an admitted participant sees of another. */
 export interface ParticipantView {
@@ -754,6 +779,69 @@ export type Quality =
   | "medium"
   /** Speaker view, a pinned participant or a screen share. */
   | "high";
+
+/** The quality a host sees beside a participant's name. */
+export type QualityLevel =
+  | "good"
+  /** Noticeable: some loss, a slow path or short freezes. */
+  | "fair"
+  /** Hard to follow: heavy loss, a very slow path or long freezes. */
+  | "poor";
+
+/**
+ * What a participant's app measured over its last period. Every field is
+ * sent (`null` where nothing was measured), so the type reads and writes
+ * the same.
+ */
+export interface QualityReport {
+  /** The period measured, in milliseconds (1 to 60,000). */
+  period_ms: number;
+  /** Media sent and received over the period, in kbit/s. */
+  sent_kbps: number;
+  received_kbps: number;
+  /** Of the packets expected in, those that never came, per mille. */
+  loss_permille: number;
+  /** Round-trip time to the server, when measured. */
+  rtt_ms: number | null;
+  /** Interarrival jitter of what it receives. */
+  jitter_ms: number | null;
+  /**
+   * Videos it shows that stopped moving (a freeze: a frame late by far
+   * more than the usual gap), and how long they stood still in all.
+   */
+  freezes: number;
+  frozen_ms: number;
+  /** The height of the largest video it sends, when it sends one. */
+  sent_height: number | null;
+  /** The codec of the video it sends (`VP8`, `H264`, ...). */
+  codec: string | null;
+}
+
+/** One sample of one participant, as kept for administrators. */
+export interface QualitySample {
+  at_ms: number;
+  level: QualityLevel;
+  report: QualityReport;
+  /** The SFU's view at the time, when it had one. */
+  sfu: SfuView | null;
+}
+
+/** One meeting with samples, for the administrators' list. */
+export interface QualitySummary {
+  meeting_id: string;
+  title: string;
+  first_ms: number;
+  last_ms: number;
+  participants: number;
+  samples: number;
+  /** Samples whose level was poor. */
+  poor_samples: number;
+}
+
+/** `GET /api/v1/orgs/{org}/quality`: meetings with samples, latest first. */
+export interface QualitySummaryList {
+  meetings: QualitySummary[];
+}
 
 export interface RecoveryCodesResponse {
   /** Shown once; each works once. */
@@ -897,6 +985,11 @@ export type ServerMessage =
       request: string | null;
     }
   | { type: "pong" }
+  /**
+   * To hosts and co-hosts: a participant's call quality changed level
+   * (with the report that changed it).
+   */
+  | { type: "participant_quality"; participant_id: number; level: QualityLevel; report: QualityReport }
   /** The server's offer: tracks added or stopped. Answer with `media_answer`. */
   | {
       type: "media_offer";
@@ -1005,6 +1098,14 @@ export interface SettingsChange {
   private_chat?: boolean | null;
   screen_share?: ScreenShareMode | null;
   waiting_room?: boolean | null;
+}
+
+/** What the SFU sees of one participant's session. */
+export interface SfuView {
+  /** Its estimate of the bandwidth towards the participant, in kbit/s. */
+  estimate_kbps: number | null;
+  /** What it forwarded to the participant over the last period, in kbit/s. */
+  forwarded_kbps: number;
 }
 
 export interface SignupRequest {

@@ -3,6 +3,7 @@ import { api } from "../api";
 import { MediaSession, type RemoteTrack } from "../media";
 import { E2ee, type E2eeState } from "../e2ee";
 import {
+  QUALITY_REPORT_EVERY_MS,
   REACTIONS,
   type ClientMessage,
   type JoinTicket,
@@ -203,6 +204,19 @@ export function Meeting(props: {
     if (panel === "security") void media.current?.srtpCipher().then(setCipher);
   }, [panel]);
 
+  // Every few seconds, what this connection measured goes to the server:
+  // hosts see a level beside each name, administrators graphs afterwards.
+  const inMeeting = state.phase.kind === "in";
+  useEffect(() => {
+    if (!inMeeting) return undefined;
+    const t = window.setInterval(() => {
+      void media.current?.qualityReport().then((report) => {
+        if (report) send({ type: "quality_report", report });
+      });
+    }, QUALITY_REPORT_EVERY_MS);
+    return () => window.clearInterval(t);
+  }, [inMeeting, send]);
+
   const toggleMic = () => me && send({ type: "set_media", audio_muted: !me.audio_muted });
   const toggleCam = () => me && send({ type: "set_media", video_muted: !me.video_muted });
   const startShare = async () => {
@@ -388,7 +402,7 @@ export function Meeting(props: {
         />
       ) : null}
       {panel === "people" && state.me !== null && state.settings ? (
-        <ParticipantsPanel me={state.me} myRole={me?.role ?? "participant"} roster={roster} waiting={state.waiting} settings={state.settings} send={send} onReport={(p) => void report(p)} />
+        <ParticipantsPanel me={state.me} myRole={me?.role ?? "participant"} roster={roster} waiting={state.waiting} settings={state.settings} send={send} onReport={(p) => void report(p)} quality={state.quality} />
       ) : null}
       {panel === "devices" ? <DevicesPanel onChoose={(k, id) => void chooseDevice(k, id)} /> : null}
       {panel === "security" ? <SecurityPanel cipher={cipher} e2ee={!!state.settings?.e2ee} state={e2eeState} /> : null}

@@ -5,6 +5,8 @@ import {
   type ChatMode,
   type ClientMessage,
   type ParticipantView,
+  type QualityLevel,
+  type QualityReport,
   type Role,
   type RoomSettings,
   type ScreenShareMode,
@@ -101,6 +103,8 @@ export function ParticipantsPanel(props: {
   settings: RoomSettings;
   send: Send;
   onReport: (participant: ParticipantView) => void;
+  /// Each participant's call quality, as hosts are told it.
+  quality: Map<number, { level: QualityLevel; report: QualityReport }>;
 }) {
   const moderator = props.myRole === "host" || props.myRole === "co_host";
   const host = props.myRole === "host";
@@ -133,6 +137,7 @@ export function ParticipantsPanel(props: {
         {props.roster.map((p) => (
           <li key={p.id} data-participant={p.id}>
             <span>
+              {moderator ? <QualityBadge quality={props.quality.get(p.id)} name={p.display_name} /> : null}
               {p.display_name} <Standing signedIn={p.signed_in} organisation={p.organisation} external={p.external} />
               {p.id === props.me ? " (you)" : ""}
               {p.role !== "participant" ? ` · ${p.role === "host" ? "Host" : "Co-host"}` : ""}
@@ -373,4 +378,21 @@ export function Standing(props: { signedIn: boolean; organisation: string | null
       {org}
     </span>
   );
+}
+
+const QUALITY_WORDS: Record<QualityLevel, string> = { good: "Good connection", fair: "Fair connection", poor: "Poor connection" };
+
+/// The dot hosts see beside a name: green, amber or red, with the figures
+/// that made it in its title (and nothing until the first report).
+function QualityBadge(props: { quality: { level: QualityLevel; report: QualityReport } | undefined; name: string }) {
+  if (!props.quality) return null;
+  const { level, report } = props.quality;
+  const figures = [
+    `${(report.loss_permille / 10).toFixed(1)} % loss`,
+    report.rtt_ms != null ? `${report.rtt_ms} ms round trip` : null,
+    report.freezes > 0 ? `${report.freezes} freezes (${(report.frozen_ms / 1000).toFixed(1)} s)` : null,
+    `${report.received_kbps} kbit/s in, ${report.sent_kbps} out`,
+  ].filter(Boolean);
+  const label = `${QUALITY_WORDS[level]} for ${props.name}: ${figures.join(", ")}`;
+  return <span className={`quality ${level}`} role="img" aria-label={label} title={label} data-quality={level} />;
 }

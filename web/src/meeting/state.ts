@@ -5,6 +5,8 @@ import type {
   ChatMessage,
   EndReason,
   ParticipantView,
+  QualityLevel,
+  QualityReport,
   RefusalReason,
   RoomSettings,
   ServerMessage,
@@ -37,6 +39,8 @@ export interface MeetingState {
   endsAt: number | null;
   notices: { id: number; text: string; at: number }[];
   reactions: { id: number; from: number; emoji: string; at: number }[];
+  /// Hosts and co-hosts: each participant's call quality, as last told.
+  quality: Map<number, { level: QualityLevel; report: QualityReport }>;
 }
 
 export const initialState: MeetingState = {
@@ -51,6 +55,7 @@ export const initialState: MeetingState = {
   endsAt: null,
   notices: [],
   reactions: [],
+  quality: new Map(),
 };
 
 let noticeId = 0;
@@ -97,7 +102,14 @@ export function reduce(state: MeetingState, m: MeetingEvent): MeetingState {
     case "participant_left": {
       const roster = new Map(state.roster);
       roster.delete(m.participant_id);
-      return { ...state, roster, speaker: state.speaker === m.participant_id ? null : state.speaker };
+      const quality = new Map(state.quality);
+      quality.delete(m.participant_id);
+      return { ...state, roster, quality, speaker: state.speaker === m.participant_id ? null : state.speaker };
+    }
+    case "participant_quality": {
+      const quality = new Map(state.quality);
+      quality.set(m.participant_id, { level: m.level, report: m.report });
+      return { ...state, quality };
     }
     case "chat":
       return state.chat.some((c) => c.seq === m.message.seq) ? state : { ...state, chat: [...state.chat, m.message] };
@@ -114,7 +126,8 @@ export function reduce(state: MeetingState, m: MeetingEvent): MeetingState {
     case "active_speaker":
       return { ...state, speaker: m.participant_id };
     case "error":
-      return m.code === "media_lost" ? state : notice(state, m.message);
+      // Media faults recover by themselves; refused quality reports are the app's own business.
+      return m.code === "media_lost" || m.code === "media_failed" || m.request === "quality_report" ? state : notice(state, m.message);
     case "notice":
       return notice(state, m.text);
     default:

@@ -1,5 +1,6 @@
 import { useEffect, useState } from "react";
 import { api } from "../api";
+import { CallQuality } from "./CallQuality";
 import type { AuditEvent, Device, Invitation, OrgPolicy, OrgPolicyUpdate, SessionInfo, TotpEnrollResponse, User } from "../generated/protocol";
 
 /// The policies that are on or off, each shown as a checkbox.
@@ -122,6 +123,7 @@ export function Admin(props: { user: User }) {
           <button type="submit">Invite</button>
         </form>
       </section>
+      <CallQuality org={org} />
       <section aria-label="Audit log">
         <h2>Audit log</h2>
         <table>

@@ -1,12 +1,15 @@
 //! What a headless participant received, per sender and source.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use conclave_proto::media::{ForwardedTrack, MediaSource};
 use conclave_proto::signal::ParticipantId;
 
 use super::synthetic::FrameHeader;
+
+/// How much later than usual a frame must come, at least, to be a freeze.
+const FREEZE_MARGIN: Duration = Duration::from_millis(150);
 
 /// Latency samples kept per track (the newest win).
 const MAX_SAMPLES: usize = 20_000;
@@ -26,9 +29,30 @@ pub struct TrackStats {
     last_seq: HashMap<u8, u32>,
     /// Send-to-receive time of each frame, microseconds (same machine clock).
     pub latency_us: Vec<u64>,
+    /// Freezes as Chromium counts them (`freezeCount`,
+    /// `totalFreezesDuration`): a frame later than three usual gaps, or
+    /// the usual gap and 150 ms, after the one before.
+    pub freezes: u64,
+    pub frozen: Duration,
+    /// The longest time between two frames.
+    pub longest_gap: Duration,
+    /// The usual gap between frames (a moving average of the unfrozen ones).
+    usual_gap: Option<Duration>,
 }
 
 impl TrackStats {
+    fn count_freeze(&mut self, gap: Duration) {
+        self.longest_gap = self.longest_gap.max(gap);
+        match self.usual_gap {
+            Some(usual) if gap > (usual * 3).max(usual + FREEZE_MARGIN) => {
+                self.freezes += 1;
+                self.frozen += gap;
+            }
+            Some(usual) => self.usual_gap = Some(usual.mul_f64(0.9) + gap.mul_f64(0.1)),
+            None => self.usual_gap = Some(gap),
+        }
+    }
+
     /// The sequence number of the latest frame received.
     pub fn last_seq(&self) -> Option<u32> {
         self.last_seq.get(&self.last_layer?).copied()
@@ -46,6 +70,9 @@ impl TrackStats {
             self.missing += u64::from(header.seq.saturating_sub(prev).saturating_sub(1));
         }
         self.last_layer = Some(header.layer);
+        if let Some(last) = self.last_at {
+            self.count_freeze(now.saturating_duration_since(last));
+        }
         self.first_at.get_or_insert(now);
         self.last_at = Some(now);
         if self.latency_us.len() == MAX_SAMPLES {
@@ -127,5 +154,29 @@ impl MediaStats {
             }
         }
         self.received.entry((header.sender, header.source)).or_default().record(header, bytes, now, now_us);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_frame_far_later_than_usual_is_a_freeze() {
+        let mut track = TrackStats::default();
+        let frame = Duration::from_millis(33);
+        for _ in 0..30 {
+            track.count_freeze(frame);
+        }
+        track.count_freeze(Duration::from_millis(120));
+        assert_eq!(track.freezes, 0, "120 ms is within three frames and 150 ms of the usual 33");
+        track.count_freeze(Duration::from_millis(400));
+        assert_eq!(
+            (track.freezes, track.frozen, track.longest_gap),
+            (1, Duration::from_millis(400), Duration::from_millis(400))
+        );
+        // A freeze does not make freezes look usual.
+        track.count_freeze(Duration::from_millis(400));
+        assert_eq!(track.freezes, 2);
     }
 }

@@ -8,6 +8,7 @@ use super::directory::{LocalRooms, Opening};
 use super::e2ee::MeetingE2ee;
 use super::media_sync::MediaSync;
 use super::protocol::{Deliver, Frame, MediaEvent, MeetingCommand, MeetingOutput, Undeliverable};
+use super::quality::QualityLog;
 use super::seats::Seats;
 use crate::state::{Audit, SharedState};
 use conclave_proto::audit::{AuditAction, AuditOutcome};
@@ -52,6 +53,7 @@ pub struct MeetingActor {
     seats: Seats,
     media: MediaSync,
     e2ee: MeetingE2ee,
+    quality: QualityLog,
 }
 
 impl MeetingActor {
@@ -69,6 +71,7 @@ impl MeetingActor {
                 let authority = state.device_authority().await;
                 let actor = MeetingActor {
                     media: MediaSync::new(&opening.meeting_id),
+                    quality: QualityLog::new(&opening.meeting_id),
                     e2ee: MeetingE2ee::new(&opening.meeting_id, authority),
                     meeting_id: opening.meeting_id,
                     org_id: opening.org_id,
@@ -126,6 +129,7 @@ impl MeetingActor {
             }
         }
         self.media.close(self.state.media.as_ref());
+        self.write_quality(true);
         self.rooms.forget(&self.meeting_id);
         if let Err(err) = self.state.store.forget_resume_tokens(&self.meeting_id).await {
             tracing::warn!(error = %err, "could not forget the closed meeting's resume tokens");
@@ -282,6 +286,10 @@ impl MeetingActor {
                             let _ = self.send(to, message);
                         }
                     }
+                    Effect::Quality { participant, level, report } => {
+                        let name = self.room.view(participant).map(|v| v.display_name).unwrap_or_default();
+                        self.quality.report(now, participant, &name, level, report);
+                    }
                     Effect::Ended { reason } => {
                         tracing::info!(?reason, "meeting ended");
                         ended = true;
@@ -289,6 +297,7 @@ impl MeetingActor {
                 }
             }
         }
+        self.write_quality(false);
         if !audits.is_empty() {
             self.write_audits(audits);
         }
@@ -353,8 +362,20 @@ impl MeetingActor {
     }
 
     /// Delivers what the media plane says to the participants it concerns.
-    fn media_event(&self, event: MediaEvent) {
+    /// Writes the quality samples that are due, off the meeting's task.
+    fn write_quality(&mut self, all: bool) {
+        let Some(batch) = self.quality.take_due(self.state.now_ms(), all) else { return };
+        let state = self.state.clone();
+        tokio::spawn(async move {
+            if let Err(err) = state.store.add_quality_samples(&batch).await {
+                tracing::warn!(error = %err, samples = batch.len(), "could not keep call-quality samples");
+            }
+        });
+    }
+
+    fn media_event(&mut self, event: MediaEvent) {
         match event {
+            MediaEvent::Quality { participant, view } => self.quality.sfu_view(participant, view),
             MediaEvent::Signal { participant, message } => {
                 if self.room.presence(participant) == Some(conclave_room::Presence::Admitted) {
                     let _ = self.send(participant, message);

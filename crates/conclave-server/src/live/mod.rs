@@ -15,6 +15,7 @@ mod e2ee;
 mod endpoints;
 mod media_sync;
 pub mod protocol;
+mod quality;
 mod seats;
 pub mod signaling;
 pub mod tickets;
@@ -194,6 +195,9 @@ impl LiveMeetings {
             }
             conclave_sfu::SfuEvent::ActiveSpeaker { meeting, participant } => {
                 (meeting, MediaEvent::ActiveSpeaker { participant })
+            }
+            conclave_sfu::SfuEvent::Quality { meeting, participant, view } => {
+                (meeting, MediaEvent::Quality { participant, view })
             }
         };
         let _ = self.directory.send(&meeting, MeetingCommand::Media { event });

@@ -74,6 +74,8 @@ pub enum MediaEvent {
     Signal { participant: ParticipantId, message: ServerMessage },
     /// Who speaks now, if anyone.
     ActiveSpeaker { participant: Option<ParticipantId> },
+    /// What the SFU sees of a participant's session (for call quality).
+    Quality { participant: ParticipantId, view: conclave_proto::quality::SfuView },
 }
 
 /// What a connection is sent.

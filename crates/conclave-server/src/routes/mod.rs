@@ -8,6 +8,7 @@ mod meetings;
 mod ops;
 mod orgs;
 mod policy;
+mod quality;
 mod sessions;
 mod two_factor;
 
@@ -34,7 +35,7 @@ use utoipa::{Modify, OpenApi};
         devices::list, devices::register, devices::revoke,
         orgs::create, orgs::get, orgs::list_members, orgs::update_member, orgs::deactivate_member, orgs::reactivate_member,
         orgs::invite, orgs::list_invitations, orgs::revoke_invitation,
-        policy::get, policy::update, audit::list,
+        policy::get, policy::update, audit::list, quality::list, quality::meeting,
         meetings::create, meetings::list, meetings::get, meetings::update, meetings::delete, meetings::rotate,
         meetings::join, meetings::report, meetings::list_reports, meetings::list_bans, meetings::lift_ban,
         crate::live::signaling::signal,
@@ -97,6 +98,8 @@ pub fn router(state: SharedState) -> Router {
         .route("/orgs/{org_id}/policy", get(policy::get).patch(policy::update))
         .route("/orgs/{org_id}/audit", get(audit::list))
         .route("/orgs/{org_id}/reports", get(meetings::list_reports))
+        .route("/orgs/{org_id}/quality", get(quality::list))
+        .route("/orgs/{org_id}/meetings/{meeting_id}/quality", get(quality::meeting))
         .route("/meetings", post(meetings::create).get(meetings::list))
         .route("/meetings/join", post(meetings::join))
         .route("/meetings/{meeting_id}", get(meetings::get).patch(meetings::update).delete(meetings::delete))

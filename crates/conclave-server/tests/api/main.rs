@@ -13,4 +13,5 @@ mod key_material;
 mod media;
 mod meetings;
 mod orgs;
+mod quality;
 mod two_factor;

@@ -97,7 +97,7 @@ impl Sfu {
             }
             let Some(sub) = self.peers.get_mut(&other) else { continue };
             let (subscriber, wanted) = (sub.participant, sub.wants(owner, source).is_some());
-            let Peer { rtc, forwards, unsent, .. } = sub;
+            let Peer { rtc, forwards, unsent, forwarded_bytes, .. } = sub;
             let Some(f) = forwards.iter_mut().find(|f| f.carries(owner, mid)) else { continue };
             if !matches!(f.state, OutState::Open(_)) {
                 continue;
@@ -141,6 +141,7 @@ impl Sfu {
             let mut api = rtc.direct_api();
             let Some(stream) = api.stream_tx(&out.ssrc) else { continue };
             stream.write_rtp(write);
+            *forwarded_bytes += packet.payload.len() as u64;
             *unsent = true;
             self.stats.packets_forwarded += 1;
             self.dirty.push(other);

@@ -15,6 +15,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use conclave_proto::media::{MediaSource, PublishedTrack, Tile, MAX_TILES};
+use conclave_proto::quality::SfuView;
 use conclave_proto::signal::{ErrorCode, ParticipantId, ServerMessage};
 use str0m::bwe::{Bitrate, BweKind};
 use str0m::config::DtlsCert;
@@ -37,6 +38,9 @@ const KEYFRAME_REQUEST_GAP: Duration = Duration::from_millis(300);
 /// How often speakers and simulcast layers are re-evaluated.
 const HOUSEKEEPING: Duration = Duration::from_millis(200);
 const LAYER_EVERY: Duration = Duration::from_millis(500);
+/// How often meetings hear the SFU's view of each session (as often as
+/// apps report theirs).
+const QUALITY_EVERY: Duration = Duration::from_secs(5);
 /// After a step down, a video stays down at least this long.
 const UPGRADE_HOLD: Duration = Duration::from_secs(8);
 /// Share of the bandwidth estimate given to video; the rest is for audio,
@@ -160,6 +164,12 @@ pub enum SfuEvent {
     ActiveSpeaker {
         meeting: MeetingKey,
         participant: Option<ParticipantId>,
+    },
+    /// What the SFU sees of a participant's session, every few seconds.
+    Quality {
+        meeting: MeetingKey,
+        participant: ParticipantId,
+        view: SfuView,
     },
 }
 
@@ -292,6 +302,7 @@ pub struct Sfu {
     now: Instant,
     next_housekeeping: Instant,
     next_layers: Instant,
+    next_quality: Instant,
     pub stats: SfuStats,
 }
 
@@ -319,6 +330,7 @@ impl Sfu {
             now,
             next_housekeeping: now + HOUSEKEEPING,
             next_layers: now + LAYER_EVERY,
+            next_quality: now + QUALITY_EVERY,
             stats: SfuStats::default(),
         }
     }
@@ -437,6 +449,7 @@ impl Sfu {
             unsent: false,
             addrs: Vec::new(),
             remote_fingerprint: None,
+            forwarded_bytes: 0,
         };
         let room = self.meetings.entry(meeting.clone()).or_default();
         for other in &room.peers {
@@ -534,6 +547,15 @@ impl Sfu {
         let message =
             ServerMessage::error(ErrorCode::MediaLost, "the media connection was lost; send a new media_offer", None);
         self.events.push_back(SfuEvent::Signal { meeting, participant, message });
+    }
+
+    /// Replaces a session its participant closed with a fresh one, quietly.
+    fn replace_session(&mut self, key: PeerKey) {
+        let Some(peer) = self.peers.get(&key) else { return };
+        let (meeting, participant, rights) = (peer.meeting.clone(), peer.participant, peer.rights);
+        tracing::debug!(participant, "media session closed by the participant; a fresh one waits");
+        self.remove_peer(key);
+        self.admit(self.now, meeting, participant, rights);
     }
 
     /// A peer's `Rtc` failed or panicked: that session alone is replaced
@@ -640,8 +662,28 @@ impl Sfu {
                 self.next_layers = now + LAYER_EVERY;
                 self.allocate_all_layers(now);
             }
+            if now >= self.next_quality {
+                let period = now.saturating_duration_since(self.next_quality - QUALITY_EVERY);
+                self.next_quality = now + QUALITY_EVERY;
+                self.report_quality(period);
+            }
         }
         self.flush(now);
+    }
+
+    /// Tells each meeting what the SFU sees of its participants' sessions
+    /// over the last `period`, for the call-quality graphs.
+    fn report_quality(&mut self, period: Duration) {
+        let millis = period.as_millis().max(1) as u64;
+        for peer in self.peers.values_mut() {
+            let forwarded_kbps = (std::mem::take(&mut peer.forwarded_bytes) * 8 / millis) as u32;
+            let view = SfuView { estimate_kbps: peer.estimate.map(|bps| (bps / 1000) as u32), forwarded_kbps };
+            self.events.push_back(SfuEvent::Quality {
+                meeting: peer.meeting.clone(),
+                participant: peer.participant,
+                view,
+            });
+        }
     }
 
     /// Polls every peer touched since the last flush until it is idle,
@@ -717,7 +759,10 @@ impl Sfu {
                         self.timers.push(Reverse((at, key)));
                     }
                     if !peer.rtc.is_alive() {
-                        self.fault(key, "the session ending");
+                        // The participant's app closed this connection (its
+                        // DTLS said goodbye): it offers again on a new one,
+                        // which a fresh session waits for; nothing to tell.
+                        self.replace_session(key);
                     }
                     return out;
                 }

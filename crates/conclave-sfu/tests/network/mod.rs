@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use conclave_client::media::synthetic::FrameClock;
 use conclave_client::media::{MediaOptions, MediaSession, MediaStats};
 use conclave_proto::media::MediaSource;
+use conclave_proto::quality::SfuView;
 use conclave_proto::signal::{ClientMessage, ParticipantId};
 use conclave_sfu::{Command, MeetingKey, Rights, Sfu, SfuConfig, SfuEvent};
 use str0m::ice::{StunMessage, TransId};
@@ -95,6 +96,8 @@ pub struct Network {
     rng: u64,
     /// (peer, towards the SFU) whose first DTLS datagram was lost.
     handshake_lost: HashSet<(u64, bool)>,
+    /// What the SFU told the meeting of each session's quality, in order.
+    pub quality: Vec<(ParticipantId, SfuView)>,
 }
 
 impl Network {
@@ -113,6 +116,7 @@ impl Network {
             loss,
             rng: 0x2545_f491_4f6c_dd1d,
             handshake_lost: HashSet::new(),
+            quality: Vec::new(),
         };
         for (n, sends) in peers.iter().enumerate() {
             let id = n as u64 + 1;
@@ -229,6 +233,10 @@ impl Network {
             }
         }
         while let Some(event) = self.sfu.poll_event() {
+            if let SfuEvent::Quality { participant, view, .. } = event {
+                self.quality.push((participant, view));
+                continue;
+            }
             let SfuEvent::Signal { participant, message, .. } = event else { continue };
             let Some(i) = self.peers.iter().position(|p| p.id == participant) else { continue };
             self.peers[i].session.handle_signal(now, message);

@@ -1,0 +1,96 @@
+//! `conclave impair`: a UDP relay that makes a bad network on purpose, for
+//! trying media on loss, jitter, a narrow link or an outage. Point the
+//! server's advertised media address at it (`conclave serve
+//! --media-advertise 127.0.0.2` with `--listen 127.0.0.2:<the media port>`
+//! here, say) and every participant's media passes through it. SIGUSR1
+//! cuts the network and brings it back, for tests that choose the moment.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Args;
+use conclave_impair::{Impairment, Proxy};
+
+#[derive(Args)]
+pub struct ImpairArgs {
+    /// Where participants send (the server's advertised media address).
+    #[arg(long, value_name = "ADDR:PORT")]
+    listen: SocketAddr,
+    /// The server's real media address.
+    #[arg(long, value_name = "ADDR:PORT")]
+    upstream: SocketAddr,
+    /// Datagrams lost each way, in percent.
+    #[arg(long, default_value_t = 0.0, value_name = "PERCENT")]
+    loss: f64,
+    /// Delay each way, in milliseconds.
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    delay: u64,
+    /// Extra delay each way, uniform up to this, in milliseconds.
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    jitter: u64,
+    /// Let jitter reorder datagrams.
+    #[arg(long)]
+    reorder: bool,
+    /// The link's capacity each way, in kbit/s (a 200 ms queue, then drops).
+    #[arg(long, value_name = "KBPS")]
+    rate: Option<u64>,
+    /// Seed of the losses and delays: the same seed, the same network.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Cut everything this many seconds after starting...
+    #[arg(long, value_name = "SECONDS", requires = "outage_for")]
+    outage_after: Option<f64>,
+    /// ...for this many seconds.
+    #[arg(long, value_name = "SECONDS", requires = "outage_after")]
+    outage_for: Option<f64>,
+}
+
+pub async fn run(args: ImpairArgs) -> anyhow::Result<()> {
+    if !(0.0..=100.0).contains(&args.loss) {
+        anyhow::bail!("--loss is a percentage, 0 to 100");
+    }
+    let impairment = Impairment {
+        loss: args.loss / 100.0,
+        delay: Duration::from_millis(args.delay),
+        jitter: Duration::from_millis(args.jitter),
+        reorder: args.reorder,
+        rate_kbps: args.rate,
+        ..Impairment::default()
+    };
+    let proxy = Proxy::start(args.listen, args.upstream, impairment, impairment, args.seed).await?;
+    println!(
+        "impairing {} → {}: {} % loss, {} ms delay, up to {} ms jitter{}{}",
+        proxy.local_addr(),
+        args.upstream,
+        args.loss,
+        args.delay,
+        args.jitter,
+        if args.reorder { ", reordering" } else { "" },
+        args.rate.map(|r| format!(", {r} kbit/s")).unwrap_or_default(),
+    );
+    if let (Some(after), Some(length)) = (args.outage_after, args.outage_for) {
+        tokio::time::sleep(Duration::from_secs_f64(after.max(0.0))).await;
+        proxy.set_down(true);
+        eprintln!("outage: everything lost for {length} s");
+        tokio::time::sleep(Duration::from_secs_f64(length.max(0.0))).await;
+        proxy.set_down(false);
+        eprintln!("outage over");
+    }
+    // SIGUSR1 cuts the network, the next one brings it back (for tests
+    // that decide when).
+    let mut toggles = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())?;
+    let mut down = false;
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = toggles.recv() => {
+                down = !down;
+                proxy.set_down(down);
+                eprintln!("{}", if down { "network down (SIGUSR1 again brings it back)" } else { "network up" });
+            }
+        }
+    }
+    let stats = proxy.stats();
+    println!("relayed {} datagrams, dropped {}, for {} clients", stats.relayed, stats.dropped, stats.clients);
+    Ok(())
+}

@@ -1,0 +1,108 @@
+// What the browser tests share: the conclave binary started on a fresh
+// SQLite directory, Chromium with fake devices, polling, screenshots, and
+// reading a page's media statistics through the test build's hooks.
+
+import { chromium } from "playwright-core";
+import { spawn, execFileSync } from "node:child_process";
+import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const BIN = process.env.CONCLAVE_BIN;
+export const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+export const PASSWORD = "correct horse battery staple";
+export const TIMEOUT = 20_000;
+
+if (!BIN) throw new Error("set CONCLAVE_BIN to the conclave binary");
+
+/// A directory for one test's screenshots, emptied first, and a function
+/// that takes them in order.
+export function screenshots(name) {
+  const dir = join(here, "..", "test-results", name);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  let step = 0;
+  const shot = async (page, what) => {
+    step += 1;
+    await page.screenshot({ path: join(dir, `${String(step).padStart(2, "0")}-${what}.png`) });
+  };
+  return { dir, shot };
+}
+
+/// Starts `conclave serve` on a fresh SQLite directory with `args` added;
+/// resolves to its URL, what it printed, and a way to stop it.
+export async function startServer(args = []) {
+  const data = mkdtempSync(join(tmpdir(), "conclave-e2e-"));
+  execFileSync(BIN, ["admin", "--data-dir", data, "bootstrap", "--email", "host@example.org", "--password", PASSWORD, "--org", "Example"], { stdio: "ignore" });
+  const server = spawn(BIN, ["serve", "--data-dir", data, "--listen", "127.0.0.1:0", ...args], { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, CONCLAVE_LOG: process.env.CONCLAVE_LOG ?? "warn" } });
+  let out = "";
+  const url = await new Promise((resolve, reject) => {
+    server.stdout.on("data", (chunk) => {
+      out += chunk;
+      const m = out.match(/running at (http:\/\/\S+)/);
+      if (m && /Media \(UDP\) at/.test(out)) resolve(m[1]);
+    });
+    server.on("exit", (code) => reject(new Error(`server exited with ${code}`)));
+  });
+  // The rest of the banner (media addresses) comes in the same write or just after.
+  await new Promise((r) => setTimeout(r, 200));
+  return { url, printed: () => out, stop: () => { server.kill(); rmSync(data, { recursive: true, force: true }); } };
+}
+
+/// Chromium with fake camera and microphone, as the tests run it.
+export function launchBrowser() {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      "--use-fake-device-for-media-stream",
+      "--use-fake-ui-for-media-stream",
+      "--auto-accept-this-tab-capture",
+      "--auto-select-desktop-capture-source=Entire screen",
+      "--autoplay-policy=no-user-gesture-required",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+}
+
+export async function poll(what, fn, timeout = TIMEOUT) {
+  const deadline = Date.now() + timeout;
+  let last;
+  while (Date.now() < deadline) {
+    last = await fn();
+    if (last) return last;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+/// Inbound statistics of a page, by the participant and source each track is from.
+export async function inbound(page) {
+  return page.evaluate(async () => {
+    const hook = window.__conclave;
+    if (!hook) return [];
+    const tracks = hook.tracks();
+    const stats = await hook.stats();
+    const codecs = new Map(stats.filter((s) => s.type === "codec").map((s) => [s.id, s.mimeType]));
+    return stats
+      .filter((s) => s.type === "inbound-rtp")
+      .map((s) => {
+        const t = tracks.find((x) => x.mid === s.mid);
+        return { participantId: t?.participantId, source: t?.source, kind: s.kind, framesDecoded: s.framesDecoded ?? 0, bytesReceived: s.bytesReceived ?? 0, codec: codecs.get(s.codecId) };
+      });
+  });
+}
+
+export const sum = (rows, who, source, field) => rows.filter((r) => r.participantId === who && r.source === source).reduce((a, r) => a + r[field], 0);
+
+export async function myId(page) {
+  return page.evaluate(() => window.__conclave?.state().me);
+}
