@@ -230,6 +230,8 @@ pub(crate) struct Peer {
     pub remote_fingerprint: Option<String>,
     /// Payload bytes forwarded to it since the SFU last reported quality.
     pub forwarded_bytes: u64,
+    /// When a packet of this session last arrived.
+    pub last_heard: Option<Instant>,
 }
 
 impl Peer {
@@ -417,6 +419,7 @@ mod tests {
             addrs: Vec::new(),
             remote_fingerprint: None,
             forwarded_bytes: 0,
+            last_heard: None,
         };
         (peer, app)
     }

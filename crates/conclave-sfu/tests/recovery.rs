@@ -89,3 +89,23 @@ fn an_offer_for_a_seat_without_a_session_is_refused_not_ignored() {
     });
     assert!(refused, "{events:?}");
 }
+
+#[test]
+fn video_comes_back_within_seconds_of_a_five_second_outage() {
+    let mut net = two_cameras();
+    // Participant 2's Wi-Fi drops for 5 s: nothing to or from it.
+    net.cut.insert(2);
+    net.run_until(Duration::from_secs(5), |_| false);
+    net.cut.clear();
+    let before = (camera_frames(net.peer(2), 1), camera_frames(net.peer(1), 2));
+    let back = net.now;
+    assert!(
+        net.run_until(Duration::from_secs(3), move |n| camera_frames(n.peer(2), 1) > before.0 + 30
+            && camera_frames(n.peer(1), 2) > before.1 + 30),
+        "video both ways within 3 s of the network coming back: participant 2 got {} frames from 1, 1 got {} from 2",
+        camera_frames(net.peer(2), 1) - before.0,
+        camera_frames(net.peer(1), 2) - before.1,
+    );
+    eprintln!("video both ways again {:?} after the network came back", net.now - back);
+    assert!(net.sfu.stats.estimates_reset >= 1, "the estimate started over");
+}

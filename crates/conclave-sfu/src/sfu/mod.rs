@@ -38,6 +38,8 @@ const KEYFRAME_REQUEST_GAP: Duration = Duration::from_millis(300);
 /// How often speakers and simulcast layers are re-evaluated.
 const HOUSEKEEPING: Duration = Duration::from_millis(200);
 const LAYER_EVERY: Duration = Duration::from_millis(500);
+/// Silence from a session after which its bandwidth estimate starts over.
+const SILENCE_RESETS_ESTIMATE: Duration = Duration::from_secs(2);
 /// How often meetings hear the SFU's view of each session (as often as
 /// apps report theirs).
 const QUALITY_EVERY: Duration = Duration::from_secs(5);
@@ -190,6 +192,8 @@ pub struct SfuStats {
     pub sessions_lost: u64,
     /// Sessions replaced because the participant opened a new peer connection.
     pub sessions_replaced: u64,
+    /// Bandwidth estimates started over after a session fell silent (an outage).
+    pub estimates_reset: u64,
     pub peers: u64,
 }
 
@@ -450,6 +454,7 @@ impl Sfu {
             addrs: Vec::new(),
             remote_fingerprint: None,
             forwarded_bytes: 0,
+            last_heard: None,
         };
         let room = self.meetings.entry(meeting.clone()).or_default();
         for other in &room.peers {
@@ -614,6 +619,17 @@ impl Sfu {
         }
         match catch_unwind(AssertUnwindSafe(|| peer.rtc.handle_input(input))) {
             Ok(Ok(())) => {
+                if peer.last_heard.is_some_and(|t| now.saturating_duration_since(t) >= SILENCE_RESETS_ESTIMATE) {
+                    // Back after an outage. What the estimator learned while
+                    // every packet was lost says nothing of the path now, and
+                    // climbing back from its floor takes tens of seconds
+                    // with the video held in the pacer meanwhile: start
+                    // again from the initial estimate.
+                    peer.rtc.bwe().reset(Bitrate::kbps(self.config.initial_bitrate_kbps));
+                    peer.estimate = None;
+                    self.stats.estimates_reset += 1;
+                }
+                peer.last_heard = Some(now);
                 // A check (its integrity verified by `accepts`) maps where it
                 // came from to this session, also when the address was
                 // another's (a port reused) or the peer's network changed;

@@ -98,6 +98,8 @@ pub struct Network {
     handshake_lost: HashSet<(u64, bool)>,
     /// What the SFU told the meeting of each session's quality, in order.
     pub quality: Vec<(ParticipantId, SfuView)>,
+    /// Participants whose network is down: everything to and from them is lost.
+    pub cut: HashSet<u64>,
 }
 
 impl Network {
@@ -117,6 +119,7 @@ impl Network {
             rng: 0x2545_f491_4f6c_dd1d,
             handshake_lost: HashSet::new(),
             quality: Vec::new(),
+            cut: HashSet::new(),
         };
         for (n, sends) in peers.iter().enumerate() {
             let id = n as u64 + 1;
@@ -127,6 +130,9 @@ impl Network {
 
     /// Whether `datagram` between `peer` and the SFU is lost.
     fn lost(&mut self, peer: u64, to_sfu: bool, datagram: &[u8]) -> bool {
+        if self.cut.contains(&peer) {
+            return true;
+        }
         // DTLS records begin with a content type of 20 to 63 (RFC 7983).
         let dtls = datagram.first().is_some_and(|b| (20..=63).contains(b));
         if dtls && self.loss.first_handshake_datagram && self.handshake_lost.insert((peer, to_sfu)) {
