@@ -106,3 +106,16 @@ export const sum = (rows, who, source, field) => rows.filter((r) => r.participan
 export async function myId(page) {
   return page.evaluate(() => window.__conclave?.state().me);
 }
+
+/// Resolves once `page` has decoded `frames` more of `from`'s `source`
+/// frames, on its peer connection of the moment: a new connection, or a new
+/// m-line for a new track, counts from zero.
+export async function moving(what, page, from, source = "camera", timeout = TIMEOUT, frames = 10) {
+  const decoded = async () => sum(await inbound(page), from, source, "framesDecoded");
+  let reference = await decoded();
+  return poll(what, async () => {
+    const now = await decoded();
+    if (now < reference) reference = now;
+    return now >= reference + frames;
+  }, timeout);
+}

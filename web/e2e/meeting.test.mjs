@@ -14,7 +14,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { PASSWORD, TIMEOUT, inbound, launchBrowser, myId, poll, screenshots, startServer, sum } from "./harness.mjs";
+import { PASSWORD, TIMEOUT, inbound, launchBrowser, moving, myId, poll, screenshots, startServer, sum } from "./harness.mjs";
 
 const { dir: results, shot } = screenshots("meeting");
 
@@ -186,14 +186,13 @@ async function main() {
     // fails): the server gives her seat a fresh session, and media flows
     // both ways again, end-to-end encrypted. Her new connection counts its
     // frames from zero.
-    const adaAtHost = sum(await inbound(host), people[1].id, "camera", "framesDecoded");
     const openedBefore = (await e2ee(ada.page)).counts.opened;
     const renewedAt = Date.now();
     await ada.page.evaluate(() => window.__conclave.renewMedia());
     await poll("Ada on her second peer connection", async () => (await ada.page.evaluate(() => window.__conclave.mediaGeneration())) === 2);
-    await poll("the host's video at Ada again", async () => sum(await inbound(ada.page), people[0].id, "camera", "framesDecoded") > 10);
+    await moving("the host's video at Ada again", ada.page, people[0].id);
     figures.new_peer_connection_to_first_frame_ms = Date.now() - renewedAt;
-    await poll("Ada's video at the host again", async () => sum(await inbound(host), people[1].id, "camera", "framesDecoded") > adaAtHost + 10);
+    await moving("Ada's video at the host again", host, people[1].id);
     await poll("Ada opening frames again", async () => (await e2ee(ada.page)).counts.opened > openedBefore + 50);
     await shot(ada.page, "ada-after-new-peer-connection");
 
@@ -226,6 +225,10 @@ async function main() {
       await poll("Grace's screen", async () => sum(await inbound(p), grace.id ?? people[2].id, "screen", "framesDecoded") > 0);
     }
     await shot(host, "host-sees-share");
+    // She stops and shares again: the new share reaches the others too.
+    await grace.page.getByRole("button", { name: "Stop sharing" }).click();
+    await grace.page.getByRole("button", { name: "Share screen" }).click();
+    await Promise.all([host, ada.page].map((p) => moving("Grace's screen again", p, people[2].id, "screen")));
 
     // The host mutes Ada and stops her video: nothing more of them arrives.
     await host.getByRole("button", { name: "Participants" }).click();
