@@ -249,9 +249,12 @@ impl Store {
     /// other ban of the meeting still holds), or `None` if there was no
     /// such ban.
     pub async fn lift_meeting_ban(&self, meeting_id: &str, ban_id: &str) -> Result<Option<Vec<String>>> {
+        // Writes first: on SQLite a transaction that reads before it writes
+        // fails at once (SQLITE_BUSY) when another connection wrote in
+        // between, where one that starts by writing waits its turn.
         let mut tx = self.pool.begin().await?;
         let keys: Vec<(String,)> =
-            sqlx::query_as("SELECT ban_key FROM meeting_ban_keys WHERE removal_id = $1 AND meeting_id = $2")
+            sqlx::query_as("DELETE FROM meeting_ban_keys WHERE removal_id = $1 AND meeting_id = $2 RETURNING ban_key")
                 .bind(ban_id)
                 .bind(meeting_id)
                 .fetch_all(&mut *tx)
@@ -264,9 +267,6 @@ impl Store {
         if done.rows_affected() == 0 {
             return Ok(None);
         }
-        // The keys go with the removal (ON DELETE CASCADE); some may still be
-        // held by another removal (two guests behind one address).
-        sqlx::query("DELETE FROM meeting_ban_keys WHERE removal_id = $1").bind(ban_id).execute(&mut *tx).await?;
         let mut lifted = Vec::new();
         for (key,) in keys {
             let still: Option<(String,)> =
