@@ -19,15 +19,8 @@ pub struct ImpairArgs {
     /// The server's real media address.
     #[arg(long, value_name = "ADDR:PORT")]
     upstream: SocketAddr,
-    /// Datagrams lost each way, in percent.
-    #[arg(long, default_value_t = 0.0, value_name = "PERCENT")]
-    loss: f64,
-    /// Delay each way, in milliseconds.
-    #[arg(long, default_value_t = 0, value_name = "MS")]
-    delay: u64,
-    /// Extra delay each way, uniform up to this, in milliseconds.
-    #[arg(long, default_value_t = 0, value_name = "MS")]
-    jitter: u64,
+    #[command(flatten)]
+    link: LinkArgs,
     /// Let jitter reorder datagrams.
     #[arg(long)]
     reorder: bool,
@@ -45,26 +38,43 @@ pub struct ImpairArgs {
     outage_for: Option<f64>,
 }
 
-pub async fn run(args: ImpairArgs) -> anyhow::Result<()> {
-    if !(0.0..=100.0).contains(&args.loss) {
-        anyhow::bail!("--loss is a percentage, 0 to 100");
+/// The path's loss and delay, as `conclave impair` and `conclave loadtest
+/// media` both take them.
+#[derive(Args)]
+pub struct LinkArgs {
+    /// Datagrams lost each way, in percent.
+    #[arg(long, default_value_t = 0.0, value_name = "PERCENT")]
+    pub loss: f64,
+    /// Delay each way, in milliseconds.
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    pub delay: u64,
+    /// Extra delay each way, uniform up to this, in milliseconds.
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    pub jitter: u64,
+}
+
+impl LinkArgs {
+    pub fn impairment(&self) -> anyhow::Result<Impairment> {
+        anyhow::ensure!((0.0..=100.0).contains(&self.loss), "--loss is a percentage, 0 to 100");
+        Ok(Impairment {
+            loss: self.loss / 100.0,
+            delay: Duration::from_millis(self.delay),
+            jitter: Duration::from_millis(self.jitter),
+            ..Impairment::default()
+        })
     }
-    let impairment = Impairment {
-        loss: args.loss / 100.0,
-        delay: Duration::from_millis(args.delay),
-        jitter: Duration::from_millis(args.jitter),
-        reorder: args.reorder,
-        rate_kbps: args.rate,
-        ..Impairment::default()
-    };
+}
+
+pub async fn run(args: ImpairArgs) -> anyhow::Result<()> {
+    let impairment = Impairment { reorder: args.reorder, rate_kbps: args.rate, ..args.link.impairment()? };
     let proxy = Proxy::start(args.listen, args.upstream, impairment, impairment, args.seed).await?;
     println!(
         "impairing {} → {}: {} % loss, {} ms delay, up to {} ms jitter{}{}",
         proxy.local_addr(),
         args.upstream,
-        args.loss,
-        args.delay,
-        args.jitter,
+        args.link.loss,
+        args.link.delay,
+        args.link.jitter,
         if args.reorder { ", reordering" } else { "" },
         args.rate.map(|r| format!(", {r} kbit/s")).unwrap_or_default(),
     );

@@ -78,15 +78,9 @@ pub struct MediaArgs {
     /// The server's real media address, behind the proxy.
     #[arg(long, value_name = "ADDR:PORT", requires = "impair_listen")]
     impair_upstream: Option<std::net::SocketAddr>,
-    /// Through the proxy: datagrams lost each way, in percent...
-    #[arg(long, default_value_t = 0.0, value_name = "PERCENT")]
-    loss: f64,
-    /// ...delay each way, in milliseconds...
-    #[arg(long, default_value_t = 0, value_name = "MS")]
-    delay: u64,
-    /// ...and extra delay up to this, in milliseconds.
-    #[arg(long, default_value_t = 0, value_name = "MS")]
-    jitter: u64,
+    /// Through the proxy: the path's loss and delay.
+    #[command(flatten)]
+    link: crate::impair::LinkArgs,
     /// Through the proxy: an outage this long, 2 s into the measurement.
     #[arg(long, value_name = "SECONDS")]
     outage: Option<f64>,
@@ -193,13 +187,7 @@ impl Load {
 pub async fn media(args: MediaArgs) -> anyhow::Result<()> {
     let proxy = match (args.impair_listen, args.impair_upstream) {
         (Some(listen), Some(upstream)) => {
-            anyhow::ensure!((0.0..=100.0).contains(&args.loss), "--loss is a percentage, 0 to 100");
-            let impairment = conclave_impair::Impairment {
-                loss: args.loss / 100.0,
-                delay: Duration::from_millis(args.delay),
-                jitter: Duration::from_millis(args.jitter),
-                ..conclave_impair::Impairment::default()
-            };
+            let impairment = args.link.impairment()?;
             let proxy = conclave_impair::Proxy::start(listen, upstream, impairment, impairment, 7)
                 .await
                 .with_context(|| format!("cannot start the impairment proxy on {listen}"))?;
