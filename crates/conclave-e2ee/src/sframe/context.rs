@@ -100,39 +100,68 @@ impl SframeSender {
     }
 }
 
-/// Frames seen per key, for replay protection: a window of 128 counters
-/// below the highest seen.
-#[derive(Debug, Default, Clone)]
+/// Frames seen per key, for replay protection: a window of
+/// [`REPLAY_WINDOW`] counters below the highest seen.
+///
+/// The window is wide because one device's streams share its key and its
+/// counter: audio, every simulcast layer of the camera and a screen share
+/// together count about 150 frames a second, and they reach a receiver at
+/// different delays (a screen's keyframe can take a second or more to
+/// arrive on a slow link while its audio keeps coming). A window of a few
+/// hundred counters would take such a frame for a replay and drop it, and
+/// every keyframe after it, so that the picture never starts.
+#[derive(Debug, Clone)]
 struct ReplayWindow {
     highest: Option<u64>,
-    seen: u128,
+    /// One bit per counter, indexed by the counter modulo the window.
+    seen: Box<[u64; REPLAY_WINDOW as usize / 64]>,
+}
+
+/// Counters a late frame may be behind the highest one seen: about a
+/// minute of a device's frames.
+pub const REPLAY_WINDOW: u64 = 8192;
+
+impl Default for ReplayWindow {
+    fn default() -> Self {
+        Self { highest: None, seen: Box::new([0; REPLAY_WINDOW as usize / 64]) }
+    }
 }
 
 impl ReplayWindow {
-    const SIZE: u64 = 128;
+    fn slot(ctr: u64) -> (usize, u64) {
+        let i = ctr % REPLAY_WINDOW;
+        ((i / 64) as usize, 1 << (i % 64))
+    }
 
     fn check(&self, ctr: u64) -> bool {
         match self.highest {
             None => true,
             Some(h) if ctr > h => true,
-            Some(h) => h - ctr < Self::SIZE && self.seen & (1u128 << (h - ctr)) == 0,
+            Some(h) if h - ctr >= REPLAY_WINDOW => false,
+            Some(_) => {
+                let (word, bit) = Self::slot(ctr);
+                self.seen[word] & bit == 0
+            }
         }
     }
 
     fn mark(&mut self, ctr: u64) {
         match self.highest {
-            Some(h) if ctr <= h => self.seen |= 1u128 << (h - ctr),
-            Some(h) => {
-                let shift = ctr - h;
-                self.seen = if shift >= Self::SIZE { 0 } else { self.seen << shift };
-                self.seen |= 1;
-                self.highest = Some(ctr);
-            }
-            None => {
-                self.seen = 1;
-                self.highest = Some(ctr);
-            }
+            Some(h) if ctr > h && ctr - h >= REPLAY_WINDOW => *self.seen = [0; REPLAY_WINDOW as usize / 64],
+            // The counters skipped over leave the window's far end: their
+            // slots now stand for counters not seen yet.
+            Some(h) if ctr > h => (h + 1..ctr).for_each(|skipped| {
+                let (word, bit) = Self::slot(skipped);
+                self.seen[word] &= !bit;
+            }),
+            Some(_) => {}
+            None => {}
         }
+        if self.highest.is_none_or(|h| ctr > h) {
+            self.highest = Some(ctr);
+        }
+        let (word, bit) = Self::slot(ctr);
+        self.seen[word] |= bit;
     }
 }
 

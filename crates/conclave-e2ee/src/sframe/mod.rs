@@ -8,7 +8,7 @@ mod header;
 mod suite;
 
 pub use aead::{open, seal};
-pub use context::{derive_key_salt, KeySalt, SframeReceiver, SframeSender};
+pub use context::{derive_key_salt, KeySalt, SframeReceiver, SframeSender, REPLAY_WINDOW};
 pub use header::Header;
 pub use suite::{CipherSuite, Hash};
 
