@@ -167,6 +167,12 @@ impl<M: Member> DeliveryService<M> {
         self.in_group.contains_key(member) && !self.leaving.contains(member)
     }
 
+    /// Whether members were asked to be removed and the commit that removes
+    /// them has not come yet: what is encrypted now could still be read by them.
+    pub fn removals_pending(&self) -> bool {
+        !self.leaving.is_empty()
+    }
+
     /// A KeyPackage from a device that should be in the group.
     pub fn key_package(&mut self, from: M, key_package: String) -> Deliveries<M> {
         if key_package.is_empty() || key_package.len() > MAX_BLOB || self.holds(&from) {

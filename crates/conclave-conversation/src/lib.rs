@@ -1,0 +1,35 @@
+//! A team conversation as the server keeps it: a direct message, a private
+//! group or an organisation channel, as a deterministic state machine.
+//!
+//! The server is a blind relay for what is said and the authority on who
+//! is in the conversation. [`Conversation`] decides membership (kinds and
+//! roles, `roles.rs`), orders everything into one log that every device
+//! reads in the same order (messages, deletions, membership, settings and
+//! the MLS commits between them), says which device may read which part
+//! of it, and drives the conversation's MLS group through the delivery
+//! service (`conclave-delivery`), whose members are devices.
+//!
+//! What the rules guarantee, and the simulation checks after every step:
+//! - a device reads the log only while its account is a member, and in an
+//!   encrypted conversation only from the commit that added it to the
+//!   group: a member who leaves or is removed reads nothing more from the
+//!   moment they are out;
+//! - a message is accepted only in the group's current epoch and never
+//!   while a removal waits for its commit, so nothing is encrypted to a
+//!   device that is no longer a member's;
+//! - a message is appended once per device and client id, however often
+//!   it is retried.
+//!
+//! It holds no message: the log lives in the store, and the facts a
+//! request needs about an earlier message (its author, its age) come in
+//! with the request as a [`Target`]. The whole state serialises, so a
+//! conversation is stored between requests and served by any node.
+
+mod conversation;
+pub mod roles;
+
+pub use conversation::{
+    AccountId, Conversation, ConversationPolicy, DeviceId, Effect, Encryption, Entry, EntryBody, Handled, Input,
+    Member, MembershipChange, Newcomer, Reference, Refusal, Seq, SettingChange, Target, MAX_CLIENT_ID_LEN,
+};
+pub use roles::{Kind, Role};

@@ -1,0 +1,243 @@
+//! Conversations as their members live them, one rule per scenario.
+
+use conclave_conversation::*;
+use conclave_delivery::{Delivery, ProposedCommit};
+
+const NOW: i64 = 1_000_000;
+const HOUR: i64 = 3600 * 1000;
+
+fn person(account: &str, devices: &[&str]) -> Newcomer {
+    Newcomer { account: account.into(), devices: devices.iter().map(|d| d.to_string()).collect(), external: false }
+}
+
+fn plain(kind: Kind, founder: Newcomer, others: Vec<Newcomer>) -> Conversation {
+    Conversation::found(kind, Encryption::Plain, ConversationPolicy::default(), founder, others, NOW)
+        .expect("founded")
+        .0
+}
+
+fn say(c: &mut Conversation, device: &str, id: &str, text: &str) -> Result<Seq, Refusal> {
+    let input =
+        Input::Send { device: device.into(), client_id: id.into(), epoch: None, content: text.into(), reference: None };
+    match c.handle(input, NOW)?.as_slice() {
+        [Effect::Append(entry)] | [Effect::Duplicate(_), .., Effect::Append(entry)] => Ok(entry.seq),
+        [Effect::Duplicate(seq)] => Ok(*seq),
+        other => panic!("unexpected effects {other:?}"),
+    }
+}
+
+fn target(seq: Seq, author: &str, at_ms: i64) -> Target {
+    Target { seq, author: author.into(), at_ms, deleted: false, thread: None, is_message: true }
+}
+
+#[test]
+fn a_direct_message_is_between_exactly_two_people_and_cannot_grow() {
+    let refused = Conversation::found(
+        Kind::Direct,
+        Encryption::Mls,
+        ConversationPolicy::default(),
+        person("ada", &["ada-1"]),
+        vec![person("bob", &["bob-1"]), person("cy", &["cy-1"])],
+        NOW,
+    );
+    assert_eq!(refused.err(), Some(Refusal::Malformed));
+    let mut dm = plain(Kind::Direct, person("ada", &["ada-1"]), vec![person("bob", &["bob-1"])]);
+    assert!(dm.members().values().all(|m| m.role == Role::Member), "nobody owns a direct message");
+    let add = Input::Add { by: "ada".into(), newcomers: vec![person("cy", &["cy-1"])] };
+    assert_eq!(dm.handle(add, NOW), Err(Refusal::NotAllowed));
+    assert_eq!(dm.handle(Input::Leave { account: "bob".into() }, NOW), Err(Refusal::NotAllowed));
+}
+
+#[test]
+fn a_retried_message_is_kept_once() {
+    let mut group = plain(Kind::Group, person("ada", &["ada-1"]), vec![person("bob", &["bob-1"])]);
+    let first = say(&mut group, "ada-1", "m-1", "hello").unwrap();
+    assert_eq!(say(&mut group, "ada-1", "m-1", "hello").unwrap(), first);
+    assert_eq!(group.last_seq(), first, "nothing appended by the retry");
+    // The same client id from another device is another message.
+    assert!(say(&mut group, "bob-1", "m-1", "hi").unwrap() > first);
+}
+
+#[test]
+fn a_device_that_is_not_a_members_reads_and_sends_nothing() {
+    let mut group = plain(Kind::Group, person("ada", &["ada-1"]), vec![]);
+    assert_eq!(say(&mut group, "eve-1", "x", "let me in"), Err(Refusal::NotMember));
+    assert_eq!(group.readable_from("eve-1"), None);
+    assert!(!group.may_read("eve-1", 1));
+}
+
+#[test]
+fn a_locked_channel_is_joined_only_through_its_admins() {
+    let mut channel = plain(Kind::Channel, person("ada", &["ada-1"]), vec![person("bob", &["bob-1"])]);
+    channel.handle(Input::Join { newcomer: person("cy", &["cy-1"]) }, NOW).expect("open channels are joined freely");
+    assert_eq!(channel.handle(Input::Lock { by: "bob".into(), locked: true }, NOW), Err(Refusal::NotAllowed));
+    channel.handle(Input::Lock { by: "ada".into(), locked: true }, NOW).unwrap();
+    assert_eq!(channel.handle(Input::Join { newcomer: person("dee", &["dee-1"]) }, NOW), Err(Refusal::Locked));
+    let by_member = Input::Add { by: "bob".into(), newcomers: vec![person("dee", &["dee-1"])] };
+    assert_eq!(channel.handle(by_member, NOW), Err(Refusal::Locked));
+    let by_owner = Input::Add { by: "ada".into(), newcomers: vec![person("dee", &["dee-1"])] };
+    assert!(channel.handle(by_owner, NOW).is_ok());
+}
+
+#[test]
+fn admins_remove_members_but_not_each_other_and_nobody_removes_the_owner() {
+    let people = vec![person("bob", &["bob-1"]), person("cy", &["cy-1"]), person("dee", &["dee-1"])];
+    let mut group = plain(Kind::Group, person("ada", &["ada-1"]), people);
+    group.handle(Input::SetRole { by: "ada".into(), account: "bob".into(), role: Role::Admin }, NOW).unwrap();
+    group.handle(Input::SetRole { by: "ada".into(), account: "cy".into(), role: Role::Admin }, NOW).unwrap();
+    assert_eq!(
+        group.handle(Input::SetRole { by: "bob".into(), account: "dee".into(), role: Role::Admin }, NOW),
+        Err(Refusal::NotAllowed)
+    );
+    assert_eq!(group.handle(Input::Remove { by: "bob".into(), account: "cy".into() }, NOW), Err(Refusal::NotAllowed));
+    assert_eq!(group.handle(Input::Remove { by: "bob".into(), account: "ada".into() }, NOW), Err(Refusal::NotAllowed));
+    assert_eq!(group.handle(Input::Remove { by: "dee".into(), account: "bob".into() }, NOW), Err(Refusal::NotAllowed));
+    group.handle(Input::Remove { by: "bob".into(), account: "dee".into() }, NOW).unwrap();
+    assert_eq!(say(&mut group, "dee-1", "after", "still here?"), Err(Refusal::NotMember));
+    assert!(!group.may_read("dee-1", group.last_seq()), "a removed member reads nothing more");
+}
+
+#[test]
+fn when_the_last_owner_leaves_the_longest_standing_admin_owns_the_group() {
+    let mut group =
+        plain(Kind::Group, person("ada", &["ada-1"]), vec![person("bob", &["bob-1"]), person("cy", &["cy-1"])]);
+    assert_eq!(
+        group.handle(Input::SetRole { by: "ada".into(), account: "ada".into(), role: Role::Member }, NOW),
+        Err(Refusal::LastOwner)
+    );
+    group.handle(Input::SetRole { by: "ada".into(), account: "cy".into(), role: Role::Admin }, NOW).unwrap();
+    group.handle(Input::Leave { account: "ada".into() }, NOW).unwrap();
+    assert_eq!(group.member("cy").unwrap().role, Role::Owner);
+    assert_eq!(group.member("bob").unwrap().role, Role::Member);
+}
+
+#[test]
+fn authors_edit_their_own_messages_within_the_policys_window() {
+    let mut group = plain(Kind::Group, person("ada", &["ada-1"]), vec![person("bob", &["bob-1"])]);
+    let seq = say(&mut group, "ada-1", "m", "helo").unwrap();
+    let edit = |device: &str, at: i64| Input::Send {
+        device: device.into(),
+        client_id: format!("edit-{device}-{at}"),
+        epoch: None,
+        content: "hello".into(),
+        reference: Some((Reference::Edit(seq), target(seq, "ada", NOW))),
+    };
+    assert_eq!(group.handle(edit("bob-1", NOW), NOW), Err(Refusal::NotAuthor));
+    assert!(group.handle(edit("ada-1", NOW + HOUR), NOW + HOUR).is_ok());
+    assert_eq!(group.handle(edit("ada-1", NOW + 25 * HOUR), NOW + 25 * HOUR), Err(Refusal::TooLate));
+}
+
+#[test]
+fn a_deleted_message_is_erased_and_admins_may_delete_any_message() {
+    let mut group =
+        plain(Kind::Group, person("ada", &["ada-1"]), vec![person("bob", &["bob-1"]), person("cy", &["cy-1"])]);
+    let seq = say(&mut group, "bob-1", "m", "oops").unwrap();
+    assert_eq!(
+        group.handle(Input::Delete { by: "cy".into(), target: target(seq, "bob", NOW) }, NOW),
+        Err(Refusal::NotAuthor)
+    );
+    let late = NOW + 48 * HOUR;
+    assert_eq!(
+        group.handle(Input::Delete { by: "bob".into(), target: target(seq, "bob", NOW) }, late),
+        Err(Refusal::TooLate)
+    );
+    let effects = group.handle(Input::Delete { by: "ada".into(), target: target(seq, "bob", NOW) }, late).unwrap();
+    assert_eq!(effects[0], Effect::Erase(seq));
+    assert!(
+        matches!(&effects[1], Effect::Append(Entry { body: EntryBody::Deleted { target, .. }, .. }) if *target == seq)
+    );
+}
+
+#[test]
+fn threads_are_one_level_deep() {
+    let mut channel = plain(Kind::Channel, person("ada", &["ada-1"]), vec![person("bob", &["bob-1"])]);
+    let root = say(&mut channel, "ada-1", "root", "question").unwrap();
+    let reply = |id: &str, target: Target| Input::Send {
+        device: "bob-1".into(),
+        client_id: id.into(),
+        epoch: None,
+        content: "answer".into(),
+        reference: Some((Reference::Thread(target.seq), target)),
+    };
+    assert!(channel.handle(reply("r1", target(root, "ada", NOW)), NOW).is_ok());
+    let in_thread = Target { thread: Some(root), ..target(root + 1, "bob", NOW) };
+    assert_eq!(channel.handle(reply("r2", in_thread), NOW), Err(Refusal::BadReference));
+    let missing = target(999, "ada", NOW);
+    assert_eq!(channel.handle(reply("r3", missing), NOW), Err(Refusal::BadReference));
+}
+
+#[test]
+fn an_archived_conversation_takes_no_messages_until_unarchived() {
+    let mut group = plain(Kind::Group, person("ada", &["ada-1"]), vec![person("bob", &["bob-1"])]);
+    group.handle(Input::Archive { by: "ada".into(), archived: true }, NOW).unwrap();
+    assert_eq!(say(&mut group, "bob-1", "m", "anyone?"), Err(Refusal::Archived));
+    group.handle(Input::Archive { by: "ada".into(), archived: false }, NOW).unwrap();
+    assert!(say(&mut group, "bob-1", "m", "anyone?").is_ok());
+}
+
+/// The encrypted case: devices enter the group one by one through the
+/// designated committer, read from the commit that added them, and a
+/// removal stops every message until the commit that carries it out.
+#[test]
+fn in_an_encrypted_group_a_removal_holds_messages_until_its_commit() {
+    let (mut group, _) = Conversation::found(
+        Kind::Group,
+        Encryption::Mls,
+        ConversationPolicy::default(),
+        person("ada", &["ada-1"]),
+        vec![person("bob", &["bob-1"])],
+        NOW,
+    )
+    .unwrap();
+    let created =
+        group.handle(Input::KeyPackage { device: "ada-1".into(), key_package: "kp-ada".into() }, NOW).unwrap();
+    assert_eq!(created, vec![Effect::ToDevice(Delivery::CreateGroup { to: "ada-1".into() })]);
+    assert_eq!(group.readable_from("bob-1"), None, "not in the group yet");
+    let asked = group.handle(Input::KeyPackage { device: "bob-1".into(), key_package: "kp-bob".into() }, NOW).unwrap();
+    assert!(
+        matches!(&asked[..], [Effect::ToDevice(Delivery::AddRequest { to, committer, .. })] if to == "ada-1" && committer == "ada-1")
+    );
+    let commit = |epoch, added: Vec<&str>, removed: Vec<&str>| ProposedCommit {
+        epoch,
+        commit: format!("commit-{epoch}"),
+        welcome: (!added.is_empty()).then(|| "welcome".to_string()),
+        added: added.into_iter().map(String::from).collect(),
+        removed: removed.into_iter().map(String::from).collect(),
+    };
+    let effects =
+        group.handle(Input::Commit { device: "ada-1".into(), commit: commit(0, vec!["bob-1"], vec![]) }, NOW).unwrap();
+    let Effect::Append(Entry { seq: commit_seq, .. }) = effects[0] else { panic!("the commit is logged first") };
+    assert_eq!(group.readable_from("bob-1"), Some(commit_seq + 1), "bob reads from after the commit that added him");
+    let send = |device: &str, id: &str, epoch| Input::Send {
+        device: device.into(),
+        client_id: id.into(),
+        epoch: Some(epoch),
+        content: "ciphertext".into(),
+        reference: None,
+    };
+    assert_eq!(group.handle(send("bob-1", "old", 0), NOW), Err(Refusal::EpochMismatch));
+    assert!(group.handle(send("bob-1", "new", 1), NOW).is_ok());
+
+    // Bob's second device is his, but reads nothing until it is in the group.
+    group.handle(Input::DeviceAdded { account: "bob".into(), device: "bob-2".into() }, NOW).unwrap();
+    assert_eq!(group.handle(send("bob-2", "early", 1), NOW), Err(Refusal::UnknownDevice));
+
+    group.handle(Input::Remove { by: "ada".into(), account: "bob".into() }, NOW).unwrap();
+    assert_eq!(group.readable_from("bob-1"), None, "cut off at once");
+    assert_eq!(group.handle(send("ada-1", "during", 1), NOW), Err(Refusal::EpochMismatch), "held until the commit");
+    let removal = commit(1, vec![], vec!["bob-1"]);
+    assert!(group.handle(Input::Commit { device: "bob-1".into(), commit: removal.clone() }, NOW).is_err());
+    group.handle(Input::Commit { device: "ada-1".into(), commit: removal }, NOW).unwrap();
+    assert!(group.handle(send("ada-1", "after", 2), NOW).is_ok());
+    assert_eq!(group.group_devices().into_iter().collect::<Vec<_>>(), vec!["ada-1".to_string()]);
+}
+
+#[test]
+fn a_conversation_carries_on_after_being_stored() {
+    let mut group = plain(Kind::Group, person("ada", &["ada-1"]), vec![person("bob", &["bob-1"])]);
+    let first = say(&mut group, "ada-1", "m-1", "hello").unwrap();
+    let stored = serde_json::to_string(&group).unwrap();
+    let mut back: Conversation = serde_json::from_str(&stored).unwrap();
+    assert_eq!(back, group);
+    assert_eq!(say(&mut back, "ada-1", "m-1", "hello").unwrap(), first, "retries still recognised");
+}
