@@ -20,4 +20,14 @@ fuzz_target!(|data: &[u8]| {
     let _ = serde_json::from_slice::<UpdateMeetingRequest>(data);
     let _ = serde_json::from_slice::<JoinMeetingRequest>(data);
     let _ = serde_json::from_slice::<ReportParticipantRequest>(data);
+    let _ = serde_json::from_slice::<conversation::CreateConversationRequest>(data);
+    let _ = serde_json::from_slice::<conversation::AddMembersRequest>(data);
+    let _ = serde_json::from_slice::<conversation::SetConversationRoleRequest>(data);
+    let _ = serde_json::from_slice::<conversation::ConversationSettingsUpdate>(data);
+    let _ = serde_json::from_slice::<conversation::SendMessageRequest>(data);
+    let _ = serde_json::from_slice::<conversation::KeyPackageRequest>(data);
+    let _ = serde_json::from_slice::<conversation::CommitRequest>(data);
+    // What a device reads back from the server.
+    let _ = serde_json::from_slice::<conversation::EntryPage>(data);
+    let _ = serde_json::from_slice::<conversation::InboxPage>(data);
 });

@@ -12,7 +12,7 @@
 
 mod typescript;
 
-use conclave_proto::{audit, auth, device, meeting, names, org, problem, quality, signal};
+use conclave_proto::{audit, auth, conversation, device, meeting, names, org, problem, quality, signal};
 use schemars::generate::{SchemaGenerator, SchemaSettings};
 use schemars::JsonSchema;
 use serde_json::{Map, Value};
@@ -82,6 +82,13 @@ fn read_by_the_server() -> Map<String, Value> {
     schemas.add::<auth::PasswordConfirmation>();
     schemas.add::<auth::CreateAccessTokenRequest>();
     schemas.add::<device::RegisterDeviceRequest>();
+    schemas.add::<conversation::CreateConversationRequest>();
+    schemas.add::<conversation::AddMembersRequest>();
+    schemas.add::<conversation::SetConversationRoleRequest>();
+    schemas.add::<conversation::ConversationSettingsUpdate>();
+    schemas.add::<conversation::SendMessageRequest>();
+    schemas.add::<conversation::KeyPackageRequest>();
+    schemas.add::<conversation::CommitRequest>();
     schemas.add::<meeting::CreateMeetingRequest>();
     schemas.add::<meeting::UpdateMeetingRequest>();
     schemas.add::<meeting::JoinMeetingRequest>();
@@ -106,6 +113,11 @@ fn written_by_the_server() -> Map<String, Value> {
     schemas.add::<auth::AccessTokenCreated>();
     schemas.add::<device::DeviceList>();
     schemas.add::<device::DeviceRegistration>();
+    schemas.add::<conversation::Conversation>();
+    schemas.add::<conversation::ConversationList>();
+    schemas.add::<conversation::MessageAccepted>();
+    schemas.add::<conversation::EntryPage>();
+    schemas.add::<conversation::InboxPage>();
     schemas.add::<meeting::Meeting>();
     schemas.add::<meeting::MeetingList>();
     schemas.add::<meeting::JoinTicket>();
@@ -138,6 +150,7 @@ fn constants() -> Vec<typescript::Constant> {
         constant("signal::REACTIONS", signal::REACTIONS.into()),
         constant("quality::QUALITY_REPORT_EVERY_MS", quality::QUALITY_REPORT_EVERY_MS.into()),
         constant("names::MAX_DISPLAY_NAME_CHARS", names::MAX_DISPLAY_NAME_CHARS.into()),
+        constant("conversation::MAX_CONVERSATION_NAME_CHARS", conversation::MAX_CONVERSATION_NAME_CHARS.into()),
         constant("problem::PROBLEM_BASE", problem::PROBLEM_BASE.into()),
     ]
 }

@@ -2,6 +2,8 @@
 //! errors as the server's problem details. Used by `conclave` tooling, bots,
 //! tests and load tests.
 
+pub mod chat;
+mod conversations;
 pub mod media;
 pub mod signaling;
 

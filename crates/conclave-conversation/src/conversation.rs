@@ -10,12 +10,14 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use conclave_delivery::{CommitRefusal, Delivery, DeliveryService, ProposedCommit, MAX_BLOB};
 use serde::{Deserialize, Serialize};
 
-use crate::roles::{self, Kind, Role};
+use crate::roles;
+pub use conclave_proto::conversation::{
+    ConversationKind as Kind, ConversationRole as Role, Entry, EntryBody, GroupDevice, MembershipChange, Reference,
+    Seq, SettingChange,
+};
 
 pub type AccountId = String;
 pub type DeviceId = String;
-/// A position in a conversation's log, from 1.
-pub type Seq = u64;
 
 /// Longest client message id a device may choose.
 pub const MAX_CLIENT_ID_LEN: usize = 64;
@@ -79,29 +81,6 @@ pub struct Newcomer {
     pub external: bool,
 }
 
-/// What a message refers to, visible to the server so that it can check
-/// and index it (the content itself stays encrypted).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", content = "seq", rename_all = "snake_case")]
-pub enum Reference {
-    /// Quotes an earlier message.
-    Reply(Seq),
-    /// A reply in the thread under this root message.
-    Thread(Seq),
-    /// New content for the author's own earlier message.
-    Edit(Seq),
-    /// An emoji reaction (the emoji itself encrypted).
-    Reaction(Seq),
-}
-
-impl Reference {
-    pub fn target(self) -> Seq {
-        match self {
-            Self::Reply(s) | Self::Thread(s) | Self::Edit(s) | Self::Reaction(s) => s,
-        }
-    }
-}
-
 /// What the store knows of a message a request refers to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Target {
@@ -113,78 +92,6 @@ pub struct Target {
     pub thread: Option<Seq>,
     /// Whether it is a message (not a commit or a membership change).
     pub is_message: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "change", rename_all = "snake_case")]
-pub enum MembershipChange {
-    /// In the conversation from its start.
-    Founded {
-        role: Role,
-    },
-    Joined,
-    Added {
-        by: AccountId,
-    },
-    Left,
-    Removed {
-        by: AccountId,
-    },
-    /// Their account was deactivated by the organisation.
-    Deactivated,
-    RoleChanged {
-        role: Role,
-        by: Option<AccountId>,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "setting", rename_all = "snake_case")]
-pub enum SettingChange {
-    Locked(bool),
-    Archived(bool),
-}
-
-/// One entry of the conversation's log, in the order every device reads it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum EntryBody {
-    /// A message: MLS ciphertext (base64), or text in a plain conversation.
-    Message {
-        from: AccountId,
-        device: DeviceId,
-        client_id: String,
-        /// The MLS epoch it was encrypted in.
-        epoch: Option<u64>,
-        content: String,
-        reference: Option<Reference>,
-    },
-    /// A message deleted for everyone: its content is gone from the server.
-    Deleted {
-        target: Seq,
-        by: AccountId,
-    },
-    /// An MLS commit, in the order the delivery service accepted it.
-    Commit {
-        from: DeviceId,
-        epoch: u64,
-        commit: String,
-    },
-    Membership {
-        account: AccountId,
-        change: MembershipChange,
-    },
-    Setting {
-        by: AccountId,
-        change: SettingChange,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Entry {
-    pub seq: Seq,
-    pub at_ms: i64,
-    pub body: EntryBody,
 }
 
 /// Everything a conversation is asked to do.
@@ -336,6 +243,10 @@ pub struct Conversation {
     /// Devices that may read the log, from which entry on.
     readers: BTreeMap<DeviceId, Seq>,
     group: DeliveryService<DeviceId>,
+    /// Devices still in the group whose account is no longer a member (or
+    /// that were revoked), with that account: named in the requests that
+    /// remove them.
+    departed: BTreeMap<DeviceId, AccountId>,
     /// Each device's latest client ids, for recognising retries.
     #[serde(with = "recent_ids")]
     recent: HashMap<DeviceId, VecDeque<(String, Seq)>>,
@@ -366,6 +277,7 @@ impl Conversation {
             members: BTreeMap::new(),
             readers: BTreeMap::new(),
             group: DeliveryService::default(),
+            departed: BTreeMap::new(),
             recent: HashMap::new(),
         };
         let founder_role = if kind == Kind::Direct { Role::Member } else { Role::Owner };
@@ -437,6 +349,17 @@ impl Conversation {
     /// The member whose device this is.
     pub fn owner_of(&self, device: &str) -> Option<&AccountId> {
         self.members.iter().find(|(_, m)| m.devices.contains(device)).map(|(a, _)| a)
+    }
+
+    /// The account a device of the group belongs to: a member's, or one
+    /// that left and whose device the group is still to remove.
+    pub fn device_owner(&self, device: &str) -> Option<&AccountId> {
+        self.owner_of(device).or_else(|| self.departed.get(device))
+    }
+
+    fn group_device(&self, device: &DeviceId) -> GroupDevice {
+        let user_id = self.device_owner(device).cloned().unwrap_or_default();
+        GroupDevice { device_id: device.clone(), user_id }
     }
 
     pub fn handle(&mut self, input: Input, now_ms: i64) -> Handled {
@@ -646,6 +569,7 @@ impl Conversation {
         // of what they sent before is still recognised.
         for device in &member.devices {
             self.readers.remove(device);
+            self.departed.insert(device.clone(), account.clone());
         }
         let mut out = vec![Effect::Append(self.append(EntryBody::Membership { account, change }, now_ms))];
         let no_owner = !self.members.values().any(|m| m.role == Role::Owner);
@@ -719,6 +643,7 @@ impl Conversation {
             return Ok(Vec::new());
         }
         self.readers.remove(&device);
+        self.departed.insert(device.clone(), account);
         self.recent.remove(&device);
         Ok(self.regroup(now_ms))
     }
@@ -766,13 +691,18 @@ impl Conversation {
         self.deliver(deliveries, now_ms)
     }
 
-    /// The delivery service's messages as effects: a commit, which every
-    /// member reads in order, once into the log; the rest to their device.
-    /// A welcomed device reads the log from the commit after the one that
+    /// The delivery service's messages as effects. What it sends every
+    /// member (a commit, a request to the committer) goes once into the
+    /// log, so that every device reads requests and commits in one order;
+    /// what is for one device (creating the group, a Welcome and what is
+    /// still to be done for the device just welcomed) goes to its inbox. A
+    /// welcomed device reads the log from the entry after the commit that
     /// added it.
     fn deliver(&mut self, deliveries: Vec<Delivery<DeviceId>>, now_ms: i64) -> Vec<Effect> {
         let mut out = Vec::new();
         let mut logged: Option<Seq> = None;
+        let mut requests_logged: BTreeSet<(bool, DeviceId)> = BTreeSet::new();
+        let mut welcomed: BTreeSet<DeviceId> = BTreeSet::new();
         for delivery in deliveries {
             match delivery {
                 Delivery::Commit { from, epoch, commit, .. } => {
@@ -782,18 +712,38 @@ impl Conversation {
                         out.push(Effect::Append(entry));
                     }
                 }
-                Delivery::Application { .. } => unreachable!("messages go to the log, not through the service"),
                 Delivery::Welcome { ref to, .. } => {
                     self.readers.insert(to.clone(), logged.map_or(self.last_seq + 1, |s| s + 1));
+                    welcomed.insert(to.clone());
                     out.push(Effect::ToDevice(delivery));
                 }
+                Delivery::AddRequest { ref to, .. } | Delivery::RemoveRequest { ref to, .. }
+                    if welcomed.contains(to) =>
+                {
+                    out.push(Effect::ToDevice(delivery))
+                }
+                Delivery::AddRequest { member, key_package, committer, .. } => {
+                    if requests_logged.insert((true, member.clone())) {
+                        let body = EntryBody::AddRequest { member: self.group_device(&member), key_package, committer };
+                        out.push(Effect::Append(self.append(body, now_ms)));
+                    }
+                }
+                Delivery::RemoveRequest { member, committer, .. } => {
+                    if requests_logged.insert((false, member.clone())) {
+                        let body = EntryBody::RemoveRequest { member: self.group_device(&member), committer };
+                        out.push(Effect::Append(self.append(body, now_ms)));
+                    }
+                }
+                Delivery::Application { .. } => unreachable!("messages go to the log, not through the service"),
                 other => out.push(Effect::ToDevice(other)),
             }
         }
-        // Devices the commit removed read nothing more (they were cut off
-        // when their member left; this covers a replaced device).
+        // Devices the commit removed read nothing more, and are forgotten
+        // once out of the group.
         let group = self.group.members();
-        self.readers.retain(|d, _| self.encryption == Encryption::Plain || group.contains(d));
+        let plain = self.encryption == Encryption::Plain;
+        self.readers.retain(|d, _| plain || group.contains(d));
+        self.departed.retain(|d, _| group.contains(d));
         out
     }
 

@@ -8,28 +8,7 @@
 //! it. Nobody removes someone of their own rank or above, and only owners
 //! hand out roles.
 
-use serde::{Deserialize, Serialize};
-
-/// What a conversation is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    /// Two people, one conversation per pair (the server keeps it unique).
-    Direct,
-    /// A private group: seen only by its members.
-    Group,
-    /// An organisation channel: listed to the organisation.
-    Channel,
-}
-
-/// A member's role, in rising rank.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Member,
-    Admin,
-    Owner,
-}
+pub use conclave_proto::conversation::{ConversationKind as Kind, ConversationRole as Role};
 
 /// Whether `by` may add people to the conversation.
 pub fn may_add(kind: Kind, locked: bool, by: Role) -> bool {

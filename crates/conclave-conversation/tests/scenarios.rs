@@ -194,9 +194,11 @@ fn in_an_encrypted_group_a_removal_holds_messages_until_its_commit() {
     assert_eq!(created, vec![Effect::ToDevice(Delivery::CreateGroup { to: "ada-1".into() })]);
     assert_eq!(group.readable_from("bob-1"), None, "not in the group yet");
     let asked = group.handle(Input::KeyPackage { device: "bob-1".into(), key_package: "kp-bob".into() }, NOW).unwrap();
-    assert!(
-        matches!(&asked[..], [Effect::ToDevice(Delivery::AddRequest { to, committer, .. })] if to == "ada-1" && committer == "ada-1")
-    );
+    // The request is in the log, where every device reads it before the commit that carries it out.
+    let [Effect::Append(Entry { body: EntryBody::AddRequest { member, committer, .. }, .. })] = &asked[..] else {
+        panic!("the request is logged: {asked:?}")
+    };
+    assert_eq!((member.device_id.as_str(), member.user_id.as_str(), committer.as_str()), ("bob-1", "bob", "ada-1"));
     let commit = |epoch, added: Vec<&str>, removed: Vec<&str>| ProposedCommit {
         epoch,
         commit: format!("commit-{epoch}"),

@@ -18,7 +18,8 @@
 //! 5. every device that may read the log holds every entry it may read,
 //!    once (after it reads);
 //! 6. a group or channel with members has an owner;
-//! 7. the MLS handshake reaches only members' devices;
+//! 7. the MLS handshake reaches only members' devices, and a request in the
+//!    log names the account of the device it adds or removes;
 //! 8. a conversation reloaded from storage is the one that was stored.
 //!
 //! `CONCLAVE_SIM_SEEDS=1000000` runs more seeds (default 10,000);
@@ -277,13 +278,19 @@ impl Sim {
                     if entry.seq != self.log.len() as u64 + 1 {
                         return Err(format!("entry {} appended after {}", entry.seq, self.log.len()));
                     }
+                    if let EntryBody::AddRequest { member, .. } | EntryBody::RemoveRequest { member, .. } = &entry.body
+                    {
+                        let owner = self.devices.get(&member.device_id).map(|d| d.account.as_str());
+                        if owner != Some(member.user_id.as_str()) {
+                            return Err(format!("a request names {member:?}, whose device is {owner:?}'s"));
+                        }
+                    }
                     self.log.push(entry);
                 }
                 Effect::Erase(_) | Effect::Duplicate(_) => {}
                 Effect::ToDevice(delivery) => {
                     let to = delivery.recipient().clone();
-                    let is_removal = matches!(&delivery, Delivery::RemoveRequest { member, .. } if *member == to);
-                    if !members.contains(&to) && !is_removal {
+                    if !members.contains(&to) {
                         return Err(format!("{delivery:?} reached {to}, not a member's device"));
                     }
                     self.receive(&to, delivery);
@@ -395,8 +402,15 @@ impl Sim {
                 }
                 let entry = &self.log[seq as usize - 1];
                 let device = self.devices.get_mut(&id).expect("device");
-                if let EntryBody::Commit { epoch, .. } = entry.body {
-                    device.epoch = Some(epoch);
+                match &entry.body {
+                    EntryBody::Commit { epoch, .. } => device.epoch = Some(*epoch),
+                    EntryBody::AddRequest { member, committer, .. } if *committer == id => {
+                        device.asked_add.insert(member.device_id.clone());
+                    }
+                    EntryBody::RemoveRequest { member, committer } if *committer == id => {
+                        device.asked_remove.insert(member.device_id.clone());
+                    }
+                    _ => {}
                 }
                 device.received.insert(seq);
             }

@@ -91,7 +91,11 @@ fn a_stream_lagging_behind_the_same_devices_other_streams_still_opens() {
     let mut late = Vec::new();
     for i in 0..300u32 {
         let frame = sender.encrypt(&i.to_be_bytes(), b"").unwrap();
-        if i % 30 == 0 { late.push(frame) } else { assert!(receiver.decrypt(&frame, b"").is_ok()) }
+        if i % 30 == 0 {
+            late.push(frame)
+        } else {
+            assert!(receiver.decrypt(&frame, b"").is_ok())
+        }
     }
     for frame in late {
         assert!(receiver.decrypt(&frame, b"").is_ok(), "a late screen frame opens");

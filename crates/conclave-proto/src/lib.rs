@@ -9,6 +9,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod conversation;
 pub mod credential;
 pub mod device;
 pub mod media;

@@ -209,10 +209,19 @@ pub struct OrgPolicy {
     /// more are refused until some are admitted or leave.
     #[serde(default = "default_waiting_room_capacity")]
     pub waiting_room_capacity: Setting<u32>,
+    /// Whether channels may be created without end-to-end encryption (for
+    /// announcement channels too large for a group). Off by default: every
+    /// conversation is end-to-end encrypted.
+    #[serde(default = "off")]
+    pub unencrypted_channels: Setting<bool>,
 }
 
 /// The waiting room's size when an organisation sets none.
 pub const DEFAULT_WAITING_ROOM_CAPACITY: u32 = 250;
+
+fn off() -> Setting<bool> {
+    Setting::unlocked(false)
+}
 
 fn default_waiting_room_capacity() -> Setting<u32> {
     Setting::unlocked(DEFAULT_WAITING_ROOM_CAPACITY)
@@ -231,6 +240,7 @@ impl OrgPolicy {
             require_2fa: Setting::unlocked(false),
             dormant_account_days: Setting::unlocked(Some(180)),
             waiting_room_capacity: default_waiting_room_capacity(),
+            unencrypted_channels: off(),
         }
     }
 }
@@ -261,6 +271,8 @@ pub struct OrgPolicyUpdate {
     pub dormant_account_days: Option<Setting<Option<u32>>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting_room_capacity: Option<Setting<u32>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unencrypted_channels: Option<Setting<bool>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

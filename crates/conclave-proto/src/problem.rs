@@ -77,6 +77,21 @@ string_enum! {
         UnsupportedProtocolVersion = "unsupported-protocol-version",
         /// 400: the signaling endpoint was not asked for a WebSocket upgrade.
         WebsocketRequired = "websocket-required",
+        /// 403: the channel's membership is locked; its admins add people.
+        ConversationLocked = "conversation-locked",
+        /// 409: the conversation is archived; unarchive it first.
+        ConversationArchived = "conversation-archived",
+        /// 409: the message was encrypted in an epoch the group has left, or
+        /// while a removal waits for its commit: encrypt it again after the commit.
+        StaleEpoch = "stale-epoch",
+        /// 409: the device is not in the conversation's group yet (send its KeyPackage and wait for the Welcome).
+        DeviceNotInGroup = "device-not-in-group",
+        /// 409: the MLS commit or KeyPackage was refused (`detail` says why).
+        GroupRefused = "group-refused",
+        /// 403: the time the policy allows for editing or deleting has passed.
+        TooLate = "too-late",
+        /// 409: the last owner hands over ownership before stepping down.
+        LastOwner = "last-owner",
     }
 }
 

@@ -166,6 +166,37 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// A conversation's refusals, as the API states them.
+impl From<crate::conversations::ConversationError> for ApiError {
+    fn from(err: crate::conversations::ConversationError) -> Self {
+        use crate::conversations::ConversationError as E;
+        use conclave_conversation::Refusal as R;
+        let detail = err.to_string();
+        match err {
+            // Whoever is not a member is not told the conversation exists.
+            E::NotFound | E::Refused(R::NotMember) => Self::not_found("conversation"),
+            E::Invalid { field, message } => Self::field(field, message),
+            E::Contended => Self::unavailable(detail),
+            E::Store(err) => err.into(),
+            E::Refused(refusal) => match refusal {
+                R::NotMember => unreachable!("matched above"),
+                R::AlreadyMember => Self::conflict(ProblemCode::Conflict, detail),
+                R::NotAllowed | R::NotAuthor => Self::forbidden(detail),
+                R::Locked => Self::new(StatusCode::FORBIDDEN, ProblemCode::ConversationLocked, "Membership is locked")
+                    .with_detail(detail),
+                R::Archived => Self::conflict(ProblemCode::ConversationArchived, detail),
+                R::UnknownDevice => Self::conflict(ProblemCode::DeviceNotInGroup, detail),
+                R::EpochMismatch => Self::conflict(ProblemCode::StaleEpoch, detail),
+                R::BadReference => Self::field("reference", detail),
+                R::TooLate => Self::new(StatusCode::FORBIDDEN, ProblemCode::TooLate, "Too late").with_detail(detail),
+                R::LastOwner => Self::conflict(ProblemCode::LastOwner, detail),
+                R::Malformed => Self::invalid_body(detail),
+                R::Group(_) => Self::conflict(ProblemCode::GroupRefused, detail),
+            },
+        }
+    }
+}
+
 /// The account flows' refusals, as the API states them.
 impl From<AccountError> for ApiError {
     fn from(err: AccountError) -> Self {

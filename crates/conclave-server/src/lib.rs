@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod clock;
 pub mod config;
+pub mod conversations;
 pub mod devices;
 pub mod error;
 pub mod extract;

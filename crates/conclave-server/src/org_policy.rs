@@ -34,7 +34,8 @@ pub fn apply_update(
         meeting_time_limit_minutes,
         require_2fa,
         dormant_account_days,
-        waiting_room_capacity
+        waiting_room_capacity,
+        unencrypted_channels
     );
     validate(&policy, plan, server_regions)?;
     Ok(policy)

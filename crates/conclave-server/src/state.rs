@@ -27,6 +27,8 @@ pub struct AppState {
     pub media: Option<conclave_sfu::MediaPlane>,
     /// Vouches for E2EE devices' keys; loaded from the database when first needed.
     pub device_authority: tokio::sync::OnceCell<Arc<crate::devices::DeviceAuthority>>,
+    /// Team conversations.
+    pub conversations: crate::conversations::Conversations,
 }
 
 /// One audit event as a handler describes it; the state adds time and chain.
@@ -87,6 +89,7 @@ impl AppState {
             throttles: Throttles::new(&config.limits),
             metrics: Metrics::default(),
             live: crate::live::LiveMeetings::new(config.live_transport, state.clone()),
+            conversations: crate::conversations::Conversations::new(store.clone()),
             store,
             config,
             clock,

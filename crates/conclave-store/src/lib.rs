@@ -7,6 +7,7 @@
 //! policy, the store only keeps records.
 
 mod audit;
+mod conversations;
 mod devices;
 mod invitations;
 mod live;
@@ -23,6 +24,7 @@ mod users;
 pub mod testing;
 
 pub use audit::{AuditHead, AuditVerdict, NewAuditEvent};
+pub use conversations::{ConversationChange, ConversationRow, EntryRow, InboxRow, NewConversation, ERASED};
 pub use devices::{DeviceRow, Registration};
 pub use invitations::InvitationRow;
 pub use live::RedeemedTicket;
@@ -166,7 +168,8 @@ pub(crate) fn now_ms() -> i64 {
 /// are kept to this precision, so a busy client does not write on every request.
 pub const TOUCH_INTERVAL_MS: i64 = 60_000;
 
-pub(crate) fn new_id() -> String {
+/// A fresh random id (a UUID v4) for a new record.
+pub fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 

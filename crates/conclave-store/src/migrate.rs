@@ -51,6 +51,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0006_quality.sql"),
         postgres: include_str!("../migrations/postgres/0006_quality.sql"),
     },
+    Migration {
+        version: 7,
+        name: "conversations",
+        sqlite: include_str!("../migrations/sqlite/0007_conversations.sql"),
+        postgres: include_str!("../migrations/postgres/0007_conversations.sql"),
+    },
 ];
 
 /// Arbitrary constant naming Conclave's migration lock on PostgreSQL.

@@ -4,6 +4,7 @@
 
 mod admin;
 mod bot;
+mod chat;
 mod config;
 mod impair;
 mod loadtest;
@@ -28,6 +29,8 @@ enum Command {
     Admin(admin::AdminArgs),
     /// Join a meeting as a headless participant, wait to be admitted, chat, leave.
     Bot(bot::BotArgs),
+    /// Team messaging from a terminal, end-to-end encrypted on this machine.
+    Chat(chat::ChatArgs),
     /// Load the server and measure it beside a floor measured in the same run.
     Loadtest(loadtest::LoadtestArgs),
     /// Relay UDP with loss, jitter, a bandwidth cap or an outage, for media tests on bad networks.
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve(args).await,
             Command::Admin(args) => admin::run(args).await,
             Command::Bot(args) => bot::run(args).await,
+            Command::Chat(args) => chat::run(args).await,
             Command::Loadtest(args) => loadtest::run(args).await,
             Command::Impair(args) => impair::run(args).await,
         }

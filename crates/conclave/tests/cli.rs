@@ -606,3 +606,82 @@ async fn a_ticket_outlives_a_restart_and_a_seat_does_not() {
     host.close().await;
     after.stop();
 }
+
+/// `conclave chat` on a running server: the owner starts a group from the
+/// command line and follows it; a member's device, on its first use, is
+/// added by the owner's device and sends; the owner's terminal prints it,
+/// decrypted on that machine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_sends_and_tails_on_a_running_server() {
+    use conclave_proto::{CreateAccessTokenRequest, InviteMemberRequest, OrgRole, SignupRequest};
+    let db = TestDatabase::new(Engine::Sqlite).await;
+    let dir = tempfile::tempdir().unwrap();
+    let storage = storage_args(&db, dir.path());
+    let server = Server::start(&storage);
+    let out = admin(&storage, &["bootstrap", "--email", "owner@acme.test", "--password", PASSWORD, "--org", "Acme"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let login = Client::new(&server.url)
+        .login(&LoginRequest {
+            email: "owner@acme.test".into(),
+            password: PASSWORD.into(),
+            totp_code: None,
+            recovery_code: None,
+        })
+        .await
+        .unwrap();
+    let owner = Client::new(&server.url).authenticated(&login.token);
+    let org = login.user.org_id.clone().unwrap();
+    let invite = owner
+        .invite_member(&org, &InviteMemberRequest { email: "grace@acme.test".into(), role: OrgRole::Member })
+        .await
+        .unwrap();
+    let signup = Client::new(&server.url)
+        .signup(&SignupRequest {
+            email: "grace@acme.test".into(),
+            password: PASSWORD.into(),
+            display_name: "Grace".into(),
+            invite_token: Some(invite.invite_token),
+        })
+        .await
+        .unwrap();
+    let grace = Client::new(&server.url).authenticated(&signup.token);
+    let token = |client: Client| async move {
+        client
+            .create_access_token(&CreateAccessTokenRequest { name: "cli".into(), expires_in_days: None })
+            .await
+            .unwrap()
+            .token
+    };
+    let (owner_token, grace_token) = (token(owner).await, token(grace).await);
+    let chat = |token: &str, device: &str, args: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_conclave"));
+        command
+            .args(["chat", "--server", &server.url, "--token", token, "--device-file"])
+            .arg(dir.path().join(device))
+            .args(args);
+        command
+    };
+
+    let created = chat(&owner_token, "owner.json", &["create", "--group", "Launch", "--member", &signup.user.id])
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{}", text(&created));
+    let id = String::from_utf8_lossy(&created.stdout).trim().to_owned();
+    let mode = std::fs::metadata(dir.path().join("owner.json")).unwrap().permissions();
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600, "the device file is its owner's alone");
+    let tail = chat(&owner_token, "owner.json", &["tail", &id, "--follow", "--seconds", "12"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let sent = chat(&grace_token, "grace.json", &["send", &id, "hello from the command line"]).output().unwrap();
+    assert!(sent.status.success(), "{}", text(&sent));
+    assert!(text(&sent).contains("sent #"), "{}", text(&sent));
+    let tailed = tail.wait_with_output().unwrap();
+    let printed = String::from_utf8_lossy(&tailed.stdout);
+    assert!(printed.contains(&format!("{}: hello from the command line", signup.user.id)), "{printed}");
+    // The server's database holds the ciphertext only.
+    let mut database = std::fs::read(dir.path().join("conclave.db")).unwrap();
+    database.extend(std::fs::read(dir.path().join("conclave.db-wal")).unwrap_or_default());
+    assert!(!database.windows(11).any(|w| w == b"hello from "), "the plaintext is not stored");
+    server.stop();
+}

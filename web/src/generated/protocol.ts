@@ -16,6 +16,9 @@ export const QUALITY_REPORT_EVERY_MS = 5000;
 /** `conclave_proto::names::MAX_DISPLAY_NAME_CHARS` */
 export const MAX_DISPLAY_NAME_CHARS = 64;
 
+/** `conclave_proto::conversation::MAX_CONVERSATION_NAME_CHARS` */
+export const MAX_CONVERSATION_NAME_CHARS = 80;
+
 /** `conclave_proto::problem::PROBLEM_BASE` */
 export const PROBLEM_BASE = "https://conclave.dev/problems/";
 
@@ -31,6 +34,10 @@ export type AccountStatus =
   | "deactivated"
   /** Unused past the organisation's dormant-account cutoff. */
   | "dormant";
+
+export interface AddMembersRequest {
+  user_ids: string[];
+}
 
 /** What an audit event records. */
 export type AuditAction =
@@ -287,10 +294,100 @@ export type ClientMessage =
    */
   | { type: "e2ee_commit_refused"; epoch: number; from: number; reason: string };
 
+/** An MLS commit from one of the caller's devices. */
+export interface CommitRequest {
+  device_id: string;
+  /** The epoch it was built on. */
+  epoch: number;
+  /** base64. */
+  commit: string;
+  /** Devices it adds and removes. */
+  added?: string[];
+  removed?: string[];
+  welcome?: string | null;
+}
+
+export interface Conversation {
+  id: string;
+  org_id: string;
+  kind: ConversationKind;
+  name: string | null;
+  encrypted: boolean;
+  locked: boolean;
+  archived: boolean;
+  /** The latest entry of the log. */
+  last_seq: number;
+  /** The MLS group's epoch, once it exists. */
+  epoch: number | null;
+  /** The caller's role. */
+  role: ConversationRole;
+  members: ConversationMember[];
+}
+
+/** What a conversation is. */
+export type ConversationKind =
+  /** Two people; one conversation per pair. */
+  | "direct"
+  /** A private group: seen only by its members. */
+  | "group"
+  /** An organisation channel: listed to the organisation. */
+  | "channel";
+
+export interface ConversationList {
+  conversations: ConversationSummary[];
+}
+
+/** A member as everyone in the conversation sees them. */
+export interface ConversationMember {
+  user_id: string;
+  display_name: string;
+  role: ConversationRole;
+  /** From another organisation than the conversation's. */
+  external: boolean;
+  /** The member's devices in the conversation. */
+  devices: string[];
+}
+
+/** A member's role in a conversation, in rising rank. */
+export type ConversationRole = "member" | "admin" | "owner";
+
+/** Change what admins govern; absent fields stay as they are. */
+export interface ConversationSettingsUpdate {
+  archived?: boolean | null;
+  locked?: boolean | null;
+}
+
+export interface ConversationSummary {
+  id: string;
+  kind: ConversationKind;
+  name: string | null;
+  encrypted: boolean;
+  archived: boolean;
+  last_seq: number;
+  role: ConversationRole;
+}
+
 export interface CreateAccessTokenRequest {
   name: string;
   /** Lifetime in days (1–365); 90 when absent. */
   expires_in_days?: number | null;
+}
+
+/** Start a conversation. */
+export interface CreateConversationRequest {
+  kind: ConversationKind;
+  /**
+   * End-to-end encrypted (the default); plain only where the
+   * organisation's policy allows it.
+   */
+  encrypted?: boolean;
+  /**
+   * Account ids of the others in it from the start (a direct message:
+   * exactly one).
+   */
+  members?: string[];
+  /** A group's or channel's name (none for a direct message). */
+  name?: string | null;
 }
 
 export interface CreateMeetingRequest {
@@ -361,6 +458,53 @@ export type E2eeMode =
 
 export type EndReason = "ended_by_host" | "time_limit" | "no_host" | "deleted";
 
+export interface Entry {
+  seq: number;
+  at_ms: number;
+  body: EntryBody;
+}
+
+/** One entry of a conversation's log. Accounts and devices are named by id. */
+export type EntryBody =
+  /** A message: MLS ciphertext (base64), or text in a plain conversation. */
+  | {
+      type: "message";
+      from: string;
+      device: string;
+      client_id: string;
+      /** The MLS epoch it was encrypted in. */
+      epoch: number | null;
+      content: string;
+      reference: Reference | null;
+    }
+  /** Deletes the message `target` for everyone. */
+  | { type: "deleted"; target: number; by: string }
+  /**
+   * Where a message deleted for everyone was: its content is gone from
+   * the server (and the entry keeps its place in the order).
+   */
+  | { type: "erased" }
+  /** An MLS commit (base64), in the order the server accepted it. */
+  | { type: "commit"; from: string; epoch: number; commit: string }
+  /**
+   * The server asks `committer` to add `member` with this KeyPackage
+   * (base64); every device reads it, to hold the commit to it.
+   */
+  | { type: "add_request"; member: GroupDevice; key_package: string; committer: string }
+  /** The server asks `committer` to remove `member` from the group. */
+  | { type: "remove_request"; member: GroupDevice; committer: string }
+  | { type: "membership"; account: string; change: MembershipChange }
+  | { type: "setting"; by: string; change: SettingChange };
+
+/** A page of the log as one device may read it. */
+export interface EntryPage {
+  entries: Entry[];
+  /** The first entry this device may read (none: not yet, or no more). */
+  readable_from: number | null;
+  /** The latest entry of the log. */
+  last_seq: number;
+}
+
 /**
  * The `code` of a signaling `error`, which clients match on. Codes are
  * snake_case: lowercase words joined by `_` (`not_found`,
@@ -407,11 +551,52 @@ export interface ForwardedTrack {
   source: MediaSource;
 }
 
+/** A device of the group and the account it belongs to. */
+export interface GroupDevice {
+  device_id: string;
+  user_id: string;
+}
+
+/** A message of the MLS handshake for one device. */
+export type Handshake =
+  /** This device is the first: it creates the group. */
+  | { type: "create_group" }
+  /**
+   * What is still to be done in the group this device was just welcomed
+   * to (later requests are in the log).
+   */
+  | { type: "add_request"; member: GroupDevice; key_package: string; committer: string }
+  | { type: "remove_request"; member: GroupDevice; committer: string }
+  /**
+   * This device was added: join with this Welcome (base64); it reads
+   * the log from `readable_from`.
+   */
+  | {
+      type: "welcome";
+      epoch: number;
+      welcome: string;
+      committer: string;
+      members: GroupDevice[];
+      readable_from: number;
+    };
+
 /** An ICE server for `RTCPeerConnection`: TURN with time-limited credentials. */
 export interface IceServer {
   urls: string[];
   credential?: string | null;
   username?: string | null;
+}
+
+/** A handshake message waiting in a device's inbox. */
+export interface InboxMessage {
+  /** Increasing per device; ask for those after the last one taken. */
+  id: number;
+  conversation_id: string;
+  handshake: Handshake;
+}
+
+export interface InboxPage {
+  messages: InboxMessage[];
 }
 
 export interface Invitation {
@@ -459,6 +644,13 @@ export interface JoinTicket {
   expires_in_seconds: number;
   /** TURN servers for the media connection, with credentials valid for a while. */
   ice_servers: IceServer[];
+}
+
+/** One of the caller's devices asks to be added to the conversation's group. */
+export interface KeyPackageRequest {
+  device_id: string;
+  /** The MLS KeyPackage, base64. */
+  key_package: string;
 }
 
 export interface LoginRequest {
@@ -592,6 +784,27 @@ export interface MemberList {
   members: User[];
 }
 
+export type MembershipChange =
+  /** In the conversation from its start. */
+  | { change: "founded"; role: ConversationRole }
+  | { change: "joined" }
+  | { change: "added"; by: string }
+  | { change: "left" }
+  | { change: "removed"; by: string }
+  /** Their account was deactivated by the organisation. */
+  | { change: "deactivated" }
+  /**
+   * `by` is absent when the conversation gave the role itself (an owner
+   * left, and the longest-standing admin took over).
+   */
+  | { change: "role_changed"; role: ConversationRole; by: string | null };
+
+export interface MessageAccepted {
+  seq: number;
+  /** It was a retry of a message already in the log. */
+  duplicate: boolean;
+}
+
 export interface Org {
   id: string;
   name: string;
@@ -624,6 +837,12 @@ export interface OrgPolicy {
    * more are refused until some are admitted or leave.
    */
   waiting_room_capacity: { value: number; locked: boolean };
+  /**
+   * Whether channels may be created without end-to-end encryption (for
+   * announcement channels too large for a group). Off by default: every
+   * conversation is end-to-end encrypted.
+   */
+  unencrypted_channels: { value: boolean; locked: boolean };
 }
 
 /** A partial update: only the settings present change. */
@@ -636,6 +855,7 @@ export interface OrgPolicyUpdate {
   meeting_time_limit_minutes?: { locked: boolean; value?: number | null } | null;
   passcode_required?: { value: boolean; locked: boolean } | null;
   require_2fa?: { value: boolean; locked: boolean } | null;
+  unencrypted_channels?: { value: boolean; locked: boolean } | null;
   waiting_room?: { value: boolean; locked: boolean } | null;
   waiting_room_capacity?: { value: number; locked: boolean } | null;
 }
@@ -763,7 +983,24 @@ export type ProblemCode =
   /** 400: the signaling connection asked for a protocol version the server does not speak. */
   | "unsupported-protocol-version"
   /** 400: the signaling endpoint was not asked for a WebSocket upgrade. */
-  | "websocket-required";
+  | "websocket-required"
+  /** 403: the channel's membership is locked; its admins add people. */
+  | "conversation-locked"
+  /** 409: the conversation is archived; unarchive it first. */
+  | "conversation-archived"
+  /**
+   * 409: the message was encrypted in an epoch the group has left, or
+   * while a removal waits for its commit: encrypt it again after the commit.
+   */
+  | "stale-epoch"
+  /** 409: the device is not in the conversation's group yet (send its KeyPackage and wait for the Welcome). */
+  | "device-not-in-group"
+  /** 409: the MLS commit or KeyPackage was refused (`detail` says why). */
+  | "group-refused"
+  /** 403: the time the policy allows for editing or deleting has passed. */
+  | "too-late"
+  /** 409: the last owner hands over ownership before stepping down. */
+  | "last-owner";
 
 /** A track in the sender's offer, by its `a=mid`. */
 export interface PublishedTrack {
@@ -848,6 +1085,17 @@ export interface RecoveryCodesResponse {
   recovery_codes: string[];
 }
 
+/** What a message refers to. */
+export type Reference =
+  /** Quotes an earlier message. */
+  | { kind: "reply"; seq: number }
+  /** A reply in the thread under this root message. */
+  | { kind: "thread"; seq: number }
+  /** New content for the author's own earlier message. */
+  | { kind: "edit"; seq: number }
+  /** An emoji reaction (the emoji itself encrypted). */
+  | { kind: "reaction"; seq: number };
+
 export type RefusalReason =
   /** A host or co-host declined. */
   | "denied"
@@ -925,6 +1173,20 @@ export interface RoomSettings {
 }
 
 export type ScreenShareMode = "host_only" | "one_at_a_time" | "several";
+
+/** Send a message from one of the caller's devices. */
+export interface SendMessageRequest {
+  device_id: string;
+  /**
+   * Chosen by the device, 1 to 64 characters: sending it again is a
+   * retry, answered with the first one's sequence number.
+   */
+  client_id: string;
+  content: string;
+  /** The MLS epoch it was encrypted in (encrypted conversations). */
+  epoch?: number | null;
+  reference?: Reference | null;
+}
 
 /** Messages the server sends. */
 export type ServerMessage =
@@ -1088,6 +1350,12 @@ export type SessionKind =
 export interface SessionList {
   sessions: SessionInfo[];
 }
+
+export interface SetConversationRoleRequest {
+  role: ConversationRole;
+}
+
+export type SettingChange = { setting: "locked"; on: boolean } | { setting: "archived"; on: boolean };
 
 /** Partial settings change requested by a host or co-host. */
 export interface SettingsChange {

@@ -12,6 +12,7 @@ const POLICY_LABELS: Record<SwitchPolicy, string> = {
   chat_allowed: "In-meeting chat allowed",
   cloud_recording_allowed: "Cloud recording allowed",
   require_2fa: "Two-factor authentication required",
+  unencrypted_channels: "Channels without end-to-end encryption allowed",
 };
 
 /// Organisation administration: policies (each with a lock), members,

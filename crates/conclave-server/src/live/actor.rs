@@ -336,6 +336,11 @@ impl MeetingActor {
                     audit.actor_id = Some(&user.id);
                     audit.org_id = user.org_id.as_deref();
                     state.audit(audit).await?;
+                    // It belongs in the account's conversations too; the
+                    // meeting goes on if they cannot be told now.
+                    if let Err(err) = state.conversations.device_added(&user.id, &device.id, now).await {
+                        tracing::warn!(error = %err, "a new device was not added to its account's conversations");
+                    }
                 }
                 Ok::<_, crate::devices::DeviceError>(vouched.into())
             }

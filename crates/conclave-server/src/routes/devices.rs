@@ -49,6 +49,7 @@ pub async fn register(
     let status = if registration.new {
         let audit = Audit::by(&current, ip, AuditAction::AuthDeviceRegister, AuditOutcome::Success);
         state.audit(audit.target(&device.id).detail(&device.name)).await?;
+        state.conversations.device_added(&user.id, &device.id, state.now_ms()).await?;
         StatusCode::CREATED
     } else {
         StatusCode::OK
@@ -75,6 +76,7 @@ pub async fn revoke(
     if !state.store.revoke_device(&current.user.id, &device_id, state.now_ms()).await? {
         return Err(ApiError::not_found("device"));
     }
+    state.conversations.device_removed(&current.user.id, &device_id, state.now_ms()).await?;
     state
         .audit(Audit::by(&current, ip, AuditAction::AuthDeviceRevoke, AuditOutcome::Success).target(&device_id))
         .await?;

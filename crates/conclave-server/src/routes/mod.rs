@@ -3,6 +3,7 @@
 
 mod audit;
 mod auth;
+mod conversations;
 mod devices;
 mod meetings;
 mod ops;
@@ -18,7 +19,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{header, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{delete, get, patch, post};
+use axum::routing::{delete, get, patch, post, put};
 use axum::Router;
 use std::sync::OnceLock;
 use tracing::Instrument;
@@ -33,6 +34,10 @@ use utoipa::{Modify, OpenApi};
         two_factor::enroll, two_factor::confirm, two_factor::regenerate_recovery_codes, two_factor::disable,
         sessions::list, sessions::revoke, sessions::create_token,
         devices::list, devices::register, devices::revoke,
+        conversations::create, conversations::list, conversations::get, conversations::update,
+        conversations::add_members, conversations::join, conversations::remove_member, conversations::set_role,
+        conversations::send, conversations::delete_message, conversations::entries,
+        conversations::key_package, conversations::commit, conversations::inbox,
         orgs::create, orgs::get, orgs::list_members, orgs::update_member, orgs::deactivate_member, orgs::reactivate_member,
         orgs::invite, orgs::list_invitations, orgs::revoke_invitation,
         policy::get, policy::update, audit::list, quality::list, quality::meeting,
@@ -87,6 +92,18 @@ pub fn router(state: SharedState) -> Router {
         .route("/me/tokens", post(sessions::create_token))
         .route("/me/devices", get(devices::list).post(devices::register))
         .route("/me/devices/{device_id}", delete(devices::revoke))
+        .route("/me/devices/{device_id}/inbox", get(conversations::inbox))
+        .route("/conversations", post(conversations::create).get(conversations::list))
+        .route("/conversations/{conversation_id}", get(conversations::get).patch(conversations::update))
+        .route("/conversations/{conversation_id}/members", post(conversations::add_members))
+        .route("/conversations/{conversation_id}/members/{user_id}", delete(conversations::remove_member))
+        .route("/conversations/{conversation_id}/members/{user_id}/role", put(conversations::set_role))
+        .route("/conversations/{conversation_id}/join", post(conversations::join))
+        .route("/conversations/{conversation_id}/messages", post(conversations::send))
+        .route("/conversations/{conversation_id}/messages/{seq}", delete(conversations::delete_message))
+        .route("/conversations/{conversation_id}/entries", get(conversations::entries))
+        .route("/conversations/{conversation_id}/key-packages", post(conversations::key_package))
+        .route("/conversations/{conversation_id}/commits", post(conversations::commit))
         .route("/orgs", post(orgs::create))
         .route("/orgs/{org_id}", get(orgs::get))
         .route("/orgs/{org_id}/members", get(orgs::list_members))

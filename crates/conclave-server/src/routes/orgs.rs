@@ -232,6 +232,17 @@ async fn set_member_status(
     } else {
         state.store.set_user_status(&member.id, status).await?;
         state.store.revoke_sessions_except(&member.id, None, now).await?;
+        // Out of every conversation: their devices read nothing more, and
+        // each group is asked to remove them.
+        let account = member.id.clone();
+        state
+            .conversations
+            .account_changed(
+                &member.id,
+                || conclave_conversation::Input::AccountDeactivated { account: account.clone() },
+                now,
+            )
+            .await?;
     }
     state.audit(Audit::by(&current, ip, action, AuditOutcome::Success).org(&org_id).target(&member.id)).await?;
     let updated = state.store.user_by_id(&member.id).await?.ok_or_else(|| ApiError::not_found("member"))?;

@@ -11,7 +11,7 @@ use data_encoding::{BASE64, BASE64URL_NOPAD, HEXLOWER, HEXUPPER};
 use std::sync::OnceLock;
 
 /// Everything the server logs from now on, at debug level (once per test binary).
-fn captured_logs() -> CapturedLogs {
+pub(crate) fn captured_logs() -> CapturedLogs {
     static LOGS: OnceLock<CapturedLogs> = OnceLock::new();
     LOGS.get_or_init(|| {
         let logs = CapturedLogs::default();
@@ -23,7 +23,7 @@ fn captured_logs() -> CapturedLogs {
     .clone()
 }
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+pub(crate) fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 

@@ -5,6 +5,7 @@ mod support;
 
 mod accounts;
 mod attacks;
+mod conversations;
 mod credential_stuffing;
 mod device_credentials;
 mod dormant;

@@ -1,0 +1,488 @@
+//! One device's end-to-end encrypted conversations: its MLS group in each
+//! (one `OpenMlsMember` per conversation, all under the device's one
+//! signature key and the server's credential for it), the handshake the
+//! server asks of it, and messages encrypted before they leave and
+//! decrypted after they arrive. The server only ever sees ciphertext.
+//!
+//! `ChatDevice::sync` is the whole receive path, in the order the server
+//! guarantees: the device's inbox first (a Welcome, what is still to be
+//! done in a group it was just welcomed to), then each conversation's log
+//! from where the device last read, where requests and commits and
+//! messages stand in one order. Whatever the group agent answers (a commit
+//! it was asked to make, a KeyPackage) goes back at once.
+
+use std::collections::{BTreeMap, HashMap};
+
+use conclave_e2ee::credential::KnownDevices;
+use conclave_e2ee::group::{GroupAgent, GroupEvent, GroupInput, GroupOutput};
+use conclave_e2ee::mls::{GroupMember, MlsError, OpenMlsMember};
+use conclave_proto::conversation::{
+    CommitRequest, EntryBody, GroupDevice, Handshake, KeyPackageRequest, MembershipChange, MessageAccepted, Reference,
+    SendMessageRequest, Seq,
+};
+use conclave_proto::credential::DeviceOwner;
+use conclave_proto::RegisterDeviceRequest;
+use data_encoding::BASE64;
+
+use crate::{Client, ClientError};
+
+/// Entries read per request while catching up.
+const PAGE: u32 = 500;
+/// Rounds of reading and answering in one sync: a commit this device makes
+/// is read back (and applied) in the next round.
+const ROUNDS: usize = 4;
+/// Tries at sending when the group moves on meanwhile.
+const SEND_TRIES: usize = 5;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChatError {
+    #[error(transparent)]
+    Api(#[from] ClientError),
+    #[error("end-to-end encryption failed: {0:?}")]
+    Mls(MlsError),
+    #[error("the server's credential is not for this device's key")]
+    NotVouched,
+    #[error("this device is not in the conversation's group yet")]
+    NotInGroup,
+}
+
+impl From<MlsError> for ChatError {
+    fn from(err: MlsError) -> Self {
+        Self::Mls(err)
+    }
+}
+
+/// Something that happened in a conversation, as this device reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChatEvent {
+    Message {
+        conversation_id: String,
+        seq: Seq,
+        at_ms: i64,
+        from_user: String,
+        from_device: String,
+        text: String,
+        reference: Option<Reference>,
+    },
+    /// A message deleted for everyone.
+    Deleted {
+        conversation_id: String,
+        target: Seq,
+    },
+    Membership {
+        conversation_id: String,
+        account: String,
+        change: MembershipChange,
+    },
+    /// A message this device cannot open (sent before it was in the group,
+    /// or not for it).
+    Undecryptable {
+        conversation_id: String,
+        seq: Seq,
+    },
+    /// This device is no longer in the conversation's group.
+    Removed {
+        conversation_id: String,
+    },
+}
+
+/// This device in one conversation.
+struct Group {
+    member: OpenMlsMember,
+    agent: GroupAgent<String>,
+    /// The last entry of the log this device read.
+    after: Seq,
+    /// What this device sent, by client id, to show its own messages (MLS
+    /// does not let the sender open its own).
+    sent: HashMap<String, String>,
+    removed: bool,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct KeptGroup {
+    mls: String,
+    agent: GroupAgent<String>,
+    after: Seq,
+    sent: HashMap<String, String>,
+    removed: bool,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct KeptDevice {
+    device_id: String,
+    user_id: String,
+    key: String,
+    credential: String,
+    authority: String,
+    inbox_after: i64,
+    groups: BTreeMap<String, KeptGroup>,
+}
+
+/// A device of the signed-in account, holding its conversations' keys.
+pub struct ChatDevice {
+    client: Client,
+    pub device_id: String,
+    pub user_id: String,
+    /// The device's signature key pair, private half included: it never leaves.
+    key: Vec<u8>,
+    credential: Vec<u8>,
+    authority: String,
+    groups: BTreeMap<String, Group>,
+    inbox_after: i64,
+}
+
+impl ChatDevice {
+    /// A new device for `client`'s account: a fresh signature key,
+    /// registered with the account and vouched for by the server.
+    pub async fn register(client: &Client, name: &str) -> Result<Self, ChatError> {
+        let member = OpenMlsMember::new(b"")?;
+        let key = member.export_signature_key();
+        let req =
+            RegisterDeviceRequest { signature_key: BASE64.encode(&member.signature_key()), name: name.to_owned() };
+        let registration = client.register_device(&req).await?;
+        let me = client.me().await?;
+        Ok(Self {
+            client: client.clone(),
+            device_id: registration.device.id,
+            user_id: me.user.id,
+            key,
+            credential: BASE64.decode(registration.credential.as_bytes()).map_err(|_| ChatError::NotVouched)?,
+            authority: registration.authority,
+            groups: BTreeMap::new(),
+            inbox_after: 0,
+        })
+    }
+
+    /// Everything this device holds (its private key, each group's MLS
+    /// state), for the device alone to keep and carry on from with
+    /// [`Self::restore`]. Whoever reads it reads this device's conversations.
+    pub fn export(&self) -> Vec<u8> {
+        let groups = self
+            .groups
+            .iter()
+            .map(|(id, g)| {
+                let kept = KeptGroup {
+                    mls: BASE64.encode(&g.member.export_state()),
+                    agent: g.agent.clone(),
+                    after: g.after,
+                    sent: g.sent.clone(),
+                    removed: g.removed,
+                };
+                (id.clone(), kept)
+            })
+            .collect();
+        let kept = KeptDevice {
+            device_id: self.device_id.clone(),
+            user_id: self.user_id.clone(),
+            key: BASE64.encode(&self.key),
+            credential: BASE64.encode(&self.credential),
+            authority: self.authority.clone(),
+            inbox_after: self.inbox_after,
+            groups,
+        };
+        serde_json::to_vec_pretty(&kept).expect("a device serialises")
+    }
+
+    /// The device [`Self::export`] kept, talking through `client`.
+    pub fn restore(client: &Client, kept: &[u8]) -> Result<Self, ChatError> {
+        let kept: KeptDevice = serde_json::from_slice(kept).map_err(|_| ChatError::Mls(MlsError::Malformed))?;
+        let bytes = |text: &str| BASE64.decode(text.as_bytes()).map_err(|_| ChatError::Mls(MlsError::Malformed));
+        let mut groups = BTreeMap::new();
+        for (id, g) in kept.groups {
+            let member = OpenMlsMember::import_state(&bytes(&g.mls)?)?;
+            groups.insert(id, Group { member, agent: g.agent, after: g.after, sent: g.sent, removed: g.removed });
+        }
+        Ok(Self {
+            client: client.clone(),
+            device_id: kept.device_id,
+            user_id: kept.user_id,
+            key: bytes(&kept.key)?,
+            credential: bytes(&kept.credential)?,
+            authority: kept.authority,
+            groups,
+            inbox_after: kept.inbox_after,
+        })
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Whether this device is in `conversation_id`'s group.
+    pub fn in_group(&self, conversation_id: &str) -> bool {
+        self.groups.get(conversation_id).is_some_and(|g| g.member.epoch().is_some() && !g.removed)
+    }
+
+    /// The MLS epoch this device is at in the conversation.
+    pub fn epoch(&self, conversation_id: &str) -> Option<u64> {
+        self.groups.get(conversation_id).and_then(|g| g.member.epoch())
+    }
+
+    /// Opens a message of the conversation with the keys this device holds
+    /// (`None` if they do not open it): what a device keeps after leaving
+    /// opens nothing sent after.
+    pub fn open_ciphertext(&mut self, conversation_id: &str, from_device: &str, content: &str) -> Option<String> {
+        let group = self.groups.get_mut(conversation_id)?;
+        let input = GroupInput::Application { from: from_device.to_owned(), message: decode(content) };
+        let handled = group.agent.handle(&mut group.member, input);
+        handled.events.into_iter().find_map(|e| match e {
+            GroupEvent::Application { plaintext, .. } => String::from_utf8(plaintext).ok(),
+            _ => None,
+        })
+    }
+
+    /// Asks to be in a conversation's group (the first device creates it);
+    /// the answer comes with the next syncs.
+    pub async fn open(&mut self, conversation_id: &str) -> Result<(), ChatError> {
+        if self.groups.contains_key(conversation_id) {
+            return Ok(());
+        }
+        let mut member = OpenMlsMember::restore(Some(&self.key))?;
+        let mut agent = GroupAgent::new(KnownDevices::default());
+        let output = agent
+            .vouched(&mut member, &self.credential, &self.authority, self.device_id.clone())
+            .ok_or(ChatError::NotVouched)?;
+        let group = Group { member, agent, after: 0, sent: HashMap::new(), removed: false };
+        self.groups.insert(conversation_id.to_owned(), group);
+        self.answer(conversation_id, vec![output]).await
+    }
+
+    /// Takes everything new: the inbox, then every conversation's log.
+    pub async fn sync(&mut self) -> Result<Vec<ChatEvent>, ChatError> {
+        let mut events = Vec::new();
+        for _ in 0..ROUNDS {
+            let before = events.len();
+            let answered = self.take_inbox(&mut events).await? | self.read_logs(&mut events).await?;
+            if !answered && events.len() == before {
+                break;
+            }
+        }
+        Ok(events)
+    }
+
+    /// Encrypts `text` for the conversation and sends it; durable when this
+    /// returns. Catches up and tries again if the group moved on meanwhile.
+    pub async fn send_text(
+        &mut self,
+        conversation_id: &str,
+        text: &str,
+        reference: Option<Reference>,
+    ) -> Result<MessageAccepted, ChatError> {
+        let client_id = format!("{:032x}", rand::random::<u128>());
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let group = self.groups.get_mut(conversation_id).ok_or(ChatError::NotInGroup)?;
+            if group.removed || group.member.epoch().is_none() {
+                return Err(ChatError::NotInGroup);
+            }
+            let ciphertext = group.member.encrypt(text.as_bytes())?;
+            group.sent.insert(client_id.clone(), text.to_owned());
+            let req = SendMessageRequest {
+                device_id: self.device_id.clone(),
+                client_id: client_id.clone(),
+                epoch: group.member.epoch(),
+                content: BASE64.encode(&ciphertext),
+                reference,
+            };
+            match self.client.send_message(conversation_id, &req).await {
+                Err(err) if err.code() == Some("stale-epoch") && tries < SEND_TRIES => {
+                    // A commit (someone joined or left) came first: apply it, then encrypt again.
+                    tokio::time::sleep(std::time::Duration::from_millis(50 * tries as u64)).await;
+                    self.sync().await?;
+                }
+                other => return Ok(other?),
+            }
+        }
+    }
+
+    async fn take_inbox(&mut self, events: &mut Vec<ChatEvent>) -> Result<bool, ChatError> {
+        let mut answered = false;
+        loop {
+            let page = self.client.read_device_inbox(&self.device_id, self.inbox_after).await?;
+            let Some(last) = page.messages.last() else { return Ok(answered) };
+            self.inbox_after = last.id;
+            for message in page.messages {
+                let id = message.conversation_id;
+                if !self.groups.contains_key(&id) {
+                    continue;
+                }
+                let input = match message.handshake {
+                    Handshake::CreateGroup => GroupInput::CreateGroup,
+                    Handshake::AddRequest { member, key_package, committer } => {
+                        add_request(member, &key_package, committer)
+                    }
+                    Handshake::RemoveRequest { member, committer } => remove_request(member, committer),
+                    Handshake::Welcome { welcome, committer, members, readable_from, .. } => {
+                        let group = self.groups.get_mut(&id).expect("checked above");
+                        group.after = readable_from.saturating_sub(1);
+                        let members = members.into_iter().map(|d| (d.device_id.clone(), owner(d))).collect();
+                        GroupInput::Welcome { welcome: decode(&welcome), committer, members }
+                    }
+                };
+                answered |= self.handle(&id, input, events).await?.0;
+            }
+        }
+    }
+
+    async fn read_logs(&mut self, events: &mut Vec<ChatEvent>) -> Result<bool, ChatError> {
+        let mut answered = false;
+        let ids: Vec<String> = self
+            .groups
+            .iter()
+            .filter(|(_, g)| g.member.epoch().is_some() && !g.removed)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in ids {
+            loop {
+                let after = self.groups[&id].after;
+                let page = match self.client.read_conversation(&id, &self.device_id, after, PAGE, 0).await {
+                    Ok(page) => page,
+                    // Out of the conversation (removed, or the account
+                    // deactivated): it reads nothing more.
+                    Err(err) if err.status() == Some(404) => {
+                        self.groups.get_mut(&id).expect("listed above").removed = true;
+                        events.push(ChatEvent::Removed { conversation_id: id.clone() });
+                        break;
+                    }
+                    Err(err) => return Err(err.into()),
+                };
+                let Some(last) = page.entries.last().map(|e| e.seq) else { break };
+                for entry in page.entries {
+                    let (seq, at_ms) = (entry.seq, entry.at_ms);
+                    let input = match entry.body {
+                        EntryBody::Commit { from, epoch, commit } => {
+                            Some(GroupInput::Commit { from, epoch, commit: decode(&commit) })
+                        }
+                        EntryBody::AddRequest { member, key_package, committer } => {
+                            Some(add_request(member, &key_package, committer))
+                        }
+                        EntryBody::RemoveRequest { member, committer } => Some(remove_request(member, committer)),
+                        EntryBody::Message { from, device, client_id, content, reference, .. } => {
+                            let text = if device == self.device_id {
+                                self.groups[&id].sent.get(&client_id).cloned()
+                            } else {
+                                let input = GroupInput::Application { from: device.clone(), message: decode(&content) };
+                                let (sent, opened) = self.handle(&id, input, events).await?;
+                                answered |= sent;
+                                opened.into_iter().find_map(|e| match e {
+                                    GroupEvent::Application { plaintext, .. } => String::from_utf8(plaintext).ok(),
+                                    _ => None,
+                                })
+                            };
+                            events.push(match text {
+                                Some(text) => ChatEvent::Message {
+                                    conversation_id: id.clone(),
+                                    seq,
+                                    at_ms,
+                                    from_user: from,
+                                    from_device: device,
+                                    text,
+                                    reference,
+                                },
+                                None => ChatEvent::Undecryptable { conversation_id: id.clone(), seq },
+                            });
+                            None
+                        }
+                        EntryBody::Deleted { target, .. } => {
+                            events.push(ChatEvent::Deleted { conversation_id: id.clone(), target });
+                            None
+                        }
+                        EntryBody::Membership { account, change } => {
+                            events.push(ChatEvent::Membership { conversation_id: id.clone(), account, change });
+                            None
+                        }
+                        EntryBody::Erased | EntryBody::Setting { .. } => None,
+                    };
+                    if let Some(input) = input {
+                        answered |= self.handle(&id, input, events).await?.0;
+                    }
+                    self.groups.get_mut(&id).expect("listed above").after = seq;
+                }
+                if last >= page.last_seq {
+                    break;
+                }
+            }
+        }
+        Ok(answered)
+    }
+
+    /// Hands one input to the conversation's agent and sends what it
+    /// answers: whether it sent anything, and what the agent saw.
+    async fn handle(
+        &mut self,
+        id: &str,
+        input: GroupInput<String>,
+        events: &mut Vec<ChatEvent>,
+    ) -> Result<(bool, Vec<GroupEvent<String>>), ChatError> {
+        let group = self.groups.get_mut(id).expect("a group of this device");
+        let handled = group.agent.handle(&mut group.member, input);
+        if handled.events.contains(&GroupEvent::Removed) {
+            group.removed = true;
+            events.push(ChatEvent::Removed { conversation_id: id.to_owned() });
+        }
+        let answered = !handled.send.is_empty();
+        self.answer(id, handled.send).await?;
+        Ok((answered, handled.events))
+    }
+
+    async fn answer(&mut self, id: &str, outputs: Vec<GroupOutput<String>>) -> Result<(), ChatError> {
+        for output in outputs {
+            match output {
+                GroupOutput::KeyPackage(key_package) => {
+                    let req = KeyPackageRequest {
+                        device_id: self.device_id.clone(),
+                        key_package: BASE64.encode(&key_package),
+                    };
+                    self.client.upload_key_package(id, &req).await?;
+                }
+                GroupOutput::Commit { epoch, commit, welcome, added, removed } => {
+                    let req = CommitRequest {
+                        device_id: self.device_id.clone(),
+                        epoch,
+                        commit: BASE64.encode(&commit),
+                        welcome: welcome.map(|w| BASE64.encode(&w)),
+                        added,
+                        removed,
+                    };
+                    if let Err(err) = self.client.send_commit(id, &req).await {
+                        if err.code() != Some("group-refused") {
+                            return Err(err.into());
+                        }
+                        // Refused (another commit was first): the agent
+                        // builds it again on the group's epoch, once read.
+                        let epoch = self.client.get_conversation(id).await?.epoch.unwrap_or(epoch);
+                        let group = self.groups.get_mut(id).expect("a group of this device");
+                        let handled = group.agent.handle(&mut group.member, GroupInput::Rejected { epoch });
+                        Box::pin(self.answer(id, handled.send)).await?;
+                    }
+                }
+                // Refusing a relayed commit changes nothing here; the
+                // agent shows it, and this device stays where it was.
+                GroupOutput::CommitRefused { .. } => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+fn decode(text: &str) -> Vec<u8> {
+    BASE64.decode(text.as_bytes()).unwrap_or_default()
+}
+
+fn owner(device: GroupDevice) -> DeviceOwner {
+    DeviceOwner::Account { user_id: device.user_id, device_id: device.device_id }
+}
+
+fn add_request(member: GroupDevice, key_package: &str, committer: String) -> GroupInput<String> {
+    GroupInput::AddRequest {
+        member: member.device_id.clone(),
+        owner: owner(member),
+        key_package: decode(key_package),
+        committer,
+    }
+}
+
+fn remove_request(member: GroupDevice, committer: String) -> GroupInput<String> {
+    GroupInput::RemoveRequest { member: member.device_id.clone(), owner: owner(member), committer }
+}

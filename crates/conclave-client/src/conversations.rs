@@ -1,0 +1,81 @@
+//! Team conversations over REST: one method per `operationId` of the
+//! `conversations` tag. The MLS side (encrypting, joining groups, carrying
+//! out the server's requests) is the caller's: these move ciphertext.
+
+use crate::{Client, Result};
+use conclave_proto::conversation::*;
+use reqwest::Method;
+
+impl Client {
+    pub async fn create_conversation(&self, req: &CreateConversationRequest) -> Result<Conversation> {
+        self.json(Method::POST, "/api/v1/conversations", Some(req)).await
+    }
+
+    pub async fn list_conversations(&self) -> Result<ConversationList> {
+        self.json::<_, ()>(Method::GET, "/api/v1/conversations", None).await
+    }
+
+    pub async fn get_conversation(&self, id: &str) -> Result<Conversation> {
+        self.json::<_, ()>(Method::GET, &format!("/api/v1/conversations/{id}"), None).await
+    }
+
+    pub async fn update_conversation(&self, id: &str, update: &ConversationSettingsUpdate) -> Result<Conversation> {
+        self.json(Method::PATCH, &format!("/api/v1/conversations/{id}"), Some(update)).await
+    }
+
+    pub async fn add_conversation_members(&self, id: &str, user_ids: &[&str]) -> Result<Conversation> {
+        let req = AddMembersRequest { user_ids: user_ids.iter().map(|u| u.to_string()).collect() };
+        self.json(Method::POST, &format!("/api/v1/conversations/{id}/members"), Some(&req)).await
+    }
+
+    pub async fn join_conversation(&self, id: &str) -> Result<Conversation> {
+        self.json::<_, ()>(Method::POST, &format!("/api/v1/conversations/{id}/join"), None).await
+    }
+
+    /// Removes a member; the caller's own id leaves.
+    pub async fn remove_conversation_member(&self, id: &str, user_id: &str) -> Result<()> {
+        self.empty::<()>(Method::DELETE, &format!("/api/v1/conversations/{id}/members/{user_id}"), None).await
+    }
+
+    pub async fn set_conversation_role(&self, id: &str, user_id: &str, role: ConversationRole) -> Result<Conversation> {
+        let req = SetConversationRoleRequest { role };
+        self.json(Method::PUT, &format!("/api/v1/conversations/{id}/members/{user_id}/role"), Some(&req)).await
+    }
+
+    pub async fn send_message(&self, id: &str, req: &SendMessageRequest) -> Result<MessageAccepted> {
+        self.json(Method::POST, &format!("/api/v1/conversations/{id}/messages"), Some(req)).await
+    }
+
+    pub async fn delete_message(&self, id: &str, seq: Seq) -> Result<()> {
+        self.empty::<()>(Method::DELETE, &format!("/api/v1/conversations/{id}/messages/{seq}"), None).await
+    }
+
+    /// The log after `after` as `device_id` may read it; with `wait_ms`, an
+    /// empty page waits that long for the next entry.
+    pub async fn read_conversation(
+        &self,
+        id: &str,
+        device_id: &str,
+        after: Seq,
+        limit: u32,
+        wait_ms: u64,
+    ) -> Result<EntryPage> {
+        let path = format!(
+            "/api/v1/conversations/{id}/entries?device_id={device_id}&after={after}&limit={limit}&wait_ms={wait_ms}"
+        );
+        self.json::<_, ()>(Method::GET, &path, None).await
+    }
+
+    pub async fn upload_key_package(&self, id: &str, req: &KeyPackageRequest) -> Result<()> {
+        self.empty(Method::POST, &format!("/api/v1/conversations/{id}/key-packages"), Some(req)).await
+    }
+
+    pub async fn send_commit(&self, id: &str, req: &CommitRequest) -> Result<Conversation> {
+        self.json(Method::POST, &format!("/api/v1/conversations/{id}/commits"), Some(req)).await
+    }
+
+    /// The device's handshake messages after `after` (those up to it are acknowledged).
+    pub async fn read_device_inbox(&self, device_id: &str, after: i64) -> Result<InboxPage> {
+        self.json::<_, ()>(Method::GET, &format!("/api/v1/me/devices/{device_id}/inbox?after={after}"), None).await
+    }
+}

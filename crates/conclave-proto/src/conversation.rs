@@ -1,0 +1,401 @@
+//! Team messaging over REST: conversations (direct messages, private
+//! groups, organisation channels), their log as each device reads it, and
+//! the MLS handshake between a conversation's devices.
+//!
+//! The server reads none of what is said: a message's `content` is MLS
+//! ciphertext (base64) in an encrypted conversation. What it does read is
+//! what it must decide on: who is a member, and what a message refers to
+//! (a reply, a thread, an edit, a reaction), so that it can check it.
+
+use serde::{Deserialize, Serialize};
+#[cfg(feature = "openapi")]
+use utoipa::ToSchema;
+
+/// A position in a conversation's log, from 1.
+pub type Seq = u64;
+
+/// Longest name of a group or channel, in characters.
+pub const MAX_CONVERSATION_NAME_CHARS: usize = 80;
+/// Most people added in one request (a conversation may grow past it).
+pub const MAX_ADDED_AT_ONCE: usize = 500;
+/// Most entries one page of the log holds.
+pub const MAX_ENTRIES_PER_PAGE: u32 = 500;
+
+/// What a conversation is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ConversationKind {
+    /// Two people; one conversation per pair.
+    Direct,
+    /// A private group: seen only by its members.
+    Group,
+    /// An organisation channel: listed to the organisation.
+    Channel,
+}
+
+/// A member's role in a conversation, in rising rank.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ConversationRole {
+    Member,
+    Admin,
+    Owner,
+}
+
+/// What a message refers to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+#[serde(tag = "kind", content = "seq", rename_all = "snake_case")]
+pub enum Reference {
+    /// Quotes an earlier message.
+    Reply(Seq),
+    /// A reply in the thread under this root message.
+    Thread(Seq),
+    /// New content for the author's own earlier message.
+    Edit(Seq),
+    /// An emoji reaction (the emoji itself encrypted).
+    Reaction(Seq),
+}
+
+impl Reference {
+    pub fn target(self) -> Seq {
+        match self {
+            Self::Reply(s) | Self::Thread(s) | Self::Edit(s) | Self::Reaction(s) => s,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+#[serde(tag = "change", rename_all = "snake_case")]
+pub enum MembershipChange {
+    /// In the conversation from its start.
+    Founded {
+        role: ConversationRole,
+    },
+    Joined,
+    Added {
+        by: String,
+    },
+    Left,
+    Removed {
+        by: String,
+    },
+    /// Their account was deactivated by the organisation.
+    Deactivated,
+    /// `by` is absent when the conversation gave the role itself (an owner
+    /// left, and the longest-standing admin took over).
+    RoleChanged {
+        role: ConversationRole,
+        by: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+#[serde(tag = "setting", content = "on", rename_all = "snake_case")]
+pub enum SettingChange {
+    Locked(bool),
+    Archived(bool),
+}
+
+/// One entry of a conversation's log. Accounts and devices are named by id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EntryBody {
+    /// A message: MLS ciphertext (base64), or text in a plain conversation.
+    Message {
+        from: String,
+        device: String,
+        client_id: String,
+        /// The MLS epoch it was encrypted in.
+        epoch: Option<u64>,
+        content: String,
+        reference: Option<Reference>,
+    },
+    /// Deletes the message `target` for everyone.
+    Deleted {
+        target: Seq,
+        by: String,
+    },
+    /// Where a message deleted for everyone was: its content is gone from
+    /// the server (and the entry keeps its place in the order).
+    Erased,
+    /// An MLS commit (base64), in the order the server accepted it.
+    Commit {
+        from: String,
+        epoch: u64,
+        commit: String,
+    },
+    /// The server asks `committer` to add `member` with this KeyPackage
+    /// (base64); every device reads it, to hold the commit to it.
+    AddRequest {
+        member: GroupDevice,
+        key_package: String,
+        committer: String,
+    },
+    /// The server asks `committer` to remove `member` from the group.
+    RemoveRequest {
+        member: GroupDevice,
+        committer: String,
+    },
+    Membership {
+        account: String,
+        change: MembershipChange,
+    },
+    Setting {
+        by: String,
+        change: SettingChange,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+pub struct Entry {
+    pub seq: Seq,
+    pub at_ms: i64,
+    pub body: EntryBody,
+}
+
+/// Start a conversation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateConversationRequest {
+    pub kind: ConversationKind,
+    /// A group's or channel's name (none for a direct message).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Account ids of the others in it from the start (a direct message:
+    /// exactly one).
+    #[serde(default)]
+    pub members: Vec<String>,
+    /// End-to-end encrypted (the default); plain only where the
+    /// organisation's policy allows it.
+    #[serde(default = "yes")]
+    pub encrypted: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A member as everyone in the conversation sees them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+pub struct ConversationMember {
+    pub user_id: String,
+    pub display_name: String,
+    pub role: ConversationRole,
+    /// From another organisation than the conversation's.
+    pub external: bool,
+    /// The member's devices in the conversation.
+    pub devices: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+pub struct Conversation {
+    pub id: String,
+    pub org_id: String,
+    pub kind: ConversationKind,
+    pub name: Option<String>,
+    pub encrypted: bool,
+    pub locked: bool,
+    pub archived: bool,
+    /// The latest entry of the log.
+    pub last_seq: Seq,
+    /// The MLS group's epoch, once it exists.
+    pub epoch: Option<u64>,
+    /// The caller's role.
+    pub role: ConversationRole,
+    pub members: Vec<ConversationMember>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+pub struct ConversationSummary {
+    pub id: String,
+    pub kind: ConversationKind,
+    pub name: Option<String>,
+    pub encrypted: bool,
+    pub archived: bool,
+    pub last_seq: Seq,
+    pub role: ConversationRole,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+pub struct ConversationList {
+    pub conversations: Vec<ConversationSummary>,
+}
+
+/// Send a message from one of the caller's devices.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SendMessageRequest {
+    pub device_id: String,
+    /// Chosen by the device, 1 to 64 characters: sending it again is a
+    /// retry, answered with the first one's sequence number.
+    pub client_id: String,
+    /// The MLS epoch it was encrypted in (encrypted conversations).
+    #[serde(default)]
+    pub epoch: Option<u64>,
+    pub content: String,
+    #[serde(default)]
+    pub reference: Option<Reference>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+pub struct MessageAccepted {
+    pub seq: Seq,
+    /// It was a retry of a message already in the log.
+    pub duplicate: bool,
+}
+
+/// A page of the log as one device may read it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+pub struct EntryPage {
+    pub entries: Vec<Entry>,
+    /// The first entry this device may read (none: not yet, or no more).
+    pub readable_from: Option<Seq>,
+    /// The latest entry of the log.
+    pub last_seq: Seq,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct AddMembersRequest {
+    pub user_ids: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SetConversationRoleRequest {
+    pub role: ConversationRole,
+}
+
+/// Change what admins govern; absent fields stay as they are.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ConversationSettingsUpdate {
+    #[serde(default)]
+    pub locked: Option<bool>,
+    #[serde(default)]
+    pub archived: Option<bool>,
+}
+
+/// One of the caller's devices asks to be added to the conversation's group.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct KeyPackageRequest {
+    pub device_id: String,
+    /// The MLS KeyPackage, base64.
+    pub key_package: String,
+}
+
+/// An MLS commit from one of the caller's devices.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CommitRequest {
+    pub device_id: String,
+    /// The epoch it was built on.
+    pub epoch: u64,
+    /// base64.
+    pub commit: String,
+    #[serde(default)]
+    pub welcome: Option<String>,
+    /// Devices it adds and removes.
+    #[serde(default)]
+    pub added: Vec<String>,
+    #[serde(default)]
+    pub removed: Vec<String>,
+}
+
+/// A device of the group and the account it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+pub struct GroupDevice {
+    pub device_id: String,
+    pub user_id: String,
+}
+
+/// A message of the MLS handshake for one device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Handshake {
+    /// This device is the first: it creates the group.
+    CreateGroup,
+    /// What is still to be done in the group this device was just welcomed
+    /// to (later requests are in the log).
+    AddRequest {
+        member: GroupDevice,
+        key_package: String,
+        committer: String,
+    },
+    RemoveRequest {
+        member: GroupDevice,
+        committer: String,
+    },
+    /// This device was added: join with this Welcome (base64); it reads
+    /// the log from `readable_from`.
+    Welcome {
+        epoch: u64,
+        welcome: String,
+        committer: String,
+        members: Vec<GroupDevice>,
+        readable_from: Seq,
+    },
+}
+
+/// A handshake message waiting in a device's inbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+pub struct InboxMessage {
+    /// Increasing per device; ask for those after the last one taken.
+    pub id: i64,
+    pub conversation_id: String,
+    pub handshake: Handshake,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+pub struct InboxPage {
+    pub messages: Vec<InboxMessage>,
+}

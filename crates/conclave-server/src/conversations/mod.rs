@@ -1,0 +1,343 @@
+//! Team conversations on the server: the thin driver around
+//! `conclave-conversation`. Every change loads the conversation's state,
+//! lets it decide, and writes its state, log entries and inbox messages in
+//! one transaction that holds only if nobody changed the conversation
+//! meanwhile (else it reads again and decides again). Readers waiting for
+//! new entries on this node are woken after the write.
+//!
+//! What the state machine needs from the world comes from the store before
+//! it decides: an account's devices, the facts about a message that a new
+//! one refers to.
+
+mod views;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
+
+use conclave_conversation::{
+    Conversation, ConversationPolicy, Effect, Encryption, Entry, EntryBody, Input, Kind, Newcomer, Reference, Refusal,
+    Role, Target,
+};
+use conclave_delivery::Delivery;
+use conclave_proto::conversation::{GroupDevice, Handshake};
+use conclave_store::{ConversationChange, ConversationRow, EntryRow, NewConversation, Store, StoreError};
+use tokio::sync::watch;
+
+pub use views::{conversation_view, entry_from_row, role_text, summary_view};
+
+/// Attempts at a change before giving up: each lost race means another
+/// writer's change landed, so this many in a row means a storm.
+const ATTEMPTS: usize = 16;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConversationError {
+    /// No such conversation, or one the caller may not know of.
+    #[error("no such conversation")]
+    NotFound,
+    #[error("{}", .0.reason())]
+    Refused(Refusal),
+    /// A request field is wrong.
+    #[error("{field}: {message}")]
+    Invalid { field: &'static str, message: String },
+    #[error("the conversation is changing too fast; try again")]
+    Contended,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<Refusal> for ConversationError {
+    fn from(refusal: Refusal) -> Self {
+        Self::Refused(refusal)
+    }
+}
+
+pub fn invalid(field: &'static str, message: impl Into<String>) -> ConversationError {
+    ConversationError::Invalid { field, message: message.into() }
+}
+
+/// A conversation as loaded: its row and its state.
+pub struct Loaded {
+    pub row: ConversationRow,
+    pub state: Conversation,
+}
+
+/// What a change did.
+pub struct Changed {
+    pub loaded: Loaded,
+    pub effects: Vec<Effect>,
+}
+
+/// What a new conversation starts as.
+pub struct Founding {
+    pub org_id: String,
+    pub kind: Kind,
+    /// A group's or channel's name (checked with [`check_name`]).
+    pub name: Option<String>,
+    pub encryption: Encryption,
+    pub founder: Newcomer,
+    pub others: Vec<Newcomer>,
+}
+
+/// This node's part of team messaging: the store, and a wake-up per
+/// conversation for readers waiting for its next entry.
+pub struct Conversations {
+    store: Store,
+    watchers: Mutex<HashMap<String, watch::Sender<u64>>>,
+}
+
+impl Conversations {
+    pub fn new(store: Store) -> Self {
+        Self { store, watchers: Mutex::new(HashMap::new()) }
+    }
+
+    pub async fn load(&self, id: &str) -> Result<Loaded, ConversationError> {
+        let row = self.store.conversation(id).await?.ok_or(ConversationError::NotFound)?;
+        let state = parse_state(&row)?;
+        Ok(Loaded { row, state })
+    }
+
+    /// Someone to add, with every device of their account.
+    pub async fn newcomer(&self, account: &str, external: bool) -> Result<Newcomer, ConversationError> {
+        let devices = self.store.devices_of(account).await?.into_iter().map(|d| d.id).collect();
+        Ok(Newcomer { account: account.to_owned(), devices, external })
+    }
+
+    /// Creates a conversation. A direct message between two people who
+    /// have one already is that one (`false`: not new).
+    pub async fn create(&self, founding: Founding, now_ms: i64) -> Result<(Loaded, bool), ConversationError> {
+        let Founding { org_id, kind, name, encryption, founder, others } = founding;
+        let direct_pair = (kind == Kind::Direct).then(|| {
+            let mut pair: Vec<&str> =
+                others.iter().map(|n| n.account.as_str()).chain([founder.account.as_str()]).collect();
+            pair.sort_unstable();
+            pair.join(" ")
+        });
+        if let Some(pair) = &direct_pair {
+            if let Some(row) = self.store.direct_conversation(pair).await? {
+                let state = parse_state(&row)?;
+                return Ok((Loaded { row, state }, false));
+            }
+        }
+        let (state, effects) =
+            Conversation::found(kind, encryption, ConversationPolicy::default(), founder, others, now_ms)?;
+        let change = Self::change_of(&state, &effects, true, now_ms);
+        let new = NewConversation {
+            id: conclave_store::new_id(),
+            org_id,
+            kind: views::kind_text(kind).to_owned(),
+            name,
+            direct_pair: direct_pair.clone(),
+            created_at_ms: now_ms,
+        };
+        match self.store.create_conversation(&new, &change).await {
+            Ok(()) => {}
+            // Both people started it at once: the other request made it.
+            Err(StoreError::Conflict("direct message")) => {
+                let row = self.store.direct_conversation(direct_pair.as_deref().unwrap_or_default()).await?;
+                let row = row.ok_or(ConversationError::NotFound)?;
+                let state = parse_state(&row)?;
+                return Ok((Loaded { row, state }, false));
+            }
+            Err(err) => return Err(err.into()),
+        }
+        Ok((self.load(&new.id).await?, true))
+    }
+
+    /// Decides `input` on the conversation's latest state and makes the
+    /// result durable; read again and decided again when another writer
+    /// was first. `input` sees the state, to refuse early or to shape the
+    /// request from it.
+    pub async fn change(
+        &self,
+        id: &str,
+        now_ms: i64,
+        input: impl Fn(&Conversation) -> Result<Input, ConversationError>,
+    ) -> Result<Changed, ConversationError> {
+        for _ in 0..ATTEMPTS {
+            let Loaded { row, mut state } = self.load(id).await?;
+            let before = members_of(&state);
+            let effects = state.handle(input(&state)?, now_ms)?;
+            let membership_changed = members_of(&state) != before;
+            let change = Self::change_of(&state, &effects, membership_changed, now_ms);
+            let nothing_new = change.entries.is_empty() && change.inbox.is_empty() && change.erase.is_empty();
+            if nothing_new && row.state_json == change.state_json {
+                return Ok(Changed { loaded: Loaded { row, state }, effects });
+            }
+            if self.store.change_conversation(id, row.version, &change).await? {
+                self.wake(id, state.last_seq());
+                let row = ConversationRow {
+                    state_json: change.state_json,
+                    version: row.version + 1,
+                    last_seq: state.last_seq() as i64,
+                    ..row
+                };
+                return Ok(Changed { loaded: Loaded { row, state }, effects });
+            }
+        }
+        Err(ConversationError::Contended)
+    }
+
+    /// What the store knows of message `seq`, for a request referring to it.
+    pub async fn target(&self, id: &str, seq: u64) -> Result<Target, ConversationError> {
+        let row = self.store.conversation_entry(id, seq as i64).await?;
+        let missing = Target { seq, author: String::new(), at_ms: 0, deleted: true, thread: None, is_message: false };
+        Ok(row.map_or(missing, |row| Target {
+            seq,
+            author: row.author.unwrap_or_default(),
+            at_ms: row.at_ms,
+            deleted: row.deleted,
+            thread: row.thread_seq.map(|s| s as u64),
+            is_message: row.is_message,
+        }))
+    }
+
+    /// Tells every conversation `account` is in about a change to its
+    /// devices or its standing (a new device, a revoked one, deactivation).
+    pub async fn account_changed(
+        &self,
+        account: &str,
+        input: impl Fn() -> Input,
+        now_ms: i64,
+    ) -> Result<(), ConversationError> {
+        for (row, _) in self.store.conversations_of(account).await? {
+            match self.change(&row.id, now_ms, |_| Ok(input())).await {
+                Ok(_) | Err(ConversationError::Refused(_)) | Err(ConversationError::NotFound) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(())
+    }
+
+    /// A new device of `account`: it belongs in every conversation the account is in.
+    pub async fn device_added(&self, account: &str, device: &str, now_ms: i64) -> Result<(), ConversationError> {
+        let input = || Input::DeviceAdded { account: account.to_owned(), device: device.to_owned() };
+        self.account_changed(account, input, now_ms).await
+    }
+
+    /// A revoked device of `account`: it reads no conversation any more, and leaves each group.
+    pub async fn device_removed(&self, account: &str, device: &str, now_ms: i64) -> Result<(), ConversationError> {
+        let input = || Input::DeviceRemoved { account: account.to_owned(), device: device.to_owned() };
+        self.account_changed(account, input, now_ms).await
+    }
+
+    /// A receiver that changes when the conversation's log grows.
+    pub fn watch(&self, id: &str, last_seq: u64) -> watch::Receiver<u64> {
+        let mut watchers = self.watchers.lock().expect("watchers lock");
+        watchers.retain(|_, sender| sender.receiver_count() > 0);
+        watchers.entry(id.to_owned()).or_insert_with(|| watch::channel(last_seq).0).subscribe()
+    }
+
+    fn wake(&self, id: &str, last_seq: u64) {
+        if let Some(sender) = self.watchers.lock().expect("watchers lock").get(id) {
+            sender.send_replace(last_seq);
+        }
+    }
+
+    /// The rows one decision writes.
+    fn change_of(
+        state: &Conversation,
+        effects: &[Effect],
+        membership_changed: bool,
+        now_ms: i64,
+    ) -> ConversationChange {
+        let mut change = ConversationChange {
+            state_json: serde_json::to_string(state).expect("a conversation serialises"),
+            last_seq: state.last_seq() as i64,
+            members: membership_changed.then(|| {
+                state.members().iter().map(|(account, m)| (account.clone(), role_text(m.role).to_owned())).collect()
+            }),
+            at_ms: now_ms,
+            ..ConversationChange::default()
+        };
+        for effect in effects {
+            match effect {
+                Effect::Append(entry) => change.entries.push(entry_row(entry)),
+                Effect::Erase(seq) => change.erase.push(*seq as i64),
+                Effect::ToDevice(delivery) => {
+                    let to = delivery.recipient().clone();
+                    let handshake = Self::handshake(state, delivery.clone());
+                    change.inbox.push((to, serde_json::to_string(&handshake).expect("a handshake serialises")));
+                }
+                Effect::Duplicate(_) => {}
+            }
+        }
+        change
+    }
+
+    /// A delivery for one device, with each device named with its account.
+    fn handshake(state: &Conversation, delivery: Delivery<String>) -> Handshake {
+        let named = |device: String| GroupDevice {
+            user_id: state.device_owner(&device).cloned().unwrap_or_default(),
+            device_id: device,
+        };
+        match delivery {
+            Delivery::CreateGroup { .. } => Handshake::CreateGroup,
+            Delivery::AddRequest { member, key_package, committer, .. } => {
+                Handshake::AddRequest { member: named(member), key_package, committer }
+            }
+            Delivery::RemoveRequest { member, committer, .. } => {
+                Handshake::RemoveRequest { member: named(member), committer }
+            }
+            Delivery::Welcome { to, epoch, welcome, committer, members } => {
+                let readable_from = state.readable_from(&to).unwrap_or(state.last_seq() + 1);
+                let members = members.into_iter().map(named).collect();
+                Handshake::Welcome { epoch, welcome, committer, members, readable_from }
+            }
+            // Refusals are answered to the request; the rest is in the log.
+            Delivery::Rejected { .. } | Delivery::Commit { .. } | Delivery::Application { .. } => {
+                unreachable!("the conversation logs these or refuses the request")
+            }
+        }
+    }
+}
+
+fn parse_state(row: &ConversationRow) -> Result<Conversation, StoreError> {
+    serde_json::from_str(&row.state_json)
+        .map_err(|_| StoreError::Corrupt { column: "conversations.state_json", value: row.id.clone() })
+}
+
+fn members_of(state: &Conversation) -> BTreeSet<(String, Role)> {
+    state.members().iter().map(|(account, m)| (account.clone(), m.role)).collect()
+}
+
+fn entry_row(entry: &Entry) -> EntryRow {
+    let (author, device_id, client_id, thread_seq) = match &entry.body {
+        EntryBody::Message { from, device, client_id, reference, .. } => {
+            let thread = match reference {
+                Some(Reference::Thread(root)) => Some(*root as i64),
+                _ => None,
+            };
+            (Some(from.clone()), Some(device.clone()), Some(client_id.clone()), thread)
+        }
+        _ => (None, None, None, None),
+    };
+    EntryRow {
+        seq: entry.seq as i64,
+        at_ms: entry.at_ms,
+        is_message: author.is_some(),
+        author,
+        device_id,
+        client_id,
+        thread_seq,
+        deleted: false,
+        body_json: serde_json::to_string(&entry.body).expect("an entry serialises"),
+    }
+}
+
+/// Checks a group's or channel's name: 1 to 80 characters under the
+/// display-name rule (no invisible or direction-changing characters).
+pub fn check_name(kind: Kind, name: Option<String>) -> Result<Option<String>, ConversationError> {
+    use conclave_proto::conversation::MAX_CONVERSATION_NAME_CHARS;
+    match (kind, name) {
+        (Kind::Direct, None) => Ok(None),
+        (Kind::Direct, Some(_)) => Err(invalid("name", "a direct message has no name")),
+        (_, None) => Err(invalid("name", "a group or channel needs a name")),
+        (_, Some(name)) => {
+            let name = conclave_proto::names::display_name(&name).map_err(|e| invalid("name", e.to_string()))?;
+            if name.chars().count() > MAX_CONVERSATION_NAME_CHARS {
+                return Err(invalid("name", format!("at most {MAX_CONVERSATION_NAME_CHARS} characters")));
+            }
+            Ok(Some(name))
+        }
+    }
+}

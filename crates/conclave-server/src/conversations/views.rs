@@ -1,0 +1,84 @@
+//! Conversations as the API shows them.
+
+use conclave_conversation::{Conversation, Encryption, Kind, Role};
+use conclave_proto::conversation::{self as wire, ConversationMember, ConversationSummary, EntryBody};
+use conclave_store::{ConversationRow, EntryRow, Store, StoreError};
+
+pub fn kind_text(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Direct => "direct",
+        Kind::Group => "group",
+        Kind::Channel => "channel",
+    }
+}
+
+pub fn role_text(role: Role) -> &'static str {
+    match role {
+        Role::Member => "member",
+        Role::Admin => "admin",
+        Role::Owner => "owner",
+    }
+}
+
+fn role_from_text(text: &str) -> Role {
+    match text {
+        "owner" => Role::Owner,
+        "admin" => Role::Admin,
+        _ => Role::Member,
+    }
+}
+
+/// The whole conversation for one of its members (or, for a channel, one
+/// of its organisation's people deciding whether to join).
+pub async fn conversation_view(
+    store: &Store,
+    row: &ConversationRow,
+    state: &Conversation,
+    viewer: &str,
+) -> Result<wire::Conversation, StoreError> {
+    let mut members = Vec::with_capacity(state.members().len());
+    for (account, member) in state.members() {
+        let display_name = store.user_by_id(account).await?.map(|u| u.display_name).unwrap_or_default();
+        members.push(ConversationMember {
+            user_id: account.clone(),
+            display_name,
+            role: member.role,
+            external: member.external,
+            devices: member.devices.iter().cloned().collect(),
+        });
+    }
+    Ok(wire::Conversation {
+        id: row.id.clone(),
+        org_id: row.org_id.clone(),
+        kind: state.kind(),
+        name: row.name.clone(),
+        encrypted: state.encryption() == Encryption::Mls,
+        locked: state.is_locked(),
+        archived: state.is_archived(),
+        last_seq: state.last_seq(),
+        epoch: state.epoch(),
+        role: state.member(viewer).map_or(Role::Member, |m| m.role),
+        members,
+    })
+}
+
+/// A line of the caller's list of conversations.
+pub fn summary_view(row: &ConversationRow, role: &str) -> Result<ConversationSummary, StoreError> {
+    let state: Conversation = serde_json::from_str(&row.state_json)
+        .map_err(|_| StoreError::Corrupt { column: "conversations.state_json", value: row.id.clone() })?;
+    Ok(ConversationSummary {
+        id: row.id.clone(),
+        kind: state.kind(),
+        name: row.name.clone(),
+        encrypted: state.encryption() == Encryption::Mls,
+        archived: state.is_archived(),
+        last_seq: state.last_seq(),
+        role: role_from_text(role),
+    })
+}
+
+pub fn entry_from_row(row: &EntryRow) -> Result<wire::Entry, StoreError> {
+    let body: EntryBody = serde_json::from_str(&row.body_json)
+        .map_err(|_| StoreError::Corrupt { column: "conversation_entries.body_json", value: row.seq.to_string() })?;
+    Ok(wire::Entry { seq: row.seq as u64, at_ms: row.at_ms, body })
+}

@@ -1,0 +1,464 @@
+//! Team conversations: create and list them, their members, messages
+//! into their log and the log as each device reads it, and the MLS
+//! handshake between their devices. Every decision is the conversation's
+//! (`crate::conversations`); these handlers check who is asking and with
+//! which of their devices.
+
+use std::time::Duration;
+
+use crate::conversations::{self, conversation_view, entry_from_row, summary_view};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, Authed, CurrentSession};
+use crate::state::SharedState;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use conclave_conversation::{Effect, Encryption, Input, Kind, Newcomer};
+use conclave_delivery::ProposedCommit;
+use conclave_proto::conversation::*;
+use conclave_proto::{AccountStatus, Problem};
+use serde::Deserialize;
+
+/// Longest a reader waits for the log to grow.
+const MAX_WAIT_MS: u64 = 30_000;
+
+type Query_<T> = Result<Query<T>, axum::extract::rejection::QueryRejection>;
+
+fn query<T>(query: Query_<T>) -> Result<T, ApiError> {
+    query.map(|Query(q)| q).map_err(|e| ApiError::field("query", e.body_text()))
+}
+
+/// The caller's organisation: conversations belong to one.
+fn org_of(current: &CurrentSession) -> Result<&str, ApiError> {
+    current.org_id().ok_or_else(|| ApiError::forbidden("conversations belong to an organisation; join one first"))
+}
+
+/// Checks that `device_id` is one of the caller's devices (not revoked).
+async fn own_device(state: &SharedState, current: &CurrentSession, device_id: &str) -> Result<(), ApiError> {
+    let devices = state.store.devices_of(&current.user.id).await?;
+    if devices.iter().any(|d| d.id == device_id) {
+        Ok(())
+    } else {
+        Err(ApiError::not_found("device"))
+    }
+}
+
+/// People to add: accounts of the caller's organisation, active, with their devices.
+async fn newcomers(state: &SharedState, org_id: &str, user_ids: &[String]) -> Result<Vec<Newcomer>, ApiError> {
+    if user_ids.len() > MAX_ADDED_AT_ONCE {
+        return Err(ApiError::field("members", format!("at most {MAX_ADDED_AT_ONCE} at once")));
+    }
+    let mut out: Vec<Newcomer> = Vec::with_capacity(user_ids.len());
+    for id in user_ids {
+        let user = state.store.user_by_id(id).await?;
+        // Someone of another organisation is told apart from nobody by no one.
+        let Some(user) = user.filter(|u| u.org_id.as_deref() == Some(org_id)) else {
+            return Err(ApiError::field("members", format!("{id} is not a member of your organisation")));
+        };
+        if user.status != AccountStatus::Active {
+            return Err(ApiError::field("members", format!("{id}'s account is not active")));
+        }
+        if out.iter().any(|n| n.account == user.id) {
+            return Err(ApiError::field("members", format!("{id} is listed twice")));
+        }
+        out.push(state.conversations.newcomer(&user.id, false).await?);
+    }
+    Ok(out)
+}
+
+/// Loads a conversation the caller may see: one they are in, or a
+/// channel of their organisation.
+async fn visible(state: &SharedState, current: &CurrentSession, id: &str) -> Result<conversations::Loaded, ApiError> {
+    let loaded = state.conversations.load(id).await?;
+    let member = loaded.state.member(&current.user.id).is_some();
+    let listed = loaded.state.kind() == Kind::Channel && current.org_id() == Some(loaded.row.org_id.as_str());
+    if !member && !listed {
+        return Err(ApiError::not_found("conversation"));
+    }
+    Ok(loaded)
+}
+
+async fn view(
+    state: &SharedState,
+    current: &CurrentSession,
+    loaded: &conversations::Loaded,
+) -> ApiResult<ApiJson<Conversation>> {
+    Ok(ApiJson(conversation_view(&state.store, &loaded.row, &loaded.state, &current.user.id).await?))
+}
+
+/// Start a direct message, a private group or a channel. A direct message
+/// with someone the caller already has one with is that one (200).
+#[utoipa::path(post, path = "/api/v1/conversations", operation_id = "createConversation", tag = "conversations",
+    request_body = CreateConversationRequest,
+    responses((status = 201, description = "Created", body = Conversation),
+        (status = 200, description = "The direct message these two people already have", body = Conversation),
+        (status = 403, description = "Not in an organisation, or unencrypted channels are not allowed", body = Problem),
+        (status = 422, description = "A name or member that is not allowed", body = Problem)))]
+pub async fn create(
+    State(state): State<SharedState>,
+    Authed(current): Authed,
+    ApiJson(req): ApiJson<CreateConversationRequest>,
+) -> ApiResult<(StatusCode, ApiJson<Conversation>)> {
+    let org_id = org_of(&current)?.to_owned();
+    let name = conversations::check_name(req.kind, req.name)?;
+    if req.members.contains(&current.user.id) {
+        return Err(ApiError::field("members", "the others in it, not yourself"));
+    }
+    if req.kind == Kind::Direct && req.members.len() != 1 {
+        return Err(ApiError::field("members", "a direct message is with exactly one other person"));
+    }
+    let encryption = if req.encrypted {
+        Encryption::Mls
+    } else {
+        let allowed = current.org.as_ref().is_some_and(|(_, policy)| policy.unencrypted_channels.value);
+        if req.kind != Kind::Channel || !allowed {
+            return Err(ApiError::forbidden(
+                "conversations are end-to-end encrypted; only channels may be plain, where the organisation's policy allows",
+            ));
+        }
+        Encryption::Plain
+    };
+    let others = newcomers(&state, &org_id, &req.members).await?;
+    let founder = state.conversations.newcomer(&current.user.id, false).await?;
+    let founding = conversations::Founding { org_id, kind: req.kind, name, encryption, founder, others };
+    let (loaded, new) = state.conversations.create(founding, state.now_ms()).await?;
+    let status = if new { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, view(&state, &current, &loaded).await?))
+}
+
+/// The caller's conversations, most recently active first.
+#[utoipa::path(get, path = "/api/v1/conversations", operation_id = "listConversations", tag = "conversations",
+    responses((status = 200, description = "The conversations the caller is in", body = ConversationList)))]
+pub async fn list(State(state): State<SharedState>, Authed(current): Authed) -> ApiResult<ApiJson<ConversationList>> {
+    let rows = state.store.conversations_of(&current.user.id).await?;
+    let conversations = rows.iter().map(|(row, role)| summary_view(row, role)).collect::<Result<_, _>>()?;
+    Ok(ApiJson(ConversationList { conversations }))
+}
+
+/// One conversation with its members (a channel also to people of its
+/// organisation who are not in it, so they can join).
+#[utoipa::path(get, path = "/api/v1/conversations/{conversation_id}", operation_id = "getConversation", tag = "conversations",
+    params(("conversation_id" = String, Path)),
+    responses((status = 200, description = "The conversation", body = Conversation),
+        (status = 404, description = "No such conversation the caller may see", body = Problem)))]
+pub async fn get(
+    State(state): State<SharedState>,
+    Authed(current): Authed,
+    Path(id): Path<String>,
+) -> ApiResult<ApiJson<Conversation>> {
+    let loaded = visible(&state, &current, &id).await?;
+    view(&state, &current, &loaded).await
+}
+
+/// Add people (any member of a group; in a channel, anyone unless an admin
+/// locked its membership).
+#[utoipa::path(post, path = "/api/v1/conversations/{conversation_id}/members", operation_id = "addConversationMembers",
+    tag = "conversations", params(("conversation_id" = String, Path)), request_body = AddMembersRequest,
+    responses((status = 200, description = "The conversation with them in it", body = Conversation),
+        (status = 403, description = "The caller's role, or a locked channel, does not allow it", body = Problem),
+        (status = 404, description = "Not a conversation the caller is in", body = Problem)))]
+pub async fn add_members(
+    State(state): State<SharedState>,
+    Authed(current): Authed,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<AddMembersRequest>,
+) -> ApiResult<ApiJson<Conversation>> {
+    let loaded = state.conversations.load(&id).await?;
+    let people = newcomers(&state, &loaded.row.org_id, &req.user_ids).await?;
+    let by = current.user.id.clone();
+    let changed = state
+        .conversations
+        .change(&id, state.now_ms(), |_| Ok(Input::Add { by: by.clone(), newcomers: people.clone() }))
+        .await?;
+    view(&state, &current, &changed.loaded).await
+}
+
+/// Join a channel of the caller's organisation.
+#[utoipa::path(post, path = "/api/v1/conversations/{conversation_id}/join", operation_id = "joinConversation",
+    tag = "conversations", params(("conversation_id" = String, Path)),
+    responses((status = 200, description = "The channel, with the caller in it", body = Conversation),
+        (status = 403, description = "Not a channel anyone may join, or its membership is locked", body = Problem),
+        (status = 404, description = "No such channel in the caller's organisation", body = Problem)))]
+pub async fn join(
+    State(state): State<SharedState>,
+    Authed(current): Authed,
+    Path(id): Path<String>,
+) -> ApiResult<ApiJson<Conversation>> {
+    visible(&state, &current, &id).await?;
+    let newcomer = state.conversations.newcomer(&current.user.id, false).await?;
+    let changed =
+        state.conversations.change(&id, state.now_ms(), |_| Ok(Input::Join { newcomer: newcomer.clone() })).await?;
+    view(&state, &current, &changed.loaded).await
+}
+
+/// Remove a member, or leave (the caller's own id).
+#[utoipa::path(delete, path = "/api/v1/conversations/{conversation_id}/members/{user_id}",
+    operation_id = "removeConversationMember", tag = "conversations",
+    params(("conversation_id" = String, Path), ("user_id" = String, Path)),
+    responses((status = 204, description = "Out: their devices read nothing more"),
+        (status = 403, description = "The caller's role does not allow it", body = Problem),
+        (status = 404, description = "Not a conversation the caller is in", body = Problem)))]
+pub async fn remove_member(
+    State(state): State<SharedState>,
+    Authed(current): Authed,
+    Path((id, user_id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let me = current.user.id.clone();
+    let input = move |_: &conclave_conversation::Conversation| {
+        Ok(if user_id == me {
+            Input::Leave { account: me.clone() }
+        } else {
+            Input::Remove { by: me.clone(), account: user_id.clone() }
+        })
+    };
+    state.conversations.change(&id, state.now_ms(), input).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Give a member a role (owners only).
+#[utoipa::path(put, path = "/api/v1/conversations/{conversation_id}/members/{user_id}/role",
+    operation_id = "setConversationRole", tag = "conversations",
+    params(("conversation_id" = String, Path), ("user_id" = String, Path)), request_body = SetConversationRoleRequest,
+    responses((status = 200, description = "The conversation", body = Conversation),
+        (status = 403, description = "Only owners give roles", body = Problem),
+        (status = 409, description = "The last owner cannot step down", body = Problem)))]
+pub async fn set_role(
+    State(state): State<SharedState>,
+    Authed(current): Authed,
+    Path((id, user_id)): Path<(String, String)>,
+    ApiJson(req): ApiJson<SetConversationRoleRequest>,
+) -> ApiResult<ApiJson<Conversation>> {
+    let by = current.user.id.clone();
+    let input = |_: &conclave_conversation::Conversation| {
+        Ok(Input::SetRole { by: by.clone(), account: user_id.clone(), role: req.role })
+    };
+    let changed = state.conversations.change(&id, state.now_ms(), input).await?;
+    view(&state, &current, &changed.loaded).await
+}
+
+/// Lock a channel's membership, archive a conversation, or undo either (admins).
+#[utoipa::path(patch, path = "/api/v1/conversations/{conversation_id}", operation_id = "updateConversation",
+    tag = "conversations", params(("conversation_id" = String, Path)), request_body = ConversationSettingsUpdate,
+    responses((status = 200, description = "The conversation", body = Conversation),
+        (status = 403, description = "Admins only", body = Problem)))]
+pub async fn update(
+    State(state): State<SharedState>,
+    Authed(current): Authed,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<ConversationSettingsUpdate>,
+) -> ApiResult<ApiJson<Conversation>> {
+    let by = current.user.id.clone();
+    let mut loaded = state.conversations.load(&id).await?;
+    if loaded.state.member(&by).is_none() {
+        return Err(ApiError::not_found("conversation"));
+    }
+    let changes = [
+        req.archived.map(|archived| Input::Archive { by: by.clone(), archived }),
+        req.locked.map(|locked| Input::Lock { by: by.clone(), locked }),
+    ];
+    for input in changes.into_iter().flatten() {
+        loaded = state.conversations.change(&id, state.now_ms(), |_| Ok(input.clone())).await?.loaded;
+    }
+    view(&state, &current, &loaded).await
+}
+
+/// Send a message from one of the caller's devices: MLS ciphertext in an
+/// encrypted conversation. Durable when answered; sent again with the same
+/// client id, it is the same message (200).
+#[utoipa::path(post, path = "/api/v1/conversations/{conversation_id}/messages", operation_id = "sendMessage",
+    tag = "conversations", params(("conversation_id" = String, Path)), request_body = SendMessageRequest,
+    responses((status = 201, description = "In the log", body = MessageAccepted),
+        (status = 200, description = "A retry of a message already in the log", body = MessageAccepted),
+        (status = 409, description = "Encrypted in an epoch the group has left, or the device is not in the group yet", body = Problem),
+        (status = 404, description = "Not a conversation the caller is in, or not the caller's device", body = Problem)))]
+pub async fn send(
+    State(state): State<SharedState>,
+    Authed(current): Authed,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<SendMessageRequest>,
+) -> ApiResult<(StatusCode, ApiJson<MessageAccepted>)> {
+    own_device(&state, &current, &req.device_id).await?;
+    let reference = match req.reference {
+        Some(reference) => Some((reference, state.conversations.target(&id, reference.target()).await?)),
+        None => None,
+    };
+    let input = |_: &conclave_conversation::Conversation| {
+        Ok(Input::Send {
+            device: req.device_id.clone(),
+            client_id: req.client_id.clone(),
+            epoch: req.epoch,
+            content: req.content.clone(),
+            reference: reference.clone(),
+        })
+    };
+    let changed = state.conversations.change(&id, state.now_ms(), input).await?;
+    let accepted = changed.effects.iter().find_map(|effect| match effect {
+        Effect::Append(entry) => Some((StatusCode::CREATED, MessageAccepted { seq: entry.seq, duplicate: false })),
+        Effect::Duplicate(seq) => Some((StatusCode::OK, MessageAccepted { seq: *seq, duplicate: true })),
+        _ => None,
+    });
+    let (status, accepted) = accepted.ok_or_else(ApiError::internal)?;
+    Ok((status, ApiJson(accepted)))
+}
+
+/// Delete a message for everyone (its author within the policy's time, or
+/// an admin): its content is erased from the server.
+#[utoipa::path(delete, path = "/api/v1/conversations/{conversation_id}/messages/{seq}", operation_id = "deleteMessage",
+    tag = "conversations", params(("conversation_id" = String, Path), ("seq" = u64, Path)),
+    responses((status = 204, description = "Deleted for everyone"),
+        (status = 403, description = "Not the author, or too late", body = Problem)))]
+pub async fn delete_message(
+    State(state): State<SharedState>,
+    Authed(current): Authed,
+    Path((id, seq)): Path<(String, u64)>,
+) -> ApiResult<StatusCode> {
+    let target = state.conversations.target(&id, seq).await?;
+    let by = current.user.id.clone();
+    let input = |_: &conclave_conversation::Conversation| Ok(Input::Delete { by: by.clone(), target: target.clone() });
+    state.conversations.change(&id, state.now_ms(), input).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct EntriesQuery {
+    /// The caller's device reading.
+    pub device_id: String,
+    /// Entries after this one (0: from the first this device may read).
+    #[serde(default)]
+    pub after: u64,
+    /// Page size, 1–500 (default 100).
+    pub limit: Option<u32>,
+    /// With nothing new, wait this long (at most 30,000 ms) for something.
+    #[serde(default)]
+    pub wait_ms: u64,
+}
+
+/// The log as one of the caller's devices may read it: every entry from
+/// the one its group membership starts at (nothing while it is not in the
+/// group), in order. With `wait_ms`, an empty page waits for the next entry.
+#[utoipa::path(get, path = "/api/v1/conversations/{conversation_id}/entries", operation_id = "readConversation",
+    tag = "conversations", params(("conversation_id" = String, Path), EntriesQuery),
+    responses((status = 200, description = "A page of the log", body = EntryPage),
+        (status = 404, description = "Not a conversation the caller is in, or not the caller's device", body = Problem)))]
+pub async fn entries(
+    State(state): State<SharedState>,
+    Authed(current): Authed,
+    Path(id): Path<String>,
+    q: Query_<EntriesQuery>,
+) -> ApiResult<ApiJson<EntryPage>> {
+    let q = query(q)?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=MAX_ENTRIES_PER_PAGE).contains(&limit) {
+        return Err(ApiError::field("limit", format!("must be between 1 and {MAX_ENTRIES_PER_PAGE}")));
+    }
+    own_device(&state, &current, &q.device_id).await?;
+    let wait = Duration::from_millis(q.wait_ms.min(MAX_WAIT_MS));
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let loaded = state.conversations.load(&id).await?;
+        if loaded.state.member(&current.user.id).is_none() {
+            return Err(ApiError::not_found("conversation"));
+        }
+        let last_seq = loaded.state.last_seq();
+        let Some(from) = loaded.state.readable_from(&q.device_id) else {
+            return Ok(ApiJson(EntryPage { entries: Vec::new(), readable_from: None, last_seq }));
+        };
+        let after = q.after.max(from.saturating_sub(1));
+        if after < last_seq || tokio::time::Instant::now() >= deadline {
+            let rows = state.store.conversation_entries(&id, after as i64, i64::from(limit)).await?;
+            let entries = rows.iter().map(entry_from_row).collect::<Result<_, _>>()?;
+            return Ok(ApiJson(EntryPage { entries, readable_from: Some(from), last_seq }));
+        }
+        let mut grown = state.conversations.watch(&id, last_seq);
+        // Woken by a write on this node, or by the deadline (then read once more).
+        let _ = tokio::time::timeout_at(deadline, grown.wait_for(|seq| *seq > last_seq)).await;
+    }
+}
+
+/// One of the caller's devices asks to be added to the conversation's MLS
+/// group: the first device creates it, later ones are added by the
+/// committer the server names (answers arrive in the device's inbox).
+#[utoipa::path(post, path = "/api/v1/conversations/{conversation_id}/key-packages", operation_id = "uploadKeyPackage",
+    tag = "conversations", params(("conversation_id" = String, Path)), request_body = KeyPackageRequest,
+    responses((status = 202, description = "Taken: the device's inbox will have what follows"),
+        (status = 409, description = "Not a KeyPackage this group needs", body = Problem)))]
+pub async fn key_package(
+    State(state): State<SharedState>,
+    Authed(current): Authed,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<KeyPackageRequest>,
+) -> ApiResult<StatusCode> {
+    own_device(&state, &current, &req.device_id).await?;
+    let input = |_: &conclave_conversation::Conversation| {
+        Ok(Input::KeyPackage { device: req.device_id.clone(), key_package: req.key_package.clone() })
+    };
+    state.conversations.change(&id, state.now_ms(), input).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// An MLS commit from the committer the server named, adding and removing
+/// exactly the devices it was asked to.
+#[utoipa::path(post, path = "/api/v1/conversations/{conversation_id}/commits", operation_id = "sendCommit",
+    tag = "conversations", params(("conversation_id" = String, Path)), request_body = CommitRequest,
+    responses((status = 201, description = "In the log: the group is at the next epoch", body = Conversation),
+        (status = 409, description = "Refused: not the committer, stale, or beyond what was asked", body = Problem)))]
+pub async fn commit(
+    State(state): State<SharedState>,
+    Authed(current): Authed,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<CommitRequest>,
+) -> ApiResult<(StatusCode, ApiJson<Conversation>)> {
+    own_device(&state, &current, &req.device_id).await?;
+    let proposed = ProposedCommit {
+        epoch: req.epoch,
+        commit: req.commit,
+        welcome: req.welcome,
+        added: req.added,
+        removed: req.removed,
+    };
+    let input = |_: &conclave_conversation::Conversation| {
+        Ok(Input::Commit { device: req.device_id.clone(), commit: proposed.clone() })
+    };
+    let changed = state.conversations.change(&id, state.now_ms(), input).await?;
+    Ok((StatusCode::CREATED, view(&state, &current, &changed.loaded).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct InboxQuery {
+    /// Messages after this id; those up to it are taken (deleted).
+    #[serde(default)]
+    pub after: i64,
+    /// Page size, 1–500 (default 100).
+    pub limit: Option<u32>,
+}
+
+/// What the MLS handshake has for one of the caller's devices, in every
+/// conversation: asking past a message acknowledges it.
+#[utoipa::path(get, path = "/api/v1/me/devices/{device_id}/inbox", operation_id = "readDeviceInbox",
+    tag = "conversations", params(("device_id" = String, Path), InboxQuery),
+    responses((status = 200, description = "The device's handshake messages", body = InboxPage),
+        (status = 404, description = "Not the caller's device", body = Problem)))]
+pub async fn inbox(
+    State(state): State<SharedState>,
+    Authed(current): Authed,
+    Path(device_id): Path<String>,
+    q: Query_<InboxQuery>,
+) -> ApiResult<ApiJson<InboxPage>> {
+    let q = query(q)?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=MAX_ENTRIES_PER_PAGE).contains(&limit) {
+        return Err(ApiError::field("limit", format!("must be between 1 and {MAX_ENTRIES_PER_PAGE}")));
+    }
+    own_device(&state, &current, &device_id).await?;
+    let rows = state.store.device_inbox(&device_id, q.after, i64::from(limit)).await?;
+    let mut messages = Vec::with_capacity(rows.len());
+    for row in rows {
+        let handshake = serde_json::from_str(&row.handshake_json).map_err(|_| conclave_store::StoreError::Corrupt {
+            column: "device_inbox.handshake_json",
+            value: row.id.to_string(),
+        })?;
+        messages.push(InboxMessage { id: row.id, conversation_id: row.conversation_id, handshake });
+    }
+    Ok(ApiJson(InboxPage { messages }))
+}

@@ -1,0 +1,324 @@
+//! Team conversations through the real server, end-to-end encrypted with
+//! real MLS on every device: people with two devices each talk in groups,
+//! direct messages and channels; a device that was offline catches up in
+//! order; removed and deactivated people read nothing more; and what the
+//! server keeps holds none of what was said.
+
+use std::time::Duration;
+
+use crate::key_material::{captured_logs, contains};
+use crate::support::TestServer;
+use crate::{assert_problem, on_both_engines};
+use conclave_client::chat::{ChatDevice, ChatEvent};
+use conclave_client::Client;
+use conclave_proto::conversation::*;
+use conclave_proto::OrgRole;
+use conclave_store::Engine;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Two people of one organisation, each with two devices.
+struct Team {
+    srv: TestServer,
+    org: String,
+    ada: Client,
+    grace: Client,
+    ada_id: String,
+    grace_id: String,
+    devices: Vec<ChatDevice>,
+}
+
+async fn team(engine: Engine) -> Team {
+    let srv = TestServer::start(engine).await;
+    let (ada, login) = srv.org_with_owner("ada@acme.test", "Acme").await;
+    let org = login.user.org_id.clone().unwrap();
+    let (grace, grace_login) = srv.add_member(&ada, &org, "grace@acme.test", OrgRole::Member).await;
+    let mut devices = Vec::new();
+    for (client, name) in
+        [(&ada, "Ada's laptop"), (&ada, "Ada's phone"), (&grace, "Grace's laptop"), (&grace, "Grace's phone")]
+    {
+        devices.push(ChatDevice::register(client, name).await.expect("a device"));
+    }
+    Team { srv, org, ada, grace, ada_id: login.user.id, grace_id: grace_login.user.id, devices }
+}
+
+fn group_request(name: &str, members: &[&str]) -> CreateConversationRequest {
+    CreateConversationRequest {
+        kind: ConversationKind::Group,
+        name: Some(name.into()),
+        members: members.iter().map(|m| m.to_string()).collect(),
+        encrypted: true,
+    }
+}
+
+/// Every device asks to be in the conversation, and all sync until every
+/// one of them is in its group.
+async fn all_in_group(devices: &mut [ChatDevice], id: &str) {
+    for d in devices.iter_mut() {
+        d.open(id).await.unwrap();
+    }
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !devices.iter().all(|d| d.in_group(id)) {
+        assert!(tokio::time::Instant::now() < deadline, "devices not all in the group");
+        for d in devices.iter_mut() {
+            d.sync().await.unwrap();
+        }
+    }
+    // Everyone at the same epoch: the last commit read by all.
+    for _ in 0..3 {
+        for d in devices.iter_mut() {
+            d.sync().await.unwrap();
+        }
+    }
+    let epochs: Vec<_> = devices.iter().map(|d| d.epoch(id)).collect();
+    assert!(epochs.windows(2).all(|w| w[0] == w[1]), "one epoch for all: {epochs:?}");
+}
+
+/// The texts a device reads, in order, from one sync.
+async fn texts(device: &mut ChatDevice) -> Vec<String> {
+    let events = device.sync().await.unwrap();
+    events.into_iter().filter_map(|e| if let ChatEvent::Message { text, .. } = e { Some(text) } else { None }).collect()
+}
+
+async fn everyone_in_a_group_reads_every_message_on_every_device(engine: Engine) {
+    let mut t = team(engine).await;
+    let group = t.ada.create_conversation(&group_request("Launch", &[&t.grace_id])).await.unwrap();
+    assert!(group.encrypted, "end-to-end encrypted by default");
+    assert_eq!(group.members.len(), 2);
+    all_in_group(&mut t.devices, &group.id).await;
+    let seen = t.grace.get_conversation(&group.id).await.unwrap();
+    assert_eq!(seen.members.iter().map(|m| m.devices.len()).sum::<usize>(), 4, "every device of each member");
+
+    let hello = t.devices[0].send_text(&group.id, "hello from Ada's laptop", None).await.unwrap();
+    t.devices[3].send_text(&group.id, "hi from Grace's phone", None).await.unwrap();
+    // A reply in a thread, and a reaction, refer to the first message.
+    t.devices[2].send_text(&group.id, "in the thread", Some(Reference::Thread(hello.seq))).await.unwrap();
+    t.devices[1].send_text(&group.id, "👍", Some(Reference::Reaction(hello.seq))).await.unwrap();
+    let expected = ["hello from Ada's laptop", "hi from Grace's phone", "in the thread", "👍"];
+    for device in t.devices.iter_mut() {
+        assert_eq!(texts(device).await, expected, "{} reads everything, in order", device.device_id);
+    }
+
+    // Grace deletes her message for everyone: every device hears it.
+    let grace_message = t.grace.read_conversation(&group.id, &t.devices[2].device_id, 0, 100, 0).await.unwrap();
+    let seq = grace_message
+        .entries
+        .iter()
+        .find_map(|e| matches!(&e.body, EntryBody::Message { from, .. } if *from == t.grace_id).then_some(e.seq))
+        .unwrap();
+    assert_problem!(t.ada.delete_message(&group.id, seq + 1000).await, 422, "validation-failed");
+    t.grace.delete_message(&group.id, seq).await.unwrap();
+    for device in t.devices.iter_mut() {
+        let events = device.sync().await.unwrap();
+        assert!(events.contains(&ChatEvent::Deleted { conversation_id: group.id.clone(), target: seq }));
+    }
+    // Its ciphertext is gone from the server; the entry keeps its place.
+    let page = t.ada.read_conversation(&group.id, &t.devices[0].device_id, seq - 1, 1, 0).await.unwrap();
+    assert_eq!(page.entries[0].body, EntryBody::Erased);
+    assert_problem!(t.ada.delete_message(&group.id, seq).await, 422, "validation-failed");
+}
+
+async fn a_retried_message_is_delivered_once(engine: Engine) {
+    let mut t = team(engine).await;
+    let group = t.ada.create_conversation(&group_request("Ops", &[&t.grace_id])).await.unwrap();
+    all_in_group(&mut t.devices, &group.id).await;
+    let epoch = t.devices[0].epoch(&group.id);
+    let req = SendMessageRequest {
+        device_id: t.devices[0].device_id.clone(),
+        client_id: "retry-me".into(),
+        epoch,
+        content: "Y2lwaGVydGV4dA==".into(),
+        reference: None,
+    };
+    let first = t.ada.send_message(&group.id, &req).await.unwrap();
+    let again = t.ada.send_message(&group.id, &req).await.unwrap();
+    assert_eq!((first.duplicate, again.duplicate, again.seq), (false, true, first.seq));
+    let page = t.grace.read_conversation(&group.id, &t.devices[2].device_id, 0, 500, 0).await.unwrap();
+    let copies = page
+        .entries
+        .iter()
+        .filter(|e| matches!(&e.body, EntryBody::Message { client_id, .. } if client_id == "retry-me"));
+    assert_eq!(copies.count(), 1);
+    // Another person's device id is not the caller's to send with.
+    let stolen = SendMessageRequest { device_id: t.devices[2].device_id.clone(), client_id: "x".into(), ..req.clone() };
+    assert_problem!(t.ada.send_message(&group.id, &stolen).await, 404, "not-found");
+    // A stale epoch is refused, and the device learns to encrypt again.
+    let stale = SendMessageRequest { client_id: "y".into(), epoch: epoch.map(|e| e.wrapping_sub(1)), ..req };
+    assert_problem!(t.ada.send_message(&group.id, &stale).await, 409, "stale-epoch");
+}
+
+async fn an_offline_device_catches_up_in_order_with_nothing_lost_or_doubled(engine: Engine) {
+    let mut t = team(engine).await;
+    let dm = t
+        .ada
+        .create_conversation(&CreateConversationRequest {
+            kind: ConversationKind::Direct,
+            name: None,
+            members: vec![t.grace_id.clone()],
+            encrypted: true,
+        })
+        .await
+        .unwrap();
+    // One direct message per pair: Grace starting one with Ada gets the same.
+    let again = t
+        .grace
+        .create_conversation(&CreateConversationRequest {
+            kind: ConversationKind::Direct,
+            name: None,
+            members: vec![t.ada_id.clone()],
+            encrypted: true,
+        })
+        .await
+        .unwrap();
+    assert_eq!(again.id, dm.id);
+    all_in_group(&mut t.devices, &dm.id).await;
+    // Grace's phone is off while Ada writes thirty messages.
+    let mut phone = t.devices.remove(3);
+    let sent: Vec<String> = (0..30).map(|i| format!("message {i:02}")).collect();
+    for text in &sent {
+        t.devices[0].send_text(&dm.id, text, None).await.unwrap();
+    }
+    assert_eq!(texts(&mut t.devices[2]).await, sent, "Grace's laptop reads them live");
+    assert_eq!(texts(&mut phone).await, sent, "her phone catches up: all of them, in order, once");
+    assert!(texts(&mut phone).await.is_empty(), "and nothing twice");
+}
+
+async fn a_removed_member_reads_nothing_more_and_cannot_open_what_follows(engine: Engine) {
+    let mut t = team(engine).await;
+    let (cy_client, cy_login) = t.srv.add_member(&t.ada, &t.org, "cy@acme.test", OrgRole::Member).await;
+    let cy = ChatDevice::register(&cy_client, "Cy's laptop").await.unwrap();
+    let group = t.ada.create_conversation(&group_request("Board", &[&t.grace_id, &cy_login.user.id])).await.unwrap();
+    let mut all: Vec<ChatDevice> = t.devices.drain(..).collect();
+    all.push(cy);
+    all_in_group(&mut all, &group.id).await;
+    let mut cy = all.pop().unwrap();
+    t.devices = all;
+
+    // Grace (not an admin) cannot remove Cy; Ada (the owner) can.
+    assert_problem!(t.grace.remove_conversation_member(&group.id, &cy_login.user.id).await, 403, "forbidden");
+    t.ada.remove_conversation_member(&group.id, &cy_login.user.id).await.unwrap();
+    // Until the removal is committed, nothing can be sent; Ada's device,
+    // asked to commit it, does so as it syncs, and then sends.
+    t.devices[0].send_text(&group.id, "after Cy left", None).await.unwrap();
+    for d in t.devices.iter_mut() {
+        assert!(texts(d).await.contains(&"after Cy left".to_string()));
+    }
+    // Cy's device reads nothing more, and is told so.
+    assert_problem!(cy_client.read_conversation(&group.id, &cy.device_id, 0, 10, 0).await, 404, "not-found");
+    let told = cy.sync().await.unwrap();
+    assert!(told.contains(&ChatEvent::Removed { conversation_id: group.id.clone() }), "{told:?}");
+    assert!(!told.iter().any(|e| matches!(e, ChatEvent::Message { .. })), "{told:?}");
+    // Even given the ciphertext, the keys Cy kept open nothing sent after.
+    let page = t.ada.read_conversation(&group.id, &t.devices[0].device_id, 0, 500, 0).await.unwrap();
+    let (from, content) = page
+        .entries
+        .iter()
+        .rev()
+        .find_map(|e| match &e.body {
+            EntryBody::Message { device, content, .. } => Some((device.clone(), content.clone())),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(cy.open_ciphertext(&group.id, &from, &content), None, "Cy's old keys open nothing new");
+
+    // An account the organisation deactivates is out of every conversation.
+    t.ada.deactivate_member(&t.org, &t.grace_id).await.unwrap();
+    let after = t.ada.get_conversation(&group.id).await.unwrap();
+    assert_eq!(after.members.iter().map(|m| m.user_id.as_str()).collect::<Vec<_>>(), [t.ada_id.as_str()]);
+}
+
+async fn channels_are_joined_freely_until_locked_and_hidden_from_outsiders(engine: Engine) {
+    let t = team(engine).await;
+    let channel = t
+        .ada
+        .create_conversation(&CreateConversationRequest {
+            kind: ConversationKind::Channel,
+            name: Some("general".into()),
+            members: vec![],
+            encrypted: true,
+        })
+        .await
+        .unwrap();
+    // Grace sees the channel of her organisation and joins it.
+    assert_eq!(t.grace.get_conversation(&channel.id).await.unwrap().members.len(), 1);
+    let joined = t.grace.join_conversation(&channel.id).await.unwrap();
+    assert_eq!(joined.role, ConversationRole::Member);
+    assert!(t.grace.list_conversations().await.unwrap().conversations.iter().any(|c| c.id == channel.id));
+    // The owner locks it; a newcomer of the organisation may no longer join.
+    let (cy, _) = t.srv.add_member(&t.ada, &t.org, "cy@acme.test", OrgRole::Member).await;
+    assert_problem!(
+        t.grace
+            .update_conversation(&channel.id, &ConversationSettingsUpdate { locked: Some(true), archived: None })
+            .await,
+        403,
+        "forbidden"
+    );
+    t.ada
+        .update_conversation(&channel.id, &ConversationSettingsUpdate { locked: Some(true), archived: None })
+        .await
+        .unwrap();
+    assert_problem!(cy.join_conversation(&channel.id).await, 403, "conversation-locked");
+    // Someone of another organisation does not see it at all.
+    let (other, _) = t.srv.org_with_owner("eve@elsewhere.test", "Elsewhere").await;
+    assert_problem!(other.get_conversation(&channel.id).await, 404, "not-found");
+    assert_problem!(other.join_conversation(&channel.id).await, 404, "not-found");
+    let eve_device = ChatDevice::register(&other, "Eve's laptop").await.unwrap();
+    assert_problem!(other.read_conversation(&channel.id, &eve_device.device_id, 0, 10, 0).await, 404, "not-found");
+    // Nor can anyone be added from there.
+    let eve_id = other.me().await.unwrap().user.id;
+    assert_problem!(t.ada.add_conversation_members(&channel.id, &[&eve_id]).await, 422, "validation-failed");
+    // Plain channels need the organisation's policy.
+    let plain = CreateConversationRequest {
+        kind: ConversationKind::Channel,
+        name: Some("announcements".into()),
+        members: vec![],
+        encrypted: false,
+    };
+    assert_problem!(t.ada.create_conversation(&plain).await, 403, "forbidden");
+}
+
+async fn a_device_added_later_reads_from_when_it_joined(engine: Engine) {
+    let mut t = team(engine).await;
+    let group = t.ada.create_conversation(&group_request("Later", &[&t.grace_id])).await.unwrap();
+    all_in_group(&mut t.devices, &group.id).await;
+    t.devices[0].send_text(&group.id, "before the tablet", None).await.unwrap();
+    let tablet = ChatDevice::register(&t.grace, "Grace's tablet").await.unwrap();
+    t.devices.push(tablet);
+    all_in_group(&mut t.devices, &group.id).await;
+    t.devices[1].send_text(&group.id, "after the tablet", None).await.unwrap();
+    let tablet = t.devices.last_mut().unwrap();
+    // History for new devices is not shared yet: it reads from its Welcome.
+    assert_eq!(texts(tablet).await, ["after the tablet"]);
+}
+
+/// What the server keeps and logs holds none of what was said.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_keeps_no_plaintext_of_a_conversation() {
+    let logs = captured_logs();
+    let mut t = team(Engine::Sqlite).await;
+    let group = t.ada.create_conversation(&group_request("Secrets", &[&t.grace_id])).await.unwrap();
+    all_in_group(&mut t.devices, &group.id).await;
+    let secrets = ["the merger closes on Friday", "wire 4,200,000 to the escrow account", "tell nobody about Orion"];
+    for (i, text) in secrets.iter().enumerate() {
+        t.devices[i % 4].send_text(&group.id, text, None).await.unwrap();
+    }
+    for device in t.devices.iter_mut() {
+        assert_eq!(texts(device).await, secrets, "{} reads them", device.device_id);
+    }
+    let database = t.srv.sqlite_bytes();
+    let logs = logs.bytes();
+    assert!(contains(&database, b"Secrets"), "the search finds what is there (the group's name)");
+    for secret in secrets {
+        assert!(!contains(&database, secret.as_bytes()), "{secret:?} is in the database");
+        assert!(!contains(&logs, secret.as_bytes()), "{secret:?} is in the logs");
+    }
+}
+
+on_both_engines!(
+    everyone_in_a_group_reads_every_message_on_every_device,
+    a_retried_message_is_delivered_once,
+    an_offline_device_catches_up_in_order_with_nothing_lost_or_doubled,
+    a_removed_member_reads_nothing_more_and_cannot_open_what_follows,
+    channels_are_joined_freely_until_locked_and_hidden_from_outsiders,
+    a_device_added_later_reads_from_when_it_joined,
+);

@@ -1,0 +1,54 @@
+-- Team conversations. The server keeps who is in each and the ordered log
+-- every device reads; in an encrypted conversation a message's content is
+-- MLS ciphertext, never anything the server can read.
+CREATE TABLE conversations (
+    id TEXT PRIMARY KEY,
+    org_id TEXT NOT NULL REFERENCES orgs(id),
+    kind TEXT NOT NULL,
+    name TEXT,
+    -- A direct message's two account ids, sorted: one conversation per pair.
+    direct_pair TEXT UNIQUE,
+    -- The conversation's state (members, roles, readers, its MLS delivery
+    -- service), replaced whole at every change; version orders the writers.
+    state_json TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    last_seq BIGINT NOT NULL,
+    created_at_ms BIGINT NOT NULL
+);
+CREATE INDEX conversations_org ON conversations(org_id, kind);
+
+-- Who is in which conversation, for listing an account's conversations.
+CREATE TABLE conversation_members (
+    conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    user_id TEXT NOT NULL REFERENCES users(id),
+    role TEXT NOT NULL,
+    PRIMARY KEY (conversation_id, user_id)
+);
+CREATE INDEX conversation_members_user ON conversation_members(user_id);
+
+CREATE TABLE conversation_entries (
+    conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    seq BIGINT NOT NULL,
+    at_ms BIGINT NOT NULL,
+    -- For checking what later messages refer to without reading bodies.
+    author TEXT,
+    device_id TEXT,
+    client_id TEXT,
+    thread_seq BIGINT,
+    is_message BIGINT NOT NULL,
+    deleted BIGINT NOT NULL DEFAULT 0,
+    body_json TEXT NOT NULL,
+    PRIMARY KEY (conversation_id, seq)
+);
+-- A retry is the same message (rows without a client id are not messages).
+CREATE UNIQUE INDEX conversation_entries_client ON conversation_entries(conversation_id, device_id, client_id);
+
+-- Each device's own part of the MLS handshake, until it takes it.
+CREATE TABLE device_inbox (
+    id BIGSERIAL PRIMARY KEY,
+    device_id TEXT NOT NULL,
+    conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    handshake_json TEXT NOT NULL,
+    created_at_ms BIGINT NOT NULL
+);
+CREATE INDEX device_inbox_device ON device_inbox(device_id, id);

@@ -1,0 +1,294 @@
+//! Team conversations: each one's state, its members for listing, its log,
+//! and the handshake messages waiting in each device's inbox.
+//!
+//! A change to a conversation is one transaction that replaces its state
+//! only if nobody changed it since it was read (its `version`), appends its
+//! log entries and queues its inbox messages: either all of it is durable,
+//! or none and the caller reads again and retries. Two nodes changing one
+//! conversation at once therefore never fork its log.
+
+use crate::{Result, RowExt, Store, StoreError};
+use sqlx::any::AnyRow;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationRow {
+    pub id: String,
+    pub org_id: String,
+    pub kind: String,
+    pub name: Option<String>,
+    pub state_json: String,
+    pub version: i64,
+    pub last_seq: i64,
+    pub created_at_ms: i64,
+}
+
+const COLUMNS: &str = "id, org_id, kind, name, state_json, version, last_seq, created_at_ms";
+
+fn conversation(row: &AnyRow) -> Result<ConversationRow> {
+    Ok(ConversationRow {
+        id: row.text("id")?,
+        org_id: row.text("org_id")?,
+        kind: row.text("kind")?,
+        name: row.opt_text("name")?,
+        state_json: row.text("state_json")?,
+        version: row.int("version")?,
+        last_seq: row.int("last_seq")?,
+        created_at_ms: row.int("created_at_ms")?,
+    })
+}
+
+/// One log entry as stored, with what later requests check about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryRow {
+    pub seq: i64,
+    pub at_ms: i64,
+    /// For messages: who sent it, from which device, under which client id.
+    pub author: Option<String>,
+    pub device_id: Option<String>,
+    pub client_id: Option<String>,
+    /// The thread it replies in.
+    pub thread_seq: Option<i64>,
+    pub is_message: bool,
+    pub deleted: bool,
+    pub body_json: String,
+}
+
+const ENTRY_COLUMNS: &str = "seq, at_ms, author, device_id, client_id, thread_seq, is_message, deleted, body_json";
+
+fn entry(row: &AnyRow) -> Result<EntryRow> {
+    Ok(EntryRow {
+        seq: row.int("seq")?,
+        at_ms: row.int("at_ms")?,
+        author: row.opt_text("author")?,
+        device_id: row.opt_text("device_id")?,
+        client_id: row.opt_text("client_id")?,
+        thread_seq: row.opt_int("thread_seq")?,
+        is_message: row.int("is_message")? != 0,
+        deleted: row.int("deleted")? != 0,
+        body_json: row.text("body_json")?,
+    })
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxRow {
+    pub id: i64,
+    pub device_id: String,
+    pub conversation_id: String,
+    pub handshake_json: String,
+}
+
+/// Everything one change to a conversation writes.
+#[derive(Debug, Clone, Default)]
+pub struct ConversationChange {
+    pub state_json: String,
+    pub last_seq: i64,
+    pub entries: Vec<EntryRow>,
+    /// Messages deleted for everyone: their content is dropped.
+    pub erase: Vec<i64>,
+    /// (device, handshake) for each device's inbox.
+    pub inbox: Vec<(String, String)>,
+    /// Members now, with their roles, when membership changed (replacing
+    /// the listing's rows).
+    pub members: Option<Vec<(String, String)>>,
+    pub at_ms: i64,
+}
+
+/// A new conversation and its first change.
+#[derive(Debug, Clone)]
+pub struct NewConversation {
+    pub id: String,
+    pub org_id: String,
+    pub kind: String,
+    pub name: Option<String>,
+    /// A direct message's two accounts, sorted and joined.
+    pub direct_pair: Option<String>,
+    pub created_at_ms: i64,
+}
+
+impl Store {
+    /// Creates a conversation with its founding change. A second direct
+    /// message between the same two people is `Conflict("direct message")`.
+    pub async fn create_conversation(&self, new: &NewConversation, change: &ConversationChange) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO conversations (id, org_id, kind, name, direct_pair, state_json, version, last_seq, created_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8)",
+        )
+        .bind(&new.id)
+        .bind(&new.org_id)
+        .bind(&new.kind)
+        .bind(&new.name)
+        .bind(&new.direct_pair)
+        .bind(&change.state_json)
+        .bind(change.last_seq)
+        .bind(new.created_at_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::conflict_as("direct message"))?;
+        write_change(&mut tx, &new.id, change).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn conversation(&self, id: &str) -> Result<Option<ConversationRow>> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM conversations WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(conversation).transpose()
+    }
+
+    /// The direct message between the two accounts of `pair`, if any.
+    pub async fn direct_conversation(&self, pair: &str) -> Result<Option<ConversationRow>> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM conversations WHERE direct_pair = $1"))
+            .bind(pair)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(conversation).transpose()
+    }
+
+    /// The conversations `user_id` is in, with their role, latest activity first.
+    pub async fn conversations_of(&self, user_id: &str) -> Result<Vec<(ConversationRow, String)>> {
+        let rows = sqlx::query(
+            "SELECT c.id, c.org_id, c.kind, c.name, c.state_json, c.version, c.last_seq, c.created_at_ms, m.role \
+             FROM conversation_members m JOIN conversations c ON c.id = m.conversation_id \
+             WHERE m.user_id = $1 ORDER BY c.last_seq DESC, c.id",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok((conversation(r)?, r.text("role")?))).collect()
+    }
+
+    /// Applies a change if the conversation is still at `version`; false
+    /// (and nothing written) if someone changed it meanwhile.
+    pub async fn change_conversation(&self, id: &str, version: i64, change: &ConversationChange) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE conversations SET state_json = $1, version = version + 1, last_seq = $2 WHERE id = $3 AND version = $4",
+        )
+        .bind(&change.state_json)
+        .bind(change.last_seq)
+        .bind(id)
+        .bind(version)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() != 1 {
+            return Ok(false);
+        }
+        write_change(&mut tx, id, change).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Entries after `after`, from `from` on, oldest first, at most `limit`.
+    pub async fn conversation_entries(&self, id: &str, after: i64, limit: i64) -> Result<Vec<EntryRow>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ENTRY_COLUMNS} FROM conversation_entries WHERE conversation_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+        ))
+        .bind(id)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(entry).collect()
+    }
+
+    pub async fn conversation_entry(&self, id: &str, seq: i64) -> Result<Option<EntryRow>> {
+        let row = sqlx::query(&format!(
+            "SELECT {ENTRY_COLUMNS} FROM conversation_entries WHERE conversation_id = $1 AND seq = $2"
+        ))
+        .bind(id)
+        .bind(seq)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(entry).transpose()
+    }
+
+    /// A device's inbox after message `after`, oldest first. Taking them is
+    /// acknowledging them: they are deleted as the device asks past them.
+    pub async fn device_inbox(&self, device_id: &str, after: i64, limit: i64) -> Result<Vec<InboxRow>> {
+        sqlx::query("DELETE FROM device_inbox WHERE device_id = $1 AND id <= $2")
+            .bind(device_id)
+            .bind(after)
+            .execute(&self.pool)
+            .await?;
+        let rows = sqlx::query(
+            "SELECT id, device_id, conversation_id, handshake_json FROM device_inbox WHERE device_id = $1 AND id > $2 \
+             ORDER BY id LIMIT $3",
+        )
+        .bind(device_id)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(InboxRow {
+                    id: r.int("id")?,
+                    device_id: r.text("device_id")?,
+                    conversation_id: r.text("conversation_id")?,
+                    handshake_json: r.text("handshake_json")?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// What an erased message's body becomes.
+pub const ERASED: &str = r#"{"type":"erased"}"#;
+
+async fn write_change(tx: &mut sqlx::Transaction<'_, sqlx::Any>, id: &str, change: &ConversationChange) -> Result<()> {
+    for e in &change.entries {
+        sqlx::query(
+            "INSERT INTO conversation_entries (conversation_id, seq, at_ms, author, device_id, client_id, thread_seq, is_message, deleted, body_json) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(id)
+        .bind(e.seq)
+        .bind(e.at_ms)
+        .bind(&e.author)
+        .bind(&e.device_id)
+        .bind(&e.client_id)
+        .bind(e.thread_seq)
+        .bind(i64::from(e.is_message))
+        .bind(i64::from(e.deleted))
+        .bind(&e.body_json)
+        .execute(&mut **tx)
+        .await
+        .map_err(StoreError::conflict_as("message"))?;
+    }
+    for seq in &change.erase {
+        // The content goes; the entry stays, marked, so the log keeps its order.
+        sqlx::query(
+            "UPDATE conversation_entries SET deleted = 1, body_json = $3 WHERE conversation_id = $1 AND seq = $2",
+        )
+        .bind(id)
+        .bind(seq)
+        .bind(ERASED)
+        .execute(&mut **tx)
+        .await?;
+    }
+    for (device, handshake) in &change.inbox {
+        sqlx::query(
+            "INSERT INTO device_inbox (device_id, conversation_id, handshake_json, created_at_ms) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(device)
+        .bind(id)
+        .bind(handshake)
+        .bind(change.at_ms)
+        .execute(&mut **tx)
+        .await?;
+    }
+    let Some(members) = &change.members else { return Ok(()) };
+    sqlx::query("DELETE FROM conversation_members WHERE conversation_id = $1").bind(id).execute(&mut **tx).await?;
+    for (user, role) in members {
+        sqlx::query("INSERT INTO conversation_members (conversation_id, user_id, role) VALUES ($1, $2, $3)")
+            .bind(id)
+            .bind(user)
+            .bind(role)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}

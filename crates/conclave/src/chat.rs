@@ -1,0 +1,220 @@
+//! `conclave chat`: team messaging from a terminal, end-to-end encrypted on
+//! this machine. The device (its private key and every group's MLS state)
+//! lives in one file, created on first use and readable by its owner only;
+//! each command restores it, catches up, acts, and saves it again.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use conclave_client::chat::{ChatDevice, ChatEvent};
+use conclave_client::Client;
+use conclave_proto::conversation::{ConversationKind, CreateConversationRequest, MembershipChange, Reference};
+
+#[derive(Args, Debug)]
+pub struct ChatArgs {
+    /// The server's URL, e.g. http://127.0.0.1:8080.
+    #[arg(long, env = "CONCLAVE_SERVER", default_value = "http://127.0.0.1:8080")]
+    server: String,
+    /// A personal access token of the account.
+    #[arg(long, env = "CONCLAVE_TOKEN", hide_env_values = true)]
+    token: String,
+    /// Where this device keeps its keys (created on first use, mode 0600).
+    #[arg(long, env = "CONCLAVE_DEVICE_FILE", default_value = "conclave-device.json")]
+    device_file: PathBuf,
+    /// The device's name, shown in the account's device list (first use only).
+    #[arg(long, default_value = "Command line")]
+    device_name: String,
+    #[command(subcommand)]
+    command: ChatCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum ChatCommand {
+    /// The account's conversations.
+    List,
+    /// Start a conversation: a private group, a channel, or a direct message.
+    Create {
+        /// A private group of this name.
+        #[arg(long, conflicts_with_all = ["channel", "direct"])]
+        group: Option<String>,
+        /// An organisation channel of this name.
+        #[arg(long, conflicts_with = "direct")]
+        channel: Option<String>,
+        /// A direct message with this account id.
+        #[arg(long)]
+        direct: Option<String>,
+        /// Account ids of the others in it (groups and channels).
+        #[arg(long = "member")]
+        members: Vec<String>,
+    },
+    /// Join a channel of the organisation.
+    Join { conversation: String },
+    /// Send a message.
+    Send {
+        conversation: String,
+        text: String,
+        /// As a reply in the thread under this message.
+        #[arg(long)]
+        thread: Option<u64>,
+    },
+    /// Print what is new; with --follow, keep printing as it comes.
+    Tail {
+        conversation: String,
+        #[arg(long)]
+        follow: bool,
+        /// With --follow, stop after this many seconds.
+        #[arg(long)]
+        seconds: Option<u64>,
+    },
+}
+
+pub async fn run(args: ChatArgs) -> anyhow::Result<()> {
+    let client = Client::new(&args.server).authenticated(&args.token);
+    let mut device = load_device(&client, &args).await?;
+    let result = act(&client, &mut device, &args.command).await;
+    save_device(&device, &args.device_file)?;
+    result
+}
+
+async fn act(client: &Client, device: &mut ChatDevice, command: &ChatCommand) -> anyhow::Result<()> {
+    match command {
+        ChatCommand::List => {
+            for c in client.list_conversations().await?.conversations {
+                let name = c.name.unwrap_or_else(|| "(direct message)".into());
+                let lock = if c.encrypted { "end-to-end encrypted" } else { "not encrypted" };
+                println!("{}  {:?}  {name}  ({lock}, {} entries)", c.id, c.kind, c.last_seq);
+            }
+        }
+        ChatCommand::Create { group, channel, direct, members } => {
+            let (kind, name, members) = match (group, channel, direct) {
+                (Some(name), None, None) => (ConversationKind::Group, Some(name.clone()), members.clone()),
+                (None, Some(name), None) => (ConversationKind::Channel, Some(name.clone()), members.clone()),
+                (None, None, Some(with)) => (ConversationKind::Direct, None, vec![with.clone()]),
+                _ => bail!("say what to create: --group NAME, --channel NAME or --direct ACCOUNT_ID"),
+            };
+            let created =
+                client.create_conversation(&CreateConversationRequest { kind, name, members, encrypted: true }).await?;
+            enter(device, &created.id).await?;
+            println!("{}", created.id);
+        }
+        ChatCommand::Join { conversation } => {
+            client.join_conversation(conversation).await?;
+            enter(device, conversation).await?;
+            println!("joined {conversation}");
+        }
+        ChatCommand::Send { conversation, text, thread } => {
+            enter(device, conversation).await?;
+            let accepted = device.send_text(conversation, text, thread.map(Reference::Thread)).await?;
+            println!("sent #{}", accepted.seq);
+        }
+        ChatCommand::Tail { conversation, follow, seconds } => {
+            enter(device, conversation).await?;
+            let until = seconds.map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
+            loop {
+                for event in device.sync().await? {
+                    print_event(conversation, &event);
+                }
+                if !follow || until.is_some_and(|u| tokio::time::Instant::now() >= u) {
+                    break;
+                }
+                // Wait for the log to grow rather than asking again and again.
+                let after = client.get_conversation(conversation).await?.last_seq;
+                let _ = client.read_conversation(conversation, &device.device_id, after, 1, 10_000).await;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Makes sure this device is in the conversation's group, waiting (a few
+/// seconds) for a device of the group to add it.
+async fn enter(device: &mut ChatDevice, conversation: &str) -> anyhow::Result<()> {
+    device.open(conversation).await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !device.in_group(conversation) {
+        for event in device.sync().await? {
+            print_event(conversation, &event);
+        }
+        if device.in_group(conversation) {
+            break;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!(
+                "this device is not in the conversation's group yet: another of its devices must be online to add it"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(())
+}
+
+fn print_event(conversation: &str, event: &ChatEvent) {
+    match event {
+        ChatEvent::Message { conversation_id, seq, from_user, text, reference, .. }
+            if conversation_id == conversation =>
+        {
+            let context = match reference {
+                Some(Reference::Thread(root)) => format!(" (in thread #{root})"),
+                Some(Reference::Reply(to)) => format!(" (replying to #{to})"),
+                Some(Reference::Edit(of)) => format!(" (edits #{of})"),
+                Some(Reference::Reaction(to)) => format!(" (reacts to #{to})"),
+                None => String::new(),
+            };
+            println!("#{seq} {from_user}{context}: {text}");
+        }
+        ChatEvent::Deleted { conversation_id, target } if conversation_id == conversation => {
+            println!("#{target} was deleted")
+        }
+        ChatEvent::Membership { conversation_id, account, change } if conversation_id == conversation => {
+            let what = match change {
+                MembershipChange::Founded { .. } => "is in it from the start".to_owned(),
+                MembershipChange::Joined => "joined".to_owned(),
+                MembershipChange::Added { by } => format!("was added by {by}"),
+                MembershipChange::Left => "left".to_owned(),
+                MembershipChange::Removed { by } => format!("was removed by {by}"),
+                MembershipChange::Deactivated => "was deactivated".to_owned(),
+                MembershipChange::RoleChanged { role, .. } => format!("is now {role:?}"),
+            };
+            println!("* {account} {what}");
+        }
+        ChatEvent::Undecryptable { conversation_id, seq } if conversation_id == conversation => {
+            println!("#{seq} (a message this device cannot open)")
+        }
+        ChatEvent::Removed { conversation_id } if conversation_id == conversation => {
+            println!("* this device is no longer in the conversation")
+        }
+        _ => {}
+    }
+}
+
+async fn load_device(client: &Client, args: &ChatArgs) -> anyhow::Result<ChatDevice> {
+    match std::fs::read(&args.device_file) {
+        Ok(bytes) => ChatDevice::restore(client, &bytes).context("the device file is unreadable"),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            let device = ChatDevice::register(client, &args.device_name).await?;
+            save_device(&device, &args.device_file)?;
+            eprintln!("registered a new device {} (kept in {})", device.device_id, args.device_file.display());
+            Ok(device)
+        }
+        Err(err) => Err(err).with_context(|| format!("cannot read {}", args.device_file.display())),
+    }
+}
+
+/// Writes the device file for its owner alone, replacing it whole.
+fn save_device(device: &ChatDevice, path: &PathBuf) -> anyhow::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let partial = path.with_extension("partial");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options.open(&partial).with_context(|| format!("cannot write {}", partial.display()))?;
+    file.write_all(&device.export())?;
+    file.sync_all()?;
+    std::fs::rename(&partial, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
