@@ -5,7 +5,7 @@
 //! what a request refers to (the message being edited, the thread's root)
 //! is looked up by the driver and handed in as a [`Target`].
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 
 use conclave_delivery::{CommitRefusal, Delivery, DeliveryService, ProposedCommit, MAX_BLOB};
 use serde::{Deserialize, Serialize};
@@ -21,9 +21,6 @@ pub type DeviceId = String;
 
 /// Longest client message id a device may choose.
 pub const MAX_CLIENT_ID_LEN: usize = 64;
-/// Retries recognised per device: the latest client ids it sent. (The
-/// store's unique index on them catches a retry older than this.)
-const RECENT_PER_DEVICE: usize = 256;
 
 /// Whether the server can read the conversation's messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,6 +101,9 @@ pub enum Input {
         content: String,
         /// What it refers to, with the store's facts about that message.
         reference: Option<(Reference, Target)>,
+        /// The entry the store already holds from this device under this
+        /// client id, if any: then this is a retry.
+        earlier: Option<Seq>,
     },
     Delete {
         by: AccountId,
@@ -229,6 +229,16 @@ impl Refusal {
 
 pub type Handled = Result<Vec<Effect>, Refusal>;
 
+/// A message as [`Input::Send`] brings it.
+struct Outgoing {
+    device: DeviceId,
+    client_id: String,
+    epoch: Option<u64>,
+    content: String,
+    reference: Option<(Reference, Target)>,
+    earlier: Option<Seq>,
+}
+
 /// A conversation's state: everything needed to decide, nothing of what
 /// was said. It serialises whole, to be stored between requests.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -238,6 +248,10 @@ pub struct Conversation {
     policy: ConversationPolicy,
     locked: bool,
     archived: bool,
+    /// The log's length: kept beside the stored state, not in it (see
+    /// [`Conversation::set_log_position`]), so that a message changes
+    /// nothing stored but the log.
+    #[serde(skip)]
     last_seq: Seq,
     members: BTreeMap<AccountId, Member>,
     /// Devices that may read the log, from which entry on.
@@ -247,9 +261,6 @@ pub struct Conversation {
     /// that were revoked), with that account: named in the requests that
     /// remove them.
     departed: BTreeMap<DeviceId, AccountId>,
-    /// Each device's latest client ids, for recognising retries.
-    #[serde(with = "recent_ids")]
-    recent: HashMap<DeviceId, VecDeque<(String, Seq)>>,
 }
 
 impl Conversation {
@@ -278,7 +289,6 @@ impl Conversation {
             readers: BTreeMap::new(),
             group: DeliveryService::default(),
             departed: BTreeMap::new(),
-            recent: HashMap::new(),
         };
         let founder_role = if kind == Kind::Direct { Role::Member } else { Role::Owner };
         let mut out = Vec::new();
@@ -312,6 +322,11 @@ impl Conversation {
 
     pub fn last_seq(&self) -> Seq {
         self.last_seq
+    }
+
+    /// After loading a stored state: where the log stands (its last entry).
+    pub fn set_log_position(&mut self, last_seq: Seq) {
+        self.last_seq = last_seq;
     }
 
     pub fn members(&self) -> &BTreeMap<AccountId, Member> {
@@ -364,8 +379,8 @@ impl Conversation {
 
     pub fn handle(&mut self, input: Input, now_ms: i64) -> Handled {
         match input {
-            Input::Send { device, client_id, epoch, content, reference } => {
-                self.send(device, client_id, epoch, content, reference, now_ms)
+            Input::Send { device, client_id, epoch, content, reference, earlier } => {
+                self.send(Outgoing { device, client_id, epoch, content, reference, earlier }, now_ms)
             }
             Input::Delete { by, target } => self.delete(by, target, now_ms),
             Input::Add { by, newcomers } => self.add(by, newcomers, now_ms),
@@ -394,22 +409,16 @@ impl Conversation {
         Ok(())
     }
 
-    fn send(
-        &mut self,
-        device: DeviceId,
-        client_id: String,
-        epoch: Option<u64>,
-        content: String,
-        reference: Option<(Reference, Target)>,
-        now_ms: i64,
-    ) -> Handled {
+    fn send(&mut self, message: Outgoing, now_ms: i64) -> Handled {
+        let Outgoing { device, client_id, epoch, content, reference, earlier } = message;
         let from = self.owner_of(&device).cloned().ok_or(Refusal::NotMember)?;
         if client_id.is_empty() || client_id.len() > MAX_CLIENT_ID_LEN || content.is_empty() || content.len() > MAX_BLOB
         {
             return Err(Refusal::Malformed);
         }
-        if let Some(seq) = self.recent.get(&device).and_then(|r| r.iter().find(|(id, _)| *id == client_id)) {
-            return Ok(vec![Effect::Duplicate(seq.1)]);
+        // A retry is answered with what the first one got, whatever changed since.
+        if let Some(seq) = earlier {
+            return Ok(vec![Effect::Duplicate(seq)]);
         }
         self.open()?;
         match self.encryption {
@@ -431,21 +440,8 @@ impl Conversation {
             self.check_reference(&from, *reference, target, now_ms)?;
         }
         let reference = reference.map(|(r, _)| r);
-        let body = EntryBody::Message {
-            from,
-            device: device.clone(),
-            client_id: client_id.clone(),
-            epoch,
-            content,
-            reference,
-        };
-        let entry = self.append(body, now_ms);
-        let recent = self.recent.entry(device).or_default();
-        recent.push_back((client_id, entry.seq));
-        if recent.len() > RECENT_PER_DEVICE {
-            recent.pop_front();
-        }
-        Ok(vec![Effect::Append(entry)])
+        let body = EntryBody::Message { from, device, client_id, epoch, content, reference };
+        Ok(vec![Effect::Append(self.append(body, now_ms))])
     }
 
     fn check_reference(&self, from: &str, reference: Reference, target: &Target, now_ms: i64) -> Result<(), Refusal> {
@@ -565,8 +561,6 @@ impl Conversation {
             // Deactivating someone who is not here is nothing to do.
             return if change == MembershipChange::Deactivated { Ok(Vec::new()) } else { Err(Refusal::NotMember) };
         };
-        // Their recent client ids stay: back in the conversation, a retry
-        // of what they sent before is still recognised.
         for device in &member.devices {
             self.readers.remove(device);
             self.departed.insert(device.clone(), account.clone());
@@ -644,7 +638,6 @@ impl Conversation {
         }
         self.readers.remove(&device);
         self.departed.insert(device.clone(), account);
-        self.recent.remove(&device);
         Ok(self.regroup(now_ms))
     }
 
@@ -761,24 +754,5 @@ fn within(window_ms: Option<i64>, at_ms: i64, now_ms: i64) -> Result<(), Refusal
     match window_ms {
         Some(window) if now_ms.saturating_sub(at_ms) > window => Err(Refusal::TooLate),
         _ => Ok(()),
-    }
-}
-
-/// JSON maps need string keys; the recent ids are kept as a list.
-mod recent_ids {
-    use super::{DeviceId, Seq};
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-    use std::collections::{HashMap, VecDeque};
-
-    type Recent = HashMap<DeviceId, VecDeque<(String, Seq)>>;
-
-    pub fn serialize<S: Serializer>(recent: &Recent, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut sorted: Vec<_> = recent.iter().collect();
-        sorted.sort_by(|a, b| a.0.cmp(b.0));
-        sorted.serialize(serializer)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Recent, D::Error> {
-        Ok(Vec::<(DeviceId, VecDeque<(String, Seq)>)>::deserialize(deserializer)?.into_iter().collect())
     }
 }

@@ -18,12 +18,15 @@
 //!   while a removal waits for its commit, so nothing is encrypted to a
 //!   device that is no longer a member's;
 //! - a message is appended once per device and client id, however often
-//!   it is retried.
+//!   it is retried (the store says whether it holds one already, and its
+//!   unique index decides between two retries racing).
 //!
 //! It holds no message: the log lives in the store, and the facts a
 //! request needs about an earlier message (its author, its age) come in
 //! with the request as a [`Target`]. The whole state serialises, so a
-//! conversation is stored between requests and served by any node.
+//! conversation is stored between requests and served by any node; the
+//! log's length is kept beside it, so a message changes nothing stored but
+//! the log.
 
 mod conversation;
 pub mod roles;

@@ -336,13 +336,13 @@ impl Sim {
             Some(d) if self.encrypted => d.epoch.map(|e| if stale { e.saturating_sub(1) } else { e }),
             _ => None,
         };
-        let input = Input::Send {
-            device: device.clone(),
-            client_id,
-            epoch,
-            content: format!("text {}", self.now),
-            reference: None,
-        };
+        // The store's answer to whether it holds this one already.
+        let earlier = self.log.iter().find_map(|e| match &e.body {
+            EntryBody::Message { device: d, client_id: c, .. } if *d == device && *c == client_id => Some(e.seq),
+            _ => None,
+        });
+        let content = format!("text {}", self.now);
+        let input = Input::Send { device: device.clone(), client_id, epoch, content, reference: None, earlier };
         let handled = self.run(input)?;
         if let (Some((_, seq)), Ok(effects)) = (retry, handled) {
             self.retries += 1;
@@ -472,7 +472,8 @@ impl Sim {
     /// The conversation is stored and loaded again (invariant 8).
     fn restart(&mut self) -> Result<(), String> {
         let stored = serde_json::to_string(&self.conversation).map_err(|e| e.to_string())?;
-        let loaded: Conversation = serde_json::from_str(&stored).map_err(|e| e.to_string())?;
+        let mut loaded: Conversation = serde_json::from_str(&stored).map_err(|e| e.to_string())?;
+        loaded.set_log_position(self.log.len() as u64);
         if loaded != self.conversation {
             return Err("the reloaded conversation differs from the stored one".into());
         }

@@ -80,7 +80,8 @@ pub struct InboxRow {
 /// Everything one change to a conversation writes.
 #[derive(Debug, Clone, Default)]
 pub struct ConversationChange {
-    pub state_json: String,
+    /// The new state, when it changed (a message changes only the log).
+    pub state_json: Option<String>,
     pub last_seq: i64,
     pub entries: Vec<EntryRow>,
     /// Messages deleted for everyone: their content is dropped.
@@ -119,7 +120,7 @@ impl Store {
         .bind(&new.kind)
         .bind(&new.name)
         .bind(&new.direct_pair)
-        .bind(&change.state_json)
+        .bind(change.state_json.as_deref().unwrap_or("{}"))
         .bind(change.last_seq)
         .bind(new.created_at_ms)
         .execute(&mut *tx)
@@ -164,15 +165,30 @@ impl Store {
     /// (and nothing written) if someone changed it meanwhile.
     pub async fn change_conversation(&self, id: &str, version: i64, change: &ConversationChange) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
-        let updated = sqlx::query(
-            "UPDATE conversations SET state_json = $1, version = version + 1, last_seq = $2 WHERE id = $3 AND version = $4",
-        )
-        .bind(&change.state_json)
-        .bind(change.last_seq)
-        .bind(id)
-        .bind(version)
-        .execute(&mut *tx)
-        .await?;
+        let updated = match &change.state_json {
+            Some(state) => {
+                sqlx::query(
+                    "UPDATE conversations SET state_json = $1, version = version + 1, last_seq = $2 \
+                     WHERE id = $3 AND version = $4",
+                )
+                .bind(state)
+                .bind(change.last_seq)
+                .bind(id)
+                .bind(version)
+                .execute(&mut *tx)
+                .await?
+            }
+            None => {
+                sqlx::query(
+                    "UPDATE conversations SET version = version + 1, last_seq = $1 WHERE id = $2 AND version = $3",
+                )
+                .bind(change.last_seq)
+                .bind(id)
+                .bind(version)
+                .execute(&mut *tx)
+                .await?
+            }
+        };
         if updated.rows_affected() != 1 {
             return Ok(false);
         }
@@ -192,6 +208,19 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(entry).collect()
+    }
+
+    /// The entry holding the message `device_id` sent under `client_id`, if any.
+    pub async fn message_by_client_id(&self, id: &str, device_id: &str, client_id: &str) -> Result<Option<i64>> {
+        let row = sqlx::query(
+            "SELECT seq FROM conversation_entries WHERE conversation_id = $1 AND device_id = $2 AND client_id = $3",
+        )
+        .bind(id)
+        .bind(device_id)
+        .bind(client_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| r.int("seq")).transpose()
     }
 
     pub async fn conversation_entry(&self, id: &str, seq: i64) -> Result<Option<EntryRow>> {

@@ -685,3 +685,89 @@ async fn chat_sends_and_tails_on_a_running_server() {
     assert!(!database.windows(11).any(|w| w == b"hello from "), "the plaintext is not stored");
     server.stop();
 }
+
+/// The server killed with SIGKILL right after acknowledging messages loses
+/// none of them: restarted on the same storage, a device that was offline
+/// reads every acknowledged message, in order, once.
+async fn acknowledged_messages_survive_sigkill(engine: Engine) {
+    use conclave_client::chat::{ChatDevice, ChatEvent};
+    use conclave_proto::conversation::{ConversationKind, CreateConversationRequest};
+    use conclave_proto::{InviteMemberRequest, OrgRole, SignupRequest};
+    let db = TestDatabase::new(engine).await;
+    let dir = tempfile::tempdir().unwrap();
+    let storage = storage_args(&db, dir.path());
+    let server = Server::start(&storage);
+    let out = admin(&storage, &["bootstrap", "--email", "owner@acme.test", "--password", PASSWORD, "--org", "Acme"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let sign_in = |url: String, email: &'static str| async move {
+        let request =
+            LoginRequest { email: email.into(), password: PASSWORD.into(), totp_code: None, recovery_code: None };
+        let login = Client::new(&url).login(&request).await.unwrap();
+        (Client::new(&url).authenticated(&login.token), login)
+    };
+    let (owner, login) = sign_in(server.url.clone(), "owner@acme.test").await;
+    let org = login.user.org_id.clone().unwrap();
+    let invite = owner
+        .invite_member(&org, &InviteMemberRequest { email: "grace@acme.test".into(), role: OrgRole::Member })
+        .await
+        .unwrap();
+    let request = SignupRequest {
+        email: "grace@acme.test".into(),
+        password: PASSWORD.into(),
+        display_name: "Grace".into(),
+        invite_token: Some(invite.invite_token),
+    };
+    let grace_id = Client::new(&server.url).signup(&request).await.unwrap().user.id;
+    let (grace, _) = sign_in(server.url.clone(), "grace@acme.test").await;
+    let mut ada_device = ChatDevice::register(&owner, "laptop").await.unwrap();
+    let mut grace_device = ChatDevice::register(&grace, "laptop").await.unwrap();
+    let dm = CreateConversationRequest {
+        kind: ConversationKind::Direct,
+        name: None,
+        members: vec![grace_id],
+        encrypted: true,
+    };
+    let dm = owner.create_conversation(&dm).await.unwrap();
+    ada_device.open(&dm.id).await.unwrap();
+    grace_device.open(&dm.id).await.unwrap();
+    for _ in 0..20 {
+        ada_device.sync().await.unwrap();
+        grace_device.sync().await.unwrap();
+        if ada_device.in_group(&dm.id) && grace_device.in_group(&dm.id) {
+            break;
+        }
+    }
+    ada_device.sync().await.unwrap();
+    assert!(grace_device.in_group(&dm.id));
+    // Grace goes offline; Ada sends, each message acknowledged; the server dies at once.
+    let sent: Vec<String> = (0..25).map(|i| format!("acknowledged {i:02}")).collect();
+    for text in &sent {
+        ada_device.send_text(&dm.id, text, None).await.unwrap();
+    }
+    let mut child = server.child;
+    Command::new("kill").args(["-KILL", &child.id().to_string()]).status().unwrap();
+    child.wait().unwrap();
+
+    let restarted = Server::start(&storage);
+    let (grace, _) = sign_in(restarted.url.clone(), "grace@acme.test").await;
+    let mut grace_device = ChatDevice::restore(&grace, &grace_device.export()).unwrap();
+    let read: Vec<String> = grace_device
+        .sync()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| if let ChatEvent::Message { text, .. } = e { Some(text) } else { None })
+        .collect();
+    assert_eq!(read, sent, "every acknowledged message, in order, once");
+    restarted.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_messages_survive_sigkill_on_sqlite() {
+    acknowledged_messages_survive_sigkill(Engine::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_messages_survive_sigkill_on_postgres() {
+    acknowledged_messages_survive_sigkill(Engine::Postgres).await;
+}

@@ -158,15 +158,19 @@ impl Conversations {
             let before = members_of(&state);
             let effects = state.handle(input(&state)?, now_ms)?;
             let membership_changed = members_of(&state) != before;
-            let change = Self::change_of(&state, &effects, membership_changed, now_ms);
+            let mut change = Self::change_of(&state, &effects, membership_changed, now_ms);
+            // A message changes only the log: the stored state stays as it is.
+            let state_json = change.state_json.take().filter(|json| *json != row.state_json);
+            let unchanged = state_json.is_none();
+            change.state_json = state_json;
             let nothing_new = change.entries.is_empty() && change.inbox.is_empty() && change.erase.is_empty();
-            if nothing_new && row.state_json == change.state_json {
+            if nothing_new && unchanged {
                 return Ok(Changed { loaded: Loaded { row, state }, effects });
             }
             if self.store.change_conversation(id, row.version, &change).await? {
                 self.wake(id, state.last_seq());
                 let row = ConversationRow {
-                    state_json: change.state_json,
+                    state_json: change.state_json.unwrap_or(row.state_json),
                     version: row.version + 1,
                     last_seq: state.last_seq() as i64,
                     ..row
@@ -241,7 +245,7 @@ impl Conversations {
         now_ms: i64,
     ) -> ConversationChange {
         let mut change = ConversationChange {
-            state_json: serde_json::to_string(state).expect("a conversation serialises"),
+            state_json: Some(serde_json::to_string(state).expect("a conversation serialises")),
             last_seq: state.last_seq() as i64,
             members: membership_changed.then(|| {
                 state.members().iter().map(|(account, m)| (account.clone(), role_text(m.role).to_owned())).collect()
@@ -292,8 +296,10 @@ impl Conversations {
 }
 
 fn parse_state(row: &ConversationRow) -> Result<Conversation, StoreError> {
-    serde_json::from_str(&row.state_json)
-        .map_err(|_| StoreError::Corrupt { column: "conversations.state_json", value: row.id.clone() })
+    let mut state: Conversation = serde_json::from_str(&row.state_json)
+        .map_err(|_| StoreError::Corrupt { column: "conversations.state_json", value: row.id.clone() })?;
+    state.set_log_position(row.last_seq as u64);
+    Ok(state)
 }
 
 fn members_of(state: &Conversation) -> BTreeSet<(String, Role)> {

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use crate::conversations::{self, conversation_view, entry_from_row, summary_view};
+use crate::conversations::{self, conversation_view, entry_from_row, summary_view, ConversationError};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, Authed, CurrentSession};
 use crate::state::SharedState;
@@ -16,6 +16,7 @@ use conclave_conversation::{Effect, Encryption, Input, Kind, Newcomer};
 use conclave_delivery::ProposedCommit;
 use conclave_proto::conversation::*;
 use conclave_proto::{AccountStatus, Problem};
+use conclave_store::StoreError;
 use serde::Deserialize;
 
 /// Longest a reader waits for the log to grow.
@@ -281,6 +282,8 @@ pub async fn send(
         Some(reference) => Some((reference, state.conversations.target(&id, reference.target()).await?)),
         None => None,
     };
+    let store = &state.store;
+    let earlier = store.message_by_client_id(&id, &req.device_id, &req.client_id).await?.map(|seq| seq as u64);
     let input = |_: &conclave_conversation::Conversation| {
         Ok(Input::Send {
             device: req.device_id.clone(),
@@ -288,9 +291,18 @@ pub async fn send(
             epoch: req.epoch,
             content: req.content.clone(),
             reference: reference.clone(),
+            earlier,
         })
     };
-    let changed = state.conversations.change(&id, state.now_ms(), input).await?;
+    let changed = match state.conversations.change(&id, state.now_ms(), input).await {
+        // Two retries raced and the other one is in: this is a retry of it.
+        Err(ConversationError::Store(StoreError::Conflict("message"))) => {
+            let seq = store.message_by_client_id(&id, &req.device_id, &req.client_id).await?;
+            let seq = seq.ok_or_else(ApiError::internal)? as u64;
+            return Ok((StatusCode::OK, ApiJson(MessageAccepted { seq, duplicate: true })));
+        }
+        changed => changed?,
+    };
     let accepted = changed.effects.iter().find_map(|effect| match effect {
         Effect::Append(entry) => Some((StatusCode::CREATED, MessageAccepted { seq: entry.seq, duplicate: false })),
         Effect::Duplicate(seq) => Some((StatusCode::OK, MessageAccepted { seq: *seq, duplicate: true })),
