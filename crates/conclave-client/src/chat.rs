@@ -96,6 +96,9 @@ struct Group {
     /// does not let the sender open its own).
     sent: HashMap<String, String>,
     removed: bool,
+    /// The server refused this device's commit; the agent hears it once
+    /// the device has caught up.
+    refused: bool,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -190,7 +193,9 @@ impl ChatDevice {
         let mut groups = BTreeMap::new();
         for (id, g) in kept.groups {
             let member = OpenMlsMember::import_state(&bytes(&g.mls)?)?;
-            groups.insert(id, Group { member, agent: g.agent, after: g.after, sent: g.sent, removed: g.removed });
+            let group =
+                Group { member, agent: g.agent, after: g.after, sent: g.sent, removed: g.removed, refused: false };
+            groups.insert(id, group);
         }
         Ok(Self {
             client: client.clone(),
@@ -242,7 +247,7 @@ impl ChatDevice {
         let output = agent
             .vouched(&mut member, &self.credential, &self.authority, self.device_id.clone())
             .ok_or(ChatError::NotVouched)?;
-        let group = Group { member, agent, after: 0, sent: HashMap::new(), removed: false };
+        let group = Group { member, agent, after: 0, sent: HashMap::new(), removed: false, refused: false };
         self.groups.insert(conversation_id.to_owned(), group);
         self.answer(conversation_id, vec![output]).await
     }
@@ -403,6 +408,14 @@ impl ChatDevice {
                     break;
                 }
             }
+            // Caught up: a refused commit is built again on this epoch.
+            let group = self.groups.get_mut(&id).expect("listed above");
+            if std::mem::take(&mut group.refused) {
+                let epoch = group.member.epoch().unwrap_or_default();
+                let handled = group.agent.handle(&mut group.member, GroupInput::Rejected { epoch });
+                answered |= !handled.send.is_empty();
+                self.answer(&id, handled.send).await?;
+            }
         }
         Ok(answered)
     }
@@ -449,12 +462,11 @@ impl ChatDevice {
                         if err.code() != Some("group-refused") {
                             return Err(err.into());
                         }
-                        // Refused (another commit was first): the agent
-                        // builds it again on the group's epoch, once read.
-                        let epoch = self.client.get_conversation(id).await?.epoch.unwrap_or(epoch);
-                        let group = self.groups.get_mut(id).expect("a group of this device");
-                        let handled = group.agent.handle(&mut group.member, GroupInput::Rejected { epoch });
-                        Box::pin(self.answer(id, handled.send)).await?;
+                        // Refused: the agent is told once this device has
+                        // read the log up to now (see `read_logs`), so that
+                        // a commit refused for being stale is built again
+                        // on the epoch the group is at, not on this one.
+                        self.groups.get_mut(id).expect("a group of this device").refused = true;
                     }
                 }
                 // Refusing a relayed commit changes nothing here; the

@@ -19,6 +19,12 @@ pub use conclave_proto::conversation::{
 pub type AccountId = String;
 pub type DeviceId = String;
 
+/// How long the designated committer has to carry out what it was asked
+/// before another device of the group that shows up takes over: a device
+/// that is offline must not hold the conversation back (no message is
+/// taken while a removal waits for its commit).
+pub const COMMITTER_PATIENCE_MS: i64 = 30_000;
+
 /// Longest client message id a device may choose.
 pub const MAX_CLIENT_ID_LEN: usize = 64;
 
@@ -160,6 +166,12 @@ pub enum Input {
         device: DeviceId,
         commit: ProposedCommit<DeviceId>,
     },
+    /// A device of the group is online (it is reading the log): if the
+    /// committer has left work undone past [`COMMITTER_PATIENCE_MS`], this
+    /// device takes over.
+    Present {
+        device: DeviceId,
+    },
 }
 
 /// What to carry out, in order.
@@ -261,6 +273,9 @@ pub struct Conversation {
     /// that were revoked), with that account: named in the requests that
     /// remove them.
     departed: BTreeMap<DeviceId, AccountId>,
+    /// Since when the group has had work for its committer (adds or
+    /// removals not yet committed), with nobody taking over since.
+    work_since: Option<i64>,
 }
 
 impl Conversation {
@@ -289,6 +304,7 @@ impl Conversation {
             readers: BTreeMap::new(),
             group: DeliveryService::default(),
             departed: BTreeMap::new(),
+            work_since: None,
         };
         let founder_role = if kind == Kind::Direct { Role::Member } else { Role::Owner };
         let mut out = Vec::new();
@@ -346,6 +362,16 @@ impl Conversation {
         self.group.epoch()
     }
 
+    /// Whether `device` is in the group and staying (not about to be removed).
+    pub fn holds_device(&self, device: &str) -> bool {
+        self.group.holds(&device.to_owned())
+    }
+
+    /// The device the delivery service asks to commit.
+    pub fn committer(&self) -> Option<&DeviceId> {
+        self.group.committer()
+    }
+
     /// From which entry on `device` may read the log (`None`: not at all).
     pub fn readable_from(&self, device: &str) -> Option<Seq> {
         self.readers.get(device).copied()
@@ -395,6 +421,7 @@ impl Conversation {
             Input::AccountDeactivated { account } => self.depart(account, MembershipChange::Deactivated, now_ms),
             Input::KeyPackage { device, key_package } => self.key_package(device, key_package, now_ms),
             Input::Commit { device, commit } => self.commit(device, commit, now_ms),
+            Input::Present { device } => Ok(self.present(device, now_ms)),
         }
     }
 
@@ -674,6 +701,25 @@ impl Conversation {
         Ok(self.deliver(deliveries, now_ms))
     }
 
+    /// Whether the committer has left work undone past its patience, so
+    /// that the next device of the group to show up takes over.
+    pub fn committer_overdue(&self, now_ms: i64) -> bool {
+        self.work_since.is_some_and(|since| now_ms.saturating_sub(since) > COMMITTER_PATIENCE_MS)
+    }
+
+    fn present(&mut self, device: DeviceId, now_ms: i64) -> Vec<Effect> {
+        if !self.committer_overdue(now_ms) || self.owner_of(&device).is_none() {
+            return Vec::new();
+        }
+        let deliveries = self.group.reassign(&device);
+        if deliveries.is_empty() {
+            return Vec::new();
+        }
+        // The new committer gets its own patience.
+        self.work_since = Some(now_ms);
+        self.deliver(deliveries, now_ms)
+    }
+
     /// The group is asked to drop every device no longer a member's.
     fn regroup(&mut self, now_ms: i64) -> Vec<Effect> {
         if self.encryption != Encryption::Mls {
@@ -737,6 +783,7 @@ impl Conversation {
         let plain = self.encryption == Encryption::Plain;
         self.readers.retain(|d, _| plain || group.contains(d));
         self.departed.retain(|d, _| group.contains(d));
+        self.work_since = if self.group.has_outstanding() { Some(self.work_since.unwrap_or(now_ms)) } else { None };
         out
     }
 

@@ -33,6 +33,7 @@ pub mod roles;
 
 pub use conversation::{
     AccountId, Conversation, ConversationPolicy, DeviceId, Effect, Encryption, Entry, EntryBody, Handled, Input,
-    Member, MembershipChange, Newcomer, Reference, Refusal, Seq, SettingChange, Target, MAX_CLIENT_ID_LEN,
+    Member, MembershipChange, Newcomer, Reference, Refusal, Seq, SettingChange, Target, COMMITTER_PATIENCE_MS,
+    MAX_CLIENT_ID_LEN,
 };
 pub use roles::{Kind, Role};

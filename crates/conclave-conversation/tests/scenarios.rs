@@ -264,3 +264,77 @@ fn a_conversation_carries_on_after_being_stored() {
     assert_eq!(back, group);
     assert_eq!(say(&mut back, "ada-1", "m-3", "again").unwrap(), group.last_seq() + 1);
 }
+
+/// The committer's device is offline for days: the next device of the
+/// group that shows up takes over once the committer's patience is out, so
+/// a removal does not hold everyone's messages back.
+#[test]
+fn a_device_that_shows_up_takes_over_from_a_committer_that_is_away() {
+    let (mut group, _) = Conversation::found(
+        Kind::Group,
+        Encryption::Mls,
+        ConversationPolicy::default(),
+        person("ada", &["ada-1"]),
+        vec![person("bob", &["bob-1"]), person("cy", &["cy-1"])],
+        NOW,
+    )
+    .unwrap();
+    group.handle(Input::KeyPackage { device: "ada-1".into(), key_package: "kp-a".into() }, NOW).unwrap();
+    for (n, device) in ["bob-1", "cy-1"].into_iter().enumerate() {
+        group.handle(Input::KeyPackage { device: device.into(), key_package: format!("kp-{device}") }, NOW).unwrap();
+        let commit = ProposedCommit {
+            epoch: n as u64,
+            commit: format!("add-{device}"),
+            welcome: Some("welcome".into()),
+            added: vec![device.into()],
+            removed: vec![],
+        };
+        group.handle(Input::Commit { device: "ada-1".into(), commit }, NOW).unwrap();
+    }
+    // Ada removes Cy, and her device (the committer) goes offline.
+    group.handle(Input::Remove { by: "ada".into(), account: "cy".into() }, NOW).unwrap();
+    let bob_sends = |group: &mut Conversation, at| {
+        let input = Input::Send {
+            device: "bob-1".into(),
+            client_id: format!("b-{at}"),
+            epoch: Some(2),
+            content: "c".into(),
+            reference: None,
+            earlier: None,
+        };
+        group.handle(input, at)
+    };
+    assert_eq!(bob_sends(&mut group, NOW + 1_000), Err(Refusal::EpochMismatch));
+    // Too soon: Ada's device still has time.
+    assert_eq!(group.handle(Input::Present { device: "bob-1".into() }, NOW + 1_000), Ok(vec![]));
+    assert_eq!(group.committer().map(String::as_str), Some("ada-1"));
+    let later = NOW + COMMITTER_PATIENCE_MS + 1_000;
+    // A device that is not a member's does not take over.
+    assert_eq!(group.handle(Input::Present { device: "cy-1".into() }, later), Ok(vec![]));
+    let effects = group.handle(Input::Present { device: "bob-1".into() }, later).unwrap();
+    assert_eq!(group.committer().map(String::as_str), Some("bob-1"));
+    assert!(
+        matches!(&effects[..], [Effect::Append(Entry { body: EntryBody::RemoveRequest { member, committer }, .. })]
+            if member.device_id == "cy-1" && committer == "bob-1"),
+        "{effects:?}"
+    );
+    let removal = ProposedCommit {
+        epoch: 2,
+        commit: "remove-cy".into(),
+        welcome: None,
+        added: vec![],
+        removed: vec!["cy-1".into()],
+    };
+    assert!(group.handle(Input::Commit { device: "ada-1".into(), commit: removal.clone() }, later).is_err());
+    group.handle(Input::Commit { device: "bob-1".into(), commit: removal }, later).unwrap();
+    let input = Input::Send {
+        device: "bob-1".into(),
+        client_id: "after".into(),
+        epoch: Some(3),
+        content: "c".into(),
+        reference: None,
+        earlier: None,
+    };
+    assert!(group.handle(input, later).is_ok(), "messages flow again");
+    assert!(!group.committer_overdue(later + 10 * COMMITTER_PATIENCE_MS), "nothing left to do");
+}

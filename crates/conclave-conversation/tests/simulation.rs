@@ -20,7 +20,9 @@
 //! 6. a group or channel with members has an owner;
 //! 7. the MLS handshake reaches only members' devices, and a request in the
 //!    log names the account of the device it adds or removes;
-//! 8. a conversation reloaded from storage is the one that was stored.
+//! 8. a conversation reloaded from storage is the one that was stored;
+//! 9. a committer that leaves its work undone past its patience is replaced
+//!    by the next device of the group that shows up.
 //!
 //! `CONCLAVE_SIM_SEEDS=1000000` runs more seeds (default 10,000);
 //! `CONCLAVE_SIM_SEED=n` replays one; `CONCLAVE_SIM_STEPS` sets the steps.
@@ -220,6 +222,7 @@ impl Sim {
                 Input::AccountDeactivated { account }
             }
             90..=94 => return self.restart(),
+            95..=97 => return self.present(),
             _ => return self.delete(&account),
         };
         self.run(input).map(|_| ())
@@ -465,6 +468,24 @@ impl Sim {
                 self.devices.get_mut(&id).expect("device").asked_remove.clear();
             }
             Err(_) => {}
+        }
+        Ok(())
+    }
+
+    /// A device shows up (invariant 9): if the committer left its work
+    /// undone past its patience, this device takes over.
+    fn present(&mut self) -> Result<(), String> {
+        let ids: Vec<String> = self.devices.iter().filter(|(_, d)| !d.revoked).map(|(id, _)| id.clone()).collect();
+        let device = ids[self.rng.gen_range(0..ids.len())].clone();
+        let overdue = self.conversation.committer_overdue(self.now);
+        let eligible = self.conversation.holds_device(&device) && self.conversation.owner_of(&device).is_some();
+        self.run(Input::Present { device: device.clone() })?.map_err(|r| format!("showing up was refused: {r:?}"))?;
+        let committer = self.conversation.committer().cloned();
+        if overdue && eligible && committer.as_ref() != Some(&device) {
+            return Err(format!("{device} showed up while the committer was overdue, but {committer:?} still commits"));
+        }
+        if !overdue && self.conversation.committer_overdue(self.now) {
+            return Err("showing up made the committer overdue".into());
         }
         Ok(())
     }

@@ -167,6 +167,24 @@ impl<M: Member> DeliveryService<M> {
         self.in_group.contains_key(member) && !self.leaving.contains(member)
     }
 
+    /// Whether anything asked of the committer is still to be done.
+    pub fn has_outstanding(&self) -> bool {
+        !self.pending.is_empty() || !self.leaving.is_empty()
+    }
+
+    /// Another member takes over as committer (the one named has not done
+    /// what it was asked, as when its device is offline for days): every
+    /// member hears all that is still to be done, now asked of `to`.
+    /// Nothing happens unless `to` is in the group and staying.
+    pub fn reassign(&mut self, to: &M) -> Deliveries<M> {
+        if !self.holds(to) || self.committer.as_ref() == Some(to) {
+            return Deliveries::new();
+        }
+        self.committer = Some(to.clone());
+        let outstanding = self.outstanding();
+        outstanding.iter().flat_map(|request| self.to_members(|member| request.to(member))).collect()
+    }
+
     /// Whether members were asked to be removed and the commit that removes
     /// them has not come yet: what is encrypted now could still be read by them.
     pub fn removals_pending(&self) -> bool {

@@ -371,6 +371,15 @@ pub async fn entries(
         if loaded.state.member(&current.user.id).is_none() {
             return Err(ApiError::not_found("conversation"));
         }
+        // A device of the group is here: if the committer has left the
+        // group's work undone too long (its device offline), this one takes over.
+        let now = state.now_ms();
+        let loaded = if loaded.state.committer_overdue(now) && loaded.state.holds_device(&q.device_id) {
+            let present = |_: &conclave_conversation::Conversation| Ok(Input::Present { device: q.device_id.clone() });
+            state.conversations.change(&id, now, present).await?.loaded
+        } else {
+            loaded
+        };
         let last_seq = loaded.state.last_seq();
         let Some(from) = loaded.state.readable_from(&q.device_id) else {
             return Ok(ApiJson(EntryPage { entries: Vec::new(), readable_from: None, last_seq }));

@@ -321,7 +321,37 @@ async fn the_server_keeps_no_plaintext_of_a_conversation() {
     }
 }
 
+/// Ada removes Cy and closes her laptop, the group's committer: once its
+/// patience is out, Grace's device takes over, commits the removal, and
+/// everyone can write again.
+async fn an_offline_committer_does_not_hold_the_conversation_back(engine: Engine) {
+    let mut t = team(engine).await;
+    let (cy_client, cy_login) = t.srv.add_member(&t.ada, &t.org, "cy@acme.test", OrgRole::Member).await;
+    let group = t.ada.create_conversation(&group_request("Board", &[&t.grace_id, &cy_login.user.id])).await.unwrap();
+    let mut all: Vec<ChatDevice> = t.devices.drain(..).collect();
+    all.push(ChatDevice::register(&cy_client, "Cy's laptop").await.unwrap());
+    all_in_group(&mut all, &group.id).await;
+    let cy = all.pop().unwrap();
+    let before = t.ada.get_conversation(&group.id).await.unwrap().epoch;
+    t.ada.remove_conversation_member(&group.id, &cy_login.user.id).await.unwrap();
+    // Ada's devices are gone from here on. Grace cannot write yet: the
+    // removal waits for its commit, and the committer has time left.
+    let mut grace = all.split_off(2);
+    assert!(grace[0].send_text(&group.id, "too soon", None).await.is_err());
+    t.srv.clock.advance(Duration::from_millis(conclave_conversation::COMMITTER_PATIENCE_MS as u64 + 1_000));
+    grace[0].send_text(&group.id, "Grace took over", None).await.unwrap();
+    let after = t.ada.get_conversation(&group.id).await.unwrap();
+    assert!(after.epoch > before, "the removal was committed: {before:?} → {:?}", after.epoch);
+    assert_eq!(texts(&mut grace[1]).await, ["Grace took over"]);
+    // Ada's devices, back online, follow the new epoch and read it too.
+    for ada in all.iter_mut() {
+        assert_eq!(texts(ada).await, ["Grace took over"]);
+    }
+    drop(cy);
+}
+
 on_both_engines!(
+    an_offline_committer_does_not_hold_the_conversation_back,
     everyone_in_a_group_reads_every_message_on_every_device,
     a_retried_message_is_delivered_once,
     an_offline_device_catches_up_in_order_with_nothing_lost_or_doubled,
