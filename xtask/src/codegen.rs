@@ -87,6 +87,8 @@ fn read_by_the_server() -> Map<String, Value> {
     schemas.add::<conversation::SetConversationRoleRequest>();
     schemas.add::<conversation::ConversationSettingsUpdate>();
     schemas.add::<conversation::SendMessageRequest>();
+    schemas.add::<conversation::MarkReadRequest>();
+    schemas.add::<conversation::MuteRequest>();
     schemas.add::<conversation::KeyPackageRequest>();
     schemas.add::<conversation::CommitRequest>();
     schemas.add::<meeting::CreateMeetingRequest>();

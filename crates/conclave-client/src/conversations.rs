@@ -46,6 +46,14 @@ impl Client {
         self.json(Method::POST, &format!("/api/v1/conversations/{id}/messages"), Some(req)).await
     }
 
+    pub async fn mark_conversation_read(&self, id: &str, seq: Seq) -> Result<()> {
+        self.empty(Method::PUT, &format!("/api/v1/conversations/{id}/read"), Some(&MarkReadRequest { seq })).await
+    }
+
+    pub async fn mute_conversation(&self, id: &str, muted: bool) -> Result<()> {
+        self.empty(Method::PUT, &format!("/api/v1/conversations/{id}/mute"), Some(&MuteRequest { muted })).await
+    }
+
     pub async fn delete_message(&self, id: &str, seq: Seq) -> Result<()> {
         self.empty::<()>(Method::DELETE, &format!("/api/v1/conversations/{id}/messages/{seq}"), None).await
     }

@@ -203,6 +203,8 @@ pub struct ConversationMember {
     pub external: bool,
     /// The member's devices in the conversation.
     pub devices: Vec<String>,
+    /// The last entry they have read (their read receipt).
+    pub read_seq: Seq,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -236,6 +238,12 @@ pub struct ConversationSummary {
     pub archived: bool,
     pub last_seq: Seq,
     pub role: ConversationRole,
+    /// The last entry the caller has read.
+    pub read_seq: Seq,
+    /// Messages from others after it.
+    pub unread: u64,
+    /// The caller muted it (no notifications; still counted as unread).
+    pub muted: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -243,6 +251,23 @@ pub struct ConversationSummary {
 #[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 pub struct ConversationList {
     pub conversations: Vec<ConversationSummary>,
+}
+
+/// The caller has read the log up to `seq` (it never moves back).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct MarkReadRequest {
+    pub seq: Seq,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct MuteRequest {
+    pub muted: bool,
 }
 
 /// Send a message from one of the caller's devices.

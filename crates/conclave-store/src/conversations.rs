@@ -37,6 +37,16 @@ fn conversation(row: &AnyRow) -> Result<ConversationRow> {
     })
 }
 
+/// A conversation as one of its members has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MembershipRow {
+    pub conversation: ConversationRow,
+    pub role: String,
+    /// The last entry they have read.
+    pub read_seq: i64,
+    pub muted: bool,
+}
+
 /// One log entry as stored, with what later requests check about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EntryRow {
@@ -148,17 +158,80 @@ impl Store {
         row.as_ref().map(conversation).transpose()
     }
 
-    /// The conversations `user_id` is in, with their role, latest activity first.
-    pub async fn conversations_of(&self, user_id: &str) -> Result<Vec<(ConversationRow, String)>> {
+    /// The conversations `user_id` is in, latest activity first, with
+    /// their role and their own state in each.
+    pub async fn conversations_of(&self, user_id: &str) -> Result<Vec<MembershipRow>> {
         let rows = sqlx::query(
-            "SELECT c.id, c.org_id, c.kind, c.name, c.state_json, c.version, c.last_seq, c.created_at_ms, m.role \
+            "SELECT c.id, c.org_id, c.kind, c.name, c.state_json, c.version, c.last_seq, c.created_at_ms, m.role, \
+             COALESCE(r.read_seq, 0) AS read_seq, COALESCE(r.muted, 0) AS muted \
              FROM conversation_members m JOIN conversations c ON c.id = m.conversation_id \
+             LEFT JOIN conversation_reads r ON r.conversation_id = m.conversation_id AND r.user_id = m.user_id \
              WHERE m.user_id = $1 ORDER BY c.last_seq DESC, c.id",
         )
         .bind(user_id)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(|r| Ok((conversation(r)?, r.text("role")?))).collect()
+        rows.iter()
+            .map(|r| {
+                Ok(MembershipRow {
+                    conversation: conversation(r)?,
+                    role: r.text("role")?,
+                    read_seq: r.int("read_seq")?,
+                    muted: r.int("muted")? != 0,
+                })
+            })
+            .collect()
+    }
+
+    /// `user_id` has read up to `seq` (never moving back).
+    pub async fn mark_read(&self, id: &str, user_id: &str, seq: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO conversation_reads (conversation_id, user_id, read_seq, muted) VALUES ($1, $2, $3, 0) \
+             ON CONFLICT (conversation_id, user_id) DO UPDATE SET read_seq = \
+             CASE WHEN conversation_reads.read_seq < excluded.read_seq THEN excluded.read_seq ELSE conversation_reads.read_seq END",
+        )
+        .bind(id)
+        .bind(user_id)
+        .bind(seq)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn set_muted(&self, id: &str, user_id: &str, muted: bool) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO conversation_reads (conversation_id, user_id, read_seq, muted) VALUES ($1, $2, 0, $3) \
+             ON CONFLICT (conversation_id, user_id) DO UPDATE SET muted = excluded.muted",
+        )
+        .bind(id)
+        .bind(user_id)
+        .bind(i64::from(muted))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// How far each member has read, by account.
+    pub async fn read_positions(&self, id: &str) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query("SELECT user_id, read_seq FROM conversation_reads WHERE conversation_id = $1")
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok((r.text("user_id")?, r.int("read_seq")?))).collect()
+    }
+
+    /// Messages after `after` that `user_id` did not send and nobody deleted.
+    pub async fn unread_count(&self, id: &str, user_id: &str, after: i64) -> Result<i64> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS unread FROM conversation_entries \
+             WHERE conversation_id = $1 AND seq > $2 AND is_message = 1 AND deleted = 0 AND author <> $3",
+        )
+        .bind(id)
+        .bind(after)
+        .bind(user_id)
+        .fetch_one(&self.pool)
+        .await?;
+        row.int("unread")
     }
 
     /// Applies a change if the conversation is still at `version`; false

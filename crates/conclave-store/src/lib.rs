@@ -24,7 +24,9 @@ mod users;
 pub mod testing;
 
 pub use audit::{AuditHead, AuditVerdict, NewAuditEvent};
-pub use conversations::{ConversationChange, ConversationRow, EntryRow, InboxRow, NewConversation, ERASED};
+pub use conversations::{
+    ConversationChange, ConversationRow, EntryRow, InboxRow, MembershipRow, NewConversation, ERASED,
+};
 pub use devices::{DeviceRow, Registration};
 pub use invitations::InvitationRow;
 pub use live::RedeemedTicket;

@@ -346,6 +346,8 @@ export interface ConversationMember {
   external: boolean;
   /** The member's devices in the conversation. */
   devices: string[];
+  /** The last entry they have read (their read receipt). */
+  read_seq: number;
 }
 
 /** A member's role in a conversation, in rising rank. */
@@ -365,6 +367,12 @@ export interface ConversationSummary {
   archived: boolean;
   last_seq: number;
   role: ConversationRole;
+  /** The last entry the caller has read. */
+  read_seq: number;
+  /** Messages from others after it. */
+  unread: number;
+  /** The caller muted it (no notifications; still counted as unread). */
+  muted: boolean;
 }
 
 export interface CreateAccessTokenRequest {
@@ -679,6 +687,11 @@ export interface LoginResponse {
   two_factor_enrollment_required: boolean;
 }
 
+/** The caller has read the log up to `seq` (it never moves back). */
+export interface MarkReadRequest {
+  seq: number;
+}
+
 export interface MeResponse {
   user: User;
   session_id: string;
@@ -803,6 +816,10 @@ export interface MessageAccepted {
   seq: number;
   /** It was a retry of a message already in the log. */
   duplicate: boolean;
+}
+
+export interface MuteRequest {
+  muted: boolean;
 }
 
 export interface Org {

@@ -203,8 +203,8 @@ impl Conversations {
         input: impl Fn() -> Input,
         now_ms: i64,
     ) -> Result<(), ConversationError> {
-        for (row, _) in self.store.conversations_of(account).await? {
-            match self.change(&row.id, now_ms, |_| Ok(input())).await {
+        for membership in self.store.conversations_of(account).await? {
+            match self.change(&membership.conversation.id, now_ms, |_| Ok(input())).await {
                 Ok(_) | Err(ConversationError::Refused(_)) | Err(ConversationError::NotFound) => {}
                 Err(err) => return Err(err),
             }

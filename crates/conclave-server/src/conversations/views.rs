@@ -2,7 +2,7 @@
 
 use conclave_conversation::{Conversation, Encryption, Kind, Role};
 use conclave_proto::conversation::{self as wire, ConversationMember, ConversationSummary, EntryBody};
-use conclave_store::{ConversationRow, EntryRow, Store, StoreError};
+use conclave_store::{ConversationRow, EntryRow, MembershipRow, Store, StoreError};
 
 pub fn kind_text(kind: Kind) -> &'static str {
     match kind {
@@ -36,6 +36,7 @@ pub async fn conversation_view(
     state: &Conversation,
     viewer: &str,
 ) -> Result<wire::Conversation, StoreError> {
+    let reads: std::collections::HashMap<String, i64> = store.read_positions(&row.id).await?.into_iter().collect();
     let mut members = Vec::with_capacity(state.members().len());
     for (account, member) in state.members() {
         let display_name = store.user_by_id(account).await?.map(|u| u.display_name).unwrap_or_default();
@@ -45,6 +46,7 @@ pub async fn conversation_view(
             role: member.role,
             external: member.external,
             devices: member.devices.iter().cloned().collect(),
+            read_seq: reads.get(account).copied().unwrap_or(0) as u64,
         });
     }
     Ok(wire::Conversation {
@@ -63,7 +65,8 @@ pub async fn conversation_view(
 }
 
 /// A line of the caller's list of conversations.
-pub fn summary_view(row: &ConversationRow, role: &str) -> Result<ConversationSummary, StoreError> {
+pub fn summary_view(membership: &MembershipRow, unread: i64) -> Result<ConversationSummary, StoreError> {
+    let row = &membership.conversation;
     let state: Conversation = serde_json::from_str(&row.state_json)
         .map_err(|_| StoreError::Corrupt { column: "conversations.state_json", value: row.id.clone() })?;
     Ok(ConversationSummary {
@@ -72,8 +75,11 @@ pub fn summary_view(row: &ConversationRow, role: &str) -> Result<ConversationSum
         name: row.name.clone(),
         encrypted: state.encryption() == Encryption::Mls,
         archived: state.is_archived(),
-        last_seq: state.last_seq(),
-        role: role_from_text(role),
+        last_seq: row.last_seq as u64,
+        role: role_from_text(&membership.role),
+        read_seq: membership.read_seq as u64,
+        unread: unread as u64,
+        muted: membership.muted,
     })
 }
 

@@ -130,8 +130,12 @@ pub async fn create(
 #[utoipa::path(get, path = "/api/v1/conversations", operation_id = "listConversations", tag = "conversations",
     responses((status = 200, description = "The conversations the caller is in", body = ConversationList)))]
 pub async fn list(State(state): State<SharedState>, Authed(current): Authed) -> ApiResult<ApiJson<ConversationList>> {
-    let rows = state.store.conversations_of(&current.user.id).await?;
-    let conversations = rows.iter().map(|(row, role)| summary_view(row, role)).collect::<Result<_, _>>()?;
+    let me = &current.user.id;
+    let mut conversations = Vec::new();
+    for membership in state.store.conversations_of(me).await? {
+        let unread = state.store.unread_count(&membership.conversation.id, me, membership.read_seq).await?;
+        conversations.push(summary_view(&membership, unread)?);
+    }
     Ok(ApiJson(ConversationList { conversations }))
 }
 
@@ -309,7 +313,51 @@ pub async fn send(
         _ => None,
     });
     let (status, accepted) = accepted.ok_or_else(ApiError::internal)?;
+    // Whoever writes has read what came before.
+    store.mark_read(&id, &current.user.id, accepted.seq as i64).await?;
     Ok((status, ApiJson(accepted)))
+}
+
+/// The caller has read the conversation up to `seq`: their read receipt,
+/// seen by the other members, and what is unread for them.
+#[utoipa::path(put, path = "/api/v1/conversations/{conversation_id}/read", operation_id = "markConversationRead",
+    tag = "conversations", params(("conversation_id" = String, Path)), request_body = MarkReadRequest,
+    responses((status = 204, description = "Noted (a position before an earlier one changes nothing)"),
+        (status = 404, description = "Not a conversation the caller is in", body = Problem),
+        (status = 422, description = "Past the end of the log", body = Problem)))]
+pub async fn mark_read(
+    State(state): State<SharedState>,
+    Authed(current): Authed,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<MarkReadRequest>,
+) -> ApiResult<StatusCode> {
+    let loaded = state.conversations.load(&id).await?;
+    if loaded.state.member(&current.user.id).is_none() {
+        return Err(ApiError::not_found("conversation"));
+    }
+    if req.seq > loaded.state.last_seq() {
+        return Err(ApiError::field("seq", "past the end of the conversation"));
+    }
+    state.store.mark_read(&id, &current.user.id, req.seq as i64).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Mute or unmute a conversation for the caller.
+#[utoipa::path(put, path = "/api/v1/conversations/{conversation_id}/mute", operation_id = "muteConversation",
+    tag = "conversations", params(("conversation_id" = String, Path)), request_body = MuteRequest,
+    responses((status = 204, description = "Done"), (status = 404, description = "Not a conversation the caller is in", body = Problem)))]
+pub async fn mute(
+    State(state): State<SharedState>,
+    Authed(current): Authed,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<MuteRequest>,
+) -> ApiResult<StatusCode> {
+    let loaded = state.conversations.load(&id).await?;
+    if loaded.state.member(&current.user.id).is_none() {
+        return Err(ApiError::not_found("conversation"));
+    }
+    state.store.set_muted(&id, &current.user.id, req.muted).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Delete a message for everyone (its author within the policy's time, or

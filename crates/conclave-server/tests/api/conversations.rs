@@ -350,7 +350,46 @@ async fn an_offline_committer_does_not_hold_the_conversation_back(engine: Engine
     drop(cy);
 }
 
+/// What is unread, read receipts, and muting.
+async fn unread_counts_and_read_receipts_follow_what_each_person_read(engine: Engine) {
+    let mut t = team(engine).await;
+    let group = t.ada.create_conversation(&group_request("Team", &[&t.grace_id])).await.unwrap();
+    all_in_group(&mut t.devices, &group.id).await;
+    let mut last = 0;
+    for i in 0..3 {
+        last = t.devices[0].send_text(&group.id, &format!("news {i}"), None).await.unwrap().seq;
+    }
+    let summary = |list: ConversationList| list.conversations.into_iter().find(|c| c.id == group.id).unwrap();
+    let grace_sees = summary(t.grace.list_conversations().await.unwrap());
+    assert_eq!((grace_sees.unread, grace_sees.read_seq), (3, 0), "three messages from Ada, unread");
+    assert_eq!(summary(t.ada.list_conversations().await.unwrap()).unread, 0, "her own are read");
+    // Grace reads up to the second: one left; her receipt is what Ada sees.
+    t.grace.mark_conversation_read(&group.id, last - 1).await.unwrap();
+    assert_eq!(summary(t.grace.list_conversations().await.unwrap()).unread, 1);
+    let receipts = t.ada.get_conversation(&group.id).await.unwrap();
+    let grace_member = receipts.members.iter().find(|m| m.user_id == t.grace_id).unwrap();
+    assert_eq!(grace_member.read_seq, last - 1);
+    // A receipt never moves back, nor past the end.
+    t.grace.mark_conversation_read(&group.id, 1).await.unwrap();
+    assert_eq!(summary(t.grace.list_conversations().await.unwrap()).read_seq, last - 1);
+    assert_problem!(t.grace.mark_conversation_read(&group.id, last + 50).await, 422, "validation-failed");
+    // A deleted message is not unread any more; replying reads everything before.
+    t.ada.delete_message(&group.id, last).await.unwrap();
+    assert_eq!(summary(t.grace.list_conversations().await.unwrap()).unread, 0);
+    t.devices[0].send_text(&group.id, "one more", None).await.unwrap();
+    t.grace.mute_conversation(&group.id, true).await.unwrap();
+    let muted = summary(t.grace.list_conversations().await.unwrap());
+    assert!(muted.muted && muted.unread == 1, "muted, and still counted: {muted:?}");
+    t.devices[2].send_text(&group.id, "got it", None).await.unwrap();
+    assert_eq!(summary(t.grace.list_conversations().await.unwrap()).unread, 0);
+    // Outsiders neither mark nor mute.
+    let (other, _) = t.srv.org_with_owner("eve@elsewhere.test", "Elsewhere").await;
+    assert_problem!(other.mark_conversation_read(&group.id, 1).await, 404, "not-found");
+    assert_problem!(other.mute_conversation(&group.id, true).await, 404, "not-found");
+}
+
 on_both_engines!(
+    unread_counts_and_read_receipts_follow_what_each_person_read,
     an_offline_committer_does_not_hold_the_conversation_back,
     everyone_in_a_group_reads_every_message_on_every_device,
     a_retried_message_is_delivered_once,

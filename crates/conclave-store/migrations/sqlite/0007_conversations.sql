@@ -52,3 +52,13 @@ CREATE TABLE device_inbox (
     created_at_ms INTEGER NOT NULL
 );
 CREATE INDEX device_inbox_device ON device_inbox(device_id, id);
+
+-- Each member's own state in a conversation: how far they have read (their
+-- read receipt, and what makes the rest unread) and whether they muted it.
+CREATE TABLE conversation_reads (
+    conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    user_id TEXT NOT NULL REFERENCES users(id),
+    read_seq INTEGER NOT NULL DEFAULT 0,
+    muted INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (conversation_id, user_id)
+);
