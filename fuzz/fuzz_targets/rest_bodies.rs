@@ -27,6 +27,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = serde_json::from_slice::<conversation::SendMessageRequest>(data);
     let _ = serde_json::from_slice::<conversation::MarkReadRequest>(data);
     let _ = serde_json::from_slice::<conversation::MuteRequest>(data);
+    let _ = serde_json::from_slice::<conversation::LiveCommand>(data);
     let _ = serde_json::from_slice::<conversation::KeyPackageRequest>(data);
     let _ = serde_json::from_slice::<conversation::CommitRequest>(data);
     // What a device reads back from the server.

@@ -89,6 +89,7 @@ fn read_by_the_server() -> Map<String, Value> {
     schemas.add::<conversation::SendMessageRequest>();
     schemas.add::<conversation::MarkReadRequest>();
     schemas.add::<conversation::MuteRequest>();
+    schemas.add::<conversation::LiveCommand>();
     schemas.add::<conversation::KeyPackageRequest>();
     schemas.add::<conversation::CommitRequest>();
     schemas.add::<meeting::CreateMeetingRequest>();
@@ -120,6 +121,7 @@ fn written_by_the_server() -> Map<String, Value> {
     schemas.add::<conversation::MessageAccepted>();
     schemas.add::<conversation::EntryPage>();
     schemas.add::<conversation::InboxPage>();
+    schemas.add::<conversation::LiveEvent>();
     schemas.add::<meeting::Meeting>();
     schemas.add::<meeting::MeetingList>();
     schemas.add::<meeting::JoinTicket>();
@@ -153,6 +155,7 @@ fn constants() -> Vec<typescript::Constant> {
         constant("quality::QUALITY_REPORT_EVERY_MS", quality::QUALITY_REPORT_EVERY_MS.into()),
         constant("names::MAX_DISPLAY_NAME_CHARS", names::MAX_DISPLAY_NAME_CHARS.into()),
         constant("conversation::MAX_CONVERSATION_NAME_CHARS", conversation::MAX_CONVERSATION_NAME_CHARS.into()),
+        constant("conversation::TYPING_EVERY_MS", conversation::TYPING_EVERY_MS.into()),
         constant("problem::PROBLEM_BASE", problem::PROBLEM_BASE.into()),
     ]
 }

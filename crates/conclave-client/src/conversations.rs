@@ -87,3 +87,59 @@ impl Client {
         self.json::<_, ()>(Method::GET, &format!("/api/v1/me/devices/{device_id}/inbox?after={after}"), None).await
     }
 }
+
+/// A device's live connection (`deviceLive`): events as they happen, and
+/// typing notices sent.
+pub struct DeviceLive {
+    socket: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+}
+
+impl Client {
+    /// Opens `device_id`'s live connection.
+    pub async fn device_live(&self, device_id: &str) -> std::result::Result<DeviceLive, crate::SignalError> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let url = format!("{}/api/v1/me/devices/{device_id}/live", self.base.replacen("http", "ws", 1));
+        let mut request = url.into_client_request().map_err(|e| crate::SignalError::Connect(e.to_string()))?;
+        if let Some(token) = &self.token {
+            let value =
+                format!("Bearer {token}").parse().map_err(|_| crate::SignalError::Connect("bad token".into()))?;
+            request.headers_mut().insert("authorization", value);
+        }
+        let (socket, _) = tokio_tungstenite::connect_async(request).await.map_err(|e| match e {
+            tokio_tungstenite::tungstenite::Error::Http(response) => {
+                crate::SignalError::Rejected(response.status().as_u16())
+            }
+            other => crate::SignalError::Connect(other.to_string()),
+        })?;
+        Ok(DeviceLive { socket })
+    }
+}
+
+impl DeviceLive {
+    /// The next event, waiting at most `within`.
+    pub async fn next(&mut self, within: std::time::Duration) -> std::result::Result<LiveEvent, crate::SignalError> {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        loop {
+            let frame = tokio::time::timeout(within, self.socket.next())
+                .await
+                .map_err(|_| crate::SignalError::Timeout("a live event".into()))?;
+            match frame {
+                Some(Ok(Message::Text(text))) => {
+                    return serde_json::from_str(&text)
+                        .map_err(|e| crate::SignalError::Protocol(format!("{e}: {text}")))
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+                Some(Ok(_)) | Some(Err(_)) | None => return Err(crate::SignalError::Closed),
+            }
+        }
+    }
+
+    /// Says the person is typing in a conversation.
+    pub async fn typing(&mut self, conversation_id: &str) -> std::result::Result<(), crate::SignalError> {
+        use futures_util::SinkExt;
+        let command = LiveCommand::Typing { conversation_id: conversation_id.to_owned() };
+        let text = serde_json::to_string(&command).expect("live commands serialise");
+        self.socket.send(text.into()).await.map_err(|_| crate::SignalError::Closed)
+    }
+}

@@ -7,6 +7,7 @@ mod conversations;
 pub mod media;
 pub mod signaling;
 
+pub use conversations::DeviceLive;
 pub use signaling::{MeetingConnection, SignalError};
 
 use conclave_proto::*;

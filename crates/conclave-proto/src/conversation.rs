@@ -424,3 +424,35 @@ pub struct InboxMessage {
 pub struct InboxPage {
     pub messages: Vec<InboxMessage>,
 }
+
+/// What the server tells a device over its live connection
+/// (`GET /api/v1/me/devices/{device_id}/live`, a WebSocket), as it happens.
+/// It carries no message: a device told that a log grew reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum LiveEvent {
+    /// A conversation's log grew to `last_seq`.
+    Changed { conversation_id: String, last_seq: Seq },
+    /// This device's inbox has something new.
+    Inbox,
+    /// Someone is typing in a conversation (for a few seconds).
+    Typing { conversation_id: String, user_id: String },
+    /// Someone read a conversation up to `seq`.
+    Read { conversation_id: String, user_id: String, seq: Seq },
+    /// Events were missed (the device fell behind): sync everything.
+    Resync,
+}
+
+/// What a device tells the server over its live connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum LiveCommand {
+    /// The person is typing in a conversation.
+    Typing { conversation_id: String },
+}
+
+/// Typing notices a device may send per conversation: one per this many
+/// milliseconds (apps send one every few seconds while the person types).
+pub const TYPING_EVERY_MS: u64 = 2_000;

@@ -19,6 +19,9 @@ export const MAX_DISPLAY_NAME_CHARS = 64;
 /** `conclave_proto::conversation::MAX_CONVERSATION_NAME_CHARS` */
 export const MAX_CONVERSATION_NAME_CHARS = 80;
 
+/** `conclave_proto::conversation::TYPING_EVERY_MS` */
+export const TYPING_EVERY_MS = 2000;
+
 /** `conclave_proto::problem::PROBLEM_BASE` */
 export const PROBLEM_BASE = "https://conclave.dev/problems/";
 
@@ -660,6 +663,28 @@ export interface KeyPackageRequest {
   /** The MLS KeyPackage, base64. */
   key_package: string;
 }
+
+/** What a device tells the server over its live connection. */
+export type LiveCommand =
+  /** The person is typing in a conversation. */
+  | { type: "typing"; conversation_id: string };
+
+/**
+ * What the server tells a device over its live connection
+ * (`GET /api/v1/me/devices/{device_id}/live`, a WebSocket), as it happens.
+ * It carries no message: a device told that a log grew reads it.
+ */
+export type LiveEvent =
+  /** A conversation's log grew to `last_seq`. */
+  | { type: "changed"; conversation_id: string; last_seq: number }
+  /** This device's inbox has something new. */
+  | { type: "inbox" }
+  /** Someone is typing in a conversation (for a few seconds). */
+  | { type: "typing"; conversation_id: string; user_id: string }
+  /** Someone read a conversation up to `seq`. */
+  | { type: "read"; conversation_id: string; user_id: string; seq: number }
+  /** Events were missed (the device fell behind): sync everything. */
+  | { type: "resync" };
 
 export interface LoginRequest {
   email: string;

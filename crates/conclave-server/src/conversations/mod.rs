@@ -9,6 +9,7 @@
 //! it decides: an account's devices, the facts about a message that a new
 //! one refers to.
 
+pub mod live;
 mod views;
 
 use std::collections::{BTreeSet, HashMap};
@@ -83,11 +84,13 @@ pub struct Founding {
 pub struct Conversations {
     store: Store,
     watchers: Mutex<HashMap<String, watch::Sender<u64>>>,
+    /// Devices connected here, told what happens as it happens.
+    pub live: live::LiveHub,
 }
 
 impl Conversations {
     pub fn new(store: Store) -> Self {
-        Self { store, watchers: Mutex::new(HashMap::new()) }
+        Self { store, watchers: Mutex::new(HashMap::new()), live: live::LiveHub::default() }
     }
 
     pub async fn load(&self, id: &str) -> Result<Loaded, ConversationError> {
@@ -130,7 +133,7 @@ impl Conversations {
             created_at_ms: now_ms,
         };
         match self.store.create_conversation(&new, &change).await {
-            Ok(()) => {}
+            Ok(()) => self.tell(&new.id, &state, &change),
             // Both people started it at once: the other request made it.
             Err(StoreError::Conflict("direct message")) => {
                 let row = self.store.direct_conversation(direct_pair.as_deref().unwrap_or_default()).await?;
@@ -169,6 +172,7 @@ impl Conversations {
             }
             if self.store.change_conversation(id, row.version, &change).await? {
                 self.wake(id, state.last_seq());
+                self.tell(id, &state, &change);
                 let row = ConversationRow {
                     state_json: change.state_json.unwrap_or(row.state_json),
                     version: row.version + 1,
@@ -229,6 +233,21 @@ impl Conversations {
         let mut watchers = self.watchers.lock().expect("watchers lock");
         watchers.retain(|_, sender| sender.receiver_count() > 0);
         watchers.entry(id.to_owned()).or_insert_with(|| watch::channel(last_seq).0).subscribe()
+    }
+
+    /// Tells the connected devices what a change did: the log grew (every
+    /// member's), something waits in an inbox (that device's).
+    fn tell(&self, id: &str, state: &Conversation, change: &ConversationChange) {
+        use conclave_proto::conversation::LiveEvent;
+        if !change.entries.is_empty() {
+            let event = LiveEvent::Changed { conversation_id: id.to_owned(), last_seq: state.last_seq() };
+            self.live.publish(state.members().keys().map(String::as_str), None, event);
+        }
+        for (device, _) in &change.inbox {
+            if let Some(owner) = state.device_owner(device) {
+                self.live.publish([owner.as_str()], Some(device), LiveEvent::Inbox);
+            }
+        }
     }
 
     fn wake(&self, id: &str, last_seq: u64) {

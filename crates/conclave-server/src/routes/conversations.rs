@@ -10,8 +10,11 @@ use crate::conversations::{self, conversation_view, entry_from_row, summary_view
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, Authed, CurrentSession};
 use crate::state::SharedState;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::response::Response;
 use conclave_conversation::{Effect, Encryption, Input, Kind, Newcomer};
 use conclave_delivery::ProposedCommit;
 use conclave_proto::conversation::*;
@@ -339,6 +342,8 @@ pub async fn mark_read(
         return Err(ApiError::field("seq", "past the end of the conversation"));
     }
     state.store.mark_read(&id, &current.user.id, req.seq as i64).await?;
+    let event = LiveEvent::Read { conversation_id: id.clone(), user_id: current.user.id.clone(), seq: req.seq };
+    state.conversations.live.publish(loaded.state.members().keys().map(String::as_str), None, event);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -530,4 +535,85 @@ pub async fn inbox(
         messages.push(InboxMessage { id: row.id, conversation_id: row.conversation_id, handshake });
     }
     Ok(ApiJson(InboxPage { messages }))
+}
+
+/// One of the caller's devices, live: a WebSocket on which the server says
+/// when a conversation of the account grows, when the device's inbox has
+/// something, and who is typing or has read what; the device says when
+/// its person types. Nothing of what is said travels on it.
+#[utoipa::path(get, path = "/api/v1/me/devices/{device_id}/live", operation_id = "deviceLive", tag = "conversations",
+    params(("device_id" = String, Path)),
+    responses((status = 101, description = "Switching to the live WebSocket"),
+        (status = 404, description = "Not the caller's device", body = Problem)))]
+pub async fn live(
+    State(state): State<SharedState>,
+    Authed(current): Authed,
+    Path(device_id): Path<String>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> ApiResult<Response> {
+    own_device(&state, &current, &device_id).await?;
+    let upgrade = upgrade.map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            conclave_proto::ProblemCode::WebsocketRequired,
+            "A WebSocket is required",
+        )
+    })?;
+    let account = current.user.id.clone();
+    Ok(upgrade
+        .read_buffer_size(LIVE_BUFFER_BYTES)
+        .write_buffer_size(0)
+        .max_message_size(LIVE_BUFFER_BYTES)
+        .max_frame_size(LIVE_BUFFER_BYTES)
+        .on_upgrade(move |socket| live_connection(state, socket, account, device_id)))
+}
+
+/// Live messages are a few hundred bytes.
+const LIVE_BUFFER_BYTES: usize = 4 * 1024;
+
+async fn live_connection(state: SharedState, socket: WebSocket, account: String, device: String) {
+    use futures_util::{SinkExt, StreamExt};
+    let mut events = state.conversations.live.subscribe(&account);
+    let (mut out, mut incoming) = socket.split();
+    let mut last_typing: std::collections::HashMap<String, tokio::time::Instant> = std::collections::HashMap::new();
+    loop {
+        tokio::select! {
+            event = events.recv() => {
+                let event = match event {
+                    Ok(addressed) if addressed.is_for(&device) => addressed.event,
+                    Ok(_) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => LiveEvent::Resync,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                };
+                let text = serde_json::to_string(&event).expect("live events serialise");
+                if out.send(Message::Text(text.into())).await.is_err() {
+                    break;
+                }
+            }
+            frame = incoming.next() => match frame {
+                Some(Ok(Message::Text(text))) => {
+                    let Ok(LiveCommand::Typing { conversation_id }) = serde_json::from_str::<LiveCommand>(&text) else {
+                        let _ = out.send(Message::Close(None)).await;
+                        break;
+                    };
+                    // A few notices a second at most, and only to a conversation the account is in.
+                    let now = tokio::time::Instant::now();
+                    let due = last_typing.get(&conversation_id).is_none_or(|at| now.duration_since(*at) >= Duration::from_millis(TYPING_EVERY_MS));
+                    if !due {
+                        continue;
+                    }
+                    last_typing.insert(conversation_id.clone(), now);
+                    let Ok(loaded) = state.conversations.load(&conversation_id).await else { continue };
+                    if loaded.state.member(&account).is_none() {
+                        continue;
+                    }
+                    let others = loaded.state.members().keys().map(String::as_str).filter(|a| *a != account);
+                    let event = LiveEvent::Typing { conversation_id, user_id: account.clone() };
+                    state.conversations.live.publish(others, None, event);
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
 }

@@ -37,7 +37,7 @@ use utoipa::{Modify, OpenApi};
         conversations::create, conversations::list, conversations::get, conversations::update,
         conversations::add_members, conversations::join, conversations::remove_member, conversations::set_role,
         conversations::send, conversations::delete_message, conversations::entries,
-        conversations::mark_read, conversations::mute,
+        conversations::mark_read, conversations::mute, conversations::live,
         conversations::key_package, conversations::commit, conversations::inbox,
         orgs::create, orgs::get, orgs::list_members, orgs::update_member, orgs::deactivate_member, orgs::reactivate_member,
         orgs::invite, orgs::list_invitations, orgs::revoke_invitation,
@@ -94,6 +94,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/me/devices", get(devices::list).post(devices::register))
         .route("/me/devices/{device_id}", delete(devices::revoke))
         .route("/me/devices/{device_id}/inbox", get(conversations::inbox))
+        .route("/me/devices/{device_id}/live", get(conversations::live))
         .route("/conversations", post(conversations::create).get(conversations::list))
         .route("/conversations/{conversation_id}", get(conversations::get).patch(conversations::update))
         .route("/conversations/{conversation_id}/members", post(conversations::add_members))

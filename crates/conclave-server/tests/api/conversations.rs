@@ -388,7 +388,58 @@ async fn unread_counts_and_read_receipts_follow_what_each_person_read(engine: En
     assert_problem!(other.mute_conversation(&group.id, true).await, 404, "not-found");
 }
 
+/// A device's live connection: it hears at once that a conversation grew,
+/// that its inbox has something, who types and who read; never anything
+/// of a conversation its account is not in.
+async fn a_devices_live_connection_hears_what_happens_as_it_happens(engine: Engine) {
+    use conclave_proto::conversation::LiveEvent;
+    let mut t = team(engine).await;
+    let group = t.ada.create_conversation(&group_request("Live", &[&t.grace_id])).await.unwrap();
+    all_in_group(&mut t.devices, &group.id).await;
+    let mut grace_live = t.grace.device_live(&t.devices[2].device_id).await.unwrap();
+    let mut ada_live = t.ada.device_live(&t.devices[0].device_id).await.unwrap();
+    // Someone of another organisation, connected too, in nothing of theirs.
+    let (other, _) = t.srv.org_with_owner("eve@elsewhere.test", "Elsewhere").await;
+    let eve_device = ChatDevice::register(&other, "Eve's laptop").await.unwrap();
+    let mut eve_live = other.device_live(&eve_device.device_id).await.unwrap();
+    // Another person's device is not the caller's to listen on.
+    assert!(t.ada.device_live(&t.devices[2].device_id).await.is_err());
+
+    let sent = t.devices[0].send_text(&group.id, "ping", None).await.unwrap();
+    let heard = grace_live.next(WAIT).await.unwrap();
+    assert_eq!(heard, LiveEvent::Changed { conversation_id: group.id.clone(), last_seq: sent.seq });
+    ada_live.typing(&group.id).await.unwrap();
+    ada_live.typing(&group.id).await.unwrap();
+    let typing = LiveEvent::Typing { conversation_id: group.id.clone(), user_id: t.ada_id.clone() };
+    assert_eq!(grace_live.next(WAIT).await.unwrap(), typing);
+    t.grace.mark_conversation_read(&group.id, sent.seq).await.unwrap();
+    let read = LiveEvent::Read { conversation_id: group.id.clone(), user_id: t.grace_id.clone(), seq: sent.seq };
+    // Ada hears her own message's growth first, then Grace's receipt.
+    let mut heard_by_ada = Vec::new();
+    while heard_by_ada.last() != Some(&read) {
+        heard_by_ada.push(ada_live.next(WAIT).await.unwrap());
+    }
+    assert!(!heard_by_ada.contains(&typing), "her own typing is not told to her");
+    // The second typing notice, too soon after the first, was not relayed.
+    assert_eq!(grace_live.next(WAIT).await.unwrap(), read);
+    // Typing into someone else's conversation reaches nobody.
+    eve_live.typing(&group.id).await.unwrap();
+    // A new device's inbox: Grace's tablet asks to join, the committer hears the log grow, and the tablet its Welcome.
+    let mut tablet = ChatDevice::register(&t.grace, "tablet").await.unwrap();
+    let mut tablet_live = t.grace.device_live(&tablet.device_id).await.unwrap();
+    tablet.open(&group.id).await.unwrap();
+    for d in t.devices.iter_mut() {
+        d.sync().await.unwrap();
+    }
+    let mut heard_by_tablet = Vec::new();
+    while !heard_by_tablet.contains(&LiveEvent::Inbox) {
+        heard_by_tablet.push(tablet_live.next(WAIT).await.unwrap());
+    }
+    assert!(eve_live.next(Duration::from_millis(500)).await.is_err(), "Eve heard nothing");
+}
+
 on_both_engines!(
+    a_devices_live_connection_hears_what_happens_as_it_happens,
     unread_counts_and_read_receipts_follow_what_each_person_read,
     an_offline_committer_does_not_hold_the_conversation_back,
     everyone_in_a_group_reads_every_message_on_every_device,

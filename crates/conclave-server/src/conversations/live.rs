@@ -1,0 +1,51 @@
+//! This node's live connections to devices: what happens in a
+//! conversation (its log grew, someone types or reads) is told at once to
+//! every device of its members connected here, and a device's inbox news
+//! to that device. Events carry no content; a device that hears its log
+//! grew reads it through the API, which decides what it may see.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use conclave_proto::conversation::LiveEvent;
+use tokio::sync::broadcast;
+
+/// Events queued per account before a slow connection is told to resync.
+const BACKLOG: usize = 256;
+
+/// An event, for every device of an account or for one of them.
+#[derive(Debug, Clone)]
+pub struct Addressed {
+    pub device: Option<String>,
+    pub event: LiveEvent,
+}
+
+impl Addressed {
+    pub fn is_for(&self, device: &str) -> bool {
+        self.device.as_deref().is_none_or(|d| d == device)
+    }
+}
+
+#[derive(Default)]
+pub struct LiveHub {
+    accounts: Mutex<HashMap<String, broadcast::Sender<Addressed>>>,
+}
+
+impl LiveHub {
+    /// Events for `account`'s devices from now on.
+    pub fn subscribe(&self, account: &str) -> broadcast::Receiver<Addressed> {
+        let mut accounts = self.accounts.lock().expect("live hub lock");
+        accounts.retain(|_, sender| sender.receiver_count() > 0);
+        accounts.entry(account.to_owned()).or_insert_with(|| broadcast::channel(BACKLOG).0).subscribe()
+    }
+
+    /// Tells the connected devices of these accounts (or of one device).
+    pub fn publish<'a>(&self, accounts: impl IntoIterator<Item = &'a str>, device: Option<&str>, event: LiveEvent) {
+        let senders = self.accounts.lock().expect("live hub lock");
+        for account in accounts {
+            if let Some(sender) = senders.get(account) {
+                let _ = sender.send(Addressed { device: device.map(str::to_owned), event: event.clone() });
+            }
+        }
+    }
+}
