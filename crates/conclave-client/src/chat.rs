@@ -84,6 +84,12 @@ pub enum ChatEvent {
     Removed {
         conversation_id: String,
     },
+    /// Someone started a call from the conversation.
+    Call {
+        conversation_id: String,
+        meeting_id: String,
+        by: String,
+    },
 }
 
 /// This device in one conversation.
@@ -265,6 +271,15 @@ impl ChatDevice {
         Ok(events)
     }
 
+    /// Starts a call from the conversation and shares its link there,
+    /// encrypted like any message: the members enter without waiting.
+    pub async fn start_call(&mut self, conversation_id: &str) -> Result<conclave_proto::Meeting, ChatError> {
+        let meeting = self.client.start_call(conversation_id).await?;
+        let text = format!("📞 {} — join: {}", meeting.title, meeting.invite_url);
+        self.send_text(conversation_id, &text, None).await?;
+        Ok(meeting)
+    }
+
     /// Encrypts `text` for the conversation and sends it; durable when this
     /// returns. Catches up and tries again if the group moved on meanwhile.
     pub async fn send_text(
@@ -395,6 +410,10 @@ impl ChatDevice {
                         }
                         EntryBody::Membership { account, change } => {
                             events.push(ChatEvent::Membership { conversation_id: id.clone(), account, change });
+                            None
+                        }
+                        EntryBody::Call { meeting_id, by } => {
+                            events.push(ChatEvent::Call { conversation_id: id.clone(), meeting_id, by });
                             None
                         }
                         EntryBody::Erased | EntryBody::Setting { .. } => None,

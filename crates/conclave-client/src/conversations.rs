@@ -46,6 +46,11 @@ impl Client {
         self.json(Method::POST, &format!("/api/v1/conversations/{id}/messages"), Some(req)).await
     }
 
+    /// Starts a call from the conversation: a meeting its members enter directly.
+    pub async fn start_call(&self, id: &str) -> Result<conclave_proto::Meeting> {
+        self.json::<_, ()>(Method::POST, &format!("/api/v1/conversations/{id}/calls"), None).await
+    }
+
     pub async fn mark_conversation_read(&self, id: &str, seq: Seq) -> Result<()> {
         self.empty(Method::PUT, &format!("/api/v1/conversations/{id}/read"), Some(&MarkReadRequest { seq })).await
     }

@@ -166,6 +166,11 @@ pub enum Input {
         device: DeviceId,
         commit: ProposedCommit<DeviceId>,
     },
+    /// `by` started a call from the conversation.
+    Call {
+        by: AccountId,
+        meeting_id: String,
+    },
     /// A device of the group is online (it is reading the log): if the
     /// committer has left work undone past [`COMMITTER_PATIENCE_MS`], this
     /// device takes over.
@@ -422,6 +427,11 @@ impl Conversation {
             Input::KeyPackage { device, key_package } => self.key_package(device, key_package, now_ms),
             Input::Commit { device, commit } => self.commit(device, commit, now_ms),
             Input::Present { device } => Ok(self.present(device, now_ms)),
+            Input::Call { by, meeting_id } => {
+                self.role_of(&by)?;
+                self.open()?;
+                Ok(vec![Effect::Append(self.append(EntryBody::Call { meeting_id, by }, now_ms))])
+            }
         }
     }
 

@@ -156,6 +156,12 @@ pub enum EntryBody {
         by: String,
         change: SettingChange,
     },
+    /// `by` started a call (a meeting that lets the conversation's members
+    /// in without its waiting room); its link travels encrypted, as a message.
+    Call {
+        meeting_id: String,
+        by: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -35,6 +35,10 @@ pub struct RoomConfig {
     /// Guests from one network address the waiting room holds at most
     /// (signed-in people are one seat per account anyway).
     pub waiting_per_address: u32,
+    /// Accounts the meeting was started for (the members of the
+    /// conversation a call came from): known, so a live meeting lets them
+    /// in without the waiting room. A lock and a ban still keep them out.
+    pub invited: Vec<String>,
 }
 
 /// Which request a report's verdict answers (the driver's numbering).
@@ -454,8 +458,10 @@ impl Room {
             self.refuse(id, RefusalReason::Locked, "meeting is locked");
             return;
         }
-        // Everyone but the owner waits, unless the meeting is live without a waiting room.
-        let will_wait = !is_owner && (self.phase != Phase::Live || self.settings.waiting_room);
+        // Everyone but the owner waits, unless the meeting is live and has
+        // no waiting room or was started for them.
+        let invited = identity.user_id.as_ref().is_some_and(|user| self.config.invited.contains(user));
+        let will_wait = !is_owner && (self.phase != Phase::Live || (self.settings.waiting_room && !invited));
         if will_wait {
             if let Some(detail) = self.waiting_room_full(&identity) {
                 self.refuse(id, RefusalReason::WaitingRoomFull, detail);

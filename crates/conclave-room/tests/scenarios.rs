@@ -31,6 +31,7 @@ fn config(policy: PolicyView) -> RoomConfig {
         banned: vec![],
         waiting_capacity: conclave_room::DEFAULT_WAITING_CAPACITY,
         waiting_per_address: conclave_room::WAITING_PER_ADDRESS,
+        invited: vec![],
     }
 }
 
@@ -717,4 +718,30 @@ fn names_that_could_impersonate_are_refused_and_the_roster_marks_members() {
     let (host, guest) = (room.view(1).unwrap(), room.view(2).unwrap());
     assert_eq!((host.signed_in, host.organisation.as_deref()), (true, Some("Acme")));
     assert_eq!((guest.signed_in, guest.organisation.as_deref()), (false, None));
+}
+
+/// A call started from a conversation: its members are known, so the live
+/// meeting lets them in without the waiting room; anyone else still waits,
+/// and a lock keeps even them out.
+#[test]
+fn the_people_a_call_was_started_for_come_straight_in() {
+    let mut room = Room::new(RoomConfig { invited: vec!["grace".into()], ..config(PolicyView::permissive()) });
+    // Before the host is there, even they wait, like everyone.
+    join(&mut room, 0, 2, member("grace"), ORDINARY);
+    assert_eq!(room.presence(2), Some(Presence::Waiting));
+    join(&mut room, 1, 1, owner(), OWNER);
+    say(&mut room, 1, 1, ClientMessage::Admit { participant_id: 2 });
+    join(&mut room, 2, 3, member("grace-colleague"), ORDINARY);
+    assert_eq!(room.presence(3), Some(Presence::Waiting), "not invited: waits");
+    say(&mut room, 3, 2, ClientMessage::Leave);
+    let effects = join(&mut room, 4, 4, member("grace"), ORDINARY);
+    assert_eq!(room.presence(4), Some(Presence::Admitted), "invited, in a live meeting: straight in");
+    assert!(sent_to(&effects, 4).iter().any(|m| matches!(m, ServerMessage::Admitted { .. })));
+    // A guest cannot pass for an invited account.
+    join(&mut room, 5, 5, Identity { user_id: None, ..member("grace") }, ORDINARY);
+    assert_eq!(room.presence(5), Some(Presence::Waiting));
+    say(&mut room, 6, 1, ClientMessage::Lock);
+    say(&mut room, 6, 4, ClientMessage::Leave);
+    let effects = join(&mut room, 7, 6, member("grace"), ORDINARY);
+    assert_eq!(sent_to(&effects, 6), vec![ServerMessage::Refused { reason: RefusalReason::Locked }]);
 }

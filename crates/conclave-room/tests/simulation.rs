@@ -184,6 +184,7 @@ impl Sim {
             banned: self.persisted_bans.clone(),
             waiting_capacity: WAITING_CAPACITY,
             waiting_per_address: WAITING_PER_ADDRESS,
+            invited: vec![],
         };
         self.room = Room::new(config);
         self.ended = false;
@@ -221,6 +222,7 @@ impl Sim {
             banned: vec![],
             waiting_capacity: WAITING_CAPACITY,
             waiting_per_address: WAITING_PER_ADDRESS,
+            invited: vec![],
         };
         let people = (0..8)
             .map(|i| {

@@ -24,6 +24,8 @@ pub struct MeetingRow {
     pub settings: MeetingSettings,
     pub secrets: MeetingSecrets,
     pub created_at_ms: i64,
+    /// Accounts it was started for, let in without the waiting room.
+    pub invited: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -36,6 +38,8 @@ pub struct NewMeeting<'a> {
     pub settings: &'a MeetingSettings,
     pub secrets: &'a MeetingSecrets,
     pub now_ms: i64,
+    /// Accounts it is started for (empty for a meeting people are invited to by link).
+    pub invited: &'a [String],
 }
 
 /// A removal to record as a ban.
@@ -60,7 +64,7 @@ pub struct NewReport<'a> {
 }
 
 const MEETING_COLUMNS: &str =
-    "id, org_id, host_user_id, title, scheduled_start_ms, duration_minutes, settings_json, link_secret, code, passcode, host_key, created_at_ms";
+    "id, org_id, host_user_id, title, scheduled_start_ms, duration_minutes, settings_json, link_secret, code, passcode, host_key, created_at_ms, invited_json";
 
 impl TryFrom<AnyRow> for MeetingRow {
     type Error = StoreError;
@@ -83,6 +87,11 @@ impl TryFrom<AnyRow> for MeetingRow {
                 host_key: row.text("host_key")?,
             },
             created_at_ms: row.int("created_at_ms")?,
+            invited: {
+                let json = row.text("invited_json")?;
+                serde_json::from_str(&json)
+                    .map_err(|_| StoreError::Corrupt { column: "meetings.invited_json", value: json })?
+            },
         })
     }
 }
@@ -92,7 +101,7 @@ impl Store {
     /// collided (the caller draws new ones and retries).
     pub async fn create_meeting(&self, new: &NewMeeting<'_>) -> Result<MeetingRow> {
         let sql = format!(
-            "INSERT INTO meetings ({MEETING_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING {MEETING_COLUMNS}"
+            "INSERT INTO meetings ({MEETING_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING {MEETING_COLUMNS}"
         );
         let row = sqlx::query(&sql)
             .bind(new_id())
@@ -107,6 +116,7 @@ impl Store {
             .bind(new.secrets.passcode.as_deref())
             .bind(&new.secrets.host_key)
             .bind(new.now_ms)
+            .bind(serde_json::to_string(new.invited).expect("account ids serialise"))
             .fetch_one(&self.pool)
             .await
             .map_err(StoreError::conflict_as("meeting secret"))?;

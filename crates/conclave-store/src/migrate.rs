@@ -57,6 +57,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0007_conversations.sql"),
         postgres: include_str!("../migrations/postgres/0007_conversations.sql"),
     },
+    Migration {
+        version: 8,
+        name: "meeting invitees",
+        sqlite: include_str!("../migrations/sqlite/0008_meeting_invitees.sql"),
+        postgres: include_str!("../migrations/postgres/0008_meeting_invitees.sql"),
+    },
 ];
 
 /// Arbitrary constant naming Conclave's migration lock on PostgreSQL.

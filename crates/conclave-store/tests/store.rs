@@ -247,6 +247,7 @@ async fn meetings_are_found_by_secret_and_rotation_retires_old_secrets(db: TestD
         settings: &settings,
         secrets: &secrets("a"),
         now_ms: 5,
+        invited: &[],
     };
     let meeting = store.create_meeting(&new).await.unwrap();
     assert_eq!(store.meeting_by_link_secret("link-a").await.unwrap().unwrap().id, meeting.id);

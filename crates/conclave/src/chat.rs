@@ -59,6 +59,8 @@ enum ChatCommand {
         #[arg(long)]
         thread: Option<u64>,
     },
+    /// Start a call from a conversation and share its link there.
+    Call { conversation: String },
     /// Print what is new; with --follow, keep printing as it comes.
     Tail {
         conversation: String,
@@ -108,6 +110,11 @@ async fn act(client: &Client, device: &mut ChatDevice, command: &ChatCommand) ->
             enter(device, conversation).await?;
             let accepted = device.send_text(conversation, text, thread.map(Reference::Thread)).await?;
             println!("sent #{}", accepted.seq);
+        }
+        ChatCommand::Call { conversation } => {
+            enter(device, conversation).await?;
+            let meeting = device.start_call(conversation).await?;
+            println!("{}", meeting.invite_url);
         }
         ChatCommand::Tail { conversation, follow, seconds } => {
             enter(device, conversation).await?;
@@ -181,6 +188,9 @@ fn print_event(conversation: &str, event: &ChatEvent) {
         }
         ChatEvent::Undecryptable { conversation_id, seq } if conversation_id == conversation => {
             println!("#{seq} (a message this device cannot open)")
+        }
+        ChatEvent::Call { conversation_id, by, .. } if conversation_id == conversation => {
+            println!("* {by} started a call")
         }
         ChatEvent::Removed { conversation_id } if conversation_id == conversation => {
             println!("* this device is no longer in the conversation")

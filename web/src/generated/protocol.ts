@@ -505,7 +505,12 @@ export type EntryBody =
   /** The server asks `committer` to remove `member` from the group. */
   | { type: "remove_request"; member: GroupDevice; committer: string }
   | { type: "membership"; account: string; change: MembershipChange }
-  | { type: "setting"; by: string; change: SettingChange };
+  | { type: "setting"; by: string; change: SettingChange }
+  /**
+   * `by` started a call (a meeting that lets the conversation's members
+   * in without its waiting room); its link travels encrypted, as a message.
+   */
+  | { type: "call"; meeting_id: string; by: string };
 
 /** A page of the log as one device may read it. */
 export interface EntryPage {

@@ -242,7 +242,10 @@ async fn load_opening(store: &Store, meeting_id: &str) -> Result<Opening, JoinEr
     let banned = store.meeting_bans(&meeting.id).await?;
     let has_passcode = meeting.secrets.passcode.is_some();
     Ok(Opening {
-        room: room_config(&meeting.settings, &policy, &meeting.secrets.host_key, has_passcode, banned),
+        room: RoomConfig {
+            invited: meeting.invited.clone(),
+            ..room_config(&meeting.settings, &policy, &meeting.secrets.host_key, has_passcode, banned)
+        },
         meeting_id: meeting.id,
         org_id: meeting.org_id,
     })
@@ -276,5 +279,6 @@ pub fn room_config(
         banned,
         waiting_capacity: policy.waiting_room_capacity.value,
         waiting_per_address: conclave_room::WAITING_PER_ADDRESS,
+        invited: Vec::new(),
     }
 }

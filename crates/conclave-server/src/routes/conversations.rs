@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::conversations::{self, conversation_view, entry_from_row, summary_view, ConversationError};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, Authed, CurrentSession};
+use crate::extract::{ApiJson, Authed, ClientIp, CurrentSession};
 use crate::state::SharedState;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -363,6 +363,45 @@ pub async fn mute(
     }
     state.store.set_muted(&id, &current.user.id, req.muted).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Start a call from the conversation: a meeting the caller hosts, under
+/// the organisation's policy, that lets the conversation's members in
+/// without its waiting room (anyone else with the link still waits).
+/// Everyone in the conversation sees that a call started; its link is the
+/// caller's to share, encrypted, in the conversation.
+#[utoipa::path(post, path = "/api/v1/conversations/{conversation_id}/calls", operation_id = "startCall",
+    tag = "conversations", params(("conversation_id" = String, Path)),
+    responses((status = 201, description = "The meeting, with its link", body = conclave_proto::Meeting),
+        (status = 404, description = "Not a conversation the caller is in", body = Problem),
+        (status = 409, description = "The conversation is archived", body = Problem)))]
+pub async fn start_call(
+    State(state): State<SharedState>,
+    ClientIp(ip): ClientIp,
+    Authed(current): Authed,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, ApiJson<conclave_proto::Meeting>)> {
+    let loaded = state.conversations.load(&id).await?;
+    if loaded.state.member(&current.user.id).is_none() {
+        return Err(ApiError::not_found("conversation"));
+    }
+    if loaded.state.is_archived() {
+        return Err(conversations::ConversationError::Refused(conclave_conversation::Refusal::Archived).into());
+    }
+    let invited: Vec<String> = loaded.state.members().keys().filter(|a| **a != current.user.id).cloned().collect();
+    let request = conclave_proto::CreateMeetingRequest {
+        title: loaded.row.name.clone().unwrap_or_else(|| "Call".to_owned()),
+        scheduled_start_ms: None,
+        duration_minutes: None,
+        passcode: None,
+        settings: Default::default(),
+    };
+    let meeting = super::meetings::create_meeting(&state, &current, ip, &request, &invited).await?;
+    let by = current.user.id.clone();
+    let call =
+        |_: &conclave_conversation::Conversation| Ok(Input::Call { by: by.clone(), meeting_id: meeting.id.clone() });
+    state.conversations.change(&id, state.now_ms(), call).await?;
+    Ok((StatusCode::CREATED, ApiJson(super::meetings::view(&state, &meeting))))
 }
 
 /// Delete a message for everyone (its author within the policy's time, or

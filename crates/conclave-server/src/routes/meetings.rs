@@ -25,7 +25,7 @@ use std::time::Duration;
 
 const MAX_TITLE: usize = 200;
 
-fn view(state: &SharedState, row: &MeetingRow) -> Meeting {
+pub(crate) fn view(state: &SharedState, row: &MeetingRow) -> Meeting {
     Meeting {
         id: row.id.clone(),
         org_id: row.org_id.clone(),
@@ -190,7 +190,21 @@ pub async fn create(
     Authed(current): Authed,
     ApiJson(req): ApiJson<CreateMeetingRequest>,
 ) -> ApiResult<(StatusCode, ApiJson<Meeting>)> {
-    let policy = org_policy(&current)?;
+    let row = create_meeting(&state, &current, ip, &req, &[]).await?;
+    Ok((StatusCode::CREATED, ApiJson(view(&state, &row))))
+}
+
+/// Creates a meeting the caller hosts, under their organisation's policy;
+/// `invited` accounts are let in without the waiting room once it is live
+/// (a call started from a conversation). Audited.
+pub(crate) async fn create_meeting(
+    state: &SharedState,
+    current: &CurrentSession,
+    ip: IpAddr,
+    req: &CreateMeetingRequest,
+    invited: &[String],
+) -> Result<MeetingRow, ApiError> {
+    let policy = org_policy(current)?;
     let org_id = current.org_id().expect("members have an organisation").to_owned();
     let mut errors = Vec::new();
     let title = check_title(&req.title, &mut errors);
@@ -220,18 +234,19 @@ pub async fn create(
             settings: &settings,
             secrets: &fresh,
             now_ms: state.now_ms(),
+            invited,
         };
         match state.store.create_meeting(&new).await {
             Err(StoreError::Conflict(_)) => continue,
             other => break other?,
         }
     };
-    let audit = Audit::by(&current, ip, AuditAction::MeetingCreate, AuditOutcome::Success)
+    let audit = Audit::by(current, ip, AuditAction::MeetingCreate, AuditOutcome::Success)
         .org(&org_id)
         .target(&row.id)
         .detail(&title);
     state.audit(audit).await?;
-    Ok((StatusCode::CREATED, ApiJson(view(&state, &row))))
+    Ok(row)
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

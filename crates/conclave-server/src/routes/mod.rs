@@ -37,7 +37,7 @@ use utoipa::{Modify, OpenApi};
         conversations::create, conversations::list, conversations::get, conversations::update,
         conversations::add_members, conversations::join, conversations::remove_member, conversations::set_role,
         conversations::send, conversations::delete_message, conversations::entries,
-        conversations::mark_read, conversations::mute, conversations::live,
+        conversations::mark_read, conversations::mute, conversations::live, conversations::start_call,
         conversations::key_package, conversations::commit, conversations::inbox,
         orgs::create, orgs::get, orgs::list_members, orgs::update_member, orgs::deactivate_member, orgs::reactivate_member,
         orgs::invite, orgs::list_invitations, orgs::revoke_invitation,
@@ -102,6 +102,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/conversations/{conversation_id}/members/{user_id}/role", put(conversations::set_role))
         .route("/conversations/{conversation_id}/join", post(conversations::join))
         .route("/conversations/{conversation_id}/read", put(conversations::mark_read))
+        .route("/conversations/{conversation_id}/calls", post(conversations::start_call))
         .route("/conversations/{conversation_id}/mute", put(conversations::mute))
         .route("/conversations/{conversation_id}/messages", post(conversations::send))
         .route("/conversations/{conversation_id}/messages/{seq}", delete(conversations::delete_message))

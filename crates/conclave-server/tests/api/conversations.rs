@@ -438,7 +438,40 @@ async fn a_devices_live_connection_hears_what_happens_as_it_happens(engine: Engi
     assert!(eve_live.next(Duration::from_millis(500)).await.is_err(), "Eve heard nothing");
 }
 
+/// A call started from a conversation: everyone in it sees that it started
+/// and its link (encrypted); the members come in without the waiting room,
+/// anyone else with the link still waits.
+async fn a_call_from_a_conversation_lets_its_members_in_directly(engine: Engine) {
+    use conclave_proto::signal::ServerMessage;
+    let mut t = team(engine).await;
+    let (cy, _) = t.srv.add_member(&t.ada, &t.org, "cy@acme.test", OrgRole::Member).await;
+    let group = t.ada.create_conversation(&group_request("Standup", &[&t.grace_id])).await.unwrap();
+    all_in_group(&mut t.devices, &group.id).await;
+    let meeting = t.devices[0].start_call(&group.id).await.unwrap();
+    assert!(meeting.settings.waiting_room, "the organisation's waiting room stays on");
+    let events = t.devices[2].sync().await.unwrap();
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, ChatEvent::Call { meeting_id, by, .. } if *meeting_id == meeting.id && *by == t.ada_id)));
+    let link = events
+        .iter()
+        .find_map(|e| match e {
+            ChatEvent::Message { text, .. } if text.contains(&meeting.invite_url) => Some(text.clone()),
+            _ => None,
+        })
+        .expect("the link, decrypted on Grace's device");
+    assert!(link.starts_with("📞 Standup"));
+    let (_host, _) = crate::meetings::host_joins(&t.ada, &meeting).await;
+    let mut grace = t.grace.join_by_link(&meeting.link_secret, "Grace").await.unwrap();
+    assert!(matches!(grace.next(WAIT).await.unwrap(), ServerMessage::Admitted { .. }), "a member comes straight in");
+    let mut outsider = cy.join_by_link(&meeting.link_secret, "Cy").await.unwrap();
+    assert!(matches!(outsider.next(WAIT).await.unwrap(), ServerMessage::Waiting { .. }), "anyone else waits");
+    // A stranger to the conversation cannot start a call from it.
+    assert_problem!(cy.start_call(&group.id).await, 404, "not-found");
+}
+
 on_both_engines!(
+    a_call_from_a_conversation_lets_its_members_in_directly,
     a_devices_live_connection_hears_what_happens_as_it_happens,
     unread_counts_and_read_receipts_follow_what_each_person_read,
     an_offline_committer_does_not_hold_the_conversation_back,
