@@ -214,6 +214,11 @@ pub struct OrgPolicy {
     /// conversation is end-to-end encrypted.
     #[serde(default = "off")]
     pub unencrypted_channels: Setting<bool>,
+    /// Whether members may share conversations with people of other
+    /// organisations on this server (both organisations must allow it;
+    /// those people are marked external wherever they appear).
+    #[serde(default = "off")]
+    pub external_conversations: Setting<bool>,
 }
 
 /// The waiting room's size when an organisation sets none.
@@ -241,6 +246,7 @@ impl OrgPolicy {
             dormant_account_days: Setting::unlocked(Some(180)),
             waiting_room_capacity: default_waiting_room_capacity(),
             unencrypted_channels: off(),
+            external_conversations: off(),
         }
     }
 }
@@ -273,6 +279,8 @@ pub struct OrgPolicyUpdate {
     pub waiting_room_capacity: Option<Setting<u32>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unencrypted_channels: Option<Setting<bool>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_conversations: Option<Setting<bool>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -35,7 +35,8 @@ pub fn apply_update(
         require_2fa,
         dormant_account_days,
         waiting_room_capacity,
-        unencrypted_channels
+        unencrypted_channels,
+        external_conversations
     );
     validate(&policy, plan, server_regions)?;
     Ok(policy)

@@ -890,6 +890,12 @@ export interface OrgPolicy {
    * conversation is end-to-end encrypted.
    */
   unencrypted_channels: { value: boolean; locked: boolean };
+  /**
+   * Whether members may share conversations with people of other
+   * organisations on this server (both organisations must allow it;
+   * those people are marked external wherever they appear).
+   */
+  external_conversations: { value: boolean; locked: boolean };
 }
 
 /** A partial update: only the settings present change. */
@@ -899,6 +905,7 @@ export interface OrgPolicyUpdate {
   cloud_recording_allowed?: { value: boolean; locked: boolean } | null;
   dormant_account_days?: { locked: boolean; value?: number | null } | null;
   e2ee?: { value: E2eeMode; locked: boolean } | null;
+  external_conversations?: { value: boolean; locked: boolean } | null;
   meeting_time_limit_minutes?: { locked: boolean; value?: number | null } | null;
   passcode_required?: { value: boolean; locked: boolean } | null;
   require_2fa?: { value: boolean; locked: boolean } | null;

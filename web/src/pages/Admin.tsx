@@ -13,6 +13,7 @@ const POLICY_LABELS: Record<SwitchPolicy, string> = {
   cloud_recording_allowed: "Cloud recording allowed",
   require_2fa: "Two-factor authentication required",
   unencrypted_channels: "Channels without end-to-end encryption allowed",
+  external_conversations: "Conversations with people of other organisations allowed",
 };
 
 /// Organisation administration: policies (each with a lock), members,

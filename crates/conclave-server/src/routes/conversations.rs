@@ -46,25 +46,36 @@ async fn own_device(state: &SharedState, current: &CurrentSession, device_id: &s
     }
 }
 
-/// People to add: accounts of the caller's organisation, active, with their devices.
+/// People to add, with all their devices: active accounts of the
+/// conversation's organisation, or of another one when both
+/// organisations' policies allow it (then marked external).
 async fn newcomers(state: &SharedState, org_id: &str, user_ids: &[String]) -> Result<Vec<Newcomer>, ApiError> {
     if user_ids.len() > MAX_ADDED_AT_ONCE {
         return Err(ApiError::field("members", format!("at most {MAX_ADDED_AT_ONCE} at once")));
     }
+    let allows_external = |org: &str| {
+        let store = state.store.clone();
+        let org = org.to_owned();
+        async move { Ok::<_, ApiError>(store.org_by_id(&org).await?.is_some_and(|(_, p)| p.external_conversations.value)) }
+    };
     let mut out: Vec<Newcomer> = Vec::with_capacity(user_ids.len());
     for id in user_ids {
         let user = state.store.user_by_id(id).await?;
-        // Someone of another organisation is told apart from nobody by no one.
-        let Some(user) = user.filter(|u| u.org_id.as_deref() == Some(org_id)) else {
-            return Err(ApiError::field("members", format!("{id} is not a member of your organisation")));
-        };
+        // Someone the caller may not add is told apart from nobody by no one.
+        let not_addable = || ApiError::field("members", format!("{id} is not someone you can add"));
+        let Some(user) = user else { return Err(not_addable()) };
+        let Some(their_org) = user.org_id.as_deref() else { return Err(not_addable()) };
+        let external = their_org != org_id;
+        if external && !(allows_external(org_id).await? && allows_external(their_org).await?) {
+            return Err(not_addable());
+        }
         if user.status != AccountStatus::Active {
             return Err(ApiError::field("members", format!("{id}'s account is not active")));
         }
         if out.iter().any(|n| n.account == user.id) {
             return Err(ApiError::field("members", format!("{id} is listed twice")));
         }
-        out.push(state.conversations.newcomer(&user.id, false).await?);
+        out.push(state.conversations.newcomer(&user.id, external).await?);
     }
     Ok(out)
 }

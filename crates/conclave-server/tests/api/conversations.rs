@@ -470,7 +470,46 @@ async fn a_call_from_a_conversation_lets_its_members_in_directly(engine: Engine)
     assert_problem!(cy.start_call(&group.id).await, 404, "not-found");
 }
 
+/// A trader's client at another company: a conversation may include them
+/// when both organisations allow it, and they are marked external.
+async fn people_of_another_organisation_join_when_both_allow_it(engine: Engine) {
+    use conclave_proto::{OrgPolicyUpdate, Setting};
+    let mut t = team(engine).await;
+    let (eve, eve_login) = t.srv.org_with_owner("eve@client.test", "Client Corp").await;
+    let eve_org = eve_login.user.org_id.clone().unwrap();
+    let eve_id = eve_login.user.id.clone();
+    let request = group_request("Deal room", &[&t.grace_id, &eve_id]);
+    assert_problem!(t.ada.create_conversation(&request).await, 422, "validation-failed");
+    let allow = OrgPolicyUpdate { external_conversations: Some(Setting::unlocked(true)), ..Default::default() };
+    t.ada.update_org_policy(&t.org, &allow).await.unwrap();
+    assert_problem!(t.ada.create_conversation(&request).await, 422, "validation-failed");
+    eve.update_org_policy(&eve_org, &allow).await.unwrap();
+    let room = t.ada.create_conversation(&request).await.unwrap();
+    let external: Vec<_> = room.members.iter().filter(|m| m.external).map(|m| m.user_id.as_str()).collect();
+    assert_eq!(external, [eve_id.as_str()], "Eve, and only Eve, is external");
+    t.devices.push(ChatDevice::register(&eve, "Eve's laptop").await.unwrap());
+    all_in_group(&mut t.devices, &room.id).await;
+    t.devices[0].send_text(&room.id, "terms attached", None).await.unwrap();
+    assert_eq!(texts(t.devices.last_mut().unwrap()).await, ["terms attached"]);
+    // She sees the conversation she is in, and nothing else of Acme's.
+    let general = t
+        .ada
+        .create_conversation(&CreateConversationRequest {
+            kind: ConversationKind::Channel,
+            name: Some("general".into()),
+            members: vec![],
+            encrypted: true,
+        })
+        .await
+        .unwrap();
+    assert_problem!(eve.get_conversation(&general.id).await, 404, "not-found");
+    assert_problem!(eve.join_conversation(&general.id).await, 404, "not-found");
+    let listed: Vec<String> = eve.list_conversations().await.unwrap().conversations.into_iter().map(|c| c.id).collect();
+    assert_eq!(listed, [room.id.clone()]);
+}
+
 on_both_engines!(
+    people_of_another_organisation_join_when_both_allow_it,
     a_call_from_a_conversation_lets_its_members_in_directly,
     a_devices_live_connection_hears_what_happens_as_it_happens,
     unread_counts_and_read_receipts_follow_what_each_person_read,
