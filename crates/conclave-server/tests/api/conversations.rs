@@ -505,7 +505,7 @@ async fn people_of_another_organisation_join_when_both_allow_it(engine: Engine) 
     assert_problem!(eve.get_conversation(&general.id).await, 404, "not-found");
     assert_problem!(eve.join_conversation(&general.id).await, 404, "not-found");
     let listed: Vec<String> = eve.list_conversations().await.unwrap().conversations.into_iter().map(|c| c.id).collect();
-    assert_eq!(listed, [room.id.clone()]);
+    assert_eq!(listed, std::slice::from_ref(&room.id));
 }
 
 on_both_engines!(
