@@ -29,6 +29,8 @@ pub use views::{conversation_view, entry_from_row, role_text, summary_view};
 /// Attempts at a change before giving up: each lost race means another
 /// writer's change landed, so this many in a row means a storm.
 const ATTEMPTS: usize = 16;
+/// Conversations whose state this node keeps between changes.
+const CACHED_CONVERSATIONS: usize = 4096;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConversationError {
@@ -57,6 +59,7 @@ pub fn invalid(field: &'static str, message: impl Into<String>) -> ConversationE
 }
 
 /// A conversation as loaded: its row and its state.
+#[derive(Clone)]
 pub struct Loaded {
     pub row: ConversationRow,
     pub state: Conversation,
@@ -83,6 +86,8 @@ pub struct Founding {
 /// conversation for readers waiting for its next entry.
 pub struct Conversations {
     store: Store,
+    /// The latest state this node wrote of each busy conversation.
+    cache: Mutex<HashMap<String, Loaded>>,
     watchers: Mutex<HashMap<String, watch::Sender<u64>>>,
     /// Devices connected here, told what happens as it happens.
     pub live: live::LiveHub,
@@ -90,7 +95,12 @@ pub struct Conversations {
 
 impl Conversations {
     pub fn new(store: Store) -> Self {
-        Self { store, watchers: Mutex::new(HashMap::new()), live: live::LiveHub::default() }
+        Self {
+            store,
+            cache: Mutex::new(HashMap::new()),
+            watchers: Mutex::new(HashMap::new()),
+            live: live::LiveHub::default(),
+        }
     }
 
     pub async fn load(&self, id: &str) -> Result<Loaded, ConversationError> {
@@ -156,10 +166,22 @@ impl Conversations {
         now_ms: i64,
         input: impl Fn(&Conversation) -> Result<Input, ConversationError>,
     ) -> Result<Changed, ConversationError> {
+        // The state this node last wrote or read is tried first: the write
+        // holds only if it is still current, and any other outcome (a
+        // refusal, nothing to do) is decided again on the stored state.
+        let mut cached = self.cached(id);
         for _ in 0..ATTEMPTS {
-            let Loaded { row, mut state } = self.load(id).await?;
+            let from_cache = cached.is_some();
+            let Loaded { row, mut state } = match cached.take() {
+                Some(loaded) => loaded,
+                None => self.load(id).await?,
+            };
             let before = members_of(&state);
-            let effects = state.handle(input(&state)?, now_ms)?;
+            let decided = input(&state).and_then(|input| Ok(state.handle(input, now_ms)?));
+            let effects = match decided {
+                Err(_) if from_cache => continue,
+                decided => decided?,
+            };
             let membership_changed = members_of(&state) != before;
             let mut change = Self::change_of(&state, &effects, membership_changed, now_ms);
             // A message changes only the log: the stored state stays as it is.
@@ -168,6 +190,9 @@ impl Conversations {
             change.state_json = state_json;
             let nothing_new = change.entries.is_empty() && change.inbox.is_empty() && change.erase.is_empty();
             if nothing_new && unchanged {
+                if from_cache {
+                    continue;
+                }
                 return Ok(Changed { loaded: Loaded { row, state }, effects });
             }
             if self.store.change_conversation(id, row.version, &change).await? {
@@ -179,10 +204,26 @@ impl Conversations {
                     last_seq: state.last_seq() as i64,
                     ..row
                 };
-                return Ok(Changed { loaded: Loaded { row, state }, effects });
+                let loaded = Loaded { row, state };
+                self.remember(id, &loaded);
+                return Ok(Changed { loaded, effects });
             }
         }
         Err(ConversationError::Contended)
+    }
+
+    fn cached(&self, id: &str) -> Option<Loaded> {
+        self.cache.lock().expect("cache lock").get(id).cloned()
+    }
+
+    /// Keeps the state just written for the next change here. Bounded: past
+    /// the limit it starts over (a miss only costs a read).
+    fn remember(&self, id: &str, loaded: &Loaded) {
+        let mut cache = self.cache.lock().expect("cache lock");
+        if cache.len() >= CACHED_CONVERSATIONS && !cache.contains_key(id) {
+            cache.clear();
+        }
+        cache.insert(id.to_owned(), loaded.clone());
     }
 
     /// What the store knows of message `seq`, for a request referring to it.

@@ -508,7 +508,41 @@ async fn people_of_another_organisation_join_when_both_allow_it(engine: Engine) 
     assert_eq!(listed, std::slice::from_ref(&room.id));
 }
 
+/// Two nodes serve one conversation: a change made on the other node is
+/// never overwritten by this node's older copy of the conversation. Here
+/// the other node removes Grace; this node, which last saw her as a
+/// member, refuses her message instead of forking the log.
+async fn a_node_with_an_older_copy_of_a_conversation_never_forks_it(engine: Engine) {
+    use conclave_conversation::Input;
+    let mut t = team(engine).await;
+    let group = t.ada.create_conversation(&group_request("Two nodes", &[&t.grace_id])).await.unwrap();
+    all_in_group(&mut t.devices, &group.id).await;
+    t.devices[2].send_text(&group.id, "from this node", None).await.unwrap();
+    let other_node = conclave_server::conversations::Conversations::new(t.srv.state.store.clone());
+    let removal = |_: &conclave_conversation::Conversation| {
+        Ok(Input::Remove { by: t.ada_id.clone(), account: t.grace_id.clone() })
+    };
+    other_node.change(&group.id, t.srv.state.now_ms(), removal).await.unwrap();
+    let epoch = t.devices[2].epoch(&group.id);
+    let late = SendMessageRequest {
+        device_id: t.devices[2].device_id.clone(),
+        client_id: "after-removal".into(),
+        epoch,
+        content: "Y2lwaGVydGV4dA==".into(),
+        reference: None,
+    };
+    assert_problem!(t.grace.send_message(&group.id, &late).await, 404, "not-found");
+    let log = t.ada.read_conversation(&group.id, &t.devices[0].device_id, 0, 500, 0).await.unwrap();
+    assert!(!log
+        .entries
+        .iter()
+        .any(|e| matches!(&e.body, EntryBody::Message { client_id, .. } if client_id == "after-removal")));
+    let seqs: Vec<u64> = log.entries.iter().map(|e| e.seq).collect();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "one gapless log: {seqs:?}");
+}
+
 on_both_engines!(
+    a_node_with_an_older_copy_of_a_conversation_never_forks_it,
     people_of_another_organisation_join_when_both_allow_it,
     a_call_from_a_conversation_lets_its_members_in_directly,
     a_devices_live_connection_hears_what_happens_as_it_happens,
