@@ -25,6 +25,12 @@ pub type DeviceId = String;
 /// taken while a removal waits for its commit).
 pub const COMMITTER_PATIENCE_MS: i64 = 30_000;
 
+/// Largest KeyPackage taken (one is a few hundred bytes; each is copied
+/// into a request to every member).
+pub const MAX_KEY_PACKAGE: usize = 8 * 1024;
+/// Devices that may wait at once to be added to one conversation's group.
+pub const MAX_WAITING_DEVICES: usize = 64;
+
 /// Longest client message id a device may choose.
 pub const MAX_CLIENT_ID_LEN: usize = 64;
 
@@ -218,6 +224,8 @@ pub enum Refusal {
     TooLate,
     /// The last owner cannot step down while others remain.
     LastOwner,
+    /// Too many devices wait to be added to the group: try again shortly.
+    TooManyWaiting,
     /// Empty, too long, or malformed.
     Malformed,
     /// The delivery service refused this MLS message.
@@ -238,6 +246,7 @@ impl Refusal {
             Self::NotAuthor => "only the author may do that",
             Self::TooLate => "the time allowed for that has passed",
             Self::LastOwner => "the last owner hands over ownership first",
+            Self::TooManyWaiting => "too many devices are waiting to join this conversation; try again shortly",
             Self::Malformed => "empty, too long, or malformed",
             Self::Group(r) => r.reason(),
         }
@@ -556,7 +565,9 @@ impl Conversation {
             self.start_reading(device, since);
         }
         // Whoever comes to a group or channel everyone else has left owns it.
-        let unowned = self.kind != Kind::Direct && !self.members.values().any(|m| m.role == Role::Owner);
+        // (Never someone of another organisation: they do not govern this one's conversations.)
+        let unowned =
+            self.kind != Kind::Direct && !newcomer.external && !self.members.values().any(|m| m.role == Role::Owner);
         let member = Member { role, external: newcomer.external, since, devices: newcomer.devices };
         self.members.insert(newcomer.account.clone(), member);
         if unowned && role != Role::Owner {
@@ -605,8 +616,12 @@ impl Conversation {
         let mut out = vec![Effect::Append(self.append(EntryBody::Membership { account, change }, now_ms))];
         let no_owner = !self.members.values().any(|m| m.role == Role::Owner);
         if member.role == Role::Owner && no_owner && self.kind != Kind::Direct {
-            let heir =
-                self.members.iter().max_by_key(|(_, m)| (m.role, std::cmp::Reverse(m.since))).map(|(a, _)| a.clone());
+            let heir = self
+                .members
+                .iter()
+                .filter(|(_, m)| !m.external)
+                .max_by_key(|(_, m)| (m.role, std::cmp::Reverse(m.since)))
+                .map(|(a, _)| a.clone());
             if let Some(heir) = heir {
                 self.members.get_mut(&heir).expect("heir is a member").role = Role::Owner;
                 let change = MembershipChange::RoleChanged { role: Role::Owner, by: None };
@@ -620,7 +635,9 @@ impl Conversation {
     fn set_role(&mut self, by: AccountId, account: AccountId, role: Role, now_ms: i64) -> Handled {
         let by_role = self.role_of(&by)?;
         let current = self.role_of(&account)?;
-        if !roles::may_set_roles(self.kind, by_role) {
+        let external = self.members.get(&account).is_some_and(|m| m.external);
+        // People of another organisation take part; they do not govern.
+        if !roles::may_set_roles(self.kind, by_role) || (external && role >= Role::Admin) {
             return Err(Refusal::NotAllowed);
         }
         if current == role {
@@ -684,6 +701,17 @@ impl Conversation {
         }
         if self.owner_of(&device).is_none() {
             return Err(Refusal::NotMember);
+        }
+        if key_package.len() > MAX_KEY_PACKAGE {
+            return Err(Refusal::Malformed);
+        }
+        // One request per device at a time: asking again while the first
+        // waits would only fill the log.
+        if self.group.is_pending(&device) {
+            return Err(Refusal::Group(CommitRefusal::UnneededKeyPackage));
+        }
+        if self.group.pending_count() >= MAX_WAITING_DEVICES {
+            return Err(Refusal::TooManyWaiting);
         }
         let deliveries = self.group.key_package(device.clone(), key_package);
         if let [Delivery::Rejected { reason, .. }] = deliveries.as_slice() {

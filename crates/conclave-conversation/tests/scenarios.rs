@@ -338,3 +338,36 @@ fn a_device_that_shows_up_takes_over_from_a_committer_that_is_away() {
     assert!(group.handle(input, later).is_ok(), "messages flow again");
     assert!(!group.committer_overdue(later + 10 * COMMITTER_PATIENCE_MS), "nothing left to do");
 }
+
+/// What a device asks of the group is bounded: one KeyPackage at a time,
+/// of a sensible size, and a limit on devices waiting at once (each
+/// request is copied to every member).
+#[test]
+fn requests_to_join_the_group_are_bounded() {
+    let many: Vec<String> = (0..=MAX_WAITING_DEVICES).map(|i| format!("bob-{i}")).collect();
+    let bob = Newcomer { account: "bob".into(), devices: many.iter().cloned().collect(), external: false };
+    let (mut group, _) = Conversation::found(
+        Kind::Group,
+        Encryption::Mls,
+        ConversationPolicy::default(),
+        person("ada", &["ada-1"]),
+        vec![bob],
+        NOW,
+    )
+    .unwrap();
+    let ask = |group: &mut Conversation, device: &str, size: usize| {
+        group.handle(Input::KeyPackage { device: device.into(), key_package: "k".repeat(size) }, NOW)
+    };
+    ask(&mut group, "ada-1", 300).unwrap();
+    assert_eq!(ask(&mut group, "bob-0", MAX_KEY_PACKAGE + 1), Err(Refusal::Malformed));
+    ask(&mut group, "bob-0", 300).unwrap();
+    assert_eq!(
+        ask(&mut group, "bob-0", 300),
+        Err(Refusal::Group(conclave_delivery::CommitRefusal::UnneededKeyPackage)),
+        "once is enough"
+    );
+    for device in &many[1..MAX_WAITING_DEVICES] {
+        ask(&mut group, device, 300).unwrap();
+    }
+    assert_eq!(ask(&mut group, &many[MAX_WAITING_DEVICES], 300), Err(Refusal::TooManyWaiting));
+}

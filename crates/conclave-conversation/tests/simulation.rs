@@ -17,7 +17,8 @@
 //!    sequence number its sender was told, however often it is retried;
 //! 5. every device that may read the log holds every entry it may read,
 //!    once (after it reads);
-//! 6. a group or channel with members has an owner;
+//! 6. a group or channel with members of its organisation has an owner,
+//!    and nobody of another organisation is owner or admin;
 //! 7. the MLS handshake reaches only members' devices, and a request in the
 //!    log names the account of the device it adds or removes;
 //! 8. a conversation reloaded from storage is the one that was stored;
@@ -541,10 +542,14 @@ impl Sim {
                 return Err(format!("{id} reads from 0"));
             }
         }
-        // 6. an owner.
+        // 6. an owner whenever someone of the organisation is in it, and
+        // never someone of another organisation as owner or admin.
         let members = self.conversation.members();
-        if !members.is_empty() && !members.values().any(|m| m.role == Role::Owner) {
+        if members.values().any(|m| !m.external) && !members.values().any(|m| m.role == Role::Owner) {
             return Err("members but no owner".into());
+        }
+        if let Some((who, _)) = members.iter().find(|(_, m)| m.external && m.role >= Role::Admin) {
+            return Err(format!("{who}, of another organisation, governs the conversation"));
         }
         Ok(())
     }

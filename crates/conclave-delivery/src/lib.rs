@@ -167,6 +167,16 @@ impl<M: Member> DeliveryService<M> {
         self.in_group.contains_key(member) && !self.leaving.contains(member)
     }
 
+    /// Whether `member`'s KeyPackage waits for a commit to add it.
+    pub fn is_pending(&self, member: &M) -> bool {
+        self.pending.contains_key(member)
+    }
+
+    /// How many devices wait to be added.
+    pub fn pending_count(&self) -> usize {
+        self.pending.len()
+    }
+
     /// Whether anything asked of the committer is still to be done.
     pub fn has_outstanding(&self) -> bool {
         !self.pending.is_empty() || !self.leaving.is_empty()

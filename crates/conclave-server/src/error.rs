@@ -190,6 +190,7 @@ impl From<crate::conversations::ConversationError> for ApiError {
                 R::BadReference => Self::field("reference", detail),
                 R::TooLate => Self::new(StatusCode::FORBIDDEN, ProblemCode::TooLate, "Too late").with_detail(detail),
                 R::LastOwner => Self::conflict(ProblemCode::LastOwner, detail),
+                R::TooManyWaiting => Self::throttled(std::time::Duration::from_secs(30)).with_detail(detail),
                 R::Malformed => Self::invalid_body(detail),
                 R::Group(_) => Self::conflict(ProblemCode::GroupRefused, detail),
             },

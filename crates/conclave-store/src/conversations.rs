@@ -58,12 +58,16 @@ pub struct EntryRow {
     pub client_id: Option<String>,
     /// The thread it replies in.
     pub thread_seq: Option<i64>,
+    /// What it refers to (`reply`, `thread`, `edit`, `reaction`) and which entry.
+    pub reference_kind: Option<String>,
+    pub refers_to: Option<i64>,
     pub is_message: bool,
     pub deleted: bool,
     pub body_json: String,
 }
 
-const ENTRY_COLUMNS: &str = "seq, at_ms, author, device_id, client_id, thread_seq, is_message, deleted, body_json";
+const ENTRY_COLUMNS: &str =
+    "seq, at_ms, author, device_id, client_id, thread_seq, reference_kind, refers_to, is_message, deleted, body_json";
 
 fn entry(row: &AnyRow) -> Result<EntryRow> {
     Ok(EntryRow {
@@ -73,6 +77,8 @@ fn entry(row: &AnyRow) -> Result<EntryRow> {
         device_id: row.opt_text("device_id")?,
         client_id: row.opt_text("client_id")?,
         thread_seq: row.opt_int("thread_seq")?,
+        reference_kind: row.opt_text("reference_kind")?,
+        refers_to: row.opt_int("refers_to")?,
         is_message: row.int("is_message")? != 0,
         deleted: row.int("deleted")? != 0,
         body_json: row.text("body_json")?,
@@ -270,13 +276,15 @@ impl Store {
         Ok(true)
     }
 
-    /// Entries after `after`, from `from` on, oldest first, at most `limit`.
-    pub async fn conversation_entries(&self, id: &str, after: i64, limit: i64) -> Result<Vec<EntryRow>> {
+    /// Entries after `after` up to `up_to`, oldest first, at most `limit`.
+    pub async fn conversation_entries(&self, id: &str, after: i64, up_to: i64, limit: i64) -> Result<Vec<EntryRow>> {
         let rows = sqlx::query(&format!(
-            "SELECT {ENTRY_COLUMNS} FROM conversation_entries WHERE conversation_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+            "SELECT {ENTRY_COLUMNS} FROM conversation_entries WHERE conversation_id = $1 AND seq > $2 AND seq <= $3 \
+             ORDER BY seq LIMIT $4"
         ))
         .bind(id)
         .bind(after)
+        .bind(up_to)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
@@ -343,8 +351,8 @@ pub const ERASED: &str = r#"{"type":"erased"}"#;
 async fn write_change(tx: &mut sqlx::Transaction<'_, sqlx::Any>, id: &str, change: &ConversationChange) -> Result<()> {
     for e in &change.entries {
         sqlx::query(
-            "INSERT INTO conversation_entries (conversation_id, seq, at_ms, author, device_id, client_id, thread_seq, is_message, deleted, body_json) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            "INSERT INTO conversation_entries (conversation_id, seq, at_ms, author, device_id, client_id, thread_seq, \
+             reference_kind, refers_to, is_message, deleted, body_json) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(id)
         .bind(e.seq)
@@ -353,6 +361,8 @@ async fn write_change(tx: &mut sqlx::Transaction<'_, sqlx::Any>, id: &str, chang
         .bind(&e.device_id)
         .bind(&e.client_id)
         .bind(e.thread_seq)
+        .bind(&e.reference_kind)
+        .bind(e.refers_to)
         .bind(i64::from(e.is_message))
         .bind(i64::from(e.deleted))
         .bind(&e.body_json)
@@ -361,9 +371,11 @@ async fn write_change(tx: &mut sqlx::Transaction<'_, sqlx::Any>, id: &str, chang
         .map_err(StoreError::conflict_as("message"))?;
     }
     for seq in &change.erase {
-        // The content goes; the entry stays, marked, so the log keeps its order.
+        // The content goes, with its edits and the reactions to it; the
+        // entries stay, marked, so the log keeps its order.
         sqlx::query(
-            "UPDATE conversation_entries SET deleted = 1, body_json = $3 WHERE conversation_id = $1 AND seq = $2",
+            "UPDATE conversation_entries SET deleted = 1, body_json = $3 WHERE conversation_id = $1 \
+             AND (seq = $2 OR (refers_to = $2 AND reference_kind IN ('edit', 'reaction')))",
         )
         .bind(id)
         .bind(seq)

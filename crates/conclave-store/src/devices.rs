@@ -93,4 +93,14 @@ impl Store {
         .await?;
         Ok(done.rows_affected() == 1)
     }
+
+    /// Whether the account has this device, revoked.
+    pub async fn device_is_revoked(&self, user_id: &str, device_id: &str) -> Result<bool> {
+        let row = sqlx::query("SELECT revoked_at_ms FROM devices WHERE id = $1 AND user_id = $2")
+            .bind(device_id)
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.opt_int("revoked_at_ms")).transpose()?.flatten().is_some())
+    }
 }

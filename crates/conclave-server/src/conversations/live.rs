@@ -13,11 +13,13 @@ use tokio::sync::broadcast;
 /// Events queued per account before a slow connection is told to resync.
 const BACKLOG: usize = 256;
 
-/// An event, for every device of an account or for one of them.
+/// An event, for every device of an account or for one of them; `None`
+/// asks the connections to check at once that they may stay open (a
+/// device was revoked, the account deactivated).
 #[derive(Debug, Clone)]
 pub struct Addressed {
     pub device: Option<String>,
-    pub event: LiveEvent,
+    pub event: Option<LiveEvent>,
 }
 
 impl Addressed {
@@ -39,12 +41,20 @@ impl LiveHub {
         accounts.entry(account.to_owned()).or_insert_with(|| broadcast::channel(BACKLOG).0).subscribe()
     }
 
+    /// Asks `account`'s connections (or one device's) to check now that
+    /// they may stay open.
+    pub fn recheck(&self, account: &str, device: Option<&str>) {
+        if let Some(sender) = self.accounts.lock().expect("live hub lock").get(account) {
+            let _ = sender.send(Addressed { device: device.map(str::to_owned), event: None });
+        }
+    }
+
     /// Tells the connected devices of these accounts (or of one device).
     pub fn publish<'a>(&self, accounts: impl IntoIterator<Item = &'a str>, device: Option<&str>, event: LiveEvent) {
         let senders = self.accounts.lock().expect("live hub lock");
         for account in accounts {
             if let Some(sender) = senders.get(account) {
-                let _ = sender.send(Addressed { device: device.map(str::to_owned), event: event.clone() });
+                let _ = sender.send(Addressed { device: device.map(str::to_owned), event: Some(event.clone()) });
             }
         }
     }

@@ -248,13 +248,19 @@ impl Conversations {
         input: impl Fn() -> Input,
         now_ms: i64,
     ) -> Result<(), ConversationError> {
+        // Every conversation is tried, whatever fails in one: a revoked
+        // device left in one group is not left in all the others too.
+        let mut failed = None;
         for membership in self.store.conversations_of(account).await? {
             match self.change(&membership.conversation.id, now_ms, |_| Ok(input())).await {
                 Ok(_) | Err(ConversationError::Refused(_)) | Err(ConversationError::NotFound) => {}
-                Err(err) => return Err(err),
+                Err(err) => {
+                    tracing::warn!(error = %err, conversation = %membership.conversation.id, "an account's change did not reach a conversation");
+                    failed.get_or_insert(err);
+                }
             }
         }
-        Ok(())
+        failed.map_or(Ok(()), Err)
     }
 
     /// A new device of `account`: it belongs in every conversation the account is in.
@@ -265,6 +271,7 @@ impl Conversations {
 
     /// A revoked device of `account`: it reads no conversation any more, and leaves each group.
     pub async fn device_removed(&self, account: &str, device: &str, now_ms: i64) -> Result<(), ConversationError> {
+        self.live.recheck(account, Some(device));
         let input = || Input::DeviceRemoved { account: account.to_owned(), device: device.to_owned() };
         self.account_changed(account, input, now_ms).await
     }
@@ -367,27 +374,37 @@ fn members_of(state: &Conversation) -> BTreeSet<(String, Role)> {
 }
 
 fn entry_row(entry: &Entry) -> EntryRow {
-    let (author, device_id, client_id, thread_seq) = match &entry.body {
-        EntryBody::Message { from, device, client_id, reference, .. } => {
-            let thread = match reference {
-                Some(Reference::Thread(root)) => Some(*root as i64),
-                _ => None,
-            };
-            (Some(from.clone()), Some(device.clone()), Some(client_id.clone()), thread)
-        }
-        _ => (None, None, None, None),
-    };
-    EntryRow {
+    let mut row = EntryRow {
         seq: entry.seq as i64,
         at_ms: entry.at_ms,
-        is_message: author.is_some(),
-        author,
-        device_id,
-        client_id,
-        thread_seq,
+        author: None,
+        device_id: None,
+        client_id: None,
+        thread_seq: None,
+        reference_kind: None,
+        refers_to: None,
+        is_message: false,
         deleted: false,
         body_json: serde_json::to_string(&entry.body).expect("an entry serialises"),
+    };
+    if let EntryBody::Message { from, device, client_id, reference, .. } = &entry.body {
+        row.is_message = true;
+        row.author = Some(from.clone());
+        row.device_id = Some(device.clone());
+        row.client_id = Some(client_id.clone());
+        if let Some(reference) = reference {
+            let kind = match reference {
+                Reference::Reply(_) => "reply",
+                Reference::Thread(_) => "thread",
+                Reference::Edit(_) => "edit",
+                Reference::Reaction(_) => "reaction",
+            };
+            row.reference_kind = Some(kind.to_owned());
+            row.refers_to = Some(reference.target() as i64);
+            row.thread_seq = matches!(reference, Reference::Thread(_)).then_some(reference.target() as i64);
+        }
     }
+    row
 }
 
 /// Checks a group's or channel's name: 1 to 80 characters under the

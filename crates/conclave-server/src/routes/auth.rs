@@ -192,6 +192,7 @@ pub async fn change_password(
     let hash = state.hash_password(req.new_password).await;
     state.store.set_password_hash(&user.id, &hash).await?;
     let revoked = state.store.revoke_sessions_except(&user.id, Some(&current.session.id), state.now_ms()).await?;
+    state.conversations.live.recheck(&user.id, None);
     let detail = format!("{revoked} other sessions revoked");
     state.audit(audit(AuditOutcome::Success, &detail)).await?;
     Ok(StatusCode::NO_CONTENT)

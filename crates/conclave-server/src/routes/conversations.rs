@@ -182,6 +182,9 @@ pub async fn add_members(
     ApiJson(req): ApiJson<AddMembersRequest>,
 ) -> ApiResult<ApiJson<Conversation>> {
     let loaded = state.conversations.load(&id).await?;
+    if loaded.state.member(&current.user.id).is_none() {
+        return Err(ApiError::not_found("conversation"));
+    }
     let people = newcomers(&state, &loaded.row.org_id, &req.user_ids).await?;
     let by = current.user.id.clone();
     let changed = state
@@ -487,9 +490,11 @@ pub async fn entries(
         let Some(from) = loaded.state.readable_from(&q.device_id) else {
             return Ok(ApiJson(EntryPage { entries: Vec::new(), readable_from: None, last_seq }));
         };
-        let after = q.after.max(from.saturating_sub(1));
+        // Nothing before what this device may read, nothing past what it
+        // was allowed when checked (a removal may land meanwhile).
+        let after = q.after.min(last_seq).max(from.saturating_sub(1));
         if after < last_seq || tokio::time::Instant::now() >= deadline {
-            let rows = state.store.conversation_entries(&id, after as i64, i64::from(limit)).await?;
+            let rows = state.store.conversation_entries(&id, after as i64, last_seq as i64, i64::from(limit)).await?;
             let entries = rows.iter().map(entry_from_row).collect::<Result<_, _>>()?;
             return Ok(ApiJson(EntryPage { entries, readable_from: Some(from), last_seq }));
         }
@@ -609,28 +614,75 @@ pub async fn live(
             "A WebSocket is required",
         )
     })?;
-    let account = current.user.id.clone();
+    let (account, session) = (current.user.id.clone(), current.session.id.clone());
     Ok(upgrade
         .read_buffer_size(LIVE_BUFFER_BYTES)
         .write_buffer_size(0)
         .max_message_size(LIVE_BUFFER_BYTES)
         .max_frame_size(LIVE_BUFFER_BYTES)
-        .on_upgrade(move |socket| live_connection(state, socket, account, device_id)))
+        .on_upgrade(move |socket| live_connection(state, socket, Listener { account, session, device: device_id })))
 }
 
 /// Live messages are a few hundred bytes.
 const LIVE_BUFFER_BYTES: usize = 4 * 1024;
+/// How often a live connection checks that its session, account and device
+/// still stand (signed out, deactivated or revoked: it closes).
+const LIVE_RECHECK: Duration = Duration::from_secs(15);
+/// Frames a device may send a second; more closes the connection.
+const LIVE_FRAMES_PER_SECOND: u32 = 10;
+/// Conversations a connection remembers typing in (past it, it starts over).
+const LIVE_TYPING_REMEMBERED: usize = 256;
 
-async fn live_connection(state: SharedState, socket: WebSocket, account: String, device: String) {
+/// Who is listening on a live connection.
+struct Listener {
+    account: String,
+    session: String,
+    device: String,
+}
+
+impl Listener {
+    /// Whether the session is still signed in, the account active and the device not revoked.
+    async fn still_stands(&self, state: &SharedState) -> bool {
+        let now = state.now_ms();
+        let checks = async {
+            let session =
+                state.store.list_live_sessions(&self.account, now).await?.iter().any(|s| s.id == self.session);
+            let active =
+                state.store.user_by_id(&self.account).await?.is_some_and(|u| u.status == AccountStatus::Active);
+            let device = state.store.devices_of(&self.account).await?.iter().any(|d| d.id == self.device);
+            Ok::<_, conclave_store::StoreError>(session && active && device)
+        };
+        checks.await.unwrap_or(false)
+    }
+}
+
+async fn live_connection(state: SharedState, socket: WebSocket, listener: Listener) {
     use futures_util::{SinkExt, StreamExt};
-    let mut events = state.conversations.live.subscribe(&account);
+    let Listener { account, device, .. } = &listener;
+    let mut events = state.conversations.live.subscribe(account);
     let (mut out, mut incoming) = socket.split();
     let mut last_typing: std::collections::HashMap<String, tokio::time::Instant> = std::collections::HashMap::new();
+    let mut recheck = tokio::time::interval(LIVE_RECHECK);
+    recheck.tick().await;
+    let (mut window, mut frames) = (tokio::time::Instant::now(), 0u32);
     loop {
         tokio::select! {
+            _ = recheck.tick() => {
+                if !listener.still_stands(&state).await {
+                    let _ = out.send(Message::Close(None)).await;
+                    break;
+                }
+            }
             event = events.recv() => {
                 let event = match event {
-                    Ok(addressed) if addressed.is_for(&device) => addressed.event,
+                    Ok(addressed) if addressed.is_for(device) => match addressed.event {
+                        Some(event) => event,
+                        None if listener.still_stands(&state).await => continue,
+                        None => {
+                            let _ = out.send(Message::Close(None)).await;
+                            break;
+                        }
+                    },
                     Ok(_) => continue,
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => LiveEvent::Resync,
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
@@ -642,22 +694,36 @@ async fn live_connection(state: SharedState, socket: WebSocket, account: String,
             }
             frame = incoming.next() => match frame {
                 Some(Ok(Message::Text(text))) => {
+                    let now = tokio::time::Instant::now();
+                    if now.duration_since(window) >= Duration::from_secs(1) {
+                        (window, frames) = (now, 0);
+                    }
+                    frames += 1;
                     let Ok(LiveCommand::Typing { conversation_id }) = serde_json::from_str::<LiveCommand>(&text) else {
                         let _ = out.send(Message::Close(None)).await;
                         break;
                     };
-                    // A few notices a second at most, and only to a conversation the account is in.
-                    let now = tokio::time::Instant::now();
-                    let due = last_typing.get(&conversation_id).is_none_or(|at| now.duration_since(*at) >= Duration::from_millis(TYPING_EVERY_MS));
+                    if frames > LIVE_FRAMES_PER_SECOND {
+                        let _ = out.send(Message::Close(None)).await;
+                        break;
+                    }
+                    // One notice per conversation every few seconds, and only
+                    // to a conversation the account is in.
+                    let due = last_typing
+                        .get(&conversation_id)
+                        .is_none_or(|at| now.duration_since(*at) >= Duration::from_millis(TYPING_EVERY_MS));
                     if !due {
                         continue;
                     }
-                    last_typing.insert(conversation_id.clone(), now);
                     let Ok(loaded) = state.conversations.load(&conversation_id).await else { continue };
-                    if loaded.state.member(&account).is_none() {
+                    if loaded.state.member(account).is_none() {
                         continue;
                     }
-                    let others = loaded.state.members().keys().map(String::as_str).filter(|a| *a != account);
+                    if last_typing.len() >= LIVE_TYPING_REMEMBERED {
+                        last_typing.clear();
+                    }
+                    last_typing.insert(conversation_id.clone(), now);
+                    let others = loaded.state.members().keys().map(String::as_str).filter(|a| a != account);
                     let event = LiveEvent::Typing { conversation_id, user_id: account.clone() };
                     state.conversations.live.publish(others, None, event);
                 }

@@ -74,6 +74,11 @@ pub async fn revoke(
     Path(device_id): Path<String>,
 ) -> ApiResult<StatusCode> {
     if !state.store.revoke_device(&current.user.id, &device_id, state.now_ms()).await? {
+        // Revoked before: asking again finishes taking it out of the
+        // account's conversations, should that have stopped halfway.
+        if state.store.device_is_revoked(&current.user.id, &device_id).await? {
+            state.conversations.device_removed(&current.user.id, &device_id, state.now_ms()).await?;
+        }
         return Err(ApiError::not_found("device"));
     }
     state.conversations.device_removed(&current.user.id, &device_id, state.now_ms()).await?;

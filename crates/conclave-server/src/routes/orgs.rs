@@ -233,7 +233,8 @@ async fn set_member_status(
         state.store.set_user_status(&member.id, status).await?;
         state.store.revoke_sessions_except(&member.id, None, now).await?;
         // Out of every conversation: their devices read nothing more, and
-        // each group is asked to remove them.
+        // each group is asked to remove them; their live connections close.
+        state.conversations.live.recheck(&member.id, None);
         let account = member.id.clone();
         state
             .conversations

@@ -51,6 +51,8 @@ pub async fn revoke(
     if !state.store.revoke_session(&current.user.id, &session_id, state.now_ms()).await? {
         return Err(ApiError::not_found("session"));
     }
+    // Its live connections close.
+    state.conversations.live.recheck(&current.user.id, None);
     state
         .audit(Audit::by(&current, ip, AuditAction::AuthSessionRevoke, AuditOutcome::Success).target(&session_id))
         .await?;

@@ -116,6 +116,23 @@ async fn everyone_in_a_group_reads_every_message_on_every_device(engine: Engine)
     let page = t.ada.read_conversation(&group.id, &t.devices[0].device_id, seq - 1, 1, 0).await.unwrap();
     assert_eq!(page.entries[0].body, EntryBody::Erased);
     assert_problem!(t.ada.delete_message(&group.id, seq).await, 422, "validation-failed");
+    // Deleting a message erases its edits and the reactions to it as well:
+    // nothing of what it said, before or after an edit, stays on the server.
+    let edit = t.devices[0].send_text(&group.id, "hello, edited", Some(Reference::Edit(hello.seq))).await.unwrap();
+    t.ada.delete_message(&group.id, hello.seq).await.unwrap();
+    let log = t.ada.read_conversation(&group.id, &t.devices[0].device_id, 0, 500, 0).await.unwrap();
+    let body = |seq: u64| log.entries.iter().find(|e| e.seq == seq).map(|e| e.body.clone()).unwrap();
+    assert_eq!(body(hello.seq), EntryBody::Erased);
+    assert_eq!(body(edit.seq), EntryBody::Erased, "the edit too");
+    let reactions = log
+        .entries
+        .iter()
+        .filter(|e| matches!(&e.body, EntryBody::Message { reference: Some(Reference::Reaction(_)), .. }));
+    assert_eq!(reactions.count(), 0, "and the reaction");
+    assert!(
+        log.entries.iter().any(|e| matches!(&e.body, EntryBody::Message { reference: Some(Reference::Thread(_)), .. })),
+        "others' replies stay"
+    );
 }
 
 async fn a_retried_message_is_delivered_once(engine: Engine) {
@@ -436,6 +453,28 @@ async fn a_devices_live_connection_hears_what_happens_as_it_happens(engine: Engi
         heard_by_tablet.push(tablet_live.next(WAIT).await.unwrap());
     }
     assert!(eve_live.next(Duration::from_millis(500)).await.is_err(), "Eve heard nothing");
+    // Revoking a device closes its live connection at once; frames beyond
+    // what a person types close it too.
+    t.grace.revoke_device(&t.devices[2].device_id).await.unwrap();
+    let closed = tokio::time::timeout(WAIT, async {
+        loop {
+            match grace_live.next(WAIT).await {
+                Err(conclave_client::SignalError::Closed) => break,
+                Ok(_) => continue,
+                Err(other) => panic!("{other:?}"),
+            }
+        }
+    });
+    closed.await.expect("the revoked device's connection closes");
+    for _ in 0..30 {
+        if tablet_live.typing(&group.id).await.is_err() {
+            break;
+        }
+    }
+    let flooded = tokio::time::timeout(WAIT, async {
+        while !matches!(tablet_live.next(WAIT).await, Err(conclave_client::SignalError::Closed)) {}
+    });
+    flooded.await.expect("a flood of frames closes the connection");
 }
 
 /// A call started from a conversation: everyone in it sees that it started

@@ -35,6 +35,10 @@ CREATE TABLE conversation_entries (
     device_id TEXT,
     client_id TEXT,
     thread_seq INTEGER,
+    -- What a message refers to (reply, thread, edit, reaction) and which entry:
+    -- erasing a message erases its edits and reactions too.
+    reference_kind TEXT,
+    refers_to INTEGER,
     is_message INTEGER NOT NULL,
     deleted INTEGER NOT NULL DEFAULT 0,
     body_json TEXT NOT NULL,
