@@ -32,6 +32,7 @@ fn room() -> Room {
         banned: vec![],
         waiting_capacity: 20,
         waiting_per_address: 3,
+        invited: vec!["invited".into()],
     })
 }
 
