@@ -274,6 +274,10 @@ pub struct Conversation {
     policy: ConversationPolicy,
     locked: bool,
     archived: bool,
+    /// A direct message's two people: one who was taken out (their account
+    /// deactivated, then reactivated) comes back by joining it again.
+    #[serde(default)]
+    pair: Vec<AccountId>,
     /// The log's length: kept beside the stored state, not in it (see
     /// [`Conversation::set_log_position`]), so that a message changes
     /// nothing stored but the log.
@@ -307,12 +311,14 @@ impl Conversation {
         if accounts.len() != others.len() + 1 || (kind == Kind::Direct && accounts.len() != 2) {
             return Err(Refusal::Malformed);
         }
+        let pair = if kind == Kind::Direct { accounts.iter().map(|a| (*a).clone()).collect() } else { Vec::new() };
         let mut conversation = Self {
             kind,
             encryption,
             policy,
             locked: false,
             archived: false,
+            pair,
             last_seq: 0,
             members: BTreeMap::new(),
             readers: BTreeMap::new(),
@@ -546,7 +552,8 @@ impl Conversation {
             return Err(Refusal::AlreadyMember);
         }
         self.open()?;
-        if !roles::may_join(self.kind, self.locked) {
+        let back_to_their_direct_message = self.pair.contains(&newcomer.account);
+        if !roles::may_join(self.kind, self.locked) && !back_to_their_direct_message {
             return Err(if self.kind == Kind::Channel { Refusal::Locked } else { Refusal::NotAllowed });
         }
         let mut out = Vec::new();

@@ -55,6 +55,12 @@ fn a_direct_message_is_between_exactly_two_people_and_cannot_grow() {
     let add = Input::Add { by: "ada".into(), newcomers: vec![person("cy", &["cy-1"])] };
     assert_eq!(dm.handle(add, NOW), Err(Refusal::NotAllowed));
     assert_eq!(dm.handle(Input::Leave { account: "bob".into() }, NOW), Err(Refusal::NotAllowed));
+    // Bob's account is deactivated, then reactivated: he comes back to it,
+    // and nobody else can come in that way.
+    dm.handle(Input::AccountDeactivated { account: "bob".into() }, NOW).unwrap();
+    assert_eq!(dm.handle(Input::Join { newcomer: person("cy", &["cy-1"]) }, NOW), Err(Refusal::NotAllowed));
+    dm.handle(Input::Join { newcomer: person("bob", &["bob-2"]) }, NOW).unwrap();
+    assert_eq!(dm.members().len(), 2);
 }
 
 #[test]

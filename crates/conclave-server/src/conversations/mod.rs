@@ -128,7 +128,12 @@ impl Conversations {
         if let Some(pair) = &direct_pair {
             if let Some(row) = self.store.direct_conversation(pair).await? {
                 let state = parse_state(&row)?;
-                return Ok((Loaded { row, state }, false));
+                if state.member(&founder.account).is_some() {
+                    return Ok((Loaded { row, state }, false));
+                }
+                // Taken out of it once (deactivated, then reactivated): back in.
+                let back = |_: &Conversation| Ok(Input::Join { newcomer: founder.clone() });
+                return Ok((self.change(&row.id, now_ms, back).await?.loaded, false));
             }
         }
         let (state, effects) =

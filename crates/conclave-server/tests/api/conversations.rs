@@ -195,6 +195,7 @@ async fn an_offline_device_catches_up_in_order_with_nothing_lost_or_doubled(engi
         .await
         .unwrap();
     assert_eq!(again.id, dm.id);
+    assert_eq!(again.role, ConversationRole::Member);
     all_in_group(&mut t.devices, &dm.id).await;
     // Grace's phone is off while Ada writes thirty messages.
     let mut phone = t.devices.remove(3);
@@ -246,9 +247,33 @@ async fn a_removed_member_reads_nothing_more_and_cannot_open_what_follows(engine
     assert_eq!(cy.open_ciphertext(&group.id, &from, &content), None, "Cy's old keys open nothing new");
 
     // An account the organisation deactivates is out of every conversation.
+    let dm = CreateConversationRequest {
+        kind: ConversationKind::Direct,
+        name: None,
+        members: vec![t.grace_id.clone()],
+        encrypted: true,
+    };
+    let dm = t.ada.create_conversation(&dm).await.unwrap();
     t.ada.deactivate_member(&t.org, &t.grace_id).await.unwrap();
-    let after = t.ada.get_conversation(&group.id).await.unwrap();
-    assert_eq!(after.members.iter().map(|m| m.user_id.as_str()).collect::<Vec<_>>(), [t.ada_id.as_str()]);
+    for id in [&group.id, &dm.id] {
+        let after = t.ada.get_conversation(id).await.unwrap();
+        assert_eq!(after.members.iter().map(|m| m.user_id.as_str()).collect::<Vec<_>>(), [t.ada_id.as_str()]);
+    }
+    // Reactivated, Grace is back in her direct message with Ada when either starts it again (not in the group).
+    t.ada.reactivate_member(&t.org, &t.grace_id).await.unwrap();
+    let (grace, _) = t.srv.login("grace@acme.test").await;
+    let back = grace
+        .create_conversation(&CreateConversationRequest {
+            kind: ConversationKind::Direct,
+            name: None,
+            members: vec![t.ada_id.clone()],
+            encrypted: true,
+        })
+        .await
+        .unwrap();
+    assert_eq!(back.id, dm.id);
+    assert_eq!(back.members.len(), 2);
+    assert_problem!(grace.get_conversation(&group.id).await, 404, "not-found");
 }
 
 async fn channels_are_joined_freely_until_locked_and_hidden_from_outsiders(engine: Engine) {
