@@ -87,6 +87,24 @@ impl Store {
         sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await?.map(UserRow::try_from).transpose()
     }
 
+    /// The accounts with these ids (those that exist), in any order: one
+    /// query per 500 ids rather than one per account.
+    pub async fn users_by_ids(&self, ids: &[String]) -> Result<Vec<UserRow>> {
+        let mut users = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let places: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id IN ({})", places.join(", "));
+            let mut query = sqlx::query(&sql);
+            for id in chunk {
+                query = query.bind(id);
+            }
+            for row in query.fetch_all(&self.pool).await? {
+                users.push(UserRow::try_from(row)?);
+            }
+        }
+        Ok(users)
+    }
+
     pub async fn user_by_email(&self, email: &str) -> Result<Option<UserRow>> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE email = $1");
         sqlx::query(&sql).bind(email).fetch_optional(&self.pool).await?.map(UserRow::try_from).transpose()

@@ -37,9 +37,12 @@ pub async fn conversation_view(
     viewer: &str,
 ) -> Result<wire::Conversation, StoreError> {
     let reads: std::collections::HashMap<String, i64> = store.read_positions(&row.id).await?.into_iter().collect();
+    let ids: Vec<String> = state.members().keys().cloned().collect();
+    let names: std::collections::HashMap<String, String> =
+        store.users_by_ids(&ids).await?.into_iter().map(|u| (u.id, u.display_name)).collect();
     let mut members = Vec::with_capacity(state.members().len());
     for (account, member) in state.members() {
-        let display_name = store.user_by_id(account).await?.map(|u| u.display_name).unwrap_or_default();
+        let display_name = names.get(account).cloned().unwrap_or_default();
         members.push(ConversationMember {
             user_id: account.clone(),
             display_name,

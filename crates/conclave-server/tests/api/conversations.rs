@@ -88,6 +88,9 @@ async fn everyone_in_a_group_reads_every_message_on_every_device(engine: Engine)
     all_in_group(&mut t.devices, &group.id).await;
     let seen = t.grace.get_conversation(&group.id).await.unwrap();
     assert_eq!(seen.members.iter().map(|m| m.devices.len()).sum::<usize>(), 4, "every device of each member");
+    let mut names: Vec<&str> = seen.members.iter().map(|m| m.display_name.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["Member", "Owner"], "named as their accounts are");
 
     let hello = t.devices[0].send_text(&group.id, "hello from Ada's laptop", None).await.unwrap();
     t.devices[3].send_text(&group.id, "hi from Grace's phone", None).await.unwrap();
