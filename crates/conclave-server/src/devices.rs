@@ -23,6 +23,10 @@ pub struct DeviceAuthority {
     public: String,
 }
 
+/// Devices an account may hold at once (each joins every conversation of
+/// the account, so their number is bounded like the rest).
+pub const MAX_DEVICES_PER_ACCOUNT: usize = 50;
+
 /// Why a device was not vouched for.
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
@@ -33,6 +37,9 @@ pub enum DeviceError {
     /// The account revoked this key's device: it is vouched for no more.
     #[error("this device was revoked; register a new key")]
     Revoked,
+    /// The account has as many devices as it may; revoke one first.
+    #[error("the account has {MAX_DEVICES_PER_ACCOUNT} devices; revoke one to add another")]
+    TooMany,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -104,6 +111,10 @@ impl DeviceAuthority {
     ) -> Result<(Registration, Vouched), DeviceError> {
         check_key(signature_key)?;
         let device_name = display_name(device_name).map_err(DeviceError::Name)?;
+        let devices = store.devices_of(user_id).await?;
+        if devices.len() >= MAX_DEVICES_PER_ACCOUNT && !devices.iter().any(|d| d.signature_key == signature_key) {
+            return Err(DeviceError::TooMany);
+        }
         let registration = store.register_device(user_id, signature_key, &device_name, now_ms).await?;
         if registration.device.revoked_at_ms.is_some() {
             return Err(DeviceError::Revoked);

@@ -26,7 +26,7 @@ pub async fn list(State(state): State<SharedState>, Authed(current): Authed) -> 
     request_body = RegisterDeviceRequest,
     responses((status = 201, description = "The new device and its credential", body = DeviceRegistration),
         (status = 200, description = "The account's device with this key (registered before), and its credential", body = DeviceRegistration),
-        (status = 409, description = "The account revoked this key's device", body = Problem),
+        (status = 409, description = "The account revoked this key's device, or has as many devices as it may", body = Problem),
         (status = 422, description = "Not an Ed25519 public key, or a name that is not allowed", body = Problem)))]
 pub async fn register(
     State(state): State<SharedState>,
@@ -43,6 +43,7 @@ pub async fn register(
         DeviceError::NotAKey => ApiError::field("signature_key", err.to_string()),
         DeviceError::Name(name) => ApiError::field("name", name.to_string()),
         DeviceError::Revoked => ApiError::conflict(ProblemCode::DeviceRevoked, err.to_string()),
+        DeviceError::TooMany => ApiError::conflict(ProblemCode::Conflict, err.to_string()),
         DeviceError::Store(err) => err.into(),
     })?;
     let device = &registration.device;

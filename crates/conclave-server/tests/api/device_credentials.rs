@@ -180,3 +180,27 @@ async fn an_account_registers_lists_and_revokes_its_devices() {
 fn fingerprint_of(p: &MediaParticipant, id: ParticipantId) -> String {
     p.stats().e2ee_roster.iter().find(|m| m.participant_id == Some(id)).expect("in the roster").fingerprint.clone()
 }
+
+/// An account holds at most so many devices; a key it has already counts as
+/// the same device, and revoking one makes room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_holds_a_bounded_number_of_devices() {
+    use conclave_proto::RegisterDeviceRequest;
+    let srv = TestServer::start(Engine::Sqlite).await;
+    let (owner, _) = srv.org_with_owner("owner@acme.test", "Acme").await;
+    let key = |i: u8| {
+        let signer = ed25519_dalek::SigningKey::from_bytes(&[i; 32]);
+        data_encoding::BASE64.encode(signer.verifying_key().as_bytes())
+    };
+    let register = |i: u8| RegisterDeviceRequest { signature_key: key(i), name: format!("device {i}") };
+    let max = conclave_server::devices::MAX_DEVICES_PER_ACCOUNT as u8;
+    let mut first = None;
+    for i in 0..max {
+        let device = owner.register_device(&register(i)).await.unwrap();
+        first.get_or_insert(device.device.id);
+    }
+    assert_problem!(owner.register_device(&register(max)).await, 409, "conflict");
+    owner.register_device(&register(0)).await.expect("a key it has is the same device");
+    owner.revoke_device(&first.unwrap()).await.unwrap();
+    owner.register_device(&register(max)).await.expect("room again after a revocation");
+}
