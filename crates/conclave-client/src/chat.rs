@@ -92,6 +92,17 @@ pub enum ChatEvent {
     },
 }
 
+/// A message this device read, kept on the device (the server keeps only
+/// ciphertext, and MLS opens each message once): the device's own history.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HeldMessage {
+    pub seq: Seq,
+    pub at_ms: i64,
+    pub from_user: String,
+    pub text: String,
+    pub reference: Option<Reference>,
+}
+
 /// This device in one conversation.
 struct Group {
     member: OpenMlsMember,
@@ -101,6 +112,8 @@ struct Group {
     /// What this device sent, by client id, to show its own messages (MLS
     /// does not let the sender open its own).
     sent: HashMap<String, String>,
+    /// What it has read, in order.
+    held: Vec<HeldMessage>,
     removed: bool,
     /// The server refused this device's commit; the agent hears it once
     /// the device has caught up.
@@ -113,6 +126,8 @@ struct KeptGroup {
     agent: GroupAgent<String>,
     after: Seq,
     sent: HashMap<String, String>,
+    #[serde(default)]
+    held: Vec<HeldMessage>,
     removed: bool,
 }
 
@@ -175,6 +190,7 @@ impl ChatDevice {
                     agent: g.agent.clone(),
                     after: g.after,
                     sent: g.sent.clone(),
+                    held: g.held.clone(),
                     removed: g.removed,
                 };
                 (id.clone(), kept)
@@ -199,8 +215,15 @@ impl ChatDevice {
         let mut groups = BTreeMap::new();
         for (id, g) in kept.groups {
             let member = OpenMlsMember::import_state(&bytes(&g.mls)?)?;
-            let group =
-                Group { member, agent: g.agent, after: g.after, sent: g.sent, removed: g.removed, refused: false };
+            let group = Group {
+                member,
+                agent: g.agent,
+                after: g.after,
+                sent: g.sent,
+                held: g.held,
+                removed: g.removed,
+                refused: false,
+            };
             groups.insert(id, group);
         }
         Ok(Self {
@@ -217,6 +240,11 @@ impl ChatDevice {
 
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// The messages of a conversation this device has read, in order.
+    pub fn history(&self, conversation_id: &str) -> &[HeldMessage] {
+        self.groups.get(conversation_id).map_or(&[], |g| &g.held)
     }
 
     /// Whether this device is in `conversation_id`'s group.
@@ -253,7 +281,8 @@ impl ChatDevice {
         let output = agent
             .vouched(&mut member, &self.credential, &self.authority, self.device_id.clone())
             .ok_or(ChatError::NotVouched)?;
-        let group = Group { member, agent, after: 0, sent: HashMap::new(), removed: false, refused: false };
+        let group =
+            Group { member, agent, after: 0, sent: HashMap::new(), held: Vec::new(), removed: false, refused: false };
         self.groups.insert(conversation_id.to_owned(), group);
         self.answer(conversation_id, vec![output]).await
     }
@@ -390,6 +419,11 @@ impl ChatDevice {
                                     _ => None,
                                 })
                             };
+                            if let Some(text) = &text {
+                                let held =
+                                    HeldMessage { seq, at_ms, from_user: from.clone(), text: text.clone(), reference };
+                                self.groups.get_mut(&id).expect("listed above").held.push(held);
+                            }
                             events.push(match text {
                                 Some(text) => ChatEvent::Message {
                                     conversation_id: id.clone(),
@@ -405,6 +439,13 @@ impl ChatDevice {
                             None
                         }
                         EntryBody::Deleted { target, .. } => {
+                            // Gone for everyone: from this device too, with its edits and reactions.
+                            let held = &mut self.groups.get_mut(&id).expect("listed above").held;
+                            let goes = |m: &HeldMessage| {
+                                m.seq == target
+                                    || matches!(m.reference, Some(Reference::Edit(t) | Reference::Reaction(t)) if t == target)
+                            };
+                            held.retain(|m| !goes(m));
                             events.push(ChatEvent::Deleted { conversation_id: id.clone(), target });
                             None
                         }

@@ -9,8 +9,10 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use conclave_client::chat::{ChatDevice, ChatEvent};
-use conclave_client::Client;
-use conclave_proto::conversation::{ConversationKind, CreateConversationRequest, MembershipChange, Reference};
+use conclave_client::{Client, SignalError};
+use conclave_proto::conversation::{
+    ConversationKind, CreateConversationRequest, LiveEvent, MembershipChange, Reference,
+};
 
 #[derive(Args, Debug)]
 pub struct ChatArgs {
@@ -59,6 +61,10 @@ enum ChatCommand {
         #[arg(long)]
         thread: Option<u64>,
     },
+    /// React to a message with an emoji.
+    React { conversation: String, seq: u64, emoji: String },
+    /// Print the messages this device holds (what it has read, kept in its device file).
+    History { conversation: String },
     /// Start a call from a conversation and share its link there.
     Call { conversation: String },
     /// Print what is new; with --follow, keep printing as it comes.
@@ -111,6 +117,18 @@ async fn act(client: &Client, device: &mut ChatDevice, command: &ChatCommand) ->
             let accepted = device.send_text(conversation, text, thread.map(Reference::Thread)).await?;
             println!("sent #{}", accepted.seq);
         }
+        ChatCommand::React { conversation, seq, emoji } => {
+            enter(device, conversation).await?;
+            let accepted = device.send_text(conversation, emoji, Some(Reference::Reaction(*seq))).await?;
+            println!("reacted #{}", accepted.seq);
+        }
+        ChatCommand::History { conversation } => {
+            enter(device, conversation).await?;
+            device.sync().await?;
+            for m in device.history(conversation) {
+                println!("#{} {}{}: {}", m.seq, m.from_user, describe(m.reference), m.text);
+            }
+        }
         ChatCommand::Call { conversation } => {
             enter(device, conversation).await?;
             let meeting = device.start_call(conversation).await?;
@@ -119,16 +137,27 @@ async fn act(client: &Client, device: &mut ChatDevice, command: &ChatCommand) ->
         ChatCommand::Tail { conversation, follow, seconds } => {
             enter(device, conversation).await?;
             let until = seconds.map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
+            // Following, the device's live connection says when to read again.
+            let mut live = if *follow { Some(client.device_live(&device.device_id).await?) } else { None };
             loop {
                 for event in device.sync().await? {
                     print_event(conversation, &event);
                 }
-                if !follow || until.is_some_and(|u| tokio::time::Instant::now() >= u) {
+                let Some(live) = live.as_mut() else { break };
+                let left = until.map_or(Duration::from_secs(24 * 3600), |u| {
+                    u.saturating_duration_since(tokio::time::Instant::now())
+                });
+                if left.is_zero() {
                     break;
                 }
-                // Wait for the log to grow rather than asking again and again.
-                let after = client.get_conversation(conversation).await?.last_seq;
-                let _ = client.read_conversation(conversation, &device.device_id, after, 1, 10_000).await;
+                match live.next(left).await {
+                    Ok(LiveEvent::Typing { conversation_id, user_id }) if conversation_id == *conversation => {
+                        eprintln!("{user_id} is typing…");
+                    }
+                    Ok(_) => {}
+                    Err(SignalError::Timeout(_)) => break,
+                    Err(err) => bail!("the live connection ended: {err}"),
+                }
             }
         }
     }
@@ -162,14 +191,7 @@ fn print_event(conversation: &str, event: &ChatEvent) {
         ChatEvent::Message { conversation_id, seq, from_user, text, reference, .. }
             if conversation_id == conversation =>
         {
-            let context = match reference {
-                Some(Reference::Thread(root)) => format!(" (in thread #{root})"),
-                Some(Reference::Reply(to)) => format!(" (replying to #{to})"),
-                Some(Reference::Edit(of)) => format!(" (edits #{of})"),
-                Some(Reference::Reaction(to)) => format!(" (reacts to #{to})"),
-                None => String::new(),
-            };
-            println!("#{seq} {from_user}{context}: {text}");
+            println!("#{seq} {from_user}{}: {text}", describe(*reference));
         }
         ChatEvent::Deleted { conversation_id, target } if conversation_id == conversation => {
             println!("#{target} was deleted")
@@ -196,6 +218,17 @@ fn print_event(conversation: &str, event: &ChatEvent) {
             println!("* this device is no longer in the conversation")
         }
         _ => {}
+    }
+}
+
+/// What a message refers to, as the terminal shows it.
+fn describe(reference: Option<Reference>) -> String {
+    match reference {
+        Some(Reference::Thread(root)) => format!(" (in thread #{root})"),
+        Some(Reference::Reply(to)) => format!(" (replying to #{to})"),
+        Some(Reference::Edit(of)) => format!(" (edits #{of})"),
+        Some(Reference::Reaction(to)) => format!(" (reacts to #{to})"),
+        None => String::new(),
     }
 }
 

@@ -679,6 +679,14 @@ async fn chat_sends_and_tails_on_a_running_server() {
     let tailed = tail.wait_with_output().unwrap();
     let printed = String::from_utf8_lossy(&tailed.stdout);
     assert!(printed.contains(&format!("{}: hello from the command line", signup.user.id)), "{printed}");
+    // The owner reacts; the member's history, kept on her device, shows both.
+    let seq = String::from_utf8_lossy(&sent.stdout).trim().trim_start_matches("sent #").parse::<u64>().unwrap();
+    let reacted = chat(&owner_token, "owner.json", &["react", &id, &seq.to_string(), "👍"]).output().unwrap();
+    assert!(text(&reacted).contains("reacted #"), "{}", text(&reacted));
+    let history = chat(&grace_token, "grace.json", &["history", &id]).output().unwrap();
+    let history = text(&history);
+    assert!(history.contains(&format!("#{seq} {}: hello from the command line", signup.user.id)), "{history}");
+    assert!(history.contains(&format!("(reacts to #{seq}): 👍")), "{history}");
     // The server's database holds the ciphertext only.
     let mut database = std::fs::read(dir.path().join("conclave.db")).unwrap();
     database.extend(std::fs::read(dir.path().join("conclave.db-wal")).unwrap_or_default());
