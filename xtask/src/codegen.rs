@@ -122,6 +122,8 @@ fn written_by_the_server() -> Map<String, Value> {
     schemas.add::<conversation::EntryPage>();
     schemas.add::<conversation::InboxPage>();
     schemas.add::<conversation::LiveEvent>();
+    // Inside the encryption: what devices send each other.
+    schemas.add::<conversation::MessagePayload>();
     schemas.add::<meeting::Meeting>();
     schemas.add::<meeting::MeetingList>();
     schemas.add::<meeting::JoinTicket>();

@@ -15,10 +15,11 @@ use std::collections::{BTreeMap, HashMap};
 
 use conclave_e2ee::credential::KnownDevices;
 use conclave_e2ee::group::{GroupAgent, GroupEvent, GroupInput, GroupOutput};
+use conclave_e2ee::history::HistoryKeys;
 use conclave_e2ee::mls::{GroupMember, MlsError, OpenMlsMember};
 use conclave_proto::conversation::{
-    CommitRequest, EntryBody, GroupDevice, Handshake, KeyPackageRequest, MembershipChange, MessageAccepted, Reference,
-    SendMessageRequest, Seq,
+    CommitRequest, EntryBody, GroupDevice, Handshake, KeyPackageRequest, MembershipChange, MessageAccepted,
+    MessagePayload, Reference, SendMessageRequest, Seq,
 };
 use conclave_proto::credential::DeviceOwner;
 use conclave_proto::RegisterDeviceRequest;
@@ -63,6 +64,8 @@ pub enum ChatEvent {
         from_device: String,
         text: String,
         reference: Option<Reference>,
+        /// From before this device joined, read from its history copy.
+        earlier: bool,
     },
     /// A message deleted for everyone.
     Deleted {
@@ -118,6 +121,13 @@ struct Group {
     /// The server refused this device's commit; the agent hears it once
     /// the device has caught up.
     refused: bool,
+    /// The history keys of every epoch this device was in or was given.
+    keys: HistoryKeys,
+    /// This device added devices in the commit built on this epoch: once
+    /// past it, it gives them its history keys.
+    share_keys_after: Option<u64>,
+    /// This device was given history keys: it reads what came before it.
+    read_earlier: bool,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -129,6 +139,8 @@ struct KeptGroup {
     #[serde(default)]
     held: Vec<HeldMessage>,
     removed: bool,
+    #[serde(default)]
+    keys: HistoryKeys,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -191,6 +203,7 @@ impl ChatDevice {
                     after: g.after,
                     sent: g.sent.clone(),
                     held: g.held.clone(),
+                    keys: g.keys.clone(),
                     removed: g.removed,
                 };
                 (id.clone(), kept)
@@ -223,6 +236,9 @@ impl ChatDevice {
                 held: g.held,
                 removed: g.removed,
                 refused: false,
+                keys: g.keys,
+                share_keys_after: None,
+                read_earlier: false,
             };
             groups.insert(id, group);
         }
@@ -265,7 +281,10 @@ impl ChatDevice {
         let input = GroupInput::Application { from: from_device.to_owned(), message: decode(content) };
         let handled = group.agent.handle(&mut group.member, input);
         handled.events.into_iter().find_map(|e| match e {
-            GroupEvent::Application { plaintext, .. } => String::from_utf8(plaintext).ok(),
+            GroupEvent::Application { plaintext, .. } => match payload_of(&plaintext)? {
+                MessagePayload::Text { text } => Some(text),
+                MessagePayload::HistoryKeys { .. } => None,
+            },
             _ => None,
         })
     }
@@ -281,8 +300,18 @@ impl ChatDevice {
         let output = agent
             .vouched(&mut member, &self.credential, &self.authority, self.device_id.clone())
             .ok_or(ChatError::NotVouched)?;
-        let group =
-            Group { member, agent, after: 0, sent: HashMap::new(), held: Vec::new(), removed: false, refused: false };
+        let group = Group {
+            member,
+            agent,
+            after: 0,
+            sent: HashMap::new(),
+            held: Vec::new(),
+            removed: false,
+            refused: false,
+            keys: HistoryKeys::default(),
+            share_keys_after: None,
+            read_earlier: false,
+        };
         self.groups.insert(conversation_id.to_owned(), group);
         self.answer(conversation_id, vec![output]).await
     }
@@ -297,7 +326,81 @@ impl ChatDevice {
                 break;
             }
         }
+        self.share_history(&mut events).await?;
+        self.read_earlier(&mut events).await?;
         Ok(events)
+    }
+
+    /// Gives the devices this device added the history keys it holds, in
+    /// the epoch that has them.
+    async fn share_history(&mut self, _events: &mut Vec<ChatEvent>) -> Result<(), ChatError> {
+        let due: Vec<String> = self
+            .groups
+            .iter()
+            .filter(|(_, g)| {
+                !g.removed && g.share_keys_after.is_some_and(|e| g.member.epoch().is_some_and(|now| now > e))
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in due {
+            let keys = self.groups[&id].keys.all();
+            self.send_payload(&id, &MessagePayload::HistoryKeys { keys }, None, None).await?;
+            self.groups.get_mut(&id).expect("listed above").share_keys_after = None;
+        }
+        Ok(())
+    }
+
+    /// Reads, from their history copies, the messages from before this
+    /// device joined, as far as its keys and the server allow.
+    async fn read_earlier(&mut self, events: &mut Vec<ChatEvent>) -> Result<(), ChatError> {
+        let due: Vec<String> = self.groups.iter().filter(|(_, g)| g.read_earlier).map(|(id, _)| id.clone()).collect();
+        for id in due {
+            let mut after = 0;
+            loop {
+                let page = self.client.read_conversation_earlier(&id, &self.device_id, after, PAGE).await?;
+                let Some(last) = page.entries.last().map(|e| e.seq) else { break };
+                after = last;
+                let group = self.groups.get_mut(&id).expect("listed above");
+                for entry in page.entries {
+                    match entry.body {
+                        EntryBody::Message { from, device, client_id, reference, history: Some(history), .. } => {
+                            let context = history_context(&id, &client_id);
+                            let Some(MessagePayload::Text { text }) =
+                                group.keys.open(context.as_bytes(), &history).and_then(|p| payload_of(&p))
+                            else {
+                                continue;
+                            };
+                            if group.held.iter().any(|m| m.seq == entry.seq) {
+                                continue;
+                            }
+                            let held = HeldMessage {
+                                seq: entry.seq,
+                                at_ms: entry.at_ms,
+                                from_user: from.clone(),
+                                text: text.clone(),
+                                reference,
+                            };
+                            let at = group.held.partition_point(|m| m.seq < entry.seq);
+                            group.held.insert(at, held);
+                            events.push(ChatEvent::Message {
+                                conversation_id: id.clone(),
+                                seq: entry.seq,
+                                at_ms: entry.at_ms,
+                                from_user: from,
+                                from_device: device,
+                                text,
+                                reference,
+                                earlier: true,
+                            });
+                        }
+                        EntryBody::Deleted { target, .. } => group.held.retain(|m| m.seq != target),
+                        _ => {}
+                    }
+                }
+            }
+            self.groups.get_mut(&id).expect("listed above").read_earlier = false;
+        }
+        Ok(())
     }
 
     /// Starts a call from the conversation and shares its link there,
@@ -317,28 +420,55 @@ impl ChatDevice {
         text: &str,
         reference: Option<Reference>,
     ) -> Result<MessageAccepted, ChatError> {
+        let payload = MessagePayload::Text { text: text.to_owned() };
+        self.send_payload(conversation_id, &payload, reference, Some(text)).await
+    }
+
+    /// Encrypts a payload for the group (and, for text, its history copy
+    /// under the epoch's history key) and sends it; `shown` is what this
+    /// device shows of its own message.
+    async fn send_payload(
+        &mut self,
+        conversation_id: &str,
+        payload: &MessagePayload,
+        reference: Option<Reference>,
+        shown: Option<&str>,
+    ) -> Result<MessageAccepted, ChatError> {
         let client_id = format!("{:032x}", rand::random::<u128>());
+        let plaintext = serde_json::to_vec(payload).expect("payloads serialise");
         let mut tries = 0;
         loop {
             tries += 1;
             let group = self.groups.get_mut(conversation_id).ok_or(ChatError::NotInGroup)?;
-            if group.removed || group.member.epoch().is_none() {
+            let Some(epoch) = group.member.epoch().filter(|_| !group.removed) else {
                 return Err(ChatError::NotInGroup);
+            };
+            let ciphertext = group.member.encrypt(&plaintext)?;
+            // Keys are given to devices added later; history keys are not history.
+            let history = match payload {
+                MessagePayload::Text { .. } => {
+                    group.keys.remember(&group.member)?;
+                    group.keys.seal(epoch, history_context(conversation_id, &client_id).as_bytes(), &plaintext)
+                }
+                MessagePayload::HistoryKeys { .. } => None,
+            };
+            if let Some(shown) = shown {
+                group.sent.insert(client_id.clone(), shown.to_owned());
             }
-            let ciphertext = group.member.encrypt(text.as_bytes())?;
-            group.sent.insert(client_id.clone(), text.to_owned());
             let req = SendMessageRequest {
                 device_id: self.device_id.clone(),
                 client_id: client_id.clone(),
-                epoch: group.member.epoch(),
+                epoch: Some(epoch),
                 content: BASE64.encode(&ciphertext),
                 reference,
+                history,
+                control: matches!(payload, MessagePayload::HistoryKeys { .. }),
             };
             match self.client.send_message(conversation_id, &req).await {
                 Err(err) if err.code() == Some("stale-epoch") && tries < SEND_TRIES => {
                     // A commit (someone joined or left) came first: apply it, then encrypt again.
                     tokio::time::sleep(std::time::Duration::from_millis(50 * tries as u64)).await;
-                    self.sync().await?;
+                    Box::pin(self.sync()).await?;
                 }
                 other => return Ok(other?),
             }
@@ -408,34 +538,52 @@ impl ChatDevice {
                         }
                         EntryBody::RemoveRequest { member, committer } => Some(remove_request(member, committer)),
                         EntryBody::Message { from, device, client_id, content, reference, .. } => {
-                            let text = if device == self.device_id {
-                                self.groups[&id].sent.get(&client_id).cloned()
+                            let payload = if device == self.device_id {
+                                match self.groups[&id].sent.get(&client_id) {
+                                    Some(text) => Some(MessagePayload::Text { text: text.clone() }),
+                                    // Its own history keys, given to a device it added.
+                                    None => {
+                                        self.groups.get_mut(&id).expect("listed above").after = seq;
+                                        continue;
+                                    }
+                                }
                             } else {
                                 let input = GroupInput::Application { from: device.clone(), message: decode(&content) };
                                 let (sent, opened) = self.handle(&id, input, events).await?;
                                 answered |= sent;
                                 opened.into_iter().find_map(|e| match e {
-                                    GroupEvent::Application { plaintext, .. } => String::from_utf8(plaintext).ok(),
+                                    GroupEvent::Application { plaintext, .. } => payload_of(&plaintext),
                                     _ => None,
                                 })
                             };
-                            if let Some(text) = &text {
-                                let held =
-                                    HeldMessage { seq, at_ms, from_user: from.clone(), text: text.clone(), reference };
-                                self.groups.get_mut(&id).expect("listed above").held.push(held);
+                            match payload {
+                                Some(MessagePayload::Text { text }) => {
+                                    let held = HeldMessage {
+                                        seq,
+                                        at_ms,
+                                        from_user: from.clone(),
+                                        text: text.clone(),
+                                        reference,
+                                    };
+                                    self.groups.get_mut(&id).expect("listed above").held.push(held);
+                                    events.push(ChatEvent::Message {
+                                        conversation_id: id.clone(),
+                                        seq,
+                                        at_ms,
+                                        from_user: from,
+                                        from_device: device,
+                                        text,
+                                        reference,
+                                        earlier: false,
+                                    });
+                                }
+                                Some(MessagePayload::HistoryKeys { keys }) => {
+                                    let group = self.groups.get_mut(&id).expect("listed above");
+                                    group.keys.merge(keys);
+                                    group.read_earlier = true;
+                                }
+                                None => events.push(ChatEvent::Undecryptable { conversation_id: id.clone(), seq }),
                             }
-                            events.push(match text {
-                                Some(text) => ChatEvent::Message {
-                                    conversation_id: id.clone(),
-                                    seq,
-                                    at_ms,
-                                    from_user: from,
-                                    from_device: device,
-                                    text,
-                                    reference,
-                                },
-                                None => ChatEvent::Undecryptable { conversation_id: id.clone(), seq },
-                            });
                             None
                         }
                         EntryBody::Deleted { target, .. } => {
@@ -490,6 +638,10 @@ impl ChatDevice {
     ) -> Result<(bool, Vec<GroupEvent<String>>), ChatError> {
         let group = self.groups.get_mut(id).expect("a group of this device");
         let handled = group.agent.handle(&mut group.member, input);
+        if group.member.epoch().is_some() {
+            // Every epoch this device is in: its history key, to give to devices added later.
+            let _ = group.keys.remember(&group.member);
+        }
         if handled.events.contains(&GroupEvent::Removed) {
             group.removed = true;
             events.push(ChatEvent::Removed { conversation_id: id.to_owned() });
@@ -518,7 +670,14 @@ impl ChatDevice {
                         added,
                         removed,
                     };
-                    if let Err(err) = self.client.send_commit(id, &req).await {
+                    let adds = !req.added.is_empty();
+                    let sent = self.client.send_commit(id, &req).await;
+                    if adds && sent.is_ok() {
+                        // Once its commit is applied, this device gives the
+                        // devices it added the history keys it holds.
+                        self.groups.get_mut(id).expect("a group of this device").share_keys_after = Some(epoch);
+                    }
+                    if let Err(err) = sent {
                         if err.code() != Some("group-refused") {
                             return Err(err.into());
                         }
@@ -536,6 +695,19 @@ impl ChatDevice {
         }
         Ok(())
     }
+}
+
+/// What a history copy is bound to: its conversation and its client id.
+fn history_context(conversation_id: &str, client_id: &str) -> String {
+    format!("{conversation_id}|{client_id}")
+}
+
+/// A message's plaintext: a payload, or (from a device before payloads)
+/// bare text.
+fn payload_of(plaintext: &[u8]) -> Option<MessagePayload> {
+    serde_json::from_slice(plaintext)
+        .ok()
+        .or_else(|| String::from_utf8(plaintext.to_vec()).ok().map(|text| MessagePayload::Text { text }))
 }
 
 fn decode(text: &str) -> Vec<u8> {

@@ -73,9 +73,23 @@ impl Client {
         limit: u32,
         wait_ms: u64,
     ) -> Result<EntryPage> {
-        let path = format!(
-            "/api/v1/conversations/{id}/entries?device_id={device_id}&after={after}&limit={limit}&wait_ms={wait_ms}"
-        );
+        self.entries(id, device_id, after, limit, &format!("wait_ms={wait_ms}")).await
+    }
+
+    /// The history copies of what came before `device_id` joined, after `after`.
+    pub async fn read_conversation_earlier(
+        &self,
+        id: &str,
+        device_id: &str,
+        after: Seq,
+        limit: u32,
+    ) -> Result<EntryPage> {
+        self.entries(id, device_id, after, limit, "earlier=true").await
+    }
+
+    async fn entries(&self, id: &str, device_id: &str, after: Seq, limit: u32, more: &str) -> Result<EntryPage> {
+        let path =
+            format!("/api/v1/conversations/{id}/entries?device_id={device_id}&after={after}&limit={limit}&{more}");
         self.json::<_, ()>(Method::GET, &path, None).await
     }
 

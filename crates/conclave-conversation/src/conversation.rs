@@ -116,6 +116,12 @@ pub enum Input {
         /// The entry the store already holds from this device under this
         /// client id, if any: then this is a retry.
         earlier: Option<Seq>,
+        /// Its copy under the epoch's history key, for devices added later.
+        #[serde(default)]
+        history: Option<String>,
+        /// Between devices, not for people.
+        #[serde(default)]
+        control: bool,
     },
     Delete {
         by: AccountId,
@@ -263,6 +269,8 @@ struct Outgoing {
     content: String,
     reference: Option<(Reference, Target)>,
     earlier: Option<Seq>,
+    history: Option<String>,
+    control: bool,
 }
 
 /// A conversation's state: everything needed to decide, nothing of what
@@ -425,8 +433,8 @@ impl Conversation {
 
     pub fn handle(&mut self, input: Input, now_ms: i64) -> Handled {
         match input {
-            Input::Send { device, client_id, epoch, content, reference, earlier } => {
-                self.send(Outgoing { device, client_id, epoch, content, reference, earlier }, now_ms)
+            Input::Send { device, client_id, epoch, content, reference, earlier, history, control } => {
+                self.send(Outgoing { device, client_id, epoch, content, reference, earlier, history, control }, now_ms)
             }
             Input::Delete { by, target } => self.delete(by, target, now_ms),
             Input::Add { by, newcomers } => self.add(by, newcomers, now_ms),
@@ -462,9 +470,14 @@ impl Conversation {
     }
 
     fn send(&mut self, message: Outgoing, now_ms: i64) -> Handled {
-        let Outgoing { device, client_id, epoch, content, reference, earlier } = message;
+        let Outgoing { device, client_id, epoch, content, reference, earlier, history, control } = message;
         let from = self.owner_of(&device).cloned().ok_or(Refusal::NotMember)?;
-        if client_id.is_empty() || client_id.len() > MAX_CLIENT_ID_LEN || content.is_empty() || content.len() > MAX_BLOB
+        let history_too_big = history.as_ref().is_some_and(|h| h.is_empty() || h.len() > MAX_BLOB);
+        if client_id.is_empty()
+            || client_id.len() > MAX_CLIENT_ID_LEN
+            || content.is_empty()
+            || content.len() > MAX_BLOB
+            || history_too_big
         {
             return Err(Refusal::Malformed);
         }
@@ -492,7 +505,11 @@ impl Conversation {
             self.check_reference(&from, *reference, target, now_ms)?;
         }
         let reference = reference.map(|(r, _)| r);
-        let body = EntryBody::Message { from, device, client_id, epoch, content, reference };
+        // A control message refers to nothing.
+        if control && reference.is_some() {
+            return Err(Refusal::BadReference);
+        }
+        let body = EntryBody::Message { from, device, client_id, epoch, content, reference, history, control };
         Ok(vec![Effect::Append(self.append(body, now_ms))])
     }
 

@@ -32,6 +32,8 @@ fn send(device: &str, id: &str, text: &str, earlier: Option<Seq>) -> Input {
         content: text.into(),
         reference: None,
         earlier,
+        history: None,
+        control: false,
     }
 }
 
@@ -142,6 +144,8 @@ fn authors_edit_their_own_messages_within_the_policys_window() {
         content: "hello".into(),
         reference: Some((Reference::Edit(seq), target(seq, "ada", NOW))),
         earlier: None,
+        history: None,
+        control: false,
     };
     assert_eq!(group.handle(edit("bob-1", NOW), NOW), Err(Refusal::NotAuthor));
     assert!(group.handle(edit("ada-1", NOW + HOUR), NOW + HOUR).is_ok());
@@ -180,6 +184,8 @@ fn threads_are_one_level_deep() {
         content: "answer".into(),
         reference: Some((Reference::Thread(target.seq), target)),
         earlier: None,
+        history: None,
+        control: false,
     };
     assert!(channel.handle(reply("r1", target(root, "ada", NOW)), NOW).is_ok());
     let in_thread = Target { thread: Some(root), ..target(root + 1, "bob", NOW) };
@@ -239,6 +245,8 @@ fn in_an_encrypted_group_a_removal_holds_messages_until_its_commit() {
         content: "ciphertext".into(),
         reference: None,
         earlier: None,
+        history: None,
+        control: false,
     };
     assert_eq!(group.handle(send("bob-1", "old", 0), NOW), Err(Refusal::EpochMismatch));
     assert!(group.handle(send("bob-1", "new", 1), NOW).is_ok());
@@ -307,6 +315,8 @@ fn a_device_that_shows_up_takes_over_from_a_committer_that_is_away() {
             content: "c".into(),
             reference: None,
             earlier: None,
+            history: None,
+            control: false,
         };
         group.handle(input, at)
     };
@@ -340,6 +350,8 @@ fn a_device_that_shows_up_takes_over_from_a_committer_that_is_away() {
         content: "c".into(),
         reference: None,
         earlier: None,
+        history: None,
+        control: false,
     };
     assert!(group.handle(input, later).is_ok(), "messages flow again");
     assert!(!group.committer_overdue(later + 10 * COMMITTER_PATIENCE_MS), "nothing left to do");

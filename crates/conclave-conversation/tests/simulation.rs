@@ -346,7 +346,16 @@ impl Sim {
             _ => None,
         });
         let content = format!("text {}", self.now);
-        let input = Input::Send { device: device.clone(), client_id, epoch, content, reference: None, earlier };
+        let input = Input::Send {
+            device: device.clone(),
+            client_id,
+            epoch,
+            content,
+            reference: None,
+            earlier,
+            history: None,
+            control: false,
+        };
         let handled = self.run(input)?;
         if let (Some((_, seq)), Ok(effects)) = (retry, handled) {
             self.retries += 1;

@@ -21,6 +21,7 @@
 pub mod agent;
 pub mod credential;
 pub mod group;
+pub mod history;
 pub mod keys;
 pub mod mls;
 pub mod session;

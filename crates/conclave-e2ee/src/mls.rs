@@ -223,6 +223,13 @@ impl OpenMlsMember {
     fn group(&self) -> Result<&MlsGroup, MlsError> {
         self.group.as_ref().ok_or(MlsError::NoGroup)
     }
+
+    /// A secret of the group's current epoch under `label` (the MLS
+    /// exporter, RFC 9420 §8.5): every member derives the same, nobody
+    /// outside the epoch can.
+    pub fn export_secret(&self, label: &str, len: usize) -> Result<Vec<u8>, MlsError> {
+        self.group()?.export_secret(self.provider.crypto(), label, b"", len).map_err(refused)
+    }
 }
 
 fn serialize(message: &MlsMessageOut) -> Result<Vec<u8>, MlsError> {

@@ -121,6 +121,13 @@ pub enum EntryBody {
         epoch: Option<u64>,
         content: String,
         reference: Option<Reference>,
+        /// The same message sealed under its epoch's history key, for
+        /// devices added later (see `conclave-e2ee`'s `history.rs`).
+        history: Option<String>,
+        /// Between devices, not for people (history keys): never unread,
+        /// never replied to.
+        #[serde(default)]
+        control: bool,
     },
     /// Deletes the message `target` for everyone.
     Deleted {
@@ -292,6 +299,30 @@ pub struct SendMessageRequest {
     pub content: String,
     #[serde(default)]
     pub reference: Option<Reference>,
+    /// The same message sealed under its epoch's history key, base64, for
+    /// devices added later (at most as long as `content`'s limit).
+    #[serde(default)]
+    pub history: Option<String>,
+    /// Between devices, not for people (history keys): never counted as
+    /// unread, never referred to.
+    #[serde(default)]
+    pub control: bool,
+}
+
+/// What a message's plaintext is, inside the encryption (the server never
+/// sees it): text, or the history keys a member gives a device it added.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum MessagePayload {
+    Text {
+        text: String,
+    },
+    /// Every history key the sender holds (base64), by epoch (in decimal:
+    /// JSON's keys are text).
+    HistoryKeys {
+        keys: std::collections::BTreeMap<String, String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

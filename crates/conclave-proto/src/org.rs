@@ -219,10 +219,18 @@ pub struct OrgPolicy {
     /// those people are marked external wherever they appear).
     #[serde(default = "off")]
     pub external_conversations: Setting<bool>,
+    /// Whether people who join a group or channel see what was said before
+    /// they came (a person's new device always sees what they could).
+    #[serde(default = "on")]
+    pub history_for_newcomers: Setting<bool>,
 }
 
 /// The waiting room's size when an organisation sets none.
 pub const DEFAULT_WAITING_ROOM_CAPACITY: u32 = 250;
+
+fn on() -> Setting<bool> {
+    Setting::unlocked(true)
+}
 
 fn off() -> Setting<bool> {
     Setting::unlocked(false)
@@ -247,6 +255,7 @@ impl OrgPolicy {
             waiting_room_capacity: default_waiting_room_capacity(),
             unencrypted_channels: off(),
             external_conversations: off(),
+            history_for_newcomers: on(),
         }
     }
 }
@@ -281,6 +290,8 @@ pub struct OrgPolicyUpdate {
     pub unencrypted_channels: Option<Setting<bool>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_conversations: Option<Setting<bool>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_for_newcomers: Option<Setting<bool>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

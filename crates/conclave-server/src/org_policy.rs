@@ -36,7 +36,8 @@ pub fn apply_update(
         dormant_account_days,
         waiting_room_capacity,
         unencrypted_channels,
-        external_conversations
+        external_conversations,
+        history_for_newcomers
     );
     validate(&policy, plan, server_regions)?;
     Ok(policy)

@@ -487,6 +487,16 @@ export type EntryBody =
       epoch: number | null;
       content: string;
       reference: Reference | null;
+      /**
+       * The same message sealed under its epoch's history key, for
+       * devices added later (see `conclave-e2ee`'s `history.rs`).
+       */
+      history: string | null;
+      /**
+       * Between devices, not for people (history keys): never unread,
+       * never replied to.
+       */
+      control: boolean;
     }
   /** Deletes the message `target` for everyone. */
   | { type: "deleted"; target: number; by: string }
@@ -848,6 +858,18 @@ export interface MessageAccepted {
   duplicate: boolean;
 }
 
+/**
+ * What a message's plaintext is, inside the encryption (the server never
+ * sees it): text, or the history keys a member gives a device it added.
+ */
+export type MessagePayload =
+  | { type: "text"; text: string }
+  /**
+   * Every history key the sender holds (base64), by epoch (in decimal:
+   * JSON's keys are text).
+   */
+  | { type: "history_keys"; keys: Record<string, string> };
+
 export interface MuteRequest {
   muted: boolean;
 }
@@ -896,6 +918,11 @@ export interface OrgPolicy {
    * those people are marked external wherever they appear).
    */
   external_conversations: { value: boolean; locked: boolean };
+  /**
+   * Whether people who join a group or channel see what was said before
+   * they came (a person's new device always sees what they could).
+   */
+  history_for_newcomers: { value: boolean; locked: boolean };
 }
 
 /** A partial update: only the settings present change. */
@@ -906,6 +933,7 @@ export interface OrgPolicyUpdate {
   dormant_account_days?: { locked: boolean; value?: number | null } | null;
   e2ee?: { value: E2eeMode; locked: boolean } | null;
   external_conversations?: { value: boolean; locked: boolean } | null;
+  history_for_newcomers?: { value: boolean; locked: boolean } | null;
   meeting_time_limit_minutes?: { locked: boolean; value?: number | null } | null;
   passcode_required?: { value: boolean; locked: boolean } | null;
   require_2fa?: { value: boolean; locked: boolean } | null;
@@ -1237,8 +1265,18 @@ export interface SendMessageRequest {
    */
   client_id: string;
   content: string;
+  /**
+   * Between devices, not for people (history keys): never counted as
+   * unread, never referred to.
+   */
+  control?: boolean;
   /** The MLS epoch it was encrypted in (encrypted conversations). */
   epoch?: number | null;
+  /**
+   * The same message sealed under its epoch's history key, base64, for
+   * devices added later (at most as long as `content`'s limit).
+   */
+  history?: string | null;
   reference?: Reference | null;
 }
 

@@ -14,6 +14,7 @@ const POLICY_LABELS: Record<SwitchPolicy, string> = {
   require_2fa: "Two-factor authentication required",
   unencrypted_channels: "Channels without end-to-end encryption allowed",
   external_conversations: "Conversations with people of other organisations allowed",
+  history_for_newcomers: "People joining a conversation see its earlier history",
 };
 
 /// Organisation administration: policies (each with a lock), members,

@@ -74,6 +74,8 @@ pub struct Changed {
 /// What a new conversation starts as.
 pub struct Founding {
     pub org_id: String,
+    /// Whether newcomers see earlier history (the organisation's policy).
+    pub history_for_newcomers: bool,
     pub kind: Kind,
     /// A group's or channel's name (checked with [`check_name`]).
     pub name: Option<String>,
@@ -118,7 +120,7 @@ impl Conversations {
     /// Creates a conversation. A direct message between two people who
     /// have one already is that one (`false`: not new).
     pub async fn create(&self, founding: Founding, now_ms: i64) -> Result<(Loaded, bool), ConversationError> {
-        let Founding { org_id, kind, name, encryption, founder, others } = founding;
+        let Founding { org_id, history_for_newcomers, kind, name, encryption, founder, others } = founding;
         let direct_pair = (kind == Kind::Direct).then(|| {
             let mut pair: Vec<&str> =
                 others.iter().map(|n| n.account.as_str()).chain([founder.account.as_str()]).collect();
@@ -136,8 +138,9 @@ impl Conversations {
                 return Ok((self.change(&row.id, now_ms, back).await?.loaded, false));
             }
         }
-        let (state, effects) =
-            Conversation::found(kind, encryption, ConversationPolicy::default(), founder, others, now_ms)?;
+        let policy =
+            ConversationPolicy { newcomers_see_history: history_for_newcomers, ..ConversationPolicy::default() };
+        let (state, effects) = Conversation::found(kind, encryption, policy, founder, others, now_ms)?;
         let change = Self::change_of(&state, &effects, true, now_ms);
         let new = NewConversation {
             id: conclave_store::new_id(),
@@ -392,8 +395,9 @@ fn entry_row(entry: &Entry) -> EntryRow {
         deleted: false,
         body_json: serde_json::to_string(&entry.body).expect("an entry serialises"),
     };
-    if let EntryBody::Message { from, device, client_id, reference, .. } = &entry.body {
-        row.is_message = true;
+    if let EntryBody::Message { from, device, client_id, reference, control, .. } = &entry.body {
+        // Control messages are not people's: never unread, never a target.
+        row.is_message = !control;
         row.author = Some(from.clone());
         row.device_id = Some(device.clone());
         row.client_id = Some(client_id.clone());

@@ -134,7 +134,9 @@ pub async fn create(
     };
     let others = newcomers(&state, &org_id, &req.members).await?;
     let founder = state.conversations.newcomer(&current.user.id, false).await?;
-    let founding = conversations::Founding { org_id, kind: req.kind, name, encryption, founder, others };
+    let history_for_newcomers = current.org.as_ref().is_none_or(|(_, policy)| policy.history_for_newcomers.value);
+    let founding =
+        conversations::Founding { org_id, history_for_newcomers, kind: req.kind, name, encryption, founder, others };
     let (loaded, new) = state.conversations.create(founding, state.now_ms()).await?;
     let status = if new { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, view(&state, &current, &loaded).await?))
@@ -313,6 +315,8 @@ pub async fn send(
             content: req.content.clone(),
             reference: reference.clone(),
             earlier,
+            history: req.history.clone(),
+            control: req.control,
         })
     };
     let changed = match state.conversations.change(&id, state.now_ms(), input).await {
@@ -449,6 +453,12 @@ pub struct EntriesQuery {
     /// With nothing new, wait this long (at most 30,000 ms) for something.
     #[serde(default)]
     pub wait_ms: u64,
+    /// The messages from before this device joined the group instead, as
+    /// their history copies (the MLS ciphertext left out): from the
+    /// account's own start in the conversation, or from the first if the
+    /// conversation lets newcomers see earlier history.
+    #[serde(default)]
+    pub earlier: bool,
 }
 
 /// The log as one of the caller's devices may read it: every entry from
@@ -490,6 +500,9 @@ pub async fn entries(
         let Some(from) = loaded.state.readable_from(&q.device_id) else {
             return Ok(ApiJson(EntryPage { entries: Vec::new(), readable_from: None, last_seq }));
         };
+        if q.earlier {
+            return earlier_entries(&state, &loaded, &current.user.id, from, q.after, limit).await.map(ApiJson);
+        }
         // Nothing before what this device may read, nothing past what it
         // was allowed when checked (a removal may land meanwhile).
         let after = q.after.min(last_seq).max(from.saturating_sub(1));
@@ -502,6 +515,36 @@ pub async fn entries(
         // Woken by a write on this node, or by the deadline (then read once more).
         let _ = tokio::time::timeout_at(deadline, grown.wait_for(|seq| *seq > last_seq)).await;
     }
+}
+
+/// The history copies of the messages before `from` that the caller's
+/// account may see, after `after`.
+async fn earlier_entries(
+    state: &SharedState,
+    loaded: &conversations::Loaded,
+    account: &str,
+    from: u64,
+    after: u64,
+    limit: u32,
+) -> Result<EntryPage, ApiError> {
+    let member = loaded.state.member(account).ok_or_else(|| ApiError::not_found("conversation"))?;
+    let start = if loaded.state.policy().newcomers_see_history { 0 } else { member.since.saturating_sub(1) };
+    let after = after.max(start).min(from.saturating_sub(1));
+    let rows =
+        state.store.conversation_entries(&loaded.row.id, after as i64, from as i64 - 1, i64::from(limit)).await?;
+    let mut entries = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let mut entry = entry_from_row(row)?;
+        // MLS messages of epochs before it are no use to this device.
+        match &mut entry.body {
+            EntryBody::Message { content, .. } => content.clear(),
+            EntryBody::Commit { commit, .. } => commit.clear(),
+            EntryBody::AddRequest { key_package, .. } => key_package.clear(),
+            _ => {}
+        }
+        entries.push(entry);
+    }
+    Ok(EntryPage { entries, readable_from: Some(from), last_seq: loaded.state.last_seq() })
 }
 
 /// One of the caller's devices asks to be added to the conversation's MLS

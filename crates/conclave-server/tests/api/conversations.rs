@@ -149,6 +149,8 @@ async fn a_retried_message_is_delivered_once(engine: Engine) {
         epoch,
         content: "Y2lwaGVydGV4dA==".into(),
         reference: None,
+        history: None,
+        control: false,
     };
     let first = t.ada.send_message(&group.id, &req).await.unwrap();
     let again = t.ada.send_message(&group.id, &req).await.unwrap();
@@ -329,18 +331,59 @@ async fn channels_are_joined_freely_until_locked_and_hidden_from_outsiders(engin
     assert_problem!(t.ada.create_conversation(&plain).await, 403, "forbidden");
 }
 
-async fn a_device_added_later_reads_from_when_it_joined(engine: Engine) {
+async fn a_device_added_later_reads_the_history_its_account_may_see(engine: Engine) {
     let mut t = team(engine).await;
     let group = t.ada.create_conversation(&group_request("Later", &[&t.grace_id])).await.unwrap();
     all_in_group(&mut t.devices, &group.id).await;
     t.devices[0].send_text(&group.id, "before the tablet", None).await.unwrap();
+    t.devices[3].send_text(&group.id, "also before", None).await.unwrap();
     let tablet = ChatDevice::register(&t.grace, "Grace's tablet").await.unwrap();
     t.devices.push(tablet);
     all_in_group(&mut t.devices, &group.id).await;
     t.devices[1].send_text(&group.id, "after the tablet", None).await.unwrap();
     let tablet = t.devices.last_mut().unwrap();
-    // History for new devices is not shared yet: it reads from its Welcome.
-    assert_eq!(texts(tablet).await, ["after the tablet"]);
+    for _ in 0..3 {
+        tablet.sync().await.unwrap();
+    }
+    // The member that added it gave it the history keys; the server's
+    // history copies of what came before open with them.
+    let held: Vec<&str> = tablet.history(&group.id).iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(held, ["before the tablet", "also before", "after the tablet"]);
+    // The server holds no plaintext of it: the copies are sealed too.
+    let earlier = t.grace.read_conversation_earlier(&group.id, &tablet.device_id, 0, 500).await.unwrap();
+    assert!(earlier
+        .entries
+        .iter()
+        .any(|e| matches!(&e.body, EntryBody::Message { history: Some(_), content, .. } if content.is_empty())));
+}
+
+/// Where the organisation keeps earlier history from people who join later,
+/// a newcomer's devices get none of it (their own later devices still see
+/// what the person could).
+async fn newcomers_see_no_earlier_history_where_the_organisation_says_so(engine: Engine) {
+    use conclave_proto::{OrgPolicyUpdate, Setting};
+    let mut t = team(engine).await;
+    let off = OrgPolicyUpdate { history_for_newcomers: Some(Setting::unlocked(false)), ..Default::default() };
+    t.ada.update_org_policy(&t.org, &off).await.unwrap();
+    let (ada, _) = t.srv.login("ada@acme.test").await;
+    let group = ada.create_conversation(&group_request("Closed book", &[])).await.unwrap();
+    let mut ada_devices: Vec<ChatDevice> = t.devices.drain(..2).collect();
+    all_in_group(&mut ada_devices, &group.id).await;
+    ada_devices[0].send_text(&group.id, "before Grace came", None).await.unwrap();
+    ada.add_conversation_members(&group.id, &[&t.grace_id]).await.unwrap();
+    let mut all: Vec<ChatDevice> = ada_devices.into_iter().chain(t.devices.drain(..)).collect();
+    all_in_group(&mut all, &group.id).await;
+    all[0].send_text(&group.id, "after Grace came", None).await.unwrap();
+    for _ in 0..3 {
+        all[2].sync().await.unwrap();
+    }
+    let held: Vec<&str> = all[2].history(&group.id).iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(held, ["after Grace came"]);
+    let earlier = t.grace.read_conversation_earlier(&group.id, &all[2].device_id, 0, 500).await.unwrap();
+    assert!(
+        !earlier.entries.iter().any(|e| matches!(&e.body, EntryBody::Message { history: Some(_), .. })),
+        "the server serves none of it"
+    );
 }
 
 /// What the server keeps and logs holds none of what was said.
@@ -597,6 +640,8 @@ async fn a_node_with_an_older_copy_of_a_conversation_never_forks_it(engine: Engi
         epoch,
         content: "Y2lwaGVydGV4dA==".into(),
         reference: None,
+        history: None,
+        control: false,
     };
     assert_problem!(t.grace.send_message(&group.id, &late).await, 404, "not-found");
     let log = t.ada.read_conversation(&group.id, &t.devices[0].device_id, 0, 500, 0).await.unwrap();
@@ -620,5 +665,6 @@ on_both_engines!(
     an_offline_device_catches_up_in_order_with_nothing_lost_or_doubled,
     a_removed_member_reads_nothing_more_and_cannot_open_what_follows,
     channels_are_joined_freely_until_locked_and_hidden_from_outsiders,
-    a_device_added_later_reads_from_when_it_joined,
+    a_device_added_later_reads_the_history_its_account_may_see,
+    newcomers_see_no_earlier_history_where_the_organisation_says_so,
 );
