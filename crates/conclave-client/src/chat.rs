@@ -289,6 +289,16 @@ impl ChatDevice {
         })
     }
 
+    /// Opens a message's history copy with the history keys this device
+    /// holds (`None` if they do not open it).
+    pub fn open_history_copy(&self, conversation_id: &str, client_id: &str, history: &str) -> Option<String> {
+        let keys = &self.groups.get(conversation_id)?.keys;
+        match payload_of(&keys.open(history_context(conversation_id, client_id).as_bytes(), history)?)? {
+            MessagePayload::Text { text } => Some(text),
+            MessagePayload::HistoryKeys { .. } => None,
+        }
+    }
+
     /// Asks to be in a conversation's group (the first device creates it);
     /// the answer comes with the next syncs.
     pub async fn open(&mut self, conversation_id: &str) -> Result<(), ChatError> {

@@ -240,16 +240,21 @@ async fn a_removed_member_reads_nothing_more_and_cannot_open_what_follows(engine
     assert!(!told.iter().any(|e| matches!(e, ChatEvent::Message { .. })), "{told:?}");
     // Even given the ciphertext, the keys Cy kept open nothing sent after.
     let page = t.ada.read_conversation(&group.id, &t.devices[0].device_id, 0, 500, 0).await.unwrap();
-    let (from, content) = page
+    let (from, content, client_id, history) = page
         .entries
         .iter()
         .rev()
         .find_map(|e| match &e.body {
-            EntryBody::Message { device, content, .. } => Some((device.clone(), content.clone())),
+            EntryBody::Message { device, content, client_id, history: Some(history), .. } => {
+                Some((device.clone(), content.clone(), client_id.clone(), history.clone()))
+            }
             _ => None,
         })
         .unwrap();
     assert_eq!(cy.open_ciphertext(&group.id, &from, &content), None, "Cy's old keys open nothing new");
+    // Nor do the history keys Cy kept open its history copy; Grace's do.
+    assert_eq!(cy.open_history_copy(&group.id, &client_id, &history), None);
+    assert_eq!(t.devices[2].open_history_copy(&group.id, &client_id, &history).as_deref(), Some("after Cy left"));
 
     // An account the organisation deactivates is out of every conversation.
     let dm = CreateConversationRequest {
