@@ -154,6 +154,24 @@ struct KeptDevice {
     groups: BTreeMap<String, KeptGroup>,
 }
 
+impl Group {
+    /// Keeps a message this device read, in order, and passes its event on.
+    fn keep(&mut self, event: ChatEvent) -> ChatEvent {
+        if let ChatEvent::Message { seq, at_ms, from_user, text, reference, .. } = &event {
+            let held = HeldMessage {
+                seq: *seq,
+                at_ms: *at_ms,
+                from_user: from_user.clone(),
+                text: text.clone(),
+                reference: *reference,
+            };
+            let at = self.held.partition_point(|m| m.seq < *seq);
+            self.held.insert(at, held);
+        }
+        event
+    }
+}
+
 /// A device of the signed-in account, holding its conversations' keys.
 pub struct ChatDevice {
     client: Client,
@@ -336,14 +354,14 @@ impl ChatDevice {
                 break;
             }
         }
-        self.share_history(&mut events).await?;
+        self.share_history().await?;
         self.read_earlier(&mut events).await?;
         Ok(events)
     }
 
     /// Gives the devices this device added the history keys it holds, in
     /// the epoch that has them.
-    async fn share_history(&mut self, _events: &mut Vec<ChatEvent>) -> Result<(), ChatError> {
+    async fn share_history(&mut self) -> Result<(), ChatError> {
         let due: Vec<String> = self
             .groups
             .iter()
@@ -383,16 +401,7 @@ impl ChatDevice {
                             if group.held.iter().any(|m| m.seq == entry.seq) {
                                 continue;
                             }
-                            let held = HeldMessage {
-                                seq: entry.seq,
-                                at_ms: entry.at_ms,
-                                from_user: from.clone(),
-                                text: text.clone(),
-                                reference,
-                            };
-                            let at = group.held.partition_point(|m| m.seq < entry.seq);
-                            group.held.insert(at, held);
-                            events.push(ChatEvent::Message {
+                            events.push(group.keep(ChatEvent::Message {
                                 conversation_id: id.clone(),
                                 seq: entry.seq,
                                 at_ms: entry.at_ms,
@@ -401,7 +410,7 @@ impl ChatDevice {
                                 text,
                                 reference,
                                 earlier: true,
-                            });
+                            }));
                         }
                         EntryBody::Deleted { target, .. } => group.held.retain(|m| m.seq != target),
                         _ => {}
@@ -568,15 +577,8 @@ impl ChatDevice {
                             };
                             match payload {
                                 Some(MessagePayload::Text { text }) => {
-                                    let held = HeldMessage {
-                                        seq,
-                                        at_ms,
-                                        from_user: from.clone(),
-                                        text: text.clone(),
-                                        reference,
-                                    };
-                                    self.groups.get_mut(&id).expect("listed above").held.push(held);
-                                    events.push(ChatEvent::Message {
+                                    let group = self.groups.get_mut(&id).expect("listed above");
+                                    events.push(group.keep(ChatEvent::Message {
                                         conversation_id: id.clone(),
                                         seq,
                                         at_ms,
@@ -585,7 +587,7 @@ impl ChatDevice {
                                         text,
                                         reference,
                                         earlier: false,
-                                    });
+                                    }));
                                 }
                                 Some(MessagePayload::HistoryKeys { keys }) => {
                                     let group = self.groups.get_mut(&id).expect("listed above");

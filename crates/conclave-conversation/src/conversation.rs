@@ -106,23 +106,8 @@ pub struct Target {
 /// Everything a conversation is asked to do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Input {
-    Send {
-        device: DeviceId,
-        client_id: String,
-        epoch: Option<u64>,
-        content: String,
-        /// What it refers to, with the store's facts about that message.
-        reference: Option<(Reference, Target)>,
-        /// The entry the store already holds from this device under this
-        /// client id, if any: then this is a retry.
-        earlier: Option<Seq>,
-        /// Its copy under the epoch's history key, for devices added later.
-        #[serde(default)]
-        history: Option<String>,
-        /// Between devices, not for people.
-        #[serde(default)]
-        control: bool,
-    },
+    /// A message from one of a member's devices.
+    Send(OutgoingMessage),
     Delete {
         by: AccountId,
         target: Target,
@@ -262,15 +247,23 @@ impl Refusal {
 pub type Handled = Result<Vec<Effect>, Refusal>;
 
 /// A message as [`Input::Send`] brings it.
-struct Outgoing {
-    device: DeviceId,
-    client_id: String,
-    epoch: Option<u64>,
-    content: String,
-    reference: Option<(Reference, Target)>,
-    earlier: Option<Seq>,
-    history: Option<String>,
-    control: bool,
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutgoingMessage {
+    pub device: DeviceId,
+    pub client_id: String,
+    pub epoch: Option<u64>,
+    pub content: String,
+    /// What it refers to, with the store's facts about that message.
+    pub reference: Option<(Reference, Target)>,
+    /// The entry the store already holds from this device under this
+    /// client id, if any: then this is a retry.
+    pub earlier: Option<Seq>,
+    /// Its copy under the epoch's history key, for devices added later.
+    #[serde(default)]
+    pub history: Option<String>,
+    /// Between devices, not for people.
+    #[serde(default)]
+    pub control: bool,
 }
 
 /// A conversation's state: everything needed to decide, nothing of what
@@ -433,9 +426,7 @@ impl Conversation {
 
     pub fn handle(&mut self, input: Input, now_ms: i64) -> Handled {
         match input {
-            Input::Send { device, client_id, epoch, content, reference, earlier, history, control } => {
-                self.send(Outgoing { device, client_id, epoch, content, reference, earlier, history, control }, now_ms)
-            }
+            Input::Send(message) => self.send(message, now_ms),
             Input::Delete { by, target } => self.delete(by, target, now_ms),
             Input::Add { by, newcomers } => self.add(by, newcomers, now_ms),
             Input::Join { newcomer } => self.join(newcomer, now_ms),
@@ -469,8 +460,8 @@ impl Conversation {
         Ok(())
     }
 
-    fn send(&mut self, message: Outgoing, now_ms: i64) -> Handled {
-        let Outgoing { device, client_id, epoch, content, reference, earlier, history, control } = message;
+    fn send(&mut self, message: OutgoingMessage, now_ms: i64) -> Handled {
+        let OutgoingMessage { device, client_id, epoch, content, reference, earlier, history, control } = message;
         let from = self.owner_of(&device).cloned().ok_or(Refusal::NotMember)?;
         let history_too_big = history.as_ref().is_some_and(|h| h.is_empty() || h.len() > MAX_BLOB);
         if client_id.is_empty()

@@ -25,7 +25,7 @@ fn say(c: &mut Conversation, device: &str, id: &str, text: &str) -> Result<Seq, 
 }
 
 fn send(device: &str, id: &str, text: &str, earlier: Option<Seq>) -> Input {
-    Input::Send {
+    Input::Send(OutgoingMessage {
         device: device.into(),
         client_id: id.into(),
         epoch: None,
@@ -34,7 +34,7 @@ fn send(device: &str, id: &str, text: &str, earlier: Option<Seq>) -> Input {
         earlier,
         history: None,
         control: false,
-    }
+    })
 }
 
 fn target(seq: Seq, author: &str, at_ms: i64) -> Target {
@@ -137,15 +137,17 @@ fn when_the_last_owner_leaves_the_longest_standing_admin_owns_the_group() {
 fn authors_edit_their_own_messages_within_the_policys_window() {
     let mut group = plain(Kind::Group, person("ada", &["ada-1"]), vec![person("bob", &["bob-1"])]);
     let seq = say(&mut group, "ada-1", "m", "helo").unwrap();
-    let edit = |device: &str, at: i64| Input::Send {
-        device: device.into(),
-        client_id: format!("edit-{device}-{at}"),
-        epoch: None,
-        content: "hello".into(),
-        reference: Some((Reference::Edit(seq), target(seq, "ada", NOW))),
-        earlier: None,
-        history: None,
-        control: false,
+    let edit = |device: &str, at: i64| {
+        Input::Send(OutgoingMessage {
+            device: device.into(),
+            client_id: format!("edit-{device}-{at}"),
+            epoch: None,
+            content: "hello".into(),
+            reference: Some((Reference::Edit(seq), target(seq, "ada", NOW))),
+            earlier: None,
+            history: None,
+            control: false,
+        })
     };
     assert_eq!(group.handle(edit("bob-1", NOW), NOW), Err(Refusal::NotAuthor));
     assert!(group.handle(edit("ada-1", NOW + HOUR), NOW + HOUR).is_ok());
@@ -177,15 +179,17 @@ fn a_deleted_message_is_erased_and_admins_may_delete_any_message() {
 fn threads_are_one_level_deep() {
     let mut channel = plain(Kind::Channel, person("ada", &["ada-1"]), vec![person("bob", &["bob-1"])]);
     let root = say(&mut channel, "ada-1", "root", "question").unwrap();
-    let reply = |id: &str, target: Target| Input::Send {
-        device: "bob-1".into(),
-        client_id: id.into(),
-        epoch: None,
-        content: "answer".into(),
-        reference: Some((Reference::Thread(target.seq), target)),
-        earlier: None,
-        history: None,
-        control: false,
+    let reply = |id: &str, target: Target| {
+        Input::Send(OutgoingMessage {
+            device: "bob-1".into(),
+            client_id: id.into(),
+            epoch: None,
+            content: "answer".into(),
+            reference: Some((Reference::Thread(target.seq), target)),
+            earlier: None,
+            history: None,
+            control: false,
+        })
     };
     assert!(channel.handle(reply("r1", target(root, "ada", NOW)), NOW).is_ok());
     let in_thread = Target { thread: Some(root), ..target(root + 1, "bob", NOW) };
@@ -238,15 +242,17 @@ fn in_an_encrypted_group_a_removal_holds_messages_until_its_commit() {
         group.handle(Input::Commit { device: "ada-1".into(), commit: commit(0, vec!["bob-1"], vec![]) }, NOW).unwrap();
     let Effect::Append(Entry { seq: commit_seq, .. }) = effects[0] else { panic!("the commit is logged first") };
     assert_eq!(group.readable_from("bob-1"), Some(commit_seq + 1), "bob reads from after the commit that added him");
-    let send = |device: &str, id: &str, epoch| Input::Send {
-        device: device.into(),
-        client_id: id.into(),
-        epoch: Some(epoch),
-        content: "ciphertext".into(),
-        reference: None,
-        earlier: None,
-        history: None,
-        control: false,
+    let send = |device: &str, id: &str, epoch| {
+        Input::Send(OutgoingMessage {
+            device: device.into(),
+            client_id: id.into(),
+            epoch: Some(epoch),
+            content: "ciphertext".into(),
+            reference: None,
+            earlier: None,
+            history: None,
+            control: false,
+        })
     };
     assert_eq!(group.handle(send("bob-1", "old", 0), NOW), Err(Refusal::EpochMismatch));
     assert!(group.handle(send("bob-1", "new", 1), NOW).is_ok());
@@ -308,7 +314,7 @@ fn a_device_that_shows_up_takes_over_from_a_committer_that_is_away() {
     // Ada removes Cy, and her device (the committer) goes offline.
     group.handle(Input::Remove { by: "ada".into(), account: "cy".into() }, NOW).unwrap();
     let bob_sends = |group: &mut Conversation, at| {
-        let input = Input::Send {
+        let input = Input::Send(OutgoingMessage {
             device: "bob-1".into(),
             client_id: format!("b-{at}"),
             epoch: Some(2),
@@ -317,7 +323,7 @@ fn a_device_that_shows_up_takes_over_from_a_committer_that_is_away() {
             earlier: None,
             history: None,
             control: false,
-        };
+        });
         group.handle(input, at)
     };
     assert_eq!(bob_sends(&mut group, NOW + 1_000), Err(Refusal::EpochMismatch));
@@ -343,7 +349,7 @@ fn a_device_that_shows_up_takes_over_from_a_committer_that_is_away() {
     };
     assert!(group.handle(Input::Commit { device: "ada-1".into(), commit: removal.clone() }, later).is_err());
     group.handle(Input::Commit { device: "bob-1".into(), commit: removal }, later).unwrap();
-    let input = Input::Send {
+    let input = Input::Send(OutgoingMessage {
         device: "bob-1".into(),
         client_id: "after".into(),
         epoch: Some(3),
@@ -352,7 +358,7 @@ fn a_device_that_shows_up_takes_over_from_a_committer_that_is_away() {
         earlier: None,
         history: None,
         control: false,
-    };
+    });
     assert!(group.handle(input, later).is_ok(), "messages flow again");
     assert!(!group.committer_overdue(later + 10 * COMMITTER_PATIENCE_MS), "nothing left to do");
 }

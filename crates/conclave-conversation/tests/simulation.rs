@@ -238,7 +238,7 @@ impl Sim {
         let before = self.conversation.epoch();
         let group_before = self.conversation.group_devices();
         let handled = self.conversation.handle(input.clone(), self.now);
-        if let (Input::Send { epoch, device, client_id, .. }, Ok(effects)) = (&input, &handled) {
+        if let (Input::Send(OutgoingMessage { epoch, device, client_id, .. }), Ok(effects)) = (&input, &handled) {
             if effects.iter().any(|e| matches!(e, Effect::Append(_))) {
                 self.check_accepted_send(*epoch, before, &group_before)?;
                 let seq =
@@ -346,7 +346,7 @@ impl Sim {
             _ => None,
         });
         let content = format!("text {}", self.now);
-        let input = Input::Send {
+        let input = Input::Send(OutgoingMessage {
             device: device.clone(),
             client_id,
             epoch,
@@ -355,7 +355,7 @@ impl Sim {
             earlier,
             history: None,
             control: false,
-        };
+        });
         let handled = self.run(input)?;
         if let (Some((_, seq)), Ok(effects)) = (retry, handled) {
             self.retries += 1;

@@ -607,44 +607,45 @@ async fn a_ticket_outlives_a_restart_and_a_seat_does_not() {
     after.stop();
 }
 
+/// Signs in on the server at `url`.
+async fn sign_in(url: &str, email: &str) -> (Client, conclave_proto::LoginResponse) {
+    let request = LoginRequest { email: email.into(), password: PASSWORD.into(), totp_code: None, recovery_code: None };
+    let login = Client::new(url).login(&request).await.unwrap();
+    (Client::new(url).authenticated(&login.token), login)
+}
+
+/// Bootstraps an organisation on `storage` whose owner invites Grace; both
+/// signed in on the server at `url`, with Grace's account id.
+async fn owner_and_member(storage: &[String], url: &str) -> (Client, Client, String) {
+    use conclave_proto::{InviteMemberRequest, OrgRole, SignupRequest};
+    let out = admin(storage, &["bootstrap", "--email", "owner@acme.test", "--password", PASSWORD, "--org", "Acme"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let (owner, login) = sign_in(url, "owner@acme.test").await;
+    let org = login.user.org_id.clone().unwrap();
+    let invitation = InviteMemberRequest { email: "grace@acme.test".into(), role: OrgRole::Member };
+    let invite = owner.invite_member(&org, &invitation).await.unwrap();
+    let request = SignupRequest {
+        email: "grace@acme.test".into(),
+        password: PASSWORD.into(),
+        display_name: "Grace".into(),
+        invite_token: Some(invite.invite_token),
+    };
+    let signup = Client::new(url).signup(&request).await.unwrap();
+    (owner, Client::new(url).authenticated(&signup.token), signup.user.id)
+}
+
 /// `conclave chat` on a running server: the owner starts a group from the
 /// command line and follows it; a member's device, on its first use, is
 /// added by the owner's device and sends; the owner's terminal prints it,
 /// decrypted on that machine.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_sends_and_tails_on_a_running_server() {
-    use conclave_proto::{CreateAccessTokenRequest, InviteMemberRequest, OrgRole, SignupRequest};
+    use conclave_proto::CreateAccessTokenRequest;
     let db = TestDatabase::new(Engine::Sqlite).await;
     let dir = tempfile::tempdir().unwrap();
     let storage = storage_args(&db, dir.path());
     let server = Server::start(&storage);
-    let out = admin(&storage, &["bootstrap", "--email", "owner@acme.test", "--password", PASSWORD, "--org", "Acme"]);
-    assert!(out.status.success(), "{}", text(&out));
-    let login = Client::new(&server.url)
-        .login(&LoginRequest {
-            email: "owner@acme.test".into(),
-            password: PASSWORD.into(),
-            totp_code: None,
-            recovery_code: None,
-        })
-        .await
-        .unwrap();
-    let owner = Client::new(&server.url).authenticated(&login.token);
-    let org = login.user.org_id.clone().unwrap();
-    let invite = owner
-        .invite_member(&org, &InviteMemberRequest { email: "grace@acme.test".into(), role: OrgRole::Member })
-        .await
-        .unwrap();
-    let signup = Client::new(&server.url)
-        .signup(&SignupRequest {
-            email: "grace@acme.test".into(),
-            password: PASSWORD.into(),
-            display_name: "Grace".into(),
-            invite_token: Some(invite.invite_token),
-        })
-        .await
-        .unwrap();
-    let grace = Client::new(&server.url).authenticated(&signup.token);
+    let (owner, grace, grace_id) = owner_and_member(&storage, &server.url).await;
     let token = |client: Client| async move {
         client
             .create_access_token(&CreateAccessTokenRequest { name: "cli".into(), expires_in_days: None })
@@ -662,9 +663,8 @@ async fn chat_sends_and_tails_on_a_running_server() {
         command
     };
 
-    let created = chat(&owner_token, "owner.json", &["create", "--group", "Launch", "--member", &signup.user.id])
-        .output()
-        .unwrap();
+    let created =
+        chat(&owner_token, "owner.json", &["create", "--group", "Launch", "--member", &grace_id]).output().unwrap();
     assert!(created.status.success(), "{}", text(&created));
     let id = String::from_utf8_lossy(&created.stdout).trim().to_owned();
     let mode = std::fs::metadata(dir.path().join("owner.json")).unwrap().permissions();
@@ -678,14 +678,14 @@ async fn chat_sends_and_tails_on_a_running_server() {
     assert!(text(&sent).contains("sent #"), "{}", text(&sent));
     let tailed = tail.wait_with_output().unwrap();
     let printed = String::from_utf8_lossy(&tailed.stdout);
-    assert!(printed.contains(&format!("{}: hello from the command line", signup.user.id)), "{printed}");
+    assert!(printed.contains(&format!("{}: hello from the command line", grace_id)), "{printed}");
     // The owner reacts; the member's history, kept on her device, shows both.
     let seq = String::from_utf8_lossy(&sent.stdout).trim().trim_start_matches("sent #").parse::<u64>().unwrap();
     let reacted = chat(&owner_token, "owner.json", &["react", &id, &seq.to_string(), "👍"]).output().unwrap();
     assert!(text(&reacted).contains("reacted #"), "{}", text(&reacted));
     let history = chat(&grace_token, "grace.json", &["history", &id]).output().unwrap();
     let history = text(&history);
-    assert!(history.contains(&format!("#{seq} {}: hello from the command line", signup.user.id)), "{history}");
+    assert!(history.contains(&format!("#{seq} {}: hello from the command line", grace_id)), "{history}");
     assert!(history.contains(&format!("(reacts to #{seq}): 👍")), "{history}");
     // The server's database holds the ciphertext only.
     let mut database = std::fs::read(dir.path().join("conclave.db")).unwrap();
@@ -700,33 +700,11 @@ async fn chat_sends_and_tails_on_a_running_server() {
 async fn acknowledged_messages_survive_sigkill(engine: Engine) {
     use conclave_client::chat::{ChatDevice, ChatEvent};
     use conclave_proto::conversation::{ConversationKind, CreateConversationRequest};
-    use conclave_proto::{InviteMemberRequest, OrgRole, SignupRequest};
     let db = TestDatabase::new(engine).await;
     let dir = tempfile::tempdir().unwrap();
     let storage = storage_args(&db, dir.path());
     let server = Server::start(&storage);
-    let out = admin(&storage, &["bootstrap", "--email", "owner@acme.test", "--password", PASSWORD, "--org", "Acme"]);
-    assert!(out.status.success(), "{}", text(&out));
-    let sign_in = |url: String, email: &'static str| async move {
-        let request =
-            LoginRequest { email: email.into(), password: PASSWORD.into(), totp_code: None, recovery_code: None };
-        let login = Client::new(&url).login(&request).await.unwrap();
-        (Client::new(&url).authenticated(&login.token), login)
-    };
-    let (owner, login) = sign_in(server.url.clone(), "owner@acme.test").await;
-    let org = login.user.org_id.clone().unwrap();
-    let invite = owner
-        .invite_member(&org, &InviteMemberRequest { email: "grace@acme.test".into(), role: OrgRole::Member })
-        .await
-        .unwrap();
-    let request = SignupRequest {
-        email: "grace@acme.test".into(),
-        password: PASSWORD.into(),
-        display_name: "Grace".into(),
-        invite_token: Some(invite.invite_token),
-    };
-    let grace_id = Client::new(&server.url).signup(&request).await.unwrap().user.id;
-    let (grace, _) = sign_in(server.url.clone(), "grace@acme.test").await;
+    let (owner, grace, grace_id) = owner_and_member(&storage, &server.url).await;
     let mut ada_device = ChatDevice::register(&owner, "laptop").await.unwrap();
     let mut grace_device = ChatDevice::register(&grace, "laptop").await.unwrap();
     let dm = CreateConversationRequest {
@@ -757,7 +735,7 @@ async fn acknowledged_messages_survive_sigkill(engine: Engine) {
     child.wait().unwrap();
 
     let restarted = Server::start(&storage);
-    let (grace, _) = sign_in(restarted.url.clone(), "grace@acme.test").await;
+    let (grace, _) = sign_in(&restarted.url, "grace@acme.test").await;
     let mut grace_device = ChatDevice::restore(&grace, &grace_device.export()).unwrap();
     let read: Vec<String> = grace_device
         .sync()

@@ -12,12 +12,12 @@
 pub mod live;
 mod views;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use conclave_conversation::{
     Conversation, ConversationPolicy, Effect, Encryption, Entry, EntryBody, Input, Kind, Newcomer, Reference, Refusal,
-    Role, Target,
+    Target,
 };
 use conclave_delivery::Delivery;
 use conclave_proto::conversation::{GroupDevice, Handshake};
@@ -184,13 +184,14 @@ impl Conversations {
                 Some(loaded) => loaded,
                 None => self.load(id).await?,
             };
-            let before = members_of(&state);
             let decided = input(&state).and_then(|input| Ok(state.handle(input, now_ms)?));
             let effects = match decided {
                 Err(_) if from_cache => continue,
                 decided => decided?,
             };
-            let membership_changed = members_of(&state) != before;
+            // Who is in it, and with which role, changes only by a membership entry.
+            let membership_changed =
+                effects.iter().any(|e| matches!(e, Effect::Append(Entry { body: EntryBody::Membership { .. }, .. })));
             let mut change = Self::change_of(&state, &effects, membership_changed, now_ms);
             // A message changes only the log: the stored state stays as it is.
             let state_json = change.state_json.take().filter(|json| *json != row.state_json);
@@ -375,10 +376,6 @@ fn parse_state(row: &ConversationRow) -> Result<Conversation, StoreError> {
         .map_err(|_| StoreError::Corrupt { column: "conversations.state_json", value: row.id.clone() })?;
     state.set_log_position(row.last_seq as u64);
     Ok(state)
-}
-
-fn members_of(state: &Conversation) -> BTreeSet<(String, Role)> {
-    state.members().iter().map(|(account, m)| (account.clone(), m.role)).collect()
 }
 
 fn entry_row(entry: &Entry) -> EntryRow {

@@ -15,7 +15,7 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use conclave_conversation::{Effect, Encryption, Input, Kind, Newcomer};
+use conclave_conversation::{Effect, Encryption, Input, Kind, Newcomer, OutgoingMessage};
 use conclave_delivery::ProposedCommit;
 use conclave_proto::conversation::*;
 use conclave_proto::{AccountStatus, Problem};
@@ -308,7 +308,7 @@ pub async fn send(
     let store = &state.store;
     let earlier = store.message_by_client_id(&id, &req.device_id, &req.client_id).await?.map(|seq| seq as u64);
     let input = |_: &conclave_conversation::Conversation| {
-        Ok(Input::Send {
+        Ok(Input::Send(OutgoingMessage {
             device: req.device_id.clone(),
             client_id: req.client_id.clone(),
             epoch: req.epoch,
@@ -317,7 +317,7 @@ pub async fn send(
             earlier,
             history: req.history.clone(),
             control: req.control,
-        })
+        }))
     };
     let changed = match state.conversations.change(&id, state.now_ms(), input).await {
         // Two retries raced and the other one is in: this is a retry of it.

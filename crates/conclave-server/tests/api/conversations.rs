@@ -51,6 +51,15 @@ fn group_request(name: &str, members: &[&str]) -> CreateConversationRequest {
     }
 }
 
+fn direct_request(with: &str) -> CreateConversationRequest {
+    CreateConversationRequest {
+        kind: ConversationKind::Direct,
+        name: None,
+        members: vec![with.to_owned()],
+        encrypted: true,
+    }
+}
+
 /// Every device asks to be in the conversation, and all sync until every
 /// one of them is in its group.
 async fn all_in_group(devices: &mut [ChatDevice], id: &str) {
@@ -178,27 +187,9 @@ async fn a_retried_message_is_delivered_once(engine: Engine) {
 
 async fn an_offline_device_catches_up_in_order_with_nothing_lost_or_doubled(engine: Engine) {
     let mut t = team(engine).await;
-    let dm = t
-        .ada
-        .create_conversation(&CreateConversationRequest {
-            kind: ConversationKind::Direct,
-            name: None,
-            members: vec![t.grace_id.clone()],
-            encrypted: true,
-        })
-        .await
-        .unwrap();
+    let dm = t.ada.create_conversation(&direct_request(&t.grace_id)).await.unwrap();
     // One direct message per pair: Grace starting one with Ada gets the same.
-    let again = t
-        .grace
-        .create_conversation(&CreateConversationRequest {
-            kind: ConversationKind::Direct,
-            name: None,
-            members: vec![t.ada_id.clone()],
-            encrypted: true,
-        })
-        .await
-        .unwrap();
+    let again = t.grace.create_conversation(&direct_request(&t.ada_id)).await.unwrap();
     assert_eq!(again.id, dm.id);
     assert_eq!(again.role, ConversationRole::Member);
     all_in_group(&mut t.devices, &dm.id).await;
@@ -257,12 +248,7 @@ async fn a_removed_member_reads_nothing_more_and_cannot_open_what_follows(engine
     assert_eq!(t.devices[2].open_history_copy(&group.id, &client_id, &history).as_deref(), Some("after Cy left"));
 
     // An account the organisation deactivates is out of every conversation.
-    let dm = CreateConversationRequest {
-        kind: ConversationKind::Direct,
-        name: None,
-        members: vec![t.grace_id.clone()],
-        encrypted: true,
-    };
+    let dm = direct_request(&t.grace_id);
     let dm = t.ada.create_conversation(&dm).await.unwrap();
     t.ada.deactivate_member(&t.org, &t.grace_id).await.unwrap();
     for id in [&group.id, &dm.id] {
@@ -272,15 +258,7 @@ async fn a_removed_member_reads_nothing_more_and_cannot_open_what_follows(engine
     // Reactivated, Grace is back in her direct message with Ada when either starts it again (not in the group).
     t.ada.reactivate_member(&t.org, &t.grace_id).await.unwrap();
     let (grace, _) = t.srv.login("grace@acme.test").await;
-    let back = grace
-        .create_conversation(&CreateConversationRequest {
-            kind: ConversationKind::Direct,
-            name: None,
-            members: vec![t.ada_id.clone()],
-            encrypted: true,
-        })
-        .await
-        .unwrap();
+    let back = grace.create_conversation(&direct_request(&t.ada_id)).await.unwrap();
     assert_eq!(back.id, dm.id);
     assert_eq!(back.members.len(), 2);
     assert_problem!(grace.get_conversation(&group.id).await, 404, "not-found");
