@@ -19,6 +19,12 @@ const counts = { sealed: 0, opened: 0, dropped: 0, undecryptable: 0 };
 /// Video senders' transformers, asked for a keyframe after every rekey so
 /// receivers can show the new epoch's picture at once.
 const videoSenders = new Set<{ generateKeyFrame?: () => Promise<unknown> }>();
+/// Video receivers' transformers that dropped a frame they could not open
+/// since the last they opened (a new device's first keyframe can arrive
+/// before the commit that brings its key): at the next rekey they ask
+/// their sender for a keyframe, or the picture stays frozen on deltas.
+type Receiver = { sendKeyFrameRequest?: () => Promise<unknown> };
+const starved = new Set<Receiver>();
 
 const post = (m: FromWorker) => (self as unknown as Worker).postMessage(m);
 
@@ -28,6 +34,8 @@ function publish() {
   if (now !== epoch) {
     epoch = now;
     for (const t of videoSenders) void t.generateKeyFrame?.().catch(() => undefined);
+    for (const t of starved) void t.sendKeyFrameRequest?.().catch(() => undefined);
+    starved.clear();
   }
   post({ type: "state", epoch: now ?? null, code: device.security_code() ?? null, counts: { ...counts } });
 }
@@ -56,7 +64,7 @@ function handleResult(json: string) {
 
 type Frame = { data: ArrayBuffer; type?: string };
 
-function transform(options: TransformOptions) {
+function transform(options: TransformOptions, receiver?: Receiver) {
   return new TransformStream<Frame, Frame>({
     transform(frame, controller) {
       if (!device) {
@@ -70,26 +78,34 @@ function transform(options: TransformOptions) {
         frame.data = out.buffer as ArrayBuffer;
         if (options.side === "send") counts.sealed++;
         else counts.opened++;
+        if (receiver) starved.delete(receiver);
         controller.enqueue(frame);
       } catch {
         if (options.side === "send") counts.dropped++;
         else counts.undecryptable++;
+        if (receiver && options.kind === "video") starved.add(receiver);
       }
     },
   });
 }
 
-function pipe(readable: ReadableStream, writable: WritableStream, options: TransformOptions) {
-  void readable.pipeThrough(transform(options)).pipeTo(writable).catch(() => undefined);
+function pipe(readable: ReadableStream, writable: WritableStream, options: TransformOptions, receiver?: Receiver) {
+  void readable.pipeThrough(transform(options, receiver)).pipeTo(writable).catch(() => undefined);
 }
 
 // RTCRtpScriptTransform (Chromium ≥ 141, Safari, Firefox).
 (self as unknown as { onrtctransform: unknown }).onrtctransform = (event: {
-  transformer: { readable: ReadableStream; writable: WritableStream; options: TransformOptions; generateKeyFrame?: () => Promise<unknown> };
+  transformer: {
+    readable: ReadableStream;
+    writable: WritableStream;
+    options: TransformOptions;
+    generateKeyFrame?: () => Promise<unknown>;
+    sendKeyFrameRequest?: () => Promise<unknown>;
+  };
 }) => {
   const t = event.transformer;
   if (t.options.side === "send" && t.options.kind === "video") videoSenders.add(t);
-  pipe(t.readable, t.writable, t.options);
+  pipe(t.readable, t.writable, t.options, t.options.side === "receive" ? t : undefined);
 };
 
 self.onmessage = async (event: MessageEvent<ToWorker>) => {
