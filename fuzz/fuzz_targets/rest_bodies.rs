@@ -30,7 +30,12 @@ fuzz_target!(|data: &[u8]| {
     let _ = serde_json::from_slice::<conversation::LiveCommand>(data);
     let _ = serde_json::from_slice::<conversation::KeyPackageRequest>(data);
     let _ = serde_json::from_slice::<conversation::CommitRequest>(data);
+    let _ = serde_json::from_slice::<file::StartUploadRequest>(data);
+    let _ = serde_json::from_slice::<file::StorageSettings>(data);
     // What a device reads back from the server.
     let _ = serde_json::from_slice::<conversation::EntryPage>(data);
     let _ = serde_json::from_slice::<conversation::InboxPage>(data);
+    let _ = serde_json::from_slice::<file::FileStatus>(data);
+    // What a device opens: a message's payload, inside the encryption.
+    let _ = serde_json::from_slice::<conversation::MessagePayload>(data);
 });

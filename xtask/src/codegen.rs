@@ -12,7 +12,7 @@
 
 mod typescript;
 
-use conclave_proto::{audit, auth, conversation, device, meeting, names, org, problem, quality, signal};
+use conclave_proto::{audit, auth, conversation, device, file, meeting, names, org, problem, quality, signal};
 use schemars::generate::{SchemaGenerator, SchemaSettings};
 use schemars::JsonSchema;
 use serde_json::{Map, Value};
@@ -92,6 +92,8 @@ fn read_by_the_server() -> Map<String, Value> {
     schemas.add::<conversation::LiveCommand>();
     schemas.add::<conversation::KeyPackageRequest>();
     schemas.add::<conversation::CommitRequest>();
+    schemas.add::<file::StartUploadRequest>();
+    schemas.add::<file::StorageSettings>();
     schemas.add::<meeting::CreateMeetingRequest>();
     schemas.add::<meeting::UpdateMeetingRequest>();
     schemas.add::<meeting::JoinMeetingRequest>();
@@ -122,6 +124,8 @@ fn written_by_the_server() -> Map<String, Value> {
     schemas.add::<conversation::EntryPage>();
     schemas.add::<conversation::InboxPage>();
     schemas.add::<conversation::LiveEvent>();
+    schemas.add::<file::FileStatus>();
+    schemas.add::<file::StorageView>();
     // Inside the encryption: what devices send each other.
     schemas.add::<conversation::MessagePayload>();
     schemas.add::<meeting::Meeting>();

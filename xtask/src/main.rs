@@ -82,6 +82,7 @@ fn test(cargo_args: &[String]) -> Result<(), String> {
         ("/usr/include/openssl/ssl.h", "libssl-dev"),
         ("/usr/bin/chromium", "chromium"),
     ])?;
+    ensure_python_package("moto.server", "moto[server]==5.2.1")?;
     web::build(true)?;
     let mut command = cargo();
     command.args(["test", "--workspace", "--no-fail-fast"]).args(cargo_args).stdout(Stdio::piped());
@@ -175,6 +176,28 @@ fn ensure_debian_packages(needs: &[(&str, &str)]) -> Result<(), String> {
         return Err(format!("could not install {} (apt-get install {})", missing.join(", "), missing.join(" ")));
     }
     Ok(())
+}
+
+/// Installs a package from PyPI when its module does not import: moto's
+/// S3-compatible server, which the file storage tests run on loopback.
+fn ensure_python_package(module: &str, requirement: &str) -> Result<(), String> {
+    let imports = |module: &str| {
+        Command::new("python3")
+            .args(["-c", &format!("import {module}")])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if imports(module) {
+        return Ok(());
+    }
+    eprintln!("xtask: installing {requirement} from PyPI");
+    status(Command::new("python3").args(["-m", "pip", "install", "--quiet", requirement]))?;
+    if imports(module) {
+        Ok(())
+    } else {
+        Err(format!("{requirement} installed, but python3 cannot import {module}"))
+    }
 }
 
 /// PostgreSQL on 127.0.0.1:5432, started from its Debian cluster when down.

@@ -22,6 +22,7 @@ use conclave_proto::conversation::{
     MessagePayload, Reference, SendMessageRequest, Seq,
 };
 use conclave_proto::credential::DeviceOwner;
+use conclave_proto::file::SharedFile;
 use conclave_proto::RegisterDeviceRequest;
 use data_encoding::BASE64;
 
@@ -45,6 +46,8 @@ pub enum ChatError {
     NotVouched,
     #[error("this device is not in the conversation's group yet")]
     NotInGroup,
+    #[error(transparent)]
+    File(#[from] crate::files::FileTransferError),
 }
 
 impl From<MlsError> for ChatError {
@@ -55,6 +58,8 @@ impl From<MlsError> for ChatError {
 
 /// Something that happened in a conversation, as this device reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+// Messages are most of the events: boxing them would cost more than it saves.
+#[allow(clippy::large_enum_variant)]
 pub enum ChatEvent {
     Message {
         conversation_id: String,
@@ -62,7 +67,10 @@ pub enum ChatEvent {
         at_ms: i64,
         from_user: String,
         from_device: String,
+        /// The text, or a shared file's caption.
         text: String,
+        /// The file it shares, if any.
+        file: Option<Attached>,
         reference: Option<Reference>,
         /// From before this device joined, read from its history copy.
         earlier: bool,
@@ -103,7 +111,28 @@ pub struct HeldMessage {
     pub at_ms: i64,
     pub from_user: String,
     pub text: String,
+    #[serde(default)]
+    pub file: Option<Attached>,
     pub reference: Option<Reference>,
+}
+
+/// A file a message shares, with what opens it (the key travels inside
+/// the message), and the preview the sender's device made of it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Attached {
+    pub file: SharedFile,
+    pub thumbnail: Option<SharedFile>,
+}
+
+/// What a message's payload shows: its text (a file's caption) and file.
+fn shown(payload: MessagePayload) -> Option<(String, Option<Attached>)> {
+    match payload {
+        MessagePayload::Text { text } => Some((text, None)),
+        MessagePayload::File { file, thumbnail, caption } => {
+            Some((caption.unwrap_or_default(), Some(Attached { file, thumbnail })))
+        }
+        MessagePayload::HistoryKeys { .. } => None,
+    }
 }
 
 /// This device in one conversation.
@@ -115,6 +144,8 @@ struct Group {
     /// What this device sent, by client id, to show its own messages (MLS
     /// does not let the sender open its own).
     sent: HashMap<String, String>,
+    /// The files among them.
+    sent_files: HashMap<String, Attached>,
     /// What it has read, in order.
     held: Vec<HeldMessage>,
     removed: bool,
@@ -137,6 +168,8 @@ struct KeptGroup {
     after: Seq,
     sent: HashMap<String, String>,
     #[serde(default)]
+    sent_files: HashMap<String, Attached>,
+    #[serde(default)]
     held: Vec<HeldMessage>,
     removed: bool,
     #[serde(default)]
@@ -157,12 +190,13 @@ struct KeptDevice {
 impl Group {
     /// Keeps a message this device read, in order, and passes its event on.
     fn keep(&mut self, event: ChatEvent) -> ChatEvent {
-        if let ChatEvent::Message { seq, at_ms, from_user, text, reference, .. } = &event {
+        if let ChatEvent::Message { seq, at_ms, from_user, text, file, reference, .. } = &event {
             let held = HeldMessage {
                 seq: *seq,
                 at_ms: *at_ms,
                 from_user: from_user.clone(),
                 text: text.clone(),
+                file: file.clone(),
                 reference: *reference,
             };
             let at = self.held.partition_point(|m| m.seq < *seq);
@@ -220,6 +254,7 @@ impl ChatDevice {
                     agent: g.agent.clone(),
                     after: g.after,
                     sent: g.sent.clone(),
+                    sent_files: g.sent_files.clone(),
                     held: g.held.clone(),
                     keys: g.keys.clone(),
                     removed: g.removed,
@@ -251,6 +286,7 @@ impl ChatDevice {
                 agent: g.agent,
                 after: g.after,
                 sent: g.sent,
+                sent_files: g.sent_files,
                 held: g.held,
                 removed: g.removed,
                 refused: false,
@@ -299,10 +335,7 @@ impl ChatDevice {
         let input = GroupInput::Application { from: from_device.to_owned(), message: decode(content) };
         let handled = group.agent.handle(&mut group.member, input);
         handled.events.into_iter().find_map(|e| match e {
-            GroupEvent::Application { plaintext, .. } => match payload_of(&plaintext)? {
-                MessagePayload::Text { text } => Some(text),
-                MessagePayload::HistoryKeys { .. } => None,
-            },
+            GroupEvent::Application { plaintext, .. } => shown(payload_of(&plaintext)?).map(|(text, _)| text),
             _ => None,
         })
     }
@@ -311,10 +344,8 @@ impl ChatDevice {
     /// holds (`None` if they do not open it).
     pub fn open_history_copy(&self, conversation_id: &str, client_id: &str, history: &str) -> Option<String> {
         let keys = &self.groups.get(conversation_id)?.keys;
-        match payload_of(&keys.open(history_context(conversation_id, client_id).as_bytes(), history)?)? {
-            MessagePayload::Text { text } => Some(text),
-            MessagePayload::HistoryKeys { .. } => None,
-        }
+        let payload = payload_of(&keys.open(history_context(conversation_id, client_id).as_bytes(), history)?)?;
+        shown(payload).map(|(text, _)| text)
     }
 
     /// Asks to be in a conversation's group (the first device creates it);
@@ -333,6 +364,7 @@ impl ChatDevice {
             agent,
             after: 0,
             sent: HashMap::new(),
+            sent_files: HashMap::new(),
             held: Vec::new(),
             removed: false,
             refused: false,
@@ -372,7 +404,7 @@ impl ChatDevice {
             .collect();
         for id in due {
             let keys = self.groups[&id].keys.all();
-            self.send_payload(&id, &MessagePayload::HistoryKeys { keys }, None, None).await?;
+            self.send_payload(&id, &MessagePayload::HistoryKeys { keys }, None).await?;
             self.groups.get_mut(&id).expect("listed above").share_keys_after = None;
         }
         Ok(())
@@ -393,8 +425,11 @@ impl ChatDevice {
                     match entry.body {
                         EntryBody::Message { from, device, client_id, reference, history: Some(history), .. } => {
                             let context = history_context(&id, &client_id);
-                            let Some(MessagePayload::Text { text }) =
-                                group.keys.open(context.as_bytes(), &history).and_then(|p| payload_of(&p))
+                            let Some((text, file)) = group
+                                .keys
+                                .open(context.as_bytes(), &history)
+                                .and_then(|p| payload_of(&p))
+                                .and_then(shown)
                             else {
                                 continue;
                             };
@@ -408,6 +443,7 @@ impl ChatDevice {
                                 from_user: from,
                                 from_device: device,
                                 text,
+                                file,
                                 reference,
                                 earlier: true,
                             }));
@@ -440,21 +476,57 @@ impl ChatDevice {
         reference: Option<Reference>,
     ) -> Result<MessageAccepted, ChatError> {
         let payload = MessagePayload::Text { text: text.to_owned() };
-        self.send_payload(conversation_id, &payload, reference, Some(text)).await
+        self.send_payload(conversation_id, &payload, reference).await
     }
 
-    /// Encrypts a payload for the group (and, for text, its history copy
-    /// under the epoch's history key) and sends it; `shown` is what this
-    /// device shows of its own message.
+    /// Seals and uploads a file to the conversation, then shares it there
+    /// in a message (with `thumbnail`, a small preview this device made,
+    /// uploaded the same way, and a caption). `progress` hears the bytes
+    /// uploaded and the total.
+    pub async fn send_file(
+        &mut self,
+        conversation_id: &str,
+        source: &std::path::Path,
+        thumbnail: Option<&std::path::Path>,
+        caption: Option<&str>,
+        progress: impl FnMut(u64, u64),
+    ) -> Result<(MessageAccepted, Attached), ChatError> {
+        if !self.in_group(conversation_id) {
+            return Err(ChatError::NotInGroup);
+        }
+        let name =
+            |path: &std::path::Path| path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let uploaded = self.client.upload_file(conversation_id, &self.device_id, source, progress).await?;
+        let file = uploaded.shared(&name(source), crate::files::mime_of(source));
+        let thumbnail = match thumbnail {
+            Some(path) => {
+                let uploaded = self.client.upload_file(conversation_id, &self.device_id, path, |_, _| {}).await?;
+                Some(uploaded.shared(&name(path), crate::files::mime_of(path)))
+            }
+            None => None,
+        };
+        let attached = Attached { file: file.clone(), thumbnail: thumbnail.clone() };
+        let payload = MessagePayload::File { file, thumbnail, caption: caption.map(str::to_owned) };
+        let accepted = self.send_payload(conversation_id, &payload, None).await?;
+        Ok((accepted, attached))
+    }
+
+    /// Encrypts a payload for the group (and, for what people read, its
+    /// history copy under the epoch's history key) and sends it.
     async fn send_payload(
         &mut self,
         conversation_id: &str,
         payload: &MessagePayload,
         reference: Option<Reference>,
-        shown: Option<&str>,
     ) -> Result<MessageAccepted, ChatError> {
         let client_id = format!("{:032x}", rand::random::<u128>());
         let plaintext = serde_json::to_vec(payload).expect("payloads serialise");
+        let files = match payload {
+            MessagePayload::File { file, thumbnail, .. } => {
+                std::iter::once(file).chain(thumbnail).map(|f| f.file_id.clone()).collect()
+            }
+            _ => Vec::new(),
+        };
         let mut tries = 0;
         loop {
             tries += 1;
@@ -465,14 +537,18 @@ impl ChatDevice {
             let ciphertext = group.member.encrypt(&plaintext)?;
             // Keys are given to devices added later; history keys are not history.
             let history = match payload {
-                MessagePayload::Text { .. } => {
+                MessagePayload::Text { .. } | MessagePayload::File { .. } => {
                     group.keys.remember(&group.member)?;
                     group.keys.seal(epoch, history_context(conversation_id, &client_id).as_bytes(), &plaintext)
                 }
                 MessagePayload::HistoryKeys { .. } => None,
             };
-            if let Some(shown) = shown {
-                group.sent.insert(client_id.clone(), shown.to_owned());
+            // MLS does not let the sender open its own message: it keeps what it shows.
+            if let Some((text, file)) = shown(payload.clone()) {
+                group.sent.insert(client_id.clone(), text);
+                if let Some(file) = file {
+                    group.sent_files.insert(client_id.clone(), file);
+                }
             }
             let req = SendMessageRequest {
                 device_id: self.device_id.clone(),
@@ -482,6 +558,7 @@ impl ChatDevice {
                 reference,
                 history,
                 control: matches!(payload, MessagePayload::HistoryKeys { .. }),
+                files: files.clone(),
             };
             match self.client.send_message(conversation_id, &req).await {
                 Err(err) if err.code() == Some("stale-epoch") && tries < SEND_TRIES => {
@@ -558,8 +635,14 @@ impl ChatDevice {
                         EntryBody::RemoveRequest { member, committer } => Some(remove_request(member, committer)),
                         EntryBody::Message { from, device, client_id, content, reference, .. } => {
                             let payload = if device == self.device_id {
-                                match self.groups[&id].sent.get(&client_id) {
-                                    Some(text) => Some(MessagePayload::Text { text: text.clone() }),
+                                let group = &self.groups[&id];
+                                match group.sent.get(&client_id) {
+                                    Some(text) => Some(match group.sent_files.get(&client_id).cloned() {
+                                        Some(Attached { file, thumbnail }) => {
+                                            MessagePayload::File { file, thumbnail, caption: Some(text.clone()) }
+                                        }
+                                        None => MessagePayload::Text { text: text.clone() },
+                                    }),
                                     // Its own history keys, given to a device it added.
                                     None => {
                                         self.groups.get_mut(&id).expect("listed above").after = seq;
@@ -576,7 +659,13 @@ impl ChatDevice {
                                 })
                             };
                             match payload {
-                                Some(MessagePayload::Text { text }) => {
+                                Some(MessagePayload::HistoryKeys { keys }) => {
+                                    let group = self.groups.get_mut(&id).expect("listed above");
+                                    group.keys.merge(keys);
+                                    group.read_earlier = true;
+                                }
+                                Some(payload) => {
+                                    let (text, file) = shown(payload).expect("only history keys show nothing");
                                     let group = self.groups.get_mut(&id).expect("listed above");
                                     events.push(group.keep(ChatEvent::Message {
                                         conversation_id: id.clone(),
@@ -585,14 +674,10 @@ impl ChatDevice {
                                         from_user: from,
                                         from_device: device,
                                         text,
+                                        file,
                                         reference,
                                         earlier: false,
                                     }));
-                                }
-                                Some(MessagePayload::HistoryKeys { keys }) => {
-                                    let group = self.groups.get_mut(&id).expect("listed above");
-                                    group.keys.merge(keys);
-                                    group.read_earlier = true;
                                 }
                                 None => events.push(ChatEvent::Undecryptable { conversation_id: id.clone(), seq }),
                             }

@@ -4,6 +4,7 @@
 
 pub mod chat;
 mod conversations;
+pub mod files;
 pub mod media;
 pub mod signaling;
 
@@ -93,19 +94,30 @@ impl Client {
         &self.base
     }
 
+    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        let request = self.http.request(method, format!("{}{path}", self.base));
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
     async fn send<B: Serialize + ?Sized>(
         &self,
         method: Method,
         path: &str,
         body: Option<&B>,
     ) -> Result<reqwest::Response> {
-        let mut request = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
+        let mut request = self.request(method, path);
         if let Some(body) = body {
             request = request.json(body);
         }
+        Self::finish(request).await
+    }
+
+    /// Sends a request; anything but success becomes the problem the
+    /// server stated.
+    async fn finish(request: reqwest::RequestBuilder) -> Result<reqwest::Response> {
         let response = request.send().await?;
         if response.status().is_success() {
             return Ok(response);

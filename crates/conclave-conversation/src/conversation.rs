@@ -264,6 +264,10 @@ pub struct OutgoingMessage {
     /// Between devices, not for people.
     #[serde(default)]
     pub control: bool,
+    /// Files it shares (the driver has checked they are the sender's,
+    /// uploaded to this conversation and shared by no other message).
+    #[serde(default)]
+    pub files: Vec<String>,
 }
 
 /// A conversation's state: everything needed to decide, nothing of what
@@ -461,7 +465,8 @@ impl Conversation {
     }
 
     fn send(&mut self, message: OutgoingMessage, now_ms: i64) -> Handled {
-        let OutgoingMessage { device, client_id, epoch, content, reference, earlier, history, control } = message;
+        let OutgoingMessage { device, client_id, epoch, content, reference, earlier, history, control, files } =
+            message;
         let from = self.owner_of(&device).cloned().ok_or(Refusal::NotMember)?;
         let history_too_big = history.as_ref().is_some_and(|h| h.is_empty() || h.len() > MAX_BLOB);
         if client_id.is_empty()
@@ -469,6 +474,8 @@ impl Conversation {
             || content.is_empty()
             || content.len() > MAX_BLOB
             || history_too_big
+            || files.len() > conclave_proto::file::MAX_FILES_PER_MESSAGE
+            || files.iter().enumerate().any(|(i, f)| f.is_empty() || files[..i].contains(f))
         {
             return Err(Refusal::Malformed);
         }
@@ -500,7 +507,13 @@ impl Conversation {
         if control && reference.is_some() {
             return Err(Refusal::BadReference);
         }
-        let body = EntryBody::Message { from, device, client_id, epoch, content, reference, history, control };
+        // Files come with a new message (or a reply): an edit or a reaction
+        // cannot bring any, and deleting the message takes them away.
+        let shares_files = !files.is_empty();
+        if shares_files && (control || matches!(reference, Some(Reference::Edit(_) | Reference::Reaction(_)))) {
+            return Err(Refusal::Malformed);
+        }
+        let body = EntryBody::Message { from, device, client_id, epoch, content, reference, history, control, files };
         Ok(vec![Effect::Append(self.append(body, now_ms))])
     }
 

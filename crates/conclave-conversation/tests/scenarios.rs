@@ -34,6 +34,7 @@ fn send(device: &str, id: &str, text: &str, earlier: Option<Seq>) -> Input {
         earlier,
         history: None,
         control: false,
+        files: Vec::new(),
     })
 }
 
@@ -147,6 +148,7 @@ fn authors_edit_their_own_messages_within_the_policys_window() {
             earlier: None,
             history: None,
             control: false,
+            files: Vec::new(),
         })
     };
     assert_eq!(group.handle(edit("bob-1", NOW), NOW), Err(Refusal::NotAuthor));
@@ -189,6 +191,7 @@ fn threads_are_one_level_deep() {
             earlier: None,
             history: None,
             control: false,
+            files: Vec::new(),
         })
     };
     assert!(channel.handle(reply("r1", target(root, "ada", NOW)), NOW).is_ok());
@@ -252,6 +255,7 @@ fn in_an_encrypted_group_a_removal_holds_messages_until_its_commit() {
             earlier: None,
             history: None,
             control: false,
+            files: Vec::new(),
         })
     };
     assert_eq!(group.handle(send("bob-1", "old", 0), NOW), Err(Refusal::EpochMismatch));
@@ -323,6 +327,7 @@ fn a_device_that_shows_up_takes_over_from_a_committer_that_is_away() {
             earlier: None,
             history: None,
             control: false,
+            files: Vec::new(),
         });
         group.handle(input, at)
     };
@@ -358,6 +363,7 @@ fn a_device_that_shows_up_takes_over_from_a_committer_that_is_away() {
         earlier: None,
         history: None,
         control: false,
+        files: Vec::new(),
     });
     assert!(group.handle(input, later).is_ok(), "messages flow again");
     assert!(!group.committer_overdue(later + 10 * COMMITTER_PATIENCE_MS), "nothing left to do");

@@ -355,6 +355,7 @@ impl Sim {
             earlier,
             history: None,
             control: false,
+            files: Vec::new(),
         });
         let handled = self.run(input)?;
         if let (Some((_, seq)), Ok(effects)) = (retry, handled) {

@@ -20,6 +20,7 @@
 
 pub mod agent;
 pub mod credential;
+pub mod file;
 pub mod group;
 pub mod history;
 pub mod keys;

@@ -130,6 +130,10 @@ string_enum! {
         OrgRead = "org.read",
         /// The organisation's reports read (logged when refused).
         OrgReportsRead = "org.reports.read",
+        /// Where the organisation's files are stored, read (logged when refused).
+        OrgStorageRead = "org.storage.read",
+        /// Where the organisation's files are stored changed.
+        OrgStorageUpdate = "org.storage.update",
         /// The organisation's call-quality samples read (logged when refused).
         OrgQualityRead = "org.quality.read",
         /// The first organisation and its owner created with the setup token.

@@ -128,6 +128,10 @@ pub enum EntryBody {
         /// never replied to.
         #[serde(default)]
         control: bool,
+        /// The files it shares (uploaded first); deleting the message
+        /// deletes their ciphertext.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        files: Vec<String>,
     },
     /// Deletes the message `target` for everyone.
     Deleted {
@@ -307,13 +311,20 @@ pub struct SendMessageRequest {
     /// unread, never referred to.
     #[serde(default)]
     pub control: bool,
+    /// Files it shares: uploaded to this conversation by the caller,
+    /// completed, and not shared by another message yet.
+    #[serde(default)]
+    pub files: Vec<String>,
 }
 
 /// What a message's plaintext is, inside the encryption (the server never
-/// sees it): text, or the history keys a member gives a device it added.
+/// sees it): text, a file, or the history keys a member gives a device it
+/// added.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
+// Built, sealed and dropped one at a time: the size of the file variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum MessagePayload {
     Text {
         text: String,
@@ -322,6 +333,16 @@ pub enum MessagePayload {
     /// JSON's keys are text).
     HistoryKeys {
         keys: std::collections::BTreeMap<String, String>,
+    },
+    /// A file (and, for a picture or video, a small preview of it made on
+    /// the sender's device), with an optional caption. Both files are among
+    /// the message's `files`.
+    File {
+        file: crate::file::SharedFile,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        thumbnail: Option<crate::file::SharedFile>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        caption: Option<String>,
     },
 }
 

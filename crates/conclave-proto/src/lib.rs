@@ -12,6 +12,7 @@ pub mod auth;
 pub mod conversation;
 pub mod credential;
 pub mod device;
+pub mod file;
 pub mod media;
 pub mod meeting;
 pub mod names;

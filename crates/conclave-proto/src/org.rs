@@ -223,6 +223,9 @@ pub struct OrgPolicy {
     /// they came (a person's new device always sees what they could).
     #[serde(default = "on")]
     pub history_for_newcomers: Setting<bool>,
+    /// The largest file members may share, in MiB (1–65,536).
+    #[serde(default = "default_max_file_mib")]
+    pub max_file_mib: Setting<u32>,
 }
 
 /// The waiting room's size when an organisation sets none.
@@ -234,6 +237,10 @@ fn on() -> Setting<bool> {
 
 fn off() -> Setting<bool> {
     Setting::unlocked(false)
+}
+
+fn default_max_file_mib() -> Setting<u32> {
+    Setting::unlocked(crate::file::DEFAULT_MAX_FILE_MIB)
 }
 
 fn default_waiting_room_capacity() -> Setting<u32> {
@@ -256,6 +263,7 @@ impl OrgPolicy {
             unencrypted_channels: off(),
             external_conversations: off(),
             history_for_newcomers: on(),
+            max_file_mib: default_max_file_mib(),
         }
     }
 }
@@ -292,6 +300,8 @@ pub struct OrgPolicyUpdate {
     pub external_conversations: Option<Setting<bool>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub history_for_newcomers: Option<Setting<bool>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_file_mib: Option<Setting<u32>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -92,6 +92,15 @@ string_enum! {
         TooLate = "too-late",
         /// 409: the last owner hands over ownership before stepping down.
         LastOwner = "last-owner",
+        /// Larger than the organisation allows.
+        FileTooLarge = "file-too-large",
+        /// Parts of the file are still missing.
+        UploadIncomplete = "upload-incomplete",
+        /// The file is not the sender's completed upload to this
+        /// conversation, or another message shares it already.
+        FileNotShareable = "file-not-shareable",
+        /// The storage settings cannot be used.
+        StorageRefused = "storage-refused",
     }
 }
 

@@ -43,6 +43,9 @@ pub struct ServerConfig {
     pub metrics: MetricsAccess,
     /// How commands reach live meetings (tests switch on the loopback).
     pub live_transport: crate::live::Transport,
+    /// S3-compatible services (`scheme://host[:port]`) organisations may
+    /// keep their files at, besides Amazon S3 itself.
+    pub storage_endpoints: Vec<String>,
 }
 
 /// Who may read the Prometheus metrics, which say how busy the server is
@@ -180,6 +183,7 @@ impl ServerConfig {
             web: None,
             metrics: MetricsAccess::default(),
             live_transport: crate::live::Transport::default(),
+            storage_endpoints: Vec::new(),
         }
     }
 

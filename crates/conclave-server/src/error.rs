@@ -133,6 +133,17 @@ impl ApiError {
     pub fn method_not_allowed() -> Self {
         Self::new(StatusCode::METHOD_NOT_ALLOWED, ProblemCode::MethodNotAllowed, "This method is not allowed here")
     }
+    pub fn storage_refused(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ProblemCode::StorageRefused,
+            "These storage settings cannot be used",
+        )
+        .with_detail(detail)
+    }
+    pub fn file_not_shareable(detail: impl Into<String>) -> Self {
+        Self::conflict(ProblemCode::FileNotShareable, detail)
+    }
     pub fn internal() -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, ProblemCode::Internal, "Something went wrong on the server")
     }
@@ -162,6 +173,31 @@ impl From<StoreError> for ApiError {
                 tracing::error!(error = %other, "storage failure");
                 Self::internal()
             }
+        }
+    }
+}
+
+/// The file storage's failures, as the API states them. A service that
+/// fails is the server's problem to report, not the caller's.
+impl From<conclave_blob::BlobError> for ApiError {
+    fn from(err: conclave_blob::BlobError) -> Self {
+        use conclave_blob::BlobError as B;
+        match err {
+            B::NotFound => Self::not_found("file part"),
+            err @ (B::EndpointNotAllowed { .. } | B::BadSettings(_)) => Self::storage_refused(err.to_string()),
+            B::Unavailable(why) => {
+                tracing::error!(error = %why, "file storage failure");
+                Self::unavailable("the file storage cannot be reached; try again shortly")
+            }
+        }
+    }
+}
+
+impl From<crate::files::EraseError> for ApiError {
+    fn from(err: crate::files::EraseError) -> Self {
+        match err {
+            crate::files::EraseError::Store(err) => err.into(),
+            crate::files::EraseError::Blob(err) => err.into(),
         }
     }
 }

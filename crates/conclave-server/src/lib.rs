@@ -9,6 +9,7 @@ pub mod conversations;
 pub mod devices;
 pub mod error;
 pub mod extract;
+pub mod files;
 pub mod live;
 pub mod media;
 pub mod meetings;
@@ -169,6 +170,11 @@ async fn sweep_dormant_accounts_forever(state: SharedState) {
             Ok(0) => {}
             Ok(n) => tracing::info!(disabled = n, "disabled dormant accounts"),
             Err(err) => tracing::warn!(error = %err, "dormant-account sweep failed"),
+        }
+        match files::sweep(&state).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(files = n, "erased files of deleted messages and abandoned uploads"),
+            Err(err) => tracing::warn!(error = %err, "file sweep failed"),
         }
         match forget_expired_quality(&state).await {
             Ok(0) => {}

@@ -12,6 +12,7 @@ pub struct InvalidPolicy(pub Vec<FieldError>);
 pub const MAX_MEETING_MINUTES: u32 = 24 * 60;
 pub const DORMANT_DAYS: std::ops::RangeInclusive<u32> = 7..=3650;
 pub const WAITING_ROOM_CAPACITY: std::ops::RangeInclusive<u32> = 1..=5000;
+pub const FILE_MIB: std::ops::RangeInclusive<u32> = 1..=conclave_proto::file::MAX_FILE_MIB;
 
 /// Applies `update` to `policy` and checks the result as a whole, reporting
 /// every invalid setting at once.
@@ -37,7 +38,8 @@ pub fn apply_update(
         waiting_room_capacity,
         unencrypted_channels,
         external_conversations,
-        history_for_newcomers
+        history_for_newcomers,
+        max_file_mib
     );
     validate(&policy, plan, server_regions)?;
     Ok(policy)
@@ -85,6 +87,9 @@ pub fn validate(policy: &OrgPolicy, plan: Plan, server_regions: &[String]) -> Re
     if !WAITING_ROOM_CAPACITY.contains(&policy.waiting_room_capacity.value) {
         let (low, high) = (WAITING_ROOM_CAPACITY.start(), WAITING_ROOM_CAPACITY.end());
         error("waiting_room_capacity", format!("must be between {low} and {high} people"));
+    }
+    if !FILE_MIB.contains(&policy.max_file_mib.value) {
+        error("max_file_mib", format!("must be between {} and {} MiB", FILE_MIB.start(), FILE_MIB.end()));
     }
     if errors.is_empty() {
         Ok(())

@@ -29,6 +29,8 @@ pub struct AppState {
     pub device_authority: tokio::sync::OnceCell<Arc<crate::devices::DeviceAuthority>>,
     /// Team conversations.
     pub conversations: crate::conversations::Conversations,
+    /// Where files' sealed parts are kept.
+    pub blobs: conclave_blob::Blobs,
 }
 
 /// One audit event as a handler describes it; the state adds time and chain.
@@ -90,6 +92,7 @@ impl AppState {
             metrics: Metrics::default(),
             live: crate::live::LiveMeetings::new(config.live_transport, state.clone()),
             conversations: crate::conversations::Conversations::new(store.clone()),
+            blobs: conclave_blob::Blobs::new(config.data_dir.join("files"), config.storage_endpoints.clone()),
             store,
             config,
             clock,

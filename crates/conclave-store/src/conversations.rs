@@ -100,8 +100,11 @@ pub struct ConversationChange {
     pub state_json: Option<String>,
     pub last_seq: i64,
     pub entries: Vec<EntryRow>,
-    /// Messages deleted for everyone: their content is dropped.
+    /// Messages deleted for everyone: their content is dropped, and the
+    /// files they shared are set for erasure.
     pub erase: Vec<i64>,
+    /// (file, seq): the files each new message shares.
+    pub shared_files: Vec<(String, i64)>,
     /// (device, handshake) for each device's inbox.
     pub inbox: Vec<(String, String)>,
     /// Members now, with their roles, when membership changed (replacing
@@ -383,6 +386,7 @@ async fn write_change(tx: &mut sqlx::Transaction<'_, sqlx::Any>, id: &str, chang
         .execute(&mut **tx)
         .await?;
     }
+    crate::files::write_file_changes(tx, id, &change.shared_files, &change.erase).await?;
     for (device, handshake) in &change.inbox {
         sqlx::query(
             "INSERT INTO device_inbox (device_id, conversation_id, handshake_json, created_at_ms) VALUES ($1, $2, $3, $4)",

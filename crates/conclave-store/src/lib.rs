@@ -9,6 +9,7 @@
 mod audit;
 mod conversations;
 mod devices;
+mod files;
 mod invitations;
 mod live;
 mod meetings;
@@ -28,6 +29,7 @@ pub use conversations::{
     ConversationChange, ConversationRow, EntryRow, InboxRow, MembershipRow, NewConversation, ERASED,
 };
 pub use devices::{DeviceRow, Registration};
+pub use files::{FileRow, OrgStorage, StorageRow};
 pub use invitations::InvitationRow;
 pub use live::RedeemedTicket;
 pub use meetings::{MeetingRow, MeetingSecrets, NewBan, NewMeeting, NewReport};

@@ -63,6 +63,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0008_meeting_invitees.sql"),
         postgres: include_str!("../migrations/postgres/0008_meeting_invitees.sql"),
     },
+    Migration {
+        version: 9,
+        name: "files",
+        sqlite: include_str!("../migrations/sqlite/0009_files.sql"),
+        postgres: include_str!("../migrations/postgres/0009_files.sql"),
+    },
 ];
 
 /// Arbitrary constant naming Conclave's migration lock on PostgreSQL.

@@ -61,6 +61,28 @@ enum ChatCommand {
         #[arg(long)]
         thread: Option<u64>,
     },
+    /// Share a file: sealed on this machine, uploaded with a progress bar.
+    Upload {
+        conversation: String,
+        path: PathBuf,
+        /// Words to go with it.
+        #[arg(long)]
+        caption: Option<String>,
+        /// A small preview image to show before it is downloaded.
+        #[arg(long)]
+        thumbnail: Option<PathBuf>,
+    },
+    /// Save the file a message shares, opened and checked on this machine.
+    Download {
+        conversation: String,
+        seq: u64,
+        /// Where to save it [default: its name, in the current folder].
+        #[arg(long)]
+        to: Option<PathBuf>,
+        /// The sender's preview instead of the file.
+        #[arg(long)]
+        thumbnail: bool,
+    },
     /// React to a message with an emoji.
     React { conversation: String, seq: u64, emoji: String },
     /// Print the messages this device holds (what it has read, kept in its device file).
@@ -117,6 +139,38 @@ async fn act(client: &Client, device: &mut ChatDevice, command: &ChatCommand) ->
             let accepted = device.send_text(conversation, text, thread.map(Reference::Thread)).await?;
             println!("sent #{}", accepted.seq);
         }
+        ChatCommand::Upload { conversation, path, caption, thumbnail } => {
+            enter(device, conversation).await?;
+            let bar = crate::progress::Progress::bytes("uploading");
+            let progress = |done: u64, total: u64| bar.update(done as i64, total as i64);
+            let sent = device.send_file(conversation, path, thumbnail.as_deref(), caption.as_deref(), progress).await;
+            bar.finish();
+            let (accepted, attached) = sent?;
+            println!("sent #{} {}", accepted.seq, file_line(&attached.file));
+        }
+        ChatCommand::Download { conversation, seq, to, thumbnail } => {
+            enter(device, conversation).await?;
+            device.sync().await?;
+            let held = device.history(conversation).iter().find(|m| m.seq == *seq);
+            let Some(attached) = held.and_then(|m| m.file.as_ref()) else {
+                bail!("this device holds no file shared in #{seq}");
+            };
+            let file = match (thumbnail, &attached.thumbnail) {
+                (false, _) => &attached.file,
+                (true, Some(preview)) => preview,
+                (true, None) => bail!("#{seq} has no preview"),
+            };
+            let to = match to {
+                Some(path) => path.clone(),
+                None => safe_name(&file.name)
+                    .with_context(|| format!("{:?} is not a name to save under; give --to", file.name))?,
+            };
+            let bar = crate::progress::Progress::bytes("downloading");
+            let done = client.download_file(file, &to, |done, total| bar.update(done as i64, total as i64)).await;
+            bar.finish();
+            done?;
+            println!("saved {} ({} bytes, SHA-256 {})", to.display(), file.size, file.sha256);
+        }
         ChatCommand::React { conversation, seq, emoji } => {
             enter(device, conversation).await?;
             let accepted = device.send_text(conversation, emoji, Some(Reference::Reaction(*seq))).await?;
@@ -126,7 +180,8 @@ async fn act(client: &Client, device: &mut ChatDevice, command: &ChatCommand) ->
             enter(device, conversation).await?;
             device.sync().await?;
             for m in device.history(conversation) {
-                println!("#{} {}{}: {}", m.seq, m.from_user, describe(m.reference), m.text);
+                let file = m.file.as_ref().map(|a| format!("{} ", file_line(&a.file))).unwrap_or_default();
+                println!("#{} {}{}: {file}{}", m.seq, m.from_user, describe(m.reference), m.text);
             }
         }
         ChatCommand::Call { conversation } => {
@@ -188,10 +243,11 @@ async fn enter(device: &mut ChatDevice, conversation: &str) -> anyhow::Result<()
 
 fn print_event(conversation: &str, event: &ChatEvent) {
     match event {
-        ChatEvent::Message { conversation_id, seq, from_user, text, reference, .. }
+        ChatEvent::Message { conversation_id, seq, from_user, text, file, reference, .. }
             if conversation_id == conversation =>
         {
-            println!("#{seq} {from_user}{}: {text}", describe(*reference));
+            let file = file.as_ref().map(|a| format!("{} ", file_line(&a.file))).unwrap_or_default();
+            println!("#{seq} {from_user}{}: {file}{text}", describe(*reference));
         }
         ChatEvent::Deleted { conversation_id, target } if conversation_id == conversation => {
             println!("#{target} was deleted")
@@ -219,6 +275,21 @@ fn print_event(conversation: &str, event: &ChatEvent) {
         }
         _ => {}
     }
+}
+
+/// A shared file, as the terminal shows it.
+fn file_line(file: &conclave_proto::file::SharedFile) -> String {
+    format!("[file {:?}, {}, {} bytes]", file.name, file.mime, file.size)
+}
+
+/// A sender's file name, as a name in the current folder: its last
+/// component only, never a path elsewhere or a hidden file.
+fn safe_name(name: &str) -> Option<PathBuf> {
+    let last = name.rsplit(['/', '\\']).next()?.trim();
+    if last.is_empty() || last.starts_with('.') || last.chars().any(char::is_control) {
+        return None;
+    }
+    Some(PathBuf::from(last))
 }
 
 /// What a message refers to, as the terminal shows it.

@@ -42,6 +42,9 @@ pub struct ServeArgs {
     /// Regions this deployment serves, comma-separated [default: local].
     #[arg(long, env = "CONCLAVE_REGIONS", value_delimiter = ',', value_name = "REGION,...")]
     pub regions: Option<Vec<String>>,
+    /// S3-compatible services organisations may keep their files at, besides Amazon S3, comma-separated.
+    #[arg(long, env = "CONCLAVE_STORAGE_ENDPOINTS", value_delimiter = ',', value_name = "URL,...")]
+    pub storage_endpoints: Option<Vec<String>>,
     /// Reverse proxies whose X-Forwarded-For is trusted, comma-separated.
     #[arg(long, env = "CONCLAVE_TRUSTED_PROXIES", value_delimiter = ',', value_name = "IP,...")]
     pub trusted_proxies: Option<Vec<IpAddr>>,
@@ -127,6 +130,7 @@ pub struct FileConfig {
     pub registration: Option<RegistrationArg>,
     pub regions: Option<Vec<String>>,
     pub trusted_proxies: Option<Vec<IpAddr>>,
+    pub storage_endpoints: Option<Vec<String>>,
     pub log_format: Option<LogFormat>,
     pub media_listen: Option<SocketAddr>,
     pub media_tcp_listen: Option<TcpListen>,
@@ -184,6 +188,14 @@ pub fn resolve_serve(args: &ServeArgs) -> anyhow::Result<(ServerConfig, LogForma
             bail!("--regions must name at least one region");
         }
         config.regions = regions;
+    }
+    if let Some(endpoints) = args.storage_endpoints.clone().or(file.storage_endpoints) {
+        for endpoint in &endpoints {
+            if !(endpoint.starts_with("https://") || endpoint.starts_with("http://")) {
+                bail!("--storage-endpoints: {endpoint} must start with https:// or http://");
+            }
+        }
+        config.storage_endpoints = endpoints;
     }
     if let Some(proxies) = args.trusted_proxies.clone().or(file.trusted_proxies) {
         config.trusted_proxies = proxies;

@@ -160,6 +160,10 @@ export type AuditAction =
   | "org.read"
   /** The organisation's reports read (logged when refused). */
   | "org.reports.read"
+  /** Where the organisation's files are stored, read (logged when refused). */
+  | "org.storage.read"
+  /** Where the organisation's files are stored changed. */
+  | "org.storage.update"
   /** The organisation's call-quality samples read (logged when refused). */
   | "org.quality.read"
   /** The first organisation and its owner created with the setup token. */
@@ -497,6 +501,11 @@ export type EntryBody =
        * never replied to.
        */
       control: boolean;
+      /**
+       * The files it shares (uploaded first); deleting the message
+       * deletes their ciphertext.
+       */
+      files?: string[];
     }
   /** Deletes the message `target` for everyone. */
   | { type: "deleted"; target: number; by: string }
@@ -568,6 +577,25 @@ export type ErrorCode =
 export interface FieldError {
   field: string;
   message: string;
+}
+
+/**
+ * A file on the server: what is there of it, for the uploader to resume
+ * and for members to download.
+ */
+export interface FileStatus {
+  file_id: string;
+  conversation_id: string;
+  uploaded_by: string;
+  size: number;
+  parts: number;
+  /** Parts the server holds, in order. */
+  received: number[];
+  /** Every part is in and the upload was completed. */
+  complete: boolean;
+  /** The message that shares it, once sent. */
+  message_seq: number | null;
+  created_at_ms: number;
 }
 
 /** A track the server sends, by its `a=mid` in the server's offer. */
@@ -860,7 +888,8 @@ export interface MessageAccepted {
 
 /**
  * What a message's plaintext is, inside the encryption (the server never
- * sees it): text, or the history keys a member gives a device it added.
+ * sees it): text, a file, or the history keys a member gives a device it
+ * added.
  */
 export type MessagePayload =
   | { type: "text"; text: string }
@@ -868,7 +897,13 @@ export type MessagePayload =
    * Every history key the sender holds (base64), by epoch (in decimal:
    * JSON's keys are text).
    */
-  | { type: "history_keys"; keys: Record<string, string> };
+  | { type: "history_keys"; keys: Record<string, string> }
+  /**
+   * A file (and, for a picture or video, a small preview of it made on
+   * the sender's device), with an optional caption. Both files are among
+   * the message's `files`.
+   */
+  | { type: "file"; file: SharedFile; caption?: string | null; thumbnail?: SharedFile | null };
 
 export interface MuteRequest {
   muted: boolean;
@@ -923,6 +958,8 @@ export interface OrgPolicy {
    * they came (a person's new device always sees what they could).
    */
   history_for_newcomers: { value: boolean; locked: boolean };
+  /** The largest file members may share, in MiB (1–65,536). */
+  max_file_mib: { value: number; locked: boolean };
 }
 
 /** A partial update: only the settings present change. */
@@ -934,6 +971,7 @@ export interface OrgPolicyUpdate {
   e2ee?: { value: E2eeMode; locked: boolean } | null;
   external_conversations?: { value: boolean; locked: boolean } | null;
   history_for_newcomers?: { value: boolean; locked: boolean } | null;
+  max_file_mib?: { value: number; locked: boolean } | null;
   meeting_time_limit_minutes?: { locked: boolean; value?: number | null } | null;
   passcode_required?: { value: boolean; locked: boolean } | null;
   require_2fa?: { value: boolean; locked: boolean } | null;
@@ -1082,7 +1120,18 @@ export type ProblemCode =
   /** 403: the time the policy allows for editing or deleting has passed. */
   | "too-late"
   /** 409: the last owner hands over ownership before stepping down. */
-  | "last-owner";
+  | "last-owner"
+  /** Larger than the organisation allows. */
+  | "file-too-large"
+  /** Parts of the file are still missing. */
+  | "upload-incomplete"
+  /**
+   * The file is not the sender's completed upload to this
+   * conversation, or another message shares it already.
+   */
+  | "file-not-shareable"
+  /** The storage settings cannot be used. */
+  | "storage-refused";
 
 /** A track in the sender's offer, by its `a=mid`. */
 export interface PublishedTrack {
@@ -1272,6 +1321,11 @@ export interface SendMessageRequest {
   control?: boolean;
   /** The MLS epoch it was encrypted in (encrypted conversations). */
   epoch?: number | null;
+  /**
+   * Files it shares: uploaded to this conversation by the caller,
+   * completed, and not shared by another message yet.
+   */
+  files?: string[];
   /**
    * The same message sealed under its epoch's history key, base64, for
    * devices added later (at most as long as `content`'s limit).
@@ -1468,12 +1522,72 @@ export interface SfuView {
   forwarded_kbps: number;
 }
 
+/**
+ * A file as a message shares it, inside the encryption: everything needed
+ * to fetch and open it.
+ */
+export interface SharedFile {
+  file_id: string;
+  /** The name it had on the sender's device. */
+  name: string;
+  /** Its media type (`image/png`), as the sender's device saw it. */
+  mime: string;
+  size: number;
+  /** The file's own AES-256 key (base64). */
+  key: string;
+  /** SHA-256 of the plaintext (hex), checked after opening every part. */
+  sha256: string;
+  /** Width and height, for images and videos. */
+  dimensions?: number[] | null;
+}
+
 export interface SignupRequest {
   email: string;
   password: string;
   display_name: string;
   /** Required unless the server allows open registration. */
   invite_token?: string | null;
+}
+
+/** `POST /api/v1/conversations/{id}/files`: room for a file's parts. */
+export interface StartUploadRequest {
+  /** The uploading device (one of the caller's). */
+  device_id: string;
+  /** Plaintext bytes; the parts and their sealed lengths follow from it. */
+  size: number;
+}
+
+/** Where an organisation's files are kept (C4). */
+export type StorageSettings =
+  /** The server's data directory (the default). */
+  | { kind: "server" }
+  /** The organisation's own bucket at an S3-compatible service. */
+  | {
+      kind: "s3";
+      region: string;
+      bucket: string;
+      access_key_id: string;
+      secret_access_key: string;
+      /**
+       * `https://host[:port]` of the service, when it is not Amazon S3;
+       * the server's operator lists the services allowed.
+       */
+      endpoint?: string | null;
+    };
+
+/**
+ * Where an organisation's new files go, as its admins see it (the secret
+ * is never shown again).
+ */
+export interface StorageView {
+  /** `server` or `s3`. */
+  kind: string;
+  endpoint: string | null;
+  region: string | null;
+  bucket: string | null;
+  access_key_id: string | null;
+  /** Since when files go there (files stored before stay where they are). */
+  since_ms: number | null;
 }
 
 /** One video a subscriber has on screen. */

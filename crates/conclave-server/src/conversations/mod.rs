@@ -331,7 +331,12 @@ impl Conversations {
         };
         for effect in effects {
             match effect {
-                Effect::Append(entry) => change.entries.push(entry_row(entry)),
+                Effect::Append(entry) => {
+                    if let EntryBody::Message { files, .. } = &entry.body {
+                        change.shared_files.extend(files.iter().map(|f| (f.clone(), entry.seq as i64)));
+                    }
+                    change.entries.push(entry_row(entry));
+                }
                 Effect::Erase(seq) => change.erase.push(*seq as i64),
                 Effect::ToDevice(delivery) => {
                     let to = delivery.recipient().clone();

@@ -37,7 +37,7 @@ fn org_of(current: &CurrentSession) -> Result<&str, ApiError> {
 }
 
 /// Checks that `device_id` is one of the caller's devices (not revoked).
-async fn own_device(state: &SharedState, current: &CurrentSession, device_id: &str) -> Result<(), ApiError> {
+pub(super) async fn own_device(state: &SharedState, current: &CurrentSession, device_id: &str) -> Result<(), ApiError> {
     let devices = state.store.devices_of(&current.user.id).await?;
     if devices.iter().any(|d| d.id == device_id) {
         Ok(())
@@ -307,6 +307,9 @@ pub async fn send(
     };
     let store = &state.store;
     let earlier = store.message_by_client_id(&id, &req.device_id, &req.client_id).await?.map(|seq| seq as u64);
+    if earlier.is_none() {
+        shareable(&state, &current, &id, &req.files).await?;
+    }
     let input = |_: &conclave_conversation::Conversation| {
         Ok(Input::Send(OutgoingMessage {
             device: req.device_id.clone(),
@@ -317,6 +320,7 @@ pub async fn send(
             earlier,
             history: req.history.clone(),
             control: req.control,
+            files: req.files.clone(),
         }))
     };
     let changed = match state.conversations.change(&id, state.now_ms(), input).await {
@@ -325,6 +329,10 @@ pub async fn send(
             let seq = store.message_by_client_id(&id, &req.device_id, &req.client_id).await?;
             let seq = seq.ok_or_else(ApiError::internal)? as u64;
             return Ok((StatusCode::OK, ApiJson(MessageAccepted { seq, duplicate: true })));
+        }
+        // Another message took a file between the check and the write.
+        Err(ConversationError::Store(StoreError::Conflict("file"))) => {
+            return Err(ApiError::file_not_shareable("another message shares one of these files already"));
         }
         changed => changed?,
     };
@@ -337,6 +345,29 @@ pub async fn send(
     // Whoever writes has read what came before.
     store.mark_read(&id, &current.user.id, accepted.seq as i64).await?;
     Ok((status, ApiJson(accepted)))
+}
+
+/// Files a new message may share: the sender's own completed uploads to
+/// this conversation, shared by no message yet.
+async fn shareable(state: &SharedState, current: &CurrentSession, id: &str, files: &[String]) -> ApiResult<()> {
+    for file_id in files {
+        let file = state.store.file(file_id).await?;
+        let ok = file.as_ref().is_some_and(|f| {
+            f.conversation_id == id && f.uploaded_by == current.user.id && f.message_seq.is_none() && !f.erasing
+        });
+        if !ok {
+            return Err(ApiError::file_not_shareable(format!(
+                "file {file_id} is not an upload of yours to this conversation that no message shares"
+            )));
+        }
+        if !file.is_some_and(|f| f.complete) {
+            return Err(ApiError::conflict(
+                conclave_proto::problem::ProblemCode::UploadIncomplete,
+                format!("file {file_id} is not completely uploaded"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The caller has read the conversation up to `seq`: their read receipt,
@@ -436,7 +467,10 @@ pub async fn delete_message(
     let target = state.conversations.target(&id, seq).await?;
     let by = current.user.id.clone();
     let input = |_: &conclave_conversation::Conversation| Ok(Input::Delete { by: by.clone(), target: target.clone() });
-    state.conversations.change(&id, state.now_ms(), input).await?;
+    let changed = state.conversations.change(&id, state.now_ms(), input).await?;
+    if changed.effects.iter().any(|e| matches!(e, Effect::Erase(_))) {
+        crate::files::erase_soon(&state);
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -5,12 +5,14 @@ mod audit;
 mod auth;
 mod conversations;
 mod devices;
+mod files;
 mod meetings;
 mod ops;
 mod orgs;
 mod policy;
 mod quality;
 mod sessions;
+mod storage;
 mod two_factor;
 
 use crate::error::ApiError;
@@ -39,6 +41,8 @@ use utoipa::{Modify, OpenApi};
         conversations::send, conversations::delete_message, conversations::entries,
         conversations::mark_read, conversations::mute, conversations::live, conversations::start_call,
         conversations::key_package, conversations::commit, conversations::inbox,
+        files::start_upload, files::status, files::put_part, files::complete, files::abandon, files::get_part,
+        storage::get, storage::set,
         orgs::create, orgs::get, orgs::list_members, orgs::update_member, orgs::deactivate_member, orgs::reactivate_member,
         orgs::invite, orgs::list_invitations, orgs::revoke_invitation,
         policy::get, policy::update, audit::list, quality::list, quality::meeting,
@@ -109,6 +113,14 @@ pub fn router(state: SharedState) -> Router {
         .route("/conversations/{conversation_id}/entries", get(conversations::entries))
         .route("/conversations/{conversation_id}/key-packages", post(conversations::key_package))
         .route("/conversations/{conversation_id}/commits", post(conversations::commit))
+        .route("/conversations/{conversation_id}/files", post(files::start_upload))
+        .route("/files/{file_id}", get(files::status).delete(files::abandon))
+        .route("/files/{file_id}/complete", post(files::complete))
+        // A part is the one body larger than the API's limit.
+        .route(
+            "/files/{file_id}/parts/{part}",
+            put(files::put_part).layer(DefaultBodyLimit::max(files::PART_BODY_LIMIT)).get(files::get_part),
+        )
         .route("/orgs", post(orgs::create))
         .route("/orgs/{org_id}", get(orgs::get))
         .route("/orgs/{org_id}/members", get(orgs::list_members))
@@ -118,6 +130,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/orgs/{org_id}/invitations", post(orgs::invite).get(orgs::list_invitations))
         .route("/orgs/{org_id}/invitations/{invitation_id}", delete(orgs::revoke_invitation))
         .route("/orgs/{org_id}/policy", get(policy::get).patch(policy::update))
+        .route("/orgs/{org_id}/storage", get(storage::get).put(storage::set))
         .route("/orgs/{org_id}/audit", get(audit::list))
         .route("/orgs/{org_id}/reports", get(meetings::list_reports))
         .route("/orgs/{org_id}/quality", get(quality::list))

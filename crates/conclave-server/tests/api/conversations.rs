@@ -15,21 +15,25 @@ use conclave_proto::conversation::*;
 use conclave_proto::OrgRole;
 use conclave_store::Engine;
 
-const WAIT: Duration = Duration::from_secs(20);
+pub(crate) const WAIT: Duration = Duration::from_secs(20);
 
 /// Two people of one organisation, each with two devices.
-struct Team {
-    srv: TestServer,
-    org: String,
-    ada: Client,
-    grace: Client,
-    ada_id: String,
-    grace_id: String,
-    devices: Vec<ChatDevice>,
+pub(crate) struct Team {
+    pub srv: TestServer,
+    pub org: String,
+    pub ada: Client,
+    pub grace: Client,
+    pub ada_id: String,
+    pub grace_id: String,
+    pub devices: Vec<ChatDevice>,
 }
 
-async fn team(engine: Engine) -> Team {
-    let srv = TestServer::start(engine).await;
+pub(crate) async fn team(engine: Engine) -> Team {
+    team_on(TestServer::start(engine).await).await
+}
+
+/// The same team on a server started as the test needs.
+pub(crate) async fn team_on(srv: TestServer) -> Team {
     let (ada, login) = srv.org_with_owner("ada@acme.test", "Acme").await;
     let org = login.user.org_id.clone().unwrap();
     let (grace, grace_login) = srv.add_member(&ada, &org, "grace@acme.test", OrgRole::Member).await;
@@ -42,7 +46,7 @@ async fn team(engine: Engine) -> Team {
     Team { srv, org, ada, grace, ada_id: login.user.id, grace_id: grace_login.user.id, devices }
 }
 
-fn group_request(name: &str, members: &[&str]) -> CreateConversationRequest {
+pub(crate) fn group_request(name: &str, members: &[&str]) -> CreateConversationRequest {
     CreateConversationRequest {
         kind: ConversationKind::Group,
         name: Some(name.into()),
@@ -62,7 +66,7 @@ fn direct_request(with: &str) -> CreateConversationRequest {
 
 /// Every device asks to be in the conversation, and all sync until every
 /// one of them is in its group.
-async fn all_in_group(devices: &mut [ChatDevice], id: &str) {
+pub(crate) async fn all_in_group(devices: &mut [ChatDevice], id: &str) {
     for d in devices.iter_mut() {
         d.open(id).await.unwrap();
     }
@@ -160,6 +164,7 @@ async fn a_retried_message_is_delivered_once(engine: Engine) {
         reference: None,
         history: None,
         control: false,
+        files: Vec::new(),
     };
     let first = t.ada.send_message(&group.id, &req).await.unwrap();
     let again = t.ada.send_message(&group.id, &req).await.unwrap();
@@ -625,6 +630,7 @@ async fn a_node_with_an_older_copy_of_a_conversation_never_forks_it(engine: Engi
         reference: None,
         history: None,
         control: false,
+        files: Vec::new(),
     };
     assert_problem!(t.grace.send_message(&group.id, &late).await, 404, "not-found");
     let log = t.ada.read_conversation(&group.id, &t.devices[0].device_id, 0, 500, 0).await.unwrap();

@@ -9,6 +9,7 @@ mod conversations;
 mod credential_stuffing;
 mod device_credentials;
 mod dormant;
+mod files;
 mod hardening;
 mod key_material;
 mod media;

@@ -22,6 +22,8 @@ pub struct TestServer {
     pub clock: ManualClock,
     stop: Option<oneshot::Sender<()>>,
     _db: TestDatabase,
+    /// The server's data directory (files kept on its disk are under it).
+    pub data_dir: tempfile::TempDir,
 }
 
 /// A loopback HTTP port whose number is free for UDP too: the media plane
@@ -45,7 +47,8 @@ impl TestServer {
         let db = TestDatabase::new(engine).await;
         let store = db.store().await;
         let (listener, addr) = http_port_with_free_udp_twin().await;
-        let mut config = ServerConfig::new(addr, std::env::temp_dir());
+        let data_dir = tempfile::tempdir().expect("a data directory");
+        let mut config = ServerConfig::new(addr, data_dir.path().to_owned());
         // Cheaper Argon2id keeps hundreds of attempts quick; the code path is the same.
         config.limits.argon2_memory_kib = 4 * 1024;
         // Generous per-address budget so tests that sign up many people from
@@ -63,7 +66,7 @@ impl TestServer {
         tokio::spawn(app.serve(listener, async move {
             let _ = stopped.await;
         }));
-        Self { url: format!("http://{addr}"), state, clock, stop: Some(stop), _db: db }
+        Self { url: format!("http://{addr}"), state, clock, stop: Some(stop), _db: db, data_dir }
     }
 
     /// Every byte of the server's SQLite database as it is on disk (the
