@@ -174,6 +174,11 @@ pub enum Input {
     Present {
         device: DeviceId,
     },
+    /// The organisation's policy changed (its edit and delete windows): the
+    /// conversation follows it from now on. Nothing is logged.
+    Policy {
+        policy: ConversationPolicy,
+    },
 }
 
 /// What to carry out, in order.
@@ -445,6 +450,10 @@ impl Conversation {
             Input::KeyPackage { device, key_package } => self.key_package(device, key_package, now_ms),
             Input::Commit { device, commit } => self.commit(device, commit, now_ms),
             Input::Present { device } => Ok(self.present(device, now_ms)),
+            Input::Policy { policy } => {
+                self.policy = policy;
+                Ok(Vec::new())
+            }
             Input::Call { by, meeting_id } => {
                 self.role_of(&by)?;
                 self.open()?;

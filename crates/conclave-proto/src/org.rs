@@ -226,6 +226,14 @@ pub struct OrgPolicy {
     /// The largest file members may share, in MiB (1–65,536).
     #[serde(default = "default_max_file_mib")]
     pub max_file_mib: Setting<u32>,
+    /// How long after sending people may edit a message, in minutes
+    /// (`null`: no limit).
+    #[serde(default = "default_message_window")]
+    pub message_edit_minutes: Setting<Option<u32>>,
+    /// How long after sending people may delete their message for everyone,
+    /// in minutes (`null`: no limit); admins delete any message at any time.
+    #[serde(default = "default_message_window")]
+    pub message_delete_minutes: Setting<Option<u32>>,
 }
 
 /// The waiting room's size when an organisation sets none.
@@ -237,6 +245,12 @@ fn on() -> Setting<bool> {
 
 fn off() -> Setting<bool> {
     Setting::unlocked(false)
+}
+
+/// A day: Slack's and Teams' defaults are unlimited, WhatsApp's two days;
+/// a day keeps a record trustworthy without punishing a typo found late.
+fn default_message_window() -> Setting<Option<u32>> {
+    Setting::unlocked(Some(24 * 60))
 }
 
 fn default_max_file_mib() -> Setting<u32> {
@@ -264,6 +278,8 @@ impl OrgPolicy {
             external_conversations: off(),
             history_for_newcomers: on(),
             max_file_mib: default_max_file_mib(),
+            message_edit_minutes: default_message_window(),
+            message_delete_minutes: default_message_window(),
         }
     }
 }
@@ -302,6 +318,10 @@ pub struct OrgPolicyUpdate {
     pub history_for_newcomers: Option<Setting<bool>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_file_mib: Option<Setting<u32>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_edit_minutes: Option<Setting<Option<u32>>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_delete_minutes: Option<Setting<Option<u32>>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

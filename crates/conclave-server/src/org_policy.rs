@@ -12,6 +12,8 @@ pub struct InvalidPolicy(pub Vec<FieldError>);
 pub const MAX_MEETING_MINUTES: u32 = 24 * 60;
 pub const DORMANT_DAYS: std::ops::RangeInclusive<u32> = 7..=3650;
 pub const WAITING_ROOM_CAPACITY: std::ops::RangeInclusive<u32> = 1..=5000;
+/// A message's edit and delete windows: a minute to a year.
+pub const MESSAGE_WINDOW_MINUTES: std::ops::RangeInclusive<u32> = 1..=365 * 24 * 60;
 pub const FILE_MIB: std::ops::RangeInclusive<u32> = 1..=conclave_proto::file::MAX_FILE_MIB;
 
 /// Applies `update` to `policy` and checks the result as a whole, reporting
@@ -39,7 +41,9 @@ pub fn apply_update(
         unencrypted_channels,
         external_conversations,
         history_for_newcomers,
-        max_file_mib
+        max_file_mib,
+        message_edit_minutes,
+        message_delete_minutes
     );
     validate(&policy, plan, server_regions)?;
     Ok(policy)
@@ -87,6 +91,15 @@ pub fn validate(policy: &OrgPolicy, plan: Plan, server_regions: &[String]) -> Re
     if !WAITING_ROOM_CAPACITY.contains(&policy.waiting_room_capacity.value) {
         let (low, high) = (WAITING_ROOM_CAPACITY.start(), WAITING_ROOM_CAPACITY.end());
         error("waiting_room_capacity", format!("must be between {low} and {high} people"));
+    }
+    for (field, window) in [
+        ("message_edit_minutes", policy.message_edit_minutes.value),
+        ("message_delete_minutes", policy.message_delete_minutes.value),
+    ] {
+        if window.is_some_and(|m| !MESSAGE_WINDOW_MINUTES.contains(&m)) {
+            let (low, high) = (MESSAGE_WINDOW_MINUTES.start(), MESSAGE_WINDOW_MINUTES.end());
+            error(field, format!("must be between {low} and {high} minutes, or null for no limit"));
+        }
     }
     if !FILE_MIB.contains(&policy.max_file_mib.value) {
         error("max_file_mib", format!("must be between {} and {} MiB", FILE_MIB.start(), FILE_MIB.end()));

@@ -960,6 +960,16 @@ export interface OrgPolicy {
   history_for_newcomers: { value: boolean; locked: boolean };
   /** The largest file members may share, in MiB (1–65,536). */
   max_file_mib: { value: number; locked: boolean };
+  /**
+   * How long after sending people may edit a message, in minutes
+   * (`null`: no limit).
+   */
+  message_edit_minutes: { value: number | null; locked: boolean };
+  /**
+   * How long after sending people may delete their message for everyone,
+   * in minutes (`null`: no limit); admins delete any message at any time.
+   */
+  message_delete_minutes: { value: number | null; locked: boolean };
 }
 
 /** A partial update: only the settings present change. */
@@ -973,6 +983,8 @@ export interface OrgPolicyUpdate {
   history_for_newcomers?: { value: boolean; locked: boolean } | null;
   max_file_mib?: { value: number; locked: boolean } | null;
   meeting_time_limit_minutes?: { locked: boolean; value?: number | null } | null;
+  message_delete_minutes?: { locked: boolean; value?: number | null } | null;
+  message_edit_minutes?: { locked: boolean; value?: number | null } | null;
   passcode_required?: { value: boolean; locked: boolean } | null;
   require_2fa?: { value: boolean; locked: boolean } | null;
   unencrypted_channels?: { value: boolean; locked: boolean } | null;

@@ -74,8 +74,8 @@ pub struct Changed {
 /// What a new conversation starts as.
 pub struct Founding {
     pub org_id: String,
-    /// Whether newcomers see earlier history (the organisation's policy).
-    pub history_for_newcomers: bool,
+    /// The organisation's rules, as [`conversation_policy`] reads them.
+    pub policy: ConversationPolicy,
     pub kind: Kind,
     /// A group's or channel's name (checked with [`check_name`]).
     pub name: Option<String>,
@@ -117,10 +117,22 @@ impl Conversations {
         Ok(Newcomer { account: account.to_owned(), devices, external })
     }
 
+    /// Brings a conversation's rules in line with its organisation's
+    /// policy, if that changed since it last followed it.
+    pub async fn follow_policy(&self, id: &str, now_ms: i64) -> Result<(), ConversationError> {
+        let loaded = self.load(id).await?;
+        let Some((_, org)) = self.store.org_by_id(&loaded.row.org_id).await? else { return Ok(()) };
+        let policy = conversation_policy(&org);
+        if *loaded.state.policy() != policy {
+            self.change(id, now_ms, |_| Ok(Input::Policy { policy: policy.clone() })).await?;
+        }
+        Ok(())
+    }
+
     /// Creates a conversation. A direct message between two people who
     /// have one already is that one (`false`: not new).
     pub async fn create(&self, founding: Founding, now_ms: i64) -> Result<(Loaded, bool), ConversationError> {
-        let Founding { org_id, history_for_newcomers, kind, name, encryption, founder, others } = founding;
+        let Founding { org_id, policy, kind, name, encryption, founder, others } = founding;
         let direct_pair = (kind == Kind::Direct).then(|| {
             let mut pair: Vec<&str> =
                 others.iter().map(|n| n.account.as_str()).chain([founder.account.as_str()]).collect();
@@ -138,8 +150,6 @@ impl Conversations {
                 return Ok((self.change(&row.id, now_ms, back).await?.loaded, false));
             }
         }
-        let policy =
-            ConversationPolicy { newcomers_see_history: history_for_newcomers, ..ConversationPolicy::default() };
         let (state, effects) = Conversation::found(kind, encryption, policy, founder, others, now_ms)?;
         let change = Self::change_of(&state, &effects, true, now_ms);
         let new = NewConversation {
@@ -373,6 +383,17 @@ impl Conversations {
                 unreachable!("the conversation logs these or refuses the request")
             }
         }
+    }
+}
+
+/// What an organisation's policy says for its conversations.
+pub fn conversation_policy(org: &conclave_proto::OrgPolicy) -> ConversationPolicy {
+    let window = |minutes: Option<u32>| minutes.map(|m| i64::from(m) * 60_000);
+    ConversationPolicy {
+        edit_window_ms: window(org.message_edit_minutes.value),
+        delete_window_ms: window(org.message_delete_minutes.value),
+        admins_delete_any: true,
+        newcomers_see_history: org.history_for_newcomers.value,
     }
 }
 

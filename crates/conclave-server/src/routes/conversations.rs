@@ -134,9 +134,8 @@ pub async fn create(
     };
     let others = newcomers(&state, &org_id, &req.members).await?;
     let founder = state.conversations.newcomer(&current.user.id, false).await?;
-    let history_for_newcomers = current.org.as_ref().is_none_or(|(_, policy)| policy.history_for_newcomers.value);
-    let founding =
-        conversations::Founding { org_id, history_for_newcomers, kind: req.kind, name, encryption, founder, others };
+    let policy = current.org.as_ref().map(|(_, org)| conversations::conversation_policy(org)).unwrap_or_default();
+    let founding = conversations::Founding { org_id, policy, kind: req.kind, name, encryption, founder, others };
     let (loaded, new) = state.conversations.create(founding, state.now_ms()).await?;
     let status = if new { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, view(&state, &current, &loaded).await?))
@@ -301,6 +300,9 @@ pub async fn send(
     ApiJson(req): ApiJson<SendMessageRequest>,
 ) -> ApiResult<(StatusCode, ApiJson<MessageAccepted>)> {
     own_device(&state, &current, &req.device_id).await?;
+    if matches!(req.reference, Some(Reference::Edit(_))) {
+        state.conversations.follow_policy(&id, state.now_ms()).await?;
+    }
     let reference = match req.reference {
         Some(reference) => Some((reference, state.conversations.target(&id, reference.target()).await?)),
         None => None,
@@ -464,6 +466,7 @@ pub async fn delete_message(
     Authed(current): Authed,
     Path((id, seq)): Path<(String, u64)>,
 ) -> ApiResult<StatusCode> {
+    state.conversations.follow_policy(&id, state.now_ms()).await?;
     let target = state.conversations.target(&id, seq).await?;
     let by = current.user.id.clone();
     let input = |_: &conclave_conversation::Conversation| Ok(Input::Delete { by: by.clone(), target: target.clone() });

@@ -12,7 +12,7 @@ use crate::{assert_problem, on_both_engines};
 use conclave_client::chat::{ChatDevice, ChatEvent};
 use conclave_client::Client;
 use conclave_proto::conversation::*;
-use conclave_proto::OrgRole;
+use conclave_proto::{OrgPolicyUpdate, OrgRole, Setting};
 use conclave_store::Engine;
 
 pub(crate) const WAIT: Duration = Duration::from_secs(20);
@@ -642,7 +642,41 @@ async fn a_node_with_an_older_copy_of_a_conversation_never_forks_it(engine: Engi
     assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "one gapless log: {seqs:?}");
 }
 
+/// The organisation's edit and delete windows hold in conversations that
+/// existed before the policy changed, and a wider window reopens them.
+async fn edit_and_delete_windows_follow_the_organisations_policy(engine: Engine) {
+    let mut t = team(engine).await;
+    let group = t.ada.create_conversation(&group_request("Windows", &[&t.grace_id])).await.unwrap();
+    all_in_group(&mut t.devices, &group.id).await;
+    let first = t.devices[2].send_text(&group.id, "first draft", None).await.unwrap();
+    let second = t.devices[2].send_text(&group.id, "second draft", None).await.unwrap();
+    let minutes = |edit: Option<u32>, delete: Option<u32>| OrgPolicyUpdate {
+        message_edit_minutes: Some(Setting::unlocked(edit)),
+        message_delete_minutes: Some(Setting::unlocked(delete)),
+        ..Default::default()
+    };
+    t.ada.update_org_policy(&t.org, &minutes(Some(5), Some(10))).await.unwrap();
+    assert_problem!(t.ada.update_org_policy(&t.org, &minutes(Some(0), None)).await, 422, "validation-failed");
+
+    // Six minutes on: too late to edit, still time to delete.
+    t.srv.clock.advance(Duration::from_secs(6 * 60));
+    let late_edit = t.devices[2].send_text(&group.id, "edited", Some(Reference::Edit(first.seq))).await;
+    assert!(
+        matches!(&late_edit, Err(conclave_client::chat::ChatError::Api(e)) if e.code() == Some("too-late")),
+        "{late_edit:?}"
+    );
+    t.grace.delete_message(&group.id, first.seq).await.unwrap();
+    // Eleven minutes on: too late to delete one's own; an admin still may.
+    t.srv.clock.advance(Duration::from_secs(5 * 60));
+    assert_problem!(t.grace.delete_message(&group.id, second.seq).await, 403, "too-late");
+    // No limit: editing is open again.
+    t.ada.update_org_policy(&t.org, &minutes(None, None)).await.unwrap();
+    t.devices[2].send_text(&group.id, "second, edited", Some(Reference::Edit(second.seq))).await.unwrap();
+    t.grace.delete_message(&group.id, second.seq).await.unwrap();
+}
+
 on_both_engines!(
+    edit_and_delete_windows_follow_the_organisations_policy,
     a_node_with_an_older_copy_of_a_conversation_never_forks_it,
     people_of_another_organisation_join_when_both_allow_it,
     a_call_from_a_conversation_lets_its_members_in_directly,
