@@ -92,6 +92,8 @@ fn read_by_the_server() -> Map<String, Value> {
     schemas.add::<conversation::LiveCommand>();
     schemas.add::<conversation::KeyPackageRequest>();
     schemas.add::<conversation::CommitRequest>();
+    schemas.add::<conversation::InviteGuestRequest>();
+    schemas.add::<conversation::GuestSignupRequest>();
     schemas.add::<file::StartUploadRequest>();
     schemas.add::<file::StorageSettings>();
     schemas.add::<meeting::CreateMeetingRequest>();
@@ -124,6 +126,7 @@ fn written_by_the_server() -> Map<String, Value> {
     schemas.add::<conversation::EntryPage>();
     schemas.add::<conversation::InboxPage>();
     schemas.add::<conversation::LiveEvent>();
+    schemas.add::<conversation::GuestInvitation>();
     schemas.add::<file::FileStatus>();
     schemas.add::<file::StorageView>();
     // Inside the encryption: what devices send each other.

@@ -46,6 +46,17 @@ impl Client {
         self.json(Method::POST, &format!("/api/v1/conversations/{id}/messages"), Some(req)).await
     }
 
+    /// Invites someone from outside as a guest: a link and a one-time code.
+    pub async fn invite_guest(&self, id: &str, email: &str) -> Result<GuestInvitation> {
+        let req = InviteGuestRequest { email: email.to_owned() };
+        self.json(Method::POST, &format!("/api/v1/conversations/{id}/guests"), Some(&req)).await
+    }
+
+    /// Takes a guest invitation: the account it makes, signed in.
+    pub async fn guest_signup(&self, req: &GuestSignupRequest) -> Result<conclave_proto::LoginResponse> {
+        self.json(Method::POST, "/api/v1/auth/guest-signup", Some(req)).await
+    }
+
     /// Starts a call from the conversation: a meeting its members enter directly.
     pub async fn start_call(&self, id: &str) -> Result<conclave_proto::Meeting> {
         self.json::<_, ()>(Method::POST, &format!("/api/v1/conversations/{id}/calls"), None).await

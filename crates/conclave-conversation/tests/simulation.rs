@@ -4,7 +4,9 @@
 //! membership changes by members of every role, new and revoked devices,
 //! deactivated accounts, devices reading the log at their own pace, the
 //! group's committer carrying out what it is asked (sometimes late, so
-//! its commits go stale), and restarts (the state stored and reloaded).
+//! its commits go stale), requests that cross on the wire (held back, then
+//! arriving late, in any order, or never), and restarts (the state stored
+//! and reloaded).
 //! After every step it checks:
 //!
 //! 1. the log is one gapless sequence;
@@ -65,6 +67,7 @@ fn ten_thousand_seeded_conversations_keep_every_invariant() {
     // The simulation must exercise what it claims to check.
     assert!(totals.messages > 0 && totals.encrypted_messages > 0, "{totals:?}");
     assert!(totals.commits > 0 && totals.removals > 0 && totals.retries > 0 && totals.reads > 0, "{totals:?}");
+    assert!(totals.late_arrivals > 0, "{totals:?}");
 }
 
 #[derive(Debug, Default)]
@@ -75,6 +78,7 @@ struct Totals {
     removals: u64,
     retries: u64,
     reads: u64,
+    late_arrivals: u64,
 }
 
 impl Totals {
@@ -93,6 +97,7 @@ impl Totals {
             }
         }
         self.retries += sim.retries;
+        self.late_arrivals += sim.late_arrivals;
         self.reads += sim.devices.values().map(|d| d.received.len() as u64).sum::<u64>();
     }
 }
@@ -122,6 +127,9 @@ struct Sim {
     devices: BTreeMap<String, Device>,
     next_device: usize,
     retries: u64,
+    /// Requests on the wire: sent, not yet arrived.
+    in_flight: Vec<Input>,
+    late_arrivals: u64,
     trace: Vec<String>,
 }
 
@@ -160,6 +168,8 @@ impl Sim {
             devices,
             next_device: 2,
             retries: 0,
+            in_flight: Vec::new(),
+            late_arrivals: 0,
             trace: Vec::new(),
         };
         sim.apply(effects).expect("founding effects apply");
@@ -222,7 +232,8 @@ impl Sim {
                 }
                 Input::AccountDeactivated { account }
             }
-            90..=94 => return self.restart(),
+            90..=92 => return self.restart(),
+            93..=94 => return self.arrive_late(),
             95..=97 => return self.present(),
             _ => return self.delete(&account),
         };
@@ -357,6 +368,11 @@ impl Sim {
             control: false,
             files: Vec::new(),
         });
+        // Held back on the wire, to arrive later among others.
+        if self.rng.gen_bool(0.2) {
+            self.in_flight.push(input);
+            return Ok(());
+        }
         let handled = self.run(input)?;
         if let (Some((_, seq)), Ok(effects)) = (retry, handled) {
             self.retries += 1;
@@ -464,21 +480,67 @@ impl Sim {
             added: added.clone(),
             removed: removed.clone(),
         };
-        match self.run(Input::Commit { device: id.clone(), commit })? {
+        let input = Input::Commit { device: id.clone(), commit };
+        if self.rng.gen_bool(0.2) {
+            self.in_flight.push(input);
+            return Ok(());
+        }
+        let handled = self.run(input)?;
+        self.committed(&id, handled);
+        Ok(())
+    }
+
+    /// What a committer learns from the answer to its commit.
+    fn committed(&mut self, id: &str, handled: Handled) {
+        match handled {
             Ok(_) => {
-                let device = self.devices.get_mut(&id).expect("device");
+                let device = self.devices.get_mut(id).expect("device");
                 device.asked_add.clear();
                 device.asked_remove.clear();
             }
             // What can no longer be done is forgotten; a stale commit is
             // built again once the device has caught up.
             Err(Refusal::Group(conclave_delivery::CommitRefusal::UnaskedAdd)) => {
-                self.devices.get_mut(&id).expect("device").asked_add.clear();
+                self.devices.get_mut(id).expect("device").asked_add.clear();
             }
             Err(Refusal::Group(conclave_delivery::CommitRefusal::UnaskedRemoval)) => {
-                self.devices.get_mut(&id).expect("device").asked_remove.clear();
+                self.devices.get_mut(id).expect("device").asked_remove.clear();
             }
             Err(_) => {}
+        }
+    }
+
+    /// Requests held on the wire arrive, in any order; a few are lost. A
+    /// message's retry status is what the store says when it arrives.
+    fn arrive_late(&mut self) -> Result<(), String> {
+        let mut arriving = std::mem::take(&mut self.in_flight);
+        // Fisher–Yates, on the simulation's own generator.
+        for i in (1..arriving.len()).rev() {
+            arriving.swap(i, self.rng.gen_range(0..=i));
+        }
+        for mut input in arriving {
+            if self.rng.gen_bool(0.1) {
+                continue;
+            }
+            self.late_arrivals += 1;
+            if let Input::Send(message) = &mut input {
+                message.earlier = self.log.iter().find_map(|e| match &e.body {
+                    EntryBody::Message { device, client_id, .. }
+                        if *device == message.device && *client_id == message.client_id =>
+                    {
+                        Some(e.seq)
+                    }
+                    _ => None,
+                });
+            }
+            let committer = match &input {
+                Input::Commit { device, .. } => Some(device.clone()),
+                _ => None,
+            };
+            let handled = self.run(input)?;
+            if let Some(device) = committer {
+                self.committed(&device, handled);
+            }
         }
         Ok(())
     }

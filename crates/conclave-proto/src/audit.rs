@@ -112,6 +112,10 @@ string_enum! {
         OrgInvitationsList = "org.invitations.list",
         /// Someone invited to join the organisation.
         OrgInvite = "org.invite",
+        /// Someone from outside invited into a conversation as a guest.
+        GuestInvite = "guest.invite",
+        /// A guest took an invitation (or gave a wrong code).
+        GuestSignup = "guest.signup",
         /// A member's account turned off.
         OrgMemberDeactivate = "org.member.deactivate",
         /// A member's account turned back on.

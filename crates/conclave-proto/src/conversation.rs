@@ -514,3 +514,44 @@ pub enum LiveCommand {
 /// Typing notices a device may send per conversation: one per this many
 /// milliseconds (apps send one every few seconds while the person types).
 pub const TYPING_EVERY_MS: u64 = 2_000;
+
+/// `POST /api/v1/conversations/{id}/guests`: someone from outside, into
+/// this group or channel, by a link and a one-time code.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct InviteGuestRequest {
+    /// Where the link goes; the guest's account has this address.
+    pub email: String,
+}
+
+/// A guest invitation, as its maker sees it once: the link for the guest's
+/// email, and the code to give them another way (it is never shown again).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+pub struct GuestInvitation {
+    pub invitation_id: String,
+    pub conversation_id: String,
+    pub email: String,
+    /// `<public URL>/guest#<token>`: the token stays out of server logs.
+    pub invite_url: String,
+    /// Eight digits.
+    pub code: String,
+    pub expires_at_ms: i64,
+}
+
+/// `POST /api/v1/auth/guest-signup`: a guest takes an invitation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct GuestSignupRequest {
+    /// The token from the link.
+    pub token: String,
+    /// The code the inviter gave.
+    pub code: String,
+    pub display_name: String,
+    pub password: String,
+}

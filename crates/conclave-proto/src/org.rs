@@ -226,6 +226,11 @@ pub struct OrgPolicy {
     /// The largest file members may share, in MiB (1–65,536).
     #[serde(default = "default_max_file_mib")]
     pub max_file_mib: Setting<u32>,
+    /// Whether members may invite people from outside into a group or
+    /// channel by a link and a one-time code (they get an account that
+    /// sees only what they were invited to). Off by default.
+    #[serde(default = "off")]
+    pub guest_access: Setting<bool>,
     /// How long after sending people may edit a message, in minutes
     /// (`null`: no limit).
     #[serde(default = "default_message_window")]
@@ -278,6 +283,7 @@ impl OrgPolicy {
             external_conversations: off(),
             history_for_newcomers: on(),
             max_file_mib: default_max_file_mib(),
+            guest_access: off(),
             message_edit_minutes: default_message_window(),
             message_delete_minutes: default_message_window(),
         }
@@ -318,6 +324,8 @@ pub struct OrgPolicyUpdate {
     pub history_for_newcomers: Option<Setting<bool>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_file_mib: Option<Setting<u32>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guest_access: Option<Setting<bool>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_edit_minutes: Option<Setting<Option<u32>>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

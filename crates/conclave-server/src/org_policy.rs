@@ -42,6 +42,7 @@ pub fn apply_update(
         external_conversations,
         history_for_newcomers,
         max_file_mib,
+        guest_access,
         message_edit_minutes,
         message_delete_minutes
     );

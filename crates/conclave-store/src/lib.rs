@@ -10,6 +10,7 @@ mod audit;
 mod conversations;
 mod devices;
 mod files;
+mod guests;
 mod invitations;
 mod live;
 mod meetings;
@@ -30,6 +31,7 @@ pub use conversations::{
 };
 pub use devices::{DeviceRow, Registration};
 pub use files::{FileRow, OrgStorage, StorageRow};
+pub use guests::{GuestInvitationRow, MAX_FAILED_GUEST_CODES};
 pub use invitations::InvitationRow;
 pub use live::RedeemedTicket;
 pub use meetings::{MeetingRow, MeetingSecrets, NewBan, NewMeeting, NewReport};

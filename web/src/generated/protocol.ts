@@ -142,6 +142,10 @@ export type AuditAction =
   | "org.invitations.list"
   /** Someone invited to join the organisation. */
   | "org.invite"
+  /** Someone from outside invited into a conversation as a guest. */
+  | "guest.invite"
+  /** A guest took an invitation (or gave a wrong code). */
+  | "guest.signup"
   /** A member's account turned off. */
   | "org.member.deactivate"
   /** A member's account turned back on. */
@@ -611,6 +615,31 @@ export interface GroupDevice {
   user_id: string;
 }
 
+/**
+ * A guest invitation, as its maker sees it once: the link for the guest's
+ * email, and the code to give them another way (it is never shown again).
+ */
+export interface GuestInvitation {
+  invitation_id: string;
+  conversation_id: string;
+  email: string;
+  /** `<public URL>/guest#<token>`: the token stays out of server logs. */
+  invite_url: string;
+  /** Eight digits. */
+  code: string;
+  expires_at_ms: number;
+}
+
+/** `POST /api/v1/auth/guest-signup`: a guest takes an invitation. */
+export interface GuestSignupRequest {
+  /** The token from the link. */
+  token: string;
+  /** The code the inviter gave. */
+  code: string;
+  display_name: string;
+  password: string;
+}
+
 /** A message of the MLS handshake for one device. */
 export type Handshake =
   /** This device is the first: it creates the group. */
@@ -673,6 +702,15 @@ export interface InvitationCreated {
 
 export interface InvitationList {
   invitations: Invitation[];
+}
+
+/**
+ * `POST /api/v1/conversations/{id}/guests`: someone from outside, into
+ * this group or channel, by a link and a one-time code.
+ */
+export interface InviteGuestRequest {
+  /** Where the link goes; the guest's account has this address. */
+  email: string;
 }
 
 export interface InviteMemberRequest {
@@ -961,6 +999,12 @@ export interface OrgPolicy {
   /** The largest file members may share, in MiB (1–65,536). */
   max_file_mib: { value: number; locked: boolean };
   /**
+   * Whether members may invite people from outside into a group or
+   * channel by a link and a one-time code (they get an account that
+   * sees only what they were invited to). Off by default.
+   */
+  guest_access: { value: boolean; locked: boolean };
+  /**
    * How long after sending people may edit a message, in minutes
    * (`null`: no limit).
    */
@@ -980,6 +1024,7 @@ export interface OrgPolicyUpdate {
   dormant_account_days?: { locked: boolean; value?: number | null } | null;
   e2ee?: { value: E2eeMode; locked: boolean } | null;
   external_conversations?: { value: boolean; locked: boolean } | null;
+  guest_access?: { value: boolean; locked: boolean } | null;
   history_for_newcomers?: { value: boolean; locked: boolean } | null;
   max_file_mib?: { value: number; locked: boolean } | null;
   meeting_time_limit_minutes?: { locked: boolean; value?: number | null } | null;

@@ -27,7 +27,7 @@ fn session_cookie(state: &SharedState, token: &str, max_age_secs: u64) -> Header
     HeaderValue::from_str(&value).expect("cookie values are ASCII")
 }
 
-fn signed_in(state: &SharedState, outcome: LoginOutcome, status: StatusCode) -> Response {
+pub(super) fn signed_in(state: &SharedState, outcome: LoginOutcome, status: StatusCode) -> Response {
     let max_age = state.config.limits.session_lifetime.as_secs();
     let cookie = session_cookie(state, outcome.token.as_str(), max_age);
     let body = LoginResponse {

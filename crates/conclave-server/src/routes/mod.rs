@@ -6,6 +6,7 @@ mod auth;
 mod conversations;
 mod devices;
 mod files;
+mod guests;
 mod meetings;
 mod ops;
 mod orgs;
@@ -42,7 +43,7 @@ use utoipa::{Modify, OpenApi};
         conversations::mark_read, conversations::mute, conversations::live, conversations::start_call,
         conversations::key_package, conversations::commit, conversations::inbox,
         files::start_upload, files::status, files::put_part, files::complete, files::abandon, files::get_part,
-        storage::get, storage::set,
+        storage::get, storage::set, guests::invite, guests::signup,
         orgs::create, orgs::get, orgs::list_members, orgs::update_member, orgs::deactivate_member, orgs::reactivate_member,
         orgs::invite, orgs::list_invitations, orgs::revoke_invitation,
         policy::get, policy::update, audit::list, quality::list, quality::meeting,
@@ -85,6 +86,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/setup", post(auth::setup))
         .route("/auth/signup", post(auth::signup))
         .route("/auth/login", post(auth::login))
+        .route("/auth/guest-signup", post(guests::signup))
         .route("/auth/logout", post(auth::logout))
         .route("/me", get(auth::me))
         .route("/me/password", post(auth::change_password))
@@ -114,6 +116,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/conversations/{conversation_id}/key-packages", post(conversations::key_package))
         .route("/conversations/{conversation_id}/commits", post(conversations::commit))
         .route("/conversations/{conversation_id}/files", post(files::start_upload))
+        .route("/conversations/{conversation_id}/guests", post(guests::invite))
         .route("/files/{file_id}", get(files::status).delete(files::abandon))
         .route("/files/{file_id}/complete", post(files::complete))
         // A part is the one body larger than the API's limit.

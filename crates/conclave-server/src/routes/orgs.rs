@@ -76,6 +76,10 @@ pub async fn create(
     if current.user.org_id.is_some() {
         return Err(ApiError::conflict(ProblemCode::AlreadyInOrg, "this account already belongs to an organisation"));
     }
+    // A guest's account is for the conversations they were invited to.
+    if state.store.is_guest(&current.user.id).await? {
+        return Err(ApiError::forbidden("a guest's account cannot start an organisation"));
+    }
     let plan = Plan::Free;
     let policy = OrgPolicy::defaults(plan, &state.config.regions);
     let org =

@@ -55,7 +55,7 @@ pub(crate) fn group_request(name: &str, members: &[&str]) -> CreateConversationR
     }
 }
 
-fn direct_request(with: &str) -> CreateConversationRequest {
+pub(crate) fn direct_request(with: &str) -> CreateConversationRequest {
     CreateConversationRequest {
         kind: ConversationKind::Direct,
         name: None,

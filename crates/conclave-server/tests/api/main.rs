@@ -10,6 +10,7 @@ mod credential_stuffing;
 mod device_credentials;
 mod dormant;
 mod files;
+mod guests;
 mod hardening;
 mod key_material;
 mod media;

@@ -1,0 +1,122 @@
+//! Guests through the real server: someone from outside comes into one
+//! conversation by a link and a one-time code, with an account of their
+//! own that sees that conversation alone; wrong codes spend the invitation.
+
+use crate::conversations::{all_in_group, direct_request, group_request, team, Team, WAIT};
+use crate::support::PASSWORD;
+use crate::{assert_problem, on_both_engines};
+use conclave_client::chat::{ChatDevice, ChatEvent};
+use conclave_client::Client;
+use conclave_proto::conversation::{ConversationKind, CreateConversationRequest, GuestSignupRequest};
+use conclave_proto::{OrgPolicyUpdate, Setting};
+use conclave_store::Engine;
+
+async fn allow_guests(t: &Team) {
+    let allow = OrgPolicyUpdate { guest_access: Some(Setting::unlocked(true)), ..Default::default() };
+    t.ada.update_org_policy(&t.org, &allow).await.unwrap();
+}
+
+fn taking(token: &str, code: &str) -> GuestSignupRequest {
+    GuestSignupRequest {
+        token: token.to_owned(),
+        code: code.to_owned(),
+        display_name: "Casey Client".into(),
+        password: PASSWORD.into(),
+    }
+}
+
+/// Another eight digits than `code`.
+fn wrong(code: &str) -> String {
+    let n: u32 = code.parse().unwrap();
+    format!("{:08}", (n + 1) % 100_000_000)
+}
+
+async fn a_guest_comes_in_by_link_and_code_and_sees_that_conversation_alone(engine: Engine) {
+    let mut t = team(engine).await;
+    let group = t.ada.create_conversation(&group_request("Deal room", &[&t.grace_id])).await.unwrap();
+    all_in_group(&mut t.devices, &group.id).await;
+
+    // Off until the organisation allows it; never into a direct message,
+    // and never for an address that has an account.
+    assert_problem!(t.ada.invite_guest(&group.id, "casey@bank.test").await, 403, "forbidden");
+    allow_guests(&t).await;
+    let dm = t.ada.create_conversation(&direct_request(&t.grace_id)).await.unwrap();
+    assert_problem!(t.ada.invite_guest(&dm.id, "casey@bank.test").await, 403, "forbidden");
+    assert_problem!(t.ada.invite_guest(&group.id, "grace@acme.test").await, 409, "account-exists");
+    let invitation = t.grace.invite_guest(&group.id, "Casey@Bank.test").await.unwrap();
+    assert_eq!(invitation.email, "casey@bank.test");
+    assert!(invitation.code.len() == 8 && invitation.code.bytes().all(|b| b.is_ascii_digit()), "{}", invitation.code);
+    let token = invitation.invite_url.split_once('#').map(|(_, t)| t.to_owned()).expect("the token after #");
+
+    // The link alone lets nobody in; with the code, an account in the conversation.
+    let outsider = Client::new(&t.srv.url);
+    assert_problem!(outsider.guest_signup(&taking(&token, &wrong(&invitation.code))).await, 400, "invalid-invitation");
+    let login = outsider.guest_signup(&taking(&token, &invitation.code)).await.unwrap();
+    assert_eq!((login.user.org_id.as_deref(), login.user.email.as_str()), (None, "casey@bank.test"));
+    assert_problem!(outsider.guest_signup(&taking(&token, &invitation.code)).await, 400, "invalid-invitation");
+    assert_eq!(t.srv.audit_count("guest.signup", "success").await, 1);
+    assert_eq!(t.srv.audit_count("guest.signup", "failure").await, 1);
+    let casey = Client::new(&t.srv.url).authenticated(&login.token);
+    let listed = casey.list_conversations().await.unwrap().conversations;
+    assert_eq!(listed.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), [group.id.as_str()]);
+    let seen = t.ada.get_conversation(&group.id).await.unwrap();
+    let member = seen.members.iter().find(|m| m.user_id == login.user.id).expect("the guest is a member");
+    assert!(member.external, "marked external wherever they appear");
+
+    // Her device is added by the members' devices and reads what follows.
+    let mut devices = std::mem::take(&mut t.devices);
+    devices.push(ChatDevice::register(&casey, "Casey's laptop").await.unwrap());
+    all_in_group(&mut devices, &group.id).await;
+    devices[0].send_text(&group.id, "welcome, Casey", None).await.unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let guest_device = devices.last_mut().unwrap();
+    loop {
+        let events = guest_device.sync().await.unwrap();
+        if events.iter().any(|e| matches!(e, ChatEvent::Message { text, .. } if text == "welcome, Casey")) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the guest never read the message");
+    }
+
+    // Nothing else: no conversations of her own, no channels, no
+    // organisation, and nobody adds her anywhere else.
+    let own = CreateConversationRequest {
+        kind: ConversationKind::Group,
+        name: Some("Mine".into()),
+        members: Vec::new(),
+        encrypted: true,
+    };
+    assert_problem!(casey.create_conversation(&own).await, 403, "forbidden");
+    let channel = CreateConversationRequest { kind: ConversationKind::Channel, name: Some("general".into()), ..own };
+    let channel = t.ada.create_conversation(&channel).await.unwrap();
+    assert_problem!(casey.join_conversation(&channel.id).await, 404, "not-found");
+    assert_problem!(casey.create_org("Casey Co").await, 403, "forbidden");
+    assert_problem!(t.ada.create_conversation(&direct_request(&login.user.id)).await, 422, "validation-failed");
+}
+
+async fn wrong_codes_spend_a_guest_invitation(engine: Engine) {
+    let t = team(engine).await;
+    let group = t.ada.create_conversation(&group_request("Deal room", &[])).await.unwrap();
+    allow_guests(&t).await;
+    let invitation = t.ada.invite_guest(&group.id, "casey@bank.test").await.unwrap();
+    let token = invitation.invite_url.split_once('#').unwrap().1.to_owned();
+    let outsider = Client::new(&t.srv.url);
+    for left in (0..5).rev() {
+        match outsider.guest_signup(&taking(&token, &wrong(&invitation.code))).await {
+            Err(conclave_client::ClientError::Api(problem)) => {
+                assert_eq!(problem.status, 400);
+                let detail = problem.detail.unwrap_or_default();
+                let says = if left > 0 { format!("{left} more tries") } else { "ask for a new invitation".into() };
+                assert!(detail.contains(&says), "{detail}");
+            }
+            other => panic!("a wrong code got {other:?}"),
+        }
+    }
+    // Spent: the right code no longer opens it.
+    assert_problem!(outsider.guest_signup(&taking(&token, &invitation.code)).await, 400, "invalid-invitation");
+}
+
+on_both_engines!(
+    a_guest_comes_in_by_link_and_code_and_sees_that_conversation_alone,
+    wrong_codes_spend_a_guest_invitation
+);
