@@ -15,6 +15,7 @@ const POLICY_LABELS: Record<SwitchPolicy, string> = {
   unencrypted_channels: "Channels without end-to-end encryption allowed",
   external_conversations: "Conversations with people of other organisations allowed",
   history_for_newcomers: "People joining a conversation see its earlier history",
+  guest_access: "Members may invite guests from outside into groups and channels",
 };
 
 /// Organisation administration: policies (each with a lock), members,
