@@ -38,4 +38,9 @@ fuzz_target!(|data: &[u8]| {
     let _ = serde_json::from_slice::<file::FileStatus>(data);
     // What a device opens: a message's payload, inside the encryption.
     let _ = serde_json::from_slice::<conversation::MessagePayload>(data);
+    // A message's text, as another device wrote it.
+    if let Ok(text) = std::str::from_utf8(data) {
+        let found = markup::mentions(text);
+        assert!(found.len() <= markup::MAX_MENTIONS);
+    }
 });

@@ -71,6 +71,8 @@ pub enum ChatEvent {
         text: String,
         /// The file it shares, if any.
         file: Option<Attached>,
+        /// The accounts it mentions.
+        mentions: Vec<String>,
         reference: Option<Reference>,
         /// From before this device joined, read from its history copy.
         earlier: bool,
@@ -113,6 +115,8 @@ pub struct HeldMessage {
     pub text: String,
     #[serde(default)]
     pub file: Option<Attached>,
+    #[serde(default)]
+    pub mentions: Vec<String>,
     pub reference: Option<Reference>,
 }
 
@@ -124,13 +128,22 @@ pub struct Attached {
     pub thumbnail: Option<SharedFile>,
 }
 
-/// What a message's payload shows: its text (a file's caption) and file.
-fn shown(payload: MessagePayload) -> Option<(String, Option<Attached>)> {
+/// What a message shows: its text (a file's caption), its file, and whom
+/// it mentions.
+struct Shown {
+    text: String,
+    file: Option<Attached>,
+    mentions: Vec<String>,
+}
+
+fn shown(payload: MessagePayload) -> Option<Shown> {
     match payload {
-        MessagePayload::Text { text } => Some((text, None)),
-        MessagePayload::File { file, thumbnail, caption } => {
-            Some((caption.unwrap_or_default(), Some(Attached { file, thumbnail })))
-        }
+        MessagePayload::Text { text, mentions } => Some(Shown { text, file: None, mentions }),
+        MessagePayload::File { file, thumbnail, caption } => Some(Shown {
+            text: caption.unwrap_or_default(),
+            file: Some(Attached { file, thumbnail }),
+            mentions: Vec::new(),
+        }),
         MessagePayload::HistoryKeys { .. } => None,
     }
 }
@@ -190,13 +203,14 @@ struct KeptDevice {
 impl Group {
     /// Keeps a message this device read, in order, and passes its event on.
     fn keep(&mut self, event: ChatEvent) -> ChatEvent {
-        if let ChatEvent::Message { seq, at_ms, from_user, text, file, reference, .. } = &event {
+        if let ChatEvent::Message { seq, at_ms, from_user, text, file, mentions, reference, .. } = &event {
             let held = HeldMessage {
                 seq: *seq,
                 at_ms: *at_ms,
                 from_user: from_user.clone(),
                 text: text.clone(),
                 file: file.clone(),
+                mentions: mentions.clone(),
                 reference: *reference,
             };
             let at = self.held.partition_point(|m| m.seq < *seq);
@@ -318,6 +332,11 @@ impl ChatDevice {
     }
 
     /// Whether this device is in `conversation_id`'s group.
+    /// The messages this device holds that mention its account, in order.
+    pub fn mentioning_me(&self, conversation_id: &str) -> Vec<&HeldMessage> {
+        self.history(conversation_id).iter().filter(|m| m.mentions.contains(&self.user_id)).collect()
+    }
+
     pub fn in_group(&self, conversation_id: &str) -> bool {
         self.groups.get(conversation_id).is_some_and(|g| g.member.epoch().is_some() && !g.removed)
     }
@@ -335,7 +354,7 @@ impl ChatDevice {
         let input = GroupInput::Application { from: from_device.to_owned(), message: decode(content) };
         let handled = group.agent.handle(&mut group.member, input);
         handled.events.into_iter().find_map(|e| match e {
-            GroupEvent::Application { plaintext, .. } => shown(payload_of(&plaintext)?).map(|(text, _)| text),
+            GroupEvent::Application { plaintext, .. } => shown(payload_of(&plaintext)?).map(|s| s.text),
             _ => None,
         })
     }
@@ -345,7 +364,7 @@ impl ChatDevice {
     pub fn open_history_copy(&self, conversation_id: &str, client_id: &str, history: &str) -> Option<String> {
         let keys = &self.groups.get(conversation_id)?.keys;
         let payload = payload_of(&keys.open(history_context(conversation_id, client_id).as_bytes(), history)?)?;
-        shown(payload).map(|(text, _)| text)
+        shown(payload).map(|s| s.text)
     }
 
     /// Asks to be in a conversation's group (the first device creates it);
@@ -425,7 +444,7 @@ impl ChatDevice {
                     match entry.body {
                         EntryBody::Message { from, device, client_id, reference, history: Some(history), .. } => {
                             let context = history_context(&id, &client_id);
-                            let Some((text, file)) = group
+                            let Some(Shown { text, file, mentions }) = group
                                 .keys
                                 .open(context.as_bytes(), &history)
                                 .and_then(|p| payload_of(&p))
@@ -444,6 +463,7 @@ impl ChatDevice {
                                 from_device: device,
                                 text,
                                 file,
+                                mentions,
                                 reference,
                                 earlier: true,
                             }));
@@ -475,7 +495,8 @@ impl ChatDevice {
         text: &str,
         reference: Option<Reference>,
     ) -> Result<MessageAccepted, ChatError> {
-        let payload = MessagePayload::Text { text: text.to_owned() };
+        let mentions = conclave_proto::markup::mentions(text);
+        let payload = MessagePayload::Text { text: text.to_owned(), mentions };
         self.send_payload(conversation_id, &payload, reference).await
     }
 
@@ -544,7 +565,7 @@ impl ChatDevice {
                 MessagePayload::HistoryKeys { .. } => None,
             };
             // MLS does not let the sender open its own message: it keeps what it shows.
-            if let Some((text, file)) = shown(payload.clone()) {
+            if let Some(Shown { text, file, .. }) = shown(payload.clone()) {
                 group.sent.insert(client_id.clone(), text);
                 if let Some(file) = file {
                     group.sent_files.insert(client_id.clone(), file);
@@ -641,7 +662,10 @@ impl ChatDevice {
                                         Some(Attached { file, thumbnail }) => {
                                             MessagePayload::File { file, thumbnail, caption: Some(text.clone()) }
                                         }
-                                        None => MessagePayload::Text { text: text.clone() },
+                                        None => MessagePayload::Text {
+                                            text: text.clone(),
+                                            mentions: conclave_proto::markup::mentions(text),
+                                        },
                                     }),
                                     // Its own history keys, given to a device it added.
                                     None => {
@@ -665,7 +689,8 @@ impl ChatDevice {
                                     group.read_earlier = true;
                                 }
                                 Some(payload) => {
-                                    let (text, file) = shown(payload).expect("only history keys show nothing");
+                                    let Shown { text, file, mentions } =
+                                        shown(payload).expect("only history keys show nothing");
                                     let group = self.groups.get_mut(&id).expect("listed above");
                                     events.push(group.keep(ChatEvent::Message {
                                         conversation_id: id.clone(),
@@ -675,6 +700,7 @@ impl ChatDevice {
                                         from_device: device,
                                         text,
                                         file,
+                                        mentions,
                                         reference,
                                         earlier: false,
                                     }));
@@ -802,9 +828,9 @@ fn history_context(conversation_id: &str, client_id: &str) -> String {
 /// A message's plaintext: a payload, or (from a device before payloads)
 /// bare text.
 fn payload_of(plaintext: &[u8]) -> Option<MessagePayload> {
-    serde_json::from_slice(plaintext)
-        .ok()
-        .or_else(|| String::from_utf8(plaintext.to_vec()).ok().map(|text| MessagePayload::Text { text }))
+    serde_json::from_slice(plaintext).ok().or_else(|| {
+        String::from_utf8(plaintext.to_vec()).ok().map(|text| MessagePayload::Text { text, mentions: Vec::new() })
+    })
 }
 
 fn decode(text: &str) -> Vec<u8> {

@@ -326,14 +326,16 @@ pub struct SendMessageRequest {
 // Built, sealed and dropped one at a time: the size of the file variant costs nothing.
 #[allow(clippy::large_enum_variant)]
 pub enum MessagePayload {
+    /// Text in the Markdown subset of `markup.rs`.
     Text {
         text: String,
+        /// The accounts it mentions (`markup::mentions` of the text).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        mentions: Vec<String>,
     },
     /// Every history key the sender holds (base64), by epoch (in decimal:
     /// JSON's keys are text).
-    HistoryKeys {
-        keys: std::collections::BTreeMap<String, String>,
-    },
+    HistoryKeys { keys: std::collections::BTreeMap<String, String> },
     /// A file (and, for a picture or video, a small preview of it made on
     /// the sender's device), with an optional caption. Both files are among
     /// the message's `files`.

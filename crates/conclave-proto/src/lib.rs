@@ -13,6 +13,7 @@ pub mod conversation;
 pub mod credential;
 pub mod device;
 pub mod file;
+pub mod markup;
 pub mod media;
 pub mod meeting;
 pub mod names;

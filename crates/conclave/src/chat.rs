@@ -196,7 +196,7 @@ async fn act(client: &Client, device: &mut ChatDevice, command: &ChatCommand) ->
             let mut live = if *follow { Some(client.device_live(&device.device_id).await?) } else { None };
             loop {
                 for event in device.sync().await? {
-                    print_event(conversation, &event);
+                    print_event(conversation, &device.user_id, &event);
                 }
                 let Some(live) = live.as_mut() else { break };
                 let left = until.map_or(Duration::from_secs(24 * 3600), |u| {
@@ -226,7 +226,7 @@ async fn enter(device: &mut ChatDevice, conversation: &str) -> anyhow::Result<()
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while !device.in_group(conversation) {
         for event in device.sync().await? {
-            print_event(conversation, &event);
+            print_event(conversation, &device.user_id, &event);
         }
         if device.in_group(conversation) {
             break;
@@ -241,13 +241,14 @@ async fn enter(device: &mut ChatDevice, conversation: &str) -> anyhow::Result<()
     Ok(())
 }
 
-fn print_event(conversation: &str, event: &ChatEvent) {
+fn print_event(conversation: &str, me: &str, event: &ChatEvent) {
     match event {
-        ChatEvent::Message { conversation_id, seq, from_user, text, file, reference, .. }
+        ChatEvent::Message { conversation_id, seq, from_user, text, file, mentions, reference, .. }
             if conversation_id == conversation =>
         {
             let file = file.as_ref().map(|a| format!("{} ", file_line(&a.file))).unwrap_or_default();
-            println!("#{seq} {from_user}{}: {file}{text}", describe(*reference));
+            let to_me = if mentions.iter().any(|m| m == me) { "  (mentions you)" } else { "" };
+            println!("#{seq} {from_user}{}: {file}{text}{to_me}", describe(*reference));
         }
         ChatEvent::Deleted { conversation_id, target } if conversation_id == conversation => {
             println!("#{target} was deleted")

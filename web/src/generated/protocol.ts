@@ -930,7 +930,13 @@ export interface MessageAccepted {
  * added.
  */
 export type MessagePayload =
-  | { type: "text"; text: string }
+  /** Text in the Markdown subset of `markup.rs`. */
+  | {
+      type: "text";
+      text: string;
+      /** The accounts it mentions (`markup::mentions` of the text). */
+      mentions?: string[];
+    }
   /**
    * Every history key the sender holds (base64), by epoch (in decimal:
    * JSON's keys are text).

@@ -675,7 +675,27 @@ async fn edit_and_delete_windows_follow_the_organisations_policy(engine: Engine)
     t.grace.delete_message(&group.id, second.seq).await.unwrap();
 }
 
+/// A mention, written in the text, reaches every device of the person
+/// mentioned as such, and nobody else is told they were.
+async fn a_mention_reaches_the_person_mentioned(engine: Engine) {
+    let mut t = team(engine).await;
+    let group = t.ada.create_conversation(&group_request("Review", &[&t.grace_id])).await.unwrap();
+    all_in_group(&mut t.devices, &group.id).await;
+    let text = format!("{}, can you look at the figures?", conclave_proto::markup::mention("Grace", &t.grace_id));
+    let sent = t.devices[0].send_text(&group.id, &text, None).await.unwrap();
+    t.devices[1].send_text(&group.id, "no mention here", None).await.unwrap();
+    for device in t.devices.iter_mut() {
+        device.sync().await.unwrap();
+        let mentioned: Vec<u64> = device.mentioning_me(&group.id).iter().map(|m| m.seq).collect();
+        let expected = if device.user_id == t.grace_id { vec![sent.seq] } else { Vec::new() };
+        assert_eq!(mentioned, expected, "{}", device.device_id);
+        let held = device.history(&group.id).iter().find(|m| m.seq == sent.seq).expect("the message");
+        assert_eq!((held.text.as_str(), held.mentions.as_slice()), (text.as_str(), [t.grace_id.clone()].as_slice()));
+    }
+}
+
 on_both_engines!(
+    a_mention_reaches_the_person_mentioned,
     edit_and_delete_windows_follow_the_organisations_policy,
     a_node_with_an_older_copy_of_a_conversation_never_forks_it,
     people_of_another_organisation_join_when_both_allow_it,
