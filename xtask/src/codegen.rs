@@ -82,6 +82,7 @@ fn read_by_the_server() -> Map<String, Value> {
     schemas.add::<auth::PasswordConfirmation>();
     schemas.add::<auth::CreateAccessTokenRequest>();
     schemas.add::<device::RegisterDeviceRequest>();
+    schemas.add::<device::PushSubscriptionRequest>();
     schemas.add::<conversation::CreateConversationRequest>();
     schemas.add::<conversation::AddMembersRequest>();
     schemas.add::<conversation::SetConversationRoleRequest>();
@@ -119,6 +120,7 @@ fn written_by_the_server() -> Map<String, Value> {
     schemas.add::<auth::SessionList>();
     schemas.add::<auth::AccessTokenCreated>();
     schemas.add::<device::DeviceList>();
+    schemas.add::<device::PushKey>();
     schemas.add::<device::DeviceRegistration>();
     schemas.add::<conversation::Conversation>();
     schemas.add::<conversation::ConversationList>();

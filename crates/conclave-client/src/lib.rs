@@ -143,6 +143,19 @@ impl Client {
         self.send(method, path, body).await.map(drop)
     }
 
+    // Web Push.
+
+    pub async fn push_key(&self) -> Result<conclave_proto::device::PushKey> {
+        self.json::<_, ()>(Method::GET, "/api/v1/push/key", None).await
+    }
+    pub async fn subscribe_push(&self, device_id: &str, endpoint: &str) -> Result<()> {
+        let req = conclave_proto::device::PushSubscriptionRequest { endpoint: endpoint.to_owned() };
+        self.empty(Method::PUT, &format!("/api/v1/me/devices/{device_id}/push"), Some(&req)).await
+    }
+    pub async fn unsubscribe_push(&self, device_id: &str) -> Result<()> {
+        self.empty::<()>(Method::DELETE, &format!("/api/v1/me/devices/{device_id}/push"), None).await
+    }
+
     // Accounts and sessions.
 
     pub async fn signup(&self, req: &SignupRequest) -> Result<LoginResponse> {

@@ -73,3 +73,24 @@ mod tests {
         assert_ne!(print, super::fingerprint(b"another key"));
     }
 }
+
+/// `GET /api/v1/push/key`: the server's VAPID public key, a browser's
+/// `applicationServerKey` when it subscribes to push.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+pub struct PushKey {
+    /// The uncompressed P-256 point, base64url without padding.
+    pub public_key: String,
+}
+
+/// `PUT /api/v1/me/devices/{device_id}/push`: wake this device through its
+/// push service while it is not connected. The push carries nothing, so
+/// a subscription's encryption keys are not needed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+pub struct PushSubscriptionRequest {
+    /// The push service's endpoint for this device (`PushSubscription.endpoint`).
+    pub endpoint: String,
+}

@@ -46,6 +46,9 @@ pub struct ServerConfig {
     /// S3-compatible services (`scheme://host[:port]`) organisations may
     /// keep their files at, besides Amazon S3 itself.
     pub storage_endpoints: Vec<String>,
+    /// Web Push to plain-HTTP and local endpoints too (tests on loopback
+    /// only; never settable from configuration).
+    pub push_allow_local: bool,
 }
 
 /// Who may read the Prometheus metrics, which say how busy the server is
@@ -184,6 +187,7 @@ impl ServerConfig {
             metrics: MetricsAccess::default(),
             live_transport: crate::live::Transport::default(),
             storage_endpoints: Vec::new(),
+            push_allow_local: false,
         }
     }
 

@@ -15,6 +15,7 @@ pub mod media;
 pub mod meetings;
 pub mod metrics;
 pub mod org_policy;
+pub mod push;
 pub mod routes;
 pub mod state;
 pub mod throttles;

@@ -91,7 +91,10 @@ impl AppState {
             throttles: Throttles::new(&config.limits),
             metrics: Metrics::default(),
             live: crate::live::LiveMeetings::new(config.live_transport, state.clone()),
-            conversations: crate::conversations::Conversations::new(store.clone()),
+            conversations: crate::conversations::Conversations::new(
+                store.clone(),
+                crate::push::Pusher::new(store.clone(), config.public_url.clone(), config.push_allow_local),
+            ),
             blobs: conclave_blob::Blobs::new(config.data_dir.join("files"), config.storage_endpoints.clone()),
             store,
             config,

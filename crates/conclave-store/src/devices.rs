@@ -104,3 +104,37 @@ impl Store {
         Ok(row.map(|r| r.opt_int("revoked_at_ms")).transpose()?.flatten().is_some())
     }
 }
+
+/// Web Push subscriptions: one endpoint per device, used only while the
+/// device is not revoked.
+impl Store {
+    pub async fn set_push_subscription(&self, device_id: &str, endpoint: &str, now_ms: i64) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM push_subscriptions WHERE device_id = $1").bind(device_id).execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO push_subscriptions (device_id, endpoint, created_at_ms) VALUES ($1, $2, $3)")
+            .bind(device_id)
+            .bind(endpoint)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn delete_push_subscription(&self, device_id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM push_subscriptions WHERE device_id = $1").bind(device_id).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// The endpoint to wake a device at, if it has one and is not revoked.
+    pub async fn push_endpoint(&self, device_id: &str) -> Result<Option<String>> {
+        let row = sqlx::query(
+            "SELECT p.endpoint FROM push_subscriptions p JOIN devices d ON d.id = p.device_id \
+             WHERE p.device_id = $1 AND d.revoked_at_ms IS NULL",
+        )
+        .bind(device_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| r.text("endpoint")).transpose()
+    }
+}

@@ -75,6 +75,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0010_guest_invitations.sql"),
         postgres: include_str!("../migrations/postgres/0010_guest_invitations.sql"),
     },
+    Migration {
+        version: 11,
+        name: "push subscriptions",
+        sqlite: include_str!("../migrations/sqlite/0011_push_subscriptions.sql"),
+        postgres: include_str!("../migrations/postgres/0011_push_subscriptions.sql"),
+    },
 ];
 
 /// Arbitrary constant naming Conclave's migration lock on PostgreSQL.

@@ -1202,6 +1202,25 @@ export interface PublishedTrack {
   source: MediaSource;
 }
 
+/**
+ * `GET /api/v1/push/key`: the server's VAPID public key, a browser's
+ * `applicationServerKey` when it subscribes to push.
+ */
+export interface PushKey {
+  /** The uncompressed P-256 point, base64url without padding. */
+  public_key: string;
+}
+
+/**
+ * `PUT /api/v1/me/devices/{device_id}/push`: wake this device through its
+ * push service while it is not connected. The push carries nothing, so
+ * a subscription's encryption keys are not needed.
+ */
+export interface PushSubscriptionRequest {
+  /** The push service's endpoint for this device (`PushSubscription.endpoint`). */
+  endpoint: string;
+}
+
 /** The size a subscriber draws a video at; it decides the simulcast layer. */
 export type Quality =
   /** A tile in a 25- or 49-tile gallery. */

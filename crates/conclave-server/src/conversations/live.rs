@@ -5,7 +5,7 @@
 //! grew reads it through the API, which decides what it may see.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use conclave_proto::conversation::LiveEvent;
 use tokio::sync::broadcast;
@@ -31,9 +31,39 @@ impl Addressed {
 #[derive(Default)]
 pub struct LiveHub {
     accounts: Mutex<HashMap<String, broadcast::Sender<Addressed>>>,
+    /// Each device's open connections here.
+    connected: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+/// A device's connection, counted while it lives.
+pub struct Connected {
+    device: String,
+    connected: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+impl Drop for Connected {
+    fn drop(&mut self) {
+        let mut connected = self.connected.lock().expect("live hub lock");
+        if let Some(count) = connected.get_mut(&self.device) {
+            *count -= 1;
+            if *count == 0 {
+                connected.remove(&self.device);
+            }
+        }
+    }
 }
 
 impl LiveHub {
+    /// Counts `device` as connected here until the guard is dropped.
+    pub fn connect(&self, device: &str) -> Connected {
+        *self.connected.lock().expect("live hub lock").entry(device.to_owned()).or_default() += 1;
+        Connected { device: device.to_owned(), connected: self.connected.clone() }
+    }
+
+    pub fn is_connected(&self, device: &str) -> bool {
+        self.connected.lock().expect("live hub lock").contains_key(device)
+    }
+
     /// Events for `account`'s devices from now on.
     pub fn subscribe(&self, account: &str) -> broadcast::Receiver<Addressed> {
         let mut accounts = self.accounts.lock().expect("live hub lock");

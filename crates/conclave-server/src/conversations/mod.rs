@@ -93,15 +93,18 @@ pub struct Conversations {
     watchers: Mutex<HashMap<String, watch::Sender<u64>>>,
     /// Devices connected here, told what happens as it happens.
     pub live: live::LiveHub,
+    /// Devices connected nowhere here, woken through their push service.
+    pub push: std::sync::Arc<crate::push::Pusher>,
 }
 
 impl Conversations {
-    pub fn new(store: Store) -> Self {
+    pub fn new(store: Store, push: crate::push::Pusher) -> Self {
         Self {
             store,
             cache: Mutex::new(HashMap::new()),
             watchers: Mutex::new(HashMap::new()),
             live: live::LiveHub::default(),
+            push: std::sync::Arc::new(push),
         }
     }
 
@@ -309,6 +312,17 @@ impl Conversations {
         if !change.entries.is_empty() {
             let event = LiveEvent::Changed { conversation_id: id.to_owned(), last_seq: state.last_seq() };
             self.live.publish(state.members().keys().map(String::as_str), None, event);
+            // The members' devices not connected here are woken to sync.
+            let offline: Vec<String> = state
+                .members()
+                .values()
+                .flat_map(|m| m.devices.iter())
+                .filter(|d| !self.live.is_connected(d))
+                .cloned()
+                .collect();
+            if !offline.is_empty() {
+                self.push.wake(offline, change.at_ms);
+            }
         }
         for (device, _) in &change.inbox {
             if let Some(owner) = state.device_owner(device) {

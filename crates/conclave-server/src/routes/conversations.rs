@@ -740,6 +740,7 @@ async fn live_connection(state: SharedState, socket: WebSocket, listener: Listen
     use futures_util::{SinkExt, StreamExt};
     let Listener { account, device, .. } = &listener;
     let mut events = state.conversations.live.subscribe(account);
+    let _connected = state.conversations.live.connect(device);
     let (mut out, mut incoming) = socket.split();
     let mut last_typing: std::collections::HashMap<String, tokio::time::Instant> = std::collections::HashMap::new();
     let mut recheck = tokio::time::interval(LIVE_RECHECK);

@@ -88,3 +88,51 @@ pub async fn revoke(
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// The server's VAPID public key, to subscribe a browser to push with.
+#[utoipa::path(get, path = "/api/v1/push/key", operation_id = "pushKey", tag = "devices",
+    responses((status = 200, description = "The key", body = conclave_proto::device::PushKey)))]
+pub async fn push_key(
+    State(state): State<SharedState>,
+    Authed(_): Authed,
+) -> ApiResult<ApiJson<conclave_proto::device::PushKey>> {
+    let public_key = state.conversations.push.public_key().await?;
+    Ok(ApiJson(conclave_proto::device::PushKey { public_key }))
+}
+
+/// Wake this device through its push service while it is not connected
+/// (a push with no content; the device then syncs).
+#[utoipa::path(put, path = "/api/v1/me/devices/{device_id}/push", operation_id = "subscribePush", tag = "devices",
+    params(("device_id" = String, Path)), request_body = conclave_proto::device::PushSubscriptionRequest,
+    responses((status = 204, description = "Subscribed (replacing any earlier endpoint)"),
+        (status = 404, description = "Not one of the caller's devices", body = Problem),
+        (status = 422, description = "Not an https endpoint on a public host", body = Problem)))]
+pub async fn subscribe_push(
+    State(state): State<SharedState>,
+    Authed(current): Authed,
+    Path(device_id): Path<String>,
+    ApiJson(req): ApiJson<conclave_proto::device::PushSubscriptionRequest>,
+) -> ApiResult<StatusCode> {
+    super::conversations::own_device(&state, &current, &device_id).await?;
+    if req.endpoint.len() > 2048 {
+        return Err(ApiError::field("endpoint", "at most 2,048 characters"));
+    }
+    state.conversations.push.check_endpoint(&req.endpoint).map_err(|e| ApiError::field("endpoint", e.to_string()))?;
+    state.store.set_push_subscription(&device_id, &req.endpoint, state.now_ms()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Stop waking this device by push.
+#[utoipa::path(delete, path = "/api/v1/me/devices/{device_id}/push", operation_id = "unsubscribePush", tag = "devices",
+    params(("device_id" = String, Path)),
+    responses((status = 204, description = "No more pushes"),
+        (status = 404, description = "Not one of the caller's devices", body = Problem)))]
+pub async fn unsubscribe_push(
+    State(state): State<SharedState>,
+    Authed(current): Authed,
+    Path(device_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    super::conversations::own_device(&state, &current, &device_id).await?;
+    state.store.delete_push_subscription(&device_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -36,7 +36,8 @@ use utoipa::{Modify, OpenApi};
         auth::signup, auth::login, auth::logout, auth::me, auth::change_password, auth::setup,
         two_factor::enroll, two_factor::confirm, two_factor::regenerate_recovery_codes, two_factor::disable,
         sessions::list, sessions::revoke, sessions::create_token,
-        devices::list, devices::register, devices::revoke,
+        devices::list, devices::register, devices::revoke, devices::push_key, devices::subscribe_push,
+        devices::unsubscribe_push,
         conversations::create, conversations::list, conversations::get, conversations::update,
         conversations::add_members, conversations::join, conversations::remove_member, conversations::set_role,
         conversations::send, conversations::delete_message, conversations::entries,
@@ -101,6 +102,8 @@ pub fn router(state: SharedState) -> Router {
         .route("/me/devices/{device_id}", delete(devices::revoke))
         .route("/me/devices/{device_id}/inbox", get(conversations::inbox))
         .route("/me/devices/{device_id}/live", get(conversations::live))
+        .route("/me/devices/{device_id}/push", put(devices::subscribe_push).delete(devices::unsubscribe_push))
+        .route("/push/key", get(devices::push_key))
         .route("/conversations", post(conversations::create).get(conversations::list))
         .route("/conversations/{conversation_id}", get(conversations::get).patch(conversations::update))
         .route("/conversations/{conversation_id}/members", post(conversations::add_members))

@@ -616,7 +616,9 @@ async fn a_node_with_an_older_copy_of_a_conversation_never_forks_it(engine: Engi
     let group = t.ada.create_conversation(&group_request("Two nodes", &[&t.grace_id])).await.unwrap();
     all_in_group(&mut t.devices, &group.id).await;
     t.devices[2].send_text(&group.id, "from this node", None).await.unwrap();
-    let other_node = conclave_server::conversations::Conversations::new(t.srv.state.store.clone());
+    let store = t.srv.state.store.clone();
+    let pusher = conclave_server::push::Pusher::new(store.clone(), t.srv.url.clone(), false);
+    let other_node = conclave_server::conversations::Conversations::new(store, pusher);
     let removal = |_: &conclave_conversation::Conversation| {
         Ok(Input::Remove { by: t.ada_id.clone(), account: t.grace_id.clone() })
     };

@@ -16,5 +16,6 @@ mod key_material;
 mod media;
 mod meetings;
 mod orgs;
+mod push;
 mod quality;
 mod two_factor;
