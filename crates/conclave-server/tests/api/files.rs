@@ -71,6 +71,7 @@ async fn eventually(what: &str, mut done: impl AsyncFnMut() -> bool) {
 }
 
 async fn files_are_shared_sealed_and_erased_with_their_message(engine: Engine) {
+    let logs = crate::key_material::captured_logs();
     let mut t = team(engine).await;
     let group = t.ada.create_conversation(&group_request("Figures", &[&t.grace_id])).await.unwrap();
     all_in_group(&mut t.devices, &group.id).await;
@@ -124,6 +125,10 @@ async fn files_are_shared_sealed_and_erased_with_their_message(engine: Engine) {
             "{} holds plaintext",
             path.display()
         );
+    }
+    let logged = logs.bytes();
+    for secret in ["CONFIDENTIAL-FIGURES", "PREVIEW-PIXELS", "figures.csv", file.key.as_str(), thumbnail.key.as_str()] {
+        assert!(!holds(&logged, secret), "the logs hold {secret}");
     }
     if engine == Engine::Sqlite {
         let database = t.srv.sqlite_bytes();

@@ -15,7 +15,8 @@ pub(crate) fn captured_logs() -> CapturedLogs {
     static LOGS: OnceLock<CapturedLogs> = OnceLock::new();
     LOGS.get_or_init(|| {
         let logs = CapturedLogs::default();
-        let filter = "conclave_server=debug,conclave_room=debug,conclave_sfu=debug,conclave_store=debug";
+        let filter =
+            "conclave_server=debug,conclave_room=debug,conclave_sfu=debug,conclave_store=debug,conclave_blob=debug";
         tracing::subscriber::set_global_default(logs.subscriber(filter))
             .expect("no other global log subscriber in this test binary");
         logs
