@@ -81,6 +81,8 @@ fn read_by_the_server() -> Map<String, Value> {
     schemas.add::<auth::TotpConfirmRequest>();
     schemas.add::<auth::PasswordConfirmation>();
     schemas.add::<auth::CreateAccessTokenRequest>();
+    schemas.add::<auth::PasswordResetRequest>();
+    schemas.add::<auth::PasswordResetConfirm>();
     schemas.add::<device::RegisterDeviceRequest>();
     schemas.add::<device::PushSubscriptionRequest>();
     schemas.add::<conversation::CreateConversationRequest>();

@@ -83,6 +83,7 @@ fn test(cargo_args: &[String]) -> Result<(), String> {
         ("/usr/bin/chromium", "chromium"),
     ])?;
     ensure_python_package("moto.server", "moto[server]==5.2.1")?;
+    ensure_python_package("aiosmtpd", "aiosmtpd==1.4.6")?;
     web::build(true)?;
     let mut command = cargo();
     command.args(["test", "--workspace", "--no-fail-fast"]).args(cargo_args).stdout(Stdio::piped());
@@ -179,7 +180,8 @@ fn ensure_debian_packages(needs: &[(&str, &str)]) -> Result<(), String> {
 }
 
 /// Installs a package from PyPI when its module does not import: moto's
-/// S3-compatible server, which the file storage tests run on loopback.
+/// S3-compatible server and aiosmtpd's SMTP server, which the file storage
+/// and email tests run on loopback.
 fn ensure_python_package(module: &str, requirement: &str) -> Result<(), String> {
     let imports = |module: &str| {
         Command::new("python3")

@@ -143,6 +143,17 @@ impl Client {
         self.send(method, path, body).await.map(drop)
     }
 
+    // Password reset by email.
+
+    pub async fn request_password_reset(&self, email: &str) -> Result<()> {
+        let req = PasswordResetRequest { email: email.to_owned() };
+        self.empty(Method::POST, "/api/v1/auth/password-reset", Some(&req)).await
+    }
+    pub async fn confirm_password_reset(&self, token: &str, new_password: &str) -> Result<()> {
+        let req = PasswordResetConfirm { token: token.to_owned(), new_password: new_password.to_owned() };
+        self.empty(Method::POST, "/api/v1/auth/password-reset/confirm", Some(&req)).await
+    }
+
     // Web Push.
 
     pub async fn push_key(&self) -> Result<conclave_proto::device::PushKey> {

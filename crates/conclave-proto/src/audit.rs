@@ -38,6 +38,10 @@ string_enum! {
         AuthSessionRevoke = "auth.session.revoke",
         /// An account created (by invitation, or by open registration).
         AuthSignup = "auth.signup",
+        /// A password-reset link was emailed.
+        AuthPasswordResetRequest = "auth.password.reset.request",
+        /// A new password was set with an emailed link.
+        AuthPasswordReset = "auth.password.reset",
         /// A personal access token created.
         AuthTokenCreate = "auth.token.create",
         /// Someone let in from the waiting room.

@@ -49,6 +49,10 @@ pub struct ServerConfig {
     /// Web Push to plain-HTTP and local endpoints too (tests on loopback
     /// only; never settable from configuration).
     pub push_allow_local: bool,
+    /// Where email goes out; `None`: the server sends none.
+    pub smtp: Option<crate::mail::SmtpConfig>,
+    /// How long an emailed password-reset link works.
+    pub password_reset_lifetime: Duration,
 }
 
 /// Who may read the Prometheus metrics, which say how busy the server is
@@ -188,6 +192,8 @@ impl ServerConfig {
             live_transport: crate::live::Transport::default(),
             storage_endpoints: Vec::new(),
             push_allow_local: false,
+            smtp: None,
+            password_reset_lifetime: Duration::from_secs(30 * 60),
         }
     }
 

@@ -11,6 +11,7 @@ pub mod error;
 pub mod extract;
 pub mod files;
 pub mod live;
+pub mod mail;
 pub mod media;
 pub mod meetings;
 pub mod metrics;

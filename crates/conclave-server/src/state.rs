@@ -31,6 +31,8 @@ pub struct AppState {
     pub conversations: crate::conversations::Conversations,
     /// Where files' sealed parts are kept.
     pub blobs: conclave_blob::Blobs,
+    /// Email out, when SMTP is configured.
+    pub mailer: crate::mail::Mailer,
 }
 
 /// One audit event as a handler describes it; the state adds time and chain.
@@ -95,6 +97,13 @@ impl AppState {
                 store.clone(),
                 crate::push::Pusher::new(store.clone(), config.public_url.clone(), config.push_allow_local),
             ),
+            mailer: match &config.smtp {
+                None => crate::mail::Mailer::disabled(),
+                Some(smtp) => crate::mail::Mailer::new(smtp).unwrap_or_else(|err| {
+                    tracing::error!(error = %err, "email is off: the SMTP settings are not usable");
+                    crate::mail::Mailer::disabled()
+                }),
+            },
             blobs: conclave_blob::Blobs::new(config.data_dir.join("files"), config.storage_endpoints.clone()),
             store,
             config,

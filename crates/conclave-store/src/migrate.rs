@@ -81,6 +81,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0011_push_subscriptions.sql"),
         postgres: include_str!("../migrations/postgres/0011_push_subscriptions.sql"),
     },
+    Migration {
+        version: 12,
+        name: "password resets",
+        sqlite: include_str!("../migrations/sqlite/0012_password_resets.sql"),
+        postgres: include_str!("../migrations/postgres/0012_password_resets.sql"),
+    },
 ];
 
 /// Arbitrary constant naming Conclave's migration lock on PostgreSQL.

@@ -140,3 +140,61 @@ impl Store {
         Ok(done.rows_affected())
     }
 }
+
+/// Password resets by email: a token (stored hashed) that sets a new
+/// password once, within its lifetime.
+impl Store {
+    pub async fn create_password_reset(
+        &self,
+        user_id: &str,
+        token_hash: &str,
+        now_ms: i64,
+        expires_at_ms: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO password_resets (token_hash, user_id, created_at_ms, expires_at_ms) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(token_hash)
+        .bind(user_id)
+        .bind(now_ms)
+        .bind(expires_at_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The account an unused, unexpired reset token is for (not using it).
+    pub async fn password_reset_user(&self, token_hash: &str, now_ms: i64) -> Result<Option<String>> {
+        let row = sqlx::query(
+            "SELECT user_id FROM password_resets WHERE token_hash = $1 AND used_at_ms IS NULL AND expires_at_ms > $2",
+        )
+        .bind(token_hash)
+        .bind(now_ms)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| r.text("user_id")).transpose()
+    }
+
+    /// The account a reset token is for, if it is unused and unexpired;
+    /// taking it uses it (and every other open reset of that account).
+    pub async fn take_password_reset(&self, token_hash: &str, now_ms: i64) -> Result<Option<String>> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(
+            "UPDATE password_resets SET used_at_ms = $2 WHERE token_hash = $1 AND used_at_ms IS NULL \
+             AND expires_at_ms > $2 RETURNING user_id",
+        )
+        .bind(token_hash)
+        .bind(now_ms)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let user_id = row.text("user_id")?;
+        sqlx::query("UPDATE password_resets SET used_at_ms = $2 WHERE user_id = $1 AND used_at_ms IS NULL")
+            .bind(&user_id)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(user_id))
+    }
+}

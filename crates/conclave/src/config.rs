@@ -60,6 +60,27 @@ pub struct ServeArgs {
     /// The address participants send media to, e.g. the public IP behind NAT [default: the bound address].
     #[arg(long, env = "CONCLAVE_MEDIA_ADVERTISE", value_name = "IP")]
     pub media_advertise: Option<IpAddr>,
+    /// The SMTP server email goes out through (invitations, password resets); none: no email.
+    #[arg(long, env = "CONCLAVE_SMTP_HOST", value_name = "HOST")]
+    pub smtp_host: Option<String>,
+    /// Its port [default: 587, or 465 with --smtp-security tls].
+    #[arg(long, env = "CONCLAVE_SMTP_PORT", value_name = "PORT")]
+    pub smtp_port: Option<u16>,
+    /// STARTTLS (required) or TLS from the first byte [default: starttls].
+    #[arg(long, env = "CONCLAVE_SMTP_SECURITY", value_enum)]
+    pub smtp_security: Option<SmtpSecurityArg>,
+    /// The SMTP user name, if the server wants one.
+    #[arg(long, env = "CONCLAVE_SMTP_USERNAME")]
+    pub smtp_username: Option<String>,
+    /// Its password.
+    #[arg(long, env = "CONCLAVE_SMTP_PASSWORD", hide_env_values = true)]
+    pub smtp_password: Option<String>,
+    /// A CA certificate (PEM) to trust besides the system's, for a private relay.
+    #[arg(long, env = "CONCLAVE_SMTP_CA_FILE", value_name = "FILE")]
+    pub smtp_ca_file: Option<PathBuf>,
+    /// The sender of every email, e.g. "Conclave <noreply@example.org>".
+    #[arg(long, env = "CONCLAVE_MAIL_FROM", value_name = "MAILBOX")]
+    pub mail_from: Option<String>,
     /// TURN servers handed to participants, comma-separated (turn:host:3478?transport=udp,...).
     #[arg(long, env = "CONCLAVE_TURN_URLS", value_delimiter = ',', value_name = "URL,...")]
     pub turn_urls: Option<Vec<String>>,
@@ -78,6 +99,13 @@ pub struct ServeArgs {
     /// Log format on stderr [default: text]. Levels come from CONCLAVE_LOG (e.g. "info,conclave_server=debug").
     #[arg(long, env = "CONCLAVE_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SmtpSecurityArg {
+    Starttls,
+    Tls,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
@@ -136,6 +164,12 @@ pub struct FileConfig {
     pub media_tcp_listen: Option<TcpListen>,
     pub quality_retention_days: Option<u64>,
     pub media_advertise: Option<IpAddr>,
+    pub smtp_host: Option<String>,
+    pub smtp_port: Option<u16>,
+    pub smtp_security: Option<SmtpSecurityArg>,
+    pub smtp_username: Option<String>,
+    pub smtp_ca_file: Option<PathBuf>,
+    pub mail_from: Option<String>,
     pub turn_urls: Option<Vec<String>>,
     pub turn_secret: Option<String>,
     pub turn_ttl: Option<u64>,
@@ -208,6 +242,29 @@ pub fn resolve_serve(args: &ServeArgs) -> anyhow::Result<(ServerConfig, LogForma
     }
     let media = config.media.get_or_insert_with(Default::default);
     media.listen = args.media_listen.or(file.media_listen);
+    if let Some(host) = args.smtp_host.clone().or(file.smtp_host) {
+        let security = match args.smtp_security.or(file.smtp_security) {
+            Some(SmtpSecurityArg::Tls) => conclave_server::mail::SmtpSecurity::Tls,
+            _ => conclave_server::mail::SmtpSecurity::StartTls,
+        };
+        let port = args.smtp_port.or(file.smtp_port).unwrap_or(match security {
+            conclave_server::mail::SmtpSecurity::Tls => 465,
+            conclave_server::mail::SmtpSecurity::StartTls => 587,
+        });
+        let Some(from) = args.mail_from.clone().or(file.mail_from) else {
+            bail!("--smtp-host needs --mail-from, the sender of every email");
+        };
+        config.smtp = Some(conclave_server::mail::SmtpConfig {
+            host,
+            port,
+            security,
+            username: args.smtp_username.clone().or(file.smtp_username),
+            // Secrets come from the environment or a flag, never the file.
+            password: args.smtp_password.clone(),
+            ca_file: args.smtp_ca_file.clone().or(file.smtp_ca_file),
+            from,
+        });
+    }
     media.advertise = args.media_advertise.or(file.media_advertise);
     media.tcp_listen = match args.media_tcp_listen.or(file.media_tcp_listen) {
         Some(TcpListen::Off) => None,
@@ -285,6 +342,21 @@ mod tests {
         assert!(format!("{:#}", resolve_serve(&args).unwrap_err()).contains("unknown field"));
         let args = Wrapper::parse_from(["x", "--database-url", "mysql://x"]).serve;
         assert!(resolve_serve(&args).is_err());
+    }
+
+    #[test]
+    fn email_needs_a_sender_and_secures_its_connection() {
+        let args = Wrapper::parse_from(["x", "--smtp-host", "smtp.example.org"]).serve;
+        assert!(format!("{:#}", resolve_serve(&args).unwrap_err()).contains("--mail-from"));
+        let args =
+            Wrapper::parse_from(["x", "--smtp-host", "smtp.example.org", "--mail-from", "Conclave <n@example.org>"])
+                .serve;
+        let smtp = resolve_serve(&args).unwrap().0.smtp.expect("email on");
+        assert_eq!((smtp.port, smtp.security), (587, conclave_server::mail::SmtpSecurity::StartTls));
+        let args =
+            Wrapper::parse_from(["x", "--smtp-host", "h", "--smtp-security", "tls", "--mail-from", "n@example.org"])
+                .serve;
+        assert_eq!(resolve_serve(&args).unwrap().0.smtp.unwrap().port, 465);
     }
 
     #[test]

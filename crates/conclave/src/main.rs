@@ -24,7 +24,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server (embedded defaults: one SQLite file, one node).
-    Serve(config::ServeArgs),
+    Serve(Box<config::ServeArgs>),
     /// Administer a server's storage: bootstrap, users, organisations, policies, audit.
     Admin(admin::AdminArgs),
     /// Join a meeting as a headless participant, wait to be admitted, chat, leave.
@@ -48,7 +48,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => serve(args).await,
+            Command::Serve(args) => serve(*args).await,
             Command::Admin(args) => admin::run(args).await,
             Command::Bot(args) => bot::run(args).await,
             Command::Chat(args) => chat::run(args).await,

@@ -68,6 +68,10 @@ export type AuditAction =
   | "auth.session.revoke"
   /** An account created (by invitation, or by open registration). */
   | "auth.signup"
+  /** A password-reset link was emailed. */
+  | "auth.password.reset.request"
+  /** A new password was set with an emailed link. */
+  | "auth.password.reset"
   /** A personal access token created. */
   | "auth.token.create"
   /** Someone let in from the waiting room. */
@@ -1078,6 +1082,23 @@ export interface ParticipantView {
 
 export interface PasswordConfirmation {
   password: string;
+}
+
+/**
+ * `POST /api/v1/auth/password-reset/confirm`: the emailed link's token
+ * and the new password. Every session of the account ends.
+ */
+export interface PasswordResetConfirm {
+  token: string;
+  new_password: string;
+}
+
+/**
+ * `POST /api/v1/auth/password-reset`: email me a link to set a new
+ * password. Answered the same whether or not the address has an account.
+ */
+export interface PasswordResetRequest {
+  email: string;
 }
 
 export type Plan =

@@ -10,6 +10,7 @@ mod guests;
 mod meetings;
 mod ops;
 mod orgs;
+mod password_reset;
 mod policy;
 mod quality;
 mod sessions;
@@ -33,7 +34,7 @@ use utoipa::{Modify, OpenApi};
 #[openapi(
     info(title = "Conclave API", description = "Secure meetings and end-to-end-encrypted messaging. Errors are RFC 9457 problem details."),
     paths(
-        auth::signup, auth::login, auth::logout, auth::me, auth::change_password, auth::setup,
+        auth::signup, auth::login, password_reset::request, password_reset::confirm, auth::logout, auth::me, auth::change_password, auth::setup,
         two_factor::enroll, two_factor::confirm, two_factor::regenerate_recovery_codes, two_factor::disable,
         sessions::list, sessions::revoke, sessions::create_token,
         devices::list, devices::register, devices::revoke, devices::push_key, devices::subscribe_push,
@@ -88,6 +89,8 @@ pub fn router(state: SharedState) -> Router {
         .route("/auth/signup", post(auth::signup))
         .route("/auth/login", post(auth::login))
         .route("/auth/guest-signup", post(guests::signup))
+        .route("/auth/password-reset", post(password_reset::request))
+        .route("/auth/password-reset/confirm", post(password_reset::confirm))
         .route("/auth/logout", post(auth::logout))
         .route("/me", get(auth::me))
         .route("/me/password", post(auth::change_password))

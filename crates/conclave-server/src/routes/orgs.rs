@@ -6,6 +6,7 @@
 use crate::accounts::{self, user_view};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, Authed, ClientIp, CurrentSession};
+use crate::mail::Email;
 use crate::state::{Audit, SharedState};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -294,6 +295,25 @@ pub async fn invite(
         )
         .await?;
     let invite_url = format!("{}/signup?invite={}", state.config.public_url.trim_end_matches('/'), token.as_str());
+    if state.mailer.is_enabled() {
+        let (state, url, inviter, org) =
+            (state.clone(), invite_url.clone(), current.user.display_name.clone(), org_id.clone());
+        let org_name = state.store.org_by_id(&org).await?.map(|(o, _)| o.name).unwrap_or_default();
+        tokio::spawn(async move {
+            let line =
+                format!("{inviter} invited you to {org_name} on Conclave: secure meetings and encrypted messaging.");
+            let note = "The link works once, for a week. If you did not expect this, ignore this email.";
+            let invitation = Email {
+                to: &email,
+                subject: &format!("{inviter} invited you to {org_name} on Conclave"),
+                paragraphs: &[&line, note],
+                action: Some(("Create your account", &url)),
+            };
+            if let Err(err) = state.mailer.send(&invitation).await {
+                tracing::warn!(error = %err, "an invitation email was not sent");
+            }
+        });
+    }
     Ok((
         StatusCode::CREATED,
         ApiJson(InvitationCreated { invitation: invitation_view(&row), invite_token: token.into_string(), invite_url }),

@@ -9,6 +9,7 @@ mod conversations;
 mod credential_stuffing;
 mod device_credentials;
 mod dormant;
+mod email;
 mod files;
 mod guests;
 mod hardening;

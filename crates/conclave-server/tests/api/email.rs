@@ -1,0 +1,177 @@
+//! Email through a real SMTP server on loopback (aiosmtpd, with STARTTLS
+//! on a certificate made for the test): invitations arrive with their
+//! link, and a password is reset by an emailed single-use link that ends
+//! every session — asked for in the same way whether or not the address
+//! has an account.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::conversations::WAIT;
+use crate::support::{TestServer, PASSWORD};
+use crate::{assert_problem, on_both_engines};
+use conclave_proto::{InviteMemberRequest, LoginRequest, OrgRole, SignupRequest};
+use conclave_server::mail::{SmtpConfig, SmtpSecurity};
+use conclave_store::Engine;
+
+/// aiosmtpd (`cargo xtask test` installs it) keeping what it receives in
+/// a maildir, requiring STARTTLS.
+struct SmtpServer {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl SmtpServer {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let made = Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"])
+            .args(["-addext", "subjectAltName=IP:127.0.0.1", "-addext", "basicConstraints=critical,CA:FALSE"])
+            .arg("-keyout")
+            .arg(dir.path().join("key.pem"))
+            .arg("-out")
+            .arg(dir.path().join("cert.pem"))
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl makes the test certificate");
+        assert!(made.success());
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new("python3")
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
+            .arg("--tlscert")
+            .arg(dir.path().join("cert.pem"))
+            .arg("--tlskey")
+            .arg(dir.path().join("key.pem"))
+            .arg(dir.path().join("mail"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("aiosmtpd is not installed: `cargo xtask test` installs it, or `pip install aiosmtpd`");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "aiosmtpd did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Self { child, port, dir }
+    }
+
+    fn config(&self) -> SmtpConfig {
+        SmtpConfig {
+            host: "127.0.0.1".into(),
+            port: self.port,
+            security: SmtpSecurity::StartTls,
+            username: None,
+            password: None,
+            ca_file: Some(self.dir.path().join("cert.pem")),
+            from: "Conclave <noreply@conclave.test>".into(),
+        }
+    }
+
+    /// Every message received, as sent (soft line breaks undone).
+    fn messages(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        for sub in ["new", "cur"] {
+            let Ok(entries) = std::fs::read_dir(self.dir.path().join("mail").join(sub)) else { continue };
+            for entry in entries.flatten() {
+                let raw = std::fs::read_to_string(entry.path()).unwrap();
+                found.push(raw.replace("=\r\n", "").replace("=\n", "").replace("=3D", "="));
+            }
+        }
+        found
+    }
+
+    /// The message to `to` whose subject is `subject`, once it arrives.
+    async fn message_to(&self, to: &str, subject: &str) -> String {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let found = self.messages().into_iter().find(|m| {
+                m.contains(&format!("To: {to}")) && m.lines().any(|l| l.starts_with("Subject: ") && l.contains(subject))
+            });
+            if let Some(message) = found {
+                return message;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no email to {to}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The text after `marker` up to the end of its token.
+fn token_after(message: &str, marker: &str) -> String {
+    let start = message.find(marker).unwrap_or_else(|| panic!("{marker} in {message}")) + marker.len();
+    message[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-')).collect()
+}
+
+async fn invitations_and_password_resets_arrive_by_email(engine: Engine) {
+    let smtp = SmtpServer::start();
+    let config = smtp.config();
+    let srv = TestServer::start_with(engine, |c| c.smtp = Some(config)).await;
+    let (ada, login) = srv.org_with_owner("ada@acme.test", "Acme").await;
+    let org = login.user.org_id.clone().unwrap();
+
+    // The invitation arrives with its link, which creates the account.
+    ada.invite_member(&org, &InviteMemberRequest { email: "grace@acme.test".into(), role: OrgRole::Member })
+        .await
+        .unwrap();
+    let invitation = smtp.message_to("grace@acme.test", "invited you").await;
+    assert!(invitation.contains("invited you to Acme"), "{invitation}");
+    assert!(invitation.contains("Content-Type: text/plain") && invitation.contains("Content-Type: text/html"));
+    assert!(!invitation.contains("<img") && !invitation.contains("src="), "nothing loaded from anywhere");
+    let invite_token = token_after(&invitation, "/signup?invite=");
+    let signup = SignupRequest {
+        email: "grace@acme.test".into(),
+        password: PASSWORD.into(),
+        display_name: "Grace".into(),
+        invite_token: Some(invite_token),
+    };
+    let grace_login = srv.client().signup(&signup).await.unwrap();
+    let grace = srv.client().authenticated(&grace_login.token);
+
+    // Asking is answered alike for an address with no account, which gets nothing.
+    srv.client().request_password_reset("nobody@acme.test").await.unwrap();
+    srv.client().request_password_reset("Grace@Acme.test").await.unwrap();
+    let reset = smtp.message_to("grace@acme.test", "Reset your Conclave password").await;
+    let token = token_after(&reset, "/reset#");
+    assert!(token.starts_with("rst_"), "{token}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!smtp.messages().iter().any(|m| m.contains("To: nobody@acme.test")));
+
+    // A weak password is refused and the link still works; then the new
+    // password is set, every session ends, and the link is spent.
+    assert_problem!(srv.client().confirm_password_reset(&token, "password").await, 422, "validation-failed");
+    let new_password = "a brand new passphrase, long enough";
+    srv.client().confirm_password_reset(&token, new_password).await.unwrap();
+    assert_problem!(grace.me().await, 401, "unauthenticated");
+    assert_problem!(
+        srv.client().confirm_password_reset(&token, "yet another passphrase here").await,
+        400,
+        "invalid-invitation"
+    );
+    let with = |password: &str| LoginRequest {
+        email: "grace@acme.test".into(),
+        password: password.into(),
+        totp_code: None,
+        recovery_code: None,
+    };
+    assert_problem!(srv.client().login(&with(PASSWORD)).await, 401, "invalid-credentials");
+    srv.client().login(&with(new_password)).await.unwrap();
+    assert_eq!(srv.audit_count("auth.password.reset", "success").await, 1);
+}
+
+/// Without SMTP settings nothing is silently dropped: asking for a reset
+/// says the server sends no email.
+async fn without_smtp_a_reset_is_refused_plainly(engine: Engine) {
+    let srv = TestServer::start(engine).await;
+    srv.org_with_owner("ada@acme.test", "Acme").await;
+    assert_problem!(srv.client().request_password_reset("ada@acme.test").await, 503, "unavailable");
+}
+
+on_both_engines!(invitations_and_password_resets_arrive_by_email, without_smtp_a_reset_is_refused_plainly);
