@@ -95,7 +95,8 @@ async fn hosts_see_quality_levels_and_administrators_every_sample(engine: Engine
     let summary = tokio::time::timeout(WAIT, async {
         loop {
             let list = host.quality_summaries(&org).await.unwrap();
-            if let Some(m) = list.meetings.into_iter().find(|m| m.meeting_id == meeting.id) {
+            // Samples are written in batches: wait for both participants' to be in.
+            if let Some(m) = list.meetings.into_iter().find(|m| m.meeting_id == meeting.id && m.samples >= 4) {
                 break m;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
