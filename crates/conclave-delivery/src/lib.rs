@@ -24,8 +24,15 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 
-/// Largest MLS blob accepted (a Welcome for a large group is the biggest).
+/// Largest application message or key package accepted.
 pub const MAX_BLOB: usize = 60 * 1024;
+
+/// Largest commit or Welcome accepted (base64). A Welcome carries the whole
+/// ratchet tree, which grows with every device in the group (`cargo bench -p
+/// conclave-e2ee --bench mls` shows its size for 200 and 2,000 devices), and
+/// a commit adding many devices carries each one's key package: a channel
+/// of a thousand people with two devices each must still take newcomers.
+pub const MAX_HANDSHAKE: usize = 4 << 20;
 
 /// A member of a group: one device.
 pub trait Member: Ord + Clone + Debug + Serialize + DeserializeOwned {}
@@ -249,7 +256,7 @@ impl<M: Member> DeliveryService<M> {
         if proposed.epoch != current {
             return Err(CommitRefusal::Stale);
         }
-        let too_big = |b: &String| b.is_empty() || b.len() > MAX_BLOB;
+        let too_big = |b: &String| b.is_empty() || b.len() > MAX_HANDSHAKE;
         if too_big(&proposed.commit) || proposed.welcome.as_ref().is_some_and(too_big) {
             return Err(CommitRefusal::Malformed);
         }

@@ -238,3 +238,27 @@ fn the_whole_state_survives_storage_and_the_group_carries_on() {
     assert!(out.iter().any(|d| matches!(d, Delivery::Welcome { to: 4, epoch: 2, .. })));
     assert_eq!((reloaded.epoch(), reloaded.members()), (Some(2), [1, 2, 4].into()));
 }
+
+#[test]
+fn a_large_groups_welcome_is_taken_but_nothing_unbounded() {
+    // A Welcome carries the whole ratchet tree: for a channel of a thousand
+    // people with two devices each it is far beyond a message's limit.
+    let mut ds = Service::default();
+    ds.key_package(1, "kp".into());
+    ds.key_package(2, "kp".into());
+    let large = "w".repeat(MAX_BLOB * 20);
+    assert_eq!(ds.check(&1, &proposed(0, "c", Some(&large), &[2], &[]), present(&[1, 2])), Ok(()));
+    let too_large = "w".repeat(MAX_HANDSHAKE + 1);
+    assert_eq!(
+        ds.check(&1, &proposed(0, "c", Some(&too_large), &[2], &[]), present(&[1, 2])),
+        Err(CommitRefusal::Malformed)
+    );
+    assert_eq!(
+        ds.check(&1, &proposed(0, &too_large, Some("w"), &[2], &[]), present(&[1, 2])),
+        Err(CommitRefusal::Malformed)
+    );
+    // Messages and key packages keep the small limit.
+    ds.commit(1, proposed(0, "c", Some(&large), &[2], &[]), present(&[1, 2]));
+    assert_eq!(refused(&ds.key_package(3, "k".repeat(MAX_BLOB + 1)), 3), Some(CommitRefusal::UnneededKeyPackage));
+    assert_eq!(ds.members(), [1, 2].into());
+}

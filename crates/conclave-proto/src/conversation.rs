@@ -487,13 +487,20 @@ pub struct InboxPage {
 
 /// What the server tells a device over its live connection
 /// (`GET /api/v1/me/devices/{device_id}/live`, a WebSocket), as it happens.
-/// It carries no message: a device told that a log grew reads it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum LiveEvent {
-    /// A conversation's log grew to `last_seq`.
-    Changed { conversation_id: String, last_seq: Seq },
+    /// A conversation's log grew to `last_seq`. `entries` are the new
+    /// entries themselves (as `GET …/entries` gives them) when this device
+    /// may read them all and they are small; otherwise, or when they do not
+    /// follow the last entry the device has, it reads the log.
+    Changed {
+        conversation_id: String,
+        last_seq: Seq,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        entries: Vec<Entry>,
+    },
     /// This device's inbox has something new.
     Inbox,
     /// Someone is typing in a conversation (for a few seconds).

@@ -110,6 +110,9 @@ pub struct ConversationChange {
     /// Members now, with their roles, when membership changed (replacing
     /// the listing's rows).
     pub members: Option<Vec<(String, String)>>,
+    /// (account, seq): how far people have read, never backwards — the
+    /// author of a new message has read everything up to it.
+    pub reads: Vec<(String, i64)>,
     pub at_ms: i64,
 }
 
@@ -158,6 +161,14 @@ impl Store {
         row.as_ref().map(conversation).transpose()
     }
 
+    /// A conversation's `version` alone: whether a state kept in memory is
+    /// still current, without reading the state.
+    pub async fn conversation_version(&self, id: &str) -> Result<Option<i64>> {
+        let row =
+            sqlx::query("SELECT version FROM conversations WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(|r| r.int("version")).transpose()
+    }
+
     /// The direct message between the two accounts of `pair`, if any.
     pub async fn direct_conversation(&self, pair: &str) -> Result<Option<ConversationRow>> {
         let row = sqlx::query(&format!("SELECT {COLUMNS} FROM conversations WHERE direct_pair = $1"))
@@ -194,16 +205,7 @@ impl Store {
 
     /// `user_id` has read up to `seq` (never moving back).
     pub async fn mark_read(&self, id: &str, user_id: &str, seq: i64) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO conversation_reads (conversation_id, user_id, read_seq, muted) VALUES ($1, $2, $3, 0) \
-             ON CONFLICT (conversation_id, user_id) DO UPDATE SET read_seq = \
-             CASE WHEN conversation_reads.read_seq < excluded.read_seq THEN excluded.read_seq ELSE conversation_reads.read_seq END",
-        )
-        .bind(id)
-        .bind(user_id)
-        .bind(seq)
-        .execute(&self.pool)
-        .await?;
+        sqlx::query(MARK_READ).bind(id).bind(user_id).bind(seq).execute(&self.pool).await?;
         Ok(())
     }
 
@@ -351,6 +353,11 @@ impl Store {
 /// What an erased message's body becomes.
 pub const ERASED: &str = r#"{"type":"erased"}"#;
 
+/// Moves a person's read position forward (never back).
+const MARK_READ: &str = "INSERT INTO conversation_reads (conversation_id, user_id, read_seq, muted) VALUES ($1, $2, $3, 0) \
+     ON CONFLICT (conversation_id, user_id) DO UPDATE SET read_seq = \
+     CASE WHEN conversation_reads.read_seq < excluded.read_seq THEN excluded.read_seq ELSE conversation_reads.read_seq END";
+
 async fn write_change(tx: &mut sqlx::Transaction<'_, sqlx::Any>, id: &str, change: &ConversationChange) -> Result<()> {
     for e in &change.entries {
         sqlx::query(
@@ -387,6 +394,9 @@ async fn write_change(tx: &mut sqlx::Transaction<'_, sqlx::Any>, id: &str, chang
         .await?;
     }
     crate::files::write_file_changes(tx, id, &change.shared_files, &change.erase).await?;
+    for (user, seq) in &change.reads {
+        sqlx::query(MARK_READ).bind(id).bind(user).bind(seq).execute(&mut **tx).await?;
+    }
     for (device, handshake) in &change.inbox {
         sqlx::query(
             "INSERT INTO device_inbox (device_id, conversation_id, handshake_json, created_at_ms) VALUES ($1, $2, $3, $4)",

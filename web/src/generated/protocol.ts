@@ -757,11 +757,15 @@ export type LiveCommand =
 /**
  * What the server tells a device over its live connection
  * (`GET /api/v1/me/devices/{device_id}/live`, a WebSocket), as it happens.
- * It carries no message: a device told that a log grew reads it.
  */
 export type LiveEvent =
-  /** A conversation's log grew to `last_seq`. */
-  | { type: "changed"; conversation_id: string; last_seq: number }
+  /**
+   * A conversation's log grew to `last_seq`. `entries` are the new
+   * entries themselves (as `GET …/entries` gives them) when this device
+   * may read them all and they are small; otherwise, or when they do not
+   * follow the last entry the device has, it reads the log.
+   */
+  | { type: "changed"; conversation_id: string; last_seq: number; entries?: Entry[] }
   /** This device's inbox has something new. */
   | { type: "inbox" }
   /** Someone is typing in a conversation (for a few seconds). */

@@ -1,8 +1,11 @@
 //! This node's live connections to devices: what happens in a
 //! conversation (its log grew, someone types or reads) is told at once to
 //! every device of its members connected here, and a device's inbox news
-//! to that device. Events carry no content; a device that hears its log
-//! grew reads it through the API, which decides what it may see.
+//! to that device. New entries travel with the news to each device that
+//! may read them (the same ciphertext the API serves it), so a busy
+//! conversation costs no read per message per device; any other device
+//! hears only that the log grew, and reads it through the API, which
+//! decides what it may see. Each event is serialised once, whoever hears it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -10,16 +13,17 @@ use std::sync::{Arc, Mutex};
 use conclave_proto::conversation::LiveEvent;
 use tokio::sync::broadcast;
 
-/// Events queued per account before a slow connection is told to resync.
-const BACKLOG: usize = 256;
+/// Events queued per account before a slow connection is told to resync
+/// (each of its devices hears of every new entry on its own).
+const BACKLOG: usize = 1024;
 
-/// An event, for every device of an account or for one of them; `None`
-/// asks the connections to check at once that they may stay open (a
-/// device was revoked, the account deactivated).
+/// An event (as the JSON text sent), for every device of an account or
+/// for one of them; `None` asks the connections to check at once that
+/// they may stay open (a device was revoked, the account deactivated).
 #[derive(Debug, Clone)]
 pub struct Addressed {
-    pub device: Option<String>,
-    pub event: Option<LiveEvent>,
+    pub device: Option<Arc<str>>,
+    pub event: Option<Arc<str>>,
 }
 
 impl Addressed {
@@ -75,17 +79,39 @@ impl LiveHub {
     /// they may stay open.
     pub fn recheck(&self, account: &str, device: Option<&str>) {
         if let Some(sender) = self.accounts.lock().expect("live hub lock").get(account) {
-            let _ = sender.send(Addressed { device: device.map(str::to_owned), event: None });
+            let _ = sender.send(Addressed { device: device.map(Arc::from), event: None });
         }
     }
 
     /// Tells the connected devices of these accounts (or of one device).
     pub fn publish<'a>(&self, accounts: impl IntoIterator<Item = &'a str>, device: Option<&str>, event: LiveEvent) {
+        let text: Arc<str> = serde_json::to_string(&event).expect("live events serialise").into();
+        let device = device.map(Arc::from);
         let senders = self.accounts.lock().expect("live hub lock");
         for account in accounts {
             if let Some(sender) = senders.get(account) {
-                let _ = sender.send(Addressed { device: device.map(str::to_owned), event: Some(event.clone()) });
+                let _ = sender.send(Addressed { device: device.clone(), event: Some(text.clone()) });
             }
+        }
+    }
+
+    /// Tells each of these devices (with its account) one of two events:
+    /// `readable` to those `may_read` lets read, `plain` to the others.
+    pub fn publish_to_devices<'a>(
+        &self,
+        devices: impl IntoIterator<Item = (&'a str, &'a str)>,
+        may_read: impl Fn(&str) -> bool,
+        readable: &LiveEvent,
+        plain: &LiveEvent,
+    ) {
+        let readable: Arc<str> = serde_json::to_string(readable).expect("live events serialise").into();
+        let plain: Arc<str> = serde_json::to_string(plain).expect("live events serialise").into();
+        let senders = self.accounts.lock().expect("live hub lock");
+        for (account, device) in devices {
+            // Nobody of this account listens here: nothing to address.
+            let Some(sender) = senders.get(account) else { continue };
+            let event = if may_read(device) { readable.clone() } else { plain.clone() };
+            let _ = sender.send(Addressed { device: Some(Arc::from(device)), event: Some(event) });
         }
     }
 }

@@ -13,11 +13,11 @@ pub mod live;
 mod views;
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use conclave_conversation::{
-    Conversation, ConversationPolicy, Effect, Encryption, Entry, EntryBody, Input, Kind, Newcomer, Reference, Refusal,
-    Target,
+    Conversation, ConversationPolicy, Effect, Encryption, Entry, EntryBody, Input, Kind, Newcomer, OutgoingMessage,
+    Reference, Refusal, Target,
 };
 use conclave_delivery::Delivery;
 use conclave_proto::conversation::{GroupDevice, Handshake};
@@ -31,6 +31,11 @@ pub use views::{conversation_view, entry_from_row, role_text, summary_view};
 const ATTEMPTS: usize = 16;
 /// Conversations whose state this node keeps between changes.
 const CACHED_CONVERSATIONS: usize = 4096;
+/// New entries sent with the news on a live connection at most this big
+/// (their stored JSON); beyond, devices read them through the API.
+const LIVE_ENTRIES_BYTES: usize = 256 * 1024;
+/// Messages written in one transaction at most (see [`Conversations::send`]).
+const BATCH: usize = 256;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConversationError {
@@ -84,13 +89,32 @@ pub struct Founding {
     pub others: Vec<Newcomer>,
 }
 
+/// A conversation's turn to change on this node, and the messages waiting
+/// for it.
+#[derive(Default)]
+struct Turn {
+    writing: tokio::sync::Mutex<()>,
+    queued: Mutex<Vec<Queued>>,
+}
+
+/// A message waiting to be written, and where its outcome goes.
+struct Queued {
+    message: OutgoingMessage,
+    now_ms: i64,
+    outcome: tokio::sync::oneshot::Sender<Result<Vec<Effect>, ConversationError>>,
+}
+
 /// This node's part of team messaging: the store, and a wake-up per
 /// conversation for readers waiting for its next entry.
 pub struct Conversations {
     store: Store,
-    /// The latest state this node wrote of each busy conversation.
-    cache: Mutex<HashMap<String, Loaded>>,
+    /// The latest state this node wrote or read of each busy conversation.
+    cache: Mutex<HashMap<String, Arc<Loaded>>>,
     watchers: Mutex<HashMap<String, watch::Sender<u64>>>,
+    /// One change at a time per conversation on this node: concurrent
+    /// senders queue here instead of racing to the store and losing
+    /// (the version check still decides between nodes).
+    turns: Mutex<HashMap<String, Arc<Turn>>>,
     /// Devices connected here, told what happens as it happens.
     pub live: live::LiveHub,
     /// Devices connected nowhere here, woken through their push service.
@@ -103,6 +127,7 @@ impl Conversations {
             store,
             cache: Mutex::new(HashMap::new()),
             watchers: Mutex::new(HashMap::new()),
+            turns: Mutex::new(HashMap::new()),
             live: live::LiveHub::default(),
             push: std::sync::Arc::new(push),
         }
@@ -112,6 +137,20 @@ impl Conversations {
         let row = self.store.conversation(id).await?.ok_or(ConversationError::NotFound)?;
         let state = parse_state(&row)?;
         Ok(Loaded { row, state })
+    }
+
+    /// The conversation as it is now, for reading: the state kept here when
+    /// it is still the stored version (one small query instead of reading
+    /// and parsing the whole state, which every device's every read of a
+    /// busy conversation would otherwise pay).
+    pub async fn read(&self, id: &str) -> Result<Arc<Loaded>, ConversationError> {
+        let version = self.store.conversation_version(id).await?.ok_or(ConversationError::NotFound)?;
+        if let Some(kept) = self.cached(id).filter(|kept| kept.row.version == version) {
+            return Ok(kept);
+        }
+        let loaded = Arc::new(self.load(id).await?);
+        self.remember(id, loaded.clone());
+        Ok(loaded)
     }
 
     /// Someone to add, with every device of their account.
@@ -187,6 +226,110 @@ impl Conversations {
         now_ms: i64,
         input: impl Fn(&Conversation) -> Result<Input, ConversationError>,
     ) -> Result<Changed, ConversationError> {
+        let turn = self.turn(id);
+        let _writing = turn.writing.lock().await;
+        self.change_in_turn(id, now_ms, input).await
+    }
+
+    /// Sends a message: decided and written like any change, but together
+    /// with the other messages waiting for the conversation's turn — one
+    /// transaction (one durable commit) for all of them, each answered on
+    /// its own. A busy channel is written as fast as the store commits
+    /// batches, not one message per commit.
+    pub async fn send(
+        &self,
+        id: &str,
+        now_ms: i64,
+        message: OutgoingMessage,
+    ) -> Result<Vec<Effect>, ConversationError> {
+        let turn = self.turn(id);
+        let (outcome, answer) = tokio::sync::oneshot::channel();
+        turn.queued.lock().expect("queue lock").push(Queued { message, now_ms, outcome });
+        {
+            // Whoever holds the turn writes what waits, this message
+            // included unless an earlier holder wrote it already.
+            let _writing = turn.writing.lock().await;
+            let batch: Vec<Queued> = {
+                let mut queued = turn.queued.lock().expect("queue lock");
+                let at = queued.len().min(BATCH);
+                let rest = queued.split_off(at);
+                std::mem::replace(&mut *queued, rest)
+            };
+            if !batch.is_empty() {
+                self.write_batch(id, batch).await;
+            }
+        }
+        // Dropped only if the holder's request was cancelled mid-write: the
+        // message may be in; a retry with its client id says so.
+        answer.await.unwrap_or(Err(ConversationError::Contended))
+    }
+
+    /// Writes waiting messages in one transaction; if that cannot be (a
+    /// refusal on a kept state that may be stale, another node first, a
+    /// retry racing its original), each is decided and written on its own.
+    async fn write_batch(&self, id: &str, batch: Vec<Queued>) {
+        if batch.len() > 1 {
+            if let Some(outcomes) = self.try_batch(id, &batch).await {
+                for (queued, outcome) in batch.into_iter().zip(outcomes) {
+                    let _ = queued.outcome.send(outcome);
+                }
+                return;
+            }
+        }
+        for Queued { message, now_ms, outcome } in batch {
+            let input = |_: &Conversation| Ok(Input::Send(message.clone()));
+            let _ = outcome.send(self.change_in_turn(id, now_ms, input).await.map(|changed| changed.effects));
+        }
+    }
+
+    async fn try_batch(&self, id: &str, batch: &[Queued]) -> Option<Vec<Result<Vec<Effect>, ConversationError>>> {
+        let from_cache = self.cached(id);
+        let fresh = from_cache.is_none();
+        let Loaded { row, mut state } = match from_cache {
+            Some(loaded) => Arc::unwrap_or_clone(loaded),
+            None => self.load(id).await.ok()?,
+        };
+        let mut outcomes = Vec::with_capacity(batch.len());
+        let mut all = Vec::new();
+        for queued in batch {
+            // A refusal leaves the state as it was.
+            match state.handle(Input::Send(queued.message.clone()), queued.now_ms) {
+                Ok(effects) => {
+                    all.extend(effects.iter().cloned());
+                    outcomes.push(Ok(effects));
+                }
+                Err(refusal) if fresh => outcomes.push(Err(refusal.into())),
+                Err(_) => return None,
+            }
+        }
+        let at_ms = batch.iter().map(|q| q.now_ms).max().unwrap_or_default();
+        let mut change = Self::change_of(&state, &all, false, at_ms);
+        change.state_json = change.state_json.take().filter(|json| *json != row.state_json);
+        if change.entries.is_empty() && change.state_json.is_none() {
+            return Some(outcomes);
+        }
+        if !self.store.change_conversation(id, row.version, &change).await.ok()? {
+            return None;
+        }
+        self.wake(id, state.last_seq());
+        self.tell(id, &state, &change);
+        let row = ConversationRow {
+            state_json: change.state_json.unwrap_or(row.state_json),
+            version: row.version + 1,
+            last_seq: state.last_seq() as i64,
+            ..row
+        };
+        self.remember(id, Arc::new(Loaded { row, state }));
+        Some(outcomes)
+    }
+
+    /// [`Self::change`], in the conversation's turn.
+    async fn change_in_turn(
+        &self,
+        id: &str,
+        now_ms: i64,
+        input: impl Fn(&Conversation) -> Result<Input, ConversationError>,
+    ) -> Result<Changed, ConversationError> {
         // The state this node last wrote or read is tried first: the write
         // holds only if it is still current, and any other outcome (a
         // refusal, nothing to do) is decided again on the stored state.
@@ -194,7 +337,7 @@ impl Conversations {
         for _ in 0..ATTEMPTS {
             let from_cache = cached.is_some();
             let Loaded { row, mut state } = match cached.take() {
-                Some(loaded) => loaded,
+                Some(loaded) => Arc::unwrap_or_clone(loaded),
                 None => self.load(id).await?,
             };
             let decided = input(&state).and_then(|input| Ok(state.handle(input, now_ms)?));
@@ -227,25 +370,35 @@ impl Conversations {
                     ..row
                 };
                 let loaded = Loaded { row, state };
-                self.remember(id, &loaded);
+                self.remember(id, Arc::new(loaded.clone()));
                 return Ok(Changed { loaded, effects });
             }
         }
         Err(ConversationError::Contended)
     }
 
-    fn cached(&self, id: &str) -> Option<Loaded> {
+    /// The conversation's turn to change on this node.
+    fn turn(&self, id: &str) -> Arc<Turn> {
+        let mut turns = self.turns.lock().expect("turns lock");
+        if turns.len() >= CACHED_CONVERSATIONS {
+            // Forget the turns nobody waits for.
+            turns.retain(|_, turn| Arc::strong_count(turn) > 1);
+        }
+        turns.entry(id.to_owned()).or_default().clone()
+    }
+
+    fn cached(&self, id: &str) -> Option<Arc<Loaded>> {
         self.cache.lock().expect("cache lock").get(id).cloned()
     }
 
     /// Keeps the state just written for the next change here. Bounded: past
     /// the limit it starts over (a miss only costs a read).
-    fn remember(&self, id: &str, loaded: &Loaded) {
+    fn remember(&self, id: &str, loaded: Arc<Loaded>) {
         let mut cache = self.cache.lock().expect("cache lock");
         if cache.len() >= CACHED_CONVERSATIONS && !cache.contains_key(id) {
             cache.clear();
         }
-        cache.insert(id.to_owned(), loaded.clone());
+        cache.insert(id.to_owned(), loaded);
     }
 
     /// What the store knows of message `seq`, for a request referring to it.
@@ -309,9 +462,26 @@ impl Conversations {
     /// member's), something waits in an inbox (that device's).
     fn tell(&self, id: &str, state: &Conversation, change: &ConversationChange) {
         use conclave_proto::conversation::LiveEvent;
-        if !change.entries.is_empty() {
-            let event = LiveEvent::Changed { conversation_id: id.to_owned(), last_seq: state.last_seq() };
-            self.live.publish(state.members().keys().map(String::as_str), None, event);
+        if let Some(first) = change.entries.first() {
+            let plain =
+                LiveEvent::Changed { conversation_id: id.to_owned(), last_seq: state.last_seq(), entries: Vec::new() };
+            // The entries go along only to devices that may read them all,
+            // as the API would serve them; small ones only (else devices read).
+            let size: usize = change.entries.iter().map(|e| e.body_json.len()).sum();
+            let entries: Vec<_> = if size <= LIVE_ENTRIES_BYTES {
+                change.entries.iter().filter_map(|row| entry_from_row(row).ok()).collect()
+            } else {
+                Vec::new()
+            };
+            let first = first.seq as u64;
+            let inline = !entries.is_empty();
+            let may_read = |device: &str| inline && state.readable_from(device).is_some_and(|from| from <= first);
+            let readable = LiveEvent::Changed { conversation_id: id.to_owned(), last_seq: state.last_seq(), entries };
+            let devices = state
+                .members()
+                .iter()
+                .flat_map(|(account, m)| m.devices.iter().map(move |d| (account.as_str(), d.as_str())));
+            self.live.publish_to_devices(devices, may_read, &readable, &plain);
             // The members' devices not connected here are woken to sync.
             let offline: Vec<String> = state
                 .members()
@@ -353,11 +523,14 @@ impl Conversations {
             at_ms: now_ms,
             ..ConversationChange::default()
         };
+        // Whoever writes has read what came before (the latest per person).
+        let mut reads = std::collections::BTreeMap::new();
         for effect in effects {
             match effect {
                 Effect::Append(entry) => {
-                    if let EntryBody::Message { files, .. } = &entry.body {
+                    if let EntryBody::Message { files, from, .. } = &entry.body {
                         change.shared_files.extend(files.iter().map(|f| (f.clone(), entry.seq as i64)));
+                        reads.insert(from.clone(), entry.seq as i64);
                     }
                     change.entries.push(entry_row(entry));
                 }
@@ -370,6 +543,7 @@ impl Conversations {
                 Effect::Duplicate(_) => {}
             }
         }
+        change.reads = reads.into_iter().collect();
         change
     }
 

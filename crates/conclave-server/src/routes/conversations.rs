@@ -312,23 +312,22 @@ pub async fn send(
     if earlier.is_none() {
         shareable(&state, &current, &id, &req.files).await?;
     }
-    let input = |_: &conclave_conversation::Conversation| {
-        Ok(Input::Send(OutgoingMessage {
-            device: req.device_id.clone(),
-            client_id: req.client_id.clone(),
-            epoch: req.epoch,
-            content: req.content.clone(),
-            reference: reference.clone(),
-            earlier,
-            history: req.history.clone(),
-            control: req.control,
-            files: req.files.clone(),
-        }))
+    let message = OutgoingMessage {
+        device: req.device_id,
+        client_id: req.client_id,
+        epoch: req.epoch,
+        content: req.content,
+        reference,
+        earlier,
+        history: req.history,
+        control: req.control,
+        files: req.files,
     };
-    let changed = match state.conversations.change(&id, state.now_ms(), input).await {
+    let (device_id, client_id) = (message.device.clone(), message.client_id.clone());
+    let effects = match state.conversations.send(&id, state.now_ms(), message).await {
         // Two retries raced and the other one is in: this is a retry of it.
         Err(ConversationError::Store(StoreError::Conflict("message"))) => {
-            let seq = store.message_by_client_id(&id, &req.device_id, &req.client_id).await?;
+            let seq = store.message_by_client_id(&id, &device_id, &client_id).await?;
             let seq = seq.ok_or_else(ApiError::internal)? as u64;
             return Ok((StatusCode::OK, ApiJson(MessageAccepted { seq, duplicate: true })));
         }
@@ -336,16 +335,15 @@ pub async fn send(
         Err(ConversationError::Store(StoreError::Conflict("file"))) => {
             return Err(ApiError::file_not_shareable("another message shares one of these files already"));
         }
-        changed => changed?,
+        effects => effects?,
     };
-    let accepted = changed.effects.iter().find_map(|effect| match effect {
+    let accepted = effects.iter().find_map(|effect| match effect {
         Effect::Append(entry) => Some((StatusCode::CREATED, MessageAccepted { seq: entry.seq, duplicate: false })),
         Effect::Duplicate(seq) => Some((StatusCode::OK, MessageAccepted { seq: *seq, duplicate: true })),
         _ => None,
     });
     let (status, accepted) = accepted.ok_or_else(ApiError::internal)?;
-    // Whoever writes has read what came before.
-    store.mark_read(&id, &current.user.id, accepted.seq as i64).await?;
+    // Its author has read what came before: written with the message.
     Ok((status, ApiJson(accepted)))
 }
 
@@ -520,7 +518,7 @@ pub async fn entries(
     let wait = Duration::from_millis(q.wait_ms.min(MAX_WAIT_MS));
     let deadline = tokio::time::Instant::now() + wait;
     loop {
-        let loaded = state.conversations.load(&id).await?;
+        let loaded = state.conversations.read(&id).await?;
         if loaded.state.member(&current.user.id).is_none() {
             return Err(ApiError::not_found("conversation"));
         }
@@ -529,7 +527,7 @@ pub async fn entries(
         let now = state.now_ms();
         let loaded = if loaded.state.committer_overdue(now) && loaded.state.holds_device(&q.device_id) {
             let present = |_: &conclave_conversation::Conversation| Ok(Input::Present { device: q.device_id.clone() });
-            state.conversations.change(&id, now, present).await?.loaded
+            std::sync::Arc::new(state.conversations.change(&id, now, present).await?.loaded)
         } else {
             loaded
         };
@@ -604,6 +602,10 @@ pub async fn key_package(
     state.conversations.change(&id, state.now_ms(), input).await?;
     Ok(StatusCode::ACCEPTED)
 }
+
+/// The largest body a commit may have: the commit and its Welcome, each as
+/// large as the delivery service takes, and the devices named.
+pub const COMMIT_BODY_LIMIT: usize = 2 * conclave_delivery::MAX_HANDSHAKE + 64 * 1024;
 
 /// An MLS commit from the committer the server named, adding and removing
 /// exactly the devices it was asked to.
@@ -755,9 +757,9 @@ async fn live_connection(state: SharedState, socket: WebSocket, listener: Listen
                 }
             }
             event = events.recv() => {
-                let event = match event {
+                let text: String = match event {
                     Ok(addressed) if addressed.is_for(device) => match addressed.event {
-                        Some(event) => event,
+                        Some(event) => event.as_ref().into(),
                         None if listener.still_stands(&state).await => continue,
                         None => {
                             let _ = out.send(Message::Close(None)).await;
@@ -765,10 +767,11 @@ async fn live_connection(state: SharedState, socket: WebSocket, listener: Listen
                         }
                     },
                     Ok(_) => continue,
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => LiveEvent::Resync,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        serde_json::to_string(&LiveEvent::Resync).expect("live events serialise")
+                    }
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                 };
-                let text = serde_json::to_string(&event).expect("live events serialise");
                 if out.send(Message::Text(text.into())).await.is_err() {
                     break;
                 }

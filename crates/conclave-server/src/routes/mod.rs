@@ -120,7 +120,10 @@ pub fn router(state: SharedState) -> Router {
         .route("/conversations/{conversation_id}/messages/{seq}", delete(conversations::delete_message))
         .route("/conversations/{conversation_id}/entries", get(conversations::entries))
         .route("/conversations/{conversation_id}/key-packages", post(conversations::key_package))
-        .route("/conversations/{conversation_id}/commits", post(conversations::commit))
+        .route(
+            "/conversations/{conversation_id}/commits",
+            post(conversations::commit).layer(DefaultBodyLimit::max(conversations::COMMIT_BODY_LIMIT)),
+        )
         .route("/conversations/{conversation_id}/files", post(files::start_upload))
         .route("/conversations/{conversation_id}/guests", post(guests::invite))
         .route("/files/{file_id}", get(files::status).delete(files::abandon))

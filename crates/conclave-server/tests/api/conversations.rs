@@ -190,6 +190,108 @@ async fn a_retried_message_is_delivered_once(engine: Engine) {
     assert_problem!(t.ada.send_message(&group.id, &stale).await, 409, "stale-epoch");
 }
 
+/// Sends that arrive together are written together (one transaction for all
+/// that wait their turn), yet each is judged on its own: a send that must be
+/// refused is refused alone, and every other one lands exactly once, in an
+/// order every device reads alike.
+async fn sends_arriving_together_each_land_once_and_a_bad_one_fails_alone(engine: Engine) {
+    let mut t = team(engine).await;
+    let group = t.ada.create_conversation(&group_request("Ops", &[&t.grace_id])).await.unwrap();
+    all_in_group(&mut t.devices, &group.id).await;
+    let epoch = t.devices[0].epoch(&group.id);
+    let request = |device: &ChatDevice, n: usize| SendMessageRequest {
+        device_id: device.device_id.clone(),
+        client_id: format!("burst-{n}"),
+        epoch,
+        content: "Y2lwaGVydGV4dA==".into(),
+        reference: None,
+        history: None,
+        control: false,
+        files: Vec::new(),
+    };
+    let mut sends = Vec::new();
+    for n in 0..60 {
+        let (client, device) = if n % 2 == 0 { (&t.ada, &t.devices[0]) } else { (&t.grace, &t.devices[2]) };
+        let mut req = request(device, n);
+        if n == 31 {
+            // In the middle of the burst, a send built on an old epoch.
+            req.epoch = epoch.map(|e| e.wrapping_sub(1));
+        }
+        let id = &group.id;
+        sends.push(async move { (n, client.send_message(id, &req).await) });
+    }
+    let answers = futures_util::future::join_all(sends).await;
+    let (mut seqs, mut graces_last) = (Vec::new(), 0);
+    for (n, answer) in answers {
+        if n == 31 {
+            assert_problem!(answer, 409, "stale-epoch");
+        } else {
+            let accepted = answer.unwrap_or_else(|e| panic!("send {n}: {e}"));
+            assert!(!accepted.duplicate);
+            if n % 2 == 1 {
+                graces_last = graces_last.max(accepted.seq);
+            }
+            seqs.push(accepted.seq);
+        }
+    }
+    seqs.sort();
+    seqs.dedup();
+    assert_eq!(seqs.len(), 59, "one seq per accepted send");
+    // Every device reads the same 59 messages, each once, in the same order.
+    let mut orders = Vec::new();
+    for (client, device) in [(&t.ada, &t.devices[1]), (&t.grace, &t.devices[3])] {
+        let page = client.read_conversation(&group.id, &device.device_id, 0, 500, 0).await.unwrap();
+        let order: Vec<String> = page
+            .entries
+            .iter()
+            .filter_map(|e| match &e.body {
+                EntryBody::Message { client_id, .. } if client_id.starts_with("burst-") => Some(client_id.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(order.len(), 59);
+        assert!(!order.contains(&"burst-31".to_owned()));
+        orders.push(order);
+    }
+    assert_eq!(orders[0], orders[1]);
+    // Each author read up to their own last message as they sent it.
+    let listed = t.grace.list_conversations().await.unwrap();
+    let mine = listed.conversations.iter().find(|c| c.id == group.id).unwrap();
+    assert_eq!(mine.read_seq, graces_last, "Grace has read up to her last message");
+}
+
+/// A Welcome carries the group's whole ratchet tree, so for a large channel
+/// it is far beyond a message's size; the server takes one of a few MiB and
+/// hands it to the new device as it came, and refuses what exceeds its limit.
+async fn a_large_channels_welcome_reaches_the_new_device_whole(engine: Engine) {
+    let t = team(engine).await;
+    let group = t.ada.create_conversation(&group_request("Big", &[])).await.unwrap();
+    let (first, second) = (&t.devices[0].device_id, &t.devices[1].device_id);
+    for device in [first, second] {
+        let kp = KeyPackageRequest { device_id: device.clone(), key_package: "a2V5LXBhY2thZ2U=".into() };
+        t.ada.upload_key_package(&group.id, &kp).await.unwrap();
+    }
+    let welcome = "QUFB".repeat(3 << 18); // 3 MiB of base64
+    let commit = |welcome: &str| CommitRequest {
+        device_id: first.clone(),
+        epoch: 0,
+        commit: "Y29tbWl0".into(),
+        welcome: Some(welcome.to_owned()),
+        added: vec![second.clone()],
+        removed: Vec::new(),
+    };
+    let too_large = "QUFB".repeat(5 << 18);
+    assert!(t.ada.send_commit(&group.id, &commit(&too_large)).await.is_err(), "a 5 MiB Welcome is refused");
+    t.ada.send_commit(&group.id, &commit(&welcome)).await.unwrap();
+    let inbox = t.ada.read_device_inbox(second, 0).await.unwrap();
+    let delivered = inbox.messages.iter().find_map(|m| match &m.handshake {
+        Handshake::Welcome { welcome, .. } => Some(welcome.clone()),
+        _ => None,
+    });
+    assert_eq!(delivered.as_deref().map(str::len), Some(welcome.len()));
+    assert!(delivered.unwrap() == welcome, "the Welcome arrives byte for byte");
+}
+
 async fn an_offline_device_catches_up_in_order_with_nothing_lost_or_doubled(engine: Engine) {
     let mut t = team(engine).await;
     let dm = t.ada.create_conversation(&direct_request(&t.grace_id)).await.unwrap();
@@ -483,7 +585,13 @@ async fn a_devices_live_connection_hears_what_happens_as_it_happens(engine: Engi
 
     let sent = t.devices[0].send_text(&group.id, "ping", None).await.unwrap();
     let heard = grace_live.next(WAIT).await.unwrap();
-    assert_eq!(heard, LiveEvent::Changed { conversation_id: group.id.clone(), last_seq: sent.seq });
+    // The new entry comes along, exactly as the log gives it to her device.
+    let page = t.grace.read_conversation(&group.id, &t.devices[2].device_id, sent.seq - 1, 10, 0).await.unwrap();
+    assert_eq!(page.entries.len(), 1);
+    assert_eq!(
+        heard,
+        LiveEvent::Changed { conversation_id: group.id.clone(), last_seq: sent.seq, entries: page.entries }
+    );
     ada_live.typing(&group.id).await.unwrap();
     ada_live.typing(&group.id).await.unwrap();
     let typing = LiveEvent::Typing { conversation_id: group.id.clone(), user_id: t.ada_id.clone() };
@@ -511,6 +619,14 @@ async fn a_devices_live_connection_hears_what_happens_as_it_happens(engine: Engi
     while !heard_by_tablet.contains(&LiveEvent::Inbox) {
         heard_by_tablet.push(tablet_live.next(WAIT).await.unwrap());
     }
+    // Until its Welcome the tablet may read nothing of the log: it hears
+    // that the log grew (its own request, the commit adding it), never what.
+    let grew: Vec<_> = heard_by_tablet.iter().filter(|e| matches!(e, LiveEvent::Changed { .. })).collect();
+    assert!(!grew.is_empty(), "the tablet heard the log grow: {heard_by_tablet:?}");
+    assert!(
+        grew.iter().all(|e| matches!(e, LiveEvent::Changed { entries, .. } if entries.is_empty())),
+        "no entry reaches a device before it may read it: {grew:?}"
+    );
     assert!(eve_live.next(Duration::from_millis(500)).await.is_err(), "Eve heard nothing");
     // Revoking a device closes its live connection at once; frames beyond
     // what a person types close it too.
@@ -697,6 +813,8 @@ async fn a_mention_reaches_the_person_mentioned(engine: Engine) {
 }
 
 on_both_engines!(
+    sends_arriving_together_each_land_once_and_a_bad_one_fails_alone,
+    a_large_channels_welcome_reaches_the_new_device_whole,
     a_mention_reaches_the_person_mentioned,
     edit_and_delete_windows_follow_the_organisations_policy,
     a_node_with_an_older_copy_of_a_conversation_never_forks_it,
