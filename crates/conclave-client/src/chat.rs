@@ -392,7 +392,13 @@ impl ChatDevice {
             read_earlier: false,
         };
         self.groups.insert(conversation_id.to_owned(), group);
-        self.answer(conversation_id, vec![output]).await
+        let asked = self.answer(conversation_id, vec![output]).await;
+        if asked.is_err() {
+            // Not asked (too many devices waiting, or the network): a later
+            // `open` asks again rather than wait for an answer never due.
+            self.groups.remove(conversation_id);
+        }
+        asked
     }
 
     /// Takes everything new: the inbox, then every conversation's log.
@@ -541,46 +547,10 @@ impl ChatDevice {
         reference: Option<Reference>,
     ) -> Result<MessageAccepted, ChatError> {
         let client_id = format!("{:032x}", rand::random::<u128>());
-        let plaintext = serde_json::to_vec(payload).expect("payloads serialise");
-        let files = match payload {
-            MessagePayload::File { file, thumbnail, .. } => {
-                std::iter::once(file).chain(thumbnail).map(|f| f.file_id.clone()).collect()
-            }
-            _ => Vec::new(),
-        };
         let mut tries = 0;
         loop {
             tries += 1;
-            let group = self.groups.get_mut(conversation_id).ok_or(ChatError::NotInGroup)?;
-            let Some(epoch) = group.member.epoch().filter(|_| !group.removed) else {
-                return Err(ChatError::NotInGroup);
-            };
-            let ciphertext = group.member.encrypt(&plaintext)?;
-            // Keys are given to devices added later; history keys are not history.
-            let history = match payload {
-                MessagePayload::Text { .. } | MessagePayload::File { .. } => {
-                    group.keys.remember(&group.member)?;
-                    group.keys.seal(epoch, history_context(conversation_id, &client_id).as_bytes(), &plaintext)
-                }
-                MessagePayload::HistoryKeys { .. } => None,
-            };
-            // MLS does not let the sender open its own message: it keeps what it shows.
-            if let Some(Shown { text, file, .. }) = shown(payload.clone()) {
-                group.sent.insert(client_id.clone(), text);
-                if let Some(file) = file {
-                    group.sent_files.insert(client_id.clone(), file);
-                }
-            }
-            let req = SendMessageRequest {
-                device_id: self.device_id.clone(),
-                client_id: client_id.clone(),
-                epoch: Some(epoch),
-                content: BASE64.encode(&ciphertext),
-                reference,
-                history,
-                control: matches!(payload, MessagePayload::HistoryKeys { .. }),
-                files: files.clone(),
-            };
+            let req = self.seal(conversation_id, payload, reference, &client_id)?;
             match self.client.send_message(conversation_id, &req).await {
                 Err(err) if err.code() == Some("stale-epoch") && tries < SEND_TRIES => {
                     // A commit (someone joined or left) came first: apply it, then encrypt again.
@@ -590,6 +560,66 @@ impl ChatDevice {
                 other => return Ok(other?),
             }
         }
+    }
+
+    /// Encrypts a text for the conversation's current epoch without sending
+    /// it: the request [`Client::send_message`] takes. It goes stale when
+    /// the group moves on (`409 stale-epoch`), so it is for sending soon —
+    /// by an outbox flushed on reconnect, or a load generator that keeps
+    /// encryption out of the time it measures.
+    pub fn seal_text(&mut self, conversation_id: &str, text: &str) -> Result<SendMessageRequest, ChatError> {
+        let mentions = conclave_proto::markup::mentions(text);
+        let payload = MessagePayload::Text { text: text.to_owned(), mentions };
+        let client_id = format!("{:032x}", rand::random::<u128>());
+        self.seal(conversation_id, &payload, None, &client_id)
+    }
+
+    /// One message of `payload`, encrypted in the group's current epoch
+    /// (with its history copy), kept as this device will show it.
+    fn seal(
+        &mut self,
+        conversation_id: &str,
+        payload: &MessagePayload,
+        reference: Option<Reference>,
+        client_id: &str,
+    ) -> Result<SendMessageRequest, ChatError> {
+        let plaintext = serde_json::to_vec(payload).expect("payloads serialise");
+        let files = match payload {
+            MessagePayload::File { file, thumbnail, .. } => {
+                std::iter::once(file).chain(thumbnail).map(|f| f.file_id.clone()).collect()
+            }
+            _ => Vec::new(),
+        };
+        let group = self.groups.get_mut(conversation_id).ok_or(ChatError::NotInGroup)?;
+        let Some(epoch) = group.member.epoch().filter(|_| !group.removed) else {
+            return Err(ChatError::NotInGroup);
+        };
+        let ciphertext = group.member.encrypt(&plaintext)?;
+        // Keys are given to devices added later; history keys are not history.
+        let history = match payload {
+            MessagePayload::Text { .. } | MessagePayload::File { .. } => {
+                group.keys.remember(&group.member)?;
+                group.keys.seal(epoch, history_context(conversation_id, client_id).as_bytes(), &plaintext)
+            }
+            MessagePayload::HistoryKeys { .. } => None,
+        };
+        // MLS does not let the sender open its own message: it keeps what it shows.
+        if let Some(Shown { text, file, .. }) = shown(payload.clone()) {
+            group.sent.insert(client_id.to_owned(), text);
+            if let Some(file) = file {
+                group.sent_files.insert(client_id.to_owned(), file);
+            }
+        }
+        Ok(SendMessageRequest {
+            device_id: self.device_id.clone(),
+            client_id: client_id.to_owned(),
+            epoch: Some(epoch),
+            content: BASE64.encode(&ciphertext),
+            reference,
+            history,
+            control: matches!(payload, MessagePayload::HistoryKeys { .. }),
+            files,
+        })
     }
 
     async fn take_inbox(&mut self, events: &mut Vec<ChatEvent>) -> Result<bool, ChatError> {

@@ -37,6 +37,10 @@ enum LoadtestCommand {
     /// Media through the SFU: rooms × publishers × subscribers of headless
     /// participants; loss, jitter, latency and server CPU per datagram.
     Media(crate::loadtest_media::MediaArgs),
+    /// Team messaging: messages per second into a channel or many direct
+    /// conversations, fan-out latency to every device, server CPU and
+    /// memory; on Conclave, or the same load on Synapse or ejabberd.
+    Chat(crate::loadtest_chat::ChatArgs),
     /// Sign-in timing: a wrong password for a real account beside an email
     /// no account has, interleaved in one run (they must look the same).
     Login(LoginArgs),
@@ -94,6 +98,7 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
         LoadtestCommand::Signaling(args) => signaling(args).await,
         LoadtestCommand::Login(args) => login_timing(args).await,
         LoadtestCommand::Media(args) => crate::loadtest_media::media(args).await,
+        LoadtestCommand::Chat(args) => crate::loadtest_chat::run(args).await,
         LoadtestCommand::FloorServer { listen } => floor_server(listen).await,
     }
 }
@@ -117,7 +122,7 @@ pub(crate) fn rss_kib(pid: u32) -> anyhow::Result<u64> {
 }
 
 /// Signs in as the organisation's owner the load is run for.
-async fn sign_in_owner(
+pub(crate) async fn sign_in_owner(
     server: &str,
     email: &str,
     password: &str,

@@ -8,6 +8,7 @@ mod chat;
 mod config;
 mod impair;
 mod loadtest;
+mod loadtest_chat;
 mod loadtest_media;
 mod progress;
 
