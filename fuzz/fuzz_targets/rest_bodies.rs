@@ -30,6 +30,9 @@ fuzz_target!(|data: &[u8]| {
     let _ = serde_json::from_slice::<conversation::LiveCommand>(data);
     let _ = serde_json::from_slice::<conversation::KeyPackageRequest>(data);
     let _ = serde_json::from_slice::<conversation::CommitRequest>(data);
+    let _ = serde_json::from_slice::<conversation::InviteGuestRequest>(data);
+    let _ = serde_json::from_slice::<conversation::GuestSignupRequest>(data);
+    let _ = serde_json::from_slice::<conversation::AcceptGuestInvitationRequest>(data);
     let _ = serde_json::from_slice::<file::StartUploadRequest>(data);
     let _ = serde_json::from_slice::<file::StorageSettings>(data);
     // What a device reads back from the server.

@@ -97,6 +97,7 @@ fn read_by_the_server() -> Map<String, Value> {
     schemas.add::<conversation::CommitRequest>();
     schemas.add::<conversation::InviteGuestRequest>();
     schemas.add::<conversation::GuestSignupRequest>();
+    schemas.add::<conversation::AcceptGuestInvitationRequest>();
     schemas.add::<file::StartUploadRequest>();
     schemas.add::<file::StorageSettings>();
     schemas.add::<meeting::CreateMeetingRequest>();

@@ -57,6 +57,12 @@ impl Client {
         self.json(Method::POST, "/api/v1/auth/guest-signup", Some(req)).await
     }
 
+    /// A guest, signed in, takes an invitation into another conversation.
+    pub async fn accept_guest_invitation(&self, token: &str, code: &str) -> Result<Conversation> {
+        let req = AcceptGuestInvitationRequest { token: token.to_owned(), code: code.to_owned() };
+        self.json(Method::POST, "/api/v1/me/guest-invitations", Some(&req)).await
+    }
+
     /// Starts a call from the conversation: a meeting its members enter directly.
     pub async fn start_call(&self, id: &str) -> Result<conclave_proto::Meeting> {
         self.json::<_, ()>(Method::POST, &format!("/api/v1/conversations/{id}/calls"), None).await

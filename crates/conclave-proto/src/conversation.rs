@@ -551,6 +551,19 @@ pub struct GuestInvitation {
     pub expires_at_ms: i64,
 }
 
+/// `POST /api/v1/me/guest-invitations`: a guest already signed in takes an
+/// invitation into another conversation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct AcceptGuestInvitationRequest {
+    /// The token from the link.
+    pub token: String,
+    /// The code the inviter gave.
+    pub code: String,
+}
+
 /// `POST /api/v1/auth/guest-signup`: a guest takes an invitation.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]

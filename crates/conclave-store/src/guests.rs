@@ -1,6 +1,7 @@
-//! Invitations of people from outside into one conversation: a link (its
+//! Invitations of people from outside into a conversation: a link (its
 //! token) and a one-time code, both stored hashed; single use, expiring,
-//! spent after a few wrong codes.
+//! spent after a few wrong codes. The first makes the guest's account; a
+//! guest invited again takes the next one signed in.
 
 use crate::users::{insert_user, NewUser, UserRow};
 use crate::{Result, RowExt, Store, StoreError};
@@ -111,6 +112,25 @@ impl Store {
         }
         tx.commit().await?;
         Ok(user)
+    }
+
+    /// Takes the invitation for a guest who has an account already (an
+    /// invitation into another conversation): once, while it is open.
+    pub async fn take_guest_invitation(&self, id: &str, user_id: &str, now_ms: i64) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE guest_invitations SET accepted_at_ms = $2, accepted_by = $3 WHERE id = $1 \
+             AND accepted_at_ms IS NULL AND expires_at_ms > $2 AND failed_codes < $4",
+        )
+        .bind(id)
+        .bind(now_ms)
+        .bind(user_id)
+        .bind(MAX_FAILED_GUEST_CODES)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Err(StoreError::NotFound("open invitation"));
+        }
+        Ok(())
     }
 
     /// Whether the account came in as a guest (it sees only the

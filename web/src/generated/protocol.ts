@@ -25,6 +25,17 @@ export const TYPING_EVERY_MS = 2000;
 /** `conclave_proto::problem::PROBLEM_BASE` */
 export const PROBLEM_BASE = "https://conclave.dev/problems/";
 
+/**
+ * `POST /api/v1/me/guest-invitations`: a guest already signed in takes an
+ * invitation into another conversation.
+ */
+export interface AcceptGuestInvitationRequest {
+  /** The token from the link. */
+  token: string;
+  /** The code the inviter gave. */
+  code: string;
+}
+
 export interface AccessTokenCreated {
   /** Shown once. */
   token: string;

@@ -1,9 +1,11 @@
-//! Guests: people from outside the organisation, invited into one group or
+//! Guests: people from outside the organisation, invited into a group or
 //! channel by a link and a one-time code (the link by email, the code by
 //! another way, so that a forwarded email alone lets nobody in). A guest
 //! has an account of their own, in no organisation: they see only the
 //! conversations they were invited to, marked external there, and cannot
-//! start conversations, join channels or be added by anyone else.
+//! start conversations, join channels or be added by anyone else. The first
+//! invitation makes the account; each later one, into another conversation,
+//! the guest takes signed in, with its link and code like the first.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -11,13 +13,15 @@ use axum::response::Response;
 use conclave_auth::{OpaqueToken, TokenHash};
 use conclave_conversation::{roles, Input, Kind, Refusal};
 use conclave_proto::audit::{AuditAction, AuditOutcome};
-use conclave_proto::conversation::{GuestInvitation, GuestSignupRequest, InviteGuestRequest};
+use conclave_proto::conversation::{
+    AcceptGuestInvitationRequest, Conversation, GuestInvitation, GuestSignupRequest, InviteGuestRequest,
+};
 use conclave_proto::{LoginResponse, Problem, ProblemCode};
 use conclave_store::{GuestInvitationRow, NewUser, MAX_FAILED_GUEST_CODES};
 use rand::Rng;
 
 use crate::accounts::{self, LoginOutcome, NewAccount};
-use crate::conversations::{ConversationError, Loaded};
+use crate::conversations::{conversation_view, ConversationError, Loaded};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, Authed, ClientIp};
 use crate::state::{Audit, SharedState};
@@ -68,11 +72,18 @@ pub async fn invite(
         return Err(ApiError::forbidden("this organisation does not let members invite guests"));
     }
     let email = accounts::normalize_email(&req.email)?;
-    if state.store.user_by_email(&email).await?.is_some() {
-        return Err(ApiError::conflict(
-            ProblemCode::AccountExists,
-            "this email has an account on this server already: add them as a member instead",
-        ));
+    // A guest already (of this conversation or another) is invited again
+    // like a newcomer; anyone else with an account is added as a member.
+    if let Some(user) = state.store.user_by_email(&email).await? {
+        if !state.store.is_guest(&user.id).await? {
+            return Err(ApiError::conflict(
+                ProblemCode::AccountExists,
+                "this email has an account on this server already: add them as a member instead",
+            ));
+        }
+        if loaded.state.member(&user.id).is_some() {
+            return Err(ConversationError::from(Refusal::AlreadyMember).into());
+        }
     }
     let token = OpaqueToken::generate_with_prefix("gst_");
     let code = format!("{:08}", rand::thread_rng().gen_range(0..100_000_000u32));
@@ -112,6 +123,24 @@ pub async fn invite(
     ))
 }
 
+/// The invitation's code, checked in constant time; a wrong one counts
+/// against the invitation, and the answer says how many tries are left.
+async fn check_code(state: &SharedState, invitation: &GuestInvitationRow, code: &str) -> ApiResult<()> {
+    let expected = invitation.code_hash.as_bytes();
+    let given = code_hash(&invitation.id, code);
+    if bool::from(subtle::ConstantTimeEq::ct_eq(given.as_bytes(), expected)) {
+        return Ok(());
+    }
+    let failed = state.store.fail_guest_code(&invitation.id).await?;
+    let left = MAX_FAILED_GUEST_CODES - failed;
+    let detail = if left > 0 {
+        format!("the code is wrong; {left} more tries")
+    } else {
+        "the code was wrong too often; ask for a new invitation".to_owned()
+    };
+    Err(ApiError::invalid_invitation().with_detail(detail))
+}
+
 /// A guest takes an invitation: the link's token and the code make an
 /// account (with the invitation's email) in the conversation, signed in.
 /// A few wrong codes spend the invitation.
@@ -138,18 +167,9 @@ pub async fn signup(
         detail,
         ..Audit::new(AuditAction::GuestSignup, outcome)
     };
-    let expected = invitation.code_hash.as_bytes();
-    let given = code_hash(&invitation.id, &req.code);
-    if !bool::from(subtle::ConstantTimeEq::ct_eq(given.as_bytes(), expected)) {
-        let failed = state.store.fail_guest_code(&invitation.id).await?;
+    if let Err(refused) = check_code(&state, &invitation, &req.code).await {
         state.audit(audit(AuditOutcome::Failure, "wrong code")).await?;
-        let left = MAX_FAILED_GUEST_CODES - failed;
-        let detail = if left > 0 {
-            format!("the code is wrong; {left} more tries")
-        } else {
-            "the code was wrong too often; ask for a new invitation".to_owned()
-        };
-        return Err(ApiError::invalid_invitation().with_detail(detail));
+        return Err(refused);
     }
     let account = NewAccount::validate(&invitation.email, &req.display_name, &req.password)?;
     if state.store.user_by_email(&account.email).await?.is_some() {
@@ -182,4 +202,55 @@ pub async fn signup(
     let (token, session) = accounts::start_session(&state, &user.id, "login", None, ip, user_agent, lifetime).await?;
     let outcome = LoginOutcome { token, session, user, needs_enrollment: false };
     Ok(super::auth::signed_in(&state, outcome, StatusCode::CREATED))
+}
+
+/// A guest, signed in, takes an invitation into another conversation: the
+/// link's token and the code, for the address of the guest's own account.
+/// An invitation for another address is as unknown as a wrong link.
+#[utoipa::path(post, path = "/api/v1/me/guest-invitations", operation_id = "acceptGuestInvitation",
+    tag = "conversations", request_body = AcceptGuestInvitationRequest,
+    responses((status = 200, description = "The conversation, with the guest in it", body = Conversation),
+        (status = 400, description = "The invitation is unknown, used, expired, spent or for another address, or the code is wrong", body = Problem),
+        (status = 403, description = "The caller is not a guest (members are added by members), or the inviter may no longer add people", body = Problem),
+        (status = 409, description = "Already in the conversation", body = Problem),
+        (status = 429, description = "Too many requests from this address", body = Problem)))]
+pub async fn accept(
+    State(state): State<SharedState>,
+    ClientIp(ip): ClientIp,
+    Authed(current): Authed,
+    ApiJson(req): ApiJson<AcceptGuestInvitationRequest>,
+) -> ApiResult<ApiJson<Conversation>> {
+    accounts::check_sensitive_rate(&state, ip)?;
+    let now = state.now_ms();
+    let invitation = state.store.guest_invitation_by_token_hash(&TokenHash::of(req.token.trim()).0).await?;
+    let invitation = invitation
+        .filter(|i| i.is_open(now) && i.email == current.user.email)
+        .ok_or_else(ApiError::invalid_invitation)?;
+    let audit = |outcome, detail| {
+        Audit::by(&current, ip, AuditAction::GuestSignup, outcome).target(&invitation.conversation_id).detail(detail)
+    };
+    if let Err(refused) = check_code(&state, &invitation, &req.code).await {
+        state.audit(audit(AuditOutcome::Failure, "wrong code")).await?;
+        return Err(refused);
+    }
+    if current.user.org_id.is_some() || !state.store.is_guest(&current.user.id).await? {
+        return Err(ApiError::forbidden("only guests take guest invitations; members are added by members"));
+    }
+    let conversation = &invitation.conversation_id;
+    let loaded = state.conversations.load(conversation).await?;
+    may_invite(&loaded, &invitation.invited_by)?;
+    if loaded.state.member(&current.user.id).is_some() {
+        return Err(ConversationError::from(Refusal::AlreadyMember).into());
+    }
+    state.store.take_guest_invitation(&invitation.id, &current.user.id, now).await.map_err(|e| match e {
+        conclave_store::StoreError::NotFound(_) => ApiError::invalid_invitation(),
+        other => other.into(),
+    })?;
+    let guest = state.conversations.newcomer(&current.user.id, true).await?;
+    let by = invitation.invited_by.clone();
+    let add =
+        |_: &conclave_conversation::Conversation| Ok(Input::Add { by: by.clone(), newcomers: vec![guest.clone()] });
+    let changed = state.conversations.change(conversation, now, add).await?;
+    state.audit(audit(AuditOutcome::Success, "guest, another conversation")).await?;
+    Ok(ApiJson(conversation_view(&state.store, &changed.loaded.row, &changed.loaded.state, &current.user.id).await?))
 }

@@ -45,7 +45,7 @@ use utoipa::{Modify, OpenApi};
         conversations::mark_read, conversations::mute, conversations::live, conversations::start_call,
         conversations::key_package, conversations::commit, conversations::inbox,
         files::start_upload, files::status, files::put_part, files::complete, files::abandon, files::get_part,
-        storage::get, storage::set, guests::invite, guests::signup,
+        storage::get, storage::set, guests::invite, guests::signup, guests::accept,
         orgs::create, orgs::get, orgs::list_members, orgs::update_member, orgs::deactivate_member, orgs::reactivate_member,
         orgs::invite, orgs::list_invitations, orgs::revoke_invitation,
         policy::get, policy::update, audit::list, quality::list, quality::meeting,
@@ -94,6 +94,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/auth/logout", post(auth::logout))
         .route("/me", get(auth::me))
         .route("/me/password", post(auth::change_password))
+        .route("/me/guest-invitations", post(guests::accept))
         .route("/me/totp/enroll", post(two_factor::enroll))
         .route("/me/totp/confirm", post(two_factor::confirm))
         .route("/me/totp", delete(two_factor::disable))

@@ -116,7 +116,79 @@ async fn wrong_codes_spend_a_guest_invitation(engine: Engine) {
     assert_problem!(outsider.guest_signup(&taking(&token, &invitation.code)).await, 400, "invalid-invitation");
 }
 
+/// A guest invited into a second conversation takes that invitation signed
+/// in, with its link and code like the first; nobody else can take it for
+/// them, and an account that is not a guest is not made one this way.
+async fn a_guest_invited_again_takes_the_invitation_signed_in(engine: Engine) {
+    let mut t = team(engine).await;
+    allow_guests(&t).await;
+    let first = t.ada.create_conversation(&group_request("Deal room", &[])).await.unwrap();
+    let invitation = t.ada.invite_guest(&first.id, "casey@bank.test").await.unwrap();
+    let token = invitation.invite_url.split_once('#').unwrap().1.to_owned();
+    let casey = Client::new(&t.srv.url);
+    let login = casey.guest_signup(&taking(&token, &invitation.code)).await.unwrap();
+    let casey = casey.authenticated(&login.token);
+    let dana = Client::new(&t.srv.url);
+    let other = t.ada.invite_guest(&first.id, "dana@fund.test").await.unwrap();
+    let other_token = other.invite_url.split_once('#').unwrap().1.to_owned();
+    let dana_taking = GuestSignupRequest { display_name: "Dana Fund".into(), ..taking(&other_token, &other.code) };
+    let dana_login = dana.guest_signup(&dana_taking).await.unwrap();
+    let dana = Client::new(&t.srv.url).authenticated(&dana_login.token);
+
+    // Grace invites her into a second group; the address has a guest's account.
+    let second = t.grace.create_conversation(&group_request("Closing", &[&t.ada_id])).await.unwrap();
+    let again = t.grace.invite_guest(&second.id, "casey@bank.test").await.unwrap();
+    let again_token = again.invite_url.split_once('#').unwrap().1.to_owned();
+    // Nobody else takes it, however they are signed in: another guest, a member.
+    assert_problem!(dana.accept_guest_invitation(&again_token, &again.code).await, 400, "invalid-invitation");
+    assert_problem!(t.ada.accept_guest_invitation(&again_token, &again.code).await, 400, "invalid-invitation");
+    // Nor does the guest without the code, and wrong codes count.
+    match casey.accept_guest_invitation(&again_token, &wrong(&again.code)).await {
+        Err(conclave_client::ClientError::Api(problem)) => {
+            assert_eq!(problem.status, 400);
+            assert!(problem.detail.unwrap_or_default().contains("4 more tries"));
+        }
+        other => panic!("a wrong code got {other:?}"),
+    }
+    let joined = casey.accept_guest_invitation(&again_token, &again.code).await.unwrap();
+    assert_eq!(joined.id, second.id);
+    assert!(joined.members.iter().any(|m| m.user_id == login.user.id && m.external));
+    assert_problem!(casey.accept_guest_invitation(&again_token, &again.code).await, 400, "invalid-invitation");
+    let mut listed: Vec<String> =
+        casey.list_conversations().await.unwrap().conversations.into_iter().map(|c| c.id).collect();
+    listed.sort();
+    let mut expected = vec![first.id.clone(), second.id.clone()];
+    expected.sort();
+    assert_eq!(listed, expected, "both conversations, nothing else");
+    // Already there: a second invitation is refused at once.
+    assert_problem!(t.grace.invite_guest(&second.id, "casey@bank.test").await, 409, "conflict");
+    assert_eq!(t.srv.audit_count("guest.signup", "success").await, 3);
+
+    // An address invited as a guest whose owner became a member meanwhile
+    // is not turned into a guest by the invitation.
+    let late = t.ada.invite_guest(&second.id, "frank@acme.test").await.unwrap();
+    let late_token = late.invite_url.split_once('#').unwrap().1.to_owned();
+    let (frank, _) = t.srv.add_member(&t.ada, &t.org, "frank@acme.test", conclave_proto::OrgRole::Member).await;
+    assert_problem!(frank.accept_guest_invitation(&late_token, &late.code).await, 403, "forbidden");
+
+    // Her device is added to the second group and reads what is said there.
+    let (ada_laptop, grace_laptop) = (t.devices.remove(0), t.devices.remove(1));
+    let mut devices = vec![ada_laptop, grace_laptop];
+    devices.push(ChatDevice::register(&casey, "Casey's laptop").await.unwrap());
+    all_in_group(&mut devices, &second.id).await;
+    devices[1].send_text(&second.id, "the closing is on Friday", None).await.unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let events = devices[2].sync().await.unwrap();
+        if events.iter().any(|e| matches!(e, ChatEvent::Message { text, .. } if text == "the closing is on Friday")) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the guest never read the message");
+    }
+}
+
 on_both_engines!(
     a_guest_comes_in_by_link_and_code_and_sees_that_conversation_alone,
-    wrong_codes_spend_a_guest_invitation
+    wrong_codes_spend_a_guest_invitation,
+    a_guest_invited_again_takes_the_invitation_signed_in
 );
