@@ -31,7 +31,10 @@ if [ ! -x "$SYNAPSE_VENV/bin/python" ]; then
   "$SYNAPSE_VENV/bin/pip" install -q "matrix-synapse[postgres]==$SYNAPSE_VERSION"
 fi
 if ! command -v ejabberdctl > /dev/null || [ ! -d /usr/lib/erlang/lib/p1_pgsql-* ]; then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q ejabberd erlang-p1-pgsql > /dev/null
+  SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get install -y -q ejabberd erlang-p1-pgsql > /dev/null ||
+    { $SUDO apt-get update -q && $SUDO apt-get install -y -q ejabberd erlang-p1-pgsql > /dev/null; }
 fi
 
 WORK=$(mktemp -d)
@@ -63,7 +66,7 @@ conclave() {
     --media-tcp-listen off > "$data/server.out" 2> "$data/server.err" &
   local pid=$!
   PIDS+=("$pid")
-  wait_for "curl -fsS http://127.0.0.1:$port/healthz"
+  wait_for "curl -fsS http://127.0.0.1:$port/healthz" || { tail -n 20 "$data/server.err" >&2; return 1; }
   load --system conclave --server http://127.0.0.1:$port --server-pid "$pid" --email bench@conclave.test --shape "$shape"
   kill "$pid"; wait "$pid" 2> /dev/null || true
 }
@@ -87,6 +90,7 @@ c["enable_registration_without_verification"] = True
 c["presence"] = {"enabled": False}
 c["trusted_key_servers"] = []
 c["report_stats"] = False
+c["bcrypt_rounds"] = 4  # accounts are made before measuring; this only shortens the set-up
 # No rate limits: the load is the point.
 big = {"per_second": 1000000, "burst_count": 1000000}
 for key in ("rc_message", "rc_registration", "rc_joins_per_room", "rc_3pid_validation", "rc_room_creation",
@@ -97,12 +101,18 @@ c["rc_joins"] = {"local": big, "remote": big}
 c["rc_invites"] = {"per_room": big, "per_user": big, "per_issuer": big}
 (d / "homeserver.yaml").write_text(yaml.safe_dump(c))
 log = d / "bench.local.log.config"
-log.write_text(log.read_text().replace("level: INFO", "level: WARNING"))
+# Its log beside its data, not wherever the script was started.
+text = log.read_text().replace("level: INFO", "level: WARNING")
+logging = yaml.safe_load(text)
+for handler in logging.get("handlers", {}).values():
+    if "filename" in handler:
+        handler["filename"] = str(d / "homeserver.log")
+log.write_text(yaml.safe_dump(logging))
 PY
   (cd "$dir" && exec taskset -c 1 "$SYNAPSE_VENV/bin/python" -m synapse.app.homeserver -c homeserver.yaml > synapse.out 2>&1) &
   local pid=$!
   PIDS+=("$pid")
-  wait_for "curl -fsS http://127.0.0.1:$port/_matrix/client/versions"
+  wait_for "curl -fsS http://127.0.0.1:$port/_matrix/client/versions" || { tail -n 20 "$dir/synapse.out" >&2; return 1; }
   load --system synapse --server http://127.0.0.1:$port --server-pid "$pid" --shape "$shape"
   kill "$pid"; wait "$pid" 2> /dev/null || true
 }
@@ -131,6 +141,7 @@ sql_database: "ejabberd_chat_bench"
 sql_username: "postgres"
 sql_password: ""
 auth_method: sql
+registration_timeout: infinity
 acl:
   local:
     user_regexp: ""
@@ -146,7 +157,7 @@ shaper_rules:
   max_user_offline_messages: 100000
   c2s_shaper: none
 modules:
-  mod_carbons: {}
+  mod_carboncopy: {}
   mod_disco: {}
   mod_mam:
     default: always
@@ -162,16 +173,16 @@ modules:
   mod_register:
     ip_access: all
     access: register
-    registration_timeout: infinity
   mod_roster: {}
   mod_stream_mgmt: {}
 YML
   printf 'ERLANG_NODE=ejabberd-bench@localhost\n' > "$dir/ejabberdctl.cfg"
   chown -R ejabberd "$dir"
+  chmod a+x "$WORK" # ejabberdctl runs the node as the ejabberd user
   taskset -c 1 ejabberdctl --config-dir "$dir" --spool "$dir/spool" --logs "$dir/logs" --node ejabberd-bench@localhost \
     foreground > "$dir/logs/foreground.out" 2>&1 &
   PIDS+=("$!")
-  wait_for "bash -c 'echo > /dev/tcp/127.0.0.1/$port'"
+  wait_for "bash -c 'echo > /dev/tcp/127.0.0.1/$port'" || { tail -n 20 "$dir"/logs/*.log >&2; return 1; }
   local pid
   pid=$(pgrep -f "beam.smp.*ejabberd-bench" | head -1)
   load --system ejabberd --server 127.0.0.1:$port --server-pid "$pid" --domain bench.local --shape "$shape"

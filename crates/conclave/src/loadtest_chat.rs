@@ -65,7 +65,8 @@ pub struct ChatArgs {
     /// People who send into the channel (their first device).
     #[arg(long, default_value_t = 20)]
     senders: usize,
-    /// Offered rates, messages per second, one step each.
+    /// Offered rates, messages per second, one step each, until a step takes
+    /// or delivers under half of what was offered.
     #[arg(long, value_delimiter = ',', default_value = "100,300,1000,3000,5000")]
     rates: Vec<u32>,
     /// Seconds each step offers messages for.
@@ -258,6 +259,12 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<()> {
         let after = Usage::take(args.server_pid)?;
         let step = Step::measure(&plan, &recorder, numbers, &before, &after, offered_for, held_back);
         step.print(name, shape, rate, ready.written_is_acknowledged, args.json);
+        if step.saturated(rate) {
+            // Past its ceiling a system only shows the same ceiling again,
+            // ever more slowly: a rate ten times its own takes ten times as long.
+            eprintln!("{name} {shape}: saturated at {rate}/s (under half taken or delivered); higher rates not tried");
+            break;
+        }
     }
     Ok(())
 }
@@ -396,6 +403,23 @@ impl Step {
         }
     }
 
+    fn accepted_rate(&self) -> f64 {
+        self.acknowledged as f64 / self.offered_for.as_secs_f64()
+    }
+
+    fn delivered_pct(&self) -> f64 {
+        if self.expected == 0 {
+            0.0
+        } else {
+            100.0 * self.delivered as f64 / self.expected as f64
+        }
+    }
+
+    /// Under half the offered rate was taken, or under half the deliveries made.
+    fn saturated(&self, rate: u32) -> bool {
+        self.accepted_rate() < rate as f64 / 2.0 || self.delivered_pct() < 50.0
+    }
+
     fn print(&self, system: &str, shape: &str, rate: u32, written_is_acknowledged: bool, json: bool) {
         let pct = |p: f64| {
             if self.latencies.is_empty() {
@@ -405,8 +429,7 @@ impl Step {
                 self.latencies[i].as_secs_f64() * 1000.0
             }
         };
-        let accepted_rate = self.acknowledged as f64 / self.offered_for.as_secs_f64();
-        let delivered_pct = if self.expected == 0 { 0.0 } else { 100.0 * self.delivered as f64 / self.expected as f64 };
+        let (accepted_rate, delivered_pct) = (self.accepted_rate(), self.delivered_pct());
         let per_delivery_us = |cpu: f64| if self.delivered == 0 { f64::NAN } else { cpu * 1e6 / self.delivered as f64 };
         println!("{system} {shape}: {rate} messages/s offered for {:.1} s", self.offered_for.as_secs_f64());
         let acknowledged = if written_is_acknowledged { "written (no acknowledgement)" } else { "acknowledged" };

@@ -173,6 +173,7 @@ async fn settle(
     let mut asking: Vec<(usize, usize)> =
         memberships.iter().enumerate().flat_map(|(d, cs)| cs.iter().map(move |&c| (d, c))).collect();
     let wanted: usize = memberships.iter().map(Vec::len).sum();
+    let (mut joined, mut unsettled) = (0, 0);
     for _ in 0..SETTLE_ROUNDS {
         let mut refused = Vec::new();
         for (d, c) in asking {
@@ -188,39 +189,45 @@ async fn settle(
                 synced?;
             }
         }
-        let joined: usize = devices
+        joined = devices
             .iter()
             .zip(memberships)
             .map(|(d, cs)| cs.iter().filter(|&&c| d.in_group(&conversation_ids[c])).count())
             .sum();
         progress.update(joined as i64, wanted as i64);
-        if joined == wanted && asking.is_empty() {
-            // Every device at the same epoch of each group, or a send is refused as stale.
-            let settled = conversation_ids.iter().enumerate().all(|(c, id)| {
+        // Every device at the same epoch of each group, or a send is refused as stale.
+        unsettled = conversation_ids
+            .iter()
+            .enumerate()
+            .filter(|(c, id)| {
                 let epochs: Vec<_> = devices
                     .iter()
                     .zip(memberships)
-                    .filter(|(_, cs)| cs.contains(&c))
+                    .filter(|(_, cs)| cs.contains(c))
                     .map(|(d, _)| d.epoch(id))
                     .collect();
-                epochs.windows(2).all(|w| w[0] == w[1])
-            });
-            if settled {
-                progress.finish();
-                return Ok(());
-            }
+                !epochs.windows(2).all(|w| w[0] == w[1])
+            })
+            .count();
+        if joined == wanted && asking.is_empty() && unsettled == 0 {
+            progress.finish();
+            return Ok(());
         }
     }
-    anyhow::bail!("the devices' groups did not settle after {SETTLE_ROUNDS} rounds")
+    anyhow::bail!(
+        "the devices' groups did not settle after {SETTLE_ROUNDS} rounds: {joined} of {wanted} memberships in \
+         their group, {unsettled} groups whose devices are at different epochs, {} devices still to ask",
+        asking.len()
+    )
 }
 
-/// One device's reading, as an app does it: new entries arrive with the
-/// news on its live connection; when they do not follow what it has (or
-/// were not sent along), it reads the log from where it is.
 /// The messages sealed for the coming step, by load number: the conversation,
 /// the sending device and the request to send.
 type SealedStep = HashMap<u64, (usize, usize, SendMessageRequest)>;
 
+/// One device's reading, as an app does it: new entries arrive with the
+/// news on its live connection; when they do not follow what it has (or
+/// were not sent along), it reads the log from where it is.
 struct Reader {
     device: usize,
     device_id: String,
