@@ -259,7 +259,8 @@ impl Conversations {
                 self.write_batch(id, batch).await;
             }
         }
-        // Dropped only if the holder's request was cancelled mid-write: the
+        // Dropped only if the holder was cancelled mid-write (the send route
+        // writes in a task of its own, so a client going away does not): the
         // message may be in; a retry with its client id says so.
         answer.await.unwrap_or(Err(ConversationError::Contended))
     }

@@ -324,7 +324,14 @@ pub async fn send(
         files: req.files,
     };
     let (device_id, client_id) = (message.device.clone(), message.client_id.clone());
-    let effects = match state.conversations.send(&id, state.now_ms(), message).await {
+    // Written in a task of its own: this request may be writing the sends
+    // of others waiting behind it (group commit), and a client that goes
+    // away must not cancel their writes with its own.
+    let writing = {
+        let (state, id, now) = (state.clone(), id.clone(), state.now_ms());
+        tokio::spawn(async move { state.conversations.send(&id, now, message).await })
+    };
+    let effects = match writing.await.map_err(|_| ApiError::internal())? {
         // Two retries raced and the other one is in: this is a retry of it.
         Err(ConversationError::Store(StoreError::Conflict("message"))) => {
             let seq = store.message_by_client_id(&id, &device_id, &client_id).await?;

@@ -260,6 +260,51 @@ async fn sends_arriving_together_each_land_once_and_a_bad_one_fails_alone(engine
     assert_eq!(mine.read_seq, graces_last, "Grace has read up to her last message");
 }
 
+/// Senders that hang up mid-burst take nobody else's message with them: the
+/// one whose request writes a batch may be among them, and every send that
+/// stayed is answered as written; those that hung up find theirs on retry.
+async fn senders_hanging_up_mid_burst_take_no_other_message_with_them(engine: Engine) {
+    let mut t = team(engine).await;
+    let group = t.ada.create_conversation(&group_request("Ops", &[&t.grace_id])).await.unwrap();
+    all_in_group(&mut t.devices, &group.id).await;
+    let epoch = t.devices[0].epoch(&group.id);
+    let request = |n: usize| SendMessageRequest {
+        device_id: t.devices[0].device_id.clone(),
+        client_id: format!("burst-{n}"),
+        epoch,
+        content: "Y2lwaGVydGV4dA==".into(),
+        reference: None,
+        history: None,
+        control: false,
+        files: Vec::new(),
+    };
+    for round in 0..5 {
+        let mut sends = Vec::new();
+        for n in round * 40..(round + 1) * 40 {
+            // Every other sender gives up after a moment, as a closed tab does.
+            let patience = if n % 2 == 0 { Duration::from_micros(200 * (n % 7) as u64) } else { WAIT };
+            let (client, req, id) = (&t.ada, request(n), &group.id);
+            sends.push(async move { (n, tokio::time::timeout(patience, client.send_message(id, &req)).await) });
+        }
+        for (n, answer) in futures_util::future::join_all(sends).await {
+            if let Ok(answer) = answer {
+                let accepted = answer.unwrap_or_else(|e| panic!("send {n} stayed but was not written: {e}"));
+                assert!(!accepted.duplicate);
+            }
+        }
+    }
+    // Retried, every message is in the log once.
+    for n in 0..200 {
+        t.ada.send_message(&group.id, &request(n)).await.unwrap();
+    }
+    let page = t.grace.read_conversation(&group.id, &t.devices[2].device_id, 0, 500, 0).await.unwrap();
+    let burst = page
+        .entries
+        .iter()
+        .filter(|e| matches!(&e.body, EntryBody::Message { client_id, .. } if client_id.starts_with("burst-")));
+    assert_eq!(burst.count(), 200);
+}
+
 /// A Welcome carries the group's whole ratchet tree, so for a large channel
 /// it is far beyond a message's size; the server takes one of a few MiB and
 /// hands it to the new device as it came, and refuses what exceeds its limit.
@@ -814,6 +859,7 @@ async fn a_mention_reaches_the_person_mentioned(engine: Engine) {
 
 on_both_engines!(
     sends_arriving_together_each_land_once_and_a_bad_one_fails_alone,
+    senders_hanging_up_mid_burst_take_no_other_message_with_them,
     a_large_channels_welcome_reaches_the_new_device_whole,
     a_mention_reaches_the_person_mentioned,
     edit_and_delete_windows_follow_the_organisations_policy,
