@@ -3,7 +3,8 @@
 //! lives in one file, created on first use and readable by its owner only;
 //! each command restores it, catches up, acts, and saves it again.
 
-use std::path::PathBuf;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -68,9 +69,13 @@ enum ChatCommand {
         /// Words to go with it.
         #[arg(long)]
         caption: Option<String>,
-        /// A small preview image to show before it is downloaded.
+        /// A small preview image to show before it is downloaded [default:
+        /// made here from a PNG or JPEG picture].
         #[arg(long)]
         thumbnail: Option<PathBuf>,
+        /// Share a picture without a preview.
+        #[arg(long, conflicts_with = "thumbnail")]
+        no_thumbnail: bool,
     },
     /// Save the file a message shares, opened and checked on this machine.
     Download {
@@ -139,12 +144,18 @@ async fn act(client: &Client, device: &mut ChatDevice, command: &ChatCommand) ->
             let accepted = device.send_text(conversation, text, thread.map(Reference::Thread)).await?;
             println!("sent #{}", accepted.seq);
         }
-        ChatCommand::Upload { conversation, path, caption, thumbnail } => {
+        ChatCommand::Upload { conversation, path, caption, thumbnail, no_thumbnail } => {
             enter(device, conversation).await?;
+            let made = match (thumbnail, no_thumbnail) {
+                (None, false) => MadePreview::of(path)?,
+                _ => None,
+            };
+            let thumbnail = thumbnail.as_deref().or(made.as_ref().map(|m| m.path.as_path()));
             let bar = crate::progress::Progress::bytes("uploading");
             let progress = |done: u64, total: u64| bar.update(done as i64, total as i64);
-            let sent = device.send_file(conversation, path, thumbnail.as_deref(), caption.as_deref(), progress).await;
+            let sent = device.send_file(conversation, path, thumbnail, caption.as_deref(), progress).await;
             bar.finish();
+            drop(made);
             let (accepted, attached) = sent?;
             println!("sent #{} {}", accepted.seq, file_line(&attached.file));
         }
@@ -279,6 +290,44 @@ fn print_event(conversation: &str, me: &str, event: &ChatEvent) {
 }
 
 /// A shared file, as the terminal shows it.
+/// A preview made here for a picture, in a folder of its own that goes
+/// when the upload is done.
+struct MadePreview {
+    folder: PathBuf,
+    path: PathBuf,
+}
+
+impl MadePreview {
+    /// The preview of the picture at `path`; none for what is not a PNG or
+    /// JPEG picture, or does not decode (said, and the file still goes).
+    fn of(path: &Path) -> anyhow::Result<Option<Self>> {
+        let jpeg = match crate::thumbnail::preview(path) {
+            Ok(jpeg) => jpeg,
+            Err(crate::thumbnail::NoPreview::NotAPicture) => return Ok(None),
+            Err(why) => {
+                eprintln!("no preview for {}: {why}", path.display());
+                return Ok(None);
+            }
+        };
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+        let folder = std::env::temp_dir().join(format!("conclave-preview-{}-{nanos}", std::process::id()));
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&folder)
+            .with_context(|| format!("cannot make {}", folder.display()))?;
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("picture");
+        let made = Self { path: folder.join(format!("{stem} (preview).jpg")), folder };
+        std::fs::write(&made.path, jpeg).with_context(|| format!("cannot write {}", made.path.display()))?;
+        Ok(Some(made))
+    }
+}
+
+impl Drop for MadePreview {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.folder);
+    }
+}
+
 fn file_line(file: &conclave_proto::file::SharedFile) -> String {
     format!("[file {:?}, {}, {} bytes]", file.name, file.mime, file.size)
 }

@@ -11,6 +11,7 @@ mod loadtest;
 mod loadtest_chat;
 mod loadtest_media;
 mod progress;
+mod thumbnail;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

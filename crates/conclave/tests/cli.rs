@@ -687,6 +687,33 @@ async fn chat_sends_and_tails_on_a_running_server() {
     let history = text(&history);
     assert!(history.contains(&format!("#{seq} {}: hello from the command line", grace_id)), "{history}");
     assert!(history.contains(&format!("(reacts to #{seq}): 👍")), "{history}");
+    // A picture goes with a preview made on the sender's machine, which the
+    // others fetch before (or instead of) the picture; other files go without.
+    let picture = dir.path().join("whiteboard.png");
+    image::RgbImage::from_fn(1200, 800, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, 90]))
+        .save(&picture)
+        .unwrap();
+    let notes = dir.path().join("notes.txt");
+    std::fs::write(&notes, "minutes of the launch meeting").unwrap();
+    let sent_seq = |output: &Output| -> String {
+        let printed = text(output);
+        assert!(output.status.success(), "{printed}");
+        printed.split("sent #").nth(1).and_then(|rest| rest.split_whitespace().next()).expect("sent #n").to_owned()
+    };
+    let picture_seq =
+        sent_seq(&chat(&grace_token, "grace.json", &["upload", &id, picture.to_str().unwrap()]).output().unwrap());
+    let notes_seq =
+        sent_seq(&chat(&grace_token, "grace.json", &["upload", &id, notes.to_str().unwrap()]).output().unwrap());
+    let preview = dir.path().join("preview.jpg");
+    let fetched = chat(&owner_token, "owner.json", &["download", &id, &picture_seq, "--thumbnail", "--to"])
+        .arg(&preview)
+        .output()
+        .unwrap();
+    assert!(fetched.status.success(), "{}", text(&fetched));
+    let shown = image::open(&preview).expect("the preview is a picture");
+    assert_eq!((shown.width(), shown.height()), (320, 213), "small, in the picture's proportions");
+    let none = chat(&owner_token, "owner.json", &["download", &id, &notes_seq, "--thumbnail"]).output().unwrap();
+    assert!(!none.status.success() && text(&none).contains("has no preview"), "{}", text(&none));
     // The server's database holds the ciphertext only.
     let mut database = std::fs::read(dir.path().join("conclave.db")).unwrap();
     database.extend(std::fs::read(dir.path().join("conclave.db-wal")).unwrap_or_default());
