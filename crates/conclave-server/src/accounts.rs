@@ -229,8 +229,12 @@ pub async fn login(
     state.store.clear_login_failures(&key).await?;
     state.throttles.sign_in_failures.succeeded(&ip);
     let needs_enrollment = needs_enrollment(&user, org.as_ref().map(|(_, p)| p));
+    let from_new_device = is_new_sign_in_origin(state, &user.id, ip, user_agent).await?;
     let (token, session) =
         start_session(state, &user.id, "login", None, ip, user_agent, state.config.limits.session_lifetime).await?;
+    if from_new_device {
+        tell_of_new_sign_in(state, &user.email, ip, session.user_agent.as_deref(), now);
+    }
     state.metrics.logins_succeeded.fetch_add(1, Ordering::Relaxed);
     let detail = if needs_enrollment { "signed in; 2FA enrolment required" } else { "signed in" };
     state
@@ -358,6 +362,82 @@ async fn audit_login_failure(
 }
 
 /// Issues a new session token (`cs_…` for sign-ins, `pat_…` for access tokens).
+/// The longest user agent kept with a session.
+const USER_AGENT_CHARS: usize = 200;
+
+/// Whether a sign-in comes from somewhere the account never signed in from:
+/// no earlier sign-in had the same browser (user agent) in the same network
+/// (IPv4 /24, IPv6 /64). An account's first sign-in is not news.
+async fn is_new_sign_in_origin(
+    state: &SharedState,
+    user_id: &str,
+    ip: IpAddr,
+    user_agent: Option<&str>,
+) -> AccountResult<bool> {
+    let origins = state.store.sign_in_origins(user_id).await?;
+    let agent: Option<String> = user_agent.map(|ua| ua.chars().take(USER_AGENT_CHARS).collect());
+    let seen = origins.iter().any(|(seen_ip, seen_agent)| {
+        *seen_agent == agent && seen_ip.as_deref().and_then(|i| i.parse().ok()).is_some_and(|i| same_network(i, ip))
+    });
+    Ok(!origins.is_empty() && !seen)
+}
+
+fn same_network(a: IpAddr, b: IpAddr) -> bool {
+    match (a, b) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => a.octets()[..3] == b.octets()[..3],
+        (IpAddr::V6(a), IpAddr::V6(b)) => a.segments()[..4] == b.segments()[..4],
+        _ => false,
+    }
+}
+
+/// Emails the account's owner that it was signed in to from a new device,
+/// with what to do if it was not them. Sent in the background: a sign-in
+/// never waits for (or fails with) the mail server.
+fn tell_of_new_sign_in(state: &SharedState, email: &str, ip: IpAddr, user_agent: Option<&str>, now_ms: i64) {
+    if !state.mailer.is_enabled() {
+        return;
+    }
+    let (state, email) = (state.clone(), email.to_owned());
+    let what = format!(
+        "Your Conclave account {email} was signed in to on {} from a device it was not used on before: {}, at the address {ip}.",
+        utc_minute(now_ms),
+        user_agent.unwrap_or("an unnamed program"),
+    );
+    let link = format!("{}/", state.config.public_url.trim_end_matches('/'));
+    tokio::spawn(async move {
+        let notice = crate::mail::Email {
+            to: &email,
+            subject: "New sign-in to your Conclave account",
+            paragraphs: &[
+                &what,
+                "If it was you, there is nothing to do.",
+                "If it was not, change your password now and end the sessions you do not know (your account's security settings), and turn on two-factor sign-in.",
+            ],
+            action: Some(("Open Conclave", &link)),
+        };
+        if let Err(err) = state.mailer.send(&notice).await {
+            tracing::warn!(error = %err, "a new-sign-in notice was not sent");
+        }
+    });
+}
+
+/// `2026-12-03 07:30 UTC`, from milliseconds since the epoch.
+fn utc_minute(ms: i64) -> String {
+    let minutes = ms.div_euclid(60_000);
+    let (days, minute) = (minutes.div_euclid(1440), minutes.rem_euclid(1440));
+    // Days to a civil date (the proleptic Gregorian calendar).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02} UTC", minute / 60, minute % 60)
+}
+
 pub async fn start_session(
     state: &SharedState,
     user_id: &str,
@@ -372,7 +452,7 @@ pub async fn start_session(
     let csrf = OpaqueToken::generate();
     let now = state.now_ms();
     let ip = ip.to_string();
-    let user_agent = user_agent.map(|ua| ua.chars().take(200).collect::<String>());
+    let user_agent = user_agent.map(|ua| ua.chars().take(USER_AGENT_CHARS).collect::<String>());
     let session = state
         .store
         .create_session(&NewSession {
@@ -514,6 +594,23 @@ pub async fn sweep_dormant_accounts(state: &SharedState) -> AccountResult<usize>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_in_notices_are_utc_to_the_minute() {
+        assert_eq!(utc_minute(0), "1970-01-01 00:00 UTC");
+        assert_eq!(utc_minute(951_782_400_000 + 59_999), "2000-02-29 00:00 UTC");
+        assert_eq!(utc_minute(1_796_283_000_000), "2026-12-03 07:30 UTC");
+    }
+
+    #[test]
+    fn a_network_is_a_slash_24_or_a_slash_64() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(same_network(ip("203.0.113.7"), ip("203.0.113.200")));
+        assert!(!same_network(ip("203.0.113.7"), ip("203.0.114.7")));
+        assert!(same_network(ip("2001:db8:1:2::1"), ip("2001:db8:1:2:ffff::9")));
+        assert!(!same_network(ip("2001:db8:1:2::1"), ip("2001:db8:1:3::1")));
+        assert!(!same_network(ip("203.0.113.7"), ip("::ffff:203.0.113.7")));
+    }
 
     #[test]
     fn emails_are_normalised_and_checked() {

@@ -100,6 +100,16 @@ impl Store {
     }
 
     /// The account's sessions that are neither revoked nor expired.
+    /// Where the account has signed in from before: each distinct address
+    /// and user agent of its sign-in sessions, ended ones included.
+    pub async fn sign_in_origins(&self, user_id: &str) -> Result<Vec<(Option<String>, Option<String>)>> {
+        let rows = sqlx::query("SELECT DISTINCT ip, user_agent FROM sessions WHERE user_id = $1 AND kind = 'login'")
+            .bind(user_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|row| Ok((row.opt_text("ip")?, row.opt_text("user_agent")?))).collect()
+    }
+
     pub async fn list_live_sessions(&self, user_id: &str, now_ms: i64) -> Result<Vec<SessionRow>> {
         let sql = format!(
             "SELECT {SESSION_COLUMNS} FROM sessions WHERE user_id = $1 AND revoked_at_ms IS NULL AND expires_at_ms > $2 ORDER BY created_at_ms DESC, id"

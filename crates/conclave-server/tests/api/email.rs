@@ -166,6 +166,32 @@ async fn invitations_and_password_resets_arrive_by_email(engine: Engine) {
     assert_eq!(srv.audit_count("auth.password.reset", "success").await, 1);
 }
 
+/// A sign-in from a device the account was never used on (another browser,
+/// or the same one in another network) is told to the account's owner by
+/// email, with where it came from; a sign-in from a known one is not.
+async fn a_sign_in_from_a_new_device_is_told_by_email(engine: Engine) {
+    let smtp = SmtpServer::start();
+    let config = smtp.config();
+    let srv = TestServer::start_with(engine, |c| c.smtp = Some(config)).await;
+    srv.org_with_owner("ada@acme.test", "Acme").await;
+    let login =
+        LoginRequest { email: "ada@acme.test".into(), password: PASSWORD.into(), totp_code: None, recovery_code: None };
+    let subject = "New sign-in to your Conclave account";
+    let notices = || smtp.messages().into_iter().filter(|m| m.contains(subject)).count();
+    // Where she signed up, again: nothing to tell.
+    srv.client().login(&login).await.unwrap();
+    srv.client_from("127.0.0.77").login(&login).await.unwrap();
+    // Another network: told, with the address and the program.
+    srv.client_from("127.0.9.9").login(&login).await.unwrap();
+    let notice = smtp.message_to("ada@acme.test", subject).await;
+    assert!(notice.contains("127.0.9.9") && notice.contains("conclave-client/"), "{notice}");
+    assert!(notice.contains("change your password"), "{notice}");
+    // Known from now on.
+    srv.client_from("127.0.9.10").login(&login).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(notices(), 1, "one notice, for the one new device");
+}
+
 /// Without SMTP settings nothing is silently dropped: asking for a reset
 /// says the server sends no email.
 async fn without_smtp_a_reset_is_refused_plainly(engine: Engine) {
@@ -174,4 +200,8 @@ async fn without_smtp_a_reset_is_refused_plainly(engine: Engine) {
     assert_problem!(srv.client().request_password_reset("ada@acme.test").await, 503, "unavailable");
 }
 
-on_both_engines!(invitations_and_password_resets_arrive_by_email, without_smtp_a_reset_is_refused_plainly);
+on_both_engines!(
+    invitations_and_password_resets_arrive_by_email,
+    a_sign_in_from_a_new_device_is_told_by_email,
+    without_smtp_a_reset_is_refused_plainly
+);
