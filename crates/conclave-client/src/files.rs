@@ -28,13 +28,21 @@ const PART_TRIES: u32 = 5;
 pub enum FileTransferError {
     #[error(transparent)]
     Api(#[from] ClientError),
-    #[error("reading or writing the local file failed: {0}")]
-    Io(#[from] std::io::Error),
+    /// Said in full here and not as a source, so a chain of causes does not
+    /// print it twice.
+    #[error("reading or writing the local file failed: {}", crate::with_causes(.0))]
+    Io(std::io::Error),
     #[error(transparent)]
     Sealing(#[from] FileError),
     /// The local file is not the size the upload was started with.
     #[error("the file changed since its upload started ({expected} bytes then, {found} now)")]
     Changed { expected: u64, found: u64 },
+}
+
+impl From<std::io::Error> for FileTransferError {
+    fn from(err: std::io::Error) -> Self {
+        Self::Io(err)
+    }
 }
 
 /// An upload in progress: what a device keeps to resume it later (the key

@@ -22,10 +22,29 @@ pub enum ClientError {
     /// The server answered with a problem document.
     #[error("{} ({}): {}", .0.title, .0.status, .0.detail.as_deref().unwrap_or(""))]
     Api(Problem),
-    #[error("request failed: {0}")]
-    Transport(#[from] reqwest::Error),
+    /// Said in full here and not as a source, so a chain of causes does not
+    /// print it twice.
+    #[error("request failed: {}", with_causes(.0))]
+    Transport(reqwest::Error),
     #[error("unexpected response {status}: {body}")]
     Unexpected { status: u16, body: String },
+}
+
+/// An error and every cause under it, as one line: `a: b: c`.
+pub(crate) fn with_causes(err: &dyn std::error::Error) -> String {
+    let mut said = err.to_string();
+    let mut cause = err.source();
+    while let Some(next) = cause {
+        said.push_str(&format!(": {next}"));
+        cause = next.source();
+    }
+    said
+}
+
+impl From<reqwest::Error> for ClientError {
+    fn from(err: reqwest::Error) -> Self {
+        Self::Transport(err)
+    }
 }
 
 impl ClientError {
@@ -349,5 +368,23 @@ impl Client {
         }
         let path = format!("/api/v1/orgs/{org_id}/audit{}{}", if query.is_empty() { "" } else { "?" }, query.join("&"));
         self.json::<_, ()>(Method::GET, &path, None).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A failed request says why once, down to the cause, whether printed
+    /// alone or as a chain of causes (`{:#}` in the CLI).
+    #[tokio::test]
+    async fn a_transport_error_says_its_cause_once() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let err: ClientError = reqwest::get(format!("http://127.0.0.1:{port}/")).await.unwrap_err().into();
+        let said = err.to_string();
+        assert!(said.starts_with("request failed: error sending request"), "{said}");
+        assert_eq!(said.matches("error sending request").count(), 1, "{said}");
+        assert!(said.to_lowercase().contains("connection refused"), "the cause: {said}");
+        assert!(std::error::Error::source(&err).is_none(), "not said again as a source");
     }
 }

@@ -145,6 +145,9 @@ async fn act(client: &Client, device: &mut ChatDevice, command: &ChatCommand) ->
             println!("sent #{}", accepted.seq);
         }
         ChatCommand::Upload { conversation, path, caption, thumbnail, no_thumbnail } => {
+            for file in std::iter::once(path).chain(thumbnail) {
+                std::fs::File::open(file).with_context(|| format!("cannot read {}", file.display()))?;
+            }
             enter(device, conversation).await?;
             let made = match (thumbnail, no_thumbnail) {
                 (None, false) => MadePreview::of(path)?,
