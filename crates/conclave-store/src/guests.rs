@@ -97,19 +97,7 @@ impl Store {
     pub async fn accept_guest_invitation(&self, id: &str, user: &NewUser<'_>) -> Result<UserRow> {
         let mut tx = self.pool.begin().await?;
         let user = insert_user(&mut tx, &NewUser { org_id: None, role: None, ..user.clone() }).await?;
-        let done = sqlx::query(
-            "UPDATE guest_invitations SET accepted_at_ms = $2, accepted_by = $3 WHERE id = $1 \
-             AND accepted_at_ms IS NULL AND expires_at_ms > $2 AND failed_codes < $4",
-        )
-        .bind(id)
-        .bind(user.created_at_ms)
-        .bind(&user.id)
-        .bind(MAX_FAILED_GUEST_CODES)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() != 1 {
-            return Err(StoreError::NotFound("open invitation"));
-        }
+        take(&mut tx, id, &user.id, user.created_at_ms).await?;
         tx.commit().await?;
         Ok(user)
     }
@@ -117,20 +105,7 @@ impl Store {
     /// Takes the invitation for a guest who has an account already (an
     /// invitation into another conversation): once, while it is open.
     pub async fn take_guest_invitation(&self, id: &str, user_id: &str, now_ms: i64) -> Result<()> {
-        let done = sqlx::query(
-            "UPDATE guest_invitations SET accepted_at_ms = $2, accepted_by = $3 WHERE id = $1 \
-             AND accepted_at_ms IS NULL AND expires_at_ms > $2 AND failed_codes < $4",
-        )
-        .bind(id)
-        .bind(now_ms)
-        .bind(user_id)
-        .bind(MAX_FAILED_GUEST_CODES)
-        .execute(&self.pool)
-        .await?;
-        if done.rows_affected() != 1 {
-            return Err(StoreError::NotFound("open invitation"));
-        }
-        Ok(())
+        take(&mut *self.pool.acquire().await?, id, user_id, now_ms).await
     }
 
     /// Whether the account came in as a guest (it sees only the
@@ -142,4 +117,23 @@ impl Store {
             .await?;
         Ok(row.int("n")? > 0)
     }
+}
+
+/// Marks the invitation taken by `user_id`, if it is still open: one
+/// invitation, one taker, however many race for it.
+async fn take(conn: &mut sqlx::AnyConnection, id: &str, user_id: &str, now_ms: i64) -> Result<()> {
+    let done = sqlx::query(
+        "UPDATE guest_invitations SET accepted_at_ms = $2, accepted_by = $3 WHERE id = $1 \
+         AND accepted_at_ms IS NULL AND expires_at_ms > $2 AND failed_codes < $4",
+    )
+    .bind(id)
+    .bind(now_ms)
+    .bind(user_id)
+    .bind(MAX_FAILED_GUEST_CODES)
+    .execute(conn)
+    .await?;
+    if done.rows_affected() != 1 {
+        return Err(StoreError::NotFound("open invitation"));
+    }
+    Ok(())
 }

@@ -85,7 +85,7 @@ impl LiveHub {
 
     /// Tells the connected devices of these accounts (or of one device).
     pub fn publish<'a>(&self, accounts: impl IntoIterator<Item = &'a str>, device: Option<&str>, event: LiveEvent) {
-        let text: Arc<str> = serde_json::to_string(&event).expect("live events serialise").into();
+        let text = serialised(&event);
         let device = device.map(Arc::from);
         let senders = self.accounts.lock().expect("live hub lock");
         for account in accounts {
@@ -104,8 +104,7 @@ impl LiveHub {
         readable: &LiveEvent,
         plain: &LiveEvent,
     ) {
-        let readable: Arc<str> = serde_json::to_string(readable).expect("live events serialise").into();
-        let plain: Arc<str> = serde_json::to_string(plain).expect("live events serialise").into();
+        let (readable, plain) = (serialised(readable), serialised(plain));
         let senders = self.accounts.lock().expect("live hub lock");
         for (account, device) in devices {
             // Nobody of this account listens here: nothing to address.
@@ -114,4 +113,9 @@ impl LiveHub {
             let _ = sender.send(Addressed { device: Some(Arc::from(device)), event: Some(event) });
         }
     }
+}
+
+/// An event as the text sent, made once for every connection that hears it.
+fn serialised(event: &LiveEvent) -> Arc<str> {
+    serde_json::to_string(event).expect("live events serialise").into()
 }

@@ -312,15 +312,7 @@ impl Conversations {
         if !self.store.change_conversation(id, row.version, &change).await.ok()? {
             return None;
         }
-        self.wake(id, state.last_seq());
-        self.tell(id, &state, &change);
-        let row = ConversationRow {
-            state_json: change.state_json.unwrap_or(row.state_json),
-            version: row.version + 1,
-            last_seq: state.last_seq() as i64,
-            ..row
-        };
-        self.remember(id, Arc::new(Loaded { row, state }));
+        self.written(id, row, state, change);
         Some(outcomes)
     }
 
@@ -362,20 +354,27 @@ impl Conversations {
                 return Ok(Changed { loaded: Loaded { row, state }, effects });
             }
             if self.store.change_conversation(id, row.version, &change).await? {
-                self.wake(id, state.last_seq());
-                self.tell(id, &state, &change);
-                let row = ConversationRow {
-                    state_json: change.state_json.unwrap_or(row.state_json),
-                    version: row.version + 1,
-                    last_seq: state.last_seq() as i64,
-                    ..row
-                };
-                let loaded = Loaded { row, state };
-                self.remember(id, Arc::new(loaded.clone()));
-                return Ok(Changed { loaded, effects });
+                let loaded = self.written(id, row, state, change);
+                return Ok(Changed { loaded: Arc::unwrap_or_clone(loaded), effects });
             }
         }
         Err(ConversationError::Contended)
+    }
+
+    /// After `change` was stored over `row`: readers waiting are woken,
+    /// connected devices told, and the new state kept as this node's latest.
+    fn written(&self, id: &str, row: ConversationRow, state: Conversation, change: ConversationChange) -> Arc<Loaded> {
+        self.wake(id, state.last_seq());
+        self.tell(id, &state, &change);
+        let row = ConversationRow {
+            state_json: change.state_json.unwrap_or(row.state_json),
+            version: row.version + 1,
+            last_seq: state.last_seq() as i64,
+            ..row
+        };
+        let loaded = Arc::new(Loaded { row, state });
+        self.remember(id, loaded.clone());
+        loaded
     }
 
     /// The conversation's turn to change on this node.

@@ -21,7 +21,7 @@ use conclave_store::{GuestInvitationRow, NewUser, MAX_FAILED_GUEST_CODES};
 use rand::Rng;
 
 use crate::accounts::{self, LoginOutcome, NewAccount};
-use crate::conversations::{conversation_view, ConversationError, Loaded};
+use crate::conversations::{conversation_view, Changed, ConversationError, Loaded};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, Authed, ClientIp};
 use crate::state::{Audit, SharedState};
@@ -123,6 +123,35 @@ pub async fn invite(
     ))
 }
 
+/// The open invitation the link's token names (else `400`, as for any
+/// unknown, used, expired or spent one).
+async fn open_invitation(state: &SharedState, token: &str, now_ms: i64) -> ApiResult<GuestInvitationRow> {
+    let invitation = state.store.guest_invitation_by_token_hash(&TokenHash::of(token.trim()).0).await?;
+    invitation.filter(|i| i.is_open(now_ms)).ok_or_else(ApiError::invalid_invitation)
+}
+
+/// An invitation another request took (or spent) between reading and taking it.
+fn spent_meanwhile(err: conclave_store::StoreError) -> ApiError {
+    match err {
+        conclave_store::StoreError::NotFound(_) => ApiError::invalid_invitation(),
+        other => other.into(),
+    }
+}
+
+/// The guest is added to the invitation's conversation, by whoever invited them.
+async fn add_guest(
+    state: &SharedState,
+    invitation: &GuestInvitationRow,
+    guest_id: &str,
+    now_ms: i64,
+) -> Result<Changed, ConversationError> {
+    let guest = state.conversations.newcomer(guest_id, true).await?;
+    let by = invitation.invited_by.clone();
+    let add =
+        |_: &conclave_conversation::Conversation| Ok(Input::Add { by: by.clone(), newcomers: vec![guest.clone()] });
+    state.conversations.change(&invitation.conversation_id, now_ms, add).await
+}
+
 /// The invitation's code, checked in constant time; a wrong one counts
 /// against the invitation, and the answer says how many tries are left.
 async fn check_code(state: &SharedState, invitation: &GuestInvitationRow, code: &str) -> ApiResult<()> {
@@ -159,8 +188,7 @@ pub async fn signup(
 ) -> ApiResult<Response> {
     accounts::check_sensitive_rate(&state, ip)?;
     let now = state.now_ms();
-    let invitation = state.store.guest_invitation_by_token_hash(&TokenHash::of(req.token.trim()).0).await?;
-    let invitation = invitation.filter(|i| i.is_open(now)).ok_or_else(ApiError::invalid_invitation)?;
+    let invitation = open_invitation(&state, &req.token, now).await?;
     let audit = |outcome, detail| Audit {
         target: Some(invitation.conversation_id.as_str()),
         source_ip: Some(ip),
@@ -187,15 +215,8 @@ pub async fn signup(
         role: None,
         now_ms: now,
     };
-    let user = state.store.accept_guest_invitation(&invitation.id, &new).await.map_err(|e| match e {
-        conclave_store::StoreError::NotFound(_) => ApiError::invalid_invitation(),
-        other => other.into(),
-    })?;
-    let guest = state.conversations.newcomer(&user.id, true).await?;
-    let by = invitation.invited_by.clone();
-    let add =
-        |_: &conclave_conversation::Conversation| Ok(Input::Add { by: by.clone(), newcomers: vec![guest.clone()] });
-    state.conversations.change(conversation, now, add).await?;
+    let user = state.store.accept_guest_invitation(&invitation.id, &new).await.map_err(spent_meanwhile)?;
+    add_guest(&state, &invitation, &user.id, now).await?;
     state.audit(Audit { actor_id: Some(&user.id), ..audit(AuditOutcome::Success, "guest") }).await?;
     let lifetime = state.config.limits.session_lifetime;
     let user_agent = headers.get(axum::http::header::USER_AGENT).and_then(|v| v.to_str().ok());
@@ -222,10 +243,10 @@ pub async fn accept(
 ) -> ApiResult<ApiJson<Conversation>> {
     accounts::check_sensitive_rate(&state, ip)?;
     let now = state.now_ms();
-    let invitation = state.store.guest_invitation_by_token_hash(&TokenHash::of(req.token.trim()).0).await?;
-    let invitation = invitation
-        .filter(|i| i.is_open(now) && i.email == current.user.email)
-        .ok_or_else(ApiError::invalid_invitation)?;
+    let invitation = open_invitation(&state, &req.token, now).await?;
+    if invitation.email != current.user.email {
+        return Err(ApiError::invalid_invitation());
+    }
     let audit = |outcome, detail| {
         Audit::by(&current, ip, AuditAction::GuestSignup, outcome).target(&invitation.conversation_id).detail(detail)
     };
@@ -242,15 +263,8 @@ pub async fn accept(
     if loaded.state.member(&current.user.id).is_some() {
         return Err(ConversationError::from(Refusal::AlreadyMember).into());
     }
-    state.store.take_guest_invitation(&invitation.id, &current.user.id, now).await.map_err(|e| match e {
-        conclave_store::StoreError::NotFound(_) => ApiError::invalid_invitation(),
-        other => other.into(),
-    })?;
-    let guest = state.conversations.newcomer(&current.user.id, true).await?;
-    let by = invitation.invited_by.clone();
-    let add =
-        |_: &conclave_conversation::Conversation| Ok(Input::Add { by: by.clone(), newcomers: vec![guest.clone()] });
-    let changed = state.conversations.change(conversation, now, add).await?;
+    state.store.take_guest_invitation(&invitation.id, &current.user.id, now).await.map_err(spent_meanwhile)?;
+    let changed = add_guest(&state, &invitation, &current.user.id, now).await?;
     state.audit(audit(AuditOutcome::Success, "guest, another conversation")).await?;
     Ok(ApiJson(conversation_view(&state.store, &changed.loaded.row, &changed.loaded.state, &current.user.id).await?))
 }

@@ -46,6 +46,20 @@ pub(crate) async fn team_on(srv: TestServer) -> Team {
     Team { srv, org, ada, grace, ada_id: login.user.id, grace_id: grace_login.user.id, devices }
 }
 
+/// A message as a device sends it, with content the server cannot read.
+pub(crate) fn opaque_message(device_id: &str, client_id: &str, epoch: Option<u64>) -> SendMessageRequest {
+    SendMessageRequest {
+        device_id: device_id.to_owned(),
+        client_id: client_id.to_owned(),
+        epoch,
+        content: "Y2lwaGVydGV4dA==".into(),
+        reference: None,
+        history: None,
+        control: false,
+        files: Vec::new(),
+    }
+}
+
 pub(crate) fn group_request(name: &str, members: &[&str]) -> CreateConversationRequest {
     CreateConversationRequest {
         kind: ConversationKind::Group,
@@ -156,16 +170,7 @@ async fn a_retried_message_is_delivered_once(engine: Engine) {
     let group = t.ada.create_conversation(&group_request("Ops", &[&t.grace_id])).await.unwrap();
     all_in_group(&mut t.devices, &group.id).await;
     let epoch = t.devices[0].epoch(&group.id);
-    let req = SendMessageRequest {
-        device_id: t.devices[0].device_id.clone(),
-        client_id: "retry-me".into(),
-        epoch,
-        content: "Y2lwaGVydGV4dA==".into(),
-        reference: None,
-        history: None,
-        control: false,
-        files: Vec::new(),
-    };
+    let req = opaque_message(&t.devices[0].device_id, "retry-me", epoch);
     let first = t.ada.send_message(&group.id, &req).await.unwrap();
     let again = t.ada.send_message(&group.id, &req).await.unwrap();
     assert_eq!((first.duplicate, again.duplicate, again.seq), (false, true, first.seq));
@@ -199,16 +204,7 @@ async fn sends_arriving_together_each_land_once_and_a_bad_one_fails_alone(engine
     let group = t.ada.create_conversation(&group_request("Ops", &[&t.grace_id])).await.unwrap();
     all_in_group(&mut t.devices, &group.id).await;
     let epoch = t.devices[0].epoch(&group.id);
-    let request = |device: &ChatDevice, n: usize| SendMessageRequest {
-        device_id: device.device_id.clone(),
-        client_id: format!("burst-{n}"),
-        epoch,
-        content: "Y2lwaGVydGV4dA==".into(),
-        reference: None,
-        history: None,
-        control: false,
-        files: Vec::new(),
-    };
+    let request = |device: &ChatDevice, n: usize| opaque_message(&device.device_id, &format!("burst-{n}"), epoch);
     let mut sends = Vec::new();
     for n in 0..60 {
         let (client, device) = if n % 2 == 0 { (&t.ada, &t.devices[0]) } else { (&t.grace, &t.devices[2]) };
@@ -268,16 +264,7 @@ async fn senders_hanging_up_mid_burst_take_no_other_message_with_them(engine: En
     let group = t.ada.create_conversation(&group_request("Ops", &[&t.grace_id])).await.unwrap();
     all_in_group(&mut t.devices, &group.id).await;
     let epoch = t.devices[0].epoch(&group.id);
-    let request = |n: usize| SendMessageRequest {
-        device_id: t.devices[0].device_id.clone(),
-        client_id: format!("burst-{n}"),
-        epoch,
-        content: "Y2lwaGVydGV4dA==".into(),
-        reference: None,
-        history: None,
-        control: false,
-        files: Vec::new(),
-    };
+    let request = |n: usize| opaque_message(&t.devices[0].device_id, &format!("burst-{n}"), epoch);
     for round in 0..5 {
         let mut sends = Vec::new();
         for n in round * 40..(round + 1) * 40 {
@@ -785,16 +772,7 @@ async fn a_node_with_an_older_copy_of_a_conversation_never_forks_it(engine: Engi
     };
     other_node.change(&group.id, t.srv.state.now_ms(), removal).await.unwrap();
     let epoch = t.devices[2].epoch(&group.id);
-    let late = SendMessageRequest {
-        device_id: t.devices[2].device_id.clone(),
-        client_id: "after-removal".into(),
-        epoch,
-        content: "Y2lwaGVydGV4dA==".into(),
-        reference: None,
-        history: None,
-        control: false,
-        files: Vec::new(),
-    };
+    let late = opaque_message(&t.devices[2].device_id, "after-removal", epoch);
     assert_problem!(t.grace.send_message(&group.id, &late).await, 404, "not-found");
     let log = t.ada.read_conversation(&group.id, &t.devices[0].device_id, 0, 500, 0).await.unwrap();
     assert!(!log

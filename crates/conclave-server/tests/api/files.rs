@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::conversations::{all_in_group, group_request, team, team_on, Team, WAIT};
+use crate::conversations::{all_in_group, group_request, opaque_message, team, team_on, Team, WAIT};
 use crate::support::TestServer;
 use crate::{assert_problem, on_both_engines};
 use conclave_blob::testing::S3Server;
@@ -164,14 +164,8 @@ on_both_engines!(files_are_shared_sealed_and_erased_with_their_message);
 /// server: it cannot read it).
 fn sharing(device_id: &str, epoch: Option<u64>, files: &[&str]) -> SendMessageRequest {
     SendMessageRequest {
-        device_id: device_id.to_owned(),
-        client_id: format!("{:032x}", rand_id()),
-        epoch,
-        content: "Y2lwaGVydGV4dA==".into(),
-        reference: None,
-        history: None,
-        control: false,
         files: files.iter().map(|f| f.to_string()).collect(),
+        ..opaque_message(device_id, &format!("{:032x}", rand_id()), epoch)
     }
 }
 
