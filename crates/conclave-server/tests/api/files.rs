@@ -40,7 +40,13 @@ fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
         if path.is_dir() {
             found.extend(files_under(&path));
         } else {
-            found.push((path.clone(), std::fs::read(&path).unwrap()));
+            match std::fs::read(&path) {
+                Ok(bytes) => found.push((path.clone(), bytes)),
+                // Gone between listing and reading (a journal or a part
+                // renamed into place while the server works): nothing kept.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => panic!("{}: {e}", path.display()),
+            }
         }
     }
     found
