@@ -306,7 +306,8 @@ async fn check_second_factor(
         recovery_code.as_deref().filter(|c| !c.trim().is_empty()),
     ) {
         (Some(code), _) => {
-            let totp = Totp::from_base32(secret).ok_or(AccountError::CorruptSecret)?;
+            let seed = state.secrets.open_totp_seed(&user.id, secret).map_err(|_| AccountError::CorruptSecret)?;
+            let totp = Totp::from_base32(&seed).ok_or(AccountError::CorruptSecret)?;
             let last = user.totp_last_step.and_then(|s| u64::try_from(s).ok());
             let step = totp.verify(code, (now / 1000).max(0) as u64, last).map_err(|e| match e {
                 TotpError::Malformed => AccountError::InvalidSecondFactor("the code must be 6 digits"),

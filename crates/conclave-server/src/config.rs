@@ -17,6 +17,10 @@ pub enum Registration {
 pub struct ServerConfig {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    /// The key that seals secrets kept in the database (see `secrets`);
+    /// `secrets.key` in the data directory unless set. Every node of a
+    /// cluster needs the same one.
+    pub secrets_key_file: PathBuf,
     /// `postgres://...` to use PostgreSQL; the SQLite file in `data_dir` otherwise.
     pub database_url: Option<String>,
     /// The origin users reach the server at, for links and the CSRF origin check.
@@ -176,6 +180,7 @@ impl ServerConfig {
     pub fn new(listen: SocketAddr, data_dir: PathBuf) -> Self {
         Self {
             listen,
+            secrets_key_file: data_dir.join("secrets.key"),
             data_dir,
             database_url: None,
             public_url: format!("http://{listen}"),

@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod org_policy;
 pub mod push;
 pub mod routes;
+pub mod secrets;
 pub mod state;
 pub mod throttles;
 pub mod web;
@@ -41,6 +42,8 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
     #[error("start-up task failed: {0}")]
     Startup(String),
+    #[error(transparent)]
+    Secrets(#[from] secrets::SecretsError),
 }
 
 /// Opens the configured database: PostgreSQL when a URL is given, the
@@ -63,16 +66,20 @@ impl App {
     /// (which needs a tokio runtime). Panics if the media port cannot be
     /// bound; [`App::try_new`] reports it instead.
     pub fn new(store: Store, config: ServerConfig, clock: Arc<dyn Clock>) -> Self {
-        Self::try_new(store, config, clock).expect("the media port binds")
+        Self::try_new(store, config, clock).expect("the secrets key loads and the media port binds")
     }
 
-    pub fn try_new(store: Store, config: ServerConfig, clock: Arc<dyn Clock>) -> std::io::Result<Self> {
+    pub fn try_new(store: Store, config: ServerConfig, clock: Arc<dyn Clock>) -> Result<Self, ServeError> {
+        let secrets = secrets::SecretsKey::load_or_create(&config.secrets_key_file)?;
         let media = match &config.media {
-            Some(media) => Some(media::start(media, config.listen)?),
+            Some(media) => Some(
+                media::start(media, config.listen)
+                    .map_err(|source| ServeError::Bind { addr: media.listen.unwrap_or(config.listen), source })?,
+            ),
             None => None,
         };
         let (plane, events) = media.unzip();
-        let state = AppState::new(store, config, clock, plane);
+        let state = AppState::new(store, config, secrets, clock, plane);
         if let Some(events) = events {
             tokio::spawn(media::route_events(Arc::downgrade(&state), events));
         }
@@ -115,10 +122,12 @@ pub async fn run(
         config.public_url = format!("http://{bound}");
     }
     config.listen = bound;
-    let media_addr = config.media.as_ref().map(|m| m.listen.unwrap_or(bound));
-    let app = App::try_new(store, config, Arc::new(SystemClock))
-        .map_err(|source| ServeError::Bind { addr: media_addr.unwrap_or(bound), source })?;
+    let app = App::try_new(store, config, Arc::new(SystemClock))?;
     let state = app.state.clone();
+    let sealed = secrets::prepare(&state.store, &state.secrets).await?;
+    if sealed > 0 {
+        tracing::info!(accounts = sealed, "sealed TOTP seeds an earlier version stored in the clear");
+    }
     let setup = accounts::issue_setup_token(&state).await.map_err(|e| ServeError::Startup(format!("{e:?}")))?;
     let engine = match state.store.engine() {
         conclave_store::Engine::Sqlite => format!("SQLite at {}", state.config.data_dir.join("conclave.db").display()),

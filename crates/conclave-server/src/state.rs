@@ -33,6 +33,8 @@ pub struct AppState {
     pub blobs: conclave_blob::Blobs,
     /// Email out, when SMTP is configured.
     pub mailer: crate::mail::Mailer,
+    /// Seals the secrets the database keeps for the server (TOTP seeds).
+    pub secrets: crate::secrets::SecretsKey,
 }
 
 /// One audit event as a handler describes it; the state adds time and chain.
@@ -84,6 +86,7 @@ impl AppState {
     pub fn new(
         store: Store,
         config: ServerConfig,
+        secrets: crate::secrets::SecretsKey,
         clock: Arc<dyn Clock>,
         media: Option<conclave_sfu::MediaPlane>,
     ) -> SharedState {
@@ -107,6 +110,7 @@ impl AppState {
             blobs: conclave_blob::Blobs::new(config.data_dir.join("files"), config.storage_endpoints.clone()),
             store,
             config,
+            secrets,
             clock,
             media,
             device_authority: tokio::sync::OnceCell::new(),

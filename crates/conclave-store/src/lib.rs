@@ -38,7 +38,7 @@ pub use meetings::{MeetingRow, MeetingSecrets, NewBan, NewMeeting, NewReport};
 pub use quality::{NewQualitySample, QualityRow, QualitySummaryRow};
 pub use sessions::{NewSession, SessionRow};
 pub use throttle::ThrottleRow;
-pub use users::{NewUser, UserRow};
+pub use users::{NewUser, TotpSeeds, UserRow};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};

@@ -14,11 +14,22 @@ pub struct UserRow {
     pub org_id: Option<String>,
     pub role: Option<OrgRole>,
     pub status: AccountStatus,
+    /// The TOTP seed as the server sealed it (the store never sees it in
+    /// the clear); `Some` when two-factor is on.
     pub totp_secret: Option<String>,
+    /// A seed being enrolled, sealed the same way.
     pub totp_pending_secret: Option<String>,
     pub totp_last_step: Option<i64>,
     pub created_at_ms: i64,
     pub last_active_at_ms: i64,
+}
+
+/// One account's stored TOTP seeds.
+#[derive(Debug, Clone)]
+pub struct TotpSeeds {
+    pub user_id: String,
+    pub secret: Option<String>,
+    pub pending: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -179,6 +190,41 @@ impl Store {
         .await?;
         replace_recovery_codes(&mut tx, user_id, &[]).await?;
         tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every account's stored TOTP seeds, enrolled or pending, for the
+    /// server to seal those an earlier version kept in the clear.
+    pub async fn totp_seeds(&self) -> Result<Vec<TotpSeeds>> {
+        let rows = sqlx::query(
+            "SELECT id, totp_secret, totp_pending_secret FROM users \
+             WHERE totp_secret IS NOT NULL OR totp_pending_secret IS NOT NULL",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(TotpSeeds {
+                    user_id: row.text("id")?,
+                    secret: row.opt_text("totp_secret")?,
+                    pending: row.opt_text("totp_pending_secret")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Replaces the given seeds of one account with their sealed form
+    /// (`None` leaves that one as it is).
+    pub async fn reseal_totp_seeds(&self, user_id: &str, secret: Option<&str>, pending: Option<&str>) -> Result<()> {
+        sqlx::query(
+            "UPDATE users SET totp_secret = COALESCE($2, totp_secret), \
+             totp_pending_secret = COALESCE($3, totp_pending_secret) WHERE id = $1",
+        )
+        .bind(user_id)
+        .bind(secret)
+        .bind(pending)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

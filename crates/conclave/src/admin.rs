@@ -10,7 +10,7 @@ use conclave_proto::audit::{AuditAction, AuditOutcome};
 use conclave_proto::{AccountStatus, OrgPolicy, OrgPolicyUpdate, Plan};
 use conclave_server::accounts::{self, NewAccount};
 use conclave_server::state::Audit;
-use conclave_server::{AppState, ServerConfig, SharedState, SystemClock};
+use conclave_server::{AppState, SharedState, SystemClock};
 use conclave_store::{AuditVerdict, UserRow};
 use std::sync::Arc;
 
@@ -99,14 +99,14 @@ enum AuditCommand {
 
 pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
     let file = config::read_file(args.storage.config.as_deref())?;
-    let (data_dir, database_url) = config::resolve_storage(&args.storage, &file)?;
-    let mut server_config = ServerConfig::new(config::DEFAULT_LISTEN.parse()?, data_dir);
-    server_config.database_url = database_url;
+    let mut server_config = config::storage_config(&args.storage, &file, config::DEFAULT_LISTEN.parse()?)?;
     if let Some(regions) = file.regions {
         server_config.regions = regions;
     }
     let store = conclave_server::open_store(&server_config).await.context("cannot open the server's database")?;
-    let state = AppState::new(store, server_config, Arc::new(SystemClock), None);
+    let secrets = conclave_server::secrets::SecretsKey::load_or_create(&server_config.secrets_key_file)?;
+    conclave_server::secrets::prepare(&store, &secrets).await?;
+    let state = AppState::new(store, server_config, secrets, Arc::new(SystemClock), None);
     let result = dispatch(&state, args.command).await;
     state.store.close().await;
     result

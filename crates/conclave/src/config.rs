@@ -24,6 +24,9 @@ pub struct StorageArgs {
     /// Use PostgreSQL instead of the SQLite file, e.g. postgres://user@host/db.
     #[arg(long, env = "CONCLAVE_DATABASE_URL", value_name = "URL", global = true, hide_env_values = true)]
     pub database_url: Option<String>,
+    /// The key sealing secrets the database keeps (TOTP seeds); created on first start. Every node needs the same one [default: <data-dir>/secrets.key].
+    #[arg(long, env = "CONCLAVE_SECRETS_KEY_FILE", value_name = "FILE", global = true)]
+    pub secrets_key_file: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -154,6 +157,7 @@ pub struct FileConfig {
     pub listen: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
     pub database_url: Option<String>,
+    pub secrets_key_file: Option<PathBuf>,
     pub public_url: Option<String>,
     pub registration: Option<RegistrationArg>,
     pub regions: Option<Vec<String>>,
@@ -184,7 +188,7 @@ pub fn read_file(path: Option<&Path>) -> anyhow::Result<FileConfig> {
 }
 
 /// Storage location after layering: (data dir, optional database URL).
-pub fn resolve_storage(args: &StorageArgs, file: &FileConfig) -> anyhow::Result<(PathBuf, Option<String>)> {
+fn resolve_storage(args: &StorageArgs, file: &FileConfig) -> anyhow::Result<(PathBuf, Option<String>)> {
     let data_dir =
         args.data_dir.clone().or_else(|| file.data_dir.clone()).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
     let database_url = args.database_url.clone().or_else(|| file.database_url.clone());
@@ -196,15 +200,25 @@ pub fn resolve_storage(args: &StorageArgs, file: &FileConfig) -> anyhow::Result<
     Ok((data_dir, database_url))
 }
 
+/// The server's configuration as far as storage goes: data directory,
+/// database and the secrets key; shared by `serve` and `admin`.
+pub fn storage_config(args: &StorageArgs, file: &FileConfig, listen: SocketAddr) -> anyhow::Result<ServerConfig> {
+    let (data_dir, database_url) = resolve_storage(args, file)?;
+    let mut config = ServerConfig::new(listen, data_dir);
+    config.database_url = database_url;
+    if let Some(path) = args.secrets_key_file.clone().or_else(|| file.secrets_key_file.clone()) {
+        config.secrets_key_file = path;
+    }
+    Ok(config)
+}
+
 pub fn resolve_serve(args: &ServeArgs) -> anyhow::Result<(ServerConfig, LogFormat)> {
     let file = read_file(args.storage.config.as_deref())?;
-    let (data_dir, database_url) = resolve_storage(&args.storage, &file)?;
     let listen = match args.listen.or(file.listen) {
         Some(addr) => addr,
         None => DEFAULT_LISTEN.parse().expect("default listen address parses"),
     };
-    let mut config = ServerConfig::new(listen, data_dir);
-    config.database_url = database_url;
+    let mut config = storage_config(&args.storage, &file, listen)?;
     config.web = Some(conclave_server::web::WebApp { files: conclave_web::FILES });
     if let Some(url) = args.public_url.clone().or(file.public_url) {
         if !(url.starts_with("http://") || url.starts_with("https://")) {

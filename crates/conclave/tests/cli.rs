@@ -23,12 +23,14 @@ fn text(output: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
 }
 
-/// `--data-dir D` or `--database-url U`.
+/// `--data-dir D`, and `--database-url U` on PostgreSQL (the data
+/// directory still holds the secrets key and local files).
 fn storage_args(db: &TestDatabase, dir: &std::path::Path) -> Vec<String> {
-    match db.engine {
-        Engine::Sqlite => vec!["--data-dir".into(), dir.display().to_string()],
-        Engine::Postgres => vec!["--database-url".into(), db.url.clone()],
+    let mut args = vec!["--data-dir".into(), dir.display().to_string()];
+    if db.engine == Engine::Postgres {
+        args.extend(["--database-url".into(), db.url.clone()]);
     }
+    args
 }
 
 fn admin(storage: &[String], args: &[&str]) -> Output {
@@ -146,6 +148,23 @@ async fn bootstrap_serve_and_sign_in(engine: Engine) {
     let verify = admin(&storage, &["audit", "verify"]);
     assert!(verify.status.success(), "{}", text(&verify));
     assert!(text(&verify).contains("audit chain intact: 4 events"), "{}", text(&verify));
+
+    // The database's secrets are sealed with the key file in the data
+    // directory; a node started with another key refuses to serve, saying
+    // why, rather than locking everyone with two-factor out.
+    let other_key = dir.path().join("other.key");
+    std::fs::write(&other_key, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n").unwrap();
+    let mut wrong: Vec<String> = storage.clone();
+    wrong.extend(["--secrets-key-file".into(), other_key.display().to_string()]);
+    let refused = Command::new(env!("CARGO_BIN_EXE_conclave"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(&wrong)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(text(&refused).contains("does not open the secrets in this database"), "{}", text(&refused));
+    let refused = admin(&wrong, &["org", "list"]);
+    assert!(text(&refused).contains("does not open the secrets in this database"), "{}", text(&refused));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -217,6 +236,7 @@ fn serve_help_explains_every_option() {
         "--listen",
         "--data-dir",
         "--database-url",
+        "--secrets-key-file",
         "--config",
         "--public-url",
         "--registration",
@@ -226,7 +246,13 @@ fn serve_help_explains_every_option() {
     ] {
         assert!(help.contains(option), "serve --help lacks {option}");
     }
-    for env in ["CONCLAVE_LISTEN", "CONCLAVE_DATA_DIR", "CONCLAVE_DATABASE_URL", "CONCLAVE_CONFIG"] {
+    for env in [
+        "CONCLAVE_LISTEN",
+        "CONCLAVE_DATA_DIR",
+        "CONCLAVE_DATABASE_URL",
+        "CONCLAVE_SECRETS_KEY_FILE",
+        "CONCLAVE_CONFIG",
+    ] {
         assert!(help.contains(env), "serve --help lacks {env}");
     }
 }

@@ -30,7 +30,8 @@ pub async fn enroll(
         ));
     }
     let totp = Totp::generate();
-    state.store.set_pending_totp(&current.user.id, &totp.to_base32()).await?;
+    let sealed = state.secrets.seal_totp_seed(&current.user.id, &totp.to_base32());
+    state.store.set_pending_totp(&current.user.id, &sealed).await?;
     Ok(ApiJson(TotpEnrollResponse {
         otpauth_uri: totp.provisioning_uri(ISSUER, &current.user.email),
         secret: totp.to_base32(),
@@ -55,7 +56,11 @@ pub async fn confirm(
         .totp_pending_secret
         .as_deref()
         .ok_or_else(|| ApiError::conflict(ProblemCode::NoEnrollment, "call totpEnroll first"))?;
-    let totp = Totp::from_base32(pending).ok_or_else(ApiError::internal)?;
+    let seed = state.secrets.open_totp_seed(&user.id, pending).map_err(|err| {
+        tracing::error!(error = %err, user = %user.id, "a pending TOTP seed does not open");
+        ApiError::internal()
+    })?;
+    let totp = Totp::from_base32(&seed).ok_or_else(ApiError::internal)?;
     let step = totp
         .verify(&req.code, (state.now_ms() / 1000).max(0) as u64, None)
         .map_err(|e| ApiError::invalid_second_factor(e.to_string()))?;

@@ -117,3 +117,59 @@ async fn two_factor_can_be_turned_off_with_the_password_when_not_required(engine
     srv.client().login(&login("owner@acme.test", None, None)).await.expect("password alone again");
     assert_eq!(srv.audit_count("auth.2fa.disable", "success").await, 1);
 }
+
+on_both_engines!(totp_seeds_are_sealed_with_a_key_outside_the_database);
+async fn totp_seeds_are_sealed_with_a_key_outside_the_database(engine: Engine) {
+    use conclave_server::secrets::{self, SecretsError, SecretsKey};
+    let srv = TestServer::start(engine).await;
+    let (owner, login_resp) = srv.org_with_owner("owner@acme.test", "Acme").await;
+    let user_id = login_resp.user.id.clone();
+    let (seed, _) = enrol(&srv, &owner).await;
+
+    // What the database holds is no use without the key: not the seed, and
+    // not something that opens for anyone else or with another key.
+    let stored = srv.state.store.user_by_id(&user_id).await.unwrap().unwrap().totp_secret.unwrap();
+    assert!(secrets::is_sealed(&stored), "{stored}");
+    assert!(!stored.contains(&seed) && !stored.to_uppercase().contains(&seed));
+    assert!(srv.state.secrets.open_totp_seed("someone-else", &stored).is_err());
+    assert!(SecretsKey::from_bytes(&[7; 32]).open_totp_seed(&user_id, &stored).is_err());
+    let key_file = std::fs::read_to_string(&srv.state.config.secrets_key_file).expect("the key is in its file");
+    assert!(key_file.trim().len() >= 43);
+
+    // The first start records a proof of the key; the same key passes again,
+    // and a node with another key refuses to start instead of locking
+    // everyone with two-factor out.
+    secrets::prepare(&srv.state.store, &srv.state.secrets).await.unwrap();
+    secrets::prepare(&srv.state.store, &srv.state.secrets).await.unwrap();
+    let other = SecretsKey::from_bytes(&[9; 32]);
+    assert!(matches!(secrets::prepare(&srv.state.store, &other).await, Err(SecretsError::WrongKey)));
+
+    // A seed an earlier version stored in the clear is sealed at start and
+    // still signs in; a pending enrolment is sealed too.
+    srv.state.store.enable_totp(&user_id, &seed, 0, &[]).await.unwrap();
+    srv.state.store.set_pending_totp(&user_id, "JBSWY3DPEHPK3PXP").await.unwrap();
+    assert_eq!(secrets::prepare(&srv.state.store, &srv.state.secrets).await.unwrap(), 1);
+    let row = srv.state.store.user_by_id(&user_id).await.unwrap().unwrap();
+    assert!(secrets::is_sealed(row.totp_secret.as_deref().unwrap()));
+    assert!(secrets::is_sealed(row.totp_pending_secret.as_deref().unwrap()));
+    assert_eq!(
+        srv.state.secrets.open_totp_seed(&user_id, row.totp_pending_secret.as_deref().unwrap()).unwrap(),
+        "JBSWY3DPEHPK3PXP"
+    );
+    srv.clock.advance(Duration::from_secs(30));
+    srv.client()
+        .login(&login("owner@acme.test", Some(code(&srv, &seed)), None))
+        .await
+        .expect("the resealed seed signs in");
+    assert_eq!(secrets::prepare(&srv.state.store, &srv.state.secrets).await.unwrap(), 0, "nothing left to seal");
+
+    // A seed whose seal was damaged is an error the server reports, not a
+    // way in.
+    srv.state.store.enable_totp(&user_id, &format!("{stored}x"), 0, &[]).await.unwrap();
+    srv.clock.advance(Duration::from_secs(30));
+    assert_problem!(
+        srv.client().login(&login("owner@acme.test", Some(code(&srv, &seed)), None)).await,
+        500,
+        "internal"
+    );
+}
