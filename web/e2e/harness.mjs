@@ -31,11 +31,15 @@ export function screenshots(name) {
   return { dir, shot };
 }
 
-/// Starts `conclave serve` on a fresh SQLite directory with `args` added;
-/// resolves to its URL, what it printed, and a way to stop it.
-export async function startServer(args = []) {
+/// Starts `conclave serve` on a fresh SQLite directory with `args` added,
+/// its organisation "Example" and owner host@example.org made first unless
+/// `bootstrap` is false; resolves to its URL, what it printed, and a way to
+/// stop it.
+export async function startServer(args = [], { bootstrap = true } = {}) {
   const data = mkdtempSync(join(tmpdir(), "conclave-e2e-"));
-  execFileSync(BIN, ["admin", "--data-dir", data, "bootstrap", "--email", "host@example.org", "--password", PASSWORD, "--org", "Example"], { stdio: "ignore" });
+  if (bootstrap) {
+    execFileSync(BIN, ["admin", "--data-dir", data, "bootstrap", "--email", "host@example.org", "--password", PASSWORD, "--org", "Example"], { stdio: "ignore" });
+  }
   const server = spawn(BIN, ["serve", "--data-dir", data, "--listen", "127.0.0.1:0", ...args], { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, CONCLAVE_LOG: process.env.CONCLAVE_LOG ?? "warn" } });
   let out = "";
   const url = await new Promise((resolve, reject) => {

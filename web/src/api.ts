@@ -31,6 +31,8 @@ import {
   type ReportParticipantRequest,
   type ReportReceipt,
   type SessionList,
+  type SetupRequest,
+  type SetupStatus,
   type SignupRequest,
   type TotpConfirmRequest,
   type TotpEnrollResponse,
@@ -50,6 +52,14 @@ export class ApiError extends Error {
     const type = this.problem.type;
     return type?.startsWith(PROBLEM_BASE) ? (type.slice(PROBLEM_BASE.length) as ProblemCode) : null;
   }
+}
+
+/// What to tell a person about a failed request: each refused field with
+/// its reason when the server listed them, else the problem's detail.
+export function describeError(err: unknown): string {
+  const fields = err instanceof ApiError ? err.problem.errors : undefined;
+  const details = fields?.map((f) => `${f.field}: ${f.message}`).join("; ");
+  return details || (err instanceof Error ? err.message : String(err));
 }
 
 const CSRF_KEY = "conclave.csrf";
@@ -88,6 +98,8 @@ export const api = {
       recovery_code: recovery_code || null,
     } satisfies LoginRequest),
   logout: () => call<void>("POST", "/auth/logout"),
+  setupStatus: () => call<SetupStatus>("GET", "/setup"),
+  bootstrap: (request: SetupRequest) => call<LoginResponse>("POST", "/setup", request satisfies SetupRequest),
   signup: (email: string, display_name: string, password: string, invite_token: string | null) =>
     call<LoginResponse>("POST", "/auth/signup", { email, display_name, password, invite_token } satisfies SignupRequest),
   report: (meeting: string, participant_token: string, participant_id: number, reason: string) =>

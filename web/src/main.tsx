@@ -5,6 +5,7 @@ import type { User } from "./generated/protocol";
 import { Account, Admin } from "./pages/Admin";
 import { Home } from "./pages/Home";
 import { Join } from "./pages/Join";
+import { Setup } from "./pages/Setup";
 import { SignIn } from "./pages/SignIn";
 import { SignUp } from "./pages/SignUp";
 import "./styles.css";
@@ -13,6 +14,9 @@ import "./styles.css";
 function App() {
   const [path, setPath] = useState(location.pathname);
   const [user, setUser] = useState<User | null | undefined>(undefined);
+  // A fresh server (no organisation yet) shows its setup page to everyone
+  // not signed in.
+  const [setupRequired, setSetupRequired] = useState(false);
 
   useEffect(() => {
     // A new tab has the session cookie but not the CSRF token: /me gives both.
@@ -21,7 +25,11 @@ function App() {
         setCsrf(me.csrf_token);
         setUser(me.user);
       },
-      () => setUser(null),
+      async () => {
+        const status = await api.setupStatus().catch(() => ({ setup_required: false }));
+        setSetupRequired(status.setup_required);
+        setUser(null);
+      },
     );
     const onPop = () => setPath(location.pathname);
     window.addEventListener("popstate", onPop);
@@ -39,6 +47,17 @@ function App() {
   };
 
   if (user === undefined) return <main className="center">Loading…</main>;
+  if (!user && setupRequired) {
+    return (
+      <Setup
+        onSignedIn={(u) => {
+          setSetupRequired(false);
+          setUser(u);
+          navigate("/");
+        }}
+      />
+    );
+  }
   const join = path.match(/^\/j\/([A-Za-z0-9]+)$/);
   if (join) return <Join linkSecret={join[1]} user={user} navigate={navigate} />;
   if (path === "/join") return <Join linkSecret={null} user={user} navigate={navigate} />;

@@ -77,6 +77,8 @@ fn read_by_the_server() -> Map<String, Value> {
     let mut schemas = Schemas::new(SchemaSettings::draft2020_12().for_deserialize());
     schemas.add::<auth::SignupRequest>();
     schemas.add::<auth::LoginRequest>();
+    schemas.add::<auth::SetupRequest>();
+    schemas.add::<auth::SetupStatus>();
     schemas.add::<auth::ChangePasswordRequest>();
     schemas.add::<auth::TotpConfirmRequest>();
     schemas.add::<auth::PasswordConfirmation>();

@@ -188,6 +188,14 @@ impl Client {
 
     // Accounts and sessions.
 
+    /// Whether the server still waits for its first organisation.
+    pub async fn setup_status(&self) -> Result<SetupStatus> {
+        self.json::<_, ()>(Method::GET, "/api/v1/setup", None).await
+    }
+    /// First run: the first organisation and its owner, signed in.
+    pub async fn bootstrap(&self, req: &SetupRequest) -> Result<LoginResponse> {
+        self.json(Method::POST, "/api/v1/setup", Some(req)).await
+    }
     pub async fn signup(&self, req: &SignupRequest) -> Result<LoginResponse> {
         self.json(Method::POST, "/api/v1/auth/signup", Some(req)).await
     }

@@ -18,6 +18,30 @@ pub struct SignupRequest {
     pub invite_token: Option<String>,
 }
 
+/// First run: the first organisation and its owner, proved by the
+/// one-time token the server printed on its console.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SetupRequest {
+    /// The one-time token the server printed at its first start.
+    pub setup_token: String,
+    pub org_name: String,
+    pub email: String,
+    pub password: String,
+    pub display_name: String,
+}
+
+/// Whether the server still waits for its first organisation (then the
+/// app shows the setup page instead of sign-in).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+pub struct SetupStatus {
+    pub setup_required: bool,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]

@@ -142,12 +142,12 @@ pub async fn run(
     }
     if let Some(token) = setup {
         println!();
-        println!("No organisation exists yet. Create the first one and its owner with either:");
         println!(
-            "  conclave admin bootstrap --email you@example.org --password '<passphrase>' --org 'Your organisation'"
+            "No organisation exists yet. Open {} to create the first one and its owner with this one-time setup token:",
+            state.config.public_url
         );
-        println!("or POST {}/api/v1/setup with this one-time setup token:", state.config.public_url);
         println!("  {}", token.as_str());
+        println!("(or, from a terminal on this machine: conclave admin bootstrap --email you@example.org --password '<passphrase>' --org 'Your organisation')");
         println!();
     }
     if let Some(addr) = state.config.metrics.listen {

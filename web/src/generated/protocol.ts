@@ -1632,6 +1632,27 @@ export interface SettingsChange {
   waiting_room?: boolean | null;
 }
 
+/**
+ * First run: the first organisation and its owner, proved by the
+ * one-time token the server printed on its console.
+ */
+export interface SetupRequest {
+  /** The one-time token the server printed at its first start. */
+  setup_token: string;
+  org_name: string;
+  email: string;
+  password: string;
+  display_name: string;
+}
+
+/**
+ * Whether the server still waits for its first organisation (then the
+ * app shows the setup page instead of sign-in).
+ */
+export interface SetupStatus {
+  setup_required: boolean;
+}
+
 /** What the SFU sees of one participant's session. */
 export interface SfuView {
   /** Its estimate of the bandwidth towards the participant, in kbit/s. */

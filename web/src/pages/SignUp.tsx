@@ -1,5 +1,5 @@
 import { useState } from "react";
-import { api, ApiError, setCsrf } from "../api";
+import { api, describeError, setCsrf } from "../api";
 import { MAX_DISPLAY_NAME_CHARS, type User } from "../generated/protocol";
 
 /// Creating an account from an invitation link (`/signup?invite=…`), or
@@ -17,9 +17,7 @@ export function SignUp(props: { invite: string | null; onSignedIn: (user: User, 
       setCsrf(response.csrf_token);
       props.onSignedIn(response.user, response.two_factor_enrollment_required);
     } catch (err) {
-      const fields = err instanceof ApiError ? err.problem.errors : undefined;
-      const details = fields?.map((f) => `${f.field}: ${f.message}`).join("; ");
-      setError(details || (err instanceof Error ? err.message : String(err)));
+      setError(describeError(err));
     }
   };
   return (

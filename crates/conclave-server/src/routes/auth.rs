@@ -11,9 +11,10 @@ use axum::response::{IntoResponse, Response};
 use conclave_auth::TokenHash;
 use conclave_proto::audit::{AuditAction, AuditOutcome};
 use conclave_proto::ProblemCode;
-use conclave_proto::{ChangePasswordRequest, LoginRequest, LoginResponse, MeResponse, Problem, SignupRequest};
+use conclave_proto::{
+    ChangePasswordRequest, LoginRequest, LoginResponse, MeResponse, Problem, SetupRequest, SetupStatus, SignupRequest,
+};
 use conclave_store::NewUser;
-use serde::Deserialize;
 
 fn user_agent(headers: &HeaderMap) -> Option<&str> {
     headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok())
@@ -198,15 +199,13 @@ pub async fn change_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SetupRequest {
-    /// The one-time token the server printed at its first start.
-    pub setup_token: String,
-    pub org_name: String,
-    pub email: String,
-    pub password: String,
-    pub display_name: String,
+/// Whether the server waits for its first organisation. Public: the app
+/// asks before anyone signs in, and what it says is visible anyway to
+/// whoever opens a fresh server's page.
+#[utoipa::path(get, path = "/api/v1/setup", operation_id = "setupStatus", tag = "auth",
+    responses((status = 200, description = "Whether setup is still to be done", body = SetupStatus)))]
+pub async fn setup_status(State(state): State<SharedState>) -> ApiResult<ApiJson<SetupStatus>> {
+    Ok(ApiJson(SetupStatus { setup_required: state.store.count_orgs().await? == 0 }))
 }
 
 /// First run: create the first organisation and its owner with the one-time

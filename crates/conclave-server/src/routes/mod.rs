@@ -34,7 +34,7 @@ use utoipa::{Modify, OpenApi};
 #[openapi(
     info(title = "Conclave API", description = "Secure meetings and end-to-end-encrypted messaging. Errors are RFC 9457 problem details."),
     paths(
-        auth::signup, auth::login, password_reset::request, password_reset::confirm, auth::logout, auth::me, auth::change_password, auth::setup,
+        auth::signup, auth::login, password_reset::request, password_reset::confirm, auth::logout, auth::me, auth::change_password, auth::setup_status, auth::setup,
         two_factor::enroll, two_factor::confirm, two_factor::regenerate_recovery_codes, two_factor::disable,
         sessions::list, sessions::revoke, sessions::create_token,
         devices::list, devices::register, devices::revoke, devices::push_key, devices::subscribe_push,
@@ -85,7 +85,7 @@ pub fn openapi_json() -> &'static str {
 
 pub fn router(state: SharedState) -> Router {
     let api = Router::new()
-        .route("/setup", post(auth::setup))
+        .route("/setup", get(auth::setup_status).post(auth::setup))
         .route("/auth/signup", post(auth::signup))
         .route("/auth/login", post(auth::login))
         .route("/auth/guest-signup", post(guests::signup))

@@ -236,13 +236,25 @@ async fn the_one_time_setup_token_creates_the_first_org_once(engine: Engine) {
     let token =
         conclave_server::accounts::issue_setup_token(&srv.state).await.unwrap().expect("a fresh server issues a token");
     let http = reqwest::Client::new();
+    let anon = srv.client();
+    assert!(anon.setup_status().await.unwrap().setup_required, "a fresh server asks for setup");
     let body = |token: &str| serde_json::json!({"setup_token": token, "org_name": "Acme", "email": "first@acme.test", "password": PASSWORD, "display_name": "First"});
     let wrong = http.post(format!("{}/api/v1/setup", srv.url)).json(&body("setup_guess")).send().await.unwrap();
     assert_eq!(wrong.status(), 403);
-    let right = http.post(format!("{}/api/v1/setup", srv.url)).json(&body(token.as_str())).send().await.unwrap();
-    assert_eq!(right.status(), 201);
-    let created: LoginResponse = right.json().await.unwrap();
+    assert!(anon.setup_status().await.unwrap().setup_required, "a refused attempt creates nothing");
+    let weak = SetupRequest {
+        setup_token: token.as_str().into(),
+        org_name: "Acme".into(),
+        email: "first@acme.test".into(),
+        password: "password1234".into(),
+        display_name: "First".into(),
+    };
+    assert_problem!(anon.bootstrap(&weak).await, 422, "validation-failed");
+    let created =
+        anon.bootstrap(&SetupRequest { password: PASSWORD.into(), ..weak }).await.expect("the token still works");
     assert_eq!(created.user.role, Some(OrgRole::Owner));
+    assert!(!anon.setup_status().await.unwrap().setup_required);
+    anon.authenticated(&created.token).me().await.expect("the owner is signed in");
     let again = http.post(format!("{}/api/v1/setup", srv.url)).json(&body(token.as_str())).send().await.unwrap();
     assert_eq!(again.status(), 403, "the token works once");
     assert!(
