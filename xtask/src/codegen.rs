@@ -109,6 +109,8 @@ fn read_by_the_server() -> Map<String, Value> {
     schemas.add::<org::CreateOrgRequest>();
     schemas.add::<org::InviteMemberRequest>();
     schemas.add::<org::UpdateMemberRequest>();
+    schemas.add::<org::ScimStatus>();
+    schemas.add::<org::ScimTokenCreated>();
     schemas.add::<org::OrgPolicyUpdate>();
     schemas.add::<signal::ClientMessage>();
     schemas.into_definitions()

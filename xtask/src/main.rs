@@ -84,6 +84,9 @@ fn test(cargo_args: &[String]) -> Result<(), String> {
     ])?;
     ensure_python_package("moto.server", "moto[server]==5.2.1")?;
     ensure_python_package("aiosmtpd", "aiosmtpd==1.4.6")?;
+    // An independent SCIM 2.0 conformance checker, and the HTTP client it runs on.
+    ensure_python_package("scim2_tester", "scim2-tester==0.5.2")?;
+    ensure_python_package("httpx2", "httpx2==2.16.2")?;
     web::build(true)?;
     let mut command = cargo();
     command.args(["test", "--workspace", "--no-fail-fast"]).args(cargo_args).stdout(Stdio::piped());

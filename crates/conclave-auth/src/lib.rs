@@ -13,7 +13,7 @@ pub mod throttle;
 pub mod totp;
 
 pub use audit_chain::{AuditLink, ChainError, ChainVerifier, GENESIS_HASH};
-pub use password::{PasswordError, PasswordHasher, PasswordPolicy};
+pub use password::{PasswordError, PasswordHasher, PasswordPolicy, NO_PASSWORD};
 pub use secret::{OpaqueToken, RecoveryCode, TokenHash};
 pub use throttle::{Backoff, FailureTracker, RateLimiter, TokenBucket};
 pub use totp::{Totp, TotpError};

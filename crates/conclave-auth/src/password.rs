@@ -13,6 +13,10 @@ const COMMON_PASSWORDS: &str = include_str!("../data/common-passwords.txt");
 
 pub const MIN_LENGTH: usize = 10;
 pub const MAX_LENGTH: usize = 256;
+/// What an account with no password stores instead of a hash (one
+/// provisioned by its organisation's identity provider, until its person
+/// sets one): no password matches it.
+pub const NO_PASSWORD: &str = "!no-password";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PasswordError {
@@ -123,16 +127,25 @@ impl PasswordHasher {
 
     /// Constant-time verification against a stored PHC string. An unparsable
     /// stored hash never verifies.
+    /// Whether `password` is the one `stored` was made from. An account
+    /// with no password (`stored` is not a hash, e.g. [`NO_PASSWORD`])
+    /// never matches, after the same work as a real verification, so the
+    /// time taken does not tell which accounts have one.
     pub fn verify(&self, password: &str, stored: &str) -> bool {
         match PasswordHash::new(stored) {
             Ok(parsed) => self.argon2.verify_password(password.as_bytes(), &parsed).is_ok(),
-            Err(_) => false,
+            Err(_) => {
+                self.verify_decoy(password);
+                false
+            }
         }
     }
 
     /// Spends the same effort as a real verification, for unknown accounts.
     pub fn verify_decoy(&self, password: &str) {
-        let _ = self.verify(password, &self.decoy);
+        if let Ok(parsed) = PasswordHash::new(&self.decoy) {
+            let _ = self.argon2.verify_password(password.as_bytes(), &parsed);
+        }
     }
 }
 
@@ -177,5 +190,6 @@ mod tests {
         assert!(hasher.verify("correct horse battery staple", &a));
         assert!(!hasher.verify("correct horse battery stapler", &a));
         assert!(!hasher.verify("anything", "not a phc string"));
+        assert!(!hasher.verify("", NO_PASSWORD) && !hasher.verify(NO_PASSWORD, NO_PASSWORD));
     }
 }

@@ -261,6 +261,17 @@ impl Client {
     pub async fn deactivate_member(&self, org_id: &str, user_id: &str) -> Result<User> {
         self.json::<_, ()>(Method::POST, &format!("/api/v1/orgs/{org_id}/members/{user_id}/deactivate"), None).await
     }
+    /// The organisation's SCIM base URL, and whether it has a token.
+    pub async fn scim_status(&self, org_id: &str) -> Result<ScimStatus> {
+        self.json::<_, ()>(Method::GET, &format!("/api/v1/orgs/{org_id}/scim"), None).await
+    }
+    /// A new SCIM token for the organisation's identity provider (replacing any).
+    pub async fn create_scim_token(&self, org_id: &str) -> Result<ScimTokenCreated> {
+        self.json::<_, ()>(Method::POST, &format!("/api/v1/orgs/{org_id}/scim/token"), None).await
+    }
+    pub async fn revoke_scim_token(&self, org_id: &str) -> Result<()> {
+        self.empty::<()>(Method::DELETE, &format!("/api/v1/orgs/{org_id}/scim/token"), None).await
+    }
     pub async fn reactivate_member(&self, org_id: &str, user_id: &str) -> Result<User> {
         self.json::<_, ()>(Method::POST, &format!("/api/v1/orgs/{org_id}/members/{user_id}/reactivate"), None).await
     }

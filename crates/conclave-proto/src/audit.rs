@@ -144,6 +144,16 @@ string_enum! {
         OrgStorageUpdate = "org.storage.update",
         /// The organisation's call-quality samples read (logged when refused).
         OrgQualityRead = "org.quality.read",
+        /// The organisation's SCIM token made, replaced or revoked.
+        OrgScimToken = "org.scim.token",
+        /// A SCIM request with a token no organisation has (logged as a failure).
+        ScimAuth = "scim.auth",
+        /// An account created (or brought back) by the identity provider.
+        ScimUserProvision = "scim.user.provision",
+        /// An account's names or address changed by the identity provider.
+        ScimUserUpdate = "scim.user.update",
+        /// A group created, changed or deleted by the identity provider.
+        ScimGroupUpdate = "scim.group.update",
         /// The first organisation and its owner created with the setup token.
         ServerBootstrap = "server.bootstrap",
     }

@@ -360,3 +360,25 @@ pub struct AuditEventPage {
     /// Pass as `before` to get the next (older) page; absent on the last page.
     pub next_before: Option<i64>,
 }
+
+/// Whether the organisation's identity provider may provision through
+/// SCIM, and where.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+pub struct ScimStatus {
+    /// The SCIM base URL to give the identity provider.
+    pub base_url: String,
+    /// When the current token was made; absent while there is none.
+    pub token_created_at_ms: Option<i64>,
+}
+
+/// A new SCIM token, shown once: the identity provider sends it as
+/// `Authorization: Bearer`. It replaces any earlier one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+pub struct ScimTokenCreated {
+    pub base_url: String,
+    pub token: String,
+}

@@ -91,6 +91,13 @@ pub enum Input {
     BansLifted {
         keys: Vec<String>,
     },
+    /// The organisation closed an account (deactivated or deprovisioned):
+    /// every seat of it leaves the meeting now, waiting or admitted. Not a
+    /// ban: the account cannot sign in, and if it is reactivated it may
+    /// come back like anyone else.
+    AccountClosed {
+        user_id: String,
+    },
     /// Time passed; deadlines may have come.
     Tick,
 }
@@ -408,6 +415,7 @@ impl Room {
                     self.banned.remove(key);
                 }
             }
+            Input::AccountClosed { user_id } => self.close_account(&user_id),
             Input::Tick => {}
         }
         self.tick(now);
@@ -657,6 +665,24 @@ impl Room {
         if moderator {
             let waiting: Vec<_> = self.members.values().filter(|o| !o.admitted()).map(Member::waiting_view).collect();
             self.send(id, ServerMessage::WaitingRoom { waiting });
+        }
+    }
+
+    /// Every seat of a closed account is removed, as a host would remove it
+    /// but without a ban.
+    fn close_account(&mut self, user_id: &str) {
+        let seats: Vec<ParticipantId> =
+            self.members.values().filter(|m| m.identity.user_id.as_deref() == Some(user_id)).map(|m| m.id).collect();
+        for id in seats {
+            self.send(id, ServerMessage::Removed);
+            self.depart(id);
+            self.audit(
+                AuditAction::MeetingRemove,
+                None,
+                Some(id),
+                AuditOutcome::Success,
+                "the organisation closed the account".into(),
+            );
         }
     }
 

@@ -577,6 +577,32 @@ fn a_lifted_ban_lets_the_person_back_in() {
     assert!(matches!(sent_to(&effects, 6).as_slice(), [ServerMessage::Waiting { .. }]));
 }
 
+#[test]
+fn a_closed_account_leaves_every_seat_at_once_without_a_ban() {
+    let mut room = live_room();
+    join(&mut room, 1, 4, member("leaver"), ORDINARY);
+    say(&mut room, 1, 1, ClientMessage::Admit { participant_id: 4 });
+    join(&mut room, 2, 5, member("waiter"), ORDINARY);
+    for (seat, account) in [(4, "leaver"), (5, "waiter")] {
+        let effects = room.handle(3, Input::AccountClosed { user_id: account.into() });
+        assert!(sent_to(&effects, seat).contains(&ServerMessage::Removed), "seat {seat} is told");
+        assert!(effects.contains(&Effect::Disconnect { id: seat }));
+        assert!(room.view(seat).is_none());
+        if seat == 4 {
+            assert!(sent_to(&effects, 2).contains(&ServerMessage::ParticipantLeft { participant_id: 4 }));
+        }
+        assert!(!effects.iter().any(|e| matches!(e, Effect::Banned { .. })), "not a ban");
+    }
+    assert_eq!(room.admitted().count(), 3);
+    // The host's own account closed: the meeting goes on under a new host.
+    let effects = room.handle(4, Input::AccountClosed { user_id: "owner".into() });
+    assert!(sent_to(&effects, 1).contains(&ServerMessage::Removed));
+    assert_eq!(room.phase(), Phase::Live);
+    assert!(matches!(room.host(), Some(2 | 3)));
+    // An account with no seat here changes nothing.
+    assert!(room.handle(5, Input::AccountClosed { user_id: "nobody".into() }).is_empty());
+}
+
 fn report(
     room: &mut Room,
     now: i64,

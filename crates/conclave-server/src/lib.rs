@@ -15,6 +15,7 @@ pub mod mail;
 pub mod media;
 pub mod meetings;
 pub mod metrics;
+pub mod offboarding;
 pub mod org_policy;
 pub mod push;
 pub mod routes;

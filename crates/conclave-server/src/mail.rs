@@ -108,6 +108,11 @@ impl Mailer {
 
     pub async fn send(&self, email: &Email<'_>) -> Result<(), MailError> {
         let (transport, from) = self.transport.as_ref().ok_or(MailError::NotConfigured)?;
+        // `.invalid` never resolves (RFC 2606): the address of an account
+        // provisioned without one.
+        if email.to.to_ascii_lowercase().ends_with(".invalid") {
+            return Err(MailError::Address(email.to.to_owned()));
+        }
         let to: Mailbox = email.to.parse().map_err(|_| MailError::Address(email.to.to_owned()))?;
         let message = Message::builder()
             .from(from.clone())

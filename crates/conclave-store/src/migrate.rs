@@ -87,6 +87,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0012_password_resets.sql"),
         postgres: include_str!("../migrations/postgres/0012_password_resets.sql"),
     },
+    Migration {
+        version: 13,
+        name: "scim provisioning",
+        sqlite: include_str!("../migrations/sqlite/0013_scim.sql"),
+        postgres: include_str!("../migrations/postgres/0013_scim.sql"),
+    },
 ];
 
 /// Arbitrary constant naming Conclave's migration lock on PostgreSQL.

@@ -22,6 +22,15 @@ pub struct UserRow {
     pub totp_last_step: Option<i64>,
     pub created_at_ms: i64,
     pub last_active_at_ms: i64,
+    /// What the organisation's identity provider calls this person
+    /// (SCIM `userName`), when it provisions them.
+    pub scim_user_name: Option<String>,
+    /// The provider's own id for this person (SCIM `externalId`).
+    pub scim_external_id: Option<String>,
+    /// When the provider deleted the account (kept closed for the audit log).
+    pub scim_deleted_at_ms: Option<i64>,
+    /// The user as the provider last described it (SCIM JSON).
+    pub scim_resource: Option<String>,
 }
 
 /// One account's stored TOTP seeds.
@@ -79,11 +88,15 @@ impl TryFrom<AnyRow> for UserRow {
             totp_last_step: row.opt_int("totp_last_step")?,
             created_at_ms: row.int("created_at_ms")?,
             last_active_at_ms: row.int("last_active_at_ms")?,
+            scim_user_name: row.opt_text("scim_user_name")?,
+            scim_external_id: row.opt_text("scim_external_id")?,
+            scim_deleted_at_ms: row.opt_int("scim_deleted_at_ms")?,
+            scim_resource: row.opt_text("scim_resource")?,
         })
     }
 }
 
-const USER_COLUMNS: &str = "id, email, display_name, password_hash, org_id, role, status, totp_secret, totp_pending_secret, totp_last_step, created_at_ms, last_active_at_ms";
+const USER_COLUMNS: &str = "id, email, display_name, password_hash, org_id, role, status, totp_secret, totp_pending_secret, totp_last_step, created_at_ms, last_active_at_ms, scim_user_name, scim_external_id, scim_deleted_at_ms, scim_resource";
 
 impl Store {
     pub async fn create_user(&self, new: &NewUser<'_>) -> Result<UserRow> {

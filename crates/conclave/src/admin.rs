@@ -7,7 +7,7 @@ use crate::progress::Progress;
 use anyhow::{anyhow, bail, Context};
 use clap::{Args, Subcommand};
 use conclave_proto::audit::{AuditAction, AuditOutcome};
-use conclave_proto::{AccountStatus, OrgPolicy, OrgPolicyUpdate, Plan};
+use conclave_proto::{OrgPolicy, OrgPolicyUpdate, Plan};
 use conclave_server::accounts::{self, NewAccount};
 use conclave_server::state::Audit;
 use conclave_server::{AppState, SharedState, SystemClock};
@@ -242,17 +242,14 @@ async fn user_command(state: &SharedState, cmd: UserCommand) -> anyhow::Result<(
         }
         UserCommand::Deactivate { email } => {
             let user = user_by_email(state, &email).await?;
-            state.store.set_user_status(&user.id, AccountStatus::Deactivated).await?;
-            let revoked = state.store.revoke_sessions_except(&user.id, None, state.now_ms()).await?;
-            audit(
-                state,
-                AuditAction::OrgMemberDeactivate,
-                user.org_id.as_deref(),
-                Some(&user.id),
-                "via conclave admin",
-            )
-            .await?;
-            println!("{} deactivated; {revoked} sessions revoked", user.email);
+            // Everything stored is closed here: sessions, conversations,
+            // invitations. This process holds no live connection, so seats in
+            // meetings a running server hosts end only when that server
+            // closes the account (its API or SCIM do it everywhere at once).
+            let closed = conclave_server::offboarding::close_account(state, &user.id).await?;
+            let detail = format!("via conclave admin: {}", closed.describe());
+            audit(state, AuditAction::OrgMemberDeactivate, user.org_id.as_deref(), Some(&user.id), &detail).await?;
+            println!("{} deactivated; {}", user.email, closed.describe());
         }
         UserCommand::Reactivate { email } => {
             let user = user_by_email(state, &email).await?;

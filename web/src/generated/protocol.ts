@@ -185,6 +185,16 @@ export type AuditAction =
   | "org.storage.update"
   /** The organisation's call-quality samples read (logged when refused). */
   | "org.quality.read"
+  /** The organisation's SCIM token made, replaced or revoked. */
+  | "org.scim.token"
+  /** A SCIM request with a token no organisation has (logged as a failure). */
+  | "scim.auth"
+  /** An account created (or brought back) by the identity provider. */
+  | "scim.user.provision"
+  /** An account's names or address changed by the identity provider. */
+  | "scim.user.update"
+  /** A group created, changed or deleted by the identity provider. */
+  | "scim.group.update"
   /** The first organisation and its owner created with the setup token. */
   | "server.bootstrap";
 
@@ -1419,6 +1429,26 @@ export interface RoomSettings {
   e2ee: boolean;
   /** Settings the organisation locked, which no one in the meeting can change. */
   locked_by_policy: string[];
+}
+
+/**
+ * Whether the organisation's identity provider may provision through
+ * SCIM, and where.
+ */
+export interface ScimStatus {
+  /** The SCIM base URL to give the identity provider. */
+  base_url: string;
+  /** When the current token was made; absent while there is none. */
+  token_created_at_ms?: number | null;
+}
+
+/**
+ * A new SCIM token, shown once: the identity provider sends it as
+ * `Authorization: Bearer`. It replaces any earlier one.
+ */
+export interface ScimTokenCreated {
+  base_url: string;
+  token: string;
 }
 
 export type ScreenShareMode = "host_only" | "one_at_a_time" | "several";

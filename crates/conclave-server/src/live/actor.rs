@@ -206,6 +206,7 @@ impl MeetingActor {
                 Some(Input::Report { request, resume_token, reported })
             }
             MeetingCommand::BansLifted { keys } => Some(Input::BansLifted { keys }),
+            MeetingCommand::AccountClosed { user_id } => Some(Input::AccountClosed { user_id }),
             MeetingCommand::DeviceVouched { participant, outcome } => {
                 let out = match outcome {
                     Ok(vouched) => self.e2ee.vouched(&self.room, participant, vouched),

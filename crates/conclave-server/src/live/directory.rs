@@ -46,6 +46,8 @@ pub trait MeetingDirectory: Send + Sync + 'static {
     fn open_and_send(&self, opening: Opening, command: MeetingCommand) -> Result<(), DirectoryError>;
     /// The live meetings of an organisation (for policy changes).
     fn live_in(&self, org_id: &str) -> Vec<String>;
+    /// Every live meeting (for what concerns an account wherever it is).
+    fn every_live(&self) -> Vec<String>;
 }
 
 /// Starts a room's actor on this node: given the opening, the queue of
@@ -121,6 +123,10 @@ impl MeetingDirectory for LocalRooms {
     fn live_in(&self, org_id: &str) -> Vec<String> {
         self.lock().iter().filter(|(_, room)| room.org_id == org_id).map(|(id, _)| id.clone()).collect()
     }
+
+    fn every_live(&self) -> Vec<String> {
+        self.lock().keys().cloned().collect()
+    }
 }
 
 /// Sends everything through JSON and back on its way to and from the rooms,
@@ -149,6 +155,10 @@ impl MeetingDirectory for Loopback {
 
     fn live_in(&self, org_id: &str) -> Vec<String> {
         self.0.live_in(org_id)
+    }
+
+    fn every_live(&self) -> Vec<String> {
+        self.0.every_live()
     }
 }
 

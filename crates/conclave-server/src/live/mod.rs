@@ -217,6 +217,14 @@ impl LiveMeetings {
         let _ = self.directory.send(meeting_id, command);
     }
 
+    /// Every seat of a closed account, in every live meeting, leaves now
+    /// (the account may be a guest in another organisation's meeting).
+    pub fn account_closed(&self, user_id: &str) {
+        for meeting_id in self.directory.every_live() {
+            let _ = self.directory.send(&meeting_id, MeetingCommand::AccountClosed { user_id: user_id.to_owned() });
+        }
+    }
+
     /// The live room of a meeting forgets these bans.
     pub fn bans_lifted(&self, meeting_id: &str, keys: Vec<String>) {
         let _ = self.directory.send(meeting_id, MeetingCommand::BansLifted { keys });

@@ -49,6 +49,8 @@ pub enum MeetingCommand {
     Report { request: RequestId, resume_token: String, reported: ParticipantId },
     /// The owner or an admin lifted bans: these keys may join again.
     BansLifted { keys: Vec<String> },
+    /// The organisation closed this account: its seats leave now.
+    AccountClosed { user_id: String },
     /// Something the media plane has for this meeting's participants.
     Media { event: MediaEvent },
     /// A participant's account device was registered and vouched for (off

@@ -13,6 +13,7 @@ mod orgs;
 mod password_reset;
 mod policy;
 mod quality;
+mod scim;
 mod sessions;
 mod storage;
 mod two_factor;
@@ -47,6 +48,7 @@ use utoipa::{Modify, OpenApi};
         files::start_upload, files::status, files::put_part, files::complete, files::abandon, files::get_part,
         storage::get, storage::set, guests::invite, guests::signup, guests::accept,
         orgs::create, orgs::get, orgs::list_members, orgs::update_member, orgs::deactivate_member, orgs::reactivate_member,
+        scim::status, scim::create_token, scim::revoke_token,
         orgs::invite, orgs::list_invitations, orgs::revoke_invitation,
         policy::get, policy::update, audit::list, quality::list, quality::meeting,
         meetings::create, meetings::list, meetings::get, meetings::update, meetings::delete, meetings::rotate,
@@ -148,6 +150,8 @@ pub fn router(state: SharedState) -> Router {
         .route("/orgs/{org_id}/reports", get(meetings::list_reports))
         .route("/orgs/{org_id}/quality", get(quality::list))
         .route("/orgs/{org_id}/meetings/{meeting_id}/quality", get(quality::meeting))
+        .route("/orgs/{org_id}/scim", get(scim::status))
+        .route("/orgs/{org_id}/scim/token", post(scim::create_token).delete(scim::revoke_token))
         .route("/meetings", post(meetings::create).get(meetings::list))
         .route("/meetings/join", post(meetings::join))
         .route("/meetings/{meeting_id}", get(meetings::get).patch(meetings::update).delete(meetings::delete))
@@ -160,6 +164,7 @@ pub fn router(state: SharedState) -> Router {
 
     Router::new()
         .nest("/api/v1", api)
+        .nest(scim::BASE_PATH, scim::router())
         .route("/api/openapi.json", get(ops::openapi))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

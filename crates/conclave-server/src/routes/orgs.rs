@@ -231,26 +231,15 @@ async fn set_member_status(
     };
     authorize(&state, &current, &org_id, OrgRole::Admin, ip, action).await?;
     let member = managed_member(&state, &current, &org_id, &user_id).await?;
-    let now = state.now_ms();
-    if status == AccountStatus::Active {
-        state.store.reactivate_user(&member.id, now).await?;
+    let detail = if status == AccountStatus::Active {
+        state.store.reactivate_user(&member.id, state.now_ms()).await?;
+        String::new()
     } else {
-        state.store.set_user_status(&member.id, status).await?;
-        state.store.revoke_sessions_except(&member.id, None, now).await?;
-        // Out of every conversation: their devices read nothing more, and
-        // each group is asked to remove them; their live connections close.
-        state.conversations.live.recheck(&member.id, None);
-        let account = member.id.clone();
-        state
-            .conversations
-            .account_changed(
-                &member.id,
-                || conclave_conversation::Input::AccountDeactivated { account: account.clone() },
-                now,
-            )
-            .await?;
-    }
-    state.audit(Audit::by(&current, ip, action, AuditOutcome::Success).org(&org_id).target(&member.id)).await?;
+        crate::offboarding::close_account(&state, &member.id).await?.describe()
+    };
+    state
+        .audit(Audit::by(&current, ip, action, AuditOutcome::Success).org(&org_id).target(&member.id).detail(&detail))
+        .await?;
     let updated = state.store.user_by_id(&member.id).await?.ok_or_else(|| ApiError::not_found("member"))?;
     Ok(ApiJson(user_view(&updated)))
 }

@@ -16,6 +16,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ClientIp};
 use crate::mail::Email;
 use crate::state::{Audit, SharedState};
+use conclave_store::{StoreError, UserRow};
 
 /// Ask for a password-reset link by email.
 #[utoipa::path(post, path = "/api/v1/auth/password-reset", operation_id = "requestPasswordReset", tag = "auth",
@@ -37,10 +38,6 @@ pub async fn request(
     if user.status != AccountStatus::Active {
         return Ok(StatusCode::ACCEPTED);
     }
-    let token = OpaqueToken::generate_with_prefix("rst_");
-    let now = state.now_ms();
-    let expires = now + state.config.password_reset_lifetime.as_millis() as i64;
-    state.store.create_password_reset(&user.id, &token.hash().0, now, expires).await?;
     state
         .audit(Audit {
             org_id: user.org_id.as_deref(),
@@ -50,23 +47,63 @@ pub async fn request(
             ..Audit::new(AuditAction::AuthPasswordResetRequest, AuditOutcome::Success)
         })
         .await?;
+    email_link(&state, &user, LinkPurpose::Reset).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// Why a person gets a link that sets their password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkPurpose {
+    /// They asked to reset it.
+    Reset,
+    /// Their organisation's identity provider made their account, without
+    /// a password.
+    Welcome,
+}
+
+/// How long a welcome link works: a new colleague may not read email the
+/// day they are provisioned.
+const WELCOME_LINK_LIFETIME_MS: i64 = 7 * 24 * 3600 * 1000;
+
+/// Emails `user` a single-use link that sets their password (in the
+/// background: the caller's answer does not wait for the mail server).
+pub(crate) async fn email_link(state: &SharedState, user: &UserRow, purpose: LinkPurpose) -> Result<(), StoreError> {
+    let token = OpaqueToken::generate_with_prefix("rst_");
+    let now = state.now_ms();
+    let lifetime_ms = match purpose {
+        LinkPurpose::Reset => state.config.password_reset_lifetime.as_millis() as i64,
+        LinkPurpose::Welcome => WELCOME_LINK_LIFETIME_MS,
+    };
+    state.store.create_password_reset(&user.id, &token.hash().0, now, now + lifetime_ms).await?;
     let link = format!("{}/reset#{}", state.config.public_url.trim_end_matches('/'), token.as_str());
-    let minutes = state.config.password_reset_lifetime.as_secs() / 60;
+    let email = user.email.clone();
     let state = state.clone();
     tokio::spawn(async move {
-        let asked = format!("Someone (we hope you) asked to reset the password of your Conclave account {email}.");
-        let valid = format!("The link works once, for {minutes} minutes, and signs you out everywhere.");
+        let (subject, first, valid, label) = match purpose {
+            LinkPurpose::Reset => (
+                "Reset your Conclave password",
+                format!("Someone (we hope you) asked to reset the password of your Conclave account {email}."),
+                format!("The link works once, for {} minutes, and signs you out everywhere.", lifetime_ms / 60_000),
+                "Set a new password",
+            ),
+            LinkPurpose::Welcome => (
+                "Your Conclave account is ready",
+                format!("Your organisation made you a Conclave account, {email}. Choose its password to sign in."),
+                "The link works once, for 7 days.".to_owned(),
+                "Choose your password",
+            ),
+        };
         let email_body = Email {
             to: &email,
-            subject: "Reset your Conclave password",
-            paragraphs: &[&asked, &valid, "If it was not you, ignore this email: nothing changes."],
-            action: Some(("Set a new password", &link)),
+            subject,
+            paragraphs: &[&first, &valid, "If you did not expect this email, ignore it: nothing changes."],
+            action: Some((label, &link)),
         };
         if let Err(err) = state.mailer.send(&email_body).await {
-            tracing::warn!(error = %err, "a password-reset email was not sent");
+            tracing::warn!(error = %err, "a password link email was not sent");
         }
     });
-    Ok(StatusCode::ACCEPTED)
+    Ok(())
 }
 
 /// Set a new password with the emailed link's token.

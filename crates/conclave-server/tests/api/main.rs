@@ -19,4 +19,5 @@ mod meetings;
 mod orgs;
 mod push;
 mod quality;
+mod scim;
 mod two_factor;
