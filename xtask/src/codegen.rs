@@ -111,6 +111,9 @@ fn read_by_the_server() -> Map<String, Value> {
     schemas.add::<org::UpdateMemberRequest>();
     schemas.add::<org::ScimStatus>();
     schemas.add::<org::ScimTokenCreated>();
+    schemas.add::<org::ScimGroupMapping>();
+    schemas.add::<org::ScimGroupList>();
+    schemas.add::<org::MapScimGroupRequest>();
     schemas.add::<org::OrgPolicyUpdate>();
     schemas.add::<signal::ClientMessage>();
     schemas.into_definitions()

@@ -269,6 +269,18 @@ impl Client {
     pub async fn create_scim_token(&self, org_id: &str) -> Result<ScimTokenCreated> {
         self.json::<_, ()>(Method::POST, &format!("/api/v1/orgs/{org_id}/scim/token"), None).await
     }
+    /// The identity provider's groups and what each means here.
+    pub async fn list_scim_groups(&self, org_id: &str) -> Result<ScimGroupList> {
+        self.json::<_, ()>(Method::GET, &format!("/api/v1/orgs/{org_id}/scim/groups"), None).await
+    }
+    pub async fn map_scim_group(
+        &self,
+        org_id: &str,
+        group_id: &str,
+        req: &MapScimGroupRequest,
+    ) -> Result<ScimGroupMapping> {
+        self.json(Method::PUT, &format!("/api/v1/orgs/{org_id}/scim/groups/{group_id}"), Some(req)).await
+    }
     pub async fn revoke_scim_token(&self, org_id: &str) -> Result<()> {
         self.empty::<()>(Method::DELETE, &format!("/api/v1/orgs/{org_id}/scim/token"), None).await
     }

@@ -149,6 +149,20 @@ pub enum Input {
         account: AccountId,
         device: DeviceId,
     },
+    /// The organisation puts someone in one of its channels: they are in
+    /// `group` of its identity provider, which it maps to the channel.
+    /// Admins govern team channels, so a lock does not stop it. Already
+    /// there is nothing to do.
+    Assign {
+        newcomer: Newcomer,
+        group: String,
+    },
+    /// The organisation takes someone out of one of its channels (they left
+    /// the mapped `group`). Not there is nothing to do.
+    Unassign {
+        account: AccountId,
+        group: String,
+    },
     /// The organisation deactivated the account (offboarding).
     AccountDeactivated {
         account: AccountId,
@@ -447,6 +461,16 @@ impl Conversation {
             Input::DeviceAdded { account, device } => self.device_added(account, device),
             Input::DeviceRemoved { account, device } => self.device_removed(account, device, now_ms),
             Input::AccountDeactivated { account } => self.depart(account, MembershipChange::Deactivated, now_ms),
+            Input::Assign { newcomer, group } => self.assign(newcomer, group, now_ms),
+            Input::Unassign { account, group } => {
+                if self.kind != Kind::Channel {
+                    return Err(Refusal::NotAllowed);
+                }
+                if !self.members.contains_key(&account) {
+                    return Ok(Vec::new());
+                }
+                self.depart(account, MembershipChange::UnassignedByGroup { group }, now_ms)
+            }
             Input::KeyPackage { device, key_package } => self.key_package(device, key_package, now_ms),
             Input::Commit { device, commit } => self.commit(device, commit, now_ms),
             Input::Present { device } => Ok(self.present(device, now_ms)),
@@ -588,6 +612,19 @@ impl Conversation {
         }
         let mut out = Vec::new();
         self.admit(newcomer, Role::Member, MembershipChange::Joined, now_ms, &mut out);
+        Ok(out)
+    }
+
+    fn assign(&mut self, newcomer: Newcomer, group: String, now_ms: i64) -> Handled {
+        if self.kind != Kind::Channel || newcomer.external {
+            return Err(Refusal::NotAllowed);
+        }
+        if self.members.contains_key(&newcomer.account) {
+            return Ok(Vec::new());
+        }
+        self.open()?;
+        let mut out = Vec::new();
+        self.admit(newcomer, Role::Member, MembershipChange::AssignedByGroup { group }, now_ms, &mut out);
         Ok(out)
     }
 

@@ -103,6 +103,34 @@ fn a_locked_channel_is_joined_only_through_its_admins() {
 }
 
 #[test]
+fn the_organisation_puts_its_groups_people_in_a_team_channel_and_takes_them_out() {
+    let mut channel = plain(Kind::Channel, person("ada", &["ada-1"]), vec![]);
+    channel.handle(Input::Lock { by: "ada".into(), locked: true }, NOW).unwrap();
+    // The identity provider's group says Cy belongs: in, lock or not.
+    let assign = Input::Assign { newcomer: person("cy", &["cy-1"]), group: "Engineering".into() };
+    let effects = channel.handle(assign.clone(), NOW).unwrap();
+    assert!(
+        matches!(&effects[..], [Effect::Append(Entry { body: EntryBody::Membership { change: MembershipChange::AssignedByGroup { group }, .. }, .. })] if group == "Engineering")
+    );
+    assert_eq!(channel.members()["cy"].role, Role::Member);
+    assert_eq!(channel.handle(assign, NOW), Ok(Vec::new()), "already in: nothing to do");
+    // Out when the group says so; again is nothing.
+    let unassign = Input::Unassign { account: "cy".into(), group: "Engineering".into() };
+    channel.handle(unassign.clone(), NOW).unwrap();
+    assert!(!channel.members().contains_key("cy"));
+    assert_eq!(channel.handle(unassign, NOW), Ok(Vec::new()));
+    // Only channels, and only the organisation's own people.
+    let mut group = plain(Kind::Group, person("ada", &["ada-1"]), vec![]);
+    let into_group = Input::Assign { newcomer: person("cy", &["cy-1"]), group: "Engineering".into() };
+    assert_eq!(group.handle(into_group, NOW), Err(Refusal::NotAllowed));
+    let outsider = Newcomer { external: true, ..person("ext", &["ext-1"]) };
+    assert_eq!(
+        channel.handle(Input::Assign { newcomer: outsider, group: "Engineering".into() }, NOW),
+        Err(Refusal::NotAllowed)
+    );
+}
+
+#[test]
 fn admins_remove_members_but_not_each_other_and_nobody_removes_the_owner() {
     let people = vec![person("bob", &["bob-1"]), person("cy", &["cy-1"]), person("dee", &["dee-1"])];
     let mut group = plain(Kind::Group, person("ada", &["ada-1"]), people);

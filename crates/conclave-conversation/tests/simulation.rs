@@ -206,7 +206,10 @@ impl Sim {
                 let who = self.account();
                 Input::Add { by: account, newcomers: vec![self.newcomer(&who)] }
             }
-            67..=70 => Input::Join { newcomer: self.newcomer(&account) },
+            67..=68 => Input::Join { newcomer: self.newcomer(&account) },
+            // The organisation's identity provider puts people in and out.
+            69 => Input::Assign { newcomer: self.newcomer(&account), group: "Engineering".into() },
+            70 => Input::Unassign { account, group: "Engineering".into() },
             71..=73 => Input::Leave { account },
             74..=78 => Input::Remove { by: self.account(), account },
             79..=81 => {
@@ -635,10 +638,14 @@ fn member_at(log: &[Entry], account: &str, seq: Seq) -> bool {
         if let EntryBody::Membership { account: who, change } = &entry.body {
             if who == account {
                 member = match change {
-                    MembershipChange::Founded { .. } | MembershipChange::Joined | MembershipChange::Added { .. } => {
-                        true
-                    }
-                    MembershipChange::Left | MembershipChange::Removed { .. } | MembershipChange::Deactivated => false,
+                    MembershipChange::Founded { .. }
+                    | MembershipChange::Joined
+                    | MembershipChange::Added { .. }
+                    | MembershipChange::AssignedByGroup { .. } => true,
+                    MembershipChange::Left
+                    | MembershipChange::Removed { .. }
+                    | MembershipChange::Deactivated
+                    | MembershipChange::UnassignedByGroup { .. } => false,
                     MembershipChange::RoleChanged { .. } => member,
                 };
             }

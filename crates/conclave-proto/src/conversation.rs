@@ -89,6 +89,15 @@ pub enum MembershipChange {
     },
     /// Their account was deactivated by the organisation.
     Deactivated,
+    /// The organisation put them in: they joined `group` of its identity
+    /// provider, which the organisation maps to this channel.
+    AssignedByGroup {
+        group: String,
+    },
+    /// The organisation took them out: they left `group`.
+    UnassignedByGroup {
+        group: String,
+    },
     /// `by` is absent when the conversation gave the role itself (an owner
     /// left, and the longest-standing admin took over).
     RoleChanged {

@@ -382,3 +382,39 @@ pub struct ScimTokenCreated {
     pub base_url: String,
     pub token: String,
 }
+
+/// What one of the identity provider's groups means in the organisation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+pub struct ScimGroupMapping {
+    pub id: String,
+    /// The group's name at the provider.
+    pub display_name: String,
+    pub member_count: u32,
+    /// The role its members get (`admin` or `member`); absent: roles are
+    /// not the group's business.
+    pub role: Option<OrgRole>,
+    /// The team channel its members are put in and taken out of.
+    pub channel_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+pub struct ScimGroupList {
+    pub groups: Vec<ScimGroupMapping>,
+}
+
+/// `PUT /api/v1/orgs/{id}/scim/groups/{group_id}`: what the group means.
+/// Owners are never made or unmade by a group.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct MapScimGroupRequest {
+    #[serde(default)]
+    pub role: Option<OrgRole>,
+    #[serde(default)]
+    pub channel_id: Option<String>,
+}

@@ -93,6 +93,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0013_scim.sql"),
         postgres: include_str!("../migrations/postgres/0013_scim.sql"),
     },
+    Migration {
+        version: 14,
+        name: "scim group mappings",
+        sqlite: include_str!("../migrations/sqlite/0014_scim_group_mappings.sql"),
+        postgres: include_str!("../migrations/postgres/0014_scim_group_mappings.sql"),
+    },
 ];
 
 /// Arbitrary constant naming Conclave's migration lock on PostgreSQL.

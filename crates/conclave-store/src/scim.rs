@@ -4,6 +4,7 @@
 
 use crate::users::{insert_user, UserRow};
 use crate::{new_id, NewUser, Result, RowExt, Store, StoreError};
+use conclave_proto::OrgRole;
 use sqlx::any::AnyRow;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,6 +15,10 @@ pub struct ScimGroupRow {
     pub external_id: Option<String>,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
+    /// The role the organisation gives the group's members, if any.
+    pub role: Option<OrgRole>,
+    /// The team channel the group's members are put in, if any.
+    pub channel_id: Option<String>,
     /// Member account ids, sorted.
     pub members: Vec<String>,
 }
@@ -28,6 +33,13 @@ impl TryFrom<AnyRow> for ScimGroupRow {
             external_id: row.opt_text("external_id")?,
             created_at_ms: row.int("created_at_ms")?,
             updated_at_ms: row.int("updated_at_ms")?,
+            role: match row.opt_text("org_role")? {
+                None => None,
+                Some(text) => Some(
+                    OrgRole::parse(&text).ok_or(StoreError::Corrupt { column: "scim_groups.org_role", value: text })?,
+                ),
+            },
+            channel_id: row.opt_text("channel_id")?,
             members: Vec::new(),
         })
     }
@@ -45,7 +57,7 @@ pub struct ProvisionedUser<'a> {
     pub resource: &'a str,
 }
 
-const GROUP_COLUMNS: &str = "id, org_id, display_name, external_id, created_at_ms, updated_at_ms";
+const GROUP_COLUMNS: &str = "id, org_id, display_name, external_id, created_at_ms, updated_at_ms, org_role, channel_id";
 
 impl Store {
     /// Sets the organisation's SCIM token (replacing any earlier one).
@@ -102,7 +114,7 @@ impl Store {
             display_name: user.display_name,
             password_hash,
             org_id: Some(org_id),
-            role: Some(conclave_proto::OrgRole::Member),
+            role: Some(OrgRole::Member),
             now_ms,
         };
         let row = insert_user(&mut tx, &new).await?;
@@ -239,6 +251,25 @@ impl Store {
         insert_members(&mut tx, group_id, members).await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    /// Sets what the group means in the organisation; false when there is
+    /// no such group.
+    pub async fn map_scim_group(
+        &self,
+        org_id: &str,
+        group_id: &str,
+        role: Option<OrgRole>,
+        channel_id: Option<&str>,
+    ) -> Result<bool> {
+        let done = sqlx::query("UPDATE scim_groups SET org_role = $3, channel_id = $4 WHERE org_id = $1 AND id = $2")
+            .bind(org_id)
+            .bind(group_id)
+            .bind(role.map(OrgRole::as_str))
+            .bind(channel_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     pub async fn delete_scim_group(&self, org_id: &str, group_id: &str) -> Result<bool> {

@@ -275,6 +275,12 @@ fn print_event(conversation: &str, me: &str, event: &ChatEvent) {
                 MembershipChange::Left => "left".to_owned(),
                 MembershipChange::Removed { by } => format!("was removed by {by}"),
                 MembershipChange::Deactivated => "was deactivated".to_owned(),
+                MembershipChange::AssignedByGroup { group } => {
+                    format!("was put in by the organisation (group {group})")
+                }
+                MembershipChange::UnassignedByGroup { group } => {
+                    format!("was taken out by the organisation (left group {group})")
+                }
                 MembershipChange::RoleChanged { role, .. } => format!("is now {role:?}"),
             };
             println!("* {account} {what}");

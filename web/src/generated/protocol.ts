@@ -822,6 +822,15 @@ export interface LoginResponse {
   two_factor_enrollment_required: boolean;
 }
 
+/**
+ * `PUT /api/v1/orgs/{id}/scim/groups/{group_id}`: what the group means.
+ * Owners are never made or unmade by a group.
+ */
+export interface MapScimGroupRequest {
+  channel_id?: string | null;
+  role?: OrgRole | null;
+}
+
 /** The caller has read the log up to `seq` (it never moves back). */
 export interface MarkReadRequest {
   seq: number;
@@ -941,6 +950,13 @@ export type MembershipChange =
   | { change: "removed"; by: string }
   /** Their account was deactivated by the organisation. */
   | { change: "deactivated" }
+  /**
+   * The organisation put them in: they joined `group` of its identity
+   * provider, which the organisation maps to this channel.
+   */
+  | { change: "assigned_by_group"; group: string }
+  /** The organisation took them out: they left `group`. */
+  | { change: "unassigned_by_group"; group: string }
   /**
    * `by` is absent when the conversation gave the role itself (an owner
    * left, and the longest-standing admin took over).
@@ -1429,6 +1445,25 @@ export interface RoomSettings {
   e2ee: boolean;
   /** Settings the organisation locked, which no one in the meeting can change. */
   locked_by_policy: string[];
+}
+
+export interface ScimGroupList {
+  groups: ScimGroupMapping[];
+}
+
+/** What one of the identity provider's groups means in the organisation. */
+export interface ScimGroupMapping {
+  id: string;
+  /** The group's name at the provider. */
+  display_name: string;
+  member_count: number;
+  /** The team channel its members are put in and taken out of. */
+  channel_id?: string | null;
+  /**
+   * The role its members get (`admin` or `member`); absent: roles are
+   * not the group's business.
+   */
+  role?: OrgRole | null;
 }
 
 /**

@@ -48,7 +48,7 @@ use utoipa::{Modify, OpenApi};
         files::start_upload, files::status, files::put_part, files::complete, files::abandon, files::get_part,
         storage::get, storage::set, guests::invite, guests::signup, guests::accept,
         orgs::create, orgs::get, orgs::list_members, orgs::update_member, orgs::deactivate_member, orgs::reactivate_member,
-        scim::status, scim::create_token, scim::revoke_token,
+        scim::status, scim::create_token, scim::revoke_token, scim::list_group_mappings, scim::map_group,
         orgs::invite, orgs::list_invitations, orgs::revoke_invitation,
         policy::get, policy::update, audit::list, quality::list, quality::meeting,
         meetings::create, meetings::list, meetings::get, meetings::update, meetings::delete, meetings::rotate,
@@ -152,6 +152,8 @@ pub fn router(state: SharedState) -> Router {
         .route("/orgs/{org_id}/meetings/{meeting_id}/quality", get(quality::meeting))
         .route("/orgs/{org_id}/scim", get(scim::status))
         .route("/orgs/{org_id}/scim/token", post(scim::create_token).delete(scim::revoke_token))
+        .route("/orgs/{org_id}/scim/groups", get(scim::list_group_mappings))
+        .route("/orgs/{org_id}/scim/groups/{group_id}", put(scim::map_group))
         .route("/meetings", post(meetings::create).get(meetings::list))
         .route("/meetings/join", post(meetings::join))
         .route("/meetings/{meeting_id}", get(meetings::get).patch(meetings::update).delete(meetings::delete))

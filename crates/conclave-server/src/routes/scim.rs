@@ -27,7 +27,9 @@ use axum::routing::get;
 use axum::Router;
 use conclave_auth::{OpaqueToken, TokenHash, NO_PASSWORD};
 use conclave_proto::audit::{AuditAction, AuditOutcome};
-use conclave_proto::{AccountStatus, OrgRole, Problem, ScimStatus, ScimTokenCreated};
+use conclave_proto::{
+    AccountStatus, MapScimGroupRequest, OrgRole, Problem, ScimGroupList, ScimGroupMapping, ScimStatus, ScimTokenCreated,
+};
 use conclave_scim::{discovery, patch, projection, AttrPath, Filter, ScimError, GROUP_SCHEMA, USER_SCHEMA};
 use conclave_store::{ProvisionedUser, ScimGroupRow, StoreError, UserRow};
 use serde::Deserialize;
@@ -623,6 +625,7 @@ async fn apply_user(
     } else if fields.active && user.status != AccountStatus::Active {
         state.store.reactivate_user(&user.id, state.now_ms()).await?;
         audit(state, org_id, ip, AuditAction::OrgMemberReactivate, &user.id, "by the identity provider").await?;
+        crate::provider_groups::account_returned(state, org_id, &user.id).await?;
     }
     state.store.user_by_id(&user.id).await?.ok_or_else(|| Failure::Scim(ScimError::NotFound("no such user".into())))
 }
@@ -803,16 +806,18 @@ async fn create_group(
         )
         .await?;
     audit(&state, &org_id, ip, AuditAction::ScimGroupUpdate, &group.id, "created").await?;
+    crate::provider_groups::group_changed(&state, &org_id, None, Some(&group)).await?;
     Ok(resource_response(StatusCode::CREATED, render_group(&base_url(&state), &group)))
 }
 
 async fn store_group(
     state: &SharedState,
     org_id: &str,
-    id: &str,
+    before: &ScimGroupRow,
     fields: &GroupFields,
     ip: IpAddr,
 ) -> ScimResult<Response> {
+    let id = before.id.as_str();
     state
         .store
         .replace_scim_group(
@@ -827,6 +832,7 @@ async fn store_group(
     let detail = format!("{} members", fields.members.len());
     audit(state, org_id, ip, AuditAction::ScimGroupUpdate, id, &detail).await?;
     let group = group_of(state, org_id, id).await?;
+    crate::provider_groups::group_changed(state, org_id, Some(before), Some(&group)).await?;
     Ok(resource_response(StatusCode::OK, render_group(&base_url(state), &group)))
 }
 
@@ -841,7 +847,7 @@ async fn replace_group(
     let users = state.store.list_org_members(&org_id).await?;
     check_if_match(&headers, &render_group(&base_url(&state), &group))?;
     let fields = read_group(&read_json(&body)?, &users)?;
-    store_group(&state, &org_id, &id, &fields, ip).await
+    store_group(&state, &org_id, &group, &fields, ip).await
 }
 
 async fn patch_group(
@@ -858,7 +864,7 @@ async fn patch_group(
     let ops = patch::parse(&read_json(&body)?)?;
     patch::apply(&mut resource, &ops)?;
     let fields = read_group(&resource, &users)?;
-    store_group(&state, &org_id, &id, &fields, ip).await
+    store_group(&state, &org_id, &group, &fields, ip).await
 }
 
 async fn delete_group(
@@ -871,6 +877,7 @@ async fn delete_group(
     check_if_match(&headers, &render_group(&base_url(&state), &group))?;
     state.store.delete_scim_group(&org_id, &id).await?;
     audit(&state, &org_id, ip, AuditAction::ScimGroupUpdate, &id, "deleted").await?;
+    crate::provider_groups::group_changed(&state, &org_id, Some(&group), None).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -953,4 +960,69 @@ pub async fn revoke_token(
         .audit(Audit::by(&current, ip, AuditAction::OrgScimToken, AuditOutcome::Success).org(&org_id).detail("revoked"))
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+fn mapping_view(group: &ScimGroupRow) -> ScimGroupMapping {
+    ScimGroupMapping {
+        id: group.id.clone(),
+        display_name: group.display_name.clone(),
+        member_count: group.members.len() as u32,
+        role: group.role,
+        channel_id: group.channel_id.clone(),
+    }
+}
+
+/// The identity provider's groups, and what each means here.
+#[utoipa::path(get, path = "/api/v1/orgs/{org_id}/scim/groups", operation_id = "listScimGroups", tag = "organisations",
+    params(("org_id" = String, Path)),
+    responses((status = 200, description = "The provider's groups", body = ScimGroupList),
+        (status = 403, description = "Not an admin", body = Problem), (status = 404, description = "Not found", body = Problem)))]
+pub async fn list_group_mappings(
+    State(state): State<SharedState>,
+    ClientIp(ip): ClientIp,
+    Authed(current): Authed,
+    Path(org_id): Path<String>,
+) -> ApiResult<ApiJson<ScimGroupList>> {
+    authorize(&state, &current, &org_id, OrgRole::Admin, ip, AuditAction::OrgScimToken).await?;
+    let groups = state.store.scim_groups(&org_id).await?;
+    Ok(ApiJson(ScimGroupList { groups: groups.iter().map(mapping_view).collect() }))
+}
+
+/// Say what one of the provider's groups means: a role for its members
+/// (`admin` or `member`), a team channel they are put in; its members are
+/// brought in line at once, and whenever the group changes.
+#[utoipa::path(put, path = "/api/v1/orgs/{org_id}/scim/groups/{group_id}", operation_id = "mapScimGroup", tag = "organisations",
+    params(("org_id" = String, Path), ("group_id" = String, Path)), request_body = MapScimGroupRequest,
+    responses((status = 200, description = "What the group now means", body = ScimGroupMapping),
+        (status = 403, description = "Not an admin", body = Problem), (status = 404, description = "No such group", body = Problem),
+        (status = 422, description = "Not a role a group can give, or not a channel of this organisation", body = Problem)))]
+pub async fn map_group(
+    State(state): State<SharedState>,
+    ClientIp(ip): ClientIp,
+    Authed(current): Authed,
+    Path((org_id, group_id)): Path<(String, String)>,
+    ApiJson(req): ApiJson<MapScimGroupRequest>,
+) -> ApiResult<ApiJson<ScimGroupMapping>> {
+    authorize(&state, &current, &org_id, OrgRole::Admin, ip, AuditAction::ScimGroupUpdate).await?;
+    if req.role == Some(OrgRole::Owner) {
+        return Err(ApiError::field("role", "a group makes admins or members, never owners"));
+    }
+    if let Some(channel_id) = &req.channel_id {
+        let channel = state.store.conversation(channel_id).await?;
+        if !channel.is_some_and(|c| c.org_id == org_id && c.kind == "channel") {
+            return Err(ApiError::field("channel_id", "not a channel of this organisation"));
+        }
+    }
+    let before = state.store.scim_group(&org_id, &group_id).await?.ok_or_else(|| ApiError::not_found("group"))?;
+    state.store.map_scim_group(&org_id, &group_id, req.role, req.channel_id.as_deref()).await?;
+    let after = state.store.scim_group(&org_id, &group_id).await?.ok_or_else(|| ApiError::not_found("group"))?;
+    crate::provider_groups::group_changed(&state, &org_id, Some(&before), Some(&after)).await?;
+    let detail = format!(
+        "means role {}, channel {}",
+        after.role.map_or("none", OrgRole::as_str),
+        after.channel_id.as_deref().unwrap_or("none")
+    );
+    let event = Audit::by(&current, ip, AuditAction::ScimGroupUpdate, AuditOutcome::Success).org(&org_id);
+    state.audit(event.target(&group_id).detail(&detail)).await?;
+    Ok(ApiJson(mapping_view(&after)))
 }

@@ -7,7 +7,9 @@ use crate::conversations::{all_in_group, direct_request, group_request, team, Te
 use crate::meetings::{admit, host_joins, WAIT};
 use crate::support::{TestServer, PASSWORD};
 use crate::{assert_problem, on_both_engines};
-use conclave_proto::conversation::{ConversationKind, CreateConversationRequest, EntryBody};
+use conclave_proto::conversation::{
+    ConversationKind, ConversationSettingsUpdate, CreateConversationRequest, EntryBody,
+};
 use conclave_proto::signal::{ClientMessage, ServerMessage};
 use conclave_proto::*;
 use conclave_store::Engine;
@@ -331,6 +333,95 @@ async fn entra_id_patches_with_paths_filters_and_strings(engine: Engine) {
     let (status, _) = entra.call(Method::DELETE, &format!("/Groups/{gid}"), None).await;
     assert_eq!(status, 204);
     assert_scim_error(&entra.get(&format!("/Groups/{gid}")).await, 404, None);
+}
+
+on_both_engines!(the_providers_groups_give_roles_and_team_channels);
+async fn the_providers_groups_give_roles_and_team_channels(engine: Engine) {
+    let srv = TestServer::start(engine).await;
+    let (admin, login) = srv.org_with_owner("owner@acme.test", "Acme").await;
+    let org = login.user.org_id.unwrap();
+    let owner_id = login.user.id;
+    let okta = Provider::of(&srv, &admin, &org).await;
+    let mut ids = Vec::new();
+    for who in ["ada", "bob"] {
+        let (status, user) = okta
+            .call(Method::POST, "/Users", Some(json!({"userName": format!("{who}@acme.test"), "displayName": who})))
+            .await;
+        assert_eq!(status, 201);
+        ids.push(user["id"].as_str().unwrap().to_owned());
+    }
+    let (ada, bob) = (ids[0].clone(), ids[1].clone());
+    // A team channel the admins govern: locked, so nobody joins it alone.
+    let channel = admin
+        .create_conversation(&CreateConversationRequest {
+            kind: ConversationKind::Channel,
+            name: Some("engineering".into()),
+            members: vec![],
+            encrypted: true,
+        })
+        .await
+        .unwrap();
+    let lock = ConversationSettingsUpdate { locked: Some(true), archived: None };
+    admin.update_conversation(&channel.id, &lock).await.unwrap();
+    let (status, group) = okta
+        .call(
+            Method::POST,
+            "/Groups",
+            Some(json!({"displayName": "Engineering", "members": [{"value": ada}, {"value": owner_id}]})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let gid = group["id"].as_str().unwrap().to_owned();
+    let role_of = |id: String| {
+        let admin = &admin;
+        let org = &org;
+        async move { admin.list_members(org).await.unwrap().members.into_iter().find(|m| m.id == id).unwrap().role }
+    };
+    let in_channel = |id: String| {
+        let admin = &admin;
+        let channel = &channel.id;
+        async move { admin.get_conversation(channel).await.unwrap().members.iter().any(|m| m.user_id == id) }
+    };
+    assert_eq!(role_of(ada.clone()).await, Some(OrgRole::Member), "a group means nothing until mapped");
+
+    // Mapped: admins, and in the channel, at once.
+    let listed = admin.list_scim_groups(&org).await.unwrap().groups;
+    assert_eq!((listed.len(), listed[0].member_count), (1, 2));
+    let mapping = MapScimGroupRequest { role: Some(OrgRole::Admin), channel_id: Some(channel.id.clone()) };
+    let mapped = admin.map_scim_group(&org, &gid, &mapping).await.unwrap();
+    assert_eq!((mapped.role, mapped.channel_id.as_deref()), (Some(OrgRole::Admin), Some(channel.id.as_str())));
+    assert_eq!(role_of(ada.clone()).await, Some(OrgRole::Admin));
+    assert!(in_channel(ada.clone()).await, "put in a locked channel by the organisation");
+    assert_eq!(role_of(owner_id.clone()).await, Some(OrgRole::Owner), "an owner stays owner");
+
+    // The provider adds Bob and takes Ada out: both follow.
+    let change = patch_body(json!([
+        {"op": "add", "path": "members", "value": [{"value": bob}]},
+        {"op": "remove", "path": format!("members[value eq \"{ada}\"]")}
+    ]));
+    assert_eq!(okta.call(Method::PATCH, &format!("/Groups/{gid}"), Some(change)).await.0, 200);
+    assert_eq!((role_of(bob.clone()).await, in_channel(bob.clone()).await), (Some(OrgRole::Admin), true));
+    assert_eq!((role_of(ada.clone()).await, in_channel(ada.clone()).await), (Some(OrgRole::Member), false));
+
+    // Deactivated and back: Bob returns to the channel and the role.
+    for active in [false, true] {
+        let body = patch_body(json!([{"op": "replace", "value": {"active": active}}]));
+        assert_eq!(okta.call(Method::PATCH, &format!("/Users/{bob}"), Some(body)).await.0, 200);
+        assert_eq!(in_channel(bob.clone()).await, active);
+    }
+    assert_eq!(role_of(bob.clone()).await, Some(OrgRole::Admin));
+
+    // What a group cannot mean.
+    let owners = MapScimGroupRequest { role: Some(OrgRole::Owner), channel_id: None };
+    assert_problem!(admin.map_scim_group(&org, &gid, &owners).await, 422, "validation-failed");
+    let dm = admin.create_conversation(&crate::conversations::direct_request(&bob)).await.unwrap();
+    let not_a_channel = MapScimGroupRequest { role: None, channel_id: Some(dm.id) };
+    assert_problem!(admin.map_scim_group(&org, &gid, &not_a_channel).await, 422, "validation-failed");
+    assert_problem!(admin.map_scim_group(&org, "no-such-group", &mapping).await, 404, "not-found");
+
+    // The group deleted: its meaning goes with it.
+    assert_eq!(okta.call(Method::DELETE, &format!("/Groups/{gid}"), None).await.0, 204);
+    assert_eq!((role_of(bob.clone()).await, in_channel(bob).await), (Some(OrgRole::Member), false));
 }
 
 on_both_engines!(bad_scim_requests_get_scim_errors_and_change_nothing);
