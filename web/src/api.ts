@@ -114,13 +114,14 @@ export const api = {
   enrollTotp: () => call<TotpEnrollResponse>("POST", "/me/totp/enroll"),
   confirmTotp: (code: string) => call<RecoveryCodesResponse>("POST", "/me/totp/confirm", { code } satisfies TotpConfirmRequest),
   meetings: () => call<MeetingList>("GET", "/meetings"),
-  createMeeting: (title: string, scheduled_start_ms: number | null, settings: MeetingSettingsRequest, passcode?: string) =>
+  createMeeting: (title: string, scheduled_start_ms: number | null, settings: MeetingSettingsRequest, passcode?: string, invitees: string[] = []) =>
     call<Meeting>("POST", "/meetings", {
       title,
       scheduled_start_ms,
       duration_minutes: null,
       passcode: passcode || null,
       settings,
+      invitees,
     } satisfies CreateMeetingRequest),
   rotateMeeting: (id: string) => call<Meeting>("POST", `/meetings/${id}/rotate`),
   deleteMeeting: (id: string) => call<void>("DELETE", `/meetings/${id}`),

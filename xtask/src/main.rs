@@ -87,6 +87,8 @@ fn test(cargo_args: &[String]) -> Result<(), String> {
     // An independent SCIM 2.0 conformance checker, and the HTTP client it runs on.
     ensure_python_package("scim2_tester", "scim2-tester==0.5.2")?;
     ensure_python_package("httpx2", "httpx2==2.16.2")?;
+    // Calendar invitations are read back as a calendar would.
+    ensure_python_package("icalendar", "icalendar==7.3.2")?;
     web::build(true)?;
     let mut command = cargo();
     command.args(["test", "--workspace", "--no-fail-fast"]).args(cargo_args).stdout(Stdio::piped());

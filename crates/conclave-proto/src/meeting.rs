@@ -99,6 +99,10 @@ pub struct CreateMeetingRequest {
     pub passcode: Option<String>,
     #[serde(default)]
     pub settings: MeetingSettingsRequest,
+    /// Email addresses to send a calendar invitation (`.ics`) to; needs a
+    /// scheduled start.
+    #[serde(default)]
+    pub invitees: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -117,6 +121,10 @@ pub struct UpdateMeetingRequest {
     pub passcode: Option<String>,
     #[serde(default)]
     pub settings: Option<MeetingSettingsRequest>,
+    /// The whole new list of invited addresses: newcomers get the
+    /// invitation, those dropped a cancellation.
+    #[serde(default)]
+    pub invitees: Option<Vec<String>>,
 }
 
 /// A meeting as its host sees it, secrets included.
@@ -143,6 +151,8 @@ pub struct Meeting {
     pub created_at_ms: i64,
     /// Whether someone is in the meeting now.
     pub live: bool,
+    /// Addresses invited by email.
+    pub invitees: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

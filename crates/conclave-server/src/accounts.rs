@@ -415,6 +415,7 @@ fn tell_of_new_sign_in(state: &SharedState, email: &str, ip: IpAddr, user_agent:
                 "If it was not, change your password now and end the sessions you do not know (your account's security settings), and turn on two-factor sign-in.",
             ],
             action: Some(("Open Conclave", &link)),
+            calendar: None,
         };
         if let Err(err) = state.mailer.send(&notice).await {
             tracing::warn!(error = %err, "a new-sign-in notice was not sent");

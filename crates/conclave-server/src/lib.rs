@@ -3,6 +3,7 @@
 //! `conclave serve` calls; [`App`] assembles the same thing for tests.
 
 pub mod accounts;
+pub mod calendar;
 pub mod clock;
 pub mod config;
 pub mod conversations;

@@ -68,6 +68,9 @@ pub struct Email<'a> {
     pub paragraphs: &'a [&'a str],
     /// The action, as (label, URL).
     pub action: Option<(&'a str, &'a str)>,
+    /// A calendar invitation it carries: shown by mail clients as one (a
+    /// `text/calendar` alternative) and attached as `invite.ics`.
+    pub calendar: Option<(crate::calendar::Method, &'a str)>,
 }
 
 pub struct Mailer {
@@ -118,11 +121,22 @@ impl Mailer {
             .from(from.clone())
             .to(to)
             .subject(email.subject)
-            .multipart(MultiPart::alternative().singlepart(text_part(email)).singlepart(html_part(email)))
+            .multipart(body(email)?)
             .map_err(|e| MailError::Settings(e.to_string()))?;
         transport.send(message).await.map_err(|e| MailError::Delivery(e.to_string()))?;
         Ok(())
     }
+}
+
+fn body(email: &Email<'_>) -> Result<MultiPart, MailError> {
+    let alternatives = MultiPart::alternative().singlepart(text_part(email)).singlepart(html_part(email));
+    let Some((method, ics)) = email.calendar else { return Ok(alternatives) };
+    let invitation = ContentType::parse(&format!("text/calendar; charset=utf-8; method={}", method.as_str()))
+        .map_err(|e| MailError::Settings(e.to_string()))?;
+    let attachment = ContentType::parse("application/ics").map_err(|e| MailError::Settings(e.to_string()))?;
+    Ok(MultiPart::mixed()
+        .multipart(alternatives.singlepart(SinglePart::builder().header(invitation).body(ics.to_owned())))
+        .singlepart(lettre::message::Attachment::new("invite.ics".into()).body(ics.to_owned(), attachment)))
 }
 
 fn text_part(email: &Email<'_>) -> SinglePart {
@@ -167,6 +181,7 @@ mod tests {
             subject: "s",
             paragraphs: &["<script>alert(1)</script> & \"quotes\""],
             action: Some(("Open", "https://conclave.example/x?a=1&b=\"2\"")),
+            calendar: None,
         };
         let html = html_body(&email);
         assert!(!html.contains("<script>") && html.contains("&lt;script&gt;"));

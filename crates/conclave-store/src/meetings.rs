@@ -26,6 +26,10 @@ pub struct MeetingRow {
     pub created_at_ms: i64,
     /// Accounts it was started for, let in without the waiting room.
     pub invited: Vec<String>,
+    /// Addresses invited by email (a calendar invitation each).
+    pub invitees: Vec<String>,
+    /// The sequence of the calendar invitation last sent.
+    pub calendar_sequence: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -40,6 +44,8 @@ pub struct NewMeeting<'a> {
     pub now_ms: i64,
     /// Accounts it is started for (empty for a meeting people are invited to by link).
     pub invited: &'a [String],
+    /// Addresses invited by email.
+    pub invitees: &'a [String],
 }
 
 /// A removal to record as a ban.
@@ -64,7 +70,7 @@ pub struct NewReport<'a> {
 }
 
 const MEETING_COLUMNS: &str =
-    "id, org_id, host_user_id, title, scheduled_start_ms, duration_minutes, settings_json, link_secret, code, passcode, host_key, created_at_ms, invited_json";
+    "id, org_id, host_user_id, title, scheduled_start_ms, duration_minutes, settings_json, link_secret, code, passcode, host_key, created_at_ms, invited_json, invitees_json, calendar_sequence";
 
 impl TryFrom<AnyRow> for MeetingRow {
     type Error = StoreError;
@@ -92,6 +98,12 @@ impl TryFrom<AnyRow> for MeetingRow {
                 serde_json::from_str(&json)
                     .map_err(|_| StoreError::Corrupt { column: "meetings.invited_json", value: json })?
             },
+            invitees: {
+                let json = row.text("invitees_json")?;
+                serde_json::from_str(&json)
+                    .map_err(|_| StoreError::Corrupt { column: "meetings.invitees_json", value: json })?
+            },
+            calendar_sequence: row.int("calendar_sequence")?,
         })
     }
 }
@@ -101,7 +113,7 @@ impl Store {
     /// collided (the caller draws new ones and retries).
     pub async fn create_meeting(&self, new: &NewMeeting<'_>) -> Result<MeetingRow> {
         let sql = format!(
-            "INSERT INTO meetings ({MEETING_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING {MEETING_COLUMNS}"
+            "INSERT INTO meetings ({MEETING_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 0) RETURNING {MEETING_COLUMNS}"
         );
         let row = sqlx::query(&sql)
             .bind(new_id())
@@ -117,6 +129,7 @@ impl Store {
             .bind(&new.secrets.host_key)
             .bind(new.now_ms)
             .bind(serde_json::to_string(new.invited).expect("account ids serialise"))
+            .bind(serde_json::to_string(new.invitees).expect("addresses serialise"))
             .fetch_one(&self.pool)
             .await
             .map_err(StoreError::conflict_as("meeting secret"))?;
@@ -158,7 +171,8 @@ impl Store {
 
     pub async fn update_meeting(&self, meeting: &MeetingRow) -> Result<()> {
         let done = sqlx::query(
-            "UPDATE meetings SET title = $2, scheduled_start_ms = $3, duration_minutes = $4, settings_json = $5, passcode = $6 WHERE id = $1",
+            "UPDATE meetings SET title = $2, scheduled_start_ms = $3, duration_minutes = $4, settings_json = $5, passcode = $6, \
+             invitees_json = $7, calendar_sequence = $8 WHERE id = $1",
         )
         .bind(&meeting.id)
         .bind(&meeting.title)
@@ -166,6 +180,8 @@ impl Store {
         .bind(meeting.duration_minutes)
         .bind(serde_json::to_string(&meeting.settings).expect("settings serialise"))
         .bind(meeting.secrets.passcode.as_deref())
+        .bind(serde_json::to_string(&meeting.invitees).expect("addresses serialise"))
+        .bind(meeting.calendar_sequence)
         .execute(&self.pool)
         .await?;
         if done.rows_affected() == 0 {

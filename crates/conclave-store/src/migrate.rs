@@ -99,6 +99,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0014_scim_group_mappings.sql"),
         postgres: include_str!("../migrations/postgres/0014_scim_group_mappings.sql"),
     },
+    Migration {
+        version: 15,
+        name: "meeting invitations",
+        sqlite: include_str!("../migrations/sqlite/0015_meeting_invitations.sql"),
+        postgres: include_str!("../migrations/postgres/0015_meeting_invitations.sql"),
+    },
 ];
 
 /// Arbitrary constant naming Conclave's migration lock on PostgreSQL.

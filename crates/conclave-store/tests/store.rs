@@ -239,6 +239,7 @@ async fn meetings_are_found_by_secret_and_rotation_retires_old_secrets(db: TestD
         store.create_org_with_new_owner("Acme", Plan::Free, &policy(), &user("o@acme.test", 1)).await.unwrap();
     let settings = conclave_proto::MeetingSettings::default();
     let new = conclave_store::NewMeeting {
+        invitees: &[],
         org_id: &org.id,
         host_user_id: &owner.id,
         title: "Standup",

@@ -365,6 +365,7 @@ pub(crate) fn meeting_request(title: &str, waiting_room: bool) -> CreateMeetingR
         duration_minutes: None,
         passcode: Some("loadtest-pass".into()),
         settings: MeetingSettingsRequest { waiting_room: Some(waiting_room), ..Default::default() },
+        invitees: Vec::new(),
     }
 }
 

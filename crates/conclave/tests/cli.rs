@@ -304,6 +304,7 @@ async fn a_bot_waits_is_admitted_by_the_host_chats_and_leaves() {
             duration_minutes: None,
             passcode: None,
             settings: Default::default(),
+            invitees: Vec::new(),
         })
         .await
         .unwrap();
@@ -415,6 +416,7 @@ async fn no_secret_ever_reaches_the_log() {
             duration_minutes: None,
             passcode: Some("hush-hush-42".into()),
             settings: Default::default(),
+            invitees: Vec::new(),
         })
         .await
         .unwrap();
@@ -480,6 +482,7 @@ async fn a_host_bot_admits_a_guest_bot() {
             duration_minutes: None,
             passcode: None,
             settings: Default::default(),
+            invitees: Vec::new(),
         })
         .await
         .unwrap();
@@ -586,6 +589,7 @@ async fn a_ticket_outlives_a_restart_and_a_seat_does_not() {
             duration_minutes: None,
             passcode: None,
             settings: Default::default(),
+            invitees: Vec::new(),
         })
         .await
         .unwrap();

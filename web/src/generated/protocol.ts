@@ -437,6 +437,11 @@ export interface CreateConversationRequest {
 export interface CreateMeetingRequest {
   title: string;
   duration_minutes?: number | null;
+  /**
+   * Email addresses to send a calendar invitation (`.ics`) to; needs a
+   * scheduled start.
+   */
+  invitees?: string[];
   /** A passcode of 6–32 characters; required when the organisation says so. */
   passcode?: string | null;
   /** Unix ms; absent for an instant meeting. */
@@ -872,6 +877,8 @@ export interface Meeting {
   created_at_ms: number;
   /** Whether someone is in the meeting now. */
   live: boolean;
+  /** Addresses invited by email. */
+  invitees: string[];
 }
 
 /**
@@ -1814,6 +1821,11 @@ export interface TotpEnrollResponse {
 
 export interface UpdateMeetingRequest {
   duration_minutes?: number | null;
+  /**
+   * The whole new list of invited addresses: newcomers get the
+   * invitation, those dropped a cancellation.
+   */
+  invitees?: string[] | null;
   /** `""` removes the passcode (where policy allows). */
   passcode?: string | null;
   scheduled_start_ms?: number | null;

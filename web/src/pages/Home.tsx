@@ -1,5 +1,5 @@
 import { useEffect, useState } from "react";
-import { api } from "../api";
+import { api, describeError } from "../api";
 import type { Meeting, MeetingBan, User } from "../generated/protocol";
 
 /// The signed-in home: meetings to start or copy, a new instant or
@@ -9,6 +9,7 @@ export function Home(props: { user: User; navigate: (path: string) => void }) {
   const [title, setTitle] = useState("");
   const [when, setWhen] = useState("");
   const [passcode, setPasscode] = useState("");
+  const [invitees, setInvitees] = useState("");
   const [e2ee, setE2ee] = useState(true);
   const [error, setError] = useState<string | null>(null);
   const [copied, setCopied] = useState<string | null>(null);
@@ -21,13 +22,15 @@ export function Home(props: { user: User; navigate: (path: string) => void }) {
     setError(null);
     try {
       const start = when ? new Date(when).getTime() : null;
-      const meeting = await api.createMeeting(title || "Meeting", start, { e2ee }, passcode);
+      const addresses = invitees.split(/[\s,;]+/).filter((a) => a.length > 0);
+      const meeting = await api.createMeeting(title || "Meeting", start, { e2ee }, passcode, addresses);
       setTitle("");
       setWhen("");
       setPasscode("");
+      setInvitees("");
       setMeetings([meeting, ...meetings]);
     } catch (err) {
-      setError(err instanceof Error ? err.message : String(err));
+      setError(describeError(err));
     }
   };
   const copy = async (m: Meeting) => {
@@ -59,6 +62,12 @@ export function Home(props: { user: User; navigate: (path: string) => void }) {
           Starts (leave empty to start now)
           <input type="datetime-local" value={when} onChange={(e) => setWhen(e.target.value)} />
         </label>
+        {when ? (
+          <label>
+            Invite by email (a calendar invitation each; separate addresses with commas)
+            <input type="text" inputMode="email" value={invitees} onChange={(e) => setInvitees(e.target.value)} placeholder="grace@example.org, bob@example.org" />
+          </label>
+        ) : null}
         <label>
           Passcode (optional)
           <input value={passcode} onChange={(e) => setPasscode(e.target.value)} minLength={6} maxLength={32} />

@@ -2,5 +2,6 @@
 //! way in (`joining.rs`). While people are in a meeting it lives in the
 //! runtime of `crate::live`.
 
+pub mod invitations;
 pub mod joining;
 pub mod secrets;

@@ -451,6 +451,7 @@ pub async fn start_call(
         duration_minutes: None,
         passcode: None,
         settings: Default::default(),
+        invitees: Vec::new(),
     };
     let meeting = super::meetings::create_meeting(&state, &current, ip, &request, &invited).await?;
     let by = current.user.id.clone();

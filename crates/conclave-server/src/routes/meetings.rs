@@ -6,10 +6,11 @@
 //! Joining takes only the invite link's secret, or the code and passcode.
 
 use crate::accounts;
+use crate::calendar::Method;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, Authed, ClientIp, CurrentSession, MaybeAuthed};
 use crate::meetings::joining::{self, Account, JoinRefusal};
-use crate::meetings::secrets;
+use crate::meetings::{invitations, secrets};
 use crate::state::{Audit, SharedState};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -41,6 +42,7 @@ pub(crate) fn view(state: &SharedState, row: &MeetingRow) -> Meeting {
         host_key: row.secrets.host_key.clone(),
         created_at_ms: row.created_at_ms,
         live: state.live.is_live(&row.id),
+        invitees: row.invitees.clone(),
     }
 }
 
@@ -209,6 +211,10 @@ pub(crate) async fn create_meeting(
     let mut errors = Vec::new();
     let title = check_title(&req.title, &mut errors);
     check_schedule(req.scheduled_start_ms, req.duration_minutes, &mut errors);
+    let invitees = invitations::check_invitees(&req.invitees, &mut errors);
+    if !invitees.is_empty() && req.scheduled_start_ms.is_none() {
+        errors.push(FieldError { field: "invitees".into(), message: "invitations need a scheduled start".into() });
+    }
     if let Some(p) = &req.passcode {
         check_passcode(p, &mut errors);
     }
@@ -235,6 +241,7 @@ pub(crate) async fn create_meeting(
             secrets: &fresh,
             now_ms: state.now_ms(),
             invited,
+            invitees: &invitees,
         };
         match state.store.create_meeting(&new).await {
             Err(StoreError::Conflict(_)) => continue,
@@ -246,6 +253,7 @@ pub(crate) async fn create_meeting(
         .target(&row.id)
         .detail(&title);
     state.audit(audit).await?;
+    invitations::send(state, &row, &row.invitees, Method::Request).await;
     Ok(row)
 }
 
@@ -306,8 +314,12 @@ pub async fn update(
     ApiJson(req): ApiJson<UpdateMeetingRequest>,
 ) -> ApiResult<ApiJson<Meeting>> {
     let mut row = managed(&state, &current, &meeting_id, ip, AuditAction::MeetingUpdate).await?;
+    let before = row.clone();
     let policy = org_policy(&current)?;
     let mut errors = Vec::new();
+    if let Some(given) = &req.invitees {
+        row.invitees = invitations::check_invitees(given, &mut errors);
+    }
     if let Some(title) = &req.title {
         row.title = check_title(title, &mut errors);
     }
@@ -337,10 +349,32 @@ pub async fn update(
         };
         errors.push(FieldError { field: "passcode".into(), message: message.into() });
     }
+    if !row.invitees.is_empty() && row.scheduled_start_ms.is_none() {
+        errors.push(FieldError { field: "invitees".into(), message: "invitations need a scheduled start".into() });
+    }
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
+    // What calendars show changed: a new invitation replaces the old one.
+    let dropped: Vec<String> = before.invitees.iter().filter(|a| !row.invitees.contains(a)).cloned().collect();
+    let rescheduled = (&row.title, row.scheduled_start_ms, row.duration_minutes, &row.secrets.passcode)
+        != (&before.title, before.scheduled_start_ms, before.duration_minutes, &before.secrets.passcode);
+    let newcomers = row.invitees.iter().any(|a| !before.invitees.contains(a));
+    let tell = rescheduled || newcomers || !dropped.is_empty();
+    if tell {
+        row.calendar_sequence += 1;
+    }
     state.store.update_meeting(&row).await?;
+    if tell {
+        let to = if rescheduled {
+            row.invitees.clone()
+        } else {
+            row.invitees.iter().filter(|a| !before.invitees.contains(a)).cloned().collect()
+        };
+        invitations::send(&state, &row, &to, Method::Request).await;
+        invitations::send(&state, &MeetingRow { invitees: dropped.clone(), ..row.clone() }, &dropped, Method::Cancel)
+            .await;
+    }
     let detail = serde_json::to_string(&req.settings).unwrap_or_default();
     let audit = Audit::by(&current, ip, AuditAction::MeetingUpdate, AuditOutcome::Success)
         .org(&row.org_id)
@@ -365,6 +399,8 @@ pub async fn delete(
     state.store.revoke_join_tickets(&row.id).await?;
     state.live.terminate(&row.id, EndReason::Deleted);
     state.store.delete_meeting(&row.id).await?;
+    let cancelled = MeetingRow { calendar_sequence: row.calendar_sequence + 1, ..row.clone() };
+    invitations::send(&state, &cancelled, &row.invitees, Method::Cancel).await;
     let audit =
         Audit::by(&current, ip, AuditAction::MeetingDelete, AuditOutcome::Success).org(&row.org_id).target(&row.id);
     state.audit(audit).await?;
@@ -397,6 +433,12 @@ pub async fn rotate(
     }
     state.store.revoke_join_tickets(&row.id).await?;
     state.live.host_key_changed(&row.id, &row.secrets.host_key);
+    // Invitations carry the old link: the invited get the new one.
+    if !row.invitees.is_empty() {
+        row.calendar_sequence += 1;
+        state.store.update_meeting(&row).await?;
+        invitations::send(&state, &row, &row.invitees, Method::Request).await;
+    }
     let audit =
         Audit::by(&current, ip, AuditAction::MeetingRotate, AuditOutcome::Success).org(&row.org_id).target(&row.id);
     state.audit(audit).await?;

@@ -297,6 +297,7 @@ pub async fn invite(
                 subject: &format!("{inviter} invited you to {org_name} on Conclave"),
                 paragraphs: &[&line, note],
                 action: Some(("Create your account", &url)),
+                calendar: None,
             };
             if let Err(err) = state.mailer.send(&invitation).await {
                 tracing::warn!(error = %err, "an invitation email was not sent");

@@ -98,6 +98,7 @@ pub(crate) async fn email_link(state: &SharedState, user: &UserRow, purpose: Lin
             subject,
             paragraphs: &[&first, &valid, "If you did not expect this email, ignore it: nothing changes."],
             action: Some((label, &link)),
+            calendar: None,
         };
         if let Err(err) = state.mailer.send(&email_body).await {
             tracing::warn!(error = %err, "a password link email was not sent");

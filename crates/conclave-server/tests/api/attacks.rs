@@ -347,6 +347,7 @@ async fn the_host_key_never_locks_the_owner_out(engine: Engine) {
             duration_minutes: None,
             passcode: None,
             settings: Default::default(),
+            invitees: Vec::new(),
         })
         .await
         .unwrap();
@@ -507,6 +508,7 @@ async fn one_address_cannot_fill_the_waiting_room_and_a_crowd_is_one_notice(engi
             duration_minutes: None,
             passcode: None,
             settings: Default::default(),
+            invitees: Vec::new(),
         })
         .await
         .unwrap();

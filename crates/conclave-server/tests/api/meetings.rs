@@ -23,6 +23,7 @@ fn new_meeting(title: &str) -> CreateMeetingRequest {
         duration_minutes: None,
         passcode: None,
         settings: Default::default(),
+        invitees: Vec::new(),
     }
 }
 

@@ -613,6 +613,7 @@ async fn a_member_deactivated_by_scim_is_out_of_everything_within_a_second(engin
             duration_minutes: None,
             passcode: None,
             settings: Default::default(),
+            invitees: Vec::new(),
         })
         .await
         .unwrap();
