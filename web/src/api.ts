@@ -30,6 +30,10 @@ import {
   type RecoveryCodesResponse,
   type ReportParticipantRequest,
   type ReportReceipt,
+  type PasswordResetConfirm,
+  type RiskWarningList,
+  type RotatedFromWarning,
+  type RotateFromWarningRequest,
   type SessionList,
   type SetupRequest,
   type SetupStatus,
@@ -99,6 +103,10 @@ export const api = {
     } satisfies LoginRequest),
   logout: () => call<void>("POST", "/auth/logout"),
   setupStatus: () => call<SetupStatus>("GET", "/setup"),
+  confirmPasswordReset: (token: string, new_password: string) =>
+    call<void>("POST", "/auth/password-reset/confirm", { token, new_password } satisfies PasswordResetConfirm),
+  riskWarnings: () => call<RiskWarningList>("GET", "/me/risk-warnings"),
+  rotateFromWarning: (token: string) => call<RotatedFromWarning>("POST", "/risk-warnings/rotate", { token } satisfies RotateFromWarningRequest),
   bootstrap: (request: SetupRequest) => call<LoginResponse>("POST", "/setup", request satisfies SetupRequest),
   signup: (email: string, display_name: string, password: string, invite_token: string | null) =>
     call<LoginResponse>("POST", "/auth/signup", { email, display_name, password, invite_token } satisfies SignupRequest),

@@ -5,6 +5,7 @@ import type { User } from "./generated/protocol";
 import { Account, Admin } from "./pages/Admin";
 import { Home } from "./pages/Home";
 import { Join } from "./pages/Join";
+import { ChoosePassword, RotateFromWarning } from "./pages/Links";
 import { Setup } from "./pages/Setup";
 import { SignIn } from "./pages/SignIn";
 import { SignUp } from "./pages/SignUp";
@@ -47,6 +48,9 @@ function App() {
   };
 
   if (user === undefined) return <main className="center">Loading…</main>;
+  // Links from emails work whether or not someone is signed in here.
+  if (path === "/reset") return <ChoosePassword done={() => { setUser(null); navigate("/"); }} />;
+  if (path === "/rotate") return <RotateFromWarning />;
   if (!user && setupRequired) {
     return (
       <Setup

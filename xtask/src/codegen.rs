@@ -105,6 +105,10 @@ fn read_by_the_server() -> Map<String, Value> {
     schemas.add::<meeting::CreateMeetingRequest>();
     schemas.add::<meeting::UpdateMeetingRequest>();
     schemas.add::<meeting::JoinMeetingRequest>();
+    schemas.add::<meeting::RiskWarning>();
+    schemas.add::<meeting::RiskWarningList>();
+    schemas.add::<meeting::RotateFromWarningRequest>();
+    schemas.add::<meeting::RotatedFromWarning>();
     schemas.add::<meeting::ReportParticipantRequest>();
     schemas.add::<org::CreateOrgRequest>();
     schemas.add::<org::InviteMemberRequest>();
@@ -114,6 +118,9 @@ fn read_by_the_server() -> Map<String, Value> {
     schemas.add::<org::ScimGroupMapping>();
     schemas.add::<org::ScimGroupList>();
     schemas.add::<org::MapScimGroupRequest>();
+    schemas.add::<org::WatchSource>();
+    schemas.add::<org::WatchSourceList>();
+    schemas.add::<org::AddWatchSourceRequest>();
     schemas.add::<org::OrgPolicyUpdate>();
     schemas.add::<signal::ClientMessage>();
     schemas.into_definitions()

@@ -269,6 +269,25 @@ impl Client {
     pub async fn create_scim_token(&self, org_id: &str) -> Result<ScimTokenCreated> {
         self.json::<_, ()>(Method::POST, &format!("/api/v1/orgs/{org_id}/scim/token"), None).await
     }
+    /// The public sources watched for the organisation's meetings.
+    pub async fn watch_sources(&self, org_id: &str) -> Result<WatchSourceList> {
+        self.json::<_, ()>(Method::GET, &format!("/api/v1/orgs/{org_id}/watch-sources"), None).await
+    }
+    pub async fn add_watch_source(&self, org_id: &str, req: &AddWatchSourceRequest) -> Result<WatchSource> {
+        self.json(Method::POST, &format!("/api/v1/orgs/{org_id}/watch-sources"), Some(req)).await
+    }
+    pub async fn remove_watch_source(&self, org_id: &str, source_id: &str) -> Result<()> {
+        self.empty::<()>(Method::DELETE, &format!("/api/v1/orgs/{org_id}/watch-sources/{source_id}"), None).await
+    }
+    /// Warnings about the caller's meetings found in public posts.
+    pub async fn risk_warnings(&self) -> Result<RiskWarningList> {
+        self.json::<_, ()>(Method::GET, "/api/v1/me/risk-warnings", None).await
+    }
+    /// What a warning email's link does: rotates the meeting's secrets, once.
+    pub async fn rotate_from_warning(&self, token: &str) -> Result<RotatedFromWarning> {
+        let req = RotateFromWarningRequest { token: token.to_owned() };
+        self.json(Method::POST, "/api/v1/risk-warnings/rotate", Some(&req)).await
+    }
     /// The identity provider's groups and what each means here.
     pub async fn list_scim_groups(&self, org_id: &str) -> Result<ScimGroupList> {
         self.json::<_, ()>(Method::GET, &format!("/api/v1/orgs/{org_id}/scim/groups"), None).await

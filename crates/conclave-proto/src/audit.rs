@@ -154,6 +154,10 @@ string_enum! {
         ScimUserUpdate = "scim.user.update",
         /// A group created, changed or deleted by the identity provider.
         ScimGroupUpdate = "scim.group.update",
+        /// A meeting's link or code found in a public post; its owner warned.
+        MeetingAtRisk = "meeting.at_risk",
+        /// The sources watched for meetings at risk changed.
+        OrgWatchSources = "org.watch_sources",
         /// The first organisation and its owner created with the setup token.
         ServerBootstrap = "server.bootstrap",
     }

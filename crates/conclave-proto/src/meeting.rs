@@ -259,3 +259,45 @@ pub struct MeetingBan {
 pub struct MeetingBanList {
     pub bans: Vec<MeetingBan>,
 }
+
+/// A meeting of the caller's found in a public post (S4).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+pub struct RiskWarning {
+    pub id: String,
+    pub meeting_id: String,
+    /// Where it was posted.
+    pub post_url: String,
+    /// Higher is riskier: live or soon, no waiting room, no passcode, in
+    /// public.
+    pub score: u32,
+    pub reasons: Vec<String>,
+    pub created_at_ms: i64,
+    /// Whether the warning's link was used to rotate the meeting's secrets.
+    pub resolved: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+pub struct RiskWarningList {
+    pub warnings: Vec<RiskWarning>,
+}
+
+/// The single-use token of a warning's link: rotates the meeting's secrets.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RotateFromWarningRequest {
+    pub token: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+pub struct RotatedFromWarning {
+    pub meeting_id: String,
+    pub title: String,
+}

@@ -418,3 +418,31 @@ pub struct MapScimGroupRequest {
     #[serde(default)]
     pub channel_id: Option<String>,
 }
+
+/// A public source the organisation watches for its meetings' links (an
+/// RSS, Atom or JSON feed, or a Mastodon timeline's API URL).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+pub struct WatchSource {
+    pub id: String,
+    pub url: String,
+    pub last_polled_at_ms: Option<i64>,
+    /// Why the last look failed, if it did (it is tried again later).
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+pub struct WatchSourceList {
+    pub sources: Vec<WatchSource>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct AddWatchSourceRequest {
+    pub url: String,
+}

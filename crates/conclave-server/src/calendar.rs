@@ -160,7 +160,9 @@ mod tests {
         assert!(ics.contains("SUMMARY:Q4 review\\; budget\\, plans\r\n"));
         assert!(ics.contains("ORGANIZER;CN=\"Ada the Host\":mailto:ada@example.org"));
         let unfolded = ics.replace("\r\n ", "");
-        assert!(unfolded.contains("ATTENDEE;ROLE=REQ-PARTICIPANT;RSVP=TRUE;PARTSTAT=NEEDS-ACTION:mailto:grace@example.org"));
+        assert!(
+            unfolded.contains("ATTENDEE;ROLE=REQ-PARTICIPANT;RSVP=TRUE;PARTSTAT=NEEDS-ACTION:mailto:grace@example.org")
+        );
         assert!(ics.contains("STATUS:CONFIRMED"));
         for line in ics.split("\r\n") {
             assert!(line.len() <= 75, "folded: {line:?}");

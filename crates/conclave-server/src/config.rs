@@ -50,9 +50,13 @@ pub struct ServerConfig {
     /// S3-compatible services (`scheme://host[:port]`) organisations may
     /// keep their files at, besides Amazon S3 itself.
     pub storage_endpoints: Vec<String>,
-    /// Web Push to plain-HTTP and local endpoints too (tests on loopback
+    /// Requests the server makes on someone's say (Web Push, watched
+    /// sources) to plain-HTTP and local addresses too (tests on loopback
     /// only; never settable from configuration).
-    pub push_allow_local: bool,
+    pub allow_local_outbound: bool,
+    /// How often the at-risk notifier looks at the sources organisations
+    /// watch; `None`: it does not run.
+    pub watch_every: Option<Duration>,
     /// Where email goes out; `None`: the server sends none.
     pub smtp: Option<crate::mail::SmtpConfig>,
     /// How long an emailed password-reset link works.
@@ -196,7 +200,8 @@ impl ServerConfig {
             metrics: MetricsAccess::default(),
             live_transport: crate::live::Transport::default(),
             storage_endpoints: Vec::new(),
-            push_allow_local: false,
+            allow_local_outbound: false,
+            watch_every: Some(Duration::from_secs(300)),
             smtp: None,
             password_reset_lifetime: Duration::from_secs(30 * 60),
         }

@@ -3,6 +3,7 @@
 //! `conclave serve` calls; [`App`] assembles the same thing for tests.
 
 pub mod accounts;
+pub mod at_risk;
 pub mod calendar;
 pub mod clock;
 pub mod config;
@@ -82,7 +83,11 @@ impl App {
             None => None,
         };
         let (plane, events) = media.unzip();
+        let watch_every = config.watch_every;
         let state = AppState::new(store, config, secrets, clock, plane);
+        if let Some(every) = watch_every {
+            at_risk::start(Arc::downgrade(&state), every);
+        }
         if let Some(events) = events {
             tokio::spawn(media::route_events(Arc::downgrade(&state), events));
         }

@@ -183,7 +183,7 @@ enum PushFailure {
 
 /// The endpoint rules: HTTPS, on a host that is not private, loopback or
 /// link-local (both, with `allow_local`, for tests on loopback).
-fn endpoint_allowed(endpoint: &str, allow_local: bool) -> Result<(), EndpointError> {
+pub(crate) fn endpoint_allowed(endpoint: &str, allow_local: bool) -> Result<(), EndpointError> {
     let url = reqwest::Url::parse(endpoint).map_err(|_| EndpointError::NotHttps)?;
     if allow_local {
         return matches!(url.scheme(), "https" | "http").then_some(()).ok_or(EndpointError::NotHttps);

@@ -98,7 +98,7 @@ impl AppState {
             live: crate::live::LiveMeetings::new(config.live_transport, state.clone()),
             conversations: crate::conversations::Conversations::new(
                 store.clone(),
-                crate::push::Pusher::new(store.clone(), config.public_url.clone(), config.push_allow_local),
+                crate::push::Pusher::new(store.clone(), config.public_url.clone(), config.allow_local_outbound),
             ),
             mailer: match &config.smtp {
                 None => crate::mail::Mailer::disabled(),

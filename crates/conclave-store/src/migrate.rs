@@ -105,6 +105,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0015_meeting_invitations.sql"),
         postgres: include_str!("../migrations/postgres/0015_meeting_invitations.sql"),
     },
+    Migration {
+        version: 16,
+        name: "meetings at risk",
+        sqlite: include_str!("../migrations/sqlite/0016_meetings_at_risk.sql"),
+        postgres: include_str!("../migrations/postgres/0016_meetings_at_risk.sql"),
+    },
 ];
 
 /// Arbitrary constant naming Conclave's migration lock on PostgreSQL.

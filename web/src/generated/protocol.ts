@@ -53,6 +53,10 @@ export interface AddMembersRequest {
   user_ids: string[];
 }
 
+export interface AddWatchSourceRequest {
+  url: string;
+}
+
 /** What an audit event records. */
 export type AuditAction =
   /** An account unused past the organisation's cutoff was disabled. */
@@ -195,6 +199,10 @@ export type AuditAction =
   | "scim.user.update"
   /** A group created, changed or deleted by the identity provider. */
   | "scim.group.update"
+  /** A meeting's link or code found in a public post; its owner warned. */
+  | "meeting.at_risk"
+  /** The sources watched for meetings at risk changed. */
+  | "org.watch_sources"
   /** The first organisation and its owner created with the setup token. */
   | "server.bootstrap";
 
@@ -1433,6 +1441,27 @@ export interface ReportReceipt {
   at_ms: number;
 }
 
+/** A meeting of the caller's found in a public post (S4). */
+export interface RiskWarning {
+  id: string;
+  meeting_id: string;
+  /** Where it was posted. */
+  post_url: string;
+  /**
+   * Higher is riskier: live or soon, no waiting room, no passcode, in
+   * public.
+   */
+  score: number;
+  reasons: string[];
+  created_at_ms: number;
+  /** Whether the warning's link was used to rotate the meeting's secrets. */
+  resolved: boolean;
+}
+
+export interface RiskWarningList {
+  warnings: RiskWarning[];
+}
+
 export type Role = "participant" | "co_host" | "host";
 
 export interface RoomSettings {
@@ -1452,6 +1481,16 @@ export interface RoomSettings {
   e2ee: boolean;
   /** Settings the organisation locked, which no one in the meeting can change. */
   locked_by_policy: string[];
+}
+
+/** The single-use token of a warning's link: rotates the meeting's secrets. */
+export interface RotateFromWarningRequest {
+  token: string;
+}
+
+export interface RotatedFromWarning {
+  meeting_id: string;
+  title: string;
 }
 
 export interface ScimGroupList {
@@ -1857,4 +1896,20 @@ export interface WaitingView {
   email: string | null;
   organisation: string | null;
   external: boolean;
+}
+
+/**
+ * A public source the organisation watches for its meetings' links (an
+ * RSS, Atom or JSON feed, or a Mastodon timeline's API URL).
+ */
+export interface WatchSource {
+  id: string;
+  url: string;
+  /** Why the last look failed, if it did (it is tried again later). */
+  last_error?: string | null;
+  last_polled_at_ms?: number | null;
+}
+
+export interface WatchSourceList {
+  sources: WatchSource[];
 }

@@ -1,6 +1,6 @@
 import { useEffect, useState } from "react";
 import { api, describeError } from "../api";
-import type { Meeting, MeetingBan, User } from "../generated/protocol";
+import type { Meeting, MeetingBan, RiskWarning, User } from "../generated/protocol";
 
 /// The signed-in home: meetings to start or copy, a new instant or
 /// scheduled meeting, and the invite link of each.
@@ -14,8 +14,12 @@ export function Home(props: { user: User; navigate: (path: string) => void }) {
   const [error, setError] = useState<string | null>(null);
   const [copied, setCopied] = useState<string | null>(null);
 
+  const [warnings, setWarnings] = useState<RiskWarning[]>([]);
   const load = () => api.meetings().then((r) => setMeetings(r.meetings), (e) => setError(String(e.message ?? e)));
-  useEffect(() => void load(), []);
+  useEffect(() => {
+    void load();
+    api.riskWarnings().then((r) => setWarnings(r.warnings.filter((w) => !w.resolved)), () => undefined);
+  }, []);
 
   const create = async (e: React.FormEvent) => {
     e.preventDefault();
@@ -45,11 +49,27 @@ export function Home(props: { user: User; navigate: (path: string) => void }) {
   const rotate = async (m: Meeting) => {
     const fresh = await api.rotateMeeting(m.id);
     setMeetings(meetings.map((x) => (x.id === m.id ? fresh : x)));
+    setWarnings(warnings.filter((w) => w.meeting_id !== m.id));
   };
 
   return (
     <main className="home">
       <h1>Meetings</h1>
+      {warnings.length > 0 ? (
+        <section className="warnings" aria-label="Meetings at risk">
+          {warnings.map((w) => {
+            const m = meetings.find((x) => x.id === w.meeting_id);
+            return (
+              <div key={w.id} className="error" role="alert">
+                <p>
+                  “{m?.title ?? "A meeting"}” was posted in public (<a href={w.post_url} rel="noreferrer noopener">{w.post_url}</a>): {w.reasons.join("; ")}.
+                </p>
+                {m ? <button onClick={() => void rotate(m)}>Rotate its link and code</button> : null}
+              </div>
+            );
+          })}
+        </section>
+      ) : null}
       <p>
         <a href="/join" onClick={(e) => { e.preventDefault(); props.navigate("/join"); }}>Join a meeting with a code</a>
       </p>

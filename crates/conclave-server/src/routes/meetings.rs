@@ -420,25 +420,7 @@ pub async fn rotate(
     Path(meeting_id): Path<String>,
 ) -> ApiResult<ApiJson<Meeting>> {
     let mut row = managed(&state, &current, &meeting_id, ip, AuditAction::MeetingRotate).await?;
-    loop {
-        let fresh = secrets::fresh(row.secrets.passcode.as_ref().map(|_| secrets::passcode()));
-        match state.store.rotate_meeting_secrets(&row.id, &fresh).await {
-            Err(StoreError::Conflict(_)) => continue,
-            other => {
-                other?;
-                row.secrets = fresh;
-                break;
-            }
-        }
-    }
-    state.store.revoke_join_tickets(&row.id).await?;
-    state.live.host_key_changed(&row.id, &row.secrets.host_key);
-    // Invitations carry the old link: the invited get the new one.
-    if !row.invitees.is_empty() {
-        row.calendar_sequence += 1;
-        state.store.update_meeting(&row).await?;
-        invitations::send(&state, &row, &row.invitees, Method::Request).await;
-    }
+    crate::meetings::rotate_secrets(&state, &mut row).await?;
     let audit =
         Audit::by(&current, ip, AuditAction::MeetingRotate, AuditOutcome::Success).org(&row.org_id).target(&row.id);
     state.audit(audit).await?;

@@ -1,6 +1,7 @@
 //! The HTTP surface: every route, the OpenAPI document describing it, and
 //! the middleware every response passes through.
 
+mod at_risk;
 mod audit;
 mod auth;
 mod conversations;
@@ -49,6 +50,7 @@ use utoipa::{Modify, OpenApi};
         storage::get, storage::set, guests::invite, guests::signup, guests::accept,
         orgs::create, orgs::get, orgs::list_members, orgs::update_member, orgs::deactivate_member, orgs::reactivate_member,
         scim::status, scim::create_token, scim::revoke_token, scim::list_group_mappings, scim::map_group,
+        at_risk::list_sources, at_risk::add_source, at_risk::remove_source, at_risk::my_warnings, at_risk::rotate,
         orgs::invite, orgs::list_invitations, orgs::revoke_invitation,
         policy::get, policy::update, audit::list, quality::list, quality::meeting,
         meetings::create, meetings::list, meetings::get, meetings::update, meetings::delete, meetings::rotate,
@@ -153,6 +155,10 @@ pub fn router(state: SharedState) -> Router {
         .route("/orgs/{org_id}/scim", get(scim::status))
         .route("/orgs/{org_id}/scim/token", post(scim::create_token).delete(scim::revoke_token))
         .route("/orgs/{org_id}/scim/groups", get(scim::list_group_mappings))
+        .route("/orgs/{org_id}/watch-sources", get(at_risk::list_sources).post(at_risk::add_source))
+        .route("/orgs/{org_id}/watch-sources/{source_id}", delete(at_risk::remove_source))
+        .route("/me/risk-warnings", get(at_risk::my_warnings))
+        .route("/risk-warnings/rotate", post(at_risk::rotate))
         .route("/orgs/{org_id}/scim/groups/{group_id}", put(scim::map_group))
         .route("/meetings", post(meetings::create).get(meetings::list))
         .route("/meetings/join", post(meetings::join))

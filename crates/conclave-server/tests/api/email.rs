@@ -20,14 +20,14 @@ use serde_json::{json, Value};
 
 /// aiosmtpd (`cargo xtask test` installs it) keeping what it receives in
 /// a maildir, requiring STARTTLS.
-struct SmtpServer {
+pub(crate) struct SmtpServer {
     child: Child,
     port: u16,
     dir: tempfile::TempDir,
 }
 
 impl SmtpServer {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let made = Command::new("openssl")
             .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"])
@@ -64,7 +64,7 @@ impl SmtpServer {
         Self { child, port, dir }
     }
 
-    fn config(&self) -> SmtpConfig {
+    pub(crate) fn config(&self) -> SmtpConfig {
         SmtpConfig {
             host: "127.0.0.1".into(),
             port: self.port,
@@ -77,7 +77,7 @@ impl SmtpServer {
     }
 
     /// Every message received, as sent (soft line breaks undone).
-    fn messages(&self) -> Vec<String> {
+    pub(crate) fn messages(&self) -> Vec<String> {
         self.files().into_iter().map(|(_, text)| text).collect()
     }
 
@@ -132,7 +132,7 @@ impl SmtpServer {
     }
 
     /// The message to `to` whose subject is `subject`, once it arrives.
-    async fn message_to(&self, to: &str, subject: &str) -> String {
+    pub(crate) async fn message_to(&self, to: &str, subject: &str) -> String {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             let found = self.messages().into_iter().find(|m| {
@@ -155,7 +155,7 @@ impl Drop for SmtpServer {
 }
 
 /// The text after `marker` up to the end of its token.
-fn token_after(message: &str, marker: &str) -> String {
+pub(crate) fn token_after(message: &str, marker: &str) -> String {
     let start = message.find(marker).unwrap_or_else(|| panic!("{marker} in {message}")) + marker.len();
     message[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-')).collect()
 }

@@ -4,6 +4,7 @@
 mod support;
 
 mod accounts;
+mod at_risk;
 mod attacks;
 mod conversations;
 mod credential_stuffing;

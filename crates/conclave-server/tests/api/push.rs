@@ -91,7 +91,7 @@ async fn pushes(received: &Received, at_least: usize) -> Vec<Push> {
 }
 
 async fn a_device_that_is_not_connected_is_woken_by_an_empty_push(engine: Engine) {
-    let srv = TestServer::start_with(engine, |c| c.push_allow_local = true).await;
+    let srv = TestServer::start_with(engine, |c| c.allow_local_outbound = true).await;
     let mut t = team_on(srv).await;
     let group = t.ada.create_conversation(&group_request("Wake", &[&t.grace_id])).await.unwrap();
     all_in_group(&mut t.devices, &group.id).await;
