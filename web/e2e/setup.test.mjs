@@ -55,6 +55,26 @@ async function main() {
     assert.ok(await page.getByRole("link", { name: "Organisation" }).isVisible(), "the owner administers the organisation");
     await shot(page, "owner-signed-in");
 
+    // The owner connects the organisation's identity provider: a SCIM token,
+    // shown once, that provisions through the API; and watches a source for
+    // meetings posted in public.
+    await page.getByRole("link", { name: "Organisation" }).click();
+    const idp = page.getByRole("region", { name: "Identity provider" });
+    await idp.getByRole("button", { name: "Make a token" }).click();
+    const scimToken = (await idp.locator("code.invite-url").textContent()).trim();
+    assert.match(scimToken, /^scim_/);
+    const provisioned = await fetch(`${server.url}/scim/v2/Users`, {
+      method: "POST",
+      headers: { "content-type": "application/scim+json", authorization: `Bearer ${scimToken}` },
+      body: JSON.stringify({ userName: "new.hire@example.org", displayName: "New Hire" }),
+    });
+    assert.equal(provisioned.status, 201, "the token provisions people");
+    const watched = page.getByRole("region", { name: "Meetings at risk" });
+    await watched.getByLabel("Source URL").fill("https://social.example/api/v1/timelines/tag/meetings");
+    await watched.getByRole("button", { name: "Watch" }).click();
+    await watched.getByText("social.example/api/v1/timelines/tag/meetings").waitFor({ timeout: TIMEOUT });
+    await shot(page, "identity-provider-and-watched-sources");
+
     // Setup is over: the token is spent and a new visitor sees sign-in.
     const done = await (await fetch(`${server.url}/api/v1/setup`)).json();
     assert.equal(done.setup_required, false);

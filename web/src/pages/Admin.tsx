@@ -1,6 +1,7 @@
 import { useEffect, useState } from "react";
 import { api } from "../api";
 import { CallQuality } from "./CallQuality";
+import { IdentityProvider, WatchedSources } from "./Provisioning";
 import type { AuditEvent, Device, Invitation, OrgPolicy, OrgPolicyUpdate, SessionInfo, TotpEnrollResponse, User } from "../generated/protocol";
 
 /// The policies that are on or off, each shown as a checkbox.
@@ -29,9 +30,14 @@ export function Admin(props: { user: User }) {
   const [invitations, setInvitations] = useState<Invitation[]>([]);
   const [inviteUrl, setInviteUrl] = useState<string | null>(null);
   const [message, setMessage] = useState<string | null>(null);
+  const [channels, setChannels] = useState<{ id: string; name: string }[]>([]);
 
   useEffect(() => {
     api.policy(org).then(setPolicy, (e) => setMessage(e.message));
+    api.conversations().then(
+      (r) => setChannels(r.conversations.filter((c) => c.kind === "channel").map((c) => ({ id: c.id, name: c.name ?? c.id }))),
+      () => undefined,
+    );
     api.members(org).then((r) => setMembers(r.members), () => undefined);
     api.audit(org).then((r) => setAudit(r.events), () => undefined);
     api.invitations(org).then((r) => setInvitations(r.invitations), () => undefined);
@@ -127,6 +133,8 @@ export function Admin(props: { user: User }) {
           <button type="submit">Invite</button>
         </form>
       </section>
+      <IdentityProvider org={org} channels={channels} />
+      <WatchedSources org={org} />
       <CallQuality org={org} />
       <section aria-label="Audit log">
         <h2>Audit log</h2>
