@@ -50,15 +50,18 @@ async function main() {
     await page.getByRole("alert").filter({ hasText: "password" }).waitFor({ timeout: TIMEOUT });
 
     await fill(token);
+    // Offered to connect the identity provider, the owner does.
+    await page.getByRole("heading", { name: "Your organisation is ready" }).waitFor({ timeout: TIMEOUT });
+    await shot(page, "offered-an-identity-provider");
+    await page.getByRole("button", { name: "Connect an identity provider" }).click();
     await page.getByRole("navigation", { name: "Main" }).waitFor({ timeout: TIMEOUT });
     await page.getByText("Olive Owner").first().waitFor({ timeout: TIMEOUT });
     assert.ok(await page.getByRole("link", { name: "Organisation" }).isVisible(), "the owner administers the organisation");
     await shot(page, "owner-signed-in");
 
-    // The owner connects the organisation's identity provider: a SCIM token,
-    // shown once, that provisions through the API; and watches a source for
+    // On the Organisation page, the identity provider's SCIM token, shown
+    // once, provisions through the API; and a source is watched for
     // meetings posted in public.
-    await page.getByRole("link", { name: "Organisation" }).click();
     const idp = page.getByRole("region", { name: "Identity provider" });
     await idp.getByRole("button", { name: "Make a token" }).click();
     const scimToken = (await idp.locator("code.invite-url").textContent()).trim();

@@ -54,10 +54,10 @@ function App() {
   if (!user && setupRequired) {
     return (
       <Setup
-        onSignedIn={(u) => {
+        onSignedIn={(u, next) => {
           setSetupRequired(false);
           setUser(u);
-          navigate("/");
+          navigate(next);
         }}
       />
     );

@@ -6,7 +6,7 @@ import { MAX_DISPLAY_NAME_CHARS, type User } from "../generated/protocol";
 /// one-time token printed on the server's console proves the person at the
 /// keyboard runs the server, so a stranger who reaches the port first
 /// cannot take it.
-export function Setup(props: { onSignedIn: (user: User) => void }) {
+export function Setup(props: { onSignedIn: (user: User, next: "/" | "/admin") => void }) {
   const [token, setToken] = useState("");
   const [org, setOrg] = useState("");
   const [name, setName] = useState("");
@@ -14,6 +14,7 @@ export function Setup(props: { onSignedIn: (user: User) => void }) {
   const [password, setPassword] = useState("");
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
+  const [owner, setOwner] = useState<User | null>(null);
 
   const submit = async (e: React.FormEvent) => {
     e.preventDefault();
@@ -28,13 +29,28 @@ export function Setup(props: { onSignedIn: (user: User) => void }) {
         password,
       });
       setCsrf(response.csrf_token);
-      props.onSignedIn(response.user);
+      setOwner(response.user);
     } catch (err) {
       setError(describeError(err));
     } finally {
       setBusy(false);
     }
   };
+
+  if (owner) {
+    return (
+      <main className="center narrow">
+        <h1>Your organisation is ready</h1>
+        <p>
+          You are its owner, signed in. If your organisation runs an identity provider (Okta, Microsoft Entra ID, Keycloak…),
+          connect it now so that it creates your people's accounts and closes them when they leave; or do it later from the
+          Organisation page.
+        </p>
+        <button onClick={() => props.onSignedIn(owner, "/admin")}>Connect an identity provider</button>{" "}
+        <button onClick={() => props.onSignedIn(owner, "/")}>Go to the app</button>
+      </main>
+    );
+  }
 
   return (
     <main className="center narrow">
