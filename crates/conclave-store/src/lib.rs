@@ -39,7 +39,7 @@ pub use live::RedeemedTicket;
 pub use meetings::{MeetingRow, MeetingSecrets, NewBan, NewMeeting, NewReport};
 pub use quality::{NewQualitySample, QualityRow, QualitySummaryRow};
 pub use risk::{Polled, RiskWarningRow, WatchSourceRow};
-pub use scim::{ProvisionedUser, ScimGroupRow};
+pub use scim::{Lookup, ProvisionedUser, ScimGroupRow};
 pub use sessions::{NewSession, SessionRow};
 pub use throttle::ThrottleRow;
 pub use users::{NewUser, TotpSeeds, UserRow};

@@ -111,6 +111,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0016_meetings_at_risk.sql"),
         postgres: include_str!("../migrations/postgres/0016_meetings_at_risk.sql"),
     },
+    Migration {
+        version: 17,
+        name: "scim lookups",
+        sqlite: include_str!("../migrations/sqlite/0017_scim_lookups.sql"),
+        postgres: include_str!("../migrations/postgres/0017_scim_lookups.sql"),
+    },
 ];
 
 /// Arbitrary constant naming Conclave's migration lock on PostgreSQL.

@@ -45,6 +45,14 @@ impl TryFrom<AnyRow> for ScimGroupRow {
     }
 }
 
+/// How a provider looks someone up.
+#[derive(Debug, Clone, Copy)]
+pub enum Lookup<'a> {
+    UserName(&'a str),
+    ExternalId(&'a str),
+    Id(&'a str),
+}
+
 /// An account as the provider describes it, ready to be kept.
 #[derive(Debug, Clone)]
 pub struct ProvisionedUser<'a> {
@@ -150,6 +158,27 @@ impl Store {
         .await
         .map_err(StoreError::conflict_as("account"))?;
         Ok(())
+    }
+
+    /// The organisation's accounts a provider's lookup can only mean: by
+    /// `userName` (its name for them, or their email), by `externalId`, or
+    /// by id. Indexed, so a provider checking each of thousands of people
+    /// before creating them does not read the whole organisation each time.
+    pub async fn provisioned_candidates(&self, org_id: &str, by: Lookup<'_>) -> Result<Vec<UserRow>> {
+        let (condition, value) = match by {
+            Lookup::UserName(name) => ("(email = $2 OR LOWER(scim_user_name) = $2)", name.to_lowercase()),
+            Lookup::ExternalId(id) => ("scim_external_id = $2", id.to_owned()),
+            Lookup::Id(id) => ("id = $2", id.to_owned()),
+        };
+        let sql = format!("SELECT {} FROM users WHERE org_id = $1 AND {condition}", crate::users::USER_COLUMNS);
+        sqlx::query(&sql)
+            .bind(org_id)
+            .bind(value)
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(UserRow::try_from)
+            .collect()
     }
 
     /// The group ids of each account of the organisation that is in a group.

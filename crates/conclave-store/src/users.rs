@@ -96,7 +96,7 @@ impl TryFrom<AnyRow> for UserRow {
     }
 }
 
-const USER_COLUMNS: &str = "id, email, display_name, password_hash, org_id, role, status, totp_secret, totp_pending_secret, totp_last_step, created_at_ms, last_active_at_ms, scim_user_name, scim_external_id, scim_deleted_at_ms, scim_resource";
+pub(crate) const USER_COLUMNS: &str = "id, email, display_name, password_hash, org_id, role, status, totp_secret, totp_pending_secret, totp_last_step, created_at_ms, last_active_at_ms, scim_user_name, scim_external_id, scim_deleted_at_ms, scim_resource";
 
 impl Store {
     pub async fn create_user(&self, new: &NewUser<'_>) -> Result<UserRow> {

@@ -31,7 +31,7 @@ use conclave_proto::{
     AccountStatus, MapScimGroupRequest, OrgRole, Problem, ScimGroupList, ScimGroupMapping, ScimStatus, ScimTokenCreated,
 };
 use conclave_scim::{discovery, patch, projection, AttrPath, Filter, ScimError, GROUP_SCHEMA, USER_SCHEMA};
-use conclave_store::{ProvisionedUser, ScimGroupRow, StoreError, UserRow};
+use conclave_store::{Lookup, ProvisionedUser, ScimGroupRow, StoreError, UserRow};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -508,13 +508,34 @@ async fn search_users(
 }
 
 async fn users_page(state: &SharedState, org_id: &str, query: &ListQuery) -> ScimResult<Response> {
-    Ok(scim_json(StatusCode::OK, &page_of(user_resources(state, org_id).await?, query)?, None))
+    // A lookup by userName, externalId or id (what providers send before
+    // creating each person) reads only who it can match.
+    let filter = query.filter.as_deref().filter(|f| !f.trim().is_empty()).map(Filter::parse).transpose()?;
+    let lookup = filter.as_ref().and_then(|f| f.simple_equality()).and_then(|(path, value)| {
+        if path.urn.is_some() || path.sub.is_some() {
+            return None;
+        }
+        match path.name.to_ascii_lowercase().as_str() {
+            "username" => Some(Lookup::UserName(value)),
+            "externalid" => Some(Lookup::ExternalId(value)),
+            "id" => Some(Lookup::Id(value)),
+            _ => None,
+        }
+    });
+    let users = match lookup {
+        Some(lookup) => state.store.provisioned_candidates(org_id, lookup).await?,
+        None => state.store.list_org_members(org_id).await?,
+    };
+    Ok(scim_json(StatusCode::OK, &page_of(render_users(state, org_id, &users).await?, query)?, None))
 }
 
 async fn user_resources(state: &SharedState, org_id: &str) -> ScimResult<Vec<Value>> {
+    render_users(state, org_id, &state.store.list_org_members(org_id).await?).await
+}
+
+async fn render_users(state: &SharedState, org_id: &str, users: &[UserRow]) -> ScimResult<Vec<Value>> {
     let base = base_url(state);
     let groups = state.store.scim_groups(org_id).await?;
-    let users = state.store.list_org_members(org_id).await?;
     Ok(users
         .iter()
         .filter(|u| u.scim_deleted_at_ms.is_none())
