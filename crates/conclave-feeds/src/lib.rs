@@ -220,7 +220,7 @@ fn add_text(post: Option<&mut Post>, text: &str, in_link: bool) {
 }
 
 /// A reference to one of this server's meetings in a post.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Reference {
     /// An invite link's secret.
     Link(String),
@@ -234,6 +234,7 @@ pub enum Reference {
 /// or run together. Each at most once, in order.
 pub fn references(text: &str, public_url: &str) -> Vec<Reference> {
     let mut found = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     let host_and_path = public_url.trim_end_matches('/').split_once("://").map_or(public_url, |(_, rest)| rest);
     let marker = format!("{host_and_path}/j/");
     let lower = text.to_ascii_lowercase();
@@ -242,18 +243,18 @@ pub fn references(text: &str, public_url: &str) -> Vec<Reference> {
         let start = from + at + marker.len();
         let secret: String = text[start..].chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
         if secret.len() >= 16 {
-            push_once(&mut found, Reference::Link(secret));
+            push_once(&mut found, &mut seen, Reference::Link(secret));
         }
         from = start;
     }
     for code in codes(text) {
-        push_once(&mut found, Reference::Code(code));
+        push_once(&mut found, &mut seen, Reference::Code(code));
     }
     found
 }
 
-fn push_once(found: &mut Vec<Reference>, reference: Reference) {
-    if !found.contains(&reference) {
+fn push_once(found: &mut Vec<Reference>, seen: &mut std::collections::HashSet<Reference>, reference: Reference) {
+    if seen.insert(reference.clone()) {
         found.push(reference);
     }
 }

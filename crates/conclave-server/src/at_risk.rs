@@ -28,6 +28,10 @@ const MAX_BACKOFF_MS: i64 = 6 * 3600 * 1000;
 const WARN_AT: u32 = 3;
 /// How far ahead a scheduled meeting counts as upcoming.
 const UPCOMING_MS: i64 = 14 * 24 * 3600 * 1000;
+/// Meetings looked up for one post, and for one look at a source: a
+/// document stuffed with codes costs no more than this.
+const LOOKUPS_PER_POST: usize = 16;
+const LOOKUPS_PER_POLL: usize = 256;
 
 /// Polls due sources every `every`, for as long as the server runs.
 pub fn start(state: Weak<crate::state::AppState>, every: Duration) {
@@ -55,7 +59,16 @@ pub async fn poll_due(state: &SharedState, every: Duration) -> Result<(), StoreE
                     match conclave_feeds::parse(body) {
                         Ok(posts) => look_at(state, &source, &posts).await?,
                         Err(err) => {
-                            record_failure(state, &source, &err.to_string()).await?;
+                            // What the document said stays out of the
+                            // message admins read: only what kind of trouble.
+                            let why = match err {
+                                conclave_feeds::FeedError::TooLarge => "the document is too large",
+                                conclave_feeds::FeedError::TooDeep => "the document nests too deep",
+                                conclave_feeds::FeedError::Malformed(_) => {
+                                    "not a feed that can be read (RSS, Atom, JSON Feed or a Mastodon timeline)"
+                                }
+                            };
+                            record_failure(state, &source, why).await?;
                             continue;
                         }
                     }
@@ -101,14 +114,20 @@ struct Fetched {
 
 /// One polite GET: the validators of the last look, a timeout, and no
 /// more than the feed parser takes.
+/// Failures are described by kind only: the text of a network or parser
+/// error could carry what an internal host answered.
 async fn fetch(state: &SharedState, source: &WatchSourceRow) -> Result<Fetched, String> {
-    crate::push::endpoint_allowed(&source.url, state.config.allow_local_outbound).map_err(|e| e.to_string())?;
-    let client = reqwest::Client::builder()
+    let pinned =
+        crate::push::pinned_address(&source.url, state.config.allow_local_outbound).await.map_err(|e| e.to_string())?;
+    let mut builder = reqwest::Client::builder()
         .timeout(Duration::from_secs(20))
         .redirect(reqwest::redirect::Policy::none())
-        .user_agent(format!("Conclave at-risk meeting notifier (+{})", state.config.public_url))
-        .build()
-        .map_err(|e| e.to_string())?;
+        .user_agent(format!("Conclave at-risk meeting notifier (+{})", state.config.public_url));
+    if let Some((name, address)) = pinned {
+        builder = builder.resolve(&name, address);
+    }
+    let unreachable = |_| "the source could not be reached".to_owned();
+    let client = builder.build().map_err(unreachable)?;
     let mut request = client.get(&source.url);
     if let Some(etag) = &source.etag {
         request = request.header(reqwest::header::IF_NONE_MATCH, etag);
@@ -116,7 +135,7 @@ async fn fetch(state: &SharedState, source: &WatchSourceRow) -> Result<Fetched, 
     if let Some(modified) = &source.last_modified {
         request = request.header(reqwest::header::IF_MODIFIED_SINCE, modified);
     }
-    let mut response = request.send().await.map_err(|e| e.to_string())?;
+    let mut response = request.send().await.map_err(unreachable)?;
     let header = |name| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let (etag, last_modified) = (header(reqwest::header::ETAG), header(reqwest::header::LAST_MODIFIED));
     if response.status() == reqwest::StatusCode::NOT_MODIFIED {
@@ -126,7 +145,7 @@ async fn fetch(state: &SharedState, source: &WatchSourceRow) -> Result<Fetched, 
         return Err(format!("the source answered {}", response.status()));
     }
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
+    while let Some(chunk) = response.chunk().await.map_err(unreachable)? {
         if body.len() + chunk.len() > conclave_feeds::MAX_FEED_BYTES {
             return Err(format!("the source sent more than {} bytes", conclave_feeds::MAX_FEED_BYTES));
         }
@@ -136,14 +155,22 @@ async fn fetch(state: &SharedState, source: &WatchSourceRow) -> Result<Fetched, 
 }
 
 /// Every meeting the posts refer to, scored, warned about when at risk.
+/// Only the watching organisation's own meetings: a source one
+/// organisation lists never makes the server write to another's people.
 async fn look_at(state: &SharedState, source: &WatchSourceRow, posts: &[Post]) -> Result<(), StoreError> {
+    let mut lookups = 0;
     for post in posts {
-        for reference in conclave_feeds::references(&post.text, &state.config.public_url) {
+        let references = conclave_feeds::references(&post.text, &state.config.public_url);
+        for reference in references.into_iter().take(LOOKUPS_PER_POST) {
+            lookups += 1;
+            if lookups > LOOKUPS_PER_POLL {
+                return Ok(());
+            }
             let meeting = match &reference {
                 Reference::Link(secret) => state.store.meeting_by_link_secret(secret).await?,
                 Reference::Code(code) => state.store.meeting_by_code(code).await?,
             };
-            let Some(meeting) = meeting else { continue };
+            let Some(meeting) = meeting.filter(|m| m.org_id == source.org_id) else { continue };
             let (score, reasons) = assess(state, &meeting, post, &reference);
             if score >= WARN_AT {
                 warn(state, source, &meeting, post, score, &reasons).await?;

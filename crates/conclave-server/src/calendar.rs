@@ -37,7 +37,7 @@ pub struct Event<'a> {
     pub stamp_ms: i64,
     pub title: &'a str,
     pub description: &'a str,
-    /// Where to join.
+    /// Where to join; empty: not said (a cancellation).
     pub url: &'a str,
     pub organizer_name: &'a str,
     pub organizer_email: &'a str,
@@ -102,10 +102,12 @@ pub fn invitation(event: &Event<'_>, method: Method) -> String {
         format!("DTEND:{}", utc(event.end_ms)),
         format!("SUMMARY:{}", text(event.title)),
         format!("DESCRIPTION:{}", text(event.description)),
-        format!("LOCATION:{}", text(event.url)),
-        format!("URL:{}", event.url),
-        format!("ORGANIZER;CN={}:mailto:{}", param(event.organizer_name), event.organizer_email),
     ];
+    if !event.url.is_empty() {
+        lines.push(format!("LOCATION:{}", text(event.url)));
+        lines.push(format!("URL:{}", event.url));
+    }
+    lines.push(format!("ORGANIZER;CN={}:mailto:{}", param(event.organizer_name), event.organizer_email));
     for attendee in event.attendees {
         let reply = if method == Method::Request { ";RSVP=TRUE;PARTSTAT=NEEDS-ACTION" } else { "" };
         lines.push(format!("ATTENDEE;ROLE=REQ-PARTICIPANT{reply}:mailto:{attendee}"));

@@ -37,6 +37,8 @@ pub enum EndpointError {
     NotHttps,
     #[error("a push endpoint is on a public host, not a private or loopback address")]
     PrivateHost,
+    #[error("the host's name does not resolve")]
+    Unresolvable,
 }
 
 struct Vapid {
@@ -205,6 +207,34 @@ pub(crate) fn endpoint_allowed(endpoint: &str, allow_local: bool) -> Result<(), 
     Ok(())
 }
 
+/// The address to connect to for `url`, checked: a name is resolved here
+/// and every address it has must be public (so a public-looking name cannot
+/// point inside the network), and the connection is then pinned to the
+/// address checked (so it cannot resolve differently a moment later).
+/// `None`: connect as usual (an address literal already checked, or local
+/// addresses allowed in tests).
+pub(crate) async fn pinned_address(
+    url: &str,
+    allow_local: bool,
+) -> Result<Option<(String, std::net::SocketAddr)>, EndpointError> {
+    endpoint_allowed(url, allow_local)?;
+    if allow_local {
+        return Ok(None);
+    }
+    let parsed = reqwest::Url::parse(url).map_err(|_| EndpointError::NotHttps)?;
+    let Some(url::Host::Domain(name)) = parsed.host() else { return Ok(None) };
+    let port = parsed.port_or_known_default().unwrap_or(443);
+    let addresses: Vec<std::net::SocketAddr> =
+        tokio::net::lookup_host((name, port)).await.map_err(|_| EndpointError::Unresolvable)?.collect();
+    if addresses.is_empty() {
+        return Err(EndpointError::Unresolvable);
+    }
+    if addresses.iter().any(|a| !is_public(a.ip())) {
+        return Err(EndpointError::PrivateHost);
+    }
+    Ok(Some((name.to_owned(), addresses[0])))
+}
+
 /// Whether an address is on the public internet.
 fn is_public(ip: IpAddr) -> bool {
     match ip {
@@ -215,11 +245,20 @@ fn is_public(ip: IpAddr) -> bool {
                 || v4.is_unspecified()
                 || v4.is_broadcast()
                 || v4.is_documentation()
+                || v4.octets()[0] == 0
+                || v4.octets()[0] >= 240
+                || v4.octets()[0] == 198 && (18..20).contains(&v4.octets()[1])
                 || v4.octets()[0] == 100 && (64..128).contains(&v4.octets()[1]))
         }
         IpAddr::V6(v6) => {
             let first = v6.segments()[0];
-            !(v6.is_loopback() || v6.is_unspecified() || (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80)
+            // Also NAT64 (64:ff9b::/96) and 6to4 (2002::/16), which reach IPv4 inside.
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || first == 0x2002
+                || (first == 0x64 && v6.segments()[1] == 0xff9b))
                 && v6.to_ipv4_mapped().is_none_or(|v4| is_public(IpAddr::V4(v4)))
         }
     }

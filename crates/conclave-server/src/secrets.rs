@@ -78,8 +78,10 @@ impl SecretsKey {
     }
 
     /// Reads the key at `path`, or creates it (owner-only) when the file is
-    /// absent. Creation is exclusive, so two processes starting together
-    /// end up with the one key that was written first.
+    /// absent. The key is written whole to a file of its own and then
+    /// linked into place, which fails if another process got there first:
+    /// two processes starting together both end up with the one key that
+    /// was linked first, and neither ever reads a half-written file.
     pub fn load_or_create(path: &Path) -> Result<Self, SecretsError> {
         let io = |source| SecretsError::KeyFile { path: path.to_owned(), source };
         match std::fs::read_to_string(path) {
@@ -90,7 +92,13 @@ impl SecretsKey {
                 }
                 let mut bytes = [0u8; KEY_LEN];
                 rand::thread_rng().fill_bytes(&mut bytes);
-                match write_owner_only(path, format!("{}\n", BASE64.encode(&bytes)).as_bytes()) {
+                let mut staging = path.as_os_str().to_owned();
+                staging.push(format!(".{:016x}.new", rand::random::<u64>()));
+                let staging = PathBuf::from(staging);
+                write_owner_only(&staging, format!("{}\n", BASE64.encode(&bytes)).as_bytes()).map_err(io)?;
+                let linked = std::fs::hard_link(&staging, path);
+                let _ = std::fs::remove_file(&staging);
+                match linked {
                     Ok(()) => Ok(Self::from_bytes(&bytes)),
                     Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
                         Self::parse(path, &std::fs::read_to_string(path).map_err(io)?)
@@ -251,6 +259,14 @@ mod tests {
             let mode = std::fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o077, 0, "nobody but the owner reads the key: {mode:o}");
         }
+        // Processes starting together agree on one key.
+        let raced = dir.path().join("raced.key");
+        let keys: Vec<SecretsKey> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8).map(|_| scope.spawn(|| SecretsKey::load_or_create(&raced).unwrap())).collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let sealed = keys[0].seal_totp_seed("u", "SEED");
+        assert!(keys.iter().all(|k| k.open_totp_seed("u", &sealed).is_ok()), "one key for all");
         std::fs::write(&path, "not a key\n").unwrap();
         assert!(matches!(SecretsKey::load_or_create(&path), Err(SecretsError::MalformedKey { .. })));
     }

@@ -89,6 +89,14 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
+    /// Revokes the SCIM tokens `user_id` made (its account is closing: a
+    /// token must not outlive the trust in whoever holds it). Returns how many.
+    pub async fn revoke_scim_tokens_made_by(&self, user_id: &str) -> Result<u64> {
+        let done =
+            sqlx::query("DELETE FROM scim_tokens WHERE created_by = $1").bind(user_id).execute(&self.pool).await?;
+        Ok(done.rows_affected())
+    }
+
     /// The organisation a SCIM token belongs to.
     pub async fn scim_token_org(&self, token_hash: &str) -> Result<Option<String>> {
         let row: Option<(String,)> = sqlx::query_as("SELECT org_id FROM scim_tokens WHERE token_hash = $1")

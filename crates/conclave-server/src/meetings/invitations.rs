@@ -57,6 +57,12 @@ pub async fn send(state: &SharedState, meeting: &MeetingRow, to: &[String], meth
     }
     let when = calendar::describe_time(start);
     let host_of_url = url::Url::parse(&public).ok().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default();
+    // A cancellation says nothing of how to join: its reader may be someone
+    // no longer invited, and the link may still work for others.
+    let (description, event_url) = match method {
+        Method::Request => (how.as_str(), url.as_str()),
+        Method::Cancel => ("This meeting was cancelled.", ""),
+    };
     let event = Event {
         uid: format!("{}@{host_of_url}", meeting.id),
         sequence: meeting.calendar_sequence,
@@ -64,8 +70,8 @@ pub async fn send(state: &SharedState, meeting: &MeetingRow, to: &[String], meth
         end_ms: start + meeting.duration_minutes.unwrap_or(DEFAULT_MINUTES) * 60_000,
         stamp_ms: state.now_ms(),
         title: &meeting.title,
-        description: &how,
-        url: &url,
+        description,
+        url: event_url,
         organizer_name: &host_name,
         organizer_email: &host_email,
         attendees: to,

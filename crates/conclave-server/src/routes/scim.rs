@@ -395,7 +395,9 @@ struct UserFields {
     email: String,
     display_name: String,
     external_id: Option<String>,
-    active: bool,
+    /// `None`: the description does not say (a new account is active; an
+    /// existing one keeps its standing).
+    active: Option<bool>,
     password: Option<String>,
     /// The description to keep, as JSON (without what the server decides).
     resource: String,
@@ -440,12 +442,14 @@ fn read_user(resource: &Value, current_email: Option<&str>) -> ScimResult<UserFi
     let email = match chosen {
         Some(address) => accounts::normalize_email(&address)
             .map_err(|_| ScimError::InvalidValue(format!("{address:?} is not an email address")))?,
-        None => match accounts::normalize_email(&user_name) {
-            Ok(address) => address,
-            Err(_) => match current_email.filter(|e| e.ends_with(&format!("@{NO_EMAIL_DOMAIN}"))) {
-                Some(kept) => kept.to_owned(),
-                None => format!("{}@{NO_EMAIL_DOMAIN}", data_encoding::HEXLOWER.encode(&rand::random::<[u8; 12]>())),
-            },
+        // No address given: the userName when it is one, else the one the
+        // account has (a real address is never swapped for none), else none.
+        None => match (accounts::normalize_email(&user_name), current_email) {
+            (Ok(address), _) => address,
+            (Err(_), Some(kept)) => kept.to_owned(),
+            (Err(_), None) => {
+                format!("{}@{NO_EMAIL_DOMAIN}", data_encoding::HEXLOWER.encode(&rand::random::<[u8; 12]>()))
+            }
         },
     };
     let name = AttrPath::simple("name").values(resource).first().cloned().cloned();
@@ -469,7 +473,7 @@ fn read_user(resource: &Value, current_email: Option<&str>) -> ScimResult<UserFi
         email,
         display_name,
         external_id: string_at(resource, "externalId").map(str::to_owned),
-        active: boolean_at(resource, "active")?.unwrap_or(true),
+        active: boolean_at(resource, "active")?,
         password: string_at(resource, "password").map(str::to_owned),
         resource: kept.to_string(),
     })
@@ -590,17 +594,18 @@ async fn create_user(
         Some(password) => state.hash_password(password.clone()).await,
         None => NO_PASSWORD.to_owned(),
     };
+    let active = fields.active.unwrap_or(true);
     let record = ProvisionedUser {
         email: &fields.email,
         display_name: &fields.display_name,
         user_name: &fields.user_name,
         external_id: fields.external_id.as_deref(),
-        active: fields.active,
+        active,
         resource: &fields.resource,
     };
     let user = state.store.provision_user(&org_id, &record, &password_hash, state.now_ms()).await?;
     audit(&state, &org_id, ip, AuditAction::ScimUserProvision, &user.id, "created").await?;
-    if fields.password.is_none() && fields.active && state.mailer.is_enabled() {
+    if fields.password.is_none() && active && state.mailer.is_enabled() {
         email_link(&state, &user, LinkPurpose::Welcome).await?;
     }
     Ok(resource_response(StatusCode::CREATED, user_resource(&state, &org_id, &user).await?))
@@ -615,24 +620,30 @@ async fn apply_user(
     fields: &UserFields,
     ip: IpAddr,
 ) -> ScimResult<UserRow> {
-    if let Some(password) = &fields.password {
+    // Owners are the organisation's in Conclave: an identity provider (and
+    // whoever holds its token) reads them but never changes or closes them.
+    if user.role == Some(OrgRole::Owner) {
+        return Err(ScimError::Mutability("owners are managed in Conclave, not by the identity provider".into()).into());
+    }
+    // A password is the provider's to give only until its person has one
+    // (else the token would take over accounts).
+    let password = fields.password.as_ref().filter(|_| user.password_hash == NO_PASSWORD);
+    if let Some(password) = password {
         accounts::validate_new_password(password, &fields.email, &fields.display_name)?;
     }
-    let deactivating = !fields.active && user.status == AccountStatus::Active;
-    if deactivating && user.role == Some(OrgRole::Owner) && state.store.count_org_owners(org_id).await? <= 1 {
-        return Err(ScimError::Mutability("the organisation's last owner cannot be deactivated".into()).into());
-    }
+    let active = fields.active.unwrap_or(user.status == AccountStatus::Active);
+    let deactivating = !active && user.status == AccountStatus::Active;
     let record = ProvisionedUser {
         email: &fields.email,
         display_name: &fields.display_name,
         user_name: &fields.user_name,
         external_id: fields.external_id.as_deref(),
-        active: fields.active,
+        active,
         resource: &fields.resource,
     };
     let revived = user.scim_deleted_at_ms.is_some();
     state.store.update_provisioned_user(&user.id, &record).await?;
-    if let Some(password) = &fields.password {
+    if let Some(password) = password {
         let hash = state.hash_password(password.clone()).await;
         state.store.set_password_hash(&user.id, &hash).await?;
     }
@@ -643,7 +654,7 @@ async fn apply_user(
         let closed = crate::offboarding::close_account(state, &user.id).await?;
         let detail = format!("by the identity provider: {}", closed.describe());
         audit(state, org_id, ip, AuditAction::OrgMemberDeactivate, &user.id, &detail).await?;
-    } else if fields.active && user.status != AccountStatus::Active {
+    } else if active && user.status != AccountStatus::Active {
         state.store.reactivate_user(&user.id, state.now_ms()).await?;
         audit(state, org_id, ip, AuditAction::OrgMemberReactivate, &user.id, "by the identity provider").await?;
         crate::provider_groups::account_returned(state, org_id, &user.id).await?;
@@ -676,8 +687,14 @@ async fn patch_user(
     let mut resource = user_resource(&state, &org_id, &user).await?;
     check_if_match(&headers, &resource)?;
     let ops = patch::parse(&read_json(&body)?)?;
+    let said_active = conclave_scim::path::get(&resource, "active").is_some();
     patch::apply(&mut resource, &ops)?;
-    let fields = read_user(&resource, Some(&user.email))?;
+    let mut fields = read_user(&resource, Some(&user.email))?;
+    // `active` removed outright is the default again (an open account);
+    // a description that never spoke of it changes nothing.
+    if said_active && fields.active.is_none() {
+        fields.active = Some(true);
+    }
     let user = apply_user(&state, &org_id, user, &fields, ip).await?;
     Ok(resource_response(StatusCode::OK, user_resource(&state, &org_id, &user).await?))
 }
@@ -692,11 +709,8 @@ async fn delete_user(
 ) -> ScimResult<Response> {
     let user = provisioned(&state, &org_id, &id).await?;
     check_if_match(&headers, &user_resource(&state, &org_id, &user).await?)?;
-    if user.role == Some(OrgRole::Owner)
-        && user.status == AccountStatus::Active
-        && state.store.count_org_owners(&org_id).await? <= 1
-    {
-        return Err(ScimError::Mutability("the organisation's last owner cannot be deleted".into()).into());
+    if user.role == Some(OrgRole::Owner) {
+        return Err(ScimError::Mutability("owners are managed in Conclave, not by the identity provider".into()).into());
     }
     let closed = crate::offboarding::close_account(&state, &user.id).await?;
     state.store.leave_scim_groups(&user.id).await?;

@@ -26,10 +26,11 @@ struct Seen {
 /// Public sources on loopback: an RSS feed with the meeting's link (served
 /// with an ETag), a Mastodon timeline with nothing of this server's, a
 /// document too big to read and one full of entity declarations.
-async fn sources(invite_url: String) -> (String, Arc<Seen>) {
+async fn sources(invite_url: String, other_org_url: String) -> (String, Arc<Seen>) {
     let seen = Arc::new(Seen::default());
     let feed = move |State(seen): State<Arc<Seen>>, headers: HeaderMap| {
         let invite_url = invite_url.clone();
+        let other_org_url = other_org_url.clone();
         async move {
             let validator = headers.get("if-none-match").and_then(|v| v.to_str().ok()).map(str::to_owned);
             seen.validators.lock().unwrap().push(validator.clone());
@@ -41,6 +42,7 @@ async fn sources(invite_url: String) -> (String, Arc<Seen>) {
                 <item><title>Come to our party!</title><link>https://blog.example/p/1</link>
                 <description>&lt;p&gt;Everyone welcome: &lt;a href="{invite_url}"&gt;join here&lt;/a&gt;&lt;/p&gt;</description></item>
                 <item><title>Something else</title><link>https://blog.example/p/2</link><description>nothing here</description></item>
+                <item><title>Their call</title><link>https://blog.example/p/3</link><description>{other_org_url}</description></item>
                 </channel></rss>"#
             );
             ([("etag", "\"v1\""), ("content-type", "application/rss+xml")], body).into_response()
@@ -97,7 +99,21 @@ async fn a_meeting_posted_in_public_is_told_to_its_owner_who_rotates_it_once(eng
         .unwrap();
     let (_host, _) = host_joins(&owner, &meeting).await;
 
-    let (base, seen) = sources(meeting.invite_url.clone()).await;
+    // Another organisation's meeting, posted too: not this organisation's
+    // to report, so its owner is not written to by a source Acme lists.
+    let (other, _) = srv.org_with_owner("boss@other.test", "Other").await;
+    let theirs = other
+        .create_meeting(&CreateMeetingRequest {
+            title: "Their stand-up".into(),
+            scheduled_start_ms: None,
+            duration_minutes: None,
+            passcode: None,
+            settings: Default::default(),
+            invitees: Vec::new(),
+        })
+        .await
+        .unwrap();
+    let (base, seen) = sources(meeting.invite_url.clone(), theirs.invite_url.clone()).await;
     let watch = |url: String| AddWatchSourceRequest { url };
     assert_problem!(
         owner.add_watch_source(&org, &watch("ftp://files.example/x".into())).await,
@@ -117,6 +133,7 @@ async fn a_meeting_posted_in_public_is_told_to_its_owner_who_rotates_it_once(eng
     assert!(token.starts_with("risk_"), "{token}");
     let warnings = owner.risk_warnings().await.unwrap().warnings;
     assert_eq!(warnings.len(), 1, "the unrelated post and the other sources raise nothing: {warnings:?}");
+    assert!(other.risk_warnings().await.unwrap().warnings.is_empty(), "nothing about another organisation's meeting");
     assert_eq!((warnings[0].meeting_id.as_str(), warnings[0].resolved), (meeting.id.as_str(), false));
     assert_eq!(srv.audit_count("meeting.at_risk", "success").await, 1);
     // The sources that could not be read say why, and are tried again later.

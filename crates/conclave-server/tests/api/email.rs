@@ -318,6 +318,10 @@ async fn meeting_invitations_are_calendar_events_that_follow_the_meeting(engine:
     assert_eq!(moved["uid"], first["uid"], "the same event, replaced");
     let dropped = &smtp.invitations_to("bob@example.org", "Cancelled", 1).await[0];
     assert_eq!((dropped["method"].as_str(), dropped["status"].as_str()), (Some("CANCEL"), Some("CANCELLED")));
+    // Someone no longer invited is not told how to join.
+    assert_eq!(dropped["url"], Value::Null);
+    let told = format!("{}{}", dropped["description"], dropped["text"]);
+    assert!(!told.contains(&meeting.link_secret) && !told.contains("sesame-42"), "{told}");
     smtp.invitations_to("carol@example.org", "Updated invitation", 1).await;
 
     // New secrets: the invitations carry the new link; the old one is dead.

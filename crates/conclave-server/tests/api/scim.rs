@@ -221,17 +221,34 @@ async fn okta_provisions_finds_changes_and_deactivates_people(engine: Engine) {
     assert_eq!((status.as_u16(), on["active"].clone()), (200, json!(true)));
     srv.client().login(&login_req("ada@acme.test", PASSWORD)).await.expect("reactivated, Ada signs in");
 
-    // The organisation keeps an owner: the provider cannot turn off the last one.
+    // Owners are Conclave's: the provider (and whoever holds its token)
+    // reads them but never closes them, gives them a password or an address.
     let owner_id = login.user.id;
-    let refused = okta
+    for change in [
+        json!([{"op": "replace", "path": "active", "value": false}]),
+        json!([{"op": "replace", "value": {"password": "a new passphrase for the owner"}}]),
+        json!([{"op": "replace", "path": "emails", "value": [{"value": "attacker@evil.test", "primary": true}]}]),
+    ] {
+        let refused = okta.call(Method::PATCH, &format!("/Users/{owner_id}"), Some(patch_body(change))).await;
+        assert_scim_error(&refused, 400, Some("mutability"));
+    }
+    assert_scim_error(&okta.call(Method::DELETE, &format!("/Users/{owner_id}"), None).await, 400, Some("mutability"));
+    admin.me().await.expect("the owner is still signed in");
+    // Someone who chose a password keeps it: a provider's password is taken
+    // only until its person has one. A PUT without an address or `active`
+    // keeps the account's address and standing.
+    let (status, _) = okta
         .call(
-            Method::PATCH,
-            &format!("/Users/{owner_id}"),
-            Some(patch_body(json!([{"op": "replace", "path": "active", "value": false}]))),
+            Method::PUT,
+            &format!("/Users/{id}"),
+            Some(json!({"userName": "kf-ada", "password": "the provider's own passphrase"})),
         )
         .await;
-    assert_scim_error(&refused, 400, Some("mutability"));
-    admin.me().await.expect("the owner is still signed in");
+    assert_eq!(status, 200);
+    let members = admin.list_members(&org).await.unwrap().members;
+    let ada_now = members.iter().find(|m| m.id == id).unwrap();
+    assert_eq!((ada_now.email.as_str(), ada_now.status), ("ada@acme.test", AccountStatus::Active));
+    srv.client().login(&login_req("ada@acme.test", PASSWORD)).await.expect("her own password still works");
 
     // Deleted: closed, gone from SCIM, kept for the audit log.
     let (status, _) = okta.call(Method::DELETE, &format!("/Users/{id}"), None).await;
@@ -250,6 +267,16 @@ async fn okta_provisions_finds_changes_and_deactivates_people(engine: Engine) {
     // A revoked token opens nothing.
     admin.revoke_scim_token(&org).await.unwrap();
     assert_scim_error(&okta.get("/Users").await, 401, None);
+
+    // An admin's token does not outlive the admin: closing them revokes it.
+    let (second, _) = srv.add_member(&admin, &org, "it@acme.test", OrgRole::Admin).await;
+    let their_token = second.create_scim_token(&org).await.unwrap().token;
+    let theirs = Provider { http: reqwest::Client::new(), base: okta.base.clone(), token: their_token };
+    assert_eq!(theirs.get("/Users").await.0, 200);
+    let it_id =
+        admin.list_members(&org).await.unwrap().members.into_iter().find(|m| m.email == "it@acme.test").unwrap().id;
+    admin.deactivate_member(&org, &it_id).await.unwrap();
+    assert_scim_error(&theirs.get("/Users").await, 401, None);
 }
 
 on_both_engines!(entra_id_patches_with_paths_filters_and_strings);
@@ -628,6 +655,20 @@ async fn a_member_deactivated_by_scim_is_out_of_everything_within_a_second(engin
         other => panic!("{other:?}"),
     };
 
+    // A meeting Grace hosts: its link and host key are in her hands.
+    let hers = t
+        .grace
+        .create_meeting(&CreateMeetingRequest {
+            title: "Grace's office hours".into(),
+            scheduled_start_ms: None,
+            duration_minutes: None,
+            passcode: None,
+            settings: Default::default(),
+            invitees: Vec::new(),
+        })
+        .await
+        .unwrap();
+
     // Okta deactivates Grace. Everything below holds as soon as the
     // provider's request is answered: the server closes the account
     // everywhere before it answers (the meeting's removal is queued to the
@@ -652,6 +693,14 @@ async fn a_member_deactivated_by_scim_is_out_of_everything_within_a_second(engin
     )
     .await
     .unwrap();
+    // The meetings she hosted have new secrets: her copy of the link is dead.
+    let by_her_link = JoinMeetingRequest {
+        link_secret: Some(hers.link_secret.clone()),
+        code: None,
+        passcode: None,
+        display_name: "Grace, anonymously".into(),
+    };
+    assert_problem!(t.srv.client().join_meeting(&by_her_link).await, 404, "meeting-not-found");
     // Out of every conversation, and her devices read none of them.
     for id in &conversations {
         let after = t.ada.get_conversation(id).await.unwrap();

@@ -43,7 +43,7 @@ def main() -> None:
                 "end": event["DTEND"].dt.isoformat(),
                 "summary": str(event["SUMMARY"]),
                 "description": str(event["DESCRIPTION"]),
-                "url": str(event["URL"]),
+                "url": str(event["URL"]) if "URL" in event else None,
                 "status": str(event["STATUS"]),
                 "organizer": str(event["ORGANIZER"]),
                 "attendees": [str(a) for a in (event.get("ATTENDEE") if isinstance(event.get("ATTENDEE"), list) else [event.get("ATTENDEE")])],
