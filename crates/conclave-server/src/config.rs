@@ -141,6 +141,8 @@ pub struct Limits {
     /// and refill rate per second. Generous enough for an office behind one
     /// NAT; failures are throttled much harder by the failure counters.
     pub sensitive_burst: u32,
+    /// Meeting invitation emails an organisation may send in a day.
+    pub invitation_emails_per_day: u32,
     pub sensitive_per_second: f64,
     /// Meeting joins per source address: a whole school class behind one
     /// NAT joins at once. Guessing is stopped by the join failure counters;
@@ -168,6 +170,7 @@ impl Default for Limits {
             ip_lockout_max: Duration::from_secs(3600),
             forget_failures_after: Duration::from_secs(3600),
             sensitive_burst: 100,
+            invitation_emails_per_day: 1000,
             sensitive_per_second: 2.0,
             join_burst: 300,
             join_per_second: 10.0,

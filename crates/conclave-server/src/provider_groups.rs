@@ -37,8 +37,11 @@ pub async fn group_changed(
     } else {
         BTreeSet::new()
     };
-    for user_id in affected {
-        settle_role(state, org_id, user_id).await?;
+    if !affected.is_empty() {
+        let groups = state.store.scim_groups(org_id).await?;
+        for user_id in affected {
+            settle_role(state, org_id, user_id, &groups).await?;
+        }
     }
 
     // Channels: in with the group, out with it.
@@ -71,7 +74,8 @@ pub async fn group_changed(
 /// the channels its groups mean and gets the role they give.
 pub async fn account_returned(state: &SharedState, org_id: &str, user_id: &str) -> Result<(), ConversationError> {
     let now = state.now_ms();
-    for group in state.store.scim_groups(org_id).await? {
+    let groups = state.store.scim_groups(org_id).await?;
+    for group in &groups {
         if !group.members.iter().any(|m| m == user_id) {
             continue;
         }
@@ -79,17 +83,21 @@ pub async fn account_returned(state: &SharedState, org_id: &str, user_id: &str) 
             assign(state, channel_id, user_id, &group.display_name, now).await?;
         }
     }
-    settle_role(state, org_id, user_id).await
+    settle_role(state, org_id, user_id, &groups).await
 }
 
 /// Gives `user_id` the role its groups mean: admin when any of them says
 /// admin, else member — when any of its groups speaks of roles at all.
-async fn settle_role(state: &SharedState, org_id: &str, user_id: &str) -> Result<(), ConversationError> {
+async fn settle_role(
+    state: &SharedState,
+    org_id: &str,
+    user_id: &str,
+    groups: &[ScimGroupRow],
+) -> Result<(), ConversationError> {
     let Some(user) = state.store.user_by_id(user_id).await? else { return Ok(()) };
     if user.org_id.as_deref() != Some(org_id) || user.role == Some(OrgRole::Owner) {
         return Ok(());
     }
-    let groups = state.store.scim_groups(org_id).await?;
     let roles: Vec<OrgRole> =
         groups.iter().filter(|g| g.members.iter().any(|m| m == user_id)).filter_map(|g| g.role).collect();
     let was_governed = user.role == Some(OrgRole::Admin) || !roles.is_empty();

@@ -25,6 +25,9 @@ pub struct Throttles {
     /// Wrong passcodes per meeting, against guessing one meeting's passcode
     /// from many addresses.
     pub passcode_failures: Guarded<FailureTracker<String>>,
+    /// Meeting invitations emailed per organisation: a day's worth at
+    /// most, so an organisation anyone can make is no spam relay.
+    pub invitation_emails: Guarded<RateLimiter<String>>,
 }
 
 impl Throttles {
@@ -51,6 +54,11 @@ impl Throttles {
                 Backoff { free_attempts: 20, base: Duration::from_secs(60), max: Duration::from_secs(3600) },
                 limits,
             ),
+            invitation_emails: Guarded::new(RateLimiter::new(
+                limits.invitation_emails_per_day,
+                f64::from(limits.invitation_emails_per_day) / 86_400.0,
+                CAPACITY,
+            )),
         }
     }
 }

@@ -36,6 +36,19 @@ pub fn check_invitees(given: &[String], errors: &mut Vec<FieldError>) -> Vec<Str
     invitees
 }
 
+/// Spends `count` of the organisation's daily invitation emails, or says
+/// how long until it may send them.
+pub fn spend_quota(state: &SharedState, org_id: &str, count: usize) -> Result<(), std::time::Duration> {
+    if !state.mailer.is_enabled() {
+        return Ok(());
+    }
+    let now = state.now_ms();
+    for _ in 0..count {
+        state.throttles.invitation_emails.check(org_id.to_owned(), now)?;
+    }
+    Ok(())
+}
+
 /// Sends `method` for `meeting` to `to`, in the background (the host's
 /// answer does not wait for the mail server). Nothing without email set
 /// up, a scheduled start, or anyone to send to.

@@ -227,6 +227,7 @@ pub(crate) async fn create_meeting(
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
+    invitations::spend_quota(state, &org_id, invitees.len()).map_err(ApiError::throttled)?;
     // Secure by default: where a passcode is needed and none was given, one is made.
     let passcode = req.passcode.clone().or_else(|| passcode_needed(&settings, policy).then(secrets::passcode));
     let row = loop {
@@ -362,6 +363,13 @@ pub async fn update(
     let newcomers = row.invitees.iter().any(|a| !before.invitees.contains(a));
     let tell = rescheduled || newcomers || !dropped.is_empty();
     if tell {
+        let told = if rescheduled {
+            row.invitees.len()
+        } else {
+            row.invitees.iter().filter(|a| !before.invitees.contains(a)).count()
+        };
+        let emails = told + dropped.len();
+        invitations::spend_quota(&state, &row.org_id, emails).map_err(ApiError::throttled)?;
         row.calendar_sequence += 1;
     }
     state.store.update_meeting(&row).await?;

@@ -540,10 +540,17 @@ async fn user_resources(state: &SharedState, org_id: &str) -> ScimResult<Vec<Val
 async fn render_users(state: &SharedState, org_id: &str, users: &[UserRow]) -> ScimResult<Vec<Value>> {
     let base = base_url(state);
     let groups = state.store.scim_groups(org_id).await?;
+    // Each account's groups, found once for the whole page.
+    let mut groups_of: std::collections::HashMap<&str, Vec<&ScimGroupRow>> = std::collections::HashMap::new();
+    for group in &groups {
+        for member in &group.members {
+            groups_of.entry(member.as_str()).or_default().push(group);
+        }
+    }
     Ok(users
         .iter()
         .filter(|u| u.scim_deleted_at_ms.is_none())
-        .map(|u| render_user(&base, u, &groups.iter().filter(|g| g.members.contains(&u.id)).collect::<Vec<_>>()))
+        .map(|u| render_user(&base, u, groups_of.get(u.id.as_str()).map_or(&[][..], Vec::as_slice)))
         .collect())
 }
 

@@ -258,7 +258,12 @@ async fn without_smtp_a_reset_is_refused_plainly(engine: Engine) {
 async fn meeting_invitations_are_calendar_events_that_follow_the_meeting(engine: Engine) {
     let smtp = SmtpServer::start();
     let config = smtp.config();
-    let srv = TestServer::start_with(engine, |c| c.smtp = Some(config)).await;
+    // A day's invitations: what this test sends, and a little more.
+    let srv = TestServer::start_with(engine, |c| {
+        c.smtp = Some(config);
+        c.limits.invitation_emails_per_day = 12;
+    })
+    .await;
     let (ada, _) = srv.org_with_owner("ada@acme.test", "Acme").await;
     let start = 1_796_306_400_000; // 2026-12-03 14:00 UTC
     let request = |invitees: Vec<String>, start: Option<i64>| CreateMeetingRequest {
@@ -339,6 +344,11 @@ async fn meeting_invitations_are_calendar_events_that_follow_the_meeting(engine:
         let cancelled = &smtp.invitations_to(invitee, "Cancelled", 1).await[0];
         assert_eq!((cancelled["method"].as_str(), cancelled["sequence"].as_i64()), (Some("CANCEL"), Some(3)));
     }
+
+    // An organisation sends a day's worth of invitations and no more: the
+    // server is nobody's spam relay.
+    let many: Vec<String> = (0..10).map(|i| format!("stranger{i}@example.org")).collect();
+    assert_problem!(ada.create_meeting(&request(many, Some(start))).await, 429, "too-many-requests");
 }
 
 on_both_engines!(
