@@ -84,7 +84,10 @@ fn test(cargo_args: &[String]) -> Result<(), String> {
     ])?;
     ensure_python_package("moto.server", "moto[server]==5.2.1")?;
     ensure_python_package("aiosmtpd", "aiosmtpd==1.4.6")?;
-    // An independent SCIM 2.0 conformance checker, and the HTTP client it runs on.
+    // An independent SCIM 2.0 conformance checker, and the HTTP client it runs on
+    // (its libraries pinned first, so a new release cannot change the checks).
+    ensure_python_package("scim2_models", "scim2-models==0.12.3")?;
+    ensure_python_package("scim2_client", "scim2-client==0.13.2")?;
     ensure_python_package("scim2_tester", "scim2-tester==0.5.2")?;
     ensure_python_package("httpx2", "httpx2==2.16.2")?;
     // Calendar invitations are read back as a calendar would.
