@@ -176,8 +176,12 @@ fn apply_plain(
                 let value = value.expect("add carries a value");
                 match (container.get_mut(&key), value) {
                     (Some(Value::Array(existing)), Value::Array(more)) => {
+                        // A group's thousands of members added at once: each
+                        // judged against a set, not the whole list.
+                        let mut present: std::collections::HashSet<String> =
+                            existing.iter().map(Value::to_string).collect();
                         for item in more {
-                            if !existing.contains(&item) {
+                            if present.insert(item.to_string()) {
                                 existing.push(item);
                             }
                         }

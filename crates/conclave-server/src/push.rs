@@ -131,14 +131,23 @@ impl Pusher {
 
     async fn push(&self, device: &str, now_ms: i64) -> Result<(), PushFailure> {
         let Some(endpoint) = self.store.push_endpoint(device).await? else { return Ok(()) };
-        if self.check_endpoint(&endpoint).is_err() {
-            return Ok(());
-        }
+        // The endpoint's name resolved and checked now, and the connection
+        // pinned to the address checked: a name that points inside the
+        // network (or starts to) is never sent to.
+        let Ok(pinned) = pinned_address(&endpoint, self.allow_local).await else { return Ok(()) };
+        let http = match pinned {
+            None => self.http.clone(),
+            Some((name, address)) => reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(std::time::Duration::from_secs(30))
+                .resolve(&name, address)
+                .build()
+                .map_err(|e| PushFailure::Service(e.to_string()))?,
+        };
         self.recent.lock().expect("push lock").insert(device.to_owned(), now_ms);
         let vapid = self.vapid().await?;
         let token = self.token(&vapid, &endpoint, now_ms)?;
-        let response = self
-            .http
+        let response = http
             .post(&endpoint)
             .header("TTL", TTL_SECONDS.to_string())
             .header("Urgency", "normal")
@@ -281,6 +290,11 @@ mod tests {
             "https://[::ffff:10.0.0.1]/x",
             "https://localhost/x",
             "https://100.64.0.1/x",
+            "https://0.0.0.1/x",
+            "https://198.18.0.1/x",
+            "https://240.0.0.1/x",
+            "https://[64:ff9b::a00:1]/x",
+            "https://[2002:a00:1::]/x",
             "not a url",
         ] {
             assert!(endpoint_allowed(refused, false).is_err(), "{refused}");
@@ -289,5 +303,29 @@ mod tests {
         assert!(endpoint_allowed("https://updates.push.services.mozilla.com/wpush/v2/abc", false).is_ok());
         assert!(endpoint_allowed("http://127.0.0.1:9/x", true).is_ok(), "tests on loopback");
         assert!(endpoint_allowed("ftp://127.0.0.1/x", true).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_name_is_resolved_and_refused_when_it_points_inside() {
+        // This machine's own name passes the check of the name as written;
+        // what it resolves to decides (here, usually, a loopback or private
+        // address: refused).
+        let output = std::process::Command::new("hostname").output().expect("hostname runs");
+        let name = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+        let url = format!("https://{name}/x");
+        assert!(endpoint_allowed(&url, false).is_ok(), "{url}");
+        let resolved: Vec<_> =
+            tokio::net::lookup_host((name.as_str(), 443)).await.expect("the host's own name resolves").collect();
+        let inside = resolved.iter().any(|a| !is_public(a.ip()));
+        match pinned_address(&url, false).await {
+            Err(EndpointError::PrivateHost) => assert!(inside, "{resolved:?}"),
+            Ok(Some((pinned_name, address))) => {
+                assert!(!inside && pinned_name == name && resolved.contains(&address), "{resolved:?}")
+            }
+            other => panic!("{url}: {other:?}"),
+        }
+        assert_eq!(pinned_address("https://no-such-host.invalid/x", false).await, Err(EndpointError::Unresolvable));
+        assert_eq!(pinned_address("https://127.0.0.1/x", false).await, Err(EndpointError::PrivateHost));
+        assert_eq!(pinned_address("http://127.0.0.1:9/x", true).await, Ok(None), "tests on loopback connect as usual");
     }
 }
