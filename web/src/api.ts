@@ -34,6 +34,7 @@ import {
   type ConversationList,
   type MapScimGroupRequest,
   type PasswordResetConfirm,
+  type PasswordResetRequest,
   type ScimGroupList,
   type ScimGroupMapping,
   type ScimStatus,
@@ -112,6 +113,7 @@ export const api = {
     } satisfies LoginRequest),
   logout: () => call<void>("POST", "/auth/logout"),
   setupStatus: () => call<SetupStatus>("GET", "/setup"),
+  requestPasswordReset: (email: string) => call<void>("POST", "/auth/password-reset", { email } satisfies PasswordResetRequest),
   confirmPasswordReset: (token: string, new_password: string) =>
     call<void>("POST", "/auth/password-reset/confirm", { token, new_password } satisfies PasswordResetConfirm),
   riskWarnings: () => call<RiskWarningList>("GET", "/me/risk-warnings"),

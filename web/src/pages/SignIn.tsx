@@ -1,5 +1,5 @@
 import { useState } from "react";
-import { api, ApiError, setCsrf } from "../api";
+import { api, ApiError, describeError, setCsrf } from "../api";
 import type { User } from "../generated/protocol";
 
 /// Email and password, then, when the account has 2FA, the code from the
@@ -12,6 +12,23 @@ export function SignIn(props: { onSignedIn: (user: User, mustEnrol: boolean) => 
   const [useRecovery, setUseRecovery] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
+  const [resetNote, setResetNote] = useState<string | null>(null);
+
+  // Asked the same whether or not the address has an account: the answer
+  // never says which.
+  const forgot = async () => {
+    setError(null);
+    if (!email) {
+      setError("Enter your email first; a link to choose a new password is sent there.");
+      return;
+    }
+    try {
+      await api.requestPasswordReset(email);
+      setResetNote(`If ${email} has an account, a link to choose a new password is on its way. It works once, for half an hour.`);
+    } catch (err) {
+      setError(describeError(err));
+    }
+  };
 
   const submit = async (e: React.FormEvent) => {
     e.preventDefault();
@@ -74,7 +91,13 @@ export function SignIn(props: { onSignedIn: (user: User, mustEnrol: boolean) => 
         <button type="submit" disabled={busy}>
           {needsCode ? "Verify" : "Sign in"}
         </button>
+        {!needsCode ? (
+          <button type="button" className="link" onClick={() => void forgot()}>
+            Forgot your password?
+          </button>
+        ) : null}
       </form>
+      {resetNote ? <p role="status">{resetNote}</p> : null}
       <p>
         Have a meeting link? Open it to join as a guest. Have a code? <a href="/join">Join with a code</a>.
       </p>
