@@ -48,45 +48,58 @@ pub fn start(state: Weak<crate::state::AppState>, every: Duration) {
     });
 }
 
-/// Polls every source that is due, one after another.
+/// Sources read at once: a slow source (or a hundred) does not hold up
+/// every other organisation's.
+const CONCURRENT_POLLS: usize = 8;
+
+/// Polls every source that is due, a few at a time.
 pub async fn poll_due(state: &SharedState, every: Duration) -> Result<(), StoreError> {
-    for source in state.store.due_watch_sources(state.now_ms()).await? {
-        let outcome = fetch(state, &source).await;
-        let now = state.now_ms();
-        match outcome {
-            Ok(fetched) => {
-                if let Some(body) = &fetched.body {
-                    match conclave_feeds::parse(body) {
-                        Ok(posts) => look_at(state, &source, &posts).await?,
-                        Err(err) => {
-                            // What the document said stays out of the
-                            // message admins read: only what kind of trouble.
-                            let why = match err {
-                                conclave_feeds::FeedError::TooLarge => "the document is too large",
-                                conclave_feeds::FeedError::TooDeep => "the document nests too deep",
-                                conclave_feeds::FeedError::Malformed(_) => {
-                                    "not a feed that can be read (RSS, Atom, JSON Feed or a Mastodon timeline)"
-                                }
-                            };
-                            record_failure(state, &source, why).await?;
-                            continue;
-                        }
+    use futures_util::StreamExt;
+    let due = state.store.due_watch_sources(state.now_ms()).await?;
+    futures_util::stream::iter(due)
+        .for_each_concurrent(CONCURRENT_POLLS, |source| async move {
+            if let Err(err) = poll_one(state, &source, every).await {
+                tracing::warn!(source = %source.url, error = %err, "a watched source's look could not be recorded");
+            }
+        })
+        .await;
+    Ok(())
+}
+
+async fn poll_one(state: &SharedState, source: &WatchSourceRow, every: Duration) -> Result<(), StoreError> {
+    let outcome = fetch(state, source).await;
+    let now = state.now_ms();
+    match outcome {
+        Ok(fetched) => {
+            if let Some(body) = &fetched.body {
+                match conclave_feeds::parse(body) {
+                    Ok(posts) => look_at(state, source, &posts).await?,
+                    Err(err) => {
+                        // What the document said stays out of the message
+                        // admins read: only what kind of trouble.
+                        let why = match err {
+                            conclave_feeds::FeedError::TooLarge => "the document is too large",
+                            conclave_feeds::FeedError::TooDeep => "the document nests too deep",
+                            conclave_feeds::FeedError::Malformed(_) => {
+                                "not a feed that can be read (RSS, Atom, JSON Feed or a Mastodon timeline)"
+                            }
+                        };
+                        return record_failure(state, source, why).await;
                     }
                 }
-                let polled = Polled {
-                    etag: fetched.etag.as_deref(),
-                    last_modified: fetched.last_modified.as_deref(),
-                    failures: 0,
-                    next_poll_at_ms: now + every.as_millis() as i64 / 2,
-                    error: None,
-                    now_ms: now,
-                };
-                state.store.record_poll(&source.id, &polled).await?;
             }
-            Err(err) => record_failure(state, &source, &err).await?,
+            let polled = Polled {
+                etag: fetched.etag.as_deref(),
+                last_modified: fetched.last_modified.as_deref(),
+                failures: 0,
+                next_poll_at_ms: now + every.as_millis() as i64 / 2,
+                error: None,
+                now_ms: now,
+            };
+            state.store.record_poll(&source.id, &polled).await
         }
+        Err(err) => record_failure(state, source, &err).await,
     }
-    Ok(())
 }
 
 async fn record_failure(state: &SharedState, source: &WatchSourceRow, error: &str) -> Result<(), StoreError> {
