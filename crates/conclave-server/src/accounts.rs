@@ -401,7 +401,7 @@ fn tell_of_new_sign_in(state: &SharedState, email: &str, ip: IpAddr, user_agent:
     let (state, email) = (state.clone(), email.to_owned());
     let what = format!(
         "Your Conclave account {email} was signed in to on {} from a device it was not used on before: {}, at the address {ip}.",
-        utc_minute(now_ms),
+        crate::clock::UtcTime::from_ms(now_ms).minute(),
         user_agent.unwrap_or("an unnamed program"),
     );
     let link = format!("{}/", state.config.public_url.trim_end_matches('/'));
@@ -421,12 +421,6 @@ fn tell_of_new_sign_in(state: &SharedState, email: &str, ip: IpAddr, user_agent:
             tracing::warn!(error = %err, "a new-sign-in notice was not sent");
         }
     });
-}
-
-/// `2026-12-03 07:30 UTC`, from milliseconds since the epoch.
-fn utc_minute(ms: i64) -> String {
-    let t = crate::clock::UtcTime::from_ms(ms);
-    format!("{:04}-{:02}-{:02} {:02}:{:02} UTC", t.year, t.month, t.day, t.hour, t.minute)
 }
 
 pub async fn start_session(
@@ -585,13 +579,6 @@ pub async fn sweep_dormant_accounts(state: &SharedState) -> AccountResult<usize>
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dates_in_notices_are_utc_to_the_minute() {
-        assert_eq!(utc_minute(0), "1970-01-01 00:00 UTC");
-        assert_eq!(utc_minute(951_782_400_000 + 59_999), "2000-02-29 00:00 UTC");
-        assert_eq!(utc_minute(1_796_283_000_000), "2026-12-03 07:30 UTC");
-    }
 
     #[test]
     fn a_network_is_a_slash_24_or_a_slash_64() {

@@ -12,7 +12,6 @@
 //! server may fetch follows the same rules as Web Push endpoints (public
 //! HTTPS hosts only).
 
-use crate::calendar;
 use crate::mail::Email;
 use crate::state::{Audit, SharedState};
 use conclave_auth::OpaqueToken;
@@ -130,8 +129,9 @@ struct Fetched {
 /// Failures are described by kind only: the text of a network or parser
 /// error could carry what an internal host answered.
 async fn fetch(state: &SharedState, source: &WatchSourceRow) -> Result<Fetched, String> {
-    let pinned =
-        crate::push::pinned_address(&source.url, state.config.allow_local_outbound).await.map_err(|e| e.to_string())?;
+    let pinned = crate::outbound::pinned_address(&source.url, state.config.allow_local_outbound)
+        .await
+        .map_err(|e| e.to_string())?;
     let mut builder = reqwest::Client::builder()
         .timeout(Duration::from_secs(20))
         .redirect(reqwest::redirect::Policy::none())
@@ -210,7 +210,7 @@ fn assess(state: &SharedState, meeting: &MeetingRow, post: &Post, reference: &Re
         }
         if start - now < UPCOMING_MS {
             score += 2;
-            reasons.push(format!("it is scheduled for {}", calendar::describe_time(start)));
+            reasons.push(format!("it is scheduled for {}", crate::clock::UtcTime::from_ms(start).minute()));
         }
     } else {
         score += 1;

@@ -6,7 +6,6 @@
 //! octets and text is escaped, as the RFC asks.
 
 use crate::clock::UtcTime;
-use std::fmt::Write;
 
 /// What an invitation asks of the calendar.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,14 +118,6 @@ pub fn invitation(event: &Event<'_>, method: Method) -> String {
     for line in &lines {
         fold(line, &mut out);
     }
-    out
-}
-
-/// `2026-12-04 15:00 UTC` for the email's text.
-pub fn describe_time(ms: i64) -> String {
-    let t = UtcTime::from_ms(ms);
-    let mut out = String::new();
-    let _ = write!(out, "{:04}-{:02}-{:02} {:02}:{:02} UTC", t.year, t.month, t.day, t.hour, t.minute);
     out
 }
 

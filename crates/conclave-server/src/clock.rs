@@ -69,6 +69,13 @@ impl UtcTime {
         Self { year, month, day, hour: rem / 3600, minute: rem % 3600 / 60, second: rem % 60 }
     }
 
+    /// `2026-12-03 07:30 UTC`: to the minute, for people (email notices,
+    /// invitations, warnings).
+    pub fn minute(&self) -> String {
+        let Self { year, month, day, hour, minute, .. } = self;
+        format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02} UTC")
+    }
+
     /// `2026-12-03T09:15:00Z` (RFC 3339).
     pub fn rfc3339(&self) -> String {
         let Self { year, month, day, hour, minute, second } = self;
@@ -86,5 +93,12 @@ mod tests {
         assert_eq!(UtcTime::from_ms(951_782_400_000).rfc3339(), "2000-02-29T00:00:00Z");
         assert_eq!(UtcTime::from_ms(1_796_300_100_000).rfc3339(), "2026-12-03T12:15:00Z");
         assert_eq!(UtcTime::from_ms(-1000).rfc3339(), "1969-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn dates_in_notices_are_utc_to_the_minute() {
+        assert_eq!(UtcTime::from_ms(0).minute(), "1970-01-01 00:00 UTC");
+        assert_eq!(UtcTime::from_ms(951_782_400_000 + 59_999).minute(), "2000-02-29 00:00 UTC");
+        assert_eq!(UtcTime::from_ms(1_796_283_000_000).minute(), "2026-12-03 07:30 UTC");
     }
 }

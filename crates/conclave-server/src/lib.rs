@@ -19,6 +19,7 @@ pub mod meetings;
 pub mod metrics;
 pub mod offboarding;
 pub mod org_policy;
+pub mod outbound;
 pub mod provider_groups;
 pub mod push;
 pub mod routes;

@@ -194,7 +194,7 @@ pub async fn prepare(store: &conclave_store::Store, key: &SecretsKey) -> Result<
         _ => return Err(SecretsError::WrongKey),
     }
     let mut sealed = 0;
-    for seeds in store.totp_seeds().await? {
+    for seeds in store.unsealed_totp_seeds(PREFIX).await? {
         let seal = |value: Option<String>| match value {
             Some(v) if !is_sealed(&v) => Some(key.seal_totp_seed(&seeds.user_id, &v)),
             _ => None,

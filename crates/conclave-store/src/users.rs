@@ -206,13 +206,16 @@ impl Store {
         Ok(())
     }
 
-    /// Every account's stored TOTP seeds, enrolled or pending, for the
-    /// server to seal those an earlier version kept in the clear.
-    pub async fn totp_seeds(&self) -> Result<Vec<TotpSeeds>> {
+    /// The accounts with a stored TOTP seed (enrolled or pending) that does
+    /// not start with `sealed_prefix`: those an earlier version kept in the
+    /// clear, for the server to seal (after the first start, none).
+    pub async fn unsealed_totp_seeds(&self, sealed_prefix: &str) -> Result<Vec<TotpSeeds>> {
         let rows = sqlx::query(
             "SELECT id, totp_secret, totp_pending_secret FROM users \
-             WHERE totp_secret IS NOT NULL OR totp_pending_secret IS NOT NULL",
+             WHERE (totp_secret IS NOT NULL AND SUBSTR(totp_secret, 1, LENGTH($1)) <> $1) \
+             OR (totp_pending_secret IS NOT NULL AND SUBSTR(totp_pending_secret, 1, LENGTH($1)) <> $1)",
         )
+        .bind(sealed_prefix)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()

@@ -68,7 +68,7 @@ pub async fn send(state: &SharedState, meeting: &MeetingRow, to: &[String], meth
     if let Some(passcode) = &meeting.secrets.passcode {
         how.push_str(&format!(" and the passcode {passcode}"));
     }
-    let when = calendar::describe_time(start);
+    let when = crate::clock::UtcTime::from_ms(start).minute();
     let host_of_url = url::Url::parse(&public).ok().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default();
     // A cancellation says nothing of how to join: its reader may be someone
     // no longer invited, and the link may still work for others.

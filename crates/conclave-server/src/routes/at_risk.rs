@@ -63,7 +63,7 @@ pub async fn add_source(
     if url.len() > 2048 {
         return Err(ApiError::field("url", "2048 characters at most"));
     }
-    crate::push::endpoint_allowed(url, state.config.allow_local_outbound)
+    crate::outbound::allowed(url, state.config.allow_local_outbound)
         .map_err(|e| ApiError::field("url", e.to_string()))?;
     if state.store.watch_sources(&org_id).await?.len() >= MAX_SOURCES {
         return Err(ApiError::field("url", format!("an organisation watches {MAX_SOURCES} sources at most")));

@@ -380,8 +380,7 @@ pub async fn update(
             row.invitees.iter().filter(|a| !before.invitees.contains(a)).cloned().collect()
         };
         invitations::send(&state, &row, &to, Method::Request).await;
-        invitations::send(&state, &MeetingRow { invitees: dropped.clone(), ..row.clone() }, &dropped, Method::Cancel)
-            .await;
+        invitations::send(&state, &row, &dropped, Method::Cancel).await;
     }
     let detail = serde_json::to_string(&req.settings).unwrap_or_default();
     let audit = Audit::by(&current, ip, AuditAction::MeetingUpdate, AuditOutcome::Success)

@@ -23,7 +23,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use conclave_auth::{OpaqueToken, TokenHash, NO_PASSWORD};
 use conclave_proto::audit::{AuditAction, AuditOutcome};
@@ -47,12 +47,12 @@ pub fn router() -> Router<SharedState> {
         .route("/ResourceTypes/{id}", get(resource_type))
         .route("/Schemas", get(schemas))
         .route("/Schemas/{id}", get(schema))
-        .route("/.search", axum::routing::post(search_all))
-        .route("/Users", get(list_users).post(create_user))
-        .route("/Users/.search", axum::routing::post(search_users))
+        .route("/.search", post(|s, p, b| search(s, p, b, Listing::All)))
+        .route("/Users", get(|s, p, q| list(s, p, q, Listing::Users)).post(create_user))
+        .route("/Users/.search", post(|s, p, b| search(s, p, b, Listing::Users)))
         .route("/Users/{id}", get(get_user).put(replace_user).patch(patch_user).delete(delete_user))
-        .route("/Groups", get(list_groups).post(create_group))
-        .route("/Groups/.search", axum::routing::post(search_groups))
+        .route("/Groups", get(|s, p, q| list(s, p, q, Listing::Groups)).post(create_group))
+        .route("/Groups/.search", post(|s, p, b| search(s, p, b, Listing::Groups)))
         .route("/Groups/{id}", get(get_group).put(replace_group).patch(patch_group).delete(delete_group))
         .fallback(|| async { Failure::Scim(ScimError::NotFound("no such SCIM endpoint".into())) })
 }
@@ -312,12 +312,51 @@ impl Projection {
     }
 }
 
-/// One page of `resources` that match the query's filter, as the query
-/// asks to see them.
-fn page_of(resources: Vec<Value>, query: &ListQuery) -> ScimResult<Value> {
+/// Which resources a list or search covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Listing {
+    Users,
+    Groups,
+    /// A search from the root (RFC 7644 §3.4.3): users and groups alike.
+    All,
+}
+
+async fn list(
+    State(state): State<SharedState>,
+    Provider { org_id, .. }: Provider,
+    Query(query): Query<ListQuery>,
+    listing: Listing,
+) -> ScimResult<Response> {
+    listed(&state, &org_id, listing, &query).await
+}
+
+async fn search(
+    State(state): State<SharedState>,
+    Provider { org_id, .. }: Provider,
+    body: Bytes,
+    listing: Listing,
+) -> ScimResult<Response> {
+    listed(&state, &org_id, listing, &ListQuery::from_search(&read_json(&body)?)?).await
+}
+
+/// One page of the resources the query's filter matches, as it asks to
+/// see them.
+async fn listed(state: &SharedState, org_id: &str, listing: Listing, query: &ListQuery) -> ScimResult<Response> {
     let filter = query.filter.as_deref().filter(|f| !f.trim().is_empty()).map(Filter::parse).transpose()?;
+    let mut resources = Vec::new();
+    if listing != Listing::Groups {
+        resources.extend(matching_users(state, org_id, filter.as_ref()).await?);
+    }
+    if listing != Listing::Users {
+        let base = base_url(state);
+        resources.extend(state.store.scim_groups(org_id).await?.iter().map(|g| render_group(&base, g)));
+    }
+    Ok(scim_json(StatusCode::OK, &page_of(resources, filter.as_ref(), query)?, None))
+}
+
+fn page_of(resources: Vec<Value>, filter: Option<&Filter>, query: &ListQuery) -> ScimResult<Value> {
     let shown = query.projection()?;
-    let matching: Vec<Value> = resources.into_iter().filter(|r| filter.as_ref().is_none_or(|f| f.matches(r))).collect();
+    let matching: Vec<Value> = resources.into_iter().filter(|r| filter.is_none_or(|f| f.matches(r))).collect();
     let (start, count) = conclave_scim::page(query.start_index, query.count);
     let total = matching.len();
     let page = matching.into_iter().skip(start - 1).take(count).map(|r| shown.apply(r)).collect();
@@ -342,6 +381,8 @@ fn has_no_email(user: &UserRow) -> bool {
 /// people who were there before it.
 fn render_user(base: &str, user: &UserRow, groups: &[&ScimGroupRow]) -> Value {
     let described = user.scim_resource.as_deref().and_then(|r| serde_json::from_str::<Value>(r).ok());
+    // `active` is shown when the provider said it, or when it is not the default.
+    let said_active = described.as_ref().is_some_and(|d| conclave_scim::path::get(d, "active").is_some());
     let mut resource = match described {
         Some(Value::Object(mut given)) => {
             if given.keys().any(|k| k.eq_ignore_ascii_case("displayName")) {
@@ -366,8 +407,6 @@ fn render_user(base: &str, user: &UserRow, groups: &[&ScimGroupRow]) -> Value {
     if let Some(external) = &user.scim_external_id {
         object.insert("externalId".into(), json!(external));
     }
-    // Shown when the provider said it, or when it is not the default.
-    let said_active = user.scim_resource.as_deref().is_some_and(|r| r.contains("\"active\""));
     if said_active || user.scim_resource.is_none() || user.status != AccountStatus::Active {
         object.insert("active".into(), json!(user.status == AccountStatus::Active));
     }
@@ -495,27 +534,11 @@ async fn user_resource(state: &SharedState, org_id: &str, user: &UserRow) -> Sci
     Ok(render_user(&base_url(state), user, &theirs))
 }
 
-async fn list_users(
-    State(state): State<SharedState>,
-    Provider { org_id, .. }: Provider,
-    Query(query): Query<ListQuery>,
-) -> ScimResult<Response> {
-    users_page(&state, &org_id, &query).await
-}
-
-async fn search_users(
-    State(state): State<SharedState>,
-    Provider { org_id, .. }: Provider,
-    body: Bytes,
-) -> ScimResult<Response> {
-    users_page(&state, &org_id, &ListQuery::from_search(&read_json(&body)?)?).await
-}
-
-async fn users_page(state: &SharedState, org_id: &str, query: &ListQuery) -> ScimResult<Response> {
-    // A lookup by userName, externalId or id (what providers send before
-    // creating each person) reads only who it can match.
-    let filter = query.filter.as_deref().filter(|f| !f.trim().is_empty()).map(Filter::parse).transpose()?;
-    let lookup = filter.as_ref().and_then(|f| f.simple_equality()).and_then(|(path, value)| {
+/// The accounts a filter can match, rendered. A lookup by userName,
+/// externalId or id (what providers send before creating each person)
+/// reads only who it can match.
+async fn matching_users(state: &SharedState, org_id: &str, filter: Option<&Filter>) -> ScimResult<Vec<Value>> {
+    let lookup = filter.and_then(|f| f.simple_equality()).and_then(|(path, value)| {
         if path.urn.is_some() || path.sub.is_some() {
             return None;
         }
@@ -530,11 +553,7 @@ async fn users_page(state: &SharedState, org_id: &str, query: &ListQuery) -> Sci
         Some(lookup) => state.store.provisioned_candidates(org_id, lookup).await?,
         None => state.store.list_org_members(org_id).await?,
     };
-    Ok(scim_json(StatusCode::OK, &page_of(render_users(state, org_id, &users).await?, query)?, None))
-}
-
-async fn user_resources(state: &SharedState, org_id: &str) -> ScimResult<Vec<Value>> {
-    render_users(state, org_id, &state.store.list_org_members(org_id).await?).await
+    render_users(state, org_id, &users).await
 }
 
 async fn render_users(state: &SharedState, org_id: &str, users: &[UserRow]) -> ScimResult<Vec<Value>> {
@@ -552,18 +571,6 @@ async fn render_users(state: &SharedState, org_id: &str, users: &[UserRow]) -> S
         .filter(|u| u.scim_deleted_at_ms.is_none())
         .map(|u| render_user(&base, u, groups_of.get(u.id.as_str()).map_or(&[][..], Vec::as_slice)))
         .collect())
-}
-
-/// A search from the root (RFC 7644 §3.4.3): users and groups alike.
-async fn search_all(
-    State(state): State<SharedState>,
-    Provider { org_id, .. }: Provider,
-    body: Bytes,
-) -> ScimResult<Response> {
-    let query = ListQuery::from_search(&read_json(&body)?)?;
-    let mut resources = user_resources(&state, &org_id).await?;
-    resources.extend(group_resources(&state, &org_id).await?);
-    Ok(scim_json(StatusCode::OK, &page_of(resources, &query)?, None))
 }
 
 async fn get_user(
@@ -787,31 +794,6 @@ async fn group_of(state: &SharedState, org_id: &str, id: &str) -> ScimResult<Sci
         .scim_group(org_id, id)
         .await?
         .ok_or_else(|| Failure::Scim(ScimError::NotFound(format!("no group {id}"))))
-}
-
-async fn list_groups(
-    State(state): State<SharedState>,
-    Provider { org_id, .. }: Provider,
-    Query(query): Query<ListQuery>,
-) -> ScimResult<Response> {
-    groups_page(&state, &org_id, &query).await
-}
-
-async fn search_groups(
-    State(state): State<SharedState>,
-    Provider { org_id, .. }: Provider,
-    body: Bytes,
-) -> ScimResult<Response> {
-    groups_page(&state, &org_id, &ListQuery::from_search(&read_json(&body)?)?).await
-}
-
-async fn groups_page(state: &SharedState, org_id: &str, query: &ListQuery) -> ScimResult<Response> {
-    Ok(scim_json(StatusCode::OK, &page_of(group_resources(state, org_id).await?, query)?, None))
-}
-
-async fn group_resources(state: &SharedState, org_id: &str) -> ScimResult<Vec<Value>> {
-    let base = base_url(state);
-    Ok(state.store.scim_groups(org_id).await?.iter().map(|g| render_group(&base, g)).collect())
 }
 
 async fn get_group(

@@ -5,7 +5,7 @@
 //! sources that have not changed raise nothing.
 
 use crate::email::{token_after, SmtpServer};
-use crate::meetings::{host_joins, WAIT};
+use crate::meetings::{host_joins, new_meeting, WAIT};
 use crate::support::TestServer;
 use crate::{assert_problem, on_both_engines};
 use axum::extract::State;
@@ -88,12 +88,8 @@ async fn a_meeting_posted_in_public_is_told_to_its_owner_who_rotates_it_once(eng
     owner.update_org_policy(&org, &open).await.unwrap();
     let meeting = owner
         .create_meeting(&CreateMeetingRequest {
-            title: "Town hall".into(),
-            scheduled_start_ms: None,
-            duration_minutes: None,
-            passcode: None,
             settings: MeetingSettingsRequest { waiting_room: Some(false), ..Default::default() },
-            invitees: Vec::new(),
+            ..new_meeting("Town hall")
         })
         .await
         .unwrap();
@@ -102,17 +98,7 @@ async fn a_meeting_posted_in_public_is_told_to_its_owner_who_rotates_it_once(eng
     // Another organisation's meeting, posted too: not this organisation's
     // to report, so its owner is not written to by a source Acme lists.
     let (other, _) = srv.org_with_owner("boss@other.test", "Other").await;
-    let theirs = other
-        .create_meeting(&CreateMeetingRequest {
-            title: "Their stand-up".into(),
-            scheduled_start_ms: None,
-            duration_minutes: None,
-            passcode: None,
-            settings: Default::default(),
-            invitees: Vec::new(),
-        })
-        .await
-        .unwrap();
+    let theirs = other.create_meeting(&new_meeting("Their stand-up")).await.unwrap();
     let (base, seen) = sources(meeting.invite_url.clone(), theirs.invite_url.clone()).await;
     let watch = |url: String| AddWatchSourceRequest { url };
     assert_problem!(

@@ -69,6 +69,15 @@ pub(crate) fn group_request(name: &str, members: &[&str]) -> CreateConversationR
     }
 }
 
+pub(crate) fn channel_request(name: &str) -> CreateConversationRequest {
+    CreateConversationRequest {
+        kind: ConversationKind::Channel,
+        name: Some(name.into()),
+        members: vec![],
+        encrypted: true,
+    }
+}
+
 pub(crate) fn direct_request(with: &str) -> CreateConversationRequest {
     CreateConversationRequest {
         kind: ConversationKind::Direct,
@@ -405,16 +414,7 @@ async fn a_removed_member_reads_nothing_more_and_cannot_open_what_follows(engine
 
 async fn channels_are_joined_freely_until_locked_and_hidden_from_outsiders(engine: Engine) {
     let t = team(engine).await;
-    let channel = t
-        .ada
-        .create_conversation(&CreateConversationRequest {
-            kind: ConversationKind::Channel,
-            name: Some("general".into()),
-            members: vec![],
-            encrypted: true,
-        })
-        .await
-        .unwrap();
+    let channel = t.ada.create_conversation(&channel_request("general")).await.unwrap();
     // Grace sees the channel of her organisation and joins it.
     assert_eq!(t.grace.get_conversation(&channel.id).await.unwrap().members.len(), 1);
     let joined = t.grace.join_conversation(&channel.id).await.unwrap();
@@ -738,16 +738,7 @@ async fn people_of_another_organisation_join_when_both_allow_it(engine: Engine) 
     t.devices[0].send_text(&room.id, "terms attached", None).await.unwrap();
     assert_eq!(texts(t.devices.last_mut().unwrap()).await, ["terms attached"]);
     // She sees the conversation she is in, and nothing else of Acme's.
-    let general = t
-        .ada
-        .create_conversation(&CreateConversationRequest {
-            kind: ConversationKind::Channel,
-            name: Some("general".into()),
-            members: vec![],
-            encrypted: true,
-        })
-        .await
-        .unwrap();
+    let general = t.ada.create_conversation(&channel_request("general")).await.unwrap();
     assert_problem!(eve.get_conversation(&general.id).await, 404, "not-found");
     assert_problem!(eve.join_conversation(&general.id).await, 404, "not-found");
     let listed: Vec<String> = eve.list_conversations().await.unwrap().conversations.into_iter().map(|c| c.id).collect();

@@ -16,7 +16,7 @@ use std::time::Duration;
 pub(crate) const WAIT: Duration = Duration::from_secs(5);
 const QUIET: Duration = Duration::from_millis(300);
 
-fn new_meeting(title: &str) -> CreateMeetingRequest {
+pub(crate) fn new_meeting(title: &str) -> CreateMeetingRequest {
     CreateMeetingRequest {
         title: title.into(),
         scheduled_start_ms: None,

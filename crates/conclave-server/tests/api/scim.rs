@@ -3,13 +3,11 @@
 //! deactivates is out of every session, conversation and live meeting
 //! within a second.
 
-use crate::conversations::{all_in_group, direct_request, group_request, team, Team};
-use crate::meetings::{admit, host_joins, WAIT};
+use crate::conversations::{all_in_group, channel_request, direct_request, group_request, team, Team};
+use crate::meetings::{admit, host_joins, new_meeting, WAIT};
 use crate::support::{TestServer, PASSWORD};
 use crate::{assert_problem, on_both_engines};
-use conclave_proto::conversation::{
-    ConversationKind, ConversationSettingsUpdate, CreateConversationRequest, EntryBody,
-};
+use conclave_proto::conversation::{ConversationSettingsUpdate, EntryBody};
 use conclave_proto::signal::{ClientMessage, ServerMessage};
 use conclave_proto::*;
 use conclave_store::Engine;
@@ -379,15 +377,7 @@ async fn the_providers_groups_give_roles_and_team_channels(engine: Engine) {
     }
     let (ada, bob) = (ids[0].clone(), ids[1].clone());
     // A team channel the admins govern: locked, so nobody joins it alone.
-    let channel = admin
-        .create_conversation(&CreateConversationRequest {
-            kind: ConversationKind::Channel,
-            name: Some("engineering".into()),
-            members: vec![],
-            encrypted: true,
-        })
-        .await
-        .unwrap();
+    let channel = admin.create_conversation(&channel_request("engineering")).await.unwrap();
     let lock = ConversationSettingsUpdate { locked: Some(true), archived: None };
     admin.update_conversation(&channel.id, &lock).await.unwrap();
     let (status, group) = okta
@@ -616,34 +606,14 @@ async fn a_member_deactivated_by_scim_is_out_of_everything_within_a_second(engin
         conversations.push(t.ada.create_conversation(&group_request(name, &[&t.grace_id])).await.unwrap().id);
     }
     conversations.push(t.ada.create_conversation(&direct_request(&t.grace_id)).await.unwrap().id);
-    let channel = t
-        .ada
-        .create_conversation(&CreateConversationRequest {
-            kind: ConversationKind::Channel,
-            name: Some("general".into()),
-            members: vec![],
-            encrypted: true,
-        })
-        .await
-        .unwrap();
+    let channel = t.ada.create_conversation(&channel_request("general")).await.unwrap();
     t.grace.join_conversation(&channel.id).await.unwrap();
     conversations.push(channel.id);
     for id in &conversations {
         all_in_group(&mut t.devices, id).await;
     }
     // One live meeting, Grace admitted.
-    let meeting = t
-        .ada
-        .create_meeting(&CreateMeetingRequest {
-            title: "Stand-up".into(),
-            scheduled_start_ms: None,
-            duration_minutes: None,
-            passcode: None,
-            settings: Default::default(),
-            invitees: Vec::new(),
-        })
-        .await
-        .unwrap();
+    let meeting = t.ada.create_meeting(&new_meeting("Stand-up")).await.unwrap();
     let (mut host, _) = host_joins(&t.ada, &meeting).await;
     let mut grace_conn = t.grace.join_by_link(&meeting.link_secret, "Grace").await.unwrap();
     let grace_seat = match grace_conn.next(WAIT).await.unwrap() {
@@ -656,18 +626,7 @@ async fn a_member_deactivated_by_scim_is_out_of_everything_within_a_second(engin
     };
 
     // A meeting Grace hosts: its link and host key are in her hands.
-    let hers = t
-        .grace
-        .create_meeting(&CreateMeetingRequest {
-            title: "Grace's office hours".into(),
-            scheduled_start_ms: None,
-            duration_minutes: None,
-            passcode: None,
-            settings: Default::default(),
-            invitees: Vec::new(),
-        })
-        .await
-        .unwrap();
+    let hers = t.grace.create_meeting(&new_meeting("Grace's office hours")).await.unwrap();
 
     // Okta deactivates Grace. Everything below holds as soon as the
     // provider's request is answered: the server closes the account
