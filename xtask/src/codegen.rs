@@ -12,7 +12,9 @@
 
 mod typescript;
 
-use conclave_proto::{audit, auth, conversation, device, file, meeting, names, org, problem, quality, signal};
+use conclave_proto::{
+    audit, auth, conversation, device, file, identity, meeting, names, org, problem, quality, signal,
+};
 use schemars::generate::{SchemaGenerator, SchemaSettings};
 use schemars::JsonSchema;
 use serde_json::{Map, Value};
@@ -85,6 +87,11 @@ fn read_by_the_server() -> Map<String, Value> {
     schemas.add::<auth::CreateAccessTokenRequest>();
     schemas.add::<auth::PasswordResetRequest>();
     schemas.add::<auth::PasswordResetConfirm>();
+    schemas.add::<identity::CreateIdentityProviderRequest>();
+    schemas.add::<identity::UpdateIdentityProviderRequest>();
+    schemas.add::<identity::PasskeyResponse>();
+    schemas.add::<identity::RegisterPasskeyRequest>();
+    schemas.add::<identity::RenamePasskeyRequest>();
     schemas.add::<device::RegisterDeviceRequest>();
     schemas.add::<device::PushSubscriptionRequest>();
     schemas.add::<conversation::CreateConversationRequest>();
@@ -136,6 +143,12 @@ fn written_by_the_server() -> Map<String, Value> {
     schemas.add::<auth::RecoveryCodesResponse>();
     schemas.add::<auth::SessionList>();
     schemas.add::<auth::AccessTokenCreated>();
+    schemas.add::<identity::IdentityProvider>();
+    schemas.add::<identity::IdentityProviderList>();
+    schemas.add::<identity::SignInOptions>();
+    schemas.add::<identity::Passkey>();
+    schemas.add::<identity::PasskeyList>();
+    schemas.add::<identity::PasskeyChallenge>();
     schemas.add::<device::DeviceList>();
     schemas.add::<device::PushKey>();
     schemas.add::<device::DeviceRegistration>();

@@ -186,6 +186,41 @@ impl Client {
         self.empty::<()>(Method::DELETE, &format!("/api/v1/me/devices/{device_id}/push"), None).await
     }
 
+    // Signing in without a password.
+
+    /// How an address may sign in: its organisation's identity providers.
+    pub async fn sign_in_options(&self, email: &str) -> Result<conclave_proto::SignInOptions> {
+        let request = self.request(Method::GET, "/api/v1/auth/sign-in-options").query(&[("email", email)]);
+        Ok(Self::finish(request).await?.json().await?)
+    }
+    pub async fn passkeys(&self) -> Result<conclave_proto::PasskeyList> {
+        self.json::<_, ()>(Method::GET, "/api/v1/me/passkeys", None).await
+    }
+    /// Options for `navigator.credentials.create` (or a software authenticator).
+    pub async fn passkey_registration_challenge(&self) -> Result<conclave_proto::PasskeyChallenge> {
+        self.json::<_, ()>(Method::POST, "/api/v1/me/passkeys/challenge", None).await
+    }
+    pub async fn register_passkey(
+        &self,
+        req: &conclave_proto::RegisterPasskeyRequest,
+    ) -> Result<conclave_proto::Passkey> {
+        self.json(Method::POST, "/api/v1/me/passkeys", Some(req)).await
+    }
+    pub async fn rename_passkey(&self, passkey_id: &str, name: &str) -> Result<()> {
+        let req = conclave_proto::RenamePasskeyRequest { name: name.to_owned() };
+        self.empty(Method::PATCH, &format!("/api/v1/me/passkeys/{passkey_id}"), Some(&req)).await
+    }
+    pub async fn remove_passkey(&self, passkey_id: &str) -> Result<()> {
+        self.empty::<()>(Method::DELETE, &format!("/api/v1/me/passkeys/{passkey_id}"), None).await
+    }
+    /// Options for `navigator.credentials.get`, to sign in with a passkey alone.
+    pub async fn passkey_sign_in_challenge(&self) -> Result<conclave_proto::PasskeyChallenge> {
+        self.json::<_, ()>(Method::POST, "/api/v1/auth/passkey/challenge", None).await
+    }
+    pub async fn passkey_sign_in(&self, answer: &conclave_proto::PasskeyResponse) -> Result<LoginResponse> {
+        self.json(Method::POST, "/api/v1/auth/passkey", Some(answer)).await
+    }
+
     // Accounts and sessions.
 
     /// Whether the server still waits for its first organisation.
@@ -268,6 +303,28 @@ impl Client {
     /// A new SCIM token for the organisation's identity provider (replacing any).
     pub async fn create_scim_token(&self, org_id: &str) -> Result<ScimTokenCreated> {
         self.json::<_, ()>(Method::POST, &format!("/api/v1/orgs/{org_id}/scim/token"), None).await
+    }
+    /// The organisation's OpenID providers.
+    pub async fn identity_providers(&self, org_id: &str) -> Result<conclave_proto::IdentityProviderList> {
+        self.json::<_, ()>(Method::GET, &format!("/api/v1/orgs/{org_id}/identity-providers"), None).await
+    }
+    pub async fn add_identity_provider(
+        &self,
+        org_id: &str,
+        req: &conclave_proto::CreateIdentityProviderRequest,
+    ) -> Result<conclave_proto::IdentityProvider> {
+        self.json(Method::POST, &format!("/api/v1/orgs/{org_id}/identity-providers"), Some(req)).await
+    }
+    pub async fn update_identity_provider(
+        &self,
+        org_id: &str,
+        provider_id: &str,
+        req: &conclave_proto::UpdateIdentityProviderRequest,
+    ) -> Result<conclave_proto::IdentityProvider> {
+        self.json(Method::PATCH, &format!("/api/v1/orgs/{org_id}/identity-providers/{provider_id}"), Some(req)).await
+    }
+    pub async fn remove_identity_provider(&self, org_id: &str, provider_id: &str) -> Result<()> {
+        self.empty::<()>(Method::DELETE, &format!("/api/v1/orgs/{org_id}/identity-providers/{provider_id}"), None).await
     }
     /// The public sources watched for the organisation's meetings.
     pub async fn watch_sources(&self, org_id: &str) -> Result<WatchSourceList> {

@@ -32,6 +32,10 @@ string_enum! {
         AuthLogin = "auth.login",
         /// A sign-out.
         AuthLogout = "auth.logout",
+        /// A passkey registered, renamed or removed.
+        AuthPasskey = "auth.passkey",
+        /// A provider identity linked to an existing account at its first sign-in through the provider.
+        AuthProviderLink = "auth.provider.link",
         /// A password changed (the account's other sessions signed out).
         AuthPasswordChange = "auth.password.change",
         /// A session signed out from another one.
@@ -144,6 +148,8 @@ string_enum! {
         OrgStorageUpdate = "org.storage.update",
         /// The organisation's call-quality samples read (logged when refused).
         OrgQualityRead = "org.quality.read",
+        /// An OpenID provider connected, changed or disconnected.
+        OrgIdentityProvider = "org.identity_provider",
         /// The organisation's SCIM token made, replaced or revoked.
         OrgScimToken = "org.scim.token",
         /// A SCIM request with a token no organisation has (logged as a failure).

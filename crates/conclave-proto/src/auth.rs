@@ -55,6 +55,10 @@ pub struct LoginRequest {
     /// A one-time recovery code, instead of `totp_code`.
     #[serde(default)]
     pub recovery_code: Option<String>,
+    /// A passkey's answer to the challenge the first attempt was given
+    /// (in its `second-factor-required` problem), instead of a code.
+    #[serde(default)]
+    pub passkey: Option<crate::identity::PasskeyResponse>,
 }
 
 /// A new session. The same `token` is set as an HttpOnly cookie for browsers;

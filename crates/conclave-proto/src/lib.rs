@@ -13,6 +13,7 @@ pub mod conversation;
 pub mod credential;
 pub mod device;
 pub mod file;
+pub mod identity;
 pub mod markup;
 pub mod media;
 pub mod meeting;
@@ -25,6 +26,7 @@ mod string_enum;
 
 pub use auth::*;
 pub use device::{Device, DeviceList, DeviceRegistration, RegisterDeviceRequest};
+pub use identity::*;
 pub use meeting::*;
 pub use org::*;
 pub use problem::{Problem, ProblemCode};

@@ -239,6 +239,17 @@ pub struct OrgPolicy {
     /// in minutes (`null`: no limit); admins delete any message at any time.
     #[serde(default = "default_message_window")]
     pub message_delete_minutes: Setting<Option<u32>>,
+    /// Whether members and admins sign in only through the organisation's
+    /// identity provider: their passwords, and resetting them, are off
+    /// (owners keep theirs, to repair the connection when the provider fails).
+    #[serde(default = "off")]
+    pub provider_only_sign_in: Setting<bool>,
+    /// Whether a password sign-in must be completed with a passkey (a
+    /// phishing-resistant factor) rather than an authenticator app's code;
+    /// passwordless passkeys and the identity provider satisfy it, and
+    /// recovery codes still work.
+    #[serde(default = "off")]
+    pub require_phishing_resistant: Setting<bool>,
 }
 
 /// The waiting room's size when an organisation sets none.
@@ -286,6 +297,8 @@ impl OrgPolicy {
             guest_access: off(),
             message_edit_minutes: default_message_window(),
             message_delete_minutes: default_message_window(),
+            provider_only_sign_in: off(),
+            require_phishing_resistant: off(),
         }
     }
 }
@@ -330,6 +343,10 @@ pub struct OrgPolicyUpdate {
     pub message_edit_minutes: Option<Setting<Option<u32>>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_delete_minutes: Option<Setting<Option<u32>>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_only_sign_in: Option<Setting<bool>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_phishing_resistant: Option<Setting<bool>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

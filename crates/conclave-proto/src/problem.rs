@@ -101,6 +101,14 @@ string_enum! {
         FileNotShareable = "file-not-shareable",
         /// The storage settings cannot be used.
         StorageRefused = "storage-refused",
+        /// 403: the organisation signs its members in only through its identity provider.
+        ProviderSignInRequired = "provider-sign-in-required",
+        /// 403: the organisation requires a passkey (not an authenticator app's code) after the password.
+        PasskeyRequired = "passkey-required",
+        /// 401: the passkey's answer does not hold (unknown passkey, wrong challenge, origin or signature).
+        InvalidPasskey = "invalid-passkey",
+        /// 502: the identity provider could not be reached or answered something unusable.
+        ProviderUnavailable = "provider-unavailable",
     }
 }
 
@@ -121,6 +129,10 @@ pub struct Problem {
     /// Seconds until a throttled request may be retried.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after: Option<u64>,
+    /// With `totp-required`, when the account has passkeys: the challenge
+    /// one of them may answer instead of a code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passkey: Option<crate::identity::PasskeyChallenge>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -157,6 +169,7 @@ mod tests {
             detail: None,
             errors: Vec::new(),
             retry_after: None,
+            passkey: None,
         };
         assert_eq!(problem.code(), "totp-required");
         assert_eq!(ProblemCode::parse(problem.code()), Some(ProblemCode::TotpRequired));

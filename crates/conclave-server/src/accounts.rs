@@ -13,7 +13,7 @@ use crate::state::{Audit, SharedState};
 use conclave_auth::{OpaqueToken, PasswordPolicy, RecoveryCode, TokenHash, Totp, TotpError};
 use conclave_proto::audit::{AuditAction, AuditOutcome};
 use conclave_proto::problem::FieldError;
-use conclave_proto::{AccountStatus, LoginRequest, OrgPolicy, OrgRole, Plan, User};
+use conclave_proto::{AccountStatus, LoginRequest, OrgPolicy, OrgRole, PasskeyChallenge, Plan, User};
 use conclave_store::{NewSession, NewUser, SessionRow, StoreError, UserRow};
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
@@ -31,10 +31,19 @@ pub enum AccountError {
     /// A signed-in person's password, asked again, was wrong.
     #[error("the password is wrong")]
     WrongPassword,
-    #[error("enter the code from your authenticator app or a recovery code")]
-    SecondFactorRequired,
+    /// With the challenge one of the account's passkeys may answer, if it has any.
+    #[error("enter the code from your authenticator app or a recovery code, or use a passkey")]
+    SecondFactorRequired(Option<PasskeyChallenge>),
     #[error("{0}")]
     InvalidSecondFactor(&'static str),
+    /// The organisation takes a passkey, not a code, after the password.
+    #[error("your organisation requires a passkey after the password (or a recovery code)")]
+    PasskeyRequired(PasskeyChallenge),
+    #[error("{0}")]
+    InvalidPasskey(&'static str),
+    /// The organisation signs this account in through its identity provider only.
+    #[error("your organisation signs you in through its identity provider; use \"Sign in with your organisation\"")]
+    ProviderSignInRequired,
     /// Locked out for a while, or over a request budget.
     #[error("too many attempts; retry in {} s", .0.as_secs().max(1))]
     Throttled(Duration),
@@ -117,10 +126,59 @@ pub fn user_view(user: &UserRow) -> User {
     }
 }
 
-/// True when the organisation requires 2FA and this account has not enrolled:
-/// such a session may do nothing but enrol.
-pub fn needs_enrollment(user: &UserRow, policy: Option<&OrgPolicy>) -> bool {
-    user.totp_secret.is_none() && policy.is_some_and(|p| p.require_2fa.value)
+/// How a session was signed in, kept as its kind: what the organisation's
+/// policies on factors ask of it depends on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionKind {
+    /// A password, with an authenticator app's code or a recovery code when asked.
+    Password,
+    /// A passkey: alone, or after the password.
+    Passkey,
+    /// The organisation's identity provider, which answers for its own factors.
+    Provider,
+    /// A personal access token, made from a session that met the policies.
+    AccessToken,
+}
+
+impl SessionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Password => "login",
+            Self::Passkey => "passkey",
+            Self::Provider => "provider",
+            Self::AccessToken => "access_token",
+        }
+    }
+
+    pub fn parse(kind: &str) -> Self {
+        match kind {
+            "passkey" => Self::Passkey,
+            "provider" => Self::Provider,
+            "access_token" => Self::AccessToken,
+            _ => Self::Password,
+        }
+    }
+}
+
+/// True when the session does not meet the organisation's policy on
+/// factors and may do nothing but enrol one: two-factor required and the
+/// account has neither an authenticator app nor a passkey; or a
+/// phishing-resistant factor required and the session was signed in with
+/// a password and a code (or a password alone).
+pub async fn needs_enrollment(
+    state: &SharedState,
+    user: &UserRow,
+    policy: Option<&OrgPolicy>,
+    kind: SessionKind,
+) -> AccountResult<bool> {
+    let Some(policy) = policy else { return Ok(false) };
+    match kind {
+        SessionKind::Passkey | SessionKind::Provider => Ok(false),
+        SessionKind::Password if policy.require_phishing_resistant.value => Ok(true),
+        SessionKind::Password | SessionKind::AccessToken => Ok(policy.require_2fa.value
+            && user.totp_secret.is_none()
+            && state.store.passkeys_of(&user.id).await?.is_empty()),
+    }
 }
 
 /// Refuses an account that is deactivated or dormant, marking it dormant
@@ -199,7 +257,7 @@ pub async fn login(
     }
 
     let user = state.store.user_by_email(&email).await?;
-    let password_ok = state.verify_password(req.password, user.as_ref().map(|u| u.password_hash.clone())).await;
+    let password_ok = state.verify_password(req.password.clone(), user.as_ref().map(|u| u.password_hash.clone())).await;
     let Some(user) = user.filter(|_| password_ok) else {
         record_failure(state, &key, ip).await?;
         audit_login_failure(state, None, None, ip, "wrong email or password").await?;
@@ -215,39 +273,89 @@ pub async fn login(
         return Err(err);
     }
 
-    if let Some(secret) = &user.totp_secret {
-        if let Err(err) = check_second_factor(state, &user, secret, &req.totp_code, &req.recovery_code).await {
-            // Asking for the code is not a failure; a wrong code is.
-            if !matches!(err, AccountError::SecondFactorRequired) {
+    let policy = org.as_ref().map(|(_, p)| p);
+    if policy.is_some_and(|p| p.provider_only_sign_in.value) && user.role != Some(OrgRole::Owner) {
+        audit_login_failure(state, org_id, Some(&user.id), ip, "password refused: provider sign-in only").await?;
+        return Err(AccountError::ProviderSignInRequired);
+    }
+
+    let kind = match check_second_factor(state, &user, policy, &req).await {
+        Ok(kind) => kind,
+        Err(err) => {
+            // Asking for the factor is not a failure; a wrong one is.
+            if !matches!(err, AccountError::SecondFactorRequired(_) | AccountError::PasskeyRequired(_)) {
                 record_failure(state, &key, ip).await?;
             }
             audit_login_failure(state, org_id, Some(&user.id), ip, &err.to_string()).await?;
             return Err(err);
         }
-    }
+    };
 
     state.store.clear_login_failures(&key).await?;
     state.throttles.sign_in_failures.succeeded(&ip);
-    let needs_enrollment = needs_enrollment(&user, org.as_ref().map(|(_, p)| p));
+    let detail = if kind == SessionKind::Passkey { "signed in with password and passkey" } else { "signed in" };
+    finish_sign_in(state, user, kind, ip, user_agent, detail).await
+}
+
+/// Signs in someone a passkey or the identity provider vouched for.
+pub async fn signed_in_without_password(
+    state: &SharedState,
+    user: UserRow,
+    kind: SessionKind,
+    ip: IpAddr,
+    user_agent: Option<&str>,
+    detail: &str,
+) -> AccountResult<LoginOutcome> {
+    state.throttles.sign_in_failures.succeeded(&ip);
+    finish_sign_in(state, user, kind, ip, user_agent, detail).await
+}
+
+/// What every sign-in does once its factors held: a session of `kind`, a
+/// notice when the device is new, the counters and the audit log.
+async fn finish_sign_in(
+    state: &SharedState,
+    user: UserRow,
+    kind: SessionKind,
+    ip: IpAddr,
+    user_agent: Option<&str>,
+    detail: &str,
+) -> AccountResult<LoginOutcome> {
+    let now = state.now_ms();
+    let org = match &user.org_id {
+        Some(id) => state.store.org_by_id(id).await?,
+        None => None,
+    };
+    let needs_enrollment = needs_enrollment(state, &user, org.as_ref().map(|(_, p)| p), kind).await?;
     let from_new_device = is_new_sign_in_origin(state, &user.id, ip, user_agent).await?;
-    let (token, session) =
-        start_session(state, &user.id, "login", None, ip, user_agent, state.config.limits.session_lifetime).await?;
+    let lifetime = state.config.limits.session_lifetime;
+    let (token, session) = start_session(state, &user.id, kind.as_str(), None, ip, user_agent, lifetime).await?;
     if from_new_device {
         tell_of_new_sign_in(state, &user.email, ip, session.user_agent.as_deref(), now);
     }
     state.metrics.logins_succeeded.fetch_add(1, Ordering::Relaxed);
-    let detail = if needs_enrollment { "signed in; 2FA enrolment required" } else { "signed in" };
+    let detail =
+        if needs_enrollment { format!("{detail}; a second factor must be enrolled") } else { detail.to_owned() };
     state
         .audit(Audit {
-            org_id,
+            org_id: user.org_id.as_deref(),
             actor_id: Some(&user.id),
             target: Some(&session.id),
             source_ip: Some(ip),
-            detail,
+            detail: &detail,
             ..Audit::new(AuditAction::AuthLogin, AuditOutcome::Success)
         })
         .await?;
     Ok(LoginOutcome { token, session, user, needs_enrollment })
+}
+
+/// Whether the account's organisation has turned passwords off for it:
+/// it signs in through the identity provider only (owners keep theirs).
+pub async fn passwords_off(state: &SharedState, user: &UserRow) -> AccountResult<bool> {
+    if user.role == Some(OrgRole::Owner) {
+        return Ok(false);
+    }
+    let Some(org_id) = &user.org_id else { return Ok(false) };
+    Ok(state.store.org_by_id(org_id).await?.is_some_and(|(_, policy)| policy.provider_only_sign_in.value))
 }
 
 /// Re-verifies a signed-in person's password before a sensitive change
@@ -293,19 +401,41 @@ pub async fn confirm_password(
     Ok(())
 }
 
+/// The second factor, when the account has one or its organisation asks
+/// for a passkey: a passkey's answer, an authenticator app's code, or a
+/// recovery code. Returns what the session is.
 async fn check_second_factor(
     state: &SharedState,
     user: &UserRow,
-    secret: &str,
-    totp_code: &Option<String>,
-    recovery_code: &Option<String>,
-) -> AccountResult<()> {
+    policy: Option<&OrgPolicy>,
+    req: &LoginRequest,
+) -> AccountResult<SessionKind> {
+    let passkeys = state.store.passkeys_of(&user.id).await?;
+    if user.totp_secret.is_none() && passkeys.is_empty() {
+        return Ok(SessionKind::Password);
+    }
+    // A phishing-resistant policy takes a passkey where the account has one
+    // (an account without one signs in to enrol one).
+    let passkey_only = policy.is_some_and(|p| p.require_phishing_resistant.value) && !passkeys.is_empty();
+    let challenge = || async {
+        if passkeys.is_empty() {
+            Ok(None)
+        } else {
+            crate::passkeys::start_second_factor(state, user, &passkeys).await.map(Some)
+        }
+    };
     let now = state.now_ms();
-    match (
-        totp_code.as_deref().filter(|c| !c.trim().is_empty()),
-        recovery_code.as_deref().filter(|c| !c.trim().is_empty()),
-    ) {
-        (Some(code), _) => {
+    let totp_code = req.totp_code.as_deref().filter(|c| !c.trim().is_empty());
+    let recovery_code = req.recovery_code.as_deref().filter(|c| !c.trim().is_empty());
+    if let Some(answer) = &req.passkey {
+        crate::passkeys::finish_second_factor(state, user, answer).await?;
+        return Ok(SessionKind::Passkey);
+    }
+    match (totp_code, recovery_code, &user.totp_secret) {
+        (Some(_), _, _) if passkey_only => {
+            Err(AccountError::PasskeyRequired(challenge().await?.expect("the account has passkeys")))
+        }
+        (Some(code), _, Some(secret)) => {
             let seed = state.secrets.open_totp_seed(&user.id, secret).map_err(|_| AccountError::CorruptSecret)?;
             let totp = Totp::from_base32(&seed).ok_or(AccountError::CorruptSecret)?;
             let last = user.totp_last_step.and_then(|s| u64::try_from(s).ok());
@@ -318,16 +448,22 @@ async fn check_second_factor(
             if !state.store.claim_totp_step(&user.id, step as i64).await? {
                 return Err(AccountError::InvalidSecondFactor(REPLAYED));
             }
-            Ok(())
+            Ok(SessionKind::Password)
         }
-        (None, Some(code)) => {
+        (Some(_), _, None) => {
+            Err(AccountError::InvalidSecondFactor("this account has no authenticator app; use a passkey"))
+        }
+        (None, Some(code), _) => {
             if state.store.use_recovery_code(&user.id, &RecoveryCode::hash_input(code).0, now).await? {
-                Ok(())
+                Ok(SessionKind::Password)
             } else {
                 Err(AccountError::InvalidSecondFactor("the recovery code is wrong or was already used"))
             }
         }
-        (None, None) => Err(AccountError::SecondFactorRequired),
+        (None, None, _) if passkey_only => {
+            Err(AccountError::PasskeyRequired(challenge().await?.expect("the account has passkeys")))
+        }
+        (None, None, _) => Err(AccountError::SecondFactorRequired(challenge().await?)),
     }
 }
 
@@ -432,7 +568,7 @@ pub async fn start_session(
     user_agent: Option<&str>,
     lifetime: Duration,
 ) -> AccountResult<(OpaqueToken, SessionRow)> {
-    let prefix = if kind == "access_token" { "pat_" } else { "cs_" };
+    let prefix = if kind == SessionKind::AccessToken.as_str() { "pat_" } else { "cs_" };
     let token = OpaqueToken::generate_with_prefix(prefix);
     let csrf = OpaqueToken::generate();
     let now = state.now_ms();

@@ -17,11 +17,13 @@ pub struct ApiError {
     pub detail: Option<String>,
     pub errors: Vec<FieldError>,
     pub retry_after: Option<Duration>,
+    /// The passkey challenge a second-factor problem offers.
+    pub passkey: Option<conclave_proto::PasskeyChallenge>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: ProblemCode, title: &'static str) -> Self {
-        Self { status, code, title, detail: None, errors: Vec::new(), retry_after: None }
+        Self { status, code, title, detail: None, errors: Vec::new(), retry_after: None, passkey: None }
     }
 
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
@@ -87,9 +89,12 @@ impl ApiError {
         Self::new(
             StatusCode::FORBIDDEN,
             ProblemCode::TwoFactorEnrollmentRequired,
-            "Your organisation requires two-factor authentication",
+            "Your organisation requires a second factor",
         )
-        .with_detail("enrol an authenticator app (totpEnroll, then totpConfirm) before anything else")
+        .with_detail(
+            "enrol a passkey (passkeyRegistrationStart, then passkeyRegister) or, unless the organisation requires \
+             phishing-resistant factors, an authenticator app (totpEnroll, then totpConfirm) before anything else",
+        )
     }
     pub fn csrf(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, ProblemCode::CsrfFailed, "The request did not prove it came from this site")
@@ -160,6 +165,7 @@ impl ApiError {
             detail: self.detail.clone(),
             errors: self.errors.clone(),
             retry_after: self.retry_after.map(|d| d.as_secs()),
+            passkey: self.passkey.clone(),
         }
     }
 }
@@ -241,7 +247,25 @@ impl From<AccountError> for ApiError {
             AccountError::Invalid(errors) => Self::validation(errors),
             AccountError::InvalidCredentials => Self::invalid_credentials(),
             AccountError::WrongPassword => Self::invalid_credentials().with_detail("the password is wrong"),
-            AccountError::SecondFactorRequired => Self::totp_required(),
+            AccountError::SecondFactorRequired(passkey) => Self { passkey, ..Self::totp_required() },
+            err @ AccountError::PasskeyRequired(_) => {
+                let AccountError::PasskeyRequired(challenge) = &err else { unreachable!() };
+                Self {
+                    passkey: Some(challenge.clone()),
+                    ..Self::new(StatusCode::UNAUTHORIZED, ProblemCode::PasskeyRequired, "Use your passkey")
+                }
+                .with_detail(err.to_string())
+            }
+            AccountError::InvalidPasskey(why) => {
+                Self::new(StatusCode::UNAUTHORIZED, ProblemCode::InvalidPasskey, "The passkey did not sign in")
+                    .with_detail(why)
+            }
+            err @ AccountError::ProviderSignInRequired => Self::new(
+                StatusCode::FORBIDDEN,
+                ProblemCode::ProviderSignInRequired,
+                "Sign in through your organisation's identity provider",
+            )
+            .with_detail(err.to_string()),
             AccountError::InvalidSecondFactor(why) => Self::invalid_second_factor(why),
             AccountError::Throttled(wait) => Self::throttled(wait),
             err @ AccountError::Disabled(_) => Self::account_disabled(err.to_string()),

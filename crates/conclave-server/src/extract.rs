@@ -179,7 +179,8 @@ async fn authenticate(parts: &Parts, state: &SharedState) -> Result<CurrentSessi
     if stale(user.last_active_at_ms) {
         state.store.touch_user(&user.id, now).await?;
     }
-    let needs_enrollment = crate::accounts::needs_enrollment(&user, org.as_ref().map(|(_, p)| p));
+    let kind = crate::accounts::SessionKind::parse(&session.kind);
+    let needs_enrollment = crate::accounts::needs_enrollment(state, &user, org.as_ref().map(|(_, p)| p), kind).await?;
     Ok(CurrentSession { session, user, org, needs_enrollment })
 }
 

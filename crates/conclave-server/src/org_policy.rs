@@ -44,7 +44,9 @@ pub fn apply_update(
         max_file_mib,
         guest_access,
         message_edit_minutes,
-        message_delete_minutes
+        message_delete_minutes,
+        provider_only_sign_in,
+        require_phishing_resistant
     );
     validate(&policy, plan, server_regions)?;
     Ok(policy)

@@ -70,6 +70,48 @@ pub async fn group_changed(
     Ok(())
 }
 
+/// The groups an identity provider named for someone at sign-in (OpenID
+/// Connect's `groups` claim): they are put in the organisation's groups of
+/// those names (made when new, for an administrator to give a meaning) and
+/// taken out of the others, and their roles and channels follow.
+pub async fn claimed_by_provider(
+    state: &SharedState,
+    org_id: &str,
+    user_id: &str,
+    names: &[String],
+) -> Result<(), ConversationError> {
+    let now = state.now_ms();
+    let groups = state.store.scim_groups(org_id).await?;
+    let claimed: BTreeSet<&str> = names.iter().map(String::as_str).collect();
+    for group in &groups {
+        let named = claimed.contains(group.display_name.as_str());
+        let member = group.members.iter().any(|m| m == user_id);
+        if named == member {
+            continue;
+        }
+        let mut members = group.members.clone();
+        if named {
+            members.push(user_id.to_owned());
+            members.sort();
+        } else {
+            members.retain(|m| m != user_id);
+        }
+        state
+            .store
+            .replace_scim_group(org_id, &group.id, &group.display_name, group.external_id.as_deref(), &members, now)
+            .await?;
+        let after = conclave_store::ScimGroupRow { members, ..group.clone() };
+        group_changed(state, org_id, Some(group), Some(&after)).await?;
+    }
+    let known: BTreeSet<&str> = groups.iter().map(|g| g.display_name.as_str()).collect();
+    for name in claimed.difference(&known) {
+        let members = vec![user_id.to_owned()];
+        let created = state.store.create_scim_group(org_id, name, None, &members, now).await?;
+        group_changed(state, org_id, None, Some(&created)).await?;
+    }
+    Ok(())
+}
+
 /// An account opened again (reactivated, or provisioned anew) goes back to
 /// the channels its groups mean and gets the role they give.
 pub async fn account_returned(state: &SharedState, org_id: &str, user_id: &str) -> Result<(), ConversationError> {

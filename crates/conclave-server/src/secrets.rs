@@ -32,6 +32,8 @@ pub enum Purpose {
     TotpSeed,
     /// The database's proof of the key, owned by nobody.
     KeyCheck,
+    /// An OpenID provider's client secret, owned by its organisation.
+    ProviderClientSecret,
 }
 
 impl Purpose {
@@ -39,6 +41,7 @@ impl Purpose {
         match self {
             Self::TotpSeed => "totp-seed",
             Self::KeyCheck => "key-check",
+            Self::ProviderClientSecret => "provider-client-secret",
         }
     }
 }

@@ -35,6 +35,10 @@ pub struct AppState {
     pub mailer: crate::mail::Mailer,
     /// Seals the secrets the database keeps for the server (TOTP seeds).
     pub secrets: crate::secrets::SecretsKey,
+    /// Signs people in through their organisations' OpenID providers.
+    pub relying_party: crate::sso::RelyingParty,
+    /// The passkeys' relying party, when the public URL has a host name.
+    pub webauthn: Option<webauthn_rs::Webauthn>,
 }
 
 /// One audit event as a handler describes it; the state adds time and chain.
@@ -107,6 +111,8 @@ impl AppState {
                     crate::mail::Mailer::disabled()
                 }),
             },
+            relying_party: crate::sso::RelyingParty::default(),
+            webauthn: crate::passkeys::relying_party(&config.public_url),
             blobs: conclave_blob::Blobs::new(config.data_dir.join("files"), config.storage_endpoints.clone()),
             store,
             config,

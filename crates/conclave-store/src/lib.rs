@@ -11,6 +11,7 @@ mod conversations;
 mod devices;
 mod files;
 mod guests;
+mod identity;
 mod invitations;
 mod live;
 mod meetings;
@@ -34,6 +35,7 @@ pub use conversations::{
 pub use devices::{DeviceRow, Registration};
 pub use files::{FileRow, OrgStorage, StorageRow};
 pub use guests::{GuestInvitationRow, MAX_FAILED_GUEST_CODES};
+pub use identity::{IdentityProviderRow, PasskeyRow, ProviderSettings, ProviderSignIn};
 pub use invitations::InvitationRow;
 pub use live::RedeemedTicket;
 pub use meetings::{MeetingRow, MeetingSecrets, NewBan, NewMeeting, NewReport};

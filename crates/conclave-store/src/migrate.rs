@@ -117,6 +117,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0017_scim_lookups.sql"),
         postgres: include_str!("../migrations/postgres/0017_scim_lookups.sql"),
     },
+    Migration {
+        version: 18,
+        name: "identity providers and passkeys",
+        sqlite: include_str!("../migrations/sqlite/0018_identity_providers.sql"),
+        postgres: include_str!("../migrations/postgres/0018_identity_providers.sql"),
+    },
 ];
 
 /// Arbitrary constant naming Conclave's migration lock on PostgreSQL.

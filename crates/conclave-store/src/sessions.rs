@@ -103,10 +103,11 @@ impl Store {
     /// Where the account has signed in from before: each distinct address
     /// and user agent of its sign-in sessions, ended ones included.
     pub async fn sign_in_origins(&self, user_id: &str) -> Result<Vec<(Option<String>, Option<String>)>> {
-        let rows = sqlx::query("SELECT DISTINCT ip, user_agent FROM sessions WHERE user_id = $1 AND kind = 'login'")
-            .bind(user_id)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT DISTINCT ip, user_agent FROM sessions WHERE user_id = $1 AND kind <> 'access_token'")
+                .bind(user_id)
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter().map(|row| Ok((row.opt_text("ip")?, row.opt_text("user_agent")?))).collect()
     }
 

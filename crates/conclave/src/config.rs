@@ -99,6 +99,10 @@ pub struct ServeArgs {
     /// Serve /metrics on the main listener too, to requests with this bearer token.
     #[arg(long, env = "CONCLAVE_METRICS_TOKEN", value_name = "TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
+    /// Let the server reach addresses inside this network for what others name: identity providers over
+    /// plain http://, watched feeds, Web Push endpoints. For tests and closed networks only.
+    #[arg(long, env = "CONCLAVE_ALLOW_LOCAL_OUTBOUND")]
+    pub allow_local_outbound: bool,
     /// Log format on stderr [default: text]. Levels come from CONCLAVE_LOG (e.g. "info,conclave_server=debug").
     #[arg(long, env = "CONCLAVE_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
@@ -179,6 +183,7 @@ pub struct FileConfig {
     pub turn_ttl: Option<u64>,
     pub metrics_listen: Option<SocketAddr>,
     pub metrics_token: Option<String>,
+    pub allow_local_outbound: Option<bool>,
 }
 
 pub fn read_file(path: Option<&Path>) -> anyhow::Result<FileConfig> {
@@ -248,6 +253,7 @@ pub fn resolve_serve(args: &ServeArgs) -> anyhow::Result<(ServerConfig, LogForma
     if let Some(proxies) = args.trusted_proxies.clone().or(file.trusted_proxies) {
         config.trusted_proxies = proxies;
     }
+    config.allow_local_outbound = args.allow_local_outbound || file.allow_local_outbound.unwrap_or(false);
     if let Some(days) = args.quality_retention_days.or(file.quality_retention_days) {
         if days == 0 {
             bail!("--quality-retention-days must be at least 1");

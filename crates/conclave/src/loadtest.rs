@@ -134,6 +134,7 @@ pub(crate) async fn sign_in_owner(
             password: password.to_owned(),
             totp_code: None,
             recovery_code: None,
+            passkey: None,
         })
         .await
         .context("sign in as the organisation's owner")?;
@@ -323,6 +324,7 @@ async fn login_timing(args: LoginArgs) -> anyhow::Result<()> {
                     password: "not the password at all".into(),
                     totp_code: None,
                     recovery_code: None,
+                    passkey: None,
                 })
                 .await;
             times.push(started.elapsed());

@@ -279,6 +279,7 @@ async fn join_conclave(args: &MediaArgs) -> anyhow::Result<Vec<MediaParticipant>
             password: args.password.clone().context("a password is required")?,
             totp_code: None,
             recovery_code: None,
+            passkey: None,
         })
         .await?;
     let owner = Client::new(&args.server).authenticated(&login.token);

@@ -123,6 +123,7 @@ async fn bootstrap_serve_and_sign_in(engine: Engine) {
             password: PASSWORD.into(),
             totp_code: None,
             recovery_code: None,
+            passkey: None,
         })
         .await
         .expect("the bootstrapped owner signs in");
@@ -293,6 +294,7 @@ async fn a_bot_waits_is_admitted_by_the_host_chats_and_leaves() {
             password: PASSWORD.into(),
             totp_code: None,
             recovery_code: None,
+            passkey: None,
         })
         .await
         .unwrap();
@@ -392,6 +394,7 @@ async fn no_secret_ever_reaches_the_log() {
             password: "a wrong guess at it".into(),
             totp_code: None,
             recovery_code: None,
+            passkey: None,
         })
         .await;
     let login = anonymous
@@ -400,6 +403,7 @@ async fn no_secret_ever_reaches_the_log() {
             password: PASSWORD.into(),
             totp_code: None,
             recovery_code: None,
+            passkey: None,
         })
         .await
         .unwrap();
@@ -471,6 +475,7 @@ async fn a_host_bot_admits_a_guest_bot() {
             password: PASSWORD.into(),
             totp_code: None,
             recovery_code: None,
+            passkey: None,
         })
         .await
         .unwrap();
@@ -578,6 +583,7 @@ async fn a_ticket_outlives_a_restart_and_a_seat_does_not() {
             password: PASSWORD.into(),
             totp_code: None,
             recovery_code: None,
+            passkey: None,
         })
         .await
         .unwrap();
@@ -639,7 +645,13 @@ async fn a_ticket_outlives_a_restart_and_a_seat_does_not() {
 
 /// Signs in on the server at `url`.
 async fn sign_in(url: &str, email: &str) -> (Client, conclave_proto::LoginResponse) {
-    let request = LoginRequest { email: email.into(), password: PASSWORD.into(), totp_code: None, recovery_code: None };
+    let request = LoginRequest {
+        email: email.into(),
+        password: PASSWORD.into(),
+        totp_code: None,
+        recovery_code: None,
+        passkey: None,
+    };
     let login = Client::new(url).login(&request).await.unwrap();
     (Client::new(url).authenticated(&login.token), login)
 }

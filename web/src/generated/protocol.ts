@@ -77,6 +77,10 @@ export type AuditAction =
   | "auth.login"
   /** A sign-out. */
   | "auth.logout"
+  /** A passkey registered, renamed or removed. */
+  | "auth.passkey"
+  /** A provider identity linked to an existing account at its first sign-in through the provider. */
+  | "auth.provider.link"
   /** A password changed (the account's other sessions signed out). */
   | "auth.password.change"
   /** A session signed out from another one. */
@@ -189,6 +193,8 @@ export type AuditAction =
   | "org.storage.update"
   /** The organisation's call-quality samples read (logged when refused). */
   | "org.quality.read"
+  /** An OpenID provider connected, changed or disconnected. */
+  | "org.identity_provider"
   /** The organisation's SCIM token made, replaced or revoked. */
   | "org.scim.token"
   /** A SCIM request with a token no organisation has (logged as a failure). */
@@ -440,6 +446,20 @@ export interface CreateConversationRequest {
   members?: string[];
   /** A group's or channel's name (none for a direct message). */
   name?: string | null;
+}
+
+/**
+ * Connects an OpenID provider (its discovery document is fetched and
+ * checked before anything is saved).
+ */
+export interface CreateIdentityProviderRequest {
+  name: string;
+  issuer: string;
+  client_id: string;
+  client_secret: string;
+  /** At least one domain, such as `acme.example`. */
+  allowed_domains: string[];
+  create_accounts?: boolean;
 }
 
 export interface CreateMeetingRequest {
@@ -708,6 +728,31 @@ export interface IceServer {
   username?: string | null;
 }
 
+/**
+ * An OpenID provider an organisation's people sign in with. Its client
+ * secret is never shown again after it is set.
+ */
+export interface IdentityProvider {
+  id: string;
+  org_id: string;
+  /** What the sign-in button says ("Okta", "Google Workspace"). */
+  name: string;
+  /** The issuer identifier; its discovery document is below it. */
+  issuer: string;
+  client_id: string;
+  /** Lower-case email domains whose people sign in through it. */
+  allowed_domains: string[];
+  /** Whether a first sign-in creates the account (just in time). */
+  create_accounts: boolean;
+  /** The redirect URI to register at the provider for this client. */
+  redirect_uri: string;
+  created_at_ms: number;
+}
+
+export interface IdentityProviderList {
+  providers: IdentityProvider[];
+}
+
 /** A handshake message waiting in a device's inbox. */
 export interface InboxMessage {
   /** Increasing per device; ask for those after the last one taken. */
@@ -812,6 +857,11 @@ export type LiveEvent =
 export interface LoginRequest {
   email: string;
   password: string;
+  /**
+   * A passkey's answer to the challenge the first attempt was given
+   * (in its `second-factor-required` problem), instead of a code.
+   */
+  passkey?: PasskeyResponse | null;
   /** A one-time recovery code, instead of `totp_code`. */
   recovery_code?: string | null;
   /** The current code from the authenticator app, when 2FA is on. */
@@ -1080,6 +1130,19 @@ export interface OrgPolicy {
    * in minutes (`null`: no limit); admins delete any message at any time.
    */
   message_delete_minutes: { value: number | null; locked: boolean };
+  /**
+   * Whether members and admins sign in only through the organisation's
+   * identity provider: their passwords, and resetting them, are off
+   * (owners keep theirs, to repair the connection when the provider fails).
+   */
+  provider_only_sign_in: { value: boolean; locked: boolean };
+  /**
+   * Whether a password sign-in must be completed with a passkey (a
+   * phishing-resistant factor) rather than an authenticator app's code;
+   * passwordless passkeys and the identity provider satisfy it, and
+   * recovery codes still work.
+   */
+  require_phishing_resistant: { value: boolean; locked: boolean };
 }
 
 /** A partial update: only the settings present change. */
@@ -1097,7 +1160,9 @@ export interface OrgPolicyUpdate {
   message_delete_minutes?: { locked: boolean; value?: number | null } | null;
   message_edit_minutes?: { locked: boolean; value?: number | null } | null;
   passcode_required?: { value: boolean; locked: boolean } | null;
+  provider_only_sign_in?: { value: boolean; locked: boolean } | null;
   require_2fa?: { value: boolean; locked: boolean } | null;
+  require_phishing_resistant?: { value: boolean; locked: boolean } | null;
   unencrypted_channels?: { value: boolean; locked: boolean } | null;
   waiting_room?: { value: boolean; locked: boolean } | null;
   waiting_room_capacity?: { value: number; locked: boolean } | null;
@@ -1136,6 +1201,37 @@ export interface ParticipantView {
   reconnecting: boolean;
 }
 
+/** A passkey of the signed-in account. */
+export interface Passkey {
+  id: string;
+  name: string;
+  created_at_ms: number;
+  last_used_at_ms: number | null;
+}
+
+/**
+ * The first half of a WebAuthn ceremony: `options` go to
+ * `navigator.credentials.create` or `.get` (as `{publicKey}` with its
+ * binary fields base64url), and `ceremony_id` comes back with the answer.
+ */
+export interface PasskeyChallenge {
+  ceremony_id: string;
+  options: unknown;
+}
+
+export interface PasskeyList {
+  passkeys: Passkey[];
+}
+
+/**
+ * The authenticator's answer to a `PasskeyChallenge`: the credential
+ * as `PublicKeyCredential.toJSON()` writes it.
+ */
+export interface PasskeyResponse {
+  ceremony_id: string;
+  credential: unknown;
+}
+
 export interface PasswordConfirmation {
   password: string;
 }
@@ -1171,6 +1267,11 @@ export interface Problem {
   detail?: string | null;
   /** Per-field validation messages, for 422 responses. */
   errors?: FieldError[];
+  /**
+   * With `totp-required`, when the account has passkeys: the challenge
+   * one of them may answer instead of a code.
+   */
+  passkey?: PasskeyChallenge | null;
   /** Seconds until a throttled request may be retried. */
   retry_after?: number | null;
 }
@@ -1271,7 +1372,23 @@ export type ProblemCode =
    */
   | "file-not-shareable"
   /** The storage settings cannot be used. */
-  | "storage-refused";
+  | "storage-refused"
+  /** 403: the organisation signs its members in only through its identity provider. */
+  | "provider-sign-in-required"
+  /** 403: the organisation requires a passkey (not an authenticator app's code) after the password. */
+  | "passkey-required"
+  /** 401: the passkey's answer does not hold (unknown passkey, wrong challenge, origin or signature). */
+  | "invalid-passkey"
+  /** 502: the identity provider could not be reached or answered something unusable. */
+  | "provider-unavailable";
+
+/** One way to sign in through a provider. */
+export interface ProviderSignInOption {
+  provider_id: string;
+  name: string;
+  /** Where the browser goes to sign in (the provider's page follows). */
+  start_url: string;
+}
 
 /** A track in the sender's offer, by its `a=mid`. */
 export interface PublishedTrack {
@@ -1406,6 +1523,20 @@ export interface RegisterDeviceRequest {
   /** The device's Ed25519 public signature key, base64. */
   signature_key: string;
   /** 1 to 64 characters, under the display-name rule. */
+  name: string;
+}
+
+/**
+ * Registers a new passkey: the answer to the registration challenge, and
+ * a name for it.
+ */
+export interface RegisterPasskeyRequest {
+  ceremony_id: string;
+  credential: unknown;
+  name: string;
+}
+
+export interface RenamePasskeyRequest {
   name: string;
 }
 
@@ -1791,6 +1922,16 @@ export interface SharedFile {
   dimensions?: number[] | null;
 }
 
+/**
+ * How someone with an email address may sign in: the providers of the
+ * organisations that take its domain, and whether a password may be used.
+ */
+export interface SignInOptions {
+  providers: ProviderSignInOption[];
+  /** False where the domain's organisation signs in only through its provider. */
+  password_allowed: boolean;
+}
+
 export interface SignupRequest {
   email: string;
   password: string;
@@ -1856,6 +1997,16 @@ export interface TotpEnrollResponse {
   otpauth_uri: string;
   /** The same secret in base32, for typing into an authenticator. */
   secret: string;
+}
+
+/** Changes a provider: only the fields present change. */
+export interface UpdateIdentityProviderRequest {
+  allowed_domains?: string[] | null;
+  client_id?: string | null;
+  client_secret?: string | null;
+  create_accounts?: boolean | null;
+  issuer?: string | null;
+  name?: string | null;
 }
 
 export interface UpdateMeetingRequest {

@@ -22,7 +22,7 @@ fn user_agent(headers: &HeaderMap) -> Option<&str> {
 
 /// The session cookie: HttpOnly so scripts cannot read it, SameSite=Strict
 /// so other sites cannot send it, Secure wherever browsers allow.
-fn session_cookie(state: &SharedState, token: &str, max_age_secs: u64) -> HeaderValue {
+pub(super) fn session_cookie(state: &SharedState, token: &str, max_age_secs: u64) -> HeaderValue {
     let secure = if state.config.secure_cookies() { "; Secure" } else { "" };
     let value = format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_secs}{secure}");
     HeaderValue::from_str(&value).expect("cookie values are ASCII")
@@ -110,7 +110,8 @@ pub async fn signup(
         Some(id) => state.store.org_by_id(id).await?,
         None => None,
     };
-    let needs_enrollment = accounts::needs_enrollment(&user, org.as_ref().map(|(_, p)| p));
+    let policy = org.as_ref().map(|(_, p)| p);
+    let needs_enrollment = accounts::needs_enrollment(&state, &user, policy, accounts::SessionKind::Password).await?;
     let lifetime = state.config.limits.session_lifetime;
     let (token, session) =
         accounts::start_session(&state, &user.id, "login", None, ip, user_agent(&headers), lifetime).await?;
@@ -185,6 +186,9 @@ pub async fn change_password(
         detail,
         ..Audit::new(AuditAction::AuthPasswordChange, outcome)
     };
+    if accounts::passwords_off(&state, user).await? {
+        return Err(accounts::AccountError::ProviderSignInRequired.into());
+    }
     accounts::confirm_password(&state, user, req.current_password.clone(), ip, AuditAction::AuthPasswordChange).await?;
     accounts::validate_new_password(&req.new_password, &user.email, &user.display_name)?;
     if req.new_password == req.current_password {

@@ -11,11 +11,13 @@ mod guests;
 mod meetings;
 mod ops;
 mod orgs;
+mod passkeys;
 mod password_reset;
 mod policy;
 mod quality;
 mod scim;
 mod sessions;
+mod sso;
 mod storage;
 mod two_factor;
 
@@ -38,6 +40,9 @@ use utoipa::{Modify, OpenApi};
     paths(
         auth::signup, auth::login, password_reset::request, password_reset::confirm, auth::logout, auth::me, auth::change_password, auth::setup_status, auth::setup,
         two_factor::enroll, two_factor::confirm, two_factor::regenerate_recovery_codes, two_factor::disable,
+        passkeys::list, passkeys::challenge, passkeys::register, passkeys::rename, passkeys::remove,
+        passkeys::sign_in_challenge, passkeys::sign_in,
+        sso::options, sso::start, sso::callback, sso::list, sso::create, sso::update, sso::remove,
         sessions::list, sessions::revoke, sessions::create_token,
         devices::list, devices::register, devices::revoke, devices::push_key, devices::subscribe_push,
         devices::unsubscribe_push,
@@ -96,6 +101,14 @@ pub fn router(state: SharedState) -> Router {
         .route("/auth/password-reset", post(password_reset::request))
         .route("/auth/password-reset/confirm", post(password_reset::confirm))
         .route("/auth/logout", post(auth::logout))
+        .route("/auth/passkey/challenge", post(passkeys::sign_in_challenge))
+        .route("/auth/passkey", post(passkeys::sign_in))
+        .route("/auth/sign-in-options", get(sso::options))
+        .route("/auth/oidc/callback", get(sso::callback))
+        .route("/auth/oidc/{provider_id}/start", get(sso::start))
+        .route("/me/passkeys", get(passkeys::list).post(passkeys::register))
+        .route("/me/passkeys/challenge", post(passkeys::challenge))
+        .route("/me/passkeys/{passkey_id}", patch(passkeys::rename).delete(passkeys::remove))
         .route("/me", get(auth::me))
         .route("/me/password", post(auth::change_password))
         .route("/me/guest-invitations", post(guests::accept))
@@ -152,6 +165,8 @@ pub fn router(state: SharedState) -> Router {
         .route("/orgs/{org_id}/reports", get(meetings::list_reports))
         .route("/orgs/{org_id}/quality", get(quality::list))
         .route("/orgs/{org_id}/meetings/{meeting_id}/quality", get(quality::meeting))
+        .route("/orgs/{org_id}/identity-providers", get(sso::list).post(sso::create))
+        .route("/orgs/{org_id}/identity-providers/{provider_id}", patch(sso::update).delete(sso::remove))
         .route("/orgs/{org_id}/scim", get(scim::status))
         .route("/orgs/{org_id}/scim/token", post(scim::create_token).delete(scim::revoke_token))
         .route("/orgs/{org_id}/scim/groups", get(scim::list_group_mappings))

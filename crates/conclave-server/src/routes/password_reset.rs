@@ -11,7 +11,7 @@ use conclave_proto::audit::{AuditAction, AuditOutcome};
 use conclave_proto::AccountStatus;
 use conclave_proto::{PasswordResetConfirm, PasswordResetRequest, Problem, ProblemCode};
 
-use crate::accounts;
+use crate::accounts::{self, AccountError};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ClientIp};
 use crate::mail::Email;
@@ -35,7 +35,9 @@ pub async fn request(
     }
     let Ok(email) = accounts::normalize_email(&req.email) else { return Ok(StatusCode::ACCEPTED) };
     let Some(user) = state.store.user_by_email(&email).await? else { return Ok(StatusCode::ACCEPTED) };
-    if user.status != AccountStatus::Active {
+    // The same answer for an account whose organisation turned passwords
+    // off: it signs in through the provider, and no link is sent.
+    if user.status != AccountStatus::Active || accounts::passwords_off(&state, &user).await? {
         return Ok(StatusCode::ACCEPTED);
     }
     state
@@ -130,6 +132,9 @@ pub async fn confirm(
     let now = state.now_ms();
     let Some(user_id) = state.store.password_reset_user(&hash, now).await? else { return Err(expired()) };
     let user = state.store.user_by_id(&user_id).await?.ok_or_else(expired)?;
+    if accounts::passwords_off(&state, &user).await? {
+        return Err(AccountError::ProviderSignInRequired.into());
+    }
     accounts::validate_new_password(&req.new_password, &user.email, &user.display_name)?;
     if state.store.take_password_reset(&hash, now).await?.as_deref() != Some(user.id.as_str()) {
         return Err(expired());

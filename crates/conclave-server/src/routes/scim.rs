@@ -619,7 +619,10 @@ async fn create_user(
     };
     let user = state.store.provision_user(&org_id, &record, &password_hash, state.now_ms()).await?;
     audit(&state, &org_id, ip, AuditAction::ScimUserProvision, &user.id, "created").await?;
-    if fields.password.is_none() && active && state.mailer.is_enabled() {
+    // Where passwords are off, the person signs in through the provider and
+    // has no password to choose.
+    let passwords_off = accounts::passwords_off(&state, &user).await?;
+    if fields.password.is_none() && active && state.mailer.is_enabled() && !passwords_off {
         email_link(&state, &user, LinkPurpose::Welcome).await?;
     }
     Ok(resource_response(StatusCode::CREATED, user_resource(&state, &org_id, &user).await?))

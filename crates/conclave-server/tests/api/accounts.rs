@@ -8,7 +8,7 @@ use conclave_server::Registration;
 use conclave_store::Engine;
 
 fn login_req(email: &str, password: &str) -> LoginRequest {
-    LoginRequest { email: email.into(), password: password.into(), totp_code: None, recovery_code: None }
+    LoginRequest { email: email.into(), password: password.into(), totp_code: None, recovery_code: None, passkey: None }
 }
 
 on_both_engines!(invited_people_sign_up_into_the_org_with_the_invited_role);

@@ -386,6 +386,7 @@ async fn a_stolen_session_cannot_guess_the_password(engine: Engine) {
         password: PASSWORD.into(),
         totp_code: Some(code(&srv, &secret)),
         recovery_code: None,
+        passkey: None,
     };
     assert_problem!(srv.client().login(&sign_in).await, 429, "too-many-requests");
     audited(&srv, "auth.password.change", "failure", 6).await;

@@ -23,6 +23,7 @@ fn attempt(email: &str, i: usize) -> LoginRequest {
         password: format!("breached password {i}"),
         totp_code: None,
         recovery_code: None,
+        passkey: None,
     }
 }
 
@@ -103,6 +104,7 @@ async fn stuffing_gets_nowhere_and_reveals_nothing(engine: Engine) {
             password: PASSWORD.into(),
             totp_code: None,
             recovery_code: None,
+            passkey: None,
         })
         .await
         .expect("the rightful user signs in once the lockout has passed");
@@ -121,6 +123,7 @@ async fn a_locked_account_stays_locked_even_with_the_right_password(engine: Engi
         password: PASSWORD.into(),
         totp_code: None,
         recovery_code: None,
+        passkey: None,
     };
     let p = observe(srv.client_from("127.0.4.9").login(&right).await);
     assert_eq!((p.status, p.code()), (429, "too-many-requests"));

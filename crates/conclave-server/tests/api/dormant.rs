@@ -44,6 +44,7 @@ async fn dormant_accounts_are_disabled_until_reactivated(engine: Engine) {
         password: PASSWORD.into(),
         totp_code: None,
         recovery_code: None,
+        passkey: None,
     };
     // Signing in with the right password no longer works...
     assert_problem!(srv.client().login(&login("sleeper@a.test")).await, 403, "account-disabled");

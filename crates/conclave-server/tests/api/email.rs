@@ -210,6 +210,7 @@ async fn invitations_and_password_resets_arrive_by_email(engine: Engine) {
         password: password.into(),
         totp_code: None,
         recovery_code: None,
+        passkey: None,
     };
     assert_problem!(srv.client().login(&with(PASSWORD)).await, 401, "invalid-credentials");
     srv.client().login(&with(new_password)).await.unwrap();
@@ -224,8 +225,13 @@ async fn a_sign_in_from_a_new_device_is_told_by_email(engine: Engine) {
     let config = smtp.config();
     let srv = TestServer::start_with(engine, |c| c.smtp = Some(config)).await;
     srv.org_with_owner("ada@acme.test", "Acme").await;
-    let login =
-        LoginRequest { email: "ada@acme.test".into(), password: PASSWORD.into(), totp_code: None, recovery_code: None };
+    let login = LoginRequest {
+        email: "ada@acme.test".into(),
+        password: PASSWORD.into(),
+        totp_code: None,
+        recovery_code: None,
+        passkey: None,
+    };
     let subject = "New sign-in to your Conclave account";
     let notices = || smtp.messages().into_iter().filter(|m| m.contains(subject)).count();
     // Where she signed up, again: nothing to tell.

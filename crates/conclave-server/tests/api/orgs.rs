@@ -193,8 +193,13 @@ async fn deactivated_members_are_signed_out_and_kept_out(engine: Engine) {
     let done = owner.deactivate_member(&org, &user_id).await.unwrap();
     assert_eq!(done.status, AccountStatus::Deactivated);
     assert_problem!(member.me().await, 401, "unauthenticated");
-    let login =
-        LoginRequest { email: "member@a.test".into(), password: PASSWORD.into(), totp_code: None, recovery_code: None };
+    let login = LoginRequest {
+        email: "member@a.test".into(),
+        password: PASSWORD.into(),
+        totp_code: None,
+        recovery_code: None,
+        passkey: None,
+    };
     assert_problem!(srv.client().login(&login).await, 403, "account-disabled");
     // A wrong password still says only "wrong credentials".
     assert_problem!(

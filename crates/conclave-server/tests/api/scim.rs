@@ -703,5 +703,5 @@ async fn sign_in_after_choosing_password(srv: &TestServer, user_id: &str, email:
 }
 
 fn login_req(email: &str, password: &str) -> LoginRequest {
-    LoginRequest { email: email.into(), password: password.into(), totp_code: None, recovery_code: None }
+    LoginRequest { email: email.into(), password: password.into(), totp_code: None, recovery_code: None, passkey: None }
 }

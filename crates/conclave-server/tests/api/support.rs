@@ -98,6 +98,7 @@ impl TestServer {
                 password: PASSWORD.into(),
                 totp_code: None,
                 recovery_code: None,
+                passkey: None,
             })
             .await
             .unwrap_or_else(|e| panic!("login of {email} failed: {e}"));

@@ -15,7 +15,13 @@ pub(crate) fn code(srv: &TestServer, secret: &str) -> String {
 }
 
 fn login(email: &str, totp: Option<String>, recovery: Option<String>) -> LoginRequest {
-    LoginRequest { email: email.into(), password: PASSWORD.into(), totp_code: totp, recovery_code: recovery }
+    LoginRequest {
+        email: email.into(),
+        password: PASSWORD.into(),
+        totp_code: totp,
+        recovery_code: recovery,
+        passkey: None,
+    }
 }
 
 /// Enrols `client` and returns (secret, recovery codes).

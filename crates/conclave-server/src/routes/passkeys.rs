@@ -1,0 +1,263 @@
+//! Passkeys over HTTP: a person's own (register, name, remove), and
+//! signing in with one alone. Using one after the password goes through
+//! `/auth/login` (its second-factor problem carries the challenge).
+
+use crate::accounts::{self, AccountError, SessionKind};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, ClientIp, EnrollingSession};
+use crate::passkeys;
+use crate::state::{Audit, SharedState};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::Response;
+use conclave_proto::audit::{AuditAction, AuditOutcome};
+use conclave_proto::{
+    LoginResponse, Passkey, PasskeyChallenge, PasskeyList, PasskeyResponse, Problem, RegisterPasskeyRequest,
+    RenamePasskeyRequest,
+};
+use conclave_store::PasskeyRow;
+use std::time::Duration;
+
+/// How recent the sign-in must be to add a passkey: a passkey signs in for
+/// good, so a session stolen long after its sign-in must not add one.
+const RECENT_SIGN_IN: Duration = Duration::from_secs(15 * 60);
+
+fn view(row: &PasskeyRow) -> Passkey {
+    Passkey {
+        id: row.id.clone(),
+        name: row.name.clone(),
+        created_at_ms: row.created_at_ms,
+        last_used_at_ms: row.last_used_at_ms,
+    }
+}
+
+/// The signed-in account's passkeys.
+#[utoipa::path(get, path = "/api/v1/me/passkeys", operation_id = "listPasskeys", tag = "passkeys",
+    responses((status = 200, description = "Passkeys", body = PasskeyList),
+        (status = 401, description = "Not signed in", body = Problem)))]
+pub async fn list(
+    State(state): State<SharedState>,
+    EnrollingSession(current): EnrollingSession,
+) -> ApiResult<ApiJson<PasskeyList>> {
+    let rows = state.store.passkeys_of(&current.user.id).await?;
+    Ok(ApiJson(PasskeyList { passkeys: rows.iter().map(view).collect() }))
+}
+
+/// Starts registering a passkey: options for `navigator.credentials.create`.
+#[utoipa::path(post, path = "/api/v1/me/passkeys/challenge", operation_id = "passkeyRegistrationStart", tag = "passkeys",
+    responses((status = 200, description = "The registration challenge", body = PasskeyChallenge),
+        (status = 401, description = "Not signed in, or passkeys are off on this server", body = Problem),
+        (status = 403, description = "The sign-in is too old: sign in again", body = Problem),
+        (status = 422, description = "Too many passkeys", body = Problem)))]
+pub async fn challenge(
+    State(state): State<SharedState>,
+    EnrollingSession(current): EnrollingSession,
+) -> ApiResult<ApiJson<PasskeyChallenge>> {
+    recent_sign_in(&state, &current)?;
+    Ok(ApiJson(passkeys::start_registration(&state, &current.user).await?))
+}
+
+fn recent_sign_in(state: &SharedState, current: &crate::extract::CurrentSession) -> ApiResult<()> {
+    if state.now_ms() - current.session.created_at_ms > RECENT_SIGN_IN.as_millis() as i64 {
+        return Err(ApiError::forbidden("sign in again to add a passkey (the sign-in must be under 15 minutes old)"));
+    }
+    Ok(())
+}
+
+/// Registers a passkey with the authenticator's answer and a name.
+#[utoipa::path(post, path = "/api/v1/me/passkeys", operation_id = "passkeyRegister", tag = "passkeys",
+    request_body = RegisterPasskeyRequest,
+    responses((status = 201, description = "Registered", body = Passkey),
+        (status = 401, description = "The answer does not hold", body = Problem),
+        (status = 403, description = "The sign-in is too old: sign in again", body = Problem),
+        (status = 422, description = "Invalid name", body = Problem)))]
+pub async fn register(
+    State(state): State<SharedState>,
+    ClientIp(ip): ClientIp,
+    EnrollingSession(current): EnrollingSession,
+    ApiJson(req): ApiJson<RegisterPasskeyRequest>,
+) -> ApiResult<(StatusCode, ApiJson<Passkey>)> {
+    recent_sign_in(&state, &current)?;
+    let answer = PasskeyResponse { ceremony_id: req.ceremony_id, credential: req.credential };
+    let row = match passkeys::finish_registration(&state, &current.user, &answer, &req.name).await {
+        Ok(row) => row,
+        Err(err) => {
+            let detail = format!("registration refused: {err}");
+            state
+                .audit(Audit::by(&current, ip, AuditAction::AuthPasskey, AuditOutcome::Failure).detail(&detail))
+                .await?;
+            return Err(err.into());
+        }
+    };
+    let detail = format!("registered \"{}\"", row.name);
+    state
+        .audit(Audit::by(&current, ip, AuditAction::AuthPasskey, AuditOutcome::Success).target(&row.id).detail(&detail))
+        .await?;
+    tell_of_new_passkey(&state, &current.user.email, &row.name);
+    Ok((StatusCode::CREATED, ApiJson(view(&row))))
+}
+
+/// Emails the account's owner that a passkey was added (in the background).
+fn tell_of_new_passkey(state: &SharedState, email: &str, name: &str) {
+    if !state.mailer.is_enabled() {
+        return;
+    }
+    let (state, email) = (state.clone(), email.to_owned());
+    let what = format!("A passkey named \"{name}\" was added to your Conclave account {email}. It can sign in to it without the password.");
+    let link = format!("{}/", state.config.public_url.trim_end_matches('/'));
+    tokio::spawn(async move {
+        let notice = crate::mail::Email {
+            to: &email,
+            subject: "A passkey was added to your Conclave account",
+            paragraphs: &[
+                &what,
+                "If it was not you, remove it now in your account's security settings, change your password and end the sessions you do not know.",
+            ],
+            action: Some(("Open Conclave", &link)),
+            calendar: None,
+        };
+        if let Err(err) = state.mailer.send(&notice).await {
+            tracing::warn!(error = %err, "a new-passkey notice was not sent");
+        }
+    });
+}
+
+/// Renames one of the account's passkeys.
+#[utoipa::path(patch, path = "/api/v1/me/passkeys/{passkey_id}", operation_id = "renamePasskey", tag = "passkeys",
+    params(("passkey_id" = String, Path)), request_body = RenamePasskeyRequest,
+    responses((status = 204, description = "Renamed"), (status = 404, description = "No such passkey", body = Problem),
+        (status = 422, description = "Invalid name", body = Problem)))]
+pub async fn rename(
+    State(state): State<SharedState>,
+    ClientIp(ip): ClientIp,
+    EnrollingSession(current): EnrollingSession,
+    Path(passkey_id): Path<String>,
+    ApiJson(req): ApiJson<RenamePasskeyRequest>,
+) -> ApiResult<StatusCode> {
+    let name = passkeys::passkey_name(&req.name)?;
+    if !state.store.rename_passkey(&current.user.id, &passkey_id, &name).await? {
+        return Err(ApiError::not_found("passkey"));
+    }
+    let detail = format!("renamed \"{name}\"");
+    state
+        .audit(
+            Audit::by(&current, ip, AuditAction::AuthPasskey, AuditOutcome::Success)
+                .target(&passkey_id)
+                .detail(&detail),
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Removes one of the account's passkeys (not the last one where the
+/// organisation requires phishing-resistant factors).
+#[utoipa::path(delete, path = "/api/v1/me/passkeys/{passkey_id}", operation_id = "removePasskey", tag = "passkeys",
+    params(("passkey_id" = String, Path)),
+    responses((status = 204, description = "Removed"), (status = 403, description = "The organisation requires a passkey", body = Problem),
+        (status = 404, description = "No such passkey", body = Problem)))]
+pub async fn remove(
+    State(state): State<SharedState>,
+    ClientIp(ip): ClientIp,
+    EnrollingSession(current): EnrollingSession,
+    Path(passkey_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let keys = state.store.passkeys_of(&current.user.id).await?;
+    if !keys.iter().any(|k| k.id == passkey_id) {
+        return Err(ApiError::not_found("passkey"));
+    }
+    let policy = current.org.as_ref().map(|(_, p)| p);
+    let last_factor = keys.len() == 1 && current.user.totp_secret.is_none();
+    if keys.len() == 1 && policy.is_some_and(|p| p.require_phishing_resistant.value)
+        || last_factor && policy.is_some_and(|p| p.require_2fa.value)
+    {
+        return Err(ApiError::forbidden("your organisation requires this factor; add another passkey first"));
+    }
+    state.store.delete_passkey(&current.user.id, &passkey_id).await?;
+    state
+        .audit(
+            Audit::by(&current, ip, AuditAction::AuthPasskey, AuditOutcome::Success)
+                .target(&passkey_id)
+                .detail("removed"),
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The challenge for signing in with a passkey alone (no address asked).
+#[utoipa::path(post, path = "/api/v1/auth/passkey/challenge", operation_id = "passkeySignInStart", tag = "auth",
+    responses((status = 200, description = "Options for navigator.credentials.get", body = PasskeyChallenge),
+        (status = 401, description = "Passkeys are off on this server", body = Problem),
+        (status = 429, description = "Too many requests from this address", body = Problem)))]
+pub async fn sign_in_challenge(
+    State(state): State<SharedState>,
+    ClientIp(ip): ClientIp,
+) -> ApiResult<ApiJson<PasskeyChallenge>> {
+    accounts::check_sensitive_rate(&state, ip)?;
+    Ok(ApiJson(passkeys::start_sign_in(&state).await?))
+}
+
+/// Signs in with a passkey alone.
+#[utoipa::path(post, path = "/api/v1/auth/passkey", operation_id = "passkeySignIn", tag = "auth",
+    request_body = PasskeyResponse,
+    responses((status = 200, description = "Signed in", body = LoginResponse),
+        (status = 401, description = "The passkey's answer does not hold", body = Problem),
+        (status = 403, description = "Account disabled, or the organisation signs in through its provider", body = Problem),
+        (status = 429, description = "Too many attempts", body = Problem)))]
+pub async fn sign_in(
+    State(state): State<SharedState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<PasskeyResponse>,
+) -> ApiResult<Response> {
+    if let Some(wait) = state.throttles.sign_in_failures.locked(&ip, state.now_ms()) {
+        return Err(ApiError::throttled(wait));
+    }
+    accounts::check_sensitive_rate(&state, ip)?;
+    let failed = |detail: String, user: Option<&conclave_store::UserRow>| {
+        let state = state.clone();
+        let (org, actor) = (user.and_then(|u| u.org_id.clone()), user.map(|u| u.id.clone()));
+        async move {
+            state.throttles.sign_in_failures.failed(ip, state.now_ms());
+            let event = Audit {
+                org_id: org.as_deref(),
+                actor_id: actor.as_deref(),
+                source_ip: Some(ip),
+                detail: &detail,
+                ..Audit::new(AuditAction::AuthLogin, AuditOutcome::Failure)
+            };
+            state.audit(event).await
+        }
+    };
+    let user = match passkeys::finish_sign_in(&state, &req).await {
+        Ok(user) => user,
+        Err(err) => {
+            failed(format!("passkey sign-in refused: {err}"), None).await?;
+            return Err(err.into());
+        }
+    };
+    let org = match &user.org_id {
+        Some(id) => state.store.org_by_id(id).await?,
+        None => None,
+    };
+    if let Err(err) = accounts::ensure_usable(&state, &user, org.as_ref().map(|(_, p)| p)).await {
+        failed("passkey sign-in of a disabled account".into(), Some(&user)).await?;
+        return Err(err.into());
+    }
+    // Where the provider alone signs people in, its say is final: a
+    // passkey must not keep someone in whom the provider let go.
+    if accounts::passwords_off(&state, &user).await? {
+        failed("passkey refused: provider sign-in only".into(), Some(&user)).await?;
+        return Err(AccountError::ProviderSignInRequired.into());
+    }
+    let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
+    let outcome = accounts::signed_in_without_password(
+        &state,
+        user,
+        SessionKind::Passkey,
+        ip,
+        user_agent,
+        "signed in with a passkey",
+    )
+    .await?;
+    Ok(super::auth::signed_in(&state, outcome, StatusCode::OK))
+}
