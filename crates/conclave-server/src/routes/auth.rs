@@ -68,6 +68,16 @@ pub async fn signup(
             if invitation.email != account.email {
                 return Err(ApiError::field("email", "must be the address the invitation was sent to"));
             }
+            // Where the organisation signs its people in through its
+            // provider, an invitation is taken there, not with a password.
+            let provider_only = state
+                .store
+                .org_by_id(&invitation.org_id)
+                .await?
+                .is_some_and(|(_, policy)| policy.provider_only_sign_in.value);
+            if provider_only && invitation.role != conclave_proto::OrgRole::Owner {
+                return Err(accounts::AccountError::ProviderSignInRequired.into());
+            }
             Some(invitation)
         }
         None if state.config.registration == crate::config::Registration::Open => None,

@@ -318,6 +318,11 @@ async fn the_provider_is_trusted_only_as_far_as_it_should_be(engine: Engine) {
     assert!(attacker.land(&callback).await.1.is_some());
     refused(attacker.land(&callback).await, "sign-in-expired");
 
+    // An account the organisation closed does not come back through the provider.
+    let dan = srv.state.store.user_by_email("dan@acme.test").await.unwrap().unwrap();
+    owner.deactivate_member(&org_id, &dan.id).await.unwrap();
+    refused(sign_in("dan@acme.test").await, "account-disabled");
+
     // Every refusal is in the audit log with its reason.
     let events = srv.state.store.list_audit_events(Some(&org_id), None, 1000).await.unwrap();
     let reasons: Vec<&str> = events
@@ -379,6 +384,18 @@ async fn provider_only_sign_in_turns_passwords_off(engine: Engine) {
     };
     assert_problem!(member.change_password(&change).await, 403, "provider-sign-in-required");
     assert!(!srv.client().sign_in_options("bob@acme.test").await.unwrap().password_allowed);
+    // An invitation is taken through the provider, not with a new password.
+    let invite = owner
+        .invite_member(&org_id, &InviteMemberRequest { email: "carl@acme.test".into(), role: OrgRole::Member })
+        .await
+        .unwrap();
+    let signup = SignupRequest {
+        email: "carl@acme.test".into(),
+        password: PASSWORD.into(),
+        display_name: "Carl".into(),
+        invite_token: Some(invite.invite_token),
+    };
+    assert_problem!(srv.client().signup(&signup).await, 403, "provider-sign-in-required");
     // The owner keeps a password, to repair the connection when the provider fails.
     srv.login("owner@acme.test").await;
     // Bob signs in through the provider.
