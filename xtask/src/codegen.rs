@@ -92,6 +92,7 @@ fn read_by_the_server() -> Map<String, Value> {
     schemas.add::<identity::PasskeyResponse>();
     schemas.add::<identity::RegisterPasskeyRequest>();
     schemas.add::<identity::RenamePasskeyRequest>();
+    schemas.add::<identity::StartProviderSignInRequest>();
     schemas.add::<device::RegisterDeviceRequest>();
     schemas.add::<device::PushSubscriptionRequest>();
     schemas.add::<conversation::CreateConversationRequest>();
@@ -146,6 +147,7 @@ fn written_by_the_server() -> Map<String, Value> {
     schemas.add::<identity::IdentityProvider>();
     schemas.add::<identity::IdentityProviderList>();
     schemas.add::<identity::SignInOptions>();
+    schemas.add::<identity::ProviderSignInStart>();
     schemas.add::<identity::Passkey>();
     schemas.add::<identity::PasskeyList>();
     schemas.add::<identity::PasskeyChallenge>();

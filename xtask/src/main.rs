@@ -92,6 +92,8 @@ fn test(cargo_args: &[String]) -> Result<(), String> {
     ensure_python_package("httpx2", "httpx2==2.16.2")?;
     // Calendar invitations are read back as a calendar would.
     ensure_python_package("icalendar", "icalendar==7.3.2")?;
+    // The OpenID provider the sign-in tests (API and browser) run on loopback.
+    web::install_packages(&web::root().join("crates/conclave-server/tests/oidc"), "the test OpenID provider's")?;
     web::build(true)?;
     let mut command = cargo();
     command.args(["test", "--workspace", "--no-fail-fast"]).args(cargo_args).stdout(Stdio::piped());

@@ -30,19 +30,26 @@ pub fn build(test_hooks: bool) -> Result<(), String> {
     super::codegen::run(&["--check"])?;
     super::wasm::build()?;
     let web = web();
-    let installed = web.join("node_modules/.package-lock.json");
-    let stale = match (std::fs::metadata(&installed), std::fs::metadata(web.join("package-lock.json"))) {
-        (Ok(i), Ok(l)) => i.modified().ok() < l.modified().ok(),
-        _ => true,
-    };
-    if stale {
-        eprintln!("xtask: installing the web app's npm packages");
-        super::status(Command::new("npm").args(["install", "--no-audit", "--no-fund"]).current_dir(&web))?;
-    }
+    install_packages(&web, "the web app's")?;
     let mut npm = Command::new("npm");
     npm.args(["run", "--silent", "build"]).current_dir(&web);
     npm.env("CONCLAVE_WEB_TEST_HOOKS", if test_hooks { "1" } else { "0" });
     super::status(&mut npm)
+}
+
+/// `npm install` in `dir` when its installed packages are missing or older
+/// than its lock file.
+pub fn install_packages(dir: &std::path::Path, whose: &str) -> Result<(), String> {
+    let installed = dir.join("node_modules/.package-lock.json");
+    let stale = match (std::fs::metadata(&installed), std::fs::metadata(dir.join("package-lock.json"))) {
+        (Ok(i), Ok(l)) => i.modified().ok() < l.modified().ok(),
+        _ => true,
+    };
+    if stale {
+        eprintln!("xtask: installing {whose} npm packages");
+        super::status(Command::new("npm").args(["install", "--no-audit", "--no-fund"]).current_dir(dir))?;
+    }
+    Ok(())
 }
 
 /// The debug `conclave` binary `cargo test` built.

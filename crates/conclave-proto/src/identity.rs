@@ -24,7 +24,8 @@ pub struct IdentityProvider {
     pub allowed_domains: Vec<String>,
     /// Whether a first sign-in creates the account (just in time).
     pub create_accounts: bool,
-    /// The redirect URI to register at the provider for this client.
+    /// The redirect URI to register at the provider for this client (each
+    /// provider has its own, so an answer cannot be passed off as another's).
     pub redirect_uri: String,
     pub created_at_ms: i64,
 }
@@ -43,6 +44,11 @@ pub struct IdentityProviderList {
 #[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateIdentityProviderRequest {
+    /// A short name that becomes the provider's id and part of its redirect
+    /// URI (`<public URL>/api/v1/auth/oidc/<id>/callback`), known before
+    /// the client is registered at the provider: 2–40 of `a-z`, `0-9`, `-`,
+    /// unique on the server.
+    pub id: String,
     pub name: String,
     pub issuer: String,
     pub client_id: String,
@@ -84,12 +90,30 @@ pub struct UpdateIdentityProviderRequest {
 pub struct ProviderSignInOption {
     pub provider_id: String,
     pub name: String,
-    /// Where the browser goes to sign in (the provider's page follows).
-    pub start_url: String,
+}
+
+/// Starts a sign-in through a provider (from the app's own page: a POST
+/// another site cannot make for the browser).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct StartProviderSignInRequest {
+    /// The address typed, passed on so the provider need not ask again.
+    #[serde(default)]
+    pub login_hint: Option<String>,
+}
+
+/// Where to send the browser: the provider's sign-in page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+pub struct ProviderSignInStart {
+    pub url: String,
 }
 
 /// How someone with an email address may sign in: the providers of the
-/// organisations that take its domain, and whether a password may be used.
+/// organisation that claimed its domain, and whether a password may be used.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]

@@ -274,9 +274,14 @@ pub async fn login(
     }
 
     let policy = org.as_ref().map(|(_, p)| p);
+    // Where passwords are off, even the right one gets the answer a wrong
+    // one gets (and counts as one): it must not confirm an old password,
+    // which may well be the one the provider still takes. The sign-in page
+    // learns from the address's domain that the provider is the way in.
     if policy.is_some_and(|p| p.provider_only_sign_in.value) && user.role != Some(OrgRole::Owner) {
+        record_failure(state, &key, ip).await?;
         audit_login_failure(state, org_id, Some(&user.id), ip, "password refused: provider sign-in only").await?;
-        return Err(AccountError::ProviderSignInRequired);
+        return Err(AccountError::InvalidCredentials);
     }
 
     let kind = match check_second_factor(state, &user, policy, &req).await {

@@ -171,6 +171,16 @@ async fn authenticate(parts: &Parts, state: &SharedState) -> Result<CurrentSessi
         None => None,
     };
     crate::accounts::ensure_usable(state, &user, org.as_ref().map(|(_, p)| p)).await?;
+    // Once the organisation signs its people in through its provider only,
+    // sessions signed in otherwise end (owners' excepted, as their sign-in is).
+    let kind = crate::accounts::SessionKind::parse(&session.kind);
+    let provider_only = org.as_ref().is_some_and(|(_, p)| p.provider_only_sign_in.value);
+    if provider_only
+        && user.role != Some(conclave_proto::OrgRole::Owner)
+        && matches!(kind, crate::accounts::SessionKind::Password | crate::accounts::SessionKind::Passkey)
+    {
+        return Err(ApiError::unauthenticated());
+    }
     // Activity is kept to the minute: most requests write nothing.
     let stale = |at: i64| now - at >= conclave_store::TOUCH_INTERVAL_MS;
     if stale(session.last_seen_at_ms) {
@@ -179,7 +189,6 @@ async fn authenticate(parts: &Parts, state: &SharedState) -> Result<CurrentSessi
     if stale(user.last_active_at_ms) {
         state.store.touch_user(&user.id, now).await?;
     }
-    let kind = crate::accounts::SessionKind::parse(&session.kind);
     let needs_enrollment = crate::accounts::needs_enrollment(state, &user, org.as_ref().map(|(_, p)| p), kind).await?;
     Ok(CurrentSession { session, user, org, needs_enrollment })
 }

@@ -4,9 +4,13 @@
 //! 1. its address must be in one of the provider's allowed domains;
 //! 2. a subject seen before signs in to the account it was linked to;
 //! 3. an account of the provider's organisation with the same address is
-//!    linked — only when the provider says the address is verified: a
+//!    linked — only when the provider says the address is verified (a
 //!    provider that lets people type any address must not hand them
-//!    someone else's account;
+//!    someone else's account), never an owner's (whoever runs a provider
+//!    must not become the organisation's owner by naming them), and never
+//!    one already linked to another subject of the same provider (an
+//!    address handed on to a newcomer does not bring its old account);
+//!    its holder is told by email;
 //! 4. otherwise, where the provider creates accounts, a new member account
 //!    is made (again only for a verified address, so nobody claims an
 //!    address that is not theirs), without a password.
@@ -35,6 +39,10 @@ pub enum ProviderSignInError {
     EmailNotVerified,
     #[error("an account with this address belongs to another organisation")]
     OtherOrganisation,
+    #[error("an owner's account is not linked to a provider by its address; owners sign in with their password")]
+    OwnerNotLinked,
+    #[error("this account is linked to another of the provider's identities")]
+    LinkedElsewhere,
     #[error("no account has this address, and this provider does not create accounts")]
     NoAccount,
     #[error(transparent)]
@@ -51,6 +59,8 @@ impl ProviderSignInError {
             Self::DomainNotAllowed(_) => "domain-not-allowed",
             Self::EmailNotVerified => "email-not-verified",
             Self::OtherOrganisation => "other-organisation",
+            Self::OwnerNotLinked => "owner-not-linked",
+            Self::LinkedElsewhere => "linked-elsewhere",
             Self::NoAccount => "no-account",
             Self::Account(AccountError::Disabled(_)) => "account-disabled",
             Self::Account(_) | Self::Groups(_) => "internal",
@@ -109,6 +119,12 @@ async fn link(
     if existing.org_id.as_deref() != Some(provider.org_id.as_str()) {
         return Err(ProviderSignInError::OtherOrganisation);
     }
+    if existing.role == Some(OrgRole::Owner) {
+        return Err(ProviderSignInError::OwnerNotLinked);
+    }
+    if state.store.external_identities_of(&existing.id).await.map_err(store)?.contains(&provider.id) {
+        return Err(ProviderSignInError::LinkedElsewhere);
+    }
     state
         .store
         .link_external_identity(&provider.id, &identity.subject, &existing.id, state.now_ms())
@@ -121,6 +137,7 @@ async fn link(
         ..Audit::new(AuditAction::AuthProviderLink, AuditOutcome::Success)
     };
     state.audit(event.org(&provider.org_id).target(&existing.id).detail(&detail)).await.map_err(store)?;
+    tell_of_link(state, &existing.email, &provider.name);
     Ok(existing)
 }
 
@@ -163,6 +180,31 @@ async fn create(
     };
     state.audit(event.org(&provider.org_id).target(&user.id).detail(&detail)).await.map_err(store)?;
     Ok(user)
+}
+
+/// Emails the account's holder that it now signs in through the provider
+/// (in the background: a sign-in never waits for the mail server).
+fn tell_of_link(state: &SharedState, email: &str, provider: &str) {
+    if !state.mailer.is_enabled() {
+        return;
+    }
+    let (state, email) = (state.clone(), email.to_owned());
+    let what = format!(
+        "Your Conclave account {email} was linked to your organisation's identity provider, {provider}: signing in there now signs you in to Conclave."
+    );
+    let link = format!("{}/", state.config.public_url.trim_end_matches('/'));
+    tokio::spawn(async move {
+        let notice = crate::mail::Email {
+            to: &email,
+            subject: "Your Conclave account signs in through your organisation",
+            paragraphs: &[&what, "If you did not expect this, tell your organisation's administrators."],
+            action: Some(("Open Conclave", &link)),
+            calendar: None,
+        };
+        if let Err(err) = state.mailer.send(&notice).await {
+            tracing::warn!(error = %err, "a provider-link notice was not sent");
+        }
+    });
 }
 
 fn store(err: conclave_store::StoreError) -> ProviderSignInError {

@@ -36,8 +36,10 @@ pub const SIGN_IN_LIFETIME: Duration = Duration::from_secs(10 * 60);
 const METADATA_LIFETIME: Duration = Duration::from_secs(60 * 60);
 /// The cookie binding a sign-in to the browser that started it.
 pub const BROWSER_COOKIE: &str = "conclave_sso";
-/// Where providers send people back, below the public URL.
-pub const CALLBACK_PATH: &str = "/api/v1/auth/oidc/callback";
+/// Below the public URL, where the browser comes back from provider `{id}`:
+/// each provider has its own, so an answer from one is never taken to
+/// another's token endpoint (the mix-up attack).
+pub const CALLBACK_PATH: &str = "/api/v1/auth/oidc/{id}/callback";
 /// The most groups a token may bring, and the longest group name, kept.
 const MAX_GROUPS: usize = 1000;
 const MAX_GROUP_NAME: usize = 256;
@@ -118,9 +120,15 @@ impl RelyingParty {
     /// Fetches and checks a provider's discovery document and keys.
     pub async fn discover(&self, issuer: &str) -> Result<CoreProviderMetadata, SsoError> {
         let issuer = IssuerUrl::new(issuer.to_owned()).map_err(|e| SsoError::Unreachable(e.to_string()))?;
-        CoreProviderMetadata::discover_async(issuer, &self.http)
+        let metadata = CoreProviderMetadata::discover_async(issuer.clone(), &self.http)
             .await
-            .map_err(|e| SsoError::Unreachable(describe_chain(&e)))
+            .map_err(|e| SsoError::Unreachable(describe_chain(&e)))?;
+        // The page people are sent to is the provider's own: a discovery
+        // document pointing them elsewhere would make this an open redirect.
+        if metadata.authorization_endpoint().url().origin() != issuer.url().origin() {
+            return Err(SsoError::Unreachable("the authorization endpoint is not on the issuer's host".into()));
+        }
+        Ok(metadata)
     }
 
     async fn metadata(&self, provider: &IdentityProviderRow, fresh: bool) -> Result<CoreProviderMetadata, SsoError> {
@@ -143,21 +151,21 @@ impl RelyingParty {
     }
 }
 
+/// A provider's client, as discovery sets its endpoints.
+type Client = CoreClient<
+    openidconnect::EndpointSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointMaybeSet,
+    openidconnect::EndpointMaybeSet,
+>;
+
 fn client(
     state: &SharedState,
     provider: &IdentityProviderRow,
     metadata: CoreProviderMetadata,
-) -> Result<
-    CoreClient<
-        openidconnect::EndpointSet,
-        openidconnect::EndpointNotSet,
-        openidconnect::EndpointNotSet,
-        openidconnect::EndpointNotSet,
-        openidconnect::EndpointMaybeSet,
-        openidconnect::EndpointMaybeSet,
-    >,
-    SsoError,
-> {
+) -> Result<Client, SsoError> {
     let secret = state
         .secrets
         .open(crate::secrets::Purpose::ProviderClientSecret, &provider.org_id, &provider.client_secret)
@@ -168,7 +176,8 @@ fn client(
         methods.contains(&CoreClientAuthMethod::ClientSecretPost)
             && !methods.contains(&CoreClientAuthMethod::ClientSecretBasic)
     });
-    let redirect = RedirectUrl::new(callback_url(state)).map_err(|e| SsoError::Unreachable(e.to_string()))?;
+    let redirect =
+        RedirectUrl::new(callback_url(state, &provider.id)).map_err(|e| SsoError::Unreachable(e.to_string()))?;
     let client = CoreClient::from_provider_metadata(
         metadata,
         ClientId::new(provider.client_id.clone()),
@@ -178,9 +187,10 @@ fn client(
     Ok(if body_only { client.set_auth_type(AuthType::RequestBody) } else { client })
 }
 
-/// The redirect URI every provider sends people back to.
-pub fn callback_url(state: &SharedState) -> String {
-    format!("{}{CALLBACK_PATH}", state.config.public_url.trim_end_matches('/'))
+/// The redirect URI provider `provider_id` sends people back to.
+pub fn callback_url(state: &SharedState, provider_id: &str) -> String {
+    let path = CALLBACK_PATH.replace("{id}", provider_id);
+    format!("{}{path}", state.config.public_url.trim_end_matches('/'))
 }
 
 /// Starts a sign-in: keeps its secrets, and returns the provider's URL to
@@ -224,11 +234,17 @@ pub async fn begin(
 /// and it has not expired; with its provider.
 pub async fn take(
     state: &SharedState,
+    provider_id: &str,
     state_param: &str,
     browser_secret: Option<&str>,
 ) -> Result<(ProviderSignIn, IdentityProviderRow), SsoError> {
     let sign_in =
         state.store.take_provider_sign_in(&TokenHash::of(state_param).0).await?.ok_or(SsoError::UnknownSignIn)?;
+    // An answer arriving at another provider's address than the one the
+    // sign-in was started with is someone's mix-up: nothing is redeemed.
+    if sign_in.provider_id != provider_id {
+        return Err(SsoError::UnknownSignIn);
+    }
     let same_browser = browser_secret.is_some_and(|secret| {
         bool::from(subtle::ConstantTimeEq::ct_eq(TokenHash::of(secret).0.as_bytes(), sign_in.browser_hash.as_bytes()))
     });
@@ -263,14 +279,14 @@ pub async fn finish(
     let raw = response.id_token().ok_or_else(|| SsoError::InvalidToken("the provider sent no ID token".into()))?;
     let token = GroupIdToken::from_str(&raw.to_string()).map_err(|e| SsoError::InvalidToken(e.to_string()))?;
     let nonce = Nonce::new(sign_in.nonce.clone());
-    let claims = match token.claims(&rp_client.id_token_verifier(), &nonce) {
+    let claims = match token.claims(&verifier(&rp_client), &nonce) {
         Ok(claims) => claims.clone(),
         // A key the server has not seen: the provider may have rotated.
         // Its keys are fetched again, once, and the token checked again.
         Err(ClaimsVerificationError::SignatureVerification(_)) => {
             let metadata = state.relying_party.metadata(provider, true).await?;
             let rp_client = client(state, provider, metadata)?;
-            let verified = token.claims(&rp_client.id_token_verifier(), &nonce).cloned();
+            let verified = token.claims(&verifier(&rp_client), &nonce).cloned();
             verified.map_err(|e| SsoError::InvalidToken(describe_chain(&e)))?
         }
         Err(err) => return Err(SsoError::InvalidToken(describe_chain(&err))),
@@ -291,6 +307,24 @@ pub async fn finish(
         name: claims.name().and_then(|n| n.get(None)).map(|n| n.as_str().to_owned()),
         groups,
     })
+}
+
+/// The ID-token checks: issuer, audience, expiry, signature — by the
+/// provider's public keys only (a MAC keyed by the client secret is not a
+/// provider's signature: whoever holds the secret could make one).
+fn verifier<'a>(client: &'a Client) -> openidconnect::IdTokenVerifier<'a, openidconnect::core::CoreJsonWebKey> {
+    use CoreJwsSigningAlgorithm as A;
+    client.id_token_verifier().set_allowed_algs([
+        A::RsaSsaPkcs1V15Sha256,
+        A::RsaSsaPkcs1V15Sha384,
+        A::RsaSsaPkcs1V15Sha512,
+        A::RsaSsaPssSha256,
+        A::RsaSsaPssSha384,
+        A::RsaSsaPssSha512,
+        A::EcdsaP256Sha256,
+        A::EcdsaP384Sha384,
+        A::EdDsa,
+    ])
 }
 
 /// An error with its causes, for the audit log and the administrator.

@@ -106,6 +106,7 @@ const PASSKEY_COLUMNS: &str = "id, user_id, credential_id, name, credential, cre
 impl Store {
     pub async fn create_identity_provider(
         &self,
+        id: &str,
         org_id: &str,
         settings: &ProviderSettings<'_>,
         now_ms: i64,
@@ -115,7 +116,7 @@ impl Store {
              RETURNING {PROVIDER_COLUMNS}"
         );
         let row = sqlx::query(&sql)
-            .bind(new_id())
+            .bind(id)
             .bind(org_id)
             .bind(settings.name)
             .bind(settings.issuer)
@@ -226,6 +227,47 @@ impl Store {
         .await
         .map_err(StoreError::conflict_as("provider identity"))?;
         Ok(())
+    }
+
+    /// Forgets which subject of a provider is which account (its issuer or
+    /// client changed: the old subjects mean nothing at the new one).
+    pub async fn forget_external_identities(&self, provider_id: &str) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM external_identities WHERE provider_id = $1")
+            .bind(provider_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// The accounts a provider's subjects are linked to.
+    pub async fn linked_accounts(&self, provider_id: &str) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT user_id FROM external_identities WHERE provider_id = $1 ORDER BY user_id")
+                .bind(provider_id)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
+    /// Whether anything outside `org_id` speaks for addresses at `domain`:
+    /// another organisation's provider lists it, or an account of another
+    /// organisation (or of none) has an address there.
+    pub async fn domain_belongs_elsewhere(&self, org_id: &str, domain: &str) -> Result<bool> {
+        let listed = self
+            .identity_providers(None)
+            .await?
+            .iter()
+            .any(|p| p.org_id != org_id && p.allowed_domains.iter().any(|d| d == domain));
+        if listed {
+            return Ok(true);
+        }
+        let (count,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM users WHERE email LIKE $1 AND (org_id IS NULL OR org_id <> $2)")
+                .bind(format!("%@{domain}"))
+                .bind(org_id)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(count > 0)
     }
 
     /// The providers an account is linked to (their ids).

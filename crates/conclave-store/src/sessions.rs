@@ -102,6 +102,19 @@ impl Store {
     /// The account's sessions that are neither revoked nor expired.
     /// Where the account has signed in from before: each distinct address
     /// and user agent of its sign-in sessions, ended ones included.
+    /// Ends `user_id`'s live sessions of `kind`; returns how many.
+    pub async fn revoke_sessions_of_kind(&self, user_id: &str, kind: &str, now_ms: i64) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE sessions SET revoked_at_ms = $3 WHERE user_id = $1 AND kind = $2 AND revoked_at_ms IS NULL",
+        )
+        .bind(user_id)
+        .bind(kind)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     pub async fn sign_in_origins(&self, user_id: &str) -> Result<Vec<(Option<String>, Option<String>)>> {
         let rows =
             sqlx::query("SELECT DISTINCT ip, user_agent FROM sessions WHERE user_id = $1 AND kind <> 'access_token'")

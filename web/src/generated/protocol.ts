@@ -453,6 +453,13 @@ export interface CreateConversationRequest {
  * checked before anything is saved).
  */
 export interface CreateIdentityProviderRequest {
+  /**
+   * A short name that becomes the provider's id and part of its redirect
+   * URI (`<public URL>/api/v1/auth/oidc/<id>/callback`), known before
+   * the client is registered at the provider: 2–40 of `a-z`, `0-9`, `-`,
+   * unique on the server.
+   */
+  id: string;
   name: string;
   issuer: string;
   client_id: string;
@@ -744,7 +751,10 @@ export interface IdentityProvider {
   allowed_domains: string[];
   /** Whether a first sign-in creates the account (just in time). */
   create_accounts: boolean;
-  /** The redirect URI to register at the provider for this client. */
+  /**
+   * The redirect URI to register at the provider for this client (each
+   * provider has its own, so an answer cannot be passed off as another's).
+   */
   redirect_uri: string;
   created_at_ms: number;
 }
@@ -1386,8 +1396,11 @@ export type ProblemCode =
 export interface ProviderSignInOption {
   provider_id: string;
   name: string;
-  /** Where the browser goes to sign in (the provider's page follows). */
-  start_url: string;
+}
+
+/** Where to send the browser: the provider's sign-in page. */
+export interface ProviderSignInStart {
+  url: string;
 }
 
 /** A track in the sender's offer, by its `a=mid`. */
@@ -1924,7 +1937,7 @@ export interface SharedFile {
 
 /**
  * How someone with an email address may sign in: the providers of the
- * organisations that take its domain, and whether a password may be used.
+ * organisation that claimed its domain, and whether a password may be used.
  */
 export interface SignInOptions {
   providers: ProviderSignInOption[];
@@ -1938,6 +1951,15 @@ export interface SignupRequest {
   display_name: string;
   /** Required unless the server allows open registration. */
   invite_token?: string | null;
+}
+
+/**
+ * Starts a sign-in through a provider (from the app's own page: a POST
+ * another site cannot make for the browser).
+ */
+export interface StartProviderSignInRequest {
+  /** The address typed, passed on so the provider need not ask again. */
+  login_hint?: string | null;
 }
 
 /** `POST /api/v1/conversations/{id}/files`: room for a file's parts. */

@@ -57,9 +57,15 @@ pub async fn challenge(
     Ok(ApiJson(passkeys::start_registration(&state, &current.user).await?))
 }
 
+/// Passkeys are changed from a sign-in under 15 minutes old, never with a
+/// personal access token (made at any time, from any session, it would
+/// turn an old stolen session into a fresh one).
 fn recent_sign_in(state: &SharedState, current: &crate::extract::CurrentSession) -> ApiResult<()> {
+    if SessionKind::parse(&current.session.kind) == SessionKind::AccessToken {
+        return Err(ApiError::forbidden("passkeys are changed from a signed-in browser, not with an access token"));
+    }
     if state.now_ms() - current.session.created_at_ms > RECENT_SIGN_IN.as_millis() as i64 {
-        return Err(ApiError::forbidden("sign in again to add a passkey (the sign-in must be under 15 minutes old)"));
+        return Err(ApiError::forbidden("sign in again to change passkeys (the sign-in must be under 15 minutes old)"));
     }
     Ok(())
 }
@@ -153,7 +159,8 @@ pub async fn rename(
 /// organisation requires phishing-resistant factors).
 #[utoipa::path(delete, path = "/api/v1/me/passkeys/{passkey_id}", operation_id = "removePasskey", tag = "passkeys",
     params(("passkey_id" = String, Path)),
-    responses((status = 204, description = "Removed"), (status = 403, description = "The organisation requires a passkey", body = Problem),
+    responses((status = 204, description = "Removed"),
+        (status = 403, description = "The organisation requires a passkey, or the sign-in is too old", body = Problem),
         (status = 404, description = "No such passkey", body = Problem)))]
 pub async fn remove(
     State(state): State<SharedState>,
@@ -161,6 +168,7 @@ pub async fn remove(
     EnrollingSession(current): EnrollingSession,
     Path(passkey_id): Path<String>,
 ) -> ApiResult<StatusCode> {
+    recent_sign_in(&state, &current)?;
     let keys = state.store.passkeys_of(&current.user.id).await?;
     if !keys.iter().any(|k| k.id == passkey_id) {
         return Err(ApiError::not_found("passkey"));

@@ -1,9 +1,16 @@
 //! Sign-in through the organisation's OpenID provider, over HTTP: the
-//! providers an administrator connects, how an address may sign in, and the
-//! browser's round trip (start → provider → callback). The callback is a
-//! page the browser lands on, so it answers with a redirect into the app:
+//! providers an owner connects, how an address may sign in, and the
+//! browser's round trip (start → provider → callback). The start is a POST
+//! from the app's own page (another site cannot start a sign-in for the
+//! browser and land it in someone else's account); the callback is a page
+//! the browser lands on, so it answers with a redirect into the app:
 //! signed in, or to the sign-in page with a short reason (`sso_error`) the
 //! app explains; the full reason is in the audit log.
+//!
+//! Connecting a provider is an owner's act: whoever controls a provider
+//! can sign in as any of the organisation's people it names. And a domain
+//! belongs to one organisation: another organisation's provider, or its
+//! people's addresses, keep it from being claimed.
 
 use crate::accounts;
 use crate::error::{ApiError, ApiResult};
@@ -17,7 +24,8 @@ use axum::response::{IntoResponse, Response};
 use conclave_proto::audit::{AuditAction, AuditOutcome};
 use conclave_proto::{
     CreateIdentityProviderRequest, IdentityProvider, IdentityProviderList, OrgRole, Problem, ProblemCode,
-    ProviderSignInOption, SignInOptions, UpdateIdentityProviderRequest,
+    ProviderSignInOption, ProviderSignInStart, SignInOptions, StartProviderSignInRequest,
+    UpdateIdentityProviderRequest,
 };
 use conclave_store::{IdentityProviderRow, ProviderSettings, StoreError};
 use serde::Deserialize;
@@ -36,13 +44,9 @@ fn provider_view(state: &SharedState, row: &IdentityProviderRow) -> IdentityProv
         client_id: row.client_id.clone(),
         allowed_domains: row.allowed_domains.clone(),
         create_accounts: row.create_accounts,
-        redirect_uri: sso::callback_url(state),
+        redirect_uri: sso::callback_url(state, &row.id),
         created_at_ms: row.created_at_ms,
     }
-}
-
-fn start_url(state: &SharedState, provider_id: &str) -> String {
-    format!("{}/api/v1/auth/oidc/{provider_id}/start", state.config.public_url.trim_end_matches('/'))
 }
 
 /// The fields of a provider, checked together (every problem at once).
@@ -116,6 +120,20 @@ fn check(
     })
 }
 
+/// A domain is the organisation's to claim only when nothing outside it
+/// speaks for addresses there.
+async fn claimable(state: &SharedState, org_id: &str, domains: &[String]) -> ApiResult<()> {
+    for domain in domains {
+        if state.store.domain_belongs_elsewhere(org_id, domain).await? {
+            return Err(ApiError::field(
+                "allowed_domains",
+                format!("{domain} belongs to another organisation on this server (its provider or its people)"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The provider's discovery must work before it is saved: a typo is
 /// caught by the administrator, not by everyone at sign-in.
 async fn discoverable(state: &SharedState, issuer: &str) -> ApiResult<()> {
@@ -150,8 +168,8 @@ pub async fn list(
 #[utoipa::path(post, path = "/api/v1/orgs/{org_id}/identity-providers", operation_id = "addIdentityProvider", tag = "organisations",
     params(("org_id" = String, Path)), request_body = CreateIdentityProviderRequest,
     responses((status = 201, description = "Connected", body = IdentityProvider),
-        (status = 403, description = "Not an admin", body = Problem), (status = 409, description = "This client is connected already", body = Problem),
-        (status = 422, description = "Invalid fields", body = Problem),
+        (status = 403, description = "Not an owner", body = Problem), (status = 409, description = "This client is connected already", body = Problem),
+        (status = 422, description = "Invalid fields, or a domain another organisation speaks for", body = Problem),
         (status = 502, description = "The issuer's discovery document could not be read", body = Problem)))]
 pub async fn create(
     State(state): State<SharedState>,
@@ -160,8 +178,16 @@ pub async fn create(
     Path(org_id): Path<String>,
     ApiJson(req): ApiJson<CreateIdentityProviderRequest>,
 ) -> ApiResult<(StatusCode, ApiJson<IdentityProvider>)> {
-    authorize(&state, &current, &org_id, OrgRole::Admin, ip, AuditAction::OrgIdentityProvider).await?;
+    authorize(&state, &current, &org_id, OrgRole::Owner, ip, AuditAction::OrgIdentityProvider).await?;
+    let id = req.id.trim();
+    let short_name = (2..=40).contains(&id.len())
+        && id.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !short_name {
+        return Err(ApiError::field("id", "must be 2 to 40 of a-z, 0-9 and -, starting with a letter or digit"));
+    }
     let checked = check(&state, &req.name, &req.issuer, &req.client_id, &req.client_secret, &req.allowed_domains)?;
+    claimable(&state, &org_id, &checked.domains).await?;
     if state.store.identity_providers(Some(&org_id)).await?.len() >= MAX_PROVIDERS {
         return Err(ApiError::field("issuer", format!("an organisation connects {MAX_PROVIDERS} providers at most")));
     }
@@ -176,9 +202,12 @@ pub async fn create(
         allowed_domains: &checked.domains,
         create_accounts: req.create_accounts,
     };
-    let row = match state.store.create_identity_provider(&org_id, &settings, state.now_ms()).await {
+    let row = match state.store.create_identity_provider(id, &org_id, &settings, state.now_ms()).await {
         Err(StoreError::Conflict(_)) => {
-            return Err(ApiError::conflict(ProblemCode::Conflict, "this provider's client is connected already"));
+            return Err(ApiError::conflict(
+                ProblemCode::Conflict,
+                "this short name is taken on this server, or this provider's client is connected already",
+            ));
         }
         other => other?,
     };
@@ -210,7 +239,7 @@ pub async fn update(
     Path((org_id, provider_id)): Path<(String, String)>,
     ApiJson(req): ApiJson<UpdateIdentityProviderRequest>,
 ) -> ApiResult<ApiJson<IdentityProvider>> {
-    authorize(&state, &current, &org_id, OrgRole::Admin, ip, AuditAction::OrgIdentityProvider).await?;
+    authorize(&state, &current, &org_id, OrgRole::Owner, ip, AuditAction::OrgIdentityProvider).await?;
     let row = own_provider(&state, &org_id, &provider_id).await?;
     let secret = match &req.client_secret {
         Some(secret) => secret.clone(),
@@ -229,6 +258,7 @@ pub async fn update(
         &secret,
         req.allowed_domains.as_deref().unwrap_or(&row.allowed_domains),
     )?;
+    claimable(&state, &org_id, &checked.domains).await?;
     if checked.issuer != row.issuer {
         discoverable(&state, &checked.issuer).await?;
     }
@@ -244,13 +274,19 @@ pub async fn update(
     };
     state.store.update_identity_provider(&row.id, &settings).await?;
     state.relying_party.forget(&row.id);
+    // Another issuer or client names people by other subjects: the old
+    // links would hand its subjects accounts they are not.
+    if checked.issuer != row.issuer || checked.client_id != row.client_id {
+        state.store.forget_external_identities(&row.id).await?;
+    }
     let event = Audit::by(&current, ip, AuditAction::OrgIdentityProvider, AuditOutcome::Success).org(&org_id);
     state.audit(event.target(&row.id).detail(&format!("changed {}", checked.name))).await?;
     let row = own_provider(&state, &org_id, &provider_id).await?;
     Ok(ApiJson(provider_view(&state, &row)))
 }
 
-/// Disconnects a provider: its people sign in some other way (or not).
+/// Disconnects a provider: the sessions it started end; its people sign in
+/// some other way (or not).
 #[utoipa::path(delete, path = "/api/v1/orgs/{org_id}/identity-providers/{provider_id}", operation_id = "removeIdentityProvider", tag = "organisations",
     params(("org_id" = String, Path), ("provider_id" = String, Path)),
     responses((status = 204, description = "Disconnected"),
@@ -261,8 +297,13 @@ pub async fn remove(
     Authed(current): Authed,
     Path((org_id, provider_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    authorize(&state, &current, &org_id, OrgRole::Admin, ip, AuditAction::OrgIdentityProvider).await?;
+    authorize(&state, &current, &org_id, OrgRole::Owner, ip, AuditAction::OrgIdentityProvider).await?;
     let row = own_provider(&state, &org_id, &provider_id).await?;
+    // Whoever it signed in is signed out: its say ends with it.
+    let now = state.now_ms();
+    for user_id in state.store.linked_accounts(&row.id).await? {
+        state.store.revoke_sessions_of_kind(&user_id, accounts::SessionKind::Provider.as_str(), now).await?;
+    }
     state.store.delete_identity_provider(&row.id).await?;
     state.relying_party.forget(&row.id);
     let event = Audit::by(&current, ip, AuditAction::OrgIdentityProvider, AuditOutcome::Success).org(&org_id);
@@ -301,25 +342,16 @@ pub async fn options(
         if let Some((_, policy)) = state.store.org_by_id(&row.org_id).await? {
             password_allowed &= !policy.provider_only_sign_in.value;
         }
-        providers.push(ProviderSignInOption {
-            start_url: start_url(&state, &row.id),
-            provider_id: row.id,
-            name: row.name,
-        });
+        providers.push(ProviderSignInOption { provider_id: row.id, name: row.name });
     }
     Ok(ApiJson(SignInOptions { providers, password_allowed }))
 }
 
-#[derive(Debug, Deserialize)]
-pub struct StartQuery {
-    #[serde(default)]
-    login_hint: Option<String>,
-}
-
-/// Starts signing in through a provider: the browser is sent to it.
-#[utoipa::path(get, path = "/api/v1/auth/oidc/{provider_id}/start", operation_id = "startProviderSignIn", tag = "auth",
-    params(("provider_id" = String, Path), ("login_hint" = Option<String>, Query)),
-    responses((status = 303, description = "To the identity provider"),
+/// Starts signing in through a provider: where to send the browser, and a
+/// cookie that binds the sign-in to it.
+#[utoipa::path(post, path = "/api/v1/auth/oidc/{provider_id}/start", operation_id = "startProviderSignIn", tag = "auth",
+    params(("provider_id" = String, Path)), request_body = StartProviderSignInRequest,
+    responses((status = 200, description = "The identity provider's page to send the browser to", body = ProviderSignInStart),
         (status = 404, description = "No such provider", body = Problem),
         (status = 429, description = "Too many requests from this address", body = Problem),
         (status = 502, description = "The identity provider cannot be reached", body = Problem)))]
@@ -327,21 +359,21 @@ pub async fn start(
     State(state): State<SharedState>,
     ClientIp(ip): ClientIp,
     Path(provider_id): Path<String>,
-    Query(query): Query<StartQuery>,
+    ApiJson(req): ApiJson<StartProviderSignInRequest>,
 ) -> ApiResult<Response> {
     accounts::check_sensitive_rate(&state, ip)?;
     let provider =
         state.store.identity_provider(&provider_id).await?.ok_or_else(|| ApiError::not_found("identity provider"))?;
-    let (url, browser) = sso::begin(&state, &provider, query.login_hint.as_deref()).await.map_err(|err| match err {
+    let (url, browser) = sso::begin(&state, &provider, req.login_hint.as_deref()).await.map_err(|err| match err {
         SsoError::Store(err) => err.into(),
         other => {
+            // The details are the administrators' (logged); whoever signs in learns only that it failed.
             tracing::warn!(provider = %provider.id, error = %other, "a provider sign-in could not start");
             ApiError::new(
                 StatusCode::BAD_GATEWAY,
                 ProblemCode::ProviderUnavailable,
                 "The identity provider cannot be reached",
             )
-            .with_detail(other.to_string())
         }
     })?;
     // Lax, not Strict: the provider sends the browser back from its own
@@ -352,9 +384,8 @@ pub async fn start(
         "{BROWSER_COOKIE}={}; Path=/api/v1/auth/oidc; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}",
         browser.as_str()
     );
-    let location = HeaderValue::from_str(&url).map_err(|_| ApiError::internal())?;
     let cookie = HeaderValue::from_str(&cookie).expect("cookie values are ASCII");
-    Ok((StatusCode::SEE_OTHER, [(header::LOCATION, location), (header::SET_COOKIE, cookie)]).into_response())
+    Ok(([(header::SET_COOKIE, cookie)], ApiJson(ProviderSignInStart { url })).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -371,22 +402,27 @@ pub struct CallbackQuery {
 
 /// Where the provider sends the browser back: the sign-in finishes and the
 /// browser lands in the app, signed in (or told why not).
-#[utoipa::path(get, path = "/api/v1/auth/oidc/callback", operation_id = "providerSignInCallback", tag = "auth",
-    params(("code" = Option<String>, Query), ("state" = Option<String>, Query), ("error" = Option<String>, Query), ("iss" = Option<String>, Query)),
+#[utoipa::path(get, path = "/api/v1/auth/oidc/{provider_id}/callback", operation_id = "providerSignInCallback", tag = "auth",
+    params(("provider_id" = String, Path), ("code" = Option<String>, Query), ("state" = Option<String>, Query), ("error" = Option<String>, Query), ("iss" = Option<String>, Query)),
     responses((status = 303, description = "Into the app: signed in, or to the sign-in page with `sso_error`")))]
 pub async fn callback(
     State(state): State<SharedState>,
     ClientIp(ip): ClientIp,
+    Path(provider_id): Path<String>,
     headers: HeaderMap,
     Query(query): Query<CallbackQuery>,
 ) -> Response {
     let clear = HeaderValue::from_static("conclave_sso=; Path=/api/v1/auth/oidc; HttpOnly; SameSite=Lax; Max-Age=0");
-    let (location, cookie) = match finish(&state, ip, &headers, &query).await {
+    let (location, cookie) = match finish(&state, ip, &provider_id, &headers, &query).await {
         Ok(outcome) => {
             let max_age = state.config.limits.session_lifetime.as_secs();
             let cookie = super::auth::session_cookie(&state, outcome.token.as_str(), max_age);
             ("/".to_owned(), Some(cookie))
         }
+        // Refusals before any sign-in was found (throttled, unknown or
+        // replayed state) are not audited: anyone can send those, and the
+        // log is for what happened to the organisation's sign-ins.
+        Err((code, _, None)) => (format!("/?sso_error={code}"), None),
         Err((code, detail, provider)) => {
             let failure = Audit {
                 org_id: provider.as_ref().map(|p| p.org_id.as_str()),
@@ -416,6 +452,7 @@ type Refusal = (&'static str, String, Option<IdentityProviderRow>);
 async fn finish(
     state: &SharedState,
     ip: IpAddr,
+    provider_id: &str,
     headers: &HeaderMap,
     query: &CallbackQuery,
 ) -> Result<accounts::LoginOutcome, Refusal> {
@@ -426,13 +463,15 @@ async fn finish(
         .map_err(|_| ("too-many-requests", "provider sign-in throttled".to_owned(), None))?;
     let state_param = query.state.as_deref().ok_or_else(|| sso_failure(SsoError::UnknownSignIn, None))?;
     let browser = browser_cookie(headers);
-    let (sign_in, provider) = sso::take(state, state_param, browser).await.map_err(|e| sso_failure(e, None))?;
+    let (sign_in, provider) =
+        sso::take(state, provider_id, state_param, browser).await.map_err(|e| sso_failure(e, None))?;
     // A provider that names itself in its answer (RFC 9207) must be the one
     // the sign-in was started with: an answer mixed up from another
     // provider is refused.
     if let Some(iss) = &query.iss {
         if iss.trim_end_matches('/') != provider.issuer.trim_end_matches('/') {
-            let err = SsoError::InvalidToken(format!("the answer came from {iss}, not {}", provider.issuer));
+            let named: String = iss.chars().take(200).collect();
+            let err = SsoError::InvalidToken(format!("the answer came from {named}, not {}", provider.issuer));
             return Err(sso_failure(err, Some(&provider)));
         }
     }

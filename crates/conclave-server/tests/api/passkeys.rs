@@ -284,7 +284,14 @@ async fn passkey_answers_that_do_not_hold_are_refused(engine: Engine) {
     // Garbage is a clear refusal, not a failure of the server.
     let challenge = srv.client().passkey_sign_in_challenge().await.unwrap();
     assert_problem!(refused(&challenge, json!({"id": 7})).await, 401, "invalid-passkey");
-    // A registration needs a recent sign-in.
+    // A registration needs a recent sign-in, in a browser: not an access
+    // token (made at any time, it would make an old session new).
+    let token = owner
+        .create_access_token(&CreateAccessTokenRequest { name: "script".into(), expires_in_days: None })
+        .await
+        .unwrap();
+    let script = srv.client().authenticated(&token.token);
+    assert_problem!(script.passkey_registration_challenge().await, 403, "forbidden");
     srv.clock.advance(Duration::from_secs(16 * 60));
     assert_problem!(owner.passkey_registration_challenge().await, 403, "forbidden");
 }

@@ -16,7 +16,10 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 
-const CALLBACK: &str = "/api/v1/auth/oidc/callback";
+/// Where provider `id` sends people back, below the server's URL.
+fn callback(server: &str, id: &str) -> String {
+    format!("{server}/api/v1/auth/oidc/{id}/callback")
+}
 
 /// The provider, a Node process; it exits when this is dropped (its stdin closes).
 pub(crate) struct OidcProvider {
@@ -83,10 +86,10 @@ impl OidcProvider {
     }
 
     /// Registers Conclave as a client (dynamic registration), sending
-    /// people back to `server`.
-    pub(crate) async fn register_client(&self, server: &str) -> (String, String) {
+    /// people back to `server`'s callback for provider `id`.
+    pub(crate) async fn register_client(&self, server: &str, id: &str) -> (String, String) {
         let body = json!({
-            "redirect_uris": [format!("{server}{CALLBACK}")],
+            "redirect_uris": [callback(server, id)],
             "token_endpoint_auth_method": "client_secret_basic",
             "grant_types": ["authorization_code"],
             "response_types": ["code"],
@@ -126,6 +129,25 @@ impl Browser {
     async fn get(&mut self, url: &str) -> (u16, Option<String>) {
         let header = self.cookies.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join("; ");
         let response = self.http.get(url).header("cookie", header).send().await.unwrap();
+        self.keep_cookies(&response);
+        let location = response.headers().get("location").map(|l| l.to_str().unwrap().to_owned());
+        let status = response.status().as_u16();
+        let location = location.map(|l| if l.starts_with('/') { format!("{}{l}", origin(url)) } else { l });
+        (status, location)
+    }
+
+    /// What the app's page does to start: a POST, then the browser goes
+    /// where the answer says.
+    async fn start(&mut self, srv: &TestServer, provider_id: &str, email: &str) -> String {
+        let url = format!("{}/api/v1/auth/oidc/{provider_id}/start", srv.url);
+        let response = self.http.post(&url).json(&json!({"login_hint": email})).send().await.unwrap();
+        assert_eq!(response.status(), 200, "the sign-in starts");
+        self.keep_cookies(&response);
+        let started: ProviderSignInStart = response.json().await.unwrap();
+        started.url
+    }
+
+    fn keep_cookies(&mut self, response: &reqwest::Response) {
         for set in response.headers().get_all("set-cookie") {
             let pair = set.to_str().unwrap().split(';').next().unwrap();
             let (name, value) = pair.split_once('=').unwrap();
@@ -135,20 +157,16 @@ impl Browser {
                 self.cookies.push((name.to_owned(), value.to_owned()));
             }
         }
-        let location = response.headers().get("location").map(|l| l.to_str().unwrap().to_owned());
-        let status = response.status().as_u16();
-        let location = location.map(|l| if l.starts_with('/') { format!("{}{l}", origin(url)) } else { l });
-        (status, location)
     }
 
-    /// Follows redirects from `url` until one leads to the server's
-    /// callback; returns that URL (not visited).
-    pub(crate) async fn to_callback(&mut self, url: &str, server: &str) -> String {
-        let mut next = url.to_owned();
+    /// Starts a sign-in and follows redirects until one leads back to the
+    /// server; returns that URL (not visited).
+    pub(crate) async fn to_callback(&mut self, srv: &TestServer, provider_id: &str, email: &str) -> String {
+        let mut next = self.start(srv, provider_id, email).await;
         for _ in 0..10 {
             let (status, location) = self.get(&next).await;
             let location = location.unwrap_or_else(|| panic!("{next} answered {status} without a redirect"));
-            if location.starts_with(&format!("{server}{CALLBACK}")) {
+            if location.starts_with(&srv.url) {
                 return location;
             }
             next = location;
@@ -172,8 +190,7 @@ impl Browser {
         provider_id: &str,
         email: &str,
     ) -> (String, Option<String>) {
-        let start = format!("{}/api/v1/auth/oidc/{provider_id}/start?login_hint={email}", srv.url);
-        let callback = self.to_callback(&start, &srv.url).await;
+        let callback = self.to_callback(srv, provider_id, email).await;
         self.land(&callback).await
     }
 }
@@ -193,8 +210,9 @@ async fn connected(
     let srv = TestServer::start_with(engine, |c| c.allow_local_outbound = true).await;
     let (owner, login) = srv.org_with_owner("owner@acme.test", "Acme").await;
     let org_id = login.user.org_id.clone().unwrap();
-    let (client_id, client_secret) = provider.register_client(&srv.url).await;
+    let (client_id, client_secret) = provider.register_client(&srv.url, "acme").await;
     let request = CreateIdentityProviderRequest {
+        id: "acme".into(),
         name: "Acme SSO".into(),
         issuer: provider.issuer.clone(),
         client_id,
@@ -204,7 +222,7 @@ async fn connected(
     };
     let connected = owner.add_identity_provider(&org_id, &request).await.expect("the provider connects");
     assert_eq!(connected.allowed_domains, ["acme.test"]);
-    assert_eq!(connected.redirect_uri, format!("{}{CALLBACK}", srv.url));
+    assert_eq!(connected.redirect_uri, callback(&srv.url, "acme"));
     (srv, owner, org_id, connected)
 }
 
@@ -310,13 +328,35 @@ async fn the_provider_is_trusted_only_as_far_as_it_should_be(engine: Engine) {
     // An answer carried to another browser, or used twice, signs nobody in.
     let mut victim = Browser::new();
     let mut attacker = Browser::new();
-    let start = format!("{}/api/v1/auth/oidc/{}/start?login_hint=dan@acme.test", srv.url, idp.id);
-    let callback = attacker.to_callback(&start, &srv.url).await;
-    refused(victim.land(&callback).await, "sign-in-expired");
-    refused(attacker.land(&callback).await, "sign-in-expired");
-    let callback = attacker.to_callback(&start, &srv.url).await;
-    assert!(attacker.land(&callback).await.1.is_some());
-    refused(attacker.land(&callback).await, "sign-in-expired");
+    let answer = attacker.to_callback(&srv, &idp.id, "dan@acme.test").await;
+    refused(victim.land(&answer).await, "sign-in-expired");
+    refused(attacker.land(&answer).await, "sign-in-expired");
+    let answer = attacker.to_callback(&srv, &idp.id, "dan@acme.test").await;
+    assert!(attacker.land(&answer).await.1.is_some());
+    refused(attacker.land(&answer).await, "sign-in-expired");
+    // An answer for this provider brought to another provider's address
+    // (the mix-up attack) is not redeemed anywhere.
+    let answer = attacker.to_callback(&srv, &idp.id, "dan@acme.test").await;
+    let mixed_up = answer.replace("/oidc/acme/", "/oidc/elsewhere/");
+    refused(attacker.land(&mixed_up).await, "sign-in-expired");
+    refused(attacker.land(&answer).await, "sign-in-expired");
+
+    // Whoever runs the provider does not become the owner by naming them.
+    provider.person("owner@acme.test", "Owner", true, &[]).await;
+    refused(sign_in("owner@acme.test").await, "owner-not-linked");
+
+    // Another issuer or client: the old links go, and people are linked
+    // again (by verified address) at their next sign-in.
+    let bob_id = srv.state.store.user_by_email("bob@acme.test").await.unwrap().unwrap().id;
+    assert_eq!(srv.state.store.external_identities_of(&bob_id).await.unwrap(), [idp.id.clone()]);
+    let (client_id, client_secret) = provider.register_client(&srv.url, "acme").await;
+    let change = UpdateIdentityProviderRequest {
+        client_id: Some(client_id),
+        client_secret: Some(client_secret),
+        ..Default::default()
+    };
+    owner.update_identity_provider(&org_id, &idp.id, &change).await.unwrap();
+    assert!(srv.state.store.external_identities_of(&bob_id).await.unwrap().is_empty());
 
     // An account the organisation closed does not come back through the provider.
     let dan = srv.state.store.user_by_email("dan@acme.test").await.unwrap().unwrap();
@@ -336,8 +376,9 @@ async fn the_provider_is_trusted_only_as_far_as_it_should_be(engine: Engine) {
 
 async fn connecting_a_provider_is_checked(engine: Engine) {
     let provider = OidcProvider::start();
-    let (srv, owner, org_id, _) = connected(engine, &provider).await;
+    let (srv, owner, org_id, idp) = connected(engine, &provider).await;
     let mut request = CreateIdentityProviderRequest {
+        id: "nowhere".into(),
         name: "Nowhere".into(),
         issuer: "http://127.0.0.1:9/nothing".into(),
         client_id: "x".into(),
@@ -352,15 +393,50 @@ async fn connecting_a_provider_is_checked(engine: Engine) {
     request.allowed_domains = vec!["acme.test".into()];
     request.issuer = "ftp://example.org".into();
     assert_problem!(owner.add_identity_provider(&org_id, &request).await, 422, "validation-failed");
+    request.issuer = provider.issuer.clone();
+    request.id = "Not A Short Name".into();
+    assert_problem!(owner.add_identity_provider(&org_id, &request).await, 422, "validation-failed");
+    request.id = idp.id.clone();
+    assert_problem!(owner.add_identity_provider(&org_id, &request).await, 409, "conflict");
+    // Whoever runs a provider signs in as anyone it names: only owners connect one.
+    let (admin, _) = srv.add_member(&owner, &org_id, "admin@acme.test", OrgRole::Admin).await;
+    request.id = "second".into();
+    assert_problem!(admin.add_identity_provider(&org_id, &request).await, 403, "forbidden");
+    assert_eq!(admin.identity_providers(&org_id).await.unwrap().providers.len(), 1, "admins see them");
     let (member, _) = srv.add_member(&owner, &org_id, "m@acme.test", OrgRole::Member).await;
     assert_problem!(member.identity_providers(&org_id).await, 403, "forbidden");
+
+    // A domain is one organisation's: another cannot claim it for its provider.
+    let (other, login) = srv.org_with_owner("boss@other.test", "Other").await;
+    let other_org = login.user.org_id.unwrap();
+    let (client_id, client_secret) = provider.register_client(&srv.url, "other").await;
+    let mut theirs = CreateIdentityProviderRequest {
+        id: "other".into(),
+        name: "Acme SSO".into(),
+        issuer: provider.issuer.clone(),
+        client_id,
+        client_secret,
+        allowed_domains: vec!["acme.test".into()],
+        create_accounts: true,
+    };
+    assert_problem!(other.add_identity_provider(&other_org, &theirs).await, 422, "validation-failed");
+    theirs.allowed_domains = vec!["other.test".into()];
+    other.add_identity_provider(&other_org, &theirs).await.expect("its own domain");
+    let options = srv.client().sign_in_options("someone@acme.test").await.unwrap();
+    assert_eq!(options.providers.iter().map(|p| p.provider_id.as_str()).collect::<Vec<_>>(), ["acme"]);
+
     // The secret is sealed, never stored or shown as it was sent.
-    let listed = owner.identity_providers(&org_id).await.unwrap();
-    assert_eq!(listed.providers.len(), 1);
-    let row = srv.state.store.identity_provider(&listed.providers[0].id).await.unwrap().unwrap();
+    let row = srv.state.store.identity_provider(&idp.id).await.unwrap().unwrap();
     assert!(!row.client_secret.is_empty() && conclave_server::secrets::is_sealed(&row.client_secret));
-    owner.remove_identity_provider(&org_id, &listed.providers[0].id).await.unwrap();
+
+    // Disconnected, the provider's sessions end with it.
+    provider.person("grace@acme.test", "Grace", true, &[]).await;
+    let (_, token) = Browser::new().sign_in(&srv, &idp.id, "grace@acme.test").await;
+    let grace = srv.client().authenticated(token.unwrap());
+    grace.me().await.unwrap();
+    owner.remove_identity_provider(&org_id, &idp.id).await.unwrap();
     assert!(owner.identity_providers(&org_id).await.unwrap().providers.is_empty());
+    assert_problem!(grace.me().await, 401, "unauthenticated");
 }
 
 async fn provider_only_sign_in_turns_passwords_off(engine: Engine) {
@@ -377,12 +453,11 @@ async fn provider_only_sign_in_turns_passwords_off(engine: Engine) {
         recovery_code: None,
         passkey: None,
     };
-    assert_problem!(srv.client().login(&password).await, 403, "provider-sign-in-required");
-    let change = ChangePasswordRequest {
-        current_password: PASSWORD.into(),
-        new_password: "another long passphrase here".into(),
-    };
-    assert_problem!(member.change_password(&change).await, 403, "provider-sign-in-required");
+    // Even the right password gets the wrong password's answer: it must
+    // not confirm an old password the provider may still take.
+    assert_problem!(srv.client().login(&password).await, 401, "invalid-credentials");
+    // Sessions signed in with a password before the policy end.
+    assert_problem!(member.me().await, 401, "unauthenticated");
     assert!(!srv.client().sign_in_options("bob@acme.test").await.unwrap().password_allowed);
     // An invitation is taken through the provider, not with a new password.
     let invite = owner
@@ -401,7 +476,13 @@ async fn provider_only_sign_in_turns_passwords_off(engine: Engine) {
     // Bob signs in through the provider.
     provider.person("bob@acme.test", "Bob", true, &[]).await;
     let (_, token) = Browser::new().sign_in(&srv, &idp.id, "bob@acme.test").await;
-    assert!(token.is_some());
+    let bob = srv.client().authenticated(token.unwrap());
+    // A provider's account has no password to change while passwords are off.
+    let change = ChangePasswordRequest {
+        current_password: PASSWORD.into(),
+        new_password: "another long passphrase here".into(),
+    };
+    assert_problem!(bob.change_password(&change).await, 403, "provider-sign-in-required");
 }
 
 on_both_engines!(
