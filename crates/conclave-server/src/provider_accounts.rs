@@ -99,7 +99,7 @@ pub async fn sign_in(
     let org = state.store.org_by_id(&provider.org_id).await.map_err(store)?;
     accounts::ensure_usable(state, &user, org.as_ref().map(|(_, p)| p)).await?;
     if let Some(groups) = &identity.groups {
-        crate::provider_groups::claimed_by_provider(state, &provider.org_id, &user.id, groups).await?;
+        crate::provider_groups::claimed_by_provider(state, &provider.org_id, &provider.id, &user.id, groups).await?;
     }
     let detail = format!("signed in through {}", provider.name);
     Ok(accounts::signed_in_without_password(state, user, accounts::SessionKind::Provider, ip, user_agent, &detail)

@@ -71,17 +71,21 @@ pub async fn group_changed(
 }
 
 /// The groups an identity provider named for someone at sign-in (OpenID
-/// Connect's `groups` claim): they are put in the organisation's groups of
+/// Connect's `groups` claim): they are put in that provider's groups of
 /// those names (made when new, for an administrator to give a meaning) and
-/// taken out of the others, and their roles and channels follow.
+/// taken out of its others, and their roles and channels follow.
 pub async fn claimed_by_provider(
     state: &SharedState,
     org_id: &str,
+    provider_id: &str,
     user_id: &str,
     names: &[String],
 ) -> Result<(), ConversationError> {
     let now = state.now_ms();
-    let groups = state.store.scim_groups(org_id).await?;
+    // Only the groups this provider named: another provider's, or SCIM's,
+    // are not its to fill or empty.
+    let mut groups = state.store.scim_groups(org_id).await?;
+    groups.retain(|g| g.provider_id.as_deref() == Some(provider_id));
     let claimed: BTreeSet<&str> = names.iter().map(String::as_str).collect();
     for group in &groups {
         let named = claimed.contains(group.display_name.as_str());
@@ -106,7 +110,7 @@ pub async fn claimed_by_provider(
     let known: BTreeSet<&str> = groups.iter().map(|g| g.display_name.as_str()).collect();
     for name in claimed.difference(&known) {
         let members = vec![user_id.to_owned()];
-        let created = state.store.create_scim_group(org_id, name, None, &members, now).await?;
+        let created = state.store.create_claimed_group(org_id, provider_id, name, &members, now).await?;
         group_changed(state, org_id, None, Some(&created)).await?;
     }
     Ok(())

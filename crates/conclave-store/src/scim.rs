@@ -21,6 +21,9 @@ pub struct ScimGroupRow {
     pub channel_id: Option<String>,
     /// Member account ids, sorted.
     pub members: Vec<String>,
+    /// The OpenID provider whose `groups` claim named the group; `None`
+    /// for SCIM's groups.
+    pub provider_id: Option<String>,
 }
 
 impl TryFrom<AnyRow> for ScimGroupRow {
@@ -41,6 +44,7 @@ impl TryFrom<AnyRow> for ScimGroupRow {
             },
             channel_id: row.opt_text("channel_id")?,
             members: Vec::new(),
+            provider_id: row.opt_text("provider_id")?,
         })
     }
 }
@@ -65,7 +69,8 @@ pub struct ProvisionedUser<'a> {
     pub resource: &'a str,
 }
 
-const GROUP_COLUMNS: &str = "id, org_id, display_name, external_id, created_at_ms, updated_at_ms, org_role, channel_id";
+const GROUP_COLUMNS: &str =
+    "id, org_id, display_name, external_id, created_at_ms, updated_at_ms, org_role, channel_id, provider_id";
 
 impl Store {
     /// Sets the organisation's SCIM token (replacing any earlier one).
@@ -242,17 +247,42 @@ impl Store {
         members: &[String],
         now_ms: i64,
     ) -> Result<ScimGroupRow> {
+        self.create_group(org_id, None, display_name, external_id, members, now_ms).await
+    }
+
+    /// A new group an OpenID provider's `groups` claim named.
+    pub async fn create_claimed_group(
+        &self,
+        org_id: &str,
+        provider_id: &str,
+        display_name: &str,
+        members: &[String],
+        now_ms: i64,
+    ) -> Result<ScimGroupRow> {
+        self.create_group(org_id, Some(provider_id), display_name, None, members, now_ms).await
+    }
+
+    async fn create_group(
+        &self,
+        org_id: &str,
+        provider_id: Option<&str>,
+        display_name: &str,
+        external_id: Option<&str>,
+        members: &[String],
+        now_ms: i64,
+    ) -> Result<ScimGroupRow> {
         let id = new_id();
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "INSERT INTO scim_groups (id, org_id, display_name, external_id, created_at_ms, updated_at_ms) \
-             VALUES ($1, $2, $3, $4, $5, $5)",
+            "INSERT INTO scim_groups (id, org_id, display_name, external_id, created_at_ms, updated_at_ms, provider_id) \
+             VALUES ($1, $2, $3, $4, $5, $5, $6)",
         )
         .bind(&id)
         .bind(org_id)
         .bind(display_name)
         .bind(external_id)
         .bind(now_ms)
+        .bind(provider_id)
         .execute(&mut *tx)
         .await?;
         insert_members(&mut tx, &id, members).await?;

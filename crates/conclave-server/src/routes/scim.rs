@@ -349,7 +349,7 @@ async fn listed(state: &SharedState, org_id: &str, listing: Listing, query: &Lis
     }
     if listing != Listing::Users {
         let base = base_url(state);
-        resources.extend(state.store.scim_groups(org_id).await?.iter().map(|g| render_group(&base, g)));
+        resources.extend(provisioned_groups(state, org_id).await?.iter().map(|g| render_group(&base, g)));
     }
     Ok(scim_json(StatusCode::OK, &page_of(resources, filter.as_ref(), query)?, None))
 }
@@ -529,7 +529,7 @@ async fn provisioned(state: &SharedState, org_id: &str, id: &str) -> ScimResult<
 }
 
 async fn user_resource(state: &SharedState, org_id: &str, user: &UserRow) -> ScimResult<Value> {
-    let groups = state.store.scim_groups(org_id).await?;
+    let groups = provisioned_groups(state, org_id).await?;
     let theirs: Vec<&ScimGroupRow> = groups.iter().filter(|g| g.members.contains(&user.id)).collect();
     Ok(render_user(&base_url(state), user, &theirs))
 }
@@ -558,7 +558,7 @@ async fn matching_users(state: &SharedState, org_id: &str, filter: Option<&Filte
 
 async fn render_users(state: &SharedState, org_id: &str, users: &[UserRow]) -> ScimResult<Vec<Value>> {
     let base = base_url(state);
-    let groups = state.store.scim_groups(org_id).await?;
+    let groups = provisioned_groups(state, org_id).await?;
     // Each account's groups, found once for the whole page.
     let mut groups_of: std::collections::HashMap<&str, Vec<&ScimGroupRow>> = std::collections::HashMap::new();
     for group in &groups {
@@ -796,7 +796,16 @@ async fn group_of(state: &SharedState, org_id: &str, id: &str) -> ScimResult<Sci
         .store
         .scim_group(org_id, id)
         .await?
+        .filter(|g| g.provider_id.is_none())
         .ok_or_else(|| Failure::Scim(ScimError::NotFound(format!("no group {id}"))))
+}
+
+/// The groups SCIM provisions: not those an OpenID provider's `groups`
+/// claim named, which are that provider's alone.
+async fn provisioned_groups(state: &SharedState, org_id: &str) -> ScimResult<Vec<ScimGroupRow>> {
+    let mut groups = state.store.scim_groups(org_id).await?;
+    groups.retain(|g| g.provider_id.is_none());
+    Ok(groups)
 }
 
 async fn get_group(
@@ -818,7 +827,7 @@ async fn create_group(
 ) -> ScimResult<Response> {
     let users = state.store.list_org_members(&org_id).await?;
     let fields = read_group(&read_json(&body)?, &users)?;
-    let taken = state.store.scim_groups(&org_id).await?.into_iter().any(|g| g.display_name == fields.display_name);
+    let taken = provisioned_groups(&state, &org_id).await?.into_iter().any(|g| g.display_name == fields.display_name);
     if taken {
         return Err(ScimError::Uniqueness(format!("a group is called {}", fields.display_name)).into());
     }

@@ -265,6 +265,18 @@ async fn first_sign_in_makes_the_account_in_the_providers_organisation(engine: E
         .await
         .unwrap();
     assert_eq!(grace.me().await.unwrap().user.role, Some(OrgRole::Admin), "the group's meaning reaches its members");
+    // The group is the provider's: SCIM neither sees nor changes it.
+    let scim = owner.create_scim_token(&org_id).await.unwrap();
+    let groups: Value = reqwest::Client::new()
+        .get(format!("{}/scim/v2/Groups", srv.url))
+        .bearer_auth(&scim.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(groups["totalResults"], 0, "{groups}");
 
     // Signing in again finds the same account; leaving the group at the
     // provider takes its role away at the next sign-in.

@@ -56,3 +56,7 @@ CREATE TABLE passkey_ceremonies (
     state TEXT NOT NULL,
     expires_at_ms BIGINT NOT NULL
 );
+
+-- Groups an OpenID provider's `groups` claim named, kept apart from SCIM's:
+-- a provider touches only its own, SCIM never sees them.
+ALTER TABLE scim_groups ADD COLUMN provider_id TEXT;
