@@ -96,27 +96,88 @@ impl AdditionalClaims for GroupClaims {}
 
 type GroupIdToken = IdToken<GroupClaims, CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm>;
 
-/// The relying party: an HTTP client that follows no redirects (a provider
-/// endpoint that redirects is misconfigured, and following could reach
-/// places it should not), and the providers' metadata, cached.
-pub struct RelyingParty {
-    http: reqwest::Client,
-    metadata: Mutex<HashMap<String, (CoreProviderMetadata, Instant)>>,
+/// The largest answer read from a provider (a discovery document, its
+/// keys, a token response): far above any real one, far below harm.
+const MAX_ANSWER_BYTES: usize = 256 * 1024;
+
+/// Why a request to a provider did not get an answer to read.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error(transparent)]
+    Refused(#[from] crate::outbound::OutboundError),
+    #[error("the request failed: {0}")]
+    Failed(String),
+    #[error("the answer is larger than {MAX_ANSWER_BYTES} bytes")]
+    TooLarge,
 }
 
-impl Default for RelyingParty {
-    fn default() -> Self {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(10))
-            .connect_timeout(Duration::from_secs(5))
-            .build()
-            .expect("an HTTP client builds");
-        Self { http, metadata: Mutex::new(HashMap::new()) }
+/// How the relying party reaches providers: every address it is given (the
+/// issuer, and whatever endpoints its discovery document names) under the
+/// rules for sending where someone else says (`outbound.rs`: public HTTPS
+/// hosts, resolved, checked and pinned), no redirects (a provider endpoint
+/// that redirects is misconfigured), answers read up to a bound.
+struct ProviderHttp {
+    allow_local: bool,
+}
+
+impl<'c> openidconnect::AsyncHttpClient<'c> for ProviderHttp {
+    type Error = FetchError;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<openidconnect::HttpResponse, FetchError>> + Send + 'c>,
+    >;
+
+    fn call(&'c self, request: openidconnect::HttpRequest) -> Self::Future {
+        Box::pin(self.fetch(request))
     }
 }
 
+impl ProviderHttp {
+    async fn fetch(&self, request: openidconnect::HttpRequest) -> Result<openidconnect::HttpResponse, FetchError> {
+        let url = request.uri().to_string();
+        let pinned = crate::outbound::pinned_address(&url, self.allow_local).await?;
+        let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(10))
+            .connect_timeout(Duration::from_secs(5));
+        if let Some((name, address)) = pinned {
+            builder = builder.resolve(&name, address);
+        }
+        let client = builder.build().map_err(|e| FetchError::Failed(e.to_string()))?;
+        let (parts, body) = request.into_parts();
+        let mut response = client
+            .request(parts.method, &url)
+            .headers(parts.headers)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| FetchError::Failed(e.to_string()))?;
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| FetchError::Failed(e.to_string()))? {
+            if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+                return Err(FetchError::TooLarge);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let mut answer = openidconnect::HttpResponse::new(body);
+        *answer.status_mut() = response.status();
+        *answer.headers_mut() = response.headers().clone();
+        Ok(answer)
+    }
+}
+
+/// The relying party: how it reaches providers, and their metadata, cached.
+pub struct RelyingParty {
+    http: ProviderHttp,
+    metadata: Mutex<HashMap<String, (CoreProviderMetadata, Instant)>>,
+}
+
 impl RelyingParty {
+    /// `allow_local`: providers inside the server's own network (and over
+    /// plain http) may be used — for tests and closed networks.
+    pub fn new(allow_local: bool) -> Self {
+        Self { http: ProviderHttp { allow_local }, metadata: Mutex::new(HashMap::new()) }
+    }
+
     /// Fetches and checks a provider's discovery document and keys.
     pub async fn discover(&self, issuer: &str) -> Result<CoreProviderMetadata, SsoError> {
         let issuer = IssuerUrl::new(issuer.to_owned()).map_err(|e| SsoError::Unreachable(e.to_string()))?;
@@ -337,4 +398,24 @@ fn describe_chain(err: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn providers_inside_the_network_are_not_reached_unless_allowed() {
+        let party = RelyingParty::new(false);
+        for issuer in
+            ["https://127.0.0.1:9", "https://169.254.169.254/latest", "https://localhost/x", "http://example.org"]
+        {
+            match party.discover(issuer).await {
+                Err(SsoError::Unreachable(why)) => {
+                    assert!(why.contains("public host") || why.contains("https://"), "{issuer}: {why}")
+                }
+                other => panic!("{issuer}: {other:?}"),
+            }
+        }
+    }
 }

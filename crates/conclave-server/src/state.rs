@@ -111,7 +111,7 @@ impl AppState {
                     crate::mail::Mailer::disabled()
                 }),
             },
-            relying_party: crate::sso::RelyingParty::default(),
+            relying_party: crate::sso::RelyingParty::new(config.allow_local_outbound),
             webauthn: crate::passkeys::relying_party(&config.public_url),
             blobs: conclave_blob::Blobs::new(config.data_dir.join("files"), config.storage_endpoints.clone()),
             store,
