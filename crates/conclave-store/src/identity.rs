@@ -409,6 +409,12 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
+    /// Removes every passkey of an account (its devices are lost); returns how many.
+    pub async fn delete_all_passkeys(&self, user_id: &str) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM passkeys WHERE user_id = $1").bind(user_id).execute(&self.pool).await?;
+        Ok(done.rows_affected())
+    }
+
     /// Keeps what a WebAuthn ceremony's second half needs; returns its id.
     pub async fn put_passkey_ceremony(
         &self,

@@ -60,7 +60,7 @@ enum UserCommand {
     Deactivate { email: String },
     /// Reactivate a deactivated or dormant account.
     Reactivate { email: String },
-    /// Turn off two-factor for an account whose device is lost (they re-enrol at next sign-in if required).
+    /// Turn off two-factor and remove the passkeys of an account whose devices are lost (they enrol again at next sign-in if required).
     Reset2fa { email: String },
     /// Disable accounts unused past their organisation's cutoff now.
     SweepDormant,
@@ -267,9 +267,10 @@ async fn user_command(state: &SharedState, cmd: UserCommand) -> anyhow::Result<(
         UserCommand::Reset2fa { email } => {
             let user = user_by_email(state, &email).await?;
             state.store.disable_totp(&user.id).await?;
-            audit(state, AuditAction::Auth2faReset, user.org_id.as_deref(), Some(&user.id), "via conclave admin")
-                .await?;
-            println!("two-factor turned off for {}", user.email);
+            let passkeys = state.store.delete_all_passkeys(&user.id).await?;
+            let detail = format!("via conclave admin; {passkeys} passkeys removed");
+            audit(state, AuditAction::Auth2faReset, user.org_id.as_deref(), Some(&user.id), &detail).await?;
+            println!("two-factor turned off and {passkeys} passkeys removed for {}", user.email);
         }
         UserCommand::SweepDormant => {
             let n = accounts::sweep_dormant_accounts(state).await?;

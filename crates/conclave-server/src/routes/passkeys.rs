@@ -54,6 +54,7 @@ pub async fn challenge(
     EnrollingSession(current): EnrollingSession,
 ) -> ApiResult<ApiJson<PasskeyChallenge>> {
     recent_sign_in(&state, &current)?;
+    vouched_for(&state, &current).await?;
     Ok(ApiJson(passkeys::start_registration(&state, &current.user).await?))
 }
 
@@ -66,6 +67,24 @@ fn recent_sign_in(state: &SharedState, current: &crate::extract::CurrentSession)
     }
     if state.now_ms() - current.session.created_at_ms > RECENT_SIGN_IN.as_millis() as i64 {
         return Err(ApiError::forbidden("sign in again to change passkeys (the sign-in must be under 15 minutes old)"));
+    }
+    Ok(())
+}
+
+/// Where the organisation requires phishing-resistant factors and the
+/// account has a passkey, another is added only from a session a passkey
+/// (or the provider) signed in: a password and a recovery code, which a
+/// phishing page can relay, must not be enough to plant one. Whoever lost
+/// every passkey asks an operator (`conclave admin user reset-2fa`).
+async fn vouched_for(state: &SharedState, current: &crate::extract::CurrentSession) -> ApiResult<()> {
+    let required = current.org.as_ref().is_some_and(|(_, p)| p.require_phishing_resistant.value);
+    if required
+        && SessionKind::parse(&current.session.kind) == SessionKind::Password
+        && !state.store.passkeys_of(&current.user.id).await?.is_empty()
+    {
+        return Err(ApiError::forbidden(
+            "sign in with one of your passkeys to add another (lost them all? ask your administrator)",
+        ));
     }
     Ok(())
 }
@@ -84,6 +103,7 @@ pub async fn register(
     ApiJson(req): ApiJson<RegisterPasskeyRequest>,
 ) -> ApiResult<(StatusCode, ApiJson<Passkey>)> {
     recent_sign_in(&state, &current)?;
+    vouched_for(&state, &current).await?;
     let answer = PasskeyResponse { ceremony_id: req.ceremony_id, credential: req.credential };
     let row = match passkeys::finish_registration(&state, &current.user, &answer, &req.name).await {
         Ok(row) => row,

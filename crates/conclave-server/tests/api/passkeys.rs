@@ -309,6 +309,9 @@ async fn an_organisation_may_require_phishing_resistant_factors(engine: Engine) 
     assert_problem!(bob.list_meetings(false).await, 403, "two-factor-enrollment-required");
     let mut key = Authenticator::at(&origin);
     let passkey = register(&bob, &mut key, "Bob's laptop").await;
+    // Now that he has one, the password session (what a phishing page can
+    // relay, with a recovery code) adds no other.
+    assert_problem!(bob.passkey_registration_challenge().await, 403, "forbidden");
     // From now on the password needs the passkey after it, and a code will not do.
     let challenge = second_factor_challenge(&srv, "bob@acme.test", "passkey-required").await;
     let answer = PasskeyResponse { ceremony_id: challenge.ceremony_id, credential: key.get(&challenge.options) };
@@ -321,6 +324,8 @@ async fn an_organisation_may_require_phishing_resistant_factors(engine: Engine) 
     assert_problem!(srv.client().login(&with_code).await, 401, "passkey-required");
     // His only passkey stays while the policy asks for one.
     assert_problem!(bob.remove_passkey(&passkey.id).await, 403, "forbidden");
+    // His passkey session adds another.
+    register(&bob, &mut Authenticator::at(&origin), "Bob's phone").await;
 }
 
 on_both_engines!(
