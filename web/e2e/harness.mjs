@@ -5,6 +5,7 @@
 import { chromium } from "playwright-core";
 import { spawn, execFileSync } from "node:child_process";
 import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -31,16 +32,33 @@ export function screenshots(name) {
   return { dir, shot };
 }
 
+/// A TCP port free on loopback just now (the system picks it).
+export async function freePort() {
+  const probe = createServer();
+  await new Promise((resolve, reject) => probe.once("error", reject).listen(0, "127.0.0.1", resolve));
+  const { port } = probe.address();
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
 /// Starts `conclave serve` on a fresh SQLite directory with `args` added,
 /// its organisation "Example" and owner host@example.org made first unless
 /// `bootstrap` is false; resolves to its URL, what it printed, and a way to
-/// stop it.
-export async function startServer(args = [], { bootstrap = true } = {}) {
+/// stop it. With `hostName` ("localhost"), the server is reached by that
+/// name rather than by address, on a port chosen here (its public URL must
+/// name it): what passkeys need, since browsers refuse an IP address as the
+/// site a passkey belongs to.
+export async function startServer(args = [], { bootstrap = true, hostName = null } = {}) {
   const data = mkdtempSync(join(tmpdir(), "conclave-e2e-"));
   if (bootstrap) {
     execFileSync(BIN, ["admin", "--data-dir", data, "bootstrap", "--email", "host@example.org", "--password", PASSWORD, "--org", "Example"], { stdio: "ignore" });
   }
-  const server = spawn(BIN, ["serve", "--data-dir", data, "--listen", "127.0.0.1:0", ...args], { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, CONCLAVE_LOG: process.env.CONCLAVE_LOG ?? "warn" } });
+  let listen = ["--listen", "127.0.0.1:0"];
+  if (hostName) {
+    const port = await freePort();
+    listen = ["--listen", `127.0.0.1:${port}`, "--public-url", `http://${hostName}:${port}`];
+  }
+  const server = spawn(BIN, ["serve", "--data-dir", data, ...listen, ...args], { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, CONCLAVE_LOG: process.env.CONCLAVE_LOG ?? "warn" } });
   let out = "";
   const url = await new Promise((resolve, reject) => {
     server.stdout.on("data", (chunk) => {

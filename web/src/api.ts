@@ -7,8 +7,11 @@ import {
   type MeetingQuality,
   type QualitySummaryList,
   type AuditEventPage,
+  type CreateIdentityProviderRequest,
   type CreateMeetingRequest,
   type DeviceList,
+  type IdentityProvider,
+  type IdentityProviderList,
   type InvitationCreated,
   type InvitationList,
   type InviteMemberRequest,
@@ -25,9 +28,15 @@ import {
   type OrgPolicy,
   type OrgPolicyUpdate,
   type OrgRole,
+  type Passkey,
+  type PasskeyChallenge,
+  type PasskeyList,
+  type PasskeyResponse,
   type Problem,
   type ProblemCode,
   type RecoveryCodesResponse,
+  type RegisterPasskeyRequest,
+  type RenamePasskeyRequest,
   type ReportParticipantRequest,
   type ReportReceipt,
   type AddWatchSourceRequest,
@@ -35,6 +44,7 @@ import {
   type MapScimGroupRequest,
   type PasswordResetConfirm,
   type PasswordResetRequest,
+  type ProviderSignInStart,
   type ScimGroupList,
   type ScimGroupMapping,
   type ScimStatus,
@@ -47,9 +57,12 @@ import {
   type SessionList,
   type SetupRequest,
   type SetupStatus,
+  type SignInOptions,
   type SignupRequest,
+  type StartProviderSignInRequest,
   type TotpConfirmRequest,
   type TotpEnrollResponse,
+  type UpdateIdentityProviderRequest,
 } from "./generated/protocol";
 
 export class ApiError extends Error {
@@ -104,13 +117,23 @@ async function call<T>(method: string, path: string, body?: unknown): Promise<T>
 // Request bodies are checked against the generated types with `satisfies`,
 // so a misspelt or missing field fails to compile.
 export const api = {
-  login: (email: string, password: string, totp_code?: string, recovery_code?: string) =>
+  /// The second factor, when asked for, is one of: a code, a recovery
+  /// code, or a passkey's answer to the challenge the first attempt gave.
+  login: (email: string, password: string, totp_code?: string, recovery_code?: string, passkey?: PasskeyResponse) =>
     call<LoginResponse>("POST", "/auth/login", {
       email,
       password,
       totp_code: totp_code || null,
       recovery_code: recovery_code || null,
+      passkey: passkey ?? null,
     } satisfies LoginRequest),
+  signInOptions: (email: string) => call<SignInOptions>("GET", `/auth/sign-in-options?email=${encodeURIComponent(email)}`),
+  /// Where to send the browser to sign in through a provider (a POST from
+  /// this page, which another site cannot make for the browser).
+  startProviderSignIn: (provider: string, login_hint: string | null) =>
+    call<ProviderSignInStart>("POST", `/auth/oidc/${encodeURIComponent(provider)}/start`, { login_hint } satisfies StartProviderSignInRequest),
+  passkeySignInChallenge: () => call<PasskeyChallenge>("POST", "/auth/passkey/challenge"),
+  passkeySignIn: (answer: PasskeyResponse) => call<LoginResponse>("POST", "/auth/passkey", answer satisfies PasskeyResponse),
   logout: () => call<void>("POST", "/auth/logout"),
   setupStatus: () => call<SetupStatus>("GET", "/setup"),
   requestPasswordReset: (email: string) => call<void>("POST", "/auth/password-reset", { email } satisfies PasswordResetRequest),
@@ -132,6 +155,11 @@ export const api = {
   revokeDevice: (id: string) => call<void>("DELETE", `/me/devices/${id}`),
   enrollTotp: () => call<TotpEnrollResponse>("POST", "/me/totp/enroll"),
   confirmTotp: (code: string) => call<RecoveryCodesResponse>("POST", "/me/totp/confirm", { code } satisfies TotpConfirmRequest),
+  passkeys: () => call<PasskeyList>("GET", "/me/passkeys"),
+  passkeyRegistrationChallenge: () => call<PasskeyChallenge>("POST", "/me/passkeys/challenge"),
+  registerPasskey: (request: RegisterPasskeyRequest) => call<Passkey>("POST", "/me/passkeys", request satisfies RegisterPasskeyRequest),
+  renamePasskey: (id: string, name: string) => call<void>("PATCH", `/me/passkeys/${id}`, { name } satisfies RenamePasskeyRequest),
+  removePasskey: (id: string) => call<void>("DELETE", `/me/passkeys/${id}`),
   meetings: () => call<MeetingList>("GET", "/meetings"),
   createMeeting: (title: string, scheduled_start_ms: number | null, settings: MeetingSettingsRequest, passcode?: string, invitees: string[] = []) =>
     call<Meeting>("POST", "/meetings", {
@@ -153,6 +181,12 @@ export const api = {
     call<InvitationCreated>("POST", `/orgs/${org}/invitations`, { email, role } satisfies InviteMemberRequest),
   invitations: (org: string) => call<InvitationList>("GET", `/orgs/${org}/invitations`),
   audit: (org: string) => call<AuditEventPage>("GET", `/orgs/${org}/audit`),
+  identityProviders: (org: string) => call<IdentityProviderList>("GET", `/orgs/${org}/identity-providers`),
+  connectIdentityProvider: (org: string, request: CreateIdentityProviderRequest) =>
+    call<IdentityProvider>("POST", `/orgs/${org}/identity-providers`, request satisfies CreateIdentityProviderRequest),
+  updateIdentityProvider: (org: string, id: string, update: UpdateIdentityProviderRequest) =>
+    call<IdentityProvider>("PATCH", `/orgs/${org}/identity-providers/${id}`, update satisfies UpdateIdentityProviderRequest),
+  removeIdentityProvider: (org: string, id: string) => call<void>("DELETE", `/orgs/${org}/identity-providers/${id}`),
   scimStatus: (org: string) => call<ScimStatus>("GET", `/orgs/${org}/scim`),
   createScimToken: (org: string) => call<ScimTokenCreated>("POST", `/orgs/${org}/scim/token`),
   revokeScimToken: (org: string) => call<void>("DELETE", `/orgs/${org}/scim/token`),

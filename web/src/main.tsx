@@ -2,7 +2,7 @@ import { StrictMode, useEffect, useState } from "react";
 import { createRoot } from "react-dom/client";
 import { api, setCsrf } from "./api";
 import type { User } from "./generated/protocol";
-import { Account, Admin } from "./pages/Admin";
+import { Account, Admin, type Enrolment } from "./pages/Admin";
 import { Home } from "./pages/Home";
 import { Join } from "./pages/Join";
 import { ChoosePassword, RotateFromWarning } from "./pages/Links";
@@ -15,6 +15,9 @@ import "./styles.css";
 function App() {
   const [path, setPath] = useState(location.pathname);
   const [user, setUser] = useState<User | null | undefined>(undefined);
+  // The organisation requires a second factor this session lacks: the
+  // account page says so until it is done.
+  const [mustEnrol, setMustEnrol] = useState<Enrolment>("none");
   // A fresh server (no organisation yet) shows its setup page to everyone
   // not signed in.
   const [setupRequired, setSetupRequired] = useState(false);
@@ -24,6 +27,7 @@ function App() {
     api.me().then(
       (me) => {
         setCsrf(me.csrf_token);
+        setMustEnrol(me.two_factor_enrollment_required ? "enrol" : "none");
         setUser(me.user);
       },
       async () => {
@@ -43,9 +47,19 @@ function App() {
   const signOut = async () => {
     await api.logout().catch(() => undefined);
     setCsrf(null);
+    setMustEnrol("none");
     setUser(null);
     navigate("/");
   };
+
+  // A factor was just enrolled. Where the organisation requires a passkey
+  // sign-in, a session signed in with the password still falls short after
+  // adding one: the server says whether this one does.
+  const enrolled = () =>
+    api.me().then(
+      (me) => setMustEnrol(me.two_factor_enrollment_required ? "sign-in-again" : "none"),
+      () => setMustEnrol("none"),
+    );
 
   if (user === undefined) return <main className="center">Loading…</main>;
   // Links from emails work whether or not someone is signed in here.
@@ -66,9 +80,10 @@ function App() {
   if (join) return <Join linkSecret={join[1]} user={user} navigate={navigate} />;
   if (path === "/join") return <Join linkSecret={null} user={user} navigate={navigate} />;
 
-  const signedIn = (u: User, mustEnrol: boolean) => {
+  const signedIn = (u: User, enrolmentRequired: boolean) => {
+    setMustEnrol(enrolmentRequired ? "enrol" : "none");
     setUser(u);
-    navigate(mustEnrol ? "/account" : "/");
+    navigate(enrolmentRequired ? "/account" : "/");
   };
   if (!user && path === "/signup") return <SignUp invite={new URLSearchParams(location.search).get("invite")} onSignedIn={signedIn} />;
   if (!user) return <SignIn onSignedIn={signedIn} />;
@@ -85,7 +100,7 @@ function App() {
           {user.display_name} <button onClick={() => void signOut()}>Sign out</button>
         </span>
       </header>
-      {path === "/admin" && admin ? <Admin user={user} /> : path === "/account" ? <Account /> : <Home user={user} navigate={navigate} />}
+      {path === "/admin" && admin ? <Admin user={user} /> : path === "/account" ? <Account enrolment={mustEnrol} onEnrolled={enrolled} /> : <Home user={user} navigate={navigate} />}
     </>
   );
 }

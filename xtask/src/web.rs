@@ -72,7 +72,13 @@ pub fn target_dir() -> PathBuf {
 }
 
 /// The browser tests, each a Node script printing one `test result:` line.
-const BROWSER_TESTS: &[&str] = &["e2e/setup.test.mjs", "e2e/meeting.test.mjs", "e2e/network.test.mjs"];
+const BROWSER_TESTS: &[&str] = &[
+    "e2e/setup.test.mjs",
+    "e2e/meeting.test.mjs",
+    "e2e/network.test.mjs",
+    "e2e/passkeys.test.mjs",
+    "e2e/sso.test.mjs",
+];
 
 /// Runs the browser tests one after another, echoing their output into `tally`.
 pub fn test(tally: &mut impl FnMut(&str)) -> Result<bool, String> {

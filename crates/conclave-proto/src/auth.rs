@@ -56,7 +56,7 @@ pub struct LoginRequest {
     #[serde(default)]
     pub recovery_code: Option<String>,
     /// A passkey's answer to the challenge the first attempt was given
-    /// (in its `second-factor-required` problem), instead of a code.
+    /// (in its `totp-required` or `passkey-required` problem), instead of a code.
     #[serde(default)]
     pub passkey: Option<crate::identity::PasskeyResponse>,
 }

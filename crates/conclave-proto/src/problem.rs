@@ -103,7 +103,7 @@ string_enum! {
         StorageRefused = "storage-refused",
         /// 403: the organisation signs its members in only through its identity provider.
         ProviderSignInRequired = "provider-sign-in-required",
-        /// 403: the organisation requires a passkey (not an authenticator app's code) after the password.
+        /// 401: the organisation requires a passkey (not an authenticator app's code) after the password; `passkey` carries the challenge.
         PasskeyRequired = "passkey-required",
         /// 401: the passkey's answer does not hold (unknown passkey, wrong challenge, origin or signature).
         InvalidPasskey = "invalid-passkey",
@@ -129,8 +129,8 @@ pub struct Problem {
     /// Seconds until a throttled request may be retried.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after: Option<u64>,
-    /// With `totp-required`, when the account has passkeys: the challenge
-    /// one of them may answer instead of a code.
+    /// With `totp-required` (when the account has passkeys) and with
+    /// `passkey-required`: the challenge one of its passkeys may answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub passkey: Option<crate::identity::PasskeyChallenge>,
 }

@@ -869,7 +869,7 @@ export interface LoginRequest {
   password: string;
   /**
    * A passkey's answer to the challenge the first attempt was given
-   * (in its `second-factor-required` problem), instead of a code.
+   * (in its `totp-required` or `passkey-required` problem), instead of a code.
    */
   passkey?: PasskeyResponse | null;
   /** A one-time recovery code, instead of `totp_code`. */
@@ -1278,8 +1278,8 @@ export interface Problem {
   /** Per-field validation messages, for 422 responses. */
   errors?: FieldError[];
   /**
-   * With `totp-required`, when the account has passkeys: the challenge
-   * one of them may answer instead of a code.
+   * With `totp-required` (when the account has passkeys) and with
+   * `passkey-required`: the challenge one of its passkeys may answer.
    */
   passkey?: PasskeyChallenge | null;
   /** Seconds until a throttled request may be retried. */
@@ -1385,7 +1385,9 @@ export type ProblemCode =
   | "storage-refused"
   /** 403: the organisation signs its members in only through its identity provider. */
   | "provider-sign-in-required"
-  /** 403: the organisation requires a passkey (not an authenticator app's code) after the password. */
+  /**
+   * 401: the organisation requires a passkey (not an authenticator app's code) after the password; `passkey` carries the challenge.
+   */
   | "passkey-required"
   /** 401: the passkey's answer does not hold (unknown passkey, wrong challenge, origin or signature). */
   | "invalid-passkey"

@@ -1,7 +1,8 @@
 import { useEffect, useState } from "react";
 import { api } from "../api";
 import { CallQuality } from "./CallQuality";
-import { IdentityProvider, WatchedSources } from "./Provisioning";
+import { Passkeys } from "./Passkeys";
+import { IdentityProvider, OpenIdProviders, WatchedSources } from "./Provisioning";
 import type { AuditEvent, Device, Invitation, OrgPolicy, OrgPolicyUpdate, SessionInfo, TotpEnrollResponse, User } from "../generated/protocol";
 
 /// The policies that are on or off, each shown as a checkbox.
@@ -17,6 +18,8 @@ const POLICY_LABELS: Record<SwitchPolicy, string> = {
   external_conversations: "Conversations with people of other organisations allowed",
   history_for_newcomers: "People joining a conversation see its earlier history",
   guest_access: "Members may invite guests from outside into groups and channels",
+  provider_only_sign_in: "Members sign in only through the identity provider (owners keep their password)",
+  require_phishing_resistant: "A passkey, not an authenticator app's code, required after the password",
 };
 
 /// Organisation administration: policies (each with a lock), members,
@@ -134,6 +137,7 @@ export function Admin(props: { user: User }) {
         </form>
       </section>
       <IdentityProvider org={org} channels={channels} />
+      <OpenIdProviders org={org} owner={props.user.role === "owner"} />
       <WatchedSources org={org} />
       <CallQuality org={org} />
       <section aria-label="Audit log">
@@ -163,9 +167,19 @@ export function Admin(props: { user: User }) {
   );
 }
 
-/// The account: signed-in sessions (revocable), encryption devices
-/// (revocable) and two-factor enrolment.
-export function Account() {
+/// Whether the organisation's policy on factors holds back this session:
+/// nothing but enrolling works until it is met.
+export type Enrolment =
+  | "none"
+  /// A second factor must be added.
+  | "enrol"
+  /// One was added, but the organisation requires signing in with a
+  /// passkey, which this session (signed in with the password) did not.
+  | "sign-in-again";
+
+/// The account: two-factor enrolment (an authenticator app, passkeys),
+/// signed-in sessions (revocable) and encryption devices (revocable).
+export function Account(props: { enrolment: Enrolment; onEnrolled: () => void }) {
   const [sessions, setSessions] = useState<SessionInfo[]>([]);
   const [devices, setDevices] = useState<Device[]>([]);
   const [enrolment, setEnrolment] = useState<TotpEnrollResponse | null>(null);
@@ -186,6 +200,16 @@ export function Account() {
     <main className="account">
       <h1>Your account</h1>
       {message ? <p role="status">{message}</p> : null}
+      {props.enrolment === "enrol" ? (
+        <p role="alert" className="error">
+          Your organisation requires a second factor: add a passkey (or, where it allows one, set up an authenticator app)
+          before anything else.
+        </p>
+      ) : props.enrolment === "sign-in-again" ? (
+        <p role="alert" className="error">
+          Your organisation requires signing in with a passkey: sign out, then sign in again and use the passkey you added.
+        </p>
+      ) : null}
       <section aria-label="Two-factor authentication">
         <h2>Two-factor authentication</h2>
         {codes ? (
@@ -197,7 +221,13 @@ export function Account() {
           <form
             onSubmit={(e) => {
               e.preventDefault();
-              api.confirmTotp(code).then((r) => setCodes(r.recovery_codes), (err) => setMessage(err.message));
+              api.confirmTotp(code).then(
+                (r) => {
+                  setCodes(r.recovery_codes);
+                  props.onEnrolled();
+                },
+                (err) => setMessage(err.message),
+              );
             }}
           >
             <p>Add this key to your authenticator app: <code>{enrolment.secret}</code></p>
@@ -210,6 +240,7 @@ export function Account() {
           <button onClick={() => api.enrollTotp().then(setEnrolment, (e) => setMessage(e.message))}>Set up an authenticator app</button>
         )}
       </section>
+      <Passkeys onAdded={props.onEnrolled} />
       <section aria-label="Sessions">
         <h2>Signed-in sessions</h2>
         <ul>
