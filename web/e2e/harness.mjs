@@ -141,3 +141,19 @@ export async function moving(what, page, from, source = "camera", timeout = TIME
     return now >= reference + frames;
   }, timeout);
 }
+
+/// Runs one browser test's scenario and prints the one `test result:` line
+/// the suite tallies (a failure also sets the exit code); `cleanup` closes
+/// what the test opened, whatever happened.
+export async function runScenario(scenario, cleanup) {
+  try {
+    await scenario();
+    console.log("test result: ok. 1 passed; 0 failed; 0 ignored");
+  } catch (err) {
+    console.error(err);
+    console.log("test result: FAILED. 0 passed; 1 failed; 0 ignored");
+    process.exitCode = 1;
+  } finally {
+    await cleanup();
+  }
+}

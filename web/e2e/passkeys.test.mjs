@@ -16,14 +16,14 @@
 // Screenshots go to web/test-results/passkeys/. Prints one `test result:` line.
 
 import assert from "node:assert/strict";
-import { PASSWORD, TIMEOUT, launchBrowser, poll, screenshots, startServer } from "./harness.mjs";
+import { PASSWORD, TIMEOUT, launchBrowser, poll, screenshots, startServer, runScenario } from "./harness.mjs";
 
 const { shot } = screenshots("passkeys");
 
 async function main() {
   const browser = await launchBrowser();
   const server = await startServer([], { hostName: "localhost" });
-  try {
+  await runScenario(async () => {
     assert.match(server.url, /^http:\/\/localhost:\d+$/, "the server names itself by host name");
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     const page = await context.newPage();
@@ -163,15 +163,10 @@ async function main() {
     await page.getByRole("alert").filter({ hasText: "not registered here" }).waitFor({ timeout: TIMEOUT });
     assert.equal(await page.getByRole("navigation", { name: "Main" }).count(), 0, "a removed passkey signs nobody in");
     await shot(page, "removed-passkey-refused");
-    console.log("test result: ok. 1 passed; 0 failed; 0 ignored");
-  } catch (err) {
-    console.error(err);
-    console.log("test result: FAILED. 0 passed; 1 failed; 0 ignored");
-    process.exitCode = 1;
-  } finally {
+  }, async () => {
     await browser.close();
     server.stop();
-  }
+  });
 }
 
 await main();

@@ -8,14 +8,14 @@
 // Screenshots go to web/test-results/setup/. Prints one `test result:` line.
 
 import assert from "node:assert/strict";
-import { PASSWORD, TIMEOUT, launchBrowser, screenshots, startServer } from "./harness.mjs";
+import { PASSWORD, TIMEOUT, launchBrowser, screenshots, startServer, runScenario } from "./harness.mjs";
 
 const { shot } = screenshots("setup");
 
 async function main() {
   const browser = await launchBrowser();
   const server = await startServer([], { bootstrap: false });
-  try {
+  await runScenario(async () => {
     const token = server.printed().match(/\b(setup_[A-Za-z0-9_-]+)/)?.[1];
     assert.ok(token, `the console shows a setup token:\n${server.printed()}`);
     assert.match(server.printed(), new RegExp(`Open ${server.url.replace(/[.]/g, "\\.")} to create the first one`));
@@ -97,15 +97,10 @@ async function main() {
     await visitor.getByRole("alert").filter({ hasText: "sends no email" }).waitFor({ timeout: TIMEOUT });
     assert.equal(await visitor.getByRole("heading", { name: "Set up Conclave" }).count(), 0);
     await shot(visitor, "visitor-sees-sign-in");
-    console.log("test result: ok. 1 passed; 0 failed; 0 ignored");
-  } catch (err) {
-    console.error(err);
-    console.log("test result: FAILED. 0 passed; 1 failed; 0 ignored");
-    process.exitCode = 1;
-  } finally {
+  }, async () => {
     await browser.close();
     server.stop();
-  }
+  });
 }
 
 await main();

@@ -21,7 +21,7 @@ import { existsSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { PASSWORD, TIMEOUT, launchBrowser, poll, screenshots, startServer } from "./harness.mjs";
+import { PASSWORD, TIMEOUT, launchBrowser, poll, screenshots, startServer, runScenario } from "./harness.mjs";
 
 const { shot } = screenshots("sso");
 const PROVIDER_DIR = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "crates", "conclave-server", "tests", "oidc");
@@ -66,7 +66,7 @@ async function main() {
   const provider = await startProvider();
   // The provider is on http:// loopback, which the server reaches only when told it may.
   const server = await startServer(["--allow-local-outbound"], { hostName: "localhost" });
-  try {
+  await runScenario(async () => {
     // The redirect URI is known before connecting (it is named by the
     // provider's short name), so Conclave is registered at the provider first.
     const callback = `${server.url}/api/v1/auth/oidc/example/callback`;
@@ -170,16 +170,11 @@ async function main() {
     await eve.getByLabel("Email").press("Tab");
     assert.deepEqual((await (await looked).json()).providers, []);
     assert.equal(await eve.getByRole("group", { name: "Your organisation's identity provider" }).count(), 0, "no provider for another domain");
-    console.log("test result: ok. 1 passed; 0 failed; 0 ignored");
-  } catch (err) {
-    console.error(err);
-    console.log("test result: FAILED. 0 passed; 1 failed; 0 ignored");
-    process.exitCode = 1;
-  } finally {
+  }, async () => {
     await browser.close();
     server.stop();
     provider.stop();
-  }
+  });
 }
 
 await main();

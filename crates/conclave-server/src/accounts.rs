@@ -175,9 +175,9 @@ pub async fn needs_enrollment(
     match kind {
         SessionKind::Passkey | SessionKind::Provider => Ok(false),
         SessionKind::Password if policy.require_phishing_resistant.value => Ok(true),
-        SessionKind::Password | SessionKind::AccessToken => Ok(policy.require_2fa.value
-            && user.totp_secret.is_none()
-            && state.store.passkeys_of(&user.id).await?.is_empty()),
+        SessionKind::Password | SessionKind::AccessToken => {
+            Ok(policy.require_2fa.value && user.totp_secret.is_none() && !state.store.has_passkey(&user.id).await?)
+        }
     }
 }
 
@@ -297,13 +297,61 @@ pub async fn login(
     };
 
     state.store.clear_login_failures(&key).await?;
-    state.throttles.sign_in_failures.succeeded(&ip);
     let detail = if kind == SessionKind::Passkey { "signed in with password and passkey" } else { "signed in" };
     finish_sign_in(state, user, kind, ip, user_agent, detail).await
 }
 
-/// Signs in someone a passkey or the identity provider vouched for.
-pub async fn signed_in_without_password(
+/// Signs in with a passkey alone: the account its answer names, if usable
+/// and not one whose organisation signs it in through its provider only
+/// (a passkey must not keep someone in whom the provider let go). Failures
+/// count against the source address, as wrong passwords do.
+pub async fn sign_in_with_passkey(
+    state: &SharedState,
+    answer: &conclave_proto::PasskeyResponse,
+    ip: IpAddr,
+    user_agent: Option<&str>,
+) -> AccountResult<LoginOutcome> {
+    if let Some(wait) = state.throttles.sign_in_failures.locked(&ip, state.now_ms()) {
+        return Err(throttled(state, wait));
+    }
+    check_sensitive_rate(state, ip)?;
+    let user = match crate::passkeys::finish_sign_in(state, answer).await {
+        Ok(user) => user,
+        Err(err) => return passkey_refused(state, ip, None, &format!("passkey sign-in refused: {err}"), err).await,
+    };
+    let org = match &user.org_id {
+        Some(id) => state.store.org_by_id(id).await?,
+        None => None,
+    };
+    if let Err(err) = ensure_usable(state, &user, org.as_ref().map(|(_, p)| p)).await {
+        return passkey_refused(state, ip, Some(&user), "passkey sign-in of a disabled account", err).await;
+    }
+    if passwords_off(state, &user).await? {
+        let err = AccountError::ProviderSignInRequired;
+        return passkey_refused(state, ip, Some(&user), "passkey refused: provider sign-in only", err).await;
+    }
+    finish_sign_in(state, user, SessionKind::Passkey, ip, user_agent, "signed in with a passkey").await
+}
+
+/// A passkey sign-in refused: counted against the source address, audited.
+async fn passkey_refused<T>(
+    state: &SharedState,
+    ip: IpAddr,
+    user: Option<&UserRow>,
+    detail: &str,
+    err: AccountError,
+) -> AccountResult<T> {
+    state.throttles.sign_in_failures.failed(ip, state.now_ms());
+    let (org, actor) = (user.and_then(|u| u.org_id.as_deref()), user.map(|u| u.id.as_str()));
+    audit_login_failure(state, org, actor, ip, detail).await?;
+    Err(err)
+}
+
+/// What every sign-in (a password, a passkey alone, the identity provider)
+/// does once its factors held: the source address's failures forgotten, a
+/// session of `kind`, a notice when the device is new, the counters and the
+/// audit log.
+pub async fn finish_sign_in(
     state: &SharedState,
     user: UserRow,
     kind: SessionKind,
@@ -312,19 +360,6 @@ pub async fn signed_in_without_password(
     detail: &str,
 ) -> AccountResult<LoginOutcome> {
     state.throttles.sign_in_failures.succeeded(&ip);
-    finish_sign_in(state, user, kind, ip, user_agent, detail).await
-}
-
-/// What every sign-in does once its factors held: a session of `kind`, a
-/// notice when the device is new, the counters and the audit log.
-async fn finish_sign_in(
-    state: &SharedState,
-    user: UserRow,
-    kind: SessionKind,
-    ip: IpAddr,
-    user_agent: Option<&str>,
-    detail: &str,
-) -> AccountResult<LoginOutcome> {
     let now = state.now_ms();
     let org = match &user.org_id {
         Some(id) => state.store.org_by_id(id).await?,
@@ -533,33 +568,46 @@ fn same_network(a: IpAddr, b: IpAddr) -> bool {
 }
 
 /// Emails the account's owner that it was signed in to from a new device,
-/// with what to do if it was not them. Sent in the background: a sign-in
-/// never waits for (or fails with) the mail server.
+/// with what to do if it was not them.
 fn tell_of_new_sign_in(state: &SharedState, email: &str, ip: IpAddr, user_agent: Option<&str>, now_ms: i64) {
-    if !state.mailer.is_enabled() {
-        return;
-    }
-    let (state, email) = (state.clone(), email.to_owned());
     let what = format!(
         "Your Conclave account {email} was signed in to on {} from a device it was not used on before: {}, at the address {ip}.",
         crate::clock::UtcTime::from_ms(now_ms).minute(),
         user_agent.unwrap_or("an unnamed program"),
     );
+    notify_holder(
+        state,
+        email,
+        "New sign-in to your Conclave account",
+        vec![
+            what,
+            "If it was you, there is nothing to do.".into(),
+            "If it was not, change your password now and end the sessions you do not know (your account's security settings), and turn on two-factor sign-in.".into(),
+        ],
+    );
+}
+
+/// Tells an account's holder by email of something done to their account
+/// (a new sign-in, a passkey added, a link to the provider), with a link
+/// to open Conclave. Sent in the background: what it tells of never waits
+/// for (or fails with) the mail server; without SMTP, nothing is sent.
+pub fn notify_holder(state: &SharedState, email: &str, subject: &'static str, paragraphs: Vec<String>) {
+    if !state.mailer.is_enabled() {
+        return;
+    }
+    let (state, email) = (state.clone(), email.to_owned());
     let link = format!("{}/", state.config.public_url.trim_end_matches('/'));
     tokio::spawn(async move {
+        let paragraphs: Vec<&str> = paragraphs.iter().map(String::as_str).collect();
         let notice = crate::mail::Email {
             to: &email,
-            subject: "New sign-in to your Conclave account",
-            paragraphs: &[
-                &what,
-                "If it was you, there is nothing to do.",
-                "If it was not, change your password now and end the sessions you do not know (your account's security settings), and turn on two-factor sign-in.",
-            ],
+            subject,
+            paragraphs: &paragraphs,
             action: Some(("Open Conclave", &link)),
             calendar: None,
         };
         if let Err(err) = state.mailer.send(&notice).await {
-            tracing::warn!(error = %err, "a new-sign-in notice was not sent");
+            tracing::warn!(error = %err, subject, "a notice to an account's holder was not sent");
         }
     });
 }

@@ -102,8 +102,7 @@ pub async fn sign_in(
         crate::provider_groups::claimed_by_provider(state, &provider.org_id, &provider.id, &user.id, groups).await?;
     }
     let detail = format!("signed in through {}", provider.name);
-    Ok(accounts::signed_in_without_password(state, user, accounts::SessionKind::Provider, ip, user_agent, &detail)
-        .await?)
+    Ok(accounts::finish_sign_in(state, user, accounts::SessionKind::Provider, ip, user_agent, &detail).await?)
 }
 
 async fn link(
@@ -137,7 +136,13 @@ async fn link(
         ..Audit::new(AuditAction::AuthProviderLink, AuditOutcome::Success)
     };
     state.audit(event.org(&provider.org_id).target(&existing.id).detail(&detail)).await.map_err(store)?;
-    tell_of_link(state, &existing.email, &provider.name);
+    let what = format!(
+        "Your Conclave account {} was linked to your organisation's identity provider, {}: signing in there now signs you in to Conclave.",
+        existing.email, provider.name
+    );
+    let advice = "If you did not expect this, tell your organisation's administrators.".to_owned();
+    let subject = "Your Conclave account signs in through your organisation";
+    accounts::notify_holder(state, &existing.email, subject, vec![what, advice]);
     Ok(existing)
 }
 
@@ -180,31 +185,6 @@ async fn create(
     };
     state.audit(event.org(&provider.org_id).target(&user.id).detail(&detail)).await.map_err(store)?;
     Ok(user)
-}
-
-/// Emails the account's holder that it now signs in through the provider
-/// (in the background: a sign-in never waits for the mail server).
-fn tell_of_link(state: &SharedState, email: &str, provider: &str) {
-    if !state.mailer.is_enabled() {
-        return;
-    }
-    let (state, email) = (state.clone(), email.to_owned());
-    let what = format!(
-        "Your Conclave account {email} was linked to your organisation's identity provider, {provider}: signing in there now signs you in to Conclave."
-    );
-    let link = format!("{}/", state.config.public_url.trim_end_matches('/'));
-    tokio::spawn(async move {
-        let notice = crate::mail::Email {
-            to: &email,
-            subject: "Your Conclave account signs in through your organisation",
-            paragraphs: &[&what, "If you did not expect this, tell your organisation's administrators."],
-            action: Some(("Open Conclave", &link)),
-            calendar: None,
-        };
-        if let Err(err) = state.mailer.send(&notice).await {
-            tracing::warn!(error = %err, "a provider-link notice was not sent");
-        }
-    });
 }
 
 fn store(err: conclave_store::StoreError) -> ProviderSignInError {

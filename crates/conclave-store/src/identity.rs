@@ -215,18 +215,7 @@ impl Store {
         user_id: &str,
         now_ms: i64,
     ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO external_identities (provider_id, subject, user_id, created_at_ms, last_used_at_ms) \
-             VALUES ($1, $2, $3, $4, $4)",
-        )
-        .bind(provider_id)
-        .bind(subject)
-        .bind(user_id)
-        .bind(now_ms)
-        .execute(&self.pool)
-        .await
-        .map_err(StoreError::conflict_as("provider identity"))?;
-        Ok(())
+        insert_external_identity(&self.pool, provider_id, subject, user_id, now_ms).await
     }
 
     /// Forgets which subject of a provider is which account (its issuer or
@@ -290,17 +279,7 @@ impl Store {
     ) -> Result<UserRow> {
         let mut tx = self.pool.begin().await?;
         let user = insert_user(&mut tx, &NewUser { role: Some(new.role.unwrap_or(OrgRole::Member)), ..*new }).await?;
-        sqlx::query(
-            "INSERT INTO external_identities (provider_id, subject, user_id, created_at_ms, last_used_at_ms) \
-             VALUES ($1, $2, $3, $4, $4)",
-        )
-        .bind(provider_id)
-        .bind(subject)
-        .bind(&user.id)
-        .bind(new.now_ms)
-        .execute(&mut *tx)
-        .await
-        .map_err(StoreError::conflict_as("provider identity"))?;
+        insert_external_identity(&mut *tx, provider_id, subject, &user.id, new.now_ms).await?;
         tx.commit().await?;
         Ok(user)
     }
@@ -370,6 +349,16 @@ impl Store {
         let sql = format!("SELECT {PASSKEY_COLUMNS} FROM passkeys WHERE user_id = $1 ORDER BY created_at_ms, id");
         let rows = sqlx::query(&sql).bind(user_id).fetch_all(&self.pool).await?;
         rows.into_iter().map(PasskeyRow::try_from).collect()
+    }
+
+    /// Whether the account has any passkey (one indexed lookup, for checks
+    /// made on every request).
+    pub async fn has_passkey(&self, user_id: &str) -> Result<bool> {
+        let row: Option<(i64,)> = sqlx::query_as("SELECT 1 FROM passkeys WHERE user_id = $1 LIMIT 1")
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
     }
 
     pub async fn passkey_by_credential_id(&self, credential_id: &str) -> Result<Option<PasskeyRow>> {
@@ -456,6 +445,28 @@ impl Store {
         .await?;
         Ok(row.filter(|(_, _, expires)| *expires >= now_ms).map(|(user, state, _)| (user, state)))
     }
+}
+
+/// Links a provider's subject to an account (on the pool, or inside a transaction).
+async fn insert_external_identity<'e>(
+    executor: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    provider_id: &str,
+    subject: &str,
+    user_id: &str,
+    now_ms: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO external_identities (provider_id, subject, user_id, created_at_ms, last_used_at_ms) \
+         VALUES ($1, $2, $3, $4, $4)",
+    )
+    .bind(provider_id)
+    .bind(subject)
+    .bind(user_id)
+    .bind(now_ms)
+    .execute(executor)
+    .await
+    .map_err(StoreError::conflict_as("provider identity"))?;
+    Ok(())
 }
 
 fn domains_json(domains: &[String]) -> String {

@@ -2,7 +2,7 @@
 //! signing in with one alone. Using one after the password goes through
 //! `/auth/login` (its second-factor problem carries the challenge).
 
-use crate::accounts::{self, AccountError, SessionKind};
+use crate::accounts::{self, SessionKind};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ClientIp, EnrollingSession};
 use crate::passkeys;
@@ -80,7 +80,7 @@ async fn vouched_for(state: &SharedState, current: &crate::extract::CurrentSessi
     let required = current.org.as_ref().is_some_and(|(_, p)| p.require_phishing_resistant.value);
     if required
         && SessionKind::parse(&current.session.kind) == SessionKind::Password
-        && !state.store.passkeys_of(&current.user.id).await?.is_empty()
+        && state.store.has_passkey(&current.user.id).await?
     {
         return Err(ApiError::forbidden(
             "sign in with one of your passkeys to add another (lost them all? ask your administrator)",
@@ -119,33 +119,14 @@ pub async fn register(
     state
         .audit(Audit::by(&current, ip, AuditAction::AuthPasskey, AuditOutcome::Success).target(&row.id).detail(&detail))
         .await?;
-    tell_of_new_passkey(&state, &current.user.email, &row.name);
+    let email = &current.user.email;
+    let what = format!(
+        "A passkey named \"{}\" was added to your Conclave account {email}. It can sign in to it without the password.",
+        row.name
+    );
+    let advice = "If it was not you, remove it now in your account's security settings, change your password and end the sessions you do not know.";
+    accounts::notify_holder(&state, email, "A passkey was added to your Conclave account", vec![what, advice.into()]);
     Ok((StatusCode::CREATED, ApiJson(view(&row))))
-}
-
-/// Emails the account's owner that a passkey was added (in the background).
-fn tell_of_new_passkey(state: &SharedState, email: &str, name: &str) {
-    if !state.mailer.is_enabled() {
-        return;
-    }
-    let (state, email) = (state.clone(), email.to_owned());
-    let what = format!("A passkey named \"{name}\" was added to your Conclave account {email}. It can sign in to it without the password.");
-    let link = format!("{}/", state.config.public_url.trim_end_matches('/'));
-    tokio::spawn(async move {
-        let notice = crate::mail::Email {
-            to: &email,
-            subject: "A passkey was added to your Conclave account",
-            paragraphs: &[
-                &what,
-                "If it was not you, remove it now in your account's security settings, change your password and end the sessions you do not know.",
-            ],
-            action: Some(("Open Conclave", &link)),
-            calendar: None,
-        };
-        if let Err(err) = state.mailer.send(&notice).await {
-            tracing::warn!(error = %err, "a new-passkey notice was not sent");
-        }
-    });
 }
 
 /// Renames one of the account's passkeys.
@@ -237,55 +218,7 @@ pub async fn sign_in(
     headers: HeaderMap,
     ApiJson(req): ApiJson<PasskeyResponse>,
 ) -> ApiResult<Response> {
-    if let Some(wait) = state.throttles.sign_in_failures.locked(&ip, state.now_ms()) {
-        return Err(ApiError::throttled(wait));
-    }
-    accounts::check_sensitive_rate(&state, ip)?;
-    let failed = |detail: String, user: Option<&conclave_store::UserRow>| {
-        let state = state.clone();
-        let (org, actor) = (user.and_then(|u| u.org_id.clone()), user.map(|u| u.id.clone()));
-        async move {
-            state.throttles.sign_in_failures.failed(ip, state.now_ms());
-            let event = Audit {
-                org_id: org.as_deref(),
-                actor_id: actor.as_deref(),
-                source_ip: Some(ip),
-                detail: &detail,
-                ..Audit::new(AuditAction::AuthLogin, AuditOutcome::Failure)
-            };
-            state.audit(event).await
-        }
-    };
-    let user = match passkeys::finish_sign_in(&state, &req).await {
-        Ok(user) => user,
-        Err(err) => {
-            failed(format!("passkey sign-in refused: {err}"), None).await?;
-            return Err(err.into());
-        }
-    };
-    let org = match &user.org_id {
-        Some(id) => state.store.org_by_id(id).await?,
-        None => None,
-    };
-    if let Err(err) = accounts::ensure_usable(&state, &user, org.as_ref().map(|(_, p)| p)).await {
-        failed("passkey sign-in of a disabled account".into(), Some(&user)).await?;
-        return Err(err.into());
-    }
-    // Where the provider alone signs people in, its say is final: a
-    // passkey must not keep someone in whom the provider let go.
-    if accounts::passwords_off(&state, &user).await? {
-        failed("passkey refused: provider sign-in only".into(), Some(&user)).await?;
-        return Err(AccountError::ProviderSignInRequired.into());
-    }
     let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
-    let outcome = accounts::signed_in_without_password(
-        &state,
-        user,
-        SessionKind::Passkey,
-        ip,
-        user_agent,
-        "signed in with a passkey",
-    )
-    .await?;
+    let outcome = accounts::sign_in_with_passkey(&state, &req, ip, user_agent).await?;
     Ok(super::auth::signed_in(&state, outcome, StatusCode::OK))
 }

@@ -58,6 +58,24 @@ struct Checked {
     domains: Vec<String>,
 }
 
+impl Checked {
+    /// The client secret sealed for the organisation, as it is stored.
+    fn sealed_secret(&self, state: &SharedState, org_id: &str) -> String {
+        state.secrets.seal(crate::secrets::Purpose::ProviderClientSecret, org_id, self.client_secret.as_bytes())
+    }
+
+    fn settings<'a>(&'a self, sealed_client_secret: &'a str, create_accounts: bool) -> ProviderSettings<'a> {
+        ProviderSettings {
+            name: &self.name,
+            issuer: &self.issuer,
+            client_id: &self.client_id,
+            sealed_client_secret,
+            allowed_domains: &self.domains,
+            create_accounts,
+        }
+    }
+}
+
 fn check(
     state: &SharedState,
     name: &str,
@@ -192,16 +210,8 @@ pub async fn create(
         return Err(ApiError::field("issuer", format!("an organisation connects {MAX_PROVIDERS} providers at most")));
     }
     discoverable(&state, &checked.issuer).await?;
-    let sealed =
-        state.secrets.seal(crate::secrets::Purpose::ProviderClientSecret, &org_id, checked.client_secret.as_bytes());
-    let settings = ProviderSettings {
-        name: &checked.name,
-        issuer: &checked.issuer,
-        client_id: &checked.client_id,
-        sealed_client_secret: &sealed,
-        allowed_domains: &checked.domains,
-        create_accounts: req.create_accounts,
-    };
+    let sealed = checked.sealed_secret(&state, &org_id);
+    let settings = checked.settings(&sealed, req.create_accounts);
     let row = match state.store.create_identity_provider(id, &org_id, &settings, state.now_ms()).await {
         Err(StoreError::Conflict(_)) => {
             return Err(ApiError::conflict(
@@ -262,16 +272,8 @@ pub async fn update(
     if checked.issuer != row.issuer {
         discoverable(&state, &checked.issuer).await?;
     }
-    let sealed =
-        state.secrets.seal(crate::secrets::Purpose::ProviderClientSecret, &org_id, checked.client_secret.as_bytes());
-    let settings = ProviderSettings {
-        name: &checked.name,
-        issuer: &checked.issuer,
-        client_id: &checked.client_id,
-        sealed_client_secret: &sealed,
-        allowed_domains: &checked.domains,
-        create_accounts: req.create_accounts.unwrap_or(row.create_accounts),
-    };
+    let sealed = checked.sealed_secret(&state, &org_id);
+    let settings = checked.settings(&sealed, req.create_accounts.unwrap_or(row.create_accounts));
     state.store.update_identity_provider(&row.id, &settings).await?;
     state.relying_party.forget(&row.id);
     // Another issuer or client names people by other subjects: the old
