@@ -22,7 +22,7 @@ fn room() -> Room {
         e2ee: false,
         locked_by_policy: vec![],
     };
-    let policy = PolicyView { time_limit_minutes: Some(40), ..PolicyView::permissive() };
+    let policy = PolicyView { time_limit_minutes: Some(40), waiting_capacity: 20, ..PolicyView::permissive() };
     Room::new(RoomConfig {
         settings,
         mute_on_entry: true,
@@ -30,7 +30,6 @@ fn room() -> Room {
         host_key: "123456".into(),
         has_passcode: false,
         banned: vec![],
-        waiting_capacity: 20,
         waiting_per_address: 3,
         invited: vec!["invited".into()],
     })

@@ -29,9 +29,6 @@ pub struct RoomConfig {
     pub has_passcode: bool,
     /// Ban keys from earlier sessions of this meeting (see `Effect::Banned`).
     pub banned: Vec<String>,
-    /// People the waiting room holds at most; more are refused until some
-    /// are admitted or leave.
-    pub waiting_capacity: u32,
     /// Guests from one network address the waiting room holds at most
     /// (signed-in people are one seat per account anyway).
     pub waiting_per_address: u32,
@@ -519,7 +516,7 @@ impl Room {
                 same_address += 1;
             }
         }
-        if total >= self.config.waiting_capacity {
+        if total >= self.config.policy.waiting_capacity {
             Some("the waiting room is full")
         } else if identity.user_id.is_none() && same_address >= self.config.waiting_per_address {
             Some("the waiting room holds as many guests from this address as it may")

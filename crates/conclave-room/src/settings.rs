@@ -14,6 +14,10 @@ pub struct PolicyView {
     pub chat_locked: bool,
     /// Meeting length limit in minutes; `None` for no limit.
     pub time_limit_minutes: Option<u32>,
+    /// People the waiting room holds at most; more are refused until some
+    /// are admitted or leave. Part of the policy so a change reaches the
+    /// meetings already live.
+    pub waiting_capacity: u32,
 }
 
 impl PolicyView {
@@ -24,6 +28,7 @@ impl PolicyView {
             chat_allowed: policy.chat_allowed.value,
             chat_locked: policy.chat_allowed.locked,
             time_limit_minutes: policy.meeting_time_limit_minutes.value,
+            waiting_capacity: policy.waiting_room_capacity.value,
         }
     }
 
@@ -35,6 +40,7 @@ impl PolicyView {
             chat_allowed: true,
             chat_locked: false,
             time_limit_minutes: None,
+            waiting_capacity: crate::DEFAULT_WAITING_CAPACITY,
         }
     }
 
@@ -134,6 +140,7 @@ mod tests {
             chat_allowed: false,
             chat_locked: true,
             time_limit_minutes: None,
+            waiting_capacity: 10,
         };
         let mut s = settings();
         assert!(policy.enforce(&mut s));

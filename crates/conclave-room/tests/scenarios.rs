@@ -29,7 +29,6 @@ fn config(policy: PolicyView) -> RoomConfig {
         host_key: "123456".into(),
         has_passcode: false,
         banned: vec![],
-        waiting_capacity: conclave_room::DEFAULT_WAITING_CAPACITY,
         waiting_per_address: conclave_room::WAITING_PER_ADDRESS,
         invited: vec![],
     }
@@ -671,8 +670,10 @@ fn reports_are_throttled_per_person_and_per_meeting() {
 
 #[test]
 fn the_waiting_room_is_bounded_per_address_and_in_all() {
-    let mut room =
-        Room::new(RoomConfig { waiting_capacity: 8, waiting_per_address: 3, ..config(PolicyView::permissive()) });
+    let mut room = Room::new(RoomConfig {
+        waiting_per_address: 3,
+        ..config(PolicyView { waiting_capacity: 8, ..PolicyView::permissive() })
+    });
     join(&mut room, 0, 1, owner(), OWNER);
     let same_address = || guest(9);
     for id in 2..5 {

@@ -182,7 +182,6 @@ impl Sim {
             host_key: HOST_KEY.into(),
             has_passcode: self.rng.gen_bool(0.5),
             banned: self.persisted_bans.clone(),
-            waiting_capacity: WAITING_CAPACITY,
             waiting_per_address: WAITING_PER_ADDRESS,
             invited: vec![],
         };
@@ -220,7 +219,6 @@ impl Sim {
             host_key: HOST_KEY.into(),
             has_passcode: rng.gen_bool(0.5),
             banned: vec![],
-            waiting_capacity: WAITING_CAPACITY,
             waiting_per_address: WAITING_PER_ADDRESS,
             invited: vec![],
         };
@@ -705,5 +703,6 @@ fn random_policy(rng: &mut StdRng) -> PolicyView {
         chat_allowed: rng.gen_bool(0.7),
         chat_locked: rng.gen_bool(0.4),
         time_limit_minutes: [None, Some(40), Some(15), Some(3)][rng.gen_range(0..4)],
+        waiting_capacity: WAITING_CAPACITY,
     }
 }

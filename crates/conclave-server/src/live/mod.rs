@@ -285,7 +285,6 @@ pub fn room_config(
         host_key: host_key.to_owned(),
         has_passcode,
         banned,
-        waiting_capacity: policy.waiting_room_capacity.value,
         waiting_per_address: conclave_room::WAITING_PER_ADDRESS,
         invited: Vec::new(),
     }

@@ -500,6 +500,9 @@ async fn one_address_cannot_fill_the_waiting_room_and_a_crowd_is_one_notice(engi
     let org = host.me().await.unwrap().user.org_id.unwrap();
     let update = OrgPolicyUpdate { waiting_room_capacity: Some(Setting::unlocked(6)), ..Default::default() };
     host.update_org_policy(&org, &update).await.unwrap();
+    // The meeting already live follows at once: six already wait there.
+    let mut seventh = srv.client_from("127.0.35.3").join_by_link(&meeting.link_secret, "Seventh").await.unwrap();
+    assert_eq!(seventh.next(WAIT).await.unwrap(), ServerMessage::Refused { reason: RefusalReason::WaitingRoomFull });
     let bad = OrgPolicyUpdate { waiting_room_capacity: Some(Setting::unlocked(0)), ..Default::default() };
     assert_problem!(host.update_org_policy(&org, &bad).await, 422, "validation-failed");
     let another = host
