@@ -97,6 +97,14 @@ pub enum ChatEvent {
     Removed {
         conversation_id: String,
     },
+    /// Another device left the conversation's group: taken out on the
+    /// server's own signed word (`by_server`: its account closed, the
+    /// device revoked, its person removed) or by the committer's proposal.
+    DeviceRemoved {
+        conversation_id: String,
+        device: String,
+        by_server: bool,
+    },
     /// Someone started a call from the conversation.
     Call {
         conversation_id: String,
@@ -550,7 +558,16 @@ impl ChatDevice {
         let mut tries = 0;
         loop {
             tries += 1;
-            let req = self.seal(conversation_id, payload, reference, &client_id)?;
+            let req = match self.seal(conversation_id, payload, reference, &client_id) {
+                Err(ChatError::Mls(MlsError::AwaitingCommit)) if tries < SEND_TRIES => {
+                    // The server asked for a removal: once its commit is read
+                    // (or made, by this device as committer), encrypt again.
+                    tokio::time::sleep(std::time::Duration::from_millis(50 * tries as u64)).await;
+                    Box::pin(self.sync()).await?;
+                    continue;
+                }
+                sealed => sealed?,
+            };
             match self.client.send_message(conversation_id, &req).await {
                 Err(err) if err.code() == Some("stale-epoch") && tries < SEND_TRIES => {
                     // A commit (someone joined or left) came first: apply it, then encrypt again.
@@ -638,7 +655,9 @@ impl ChatDevice {
                     Handshake::AddRequest { member, key_package, committer } => {
                         add_request(member, &key_package, committer)
                     }
-                    Handshake::RemoveRequest { member, committer } => remove_request(member, committer),
+                    Handshake::RemoveRequest { member, committer, proposal } => {
+                        remove_request(member, committer, proposal)
+                    }
                     Handshake::Welcome { welcome, committer, members, readable_from, .. } => {
                         let group = self.groups.get_mut(&id).expect("checked above");
                         group.after = readable_from.saturating_sub(1);
@@ -683,7 +702,9 @@ impl ChatDevice {
                         EntryBody::AddRequest { member, key_package, committer } => {
                             Some(add_request(member, &key_package, committer))
                         }
-                        EntryBody::RemoveRequest { member, committer } => Some(remove_request(member, committer)),
+                        EntryBody::RemoveRequest { member, committer, proposal } => {
+                            Some(remove_request(member, committer, proposal))
+                        }
                         EntryBody::Message { from, device, client_id, content, reference, .. } => {
                             let payload = if device == self.device_id {
                                 let group = &self.groups[&id];
@@ -799,6 +820,16 @@ impl ChatDevice {
             group.removed = true;
             events.push(ChatEvent::Removed { conversation_id: id.to_owned() });
         }
+        for event in &handled.events {
+            if let GroupEvent::DeviceRemoved { member, by_server } = event {
+                let conversation_id = id.to_owned();
+                events.push(ChatEvent::DeviceRemoved {
+                    conversation_id,
+                    device: member.clone(),
+                    by_server: *by_server,
+                });
+            }
+        }
         let answered = !handled.send.is_empty();
         self.answer(id, handled.send).await?;
         Ok((answered, handled.events))
@@ -880,6 +911,9 @@ fn add_request(member: GroupDevice, key_package: &str, committer: String) -> Gro
     }
 }
 
-fn remove_request(member: GroupDevice, committer: String) -> GroupInput<String> {
-    GroupInput::RemoveRequest { member: member.device_id.clone(), owner: owner(member), committer }
+fn remove_request(member: GroupDevice, committer: String, proposal: Option<String>) -> GroupInput<String> {
+    // A proposal that is not even base64 is dropped: the committer then
+    // removes the device by a proposal of its own.
+    let proposal = proposal.and_then(|p| BASE64.decode(p.as_bytes()).ok());
+    GroupInput::RemoveRequest { member: member.device_id.clone(), owner: owner(member), committer, proposal }
 }

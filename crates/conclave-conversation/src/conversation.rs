@@ -402,6 +402,12 @@ impl Conversation {
         self.group.members()
     }
 
+    /// Where the server's own proposal to remove `device` from the group
+    /// applies (epoch and leaf), while its removal waits for a commit.
+    pub fn removal_at(&self, device: &str) -> Option<(u64, u32)> {
+        self.group.removal_at(&device.to_owned())
+    }
+
     pub fn epoch(&self) -> Option<u64> {
         self.group.epoch()
     }
@@ -881,7 +887,11 @@ impl Conversation {
                 }
                 Delivery::RemoveRequest { member, committer, .. } => {
                     if requests_logged.insert((false, member.clone())) {
-                        let body = EntryBody::RemoveRequest { member: self.group_device(&member), committer };
+                        // The server signs its own proposal into the entry
+                        // as it stores it (it holds the key; see
+                        // `DeliveryService::removal_at`).
+                        let body =
+                            EntryBody::RemoveRequest { member: self.group_device(&member), committer, proposal: None };
                         out.push(Effect::Append(self.append(body, now_ms)));
                     }
                 }

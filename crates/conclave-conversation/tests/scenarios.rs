@@ -369,7 +369,7 @@ fn a_device_that_shows_up_takes_over_from_a_committer_that_is_away() {
     let effects = group.handle(Input::Present { device: "bob-1".into() }, later).unwrap();
     assert_eq!(group.committer().map(String::as_str), Some("bob-1"));
     assert!(
-        matches!(&effects[..], [Effect::Append(Entry { body: EntryBody::RemoveRequest { member, committer }, .. })]
+        matches!(&effects[..], [Effect::Append(Entry { body: EntryBody::RemoveRequest { member, committer, .. }, .. })]
             if member.device_id == "cy-1" && committer == "bob-1"),
         "{effects:?}"
     );

@@ -440,7 +440,7 @@ impl Sim {
                     EntryBody::AddRequest { member, committer, .. } if *committer == id => {
                         device.asked_add.insert(member.device_id.clone());
                     }
-                    EntryBody::RemoveRequest { member, committer } if *committer == id => {
+                    EntryBody::RemoveRequest { member, committer, .. } if *committer == id => {
                         device.asked_remove.insert(member.device_id.clone());
                     }
                     _ => {}

@@ -138,6 +138,15 @@ pub struct DeliveryService<M: Ord> {
     leaving: BTreeSet<M>,
     /// Who builds commits: the first member, then the longest present.
     committer: Option<M>,
+    /// The leaf each device holds in the group's MLS tree, so the server can
+    /// propose a removal itself, as the group's external sender. MLS puts a
+    /// newcomer in the leftmost empty leaf once the commit's removals are
+    /// done (RFC 9420 §12.1.1): the service follows that from the commits it
+    /// orders. `None` for a group whose leaves it did not follow from the
+    /// start (one stored before it did); members then remove devices by
+    /// proposals of their own, as before.
+    #[serde(default)]
+    leaves: Option<BTreeMap<M, u32>>,
 }
 
 impl<M: Ord> Default for DeliveryService<M> {
@@ -149,6 +158,7 @@ impl<M: Ord> Default for DeliveryService<M> {
             pending: BTreeMap::new(),
             leaving: BTreeSet::new(),
             committer: None,
+            leaves: None,
         }
     }
 }
@@ -182,6 +192,21 @@ impl<M: Member> DeliveryService<M> {
     /// How many devices wait to be added.
     pub fn pending_count(&self) -> usize {
         self.pending.len()
+    }
+
+    /// Where the server's own proposal to remove `member` applies: the
+    /// group's epoch and the member's leaf, while its removal is asked for
+    /// and not yet committed (and the service knows its leaf).
+    pub fn removal_at(&self, member: &M) -> Option<(u64, u32)> {
+        if !self.leaving.contains(member) {
+            return None;
+        }
+        Some((self.epoch?, *self.leaves.as_ref()?.get(member)?))
+    }
+
+    /// The leaf `member`'s device holds, where the service knows it.
+    pub fn leaf(&self, member: &M) -> Option<u32> {
+        self.leaves.as_ref()?.get(member).copied()
     }
 
     /// Whether anything asked of the committer is still to be done.
@@ -219,6 +244,7 @@ impl<M: Member> DeliveryService<M> {
                 self.epoch = Some(0);
                 self.arrive(from.clone());
                 self.committer = Some(from.clone());
+                self.leaves = Some(BTreeMap::from([(from.clone(), 0)]));
                 vec![Delivery::CreateGroup { to: from }]
             }
             Some(committer) => {
@@ -281,6 +307,9 @@ impl<M: Member> DeliveryService<M> {
         for p in &proposed.removed {
             self.in_group.remove(p);
             self.leaving.remove(p);
+            if let Some(leaves) = &mut self.leaves {
+                leaves.remove(p);
+            }
         }
         // Every member gets it, the committer too: that is its confirmation
         // (it applies its commit only once the order is known). So do the
@@ -289,9 +318,23 @@ impl<M: Member> DeliveryService<M> {
         let echo = |to: M| Delivery::Commit { to, from: from.clone(), epoch: next, commit: commit.clone() };
         let mut out = self.to_members(echo);
         out.extend(proposed.removed.iter().cloned().map(echo));
+        if self.leaves.is_some() {
+            // The server's proposals were for the epoch this commit ended:
+            // removals still to be done are proposed again for the new one
+            // (newcomers hear them after their Welcome, as every request).
+            let committer = self.committer.clone().expect("a group has a committer");
+            for p in self.leaving.clone() {
+                out.extend(self.removal(&p, &committer));
+            }
+        }
         for p in &proposed.added {
             self.pending.remove(p);
             self.arrive(p.clone());
+            if let Some(leaves) = &mut self.leaves {
+                let taken: BTreeSet<u32> = leaves.values().copied().collect();
+                let leftmost_empty = (0..).find(|leaf| !taken.contains(leaf)).expect("a leaf is free");
+                leaves.insert(p.clone(), leftmost_empty);
+            }
         }
         let committer = self.committer.clone().expect("a group has a committer");
         let welcome = proposed.welcome.unwrap_or_default();

@@ -130,6 +130,9 @@ impl MeetingGroup {
                     participant_id: member,
                     owner: self.owners.get(&member)?.clone(),
                     committer,
+                    // Signed by the server's driver, which holds the key (see
+                    // `DeliveryService::removal_at`).
+                    proposal: None,
                 },
             ),
             Delivery::Commit { to, from, epoch, commit } => (to, ServerMessage::E2eeCommit { from, epoch, commit }),

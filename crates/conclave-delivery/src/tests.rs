@@ -262,3 +262,42 @@ fn a_large_groups_welcome_is_taken_but_nothing_unbounded() {
     assert_eq!(refused(&ds.key_package(3, "k".repeat(MAX_BLOB + 1)), 3), Some(CommitRefusal::UnneededKeyPackage));
     assert_eq!(ds.members(), [1, 2].into());
 }
+
+#[test]
+fn the_service_follows_each_devices_leaf_and_says_where_its_own_removal_proposal_applies() {
+    let mut ds = three();
+    assert_eq!([1, 2, 3].map(|m| ds.leaf(&m)), [Some(0), Some(1), Some(2)]);
+    assert_eq!(ds.removal_at(&2), None, "nobody asked to remove 2");
+
+    // 2 leaves: the server's proposal is for this epoch, at 2's leaf.
+    ds.membership(present(&[1, 3]));
+    assert_eq!(ds.removal_at(&2), Some((1, 1)));
+    // Meanwhile 4 asks to join and the committer adds it without removing
+    // 2: the proposal's epoch is over, so the removal is asked again (with
+    // a proposal for the new epoch), and 4 takes the leftmost empty leaf
+    // only once 2's is empty.
+    ds.key_package(4, "kp4".into());
+    let out = ds.commit(1, proposed(1, "c", Some("w"), &[4], &[]), present(&[1, 3, 4]));
+    assert!(out.contains(&remove(1, 2, 1)) && out.contains(&remove(3, 2, 1)));
+    let welcome = out.iter().position(|d| matches!(d, Delivery::Welcome { to: 4, .. })).unwrap();
+    assert_eq!(out.iter().position(|d| *d == remove(4, 2, 1)).map(|r| r > welcome), Some(true), "after the Welcome");
+    assert_eq!((ds.leaf(&4), ds.removal_at(&2)), (Some(3), Some((2, 1))));
+    ds.commit(1, proposed(2, "c", None, &[], &[2]), present(&[1, 3, 4]));
+    assert_eq!((ds.leaf(&2), ds.removal_at(&2)), (None, None));
+    ds.key_package(5, "kp5".into());
+    ds.commit(1, proposed(3, "c", Some("w"), &[5], &[]), present(&[1, 3, 4, 5]));
+    assert_eq!(ds.leaf(&5), Some(1), "the leftmost empty leaf");
+}
+
+#[test]
+fn a_group_stored_before_leaves_were_followed_gets_no_server_proposals() {
+    let mut ds = three();
+    let mut stored: serde_json::Value = serde_json::to_value(&ds).unwrap();
+    stored.as_object_mut().unwrap().remove("leaves");
+    ds = serde_json::from_value(stored).unwrap();
+    ds.membership(present(&[1, 3]));
+    assert_eq!((ds.leaf(&1), ds.removal_at(&2)), (None, None));
+    // Its members remove devices by proposals of their own, as before.
+    let out = ds.commit(1, proposed(1, "c", None, &[], &[2]), present(&[1, 3]));
+    assert!(out.iter().any(|d| matches!(d, Delivery::Commit { .. })));
+}

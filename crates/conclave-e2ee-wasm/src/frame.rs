@@ -88,7 +88,7 @@ mod tests {
 
     fn pair() -> (E2eeSession<OpenMlsMember>, E2eeSession<OpenMlsMember>) {
         let mut host = E2eeSession::new(OpenMlsMember::new(b"1").unwrap(), SUITE);
-        host.member.create_group(b"g").unwrap();
+        host.member.create_group(b"g", None).unwrap();
         let mut guest = E2eeSession::new(OpenMlsMember::new(b"2").unwrap(), SUITE);
         let commit = host.member.add(&[guest.member.key_package().unwrap()]).unwrap();
         host.confirm_commit().unwrap();

@@ -84,6 +84,9 @@ impl Device {
                     "type": "new_device", "participant_id": participant_id, "display_name": display_name, "fingerprint": fingerprint,
                 }),
                 AgentEvent::CommitRefused { from, reason } => json!({ "type": "commit_refused", "from": from, "reason": reason }),
+                AgentEvent::DeviceRemoved { participant_id, by_server } => json!({
+                    "type": "device_removed", "participant_id": participant_id, "by_server": by_server,
+                }),
             })
             .collect();
         Ok(json!({ "send": handled.send, "events": events }).to_string())

@@ -33,7 +33,7 @@ fn main() {
     for people in [100usize, 1000] {
         let leaves = people * DEVICES_PER_PERSON;
         let mut committer = OpenMlsMember::new(b"committer").unwrap();
-        committer.create_group(format!("bench-{people}").as_bytes()).unwrap();
+        committer.create_group(format!("bench-{people}").as_bytes(), None).unwrap();
         let mut witness = OpenMlsMember::new(b"witness").unwrap();
         let mut packages = vec![witness.key_package().unwrap()];
         for i in 0..leaves - 2 {

@@ -42,6 +42,9 @@ pub enum AgentEvent {
     /// ask for. This device stayed where it was (its keys and security code
     /// no longer match the group's); shown to the user as a warning.
     CommitRefused { from: ParticipantId, reason: String },
+    /// A participant's device left the group, by a commit carrying out the
+    /// server's own signed proposal (`by_server`) or the committer's.
+    DeviceRemoved { participant_id: ParticipantId, by_server: bool },
 }
 
 /// One member of the meeting's group as this device sees it.
@@ -147,6 +150,9 @@ impl<M: GroupMember> E2eeAgent<M> {
                 self.session.forget_keys();
                 AgentEvent::Removed
             }
+            GroupEvent::DeviceRemoved { member, by_server } => {
+                AgentEvent::DeviceRemoved { participant_id: member, by_server }
+            }
             GroupEvent::Roster(roster) => AgentEvent::Roster(roster.into_iter().map(meeting_member).collect()),
             GroupEvent::NewDevice { member, display_name, fingerprint } => {
                 AgentEvent::NewDevice { participant_id: member, display_name, fingerprint }
@@ -185,9 +191,13 @@ fn group_input(message: &ServerMessage) -> Option<GroupInput<ParticipantId>> {
             key_package: blob(key_package)?,
             committer: *committer,
         },
-        ServerMessage::E2eeRemoveRequest { participant_id, owner, committer } => {
-            GroupInput::RemoveRequest { member: *participant_id, owner: owner.clone(), committer: *committer }
-        }
+        ServerMessage::E2eeRemoveRequest { participant_id, owner, committer, proposal } => GroupInput::RemoveRequest {
+            member: *participant_id,
+            owner: owner.clone(),
+            committer: *committer,
+            // A proposal that is not even base64 is dropped; the committer removes the device itself.
+            proposal: proposal.as_ref().and_then(blob),
+        },
         ServerMessage::E2eeCommit { from, epoch, commit } => {
             GroupInput::Commit { from: *from, epoch: *epoch, commit: blob(commit)? }
         }

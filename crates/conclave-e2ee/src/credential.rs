@@ -41,6 +41,11 @@ impl From<Authority> for String {
 }
 
 impl Authority {
+    /// The authority's public key, as MLS names the group's external sender.
+    pub fn key(&self) -> [u8; 32] {
+        self.0.to_bytes()
+    }
+
     pub fn from_base64(key: &str) -> Result<Self, CredentialError> {
         let bytes = BASE64.decode(key.as_bytes()).map_err(|_| CredentialError::Malformed)?;
         let bytes: [u8; 32] = bytes.try_into().map_err(|_| CredentialError::Malformed)?;

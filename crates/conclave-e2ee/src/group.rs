@@ -31,7 +31,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::credential::{fingerprint, Authority, KnownDevices, Sighting};
-use crate::mls::{Commit, CommitChanges, GroupMember, LeafCredential, MlsError, Processed};
+use crate::mls::{Commit, CommitChanges, GroupMember, LeafCredential, MlsError, Processed, GROUP_ID};
 
 /// What a group calls one of its devices.
 pub trait Member: Ord + Clone + Debug + Serialize + DeserializeOwned {}
@@ -44,8 +44,10 @@ pub enum GroupInput<M> {
     CreateGroup,
     /// The service asks `committer` to add `member`'s device, owned by `owner`.
     AddRequest { member: M, owner: DeviceOwner, key_package: Vec<u8>, committer: M },
-    /// The service asks `committer` to remove `member`'s device, owned by `owner`.
-    RemoveRequest { member: M, owner: DeviceOwner, committer: M },
+    /// The service asks `committer` to remove `member`'s device, owned by
+    /// `owner`; `proposal` is the server's own MLS proposal to remove it,
+    /// signed as the group's external sender, when the group has one.
+    RemoveRequest { member: M, owner: DeviceOwner, committer: M, proposal: Option<Vec<u8>> },
     /// A commit the service ordered (this device's own, or another's).
     Commit { from: M, epoch: u64, commit: Vec<u8> },
     /// This device was added; `members` is who holds each device now.
@@ -78,6 +80,12 @@ pub enum GroupEvent<M> {
     },
     /// This device was removed from the group; it can read nothing more.
     Removed,
+    /// Another device left the group, by a commit that removed it at the
+    /// server's own signed proposal (`by_server`) or at the committer's.
+    DeviceRemoved {
+        member: M,
+        by_server: bool,
+    },
     /// Who is in the group now (after every new epoch).
     Roster(Vec<MemberInfo<M>>),
     /// An account seen before is here with a device key never seen for it:
@@ -131,11 +139,18 @@ enum Request<M> {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(bound(deserialize = "M: Member"))]
 struct InFlight<M> {
     request: Request<M>,
     /// The epoch it was built on.
     epoch: u64,
     commit: Vec<u8>,
+    /// Members removed at the server's own proposals in this commit.
+    #[serde(default)]
+    swept: Vec<(M, DeviceOwner)>,
+    /// Every member this commit removes.
+    #[serde(default)]
+    removed: Vec<M>,
 }
 
 /// What the service asked for and no commit has done yet.
@@ -258,7 +273,10 @@ impl<M: Member> GroupAgent<M> {
         match input {
             GroupInput::CreateGroup => {
                 if let Some(me) = &self.me {
-                    if device.create_group(b"conclave-group").is_ok() {
+                    // The server is the group's external sender: it proposes
+                    // removals itself, signed with the key that vouches for
+                    // every device, and each member checks them.
+                    if device.create_group(GROUP_ID, Some(&me.authority.key())).is_ok() {
                         self.holders.insert(me.owner.clone(), me.member.clone());
                         self.committer = Some(me.member.clone());
                         out.events.extend(self.epoch_events(device));
@@ -273,7 +291,12 @@ impl<M: Member> GroupAgent<M> {
                 }
                 self.committer = Some(committer);
             }
-            GroupInput::RemoveRequest { member, owner, committer } => {
+            GroupInput::RemoveRequest { member, owner, committer, proposal } => {
+                if let Some(proposal) = proposal {
+                    // One that does not check out is dropped: the committer
+                    // then removes the device by a proposal of its own.
+                    let _ = self.take_removal_proposal(device, &proposal, &owner);
+                }
                 self.asked.removals.insert(member.clone(), owner.clone());
                 if self.is_me(&committer) {
                     self.queued.push_back(Request::Remove { member, owner });
@@ -283,9 +306,16 @@ impl<M: Member> GroupAgent<M> {
             GroupInput::Commit { from, epoch, commit } => {
                 if self.in_flight.as_ref().is_some_and(|f| f.commit == commit) {
                     // Ours, ordered by the service: apply it.
-                    let done = self.in_flight.take().expect("checked above").request;
+                    let done = self.in_flight.take().expect("checked above");
                     if device.confirm_commit().is_ok() {
-                        self.fulfilled(&done);
+                        self.fulfilled(&done.request);
+                        for (member, owner) in &done.swept {
+                            self.forget(member, owner);
+                        }
+                        out.events.extend(done.removed.iter().map(|member| GroupEvent::DeviceRemoved {
+                            member: member.clone(),
+                            by_server: done.swept.iter().any(|(m, _)| m == member),
+                        }));
                         out.events.extend(self.epoch_events(device));
                     }
                 } else {
@@ -349,19 +379,19 @@ impl<M: Member> GroupAgent<M> {
         };
         match result {
             Ok(Processed::NewEpoch(_)) => {
+                let mut events = Vec::new();
                 if let Some((added, removed)) = judged {
                     for (member, owner) in &added {
                         self.asked.adds.remove(member);
                         self.holders.insert(owner.clone(), member.clone());
                     }
-                    for (member, owner) in &removed {
-                        self.asked.removals.remove(member);
-                        if self.holders.get(owner) == Some(member) {
-                            self.holders.remove(owner);
-                        }
+                    for (member, owner, by_server) in removed {
+                        self.forget(&member, &owner);
+                        events.push(GroupEvent::DeviceRemoved { member, by_server });
                     }
                 }
-                (self.epoch_events(device), None)
+                events.extend(self.epoch_events(device));
+                (events, None)
             }
             Ok(Processed::Removed) => {
                 self.in_flight = None;
@@ -380,13 +410,14 @@ impl<M: Member> GroupAgent<M> {
     /// credential, adding exactly the devices whose KeyPackages the service
     /// forwarded (each vouched for by the server, one device per member),
     /// removing only the devices the service asked to remove, and nothing
-    /// else. Returns the members added and removed, with their owners.
+    /// else. Returns the members added and removed, with their owners (and
+    /// for each removal, whether the server proposed it).
     #[allow(clippy::type_complexity)]
     fn judge(
         &self,
         from: &M,
         changes: &CommitChanges,
-    ) -> Result<(Vec<(M, DeviceOwner)>, Vec<(M, DeviceOwner)>), String> {
+    ) -> Result<(Vec<(M, DeviceOwner)>, Vec<(M, DeviceOwner, bool)>), String> {
         if self.me.is_none() {
             return Err("this device has no credential yet".into());
         }
@@ -405,10 +436,20 @@ impl<M: Member> GroupAgent<M> {
             return Err("the commit makes changes nobody asked for".into());
         }
         let mut removed = Vec::new();
+        let server = self.me.as_ref().map(|me| me.authority.key());
+        for (leaf, signer) in &changes.removed_by_external {
+            if server.as_ref().map(|k| &k[..]) != Some(&signer[..]) {
+                return Err("it carries out a removal proposed by someone other than this server".into());
+            }
+            // The server proposed it, signed: it needs no other word.
+            if let Some((member, owner)) = claimed(leaf).and_then(|c| self.member_of(&c.owner)) {
+                removed.push((member, owner, true));
+            }
+        }
         for leaf in &changes.removed {
             let owner = claimed(leaf).map(|c| c.owner);
             match self.asked.removals.iter().find(|(_, asked)| Some(*asked) == owner.as_ref()) {
-                Some((member, owner)) => removed.push((member.clone(), owner.clone())),
+                Some((member, owner)) => removed.push((member.clone(), owner.clone(), false)),
                 None => {
                     let who = owner.map_or_else(|| "a member".to_owned(), |o| format!("{o:?}"));
                     return Err(format!("it removes {who}, whom the server did not ask to remove"));
@@ -429,7 +470,8 @@ impl<M: Member> GroupAgent<M> {
             // One device per member: an older one must leave in this commit.
             let stays = changes.before.iter().any(|(_, l)| {
                 let holder = claimed(l).and_then(|c| self.holders.get(&c.owner));
-                holder == Some(member) && !changes.removed.contains(l)
+                let leaves = !changes.removed.contains(l) && !changes.removed_by_external.iter().any(|(r, _)| r == l);
+                holder == Some(member) && leaves
             });
             if stays || added.iter().any(|(m, _)| m == member) {
                 return Err(format!("{member:?} would have two devices in the group"));
@@ -445,13 +487,56 @@ impl<M: Member> GroupAgent<M> {
                 self.asked.adds.remove(member);
                 self.holders.insert(owner.clone(), member.clone());
             }
-            Request::Remove { member, owner } => {
-                self.asked.removals.remove(member);
-                if self.holders.get(owner) == Some(member) {
-                    self.holders.remove(owner);
-                }
-            }
+            Request::Remove { member, owner } => self.forget(member, owner),
         }
+    }
+
+    /// `member`'s device, owned by `owner`, is out of the group.
+    fn forget(&mut self, member: &M, owner: &DeviceOwner) {
+        self.asked.removals.remove(member);
+        if self.holders.get(owner) == Some(member) {
+            self.holders.remove(owner);
+        }
+    }
+
+    /// Which member a device owned by `owner` is, by the service's word.
+    fn member_of(&self, owner: &DeviceOwner) -> Option<(M, DeviceOwner)> {
+        let asked = self.asked.removals.iter().find(|(_, o)| *o == owner).map(|(m, _)| m.clone());
+        asked.or_else(|| self.holders.get(owner).cloned()).map(|m| (m, owner.clone()))
+    }
+
+    /// Keeps the server's proposal to remove the device `owner` holds, if
+    /// it is the server's (signed with the authority's key, as the group's
+    /// external sender) and removes that device and no other.
+    fn take_removal_proposal<G: GroupMember>(
+        &self,
+        device: &mut G,
+        proposal: &[u8],
+        owner: &DeviceOwner,
+    ) -> Result<u32, MlsError> {
+        let server = self.me.as_ref().ok_or(MlsError::NoGroup)?.authority.key();
+        let mut judge = |removed: &LeafCredential, signer: &[u8]| {
+            if signer != server {
+                return Err("the proposal is not signed by this server".to_owned());
+            }
+            if claimed(removed).map(|c| c.owner).as_ref() != Some(owner) {
+                return Err("the proposal removes another device than the one named".to_owned());
+            }
+            Ok(())
+        };
+        device.take_removal_proposal(proposal, &mut judge)
+    }
+
+    /// Members whose removal the server proposed and this device keeps:
+    /// whatever commit it builds next carries those proposals out.
+    fn swept<G: GroupMember>(&self, device: &G) -> Vec<(M, DeviceOwner)> {
+        let pending = device.pending_removals();
+        device
+            .roster()
+            .into_iter()
+            .filter(|(leaf, _)| pending.contains(leaf))
+            .filter_map(|(_, credential)| claimed(&credential).and_then(|c| self.member_of(&c.owner)))
+            .collect()
     }
 
     /// A new epoch, who is in the group now, and any account seen on a new
@@ -484,8 +569,16 @@ impl<M: Member> GroupAgent<M> {
         }
         let epoch = device.epoch()?;
         while let Some(request) = self.queued.pop_front() {
-            let Ok((built, added, removed)) = self.build(device, &request) else { continue };
-            self.in_flight = Some(InFlight { request, epoch, commit: built.commit.clone() });
+            // Any commit carries out the server's proposals this device keeps.
+            let swept = self.swept(device);
+            let Ok((built, added, mut removed)) = self.build(device, &request) else { continue };
+            for (member, _) in &swept {
+                if !removed.contains(member) {
+                    removed.push(member.clone());
+                }
+            }
+            let commit = built.commit.clone();
+            self.in_flight = Some(InFlight { request, epoch, commit, swept, removed: removed.clone() });
             return Some(GroupOutput::Commit { epoch, commit: built.commit, welcome: built.welcome, added, removed });
         }
         None
@@ -518,7 +611,12 @@ impl<M: Member> GroupAgent<M> {
                     })
                     .ok_or(MlsError::NoGroup)?
                     .0;
-                Ok((device.remove(&[leaf])?, Vec::new(), vec![member.clone()]))
+                let commit = if device.pending_removals().contains(&leaf) {
+                    device.commit_pending()?
+                } else {
+                    device.remove(&[leaf])?
+                };
+                Ok((commit, Vec::new(), vec![member.clone()]))
             }
         }
     }

@@ -104,7 +104,7 @@ mod tests {
 
     fn member_at_epoch_zero() -> OpenMlsMember {
         let mut member = OpenMlsMember::new(b"ada").unwrap();
-        member.create_group(b"conversation").unwrap();
+        member.create_group(b"conversation", None).unwrap();
         member
     }
 

@@ -15,6 +15,15 @@ use data_encoding::BASE64;
 /// The group's MLS cipher suite: X25519, AES-128-GCM, SHA-256, Ed25519.
 const MLS_SUITE: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
 
+/// The id every group of Conclave's is made with: a group is told apart by
+/// where the server delivers it (a meeting, a conversation), and the
+/// server's own proposals name it too.
+pub const GROUP_ID: &[u8] = b"conclave-group";
+
+/// The identity in the group's one external sender: the server, signing
+/// with its credential authority's key (RFC 9420 §12.1.8.1).
+const SERVER_IDENTITY: &[u8] = b"conclave-server";
+
 #[derive(Debug, thiserror::Error)]
 pub enum MlsError {
     #[error("not in a group yet")]
@@ -27,6 +36,11 @@ pub enum MlsError {
     /// rules (see [`CommitChanges`]): it was not applied.
     #[error("commit refused: {0}")]
     Vetoed(String),
+    /// A removal proposed by the server waits for its commit: nothing is
+    /// encrypted to the group until then (the device being removed could
+    /// still read it). Sending again after the commit works.
+    #[error("a removal waits for its commit; send again once it is done")]
+    AwaitingCommit,
 }
 
 fn refused(e: impl std::fmt::Debug) -> MlsError {
@@ -66,6 +80,10 @@ pub struct CommitChanges {
     pub added: Vec<LeafCredential>,
     /// Leaves the commit removes, as they are before it.
     pub removed: Vec<LeafCredential>,
+    /// Leaves the commit removes at an external sender's proposal, as they
+    /// are before it, each with the key that signed the proposal (MLS has
+    /// checked that signature against the group's external senders).
+    pub removed_by_external: Vec<(LeafCredential, Vec<u8>)>,
     /// Leaves in the group before the commit, by leaf index.
     pub before: Vec<(u32, LeafCredential)>,
     /// Proposals of any other kind (updates of others, pre-shared keys,
@@ -75,6 +93,10 @@ pub struct CommitChanges {
 
 /// Judges a commit before it is applied: `Err` with the reason to refuse it.
 pub type CommitJudge<'a> = &'a mut dyn FnMut(&CommitChanges) -> Result<(), String>;
+
+/// Judges an external sender's removal proposal before it is kept: the
+/// leaf it removes as it is now, and the key that signed the proposal.
+pub type RemovalJudge<'a> = &'a mut dyn FnMut(&LeafCredential, &[u8]) -> Result<(), String>;
 
 /// A commit with what it produces for others.
 pub struct Commit {
@@ -95,7 +117,18 @@ pub trait GroupMember {
     fn key_package_credential(&self, key_package: &[u8]) -> Result<LeafCredential, MlsError>;
     /// A KeyPackage to be added with (the server hands it to a committer).
     fn key_package(&self) -> Result<Vec<u8>, MlsError>;
-    fn create_group(&mut self, group_id: &[u8]) -> Result<(), MlsError>;
+    /// Makes the group (epoch 0). `server_key`, the server's authority key,
+    /// is written into the group as its one external sender, so the server
+    /// can propose removals that every member checks (RFC 9420 §12.1.8.1).
+    fn create_group(&mut self, group_id: &[u8], server_key: Option<&[u8]>) -> Result<(), MlsError>;
+    /// Takes an external sender's proposal to remove a member, shown to
+    /// `judge` first; kept for the next commit, which must include it.
+    /// Returns the leaf it removes.
+    fn take_removal_proposal(&mut self, proposal: &[u8], judge: RemovalJudge<'_>) -> Result<u32, MlsError>;
+    /// Leaves that proposals kept for the next commit remove.
+    fn pending_removals(&self) -> Vec<u32>;
+    /// A commit of the proposals kept, and nothing else; pending like [`Self::add`].
+    fn commit_pending(&mut self) -> Result<Commit, MlsError>;
     /// Adds members by their KeyPackages. The commit stays pending until
     /// [`Self::confirm_commit`] (the delivery service ordered it) or
     /// [`Self::discard_commit`] (it refused it), so a refused commit never
@@ -272,12 +305,17 @@ impl GroupMember for OpenMlsMember {
         bundle.key_package().tls_serialize_detached().map_err(refused)
     }
 
-    fn create_group(&mut self, group_id: &[u8]) -> Result<(), MlsError> {
-        let config = MlsGroupCreateConfig::builder()
+    fn create_group(&mut self, group_id: &[u8], server_key: Option<&[u8]>) -> Result<(), MlsError> {
+        let mut config = MlsGroupCreateConfig::builder()
             .ciphersuite(MLS_SUITE)
             // Newcomers get the tree inside the Welcome: nothing else to fetch.
-            .use_ratchet_tree_extension(true)
-            .build();
+            .use_ratchet_tree_extension(true);
+        if let Some(key) = server_key {
+            let extensions =
+                Extensions::single(Extension::ExternalSenders(vec![server_sender(key)])).map_err(refused)?;
+            config = config.with_group_context_extensions(extensions);
+        }
+        let config = config.build();
         let group = MlsGroup::new_with_group_id(
             &self.provider,
             &self.signer,
@@ -307,6 +345,52 @@ impl GroupMember for OpenMlsMember {
         let (provider, signer) = (&self.provider, &self.signer);
         let group = self.group.as_mut().ok_or(MlsError::NoGroup)?;
         let (commit, welcome, _) = group.remove_members(provider, signer, &leaves).map_err(refused)?;
+        Ok(Commit { commit: serialize(&commit)?, welcome: welcome.map(|w| serialize(&w)).transpose()? })
+    }
+
+    fn take_removal_proposal(&mut self, proposal: &[u8], judge: RemovalJudge<'_>) -> Result<u32, MlsError> {
+        let message = parse(proposal)?.try_into_protocol_message().map_err(|_| MlsError::Malformed)?;
+        let provider = &self.provider;
+        let group = self.group.as_mut().ok_or(MlsError::NoGroup)?;
+        let processed = group.process_message(provider, message).map_err(refused)?;
+        let ProcessedMessageContent::ProposalMessage(queued) = processed.into_content() else {
+            return Err(MlsError::Vetoed("not a proposal".into()));
+        };
+        let Sender::External(index) = queued.sender() else {
+            return Err(MlsError::Vetoed("not from an external sender".into()));
+        };
+        let Proposal::Remove(remove) = queued.proposal() else {
+            return Err(MlsError::Vetoed("not a removal".into()));
+        };
+        let leaf = remove.removed();
+        let removed = group
+            .member_at(leaf)
+            .map(|m| leaf_credential(&m.credential, &m.signature_key))
+            .ok_or_else(|| MlsError::Vetoed("it removes a leaf that holds nobody".into()))?;
+        let signer = external_sender_key(group, *index).ok_or(MlsError::Malformed)?;
+        judge(&removed, &signer).map_err(MlsError::Vetoed)?;
+        // Kept even when it removes this device: the commit that carries it
+        // out names it by reference, and only a device that has it can
+        // read that commit and learn it is out.
+        group.store_pending_proposal(provider.storage(), *queued).map_err(refused)?;
+        Ok(leaf.u32())
+    }
+
+    fn pending_removals(&self) -> Vec<u32> {
+        let Some(group) = self.group.as_ref() else { return Vec::new() };
+        group
+            .pending_proposals()
+            .filter_map(|queued| match queued.proposal() {
+                Proposal::Remove(remove) => Some(remove.removed().u32()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn commit_pending(&mut self) -> Result<Commit, MlsError> {
+        let (provider, signer) = (&self.provider, &self.signer);
+        let group = self.group.as_mut().ok_or(MlsError::NoGroup)?;
+        let (commit, welcome, _) = group.commit_to_pending_proposals(provider, signer).map_err(refused)?;
         Ok(Commit { commit: serialize(&commit)?, welcome: welcome.map(|w| serialize(&w)).transpose()? })
     }
 
@@ -367,6 +451,9 @@ impl GroupMember for OpenMlsMember {
     fn encrypt(&mut self, plaintext: &[u8]) -> Result<Vec<u8>, MlsError> {
         let (provider, signer) = (&self.provider, &self.signer);
         let group = self.group.as_mut().ok_or(MlsError::NoGroup)?;
+        if group.has_pending_proposals() {
+            return Err(MlsError::AwaitingCommit);
+        }
         serialize(&group.create_message(provider, signer, plaintext).map_err(refused)?)
     }
 
@@ -398,6 +485,45 @@ impl GroupMember for OpenMlsMember {
     }
 }
 
+/// The group's external sender naming the server by its authority key.
+fn server_sender(key: &[u8]) -> ExternalSender {
+    ExternalSender::new(key.into(), BasicCredential::new(SERVER_IDENTITY.to_vec()).into())
+}
+
+/// The key of the group's external sender at `index`, if there is one.
+fn external_sender_key(group: &MlsGroup, index: SenderExtensionIndex) -> Option<Vec<u8>> {
+    let sender = group.extensions().external_senders()?.get(index_of(index))?;
+    // The sender's key is its first field on the wire (RFC 9420 §12.1.8.1).
+    let bytes = sender.tls_serialize_detached().ok()?;
+    let key = SignaturePublicKey::tls_deserialize(&mut &bytes[..]).ok()?;
+    Some(key.as_slice().to_vec())
+}
+
+/// The position an index names (openmls keeps its number to itself; it
+/// is a big-endian u32 on the wire).
+fn index_of(index: SenderExtensionIndex) -> usize {
+    let bytes = index.tls_serialize_detached().expect("an index serialises");
+    u32::from_be_bytes(bytes.try_into().expect("four bytes")) as usize
+}
+
+/// The server's proposal to remove the member at `leaf` from the group at
+/// `epoch`, signed with the authority key whose seed is `authority_seed`
+/// (the group's one external sender). Every member checks it; the next
+/// commit carries it out.
+pub fn server_removal(authority_seed: &[u8; 32], epoch: u64, leaf: u32) -> Result<Vec<u8>, MlsError> {
+    let public = ed25519_dalek::SigningKey::from_bytes(authority_seed).verifying_key().to_bytes();
+    let signer = SignatureKeyPair::from_raw(SignatureScheme::ED25519, authority_seed.to_vec(), public.to_vec());
+    let proposal = ExternalProposal::new_remove::<OpenMlsRustCrypto>(
+        LeafNodeIndex::new(leaf),
+        GroupId::from_slice(GROUP_ID),
+        GroupEpoch::from(epoch),
+        &signer,
+        SenderExtensionIndex::new(0),
+    )
+    .map_err(refused)?;
+    serialize(&proposal)
+}
+
 /// What a staged commit would change, read before it is merged.
 fn commit_changes(group: &MlsGroup, sender: Option<u32>, staged: &StagedCommit) -> CommitChanges {
     let leaf_of =
@@ -409,6 +535,7 @@ fn commit_changes(group: &MlsGroup, sender: Option<u32>, staged: &StagedCommit) 
             .map(|leaf| leaf_credential(leaf.credential(), leaf.signature_key().as_slice())),
         added: Vec::new(),
         removed: Vec::new(),
+        removed_by_external: Vec::new(),
         before: group.members().map(|m| (m.index.u32(), leaf_credential(&m.credential, &m.signature_key))).collect(),
         other_proposals: 0,
     };
@@ -418,11 +545,15 @@ fn commit_changes(group: &MlsGroup, sender: Option<u32>, staged: &StagedCommit) 
                 let leaf = add.key_package().leaf_node();
                 changes.added.push(leaf_credential(leaf.credential(), leaf.signature_key().as_slice()));
             }
-            Proposal::Remove(remove) => match leaf_of(remove.removed()) {
-                Some(leaf) => changes.removed.push(leaf),
+            Proposal::Remove(remove) => match (leaf_of(remove.removed()), queued.sender()) {
+                (Some(leaf), Sender::External(index)) => match external_sender_key(group, *index) {
+                    Some(key) => changes.removed_by_external.push((leaf, key)),
+                    None => changes.other_proposals += 1,
+                },
+                (Some(leaf), _) => changes.removed.push(leaf),
                 // Removing a leaf that holds nobody changes nothing anyone
                 // sees, but it is not ours to allow.
-                None => changes.other_proposals += 1,
+                (None, _) => changes.other_proposals += 1,
             },
             _ => changes.other_proposals += 1,
         }
@@ -458,7 +589,7 @@ mod tests {
     fn garbage_is_refused_not_panicked_on() {
         let mut m = OpenMlsMember::new(b"ada").unwrap();
         assert!(matches!(m.join(b"\x00\x01garbage"), Err(MlsError::Malformed)));
-        m.create_group(b"meeting").unwrap();
+        m.create_group(b"meeting", None).unwrap();
         assert!(m.process(&[0xff; 40], &mut |_| Ok(())).is_err());
         assert!(m.add(&[vec![1, 2, 3]]).is_err());
     }

@@ -11,12 +11,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use conclave_delivery::{Delivery, DeliveryService, ProposedCommit};
 use conclave_e2ee::credential::KnownDevices;
 use conclave_e2ee::group::{GroupAgent, GroupEvent, GroupInput, GroupOutput};
-use conclave_e2ee::mls::{GroupMember, OpenMlsMember};
+use conclave_e2ee::mls::{server_removal, GroupMember, OpenMlsMember};
 use conclave_proto::credential::{DeviceCredential, DeviceOwner, SignedCredential};
 use data_encoding::BASE64;
 use ed25519_dalek::{Signer, SigningKey};
 
 type DeviceId = String;
+
+/// A delivery as the server sends it: a removal request carries the
+/// server's signed proposal, made when the service asked for it.
+type Sent = (Delivery<DeviceId>, Option<Vec<u8>>);
 
 /// One device: its MLS state and its side of the delivery service.
 struct Device {
@@ -36,6 +40,12 @@ struct World {
     /// The owner of a member's old device while its new one waits to be
     /// added (what the removal request names).
     replaced: BTreeMap<DeviceId, DeviceOwner>,
+    /// The key the server signs its removal proposals with: the authority's
+    /// own (the group's external sender), another (a forger's), or none.
+    proposer: Option<[u8; 32]>,
+    /// Every commit the service ordered: who made it, whom it removed, and
+    /// the leaves the server's proposals it carried out removed.
+    commits: Vec<(DeviceId, Vec<DeviceId>, Vec<u32>)>,
 }
 
 fn owner(user: &str, device: &str) -> DeviceOwner {
@@ -51,7 +61,25 @@ impl World {
             devices: BTreeMap::new(),
             members: BTreeSet::new(),
             replaced: BTreeMap::new(),
+            proposer: Some([5; 32]),
+            commits: Vec::new(),
         }
+    }
+
+    /// The server's proposals for the removals among `out`, signed for the
+    /// service's state now (as the server does before sending them).
+    fn sign(&self, out: Vec<Delivery<DeviceId>>) -> Vec<Sent> {
+        out.into_iter()
+            .map(|delivery| {
+                let proposal = match (&delivery, self.proposer) {
+                    (Delivery::RemoveRequest { member, .. }, Some(seed)) => {
+                        self.service.removal_at(member).map(|(epoch, leaf)| server_removal(&seed, epoch, leaf).unwrap())
+                    }
+                    _ => None,
+                };
+                (delivery, proposal)
+            })
+            .collect()
     }
 
     /// The server's credential for a device's key, owned by `owner`.
@@ -90,17 +118,19 @@ impl World {
     }
 
     /// Delivers until nothing more is sent.
-    fn run(&mut self, mut out: Vec<Delivery<DeviceId>>) {
+    fn run(&mut self, out: Vec<Delivery<DeviceId>>) {
+        let mut out = self.sign(out);
         while !out.is_empty() {
             let mut next = Vec::new();
-            for delivery in out {
-                let to = delivery.recipient().clone();
-                let input = self.input(delivery);
+            for sent in out {
+                let to = sent.0.recipient().clone();
+                let input = self.input(sent);
                 let Some(device) = self.devices.get_mut(&to) else { continue };
                 let handled = device.agent.handle(&mut device.mls, input);
                 device.events.extend(handled.events);
                 for output in handled.send {
-                    next.extend(self.submit(&to, output));
+                    let produced = self.submit(&to, output);
+                    next.extend(self.sign(produced));
                 }
             }
             out = next;
@@ -108,7 +138,7 @@ impl World {
     }
 
     /// What the service's delivery says to a device.
-    fn input(&self, delivery: Delivery<DeviceId>) -> GroupInput<DeviceId> {
+    fn input(&self, (delivery, proposal): Sent) -> GroupInput<DeviceId> {
         let blob = |text: String| BASE64.decode(text.as_bytes()).unwrap();
         match delivery {
             Delivery::CreateGroup { .. } => GroupInput::CreateGroup,
@@ -119,7 +149,7 @@ impl World {
                 committer,
             },
             Delivery::RemoveRequest { member, committer, .. } => {
-                GroupInput::RemoveRequest { owner: self.departing_owner(&member), member, committer }
+                GroupInput::RemoveRequest { owner: self.departing_owner(&member), member, committer, proposal }
             }
             Delivery::Commit { from, epoch, commit, .. } => GroupInput::Commit { from, epoch, commit: blob(commit) },
             Delivery::Welcome { welcome, committer, members, .. } => GroupInput::Welcome {
@@ -150,8 +180,12 @@ impl World {
                     added,
                     removed: removed.clone(),
                 };
+                // The server's proposals a commit carries out stay kept by its
+                // maker until the service orders the commit.
+                let carried = self.devices[from].mls.pending_removals();
                 let out = self.service.commit(from.clone(), proposed, |m| members.contains(m));
                 if out.iter().any(|d| matches!(d, Delivery::Commit { .. })) {
+                    self.commits.push((from.clone(), removed.clone(), carried));
                     for member in removed {
                         self.replaced.remove(&member);
                     }
@@ -179,6 +213,11 @@ impl World {
         }
         assert_eq!(self.service.epoch(), Some(epoch));
         assert_eq!(in_group[0].mls.members().len(), self.members.len());
+        // The service follows each device's leaf from the commits it orders,
+        // so its proposals name the right one.
+        for member in &self.members {
+            assert_eq!(self.service.leaf(member), self.devices[member].mls.leaf_index(), "{member}'s leaf");
+        }
         epoch
     }
 
@@ -266,8 +305,8 @@ fn the_service_and_a_device_are_stored_reloaded_and_carry_on_with_a_commit_in_fl
     w.devices.insert("bob-phone".into(), phone.0);
     let requests = w.service.key_package("bob-phone".into(), BASE64.encode(&phone.1));
     let mut in_flight = None;
-    for delivery in requests {
-        let to = delivery.recipient().clone();
+    for delivery in w.sign(requests) {
+        let to = delivery.0.recipient().clone();
         let input = w.input(delivery);
         let device = w.devices.get_mut(&to).unwrap();
         let handled = device.agent.handle(&mut device.mls, input);
@@ -304,4 +343,147 @@ fn the_service_and_a_device_are_stored_reloaded_and_carry_on_with_a_commit_in_fl
     // And a later change is made by the reloaded committer as any other.
     w.leave("ada-phone");
     assert_eq!(w.agreed(), before + 2);
+}
+
+/// Two users with two devices each, in a group made with the server as
+/// its external sender.
+fn four_devices() -> World {
+    let mut w = World::new();
+    for (user, device) in [("ada", "ada-laptop"), ("ada", "ada-phone"), ("bob", "bob-laptop"), ("bob", "bob-phone")] {
+        w.join(user, device);
+    }
+    w.agreed();
+    w
+}
+
+#[test]
+fn the_server_removes_devices_itself_as_the_groups_external_sender() {
+    let mut w = four_devices();
+    let phone = w.service.leaf(&"bob-phone".to_owned()).unwrap();
+
+    // Bob's phone is taken out (its account closed, or it left): the server
+    // proposes its removal, signed; the committer's commit carries the
+    // proposal out, and every other device applies it (a device refusing
+    // it would fail the test where the world submits the refusal).
+    w.leave("bob-phone");
+    let (from, removed, carried) = w.commits.last().unwrap().clone();
+    assert_eq!((from.as_str(), removed), ("ada-laptop", vec!["bob-phone".to_owned()]));
+    assert_eq!(carried, vec![phone], "the commit carried out the server's proposal");
+    assert!(w.devices["bob-phone"].events.contains(&GroupEvent::Removed));
+    let on_the_servers_word = GroupEvent::DeviceRemoved { member: "bob-phone".into(), by_server: true };
+    for id in ["ada-laptop", "ada-phone", "bob-laptop"] {
+        assert!(w.devices[id].events.contains(&on_the_servers_word), "{id} saw the server's removal");
+    }
+    w.agreed();
+    assert!(!w.say("bob-laptop", "after the phone left").contains("bob-phone"));
+
+    // The committer itself goes: the next one carries out the server's
+    // proposal to remove it.
+    let laptop = w.service.leaf(&"ada-laptop".to_owned()).unwrap();
+    w.leave("ada-laptop");
+    let (from, removed, carried) = w.commits.last().unwrap().clone();
+    assert_eq!((from.as_str(), removed), ("ada-phone", vec!["ada-laptop".to_owned()]));
+    assert_eq!(carried, vec![laptop]);
+    w.agreed();
+
+    // Newcomers take the leftmost empty leaves, as the service expects.
+    w.join("carol", "carol-laptop");
+    w.join("carol", "carol-phone");
+    assert_eq!(w.service.leaf(&"carol-laptop".to_owned()), Some(laptop.min(phone)));
+    w.agreed();
+}
+
+#[test]
+fn a_removal_proposal_not_signed_by_the_server_is_not_kept_and_the_committer_removes_the_device_itself() {
+    let mut w = four_devices();
+    // Someone else's key signs the proposals: no device keeps them, and
+    // the committer removes the device by a proposal of its own.
+    w.proposer = Some([9; 32]);
+    w.leave("bob-phone");
+    let (from, removed, carried) = w.commits.last().unwrap().clone();
+    assert_eq!((from.as_str(), removed), ("ada-laptop", vec!["bob-phone".to_owned()]));
+    assert!(carried.is_empty(), "no forged proposal was kept");
+    let on_the_committers_word = GroupEvent::DeviceRemoved { member: "bob-phone".into(), by_server: false };
+    assert!(w.devices["bob-laptop"].events.contains(&on_the_committers_word));
+    w.agreed();
+    assert!(!w.say("ada-phone", "still private").contains("bob-phone"));
+}
+
+#[test]
+fn a_proposal_removing_another_device_than_the_one_named_is_not_kept() {
+    let mut w = four_devices();
+    w.members.remove("bob-phone");
+    let members = w.members.clone();
+    let out = w.service.membership(|m| members.contains(m));
+    let epoch = w.service.epoch().unwrap();
+    // The server's own signature, on a proposal to remove Ada's phone, sent
+    // with the request to remove Bob's: the device keeps only what matches.
+    let wrong = server_removal(&[5; 32], epoch, w.service.leaf(&"ada-phone".to_owned()).unwrap()).unwrap();
+    let right = server_removal(&[5; 32], epoch, w.service.leaf(&"bob-phone".to_owned()).unwrap()).unwrap();
+    let request = out.into_iter().find(|d| d.recipient() == "bob-laptop").unwrap();
+    let device = w.devices.get_mut("bob-laptop").unwrap();
+    let input = |proposal: Vec<u8>| match request.clone() {
+        Delivery::RemoveRequest { member, committer, .. } => {
+            GroupInput::RemoveRequest { member, owner: owner("bob", "bob-phone"), committer, proposal: Some(proposal) }
+        }
+        other => panic!("expected a removal request, got {other:?}"),
+    };
+    device.agent.handle(&mut device.mls, input(wrong));
+    assert!(device.mls.pending_removals().is_empty());
+    device.agent.handle(&mut device.mls, input(right));
+    assert_eq!(device.mls.pending_removals(), vec![w.service.leaf(&"bob-phone".to_owned()).unwrap()]);
+}
+
+#[test]
+fn a_removal_asked_for_while_another_commit_is_in_flight_is_proposed_again_for_the_next_epoch() {
+    let mut w = four_devices();
+    let before = w.agreed();
+    // Carol's laptop asks to join; the committer builds the commit that
+    // adds it, and before the server has it, Bob's phone is taken out.
+    let carol = owner("carol", "carol-laptop");
+    let mut mls = OpenMlsMember::new(b"").unwrap();
+    let mut agent = GroupAgent::new(KnownDevices::default());
+    let credential = w.vouch(&carol, &mls.signature_key());
+    let authority = BASE64.encode(w.authority.verifying_key().as_bytes());
+    let Some(GroupOutput::KeyPackage(kp)) = agent.vouched(&mut mls, &credential, &authority, "carol-laptop".into())
+    else {
+        panic!("a vouched device offers its KeyPackage")
+    };
+    w.members.insert("carol-laptop".into());
+    w.owners.insert("carol-laptop".into(), carol);
+    w.devices.insert("carol-laptop".into(), Device { mls, agent, events: Vec::new() });
+    let requests = w.service.key_package("carol-laptop".into(), BASE64.encode(&kp));
+    let mut in_flight = None;
+    for sent in w.sign(requests) {
+        let to = sent.0.recipient().clone();
+        let input = w.input(sent);
+        let device = w.devices.get_mut(&to).unwrap();
+        let handled = device.agent.handle(&mut device.mls, input);
+        if to == "ada-laptop" {
+            in_flight = handled.send.into_iter().next();
+        }
+    }
+    w.members.remove("bob-phone");
+    let members = w.members.clone();
+    let removal = w.service.membership(|m| members.contains(m));
+    let removal = w.sign(removal);
+    assert!(removal.iter().all(|(_, p)| p.is_some()), "the server proposes the removal at epoch {before}");
+    for sent in removal {
+        let to = sent.0.recipient().clone();
+        let input = w.input(sent);
+        let device = w.devices.get_mut(&to).unwrap();
+        assert!(device.agent.handle(&mut device.mls, input).send.is_empty(), "one commit in flight at a time");
+    }
+
+    // The addition is ordered first; its epoch ends the proposal's, so the
+    // server proposes the removal again, and it is carried out after.
+    let out = w.submit(&"ada-laptop".to_owned(), in_flight.unwrap());
+    assert!(out.iter().any(|d| matches!(d, Delivery::RemoveRequest { member, .. } if member == "bob-phone")));
+    w.run(out);
+    assert_eq!(w.agreed(), before + 2);
+    let (_, removed, carried) = w.commits.last().unwrap().clone();
+    assert_eq!(removed, vec!["bob-phone".to_owned()]);
+    assert!(carried.len() <= 1, "the proposal for the new epoch, or the committer's own");
+    let readers = w.say("carol-laptop", "hello");
+    assert_eq!(readers, ["ada-laptop", "ada-phone", "bob-laptop"].map(Into::into).into());
 }

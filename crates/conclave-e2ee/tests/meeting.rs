@@ -33,7 +33,7 @@ fn admit(
 #[test]
 fn members_share_a_code_that_changes_at_every_join_and_decrypt_each_other() {
     let mut host = device("host");
-    host.member.create_group(b"meeting-1").unwrap();
+    host.member.create_group(b"meeting-1", None).unwrap();
     host.rekey().unwrap();
     let alone = host.security_code().unwrap();
     let mut ada = device("ada");
@@ -65,7 +65,7 @@ fn members_share_a_code_that_changes_at_every_join_and_decrypt_each_other() {
 #[test]
 fn the_sfus_view_and_a_removed_member_decrypt_nothing_new() {
     let mut host = device("host");
-    host.member.create_group(b"meeting-2").unwrap();
+    host.member.create_group(b"meeting-2", None).unwrap();
     host.rekey().unwrap();
     let mut ada = device("ada");
     let mut eve = device("eve");
@@ -105,7 +105,7 @@ fn the_sfus_view_and_a_removed_member_decrypt_nothing_new() {
 #[test]
 fn a_stale_commit_is_refused_so_the_group_cannot_fork() {
     let mut host = device("host");
-    host.member.create_group(b"meeting-3").unwrap();
+    host.member.create_group(b"meeting-3", None).unwrap();
     host.rekey().unwrap();
     let mut ada = device("ada");
     let mut bob = device("bob");
@@ -122,7 +122,7 @@ fn a_stale_commit_is_refused_so_the_group_cannot_fork() {
 #[test]
 fn a_committer_whose_commit_is_refused_rolls_back_and_stays_in_the_group() {
     let mut host = device("host");
-    host.member.create_group(b"meeting-4").unwrap();
+    host.member.create_group(b"meeting-4", None).unwrap();
     host.rekey().unwrap();
     let mut ada = device("ada");
     let mut bob = device("bob");

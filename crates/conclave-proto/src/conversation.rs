@@ -167,6 +167,10 @@ pub enum EntryBody {
     RemoveRequest {
         member: GroupDevice,
         committer: String,
+        /// The server's MLS proposal to remove it (base64), signed as the
+        /// group's external sender, for the epoch the log is at here.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        proposal: Option<String>,
     },
     Membership {
         account: String,
@@ -456,24 +460,16 @@ pub enum Handshake {
     CreateGroup,
     /// What is still to be done in the group this device was just welcomed
     /// to (later requests are in the log).
-    AddRequest {
-        member: GroupDevice,
-        key_package: String,
-        committer: String,
-    },
+    AddRequest { member: GroupDevice, key_package: String, committer: String },
     RemoveRequest {
         member: GroupDevice,
         committer: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        proposal: Option<String>,
     },
     /// This device was added: join with this Welcome (base64); it reads
     /// the log from `readable_from`.
-    Welcome {
-        epoch: u64,
-        welcome: String,
-        committer: String,
-        members: Vec<GroupDevice>,
-        readable_from: Seq,
-    },
+    Welcome { epoch: u64, welcome: String, committer: String, members: Vec<GroupDevice>, readable_from: Seq },
 }
 
 /// A handshake message waiting in a device's inbox.

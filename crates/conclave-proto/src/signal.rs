@@ -530,6 +530,12 @@ pub enum ServerMessage {
         /// The owner named by the credential of the device to remove.
         owner: crate::credential::DeviceOwner,
         committer: ParticipantId,
+        /// The server's own MLS proposal to remove that device (base64),
+        /// signed as the group's external sender: members keep it and the
+        /// committer's next commit carries it out. Absent where the group
+        /// was made without the server as external sender.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        proposal: Option<String>,
     },
     /// A commit the delivery service accepted; `epoch` is the one it starts.
     E2eeCommit {

@@ -53,6 +53,36 @@ pub struct Vouched {
     pub owner: DeviceOwner,
 }
 
+/// The cluster's authority, loaded from the store by whichever part of this
+/// node needs it first (meetings, devices, conversations) and kept.
+#[derive(Clone)]
+pub struct AuthorityCell {
+    cell: std::sync::Arc<tokio::sync::OnceCell<std::sync::Arc<DeviceAuthority>>>,
+    store: Store,
+}
+
+impl AuthorityCell {
+    pub fn new(store: Store) -> Self {
+        Self { cell: Default::default(), store }
+    }
+
+    /// The authority; `None` (and logged) when the database cannot provide
+    /// its key, so E2EE fails visibly, not silently.
+    pub async fn get(&self) -> Option<std::sync::Arc<DeviceAuthority>> {
+        let loaded = self
+            .cell
+            .get_or_try_init(|| async { DeviceAuthority::load_or_create(&self.store).await.map(std::sync::Arc::new) })
+            .await;
+        match loaded {
+            Ok(authority) => Some(authority.clone()),
+            Err(err) => {
+                tracing::error!(error = %err, "no E2EE device authority");
+                None
+            }
+        }
+    }
+}
+
 impl DeviceAuthority {
     /// The cluster's authority key, made by whichever node needs it first.
     pub async fn load_or_create(store: &Store) -> Result<Self, StoreError> {
@@ -71,6 +101,19 @@ impl DeviceAuthority {
         let key = SigningKey::from_bytes(&seed);
         let public = BASE64.encode(key.verifying_key().as_bytes());
         Self { key, public }
+    }
+
+    /// The server's MLS proposal (base64) to remove the device at `leaf`
+    /// from a group at `epoch`, signed as the group's external sender with
+    /// this authority's key. `None` only if MLS cannot make one.
+    pub fn propose_removal(&self, epoch: u64, leaf: u32) -> Option<String> {
+        match conclave_e2ee::mls::server_removal(&self.key.to_bytes(), epoch, leaf) {
+            Ok(proposal) => Some(BASE64.encode(&proposal)),
+            Err(err) => {
+                tracing::error!(error = %err, "could not sign a removal proposal");
+                None
+            }
+        }
     }
 
     /// Signs a credential for `signature_key` (base64), owned by `owner`.

@@ -26,7 +26,7 @@ pub struct AppState {
     /// The SFU, when this server forwards media.
     pub media: Option<conclave_sfu::MediaPlane>,
     /// Vouches for E2EE devices' keys; loaded from the database when first needed.
-    pub device_authority: tokio::sync::OnceCell<Arc<crate::devices::DeviceAuthority>>,
+    pub device_authority: crate::devices::AuthorityCell,
     /// Team conversations.
     pub conversations: crate::conversations::Conversations,
     /// Where files' sealed parts are kept.
@@ -94,6 +94,7 @@ impl AppState {
         clock: Arc<dyn Clock>,
         media: Option<conclave_sfu::MediaPlane>,
     ) -> SharedState {
+        let device_authority = crate::devices::AuthorityCell::new(store.clone());
         // The live meetings' actors hold the state they live in.
         Arc::new_cyclic(|state| Self {
             hasher: PasswordHasher::new(config.limits.argon2_memory_kib, 2, 1),
@@ -102,6 +103,7 @@ impl AppState {
             live: crate::live::LiveMeetings::new(config.live_transport, state.clone()),
             conversations: crate::conversations::Conversations::new(
                 store.clone(),
+                device_authority.clone(),
                 crate::push::Pusher::new(store.clone(), config.public_url.clone(), config.allow_local_outbound),
             ),
             mailer: match &config.smtp {
@@ -119,26 +121,14 @@ impl AppState {
             secrets,
             clock,
             media,
-            device_authority: tokio::sync::OnceCell::new(),
+            device_authority,
         })
     }
 
     /// The E2EE device authority; `None` (and logged) when the database
     /// cannot provide its key, so E2EE fails visibly, not silently.
     pub async fn device_authority(&self) -> Option<Arc<crate::devices::DeviceAuthority>> {
-        let loaded = self
-            .device_authority
-            .get_or_try_init(|| async {
-                crate::devices::DeviceAuthority::load_or_create(&self.store).await.map(Arc::new)
-            })
-            .await;
-        match loaded {
-            Ok(authority) => Some(authority.clone()),
-            Err(err) => {
-                tracing::error!(error = %err, "no E2EE device authority");
-                None
-            }
-        }
+        self.device_authority.get().await
     }
 
     pub fn now_ms(&self) -> i64 {

@@ -591,7 +591,16 @@ export type EntryBody =
    */
   | { type: "add_request"; member: GroupDevice; key_package: string; committer: string }
   /** The server asks `committer` to remove `member` from the group. */
-  | { type: "remove_request"; member: GroupDevice; committer: string }
+  | {
+      type: "remove_request";
+      member: GroupDevice;
+      committer: string;
+      /**
+       * The server's MLS proposal to remove it (base64), signed as the
+       * group's external sender, for the epoch the log is at here.
+       */
+      proposal?: string | null;
+    }
   | { type: "membership"; account: string; change: MembershipChange }
   | { type: "setting"; by: string; change: SettingChange }
   /**
@@ -714,7 +723,7 @@ export type Handshake =
    * to (later requests are in the log).
    */
   | { type: "add_request"; member: GroupDevice; key_package: string; committer: string }
-  | { type: "remove_request"; member: GroupDevice; committer: string }
+  | { type: "remove_request"; member: GroupDevice; committer: string; proposal?: string | null }
   /**
    * This device was added: join with this Welcome (base64); it reads
    * the log from `readable_from`.
@@ -1827,6 +1836,13 @@ export type ServerMessage =
       /** The owner named by the credential of the device to remove. */
       owner: DeviceOwner;
       committer: number;
+      /**
+       * The server's own MLS proposal to remove that device (base64),
+       * signed as the group's external sender: members keep it and the
+       * committer's next commit carries it out. Absent where the group
+       * was made without the server as external sender.
+       */
+      proposal?: string | null;
     }
   /** A commit the delivery service accepted; `epoch` is the one it starts. */
   | { type: "e2ee_commit"; from: number; epoch: number; commit: string }

@@ -121,6 +121,9 @@ pub struct MediaStats {
     /// Commits this device refused (from whom, and why): a warning the
     /// person would see.
     pub e2ee_refused_commits: Vec<(ParticipantId, String)>,
+    /// Participants whose device left the group, and whether the commit
+    /// carried out the server's own signed proposal (as external sender).
+    pub e2ee_removed: Vec<(ParticipantId, bool)>,
     /// This device's signature key pair, to come back as the same device.
     pub e2ee_device_key: Vec<u8>,
     /// Each epoch's SFrame exporter secret and this device's base key, as

@@ -15,6 +15,7 @@ mod views;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use crate::devices::{AuthorityCell, DeviceAuthority};
 use conclave_conversation::{
     Conversation, ConversationPolicy, Effect, Encryption, Entry, EntryBody, Input, Kind, Newcomer, OutgoingMessage,
     Reference, Refusal, Target,
@@ -108,6 +109,8 @@ struct Queued {
 /// conversation for readers waiting for its next entry.
 pub struct Conversations {
     store: Store,
+    /// Signs the server's proposals to remove devices from groups.
+    authority: AuthorityCell,
     /// The latest state this node wrote or read of each busy conversation.
     cache: Mutex<HashMap<String, Arc<Loaded>>>,
     watchers: Mutex<HashMap<String, watch::Sender<u64>>>,
@@ -122,9 +125,10 @@ pub struct Conversations {
 }
 
 impl Conversations {
-    pub fn new(store: Store, push: crate::push::Pusher) -> Self {
+    pub fn new(store: Store, authority: AuthorityCell, push: crate::push::Pusher) -> Self {
         Self {
             store,
+            authority,
             cache: Mutex::new(HashMap::new()),
             watchers: Mutex::new(HashMap::new()),
             turns: Mutex::new(HashMap::new()),
@@ -193,7 +197,8 @@ impl Conversations {
             }
         }
         let (state, effects) = Conversation::found(kind, encryption, policy, founder, others, now_ms)?;
-        let change = Self::change_of(&state, &effects, true, now_ms);
+        let authority = self.authority.get().await;
+        let change = Self::change_of(&state, &effects, true, now_ms, authority.as_deref());
         let new = NewConversation {
             id: conclave_store::new_id(),
             org_id,
@@ -304,7 +309,8 @@ impl Conversations {
             }
         }
         let at_ms = batch.iter().map(|q| q.now_ms).max().unwrap_or_default();
-        let mut change = Self::change_of(&state, &all, false, at_ms);
+        let authority = self.authority.get().await;
+        let mut change = Self::change_of(&state, &all, false, at_ms, authority.as_deref());
         change.state_json = change.state_json.take().filter(|json| *json != row.state_json);
         if change.entries.is_empty() && change.state_json.is_none() {
             return Some(outcomes);
@@ -341,7 +347,8 @@ impl Conversations {
             // Who is in it, and with which role, changes only by a membership entry.
             let membership_changed =
                 effects.iter().any(|e| matches!(e, Effect::Append(Entry { body: EntryBody::Membership { .. }, .. })));
-            let mut change = Self::change_of(&state, &effects, membership_changed, now_ms);
+            let authority = self.authority.get().await;
+            let mut change = Self::change_of(&state, &effects, membership_changed, now_ms, authority.as_deref());
             // A message changes only the log: the stored state stays as it is.
             let state_json = change.state_json.take().filter(|json| *json != row.state_json);
             let unchanged = state_json.is_none();
@@ -513,6 +520,7 @@ impl Conversations {
         effects: &[Effect],
         membership_changed: bool,
         now_ms: i64,
+        authority: Option<&DeviceAuthority>,
     ) -> ConversationChange {
         let mut change = ConversationChange {
             state_json: Some(serde_json::to_string(state).expect("a conversation serialises")),
@@ -532,12 +540,23 @@ impl Conversations {
                         change.shared_files.extend(files.iter().map(|f| (f.clone(), entry.seq as i64)));
                         reads.insert(from.clone(), entry.seq as i64);
                     }
-                    change.entries.push(entry_row(entry));
+                    match &entry.body {
+                        EntryBody::RemoveRequest { member, committer, .. } => {
+                            let proposal = Self::propose_removal(state, authority, &member.device_id);
+                            let body = EntryBody::RemoveRequest {
+                                member: member.clone(),
+                                committer: committer.clone(),
+                                proposal,
+                            };
+                            change.entries.push(entry_row(&Entry { body, ..entry.clone() }));
+                        }
+                        _ => change.entries.push(entry_row(entry)),
+                    }
                 }
                 Effect::Erase(seq) => change.erase.push(*seq as i64),
                 Effect::ToDevice(delivery) => {
                     let to = delivery.recipient().clone();
-                    let handshake = Self::handshake(state, delivery.clone());
+                    let handshake = Self::handshake(state, delivery.clone(), authority);
                     change.inbox.push((to, serde_json::to_string(&handshake).expect("a handshake serialises")));
                 }
                 Effect::Duplicate(_) => {}
@@ -547,8 +566,17 @@ impl Conversations {
         change
     }
 
+    /// The server's own proposal to remove `device` from the conversation's
+    /// group, signed as its external sender for the epoch the group is at
+    /// once this decision is written (the log's order puts the request
+    /// after every commit the decision logged).
+    fn propose_removal(state: &Conversation, authority: Option<&DeviceAuthority>, device: &str) -> Option<String> {
+        let (epoch, leaf) = state.removal_at(device)?;
+        authority?.propose_removal(epoch, leaf)
+    }
+
     /// A delivery for one device, with each device named with its account.
-    fn handshake(state: &Conversation, delivery: Delivery<String>) -> Handshake {
+    fn handshake(state: &Conversation, delivery: Delivery<String>, authority: Option<&DeviceAuthority>) -> Handshake {
         let named = |device: String| GroupDevice {
             user_id: state.device_owner(&device).cloned().unwrap_or_default(),
             device_id: device,
@@ -559,7 +587,8 @@ impl Conversations {
                 Handshake::AddRequest { member: named(member), key_package, committer }
             }
             Delivery::RemoveRequest { member, committer, .. } => {
-                Handshake::RemoveRequest { member: named(member), committer }
+                let proposal = Self::propose_removal(state, authority, &member);
+                Handshake::RemoveRequest { member: named(member), committer, proposal }
             }
             Delivery::Welcome { to, epoch, welcome, committer, members } => {
                 let readable_from = state.readable_from(&to).unwrap_or(state.last_seq() + 1);

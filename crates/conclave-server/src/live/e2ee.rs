@@ -54,7 +54,8 @@ impl MeetingE2ee {
     /// The room's admitted set may have changed: whoever left is to be
     /// removed from the group (the delivery service asks the committer).
     pub fn sync(&mut self, room: &Room) -> Deliveries {
-        self.group.membership(&admitted(room))
+        let out = self.group.membership(&admitted(room));
+        self.propose(out)
     }
 
     /// An admitted participant's E2EE message; the message back if it is
@@ -69,7 +70,7 @@ impl MeetingE2ee {
         registrations: &mut Vec<Registration>,
     ) -> Result<Deliveries, ClientMessage> {
         let admitted = admitted(room);
-        Ok(match message {
+        let out = match message {
             ClientMessage::E2eeCredentialRequest { signature_key } => {
                 let Some(authority) = &self.authority else {
                     return Ok(vec![(
@@ -128,7 +129,31 @@ impl MeetingE2ee {
                 Deliveries::new()
             }
             other => return Err(other),
-        })
+        };
+        Ok(self.propose(out))
+    }
+
+    /// Signs the server's own proposal into each removal request, as the
+    /// group's external sender: for the group's epoch now and the leaf the
+    /// departing device holds (one signature per device, however many
+    /// members are told).
+    fn propose(&self, mut out: Deliveries) -> Deliveries {
+        let Some(authority) = &self.authority else { return out };
+        let mut signed: Vec<(ParticipantId, Option<String>)> = Vec::new();
+        for (_, message) in &mut out {
+            let ServerMessage::E2eeRemoveRequest { participant_id, proposal, .. } = message else { continue };
+            let made = match signed.iter().find(|(p, _)| p == participant_id) {
+                Some((_, made)) => made.clone(),
+                None => {
+                    let at = self.group.service().removal_at(participant_id);
+                    let made = at.and_then(|(epoch, leaf)| authority.propose_removal(epoch, leaf));
+                    signed.push((*participant_id, made.clone()));
+                    made
+                }
+            };
+            *proposal = made;
+        }
+        out
     }
 
     /// The server vouched for a participant's device: it is told, and the
@@ -140,6 +165,7 @@ impl MeetingE2ee {
             return Deliveries::new();
         }
         let mut out = self.group.vouched(participant, vouched.owner, &admitted);
+        out = self.propose(out);
         out.push((
             participant,
             ServerMessage::E2eeCredential {

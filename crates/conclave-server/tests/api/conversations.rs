@@ -369,8 +369,25 @@ async fn a_removed_member_reads_nothing_more_and_cannot_open_what_follows(engine
     // Until the removal is committed, nothing can be sent; Ada's device,
     // asked to commit it, does so as it syncs, and then sends.
     t.devices[0].send_text(&group.id, "after Cy left", None).await.unwrap();
-    for d in t.devices.iter_mut() {
-        assert!(texts(d).await.contains(&"after Cy left".to_string()));
+    assert!(texts(&mut t.devices[0]).await.contains(&"after Cy left".to_string()));
+    // The server asked for the removal with its own signed MLS proposal, as
+    // the group's external sender, and the other devices applied a commit
+    // that carried that proposal out.
+    let log = t.ada.read_conversation(&group.id, &t.devices[0].device_id, 0, 500, 0).await.unwrap();
+    let request = log.entries.iter().find_map(|e| match &e.body {
+        EntryBody::RemoveRequest { member, proposal, .. } if member.device_id == cy.device_id => proposal.clone(),
+        _ => None,
+    });
+    assert!(request.is_some(), "the removal request carries the server's proposal");
+    for d in t.devices[1..].iter_mut() {
+        let seen = d.sync().await.unwrap();
+        let on_the_servers_word = ChatEvent::DeviceRemoved {
+            conversation_id: group.id.clone(),
+            device: cy.device_id.clone(),
+            by_server: true,
+        };
+        assert!(seen.contains(&on_the_servers_word), "{seen:?}");
+        assert!(seen.iter().any(|e| matches!(e, ChatEvent::Message { text, .. } if text == "after Cy left")));
     }
     // Cy's device reads nothing more, and is told so.
     assert_problem!(cy_client.read_conversation(&group.id, &cy.device_id, 0, 10, 0).await, 404, "not-found");
@@ -757,7 +774,8 @@ async fn a_node_with_an_older_copy_of_a_conversation_never_forks_it(engine: Engi
     t.devices[2].send_text(&group.id, "from this node", None).await.unwrap();
     let store = t.srv.state.store.clone();
     let pusher = conclave_server::push::Pusher::new(store.clone(), t.srv.url.clone(), false);
-    let other_node = conclave_server::conversations::Conversations::new(store, pusher);
+    let authority = conclave_server::devices::AuthorityCell::new(store.clone());
+    let other_node = conclave_server::conversations::Conversations::new(store, authority, pusher);
     let removal = |_: &conclave_conversation::Conversation| {
         Ok(Input::Remove { by: t.ada_id.clone(), account: t.grace_id.clone() })
     };

@@ -90,8 +90,16 @@ async fn the_server_vouches_for_each_device_and_a_new_device_is_shown_to_everyon
     // Grace comes back on the same device: nothing to tell.
     let kept = grace_key;
     assert!(!kept.is_empty());
+    let grace_id = grace.id;
     grace.leave().await;
     host_m.wait_until("Grace out of the group", MEDIA_WAIT, |s| s.e2ee_roster.len() == 2).await.unwrap();
+    // Her device was taken out on the server's own signed word: the host's
+    // commit carried out the server's proposal as the group's external
+    // sender, and Ada applied it as such.
+    for p in [&host_m, &ada] {
+        let removed = p.wait_until("the removal seen", MEDIA_WAIT, |s| !s.e2ee_removed.is_empty()).await.unwrap();
+        assert_eq!(removed.e2ee_removed, vec![(grace_id, true)]);
+    }
     let grace = member_joins(&grace_client, &meeting, &host_m, Some(kept)).await;
     until_in_group(&host_m, 3, grace.id).await;
     let first_key = fingerprint_of(&host_m, grace.id);

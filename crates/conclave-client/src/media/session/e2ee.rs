@@ -32,6 +32,9 @@ impl MediaSession {
                     stats.e2ee_new_devices.push((participant_id, display_name))
                 }
                 AgentEvent::CommitRefused { from, reason } => stats.e2ee_refused_commits.push((from, reason)),
+                AgentEvent::DeviceRemoved { participant_id, by_server } => {
+                    stats.e2ee_removed.push((participant_id, by_server))
+                }
                 _ => {}
             }
         }
