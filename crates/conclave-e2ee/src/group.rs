@@ -23,7 +23,7 @@
 //! The agent's state serialises (with the member's MLS state, kept by
 //! `OpenMlsMember::export_state`), so a device can stop and carry on.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::Debug;
 
 use conclave_proto::credential::{DeviceCredential, DeviceOwner, SignedCredential};
@@ -161,11 +161,16 @@ struct Asked<M: Ord> {
     adds: BTreeMap<M, (DeviceOwner, Vec<u8>)>,
     /// Devices to remove, by member, with their owner.
     removals: BTreeMap<M, DeviceOwner>,
+    /// Members whose removal the server proposes itself: it proposes it
+    /// again for every epoch until a commit carries it out, so the
+    /// committer waits for the proposal of the epoch it builds on.
+    #[serde(default)]
+    proposed: BTreeSet<M>,
 }
 
 impl<M: Ord> Default for Asked<M> {
     fn default() -> Self {
-        Self { adds: BTreeMap::new(), removals: BTreeMap::new() }
+        Self { adds: BTreeMap::new(), removals: BTreeMap::new(), proposed: BTreeSet::new() }
     }
 }
 
@@ -295,7 +300,9 @@ impl<M: Member> GroupAgent<M> {
                 if let Some(proposal) = proposal {
                     // One that does not check out is dropped: the committer
                     // then removes the device by a proposal of its own.
-                    let _ = self.take_removal_proposal(device, &proposal, &owner);
+                    if self.take_removal_proposal(device, &proposal, &owner).is_ok() {
+                        self.asked.proposed.insert(member.clone());
+                    }
                 }
                 self.asked.removals.insert(member.clone(), owner.clone());
                 if self.is_me(&committer) {
@@ -494,6 +501,7 @@ impl<M: Member> GroupAgent<M> {
     /// `member`'s device, owned by `owner`, is out of the group.
     fn forget(&mut self, member: &M, owner: &DeviceOwner) {
         self.asked.removals.remove(member);
+        self.asked.proposed.remove(member);
         if self.holders.get(owner) == Some(member) {
             self.holders.remove(owner);
         }
@@ -525,6 +533,19 @@ impl<M: Member> GroupAgent<M> {
             Ok(())
         };
         device.take_removal_proposal(proposal, &mut judge)
+    }
+
+    /// Whether `request` removes a device whose removal the server proposes
+    /// and whose proposal for this epoch has not come yet.
+    fn awaits_proposal<G: GroupMember>(&self, device: &G, request: &Request<M>) -> bool {
+        let Request::Remove { member, owner } = request else { return false };
+        if !self.asked.proposed.contains(member) {
+            return false;
+        }
+        let pending = device.pending_removals();
+        let leaf = device.roster().into_iter().find(|(_, c)| claimed(c).is_some_and(|c| c.owner == *owner));
+        // Gone already: nothing to wait for (the request is skipped).
+        leaf.is_some_and(|(leaf, _)| !pending.contains(&leaf))
     }
 
     /// Members whose removal the server proposed and this device keeps:
@@ -569,6 +590,12 @@ impl<M: Member> GroupAgent<M> {
         }
         let epoch = device.epoch()?;
         while let Some(request) = self.queued.pop_front() {
+            if self.awaits_proposal(device, &request) {
+                // The epoch moved on since the server's proposal: its
+                // proposal for this one follows (see `Asked::proposed`).
+                self.queued.push_front(request);
+                return None;
+            }
             // Any commit carries out the server's proposals this device keeps.
             let swept = self.swept(device);
             let Ok((built, added, mut removed)) = self.build(device, &request) else { continue };

@@ -483,7 +483,27 @@ fn a_removal_asked_for_while_another_commit_is_in_flight_is_proposed_again_for_t
     assert_eq!(w.agreed(), before + 2);
     let (_, removed, carried) = w.commits.last().unwrap().clone();
     assert_eq!(removed, vec!["bob-phone".to_owned()]);
-    assert!(carried.len() <= 1, "the proposal for the new epoch, or the committer's own");
+    assert_eq!(carried.len(), 1, "the committer waited for the server's proposal for the new epoch");
     let readers = w.say("carol-laptop", "hello");
     assert_eq!(readers, ["ada-laptop", "ada-phone", "bob-laptop"].map(Into::into).into());
+}
+
+#[test]
+fn devices_leaving_together_are_all_removed_on_the_servers_word() {
+    let mut w = four_devices();
+    // Bob's account is closed: both his devices go at once. The committer
+    // takes the first proposal out at once; the second proposal's epoch is
+    // over by then, and it waits for the server's next instead of removing
+    // the device on its own word.
+    w.members.remove("bob-laptop");
+    w.members.remove("bob-phone");
+    let members = w.members.clone();
+    let out = w.service.membership(|m| members.contains(m));
+    w.run(out);
+    w.agreed();
+    for gone in ["bob-laptop", "bob-phone"] {
+        let on_the_servers_word = GroupEvent::DeviceRemoved { member: gone.into(), by_server: true };
+        assert!(w.devices["ada-phone"].events.contains(&on_the_servers_word), "{gone}");
+    }
+    assert_eq!(w.say("ada-phone", "just us"), ["ada-laptop"].map(Into::into).into());
 }

@@ -7,6 +7,7 @@ use crate::conversations::{all_in_group, channel_request, direct_request, group_
 use crate::meetings::{admit, host_joins, new_meeting, WAIT};
 use crate::support::{TestServer, PASSWORD};
 use crate::{assert_problem, on_both_engines};
+use conclave_client::chat::ChatEvent;
 use conclave_proto::conversation::{ConversationSettingsUpdate, EntryBody};
 use conclave_proto::signal::{ClientMessage, ServerMessage};
 use conclave_proto::*;
@@ -690,7 +691,15 @@ async fn a_member_deactivated_by_scim_is_out_of_everything_within_a_second(engin
             "unauthenticated"
         );
     }
-    ada_devices[1].sync().await.unwrap();
+    // Her device left every group on the server's own signed word: Ada's
+    // other device applied, in each, a commit carrying out the proposal the
+    // server made as the group's external sender.
+    let seen = ada_devices[1].sync().await.unwrap();
+    for id in &conversations {
+        let device = grace_kept[0].device_id.clone();
+        let removed = ChatEvent::DeviceRemoved { conversation_id: id.clone(), device, by_server: true };
+        assert!(seen.contains(&removed), "{id}: {seen:?}");
+    }
     host.send(&ClientMessage::Leave).await.ok();
 }
 
