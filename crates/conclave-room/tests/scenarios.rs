@@ -347,6 +347,30 @@ fn the_host_key_claims_host_and_wrong_keys_run_out() {
 }
 
 #[test]
+fn the_owner_comes_back_through_a_lock_set_by_a_key_holder_and_is_host_again() {
+    let mut room = live_room();
+    // The owner steps out; a guest with the host key takes the meeting over
+    // and locks it, so nobody new gets in.
+    say(&mut room, 1, 1, ClientMessage::Leave);
+    say(&mut room, 2, 2, ClientMessage::ClaimHost { host_key: "123456".into() });
+    assert_eq!(room.host(), Some(2));
+    say(&mut room, 3, 2, ClientMessage::Lock);
+    let stranger = join(&mut room, 4, 4, guest(4), ORDINARY);
+    assert_eq!(sent_to(&stranger, 4), vec![ServerMessage::Refused { reason: RefusalReason::Locked }]);
+    // The owner is let in through the lock and is host again; the key
+    // holder is a co-host, and can neither remove nor ban the owner.
+    let back = join(&mut room, 5, 5, owner(), OWNER);
+    assert!(sent_to(&back, 5).iter().any(|m| matches!(m, ServerMessage::Admitted { .. })), "{back:?}");
+    assert_eq!((room.host(), room.view(2).unwrap().role), (Some(5), Role::CoHost));
+    let refused = say(&mut room, 6, 2, ClientMessage::Remove { participant_id: 5 });
+    assert_eq!(error_code(&refused, 2).as_deref(), Some("forbidden"));
+    assert_eq!(room.host(), Some(5));
+    // Claiming with the key again makes no difference while the owner is here.
+    say(&mut room, 7, 2, ClientMessage::ClaimHost { host_key: "123456".into() });
+    assert_eq!((room.host(), room.view(2).unwrap().role), (Some(5), Role::CoHost));
+}
+
+#[test]
 fn a_free_meeting_warns_at_ten_five_and_one_minutes_then_ends() {
     let policy = PolicyView { time_limit_minutes: Some(40), ..PolicyView::permissive() };
     let mut room = room_with(policy.clone());

@@ -396,6 +396,27 @@ async fn a_stolen_session_cannot_guess_the_password(engine: Engine) {
     // Once the lockout passes, the owner's right password works again.
     srv.clock.advance(Duration::from_secs(5 * 60));
     stolen.regenerate_recovery_codes(PASSWORD).await.unwrap();
+
+    // The address is held to account too: one that failed at sign-in as
+    // often as a credential-stuffing run does re-checks nothing, even the
+    // right password with the session it stole; from elsewhere it works.
+    let stuffer = srv.client_from("127.0.41.1");
+    let token = stolen.token().expect("a signed-in client").to_owned();
+    let stolen_there = stuffer.authenticated(&token);
+    for n in 0..40 {
+        let wrong = LoginRequest {
+            email: format!("someone-{n}@acme.test"),
+            password: "not it".into(),
+            totp_code: None,
+            recovery_code: None,
+            passkey: None,
+        };
+        if srv.client_from("127.0.41.1").login(&wrong).await.is_err_and(|e| e.to_string().contains("429")) {
+            break;
+        }
+    }
+    assert_problem!(stolen_there.regenerate_recovery_codes(PASSWORD).await, 429, "too-many-requests");
+    stolen.regenerate_recovery_codes(PASSWORD).await.unwrap();
 }
 
 on_both_engines_and_loopback!(names_that_impersonate_are_refused_and_the_roster_marks_members);
