@@ -204,5 +204,10 @@ async fn sweep_dormant_accounts_forever(state: SharedState) {
             Ok(n) => tracing::info!(samples = n, "forgot call-quality samples past their retention"),
             Err(err) => tracing::warn!(error = %err, "call-quality sweep failed"),
         }
+        match live::tickets::forget_stale(&state.store, state.now_ms()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(tokens = n, "forgot resume tokens and tickets left by stopped nodes"),
+            Err(err) => tracing::warn!(error = %err, "resume-token sweep failed"),
+        }
     }
 }

@@ -77,6 +77,23 @@ impl Store {
         Ok(row.map(|(m,)| m))
     }
 
+    /// Forgets what a node that stopped without closing its rooms left
+    /// behind: resume tokens issued before `resume_before_ms`, and tickets
+    /// expired by `now_ms` that nobody redeemed. How many rows went.
+    pub async fn forget_stale_entry_tokens(&self, resume_before_ms: i64, now_ms: i64) -> Result<u64> {
+        let resumes = sqlx::query("DELETE FROM resume_tokens WHERE created_at_ms < $1")
+            .bind(resume_before_ms)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        let tickets = sqlx::query("DELETE FROM join_tickets WHERE expires_at_ms <= $1")
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(resumes + tickets)
+    }
+
     /// A meeting's room closed: its seats, and their tokens, are gone.
     pub async fn forget_resume_tokens(&self, meeting_id: &str) -> Result<()> {
         sqlx::query("DELETE FROM resume_tokens WHERE meeting_id = $1").bind(meeting_id).execute(&self.pool).await?;

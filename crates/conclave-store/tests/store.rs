@@ -349,6 +349,16 @@ async fn a_join_ticket_is_taken_once_by_whichever_node_comes_first(db: TestDatab
     assert_eq!(b.resume_token_meeting("rs-1").await.unwrap().as_deref(), Some("m-1"));
     b.forget_resume_tokens("m-1").await.unwrap();
     assert_eq!(a.resume_token_meeting("rs-1").await.unwrap(), None);
+    // What a node that stopped without closing its rooms left behind goes
+    // by age: old resume tokens and expired tickets, not the fresh ones.
+    a.add_resume_token("rs-old", "m-3", 100).await.unwrap();
+    a.add_resume_token("rs-new", "m-3", 5_000).await.unwrap();
+    a.add_join_ticket("hash-old", "m-3", "{}", 2_000, 0).await.unwrap();
+    a.add_join_ticket("hash-new", "m-3", "{}", 9_000, 0).await.unwrap();
+    assert_eq!(b.forget_stale_entry_tokens(1_000, 3_000).await.unwrap(), 2);
+    assert_eq!(a.resume_token_meeting("rs-old").await.unwrap(), None);
+    assert_eq!(a.resume_token_meeting("rs-new").await.unwrap().as_deref(), Some("m-3"));
+    assert!(a.take_join_ticket("hash-new", 3_000).await.unwrap().is_some());
 }
 
 test_both_engines!(a_device_is_registered_once_listed_and_revoked);

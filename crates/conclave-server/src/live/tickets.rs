@@ -45,7 +45,19 @@ pub async fn new_resume_token(store: &Store, meeting_id: &str, now_ms: i64) -> R
     Ok(token.into_string())
 }
 
+/// How long a resume token is kept at most. A room forgets its seats'
+/// tokens when it closes; this bounds what a node that stopped without
+/// closing its rooms leaves behind. A seat older than this that drops
+/// joins again instead of resuming.
+pub const RESUME_TOKEN_LIFETIME_MS: i64 = 24 * 60 * 60 * 1000;
+
 /// The meeting a resume token leads to, if it is known.
 pub async fn resume_meeting(store: &Store, token: &str) -> Result<Option<String>, StoreError> {
     store.resume_token_meeting(&TokenHash::of(token).0).await
+}
+
+/// Forgets resume tokens older than [`RESUME_TOKEN_LIFETIME_MS`] and
+/// tickets nobody redeemed in time; how many went.
+pub async fn forget_stale(store: &Store, now_ms: i64) -> Result<u64, StoreError> {
+    store.forget_stale_entry_tokens(now_ms - RESUME_TOKEN_LIFETIME_MS, now_ms).await
 }

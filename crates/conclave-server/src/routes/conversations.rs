@@ -718,7 +718,9 @@ const LIVE_BUFFER_BYTES: usize = 4 * 1024;
 /// How often a live connection checks that its session, account and device
 /// still stand (signed out, deactivated or revoked: it closes).
 const LIVE_RECHECK: Duration = Duration::from_secs(15);
-/// Frames a device may send a second; more closes the connection.
+/// Frames a device may send a second (and at once); more closes the
+/// connection. Counted by the same token bucket as signaling, on the
+/// server's clock.
 const LIVE_FRAMES_PER_SECOND: u32 = 10;
 /// Conversations a connection remembers typing in (past it, it starts over).
 const LIVE_TYPING_REMEMBERED: usize = 256;
@@ -752,10 +754,12 @@ async fn live_connection(state: SharedState, socket: WebSocket, listener: Listen
     let mut events = state.conversations.live.subscribe(account);
     let _connected = state.conversations.live.connect(device);
     let (mut out, mut incoming) = socket.split();
-    let mut last_typing: std::collections::HashMap<String, tokio::time::Instant> = std::collections::HashMap::new();
+    let mut last_typing: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
     let mut recheck = tokio::time::interval(LIVE_RECHECK);
     recheck.tick().await;
-    let (mut window, mut frames) = (tokio::time::Instant::now(), 0u32);
+    let clock = |state: &SharedState| state.now_ms().max(0) as u64;
+    let rate = f64::from(LIVE_FRAMES_PER_SECOND);
+    let mut frames = conclave_auth::TokenBucket::new(LIVE_FRAMES_PER_SECOND, rate, clock(&state));
     loop {
         tokio::select! {
             _ = recheck.tick() => {
@@ -786,16 +790,13 @@ async fn live_connection(state: SharedState, socket: WebSocket, listener: Listen
             }
             frame = incoming.next() => match frame {
                 Some(Ok(Message::Text(text))) => {
-                    let now = tokio::time::Instant::now();
-                    if now.duration_since(window) >= Duration::from_secs(1) {
-                        (window, frames) = (now, 0);
-                    }
-                    frames += 1;
+                    let now = state.now_ms();
+                    let within_rate = frames.take(clock(&state)).is_ok();
                     let Ok(LiveCommand::Typing { conversation_id }) = serde_json::from_str::<LiveCommand>(&text) else {
                         let _ = out.send(Message::Close(None)).await;
                         break;
                     };
-                    if frames > LIVE_FRAMES_PER_SECOND {
+                    if !within_rate {
                         let _ = out.send(Message::Close(None)).await;
                         break;
                     }
@@ -803,7 +804,7 @@ async fn live_connection(state: SharedState, socket: WebSocket, listener: Listen
                     // to a conversation the account is in.
                     let due = last_typing
                         .get(&conversation_id)
-                        .is_none_or(|at| now.duration_since(*at) >= Duration::from_millis(TYPING_EVERY_MS));
+                        .is_none_or(|at| now.saturating_sub(*at) >= TYPING_EVERY_MS as i64);
                     if !due {
                         continue;
                     }
