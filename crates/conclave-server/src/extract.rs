@@ -3,12 +3,13 @@
 //! CSRF check.
 
 use crate::error::ApiError;
-use crate::state::SharedState;
+use crate::state::{Audit, SharedState};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, Method};
 use conclave_auth::TokenHash;
+use conclave_proto::audit::{AuditAction, AuditOutcome};
 use conclave_proto::{Org, OrgPolicy};
 use conclave_store::{SessionRow, UserRow};
 use serde::de::DeserializeOwned;
@@ -84,6 +85,18 @@ pub struct CurrentSession {
 impl CurrentSession {
     pub fn org_id(&self) -> Option<&str> {
         self.user.org_id.as_deref()
+    }
+
+    /// An audit event done by this session's person, from `ip`, in their
+    /// organisation. (Here rather than on `Audit`, so the state knows
+    /// nothing of requests.)
+    pub fn audit(&self, ip: IpAddr, action: AuditAction, outcome: AuditOutcome) -> Audit<'_> {
+        Audit {
+            org_id: self.org_id(),
+            actor_id: Some(&self.user.id),
+            source_ip: Some(ip),
+            ..Audit::new(action, outcome)
+        }
     }
 }
 

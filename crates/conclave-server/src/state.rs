@@ -58,21 +58,6 @@ impl<'a> Audit<'a> {
         Self { action, outcome, org_id: None, actor_id: None, target: None, source_ip: None, detail: "" }
     }
 
-    /// An event done by the signed-in `current`, from `ip`, in their organisation.
-    pub fn by(
-        current: &'a crate::extract::CurrentSession,
-        ip: IpAddr,
-        action: AuditAction,
-        outcome: AuditOutcome,
-    ) -> Self {
-        Self {
-            org_id: current.org_id(),
-            actor_id: Some(&current.user.id),
-            source_ip: Some(ip),
-            ..Self::new(action, outcome)
-        }
-    }
-
     pub fn org(self, org_id: &'a str) -> Self {
         Self { org_id: Some(org_id), ..self }
     }

@@ -74,7 +74,7 @@ pub async fn add_source(
         }
         other => other?,
     };
-    let event = Audit::by(&current, ip, AuditAction::OrgWatchSources, AuditOutcome::Success).org(&org_id);
+    let event = current.audit(ip, AuditAction::OrgWatchSources, AuditOutcome::Success).org(&org_id);
     state.audit(event.target(&row.id).detail(url)).await?;
     Ok((StatusCode::CREATED, ApiJson(source_view(&row))))
 }
@@ -94,7 +94,7 @@ pub async fn remove_source(
     if !state.store.delete_watch_source(&org_id, &source_id).await? {
         return Err(ApiError::not_found("watched source"));
     }
-    let event = Audit::by(&current, ip, AuditAction::OrgWatchSources, AuditOutcome::Success).org(&org_id);
+    let event = current.audit(ip, AuditAction::OrgWatchSources, AuditOutcome::Success).org(&org_id);
     state.audit(event.target(&source_id).detail("removed")).await?;
     Ok(StatusCode::NO_CONTENT)
 }

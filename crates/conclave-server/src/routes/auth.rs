@@ -156,9 +156,7 @@ pub async fn logout(
     EnrollingSession(current): EnrollingSession,
 ) -> ApiResult<Response> {
     state.store.revoke_session(&current.user.id, &current.session.id, state.now_ms()).await?;
-    state
-        .audit(Audit::by(&current, ip, AuditAction::AuthLogout, AuditOutcome::Success).target(&current.session.id))
-        .await?;
+    state.audit(current.audit(ip, AuditAction::AuthLogout, AuditOutcome::Success).target(&current.session.id)).await?;
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, session_cookie(&state, "", 0))]).into_response())
 }
 

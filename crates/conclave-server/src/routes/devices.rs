@@ -3,7 +3,7 @@
 use crate::devices::{device_view, DeviceError};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, Authed, ClientIp};
-use crate::state::{Audit, SharedState};
+use crate::state::SharedState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use conclave_proto::audit::{AuditAction, AuditOutcome};
@@ -48,7 +48,7 @@ pub async fn register(
     })?;
     let device = &registration.device;
     let status = if registration.new {
-        let audit = Audit::by(&current, ip, AuditAction::AuthDeviceRegister, AuditOutcome::Success);
+        let audit = current.audit(ip, AuditAction::AuthDeviceRegister, AuditOutcome::Success);
         state.audit(audit.target(&device.id).detail(&device.name)).await?;
         state.conversations.device_added(&user.id, &device.id, state.now_ms()).await?;
         StatusCode::CREATED
@@ -83,9 +83,7 @@ pub async fn revoke(
         return Err(ApiError::not_found("device"));
     }
     state.conversations.device_removed(&current.user.id, &device_id, state.now_ms()).await?;
-    state
-        .audit(Audit::by(&current, ip, AuditAction::AuthDeviceRevoke, AuditOutcome::Success).target(&device_id))
-        .await?;
+    state.audit(current.audit(ip, AuditAction::AuthDeviceRevoke, AuditOutcome::Success).target(&device_id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -104,7 +104,8 @@ pub async fn invite(
     state.store.create_guest_invitation(&row, &token.hash().0).await?;
     state
         .audit(
-            Audit::by(&current, ip, AuditAction::GuestInvite, AuditOutcome::Success)
+            current
+                .audit(ip, AuditAction::GuestInvite, AuditOutcome::Success)
                 .org(&loaded.row.org_id)
                 .target(&conversation_id),
         )
@@ -248,7 +249,7 @@ pub async fn accept(
         return Err(ApiError::invalid_invitation());
     }
     let audit = |outcome, detail| {
-        Audit::by(&current, ip, AuditAction::GuestSignup, outcome).target(&invitation.conversation_id).detail(detail)
+        current.audit(ip, AuditAction::GuestSignup, outcome).target(&invitation.conversation_id).detail(detail)
     };
     if let Err(refused) = check_code(&state, &invitation, &req.code).await {
         state.audit(audit(AuditOutcome::Failure, "wrong code")).await?;

@@ -249,7 +249,8 @@ pub(crate) async fn create_meeting(
             other => break other?,
         }
     };
-    let audit = Audit::by(current, ip, AuditAction::MeetingCreate, AuditOutcome::Success)
+    let audit = current
+        .audit(ip, AuditAction::MeetingCreate, AuditOutcome::Success)
         .org(&org_id)
         .target(&row.id)
         .detail(&title);
@@ -383,7 +384,8 @@ pub async fn update(
         invitations::send(&state, &row, &dropped, Method::Cancel).await;
     }
     let detail = serde_json::to_string(&req.settings).unwrap_or_default();
-    let audit = Audit::by(&current, ip, AuditAction::MeetingUpdate, AuditOutcome::Success)
+    let audit = current
+        .audit(ip, AuditAction::MeetingUpdate, AuditOutcome::Success)
         .org(&row.org_id)
         .target(&row.id)
         .detail(&detail);
@@ -408,8 +410,7 @@ pub async fn delete(
     state.store.delete_meeting(&row.id).await?;
     let cancelled = MeetingRow { calendar_sequence: row.calendar_sequence + 1, ..row.clone() };
     invitations::send(&state, &cancelled, &row.invitees, Method::Cancel).await;
-    let audit =
-        Audit::by(&current, ip, AuditAction::MeetingDelete, AuditOutcome::Success).org(&row.org_id).target(&row.id);
+    let audit = current.audit(ip, AuditAction::MeetingDelete, AuditOutcome::Success).org(&row.org_id).target(&row.id);
     state.audit(audit).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -428,8 +429,7 @@ pub async fn rotate(
 ) -> ApiResult<ApiJson<Meeting>> {
     let mut row = managed(&state, &current, &meeting_id, ip, AuditAction::MeetingRotate).await?;
     crate::meetings::rotate_secrets(&state, &mut row).await?;
-    let audit =
-        Audit::by(&current, ip, AuditAction::MeetingRotate, AuditOutcome::Success).org(&row.org_id).target(&row.id);
+    let audit = current.audit(ip, AuditAction::MeetingRotate, AuditOutcome::Success).org(&row.org_id).target(&row.id);
     state.audit(audit).await?;
     Ok(ApiJson(view(&state, &row)))
 }
@@ -586,7 +586,8 @@ pub async fn lift_ban(
     let row = managed(&state, &current, &meeting_id, ip, AuditAction::MeetingBanLift).await?;
     let lifted = state.store.lift_meeting_ban(&row.id, &ban_id).await?.ok_or_else(|| ApiError::not_found("ban"))?;
     state.live.bans_lifted(&row.id, lifted);
-    let audit = Audit::by(&current, ip, AuditAction::MeetingBanLift, AuditOutcome::Success)
+    let audit = current
+        .audit(ip, AuditAction::MeetingBanLift, AuditOutcome::Success)
         .org(&row.org_id)
         .target(&row.id)
         .detail(&ban_id);

@@ -94,10 +94,7 @@ pub async fn create(
         })?;
     state
         .audit(
-            Audit::by(&current, ip, AuditAction::OrgCreate, AuditOutcome::Success)
-                .org(&org.id)
-                .target(&org.id)
-                .detail(&name),
+            current.audit(ip, AuditAction::OrgCreate, AuditOutcome::Success).org(&org.id).target(&org.id).detail(&name),
         )
         .await?;
     Ok((StatusCode::CREATED, ApiJson(org)))
@@ -178,7 +175,8 @@ pub async fn update_member(
     let detail = format!("{} -> {}", member.role.map_or("none", OrgRole::as_str), req.role.as_str());
     state
         .audit(
-            Audit::by(&current, ip, AuditAction::OrgMemberRole, AuditOutcome::Success)
+            current
+                .audit(ip, AuditAction::OrgMemberRole, AuditOutcome::Success)
                 .org(&org_id)
                 .target(&member.id)
                 .detail(&detail),
@@ -238,7 +236,7 @@ async fn set_member_status(
         crate::offboarding::close_account(&state, &member.id).await?.describe()
     };
     state
-        .audit(Audit::by(&current, ip, action, AuditOutcome::Success).org(&org_id).target(&member.id).detail(&detail))
+        .audit(current.audit(ip, action, AuditOutcome::Success).org(&org_id).target(&member.id).detail(&detail))
         .await?;
     let updated = state.store.user_by_id(&member.id).await?.ok_or_else(|| ApiError::not_found("member"))?;
     Ok(ApiJson(user_view(&updated)))
@@ -277,7 +275,8 @@ pub async fn invite(
         .await?;
     state
         .audit(
-            Audit::by(&current, ip, AuditAction::OrgInvite, AuditOutcome::Success)
+            current
+                .audit(ip, AuditAction::OrgInvite, AuditOutcome::Success)
                 .org(&org_id)
                 .target(&row.id)
                 .detail(req.role.as_str()),
@@ -342,7 +341,8 @@ pub async fn revoke_invitation(
     }
     state
         .audit(
-            Audit::by(&current, ip, AuditAction::OrgInvitationRevoke, AuditOutcome::Success)
+            current
+                .audit(ip, AuditAction::OrgInvitationRevoke, AuditOutcome::Success)
                 .org(&org_id)
                 .target(&invitation_id),
         )

@@ -6,7 +6,7 @@ use crate::accounts::{self, SessionKind};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ClientIp, EnrollingSession};
 use crate::passkeys;
-use crate::state::{Audit, SharedState};
+use crate::state::SharedState;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
@@ -109,15 +109,13 @@ pub async fn register(
         Ok(row) => row,
         Err(err) => {
             let detail = format!("registration refused: {err}");
-            state
-                .audit(Audit::by(&current, ip, AuditAction::AuthPasskey, AuditOutcome::Failure).detail(&detail))
-                .await?;
+            state.audit(current.audit(ip, AuditAction::AuthPasskey, AuditOutcome::Failure).detail(&detail)).await?;
             return Err(err.into());
         }
     };
     let detail = format!("registered \"{}\"", row.name);
     state
-        .audit(Audit::by(&current, ip, AuditAction::AuthPasskey, AuditOutcome::Success).target(&row.id).detail(&detail))
+        .audit(current.audit(ip, AuditAction::AuthPasskey, AuditOutcome::Success).target(&row.id).detail(&detail))
         .await?;
     let email = &current.user.email;
     let what = format!(
@@ -147,11 +145,7 @@ pub async fn rename(
     }
     let detail = format!("renamed \"{name}\"");
     state
-        .audit(
-            Audit::by(&current, ip, AuditAction::AuthPasskey, AuditOutcome::Success)
-                .target(&passkey_id)
-                .detail(&detail),
-        )
+        .audit(current.audit(ip, AuditAction::AuthPasskey, AuditOutcome::Success).target(&passkey_id).detail(&detail))
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -183,11 +177,7 @@ pub async fn remove(
     }
     state.store.delete_passkey(&current.user.id, &passkey_id).await?;
     state
-        .audit(
-            Audit::by(&current, ip, AuditAction::AuthPasskey, AuditOutcome::Success)
-                .target(&passkey_id)
-                .detail("removed"),
-        )
+        .audit(current.audit(ip, AuditAction::AuthPasskey, AuditOutcome::Success).target(&passkey_id).detail("removed"))
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

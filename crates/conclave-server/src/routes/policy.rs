@@ -5,7 +5,7 @@ use super::orgs::authorize;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, Authed, ClientIp};
 use crate::org_policy::apply_update;
-use crate::state::{Audit, SharedState};
+use crate::state::SharedState;
 use axum::extract::{Path, State};
 use conclave_proto::audit::{AuditAction, AuditOutcome};
 use conclave_proto::{OrgPolicy, OrgPolicyUpdate, OrgRole, Problem};
@@ -45,7 +45,8 @@ pub async fn update(
     super::meetings::policy_changed(&state, &org_id, &next);
     state
         .audit(
-            Audit::by(&current, ip, AuditAction::OrgPolicyUpdate, AuditOutcome::Success)
+            current
+                .audit(ip, AuditAction::OrgPolicyUpdate, AuditOutcome::Success)
                 .org(&org_id)
                 .target(&org_id)
                 .detail(&changed),

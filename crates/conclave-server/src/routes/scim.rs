@@ -969,7 +969,7 @@ pub async fn create_token(
     let token = OpaqueToken::generate_with_prefix("scim_");
     state.store.put_scim_token(&org_id, &token.hash().0, &current.user.id, state.now_ms()).await?;
     state
-        .audit(Audit::by(&current, ip, AuditAction::OrgScimToken, AuditOutcome::Success).org(&org_id).detail("made"))
+        .audit(current.audit(ip, AuditAction::OrgScimToken, AuditOutcome::Success).org(&org_id).detail("made"))
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -993,7 +993,7 @@ pub async fn revoke_token(
         return Err(ApiError::not_found("SCIM token"));
     }
     state
-        .audit(Audit::by(&current, ip, AuditAction::OrgScimToken, AuditOutcome::Success).org(&org_id).detail("revoked"))
+        .audit(current.audit(ip, AuditAction::OrgScimToken, AuditOutcome::Success).org(&org_id).detail("revoked"))
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -1058,7 +1058,7 @@ pub async fn map_group(
         after.role.map_or("none", OrgRole::as_str),
         after.channel_id.as_deref().unwrap_or("none")
     );
-    let event = Audit::by(&current, ip, AuditAction::ScimGroupUpdate, AuditOutcome::Success).org(&org_id);
+    let event = current.audit(ip, AuditAction::ScimGroupUpdate, AuditOutcome::Success).org(&org_id);
     state.audit(event.target(&group_id).detail(&detail)).await?;
     Ok(ApiJson(mapping_view(&after)))
 }

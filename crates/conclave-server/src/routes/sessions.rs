@@ -3,7 +3,7 @@
 use crate::accounts;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, Authed, ClientIp, CurrentSession, EnrollingSession};
-use crate::state::{Audit, SharedState};
+use crate::state::SharedState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use conclave_proto::audit::{AuditAction, AuditOutcome};
@@ -53,9 +53,7 @@ pub async fn revoke(
     }
     // Its live connections close.
     state.conversations.live.recheck(&current.user.id, None);
-    state
-        .audit(Audit::by(&current, ip, AuditAction::AuthSessionRevoke, AuditOutcome::Success).target(&session_id))
-        .await?;
+    state.audit(current.audit(ip, AuditAction::AuthSessionRevoke, AuditOutcome::Success).target(&session_id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -82,9 +80,7 @@ pub async fn create_token(
     let (token, row) =
         accounts::start_session(&state, &current.user.id, "access_token", Some(name), ip, None, lifetime).await?;
     state
-        .audit(
-            Audit::by(&current, ip, AuditAction::AuthTokenCreate, AuditOutcome::Success).target(&row.id).detail(name),
-        )
+        .audit(current.audit(ip, AuditAction::AuthTokenCreate, AuditOutcome::Success).target(&row.id).detail(name))
         .await?;
     let session = session_view(&row, &current);
     Ok((StatusCode::CREATED, ApiJson(AccessTokenCreated { token: token.into_string(), session })))

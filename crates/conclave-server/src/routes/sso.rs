@@ -221,7 +221,7 @@ pub async fn create(
         }
         other => other?,
     };
-    let event = Audit::by(&current, ip, AuditAction::OrgIdentityProvider, AuditOutcome::Success).org(&org_id);
+    let event = current.audit(ip, AuditAction::OrgIdentityProvider, AuditOutcome::Success).org(&org_id);
     state.audit(event.target(&row.id).detail(&format!("connected {} ({})", row.name, row.issuer))).await?;
     Ok((StatusCode::CREATED, ApiJson(provider_view(&state, &row))))
 }
@@ -281,7 +281,7 @@ pub async fn update(
     if checked.issuer != row.issuer || checked.client_id != row.client_id {
         state.store.forget_external_identities(&row.id).await?;
     }
-    let event = Audit::by(&current, ip, AuditAction::OrgIdentityProvider, AuditOutcome::Success).org(&org_id);
+    let event = current.audit(ip, AuditAction::OrgIdentityProvider, AuditOutcome::Success).org(&org_id);
     state.audit(event.target(&row.id).detail(&format!("changed {}", checked.name))).await?;
     let row = own_provider(&state, &org_id, &provider_id).await?;
     Ok(ApiJson(provider_view(&state, &row)))
@@ -308,7 +308,7 @@ pub async fn remove(
     }
     state.store.delete_identity_provider(&row.id).await?;
     state.relying_party.forget(&row.id);
-    let event = Audit::by(&current, ip, AuditAction::OrgIdentityProvider, AuditOutcome::Success).org(&org_id);
+    let event = current.audit(ip, AuditAction::OrgIdentityProvider, AuditOutcome::Success).org(&org_id);
     state.audit(event.target(&row.id).detail(&format!("disconnected {}", row.name))).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -12,7 +12,7 @@ use super::orgs::authorize;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, Authed, ClientIp};
 use crate::files::Location;
-use crate::state::{Audit, SharedState};
+use crate::state::SharedState;
 
 fn view(storage: &conclave_store::OrgStorage) -> StorageView {
     match &storage.storage {
@@ -91,7 +91,8 @@ pub async fn set(
             let refused = format!("{err}");
             state
                 .audit(
-                    Audit::by(&current, ip, AuditAction::OrgStorageUpdate, AuditOutcome::Failure)
+                    current
+                        .audit(ip, AuditAction::OrgStorageUpdate, AuditOutcome::Failure)
                         .org(&org_id)
                         .target(&org_id)
                         .detail(&refused),
@@ -112,7 +113,8 @@ pub async fn set(
     );
     state
         .audit(
-            Audit::by(&current, ip, AuditAction::OrgStorageUpdate, AuditOutcome::Success)
+            current
+                .audit(ip, AuditAction::OrgStorageUpdate, AuditOutcome::Success)
                 .org(&org_id)
                 .target(&org_id)
                 .detail(&where_to),
