@@ -10,7 +10,7 @@
 use crate::meetings::{admit, guest_knocks, host_joins, hosted, WAIT};
 use crate::support::{TestServer, PASSWORD};
 use crate::two_factor::{code, enrol};
-use crate::{assert_problem, on_both_engines, on_both_engines_and_loopback};
+use crate::{assert_problem, in_process_and_loopback, on_both_engines, on_both_engines_and_loopback};
 use conclave_client::{MeetingConnection, SignalError};
 use conclave_e2ee::agent::{AgentEvent, E2eeAgent};
 use conclave_e2ee::credential::KnownDevices;
@@ -212,7 +212,7 @@ async fn settle(devices: &mut [&mut Device], what: &str, done: impl Fn(&[&mut De
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+in_process_and_loopback!(a_member_who_is_not_the_committer_cannot_cut_anyone_out_of_the_encryption_group);
 async fn a_member_who_is_not_the_committer_cannot_cut_anyone_out_of_the_encryption_group() {
     let srv = TestServer::start(conclave_store::Engine::Sqlite).await;
     let (host, _, meeting) = hosted(&srv).await;

@@ -6,6 +6,7 @@
 //! shown to the others.
 
 use crate::assert_problem;
+use crate::in_process_and_loopback;
 use crate::media::{refusal, MEDIA_WAIT};
 use crate::meetings::{admit, guest_knocks, host_joins, hosted, WAIT};
 use crate::support::TestServer;
@@ -49,7 +50,7 @@ async fn until_in_group(host: &MediaParticipant, count: usize, id: ParticipantId
     .unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+in_process_and_loopback!(the_server_vouches_for_each_device_and_a_new_device_is_shown_to_everyone);
 async fn the_server_vouches_for_each_device_and_a_new_device_is_shown_to_everyone() {
     let srv = TestServer::start(Engine::Sqlite).await;
     let (host, login, meeting) = hosted(&srv).await;

@@ -3,6 +3,7 @@
 //! over UDP to the SFU, and check what arrives, from whom, and when it stops.
 //! (Storage plays no part here, so these run on SQLite only.)
 
+use crate::in_process_and_loopback;
 use crate::meetings::{admit, guest_knocks, host_joins, hosted, WAIT};
 use crate::support::{CapturedLogs, TestServer};
 use conclave_client::media::{MediaOptions, MediaParticipant, MediaStats};
@@ -54,7 +55,7 @@ fn last_from(stats: &MediaStats, sender: ParticipantId) -> Option<Instant> {
     stats.received.iter().filter(|((s, _), _)| *s == sender).filter_map(|(_, t)| t.last_at).max()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+in_process_and_loopback!(three_participants_exchange_audio_video_and_a_screen_share);
 async fn three_participants_exchange_audio_video_and_a_screen_share() {
     let srv = TestServer::start(Engine::Sqlite).await;
     let people = meeting_with_media(&srv, &["Ada", "Grace"], |_| MediaOptions::default()).await;
@@ -137,7 +138,7 @@ async fn a_waiting_participant_has_no_media_path_until_admitted() {
         .unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+in_process_and_loopback!(a_removed_participant_stops_receiving_and_sending_within_a_second);
 async fn a_removed_participant_stops_receiving_and_sending_within_a_second() {
     let srv = TestServer::start(Engine::Sqlite).await;
     let people = meeting_with_media(&srv, &["Ada", "Eve"], |_| MediaOptions::default()).await;
@@ -169,7 +170,7 @@ async fn a_removed_participant_stops_receiving_and_sending_within_a_second() {
     assert_eq!(srv.state.media.as_ref().unwrap().stats().peers, 2);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+in_process_and_loopback!(host_mute_and_stop_video_are_enforced_at_the_sfu);
 async fn host_mute_and_stop_video_are_enforced_at_the_sfu() {
     let srv = TestServer::start(Engine::Sqlite).await;
     let people = meeting_with_media(&srv, &["Loud"], |_| MediaOptions::default()).await;
@@ -200,7 +201,7 @@ async fn host_mute_and_stop_video_are_enforced_at_the_sfu() {
         .unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+in_process_and_loopback!(subscriptions_choose_the_videos_and_their_simulcast_layers);
 async fn subscriptions_choose_the_videos_and_their_simulcast_layers() {
     let srv = TestServer::start(Engine::Sqlite).await;
     let simulcast = |i: usize| MediaOptions {
@@ -265,7 +266,7 @@ async fn simulcast_steps_down_when_the_subscribers_bandwidth_drops() {
     assert!(layer_now(viewer).unwrap() <= lower.max(1), "stays on a lower layer while the link is narrow");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+in_process_and_loopback!(a_vanished_participants_session_is_restarted_without_disturbing_the_others);
 async fn a_vanished_participants_session_is_restarted_without_disturbing_the_others() {
     let srv = TestServer::start(Engine::Sqlite).await;
     let people = meeting_with_media(&srv, &["Ghost"], |_| MediaOptions::default()).await;
@@ -482,7 +483,7 @@ fn entropy(bytes: &[u8]) -> f64 {
     counts.iter().filter(|c| **c > 0).map(|c| *c as f64 / n).map(|p| -p * p.log2()).sum()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+in_process_and_loopback!(an_end_to_end_encrypted_meeting_is_opaque_to_the_sfu);
 async fn an_end_to_end_encrypted_meeting_is_opaque_to_the_sfu() {
     let tap = conclave_sfu::FrameTap::default();
     let srv = TestServer::start_with(Engine::Sqlite, |c| c.media.as_mut().unwrap().tap = Some(tap.clone())).await;

@@ -200,6 +200,28 @@ macro_rules! on_both_engines_and_loopback {
     };
 }
 
+/// For tests on one engine: the test as it is, and once more with the
+/// live-meeting runtime's loopback transport (`name::loopback`), every
+/// command to a meeting and every message out of it crossing as JSON.
+#[macro_export]
+macro_rules! in_process_and_loopback {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn in_process() {
+                    super::$name().await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn loopback() {
+                    $crate::support::through_loopback(super::$name()).await
+                }
+            }
+        )+
+    };
+}
+
 tokio::task_local! {
     /// How the test servers started in this test reach their live meetings.
     static TRANSPORT: Transport;
