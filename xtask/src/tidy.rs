@@ -10,7 +10,11 @@
 //!   ClientMessage ````); in the flows, `→` lines are client messages and
 //!   `←` lines server messages. What the server writes must survive a round
 //!   trip unchanged (a field added to the Rust type and not to the example
-//!   fails); what clients write must parse, unknown fields refused.
+//!   fails); what clients write must parse, unknown fields refused. HTTP
+//!   exchanges in plain fences (`POST /api/v1/… {request}`, then `→ 201
+//!   {response}`) are checked as the route's request and response bodies;
+//!   one shown in part (`…`) only for its fields, each of which the type
+//!   must have.
 //! - The table of signaling error codes in `docs/protocol.md` has a row for
 //!   every `ErrorCode`, and only those.
 //! - A production build carries no test hooks: the `conclave` binary's
@@ -22,6 +26,7 @@ use std::process::Command;
 use conclave_proto::meeting::{JoinMeetingRequest, JoinTicket};
 use conclave_proto::problem::{Problem, ProblemCode, PROBLEM_BASE};
 use conclave_proto::signal::{ClientMessage, ErrorCode, ServerMessage};
+use conclave_proto::{conversation, file};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
@@ -46,6 +51,7 @@ pub fn check(root: &Path) -> Vec<String> {
     match std::fs::read_to_string(root.join("docs/protocol.md")) {
         Ok(text) => {
             problems.extend(protocol_examples(&text));
+            problems.extend(rest_examples(&text));
             problems.extend(error_code_table(&text));
         }
         Err(e) => problems.push(format!("docs/protocol.md: {e}")),
@@ -163,6 +169,20 @@ fn check_as(kind: &str, value: &Value) -> Result<(), String> {
         "ServerMessage" => round_trips::<ServerMessage>(value),
         "JoinMeetingRequest" => parses::<JoinMeetingRequest>(value),
         "JoinTicket" => round_trips::<JoinTicket>(value),
+        // HTTP bodies: requests parse, responses survive a round trip.
+        "CreateConversationRequest" => parses::<conversation::CreateConversationRequest>(value),
+        "InviteGuestRequest" => parses::<conversation::InviteGuestRequest>(value),
+        "GuestSignupRequest" => parses::<conversation::GuestSignupRequest>(value),
+        "AcceptGuestInvitationRequest" => parses::<conversation::AcceptGuestInvitationRequest>(value),
+        "SendMessageRequest" => parses::<conversation::SendMessageRequest>(value),
+        "StartUploadRequest" => parses::<file::StartUploadRequest>(value),
+        "StorageSettings" => parses::<file::StorageSettings>(value),
+        "MessageAccepted" => round_trips::<conversation::MessageAccepted>(value),
+        "Conversation" => round_trips::<conversation::Conversation>(value),
+        "GuestInvitation" => round_trips::<conversation::GuestInvitation>(value),
+        "EntryPage" => round_trips::<conversation::EntryPage>(value),
+        "FileStatus" => round_trips::<file::FileStatus>(value),
+        "StorageView" => round_trips::<file::StorageView>(value),
         "Problem" => {
             round_trips::<Problem>(value)?;
             let kind = value["type"].as_str().unwrap_or_default();
@@ -322,6 +342,214 @@ fn known_type(kind: &str, json: &str) -> Result<(), String> {
     }
 }
 
+// HTTP exchanges.
+
+/// The bodies each documented route takes and answers with, by name (see
+/// [`check_as`] and [`fields_of`]); `{}` in a path is any one segment.
+const ROUTES: &[(&str, &str, Option<&str>, Option<&str>)] = &[
+    ("POST", "/api/v1/conversations", Some("CreateConversationRequest"), Some("Conversation")),
+    ("POST", "/api/v1/conversations/{}/guests", Some("InviteGuestRequest"), Some("GuestInvitation")),
+    ("POST", "/api/v1/auth/guest-signup", Some("GuestSignupRequest"), None),
+    ("POST", "/api/v1/me/guest-invitations", Some("AcceptGuestInvitationRequest"), Some("Conversation")),
+    ("POST", "/api/v1/conversations/{}/messages", Some("SendMessageRequest"), Some("MessageAccepted")),
+    ("GET", "/api/v1/conversations/{}/entries", None, Some("EntryPage")),
+    ("POST", "/api/v1/conversations/{}/files", Some("StartUploadRequest"), Some("FileStatus")),
+    ("PUT", "/api/v1/files/{}/parts/{}", None, None),
+    ("GET", "/api/v1/files/{}", None, Some("FileStatus")),
+    ("POST", "/api/v1/files/{}/complete", None, None),
+    ("GET", "/api/v1/files/{}/parts/{}", None, None),
+    ("DELETE", "/api/v1/files/{}", None, None),
+    ("PUT", "/api/v1/orgs/{}/storage", Some("StorageSettings"), Some("StorageView")),
+];
+
+const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE"];
+
+/// The request and response bodies of a documented route.
+fn route(method: &str, path: &str) -> Option<(Option<&'static str>, Option<&'static str>)> {
+    let path = path.split('?').next().unwrap_or_default();
+    let segments: Vec<&str> = path.split('/').collect();
+    ROUTES.iter().find_map(|(m, pattern, request, response)| {
+        let pattern: Vec<&str> = pattern.split('/').collect();
+        let matches = *m == method
+            && pattern.len() == segments.len()
+            && pattern.iter().zip(&segments).all(|(p, s)| *p == "{}" || p == s);
+        matches.then_some((*request, *response))
+    })
+}
+
+fn rest_examples(text: &str) -> Vec<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut problems = Vec::new();
+    // Inside a fence: whether it is a plain one (no language named).
+    let mut fence: Option<bool> = None;
+    let mut bodies: Option<(Option<&str>, Option<&str>)> = None;
+    let mut i = 0;
+    while i < lines.len() {
+        let (number, trimmed) = (i + 1, lines[i].trim_start());
+        i += 1;
+        if let Some(info) = trimmed.strip_prefix("```") {
+            fence = match fence {
+                Some(_) => None,
+                None => Some(info.trim().is_empty()),
+            };
+            bodies = None;
+            continue;
+        }
+        if fence != Some(true) {
+            continue;
+        }
+        let (request, response) = match trimmed.split_once(' ') {
+            Some((method, rest)) if METHODS.contains(&method) => {
+                let rest = rest.trim_start();
+                let (path, after) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+                if !path.starts_with('/') {
+                    // Not the HTTP API (a WebSocket URL, say).
+                    bodies = None;
+                    continue;
+                }
+                bodies = route(method, path);
+                if bodies.is_none() {
+                    problems.push(format!("docs/protocol.md:{number}: `{method} {path}` is not a route tidy knows (see ROUTES in xtask/src/tidy.rs)"));
+                    continue;
+                }
+                let (request, response) = after.split_once('→').unwrap_or((after, ""));
+                (Some(request.trim()), Some(response.trim()))
+            }
+            _ => match trimmed.strip_prefix('→') {
+                Some(response) => (None, Some(response.trim())),
+                // A request body on the lines after its request line.
+                None if trimmed.starts_with('{') => (Some(trimmed), None),
+                None => continue,
+            },
+        };
+        let Some((request_type, response_type)) = bodies else { continue };
+        let mut check = |kind: Option<&str>, text: &str, i: &mut usize| {
+            let Some(start) = text.find('{') else { return };
+            let json = balanced_json(&text[start..], &lines, i);
+            let Some(kind) = kind else {
+                problems.push(format!("docs/protocol.md:{number}: a body where the route takes none"));
+                return;
+            };
+            let checked = if is_abbreviated(&json) {
+                fields_shown(&json).into_iter().try_for_each(|field| match fields_of(kind) {
+                    Some(known) if known.contains(&field) => Ok(()),
+                    Some(_) => Err(format!("a {kind} has no field `{field}`")),
+                    None => Err(format!("tidy does not know the fields of `{kind}`")),
+                })
+            } else {
+                serde_json::from_str::<Value>(&json).map_err(|e| e.to_string()).and_then(|v| check_as(kind, &v))
+            };
+            if let Err(e) = checked {
+                problems.push(format!("docs/protocol.md:{number}: not a {kind}: {e}"));
+            }
+        };
+        if let Some(body) = request.filter(|r| r.starts_with('{')) {
+            check(request_type, body, &mut i);
+        }
+        // `→ 201 {…}`: a status, then the body (if any).
+        if let Some(body) = response.and_then(|r| r.split_once(' ')).map(|(_, b)| b.trim_start()) {
+            if body.starts_with('{') {
+                check(response_type, body, &mut i);
+            }
+        }
+    }
+    problems
+}
+
+/// The JSON value starting `text`, taking the following lines (from `*i`)
+/// while its braces are open; whatever follows it (a remark) is left out.
+fn balanced_json(text: &str, lines: &[&str], i: &mut usize) -> String {
+    let mut json = String::new();
+    let mut line = text.to_owned();
+    let (mut depth, mut in_string, mut escaped) = (0i32, false, false);
+    loop {
+        for c in line.chars() {
+            json.push(c);
+            match c {
+                _ if escaped => escaped = false,
+                '\\' if in_string => escaped = true,
+                '"' => in_string = !in_string,
+                '{' | '[' if !in_string => depth += 1,
+                '}' | ']' if !in_string => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return json;
+                    }
+                }
+                _ => {}
+            }
+        }
+        match lines.get(*i) {
+            Some(next) => {
+                line = next.trim().to_owned();
+                *i += 1;
+            }
+            None => return json,
+        }
+    }
+}
+
+/// The names of an object's own fields, shown in part or whole.
+fn fields_shown(json: &str) -> Vec<String> {
+    let (mut fields, mut depth, mut in_string, mut escaped) = (Vec::new(), 0, false, false);
+    let mut current = String::new();
+    let chars: Vec<char> = json.chars().collect();
+    for (at, c) in chars.iter().enumerate() {
+        match c {
+            _ if escaped => {
+                escaped = false;
+                current.push(*c);
+            }
+            '\\' if in_string => escaped = true,
+            '"' if in_string => {
+                in_string = false;
+                let next = chars[at + 1..].iter().find(|c| !c.is_whitespace());
+                if depth == 1 && next == Some(&':') {
+                    fields.push(std::mem::take(&mut current));
+                }
+                current.clear();
+            }
+            '"' => in_string = true,
+            _ if in_string => current.push(*c),
+            '{' | '[' => depth += 1,
+            '}' | ']' => depth -= 1,
+            _ => {}
+        }
+    }
+    fields
+}
+
+/// The fields a body type may have (of any of its variants), from its JSON Schema.
+fn fields_of(kind: &str) -> Option<std::collections::BTreeSet<String>> {
+    use conclave_proto::conversation as c;
+    use conclave_proto::file as f;
+    let schema = match kind {
+        "CreateConversationRequest" => schemars::schema_for!(c::CreateConversationRequest),
+        "Conversation" => schemars::schema_for!(c::Conversation),
+        "InviteGuestRequest" => schemars::schema_for!(c::InviteGuestRequest),
+        "GuestInvitation" => schemars::schema_for!(c::GuestInvitation),
+        "GuestSignupRequest" => schemars::schema_for!(c::GuestSignupRequest),
+        "AcceptGuestInvitationRequest" => schemars::schema_for!(c::AcceptGuestInvitationRequest),
+        "SendMessageRequest" => schemars::schema_for!(c::SendMessageRequest),
+        "MessageAccepted" => schemars::schema_for!(c::MessageAccepted),
+        "EntryPage" => schemars::schema_for!(c::EntryPage),
+        "StartUploadRequest" => schemars::schema_for!(f::StartUploadRequest),
+        "FileStatus" => schemars::schema_for!(f::FileStatus),
+        "StorageSettings" => schemars::schema_for!(f::StorageSettings),
+        "StorageView" => schemars::schema_for!(f::StorageView),
+        _ => return None,
+    };
+    let root = schema.as_value();
+    let mut fields = std::collections::BTreeSet::new();
+    let variants = ["oneOf", "anyOf", "allOf"].iter().flat_map(|k| root[*k].as_array().cloned().unwrap_or_default());
+    for object in std::iter::once(root.clone()).chain(variants) {
+        if let Some(properties) = object["properties"].as_object() {
+            fields.extend(properties.keys().cloned());
+        }
+    }
+    Some(fields)
+}
+
 /// The rows of the table whose header is `| code | from | cause |`.
 fn error_code_table(text: &str) -> Vec<String> {
     let mut listed = Vec::new();
@@ -408,6 +636,32 @@ mod tests {
         assert_eq!(protocol_examples("```json\n{}\n```\n").len(), 1);
         let good = "```json ServerMessage\n{\"type\":\"chat_ack\",\"client_msg_id\":\"a\",\"seq\":2}\n{\"type\":\"pong\"}\n```\n";
         assert_eq!(protocol_examples(good), Vec::<String>::new());
+    }
+
+    #[test]
+    fn http_examples_are_held_to_their_routes_bodies() {
+        let fence = |body: &str| format!("```\n{body}\n```\n");
+        // Whole bodies parse as the route's request and survive as its response.
+        let good = fence(
+            "POST /api/v1/conversations/{id}/messages\n  {\"device_id\":\"d\",\"client_id\":\"c\",\n   \"epoch\":3,\"content\":\"x\"}\n→ 201 {\"seq\":41,\"duplicate\":false}   (a remark)",
+        );
+        assert_eq!(rest_examples(&good), Vec::<String>::new());
+        // A field the request does not have, in whole or in part; a response
+        // missing a field; a route nobody documented.
+        let bad = fence(
+            "POST /api/v1/conversations {\"kind\":\"group\",\"colour\":\"red\"}\n\
+             POST /api/v1/conversations {…,\"colour\":\"red\"}\n\
+             → 201 {\"id\":\"…\",\"flavour\":1,…}\n\
+             POST /api/v1/conversations/{id}/messages\n→ 201 {\"seq\":41}\n\
+             PATCH /api/v1/nowhere {}",
+        );
+        let problems = rest_examples(&bad);
+        assert_eq!(problems.len(), 5, "{problems:#?}");
+        assert!(problems[0].contains("colour") && problems[1].contains("colour"), "{problems:#?}");
+        assert!(problems[2].contains("flavour") && problems[3].contains("duplicate"), "{problems:#?}");
+        assert!(problems[4].contains("not a route"), "{problems:#?}");
+        // A WebSocket URL is not the HTTP API.
+        assert!(rest_examples(&fence("GET wss://meet.example.org/api/v1/signal?v=1")).is_empty());
     }
 
     #[test]
