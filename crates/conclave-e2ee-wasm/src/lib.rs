@@ -92,7 +92,9 @@ impl Device {
         Ok(json!({ "send": handled.send, "events": events }).to_string())
     }
 
-    /// An `e2ee_application` message carrying a chat line, as JSON.
+    /// An `e2ee_application` message carrying a chat line, as JSON; `null`
+    /// when a removal waits for its commit (the line is held and sent with
+    /// what `handle` returns once it is applied).
     pub fn chat(&mut self, text: &str) -> Result<String, JsError> {
         serde_json::to_string(&self.agent.chat(text).map_err(error)?).map_err(error)
     }

@@ -72,6 +72,9 @@ pub struct Handled {
 pub struct E2eeAgent<M: GroupMember> {
     session: E2eeSession<M>,
     group: GroupAgent<ParticipantId>,
+    /// Chat lines written while a removal waits for its commit: sent once
+    /// the group is at the epoch without the departing device.
+    held: Vec<String>,
 }
 
 impl E2eeAgent<OpenMlsMember> {
@@ -84,7 +87,7 @@ impl E2eeAgent<OpenMlsMember> {
 
 impl<M: GroupMember> E2eeAgent<M> {
     pub fn new(session: E2eeSession<M>, known: KnownDevices) -> Self {
-        Self { session, group: GroupAgent::new(known) }
+        Self { session, group: GroupAgent::new(known), held: Vec::new() }
     }
 
     /// Every device key seen per account, for the device to keep.
@@ -110,10 +113,34 @@ impl<M: GroupMember> E2eeAgent<M> {
         &mut self.session
     }
 
-    /// A chat line for the group, as an MLS application message.
-    pub fn chat(&mut self, text: &str) -> Result<ClientMessage, MlsError> {
-        let message = self.session.member.encrypt(text.as_bytes())?;
-        Ok(ClientMessage::E2eeApplication { message: BASE64.encode(&message) })
+    /// A chat line for the group, as an MLS application message; `None`
+    /// when a removal waits for its commit (the device being removed could
+    /// still read it): the line is held and goes out with what [`Self::handle`]
+    /// sends once the commit is applied.
+    pub fn chat(&mut self, text: &str) -> Result<Option<ClientMessage>, MlsError> {
+        if !self.held.is_empty() {
+            self.held.push(text.to_owned());
+            return Ok(None);
+        }
+        match self.session.member.encrypt(text.as_bytes()) {
+            Ok(message) => Ok(Some(ClientMessage::E2eeApplication { message: BASE64.encode(&message) })),
+            Err(MlsError::AwaitingCommit) => {
+                self.held.push(text.to_owned());
+                Ok(None)
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// The held chat lines the group can take now, in the order written.
+    fn release_held(&mut self) -> Vec<ClientMessage> {
+        let mut sent = Vec::new();
+        while let Some(text) = self.held.first() {
+            let Ok(message) = self.session.member.encrypt(text.as_bytes()) else { break };
+            sent.push(ClientMessage::E2eeApplication { message: BASE64.encode(&message) });
+            self.held.remove(0);
+        }
+        sent
     }
 
     /// Handles one message from the service; anything that is not about
@@ -131,6 +158,9 @@ impl<M: GroupMember> E2eeAgent<M> {
         out.send.extend(handled.send.into_iter().map(client_message));
         for event in handled.events {
             out.events.extend(self.meeting_event(event));
+        }
+        if !self.held.is_empty() && out.events.iter().any(|e| matches!(e, AgentEvent::NewEpoch(_))) {
+            out.send.extend(self.release_held());
         }
         out
     }

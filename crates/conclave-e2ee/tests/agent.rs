@@ -82,6 +82,29 @@ fn submit(
     message: ClientMessage,
     admitted: &BTreeSet<ParticipantId>,
 ) -> Vec<(ParticipantId, ServerMessage)> {
+    let out = submitted(ds, from, message, admitted);
+    signed(ds, out)
+}
+
+/// The server's own proposal in each removal request, as the group's
+/// external sender, for the service's state once it decided.
+fn signed(ds: &MeetingGroup, mut out: Vec<(ParticipantId, ServerMessage)>) -> Vec<(ParticipantId, ServerMessage)> {
+    for (_, message) in &mut out {
+        if let ServerMessage::E2eeRemoveRequest { participant_id, proposal, .. } = message {
+            *proposal = ds.service().removal_at(participant_id).map(|(epoch, leaf)| {
+                BASE64.encode(&conclave_e2ee::mls::server_removal(&AUTHORITY, epoch, leaf).unwrap())
+            });
+        }
+    }
+    out
+}
+
+fn submitted(
+    ds: &mut MeetingGroup,
+    from: ParticipantId,
+    message: ClientMessage,
+    admitted: &BTreeSet<ParticipantId>,
+) -> Vec<(ParticipantId, ServerMessage)> {
     match message {
         ClientMessage::E2eeCredentialRequest { signature_key } => {
             let owner = owner_of(from, &signature_key);
@@ -156,6 +179,7 @@ impl Meeting {
         self.admitted.remove(&id);
         self.agents.remove(&id);
         let out = self.ds.membership(&self.admitted);
+        let out = signed(&self.ds, out);
         self.run(out)
     }
 
@@ -224,7 +248,7 @@ fn a_replaced_committers_late_commit_is_refused_and_the_next_committer_carries_o
     // And they read each other.
     let frame = m.agents.get_mut(&3).unwrap().session_mut().encrypt_frame(b"from Carol", b"").unwrap();
     assert_eq!(m.agents.get_mut(&4).unwrap().session_mut().decrypt_frame(&frame, b"").unwrap(), b"from Carol");
-    let chat = m.agents.get_mut(&4).unwrap().chat("hello").unwrap();
+    let chat = m.agents.get_mut(&4).unwrap().chat("hello").unwrap().expect("no removal waits");
     let out = submit(&mut m.ds, 4, chat, &m.admitted);
     let events = m.run(out);
     assert_eq!(
@@ -279,7 +303,7 @@ fn a_member_who_is_not_the_committer_cannot_remove_anyone() {
     // Nothing changed: the host is still in everyone's group and speaks to it.
     assert_eq!((m.code(1), m.code(2)), (before.clone(), before));
     assert!(m.agents[&2].roster().iter().any(|r| r.participant_id == Some(1)));
-    let chat = m.agents.get_mut(&1).unwrap().chat("still here").unwrap();
+    let chat = m.agents.get_mut(&1).unwrap().chat("still here").unwrap().expect("no removal waits");
     let out = submit(&mut m.ds, 1, chat, &m.admitted);
     assert_eq!(out.len(), 2, "the host still sends to the group: {out:?}");
     let events = m.run(out);
@@ -444,4 +468,34 @@ fn an_account_back_on_another_device_is_shown_to_everyone() {
     );
     let host = m.agents[&1].known_devices().clone();
     assert_ne!(host, KnownDevices::default(), "the host keeps what it saw, to be stored between meetings");
+}
+
+#[test]
+fn a_chat_line_written_while_a_removal_waits_is_held_until_it_is_committed() {
+    let mut m = three();
+    // 3 leaves; 2 has the server's proposal to remove it before the commit
+    // that carries it out, and writes meanwhile: the line is held (3 could
+    // still read it), not refused.
+    m.admitted.remove(&3);
+    m.agents.remove(&3);
+    let out = m.ds.membership(&m.admitted);
+    let out = signed(&m.ds, out);
+    let (to_two, rest): (Vec<_>, Vec<_>) = out.into_iter().partition(|(to, _)| *to == 2);
+    for (_, message) in &to_two {
+        assert!(matches!(message, ServerMessage::E2eeRemoveRequest { proposal: Some(_), .. }));
+        m.agents.get_mut(&2).unwrap().handle(message);
+    }
+    assert_eq!(m.agents.get_mut(&2).unwrap().chat("written meanwhile").unwrap(), None, "held");
+    // The committer carries the removal out; once 2 applies it, the line goes.
+    let events = m.run(rest);
+    let read: Vec<_> = events
+        .iter()
+        .filter_map(|(to, e)| match e {
+            AgentEvent::Chat { from: 2, text } => Some((*to, text.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(read, vec![(1, "written meanwhile")]);
+    assert!(events.contains(&(1, AgentEvent::DeviceRemoved { participant_id: 3, by_server: true })), "{events:?}");
+    codes_agree(&m, &[1, 2]);
 }

@@ -126,7 +126,9 @@ self.onmessage = async (event: MessageEvent<ToWorker>) => {
     case "chat":
       if (device) {
         try {
-          post({ type: "send", message: JSON.parse(device.chat(m.text)) as ClientMessage });
+          // null: held until a pending removal is committed, then sent with what `handle` returns.
+          const message = JSON.parse(device.chat(m.text)) as ClientMessage | null;
+          if (message) post({ type: "send", message });
         } catch {
           post({ type: "chat_failed", text: m.text });
         }

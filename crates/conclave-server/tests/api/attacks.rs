@@ -266,7 +266,7 @@ async fn a_member_who_is_not_the_committer_cannot_cut_anyone_out_of_the_encrypti
 
     // Nothing changed: the host is in everyone's group and speaks to it.
     assert_eq!(ada.agent.session().security_code(), code);
-    let chat = owner.agent.chat("still the host").unwrap();
+    let chat = owner.agent.chat("still the host").unwrap().expect("no removal waits");
     owner.conn.send(&chat).await.unwrap();
     settle(&mut [&mut owner, &mut ada, &mut troll], "the host's chat", |d| {
         d.iter()
