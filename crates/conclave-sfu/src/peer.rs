@@ -212,6 +212,8 @@ pub(crate) struct Peer {
     pub declared: HashMap<String, MediaSource>,
     pub forwards: Vec<Forward>,
     pub pending: Option<SdpPendingOffer>,
+    /// When the outstanding offer was sent.
+    pub offered_at: Option<Instant>,
     /// The participant's first offer was accepted: the server may offer.
     pub ready: bool,
     /// The videos the participant has on screen; `None` until it says.
@@ -339,6 +341,21 @@ impl Peer {
         Some(offer.to_sdp_string())
     }
 
+    /// Withdraws the outstanding offer if it has waited `patience` for an
+    /// answer by `now` (lost on the way, or the app never answered): its
+    /// changes are offered again, and the participant's own offers are
+    /// answered meanwhile. Whether it withdrew one.
+    pub fn withdraw_unanswered_offer(&mut self, now: Instant, patience: Duration) -> bool {
+        let overdue = self.offered_at.is_some_and(|at| now.saturating_duration_since(at) >= patience);
+        if self.pending.is_none() || !overdue {
+            return false;
+        }
+        self.pending = None;
+        self.offered_at = None;
+        self.settle_offer(false);
+        true
+    }
+
     /// The participant's answer settled the outstanding offer.
     pub fn settle_offer(&mut self, accepted: bool) {
         for f in &mut self.forwards {
@@ -411,6 +428,7 @@ mod tests {
             declared: HashMap::new(),
             forwards: Vec::new(),
             pending: None,
+            offered_at: None,
             ready: true,
             tiles: None,
             estimate: None,

@@ -109,3 +109,23 @@ fn video_comes_back_within_seconds_of_a_five_second_outage() {
     eprintln!("video both ways again {:?} after the network came back", net.now - back);
     assert!(net.sfu.stats.estimates_reset >= 1, "the estimate started over");
 }
+
+/// The server's offer to a participant is lost on the way (its signaling
+/// dropped and came back): after waiting for an answer long enough, the
+/// server withdraws it and offers again, so the participant still gets the
+/// newcomer's camera (before, the server waited for that answer forever and
+/// ignored the participant's own offers meanwhile).
+#[test]
+fn an_offer_lost_on_the_way_is_made_again() {
+    let mut net = two_cameras();
+    net.lose_next_offer_to.insert(1);
+    net.join(3, CAMERA, address_of(3));
+    assert!(
+        net.run_until(Duration::from_secs(25), |n| camera_frames(n.peer(1), 3) > 30
+            && camera_frames(n.peer(2), 3) > 30),
+        "both see the newcomer: 1 got {} frames from 3, 2 got {}",
+        camera_frames(net.peer(1), 3),
+        camera_frames(net.peer(2), 3),
+    );
+    assert!(net.lose_next_offer_to.is_empty(), "the offer to 1 was lost");
+}

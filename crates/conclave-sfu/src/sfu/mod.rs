@@ -446,6 +446,7 @@ impl Sfu {
             declared: HashMap::new(),
             forwards: Vec::new(),
             pending: None,
+            offered_at: None,
             ready: false,
             tiles: None,
             estimate: None,
@@ -673,6 +674,15 @@ impl Sfu {
         }
         if now >= self.next_housekeeping {
             self.next_housekeeping = now + HOUSEKEEPING;
+            // A peer whose offer waits too long is driven, to offer again.
+            let overdue = self.peers.iter().filter(|(_, p)| {
+                p.pending.is_some()
+                    && p.offered_at.is_some_and(|at| now.saturating_duration_since(at) >= negotiation::OFFER_PATIENCE)
+            });
+            let overdue: Vec<PeerKey> = overdue.map(|(k, _)| *k).collect();
+            for key in overdue {
+                self.dirty.push(key);
+            }
             self.evaluate_speakers(now);
             if now >= self.next_layers {
                 self.next_layers = now + LAYER_EVERY;
@@ -731,7 +741,11 @@ impl Sfu {
                 return out;
             }
         }
+        if peer.withdraw_unanswered_offer(now, negotiation::OFFER_PATIENCE) {
+            tracing::info!(participant = peer.participant, "an offer went unanswered; offering again");
+        }
         if let Some(sdp) = peer.offer_changes() {
+            peer.offered_at = Some(now);
             #[cfg(feature = "test-hooks")]
             crate::sdp_grammar::assert_offer_is_valid(&sdp);
             let message = ServerMessage::MediaOffer { sdp, tracks: peer.forwarded_tracks() };

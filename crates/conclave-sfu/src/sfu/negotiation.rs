@@ -11,6 +11,11 @@ use str0m::change::{SdpAnswer, SdpOffer};
 use super::{PeerKey, Sfu, SfuEvent};
 use crate::MeetingKey;
 
+/// How long the server's offer waits for its answer before it is
+/// withdrawn and made again: an offer lost on the way (signaling that
+/// dropped and came back) must not hold the participant's media forever.
+pub(super) const OFFER_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl Sfu {
     pub(super) fn offer(
         &mut self,
@@ -45,6 +50,9 @@ impl Sfu {
             key = self.by_participant[&(meeting.clone(), participant)];
         }
         let peer = self.peers.get_mut(&key).expect("indexed peer");
+        if peer.withdraw_unanswered_offer(self.now, OFFER_PATIENCE) {
+            tracing::info!(participant, "the server's offer went unanswered; the participant's is taken");
+        }
         if peer.pending.is_some() {
             // Glare: the participant's app yields to the server's offer and
             // offers again after answering it (perfect negotiation).

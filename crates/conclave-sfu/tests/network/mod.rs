@@ -15,7 +15,7 @@ use conclave_client::media::synthetic::FrameClock;
 use conclave_client::media::{MediaOptions, MediaSession, MediaStats};
 use conclave_proto::media::MediaSource;
 use conclave_proto::quality::SfuView;
-use conclave_proto::signal::{ClientMessage, ParticipantId};
+use conclave_proto::signal::{ClientMessage, ParticipantId, ServerMessage};
 use conclave_sfu::{Command, MeetingKey, Rights, Sfu, SfuConfig, SfuEvent};
 use str0m::ice::{StunMessage, TransId};
 
@@ -100,6 +100,9 @@ pub struct Network {
     pub quality: Vec<(ParticipantId, SfuView)>,
     /// Participants whose network is down: everything to and from them is lost.
     pub cut: HashSet<u64>,
+    /// Participants the server's next offer to is lost on the way (its
+    /// signaling dropped and came back).
+    pub lose_next_offer_to: HashSet<u64>,
 }
 
 impl Network {
@@ -120,6 +123,7 @@ impl Network {
             handshake_lost: HashSet::new(),
             quality: Vec::new(),
             cut: HashSet::new(),
+            lose_next_offer_to: HashSet::new(),
         };
         for (n, sends) in peers.iter().enumerate() {
             let id = n as u64 + 1;
@@ -244,6 +248,9 @@ impl Network {
                 continue;
             }
             let SfuEvent::Signal { participant, message, .. } = event else { continue };
+            if matches!(message, ServerMessage::MediaOffer { .. }) && self.lose_next_offer_to.remove(&participant) {
+                continue;
+            }
             let Some(i) = self.peers.iter().position(|p| p.id == participant) else { continue };
             self.peers[i].session.handle_signal(now, message);
             self.carry_out(i);
