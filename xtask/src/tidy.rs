@@ -317,18 +317,42 @@ fn flow_line(number: usize, line: &str) -> Option<String> {
 /// A message shown in part: `…` outside its strings stands for what is
 /// left out.
 fn is_abbreviated(json: &str) -> bool {
-    let mut in_string = false;
-    let mut escaped = false;
-    for c in json.chars() {
-        match c {
-            _ if escaped => escaped = false,
-            '\\' if in_string => escaped = true,
-            '"' => in_string = !in_string,
-            '…' if !in_string => return true,
-            _ => {}
-        }
-    }
-    false
+    in_strings(json).any(|(_, c, part)| c == '…' && part == Part::Outside)
+}
+
+/// Where a character of some JSON text stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Outside,
+    /// A string's opening or closing quote.
+    Quote,
+    /// Inside a string (escapes included).
+    Body,
+}
+
+/// Each character of some JSON text with its byte offset and where it
+/// stands: the one place that knows where strings begin and end.
+fn in_strings(json: &str) -> impl Iterator<Item = (usize, char, Part)> + '_ {
+    let (mut inside, mut escaped) = (false, false);
+    json.char_indices().map(move |(at, c)| {
+        let part = match c {
+            _ if escaped => {
+                escaped = false;
+                Part::Body
+            }
+            '\\' if inside => {
+                escaped = true;
+                Part::Body
+            }
+            '"' => {
+                inside = !inside;
+                Part::Quote
+            }
+            _ if inside => Part::Body,
+            _ => Part::Outside,
+        };
+        (at, c, part)
+    })
 }
 
 /// Of an abbreviated message, only its `type` can be checked.
@@ -459,60 +483,52 @@ fn rest_examples(text: &str) -> Vec<String> {
 /// The JSON value starting `text`, taking the following lines (from `*i`)
 /// while its braces are open; whatever follows it (a remark) is left out.
 fn balanced_json(text: &str, lines: &[&str], i: &mut usize) -> String {
-    let mut json = String::new();
-    let mut line = text.to_owned();
-    let (mut depth, mut in_string, mut escaped) = (0i32, false, false);
+    let mut json = text.to_owned();
     loop {
-        for c in line.chars() {
-            json.push(c);
-            match c {
-                _ if escaped => escaped = false,
-                '\\' if in_string => escaped = true,
-                '"' => in_string = !in_string,
-                '{' | '[' if !in_string => depth += 1,
-                '}' | ']' if !in_string => {
-                    depth -= 1;
-                    if depth == 0 {
-                        return json;
-                    }
-                }
-                _ => {}
-            }
+        if let Some(end) = value_end(&json) {
+            json.truncate(end);
+            return json;
         }
-        match lines.get(*i) {
-            Some(next) => {
-                line = next.trim().to_owned();
-                *i += 1;
+        let Some(next) = lines.get(*i) else { return json };
+        json.push_str(next.trim());
+        *i += 1;
+    }
+}
+
+/// Where the value that `json` starts with ends, once its brackets close.
+fn value_end(json: &str) -> Option<usize> {
+    let mut depth = 0i32;
+    for (at, c, _) in in_strings(json).filter(|(_, _, part)| *part == Part::Outside) {
+        match c {
+            '{' | '[' => depth += 1,
+            '}' | ']' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(at + c.len_utf8());
+                }
             }
-            None => return json,
+            _ => {}
         }
     }
+    None
 }
 
 /// The names of an object's own fields, shown in part or whole.
 fn fields_shown(json: &str) -> Vec<String> {
-    let (mut fields, mut depth, mut in_string, mut escaped) = (Vec::new(), 0, false, false);
-    let mut current = String::new();
-    let chars: Vec<char> = json.chars().collect();
-    for (at, c) in chars.iter().enumerate() {
-        match c {
-            _ if escaped => {
-                escaped = false;
-                current.push(*c);
-            }
-            '\\' if in_string => escaped = true,
-            '"' if in_string => {
-                in_string = false;
-                let next = chars[at + 1..].iter().find(|c| !c.is_whitespace());
-                if depth == 1 && next == Some(&':') {
-                    fields.push(std::mem::take(&mut current));
+    let (mut fields, mut depth, mut string_at) = (Vec::new(), 0, None);
+    let chars: Vec<(usize, char, Part)> = in_strings(json).collect();
+    for (n, &(at, c, part)) in chars.iter().enumerate() {
+        match (part, c, string_at) {
+            (Part::Quote, _, None) => string_at = Some(at + 1),
+            (Part::Quote, _, Some(start)) => {
+                string_at = None;
+                let next = chars[n + 1..].iter().map(|&(_, c, _)| c).find(|c| !c.is_whitespace());
+                if depth == 1 && next == Some(':') {
+                    fields.push(json[start..at].to_owned());
                 }
-                current.clear();
             }
-            '"' => in_string = true,
-            _ if in_string => current.push(*c),
-            '{' | '[' => depth += 1,
-            '}' | ']' => depth -= 1,
+            (Part::Outside, '{' | '[', _) => depth += 1,
+            (Part::Outside, '}' | ']', _) => depth -= 1,
             _ => {}
         }
     }

@@ -558,24 +558,25 @@ impl ChatDevice {
         let mut tries = 0;
         loop {
             tries += 1;
-            let req = match self.seal(conversation_id, payload, reference, &client_id) {
-                Err(ChatError::Mls(MlsError::AwaitingCommit)) if tries < SEND_TRIES => {
-                    // The server asked for a removal: once its commit is read
-                    // (or made, by this device as committer), encrypt again.
-                    tokio::time::sleep(std::time::Duration::from_millis(50 * tries as u64)).await;
-                    Box::pin(self.sync()).await?;
-                    continue;
-                }
-                sealed => sealed?,
+            // Either way the group is about to move on: a removal the server
+            // asked for waits for its commit (read, or made by this device
+            // as committer), or a commit came first (someone joined or left).
+            // Catch up, then encrypt again.
+            let behind = match self.seal(conversation_id, payload, reference, &client_id) {
+                Err(ChatError::Mls(MlsError::AwaitingCommit)) => Ok(()),
+                sealed => match self.client.send_message(conversation_id, &sealed?).await {
+                    Err(err) if err.code() == Some("stale-epoch") => Err(err),
+                    sent => return Ok(sent?),
+                },
             };
-            match self.client.send_message(conversation_id, &req).await {
-                Err(err) if err.code() == Some("stale-epoch") && tries < SEND_TRIES => {
-                    // A commit (someone joined or left) came first: apply it, then encrypt again.
-                    tokio::time::sleep(std::time::Duration::from_millis(50 * tries as u64)).await;
-                    Box::pin(self.sync()).await?;
-                }
-                other => return Ok(other?),
+            if tries >= SEND_TRIES {
+                return Err(match behind {
+                    Ok(()) => ChatError::Mls(MlsError::AwaitingCommit),
+                    Err(stale) => stale.into(),
+                });
             }
+            tokio::time::sleep(std::time::Duration::from_millis(50 * tries as u64)).await;
+            Box::pin(self.sync()).await?;
         }
     }
 

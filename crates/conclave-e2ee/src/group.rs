@@ -552,6 +552,10 @@ impl<M: Member> GroupAgent<M> {
     /// whatever commit it builds next carries those proposals out.
     fn swept<G: GroupMember>(&self, device: &G) -> Vec<(M, DeviceOwner)> {
         let pending = device.pending_removals();
+        if pending.is_empty() {
+            // The common case: no roster to read (each credential parsed).
+            return Vec::new();
+        }
         device
             .roster()
             .into_iter()
