@@ -21,6 +21,7 @@ pub mod layers;
 mod peer;
 mod rewrite;
 pub mod sdp_grammar;
+mod sdp_repair;
 mod sfu;
 pub mod speaker;
 mod tcp;

@@ -338,7 +338,7 @@ impl Peer {
         }
         let (offer, pending) = api.apply()?;
         self.pending = Some(pending);
-        Some(offer.to_sdp_string())
+        Some(crate::sdp_repair::formats_on_rejected_sections(&offer.to_sdp_string()))
     }
 
     /// Withdraws the outstanding offer if it has waited `patience` for an
@@ -411,7 +411,11 @@ mod tests {
 
     /// A subscriber whose app has published its microphone, and that app.
     fn subscriber(now: Instant) -> (Peer, Rtc) {
-        let mut app = Rtc::builder().build(now);
+        subscriber_with(Rtc::builder().build(now), now)
+    }
+
+    /// A subscriber whose app is `app`, once it has published its microphone.
+    fn subscriber_with(mut app: Rtc, now: Instant) -> (Peer, Rtc) {
         let mut changes = app.sdp_api();
         changes.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
         let (offer, pending) = changes.apply().expect("an offer");
@@ -494,6 +498,30 @@ mod tests {
         assert_eq!(tracks.len(), 1, "{tracks:?}");
         assert_eq!((tracks[0].participant_id, tracks[0].source), (2, MediaSource::Camera));
         assert!(matches!(peer.live_forward_mut(2, mid).map(|f| f.state), Some(OutState::Open(_))));
+    }
+
+    /// A subscriber's app that takes no video answers a camera's section
+    /// closed; every later offer still names that section, which must carry
+    /// a format, or Chromium refuses the offer and every change to the
+    /// participant's media after it waits forever (seen after an outage,
+    /// when a participant's new peer connection was offered the others'
+    /// tracks again).
+    #[test]
+    fn offers_after_a_rejected_section_keep_to_the_grammar() {
+        let now = Instant::now();
+        // An app that takes no video: it answers the camera's section closed.
+        let (mut peer, mut app) =
+            subscriber_with(Rtc::builder().clear_codecs().enable_opus(true, false).build(now), now);
+        peer.add_forward(2, Mid::from("1"), &camera());
+        let first = peer.offer_changes().expect("the camera is offered");
+        answer_offer(&mut peer, &mut app, &first);
+        peer.add_forward(
+            2,
+            Mid::from("2"),
+            &Published { source: MediaSource::Microphone, kind: MediaKind::Audio, ..camera() },
+        );
+        let next = peer.offer_changes().expect("the microphone is offered");
+        crate::sdp_grammar::check(&next).unwrap_or_else(|e| panic!("{e}\n{next}"));
     }
 
     fn forward_to(target: &str) -> Forward {

@@ -70,6 +70,9 @@ export function Meeting(props: {
   const fresh = (at: number) => now - at < 6000;
   const signaling = useRef<Signaling | null>(null);
   const media = useRef<MediaSession | null>(null);
+  /// The server's offers held back from the media session (test builds:
+  /// how the browser tests make offers cross).
+  const heldOffers = useRef<ServerMessage[] | null>(null);
   const screenTrack = useRef<MediaStreamTrack | null>(null);
 
   const send = useCallback((m: ClientMessage) => signaling.current?.send(m), []);
@@ -101,6 +104,10 @@ export function Meeting(props: {
         void session.start(devices.current.mic, devices.current.cam);
       }
       e2ee.current?.handle(m);
+      if (__TEST_HOOKS__ && heldOffers.current && m.type === "media_offer") {
+        heldOffers.current.push(m);
+        return;
+      }
       void media.current?.handle(m);
     };
     // Chat lines decrypted by the worker join the meeting's chat; they have
@@ -187,6 +194,20 @@ export function Meeting(props: {
       mediaGeneration: () => media.current?.generation ?? 0,
       /// As an app that closes its peer connection and opens another would.
       renewMedia: () => void media.current?.recover(),
+      /// Holds the server's media offers back until released, as a slow
+      /// network would: an offer of this page's made meanwhile crosses them.
+      holdOffers: () => {
+        heldOffers.current ??= [];
+      },
+      releaseOffers: () => {
+        const held = heldOffers.current ?? [];
+        heldOffers.current = null;
+        for (const m of held) void media.current?.handle(m);
+        return held.length;
+      },
+      signalingState: () => media.current?.pc.signalingState ?? null,
+      /// The device each source sends from, by its label.
+      sending: () => media.current?.sendingLabels() ?? {},
       /// The width of each tile's picture, by participant and kind (0 when black).
       tiles: () =>
         [...document.querySelectorAll("figure.tile")].map((f) => {

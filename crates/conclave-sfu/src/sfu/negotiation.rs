@@ -76,7 +76,7 @@ impl Sfu {
                 peer.remote_fingerprint = fingerprint;
                 // Our own offer, if any was being built, is void: redo it.
                 peer.settle_offer(false);
-                let answer = formats_on_rejected_sections(&answer.to_sdp_string());
+                let answer = crate::sdp_repair::formats_on_rejected_sections(&answer.to_sdp_string());
                 #[cfg(feature = "test-hooks")]
                 crate::sdp_grammar::assert_answer_is_valid(sdp, &answer);
                 let message = ServerMessage::MediaAnswer { sdp: answer };
@@ -136,41 +136,9 @@ fn dtls_fingerprint(sdp: &str) -> Option<String> {
         .map(|value| value.trim().to_ascii_lowercase())
 }
 
-/// The answer with a format on every rejected `m=` line. str0m 0.24 writes
-/// a section it rejects (a codec it does not take) as `m=video 0
-/// UDP/TLS/RTP/SAVPF ` with none, which RFC 8866 forbids and Chromium
-/// refuses with the whole answer, audio included. Later str0m releases write
-/// `0`, as this does; their crypto providers are not yet published for the
-/// build Conclave uses.
-fn formats_on_rejected_sections(answer: &str) -> String {
-    let mut fixed = String::with_capacity(answer.len() + 8);
-    for line in answer.split_inclusive("\r\n") {
-        let content = line.trim_end_matches("\r\n");
-        let fields: Vec<&str> = content.split(' ').collect();
-        if content.starts_with("m=") && fields.get(1) == Some(&"0") && fields[3..].iter().all(|f| f.is_empty()) {
-            fixed.push_str(&fields[..3].join(" "));
-            fixed.push_str(" 0\r\n");
-        } else {
-            fixed.push_str(line);
-        }
-    }
-    fixed
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_rejected_section_gets_a_format_and_nothing_else_changes() {
-        let answer = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\nm=video 0 UDP/TLS/RTP/SAVPF \r\na=mid:1\r\n";
-        assert_eq!(
-            formats_on_rejected_sections(answer),
-            "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\nm=video 0 UDP/TLS/RTP/SAVPF 0\r\na=mid:1\r\n",
-        );
-        let valid = "m=video 0 UDP/TLS/RTP/SAVPF 96\r\n";
-        assert_eq!(formats_on_rejected_sections(valid), valid);
-    }
 
     #[test]
     fn the_first_fingerprint_names_the_peer_connection() {
