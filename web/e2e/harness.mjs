@@ -79,7 +79,10 @@ export function launchBrowser() {
     executablePath: CHROMIUM,
     headless: true,
     args: [
-      "--use-fake-device-for-media-stream",
+      // Three fake cameras, so a test can switch between them (the second
+      // is a depth camera, Y16, which no video encoder takes; the third
+      // sends MJPEG, as most USB webcams do).
+      "--use-fake-device-for-media-stream=device-count=3",
       "--use-fake-ui-for-media-stream",
       "--auto-accept-this-tab-capture",
       "--auto-select-desktop-capture-source=Entire screen",

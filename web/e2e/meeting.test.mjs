@@ -181,6 +181,33 @@ async function main() {
     await poll("Ada's picture at the host", async () => (await tileWidth(host, people[1].id)) > 0);
     await shot(host, "host-sees-ada-camera-back");
 
+    // Ada picks her other camera and another microphone in the devices
+    // panel: her app sends from them, her self-view shows the new camera,
+    // and the host keeps decoding her picture and receiving her sound.
+    const sending = (page) => page.evaluate(() => window.__conclave.sending());
+    const devicesBefore = await sending(ada.page);
+    await ada.page.getByRole("button", { name: "Devices", exact: true }).click();
+    const choose = async (label, current) => {
+      const select = ada.page.getByRole("region", { name: "Devices" }).getByLabel(label);
+      const options = await select.evaluate((s) => [...s.options].filter((o) => !o.disabled).map((o) => o.text));
+      const other = options.findLast((o) => o !== current);
+      assert.ok(other, `another ${label.toLowerCase()} to choose than ${current} among ${options.join(", ")}`);
+      await select.selectOption({ label: other });
+      return other;
+    };
+    const camera = await choose("Camera", devicesBefore.camera);
+    await poll("Ada sending from her other camera", async () => (await sending(ada.page)).camera === camera);
+    const microphone = await choose("Microphone", devicesBefore.microphone);
+    await poll("Ada sending from her other microphone", async () => (await sending(ada.page)).microphone === microphone);
+    await moving("Ada's other camera at the host", host, people[1].id);
+    await poll("Ada's other camera in her self-view", async () => (await tileWidth(ada.page, people[1].id)) > 0);
+    const heard = async () => sum(await inbound(host), people[1].id, "microphone", "bytesReceived");
+    const heardBefore = await heard();
+    await poll("Ada's other microphone at the host", async () => (await heard()) > heardBefore + 2000);
+    figures.devices_switched = { camera, microphone };
+    await shot(ada.page, "ada-switched-devices");
+    await ada.page.getByRole("button", { name: "Devices", exact: true }).click();
+
     // Ada's app replaces its peer connection (what it does by itself when
     // the server says her session was lost or failed, or the connection
     // fails): the server gives her seat a fresh session, and media flows

@@ -280,6 +280,11 @@ export class MediaSession {
     }
   }
 
+  /// The label of the track each source sends now (a device's name).
+  sendingLabels(): Partial<Record<MediaSource, string | null>> {
+    return Object.fromEntries([...this.senders.entries()].map(([source, t]) => [source, t.sender.track?.label ?? null]));
+  }
+
   /// Replaces what a source sends (a new device, blur on or off).
   async replace(source: MediaSource, track: MediaStreamTrack | null) {
     if (this.sending.has(source)) this.sending.set(source, track);
