@@ -181,6 +181,24 @@ async function main() {
     figures.transport_with_udp_blocked = await transport(guest.page);
     await shot(guest.page, "udp-blocked-over-tcp");
 
+    // Someone joins while UDP is blocked: their first connection goes over
+    // TCP, and they see and are seen.
+    const late = { name: "Late", page: await open(null) };
+    await late.page.goto(invite);
+    await late.page.getByLabel("Your name").fill("Late guest");
+    await late.page.getByRole("button", { name: "Join" }).click();
+    const joinedAt = Date.now();
+    await host.getByRole("button", { name: "Admit Late guest" }).click({ timeout: TIMEOUT });
+    late.id = await poll("the late guest's seat", () => myId(late.page));
+    await Promise.all([
+      moving("the host's video at the guest who joined over TCP", late.page, hostId, "camera", 40_000),
+      moving("the video of the guest who joined over TCP at the host", host, late.id, "camera", 40_000),
+    ]);
+    figures.joined_with_udp_blocked_to_video_ms = Date.now() - joinedAt;
+    assert.equal(await transport(late.page), "tcp");
+    assert.equal(await late.page.evaluate(() => window.__conclave.mediaGeneration()), 1, "the first connection carried the media");
+    await shot(late.page, "joined-with-udp-blocked");
+
     console.log(JSON.stringify({ figures }));
     console.log("test result: ok. 1 passed; 0 failed; 0 ignored");
   } catch (err) {
