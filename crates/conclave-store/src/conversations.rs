@@ -91,6 +91,19 @@ pub struct InboxRow {
     pub device_id: String,
     pub conversation_id: String,
     pub handshake_json: String,
+    /// The Welcome this message carries, kept once for every device it
+    /// adds (see [`InboxMessage::welcome`]).
+    pub welcome: Option<String>,
+}
+
+/// One message for one device's inbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxMessage {
+    pub device: String,
+    pub handshake_json: String,
+    /// Index into [`ConversationChange::welcomes`]: the Welcome that goes
+    /// with this message, stored once however many devices it adds.
+    pub welcome: Option<usize>,
 }
 
 /// Everything one change to a conversation writes.
@@ -105,8 +118,10 @@ pub struct ConversationChange {
     pub erase: Vec<i64>,
     /// (file, seq): the files each new message shares.
     pub shared_files: Vec<(String, i64)>,
-    /// (device, handshake) for each device's inbox.
-    pub inbox: Vec<(String, String)>,
+    /// Each device's inbox messages.
+    pub inbox: Vec<InboxMessage>,
+    /// Welcomes the inbox messages point at, each stored once.
+    pub welcomes: Vec<String>,
     /// Members now, with their roles, when membership changed (replacing
     /// the listing's rows).
     pub members: Option<Vec<(String, String)>>,
@@ -323,14 +338,26 @@ impl Store {
     /// A device's inbox after message `after`, oldest first. Taking them is
     /// acknowledging them: they are deleted as the device asks past them.
     pub async fn device_inbox(&self, device_id: &str, after: i64, limit: i64) -> Result<Vec<InboxRow>> {
-        sqlx::query("DELETE FROM device_inbox WHERE device_id = $1 AND id <= $2")
+        let taken = sqlx::query("DELETE FROM device_inbox WHERE device_id = $1 AND id <= $2 RETURNING welcome_id")
             .bind(device_id)
             .bind(after)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut welcomes = taken.iter().map(|r| r.opt_int("welcome_id")).collect::<Result<Vec<_>>>()?;
+        welcomes.sort_unstable();
+        welcomes.dedup();
+        // A Welcome goes once the last device it adds has taken it.
+        for welcome in welcomes.into_iter().flatten() {
+            sqlx::query(
+                "DELETE FROM group_welcomes WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM device_inbox WHERE welcome_id = $1)",
+            )
+            .bind(welcome)
             .execute(&self.pool)
             .await?;
+        }
         let rows = sqlx::query(
-            "SELECT id, device_id, conversation_id, handshake_json FROM device_inbox WHERE device_id = $1 AND id > $2 \
-             ORDER BY id LIMIT $3",
+            "SELECT i.id, i.device_id, i.conversation_id, i.handshake_json, w.welcome FROM device_inbox i \
+             LEFT JOIN group_welcomes w ON w.id = i.welcome_id WHERE i.device_id = $1 AND i.id > $2 ORDER BY i.id LIMIT $3",
         )
         .bind(device_id)
         .bind(after)
@@ -344,6 +371,7 @@ impl Store {
                     device_id: r.text("device_id")?,
                     conversation_id: r.text("conversation_id")?,
                     handshake_json: r.text("handshake_json")?,
+                    welcome: r.opt_text("welcome")?,
                 })
             })
             .collect()
@@ -397,14 +425,29 @@ async fn write_change(tx: &mut sqlx::Transaction<'_, sqlx::Any>, id: &str, chang
     for (user, seq) in &change.reads {
         sqlx::query(MARK_READ).bind(id).bind(user).bind(seq).execute(&mut **tx).await?;
     }
-    for (device, handshake) in &change.inbox {
-        sqlx::query(
-            "INSERT INTO device_inbox (device_id, conversation_id, handshake_json, created_at_ms) VALUES ($1, $2, $3, $4)",
+    let mut welcome_ids = Vec::with_capacity(change.welcomes.len());
+    for welcome in &change.welcomes {
+        let row = sqlx::query(
+            "INSERT INTO group_welcomes (conversation_id, welcome, created_at_ms) VALUES ($1, $2, $3) RETURNING id",
         )
-        .bind(device)
         .bind(id)
-        .bind(handshake)
+        .bind(welcome)
         .bind(change.at_ms)
+        .fetch_one(&mut **tx)
+        .await?;
+        welcome_ids.push(row.int("id")?);
+    }
+    for message in &change.inbox {
+        let welcome_id = message.welcome.map(|i| welcome_ids[i]);
+        sqlx::query(
+            "INSERT INTO device_inbox (device_id, conversation_id, handshake_json, created_at_ms, welcome_id) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&message.device)
+        .bind(id)
+        .bind(&message.handshake_json)
+        .bind(change.at_ms)
+        .bind(welcome_id)
         .execute(&mut **tx)
         .await?;
     }

@@ -30,7 +30,7 @@ pub mod testing;
 
 pub use audit::{AuditHead, AuditVerdict, NewAuditEvent};
 pub use conversations::{
-    ConversationChange, ConversationRow, EntryRow, InboxRow, MembershipRow, NewConversation, ERASED,
+    ConversationChange, ConversationRow, EntryRow, InboxMessage, InboxRow, MembershipRow, NewConversation, ERASED,
 };
 pub use devices::{DeviceRow, Registration};
 pub use files::{FileRow, OrgStorage, StorageRow};

@@ -123,6 +123,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0018_identity_providers.sql"),
         postgres: include_str!("../migrations/postgres/0018_identity_providers.sql"),
     },
+    Migration {
+        version: 19,
+        name: "welcomes kept once",
+        sqlite: include_str!("../migrations/sqlite/0019_welcomes_once.sql"),
+        postgres: include_str!("../migrations/postgres/0019_welcomes_once.sql"),
+    },
 ];
 
 /// Arbitrary constant naming Conclave's migration lock on PostgreSQL.

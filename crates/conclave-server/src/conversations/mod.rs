@@ -22,7 +22,7 @@ use conclave_conversation::{
 };
 use conclave_delivery::Delivery;
 use conclave_proto::conversation::{GroupDevice, Handshake};
-use conclave_store::{ConversationChange, ConversationRow, EntryRow, NewConversation, Store, StoreError};
+use conclave_store::{ConversationChange, ConversationRow, EntryRow, InboxMessage, NewConversation, Store, StoreError};
 use tokio::sync::watch;
 
 pub use views::{conversation_view, entry_from_row, role_text, summary_view};
@@ -501,9 +501,9 @@ impl Conversations {
                 self.push.wake(offline, change.at_ms);
             }
         }
-        for (device, _) in &change.inbox {
-            if let Some(owner) = state.device_owner(device) {
-                self.live.publish([owner.as_str()], Some(device), LiveEvent::Inbox);
+        for message in &change.inbox {
+            if let Some(owner) = state.device_owner(&message.device) {
+                self.live.publish([owner.as_str()], Some(&message.device), LiveEvent::Inbox);
             }
         }
     }
@@ -555,9 +555,23 @@ impl Conversations {
                 }
                 Effect::Erase(seq) => change.erase.push(*seq as i64),
                 Effect::ToDevice(delivery) => {
-                    let to = delivery.recipient().clone();
-                    let handshake = Self::handshake(state, delivery.clone(), authority);
-                    change.inbox.push((to, serde_json::to_string(&handshake).expect("a handshake serialises")));
+                    let device = delivery.recipient().clone();
+                    let mut handshake = Self::handshake(state, delivery.clone(), authority);
+                    // Every device a commit adds gets the same Welcome: it
+                    // is stored once, and the inbox says which it is.
+                    let welcome = match &mut handshake {
+                        Handshake::Welcome { welcome, .. } => {
+                            let welcome = std::mem::take(welcome);
+                            let at = change.welcomes.iter().position(|w| *w == welcome);
+                            Some(at.unwrap_or_else(|| {
+                                change.welcomes.push(welcome);
+                                change.welcomes.len() - 1
+                            }))
+                        }
+                        _ => None,
+                    };
+                    let handshake_json = serde_json::to_string(&handshake).expect("a handshake serialises");
+                    change.inbox.push(InboxMessage { device, handshake_json, welcome });
                 }
                 Effect::Duplicate(_) => {}
             }

@@ -673,10 +673,13 @@ pub async fn inbox(
     let rows = state.store.device_inbox(&device_id, q.after, i64::from(limit)).await?;
     let mut messages = Vec::with_capacity(rows.len());
     for row in rows {
-        let handshake = serde_json::from_str(&row.handshake_json).map_err(|_| conclave_store::StoreError::Corrupt {
-            column: "device_inbox.handshake_json",
-            value: row.id.to_string(),
+        let mut handshake = serde_json::from_str(&row.handshake_json).map_err(|_| {
+            conclave_store::StoreError::Corrupt { column: "device_inbox.handshake_json", value: row.id.to_string() }
         })?;
+        // A Welcome is kept once for all the devices it adds.
+        if let (Handshake::Welcome { welcome, .. }, Some(stored)) = (&mut handshake, row.welcome) {
+            *welcome = stored;
+        }
         messages.push(InboxMessage { id: row.id, conversation_id: row.conversation_id, handshake });
     }
     Ok(ApiJson(InboxPage { messages }))

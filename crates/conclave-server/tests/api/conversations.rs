@@ -306,11 +306,13 @@ async fn senders_hanging_up_mid_burst_take_no_other_message_with_them(engine: En
 /// hands it to the new device as it came, and refuses what exceeds its limit.
 async fn a_large_channels_welcome_reaches_the_new_device_whole(engine: Engine) {
     let t = team(engine).await;
-    let group = t.ada.create_conversation(&group_request("Big", &[])).await.unwrap();
-    let (first, second) = (&t.devices[0].device_id, &t.devices[1].device_id);
-    for device in [first, second] {
+    let group = t.ada.create_conversation(&group_request("Big", &[&t.grace_id])).await.unwrap();
+    let first = &t.devices[0].device_id;
+    let added: Vec<String> = t.devices[1..].iter().map(|d| d.device_id.clone()).collect();
+    for device in std::iter::once(first).chain(&added) {
         let kp = KeyPackageRequest { device_id: device.clone(), key_package: "a2V5LXBhY2thZ2U=".into() };
-        t.ada.upload_key_package(&group.id, &kp).await.unwrap();
+        let client = if t.devices[2..].iter().any(|d| &d.device_id == device) { &t.grace } else { &t.ada };
+        client.upload_key_package(&group.id, &kp).await.unwrap();
     }
     let welcome = "QUFB".repeat(3 << 18); // 3 MiB of base64
     let commit = |welcome: &str| CommitRequest {
@@ -318,19 +320,46 @@ async fn a_large_channels_welcome_reaches_the_new_device_whole(engine: Engine) {
         epoch: 0,
         commit: "Y29tbWl0".into(),
         welcome: Some(welcome.to_owned()),
-        added: vec![second.clone()],
+        added: added.clone(),
         removed: Vec::new(),
     };
     let too_large = "QUFB".repeat(5 << 18);
     assert!(t.ada.send_commit(&group.id, &commit(&too_large)).await.is_err(), "a 5 MiB Welcome is refused");
     t.ada.send_commit(&group.id, &commit(&welcome)).await.unwrap();
-    let inbox = t.ada.read_device_inbox(second, 0).await.unwrap();
-    let delivered = inbox.messages.iter().find_map(|m| match &m.handshake {
-        Handshake::Welcome { welcome, .. } => Some(welcome.clone()),
-        _ => None,
-    });
-    assert_eq!(delivered.as_deref().map(str::len), Some(welcome.len()));
-    assert!(delivered.unwrap() == welcome, "the Welcome arrives byte for byte");
+
+    // One Welcome for the three devices it adds, stored once.
+    let pool = t.srv.state.store.raw_pool().clone();
+    let stored = || async {
+        let welcomes: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM group_welcomes").fetch_one(&pool).await.unwrap();
+        let inbox_bytes: i64 =
+            sqlx::query_scalar("SELECT CAST(COALESCE(SUM(LENGTH(handshake_json)), 0) AS BIGINT) FROM device_inbox")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        (welcomes, inbox_bytes)
+    };
+    let (welcomes, inbox_bytes) = stored().await;
+    assert_eq!(welcomes, 1, "the Welcome is kept once");
+    assert!(inbox_bytes < 10_000, "the inbox messages point at it ({inbox_bytes} bytes for three)");
+
+    for (i, device) in added.iter().enumerate() {
+        let client = if i >= 1 { &t.grace } else { &t.ada };
+        let inbox = client.read_device_inbox(device, 0).await.unwrap();
+        let (id, delivered) = inbox
+            .messages
+            .iter()
+            .find_map(|m| match &m.handshake {
+                Handshake::Welcome { welcome, .. } => Some((m.id, welcome.clone())),
+                _ => None,
+            })
+            .expect("a Welcome in the inbox");
+        assert_eq!(delivered.len(), welcome.len());
+        assert!(delivered == welcome, "the Welcome arrives byte for byte");
+        // Taking it (asking past it) lets it go once every device has.
+        client.read_device_inbox(device, id).await.unwrap();
+        let left = if i + 1 < added.len() { 1 } else { 0 };
+        assert_eq!(stored().await.0, left, "kept while a device has yet to take it");
+    }
 }
 
 async fn an_offline_device_catches_up_in_order_with_nothing_lost_or_doubled(engine: Engine) {
