@@ -230,6 +230,11 @@ pub(crate) struct Peer {
     /// The DTLS fingerprint of the participant's peer connection, once
     /// negotiated: an offer naming another comes from a new one.
     pub remote_fingerprint: Option<String>,
+    /// The media sections negotiated so far, by mid, in order: a later
+    /// offer may add sections but never drop or reorder these (JSEP).
+    pub negotiated_mids: Vec<String>,
+    /// The sections of the server's outstanding offer, negotiated once answered.
+    pub offered_mids: Vec<String>,
     /// Payload bytes forwarded to it since the SFU last reported quality.
     pub forwarded_bytes: u64,
     /// When a packet of this session last arrived.
@@ -338,7 +343,9 @@ impl Peer {
         }
         let (offer, pending) = api.apply()?;
         self.pending = Some(pending);
-        Some(crate::sdp_repair::formats_on_rejected_sections(&offer.to_sdp_string()))
+        let sdp = crate::sdp_repair::formats_on_rejected_sections(&offer.to_sdp_string());
+        self.offered_mids = mids(&sdp);
+        Some(sdp)
     }
 
     /// Withdraws the outstanding offer if it has waited `patience` for an
@@ -371,8 +378,14 @@ impl Peer {
         }
         if accepted {
             self.forwards.retain(|f| !matches!(f.state, OutState::NegotiatingStop(_)));
+            self.negotiated_mids = std::mem::take(&mut self.offered_mids);
         }
     }
+}
+
+/// The mids of a description's media sections, in order.
+pub(crate) fn mids(sdp: &str) -> Vec<String> {
+    sdp.lines().filter_map(|line| line.trim_end().strip_prefix("a=mid:")).map(str::to_owned).collect()
 }
 
 /// How long a forwarded packet is kept for a subscriber's NACK: past a
@@ -440,6 +453,8 @@ mod tests {
             unsent: false,
             addrs: Vec::new(),
             remote_fingerprint: None,
+            negotiated_mids: Vec::new(),
+            offered_mids: Vec::new(),
             forwarded_bytes: 0,
             last_heard: None,
         };

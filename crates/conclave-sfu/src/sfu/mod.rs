@@ -454,6 +454,8 @@ impl Sfu {
             unsent: false,
             addrs: Vec::new(),
             remote_fingerprint: None,
+            negotiated_mids: Vec::new(),
+            offered_mids: Vec::new(),
             forwarded_bytes: 0,
             last_heard: None,
         };

@@ -59,6 +59,14 @@ impl Sfu {
             tracing::debug!(participant, "client offer crossed the server's; ignored");
             return;
         }
+        let offered = crate::peer::mids(sdp);
+        if !keeps_sections(&peer.negotiated_mids, &offered) {
+            // str0m would answer with the sections it has, not the offer's,
+            // which no browser accepts.
+            let message = "the offer drops or reorders media sections negotiated before; \
+                           a peer connection never removes one (start a new one instead)";
+            return self.signal_error(key, "media_offer", message.to_owned());
+        }
         if tracks.len() > MAX_PUBLISHED_TRACKS {
             return self.signal_error(key, "media_offer", format!("at most {MAX_PUBLISHED_TRACKS} tracks"));
         }
@@ -74,6 +82,7 @@ impl Sfu {
             Ok(Ok(answer)) => {
                 peer.ready = true;
                 peer.remote_fingerprint = fingerprint;
+                peer.negotiated_mids = offered;
                 // Our own offer, if any was being built, is void: redo it.
                 peer.settle_offer(false);
                 let answer = crate::sdp_repair::formats_on_rejected_sections(&answer.to_sdp_string());
@@ -127,6 +136,15 @@ impl Sfu {
     }
 }
 
+/// Whether an offer's sections (`offered`, by mid) keep every section
+/// negotiated before in its place: none removed, none moved. A section
+/// whose mid is gone altogether may hold a new one (a browser reuses the
+/// m-line of a stopped transceiver, as JSEP allows).
+fn keeps_sections(negotiated: &[String], offered: &[String]) -> bool {
+    offered.len() >= negotiated.len()
+        && negotiated.iter().zip(offered).all(|(before, now)| before == now || !offered.contains(before))
+}
+
 /// The DTLS certificate fingerprint a description names (`a=fingerprint`,
 /// the first one): what tells one peer connection from the next, since
 /// each makes its own certificate.
@@ -139,6 +157,18 @@ fn dtls_fingerprint(sdp: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_offer_keeps_the_sections_negotiated_before() {
+        let mids = |list: &[&str]| list.iter().map(|m| m.to_string()).collect::<Vec<_>>();
+        let before = mids(&["0", "1", "a"]);
+        assert!(keeps_sections(&before, &mids(&["0", "1", "a"])));
+        assert!(keeps_sections(&before, &mids(&["0", "1", "a", "2"])), "sections added at the end");
+        assert!(keeps_sections(&before, &mids(&["0", "3", "a"])), "a stopped section's m-line reused");
+        assert!(!keeps_sections(&before, &mids(&["0", "1"])), "a section removed");
+        assert!(!keeps_sections(&before, &mids(&["0", "a", "1"])), "sections moved");
+        assert!(!keeps_sections(&before, &mids(&["1", "0", "a", "2"])), "sections moved");
+    }
 
     #[test]
     fn the_first_fingerprint_names_the_peer_connection() {
