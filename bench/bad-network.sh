@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Media on bad networks: headless participants (`conclave loadtest media`)
-# reach the SFU through the user-space impairment proxy (conclave-impair,
-# in the load process), at 0, 2, 5 and 10 % loss each way with 0 to 200 ms
-# of jitter, and through a 5 s outage. Reports the share of time video is
-# frozen (Chromium's rule: a frame three usual gaps late, and at least
-# 150 ms), loss after retransmission, latency, and how long the videos took
-# to come back after the outage. Writes the table into docs/benchmarks.md.
+# Media on bad networks, measured twice through the user-space impairment
+# proxy (conclave-impair) at 0, 2, 5 and 10 % loss each way with 0 to 200 ms
+# of jitter, and through a 5 s outage:
+#  - headless participants (`conclave loadtest media`, the proxy in the load
+#    process): the share of time video is frozen (Chromium's rule: a frame
+#    three usual gaps late, and at least 150 ms), loss after retransmission,
+#    latency, and how long the videos took to come back after the outage;
+#  - two people in real Chromium (bench/browser-network.mjs, `conclave
+#    impair` in front of the media port): Chromium's own freeze counters,
+#    audio concealment, its jitter buffer's delay and the recovery time.
+# Writes both tables into docs/benchmarks.md.
 #
 #   bench/bad-network.sh [SECONDS]
 set -euo pipefail
@@ -14,6 +18,9 @@ cd "$(dirname "$0")/.."
 SECONDS_MEASURED=${1:-20}
 OUTAGE=5
 ulimit -n "$(ulimit -Hn)"
+# The browser half reads Chromium's statistics through the test build's hooks.
+(cd web && CONCLAVE_WEB_TEST_HOOKS=1 npm run --silent build > /dev/null)
+export CONCLAVE_ALLOW_TEST_HOOKS=1
 build_release
 
 DATA=$(mktemp -d)
@@ -58,6 +65,23 @@ for level in "0 0" "2 50" "5 200" "10 200"; do
 done
 echo "== a ${OUTAGE} s outage" >&2
 row "no loss, a ${OUTAGE} s outage" "$(run --outage "$OUTAGE")"
+kill "$SERVER_PID" 2>/dev/null || true
+
+echo "== Chromium" >&2
+BROWSER=$(cd web && CONCLAVE_BIN="$BIN" node ../bench/browser-network.mjs "$SECONDS_MEASURED" 0/0,2/50,5/200,10/200,5/0,0/200 | tail -1)
+BROWSER_ROWS=$(python3 - "$BROWSER" <<'PY'
+import json, sys
+for r in json.loads(sys.argv[1])["rows"]:
+    if "outage_s" in r:
+        label = "no loss, a %d s outage" % r["outage_s"]
+    else:
+        label = "%d %% loss, 20 ms + up to %d ms jitter" % (r["loss"], r["jitter"])
+    recovery = "%.1f s" % (r["recovery_ms"] / 1000) if "recovery_ms" in r else "—"
+    print("| %s | %.2f %% | %d | %.1f | %.1f %% | %.0f ms | %.1f %% | %s |" % (
+        label, r["frozen_pct"], r["freezes"], r["fps"], r["packets_lost_pct"], r["playout_delay_ms"],
+        r["audio_concealed_pct"], recovery))
+PY
+)
 
 SECTION=$(cat <<EOT
 <!-- bad-network:start -->
@@ -78,6 +102,20 @@ time at 5 % loss and 200 ms jitter.
 | network | video frozen | frames lost | latency p50 | latency p99 | recovery after the outage |
 |---|---|---|---|---|---|
 $ROWS
+
+**In Chromium.** Two people in Debian's Chromium (headless, fake camera and microphone, the app's
+own simulcast camera, no end-to-end encryption so the two cores go to the codecs), each meeting on
+one network through \`conclave impair\` (seed 7, in order), measured for ${SECONDS_MEASURED} s after
+8 s to settle. Video frozen is Chromium's \`totalFreezesDuration\` over the time of each received
+video, freezes its \`freezeCount\`, frame rate what was decoded per video, packets lost what
+never arrived after retransmission, playout delay the mean time Chromium's jitter buffer held a
+frame, audio concealed the share of samples Chromium made up. Recovery is how long after the
+network came back both sides decoded ten frames more. The last two rows split the 5 % and 200 ms
+row into its parts.
+
+| network | video frozen | freezes | frames/s | packets lost | playout delay | audio concealed | recovery after the outage |
+|---|---|---|---|---|---|---|---|
+$BROWSER_ROWS
 <!-- bad-network:end -->
 EOT
 )

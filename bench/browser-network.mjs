@@ -1,0 +1,198 @@
+// Media on bad networks as Chromium itself sees it: a host and a guest in
+// real Chromium (fake camera and microphone, the app's own simulcast
+// camera) whose media reaches the server through `conclave impair` on
+// 127.0.0.2, one network per meeting, then a 5 s outage. Kept from
+// Chromium's own statistics: `freezeCount` and `totalFreezesDuration` of
+// each received video, the audio's concealed samples, the mean delay its
+// jitter buffer held video for, and after the outage how long until each
+// side decodes again.
+//
+//   CONCLAVE_BIN=… node bench/browser-network.mjs [SECONDS] [LEVELS]
+//
+// LEVELS is `loss/jitter,…` (default `0/0,2/50,5/200,10/200`). Prints one
+// JSON line `{"rows": [...]}` for bench/bad-network.sh. The served app must
+// be built with test hooks (the statistics are read through them).
+
+import { spawn } from "node:child_process";
+import { BIN, PASSWORD, TIMEOUT, launchBrowser, poll, startServer } from "../web/e2e/harness.mjs";
+
+const SECONDS = Number(process.argv[2] ?? 20);
+const LEVELS = (process.argv[3] ?? "0/0,2/50,5/200,10/200").split(",").map((l) => {
+  const [loss, jitter] = l.split("/").map(Number);
+  return { loss, jitter };
+});
+const OUTAGE_S = 5;
+/// Time for each meeting to settle (bandwidth estimates ramp up, simulcast
+/// layers chosen) before it is measured.
+const SETTLE_MS = 8000;
+
+/// `conclave impair` in front of the media port, with this network; the
+/// same seed for every level, so each differs only in its parameters.
+async function impair(udp, { loss, jitter }) {
+  const port = udp.split(":")[1];
+  const args = ["impair", "--listen", `127.0.0.2:${port}`, "--upstream", `127.0.0.1:${port}`];
+  args.push("--delay", "20", "--loss", String(loss), "--jitter", String(jitter), "--seed", "7");
+  const proxy = spawn(BIN, args, { stdio: ["ignore", "pipe", "inherit"] });
+  await new Promise((resolve, reject) => {
+    proxy.stdout.on("data", (chunk) => String(chunk).includes("impairing") && resolve());
+    proxy.on("exit", (code) => reject(new Error(`the proxy exited with ${code}`)));
+  });
+  return {
+    toggle: () => proxy.kill("SIGUSR1"),
+    stop: () => new Promise((resolve) => {
+      proxy.removeAllListeners("exit");
+      proxy.on("exit", resolve);
+      proxy.kill();
+    }),
+  };
+}
+
+/// The counters of what a page receives, added over its videos and its audio.
+async function received(page) {
+  return page.evaluate(async () => {
+    const stats = await window.__conclave.stats();
+    const rows = stats.filter((s) => s.type === "inbound-rtp");
+    const add = (kind, field) => rows.filter((s) => s.kind === kind).reduce((a, s) => a + (s[field] ?? 0), 0);
+    return {
+      at: performance.now(),
+      generation: window.__conclave.mediaGeneration(),
+      videos: rows.filter((s) => s.kind === "video" && (s.framesDecoded ?? 0) > 0).length,
+      framesDecoded: add("video", "framesDecoded"),
+      freezeCount: add("video", "freezeCount"),
+      frozenSeconds: add("video", "totalFreezesDuration"),
+      lost: add("video", "packetsLost"),
+      packets: add("video", "packetsReceived"),
+      nacks: add("video", "nackCount"),
+      bufferedSeconds: add("video", "jitterBufferDelay"),
+      buffered: add("video", "jitterBufferEmittedCount"),
+      concealed: add("audio", "concealedSamples"),
+      samples: add("audio", "totalSamplesReceived"),
+    };
+  });
+}
+
+let meetings = 0;
+
+/// A meeting of two on the network of the moment: the host starts it
+/// (without end-to-end encryption, to leave the two cores to the codecs),
+/// the guest is admitted; resolves once each decodes the other.
+async function meeting(browser, url) {
+  const contexts = [];
+  const open = async () => {
+    const context = await browser.newContext({ permissions: ["camera", "microphone"], viewport: { width: 1024, height: 700 } });
+    contexts.push(context);
+    return context.newPage();
+  };
+  const host = await open();
+  await host.goto(url);
+  await host.getByLabel("Email").fill("host@example.org");
+  await host.getByLabel("Password").fill(PASSWORD);
+  await host.getByRole("button", { name: "Sign in" }).click();
+  // Each meeting its own title: the host's list keeps the earlier ones.
+  const title = `A bad network ${++meetings}`;
+  await host.getByLabel("Title").fill(title);
+  await host.getByLabel(/End-to-end encryption/).uncheck();
+  await host.getByRole("button", { name: "New meeting" }).click();
+  const row = host.locator(".meetings li").filter({ hasText: title });
+  const invite = await row.locator("a.invite").getAttribute("href");
+  await row.getByRole("button", { name: "Start" }).click();
+  await host.getByRole("button", { name: "Join" }).click();
+  await host.getByRole("button", { name: /^Participants/ }).click({ timeout: TIMEOUT });
+  const guest = await open();
+  await guest.goto(invite);
+  await guest.getByLabel("Your name").fill("Guest");
+  await guest.getByRole("button", { name: "Join" }).click();
+  await host.getByRole("button", { name: "Admit Guest" }).click({ timeout: 60_000 });
+  for (const page of [host, guest]) {
+    await poll("video both ways", async () => (await received(page)).framesDecoded > 30, 60_000);
+  }
+  const close = async () => {
+    // Ended for everyone, so nothing of this meeting lingers into the next.
+    await host.getByRole("button", { name: "End for all" }).click();
+    await guest.getByText(/ended/i).first().waitFor({ timeout: TIMEOUT }).catch(() => undefined);
+    await Promise.all(contexts.map((c) => c.close()));
+  };
+  return { pages: [host, guest], close };
+}
+
+/// What the pages received over `ms`, as shares and means; a page that
+/// started a new peer connection meanwhile counts from its new one.
+async function measure(pages, during) {
+  const before = await Promise.all(pages.map(received));
+  const extra = await during();
+  const after = await Promise.all(pages.map(received));
+  const sum = (f) => after.reduce((a, s, i) => a + s[f] - (s.generation === before[i].generation ? before[i][f] : 0), 0);
+  const videoSeconds = after.reduce((a, s, i) => a + ((s.at - before[i].at) / 1000) * Math.max(1, s.videos), 0);
+  return {
+    ...extra,
+    frozen_pct: (sum("frozenSeconds") / videoSeconds) * 100,
+    freezes: sum("freezeCount"),
+    fps: sum("framesDecoded") / videoSeconds,
+    packets_lost_pct: (sum("lost") / Math.max(1, sum("lost") + sum("packets"))) * 100,
+    nacks: sum("nacks"),
+    playout_delay_ms: (sum("bufferedSeconds") / Math.max(1, sum("buffered"))) * 1000,
+    audio_concealed_pct: (sum("concealed") / Math.max(1, sum("samples"))) * 100,
+  };
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/// Resolves with the time, from `since`, at which `page` has decoded ten
+/// video frames more than when called (on a new peer connection, ten).
+async function movingAgain(page, since) {
+  let reference = await received(page);
+  await poll("video moving again", async () => {
+    const now = await received(page);
+    if (now.generation !== reference.generation) reference = { ...now, framesDecoded: 0 };
+    return now.framesDecoded >= reference.framesDecoded + 10;
+  }, 60_000);
+  return Date.now() - since;
+}
+
+async function main() {
+  const browser = await launchBrowser();
+  const server = await startServer(["--media-advertise", "127.0.0.2", "--media-tcp-listen", "off"]);
+  const udp = server.printed().match(/Media \(UDP\) at (\S+)/)[1];
+  const rows = [];
+  try {
+    for (const level of LEVELS) {
+      console.error(`== Chromium: ${level.loss} % loss, 20 ms + up to ${level.jitter} ms jitter`);
+      const proxy = await impair(udp, level);
+      const call = await meeting(browser, server.url);
+      await sleep(SETTLE_MS);
+      rows.push({ ...level, ...(await measure(call.pages, () => sleep(SECONDS * 1000))) });
+      console.error(JSON.stringify(rows.at(-1)));
+      await call.close();
+      await proxy.stop();
+    }
+    console.error(`== Chromium: a ${OUTAGE_S} s outage`);
+    const proxy = await impair(udp, { loss: 0, jitter: 0 });
+    const call = await meeting(browser, server.url);
+    await sleep(SETTLE_MS);
+    rows.push({
+      loss: 0,
+      jitter: 0,
+      outage_s: OUTAGE_S,
+      ...(await measure(call.pages, async () => {
+        const started = Date.now();
+        await sleep(3000);
+        proxy.toggle();
+        await sleep(OUTAGE_S * 1000);
+        proxy.toggle();
+        const back = Date.now();
+        const recovery = await Promise.all(call.pages.map((p) => movingAgain(p, back)));
+        await sleep(Math.max(0, SECONDS * 1000 - (Date.now() - started)));
+        return { recovery_ms: Math.max(...recovery) };
+      })),
+    });
+    console.error(JSON.stringify(rows.at(-1)));
+    await call.close();
+    await proxy.stop();
+    console.log(JSON.stringify({ rows }));
+  } finally {
+    await browser.close();
+    server.stop();
+  }
+}
+
+await main();
