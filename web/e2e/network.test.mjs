@@ -13,7 +13,8 @@
 
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { BIN, PASSWORD, TIMEOUT, inbound, launchBrowser, moving, myId, poll, screenshots, startServer } from "./harness.mjs";
+import { connect } from "node:net";
+import { BIN, PASSWORD, TIMEOUT, freePort, inbound, launchBrowser, moving, myId, poll, screenshots, startServer } from "./harness.mjs";
 
 const { shot } = screenshots("network");
 
@@ -36,14 +37,39 @@ async function startImpairment(udp) {
   };
 }
 
-/// The protocol of the candidate pair a page's media uses now.
-async function transport(page) {
+/// The local candidate of the pair a page's media uses now.
+async function route(page) {
   return page.evaluate(async () => {
     const stats = await window.__conclave.stats();
     const pair = stats.find((s) => s.type === "candidate-pair" && s.nominated && s.state === "succeeded");
     const local = pair && stats.find((s) => s.id === pair.localCandidateId);
-    return local?.protocol ?? null;
+    return local ? { protocol: local.protocol, type: local.candidateType, relayProtocol: local.relayProtocol ?? null } : null;
   });
+}
+
+/// The protocol of the candidate pair a page's media uses now.
+async function transport(page) {
+  return (await route(page))?.protocol ?? null;
+}
+
+/// coturn on loopback taking clients over TCP only (no UDP listener), with
+/// the TURN REST API's shared secret; it relays to the server over UDP.
+async function startCoturn(secret) {
+  const port = await freePort();
+  const relayFrom = 30_000 + (port % 10_000);
+  const coturn = spawn("turnserver", [
+    "-n", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", "--allow-loopback-peers",
+    "--no-udp", "--no-tls", "--no-dtls", "--no-cli", "--no-tcp-relay",
+    "--realm=conclave.test", "--use-auth-secret", `--static-auth-secret=${secret}`,
+    `--listening-port=${port}`, `--min-port=${relayFrom}`, `--max-port=${relayFrom + 100}`,
+    "--log-file=stdout", "--simple-log",
+  ], { stdio: ["ignore", "ignore", "inherit"] });
+  coturn.on("error", (e) => console.error(`coturn: ${e.message} (cargo xtask test installs it: apt-get install coturn)`));
+  await poll("coturn listening", () => new Promise((resolve) => {
+    const probe = connect(port, "127.0.0.1", () => { probe.destroy(); resolve(true); });
+    probe.on("error", () => resolve(false));
+  }), 10_000);
+  return { url: `turn:127.0.0.1:${port}?transport=tcp`, stop: () => coturn.kill() };
 }
 
 
@@ -52,17 +78,24 @@ async function main() {
   // Media advertised at 127.0.0.2 (the proxy); ICE over TCP on 127.0.0.2 too,
   // where nothing stands between Chromium and the server.
   const browser = await launchBrowser();
-  const server = await startServer(["--media-advertise", "127.0.0.2", "--media-tcp-listen", "127.0.0.2:0"]);
+  const turnSecret = "network test turn secret";
+  const coturn = await startCoturn(turnSecret);
+  const server = await startServer(["--media-advertise", "127.0.0.2", "--media-tcp-listen", "127.0.0.2:0", "--turn-urls", coturn.url, "--turn-secret", turnSecret]).catch((e) => {
+    coturn.stop();
+    throw e;
+  });
   const udp = server.printed().match(/Media \(UDP\) at (\S+)/)[1];
   const impairment = await startImpairment(udp).catch((e) => {
     server.stop();
+    coturn.stop();
     throw e;
   });
   const figures = {};
   const pages = [];
-  const open = async (codec) => {
+  const open = async (codec, { relayOnly = false } = {}) => {
     const c = await browser.newContext({ permissions: ["camera", "microphone"], viewport: { width: 1024, height: 700 } });
     if (codec) await c.addInitScript((mime) => { window.__conclaveCodec = mime; }, codec);
+    if (relayOnly) await c.addInitScript(() => { window.__conclaveRelayOnly = true; });
     const page = await c.newPage();
     page.on("pageerror", (e) => console.error(`[page error] ${e.message}`));
     page.on("console", (m) => m.type() === "error" && console.error(`[page] ${m.text()}`));
@@ -199,6 +232,28 @@ async function main() {
     assert.equal(await late.page.evaluate(() => window.__conclave.mediaGeneration()), 1, "the first connection carried the media");
     await shot(late.page, "joined-with-udp-blocked");
 
+    // Someone whose network lets nothing out but TCP to the TURN server
+    // (emulated: a relay-only policy, and a TURN server that takes no UDP)
+    // joins: their media goes over TCP to coturn, which relays it to the
+    // server, and both ways decode.
+    impairment.toggle(); // coturn relays to the server over UDP
+    const relayed = { page: await open(null, { relayOnly: true }) };
+    await relayed.page.goto(invite);
+    await relayed.page.getByLabel("Your name").fill("Relayed guest");
+    await relayed.page.getByRole("button", { name: "Join" }).click();
+    await host.getByRole("button", { name: "Admit Relayed guest" }).click({ timeout: TIMEOUT });
+    relayed.id = await poll("the relayed guest's seat", () => myId(relayed.page));
+    await Promise.all([
+      moving("the host's video at the guest relayed over TURN/TCP", relayed.page, hostId, "camera", 40_000),
+      moving("the video of the guest relayed over TURN/TCP at the host", host, relayed.id, "camera", 40_000),
+    ]);
+    // Reached over TCP to the relay (with a relay-only policy every pair is
+    // relayed; Chromium may name the local end peer-reflexive once the
+    // server's answers reveal the relayed address).
+    figures.route_through_turn = await route(relayed.page);
+    assert.equal(figures.route_through_turn?.relayProtocol, "tcp", JSON.stringify(figures.route_through_turn));
+    await shot(relayed.page, "relayed-over-turn-tcp");
+
     console.log(JSON.stringify({ figures }));
     console.log("test result: ok. 1 passed; 0 failed; 0 ignored");
   } catch (err) {
@@ -223,6 +278,7 @@ async function main() {
     await browser.close();
     impairment.stop();
     server.stop();
+    coturn.stop();
   }
 }
 

@@ -90,6 +90,9 @@ export class MediaSession {
 
   private connect(): RTCPeerConnection {
     const config: RTCConfiguration & { encodedInsertableStreams?: boolean } = { iceServers: this.iceServers, bundlePolicy: "max-bundle", rtcpMuxPolicy: "require" };
+    // The browser tests' stand-in for a network that lets nothing out but
+    // TCP to the TURN server (test builds only).
+    if (__TEST_HOOKS__ && (window as unknown as { __conclaveRelayOnly?: boolean }).__conclaveRelayOnly) config.iceTransportPolicy = "relay";
     if (this.e2ee && encodedTransformSupport() === "streams") config.encodedInsertableStreams = true;
     const pc = new RTCPeerConnection(config);
     this.generation += 1;
