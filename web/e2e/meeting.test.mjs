@@ -187,16 +187,24 @@ async function main() {
     const sending = (page) => page.evaluate(() => window.__conclave.sending());
     const devicesBefore = await sending(ada.page);
     await ada.page.getByRole("button", { name: "Devices", exact: true }).click();
-    const choose = async (label, current) => {
+    const choose = async (label, current, which = (options) => options.findLast((o) => o !== current)) => {
       const select = ada.page.getByRole("region", { name: "Devices" }).getByLabel(label);
       const options = await select.evaluate((s) => [...s.options].filter((o) => !o.disabled).map((o) => o.text));
-      const other = options.findLast((o) => o !== current);
+      const other = which(options);
       assert.ok(other, `another ${label.toLowerCase()} to choose than ${current} among ${options.join(", ")}`);
       await select.selectOption({ label: other });
       return other;
     };
+    // First the depth camera Chromium lists second, which gives nothing a
+    // video encoder takes: the app says so and keeps the camera she had.
+    const depth = await choose("Camera", devicesBefore.camera, (options) => options.find((o) => o === "fake_device_1"));
+    await ada.page.getByText(/gives no picture others can see/).waitFor({ timeout: TIMEOUT });
+    assert.equal((await sending(ada.page)).camera, devicesBefore.camera, `still sending from her camera, not ${depth}`);
+    await moving("Ada's own camera at the host, kept", host, people[1].id);
+    await shot(ada.page, "ada-told-the-depth-camera-gives-no-picture");
     const camera = await choose("Camera", devicesBefore.camera);
     await poll("Ada sending from her other camera", async () => (await sending(ada.page)).camera === camera);
+    const devicesList = ada.page.getByRole("region", { name: "Devices" });
     const microphone = await choose("Microphone", devicesBefore.microphone);
     await poll("Ada sending from her other microphone", async () => (await sending(ada.page)).microphone === microphone);
     await moving("Ada's other camera at the host", host, people[1].id);
@@ -204,6 +212,11 @@ async function main() {
     const heard = async () => sum(await inbound(host), people[1].id, "microphone", "bytesReceived");
     const heardBefore = await heard();
     await poll("Ada's other microphone at the host", async () => (await heard()) > heardBefore + 2000);
+    // The list shows what she sends from, both kinds (switched one after the other).
+    await poll("the devices panel showing her new devices", async () => {
+      const shown = await devicesList.locator("select").evaluateAll((all) => all.map((s) => s.options[s.selectedIndex]?.text));
+      return shown[0] === camera && shown[1] === microphone;
+    });
     figures.devices_switched = { camera, microphone };
     await shot(ada.page, "ada-switched-devices");
     await ada.page.getByRole("button", { name: "Devices", exact: true }).click();

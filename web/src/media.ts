@@ -288,6 +288,17 @@ export class MediaSession {
     return Object.fromEntries([...this.senders.entries()].map(([source, t]) => [source, t.sender.track?.label ?? null]));
   }
 
+  /// Frames encoded so far for what `source` sends (every layer).
+  async framesEncoded(source: MediaSource): Promise<number> {
+    const sender = this.senders.get(source)?.sender;
+    if (!sender) return 0;
+    let frames = 0;
+    (await sender.getStats()).forEach((s) => {
+      if (s.type === "outbound-rtp") frames += (s as { framesEncoded?: number }).framesEncoded ?? 0;
+    });
+    return frames;
+  }
+
   /// Replaces what a source sends (a new device, blur on or off).
   async replace(source: MediaSource, track: MediaStreamTrack | null) {
     if (this.sending.has(source)) this.sending.set(source, track);

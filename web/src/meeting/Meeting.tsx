@@ -44,6 +44,11 @@ function knockSound() {
   }
 }
 
+/// After a camera is switched to, how long the old one's frames may still
+/// come out of the encoder, and then how long the new one has to give one.
+const NEW_CAMERA_SETTLE_MS = 1000;
+const NEW_CAMERA_GRACE_MS = 2000;
+
 export function Meeting(props: {
   ticket: JoinTicket;
   local: MediaStream | null;
@@ -270,9 +275,29 @@ export function Meeting(props: {
     const track = stream.getTracks()[0];
     const old = audio ? mic : cam;
     track.enabled = old?.enabled ?? true;
-    await media.current?.replace(audio ? "microphone" : "camera", track);
+    const source = audio ? "microphone" : "camera";
+    await media.current?.replace(source, track);
+    // Some cameras give no picture a video encoder takes (infrared and
+    // depth cameras, listed beside the real one): the others would see a
+    // frozen frame. Keep the camera that worked, and say why. Counted
+    // from a moment after the switch, past frames the old camera left in
+    // the encoder.
+    if (!audio && track.enabled && media.current) {
+      const sleep = (ms: number) => new Promise((r) => window.setTimeout(r, ms));
+      await sleep(NEW_CAMERA_SETTLE_MS);
+      const before = await media.current.framesEncoded(source);
+      await sleep(NEW_CAMERA_GRACE_MS);
+      if ((await media.current.framesEncoded(source)) <= before) {
+        await media.current.replace(source, old);
+        track.stop();
+        dispatch({ type: "notice", text: `${track.label || "That camera"} gives no picture others can see (an infrared or depth camera?); keeping ${old?.label || "the one you had"}.` });
+        return;
+      }
+    }
     old?.stop();
-    setTracks(audio ? { mic: track, cam } : { mic, cam: track });
+    // From the tracks as they are now: the other kind may have been
+    // switched while this one was being tried.
+    setTracks((now) => (audio ? { ...now, mic: track } : { ...now, cam: track }));
   };
   const report = async (p: ParticipantView) => {
     const reason = window.prompt(`Why are you reporting ${p.display_name}? The organisation's owner will see this.`);
@@ -425,7 +450,12 @@ export function Meeting(props: {
       {panel === "people" && state.me !== null && state.settings ? (
         <ParticipantsPanel me={state.me} myRole={me?.role ?? "participant"} roster={roster} waiting={state.waiting} settings={state.settings} send={send} onReport={(p) => void report(p)} quality={state.quality} />
       ) : null}
-      {panel === "devices" ? <DevicesPanel onChoose={(k, id) => void chooseDevice(k, id)} /> : null}
+      {panel === "devices" ? (
+        <DevicesPanel
+          onChoose={(k, id) => void chooseDevice(k, id)}
+          current={{ audioinput: mic?.getSettings().deviceId, videoinput: cam?.getSettings().deviceId }}
+        />
+      ) : null}
       {panel === "security" ? <SecurityPanel cipher={cipher} e2ee={!!state.settings?.e2ee} state={e2eeState} /> : null}
       <footer className="controls" aria-label="Meeting controls">
         <button onClick={toggleMic} aria-pressed={!!me?.audio_muted} disabled={!mic}>

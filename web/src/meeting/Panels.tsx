@@ -328,7 +328,11 @@ export function SecurityPanel(props: { cipher: string | undefined; e2ee: boolean
 }
 
 /// Switching camera or microphone during the meeting.
-export function DevicesPanel(props: { onChoose: (kind: "audioinput" | "videoinput", deviceId: string) => void }) {
+export function DevicesPanel(props: {
+  onChoose: (kind: "audioinput" | "videoinput", deviceId: string) => void;
+  /// The device each kind sends from now, by id: what each list shows.
+  current: { audioinput?: string; videoinput?: string };
+}) {
   const [devices, setDevices] = useState<MediaDeviceInfo[]>([]);
   useEffect(() => {
     void navigator.mediaDevices.enumerateDevices().then(setDevices);
@@ -336,7 +340,7 @@ export function DevicesPanel(props: { onChoose: (kind: "audioinput" | "videoinpu
   const pick = (kind: "audioinput" | "videoinput", label: string) => (
     <label>
       {label}{" "}
-      <select onChange={(e) => props.onChoose(kind, e.target.value)} defaultValue="">
+      <select onChange={(e) => props.onChoose(kind, e.target.value)} value={props.current[kind] ?? ""}>
         <option value="" disabled>
           Choose…
         </option>
