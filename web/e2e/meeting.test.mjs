@@ -59,7 +59,14 @@ async function main() {
     const invite = await host.locator("a.invite").first().getAttribute("href");
     const code = (await host.locator(".meetings li p").first().textContent()).match(/code (\d{3} \d{3} \d{4})/)[1];
     assert.match(invite, /\/j\/[a-z0-9]{32}$/);
+    // The host key makes whoever types it a host: hidden until asked for.
+    const hostKey = host.locator(".meetings li").first().locator(".host-key");
+    assert.equal(await hostKey.textContent(), "••••••");
     await shot(host, "host-home");
+    await host.getByRole("button", { name: "Show the host key" }).first().click();
+    assert.match(await hostKey.textContent(), /^\S{6,}$/);
+    await host.getByRole("button", { name: "Hide the host key" }).first().click();
+    assert.equal(await hostKey.textContent(), "••••••");
     await host.getByRole("button", { name: "Start" }).first().click();
     await host.getByRole("button", { name: "Join" }).click();
     await host.getByRole("button", { name: "Participants" }).waitFor({ timeout: TIMEOUT });

@@ -110,7 +110,7 @@ export function Home(props: { user: User; navigate: (path: string) => void }) {
             <p>
               {m.scheduled_start_ms ? new Date(m.scheduled_start_ms).toLocaleString() : "Instant meeting"} · code {m.code}
               {m.settings.waiting_room ? " · waiting room on" : ""}
-              {m.settings.e2ee ? " · end-to-end encrypted" : ""} · host key {m.host_key}
+              {m.settings.e2ee ? " · end-to-end encrypted" : ""} · <HostKey value={m.host_key} />
             </p>
             <p>
               <a href={m.invite_url} className="invite" onClick={(e) => { e.preventDefault(); props.navigate(new URL(m.invite_url).pathname); }}>
@@ -128,6 +128,20 @@ export function Home(props: { user: User; navigate: (path: string) => void }) {
       </ul>
       {meetings.length === 0 ? <p>No meetings yet.</p> : null}
     </main>
+  );
+}
+
+/// A meeting's host key, hidden until asked for: whoever types it is a host,
+/// and a home page shown on a shared screen would give it to everyone.
+function HostKey(props: { value: string }) {
+  const [shown, setShown] = useState(false);
+  return (
+    <>
+      host key <span className="host-key">{shown ? props.value : "••••••"}</span>{" "}
+      <button type="button" className="link" onClick={() => setShown(!shown)} aria-pressed={shown} aria-label={shown ? "Hide the host key" : "Show the host key"}>
+        {shown ? "Hide" : "Show"}
+      </button>
+    </>
   );
 }
 
