@@ -233,8 +233,6 @@ pub(crate) struct Peer {
     /// The media sections negotiated so far, by mid, in order: a later
     /// offer may add sections but never drop or reorder these (JSEP).
     pub negotiated_mids: Vec<String>,
-    /// The sections of the server's outstanding offer, negotiated once answered.
-    pub offered_mids: Vec<String>,
     /// Payload bytes forwarded to it since the SFU last reported quality.
     pub forwarded_bytes: u64,
     /// When a packet of this session last arrived.
@@ -343,9 +341,7 @@ impl Peer {
         }
         let (offer, pending) = api.apply()?;
         self.pending = Some(pending);
-        let sdp = crate::sdp_repair::formats_on_rejected_sections(&offer.to_sdp_string());
-        self.offered_mids = mids(&sdp);
-        Some(sdp)
+        Some(crate::sdp_repair::formats_on_rejected_sections(&offer.to_sdp_string()))
     }
 
     /// Withdraws the outstanding offer if it has waited `patience` for an
@@ -378,7 +374,6 @@ impl Peer {
         }
         if accepted {
             self.forwards.retain(|f| !matches!(f.state, OutState::NegotiatingStop(_)));
-            self.negotiated_mids = std::mem::take(&mut self.offered_mids);
         }
     }
 }
@@ -454,7 +449,6 @@ mod tests {
             addrs: Vec::new(),
             remote_fingerprint: None,
             negotiated_mids: Vec::new(),
-            offered_mids: Vec::new(),
             forwarded_bytes: 0,
             last_heard: None,
         };

@@ -307,13 +307,15 @@ async fn senders_hanging_up_mid_burst_take_no_other_message_with_them(engine: En
 async fn a_large_channels_welcome_reaches_the_new_device_whole(engine: Engine) {
     let t = team(engine).await;
     let group = t.ada.create_conversation(&group_request("Big", &[&t.grace_id])).await.unwrap();
-    let first = &t.devices[0].device_id;
-    let added: Vec<String> = t.devices[1..].iter().map(|d| d.device_id.clone()).collect();
-    for device in std::iter::once(first).chain(&added) {
-        let kp = KeyPackageRequest { device_id: device.clone(), key_package: "a2V5LXBhY2thZ2U=".into() };
-        let client = if t.devices[2..].iter().any(|d| &d.device_id == device) { &t.grace } else { &t.ada };
+    // Ada's laptop commits; her phone and Grace's two devices are added.
+    let owners = [&t.ada, &t.ada, &t.grace, &t.grace];
+    let devices: Vec<(&String, _)> = t.devices.iter().map(|d| &d.device_id).zip(owners).collect();
+    for (device, client) in &devices {
+        let kp = KeyPackageRequest { device_id: (*device).clone(), key_package: "a2V5LXBhY2thZ2U=".into() };
         client.upload_key_package(&group.id, &kp).await.unwrap();
     }
+    let first = devices[0].0;
+    let added: Vec<String> = devices[1..].iter().map(|(d, _)| (*d).clone()).collect();
     let welcome = "QUFB".repeat(3 << 18); // 3 MiB of base64
     let commit = |welcome: &str| CommitRequest {
         device_id: first.clone(),
@@ -342,8 +344,7 @@ async fn a_large_channels_welcome_reaches_the_new_device_whole(engine: Engine) {
     assert_eq!(welcomes, 1, "the Welcome is kept once");
     assert!(inbox_bytes < 10_000, "the inbox messages point at it ({inbox_bytes} bytes for three)");
 
-    for (i, device) in added.iter().enumerate() {
-        let client = if i >= 1 { &t.grace } else { &t.ada };
+    for (i, (device, client)) in devices[1..].iter().enumerate() {
         let inbox = client.read_device_inbox(device, 0).await.unwrap();
         let (id, delivered) = inbox
             .messages

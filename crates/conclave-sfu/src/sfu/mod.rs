@@ -455,7 +455,6 @@ impl Sfu {
             addrs: Vec::new(),
             remote_fingerprint: None,
             negotiated_mids: Vec::new(),
-            offered_mids: Vec::new(),
             forwarded_bytes: 0,
             last_heard: None,
         };

@@ -114,6 +114,8 @@ impl Sfu {
         match catch_unwind(AssertUnwindSafe(|| peer.rtc.sdp_api().accept_answer(pending, answer))) {
             Ok(Ok(())) => {
                 peer.remote_fingerprint = fingerprint;
+                // An answer has its offer's sections, in the same order.
+                peer.negotiated_mids = crate::peer::mids(sdp);
                 peer.settle_offer(true);
                 self.dirty.push(key);
             }
