@@ -121,7 +121,7 @@ export async function inbound(page) {
       .filter((s) => s.type === "inbound-rtp")
       .map((s) => {
         const t = tracks.find((x) => x.mid === s.mid);
-        return { participantId: t?.participantId, source: t?.source, kind: s.kind, framesDecoded: s.framesDecoded ?? 0, bytesReceived: s.bytesReceived ?? 0, codec: codecs.get(s.codecId) };
+        return { participantId: t?.participantId, source: t?.source, kind: s.kind, framesDecoded: s.framesDecoded ?? 0, bytesReceived: s.bytesReceived ?? 0, codec: codecs.get(s.codecId), frameWidth: s.frameWidth };
       });
   });
 }

@@ -149,6 +149,30 @@ async function main() {
     figures.codecs = people.map((p) => p.codec);
     await shot(host, "every-codec");
 
+    // VP9 sends its three resolutions in one stream (SVC), and each viewer
+    // gets the layers its tile asks for. The H.264 guest pins someone else,
+    // which makes the VP9 camera a thumbnail there (asked for at low
+    // quality: the lowest spatial layer), while the host, with everyone in
+    // a gallery, keeps it whole. Unpinned, the guest gets it whole again.
+    const vp9 = people.find((p) => p.codec === "video/VP9");
+    const pinner = people.find((p) => p.codec === "video/H264") ?? people.find((p) => p !== vp9 && p !== people[0]);
+    const vp9Width = async (page) => {
+      const rows = (await inbound(page)).filter((r) => r.participantId === vp9.id && r.source === "camera");
+      return Math.max(0, ...rows.map((r) => r.frameWidth ?? 0));
+    };
+    await pinner.page.getByRole("button", { name: /^Pin (?!Guest VP9)/ }).first().click();
+    const widths = await poll("the VP9 thumbnail at a lower resolution than the host's", async () => {
+      const [thumbnail, whole] = [await vp9Width(pinner.page), await vp9Width(host)];
+      return thumbnail > 0 && thumbnail < whole && { thumbnail, whole };
+    }, 40_000);
+    await shot(pinner.page, "vp9-thumbnail-gets-the-lowest-layer");
+    await pinner.page.getByRole("button", { name: /^Unpin / }).first().click();
+    await poll("the VP9 camera whole again once unpinned", async () => {
+      const [back, whole] = [await vp9Width(pinner.page), await vp9Width(host)];
+      return back > widths.thumbnail && back === whole;
+    }, 40_000);
+    figures.vp9Layers = widths;
+
     // The network steps with two people: software VP9 and AV1 encoders
     // take both cores of the test machine, so those guests leave.
     const guest = people.find((p) => p.codec === "video/H264") ?? people[1];

@@ -17,6 +17,17 @@ pub struct LayerWant {
     pub quality: Quality,
     /// Screen shares are read, not glanced at: upgraded first.
     pub is_screen: bool,
+    /// How many of the lowest layers are the lowest resolution at a reduced
+    /// frame rate (an SVC stream's temporal layers): taken only when the
+    /// budget allows no more, never asked for.
+    pub reduced_rates: usize,
+}
+
+impl LayerWant {
+    /// The layer index its quality asks for.
+    pub fn wanted(&self) -> usize {
+        self.reduced_rates + wanted_index(self.quality, self.layer_bps.len().saturating_sub(self.reduced_rates))
+    }
 }
 
 /// The layer index a quality asks for, among `layers` layers.
@@ -33,14 +44,14 @@ pub fn wanted_index(quality: Quality, layers: usize) -> usize {
 pub fn allocate(budget_bps: Option<u64>, wants: &[LayerWant]) -> Vec<usize> {
     let mut chosen = vec![0; wants.len()];
     let Some(budget) = budget_bps else {
-        return wants.iter().map(|w| wanted_index(w.quality, w.layer_bps.len())).collect();
+        return wants.iter().map(LayerWant::wanted).collect();
     };
     let mut spent: u64 = wants.iter().map(|w| w.layer_bps.first().copied().unwrap_or(0)).sum();
     let mut order: Vec<usize> = (0..wants.len()).collect();
     order.sort_by_key(|&i| (!wants[i].is_screen, std::cmp::Reverse(wants[i].quality), i));
     for i in order {
         let want = &wants[i];
-        let target = wanted_index(want.quality, want.layer_bps.len());
+        let target = want.wanted();
         while chosen[i] < target {
             let current = want.layer_bps[chosen[i]];
             let next = want.layer_bps[chosen[i] + 1];
@@ -109,7 +120,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn camera(quality: Quality) -> LayerWant {
-        LayerWant { layer_bps: vec![150_000, 500_000, 1_500_000], quality, is_screen: false }
+        LayerWant { layer_bps: vec![150_000, 500_000, 1_500_000], quality, is_screen: false, reduced_rates: 0 }
     }
 
     #[test]
@@ -137,9 +148,25 @@ mod tests {
 
     #[test]
     fn single_layer_videos_are_layer_zero() {
-        let wants = [LayerWant { layer_bps: vec![800_000], quality: Quality::High, is_screen: false }];
+        let wants = [LayerWant { layer_bps: vec![800_000], quality: Quality::High, is_screen: false, reduced_rates: 0 }];
         assert_eq!(allocate(Some(100), &wants), [0]);
         assert_eq!(allocate(None, &wants), [0]);
+    }
+
+    #[test]
+    fn reduced_frame_rates_are_a_last_resort() {
+        // An SVC stream: the low resolution at 1/4, 1/2 and the full
+        // frame rate, then two higher resolutions.
+        let svc = |quality| LayerWant {
+            layer_bps: vec![40_000, 80_000, 150_000, 500_000, 1_500_000],
+            quality,
+            is_screen: false,
+            reduced_rates: 2,
+        };
+        assert_eq!(allocate(None, &[svc(Quality::Low), svc(Quality::Medium), svc(Quality::High)]), [2, 3, 4]);
+        assert_eq!(allocate(Some(10_000_000), &[svc(Quality::Low)]), [2], "a thumbnail still moves smoothly");
+        assert_eq!(allocate(Some(100_000), &[svc(Quality::High)]), [1]);
+        assert_eq!(allocate(Some(10_000), &[svc(Quality::High)]), [0]);
     }
 
     #[test]
@@ -168,7 +195,7 @@ mod tests {
             let spent: u64 = chosen.iter().zip(&wants).map(|(c, w)| w.layer_bps[*c]).sum();
             prop_assert!(spent <= budget.max(floor));
             for (c, w) in chosen.iter().zip(&wants) {
-                prop_assert!(*c <= wanted_index(w.quality, 3));
+                prop_assert!(*c <= w.wanted());
             }
             let more = allocate(Some(budget * 2), &wants);
             let spent_more: u64 = more.iter().zip(&wants).map(|(c, w)| w.layer_bps[*c]).sum();

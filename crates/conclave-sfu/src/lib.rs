@@ -23,6 +23,7 @@ mod rewrite;
 pub mod sdp_grammar;
 mod sdp_repair;
 mod sfu;
+mod svc;
 pub mod speaker;
 mod tcp;
 mod video;

@@ -14,6 +14,7 @@ use str0m::Rtc;
 
 use crate::layers::BitrateMeter;
 use crate::rewrite::StreamRewriter;
+use crate::svc::{SvcMeters, SvcSelector};
 use crate::MeetingKey;
 
 /// What the room lets this participant send (see `conclave_room::MediaRights`).
@@ -42,6 +43,8 @@ pub(crate) struct Published {
     /// Simulcast layers, lowest first; empty without simulcast.
     pub rids: Vec<Rid>,
     pub meters: HashMap<Option<Rid>, BitrateMeter>,
+    /// The bitrate of each SVC layer, when the stream codes several.
+    pub svc: SvcMeters,
     pub last_keyframe_request: HashMap<Option<Rid>, Instant>,
     /// The layers last reported to the sender as needed.
     pub announced: Option<Vec<Rid>>,
@@ -86,6 +89,9 @@ pub(crate) struct Forward {
     pub current: Option<Option<Rid>>,
     /// The layer the allocation chose; switched to at its next keyframe.
     pub target: Option<Rid>,
+    /// The layers of an SVC stream the subscriber gets, and the ones the
+    /// allocation chose (within whichever simulcast layer is forwarded).
+    pub svc: SvcSelector,
     /// When the allocation last stepped this video down: it is not
     /// stepped up again soon, or a link at its limit would flap.
     pub stepped_down: Option<Instant>,
@@ -157,6 +163,7 @@ impl Forward {
     pub fn pause(&mut self) {
         self.current = None;
         self.progressed = None;
+        self.svc.reset();
         if let Some(out) = &mut self.out {
             out.rewriter.pause();
         }
@@ -287,6 +294,7 @@ impl Peer {
             current: None,
             target: published.rids.last().copied(),
             stepped_down: None,
+            svc: SvcSelector::default(),
             progressed: None,
             out: None,
         });
@@ -462,6 +470,7 @@ mod tests {
             rids: Vec::new(),
             meters: HashMap::new(),
             last_keyframe_request: HashMap::new(),
+            svc: SvcMeters::default(),
             announced: None,
         }
     }
@@ -543,6 +552,7 @@ mod tests {
             current: None,
             target: Some(Rid::from(target)),
             stepped_down: None,
+            svc: SvcSelector::default(),
             progressed: None,
             out: None,
         }

@@ -10,12 +10,19 @@
 //! sees neither a gap to wait for nor a jump back to drop, and its decoder
 //! sees frames in order.
 //!
+//! Within one incoming stream the subscriber may get only some packets
+//! (an SVC stream's lower layers, `crate::svc`): each packet left out
+//! moves the later ones one number down, so the subscriber sees no hole to
+//! ask again for. A packet lost on the way in still leaves its hole, which
+//! the publisher's retransmission fills.
+//!
 //! Sequence numbers are str0m's extended ones (64 bits, no wrap). The
 //! outgoing stream begins in its first rollover period, whatever period
 //! the publisher's stream is in: a receiver starts a new stream's SRTP
 //! rollover counter at zero (RFC 3711 §3.3.1), so a subscriber who joins
 //! after a publisher's 65 536th packet could otherwise decrypt nothing.
 
+use std::collections::VecDeque;
 use std::time::Instant;
 
 /// What the rewriter needs of one incoming packet.
@@ -49,6 +56,52 @@ pub(crate) struct StreamRewriter {
     mapping: Option<Mapping>,
     /// The packet furthest along the outgoing stream so far.
     furthest: Option<Furthest>,
+    /// The packets of the current mapping left out on purpose.
+    skipped: Skipped,
+}
+
+/// Packets of the current mapping left out on purpose, recent ones by
+/// number and older ones counted, so a late packet (a retransmission) can
+/// still be placed where its neighbours put it.
+#[derive(Debug, Clone, Default)]
+struct Skipped {
+    recent: VecDeque<u64>,
+    /// Skipped packets forgotten by number, all before `recent`.
+    earlier: u64,
+    /// The last packet forgotten: anything before it can no longer be placed.
+    forgotten_up_to: Option<u64>,
+    /// The furthest incoming packet of the mapping, forwarded or skipped.
+    furthest_in: Option<u64>,
+}
+
+/// How far back (in packets) a late packet can still be placed among
+/// skipped ones: well past the subscriber's resend window.
+const SKIPPED_REMEMBERED: u64 = 1024;
+
+impl Skipped {
+    /// How many packets before `seq` were left out; `None` when `seq` is
+    /// too old to tell, or was left out itself (its retransmission, come
+    /// after the subscriber moved up to its layer, has no place).
+    fn before(&self, seq: u64) -> Option<u64> {
+        if self.forgotten_up_to.is_some_and(|f| seq <= f) {
+            return None;
+        }
+        let at = self.recent.partition_point(|&s| s < seq);
+        if self.recent.get(at) == Some(&seq) {
+            return None;
+        }
+        Some(self.earlier + at as u64)
+    }
+
+    fn saw(&mut self, seq: u64) {
+        let furthest = self.furthest_in.map_or(seq, |f| f.max(seq));
+        self.furthest_in = Some(furthest);
+        while let Some(&oldest) = self.recent.front().filter(|&&s| s + SKIPPED_REMEMBERED < furthest) {
+            self.recent.pop_front();
+            self.earlier += 1;
+            self.forgotten_up_to = Some(oldest);
+        }
+    }
 }
 
 /// How the incoming stream being forwarded maps onto the outgoing one.
@@ -75,7 +128,7 @@ struct Furthest {
 
 impl StreamRewriter {
     pub fn new(clock_hz: u32) -> Self {
-        Self { clock_hz, mapping: None, furthest: None }
+        Self { clock_hz, mapping: None, furthest: None, skipped: Skipped::default() }
     }
 
     /// The forward stopped (off screen, or waiting for a keyframe): the
@@ -92,13 +145,18 @@ impl StreamRewriter {
     pub fn rewrite(&mut self, packet: &IncomingPacket) -> Option<OutgoingPacket> {
         let mapping = match self.mapping {
             Some(m) if m.ssrc == packet.ssrc => m,
-            _ => *self.mapping.insert(self.switch_to(packet)),
+            _ => {
+                self.skipped = Skipped::default();
+                *self.mapping.insert(self.switch_to(packet))
+            }
         };
         if packet.seq < mapping.first_seq {
             return None;
         }
+        let skipped = self.skipped.before(packet.seq)?;
+        self.skipped.saw(packet.seq);
         let out = OutgoingPacket {
-            seq: packet.seq.wrapping_add(mapping.seq_offset),
+            seq: packet.seq.wrapping_add(mapping.seq_offset).wrapping_sub(skipped),
             timestamp: packet.timestamp.wrapping_add(mapping.timestamp_offset),
             picture_id: packet.picture_id.map(|p| p.wrapping_add(mapping.picture_id_offset) & PICTURE_ID_MASK),
             tl0_pic_idx: packet.tl0_pic_idx.map(|t| t.wrapping_add(mapping.tl0_offset)),
@@ -113,6 +171,19 @@ impl StreamRewriter {
             });
         }
         Some(out)
+    }
+
+    /// Leaves `packet` out of the outgoing stream (a layer the subscriber
+    /// does not get): the packets after it move one number down. A packet
+    /// whose number is already passed (a late retransmission) keeps the
+    /// place left for it, empty.
+    pub fn skip(&mut self, packet: &IncomingPacket) {
+        let Some(mapping) = self.mapping.filter(|m| m.ssrc == packet.ssrc) else { return };
+        if packet.seq < mapping.first_seq || self.skipped.furthest_in.is_some_and(|f| packet.seq <= f) {
+            return;
+        }
+        self.skipped.recent.push_back(packet.seq);
+        self.skipped.saw(packet.seq);
     }
 
     /// A mapping that puts `first` right after the furthest packet sent,
@@ -247,6 +318,76 @@ mod tests {
         (next.picture_id, next.tl0_pic_idx) = (Some(40), Some(7));
         let out = rw.rewrite(&next).unwrap();
         assert_eq!((out.picture_id, out.tl0_pic_idx), (Some(0), Some(0)));
+    }
+
+    #[test]
+    fn skipped_packets_leave_no_hole_and_late_ones_keep_their_place() {
+        let start = Instant::now();
+        let mut rw = StreamRewriter::new(90_000);
+        assert_eq!(rw.rewrite(&packet(1, 10, 0, 0, start)).unwrap().seq, 10);
+        rw.skip(&packet(1, 11, 0, 1, start));
+        rw.skip(&packet(1, 12, 0, 2, start));
+        assert_eq!(rw.rewrite(&packet(1, 13, 0, 3, start)).unwrap().seq, 11);
+        // 14 is lost on the way in; 15 is skipped, 16 forwarded.
+        rw.skip(&packet(1, 15, 0, 5, start));
+        assert_eq!(rw.rewrite(&packet(1, 16, 0, 6, start)).unwrap().seq, 13);
+        // 14's retransmission fills the hole left for it.
+        assert_eq!(rw.rewrite(&packet(1, 14, 0, 7, start)).unwrap().seq, 12);
+        // A late packet of a skipped layer changes nothing.
+        rw.skip(&packet(1, 14, 0, 8, start));
+        assert_eq!(rw.rewrite(&packet(1, 17, 0, 9, start)).unwrap().seq, 14);
+    }
+
+    #[test]
+    fn packets_too_old_to_place_among_skipped_ones_are_dropped() {
+        let start = Instant::now();
+        let mut rw = StreamRewriter::new(90_000);
+        rw.rewrite(&packet(1, 0, 0, 0, start)).unwrap();
+        for seq in 2..2000 {
+            rw.skip(&packet(1, seq, 0, 1, start));
+        }
+        let out = rw.rewrite(&packet(1, 2000, 0, 2, start)).unwrap();
+        assert_eq!(out.seq, 2, "1998 packets left out: the next is right after 1's place");
+        assert_eq!(rw.rewrite(&packet(1, 1, 0, 3, start)), None, "1 is too far back to tell");
+        assert_eq!(rw.rewrite(&packet(1, 1990, 0, 3, start)), None, "a packet left out has no place later");
+    }
+
+    proptest! {
+        /// Within one stream, whatever is skipped and however packets are
+        /// reordered on the way in: forwarded packets keep their order,
+        /// never share a number, and, once every packet has arrived, fill a
+        /// range with no hole.
+        #[test]
+        fn skipping_keeps_the_stream_continuous(
+            plan in proptest::collection::vec(any::<bool>(), 2..200),
+            late in proptest::collection::vec(0usize..200, 0..20),
+        ) {
+            let start = Instant::now();
+            let mut rw = StreamRewriter::new(90_000);
+            // The first packet starts the stream; `plan` says which others
+            // are skipped. Late packets arrive after their successor.
+            let mut order: Vec<usize> = (0..plan.len()).collect();
+            for l in late {
+                let i = 1 + l % (plan.len() - 1);
+                if i + 1 < order.len() { order.swap(i, i + 1); }
+            }
+            let mut placed = Vec::new();
+            for &i in &order {
+                let p = packet(1, 1000 + i as u64, 0, i as u64, start);
+                if i > 0 && plan[i] {
+                    rw.skip(&p);
+                } else if let Some(out) = rw.rewrite(&p) {
+                    placed.push((i, out.seq));
+                }
+            }
+            placed.sort();
+            let seqs: Vec<u64> = placed.iter().map(|p| p.1).collect();
+            prop_assert!(seqs.windows(2).all(|w| w[0] < w[1]), "order kept: {:?}", placed);
+            let in_order = order.windows(2).all(|w| w[0] < w[1]);
+            if in_order {
+                prop_assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "no hole: {:?}", placed);
+            }
+        }
     }
 
     proptest! {

@@ -13,6 +13,7 @@ use str0m::media::{MediaKind, Mid, Rid};
 use super::{request_keyframe, PeerKey, Sfu, SfuEvent, AUDIO_ALLOWANCE_BPS, UPGRADE_HOLD, VIDEO_SHARE};
 use crate::layers::{self, LayerWant};
 use crate::peer::OutState;
+use crate::svc::SvcLayers;
 use crate::MeetingKey;
 
 impl Sfu {
@@ -42,16 +43,23 @@ impl Sfu {
             wants.push((pkey, f.source_mid, quality, f.source == MediaSource::Screen));
         }
         let mut layer_wants = Vec::with_capacity(wants.len());
+        // An SVC stream's rungs (layer index → layers), beside its want.
+        let mut svc_rungs: Vec<Option<Vec<SvcLayers>>> = Vec::with_capacity(wants.len());
         for (pkey, mid, quality, is_screen) in &wants {
+            let (quality, is_screen) = (*quality, *is_screen);
             let Some(published) = self.peers.get_mut(pkey).and_then(|p| p.published.get_mut(mid)) else {
-                layer_wants.push(LayerWant { layer_bps: vec![0], quality: *quality, is_screen: *is_screen });
+                layer_wants.push(LayerWant { layer_bps: vec![0], quality, is_screen, reduced_rates: 0 });
+                svc_rungs.push(None);
                 continue;
             };
-            layer_wants.push(LayerWant {
-                layer_bps: published.layer_bps(now),
-                quality: *quality,
-                is_screen: *is_screen,
-            });
+            if published.svc.is_scalable() {
+                let (rungs, reduced_rates) = published.svc.ladder(now);
+                layer_wants.push(LayerWant { layer_bps: rungs.iter().map(|r| r.1).collect(), quality, is_screen, reduced_rates });
+                svc_rungs.push(Some(rungs.into_iter().map(|r| r.0).collect()));
+                continue;
+            }
+            layer_wants.push(LayerWant { layer_bps: published.layer_bps(now), quality, is_screen, reduced_rates: 0 });
+            svc_rungs.push(None);
         }
         let budget = estimate.map(|e| (e as f64 * VIDEO_SHARE) as u64);
         let chosen = layers::allocate(budget, &layer_wants);
@@ -59,9 +67,8 @@ impl Sfu {
         // no further than that: probing is padding, which costs the
         // subscriber's link and our CPU for nothing once every video is
         // at its wanted layer.
-        let wanted_bps = |w: &LayerWant| w.layer_bps[layers::wanted_index(w.quality, w.layer_bps.len())];
-        let capped =
-            chosen.iter().zip(&layer_wants).any(|(c, w)| *c < layers::wanted_index(w.quality, w.layer_bps.len()));
+        let wanted_bps = |w: &LayerWant| w.layer_bps[w.wanted()];
+        let capped = chosen.iter().zip(&layer_wants).any(|(c, w)| *c < w.wanted());
         // Without a lower layer to fall back to (no simulcast), an estimate
         // below what is forwarded would hold packets in the pacer's queue:
         // probe up to what is forwarded instead.
@@ -76,9 +83,28 @@ impl Sfu {
             sub.rtc.bwe().set_desired_bitrate(Bitrate::bps(desired as u64));
         }
         let mut keyframes = Vec::new();
-        for (((i, pkey, mid), layer), want) in which.into_iter().zip(chosen).zip(&layer_wants) {
+        for ((((i, pkey, mid), layer), want), rungs) in which.into_iter().zip(chosen).zip(&layer_wants).zip(svc_rungs) {
             // Below what the tile asks for: the bandwidth estimate capped it.
-            let capped = layer < layers::wanted_index(want.quality, want.layer_bps.len());
+            let capped = layer < want.wanted();
+            if let Some(rungs) = rungs {
+                let sub = self.peers.get_mut(&key).expect("subscriber exists");
+                let f = &mut sub.forwards[i];
+                let target = rungs[layer];
+                let before = f.svc.target();
+                if target == before {
+                    continue;
+                }
+                let upgrade = target > before;
+                if upgrade && f.stepped_down.is_some_and(|t| now.saturating_duration_since(t) < UPGRADE_HOLD) {
+                    continue;
+                }
+                if !upgrade && capped {
+                    f.stepped_down = Some(now);
+                }
+                f.svc.set_target(target);
+                tracing::debug!(subscriber = sub.participant, publisher = f.owner, ?target, "svc layers target");
+                continue;
+            }
             let rid =
                 self.peers.get(&pkey).and_then(|p| p.published.get(&mid)).and_then(|p| p.rids.get(layer).copied());
             let rank_of = |rid: Option<Rid>| {

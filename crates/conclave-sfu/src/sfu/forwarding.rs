@@ -1,6 +1,6 @@
 //! Forwarding: a publisher's RTP packets to every subscriber that should
 //! get them (admitted, allowed by the room, on screen, at the chosen
-//! layer), renumbered into each subscriber's continuous stream, and
+//! simulcast layer and SVC layers), renumbered into each subscriber's continuous stream, and
 //! subscribers' keyframe requests back to the publisher, throttled.
 //!
 //! A packet's payload is shared by every subscriber it goes to: only its
@@ -16,6 +16,7 @@ use super::{Incoming, PeerKey, Propagated, Sfu, KEYFRAME_REQUEST_GAP};
 use crate::layers::BitrateMeter;
 use crate::peer::{OutState, Peer, VideoVerdict};
 use crate::rewrite::IncomingPacket;
+use crate::svc::SvcVerdict;
 use crate::video;
 
 impl Sfu {
@@ -53,7 +54,6 @@ impl Sfu {
             self.stats.packets_blocked += 1;
             return;
         }
-        published.meters.entry(rid).or_insert_with(|| BitrateMeter::new(now)).record(packet.payload.len(), now);
         let (owner, source, kind) = (publisher.participant, published.source, published.kind);
         let Some(params) = publisher.rtc.codec_config().find(|p| p.pt() == packet.header.payload_type).copied() else {
             return;
@@ -67,6 +67,10 @@ impl Sfu {
             },
             MediaKind::Audio => None,
         };
+        published.meters.entry(rid).or_insert_with(|| BitrateMeter::new(now)).record(packet.payload.len(), now);
+        if let Some(layer) = video.and_then(|v| v.svc) {
+            published.svc.record(&layer, packet.payload.len(), now);
+        }
         #[cfg(feature = "test-hooks")]
         if let Some(tap) = &self.config.tap {
             let frame_start = video.map_or(Some(0), |v| v.starts_frame.then_some(v.data_offset));
@@ -121,12 +125,30 @@ impl Sfu {
                     }
                 }
             }
+            // Within the stream, an SVC publisher's layers above the
+            // subscriber's are left out, and the marker moves to the end
+            // of the highest layer it gets.
+            let mut marker = header.marker;
+            if let Some(layer) = video.and_then(|v| v.svc) {
+                match f.svc.admit(&layer, keyframe, header.marker) {
+                    SvcVerdict::Forward { ends_picture } => marker = ends_picture,
+                    SvcVerdict::Skip => {
+                        if let Some(out) = f.out.as_mut() {
+                            out.rewriter.skip(&placing);
+                        }
+                        if f.svc.wants_keyframe() && !keyframes_wanted.contains(&rid) {
+                            keyframes_wanted.push(rid);
+                        }
+                        continue;
+                    }
+                }
+            }
             let Some(out) = f.out.as_mut() else { continue };
             let Some(pt) = out.payload_type(&params, rtc) else { continue };
             let Some(placed) = out.rewriter.rewrite(&placing) else { continue };
             let mut write =
                 RtpWrite::new(pt, placed.seq.into(), placed.timestamp, packet.timestamp, packet.payload.clone())
-                    .marker(header.marker)
+                    .marker(marker)
                     .ext_vals(forwarded_extensions(&header.ext_vals))
                     .nackable(kind == MediaKind::Video);
             // Only VP8 packets carry a picture id and TL0PICIDX to continue.

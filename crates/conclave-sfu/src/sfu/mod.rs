@@ -30,6 +30,7 @@ use crate::demux;
 use crate::layers;
 use crate::peer::{Peer, Published, Rights};
 use crate::speaker::SpeakerDetector;
+use crate::svc::SvcMeters;
 use crate::MeetingKey;
 
 /// Least time between keyframe requests for one layer: a keyframe is big,
@@ -819,6 +820,7 @@ impl Sfu {
                     rids: rids.into_iter().map(|(_, r)| r).collect(),
                     meters: HashMap::new(),
                     last_keyframe_request: HashMap::new(),
+                    svc: SvcMeters::default(),
                     announced: None,
                 };
                 peer.published.insert(added.mid, published);

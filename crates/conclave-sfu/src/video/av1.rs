@@ -19,6 +19,7 @@ pub(crate) fn read(payload: &[u8]) -> Option<VideoPacket> {
         starts_keyframe: starts_frame && header & N != 0,
         picture_id: None,
         tl0_pic_idx: None,
+        svc: None,
         data_offset: 1,
     })
 }

@@ -38,7 +38,7 @@ pub(crate) fn read(payload: &[u8]) -> Option<VideoPacket> {
         // negotiates with the SFU; forwarded as they are.
         _ => (false, false),
     };
-    Some(VideoPacket { starts_frame, starts_keyframe, picture_id: None, tl0_pic_idx: None, data_offset: 0 })
+    Some(VideoPacket { starts_frame, starts_keyframe, picture_id: None, tl0_pic_idx: None, svc: None, data_offset: 0 })
 }
 
 fn starts_keyframe(nal_type: u8) -> bool {

@@ -1,6 +1,7 @@
 //! What the SFU reads of a forwarded video packet, per codec: whether it
 //! starts a frame and a keyframe (where a subscriber may switch layers or
-//! start watching), and for VP8 the picture numbering a switch continues.
+//! start watching), for VP8 the picture numbering a switch continues, and
+//! for VP9 the spatial and temporal layer a packet belongs to.
 //! Each codec's RTP payload format has its own few header bytes for this;
 //! the rest of the packet is never looked at (and is ciphertext in an
 //! end-to-end encrypted meeting).
@@ -26,8 +27,28 @@ pub(crate) struct VideoPacket {
     /// VP8's picture numbering, which a layer switch rewrites.
     pub picture_id: Option<PictureId>,
     pub tl0_pic_idx: Option<u8>,
+    /// VP9's layer indices, when the sender codes scalable layers.
+    pub svc: Option<SvcLayer>,
     /// Where the frame's own bytes begin, after the payload descriptor.
     pub data_offset: usize,
+}
+
+/// Where one packet sits in a scalable (SVC) stream: the layer frame it
+/// belongs to, and what that frame depends on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SvcLayer {
+    pub spatial: u8,
+    pub temporal: u8,
+    /// The first packet of its layer frame.
+    pub starts_layer_frame: bool,
+    /// The last packet of its layer frame.
+    pub ends_layer_frame: bool,
+    /// The frame predicts from earlier pictures (not only from the lower
+    /// spatial layer of its own): a subscriber cannot start this layer here.
+    pub inter_picture: bool,
+    /// A switching-up point: frames of this temporal layer and above from
+    /// here on refer to nothing before it in those layers.
+    pub switch_up: bool,
 }
 
 /// Reads `payload` as `codec`'s RTP payload; `None` when it is too short

@@ -63,6 +63,7 @@ pub(crate) fn read(payload: &[u8]) -> Option<VideoPacket> {
         starts_keyframe: starts_frame && header & 0x01 == 0,
         picture_id,
         tl0_pic_idx,
+        svc: None,
         data_offset: at,
     })
 }

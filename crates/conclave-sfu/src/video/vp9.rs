@@ -1,16 +1,22 @@
 //! VP9's RTP payload descriptor (RFC 9628 §4.2): the first byte's flags,
 //! then the picture id, layer indices, reference indices and scalability
 //! structure when present. A keyframe is a frame that predicts from no
-//! other (P clear), in its lowest spatial layer, starting (B set).
+//! other (P clear), in its lowest spatial layer, starting (B set). A
+//! sender coding scalable layers (SVC) names each packet's spatial and
+//! temporal layer, which lets the SFU forward each subscriber only the
+//! layers it chose (`crate::svc`).
 
-use super::VideoPacket;
+use super::{SvcLayer, VideoPacket};
 
 const I: u8 = 0x80;
 const P: u8 = 0x40;
 const L: u8 = 0x20;
 const F: u8 = 0x10;
 const B: u8 = 0x08;
+const E: u8 = 0x04;
 const V: u8 = 0x02;
+/// In the layer indices' byte: a switching-up point.
+const U: u8 = 0x10;
 
 /// Reads a VP9 RTP payload; `None` when it ends inside its descriptor.
 pub(crate) fn read(payload: &[u8]) -> Option<VideoPacket> {
@@ -21,8 +27,18 @@ pub(crate) fn read(payload: &[u8]) -> Option<VideoPacket> {
         at += if *payload.get(at)? & 0x80 != 0 { 2 } else { 1 };
     }
     let mut spatial_layer = 0;
+    let mut svc = None;
     if flags & L != 0 {
-        spatial_layer = (*payload.get(at)? >> 1) & 0x07;
+        let layers = *payload.get(at)?;
+        spatial_layer = (layers >> 1) & 0x07;
+        svc = Some(SvcLayer {
+            spatial: spatial_layer,
+            temporal: layers >> 5,
+            starts_layer_frame: flags & B != 0,
+            ends_layer_frame: flags & E != 0,
+            inter_picture: flags & P != 0,
+            switch_up: layers & U != 0,
+        });
         at += 1;
         // Non-flexible mode carries TL0PICIDX.
         if flags & F == 0 {
@@ -49,6 +65,7 @@ pub(crate) fn read(payload: &[u8]) -> Option<VideoPacket> {
         starts_keyframe: starts_frame && flags & P == 0 && spatial_layer == 0,
         picture_id: None,
         tl0_pic_idx: None,
+        svc,
         data_offset: at,
     })
 }
@@ -99,6 +116,18 @@ mod tests {
         assert!(!upper.starts_keyframe);
         let middle = read(&[I, 0x05, 0xaa]).unwrap();
         assert!(!middle.starts_frame);
+    }
+
+    #[test]
+    fn reads_each_packets_layers() {
+        // L: TID 2, U, SID 1, D; non-flexible: TL0PICIDX; P and E set.
+        let packet = read(&[I | P | L | E, 0x05, 0x40 | U | 0x02 | 0x01, 0x09, 0xaa]).unwrap();
+        let svc = packet.svc.unwrap();
+        assert_eq!((svc.spatial, svc.temporal), (1, 2));
+        assert!(svc.switch_up && svc.inter_picture && svc.ends_layer_frame && !svc.starts_layer_frame);
+        assert_eq!(packet.data_offset, 4);
+        // Without layer indices there is one layer, and nothing to choose.
+        assert_eq!(read(&[I | B, 0x05, 0xaa]).unwrap().svc, None);
     }
 
     #[test]
