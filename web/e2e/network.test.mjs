@@ -92,9 +92,10 @@ async function main() {
   });
   const figures = {};
   const pages = [];
-  const open = async (codec, { relayOnly = false } = {}) => {
+  const open = async (codec, { relayOnly = false, onlyCodec = null } = {}) => {
     const c = await browser.newContext({ permissions: ["camera", "microphone"], viewport: { width: 1024, height: 700 } });
     if (codec) await c.addInitScript((mime) => { window.__conclaveCodec = mime; }, codec);
+    if (onlyCodec) await c.addInitScript((mime) => { window.__conclaveOnlyCodec = mime; }, onlyCodec);
     if (relayOnly) await c.addInitScript(() => { window.__conclaveRelayOnly = true; });
     const page = await c.newPage();
     page.on("pageerror", (e) => console.error(`[page error] ${e.message}`));
@@ -104,8 +105,8 @@ async function main() {
   };
   try {
     // The host makes a meeting without end-to-end encryption and opens it,
-    // sending VP8 in one layer.
-    const host = await open(process.env.HOST_CODEC ?? "video/VP8");
+    // sending what the app sends (VP8, simulcast).
+    const host = await open(process.env.HOST_CODEC ?? null);
     await host.goto(server.url);
     await host.getByLabel("Email").fill("host@example.org");
     await host.getByLabel("Password").fill(PASSWORD);
@@ -181,6 +182,36 @@ async function main() {
       await p.page.close();
     }
     const hostId = people[0].id;
+
+    // A room system that decodes nothing but H.264 joins. The server moves
+    // the meeting to a codec everyone decodes: the host's app is told to
+    // send its camera in H.264, and the room system sees the host. When it
+    // leaves, the host goes back to VP8.
+    const sentCodecs = (page) => page.evaluate(async () => {
+      const stats = await window.__conclave.stats();
+      const codecs = new Map(stats.filter((s) => s.type === "codec").map((s) => [s.id, s.mimeType]));
+      return [...new Set(stats.filter((s) => s.type === "outbound-rtp" && s.kind === "video" && s.active !== false && s.codecId).map((s) => codecs.get(s.codecId)))];
+    });
+    const sends = (page, codec) => async () => {
+      const codecs = await sentCodecs(page);
+      return codecs.length > 0 && codecs.every((c) => c === codec);
+    };
+    assert.ok(await sends(host, "video/VP8")(), `the host starts on VP8: ${await sentCodecs(host)}`);
+    const roomSystem = await open(null, { onlyCodec: "video/H264" });
+    await roomSystem.goto(invite);
+    await roomSystem.getByLabel("Your name").fill("Room system");
+    await roomSystem.getByRole("button", { name: "Join" }).click();
+    await host.getByRole("button", { name: "Admit Room system" }).click({ timeout: TIMEOUT });
+    await poll("the host told to send H.264", sends(host, "video/H264"), 40_000);
+    await poll("the room system decoding the host's camera in H.264", async () => {
+      const rows = (await inbound(roomSystem)).filter((r) => r.participantId === hostId && r.source === "camera");
+      return rows.some((r) => r.framesDecoded > 0 && r.codec === "video/H264");
+    }, 40_000);
+    await shot(roomSystem, "room-system-sees-the-host-in-h264");
+    await roomSystem.getByRole("button", { name: "Leave" }).click();
+    await roomSystem.close();
+    await poll("the host back on VP8 once the room system left", sends(host, "video/VP8"), 40_000);
+    figures.codec_for_a_room_system = "video/H264, then video/VP8 again";
 
     // Offers cross. The guest's app holds the server's offers back, as a
     // slow network would, while the host starts sharing a screen: the

@@ -7,7 +7,7 @@
 // connection fails here), it starts over on a new peer connection with the
 // same tracks, and the server gives the seat a fresh session.
 
-import type { ClientMessage, ForwardedTrack, MediaSource, PublishedTrack, QualityReport, ServerMessage } from "./generated/protocol";
+import type { ClientMessage, ForwardedTrack, MediaSource, PublishedTrack, QualityReport, ServerMessage, VideoCodec } from "./generated/protocol";
 import { encodedTransformSupport, type E2ee } from "./e2ee";
 
 export interface RemoteTrack {
@@ -26,15 +26,34 @@ const CAMERA_LAYERS: RTCRtpEncodingParameters[] = [
 
 /// The browser tests' choice of camera codec (test builds only): set
 /// `window.__conclaveCodec` to `"video/H264"`, `"video/VP9"` or `"video/AV1"`
-/// before joining a meeting without end-to-end encryption.
+/// before joining a meeting without end-to-end encryption. A client that
+/// also decodes nothing else (a room system) sets `__conclaveOnlyCodec`.
 function testCodec(): { mimeType: string; encodings: RTCRtpEncodingParameters[] } | null {
   if (!__TEST_HOOKS__) return null;
-  const mimeType = (window as unknown as { __conclaveCodec?: string }).__conclaveCodec;
+  const mimeType = onlyDecodes() ?? (window as unknown as { __conclaveCodec?: string }).__conclaveCodec;
   if (!mimeType) return null;
   // VP9 sends its layers as SVC in one stream (three spatial, three temporal).
   const encodings = mimeType === "video/VP9" ? [{ scalabilityMode: "L3T3_KEY" } as RTCRtpEncodingParameters] : [{}];
   return { mimeType, encodings };
 }
+
+/// The one codec this client decodes, when a browser test makes it a room
+/// system that speaks nothing else (test builds only).
+function onlyDecodes(): string | null {
+  if (!__TEST_HOOKS__) return null;
+  return (window as unknown as { __conclaveOnlyCodec?: string }).__conclaveOnlyCodec ?? null;
+}
+
+const MIME_TYPES: Record<VideoCodec, string> = { vp8: "video/VP8", h264: "video/H264", vp9: "video/VP9", av1: "video/AV1" };
+
+/// The negotiated codec of `params` that `codec` names (H.264 in
+/// packetization mode 1, the one the server forwards).
+function negotiated(params: RTCRtpSendParameters, codec: VideoCodec): RTCRtpCodecParameters | undefined {
+  const wanted = MIME_TYPES[codec].toLowerCase();
+  return params.codecs.find((c) => c.mimeType.toLowerCase() === wanted && (codec !== "h264" || (c.sdpFmtpLine ?? "").includes("packetization-mode=1")));
+}
+
+type EncodingWithCodec = RTCRtpEncodingParameters & { codec?: { mimeType: string; clockRate: number; sdpFmtpLine?: string } };
 
 /// Offers only `mimeType` for this transceiver (and its retransmissions), as
 /// a client that speaks nothing else would.
@@ -63,6 +82,9 @@ export class MediaSession {
   /// The statistics' counters at the last quality report.
   private lastTotals: { at: number; totals: Map<string, number> } | null = null;
   private senders = new Map<MediaSource, RTCRtpTransceiver>();
+  /// The codec the server asked this participant's videos to be sent in
+  /// (`publish_codec`: one everyone in the meeting decodes).
+  private videoCodec: VideoCodec = "vp8";
   private makingOffer = false;
   private offerPending = false;
   private needsOffer = false;
@@ -206,6 +228,23 @@ export class MediaSession {
     this.encryptAll();
   }
 
+  /// Sends the camera and the screen in the meeting's codec, chosen among
+  /// the codecs negotiated (the server's answers list every one it
+  /// forwards, VP8 first): the browser changes encoder without a new
+  /// offer. Run after every answer, for videos added since.
+  private async applyVideoCodec() {
+    for (const source of ["camera", "screen"] as const) {
+      const sender = this.senders.get(source)?.sender;
+      if (!sender?.track) continue;
+      const params = sender.getParameters();
+      const codec = negotiated(params, this.videoCodec);
+      const encodings = params.encodings as EncodingWithCodec[];
+      if (!codec || encodings.length === 0 || encodings.every((e) => e.codec?.mimeType === codec.mimeType && e.codec?.sdpFmtpLine === codec.sdpFmtpLine)) continue;
+      for (const e of encodings) e.codec = { mimeType: codec.mimeType, clockRate: codec.clockRate, sdpFmtpLine: codec.sdpFmtpLine };
+      await sender.setParameters(params);
+    }
+  }
+
   /// Sends an offer for the current transceivers, unless one is outstanding
   /// (then it is sent once the answer is in). Runs inside the chain.
   private async offer() {
@@ -236,6 +275,7 @@ export class MediaSession {
       case "media_answer":
         if (this.pc.signalingState === "have-local-offer") {
           await this.pc.setRemoteDescription({ type: "answer", sdp: message.sdp });
+          if (this.videoCodec !== "vp8") await this.applyVideoCodec();
         }
         this.offerPending = false;
         if (this.needsOffer) await this.offer();
@@ -249,6 +289,12 @@ export class MediaSession {
         }
         this.tracks = new Map(message.tracks.map((t) => [t.mid, t]));
         await this.pc.setRemoteDescription({ type: "offer", sdp: message.sdp });
+        const only = onlyDecodes();
+        if (only) {
+          for (const t of this.pc.getTransceivers()) {
+            if (t.receiver.track.kind === "video" && t.direction === "recvonly") onlyCodec(t, only);
+          }
+        }
         this.encryptAll();
         await this.pc.setLocalDescription(await this.pc.createAnswer());
         this.send({ type: "media_answer", sdp: this.pc.localDescription!.sdp });
@@ -272,6 +318,21 @@ export class MediaSession {
         // Keep the lowest layer running so a new viewer starts at once.
         if (!params.encodings.some((e) => e.active)) params.encodings[0].active = true;
         await camera.sender.setParameters(params);
+        break;
+      }
+      case "publish_codec": {
+        // Someone in the meeting decodes less than this browser sends. End-
+        // to-end encryption keeps VP8: its sealed frames leave exactly
+        // VP8's payload header in the clear, which receivers and the server
+        // read. A room system (a test's client that speaks one codec)
+        // cannot change.
+        if (message.codec === this.videoCodec || onlyDecodes()) return;
+        if (this.e2ee && message.codec !== "vp8") {
+          console.warn(`the server asks for ${message.codec}; an end-to-end encrypted meeting stays on VP8`);
+          return;
+        }
+        this.videoCodec = message.codec;
+        await this.applyVideoCodec();
         break;
       }
       case "error":

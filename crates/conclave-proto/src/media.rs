@@ -32,6 +32,43 @@ impl MediaSource {
     }
 }
 
+/// A video codec the SFU forwards (without transcoding: every participant
+/// who watches a camera must decode the codec it is sent in).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum VideoCodec {
+    /// The default: every browser decodes it, and its payload header is
+    /// what stays in the clear under end-to-end encryption.
+    #[default]
+    Vp8,
+    /// H.264 (constrained baseline, packetization mode 1): room systems
+    /// and hardware encoders.
+    H264,
+    Vp9,
+    Av1,
+}
+
+impl VideoCodec {
+    /// In the order a meeting prefers them.
+    pub const PREFERENCE: [VideoCodec; 4] = [VideoCodec::Vp8, VideoCodec::H264, VideoCodec::Vp9, VideoCodec::Av1];
+
+    /// Its name in SDP (`a=rtpmap`), which is also WebRTC's `video/<name>`.
+    pub fn sdp_name(self) -> &'static str {
+        match self {
+            VideoCodec::Vp8 => "VP8",
+            VideoCodec::H264 => "H264",
+            VideoCodec::Vp9 => "VP9",
+            VideoCodec::Av1 => "AV1",
+        }
+    }
+
+    /// The codec an SDP encoding name (`VP8`, `h264`, ...) names, if forwarded.
+    pub fn from_sdp_name(name: &str) -> Option<VideoCodec> {
+        VideoCodec::PREFERENCE.into_iter().find(|c| c.sdp_name().eq_ignore_ascii_case(name))
+    }
+}
+
 /// The size a subscriber draws a video at; it decides the simulcast layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]

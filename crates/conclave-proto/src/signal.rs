@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::media::{ForwardedTrack, PublishedTrack, Tile};
+use crate::media::{ForwardedTrack, PublishedTrack, Tile, VideoCodec};
 use crate::string_enum::string_enum;
 
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -496,6 +496,13 @@ pub enum ServerMessage {
     PublishLayers {
         mid: String,
         rids: Vec<String>,
+    },
+    /// Send your videos in this codec: the one everyone in the meeting can
+    /// decode (it changes when someone who decodes less joins or leaves).
+    /// Offer it first and the server's answer takes it. An end-to-end
+    /// encrypted meeting stays on VP8.
+    PublishCodec {
+        codec: VideoCodec,
     },
     /// Who is speaking now, from the audio levels (`None`: nobody).
     ActiveSpeaker {

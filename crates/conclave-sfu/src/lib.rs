@@ -15,6 +15,7 @@
 //! - a failure or panic in one participant's `Rtc` closes that session alone.
 
 mod batch_send;
+mod codecs;
 mod demux;
 mod driver;
 pub mod layers;

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use conclave_proto::media::{ForwardedTrack, MediaSource, Quality, Tile};
+use conclave_proto::media::{ForwardedTrack, MediaSource, Quality, Tile, VideoCodec};
 use conclave_proto::signal::ParticipantId;
 use str0m::change::SdpPendingOffer;
 use str0m::format::PayloadParams;
@@ -244,6 +244,10 @@ pub(crate) struct Peer {
     pub forwarded_bytes: u64,
     /// When a packet of this session last arrived.
     pub last_heard: Option<Instant>,
+    /// The video codecs its descriptions say it receives; `None` until one does.
+    pub decodes: Option<Vec<VideoCodec>>,
+    /// The codec it was last told to send video in (`None`: the default, VP8).
+    pub told_codec: Option<VideoCodec>,
 }
 
 impl Peer {
@@ -459,6 +463,8 @@ mod tests {
             negotiated_mids: Vec::new(),
             forwarded_bytes: 0,
             last_heard: None,
+            decodes: None,
+            told_codec: None,
         };
         (peer, app)
     }

@@ -1796,6 +1796,13 @@ export type ServerMessage =
    * watches; pause the others.
    */
   | { type: "publish_layers"; mid: string; rids: string[] }
+  /**
+   * Send your videos in this codec: the one everyone in the meeting can
+   * decode (it changes when someone who decodes less joins or leaves).
+   * Offer it first and the server's answer takes it. An end-to-end
+   * encrypted meeting stays on VP8.
+   */
+  | { type: "publish_codec"; codec: VideoCodec }
   /** Who is speaking now, from the audio levels (`None`: nobody). */
   | { type: "active_speaker"; participant_id: number | null }
   /**
@@ -2078,6 +2085,24 @@ export interface User {
   created_at_ms: number;
   last_active_at_ms: number;
 }
+
+/**
+ * A video codec the SFU forwards (without transcoding: every participant
+ * who watches a camera must decode the codec it is sent in).
+ */
+export type VideoCodec =
+  | "vp9"
+  | "av1"
+  /**
+   * The default: every browser decodes it, and its payload header is
+   * what stays in the clear under end-to-end encryption.
+   */
+  | "vp8"
+  /**
+   * H.264 (constrained baseline, packetization mode 1): room systems
+   * and hardware encoders.
+   */
+  | "h264";
 
 /** What hosts see of someone in the waiting room. */
 export interface WaitingView {

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use conclave_proto::media::{ForwardedTrack, MediaSource};
+use conclave_proto::media::{ForwardedTrack, MediaSource, VideoCodec};
 use conclave_proto::signal::ParticipantId;
 
 use super::synthetic::FrameHeader;
@@ -107,6 +107,8 @@ pub struct MediaStats {
     pub keyframe_requests: u64,
     /// The layers the server last asked for, per published mid.
     pub requested_layers: HashMap<String, Vec<String>>,
+    /// The codec the server last asked this participant to send its video in.
+    pub requested_codec: Option<VideoCodec>,
     /// End-to-end encryption: the security code shown now, every code
     /// shown so far, frames that did not decrypt, and the MLS chat received.
     pub security_code: Option<String>,

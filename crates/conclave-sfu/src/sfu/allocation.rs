@@ -1,6 +1,7 @@
-//! Periodic decisions for a whole meeting: who the active speaker is, and
-//! which simulcast layer each subscriber gets of each video (under its
-//! bandwidth estimate), with publishers told which layers anyone needs.
+//! Decisions for a whole meeting: who the active speaker is, which
+//! simulcast layer each subscriber gets of each video (under its bandwidth
+//! estimate), with publishers told which layers anyone needs, and which
+//! codec publishers send video in.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
@@ -187,6 +188,28 @@ impl Sfu {
                     });
                 }
             }
+        }
+    }
+
+    /// Chooses the codec `meeting` sends video in (one everyone decodes),
+    /// and tells each participant whose media is up and who does not know
+    /// it yet; nobody is told the default until it changes.
+    pub(super) fn choose_codec(&mut self, meeting: &MeetingKey) {
+        let Some(room) = self.meetings.get_mut(meeting) else { return };
+        let peers = &self.peers;
+        let codec = crate::codecs::meeting_codec(room.peers.iter().filter_map(|k| peers.get(k)).map(|p| p.decodes.as_deref()));
+        if codec != room.video_codec {
+            tracing::info!(?codec, "the meeting's video codec changes");
+            room.video_codec = codec;
+        }
+        for key in &room.peers {
+            let Some(peer) = self.peers.get_mut(key) else { continue };
+            if !peer.ready || peer.told_codec.unwrap_or_default() == codec {
+                continue;
+            }
+            peer.told_codec = Some(codec);
+            let message = ServerMessage::PublishCodec { codec };
+            self.events.push_back(SfuEvent::Signal { meeting: meeting.clone(), participant: peer.participant, message });
         }
     }
 }

@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
-use conclave_proto::media::{MediaSource, PublishedTrack, Tile, MAX_TILES};
+use conclave_proto::media::{MediaSource, PublishedTrack, Tile, VideoCodec, MAX_TILES};
 use conclave_proto::quality::SfuView;
 use conclave_proto::signal::{ErrorCode, ParticipantId, ServerMessage};
 use str0m::bwe::{Bitrate, BweKind};
@@ -202,6 +202,8 @@ pub struct SfuStats {
 struct MeetingMedia {
     peers: Vec<PeerKey>,
     speaker: SpeakerDetector,
+    /// The codec its video is sent in: one everyone decodes (`codecs.rs`).
+    video_codec: VideoCodec,
 }
 
 type PeerKey = u64;
@@ -458,6 +460,8 @@ impl Sfu {
             negotiated_mids: Vec::new(),
             forwarded_bytes: 0,
             last_heard: None,
+            decodes: None,
+            told_codec: None,
         };
         let room = self.meetings.entry(meeting.clone()).or_default();
         for other in &room.peers {
@@ -539,6 +543,8 @@ impl Sfu {
                 self.dirty.push(other);
             }
         }
+        // Whoever decoded least may have left.
+        self.choose_codec(&peer.meeting);
         tracing::debug!(participant = peer.participant, "media session closed");
     }
 

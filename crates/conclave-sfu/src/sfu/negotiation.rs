@@ -83,6 +83,9 @@ impl Sfu {
                 peer.ready = true;
                 peer.remote_fingerprint = fingerprint;
                 peer.negotiated_mids = offered;
+                if let Some(decodes) = crate::codecs::received_video_codecs(sdp) {
+                    peer.decodes = Some(decodes);
+                }
                 // Our own offer, if any was being built, is void: redo it.
                 peer.settle_offer(false);
                 let answer = crate::sdp_repair::formats_on_rejected_sections(&answer.to_sdp_string());
@@ -91,6 +94,8 @@ impl Sfu {
                 let message = ServerMessage::MediaAnswer { sdp: answer };
                 self.events.push_back(SfuEvent::Signal { meeting: meeting.clone(), participant, message });
                 self.dirty.push(key);
+                // After the answer: a publisher told to change codec offers again.
+                self.choose_codec(meeting);
             }
             Ok(Err(err)) => self.signal_error(key, "media_offer", format!("offer refused: {err}")),
             Err(_) => self.fault(key, "accepting an offer"),
@@ -116,8 +121,12 @@ impl Sfu {
                 peer.remote_fingerprint = fingerprint;
                 // An answer has its offer's sections, in the same order.
                 peer.negotiated_mids = crate::peer::mids(sdp);
+                if let Some(decodes) = crate::codecs::received_video_codecs(sdp) {
+                    peer.decodes = Some(decodes);
+                }
                 peer.settle_offer(true);
                 self.dirty.push(key);
+                self.choose_codec(meeting);
             }
             Ok(Err(err)) => {
                 peer.settle_offer(false);

@@ -226,6 +226,9 @@ impl MediaSession {
                 }
                 self.stats.requested_layers.insert(mid, rids);
             }
+            // The synthetic camera makes VP8-shaped frames only: the
+            // request is kept for tests and the load generator to read.
+            ServerMessage::PublishCodec { codec } => self.stats.requested_codec = Some(codec),
             ServerMessage::E2eeCredential { .. }
             | ServerMessage::E2eeCreateGroup
             | ServerMessage::E2eeAddRequest { .. }
