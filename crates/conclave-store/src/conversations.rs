@@ -264,36 +264,39 @@ impl Store {
     /// (and nothing written) if someone changed it meanwhile.
     pub async fn change_conversation(&self, id: &str, version: i64, change: &ConversationChange) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
-        let updated = match &change.state_json {
-            Some(state) => {
-                sqlx::query(
-                    "UPDATE conversations SET state_json = $1, version = version + 1, last_seq = $2 \
-                     WHERE id = $3 AND version = $4",
-                )
-                .bind(state)
-                .bind(change.last_seq)
-                .bind(id)
-                .bind(version)
-                .execute(&mut *tx)
-                .await?
-            }
-            None => {
-                sqlx::query(
-                    "UPDATE conversations SET version = version + 1, last_seq = $1 WHERE id = $2 AND version = $3",
-                )
-                .bind(change.last_seq)
-                .bind(id)
-                .bind(version)
-                .execute(&mut *tx)
-                .await?
-            }
-        };
-        if updated.rows_affected() != 1 {
+        if !apply_change(&mut tx, id, version, change).await? {
             return Ok(false);
         }
-        write_change(&mut tx, id, change).await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    /// Several conversations' changes in one transaction (one durable
+    /// commit): each applied as [`Self::change_conversation`] would, in a
+    /// savepoint of its own, so one that finds its version taken, or
+    /// fails, leaves the others to be written. The outcomes are in the
+    /// order of `changes`; an error of the whole transaction is every one's.
+    pub async fn change_conversations(
+        &self,
+        changes: &[(&str, i64, &ConversationChange)],
+    ) -> Result<Vec<Result<bool>>> {
+        let mut tx = self.pool.begin().await?;
+        let mut outcomes = Vec::with_capacity(changes.len());
+        for &(id, version, change) in changes {
+            let mut one = sqlx::Acquire::begin(&mut *tx).await?;
+            match apply_change(&mut one, id, version, change).await {
+                Ok(true) => {
+                    one.commit().await?;
+                    outcomes.push(Ok(true));
+                }
+                outcome => {
+                    one.rollback().await?;
+                    outcomes.push(outcome);
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(outcomes)
     }
 
     /// Entries after `after` up to `up_to`, oldest first, at most `limit`.
@@ -385,6 +388,43 @@ pub const ERASED: &str = r#"{"type":"erased"}"#;
 const MARK_READ: &str = "INSERT INTO conversation_reads (conversation_id, user_id, read_seq, muted) VALUES ($1, $2, $3, 0) \
      ON CONFLICT (conversation_id, user_id) DO UPDATE SET read_seq = \
      CASE WHEN conversation_reads.read_seq < excluded.read_seq THEN excluded.read_seq ELSE conversation_reads.read_seq END";
+
+/// `change` over the conversation at `version`, inside `tx`; `false`
+/// (nothing written) when another writer took that version first.
+async fn apply_change(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    id: &str,
+    version: i64,
+    change: &ConversationChange,
+) -> Result<bool> {
+    let updated = match &change.state_json {
+        Some(state) => {
+            sqlx::query(
+                "UPDATE conversations SET state_json = $1, version = version + 1, last_seq = $2 \
+                 WHERE id = $3 AND version = $4",
+            )
+            .bind(state)
+            .bind(change.last_seq)
+            .bind(id)
+            .bind(version)
+            .execute(&mut **tx)
+            .await?
+        }
+        None => {
+            sqlx::query("UPDATE conversations SET version = version + 1, last_seq = $1 WHERE id = $2 AND version = $3")
+                .bind(change.last_seq)
+                .bind(id)
+                .bind(version)
+                .execute(&mut **tx)
+                .await?
+        }
+    };
+    if updated.rows_affected() != 1 {
+        return Ok(false);
+    }
+    write_change(tx, id, change).await?;
+    Ok(true)
+}
 
 async fn write_change(tx: &mut sqlx::Transaction<'_, sqlx::Any>, id: &str, change: &ConversationChange) -> Result<()> {
     for e in &change.entries {

@@ -393,3 +393,66 @@ async fn a_device_is_registered_once_listed_and_revoked(db: TestDatabase) {
     // A revoked key stays revoked: registering it again finds it revoked.
     assert_eq!(store.register_device(&user.id, "key-1", "Laptop", 50).await.unwrap().device.revoked_at_ms, Some(40));
 }
+
+test_both_engines!(changes_to_several_conversations_commit_together_each_on_its_own_terms);
+async fn changes_to_several_conversations_commit_together_each_on_its_own_terms(db: TestDatabase) {
+    use conclave_store::{ConversationChange, EntryRow, NewConversation};
+    let store = db.store().await;
+    let (org, owner) =
+        store.create_org_with_new_owner("Acme", Plan::Free, &policy(), &user("o@acme.test", 5)).await.unwrap();
+    let message = |seq: i64, client_id: &str| EntryRow {
+        seq,
+        at_ms: 10 + seq,
+        author: Some(owner.id.clone()),
+        device_id: Some("laptop".to_owned()),
+        client_id: Some(client_id.to_owned()),
+        thread_seq: None,
+        reference_kind: None,
+        refers_to: None,
+        is_message: true,
+        deleted: false,
+        body_json: format!("\"body {client_id}\""),
+    };
+    let change = |seq: i64, client_id: &str| ConversationChange {
+        last_seq: seq,
+        entries: vec![message(seq, client_id)],
+        at_ms: 10 + seq,
+        ..ConversationChange::default()
+    };
+    for id in ["a", "b", "c"] {
+        let new = NewConversation {
+            id: id.to_owned(),
+            org_id: org.id.clone(),
+            kind: "group".to_owned(),
+            name: Some(id.to_owned()),
+            direct_pair: None,
+            created_at_ms: 1,
+        };
+        let founding = ConversationChange { state_json: Some("{}".to_owned()), at_ms: 1, ..ConversationChange::default() };
+        store.create_conversation(&new, &founding).await.unwrap();
+    }
+    let version = store.conversation("a").await.unwrap().unwrap().version;
+    // "b" was changed meanwhile, and "c" gets a retry of a message it already holds.
+    assert!(store.change_conversation("b", version, &change(1, "b-1")).await.unwrap());
+    assert!(store.change_conversation("c", version, &change(1, "c-1")).await.unwrap());
+    let (a, b, c) = (change(1, "a-1"), change(1, "b-2"), change(2, "c-1"));
+    let outcomes = store.change_conversations(&[("a", version, &a), ("b", version, &b), ("c", version + 1, &c)]).await.unwrap();
+    assert!(matches!(outcomes[0], Ok(true)), "{outcomes:?}");
+    assert!(matches!(outcomes[1], Ok(false)), "b's version was taken: {outcomes:?}");
+    assert!(matches!(outcomes[2], Err(StoreError::Conflict(_))), "c's retry is refused: {outcomes:?}");
+    let bodies = |id: &'static str| {
+        let store = &store;
+        async move {
+            store.conversation_entries(id, 0, 100, 100).await.unwrap().into_iter().map(|e| e.body_json).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(bodies("a").await, ["\"body a-1\""], "a's change is in");
+    assert_eq!(bodies("b").await, ["\"body b-1\""], "b's is not");
+    assert_eq!(bodies("c").await, ["\"body c-1\""], "nor c's: its savepoint is undone whole");
+    let row = |id: &'static str| {
+        let store = &store;
+        async move { store.conversation(id).await.unwrap().unwrap() }
+    };
+    assert_eq!((row("a").await.version, row("a").await.last_seq), (version + 1, 1));
+    assert_eq!((row("c").await.version, row("c").await.last_seq), (version + 1, 1), "c's version stays");
+}

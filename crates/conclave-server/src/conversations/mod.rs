@@ -9,6 +9,7 @@
 //! it decides: an account's devices, the facts about a message that a new
 //! one refers to.
 
+mod commit;
 pub mod live;
 mod views;
 
@@ -118,6 +119,8 @@ pub struct Conversations {
     /// senders queue here instead of racing to the store and losing
     /// (the version check still decides between nodes).
     turns: Mutex<HashMap<String, Arc<Turn>>>,
+    /// Writes every conversation's changes, many in one transaction.
+    committer: commit::Committer,
     /// Devices connected here, told what happens as it happens.
     pub live: live::LiveHub,
     /// Devices connected nowhere here, woken through their push service.
@@ -127,6 +130,7 @@ pub struct Conversations {
 impl Conversations {
     pub fn new(store: Store, authority: AuthorityCell, push: crate::push::Pusher) -> Self {
         Self {
+            committer: commit::Committer::start(store.clone()),
             store,
             authority,
             cache: Mutex::new(HashMap::new()),
@@ -315,7 +319,8 @@ impl Conversations {
         if change.entries.is_empty() && change.state_json.is_none() {
             return Some(outcomes);
         }
-        if !self.store.change_conversation(id, row.version, &change).await.ok()? {
+        let commit::Written { stored, change } = self.committer.write(id, row.version, change).await;
+        if !stored.ok()? {
             return None;
         }
         self.written(id, row, state, change);
@@ -360,7 +365,8 @@ impl Conversations {
                 }
                 return Ok(Changed { loaded: Loaded { row, state }, effects });
             }
-            if self.store.change_conversation(id, row.version, &change).await? {
+            let commit::Written { stored, change } = self.committer.write(id, row.version, change).await;
+            if stored? {
                 let loaded = self.written(id, row, state, change);
                 return Ok(Changed { loaded: Arc::unwrap_or_clone(loaded), effects });
             }
