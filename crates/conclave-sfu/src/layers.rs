@@ -148,7 +148,8 @@ mod tests {
 
     #[test]
     fn single_layer_videos_are_layer_zero() {
-        let wants = [LayerWant { layer_bps: vec![800_000], quality: Quality::High, is_screen: false, reduced_rates: 0 }];
+        let wants =
+            [LayerWant { layer_bps: vec![800_000], quality: Quality::High, is_screen: false, reduced_rates: 0 }];
         assert_eq!(allocate(Some(100), &wants), [0]);
         assert_eq!(allocate(None, &wants), [0]);
     }

@@ -24,8 +24,8 @@ mod rewrite;
 pub mod sdp_grammar;
 mod sdp_repair;
 mod sfu;
-mod svc;
 pub mod speaker;
+mod svc;
 mod tcp;
 mod video;
 

@@ -428,7 +428,8 @@ async fn changes_to_several_conversations_commit_together_each_on_its_own_terms(
             direct_pair: None,
             created_at_ms: 1,
         };
-        let founding = ConversationChange { state_json: Some("{}".to_owned()), at_ms: 1, ..ConversationChange::default() };
+        let founding =
+            ConversationChange { state_json: Some("{}".to_owned()), at_ms: 1, ..ConversationChange::default() };
         store.create_conversation(&new, &founding).await.unwrap();
     }
     let version = store.conversation("a").await.unwrap().unwrap().version;
@@ -436,14 +437,21 @@ async fn changes_to_several_conversations_commit_together_each_on_its_own_terms(
     assert!(store.change_conversation("b", version, &change(1, "b-1")).await.unwrap());
     assert!(store.change_conversation("c", version, &change(1, "c-1")).await.unwrap());
     let (a, b, c) = (change(1, "a-1"), change(1, "b-2"), change(2, "c-1"));
-    let outcomes = store.change_conversations(&[("a", version, &a), ("b", version, &b), ("c", version + 1, &c)]).await.unwrap();
+    let outcomes =
+        store.change_conversations(&[("a", version, &a), ("b", version, &b), ("c", version + 1, &c)]).await.unwrap();
     assert!(matches!(outcomes[0], Ok(true)), "{outcomes:?}");
     assert!(matches!(outcomes[1], Ok(false)), "b's version was taken: {outcomes:?}");
     assert!(matches!(outcomes[2], Err(StoreError::Conflict(_))), "c's retry is refused: {outcomes:?}");
     let bodies = |id: &'static str| {
         let store = &store;
         async move {
-            store.conversation_entries(id, 0, 100, 100).await.unwrap().into_iter().map(|e| e.body_json).collect::<Vec<_>>()
+            store
+                .conversation_entries(id, 0, 100, 100)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| e.body_json)
+                .collect::<Vec<_>>()
         }
     };
     assert_eq!(bodies("a").await, ["\"body a-1\""], "a's change is in");

@@ -94,7 +94,9 @@ async fn write_batch(store: &Store, batch: &[Pending]) -> Vec<Result<bool, Store
         let changes: Vec<_> = batch.iter().map(|p| (p.id.as_str(), p.version, &p.change)).collect();
         match store.change_conversations(&changes).await {
             Ok(outcomes) => return outcomes,
-            Err(err) => tracing::warn!(%err, changes = batch.len(), "a group commit failed; writing its changes one by one"),
+            Err(err) => {
+                tracing::warn!(%err, changes = batch.len(), "a group commit failed; writing its changes one by one")
+            }
         }
     }
     let mut outcomes = Vec::with_capacity(batch.len());
@@ -148,7 +150,8 @@ mod tests {
             let at = if i == ids.len() - 1 { version + 5 } else { version };
             committer.write(id, at, change.clone())
         });
-        let outcomes: Vec<bool> = futures_util::future::join_all(writes).await.into_iter().map(|w| w.stored.unwrap()).collect();
+        let outcomes: Vec<bool> =
+            futures_util::future::join_all(writes).await.into_iter().map(|w| w.stored.unwrap()).collect();
         assert!(outcomes[..ids.len() - 1].iter().all(|o| *o), "{outcomes:?}");
         assert!(!outcomes[ids.len() - 1], "the stale change is refused");
         for (i, id) in ids.iter().enumerate() {
