@@ -169,6 +169,19 @@ impl Forward {
         }
     }
 
+    /// Whether the allocation may move this video to another layer now: an
+    /// upgrade waits `hold` after a step down the bandwidth estimate forced
+    /// (a link at its limit would flap), and such a step down starts that wait.
+    pub fn may_retarget(&mut self, upgrade: bool, capped: bool, now: Instant, hold: Duration) -> bool {
+        if upgrade && self.stepped_down.is_some_and(|t| now.saturating_duration_since(t) < hold) {
+            return false;
+        }
+        if !upgrade && capped {
+            self.stepped_down = Some(now);
+        }
+        true
+    }
+
     pub fn mid(&self) -> Option<Mid> {
         match self.state {
             OutState::ToOpen => None,

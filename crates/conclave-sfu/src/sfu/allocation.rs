@@ -55,7 +55,12 @@ impl Sfu {
             };
             if published.svc.is_scalable() {
                 let (rungs, reduced_rates) = published.svc.ladder(now);
-                layer_wants.push(LayerWant { layer_bps: rungs.iter().map(|r| r.1).collect(), quality, is_screen, reduced_rates });
+                layer_wants.push(LayerWant {
+                    layer_bps: rungs.iter().map(|r| r.1).collect(),
+                    quality,
+                    is_screen,
+                    reduced_rates,
+                });
                 svc_rungs.push(Some(rungs.into_iter().map(|r| r.0).collect()));
                 continue;
             }
@@ -95,12 +100,8 @@ impl Sfu {
                 if target == before {
                     continue;
                 }
-                let upgrade = target > before;
-                if upgrade && f.stepped_down.is_some_and(|t| now.saturating_duration_since(t) < UPGRADE_HOLD) {
+                if !f.may_retarget(target > before, capped, now, UPGRADE_HOLD) {
                     continue;
-                }
-                if !upgrade && capped {
-                    f.stepped_down = Some(now);
                 }
                 f.svc.set_target(target);
                 tracing::debug!(subscriber = sub.participant, publisher = f.owner, ?target, "svc layers target");
@@ -120,12 +121,8 @@ impl Sfu {
             if f.target == rid {
                 continue;
             }
-            let upgrade = new_rank > old_rank;
-            if upgrade && f.stepped_down.is_some_and(|t| now.saturating_duration_since(t) < UPGRADE_HOLD) {
+            if !f.may_retarget(new_rank > old_rank, capped, now, UPGRADE_HOLD) {
                 continue;
-            }
-            if !upgrade && capped {
-                f.stepped_down = Some(now);
             }
             f.target = rid;
             tracing::debug!(subscriber = sub.participant, publisher = f.owner, rid = ?rid, "layer target");
@@ -197,7 +194,8 @@ impl Sfu {
     pub(super) fn choose_codec(&mut self, meeting: &MeetingKey) {
         let Some(room) = self.meetings.get_mut(meeting) else { return };
         let peers = &self.peers;
-        let codec = crate::codecs::meeting_codec(room.peers.iter().filter_map(|k| peers.get(k)).map(|p| p.decodes.as_deref()));
+        let codec =
+            crate::codecs::meeting_codec(room.peers.iter().filter_map(|k| peers.get(k)).map(|p| p.decodes.as_deref()));
         if codec != room.video_codec {
             tracing::info!(?codec, "the meeting's video codec changes");
             room.video_codec = codec;
@@ -209,7 +207,11 @@ impl Sfu {
             }
             peer.told_codec = Some(codec);
             let message = ServerMessage::PublishCodec { codec };
-            self.events.push_back(SfuEvent::Signal { meeting: meeting.clone(), participant: peer.participant, message });
+            self.events.push_back(SfuEvent::Signal {
+                meeting: meeting.clone(),
+                participant: peer.participant,
+                message,
+            });
         }
     }
 }
