@@ -156,6 +156,8 @@ fn written_by_the_server() -> Map<String, Value> {
     schemas.add::<device::DeviceRegistration>();
     schemas.add::<conversation::Conversation>();
     schemas.add::<conversation::ConversationList>();
+    schemas.add::<conversation::PeopleList>();
+    schemas.add::<conversation::ChannelList>();
     schemas.add::<conversation::MessageAccepted>();
     schemas.add::<conversation::EntryPage>();
     schemas.add::<conversation::InboxPage>();

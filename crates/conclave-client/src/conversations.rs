@@ -15,6 +15,19 @@ impl Client {
         self.json::<_, ()>(Method::GET, "/api/v1/conversations", None).await
     }
 
+    /// People of the caller's organisation whose name or address contains `query`.
+    pub async fn find_people(&self, query: &str) -> Result<PeopleList> {
+        let mut url = reqwest::Url::parse("http://x/api/v1/people").expect("a URL");
+        url.query_pairs_mut().append_pair("q", query);
+        let path = format!("{}?{}", url.path(), url.query().unwrap_or_default());
+        self.json::<_, ()>(Method::GET, &path, None).await
+    }
+
+    /// The channels of the caller's organisation, joined or not.
+    pub async fn list_channels(&self) -> Result<ChannelList> {
+        self.json::<_, ()>(Method::GET, "/api/v1/channels", None).await
+    }
+
     pub async fn get_conversation(&self, id: &str) -> Result<Conversation> {
         self.json::<_, ()>(Method::GET, &format!("/api/v1/conversations/{id}"), None).await
     }

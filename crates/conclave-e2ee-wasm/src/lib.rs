@@ -4,7 +4,12 @@
 //! sends back what it returns; the encoded-transform streams pass every
 //! outgoing frame through [`Device::encrypt`] and every incoming one
 //! through [`Device::decrypt`].
+//!
+//! The same worker holds the device's conversations
+//! ([`conversations::Conversations`]): every group's keys, and the
+//! messages it has opened, out of the page's reach.
 
+pub mod conversations;
 pub mod frame;
 
 use conclave_e2ee::agent::{AgentEvent, E2eeAgent, MemberInfo};

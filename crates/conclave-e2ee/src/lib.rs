@@ -14,11 +14,15 @@
 //!   device keys remembered per account.
 //! - [`agent`]: the device's side of the server's delivery service, shared
 //!   by native participants and the browser's wasm module.
+//! - [`conversations`]: one device's end-to-end encrypted conversations, as
+//!   a state machine that names the calls to the server it needs, driven by
+//!   the native SDK and by the browser's worker alike.
 //!
 //! Pure computation: no IO and no clock; randomness comes from the crypto
 //! provider. The same code is meant to run natively and in the browser.
 
 pub mod agent;
+pub mod conversations;
 pub mod credential;
 pub mod file;
 pub mod group;

@@ -582,3 +582,48 @@ pub struct GuestSignupRequest {
     pub display_name: String,
     pub password: String,
 }
+
+/// Someone of the caller's organisation to start a conversation with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+pub struct Person {
+    pub user_id: String,
+    pub display_name: String,
+    pub email: String,
+}
+
+/// `GET /api/v1/people?q=`: the organisation's active people whose name or
+/// address contains the query, by name, at most [`MAX_PEOPLE_FOUND`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+pub struct PeopleList {
+    pub people: Vec<Person>,
+}
+
+pub const MAX_PEOPLE_FOUND: usize = 20;
+
+/// A channel of the organisation, as its channel browser lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+pub struct ChannelListing {
+    pub id: String,
+    pub name: Option<String>,
+    pub encrypted: bool,
+    /// Joined only by being added (a team channel governed by admins).
+    pub locked: bool,
+    pub archived: bool,
+    pub member_count: u64,
+    /// The caller is in it.
+    pub joined: bool,
+}
+
+/// `GET /api/v1/channels`: the caller's organisation's channels, by name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+pub struct ChannelList {
+    pub channels: Vec<ChannelListing>,
+}

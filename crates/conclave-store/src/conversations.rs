@@ -193,6 +193,17 @@ impl Store {
         row.as_ref().map(conversation).transpose()
     }
 
+    /// The channels of `org_id`, by name: what its people may browse and join.
+    pub async fn org_channels(&self, org_id: &str) -> Result<Vec<ConversationRow>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM conversations WHERE org_id = $1 AND kind = 'channel' ORDER BY name, id"
+        ))
+        .bind(org_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(conversation).collect()
+    }
+
     /// The conversations `user_id` is in, latest activity first, with
     /// their role and their own state in each.
     pub async fn conversations_of(&self, user_id: &str) -> Result<Vec<MembershipRow>> {

@@ -139,6 +139,19 @@ impl Store {
         sqlx::query(&sql).bind(org_id).fetch_all(&self.pool).await?.into_iter().map(UserRow::try_from).collect()
     }
 
+    /// Active members of `org_id` whose name or address contains `query`
+    /// (any case), by name: whom someone may start a conversation with.
+    pub async fn search_org_members(&self, org_id: &str, query: &str, limit: i64) -> Result<Vec<UserRow>> {
+        let pattern = format!("%{}%", like_escaped(&query.to_lowercase()));
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE org_id = $1 AND status = 'active' \
+             AND (LOWER(display_name) LIKE $2 ESCAPE '\\' OR LOWER(email) LIKE $2 ESCAPE '\\') \
+             ORDER BY display_name, id LIMIT $3"
+        );
+        let rows = sqlx::query(&sql).bind(org_id).bind(pattern).bind(limit).fetch_all(&self.pool).await?;
+        rows.into_iter().map(UserRow::try_from).collect()
+    }
+
     pub async fn count_org_owners(&self, org_id: &str) -> Result<i64> {
         let (n,): (i64,) =
             sqlx::query_as("SELECT COUNT(*) FROM users WHERE org_id = $1 AND role = 'owner' AND status = 'active'")
@@ -353,4 +366,9 @@ async fn replace_recovery_codes(
             .await?;
     }
     Ok(())
+}
+
+/// `text` matched literally inside a LIKE pattern (escape character `\`).
+fn like_escaped(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
 }

@@ -1,6 +1,6 @@
 // What the page and the E2EE worker say to each other.
 
-import type { ClientMessage, ServerMessage } from "../generated/protocol";
+import type { ClientMessage, LiveEvent, MembershipChange, Reference, ServerMessage, SharedFile } from "../generated/protocol";
 
 export interface TransformOptions {
   side: "send" | "receive";
@@ -12,7 +12,41 @@ export type ToWorker =
   | { type: "server"; message: ServerMessage }
   | { type: "chat"; text: string }
   | { type: "streams"; readable: ReadableStream; writable: WritableStream; options: TransformOptions }
-  | { type: "stats" };
+  | { type: "stats" }
+  // Team messaging (the worker's `Messaging`).
+  | { type: "chat_start"; user_id: string; csrf: string }
+  | { type: "chat_history"; conversation_id: string }
+  | { type: "chat_send"; conversation_id: string; text: string; reference: Reference | null; request: number }
+  | { type: "chat_typing"; conversation_id: string }
+  | { type: "chat_sync" };
+
+/// A file a message shares (conclave-e2ee's `Attached`).
+export interface Attached {
+  file: SharedFile;
+  thumbnail: SharedFile | null;
+}
+
+/// A message this device opened (conclave-e2ee's `HeldMessage`).
+export interface HeldMessage {
+  seq: number;
+  at_ms: number;
+  from_user: string;
+  text: string;
+  file: Attached | null;
+  mentions: string[];
+  reference: Reference | null;
+}
+
+/// What happened in a conversation, as this device reads it
+/// (conclave-e2ee's `ChatEvent`, serialised by serde).
+export type ChatEvent =
+  | ({ type: "message"; conversation_id: string; from_device: string; earlier: boolean } & HeldMessage)
+  | { type: "deleted"; conversation_id: string; target: number }
+  | { type: "membership"; conversation_id: string; account: string; change: MembershipChange }
+  | { type: "undecryptable"; conversation_id: string; seq: number }
+  | { type: "removed"; conversation_id: string }
+  | { type: "device_removed"; conversation_id: string; device: string; by_server: boolean }
+  | { type: "call"; conversation_id: string; meeting_id: string; by: string };
 
 export interface FrameCounts {
   sealed: number;
@@ -43,4 +77,10 @@ export type FromWorker =
   | { type: "new_device"; participant_id: number; display_name: string; fingerprint: string }
   /// A change to the group the server relayed but did not ask for was refused.
   | { type: "commit_refused"; from: number; reason: string }
-  | { type: "removed" };
+  | { type: "removed" }
+  | { type: "chat_ready"; device_id: string; user_id: string }
+  | { type: "chat_events"; events: ChatEvent[] }
+  | { type: "chat_history"; conversation_id: string; messages: HeldMessage[] }
+  | { type: "chat_sent"; request: number; seq: number | null; error: string | null }
+  | { type: "chat_live"; event: LiveEvent }
+  | { type: "chat_error"; message: string };

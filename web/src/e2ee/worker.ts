@@ -6,14 +6,20 @@
 // seals outgoing frames and opens incoming ones. A frame that cannot be
 // sealed (no keys yet) is dropped, never sent in the clear; one that cannot
 // be opened is dropped and counted.
+//
+// The same worker serves team messaging (`chat_*` messages): every
+// conversation's group and keys live here, in `Messaging`.
 
 import init, { Device } from "./pkg/conclave_e2ee_wasm.js";
 import wasmUrl from "./pkg/conclave_e2ee_wasm_bg.wasm?url";
 import type { ClientMessage } from "../generated/protocol";
 import type { FromWorker, GroupMember, ToWorker, TransformOptions } from "./messages";
 import { load, save } from "./keep";
+import { Messaging } from "./conversations";
 
 let device: Device | null = null;
+/// The account's conversations on this device, when the worker serves messaging.
+let messaging: Messaging | null = null;
 let epoch: number | undefined;
 const counts = { sealed: 0, opened: 0, dropped: 0, undecryptable: 0 };
 /// Video senders' transformers, asked for a keyframe after every rekey so
@@ -140,6 +146,34 @@ self.onmessage = async (event: MessageEvent<ToWorker>) => {
       break;
     case "stats":
       publish();
+      break;
+    case "chat_start":
+      try {
+        await init({ module_or_path: wasmUrl });
+        messaging = await Messaging.start(m.user_id, m.csrf, post);
+        post({ type: "chat_ready", device_id: messaging.deviceId, user_id: messaging.userId });
+        messaging.connect();
+      } catch (err) {
+        post({ type: "chat_error", message: String(err instanceof Error ? err.message : err) });
+      }
+      break;
+    case "chat_history":
+      if (messaging) post({ type: "chat_history", conversation_id: m.conversation_id, messages: messaging.history(m.conversation_id) });
+      break;
+    case "chat_send":
+      if (messaging) {
+        try {
+          post({ type: "chat_sent", request: m.request, seq: await messaging.send(m.conversation_id, m.text, m.reference), error: null });
+        } catch (err) {
+          post({ type: "chat_sent", request: m.request, seq: null, error: String(err instanceof Error ? err.message : err) });
+        }
+      }
+      break;
+    case "chat_typing":
+      messaging?.typing(m.conversation_id);
+      break;
+    case "chat_sync":
+      void messaging?.sync().catch((err) => post({ type: "chat_error", message: String(err) }));
       break;
   }
 };

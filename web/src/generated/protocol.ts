@@ -247,6 +247,24 @@ export interface ChangePasswordRequest {
   new_password: string;
 }
 
+/** `GET /api/v1/channels`: the caller's organisation's channels, by name. */
+export interface ChannelList {
+  channels: ChannelListing[];
+}
+
+/** A channel of the organisation, as its channel browser lists it. */
+export interface ChannelListing {
+  id: string;
+  name: string | null;
+  encrypted: boolean;
+  /** Joined only by being added (a team channel governed by admins). */
+  locked: boolean;
+  archived: boolean;
+  member_count: number;
+  /** The caller is in it. */
+  joined: boolean;
+}
+
 export interface ChatMessage {
   /** Position in the meeting's chat; strictly increasing. */
   seq: number;
@@ -1269,6 +1287,21 @@ export interface PasswordResetConfirm {
  * password. Answered the same whether or not the address has an account.
  */
 export interface PasswordResetRequest {
+  email: string;
+}
+
+/**
+ * `GET /api/v1/people?q=`: the organisation's active people whose name or
+ * address contains the query, by name, at most `MAX_PEOPLE_FOUND`.
+ */
+export interface PeopleList {
+  people: Person[];
+}
+
+/** Someone of the caller's organisation to start a conversation with. */
+export interface Person {
+  user_id: string;
+  display_name: string;
   email: string;
 }
 

@@ -32,7 +32,7 @@ fn query<T>(query: Query_<T>) -> Result<T, ApiError> {
 }
 
 /// The caller's organisation: conversations belong to one.
-fn org_of(current: &CurrentSession) -> Result<&str, ApiError> {
+pub(super) fn org_of(current: &CurrentSession) -> Result<&str, ApiError> {
     current.org_id().ok_or_else(|| ApiError::forbidden("conversations belong to an organisation; join one first"))
 }
 

@@ -6,6 +6,7 @@ mod audit;
 mod auth;
 mod conversations;
 mod devices;
+mod directory;
 mod files;
 mod guests;
 mod meetings;
@@ -50,7 +51,7 @@ use utoipa::{Modify, OpenApi};
         conversations::add_members, conversations::join, conversations::remove_member, conversations::set_role,
         conversations::send, conversations::delete_message, conversations::entries,
         conversations::mark_read, conversations::mute, conversations::live, conversations::start_call,
-        conversations::key_package, conversations::commit, conversations::inbox,
+        conversations::key_package, conversations::commit, conversations::inbox, directory::people, directory::channels,
         files::start_upload, files::status, files::put_part, files::complete, files::abandon, files::get_part,
         storage::get, storage::set, guests::invite, guests::signup, guests::accept,
         orgs::create, orgs::get, orgs::list_members, orgs::update_member, orgs::deactivate_member, orgs::reactivate_member,
@@ -126,6 +127,8 @@ pub fn router(state: SharedState) -> Router {
         .route("/me/devices/{device_id}/push", put(devices::subscribe_push).delete(devices::unsubscribe_push))
         .route("/push/key", get(devices::push_key))
         .route("/conversations", post(conversations::create).get(conversations::list))
+        .route("/people", get(directory::people))
+        .route("/channels", get(directory::channels))
         .route("/conversations/{conversation_id}", get(conversations::get).patch(conversations::update))
         .route("/conversations/{conversation_id}/members", post(conversations::add_members))
         .route("/conversations/{conversation_id}/members/{user_id}", delete(conversations::remove_member))

@@ -59,6 +59,9 @@ async fn a_guest_comes_in_by_link_and_code_and_sees_that_conversation_alone(engi
     let casey = Client::new(&t.srv.url).authenticated(&login.token);
     let listed = casey.list_conversations().await.unwrap().conversations;
     assert_eq!(listed.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), [group.id.as_str()]);
+    // In no organisation: she finds none of its people or channels.
+    assert_problem!(casey.find_people("").await, 403, "forbidden");
+    assert_problem!(casey.list_channels().await, 403, "forbidden");
     let seen = t.ada.get_conversation(&group.id).await.unwrap();
     let member = seen.members.iter().find(|m| m.user_id == login.user.id).expect("the guest is a member");
     assert!(member.external, "marked external wherever they appear");

@@ -9,6 +9,7 @@ mod attacks;
 mod conversations;
 mod credential_stuffing;
 mod device_credentials;
+mod directory;
 mod dormant;
 mod email;
 mod files;

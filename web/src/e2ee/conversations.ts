@@ -1,0 +1,257 @@
+// The worker's side of team messaging: drives the wasm `Conversations`
+// device (conclave-e2ee's `ConversationDevice`), which decides every step
+// and names each call to the server it needs; this module makes the calls
+// with `fetch` and hands back the replies, exactly as `conclave-client`
+// does natively. Every conversation's keys, and the messages the device
+// has opened, stay in this worker: the device's state is kept in
+// IndexedDB sealed under an AES-GCM key that cannot be exported, and the
+// page is posted only what it shows.
+
+import { Conversations } from "./pkg/conclave_e2ee_wasm.js";
+import { load, save } from "./keep";
+import type { ConversationList, DeviceRegistration, LiveEvent, Reference } from "../generated/protocol";
+import type { ChatEvent, FromWorker, HeldMessage } from "./messages";
+
+/// A call the device names (conclave-e2ee's `Call`, serialised by serde).
+type Call =
+  | { call: "read_inbox"; after: number }
+  | { call: "read_log"; conversation_id: string; after: number; limit: number }
+  | { call: "read_earlier"; conversation_id: string; after: number; limit: number }
+  | { call: "upload_key_package"; conversation_id: string; request: unknown }
+  | { call: "send_commit"; conversation_id: string; request: unknown }
+  | { call: "send_message"; conversation_id: string; request: unknown }
+  | { call: "wait"; ms: number };
+
+type Operation =
+  | { op: "sync" }
+  | { op: "open"; conversation_id: string }
+  | { op: "send"; conversation_id: string; text: string; reference: Reference | null; client_id: string };
+
+interface Finished {
+  events: ChatEvent[];
+  accepted: { seq: number; duplicate: boolean } | null;
+}
+
+export class Messaging {
+  private device: Conversations;
+  private csrf: string;
+  /// Operations run one at a time, in the order asked.
+  private queue: Promise<unknown> = Promise.resolve();
+  private syncWanted = false;
+  private live: WebSocket | null = null;
+  private closed = false;
+
+  private constructor(device: Conversations, csrf: string, private post: (m: FromWorker) => void) {
+    this.device = device;
+    this.csrf = csrf;
+  }
+
+  /// This browser's device for the account: the one kept here, or a new
+  /// one registered with the account.
+  static async start(userId: string, csrf: string, post: (m: FromWorker) => void): Promise<Messaging> {
+    const kept = await unseal(userId);
+    let device: Conversations | null = null;
+    if (kept) {
+      try {
+        device = Conversations.restore(kept);
+      } catch {
+        device = null;
+      }
+    }
+    const messaging = new Messaging(device ?? (await Messaging.register(csrf)), csrf, post);
+    if (messaging.device.user_id() !== userId) throw new Error("the kept device belongs to another account");
+    await messaging.keep();
+    return messaging;
+  }
+
+  private static async register(csrf: string): Promise<Conversations> {
+    const key = JSON.parse(Conversations.new_key()) as { key: string; signature_key: string };
+    const registration = await request<DeviceRegistration>(csrf, "POST", "/me/devices", {
+      signature_key: key.signature_key,
+      name: deviceName(),
+    });
+    const me = await request<{ user: { id: string } }>(csrf, "GET", "/me");
+    return Conversations.create(registration.device.id, me.user.id, key.key, registration.credential, registration.authority);
+  }
+
+  get deviceId(): string {
+    return this.device.device_id();
+  }
+
+  get userId(): string {
+    return this.device.user_id();
+  }
+
+  history(conversationId: string): HeldMessage[] {
+    return JSON.parse(this.device.history(conversationId)) as HeldMessage[];
+  }
+
+  /// Asks to be in the group of every encrypted conversation the account
+  /// is in and this device is not, then takes everything new.
+  sync(): Promise<void> {
+    if (this.syncWanted) return this.queue.then(() => undefined);
+    this.syncWanted = true;
+    return this.serially(async () => {
+      this.syncWanted = false;
+      const list = await request<ConversationList>(this.csrf, "GET", "/conversations");
+      for (const c of list.conversations) {
+        if (c.encrypted && !c.archived && !this.device.asked(c.id)) {
+          await this.run({ op: "open", conversation_id: c.id }).catch((e) => this.post({ type: "chat_error", message: String(e) }));
+        }
+      }
+      await this.run({ op: "sync" });
+    });
+  }
+
+  send(conversationId: string, text: string, reference: Reference | null): Promise<number> {
+    const clientId = Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+    return this.serially(async () => {
+      const finished = await this.run({ op: "send", conversation_id: conversationId, text, reference, client_id: clientId });
+      return finished.accepted?.seq ?? 0;
+    });
+  }
+
+  /// The live connection: a change anywhere means a sync; typing and read
+  /// receipts go to the page as they are.
+  connect() {
+    const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/api/v1/me/devices/${this.deviceId}/live`;
+    const socket = new WebSocket(url);
+    this.live = socket;
+    socket.onmessage = (event) => {
+      const live = JSON.parse(String(event.data)) as LiveEvent;
+      if (live.type === "typing" || live.type === "read") this.post({ type: "chat_live", event: live });
+      else void this.sync().catch((e) => this.post({ type: "chat_error", message: String(e) }));
+    };
+    socket.onopen = () => void this.sync().catch((e) => this.post({ type: "chat_error", message: String(e) }));
+    socket.onclose = () => {
+      this.live = null;
+      // Back after a pause (the server restarting, the network gone); the
+      // sync on reconnecting takes what was missed.
+      if (!this.closed) setTimeout(() => this.connect(), 2000);
+    };
+  }
+
+  typing(conversationId: string) {
+    if (this.live?.readyState === WebSocket.OPEN) this.live.send(JSON.stringify({ type: "typing", conversation_id: conversationId }));
+  }
+
+  close() {
+    this.closed = true;
+    this.live?.close();
+  }
+
+  private serially<T>(work: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(work, work);
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  /// One operation of the device, to its end; what it saw goes to the page.
+  private async run(operation: Operation): Promise<Finished> {
+    this.device.start(JSON.stringify(operation));
+    for (let call = this.device.poll_call(); call !== undefined; call = this.device.poll_call()) {
+      this.device.handle_reply(JSON.stringify(await this.make(JSON.parse(call) as Call)));
+    }
+    try {
+      const finished = JSON.parse(this.device.finish()) as Finished;
+      if (finished.events.length > 0) this.post({ type: "chat_events", events: finished.events });
+      return finished;
+    } finally {
+      await this.keep();
+    }
+  }
+
+  private async make(call: Call): Promise<{ ok: unknown } | { failed: { status: number | null; code: string | null } }> {
+    const device = encodeURIComponent(this.deviceId);
+    const at = (id: string) => `/conversations/${encodeURIComponent(id)}`;
+    try {
+      switch (call.call) {
+        case "read_inbox":
+          return { ok: await request(this.csrf, "GET", `/me/devices/${device}/inbox?after=${call.after}`) };
+        case "read_log":
+          return { ok: await request(this.csrf, "GET", `${at(call.conversation_id)}/entries?device_id=${device}&after=${call.after}&limit=${call.limit}&wait_ms=0`) };
+        case "read_earlier":
+          return { ok: await request(this.csrf, "GET", `${at(call.conversation_id)}/entries?device_id=${device}&after=${call.after}&limit=${call.limit}&earlier=true`) };
+        case "upload_key_package":
+          return { ok: await request(this.csrf, "POST", `${at(call.conversation_id)}/key-packages`, call.request) };
+        case "send_commit":
+          return { ok: await request(this.csrf, "POST", `${at(call.conversation_id)}/commits`, call.request) };
+        case "send_message":
+          return { ok: await request(this.csrf, "POST", `${at(call.conversation_id)}/messages`, call.request) };
+        case "wait":
+          await new Promise((resolve) => setTimeout(resolve, call.ms));
+          return { ok: null };
+      }
+    } catch (err) {
+      if (err instanceof Refused) return { failed: { status: err.status, code: err.code } };
+      return { failed: { status: null, code: null } };
+    }
+  }
+
+  private async keep() {
+    await seal(this.userId, this.device.export());
+  }
+}
+
+class Refused extends Error {
+  constructor(
+    public status: number,
+    public code: string | null,
+  ) {
+    super(`${status} ${code ?? ""}`);
+  }
+}
+
+async function request<T>(csrf: string, method: string, path: string, body?: unknown): Promise<T> {
+  const headers: Record<string, string> = {};
+  if (body !== undefined) headers["content-type"] = "application/json";
+  if (method !== "GET") headers["x-csrf-token"] = csrf;
+  const response = await fetch(`/api/v1${path}`, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    credentials: "same-origin",
+  });
+  const text = await response.text();
+  const json = text ? (JSON.parse(text) as unknown) : null;
+  if (!response.ok) {
+    const type = (json as { type?: string } | null)?.type ?? "";
+    throw new Refused(response.status, type ? type.slice(type.lastIndexOf("/") + 1) : null);
+  }
+  return json as T;
+}
+
+function deviceName(): string {
+  const ua = navigator.userAgent;
+  const browser = /Edg\//.test(ua) ? "Edge" : /Chrom(e|ium)\//.test(ua) ? "Chromium" : /Firefox\//.test(ua) ? "Firefox" : /Safari\//.test(ua) ? "Safari" : "Browser";
+  const system = /Android/.test(ua) ? "Android" : /iPhone|iPad/.test(ua) ? "iOS" : /Mac OS X/.test(ua) ? "macOS" : /Windows/.test(ua) ? "Windows" : /Linux/.test(ua) ? "Linux" : "";
+  return system ? `${browser} on ${system}` : browser;
+}
+
+// The device's state at rest: sealed with a key made here, kept in
+// IndexedDB as a non-extractable CryptoKey (usable by this origin's code,
+// never readable as bytes), so what is stored holds no message in the clear.
+
+async function vaultKey(): Promise<CryptoKey> {
+  const kept = await load<CryptoKey>("vault");
+  if (kept) return kept;
+  const key = await crypto.subtle.generateKey({ name: "AES-GCM", length: 256 }, false, ["encrypt", "decrypt"]);
+  await save("vault", key);
+  return key;
+}
+
+async function seal(userId: string, state: Uint8Array) {
+  const iv = crypto.getRandomValues(new Uint8Array(12));
+  const data = await crypto.subtle.encrypt({ name: "AES-GCM", iv }, await vaultKey(), state as BufferSource);
+  await save(`conversations:${userId}`, { iv, data });
+}
+
+async function unseal(userId: string): Promise<Uint8Array | null> {
+  const kept = await load<{ iv: Uint8Array; data: ArrayBuffer }>(`conversations:${userId}`);
+  if (!kept) return null;
+  try {
+    return new Uint8Array(await crypto.subtle.decrypt({ name: "AES-GCM", iv: kept.iv as BufferSource }, await vaultKey(), kept.data));
+  } catch {
+    return null;
+  }
+}
