@@ -41,6 +41,11 @@ import {
   type ReportReceipt,
   type AddWatchSourceRequest,
   type ConversationList,
+  type ChannelList,
+  type Conversation,
+  type CreateConversationRequest,
+  type MarkReadRequest,
+  type PeopleList,
   type MapScimGroupRequest,
   type PasswordResetConfirm,
   type PasswordResetRequest,
@@ -94,6 +99,11 @@ const CSRF_KEY = "conclave.csrf";
 export function setCsrf(token: string | null) {
   if (token) sessionStorage.setItem(CSRF_KEY, token);
   else sessionStorage.removeItem(CSRF_KEY);
+}
+
+/// The session's CSRF token, for the worker that calls the API itself.
+export function csrfToken(): string {
+  return sessionStorage.getItem(CSRF_KEY) ?? "";
 }
 
 async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
@@ -197,6 +207,14 @@ export const api = {
   addWatchSource: (org: string, url: string) => call<WatchSource>("POST", `/orgs/${org}/watch-sources`, { url } satisfies AddWatchSourceRequest),
   removeWatchSource: (org: string, id: string) => call<void>("DELETE", `/orgs/${org}/watch-sources/${id}`),
   conversations: () => call<ConversationList>("GET", "/conversations"),
+  conversation: (id: string) => call<Conversation>("GET", `/conversations/${id}`),
+  createConversation: (request: CreateConversationRequest) =>
+    call<Conversation>("POST", "/conversations", request satisfies CreateConversationRequest),
+  joinConversation: (id: string) => call<Conversation>("POST", `/conversations/${id}/join`),
+  markRead: (id: string, seq: number) => call<void>("PUT", `/conversations/${id}/read`, { seq } satisfies MarkReadRequest),
+  deleteMessage: (id: string, seq: number) => call<void>("DELETE", `/conversations/${id}/messages/${seq}`),
+  people: (query: string) => call<PeopleList>("GET", `/people?q=${encodeURIComponent(query)}`),
+  channels: () => call<ChannelList>("GET", "/channels"),
   qualitySummaries: (org: string) => call<QualitySummaryList>("GET", `/orgs/${org}/quality`),
   meetingQuality: (org: string, meeting: string) => call<MeetingQuality>("GET", `/orgs/${org}/meetings/${meeting}/quality`),
 };

@@ -3,6 +3,7 @@ import { createRoot } from "react-dom/client";
 import { api, setCsrf } from "./api";
 import type { User } from "./generated/protocol";
 import { Account, Admin, type Enrolment } from "./pages/Admin";
+import { Messages } from "./messaging/Messages";
 import { Home } from "./pages/Home";
 import { Join } from "./pages/Join";
 import { ChoosePassword, RotateFromWarning } from "./pages/Links";
@@ -88,11 +89,15 @@ function App() {
   if (!user && path === "/signup") return <SignUp invite={new URLSearchParams(location.search).get("invite")} onSignedIn={signedIn} />;
   if (!user) return <SignIn onSignedIn={signedIn} />;
   const admin = user.role === "owner" || user.role === "admin";
+  const conversation = path.match(/^\/messages(?:\/([A-Za-z0-9-]+))?$/);
   return (
     <>
       <header className="top">
         <nav aria-label="Main">
           <a href="/" onClick={(e) => { e.preventDefault(); navigate("/"); }}>Meetings</a>
+          {user.org_id || path.startsWith("/messages") ? (
+            <a href="/messages" onClick={(e) => { e.preventDefault(); navigate("/messages"); }}>Messages</a>
+          ) : null}
           {admin ? <a href="/admin" onClick={(e) => { e.preventDefault(); navigate("/admin"); }}>Organisation</a> : null}
           <a href="/account" onClick={(e) => { e.preventDefault(); navigate("/account"); }}>Account</a>
         </nav>
@@ -100,7 +105,15 @@ function App() {
           {user.display_name} <button onClick={() => void signOut()}>Sign out</button>
         </span>
       </header>
-      {path === "/admin" && admin ? <Admin user={user} /> : path === "/account" ? <Account enrolment={mustEnrol} onEnrolled={enrolled} /> : <Home user={user} navigate={navigate} />}
+      {conversation ? (
+        <Messages user={user} navigate={navigate} initial={conversation[1] ?? null} />
+      ) : path === "/admin" && admin ? (
+        <Admin user={user} />
+      ) : path === "/account" ? (
+        <Account enrolment={mustEnrol} onEnrolled={enrolled} />
+      ) : (
+        <Home user={user} navigate={navigate} />
+      )}
     </>
   );
 }

@@ -81,6 +81,8 @@ fn test(cargo_args: &[String]) -> Result<(), String> {
         ("pkg-config", "pkg-config"),
         ("/usr/include/openssl/ssl.h", "libssl-dev"),
         ("/usr/bin/chromium", "chromium"),
+        // Reactions and screenshots show emoji, not empty boxes.
+        ("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf", "fonts-noto-color-emoji"),
     ])?;
     ensure_python_package("moto.server", "moto[server]==5.2.1")?;
     ensure_python_package("aiosmtpd", "aiosmtpd==1.4.6")?;

@@ -78,6 +78,7 @@ const BROWSER_TESTS: &[&str] = &[
     "e2e/network.test.mjs",
     "e2e/passkeys.test.mjs",
     "e2e/sso.test.mjs",
+    "e2e/messaging.test.mjs",
 ];
 
 /// Runs the browser tests one after another, echoing their output into `tally`.

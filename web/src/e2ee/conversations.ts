@@ -82,6 +82,10 @@ export class Messaging {
     return this.device.user_id();
   }
 
+  inGroup(conversationId: string): boolean {
+    return this.device.in_group(conversationId);
+  }
+
   history(conversationId: string): HeldMessage[] {
     return JSON.parse(this.device.history(conversationId)) as HeldMessage[];
   }
@@ -100,6 +104,7 @@ export class Messaging {
         }
       }
       await this.run({ op: "sync" });
+      this.post({ type: "chat_synced" });
     });
   }
 
@@ -107,7 +112,12 @@ export class Messaging {
     const clientId = Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
     return this.serially(async () => {
       const finished = await this.run({ op: "send", conversation_id: conversationId, text, reference, client_id: clientId });
-      return finished.accepted?.seq ?? 0;
+      if (!finished.accepted) throw new Error("the server did not accept the message");
+      return finished.accepted.seq;
+    }).finally(() => {
+      // Read it back at once (the sender shows its message from the log,
+      // in the log's order), whether or not the live connection says so.
+      void this.sync().catch((e) => this.post({ type: "chat_error", message: String(e) }));
     });
   }
 
@@ -119,8 +129,14 @@ export class Messaging {
     this.live = socket;
     socket.onmessage = (event) => {
       const live = JSON.parse(String(event.data)) as LiveEvent;
-      if (live.type === "typing" || live.type === "read") this.post({ type: "chat_live", event: live });
-      else void this.sync().catch((e) => this.post({ type: "chat_error", message: String(e) }));
+      if (live.type === "typing" || live.type === "read") {
+        this.post({ type: "chat_live", event: live });
+        return;
+      }
+      // The page hears that a conversation changed (its list and unread
+      // counts); the entries themselves, ciphertext, stay here.
+      if (live.type === "changed") this.post({ type: "chat_live", event: { ...live, entries: [] } });
+      void this.sync().catch((e) => this.post({ type: "chat_error", message: String(e) }));
     };
     socket.onopen = () => void this.sync().catch((e) => this.post({ type: "chat_error", message: String(e) }));
     socket.onclose = () => {
@@ -183,6 +199,7 @@ export class Messaging {
           return { ok: null };
       }
     } catch (err) {
+      console.warn(`messaging: ${call.call} failed: ${String(err)}`);
       if (err instanceof Refused) return { failed: { status: err.status, code: err.code } };
       return { failed: { status: null, code: null } };
     }

@@ -80,7 +80,8 @@ export type FromWorker =
   | { type: "removed" }
   | { type: "chat_ready"; device_id: string; user_id: string }
   | { type: "chat_events"; events: ChatEvent[] }
-  | { type: "chat_history"; conversation_id: string; messages: HeldMessage[] }
+  | { type: "chat_history"; conversation_id: string; messages: HeldMessage[]; in_group: boolean }
+  | { type: "chat_synced" }
   | { type: "chat_sent"; request: number; seq: number | null; error: string | null }
   | { type: "chat_live"; event: LiveEvent }
   | { type: "chat_error"; message: string };

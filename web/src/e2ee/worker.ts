@@ -158,7 +158,7 @@ self.onmessage = async (event: MessageEvent<ToWorker>) => {
       }
       break;
     case "chat_history":
-      if (messaging) post({ type: "chat_history", conversation_id: m.conversation_id, messages: messaging.history(m.conversation_id) });
+      if (messaging) post({ type: "chat_history", conversation_id: m.conversation_id, messages: messaging.history(m.conversation_id), in_group: messaging.inGroup(m.conversation_id) });
       break;
     case "chat_send":
       if (messaging) {

@@ -1,0 +1,242 @@
+// Team messaging in Chromium, end to end: the host on two devices (two
+// browser profiles) and Grace. A channel with a thread, reactions, an edit
+// and a delete seen on every device; a direct message; the second device
+// reading the channel's earlier history from the keys its first device
+// gave it; a message sent with the keyboard alone. Afterwards nothing the
+// pages keep (IndexedDB, localStorage, sessionStorage) and no request body
+// holds a message in the clear, every request went to the server's origin,
+// the Content-Security-Policy refused nothing, and axe finds no serious or
+// critical accessibility violation in the messaging views.
+
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { launchBrowser, PASSWORD, poll, runScenario, screenshots, startServer, TIMEOUT } from "./harness.mjs";
+
+const { shot } = screenshots("messaging");
+const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+
+const server = await startServer();
+const browser = await launchBrowser();
+const requests = [];
+const pages = [];
+const cspViolations = [];
+
+/// Signs someone up through the API: an invitation from the host, taken.
+async function invite(email, name) {
+  const post = async (path, body, token) => {
+    const response = await fetch(`${server.url}/api/v1${path}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      body: JSON.stringify(body),
+    });
+    assert.ok(response.ok, `${path}: ${response.status} ${await response.clone().text()}`);
+    return response.json();
+  };
+  const host = await post("/auth/login", { email: "host@example.org", password: PASSWORD });
+  const created = await post(`/orgs/${host.user.org_id}/invitations`, { email, role: "member" }, host.token);
+  await post("/auth/signup", { email, password: PASSWORD, display_name: name, invite_token: created.invite_token });
+}
+
+/// A new browser profile (a new device) signed in as `email`, on the messages page.
+async function device(email) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  await context.grantPermissions(["notifications"]);
+  const page = await context.newPage();
+  pages.push(page);
+  // The E2EE worker's own requests, counted with the page's.
+  context.on("request", (r) => requests.push({ url: r.url(), body: r.postData() ?? "" }));
+  page.on("pageerror", (e) => console.error(`[${email}] page error: ${e.stack ?? e}`));
+  page.on("console", (m) => {
+    if (/Content-Security-Policy|Refused to/.test(m.text())) cspViolations.push(m.text());
+  });
+  await page.addInitScript(() => {
+    document.addEventListener("securitypolicyviolation", (e) => console.error(`Refused to load: CSP ${e.violatedDirective} ${e.blockedURI}`));
+  });
+  await page.goto(server.url);
+  await page.getByLabel("Email").fill(email);
+  await page.getByLabel("Password").fill(PASSWORD);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("link", { name: "Messages" }).click();
+  await page.getByRole("navigation", { name: "Conversations" }).waitFor({ timeout: TIMEOUT });
+  return page;
+}
+
+const messages = (page) => page.getByRole("list", { name: "Messages" }).first();
+const message = (page, text) => messages(page).getByRole("listitem").filter({ hasText: text });
+const seen = (page, text, what) => message(page, text).first().waitFor({ timeout: TIMEOUT }).catch(() => {
+  throw new Error(`${what}: "${text}" never shown`);
+});
+
+async function send(page, label, text) {
+  const box = page.getByRole("textbox", { name: label });
+  await box.fill(text);
+  await box.press("Enter");
+  // Sent: the composer is empty again (an edit's composer closes).
+  await poll(`"${text}" sent`, async () => (await box.count()) === 0 || (await box.inputValue()) === "");
+}
+
+/// Every value a page's origin keeps, as text: IndexedDB (every database
+/// and store; binary values as Latin-1, so plaintext bytes would show),
+/// localStorage and sessionStorage.
+async function kept(page) {
+  return page.evaluate(async () => {
+    const out = [];
+    const show = (v) => {
+      if (v instanceof ArrayBuffer) return String.fromCharCode(...new Uint8Array(v));
+      if (ArrayBuffer.isView(v)) return String.fromCharCode(...new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+      if (v instanceof CryptoKey) return `[CryptoKey extractable=${v.extractable}]`;
+      if (v && typeof v === "object") return Object.values(v).map(show).join("|");
+      return String(v);
+    };
+    for (const { name } of await indexedDB.databases()) {
+      const db = await new Promise((resolve, reject) => {
+        const r = indexedDB.open(name);
+        r.onsuccess = () => resolve(r.result);
+        r.onerror = () => reject(r.error);
+      });
+      for (const store of db.objectStoreNames) {
+        const values = await new Promise((resolve, reject) => {
+          const r = db.transaction(store).objectStore(store).getAll();
+          r.onsuccess = () => resolve(r.result);
+          r.onerror = () => reject(r.error);
+        });
+        out.push(...values.map(show));
+      }
+      db.close();
+    }
+    for (const storage of [localStorage, sessionStorage]) {
+      for (let i = 0; i < storage.length; i++) out.push(storage.getItem(storage.key(i)));
+    }
+    return out.join("\n");
+  });
+}
+
+async function audit(page, what) {
+  // Evaluated through the browser's debugging protocol: the page's own CSP
+  // refuses inline scripts, as it should.
+  await page.evaluate(axeSource);
+  const result = await page.evaluate(async () => window.axe.run(document, { resultTypes: ["violations"] }));
+  const bad = result.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+  assert.deepEqual(bad.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`), [], `accessibility of ${what}`);
+}
+
+await runScenario(
+  async () => {
+    await invite("grace@example.org", "Grace Hopper");
+    const laptop = await device("host@example.org");
+    const grace = await device("grace@example.org");
+
+    // The host makes a channel; Grace finds it in the channel browser and joins.
+    await laptop.getByRole("button", { name: "New channel" }).click();
+    await laptop.getByRole("dialog", { name: "New channel" }).getByLabel("Name").fill("general");
+    await laptop.getByRole("button", { name: "Create channel" }).click();
+    await laptop.getByRole("heading", { name: "# general" }).waitFor({ timeout: TIMEOUT });
+    await laptop.getByText("End-to-end encrypted").waitFor();
+    await send(laptop, "Message # general", "Welcome to general, launch is on **Friday**");
+    await grace.getByRole("button", { name: "Browse channels" }).click();
+    await audit(grace, "the channel browser");
+    await grace.getByRole("button", { name: "Join # general" }).click();
+    await grace.getByRole("heading", { name: "# general" }).waitFor({ timeout: TIMEOUT });
+    // Grace's device is added by the host's; it reads what follows.
+    await poll("Grace able to write", async () => grace.getByRole("textbox", { name: "Message # general" }).isEnabled());
+    await send(laptop, "Message # general", "The release notes are in the usual place");
+    await seen(grace, "The release notes are in the usual place", "Grace reading the channel");
+    await shot(grace, "grace-reads-the-channel");
+
+    // A thread under the host's message, a reaction, an edit and a delete.
+    await message(grace, "The release notes").getByRole("button", { name: "Reply in thread" }).click();
+    await send(grace, "Reply in thread", "Which place, the wiki?");
+    await message(laptop, "The release notes").getByRole("button", { name: "1 reply" }).waitFor({ timeout: TIMEOUT });
+    await message(laptop, "The release notes").getByRole("button", { name: "1 reply" }).click();
+    await laptop.getByRole("complementary", { name: "Thread" }).getByText("Which place, the wiki?").waitFor({ timeout: TIMEOUT });
+    await message(grace, "The release notes").getByRole("button", { name: "React with 👍" }).click();
+    await message(laptop, "The release notes").getByRole("button", { name: /^👍 1, from Grace Hopper/ }).waitFor({ timeout: TIMEOUT });
+    await shot(laptop, "thread-and-reaction");
+    await message(laptop, "The release notes").getByRole("button", { name: "Edit" }).click();
+    await send(laptop, "Edit message", "The release notes are on the wiki");
+    await seen(grace, "The release notes are on the wiki", "the edit at Grace");
+    await message(grace, "The release notes are on the wiki").getByText("(edited)").waitFor();
+    await send(laptop, "Message # general", "A message sent by mistake");
+    await seen(grace, "A message sent by mistake", "the mistake at Grace");
+    laptop.once("dialog", (d) => d.accept());
+    await message(laptop, "A message sent by mistake").getByRole("button", { name: "Delete" }).click();
+    await poll("the deleted message gone at Grace", async () => (await message(grace, "A message sent by mistake").count()) === 0);
+    await poll("the deleted message gone at the host", async () => (await message(laptop, "A message sent by mistake").count()) === 0);
+
+    // A direct message, started by finding the person.
+    await grace.getByRole("button", { name: "New message" }).click();
+    await grace.getByRole("dialog", { name: "New message" }).getByLabel("To").fill("host");
+    await grace.getByRole("dialog", { name: "New message" }).getByRole("button", { name: /host@example\.org/ }).click();
+    await grace.getByRole("heading", { name: "host" }).waitFor({ timeout: TIMEOUT });
+    await poll("Grace able to write in the DM", async () => grace.getByRole("textbox", { name: "Message host" }).isEnabled());
+    await send(grace, "Message host", "Just between us: the budget is approved");
+    await seen(grace, "Just between us", "Grace's own message in the DM");
+    const direct = laptop.getByRole("region", { name: "Direct messages" }).getByRole("button", { name: /Grace Hopper/ });
+    await direct.getByLabel("1 unread").waitFor({ timeout: TIMEOUT });
+    await shot(laptop, "unread-direct-message");
+    await direct.click();
+    await seen(laptop, "Just between us: the budget is approved", "the DM at the host");
+    await audit(laptop, "a conversation with its sidebar");
+
+    // The keyboard alone: from the page's top to the composer, a message sent.
+    await laptop.keyboard.press("Control+Home");
+    await laptop.locator("body").focus();
+    let reached = false;
+    for (let i = 0; i < 60 && !reached; i++) {
+      await laptop.keyboard.press("Tab");
+      reached = await laptop.evaluate(() => document.activeElement?.getAttribute("aria-label") === "Message Grace Hopper");
+    }
+    assert.ok(reached, "the composer is reached with Tab");
+    await laptop.keyboard.type("Sent without a mouse");
+    await laptop.keyboard.press("Enter");
+    await seen(grace, "Sent without a mouse", "the keyboard's message at Grace");
+
+    // The host's second device: it joins every group, is given the history
+    // keys by the first, and reads the channel's earlier messages.
+    const phone = await device("host@example.org");
+    await phone.getByRole("navigation", { name: "Conversations" }).getByRole("button", { name: "# general" }).click();
+    await seen(phone, "Welcome to general, launch is on", "earlier history on the second device");
+    await seen(phone, "The release notes are on the wiki", "the edited message on the second device");
+    await send(grace, "Message host", "Both your devices should see this");
+    await grace.getByRole("navigation", { name: "Conversations" }).getByRole("button", { name: "# general" }).click();
+    await send(grace, "Message # general", "Hello to both of your devices");
+    await seen(phone, "Hello to both of your devices", "a new message on the second device");
+    await seen(laptop, "Hello to both of your devices", "a new message on the first device").catch(async () => {
+      await laptop.getByRole("navigation", { name: "Conversations" }).getByRole("button", { name: "# general" }).click();
+      await seen(laptop, "Hello to both of your devices", "a new message on the first device");
+    });
+    await shot(phone, "second-device-reads-history");
+    await audit(phone, "the second device's conversation");
+    await message(phone, "The release notes are on the wiki").getByRole("button", { name: "1 reply" }).click();
+    await audit(phone, "the thread panel");
+
+    // Nothing kept or sent in the clear.
+    const texts = [
+      "Welcome to general",
+      "The release notes are",
+      "Which place, the wiki?",
+      "A message sent by mistake",
+      "Just between us: the budget is approved",
+      "Sent without a mouse",
+      "Hello to both of your devices",
+    ];
+    for (const [who, page] of [["laptop", laptop], ["grace", grace], ["phone", phone]]) {
+      const stored = await kept(page);
+      assert.ok(stored.length > 0, `${who} keeps its device`);
+      assert.ok(/CryptoKey extractable=false/.test(stored), `${who}'s vault key cannot be exported`);
+      for (const text of texts) assert.ok(!stored.includes(text), `${who} keeps "${text}" in the clear`);
+    }
+    for (const { url, body } of requests) {
+      for (const text of texts) assert.ok(!body.includes(text), `a request to ${url} carries "${text}" in the clear`);
+    }
+    const origin = new URL(server.url).origin;
+    assert.deepEqual(requests.map((r) => r.url).filter((u) => !u.startsWith(origin) && !u.startsWith("data:") && !u.startsWith("blob:")), [], "requests to other origins");
+    assert.deepEqual(cspViolations, [], "CSP violations");
+  },
+  async () => {
+    if (process.exitCode) for (const [i, page] of pages.entries()) await shot(page, `failure-page-${i}`).catch(() => undefined);
+    await browser.close();
+    server.stop();
+  },
+);

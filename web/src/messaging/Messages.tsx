@@ -1,0 +1,623 @@
+// Team messaging: a sidebar of channels, groups and direct messages with
+// unread badges, the open conversation with its history as this device
+// holds it, a composer, message actions (react, reply in a thread, edit,
+// delete), the thread panel, and dialogs to browse channels, make one, and
+// start a direct message. Every message is encrypted and opened in the
+// E2EE worker (`client.ts`); this page only shows what it is given.
+
+import { useCallback, useEffect, useMemo, useRef, useState } from "react";
+import { api, describeError } from "../api";
+import type { ChannelListing, Conversation, ConversationSummary, Person, Reference, User } from "../generated/protocol";
+import { MessagingClient, type ChatEvent, type HeldMessage } from "./client";
+import { Markup, mention } from "./markup";
+
+/// The reactions offered in one click.
+const QUICK_REACTIONS = ["👍", "❤️", "😂", "🎉", "👀"];
+/// How long a typing notice shows.
+const TYPING_SHOWS_MS = 5000;
+
+/// A message as shown: its latest edit, its reactions, its thread's size.
+interface Shown {
+  seq: number;
+  at_ms: number;
+  from_user: string;
+  text: string;
+  edited: boolean;
+  reply_to: number | null;
+  reactions: Map<string, string[]>;
+  thread_replies: number;
+}
+
+/// Folds edits and reactions into the messages they refer to; thread
+/// replies are shown under their root (`thread`), the rest in the channel.
+function fold(held: HeldMessage[], thread: number | null): Shown[] {
+  const bySeq = new Map<number, Shown>();
+  const shown: Shown[] = [];
+  for (const m of held) {
+    const ref = m.reference;
+    if (ref?.kind === "edit") {
+      const target = bySeq.get(ref.seq);
+      if (target && target.from_user === m.from_user) {
+        target.text = m.text;
+        target.edited = true;
+      }
+      continue;
+    }
+    if (ref?.kind === "reaction") {
+      const target = bySeq.get(ref.seq);
+      if (target) {
+        const who = target.reactions.get(m.text) ?? [];
+        if (!who.includes(m.from_user)) who.push(m.from_user);
+        target.reactions.set(m.text, who);
+      }
+      continue;
+    }
+    const message: Shown = {
+      seq: m.seq,
+      at_ms: m.at_ms,
+      from_user: m.from_user,
+      text: m.text,
+      edited: false,
+      reply_to: ref?.kind === "reply" ? ref.seq : null,
+      reactions: new Map(),
+      thread_replies: 0,
+    };
+    bySeq.set(m.seq, message);
+    if (ref?.kind === "thread") {
+      const root = bySeq.get(ref.seq);
+      if (root) root.thread_replies++;
+      if (thread === ref.seq) shown.push(message);
+    } else if (thread === null || thread === m.seq) {
+      shown.push(message);
+    }
+  }
+  return shown;
+}
+
+function title(c: { kind: string; name?: string | null }, names: string): string {
+  if (c.kind === "direct") return names || "Direct message";
+  return c.kind === "channel" ? `# ${c.name ?? "channel"}` : c.name ?? "Group";
+}
+
+function time(ms: number): string {
+  return new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+export function Messages(props: { user: User; navigate: (path: string) => void; initial: string | null }) {
+  const me = props.user.id;
+  const [list, setList] = useState<ConversationSummary[]>([]);
+  const [selected, setSelected] = useState<string | null>(props.initial);
+  const [details, setDetails] = useState<Conversation | null>(null);
+  // The messages this device holds, with the conversation they are of.
+  const [heldOf, setHeldOf] = useState<{ id: string | null; messages: HeldMessage[] }>({ id: null, messages: [] });
+  const held = heldOf.id === selected ? heldOf.messages : [];
+  // Whether this device is in the open conversation's group (it can write).
+  const [inGroup, setInGroup] = useState(false);
+  const [thread, setThread] = useState<number | null>(null);
+  const [ready, setReady] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const [typing, setTyping] = useState<Map<string, number>>(new Map());
+  const [dialog, setDialog] = useState<"channel" | "browse" | "direct" | null>(null);
+  const [announcement, setAnnouncement] = useState("");
+  const client = useRef<MessagingClient | null>(null);
+  const selectedRef = useRef(selected);
+  selectedRef.current = selected;
+  // Names of everyone in the conversations seen, by account.
+  const [names, setNames] = useState<Map<string, string>>(new Map([[me, props.user.display_name]]));
+
+  // Who each direct message is with, by conversation.
+  const [directNames, setDirectNames] = useState<Map<string, string>>(new Map());
+  const refreshList = useCallback(
+    () =>
+      api.conversations().then(
+        (r) => {
+          setList(r.conversations);
+          for (const c of r.conversations) {
+            if (c.kind !== "direct") continue;
+            setDirectNames((known) => {
+              if (!known.has(c.id)) {
+                api.conversation(c.id).then(
+                  (full) => setDirectNames((n) => new Map(n).set(c.id, full.members.filter((m) => m.user_id !== me).map((m) => m.display_name).join(", "))),
+                  () => undefined,
+                );
+              }
+              return known.has(c.id) ? known : new Map(known).set(c.id, "");
+            });
+          }
+        },
+        (e) => setError(describeError(e)),
+      ),
+    [me],
+  );
+  // The open conversation and its members' names (again when they change).
+  const loadDetails = useCallback(
+    (id: string) =>
+      api.conversation(id).then(
+        (c) => {
+          if (selectedRef.current !== id) return;
+          setDetails(c);
+          setNames((n) => {
+            const next = new Map(n);
+            for (const m of c.members) next.set(m.user_id, m.display_name);
+            return next;
+          });
+        },
+        (e) => setError(describeError(e)),
+      ),
+    [],
+  );
+  const refreshHistory = useCallback(async (id: string) => {
+    const state = await client.current?.history(id);
+    if (state && selectedRef.current === id) {
+      setHeldOf({ id, messages: state.messages });
+      setInGroup(state.inGroup);
+    }
+  }, []);
+
+  useEffect(() => {
+    const messaging = new MessagingClient(me, {
+      onReady: () => {
+        setReady(true);
+        if (selectedRef.current) void refreshHistory(selectedRef.current);
+      },
+      onEvents: (events: ChatEvent[]) => {
+        void refreshList();
+        const open = selectedRef.current;
+        if (open && events.some((e) => e.conversation_id === open)) void refreshHistory(open);
+        if (open && events.some((e) => e.conversation_id === open && (e.type === "membership" || e.type === "removed"))) void loadDetails(open);
+        const fresh = events.filter((e) => e.type === "message" && e.from_user !== me && !e.earlier);
+        const last = fresh[fresh.length - 1];
+        if (last && last.type === "message") setAnnouncement(`New message: ${last.text.slice(0, 140)}`);
+        if (events.some((e) => e.type === "removed" && e.conversation_id === open)) setError("You are no longer in this conversation.");
+      },
+      onSynced: () => {
+        void refreshList();
+        if (selectedRef.current) void refreshHistory(selectedRef.current);
+      },
+      onLive: (event) => {
+        if (event.type === "changed") void refreshList();
+        if (event.type === "typing" && event.user_id !== me) {
+          setTyping((t) => new Map(t).set(`${event.conversation_id}|${event.user_id}`, Date.now()));
+        }
+      },
+      onError: (message) => setError(message),
+    });
+    client.current = messaging;
+    void refreshList();
+    return () => messaging.close();
+  }, [me, refreshHistory, refreshList, loadDetails]);
+
+  useEffect(() => {
+    setThread(null);
+    setInGroup(false);
+    setDetails(null);
+    if (!selected) return;
+    history.replaceState(null, "", `/messages/${selected}`);
+    void loadDetails(selected);
+    if (ready) void refreshHistory(selected);
+  }, [selected, ready, refreshHistory, loadDetails]);
+
+  // Read up to the last message shown.
+  const lastSeq = held.length > 0 ? held[held.length - 1].seq : 0;
+  useEffect(() => {
+    if (!selected || lastSeq === 0) return;
+    const summary = list.find((c) => c.id === selected);
+    if (summary && summary.read_seq < lastSeq) {
+      api.markRead(selected, lastSeq).then(() => void refreshList(), () => undefined);
+    }
+  }, [selected, lastSeq, list, refreshList]);
+
+  // Typing notices fade.
+  useEffect(() => {
+    if (typing.size === 0) return;
+    const timer = setTimeout(() => {
+      const now = Date.now();
+      setTyping((t) => new Map([...t].filter(([, at]) => now - at < TYPING_SHOWS_MS)));
+    }, 1000);
+    return () => clearTimeout(timer);
+  }, [typing]);
+
+  const nameOf = (id: string) => names.get(id) ?? "Someone";
+  const summaryTitle = (c: ConversationSummary) => title(c, directNames.get(c.id) ?? "");
+  const sections: [string, ConversationSummary[]][] = [
+    ["Channels", list.filter((c) => c.kind === "channel")],
+    ["Groups", list.filter((c) => c.kind === "group")],
+    ["Direct messages", list.filter((c) => c.kind === "direct")],
+  ];
+  const typingHere = [...typing.keys()].filter((k) => k.startsWith(`${selected}|`)).map((k) => nameOf(k.split("|")[1]));
+
+  const send = async (text: string, reference: Reference | null) => {
+    if (!selected || !client.current) return;
+    setError(null);
+    try {
+      await client.current.send(selected, text, reference);
+    } catch (e) {
+      setError(`Not sent: ${describeError(e)}`);
+      throw e;
+    }
+  };
+  const remove = async (seq: number) => {
+    if (!selected || !confirm("Delete this message for everyone?")) return;
+    try {
+      await api.deleteMessage(selected, seq);
+    } catch (e) {
+      setError(describeError(e));
+    }
+  };
+  const opened = async (c: Conversation) => {
+    setDialog(null);
+    await refreshList();
+    client.current?.sync();
+    setSelected(c.id);
+  };
+
+  return (
+    <main className="messages">
+      <nav className="conversation-list" aria-label="Conversations">
+        <div className="list-actions">
+          <button onClick={() => setDialog("direct")}>New message</button>
+          <button onClick={() => setDialog("channel")}>New channel</button>
+          <button onClick={() => setDialog("browse")}>Browse channels</button>
+        </div>
+        {sections.map(([heading, items]) => (
+          <section key={heading} aria-label={heading}>
+            <h2>{heading}</h2>
+            {items.length === 0 ? <p className="muted">None yet</p> : null}
+            <ul>
+              {items.map((c) => (
+                <li key={c.id}>
+                  <button
+                    className={c.id === selected ? "conversation active" : "conversation"}
+                    aria-current={c.id === selected ? "page" : undefined}
+                    onClick={() => setSelected(c.id)}
+                  >
+                    <span className="name">{summaryTitle(c)}</span>
+                    {c.unread > 0 && c.id !== selected ? (
+                      <span className="badge" aria-label={`${c.unread} unread`}>{c.unread}</span>
+                    ) : null}
+                  </button>
+                </li>
+              ))}
+            </ul>
+          </section>
+        ))}
+      </nav>
+
+      <section className="conversation-view" aria-label="Conversation">
+        {error ? <p role="alert" className="error">{error}</p> : null}
+        {!selected || !details ? (
+          <p className="muted center-note">{selected ? "Loading…" : "Choose a conversation, or start one."}</p>
+        ) : (
+          <>
+            <header className="conversation-head">
+              <h1>{title(details, details.members.filter((m) => m.user_id !== me).map((m) => m.display_name).join(", "))}</h1>
+              <span className={details.encrypted ? "e2ee-label" : "plain-label"}>
+                {details.encrypted ? "End-to-end encrypted" : "Not encrypted"}
+              </span>
+              <span className="muted">{details.members.length} members</span>
+            </header>
+            {!details.encrypted ? (
+              <p className="muted">This channel is not end-to-end encrypted; the browser app shows encrypted conversations only, for now.</p>
+            ) : !ready || !inGroup ? (
+              <p className="muted">{ready ? "Setting up end-to-end encryption for this device…" : "Opening this device's keys…"}</p>
+            ) : null}
+            <MessageList
+              messages={fold(held, null)}
+              me={me}
+              nameOf={nameOf}
+              onReact={(seq, emoji) => void send(emoji, { kind: "reaction", seq })}
+              onThread={(seq) => setThread(seq)}
+              onEdit={(seq, text) => send(text, { kind: "edit", seq })}
+              onDelete={(seq) => void remove(seq)}
+            />
+            <p className="typing" aria-live="polite">
+              {typingHere.length > 0 ? `${typingHere.join(", ")} ${typingHere.length === 1 ? "is" : "are"} typing…` : ""}
+            </p>
+            <Composer
+              key={details.id}
+              label={`Message ${title(details, details.members.filter((m) => m.user_id !== me).map((m) => m.display_name).join(", "))}`}
+              disabled={!ready || !inGroup}
+              onTyping={() => client.current?.typing(details.id)}
+              onSend={(text) => send(text, null)}
+              members={details.members.filter((m) => m.user_id !== me).map((m) => ({ id: m.user_id, name: m.display_name }))}
+            />
+          </>
+        )}
+      </section>
+
+      {thread !== null && details ? (
+        <aside className="thread-panel" aria-label="Thread">
+          <header>
+            <h2>Thread</h2>
+            <button aria-label="Close thread" onClick={() => setThread(null)}>✕</button>
+          </header>
+          <MessageList
+            messages={fold(held, thread)}
+            me={me}
+            nameOf={nameOf}
+            onReact={(seq, emoji) => void send(emoji, { kind: "reaction", seq })}
+            onEdit={(seq, text) => send(text, { kind: "edit", seq })}
+            onDelete={(seq) => void remove(seq)}
+          />
+          <Composer label="Reply in thread" disabled={!ready || !inGroup} onSend={(text) => send(text, { kind: "thread", seq: thread })} members={[]} />
+        </aside>
+      ) : null}
+
+      <div className="sr-only" aria-live="polite">{announcement}</div>
+
+      {dialog === "channel" ? <NewChannel onDone={(c) => void opened(c)} onClose={() => setDialog(null)} /> : null}
+      {dialog === "browse" ? <BrowseChannels onDone={(c) => void opened(c)} onClose={() => setDialog(null)} /> : null}
+      {dialog === "direct" ? <NewDirect onDone={(c) => void opened(c)} onClose={() => setDialog(null)} /> : null}
+    </main>
+  );
+}
+
+function MessageList(props: {
+  messages: Shown[];
+  me: string;
+  nameOf: (id: string) => string;
+  onReact: (seq: number, emoji: string) => void;
+  onThread?: (seq: number) => void;
+  onEdit: (seq: number, text: string) => Promise<void>;
+  onDelete: (seq: number) => void;
+}) {
+  const end = useRef<HTMLLIElement>(null);
+  const [editing, setEditing] = useState<number | null>(null);
+  const count = props.messages.length;
+  // Braced: newer browsers return a promise from scrollIntoView, which
+  // React would take for the effect's cleanup.
+  useEffect(() => {
+    void end.current?.scrollIntoView({ block: "end" });
+  }, [count]);
+  const bySeq = useMemo(() => new Map(props.messages.map((m) => [m.seq, m])), [props.messages]);
+  return (
+    <ol className="message-list" aria-label="Messages">
+      {props.messages.map((m) => (
+        <li key={m.seq} className="message" data-seq={m.seq}>
+          <div className="message-head">
+            <strong>{props.nameOf(m.from_user)}</strong> <time dateTime={new Date(m.at_ms).toISOString()}>{time(m.at_ms)}</time>
+            {m.edited ? <span className="muted"> (edited)</span> : null}
+          </div>
+          {m.reply_to !== null && bySeq.get(m.reply_to) ? (
+            <blockquote className="quoted">{bySeq.get(m.reply_to)!.text.slice(0, 140)}</blockquote>
+          ) : null}
+          {editing === m.seq ? (
+            <Composer
+              label="Edit message"
+              initial={m.text}
+              disabled={false}
+              onSend={async (text) => {
+                await props.onEdit(m.seq, text);
+                setEditing(null);
+              }}
+              onCancel={() => setEditing(null)}
+              members={[]}
+            />
+          ) : (
+            <div className="message-text">
+              <Markup text={m.text} me={props.me} />
+            </div>
+          )}
+          {m.reactions.size > 0 ? (
+            <ul className="reactions" aria-label="Reactions">
+              {[...m.reactions].map(([emoji, who]) => (
+                <li key={emoji}>
+                  <button
+                    className={who.includes(props.me) ? "reaction mine" : "reaction"}
+                    title={who.map(props.nameOf).join(", ")}
+                    aria-label={`${emoji} ${who.length}, from ${who.map(props.nameOf).join(", ")}`}
+                    onClick={() => props.onReact(m.seq, emoji)}
+                    disabled={who.includes(props.me)}
+                  >
+                    {emoji} {who.length}
+                  </button>
+                </li>
+              ))}
+            </ul>
+          ) : null}
+          <div className="message-actions">
+            {QUICK_REACTIONS.slice(0, 3).map((emoji) => (
+              <button key={emoji} aria-label={`React with ${emoji}`} title={`React with ${emoji}`} onClick={() => props.onReact(m.seq, emoji)}>
+                {emoji}
+              </button>
+            ))}
+            {props.onThread ? (
+              <button onClick={() => props.onThread!(m.seq)}>
+                {m.thread_replies > 0 ? `${m.thread_replies} ${m.thread_replies === 1 ? "reply" : "replies"}` : "Reply in thread"}
+              </button>
+            ) : null}
+            {m.from_user === props.me ? (
+              <>
+                <button onClick={() => setEditing(m.seq)}>Edit</button>
+                <button className="danger" onClick={() => props.onDelete(m.seq)}>Delete</button>
+              </>
+            ) : null}
+          </div>
+        </li>
+      ))}
+      <li ref={end} aria-hidden="true" className="list-end" />
+    </ol>
+  );
+}
+
+/// Enter sends, Shift+Enter starts a new line, Escape cancels an edit;
+/// `@` followed by a name offers the conversation's members to mention.
+function Composer(props: {
+  label: string;
+  disabled: boolean;
+  initial?: string;
+  onSend: (text: string) => Promise<void>;
+  onTyping?: () => void;
+  onCancel?: () => void;
+  members: { id: string; name: string }[];
+}) {
+  const [text, setText] = useState(props.initial ?? "");
+  const [sending, setSending] = useState(false);
+  const lastTyping = useRef(0);
+  const query = /@(\w*)$/.exec(text)?.[1];
+  const offered = query === undefined ? [] : props.members.filter((m) => m.name.toLowerCase().startsWith(query.toLowerCase())).slice(0, 5);
+  const submit = async () => {
+    const body = text.trim();
+    if (!body || sending) return;
+    setSending(true);
+    try {
+      await props.onSend(body);
+      setText("");
+    } catch {
+      // The text stays for another try; the error is shown above.
+    } finally {
+      setSending(false);
+    }
+  };
+  return (
+    <form
+      className="composer"
+      onSubmit={(e) => {
+        e.preventDefault();
+        void submit();
+      }}
+    >
+      <textarea
+        aria-label={props.label}
+        placeholder={props.label}
+        rows={2}
+        value={text}
+        disabled={props.disabled}
+        autoFocus={props.initial !== undefined}
+        onChange={(e) => {
+          setText(e.target.value);
+          const now = Date.now();
+          if (props.onTyping && now - lastTyping.current > 3000) {
+            lastTyping.current = now;
+            props.onTyping();
+          }
+        }}
+        onKeyDown={(e) => {
+          if (e.key === "Enter" && !e.shiftKey) {
+            e.preventDefault();
+            void submit();
+          } else if (e.key === "Escape" && props.onCancel) {
+            props.onCancel();
+          }
+        }}
+      />
+      {offered.length > 0 ? (
+        <ul className="mention-offer" aria-label="Mention someone">
+          {offered.map((m) => (
+            <li key={m.id}>
+              <button type="button" onClick={() => setText(text.replace(/@\w*$/, `${mention(m.name, m.id)} `))}>
+                @{m.name}
+              </button>
+            </li>
+          ))}
+        </ul>
+      ) : null}
+      <button type="submit" disabled={props.disabled || sending || text.trim() === ""}>
+        {props.initial !== undefined ? "Save" : "Send"}
+      </button>
+      {props.onCancel ? (
+        <button type="button" onClick={props.onCancel}>
+          Cancel
+        </button>
+      ) : null}
+    </form>
+  );
+}
+
+function Dialog(props: { title: string; onClose: () => void; children: React.ReactNode }) {
+  const ref = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    ref.current?.querySelector<HTMLElement>("input, button")?.focus();
+  }, []);
+  return (
+    <div className="dialog-backdrop" onKeyDown={(e) => e.key === "Escape" && props.onClose()}>
+      <div role="dialog" aria-modal="true" aria-label={props.title} className="dialog" ref={ref}>
+        <header>
+          <h2>{props.title}</h2>
+          <button aria-label="Close" onClick={props.onClose}>✕</button>
+        </header>
+        {props.children}
+      </div>
+    </div>
+  );
+}
+
+function NewChannel(props: { onDone: (c: Conversation) => void; onClose: () => void }) {
+  const [name, setName] = useState("");
+  const [error, setError] = useState<string | null>(null);
+  return (
+    <Dialog title="New channel" onClose={props.onClose}>
+      <form
+        onSubmit={(e) => {
+          e.preventDefault();
+          api.createConversation({ kind: "channel", name, members: [], encrypted: true }).then(props.onDone, (err) => setError(describeError(err)));
+        }}
+      >
+        <label>
+          Name <input value={name} onChange={(e) => setName(e.target.value)} maxLength={80} required />
+        </label>
+        {error ? <p role="alert" className="error">{error}</p> : null}
+        <button type="submit">Create channel</button>
+      </form>
+    </Dialog>
+  );
+}
+
+function BrowseChannels(props: { onDone: (c: Conversation) => void; onClose: () => void }) {
+  const [channels, setChannels] = useState<ChannelListing[] | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    api.channels().then((r) => setChannels(r.channels), (e) => setError(describeError(e)));
+  }, []);
+  return (
+    <Dialog title="Channels" onClose={props.onClose}>
+      {error ? <p role="alert" className="error">{error}</p> : null}
+      {channels === null ? <p>Loading…</p> : channels.length === 0 ? <p>No channels yet.</p> : null}
+      <ul className="channel-browser">
+        {channels?.map((c) => (
+          <li key={c.id}>
+            <span># {c.name}</span> <span className="muted">{c.member_count} members{c.locked ? ", by invitation" : ""}</span>{" "}
+            {c.joined ? (
+              <button onClick={() => api.conversation(c.id).then(props.onDone, (e) => setError(describeError(e)))}>Open</button>
+            ) : (
+              <button disabled={c.locked} onClick={() => api.joinConversation(c.id).then(props.onDone, (e) => setError(describeError(e)))}>
+                Join # {c.name}
+              </button>
+            )}
+          </li>
+        ))}
+      </ul>
+    </Dialog>
+  );
+}
+
+function NewDirect(props: { onDone: (c: Conversation) => void; onClose: () => void }) {
+  const [query, setQuery] = useState("");
+  const [people, setPeople] = useState<Person[]>([]);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    const timer = setTimeout(() => api.people(query).then((r) => setPeople(r.people), (e) => setError(describeError(e))), 150);
+    return () => clearTimeout(timer);
+  }, [query]);
+  return (
+    <Dialog title="New message" onClose={props.onClose}>
+      <label>
+        To <input value={query} onChange={(e) => setQuery(e.target.value)} placeholder="Name or address" />
+      </label>
+      {error ? <p role="alert" className="error">{error}</p> : null}
+      <ul className="people">
+        {people.map((p) => (
+          <li key={p.user_id}>
+            <button
+              onClick={() =>
+                api.createConversation({ kind: "direct", name: null, members: [p.user_id], encrypted: true }).then(props.onDone, (e) => setError(describeError(e)))
+              }
+            >
+              {p.display_name} <span className="muted">{p.email}</span>
+            </button>
+          </li>
+        ))}
+      </ul>
+    </Dialog>
+  );
+}

@@ -1,0 +1,108 @@
+// The page's side of team messaging: the E2EE worker holds this browser's
+// device for the account (every conversation's keys, and what it has
+// opened); the page asks it for a conversation's messages and to send, and
+// hears what arrives. Only what the page shows ever crosses over.
+
+import { csrfToken } from "../api";
+import type { LiveEvent, Reference } from "../generated/protocol";
+import type { ChatEvent, FromWorker, HeldMessage, ToWorker } from "../e2ee/messages";
+
+export type { ChatEvent, HeldMessage };
+
+export interface Held {
+  messages: HeldMessage[];
+  inGroup: boolean;
+}
+
+export interface MessagingListener {
+  onReady: (deviceId: string) => void;
+  onEvents: (events: ChatEvent[]) => void;
+  /// A sync ended (a group may have been joined without any message).
+  onSynced: () => void;
+  onLive: (event: LiveEvent) => void;
+  onError: (message: string) => void;
+}
+
+export class MessagingClient {
+  private worker: Worker;
+  private histories = new Map<string, ((held: Held) => void)[]>();
+  private sends = new Map<number, { resolve: (seq: number) => void; reject: (e: Error) => void }>();
+  private nextRequest = 1;
+
+  constructor(userId: string, private listener: MessagingListener) {
+    this.worker = new Worker(new URL("../e2ee/worker.ts", import.meta.url), { type: "module" });
+    this.worker.onmessage = (event: MessageEvent<FromWorker>) => this.fromWorker(event.data);
+    this.post({ type: "chat_start", user_id: userId, csrf: csrfToken() });
+  }
+
+  private post(m: ToWorker) {
+    this.worker.postMessage(m);
+  }
+
+  private fromWorker(m: FromWorker) {
+    switch (m.type) {
+      case "chat_ready":
+        this.listener.onReady(m.device_id);
+        break;
+      case "chat_events":
+        this.listener.onEvents(m.events);
+        break;
+      case "chat_synced":
+        this.listener.onSynced();
+        break;
+      case "chat_live":
+        this.listener.onLive(m.event);
+        break;
+      case "chat_error":
+        this.listener.onError(m.message);
+        break;
+      case "chat_history": {
+        const waiting = this.histories.get(m.conversation_id) ?? [];
+        this.histories.delete(m.conversation_id);
+        for (const resolve of waiting) resolve({ messages: m.messages, inGroup: m.in_group });
+        break;
+      }
+      case "chat_sent": {
+        const waiting = this.sends.get(m.request);
+        this.sends.delete(m.request);
+        if (m.seq !== null) waiting?.resolve(m.seq);
+        else waiting?.reject(new Error(m.error ?? "not sent"));
+        break;
+      }
+      default:
+    }
+  }
+
+  /// The messages this device holds of a conversation, in order, and
+  /// whether it is in the conversation's group yet.
+  history(conversationId: string): Promise<Held> {
+    return new Promise((resolve) => {
+      const waiting = this.histories.get(conversationId) ?? [];
+      waiting.push(resolve);
+      this.histories.set(conversationId, waiting);
+      this.post({ type: "chat_history", conversation_id: conversationId });
+    });
+  }
+
+  /// Encrypts and sends; resolves with the message's place in the log once durable.
+  send(conversationId: string, text: string, reference: Reference | null = null): Promise<number> {
+    const request = this.nextRequest++;
+    return new Promise((resolve, reject) => {
+      this.sends.set(request, { resolve, reject });
+      this.post({ type: "chat_send", conversation_id: conversationId, text, reference, request });
+    });
+  }
+
+  typing(conversationId: string) {
+    this.post({ type: "chat_typing", conversation_id: conversationId });
+  }
+
+  /// Takes everything new now (after joining or creating a conversation).
+  sync() {
+    this.post({ type: "chat_sync" });
+  }
+
+  close() {
+    this.worker.terminate();
+  }
+}
