@@ -338,15 +338,20 @@ enum Task {
     ReadAllEarlier,
     ReadEarlier(String, Seq),
     EarlierDone(String),
-    Send {
-        conversation_id: String,
-        payload: MessagePayload,
-        reference: Option<Reference>,
-        client_id: String,
-        tries: u32,
-        asked: bool,
-    },
+    Send(Sending),
     Wait(u64),
+}
+
+/// A message on its way, through every try.
+#[derive(Debug)]
+struct Sending {
+    conversation_id: String,
+    payload: MessagePayload,
+    reference: Option<Reference>,
+    client_id: String,
+    tries: u32,
+    /// The operation's own send (not history keys given on the way).
+    asked: bool,
 }
 
 /// What to do with the reply to the call in flight.
@@ -355,24 +360,9 @@ enum Pending {
     Inbox,
     Log(String),
     Earlier(String),
-    KeyPackage {
-        conversation_id: String,
-        opening: bool,
-    },
-    Commit {
-        conversation_id: String,
-        epoch: u64,
-        adds: bool,
-        opening: bool,
-    },
-    Message {
-        conversation_id: String,
-        payload: MessagePayload,
-        reference: Option<Reference>,
-        client_id: String,
-        tries: u32,
-        asked: bool,
-    },
+    KeyPackage { conversation_id: String, opening: bool },
+    Commit { conversation_id: String, epoch: u64, adds: bool, opening: bool },
+    Message(Sending),
     Wait,
 }
 
@@ -610,14 +600,10 @@ impl ConversationDevice {
         match operation {
             Operation::Sync => self.queue.push_back(Task::Round(0)),
             Operation::Open { conversation_id } => self.open(conversation_id),
-            Operation::Send { conversation_id, payload, reference, client_id } => self.queue.push_back(Task::Send {
-                conversation_id,
-                payload,
-                reference,
-                client_id,
-                tries: 1,
-                asked: true,
-            }),
+            Operation::Send { conversation_id, payload, reference, client_id } => {
+                let sending = Sending { conversation_id, payload, reference, client_id, tries: 1, asked: true };
+                self.queue.push_back(Task::Send(sending))
+            }
         }
     }
 
@@ -783,14 +769,14 @@ impl ConversationDevice {
                 let mut tasks = Vec::new();
                 for (id, epoch) in due {
                     let keys = self.groups[&id].keys.all();
-                    tasks.push(Task::Send {
+                    tasks.push(Task::Send(Sending {
                         client_id: format!("keys-{epoch}-{}", self.device_id),
                         conversation_id: id.clone(),
                         payload: MessagePayload::HistoryKeys { keys },
                         reference: None,
                         tries: 1,
                         asked: false,
-                    });
+                    }));
                     tasks.push(Task::SharedHistory(id));
                 }
                 self.next(tasks);
@@ -813,19 +799,17 @@ impl ConversationDevice {
                 self.groups.get_mut(&id).expect("a group of this device").read_earlier = false;
                 None
             }
-            Task::Send { conversation_id, payload, reference, client_id, tries, asked } => {
-                match self.seal(&conversation_id, &payload, reference, &client_id) {
+            Task::Send(sending) => {
+                match self.seal(&sending.conversation_id, &sending.payload, sending.reference, &sending.client_id) {
                     Ok(request) => {
-                        let call = Call::SendMessage { conversation_id: conversation_id.clone(), request };
-                        let pending = Pending::Message { conversation_id, payload, reference, client_id, tries, asked };
-                        Some((call, pending))
+                        let call = Call::SendMessage { conversation_id: sending.conversation_id.clone(), request };
+                        Some((call, Pending::Message(sending)))
                     }
                     // Either way the group is about to move on: a removal the
                     // server asked for waits for its commit (read, or made by
                     // this device as committer). Catch up, then encrypt again.
                     Err(DeviceError::Mls(MlsError::AwaitingCommit)) => {
-                        let send = Task::Send { conversation_id, payload, reference, client_id, tries, asked };
-                        self.behind(send, DeviceError::Mls(MlsError::AwaitingCommit));
+                        self.behind(sending, DeviceError::Mls(MlsError::AwaitingCommit));
                         None
                     }
                     Err(err) => {
@@ -839,14 +823,12 @@ impl ConversationDevice {
     }
 
     /// The group moved on under a send: catch up and try again, a few times.
-    fn behind(&mut self, send: Task, otherwise: DeviceError) {
-        let Task::Send { conversation_id, payload, reference, client_id, tries, asked } = send else {
-            unreachable!("only sends fall behind")
-        };
+    fn behind(&mut self, sending: Sending, otherwise: DeviceError) {
+        let tries = sending.tries;
         if tries >= SEND_TRIES {
             return self.fail(otherwise);
         }
-        let again = Task::Send { conversation_id, payload, reference, client_id, tries: tries + 1, asked };
+        let again = Task::Send(Sending { tries: tries + 1, ..sending });
         self.next([Task::Wait(50 * u64::from(tries)), Task::Round(0), again]);
     }
 
@@ -877,17 +859,13 @@ impl ConversationDevice {
             (Pending::Commit { conversation_id, .. }, Reply::Failed(failure)) if failure.is(GROUP_REFUSED) => {
                 self.groups.get_mut(&conversation_id).expect("a group of this device").refused = true;
             }
-            (Pending::Message { asked, .. }, Reply::Accepted(accepted)) => {
-                if asked {
+            (Pending::Message(sending), Reply::Accepted(accepted)) => {
+                if sending.asked {
                     self.accepted = Some(accepted);
                 }
             }
-            (
-                Pending::Message { conversation_id, payload, reference, client_id, tries, asked },
-                Reply::Failed(failure),
-            ) if failure.is(STALE_EPOCH) => {
-                let send = Task::Send { conversation_id, payload, reference, client_id, tries, asked };
-                self.behind(send, DeviceError::Call(failure));
+            (Pending::Message(sending), Reply::Failed(failure)) if failure.is(STALE_EPOCH) => {
+                self.behind(sending, DeviceError::Call(failure));
             }
             (pending, Reply::Failed(failure)) => {
                 // Not asked (too many devices waiting, or the network): a
