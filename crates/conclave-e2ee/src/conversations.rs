@@ -151,6 +151,8 @@ pub struct Attached {
 
 /// What the device is asked to do.
 #[derive(Debug, Clone)]
+// One at a time, and a send is most of them: boxing would cost more than it saves.
+#[allow(clippy::large_enum_variant)]
 pub enum Operation {
     /// Take everything new: the inbox, then every conversation's log; give
     /// devices this one added the history keys it holds; read what came
@@ -338,7 +340,7 @@ enum Task {
     ReadAllEarlier,
     ReadEarlier(String, Seq),
     EarlierDone(String),
-    Send(Sending),
+    Send(Box<Sending>),
     Wait(u64),
 }
 
@@ -362,7 +364,7 @@ enum Pending {
     Earlier(String),
     KeyPackage { conversation_id: String, opening: bool },
     Commit { conversation_id: String, epoch: u64, adds: bool, opening: bool },
-    Message(Sending),
+    Message(Box<Sending>),
     Wait,
 }
 
@@ -602,7 +604,7 @@ impl ConversationDevice {
             Operation::Open { conversation_id } => self.open(conversation_id),
             Operation::Send { conversation_id, payload, reference, client_id } => {
                 let sending = Sending { conversation_id, payload, reference, client_id, tries: 1, asked: true };
-                self.queue.push_back(Task::Send(sending))
+                self.queue.push_back(Task::Send(Box::new(sending)))
             }
         }
     }
@@ -769,14 +771,14 @@ impl ConversationDevice {
                 let mut tasks = Vec::new();
                 for (id, epoch) in due {
                     let keys = self.groups[&id].keys.all();
-                    tasks.push(Task::Send(Sending {
+                    tasks.push(Task::Send(Box::new(Sending {
                         client_id: format!("keys-{epoch}-{}", self.device_id),
                         conversation_id: id.clone(),
                         payload: MessagePayload::HistoryKeys { keys },
                         reference: None,
                         tries: 1,
                         asked: false,
-                    }));
+                    })));
                     tasks.push(Task::SharedHistory(id));
                 }
                 self.next(tasks);
@@ -823,12 +825,12 @@ impl ConversationDevice {
     }
 
     /// The group moved on under a send: catch up and try again, a few times.
-    fn behind(&mut self, sending: Sending, otherwise: DeviceError) {
+    fn behind(&mut self, sending: Box<Sending>, otherwise: DeviceError) {
         let tries = sending.tries;
         if tries >= SEND_TRIES {
             return self.fail(otherwise);
         }
-        let again = Task::Send(Sending { tries: tries + 1, ..sending });
+        let again = Task::Send(Box::new(Sending { tries: tries + 1, ..*sending }));
         self.next([Task::Wait(50 * u64::from(tries)), Task::Round(0), again]);
     }
 
