@@ -958,20 +958,9 @@ impl ConversationDevice {
                         group.read_earlier = true;
                     }
                     Some(payload) => {
-                        let Shown { text, file, mentions } = shown(payload).expect("only history keys show nothing");
-                        let event = group.keep(ChatEvent::Message {
-                            conversation_id: id.to_owned(),
-                            seq,
-                            at_ms,
-                            from_user: from,
-                            from_device: device,
-                            text,
-                            file,
-                            mentions,
-                            reference,
-                            earlier: false,
-                        });
-                        self.events.push(event);
+                        let shown = shown(payload).expect("only history keys show nothing");
+                        let from = Sender { user: from, device, at_ms };
+                        self.events.push(group.keep(message_event(id, seq, from, shown, reference, false)));
                     }
                     None => self.events.push(ChatEvent::Undecryptable { conversation_id: id.to_owned(), seq }),
                 }
@@ -1007,7 +996,7 @@ impl ConversationDevice {
             match entry.body {
                 EntryBody::Message { from, device, client_id, reference, history: Some(history), .. } => {
                     let context = history_context(&id, &client_id);
-                    let Some(Shown { text, file, mentions }) =
+                    let Some(shown) =
                         group.keys.open(context.as_bytes(), &history).and_then(|p| payload_of(&p)).and_then(shown)
                     else {
                         continue;
@@ -1015,18 +1004,8 @@ impl ConversationDevice {
                     if group.held.iter().any(|m| m.seq == entry.seq) {
                         continue;
                     }
-                    self.events.push(group.keep(ChatEvent::Message {
-                        conversation_id: id.clone(),
-                        seq: entry.seq,
-                        at_ms: entry.at_ms,
-                        from_user: from,
-                        from_device: device,
-                        text,
-                        file,
-                        mentions,
-                        reference,
-                        earlier: true,
-                    }));
+                    let from = Sender { user: from, device, at_ms: entry.at_ms };
+                    self.events.push(group.keep(message_event(&id, entry.seq, from, shown, reference, true)));
                 }
                 EntryBody::Deleted { target, .. } => group.held.retain(|m| m.seq != target),
                 _ => {}
@@ -1079,6 +1058,35 @@ struct Shown {
     text: String,
     file: Option<Attached>,
     mentions: Vec<String>,
+}
+
+/// Who sent a message, and when the server took it.
+struct Sender {
+    user: String,
+    device: String,
+    at_ms: i64,
+}
+
+fn message_event(
+    conversation_id: &str,
+    seq: Seq,
+    from: Sender,
+    shown: Shown,
+    reference: Option<Reference>,
+    earlier: bool,
+) -> ChatEvent {
+    ChatEvent::Message {
+        conversation_id: conversation_id.to_owned(),
+        seq,
+        at_ms: from.at_ms,
+        from_user: from.user,
+        from_device: from.device,
+        text: shown.text,
+        file: shown.file,
+        mentions: shown.mentions,
+        reference,
+        earlier,
+    }
 }
 
 fn shown(payload: MessagePayload) -> Option<Shown> {

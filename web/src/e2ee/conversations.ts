@@ -133,9 +133,7 @@ export class Messaging {
         this.post({ type: "chat_live", event: live });
         return;
       }
-      // The page hears that a conversation changed (its list and unread
-      // counts); the entries themselves, ciphertext, stay here.
-      if (live.type === "changed") this.post({ type: "chat_live", event: { ...live, entries: [] } });
+      // The page hears of it when the sync ends (`chat_synced`).
       void this.sync().catch((e) => this.post({ type: "chat_error", message: String(e) }));
     };
     socket.onopen = () => void this.sync().catch((e) => this.post({ type: "chat_error", message: String(e) }));

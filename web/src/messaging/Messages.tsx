@@ -160,10 +160,10 @@ export function Messages(props: { user: User; navigate: (path: string) => void; 
         setReady(true);
         if (selectedRef.current) void refreshHistory(selectedRef.current);
       },
+      // Every sync ends with `onSynced`, which refreshes the list and the
+      // open history once; events only say what to announce or reload.
       onEvents: (events: ChatEvent[]) => {
-        void refreshList();
         const open = selectedRef.current;
-        if (open && events.some((e) => e.conversation_id === open)) void refreshHistory(open);
         if (open && events.some((e) => e.conversation_id === open && (e.type === "membership" || e.type === "removed"))) void loadDetails(open);
         const fresh = events.filter((e) => e.type === "message" && e.from_user !== me && !e.earlier);
         const last = fresh[fresh.length - 1];
@@ -175,7 +175,6 @@ export function Messages(props: { user: User; navigate: (path: string) => void; 
         if (selectedRef.current) void refreshHistory(selectedRef.current);
       },
       onLive: (event) => {
-        if (event.type === "changed") void refreshList();
         if (event.type === "typing" && event.user_id !== me) {
           setTyping((t) => new Map(t).set(`${event.conversation_id}|${event.user_id}`, Date.now()));
         }
