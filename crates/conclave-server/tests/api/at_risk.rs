@@ -123,7 +123,17 @@ async fn a_meeting_posted_in_public_is_told_to_its_owner_who_rotates_it_once(eng
     assert_eq!((warnings[0].meeting_id.as_str(), warnings[0].resolved), (meeting.id.as_str(), false));
     assert_eq!(srv.audit_count("meeting.at_risk", "success").await, 1);
     // The sources that could not be read say why, and are tried again later.
-    let sources = owner.watch_sources(&org).await.unwrap().sources;
+    // They were added one by one, so the warning may come from a look that
+    // began before the last of them was listed: wait for each one's first look.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let sources = loop {
+        let sources = owner.watch_sources(&org).await.unwrap().sources;
+        if sources.iter().all(|s| s.last_polled_at_ms.is_some()) {
+            break sources;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "a source was never looked at: {sources:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     let huge = sources.iter().find(|s| s.url.ends_with("/huge")).unwrap();
     assert!(huge.last_error.as_deref().is_some_and(|e| e.contains("more than")), "{huge:?}");
     assert!(sources.iter().find(|s| s.url.ends_with("/laughs.xml")).unwrap().last_error.is_none());
