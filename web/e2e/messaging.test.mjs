@@ -19,6 +19,8 @@ const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/
 const server = await startServer();
 const browser = await launchBrowser();
 const requests = [];
+/// Each page's own requests (its worker's included), by page.
+const requestsOf = new Map();
 const pages = [];
 const cspViolations = [];
 
@@ -41,17 +43,34 @@ async function invite(email, name) {
 /// A new browser profile (a new device) signed in as `email`, on the messages page.
 async function device(email) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-  await context.grantPermissions(["notifications"]);
+  await context.grantPermissions(["notifications", "camera", "microphone"]);
   const page = await context.newPage();
   pages.push(page);
   // The E2EE worker's own requests, counted with the page's.
-  context.on("request", (r) => requests.push({ url: r.url(), body: r.postData() ?? "" }));
+  const own = [];
+  requestsOf.set(page, own);
+  context.on("request", (r) => {
+    requests.push({ url: r.url(), body: r.postData() ?? "" });
+    own.push(r.url());
+  });
   page.on("pageerror", (e) => console.error(`[${email}] page error: ${e.stack ?? e}`));
   page.on("console", (m) => {
     if (/Content-Security-Policy|Refused to/.test(m.text())) cspViolations.push(m.text());
   });
   await page.addInitScript(() => {
     document.addEventListener("securitypolicyviolation", (e) => console.error(`Refused to load: CSP ${e.violatedDirective} ${e.blockedURI}`));
+    // Desktop notifications are raised for real and also noted here, for
+    // the test to read what they said.
+    const Real = window.Notification;
+    window.__notifications = [];
+    window.Notification = class extends Real {
+      constructor(title, options) {
+        super(title, options);
+        window.__notifications.push({ title, body: options?.body ?? "" });
+      }
+    };
+    Object.defineProperty(window.Notification, "permission", { get: () => Real.permission });
+    window.Notification.requestPermission = (...a) => Real.requestPermission(...a);
   });
   await page.goto(server.url);
   await page.getByLabel("Email").fill(email);
@@ -179,6 +198,23 @@ await runScenario(
     await seen(laptop, "Just between us: the budget is approved", "the DM at the host");
     await audit(laptop, "a conversation with its sidebar");
 
+    // Grace mentions the host in the channel while the host reads their
+    // direct messages: a desktop notification says who and where, not what
+    // (the text shows only if the host allows it).
+    await grace.getByRole("navigation", { name: "Conversations" }).getByRole("button", { name: "# general" }).click();
+    const channelBox = grace.getByRole("textbox", { name: "Message # general" });
+    await channelBox.fill("@ho");
+    await grace.getByRole("list", { name: "Mention someone" }).getByRole("button", { name: "@host" }).click();
+    await channelBox.pressSequentially("please look at the launch checklist");
+    await channelBox.press("Enter");
+    await seen(grace, "please look at the launch checklist", "Grace's mention");
+    await poll("a desktop notification of the mention", async () =>
+      (await laptop.evaluate(() => window.__notifications)).some((n) => n.title === "Grace Hopper mentioned you in # general"),
+    );
+    const raised = await laptop.evaluate(() => window.__notifications);
+    assert.ok(raised.every((n) => !n.body.includes("launch checklist")), `the text stays out of notifications by default: ${JSON.stringify(raised)}`);
+    await grace.getByRole("navigation", { name: "Conversations" }).getByRole("button", { name: /host/ }).click();
+
     // The keyboard alone: from the page's top to the composer, a message sent.
     await laptop.keyboard.press("Control+Home");
     await laptop.locator("body").focus();
@@ -211,6 +247,73 @@ await runScenario(
     await message(phone, "The release notes are on the wiki").getByRole("button", { name: "1 reply" }).click();
     await audit(phone, "the thread panel");
 
+    // Search on the device: the second device finds an old message among
+    // what it holds, with no request made while searching, and jumps to it.
+    const phoneRequests = requestsOf.get(phone);
+    let quiet = -1;
+    await poll("the second device idle", async () => {
+      const now = phoneRequests.length;
+      const idle = now === quiet;
+      quiet = now;
+      await phone.waitForTimeout(700);
+      return idle;
+    });
+    const before = phoneRequests.length;
+    const searchBox = phone.getByRole("searchbox", { name: "Search messages" });
+    await searchBox.fill("launch FRIDAY");
+    await searchBox.press("Enter");
+    const results = phone.getByRole("complementary", { name: "Search results" });
+    const hit = results.getByRole("button", { name: /Welcome to general, launch is on/ });
+    await hit.waitFor({ timeout: TIMEOUT });
+    assert.deepEqual(phoneRequests.slice(before), [], "no request while searching");
+    assert.equal(await results.getByRole("button").filter({ hasText: "release notes" }).count(), 0, "only what matches");
+    await shot(phone, "search-results");
+    await audit(phone, "search results");
+    await phone.getByRole("navigation", { name: "Conversations" }).getByRole("button", { name: /Grace Hopper/ }).click();
+    await hit.click();
+    await phone.locator(".message.focused").filter({ hasText: "Welcome to general, launch is on" }).waitFor({ timeout: TIMEOUT });
+    await phone.getByRole("heading", { name: "# general" }).waitFor();
+
+    // A call from the channel: the host starts it and is in the meeting;
+    // Grace sees the banner with who is in it and comes straight in, with
+    // no waiting room.
+    await laptop.getByRole("navigation", { name: "Conversations" }).getByRole("button", { name: "# general" }).click();
+    await laptop.getByRole("button", { name: "Start a call" }).click();
+    await laptop.getByRole("button", { name: "Join", exact: true }).click();
+    await laptop.getByRole("button", { name: "Participants" }).waitFor({ timeout: TIMEOUT });
+    const banner = grace.getByRole("status", { name: "Call in progress" });
+    await banner.getByText("In the call: host").waitFor({ timeout: TIMEOUT });
+    await shot(grace, "call-banner");
+    await audit(grace, "a conversation with a call going on");
+    await banner.getByRole("button", { name: "Join call" }).click();
+    await grace.getByRole("button", { name: "Join", exact: true }).click();
+    await grace.getByRole("button", { name: "Participants" }).waitFor({ timeout: TIMEOUT });
+    assert.equal(await grace.getByText("Waiting for the host to let you in").count(), 0, "a member of the channel does not wait");
+    await shot(grace, "grace-in-the-call");
+
+    // Back in messages, the host removes Grace from the channel: she is
+    // told, and reads nothing said afterwards.
+    for (const page of [laptop, grace]) await page.goto(`${server.url}/messages`);
+    await laptop.getByRole("navigation", { name: "Conversations" }).getByRole("button", { name: "# general" }).click();
+    await grace.getByRole("navigation", { name: "Conversations" }).getByRole("button", { name: "# general" }).click();
+    await seen(grace, "Hello to both of your devices", "the channel at Grace before her removal");
+    await laptop.getByRole("button", { name: /members and settings$/ }).click();
+    const members = laptop.getByRole("complementary", { name: "Members and settings" });
+    await members.getByText(/^Owner · \d+ devices$/).waitFor({ timeout: TIMEOUT });
+    await audit(laptop, "the members and settings panel");
+    await shot(laptop, "members-and-settings");
+    laptop.once("dialog", (d) => d.accept());
+    await members.getByRole("button", { name: "Remove Grace Hopper" }).click();
+    await grace.getByText("You are no longer in this conversation.").waitFor({ timeout: TIMEOUT });
+    await poll("# general gone from Grace's list", async () =>
+      (await grace.getByRole("navigation", { name: "Conversations" }).getByRole("button", { name: "# general" }).count()) === 0,
+    );
+    await send(laptop, "Message # general", "Said after Grace was removed");
+    await seen(phone, "Said after Grace was removed", "the host's other device after the removal");
+    await grace.waitForTimeout(1500);
+    assert.equal(await grace.getByText("Said after Grace was removed").count(), 0, "Grace reads nothing after her removal");
+    await shot(grace, "grace-removed-from-the-channel");
+
     // Nothing kept or sent in the clear.
     const texts = [
       "Welcome to general",
@@ -220,6 +323,8 @@ await runScenario(
       "Just between us: the budget is approved",
       "Sent without a mouse",
       "Hello to both of your devices",
+      "please look at the launch checklist",
+      "Said after Grace was removed",
     ];
     for (const [who, page] of [["laptop", laptop], ["grace", grace], ["phone", phone]]) {
       const stored = await kept(page);
@@ -235,7 +340,14 @@ await runScenario(
     assert.deepEqual(cspViolations, [], "CSP violations");
   },
   async () => {
-    if (process.exitCode) for (const [i, page] of pages.entries()) await shot(page, `failure-page-${i}`).catch(() => undefined);
+    if (process.exitCode) {
+      for (const [i, page] of pages.entries()) {
+        await shot(page, `failure-page-${i}`).catch(() => undefined);
+        const shown = await page.evaluate(() => [...document.querySelectorAll(".message")].map((m) => `${m.dataset.seq}: ${m.textContent?.slice(0, 60)}`)).catch(() => []);
+        console.error(`page ${i} shows ${shown.length} messages:\n  ${shown.join("\n  ")}`);
+        console.error(await page.evaluate(() => document.querySelector("main.messages")?.outerHTML.slice(0, 6000)).catch(() => ""));
+      }
+    }
     await browser.close();
     server.stop();
   },

@@ -45,6 +45,11 @@ import {
   type Conversation,
   type CreateConversationRequest,
   type MarkReadRequest,
+  type MuteRequest,
+  type AddMembersRequest,
+  type SetConversationRoleRequest,
+  type ConversationSettingsUpdate,
+  type ConversationRole,
   type PeopleList,
   type MapScimGroupRequest,
   type PasswordResetConfirm,
@@ -213,6 +218,16 @@ export const api = {
   joinConversation: (id: string) => call<Conversation>("POST", `/conversations/${id}/join`),
   markRead: (id: string, seq: number) => call<void>("PUT", `/conversations/${id}/read`, { seq } satisfies MarkReadRequest),
   deleteMessage: (id: string, seq: number) => call<void>("DELETE", `/conversations/${id}/messages/${seq}`),
+  startCall: (id: string) => call<Meeting>("POST", `/conversations/${id}/calls`),
+  muteConversation: (id: string, muted: boolean) => call<void>("PUT", `/conversations/${id}/mute`, { muted } satisfies MuteRequest),
+  addConversationMembers: (id: string, user_ids: string[]) =>
+    call<Conversation>("POST", `/conversations/${id}/members`, { user_ids } satisfies AddMembersRequest),
+  /// Removes a member; the caller's own id leaves.
+  removeConversationMember: (id: string, user: string) => call<void>("DELETE", `/conversations/${id}/members/${user}`),
+  setConversationRole: (id: string, user: string, role: ConversationRole) =>
+    call<Conversation>("PUT", `/conversations/${id}/members/${user}/role`, { role } satisfies SetConversationRoleRequest),
+  updateConversation: (id: string, update: ConversationSettingsUpdate) =>
+    call<Conversation>("PATCH", `/conversations/${id}`, update satisfies ConversationSettingsUpdate),
   people: (query: string) => call<PeopleList>("GET", `/people?q=${encodeURIComponent(query)}`),
   channels: () => call<ChannelList>("GET", "/channels"),
   qualitySummaries: (org: string) => call<QualitySummaryList>("GET", `/orgs/${org}/quality`),

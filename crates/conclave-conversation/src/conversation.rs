@@ -318,6 +318,18 @@ pub struct Conversation {
     /// Since when the group has had work for its committer (adds or
     /// removals not yet committed), with nobody taking over since.
     work_since: Option<i64>,
+    /// The latest call started from the conversation: its members are shown
+    /// a banner while the meeting is live.
+    #[serde(default)]
+    call: Option<CallStarted>,
+}
+
+/// A call someone started from the conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallStarted {
+    pub meeting_id: String,
+    pub by: AccountId,
+    pub at_ms: i64,
 }
 
 impl Conversation {
@@ -349,6 +361,7 @@ impl Conversation {
             group: DeliveryService::default(),
             departed: BTreeMap::new(),
             work_since: None,
+            call: None,
         };
         let founder_role = if kind == Kind::Direct { Role::Member } else { Role::Owner };
         let mut out = Vec::new();
@@ -378,6 +391,11 @@ impl Conversation {
 
     pub fn is_archived(&self) -> bool {
         self.archived
+    }
+
+    /// The latest call started from the conversation (it may be over).
+    pub fn latest_call(&self) -> Option<&CallStarted> {
+        self.call.as_ref()
     }
 
     pub fn last_seq(&self) -> Seq {
@@ -487,6 +505,7 @@ impl Conversation {
             Input::Call { by, meeting_id } => {
                 self.role_of(&by)?;
                 self.open()?;
+                self.call = Some(CallStarted { meeting_id: meeting_id.clone(), by: by.clone(), at_ms: now_ms });
                 Ok(vec![Effect::Append(self.append(EntryBody::Call { meeting_id, by }, now_ms))])
             }
         }

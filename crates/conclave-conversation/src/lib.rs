@@ -32,8 +32,8 @@ mod conversation;
 pub mod roles;
 
 pub use conversation::{
-    AccountId, Conversation, ConversationPolicy, DeviceId, Effect, Encryption, Entry, EntryBody, Handled, Input,
-    Member, MembershipChange, Newcomer, OutgoingMessage, Reference, Refusal, Seq, SettingChange, Target,
+    AccountId, CallStarted, Conversation, ConversationPolicy, DeviceId, Effect, Encryption, Entry, EntryBody, Handled,
+    Input, Member, MembershipChange, Newcomer, OutgoingMessage, Reference, Refusal, Seq, SettingChange, Target,
     COMMITTER_PATIENCE_MS, MAX_CLIENT_ID_LEN, MAX_KEY_PACKAGE, MAX_WAITING_DEVICES,
 };
 pub use roles::{Kind, Role};

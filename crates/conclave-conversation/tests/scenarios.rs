@@ -238,6 +238,27 @@ fn an_archived_conversation_takes_no_messages_until_unarchived() {
     assert!(say(&mut group, "bob-1", "m", "anyone?").is_ok());
 }
 
+#[test]
+fn a_call_is_started_by_a_member_logged_and_remembered_through_storage() {
+    let mut group = plain(Kind::Group, person("ada", &["ada-1"]), vec![person("bob", &["bob-1"])]);
+    assert_eq!(group.latest_call(), None);
+    let call = |by: &str, meeting: &str| Input::Call { by: by.into(), meeting_id: meeting.into() };
+    assert_eq!(group.handle(call("eve", "m-eve"), NOW), Err(Refusal::NotMember));
+    let effects = group.handle(call("bob", "m-1"), NOW).unwrap();
+    assert!(
+        matches!(effects.as_slice(), [Effect::Append(Entry { body: EntryBody::Call { meeting_id, by }, .. })]
+            if meeting_id == "m-1" && by == "bob"),
+        "{effects:?}"
+    );
+    group.handle(call("ada", "m-2"), NOW + HOUR).unwrap();
+    let latest = CallStarted { meeting_id: "m-2".into(), by: "ada".into(), at_ms: NOW + HOUR };
+    assert_eq!(group.latest_call(), Some(&latest), "the newest call is the one shown");
+    let back: Conversation = serde_json::from_str(&serde_json::to_string(&group).unwrap()).unwrap();
+    assert_eq!(back.latest_call(), Some(&latest));
+    group.handle(Input::Archive { by: "ada".into(), archived: true }, NOW).unwrap();
+    assert_eq!(group.handle(call("bob", "m-3"), NOW), Err(Refusal::Archived));
+}
+
 /// The encrypted case: devices enter the group one by one through the
 /// designated committer, read from the commit that added them, and a
 /// removal stops every message until the commit that carries it out.

@@ -100,6 +100,12 @@ impl Conversations {
         serde_json::to_string(self.device.history(conversation_id)).unwrap_or_else(|_| "[]".into())
     }
 
+    /// The messages this device holds that match `query`, newest first,
+    /// as JSON: answered from the device's own history, with no request.
+    pub fn search(&self, query: &str) -> String {
+        serde_json::to_string(&self.device.search(query)).unwrap_or_else(|_| "[]".into())
+    }
+
     /// Starts an operation (JSON: `{"op": "sync"}`, `{"op": "open", …}`,
     /// `{"op": "send", …}`).
     pub fn start(&mut self, asked: &str) -> Result<(), JsError> {

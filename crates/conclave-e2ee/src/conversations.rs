@@ -487,6 +487,12 @@ impl ConversationDevice {
         self.groups.get(conversation_id).map_or(&[], |g| &g.held)
     }
 
+    /// The messages this device holds that match `query`, newest first,
+    /// found without asking anyone (see `search.rs`).
+    pub fn search(&self, query: &str) -> Vec<crate::search::Found> {
+        crate::search::search(self.groups.iter().map(|(id, g)| (id.as_str(), g.held.as_slice())), query)
+    }
+
     /// The messages this device holds that mention its account, in order.
     pub fn mentioning_me(&self, conversation_id: &str) -> Vec<&HeldMessage> {
         self.history(conversation_id).iter().filter(|m| m.mentions.contains(&self.user_id)).collect()

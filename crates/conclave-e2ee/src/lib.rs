@@ -29,6 +29,7 @@ pub mod group;
 pub mod history;
 pub mod keys;
 pub mod mls;
+pub mod search;
 pub mod session;
 pub mod sframe;
 

@@ -255,6 +255,32 @@ pub struct Conversation {
     /// The caller's role.
     pub role: ConversationRole,
     pub members: Vec<ConversationMember>,
+    /// The call started from the conversation, while someone is in it.
+    #[serde(default)]
+    pub call: Option<ConversationCall>,
+}
+
+/// A call going on, started from the conversation: its link travels
+/// encrypted, as a message; this says that it is live and who is in it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+pub struct ConversationCall {
+    pub meeting_id: String,
+    /// Who started it, by account.
+    pub started_by: String,
+    pub started_at_ms: i64,
+    /// Everyone in the meeting now, by the name they joined with.
+    pub in_call: Vec<CallAttendee>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+pub struct CallAttendee {
+    /// Their account, when signed in (a guest with the link has none).
+    pub user_id: Option<String>,
+    pub display_name: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

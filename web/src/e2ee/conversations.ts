@@ -10,7 +10,7 @@
 import { Conversations } from "./pkg/conclave_e2ee_wasm.js";
 import { load, save } from "./keep";
 import type { ConversationList, DeviceRegistration, LiveEvent, Reference } from "../generated/protocol";
-import type { ChatEvent, FromWorker, HeldMessage } from "./messages";
+import type { ChatEvent, FromWorker, Found, HeldMessage } from "./messages";
 
 /// A call the device names (conclave-e2ee's `Call`, serialised by serde).
 type Call =
@@ -88,6 +88,12 @@ export class Messaging {
 
   history(conversationId: string): HeldMessage[] {
     return JSON.parse(this.device.history(conversationId)) as HeldMessage[];
+  }
+
+  /// What this device holds that matches `query`, newest first: answered
+  /// from the device's own (sealed) history, never by asking the server.
+  search(query: string): Found[] {
+    return JSON.parse(this.device.search(query)) as Found[];
   }
 
   /// Asks to be in the group of every encrypted conversation the account

@@ -18,7 +18,8 @@ export type ToWorker =
   | { type: "chat_history"; conversation_id: string }
   | { type: "chat_send"; conversation_id: string; text: string; reference: Reference | null; request: number }
   | { type: "chat_typing"; conversation_id: string }
-  | { type: "chat_sync" };
+  | { type: "chat_sync" }
+  | { type: "chat_search"; query: string; request: number };
 
 /// A file a message shares (conclave-e2ee's `Attached`).
 export interface Attached {
@@ -35,6 +36,16 @@ export interface HeldMessage {
   file: Attached | null;
   mentions: string[];
   reference: Reference | null;
+}
+
+/// A message found on the device (conclave-e2ee's `search::Found`).
+export interface Found {
+  conversation_id: string;
+  seq: number;
+  at_ms: number;
+  from_user: string;
+  text: string;
+  thread: number | null;
 }
 
 /// What happened in a conversation, as this device reads it
@@ -84,4 +95,5 @@ export type FromWorker =
   | { type: "chat_synced" }
   | { type: "chat_sent"; request: number; seq: number | null; error: string | null }
   | { type: "chat_live"; event: LiveEvent }
-  | { type: "chat_error"; message: string };
+  | { type: "chat_error"; message: string }
+  | { type: "chat_found"; request: number; results: Found[] };

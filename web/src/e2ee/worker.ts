@@ -172,6 +172,9 @@ self.onmessage = async (event: MessageEvent<ToWorker>) => {
     case "chat_typing":
       messaging?.typing(m.conversation_id);
       break;
+    case "chat_search":
+      post({ type: "chat_found", request: m.request, results: messaging ? messaging.search(m.query) : [] });
+      break;
     case "chat_sync":
       void messaging?.sync().catch((err) => post({ type: "chat_error", message: String(err) }));
       break;

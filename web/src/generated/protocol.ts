@@ -242,6 +242,12 @@ export type AuditOutcome =
   /** It was not allowed (a role, a lock, a throttle). */
   | "denied";
 
+export interface CallAttendee {
+  /** Their account, when signed in (a guest with the link has none). */
+  user_id: string | null;
+  display_name: string;
+}
+
 export interface ChangePasswordRequest {
   current_password: string;
   new_password: string;
@@ -390,6 +396,21 @@ export interface Conversation {
   /** The caller's role. */
   role: ConversationRole;
   members: ConversationMember[];
+  /** The call started from the conversation, while someone is in it. */
+  call: ConversationCall | null;
+}
+
+/**
+ * A call going on, started from the conversation: its link travels
+ * encrypted, as a message; this says that it is live and who is in it.
+ */
+export interface ConversationCall {
+  meeting_id: string;
+  /** Who started it, by account. */
+  started_by: string;
+  started_at_ms: number;
+  /** Everyone in the meeting now, by the name they joined with. */
+  in_call: CallAttendee[];
 }
 
 /** What a conversation is. */

@@ -6,13 +6,18 @@
 // E2EE worker (`client.ts`); this page only shows what it is given.
 
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
-import { api, describeError } from "../api";
+import { api, ApiError, describeError } from "../api";
 import type { ChannelListing, Conversation, ConversationSummary, Person, Reference, User } from "../generated/protocol";
-import { MessagingClient, type ChatEvent, type HeldMessage } from "./client";
+import { MessagingClient, type ChatEvent, type Found, type HeldMessage } from "./client";
 import { Markup, mention } from "./markup";
+import { MembersPanel } from "./Members";
+import { callLink, CallBanner } from "./calls";
+import { notifyOf, NotificationSettings } from "./notify";
 
 /// The reactions offered in one click.
 const QUICK_REACTIONS = ["👍", "❤️", "😂", "🎉", "👀"];
+/// How long after a call starts its banner is waited for.
+const CALL_RINGS_MS = 120_000;
 /// How long a typing notice shows.
 const TYPING_SHOWS_MS = 5000;
 
@@ -94,6 +99,15 @@ export function Messages(props: { user: User; navigate: (path: string) => void; 
   // Whether this device is in the open conversation's group (it can write).
   const [inGroup, setInGroup] = useState(false);
   const [thread, setThread] = useState<number | null>(null);
+  const [showMembers, setShowMembers] = useState(false);
+  const [callStartedAt, setCallStartedAt] = useState(0);
+  // Found on this device: shown beside the conversation until closed.
+  const [found, setFound] = useState<{ query: string; results: Found[] } | null>(null);
+  // The message to bring into view: a search result, or the first unread.
+  const [focus, setFocus] = useState<{ conversation: string; seq: number } | null>(null);
+  // Where the person had read to when they opened the conversation: the
+  // "new" line stays there while they read on.
+  const [readAtOpen, setReadAtOpen] = useState<number | null>(null);
   const [ready, setReady] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const [typing, setTyping] = useState<Map<string, number>>(new Map());
@@ -102,8 +116,12 @@ export function Messages(props: { user: User; navigate: (path: string) => void; 
   const client = useRef<MessagingClient | null>(null);
   const selectedRef = useRef(selected);
   selectedRef.current = selected;
+  const listRef = useRef(list);
+  listRef.current = list;
   // Names of everyone in the conversations seen, by account.
   const [names, setNames] = useState<Map<string, string>>(new Map([[me, props.user.display_name]]));
+  const namesRef = useRef(names);
+  namesRef.current = names;
 
   // Who each direct message is with, by conversation.
   const [directNames, setDirectNames] = useState<Map<string, string>>(new Map());
@@ -131,10 +149,20 @@ export function Messages(props: { user: User; navigate: (path: string) => void; 
   );
   // The open conversation and its members' names (again when they change).
   const loadDetails = useCallback(
-    (id: string) =>
-      api.conversation(id).then(
+    (id: string) => {
+      // Removed (from a channel the organisation's people may still look at
+      // from outside, or from a group, which then is not found): nothing of
+      // it is shown any more.
+      const gone = () => {
+        setDetails(null);
+        setHeldOf({ id: null, messages: [] });
+        setError("You are no longer in this conversation.");
+        void refreshList();
+      };
+      return api.conversation(id).then(
         (c) => {
           if (selectedRef.current !== id) return;
+          if (!c.members.some((m) => m.user_id === me)) return gone();
           setDetails(c);
           setNames((n) => {
             const next = new Map(n);
@@ -142,9 +170,14 @@ export function Messages(props: { user: User; navigate: (path: string) => void; 
             return next;
           });
         },
-        (e) => setError(describeError(e)),
-      ),
-    [],
+        (e) => {
+          if (selectedRef.current !== id) return;
+          if (e instanceof ApiError && e.status === 404) gone();
+          else setError(describeError(e));
+        },
+      );
+    },
+    [me, refreshList],
   );
   const refreshHistory = useCallback(async (id: string) => {
     const state = await client.current?.history(id);
@@ -168,6 +201,24 @@ export function Messages(props: { user: User; navigate: (path: string) => void; 
         const fresh = events.filter((e) => e.type === "message" && e.from_user !== me && !e.earlier);
         const last = fresh[fresh.length - 1];
         if (last && last.type === "message") setAnnouncement(`New message: ${last.text.slice(0, 140)}`);
+        // A call just started: who is in it is looked at until someone is.
+        if (open && events.some((e) => e.conversation_id === open && e.type === "call")) setCallStartedAt(Date.now());
+        for (const e of fresh) {
+          if (e.type !== "message") continue;
+          const summary = listRef.current.find((c) => c.id === e.conversation_id);
+          notifyOf(e, {
+            me,
+            muted: summary?.muted ?? false,
+            direct: summary?.kind === "direct",
+            where: summary ? title(summary, "") : "a conversation",
+            from: namesRef.current.get(e.from_user) ?? "Someone",
+            looking: e.conversation_id === open && document.visibilityState === "visible" && document.hasFocus(),
+            open: () => {
+              window.focus();
+              setSelected(e.conversation_id);
+            },
+          });
+        }
         if (events.some((e) => e.type === "removed" && e.conversation_id === open)) setError("You are no longer in this conversation.");
       },
       onSynced: () => {
@@ -186,8 +237,13 @@ export function Messages(props: { user: User; navigate: (path: string) => void; 
     return () => messaging.close();
   }, [me, refreshHistory, refreshList, loadDetails]);
 
+  // A search result in a thread opens that thread with its conversation.
+  const threadToOpen = useRef<number | null>(null);
   useEffect(() => {
-    setThread(null);
+    setThread(threadToOpen.current);
+    threadToOpen.current = null;
+    setShowMembers(false);
+    setReadAtOpen(null);
     setInGroup(false);
     setDetails(null);
     if (!selected) return;
@@ -195,6 +251,15 @@ export function Messages(props: { user: User; navigate: (path: string) => void; 
     void loadDetails(selected);
     if (ready) void refreshHistory(selected);
   }, [selected, ready, refreshHistory, loadDetails]);
+
+  // The first time the conversation's summary is known after opening it,
+  // its read position marks where the new messages begin.
+  useEffect(() => {
+    if (!selected || readAtOpen !== null) return;
+    const summary = list.find((c) => c.id === selected);
+    if (summary) setReadAtOpen(summary.unread > 0 ? summary.read_seq : Number.MAX_SAFE_INTEGER);
+  }, [selected, list, readAtOpen]);
+  const firstUnread = readAtOpen === null ? undefined : held.find((m) => m.seq > readAtOpen && m.from_user !== me && m.reference?.kind !== "edit" && m.reference?.kind !== "reaction" && m.reference?.kind !== "thread")?.seq;
 
   // Read up to the last message shown.
   const lastSeq = held.length > 0 ? held[held.length - 1].seq : 0;
@@ -205,6 +270,19 @@ export function Messages(props: { user: User; navigate: (path: string) => void; 
       api.markRead(selected, lastSeq).then(() => void refreshList(), () => undefined);
     }
   }, [selected, lastSeq, list, refreshList]);
+
+  // While a call goes on (or has just been started, and its caller is on
+  // the way in), who is in it is looked at again now and then.
+  const callGoingOn = details?.call != null;
+  useEffect(() => {
+    if (!selected || (!callGoingOn && callStartedAt === 0)) return;
+    if (!callGoingOn) void loadDetails(selected);
+    const timer = setInterval(() => {
+      if (!callGoingOn && Date.now() - callStartedAt > CALL_RINGS_MS) setCallStartedAt(0);
+      else void loadDetails(selected);
+    }, callGoingOn ? 5000 : 2000);
+    return () => clearInterval(timer);
+  }, [callGoingOn, callStartedAt, selected, loadDetails]);
 
   // Typing notices fade.
   useEffect(() => {
@@ -243,6 +321,36 @@ export function Messages(props: { user: User; navigate: (path: string) => void; 
       setError(describeError(e));
     }
   };
+  // A call from the conversation: the meeting is made, its link sent
+  // (encrypted) to everyone in it, and the caller taken there.
+  const startCall = async () => {
+    if (!selected || !client.current) return;
+    setError(null);
+    try {
+      const meeting = await api.startCall(selected);
+      await client.current.send(selected, `📞 ${meeting.title} — join: ${meeting.invite_url}`, null);
+      props.navigate(`/j/${meeting.link_secret}`);
+    } catch (e) {
+      setError(`The call could not start: ${describeError(e)}`);
+    }
+  };
+  const summaryOfSelected = list.find((c) => c.id === selected);
+  const search = async (query: string) => {
+    if (!client.current || query.trim() === "") return;
+    const results = await client.current.search(query);
+    setThread(null);
+    setShowMembers(false);
+    setFound({ query, results });
+  };
+  const jump = (result: Found) => {
+    if (result.thread !== null) {
+      setFound(null);
+      if (result.conversation_id === selected) setThread(result.thread);
+      else threadToOpen.current = result.thread;
+    }
+    setSelected(result.conversation_id);
+    setFocus({ conversation: result.conversation_id, seq: result.thread ?? result.seq });
+  };
   const opened = async (c: Conversation) => {
     setDialog(null);
     await refreshList();
@@ -258,6 +366,8 @@ export function Messages(props: { user: User; navigate: (path: string) => void; 
           <button onClick={() => setDialog("channel")}>New channel</button>
           <button onClick={() => setDialog("browse")}>Browse channels</button>
         </div>
+        <NotificationSettings />
+        <SearchBox onSearch={(q) => void search(q)} />
         {sections.map(([heading, items]) => (
           <section key={heading} aria-label={heading}>
             <h2>{heading}</h2>
@@ -271,6 +381,7 @@ export function Messages(props: { user: User; navigate: (path: string) => void; 
                     onClick={() => setSelected(c.id)}
                   >
                     <span className="name">{summaryTitle(c)}</span>
+                    {c.muted ? <span className="muted-mark" aria-label="muted" title="Muted">🔕</span> : null}
                     {c.unread > 0 && c.id !== selected ? (
                       <span className="badge" aria-label={`${c.unread} unread`}>{c.unread}</span>
                     ) : null}
@@ -285,7 +396,7 @@ export function Messages(props: { user: User; navigate: (path: string) => void; 
       <section className="conversation-view" aria-label="Conversation">
         {error ? <p role="alert" className="error">{error}</p> : null}
         {!selected || !details ? (
-          <p className="muted center-note">{selected ? "Loading…" : "Choose a conversation, or start one."}</p>
+          <p className="muted center-note">{!selected ? "Choose a conversation, or start one." : error ? "" : "Loading…"}</p>
         ) : (
           <>
             <header className="conversation-head">
@@ -293,19 +404,50 @@ export function Messages(props: { user: User; navigate: (path: string) => void; 
               <span className={details.encrypted ? "e2ee-label" : "plain-label"}>
                 {details.encrypted ? "End-to-end encrypted" : "Not encrypted"}
               </span>
-              <span className="muted">{details.members.length} members</span>
+              <span className="head-actions">
+                <button
+                  aria-label="Start a call"
+                  title="Start a call with everyone here"
+                  disabled={!ready || !inGroup || details.archived || details.call != null}
+                  onClick={() => void startCall()}
+                >
+                  📞 Call
+                </button>
+                <button
+                  aria-label={`${details.members.length} members and settings`}
+                  aria-expanded={showMembers}
+                  title="Members and settings"
+                  onClick={() => {
+                    setThread(null);
+                    setFound(null);
+                    setShowMembers(!showMembers);
+                  }}
+                >
+                  👥 {details.members.length}
+                </button>
+              </span>
             </header>
+            {details.call ? (
+              <CallBanner call={details.call} nameOf={nameOf} link={callLink(held, details.call)} onJoin={(secret) => props.navigate(`/j/${secret}`)} />
+            ) : null}
             {!details.encrypted ? (
               <p className="muted">This channel is not end-to-end encrypted; the browser app shows encrypted conversations only, for now.</p>
             ) : !ready || !inGroup ? (
               <p className="muted">{ready ? "Setting up end-to-end encryption for this device…" : "Opening this device's keys…"}</p>
             ) : null}
             <MessageList
+              key={`messages-${details.id}`}
               messages={fold(held, null)}
               me={me}
+              focus={focus?.conversation === selected ? focus.seq : firstUnread}
+              newAfter={firstUnread}
               nameOf={nameOf}
               onReact={(seq, emoji) => void send(emoji, { kind: "reaction", seq })}
-              onThread={(seq) => setThread(seq)}
+              onThread={(seq) => {
+                setShowMembers(false);
+                setFound(null);
+                setThread(seq);
+              }}
               onEdit={(seq, text) => send(text, { kind: "edit", seq })}
               onDelete={(seq) => void remove(seq)}
             />
@@ -342,6 +484,37 @@ export function Messages(props: { user: User; navigate: (path: string) => void; 
         </aside>
       ) : null}
 
+      {found ? (
+        <SearchResults
+          found={found}
+          nameOf={nameOf}
+          where={(id) => {
+            const c = list.find((x) => x.id === id);
+            return c ? summaryTitle(c) : "a conversation";
+          }}
+          onOpen={jump}
+          onClose={() => setFound(null)}
+        />
+      ) : null}
+
+      {showMembers && details ? (
+        <MembersPanel
+          conversation={details}
+          me={me}
+          muted={summaryOfSelected?.muted ?? false}
+          onChanged={() => {
+            void loadDetails(details.id);
+            void refreshList();
+          }}
+          onLeft={() => {
+            setShowMembers(false);
+            setSelected(null);
+            void refreshList();
+          }}
+          onClose={() => setShowMembers(false)}
+        />
+      ) : null}
+
       <div className="sr-only" aria-live="polite">{announcement}</div>
 
       {dialog === "channel" ? <NewChannel onDone={(c) => void opened(c)} onClose={() => setDialog(null)} /> : null}
@@ -354,6 +527,10 @@ export function Messages(props: { user: User; navigate: (path: string) => void; 
 function MessageList(props: {
   messages: Shown[];
   me: string;
+  /// Brought into view (and outlined) instead of the end.
+  focus?: number;
+  /// A "new messages" line goes above this message.
+  newAfter?: number;
   nameOf: (id: string) => string;
   onReact: (seq: number, emoji: string) => void;
   onThread?: (seq: number) => void;
@@ -365,14 +542,37 @@ function MessageList(props: {
   const count = props.messages.length;
   // Braced: newer browsers return a promise from scrollIntoView, which
   // React would take for the effect's cleanup.
+  const list = useRef<HTMLOListElement>(null);
+  // New messages scroll the list only for someone reading at its end.
+  const stickToEnd = useRef(true);
+  const focused = props.focus !== undefined && props.messages.some((m) => m.seq === props.focus);
   useEffect(() => {
-    void end.current?.scrollIntoView({ block: "end" });
+    if (!focused) return;
+    stickToEnd.current = false;
+    const item = list.current?.querySelector<HTMLElement>(`[data-seq="${props.focus}"]`);
+    void item?.scrollIntoView({ block: "center" });
+  }, [focused, props.focus]);
+  useEffect(() => {
+    if (stickToEnd.current) void end.current?.scrollIntoView({ block: "end" });
   }, [count]);
   const bySeq = useMemo(() => new Map(props.messages.map((m) => [m.seq, m])), [props.messages]);
   return (
-    <ol className="message-list" aria-label="Messages">
+    <ol
+      className="message-list"
+      aria-label="Messages"
+      ref={list}
+      onScroll={(e) => {
+        const el = e.currentTarget;
+        stickToEnd.current = el.scrollHeight - el.scrollTop - el.clientHeight < 80;
+      }}
+    >
       {props.messages.map((m) => (
-        <li key={m.seq} className="message" data-seq={m.seq}>
+        <li key={m.seq} className={m.seq === props.focus && focused ? "message focused" : "message"} data-seq={m.seq}>
+          {m.seq === props.newAfter ? (
+            <div className="new-line" role="separator" aria-label="New messages">
+              <span>New</span>
+            </div>
+          ) : null}
           <div className="message-head">
             <strong>{props.nameOf(m.from_user)}</strong> <time dateTime={new Date(m.at_ms).toISOString()}>{time(m.at_ms)}</time>
             {m.edited ? <span className="muted"> (edited)</span> : null}
@@ -618,5 +818,63 @@ function NewDirect(props: { onDone: (c: Conversation) => void; onClose: () => vo
         ))}
       </ul>
     </Dialog>
+  );
+}
+
+function SearchBox(props: { onSearch: (query: string) => void }) {
+  const [query, setQuery] = useState("");
+  return (
+    <form
+      role="search"
+      className="search-box"
+      onSubmit={(e) => {
+        e.preventDefault();
+        props.onSearch(query);
+      }}
+    >
+      <input type="search" aria-label="Search messages" placeholder="Search messages on this device" value={query} onChange={(e) => setQuery(e.target.value)} maxLength={200} />
+    </form>
+  );
+}
+
+/// What a search found, newest first, each with its conversation, author
+/// and text, the query's words marked.
+function SearchResults(props: {
+  found: { query: string; results: Found[] };
+  nameOf: (id: string) => string;
+  where: (conversationId: string) => string;
+  onOpen: (result: Found) => void;
+  onClose: () => void;
+}) {
+  // The text as read, not as typed: mentions by name, no formatting marks.
+  const plain = (text: string) => text.replace(/@\[([^\]]+)\]\(user:[A-Za-z0-9-]+\)/g, "@$1").replace(/\*\*|~~|`/g, "");
+  const words = props.found.query.split(/[^\p{L}\p{N}]+/u).filter(Boolean);
+  const mark = (text: string) => {
+    if (words.length === 0) return text;
+    const pattern = new RegExp(`(${words.map((w) => w.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|")})`, "giu");
+    return text.split(pattern).map((part, i) => (i % 2 === 1 ? <mark key={i}>{part}</mark> : part));
+  };
+  return (
+    <aside className="side-panel" aria-label="Search results">
+      <header>
+        <h2>Search: {props.found.query}</h2>
+        <button aria-label="Close search" title="Close" onClick={props.onClose}>✕</button>
+      </header>
+      <p className="muted" aria-live="polite">
+        {props.found.results.length === 0 ? "Nothing found on this device." : `${props.found.results.length} found on this device`}
+      </p>
+      <ul className="search-results">
+        {props.found.results.map((r) => (
+          <li key={`${r.conversation_id}:${r.seq}`}>
+            <button onClick={() => props.onOpen(r)}>
+              <span className="muted">
+                {props.where(r.conversation_id)} · {props.nameOf(r.from_user)} · {new Date(r.at_ms).toLocaleString([], { dateStyle: "medium", timeStyle: "short" })}
+              </span>
+              <span className="snippet">{mark(plain(r.text).length > 240 ? `${plain(r.text).slice(0, 240)}…` : plain(r.text))}</span>
+            </button>
+          </li>
+        ))}
+      </ul>
+    </aside>
   );
 }

@@ -5,9 +5,9 @@
 
 import { csrfToken } from "../api";
 import type { LiveEvent, Reference } from "../generated/protocol";
-import type { ChatEvent, FromWorker, HeldMessage, ToWorker } from "../e2ee/messages";
+import type { ChatEvent, FromWorker, Found, HeldMessage, ToWorker } from "../e2ee/messages";
 
-export type { ChatEvent, HeldMessage };
+export type { ChatEvent, Found, HeldMessage };
 
 export interface Held {
   messages: HeldMessage[];
@@ -27,6 +27,7 @@ export class MessagingClient {
   private worker: Worker;
   private histories = new Map<string, ((held: Held) => void)[]>();
   private sends = new Map<number, { resolve: (seq: number) => void; reject: (e: Error) => void }>();
+  private searches = new Map<number, (found: Found[]) => void>();
   private nextRequest = 1;
 
   constructor(userId: string, private listener: MessagingListener) {
@@ -62,6 +63,11 @@ export class MessagingClient {
         for (const resolve of waiting) resolve({ messages: m.messages, inGroup: m.in_group });
         break;
       }
+      case "chat_found": {
+        this.searches.get(m.request)?.(m.results);
+        this.searches.delete(m.request);
+        break;
+      }
       case "chat_sent": {
         const waiting = this.sends.get(m.request);
         this.sends.delete(m.request);
@@ -90,6 +96,15 @@ export class MessagingClient {
     return new Promise((resolve, reject) => {
       this.sends.set(request, { resolve, reject });
       this.post({ type: "chat_send", conversation_id: conversationId, text, reference, request });
+    });
+  }
+
+  /// Searches what this device holds, in the worker: no request is made.
+  search(query: string): Promise<Found[]> {
+    const request = this.nextRequest++;
+    return new Promise((resolve) => {
+      this.searches.set(request, resolve);
+      this.post({ type: "chat_search", query, request });
     });
   }
 

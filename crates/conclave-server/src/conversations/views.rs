@@ -1,5 +1,7 @@
 //! Conversations as the API shows them.
 
+use crate::live::LiveMeetings;
+use crate::state::AppState;
 use conclave_conversation::{Conversation, Encryption, Kind, Role};
 use conclave_proto::conversation::{self as wire, ConversationMember, ConversationSummary, EntryBody};
 use conclave_store::{ConversationRow, EntryRow, MembershipRow, Store, StoreError};
@@ -31,11 +33,12 @@ fn role_from_text(text: &str) -> Role {
 /// The whole conversation for one of its members (or, for a channel, one
 /// of its organisation's people deciding whether to join).
 pub async fn conversation_view(
-    store: &Store,
+    app: &AppState,
     row: &ConversationRow,
     state: &Conversation,
     viewer: &str,
 ) -> Result<wire::Conversation, StoreError> {
+    let store = &app.store;
     let reads: std::collections::HashMap<String, i64> = store.read_positions(&row.id).await?.into_iter().collect();
     let ids: Vec<String> = state.members().keys().cloned().collect();
     let names: std::collections::HashMap<String, String> =
@@ -64,6 +67,22 @@ pub async fn conversation_view(
         epoch: state.epoch(),
         role: state.member(viewer).map_or(Role::Member, |m| m.role),
         members,
+        call: call_view(&app.live, state).await,
+    })
+}
+
+/// The conversation's latest call while its meeting is live, with who is in it.
+async fn call_view(live: &LiveMeetings, state: &Conversation) -> Option<wire::ConversationCall> {
+    let call = state.latest_call()?;
+    let present = live.attendance(&call.meeting_id).await?;
+    Some(wire::ConversationCall {
+        meeting_id: call.meeting_id.clone(),
+        started_by: call.by.clone(),
+        started_at_ms: call.at_ms,
+        in_call: present
+            .into_iter()
+            .map(|a| wire::CallAttendee { user_id: a.user_id, display_name: a.display_name })
+            .collect(),
     })
 }
 

@@ -7,7 +7,7 @@
 use super::directory::{LocalRooms, Opening};
 use super::e2ee::MeetingE2ee;
 use super::media_sync::MediaSync;
-use super::protocol::{Deliver, Frame, MediaEvent, MeetingCommand, MeetingOutput, Undeliverable};
+use super::protocol::{Attendee, Deliver, Frame, MediaEvent, MeetingCommand, MeetingOutput, Undeliverable};
 use super::quality::QualityLog;
 use super::seats::Seats;
 use crate::state::{Audit, SharedState};
@@ -204,6 +204,19 @@ impl MeetingActor {
             MeetingCommand::HostKey { host_key } => Some(Input::HostKeyChanged { host_key }),
             MeetingCommand::Report { request, resume_token, reported } => {
                 Some(Input::Report { request, resume_token, reported })
+            }
+            MeetingCommand::Attendance { request } => {
+                let present = self
+                    .room
+                    .admitted()
+                    .filter_map(|id| {
+                        let view = self.room.view(id)?;
+                        let user_id = self.room.identity(id).and_then(|i| i.user_id.clone());
+                        Some(Attendee { user_id, display_name: view.display_name })
+                    })
+                    .collect();
+                let _ = self.deliver.deliver(MeetingOutput::Attendance { request, present });
+                None
             }
             MeetingCommand::BansLifted { keys } => Some(Input::BansLifted { keys }),
             MeetingCommand::AccountClosed { user_id } => Some(Input::AccountClosed { user_id }),

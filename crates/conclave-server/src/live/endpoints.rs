@@ -3,7 +3,7 @@
 //! address both by id ([`MeetingOutput`]); this is where the ids meet the
 //! channels, which never leave the node.
 
-use super::protocol::{ConnectionId, Deliver, Frame, MeetingOutput, RequestId, Undeliverable};
+use super::protocol::{Attendee, ConnectionId, Deliver, Frame, MeetingOutput, RequestId, Undeliverable};
 use conclave_room::{ReportParties, ReportRefusal};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,6 +17,7 @@ pub const OUTBOX_CAPACITY: usize = 512;
 enum Waiting {
     Resume(oneshot::Sender<bool>),
     Report(oneshot::Sender<Result<ReportParties, ReportRefusal>>),
+    Attendance(oneshot::Sender<Vec<Attendee>>),
 }
 
 #[derive(Default)]
@@ -56,6 +57,12 @@ impl Endpoints {
         (self.wait(Waiting::Report(tx)), rx)
     }
 
+    /// Waits for a meeting's attendance: `request` goes in the command.
+    pub fn await_attendance(&self) -> (RequestId, oneshot::Receiver<Vec<Attendee>>) {
+        let (tx, rx) = oneshot::channel();
+        (self.wait(Waiting::Attendance(tx)), rx)
+    }
+
     fn wait(&self, waiting: Waiting) -> RequestId {
         let id = self.next_request.fetch_add(1, Ordering::Relaxed) + 1;
         lock(&self.waiting).insert(id, waiting);
@@ -86,6 +93,10 @@ impl Deliver for Endpoints {
                 Some(Waiting::Report(reply)) => {
                     reply.send(verdict.map(|parties| *parties)).map_err(|_| Undeliverable::Gone)
                 }
+                _ => Err(Undeliverable::Gone),
+            },
+            MeetingOutput::Attendance { request, present } => match lock(&self.waiting).remove(&request) {
+                Some(Waiting::Attendance(reply)) => reply.send(present).map_err(|_| Undeliverable::Gone),
                 _ => Err(Undeliverable::Gone),
             },
         }

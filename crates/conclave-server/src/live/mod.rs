@@ -180,6 +180,17 @@ impl LiveMeetings {
         answer.await.unwrap_or(Err(ReportRefusal::NotAdmitted))
     }
 
+    /// Everyone admitted to the meeting now; `None` when it is not live.
+    pub async fn attendance(&self, meeting_id: &str) -> Option<Vec<protocol::Attendee>> {
+        let (request, answer) = self.endpoints.await_attendance();
+        if self.directory.send(meeting_id, MeetingCommand::Attendance { request }).is_err() {
+            self.endpoints.give_up(request);
+            return None;
+        }
+        // A meeting that ends before it answers has nobody in it.
+        answer.await.ok()
+    }
+
     /// Tells every live meeting of `org_id` that its policy changed.
     pub fn policy_changed(&self, org_id: &str, policy: PolicyView) {
         for meeting_id in self.directory.live_in(org_id) {

@@ -53,6 +53,9 @@ pub enum MeetingCommand {
     AccountClosed { user_id: String },
     /// Something the media plane has for this meeting's participants.
     Media { event: MediaEvent },
+    /// Who is in the meeting now (for a conversation's call banner);
+    /// answered with [`MeetingOutput::Attendance`].
+    Attendance { request: RequestId },
     /// A participant's account device was registered and vouched for (off
     /// the meeting's task), or could not be.
     DeviceVouched { participant: ParticipantId, outcome: Result<VouchedDevice, String> },
@@ -110,6 +113,19 @@ pub enum MeetingOutput {
         /// Boxed: who the parties are is big beside every other output.
         verdict: Result<Box<ReportParties>, ReportRefusal>,
     },
+    /// The answer to a [`MeetingCommand::Attendance`]: everyone admitted.
+    Attendance {
+        request: RequestId,
+        present: Vec<Attendee>,
+    },
+}
+
+/// Someone admitted to a meeting, as a conversation's call banner names them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attendee {
+    /// Their account, when signed in.
+    pub user_id: Option<String>,
+    pub display_name: String,
 }
 
 impl MeetingOutput {
@@ -160,6 +176,7 @@ mod tests {
             MeetingCommand::Message { connection: 7, message: ClientMessage::RaiseHand },
             MeetingCommand::Media { event: MediaEvent::ActiveSpeaker { participant: Some(7) } },
             MeetingCommand::Report { request: 3, resume_token: "rs_x".into(), reported: 9 },
+            MeetingCommand::Attendance { request: 4 },
         ];
         for command in commands {
             let json = serde_json::to_string(&command).unwrap();
@@ -169,6 +186,10 @@ mod tests {
             MeetingOutput::message(7, ServerMessage::Pong),
             MeetingOutput::close(7),
             MeetingOutput::ReportVerdict { request: 3, verdict: Err(ReportRefusal::Throttled { retry_after_ms: 5 }) },
+            MeetingOutput::Attendance {
+                request: 4,
+                present: vec![Attendee { user_id: Some("u-1".into()), display_name: "Ada".into() }],
+            },
         ];
         for output in outputs {
             let json = serde_json::to_string(&output).unwrap();

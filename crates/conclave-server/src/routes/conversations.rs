@@ -97,7 +97,7 @@ async fn view(
     current: &CurrentSession,
     loaded: &conversations::Loaded,
 ) -> ApiResult<ApiJson<Conversation>> {
-    Ok(ApiJson(conversation_view(&state.store, &loaded.row, &loaded.state, &current.user.id).await?))
+    Ok(ApiJson(conversation_view(&state, &loaded.row, &loaded.state, &current.user.id).await?))
 }
 
 /// Start a direct message, a private group or a channel. A direct message

@@ -267,5 +267,5 @@ pub async fn accept(
     state.store.take_guest_invitation(&invitation.id, &current.user.id, now).await.map_err(spent_meanwhile)?;
     let changed = add_guest(&state, &invitation, &current.user.id, now).await?;
     state.audit(audit(AuditOutcome::Success, "guest, another conversation")).await?;
-    Ok(ApiJson(conversation_view(&state.store, &changed.loaded.row, &changed.loaded.state, &current.user.id).await?))
+    Ok(ApiJson(conversation_view(&state, &changed.loaded.row, &changed.loaded.state, &current.user.id).await?))
 }

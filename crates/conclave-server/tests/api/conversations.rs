@@ -754,11 +754,29 @@ async fn a_call_from_a_conversation_lets_its_members_in_directly(engine: Engine)
         })
         .expect("the link, decrypted on Grace's device");
     assert!(link.starts_with("📞 Standup"));
+    assert_eq!(t.grace.get_conversation(&group.id).await.unwrap().call, None, "nobody is in the call yet");
     let (_host, _) = crate::meetings::host_joins(&t.ada, &meeting).await;
     let mut grace = t.grace.join_by_link(&meeting.link_secret, "Grace").await.unwrap();
     assert!(matches!(grace.next(WAIT).await.unwrap(), ServerMessage::Admitted { .. }), "a member comes straight in");
     let mut outsider = cy.join_by_link(&meeting.link_secret, "Cy").await.unwrap();
     assert!(matches!(outsider.next(WAIT).await.unwrap(), ServerMessage::Waiting { .. }), "anyone else waits");
+    // The conversation's banner: who started it and who is in it (not
+    // whoever waits outside).
+    let call = t.grace.get_conversation(&group.id).await.unwrap().call.expect("the call is live");
+    assert_eq!((call.meeting_id.as_str(), call.started_by.as_str()), (meeting.id.as_str(), t.ada_id.as_str()));
+    let mut present: Vec<(Option<&str>, &str)> =
+        call.in_call.iter().map(|a| (a.user_id.as_deref(), a.display_name.as_str())).collect();
+    present.sort();
+    let mut expected = vec![(Some(t.ada_id.as_str()), "Host"), (Some(t.grace_id.as_str()), "Grace")];
+    expected.sort();
+    assert_eq!(present, expected);
+    // Over: the banner goes.
+    t.ada.delete_meeting(&meeting.id).await.unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while t.grace.get_conversation(&group.id).await.unwrap().call.is_some() {
+        assert!(tokio::time::Instant::now() < deadline, "the ended call is still shown");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     // A stranger to the conversation cannot start a call from it.
     assert_problem!(cy.start_call(&group.id).await, 404, "not-found");
 }
