@@ -9,7 +9,10 @@
 // critical accessibility violation in the messaging views.
 
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { createHash, randomBytes } from "node:crypto";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createRequire } from "node:module";
 import { launchBrowser, PASSWORD, poll, runScenario, screenshots, startServer, TIMEOUT } from "./harness.mjs";
 
@@ -182,6 +185,51 @@ await runScenario(
     await message(laptop, "A message sent by mistake").getByRole("button", { name: "Delete" }).click();
     await poll("the deleted message gone at Grace", async () => (await message(grace, "A message sent by mistake").count()) === 0);
     await poll("the deleted message gone at the host", async () => (await message(laptop, "A message sent by mistake").count()) === 0);
+
+    // Files: a 50 MB file and a picture, sealed in the worker with the
+    // upload's progress shown; Grace sees the picture's preview (made on the
+    // host's device), opens it full size, and downloads the file: the very
+    // bytes that were sent.
+    const big = randomBytes(50 * 1024 * 1024);
+    const bigPath = join(mkdtempSync(join(tmpdir(), "conclave-e2e-")), "dataset.bin");
+    writeFileSync(bigPath, big);
+    const picture = Buffer.from(
+      await laptop.evaluate(async () => {
+        const canvas = new OffscreenCanvas(1200, 800);
+        const g = canvas.getContext("2d");
+        g.fillStyle = "#2e7d32";
+        g.fillRect(0, 0, 1200, 800);
+        g.fillStyle = "#ffeb3b";
+        g.beginPath();
+        g.arc(600, 400, 250, 0, Math.PI * 2);
+        g.fill();
+        return [...new Uint8Array(await (await canvas.convertToBlob({ type: "image/png" })).arrayBuffer())];
+      }),
+    );
+    await laptop.getByLabel("Files to send").setInputFiles(bigPath);
+    const bar = laptop.getByRole("progressbar", { name: "Uploading dataset.bin" });
+    const seenProgress = [];
+    while ((await message(laptop, "dataset.bin").count()) === 0) {
+      const value = await bar.evaluate((p) => p.value, undefined, { timeout: 100 }).catch(() => null);
+      if (value !== null && seenProgress.at(-1) !== Number(value)) seenProgress.push(Number(value));
+      if (seenProgress.length === 2) await shot(laptop, "upload-progress");
+      await laptop.waitForTimeout(50);
+    }
+    assert.ok(seenProgress.length >= 2 && seenProgress.some((v) => v > 0 && v < big.length), `the upload's progress was shown: ${seenProgress}`);
+    await laptop.getByLabel("Files to send").setInputFiles({ name: "sunrise.png", mimeType: "image/png", buffer: picture });
+    await message(grace, "sunrise.png").getByRole("img", { name: "Preview of sunrise.png" }).waitFor({ timeout: TIMEOUT });
+    await shot(grace, "a-picture-and-a-file");
+    const [saved] = await Promise.all([
+      grace.waitForEvent("download", { timeout: 120_000 }),
+      message(grace, "dataset.bin").getByRole("button", { name: "Download dataset.bin" }).click(),
+    ]);
+    assert.equal(createHash("sha256").update(readFileSync(await saved.path())).digest("hex"), createHash("sha256").update(big).digest("hex"), "the downloaded file is the one sent");
+    await message(grace, "sunrise.png").getByRole("button", { name: "Open sunrise.png full size" }).click();
+    const full = grace.getByRole("dialog", { name: "sunrise.png" }).getByRole("img", { name: "sunrise.png" });
+    await full.waitFor({ timeout: TIMEOUT });
+    await poll("the picture shown full size", async () => (await full.evaluate((img) => img.naturalWidth)) === 1200);
+    await audit(grace, "a picture opened full size");
+    await grace.getByRole("dialog", { name: "sunrise.png" }).getByRole("button", { name: "Close" }).click();
 
     // A direct message, started by finding the person.
     await grace.getByRole("button", { name: "New message" }).click();

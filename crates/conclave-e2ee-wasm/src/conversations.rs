@@ -5,7 +5,8 @@
 //! the decrypted messages it shows.
 
 use conclave_e2ee::conversations::{text_payload, Call, ConversationDevice, Failure, Operation, Reply};
-use conclave_proto::conversation::Reference;
+use conclave_proto::conversation::{MessagePayload, Reference};
+use conclave_proto::file::SharedFile;
 use data_encoding::BASE64;
 use serde::Deserialize;
 use serde_json::json;
@@ -18,8 +19,23 @@ use crate::error;
 #[serde(tag = "op", rename_all = "snake_case")]
 enum Asked {
     Sync,
-    Open { conversation_id: String },
-    Send { conversation_id: String, text: String, reference: Option<Reference>, client_id: String },
+    Open {
+        conversation_id: String,
+    },
+    Send {
+        conversation_id: String,
+        text: String,
+        reference: Option<Reference>,
+        client_id: String,
+    },
+    /// Shares a file this device uploaded (with its preview and a caption).
+    SendFile {
+        conversation_id: String,
+        file: SharedFile,
+        thumbnail: Option<SharedFile>,
+        caption: Option<String>,
+        client_id: String,
+    },
 }
 
 /// The reply to a call: `{"ok": body}` (null for none) or `{"failed": {status, code}}`.
@@ -115,6 +131,12 @@ impl Conversations {
             Asked::Send { conversation_id, text, reference, client_id } => {
                 Operation::Send { conversation_id, payload: text_payload(&text), reference, client_id }
             }
+            Asked::SendFile { conversation_id, file, thumbnail, caption, client_id } => Operation::Send {
+                conversation_id,
+                payload: MessagePayload::File { file, thumbnail, caption },
+                reference: None,
+                client_id,
+            },
         };
         self.device.start(operation);
         Ok(())

@@ -10,6 +10,7 @@
 //! messages it has opened, out of the page's reach.
 
 pub mod conversations;
+pub mod files;
 pub mod frame;
 
 use conclave_e2ee::agent::{AgentEvent, E2eeAgent, MemberInfo};

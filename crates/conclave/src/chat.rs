@@ -54,7 +54,9 @@ enum ChatCommand {
     },
     /// Join a channel of the organisation.
     Join { conversation: String },
-    /// Send a message.
+    /// Send a message; with `-` for the text, each line of standard input
+    /// is a message, in order (a script's output or a log piped into a
+    /// conversation).
     Send {
         conversation: String,
         text: String,
@@ -138,6 +140,23 @@ async fn act(client: &Client, device: &mut ChatDevice, command: &ChatCommand) ->
             client.join_conversation(conversation).await?;
             enter(device, conversation).await?;
             println!("joined {conversation}");
+        }
+        ChatCommand::Send { conversation, text, thread } if text == "-" => {
+            enter(device, conversation).await?;
+            let mut sent = 0u64;
+            let mut last = None;
+            for line in std::io::stdin().lines() {
+                let line = line.context("cannot read standard input")?;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                last = Some(device.send_text(conversation, &line, thread.map(Reference::Thread)).await?.seq);
+                sent += 1;
+            }
+            match last {
+                Some(seq) => println!("sent {sent} messages, the last #{seq}"),
+                None => println!("sent nothing: standard input had no line"),
+            }
         }
         ChatCommand::Send { conversation, text, thread } => {
             enter(device, conversation).await?;

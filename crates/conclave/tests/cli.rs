@@ -729,6 +729,18 @@ async fn chat_sends_and_tails_on_a_running_server() {
     let history = text(&history);
     assert!(history.contains(&format!("#{seq} {}: hello from the command line", grace_id)), "{history}");
     assert!(history.contains(&format!("(reacts to #{seq}): 👍")), "{history}");
+    // Lines piped in are messages, in order (blank lines are none).
+    let mut piped = chat(&grace_token, "grace.json", &["send", &id, "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut piped.stdin.take().unwrap(), b"build 41 passed\n\nbuild 42 failed\n").unwrap();
+    let piped = piped.wait_with_output().unwrap();
+    assert!(text(&piped).contains("sent 2 messages"), "{}", text(&piped));
+    let history = text(&chat(&grace_token, "grace.json", &["history", &id]).output().unwrap());
+    let (passed, failed) = (history.find("build 41 passed"), history.find("build 42 failed"));
+    assert!(passed.is_some() && passed < failed, "both, in order: {history}");
     // A picture goes with a preview made on the sender's machine, which the
     // others fetch before (or instead of) the picture; other files go without.
     let picture = dir.path().join("whiteboard.png");

@@ -9,7 +9,8 @@
 
 import { Conversations } from "./pkg/conclave_e2ee_wasm.js";
 import { load, save } from "./keep";
-import type { ConversationList, DeviceRegistration, LiveEvent, Reference } from "../generated/protocol";
+import type { ConversationList, DeviceRegistration, LiveEvent, Reference, SharedFile } from "../generated/protocol";
+import { download, preview, upload, type Progress } from "./files";
 import type { ChatEvent, FromWorker, Found, HeldMessage } from "./messages";
 
 /// A call the device names (conclave-e2ee's `Call`, serialised by serde).
@@ -25,7 +26,8 @@ type Call =
 type Operation =
   | { op: "sync" }
   | { op: "open"; conversation_id: string }
-  | { op: "send"; conversation_id: string; text: string; reference: Reference | null; client_id: string };
+  | { op: "send"; conversation_id: string; text: string; reference: Reference | null; client_id: string }
+  | { op: "send_file"; conversation_id: string; file: SharedFile; thumbnail: SharedFile | null; caption: string | null; client_id: string };
 
 interface Finished {
   events: ChatEvent[];
@@ -115,9 +117,32 @@ export class Messaging {
   }
 
   send(conversationId: string, text: string, reference: Reference | null): Promise<number> {
-    const clientId = Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+    return this.sendOperation({ op: "send", conversation_id: conversationId, text, reference, client_id: clientId() });
+  }
+
+  /// Seals and uploads a file (and, for a picture, a preview made here),
+  /// then shares it in the conversation. Only the message waits its turn
+  /// among the device's operations: the upload goes on beside them.
+  async sendFile(conversationId: string, file: File, caption: string | null, progress: Progress, signal: AbortSignal): Promise<number> {
+    const mime = file.type || "application/octet-stream";
+    const picture = mime.startsWith("image/") ? await preview(file) : null;
+    // The preview counts in the progress with the file.
+    const total = file.size + (picture?.preview.size ?? 0);
+    const shared = await upload(this.csrf, conversationId, this.deviceId, file, file.name, mime, (done, _, stalled) => progress(done, total, stalled), signal, picture?.dimensions ?? null);
+    const thumbnail = picture
+      ? await upload(this.csrf, conversationId, this.deviceId, picture.preview, `preview-${file.name}.jpg`, "image/jpeg", (done, _, stalled) => progress(file.size + done, total, stalled), signal, picture.dimensions)
+      : null;
+    return this.sendOperation({ op: "send_file", conversation_id: conversationId, file: shared, thumbnail, caption, client_id: clientId() });
+  }
+
+  /// A shared file, opened on this device.
+  fetchFile(file: SharedFile, progress: Progress, signal: AbortSignal): Promise<Blob> {
+    return download(this.csrf, file, progress, signal);
+  }
+
+  private sendOperation(operation: Operation): Promise<number> {
     return this.serially(async () => {
-      const finished = await this.run({ op: "send", conversation_id: conversationId, text, reference, client_id: clientId });
+      const finished = await this.run(operation);
       if (!finished.accepted) throw new Error("the server did not accept the message");
       return finished.accepted.seq;
     }).finally(() => {
@@ -240,6 +265,10 @@ async function request<T>(csrf: string, method: string, path: string, body?: unk
     throw new Refused(response.status, type ? type.slice(type.lastIndexOf("/") + 1) : null);
   }
   return json as T;
+}
+
+function clientId(): string {
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 function deviceName(): string {

@@ -19,7 +19,12 @@ export type ToWorker =
   | { type: "chat_send"; conversation_id: string; text: string; reference: Reference | null; request: number }
   | { type: "chat_typing"; conversation_id: string }
   | { type: "chat_sync" }
-  | { type: "chat_search"; query: string; request: number };
+  | { type: "chat_search"; query: string; request: number }
+  /// Seal, upload and share a file; progress comes as `chat_progress`.
+  | { type: "chat_send_file"; conversation_id: string; file: File; caption: string | null; request: number }
+  /// Fetch and open a shared file; it comes back as `chat_file`.
+  | { type: "chat_fetch_file"; file: SharedFile; request: number }
+  | { type: "chat_cancel"; request: number };
 
 /// A file a message shares (conclave-e2ee's `Attached`).
 export interface Attached {
@@ -96,4 +101,6 @@ export type FromWorker =
   | { type: "chat_sent"; request: number; seq: number | null; error: string | null }
   | { type: "chat_live"; event: LiveEvent }
   | { type: "chat_error"; message: string }
-  | { type: "chat_found"; request: number; results: Found[] };
+  | { type: "chat_found"; request: number; results: Found[] }
+  | { type: "chat_progress"; request: number; done: number; total: number; stalled: boolean }
+  | { type: "chat_file"; request: number; blob: Blob | null; error: string | null };

@@ -20,6 +20,8 @@ import { Messaging } from "./conversations";
 let device: Device | null = null;
 /// The account's conversations on this device, when the worker serves messaging.
 let messaging: Messaging | null = null;
+/// Files on their way up or down, to cancel by the page's request number.
+const transfers = new Map<number, AbortController>();
 let epoch: number | undefined;
 const counts = { sealed: 0, opened: 0, dropped: 0, undecryptable: 0 };
 /// Video senders' transformers, asked for a keyframe after every rekey so
@@ -171,6 +173,37 @@ self.onmessage = async (event: MessageEvent<ToWorker>) => {
       break;
     case "chat_typing":
       messaging?.typing(m.conversation_id);
+      break;
+    case "chat_send_file": {
+      if (!messaging) break;
+      const cancel = new AbortController();
+      transfers.set(m.request, cancel);
+      const progress = (done: number, total: number, stalled: boolean) => post({ type: "chat_progress", request: m.request, done, total, stalled });
+      try {
+        post({ type: "chat_sent", request: m.request, seq: await messaging.sendFile(m.conversation_id, m.file, m.caption, progress, cancel.signal), error: null });
+      } catch (err) {
+        post({ type: "chat_sent", request: m.request, seq: null, error: String(err instanceof Error ? err.message : err) });
+      } finally {
+        transfers.delete(m.request);
+      }
+      break;
+    }
+    case "chat_fetch_file": {
+      if (!messaging) break;
+      const cancel = new AbortController();
+      transfers.set(m.request, cancel);
+      const progress = (done: number, total: number, stalled: boolean) => post({ type: "chat_progress", request: m.request, done, total, stalled });
+      try {
+        post({ type: "chat_file", request: m.request, blob: await messaging.fetchFile(m.file, progress, cancel.signal), error: null });
+      } catch (err) {
+        post({ type: "chat_file", request: m.request, blob: null, error: String(err instanceof Error ? err.message : err) });
+      } finally {
+        transfers.delete(m.request);
+      }
+      break;
+    }
+    case "chat_cancel":
+      transfers.get(m.request)?.abort();
       break;
     case "chat_search":
       post({ type: "chat_found", request: m.request, results: messaging ? messaging.search(m.query) : [] });

@@ -5,12 +5,15 @@
 // start a direct message. Every message is encrypted and opened in the
 // E2EE worker (`client.ts`); this page only shows what it is given.
 
-import { useCallback, useEffect, useMemo, useRef, useState } from "react";
+import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from "react";
 import { api, ApiError, describeError } from "../api";
 import type { ChannelListing, Conversation, ConversationSummary, Person, Reference, User } from "../generated/protocol";
 import { MessagingClient, type ChatEvent, type Found, type HeldMessage } from "./client";
 import { Markup, mention } from "./markup";
 import { MembersPanel } from "./Members";
+import { Dialog } from "./dialog";
+import { Attachment, Uploads, type FetchFile, type Sending } from "./files";
+import type { Attached } from "../e2ee/messages";
 import { callLink, CallBanner } from "./calls";
 import { notifyOf, NotificationSettings } from "./notify";
 
@@ -18,6 +21,9 @@ import { notifyOf, NotificationSettings } from "./notify";
 const QUICK_REACTIONS = ["👍", "❤️", "😂", "🎉", "👀"];
 /// How long after a call starts its banner is waited for.
 const CALL_RINGS_MS = 120_000;
+/// Messages a conversation shows at first, and adds each time its reader
+/// scrolls near the top.
+const WINDOW = 150;
 /// How long a typing notice shows.
 const TYPING_SHOWS_MS = 5000;
 
@@ -27,6 +33,7 @@ interface Shown {
   at_ms: number;
   from_user: string;
   text: string;
+  file: Attached | null;
   edited: boolean;
   reply_to: number | null;
   reactions: Map<string, string[]>;
@@ -62,6 +69,7 @@ function fold(held: HeldMessage[], thread: number | null): Shown[] {
       at_ms: m.at_ms,
       from_user: m.from_user,
       text: m.text,
+      file: m.file,
       edited: false,
       reply_to: ref?.kind === "reply" ? ref.seq : null,
       reactions: new Map(),
@@ -101,6 +109,7 @@ export function Messages(props: { user: User; navigate: (path: string) => void; 
   const [thread, setThread] = useState<number | null>(null);
   const [showMembers, setShowMembers] = useState(false);
   const [callStartedAt, setCallStartedAt] = useState(0);
+  const [uploads, setUploads] = useState<Sending[]>([]);
   // Found on this device: shown beside the conversation until closed.
   const [found, setFound] = useState<{ query: string; results: Found[] } | null>(null);
   // The message to bring into view: a search result, or the first unread.
@@ -335,6 +344,28 @@ export function Messages(props: { user: User; navigate: (path: string) => void; 
     }
   };
   const summaryOfSelected = list.find((c) => c.id === selected);
+  const fetchFile: FetchFile = useCallback((file, progress) => {
+    if (!client.current) return Promise.reject(new Error("messaging has not started"));
+    return client.current.fetchFile(file, progress);
+  }, []);
+  // Files dropped, pasted or chosen: each sealed and sent by the worker,
+  // its progress shown above the composer until it is in the conversation.
+  const sendFiles = (files: File[]) => {
+    if (!selected || !client.current) return;
+    for (const file of files) {
+      const update = (request: number, change: Partial<Sending>) =>
+        setUploads((all) => all.map((u) => (u.request === request ? { ...u, ...change } : u)));
+      const { request, sent } = client.current.sendFile(selected, file, null, (done, total, stalled) => update(request, { done, total, stalled }));
+      setUploads((all) => [...all, { request, conversation: selected, name: file.name, done: 0, total: file.size, stalled: false, error: null }]);
+      sent.then(
+        () => setUploads((all) => all.filter((u) => u.request !== request)),
+        (e) =>
+          e instanceof Error && e.message === "cancelled"
+            ? setUploads((all) => all.filter((u) => u.request !== request))
+            : update(request, { error: describeError(e) }),
+      );
+    }
+  };
   const search = async (query: string) => {
     if (!client.current || query.trim() === "") return;
     const results = await client.current.search(query);
@@ -393,7 +424,18 @@ export function Messages(props: { user: User; navigate: (path: string) => void; 
         ))}
       </nav>
 
-      <section className="conversation-view" aria-label="Conversation">
+      <section
+        className="conversation-view"
+        aria-label="Conversation"
+        onDragOver={(e) => {
+          if (details && inGroup && e.dataTransfer.types.includes("Files")) e.preventDefault();
+        }}
+        onDrop={(e) => {
+          if (!details || !inGroup || e.dataTransfer.files.length === 0) return;
+          e.preventDefault();
+          sendFiles([...e.dataTransfer.files]);
+        }}
+      >
         {error ? <p role="alert" className="error">{error}</p> : null}
         {!selected || !details ? (
           <p className="muted center-note">{!selected ? "Choose a conversation, or start one." : error ? "" : "Loading…"}</p>
@@ -440,7 +482,9 @@ export function Messages(props: { user: User; navigate: (path: string) => void; 
               messages={fold(held, null)}
               me={me}
               focus={focus?.conversation === selected ? focus.seq : firstUnread}
+              outline={focus?.conversation === selected}
               newAfter={firstUnread}
+              fetchFile={fetchFile}
               nameOf={nameOf}
               onReact={(seq, emoji) => void send(emoji, { kind: "reaction", seq })}
               onThread={(seq) => {
@@ -454,8 +498,14 @@ export function Messages(props: { user: User; navigate: (path: string) => void; 
             <p className="typing" aria-live="polite">
               {typingHere.length > 0 ? `${typingHere.join(", ")} ${typingHere.length === 1 ? "is" : "are"} typing…` : ""}
             </p>
+            <Uploads
+              sending={uploads.filter((u) => u.conversation === details.id)}
+              onCancel={(request) => client.current?.cancel(request)}
+              onDismiss={(request) => setUploads((all) => all.filter((u) => u.request !== request))}
+            />
             <Composer
               key={details.id}
+              onFiles={sendFiles}
               label={`Message ${title(details, details.members.filter((m) => m.user_id !== me).map((m) => m.display_name).join(", "))}`}
               disabled={!ready || !inGroup}
               onTyping={() => client.current?.typing(details.id)}
@@ -475,6 +525,7 @@ export function Messages(props: { user: User; navigate: (path: string) => void; 
           <MessageList
             messages={fold(held, thread)}
             me={me}
+            fetchFile={fetchFile}
             nameOf={nameOf}
             onReact={(seq, emoji) => void send(emoji, { kind: "reaction", seq })}
             onEdit={(seq, text) => send(text, { kind: "edit", seq })}
@@ -527,10 +578,13 @@ export function Messages(props: { user: User; navigate: (path: string) => void; 
 function MessageList(props: {
   messages: Shown[];
   me: string;
-  /// Brought into view (and outlined) instead of the end.
+  /// Brought into view instead of the end.
   focus?: number;
+  /// The focus is a search result: it is outlined.
+  outline?: boolean;
   /// A "new messages" line goes above this message.
   newAfter?: number;
+  fetchFile: FetchFile;
   nameOf: (id: string) => string;
   onReact: (seq: number, emoji: string) => void;
   onThread?: (seq: number) => void;
@@ -540,6 +594,25 @@ function MessageList(props: {
   const end = useRef<HTMLLIElement>(null);
   const [editing, setEditing] = useState<number | null>(null);
   const count = props.messages.length;
+  // Only the latest messages are in the page, more as the reader scrolls
+  // up: a channel of 10,000 messages opens and scrolls like one of a hundred.
+  const [windowSize, setWindowSize] = useState(WINDOW);
+  const focusIndex = props.focus === undefined ? -1 : props.messages.findIndex((m) => m.seq === props.focus);
+  const from = Math.max(0, Math.min(count - windowSize, focusIndex >= 0 ? focusIndex - WINDOW / 10 : count));
+  const visible = from > 0 ? props.messages.slice(from) : props.messages;
+  // Growing the window keeps what the reader looks at in its place.
+  const heightBefore = useRef<number | null>(null);
+  const earlier = () => {
+    heightBefore.current = list.current?.scrollHeight ?? null;
+    setWindowSize((n) => n + WINDOW);
+  };
+  useLayoutEffect(() => {
+    const el = list.current;
+    if (el && heightBefore.current !== null) {
+      el.scrollTop += el.scrollHeight - heightBefore.current;
+      heightBefore.current = null;
+    }
+  }, [windowSize]);
   // Braced: newer browsers return a promise from scrollIntoView, which
   // React would take for the effect's cleanup.
   const list = useRef<HTMLOListElement>(null);
@@ -564,10 +637,16 @@ function MessageList(props: {
       onScroll={(e) => {
         const el = e.currentTarget;
         stickToEnd.current = el.scrollHeight - el.scrollTop - el.clientHeight < 80;
+        if (el.scrollTop < 300 && from > 0 && heightBefore.current === null) earlier();
       }}
     >
-      {props.messages.map((m) => (
-        <li key={m.seq} className={m.seq === props.focus && focused ? "message focused" : "message"} data-seq={m.seq}>
+      {from > 0 ? (
+        <li className="earlier">
+          <button onClick={earlier}>Show earlier messages ({from})</button>
+        </li>
+      ) : null}
+      {visible.map((m) => (
+        <li key={m.seq} className={m.seq === props.focus && focused && props.outline ? "message focused" : "message"} data-seq={m.seq}>
           {m.seq === props.newAfter ? (
             <div className="new-line" role="separator" aria-label="New messages">
               <span>New</span>
@@ -593,9 +672,14 @@ function MessageList(props: {
               members={[]}
             />
           ) : (
-            <div className="message-text">
-              <Markup text={m.text} me={props.me} />
-            </div>
+            <>
+              {m.text ? (
+                <div className="message-text">
+                  <Markup text={m.text} me={props.me} />
+                </div>
+              ) : null}
+              {m.file ? <Attachment attached={m.file} fetchFile={props.fetchFile} /> : null}
+            </>
           )}
           {m.reactions.size > 0 ? (
             <ul className="reactions" aria-label="Reactions">
@@ -648,8 +732,11 @@ function Composer(props: {
   onSend: (text: string) => Promise<void>;
   onTyping?: () => void;
   onCancel?: () => void;
+  /// Files chosen or pasted, to send (a conversation's composer only).
+  onFiles?: (files: File[]) => void;
   members: { id: string; name: string }[];
 }) {
+  const picker = useRef<HTMLInputElement>(null);
   const [text, setText] = useState(props.initial ?? "");
   const [sending, setSending] = useState(false);
   const lastTyping = useRef(0);
@@ -691,6 +778,12 @@ function Composer(props: {
             props.onTyping();
           }
         }}
+        onPaste={(e) => {
+          if (props.onFiles && e.clipboardData.files.length > 0) {
+            e.preventDefault();
+            props.onFiles([...e.clipboardData.files]);
+          }
+        }}
         onKeyDown={(e) => {
           if (e.key === "Enter" && !e.shiftKey) {
             e.preventDefault();
@@ -711,6 +804,25 @@ function Composer(props: {
           ))}
         </ul>
       ) : null}
+      {props.onFiles ? (
+        <>
+          <input
+            ref={picker}
+            type="file"
+            multiple
+            hidden
+            aria-label="Files to send"
+            onChange={(e) => {
+              const files = [...(e.target.files ?? [])];
+              e.target.value = "";
+              if (files.length > 0) props.onFiles?.(files);
+            }}
+          />
+          <button type="button" aria-label="Attach files" title="Attach files (or drop them here)" disabled={props.disabled} onClick={() => picker.current?.click()}>
+            📎
+          </button>
+        </>
+      ) : null}
       <button type="submit" disabled={props.disabled || sending || text.trim() === ""}>
         {props.initial !== undefined ? "Save" : "Send"}
       </button>
@@ -720,24 +832,6 @@ function Composer(props: {
         </button>
       ) : null}
     </form>
-  );
-}
-
-function Dialog(props: { title: string; onClose: () => void; children: React.ReactNode }) {
-  const ref = useRef<HTMLDivElement>(null);
-  useEffect(() => {
-    ref.current?.querySelector<HTMLElement>("input, button")?.focus();
-  }, []);
-  return (
-    <div className="dialog-backdrop" onKeyDown={(e) => e.key === "Escape" && props.onClose()}>
-      <div role="dialog" aria-modal="true" aria-label={props.title} className="dialog" ref={ref}>
-        <header>
-          <h2>{props.title}</h2>
-          <button aria-label="Close" onClick={props.onClose}>✕</button>
-        </header>
-        {props.children}
-      </div>
-    </div>
   );
 }
 

@@ -4,7 +4,7 @@
 // hears what arrives. Only what the page shows ever crosses over.
 
 import { csrfToken } from "../api";
-import type { LiveEvent, Reference } from "../generated/protocol";
+import type { LiveEvent, Reference, SharedFile } from "../generated/protocol";
 import type { ChatEvent, FromWorker, Found, HeldMessage, ToWorker } from "../e2ee/messages";
 
 export type { ChatEvent, Found, HeldMessage };
@@ -28,6 +28,8 @@ export class MessagingClient {
   private histories = new Map<string, ((held: Held) => void)[]>();
   private sends = new Map<number, { resolve: (seq: number) => void; reject: (e: Error) => void }>();
   private searches = new Map<number, (found: Found[]) => void>();
+  private progress = new Map<number, (done: number, total: number, stalled: boolean) => void>();
+  private files = new Map<number, { resolve: (blob: Blob) => void; reject: (e: Error) => void }>();
   private nextRequest = 1;
 
   constructor(userId: string, private listener: MessagingListener) {
@@ -68,9 +70,21 @@ export class MessagingClient {
         this.searches.delete(m.request);
         break;
       }
+      case "chat_progress":
+        this.progress.get(m.request)?.(m.done, m.total, m.stalled);
+        break;
+      case "chat_file": {
+        const waiting = this.files.get(m.request);
+        this.files.delete(m.request);
+        this.progress.delete(m.request);
+        if (m.blob) waiting?.resolve(m.blob);
+        else waiting?.reject(new Error(m.error ?? "not opened"));
+        break;
+      }
       case "chat_sent": {
         const waiting = this.sends.get(m.request);
         this.sends.delete(m.request);
+        this.progress.delete(m.request);
         if (m.seq !== null) waiting?.resolve(m.seq);
         else waiting?.reject(new Error(m.error ?? "not sent"));
         break;
@@ -106,6 +120,33 @@ export class MessagingClient {
       this.searches.set(request, resolve);
       this.post({ type: "chat_search", query, request });
     });
+  }
+
+  /// Seals, uploads and shares a file from the worker; `progress` hears
+  /// how far it is. Returns the request's number (to cancel it) and the
+  /// message's place in the log once shared.
+  sendFile(conversationId: string, file: File, caption: string | null, progress: (done: number, total: number, stalled: boolean) => void): { request: number; sent: Promise<number> } {
+    const request = this.nextRequest++;
+    this.progress.set(request, progress);
+    const sent = new Promise<number>((resolve, reject) => {
+      this.sends.set(request, { resolve, reject });
+      this.post({ type: "chat_send_file", conversation_id: conversationId, file, caption, request });
+    });
+    return { request, sent };
+  }
+
+  /// A shared file, fetched and opened in the worker.
+  fetchFile(file: SharedFile, progress: (done: number, total: number, stalled: boolean) => void = () => undefined): Promise<Blob> {
+    const request = this.nextRequest++;
+    this.progress.set(request, progress);
+    return new Promise((resolve, reject) => {
+      this.files.set(request, { resolve, reject });
+      this.post({ type: "chat_fetch_file", file, request });
+    });
+  }
+
+  cancel(request: number) {
+    this.post({ type: "chat_cancel", request });
   }
 
   typing(conversationId: string) {
