@@ -206,16 +206,20 @@ await runScenario(
         return [...new Uint8Array(await (await canvas.convertToBlob({ type: "image/png" })).arrayBuffer())];
       }),
     );
+    // Every value the upload's bar takes, seen by the page itself.
+    await laptop.evaluate(() => {
+      window.__uploadProgress = [];
+      new MutationObserver(() => {
+        const bar = document.querySelector('progress[aria-label="Uploading dataset.bin"]');
+        if (bar && window.__uploadProgress.at(-1) !== bar.value) window.__uploadProgress.push(bar.value);
+      }).observe(document.body, { subtree: true, childList: true, attributes: true, attributeFilter: ["value"] });
+    });
     await laptop.getByLabel("Files to send").setInputFiles(bigPath);
-    const bar = laptop.getByRole("progressbar", { name: "Uploading dataset.bin" });
-    const seenProgress = [];
-    while ((await message(laptop, "dataset.bin").count()) === 0) {
-      const value = await bar.evaluate((p) => p.value, undefined, { timeout: 100 }).catch(() => null);
-      if (value !== null && seenProgress.at(-1) !== Number(value)) seenProgress.push(Number(value));
-      if (seenProgress.length === 2) await shot(laptop, "upload-progress");
-      await laptop.waitForTimeout(50);
-    }
-    assert.ok(seenProgress.length >= 2 && seenProgress.some((v) => v > 0 && v < big.length), `the upload's progress was shown: ${seenProgress}`);
+    await laptop.getByRole("progressbar", { name: "Uploading dataset.bin" }).waitFor({ timeout: TIMEOUT }).catch(() => undefined);
+    await shot(laptop, "upload-progress");
+    await message(laptop, "dataset.bin").waitFor({ timeout: 120_000 });
+    const seenProgress = await laptop.evaluate(() => window.__uploadProgress);
+    assert.ok(seenProgress.some((v) => v > 0 && v < big.length) && seenProgress.length >= 3, `the upload's progress was shown: ${seenProgress}`);
     await laptop.getByLabel("Files to send").setInputFiles({ name: "sunrise.png", mimeType: "image/png", buffer: picture });
     await message(grace, "sunrise.png").getByRole("img", { name: "Preview of sunrise.png" }).waitFor({ timeout: TIMEOUT });
     await shot(grace, "a-picture-and-a-file");
@@ -284,6 +288,8 @@ await runScenario(
     await seen(phone, "The release notes are on the wiki", "the edited message on the second device");
     await send(grace, "Message host", "Both your devices should see this");
     await grace.getByRole("navigation", { name: "Conversations" }).getByRole("button", { name: "# general" }).click();
+    // Grace is told the host is on a new device, with its key, as in meetings.
+    await grace.getByText(/^host is on a new device \(key [0-9a-f ]+\)/).waitFor({ timeout: TIMEOUT });
     await send(grace, "Message # general", "Hello to both of your devices");
     await seen(phone, "Hello to both of your devices", "a new message on the second device");
     await seen(laptop, "Hello to both of your devices", "a new message on the first device").catch(async () => {
@@ -362,6 +368,24 @@ await runScenario(
     assert.equal(await grace.getByText("Said after Grace was removed").count(), 0, "Grace reads nothing after her removal");
     await shot(grace, "grace-removed-from-the-channel");
 
+    // A second tab of the host's laptop: one tab at a time drives the
+    // browser's device (two would each move its groups on); the second
+    // waits, then takes over where the first left off when it closes.
+    const tab = await laptop.context().newPage();
+    pages.push(tab);
+    tab.on("console", (m) => {
+      if (/Content-Security-Policy|Refused to/.test(m.text())) cspViolations.push(m.text());
+    });
+    await tab.goto(`${server.url}/messages`);
+    await tab.getByText("Messages are open in another tab of this browser").waitFor({ timeout: TIMEOUT });
+    await shot(tab, "second-tab-waits");
+    await laptop.close();
+    await tab.getByRole("navigation", { name: "Conversations" }).getByRole("button", { name: "# general" }).click();
+    await poll("the second tab able to write", async () => tab.getByRole("textbox", { name: "Message # general" }).isEnabled());
+    await seen(tab, "Said after Grace was removed", "the channel in the second tab");
+    await send(tab, "Message # general", "From the laptop's other tab");
+    await seen(phone, "From the laptop's other tab", "the second tab's message on the phone");
+
     // Nothing kept or sent in the clear.
     const texts = [
       "Welcome to general",
@@ -373,8 +397,9 @@ await runScenario(
       "Hello to both of your devices",
       "please look at the launch checklist",
       "Said after Grace was removed",
+      "From the laptop's other tab",
     ];
-    for (const [who, page] of [["laptop", laptop], ["grace", grace], ["phone", phone]]) {
+    for (const [who, page] of [["laptop", tab], ["grace", grace], ["phone", phone]]) {
       const stored = await kept(page);
       assert.ok(stored.length > 0, `${who} keeps its device`);
       assert.ok(/CryptoKey extractable=false/.test(stored), `${who}'s vault key cannot be exported`);

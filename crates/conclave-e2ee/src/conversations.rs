@@ -118,6 +118,15 @@ pub enum ChatEvent {
         device: String,
         by_server: bool,
     },
+    /// A person seen before in the group is here on a device key never
+    /// seen for them: a new device of theirs, or someone else holding the
+    /// account. Shown to the person, with the key to compare.
+    NewDevice {
+        conversation_id: String,
+        device: String,
+        display_name: String,
+        fingerprint: String,
+    },
     /// Someone started a call from the conversation.
     Call {
         conversation_id: String,
@@ -1034,12 +1043,19 @@ impl ConversationDevice {
             self.events.push(ChatEvent::Removed { conversation_id: id.to_owned() });
         }
         for event in &handled.events {
-            if let GroupEvent::DeviceRemoved { member, by_server } = event {
-                self.events.push(ChatEvent::DeviceRemoved {
+            match event {
+                GroupEvent::DeviceRemoved { member, by_server } => self.events.push(ChatEvent::DeviceRemoved {
                     conversation_id: id.to_owned(),
                     device: member.clone(),
                     by_server: *by_server,
-                });
+                }),
+                GroupEvent::NewDevice { member, display_name, fingerprint } => self.events.push(ChatEvent::NewDevice {
+                    conversation_id: id.to_owned(),
+                    device: member.clone(),
+                    display_name: display_name.clone(),
+                    fingerprint: fingerprint.clone(),
+                }),
+                _ => {}
             }
         }
         self.answer(id, handled.send);

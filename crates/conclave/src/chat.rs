@@ -313,6 +313,9 @@ fn print_event(conversation: &str, me: &str, event: &ChatEvent) {
         ChatEvent::Removed { conversation_id } if conversation_id == conversation => {
             println!("* this device is no longer in the conversation")
         }
+        ChatEvent::NewDevice { conversation_id, display_name, fingerprint, .. } if conversation_id == conversation => {
+            println!("* {display_name} is on a new device (key {fingerprint}): compare it with them")
+        }
         _ => {}
     }
 }

@@ -51,6 +51,7 @@ export class Messaging {
   /// This browser's device for the account: the one kept here, or a new
   /// one registered with the account.
   static async start(userId: string, csrf: string, post: (m: FromWorker) => void): Promise<Messaging> {
+    await holdDevice(userId, () => post({ type: "chat_elsewhere" }));
     const kept = await unseal(userId);
     let device: Conversations | null = null;
     if (kept) {
@@ -195,7 +196,13 @@ export class Messaging {
   private async run(operation: Operation): Promise<Finished> {
     this.device.start(JSON.stringify(operation));
     for (let call = this.device.poll_call(); call !== undefined; call = this.device.poll_call()) {
-      this.device.handle_reply(JSON.stringify(await this.make(JSON.parse(call) as Call)));
+      const asked = JSON.parse(call) as Call;
+      // Kept before the server hears of it: a tab closed mid-call must not
+      // lose the key a KeyPackage, commit or message was made with while
+      // the server holds on to what it sent (the server would wait on a
+      // device that no longer knows why, and refuse it asking again).
+      if (asked.call === "upload_key_package" || asked.call === "send_commit" || asked.call === "send_message") await this.keep();
+      this.device.handle_reply(JSON.stringify(await this.make(asked)));
     }
     try {
       const finished = JSON.parse(this.device.finish()) as Finished;
@@ -265,6 +272,31 @@ async function request<T>(csrf: string, method: string, path: string, body?: unk
     throw new Refused(response.status, type ? type.slice(type.lastIndexOf("/") + 1) : null);
   }
   return json as T;
+}
+
+/// One tab at a time drives this browser's device for an account: two would
+/// each move its MLS groups on and overwrite each other's state. Another tab
+/// of the same browser waits (`elsewhere` tells it) and takes over, from the
+/// state the first one kept, when that one closes. The lock is held for the
+/// worker's life and goes with it.
+async function holdDevice(userId: string, elsewhere: () => void): Promise<void> {
+  if (!navigator.locks) return;
+  const name = `conclave-conversations:${userId}`;
+  const forever = () => new Promise<never>(() => undefined);
+  const first = await new Promise<boolean>((resolve) => {
+    void navigator.locks.request(name, { ifAvailable: true }, (lock) => {
+      resolve(lock !== null);
+      return lock ? forever() : undefined;
+    });
+  });
+  if (first) return;
+  elsewhere();
+  await new Promise<void>((resolve) => {
+    void navigator.locks.request(name, () => {
+      resolve();
+      return forever();
+    });
+  });
 }
 
 function clientId(): string {

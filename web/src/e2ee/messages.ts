@@ -62,6 +62,7 @@ export type ChatEvent =
   | { type: "undecryptable"; conversation_id: string; seq: number }
   | { type: "removed"; conversation_id: string }
   | { type: "device_removed"; conversation_id: string; device: string; by_server: boolean }
+  | { type: "new_device"; conversation_id: string; device: string; display_name: string; fingerprint: string }
   | { type: "call"; conversation_id: string; meeting_id: string; by: string };
 
 export interface FrameCounts {
@@ -95,6 +96,8 @@ export type FromWorker =
   | { type: "commit_refused"; from: number; reason: string }
   | { type: "removed" }
   | { type: "chat_ready"; device_id: string; user_id: string }
+  /// Another tab of this browser drives the device; this one waits for it to close.
+  | { type: "chat_elsewhere" }
   | { type: "chat_events"; events: ChatEvent[] }
   | { type: "chat_history"; conversation_id: string; messages: HeldMessage[]; in_group: boolean }
   | { type: "chat_synced" }

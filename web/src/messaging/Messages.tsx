@@ -110,6 +110,9 @@ export function Messages(props: { user: User; navigate: (path: string) => void; 
   const [showMembers, setShowMembers] = useState(false);
   const [callStartedAt, setCallStartedAt] = useState(0);
   const [uploads, setUploads] = useState<Sending[]>([]);
+  // Someone in a conversation is on a device key never seen for them: told
+  // until dismissed, with the key to compare, as meetings do.
+  const [newDevices, setNewDevices] = useState<{ conversation: string; device: string; text: string }[]>([]);
   // Found on this device: shown beside the conversation until closed.
   const [found, setFound] = useState<{ query: string; results: Found[] } | null>(null);
   // The message to bring into view: a search result, or the first unread.
@@ -118,6 +121,7 @@ export function Messages(props: { user: User; navigate: (path: string) => void; 
   // "new" line stays there while they read on.
   const [readAtOpen, setReadAtOpen] = useState<number | null>(null);
   const [ready, setReady] = useState(false);
+  const [elsewhere, setElsewhere] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const [typing, setTyping] = useState<Map<string, number>>(new Map());
   const [dialog, setDialog] = useState<"channel" | "browse" | "direct" | null>(null);
@@ -200,6 +204,7 @@ export function Messages(props: { user: User; navigate: (path: string) => void; 
     const messaging = new MessagingClient(me, {
       onReady: () => {
         setReady(true);
+        setElsewhere(false);
         if (selectedRef.current) void refreshHistory(selectedRef.current);
       },
       // Every sync ends with `onSynced`, which refreshes the list and the
@@ -210,6 +215,12 @@ export function Messages(props: { user: User; navigate: (path: string) => void; 
         const fresh = events.filter((e) => e.type === "message" && e.from_user !== me && !e.earlier);
         const last = fresh[fresh.length - 1];
         if (last && last.type === "message") setAnnouncement(`New message: ${last.text.slice(0, 140)}`);
+        const arrived = events.flatMap((e) =>
+          e.type === "new_device"
+            ? [{ conversation: e.conversation_id, device: e.device, text: `${e.display_name} is on a new device (key ${e.fingerprint}). If you did not expect it, compare the key with them.` }]
+            : [],
+        );
+        if (arrived.length > 0) setNewDevices((all) => [...all.filter((n) => !arrived.some((a) => a.device === n.device && a.conversation === n.conversation)), ...arrived]);
         // A call just started: who is in it is looked at until someone is.
         if (open && events.some((e) => e.conversation_id === open && e.type === "call")) setCallStartedAt(Date.now());
         for (const e of fresh) {
@@ -239,6 +250,7 @@ export function Messages(props: { user: User; navigate: (path: string) => void; 
           setTyping((t) => new Map(t).set(`${event.conversation_id}|${event.user_id}`, Date.now()));
         }
       },
+      onElsewhere: () => setElsewhere(true),
       onError: (message) => setError(message),
     });
     client.current = messaging;
@@ -437,6 +449,11 @@ export function Messages(props: { user: User; navigate: (path: string) => void; 
         }}
       >
         {error ? <p role="alert" className="error">{error}</p> : null}
+        {elsewhere ? (
+          <p role="status" className="notice">
+            Messages are open in another tab of this browser. This tab takes over when that one closes.
+          </p>
+        ) : null}
         {!selected || !details ? (
           <p className="muted center-note">{!selected ? "Choose a conversation, or start one." : error ? "" : "Loading…"}</p>
         ) : (
@@ -469,13 +486,23 @@ export function Messages(props: { user: User; navigate: (path: string) => void; 
                 </button>
               </span>
             </header>
+            {newDevices
+              .filter((n) => n.conversation === details.id)
+              .map((n) => (
+                <p key={n.device} role="status" className="notice device-notice">
+                  <span>{n.text}</span>
+                  <button aria-label="Dismiss" title="Dismiss" onClick={() => setNewDevices((all) => all.filter((x) => x !== n))}>
+                    ✕
+                  </button>
+                </p>
+              ))}
             {details.call ? (
               <CallBanner call={details.call} nameOf={nameOf} link={callLink(held, details.call)} onJoin={(secret) => props.navigate(`/j/${secret}`)} />
             ) : null}
             {!details.encrypted ? (
               <p className="muted">This channel is not end-to-end encrypted; the browser app shows encrypted conversations only, for now.</p>
             ) : !ready || !inGroup ? (
-              <p className="muted">{ready ? "Setting up end-to-end encryption for this device…" : "Opening this device's keys…"}</p>
+              <p className="muted">{ready ? "Setting up end-to-end encryption for this device…" : elsewhere ? "Waiting for the other tab…" : "Opening this device's keys…"}</p>
             ) : null}
             <MessageList
               key={`messages-${details.id}`}

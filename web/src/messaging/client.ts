@@ -16,6 +16,8 @@ export interface Held {
 
 export interface MessagingListener {
   onReady: (deviceId: string) => void;
+  /// Another tab of this browser has messaging open; this one takes over when it closes.
+  onElsewhere: () => void;
   onEvents: (events: ChatEvent[]) => void;
   /// A sync ended (a group may have been joined without any message).
   onSynced: () => void;
@@ -46,6 +48,9 @@ export class MessagingClient {
     switch (m.type) {
       case "chat_ready":
         this.listener.onReady(m.device_id);
+        break;
+      case "chat_elsewhere":
+        this.listener.onElsewhere();
         break;
       case "chat_events":
         this.listener.onEvents(m.events);

@@ -4,7 +4,7 @@ use crate::live::LiveMeetings;
 use crate::state::AppState;
 use conclave_conversation::{Conversation, Encryption, Kind, Role};
 use conclave_proto::conversation::{self as wire, ConversationMember, ConversationSummary, EntryBody};
-use conclave_store::{ConversationRow, EntryRow, MembershipRow, Store, StoreError};
+use conclave_store::{ConversationRow, EntryRow, MembershipRow, StoreError};
 
 pub fn kind_text(kind: Kind) -> &'static str {
     match kind {

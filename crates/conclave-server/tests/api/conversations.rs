@@ -506,7 +506,22 @@ async fn a_device_added_later_reads_the_history_its_account_may_see(engine: Engi
     all_in_group(&mut t.devices, &group.id).await;
     t.devices[0].send_text(&group.id, "before the tablet", None).await.unwrap();
     t.devices[3].send_text(&group.id, "also before", None).await.unwrap();
-    let tablet = ChatDevice::register(&t.grace, "Grace's tablet").await.unwrap();
+    let mut tablet = ChatDevice::register(&t.grace, "Grace's tablet").await.unwrap();
+    let tablet_id = tablet.device_id.clone();
+    // Everyone else's devices are told Grace is on a new device, with its key.
+    tablet.open(&group.id).await.unwrap();
+    let announced = |e: &ChatEvent| matches!(e, ChatEvent::NewDevice { device, fingerprint, .. } if *device == tablet_id && !fingerprint.is_empty());
+    let mut told = Vec::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !told.iter().any(announced) {
+        assert!(tokio::time::Instant::now() < deadline, "the new device was never announced: {told:?}");
+        for (i, d) in t.devices.iter_mut().enumerate() {
+            let events = d.sync().await.unwrap();
+            if i == 0 {
+                told.extend(events);
+            }
+        }
+    }
     t.devices.push(tablet);
     all_in_group(&mut t.devices, &group.id).await;
     t.devices[1].send_text(&group.id, "after the tablet", None).await.unwrap();
