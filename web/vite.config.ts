@@ -1,7 +1,8 @@
 import { defineConfig, type Plugin } from "vite";
 import react from "@vitejs/plugin-react";
-import { cpSync, mkdirSync, writeFileSync } from "node:fs";
-import { resolve } from "node:path";
+import { cpSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { brotliCompressSync, constants, gzipSync } from "node:zlib";
 
 /// Ships the background-segmentation model and its WebAssembly with the app,
 /// so the page never fetches them from a CDN.
@@ -34,8 +35,38 @@ function testHooksMark(): Plugin {
   };
 }
 
+/// Writes a Brotli (`.br`) and a gzip (`.gz`) copy beside every file of
+/// `dist` that compresses, so the server sends each browser the smallest it
+/// takes without compressing anything per request (`conclave-server`'s
+/// `web.rs`). Large files get a faster Brotli level: the build stays quick.
+function precompress(): Plugin {
+  const compressible = /\.(js|mjs|css|html|wasm|json|svg|txt|binarypb|tflite|data)$/;
+  const walk = (dir: string): string[] =>
+    readdirSync(dir).flatMap((name) => {
+      const path = join(dir, name);
+      return statSync(path).isDirectory() ? walk(path) : [path];
+    });
+  return {
+    name: "conclave-precompress",
+    apply: "build",
+    closeBundle() {
+      for (const path of walk(resolve(__dirname, "dist"))) {
+        if (!compressible.test(path)) continue;
+        const bytes = readFileSync(path);
+        if (bytes.length < 1024) continue;
+        const quality = bytes.length > 1 << 20 ? 7 : 11;
+        const br = brotliCompressSync(bytes, { params: { [constants.BROTLI_PARAM_QUALITY]: quality, [constants.BROTLI_PARAM_SIZE_HINT]: bytes.length } });
+        const gz = gzipSync(bytes, { level: 9 });
+        if (br.length < bytes.length * 0.9) writeFileSync(`${path}.br`, br);
+        if (gz.length < bytes.length * 0.9) writeFileSync(`${path}.gz`, gz);
+      }
+    },
+  };
+}
+
 export default defineConfig({
-  plugins: [react(), mediapipeAssets(), testHooksMark()],
+  // Precompression last: it reads what the others wrote.
+  plugins: [react(), mediapipeAssets(), testHooksMark(), precompress()],
   define: { __TEST_HOOKS__: JSON.stringify(testHooks) },
   // The E2EE worker is an ES module (it imports the wasm module's bindings).
   worker: { format: "es" },

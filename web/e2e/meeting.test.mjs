@@ -259,8 +259,11 @@ async function main() {
     await ada.page.getByRole("button", { name: "Chat" }).click();
     await ada.page.getByLabel("Message").fill("hello from Ada");
     await ada.page.getByRole("button", { name: "Send" }).click();
+    // With its panel closed, the host's Chat button counts what came.
+    await host.getByRole("button", { name: "Chat, 1 unread" }).waitFor({ timeout: TIMEOUT });
     await host.getByRole("button", { name: "Chat" }).click();
     await host.getByText("hello from Ada").waitFor({ timeout: TIMEOUT });
+    assert.equal(await host.getByRole("button", { name: /unread/ }).count(), 0, "read once the panel is open");
     await host.getByLabel("Message").fill("welcome, Ada");
     await host.getByRole("button", { name: "Send" }).click();
     await ada.page.getByText("welcome, Ada").waitFor({ timeout: TIMEOUT });
@@ -311,7 +314,10 @@ async function main() {
     await ada.page.getByText("Reported Grace").waitFor({ timeout: TIMEOUT });
 
     // The host removes Grace: her media stops and she cannot come back.
+    // A removal is a ban from the meeting: it is confirmed first.
+    const asked = new Promise((resolve) => host.once("dialog", (d) => resolve(d.message()) || d.accept()));
     await host.getByRole("button", { name: "Remove Grace" }).click();
+    assert.match(await asked, /Remove Grace from the meeting\? They cannot come back/);
     await grace.page.getByText("A host removed you").waitFor({ timeout: TIMEOUT });
     await shot(grace.page, "grace-removed");
     await host.waitForTimeout(1000);

@@ -408,6 +408,14 @@ await runScenario(
     for (const { url, body } of requests) {
       for (const text of texts) assert.ok(!body.includes(text), `a request to ${url} carries "${text}" in the clear`);
     }
+    // The app's script goes compressed at build time: Brotli to a browser
+    // that takes it, the same bytes once decoded.
+    const script = await grace.evaluate(() => document.querySelector("script[type=module]")?.src);
+    const brotli = await fetch(script, { headers: { "accept-encoding": "br" } });
+    const plain = await fetch(script, { headers: { "accept-encoding": "identity" } });
+    assert.equal(brotli.headers.get("content-encoding"), "br", "the script is sent as Brotli");
+    assert.equal(plain.headers.get("content-encoding"), null);
+    assert.equal(await brotli.text(), await plain.text(), "the same script either way");
     const origin = new URL(server.url).origin;
     assert.deepEqual(requests.map((r) => r.url).filter((u) => !u.startsWith(origin) && !u.startsWith("data:") && !u.startsWith("blob:")), [], "requests to other origins");
     assert.deepEqual(cspViolations, [], "CSP violations");

@@ -61,6 +61,9 @@ export function Meeting(props: {
   const [page, setPage] = useState(0);
   const [pinned, setPinned] = useState<string | null>(null);
   const [panel, setPanel] = useState<"chat" | "people" | "security" | "devices" | null>(null);
+  // Chat lines read (how many): those after, from others, are counted on
+  // the Chat button while its panel is closed.
+  const [chatRead, setChatRead] = useState(0);
   const [sharing, setSharing] = useState(false);
   const [blurred, setBlurred] = useState(false);
   const [cipher, setCipher] = useState<string>();
@@ -229,6 +232,13 @@ export function Meeting(props: {
   useEffect(() => {
     if (panel === "security") void media.current?.srtpCipher().then(setCipher);
   }, [panel]);
+  // Counted by place in the list: end-to-end encrypted lines have no
+  // server numbering (their `seq` counts down).
+  const chatLines = state.chat.length;
+  useEffect(() => {
+    if (panel === "chat") setChatRead(chatLines);
+  }, [panel, chatLines]);
+  const unreadChat = panel === "chat" ? 0 : state.chat.slice(chatRead).filter((c) => c.from !== state.me).length;
 
   // Every few seconds, what this connection measured goes to the server:
   // hosts see a level beside each name, administrators graphs afterwards.
@@ -485,8 +495,12 @@ export function Meeting(props: {
           <option value="gallery49">Gallery (49)</option>
           <option value="speaker">Speaker view</option>
         </select>
-        <button onClick={() => setPanel(panel === "chat" ? null : "chat")} aria-pressed={panel === "chat"}>
-          Chat
+        <button
+          onClick={() => setPanel(panel === "chat" ? null : "chat")}
+          aria-pressed={panel === "chat"}
+          aria-label={unreadChat > 0 ? `Chat, ${unreadChat} unread` : "Chat"}
+        >
+          Chat{unreadChat > 0 ? <span className="badge" aria-hidden="true">{unreadChat}</span> : null}
         </button>
         <button onClick={() => setPanel(panel === "people" ? null : "people")} aria-pressed={panel === "people"}>
           Participants{state.waiting.length && moderator ? ` (${state.waiting.length} waiting)` : ""}
@@ -501,7 +515,7 @@ export function Meeting(props: {
           Leave
         </button>
         {me?.role === "host" ? (
-          <button className="danger" onClick={() => leave(true)}>
+          <button className="danger" onClick={() => confirm("End the meeting for everyone in it?") && leave(true)}>
             End for all
           </button>
         ) : null}

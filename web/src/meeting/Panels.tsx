@@ -171,10 +171,24 @@ export function ParticipantsPanel(props: {
                     <button onClick={() => props.send({ type: "set_co_host", participant_id: p.id, co_host: p.role !== "co_host" })}>
                       {p.role === "co_host" ? "Remove co-host" : "Make co-host"}
                     </button>
-                    <button onClick={() => props.send({ type: "transfer_host", participant_id: p.id })}>Make host</button>
+                    <button
+                      onClick={() =>
+                        confirm(`Make ${p.display_name} the host? You will no longer be the host.`) &&
+                        props.send({ type: "transfer_host", participant_id: p.id })
+                      }
+                    >
+                      Make host
+                    </button>
                   </>
                 ) : null}
-                <button className="danger" onClick={() => props.send({ type: "remove", participant_id: p.id })} aria-label={`Remove ${p.display_name}`}>
+                <button
+                  className="danger"
+                  onClick={() =>
+                    confirm(`Remove ${p.display_name} from the meeting? They cannot come back into it.`) &&
+                    props.send({ type: "remove", participant_id: p.id })
+                  }
+                  aria-label={`Remove ${p.display_name}`}
+                >
                   Remove
                 </button>
               </span>
