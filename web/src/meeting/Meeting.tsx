@@ -1,3 +1,4 @@
+import { Hand, MessageSquare, Mic, MicOff, MonitorUp, PhoneOff, Settings, ShieldCheck, Smile, Sparkles, Users, Video, VideoOff, type LucideIcon } from "lucide-react";
 import { useCallback, useEffect, useMemo, useReducer, useRef, useState } from "react";
 import { api } from "../api";
 import { MediaSession, type RemoteTrack } from "../media";
@@ -64,6 +65,7 @@ export function Meeting(props: {
   // Chat lines read (how many): those after, from others, are counted on
   // the Chat button while its panel is closed.
   const [chatRead, setChatRead] = useState(0);
+  const [reacting, setReacting] = useState(false);
   const [sharing, setSharing] = useState(false);
   const [blurred, setBlurred] = useState(false);
   const [cipher, setCipher] = useState<string>();
@@ -255,6 +257,23 @@ export function Meeting(props: {
 
   const toggleMic = () => me && send({ type: "set_media", audio_muted: !me.audio_muted });
   const toggleCam = () => me && send({ type: "set_media", video_muted: !me.video_muted });
+  // Meet's shortcuts (Ctrl+D the microphone, Ctrl+E the camera) and Zoom's
+  // (Alt+A, Alt+V), wherever the focus is.
+  const shortcuts = useRef({ toggleMic, toggleCam });
+  shortcuts.current = { toggleMic, toggleCam };
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      const key = e.key.toLowerCase();
+      const mic = (e.ctrlKey && !e.altKey && key === "d") || (e.altKey && !e.ctrlKey && key === "a");
+      const cam = (e.ctrlKey && !e.altKey && key === "e") || (e.altKey && !e.ctrlKey && key === "v");
+      if (!mic && !cam) return;
+      e.preventDefault();
+      if (mic) shortcuts.current.toggleMic();
+      else shortcuts.current.toggleCam();
+    };
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, []);
   const startShare = async () => {
     try {
       const display = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
@@ -468,59 +487,116 @@ export function Meeting(props: {
       ) : null}
       {panel === "security" ? <SecurityPanel cipher={cipher} e2ee={!!state.settings?.e2ee} state={e2eeState} /> : null}
       <footer className="controls" aria-label="Meeting controls">
-        <button onClick={toggleMic} aria-pressed={!!me?.audio_muted} disabled={!mic}>
-          {me?.audio_muted ? "Unmute" : "Mute"}
-        </button>
-        <button onClick={toggleCam} aria-pressed={!!me?.video_muted} disabled={!cam}>
-          {me?.video_muted ? "Start video" : "Stop video"}
-        </button>
-        <button onClick={() => (sharing ? void stopShare(true) : void startShare())} aria-pressed={sharing}>
-          {sharing ? "Stop sharing" : "Share screen"}
-        </button>
-        <button onClick={() => void toggleBlur()} aria-pressed={blurred} disabled={!cam}>
-          {blurred ? "Background: blurred" : "Blur background"}
-        </button>
-        <button onClick={() => send({ type: me?.hand_raised ? "lower_hand" : "raise_hand" })} aria-pressed={!!me?.hand_raised}>
-          {me?.hand_raised ? "Lower hand" : "Raise hand"}
-        </button>
-        <span className="reactions" role="group" aria-label="Reactions">
-          {REACTIONS.map((e) => (
-            <button key={e} onClick={() => send({ type: "react", emoji: e })} aria-label={`React ${e}`}>
-              {e}
+        <div className="tool-group" role="group" aria-label="Your media">
+          <ToolButton
+            icon={me?.audio_muted ? MicOff : Mic}
+            label={me?.audio_muted ? "Unmute" : "Mute"}
+            shortcut="Control+D"
+            off={!!me?.audio_muted}
+            pressed={!!me?.audio_muted}
+            disabled={!mic}
+            onClick={toggleMic}
+          />
+          <ToolButton
+            icon={me?.video_muted ? VideoOff : Video}
+            label={me?.video_muted ? "Start video" : "Stop video"}
+            shortcut="Control+E"
+            off={!!me?.video_muted}
+            pressed={!!me?.video_muted}
+            disabled={!cam}
+            onClick={toggleCam}
+          />
+          <ToolButton icon={MonitorUp} label={sharing ? "Stop sharing" : "Share screen"} pressed={sharing} onClick={() => (sharing ? void stopShare(true) : void startShare())} />
+          <ToolButton icon={Sparkles} label={blurred ? "Background: blurred" : "Blur background"} pressed={blurred} disabled={!cam} onClick={() => void toggleBlur()} />
+        </div>
+        <div className="tool-group" role="group" aria-label="People">
+          <ToolButton icon={Hand} label={me?.hand_raised ? "Lower hand" : "Raise hand"} pressed={!!me?.hand_raised} onClick={() => send({ type: me?.hand_raised ? "lower_hand" : "raise_hand" })} />
+          <span className="reactions-holder">
+            <ToolButton icon={Smile} label="Reactions" pressed={reacting} onClick={() => setReacting(!reacting)} />
+            {reacting ? (
+              <span className="reactions" role="group" aria-label="Reactions">
+                {REACTIONS.map((e) => (
+                  <button
+                    key={e}
+                    onClick={() => {
+                      send({ type: "react", emoji: e });
+                      setReacting(false);
+                    }}
+                    aria-label={`React ${e}`}
+                  >
+                    {e}
+                  </button>
+                ))}
+              </span>
+            ) : null}
+          </span>
+          <ToolButton icon={MessageSquare} label="Chat" spoken={unreadChat > 0 ? `Chat, ${unreadChat} unread` : "Chat"} badge={unreadChat} pressed={panel === "chat"} onClick={() => setPanel(panel === "chat" ? null : "chat")} />
+          <ToolButton
+            icon={Users}
+            label="Participants"
+            spoken={state.waiting.length && moderator ? `Participants (${state.waiting.length} waiting)` : "Participants"}
+            badge={moderator ? state.waiting.length : 0}
+            pressed={panel === "people"}
+            onClick={() => setPanel(panel === "people" ? null : "people")}
+          />
+        </div>
+        <div className="tool-group" role="group" aria-label="Settings">
+          <select value={layout} onChange={(e) => setLayout(e.target.value as Layout)} aria-label="Layout">
+            <option value="gallery25">Gallery (25)</option>
+            <option value="gallery49">Gallery (49)</option>
+            <option value="speaker">Speaker view</option>
+          </select>
+          <ToolButton icon={Settings} label="Devices" pressed={panel === "devices"} onClick={() => setPanel(panel === "devices" ? null : "devices")} />
+          <ToolButton icon={ShieldCheck} label="Security" pressed={panel === "security"} onClick={() => setPanel(panel === "security" ? null : "security")} />
+        </div>
+        <div className="tool-group leave" role="group" aria-label="Leave">
+          {state.endsAt ? <span className="timer">Ends at {new Date(state.endsAt).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}</span> : null}
+          <ToolButton icon={PhoneOff} label="Leave" danger onClick={() => leave(false)} />
+          {me?.role === "host" ? (
+            <button className="danger" onClick={() => confirm("End the meeting for everyone in it?") && leave(true)}>
+              End for all
             </button>
-          ))}
-        </span>
-        <select value={layout} onChange={(e) => setLayout(e.target.value as Layout)} aria-label="Layout">
-          <option value="gallery25">Gallery (25)</option>
-          <option value="gallery49">Gallery (49)</option>
-          <option value="speaker">Speaker view</option>
-        </select>
-        <button
-          onClick={() => setPanel(panel === "chat" ? null : "chat")}
-          aria-pressed={panel === "chat"}
-          aria-label={unreadChat > 0 ? `Chat, ${unreadChat} unread` : "Chat"}
-        >
-          Chat{unreadChat > 0 ? <span className="badge" aria-hidden="true">{unreadChat}</span> : null}
-        </button>
-        <button onClick={() => setPanel(panel === "people" ? null : "people")} aria-pressed={panel === "people"}>
-          Participants{state.waiting.length && moderator ? ` (${state.waiting.length} waiting)` : ""}
-        </button>
-        <button onClick={() => setPanel(panel === "devices" ? null : "devices")} aria-pressed={panel === "devices"}>
-          Devices
-        </button>
-        <button onClick={() => setPanel(panel === "security" ? null : "security")} aria-pressed={panel === "security"}>
-          Security
-        </button>
-        <button className="danger" onClick={() => leave(false)}>
-          Leave
-        </button>
-        {me?.role === "host" ? (
-          <button className="danger" onClick={() => confirm("End the meeting for everyone in it?") && leave(true)}>
-            End for all
-          </button>
-        ) : null}
-        {state.endsAt ? <span className="timer">Ends at {new Date(state.endsAt).toLocaleTimeString()}</span> : null}
+          ) : null}
+        </div>
       </footer>
     </main>
+  );
+}
+
+/// A toolbar button: an icon over its word, the word (or a longer spoken
+/// name) for screen readers, the shortcut in its tooltip, a count when
+/// something waits behind it. "Off" (muted, camera off) shows in red.
+function ToolButton(props: {
+  icon: LucideIcon;
+  label: string;
+  spoken?: string;
+  shortcut?: string;
+  badge?: number;
+  pressed?: boolean;
+  off?: boolean;
+  danger?: boolean;
+  disabled?: boolean;
+  onClick: () => void;
+}) {
+  const Icon = props.icon;
+  const classes = ["tool", props.off ? "off" : "", props.danger ? "danger" : ""].filter(Boolean).join(" ");
+  return (
+    <button
+      className={classes}
+      onClick={props.onClick}
+      aria-pressed={props.danger ? undefined : (props.pressed ?? false)}
+      aria-label={props.spoken ?? props.label}
+      aria-keyshortcuts={props.shortcut}
+      title={props.shortcut ? `${props.label} (${props.shortcut.replace("Control", "Ctrl")})` : props.label}
+      disabled={props.disabled}
+    >
+      <Icon aria-hidden="true" size={20} />
+      <span className="tool-label">{props.label}</span>
+      {props.badge ? (
+        <span className="badge" aria-hidden="true">
+          {props.badge}
+        </span>
+      ) : null}
+    </button>
   );
 }
