@@ -74,6 +74,11 @@ async function main() {
     if (!(await host.evaluate(() => "__conclave" in window))) {
       throw new Error("the served app has no test hooks: build it with `cargo xtask web --test-hooks`, then rebuild the binary");
     }
+    // Meet's shortcut mutes and unmutes, wherever the focus is.
+    await host.keyboard.press("Control+d");
+    await host.getByRole("button", { name: "Unmute" }).waitFor({ timeout: TIMEOUT });
+    await host.keyboard.press("Control+d");
+    await host.getByRole("button", { name: "Mute", exact: true }).waitFor({ timeout: TIMEOUT });
 
     // Two guests knock; while waiting they have no media, roster or chat.
     const guests = [];
@@ -267,6 +272,10 @@ async function main() {
     await host.getByLabel("Message").fill("welcome, Ada");
     await host.getByRole("button", { name: "Send" }).click();
     await ada.page.getByText("welcome, Ada").waitFor({ timeout: TIMEOUT });
+    // A panel gives the focus back to its button when Escape closes it.
+    await host.keyboard.press("Escape");
+    await poll("the chat panel closed by Escape", async () => (await host.getByRole("region", { name: "Chat" }).count()) === 0);
+    assert.equal(await host.evaluate(() => document.activeElement?.getAttribute("aria-label")), "Chat", "focus back on the Chat button");
     await shot(ada.page, "ada-chat");
 
     // Grace shares her screen; the others see it.

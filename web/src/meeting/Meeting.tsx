@@ -47,6 +47,8 @@ function knockSound() {
 
 /// After a camera is switched to, how long the old one's frames may still
 /// come out of the encoder, and then how long the new one has to give one.
+/// Each panel by name, for its close button.
+const PANEL_NAMES = { chat: "chat", people: "participants", security: "security", devices: "devices" } as const;
 const NEW_CAMERA_SETTLE_MS = 1000;
 const NEW_CAMERA_GRACE_MS = 2000;
 
@@ -66,6 +68,12 @@ export function Meeting(props: {
   // the Chat button while its panel is closed.
   const [chatRead, setChatRead] = useState(0);
   const [reacting, setReacting] = useState(false);
+  const panelFrame = useRef<HTMLDivElement>(null);
+  const panelOpener = useRef<HTMLElement | null>(null);
+  const closePanel = () => {
+    setPanel(null);
+    panelOpener.current?.focus();
+  };
   const [sharing, setSharing] = useState(false);
   const [blurred, setBlurred] = useState(false);
   const [cipher, setCipher] = useState<string>();
@@ -236,6 +244,19 @@ export function Meeting(props: {
   }, [panel]);
   // Counted by place in the list: end-to-end encrypted lines have no
   // server numbering (their `seq` counts down).
+  useEffect(() => {
+    if (!panel) return;
+    // Focus to the panel, so a keyboard or screen reader is where it opened;
+    // remember what opened it, to come back to.
+    if (document.activeElement instanceof HTMLElement && !panelFrame.current?.contains(document.activeElement)) {
+      panelOpener.current = document.activeElement;
+    }
+    const section = panelFrame.current?.querySelector<HTMLElement>(".panel");
+    if (section) {
+      section.tabIndex = -1;
+      section.focus();
+    }
+  }, [panel]);
   const chatLines = state.chat.length;
   useEffect(() => {
     if (panel === "chat") setChatRead(chatLines);
@@ -465,27 +486,42 @@ export function Meeting(props: {
       {remote.filter((r) => r.source === "microphone").map((r) => (
         <RemoteAudio key={r.mid} track={r.track} />
       ))}
-      {panel === "chat" && state.me !== null && state.settings ? (
-        <ChatPanel
-          chat={state.chat}
-          me={state.me}
-          roster={roster}
-          settings={state.settings}
-          moderator={moderator}
-          send={send}
-          sendEncrypted={state.settings.e2ee ? (text) => sendE2eeChat.current?.(text) : null}
-        />
+      {panel ? (
+        // The open panel: focus moves into it, Escape or its close button
+        // closes it and focus goes back to the toolbar button that opened it.
+        <div
+          className="panel-frame"
+          ref={panelFrame}
+          onKeyDown={(e) => {
+            if (e.key === "Escape") closePanel();
+          }}
+        >
+          <button className="panel-close" aria-label={`Close ${PANEL_NAMES[panel]}`} title="Close (Esc)" onClick={closePanel}>
+            ✕
+          </button>
+        {panel === "chat" && state.me !== null && state.settings ? (
+          <ChatPanel
+            chat={state.chat}
+            me={state.me}
+            roster={roster}
+            settings={state.settings}
+            moderator={moderator}
+            send={send}
+            sendEncrypted={state.settings.e2ee ? (text) => sendE2eeChat.current?.(text) : null}
+          />
+        ) : null}
+        {panel === "people" && state.me !== null && state.settings ? (
+          <ParticipantsPanel me={state.me} myRole={me?.role ?? "participant"} roster={roster} waiting={state.waiting} settings={state.settings} send={send} onReport={(p) => void report(p)} quality={state.quality} />
+        ) : null}
+        {panel === "devices" ? (
+          <DevicesPanel
+            onChoose={(k, id) => void chooseDevice(k, id)}
+            current={{ audioinput: mic?.getSettings().deviceId, videoinput: cam?.getSettings().deviceId }}
+          />
+        ) : null}
+        {panel === "security" ? <SecurityPanel cipher={cipher} e2ee={!!state.settings?.e2ee} state={e2eeState} /> : null}
+        </div>
       ) : null}
-      {panel === "people" && state.me !== null && state.settings ? (
-        <ParticipantsPanel me={state.me} myRole={me?.role ?? "participant"} roster={roster} waiting={state.waiting} settings={state.settings} send={send} onReport={(p) => void report(p)} quality={state.quality} />
-      ) : null}
-      {panel === "devices" ? (
-        <DevicesPanel
-          onChoose={(k, id) => void chooseDevice(k, id)}
-          current={{ audioinput: mic?.getSettings().deviceId, videoinput: cam?.getSettings().deviceId }}
-        />
-      ) : null}
-      {panel === "security" ? <SecurityPanel cipher={cipher} e2ee={!!state.settings?.e2ee} state={e2eeState} /> : null}
       <footer className="controls" aria-label="Meeting controls">
         <div className="tool-group" role="group" aria-label="Your media">
           <ToolButton
