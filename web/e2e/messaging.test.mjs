@@ -408,6 +408,12 @@ await runScenario(
     for (const { url, body } of requests) {
       for (const text of texts) assert.ok(!body.includes(text), `a request to ${url} carries "${text}" in the clear`);
     }
+    // Both themes follow the system and both read clearly: the dark one
+    // audited here too (the tests' pages are light by default).
+    await phone.emulateMedia({ colorScheme: "dark" });
+    await shot(phone, "dark-theme");
+    await audit(phone, "the dark theme");
+
     // The app's script goes compressed at build time: Brotli to a browser
     // that takes it, the same bytes once decoded.
     const script = await grace.evaluate(() => document.querySelector("script[type=module]")?.src);
