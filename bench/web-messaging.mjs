@@ -127,6 +127,7 @@ async function scrollFrames(page) {
 }
 
 const figures = {};
+const phase = (what) => console.error(`[${new Date().toISOString().slice(11, 19)}] ${what}`);
 try {
   const host = await api("POST", "/auth/login", { email: "host@example.org", password: PASSWORD });
   const org = host.user.org_id;
@@ -148,6 +149,7 @@ try {
     });
   }
 
+  phase("send → shown");
   // Send → shown, over the direct message; the floor is a REST round trip.
   await gracePage.getByRole("navigation", { name: "Conversations" }).getByRole("button", { name: /host/ }).click();
   await hostPage.getByRole("navigation", { name: "Conversations" }).getByRole("button", { name: /Grace Hopper/ }).click();
@@ -181,10 +183,12 @@ try {
     );
   }
 
+  phase("200 conversations");
   // 200 conversations, then the app opened again and again.
   for (let i = 0; i < CONVERSATIONS - 1; i++) {
     await api("POST", "/conversations", { kind: "group", name: `Project ${i + 1}`, members: [carol.id], encrypted: true }, host.token);
   }
+  phase("settling");
   // Measured once the device has settled into them (its worker joins each
   // group in the background, as a new device does).
   await hostPage.reload();
@@ -197,6 +201,7 @@ try {
     floorLoads.push(await listInteractive(gracePage, 1));
   }
 
+  phase("the bulk channel");
   // A channel of 10,000 messages from Grace's terminal; the host joins and
   // her terminal, following the channel, adds the host's device and gives
   // it the history keys.
@@ -224,6 +229,7 @@ try {
       },
       600_000,
     );
+  phase("history read");
     figures.history_read_s = Math.round((Date.now() - joined) / 100) / 10;
     await hostPage.getByRole("button", { name: "Close search" }).click();
     const opens = [];

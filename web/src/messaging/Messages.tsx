@@ -282,6 +282,13 @@ export function Messages(props: { user: User; navigate: (path: string) => void; 
   }, [selected, list, readAtOpen]);
   const firstUnread = readAtOpen === null ? undefined : held.find((m) => m.seq > readAtOpen && m.from_user !== me && m.reference?.kind !== "edit" && m.reference?.kind !== "reaction" && m.reference?.kind !== "thread")?.seq;
 
+  // The open conversation as shown. Far back, the first unread is offered
+  // to jump to rather than jumped to: bringing it into view renders every
+  // message after it.
+  const shownMessages = useMemo(() => fold(held, null), [held]);
+  const unreadIndex = firstUnread === undefined ? -1 : shownMessages.findIndex((m) => m.seq === firstUnread);
+  const unreadFar = unreadIndex >= 0 && shownMessages.length - unreadIndex > 2 * WINDOW ? shownMessages.slice(unreadIndex).filter((m) => m.from_user !== me).length : 0;
+
   // Read up to the last message shown.
   const lastSeq = held.length > 0 ? held[held.length - 1].seq : 0;
   useEffect(() => {
@@ -504,11 +511,17 @@ export function Messages(props: { user: User; navigate: (path: string) => void; 
             ) : !ready || !inGroup ? (
               <p className="muted">{ready ? "Setting up end-to-end encryption for this device…" : elsewhere ? "Waiting for the other tab…" : "Opening this device's keys…"}</p>
             ) : null}
+            {unreadFar > 0 && firstUnread !== undefined && focus?.conversation !== selected ? (
+              <p role="status" className="notice unread-jump">
+                {unreadFar} new messages
+                <button onClick={() => setFocus({ conversation: details.id, seq: firstUnread })}>Jump to the first</button>
+              </p>
+            ) : null}
             <MessageList
               key={`messages-${details.id}`}
-              messages={fold(held, null)}
+              messages={shownMessages}
               me={me}
-              focus={focus?.conversation === selected ? focus.seq : firstUnread}
+              focus={focus?.conversation === selected ? focus.seq : unreadFar > 0 ? undefined : firstUnread}
               outline={focus?.conversation === selected}
               newAfter={firstUnread}
               fetchFile={fetchFile}
