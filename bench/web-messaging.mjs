@@ -23,7 +23,7 @@ import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BIN, PASSWORD, TIMEOUT, launchBrowser, poll, startServer } from "../web/e2e/harness.mjs";
+import { BIN, PASSWORD, TIMEOUT, launchBrowser, poll, signInToMessages, startServer } from "../web/e2e/harness.mjs";
 
 const SAMPLES = Number(process.argv[2] ?? 100);
 const CONVERSATIONS = Number(process.env.CONVERSATIONS ?? 200);
@@ -60,12 +60,7 @@ async function person(email, name, hostToken, org) {
 async function signedIn(email) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   const page = await context.newPage();
-  await page.goto(server.url);
-  await page.getByLabel("Email").fill(email);
-  await page.getByLabel("Password").fill(PASSWORD);
-  await page.getByRole("button", { name: "Sign in" }).click();
-  await page.getByRole("link", { name: "Messages" }).click();
-  await page.getByRole("navigation", { name: "Conversations" }).waitFor({ timeout: TIMEOUT });
+  await signInToMessages(page, server.url, email);
   return page;
 }
 

@@ -73,6 +73,17 @@ export async function startServer(args = [], { bootstrap = true, hostName = null
   return { url, printed: () => out, stop: () => { server.kill(); rmSync(data, { recursive: true, force: true }); } };
 }
 
+/// Signs `email` in on `page` through the sign-in form, then opens the
+/// messages page.
+export async function signInToMessages(page, url, email) {
+  await page.goto(url);
+  await page.getByLabel("Email").fill(email);
+  await page.getByLabel("Password").fill(PASSWORD);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("link", { name: "Messages" }).click();
+  await page.getByRole("navigation", { name: "Conversations" }).waitFor({ timeout: TIMEOUT });
+}
+
 /// Chromium with fake camera and microphone, as the tests run it.
 export function launchBrowser() {
   return chromium.launch({

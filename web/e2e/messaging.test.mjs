@@ -14,7 +14,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createRequire } from "node:module";
-import { launchBrowser, PASSWORD, poll, runScenario, screenshots, startServer, TIMEOUT } from "./harness.mjs";
+import { launchBrowser, PASSWORD, poll, runScenario, screenshots, signInToMessages, startServer, TIMEOUT } from "./harness.mjs";
 
 const { shot } = screenshots("messaging");
 const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
@@ -75,12 +75,7 @@ async function device(email) {
     Object.defineProperty(window.Notification, "permission", { get: () => Real.permission });
     window.Notification.requestPermission = (...a) => Real.requestPermission(...a);
   });
-  await page.goto(server.url);
-  await page.getByLabel("Email").fill(email);
-  await page.getByLabel("Password").fill(PASSWORD);
-  await page.getByRole("button", { name: "Sign in" }).click();
-  await page.getByRole("link", { name: "Messages" }).click();
-  await page.getByRole("navigation", { name: "Conversations" }).waitFor({ timeout: TIMEOUT });
+  await signInToMessages(page, server.url, email);
   return page;
 }
 

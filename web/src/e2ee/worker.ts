@@ -22,6 +22,25 @@ let device: Device | null = null;
 let messaging: Messaging | null = null;
 /// Files on their way up or down, to cancel by the page's request number.
 const transfers = new Map<number, AbortController>();
+
+/// A file going up or down for the page's request `request`: its progress
+/// told as it goes, cancellable until it ends one way or the other.
+async function transfer<T>(
+  request: number,
+  work: (progress: (done: number, total: number, stalled: boolean) => void, signal: AbortSignal) => Promise<T>,
+  done: (result: T) => void,
+  failed: (error: string) => void,
+) {
+  const cancel = new AbortController();
+  transfers.set(request, cancel);
+  try {
+    done(await work((sofar, total, stalled) => post({ type: "chat_progress", request, done: sofar, total, stalled }), cancel.signal));
+  } catch (err) {
+    failed(String(err instanceof Error ? err.message : err));
+  } finally {
+    transfers.delete(request);
+  }
+}
 let epoch: number | undefined;
 const counts = { sealed: 0, opened: 0, dropped: 0, undecryptable: 0 };
 /// Video senders' transformers, asked for a keyframe after every rekey so
@@ -174,34 +193,28 @@ self.onmessage = async (event: MessageEvent<ToWorker>) => {
     case "chat_typing":
       messaging?.typing(m.conversation_id);
       break;
-    case "chat_send_file": {
-      if (!messaging) break;
-      const cancel = new AbortController();
-      transfers.set(m.request, cancel);
-      const progress = (done: number, total: number, stalled: boolean) => post({ type: "chat_progress", request: m.request, done, total, stalled });
-      try {
-        post({ type: "chat_sent", request: m.request, seq: await messaging.sendFile(m.conversation_id, m.file, m.caption, progress, cancel.signal), error: null });
-      } catch (err) {
-        post({ type: "chat_sent", request: m.request, seq: null, error: String(err instanceof Error ? err.message : err) });
-      } finally {
-        transfers.delete(m.request);
+    case "chat_send_file":
+      if (messaging) {
+        const sending = messaging;
+        void transfer(
+          m.request,
+          (progress, signal) => sending.sendFile(m.conversation_id, m.file, m.caption, progress, signal),
+          (seq) => post({ type: "chat_sent", request: m.request, seq, error: null }),
+          (error) => post({ type: "chat_sent", request: m.request, seq: null, error }),
+        );
       }
       break;
-    }
-    case "chat_fetch_file": {
-      if (!messaging) break;
-      const cancel = new AbortController();
-      transfers.set(m.request, cancel);
-      const progress = (done: number, total: number, stalled: boolean) => post({ type: "chat_progress", request: m.request, done, total, stalled });
-      try {
-        post({ type: "chat_file", request: m.request, blob: await messaging.fetchFile(m.file, progress, cancel.signal), error: null });
-      } catch (err) {
-        post({ type: "chat_file", request: m.request, blob: null, error: String(err instanceof Error ? err.message : err) });
-      } finally {
-        transfers.delete(m.request);
+    case "chat_fetch_file":
+      if (messaging) {
+        const fetching = messaging;
+        void transfer(
+          m.request,
+          (progress, signal) => fetching.fetchFile(m.file, progress, signal),
+          (blob) => post({ type: "chat_file", request: m.request, blob, error: null }),
+          (error) => post({ type: "chat_file", request: m.request, blob: null, error }),
+        );
       }
       break;
-    }
     case "chat_cancel":
       transfers.get(m.request)?.abort();
       break;
