@@ -529,7 +529,6 @@ export function Meeting(props: {
             label={me?.audio_muted ? "Unmute" : "Mute"}
             shortcut="Control+D"
             off={!!me?.audio_muted}
-            pressed={!!me?.audio_muted}
             disabled={!mic}
             onClick={toggleMic}
           />
@@ -538,7 +537,6 @@ export function Meeting(props: {
             label={me?.video_muted ? "Start video" : "Stop video"}
             shortcut="Control+E"
             off={!!me?.video_muted}
-            pressed={!!me?.video_muted}
             disabled={!cam}
             onClick={toggleCam}
           />
@@ -601,7 +599,8 @@ export function Meeting(props: {
 
 /// A toolbar button: an icon over its word, the word (or a longer spoken
 /// name) for screen readers, the shortcut in its tooltip, a count when
-/// something waits behind it. "Off" (muted, camera off) shows in red.
+/// something waits behind it. "Off" (muted, camera off) shows in red and
+/// counts as pressed.
 function ToolButton(props: {
   icon: LucideIcon;
   label: string;
@@ -620,7 +619,7 @@ function ToolButton(props: {
     <button
       className={classes}
       onClick={props.onClick}
-      aria-pressed={props.danger ? undefined : (props.pressed ?? false)}
+      aria-pressed={props.danger ? undefined : (props.pressed ?? props.off ?? false)}
       aria-label={props.spoken ?? props.label}
       aria-keyshortcuts={props.shortcut}
       title={props.shortcut ? `${props.label} (${props.shortcut.replace("Control", "Ctrl")})` : props.label}
