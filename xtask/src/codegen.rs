@@ -170,6 +170,8 @@ fn written_by_the_server() -> Map<String, Value> {
     schemas.add::<meeting::Meeting>();
     schemas.add::<meeting::MeetingList>();
     schemas.add::<meeting::JoinTicket>();
+    schemas.add::<meeting::MeetingPreviewRequest>();
+    schemas.add::<meeting::MeetingPreview>();
     schemas.add::<meeting::ReportReceipt>();
     schemas.add::<meeting::ReportList>();
     schemas.add::<meeting::MeetingBanList>();
@@ -192,7 +194,14 @@ fn written_by_the_server() -> Map<String, Value> {
 
 /// Constants the web app needs too, each under its Rust name.
 fn constants() -> Vec<typescript::Constant> {
-    let constant = |path: &'static str, value: Value| typescript::Constant { path, value };
+    let constant = |path: &'static str, value: Value| typescript::Constant {
+        path,
+        name: path.rsplit("::").next().expect("a path has a last segment"),
+        value,
+    };
+    // What each audit action means, for the admin pages to show in words.
+    let audit_actions: Map<String, Value> =
+        audit::AuditAction::ALL.iter().map(|a| (a.as_str().to_owned(), Value::from(a.description()))).collect();
     vec![
         constant("signal::PROTOCOL_VERSION", signal::PROTOCOL_VERSION.into()),
         constant("signal::MAX_CHAT_CHARS", signal::MAX_CHAT_CHARS.into()),
@@ -202,6 +211,11 @@ fn constants() -> Vec<typescript::Constant> {
         constant("conversation::MAX_CONVERSATION_NAME_CHARS", conversation::MAX_CONVERSATION_NAME_CHARS.into()),
         constant("conversation::TYPING_EVERY_MS", conversation::TYPING_EVERY_MS.into()),
         constant("problem::PROBLEM_BASE", problem::PROBLEM_BASE.into()),
+        typescript::Constant {
+            path: "audit::AuditAction::description",
+            name: "AUDIT_ACTION_DESCRIPTIONS",
+            value: audit_actions.into(),
+        },
     ]
 }
 

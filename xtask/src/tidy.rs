@@ -23,7 +23,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use conclave_proto::meeting::{JoinMeetingRequest, JoinTicket};
+use conclave_proto::meeting::{JoinMeetingRequest, JoinTicket, MeetingPreview, MeetingPreviewRequest};
 use conclave_proto::problem::{Problem, ProblemCode, PROBLEM_BASE};
 use conclave_proto::signal::{ClientMessage, ErrorCode, ServerMessage};
 use conclave_proto::{conversation, file};
@@ -168,6 +168,8 @@ fn check_as(kind: &str, value: &Value) -> Result<(), String> {
         "ClientMessage" => ClientMessage::from_json(&value.to_string()).map(|_| ()),
         "ServerMessage" => round_trips::<ServerMessage>(value),
         "JoinMeetingRequest" => parses::<JoinMeetingRequest>(value),
+        "MeetingPreviewRequest" => parses::<MeetingPreviewRequest>(value),
+        "MeetingPreview" => round_trips::<MeetingPreview>(value),
         "JoinTicket" => round_trips::<JoinTicket>(value),
         // HTTP bodies: requests parse, responses survive a round trip.
         "CreateConversationRequest" => parses::<conversation::CreateConversationRequest>(value),

@@ -399,6 +399,11 @@ impl Client {
     pub async fn rotate_meeting_secrets(&self, meeting_id: &str) -> Result<Meeting> {
         self.json::<_, ()>(Method::POST, &format!("/api/v1/meetings/{meeting_id}/rotate"), None).await
     }
+    /// Which meeting an invite link opens (title, host), before joining it.
+    pub async fn preview_meeting(&self, link_secret: &str) -> Result<MeetingPreview> {
+        let req = MeetingPreviewRequest { link_secret: link_secret.to_owned() };
+        self.json(Method::POST, "/api/v1/meetings/preview", Some(&req)).await
+    }
     pub async fn join_meeting(&self, req: &JoinMeetingRequest) -> Result<JoinTicket> {
         self.json(Method::POST, "/api/v1/meetings/join", Some(req)).await
     }

@@ -162,6 +162,33 @@ pub struct MeetingList {
     pub meetings: Vec<Meeting>,
 }
 
+/// Which meeting an invite link opens, asked before joining it. The secret
+/// goes in the body, never in a URL (where logs would keep it).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct MeetingPreviewRequest {
+    pub link_secret: String,
+}
+
+/// What the join page shows of a meeting before anyone joins it: enough
+/// to know it is the right one and what to expect, nothing of who is in it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
+pub struct MeetingPreview {
+    pub title: String,
+    /// The display name of the person who made the meeting.
+    pub host_name: String,
+    pub scheduled_start_ms: Option<i64>,
+    /// Someone is in the meeting now.
+    pub live: bool,
+    /// People wait until a host lets them in.
+    pub waiting_room: bool,
+    pub e2ee: bool,
+}
+
 /// Join by the invite link's secret, or by code and passcode.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]

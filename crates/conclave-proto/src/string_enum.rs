@@ -10,14 +10,14 @@ macro_rules! string_enum {
     (
         $(#[$meta:meta])*
         $vis:vis enum $name:ident {
-            $( $(#[$variant_meta:meta])* $variant:ident = $text:literal, )+
+            $( $(#[doc = $doc:literal])* $variant:ident = $text:literal, )+
         }
     ) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
         #[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
         $vis enum $name {
-            $( $(#[$variant_meta])* #[serde(rename = $text)] $variant, )+
+            $( $(#[doc = $doc])* #[serde(rename = $text)] $variant, )+
         }
 
         impl $name {
@@ -29,6 +29,15 @@ macro_rules! string_enum {
                 match self {
                     $(Self::$variant => $text,)+
                 }
+            }
+
+            /// What the variant means, in words for people (its doc
+            /// comment): what an app shows instead of the wire text.
+            pub fn description(self) -> String {
+                let lines: &[&str] = match self {
+                    $(Self::$variant => &[$($doc),*],)+
+                };
+                lines.iter().map(|line| line.trim()).collect::<Vec<_>>().join(" ")
             }
 
             /// The variant whose wire text this is.
@@ -52,6 +61,9 @@ macro_rules! string_enum {
             fn parse(text: &str) -> Option<Self> {
                 Self::parse(text)
             }
+            fn description(self) -> String {
+                self.description()
+            }
         }
     };
 }
@@ -70,12 +82,14 @@ pub(crate) mod testing {
         const ALL: &'static [Self];
         fn as_str(self) -> &'static str;
         fn parse(text: &str) -> Option<Self>;
+        fn description(self) -> String;
     }
 
     /// Every variant serialises to exactly its text and back, `as_str()` and
     /// `parse()` agree with serde, no text is used twice, every text follows
-    /// `convention`, and every variant is named after its text
-    /// (`meeting.host.claim` is `MeetingHostClaim`).
+    /// `convention`, every variant is named after its text
+    /// (`meeting.host.claim` is `MeetingHostClaim`) and says in words what
+    /// it means (apps show that, not the text).
     pub fn check<T: WireText>(convention: &str, follows: impl Fn(&str) -> bool) {
         let mut seen = HashSet::new();
         for &variant in T::ALL {
@@ -86,6 +100,11 @@ pub(crate) mod testing {
             assert_eq!(serde_json::from_value::<T>(text.into()).unwrap(), variant);
             assert_eq!(T::parse(text), Some(variant));
             assert_eq!(format!("{variant:?}"), pascal_case(text), "the variant for `{text}` is misnamed");
+            let description = variant.description();
+            assert!(
+                !description.is_empty() && !description.contains("  "),
+                "`{text}` is not described: {description:?}"
+            );
         }
         assert!(serde_json::from_value::<T>("no-such-code".into()).is_err());
         assert_eq!(T::parse("no-such-code"), None);

@@ -25,6 +25,86 @@ export const TYPING_EVERY_MS = 2000;
 /** `conclave_proto::problem::PROBLEM_BASE` */
 export const PROBLEM_BASE = "https://conclave.dev/problems/";
 
+/** `conclave_proto::audit::AuditAction::description` */
+export const AUDIT_ACTION_DESCRIPTIONS = {
+  "account.dormant": "An account unused past the organisation's cutoff was disabled.",
+  "auth.2fa.disable": "Two-factor authentication turned off by its owner.",
+  "auth.2fa.enable": "Two-factor authentication turned on (the first code confirmed).",
+  "auth.2fa.recovery_codes": "New recovery codes issued.",
+  "auth.2fa.reset": "Two-factor authentication turned off by an operator (`conclave admin`).",
+  "auth.device.register": "An E2EE device registered with its account.",
+  "auth.device.revoke": "An E2EE device revoked by its account: the server vouches for it no more.",
+  "auth.login": "A sign-in, successful or not.",
+  "auth.logout": "A sign-out.",
+  "auth.passkey": "A passkey registered, renamed or removed.",
+  "auth.password.change": "A password changed (the account's other sessions signed out).",
+  "auth.password.reset": "A new password was set with an emailed link.",
+  "auth.password.reset.request": "A password-reset link was emailed.",
+  "auth.provider.link": "A provider identity linked to an existing account at its first sign-in through the provider.",
+  "auth.session.revoke": "A session signed out from another one.",
+  "auth.signup": "An account created (by invitation, or by open registration).",
+  "auth.token.create": "A personal access token created.",
+  "guest.invite": "Someone from outside invited into a conversation as a guest.",
+  "guest.signup": "A guest took an invitation (or gave a wrong code).",
+  "meeting.admit": "Someone let in from the waiting room.",
+  "meeting.admit_all": "Everyone in the waiting room let in.",
+  "meeting.at_risk": "A meeting's link or code found in a public post; its owner warned.",
+  "meeting.ban.lift": "A removed person let back in by the meeting's owner or an organisation admin.",
+  "meeting.bans.read": "The meeting's bans listed (logged when refused).",
+  "meeting.co_host": "Someone made or unmade co-host.",
+  "meeting.command": "A signaling command the room refused for want of the right to give it.",
+  "meeting.create": "A meeting scheduled or started.",
+  "meeting.delete": "A meeting deleted.",
+  "meeting.deny": "Someone in the waiting room turned away.",
+  "meeting.e2ee.commit": "An end-to-end encryption commit the delivery service refused.",
+  "meeting.e2ee.commit_refused": "A device refused a commit the server relayed (`e2ee_commit_refused`).",
+  "meeting.end": "The live meeting ended (time limit, no host left, deleted).",
+  "meeting.end_for_all": "A host ended the meeting for everyone.",
+  "meeting.host.assign": "The room made someone host because the host left.",
+  "meeting.host.claim": "Someone became host with the meeting's host key.",
+  "meeting.host.transfer": "The host handed the role to someone else.",
+  "meeting.join": "A join refused: no meeting matches the link or code and passcode, or the room turned it away.",
+  "meeting.lock": "The meeting locked: nobody new may join.",
+  "meeting.mute_all": "Everyone muted by a host or co-host.",
+  "meeting.policy": "The organisation's policy changed and the live room applied it.",
+  "meeting.read": "A meeting read (logged when refused).",
+  "meeting.remove": "Someone removed from the meeting (and banned from it).",
+  "meeting.report": "A participant reported another.",
+  "meeting.rotate": "The meeting's link, code and host key replaced.",
+  "meeting.seat.takeover": "A seat taken over by its own account on another device, or by its resume token.",
+  "meeting.settings": "A host or co-host changed the live meeting's settings.",
+  "meeting.signal": "A signaling connection refused (unknown, used or expired ticket or resume token).",
+  "meeting.start": "The meeting went live: its host came in (and any time limit started).",
+  "meeting.suspend_all": "Participants' activities suspended by the host.",
+  "meeting.unlock": "The meeting unlocked.",
+  "meeting.update": "The scheduled meeting's title, time, passcode or settings changed.",
+  "org.audit.read": "The audit log read (logged when refused).",
+  "org.create": "An organisation created.",
+  "org.identity_provider": "An OpenID provider connected, changed or disconnected.",
+  "org.invitation.revoke": "An invitation revoked.",
+  "org.invitations.list": "The organisation's invitations listed (logged when refused).",
+  "org.invite": "Someone invited to join the organisation.",
+  "org.member.deactivate": "A member's account turned off.",
+  "org.member.reactivate": "A member's account turned back on.",
+  "org.member.role": "A member's role changed.",
+  "org.members.list": "The organisation's members listed (logged when refused).",
+  "org.plan": "The organisation's plan changed (by an operator).",
+  "org.policy.read": "The organisation's policy read (logged when refused).",
+  "org.policy.update": "The organisation's policy changed.",
+  "org.quality.read": "The organisation's call-quality samples read (logged when refused).",
+  "org.read": "The organisation read (logged when refused).",
+  "org.reports.read": "The organisation's reports read (logged when refused).",
+  "org.scim.token": "The organisation's SCIM token made, replaced or revoked.",
+  "org.storage.read": "Where the organisation's files are stored, read (logged when refused).",
+  "org.storage.update": "Where the organisation's files are stored changed.",
+  "org.watch_sources": "The sources watched for meetings at risk changed.",
+  "scim.auth": "A SCIM request with a token no organisation has (logged as a failure).",
+  "scim.group.update": "A group created, changed or deleted by the identity provider.",
+  "scim.user.provision": "An account created (or brought back) by the identity provider.",
+  "scim.user.update": "An account's names or address changed by the identity provider.",
+  "server.bootstrap": "The first organisation and its owner created with the setup token.",
+} as const;
+
 /**
  * `POST /api/v1/me/guest-invitations`: a guest already signed in takes an
  * invitation into another conversation.
@@ -1018,6 +1098,30 @@ export interface MeetingBanList {
 
 export interface MeetingList {
   meetings: Meeting[];
+}
+
+/**
+ * What the join page shows of a meeting before anyone joins it: enough
+ * to know it is the right one and what to expect, nothing of who is in it.
+ */
+export interface MeetingPreview {
+  title: string;
+  /** The display name of the person who made the meeting. */
+  host_name: string;
+  scheduled_start_ms: number | null;
+  /** Someone is in the meeting now. */
+  live: boolean;
+  /** People wait until a host lets them in. */
+  waiting_room: boolean;
+  e2ee: boolean;
+}
+
+/**
+ * Which meeting an invite link opens, asked before joining it. The secret
+ * goes in the body, never in a URL (where logs would keep it).
+ */
+export interface MeetingPreviewRequest {
+  link_secret: string;
 }
 
 /** `GET /api/v1/orgs/{org}/meetings/{id}/quality`: a meeting's samples. */

@@ -14,7 +14,10 @@ const WIDTH: usize = 120;
 
 /// A constant shared with the web app, by its path under `conclave_proto`.
 pub struct Constant {
+    /// Where the value comes from in `conclave_proto`.
     pub path: &'static str,
+    /// Its name in TypeScript.
+    pub name: &'static str,
     pub value: Value,
 }
 
@@ -22,12 +25,16 @@ pub struct Constant {
 pub fn render(header: &str, constants: &[Constant], definitions: &Map<String, Value>) -> Result<String, String> {
     let mut out = String::from(header);
     for constant in constants {
-        let name = constant.path.rsplit("::").next().expect("a path has a last segment");
+        let name = constant.name;
         let literal = match &constant.value {
             Value::Array(items) => {
                 format!("[{}] as const", items.iter().map(Value::to_string).collect::<Vec<_>>().join(", "))
             }
-            Value::Object(_) => return Err(format!("`{}`: object constants are not supported", constant.path)),
+            Value::Object(entries) => {
+                let fields: Vec<String> =
+                    entries.iter().map(|(key, value)| format!("  {}: {value},", Value::from(key.as_str()))).collect();
+                format!("{{\n{}\n}} as const", fields.join("\n"))
+            }
             scalar => scalar.to_string(),
         };
         out += &format!("\n/** `conclave_proto::{}` */\nexport const {name} = {literal};\n", constant.path);
@@ -436,10 +443,23 @@ mod tests {
 
     #[test]
     fn constants_keep_their_rust_names() {
-        let constants = [Constant { path: "signal::REACTIONS", value: json!(["👏"]) }];
+        let constants = [Constant { path: "signal::REACTIONS", name: "REACTIONS", value: json!(["👏"]) }];
         assert_eq!(
             render("", &constants, &Map::new()).unwrap(),
             "\n/** `conclave_proto::signal::REACTIONS` */\nexport const REACTIONS = [\"👏\"] as const;\n"
+        );
+    }
+
+    #[test]
+    fn object_constants_are_records_of_their_values() {
+        let constants = [Constant {
+            path: "audit::AuditAction::description",
+            name: "DESCRIPTIONS",
+            value: json!({ "a.b": "What \"b\" means." }),
+        }];
+        assert_eq!(
+            render("", &constants, &Map::new()).unwrap(),
+            "\n/** `conclave_proto::audit::AuditAction::description` */\nexport const DESCRIPTIONS = {\n  \"a.b\": \"What \\\"b\\\" means.\",\n} as const;\n"
         );
     }
 }

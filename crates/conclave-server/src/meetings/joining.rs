@@ -55,10 +55,7 @@ pub async fn join(
     ip: IpAddr,
 ) -> Result<Admission, JoinRefusal> {
     let now = state.now_ms();
-    if let Some(wait) = state.throttles.join_failures.locked(&ip, now) {
-        return Err(JoinRefusal::Throttled(wait));
-    }
-    state.throttles.join_requests.check(ip, now).map_err(JoinRefusal::Throttled)?;
+    may_try(state, ip, now)?;
     let display_name = check_request(req)?;
     let meeting = match (&req.link_secret, &req.code) {
         (Some(secret), _) => state.store.meeting_by_link_secret(secret.trim()).await?,
@@ -69,14 +66,7 @@ pub async fn join(
         _ => None,
     };
     let Some(meeting) = meeting else {
-        state.throttles.join_failures.failed(ip, now);
-        let audit = Audit {
-            source_ip: Some(ip),
-            detail: "no meeting matches the link, or the code and passcode",
-            ..Audit::new(AuditAction::MeetingJoin, AuditOutcome::Failure)
-        };
-        state.audit(audit).await?;
-        return Err(JoinRefusal::NoSuchMeeting);
+        return Err(no_such_meeting(state, ip, now, "no meeting matches the link, or the code and passcode").await);
     };
     let grant = TicketGrant {
         meeting_id: meeting.id.clone(),
@@ -89,6 +79,41 @@ pub async fn join(
     let ticket = tickets::issue(&state.store, &grant, now, now + TICKET_LIFETIME.as_millis() as i64).await?;
     state.throttles.join_failures.succeeded(&ip);
     Ok(Admission { meeting_id: meeting.id, ticket })
+}
+
+/// The meeting an invite link opens and the display name of its host, for
+/// the join page. Guarded as a join is: the same throttles on the address,
+/// and an unknown link counts as a failed join (guessing links by asking
+/// for previews is as slow as guessing them by joining).
+pub async fn preview(state: &SharedState, link_secret: &str, ip: IpAddr) -> Result<(MeetingRow, String), JoinRefusal> {
+    let now = state.now_ms();
+    may_try(state, ip, now)?;
+    let Some(meeting) = state.store.meeting_by_link_secret(link_secret.trim()).await? else {
+        return Err(no_such_meeting(state, ip, now, "a preview of a link that opens no meeting").await);
+    };
+    // An account deleted since is still named for what it was.
+    let host_name = state.store.user_by_id(&meeting.host_user_id).await?.map(|u| u.display_name).unwrap_or_default();
+    Ok((meeting, host_name))
+}
+
+/// Whether the address may try a link or code now: not locked out by its
+/// failures, not over its rate.
+fn may_try(state: &SharedState, ip: IpAddr, now: i64) -> Result<(), JoinRefusal> {
+    if let Some(wait) = state.throttles.join_failures.locked(&ip, now) {
+        return Err(JoinRefusal::Throttled(wait));
+    }
+    state.throttles.join_requests.check(ip, now).map_err(JoinRefusal::Throttled)
+}
+
+/// A link or code that opens nothing: counted against the address, and
+/// audited.
+async fn no_such_meeting(state: &SharedState, ip: IpAddr, now: i64, detail: &str) -> JoinRefusal {
+    state.throttles.join_failures.failed(ip, now);
+    let audit = Audit { source_ip: Some(ip), detail, ..Audit::new(AuditAction::MeetingJoin, AuditOutcome::Failure) };
+    match state.audit(audit).await {
+        Ok(()) => JoinRefusal::NoSuchMeeting,
+        Err(err) => err.into(),
+    }
 }
 
 /// The display name as it will be shown, and exactly one way in.

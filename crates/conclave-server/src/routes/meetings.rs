@@ -434,6 +434,43 @@ pub async fn rotate(
     Ok(ApiJson(view(&state, &row)))
 }
 
+/// Which meeting an invite link opens: its title, host and what to expect,
+/// for the join page. No sign-in needed (the link is the invitation);
+/// throttled as joins are.
+#[utoipa::path(post, path = "/api/v1/meetings/preview", operation_id = "previewMeeting", tag = "meetings",
+    request_body = MeetingPreviewRequest,
+    responses((status = 200, description = "The meeting the link opens", body = MeetingPreview),
+        (status = 404, description = "No meeting has this link", body = Problem),
+        (status = 429, description = "Too many failed attempts", body = Problem)))]
+pub async fn preview(
+    State(state): State<SharedState>,
+    ClientIp(ip): ClientIp,
+    ApiJson(req): ApiJson<MeetingPreviewRequest>,
+) -> ApiResult<ApiJson<MeetingPreview>> {
+    let (row, host_name) = joining::preview(&state, &req.link_secret, ip).await.map_err(join_refusal)?;
+    Ok(ApiJson(MeetingPreview {
+        title: row.title.clone(),
+        host_name,
+        scheduled_start_ms: row.scheduled_start_ms,
+        live: state.live.is_live(&row.id),
+        waiting_room: row.settings.waiting_room,
+        e2ee: row.settings.e2ee,
+    }))
+}
+
+/// A refused join (or preview) as the API answers it.
+fn join_refusal(refusal: JoinRefusal) -> ApiError {
+    match refusal {
+        JoinRefusal::Throttled(wait) => ApiError::throttled(wait),
+        JoinRefusal::Invalid(errors) => ApiError::validation(errors),
+        refusal @ JoinRefusal::NoSuchMeeting => {
+            ApiError::new(StatusCode::NOT_FOUND, ProblemCode::MeetingNotFound, "No meeting matches")
+                .with_detail(refusal.to_string())
+        }
+        JoinRefusal::Store(err) => err.into(),
+    }
+}
+
 /// Join a meeting by its invite link's secret, or by code and passcode.
 /// Returns a single-use ticket for the signaling WebSocket. Signing in is
 /// optional; signed-in people are known by their account in the meeting.
@@ -450,15 +487,7 @@ pub async fn join(
     ApiJson(req): ApiJson<JoinMeetingRequest>,
 ) -> ApiResult<ApiJson<JoinTicket>> {
     let account = current.as_ref().map(|c| Account { user: &c.user, org: c.org.as_ref().map(|(org, _)| org) });
-    let admission = joining::join(&state, &req, account, ip).await.map_err(|refusal| match refusal {
-        JoinRefusal::Throttled(wait) => ApiError::throttled(wait),
-        JoinRefusal::Invalid(errors) => ApiError::validation(errors),
-        refusal @ JoinRefusal::NoSuchMeeting => {
-            ApiError::new(StatusCode::NOT_FOUND, ProblemCode::MeetingNotFound, "No meeting matches")
-                .with_detail(refusal.to_string())
-        }
-        JoinRefusal::Store(err) => err.into(),
-    })?;
+    let admission = joining::join(&state, &req, account, ip).await.map_err(join_refusal)?;
     let ws_origin = state.config.public_origin().replacen("http", "ws", 1);
     let ticket = admission.ticket;
     Ok(ApiJson(JoinTicket {

@@ -60,7 +60,7 @@ use utoipa::{Modify, OpenApi};
         orgs::invite, orgs::list_invitations, orgs::revoke_invitation,
         policy::get, policy::update, audit::list, quality::list, quality::meeting,
         meetings::create, meetings::list, meetings::get, meetings::update, meetings::delete, meetings::rotate,
-        meetings::join, meetings::report, meetings::list_reports, meetings::list_bans, meetings::lift_ban,
+        meetings::preview, meetings::join, meetings::report, meetings::list_reports, meetings::list_bans, meetings::lift_ban,
         crate::live::signaling::signal,
     ),
     modifiers(&SecuritySchemes),
@@ -179,6 +179,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/risk-warnings/rotate", post(at_risk::rotate))
         .route("/orgs/{org_id}/scim/groups/{group_id}", put(scim::map_group))
         .route("/meetings", post(meetings::create).get(meetings::list))
+        .route("/meetings/preview", post(meetings::preview))
         .route("/meetings/join", post(meetings::join))
         .route("/meetings/{meeting_id}", get(meetings::get).patch(meetings::update).delete(meetings::delete))
         .route("/meetings/{meeting_id}/rotate", post(meetings::rotate))

@@ -259,6 +259,35 @@ async fn a_guest_knocks_learns_nothing_while_waiting_and_is_admitted(engine: Eng
         .unwrap();
 }
 
+on_both_engines_and_loopback!(an_invite_link_shows_its_meeting_before_joining_and_guessing_links_is_throttled);
+async fn an_invite_link_shows_its_meeting_before_joining_and_guessing_links_is_throttled(engine: Engine) {
+    let srv = TestServer::start(engine).await;
+    let (host, login, meeting) = hosted(&srv).await;
+    // Anyone with the link, signed in or not, sees which meeting it is.
+    let guest = srv.client_from("127.0.9.1");
+    let preview = guest.preview_meeting(&meeting.link_secret).await.expect("the link opens a meeting");
+    assert_eq!(preview.title, "Weekly");
+    assert_eq!(preview.host_name, login.user.display_name);
+    assert!(!preview.live, "nobody has joined yet");
+    assert_eq!((preview.waiting_room, preview.e2ee), (meeting.settings.waiting_room, meeting.settings.e2ee));
+    let (_conn, _) = host_joins(&host, &meeting).await;
+    assert!(guest.preview_meeting(&meeting.link_secret).await.unwrap().live, "the host is in it now");
+    // A replaced link shows nothing: the preview is as closed as the join.
+    let rotated = host.rotate_meeting_secrets(&meeting.id).await.unwrap();
+    assert_problem!(guest.preview_meeting(&meeting.link_secret).await, 404, "meeting-not-found");
+    assert_eq!(guest.preview_meeting(&rotated.link_secret).await.unwrap().title, "Weekly");
+    // Guessing links by previews counts as guessing them by joins: ten
+    // misses lock the address out of both, and each miss is audited.
+    let guesser = srv.client_from("127.0.9.2");
+    for n in 0..9 {
+        assert_problem!(guesser.preview_meeting(&format!("no-such-link-{n}")).await, 404, "meeting-not-found");
+    }
+    assert_problem!(guesser.join_meeting(&join_req(&meeting, "Guesser")).await, 404, "meeting-not-found");
+    assert_problem!(guesser.preview_meeting(&rotated.link_secret).await, 429, "too-many-requests");
+    assert_problem!(guesser.join_meeting(&join_req(&rotated, "Guesser")).await, 429, "too-many-requests");
+    assert!(srv.audit_count("meeting.join", "failure").await >= 10);
+}
+
 on_both_engines_and_loopback!(codes_need_the_passcode_and_guessing_is_throttled);
 async fn codes_need_the_passcode_and_guessing_is_throttled(engine: Engine) {
     let srv = TestServer::start(engine).await;
