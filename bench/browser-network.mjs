@@ -94,8 +94,10 @@ async function meeting(browser, url) {
   await host.getByLabel(/End-to-end encryption/).uncheck();
   await host.getByRole("button", { name: "New meeting" }).click();
   const row = host.locator(".meetings li").filter({ hasText: title });
-  const invite = await row.locator("a.invite").getAttribute("href");
+  // Start opens the meeting's invite link.
   await row.getByRole("button", { name: "Start" }).click();
+  await host.waitForURL(/\/j\/[a-z0-9]+$/);
+  const invite = host.url();
   await host.getByRole("button", { name: "Join" }).click();
   await host.getByRole("button", { name: /^Participants/ }).click({ timeout: TIMEOUT });
   const guest = await open();

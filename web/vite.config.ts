@@ -70,6 +70,17 @@ export default defineConfig({
   define: { __TEST_HOOKS__: JSON.stringify(testHooks) },
   // The E2EE worker is an ES module (it imports the wasm module's bindings).
   worker: { format: "es" },
-  build: { outDir: "dist", emptyOutDir: true, sourcemap: false, assetsInlineLimit: 0 },
+  build: {
+    outDir: "dist",
+    emptyOutDir: true,
+    sourcemap: false,
+    assetsInlineLimit: 0,
+    rollupOptions: {
+      // The push service worker is its own entry, at the root (its scope
+      // is the path it is served from) under a name that does not change.
+      input: { main: resolve(__dirname, "index.html"), "push-worker": resolve(__dirname, "src/push-worker.ts") },
+      output: { entryFileNames: (chunk) => (chunk.name === "push-worker" ? "push-worker.js" : "assets/[name]-[hash].js") },
+    },
+  },
   server: { proxy: { "/api": { target: "http://127.0.0.1:8080", ws: true } } },
 });

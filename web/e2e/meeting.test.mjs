@@ -18,6 +18,49 @@ import { PASSWORD, TIMEOUT, inbound, launchBrowser, moving, myId, poll, screensh
 
 const { dir: results, shot } = screenshots("meeting");
 
+/// Where the meeting's parts are on a page, for the layout checks.
+async function layout(page) {
+  return page.evaluate(() => {
+    const box = (el) => {
+      const r = el.getBoundingClientRect();
+      return { left: r.left, top: r.top, right: r.right, bottom: r.bottom, width: r.width, height: r.height };
+    };
+    const one = (selector) => {
+      const el = document.querySelector(selector);
+      return el ? box(el) : null;
+    };
+    const all = (selector) => [...document.querySelectorAll(selector)].map(box);
+    return {
+      stage: one(".stage"),
+      controls: one(".controls"),
+      panel: one(".panel-frame"),
+      bar: one(".meeting-bar"),
+      badge: one(".e2ee-badge"),
+      toasts: all(".toasts p"),
+      tiles: all("figure.tile"),
+      scrollWidth: document.documentElement.scrollWidth,
+      viewport: { width: innerWidth, height: innerHeight },
+    };
+  });
+}
+const overlaps = (a, b) => !!a && !!b && a.left < b.right - 1 && b.left < a.right - 1 && a.top < b.bottom - 1 && b.top < a.bottom - 1;
+const inside = (a, b) => a.left >= b.left - 1 && a.right <= b.right + 1 && a.top >= b.top - 1 && a.bottom <= b.bottom + 1;
+
+/// Every tile on the stage, none under the bar, the toolbar or the panel,
+/// none off-screen, and together at least `share` of the stage's area.
+function assertTilesFit(seen, who, share) {
+  assert.ok(seen.tiles.length > 0, `${who}: tiles shown`);
+  for (const tile of seen.tiles) {
+    assert.ok(inside(tile, seen.stage), `${who}: a tile ${JSON.stringify(tile)} outside the stage ${JSON.stringify(seen.stage)}`);
+    for (const part of ["controls", "panel", "bar"]) assert.ok(!overlaps(tile, seen[part]), `${who}: a tile under the ${part}`);
+    assert.ok(!overlaps(tile, seen.badge), `${who}: the encryption badge over a tile`);
+  }
+  const area = seen.tiles.reduce((a, t) => a + t.width * t.height, 0);
+  const stageArea = seen.stage.width * seen.stage.height;
+  assert.ok(area >= share * stageArea, `${who}: tiles fill ${Math.round((100 * area) / stageArea)} % of the stage (at least ${share * 100} % expected)`);
+  assert.ok(seen.scrollWidth <= seen.viewport.width, `${who}: the page scrolls sideways`);
+}
+
 /// The E2EE state a page shows: its security code and frame counts.
 async function e2ee(page) {
   return page.evaluate(() => window.__conclave?.e2ee() ?? null);
@@ -30,7 +73,7 @@ async function main() {
   const foreign = [];
   const cspViolations = [];
   const context = async () => {
-    const c = await browser.newContext({ permissions: ["camera", "microphone"], viewport: { width: 1280, height: 800 } });
+    const c = await browser.newContext({ permissions: ["camera", "microphone", "clipboard-read", "clipboard-write"], viewport: { width: 1280, height: 800 } });
     c.on("page", (p) => {
       pagesForDebug.push(p);
       p.on("console", (m) => {
@@ -56,9 +99,18 @@ async function main() {
     await host.getByRole("button", { name: "Sign in" }).click();
     await host.getByLabel("Title").fill("Weekly sync");
     await host.getByRole("button", { name: "New meeting" }).click();
-    const invite = await host.locator("a.invite").first().getAttribute("href");
+    // The home page shows the code, not the raw link: "Copy invite" puts
+    // the link, code and passcode on the clipboard.
     const code = (await host.locator(".meetings li p").first().textContent()).match(/code (\d{3} \d{3} \d{4})/)[1];
-    assert.match(invite, /\/j\/[a-z0-9]{32}$/);
+    assert.equal(await host.getByText(/\/j\/[a-z0-9]{32}/).count(), 0, "no raw invite link on the home page");
+    assert.doesNotMatch(await host.locator(".meetings li").first().textContent(), /\d{1,2}:\d{2}:\d{2}/, "no seconds in dates");
+    await host.getByRole("button", { name: "Copy invite" }).first().click();
+    await host.getByRole("button", { name: "Copied" }).waitFor({ timeout: TIMEOUT });
+    const copied = await host.evaluate(() => navigator.clipboard.readText());
+    const invite = copied.match(/https?:\/\/\S+\/j\/[a-z0-9]{32}/)?.[0];
+    assert.ok(invite, `an invite link in the copied text: ${copied}`);
+    assert.match(copied, /^Weekly sync\n/);
+    assert.ok(copied.includes(`Meeting code: ${code}`));
     // The host key makes whoever types it a host: hidden until asked for.
     const hostKey = host.locator(".meetings li").first().locator(".host-key");
     assert.equal(await hostKey.textContent(), "••••••");
@@ -68,8 +120,15 @@ async function main() {
     await host.getByRole("button", { name: "Hide the host key" }).first().click();
     assert.equal(await hostKey.textContent(), "••••••");
     await host.getByRole("button", { name: "Start" }).first().click();
+    // The join page names the meeting and its host, and shows the
+    // microphone's level before anyone is in.
+    await host.getByRole("heading", { name: "Join “Weekly sync”" }).waitFor({ timeout: TIMEOUT });
+    await host.getByText(/Hosted by .+ · not started yet/).waitFor({ timeout: TIMEOUT });
+    await poll("the microphone's level moving", async () => (await host.getByRole("meter", { name: "Microphone level" }).evaluate((m) => m.value).catch(() => 0)) > 0);
     await host.getByRole("button", { name: "Join" }).click();
     await host.getByRole("button", { name: "Participants" }).waitFor({ timeout: TIMEOUT });
+    // The meeting view takes the focus on its heading, the meeting's title.
+    assert.equal(await host.evaluate(() => document.activeElement?.textContent), "Weekly sync (you are in the meeting)");
     await shot(host, "host-in-meeting");
     if (!(await host.evaluate(() => "__conclave" in window))) {
       throw new Error("the served app has no test hooks: build it with `cargo xtask web --test-hooks`, then rebuild the binary");
@@ -85,10 +144,14 @@ async function main() {
     for (const name of ["Ada", "Grace"]) {
       const page = await (await context()).newPage();
       await page.goto(invite);
+      await page.getByText(/Hosted by .+ · in progress now · end-to-end encrypted/).waitFor({ timeout: TIMEOUT });
       await page.getByLabel("Your name").fill(name);
       await shot(page, `${name.toLowerCase()}-preview`);
       await page.getByRole("button", { name: "Join" }).click();
       await page.getByText("Waiting for the host to let you in").waitFor({ timeout: TIMEOUT });
+      // The waiting room takes the focus, and names the meeting.
+      assert.equal(await page.evaluate(() => document.activeElement?.textContent), "Waiting for the host to let you in");
+      await page.getByText("Weekly sync").waitFor({ timeout: TIMEOUT });
       await page.waitForTimeout(1000);
       const seen = await page.evaluate(async () => ({
         videos: document.querySelectorAll("video").length,
@@ -111,6 +174,8 @@ async function main() {
     await shot(host, "host-sees-knocks");
     const admittedAt = Date.now();
     await host.getByRole("button", { name: "Admit Ada" }).click();
+    // The focus moves on to the next person waiting, not to the page.
+    await poll("the focus on Grace's Admit", async () => (await host.evaluate(() => document.activeElement?.getAttribute("aria-label"))) === "Admit Grace");
     await poll("Ada's first decoded frame", async () => (await inbound(ada.page)).some((r) => r.kind === "video" && r.framesDecoded > 0));
     figures.admission_to_first_frame_ms = Date.now() - admittedAt;
     // Two people in the E2EE meeting show the same security code.
@@ -124,7 +189,10 @@ async function main() {
     await host.locator(".roster .standing.guest").nth(1).waitFor({ timeout: TIMEOUT });
     assert.equal(await host.locator(".roster .standing.member").count(), 1, "the host, a member of the organisation");
 
-    // Everyone unmutes (the meeting starts people muted), then sees and hears everyone.
+    // The meeting starts people muted: the guests, who left their
+    // microphone on at the join page, are told so.
+    for (const g of guests) await g.page.getByText(/You joined muted: this meeting mutes people as they come in/).waitFor({ timeout: TIMEOUT });
+    // Everyone unmutes, then sees and hears everyone.
     const people = [{ name: "Host", page: host }, ...guests];
     for (const p of people) {
       await p.page.getByRole("button", { name: /^(Mute|Unmute)$/ }).waitFor({ timeout: TIMEOUT });
@@ -141,6 +209,20 @@ async function main() {
       }
       await shot(p.page, `${p.name.toLowerCase()}-gallery`);
     }
+    // Three tiles fill the stage (beside the host's open panel too) and
+    // stay clear of the bar, the toolbar and the panel.
+    for (const p of people) assertTilesFit(await layout(p.page), p.name, 0.35);
+    // Reactions come up as toasts in the stage's corner, not over the panel
+    // open beside it or the toolbar.
+    await ada.page.getByRole("button", { name: "Reactions" }).click();
+    await ada.page.getByRole("button", { name: "React 🎉" }).click();
+    await host.getByText("Ada: 🎉").waitFor({ timeout: TIMEOUT });
+    const withToast = await layout(host);
+    for (const toast of withToast.toasts) {
+      for (const part of ["controls", "panel", "bar"]) assert.ok(!overlaps(toast, withToast[part]), `a toast over the ${part}`);
+      assert.ok(inside(toast, withToast.stage), "a toast outside the stage");
+    }
+    await shot(host, "host-sees-a-reaction");
     // Every app reports its call quality; the host sees a level beside each
     // name (in the participants panel, open since the admissions).
     await poll("quality levels in the host's roster", async () => (await host.locator(".roster [data-quality]").count()) >= 3, 30_000);
@@ -169,13 +251,32 @@ async function main() {
     // Named as the meeting knows them (the host by their account's name).
     const names = await host.evaluate(() => window.__conclave.state().roster.map((r) => r.display_name));
     assert.deepEqual(hostView.members.map((m) => m.display_name).sort(), [...names].sort());
-    await host.getByRole("button", { name: "🔒 End-to-end encrypted" }).click();
+    await host.getByRole("button", { name: "End-to-end encrypted" }).click();
     assert.equal((await host.getByLabel("Security code").textContent()).replace(/\s/g, ""), codeThree.replace(/ /g, ""));
     const devices = host.getByRole("list", { name: "Devices holding the keys" }).getByRole("listitem");
     assert.equal(await devices.count(), 3);
     for (const text of await devices.allTextContents()) assert.match(text, /key [0-9a-f]{4}( [0-9a-f]{4}){4} · ✓ vouched for by the server/);
     await shot(host, "host-security-code");
     await host.getByRole("button", { name: "Security", exact: true }).click();
+
+    // A Pin button shows on the tile under the pointer or the focus, not
+    // on every face. Pinned from the keyboard, the tile moves to the
+    // featured place and its button keeps the focus; the other tiles stay
+    // on screen in the strip.
+    await ada.page.mouse.move(5, 5);
+    const pinOpacity = await ada.page.locator("figure.tile button.pin").evaluateAll((pins) => pins.map((p) => getComputedStyle(p).opacity));
+    assert.ok(pinOpacity.every((o) => o === "0"), `Pin buttons hidden: ${pinOpacity}`);
+    await ada.page.getByRole("button", { name: "Pin Grace", exact: true }).focus();
+    await ada.page.keyboard.press("Enter");
+    await ada.page.getByRole("button", { name: "Unpin Grace", exact: true }).waitFor({ timeout: TIMEOUT });
+    assert.equal(await ada.page.evaluate(() => document.activeElement?.getAttribute("aria-label")), "Unpin Grace", "focus stays on the pinned tile");
+    const pinnedView = await layout(ada.page);
+    assertTilesFit(pinnedView, "Ada, Grace pinned", 0.3);
+    assert.equal(pinnedView.tiles.length, 3, "every tile on screen with one pinned");
+    await shot(ada.page, "ada-pinned-grace");
+    await ada.page.keyboard.press("Enter");
+    await ada.page.getByRole("button", { name: "Pin Grace", exact: true }).waitFor({ timeout: TIMEOUT });
+    assert.equal(await ada.page.evaluate(() => document.activeElement?.getAttribute("aria-label")), "Pin Grace", "focus follows the tile back");
 
     // The transport is DTLS-SRTP with AES-256-GCM.
     const cipher = await host.evaluate(async () => (await window.__conclave.stats()).find((s) => s.type === "transport")?.srtpCipher);
@@ -272,6 +373,21 @@ async function main() {
     await host.getByLabel("Message").fill("welcome, Ada");
     await host.getByRole("button", { name: "Send" }).click();
     await ada.page.getByText("welcome, Ada").waitFor({ timeout: TIMEOUT });
+    // The panel resizes from its edge, by the keyboard and by dragging.
+    const panelWidth = () => host.locator(".panel-frame .panel").evaluate((p) => p.getBoundingClientRect().width);
+    const widthBefore = await panelWidth();
+    const handle = host.getByRole("separator", { name: "Resize the panel" });
+    await handle.focus();
+    for (let i = 0; i < 3; i++) await host.keyboard.press("ArrowLeft");
+    assert.equal(Math.round((await panelWidth()) - widthBefore), 48, "three arrow presses widen the panel by 48 px");
+    const grip = await handle.boundingBox();
+    await host.mouse.move(grip.x + grip.width / 2, grip.y + grip.height / 2);
+    await host.mouse.down();
+    await host.mouse.move(grip.x + grip.width / 2 + 100, grip.y + grip.height / 2, { steps: 5 });
+    await host.mouse.up();
+    assert.equal(Math.round((await panelWidth()) - widthBefore), -52, "dragged 100 px toward the stage's far side, it narrows");
+    assertTilesFit(await layout(host), "the host beside a resized panel", 0.3);
+    await handle.focus();
     // A panel gives the focus back to its button when Escape closes it.
     await host.keyboard.press("Escape");
     await poll("the chat panel closed by Escape", async () => (await host.getByRole("region", { name: "Chat" }).count()) === 0);
@@ -292,6 +408,8 @@ async function main() {
     // The host mutes Ada and stops her video: nothing more of them arrives.
     await host.getByRole("button", { name: "Participants" }).click();
     await host.getByRole("button", { name: "Mute Ada" }).click();
+    // Mute turns disabled: the focus moves to the button beside it.
+    await poll("the focus on Ask Ada to unmute", async () => (await host.evaluate(() => document.activeElement?.getAttribute("aria-label"))) === "Ask Ada to unmute");
     await host.getByRole("button", { name: "Stop Ada's video" }).click();
     await ada.page.getByRole("button", { name: "Unmute", exact: true }).waitFor({ timeout: TIMEOUT });
     await host.waitForTimeout(1500);
@@ -329,6 +447,11 @@ async function main() {
     assert.match(await asked, /Remove Grace from the meeting\? They cannot come back/);
     await grace.page.getByText("A host removed you").waitFor({ timeout: TIMEOUT });
     await shot(grace.page, "grace-removed");
+    // A guest has no home page here: Back leaves her on a page saying the
+    // meeting is over for her, not on "Sign in".
+    await grace.page.getByRole("button", { name: "Back" }).click();
+    await grace.page.getByRole("heading", { name: "The meeting is over for you" }).waitFor({ timeout: TIMEOUT });
+    assert.equal(await grace.page.getByRole("button", { name: "Sign in" }).count(), 0);
     await host.waitForTimeout(1000);
     const graceBefore = sum(await inbound(host), people[2].id, "camera", "framesDecoded");
     await host.waitForTimeout(1500);
@@ -360,12 +483,26 @@ async function main() {
     const fromLaptop = sum(await inbound(ada.page), people[0].id, "camera", "framesDecoded");
     await poll("the laptop's video at Ada", async () => sum(await inbound(ada.page), people[0].id, "camera", "framesDecoded") > fromLaptop + 10);
 
+    // On a phone held upright, the two tiles sit one above the other, each
+    // as wide as the screen allows, and nothing scrolls sideways.
+    await ada.page.setViewportSize({ width: 390, height: 844 });
+    await poll("Ada's tiles laid out for the phone", async () => (await layout(ada.page)).tiles.every((t) => t.width > 300));
+    assertTilesFit(await layout(ada.page), "Ada on a phone", 0.4);
+    await shot(ada.page, "ada-phone-meeting");
+    // Leaving lands on a page to rejoin from.
+    await ada.page.getByRole("button", { name: "Leave" }).click();
+    await ada.page.getByRole("heading", { name: "You left “Weekly sync”" }).waitFor({ timeout: TIMEOUT });
+    await ada.page.getByRole("button", { name: "Rejoin" }).waitFor({ timeout: TIMEOUT });
+    await shot(ada.page, "ada-left");
+
     // The organisation's admin pages, at a phone's width too.
     const admin = await host.context().newPage();
     await admin.goto(`${server.url}/admin`);
     await admin.getByRole("heading", { name: "Policies" }).waitFor({ timeout: TIMEOUT });
-    await admin.getByText("meeting.remove").first().waitFor({ timeout: TIMEOUT });
-    await admin.getByText("meeting.report").first().waitFor({ timeout: TIMEOUT });
+    // The audit log says what happened in words (the action's id in its tooltip).
+    await admin.getByRole("cell", { name: "Someone removed from the meeting (and banned from it)." }).first().waitFor({ timeout: TIMEOUT });
+    await admin.getByRole("cell", { name: "A participant reported another." }).first().waitFor({ timeout: TIMEOUT });
+    assert.equal(await admin.getByRole("cell", { name: "meeting.remove", exact: true }).count(), 0, "no raw action ids");
     await shot(admin, "admin-policies-and-audit");
     // The meeting's call quality, graphed from the samples of this run.
     await admin.getByRole("button", { name: "Weekly sync" }).click();
@@ -391,7 +528,26 @@ async function main() {
     await dana.getByRole("button", { name: "Join" }).click();
     await dana.getByText("Waiting for the host to let you in").waitFor({ timeout: TIMEOUT });
     await shot(dana, "dana-joins-by-code");
+    // The account page names the browser, not its user-agent string.
+    await admin.goto(`${server.url}/account`);
+    await admin.getByText(/Chrome on Linux · signed in · .* · last seen/).first().waitFor({ timeout: TIMEOUT });
+    assert.equal(await admin.getByText(/Mozilla\/5\.0/).count(), 0, "no raw user-agent strings");
+    await shot(admin, "account-sessions");
+    // At a phone's width no page scrolls sideways: home, admin (its audit
+    // table scrolls in its own box), the join page.
     await admin.setViewportSize({ width: 390, height: 844 });
+    for (const path of ["/", "/admin", "/account"]) {
+      await admin.goto(`${server.url}${path}`);
+      await admin.getByRole("heading").first().waitFor({ timeout: TIMEOUT });
+      await admin.waitForTimeout(300);
+      const wide = await admin.evaluate(() =>
+        document.documentElement.scrollWidth <= innerWidth
+          ? []
+          : [...document.querySelectorAll("body *")].filter((e) => e.getBoundingClientRect().right > innerWidth + 0.5).map((e) => `${e.tagName.toLowerCase()}.${e.className} (${Math.round(e.getBoundingClientRect().right)} px)`),
+      );
+      assert.deepEqual(wide, [], `${path} scrolls sideways on a phone`);
+    }
+    await shot(admin, "phone-account");
     await admin.goto(invite);
     await shot(admin, "phone-join-page");
 

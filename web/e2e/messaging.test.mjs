@@ -258,6 +258,8 @@ await runScenario(
     await poll("a desktop notification of the mention", async () =>
       (await laptop.evaluate(() => window.__notifications)).some((n) => n.title === "Grace Hopper mentioned you in # general"),
     );
+    // The mention is marked in the laptop's list apart from the unread count.
+    await laptop.getByRole("navigation", { name: "Conversations" }).getByLabel("1 mention").waitFor({ timeout: TIMEOUT });
     const raised = await laptop.evaluate(() => window.__notifications);
     assert.ok(raised.every((n) => !n.body.includes("launch checklist")), `the text stays out of notifications by default: ${JSON.stringify(raised)}`);
     await grace.getByRole("navigation", { name: "Conversations" }).getByRole("button", { name: /host/ }).click();
@@ -274,6 +276,48 @@ await runScenario(
     await laptop.keyboard.type("Sent without a mouse");
     await laptop.keyboard.press("Enter");
     await seen(grace, "Sent without a mouse", "the keyboard's message at Grace");
+
+    // Web Push for a closed tab: the laptop's device registered the push
+    // service worker. A push (delivered through DevTools: this machine
+    // reaches no browser push service) shows one notification, which says
+    // only that messages came: a push carries nothing to say more.
+    const pushWorker = await poll("the push service worker active", () =>
+      laptop.evaluate(async () => (await navigator.serviceWorker.getRegistration("/"))?.active?.scriptURL ?? null),
+    );
+    assert.equal(new URL(pushWorker).pathname, "/push-worker.js");
+    const devtools = await laptop.context().newCDPSession(laptop);
+    const appOrigin = new URL(server.url).origin;
+    const registered = new Promise((resolve) =>
+      devtools.on("ServiceWorker.workerRegistrationUpdated", (e) => {
+        const found = e.registrations.find((r) => r.scopeURL === `${appOrigin}/` && !r.isDeleted);
+        if (found) resolve(found.registrationId);
+      }),
+    );
+    await devtools.send("ServiceWorker.enable");
+    await devtools.send("ServiceWorker.deliverPushMessage", { origin: appOrigin, registrationId: await registered, data: "" });
+    const pushed = await poll("the push's notification", () =>
+      laptop.evaluate(async () => {
+        const shown = await (await navigator.serviceWorker.getRegistration("/")).getNotifications();
+        return shown.length > 0 ? shown.map((n) => ({ title: n.title, body: n.body })) : null;
+      }),
+    );
+    assert.deepEqual(pushed, [{ title: "Conclave", body: "You have new messages. Open Conclave to read them." }]);
+    await devtools.detach();
+
+    // The conversation list resizes from its edge, and keeps its width
+    // after a reload.
+    const listWidth = () => grace.getByRole("navigation", { name: "Conversations" }).evaluate((n) => n.getBoundingClientRect().width);
+    const listBefore = await listWidth();
+    const edge = await grace.getByRole("separator", { name: "Resize the conversation list" }).boundingBox();
+    await grace.mouse.move(edge.x + edge.width / 2, edge.y + 200);
+    await grace.mouse.down();
+    await grace.mouse.move(edge.x + edge.width / 2 + 80, edge.y + 200, { steps: 5 });
+    await grace.mouse.up();
+    assert.equal(Math.round((await listWidth()) - listBefore), 80, "dragged 80 px wider");
+    await grace.reload();
+    await grace.getByRole("navigation", { name: "Conversations" }).getByRole("button", { name: "# general" }).waitFor({ timeout: TIMEOUT });
+    assert.equal(Math.round((await listWidth()) - listBefore), 80, "the width kept after a reload");
+    await shot(grace, "wider-conversation-list");
 
     // The host's second device: it joins every group, is given the history
     // keys by the first, and reads the channel's earlier messages.

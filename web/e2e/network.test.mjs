@@ -114,8 +114,10 @@ async function main() {
     await host.getByLabel("Title").fill("Codecs and networks");
     await host.getByLabel(/End-to-end encryption/).uncheck();
     await host.getByRole("button", { name: "New meeting" }).click();
-    const invite = await host.locator("a.invite").first().getAttribute("href");
+    // Start opens the meeting's invite link.
     await host.getByRole("button", { name: "Start" }).first().click();
+    await host.waitForURL(/\/j\/[a-z0-9]+$/);
+    const invite = host.url();
     await host.getByRole("button", { name: "Join" }).click();
     await host.getByRole("button", { name: "Participants" }).waitFor({ timeout: TIMEOUT });
     const people = [{ name: "Host", page: host, codec: process.env.HOST_CODEC ?? "video/VP8" }];

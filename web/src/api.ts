@@ -17,6 +17,10 @@ import {
   type InviteMemberRequest,
   type JoinMeetingRequest,
   type JoinTicket,
+  type MeetingPreview,
+  type PushKey,
+  type PushSubscriptionRequest,
+  type MeetingPreviewRequest,
   type LoginRequest,
   type LoginResponse,
   type MeResponse,
@@ -168,6 +172,9 @@ export const api = {
   revokeSession: (id: string) => call<void>("DELETE", `/me/sessions/${id}`),
   devices: () => call<DeviceList>("GET", "/me/devices"),
   revokeDevice: (id: string) => call<void>("DELETE", `/me/devices/${id}`),
+  pushKey: () => call<PushKey>("GET", "/push/key"),
+  subscribePush: (device: string, endpoint: string) =>
+    call<void>("PUT", `/me/devices/${device}/push`, { endpoint } satisfies PushSubscriptionRequest),
   enrollTotp: () => call<TotpEnrollResponse>("POST", "/me/totp/enroll"),
   confirmTotp: (code: string) => call<RecoveryCodesResponse>("POST", "/me/totp/confirm", { code } satisfies TotpConfirmRequest),
   passkeys: () => call<PasskeyList>("GET", "/me/passkeys"),
@@ -187,6 +194,7 @@ export const api = {
     } satisfies CreateMeetingRequest),
   rotateMeeting: (id: string) => call<Meeting>("POST", `/meetings/${id}/rotate`),
   deleteMeeting: (id: string) => call<void>("DELETE", `/meetings/${id}`),
+  meetingPreview: (link_secret: string) => call<MeetingPreview>("POST", "/meetings/preview", { link_secret } satisfies MeetingPreviewRequest),
   join: (link_secret: string | null, display_name: string, passcode: string | null, code: string | null) =>
     call<JoinTicket>("POST", "/meetings/join", { link_secret, code, passcode, display_name } satisfies JoinMeetingRequest),
   policy: (org: string) => call<OrgPolicy>("GET", `/orgs/${org}/policy`),

@@ -1,4 +1,4 @@
-import { StrictMode, useEffect, useState } from "react";
+import { StrictMode, useEffect, useRef, useState } from "react";
 import { createRoot } from "react-dom/client";
 import { api, setCsrf } from "./api";
 import type { User } from "./generated/protocol";
@@ -41,6 +41,20 @@ function App() {
     window.addEventListener("popstate", onPop);
     return () => window.removeEventListener("popstate", onPop);
   }, []);
+  // A page opened from inside the app takes the focus on its heading, as a
+  // page load puts a screen reader at the top of the new page.
+  const firstPath = useRef(true);
+  useEffect(() => {
+    if (firstPath.current) {
+      firstPath.current = false;
+      return;
+    }
+    const heading = document.querySelector<HTMLElement>("main h1");
+    if (heading && !heading.contains(document.activeElement)) {
+      heading.tabIndex = -1;
+      heading.focus();
+    }
+  }, [path]);
   const navigate = (to: string) => {
     history.pushState(null, "", to);
     setPath(to);

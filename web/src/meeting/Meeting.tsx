@@ -17,6 +17,12 @@ import { Signaling } from "../signaling";
 import { ChatPanel, DevicesPanel, ParticipantsPanel, SecurityPanel } from "./Panels";
 import { initialState, reduce } from "./state";
 import { RemoteAudio, Tile } from "./Tile";
+import { fitGallery, useContentSize } from "./layout";
+import { ResizeHandle, useStoredWidth } from "../resize";
+import { useFocusRescue } from "../focus";
+
+/// The widths, in CSS pixels, a panel beside the stage may be given.
+const PANEL = { initial: 384, min: 280, max: 640 };
 
 type Layout = "gallery25" | "gallery49" | "speaker";
 
@@ -52,10 +58,16 @@ const PANEL_NAMES = { chat: "chat", people: "participants", security: "security"
 const NEW_CAMERA_SETTLE_MS = 1000;
 const NEW_CAMERA_GRACE_MS = 2000;
 
+/// Space between tiles, in CSS pixels.
+const TILE_GAP = 6;
+
 export function Meeting(props: {
   ticket: JoinTicket;
+  /// The meeting's title, as the join page learnt it.
+  title: string | null;
   local: MediaStream | null;
-  onLeft: () => void;
+  /// The meeting is over for this person: they left, or it ended for them.
+  onLeft: (why: "left" | "over") => void;
   blur: (on: boolean) => Promise<MediaStreamTrack | null>;
 }) {
   const [state, dispatch] = useReducer(reduce, initialState);
@@ -70,6 +82,9 @@ export function Meeting(props: {
   const [reacting, setReacting] = useState(false);
   const panelFrame = useRef<HTMLDivElement>(null);
   const panelOpener = useRef<HTMLElement | null>(null);
+  // Admit, Mute or Remove takes away the button pressed: the focus goes to
+  // the next one rather than to the page.
+  useFocusRescue(panelFrame);
   const closePanel = () => {
     setPanel(null);
     panelOpener.current?.focus();
@@ -115,6 +130,16 @@ export function Meeting(props: {
     const onMessage = (m: ServerMessage) => {
       dispatch(m);
       if (m.type === "knock") knockSound();
+      // Joined muted by the meeting's setting while the microphone was on
+      // at the join page: say so, or the person talks to nobody.
+      if (m.type === "admitted" && m.you.audio_muted && devices.current.mic) {
+        dispatch({
+          type: "notice",
+          text: m.settings.allow_self_unmute
+            ? "You joined muted: this meeting mutes people as they come in. Unmute (Ctrl+D) to speak."
+            : "You joined muted: this meeting mutes people as they come in, and only a host can unmute you.",
+        });
+      }
       if (m.type === "admitted" && !media.current) {
         if (m.settings.e2ee && !e2ee.current) e2ee.current = startE2ee();
         const session = new MediaSession(props.ticket.ice_servers as RTCIceServer[], send, setRemote, e2ee.current);
@@ -361,8 +386,26 @@ export function Meeting(props: {
   };
   const leave = (forAll: boolean) => {
     send({ type: forAll ? "end_for_all" : "leave" });
-    window.setTimeout(props.onLeft, 300);
+    window.setTimeout(() => props.onLeft("left"), 300);
   };
+
+  // Each view takes the focus when it opens (its heading), so a screen
+  // reader says where the person is: the waiting room, the meeting, the end.
+  const phaseKind = state.phase.kind;
+  useEffect(() => {
+    document.querySelector<HTMLElement>("[data-view-heading]")?.focus();
+  }, [phaseKind]);
+  // A pinned or unpinned tile moves (into the featured place, or back to
+  // the gallery): its Pin button follows it, rather than the focus falling
+  // to the page.
+  const refocusPin = useRef<string | null>(null);
+  useEffect(() => {
+    if (refocusPin.current === null) return;
+    document.querySelector<HTMLElement>(`figure.tile[data-key="${refocusPin.current}"] button.pin`)?.focus();
+    refocusPin.current = null;
+  });
+  const [panelWidth, setPanelWidth] = useStoredWidth("meeting-panel", PANEL.initial, PANEL.min, PANEL.max);
+  const [stage, stageSize] = useContentSize();
 
   // Tiles: screens first, then cameras, paged; the speaker view shows one large.
   const roster = [...state.roster.values()];
@@ -388,6 +431,10 @@ export function Meeting(props: {
     visible = tiles.slice(shownPage * pageSize, (shownPage + 1) * pageSize);
   }
 
+  // The gallery's tiles as large as its area allows (the featured tile in
+  // speaker and pinned views fills its own area by CSS).
+  const fit = fitGallery(visible.length, stageSize.width, stageSize.height, TILE_GAP);
+
   // Tell the SFU what is on screen, and how large (kept as JSON text, so the
   // effect runs only when that changes).
   const galleryQuality: Quality = featured ? "low" : visible.length <= 4 ? "high" : visible.length <= 9 ? "medium" : "low";
@@ -412,7 +459,11 @@ export function Meeting(props: {
       speaking={state.speaker === t.participantId && t.kind === "camera"}
       pinned={pinned === t.key}
       self={t.participantId === state.me}
-      onPin={() => setPinned(pinned === t.key ? null : t.key)}
+      tileKey={t.key}
+      onPin={() => {
+        refocusPin.current = t.key;
+        setPinned(pinned === t.key ? null : t.key);
+      }}
     />
   );
 
@@ -420,9 +471,15 @@ export function Meeting(props: {
   if (state.phase.kind === "waiting") {
     return (
       <main className="center waiting-room" aria-label="Waiting room">
-        <h1>Waiting for the host to let you in</h1>
-        <p>You will join as soon as a host admits you. Nothing of the meeting is shared with you before that.</p>
-        <button onClick={() => leave(false)}>Leave</button>
+        <div className="waiting-card">
+          {props.title ? <p className="waiting-title">{props.title}</p> : null}
+          <h1 tabIndex={-1} data-view-heading>
+            Waiting for the host to let you in
+          </h1>
+          <span className="spinner" aria-hidden="true" />
+          <p>You will join as soon as a host admits you. Nothing of the meeting is shared with you before that.</p>
+          <button onClick={() => leave(false)}>Leave</button>
+        </div>
       </main>
     );
   }
@@ -442,33 +499,42 @@ export function Meeting(props: {
     };
     return (
       <main className="center ended" aria-label="Meeting over">
-        <h1>{text[state.phase.kind]}</h1>
-        <button onClick={props.onLeft}>Back</button>
+        <h1 tabIndex={-1} data-view-heading>
+          {text[state.phase.kind]}
+        </h1>
+        <button onClick={() => props.onLeft("over")}>Back</button>
       </main>
     );
   }
 
   const moderator = me?.role === "host" || me?.role === "co_host";
   return (
-    <main className="meeting" aria-label="Meeting">
-      {state.settings?.e2ee ? (
-        <button className="e2ee-badge" onClick={() => setPanel("security")} title="End-to-end encrypted: see the security code">
-          {e2eeState?.code ? "🔒 End-to-end encrypted" : "🔒 Setting up end-to-end encryption…"}
-        </button>
-      ) : null}
-      <div className="notices" role="status" aria-live="polite">
-        {state.notices.filter((n) => fresh(n.at)).map((n) => (
-          <p key={n.id}>{n.text}</p>
-        ))}
-        {state.reactions.filter((r) => fresh(r.at)).slice(-3).map((r) => (
-          <p key={r.id} className="reaction">
-            {state.roster.get(r.from)?.display_name}: {r.emoji}
-          </p>
-        ))}
-      </div>
+    <main className="meeting" aria-label="Meeting" style={{ "--panel-width": `${panelWidth}px` } as React.CSSProperties}>
+      <header className="meeting-bar">
+        <h1 tabIndex={-1} data-view-heading>
+          {props.title ?? "Meeting"}
+          <span className="sr-only"> (you are in the meeting)</span>
+        </h1>
+        {state.settings?.e2ee ? (
+          <button className="e2ee-badge" onClick={() => setPanel("security")} title="End-to-end encrypted: see the security code">
+            <ShieldCheck aria-hidden="true" size={16} /> {e2eeState?.code ? "End-to-end encrypted" : "Setting up end-to-end encryption…"}
+          </button>
+        ) : null}
+        {state.endsAt ? <span className="timer">Ends at {new Date(state.endsAt).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}</span> : null}
+      </header>
       <section className={`stage ${featured ? "with-featured" : ""}`} aria-label="Videos">
         {featured ? <div className="featured">{renderTile(featured)}</div> : null}
-        <div className={`grid n${Math.min(visible.length, 49)}`}>{visible.map(renderTile)}</div>
+        <div className="gallery" ref={stage}>
+          <div
+            className="grid"
+            style={{
+              gridTemplateColumns: `repeat(${fit.columns}, ${fit.tileWidth}px)`,
+              gap: `${TILE_GAP}px`,
+            }}
+          >
+            {visible.map(renderTile)}
+          </div>
+        </div>
         {!featured && pages > 1 ? (
           <nav className="pager" aria-label="Gallery pages">
             <button onClick={() => setPage(Math.max(0, shownPage - 1))} disabled={shownPage === 0}>
@@ -482,6 +548,18 @@ export function Meeting(props: {
             </button>
           </nav>
         ) : null}
+        {/* Toasts stack up from the stage's lower corner: never over the
+            toolbar, the panel beside the stage or the bar above it. */}
+        <div className="toasts" role="status" aria-live="polite">
+          {state.notices.filter((n) => fresh(n.at)).map((n) => (
+            <p key={n.id}>{n.text}</p>
+          ))}
+          {state.reactions.filter((r) => fresh(r.at)).slice(-3).map((r) => (
+            <p key={r.id} className="reaction">
+              {state.roster.get(r.from)?.display_name}: {r.emoji}
+            </p>
+          ))}
+        </div>
       </section>
       {remote.filter((r) => r.source === "microphone").map((r) => (
         <RemoteAudio key={r.mid} track={r.track} />
@@ -496,6 +574,7 @@ export function Meeting(props: {
             if (e.key === "Escape") closePanel();
           }}
         >
+          <ResizeHandle label="Resize the panel" width={panelWidth} min={PANEL.min} max={PANEL.max} edge="left" onResize={setPanelWidth} />
           <button className="panel-close" aria-label={`Close ${PANEL_NAMES[panel]}`} title="Close (Esc)" onClick={closePanel}>
             ✕
           </button>
@@ -584,7 +663,6 @@ export function Meeting(props: {
           <ToolButton icon={ShieldCheck} label="Security" pressed={panel === "security"} onClick={() => setPanel(panel === "security" ? null : "security")} />
         </div>
         <div className="tool-group leave" role="group" aria-label="Leave">
-          {state.endsAt ? <span className="timer">Ends at {new Date(state.endsAt).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}</span> : null}
           <ToolButton icon={PhoneOff} label="Leave" danger onClick={() => leave(false)} />
           {me?.role === "host" ? (
             <button className="danger" onClick={() => confirm("End the meeting for everyone in it?") && leave(true)}>

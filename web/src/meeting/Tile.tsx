@@ -2,7 +2,9 @@ import { useEffect, useRef } from "react";
 import type { ParticipantView } from "../generated/protocol";
 
 /// One participant's (or one share's) video, with name, mute and hand
-/// badges. The meeting code is never drawn over video.
+/// badges. The meeting code is never drawn over video. The Pin button shows
+/// when the pointer or the focus is on the tile (and always on the pinned
+/// one), not over every face at once.
 export function Tile(props: {
   participant: ParticipantView | undefined;
   track: MediaStreamTrack | null;
@@ -10,6 +12,8 @@ export function Tile(props: {
   speaking: boolean;
   pinned: boolean;
   self: boolean;
+  /// The tile's place in the meeting's layout (`c4` camera, `s4` screen).
+  tileKey: string;
   onPin: () => void;
 }) {
   const video = useRef<HTMLVideoElement>(null);
@@ -25,8 +29,9 @@ export function Tile(props: {
   }, [props.track, showVideo]);
   return (
     <figure
-      className={`tile${props.speaking ? " speaking" : ""}${props.kind === "screen" ? " screen" : ""}`}
+      className={`tile${props.speaking ? " speaking" : ""}${props.kind === "screen" ? " screen" : ""}${props.pinned ? " pinned" : ""}`}
       data-participant={p?.id}
+      data-key={props.tileKey}
       data-kind={props.kind}
       aria-label={label}
     >

@@ -60,8 +60,11 @@ export const initialState: MeetingState = {
 
 let noticeId = 0;
 
+/// A notice shown again while it is still up is not stacked twice: it stays
+/// up longer.
 function notice(state: MeetingState, text: string): MeetingState {
-  return { ...state, notices: [...state.notices.slice(-4), { id: ++noticeId, text, at: Date.now() }] };
+  const earlier = state.notices.filter((n) => n.text !== text).slice(-4);
+  return { ...state, notices: [...earlier, { id: ++noticeId, text, at: Date.now() }] };
 }
 
 export function reduce(state: MeetingState, m: MeetingEvent): MeetingState {

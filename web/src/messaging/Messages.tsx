@@ -16,6 +16,13 @@ import { Attachment, Uploads, type FetchFile, type Sending } from "./files";
 import type { Attached } from "../e2ee/messages";
 import { callLink, CallBanner } from "./calls";
 import { notifyOf, NotificationSettings } from "./notify";
+import { ResizeHandle, useStoredWidth } from "../resize";
+import { subscribeToPush } from "./push";
+
+/// The widths, in CSS pixels, the conversation list and the panels beside
+/// the conversation may be given.
+const SIDEBAR = { initial: 288, min: 200, max: 480 };
+const SIDE_PANEL = { initial: 384, min: 280, max: 640 };
 
 /// The reactions offered in one click.
 const QUICK_REACTIONS = ["👍", "❤️", "😂", "🎉", "👀"];
@@ -100,6 +107,14 @@ export function Messages(props: { user: User; navigate: (path: string) => void; 
   const me = props.user.id;
   const [list, setList] = useState<ConversationSummary[]>([]);
   const [selected, setSelected] = useState<string | null>(props.initial);
+  // The messages that mention the person, by conversation, as this device
+  // opened them (the server cannot know: it never reads a message). Those
+  // after the conversation's read position show as a badge.
+  // This browser's messaging device, once the worker has it.
+  const deviceId = useRef<string | null>(null);
+  const [mentions, setMentions] = useState<Map<string, number[]>>(new Map());
+  const [sidebarWidth, setSidebarWidth] = useStoredWidth("sidebar", SIDEBAR.initial, SIDEBAR.min, SIDEBAR.max);
+  const [sidePanelWidth, setSidePanelWidth] = useStoredWidth("side-panel", SIDE_PANEL.initial, SIDE_PANEL.min, SIDE_PANEL.max);
   const [details, setDetails] = useState<Conversation | null>(null);
   // The messages this device holds, with the conversation they are of.
   const [heldOf, setHeldOf] = useState<{ id: string | null; messages: HeldMessage[] }>({ id: null, messages: [] });
@@ -202,7 +217,11 @@ export function Messages(props: { user: User; navigate: (path: string) => void; 
 
   useEffect(() => {
     const messaging = new MessagingClient(me, {
-      onReady: () => {
+      onReady: (id) => {
+        deviceId.current = id;
+        // Web Push for a closed tab, where notifications are allowed; if
+        // the browser's push service is out of reach, the open tab still works.
+        subscribeToPush(id).catch(() => undefined);
         setReady(true);
         setElsewhere(false);
         if (selectedRef.current) void refreshHistory(selectedRef.current);
@@ -223,6 +242,14 @@ export function Messages(props: { user: User; navigate: (path: string) => void; 
         if (arrived.length > 0) setNewDevices((all) => [...all.filter((n) => !arrived.some((a) => a.device === n.device && a.conversation === n.conversation)), ...arrived]);
         // A call just started: who is in it is looked at until someone is.
         if (open && events.some((e) => e.conversation_id === open && e.type === "call")) setCallStartedAt(Date.now());
+        const mentioning = fresh.filter((e) => e.type === "message" && e.mentions.includes(me));
+        if (mentioning.length > 0) {
+          setMentions((old) => {
+            const next = new Map(old);
+            for (const e of mentioning) if (e.type === "message") next.set(e.conversation_id, [...(next.get(e.conversation_id) ?? []), e.seq]);
+            return next;
+          });
+        }
         for (const e of fresh) {
           if (e.type !== "message") continue;
           const summary = listRef.current.find((c) => c.id === e.conversation_id);
@@ -408,15 +435,21 @@ export function Messages(props: { user: User; navigate: (path: string) => void; 
     setSelected(c.id);
   };
 
+  const sidePanelOpen = (thread !== null && details !== null) || found !== null || (showMembers && details !== null);
   return (
-    <main className="messages">
+    <main className="messages" style={{ "--sidebar-width": `${sidebarWidth}px`, "--side-width": `${sidePanelWidth}px` } as React.CSSProperties}>
+      {/* The handles sit on the layout's borders, outside the scrolling lists. */}
+      <ResizeHandle label="Resize the conversation list" width={sidebarWidth} min={SIDEBAR.min} max={SIDEBAR.max} edge="right" onResize={setSidebarWidth} />
+      {sidePanelOpen ? (
+        <ResizeHandle label="Resize the panel" width={sidePanelWidth} min={SIDE_PANEL.min} max={SIDE_PANEL.max} edge="left" onResize={setSidePanelWidth} />
+      ) : null}
       <nav className="conversation-list" aria-label="Conversations">
         <div className="list-actions">
           <button onClick={() => setDialog("direct")}>New message</button>
           <button onClick={() => setDialog("channel")}>New channel</button>
           <button onClick={() => setDialog("browse")}>Browse channels</button>
         </div>
-        <NotificationSettings />
+        <NotificationSettings onAllowed={() => deviceId.current && void subscribeToPush(deviceId.current)} />
         <SearchBox onSearch={(q) => void search(q)} />
         {sections.map(([heading, items]) => (
           <section key={heading} aria-label={heading}>
@@ -432,6 +465,7 @@ export function Messages(props: { user: User; navigate: (path: string) => void; 
                   >
                     <span className="name">{summaryTitle(c)}</span>
                     {c.muted ? <span className="muted-mark" aria-label="muted" title="Muted">🔕</span> : null}
+                    <MentionBadge count={c.id === selected ? 0 : (mentions.get(c.id) ?? []).filter((seq) => seq > c.read_seq).length} />
                     {c.unread > 0 && c.id !== selected ? (
                       <span className="badge" aria-label={`${c.unread} unread`}>{c.unread}</span>
                     ) : null}
@@ -612,6 +646,17 @@ export function Messages(props: { user: User; navigate: (path: string) => void; 
       {dialog === "browse" ? <BrowseChannels onDone={(c) => void opened(c)} onClose={() => setDialog(null)} /> : null}
       {dialog === "direct" ? <NewDirect onDone={(c) => void opened(c)} onClose={() => setDialog(null)} /> : null}
     </main>
+  );
+}
+
+/// "@2": mentions of the person not read yet, apart from the unread count
+/// (as Slack marks them), since they are the ones asking for an answer.
+function MentionBadge(props: { count: number }) {
+  if (props.count === 0) return null;
+  return (
+    <span className="badge mention-badge" aria-label={`${props.count} mention${props.count === 1 ? "" : "s"}`}>
+      @{props.count}
+    </span>
   );
 }
 

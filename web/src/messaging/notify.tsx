@@ -29,7 +29,9 @@ export function notifyOf(
   };
 }
 
-export function NotificationSettings() {
+/// Turning notifications on here also lets a closed tab be told of new
+/// messages (`onAllowed` subscribes this device to Web Push).
+export function NotificationSettings(props: { onAllowed: () => void }) {
   const supported = typeof Notification !== "undefined";
   const [permission, setPermission] = useState(supported ? Notification.permission : "denied");
   const [preview, setPreview] = useState(localStorage.getItem(PREVIEW_KEY) === "1");
@@ -37,7 +39,16 @@ export function NotificationSettings() {
   return (
     <div className="notification-settings">
       {permission === "default" ? (
-        <button onClick={() => void Notification.requestPermission().then(setPermission)}>Turn on desktop notifications</button>
+        <button
+          onClick={() =>
+            void Notification.requestPermission().then((answer) => {
+              setPermission(answer);
+              if (answer === "granted") props.onAllowed();
+            })
+          }
+        >
+          Turn on desktop notifications
+        </button>
       ) : permission === "denied" ? (
         <p className="muted">Desktop notifications are blocked in this browser's settings.</p>
       ) : (

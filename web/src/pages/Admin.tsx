@@ -3,6 +3,8 @@ import { api } from "../api";
 import { CallQuality } from "./CallQuality";
 import { Passkeys } from "./Passkeys";
 import { IdentityProvider, OpenIdProviders, WatchedSources } from "./Provisioning";
+import { AUDIT_ACTION_DESCRIPTIONS } from "../generated/protocol";
+import { describeUserAgent, formatWhen } from "../format";
 import type { AuditEvent, Device, Invitation, OrgPolicy, OrgPolicyUpdate, SessionInfo, TotpEnrollResponse, User } from "../generated/protocol";
 
 /// The policies that are on or off, each shown as a checkbox.
@@ -142,7 +144,9 @@ export function Admin(props: { user: User }) {
       <CallQuality org={org} />
       <section aria-label="Audit log">
         <h2>Audit log</h2>
-        <table>
+        {/* Wide tables scroll within their own box, not the page. */}
+        <div className="table-scroll" tabIndex={0} role="region" aria-label="Audit log entries">
+        <table className="audit">
           <thead>
             <tr>
               <th scope="col">When</th>
@@ -154,14 +158,15 @@ export function Admin(props: { user: User }) {
           <tbody>
             {audit.map((a) => (
               <tr key={a.seq}>
-                <td>{new Date(a.at_ms).toLocaleString()}</td>
-                <td>{a.action}</td>
+                <td>{formatWhen(a.at_ms)}</td>
+                <td title={a.action}>{AUDIT_ACTION_DESCRIPTIONS[a.action] ?? a.action}</td>
                 <td>{a.outcome}</td>
                 <td>{a.detail}</td>
               </tr>
             ))}
           </tbody>
         </table>
+        </div>
       </section>
     </main>
   );
@@ -246,7 +251,9 @@ export function Account(props: { enrolment: Enrolment; onEnrolled: () => void })
         <ul>
           {sessions.map((s) => (
             <li key={s.id}>
-              {s.kind} · {s.user_agent ?? "unknown device"} · {s.ip ?? ""} · last seen {new Date(s.last_seen_at_ms).toLocaleString()}
+              <span title={s.user_agent ?? undefined}>{describeUserAgent(s.user_agent)}</span> ·{" "}
+              {s.kind === "login" ? "signed in" : `access token${s.name ? ` “${s.name}”` : ""}`} · {s.ip ?? ""} · last seen{" "}
+              {formatWhen(s.last_seen_at_ms)}
               {s.current ? " (this one)" : (
                 <button onClick={() => api.revokeSession(s.id).then(load)}>Sign out</button>
               )}
@@ -266,7 +273,7 @@ export function Account(props: { enrolment: Enrolment; onEnrolled: () => void })
             {devices.map((d) => (
               <li key={d.id}>
                 {d.name} · <code>{d.fingerprint}</code> · added {new Date(d.created_at_ms).toLocaleDateString()} · last used{" "}
-                {new Date(d.last_used_at_ms).toLocaleString()}
+                {formatWhen(d.last_used_at_ms)}
                 <button onClick={() => revokeDevice(d)}>Revoke</button>
               </li>
             ))}

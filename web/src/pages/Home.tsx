@@ -1,6 +1,7 @@
 import { useEffect, useState } from "react";
 import { api, describeError } from "../api";
 import type { Meeting, MeetingBan, RiskWarning, User } from "../generated/protocol";
+import { formatWhen } from "../format";
 
 /// The signed-in home: meetings to start or copy, a new instant or
 /// scheduled meeting, and the invite link of each.
@@ -108,17 +109,14 @@ export function Home(props: { user: User; navigate: (path: string) => void }) {
           <li key={m.id} data-meeting={m.id}>
             <h2>{m.title}</h2>
             <p>
-              {m.scheduled_start_ms ? new Date(m.scheduled_start_ms).toLocaleString() : "Instant meeting"} · code {m.code}
+              {m.scheduled_start_ms ? formatWhen(m.scheduled_start_ms) : "Instant meeting"} · code {m.code}
               {m.settings.waiting_room ? " · waiting room on" : ""}
               {m.settings.e2ee ? " · end-to-end encrypted" : ""} · <HostKey value={m.host_key} />
             </p>
-            <p>
-              <a href={m.invite_url} className="invite" onClick={(e) => { e.preventDefault(); props.navigate(new URL(m.invite_url).pathname); }}>
-                {m.invite_url}
-              </a>
-            </p>
             <button onClick={() => props.navigate(new URL(m.invite_url).pathname)}>Start</button>{" "}
-            <button onClick={() => void copy(m)}>{copied === m.id ? "Copied" : "Copy invite"}</button>{" "}
+            <button onClick={() => void copy(m)} title="The link, the code and the passcode, to paste into an invitation">
+              {copied === m.id ? "Copied" : "Copy invite"}
+            </button>{" "}
             <button onClick={() => void rotate(m)} title="A new link and code; the old ones stop working">
               New link
             </button>{" "}
@@ -176,7 +174,7 @@ function Bans(props: { meeting: Meeting }) {
           {bans.map((b) => (
             <li key={b.id} data-ban={b.id}>
               {b.display_name} {b.user_id ? "(signed in)" : "(guest)"}, removed by {b.removed_by || "a host"} on{" "}
-              {new Date(b.at_ms).toLocaleString()}{" "}
+              {formatWhen(b.at_ms)}{" "}
               <button onClick={() => void lift(b)} aria-label={`Let ${b.display_name} back in`}>
                 Let back in
               </button>
