@@ -13,7 +13,7 @@
 mod typescript;
 
 use conclave_proto::{
-    audit, auth, conversation, device, file, identity, meeting, names, org, problem, quality, signal,
+    audit, auth, conversation, device, file, held, identity, meeting, names, org, problem, quality, signal,
 };
 use schemars::generate::{SchemaGenerator, SchemaSettings};
 use schemars::JsonSchema;
@@ -113,6 +113,7 @@ fn read_by_the_server() -> Map<String, Value> {
     schemas.add::<meeting::CreateMeetingRequest>();
     schemas.add::<meeting::UpdateMeetingRequest>();
     schemas.add::<meeting::JoinMeetingRequest>();
+    schemas.add::<meeting::MeetingPreviewRequest>();
     schemas.add::<meeting::RiskWarning>();
     schemas.add::<meeting::RiskWarningList>();
     schemas.add::<meeting::RotateFromWarningRequest>();
@@ -167,10 +168,13 @@ fn written_by_the_server() -> Map<String, Value> {
     schemas.add::<file::StorageView>();
     // Inside the encryption: what devices send each other.
     schemas.add::<conversation::MessagePayload>();
+    // What a device's E2EE worker hands the page of its conversations.
+    schemas.add::<held::ChatEvent>();
+    schemas.add::<held::HeldMessage>();
+    schemas.add::<held::Found>();
     schemas.add::<meeting::Meeting>();
     schemas.add::<meeting::MeetingList>();
     schemas.add::<meeting::JoinTicket>();
-    schemas.add::<meeting::MeetingPreviewRequest>();
     schemas.add::<meeting::MeetingPreview>();
     schemas.add::<meeting::ReportReceipt>();
     schemas.add::<meeting::ReportList>();

@@ -11,26 +11,13 @@
 
 use crate::conversations::HeldMessage;
 use conclave_proto::conversation::{Reference, Seq};
-use serde::{Deserialize, Serialize};
+pub use conclave_proto::held::Found;
 use std::collections::HashMap;
 
 /// Most results one query returns.
 pub const MAX_RESULTS: usize = 50;
 /// Longest query taken, in characters.
 pub const MAX_QUERY_CHARS: usize = 200;
-
-/// A message found, with where it is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Found {
-    pub conversation_id: String,
-    pub seq: Seq,
-    pub at_ms: i64,
-    pub from_user: String,
-    /// The message's text as it reads now (its latest edit).
-    pub text: String,
-    /// The thread it is a reply in, if any: a jump opens that thread.
-    pub thread: Option<Seq>,
-}
 
 /// The words of `text`, lowercased, with accents folded away for the
 /// letters most often typed without them.

@@ -13,6 +13,7 @@ pub mod conversation;
 pub mod credential;
 pub mod device;
 pub mod file;
+pub mod held;
 pub mod identity;
 pub mod markup;
 pub mod media;

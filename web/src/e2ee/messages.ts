@@ -1,6 +1,10 @@
 // What the page and the E2EE worker say to each other.
 
-import type { ClientMessage, LiveEvent, MembershipChange, Reference, ServerMessage, SharedFile } from "../generated/protocol";
+import type { ChatEvent, ClientMessage, Found, HeldMessage, LiveEvent, Reference, ServerMessage, SharedFile } from "../generated/protocol";
+
+// What the worker's wasm `Conversations` hands the page of its conversations
+// is `conclave-proto`'s `held` module, generated with the wire types.
+export type { Attached, ChatEvent, Found, HeldMessage } from "../generated/protocol";
 
 export interface TransformOptions {
   side: "send" | "receive";
@@ -25,45 +29,6 @@ export type ToWorker =
   /// Fetch and open a shared file; it comes back as `chat_file`.
   | { type: "chat_fetch_file"; file: SharedFile; request: number }
   | { type: "chat_cancel"; request: number };
-
-/// A file a message shares (conclave-e2ee's `Attached`).
-export interface Attached {
-  file: SharedFile;
-  thumbnail: SharedFile | null;
-}
-
-/// A message this device opened (conclave-e2ee's `HeldMessage`).
-export interface HeldMessage {
-  seq: number;
-  at_ms: number;
-  from_user: string;
-  text: string;
-  file: Attached | null;
-  mentions: string[];
-  reference: Reference | null;
-}
-
-/// A message found on the device (conclave-e2ee's `search::Found`).
-export interface Found {
-  conversation_id: string;
-  seq: number;
-  at_ms: number;
-  from_user: string;
-  text: string;
-  thread: number | null;
-}
-
-/// What happened in a conversation, as this device reads it
-/// (conclave-e2ee's `ChatEvent`, serialised by serde).
-export type ChatEvent =
-  | ({ type: "message"; conversation_id: string; from_device: string; earlier: boolean } & HeldMessage)
-  | { type: "deleted"; conversation_id: string; target: number }
-  | { type: "membership"; conversation_id: string; account: string; change: MembershipChange }
-  | { type: "undecryptable"; conversation_id: string; seq: number }
-  | { type: "removed"; conversation_id: string }
-  | { type: "device_removed"; conversation_id: string; device: string; by_server: boolean }
-  | { type: "new_device"; conversation_id: string; device: string; display_name: string; fingerprint: string }
-  | { type: "call"; conversation_id: string; meeting_id: string; by: string };
 
 export interface FrameCounts {
   sealed: number;

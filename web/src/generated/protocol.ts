@@ -137,6 +137,15 @@ export interface AddWatchSourceRequest {
   url: string;
 }
 
+/**
+ * A file a message shares, with what opens it (the key travels inside
+ * the message), and the preview the sender's device made of it.
+ */
+export interface Attached {
+  file: SharedFile;
+  thumbnail: SharedFile | null;
+}
+
 /** What an audit event records. */
 export type AuditAction =
   /** An account unused past the organisation's cutoff was disabled. */
@@ -350,6 +359,50 @@ export interface ChannelListing {
   /** The caller is in it. */
   joined: boolean;
 }
+
+/** Something that happened in a conversation, as this device reads it. */
+export type ChatEvent =
+  | {
+      type: "message";
+      conversation_id: string;
+      seq: number;
+      at_ms: number;
+      from_user: string;
+      from_device: string;
+      /** The text, or a shared file's caption. */
+      text: string;
+      /** The file it shares, if any. */
+      file: Attached | null;
+      /** The accounts it mentions. */
+      mentions: string[];
+      reference: Reference | null;
+      /** From before this device joined, read from its history copy. */
+      earlier: boolean;
+    }
+  /** A message deleted for everyone. */
+  | { type: "deleted"; conversation_id: string; target: number }
+  | { type: "membership"; conversation_id: string; account: string; change: MembershipChange }
+  /**
+   * A message this device cannot open (sent before it was in the group,
+   * or not for it).
+   */
+  | { type: "undecryptable"; conversation_id: string; seq: number }
+  /** This device is no longer in the conversation's group. */
+  | { type: "removed"; conversation_id: string }
+  /**
+   * Another device left the conversation's group: taken out on the
+   * server's own signed word (`by_server`: its account closed, the
+   * device revoked, its person removed) or by the committer's proposal.
+   */
+  | { type: "device_removed"; conversation_id: string; device: string; by_server: boolean }
+  /**
+   * A person seen before in the group is here on a device key never
+   * seen for them: a new device of theirs, or someone else holding the
+   * account. Shown to the person, with the key to compare.
+   */
+  | { type: "new_device"; conversation_id: string; device: string; display_name: string; fingerprint: string }
+  /** Someone started a call from the conversation. */
+  | { type: "call"; conversation_id: string; meeting_id: string; by: string };
 
 export interface ChatMessage {
   /** Position in the meeting's chat; strictly increasing. */
@@ -802,6 +855,18 @@ export interface ForwardedTrack {
   source: MediaSource;
 }
 
+/** A message found, with where it is. */
+export interface Found {
+  conversation_id: string;
+  seq: number;
+  at_ms: number;
+  from_user: string;
+  /** The message's text as it reads now (its latest edit). */
+  text: string;
+  /** The thread it is a reply in, if any: a jump opens that thread. */
+  thread: number | null;
+}
+
 /** A device of the group and the account it belongs to. */
 export interface GroupDevice {
   device_id: string;
@@ -855,6 +920,20 @@ export type Handshake =
       members: GroupDevice[];
       readable_from: number;
     };
+
+/**
+ * A message this device read, kept on the device (the server keeps only
+ * ciphertext, and MLS opens each message once): the device's own history.
+ */
+export interface HeldMessage {
+  seq: number;
+  at_ms: number;
+  from_user: string;
+  text: string;
+  file: Attached | null;
+  mentions: string[];
+  reference: Reference | null;
+}
 
 /** An ICE server for `RTCPeerConnection`: TURN with time-limited credentials. */
 export interface IceServer {
