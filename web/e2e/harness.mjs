@@ -2,6 +2,9 @@
 // SQLite directory, Chromium with fake devices, polling, screenshots, and
 // reading a page's media statistics through the test build's hooks.
 
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { chromium } from "playwright-core";
 import { spawn, execFileSync } from "node:child_process";
 import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
@@ -170,4 +173,17 @@ export async function runScenario(scenario, cleanup) {
   } finally {
     await cleanup();
   }
+}
+
+const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+
+/// Fails when axe-core finds a serious or critical accessibility violation
+/// on `page` as it is now.
+export async function auditAccessibility(page, what) {
+  // Evaluated through the browser's debugging protocol: the page's own CSP
+  // refuses inline scripts, as it should.
+  await page.evaluate(axeSource);
+  const result = await page.evaluate(async () => window.axe.run(document, { resultTypes: ["violations"] }));
+  const bad = result.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+  assert.deepEqual(bad.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`), [], `accessibility of ${what}`);
 }

@@ -14,7 +14,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { PASSWORD, TIMEOUT, inbound, launchBrowser, moving, myId, poll, screenshots, startServer, sum } from "./harness.mjs";
+import { PASSWORD, TIMEOUT, auditAccessibility, inbound, launchBrowser, moving, myId, poll, screenshots, startServer, sum } from "./harness.mjs";
 
 const { dir: results, shot } = screenshots("meeting");
 
@@ -115,6 +115,7 @@ async function main() {
     const hostKey = host.locator(".meetings li").first().locator(".host-key");
     assert.equal(await hostKey.textContent(), "••••••");
     await shot(host, "host-home");
+    await auditAccessibility(host, "the home page");
     await host.getByRole("button", { name: "Show the host key" }).first().click();
     assert.match(await hostKey.textContent(), /^\S{6,}$/);
     await host.getByRole("button", { name: "Hide the host key" }).first().click();
@@ -125,6 +126,7 @@ async function main() {
     await host.getByRole("heading", { name: "Join “Weekly sync”" }).waitFor({ timeout: TIMEOUT });
     await host.getByText(/Hosted by .+ · not started yet/).waitFor({ timeout: TIMEOUT });
     await poll("the microphone's level moving", async () => (await host.getByRole("meter", { name: "Microphone level" }).evaluate((m) => m.value).catch(() => 0)) > 0);
+    await auditAccessibility(host, "the join page");
     await host.getByRole("button", { name: "Join" }).click();
     await host.getByRole("button", { name: "Participants" }).waitFor({ timeout: TIMEOUT });
     // The meeting view takes the focus on its heading, the meeting's title.
@@ -164,6 +166,7 @@ async function main() {
       assert.deepEqual(seen.stats, [], `${name} has no media connection`);
       assert.equal(await page.locator(".roster, .chat").count(), 0);
       await shot(page, `${name.toLowerCase()}-waiting`);
+      if (name === "Ada") await auditAccessibility(page, "the waiting room");
       guests.push({ name, page });
     }
     const [ada, grace] = guests;
@@ -223,6 +226,7 @@ async function main() {
       assert.ok(inside(toast, withToast.stage), "a toast outside the stage");
     }
     await shot(host, "host-sees-a-reaction");
+    await auditAccessibility(host, "the meeting with its participants panel");
     // Every app reports its call quality; the host sees a level beside each
     // name (in the participants panel, open since the admissions).
     await poll("quality levels in the host's roster", async () => (await host.locator(".roster [data-quality]").count()) >= 3, 30_000);
@@ -269,14 +273,15 @@ async function main() {
     await ada.page.getByRole("button", { name: "Pin Grace", exact: true }).focus();
     await ada.page.keyboard.press("Enter");
     await ada.page.getByRole("button", { name: "Unpin Grace", exact: true }).waitFor({ timeout: TIMEOUT });
-    assert.equal(await ada.page.evaluate(() => document.activeElement?.getAttribute("aria-label")), "Unpin Grace", "focus stays on the pinned tile");
+    const focused = () => ada.page.evaluate(() => document.activeElement?.getAttribute("aria-label"));
+    await poll("the focus on the pinned tile's Unpin", async () => (await focused()) === "Unpin Grace");
     const pinnedView = await layout(ada.page);
     assertTilesFit(pinnedView, "Ada, Grace pinned", 0.3);
     assert.equal(pinnedView.tiles.length, 3, "every tile on screen with one pinned");
     await shot(ada.page, "ada-pinned-grace");
     await ada.page.keyboard.press("Enter");
     await ada.page.getByRole("button", { name: "Pin Grace", exact: true }).waitFor({ timeout: TIMEOUT });
-    assert.equal(await ada.page.evaluate(() => document.activeElement?.getAttribute("aria-label")), "Pin Grace", "focus follows the tile back");
+    await poll("the focus following the tile back", async () => (await focused()) === "Pin Grace");
 
     // The transport is DTLS-SRTP with AES-256-GCM.
     const cipher = await host.evaluate(async () => (await window.__conclave.stats()).find((s) => s.type === "transport")?.srtpCipher);
@@ -407,10 +412,10 @@ async function main() {
 
     // The host mutes Ada and stops her video: nothing more of them arrives.
     await host.getByRole("button", { name: "Participants" }).click();
-    await host.getByRole("button", { name: "Mute Ada" }).click();
+    await host.getByRole("button", { name: "Mute Ada", exact: true }).click();
     // Mute turns disabled: the focus moves to the button beside it.
-    await poll("the focus on Ask Ada to unmute", async () => (await host.evaluate(() => document.activeElement?.getAttribute("aria-label"))) === "Ask Ada to unmute");
-    await host.getByRole("button", { name: "Stop Ada's video" }).click();
+    await poll("the focus on Ask to unmute Ada", async () => (await host.evaluate(() => document.activeElement?.getAttribute("aria-label"))) === "Ask to unmute Ada");
+    await host.getByRole("button", { name: "Stop video for Ada" }).click();
     await ada.page.getByRole("button", { name: "Unmute", exact: true }).waitFor({ timeout: TIMEOUT });
     await host.waitForTimeout(1500);
     const before = await inbound(host);
@@ -494,6 +499,7 @@ async function main() {
     await ada.page.getByRole("heading", { name: "You left “Weekly sync”" }).waitFor({ timeout: TIMEOUT });
     await ada.page.getByRole("button", { name: "Rejoin" }).waitFor({ timeout: TIMEOUT });
     await shot(ada.page, "ada-left");
+    await auditAccessibility(ada.page, "the page after leaving");
 
     // The organisation's admin pages, at a phone's width too.
     const admin = await host.context().newPage();

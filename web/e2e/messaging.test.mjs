@@ -13,11 +13,9 @@ import { createHash, randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createRequire } from "node:module";
-import { launchBrowser, PASSWORD, poll, runScenario, screenshots, signInToMessages, startServer, TIMEOUT } from "./harness.mjs";
+import { auditAccessibility, launchBrowser, PASSWORD, poll, runScenario, screenshots, signInToMessages, startServer, TIMEOUT } from "./harness.mjs";
 
 const { shot } = screenshots("messaging");
-const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
 
 const server = await startServer();
 const browser = await launchBrowser();
@@ -129,14 +127,7 @@ async function kept(page) {
   });
 }
 
-async function audit(page, what) {
-  // Evaluated through the browser's debugging protocol: the page's own CSP
-  // refuses inline scripts, as it should.
-  await page.evaluate(axeSource);
-  const result = await page.evaluate(async () => window.axe.run(document, { resultTypes: ["violations"] }));
-  const bad = result.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
-  assert.deepEqual(bad.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`), [], `accessibility of ${what}`);
-}
+const audit = auditAccessibility;
 
 await runScenario(
   async () => {

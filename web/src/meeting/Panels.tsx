@@ -155,14 +155,14 @@ export function ParticipantsPanel(props: {
                 <button onClick={() => props.send({ type: "mute", participant_id: p.id })} aria-label={`Mute ${p.display_name}`} disabled={p.audio_muted}>
                   Mute
                 </button>
-                <button onClick={() => props.send({ type: "ask_to_unmute", participant_id: p.id })} aria-label={`Ask ${p.display_name} to unmute`} disabled={!p.audio_muted}>
+                <button onClick={() => props.send({ type: "ask_to_unmute", participant_id: p.id })} aria-label={`Ask to unmute ${p.display_name}`} disabled={!p.audio_muted}>
                   Ask to unmute
                 </button>
-                <button onClick={() => props.send({ type: "stop_video", participant_id: p.id })} aria-label={`Stop ${p.display_name}'s video`} disabled={p.video_muted}>
+                <button onClick={() => props.send({ type: "stop_video", participant_id: p.id })} aria-label={`Stop video for ${p.display_name}`} disabled={p.video_muted}>
                   Stop video
                 </button>
                 {p.sharing_screen ? (
-                  <button onClick={() => props.send({ type: "stop_screen_share", participant_id: p.id })} aria-label={`Stop ${p.display_name}'s share`}>
+                  <button onClick={() => props.send({ type: "stop_screen_share", participant_id: p.id })} aria-label={`Stop share for ${p.display_name}`}>
                     Stop share
                   </button>
                 ) : null}
