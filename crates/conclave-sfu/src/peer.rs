@@ -346,12 +346,14 @@ impl Peer {
         }
         let Peer { rtc, forwards, .. } = self;
         let mut api = rtc.sdp_api();
+        let mut added = Vec::new();
         for f in forwards.iter_mut() {
             match f.state {
                 OutState::ToOpen => {
                     let stream = format!("p{}", f.owner);
                     let track = format!("{}-{}", f.source.as_str(), f.source_mid);
                     let mid = api.add_media(f.kind, Direction::SendOnly, Some(stream), Some(track), None);
+                    added.push(mid);
                     f.state = OutState::Negotiating(mid);
                 }
                 OutState::ToStop(m) => {
@@ -360,6 +362,21 @@ impl Peer {
                 }
                 _ => {}
             }
+        }
+        // str0m draws each new mid at random and checks it against the
+        // session's mids only, not against those drawn for the same offer:
+        // two can collide, and an offer with one mid twice is invalid (the
+        // browser refuses all of it). Such an offer is dropped unsent, its
+        // changes left to do: the next poll draws again.
+        if has_duplicates(&added) {
+            for f in forwards.iter_mut() {
+                f.state = match f.state {
+                    OutState::Negotiating(_) => OutState::ToOpen,
+                    OutState::NegotiatingStop(m) => OutState::ToStop(m),
+                    other => other,
+                };
+            }
+            return None;
         }
         if !api.has_changes() {
             return None;
@@ -638,4 +655,9 @@ mod tests {
         fwd.current = Some(Some(Rid::from("q")));
         assert_eq!(fwd.layers_needed().collect::<Vec<_>>(), [Rid::from("q")]);
     }
+}
+
+/// Whether a mid occurs twice among `mids`.
+fn has_duplicates(mids: &[Mid]) -> bool {
+    mids.iter().enumerate().any(|(i, m)| mids[..i].contains(m))
 }
