@@ -25,17 +25,20 @@ const requestsOf = new Map();
 const pages = [];
 const cspViolations = [];
 
+/// A call to the server's API from the test itself (not a page).
+async function call(method, path, body, token) {
+  const response = await fetch(`${server.url}/api/v1${path}`, {
+    method,
+    headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify(body),
+  });
+  assert.ok(response.ok, `${path}: ${response.status} ${await response.clone().text()}`);
+  return response.json();
+}
+const post = (path, body, token) => call("POST", path, body, token);
+
 /// Signs someone up through the API: an invitation from the host, taken.
 async function invite(email, name) {
-  const post = async (path, body, token) => {
-    const response = await fetch(`${server.url}/api/v1${path}`, {
-      method: "POST",
-      headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
-      body: JSON.stringify(body),
-    });
-    assert.ok(response.ok, `${path}: ${response.status} ${await response.clone().text()}`);
-    return response.json();
-  };
   const host = await post("/auth/login", { email: "host@example.org", password: PASSWORD });
   const created = await post(`/orgs/${host.user.org_id}/invitations`, { email, role: "member" }, host.token);
   await post("/auth/signup", { email, password: PASSWORD, display_name: name, invite_token: created.invite_token });
@@ -132,6 +135,11 @@ const audit = auditAccessibility;
 await runScenario(
   async () => {
     await invite("grace@example.org", "Grace Hopper");
+    // The organisation allows plain channels (for announcements to very
+    // many people); every conversation is still end-to-end encrypted unless
+    // its maker unticks it.
+    const owner = await post("/auth/login", { email: "host@example.org", password: PASSWORD });
+    await call("PATCH", `/orgs/${owner.user.org_id}/policy`, { unencrypted_channels: { value: true, locked: false } }, owner.token);
     const laptop = await device("host@example.org");
     const grace = await device("grace@example.org");
 
@@ -357,6 +365,29 @@ await runScenario(
     await hit.click();
     await phone.locator(".message.focused").filter({ hasText: "Welcome to general, launch is on" }).waitFor({ timeout: TIMEOUT });
     await phone.getByRole("heading", { name: "# general" }).waitFor();
+
+    // A plain channel: made with "End-to-end encrypted" unticked, marked as
+    // not encrypted where it shows, and read and written like any other.
+    await laptop.getByRole("button", { name: "New channel" }).click();
+    const newChannel = laptop.getByRole("dialog", { name: "New channel" });
+    await newChannel.getByLabel("Name").fill("announcements");
+    await newChannel.getByLabel("End-to-end encrypted").uncheck();
+    await newChannel.getByText("the server can read it").waitFor();
+    await laptop.getByRole("button", { name: "Create channel" }).click();
+    await laptop.getByRole("heading", { name: "# announcements" }).waitFor({ timeout: TIMEOUT });
+    await laptop.getByText("Not encrypted", { exact: true }).waitFor();
+    await poll("the host able to write in the plain channel", async () => laptop.getByRole("textbox", { name: "Message # announcements" }).isEnabled());
+    await send(laptop, "Message # announcements", "The office is closed on Friday");
+    await grace.getByRole("button", { name: "Browse channels" }).click();
+    await grace.getByRole("button", { name: "Join # announcements" }).click();
+    await grace.getByRole("heading", { name: "# announcements" }).waitFor({ timeout: TIMEOUT });
+    await seen(grace, "The office is closed on Friday", "the plain channel's earlier message at Grace");
+    await poll("Grace able to write in the plain channel", async () => grace.getByRole("textbox", { name: "Message # announcements" }).isEnabled());
+    await send(grace, "Message # announcements", "Noted, thanks");
+    await seen(laptop, "Noted, thanks", "Grace's reply in the plain channel");
+    await shot(grace, "plain-channel");
+    await audit(grace, "a plain channel");
+    await grace.getByRole("navigation", { name: "Conversations" }).getByRole("button", { name: "# general" }).click();
 
     // A call from the channel: the host starts it and is in the meeting;
     // Grace sees the banner with who is in it and comes straight in, with

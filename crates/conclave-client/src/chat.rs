@@ -90,6 +90,12 @@ impl ChatDevice {
         self.device.mentioning_me(conversation_id)
     }
 
+    /// The messages this device holds that match `query`, newest first,
+    /// found on the device alone.
+    pub fn search(&self, query: &str) -> Vec<conclave_e2ee::search::Found> {
+        self.device.search(query)
+    }
+
     /// Whether this device is in `conversation_id`'s group.
     pub fn in_group(&self, conversation_id: &str) -> bool {
         self.device.in_group(conversation_id)
@@ -114,9 +120,17 @@ impl ChatDevice {
     }
 
     /// Asks to be in a conversation's group (the first device creates it);
-    /// the answer comes with the next syncs.
+    /// the answer comes with the next syncs. A plain conversation (where
+    /// the organisation allows them) has no group: the device follows its
+    /// log from now on, and reads its first page at once.
     pub async fn open(&mut self, conversation_id: &str) -> Result<(), ChatError> {
-        self.run(Operation::Open { conversation_id: conversation_id.to_owned() }).await.map(drop)
+        let conversation_id = conversation_id.to_owned();
+        let operation = if self.client.get_conversation(&conversation_id).await?.encrypted {
+            Operation::Open { conversation_id }
+        } else {
+            Operation::Follow { conversation_id }
+        };
+        self.run(operation).await.map(drop)
     }
 
     /// Takes everything new: the inbox, then every conversation's log.

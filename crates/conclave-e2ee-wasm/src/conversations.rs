@@ -22,6 +22,10 @@ enum Asked {
     Open {
         conversation_id: String,
     },
+    /// Reads a plain (unencrypted) conversation from now on.
+    Follow {
+        conversation_id: String,
+    },
     Send {
         conversation_id: String,
         text: String,
@@ -123,11 +127,12 @@ impl Conversations {
     }
 
     /// Starts an operation (JSON: `{"op": "sync"}`, `{"op": "open", …}`,
-    /// `{"op": "send", …}`).
+    /// `{"op": "follow", …}`, `{"op": "send", …}`).
     pub fn start(&mut self, asked: &str) -> Result<(), JsError> {
         let operation = match serde_json::from_str(asked).map_err(error)? {
             Asked::Sync => Operation::Sync,
             Asked::Open { conversation_id } => Operation::Open { conversation_id },
+            Asked::Follow { conversation_id } => Operation::Follow { conversation_id },
             Asked::Send { conversation_id, text, reference, client_id } => {
                 Operation::Send { conversation_id, payload: text_payload(&text), reference, client_id }
             }

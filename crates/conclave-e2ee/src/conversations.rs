@@ -80,6 +80,9 @@ pub enum Operation {
     /// Ask to be in a conversation's group (the first device creates it);
     /// the answer comes with the next syncs.
     Open { conversation_id: String },
+    /// Read a plain (unencrypted) conversation from now on: its log as it
+    /// is, with every sync. The first page is read at once.
+    Follow { conversation_id: String },
     /// Encrypt a payload for the conversation and send it, durable once
     /// accepted; catch up and try again if the group moved on meanwhile.
     /// `client_id` (1 to 64 characters, random) makes a retry harmless.
@@ -185,31 +188,51 @@ impl Group {
         self.member.epoch().is_some() && !self.removed
     }
 
-    /// Keeps a message this device read, in order, and passes its event on.
     fn keep(&mut self, event: ChatEvent) -> ChatEvent {
-        if let ChatEvent::Message { seq, at_ms, from_user, text, file, mentions, reference, .. } = &event {
-            let held = HeldMessage {
-                seq: *seq,
-                at_ms: *at_ms,
-                from_user: from_user.clone(),
-                text: text.clone(),
-                file: file.clone(),
-                mentions: mentions.clone(),
-                reference: *reference,
-            };
-            let at = self.held.partition_point(|m| m.seq < *seq);
-            self.held.insert(at, held);
-        }
-        event
+        keep(&mut self.held, event)
     }
 
-    /// A message gone for everyone: from this device too, with its edits and reactions.
     fn forget(&mut self, target: Seq) {
-        let goes = |m: &HeldMessage| {
-            m.seq == target || matches!(m.reference, Some(Reference::Edit(t) | Reference::Reaction(t)) if t == target)
-        };
-        self.held.retain(|m| !goes(m));
+        forget(&mut self.held, target);
     }
+}
+
+/// Keeps a message this device read in `held`, in order, and passes its event on.
+fn keep(held: &mut Vec<HeldMessage>, event: ChatEvent) -> ChatEvent {
+    if let ChatEvent::Message { seq, at_ms, from_user, text, file, mentions, reference, .. } = &event {
+        let message = HeldMessage {
+            seq: *seq,
+            at_ms: *at_ms,
+            from_user: from_user.clone(),
+            text: text.clone(),
+            file: file.clone(),
+            mentions: mentions.clone(),
+            reference: *reference,
+        };
+        let at = held.partition_point(|m| m.seq < *seq);
+        held.insert(at, message);
+    }
+    event
+}
+
+/// A message gone for everyone: from this device too, with its edits and reactions.
+fn forget(held: &mut Vec<HeldMessage>, target: Seq) {
+    let goes = |m: &HeldMessage| {
+        m.seq == target || matches!(m.reference, Some(Reference::Edit(t) | Reference::Reaction(t)) if t == target)
+    };
+    held.retain(|m| !goes(m));
+}
+
+/// A conversation the organisation keeps unencrypted (a huge announcement
+/// channel, where its policy allows): no group and no keys, so nothing of
+/// MLS; this device reads the log as it is and keeps what it read, as it
+/// does for an encrypted one.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct PlainLog {
+    /// The last entry of the log this device read.
+    after: Seq,
+    held: Vec<HeldMessage>,
+    removed: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -236,6 +259,8 @@ struct KeptDevice {
     authority: String,
     inbox_after: i64,
     groups: BTreeMap<String, KeptGroup>,
+    #[serde(default)]
+    plain: BTreeMap<String, PlainLog>,
 }
 
 /// Work waiting in the current operation, done front first.
@@ -247,6 +272,7 @@ enum Task {
     ReadInbox,
     ReadLogs,
     ReadLog(String),
+    ReadPlain(String),
     /// A conversation's log is read to its end.
     CaughtUp(String),
     Answer {
@@ -280,6 +306,7 @@ struct Sending {
 enum Pending {
     Inbox,
     Log(String),
+    Plain(String),
     Earlier(String),
     KeyPackage { conversation_id: String, opening: bool },
     Commit { conversation_id: String, epoch: u64, adds: bool, opening: bool },
@@ -296,6 +323,8 @@ pub struct ConversationDevice {
     credential: Vec<u8>,
     authority: String,
     groups: BTreeMap<String, Group>,
+    /// The plain conversations it reads.
+    plain: BTreeMap<String, PlainLog>,
     inbox_after: i64,
     // The operation under way.
     queue: VecDeque<Task>,
@@ -328,6 +357,7 @@ impl ConversationDevice {
             credential,
             authority,
             groups: BTreeMap::new(),
+            plain: BTreeMap::new(),
             inbox_after: 0,
             queue: VecDeque::new(),
             pending: None,
@@ -362,6 +392,11 @@ impl ConversationDevice {
                 (id.clone(), kept)
             })
             .collect();
+        let plain = self
+            .plain
+            .iter()
+            .map(|(id, log)| (id.clone(), PlainLog { after: log.after, held: log.held.clone(), removed: log.removed }))
+            .collect();
         let kept = KeptDevice {
             device_id: self.device_id.clone(),
             user_id: self.user_id.clone(),
@@ -370,6 +405,7 @@ impl ConversationDevice {
             authority: self.authority.clone(),
             inbox_after: self.inbox_after,
             groups,
+            plain,
         };
         serde_json::to_vec_pretty(&kept).expect("a device serialises")
     }
@@ -381,6 +417,7 @@ impl ConversationDevice {
         let mut device =
             Self::new(kept.device_id, kept.user_id, bytes(&kept.key)?, bytes(&kept.credential)?, kept.authority);
         device.inbox_after = kept.inbox_after;
+        device.plain = kept.plain;
         for (id, g) in kept.groups {
             let member = OpenMlsMember::import_state(&bytes(&g.mls)?)?;
             let group = Group {
@@ -403,13 +440,19 @@ impl ConversationDevice {
 
     /// The messages of a conversation this device has read, in order.
     pub fn history(&self, conversation_id: &str) -> &[HeldMessage] {
-        self.groups.get(conversation_id).map_or(&[], |g| &g.held)
+        match (self.groups.get(conversation_id), self.plain.get(conversation_id)) {
+            (Some(group), _) => &group.held,
+            (None, Some(log)) => &log.held,
+            (None, None) => &[],
+        }
     }
 
     /// The messages this device holds that match `query`, newest first,
     /// found without asking anyone (see `search.rs`).
     pub fn search(&self, query: &str) -> Vec<crate::search::Found> {
-        crate::search::search(self.groups.iter().map(|(id, g)| (id.as_str(), g.held.as_slice())), query)
+        let groups = self.groups.iter().map(|(id, g)| (id.as_str(), g.held.as_slice()));
+        let plain = self.plain.iter().map(|(id, log)| (id.as_str(), log.held.as_slice()));
+        crate::search::search(groups.chain(plain), query)
     }
 
     /// The messages this device holds that mention its account, in order.
@@ -417,15 +460,17 @@ impl ConversationDevice {
         self.history(conversation_id).iter().filter(|m| m.mentions.contains(&self.user_id)).collect()
     }
 
-    /// Whether this device is in `conversation_id`'s group.
+    /// Whether this device is in `conversation_id`'s group (or reads it,
+    /// plain): whether it can send there.
     pub fn in_group(&self, conversation_id: &str) -> bool {
         self.groups.get(conversation_id).is_some_and(Group::readable)
+            || self.plain.get(conversation_id).is_some_and(|log| !log.removed)
     }
 
     /// Whether this device asked to be in `conversation_id`'s group (it may
-    /// not be in it yet).
+    /// not be in it yet), or follows it, plain.
     pub fn asked(&self, conversation_id: &str) -> bool {
-        self.groups.contains_key(conversation_id)
+        self.groups.contains_key(conversation_id) || self.plain.contains_key(conversation_id)
     }
 
     /// The MLS epoch this device is at in the conversation.
@@ -484,6 +529,23 @@ impl ConversationDevice {
             }
             _ => Vec::new(),
         };
+        if let Some(log) = self.plain.get(conversation_id) {
+            // Plain: the payload itself, as every member's device (and the
+            // server) reads it. History keys have no place here.
+            if log.removed || matches!(payload, MessagePayload::HistoryKeys { .. }) {
+                return Err(DeviceError::NotInGroup);
+            }
+            return Ok(SendMessageRequest {
+                device_id: self.device_id.clone(),
+                client_id: client_id.to_owned(),
+                epoch: None,
+                content: BASE64.encode(&plaintext),
+                reference,
+                history: None,
+                control: false,
+                files,
+            });
+        }
         let group = self.groups.get_mut(conversation_id).ok_or(DeviceError::NotInGroup)?;
         let Some(epoch) = group.member.epoch().filter(|_| !group.removed) else {
             return Err(DeviceError::NotInGroup);
@@ -527,6 +589,10 @@ impl ConversationDevice {
         match operation {
             Operation::Sync => self.queue.push_back(Task::Round(0)),
             Operation::Open { conversation_id } => self.open(conversation_id),
+            Operation::Follow { conversation_id } => {
+                self.plain.entry(conversation_id.clone()).or_default();
+                self.queue.push_back(Task::ReadPlain(conversation_id));
+            }
             Operation::Send { conversation_id, payload, reference, client_id } => {
                 let sending = Sending { conversation_id, payload, reference, client_id, tries: 1, asked: true };
                 self.queue.push_back(Task::Send(Box::new(sending)))
@@ -636,14 +702,20 @@ impl ConversationDevice {
             }
             Task::ReadInbox => Some((Call::ReadInbox { after: self.inbox_after }, Pending::Inbox)),
             Task::ReadLogs => {
-                let ids: Vec<Task> =
-                    self.groups.iter().filter(|(_, g)| g.readable()).map(|(id, _)| Task::ReadLog(id.clone())).collect();
+                let groups = self.groups.iter().filter(|(_, g)| g.readable()).map(|(id, _)| Task::ReadLog(id.clone()));
+                let plain =
+                    self.plain.iter().filter(|(_, log)| !log.removed).map(|(id, _)| Task::ReadPlain(id.clone()));
+                let ids: Vec<Task> = groups.chain(plain).collect();
                 self.next(ids);
                 None
             }
             Task::ReadLog(id) => {
                 let after = self.groups[&id].after;
                 Some((Call::ReadLog { conversation_id: id.clone(), after, limit: PAGE }, Pending::Log(id)))
+            }
+            Task::ReadPlain(id) => {
+                let after = self.plain[&id].after;
+                Some((Call::ReadLog { conversation_id: id.clone(), after, limit: PAGE }, Pending::Plain(id)))
             }
             Task::CaughtUp(id) => {
                 // Caught up: a refused commit is built again on this epoch.
@@ -769,6 +841,11 @@ impl ConversationDevice {
                 self.groups.get_mut(&id).expect("a group of this device").removed = true;
                 self.events.push(ChatEvent::Removed { conversation_id: id.clone() });
                 self.next([Task::CaughtUp(id)]);
+            }
+            (Pending::Plain(id), Reply::Entries(page)) => self.take_plain(id, page),
+            (Pending::Plain(id), Reply::Failed(failure)) if failure.status == Some(404) => {
+                self.plain.get_mut(&id).expect("a plain conversation of this device").removed = true;
+                self.events.push(ChatEvent::Removed { conversation_id: id });
             }
             (Pending::Earlier(id), Reply::Entries(page)) => self.take_earlier(id, page),
             (Pending::KeyPackage { .. }, Reply::Done) | (Pending::Wait, _) => {}
@@ -910,6 +987,44 @@ impl ConversationDevice {
             self.handle(id, input);
         }
         self.groups.get_mut(id).expect("a group of this device").after = seq;
+    }
+
+    /// A page of a plain conversation's log: messages as they are (a
+    /// payload, base64), deletions, memberships and calls, as for an
+    /// encrypted one; the rest (commits, requests) has no place in it.
+    fn take_plain(&mut self, id: String, page: EntryPage) {
+        let Some(last) = page.entries.last().map(|e| e.seq) else { return };
+        let log = self.plain.get_mut(&id).expect("a plain conversation of this device");
+        for entry in page.entries {
+            let (seq, at_ms) = (entry.seq, entry.at_ms);
+            log.after = seq;
+            match entry.body {
+                EntryBody::Message { from, device, content, reference, control: false, .. } => {
+                    match payload_of(&decode(&content)).and_then(shown) {
+                        Some(shown) => {
+                            let from = Sender { user: from, device, at_ms };
+                            self.events
+                                .push(keep(&mut log.held, message_event(&id, seq, from, shown, reference, false)));
+                        }
+                        None => self.events.push(ChatEvent::Undecryptable { conversation_id: id.clone(), seq }),
+                    }
+                }
+                EntryBody::Deleted { target, .. } => {
+                    forget(&mut log.held, target);
+                    self.events.push(ChatEvent::Deleted { conversation_id: id.clone(), target });
+                }
+                EntryBody::Membership { account, change } => {
+                    self.events.push(ChatEvent::Membership { conversation_id: id.clone(), account, change });
+                }
+                EntryBody::Call { meeting_id, by } => {
+                    self.events.push(ChatEvent::Call { conversation_id: id.clone(), meeting_id, by });
+                }
+                _ => {}
+            }
+        }
+        if last < page.last_seq {
+            self.next([Task::ReadPlain(id)]);
+        }
     }
 
     /// Reads, from their history copies, the messages from before this

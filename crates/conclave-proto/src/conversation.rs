@@ -128,6 +128,8 @@ pub enum EntryBody {
         client_id: String,
         /// The MLS epoch it was encrypted in.
         epoch: Option<u64>,
+        /// Base64: the MLS ciphertext, or in a plain conversation the
+        /// payload itself (a `MessagePayload`, JSON).
         content: String,
         reference: Option<Reference>,
         /// The same message sealed under its epoch's history key, for

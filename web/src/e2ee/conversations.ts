@@ -26,6 +26,7 @@ type Call =
 type Operation =
   | { op: "sync" }
   | { op: "open"; conversation_id: string }
+  | { op: "follow"; conversation_id: string }
   | { op: "send"; conversation_id: string; text: string; reference: Reference | null; client_id: string }
   | { op: "send_file"; conversation_id: string; file: SharedFile; thumbnail: SharedFile | null; caption: string | null; client_id: string };
 
@@ -100,7 +101,8 @@ export class Messaging {
   }
 
   /// Asks to be in the group of every encrypted conversation the account
-  /// is in and this device is not, then takes everything new.
+  /// is in and this device is not (and follows every plain one), then
+  /// takes everything new.
   sync(): Promise<void> {
     if (this.syncWanted) return this.queue.then(() => undefined);
     this.syncWanted = true;
@@ -108,8 +110,8 @@ export class Messaging {
       this.syncWanted = false;
       const list = await request<ConversationList>(this.csrf, "GET", "/conversations");
       for (const c of list.conversations) {
-        if (c.encrypted && !c.archived && !this.device.asked(c.id)) {
-          await this.run({ op: "open", conversation_id: c.id }).catch((e) => this.post({ type: "chat_error", message: String(e) }));
+        if (!c.archived && !this.device.asked(c.id)) {
+          await this.run({ op: c.encrypted ? "open" : "follow", conversation_id: c.id }).catch((e) => this.post({ type: "chat_error", message: String(e) }));
         }
       }
       await this.run({ op: "sync" });

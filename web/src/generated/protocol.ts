@@ -730,6 +730,10 @@ export type EntryBody =
       client_id: string;
       /** The MLS epoch it was encrypted in. */
       epoch: number | null;
+      /**
+       * Base64: the MLS ciphertext, or in a plain conversation the
+       * payload itself (a `MessagePayload`, JSON).
+       */
       content: string;
       reference: Reference | null;
       /**

@@ -110,6 +110,12 @@ export function Messages(props: { user: User; navigate: (path: string) => void; 
   // The messages that mention the person, by conversation, as this device
   // opened them (the server cannot know: it never reads a message). Those
   // after the conversation's read position show as a badge.
+  // Whether the organisation allows channels without end-to-end encryption.
+  const [plainAllowed, setPlainAllowed] = useState(false);
+  useEffect(() => {
+    if (!props.user.org_id) return;
+    api.policy(props.user.org_id).then((p) => setPlainAllowed(p.unencrypted_channels.value), () => undefined);
+  }, [props.user.org_id]);
   // This browser's messaging device, once the worker has it.
   const deviceId = useRef<string | null>(null);
   const [mentions, setMentions] = useState<Map<string, number[]>>(new Map());
@@ -541,8 +547,12 @@ export function Messages(props: { user: User; navigate: (path: string) => void; 
               <CallBanner call={details.call} nameOf={nameOf} link={callLink(held, details.call)} onJoin={(secret) => props.navigate(`/j/${secret}`)} />
             ) : null}
             {!details.encrypted ? (
-              <p className="muted">This channel is not end-to-end encrypted; the browser app shows encrypted conversations only, for now.</p>
-            ) : !ready || !inGroup ? (
+              <p className="muted plain-note">
+                Not end-to-end encrypted: the organisation keeps this channel plain (for announcements to very many people), so the
+                server can read it.
+              </p>
+            ) : null}
+            {!ready || !inGroup ? (
               <p className="muted">{ready ? "Setting up end-to-end encryption for this device…" : elsewhere ? "Waiting for the other tab…" : "Opening this device's keys…"}</p>
             ) : null}
             {unreadFar > 0 && firstUnread !== undefined && focus?.conversation !== selected ? (
@@ -642,7 +652,7 @@ export function Messages(props: { user: User; navigate: (path: string) => void; 
 
       <div className="sr-only" aria-live="polite">{announcement}</div>
 
-      {dialog === "channel" ? <NewChannel onDone={(c) => void opened(c)} onClose={() => setDialog(null)} /> : null}
+      {dialog === "channel" ? <NewChannel plainAllowed={plainAllowed} onDone={(c) => void opened(c)} onClose={() => setDialog(null)} /> : null}
       {dialog === "browse" ? <BrowseChannels onDone={(c) => void opened(c)} onClose={() => setDialog(null)} /> : null}
       {dialog === "direct" ? <NewDirect onDone={(c) => void opened(c)} onClose={() => setDialog(null)} /> : null}
     </main>
@@ -920,20 +930,31 @@ function Composer(props: {
   );
 }
 
-function NewChannel(props: { onDone: (c: Conversation) => void; onClose: () => void }) {
+/// A new channel: end-to-end encrypted, unless the organisation allows
+/// plain channels and the person unticks it.
+function NewChannel(props: { plainAllowed: boolean; onDone: (c: Conversation) => void; onClose: () => void }) {
   const [name, setName] = useState("");
+  const [encrypted, setEncrypted] = useState(true);
   const [error, setError] = useState<string | null>(null);
   return (
     <Dialog title="New channel" onClose={props.onClose}>
       <form
         onSubmit={(e) => {
           e.preventDefault();
-          api.createConversation({ kind: "channel", name, members: [], encrypted: true }).then(props.onDone, (err) => setError(describeError(err)));
+          api.createConversation({ kind: "channel", name, members: [], encrypted }).then(props.onDone, (err) => setError(describeError(err)));
         }}
       >
         <label>
           Name <input value={name} onChange={(e) => setName(e.target.value)} maxLength={80} required />
         </label>
+        {props.plainAllowed ? (
+          <label className="check">
+            <input type="checkbox" checked={encrypted} onChange={(e) => setEncrypted(e.target.checked)} /> End-to-end encrypted
+          </label>
+        ) : null}
+        {!encrypted ? (
+          <p className="muted">A plain channel is for announcements to very many people: the server can read it.</p>
+        ) : null}
         {error ? <p role="alert" className="error">{error}</p> : null}
         <button type="submit">Create channel</button>
       </form>

@@ -907,6 +907,94 @@ async fn a_mention_reaches_the_person_mentioned(engine: Engine) {
     }
 }
 
+/// Where the organisation allows it, a channel may be plain (announcements
+/// to very many people): no MLS group, the log holds each message as it is,
+/// and every member's device reads, replies, reacts, edits and deletes as
+/// in an encrypted one; a newcomer reads the earlier messages, as the
+/// organisation's policy lets newcomers do. Without the policy, no plain
+/// channel is made.
+async fn a_plain_channel_works_where_the_organisation_allows_it(engine: Engine) {
+    let mut t = team(engine).await;
+    let plain_request = CreateConversationRequest {
+        kind: ConversationKind::Channel,
+        name: Some("announcements".into()),
+        members: vec![],
+        encrypted: false,
+    };
+    assert_problem!(t.ada.create_conversation(&plain_request).await, 403, "forbidden");
+    let allow = OrgPolicyUpdate { unencrypted_channels: Some(Setting::unlocked(true)), ..Default::default() };
+    t.ada.update_org_policy(&t.org, &allow).await.unwrap();
+    let (ada, _) = t.srv.login("ada@acme.test").await;
+    let channel = ada.create_conversation(&plain_request).await.unwrap();
+    assert!(!channel.encrypted, "the conversation says it is plain");
+    let (ada_devices, grace_devices) = t.devices.split_at_mut(2);
+    let laptop = &mut ada_devices[0];
+    laptop.open(&channel.id).await.unwrap();
+    assert!(laptop.in_group(&channel.id), "a plain channel needs no group to write in");
+    let first = laptop.send_text(&channel.id, "The office is closed on Friday", None).await.unwrap();
+    // The server holds the message as it is: that is what plain means.
+    let entries = t.ada.read_conversation(&channel.id, &laptop.device_id, 0, 50, 0).await.unwrap();
+    let held = entries.entries.iter().find_map(|e| match &e.body {
+        EntryBody::Message { content, epoch, .. } if e.seq == first.seq => Some((content.clone(), *epoch)),
+        _ => None,
+    });
+    let (content, epoch) = held.expect("the message in the log");
+    assert_eq!(epoch, None);
+    let payload: MessagePayload =
+        serde_json::from_slice(&data_encoding::BASE64.decode(content.as_bytes()).unwrap()).unwrap();
+    assert_eq!(payload, conclave_e2ee::conversations::text_payload("The office is closed on Friday"));
+    // Grace joins later and reads what came before, replies and reacts.
+    t.grace.join_conversation(&channel.id).await.unwrap();
+    let grace_laptop = &mut grace_devices[0];
+    grace_laptop.open(&channel.id).await.unwrap();
+    let texts = |d: &ChatDevice| d.history(&channel.id).iter().map(|m| m.text.clone()).collect::<Vec<_>>();
+    assert_eq!(texts(grace_laptop), ["The office is closed on Friday"], "the newcomer reads the earlier message");
+    let reply =
+        grace_laptop.send_text(&channel.id, "Thanks for the notice", Some(Reference::Thread(first.seq))).await.unwrap();
+    grace_laptop.send_text(&channel.id, "👍", Some(Reference::Reaction(first.seq))).await.unwrap();
+    let events = laptop.sync().await.unwrap();
+    assert!(events.iter().any(|e| matches!(e, ChatEvent::Membership { account, .. } if *account == t.grace_id)));
+    assert_eq!(texts(laptop), ["The office is closed on Friday", "Thanks for the notice", "👍"]);
+    // Ada's other device follows it too; an edit and a delete reach everyone.
+    let phone = &mut ada_devices[1];
+    phone.open(&channel.id).await.unwrap();
+    phone
+        .send_text(&channel.id, "The office is closed on Friday and Monday", Some(Reference::Edit(first.seq)))
+        .await
+        .unwrap();
+    t.grace.delete_message(&channel.id, reply.seq).await.unwrap();
+    let laptop = &mut ada_devices[0];
+    let events = laptop.sync().await.unwrap();
+    assert!(events.iter().any(|e| matches!(e, ChatEvent::Deleted { target, .. } if *target == reply.seq)));
+    let grace_laptop = &mut grace_devices[0];
+    grace_laptop.sync().await.unwrap();
+    for device in [&*laptop, &*grace_laptop] {
+        let held = device.history(&channel.id);
+        assert!(held.iter().any(|m| m.text == "The office is closed on Friday and Monday"), "the edit everywhere");
+        assert!(held.iter().all(|m| m.seq != reply.seq), "the deleted reply nowhere");
+    }
+    // A device keeps what it read of a plain channel across a restart, and
+    // finds it by search.
+    let kept = grace_laptop.export();
+    let restored = ChatDevice::restore(&t.grace, &kept).unwrap();
+    assert_eq!(texts(&restored), texts(grace_laptop));
+    let found = restored.search("office friday");
+    assert_eq!(
+        found.iter().map(|f| f.text.as_str()).collect::<Vec<_>>(),
+        ["The office is closed on Friday and Monday"]
+    );
+    // Removed, Grace's devices read nothing more of it.
+    t.ada.remove_conversation_member(&channel.id, &t.grace_id).await.unwrap();
+    let events = grace_laptop.sync().await.unwrap();
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, ChatEvent::Removed { conversation_id } if *conversation_id == channel.id)));
+    assert!(!grace_laptop.in_group(&channel.id));
+    ada_devices[0].send_text(&channel.id, "Only for those still here", None).await.unwrap();
+    grace_devices[0].sync().await.unwrap();
+    assert!(grace_devices[0].history(&channel.id).iter().all(|m| m.text != "Only for those still here"));
+}
+
 on_both_engines!(
     sends_arriving_together_each_land_once_and_a_bad_one_fails_alone,
     senders_hanging_up_mid_burst_take_no_other_message_with_them,
@@ -926,4 +1014,5 @@ on_both_engines!(
     channels_are_joined_freely_until_locked_and_hidden_from_outsiders,
     a_device_added_later_reads_the_history_its_account_may_see,
     newcomers_see_no_earlier_history_where_the_organisation_says_so,
+    a_plain_channel_works_where_the_organisation_allows_it,
 );
