@@ -51,6 +51,10 @@ enum ChatCommand {
         /// Account ids of the others in it (groups and channels).
         #[arg(long = "member")]
         members: Vec<String>,
+        /// A channel without end-to-end encryption, for announcements to
+        /// very many people (only where the organisation's policy allows).
+        #[arg(long, requires = "channel")]
+        plain: bool,
     },
     /// Join a channel of the organisation.
     Join { conversation: String },
@@ -124,15 +128,16 @@ async fn act(client: &Client, device: &mut ChatDevice, command: &ChatCommand) ->
                 println!("{}  {:?}  {name}  ({lock}, {} entries)", c.id, c.kind, c.last_seq);
             }
         }
-        ChatCommand::Create { group, channel, direct, members } => {
+        ChatCommand::Create { group, channel, direct, members, plain } => {
             let (kind, name, members) = match (group, channel, direct) {
                 (Some(name), None, None) => (ConversationKind::Group, Some(name.clone()), members.clone()),
                 (None, Some(name), None) => (ConversationKind::Channel, Some(name.clone()), members.clone()),
                 (None, None, Some(with)) => (ConversationKind::Direct, None, vec![with.clone()]),
                 _ => bail!("say what to create: --group NAME, --channel NAME or --direct ACCOUNT_ID"),
             };
-            let created =
-                client.create_conversation(&CreateConversationRequest { kind, name, members, encrypted: true }).await?;
+            let created = client
+                .create_conversation(&CreateConversationRequest { kind, name, members, encrypted: !plain })
+                .await?;
             enter(device, &created.id).await?;
             println!("{}", created.id);
         }

@@ -768,6 +768,26 @@ async fn chat_sends_and_tails_on_a_running_server() {
     assert_eq!((shown.width(), shown.height()), (320, 213), "small, in the picture's proportions");
     let none = chat(&owner_token, "owner.json", &["download", &id, &notes_seq, "--thumbnail"]).output().unwrap();
     assert!(!none.status.success() && text(&none).contains("has no preview"), "{}", text(&none));
+    // Where the organisation allows it, a plain channel for announcements:
+    // made with --plain, listed as not encrypted, joined and read like any.
+    let (owner, login) = sign_in(&server.url, "owner@acme.test").await;
+    let allow = conclave_proto::OrgPolicyUpdate {
+        unencrypted_channels: Some(conclave_proto::Setting::unlocked(true)),
+        ..Default::default()
+    };
+    owner.update_org_policy(login.user.org_id.as_deref().unwrap(), &allow).await.unwrap();
+    let plain = chat(&owner_token, "owner.json", &["create", "--channel", "news", "--plain"]).output().unwrap();
+    assert!(plain.status.success(), "{}", text(&plain));
+    let news = String::from_utf8_lossy(&plain.stdout).trim().to_owned();
+    let listed = text(&chat(&owner_token, "owner.json", &["list"]).output().unwrap());
+    assert!(listed.lines().any(|l| l.contains("news") && l.contains("not encrypted")), "{listed}");
+    let joined = chat(&grace_token, "grace.json", &["join", &news]).output().unwrap();
+    assert!(joined.status.success(), "{}", text(&joined));
+    let announced =
+        chat(&owner_token, "owner.json", &["send", &news, "The office is closed on Friday"]).output().unwrap();
+    assert!(announced.status.success(), "{}", text(&announced));
+    let read = text(&chat(&grace_token, "grace.json", &["history", &news]).output().unwrap());
+    assert!(read.contains("The office is closed on Friday"), "{read}");
     // The server's database holds the ciphertext only.
     let mut database = std::fs::read(dir.path().join("conclave.db")).unwrap();
     database.extend(std::fs::read(dir.path().join("conclave.db-wal")).unwrap_or_default());
