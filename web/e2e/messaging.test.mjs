@@ -229,6 +229,43 @@ await runScenario(
     await audit(grace, "a picture opened full size");
     await grace.getByRole("dialog", { name: "sunrise.png" }).getByRole("button", { name: "Close" }).click();
 
+    // A video goes with a poster made on the sender's device: the others
+    // see a frame of it before fetching it, and a click plays it. (The clip
+    // is recorded in the page from a canvas: WebM, as a browser makes one.)
+    const clip = await laptop.evaluate(async () => {
+      const canvas = document.createElement("canvas");
+      canvas.width = 320;
+      canvas.height = 180;
+      const paint = canvas.getContext("2d");
+      const recorder = new MediaRecorder(canvas.captureStream(25), { mimeType: "video/webm" });
+      const parts = [];
+      recorder.ondataavailable = (e) => parts.push(e.data);
+      const stopped = new Promise((resolve) => (recorder.onstop = resolve));
+      let frame = 0;
+      const timer = setInterval(() => {
+        paint.fillStyle = `hsl(${(frame++ * 12) % 360} 80% 50%)`;
+        paint.fillRect(0, 0, 320, 180);
+      }, 40);
+      recorder.start(200);
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      recorder.stop();
+      await stopped;
+      clearInterval(timer);
+      const bytes = new Uint8Array(await new Blob(parts).arrayBuffer());
+      let binary = "";
+      for (const b of bytes) binary += String.fromCharCode(b);
+      return btoa(binary);
+    });
+    await laptop.getByLabel("Files to send").setInputFiles({ name: "clip.webm", mimeType: "video/webm", buffer: Buffer.from(clip, "base64") });
+    const poster = message(grace, "clip.webm").getByRole("img", { name: "Preview of clip.webm" });
+    await poster.waitFor({ timeout: TIMEOUT });
+    await poll("the video's poster drawn", async () => (await poster.evaluate((img) => img.naturalWidth)) === 320);
+    await message(grace, "clip.webm").getByRole("button", { name: "Play clip.webm" }).click();
+    const played = message(grace, "clip.webm").locator("video");
+    await played.waitFor({ timeout: TIMEOUT });
+    await poll("the video decoded and playing", async () => (await played.evaluate((v) => v.videoWidth)) === 320);
+    await shot(grace, "a-video-with-its-poster");
+
     // A direct message, started by finding the person.
     await grace.getByRole("button", { name: "New message" }).click();
     await grace.getByRole("dialog", { name: "New message" }).getByLabel("To").fill("host");

@@ -11,6 +11,7 @@ import { Conversations } from "./pkg/conclave_e2ee_wasm.js";
 import { load, save } from "./keep";
 import type { ConversationList, DeviceRegistration, LiveEvent, Reference, SharedFile } from "../generated/protocol";
 import { download, preview, upload, type Progress } from "./files";
+import type { Poster } from "../messaging/poster";
 import type { ChatEvent, FromWorker, Found, HeldMessage } from "./messages";
 
 /// A call the device names (conclave-e2ee's `Call`, serialised by serde).
@@ -123,12 +124,13 @@ export class Messaging {
     return this.sendOperation({ op: "send", conversation_id: conversationId, text, reference, client_id: clientId() });
   }
 
-  /// Seals and uploads a file (and, for a picture, a preview made here),
-  /// then shares it in the conversation. Only the message waits its turn
-  /// among the device's operations: the upload goes on beside them.
-  async sendFile(conversationId: string, file: File, caption: string | null, progress: Progress, signal: AbortSignal): Promise<number> {
+  /// Seals and uploads a file (and, for a picture, a preview made here;
+  /// for a video, the poster the page made), then shares it in the
+  /// conversation. Only the message waits its turn among the device's
+  /// operations: the upload goes on beside them.
+  async sendFile(conversationId: string, file: File, caption: string | null, poster: Poster | null, progress: Progress, signal: AbortSignal): Promise<number> {
     const mime = file.type || "application/octet-stream";
-    const picture = mime.startsWith("image/") ? await preview(file) : null;
+    const picture = mime.startsWith("image/") ? await preview(file) : poster;
     // The preview counts in the progress with the file.
     const total = file.size + (picture?.preview.size ?? 0);
     const shared = await upload(this.csrf, conversationId, this.deviceId, file, file.name, mime, (done, _, stalled) => progress(done, total, stalled), signal, picture?.dimensions ?? null);

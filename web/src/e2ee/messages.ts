@@ -1,5 +1,7 @@
 // What the page and the E2EE worker say to each other.
 
+import type { Poster } from "../messaging/poster";
+
 import type { ChatEvent, ClientMessage, Found, HeldMessage, LiveEvent, Reference, ServerMessage, SharedFile } from "../generated/protocol";
 
 // What the worker's wasm `Conversations` hands the page of its conversations
@@ -25,7 +27,7 @@ export type ToWorker =
   | { type: "chat_sync" }
   | { type: "chat_search"; query: string; request: number }
   /// Seal, upload and share a file; progress comes as `chat_progress`.
-  | { type: "chat_send_file"; conversation_id: string; file: File; caption: string | null; request: number }
+  | { type: "chat_send_file"; conversation_id: string; file: File; caption: string | null; poster: Poster | null; request: number }
   /// Fetch and open a shared file; it comes back as `chat_file`.
   | { type: "chat_fetch_file"; file: SharedFile; request: number }
   | { type: "chat_cancel"; request: number };

@@ -198,7 +198,7 @@ self.onmessage = async (event: MessageEvent<ToWorker>) => {
         const sending = messaging;
         void transfer(
           m.request,
-          (progress, signal) => sending.sendFile(m.conversation_id, m.file, m.caption, progress, signal),
+          (progress, signal) => sending.sendFile(m.conversation_id, m.file, m.caption, m.poster, progress, signal),
           (seq) => post({ type: "chat_sent", request: m.request, seq, error: null }),
           (error) => post({ type: "chat_sent", request: m.request, seq: null, error }),
         );

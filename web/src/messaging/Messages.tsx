@@ -18,6 +18,7 @@ import { callLink, CallBanner } from "./calls";
 import { notifyOf, NotificationSettings } from "./notify";
 import { ResizeHandle, useStoredWidth } from "../resize";
 import { subscribeToPush } from "./push";
+import { videoPoster } from "./poster";
 
 /// The widths, in CSS pixels, the conversation list and the panels beside
 /// the conversation may be given.
@@ -403,20 +404,24 @@ export function Messages(props: { user: User; navigate: (path: string) => void; 
   // Files dropped, pasted or chosen: each sealed and sent by the worker,
   // its progress shown above the composer until it is in the conversation.
   const sendFiles = (files: File[]) => {
-    if (!selected || !client.current) return;
-    for (const file of files) {
-      const update = (request: number, change: Partial<Sending>) =>
-        setUploads((all) => all.map((u) => (u.request === request ? { ...u, ...change } : u)));
-      const { request, sent } = client.current.sendFile(selected, file, null, (done, total, stalled) => update(request, { done, total, stalled }));
-      setUploads((all) => [...all, { request, conversation: selected, name: file.name, done: 0, total: file.size, stalled: false, error: null }]);
-      sent.then(
-        () => setUploads((all) => all.filter((u) => u.request !== request)),
-        (e) =>
-          e instanceof Error && e.message === "cancelled"
-            ? setUploads((all) => all.filter((u) => u.request !== request))
-            : update(request, { error: describeError(e) }),
-      );
-    }
+    const messaging = client.current;
+    if (!selected || !messaging) return;
+    for (const file of files) void sendFile(messaging, selected, file);
+  };
+  const sendFile = async (messaging: MessagingClient, conversation: string, file: File) => {
+    // A video goes with a poster made here (a picture's preview is made in the worker).
+    const poster = file.type.startsWith("video/") ? await videoPoster(file).catch(() => null) : null;
+    const update = (request: number, change: Partial<Sending>) =>
+      setUploads((all) => all.map((u) => (u.request === request ? { ...u, ...change } : u)));
+    const { request, sent } = messaging.sendFile(conversation, file, null, poster, (done, total, stalled) => update(request, { done, total, stalled }));
+    setUploads((all) => [...all, { request, conversation, name: file.name, done: 0, total: file.size, stalled: false, error: null }]);
+    sent.then(
+      () => setUploads((all) => all.filter((u) => u.request !== request)),
+      (e) =>
+        e instanceof Error && e.message === "cancelled"
+          ? setUploads((all) => all.filter((u) => u.request !== request))
+          : update(request, { error: describeError(e) }),
+    );
   };
   const search = async (query: string) => {
     if (!client.current || query.trim() === "") return;

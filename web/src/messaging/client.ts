@@ -6,6 +6,7 @@
 import { csrfToken } from "../api";
 import type { LiveEvent, Reference, SharedFile } from "../generated/protocol";
 import type { ChatEvent, FromWorker, Found, HeldMessage, ToWorker } from "../e2ee/messages";
+import type { Poster } from "./poster";
 
 export type { ChatEvent, Found, HeldMessage };
 
@@ -130,12 +131,18 @@ export class MessagingClient {
   /// Seals, uploads and shares a file from the worker; `progress` hears
   /// how far it is. Returns the request's number (to cancel it) and the
   /// message's place in the log once shared.
-  sendFile(conversationId: string, file: File, caption: string | null, progress: (done: number, total: number, stalled: boolean) => void): { request: number; sent: Promise<number> } {
+  sendFile(
+    conversationId: string,
+    file: File,
+    caption: string | null,
+    poster: Poster | null,
+    progress: (done: number, total: number, stalled: boolean) => void,
+  ): { request: number; sent: Promise<number> } {
     const request = this.nextRequest++;
     this.progress.set(request, progress);
     const sent = new Promise<number>((resolve, reject) => {
       this.sends.set(request, { resolve, reject });
-      this.post({ type: "chat_send_file", conversation_id: conversationId, file, caption, request });
+      this.post({ type: "chat_send_file", conversation_id: conversationId, file, caption, poster, request });
     });
     return { request, sent };
   }

@@ -1,6 +1,6 @@
 // Files in a conversation, as the page shows them: a picture's preview
 // (made and sealed on the sender's device) opened full size on a click, a
-// video played once opened, any file saved to disk, and the uploads on
+// video's poster (made the same way) played on a click, any file saved to disk, and the uploads on
 // their way with their progress and a way to cancel. Every byte is opened
 // in the E2EE worker; the page gets the file only as a Blob to show.
 
@@ -104,12 +104,19 @@ export function Attachment(props: { attached: Attached; fetchFile: FetchFile }) 
           {previewUrl ? <img src={previewUrl} alt={`Preview of ${file.name}`} {...shown} /> : <span className="thumbnail-waiting" style={shown}>Opening the preview…</span>}
         </button>
       ) : null}
-      {video && opened ? <video src={opened} controls aria-label={file.name} className="inline-video" /> : null}
+      {video && thumbnail && !opened ? (
+        // The poster the sender's device made: a click fetches, opens and plays the video.
+        <button className="thumbnail video-poster" aria-label={`Play ${file.name}`} onClick={() => void open()} disabled={progress !== null}>
+          {previewUrl ? <img src={previewUrl} alt={`Preview of ${file.name}`} {...shown} /> : <span className="thumbnail-waiting" style={shown}>Opening the preview…</span>}
+          <span className="play-mark" aria-hidden="true">▶</span>
+        </button>
+      ) : null}
+      {video && opened ? <video src={opened} controls autoPlay aria-label={file.name} className="inline-video" /> : null}
       <div className="file-card">
         <span aria-hidden="true">{picture ? "🖼️" : video ? "🎞️" : "📄"}</span>
         <span className="file-name">{file.name}</span>
         <span className="muted">{size(file.size)}</span>
-        {video && !opened ? (
+        {video && !opened && !thumbnail ? (
           <button onClick={() => void open()} disabled={progress !== null}>
             Play
           </button>
