@@ -223,8 +223,14 @@ try {
         return (await hostPage.getByRole("complementary", { name: "Search results" }).getByText(`bulk message ${BULK}:`).count()) > 0;
       },
       600_000,
-    );
-  phase("history read");
+    ).catch(async (e) => {
+      // What the page showed instead, to tell why (seen intermittently: no
+      // search box after the reload).
+      await hostPage.screenshot({ path: "/tmp/bench-failure-history.png" }).catch(() => undefined);
+      console.error(`the host's page at ${hostPage.url()}: ${(await hostPage.locator("body").innerText().catch(() => "")).slice(0, 2000)}`);
+      throw e;
+    });
+    phase("history read");
     figures.history_read_s = Math.round((Date.now() - joined) / 100) / 10;
     await hostPage.getByRole("button", { name: "Close search" }).click();
     const opens = [];
