@@ -208,12 +208,38 @@ await runScenario(
         if (bar && window.__uploadProgress.at(-1) !== bar.value) window.__uploadProgress.push(bar.value);
       }).observe(document.body, { subtree: true, childList: true, attributes: true, attributeFilter: ["value"] });
     });
+    // The laptop's uploads go at 4 MB/s here, so the page can close mid-way.
+    const slow = await laptop.context().newCDPSession(laptop);
+    await slow.send("Network.enable");
+    await slow.send("Network.emulateNetworkConditions", { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: 4 << 20 });
     await laptop.getByLabel("Files to send").setInputFiles(bigPath);
-    await laptop.getByRole("progressbar", { name: "Uploading dataset.bin" }).waitFor({ timeout: TIMEOUT }).catch(() => undefined);
+    await laptop.getByRole("progressbar", { name: "Uploading dataset.bin" }).waitFor({ timeout: TIMEOUT });
     await shot(laptop, "upload-progress");
+    await poll("the upload's progress shown", async () => {
+      const seen = await laptop.evaluate(() => window.__uploadProgress);
+      return seen.length >= 3 && seen.some((v) => v > 0 && v < big.length);
+    });
+    // The page closes mid-upload (a reload). The upload waits, its key kept
+    // sealed on the device; the same file chosen again carries it on from
+    // where the server has it, and it arrives whole (Grace checks its hash).
+    assert.equal(await message(laptop, "dataset.bin").count(), 0, "still uploading when the page closes");
+    const partsPut = (from) => requestsOf.get(laptop).slice(from).map((u) => /\/files\/[^/]+\/parts\/(\d+)$/.exec(u)?.[1]).filter((n) => n !== undefined).map(Number);
+    const beforeReload = requestsOf.get(laptop).length;
+    const sentBefore = new Set(partsPut(0));
+    await laptop.reload();
+    await slow.send("Network.emulateNetworkConditions", { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 }).catch(() => undefined);
+    const resume = laptop.getByLabel("Choose dataset.bin again to resume");
+    await resume.waitFor({ state: "attached", timeout: TIMEOUT });
+    await shot(laptop, "upload-interrupted");
+    await audit(laptop, "an interrupted upload");
+    await resume.setInputFiles(bigPath);
+    await laptop.getByRole("progressbar", { name: "Uploading dataset.bin" }).waitFor({ timeout: TIMEOUT });
     await message(laptop, "dataset.bin").waitFor({ timeout: 120_000 });
-    const seenProgress = await laptop.evaluate(() => window.__uploadProgress);
-    assert.ok(seenProgress.some((v) => v > 0 && v < big.length) && seenProgress.length >= 3, `the upload's progress was shown: ${seenProgress}`);
+    assert.equal(await laptop.getByRole("list", { name: "Interrupted uploads" }).count(), 0, "nothing left to carry on");
+    // Only what the server lacked went again (the part in flight at most, of those sent before).
+    const sentAfter = partsPut(beforeReload);
+    const again = sentAfter.filter((n) => sentBefore.has(n));
+    assert.ok(sentBefore.size >= 2 && again.length <= 1, `parts sent before the reload: ${[...sentBefore]}; sent again: ${again}`);
     await laptop.getByLabel("Files to send").setInputFiles({ name: "sunrise.png", mimeType: "image/png", buffer: picture });
     await message(grace, "sunrise.png").getByRole("img", { name: "Preview of sunrise.png" }).waitFor({ timeout: TIMEOUT });
     await shot(grace, "a-picture-and-a-file");

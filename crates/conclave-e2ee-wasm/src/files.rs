@@ -39,6 +39,16 @@ impl FileSeal {
         FileSeal { key, size: size as u64, sealer }
     }
 
+    /// A sealer for an upload begun earlier under `key` (base64, kept by
+    /// this device), to carry on after the page was closed: sealing is
+    /// deterministic, so its parts come out as they did, and the file's
+    /// hash is rebuilt as they are sealed again.
+    pub fn resume(key: &str, size: f64) -> Result<FileSeal, JsError> {
+        let key = FileKey::from_base64(key).map_err(error)?;
+        let sealer = FileSealer::new(&key, size as u64);
+        Ok(FileSeal { key, size: size as u64, sealer })
+    }
+
     /// The file's key (base64): it travels only inside the MLS message
     /// that shares the file.
     pub fn key(&self) -> String {

@@ -10,9 +10,15 @@
 import { Conversations } from "./pkg/conclave_e2ee_wasm.js";
 import { load, save } from "./keep";
 import type { ConversationList, DeviceRegistration, LiveEvent, Reference, SharedFile } from "../generated/protocol";
-import { download, preview, upload, type Progress } from "./files";
+import { Cancelled, download, preview, upload, type Begun, type Progress } from "./files";
 import type { Poster } from "../messaging/poster";
-import type { ChatEvent, FromWorker, Found, HeldMessage } from "./messages";
+import type { ChatEvent, FromWorker, Found, HeldMessage, Interrupted } from "./messages";
+
+/// An unfinished upload as this device keeps it (sealed, in IndexedDB).
+interface KeptUpload extends Interrupted {
+  /// The file's key, base64.
+  key: string;
+}
 
 /// A call the device names (conclave-e2ee's `Call`, serialised by serde).
 type Call =
@@ -129,15 +135,89 @@ export class Messaging {
   /// conversation. Only the message waits its turn among the device's
   /// operations: the upload goes on beside them.
   async sendFile(conversationId: string, file: File, caption: string | null, poster: Poster | null, progress: Progress, signal: AbortSignal): Promise<number> {
+    return this.shareFile(conversationId, file, caption, poster, progress, signal, null);
+  }
+
+  /// Uploads this device began and did not finish (the page was closed or
+  /// reloaded): the person chooses the same file again to carry each on.
+  async interruptedUploads(): Promise<Interrupted[]> {
+    return (await this.unfinished()).map(({ key: _, ...shown }) => shown);
+  }
+
+  /// Carries on upload `uploadId` with `file`, which must be the one it
+  /// began with (same name, size and date), then shares it.
+  async resumeFile(uploadId: string, file: File, poster: Poster | null, progress: Progress, signal: AbortSignal): Promise<number> {
+    const upload = (await this.unfinished()).find((u) => u.upload_id === uploadId);
+    if (!upload) throw new Error("that upload is no longer waiting");
+    if (file.name !== upload.name || file.size !== upload.size || file.lastModified !== upload.last_modified) {
+      throw new Error(`that is not the same file: choose ${upload.name} again`);
+    }
+    return this.shareFile(upload.conversation_id, file, upload.caption, poster, progress, signal, { fileId: upload.upload_id, key: upload.key });
+  }
+
+  /// Gives up an interrupted upload: the server drops what it holds.
+  async discardUpload(uploadId: string): Promise<void> {
+    await request(this.csrf, "DELETE", `/files/${encodeURIComponent(uploadId)}`).catch(() => undefined);
+    await this.forgetUpload(uploadId);
+  }
+
+  private async shareFile(
+    conversationId: string,
+    file: File,
+    caption: string | null,
+    poster: Poster | null,
+    progress: Progress,
+    signal: AbortSignal,
+    resume: Begun | null,
+  ): Promise<number> {
     const mime = file.type || "application/octet-stream";
     const picture = mime.startsWith("image/") ? await preview(file) : poster;
     // The preview counts in the progress with the file.
     const total = file.size + (picture?.preview.size ?? 0);
-    const shared = await upload(this.csrf, conversationId, this.deviceId, file, file.name, mime, (done, _, stalled) => progress(done, total, stalled), signal, picture?.dimensions ?? null);
-    const thumbnail = picture
-      ? await upload(this.csrf, conversationId, this.deviceId, picture.preview, `preview-${file.name}.jpg`, "image/jpeg", (done, _, stalled) => progress(file.size + done, total, stalled), signal, picture.dimensions)
-      : null;
-    return this.sendOperation({ op: "send_file", conversation_id: conversationId, file: shared, thumbnail, caption, client_id: clientId() });
+    // Until it is shared, the upload is kept (with its key, sealed) to be
+    // carried on if the page closes; a cancelled one is forgotten.
+    let begunId = resume?.fileId ?? null;
+    const begun = (b: Begun) => {
+      begunId = b.fileId;
+      void this.rememberUpload({ upload_id: b.fileId, key: b.key, conversation_id: conversationId, name: file.name, size: file.size, last_modified: file.lastModified, caption });
+    };
+    try {
+      const shared = await upload(this.csrf, conversationId, this.deviceId, file, file.name, mime, (done, _, stalled) => progress(done, total, stalled), signal, picture?.dimensions ?? null, begun, resume);
+      const thumbnail = picture
+        ? await upload(this.csrf, conversationId, this.deviceId, picture.preview, `preview-${file.name}.jpg`, "image/jpeg", (done, _, stalled) => progress(file.size + done, total, stalled), signal, picture.dimensions)
+        : null;
+      const seq = await this.sendOperation({ op: "send_file", conversation_id: conversationId, file: shared, thumbnail, caption, client_id: clientId() });
+      await this.forgetUpload(shared.file_id);
+      return seq;
+    } catch (err) {
+      if (err instanceof Cancelled && begunId) await this.forgetUpload(begunId);
+      throw err;
+    }
+  }
+
+  private uploads: Promise<unknown> = Promise.resolve();
+
+  private async unfinished(): Promise<KeptUpload[]> {
+    const kept = await unseal(this.userId, "uploads");
+    return kept ? (JSON.parse(new TextDecoder().decode(kept)) as KeptUpload[]) : [];
+  }
+
+  /// Changes the kept list one change at a time (uploads run side by side).
+  private changeUploads(change: (all: KeptUpload[]) => KeptUpload[]): Promise<void> {
+    const next = this.uploads.then(async () => {
+      const all = change(await this.unfinished());
+      await seal(this.userId, new TextEncoder().encode(JSON.stringify(all)), "uploads");
+    });
+    this.uploads = next.catch(() => undefined);
+    return next;
+  }
+
+  private rememberUpload(upload: KeptUpload): Promise<void> {
+    return this.changeUploads((all) => [...all.filter((u) => u.upload_id !== upload.upload_id), upload]);
+  }
+
+  private forgetUpload(uploadId: string): Promise<void> {
+    return this.changeUploads((all) => all.filter((u) => u.upload_id !== uploadId));
   }
 
   /// A shared file, opened on this device.
@@ -326,14 +406,14 @@ async function vaultKey(): Promise<CryptoKey> {
   return key;
 }
 
-async function seal(userId: string, state: Uint8Array) {
+async function seal(userId: string, state: Uint8Array, what = "conversations") {
   const iv = crypto.getRandomValues(new Uint8Array(12));
   const data = await crypto.subtle.encrypt({ name: "AES-GCM", iv }, await vaultKey(), state as BufferSource);
-  await save(`conversations:${userId}`, { iv, data });
+  await save(`${what}:${userId}`, { iv, data });
 }
 
-async function unseal(userId: string): Promise<Uint8Array | null> {
-  const kept = await load<{ iv: Uint8Array; data: ArrayBuffer }>(`conversations:${userId}`);
+async function unseal(userId: string, what = "conversations"): Promise<Uint8Array | null> {
+  const kept = await load<{ iv: Uint8Array; data: ArrayBuffer }>(`${what}:${userId}`);
   if (!kept) return null;
   try {
     return new Uint8Array(await crypto.subtle.decrypt({ name: "AES-GCM", iv: kept.iv as BufferSource }, await vaultKey(), kept.data));

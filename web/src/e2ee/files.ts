@@ -22,8 +22,18 @@ export class Cancelled extends Error {
   }
 }
 
+/// An upload the server has begun to take: what carrying it on needs.
+export interface Begun {
+  fileId: string;
+  /// The file's key, base64: kept sealed on this device, never sent.
+  key: string;
+}
+
 /// Uploads `blob` sealed, for `conversationId`, from `deviceId`; resolves
-/// with what a message carries to share it.
+/// with what a message carries to share it. `begun` hears the upload's id
+/// and key once the server has it (so the device can carry it on after the
+/// page closes); `resume` carries on such an upload: every part is sealed
+/// again (to rebuild the file's hash) and only those the server lacks go.
 export async function upload(
   csrf: string,
   conversationId: string,
@@ -34,15 +44,29 @@ export async function upload(
   progress: Progress,
   signal: AbortSignal,
   dimensions: [number, number] | null = null,
+  begun: (upload: Begun) => void = () => undefined,
+  resume: Begun | null = null,
 ): Promise<SharedFile> {
   const size = blob.size;
-  const started = await call<FileStatus>(csrf, "POST", `/conversations/${encodeURIComponent(conversationId)}/files`, signal, {
-    device_id: deviceId,
-    size,
-  });
-  const fileId = started.file_id;
+  let fileId: string;
+  let have = new Set<number>();
+  let sealer: FileSeal;
+  if (resume) {
+    const status = await call<FileStatus>(csrf, "GET", `/files/${encodeURIComponent(resume.fileId)}`, signal);
+    if (status.size !== size || status.complete) throw new Error("that upload cannot be carried on: send the file again");
+    fileId = resume.fileId;
+    have = new Set(status.received);
+    sealer = FileSeal.resume(resume.key, size);
+  } else {
+    const started = await call<FileStatus>(csrf, "POST", `/conversations/${encodeURIComponent(conversationId)}/files`, signal, {
+      device_id: deviceId,
+      size,
+    });
+    fileId = started.file_id;
+    sealer = new FileSeal(size);
+    begun({ fileId, key: sealer.key() });
+  }
   try {
-    const sealer = new FileSeal(size);
     const parts = file_part_count(size);
     let done = 0;
     progress(0, size, false);
@@ -50,9 +74,11 @@ export async function upload(
       const length = file_part_len(size, part);
       const chunk = new Uint8Array(await blob.slice(done, done + length).arrayBuffer());
       const sealed = sealer.seal_next(chunk);
-      await patiently(signal, (stalled) => progress(done, size, stalled), () =>
-        call(csrf, "PUT", `/files/${fileId}/parts/${part}`, signal, sealed),
-      );
+      if (!have.has(part)) {
+        await patiently(signal, (stalled) => progress(done, size, stalled), () =>
+          call(csrf, "PUT", `/files/${fileId}/parts/${part}`, signal, sealed),
+        );
+      }
       done += length;
       progress(done, size, false);
     }

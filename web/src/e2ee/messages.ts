@@ -30,7 +30,20 @@ export type ToWorker =
   | { type: "chat_send_file"; conversation_id: string; file: File; caption: string | null; poster: Poster | null; request: number }
   /// Fetch and open a shared file; it comes back as `chat_file`.
   | { type: "chat_fetch_file"; file: SharedFile; request: number }
-  | { type: "chat_cancel"; request: number };
+  | { type: "chat_cancel"; request: number }
+  /// Carry on an interrupted upload with the file chosen again.
+  | { type: "chat_resume_file"; upload_id: string; file: File; poster: Poster | null; request: number }
+  | { type: "chat_discard_upload"; upload_id: string };
+
+/// An upload this device began and did not finish (the page closed).
+export interface Interrupted {
+  upload_id: string;
+  conversation_id: string;
+  name: string;
+  size: number;
+  last_modified: number;
+  caption: string | null;
+}
 
 export interface FrameCounts {
   sealed: number;
@@ -63,6 +76,8 @@ export type FromWorker =
   | { type: "commit_refused"; from: number; reason: string }
   | { type: "removed" }
   | { type: "chat_ready"; device_id: string; user_id: string }
+  /// Uploads this device began and did not finish, to carry on.
+  | { type: "chat_interrupted"; uploads: Interrupted[] }
   /// Another tab of this browser drives the device; this one waits for it to close.
   | { type: "chat_elsewhere" }
   | { type: "chat_events"; events: ChatEvent[] }

@@ -173,6 +173,7 @@ self.onmessage = async (event: MessageEvent<ToWorker>) => {
         await init({ module_or_path: wasmUrl });
         messaging = await Messaging.start(m.user_id, m.csrf, post);
         post({ type: "chat_ready", device_id: messaging.deviceId, user_id: messaging.userId });
+        post({ type: "chat_interrupted", uploads: await messaging.interruptedUploads() });
         messaging.connect();
       } catch (err) {
         post({ type: "chat_error", message: String(err instanceof Error ? err.message : err) });
@@ -202,6 +203,23 @@ self.onmessage = async (event: MessageEvent<ToWorker>) => {
           (seq) => post({ type: "chat_sent", request: m.request, seq, error: null }),
           (error) => post({ type: "chat_sent", request: m.request, seq: null, error }),
         );
+      }
+      break;
+    case "chat_resume_file":
+      if (messaging) {
+        const resuming = messaging;
+        void transfer(
+          m.request,
+          (progress, signal) => resuming.resumeFile(m.upload_id, m.file, m.poster, progress, signal),
+          (seq) => post({ type: "chat_sent", request: m.request, seq, error: null }),
+          (error) => post({ type: "chat_sent", request: m.request, seq: null, error }),
+        );
+      }
+      break;
+    case "chat_discard_upload":
+      if (messaging) {
+        await messaging.discardUpload(m.upload_id);
+        post({ type: "chat_interrupted", uploads: await messaging.interruptedUploads() });
       }
       break;
     case "chat_fetch_file":

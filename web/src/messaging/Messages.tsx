@@ -12,8 +12,8 @@ import { MessagingClient, type ChatEvent, type Found, type HeldMessage } from ".
 import { Markup, mention } from "./markup";
 import { MembersPanel } from "./Members";
 import { Dialog } from "./dialog";
-import { Attachment, Uploads, type FetchFile, type Sending } from "./files";
-import type { Attached } from "../e2ee/messages";
+import { Attachment, InterruptedUploads, Uploads, type FetchFile, type Sending } from "./files";
+import type { Attached, Interrupted } from "../e2ee/messages";
 import { callLink, CallBanner } from "./calls";
 import { notifyOf, NotificationSettings } from "./notify";
 import { ResizeHandle, useStoredWidth } from "../resize";
@@ -117,6 +117,8 @@ export function Messages(props: { user: User; navigate: (path: string) => void; 
     if (!props.user.org_id) return;
     api.policy(props.user.org_id).then((p) => setPlainAllowed(p.unencrypted_channels.value), () => undefined);
   }, [props.user.org_id]);
+  // Uploads this device began and did not finish, offered to carry on.
+  const [interrupted, setInterrupted] = useState<Interrupted[]>([]);
   // This browser's messaging device, once the worker has it.
   const deviceId = useRef<string | null>(null);
   const [mentions, setMentions] = useState<Map<string, number[]>>(new Map());
@@ -285,6 +287,7 @@ export function Messages(props: { user: User; navigate: (path: string) => void; 
         }
       },
       onElsewhere: () => setElsewhere(true),
+      onInterrupted: setInterrupted,
       onError: (message) => setError(message),
     });
     client.current = messaging;
@@ -408,12 +411,15 @@ export function Messages(props: { user: User; navigate: (path: string) => void; 
     if (!selected || !messaging) return;
     for (const file of files) void sendFile(messaging, selected, file);
   };
-  const sendFile = async (messaging: MessagingClient, conversation: string, file: File) => {
+  const sendFile = async (messaging: MessagingClient, conversation: string, file: File, resuming: Interrupted | null = null) => {
     // A video goes with a poster made here (a picture's preview is made in the worker).
     const poster = file.type.startsWith("video/") ? await videoPoster(file).catch(() => null) : null;
     const update = (request: number, change: Partial<Sending>) =>
       setUploads((all) => all.map((u) => (u.request === request ? { ...u, ...change } : u)));
-    const { request, sent } = messaging.sendFile(conversation, file, null, poster, (done, total, stalled) => update(request, { done, total, stalled }));
+    const progress = (done: number, total: number, stalled: boolean) => update(request, { done, total, stalled });
+    const { request, sent } = resuming
+      ? messaging.resumeFile(resuming.upload_id, file, poster, progress)
+      : messaging.sendFile(conversation, file, null, poster, progress);
     setUploads((all) => [...all, { request, conversation, name: file.name, done: 0, total: file.size, stalled: false, error: null }]);
     sent.then(
       () => setUploads((all) => all.filter((u) => u.request !== request)),
@@ -591,6 +597,15 @@ export function Messages(props: { user: User; navigate: (path: string) => void; 
               sending={uploads.filter((u) => u.conversation === details.id)}
               onCancel={(request) => client.current?.cancel(request)}
               onDismiss={(request) => setUploads((all) => all.filter((u) => u.request !== request))}
+            />
+            <InterruptedUploads
+              uploads={interrupted.filter((u) => u.conversation_id === details.id)}
+              onResume={(upload, file) => {
+                if (!client.current) return;
+                setInterrupted((all) => all.filter((u) => u.upload_id !== upload.upload_id));
+                void sendFile(client.current, upload.conversation_id, file, upload);
+              }}
+              onDiscard={(upload) => client.current?.discardUpload(upload.upload_id)}
             />
             <Composer
               key={details.id}

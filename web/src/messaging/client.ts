@@ -5,7 +5,7 @@
 
 import { csrfToken } from "../api";
 import type { LiveEvent, Reference, SharedFile } from "../generated/protocol";
-import type { ChatEvent, FromWorker, Found, HeldMessage, ToWorker } from "../e2ee/messages";
+import type { ChatEvent, FromWorker, Found, HeldMessage, Interrupted, ToWorker } from "../e2ee/messages";
 import type { Poster } from "./poster";
 
 export type { ChatEvent, Found, HeldMessage };
@@ -24,6 +24,8 @@ export interface MessagingListener {
   onSynced: () => void;
   onLive: (event: LiveEvent) => void;
   onError: (message: string) => void;
+  /// Uploads this device began and did not finish (the page closed).
+  onInterrupted: (uploads: Interrupted[]) => void;
 }
 
 export class MessagingClient {
@@ -52,6 +54,9 @@ export class MessagingClient {
         break;
       case "chat_elsewhere":
         this.listener.onElsewhere();
+        break;
+      case "chat_interrupted":
+        this.listener.onInterrupted(m.uploads);
         break;
       case "chat_events":
         this.listener.onEvents(m.events);
@@ -145,6 +150,28 @@ export class MessagingClient {
       this.post({ type: "chat_send_file", conversation_id: conversationId, file, caption, poster, request });
     });
     return { request, sent };
+  }
+
+  /// Carries on an interrupted upload with the file chosen again, as
+  /// `sendFile` sends one.
+  resumeFile(
+    uploadId: string,
+    file: File,
+    poster: Poster | null,
+    progress: (done: number, total: number, stalled: boolean) => void,
+  ): { request: number; sent: Promise<number> } {
+    const request = this.nextRequest++;
+    this.progress.set(request, progress);
+    const sent = new Promise<number>((resolve, reject) => {
+      this.sends.set(request, { resolve, reject });
+      this.post({ type: "chat_resume_file", upload_id: uploadId, file, poster, request });
+    });
+    return { request, sent };
+  }
+
+  /// Gives up an interrupted upload (the list comes again, without it).
+  discardUpload(uploadId: string) {
+    this.post({ type: "chat_discard_upload", upload_id: uploadId });
   }
 
   /// A shared file, fetched and opened in the worker.

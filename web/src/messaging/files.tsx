@@ -6,7 +6,7 @@
 
 import { useEffect, useState } from "react";
 import type { SharedFile } from "../generated/protocol";
-import type { Attached } from "../e2ee/messages";
+import type { Attached, Interrupted } from "../e2ee/messages";
 import { Dialog } from "./dialog";
 
 export type FetchFile = (file: SharedFile, progress?: (done: number, total: number, stalled: boolean) => void) => Promise<Blob>;
@@ -161,6 +161,39 @@ export function Uploads(props: { sending: Sending[]; onCancel: (request: number)
               </button>
             </>
           )}
+        </li>
+      ))}
+    </ul>
+  );
+}
+
+/// Uploads this device began and did not finish (the page closed or was
+/// reloaded): the file chosen again carries each on from where the server
+/// has it; Discard gives it up.
+export function InterruptedUploads(props: { uploads: Interrupted[]; onResume: (upload: Interrupted, file: File) => void; onDiscard: (upload: Interrupted) => void }) {
+  if (props.uploads.length === 0) return null;
+  return (
+    <ul className="uploads" aria-label="Interrupted uploads">
+      {props.uploads.map((u) => (
+        <li key={u.upload_id}>
+          <span className="file-name">{u.name}</span>
+          <span className="muted">{size(u.size)} · interrupted when the page closed</span>
+          <label className="file-choice">
+            Choose it again to resume
+            <input
+              type="file"
+              className="sr-only"
+              aria-label={`Choose ${u.name} again to resume`}
+              onChange={(e) => {
+                const file = e.target.files?.[0];
+                e.target.value = "";
+                if (file) props.onResume(u, file);
+              }}
+            />
+          </label>
+          <button onClick={() => props.onDiscard(u)} aria-label={`Discard ${u.name}`}>
+            Discard
+          </button>
         </li>
       ))}
     </ul>
