@@ -510,6 +510,23 @@ await runScenario(
     await send(tab, "Message # general", "From the laptop's other tab");
     await seen(phone, "From the laptop's other tab", "the second tab's message on the phone");
 
+    // At a phone's width: the list above the conversation, nothing
+    // sideways, the composer in reach.
+    // (A panel covers the whole screen there: the search results open since
+    // the search are closed first, as a person would.)
+    const closeSearch = phone.getByRole("button", { name: "Close search" });
+    if (await closeSearch.count()) await closeSearch.click();
+    await phone.setViewportSize({ width: 390, height: 844 });
+    await phone.getByRole("navigation", { name: "Conversations" }).getByRole("button", { name: "# general" }).click();
+    await seen(phone, "From the laptop's other tab", "the channel at a phone's width");
+    const sideways = await phone.evaluate(() => document.documentElement.scrollWidth - innerWidth);
+    assert.ok(sideways <= 0, `the messages page scrolls sideways on a phone, by ${sideways} px`);
+    await send(phone, "Message # general", "Written at a phone's width");
+    await seen(tab, "Written at a phone's width", "the phone-width message in the laptop's tab");
+    await shot(phone, "phone-width");
+    await audit(phone, "the messages page at a phone's width");
+    await phone.setViewportSize({ width: 1280, height: 800 });
+
     // Nothing kept or sent in the clear.
     const texts = [
       "Welcome to general",

@@ -437,7 +437,8 @@ export function Messages(props: { user: User; navigate: (path: string) => void; 
     setFound({ query, results });
   };
   const jump = (result: Found) => {
-    if (result.thread !== null) {
+    // On a phone the results cover the screen: going to one closes them.
+    if (result.thread !== null || window.matchMedia("(max-width: 700px)").matches) {
       setFound(null);
       if (result.conversation_id === selected) setThread(result.thread);
       else threadToOpen.current = result.thread;
