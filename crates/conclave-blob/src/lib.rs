@@ -6,8 +6,10 @@
 //! the device encrypted them: every part is whole and authenticated on its
 //! own, so an upload resumes at the first missing part, a download streams
 //! part by part in constant memory, and a deleted file is its objects
-//! deleted. Nothing here sees a key; nothing here decides who may read —
-//! the server checks that before it asks.
+//! deleted. An organisation with a bucket keeps its messages' ciphertext
+//! there too, in segments of a conversation's log (`segments/<conversation>/<segment>`),
+//! each one object written whole. Nothing here sees a key; nothing here
+//! decides who may read — the server checks that before it asks.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -156,6 +158,30 @@ impl Blobs {
         Ok(())
     }
 
+    /// Stores a segment of a conversation's log, one object.
+    pub async fn put_segment(
+        &self,
+        place: Place<'_>,
+        conversation: &str,
+        segment: &str,
+        bytes: Bytes,
+    ) -> Result<(), BlobError> {
+        self.store(place)?.put(&segment_path(conversation, segment), PutPayload::from_bytes(bytes)).await?;
+        Ok(())
+    }
+
+    pub async fn get_segment(&self, place: Place<'_>, conversation: &str, segment: &str) -> Result<Bytes, BlobError> {
+        Ok(self.store(place)?.get(&segment_path(conversation, segment)).await?.bytes().await?)
+    }
+
+    /// Deletes a segment; one already gone is no error.
+    pub async fn erase_segment(&self, place: Place<'_>, conversation: &str, segment: &str) -> Result<(), BlobError> {
+        match self.store(place)?.delete(&segment_path(conversation, segment)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(other) => Err(other.into()),
+        }
+    }
+
     fn store(&self, place: Place<'_>) -> Result<Arc<dyn ObjectStore>, BlobError> {
         let key = match place {
             Place::Server { org } => format!("server/{org}"),
@@ -192,6 +218,10 @@ impl Blobs {
         open.insert(key, store.clone());
         Ok(store)
     }
+}
+
+fn segment_path(conversation: &str, segment: &str) -> Path {
+    Path::from_iter(["segments", conversation, segment])
 }
 
 fn part_path(file: &str, part: u32) -> Path {

@@ -74,6 +74,21 @@ impl S3Server {
         keys
     }
 
+    /// Every object's bytes, as the bucket is now (an object deleted
+    /// between listing and reading is left out).
+    pub async fn objects(&self, bucket: &str) -> Vec<(String, Vec<u8>)> {
+        let mut objects = Vec::new();
+        for key in self.keys(bucket).await {
+            let path = object_store::path::Path::from(key.as_str());
+            match self.store(bucket).get(&path).await {
+                Ok(got) => objects.push((key, got.bytes().await.expect("the object").to_vec())),
+                Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => panic!("reading {bucket}/{key}: {e}"),
+            }
+        }
+        objects
+    }
+
     /// One object's bytes.
     pub async fn object(&self, bucket: &str, key: &str) -> Vec<u8> {
         let path = object_store::path::Path::from(key);

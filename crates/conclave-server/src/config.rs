@@ -33,6 +33,12 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// How often dormant accounts are looked for.
     pub dormant_sweep_every: Duration,
+    /// How old entries are before their bodies move to their
+    /// organisation's bucket, where it chose one (the database holds
+    /// the recent log, which live reading and catch-up mostly read).
+    pub segment_after: Duration,
+    /// How often entries due are moved and stale segments written again.
+    pub segment_every: Duration,
     /// How long call-quality samples are kept (swept as often as dormant
     /// accounts are).
     pub quality_retention: Duration,
@@ -196,6 +202,8 @@ impl ServerConfig {
             trusted_proxies: Vec::new(),
             limits: Limits::default(),
             dormant_sweep_every: Duration::from_secs(3600),
+            segment_after: Duration::from_secs(600),
+            segment_every: Duration::from_secs(60),
             quality_retention: Duration::from_secs(30 * 24 * 3600),
             policy_refresh_every: Duration::from_secs(30),
             media: Some(MediaConfig::default()),

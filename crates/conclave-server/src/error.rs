@@ -208,6 +208,21 @@ impl From<crate::files::EraseError> for ApiError {
     }
 }
 
+impl From<crate::conversations::segments::SegmentError> for ApiError {
+    fn from(err: crate::conversations::segments::SegmentError) -> Self {
+        use crate::conversations::segments::SegmentError as E;
+        match err {
+            E::Store(err) => err.into(),
+            // A segment gone is not the caller's missing file part.
+            E::Blob(conclave_blob::BlobError::NotFound) | E::Corrupt(_) => {
+                tracing::error!(error = %err, "a message segment is missing or unreadable");
+                Self::internal()
+            }
+            E::Blob(err) => err.into(),
+        }
+    }
+}
+
 /// A conversation's refusals, as the API states them.
 impl From<crate::conversations::ConversationError> for ApiError {
     fn from(err: crate::conversations::ConversationError) -> Self {

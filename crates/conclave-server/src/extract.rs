@@ -11,7 +11,7 @@ use axum::http::{header, Method};
 use conclave_auth::TokenHash;
 use conclave_proto::audit::{AuditAction, AuditOutcome};
 use conclave_proto::{Org, OrgPolicy};
-use conclave_store::{SessionRow, UserRow};
+use conclave_store::{SessionRow, SignedIn, UserRow};
 use serde::de::DeserializeOwned;
 use std::net::{IpAddr, SocketAddr};
 
@@ -166,23 +166,15 @@ async fn authenticate(parts: &Parts, state: &SharedState) -> Result<CurrentSessi
         (None, None) => return Err(ApiError::unauthenticated()),
     };
     let now = state.now_ms();
-    let session = state
-        .store
-        .session_by_token_hash(&TokenHash::of(token).0)
-        .await?
-        .filter(|s| s.is_live(now))
-        .ok_or_else(ApiError::unauthenticated)?;
+    let signed_in = state.store.signed_in(&TokenHash::of(token).0).await?;
+    let SignedIn { session, user, org } =
+        signed_in.filter(|s| s.session.is_live(now)).ok_or_else(ApiError::unauthenticated)?;
     if via_cookie && is_state_changing(&parts.method) {
         let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
         if !bool::from(subtle::ConstantTimeEq::ct_eq(sent.as_bytes(), session.csrf_token.as_bytes())) {
             return Err(ApiError::csrf("send the session's CSRF token in the X-CSRF-Token header"));
         }
     }
-    let user = state.store.user_by_id(&session.user_id).await?.ok_or_else(ApiError::unauthenticated)?;
-    let org = match &user.org_id {
-        Some(id) => state.store.org_by_id(id).await?,
-        None => None,
-    };
     crate::accounts::ensure_usable(state, &user, org.as_ref().map(|(_, p)| p)).await?;
     // Once the organisation signs its people in through its provider only,
     // sessions signed in otherwise end (owners' excepted, as their sign-in is).

@@ -92,6 +92,7 @@ impl App {
         if let Some(every) = watch_every {
             at_risk::start(Arc::downgrade(&state), every);
         }
+        tokio::spawn(conversations::segments::run_forever(Arc::downgrade(&state)));
         if let Some(events) = events {
             tokio::spawn(media::route_events(Arc::downgrade(&state), events));
         }

@@ -63,11 +63,21 @@ pub struct EntryRow {
     pub refers_to: Option<i64>,
     pub is_message: bool,
     pub deleted: bool,
+    /// Empty while the body is in segment `segment_id` of the
+    /// organisation's bucket ([`EntryRow::in_segment`]).
     pub body_json: String,
+    pub segment_id: Option<String>,
 }
 
-const ENTRY_COLUMNS: &str =
-    "seq, at_ms, author, device_id, client_id, thread_seq, reference_kind, refers_to, is_message, deleted, body_json";
+impl EntryRow {
+    /// The segment to read this entry's body from, if it is not here.
+    pub fn in_segment(&self) -> Option<&str> {
+        self.segment_id.as_deref().filter(|_| self.body_json.is_empty())
+    }
+}
+
+const ENTRY_COLUMNS: &str = "seq, at_ms, author, device_id, client_id, thread_seq, reference_kind, refers_to, \
+     is_message, deleted, body_json, segment_id";
 
 fn entry(row: &AnyRow) -> Result<EntryRow> {
     Ok(EntryRow {
@@ -82,6 +92,7 @@ fn entry(row: &AnyRow) -> Result<EntryRow> {
         is_message: row.int("is_message")? != 0,
         deleted: row.int("deleted")? != 0,
         body_json: row.text("body_json")?,
+        segment_id: row.opt_text("segment_id")?,
     })
 }
 
@@ -283,28 +294,18 @@ impl Store {
     }
 
     /// Several conversations' changes in one transaction (one durable
-    /// commit): each applied as [`Self::change_conversation`] would, in a
-    /// savepoint of its own, so one that finds its version taken, or
-    /// fails, leaves the others to be written. The outcomes are in the
-    /// order of `changes`; an error of the whole transaction is every one's.
-    pub async fn change_conversations(
-        &self,
-        changes: &[(&str, i64, &ConversationChange)],
-    ) -> Result<Vec<Result<bool>>> {
+    /// commit): each applied as [`Self::change_conversation`] would. One
+    /// that finds its version taken writes nothing and leaves the others to
+    /// be written; an error (a retry's message already in, a file taken)
+    /// fails the whole transaction, which the caller then writes change by
+    /// change. No savepoint per change: errors are rare, and two statements
+    /// more for every message are not. The outcomes are in the order of
+    /// `changes`.
+    pub async fn change_conversations(&self, changes: &[(&str, i64, &ConversationChange)]) -> Result<Vec<bool>> {
         let mut tx = self.pool.begin().await?;
         let mut outcomes = Vec::with_capacity(changes.len());
         for &(id, version, change) in changes {
-            let mut one = sqlx::Acquire::begin(&mut *tx).await?;
-            match apply_change(&mut one, id, version, change).await {
-                Ok(true) => {
-                    one.commit().await?;
-                    outcomes.push(Ok(true));
-                }
-                outcome => {
-                    one.rollback().await?;
-                    outcomes.push(outcome);
-                }
-            }
+            outcomes.push(apply_change(&mut tx, id, version, change).await?);
         }
         tx.commit().await?;
         Ok(outcomes)
@@ -460,6 +461,7 @@ async fn write_change(tx: &mut sqlx::Transaction<'_, sqlx::Any>, id: &str, chang
         .map_err(StoreError::conflict_as("message"))?;
     }
     for seq in &change.erase {
+        crate::segments::erasing_entry(tx, id, *seq).await?;
         // The content goes, with its edits and the reactions to it; the
         // entries stay, marked, so the log keeps its order.
         sqlx::query(

@@ -20,6 +20,7 @@ mod orgs;
 mod quality;
 mod risk;
 mod scim;
+mod segments;
 mod sessions;
 mod settings;
 mod throttle;
@@ -42,7 +43,8 @@ pub use meetings::{MeetingRow, MeetingSecrets, NewBan, NewMeeting, NewReport};
 pub use quality::{NewQualitySample, QualityRow, QualitySummaryRow};
 pub use risk::{Polled, RiskWarningRow, WatchSourceRow};
 pub use scim::{Lookup, ProvisionedUser, ScimGroupRow};
-pub use sessions::{NewSession, SessionRow};
+pub use segments::{SegmentRow, ToSegment};
+pub use sessions::{NewSession, SessionRow, SignedIn};
 pub use throttle::ThrottleRow;
 pub use users::{NewUser, TotpSeeds, UserRow};
 
@@ -109,7 +111,21 @@ impl Store {
         } else {
             return Err(StoreError::UnsupportedUrl(redact_url(url)));
         };
-        let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
+        // A connection idle for a while is tried before it is handed out (the
+        // database may have restarted meanwhile); one in steady use is not:
+        // that check is a round trip, and a busy node would otherwise make
+        // one before every statement.
+        let options = AnyPoolOptions::new()
+            .acquire_timeout(Duration::from_secs(10))
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= TRIED_AFTER_IDLE {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            });
         let pool = match engine {
             // One writer at a time is SQLite's model; WAL lets readers go on
             // while it writes, and busy_timeout queues writers instead of failing.
@@ -180,6 +196,10 @@ pub(crate) fn now_ms() -> i64 {
 /// are kept to this precision, so a busy client does not write on every request.
 pub const TOUCH_INTERVAL_MS: i64 = 60_000;
 
+/// How long a pooled connection may sit unused before it is tried again
+/// before use.
+const TRIED_AFTER_IDLE: Duration = Duration::from_secs(1);
+
 /// A fresh random id (a UUID v4) for a new record.
 pub fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
@@ -206,6 +226,41 @@ impl RowExt for AnyRow {
     fn opt_int(&self, column: &str) -> Result<Option<i64>> {
         Ok(self.try_get(column)?)
     }
+}
+
+/// One table's columns in a joined row, where each was selected as
+/// `prefix` + its name (see [`prefixed_columns`]): the table's decoder
+/// reads them by their own names.
+pub(crate) struct Prefixed<'r> {
+    pub row: &'r AnyRow,
+    pub prefix: &'static str,
+}
+
+impl Prefixed<'_> {
+    fn get<'a, T: sqlx::Decode<'a, sqlx::Any> + sqlx::Type<sqlx::Any>>(&'a self, column: &str) -> Result<T> {
+        Ok(self.row.try_get(format!("{}{column}", self.prefix).as_str())?)
+    }
+}
+
+impl RowExt for Prefixed<'_> {
+    fn text(&self, column: &str) -> Result<String> {
+        self.get(column)
+    }
+    fn opt_text(&self, column: &str) -> Result<Option<String>> {
+        self.get(column)
+    }
+    fn int(&self, column: &str) -> Result<i64> {
+        self.get(column)
+    }
+    fn opt_int(&self, column: &str) -> Result<Option<i64>> {
+        self.get(column)
+    }
+}
+
+/// `columns` ("a, b") of table alias `table`, each selected as `prefix` +
+/// its name ("u.a AS u_a, u.b AS u_b"), for a join read with [`Prefixed`].
+pub(crate) fn prefixed_columns(table: &str, columns: &str, prefix: &str) -> String {
+    columns.split(',').map(|c| format!("{table}.{c} AS {prefix}{c}", c = c.trim())).collect::<Vec<_>>().join(", ")
 }
 
 #[cfg(test)]

@@ -129,6 +129,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0019_welcomes_once.sql"),
         postgres: include_str!("../migrations/postgres/0019_welcomes_once.sql"),
     },
+    Migration {
+        version: 20,
+        name: "message segments in the organisation's bucket",
+        sqlite: include_str!("../migrations/sqlite/0020_message_segments.sql"),
+        postgres: include_str!("../migrations/postgres/0020_message_segments.sql"),
+    },
 ];
 
 /// Arbitrary constant naming Conclave's migration lock on PostgreSQL.

@@ -4,9 +4,11 @@
 use crate::users::{insert_user, NewUser, UserRow};
 use crate::{new_id, Result, RowExt, Store, StoreError};
 use conclave_proto::{Org, OrgPolicy, OrgRole, Plan};
-use sqlx::any::AnyRow;
 
-fn org_from_row(row: &AnyRow) -> Result<(Org, OrgPolicy)> {
+/// What [`org_from_row`] reads.
+pub(crate) const ORG_COLUMNS: &str = "id, name, plan, policy_json, created_at_ms";
+
+pub(crate) fn org_from_row(row: &impl RowExt) -> Result<(Org, OrgPolicy)> {
     let plan_text = row.text("plan")?;
     let plan = Plan::parse(&plan_text).ok_or(StoreError::Corrupt { column: "orgs.plan", value: plan_text })?;
     let policy_json = row.text("policy_json")?;
@@ -63,7 +65,7 @@ impl Store {
     }
 
     pub async fn org_by_id(&self, id: &str) -> Result<Option<(Org, OrgPolicy)>> {
-        let row = sqlx::query("SELECT id, name, plan, policy_json, created_at_ms FROM orgs WHERE id = $1")
+        let row = sqlx::query(&format!("SELECT {ORG_COLUMNS} FROM orgs WHERE id = $1"))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;

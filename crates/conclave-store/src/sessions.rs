@@ -1,7 +1,9 @@
 //! Sessions: sign-ins and personal access tokens. Only a hash of each token
 //! is stored.
 
-use crate::{new_id, Result, RowExt, Store};
+use crate::users::USER_COLUMNS;
+use crate::{new_id, prefixed_columns, Prefixed, Result, RowExt, Store, UserRow};
+use conclave_proto::{Org, OrgPolicy};
 use sqlx::any::AnyRow;
 
 #[derive(Debug, Clone)]
@@ -18,6 +20,15 @@ pub struct SessionRow {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
     pub revoked_at_ms: Option<i64>,
+}
+
+/// A session with its account and organisation, as [`Store::signed_in`]
+/// reads them.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    pub session: SessionRow,
+    pub user: UserRow,
+    pub org: Option<(Org, OrgPolicy)>,
 }
 
 impl SessionRow {
@@ -45,6 +56,12 @@ const SESSION_COLUMNS: &str =
 impl TryFrom<AnyRow> for SessionRow {
     type Error = crate::StoreError;
     fn try_from(row: AnyRow) -> Result<Self> {
+        Self::decode(&row)
+    }
+}
+
+impl SessionRow {
+    fn decode(row: &impl RowExt) -> Result<Self> {
         Ok(Self {
             id: row.text("id")?,
             user_id: row.text("user_id")?,
@@ -83,9 +100,29 @@ impl Store {
         SessionRow::try_from(row)
     }
 
-    pub async fn session_by_token_hash(&self, token_hash: &str) -> Result<Option<SessionRow>> {
-        let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE token_hash = $1");
-        sqlx::query(&sql).bind(token_hash).fetch_optional(&self.pool).await?.map(SessionRow::try_from).transpose()
+    /// The session with this token's hash, with its account and the
+    /// account's organisation: what every signed-in request needs, read in
+    /// one statement rather than three.
+    pub async fn signed_in(&self, token_hash: &str) -> Result<Option<SignedIn>> {
+        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            format!(
+                "SELECT {}, {}, {} FROM sessions s JOIN users u ON u.id = s.user_id \
+                 LEFT JOIN orgs o ON o.id = u.org_id WHERE s.token_hash = $1",
+                prefixed_columns("s", SESSION_COLUMNS, "s_"),
+                prefixed_columns("u", USER_COLUMNS, "u_"),
+                prefixed_columns("o", crate::orgs::ORG_COLUMNS, "o_"),
+            )
+        });
+        let Some(row) = sqlx::query(&SQL).bind(token_hash).fetch_optional(&self.pool).await? else { return Ok(None) };
+        let org = Prefixed { row: &row, prefix: "o_" };
+        Ok(Some(SignedIn {
+            session: SessionRow::decode(&Prefixed { row: &row, prefix: "s_" })?,
+            user: UserRow::decode(&Prefixed { row: &row, prefix: "u_" })?,
+            org: match org.opt_text("id")? {
+                Some(_) => Some(crate::orgs::org_from_row(&org)?),
+                None => None,
+            },
+        }))
     }
 
     /// Notes use of a session, at most once a minute to spare writes.

@@ -71,6 +71,12 @@ fn parse_status(text: String) -> Result<AccountStatus> {
 impl TryFrom<AnyRow> for UserRow {
     type Error = StoreError;
     fn try_from(row: AnyRow) -> Result<Self> {
+        Self::decode(&row)
+    }
+}
+
+impl UserRow {
+    pub(crate) fn decode(row: &impl RowExt) -> Result<Self> {
         let role = match row.opt_text("role")? {
             None => None,
             Some(text) => Some(OrgRole::parse(&text).ok_or(StoreError::Corrupt { column: "users.role", value: text })?),

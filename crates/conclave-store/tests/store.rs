@@ -89,7 +89,18 @@ async fn sessions_list_revoke_and_expire(db: TestDatabase) {
     assert!(store.revoke_session(&u.id, &b.id, 100).await.unwrap());
     assert!(!store.revoke_session(&u.id, &b.id, 100).await.unwrap(), "already revoked");
     assert!(!store.revoke_session("someone-else", &a.id, 100).await.unwrap(), "only the owner revokes");
-    assert_eq!(store.session_by_token_hash("h1").await.unwrap().unwrap().ip.as_deref(), Some("127.0.0.9"));
+    let signed_in = store.signed_in("h1").await.unwrap().unwrap();
+    assert_eq!((signed_in.session.id.as_str(), signed_in.session.ip.as_deref()), (a.id.as_str(), Some("127.0.0.9")));
+    assert_eq!((signed_in.user.id.as_str(), signed_in.user.email.as_str()), (u.id.as_str(), "s@x.test"));
+    assert!(signed_in.org.is_none(), "an account of no organisation");
+    assert!(store.signed_in("h2").await.unwrap().unwrap().session.revoked_at_ms.is_some(), "revoked, as it is");
+    assert!(store.signed_in("nobody's").await.unwrap().is_none());
+    let (org, owner) =
+        store.create_org_with_new_owner("Acme", Plan::Free, &policy(), &user("o@acme.test", 5)).await.unwrap();
+    store.create_session(&NewSession { user_id: &owner.id, ..new("h5", 1_000) }).await.unwrap();
+    let (read_org, read_policy) = store.signed_in("h5").await.unwrap().unwrap().org.expect("the owner's organisation");
+    assert_eq!((read_org.id, read_org.name), (org.id, "Acme".to_owned()));
+    assert_eq!(read_policy, policy());
     let c = store.create_session(&new("h4", 1_000)).await.unwrap();
     assert_eq!(store.revoke_sessions_except(&u.id, Some(&c.id), 200).await.unwrap(), 2);
     let live: Vec<_> = store.list_live_sessions(&u.id, 300).await.unwrap().into_iter().map(|s| s.id).collect();
@@ -412,6 +423,7 @@ async fn changes_to_several_conversations_commit_together_each_on_its_own_terms(
         is_message: true,
         deleted: false,
         body_json: format!("\"body {client_id}\""),
+        segment_id: None,
     };
     let change = |seq: i64, client_id: &str| ConversationChange {
         last_seq: seq,
@@ -437,11 +449,6 @@ async fn changes_to_several_conversations_commit_together_each_on_its_own_terms(
     assert!(store.change_conversation("b", version, &change(1, "b-1")).await.unwrap());
     assert!(store.change_conversation("c", version, &change(1, "c-1")).await.unwrap());
     let (a, b, c) = (change(1, "a-1"), change(1, "b-2"), change(2, "c-1"));
-    let outcomes =
-        store.change_conversations(&[("a", version, &a), ("b", version, &b), ("c", version + 1, &c)]).await.unwrap();
-    assert!(matches!(outcomes[0], Ok(true)), "{outcomes:?}");
-    assert!(matches!(outcomes[1], Ok(false)), "b's version was taken: {outcomes:?}");
-    assert!(matches!(outcomes[2], Err(StoreError::Conflict(_))), "c's retry is refused: {outcomes:?}");
     let bodies = |id: &'static str| {
         let store = &store;
         async move {
@@ -454,13 +461,23 @@ async fn changes_to_several_conversations_commit_together_each_on_its_own_terms(
                 .collect::<Vec<_>>()
         }
     };
-    assert_eq!(bodies("a").await, ["\"body a-1\""], "a's change is in");
-    assert_eq!(bodies("b").await, ["\"body b-1\""], "b's is not");
-    assert_eq!(bodies("c").await, ["\"body c-1\""], "nor c's: its savepoint is undone whole");
     let row = |id: &'static str| {
         let store = &store;
         async move { store.conversation(id).await.unwrap().unwrap() }
     };
-    assert_eq!((row("a").await.version, row("a").await.last_seq), (version + 1, 1));
+    // An error fails the transaction whole: nothing of it is written, and
+    // the caller writes the changes one by one.
+    let failed = store.change_conversations(&[("a", version, &a), ("c", version + 1, &c)]).await;
+    assert!(matches!(failed, Err(StoreError::Conflict(_))), "c's retry is refused: {failed:?}");
+    assert!(bodies("a").await.is_empty(), "a's change went with the failed transaction");
+    assert_eq!(row("a").await.version, version);
+    assert_eq!(bodies("c").await, ["\"body c-1\""], "c holds its message once");
     assert_eq!((row("c").await.version, row("c").await.last_seq), (version + 1, 1), "c's version stays");
+    // A version taken meanwhile writes nothing of that change, and the others are in.
+    let outcomes = store.change_conversations(&[("a", version, &a), ("b", version, &b)]).await.unwrap();
+    assert_eq!(outcomes, [true, false], "b's version was taken");
+    assert_eq!(bodies("a").await, ["\"body a-1\""], "a's change is in");
+    assert_eq!(bodies("b").await, ["\"body b-1\""], "b's is not");
+    assert_eq!((row("a").await.version, row("a").await.last_seq), (version + 1, 1));
+    assert_eq!((row("b").await.version, row("b").await.last_seq), (version + 1, 1));
 }

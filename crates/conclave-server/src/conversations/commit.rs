@@ -7,10 +7,11 @@
 //! durable commit of their own: the cost that bounds how many direct
 //! messages a node takes per second, a thousand conversations each with
 //! one message waiting. The committer task writes whatever changes wait
-//! when it is free in one transaction (`Store::change_conversations`, each
-//! in a savepoint of its own) and answers each on its own. An idle node
-//! writes a change at once, as before; a busy one commits once for many
-//! conversations.
+//! when it is free in one transaction (`Store::change_conversations`) and
+//! answers each on its own. An idle node writes a change at once, as
+//! before; a busy one commits once for many conversations. A change that
+//! fails (a retry whose message is in) fails the transaction; its
+//! changes are then written one by one, so each gets its own answer.
 //!
 //! The task owns the writes, so a caller that goes away (a client that
 //! disconnects mid-request) never cuts a transaction short: the change is
@@ -87,13 +88,15 @@ async fn commit_waiting(store: Store, mut waiting: mpsc::UnboundedReceiver<Pendi
 }
 
 /// One outcome per change, in order. A transaction that fails as a whole
-/// (a lost connection) is tried again one change at a time, so each gets
-/// an outcome of its own.
+/// (one change's error: a retry whose message is in, a file another
+/// message took; or a lost connection) is tried again one change at a
+/// time, so each gets an outcome of its own.
 async fn write_batch(store: &Store, batch: &[Pending]) -> Vec<Result<bool, StoreError>> {
     if batch.len() > 1 {
         let changes: Vec<_> = batch.iter().map(|p| (p.id.as_str(), p.version, &p.change)).collect();
         match store.change_conversations(&changes).await {
-            Ok(outcomes) => return outcomes,
+            Ok(outcomes) => return outcomes.into_iter().map(Ok).collect(),
+            Err(StoreError::Conflict(_)) => {}
             Err(err) => {
                 tracing::warn!(%err, changes = batch.len(), "a group commit failed; writing its changes one by one")
             }

@@ -11,6 +11,7 @@
 
 mod commit;
 pub mod live;
+pub mod segments;
 mod views;
 
 use std::collections::HashMap;
@@ -654,6 +655,7 @@ fn entry_row(entry: &Entry) -> EntryRow {
         is_message: false,
         deleted: false,
         body_json: serde_json::to_string(&entry.body).expect("an entry serialises"),
+        segment_id: None,
     };
     if let EntryBody::Message { from, device, client_id, reference, control, .. } = &entry.body {
         // Control messages are not people's: never unread, never a target.

@@ -307,10 +307,16 @@ pub async fn send(
         Some(reference) => Some((reference, state.conversations.target(&id, reference.target()).await?)),
         None => None,
     };
-    let store = &state.store;
-    let earlier = store.message_by_client_id(&id, &req.device_id, &req.client_id).await?.map(|seq| seq as u64);
-    if earlier.is_none() {
-        shareable(&state, &current, &id, &req.files).await?;
+    // A retry is recognised by its client id only once the send is refused
+    // (its files are shared already, its epoch is gone, its entry is in):
+    // a first send, nearly every one, costs no lookup.
+    let (device_id, client_id) = (req.device_id.clone(), req.client_id.clone());
+    let retry = {
+        let (state, id, device_id, client_id) = (&state, &id, &device_id, &client_id);
+        move || retry_of(state, id, device_id, client_id)
+    };
+    if let Err(refused) = shareable(&state, &current, &id, &req.files).await {
+        return retry().await?.ok_or(refused);
     }
     let message = OutgoingMessage {
         device: req.device_id,
@@ -318,12 +324,11 @@ pub async fn send(
         epoch: req.epoch,
         content: req.content,
         reference,
-        earlier,
+        earlier: None,
         history: req.history,
         control: req.control,
         files: req.files,
     };
-    let (device_id, client_id) = (message.device.clone(), message.client_id.clone());
     // Written in a task of its own: this request may be writing the sends
     // of others waiting behind it (group commit), and a client that goes
     // away must not cancel their writes with its own.
@@ -332,17 +337,19 @@ pub async fn send(
         tokio::spawn(async move { state.conversations.send(&id, now, message).await })
     };
     let effects = match writing.await.map_err(|_| ApiError::internal())? {
-        // Two retries raced and the other one is in: this is a retry of it.
-        Err(ConversationError::Store(StoreError::Conflict("message"))) => {
-            let seq = store.message_by_client_id(&id, &device_id, &client_id).await?;
-            let seq = seq.ok_or_else(ApiError::internal)? as u64;
-            return Ok((StatusCode::OK, ApiJson(MessageAccepted { seq, duplicate: true })));
+        Ok(effects) => effects,
+        Err(refused) => {
+            if let Some(retried) = retry().await? {
+                return Ok(retried);
+            }
+            return Err(match refused {
+                // Another message took a file between the check and the write.
+                ConversationError::Store(StoreError::Conflict("file")) => {
+                    ApiError::file_not_shareable("another message shares one of these files already")
+                }
+                refused => refused.into(),
+            });
         }
-        // Another message took a file between the check and the write.
-        Err(ConversationError::Store(StoreError::Conflict("file"))) => {
-            return Err(ApiError::file_not_shareable("another message shares one of these files already"));
-        }
-        effects => effects?,
     };
     let accepted = effects.iter().find_map(|effect| match effect {
         Effect::Append(entry) => Some((StatusCode::CREATED, MessageAccepted { seq: entry.seq, duplicate: false })),
@@ -350,8 +357,19 @@ pub async fn send(
         _ => None,
     });
     let (status, accepted) = accepted.ok_or_else(ApiError::internal)?;
-    // Its author has read what came before: written with the message.
     Ok((status, ApiJson(accepted)))
+}
+
+/// The answer to a retry: the message `device_id` sent under `client_id`,
+/// if the log holds it (what it got the first time, whatever changed since).
+async fn retry_of(
+    state: &SharedState,
+    id: &str,
+    device_id: &str,
+    client_id: &str,
+) -> ApiResult<Option<(StatusCode, ApiJson<MessageAccepted>)>> {
+    let earlier = state.store.message_by_client_id(id, device_id, client_id).await?;
+    Ok(earlier.map(|seq| (StatusCode::OK, ApiJson(MessageAccepted { seq: seq as u64, duplicate: true }))))
 }
 
 /// Files a new message may share: the sender's own completed uploads to
@@ -479,6 +497,7 @@ pub async fn delete_message(
     let changed = state.conversations.change(&id, state.now_ms(), input).await?;
     if changed.effects.iter().any(|e| matches!(e, Effect::Erase(_))) {
         crate::files::erase_soon(&state);
+        conversations::segments::tidy_soon(&state);
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -550,7 +569,9 @@ pub async fn entries(
         // was allowed when checked (a removal may land meanwhile).
         let after = q.after.min(last_seq).max(from.saturating_sub(1));
         if after < last_seq || tokio::time::Instant::now() >= deadline {
-            let rows = state.store.conversation_entries(&id, after as i64, last_seq as i64, i64::from(limit)).await?;
+            let mut rows =
+                state.store.conversation_entries(&id, after as i64, last_seq as i64, i64::from(limit)).await?;
+            conversations::segments::fill(&state, &id, &mut rows).await?;
             let entries = rows.iter().map(entry_from_row).collect::<Result<_, _>>()?;
             return Ok(ApiJson(EntryPage { entries, readable_from: Some(from), last_seq }));
         }
@@ -573,8 +594,9 @@ async fn earlier_entries(
     let member = loaded.state.member(account).ok_or_else(|| ApiError::not_found("conversation"))?;
     let start = if loaded.state.policy().newcomers_see_history { 0 } else { member.since.saturating_sub(1) };
     let after = after.max(start).min(from.saturating_sub(1));
-    let rows =
+    let mut rows =
         state.store.conversation_entries(&loaded.row.id, after as i64, from as i64 - 1, i64::from(limit)).await?;
+    conversations::segments::fill(state, &loaded.row.id, &mut rows).await?;
     let mut entries = Vec::with_capacity(rows.len());
     for row in &rows {
         let mut entry = entry_from_row(row)?;

@@ -385,3 +385,129 @@ async fn an_organisation_keeps_its_files_in_its_own_bucket(engine: Engine) {
 }
 
 on_both_engines!(an_organisation_keeps_its_files_in_its_own_bucket);
+
+/// The whole log as `device` reads it, page after page.
+async fn whole_log(
+    client: &conclave_client::Client,
+    id: &str,
+    device: &str,
+) -> Vec<conclave_proto::conversation::Entry> {
+    let mut entries: Vec<conclave_proto::conversation::Entry> = Vec::new();
+    loop {
+        let after = entries.last().map_or(0, |e| e.seq);
+        let page = client.read_conversation(id, device, after, 500, 0).await.unwrap();
+        if page.entries.is_empty() {
+            return entries;
+        }
+        entries.extend(page.entries);
+    }
+}
+
+/// The ciphertext of message `seq` as the log holds it.
+fn ciphertext_of(log: &[conclave_proto::conversation::Entry], seq: u64) -> String {
+    let entry = log.iter().find(|e| e.seq == seq).expect("the message is in the log");
+    match &entry.body {
+        conclave_proto::conversation::EntryBody::Message { content, .. } => content.clone(),
+        other => panic!("not a message: {other:?}"),
+    }
+}
+
+/// An organisation that keeps its files in its own bucket keeps its
+/// messages' ciphertext there too: once older than the server's setting,
+/// a conversation's entries move to the bucket in segments, and the
+/// database keeps their order and references but no body. Every device
+/// reads the same log as before (a device added later included, through
+/// the history copies); a deleted message leaves the bucket as well; and
+/// an organisation without a bucket keeps its messages in the database.
+async fn an_organisation_keeps_its_messages_in_its_own_bucket(engine: Engine) {
+    use conclave_client::chat::ChatDevice;
+    let s3 = S3Server::start();
+    s3.create_bucket("acme-files").await;
+    let endpoint = s3.endpoint.clone();
+    let srv = TestServer::start_with(engine, |c| {
+        c.storage_endpoints = vec![endpoint];
+        c.segment_after = Duration::from_secs(60);
+        c.segment_every = Duration::from_millis(100);
+    })
+    .await;
+    let mut t: Team = team_on(srv).await;
+    t.ada.set_org_storage(&t.org, &bucket_settings(&s3, "acme-files")).await.unwrap();
+    let (hal, _) = t.srv.org_with_owner("hal@globex.test", "Globex").await;
+    let mut hal_device = ChatDevice::register(&hal, "Hal's laptop").await.unwrap();
+    let notes = hal.create_conversation(&group_request("Notes", &[])).await.unwrap();
+    all_in_group(std::slice::from_mut(&mut hal_device), &notes.id).await;
+    hal_device.send_text(&notes.id, "GLOBEX-SECRET-NOTE", None).await.unwrap();
+
+    let group = t.ada.create_conversation(&group_request("Plans", &[&t.grace_id])).await.unwrap();
+    all_in_group(&mut t.devices, &group.id).await;
+    // More than a segment holds, so the log moves in two.
+    let texts: Vec<String> = (0..300).map(|i| format!("SEGMENT-SECRET-{i:03}")).collect();
+    let mut seqs = Vec::new();
+    for (i, text) in texts.iter().enumerate() {
+        seqs.push(t.devices[i % 2].send_text(&group.id, text, None).await.unwrap().seq);
+    }
+    let grace_laptop = t.devices[2].device_id.clone();
+    let before = whole_log(&t.grace, &group.id, &grace_laptop).await;
+    let segment_keys = async || {
+        s3.keys("acme-files")
+            .await
+            .into_iter()
+            .filter(|k| k.starts_with("conclave-files/segments/"))
+            .collect::<Vec<_>>()
+    };
+
+    // Recent messages stay in the database.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(segment_keys().await.is_empty(), "nothing moves before it is due");
+
+    t.srv.clock.advance(Duration::from_secs(120));
+    let store = t.srv.state.store.clone();
+    let log_rows = async |id: &str| store.conversation_entries(id, 0, i64::MAX, 10_000).await.unwrap();
+    eventually("the conversation's entries move to the bucket", async || {
+        log_rows(&group.id).await.iter().all(|r| r.in_segment().is_some())
+    })
+    .await;
+    let keys = segment_keys().await;
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert!(keys.iter().all(|k| k.starts_with(&format!("conclave-files/segments/{}/", group.id))), "{keys:?}");
+    for key in &keys {
+        let object = s3.object("acme-files", key).await;
+        assert!(!holds(&object, "SEGMENT-SECRET"), "{key} holds plaintext");
+    }
+    assert!(
+        log_rows(&notes.id).await.iter().all(|r| r.in_segment().is_none() && !r.body_json.is_empty()),
+        "the organisation without a bucket keeps its messages in the database"
+    );
+
+    // Read from the bucket, the log is what it was.
+    let after = whole_log(&t.grace, &group.id, &grace_laptop).await;
+    assert_eq!(serde_json::to_value(&after).unwrap(), serde_json::to_value(&before).unwrap());
+    // A device added later reads the history through the moved copies.
+    let mut tablet = ChatDevice::register(&t.grace, "Grace's tablet").await.unwrap();
+    tablet.open(&group.id).await.unwrap();
+    t.devices.push(tablet);
+    all_in_group(&mut t.devices, &group.id).await;
+    let tablet = t.devices.last_mut().unwrap();
+    for _ in 0..3 {
+        tablet.sync().await.unwrap();
+    }
+    let held: Vec<&str> = tablet.history(&group.id).iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(held, texts.iter().map(String::as_str).collect::<Vec<_>>());
+
+    // Deleting a message takes its ciphertext out of the bucket too.
+    let deleted = seqs[5];
+    let sealed = ciphertext_of(&before, deleted);
+    let in_bucket = async || s3.objects("acme-files").await.iter().any(|(_, object)| holds(object, &sealed));
+    assert!(in_bucket().await, "the message's ciphertext was in the bucket");
+    t.ada.delete_message(&group.id, deleted).await.unwrap();
+    eventually("the deleted message's ciphertext leaves the bucket", async || !in_bucket().await).await;
+    assert_eq!(segment_keys().await.len(), 2, "its segment is written again, the old one deleted");
+    let now = whole_log(&t.grace, &group.id, &grace_laptop).await;
+    assert!(matches!(
+        now.iter().find(|e| e.seq == deleted).unwrap().body,
+        conclave_proto::conversation::EntryBody::Erased
+    ));
+    assert_eq!(ciphertext_of(&now, seqs[6]), ciphertext_of(&before, seqs[6]), "its neighbours read as before");
+}
+
+on_both_engines!(an_organisation_keeps_its_messages_in_its_own_bucket);
