@@ -481,3 +481,100 @@ async fn changes_to_several_conversations_commit_together_each_on_its_own_terms(
     assert_eq!((row("a").await.version, row("a").await.last_seq), (version + 1, 1));
     assert_eq!((row("b").await.version, row("b").await.last_seq), (version + 1, 1));
 }
+
+/// A segment's bookkeeping where an erasure races it: an entry erased
+/// between the mover reading it and recording its segment leaves that
+/// segment stale from the start, and erasing an entry whose body is in a
+/// segment makes the segment stale in the same transaction. Either way the
+/// segment is written again without it (`segments_to_tidy`), so no deleted
+/// message stays in the bucket.
+test_both_engines!(an_erasure_makes_the_segment_holding_it_stale);
+async fn an_erasure_makes_the_segment_holding_it_stale(db: TestDatabase) {
+    use conclave_store::{ConversationChange, EntryRow, NewConversation, SegmentRow, StorageRow};
+    let store = db.store().await;
+    let (org, owner) =
+        store.create_org_with_new_owner("Acme", Plan::Free, &policy(), &user("o@acme.test", 5)).await.unwrap();
+    let bucket = StorageRow {
+        id: "bucket-1".into(),
+        org_id: org.id.clone(),
+        endpoint: Some("http://127.0.0.1:9".into()),
+        region: "eu-west-1".into(),
+        bucket: "acme".into(),
+        access_key_id: "key".into(),
+        secret_access_key: "secret".into(),
+        created_at_ms: 1,
+    };
+    let new = NewConversation {
+        id: "s".into(),
+        org_id: org.id.clone(),
+        kind: "group".into(),
+        name: Some("s".into()),
+        direct_pair: None,
+        created_at_ms: 1,
+    };
+    store
+        .create_conversation(&new, &ConversationChange { state_json: Some("{}".into()), ..Default::default() })
+        .await
+        .unwrap();
+    let entry = |seq: i64| EntryRow {
+        seq,
+        at_ms: 10 + seq,
+        author: Some(owner.id.clone()),
+        device_id: Some("laptop".into()),
+        client_id: Some(format!("m{seq}")),
+        thread_seq: None,
+        reference_kind: None,
+        refers_to: None,
+        is_message: true,
+        deleted: false,
+        body_json: format!("\"body {seq}\""),
+        segment_id: None,
+    };
+    let write = async |change: ConversationChange| {
+        let version = store.conversation("s").await.unwrap().unwrap().version;
+        assert!(store.change_conversation("s", version, &change).await.unwrap());
+    };
+    write(ConversationChange { last_seq: 3, entries: (1..=3).map(entry).collect(), ..Default::default() }).await;
+    assert!(store.conversations_to_segment(100, 10).await.unwrap().is_empty(), "no bucket, nothing to move");
+    store.set_org_storage(&org.id, Some(&bucket), 20).await.unwrap();
+    assert!(store.conversations_to_segment(11, 10).await.unwrap().is_empty(), "nothing old enough yet");
+    let due = store.conversations_to_segment(100, 10).await.unwrap();
+    assert_eq!((due.len(), due[0].through, due[0].storage_id.as_str()), (1, 0, "bucket-1"));
+
+    // The mover has read entries 1 to 3; entry 2 is erased before it records them.
+    write(ConversationChange { last_seq: 3, erase: vec![2], ..Default::default() }).await;
+    let segment = |id: &str| SegmentRow {
+        id: id.into(),
+        conversation_id: "s".into(),
+        org_id: org.id.clone(),
+        storage_id: "bucket-1".into(),
+        first_seq: 1,
+        last_seq: 3,
+        stale: false,
+        erasing: false,
+        created_at_ms: 30,
+    };
+    store.record_segment("s", Some(&segment("first")), 3, 3).await.unwrap();
+    let first = store.segment("first").await.unwrap().unwrap();
+    assert!(first.stale, "it holds entry 2's body");
+    assert_eq!(store.entries_in_segment(&first).await.unwrap(), [1, 3]);
+    let rows = store.conversation_entries("s", 0, 10, 10).await.unwrap();
+    let in_segment: Vec<Option<&str>> = rows.iter().map(EntryRow::in_segment).collect();
+    assert_eq!(in_segment, [Some("first"), None, Some("first")], "entry 2 keeps its erased marker");
+    assert!(store.conversations_to_segment(100, 10).await.unwrap().is_empty(), "moved through 3");
+
+    // Written again without it: the new segment is current, the old one to delete.
+    store.replace_segment(&first, Some(&segment("second")), 2).await.unwrap();
+    let tidy: Vec<(String, bool, bool)> =
+        store.segments_to_tidy(10).await.unwrap().into_iter().map(|s| (s.id, s.stale, s.erasing)).collect();
+    assert_eq!(tidy, [("first".to_owned(), false, true)]);
+    store.forget_segment("first").await.unwrap();
+    assert!(store.segments_to_tidy(10).await.unwrap().is_empty());
+
+    // Erasing entry 3, whose body is in "second", makes "second" stale at once.
+    write(ConversationChange { last_seq: 3, erase: vec![3], ..Default::default() }).await;
+    let second = store.segment("second").await.unwrap().unwrap();
+    assert!(second.stale && !second.erasing);
+    assert_eq!(store.entries_in_segment(&second).await.unwrap(), [1]);
+    assert_eq!(store.segments_to_tidy(10).await.unwrap(), [second]);
+}
