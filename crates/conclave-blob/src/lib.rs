@@ -11,6 +11,10 @@
 //! each one object written whole. Nothing here sees a key; nothing here
 //! decides who may read — the server checks that before it asks.
 
+mod segment;
+
+pub use segment::{Segment, SegmentFormatError};
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

@@ -11,12 +11,10 @@
 //! envelope, never a key. Objects are named by conversation and a random
 //! segment id, never by anything a message says.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
-use bytes::Bytes;
-use conclave_blob::BlobError;
+use conclave_blob::{BlobError, Segment};
 use conclave_store::{new_id, EntryRow, SegmentRow, StoreError, ToSegment};
-use serde::{Deserialize, Serialize};
 
 use crate::files::Location;
 use crate::state::{AppState, SharedState};
@@ -36,24 +34,6 @@ pub enum SegmentError {
     /// An object that does not hold what its rows say it does.
     #[error("segment {0} does not hold the entries its rows name")]
     Corrupt(String),
-}
-
-/// One segment object: the bodies of a range of one conversation's log.
-#[derive(Debug, Serialize, Deserialize)]
-struct SegmentObject {
-    conversation: String,
-    /// `seq` and the entry's body as the database held it.
-    entries: Vec<(i64, String)>,
-}
-
-impl SegmentObject {
-    fn decode(id: &str, bytes: &[u8]) -> Result<Self, SegmentError> {
-        serde_json::from_slice(bytes).map_err(|_| SegmentError::Corrupt(id.to_owned()))
-    }
-
-    fn encode(&self) -> Bytes {
-        Bytes::from(serde_json::to_vec(self).expect("a segment serialises"))
-    }
 }
 
 async fn location(state: &AppState, storage_id: &str) -> Result<Location, SegmentError> {
@@ -115,7 +95,7 @@ async fn move_conversation(state: &AppState, to: &ToSegment, cutoff_ms: i64) -> 
                 erasing: false,
                 created_at_ms: state.now_ms(),
             };
-            let object = SegmentObject { conversation: to.conversation_id.clone(), entries };
+            let object = Segment { conversation: to.conversation_id.clone(), entries };
             state.blobs.put_segment(location.place(), &row.conversation_id, &row.id, object.encode()).await?;
             Some((row, object.entries.len()))
         };
@@ -153,7 +133,7 @@ async fn tidy_one(state: &AppState, old: &SegmentRow) -> Result<(), SegmentError
             None
         } else {
             let bytes = state.blobs.get_segment(location.place(), &old.conversation_id, &old.id).await?;
-            let mut object = SegmentObject::decode(&old.id, &bytes)?;
+            let mut object = decode(&old.id, &bytes)?;
             object.entries.retain(|(seq, _)| kept.binary_search(seq).is_ok());
             if object.entries.len() != kept.len() {
                 return Err(SegmentError::Corrupt(old.id.clone()));
@@ -186,10 +166,11 @@ pub async fn fill(state: &AppState, conversation_id: &str, rows: &mut [EntryRow]
         }
         for (segment_id, at) in wanted {
             match read_segment(state, conversation_id, &segment_id).await? {
-                Some(bodies) => {
+                Some(segment) => {
                     for i in at {
-                        let body = bodies.get(&rows[i].seq).ok_or_else(|| SegmentError::Corrupt(segment_id.clone()))?;
-                        rows[i].body_json = body.clone();
+                        let body =
+                            segment.body(rows[i].seq).ok_or_else(|| SegmentError::Corrupt(segment_id.clone()))?;
+                        rows[i].body_json = body.to_owned();
                     }
                 }
                 None => {
@@ -206,12 +187,16 @@ pub async fn fill(state: &AppState, conversation_id: &str, rows: &mut [EntryRow]
     Err(SegmentError::Corrupt(format!("a segment of {conversation_id} kept moving while it was read")))
 }
 
+fn decode(id: &str, bytes: &[u8]) -> Result<Segment, SegmentError> {
+    Segment::decode(bytes).map_err(|_| SegmentError::Corrupt(id.to_owned()))
+}
+
 /// A segment's bodies by `seq`; `None` if it is gone (replaced).
 async fn read_segment(
     state: &AppState,
     conversation_id: &str,
     segment_id: &str,
-) -> Result<Option<HashMap<i64, String>>, SegmentError> {
+) -> Result<Option<Segment>, SegmentError> {
     let Some(row) = state.store.segment(segment_id).await? else { return Ok(None) };
     if row.conversation_id != conversation_id {
         return Err(SegmentError::Corrupt(segment_id.to_owned()));
@@ -222,11 +207,11 @@ async fn read_segment(
         Err(BlobError::NotFound) => return Ok(None),
         Err(err) => return Err(err.into()),
     };
-    let object = SegmentObject::decode(segment_id, &bytes)?;
+    let object = decode(segment_id, &bytes)?;
     if object.conversation != conversation_id {
         return Err(SegmentError::Corrupt(segment_id.to_owned()));
     }
-    Ok(Some(object.entries.into_iter().collect()))
+    Ok(Some(object))
 }
 
 /// Moves what is due and tidies what is stale, every
