@@ -57,6 +57,9 @@ pub struct ServeArgs {
     /// Days call-quality samples are kept for the administrators' graphs [default: 30].
     #[arg(long, env = "CONCLAVE_QUALITY_RETENTION_DAYS", value_name = "DAYS")]
     pub quality_retention_days: Option<u64>,
+    /// Minutes after which messages' ciphertext moves to the organisation's bucket, where it chose one [default: 10].
+    #[arg(long, env = "CONCLAVE_MESSAGES_TO_BUCKET_AFTER", value_name = "MINUTES")]
+    pub messages_to_bucket_after: Option<u64>,
     /// TCP address for media when a participant's network blocks UDP (ICE over TCP), or `off` [default: the listen address, port + 1].
     #[arg(long, env = "CONCLAVE_MEDIA_TCP_LISTEN", value_name = "ADDR:PORT|off")]
     pub media_tcp_listen: Option<TcpListen>,
@@ -171,6 +174,7 @@ pub struct FileConfig {
     pub media_listen: Option<SocketAddr>,
     pub media_tcp_listen: Option<TcpListen>,
     pub quality_retention_days: Option<u64>,
+    pub messages_to_bucket_after: Option<u64>,
     pub media_advertise: Option<IpAddr>,
     pub smtp_host: Option<String>,
     pub smtp_port: Option<u16>,
@@ -259,6 +263,9 @@ pub fn resolve_serve(args: &ServeArgs) -> anyhow::Result<(ServerConfig, LogForma
             bail!("--quality-retention-days must be at least 1");
         }
         config.quality_retention = std::time::Duration::from_secs(days.saturating_mul(24 * 3600));
+    }
+    if let Some(minutes) = args.messages_to_bucket_after.or(file.messages_to_bucket_after) {
+        config.segment_after = std::time::Duration::from_secs(minutes.saturating_mul(60));
     }
     let media = config.media.get_or_insert_with(Default::default);
     media.listen = args.media_listen.or(file.media_listen);
@@ -351,6 +358,10 @@ mod tests {
         assert_eq!(config.registration, Registration::Open);
         assert_eq!(config.data_dir, PathBuf::from(DEFAULT_DATA_DIR), "default last");
         assert_eq!(config.public_url, "http://127.0.0.1:9100");
+        assert_eq!(config.segment_after, std::time::Duration::from_secs(600), "ten minutes unless told");
+        std::fs::write(&file, "messages_to_bucket_after = 60\n").unwrap();
+        let args = Wrapper::parse_from(["x", "--config", file.to_str().unwrap()]).serve;
+        assert_eq!(resolve_serve(&args).unwrap().0.segment_after, std::time::Duration::from_secs(3600));
     }
 
     #[test]
