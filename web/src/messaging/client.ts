@@ -47,6 +47,21 @@ export class MessagingClient {
     this.worker.postMessage(m);
   }
 
+  /// Posts an upload under a new request number, which its progress and
+  /// its outcome (the message's place in the log) come back under.
+  private upload(
+    progress: (done: number, total: number, stalled: boolean) => void,
+    message: (request: number) => ToWorker,
+  ): { request: number; sent: Promise<number> } {
+    const request = this.nextRequest++;
+    this.progress.set(request, progress);
+    const sent = new Promise<number>((resolve, reject) => {
+      this.sends.set(request, { resolve, reject });
+      this.post(message(request));
+    });
+    return { request, sent };
+  }
+
   private fromWorker(m: FromWorker) {
     switch (m.type) {
       case "chat_ready":
@@ -143,13 +158,14 @@ export class MessagingClient {
     poster: Poster | null,
     progress: (done: number, total: number, stalled: boolean) => void,
   ): { request: number; sent: Promise<number> } {
-    const request = this.nextRequest++;
-    this.progress.set(request, progress);
-    const sent = new Promise<number>((resolve, reject) => {
-      this.sends.set(request, { resolve, reject });
-      this.post({ type: "chat_send_file", conversation_id: conversationId, file, caption, poster, request });
-    });
-    return { request, sent };
+    return this.upload(progress, (request) => ({
+      type: "chat_send_file",
+      conversation_id: conversationId,
+      file,
+      caption,
+      poster,
+      request,
+    }));
   }
 
   /// Carries on an interrupted upload with the file chosen again, as
@@ -160,13 +176,7 @@ export class MessagingClient {
     poster: Poster | null,
     progress: (done: number, total: number, stalled: boolean) => void,
   ): { request: number; sent: Promise<number> } {
-    const request = this.nextRequest++;
-    this.progress.set(request, progress);
-    const sent = new Promise<number>((resolve, reject) => {
-      this.sends.set(request, { resolve, reject });
-      this.post({ type: "chat_resume_file", upload_id: uploadId, file, poster, request });
-    });
-    return { request, sent };
+    return this.upload(progress, (request) => ({ type: "chat_resume_file", upload_id: uploadId, file, poster, request }));
   }
 
   /// Gives up an interrupted upload (the list comes again, without it).

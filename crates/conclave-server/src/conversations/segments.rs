@@ -11,7 +11,7 @@
 //! envelope, never a key. Objects are named by conversation and a random
 //! segment id, never by anything a message says.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use conclave_blob::{BlobError, Segment};
 use conclave_store::{new_id, EntryRow, SegmentRow, StoreError, ToSegment};
@@ -45,12 +45,18 @@ async fn location(state: &AppState, storage_id: &str) -> Result<Location, Segmen
 /// fails is left for the next round.
 pub async fn move_due(state: &AppState) -> Result<usize, SegmentError> {
     let cutoff = state.now_ms() - state.config.segment_after.as_millis() as i64;
+    // An organisation's conversations share its bucket: read its settings once.
+    let mut locations: HashMap<String, Location> = HashMap::new();
     let mut moved = 0;
     loop {
         let due = state.store.conversations_to_segment(cutoff, PER_ROUND).await?;
         let mut failed = 0;
         for conversation in &due {
-            match move_conversation(state, conversation, cutoff).await {
+            if !locations.contains_key(&conversation.storage_id) {
+                let location = location(state, &conversation.storage_id).await?;
+                locations.insert(conversation.storage_id.clone(), location);
+            }
+            match move_conversation(state, conversation, &locations[&conversation.storage_id], cutoff).await {
                 Ok(n) => moved += n,
                 Err(SegmentError::Blob(err)) => {
                     failed += 1;
@@ -67,8 +73,12 @@ pub async fn move_due(state: &AppState) -> Result<usize, SegmentError> {
     }
 }
 
-async fn move_conversation(state: &AppState, to: &ToSegment, cutoff_ms: i64) -> Result<usize, SegmentError> {
-    let location = location(state, &to.storage_id).await?;
+async fn move_conversation(
+    state: &AppState,
+    to: &ToSegment,
+    location: &Location,
+    cutoff_ms: i64,
+) -> Result<usize, SegmentError> {
     let (mut through, mut moved) = (to.through, 0);
     loop {
         let rows =
@@ -81,26 +91,23 @@ async fn move_conversation(state: &AppState, to: &ToSegment, cutoff_ms: i64) -> 
             .filter(|r| !r.deleted && r.segment_id.is_none() && !r.body_json.is_empty())
             .map(|r| (r.seq, r.body_json.clone()))
             .collect();
-        let segment = if entries.is_empty() {
-            None
-        } else {
-            let row = SegmentRow {
-                id: new_id(),
-                conversation_id: to.conversation_id.clone(),
-                org_id: to.org_id.clone(),
-                storage_id: to.storage_id.clone(),
-                first_seq: first.seq,
-                last_seq: last.seq,
-                stale: false,
-                erasing: false,
-                created_at_ms: state.now_ms(),
-            };
+        let count = entries.len();
+        let segment = (count > 0).then(|| SegmentRow {
+            id: new_id(),
+            conversation_id: to.conversation_id.clone(),
+            org_id: to.org_id.clone(),
+            storage_id: to.storage_id.clone(),
+            first_seq: first.seq,
+            last_seq: last.seq,
+            stale: false,
+            erasing: false,
+            created_at_ms: state.now_ms(),
+        });
+        if let Some(row) = &segment {
             let object = Segment { conversation: to.conversation_id.clone(), entries };
             state.blobs.put_segment(location.place(), &row.conversation_id, &row.id, object.encode()).await?;
-            Some((row, object.entries.len()))
-        };
-        let count = segment.as_ref().map_or(0, |(_, n)| *n);
-        state.store.record_segment(&to.conversation_id, segment.as_ref().map(|(row, _)| row), count, last.seq).await?;
+        }
+        state.store.record_segment(&to.conversation_id, segment.as_ref(), count, last.seq).await?;
         moved += count;
         through = last.seq;
         if due.len() < rows.len() || (rows.len() as i64) < ENTRIES_PER_SEGMENT {

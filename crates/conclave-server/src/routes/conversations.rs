@@ -351,13 +351,13 @@ pub async fn send(
             });
         }
     };
-    let accepted = effects.iter().find_map(|effect| match effect {
-        Effect::Append(entry) => Some((StatusCode::CREATED, MessageAccepted { seq: entry.seq, duplicate: false })),
-        Effect::Duplicate(seq) => Some((StatusCode::OK, MessageAccepted { seq: *seq, duplicate: true })),
+    // A retry is answered above (`retry_of`), never decided as one here.
+    let seq = effects.iter().find_map(|effect| match effect {
+        Effect::Append(entry) => Some(entry.seq),
         _ => None,
     });
-    let (status, accepted) = accepted.ok_or_else(ApiError::internal)?;
-    Ok((status, ApiJson(accepted)))
+    let seq = seq.ok_or_else(ApiError::internal)?;
+    Ok((StatusCode::CREATED, ApiJson(MessageAccepted { seq, duplicate: false })))
 }
 
 /// The answer to a retry: the message `device_id` sent under `client_id`,
