@@ -9,7 +9,9 @@
 //
 //   CONCLAVE_BIN=… node bench/browser-network.mjs [SECONDS] [LEVELS]
 //
-// LEVELS is `loss/jitter,…` (default `0/0,2/50,5/200,10/200`). Prints one
+// LEVELS is `loss/jitter,…` (default `0/0,2/50,5/200,10/200`); a level
+// ending in `/browser` leaves the video's hold to Chromium alone, without
+// the app's cover for retransmissions (src/playout.ts). Prints one
 // JSON line `{"rows": [...]}` for bench/bad-network.sh. The served app must
 // be built with test hooks (the statistics are read through them).
 
@@ -18,8 +20,8 @@ import { BIN, PASSWORD, TIMEOUT, launchBrowser, poll, startServer } from "../web
 
 const SECONDS = Number(process.argv[2] ?? 20);
 const LEVELS = (process.argv[3] ?? "0/0,2/50,5/200,10/200").split(",").map((l) => {
-  const [loss, jitter] = l.split("/").map(Number);
-  return { loss, jitter };
+  const [loss, jitter, hold] = l.split("/");
+  return { loss: Number(loss), jitter: Number(jitter), ...(hold === "browser" ? { browser_hold: true } : {}) };
 });
 const OUTAGE_S = 5;
 /// Time for each meeting to settle (bandwidth estimates ramp up, simulcast
@@ -63,6 +65,9 @@ async function received(page) {
       lost: add("video", "packetsLost"),
       packets: add("video", "packetsReceived"),
       nacks: add("video", "nackCount"),
+      plis: add("video", "pliCount"),
+      keyframes: add("video", "keyFramesDecoded"),
+      repaired: add("video", "retransmittedPacketsReceived"),
       bufferedSeconds: add("video", "jitterBufferDelay"),
       buffered: add("video", "jitterBufferEmittedCount"),
       concealed: add("audio", "concealedSamples"),
@@ -76,10 +81,11 @@ let meetings = 0;
 /// A meeting of two on the network of the moment: the host starts it
 /// (without end-to-end encryption, to leave the two cores to the codecs),
 /// the guest is admitted; resolves once each decodes the other.
-async function meeting(browser, url) {
+async function meeting(browser, url, { browserHold = false } = {}) {
   const contexts = [];
   const open = async () => {
     const context = await browser.newContext({ permissions: ["camera", "microphone"], viewport: { width: 1024, height: 700 } });
+    if (browserHold) await context.addInitScript(() => { window.__conclaveBrowserPlayout = true; });
     contexts.push(context);
     return context.newPage();
   };
@@ -132,6 +138,9 @@ async function measure(pages, during) {
     fps: sum("framesDecoded") / videoSeconds,
     packets_lost_pct: (sum("lost") / Math.max(1, sum("lost") + sum("packets"))) * 100,
     nacks: sum("nacks"),
+    plis: sum("plis"),
+    keyframes: sum("keyframes"),
+    repaired_pct: (sum("repaired") / Math.max(1, sum("packets"))) * 100,
     playout_delay_ms: (sum("bufferedSeconds") / Math.max(1, sum("buffered"))) * 1000,
     audio_concealed_pct: (sum("concealed") / Math.max(1, sum("samples"))) * 100,
   };
@@ -158,9 +167,9 @@ async function main() {
   const rows = [];
   try {
     for (const level of LEVELS) {
-      console.error(`== Chromium: ${level.loss} % loss, 20 ms + up to ${level.jitter} ms jitter`);
+      console.error(`== Chromium: ${level.loss} % loss, 20 ms + up to ${level.jitter} ms jitter${level.browser_hold ? ", the browser's own hold" : ""}`);
       const proxy = await impair(udp, level);
-      const call = await meeting(browser, server.url);
+      const call = await meeting(browser, server.url, { browserHold: level.browser_hold });
       await sleep(SETTLE_MS);
       rows.push({ ...level, ...(await measure(call.pages, () => sleep(SECONDS * 1000))) });
       console.error(JSON.stringify(rows.at(-1)));

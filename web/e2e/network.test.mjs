@@ -18,10 +18,14 @@ import { BIN, PASSWORD, TIMEOUT, freePort, inbound, launchBrowser, moving, myId,
 
 const { shot } = screenshots("network");
 
-/// The relay in front of the media port; SIGUSR1 cuts it and restores it.
+/// The relay in front of the media port; SIGUSR1 cuts it and restores it,
+/// SIGUSR2 makes it a lossy, slow and irregular link (5 % loss each way,
+/// 20 ms plus up to 200 ms) and a clean one again.
 async function startImpairment(udp) {
   const port = udp.split(":")[1];
-  const proxy = spawn(BIN, ["impair", "--listen", `127.0.0.2:${port}`, "--upstream", `127.0.0.1:${port}`], { stdio: ["ignore", "pipe", "inherit"] });
+  const args = ["impair", "--listen", `127.0.0.2:${port}`, "--upstream", `127.0.0.1:${port}`];
+  args.push("--loss", "5", "--delay", "20", "--jitter", "200", "--seed", "7", "--impair-on-signal");
+  const proxy = spawn(BIN, args, { stdio: ["ignore", "pipe", "inherit"] });
   await new Promise((resolve, reject) => {
     proxy.stdout.on("data", (chunk) => String(chunk).includes("impairing") && resolve());
     proxy.on("exit", (code) => reject(new Error(`the proxy exited with ${code}`)));
@@ -33,6 +37,7 @@ async function startImpairment(udp) {
       proxy.kill("SIGUSR1");
     },
     isDown: () => down,
+    switchImpairment: () => proxy.kill("SIGUSR2"),
     stop: () => proxy.kill(),
   };
 }
@@ -241,6 +246,36 @@ async function main() {
     assert.equal(await signaling(host), "stable");
     await shot(guest.page, "offers-crossed");
     for (const p of [host, guest.page]) await p.getByRole("button", { name: "Stop sharing" }).click();
+
+    // The link turns bad: packets lost, round trips of a few hundred
+    // milliseconds. Each app, now asking for packets again, holds received
+    // video long enough for a retransmission to arrive (the browser's own
+    // jitter buffer would show frames before their repairs came, and
+    // freeze). The hold covers the link's round trip (at least 40 ms here)
+    // and the time a loss takes to notice.
+    const playout = (page) => page.evaluate(() => window.__conclave.playout());
+    figures.video_held_on_the_clean_link_ms = (await playout(host)).chosen;
+    impairment.switchImpairment();
+    for (const [p, name] of [[host, "host"], [guest.page, "guest"]]) {
+      const held = await poll(`the ${name}'s video held for its repairs`, async () => {
+        const { chosen, receivers } = await playout(p);
+        return chosen !== null && chosen >= 40 * 1.2 + 66 && receivers.length > 0 && receivers.every((r) => r === chosen) && chosen;
+      }, 30_000);
+      figures[`video_held_on_a_lossy_link_ms_${name}`] = held;
+    }
+    await Promise.all([
+      moving("the guest's video at the host on the lossy link", host, guest.id, "camera", 30_000),
+      moving("the host's video at the guest on the lossy link", guest.page, hostId, "camera", 30_000),
+    ]);
+    // Clean again, the app gives the choice back to the browser once no
+    // packet has had to be asked for again for a while.
+    impairment.switchImpairment();
+    for (const [p, name] of [[host, "host"], [guest.page, "guest"]]) {
+      await poll(`the ${name}'s video no longer held on the clean link`, async () => {
+        const { chosen, receivers } = await playout(p);
+        return chosen === null && receivers.every((r) => r === null);
+      }, 60_000);
+    }
 
     // The network drops for 5 s, as a Wi-Fi would; media comes back by
     // itself (ICE finds its way again, or the app starts a new peer

@@ -5,10 +5,13 @@
 // and offers again (docs/protocol.md §6.7). When the session fails at
 // either end (the server says `media_lost` or `media_failed`, or the
 // connection fails here), it starts over on a new peer connection with the
-// same tracks, and the server gives the seat a fresh session.
+// same tracks, and the server gives the seat a fresh session. While the
+// link loses packets, received video is held long enough for their
+// retransmissions (`playout.ts`).
 
 import type { ClientMessage, ForwardedTrack, MediaSource, PublishedTrack, QualityReport, ServerMessage, VideoCodec } from "./generated/protocol";
 import { encodedTransformSupport, type E2ee } from "./e2ee";
+import { RepairCover, playoutSample } from "./playout";
 
 export interface RemoteTrack {
   participantId: number;
@@ -69,6 +72,8 @@ function onlyCodec(transceiver: RTCRtpTransceiver, mimeType: string) {
 /// (Chromium says so after about 5 s without answers; a Wi-Fi that comes
 /// back within this recovers by itself).
 const DISCONNECTED_GRACE_MS = 2000;
+/// How often the hold on received video is reconsidered.
+const PLAYOUT_EVERY_MS = 2000;
 
 export class MediaSession {
   private current!: RTCPeerConnection;
@@ -76,6 +81,10 @@ export class MediaSession {
   private sending = new Map<MediaSource, MediaStreamTrack | null>();
   private cameraLayers: RTCRtpEncodingParameters[] | undefined;
   private disconnectedTimer: number | undefined;
+  private playoutTimer: number;
+  private cover = new RepairCover();
+  /// The hold on received video now, in ms (`null`: the browser's own).
+  playoutTarget: number | null = null;
   private closed = false;
   /// Peer connections made so far (1 until a recovery).
   generation = 0;
@@ -104,6 +113,7 @@ export class MediaSession {
     private e2ee: E2ee | null = null,
   ) {
     this.current = this.connect();
+    this.playoutTimer = window.setInterval(() => void this.adjustPlayout(), PLAYOUT_EVERY_MS);
   }
 
   get pc(): RTCPeerConnection {
@@ -464,9 +474,27 @@ export class MediaSession {
     return undefined;
   }
 
+  /// Holds received video for a retransmission's round trip while the
+  /// link loses packets, and gives the choice back to the browser when
+  /// it no longer does.
+  private async adjustPlayout() {
+    // Benchmarks compare with the browser's own hold (test builds only).
+    if (__TEST_HOOKS__ && (window as unknown as { __conclaveBrowserPlayout?: boolean }).__conclaveBrowserPlayout) return;
+    const pc = this.pc;
+    const target = this.cover.update(playoutSample(await pc.getStats(), performance.now()));
+    if (this.closed || pc !== this.current) return;
+    this.playoutTarget = target;
+    for (const receiver of pc.getReceivers()) {
+      if (receiver.track.kind === "video" && "jitterBufferTarget" in receiver && receiver.jitterBufferTarget !== target) {
+        receiver.jitterBufferTarget = target;
+      }
+    }
+  }
+
   close() {
     this.closed = true;
     window.clearTimeout(this.disconnectedTimer);
+    window.clearInterval(this.playoutTimer);
     for (const t of this.pc.getSenders()) t.track?.stop();
     this.pc.close();
   }

@@ -53,11 +53,27 @@ pub struct Link {
     /// The latest delivery time given, which in-order delivery keeps to.
     last_delivery: Option<Instant>,
     down: bool,
+    /// Whether the impairment applies; without it datagrams pass at once
+    /// (still in order), for tests that make a network bad and good again.
+    impaired: bool,
 }
 
 impl Link {
     pub fn new(impairment: Impairment, seed: u64) -> Self {
-        Self { impairment, rng: StdRng::seed_from_u64(seed), busy_until: None, last_delivery: None, down: false }
+        Self {
+            impairment,
+            rng: StdRng::seed_from_u64(seed),
+            busy_until: None,
+            last_delivery: None,
+            down: false,
+            impaired: true,
+        }
+    }
+
+    /// Applies the impairment (`true`, from the start) or passes every
+    /// datagram untouched.
+    pub fn set_impaired(&mut self, impaired: bool) {
+        self.impaired = impaired;
     }
 
     /// An outage: while down, everything is lost.
@@ -71,7 +87,15 @@ impl Link {
         // fate does not shift every later one's.
         let lost = self.rng.gen_bool(i.loss.clamp(0.0, 1.0));
         let jitter = if i.jitter.is_zero() { Duration::ZERO } else { i.jitter.mul_f64(self.rng.gen::<f64>()) };
-        if self.down || lost {
+        if self.down {
+            return Verdict::Drop;
+        }
+        if !self.impaired {
+            let at = self.last_delivery.map_or(now, |last| last.max(now));
+            self.last_delivery = Some(at);
+            return Verdict::DeliverAt(at);
+        }
+        if lost {
             return Verdict::Drop;
         }
         let mut leaves = now;
@@ -119,6 +143,34 @@ mod tests {
         assert!((800..1200).contains(&lost), "{lost} of 20000 at 5 %");
         assert_eq!(run(five, 1000), run(five, 1000));
         assert_eq!(run(Impairment::default(), 1000).0, 0);
+    }
+
+    #[test]
+    fn an_unimpaired_link_passes_everything_at_once_and_in_order() {
+        let bad = Impairment {
+            loss: 0.5,
+            delay: Duration::from_millis(50),
+            jitter: Duration::from_millis(200),
+            ..Impairment::default()
+        };
+        let start = Instant::now();
+        let mut link = Link::new(bad, 7);
+        let mut last = None;
+        for k in 0..200 {
+            link.set_impaired(k >= 100);
+            let now = start + Duration::from_millis(k);
+            match link.submit(now, 1000) {
+                Verdict::DeliverAt(at) if k >= 100 => assert!(at >= now + bad.delay, "impaired again"),
+                Verdict::DeliverAt(at) => {
+                    assert_eq!(at, now, "no delay while unimpaired");
+                    assert!(last.is_none_or(|l| at >= l));
+                    last = Some(at);
+                }
+                Verdict::Drop => assert!(k >= 100, "datagram {k} lost while unimpaired"),
+            }
+        }
+        let (lost, _) = run(bad, 1000);
+        assert!(lost > 400, "the same link impaired loses about half");
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub struct ProxyStats {
 #[derive(Default)]
 struct Shared {
     down: AtomicBool,
+    /// Cleared while the links pass datagrams untouched.
+    unimpaired: AtomicBool,
     relayed: AtomicU64,
     dropped: AtomicU64,
     clients: AtomicU64,
@@ -99,6 +101,11 @@ impl Proxy {
         self.shared.down.store(down, Ordering::Relaxed);
     }
 
+    /// Applies the impairment (`true`, as it starts) or relays untouched.
+    pub fn set_impaired(&self, impaired: bool) {
+        self.shared.unimpaired.store(!impaired, Ordering::Relaxed);
+    }
+
     pub fn stats(&self) -> ProxyStats {
         ProxyStats {
             relayed: self.shared.relayed.load(Ordering::Relaxed),
@@ -119,6 +126,7 @@ fn submit(
     bytes: &[u8],
 ) {
     link.set_down(shared.down.load(Ordering::Relaxed));
+    link.set_impaired(!shared.unimpaired.load(Ordering::Relaxed));
     match link.submit(Instant::now(), bytes.len()) {
         Verdict::Drop => {
             shared.dropped.fetch_add(1, Ordering::Relaxed);

@@ -18,6 +18,7 @@ mod batch_send;
 mod codecs;
 mod demux;
 mod driver;
+mod holes;
 pub mod layers;
 mod peer;
 mod rewrite;

@@ -12,6 +12,7 @@ use str0m::media::{Direction, MediaKind, Mid, Pt, Rid};
 use str0m::rtp::Ssrc;
 use str0m::Rtc;
 
+use crate::holes::Holes;
 use crate::layers::BitrateMeter;
 use crate::rewrite::StreamRewriter;
 use crate::svc::{SvcMeters, SvcSelector};
@@ -46,6 +47,8 @@ pub(crate) struct Published {
     /// The bitrate of each SVC layer, when the stream codes several.
     pub svc: SvcMeters,
     pub last_keyframe_request: HashMap<Option<Rid>, Instant>,
+    /// Each video layer's packets that never arrived.
+    pub holes: HashMap<Option<Rid>, Holes>,
     /// The layers last reported to the sender as needed.
     pub announced: Option<Vec<Rid>>,
 }
@@ -506,6 +509,7 @@ mod tests {
             rids: Vec::new(),
             meters: HashMap::new(),
             last_keyframe_request: HashMap::new(),
+            holes: HashMap::new(),
             svc: SvcMeters::default(),
             announced: None,
         }

@@ -5,7 +5,7 @@ mod network;
 use std::time::Duration;
 
 use conclave_proto::media::MediaSource;
-use network::{Loss, Network, Sends};
+use network::{camera_frames, Loss, Network, Sends};
 
 /// A 1.5 Mbit/s camera (6,000-byte frames, six packets each) reaches every
 /// subscriber whole and in the millisecond it was sent: forwarding is not
@@ -53,4 +53,36 @@ fn the_sfu_reports_what_it_forwards_to_each_participant() {
     }
     let publisher = net.quality.iter().find(|(p, _)| *p == 1).expect("the publisher's view").1;
     assert_eq!(publisher.forwarded_kbps, 0, "nothing is forwarded to the only camera");
+}
+
+/// A camera packet lost on the way in, with its retransmission, leaves
+/// every subscriber holding a frame it can never complete; a browser's
+/// decoder waits seconds before it asks for a keyframe. The SFU sees the
+/// hole first and asks the publisher as soon as no repair can come. A
+/// packet whose retransmission arrives costs no keyframe.
+#[test]
+fn a_packet_lost_for_good_brings_a_keyframe_within_a_second() {
+    let camera = Sends::Camera { frame_bytes: 1200 };
+    for for_good in [false, true] {
+        let mut net = Network::new(&[camera, Sends::Nothing], Loss::default());
+        assert!(net.run_until(Duration::from_secs(10), |n| camera_frames(n.peer(2), 1) > 30));
+        // The subscriber's first keyframe request is long answered.
+        net.run_until(Duration::from_secs(2), |_| false);
+        let asked = net.peer(1).stats().keyframe_requests;
+        net.lose_next_packet(1, for_good);
+        let lost_at = net.now;
+        let keyframe_asked = net.run_until(Duration::from_secs(3), |n| n.peer(1).stats().keyframe_requests > asked);
+        assert_eq!(keyframe_asked, for_good, "a keyframe asked for a packet lost for good ({for_good}) and none else");
+        assert_eq!(net.sfu.stats.keyframes_for_lost_packets, u64::from(for_good));
+        if for_good {
+            let waited = net.now - lost_at;
+            assert!(waited <= Duration::from_secs(1), "asked {waited:?} after the loss");
+        }
+        // The SDK's receiver gives up on an incomplete frame after 2 s
+        // (str0m's reordering window), then shows what came after it.
+        let before = camera_frames(net.peer(2), 1);
+        net.run_until(Duration::from_secs(3), |_| false);
+        let after = camera_frames(net.peer(2), 1);
+        assert!(after > before + 30, "the camera goes on (lost for good: {for_good}): {before} then {after}");
+    }
 }

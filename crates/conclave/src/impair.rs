@@ -3,7 +3,8 @@
 //! server's advertised media address at it (`conclave serve
 //! --media-advertise 127.0.0.2` with `--listen 127.0.0.2:<the media port>`
 //! here, say) and every participant's media passes through it. SIGUSR1
-//! cuts the network and brings it back, for tests that choose the moment.
+//! cuts the network and brings it back, and SIGUSR2 switches the loss,
+//! delay and jitter on and off, for tests that choose the moment.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -30,6 +31,10 @@ pub struct ImpairArgs {
     /// Seed of the losses and delays: the same seed, the same network.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Start with a clean network; SIGUSR2 switches the impairment on (and
+    /// off again).
+    #[arg(long)]
+    impair_on_signal: bool,
     /// Cut everything this many seconds after starting...
     #[arg(long, value_name = "SECONDS", requires = "outage_for")]
     outage_after: Option<f64>,
@@ -68,8 +73,10 @@ impl LinkArgs {
 pub async fn run(args: ImpairArgs) -> anyhow::Result<()> {
     let impairment = Impairment { reorder: args.reorder, rate_kbps: args.rate, ..args.link.impairment()? };
     let proxy = Proxy::start(args.listen, args.upstream, impairment, impairment, args.seed).await?;
+    let mut impaired = !args.impair_on_signal;
+    proxy.set_impaired(impaired);
     println!(
-        "impairing {} → {}: {} % loss, {} ms delay, up to {} ms jitter{}{}",
+        "impairing {} → {}: {} % loss, {} ms delay, up to {} ms jitter{}{}{}",
         proxy.local_addr(),
         args.upstream,
         args.link.loss,
@@ -77,6 +84,7 @@ pub async fn run(args: ImpairArgs) -> anyhow::Result<()> {
         args.link.jitter,
         if args.reorder { ", reordering" } else { "" },
         args.rate.map(|r| format!(", {r} kbit/s")).unwrap_or_default(),
+        if impaired { "" } else { " (from SIGUSR2 on)" },
     );
     if let (Some(after), Some(length)) = (args.outage_after, args.outage_for) {
         tokio::time::sleep(Duration::from_secs_f64(after.max(0.0))).await;
@@ -89,6 +97,7 @@ pub async fn run(args: ImpairArgs) -> anyhow::Result<()> {
     // SIGUSR1 cuts the network, the next one brings it back (for tests
     // that decide when).
     let mut toggles = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())?;
+    let mut switches = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined2())?;
     let mut down = false;
     loop {
         tokio::select! {
@@ -97,6 +106,11 @@ pub async fn run(args: ImpairArgs) -> anyhow::Result<()> {
                 down = !down;
                 proxy.set_down(down);
                 eprintln!("{}", if down { "network down (SIGUSR1 again brings it back)" } else { "network up" });
+            }
+            _ = switches.recv() => {
+                impaired = !impaired;
+                proxy.set_impaired(impaired);
+                eprintln!("{}", if impaired { "network impaired" } else { "network clean" });
             }
         }
     }

@@ -235,6 +235,12 @@ export function Meeting(props: {
       tracks: () => remote.map((t) => ({ participantId: t.participantId, source: t.source, mid: t.mid })),
       /// Peer connections this page made: more than 1 after a recovery.
       mediaGeneration: () => media.current?.generation ?? 0,
+      /// How long received video is held (ms), as the app chose and as each
+      /// video receiver has it; `null` leaves it to the browser.
+      playout: () => ({
+        chosen: media.current?.playoutTarget ?? null,
+        receivers: (media.current?.pc.getReceivers() ?? []).filter((r) => r.track.kind === "video").map((r) => r.jitterBufferTarget ?? null),
+      }),
       /// As an app that closes its peer connection and opens another would.
       renewMedia: () => void media.current?.recover(),
       /// Holds the server's media offers back until released, as a slow

@@ -74,6 +74,11 @@ fn render_metrics(state: &crate::state::AppState) -> String {
                 "Datagrams from no admitted participant.",
             ),
             ("conclave_media_session_faults_total", s.peer_faults, "Media sessions closed after a failure."),
+            (
+                "conclave_media_keyframes_for_lost_packets_total",
+                s.keyframes_for_lost_packets,
+                "Keyframes asked of publishers because a video packet never arrived, even after retransmission.",
+            ),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
         }

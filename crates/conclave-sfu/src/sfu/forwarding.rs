@@ -68,6 +68,9 @@ impl Sfu {
             MediaKind::Audio => None,
         };
         published.meters.entry(rid).or_insert_with(|| BitrateMeter::new(now)).record(packet.payload.len(), now);
+        if kind == MediaKind::Video {
+            published.holes.entry(rid).or_default().arrived(*packet.seq_no, now);
+        }
         if let Some(layer) = video.and_then(|v| v.svc) {
             published.svc.record(&layer, packet.payload.len(), now);
         }
@@ -174,6 +177,27 @@ impl Sfu {
                 request_keyframe(publisher, mid, rid, now);
             }
             self.dirty.push(key);
+        }
+    }
+}
+
+impl Sfu {
+    /// Asks for a keyframe of every video layer with a packet lost for
+    /// good: its subscribers cannot decode on until one comes.
+    pub(super) fn restart_broken_layers(&mut self, now: Instant) {
+        for (key, peer) in &mut self.peers {
+            let broken: Vec<(Mid, Option<Rid>)> = peer
+                .published
+                .iter_mut()
+                .flat_map(|(mid, p)| p.holes.iter_mut().map(move |(rid, holes)| (*mid, *rid, holes)))
+                .filter_map(|(mid, rid, holes)| holes.unrepairable(now).then_some((mid, rid)))
+                .collect();
+            for (mid, rid) in broken {
+                tracing::debug!(publisher = peer.participant, ?rid, "a packet lost for good: keyframe asked");
+                self.stats.keyframes_for_lost_packets += 1;
+                request_keyframe(peer, mid, rid, now);
+                self.dirty.push(*key);
+            }
         }
     }
 }

@@ -195,6 +195,9 @@ pub struct SfuStats {
     pub sessions_replaced: u64,
     /// Bandwidth estimates started over after a session fell silent (an outage).
     pub estimates_reset: u64,
+    /// Keyframes asked of publishers because a packet of theirs never
+    /// arrived, even after retransmission (`crate::holes`).
+    pub keyframes_for_lost_packets: u64,
     pub peers: u64,
 }
 
@@ -692,6 +695,7 @@ impl Sfu {
                 self.dirty.push(key);
             }
             self.evaluate_speakers(now);
+            self.restart_broken_layers(now);
             if now >= self.next_layers {
                 self.next_layers = now + LAYER_EVERY;
                 self.allocate_all_layers(now);
@@ -826,6 +830,7 @@ impl Sfu {
                     rids: rids.into_iter().map(|(_, r)| r).collect(),
                     meters: HashMap::new(),
                     last_keyframe_request: HashMap::new(),
+                    holes: HashMap::new(),
                     svc: SvcMeters::default(),
                     announced: None,
                 };

@@ -103,6 +103,11 @@ pub struct Network {
     /// Participants the server's next offer to is lost on the way (its
     /// signaling dropped and came back).
     pub lose_next_offer_to: HashSet<u64>,
+    /// A participant whose next RTP packet to the SFU is lost, and whether
+    /// its retransmissions are lost too (from then on, every one).
+    lose_next_packet: Option<(ParticipantId, bool)>,
+    /// The participant and SSRC of the packet lost, if its repairs are lost too.
+    repairs_lost: Option<(ParticipantId, u32)>,
 }
 
 impl Network {
@@ -124,6 +129,8 @@ impl Network {
             quality: Vec::new(),
             cut: HashSet::new(),
             lose_next_offer_to: HashSet::new(),
+            lose_next_packet: None,
+            repairs_lost: None,
         };
         for (n, sends) in peers.iter().enumerate() {
             let id = n as u64 + 1;
@@ -137,6 +144,19 @@ impl Network {
         if self.cut.contains(&peer) {
             return true;
         }
+        if to_sfu {
+            if let Some(ssrc) = rtp_ssrc(datagram) {
+                if let Some((_, for_good)) = self.lose_next_packet.filter(|(p, _)| *p == peer) {
+                    self.lose_next_packet = None;
+                    self.repairs_lost = for_good.then_some((peer, ssrc));
+                    return true;
+                }
+                // Retransmissions come on their own SSRC (RFC 4588).
+                if self.repairs_lost.is_some_and(|(p, lost)| p == peer && ssrc != lost) {
+                    return true;
+                }
+            }
+        }
         // DTLS records begin with a content type of 20 to 63 (RFC 7983).
         let dtls = datagram.first().is_some_and(|b| (20..=63).contains(b));
         if dtls && self.loss.first_handshake_datagram && self.handshake_lost.insert((peer, to_sfu)) {
@@ -146,6 +166,12 @@ impl Network {
         self.rng ^= self.rng >> 7;
         self.rng ^= self.rng << 17;
         self.loss.one_in > 0 && self.rng.is_multiple_of(self.loss.one_in)
+    }
+
+    /// Loses `peer`'s next RTP packet to the SFU; with `for_good`, every
+    /// retransmission of it too.
+    pub fn lose_next_packet(&mut self, peer: ParticipantId, for_good: bool) {
+        self.lose_next_packet = Some((peer, for_good));
     }
 
     /// Participant `id` joins the meeting now, sending from `addr`: the
@@ -285,6 +311,14 @@ impl Network {
             self.sfu.handle_command(now, command);
         }
     }
+}
+
+/// The SSRC of an RTP packet (SRTP leaves the header in the clear); `None`
+/// for anything else. RTP and RTCP share the first byte's range (RFC
+/// 7983); RTCP's packet types, 192 to 223, fill the second byte.
+fn rtp_ssrc(datagram: &[u8]) -> Option<u32> {
+    let rtp = datagram.len() >= 12 && (128..=191).contains(&datagram[0]) && !(192..=223).contains(&datagram[1]);
+    rtp.then(|| u32::from_be_bytes([datagram[8], datagram[9], datagram[10], datagram[11]]))
 }
 
 /// Where participant `id` sends from unless a test says otherwise.

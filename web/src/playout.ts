@@ -1,0 +1,76 @@
+// How long received video is held before it is shown, so that a lost
+// packet's retransmission still arrives in time.
+//
+// Chromium sizes its video jitter buffer from how irregularly frames
+// arrive, not from how long a retransmission takes. On a link that loses
+// packets and has a long round trip (a congested Wi-Fi, a mobile network
+// far from the server), the packet asked for again comes back after its
+// frame was due: the frame is shown late or dropped, every frame after it
+// waits for it, and the picture freezes until a keyframe
+// (`docs/benchmarks.md`, "Media on bad networks", compares both holds on
+// the same network).
+//
+// So while this receiver has had to ask for packets again recently, its
+// video is held for a round trip and a little more (never more than
+// `MAX_COVER_MS`); on a clean link the browser's own choice stands, adding
+// no delay. Audio follows the video through lip sync.
+
+/// Longest hold added: past this a conversation lags more than a freeze costs.
+export const MAX_COVER_MS = 600;
+/// How long after the last packet asked for again the hold stays.
+export const COVER_LASTS_MS = 15_000;
+/// Round trips remembered (one per sample, a sample every couple of seconds):
+/// the hold covers the longest of them, as retransmissions queue behind
+/// whatever made the slow ones slow.
+const RTT_SAMPLES = 8;
+
+/// One reading of the connection's statistics.
+export interface PlayoutSample {
+  /// `performance.now()` of the reading.
+  at: number;
+  /// Each received video stream's NACK count so far, by its statistics id.
+  nacks: Map<string, number>;
+  /// The round trip to the server measured since the last reading, if any.
+  rttMs: number | null;
+}
+
+/// Decides the hold from samples; `null` leaves the browser's own.
+export class RepairCover {
+  private nacks = new Map<string, number>();
+  private lastRepairAt = Number.NEGATIVE_INFINITY;
+  private rtts: number[] = [];
+
+  update(sample: PlayoutSample): number | null {
+    for (const [id, count] of sample.nacks) {
+      // A stream seen for the first time (or restarted on a new peer
+      // connection) counts from its own start.
+      if (count > (this.nacks.get(id) ?? 0)) this.lastRepairAt = sample.at;
+    }
+    this.nacks = sample.nacks;
+    if (sample.rttMs !== null && Number.isFinite(sample.rttMs) && sample.rttMs >= 0) {
+      this.rtts.push(sample.rttMs);
+      if (this.rtts.length > RTT_SAMPLES) this.rtts.shift();
+    }
+    if (sample.at - this.lastRepairAt > COVER_LASTS_MS || this.rtts.length === 0) return null;
+    const rtt = Math.max(...this.rtts);
+    // A round trip for the request and the packet, a fifth more for the
+    // spread of round trips, and two frames' time for the gap to be noticed.
+    return Math.min(MAX_COVER_MS, Math.round(rtt * 1.2 + 66));
+  }
+}
+
+/// What `RepairCover` needs from a connection's statistics.
+export function playoutSample(stats: RTCStatsReport, at: number): PlayoutSample {
+  const nacks = new Map<string, number>();
+  let rtt: number | null = null;
+  const longer = (seconds: unknown) => {
+    if (typeof seconds === "number" && Number.isFinite(seconds)) rtt = Math.max(rtt ?? 0, seconds * 1000);
+  };
+  stats.forEach((r) => {
+    if (r.type === "inbound-rtp" && r.kind === "video") nacks.set(r.id, r.nackCount ?? 0);
+    if (r.type === "candidate-pair" && r.nominated && r.state === "succeeded") longer(r.currentRoundTripTime);
+    // The server's receiver reports give a round trip too, per stream sent.
+    if (r.type === "remote-inbound-rtp") longer(r.roundTripTime);
+  });
+  return { at, nacks, rttMs: rtt };
+}
