@@ -55,11 +55,16 @@ impl Holes {
     }
 
     /// Whether a packet has been missing longer than any repair takes;
-    /// those holes are forgotten, so each is reported once.
+    /// those holes are forgotten, so each is reported once. Holes are
+    /// found in the order of their numbers, so the oldest come first.
     pub fn unrepairable(&mut self, now: Instant) -> bool {
-        let given_up = self.missing.values().any(|first| now.saturating_duration_since(*first) >= REPAIR_PATIENCE);
-        if given_up {
-            self.missing.retain(|_, first| now.saturating_duration_since(*first) < REPAIR_PATIENCE);
+        let mut given_up = false;
+        while let Some(entry) = self.missing.first_entry() {
+            if now.saturating_duration_since(*entry.get()) < REPAIR_PATIENCE {
+                break;
+            }
+            entry.remove();
+            given_up = true;
         }
         given_up
     }

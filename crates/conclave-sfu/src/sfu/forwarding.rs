@@ -179,9 +179,7 @@ impl Sfu {
             self.dirty.push(key);
         }
     }
-}
 
-impl Sfu {
     /// Asks for a keyframe of every video layer with a packet lost for
     /// good: its subscribers cannot decode on until one comes.
     pub(super) fn restart_broken_layers(&mut self, now: Instant) {
