@@ -87,8 +87,9 @@ export async function signInToMessages(page, url, email) {
   await page.getByRole("navigation", { name: "Conversations" }).waitFor({ timeout: TIMEOUT });
 }
 
-/// Chromium with fake camera and microphone, as the tests run it.
-export function launchBrowser() {
+/// Chromium with fake camera and microphone, as the tests run it, with any
+/// further command-line `args` a test needs.
+export function launchBrowser({ args = [] } = {}) {
   return chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
@@ -108,6 +109,7 @@ export function launchBrowser() {
       "--disable-background-networking",
       "--disable-component-update",
       "--disable-sync",
+      ...args,
     ],
   });
 }

@@ -12,8 +12,11 @@
 // line for the suite's tally, and the recovery figures as JSON.
 
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
 import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { BIN, PASSWORD, TIMEOUT, freePort, inbound, launchBrowser, moving, myId, poll, screenshots, startServer } from "./harness.mjs";
 
 const { shot } = screenshots("network");
@@ -57,35 +60,49 @@ async function transport(page) {
   return (await route(page))?.protocol ?? null;
 }
 
-/// coturn on loopback taking clients over TCP only (no UDP listener), with
-/// the TURN REST API's shared secret; it relays to the server over UDP.
+/// coturn on loopback taking clients over TCP and over TLS (no UDP
+/// listener), with the TURN REST API's shared secret; it relays to the
+/// server over UDP. Its TLS certificate is self-signed, made here; Chromium
+/// runs with certificate errors ignored, as it would trust a real one.
 async function startCoturn(secret) {
   const port = await freePort();
+  const tlsPort = await freePort();
   const relayFrom = 30_000 + (port % 10_000);
+  const dir = mkdtempSync(join(tmpdir(), "conclave-coturn-"));
+  const [cert, key] = [join(dir, "cert.pem"), join(dir, "key.pem")];
+  const made = spawnSync("openssl", [
+    "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+    "-subj", "/CN=turn.conclave.test", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out", cert,
+  ], { stdio: ["ignore", "ignore", "inherit"] });
+  if (made.status !== 0) throw new Error(`openssl could not make coturn's certificate (exit ${made.status})`);
   const coturn = spawn("turnserver", [
     "-n", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", "--allow-loopback-peers",
-    "--no-udp", "--no-tls", "--no-dtls", "--no-cli", "--no-tcp-relay",
+    "--no-udp", "--no-dtls", "--no-cli", "--no-tcp-relay",
+    `--tls-listening-port=${tlsPort}`, `--cert=${cert}`, `--pkey=${key}`,
     "--realm=conclave.test", "--use-auth-secret", `--static-auth-secret=${secret}`,
     `--listening-port=${port}`, `--min-port=${relayFrom}`, `--max-port=${relayFrom + 100}`,
     "--log-file=stdout", "--simple-log",
   ], { stdio: ["ignore", "ignore", "inherit"] });
   coturn.on("error", (e) => console.error(`coturn: ${e.message} (cargo xtask test installs it: apt-get install coturn)`));
-  await poll("coturn listening", () => new Promise((resolve) => {
-    const probe = connect(port, "127.0.0.1", () => { probe.destroy(); resolve(true); });
-    probe.on("error", () => resolve(false));
-  }), 10_000);
-  return { url: `turn:127.0.0.1:${port}?transport=tcp`, stop: () => coturn.kill() };
+  for (const listening of [port, tlsPort]) {
+    await poll(`coturn listening on ${listening}`, () => new Promise((resolve) => {
+      const probe = connect(listening, "127.0.0.1", () => { probe.destroy(); resolve(true); });
+      probe.on("error", () => resolve(false));
+    }), 10_000);
+  }
+  return {
+    urls: [`turn:127.0.0.1:${port}?transport=tcp`, `turns:127.0.0.1:${tlsPort}?transport=tcp`],
+    stop: () => { coturn.kill(); rmSync(dir, { recursive: true, force: true }); },
+  };
 }
-
-
 
 async function main() {
   // Media advertised at 127.0.0.2 (the proxy); ICE over TCP on 127.0.0.2 too,
   // where nothing stands between Chromium and the server.
-  const browser = await launchBrowser();
+  const browser = await launchBrowser({ args: ["--ignore-certificate-errors"] });
   const turnSecret = "network test turn secret";
   const coturn = await startCoturn(turnSecret);
-  const server = await startServer(["--media-advertise", "127.0.0.2", "--media-tcp-listen", "127.0.0.2:0", "--turn-urls", coturn.url, "--turn-secret", turnSecret]).catch((e) => {
+  const server = await startServer(["--media-advertise", "127.0.0.2", "--media-tcp-listen", "127.0.0.2:0", "--turn-urls", coturn.urls.join(","), "--turn-secret", turnSecret]).catch((e) => {
     coturn.stop();
     throw e;
   });
@@ -97,11 +114,11 @@ async function main() {
   });
   const figures = {};
   const pages = [];
-  const open = async (codec, { relayOnly = false, onlyCodec = null } = {}) => {
+  const open = async (codec, { relayOnly = null, onlyCodec = null } = {}) => {
     const c = await browser.newContext({ permissions: ["camera", "microphone"], viewport: { width: 1024, height: 700 } });
     if (codec) await c.addInitScript((mime) => { window.__conclaveCodec = mime; }, codec);
     if (onlyCodec) await c.addInitScript((mime) => { window.__conclaveOnlyCodec = mime; }, onlyCodec);
-    if (relayOnly) await c.addInitScript(() => { window.__conclaveRelayOnly = true; });
+    if (relayOnly) await c.addInitScript((scheme) => { window.__conclaveRelayOnly = scheme; }, relayOnly);
     const page = await c.newPage();
     page.on("pageerror", (e) => console.error(`[page error] ${e.message}`));
     page.on("console", (m) => m.type() === "error" && console.error(`[page] ${m.text()}`));
@@ -329,7 +346,7 @@ async function main() {
     // joins: their media goes over TCP to coturn, which relays it to the
     // server, and both ways decode.
     impairment.toggle(); // coturn relays to the server over UDP
-    const relayed = { page: await open(null, { relayOnly: true }) };
+    const relayed = { page: await open(null, { relayOnly: "turn:" }) };
     await relayed.page.goto(invite);
     await relayed.page.getByLabel("Your name").fill("Relayed guest");
     await relayed.page.getByRole("button", { name: "Join" }).click();
@@ -345,6 +362,22 @@ async function main() {
     figures.route_through_turn = await route(relayed.page);
     assert.equal(figures.route_through_turn?.relayProtocol, "tcp", JSON.stringify(figures.route_through_turn));
     await shot(relayed.page, "relayed-over-turn-tcp");
+
+    // Someone whose network lets only TLS out (HTTPS and nothing else)
+    // joins through the TURN server's TLS listener, the `turns:` URL.
+    const tls = { page: await open(null, { relayOnly: "turns:" }) };
+    await tls.page.goto(invite);
+    await tls.page.getByLabel("Your name").fill("TLS guest");
+    await tls.page.getByRole("button", { name: "Join" }).click();
+    await host.getByRole("button", { name: "Admit TLS guest" }).click({ timeout: TIMEOUT });
+    tls.id = await poll("the TLS guest's seat", () => myId(tls.page));
+    await Promise.all([
+      moving("the host's video at the guest relayed over TURN/TLS", tls.page, hostId, "camera", 40_000),
+      moving("the video of the guest relayed over TURN/TLS at the host", host, tls.id, "camera", 40_000),
+    ]);
+    figures.route_through_turn_tls = await route(tls.page);
+    assert.equal(figures.route_through_turn_tls?.relayProtocol, "tls", JSON.stringify(figures.route_through_turn_tls));
+    await shot(tls.page, "relayed-over-turn-tls");
 
     console.log(JSON.stringify({ figures }));
     console.log("test result: ok. 1 passed; 0 failed; 0 ignored");

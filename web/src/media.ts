@@ -123,8 +123,15 @@ export class MediaSession {
   private connect(): RTCPeerConnection {
     const config: RTCConfiguration & { encodedInsertableStreams?: boolean } = { iceServers: this.iceServers, bundlePolicy: "max-bundle", rtcpMuxPolicy: "require" };
     // The browser tests' stand-in for a network that lets nothing out but
-    // TCP to the TURN server (test builds only).
-    if (__TEST_HOOKS__ && (window as unknown as { __conclaveRelayOnly?: boolean }).__conclaveRelayOnly) config.iceTransportPolicy = "relay";
+    // TCP (`"turn:"`) or TLS (`"turns:"`) to the TURN server: relayed
+    // candidates only, through the servers of that scheme (test builds only).
+    const relayOnly = __TEST_HOOKS__ ? (window as unknown as { __conclaveRelayOnly?: "turn:" | "turns:" }).__conclaveRelayOnly : undefined;
+    if (relayOnly) {
+      config.iceTransportPolicy = "relay";
+      config.iceServers = this.iceServers
+        .map((server) => ({ ...server, urls: [server.urls].flat().filter((url) => url.startsWith(relayOnly)) }))
+        .filter((server) => server.urls.length > 0);
+    }
     if (this.e2ee && encodedTransformSupport() === "streams") config.encodedInsertableStreams = true;
     const pc = new RTCPeerConnection(config);
     this.generation += 1;

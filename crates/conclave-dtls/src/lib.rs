@@ -1,15 +1,24 @@
-//! The crypto every media session runs on.
+//! The crypto every media session runs on, given to str0m as its
+//! `CryptoProvider`.
 //!
-//! SRTP, STUN's HMAC and certificate fingerprints use OpenSSL through
-//! str0m (AES-GCM in hardware). The DTLS handshake is str0m's own state
-//! machine, dimpl, which retransmits lost handshake flights: OpenSSL's DTLS
-//! as str0m drives it never retransmits, so one lost datagram left a
-//! connection without keys for good.
+//! - SRTP on OpenSSL ([`srtp`]): AES-GCM and AES-CM on the processor's AES
+//!   instructions, one cipher context per direction.
+//! - HMAC-SHA1 for STUN and SRTP tags, SHA-1 and SHA-256 for certificate
+//!   fingerprints ([`digest`]).
+//! - A self-signed ECDSA certificate per session ([`certificate`]).
+//! - The DTLS handshake: str0m's own state machine, dimpl, which retransmits
+//!   lost handshake flights (OpenSSL's DTLS as str0m drove it never
+//!   retransmitted, so one lost datagram left a connection without keys for
+//!   good).
 //!
 //! dimpl checks its crypto provider whenever a configuration is built (key
-//! exchanges on every group: about 20 ms). str0m's providers build one per
-//! session, which would stall the SFU's one thread at every join; here it
-//! is built once per process and shared.
+//! exchanges on every group: about 20 ms). Built once per session, that
+//! would stall the SFU's one thread at every join; here it is built once per
+//! process and shared.
+
+mod certificate;
+mod digest;
+mod srtp;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -19,13 +28,20 @@ use str0m::crypto::dtls::{
 };
 use str0m::crypto::{CryptoError, CryptoProvider};
 
-/// str0m's OpenSSL provider with this crate's DTLS, for
-/// `RtcConfig::set_crypto_provider`.
+/// The provider for `RtcConfig::set_crypto_provider`, built once.
 pub fn crypto_provider() -> Arc<CryptoProvider> {
     static DTLS: SharedConfigDtls = SharedConfigDtls { config: OnceLock::new() };
     static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
     PROVIDER
-        .get_or_init(|| Arc::new(CryptoProvider { dtls_provider: &DTLS, ..str0m::crypto::from_feature_flags() }))
+        .get_or_init(|| {
+            Arc::new(CryptoProvider {
+                srtp_provider: &srtp::OpensslSrtp,
+                sha1_hmac_provider: &digest::Digests,
+                sha1_provider: &digest::Digests,
+                sha256_provider: &digest::Digests,
+                dtls_provider: &DTLS,
+            })
+        })
         .clone()
 }
 
@@ -67,7 +83,14 @@ impl SharedConfigDtls {
 
 impl DtlsProvider for SharedConfigDtls {
     fn generate_certificate(&self) -> Option<DtlsCert> {
-        str0m::crypto::from_feature_flags().dtls_provider.generate_certificate()
+        match certificate::self_signed() {
+            Ok(cert) => Some(cert),
+            Err(error) => {
+                // str0m then fails the session with its own error.
+                tracing::error!(%error, "no DTLS certificate");
+                None
+            }
+        }
     }
 
     fn new_dtls(
@@ -114,7 +137,7 @@ impl DtlsInstance for Session {
         self.0.handle_timeout(now)
     }
 
-    fn send_application_data(&mut self, data: &[u8]) -> Result<(), DtlsImplError> {
+    fn send_application_data(&mut self, data: &[u8]) -> Result<usize, DtlsImplError> {
         self.0.send_application_data(data)
     }
 

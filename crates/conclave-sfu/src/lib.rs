@@ -23,7 +23,6 @@ pub mod layers;
 mod peer;
 mod rewrite;
 pub mod sdp_grammar;
-mod sdp_repair;
 mod sfu;
 pub mod speaker;
 mod svc;

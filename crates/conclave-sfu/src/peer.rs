@@ -349,14 +349,13 @@ impl Peer {
         }
         let Peer { rtc, forwards, .. } = self;
         let mut api = rtc.sdp_api();
-        let mut added = Vec::new();
         for f in forwards.iter_mut() {
             match f.state {
                 OutState::ToOpen => {
                     let stream = format!("p{}", f.owner);
                     let track = format!("{}-{}", f.source.as_str(), f.source_mid);
+                    // str0m never gives two sections of one offer the same mid.
                     let mid = api.add_media(f.kind, Direction::SendOnly, Some(stream), Some(track), None);
-                    added.push(mid);
                     f.state = OutState::Negotiating(mid);
                 }
                 OutState::ToStop(m) => {
@@ -366,27 +365,12 @@ impl Peer {
                 _ => {}
             }
         }
-        // str0m draws each new mid at random and checks it against the
-        // session's mids only, not against those drawn for the same offer:
-        // two can collide, and an offer with one mid twice is invalid (the
-        // browser refuses all of it). Such an offer is dropped unsent, its
-        // changes left to do: the next poll draws again.
-        if has_duplicates(&added) {
-            for f in forwards.iter_mut() {
-                f.state = match f.state {
-                    OutState::Negotiating(_) => OutState::ToOpen,
-                    OutState::NegotiatingStop(m) => OutState::ToStop(m),
-                    other => other,
-                };
-            }
-            return None;
-        }
         if !api.has_changes() {
             return None;
         }
         let (offer, pending) = api.apply()?;
         self.pending = Some(pending);
-        Some(crate::sdp_repair::formats_on_rejected_sections(&offer.to_sdp_string()))
+        Some(offer.to_sdp_string())
     }
 
     /// Withdraws the outstanding offer if it has waited `patience` for an
@@ -464,7 +448,7 @@ mod tests {
 
     /// A subscriber whose app has published its microphone, and that app.
     fn subscriber(now: Instant) -> (Peer, Rtc) {
-        subscriber_with(Rtc::builder().build(now), now)
+        subscriber_with(Rtc::builder().set_crypto_provider(conclave_dtls::crypto_provider()).build(now), now)
     }
 
     /// A subscriber whose app is `app`, once it has published its microphone.
@@ -568,8 +552,14 @@ mod tests {
     fn offers_after_a_rejected_section_keep_to_the_grammar() {
         let now = Instant::now();
         // An app that takes no video: it answers the camera's section closed.
-        let (mut peer, mut app) =
-            subscriber_with(Rtc::builder().clear_codecs().enable_opus(true, false).build(now), now);
+        let (mut peer, mut app) = subscriber_with(
+            Rtc::builder()
+                .set_crypto_provider(conclave_dtls::crypto_provider())
+                .clear_codecs()
+                .enable_opus(true, false)
+                .build(now),
+            now,
+        );
         peer.add_forward(2, Mid::from("1"), &camera());
         let first = peer.offer_changes().expect("the camera is offered");
         answer_offer(&mut peer, &mut app, &first);
@@ -659,9 +649,4 @@ mod tests {
         fwd.current = Some(Some(Rid::from("q")));
         assert_eq!(fwd.layers_needed().collect::<Vec<_>>(), [Rid::from("q")]);
     }
-}
-
-/// Whether a mid occurs twice among `mids`.
-fn has_duplicates(mids: &[Mid]) -> bool {
-    mids.iter().enumerate().any(|(i, m)| mids[..i].contains(m))
 }

@@ -74,7 +74,8 @@ fn an_offer_again_on_the_same_connection_is_a_renegotiation_not_a_new_session() 
 fn an_offer_for_a_seat_without_a_session_is_refused_not_ignored() {
     let mut net = two_cameras();
     // A well-formed offer, from a seat the SFU was never told to admit.
-    let mut app = str0m::Rtc::new(std::time::Instant::now());
+    let mut app =
+        str0m::Rtc::builder().set_crypto_provider(conclave_dtls::crypto_provider()).build(std::time::Instant::now());
     let mut changes = app.sdp_api();
     changes.add_media(str0m::media::MediaKind::Audio, str0m::media::Direction::SendRecv, None, None, None);
     let offer = changes.apply().expect("an offer").0.to_sdp_string();

@@ -482,13 +482,13 @@ async fn changes_to_several_conversations_commit_together_each_on_its_own_terms(
     assert_eq!((row("b").await.version, row("b").await.last_seq), (version + 1, 1));
 }
 
+test_both_engines!(an_erasure_makes_the_segment_holding_it_stale);
 /// A segment's bookkeeping where an erasure races it: an entry erased
 /// between the mover reading it and recording its segment leaves that
 /// segment stale from the start, and erasing an entry whose body is in a
 /// segment makes the segment stale in the same transaction. Either way the
 /// segment is written again without it (`segments_to_tidy`), so no deleted
 /// message stays in the bucket.
-test_both_engines!(an_erasure_makes_the_segment_holding_it_stale);
 async fn an_erasure_makes_the_segment_holding_it_stale(db: TestDatabase) {
     use conclave_store::{ConversationChange, EntryRow, NewConversation, SegmentRow, StorageRow};
     let store = db.store().await;

@@ -80,7 +80,11 @@ impl Server {
                 }
             }
         });
-        let first = rx.recv_timeout(Duration::from_secs(30)).expect("a banner line");
+        let first = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|e| {
+            let status = child.try_wait().ok().flatten();
+            let logged = std::fs::read_to_string(&log).unwrap_or_default();
+            panic!("no banner line ({e}); the server's exit status: {status:?}; it logged:\n{logged}")
+        });
         let url = first
             .strip_prefix("Conclave is running at ")
             .and_then(|r| r.split_whitespace().next())

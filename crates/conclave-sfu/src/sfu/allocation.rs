@@ -86,7 +86,9 @@ impl Sfu {
             0.0
         };
         if let Some(sub) = self.peers.get_mut(&key) {
-            sub.rtc.bwe().set_desired_bitrate(Bitrate::bps(desired as u64));
+            // No sustained padding floor: str0m probes toward `desired` in
+            // bursts, and the layers climb as the estimate follows.
+            sub.rtc.bwe().set_bitrate(Bitrate::ZERO, Bitrate::bps(desired as u64));
         }
         let mut keyframes = Vec::new();
         for ((((i, pkey, mid), layer), want), rungs) in which.into_iter().zip(chosen).zip(&layer_wants).zip(svc_rungs) {

@@ -88,7 +88,7 @@ impl Sfu {
                 }
                 // Our own offer, if any was being built, is void: redo it.
                 peer.settle_offer(false);
-                let answer = crate::sdp_repair::formats_on_rejected_sections(&answer.to_sdp_string());
+                let answer = answer.to_sdp_string();
                 #[cfg(feature = "test-hooks")]
                 crate::sdp_grammar::assert_answer_is_valid(sdp, &answer);
                 let message = ServerMessage::MediaAnswer { sdp: answer };
