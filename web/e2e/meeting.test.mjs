@@ -144,7 +144,12 @@ async function main() {
     // Two guests knock; while waiting they have no media, roster or chat.
     const guests = [];
     for (const name of ["Ada", "Grace"]) {
-      const page = await (await context()).newPage();
+      const c = await context();
+      // Grace's camera sends VP9 with three spatial layers (SVC), sealed
+      // whole by the E2EE worker; the SFU still picks each viewer's layers
+      // from the payload descriptor outside the sealed frame.
+      if (name === "Grace") await c.addInitScript(() => { window.__conclaveCodec = "video/VP9"; });
+      const page = await c.newPage();
       await page.goto(invite);
       await page.getByText(/Hosted by .+ · in progress now · end-to-end encrypted/).waitFor({ timeout: TIMEOUT });
       await page.getByLabel("Your name").fill(name);
@@ -212,6 +217,29 @@ async function main() {
       }
       await shot(p.page, `${p.name.toLowerCase()}-gallery`);
     }
+    // Grace's VP9 reaches both, decoded through the E2EE worker, at the
+    // spatial layer the SFU chose for each viewer's tile.
+    for (const p of [host, ada.page]) {
+      const rows = (await inbound(p)).filter((r) => r.participantId === grace.id && r.source === "camera" && r.framesDecoded > 0);
+      assert.deepEqual(rows.map((r) => r.codec), ["video/VP9"], JSON.stringify(rows));
+    }
+    await moving("Grace's end-to-end encrypted VP9 at the host", host, grace.id, "camera");
+    // The SFU reads the layers of sealed frames: with someone else pinned,
+    // Grace is a thumbnail at Ada and gets a lower spatial layer than the
+    // host sees; unpinned, the whole picture again.
+    const graceWidth = async (page) => Math.max(0, ...(await inbound(page))
+      .filter((r) => r.participantId === grace.id && r.source === "camera").map((r) => r.frameWidth ?? 0));
+    await ada.page.getByRole("button", { name: /^Pin (?!Grace)/ }).first().click();
+    figures.grace_vp9_widths = await poll("Grace's VP9 thumbnail at a lower layer than the host's", async () => {
+      const [thumbnail, whole] = [await graceWidth(ada.page), await graceWidth(host)];
+      return thumbnail > 0 && thumbnail < whole && { thumbnail, whole };
+    }, 40_000);
+    await shot(ada.page, "grace-vp9-thumbnail-sealed");
+    await ada.page.getByRole("button", { name: /^Unpin / }).first().click();
+    await poll("Grace's VP9 whole again at Ada once unpinned", async () => {
+      const [back, whole] = [await graceWidth(ada.page), await graceWidth(host)];
+      return back > figures.grace_vp9_widths.thumbnail && back === whole;
+    }, 40_000);
     // Three tiles fill the stage (beside the host's open panel too) and
     // stay clear of the bar, the toolbar and the panel.
     for (const p of people) assertTilesFit(await layout(p.page), p.name, 0.35);

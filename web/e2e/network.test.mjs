@@ -2,7 +2,8 @@
 // networks that go wrong: the server tells participants to send media to 127.0.0.2, where
 // `conclave impair` relays it to the real media port, so the test can cut
 // the network (SIGUSR1) as a Wi-Fi drop would, or leave UDP cut, as a
-// firewall that blocks it would. ICE over TCP goes straight to the server.
+// firewall that blocks it would. ICE over TCP goes straight to the server;
+// coturn relays for the guests whose network lets only TCP or only TLS out.
 //
 //   CONCLAVE_BIN=target/debug/conclave node e2e/network.test.mjs
 //
@@ -344,40 +345,30 @@ async function main() {
     // Someone whose network lets nothing out but TCP to the TURN server
     // (emulated: a relay-only policy, and a TURN server that takes no UDP)
     // joins: their media goes over TCP to coturn, which relays it to the
-    // server, and both ways decode.
+    // server, and both ways decode. Then someone whose network lets only
+    // TLS out (HTTPS and nothing else), through coturn's TLS listener (the
+    // `turns:` URL). With a relay-only policy every pair is relayed; Chromium
+    // may name the local end peer-reflexive once the server's answers reveal
+    // the relayed address, so the route is told by its relay protocol.
     impairment.toggle(); // coturn relays to the server over UDP
-    const relayed = { page: await open(null, { relayOnly: "turn:" }) };
-    await relayed.page.goto(invite);
-    await relayed.page.getByLabel("Your name").fill("Relayed guest");
-    await relayed.page.getByRole("button", { name: "Join" }).click();
-    await host.getByRole("button", { name: "Admit Relayed guest" }).click({ timeout: TIMEOUT });
-    relayed.id = await poll("the relayed guest's seat", () => myId(relayed.page));
-    await Promise.all([
-      moving("the host's video at the guest relayed over TURN/TCP", relayed.page, hostId, "camera", 40_000),
-      moving("the video of the guest relayed over TURN/TCP at the host", host, relayed.id, "camera", 40_000),
-    ]);
-    // Reached over TCP to the relay (with a relay-only policy every pair is
-    // relayed; Chromium may name the local end peer-reflexive once the
-    // server's answers reveal the relayed address).
-    figures.route_through_turn = await route(relayed.page);
-    assert.equal(figures.route_through_turn?.relayProtocol, "tcp", JSON.stringify(figures.route_through_turn));
-    await shot(relayed.page, "relayed-over-turn-tcp");
-
-    // Someone whose network lets only TLS out (HTTPS and nothing else)
-    // joins through the TURN server's TLS listener, the `turns:` URL.
-    const tls = { page: await open(null, { relayOnly: "turns:" }) };
-    await tls.page.goto(invite);
-    await tls.page.getByLabel("Your name").fill("TLS guest");
-    await tls.page.getByRole("button", { name: "Join" }).click();
-    await host.getByRole("button", { name: "Admit TLS guest" }).click({ timeout: TIMEOUT });
-    tls.id = await poll("the TLS guest's seat", () => myId(tls.page));
-    await Promise.all([
-      moving("the host's video at the guest relayed over TURN/TLS", tls.page, hostId, "camera", 40_000),
-      moving("the video of the guest relayed over TURN/TLS at the host", host, tls.id, "camera", 40_000),
-    ]);
-    figures.route_through_turn_tls = await route(tls.page);
-    assert.equal(figures.route_through_turn_tls?.relayProtocol, "tls", JSON.stringify(figures.route_through_turn_tls));
-    await shot(tls.page, "relayed-over-turn-tls");
+    for (const { name, scheme, protocol } of [
+      { name: "Relayed guest", scheme: "turn:", protocol: "tcp" },
+      { name: "TLS guest", scheme: "turns:", protocol: "tls" },
+    ]) {
+      const relayed = { page: await open(null, { relayOnly: scheme }) };
+      await relayed.page.goto(invite);
+      await relayed.page.getByLabel("Your name").fill(name);
+      await relayed.page.getByRole("button", { name: "Join" }).click();
+      await host.getByRole("button", { name: `Admit ${name}` }).click({ timeout: TIMEOUT });
+      relayed.id = await poll(`the seat of the guest relayed over TURN/${protocol}`, () => myId(relayed.page));
+      await Promise.all([
+        moving(`the host's video at the guest relayed over TURN/${protocol}`, relayed.page, hostId, "camera", 40_000),
+        moving(`the video of the guest relayed over TURN/${protocol} at the host`, host, relayed.id, "camera", 40_000),
+      ]);
+      const path = figures[`route_through_turn_${protocol}`] = await route(relayed.page);
+      assert.equal(path?.relayProtocol, protocol, JSON.stringify(path));
+      await shot(relayed.page, `relayed-over-turn-${protocol}`);
+    }
 
     console.log(JSON.stringify({ figures }));
     console.log("test result: ok. 1 passed; 0 failed; 0 ignored");

@@ -1,25 +1,32 @@
 //! How the browser lays out an encrypted media frame.
 //!
-//! Video keeps the VP8 payload header in the clear (RFC 6386 §9.1: 3 bytes,
-//! 10 on a keyframe: frame type, version, partition size and, for a
-//! keyframe, its dimensions). The receiving browser's depacketiser reads it
-//! to tell keyframes apart before the frame reaches the decrypting worker,
-//! and the SFU reads it to switch simulcast layers on a keyframe. The clear
-//! bytes are authenticated as SFrame metadata, so they cannot be altered;
-//! everything after them (the picture itself) is encrypted. Audio is
-//! encrypted whole.
+//! VP8 keeps its payload header in the clear (RFC 6386 §9.1: 3 bytes, 10 on
+//! a keyframe: frame type, version, partition size and, for a keyframe, its
+//! dimensions). The receiving browser's depacketiser reads it to tell
+//! keyframes apart before the frame reaches the decrypting worker, and the
+//! SFU reads it to switch simulcast layers on a keyframe. The clear bytes
+//! are authenticated as SFrame metadata, so they cannot be altered;
+//! everything after them (the picture itself) is encrypted.
+//!
+//! VP9 and audio are encrypted whole. What the SFU and the receiving
+//! browser read of a VP9 frame (keyframe, spatial and temporal layer,
+//! switching points) travels in its RTP payload descriptor, which the
+//! sending browser writes from the encoder's own account after the frame
+//! left the worker: nothing of the picture needs to stay readable for SVC
+//! layers to be chosen per viewer.
 
 use conclave_e2ee::mls::GroupMember;
 use conclave_e2ee::session::E2eeSession;
 use conclave_e2ee::SframeError;
 
-/// The kind of an encoded frame, as the browser's encoded-transform API
-/// names it (`RTCEncodedVideoFrame.type`, or audio).
+/// The layout of an encoded frame, as the worker names it: a VP8 frame of
+/// the browser's encoded-transform type (`RTCEncodedVideoFrame.type`), or a
+/// frame sealed whole (audio, VP9).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FrameKind {
     Key,
     Delta,
-    Audio,
+    Whole,
 }
 
 impl FrameKind {
@@ -27,7 +34,8 @@ impl FrameKind {
         match kind {
             "key" => Some(Self::Key),
             "delta" => Some(Self::Delta),
-            "audio" => Some(Self::Audio),
+            // "audio" is what workers before VP9 said for the same layout.
+            "whole" | "audio" => Some(Self::Whole),
             _ => None,
         }
     }
@@ -37,7 +45,7 @@ impl FrameKind {
         match self {
             Self::Key => 10,
             Self::Delta => 3,
-            Self::Audio => 0,
+            Self::Whole => 0,
         }
     }
 }
@@ -119,12 +127,20 @@ mod tests {
     }
 
     #[test]
-    fn audio_is_sealed_whole_and_truncated_video_refused() {
+    fn audio_and_vp9_are_sealed_whole_and_truncated_vp8_refused() {
         let (mut host, mut guest) = pair();
         let audio = b"\xfc opus".to_vec();
-        let sealed = seal(&mut host, FrameKind::Audio, &audio).unwrap();
+        let sealed = seal(&mut host, FrameKind::Whole, &audio).unwrap();
         assert_ne!(sealed[0], audio[0]);
-        assert_eq!(open(&mut guest, FrameKind::Audio, &sealed).unwrap(), audio);
+        assert_eq!(open(&mut guest, FrameKind::Whole, &sealed).unwrap(), audio);
+        // A VP9 keyframe's uncompressed header (frame marker, profile, sync
+        // code 0x49 0x83 0x42) shows nothing of itself once sealed.
+        let vp9: Vec<u8> = [&[0x82, 0x49, 0x83, 0x42, 0x00, 0x13, 0xf0][..], &(0..120u8).collect::<Vec<_>>()].concat();
+        let sealed = seal(&mut host, FrameKind::Whole, &vp9).unwrap();
+        assert!(!sealed.windows(3).any(|w| w == [0x49, 0x83, 0x42]), "the sync code is sealed");
+        assert_eq!(open(&mut guest, FrameKind::Whole, &sealed).unwrap(), vp9);
+        assert!(open(&mut guest, FrameKind::Key, &sealed).is_err(), "read with VP8's layout");
+        assert_eq!(FrameKind::parse("audio"), Some(FrameKind::Whole), "as older workers name it");
         assert!(matches!(seal(&mut host, FrameKind::Key, b"\x10\x02"), Err(FrameError::TooShort(FrameKind::Key))));
         assert!(open(&mut guest, FrameKind::Delta, b"\x31").is_err());
     }

@@ -114,7 +114,8 @@ impl Device {
         self.agent.session().member.epoch().map(|e| e as f64)
     }
 
-    /// Seals an encoded frame; `kind` is `key`, `delta` or `audio`. Fails
+    /// Seals an encoded frame; `kind` is `key` or `delta` for VP8 (its
+    /// payload header stays readable), `whole` for audio and VP9. Fails
     /// while this device has no keys (not yet in the group): nothing is
     /// ever sent in the clear.
     pub fn encrypt(&mut self, kind: &str, frame: &[u8]) -> Result<Vec<u8>, JsError> {

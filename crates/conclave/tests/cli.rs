@@ -554,14 +554,29 @@ async fn a_host_bot_admits_a_guest_bot() {
 
 /// A loopback address whose port is free for TCP and UDP alike (the media
 /// plane binds the HTTP port's number), to start a server on twice.
+/// A port free for the server's HTTP and media (UDP on the same port, ICE
+/// over TCP on the next), chosen below the system's ephemeral range: the
+/// restart test binds the same port twice, and in between any outgoing
+/// connection of the tests running beside it could be given an ephemeral
+/// port as its own and make the second bind fail.
 fn free_port() -> String {
-    loop {
-        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = tcp.local_addr().unwrap();
-        if std::net::UdpSocket::bind(addr).is_ok() {
-            return addr.to_string();
+    let first_ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let below = first_ephemeral.saturating_sub(10_000).max(1024);
+    let span = first_ephemeral - below - 1;
+    let seed = std::process::id() as u64 ^ std::time::UNIX_EPOCH.elapsed().map_or(0, |d| d.subsec_nanos() as u64);
+    for attempt in 0..1000u64 {
+        let port = below + (seed.wrapping_add(attempt * 7919) % span as u64) as u16;
+        let free = std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok()
+            && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok();
+        if free {
+            return format!("127.0.0.1:{port}");
         }
     }
+    panic!("no free port below the ephemeral range ({first_ephemeral})")
 }
 
 /// The server stops in the middle of a meeting and a new process starts on

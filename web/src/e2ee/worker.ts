@@ -89,7 +89,19 @@ function handleResult(json: string) {
   publish();
 }
 
-type Frame = { data: ArrayBuffer; type?: string };
+type Frame = { data: ArrayBuffer; type?: string; getMetadata?: () => { mimeType?: string } };
+
+/// The layout a frame is sealed in (`conclave-e2ee-wasm`'s `FrameKind`):
+/// VP8 keeps its payload header readable, for the receiving depacketiser and
+/// the SFU; audio and VP9 (whose keyframes and layers travel in the RTP
+/// payload descriptor, outside the frame) are sealed whole. Both ends read
+/// the codec from the frame's own metadata, so they always agree.
+function layout(options: TransformOptions, frame: Frame): "whole" | "key" | "delta" {
+  if (options.kind === "audio") return "whole";
+  const mimeType = frame.getMetadata?.().mimeType?.toLowerCase();
+  if (mimeType === "video/vp9") return "whole";
+  return frame.type === "key" ? "key" : "delta";
+}
 
 function transform(options: TransformOptions, receiver?: Receiver) {
   return new TransformStream<Frame, Frame>({
@@ -98,7 +110,7 @@ function transform(options: TransformOptions, receiver?: Receiver) {
         counts.dropped++;
         return;
       }
-      const kind = options.kind === "audio" ? "audio" : frame.type === "key" ? "key" : "delta";
+      const kind = layout(options, frame);
       try {
         const data = new Uint8Array(frame.data);
         const out = options.side === "send" ? device.encrypt(kind, data) : device.decrypt(kind, data);
