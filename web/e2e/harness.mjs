@@ -161,6 +161,28 @@ export async function moving(what, page, from, source = "camera", timeout = TIME
   }, timeout);
 }
 
+/// The spatial layer follows the tile: `viewer` pins a tile other than
+/// `name`'s, which makes `from`'s camera a thumbnail there, sent at a lower
+/// layer than `reference` (who sees it whole) receives; `whileSmall` runs
+/// then (a screenshot). Unpinned, `viewer` gets it whole again. Returns the
+/// two widths.
+export async function layerFollowsTile({ viewer, reference, from, name, whileSmall = async () => undefined }) {
+  const width = async (page) => Math.max(0, ...(await inbound(page))
+    .filter((r) => r.participantId === from && r.source === "camera").map((r) => r.frameWidth ?? 0));
+  await viewer.getByRole("button", { name: new RegExp(`^Pin (?!${name})`) }).first().click();
+  const widths = await poll(`${name}'s thumbnail at a lower layer than the whole picture`, async () => {
+    const [thumbnail, whole] = [await width(viewer), await width(reference)];
+    return thumbnail > 0 && thumbnail < whole && { thumbnail, whole };
+  }, 40_000);
+  await whileSmall();
+  await viewer.getByRole("button", { name: /^Unpin / }).first().click();
+  await poll(`${name}'s camera whole again once unpinned`, async () => {
+    const [back, whole] = [await width(viewer), await width(reference)];
+    return back > widths.thumbnail && back === whole;
+  }, 40_000);
+  return widths;
+}
+
 /// Runs one browser test's scenario and prints the one `test result:` line
 /// the suite tallies (a failure also sets the exit code); `cleanup` closes
 /// what the test opened, whatever happened.

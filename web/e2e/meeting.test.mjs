@@ -14,7 +14,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { PASSWORD, TIMEOUT, auditAccessibility, inbound, launchBrowser, moving, myId, poll, screenshots, startServer, sum } from "./harness.mjs";
+import { PASSWORD, TIMEOUT, auditAccessibility, inbound, launchBrowser, layerFollowsTile, moving, myId, poll, screenshots, startServer, sum } from "./harness.mjs";
 
 const { dir: results, shot } = screenshots("meeting");
 
@@ -227,19 +227,10 @@ async function main() {
     // The SFU reads the layers of sealed frames: with someone else pinned,
     // Grace is a thumbnail at Ada and gets a lower spatial layer than the
     // host sees; unpinned, the whole picture again.
-    const graceWidth = async (page) => Math.max(0, ...(await inbound(page))
-      .filter((r) => r.participantId === grace.id && r.source === "camera").map((r) => r.frameWidth ?? 0));
-    await ada.page.getByRole("button", { name: /^Pin (?!Grace)/ }).first().click();
-    figures.grace_vp9_widths = await poll("Grace's VP9 thumbnail at a lower layer than the host's", async () => {
-      const [thumbnail, whole] = [await graceWidth(ada.page), await graceWidth(host)];
-      return thumbnail > 0 && thumbnail < whole && { thumbnail, whole };
-    }, 40_000);
-    await shot(ada.page, "grace-vp9-thumbnail-sealed");
-    await ada.page.getByRole("button", { name: /^Unpin / }).first().click();
-    await poll("Grace's VP9 whole again at Ada once unpinned", async () => {
-      const [back, whole] = [await graceWidth(ada.page), await graceWidth(host)];
-      return back > figures.grace_vp9_widths.thumbnail && back === whole;
-    }, 40_000);
+    figures.grace_vp9_widths = await layerFollowsTile({
+      viewer: ada.page, reference: host, from: grace.id, name: "Grace",
+      whileSmall: () => shot(ada.page, "grace-vp9-thumbnail-sealed"),
+    });
     // Three tiles fill the stage (beside the host's open panel too) and
     // stay clear of the bar, the toolbar and the panel.
     for (const p of people) assertTilesFit(await layout(p.page), p.name, 0.35);

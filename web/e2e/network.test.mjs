@@ -18,7 +18,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BIN, PASSWORD, TIMEOUT, freePort, inbound, launchBrowser, moving, myId, poll, screenshots, startServer } from "./harness.mjs";
+import { BIN, PASSWORD, TIMEOUT, freePort, inbound, launchBrowser, layerFollowsTile, moving, myId, poll, screenshots, startServer } from "./harness.mjs";
 
 const { shot } = screenshots("network");
 
@@ -182,21 +182,10 @@ async function main() {
     // a gallery, keeps it whole. Unpinned, the guest gets it whole again.
     const vp9 = people.find((p) => p.codec === "video/VP9");
     const pinner = people.find((p) => p.codec === "video/H264") ?? people.find((p) => p !== vp9 && p !== people[0]);
-    const vp9Width = async (page) => {
-      const rows = (await inbound(page)).filter((r) => r.participantId === vp9.id && r.source === "camera");
-      return Math.max(0, ...rows.map((r) => r.frameWidth ?? 0));
-    };
-    await pinner.page.getByRole("button", { name: /^Pin (?!Guest VP9)/ }).first().click();
-    const widths = await poll("the VP9 thumbnail at a lower resolution than the host's", async () => {
-      const [thumbnail, whole] = [await vp9Width(pinner.page), await vp9Width(host)];
-      return thumbnail > 0 && thumbnail < whole && { thumbnail, whole };
-    }, 40_000);
-    await shot(pinner.page, "vp9-thumbnail-gets-the-lowest-layer");
-    await pinner.page.getByRole("button", { name: /^Unpin / }).first().click();
-    await poll("the VP9 camera whole again once unpinned", async () => {
-      const [back, whole] = [await vp9Width(pinner.page), await vp9Width(host)];
-      return back > widths.thumbnail && back === whole;
-    }, 40_000);
+    const widths = await layerFollowsTile({
+      viewer: pinner.page, reference: host, from: vp9.id, name: "Guest VP9",
+      whileSmall: () => shot(pinner.page, "vp9-thumbnail-gets-the-lowest-layer"),
+    });
     figures.vp9Layers = widths;
 
     // The network steps with two people: software VP9 and AV1 encoders
