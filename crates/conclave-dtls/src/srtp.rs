@@ -119,14 +119,14 @@ impl SupportedAeadAes256Gcm for GcmFactory {
 /// AES-GCM for one direction of one session (RFC 7714): the RTP or RTCP
 /// header is authenticated, the payload encrypted, and the 16-byte tag
 /// follows the ciphertext.
+/// Its direction is fixed when the key is set ([`Gcm::new`]).
 struct Gcm {
     ctx: CipherCtx,
-    encrypt: bool,
 }
 
 impl std::fmt::Debug for Gcm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Gcm").field("encrypt", &self.encrypt).finish()
+        f.write_str("Gcm")
     }
 }
 
@@ -139,13 +139,12 @@ impl Gcm {
             ctx.decrypt_init(Some(cipher), Some(key), None)
         };
         init.expect("an AES key of the profile's length");
-        Gcm { ctx, encrypt }
+        Gcm { ctx }
     }
 
     /// Writes the ciphertext of `input` and then its tag into `output`,
     /// which holds `input.len() + 16` bytes.
     fn seal(&mut self, iv: &[u8; 12], aad: &[u8], input: &[u8], output: &mut [u8]) -> Result<(), CryptoError> {
-        debug_assert!(self.encrypt);
         if output.len() < input.len() + GCM_TAG_LEN {
             return Err(CryptoError::Other("SRTP: no room for the GCM tag".into()));
         }
@@ -161,7 +160,6 @@ impl Gcm {
     /// and writes the plaintext into `output`. A forged or damaged packet is
     /// an error, and what was written must then be ignored.
     fn open(&mut self, iv: &[u8; 12], aads: &[&[u8]], input: &[u8], output: &mut [u8]) -> Result<usize, CryptoError> {
-        debug_assert!(!self.encrypt);
         let Some(plaintext_len) = input.len().checked_sub(GCM_TAG_LEN) else {
             return Err(CryptoError::Other("SRTP: a GCM packet shorter than its tag".into()));
         };
