@@ -83,8 +83,12 @@ async function startCoturn(secret) {
     "--realm=conclave.test", "--use-auth-secret", `--static-auth-secret=${secret}`,
     `--listening-port=${port}`, `--min-port=${relayFrom}`, `--max-port=${relayFrom + 100}`,
     "--log-file=stdout", "--simple-log",
-  ], { stdio: ["ignore", "ignore", "inherit"] });
+  ], { stdio: ["ignore", "pipe", "inherit"] });
   coturn.on("error", (e) => console.error(`coturn: ${e.message} (cargo xtask test installs it: apt-get install coturn)`));
+  // Its log, kept (the last lines) for a failure's report: a relayed guest
+  // without media shows there whether it allocated, and over what.
+  let log = [];
+  coturn.stdout.on("data", (chunk) => { log = log.concat(String(chunk).split("\n")).slice(-80); });
   for (const listening of [port, tlsPort]) {
     await poll(`coturn listening on ${listening}`, () => new Promise((resolve) => {
       const probe = connect(listening, "127.0.0.1", () => { probe.destroy(); resolve(true); });
@@ -93,6 +97,7 @@ async function startCoturn(secret) {
   }
   return {
     urls: [`turn:127.0.0.1:${port}?transport=tcp`, `turns:127.0.0.1:${tlsPort}?transport=tcp`],
+    log: () => log.join("\n"),
     stop: () => { coturn.kill(); rmSync(dir, { recursive: true, force: true }); },
   };
 }
@@ -377,6 +382,7 @@ async function main() {
         .catch((e) => String(e));
       console.error(`page ${i} sends:`, JSON.stringify(outbound));
     }
+    console.error(`coturn's log, its last lines:\n${coturn.log()}`);
     console.log("test result: FAILED. 0 passed; 1 failed; 0 ignored");
     process.exitCode = 1;
   } finally {

@@ -7,10 +7,14 @@
 //!
 //! [`Link`] is the model, sans-IO (a datagram and the time in; dropped, or
 //! when to deliver it, out), so its figures are tested without sockets;
-//! [`proxy`] is the tokio driver around it.
+//! [`proxy`] is the tokio driver around it. [`Path`] puts the same two links
+//! at one endpoint's own socket instead (the headless media client takes
+//! one), for servers a single proxy address cannot stand in front of.
 
 mod link;
+mod path;
 pub mod proxy;
 
 pub use link::{Impairment, Link, Verdict};
+pub use path::{Outage, Path, PathImpairment, PathStats};
 pub use proxy::{Proxy, ProxyStats};

@@ -10,7 +10,7 @@ use crate::progress::Progress;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use conclave_client::media::janus::Janus;
-use conclave_client::media::{MediaOptions, MediaParticipant, MediaStats};
+use conclave_client::media::{Impairment, MediaOptions, MediaParticipant, MediaStats, Outage, PathImpairment};
 use conclave_client::Client;
 use conclave_proto::media::MediaSource;
 use conclave_proto::signal::ServerMessage;
@@ -71,23 +71,20 @@ pub struct MediaArgs {
     /// Also print the figures as one JSON line, for scripts.
     #[arg(long)]
     json: bool,
-    /// Relay the media through an impairment proxy listening here: the
-    /// address the server advertises for media (`--media-advertise`).
-    #[arg(long, value_name = "ADDR:PORT", requires = "impair_upstream")]
-    impair_listen: Option<std::net::SocketAddr>,
-    /// The server's real media address, behind the proxy.
-    #[arg(long, value_name = "ADDR:PORT", requires = "impair_listen")]
-    impair_upstream: Option<std::net::SocketAddr>,
-    /// Through the proxy: the path's loss and delay.
+    /// A bad network under every participant, made at its own socket (so
+    /// the same for any server, Janus included): loss and delay each way.
     #[command(flatten)]
     link: crate::impair::LinkArgs,
-    /// Through the proxy: an outage this long, 2 s into the measurement.
+    /// An outage of every participant's network this long, 2 s into the
+    /// measurement.
     #[arg(long, value_name = "SECONDS")]
     outage: Option<f64>,
 }
 
 impl MediaArgs {
-    fn options(&self, publishes: bool) -> MediaOptions {
+    /// Participant `n`'s options: each gets its own network's seed, all
+    /// share the outage switch.
+    fn options(&self, n: usize, publishes: bool, network: &Network) -> MediaOptions {
         MediaOptions {
             microphone: publishes && !self.no_audio,
             camera: publishes && !self.no_video,
@@ -98,8 +95,29 @@ impl MediaArgs {
             // Everyone connects before anyone sends: setting up hundreds of
             // peers under full load would measure the load generator.
             paused: true,
+            impairment: network.impairment.map(|each_way| PathImpairment {
+                up: each_way,
+                down: each_way,
+                seed: 7 + n as u64,
+                outage: network.outage.clone(),
+            }),
             ..MediaOptions::default()
         }
+    }
+}
+
+/// The network every participant of a run is on.
+struct Network {
+    /// `None`: the machine's own loopback, untouched.
+    impairment: Option<Impairment>,
+    outage: Outage,
+}
+
+impl Network {
+    fn of(args: &MediaArgs) -> anyhow::Result<Self> {
+        let impairment = args.link.impairment()?;
+        let impaired = impairment != Impairment::default() || args.outage.is_some();
+        Ok(Self { impairment: impaired.then_some(impairment), outage: Outage::default() })
     }
 }
 
@@ -185,19 +203,10 @@ impl Load {
 }
 
 pub async fn media(args: MediaArgs) -> anyhow::Result<()> {
-    let proxy = match (args.impair_listen, args.impair_upstream) {
-        (Some(listen), Some(upstream)) => {
-            let impairment = args.link.impairment()?;
-            let proxy = conclave_impair::Proxy::start(listen, upstream, impairment, impairment, 7)
-                .await
-                .with_context(|| format!("cannot start the impairment proxy on {listen}"))?;
-            Some(Arc::new(proxy))
-        }
-        _ => None,
-    };
+    let network = Network::of(&args)?;
     let load = match args.sfu {
-        Sfu::Conclave => Load::Conclave(join_conclave(&args).await?),
-        Sfu::Janus => join_janus(&args).await?,
+        Sfu::Conclave => Load::Conclave(join_conclave(&args, &network).await?),
+        Sfu::Janus => join_janus(&args, &network).await?,
     };
     let progress = Progress::new("connecting");
     let mut peers_down = 0;
@@ -248,15 +257,16 @@ pub async fn media(args: MediaArgs) -> anyhow::Result<()> {
     progress.finish();
     let before = Snapshot::take(args.server_pid, load.people())?;
     let progress = Progress::new("measuring");
-    if let (Some(length), Some(proxy)) = (args.outage, proxy.clone()) {
+    if let Some(length) = args.outage {
         // The network goes down 2 s into the window and comes back after
         // `length`; each video's longest gap then shows how long recovery took.
         let length = Duration::from_secs_f64(length.max(0.0));
+        let outage = network.outage.clone();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_secs(2)).await;
-            proxy.set_down(true);
+            outage.set_down(true);
             tokio::time::sleep(length).await;
-            proxy.set_down(false);
+            outage.set_down(false);
         });
     }
     for s in 0..args.seconds {
@@ -272,7 +282,7 @@ pub async fn media(args: MediaArgs) -> anyhow::Result<()> {
 }
 
 /// Every participant joins a Conclave meeting per room by its link.
-async fn join_conclave(args: &MediaArgs) -> anyhow::Result<Vec<MediaParticipant>> {
+async fn join_conclave(args: &MediaArgs, network: &Network) -> anyhow::Result<Vec<MediaParticipant>> {
     let login = Client::new(&args.server)
         .login(&conclave_proto::LoginRequest {
             email: args.email.clone().context("--email is required")?,
@@ -307,7 +317,8 @@ async fn join_conclave(args: &MediaArgs) -> anyhow::Result<Vec<MediaParticipant>
                 .wait_for("admission", Duration::from_secs(10), |m| matches!(m, ServerMessage::Admitted { .. }))
                 .await?;
             let ServerMessage::Admitted { participant_id, .. } = admitted else { unreachable!() };
-            people.push(MediaParticipant::start(conn, participant_id, args.options(seat < args.publishers)).await?);
+            let options = args.options(n, seat < args.publishers, network);
+            people.push(MediaParticipant::start(conn, participant_id, options).await?);
             progress.update((n + 1) as i64, total as i64);
         }
     }
@@ -318,7 +329,7 @@ async fn join_conclave(args: &MediaArgs) -> anyhow::Result<Vec<MediaParticipant>
 /// The same rooms as Janus VideoRooms: publishers publish, then everyone
 /// subscribes to the room's other publishers in one peer connection, as a
 /// Janus web client does.
-async fn join_janus(args: &MediaArgs) -> anyhow::Result<Load> {
+async fn join_janus(args: &MediaArgs, network: &Network) -> anyhow::Result<Load> {
     anyhow::ensure!(!args.simulcast, "the Janus load is compared without simulcast");
     let janus = Janus::connect(&args.server).await?;
     let per_room = args.publishers + args.subscribers;
@@ -334,16 +345,21 @@ async fn join_janus(args: &MediaArgs) -> anyhow::Result<Load> {
         for seat in 0..args.publishers {
             let feed = feed(room, seat);
             let channel = janus.publisher(room_id(room), feed).await?;
-            people.push(MediaParticipant::start(channel, feed, args.options(true)).await?);
+            // The same participant numbers, so the same networks, as on Conclave.
+            let options = args.options(feed as usize - 1, true, network);
+            people.push(MediaParticipant::start(channel, feed, options).await?);
             progress.update(people.len() as i64, (args.rooms * args.publishers) as i64);
         }
     }
     progress.finish();
-    // Subscribing needs the feeds published.
+    // Subscribing needs the feeds published, as Janus sees them: on a bad
+    // network its side of a handshake can finish well after ours.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while people.iter().any(|p| !p.stats().connected) {
-        anyhow::ensure!(Instant::now() < deadline, "Janus's publishers did not connect within 30 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    for room in 0..args.rooms {
+        while janus.publishing(room_id(room)).await?.len() < args.publishers {
+            anyhow::ensure!(Instant::now() < deadline, "Janus's publishers were not all up within 30 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
     let progress = Progress::new("subscribers joining");
     let total = args.rooms * per_room;
@@ -354,7 +370,7 @@ async fn join_janus(args: &MediaArgs) -> anyhow::Result<Load> {
             let others: Vec<u64> = feeds.iter().copied().filter(|f| *f != own).collect();
             if !others.is_empty() {
                 let channel = janus.subscriber(room_id(room), &others).await?;
-                let options = MediaOptions { await_offer: true, ..args.options(false) };
+                let options = MediaOptions { await_offer: true, ..args.options(own as usize - 1, false, network) };
                 people.push(MediaParticipant::start(channel, own, options).await?);
             }
             progress.update(own as i64, total as i64);

@@ -121,6 +121,18 @@ impl Janus {
         created.map(drop)
     }
 
+    /// The feeds of `room` that Janus counts as publishing: their media set
+    /// up on its side (ICE and DTLS done), which a subscription to them needs
+    /// (Janus refuses to subscribe to a feed that is not yet).
+    pub async fn publishing(self: &Arc<Self>, room: u64) -> Result<Vec<u64>, JanusError> {
+        let (handle, _) = self.attach().await?;
+        let listed = self.request(handle, json!({"request": "listparticipants", "room": room})).await;
+        self.detach(handle).await;
+        let listed = listed?;
+        let participants = listed["participants"].as_array().ok_or_else(|| refused("listparticipants", &listed))?;
+        Ok(participants.iter().filter(|p| p["publisher"] == true).filter_map(|p| p["id"].as_u64()).collect())
+    }
+
     /// Joins `room` as publisher `feed`: a channel for a session that offers
     /// what it publishes.
     pub async fn publisher(self: &Arc<Self>, room: u64, feed: u64) -> Result<JanusChannel, JanusError> {

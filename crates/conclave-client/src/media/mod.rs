@@ -11,6 +11,8 @@ mod stats;
 pub mod synthetic;
 mod turn;
 
+/// A bad network for a participant (`MediaOptions::impairment`).
+pub use conclave_impair::{Impairment, Outage, PathImpairment};
 pub use session::{Datagram, MediaOptions, MediaParticipant, MediaSession, RelayOptions, SessionError};
 pub use stats::{MediaStats, TrackStats};
 pub use turn::allocate_relay;

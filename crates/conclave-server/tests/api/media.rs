@@ -6,7 +6,7 @@
 use crate::in_process_and_loopback;
 use crate::meetings::{admit, guest_knocks, host_joins, hosted, WAIT};
 use crate::support::{CapturedLogs, TestServer};
-use conclave_client::media::{MediaOptions, MediaParticipant, MediaStats};
+use conclave_client::media::{Impairment, MediaOptions, MediaParticipant, MediaStats, Outage, PathImpairment};
 use conclave_client::MeetingConnection;
 use conclave_proto::media::{MediaSource, Quality, Tile};
 use conclave_proto::signal::*;
@@ -168,6 +168,57 @@ async fn a_removed_participant_stops_receiving_and_sending_within_a_second() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(frames(host, ada, MediaSource::Microphone) > before + 10);
     assert_eq!(srv.state.media.as_ref().unwrap().stats().peers, 2);
+}
+
+/// The median of what `p` measured from `sender`'s camera, send to receipt.
+fn median_latency(p: &MediaParticipant, sender: ParticipantId) -> Duration {
+    let mut us = p.stats().from(sender, MediaSource::Camera).map(|t| t.latency_us.clone()).unwrap_or_default();
+    us.sort_unstable();
+    Duration::from_micros(us.get(us.len() / 2).copied().unwrap_or(0))
+}
+
+/// A participant on a bad network of its own, made at its socket (what
+/// `conclave loadtest media --loss/--jitter/--outage` gives each of its
+/// participants, whatever the server): every datagram both ways takes the
+/// path's delay, it still exchanges media through 5 % loss each way, an
+/// outage cuts its media off both ways, and its media comes back after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_participant_on_a_bad_network_of_its_own_loses_media_in_an_outage_and_gets_it_back() {
+    let srv = TestServer::start(Engine::Sqlite).await;
+    const DELAY: Duration = Duration::from_millis(60);
+    let outage = Outage::default();
+    let bad = Impairment { loss: 0.05, delay: DELAY, ..Impairment::default() };
+    let people = meeting_with_media(&srv, &["Ada"], |n| MediaOptions {
+        impairment: (n == 1).then(|| PathImpairment { up: bad, down: bad, seed: 3, outage: outage.clone() }),
+        ..MediaOptions::default()
+    })
+    .await;
+    let (host, ada) = (&people[0], &people[1]);
+    for (p, from) in [(host, ada), (ada, host)] {
+        p.wait_until("video through the bad network", MEDIA_WAIT, |s| {
+            s.frames_from(from.id, MediaSource::Camera) >= 60
+        })
+        .await
+        .unwrap();
+    }
+    // Ada's path holds every datagram for its delay, whichever way it goes.
+    assert!(median_latency(ada, host.id) >= DELAY, "{:?} to Ada", median_latency(ada, host.id));
+    assert!(median_latency(host, ada.id) >= DELAY, "{:?} from Ada", median_latency(host, ada.id));
+
+    outage.set_down(true);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (to_ada, from_ada) = (frames(ada, host, MediaSource::Camera), frames(host, ada, MediaSource::Camera));
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(frames(ada, host, MediaSource::Camera), to_ada, "nothing reaches Ada in the outage");
+    assert_eq!(frames(host, ada, MediaSource::Camera), from_ada, "nothing of Ada's gets out in the outage");
+
+    outage.set_down(false);
+    host.wait_until("Ada's video back", MEDIA_WAIT, |s| s.frames_from(ada.id, MediaSource::Camera) >= from_ada + 30)
+        .await
+        .unwrap();
+    ada.wait_until("the host's video back", MEDIA_WAIT, |s| s.frames_from(host.id, MediaSource::Camera) >= to_ada + 30)
+        .await
+        .unwrap();
 }
 
 in_process_and_loopback!(host_mute_and_stop_video_are_enforced_at_the_sfu);

@@ -2,7 +2,9 @@
 //! Datagrams from the UDP socket, messages from the signaling pump and the
 //! application's requests go in, each with the time it was handled; what
 //! the session queued goes out to the socket, the pump and the application;
-//! and the task sleeps until the session's next deadline.
+//! and the task sleeps until the session's next deadline. With an impaired
+//! [`Path`], datagrams wait in it each way and the task also wakes when the
+//! next one is due.
 //!
 //! The session sits behind a mutex only so that the application can read
 //! its stats; the lock is never held across an `.await`.
@@ -10,6 +12,7 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use conclave_impair::Path;
 use conclave_proto::signal::{ClientMessage, ServerMessage};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -62,6 +65,8 @@ impl Outputs {
 pub(super) struct Driver {
     pub session: SharedSession,
     pub socket: UdpSocket,
+    /// The bad network the participant is on, if any.
+    pub path: Option<Path>,
     pub signaling: Signaling,
     pub control: mpsc::UnboundedReceiver<Control>,
     /// Server messages for the application (`MediaParticipant::wait_for`).
@@ -79,12 +84,16 @@ impl Driver {
         let mut outputs = Outputs::default();
         let mut signaling_open = true;
         loop {
-            let deadline = {
+            let mut deadline = {
                 let mut session = lock(&self.session);
+                arrive(&mut self.path, local, &mut session);
                 outputs.take_from(&mut session);
                 session.poll_timeout()
             };
             self.carry_out(&mut outputs).await;
+            if let Some(due) = self.path.as_ref().and_then(Path::poll_timeout) {
+                deadline = deadline.min(due);
+            }
             let now = Instant::now();
             let wake = tokio::time::Instant::from_std(deadline.clamp(now, now + LONGEST_SLEEP));
             tokio::select! {
@@ -102,10 +111,15 @@ impl Driver {
                 received = self.socket.recv_from(&mut buf) => {
                     if let Ok((n, source)) = received {
                         let mut session = lock(&self.session);
-                        session.handle_datagram(Instant::now(), source, local, &buf[..n]);
+                        let path = &mut self.path;
+                        let mut handle = |source, bytes: &[u8]| match path {
+                            Some(path) => path.receive(Instant::now(), source, bytes.to_vec()),
+                            None => session.handle_datagram(Instant::now(), source, local, bytes),
+                        };
+                        handle(source, &buf[..n]);
                         for _ in 1..RECEIVE_BATCH {
                             match self.socket.try_recv_from(&mut buf) {
-                                Ok((n, source)) => session.handle_datagram(Instant::now(), source, local, &buf[..n]),
+                                Ok((n, source)) => handle(source, &buf[..n]),
                                 Err(_) => break,
                             }
                         }
@@ -133,9 +147,22 @@ impl Driver {
     /// Sends what the session queued: datagrams to the socket, messages to
     /// the server and to the application.
     async fn carry_out(&mut self, outputs: &mut Outputs) {
-        for datagram in outputs.datagrams.drain(..) {
-            // A datagram the kernel refuses is a datagram lost on the way.
-            let _ = self.socket.send_to(&datagram.contents, datagram.destination).await;
+        match &mut self.path {
+            None => {
+                for datagram in outputs.datagrams.drain(..) {
+                    // A datagram the kernel refuses is a datagram lost on the way.
+                    let _ = self.socket.send_to(&datagram.contents, datagram.destination).await;
+                }
+            }
+            Some(path) => {
+                let now = Instant::now();
+                for datagram in outputs.datagrams.drain(..) {
+                    path.send(now, datagram.destination, datagram.contents);
+                }
+                while let Some((destination, bytes)) = path.poll_send(now) {
+                    let _ = self.socket.send_to(&bytes, destination).await;
+                }
+            }
         }
         for message in outputs.signals.drain(..) {
             // A closed connection shows itself as the end of `next`.
@@ -144,5 +171,14 @@ impl Driver {
         for message in outputs.messages.drain(..) {
             let _ = self.messages.send(message);
         }
+    }
+}
+
+/// Hands the session what the impaired path lets arrive by now.
+fn arrive(path: &mut Option<Path>, local: std::net::SocketAddr, session: &mut MediaSession) {
+    let Some(path) = path else { return };
+    let now = Instant::now();
+    while let Some((source, bytes)) = path.poll_receive(now) {
+        session.handle_datagram(now, source, local, &bytes);
     }
 }

@@ -8,6 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use conclave_impair::{Path, PathImpairment};
 use conclave_proto::signal::{ClientMessage, ParticipantId, ServerMessage};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -60,6 +61,9 @@ pub struct MediaOptions {
     /// Negotiate but send no frames until `resume_sending` (a load test
     /// brings everyone up before the load starts).
     pub paused: bool,
+    /// A bad network between this participant and everything it talks to,
+    /// made at its own socket (the driver's; the session never sees it).
+    pub impairment: Option<PathImpairment>,
 }
 
 /// A TURN server and the credentials the join response handed out.
@@ -85,6 +89,7 @@ impl Default for MediaOptions {
             e2ee_device_key: None,
             await_offer: false,
             paused: false,
+            impairment: None,
         }
     }
 }
@@ -108,8 +113,9 @@ impl MediaParticipant {
     pub async fn start(
         connection: impl SignalChannel,
         id: ParticipantId,
-        options: MediaOptions,
+        mut options: MediaOptions,
     ) -> std::io::Result<Self> {
+        let path = options.impairment.take().map(Path::new);
         let socket = UdpSocket::bind(SocketAddr::new(options.bind, 0)).await?;
         let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(RECEIVE_BUFFER);
         let local = socket.local_addr()?;
@@ -127,6 +133,7 @@ impl MediaParticipant {
         let driver = Driver {
             session: session.clone(),
             socket,
+            path,
             signaling: Signaling::start(connection),
             control: control_rx,
             messages: messages_tx,
