@@ -9,6 +9,7 @@
 
 use crate::{Result, RowExt, Store, StoreError};
 use sqlx::any::AnyRow;
+use std::collections::{HashMap, HashSet};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConversationRow {
@@ -301,11 +302,34 @@ impl Store {
     /// change. No savepoint per change: errors are rare, and two statements
     /// more for every message are not. The outcomes are in the order of
     /// `changes`.
+    ///
+    /// Changes that only add to their logs (messages, nearly everything a
+    /// busy node writes) are written together, a few statements for all of
+    /// them ([`write_log_only`]) instead of three each: the committer is
+    /// one connection doing one round trip after another, so its round
+    /// trips per message bound how many messages a node takes per second.
     pub async fn change_conversations(&self, changes: &[(&str, i64, &ConversationChange)]) -> Result<Vec<bool>> {
         let mut tx = self.pool.begin().await?;
-        let mut outcomes = Vec::with_capacity(changes.len());
-        for &(id, version, change) in changes {
-            outcomes.push(apply_change(&mut tx, id, version, change).await?);
+        let mut outcomes = vec![false; changes.len()];
+        let ids: HashSet<&str> = changes.iter().map(|(id, ..)| *id).collect();
+        // Two changes of one conversation must go in order: one by one.
+        let together: Vec<usize> = if ids.len() == changes.len() {
+            (0..changes.len()).filter(|&i| changes[i].2.only_adds_to_the_log()).collect()
+        } else {
+            Vec::new()
+        };
+        if together.len() > 1 {
+            for chunk in together.chunks(LOG_ONLY_PER_STATEMENT) {
+                let batch: Vec<_> = chunk.iter().map(|&i| changes[i]).collect();
+                for (&i, written) in chunk.iter().zip(write_log_only(&mut tx, &batch).await?) {
+                    outcomes[i] = written;
+                }
+            }
+        }
+        let alone = (0..changes.len()).filter(|i| together.len() <= 1 || !together.contains(i));
+        for i in alone {
+            let (id, version, change) = changes[i];
+            outcomes[i] = apply_change(&mut tx, id, version, change).await?;
         }
         tx.commit().await?;
         Ok(outcomes)
@@ -400,6 +424,125 @@ pub const ERASED: &str = r#"{"type":"erased"}"#;
 const MARK_READ: &str = "INSERT INTO conversation_reads (conversation_id, user_id, read_seq, muted) VALUES ($1, $2, $3, 0) \
      ON CONFLICT (conversation_id, user_id) DO UPDATE SET read_seq = \
      CASE WHEN conversation_reads.read_seq < excluded.read_seq THEN excluded.read_seq ELSE conversation_reads.read_seq END";
+
+/// Changes written by one statement each in [`write_log_only`]: bounded
+/// so the statements stay well within both engines' parameter limits
+/// (12 per entry; SQLite allows 32,766, PostgreSQL 65,535).
+const LOG_ONLY_PER_STATEMENT: usize = 128;
+
+impl ConversationChange {
+    /// Whether this change only adds entries to the log and moves read
+    /// positions: no new state, erasure, files, handshakes or members.
+    fn only_adds_to_the_log(&self) -> bool {
+        self.state_json.is_none()
+            && self.erase.is_empty()
+            && self.shared_files.is_empty()
+            && self.inbox.is_empty()
+            && self.welcomes.is_empty()
+            && self.members.is_none()
+    }
+}
+
+/// `($1, $2, $3), ($4, $5, $6)`: `rows` tuples of `columns` numbered
+/// placeholders, each followed by `constants` (`, 0`, or nothing).
+fn placeholders(rows: usize, columns: usize, constants: &str) -> String {
+    (0..rows)
+        .map(|r| {
+            let row: Vec<String> = (1..=columns).map(|c| format!("${}", r * columns + c)).collect();
+            format!("({}{constants})", row.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Log-only changes of distinct conversations, each at its `version`, in
+/// three statements for all: the versions taken (those whose version
+/// another writer took meanwhile write nothing), then every entry of the
+/// changes that hold, then the read positions. An entry refused (a
+/// retry's message already in) fails the statement and so the
+/// transaction, as one by one. The outcomes are in the order of `changes`.
+async fn write_log_only(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    changes: &[(&str, i64, &ConversationChange)],
+) -> Result<Vec<bool>> {
+    // Rows of a subquery (PostgreSQL and SQLite both take this form; a
+    // VALUES list with column names SQLite does not), typed by casts as
+    // PostgreSQL cannot infer a bare parameter's type there.
+    let rows: Vec<String> = (0..changes.len())
+        .map(|r| {
+            let n = r * 3;
+            format!(
+                "SELECT CAST(${} AS TEXT) AS changed_id, CAST(${} AS BIGINT) AS expected, CAST(${} AS BIGINT) AS new_last_seq",
+                n + 1,
+                n + 2,
+                n + 3
+            )
+        })
+        .collect();
+    let sql = format!(
+        "UPDATE conversations SET version = version + 1, last_seq = v.new_last_seq FROM ({}) AS v \
+         WHERE conversations.id = v.changed_id AND conversations.version = v.expected RETURNING id",
+        rows.join(" UNION ALL ")
+    );
+    let mut query = sqlx::query(&sql);
+    for &(id, version, change) in changes {
+        query = query.bind(id).bind(version).bind(change.last_seq);
+    }
+    let taken: HashSet<String> =
+        query.fetch_all(&mut **tx).await?.iter().map(|row| row.text("id")).collect::<Result<_>>()?;
+    let written: Vec<bool> = changes.iter().map(|(id, ..)| taken.contains(*id)).collect();
+    let holding = || changes.iter().zip(&written).filter(|(_, w)| **w).map(|(c, _)| c);
+
+    let entries: Vec<(&str, &EntryRow)> = holding().flat_map(|(id, _, c)| c.entries.iter().map(|e| (*id, e))).collect();
+    for chunk in entries.chunks(LOG_ONLY_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO conversation_entries (conversation_id, seq, at_ms, author, device_id, client_id, thread_seq, \
+             reference_kind, refers_to, is_message, deleted, body_json) VALUES {}",
+            placeholders(chunk.len(), 12, "")
+        );
+        let mut query = sqlx::query(&sql);
+        for (id, e) in chunk {
+            query = query
+                .bind(*id)
+                .bind(e.seq)
+                .bind(e.at_ms)
+                .bind(&e.author)
+                .bind(&e.device_id)
+                .bind(&e.client_id)
+                .bind(e.thread_seq)
+                .bind(&e.reference_kind)
+                .bind(e.refers_to)
+                .bind(i64::from(e.is_message))
+                .bind(i64::from(e.deleted))
+                .bind(&e.body_json);
+        }
+        query.execute(&mut **tx).await.map_err(StoreError::conflict_as("message"))?;
+    }
+
+    // One row per (conversation, account): an upsert may not touch a row twice.
+    let mut reads: HashMap<(&str, &str), i64> = HashMap::new();
+    for (id, _, change) in holding() {
+        for (user, seq) in &change.reads {
+            let furthest = reads.entry((*id, user.as_str())).or_insert(*seq);
+            *furthest = (*furthest).max(*seq);
+        }
+    }
+    let reads: Vec<_> = reads.into_iter().collect();
+    for chunk in reads.chunks(LOG_ONLY_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO conversation_reads (conversation_id, user_id, read_seq, muted) VALUES {} \
+             ON CONFLICT (conversation_id, user_id) DO UPDATE SET read_seq = CASE WHEN conversation_reads.read_seq < \
+             excluded.read_seq THEN excluded.read_seq ELSE conversation_reads.read_seq END",
+            placeholders(chunk.len(), 3, ", 0")
+        );
+        let mut query = sqlx::query(&sql);
+        for ((id, user), seq) in chunk {
+            query = query.bind(*id).bind(*user).bind(*seq);
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(written)
+}
 
 /// `change` over the conversation at `version`, inside `tx`; `false`
 /// (nothing written) when another writer took that version first.

@@ -428,6 +428,7 @@ async fn changes_to_several_conversations_commit_together_each_on_its_own_terms(
     let change = |seq: i64, client_id: &str| ConversationChange {
         last_seq: seq,
         entries: vec![message(seq, client_id)],
+        reads: vec![(owner.id.clone(), seq)],
         at_ms: 10 + seq,
         ..ConversationChange::default()
     };
@@ -480,6 +481,36 @@ async fn changes_to_several_conversations_commit_together_each_on_its_own_terms(
     assert_eq!(bodies("b").await, ["\"body b-1\""], "b's is not");
     assert_eq!((row("a").await.version, row("a").await.last_seq), (version + 1, 1));
     assert_eq!((row("b").await.version, row("b").await.last_seq), (version + 1, 1));
+    let read = |id: &'static str| {
+        let store = &store;
+        async move { store.read_positions(id).await.unwrap() }
+    };
+    assert_eq!(read("a").await, [(owner.id.clone(), 1)], "the author has read what they sent");
+    // Several messages of one conversation, and a read position that would
+    // go backwards (it stays where it was).
+    let mut a = change(3, "a-3");
+    a.entries.insert(0, message(2, "a-2"));
+    a.reads = vec![(owner.id.clone(), 0)];
+    let c = change(2, "c-2");
+    let outcomes = store.change_conversations(&[("c", version + 1, &c), ("a", version + 1, &a)]).await.unwrap();
+    assert_eq!(outcomes, [true, true]);
+    assert_eq!(bodies("a").await, ["\"body a-1\"", "\"body a-2\"", "\"body a-3\""]);
+    assert_eq!(bodies("c").await, ["\"body c-1\"", "\"body c-2\""]);
+    assert_eq!((row("a").await.version, row("a").await.last_seq), (version + 2, 3));
+    assert_eq!((row("c").await.version, row("c").await.last_seq), (version + 2, 2));
+    assert_eq!(read("a").await, [(owner.id.clone(), 1)], "never backwards");
+    assert_eq!(read("c").await, [(owner.id.clone(), 2)]);
+    // A change that is more than a message (a new state) goes beside them.
+    let mut b = change(2, "b-3");
+    b.state_json = Some("{\"renamed\":true}".to_owned());
+    let (a, c) = (change(4, "a-4"), change(3, "c-3"));
+    let outcomes = store
+        .change_conversations(&[("a", version + 2, &a), ("b", version + 1, &b), ("c", version + 2, &c)])
+        .await
+        .unwrap();
+    assert_eq!(outcomes, [true, true, true]);
+    assert_eq!(row("b").await.state_json, "{\"renamed\":true}");
+    assert_eq!((row("b").await.version, row("a").await.last_seq, row("c").await.last_seq), (version + 2, 4, 3));
 }
 
 test_both_engines!(an_erasure_makes_the_segment_holding_it_stale);

@@ -80,7 +80,9 @@ async fn commit_waiting(store: Store, mut waiting: mpsc::UnboundedReceiver<Pendi
                 Err(_) => break,
             }
         }
+        let started = std::time::Instant::now();
         let outcomes = write_batch(&store, &batch).await;
+        tracing::debug!(changes = batch.len(), took_ms = started.elapsed().as_secs_f64() * 1e3, "group commit");
         for (pending, stored) in batch.into_iter().zip(outcomes) {
             let _ = pending.answer.send(Written { stored, change: pending.change });
         }
