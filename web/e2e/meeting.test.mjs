@@ -444,6 +444,41 @@ async function main() {
     assert.equal(sum(after, people[1].id, "camera", "framesDecoded"), sum(before, people[1].id, "camera", "framesDecoded"), "Ada's video stopped");
     await shot(host, "host-muted-ada");
 
+    // Linus's camera sends H.264, a hardware encoder's codec, sealed as
+    // Annex B with its parameter sets and slice header readable (the
+    // sending browser's packetiser splits frames at their start codes):
+    // the host and Ada decode it through the E2EE worker, and he decodes them.
+    const linus = await (await context()).newPage();
+    await linus.addInitScript(() => { window.__conclaveCodec = "video/H264"; });
+    await linus.goto(invite);
+    await linus.getByLabel("Your name").fill("Linus");
+    await linus.getByRole("button", { name: "Join" }).click();
+    await linus.getByText("Waiting for the host to let you in").waitFor({ timeout: TIMEOUT });
+    const admitLinus = host.getByRole("button", { name: "Admit Linus" });
+    await host.waitForTimeout(1000);
+    if (!(await admitLinus.isVisible())) {
+      await host.getByRole("button", { name: /^Participants/ }).click();
+    }
+    await admitLinus.click({ timeout: TIMEOUT });
+    await linus.getByRole("button", { name: /^(Mute|Unmute)$/ }).waitFor({ timeout: TIMEOUT });
+    const linusId = await myId(linus);
+    for (const [name, page] of [["the host", host], ["Ada", ada.page]]) {
+      await poll(`${name} decoding Linus's end-to-end encrypted H.264`, async () => {
+        const rows = (await inbound(page)).filter((r) => r.participantId === linusId && r.source === "camera" && r.framesDecoded > 0);
+        return rows.length > 0 && rows.every((r) => r.codec === "video/H264");
+      });
+      await moving(`Linus's H.264 moving at ${name}`, page, linusId, "camera");
+    }
+    await poll("Linus decoding the host", async () => sum(await inbound(linus), people[0].id, "camera", "framesDecoded") > 10);
+    const linusE2ee = await poll("Linus's sealed and opened frames", async () => {
+      const s = await e2ee(linus);
+      return s && s.counts.sealed > 50 && s.counts.opened > 50 ? s : null;
+    });
+    figures.linus_h264_e2ee_frames = linusE2ee.counts;
+    await shot(ada.page, "ada-sees-linus-h264-sealed");
+    await linus.getByRole("button", { name: "Leave" }).click();
+    await linus.close();
+
     // The host locks the meeting: a newcomer is turned away. (Before the
     // removal below: guests are banned by address too, and every context
     // here shares 127.0.0.1.)

@@ -29,7 +29,7 @@ const CAMERA_LAYERS: RTCRtpEncodingParameters[] = [
 
 /// The browser tests' choice of camera codec (test builds only): set
 /// `window.__conclaveCodec` to `"video/H264"`, `"video/VP9"` or `"video/AV1"`
-/// before joining a meeting (only VP9 where it is end-to-end encrypted,
+/// before joining a meeting (VP9 or H.264 where it is end-to-end encrypted,
 /// `web/src/e2ee/worker.ts`). A client that
 /// also decodes nothing else (a room system) sets `__conclaveOnlyCodec`.
 function testCodec(): { mimeType: string; encodings: RTCRtpEncodingParameters[] } | null {
@@ -341,13 +341,14 @@ export class MediaSession {
       case "publish_codec": {
         // Someone in the meeting decodes less than this browser sends. End-
         // to-end encryption takes VP8 (its sealed frames leave exactly its
-        // payload header in the clear) and VP9 (whose layers travel in the
-        // RTP payload descriptor, outside the sealed frame); H.264 and AV1
-        // packetisers read the frame itself, so they cannot be sealed. A
+        // payload header in the clear), VP9 (whose layers travel in the RTP
+        // payload descriptor, outside the sealed frame) and H.264 (sealed
+        // as Annex B with its parameter sets and slice header readable);
+        // AV1's packetiser reads the frame's OBUs, so it cannot be sealed. A
         // room system (a test's client that speaks one codec) cannot change.
         if (message.codec === this.videoCodec || onlyDecodes()) return;
-        if (this.e2ee && message.codec !== "vp8" && message.codec !== "vp9") {
-          console.warn(`the server asks for ${message.codec}; an end-to-end encrypted meeting stays on VP8 or VP9`);
+        if (this.e2ee && message.codec === "av1") {
+          console.warn("the server asks for AV1; an end-to-end encrypted meeting stays on VP8, VP9 or H.264");
           return;
         }
         this.videoCodec = message.codec;

@@ -14,19 +14,26 @@
 //! sending browser writes from the encoder's own account after the frame
 //! left the worker: nothing of the picture needs to stay readable for SVC
 //! layers to be chosen per viewer.
+//!
+//! H.264 keeps its parameter sets and the first slice's header readable,
+//! and stays Annex B with no start code inside its ciphertext, because the
+//! sending browser's packetiser splits the frame at its start codes
+//! ([`crate::h264`]).
 
+use crate::h264;
 use conclave_e2ee::mls::GroupMember;
 use conclave_e2ee::session::E2eeSession;
 use conclave_e2ee::SframeError;
 
 /// The layout of an encoded frame, as the worker names it: a VP8 frame of
-/// the browser's encoded-transform type (`RTCEncodedVideoFrame.type`), or a
-/// frame sealed whole (audio, VP9).
+/// the browser's encoded-transform type (`RTCEncodedVideoFrame.type`), a
+/// frame sealed whole (audio, VP9), or an H.264 access unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FrameKind {
     Key,
     Delta,
     Whole,
+    H264,
 }
 
 impl FrameKind {
@@ -36,17 +43,23 @@ impl FrameKind {
             "delta" => Some(Self::Delta),
             // "audio" is what workers before VP9 said for the same layout.
             "whole" | "audio" => Some(Self::Whole),
+            "h264" => Some(Self::H264),
             _ => None,
         }
     }
 
-    /// Bytes left in the clear at the start of a frame of this kind.
-    pub fn clear_len(self) -> usize {
-        match self {
+    /// Bytes left in the clear at the start of `frame`, of this kind.
+    fn clear_len(self, frame: &[u8]) -> Result<usize, FrameError> {
+        let len = match self {
             Self::Key => 10,
             Self::Delta => 3,
             Self::Whole => 0,
+            Self::H264 => return crate::h264::clear_len(frame).ok_or(FrameError::NoSlice),
+        };
+        if frame.len() < len {
+            return Err(FrameError::TooShort(self));
         }
+        Ok(len)
     }
 }
 
@@ -54,24 +67,28 @@ impl FrameKind {
 pub enum FrameError {
     #[error("a {0:?} frame is shorter than its codec header")]
     TooShort(FrameKind),
+    #[error("an H.264 frame without a coded slice")]
+    NoSlice,
     #[error(transparent)]
     Sframe(#[from] SframeError),
 }
 
 fn split(kind: FrameKind, frame: &[u8]) -> Result<(&[u8], &[u8]), FrameError> {
-    if frame.len() < kind.clear_len() {
-        return Err(FrameError::TooShort(kind));
-    }
-    Ok(frame.split_at(kind.clear_len()))
+    Ok(frame.split_at(kind.clear_len(frame)?))
 }
 
-/// `clear header ‖ SFrame(rest)`, the header authenticated.
+/// `clear header ‖ SFrame(rest)`, the header authenticated (an H.264
+/// frame's as its NAL units, its sealed part escaped).
 pub fn seal<M: GroupMember>(
     session: &mut E2eeSession<M>,
     kind: FrameKind,
     frame: &[u8],
 ) -> Result<Vec<u8>, FrameError> {
     let (clear, rest) = split(kind, frame)?;
+    if kind == FrameKind::H264 {
+        let sealed = session.encrypt_frame(rest, &h264::authenticated(clear))?;
+        return Ok([clear, &h264::escape(h264::trailing_zeros(clear), &sealed)].concat());
+    }
     let sealed = session.encrypt_frame(rest, clear)?;
     Ok([clear, &sealed].concat())
 }
@@ -83,6 +100,11 @@ pub fn open<M: GroupMember>(
     frame: &[u8],
 ) -> Result<Vec<u8>, FrameError> {
     let (clear, sealed) = split(kind, frame)?;
+    if kind == FrameKind::H264 {
+        let sealed = h264::unescape(h264::trailing_zeros(clear), sealed);
+        let plain = session.decrypt_frame(&sealed, &h264::authenticated(clear))?;
+        return Ok([clear, &plain].concat());
+    }
     let plain = session.decrypt_frame(sealed, clear)?;
     Ok([clear, &plain].concat())
 }
@@ -143,5 +165,37 @@ mod tests {
         assert_eq!(FrameKind::parse("audio"), Some(FrameKind::Whole), "as older workers name it");
         assert!(matches!(seal(&mut host, FrameKind::Key, b"\x10\x02"), Err(FrameError::TooShort(FrameKind::Key))));
         assert!(open(&mut guest, FrameKind::Delta, b"\x31").is_err());
+    }
+
+    #[test]
+    fn h264_keeps_its_parameter_sets_and_slice_header_readable_and_no_start_code_in_what_is_sealed() {
+        let (mut host, mut guest) = pair();
+        // A slice as an encoder writes it: escaped already, so with no start
+        // code, but with many zero bytes.
+        let raw: Vec<u8> = (0..3000u32).map(|i| [0, 0, 1, 0, 0, 3, (i % 251) as u8][i as usize % 7]).collect();
+        let picture = h264::escape(0, &raw);
+        let frame = h264::tests::idr_frame(&picture);
+        let clear = h264::clear_len(&frame).unwrap();
+        for _ in 0..50 {
+            let sealed = seal(&mut host, FrameKind::H264, &frame).unwrap();
+            assert_eq!(&sealed[..clear], &frame[..clear], "SPS, PPS and the slice's header stay readable");
+            let units = h264::nal_units(&sealed);
+            assert_eq!(units.len(), 3, "the sealed slice is one NAL unit: no start code in it");
+            assert_eq!(sealed[units[2].start] & 0x1f, 5, "still an IDR slice to the depacketiser and the SFU");
+            // The receiving browser rebuilds NAL units after four-byte start codes.
+            let rebuilt: Vec<u8> =
+                units.iter().flat_map(|r| [&[0u8, 0, 0, 1][..], &sealed[r.clone()]].concat()).collect();
+            let opened = open(&mut guest, FrameKind::H264, &rebuilt).unwrap();
+            let units = |f: &[u8]| -> Vec<Vec<u8>> { h264::nal_units(f).into_iter().map(|r| f[r].to_vec()).collect() };
+            assert_eq!(units(&opened), units(&frame), "every NAL unit back, the picture included");
+        }
+        let mut sealed = seal(&mut host, FrameKind::H264, &frame).unwrap();
+        let runs: std::collections::HashSet<&[u8]> = picture.windows(16).collect();
+        assert!(!sealed[clear..].windows(16).any(|w| runs.contains(w)), "no run of the picture shows");
+        sealed[7] ^= 1; // inside the SPS
+        assert!(open(&mut guest, FrameKind::H264, &sealed).is_err(), "the parameter sets are authenticated");
+        let sps_only = &frame[..frame.len() - picture.len() - 7];
+        assert!(matches!(seal(&mut host, FrameKind::H264, sps_only), Err(FrameError::NoSlice)));
+        assert_eq!(FrameKind::parse("h264"), Some(FrameKind::H264));
     }
 }

@@ -12,6 +12,7 @@
 pub mod conversations;
 pub mod files;
 pub mod frame;
+pub mod h264;
 
 use conclave_e2ee::agent::{AgentEvent, E2eeAgent, MemberInfo};
 use conclave_e2ee::credential::KnownDevices;

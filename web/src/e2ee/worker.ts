@@ -94,12 +94,15 @@ type Frame = { data: ArrayBuffer; type?: string; getMetadata?: () => { mimeType?
 /// The layout a frame is sealed in (`conclave-e2ee-wasm`'s `FrameKind`):
 /// VP8 keeps its payload header readable, for the receiving depacketiser and
 /// the SFU; audio and VP9 (whose keyframes and layers travel in the RTP
-/// payload descriptor, outside the frame) are sealed whole. Both ends read
+/// payload descriptor, outside the frame) are sealed whole; H.264 keeps its
+/// parameter sets and slice header readable and no start code in what is
+/// sealed (its packetiser splits the frame at start codes). Both ends read
 /// the codec from the frame's own metadata, so they always agree.
-function layout(options: TransformOptions, frame: Frame): "whole" | "key" | "delta" {
+function layout(options: TransformOptions, frame: Frame): "whole" | "key" | "delta" | "h264" {
   if (options.kind === "audio") return "whole";
   const mimeType = frame.getMetadata?.().mimeType?.toLowerCase();
   if (mimeType === "video/vp9") return "whole";
+  if (mimeType === "video/h264") return "h264";
   return frame.type === "key" ? "key" : "delta";
 }
 
