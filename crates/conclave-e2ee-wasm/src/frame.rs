@@ -196,6 +196,10 @@ mod tests {
         assert!(open(&mut guest, FrameKind::H264, &sealed).is_err(), "the parameter sets are authenticated");
         let sps_only = &frame[..frame.len() - picture.len() - 7];
         assert!(matches!(seal(&mut host, FrameKind::H264, sps_only), Err(FrameError::NoSlice)));
+        // Whatever a frame from the network holds, opening refuses it without panicking.
+        for forged in [&b"\x00\x00\x01"[..], b"\x00\x00\x00\x01\x65", b"\x00\x00\x01\x65\x88\x84\x00\x00\x03", b""] {
+            assert!(open(&mut guest, FrameKind::H264, forged).is_err(), "{forged:?}");
+        }
         assert_eq!(FrameKind::parse("h264"), Some(FrameKind::H264));
     }
 }

@@ -60,7 +60,10 @@ pub fn nal_units(frame: &[u8]) -> Vec<Range<usize>> {
 /// slice's NAL header and the start of its slice header. `None` when the
 /// frame holds no slice (nothing a decoder would show).
 pub fn clear_len(frame: &[u8]) -> Option<usize> {
-    let slice = nal_units(frame).into_iter().find(|unit| SLICE_TYPES.contains(&(frame[unit.start] & 0x1f)))?;
+    // A start code at the very end opens an empty unit, which has no type.
+    let slice = nal_units(frame)
+        .into_iter()
+        .find(|unit| !unit.is_empty() && SLICE_TYPES.contains(&(frame[unit.start] & 0x1f)))?;
     Some((slice.start + 1 + SLICE_HEADER_CLEAR).min(slice.end))
 }
 
@@ -167,6 +170,29 @@ pub(crate) mod tests {
         let mut changed = rewritten.clone();
         changed[5] ^= 1;
         assert_ne!(authenticated(&changed), authenticated(clear));
+    }
+
+    #[test]
+    fn any_bytes_are_parsed_without_panicking() {
+        // What a receiver is handed comes from the network: start codes
+        // anywhere, at the very end, back to back, or none.
+        let mut x = 7u32;
+        let mut next = || {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            (x >> 16) as usize
+        };
+        for len in 0..400 {
+            let frame: Vec<u8> = (0..len).map(|_| [0, 0, 1, 5, 0x65, 0x41, 3, 0xff][next() % 8]).collect();
+            let units = nal_units(&frame);
+            assert!(units.iter().all(|u| u.start <= u.end && u.end <= frame.len()));
+            if let Some(clear) = clear_len(&frame) {
+                assert!(clear <= frame.len());
+                authenticated(&frame[..clear]);
+            }
+        }
+        for frame in [&[0u8, 0, 1][..], &[0, 0, 0, 1], &[0, 0, 1, 0, 0, 1], &[0x65, 0, 0, 1]] {
+            assert_eq!(clear_len(frame), None, "{frame:?}: no slice");
+        }
     }
 
     #[test]
