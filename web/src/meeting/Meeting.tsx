@@ -56,6 +56,8 @@ function knockSound() {
 /// Each panel by name, for its close button.
 const PANEL_NAMES = { chat: "chat", people: "participants", security: "security", devices: "devices" } as const;
 const NEW_CAMERA_SETTLE_MS = 1000;
+/// How long after a Pin press its button takes the focus back if it falls.
+const REFOCUS_PIN_MS = 1500;
 const NEW_CAMERA_GRACE_MS = 2000;
 
 /// Space between tiles, in CSS pixels.
@@ -403,12 +405,24 @@ export function Meeting(props: {
   }, [phaseKind]);
   // A pinned or unpinned tile moves (into the featured place, or back to
   // the gallery): its Pin button follows it, rather than the focus falling
-  // to the page.
-  const refocusPin = useRef<string | null>(null);
+  // to the page. The move may take more than one render (the layout is
+  // measured after the first), each of which can put the tile in a new
+  // element, so for a moment after the press the focus is put back when it
+  // fell to the page because its button went away; a focus the person
+  // moved (a click elsewhere) is left where it is.
+  const refocusPin = useRef<{ key: string; until: number; button: Element | null } | null>(null);
   useEffect(() => {
-    if (refocusPin.current === null) return;
-    document.querySelector<HTMLElement>(`figure.tile[data-key="${refocusPin.current}"] button.pin`)?.focus();
-    refocusPin.current = null;
+    const pending = refocusPin.current;
+    if (pending === null) return;
+    if (performance.now() > pending.until) {
+      refocusPin.current = null;
+      return;
+    }
+    const fallen = document.activeElement === null || document.activeElement === document.body;
+    if (!fallen || pending.button?.isConnected) return;
+    const button = document.querySelector<HTMLElement>(`figure.tile[data-key="${pending.key}"] button.pin`);
+    button?.focus();
+    pending.button = button;
   });
   const [panelWidth, setPanelWidth] = useStoredWidth("meeting-panel", PANEL.initial, PANEL.min, PANEL.max);
   const [stage, stageSize] = useContentSize();
@@ -467,7 +481,7 @@ export function Meeting(props: {
       self={t.participantId === state.me}
       tileKey={t.key}
       onPin={() => {
-        refocusPin.current = t.key;
+        refocusPin.current = { key: t.key, until: performance.now() + REFOCUS_PIN_MS, button: document.activeElement };
         setPinned(pinned === t.key ? null : t.key);
       }}
     />
