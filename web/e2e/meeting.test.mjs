@@ -545,7 +545,12 @@ async function main() {
     // On a phone held upright, the two tiles sit one above the other, each
     // as wide as the screen allows, and nothing scrolls sideways.
     await ada.page.setViewportSize({ width: 390, height: 844 });
-    await poll("Ada's tiles laid out for the phone", async () => (await layout(ada.page)).tiles.every((t) => t.width > 300));
+    // The layout follows the resize a render or two later: until then a
+    // tile may still be as wide as the window was.
+    await poll("Ada's tiles laid out for the phone", async () => {
+      const seen = await layout(ada.page);
+      return seen.tiles.length > 0 && seen.tiles.every((t) => t.width > 300 && inside(t, seen.stage));
+    });
     assertTilesFit(await layout(ada.page), "Ada on a phone", 0.4);
     await shot(ada.page, "ada-phone-meeting");
     // Leaving lands on a page to rejoin from.
