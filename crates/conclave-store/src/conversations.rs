@@ -243,7 +243,7 @@ impl Store {
 
     /// `user_id` has read up to `seq` (never moving back).
     pub async fn mark_read(&self, id: &str, user_id: &str, seq: i64) -> Result<()> {
-        sqlx::query(MARK_READ).bind(id).bind(user_id).bind(seq).execute(&self.pool).await?;
+        sqlx::query(&MARK_READ).bind(id).bind(user_id).bind(seq).execute(&self.pool).await?;
         Ok(())
     }
 
@@ -421,9 +421,14 @@ impl Store {
 pub const ERASED: &str = r#"{"type":"erased"}"#;
 
 /// Moves a person's read position forward (never back).
-const MARK_READ: &str = "INSERT INTO conversation_reads (conversation_id, user_id, read_seq, muted) VALUES ($1, $2, $3, 0) \
-     ON CONFLICT (conversation_id, user_id) DO UPDATE SET read_seq = \
+/// A read position, or several, that never goes backwards: `VALUES` rows
+/// go between the two halves.
+const MARK_READ_INTO: &str = "INSERT INTO conversation_reads (conversation_id, user_id, read_seq, muted) VALUES";
+const MARK_READ_KEEPING_THE_FURTHEST: &str = "ON CONFLICT (conversation_id, user_id) DO UPDATE SET read_seq = \
      CASE WHEN conversation_reads.read_seq < excluded.read_seq THEN excluded.read_seq ELSE conversation_reads.read_seq END";
+/// One read position.
+static MARK_READ: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("{MARK_READ_INTO} ($1, $2, $3, 0) {MARK_READ_KEEPING_THE_FURTHEST}"));
 
 /// Changes written by one statement each in [`write_log_only`]: bounded
 /// so the statements stay well within both engines' parameter limits
@@ -453,6 +458,33 @@ fn placeholders(rows: usize, columns: usize, constants: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+const INSERT_ENTRY: &str = "INSERT INTO conversation_entries (conversation_id, seq, at_ms, author, device_id, \
+     client_id, thread_seq, reference_kind, refers_to, is_message, deleted, body_json)";
+
+static INSERT_ONE_ENTRY: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("{INSERT_ENTRY} VALUES {}", placeholders(1, 12, "")));
+
+/// Binds one entry's twelve values, in `INSERT_ENTRY`'s order.
+fn bind_entry<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    id: &'q str,
+    e: &'q EntryRow,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    query
+        .bind(id)
+        .bind(e.seq)
+        .bind(e.at_ms)
+        .bind(&e.author)
+        .bind(&e.device_id)
+        .bind(&e.client_id)
+        .bind(e.thread_seq)
+        .bind(&e.reference_kind)
+        .bind(e.refers_to)
+        .bind(i64::from(e.is_message))
+        .bind(i64::from(e.deleted))
+        .bind(&e.body_json)
 }
 
 /// Log-only changes of distinct conversations, each at its `version`, in
@@ -495,26 +527,10 @@ async fn write_log_only(
 
     let entries: Vec<(&str, &EntryRow)> = holding().flat_map(|(id, _, c)| c.entries.iter().map(|e| (*id, e))).collect();
     for chunk in entries.chunks(LOG_ONLY_PER_STATEMENT) {
-        let sql = format!(
-            "INSERT INTO conversation_entries (conversation_id, seq, at_ms, author, device_id, client_id, thread_seq, \
-             reference_kind, refers_to, is_message, deleted, body_json) VALUES {}",
-            placeholders(chunk.len(), 12, "")
-        );
+        let sql = format!("{INSERT_ENTRY} VALUES {}", placeholders(chunk.len(), 12, ""));
         let mut query = sqlx::query(&sql);
         for (id, e) in chunk {
-            query = query
-                .bind(*id)
-                .bind(e.seq)
-                .bind(e.at_ms)
-                .bind(&e.author)
-                .bind(&e.device_id)
-                .bind(&e.client_id)
-                .bind(e.thread_seq)
-                .bind(&e.reference_kind)
-                .bind(e.refers_to)
-                .bind(i64::from(e.is_message))
-                .bind(i64::from(e.deleted))
-                .bind(&e.body_json);
+            query = bind_entry(query, id, e);
         }
         query.execute(&mut **tx).await.map_err(StoreError::conflict_as("message"))?;
     }
@@ -529,12 +545,7 @@ async fn write_log_only(
     }
     let reads: Vec<_> = reads.into_iter().collect();
     for chunk in reads.chunks(LOG_ONLY_PER_STATEMENT) {
-        let sql = format!(
-            "INSERT INTO conversation_reads (conversation_id, user_id, read_seq, muted) VALUES {} \
-             ON CONFLICT (conversation_id, user_id) DO UPDATE SET read_seq = CASE WHEN conversation_reads.read_seq < \
-             excluded.read_seq THEN excluded.read_seq ELSE conversation_reads.read_seq END",
-            placeholders(chunk.len(), 3, ", 0")
-        );
+        let sql = format!("{MARK_READ_INTO} {} {MARK_READ_KEEPING_THE_FURTHEST}", placeholders(chunk.len(), 3, ", 0"));
         let mut query = sqlx::query(&sql);
         for ((id, user), seq) in chunk {
             query = query.bind(*id).bind(*user).bind(*seq);
@@ -583,25 +594,10 @@ async fn apply_change(
 
 async fn write_change(tx: &mut sqlx::Transaction<'_, sqlx::Any>, id: &str, change: &ConversationChange) -> Result<()> {
     for e in &change.entries {
-        sqlx::query(
-            "INSERT INTO conversation_entries (conversation_id, seq, at_ms, author, device_id, client_id, thread_seq, \
-             reference_kind, refers_to, is_message, deleted, body_json) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        )
-        .bind(id)
-        .bind(e.seq)
-        .bind(e.at_ms)
-        .bind(&e.author)
-        .bind(&e.device_id)
-        .bind(&e.client_id)
-        .bind(e.thread_seq)
-        .bind(&e.reference_kind)
-        .bind(e.refers_to)
-        .bind(i64::from(e.is_message))
-        .bind(i64::from(e.deleted))
-        .bind(&e.body_json)
-        .execute(&mut **tx)
-        .await
-        .map_err(StoreError::conflict_as("message"))?;
+        bind_entry(sqlx::query(&INSERT_ONE_ENTRY), id, e)
+            .execute(&mut **tx)
+            .await
+            .map_err(StoreError::conflict_as("message"))?;
     }
     for seq in &change.erase {
         crate::segments::erasing_entry(tx, id, *seq).await?;
@@ -619,7 +615,7 @@ async fn write_change(tx: &mut sqlx::Transaction<'_, sqlx::Any>, id: &str, chang
     }
     crate::files::write_file_changes(tx, id, &change.shared_files, &change.erase).await?;
     for (user, seq) in &change.reads {
-        sqlx::query(MARK_READ).bind(id).bind(user).bind(seq).execute(&mut **tx).await?;
+        sqlx::query(&MARK_READ).bind(id).bind(user).bind(seq).execute(&mut **tx).await?;
     }
     let mut welcome_ids = Vec::with_capacity(change.welcomes.len());
     for welcome in &change.welcomes {
