@@ -126,6 +126,10 @@ pub struct Conversations {
     pub live: live::LiveHub,
     /// Devices connected nowhere here, woken through their push service.
     pub push: std::sync::Arc<crate::push::Pusher>,
+    /// Held while this node moves or tidies message segments: the
+    /// periodic round and the tidying a deletion starts would otherwise
+    /// both rewrite the same stale segment ([`segments`]).
+    pub(crate) segment_work: tokio::sync::Mutex<()>,
 }
 
 impl Conversations {
@@ -139,6 +143,7 @@ impl Conversations {
             turns: Mutex::new(HashMap::new()),
             live: live::LiveHub::default(),
             push: std::sync::Arc::new(push),
+            segment_work: tokio::sync::Mutex::new(()),
         }
     }
 

@@ -7,6 +7,11 @@
 //! without it and deletes the old object. Only an organisation that chose
 //! a bucket has segments; the others' messages stay in the database.
 //!
+//! A node does this work one round at a time (`Conversations::segment_work`).
+//! Nodes of a cluster may still tidy the same segment at once: the store
+//! gives its entries to one replacement, the other is left stale with none,
+//! and the next round deletes its object.
+//!
 //! What moves is what the database held: MLS ciphertext and its
 //! envelope, never a key. Objects are named by conversation and a random
 //! segment id, never by anything a message says.
@@ -44,6 +49,7 @@ async fn location(state: &AppState, storage_id: &str) -> Result<Location, Segmen
 /// organisation's bucket; how many moved. A conversation whose bucket
 /// fails is left for the next round.
 pub async fn move_due(state: &AppState) -> Result<usize, SegmentError> {
+    let _turn = state.conversations.segment_work.lock().await;
     let cutoff = state.now_ms() - state.config.segment_after.as_millis() as i64;
     // An organisation's conversations share its bucket: read its settings once.
     let mut locations: HashMap<String, Location> = HashMap::new();
@@ -119,6 +125,7 @@ async fn move_conversation(
 /// Writes stale segments again without their erased entries, and deletes
 /// the objects of replaced ones; how many segments were tidied.
 pub async fn tidy(state: &AppState) -> Result<usize, SegmentError> {
+    let _turn = state.conversations.segment_work.lock().await;
     let mut tidied = 0;
     for segment in state.store.segments_to_tidy(PER_ROUND).await? {
         match tidy_one(state, &segment).await {
