@@ -1,15 +1,16 @@
 //! Media frames as a receiving browser's E2EE worker is handed them: any
-//! bytes, read as every layout (an H.264 access unit, a VP8 keyframe or
-//! delta frame, a frame sealed whole). Opening never panics and refuses
-//! what was not sealed in the group; an H.264 frame sealed for real stays
-//! Annex B with no start code in what is sealed, and opens.
+//! bytes, read as every layout (an H.264 access unit, an AV1 temporal unit,
+//! a VP8 keyframe or delta frame, a frame sealed whole). Opening never
+//! panics and refuses what was not sealed in the group; an H.264 frame
+//! sealed for real stays Annex B with no start code in what is sealed, an
+//! AV1 frame stays a sequence of OBUs, and both open.
 #![no_main]
 
 use conclave_e2ee::agent::MEETING_SUITE;
 use conclave_e2ee::mls::{GroupMember, OpenMlsMember};
 use conclave_e2ee::session::E2eeSession;
 use conclave_e2ee_wasm::frame::{open, seal, FrameKind};
-use conclave_e2ee_wasm::h264;
+use conclave_e2ee_wasm::{av1, h264};
 use libfuzzer_sys::fuzz_target;
 use std::sync::{Mutex, OnceLock};
 
@@ -33,7 +34,7 @@ fn pair() -> &'static Mutex<Pair> {
 fuzz_target!(|data: &[u8]| {
     let mut sessions = pair().lock().unwrap();
     let (host, guest) = &mut *sessions;
-    for kind in [FrameKind::H264, FrameKind::Key, FrameKind::Delta, FrameKind::Whole] {
+    for kind in [FrameKind::H264, FrameKind::Av1, FrameKind::Key, FrameKind::Delta, FrameKind::Whole] {
         assert!(open(guest, kind, data).is_err(), "a frame nobody sealed opened as {kind:?}");
     }
     // The same bytes as an encoder's slice (escaped, as encoders write
@@ -44,4 +45,26 @@ fuzz_target!(|data: &[u8]| {
     let sealed = seal(host, FrameKind::H264, &frame).unwrap();
     assert_eq!(h264::nal_units(&sealed).len(), 2, "a start code inside the sealed slice");
     assert_eq!(open(guest, FrameKind::H264, &sealed).unwrap(), frame);
+    // The same bytes as an AV1 frame OBU after a sequence header: sealed,
+    // still OBUs with the same headers and sizes, and back whole.
+    let mut frame = vec![0x0a, 0x02, 0x00, 0x01, 0x32];
+    frame.extend(leb128(data.len()));
+    frame.extend_from_slice(data);
+    let sealed = seal(host, FrameKind::Av1, &frame).unwrap();
+    let obus = av1::obus(&sealed).expect("a sealed AV1 frame is OBUs");
+    assert_eq!(obus.iter().map(|o| (o.kind(), o.payload.len())).take(2).collect::<Vec<_>>(), [(1, 2), (6, data.len())]);
+    assert_eq!(open(guest, FrameKind::Av1, &sealed).unwrap(), frame);
 });
+
+fn leb128(mut value: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let byte = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            out.push(byte);
+            return out;
+        }
+        out.push(byte | 0x80);
+    }
+}

@@ -29,8 +29,8 @@ const CAMERA_LAYERS: RTCRtpEncodingParameters[] = [
 
 /// The browser tests' choice of camera codec (test builds only): set
 /// `window.__conclaveCodec` to `"video/H264"`, `"video/VP9"` or `"video/AV1"`
-/// before joining a meeting (VP9 or H.264 where it is end-to-end encrypted,
-/// `web/src/e2ee/worker.ts`). A client that
+/// before joining a meeting (end-to-end encrypted too, each codec in its own
+/// layout: `web/src/e2ee/worker.ts`). A client that
 /// also decodes nothing else (a room system) sets `__conclaveOnlyCodec`.
 function testCodec(): { mimeType: string; encodings: RTCRtpEncodingParameters[] } | null {
   if (!__TEST_HOOKS__) return null;
@@ -339,18 +339,11 @@ export class MediaSession {
         break;
       }
       case "publish_codec": {
-        // Someone in the meeting decodes less than this browser sends. End-
-        // to-end encryption takes VP8 (its sealed frames leave exactly its
-        // payload header in the clear), VP9 (whose layers travel in the RTP
-        // payload descriptor, outside the sealed frame) and H.264 (sealed
-        // as Annex B with its parameter sets and slice header readable);
-        // AV1's packetiser reads the frame's OBUs, so it cannot be sealed. A
-        // room system (a test's client that speaks one codec) cannot change.
+        // Someone in the meeting decodes less than this browser sends. Every
+        // codec the server forwards is sealed end to end in a layout of its
+        // own (`conclave-e2ee-wasm`'s `frame`). A room system (a test's
+        // client that speaks one codec) cannot change.
         if (message.codec === this.videoCodec || onlyDecodes()) return;
-        if (this.e2ee && message.codec === "av1") {
-          console.warn("the server asks for AV1; an end-to-end encrypted meeting stays on VP8, VP9 or H.264");
-          return;
-        }
         this.videoCodec = message.codec;
         await this.applyVideoCodec();
         break;

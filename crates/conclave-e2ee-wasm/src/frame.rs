@@ -19,21 +19,29 @@
 //! and stays Annex B with no start code inside its ciphertext, because the
 //! sending browser's packetiser splits the frame at its start codes
 //! ([`crate::h264`]).
+//!
+//! AV1 stays a sequence of OBUs, each one's header and size readable and
+//! its payload sealed in place, with the SFrame header and tag in one more
+//! OBU at the end, because its packetiser too walks the frame after the
+//! worker ([`crate::av1`]).
 
-use crate::h264;
+use crate::{av1, h264};
 use conclave_e2ee::mls::GroupMember;
 use conclave_e2ee::session::E2eeSession;
+use conclave_e2ee::sframe::Header;
 use conclave_e2ee::SframeError;
 
 /// The layout of an encoded frame, as the worker names it: a VP8 frame of
 /// the browser's encoded-transform type (`RTCEncodedVideoFrame.type`), a
-/// frame sealed whole (audio, VP9), or an H.264 access unit.
+/// frame sealed whole (audio, VP9), an H.264 access unit or an AV1
+/// temporal unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FrameKind {
     Key,
     Delta,
     Whole,
     H264,
+    Av1,
 }
 
 impl FrameKind {
@@ -44,6 +52,7 @@ impl FrameKind {
             // "audio" is what workers before VP9 said for the same layout.
             "whole" | "audio" => Some(Self::Whole),
             "h264" => Some(Self::H264),
+            "av1" => Some(Self::Av1),
             _ => None,
         }
     }
@@ -55,6 +64,8 @@ impl FrameKind {
             Self::Delta => 3,
             Self::Whole => 0,
             Self::H264 => return crate::h264::clear_len(frame).ok_or(FrameError::NoSlice),
+            // Readable parts lie between the sealed ones ([`seal_av1`]).
+            Self::Av1 => 0,
         };
         if frame.len() < len {
             return Err(FrameError::TooShort(self));
@@ -69,6 +80,10 @@ pub enum FrameError {
     TooShort(FrameKind),
     #[error("an H.264 frame without a coded slice")]
     NoSlice,
+    #[error("an AV1 frame that is no sequence of OBUs, or has none to send")]
+    NotObus,
+    #[error("an AV1 frame without its sealed-frame metadata")]
+    NotSealed,
     #[error(transparent)]
     Sframe(#[from] SframeError),
 }
@@ -84,6 +99,9 @@ pub fn seal<M: GroupMember>(
     kind: FrameKind,
     frame: &[u8],
 ) -> Result<Vec<u8>, FrameError> {
+    if kind == FrameKind::Av1 {
+        return seal_av1(session, frame);
+    }
     let (clear, rest) = split(kind, frame)?;
     if kind == FrameKind::H264 {
         let sealed = session.encrypt_frame(rest, &h264::authenticated(clear))?;
@@ -99,6 +117,9 @@ pub fn open<M: GroupMember>(
     kind: FrameKind,
     frame: &[u8],
 ) -> Result<Vec<u8>, FrameError> {
+    if kind == FrameKind::Av1 {
+        return open_av1(session, frame);
+    }
     let (clear, sealed) = split(kind, frame)?;
     if kind == FrameKind::H264 {
         let sealed = h264::unescape(h264::trailing_zeros(clear), sealed);
@@ -107,6 +128,31 @@ pub fn open<M: GroupMember>(
     }
     let plain = session.decrypt_frame(sealed, clear)?;
     Ok([clear, &plain].concat())
+}
+
+/// The OBUs the packetiser carries, each payload sealed in place (one
+/// SFrame ciphertext across them all), then the SFrame header and tag.
+fn seal_av1<M: GroupMember>(session: &mut E2eeSession<M>, frame: &[u8]) -> Result<Vec<u8>, FrameError> {
+    let obus: Vec<_> = av1::obus(frame).ok_or(FrameError::NotObus)?.into_iter().filter(av1::Obu::is_carried).collect();
+    if obus.is_empty() {
+        return Err(FrameError::NotObus);
+    }
+    let plain = av1::payloads(&obus);
+    let sealed = session.encrypt_frame(&plain, &av1::authenticated(&obus))?;
+    let (_, header_len) = Header::decode(&sealed)?;
+    let (header, rest) = sealed.split_at(header_len);
+    let (ciphertext, tag) = rest.split_at(plain.len());
+    Ok(av1::assemble(&obus, ciphertext, Some(&[header, tag].concat())))
+}
+
+fn open_av1<M: GroupMember>(session: &mut E2eeSession<M>, frame: &[u8]) -> Result<Vec<u8>, FrameError> {
+    let obus = av1::obus(frame).ok_or(FrameError::NotObus)?;
+    let (carried, trailer) = av1::split_trailer(&obus).ok_or(FrameError::NotSealed)?;
+    let (_, header_len) = Header::decode(trailer)?;
+    let (header, tag) = trailer.split_at(header_len);
+    let sealed = [header, &av1::payloads(carried), tag].concat();
+    let plain = session.decrypt_frame(&sealed, &av1::authenticated(carried))?;
+    Ok(av1::assemble(carried, &plain, None))
 }
 
 #[cfg(test)]
@@ -201,5 +247,65 @@ mod tests {
             assert!(open(&mut guest, FrameKind::H264, forged).is_err(), "{forged:?}");
         }
         assert_eq!(FrameKind::parse("h264"), Some(FrameKind::H264));
+    }
+
+    #[test]
+    fn av1_keeps_its_obu_headers_and_sizes_readable_and_every_payload_sealed() {
+        let (mut host, mut guest) = pair();
+        let picture: Vec<u8> = (0..2000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let frame = av1::tests::keyframe(&picture);
+        let original = av1::obus(&frame).unwrap();
+        let carried: Vec<_> = original.iter().copied().filter(av1::Obu::is_carried).collect();
+        let sealed = seal(&mut host, FrameKind::Av1, &frame).unwrap();
+        let obus = av1::obus(&sealed).expect("still a sequence of OBUs for the packetiser");
+        // The temporal delimiter is gone (the packetiser drops it); the
+        // sequence header and the frame keep their headers and sizes; a
+        // metadata OBU of a private type ends the frame.
+        assert_eq!(obus.iter().map(av1::Obu::kind).collect::<Vec<_>>(), [1, 6, 5]);
+        for (sealed, plain) in obus.iter().zip(&carried) {
+            assert_eq!(sealed.header & !0x02, plain.header & !0x02);
+            assert_eq!(sealed.payload.len(), plain.payload.len());
+            assert_ne!(sealed.payload, plain.payload, "every payload is sealed, the sequence header's too");
+        }
+        assert_eq!(obus[2].payload[0], av1::SEALED_METADATA_TYPE);
+        let runs: std::collections::HashSet<&[u8]> = picture.windows(16).collect();
+        assert!(!sealed.windows(16).any(|w| runs.contains(w)), "no run of the picture shows");
+        // The receiving depacketiser writes every OBU it carried back with a
+        // size field: what the worker opens is the frame as it was sent.
+        let received = av1::assemble(&obus, &av1::payloads(&obus), None);
+        let opened = open(&mut guest, FrameKind::Av1, &received).unwrap();
+        assert_eq!(opened, av1::assemble(&carried, &av1::payloads(&carried), None), "every carried OBU back, sized");
+        assert_eq!(av1::obus(&opened).unwrap().last().unwrap().payload, picture.as_slice());
+        assert_eq!(FrameKind::parse("av1"), Some(FrameKind::Av1));
+    }
+
+    #[test]
+    fn an_av1_frame_with_a_changed_layer_size_or_trailer_is_refused() {
+        let (mut host, mut guest) = pair();
+        // A delta frame of the middle temporal layer: an OBU_FRAME with an
+        // extension byte (temporal id 1) and a two-byte size.
+        let frame = [&[0x36, 0x20, 0x90, 0x01][..], &[0x5a; 144]].concat();
+        let sealed = seal(&mut host, FrameKind::Av1, &frame).unwrap();
+        assert_eq!(&sealed[..2], &[0x36, 0x20], "the layer stays readable");
+        let mut relayered = sealed.clone();
+        relayered[1] = 0x40;
+        assert!(open(&mut guest, FrameKind::Av1, &relayered).is_err(), "the extension is authenticated");
+        // The same bytes cut into two OBUs at another place.
+        let obus = av1::obus(&sealed).unwrap();
+        let body = obus[0].payload;
+        let cut = [&[0x32, 0x10][..], &body[..16], &[0x36, 0x20, 0x80, 0x01], &body[16..]].concat();
+        let resized = [&cut[..], &sealed[sealed.len() - (2 + obus[1].payload.len())..]].concat();
+        assert!(
+            matches!(open(&mut guest, FrameKind::Av1, &resized), Err(FrameError::Sframe(_))),
+            "OBU sizes are authenticated"
+        );
+        let untrailed = av1::assemble(&obus[..1], obus[0].payload, None);
+        assert!(matches!(open(&mut guest, FrameKind::Av1, &untrailed), Err(FrameError::NotSealed)));
+        assert!(matches!(open(&mut guest, FrameKind::Av1, b"\x32\x09"), Err(FrameError::NotObus)));
+        assert!(
+            matches!(seal(&mut host, FrameKind::Av1, b"\x12\x00"), Err(FrameError::NotObus)),
+            "a temporal delimiter alone"
+        );
+        assert_eq!(open(&mut guest, FrameKind::Av1, &sealed).unwrap(), frame);
     }
 }

@@ -9,6 +9,7 @@
 //! ([`conversations::Conversations`]): every group's keys, and the
 //! messages it has opened, out of the page's reach.
 
+pub mod av1;
 pub mod conversations;
 pub mod files;
 pub mod frame;
@@ -116,7 +117,8 @@ impl Device {
     }
 
     /// Seals an encoded frame; `kind` is `key` or `delta` for VP8 (its
-    /// payload header stays readable), `whole` for audio and VP9. Fails
+    /// payload header stays readable), `whole` for audio and VP9, `h264`
+    /// and `av1` for those codecs' layouts ([`frame`]). Fails
     /// while this device has no keys (not yet in the group): nothing is
     /// ever sent in the clear.
     pub fn encrypt(&mut self, kind: &str, frame: &[u8]) -> Result<Vec<u8>, JsError> {

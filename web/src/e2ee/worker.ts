@@ -96,13 +96,16 @@ type Frame = { data: ArrayBuffer; type?: string; getMetadata?: () => { mimeType?
 /// the SFU; audio and VP9 (whose keyframes and layers travel in the RTP
 /// payload descriptor, outside the frame) are sealed whole; H.264 keeps its
 /// parameter sets and slice header readable and no start code in what is
-/// sealed (its packetiser splits the frame at start codes). Both ends read
-/// the codec from the frame's own metadata, so they always agree.
-function layout(options: TransformOptions, frame: Frame): "whole" | "key" | "delta" | "h264" {
+/// sealed (its packetiser splits the frame at start codes); AV1 stays a
+/// sequence of OBUs with their headers and sizes readable (its packetiser
+/// walks them). Both ends read the codec from the frame's own metadata, so
+/// they always agree.
+function layout(options: TransformOptions, frame: Frame): "whole" | "key" | "delta" | "h264" | "av1" {
   if (options.kind === "audio") return "whole";
   const mimeType = frame.getMetadata?.().mimeType?.toLowerCase();
   if (mimeType === "video/vp9") return "whole";
   if (mimeType === "video/h264") return "h264";
+  if (mimeType === "video/av1") return "av1";
   return frame.type === "key" ? "key" : "delta";
 }
 
