@@ -179,6 +179,12 @@ await runScenario(
     await message(laptop, "A message sent by mistake").getByRole("button", { name: "Delete" }).click();
     await poll("the deleted message gone at Grace", async () => (await message(grace, "A message sent by mistake").count()) === 0);
     await poll("the deleted message gone at the host", async () => (await message(laptop, "A message sent by mistake").count()) === 0);
+    // Every message so far went on its device's live connection, none by a
+    // request of its own.
+    for (const [name, page] of [["the host", laptop], ["Grace", grace]]) {
+      const posted = requestsOf.get(page).filter((u) => /\/conversations\/[^/]+\/messages$/.test(new URL(u).pathname));
+      assert.equal(posted.length, 0, `${name}'s messages sent by request: ${posted.join(", ")}`);
+    }
 
     // Files: a 50 MB file and a picture, sealed in the worker with the
     // upload's progress shown; Grace sees the picture's preview (made on the

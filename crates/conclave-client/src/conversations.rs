@@ -137,15 +137,27 @@ impl Client {
     }
 }
 
-/// A device's live connection (`deviceLive`): events as they happen, and
-/// typing notices sent.
+/// A device's live connection (`deviceLive`): events as they happen;
+/// typing notices and messages sent ([`LiveSender`]).
 pub struct DeviceLive {
-    socket: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    events: futures_util::stream::SplitStream<LiveSocket>,
+    sender: LiveSender,
+}
+
+type LiveSocket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// What a device says on its live connection, from wherever it is: a
+/// handle to the connection's writer, which any task may hold while
+/// another reads the events.
+#[derive(Debug, Clone)]
+pub struct LiveSender {
+    commands: tokio::sync::mpsc::UnboundedSender<String>,
 }
 
 impl Client {
     /// Opens `device_id`'s live connection.
     pub async fn device_live(&self, device_id: &str) -> std::result::Result<DeviceLive, crate::SignalError> {
+        use futures_util::{SinkExt, StreamExt};
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         let url = format!("{}/api/v1/me/devices/{device_id}/live", self.base.replacen("http", "ws", 1));
         let mut request = url.into_client_request().map_err(|e| crate::SignalError::Connect(e.to_string()))?;
@@ -160,7 +172,19 @@ impl Client {
             }
             other => crate::SignalError::Connect(other.to_string()),
         })?;
-        Ok(DeviceLive { socket })
+        let (mut out, events) = socket.split();
+        let (commands, mut queued) = tokio::sync::mpsc::unbounded_channel::<String>();
+        // The writer ends with the connection (and then every send fails)
+        // or once no handle to it is left.
+        tokio::spawn(async move {
+            while let Some(text) = queued.recv().await {
+                if out.send(text.into()).await.is_err() {
+                    return;
+                }
+            }
+            let _ = out.close().await;
+        });
+        Ok(DeviceLive { events, sender: LiveSender { commands } })
     }
 }
 
@@ -170,7 +194,7 @@ impl DeviceLive {
         use futures_util::StreamExt;
         use tokio_tungstenite::tungstenite::Message;
         loop {
-            let frame = tokio::time::timeout(within, self.socket.next())
+            let frame = tokio::time::timeout(within, self.events.next())
                 .await
                 .map_err(|_| crate::SignalError::Timeout("a live event".into()))?;
             match frame {
@@ -186,9 +210,35 @@ impl DeviceLive {
 
     /// Says the person is typing in a conversation.
     pub async fn typing(&mut self, conversation_id: &str) -> std::result::Result<(), crate::SignalError> {
-        use futures_util::SinkExt;
-        let command = LiveCommand::Typing { conversation_id: conversation_id.to_owned() };
-        let text = serde_json::to_string(&command).expect("live commands serialise");
-        self.socket.send(text.into()).await.map_err(|_| crate::SignalError::Closed)
+        self.sender.typing(conversation_id)
+    }
+
+    /// A handle to say things on this connection while it is read elsewhere.
+    pub fn sender(&self) -> LiveSender {
+        self.sender.clone()
+    }
+}
+
+impl LiveSender {
+    fn say(&self, command: &LiveCommand) -> std::result::Result<(), crate::SignalError> {
+        let text = serde_json::to_string(command).expect("live commands serialise");
+        self.commands.send(text).map_err(|_| crate::SignalError::Closed)
+    }
+
+    /// Says the person is typing in a conversation.
+    pub fn typing(&self, conversation_id: &str) -> std::result::Result<(), crate::SignalError> {
+        self.say(&LiveCommand::Typing { conversation_id: conversation_id.to_owned() })
+    }
+
+    /// Sends a message from this connection's device, as
+    /// [`Client::send_message`] does without a request of its own: the
+    /// answer arrives among the events, `LiveEvent::Sent` (durable) or
+    /// `LiveEvent::NotSent`, with the message's `client_id`.
+    pub fn send_message(
+        &self,
+        conversation_id: &str,
+        message: &SendMessageRequest,
+    ) -> std::result::Result<(), crate::SignalError> {
+        self.say(&LiveCommand::Send { conversation_id: conversation_id.to_owned(), message: message.clone() })
     }
 }

@@ -8,7 +8,7 @@ pub mod files;
 pub mod media;
 pub mod signaling;
 
-pub use conversations::DeviceLive;
+pub use conversations::{DeviceLive, LiveSender};
 pub use signaling::{MeetingConnection, SignalError};
 
 use conclave_proto::*;

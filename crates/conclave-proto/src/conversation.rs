@@ -329,7 +329,7 @@ pub struct MuteRequest {
 }
 
 /// Send a message from one of the caller's devices.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
@@ -520,7 +520,7 @@ pub struct InboxPage {
 
 /// What the server tells a device over its live connection
 /// (`GET /api/v1/me/devices/{device_id}/live`, a WebSocket), as it happens.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum LiveEvent {
@@ -542,16 +542,39 @@ pub enum LiveEvent {
     Read { conversation_id: String, user_id: String, seq: Seq },
     /// Events were missed (the device fell behind): sync everything.
     Resync,
+    /// A message this connection sent ([`LiveCommand::Send`]) is in the
+    /// log, durable: at `seq`, or already was (`duplicate`, a retry of
+    /// `client_id`), as `POST …/messages` answers `201` or `200`.
+    Sent { conversation_id: String, client_id: String, seq: Seq, duplicate: bool },
+    /// A message this connection sent was refused, with the problem
+    /// `POST …/messages` would have answered; nothing of it was kept.
+    NotSent { conversation_id: String, client_id: String, problem: crate::problem::Problem },
 }
 
 /// What a device tells the server over its live connection.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(schemars::JsonSchema))]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum LiveCommand {
     /// The person is typing in a conversation.
     Typing { conversation_id: String },
+    /// A message from this connection's device, as `POST
+    /// /api/v1/conversations/{id}/messages` takes it, without a request
+    /// of its own (a frame as large as the API's request bodies): answered
+    /// by [`LiveEvent::Sent`] or [`LiveEvent::NotSent`] with its
+    /// `client_id`, in whatever order the sends finish. At most [`LIVE_SENDS_PER_SECOND`] a second, and
+    /// [`LIVE_SENDS_IN_FLIGHT`] unanswered at once; past either it is
+    /// refused (`429`), never queued.
+    Send { conversation_id: String, message: SendMessageRequest },
 }
+
+/// Messages a device may send a second over its live connection (and
+/// twice as many at once): far beyond a person, enough for a busy bot,
+/// short of one connection taking the server for itself.
+pub const LIVE_SENDS_PER_SECOND: u32 = 1_000;
+
+/// Sends a live connection may have unanswered at once.
+pub const LIVE_SENDS_IN_FLIGHT: usize = 256;
 
 /// Typing notices a device may send per conversation: one per this many
 /// milliseconds (apps send one every few seconds while the person types).

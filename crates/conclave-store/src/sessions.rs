@@ -136,6 +136,32 @@ impl Store {
         Ok(())
     }
 
+    /// Whether the session is live (neither revoked nor expired), its
+    /// account active and `device_id` one of the account's devices not
+    /// revoked, in one read: what a device's live connection checks before
+    /// each message it sends.
+    pub async fn device_session_stands(
+        &self,
+        session_id: &str,
+        user_id: &str,
+        device_id: &str,
+        now_ms: i64,
+    ) -> Result<bool> {
+        let row = sqlx::query(
+            "SELECT 1 AS live FROM sessions s JOIN users u ON u.id = s.user_id \
+             JOIN devices d ON d.user_id = u.id \
+             WHERE s.id = $1 AND s.user_id = $2 AND d.id = $3 AND s.revoked_at_ms IS NULL \
+             AND s.expires_at_ms > $4 AND u.status = 'active' AND d.revoked_at_ms IS NULL",
+        )
+        .bind(session_id)
+        .bind(user_id)
+        .bind(device_id)
+        .bind(now_ms)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+
     /// The account's sessions that are neither revoked nor expired.
     /// Where the account has signed in from before: each distinct address
     /// and user agent of its sign-in sessions, ended ones included.

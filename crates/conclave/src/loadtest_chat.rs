@@ -81,6 +81,16 @@ pub struct ChatArgs {
     /// Also print each step's figures as one JSON line, for scripts.
     #[arg(long)]
     json: bool,
+    /// Conclave: how devices send, on their live connection (as the apps
+    /// do) or one API request a message.
+    #[arg(long, value_enum, default_value_t = Sends::Live)]
+    sends: Sends,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Sends {
+    Live,
+    Api,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -9,7 +9,7 @@
 
 import { Conversations } from "./pkg/conclave_e2ee_wasm.js";
 import { load, save } from "./keep";
-import type { ConversationList, DeviceRegistration, LiveEvent, Reference, SharedFile } from "../generated/protocol";
+import type { ConversationList, DeviceRegistration, LiveCommand, LiveEvent, MessageAccepted, Reference, SendMessageRequest, SharedFile } from "../generated/protocol";
 import { Cancelled, download, preview, upload, type Begun, type Progress } from "./files";
 import type { Poster } from "../messaging/poster";
 import type { ChatEvent, FromWorker, Found, HeldMessage, Interrupted } from "./messages";
@@ -27,7 +27,7 @@ type Call =
   | { call: "read_earlier"; conversation_id: string; after: number; limit: number }
   | { call: "upload_key_package"; conversation_id: string; request: unknown }
   | { call: "send_commit"; conversation_id: string; request: unknown }
-  | { call: "send_message"; conversation_id: string; request: unknown }
+  | { call: "send_message"; conversation_id: string; request: SendMessageRequest }
   | { call: "wait"; ms: number };
 
 type Operation =
@@ -49,6 +49,8 @@ export class Messaging {
   private queue: Promise<unknown> = Promise.resolve();
   private syncWanted = false;
   private live: WebSocket | null = null;
+  /// Messages sent on the live connection, waiting for its answer, by client id.
+  private answers = new Map<string, { resolve: (accepted: MessageAccepted) => void; reject: (err: Error) => void }>();
   private closed = false;
 
   private constructor(device: Conversations, csrf: string, private post: (m: FromWorker) => void) {
@@ -245,6 +247,13 @@ export class Messaging {
     this.live = socket;
     socket.onmessage = (event) => {
       const live = JSON.parse(String(event.data)) as LiveEvent;
+      if (live.type === "sent" || live.type === "not_sent") {
+        const waiting = this.answers.get(live.client_id);
+        this.answers.delete(live.client_id);
+        if (live.type === "sent") waiting?.resolve({ seq: live.seq, duplicate: live.duplicate });
+        else waiting?.reject(new Refused(live.problem.status, live.problem.type.slice(live.problem.type.lastIndexOf("/") + 1)));
+        return;
+      }
       if (live.type === "typing" || live.type === "read") {
         this.post({ type: "chat_live", event: live });
         return;
@@ -255,6 +264,10 @@ export class Messaging {
     socket.onopen = () => void this.sync().catch((e) => this.post({ type: "chat_error", message: String(e) }));
     socket.onclose = () => {
       this.live = null;
+      // Sends it never answered go again by request, with the same client
+      // id: one that was written is answered as the retry it is.
+      for (const waiting of this.answers.values()) waiting.reject(new LiveGone());
+      this.answers.clear();
       // Back after a pause (the server restarting, the network gone); the
       // sync on reconnecting takes what was missed.
       if (!this.closed) setTimeout(() => this.connect(), 2000);
@@ -262,7 +275,29 @@ export class Messaging {
   }
 
   typing(conversationId: string) {
-    if (this.live?.readyState === WebSocket.OPEN) this.live.send(JSON.stringify({ type: "typing", conversation_id: conversationId }));
+    this.say({ type: "typing", conversation_id: conversationId });
+  }
+
+  private say(command: LiveCommand): boolean {
+    if (this.live?.readyState !== WebSocket.OPEN) return false;
+    this.live.send(JSON.stringify(command));
+    return true;
+  }
+
+  /// A message sent on the live connection when it is open (no request of
+  /// its own), by request otherwise or when the connection goes before
+  /// answering.
+  private async sendMessage(conversationId: string, message: SendMessageRequest, at: string): Promise<unknown> {
+    const answered = new Promise<MessageAccepted>((resolve, reject) => this.answers.set(message.client_id, { resolve, reject }));
+    if (this.say({ type: "send", conversation_id: conversationId, message })) {
+      try {
+        return await answered;
+      } catch (err) {
+        if (!(err instanceof LiveGone)) throw err;
+      }
+    }
+    this.answers.delete(message.client_id);
+    return request(this.csrf, "POST", at, message);
   }
 
   close() {
@@ -313,7 +348,7 @@ export class Messaging {
         case "send_commit":
           return { ok: await request(this.csrf, "POST", `${at(call.conversation_id)}/commits`, call.request) };
         case "send_message":
-          return { ok: await request(this.csrf, "POST", `${at(call.conversation_id)}/messages`, call.request) };
+          return { ok: await this.sendMessage(call.conversation_id, call.request, `${at(call.conversation_id)}/messages`) };
         case "wait":
           await new Promise((resolve) => setTimeout(resolve, call.ms));
           return { ok: null };
@@ -329,6 +364,9 @@ export class Messaging {
     await seal(this.userId, this.device.export());
   }
 }
+
+/// The live connection closed before answering a message sent on it.
+class LiveGone extends Error {}
 
 class Refused extends Error {
   constructor(

@@ -1052,7 +1052,17 @@ export interface KeyPackageRequest {
 /** What a device tells the server over its live connection. */
 export type LiveCommand =
   /** The person is typing in a conversation. */
-  | { type: "typing"; conversation_id: string };
+  | { type: "typing"; conversation_id: string }
+  /**
+   * A message from this connection's device, as `POST
+   * /api/v1/conversations/{id}/messages` takes it, without a request
+   * of its own (a frame as large as the API's request bodies): answered
+   * by `LiveEvent::Sent` or `LiveEvent::NotSent` with its
+   * `client_id`, in whatever order the sends finish. At most `LIVE_SENDS_PER_SECOND` a second, and
+   * `LIVE_SENDS_IN_FLIGHT` unanswered at once; past either it is
+   * refused (`429`), never queued.
+   */
+  | { type: "send"; conversation_id: string; message: SendMessageRequest };
 
 /**
  * What the server tells a device over its live connection
@@ -1073,7 +1083,18 @@ export type LiveEvent =
   /** Someone read a conversation up to `seq`. */
   | { type: "read"; conversation_id: string; user_id: string; seq: number }
   /** Events were missed (the device fell behind): sync everything. */
-  | { type: "resync" };
+  | { type: "resync" }
+  /**
+   * A message this connection sent (`LiveCommand::Send`) is in the
+   * log, durable: at `seq`, or already was (`duplicate`, a retry of
+   * `client_id`), as `POST …/messages` answers `201` or `200`.
+   */
+  | { type: "sent"; conversation_id: string; client_id: string; seq: number; duplicate: boolean }
+  /**
+   * A message this connection sent was refused, with the problem
+   * `POST …/messages` would have answered; nothing of it was kept.
+   */
+  | { type: "not_sent"; conversation_id: string; client_id: string; problem: Problem };
 
 export interface LoginRequest {
   email: string;

@@ -300,22 +300,33 @@ pub async fn send(
     ApiJson(req): ApiJson<SendMessageRequest>,
 ) -> ApiResult<(StatusCode, ApiJson<MessageAccepted>)> {
     own_device(&state, &current, &req.device_id).await?;
+    let accepted = send_message(&state, &current.user.id, &id, req).await?;
+    let status = if accepted.duplicate { StatusCode::OK } else { StatusCode::CREATED };
+    Ok((status, ApiJson(accepted)))
+}
+
+/// A message from `account`'s device `req.device_id` (known to be the
+/// account's) into conversation `id`, durable when this returns; sent
+/// over the API or the device's live connection alike.
+async fn send_message(
+    state: &SharedState,
+    account: &str,
+    id: &str,
+    req: SendMessageRequest,
+) -> ApiResult<MessageAccepted> {
     if matches!(req.reference, Some(Reference::Edit(_))) {
-        state.conversations.follow_policy(&id, state.now_ms()).await?;
+        state.conversations.follow_policy(id, state.now_ms()).await?;
     }
     let reference = match req.reference {
-        Some(reference) => Some((reference, state.conversations.target(&id, reference.target()).await?)),
+        Some(reference) => Some((reference, state.conversations.target(id, reference.target()).await?)),
         None => None,
     };
     // A retry is recognised by its client id only once the send is refused
     // (its files are shared already, its epoch is gone, its entry is in):
     // a first send, nearly every one, costs no lookup.
     let (device_id, client_id) = (req.device_id.clone(), req.client_id.clone());
-    let retry = {
-        let (state, id, device_id, client_id) = (&state, &id, &device_id, &client_id);
-        move || retry_of(state, id, device_id, client_id)
-    };
-    if let Err(refused) = shareable(&state, &current, &id, &req.files).await {
+    let retry = || retry_of(state, id, &device_id, &client_id);
+    if let Err(refused) = shareable(state, account, id, &req.files).await {
         return retry().await?.ok_or(refused);
     }
     let message = OutgoingMessage {
@@ -329,11 +340,11 @@ pub async fn send(
         control: req.control,
         files: req.files,
     };
-    // Written in a task of its own: this request may be writing the sends
-    // of others waiting behind it (group commit), and a client that goes
-    // away must not cancel their writes with its own.
+    // Written in a task of its own: this send may be writing the sends of
+    // others waiting behind it (group commit), and a client that goes away
+    // must not cancel their writes with its own.
     let writing = {
-        let (state, id, now) = (state.clone(), id.clone(), state.now_ms());
+        let (state, id, now) = (state.clone(), id.to_owned(), state.now_ms());
         tokio::spawn(async move { state.conversations.send(&id, now, message).await })
     };
     let effects = match writing.await.map_err(|_| ApiError::internal())? {
@@ -357,28 +368,26 @@ pub async fn send(
         _ => None,
     });
     let seq = seq.ok_or_else(ApiError::internal)?;
-    Ok((StatusCode::CREATED, ApiJson(MessageAccepted { seq, duplicate: false })))
+    Ok(MessageAccepted { seq, duplicate: false })
 }
 
-/// The answer to a retry: the message `device_id` sent under `client_id`,
-/// if the log holds it (what it got the first time, whatever changed since).
 async fn retry_of(
     state: &SharedState,
     id: &str,
     device_id: &str,
     client_id: &str,
-) -> ApiResult<Option<(StatusCode, ApiJson<MessageAccepted>)>> {
+) -> ApiResult<Option<MessageAccepted>> {
     let earlier = state.store.message_by_client_id(id, device_id, client_id).await?;
-    Ok(earlier.map(|seq| (StatusCode::OK, ApiJson(MessageAccepted { seq: seq as u64, duplicate: true }))))
+    Ok(earlier.map(|seq| MessageAccepted { seq: seq as u64, duplicate: true }))
 }
 
 /// Files a new message may share: the sender's own completed uploads to
 /// this conversation, shared by no message yet.
-async fn shareable(state: &SharedState, current: &CurrentSession, id: &str, files: &[String]) -> ApiResult<()> {
+async fn shareable(state: &SharedState, account: &str, id: &str, files: &[String]) -> ApiResult<()> {
     for file_id in files {
         let file = state.store.file(file_id).await?;
         let ok = file.as_ref().is_some_and(|f| {
-            f.conversation_id == id && f.uploaded_by == current.user.id && f.message_seq.is_none() && !f.erasing
+            f.conversation_id == id && f.uploaded_by == account && f.message_seq.is_none() && !f.erasing
         });
         if !ok {
             return Err(ApiError::file_not_shareable(format!(
@@ -710,7 +719,8 @@ pub async fn inbox(
 /// One of the caller's devices, live: a WebSocket on which the server says
 /// when a conversation of the account grows, when the device's inbox has
 /// something, and who is typing or has read what; the device says when
-/// its person types. Nothing of what is said travels on it.
+/// its person types, and may send its messages on it (each answered on it)
+/// instead of one request apiece.
 #[utoipa::path(get, path = "/api/v1/me/devices/{device_id}/live", operation_id = "deviceLive", tag = "conversations",
     params(("device_id" = String, Path)),
     responses((status = 101, description = "Switching to the live WebSocket"),
@@ -730,22 +740,25 @@ pub async fn live(
         )
     })?;
     let (account, session) = (current.user.id.clone(), current.session.id.clone());
+    // A message sent on it is as large as the API's request bodies may be.
+    let largest = state.config.limits.max_body_bytes.max(LIVE_BUFFER_BYTES);
     Ok(upgrade
         .read_buffer_size(LIVE_BUFFER_BYTES)
         .write_buffer_size(0)
-        .max_message_size(LIVE_BUFFER_BYTES)
-        .max_frame_size(LIVE_BUFFER_BYTES)
+        .max_message_size(largest)
+        .max_frame_size(largest)
         .on_upgrade(move |socket| live_connection(state, socket, Listener { account, session, device: device_id })))
 }
 
-/// Live messages are a few hundred bytes.
+/// Live events and typing notices are a few hundred bytes.
 const LIVE_BUFFER_BYTES: usize = 4 * 1024;
 /// How often a live connection checks that its session, account and device
 /// still stand (signed out, deactivated or revoked: it closes).
 const LIVE_RECHECK: Duration = Duration::from_secs(15);
-/// Frames a device may send a second (and at once); more closes the
-/// connection. Counted by the same token bucket as signaling, on the
-/// server's clock.
+/// Typing notices (and frames that are no command) a device may send a
+/// second (and at once); more closes the connection. Counted by the same
+/// token bucket as signaling, on the server's clock. Messages have a
+/// budget of their own (`LIVE_SENDS_PER_SECOND`), refused past it.
 const LIVE_FRAMES_PER_SECOND: u32 = 10;
 /// Conversations a connection remembers typing in (past it, it starts over).
 const LIVE_TYPING_REMEMBERED: usize = 256;
@@ -758,6 +771,32 @@ struct Listener {
 }
 
 impl Listener {
+    /// Sends a message from this connection's device: checked as the API
+    /// checks a send (in one read: the session signed in, the account
+    /// active, the device not revoked), then written as the API writes it.
+    async fn send(&self, state: &SharedState, conversation_id: String, message: SendMessageRequest) -> LiveEvent {
+        let client_id = message.client_id.clone();
+        let sent = async {
+            if message.device_id != self.device {
+                return Err(ApiError::not_found("device"));
+            }
+            let now = state.now_ms();
+            if !state.store.device_session_stands(&self.session, &self.account, &self.device, now).await? {
+                return Err(ApiError::unauthenticated());
+            }
+            send_message(state, &self.account, &conversation_id, message).await
+        };
+        match sent.await {
+            Ok(MessageAccepted { seq, duplicate }) => LiveEvent::Sent { conversation_id, client_id, seq, duplicate },
+            Err(refused) => {
+                if refused.status.is_server_error() {
+                    tracing::error!(status = %refused.status, "a message sent on a live connection failed");
+                }
+                LiveEvent::NotSent { conversation_id, client_id, problem: refused.to_problem() }
+            }
+        }
+    }
+
     /// Whether the session is still signed in, the account active and the device not revoked.
     async fn still_stands(&self, state: &SharedState) -> bool {
         let now = state.now_ms();
@@ -775,7 +814,8 @@ impl Listener {
 
 async fn live_connection(state: SharedState, socket: WebSocket, listener: Listener) {
     use futures_util::{SinkExt, StreamExt};
-    let Listener { account, device, .. } = &listener;
+    let listener = std::sync::Arc::new(listener);
+    let Listener { account, device, .. } = &*listener;
     let mut events = state.conversations.live.subscribe(account);
     let _connected = state.conversations.live.connect(device);
     let (mut out, mut incoming) = socket.split();
@@ -785,69 +825,109 @@ async fn live_connection(state: SharedState, socket: WebSocket, listener: Listen
     let clock = |state: &SharedState| state.now_ms().max(0) as u64;
     let rate = f64::from(LIVE_FRAMES_PER_SECOND);
     let mut frames = conclave_auth::TokenBucket::new(LIVE_FRAMES_PER_SECOND, rate, clock(&state));
+    let mut send_budget =
+        conclave_auth::TokenBucket::new(2 * LIVE_SENDS_PER_SECOND, f64::from(LIVE_SENDS_PER_SECOND), clock(&state));
+    // Sends being written, each in a task of its own (a slow one holds up
+    // neither the others nor the events); their answers come back here.
+    let (answers_tx, mut answers) = tokio::sync::mpsc::channel::<LiveEvent>(LIVE_SENDS_IN_FLIGHT);
+    let mut in_flight = 0usize;
     loop {
-        tokio::select! {
+        let said: String = tokio::select! {
             _ = recheck.tick() => {
                 if !listener.still_stands(&state).await {
                     let _ = out.send(Message::Close(None)).await;
                     break;
                 }
+                continue;
             }
-            event = events.recv() => {
-                let text: String = match event {
-                    Ok(addressed) if addressed.is_for(device) => match addressed.event {
-                        Some(event) => event.as_ref().into(),
-                        None if listener.still_stands(&state).await => continue,
-                        None => {
-                            let _ = out.send(Message::Close(None)).await;
-                            break;
-                        }
-                    },
-                    Ok(_) => continue,
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                        serde_json::to_string(&LiveEvent::Resync).expect("live events serialise")
+            Some(answer) = answers.recv() => {
+                in_flight -= 1;
+                serde_json::to_string(&answer).expect("live events serialise")
+            }
+            event = events.recv() => match event {
+                Ok(addressed) if addressed.is_for(device) => match addressed.event {
+                    Some(event) => event.as_ref().into(),
+                    None if listener.still_stands(&state).await => continue,
+                    None => {
+                        let _ = out.send(Message::Close(None)).await;
+                        break;
                     }
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
-                };
-                if out.send(Message::Text(text.into())).await.is_err() {
-                    break;
+                },
+                Ok(_) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    serde_json::to_string(&LiveEvent::Resync).expect("live events serialise")
                 }
-            }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            },
             frame = incoming.next() => match frame {
                 Some(Ok(Message::Text(text))) => {
                     let now = state.now_ms();
-                    let within_rate = frames.take(clock(&state)).is_ok();
-                    let Ok(LiveCommand::Typing { conversation_id }) = serde_json::from_str::<LiveCommand>(&text) else {
-                        let _ = out.send(Message::Close(None)).await;
-                        break;
-                    };
-                    if !within_rate {
-                        let _ = out.send(Message::Close(None)).await;
-                        break;
+                    match serde_json::from_str::<LiveCommand>(&text) {
+                        Ok(LiveCommand::Send { conversation_id, message }) => {
+                            let client_id = message.client_id.clone();
+                            let refused = if send_budget.take(clock(&state)).is_err() || in_flight >= LIVE_SENDS_IN_FLIGHT {
+                                Some(ApiError::throttled(Duration::from_secs(1)))
+                            } else {
+                                None
+                            };
+                            if let Some(refused) = refused {
+                                let problem = refused.to_problem();
+                                serde_json::to_string(&LiveEvent::NotSent { conversation_id, client_id, problem })
+                                    .expect("live events serialise")
+                            } else {
+                                in_flight += 1;
+                                let (state, listener, answers) = (state.clone(), listener.clone(), answers_tx.clone());
+                                tokio::spawn(async move {
+                                    let answer = listener.send(&state, conversation_id, message).await;
+                                    let _ = answers.send(answer).await;
+                                });
+                                continue;
+                            }
+                        }
+                        Ok(LiveCommand::Typing { conversation_id }) if frames.take(clock(&state)).is_ok() => {
+                            typing(&state, account, conversation_id, now, &mut last_typing).await;
+                            continue;
+                        }
+                        // Too many notices, or no command at all.
+                        _ => {
+                            let _ = out.send(Message::Close(None)).await;
+                            break;
+                        }
                     }
-                    // One notice per conversation every few seconds, and only
-                    // to a conversation the account is in.
-                    let due = last_typing
-                        .get(&conversation_id)
-                        .is_none_or(|at| now.saturating_sub(*at) >= TYPING_EVERY_MS as i64);
-                    if !due {
-                        continue;
-                    }
-                    let Ok(loaded) = state.conversations.load(&conversation_id).await else { continue };
-                    if loaded.state.member(account).is_none() {
-                        continue;
-                    }
-                    if last_typing.len() >= LIVE_TYPING_REMEMBERED {
-                        last_typing.clear();
-                    }
-                    last_typing.insert(conversation_id.clone(), now);
-                    let others = loaded.state.members().keys().map(String::as_str).filter(|a| a != account);
-                    let event = LiveEvent::Typing { conversation_id, user_id: account.clone() };
-                    state.conversations.live.publish(others, None, event);
                 }
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
-                Some(Ok(_)) => {}
+                Some(Ok(_)) => continue,
             },
+        };
+        if out.send(Message::Text(said.into())).await.is_err() {
+            break;
         }
     }
+}
+
+/// Tells the conversation's other members that `account` is typing: one
+/// notice per conversation every few seconds, and only to a conversation
+/// the account is in.
+async fn typing(
+    state: &SharedState,
+    account: &str,
+    conversation_id: String,
+    now: i64,
+    last_typing: &mut std::collections::HashMap<String, i64>,
+) {
+    let due = last_typing.get(&conversation_id).is_none_or(|at| now.saturating_sub(*at) >= TYPING_EVERY_MS as i64);
+    if !due {
+        return;
+    }
+    let Ok(loaded) = state.conversations.load(&conversation_id).await else { return };
+    if loaded.state.member(account).is_none() {
+        return;
+    }
+    if last_typing.len() >= LIVE_TYPING_REMEMBERED {
+        last_typing.clear();
+    }
+    last_typing.insert(conversation_id.clone(), now);
+    let others = loaded.state.members().keys().map(String::as_str).filter(|a| *a != account);
+    let event = LiveEvent::Typing { conversation_id, user_id: account.to_owned() };
+    state.conversations.live.publish(others, None, event);
 }

@@ -214,11 +214,16 @@ pub fn metrics_router(state: SharedState) -> Router {
 
 /// Refuses state-changing requests whose `Origin` is another site: with the
 /// SameSite cookie and the CSRF token, the third lock against cross-site
-/// requests (and the one that covers sign-in itself).
+/// requests (and the one that covers sign-in itself). A WebSocket opens
+/// with a `GET` but changes state on it (a meeting's signaling, a device
+/// sending its messages), and carries no CSRF token: its `Origin` is
+/// checked the same way.
 async fn origin_guard(State(state): State<SharedState>, request: Request, next: Next) -> Response {
     let unsafe_method =
         !matches!(*request.method(), axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS);
-    if unsafe_method {
+    let websocket =
+        request.headers().get(header::UPGRADE).is_some_and(|u| u.as_bytes().eq_ignore_ascii_case(b"websocket"));
+    if unsafe_method || websocket {
         if let Some(origin) = request.headers().get(header::ORIGIN) {
             if origin.as_bytes() != state.config.public_origin().as_bytes() {
                 return axum::response::IntoResponse::into_response(ApiError::csrf(

@@ -746,6 +746,125 @@ async fn a_devices_live_connection_hears_what_happens_as_it_happens(engine: Engi
     flooded.await.expect("a flood of frames closes the connection");
 }
 
+/// The answer to the send of `client_id` on a live connection, skipping
+/// the other events.
+async fn answer_to(live: &mut conclave_client::DeviceLive, client_id: &str) -> LiveEvent {
+    loop {
+        let event = live.next(WAIT).await.unwrap();
+        if let LiveEvent::Sent { client_id: id, .. } | LiveEvent::NotSent { client_id: id, .. } = &event {
+            if id == client_id {
+                return event;
+            }
+        }
+    }
+}
+
+/// Messages sent on a device's live connection instead of one request
+/// apiece: durable when answered, a retry answered with the first seq, a
+/// refusal with the problem the API would give; only the connection's own
+/// device sends, a revoked one sends nothing more, and a flood is refused
+/// past the connection's budget.
+async fn a_device_sends_its_messages_on_its_live_connection(engine: Engine) {
+    let mut t = team(engine).await;
+    let group = t.ada.create_conversation(&group_request("Socket", &[&t.grace_id])).await.unwrap();
+    all_in_group(&mut t.devices, &group.id).await;
+    let mut ada_live = t.ada.device_live(&t.devices[0].device_id).await.unwrap();
+    let mut grace_live = t.grace.device_live(&t.devices[2].device_id).await.unwrap();
+    let sender = ada_live.sender();
+
+    let hello = t.devices[0].seal_text(&group.id, "over the live connection").unwrap();
+    sender.send_message(&group.id, &hello).unwrap();
+    let LiveEvent::Sent { seq, duplicate: false, .. } = answer_to(&mut ada_live, &hello.client_id).await else {
+        panic!("the message was not sent");
+    };
+    // It is in the log, and the others hear of it as of any message.
+    let heard = grace_live.next(WAIT).await.unwrap();
+    assert!(matches!(&heard, LiveEvent::Changed { last_seq, .. } if *last_seq == seq), "{heard:?}");
+    assert_eq!(texts(&mut t.devices[2]).await, ["over the live connection"]);
+    // Sent again (the answer lost on the way), it is the same message.
+    sender.send_message(&group.id, &hello).unwrap();
+    assert_eq!(
+        answer_to(&mut ada_live, &hello.client_id).await,
+        LiveEvent::Sent { conversation_id: group.id.clone(), client_id: hello.client_id.clone(), seq, duplicate: true }
+    );
+    assert!(texts(&mut t.devices[2]).await.is_empty(), "delivered once");
+
+    // Refusals carry the API's problem, and nothing is kept of them.
+    let refused = |event: LiveEvent| match event {
+        LiveEvent::NotSent { problem, .. } => (problem.status, problem.code().to_owned()),
+        other => panic!("{other:?}"),
+    };
+    let mut as_grace = t.devices[0].seal_text(&group.id, "as if from Grace's laptop").unwrap();
+    as_grace.device_id = t.devices[2].device_id.clone();
+    sender.send_message(&group.id, &as_grace).unwrap();
+    assert_eq!(refused(answer_to(&mut ada_live, &as_grace.client_id).await), (404, "not-found".into()));
+    let elsewhere = t.ada.create_conversation(&group_request("Elsewhere", &[])).await.unwrap();
+    let wrong_place = t.devices[0].seal_text(&group.id, "into a group it is not in").unwrap();
+    sender.send_message(&elsewhere.id, &wrong_place).unwrap();
+    let (status, _) = refused(answer_to(&mut ada_live, &wrong_place.client_id).await);
+    assert!(status == 404 || status == 409, "{status}");
+    let mut stale = t.devices[0].seal_text(&group.id, "from an epoch long gone").unwrap();
+    stale.epoch = Some(0);
+    sender.send_message(&group.id, &stale).unwrap();
+    assert_eq!(refused(answer_to(&mut ada_live, &stale.client_id).await).0, 409);
+    assert!(texts(&mut t.devices[2]).await.is_empty(), "nothing refused reached anyone");
+
+    // A device revoked while connected sends nothing more, whichever comes
+    // first: its connection closing, or the send's own check.
+    let mut phone_live = t.ada.device_live(&t.devices[1].device_id).await.unwrap();
+    let phone = phone_live.sender();
+    let late = t.devices[1].seal_text(&group.id, "after the revocation").unwrap();
+    t.ada.revoke_device(&t.devices[1].device_id).await.unwrap();
+    if phone.send_message(&group.id, &late).is_ok() {
+        loop {
+            match phone_live.next(WAIT).await {
+                Ok(LiveEvent::NotSent { client_id, problem, .. }) if client_id == late.client_id => {
+                    assert_eq!(problem.status, 401);
+                    break;
+                }
+                Ok(LiveEvent::Sent { client_id, .. }) if client_id == late.client_id => panic!("a revoked device sent"),
+                Ok(_) => continue,
+                Err(conclave_client::SignalError::Closed) => break,
+                Err(other) => panic!("{other:?}"),
+            }
+        }
+    }
+    assert!(texts(&mut t.devices[2]).await.is_empty(), "nothing from the revoked device");
+
+    // A flood: the server's clock stands still here, so the budget (twice
+    // a second's worth at once) never refills, and every send past it is
+    // refused at once; each is answered, none closes the connection.
+    let mut flood_live = t.ada.device_live(&t.devices[0].device_id).await.unwrap();
+    let flood = flood_live.sender();
+    let budget = 2 * LIVE_SENDS_PER_SECOND as usize;
+    let mut not_mine = t.devices[0].seal_text(&group.id, "flood").unwrap();
+    not_mine.device_id = t.devices[2].device_id.clone();
+    for n in 0..budget + 500 {
+        not_mine.client_id = format!("flood-{n}");
+        flood.send_message(&group.id, &not_mine).unwrap();
+    }
+    let (mut statuses, mut answered) = (std::collections::BTreeMap::new(), std::collections::HashSet::new());
+    while answered.len() < budget + 500 {
+        if let LiveEvent::NotSent { client_id, problem, .. } = flood_live.next(WAIT).await.unwrap() {
+            assert!(answered.insert(client_id), "answered once");
+            *statuses.entry(problem.status).or_insert(0) += 1;
+        }
+    }
+    assert!(statuses.get(&429).copied().unwrap_or(0) >= 500, "{statuses:?}");
+    assert_eq!(statuses.keys().copied().collect::<Vec<_>>(), [404, 429], "{statuses:?}");
+    // Still open: typing is heard.
+    flood_live.typing(&group.id).await.unwrap();
+    let typing = LiveEvent::Typing { conversation_id: group.id.clone(), user_id: t.ada_id.clone() };
+    while grace_live.next(WAIT).await.unwrap() != typing {}
+
+    // A session that ended while its connection stayed open (it expired:
+    // nobody said so) sends nothing: each send checks it.
+    t.srv.clock.advance(Duration::from_secs(400 * 24 * 3600));
+    let expired = t.devices[0].seal_text(&group.id, "after the session ended").unwrap();
+    sender.send_message(&group.id, &expired).unwrap();
+    assert_eq!(refused(answer_to(&mut ada_live, &expired.client_id).await), (401, "unauthenticated".into()));
+}
+
 /// A call started from a conversation: everyone in it sees that it started
 /// and its link (encrypted); the members come in without the waiting room,
 /// anyone else with the link still waits.
@@ -1005,6 +1124,7 @@ on_both_engines!(
     people_of_another_organisation_join_when_both_allow_it,
     a_call_from_a_conversation_lets_its_members_in_directly,
     a_devices_live_connection_hears_what_happens_as_it_happens,
+    a_device_sends_its_messages_on_its_live_connection,
     unread_counts_and_read_receipts_follow_what_each_person_read,
     an_offline_committer_does_not_hold_the_conversation_back,
     everyone_in_a_group_reads_every_message_on_every_device,

@@ -148,6 +148,23 @@ async fn cookie_sessions_need_the_csrf_token_and_same_origin(engine: Engine) {
     let ok =
         with_cookie().header("x-csrf-token", &login.csrf_token).header(header::ORIGIN, &srv.url).send().await.unwrap();
     assert_eq!(ok.status(), 201);
+    // A WebSocket carries no CSRF token, and a device's live connection
+    // sends messages: one opened from another site is refused.
+    let live_url = format!("{}/api/v1/me/devices/no-such-device/live", srv.url);
+    let upgrade = |origin: &str| {
+        http.get(&live_url)
+            .header(header::COOKIE, &session_cookie)
+            .header(header::ORIGIN, origin)
+            .header(header::CONNECTION, "Upgrade")
+            .header(header::UPGRADE, "websocket")
+            .header(header::SEC_WEBSOCKET_VERSION, "13")
+            .header(header::SEC_WEBSOCKET_KEY, "dGhlIHNhbXBsZSBub25jZQ==")
+            .send()
+    };
+    let (status, _, problem) = problem_of(upgrade("https://evil.example").await.unwrap()).await;
+    assert_eq!((status, problem["type"].as_str()), (403, Some("https://conclave.dev/problems/csrf-failed")));
+    let (status, _, _) = problem_of(upgrade(&srv.url).await.unwrap()).await;
+    assert_eq!(status, 404, "from its own site it goes on (to a device that does not exist)");
     // Bearer tokens are not ambient, so they need no CSRF token.
     let bearer = http.post(&token_url).bearer_auth(&login.token).json(&body).send().await.unwrap();
     assert_eq!(bearer.status(), 201);

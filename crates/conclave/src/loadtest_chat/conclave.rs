@@ -2,7 +2,7 @@
 //! groups (through the SDK's `ChatDevice`), each device told of new
 //! entries on its live connection and reading them as an app does.
 
-use super::{ChatArgs, Plan, Ready, Recorder, Shape};
+use super::{ChatArgs, Plan, Ready, Recorder, Sends, Shape};
 use crate::loadtest::source;
 use crate::progress::Progress;
 use anyhow::Context;
@@ -95,6 +95,8 @@ pub async fn prepare(args: &ChatArgs, plan: Arc<Plan>, recorder: Arc<Recorder>) 
     // Each device reads from where its log is now.
     let index: Arc<HashMap<String, usize>> =
         Arc::new(conversation_ids.iter().enumerate().map(|(c, id)| (id.clone(), c)).collect());
+    let answers: Answers = Arc::default();
+    let mut senders = Vec::with_capacity(devices.len());
     for (d, device) in devices.iter().enumerate() {
         let mut cursors = HashMap::new();
         for &c in &memberships[d] {
@@ -102,6 +104,7 @@ pub async fn prepare(args: &ChatArgs, plan: Arc<Plan>, recorder: Arc<Recorder>) 
             cursors.insert(c, page.last_seq);
         }
         let live = device.client().device_live(&device.device_id).await.context("open a device's live connection")?;
+        senders.push(live.sender());
         let reader = Reader {
             device: d,
             device_id: device.device_id.clone(),
@@ -112,6 +115,7 @@ pub async fn prepare(args: &ChatArgs, plan: Arc<Plan>, recorder: Arc<Recorder>) 
             wanted: Arc::default(),
             wake: Arc::default(),
             recorder: recorder.clone(),
+            answers: answers.clone(),
         };
         reader.spawn(live);
     }
@@ -141,17 +145,34 @@ pub async fn prepare(args: &ChatArgs, plan: Arc<Plan>, recorder: Arc<Recorder>) 
         }) as Box<_>
     };
     let clients: Arc<Vec<Client>> = Arc::new(people.into_iter().map(|(client, _)| client).collect());
+    let (senders, over) = (Arc::new(senders), args.sends);
     let send = {
         let plan = plan.clone();
         Arc::new(move |n: u64| {
             let taken = sealed.lock().unwrap().remove(&n);
-            let (recorder, clients, conversation_ids, devices_per) =
-                (recorder.clone(), clients.clone(), conversation_ids.clone(), plan.devices);
+            let (recorder, clients, senders, answers, conversation_ids, devices_per) = (
+                recorder.clone(),
+                clients.clone(),
+                senders.clone(),
+                answers.clone(),
+                conversation_ids.clone(),
+                plan.devices,
+            );
             async move {
                 let (c, d, req) = taken.context("a message not sealed")?;
                 recorder.begin(n, c, d);
-                let accepted = clients[d / devices_per].send_message(&conversation_ids[c], &req).await?;
-                recorder.acknowledge(n, accepted.seq);
+                let seq = match over {
+                    Sends::Api => clients[d / devices_per].send_message(&conversation_ids[c], &req).await?.seq,
+                    Sends::Live => {
+                        let (answered, answer) = tokio::sync::oneshot::channel();
+                        answers.lock().unwrap().insert(req.client_id.clone(), answered);
+                        senders[d].send_message(&conversation_ids[c], &req)?;
+                        answer.await.context("the live connection ended before answering")?.map_err(|problem| {
+                            anyhow::anyhow!("a message was not sent: {} ({})", problem.title, problem.code())
+                        })?
+                    }
+                };
+                recorder.acknowledge(n, seq);
                 Ok(())
             }
             .boxed()
@@ -225,6 +246,9 @@ async fn settle(
 /// the sending device and the request to send.
 type SealedStep = HashMap<u64, (usize, usize, SendMessageRequest)>;
 
+/// Sends on live connections waiting for their answer, by client id.
+type Answers = Arc<Mutex<HashMap<String, tokio::sync::oneshot::Sender<Result<u64, conclave_proto::Problem>>>>>;
+
 /// One device's reading, as an app does it: new entries arrive with the
 /// news on its live connection; when they do not follow what it has (or
 /// were not sent along), it reads the log from where it is.
@@ -240,6 +264,8 @@ struct Reader {
     wanted: Arc<Mutex<HashMap<usize, Option<u64>>>>,
     wake: Arc<tokio::sync::Notify>,
     recorder: Arc<Recorder>,
+    /// Where the answers to this device's sends go.
+    answers: Answers,
 }
 
 impl Reader {
@@ -278,6 +304,18 @@ impl Reader {
                         if let Some(seq) = wanted.entry(c).or_insert(Some(last_seq)) {
                             *seq = (*seq).max(last_seq);
                         }
+                    }
+                    Ok(LiveEvent::Sent { client_id, seq, .. }) => {
+                        if let Some(answered) = listening.answers.lock().unwrap().remove(&client_id) {
+                            let _ = answered.send(Ok(seq));
+                        }
+                        continue;
+                    }
+                    Ok(LiveEvent::NotSent { client_id, problem, .. }) => {
+                        if let Some(answered) = listening.answers.lock().unwrap().remove(&client_id) {
+                            let _ = answered.send(Err(problem));
+                        }
+                        continue;
                     }
                     Ok(LiveEvent::Resync) => {
                         let mut wanted = listening.wanted.lock().unwrap();
