@@ -4,6 +4,7 @@
 //! (`crate::conversations`); these handlers check who is asking and with
 //! which of their devices.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::conversations::{self, conversation_view, entry_from_row, summary_view, ConversationError};
@@ -747,7 +748,10 @@ pub async fn live(
         .write_buffer_size(0)
         .max_message_size(largest)
         .max_frame_size(largest)
-        .on_upgrade(move |socket| live_connection(state, socket, Listener { account, session, device: device_id })))
+        .on_upgrade(move |socket| {
+            let listener = Listener { account, session, device: device_id, checked_until: Default::default() };
+            live_connection(state, socket, listener)
+        }))
 }
 
 /// Live events and typing notices are a few hundred bytes.
@@ -763,17 +767,26 @@ const LIVE_FRAMES_PER_SECOND: u32 = 10;
 /// Conversations a connection remembers typing in (past it, it starts over).
 const LIVE_TYPING_REMEMBERED: usize = 256;
 
+/// How long a live connection's sends trust their last check that the
+/// session, account and device stand. A sign-out, revocation or
+/// deactivation on this node ends the trust (and the connection) at once;
+/// one on another node is seen by the next send after this long.
+const LIVE_SEND_CHECK_MS: i64 = 1_000;
+
 /// Who is listening on a live connection.
 struct Listener {
     account: String,
     session: String,
     device: String,
+    /// Until when (server clock, ms) a send needs no check of its own.
+    checked_until: std::sync::atomic::AtomicI64,
 }
 
 impl Listener {
     /// Sends a message from this connection's device: checked as the API
     /// checks a send (in one read: the session signed in, the account
-    /// active, the device not revoked), then written as the API writes it.
+    /// active, the device not revoked; at most `LIVE_SEND_CHECK_MS` before),
+    /// then written as the API writes it.
     async fn send(&self, state: &SharedState, conversation_id: String, message: SendMessageRequest) -> LiveEvent {
         let client_id = message.client_id.clone();
         let sent = async {
@@ -781,8 +794,11 @@ impl Listener {
                 return Err(ApiError::not_found("device"));
             }
             let now = state.now_ms();
-            if !state.store.device_session_stands(&self.session, &self.account, &self.device, now).await? {
-                return Err(ApiError::unauthenticated());
+            if now >= self.checked_until.load(Ordering::Acquire) {
+                if !state.store.device_session_stands(&self.session, &self.account, &self.device, now).await? {
+                    return Err(ApiError::unauthenticated());
+                }
+                self.checked_until.fetch_max(now + LIVE_SEND_CHECK_MS, Ordering::AcqRel);
             }
             send_message(state, &self.account, &conversation_id, message).await
         };
@@ -833,6 +849,27 @@ async fn live_connection(state: SharedState, socket: WebSocket, listener: Listen
     let mut in_flight = 0usize;
     loop {
         let said: String = tokio::select! {
+            // In this order when several are ready: a revocation heard
+            // before a send that came after it ends the send's trust first.
+            biased;
+            event = events.recv() => match event {
+                Ok(addressed) if addressed.is_for(device) => match addressed.event {
+                    Some(event) => event.as_ref().into(),
+                    None => {
+                        listener.checked_until.store(0, Ordering::Release);
+                        if listener.still_stands(&state).await {
+                            continue;
+                        }
+                        let _ = out.send(Message::Close(None)).await;
+                        break;
+                    }
+                },
+                Ok(_) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    serde_json::to_string(&LiveEvent::Resync).expect("live events serialise")
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            },
             _ = recheck.tick() => {
                 if !listener.still_stands(&state).await {
                     let _ = out.send(Message::Close(None)).await;
@@ -844,21 +881,6 @@ async fn live_connection(state: SharedState, socket: WebSocket, listener: Listen
                 in_flight -= 1;
                 serde_json::to_string(&answer).expect("live events serialise")
             }
-            event = events.recv() => match event {
-                Ok(addressed) if addressed.is_for(device) => match addressed.event {
-                    Some(event) => event.as_ref().into(),
-                    None if listener.still_stands(&state).await => continue,
-                    None => {
-                        let _ = out.send(Message::Close(None)).await;
-                        break;
-                    }
-                },
-                Ok(_) => continue,
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                    serde_json::to_string(&LiveEvent::Resync).expect("live events serialise")
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
-            },
             frame = incoming.next() => match frame {
                 Some(Ok(Message::Text(text))) => {
                     let now = state.now_ms();
