@@ -48,23 +48,10 @@ fuzz_target!(|data: &[u8]| {
     // The same bytes as an AV1 frame OBU after a sequence header: sealed,
     // still OBUs with the same headers and sizes, and back whole.
     let mut frame = vec![0x0a, 0x02, 0x00, 0x01, 0x32];
-    frame.extend(leb128(data.len()));
+    av1::write_leb128(data.len(), &mut frame);
     frame.extend_from_slice(data);
     let sealed = seal(host, FrameKind::Av1, &frame).unwrap();
     let obus = av1::obus(&sealed).expect("a sealed AV1 frame is OBUs");
     assert_eq!(obus.iter().map(|o| (o.kind(), o.payload.len())).take(2).collect::<Vec<_>>(), [(1, 2), (6, data.len())]);
     assert_eq!(open(guest, FrameKind::Av1, &sealed).unwrap(), frame);
 });
-
-fn leb128(mut value: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let byte = (value & 0x7f) as u8;
-        value >>= 7;
-        if value == 0 {
-            out.push(byte);
-            return out;
-        }
-        out.push(byte | 0x80);
-    }
-}

@@ -105,7 +105,8 @@ fn read_leb128(bytes: &[u8]) -> Option<(u64, usize)> {
     None
 }
 
-fn write_leb128(mut value: usize, out: &mut Vec<u8>) {
+/// `value` as LEB128 in as few bytes as it takes, as OBU sizes are written.
+pub fn write_leb128(mut value: usize, out: &mut Vec<u8>) {
     loop {
         let byte = (value & 0x7f) as u8;
         value >>= 7;
