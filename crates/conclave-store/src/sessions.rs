@@ -138,8 +138,8 @@ impl Store {
 
     /// Whether the session is live (neither revoked nor expired), its
     /// account active and `device_id` one of the account's devices not
-    /// revoked, in one read: what a device's live connection checks before
-    /// each message it sends.
+    /// revoked, in one read: what a device's live connection checks while
+    /// it stays open and before the messages it sends.
     pub async fn device_session_stands(
         &self,
         session_id: &str,

@@ -251,7 +251,7 @@ export class Messaging {
         const waiting = this.answers.get(live.client_id);
         this.answers.delete(live.client_id);
         if (live.type === "sent") waiting?.resolve({ seq: live.seq, duplicate: live.duplicate });
-        else waiting?.reject(new Refused(live.problem.status, live.problem.type.slice(live.problem.type.lastIndexOf("/") + 1)));
+        else waiting?.reject(Refused.of(live.problem.status, live.problem.type));
         return;
       }
       if (live.type === "typing" || live.type === "read") {
@@ -375,6 +375,11 @@ class Refused extends Error {
   ) {
     super(`${status} ${code ?? ""}`);
   }
+
+  /// From a problem's status and `type` URI, whose last part is its code.
+  static of(status: number, type: string): Refused {
+    return new Refused(status, type ? type.slice(type.lastIndexOf("/") + 1) : null);
+  }
 }
 
 async function request<T>(csrf: string, method: string, path: string, body?: unknown): Promise<T> {
@@ -391,7 +396,7 @@ async function request<T>(csrf: string, method: string, path: string, body?: unk
   const json = text ? (JSON.parse(text) as unknown) : null;
   if (!response.ok) {
     const type = (json as { type?: string } | null)?.type ?? "";
-    throw new Refused(response.status, type ? type.slice(type.lastIndexOf("/") + 1) : null);
+    throw Refused.of(response.status, type);
   }
   return json as T;
 }

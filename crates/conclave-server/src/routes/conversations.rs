@@ -372,6 +372,8 @@ async fn send_message(
     Ok(MessageAccepted { seq, duplicate: false })
 }
 
+/// The answer to a retry: the message `device_id` sent under `client_id`,
+/// if the log holds it (what it got the first time, whatever changed since).
 async fn retry_of(
     state: &SharedState,
     id: &str,
@@ -795,7 +797,7 @@ impl Listener {
             }
             let now = state.now_ms();
             if now >= self.checked_until.load(Ordering::Acquire) {
-                if !state.store.device_session_stands(&self.session, &self.account, &self.device, now).await? {
+                if !self.still_stands(state).await {
                     return Err(ApiError::unauthenticated());
                 }
                 self.checked_until.fetch_max(now + LIVE_SEND_CHECK_MS, Ordering::AcqRel);
@@ -816,15 +818,8 @@ impl Listener {
     /// Whether the session is still signed in, the account active and the device not revoked.
     async fn still_stands(&self, state: &SharedState) -> bool {
         let now = state.now_ms();
-        let checks = async {
-            let session =
-                state.store.list_live_sessions(&self.account, now).await?.iter().any(|s| s.id == self.session);
-            let active =
-                state.store.user_by_id(&self.account).await?.is_some_and(|u| u.status == AccountStatus::Active);
-            let device = state.store.devices_of(&self.account).await?.iter().any(|d| d.id == self.device);
-            Ok::<_, conclave_store::StoreError>(session && active && device)
-        };
-        checks.await.unwrap_or(false)
+        let stands = state.store.device_session_stands(&self.session, &self.account, &self.device, now).await;
+        stands.unwrap_or(false)
     }
 }
 
@@ -886,16 +881,10 @@ async fn live_connection(state: SharedState, socket: WebSocket, listener: Listen
                     let now = state.now_ms();
                     match serde_json::from_str::<LiveCommand>(&text) {
                         Ok(LiveCommand::Send { conversation_id, message }) => {
-                            let client_id = message.client_id.clone();
-                            let refused = if send_budget.take(clock(&state)).is_err() || in_flight >= LIVE_SENDS_IN_FLIGHT {
-                                Some(ApiError::throttled(Duration::from_secs(1)))
-                            } else {
-                                None
-                            };
-                            if let Some(refused) = refused {
-                                let problem = refused.to_problem();
-                                serde_json::to_string(&LiveEvent::NotSent { conversation_id, client_id, problem })
-                                    .expect("live events serialise")
+                            if send_budget.take(clock(&state)).is_err() || in_flight >= LIVE_SENDS_IN_FLIGHT {
+                                let problem = ApiError::throttled(Duration::from_secs(1)).to_problem();
+                                let refused = LiveEvent::NotSent { conversation_id, client_id: message.client_id, problem };
+                                serde_json::to_string(&refused).expect("live events serialise")
                             } else {
                                 in_flight += 1;
                                 let (state, listener, answers) = (state.clone(), listener.clone(), answers_tx.clone());
