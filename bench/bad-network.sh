@@ -20,6 +20,7 @@ cd "$(dirname "$0")/.."
 SECONDS_MEASURED=${1:-20}
 OUTAGE=5
 ulimit -n "$(ulimit -Hn)"
+ensure_debian chromium chromium
 # The browser half reads Chromium's statistics through the test build's hooks.
 (cd web && CONCLAVE_WEB_TEST_HOOKS=1 npm run --silent build > /dev/null)
 export CONCLAVE_ALLOW_TEST_HOOKS=1
@@ -73,14 +74,22 @@ for level in "0 0" "2 50" "5 200" "10 200" "outage"; do
 done
 
 echo "== Chromium" >&2
-BROWSER=$(cd web && CONCLAVE_BIN="$BIN" node ../bench/browser-network.mjs "$SECONDS_MEASURED" 0/0,2/50,5/200,5/200/browser,5/200,5/200/browser,5/200,5/200/browser,5/200,5/200/browser,5/200,5/200/browser,10/200,5/0,0/200 | tail -1)
+# The same two people through Janus's VideoRoom, a Janus of its own whose
+# media ports are advertised on 127.0.0.2, where the proxy relays each.
+janus_configure "$WORK/janus-browser" 127.0.0.2 20000-20031
+sfu_start janus
+TARGET_RUNS=""
+for _ in 1 2 3 4 5; do TARGET_RUNS="$TARGET_RUNS,5/200,5/200/browser,5/200/janus"; done
+BROWSER=$(cd web && JANUS_URL="$SFU_URL" JANUS_MEDIA="$HOST_IP:20000-20031" CONCLAVE_BIN="$BIN" \
+  node ../bench/browser-network.mjs "$SECONDS_MEASURED" "0/0,0/0/janus,2/50,2/50/janus$TARGET_RUNS,10/200,10/200/janus,5/0,0/200" | tail -1)
+sfu_stop
 BROWSER_ROWS=$(python3 - "$BROWSER" <<'PY'
 import json, sys
 # A level measured several times (the target's) shows the run of median
 # freeze share, and how many runs it is the median of.
 runs = {}
 for r in json.loads(sys.argv[1])["rows"]:
-    key = (r["loss"], r["jitter"], r.get("browser_hold", False), r.get("outage_s"))
+    key = (r["loss"], r["jitter"], r.get("browser_hold", False), r.get("outage_s"), r.get("server", "conclave"))
     runs.setdefault(key, []).append(r)
 for rs in runs.values():
     rs.sort(key=lambda r: r["frozen_pct"])
@@ -89,13 +98,14 @@ for rs in runs.values():
         label = "no loss, a %d s outage" % r["outage_s"]
     else:
         label = "%d %% loss, 20 ms + up to %d ms jitter" % (r["loss"], r["jitter"])
-        if r.get("browser_hold"):
-            label += ", the browser's own hold"
+    server = "Janus" if r.get("server") == "janus" else "Conclave"
+    if r.get("browser_hold"):
+        server += ", the browser's own hold"
     if len(rs) > 1:
         label += " (median of %d runs: %s)" % (len(rs), ", ".join("%.2f %%" % x["frozen_pct"] for x in rs))
     recovery = "%.1f s" % (r["recovery_ms"] / 1000) if "recovery_ms" in r else "—"
-    print("| %s | %.2f %% | %d | %.1f | %.1f %% | %.1f %% | %.0f ms | %.1f %% | %s |" % (
-        label, r["frozen_pct"], r["freezes"], r["fps"], r["packets_lost_pct"], r["repaired_pct"],
+    print("| %s | %s | %.2f %% | %d | %.1f | %.1f %% | %.1f %% | %.0f ms | %.1f %% | %s |" % (
+        label, server, r["frozen_pct"], r["freezes"], r["fps"], r["packets_lost_pct"], r["repaired_pct"],
         r["playout_delay_ms"], r["audio_concealed_pct"], recovery))
 PY
 )
@@ -132,6 +142,13 @@ what came back as a retransmission, playout delay the mean time Chromium's jitte
 frame, audio concealed the share of samples Chromium made up. Recovery is how long after the
 network came back both sides decoded ten frames more.
 
+The rows marked Janus are the same two people on the same networks meeting through Janus's
+VideoRoom ($JANUS_VERSION, a server of its own whose media ports \`conclave impair --ports\`
+stands in front of): a page of the benchmark's own (\`bench/janus-meeting.mjs\`) publishes the
+same camera, microphone and three VP8 simulcast layers, and subscribes to the other person as
+Janus's own web client does. Janus forwards each subscriber the top layer (it chooses none by
+bandwidth), and the page holds video as long as Chromium chooses, as Janus's clients do.
+
 Two things keep video moving on a lossy link. While its link loses packets, the app holds
 received video for a retransmission's round trip (\`web/src/playout.ts\`: 1.2 × the longest recent
 round trip + 66 ms, at most 600 ms; the browser's own choice again 15 s after the last packet
@@ -139,8 +156,9 @@ asked for again). And when a publisher's packet never arrives, even after retran
 SFU asks for that layer's keyframe 0.7 s after the loss (\`crates/conclave-sfu/src/holes.rs\`)
 instead of leaving it to the receiving browser, which waits about 3 s. The row marked *the
 browser's own hold* is the same network without the app's hold, measured in the same run. The
-5 % and 200 ms rows are each the median of five runs, the two holds taking turns (a few freezes more or less move a 20 s
-run by percents); the last two rows split that network into its parts.
+5 % and 200 ms rows are each the median of five runs, the two holds and Janus taking turns (a few
+freezes more or less move a 20 s run by percents); the rows of 5 % loss without jitter and of
+jitter without loss split that network into its parts.
 
 What stands between the 5 % and 200 ms row and the target (under 1 %): the packets lost for
 good on the way in. str0m 0.25 asks a publisher for a missing packet again once per round trip,
@@ -151,8 +169,8 @@ in a 28 s meeting; one on the base temporal layer freezes the picture for the 0.
 waits before asking, plus the keyframe's own trip. Runs of the same network differ by a factor
 of five, so five runs cannot tell apart two settings closer than that.
 
-| network | video frozen | freezes | frames/s | packets lost | repaired | playout delay | audio concealed | recovery after the outage |
-|---|---|---|---|---|---|---|---|---|
+| network | server | video frozen | freezes | frames/s | packets lost | repaired | playout delay | audio concealed | recovery after the outage |
+|---|---|---|---|---|---|---|---|---|---|
 $BROWSER_ROWS
 <!-- bad-network:end -->
 EOT

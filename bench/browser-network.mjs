@@ -14,25 +14,58 @@
 // the app's cover for retransmissions (src/playout.ts). Prints one
 // JSON line `{"rows": [...]}` for bench/bad-network.sh. The served app must
 // be built with test hooks (the statistics are read through them).
+//
+// A level ending in `/janus` is the same two people meeting through Janus's
+// VideoRoom instead (bench/janus-meeting.mjs), and the outage is then
+// measured through Janus as well. That needs the Janus to use:
+//   JANUS_URL    its HTTP API (`http://127.0.0.1:18188/janus`)
+//   JANUS_MEDIA  the address its media ports are on, and their range
+//                (`192.0.2.10:20000-20031`); Janus advertises them on
+//                127.0.0.2 (bench/sfus.sh's `janus_configure DIR 127.0.0.2
+//                RANGE`), where `conclave impair --ports` relays each.
 
 import { spawn } from "node:child_process";
 import { BIN, PASSWORD, TIMEOUT, launchBrowser, poll, startServer } from "../web/e2e/harness.mjs";
+import { blankPage, janusMeeting } from "./janus-meeting.mjs";
 
 const SECONDS = Number(process.argv[2] ?? 20);
 const LEVELS = (process.argv[3] ?? "0/0,2/50,5/200,10/200").split(",").map((l) => {
-  const [loss, jitter, hold] = l.split("/");
-  return { loss: Number(loss), jitter: Number(jitter), ...(hold === "browser" ? { browser_hold: true } : {}) };
+  const [loss, jitter, variant] = l.split("/");
+  if (![undefined, "browser", "janus"].includes(variant)) throw new Error(`a level ends in /browser or /janus, not /${variant}`);
+  return {
+    loss: Number(loss),
+    jitter: Number(jitter),
+    ...(variant === "browser" ? { browser_hold: true } : {}),
+    ...(variant === "janus" ? { server: "janus" } : {}),
+  };
 });
+const JANUS = LEVELS.some((l) => l.server === "janus") ? janusMedia() : null;
+
+/// Where the Janus of the `/janus` levels is, from the environment.
+function janusMedia() {
+  const url = process.env.JANUS_URL;
+  const media = process.env.JANUS_MEDIA?.match(/^(.+):(\d+)-(\d+)$/);
+  if (!url || !media) throw new Error("the /janus levels need JANUS_URL and JANUS_MEDIA (address:first-last)");
+  const [, address, first, last] = media;
+  return { url, address, first: Number(first), ports: Number(last) - Number(first) + 1 };
+}
 const OUTAGE_S = 5;
 /// Time for each meeting to settle (bandwidth estimates ramp up, simulcast
 /// layers chosen) before it is measured.
 const SETTLE_MS = 8000;
 
-/// `conclave impair` in front of the media port, with this network; the
-/// same seed for every level, so each differs only in its parameters.
-async function impair(udp, { loss, jitter }) {
-  const port = udp.split(":")[1];
-  const args = ["impair", "--listen", `127.0.0.2:${port}`, "--upstream", `127.0.0.1:${port}`];
+/// `conclave impair` in front of the media port (or Janus's range of
+/// them), with this network; the same seed for every level, so each
+/// differs only in its parameters.
+async function impair(udp, { loss, jitter, server }) {
+  const args = ["impair"];
+  if (server === "janus") {
+    args.push("--listen", `127.0.0.2:${JANUS.first}`, "--upstream", `${JANUS.address}:${JANUS.first}`);
+    args.push("--ports", String(JANUS.ports));
+  } else {
+    const port = udp.split(":")[1];
+    args.push("--listen", `127.0.0.2:${port}`, "--upstream", `127.0.0.1:${port}`);
+  }
   args.push("--delay", "20", "--loss", String(loss), "--jitter", String(jitter), "--seed", "7");
   const proxy = spawn(BIN, args, { stdio: ["ignore", "pipe", "inherit"] });
   await new Promise((resolve, reject) => {
@@ -111,9 +144,7 @@ async function meeting(browser, url, { browserHold = false } = {}) {
   await guest.getByLabel("Your name").fill("Guest");
   await guest.getByRole("button", { name: "Join" }).click();
   await host.getByRole("button", { name: "Admit Guest" }).click({ timeout: 60_000 });
-  for (const page of [host, guest]) {
-    await poll("video both ways", async () => (await received(page)).framesDecoded > 30, 60_000);
-  }
+  await decodingBothWays([host, guest]);
   const close = async () => {
     // Ended for everyone, so nothing of this meeting lingers into the next.
     await host.getByRole("button", { name: "End for all" }).click();
@@ -121,6 +152,12 @@ async function meeting(browser, url, { browserHold = false } = {}) {
     await Promise.all(contexts.map((c) => c.close()));
   };
   return { pages: [host, guest], close };
+}
+
+async function decodingBothWays(pages) {
+  for (const page of pages) {
+    await poll("video both ways", async () => (await received(page)).framesDecoded > 30, 60_000);
+  }
 }
 
 /// What the pages received over `ms`, as shares and means; a page that
@@ -164,44 +201,53 @@ async function main() {
   const browser = await launchBrowser();
   const server = await startServer(["--media-advertise", "127.0.0.2", "--media-tcp-listen", "off"]);
   const udp = server.printed().match(/Media \(UDP\) at (\S+)/)[1];
+  const blank = JANUS ? await blankPage() : null;
+  const meet = (level) =>
+    level.server === "janus"
+      ? janusMeeting(browser, JANUS.url, blank.url, decodingBothWays)
+      : meeting(browser, server.url, { browserHold: level.browser_hold });
   const rows = [];
   try {
     for (const level of LEVELS) {
-      console.error(`== Chromium: ${level.loss} % loss, 20 ms + up to ${level.jitter} ms jitter${level.browser_hold ? ", the browser's own hold" : ""}`);
+      console.error(`== Chromium${level.server === "janus" ? " through Janus" : ""}: ${level.loss} % loss, 20 ms + up to ${level.jitter} ms jitter${level.browser_hold ? ", the browser's own hold" : ""}`);
       const proxy = await impair(udp, level);
-      const call = await meeting(browser, server.url, { browserHold: level.browser_hold });
+      const call = await meet(level);
       await sleep(SETTLE_MS);
       rows.push({ ...level, ...(await measure(call.pages, () => sleep(SECONDS * 1000))) });
       console.error(JSON.stringify(rows.at(-1)));
       await call.close();
       await proxy.stop();
     }
-    console.error(`== Chromium: a ${OUTAGE_S} s outage`);
-    const proxy = await impair(udp, { loss: 0, jitter: 0 });
-    const call = await meeting(browser, server.url);
-    await sleep(SETTLE_MS);
-    rows.push({
-      loss: 0,
-      jitter: 0,
-      outage_s: OUTAGE_S,
-      ...(await measure(call.pages, async () => {
-        const started = Date.now();
-        await sleep(3000);
-        proxy.toggle();
-        await sleep(OUTAGE_S * 1000);
-        proxy.toggle();
-        const back = Date.now();
-        const recovery = await Promise.all(call.pages.map((p) => movingAgain(p, back)));
-        await sleep(Math.max(0, SECONDS * 1000 - (Date.now() - started)));
-        return { recovery_ms: Math.max(...recovery) };
-      })),
-    });
-    console.error(JSON.stringify(rows.at(-1)));
-    await call.close();
-    await proxy.stop();
+    for (const through of JANUS ? [{}, { server: "janus" }] : [{}]) {
+      console.error(`== Chromium${through.server ? " through Janus" : ""}: a ${OUTAGE_S} s outage`);
+      const proxy = await impair(udp, { loss: 0, jitter: 0, ...through });
+      const call = await meet(through);
+      await sleep(SETTLE_MS);
+      rows.push({
+        loss: 0,
+        jitter: 0,
+        outage_s: OUTAGE_S,
+        ...through,
+        ...(await measure(call.pages, async () => {
+          const started = Date.now();
+          await sleep(3000);
+          proxy.toggle();
+          await sleep(OUTAGE_S * 1000);
+          proxy.toggle();
+          const back = Date.now();
+          const recovery = await Promise.all(call.pages.map((p) => movingAgain(p, back)));
+          await sleep(Math.max(0, SECONDS * 1000 - (Date.now() - started)));
+          return { recovery_ms: Math.max(...recovery) };
+        })),
+      });
+      console.error(JSON.stringify(rows.at(-1)));
+      await call.close();
+      await proxy.stop();
+    }
     console.log(JSON.stringify({ rows }));
   } finally {
     await browser.close();
+    blank?.close();
     server.stop();
   }
 }

@@ -2,6 +2,16 @@
 
 # Builds the release binary and sets BIN. The web app in it is the normal
 # build, unless CONCLAVE_ALLOW_TEST_HOOKS=1 keeps the browser tests' build.
+# ensure_debian COMMAND PACKAGE...: installs the packages from Debian's
+# archive when COMMAND is missing (a fresh machine has no Chromium).
+ensure_debian() {
+  local command=$1 sudo
+  shift
+  command -v "$command" > /dev/null && return
+  sudo=$([ "$(id -u)" = 0 ] || echo sudo)
+  $sudo apt-get install -y -q "$@" > /dev/null || { $sudo apt-get update -q && $sudo apt-get install -y -q "$@" > /dev/null; }
+}
+
 build_release() {
   export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/conclave-target}"
   if [ -e web/dist/TEST-HOOKS ] && [ "${CONCLAVE_ALLOW_TEST_HOOKS:-}" != 1 ]; then

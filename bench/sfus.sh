@@ -3,10 +3,13 @@
 # packages when missing and configured on loopback with only the VideoRoom
 # plugin and the HTTP transport, in a directory of its own.
 
-# janus_configure DIR: writes Janus's configuration into DIR and sets
-# JANUS_VERSION, JANUS_CONFIG and HOST_IP (Janus offers only non-loopback host
-# candidates, so participants send from the machine's own address; the
-# traffic stays on the loopback device).
+# janus_configure DIR [ADVERTISE RANGE]: writes Janus's configuration into
+# DIR and sets JANUS_VERSION, JANUS_CONFIG and HOST_IP (Janus offers only
+# non-loopback host candidates, so participants send from the machine's own
+# address; the traffic stays on the loopback device). With ADVERTISE and
+# RANGE (`127.0.0.2 20000-20031`), Janus's media ports are those and its
+# candidates name ADVERTISE instead of HOST_IP, as behind a 1:1 NAT: where
+# `conclave impair --ports` stands in front of each port.
 janus_configure() {
   if ! command -v janus > /dev/null || ! command -v openssl > /dev/null; then
     local sudo
@@ -18,6 +21,8 @@ janus_configure() {
   HOST_IP=$(ip -4 -o addr show scope global | awk '{split($4, a, "/"); print a[1]; exit}')
   [ -n "$HOST_IP" ] || { echo "no global IPv4 address for Janus's candidates" >&2; exit 1; }
   JANUS_CONFIG=$1
+  local advertise=${2:-} range=${3:-20000-60000} nat=""
+  [ -z "$advertise" ] || nat=", nat_1_1_mapping = \"$advertise\", keep_private_host = false"
   mkdir -p "$JANUS_CONFIG"
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=janus \
     -keyout "$JANUS_CONFIG/key.pem" -out "$JANUS_CONFIG/cert.pem" 2> /dev/null
@@ -36,8 +41,8 @@ general: {
 }
 certificates: { cert_pem = "$JANUS_CONFIG/cert.pem", cert_key = "$JANUS_CONFIG/key.pem" }
 loggers: { disable = "$(others loggers none)" }
-media: { rtp_port_range = "20000-60000" }
-nat: { ice_enforce_list = "$HOST_IP", ignore_mdns = true }
+media: { rtp_port_range = "$range" }
+nat: { ice_enforce_list = "$HOST_IP", ignore_mdns = true$nat }
 plugins: { disable = "$(others plugins libjanus_videoroom.so)" }
 transports: { disable = "$(others transports libjanus_http.so)" }
 events: { broadcast = false, disable = "$(others events none)" }

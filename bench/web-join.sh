@@ -8,6 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
+ensure_debian chromium chromium
 RUNS=${1:-5}
 # The browser test reads the meeting through the test build's hooks.
 (cd web && CONCLAVE_WEB_TEST_HOOKS=1 npm run --silent build)

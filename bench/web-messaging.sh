@@ -10,6 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
+ensure_debian chromium chromium
 SAMPLES=${1:-200}
 build_release
 LINE=$(cd web && CONCLAVE_BIN="$BIN" node ../bench/web-messaging.mjs "$SAMPLES" | grep '"figures"')

@@ -5,12 +5,18 @@
 //! here, say) and every participant's media passes through it. SIGUSR1
 //! cuts the network and brings it back, and SIGUSR2 switches the loss,
 //! delay and jitter on and off, for tests that choose the moment.
+//!
+//! A server that gives each peer connection a port of its own (Janus, from
+//! its `rtp_port_range`) is reached through `--ports N`: the N ports from
+//! `--listen`'s relay to the N from `--upstream`'s, each port its own
+//! network drawn from the same seed, all cut and restored together.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::Args;
-use conclave_impair::{Impairment, Proxy};
+use conclave_impair::{Impairment, Proxy, ProxyStats};
 
 #[derive(Args)]
 pub struct ImpairArgs {
@@ -20,6 +26,10 @@ pub struct ImpairArgs {
     /// The server's real media address.
     #[arg(long, value_name = "ADDR:PORT")]
     upstream: SocketAddr,
+    /// Relay this many consecutive ports, from `--listen`'s port to
+    /// `--upstream`'s.
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    ports: u16,
     #[command(flatten)]
     link: LinkArgs,
     /// Let jitter reorder datagrams.
@@ -72,13 +82,28 @@ impl LinkArgs {
 
 pub async fn run(args: ImpairArgs) -> anyhow::Result<()> {
     let impairment = Impairment { reorder: args.reorder, rate_kbps: args.rate, ..args.link.impairment()? };
-    let proxy = Proxy::start(args.listen, args.upstream, impairment, impairment, args.seed).await?;
+    let mut proxies = Vec::with_capacity(usize::from(args.ports));
+    for offset in 0..args.ports {
+        let (listen, upstream) = (shifted(args.listen, offset)?, shifted(args.upstream, offset)?);
+        // Each port a network of its own, as each participant behind one
+        // port is: the same seed would give every port the same losses.
+        let seed = args.seed.wrapping_add(u64::from(offset) << 32);
+        let proxy = Proxy::start(listen, upstream, impairment, impairment, seed)
+            .await
+            .with_context(|| format!("relaying {listen} → {upstream}"))?;
+        proxies.push(proxy);
+    }
     let mut impaired = !args.impair_on_signal;
-    proxy.set_impaired(impaired);
+    let each = |f: &dyn Fn(&Proxy)| proxies.iter().for_each(f);
+    each(&|p: &Proxy| p.set_impaired(impaired));
+    // The last port of a range follows each address: `127.0.0.2:20000-20015`.
+    let through = |last: Option<SocketAddr>| last.filter(|_| args.ports > 1).map(|a| format!("-{}", a.port()));
     println!(
-        "impairing {} → {}: {} % loss, {} ms delay, up to {} ms jitter{}{}{}",
-        proxy.local_addr(),
+        "impairing {}{} → {}{}: {} % loss, {} ms delay, up to {} ms jitter{}{}{}",
+        proxies[0].local_addr(),
+        through(proxies.last().map(Proxy::local_addr)).unwrap_or_default(),
         args.upstream,
+        through(shifted(args.upstream, args.ports - 1).ok()).unwrap_or_default(),
         args.link.loss,
         args.link.delay,
         args.link.jitter,
@@ -88,10 +113,10 @@ pub async fn run(args: ImpairArgs) -> anyhow::Result<()> {
     );
     if let (Some(after), Some(length)) = (args.outage_after, args.outage_for) {
         tokio::time::sleep(Duration::from_secs_f64(after.max(0.0))).await;
-        proxy.set_down(true);
+        each(&|p: &Proxy| p.set_down(true));
         eprintln!("outage: everything lost for {length} s");
         tokio::time::sleep(Duration::from_secs_f64(length.max(0.0))).await;
-        proxy.set_down(false);
+        each(&|p: &Proxy| p.set_down(false));
         eprintln!("outage over");
     }
     // SIGUSR1 cuts the network, the next one brings it back (for tests
@@ -104,17 +129,28 @@ pub async fn run(args: ImpairArgs) -> anyhow::Result<()> {
             _ = tokio::signal::ctrl_c() => break,
             _ = toggles.recv() => {
                 down = !down;
-                proxy.set_down(down);
+                each(&|p: &Proxy| p.set_down(down));
                 eprintln!("{}", if down { "network down (SIGUSR1 again brings it back)" } else { "network up" });
             }
             _ = switches.recv() => {
                 impaired = !impaired;
-                proxy.set_impaired(impaired);
+                each(&|p: &Proxy| p.set_impaired(impaired));
                 eprintln!("{}", if impaired { "network impaired" } else { "network clean" });
             }
         }
     }
-    let stats = proxy.stats();
+    let stats = proxies.iter().map(Proxy::stats).fold(ProxyStats::default(), |a, s| ProxyStats {
+        relayed: a.relayed + s.relayed,
+        dropped: a.dropped + s.dropped,
+        clients: a.clients + s.clients,
+    });
     println!("relayed {} datagrams, dropped {}, for {} clients", stats.relayed, stats.dropped, stats.clients);
     Ok(())
+}
+
+/// `address` with its port `offset` higher.
+fn shifted(address: SocketAddr, offset: u16) -> anyhow::Result<SocketAddr> {
+    let port = address.port().checked_add(offset).filter(|_| address.port() != 0 || offset == 0);
+    let port = port.with_context(|| format!("{address} has no port {offset} after it"))?;
+    Ok(SocketAddr::new(address.ip(), port))
 }

@@ -1022,3 +1022,76 @@ async fn a_gigabyte_file_round_trips_through_the_organisations_bucket() {
     assert!(!dir.path().join("files").exists(), "nothing on the server's own disk");
     server.stop();
 }
+
+/// `n` UDP sockets on consecutive loopback ports.
+fn consecutive_udp_sockets(n: u16) -> Vec<std::net::UdpSocket> {
+    for _ in 0..100 {
+        let first = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = first.local_addr().unwrap().port();
+        let Some(last) = port.checked_add(n - 1) else { continue };
+        let rest: Result<Vec<_>, _> = (port + 1..=last).map(|p| std::net::UdpSocket::bind(("127.0.0.1", p))).collect();
+        if let Ok(rest) = rest {
+            return std::iter::once(first).chain(rest).collect();
+        }
+    }
+    panic!("no {n} consecutive free UDP ports")
+}
+
+/// `conclave impair --ports N` stands in front of a server that gives each
+/// peer connection a port of its own (Janus): each of its ports relays to
+/// the matching upstream port, and SIGUSR1 cuts them all at once.
+#[test]
+fn impair_relays_each_port_of_a_range_to_its_own() {
+    let echoes = consecutive_udp_sockets(2);
+    let upstream = echoes[0].local_addr().unwrap().port();
+    for echo in echoes {
+        std::thread::spawn(move || {
+            let port = echo.local_addr().unwrap().port();
+            let mut buf = [0u8; 64];
+            while let Ok((n, from)) = echo.recv_from(&mut buf) {
+                let _ = echo.send_to(format!("{port}:{}", String::from_utf8_lossy(&buf[..n])).as_bytes(), from);
+            }
+        });
+    }
+    let listen = consecutive_udp_sockets(2)[0].local_addr().unwrap().port();
+    let mut proxy = Command::new(env!("CARGO_BIN_EXE_conclave"))
+        .args(["impair", "--listen", &format!("127.0.0.1:{listen}"), "--upstream", &format!("127.0.0.1:{upstream}")])
+        .args(["--ports", "2", "--delay", "5"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut started = String::new();
+    BufReader::new(proxy.stdout.take().unwrap()).read_line(&mut started).unwrap();
+    let range = format!("127.0.0.1:{listen}-{} → 127.0.0.1:{upstream}-{}", listen + 1, upstream + 1);
+    assert!(started.contains(&range), "{started}");
+
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let ask = |offset: u16, timeout_ms: u64| {
+        client.set_read_timeout(Some(Duration::from_millis(timeout_ms))).unwrap();
+        client.send_to(b"hello", ("127.0.0.1", listen + offset)).unwrap();
+        let mut buf = [0u8; 64];
+        client.recv(&mut buf).ok().map(|n| String::from_utf8_lossy(&buf[..n]).into_owned())
+    };
+    for offset in 0..2 {
+        assert_eq!(ask(offset, 3000), Some(format!("{}:hello", upstream + offset)), "port {offset} of the range");
+    }
+    let signal = |name: &str| {
+        Command::new("kill").args([name, &proxy.id().to_string()]).status().unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    signal("-USR1");
+    for offset in 0..2 {
+        assert_eq!(ask(offset, 400), None, "port {offset} relays nothing in the outage");
+    }
+    signal("-USR1");
+    for offset in 0..2 {
+        assert_eq!(ask(offset, 3000), Some(format!("{}:hello", upstream + offset)), "port {offset} back");
+    }
+    proxy.kill().unwrap();
+    proxy.wait().unwrap();
+
+    // A range needs a port to count from.
+    let refused = conclave(&["impair", "--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:9", "--ports", "2"]);
+    assert!(!refused.status.success());
+    assert!(text(&refused).contains("127.0.0.1:0 has no port 1 after it"), "{}", text(&refused));
+}
