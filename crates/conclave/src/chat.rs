@@ -148,6 +148,7 @@ async fn act(client: &Client, device: &mut ChatDevice, command: &ChatCommand) ->
         }
         ChatCommand::Send { conversation, text, thread } if text == "-" => {
             enter(device, conversation).await?;
+            catch_up(device).await?;
             let mut sent = 0u64;
             let mut last = None;
             for line in std::io::stdin().lines() {
@@ -165,6 +166,7 @@ async fn act(client: &Client, device: &mut ChatDevice, command: &ChatCommand) ->
         }
         ChatCommand::Send { conversation, text, thread } => {
             enter(device, conversation).await?;
+            catch_up(device).await?;
             let accepted = device.send_text(conversation, text, thread.map(Reference::Thread)).await?;
             println!("sent #{}", accepted.seq);
         }
@@ -173,6 +175,7 @@ async fn act(client: &Client, device: &mut ChatDevice, command: &ChatCommand) ->
                 std::fs::File::open(file).with_context(|| format!("cannot read {}", file.display()))?;
             }
             enter(device, conversation).await?;
+            catch_up(device).await?;
             let made = match (thumbnail, no_thumbnail) {
                 (None, false) => MadePreview::of(path)?,
                 _ => None,
@@ -211,6 +214,7 @@ async fn act(client: &Client, device: &mut ChatDevice, command: &ChatCommand) ->
         }
         ChatCommand::React { conversation, seq, emoji } => {
             enter(device, conversation).await?;
+            catch_up(device).await?;
             let accepted = device.send_text(conversation, emoji, Some(Reference::Reaction(*seq))).await?;
             println!("reacted #{}", accepted.seq);
         }
@@ -224,12 +228,20 @@ async fn act(client: &Client, device: &mut ChatDevice, command: &ChatCommand) ->
         }
         ChatCommand::Call { conversation } => {
             enter(device, conversation).await?;
+            catch_up(device).await?;
             let meeting = device.start_call(conversation).await?;
             println!("{}", meeting.invite_url);
         }
         ChatCommand::Tail { conversation, follow, seconds } => {
-            enter(device, conversation).await?;
             let until = seconds.map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
+            // Following, a new device waits as long as it follows for
+            // another device to add it.
+            let patience = match (follow, seconds) {
+                (false, _) => ENTER_PATIENCE,
+                (true, Some(s)) => Duration::from_secs(*s),
+                (true, None) => Duration::MAX,
+            };
+            enter_within(device, conversation, patience).await?;
             // Following, the device's live connection says when to read again.
             let mut live = if *follow { Some(client.device_live(&device.device_id).await?) } else { None };
             loop {
@@ -257,11 +269,21 @@ async fn act(client: &Client, device: &mut ChatDevice, command: &ChatCommand) ->
     Ok(())
 }
 
+/// How long a command waits for another device to add this one to a
+/// conversation's group.
+const ENTER_PATIENCE: Duration = Duration::from_secs(20);
+
 /// Makes sure this device is in the conversation's group, waiting (a few
 /// seconds) for a device of the group to add it.
 async fn enter(device: &mut ChatDevice, conversation: &str) -> anyhow::Result<()> {
+    enter_within(device, conversation, ENTER_PATIENCE).await
+}
+
+/// [`enter`], waiting up to `patience` (`Duration::MAX`: as long as it takes).
+async fn enter_within(device: &mut ChatDevice, conversation: &str, patience: Duration) -> anyhow::Result<()> {
     device.open(conversation).await?;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let deadline = tokio::time::Instant::now().checked_add(patience);
+    let mut told = false;
     while !device.in_group(conversation) {
         for event in device.sync().await? {
             print_event(conversation, &device.user_id, &event);
@@ -269,13 +291,29 @@ async fn enter(device: &mut ChatDevice, conversation: &str) -> anyhow::Result<()
         if device.in_group(conversation) {
             break;
         }
-        if tokio::time::Instant::now() >= deadline {
+        if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
             bail!(
-                "this device is not in the conversation's group yet: another of its devices must be online to add it"
+                "this device is not in the conversation's group yet: a device already in it adds it when next used \
+                 (a send, a read, a tail); `tail --follow` waits for that"
             );
+        }
+        if !told {
+            eprintln!("waiting for another device in the conversation to add this one…");
+            told = true;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    Ok(())
+}
+
+/// A command that sends catches up first, as any client that has just
+/// started does: requests waiting in the log (another device of the
+/// account, a member's new device) are answered, so those devices read
+/// what is sent next. The device that keeps the group's membership (its
+/// first) answers at once; any other takes over once a request has
+/// waited on it past the server's patience (30 s).
+async fn catch_up(device: &mut ChatDevice) -> anyhow::Result<()> {
+    device.sync().await?;
     Ok(())
 }
 

@@ -760,6 +760,38 @@ async fn chat_sends_and_tails_on_a_running_server() {
     let history = text(&chat(&grace_token, "grace.json", &["history", &id]).output().unwrap());
     let (passed, failed) = (history.find("build 41 passed"), history.find("build 42 failed"));
     assert!(passed.is_some() && passed < failed, "both, in order: {history}");
+    // Grace's new laptop follows the group: it waits until the device that
+    // keeps the group's membership (the owner's, which made it) adds it,
+    // which the owner's one-shot send does as it catches up first; what the
+    // owner sends then is on the laptop's screen.
+    let mut laptop = chat(&grace_token, "grace-laptop.json", &["tail", &id, "--follow", "--seconds", "60"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut waiting = String::new();
+    let mut laptop_err = BufReader::new(laptop.stderr.take().unwrap());
+    while !waiting.contains("waiting for another device") {
+        assert_ne!(laptop_err.read_line(&mut waiting).unwrap(), 0, "the laptop ended: {waiting}");
+    }
+    let shown = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let laptop_out = BufReader::new(laptop.stdout.take().unwrap());
+    let reader = std::thread::spawn({
+        let shown = shown.clone();
+        move || laptop_out.lines().map_while(Result::ok).for_each(|l| shown.lock().unwrap().push_str(&(l + "\n")))
+    });
+    // Sent again until shown: the laptop's request may reach the log just
+    // after a send.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !shown.lock().unwrap().contains(": the owner writes as the laptop waits") {
+        assert!(std::time::Instant::now() < deadline, "never on the laptop: {}", shown.lock().unwrap());
+        let sent = chat(&owner_token, "owner.json", &["send", &id, "the owner writes as the laptop waits"]).output();
+        assert!(sent.as_ref().unwrap().status.success(), "{}", text(&sent.unwrap()));
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+    laptop.kill().unwrap();
+    laptop.wait().unwrap();
+    reader.join().unwrap();
     // A picture goes with a preview made on the sender's machine, which the
     // others fetch before (or instead of) the picture; other files go without.
     let picture = dir.path().join("whiteboard.png");
