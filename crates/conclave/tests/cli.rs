@@ -109,6 +109,17 @@ impl Server {
     }
 }
 
+/// A test that fails before it stops its server does not leave the server
+/// running beside the tests after it.
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 async fn bootstrap_serve_and_sign_in(engine: Engine) {
     let db = TestDatabase::new(engine).await;
     let dir = tempfile::tempdir().unwrap();
@@ -882,9 +893,9 @@ async fn acknowledged_messages_survive_sigkill(engine: Engine) {
     for text in &sent {
         ada_device.send_text(&dm.id, text, None).await.unwrap();
     }
-    let mut child = server.child;
-    Command::new("kill").args(["-KILL", &child.id().to_string()]).status().unwrap();
-    child.wait().unwrap();
+    let mut server = server;
+    Command::new("kill").args(["-KILL", &server.child.id().to_string()]).status().unwrap();
+    server.child.wait().unwrap();
 
     let restarted = Server::start(&storage);
     let (grace, _) = sign_in(&restarted.url, "grace@acme.test").await;
