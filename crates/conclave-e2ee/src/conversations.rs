@@ -197,7 +197,9 @@ impl Group {
     }
 }
 
-/// Keeps a message this device read in `held`, in order, and passes its event on.
+/// Keeps a message this device read in `held`, in order, and passes its
+/// event on. A log's numbers are unique: a message read again (its entry
+/// reached by two ways at once) replaces the one held, never doubles it.
 fn keep(held: &mut Vec<HeldMessage>, event: ChatEvent) -> ChatEvent {
     if let ChatEvent::Message { seq, at_ms, from_user, text, file, mentions, reference, .. } = &event {
         let message = HeldMessage {
@@ -210,7 +212,10 @@ fn keep(held: &mut Vec<HeldMessage>, event: ChatEvent) -> ChatEvent {
             reference: *reference,
         };
         let at = held.partition_point(|m| m.seq < *seq);
-        held.insert(at, message);
+        match held.get_mut(at) {
+            Some(same) if same.seq == *seq => *same = message,
+            _ => held.insert(at, message),
+        }
     }
     event
 }
@@ -1188,4 +1193,34 @@ fn remove_request(member: GroupDevice, committer: String, proposal: Option<Strin
     // removes the device by a proposal of its own.
     let proposal = proposal.and_then(|p| BASE64.decode(p.as_bytes()).ok());
     GroupInput::RemoveRequest { member: member.device_id.clone(), owner: owner(member), committer, proposal }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(seq: Seq, text: &str) -> ChatEvent {
+        ChatEvent::Message {
+            conversation_id: "c".into(),
+            seq,
+            at_ms: 0,
+            from_user: "ada".into(),
+            from_device: "laptop".into(),
+            text: text.into(),
+            file: None,
+            mentions: Vec::new(),
+            reference: None,
+            earlier: false,
+        }
+    }
+
+    #[test]
+    fn a_message_read_twice_is_held_once_in_order() {
+        let mut held = Vec::new();
+        for (seq, text) in [(3, "third"), (1, "first"), (3, "third"), (2, "second"), (1, "first")] {
+            keep(&mut held, read(seq, text));
+        }
+        let seqs: Vec<Seq> = held.iter().map(|m| m.seq).collect();
+        assert_eq!(seqs, [1, 2, 3]);
+    }
 }
