@@ -147,8 +147,7 @@ async fn act(client: &Client, device: &mut ChatDevice, command: &ChatCommand) ->
             println!("joined {conversation}");
         }
         ChatCommand::Send { conversation, text, thread } if text == "-" => {
-            enter(device, conversation).await?;
-            catch_up(device).await?;
+            enter_to_send(device, conversation).await?;
             let mut sent = 0u64;
             let mut last = None;
             for line in std::io::stdin().lines() {
@@ -165,8 +164,7 @@ async fn act(client: &Client, device: &mut ChatDevice, command: &ChatCommand) ->
             }
         }
         ChatCommand::Send { conversation, text, thread } => {
-            enter(device, conversation).await?;
-            catch_up(device).await?;
+            enter_to_send(device, conversation).await?;
             let accepted = device.send_text(conversation, text, thread.map(Reference::Thread)).await?;
             println!("sent #{}", accepted.seq);
         }
@@ -174,8 +172,7 @@ async fn act(client: &Client, device: &mut ChatDevice, command: &ChatCommand) ->
             for file in std::iter::once(path).chain(thumbnail) {
                 std::fs::File::open(file).with_context(|| format!("cannot read {}", file.display()))?;
             }
-            enter(device, conversation).await?;
-            catch_up(device).await?;
+            enter_to_send(device, conversation).await?;
             let made = match (thumbnail, no_thumbnail) {
                 (None, false) => MadePreview::of(path)?,
                 _ => None,
@@ -213,8 +210,7 @@ async fn act(client: &Client, device: &mut ChatDevice, command: &ChatCommand) ->
             println!("saved {} ({} bytes, SHA-256 {})", to.display(), file.size, file.sha256);
         }
         ChatCommand::React { conversation, seq, emoji } => {
-            enter(device, conversation).await?;
-            catch_up(device).await?;
+            enter_to_send(device, conversation).await?;
             let accepted = device.send_text(conversation, emoji, Some(Reference::Reaction(*seq))).await?;
             println!("reacted #{}", accepted.seq);
         }
@@ -227,8 +223,7 @@ async fn act(client: &Client, device: &mut ChatDevice, command: &ChatCommand) ->
             }
         }
         ChatCommand::Call { conversation } => {
-            enter(device, conversation).await?;
-            catch_up(device).await?;
+            enter_to_send(device, conversation).await?;
             let meeting = device.start_call(conversation).await?;
             println!("{}", meeting.invite_url);
         }
@@ -276,15 +271,18 @@ const ENTER_PATIENCE: Duration = Duration::from_secs(20);
 /// Makes sure this device is in the conversation's group, waiting (a few
 /// seconds) for a device of the group to add it.
 async fn enter(device: &mut ChatDevice, conversation: &str) -> anyhow::Result<()> {
-    enter_within(device, conversation, ENTER_PATIENCE).await
+    enter_within(device, conversation, ENTER_PATIENCE).await.map(drop)
 }
 
-/// [`enter`], waiting up to `patience` (`Duration::MAX`: as long as it takes).
-async fn enter_within(device: &mut ChatDevice, conversation: &str, patience: Duration) -> anyhow::Result<()> {
+/// [`enter`], waiting up to `patience` (`Duration::MAX`: as long as it
+/// takes); whether it read the log meanwhile.
+async fn enter_within(device: &mut ChatDevice, conversation: &str, patience: Duration) -> anyhow::Result<bool> {
     device.open(conversation).await?;
     let deadline = tokio::time::Instant::now().checked_add(patience);
     let mut told = false;
+    let mut read = false;
     while !device.in_group(conversation) {
+        read = true;
         for event in device.sync().await? {
             print_event(conversation, &device.user_id, &event);
         }
@@ -303,7 +301,7 @@ async fn enter_within(device: &mut ChatDevice, conversation: &str, patience: Dur
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    Ok(())
+    Ok(read)
 }
 
 /// A command that sends catches up first, as any client that has just
@@ -312,8 +310,11 @@ async fn enter_within(device: &mut ChatDevice, conversation: &str, patience: Dur
 /// what is sent next. The device that keeps the group's membership (its
 /// first) answers at once; any other takes over once a request has
 /// waited on it past the server's patience (30 s).
-async fn catch_up(device: &mut ChatDevice) -> anyhow::Result<()> {
-    device.sync().await?;
+async fn enter_to_send(device: &mut ChatDevice, conversation: &str) -> anyhow::Result<()> {
+    // Entering the group read the log already; a device in it reads it now.
+    if !enter_within(device, conversation, ENTER_PATIENCE).await? {
+        device.sync().await?;
+    }
     Ok(())
 }
 
