@@ -104,8 +104,9 @@ for rs in runs.values():
     if len(rs) > 1:
         label += " (median of %d runs: %s)" % (len(rs), ", ".join("%.2f %%" % x["frozen_pct"] for x in rs))
     recovery = "%.1f s" % (r["recovery_ms"] / 1000) if "recovery_ms" in r else "—"
-    print("| %s | %s | %.2f %% | %d | %.1f | %.1f %% | %.1f %% | %.0f ms | %.1f %% | %s |" % (
-        label, server, r["frozen_pct"], r["freezes"], r["fps"], r["packets_lost_pct"], r["repaired_pct"],
+    picture = "%dp" % r["height"] if r.get("height") else "—"
+    print("| %s | %s | %.2f %% | %d | %.1f | %s | %.1f %% | %.1f %% | %.0f ms | %.1f %% | %s |" % (
+        label, server, r["frozen_pct"], r["freezes"], r["fps"], picture, r["packets_lost_pct"], r["repaired_pct"],
         r["playout_delay_ms"], r["audio_concealed_pct"], recovery))
 PY
 )
@@ -136,7 +137,8 @@ $ROWS
 own simulcast camera, no end-to-end encryption so the two cores go to the codecs), each meeting on
 one network through \`conclave impair\` (seed 7, in order), measured for ${SECONDS_MEASURED} s after
 8 s to settle. Video frozen is Chromium's \`totalFreezesDuration\` over the time of each received
-video, freezes its \`freezeCount\`, frame rate what was decoded per video, packets lost what
+video, freezes its \`freezeCount\`, frame rate what was decoded per video, picture
+the height of the video received at the end (the simulcast layer the server chose), packets lost what
 Chromium counts lost on its own link (a packet the server sent again still counts), repaired
 what came back as a retransmission, playout delay the mean time Chromium's jitter buffer held a
 frame, audio concealed the share of samples Chromium made up. Recovery is how long after the
@@ -149,28 +151,24 @@ same camera, microphone and three VP8 simulcast layers, and subscribes to the ot
 Janus's own web client does. Janus forwards each subscriber the top layer (it chooses none by
 bandwidth), and the page holds video as long as Chromium chooses, as Janus's clients do.
 
-Two things keep video moving on a lossy link. While its link loses packets, the app holds
+Three things keep video moving on a lossy link. While its link loses packets, the app holds
 received video for a retransmission's round trip (\`web/src/playout.ts\`: 1.2 × the longest recent
-round trip + 66 ms, at most 600 ms; the browser's own choice again 15 s after the last packet
-asked for again). And when a publisher's packet never arrives, even after retransmission, the
-SFU asks for that layer's keyframe 0.7 s after the loss (\`crates/conclave-sfu/src/holes.rs\`)
-instead of leaving it to the receiving browser, which waits about 3 s. The row marked *the
-browser's own hold* is the same network without the app's hold, measured in the same run. The
-5 % and 200 ms rows are each the median of five runs, the two holds and Janus taking turns (a few
-freezes more or less move a 20 s run by percents); the rows of 5 % loss without jitter and of
-jitter without loss split that network into its parts.
+round trip + 66 ms, or 2.2 × when 2 % or more of its video packets are lost, since a first repair
+then often fails; at most 600 ms; the browser's own choice again 15 s after the last packet asked
+for again). When a publisher's packet never arrives, even after retransmission, the SFU asks for
+that layer's keyframe as soon as no repair can come any more (\`crates/conclave-sfu/src/holes.rs\`:
+once the packet has left str0m's window of the last 100, or after two of the link's repair times)
+instead of leaving it to the receiving browser, which waits about 3 s. And the SFU forwards a
+simulcast layer only while the publisher's link carries it whole (\`repair.rs\`: from the link's
+loss and repair time, a layer whose packet rate would let str0m's window pass before its repairs
+come is passed over for the one below). The row marked *the browser's own hold* is the same
+network without the app's hold, measured in the same run. The 5 % and 200 ms rows are each the
+median of five runs, the two holds and Janus taking turns (a few freezes more or less move a
+20 s run by percents); the rows of 5 % loss without jitter and of jitter without loss split that
+network into its parts.
 
-What stands between the 5 % and 200 ms row and the target (under 1 %): the packets lost for
-good on the way in. str0m 0.25 asks a publisher for a missing packet again once per round trip,
-at most five times, and only while it is among the last 100 packets received: on this link,
-with layers of up to 1.5 Mbit/s, that is one or two retransmissions, and when they are lost as
-well the frame waits for a keyframe. The SFU's log shows about seven such losses per publisher
-in a 28 s meeting; one on the base temporal layer freezes the picture for the 0.7 s the SFU
-waits before asking, plus the keyframe's own trip. Runs of the same network differ by a factor
-of five, so five runs cannot tell apart two settings closer than that.
-
-| network | server | video frozen | freezes | frames/s | packets lost | repaired | playout delay | audio concealed | recovery after the outage |
-|---|---|---|---|---|---|---|---|---|---|
+| network | server | video frozen | freezes | frames/s | picture | packets lost | repaired | playout delay | audio concealed | recovery after the outage |
+|---|---|---|---|---|---|---|---|---|---|---|
 $BROWSER_ROWS
 <!-- bad-network:end -->
 EOT

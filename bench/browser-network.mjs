@@ -92,6 +92,8 @@ async function received(page) {
       at: performance.now(),
       generation: window.__conclave.mediaGeneration(),
       videos: rows.filter((s) => s.kind === "video" && (s.framesDecoded ?? 0) > 0).length,
+      // The picture received now: the tallest video's height.
+      height: rows.filter((s) => s.kind === "video").reduce((a, s) => Math.max(a, s.frameHeight ?? 0), 0),
       framesDecoded: add("video", "framesDecoded"),
       freezeCount: add("video", "freezeCount"),
       frozenSeconds: add("video", "totalFreezesDuration"),
@@ -171,6 +173,7 @@ async function measure(pages, during) {
   return {
     ...extra,
     frozen_pct: (sum("frozenSeconds") / videoSeconds) * 100,
+    height: Math.round(after.reduce((a, s) => a + s.height, 0) / after.length),
     freezes: sum("freezeCount"),
     fps: sum("framesDecoded") / videoSeconds,
     packets_lost_pct: (sum("lost") / Math.max(1, sum("lost") + sum("packets"))) * 100,

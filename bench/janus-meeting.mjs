@@ -196,7 +196,11 @@ export async function janusMeeting(browser, base, pageUrl, decoding) {
     await session.message(handle, { request: "join", ptype: "publisher", room, display: name });
     const joined = await session.next(handle, "join as a publisher", (e) => e.plugindata?.data?.videoroom === "joined");
     const offer = await page.evaluate(() => window.__janus.offer());
-    await session.message(handle, { request: "publish", audio: true, video: true }, { type: "offer", sdp: offer });
+    // The layers are listed lowest first, as the app lists them; Janus
+    // takes the first for the highest unless told (its own client lists
+    // them highest first), and would forward the lowest as its top layer.
+    const jsep = { type: "offer", sdp: offer, rid_order: "lmh" };
+    await session.message(handle, { request: "publish", audio: true, video: true }, jsep);
     await session.trickleCompleted(handle);
     const answered = await session.next(handle, "answer the publisher", (e) => e.jsep?.type === "answer");
     await page.evaluate((sdp) => window.__janus.published(sdp), answered.jsep.sdp);

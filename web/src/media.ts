@@ -86,6 +86,10 @@ export class MediaSession {
   private cover = new RepairCover();
   /// The hold on received video now, in ms (`null`: the browser's own).
   playoutTarget: number | null = null;
+  /// How many repair round trips that hold covers (0: no hold).
+  get playoutRoundTrips(): number {
+    return this.cover.roundTrips;
+  }
   private closed = false;
   /// Peer connections made so far (1 until a recovery).
   generation = 0;

@@ -14,9 +14,22 @@
 // video is held for a round trip and a little more (never more than
 // `MAX_COVER_MS`); on a clean link the browser's own choice stands, adding
 // no delay. Audio follows the video through lip sync.
+//
+// A repair fails when the request or the packet sent again is lost too:
+// on a link losing a share p of its packets, about 2p of repairs take a
+// second round trip. Past `SECOND_REPAIR_LOSS` that is a frame late every
+// few seconds, each a short freeze, so the hold covers two round trips
+// there, within the same limit: on a long round trip the limit wins, as a
+// conversation a second behind is worse than a picture that stops now
+// and then (`docs/benchmarks.md`, "What was tried", measured both).
 
 /// Longest hold added: past this a conversation lags more than a freeze costs.
 export const MAX_COVER_MS = 600;
+/// The share of video packets lost on this receiver's link past which a
+/// second repair round trip is waited for as well.
+export const SECOND_REPAIR_LOSS = 0.02;
+/// Readings the loss is measured over (one every couple of seconds).
+const LOSS_SAMPLES = 5;
 /// How long after the last packet asked for again the hold stays.
 export const COVER_LASTS_MS = 15_000;
 /// Round trips remembered (one per sample, a sample every couple of seconds):
@@ -32,6 +45,9 @@ export interface PlayoutSample {
   nacks: Map<string, number>;
   /// The round trip to the server measured since the last reading, if any.
   rttMs: number | null;
+  /// Video packets received and lost so far, over every received stream.
+  videoReceived: number;
+  videoLost: number;
 }
 
 /// Decides the hold from samples; `null` leaves the browser's own.
@@ -39,8 +55,19 @@ export class RepairCover {
   private nacks = new Map<string, number>();
   private lastRepairAt = Number.NEGATIVE_INFINITY;
   private rtts: number[] = [];
+  /// Video packets received and lost, as of each recent reading.
+  private counts: { received: number; lost: number }[] = [];
+  /// How many round trips the hold last covered (0: no hold).
+  roundTrips = 0;
 
   update(sample: PlayoutSample): number | null {
+    const latest = { received: sample.videoReceived, lost: sample.videoLost };
+    // Counts that went down (a new peer connection, a video that ended)
+    // start over.
+    const previous = this.counts.at(-1);
+    if (previous && (latest.received < previous.received || latest.lost < previous.lost)) this.counts = [];
+    this.counts.push(latest);
+    if (this.counts.length > LOSS_SAMPLES + 1) this.counts.shift();
     for (const [id, count] of sample.nacks) {
       // A stream seen for the first time (or restarted on a new peer
       // connection) counts from its own start.
@@ -51,11 +78,26 @@ export class RepairCover {
       this.rtts.push(sample.rttMs);
       if (this.rtts.length > RTT_SAMPLES) this.rtts.shift();
     }
-    if (sample.at - this.lastRepairAt > COVER_LASTS_MS || this.rtts.length === 0) return null;
+    if (sample.at - this.lastRepairAt > COVER_LASTS_MS || this.rtts.length === 0) {
+      this.roundTrips = 0;
+      return null;
+    }
     const rtt = Math.max(...this.rtts);
-    // A round trip for the request and the packet, a fifth more for the
-    // spread of round trips, and two frames' time for the gap to be noticed.
-    return Math.min(MAX_COVER_MS, Math.round(rtt * 1.2 + 66));
+    this.roundTrips = this.recentLoss() >= SECOND_REPAIR_LOSS ? 2 : 1;
+    // A round trip for each request and its packet, a fifth of one more
+    // for the spread of round trips, and two frames' time for the gap to
+    // be noticed.
+    return Math.min(MAX_COVER_MS, Math.round(rtt * (this.roundTrips + 0.2) + 66));
+  }
+
+  /// The share of video packets lost over the recent readings.
+  private recentLoss(): number {
+    const first = this.counts[0];
+    const last = this.counts.at(-1);
+    if (!first || !last) return 0;
+    const lost = last.lost - first.lost;
+    const total = lost + last.received - first.received;
+    return total > 0 ? lost / total : 0;
   }
 }
 
@@ -63,14 +105,20 @@ export class RepairCover {
 export function playoutSample(stats: RTCStatsReport, at: number): PlayoutSample {
   const nacks = new Map<string, number>();
   let rtt: number | null = null;
+  let videoReceived = 0;
+  let videoLost = 0;
   const longer = (seconds: unknown) => {
     if (typeof seconds === "number" && Number.isFinite(seconds)) rtt = Math.max(rtt ?? 0, seconds * 1000);
   };
   stats.forEach((r) => {
-    if (r.type === "inbound-rtp" && r.kind === "video") nacks.set(r.id, r.nackCount ?? 0);
+    if (r.type === "inbound-rtp" && r.kind === "video") {
+      nacks.set(r.id, r.nackCount ?? 0);
+      videoReceived += r.packetsReceived ?? 0;
+      videoLost += Math.max(0, r.packetsLost ?? 0);
+    }
     if (r.type === "candidate-pair" && r.nominated && r.state === "succeeded") longer(r.currentRoundTripTime);
     // The server's receiver reports give a round trip too, per stream sent.
     if (r.type === "remote-inbound-rtp") longer(r.roundTripTime);
   });
-  return { at, nacks, rttMs: rtt };
+  return { at, nacks, rttMs: rtt, videoReceived, videoLost };
 }

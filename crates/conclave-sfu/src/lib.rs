@@ -21,6 +21,7 @@ mod driver;
 mod holes;
 pub mod layers;
 mod peer;
+mod repair;
 mod rewrite;
 pub mod sdp_grammar;
 mod sfu;

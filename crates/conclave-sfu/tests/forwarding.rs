@@ -86,3 +86,40 @@ fn a_packet_lost_for_good_brings_a_keyframe_within_a_second() {
         assert!(after > before + 30, "the camera goes on (lost for good: {for_good}): {before} then {after}");
     }
 }
+
+/// A publisher whose link loses 5 % of its packets and takes 400 ms to
+/// repair one: its top layer sends packets so fast that str0m's window of
+/// the last 100 has passed before one repair can come, so it would lose
+/// packets for good every few seconds, and freeze everyone watching. The
+/// subscriber who asked for the top layer is given a lower one, whose
+/// losses are repaired, and its picture keeps moving; on the same link
+/// without loss, it gets the top layer.
+#[test]
+fn a_lossy_slow_uplink_is_watched_at_a_layer_it_repairs_whole() {
+    let camera = Sends::SimulcastCamera { frame_bytes: 6000 };
+    for lossy in [false, true] {
+        let loss = Loss { one_in: if lossy { 20 } else { 0 }, delay: Duration::from_millis(200), ..Loss::default() };
+        let mut net = Network::new(&[camera, Sends::Nothing], loss);
+        assert!(net.run_until(Duration::from_secs(20), |n| camera_frames(n.peer(2), 1) > 30), "lossy: {lossy}");
+        // The link's losses and repairs are measured for 10 s, then judged.
+        net.run_until(Duration::from_secs(15), |_| false);
+        let before = net.peer(2).stats().from(1, MediaSource::Camera).expect("frames arrive").clone();
+        net.run_until(Duration::from_secs(20), |_| false);
+        let after = net.peer(2).stats().from(1, MediaSource::Camera).expect("frames arrive").clone();
+        let from_layer =
+            |layer| after.layers.get(&layer).copied().unwrap_or(0) - before.layers.get(&layer).copied().unwrap_or(0);
+        let frames = after.frames - before.frames;
+        assert!(frames > 500, "lossy: {lossy}: {frames} frames in 20 s");
+        // A frame missing for good is a packet lost for good: each froze the
+        // picture until a keyframe came. Watching the top layer on this
+        // link, 14 to 19 are missing in these 20 s.
+        let missing = after.missing - before.missing;
+        if lossy {
+            assert_eq!(from_layer(2), 0, "no frame from the top layer: {:?} then {:?}", before.layers, after.layers);
+            assert!(missing < 8, "{missing} frames missing for good");
+        } else {
+            assert_eq!(from_layer(2), frames, "every frame from the top layer: {:?}", after.layers);
+            assert_eq!(missing, 0);
+        }
+    }
+}

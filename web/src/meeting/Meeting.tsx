@@ -238,9 +238,11 @@ export function Meeting(props: {
       /// Peer connections this page made: more than 1 after a recovery.
       mediaGeneration: () => media.current?.generation ?? 0,
       /// How long received video is held (ms), as the app chose and as each
-      /// video receiver has it; `null` leaves it to the browser.
+      /// video receiver has it; `null` leaves it to the browser. And how
+      /// many repair round trips the hold covers.
       playout: () => ({
         chosen: media.current?.playoutTarget ?? null,
+        roundTrips: media.current?.playoutRoundTrips ?? 0,
         receivers: (media.current?.pc.getReceivers() ?? []).filter((r) => r.track.kind === "video").map((r) => r.jitterBufferTarget ?? null),
       }),
       /// As an app that closes its peer connection and opens another would.

@@ -69,7 +69,8 @@ impl Sfu {
         };
         published.meters.entry(rid).or_insert_with(|| BitrateMeter::new(now)).record(packet.payload.len(), now);
         if kind == MediaKind::Video {
-            published.holes.entry(rid).or_default().arrived(*packet.seq_no, now);
+            let arrival = published.holes.entry(rid).or_default().arrived(*packet.seq_no, now);
+            publisher.uplink.observe(arrival, now);
         }
         if let Some(layer) = video.and_then(|v| v.svc) {
             published.svc.record(&layer, packet.payload.len(), now);
@@ -184,11 +185,12 @@ impl Sfu {
     /// good: its subscribers cannot decode on until one comes.
     pub(super) fn restart_broken_layers(&mut self, now: Instant) {
         for (key, peer) in &mut self.peers {
+            let patience = peer.uplink.patience(now);
             let broken: Vec<(Mid, Option<Rid>)> = peer
                 .published
                 .iter_mut()
                 .flat_map(|(mid, p)| p.holes.iter_mut().map(move |(rid, holes)| (*mid, *rid, holes)))
-                .filter_map(|(mid, rid, holes)| holes.unrepairable(now).then_some((mid, rid)))
+                .filter_map(|(mid, rid, holes)| holes.unrepairable(now, patience).then_some((mid, rid)))
                 .collect();
             for (mid, rid) in broken {
                 tracing::debug!(publisher = peer.participant, ?rid, "a packet lost for good: keyframe asked");

@@ -29,6 +29,7 @@ use str0m::{
 use crate::demux;
 use crate::layers;
 use crate::peer::{Peer, Published, Rights};
+use crate::repair::UplinkRepair;
 use crate::speaker::SpeakerDetector;
 use crate::svc::SvcMeters;
 use crate::MeetingKey;
@@ -465,6 +466,7 @@ impl Sfu {
             last_heard: None,
             decodes: None,
             told_codec: None,
+            uplink: UplinkRepair::default(),
         };
         let room = self.meetings.entry(meeting.clone()).or_default();
         for other in &room.peers {
@@ -833,6 +835,7 @@ impl Sfu {
                     holes: HashMap::new(),
                     svc: SvcMeters::default(),
                     announced: None,
+                    carried: usize::MAX,
                 };
                 peer.published.insert(added.mid, published);
                 out.push(Propagated::Published(key, added.mid));
