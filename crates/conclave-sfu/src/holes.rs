@@ -28,6 +28,11 @@ pub(crate) const NACK_WINDOW: u64 = 100;
 pub(crate) const REPAIR_PATIENCE: Duration = Duration::from_millis(700);
 /// A gap this long is a stream that started over, not packets lost.
 const LARGEST_GAP: u64 = 512;
+/// A gap longer than this is the link or the stream stopping for a while
+/// (an outage, a layer paused and resumed), not the scattered loss that
+/// repairs must keep up with: its packets are asked for and given up on
+/// like any, but they say nothing of the layer's repairs (`crate::repair`).
+pub(crate) const STOPPED_NOT_LOST: u64 = 50;
 /// How often the rate of sequence numbers is measured.
 const RATE_WINDOW: Duration = Duration::from_secs(2);
 /// How long a packet str0m gave up on is remembered against its layer.
@@ -49,8 +54,9 @@ pub(crate) enum Arrival {
 pub(crate) struct Holes {
     /// The next sequence number expected (extended).
     next: Option<u64>,
-    /// Missing sequence numbers, with when they were first missed.
-    missing: BTreeMap<u64, Instant>,
+    /// Missing sequence numbers, with when they were first missed and
+    /// whether the stream had stopped (a gap past [`STOPPED_NOT_LOST`]).
+    missing: BTreeMap<u64, (Instant, bool)>,
     /// Where the current rate window began: its time and next number.
     window: Option<(Instant, u64)>,
     /// Sequence numbers per second over the last full window; kept while
@@ -66,14 +72,15 @@ impl Holes {
     pub fn arrived(&mut self, seq: u64, now: Instant) -> Arrival {
         let arrival = match self.next {
             Some(next) if seq > next && seq - next <= LARGEST_GAP => {
+                let stopped = seq - next > STOPPED_NOT_LOST;
                 for missing in next..seq {
-                    self.missing.insert(missing, now);
+                    self.missing.insert(missing, (now, stopped));
                 }
                 self.next = Some(seq + 1);
                 Arrival::Ahead { opened: seq - next }
             }
             Some(next) if seq < next => match self.missing.remove(&seq) {
-                Some(missed) => Arrival::Filled { after: now.saturating_duration_since(missed) },
+                Some((missed, _)) => Arrival::Filled { after: now.saturating_duration_since(missed) },
                 None => Arrival::Stale,
             },
             _ => {
@@ -123,11 +130,12 @@ impl Holes {
         let mut given_up = false;
         while let Some(entry) = self.missing.first_entry() {
             let out_of_window = entry.key() + NACK_WINDOW < newest;
-            if !out_of_window && now.saturating_duration_since(*entry.get()) < patience {
+            let (missed, stopped) = *entry.get();
+            if !out_of_window && now.saturating_duration_since(missed) < patience {
                 break;
             }
             entry.remove();
-            if out_of_window {
+            if out_of_window && !stopped {
                 self.lost_for_good.push_back(now);
             }
             given_up = true;
@@ -136,7 +144,8 @@ impl Holes {
     }
 
     /// How many packets of this stream str0m gave up on within the last
-    /// minute: whether the layer, as it is sent, can be carried whole.
+    /// minute, scattered losses only: whether the layer, as it is sent,
+    /// can be carried whole.
     pub fn lost_for_good_lately(&mut self, now: Instant) -> usize {
         while self.lost_for_good.front().is_some_and(|at| now.saturating_duration_since(*at) >= LOST_REMEMBERED) {
             self.lost_for_good.pop_front();
@@ -198,6 +207,21 @@ mod tests {
         assert!(holes.unrepairable(now, PATIENCE), "11 left str0m's window");
         assert_eq!(holes.lost_for_good_lately(now), 1);
         assert_eq!(holes.lost_for_good_lately(now + LOST_REMEMBERED), 0, "forgotten after a minute");
+    }
+
+    #[test]
+    fn a_stream_that_stopped_for_a_while_is_restarted_but_not_held_against_its_layer() {
+        let start = Instant::now();
+        let mut holes = Holes::default();
+        holes.arrived(10, start);
+        // An outage: 300 numbers never arrive, then the stream goes on.
+        assert_eq!(holes.arrived(311, start + 5000 * MS), Arrival::Ahead { opened: 300 });
+        for seq in 312..=420 {
+            holes.arrived(seq, start + 5000 * MS);
+        }
+        let now = start + 5001 * MS;
+        assert!(holes.unrepairable(now, PATIENCE), "a keyframe is asked for at once");
+        assert_eq!(holes.lost_for_good_lately(now), 0);
     }
 
     #[test]

@@ -22,14 +22,10 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::holes::{Arrival, NACK_WINDOW, REPAIR_PATIENCE};
+use crate::holes::{Arrival, NACK_WINDOW, REPAIR_PATIENCE, STOPPED_NOT_LOST};
 
 /// How many times str0m asks for one missing packet (fixed in str0m 0.25).
 const NACK_ATTEMPTS: i32 = 5;
-/// A jump past this many sequence numbers is the link or the stream
-/// stopping for a while (an outage, a layer paused and resumed), not the
-/// scattered loss repairs must keep up with: it is left out of the loss.
-const STOPPED_NOT_LOST: u64 = 50;
 /// How long the link's share of lost packets is measured over.
 const LOSS_WINDOW: Duration = Duration::from_secs(10);
 /// Fewer packets than this say too little about the link's loss.
@@ -72,6 +68,7 @@ impl UplinkRepair {
     /// Takes what one arriving video packet said about its stream.
     pub fn observe(&mut self, arrival: Arrival, now: Instant) {
         match arrival {
+            // The link or the stream stopped for a while: no share of its loss.
             Arrival::Ahead { opened } if opened > STOPPED_NOT_LOST => {}
             Arrival::Ahead { opened } => {
                 let second = self.second(now);
