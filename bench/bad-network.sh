@@ -151,17 +151,15 @@ same camera, microphone and three VP8 simulcast layers, and subscribes to the ot
 Janus's own web client does. Janus forwards each subscriber the top layer (it chooses none by
 bandwidth), and the page holds video as long as Chromium chooses, as Janus's clients do.
 
-Three things keep video moving on a lossy link. While its link loses packets, the app holds
+Two things keep video moving on a lossy link. While its link loses packets, the app holds
 received video for a retransmission's round trip (\`web/src/playout.ts\`: 1.2 × the longest recent
 round trip + 66 ms, or 2.2 × when 2 % or more of its video packets are lost, since a first repair
 then often fails; at most 600 ms; the browser's own choice again 15 s after the last packet asked
-for again). When a publisher's packet never arrives, even after retransmission, the SFU asks for
-that layer's keyframe as soon as no repair can come any more (\`crates/conclave-sfu/src/holes.rs\`:
-once the packet has left str0m's window of the last 100, or after two of the link's repair times)
-instead of leaving it to the receiving browser, which waits about 3 s. And the SFU forwards a
-simulcast layer only while the publisher's link carries it whole (\`repair.rs\`: from the link's
-loss and repair time, a layer whose packet rate would let str0m's window pass before its repairs
-come is passed over for the one below). The row marked *the browser's own hold* is the same
+for again). And when a publisher's packet never arrives, even after retransmission, the SFU asks
+for that layer's keyframe as soon as no repair can come any more
+(\`crates/conclave-sfu/src/holes.rs\`: once the packet has left str0m's window of the last 100,
+or after two of the link's repair times) instead of leaving it to the receiving browser, which
+waits about 3 s. The row marked *the browser's own hold* is the same
 network without the app's hold, measured in the same run. The 5 % and 200 ms rows are each the
 median of five runs, the two holds and Janus taking turns (a few freezes more or less move a
 20 s run by percents); the rows of 5 % loss without jitter and of jitter without loss split that

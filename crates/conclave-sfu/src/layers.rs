@@ -21,21 +21,11 @@ pub struct LayerWant {
     /// frame rate (an SVC stream's temporal layers): taken only when the
     /// budget allows no more, never asked for.
     pub reduced_rates: usize,
-    /// The highest layer index the publisher's link carries whole: above
-    /// it, packets are lost for good and the picture freezes
-    /// (`crate::repair`). `usize::MAX` when every layer is.
-    pub carried: usize,
 }
 
 impl LayerWant {
-    /// The layer index it gets when bandwidth is no limit: what its
-    /// quality asks for, as far as the publisher's link carries whole.
-    pub fn wanted(&self) -> usize {
-        self.asked().min(self.carried)
-    }
-
     /// The layer index its quality asks for.
-    pub fn asked(&self) -> usize {
+    pub fn wanted(&self) -> usize {
         self.reduced_rates + wanted_index(self.quality, self.layer_bps.len().saturating_sub(self.reduced_rates))
     }
 }
@@ -130,13 +120,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn camera(quality: Quality) -> LayerWant {
-        LayerWant {
-            layer_bps: vec![150_000, 500_000, 1_500_000],
-            quality,
-            is_screen: false,
-            reduced_rates: 0,
-            carried: usize::MAX,
-        }
+        LayerWant { layer_bps: vec![150_000, 500_000, 1_500_000], quality, is_screen: false, reduced_rates: 0 }
     }
 
     #[test]
@@ -164,13 +148,8 @@ mod tests {
 
     #[test]
     fn single_layer_videos_are_layer_zero() {
-        let wants = [LayerWant {
-            layer_bps: vec![800_000],
-            quality: Quality::High,
-            is_screen: false,
-            reduced_rates: 0,
-            carried: usize::MAX,
-        }];
+        let wants =
+            [LayerWant { layer_bps: vec![800_000], quality: Quality::High, is_screen: false, reduced_rates: 0 }];
         assert_eq!(allocate(Some(100), &wants), [0]);
         assert_eq!(allocate(None, &wants), [0]);
     }
@@ -184,23 +163,11 @@ mod tests {
             quality,
             is_screen: false,
             reduced_rates: 2,
-            carried: usize::MAX,
         };
         assert_eq!(allocate(None, &[svc(Quality::Low), svc(Quality::Medium), svc(Quality::High)]), [2, 3, 4]);
         assert_eq!(allocate(Some(10_000_000), &[svc(Quality::Low)]), [2], "a thumbnail still moves smoothly");
         assert_eq!(allocate(Some(100_000), &[svc(Quality::High)]), [1]);
         assert_eq!(allocate(Some(10_000), &[svc(Quality::High)]), [0]);
-    }
-
-    #[test]
-    fn a_layer_the_publishers_link_cannot_carry_is_not_taken() {
-        let mut lossy = camera(Quality::High);
-        lossy.carried = 0;
-        assert_eq!(allocate(None, &[lossy.clone(), camera(Quality::High)]), [0, 2]);
-        assert_eq!(allocate(Some(10_000_000), &[lossy.clone()]), [0], "however much bandwidth there is");
-        lossy.carried = 1;
-        assert_eq!(allocate(Some(10_000_000), &[lossy.clone()]), [1]);
-        assert_eq!(allocate(Some(10_000_000), &[camera(Quality::Low)]), [0], "a cap is no floor");
     }
 
     #[test]

@@ -52,9 +52,6 @@ pub(crate) struct Published {
     pub holes: HashMap<Option<Rid>, Holes>,
     /// The layers last reported to the sender as needed.
     pub announced: Option<Vec<Rid>>,
-    /// The highest simulcast layer last judged carried whole by the
-    /// sender's link (`carried_layer`).
-    pub carried: usize,
 }
 
 impl Published {
@@ -71,45 +68,7 @@ impl Published {
         }
         out
     }
-
-    /// The highest simulcast layer `uplink` carries whole (`crate::repair`),
-    /// of layers sending `layer_bps`: judged by the packets a layer lost for
-    /// good lately while it was sent, and by the link's losses and repair
-    /// time for the packet rate it sends (or would send, when paused). The
-    /// lowest layer is always carried: nothing below it freezes less.
-    pub fn carried_layer(&mut self, uplink: &UplinkRepair, layer_bps: &[u64], now: Instant) -> usize {
-        let before = self.carried;
-        let mut carried = 0;
-        for (i, rid) in self.rids.iter().enumerate().skip(1) {
-            let holes = self.holes.get_mut(&Some(*rid));
-            // A layer never sent yet: its bitrate in packets of a typical size.
-            let estimated = || layer_bps.get(i).map_or(0.0, |bps| *bps as f64 / 8.0 / TYPICAL_PACKET_BYTES);
-            let (per_second, lost_lately) = match holes {
-                Some(holes) => (holes.per_second().unwrap_or_else(estimated), holes.lost_for_good_lately(now)),
-                None => (estimated(), 0),
-            };
-            if lost_lately >= LOST_FOR_GOOD_TOLERATED || !uplink.carries_whole(per_second, i <= before, now) {
-                break;
-            }
-            carried = i;
-        }
-        if carried != before.min(self.rids.len().saturating_sub(1)) {
-            let per_second: Vec<Option<f64>> =
-                self.rids.iter().map(|r| self.holes.get(&Some(*r)).and_then(Holes::per_second)).collect();
-            let (loss, repair) = (uplink.loss(now), uplink.repair_time(now));
-            tracing::debug!(carried, rids = ?self.rids, ?per_second, ?loss, ?repair, "layers the link carries whole");
-        }
-        self.carried = carried;
-        carried
-    }
 }
-
-/// The payload of a typical video packet, to tell a layer's packet rate
-/// from its bitrate before it was sent.
-const TYPICAL_PACKET_BYTES: f64 = 1000.0;
-/// Packets a layer may lose for good within a minute and still be carried:
-/// one may be bad luck, two are a link that cannot carry it.
-const LOST_FOR_GOOD_TOLERATED: usize = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum OutState {
@@ -541,7 +500,6 @@ mod tests {
             holes: HashMap::new(),
             svc: SvcMeters::default(),
             announced: None,
-            carried: usize::MAX,
         }
     }
 

@@ -41,7 +41,7 @@ fn every_listen_only_participant_connects() {
 /// and one datagram in 50 besides.
 #[test]
 fn participants_connect_through_loss() {
-    let loss = Loss { one_in: 50, first_handshake_datagram: true, ..Loss::default() };
+    let loss = Loss { one_in: 50, first_handshake_datagram: true };
     let down = join(loss, Duration::from_secs(60));
     assert!(down.is_empty(), "never connected: {down:?}");
 }

@@ -13,7 +13,7 @@ use str0m::media::{MediaKind, Mid, Rid};
 
 use super::{request_keyframe, PeerKey, Sfu, SfuEvent, AUDIO_ALLOWANCE_BPS, UPGRADE_HOLD, VIDEO_SHARE};
 use crate::layers::{self, LayerWant};
-use crate::peer::{OutState, Peer};
+use crate::peer::OutState;
 use crate::svc::SvcLayers;
 use crate::MeetingKey;
 
@@ -48,17 +48,8 @@ impl Sfu {
         let mut svc_rungs: Vec<Option<Vec<SvcLayers>>> = Vec::with_capacity(wants.len());
         for (pkey, mid, quality, is_screen) in &wants {
             let (quality, is_screen) = (*quality, *is_screen);
-            let track = self.peers.get_mut(pkey).and_then(|Peer { published, uplink, .. }| {
-                published.get_mut(mid).map(|published| (published, &*uplink))
-            });
-            let Some((published, uplink)) = track else {
-                layer_wants.push(LayerWant {
-                    layer_bps: vec![0],
-                    quality,
-                    is_screen,
-                    reduced_rates: 0,
-                    carried: usize::MAX,
-                });
+            let Some(published) = self.peers.get_mut(pkey).and_then(|p| p.published.get_mut(mid)) else {
+                layer_wants.push(LayerWant { layer_bps: vec![0], quality, is_screen, reduced_rates: 0 });
                 svc_rungs.push(None);
                 continue;
             };
@@ -69,16 +60,11 @@ impl Sfu {
                     quality,
                     is_screen,
                     reduced_rates,
-                    // An SVC stream's layers share one sequence of packets:
-                    // leaving some out makes the rest no easier to repair.
-                    carried: usize::MAX,
                 });
                 svc_rungs.push(Some(rungs.into_iter().map(|r| r.0).collect()));
                 continue;
             }
-            let layer_bps = published.layer_bps(now);
-            let carried = published.carried_layer(uplink, &layer_bps, now);
-            layer_wants.push(LayerWant { layer_bps, quality, is_screen, reduced_rates: 0, carried });
+            layer_wants.push(LayerWant { layer_bps: published.layer_bps(now), quality, is_screen, reduced_rates: 0 });
             svc_rungs.push(None);
         }
         let budget = estimate.map(|e| (e as f64 * VIDEO_SHARE) as u64);
@@ -106,9 +92,8 @@ impl Sfu {
         }
         let mut keyframes = Vec::new();
         for ((((i, pkey, mid), layer), want), rungs) in which.into_iter().zip(chosen).zip(&layer_wants).zip(svc_rungs) {
-            // Below what the tile asks for: the bandwidth estimate, or the
-            // publisher's link, capped it (and it is not taken back soon).
-            let capped = layer < want.asked();
+            // Below what the tile asks for: the bandwidth estimate capped it.
+            let capped = layer < want.wanted();
             if let Some(rungs) = rungs {
                 let sub = self.peers.get_mut(&key).expect("subscriber exists");
                 let f = &mut sub.forwards[i];

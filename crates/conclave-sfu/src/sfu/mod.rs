@@ -835,7 +835,6 @@ impl Sfu {
                     holes: HashMap::new(),
                     svc: SvcMeters::default(),
                     announced: None,
-                    carried: usize::MAX,
                 };
                 peer.published.insert(added.mid, published);
                 out.push(Propagated::Published(key, added.mid));

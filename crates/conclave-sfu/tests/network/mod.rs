@@ -31,11 +31,6 @@ pub enum Sends {
     Camera {
         frame_bytes: usize,
     },
-    /// A camera in three simulcast layers (`q`, `h`, `f`), the top one of
-    /// `frame_bytes` frames at 30 fps, the others a quarter and a sixteenth.
-    SimulcastCamera {
-        frame_bytes: usize,
-    },
 }
 
 impl Sends {
@@ -43,13 +38,9 @@ impl Sends {
         let (microphone, camera, camera_frame_bytes) = match self {
             Sends::Nothing => (false, false, 0),
             Sends::Microphone => (true, false, 0),
-            Sends::Camera { frame_bytes } | Sends::SimulcastCamera { frame_bytes } => (false, true, frame_bytes),
+            Sends::Camera { frame_bytes } => (false, true, frame_bytes),
         };
-        let simulcast = match self {
-            Sends::SimulcastCamera { .. } => ["q", "h", "f"].map(String::from).to_vec(),
-            _ => Vec::new(),
-        };
-        MediaOptions { microphone, camera, camera_frame_bytes, simulcast, fps: 30, ..MediaOptions::default() }
+        MediaOptions { microphone, camera, camera_frame_bytes, fps: 30, ..MediaOptions::default() }
     }
 }
 
@@ -92,16 +83,6 @@ pub struct Loss {
     /// Every peer's first DTLS datagram, each way: no handshake completes
     /// unless the lost flight is sent again.
     pub first_handshake_datagram: bool,
-    /// How long every datagram takes, each way (none: it arrives in the
-    /// next step).
-    pub delay: Duration,
-}
-
-/// Where a datagram on its way goes.
-#[derive(Debug, Clone, Copy)]
-enum Towards {
-    Sfu { from: SocketAddr },
-    Peer(SocketAddr),
 }
 
 pub struct Network {
@@ -127,9 +108,6 @@ pub struct Network {
     lose_next_packet: Option<(ParticipantId, bool)>,
     /// The participant and SSRC of the packet lost, if its repairs are lost too.
     repairs_lost: Option<(ParticipantId, u32)>,
-    /// Datagrams on their way (when the network has a delay), in the
-    /// order they arrive.
-    in_flight: VecDeque<(Instant, Towards, Vec<u8>)>,
 }
 
 impl Network {
@@ -153,7 +131,6 @@ impl Network {
             lose_next_offer_to: HashSet::new(),
             lose_next_packet: None,
             repairs_lost: None,
-            in_flight: VecDeque::new(),
         };
         for (n, sends) in peers.iter().enumerate() {
             let id = n as u64 + 1;
@@ -272,17 +249,6 @@ impl Network {
     pub fn step(&mut self) {
         self.now += Duration::from_millis(1);
         let (now, sfu_addr) = (self.now, SFU.parse::<SocketAddr>().unwrap());
-        while self.in_flight.front().is_some_and(|(at, _, _)| *at <= now) {
-            let (_, towards, datagram) = self.in_flight.pop_front().expect("a datagram due");
-            match towards {
-                Towards::Sfu { from } => self.sfu.handle_datagram(now, from, &datagram),
-                Towards::Peer(addr) => {
-                    if let Some(peer) = self.peers.iter_mut().find(|p| p.addr == addr) {
-                        peer.inbox.push_back(datagram);
-                    }
-                }
-            }
-        }
         for i in 0..self.peers.len() {
             let peer = &mut self.peers[i];
             while let Some(datagram) = peer.inbox.pop_front() {
@@ -298,13 +264,8 @@ impl Network {
         }
         while let Some(t) = self.sfu.poll_transmit() {
             let Some(i) = self.peers.iter().position(|p| p.addr == t.destination) else { continue };
-            if self.lost(self.peers[i].id, false, &t.contents) {
-                continue;
-            }
-            if self.loss.delay.is_zero() {
+            if !self.lost(self.peers[i].id, false, &t.contents) {
                 self.peers[i].inbox.push_back(t.contents.to_vec());
-            } else {
-                self.in_flight.push_back((now + self.loss.delay, Towards::Peer(t.destination), t.contents.to_vec()));
             }
         }
         while let Some(event) = self.sfu.poll_event() {
@@ -334,13 +295,8 @@ impl Network {
             self.peers[i].last_check = Some(check.clone());
         }
         for datagram in datagrams {
-            if self.lost(id, true, &datagram) {
-                continue;
-            }
-            if self.loss.delay.is_zero() {
+            if !self.lost(id, true, &datagram) {
                 self.sfu.handle_datagram(now, from, &datagram);
-            } else {
-                self.in_flight.push_back((now + self.loss.delay, Towards::Sfu { from }, datagram));
             }
         }
         let meeting = || MeetingKey::from("m");
