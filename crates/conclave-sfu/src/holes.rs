@@ -28,17 +28,6 @@ pub(crate) const REPAIR_PATIENCE: Duration = Duration::from_millis(700);
 /// A gap this long is a stream that started over, not packets lost.
 const LARGEST_GAP: u64 = 512;
 
-/// What one arriving packet says about the stream's holes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Arrival {
-    /// A packet further along the stream (the numbers it skipped are missing).
-    Ahead,
-    /// A missing packet came, `after` it was first missed.
-    Filled { after: Duration },
-    /// A packet already had, or given up on.
-    Stale,
-}
-
 /// The missing packets of one incoming stream (one simulcast layer).
 #[derive(Debug, Default)]
 pub(crate) struct Holes {
@@ -50,27 +39,25 @@ pub(crate) struct Holes {
 
 impl Holes {
     /// A packet arrived: a jump past the next expected number leaves the
-    /// numbers between missing; an older number fills its hole.
-    pub fn arrived(&mut self, seq: u64, now: Instant) -> Arrival {
+    /// numbers between missing; an older number fills its hole, and how
+    /// long it was missing is returned (the link's repair time).
+    pub fn arrived(&mut self, seq: u64, now: Instant) -> Option<Duration> {
         match self.next {
             Some(next) if seq > next && seq - next <= LARGEST_GAP => {
                 for missing in next..seq {
                     self.missing.insert(missing, now);
                 }
                 self.next = Some(seq + 1);
-                Arrival::Ahead
+                None
             }
-            Some(next) if seq < next => match self.missing.remove(&seq) {
-                Some(missed) => Arrival::Filled { after: now.saturating_duration_since(missed) },
-                None => Arrival::Stale,
-            },
+            Some(next) if seq < next => self.missing.remove(&seq).map(|missed| now.saturating_duration_since(missed)),
             _ => {
                 if self.next.is_some_and(|next| seq > next) {
                     // The stream started over: nothing before it can be filled.
                     self.missing.clear();
                 }
                 self.next = Some(seq + 1);
-                Arrival::Ahead
+                None
             }
         }
     }
@@ -109,8 +96,8 @@ mod tests {
         for seq in [10, 11, 13, 14] {
             holes.arrived(seq, start);
         }
-        assert_eq!(holes.arrived(12, start + 300 * MS), Arrival::Filled { after: 300 * MS });
-        assert_eq!(holes.arrived(12, start + 310 * MS), Arrival::Stale, "a duplicate fills nothing");
+        assert_eq!(holes.arrived(12, start + 300 * MS), Some(300 * MS));
+        assert_eq!(holes.arrived(12, start + 310 * MS), None, "a duplicate fills nothing");
         assert!(!holes.unrepairable(start + 2000 * MS, PATIENCE));
     }
 
@@ -121,13 +108,13 @@ mod tests {
         for seq in [10, 11] {
             holes.arrived(seq, start);
         }
-        assert_eq!(holes.arrived(14, start), Arrival::Ahead);
+        assert_eq!(holes.arrived(14, start), None);
         holes.arrived(15, start);
         assert!(!holes.unrepairable(start + PATIENCE - MS, PATIENCE), "still repairable");
         holes.arrived(12, start + 100 * MS);
         assert!(holes.unrepairable(start + PATIENCE, PATIENCE), "13 never came");
         assert!(!holes.unrepairable(start + 5 * PATIENCE, PATIENCE), "reported once");
-        assert_eq!(holes.arrived(13, start + 5 * PATIENCE), Arrival::Stale);
+        assert_eq!(holes.arrived(13, start + 5 * PATIENCE), None);
         assert!(!holes.unrepairable(start + 10 * PATIENCE, PATIENCE), "a late packet is no new hole");
     }
 

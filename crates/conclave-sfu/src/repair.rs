@@ -14,7 +14,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::holes::{Arrival, REPAIR_PATIENCE};
+use crate::holes::REPAIR_PATIENCE;
 
 /// The repairs remembered, and for how long.
 const REPAIRS_KEPT: usize = 64;
@@ -30,13 +30,11 @@ pub(crate) struct UplinkRepair {
 }
 
 impl UplinkRepair {
-    /// Takes what one arriving video packet said about its stream.
-    pub fn observe(&mut self, arrival: Arrival, now: Instant) {
-        if let Arrival::Filled { after } = arrival {
-            self.repairs.push_back((now, after));
-            if self.repairs.len() > REPAIRS_KEPT {
-                self.repairs.pop_front();
-            }
+    /// A missing packet came, `after` it was first missed.
+    pub fn repaired(&mut self, after: Duration, now: Instant) {
+        self.repairs.push_back((now, after));
+        if self.repairs.len() > REPAIRS_KEPT {
+            self.repairs.pop_front();
         }
     }
 
@@ -73,7 +71,7 @@ mod tests {
 
     fn repaired(uplink: &mut UplinkRepair, after: &[u32], start: Instant) {
         for (i, ms) in after.iter().enumerate() {
-            uplink.observe(Arrival::Filled { after: *ms * MS }, start + 100 * MS * i as u32);
+            uplink.repaired(*ms * MS, start + 100 * MS * i as u32);
         }
     }
 
@@ -97,8 +95,6 @@ mod tests {
         let mut uplink = UplinkRepair::default();
         assert_eq!(uplink.patience(start), REPAIR_PATIENCE);
         repaired(&mut uplink, &[400; 5], start);
-        uplink.observe(Arrival::Ahead, start);
-        uplink.observe(Arrival::Stale, start);
         assert_eq!(uplink.repair_time(start + MS), None, "five repairs");
         repaired(&mut uplink, &[400], start + 500 * MS);
         assert_eq!(uplink.patience(start + 600 * MS), 800 * MS);

@@ -69,8 +69,9 @@ impl Sfu {
         };
         published.meters.entry(rid).or_insert_with(|| BitrateMeter::new(now)).record(packet.payload.len(), now);
         if kind == MediaKind::Video {
-            let arrival = published.holes.entry(rid).or_default().arrived(*packet.seq_no, now);
-            publisher.uplink.observe(arrival, now);
+            if let Some(after) = published.holes.entry(rid).or_default().arrived(*packet.seq_no, now) {
+                publisher.uplink.repaired(after, now);
+            }
         }
         if let Some(layer) = video.and_then(|v| v.svc) {
             published.svc.record(&layer, packet.payload.len(), now);
