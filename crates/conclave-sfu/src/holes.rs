@@ -14,7 +14,7 @@
 //! Each hole filled also tells how long the publisher's link takes to
 //! repair a loss (`crate::repair`), which is how long a hole is waited for.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 /// How many packets behind the newest of its stream str0m still asks for
@@ -28,6 +28,9 @@ pub(crate) const REPAIR_PATIENCE: Duration = Duration::from_millis(700);
 /// A gap this long is a stream that started over, not packets lost.
 const LARGEST_GAP: u64 = 512;
 
+/// Packets judged lost that are still recognised if they come after all.
+const GIVEN_UP_KEPT: usize = 32;
+
 /// The missing packets of one incoming stream (one simulcast layer).
 #[derive(Debug, Default)]
 pub(crate) struct Holes {
@@ -35,13 +38,25 @@ pub(crate) struct Holes {
     next: Option<u64>,
     /// Missing sequence numbers, with when they were first missed.
     missing: BTreeMap<u64, Instant>,
+    /// The latest packets judged lost, with when they were first missed: a
+    /// repair that still comes tells that the judgement came too soon.
+    given_up: VecDeque<(u64, Instant)>,
+}
+
+/// A missing packet that came: how long after it was first missed, and
+/// whether it had already been judged lost (its keyframe asked for).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Repair {
+    pub after: Duration,
+    pub judged_lost: bool,
 }
 
 impl Holes {
     /// A packet arrived: a jump past the next expected number leaves the
     /// numbers between missing; an older number fills its hole, and how
-    /// long it was missing is returned (the link's repair time).
-    pub fn arrived(&mut self, seq: u64, now: Instant) -> Option<Duration> {
+    /// long it was missing is returned (the link's repair time), also when
+    /// it had been judged lost already.
+    pub fn arrived(&mut self, seq: u64, now: Instant) -> Option<Repair> {
         match self.next {
             Some(next) if seq > next && seq - next <= LARGEST_GAP => {
                 for missing in next..seq {
@@ -50,11 +65,21 @@ impl Holes {
                 self.next = Some(seq + 1);
                 None
             }
-            Some(next) if seq < next => self.missing.remove(&seq).map(|missed| now.saturating_duration_since(missed)),
+            Some(next) if seq < next => {
+                let (missed, judged_lost) = match self.missing.remove(&seq) {
+                    Some(missed) => (missed, false),
+                    None => {
+                        let i = self.given_up.iter().position(|(s, _)| *s == seq)?;
+                        (self.given_up.remove(i)?.1, true)
+                    }
+                };
+                Some(Repair { after: now.saturating_duration_since(missed), judged_lost })
+            }
             _ => {
                 if self.next.is_some_and(|next| seq > next) {
                     // The stream started over: nothing before it can be filled.
                     self.missing.clear();
+                    self.given_up.clear();
                 }
                 self.next = Some(seq + 1);
                 None
@@ -75,7 +100,11 @@ impl Holes {
             if !out_of_window && now.saturating_duration_since(*entry.get()) < patience {
                 break;
             }
-            entry.remove();
+            let (seq, missed) = entry.remove_entry();
+            if self.given_up.len() == GIVEN_UP_KEPT {
+                self.given_up.pop_front();
+            }
+            self.given_up.push_back((seq, missed));
             given_up = true;
         }
         given_up
@@ -96,7 +125,7 @@ mod tests {
         for seq in [10, 11, 13, 14] {
             holes.arrived(seq, start);
         }
-        assert_eq!(holes.arrived(12, start + 300 * MS), Some(300 * MS));
+        assert_eq!(holes.arrived(12, start + 300 * MS), Some(Repair { after: 300 * MS, judged_lost: false }));
         assert_eq!(holes.arrived(12, start + 310 * MS), None, "a duplicate fills nothing");
         assert!(!holes.unrepairable(start + 2000 * MS, PATIENCE));
     }
@@ -114,7 +143,12 @@ mod tests {
         holes.arrived(12, start + 100 * MS);
         assert!(holes.unrepairable(start + PATIENCE, PATIENCE), "13 never came");
         assert!(!holes.unrepairable(start + 5 * PATIENCE, PATIENCE), "reported once");
-        assert_eq!(holes.arrived(13, start + 5 * PATIENCE), None);
+        assert_eq!(
+            holes.arrived(13, start + 5 * PATIENCE),
+            Some(Repair { after: 5 * PATIENCE, judged_lost: true }),
+            "a repair after the judgement is told as such"
+        );
+        assert_eq!(holes.arrived(13, start + 6 * PATIENCE), None, "and only once");
         assert!(!holes.unrepairable(start + 10 * PATIENCE, PATIENCE), "a late packet is no new hole");
     }
 

@@ -415,15 +415,24 @@ pub(crate) fn mids(sdp: &str) -> Vec<String> {
     sdp.lines().filter_map(|line| line.trim_end().strip_prefix("a=mid:")).map(str::to_owned).collect()
 }
 
-/// How long a forwarded packet is kept for a subscriber's NACK: past a
-/// second a resend would arrive after the receiver's jitter buffer gave up.
-const RESEND_WINDOW: Duration = Duration::from_secs(1);
-/// Packets kept for resends per forwarded stream: a second of a 1.5 Mbit/s
-/// camera with room to spare (str0m's default keeps 2000 for 3 s).
+/// How long a forwarded packet is kept for a subscriber's NACK. A lost
+/// packet of a frame that later frames refer to stalls the subscriber's
+/// video until it comes, however late, or until a keyframe, which Chromium
+/// asks for only after 3 s; on a link that loses a first resend too and
+/// takes 400 ms a round trip, the third request comes more than a second
+/// after the packet. Two seconds cover four requests there.
+const RESEND_WINDOW: Duration = Duration::from_secs(2);
+/// Packets kept for resends per forwarded stream: two seconds of a
+/// 1.5 Mbit/s camera (str0m's default keeps 1024 for 3 s).
 const RESEND_PACKETS: usize = 512;
-/// Queued resends are dropped once they pass this share of what is sent
-/// (str0m's default), so a lossy link is not buried in its own repairs.
-const RESEND_SHARE_CAP: Option<f32> = Some(0.15);
+/// Queued resends are dropped once they pass this share of what a stream
+/// sent over the last second, so a link is not buried in its own repairs.
+/// Not lower: a link losing 10 % spends 10 to 20 % on resends (a request
+/// repeated while its resend is on the way is answered twice), and on a
+/// slow layer of 20 packets a second a few resends of a keyframe pass 15 %
+/// (str0m's default), which dropped the very repairs a stalled picture
+/// waited for.
+const RESEND_SHARE_CAP: Option<f32> = Some(0.5);
 
 /// The subscriber's sending stream for the m-line `mid` just opened.
 ///

@@ -79,6 +79,11 @@ fn render_metrics(state: &crate::state::AppState) -> String {
                 s.keyframes_for_lost_packets,
                 "Keyframes asked of publishers because a video packet never arrived, even after retransmission.",
             ),
+            (
+                "conclave_media_packets_judged_lost_too_soon_total",
+                s.packets_judged_lost_too_soon,
+                "Video packets judged lost (their keyframe asked for) that still came.",
+            ),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
         }

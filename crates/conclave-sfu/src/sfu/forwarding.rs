@@ -69,8 +69,15 @@ impl Sfu {
         };
         published.meters.entry(rid).or_insert_with(|| BitrateMeter::new(now)).record(packet.payload.len(), now);
         if kind == MediaKind::Video {
-            if let Some(after) = published.holes.entry(rid).or_default().arrived(*packet.seq_no, now) {
-                publisher.uplink.repaired(after, now);
+            if let Some(repair) = published.holes.entry(rid).or_default().arrived(*packet.seq_no, now) {
+                // A repair that came after its packet was judged lost counts
+                // too: the link's repair time is theirs as well, or the
+                // judgement would only learn from the repairs it waited for.
+                publisher.uplink.repaired(repair.after, now);
+                if repair.judged_lost {
+                    tracing::debug!(publisher = publisher.participant, ?rid, after = ?repair.after, "a packet judged lost came after all");
+                    self.stats.packets_judged_lost_too_soon += 1;
+                }
             }
         }
         if let Some(layer) = video.and_then(|v| v.svc) {

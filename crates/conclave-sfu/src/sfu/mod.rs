@@ -199,6 +199,9 @@ pub struct SfuStats {
     /// Keyframes asked of publishers because a packet of theirs never
     /// arrived, even after retransmission (`crate::holes`).
     pub keyframes_for_lost_packets: u64,
+    /// Of those packets, the ones that came after all: the judgement came
+    /// too soon.
+    pub packets_judged_lost_too_soon: u64,
     pub peers: u64,
 }
 
@@ -862,6 +865,12 @@ impl Sfu {
             RtcEvent::KeyframeRequest(req) => {
                 if let Some(f) = peer.forwards.iter().find(|f| f.mid() == Some(req.mid)) {
                     let rid = f.current.flatten().or(f.target);
+                    tracing::debug!(
+                        subscriber = peer.participant,
+                        publisher = f.owner,
+                        ?rid,
+                        "a subscriber asked for a keyframe"
+                    );
                     out.push(Propagated::Keyframe {
                         publisher: f.owner,
                         meeting: peer.meeting.clone(),
