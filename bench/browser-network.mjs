@@ -13,7 +13,11 @@
 // ending in `/browser` leaves the video's hold to Chromium alone, without
 // the app's cover for retransmissions (src/playout.ts). Prints one
 // JSON line `{"rows": [...]}` for bench/bad-network.sh. The served app must
-// be built with test hooks (the statistics are read through them).
+// be built with test hooks (the statistics are read through them). With
+// CONCLAVE_FREEZE_LOG=1 it also prints each freeze as it ends, with the
+// time of day to set beside the server's log (CONCLAVE_LOG=conclave_sfu=debug
+// tells when the SFU judged a packet lost, and whether it came after all),
+// and what each page's encoder sent.
 //
 // A level ending in `/janus` is the same two people meeting through Janus's
 // VideoRoom instead (bench/janus-meeting.mjs), and the outage is then
@@ -188,6 +192,50 @@ async function measure(pages, during) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/// With CONCLAVE_FREEZE_LOG=1, each page's freezes as they happen (the
+/// wall-clock time, to set beside the server's log) and, at the end, how
+/// each of its simulcast layers was encoded: what a freeze is to be
+/// explained by.
+const FREEZE_LOG = process.env.CONCLAVE_FREEZE_LOG === "1";
+
+/// Sleeps `ms`, printing each freeze the pages count meanwhile.
+async function watchFreezes(pages, ms) {
+  const names = ["host", "guest"];
+  const counts = async (page) => page.evaluate(async () => {
+    const stats = await window.__conclave.stats();
+    const video = stats.filter((s) => s.type === "inbound-rtp" && s.kind === "video");
+    return {
+      freezes: video.reduce((a, s) => a + (s.freezeCount ?? 0), 0),
+      frozen: video.reduce((a, s) => a + (s.totalFreezesDuration ?? 0), 0),
+      plis: video.reduce((a, s) => a + (s.pliCount ?? 0), 0),
+      lost: video.reduce((a, s) => a + (s.packetsLost ?? 0), 0),
+    };
+  });
+  let last = await Promise.all(pages.map(counts));
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    await sleep(250);
+    const now = await Promise.all(pages.map(counts));
+    now.forEach((n, i) => {
+      const was = last[i];
+      if (n.freezes !== was.freezes || n.plis !== was.plis) {
+        const frozen = Math.round((n.frozen - was.frozen) * 1000);
+        console.error(`${new Date().toISOString()} ${names[i]}: ${n.freezes - was.freezes} freeze(s) ended, ${frozen} ms; PLIs sent +${n.plis - was.plis}; lost ${n.lost}`);
+      }
+    });
+    last = now;
+  }
+  for (const [i, page] of pages.entries()) {
+    const layers = await page.evaluate(async () => {
+      const stats = await window.__conclave.stats();
+      return stats
+        .filter((s) => s.type === "outbound-rtp" && s.kind === "video")
+        .map((s) => `${s.rid}:${s.scalabilityMode ?? "?"} ${s.frameHeight ?? 0}p ${Math.round(s.framesPerSecond ?? 0)}fps nacks ${s.nackCount} plis ${s.pliCount} resent ${s.retransmittedPacketsSent}/${s.packetsSent} ${s.qualityLimitationReason}`);
+    });
+    console.error(`${names[i]} sends: ${layers.join(" | ")}`);
+  }
+}
+
 /// Resolves with the time, from `since`, at which `page` has decoded ten
 /// video frames more than when called (on a new peer connection, ten).
 async function movingAgain(page, since) {
@@ -216,7 +264,7 @@ async function main() {
       const proxy = await impair(udp, level);
       const call = await meet(level);
       await sleep(SETTLE_MS);
-      rows.push({ ...level, ...(await measure(call.pages, () => sleep(SECONDS * 1000))) });
+      rows.push({ ...level, ...(await measure(call.pages, () => (FREEZE_LOG ? watchFreezes(call.pages, SECONDS * 1000) : sleep(SECONDS * 1000)))) });
       console.error(JSON.stringify(rows.at(-1)));
       await call.close();
       await proxy.stop();

@@ -265,20 +265,36 @@ async function main() {
     // jitter buffer would show frames before their repairs came, and
     // freeze). At 5 % loss a first repair fails often (its request or its
     // packet lost too), so the hold covers two of the link's round trips
-    // (each at least 40 ms here) and the time a loss takes to notice.
+    // (each at least 40 ms here) and the time a loss takes to notice. The
+    // hold grows in steps of at most 120 ms (Chromium shows a longer hold
+    // by pausing the picture that long), from about the browser's own.
     const playout = (page) => page.evaluate(() => window.__conclave.playout());
-    const clean = await playout(host);
+    // A packet asked for again while the screens started (a keyframe's
+    // burst on a loaded machine) holds video for a while even here.
+    const clean = await poll("nothing held on the clean link", async () => {
+      const now = await playout(host);
+      return now.roundTrips === 0 && now;
+    }, 30_000);
     figures.video_held_on_the_clean_link_ms = clean.chosen;
-    assert.equal(clean.roundTrips, 0, "nothing held on the clean link");
+    const heldBefore = { host: null, guest: (await playout(guest.page)).chosen };
     impairment.switchImpairment();
-    for (const [p, name] of [[host, "host"], [guest.page, "guest"]]) {
+    // Both pages watched at once, so that no step of either is missed.
+    await Promise.all([[host, "host"], [guest.page, "guest"]].map(async ([p, name]) => {
+      const holds = [heldBefore[name] ?? 150];
       const held = await poll(`the ${name}'s video held for two repairs`, async () => {
         const { chosen, roundTrips, receivers } = await playout(p);
-        const covered = roundTrips === 2 && chosen !== null && chosen >= 40 * 2.2 + 66;
+        if (chosen !== null && chosen !== holds.at(-1)) holds.push(chosen);
+        const covered = roundTrips === 2 && chosen !== null && chosen >= 500;
         return covered && receivers.length > 0 && receivers.every((r) => r === chosen) && chosen;
-      }, 30_000);
+      }, 40_000);
+      // The first entry is the hold before the link turned bad, or about
+      // the browser's own.
+      for (const [i, hold] of holds.entries()) {
+        if (i > 0) assert.ok(hold - holds[i - 1] <= 120, `the ${name}'s hold grew ${holds.join(" → ")} ms, by more than 120 ms at once`);
+      }
       figures[`video_held_on_a_lossy_link_ms_${name}`] = held;
-    }
+      figures[`video_hold_steps_${name}`] = holds.join(" → ");
+    }));
     await Promise.all([
       moving("the guest's video at the host on the lossy link", host, guest.id, "camera", 30_000),
       moving("the host's video at the guest on the lossy link", guest.page, hostId, "camera", 30_000),

@@ -19,12 +19,25 @@
 // on a link losing a share p of its packets, about 2p of repairs take a
 // second round trip. Past `SECOND_REPAIR_LOSS` that is a frame late every
 // few seconds, each a short freeze, so the hold covers two round trips
-// there, within the same limit: on a long round trip the limit wins, as a
-// conversation a second behind is worse than a picture that stops now
-// and then (`docs/benchmarks.md`, "What was tried", measured both).
+// there, within a longer limit: on such a link the picture would
+// otherwise stop every few seconds, which people notice more than a
+// conversation that runs later (`docs/benchmarks.md`, "Media on bad
+// networks", measured both).
 
-/// Longest hold added: past this a conversation lags more than a freeze costs.
+/// Longest hold added for one repair: past this a conversation lags more
+/// than a freeze costs.
 export const MAX_COVER_MS = 600;
+/// Longest hold added where a second repair is waited for as well.
+export const MAX_SECOND_REPAIR_COVER_MS = 1000;
+/// The most the hold grows by at one reading. Chromium shows a longer hold
+/// at once, by waiting that much longer before the next frame: a step of
+/// 400 ms is a freeze of 450 ms by its own count (a frame later than
+/// 150 ms past the usual gap), so the hold grows in steps short of that,
+/// and shrinks at once (frames are then shown sooner, not later).
+export const MAX_RAISE_MS = 120;
+/// Where the hold starts from when the browser's own is left: about what
+/// Chromium holds on a link with some jitter.
+const BROWSER_HOLD_MS = 150;
 /// The share of video packets lost on this receiver's link past which a
 /// second repair round trip is waited for as well.
 export const SECOND_REPAIR_LOSS = 0.02;
@@ -59,6 +72,8 @@ export class RepairCover {
   private counts: { received: number; lost: number }[] = [];
   /// How many round trips the hold last covered (0: no hold).
   roundTrips = 0;
+  /// The hold last asked for, `null` for the browser's own.
+  private held: number | null = null;
 
   update(sample: PlayoutSample): number | null {
     const latest = { received: sample.videoReceived, lost: sample.videoLost };
@@ -80,14 +95,23 @@ export class RepairCover {
     }
     if (sample.at - this.lastRepairAt > COVER_LASTS_MS || this.rtts.length === 0) {
       this.roundTrips = 0;
+      this.held = null;
       return null;
     }
     const rtt = Math.max(...this.rtts);
-    this.roundTrips = this.recentLoss() >= SECOND_REPAIR_LOSS ? 2 : 1;
+    // Once two round trips are covered, they stay so until the loss falls
+    // well below the threshold: a link near it would otherwise move the
+    // hold up and down by hundreds of milliseconds every few seconds.
+    const loss = this.recentLoss();
+    const second = this.roundTrips === 2 ? loss >= SECOND_REPAIR_LOSS / 2 : loss >= SECOND_REPAIR_LOSS;
+    this.roundTrips = second ? 2 : 1;
     // A round trip for each request and its packet, a fifth of one more
     // for the spread of round trips, and two frames' time for the gap to
     // be noticed.
-    return Math.min(MAX_COVER_MS, Math.round(rtt * (this.roundTrips + 0.2) + 66));
+    const limit = this.roundTrips === 2 ? MAX_SECOND_REPAIR_COVER_MS : MAX_COVER_MS;
+    const wanted = Math.min(limit, Math.round(rtt * (this.roundTrips + 0.2) + 66));
+    this.held = Math.min(wanted, (this.held ?? BROWSER_HOLD_MS) + MAX_RAISE_MS);
+    return this.held;
   }
 
   /// The share of video packets lost over the recent readings.
