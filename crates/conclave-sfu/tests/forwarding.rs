@@ -86,3 +86,22 @@ fn a_packet_lost_for_good_brings_a_keyframe_within_a_second() {
         assert!(after > before + 30, "the camera goes on (lost for good: {for_good}): {before} then {after}");
     }
 }
+
+/// A subscriber far away (560 ms each way) asks for a lost packet again
+/// more than a second after the SFU forwarded it; the SFU still has it and
+/// sends it again, so the subscriber's picture goes on whole instead of
+/// stalling on a frame it can never complete.
+#[test]
+fn a_far_subscriber_still_gets_a_lost_packet_again() {
+    let camera = Sends::Camera { frame_bytes: 1200 };
+    let mut net = Network::new(&[camera, Sends::Nothing], Loss::default());
+    net.delay.insert(2, Duration::from_millis(560));
+    assert!(net.run_until(Duration::from_secs(15), |n| camera_frames(n.peer(2), 1) > 30));
+    net.run_until(Duration::from_secs(2), |_| false);
+    let missing = |n: &Network| n.peer(2).stats().received.get(&(1, MediaSource::Camera)).map_or(0, |t| t.missing);
+    let before = missing(&net);
+    net.lose_next_forwarded_packet(2);
+    net.run_until(Duration::from_secs(5), |_| false);
+    assert_eq!(missing(&net), before, "the lost packet came again, and no frame is missing");
+    assert!(camera_frames(net.peer(2), 1) > 150, "the camera goes on");
+}

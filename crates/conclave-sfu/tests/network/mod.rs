@@ -7,7 +7,7 @@
 // Each test binary uses its part of the world.
 #![allow(dead_code)]
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -108,6 +108,14 @@ pub struct Network {
     lose_next_packet: Option<(ParticipantId, bool)>,
     /// The participant and SSRC of the packet lost, if its repairs are lost too.
     repairs_lost: Option<(ParticipantId, u32)>,
+    /// A participant whose link takes this long each way.
+    pub delay: HashMap<u64, Duration>,
+    /// Datagrams on a delayed link: when each arrives, at which peer (by
+    /// index) and whether towards the SFU.
+    in_flight: Vec<(Instant, usize, bool, Vec<u8>)>,
+    /// A participant the SFU's next video packet to is lost on the way
+    /// (its retransmission is not).
+    lose_next_forwarded: Option<ParticipantId>,
 }
 
 impl Network {
@@ -131,6 +139,9 @@ impl Network {
             lose_next_offer_to: HashSet::new(),
             lose_next_packet: None,
             repairs_lost: None,
+            delay: HashMap::new(),
+            in_flight: Vec::new(),
+            lose_next_forwarded: None,
         };
         for (n, sends) in peers.iter().enumerate() {
             let id = n as u64 + 1;
@@ -142,6 +153,11 @@ impl Network {
     /// Whether `datagram` between `peer` and the SFU is lost.
     fn lost(&mut self, peer: u64, to_sfu: bool, datagram: &[u8]) -> bool {
         if self.cut.contains(&peer) {
+            return true;
+        }
+        // A camera frame's packet is the only RTP datagram this large.
+        if !to_sfu && self.lose_next_forwarded == Some(peer) && rtp_ssrc(datagram).is_some() && datagram.len() > 1000 {
+            self.lose_next_forwarded = None;
             return true;
         }
         if to_sfu {
@@ -166,6 +182,12 @@ impl Network {
         self.rng ^= self.rng >> 7;
         self.rng ^= self.rng << 17;
         self.loss.one_in > 0 && self.rng.is_multiple_of(self.loss.one_in)
+    }
+
+    /// Loses the next video packet the SFU sends `peer`; its
+    /// retransmission, asked for by `peer`, goes through.
+    pub fn lose_next_forwarded_packet(&mut self, peer: ParticipantId) {
+        self.lose_next_forwarded = Some(peer);
     }
 
     /// Loses `peer`'s next RTP packet to the SFU; with `for_good`, every
@@ -249,6 +271,19 @@ impl Network {
     pub fn step(&mut self) {
         self.now += Duration::from_millis(1);
         let (now, sfu_addr) = (self.now, SFU.parse::<SocketAddr>().unwrap());
+        let mut i = 0;
+        while i < self.in_flight.len() {
+            if self.in_flight[i].0 > now {
+                i += 1;
+                continue;
+            }
+            let (_, peer, to_sfu, datagram) = self.in_flight.remove(i);
+            if to_sfu {
+                self.sfu.handle_datagram(now, self.peers[peer].addr, &datagram);
+            } else {
+                self.peers[peer].inbox.push_back(datagram);
+            }
+        }
         for i in 0..self.peers.len() {
             let peer = &mut self.peers[i];
             while let Some(datagram) = peer.inbox.pop_front() {
@@ -265,7 +300,10 @@ impl Network {
         while let Some(t) = self.sfu.poll_transmit() {
             let Some(i) = self.peers.iter().position(|p| p.addr == t.destination) else { continue };
             if !self.lost(self.peers[i].id, false, &t.contents) {
-                self.peers[i].inbox.push_back(t.contents.to_vec());
+                match self.delay.get(&self.peers[i].id) {
+                    Some(delay) => self.in_flight.push((now + *delay, i, false, t.contents.to_vec())),
+                    None => self.peers[i].inbox.push_back(t.contents.to_vec()),
+                }
             }
         }
         while let Some(event) = self.sfu.poll_event() {
@@ -296,7 +334,10 @@ impl Network {
         }
         for datagram in datagrams {
             if !self.lost(id, true, &datagram) {
-                self.sfu.handle_datagram(now, from, &datagram);
+                match self.delay.get(&id) {
+                    Some(delay) => self.in_flight.push((now + *delay, i, true, datagram)),
+                    None => self.sfu.handle_datagram(now, from, &datagram),
+                }
             }
         }
         let meeting = || MeetingKey::from("m");
