@@ -17,8 +17,10 @@ use crate::{Client, ClientError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChatError {
+    /// Boxed, as `File` is: a call's error is several times the size of
+    /// the others, and every call of a device would carry its size.
     #[error(transparent)]
-    Api(#[from] ClientError),
+    Api(Box<ClientError>),
     #[error("end-to-end encryption failed: {0:?}")]
     Mls(MlsError),
     #[error("the server's credential is not for this device's key")]
@@ -26,10 +28,22 @@ pub enum ChatError {
     #[error("this device is not in the conversation's group yet")]
     NotInGroup,
     #[error(transparent)]
-    File(#[from] crate::files::FileTransferError),
+    File(Box<crate::files::FileTransferError>),
     /// A call failed whose error the driver did not keep (never, in practice).
     #[error("the server refused a call ({0})")]
     Refused(Failure),
+}
+
+impl From<ClientError> for ChatError {
+    fn from(err: ClientError) -> Self {
+        Self::Api(Box::new(err))
+    }
+}
+
+impl From<crate::files::FileTransferError> for ChatError {
+    fn from(err: crate::files::FileTransferError) -> Self {
+        Self::File(Box::new(err))
+    }
 }
 
 impl From<MlsError> for ChatError {
@@ -233,7 +247,7 @@ impl ChatDevice {
             self.device.handle_reply(reply);
         }
         self.device.finish().map_err(|err| match (err, failed) {
-            (DeviceError::Call(_), Some(call)) => ChatError::Api(call),
+            (DeviceError::Call(_), Some(call)) => ChatError::Api(Box::new(call)),
             (err, _) => device_error(err),
         })
     }
