@@ -283,12 +283,14 @@ async function main() {
       const holds = [heldBefore[name] ?? 150];
       const held = await poll(`the ${name}'s video held for two repairs`, async () => {
         const { chosen, roundTrips, receivers } = await playout(p);
-        if (chosen !== null && chosen !== holds.at(-1)) holds.push(chosen);
+        // No hold (the browser's own again, after a while without repairs)
+        // counts as about the browser's: the next starts from there.
+        if ((chosen ?? 150) !== holds.at(-1)) holds.push(chosen ?? 150);
         const covered = roundTrips === 2 && chosen !== null && chosen >= 500;
         return covered && receivers.length > 0 && receivers.every((r) => r === chosen) && chosen;
       }, 40_000);
       // The first entry is the hold before the link turned bad, or about
-      // the browser's own.
+      // the browser's own (150 ms).
       for (const [i, hold] of holds.entries()) {
         if (i > 0) assert.ok(hold - holds[i - 1] <= 120, `the ${name}'s hold grew ${holds.join(" → ")} ms, by more than 120 ms at once`);
       }
