@@ -21,10 +21,6 @@ use std::time::{Duration, Instant};
 /// a missing one again, and accepts its retransmission (its receive
 /// register's reordering window, fixed in str0m 0.25).
 pub(crate) const NACK_WINDOW: u64 = 100;
-/// How long a missing packet may still come back when the link's repair
-/// time is not yet known: a retransmission after a second request across
-/// a slow link's round trip.
-pub(crate) const REPAIR_PATIENCE: Duration = Duration::from_millis(700);
 /// A gap this long is a stream that started over, not packets lost.
 const LARGEST_GAP: u64 = 512;
 
@@ -87,6 +83,11 @@ impl Holes {
         }
     }
 
+    /// Whether any packet is missing now (and so could be judged lost).
+    pub fn any_missing(&self) -> bool {
+        !self.missing.is_empty()
+    }
+
     /// Whether a packet is gone for good: str0m no longer asks for it nor
     /// takes it (it is [`NACK_WINDOW`] packets behind), or it has been
     /// missing longer than `patience`, the link's repair time. Those holes
@@ -116,7 +117,8 @@ mod tests {
     use super::*;
 
     const MS: Duration = Duration::from_millis(1);
-    const PATIENCE: Duration = REPAIR_PATIENCE;
+    /// The link's patience in these tests (`crate::repair` decides it).
+    const PATIENCE: Duration = Duration::from_millis(700);
 
     #[test]
     fn a_packet_that_comes_back_in_time_leaves_no_hole() {

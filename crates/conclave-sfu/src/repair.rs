@@ -15,13 +15,15 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::holes::REPAIR_PATIENCE;
-
 /// The repairs remembered, and for how long.
 const REPAIRS_KEPT: usize = 64;
 const REPAIRS_FOR: Duration = Duration::from_secs(30);
 /// Fewer repairs than this say too little about how long they take.
 const LEAST_REPAIRS: usize = 6;
+/// How long a missing packet may still come back when the link's repair
+/// time is not yet known: a retransmission after a second request across
+/// a slow link's round trip.
+const REPAIR_PATIENCE: Duration = Duration::from_millis(700);
 /// How many times str0m asks for a missing packet (its receive register's
 /// limit, fixed in str0m 0.25), a round trip apart.
 const REQUESTS: u32 = 5;

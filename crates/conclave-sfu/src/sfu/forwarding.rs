@@ -193,6 +193,11 @@ impl Sfu {
     /// good: its subscribers cannot decode on until one comes.
     pub(super) fn restart_broken_layers(&mut self, now: Instant) {
         for (key, peer) in &mut self.peers {
+            // Most publishers miss nothing at most wake-ups: their link's
+            // patience (a sort of its recent repairs) is not worked out then.
+            if !peer.published.values().any(|p| p.holes.values().any(|h| h.any_missing())) {
+                continue;
+            }
             let patience = peer.uplink.patience(now);
             let broken: Vec<(Mid, Option<Rid>)> = peer
                 .published

@@ -271,18 +271,9 @@ impl Network {
     pub fn step(&mut self) {
         self.now += Duration::from_millis(1);
         let (now, sfu_addr) = (self.now, SFU.parse::<SocketAddr>().unwrap());
-        let mut i = 0;
-        while i < self.in_flight.len() {
-            if self.in_flight[i].0 > now {
-                i += 1;
-                continue;
-            }
-            let (_, peer, to_sfu, datagram) = self.in_flight.remove(i);
-            if to_sfu {
-                self.sfu.handle_datagram(now, self.peers[peer].addr, &datagram);
-            } else {
-                self.peers[peer].inbox.push_back(datagram);
-            }
+        let arrived: Vec<_> = self.in_flight.extract_if(.., |(at, ..)| *at <= now).collect();
+        for (_, peer, to_sfu, datagram) in arrived {
+            self.arrive(peer, to_sfu, datagram);
         }
         for i in 0..self.peers.len() {
             let peer = &mut self.peers[i];
@@ -300,10 +291,7 @@ impl Network {
         while let Some(t) = self.sfu.poll_transmit() {
             let Some(i) = self.peers.iter().position(|p| p.addr == t.destination) else { continue };
             if !self.lost(self.peers[i].id, false, &t.contents) {
-                match self.delay.get(&self.peers[i].id) {
-                    Some(delay) => self.in_flight.push((now + *delay, i, false, t.contents.to_vec())),
-                    None => self.peers[i].inbox.push_back(t.contents.to_vec()),
-                }
+                self.travel(i, false, t.contents.to_vec());
             }
         }
         while let Some(event) = self.sfu.poll_event() {
@@ -321,12 +309,29 @@ impl Network {
         }
     }
 
+    /// A datagram between peer `i` and the SFU sets off: it arrives now,
+    /// or after the peer's link's delay.
+    fn travel(&mut self, i: usize, to_sfu: bool, datagram: Vec<u8>) {
+        match self.delay.get(&self.peers[i].id) {
+            Some(delay) => self.in_flight.push((self.now + *delay, i, to_sfu, datagram)),
+            None => self.arrive(i, to_sfu, datagram),
+        }
+    }
+
+    fn arrive(&mut self, i: usize, to_sfu: bool, datagram: Vec<u8>) {
+        if to_sfu {
+            self.sfu.handle_datagram(self.now, self.peers[i].addr, &datagram);
+        } else {
+            self.peers[i].inbox.push_back(datagram);
+        }
+    }
+
     /// What peer `i`'s session queued: its datagrams onto the network
     /// towards the SFU, its offers and answers to the SFU as the meeting
     /// would pass them on (its other messages have no one to hear them).
     fn carry_out(&mut self, i: usize) {
         let now = self.now;
-        let (id, from) = (self.peers[i].id, self.peers[i].addr);
+        let id = self.peers[i].id;
         let datagrams: Vec<Vec<u8>> =
             std::iter::from_fn(|| self.peers[i].session.poll_transmit()).map(|datagram| datagram.contents).collect();
         if let Some(check) = datagrams.iter().rfind(|d| d.first().is_some_and(|b| *b < 4)) {
@@ -334,10 +339,7 @@ impl Network {
         }
         for datagram in datagrams {
             if !self.lost(id, true, &datagram) {
-                match self.delay.get(&id) {
-                    Some(delay) => self.in_flight.push((now + *delay, i, true, datagram)),
-                    None => self.sfu.handle_datagram(now, from, &datagram),
-                }
+                self.travel(i, true, datagram);
             }
         }
         let meeting = || MeetingKey::from("m");
