@@ -209,10 +209,13 @@ async function watchFreezes(pages, ms) {
       frozen: video.reduce((a, s) => a + (s.totalFreezesDuration ?? 0), 0),
       plis: video.reduce((a, s) => a + (s.pliCount ?? 0), 0),
       lost: video.reduce((a, s) => a + (s.packetsLost ?? 0), 0),
+      hold: window.__conclave.playout().chosen,
     };
   });
   let last = await Promise.all(pages.map(counts));
-  const end = Date.now() + ms;
+  const start = Date.now();
+  const end = start + ms;
+  console.error(`holds as the measurement starts: ${last.map((l, i) => `${names[i]} ${l.hold ?? "browser's"} ms`).join(", ")}`);
   while (Date.now() < end) {
     await sleep(250);
     const now = await Promise.all(pages.map(counts));
@@ -220,7 +223,8 @@ async function watchFreezes(pages, ms) {
       const was = last[i];
       if (n.freezes !== was.freezes || n.plis !== was.plis) {
         const frozen = Math.round((n.frozen - was.frozen) * 1000);
-        console.error(`${new Date().toISOString()} ${names[i]}: ${n.freezes - was.freezes} freeze(s) ended, ${frozen} ms; PLIs sent +${n.plis - was.plis}; lost ${n.lost}`);
+        const into = ((Date.now() - start) / 1000).toFixed(1);
+        console.error(`${new Date().toISOString()} (${into} s in) ${names[i]}: ${n.freezes - was.freezes} freeze(s) ended, ${frozen} ms; PLIs sent +${n.plis - was.plis}; lost ${n.lost}; hold ${n.hold ?? "browser's"} ms`);
       }
     });
     last = now;

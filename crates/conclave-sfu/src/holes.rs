@@ -37,6 +37,8 @@ pub(crate) struct Holes {
     /// The latest packets judged lost, with when they were first missed: a
     /// repair that still comes tells that the judgement came too soon.
     given_up: VecDeque<(u64, Instant)>,
+    /// Packets found missing so far (whether they came later or not).
+    missed: u64,
 }
 
 /// A missing packet that came: how long after it was first missed, and
@@ -58,6 +60,7 @@ impl Holes {
                 for missing in next..seq {
                     self.missing.insert(missing, now);
                 }
+                self.missed += seq - next;
                 self.next = Some(seq + 1);
                 None
             }
@@ -81,6 +84,12 @@ impl Holes {
                 None
             }
         }
+    }
+
+    /// How many packets were found missing so far: the stream's losses on
+    /// the way in, repaired or not.
+    pub fn missed(&self) -> u64 {
+        self.missed
     }
 
     /// Whether any packet is missing now (and so could be judged lost).

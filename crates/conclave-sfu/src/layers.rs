@@ -5,6 +5,7 @@
 //! its lowest layer, then the budget upgrades videos in order of priority
 //! (screen shares, then larger tiles) as far as each asked for.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use conclave_proto::media::Quality;
@@ -66,6 +67,44 @@ pub fn allocate(budget_bps: Option<u64>, wants: &[LayerWant]) -> Vec<usize> {
     chosen
 }
 
+/// When a video may move up a layer again. A step down the bandwidth
+/// estimate forced holds it down a while, or a link at its limit would
+/// flap; and each move costs a keyframe, the frame most likely to come
+/// late on a lossy link (it has the most packets to lose), so an upgrade
+/// the estimate could not keep makes the next wait twice as long.
+#[derive(Debug, Clone, Default)]
+pub struct Upgrades {
+    stepped_down: Option<Instant>,
+    upgraded: Option<Instant>,
+    /// Upgrades in a row that a forced step down soon undid.
+    failed: u32,
+}
+
+/// An upgrade the estimate keeps this long was not a failed one.
+const UPGRADE_PROVEN: Duration = Duration::from_secs(20);
+/// The hold doubles at most this many times (8 s becomes 64 s).
+const MOST_FAILED_UPGRADES: u32 = 3;
+
+impl Upgrades {
+    /// Whether the video may move to another layer now (`upgrade`: a
+    /// higher one; `capped`: a lower one because the estimate forced it),
+    /// `hold` being how long a first upgrade waits after a forced step down.
+    pub fn may_retarget(&mut self, upgrade: bool, capped: bool, now: Instant, hold: Duration) -> bool {
+        if upgrade {
+            let hold = hold * 2u32.pow(self.failed);
+            if self.stepped_down.is_some_and(|t| now.saturating_duration_since(t) < hold) {
+                return false;
+            }
+            self.upgraded = Some(now);
+        } else if capped {
+            self.stepped_down = Some(now);
+            let undone = self.upgraded.is_some_and(|t| now.saturating_duration_since(t) < UPGRADE_PROVEN);
+            self.failed = if undone { (self.failed + 1).min(MOST_FAILED_UPGRADES) } else { 0 };
+        }
+        true
+    }
+}
+
 /// Orders rids low to high: the conventional names first (`q`/`h`/`f`,
 /// `l`/`m`/`h`), otherwise the order the sender listed them in.
 pub fn rank(rid: &str, listed_at: usize) -> (usize, usize) {
@@ -78,24 +117,34 @@ pub fn rank(rid: &str, listed_at: usize) -> (usize, usize) {
     (rank, listed_at)
 }
 
-/// Bits per second of one incoming layer over a sliding window.
+/// Bits per second of one incoming layer over a sliding window, and the
+/// packets per second it sends while it sends.
 #[derive(Debug, Clone)]
 pub struct BitrateMeter {
     window_start: Instant,
     bytes: u64,
+    packets: u64,
     last_bps: u64,
+    /// Packets per second of the latest windows that had any, newest last:
+    /// a layer paused at its encoder sends that many again when resumed.
+    sending_pps: VecDeque<u64>,
 }
 
 const WINDOW: Duration = Duration::from_millis(1000);
+/// Windows the packet rate is remembered over: a window a layer paused or
+/// resumed in measures only part of its rate, so the highest of the last
+/// few stands for it.
+const PPS_WINDOWS: usize = 5;
 
 impl BitrateMeter {
     pub fn new(now: Instant) -> Self {
-        Self { window_start: now, bytes: 0, last_bps: 0 }
+        Self { window_start: now, bytes: 0, packets: 0, last_bps: 0, sending_pps: VecDeque::new() }
     }
 
     pub fn record(&mut self, bytes: usize, now: Instant) {
         self.roll(now);
         self.bytes += bytes as u64;
+        self.packets += 1;
     }
 
     /// The rate of the last full window (or of the current one once it is longer).
@@ -104,11 +153,26 @@ impl BitrateMeter {
         self.last_bps
     }
 
+    /// Packets per second while the layer sends (also while it is paused:
+    /// what it sent before); `None` until a window of it is measured.
+    pub fn sending_pps(&mut self, now: Instant) -> Option<u64> {
+        self.roll(now);
+        self.sending_pps.iter().max().copied()
+    }
+
     fn roll(&mut self, now: Instant) {
         let elapsed = now.saturating_duration_since(self.window_start);
         if elapsed >= WINDOW {
-            self.last_bps = self.bytes * 8 * 1000 / (elapsed.as_millis() as u64).max(1);
+            let millis = (elapsed.as_millis() as u64).max(1);
+            self.last_bps = self.bytes * 8 * 1000 / millis;
+            if self.packets > 0 {
+                if self.sending_pps.len() == PPS_WINDOWS {
+                    self.sending_pps.pop_front();
+                }
+                self.sending_pps.push_back(self.packets * 1000 / millis);
+            }
             self.bytes = 0;
+            self.packets = 0;
             self.window_start = now;
         }
     }
@@ -180,6 +244,46 @@ mod tests {
         // 1250 bytes every 10 ms = 1 Mbit/s.
         let bps = meter.bps(start + Duration::from_millis(3000));
         assert!((950_000..=1_050_000).contains(&bps), "{bps}");
+        assert_eq!(meter.sending_pps(start + Duration::from_millis(3000)), Some(100));
+    }
+
+    #[test]
+    fn a_paused_layer_keeps_the_packet_rate_it_sends_at() {
+        let start = Instant::now();
+        let mut meter = BitrateMeter::new(start);
+        assert_eq!(meter.sending_pps(start), None, "nothing measured yet");
+        for ms in (0..2000).step_by(10) {
+            meter.record(1000, start + Duration::from_millis(ms));
+        }
+        // Paused for ten seconds: no bits, but the rate it would send at.
+        let paused = start + Duration::from_secs(12);
+        meter.bps(paused);
+        let paused = paused + Duration::from_secs(1);
+        assert_eq!(meter.bps(paused), 0);
+        assert_eq!(meter.sending_pps(paused), Some(100));
+    }
+
+    #[test]
+    fn an_upgrade_the_estimate_could_not_keep_makes_the_next_wait_longer() {
+        let start = Instant::now();
+        let at = |s: u64| start + Duration::from_secs(s);
+        let hold = Duration::from_secs(8);
+        let mut upgrades = Upgrades::default();
+        assert!(upgrades.may_retarget(true, false, at(0), hold), "nothing to wait for yet");
+        // Undone after 5 s: the next upgrade waits 16 s, then 32 s.
+        assert!(upgrades.may_retarget(false, true, at(5), hold));
+        assert!(!upgrades.may_retarget(true, false, at(13), hold));
+        assert!(upgrades.may_retarget(true, false, at(21), hold));
+        assert!(upgrades.may_retarget(false, true, at(25), hold));
+        assert!(!upgrades.may_retarget(true, false, at(56), hold));
+        assert!(upgrades.may_retarget(true, false, at(57), hold));
+        // Kept for a minute: the link changed, and the hold is back to 8 s.
+        assert!(upgrades.may_retarget(false, true, at(117), hold));
+        assert!(!upgrades.may_retarget(true, false, at(124), hold));
+        assert!(upgrades.may_retarget(true, false, at(125), hold));
+        // A step down of the subscriber's own choice (a smaller tile) waits for nothing.
+        assert!(upgrades.may_retarget(false, false, at(126), hold));
+        assert!(upgrades.may_retarget(true, false, at(127), hold));
     }
 
     proptest! {

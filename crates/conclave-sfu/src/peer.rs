@@ -13,7 +13,7 @@ use str0m::rtp::Ssrc;
 use str0m::Rtc;
 
 use crate::holes::Holes;
-use crate::layers::BitrateMeter;
+use crate::layers::{BitrateMeter, Upgrades};
 use crate::repair::UplinkRepair;
 use crate::rewrite::StreamRewriter;
 use crate::svc::{SvcMeters, SvcSelector};
@@ -52,6 +52,9 @@ pub(crate) struct Published {
     pub holes: HashMap<Option<Rid>, Holes>,
     /// The layers last reported to the sender as needed.
     pub announced: Option<Vec<Rid>>,
+    /// How many of its top layers are not forwarded, their lost packets
+    /// being beyond its link's repair (`crate::repair`).
+    pub held_back: usize,
 }
 
 impl Published {
@@ -63,12 +66,35 @@ impl Published {
         let mut out = Vec::with_capacity(layers.len());
         for (i, layer) in layers.iter().enumerate() {
             let measured = self.meters.get_mut(layer).map_or(0, |m| m.bps(now));
-            let floor = [150_000, 500_000, 1_500_000][i.min(2)];
+            let floor = LAYER_FLOOR_BPS[i.min(2)];
             out.push(if measured == 0 { floor } else { measured });
         }
         out
     }
+
+    /// How many of its simulcast layers, from the lowest, keep a lost
+    /// packet in str0m's window for `window` (`crate::repair`): at least
+    /// the lowest. A layer not measured yet is taken at the packet rate of
+    /// its floor bitrate.
+    pub fn repairable_layers(&mut self, now: Instant, window: Duration) -> usize {
+        let mut repairable = 1;
+        for (i, rid) in self.rids.iter().enumerate().skip(1) {
+            let floor_pps = LAYER_FLOOR_BPS[i.min(2)] / 8 / TYPICAL_PACKET_BYTES;
+            let pps = self.meters.get_mut(&Some(*rid)).and_then(|m| m.sending_pps(now)).unwrap_or(floor_pps);
+            if !crate::repair::window_lasts(pps, window) {
+                break;
+            }
+            repairable = i + 1;
+        }
+        repairable
+    }
 }
+
+/// What a simulcast layer is assumed to send until it is measured, lowest
+/// first (bits per second).
+const LAYER_FLOOR_BPS: [u64; 3] = [150_000, 500_000, 1_500_000];
+/// The size of a full video packet, for a layer's packet rate from its bitrate.
+const TYPICAL_PACKET_BYTES: u64 = 1100;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum OutState {
@@ -96,9 +122,8 @@ pub(crate) struct Forward {
     /// The layers of an SVC stream the subscriber gets, and the ones the
     /// allocation chose (within whichever simulcast layer is forwarded).
     pub svc: SvcSelector,
-    /// When the allocation last stepped this video down: it is not
-    /// stepped up again soon, or a link at its limit would flap.
-    pub stepped_down: Option<Instant>,
+    /// When the allocation may step this video up again.
+    pub upgrades: Upgrades,
     /// When the subscriber last got a packet of this video, or began to
     /// wait for one (at its first packet, or after a pause).
     pub progressed: Option<Instant>,
@@ -173,17 +198,10 @@ impl Forward {
         }
     }
 
-    /// Whether the allocation may move this video to another layer now: an
-    /// upgrade waits `hold` after a step down the bandwidth estimate forced
-    /// (a link at its limit would flap), and such a step down starts that wait.
+    /// Whether the allocation may move this video to another layer now
+    /// (`crate::layers::Upgrades`).
     pub fn may_retarget(&mut self, upgrade: bool, capped: bool, now: Instant, hold: Duration) -> bool {
-        if upgrade && self.stepped_down.is_some_and(|t| now.saturating_duration_since(t) < hold) {
-            return false;
-        }
-        if !upgrade && capped {
-            self.stepped_down = Some(now);
-        }
-        true
+        self.upgrades.may_retarget(upgrade, capped, now, hold)
     }
 
     pub fn mid(&self) -> Option<Mid> {
@@ -316,7 +334,7 @@ impl Peer {
             state: OutState::ToOpen,
             current: None,
             target: published.rids.last().copied(),
-            stepped_down: None,
+            upgrades: Upgrades::default(),
             svc: SvcSelector::default(),
             progressed: None,
             out: None,
@@ -509,6 +527,7 @@ mod tests {
             holes: HashMap::new(),
             svc: SvcMeters::default(),
             announced: None,
+            held_back: 0,
         }
     }
 
@@ -594,7 +613,7 @@ mod tests {
             state: OutState::Open(Mid::from("5")),
             current: None,
             target: Some(Rid::from(target)),
-            stepped_down: None,
+            upgrades: Upgrades::default(),
             svc: SvcSelector::default(),
             progressed: None,
             out: None,

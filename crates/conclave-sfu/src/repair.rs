@@ -11,9 +11,23 @@
 //! each link's repairs are timed, and a missing packet is waited for until
 //! the answer to the last request could have come (`crate::holes`); on a
 //! fast layer str0m's window passes first, which ends the wait sooner.
+//!
+//! That window is also why a link's fastest layers can be beyond repair.
+//! str0m asks for a missing packet only while it is among the last
+//! [`NACK_WINDOW`] of its stream: a 720p layer sends that many in about a
+//! second, and on a link losing 5 % with a 400 ms round trip a lost packet
+//! often needs a third request (the publisher's browser ignores a request
+//! that comes less than a round trip after it sent the packet again, and
+//! str0m asks again a round trip and 5 ms later). Such a packet leaves
+//! the window first, and the layer's subscribers freeze for a keyframe,
+//! every few seconds. So on a link that loses that much, a layer whose
+//! window passes sooner than three repairs is not forwarded while a lower
+//! one can be (`window_needed`).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
+
+use crate::holes::NACK_WINDOW;
 
 /// The repairs remembered, and for how long.
 const REPAIRS_KEPT: usize = 64;
@@ -30,15 +44,57 @@ const REQUESTS: u32 = 5;
 /// The shortest and longest wait for a missing packet.
 const LEAST_PATIENCE: Duration = Duration::from_millis(300);
 const MOST_PATIENCE: Duration = Duration::from_millis(2500);
+/// Requests a layer's window must outlast on a lossy link: the first, one
+/// its answer was lost to, and one the publisher ignored.
+const REQUESTS_IN_WINDOW: u32 = 3;
+/// The share of a link's video packets lost on the way in from which its
+/// fastest layers are held back, and below which they are forwarded again
+/// (apart, so a link near the mark does not switch layers every few
+/// seconds).
+/// A layer's packets lost for good grow with the square of the loss (a
+/// packet lost, then its repair or request lost too): at 2 % a 720p
+/// layer loses one about every half minute, at 5 % every few seconds.
+const LOSSY_FROM: f64 = 0.02;
+const LOSSY_UNTIL: f64 = 0.01;
+/// How long the share is counted over, and the fewest packets it is
+/// judged on.
+const LOSS_PERIOD: Duration = Duration::from_secs(5);
+const LEAST_PACKETS: u64 = 100;
 
 /// What one publisher's link has shown of its repairs.
 #[derive(Debug, Default)]
 pub(crate) struct UplinkRepair {
     /// When each recent repair came, and how long after its packet was missed.
     repairs: VecDeque<(Instant, Duration)>,
+    /// Video packets that came and were found missing in the period being
+    /// counted, since when.
+    period: Option<Instant>,
+    period_packets: u64,
+    period_missed: u64,
+    /// Whether the link lost at least `LOSSY_FROM` of its video lately.
+    lossy: bool,
 }
 
 impl UplinkRepair {
+    /// A video packet came (an original or a repair), and showed `missed`
+    /// packets before it missing.
+    pub fn received(&mut self, missed: u64, now: Instant) {
+        let start = *self.period.get_or_insert(now);
+        self.period_packets += 1;
+        self.period_missed += missed;
+        if now.saturating_duration_since(start) < LOSS_PERIOD {
+            return;
+        }
+        if self.period_packets >= LEAST_PACKETS {
+            let share = self.period_missed as f64 / (self.period_packets + self.period_missed) as f64;
+            self.lossy = share >= if self.lossy { LOSSY_UNTIL } else { LOSSY_FROM };
+            tracing::trace!(share, lossy = self.lossy, "a publisher's video lost on the way in");
+        }
+        self.period = Some(now);
+        self.period_packets = 0;
+        self.period_missed = 0;
+    }
+
     /// A missing packet came, `after` it was first missed.
     pub fn repaired(&mut self, after: Duration, now: Instant) {
         self.repairs.push_back((now, after));
@@ -72,6 +128,24 @@ impl UplinkRepair {
     pub fn patience(&self, now: Instant) -> Duration {
         self.repair_time(now).map_or(REPAIR_PATIENCE, |t| (t * REQUESTS).clamp(LEAST_PATIENCE, MOST_PATIENCE))
     }
+
+    /// How long a layer's last [`NACK_WINDOW`] packets must span for its
+    /// lost packets to be asked for often enough on this link; `None` where
+    /// the link loses too little for it to matter (or its repairs are not
+    /// timed yet), and every layer is forwarded.
+    pub fn window_needed(&self, now: Instant) -> Option<Duration> {
+        if !self.lossy {
+            return None;
+        }
+        self.repair_time(now).map(|t| t * REQUESTS_IN_WINDOW)
+    }
+}
+
+/// Whether a layer sending `pps` packets a second keeps a lost packet in
+/// str0m's window for `needed`.
+pub(crate) fn window_lasts(pps: u64, needed: Duration) -> bool {
+    // 100 packets over `pps` a second, in whole milliseconds.
+    NACK_WINDOW * 1000 >= pps * needed.as_millis() as u64
 }
 
 #[cfg(test)]
@@ -104,6 +178,49 @@ mod tests {
         let mut slowest = UplinkRepair::default();
         repaired(&mut slowest, &[900; 8], start);
         assert_eq!(slowest.patience(now), 2500 * MS, "never more than 2.5 s");
+    }
+
+    /// Ten seconds of a link's video from `start`, 100 packets a second,
+    /// `lost` of every `packets` lost on the way and repaired 400 ms later,
+    /// spread evenly; returns the end.
+    fn ten_seconds(uplink: &mut UplinkRepair, start: Instant, packets: u32, lost: u32) -> Instant {
+        for i in 0..1000 {
+            let now = start + 10 * MS * i;
+            let missed = (i + 1) * lost / packets - i * lost / packets;
+            uplink.received(u64::from(missed), now);
+            if missed > 0 {
+                uplink.repaired(400 * MS, now);
+            }
+        }
+        start + 10_000 * MS
+    }
+
+    #[test]
+    fn a_lossy_slow_link_needs_a_window_of_three_repairs() {
+        let start = Instant::now();
+        let mut uplink = UplinkRepair::default();
+        assert_eq!(uplink.window_needed(start), None, "nothing known of the link");
+        let now = ten_seconds(&mut uplink, start, 20, 1);
+        assert_eq!(uplink.window_needed(now), Some(1200 * MS), "5 % lost, repaired after 400 ms");
+        // 720p (about 100 packets a second) passes its window in 1 s; 360p
+        // (40) in 2.5 s.
+        assert!(!window_lasts(100, 1200 * MS));
+        assert!(window_lasts(40, 1200 * MS));
+        assert!(window_lasts(0, 1200 * MS), "a layer not sending yet");
+    }
+
+    #[test]
+    fn a_link_is_lossy_from_two_percent_until_under_one() {
+        let mut uplink = UplinkRepair::default();
+        let mut now = Instant::now();
+        now = ten_seconds(&mut uplink, now, 100, 1);
+        assert_eq!(uplink.window_needed(now), None, "1 % is not lossy");
+        now = ten_seconds(&mut uplink, now, 100, 3);
+        assert!(uplink.window_needed(now).is_some(), "3 % is");
+        now = ten_seconds(&mut uplink, now, 1000, 15);
+        assert!(uplink.window_needed(now).is_some(), "1.5 % still is, once lossy");
+        now = ten_seconds(&mut uplink, now, 1000, 5);
+        assert_eq!(uplink.window_needed(now), None, "0.5 % no longer is");
     }
 
     #[test]

@@ -48,7 +48,11 @@ impl Sfu {
         let mut svc_rungs: Vec<Option<Vec<SvcLayers>>> = Vec::with_capacity(wants.len());
         for (pkey, mid, quality, is_screen) in &wants {
             let (quality, is_screen) = (*quality, *is_screen);
-            let Some(published) = self.peers.get_mut(pkey).and_then(|p| p.published.get_mut(mid)) else {
+            let publisher = self.peers.get_mut(pkey);
+            let window_needed = publisher.as_ref().and_then(|p| p.uplink.window_needed(now));
+            let Some((participant, published)) =
+                publisher.and_then(|p| Some((p.participant, p.published.get_mut(mid)?)))
+            else {
                 layer_wants.push(LayerWant { layer_bps: vec![0], quality, is_screen, reduced_rates: 0 });
                 svc_rungs.push(None);
                 continue;
@@ -64,7 +68,22 @@ impl Sfu {
                 svc_rungs.push(Some(rungs.into_iter().map(|r| r.0).collect()));
                 continue;
             }
-            layer_wants.push(LayerWant { layer_bps: published.layer_bps(now), quality, is_screen, reduced_rates: 0 });
+            let mut layer_bps = published.layer_bps(now);
+            // A layer whose lost packets leave str0m's window before the
+            // publisher's link repairs them freezes its subscribers every
+            // few seconds: a lower layer moves instead (`crate::repair`).
+            let repairable = window_needed.map_or(layer_bps.len(), |w| published.repairable_layers(now, w));
+            if published.held_back != layer_bps.len() - repairable {
+                published.held_back = layer_bps.len() - repairable;
+                tracing::debug!(
+                    publisher = participant,
+                    held_back = published.held_back,
+                    ?window_needed,
+                    "layers beyond repair"
+                );
+            }
+            layer_bps.truncate(repairable);
+            layer_wants.push(LayerWant { layer_bps, quality, is_screen, reduced_rates: 0 });
             svc_rungs.push(None);
         }
         let budget = estimate.map(|e| (e as f64 * VIDEO_SHARE) as u64);

@@ -69,11 +69,16 @@ impl Sfu {
         };
         published.meters.entry(rid).or_insert_with(|| BitrateMeter::new(now)).record(packet.payload.len(), now);
         if kind == MediaKind::Video {
-            if let Some(repair) = published.holes.entry(rid).or_default().arrived(*packet.seq_no, now) {
+            let holes = published.holes.entry(rid).or_default();
+            let missed_before = holes.missed();
+            let repair = holes.arrived(*packet.seq_no, now);
+            publisher.uplink.received(holes.missed() - missed_before, now);
+            if let Some(repair) = repair {
                 // A repair that came after its packet was judged lost counts
                 // too: the link's repair time is theirs as well, or the
                 // judgement would only learn from the repairs it waited for.
                 publisher.uplink.repaired(repair.after, now);
+                tracing::trace!(publisher = publisher.participant, ?rid, after = ?repair.after, "a missing packet came");
                 if repair.judged_lost {
                     tracing::debug!(publisher = publisher.participant, ?rid, after = ?repair.after, "a packet judged lost came after all");
                     self.stats.packets_judged_lost_too_soon += 1;

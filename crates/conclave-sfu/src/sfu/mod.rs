@@ -838,6 +838,7 @@ impl Sfu {
                     holes: HashMap::new(),
                     svc: SvcMeters::default(),
                     announced: None,
+                    held_back: 0,
                 };
                 peer.published.insert(added.mid, published);
                 out.push(Propagated::Published(key, added.mid));

@@ -31,6 +31,11 @@ pub enum Sends {
     Camera {
         frame_bytes: usize,
     },
+    /// A simulcast camera (`q`, `h`, `f`) whose top layer's frames are
+    /// `frame_bytes` (the lower ones a quarter and a sixteenth), at 30 fps.
+    SimulcastCamera {
+        frame_bytes: usize,
+    },
 }
 
 impl Sends {
@@ -38,9 +43,13 @@ impl Sends {
         let (microphone, camera, camera_frame_bytes) = match self {
             Sends::Nothing => (false, false, 0),
             Sends::Microphone => (true, false, 0),
-            Sends::Camera { frame_bytes } => (false, true, frame_bytes),
+            Sends::Camera { frame_bytes } | Sends::SimulcastCamera { frame_bytes } => (false, true, frame_bytes),
         };
-        MediaOptions { microphone, camera, camera_frame_bytes, fps: 30, ..MediaOptions::default() }
+        let simulcast = match self {
+            Sends::SimulcastCamera { .. } => ["q", "h", "f"].map(String::from).to_vec(),
+            _ => Vec::new(),
+        };
+        MediaOptions { microphone, camera, camera_frame_bytes, simulcast, fps: 30, ..MediaOptions::default() }
     }
 }
 
