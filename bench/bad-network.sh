@@ -151,7 +151,7 @@ same camera, microphone and three VP8 simulcast layers, and subscribes to the ot
 Janus's own web client does. Janus forwards each subscriber the top layer (it chooses none by
 bandwidth), and the page holds video as long as Chromium chooses, as Janus's clients do.
 
-Three things keep video moving on a lossy link. While its link loses packets, the app holds
+Four things keep video moving on a lossy link. While its link loses packets, the app holds
 received video for a retransmission's round trip (\`web/src/playout.ts\`: 1.2 × the longest recent
 round trip + 66 ms, at most 600 ms; where 2 % or more of its video packets are lost, 2.2 ×, at
 most 1 s, since a first repair then often fails; the hold grows 120 ms at a time, as Chromium
@@ -162,7 +162,13 @@ picture until it comes. And when a publisher's packet never arrives, even after 
 the SFU asks for that layer's keyframe as soon as no repair can come any more
 (\`crates/conclave-sfu/src/holes.rs\`: once the packet has left str0m's window of the last 100,
 or after five of the link's repair times, when str0m's last request would have been answered)
-instead of leaving it to the receiving browser, which waits about 3 s. The row marked *the browser's own hold* is the same
+instead of leaving it to the receiving browser, which waits about 3 s. And where a publisher's
+link loses 2 % or more, a simulcast layer that sends str0m's window of 100 packets sooner than
+three of the link's repairs take is not forwarded while a lower one can be
+(\`crates/conclave-sfu/src/repair.rs\`; on the 5 % and 200 ms network, the 720p layer), and a
+step up that the bandwidth estimate undid within 20 s makes the next one wait twice as long
+(\`layers.rs\`): each switch waits for a keyframe, the frame with the most packets to lose.
+The row marked *the browser's own hold* is the same
 network without the app's hold, measured in the same run. The 5 % and 200 ms rows are each the
 median of five runs, the two holds and Janus taking turns (a few freezes more or less move a
 20 s run by percents); the rows of 5 % loss without jitter and of jitter without loss split that

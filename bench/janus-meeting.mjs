@@ -224,12 +224,18 @@ export async function janusMeeting(browser, base, pageUrl, decoding) {
     await person.session.trickleCompleted(handle);
   }
   const pages = people.map((p) => p.page);
-  await decoding(pages);
   const close = async () => {
     await Promise.all(people.map((p) => p.session.destroy()));
     await admin.message(roomHandle, { request: "destroy", room }).catch(() => undefined);
     await admin.destroy();
     await Promise.all(contexts.map((c) => c.close()));
   };
+  try {
+    await decoding(pages);
+  } catch (err) {
+    // Nothing of a meeting that never got going lingers into the next try.
+    await close().catch(() => undefined);
+    throw err;
+  }
   return { pages, close };
 }
