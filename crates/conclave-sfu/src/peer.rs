@@ -198,12 +198,6 @@ impl Forward {
         }
     }
 
-    /// Whether the allocation may move this video to another layer now
-    /// (`crate::layers::Upgrades`).
-    pub fn may_retarget(&mut self, upgrade: bool, capped: bool, now: Instant, hold: Duration) -> bool {
-        self.upgrades.may_retarget(upgrade, capped, now, hold)
-    }
-
     pub fn mid(&self) -> Option<Mid> {
         match self.state {
             OutState::ToOpen => None,

@@ -50,10 +50,9 @@ const REQUESTS_IN_WINDOW: u32 = 3;
 /// The share of a link's video packets lost on the way in from which its
 /// fastest layers are held back, and below which they are forwarded again
 /// (apart, so a link near the mark does not switch layers every few
-/// seconds).
-/// A layer's packets lost for good grow with the square of the loss (a
-/// packet lost, then its repair or request lost too): at 2 % a 720p
-/// layer loses one about every half minute, at 5 % every few seconds.
+/// seconds). A layer's packets lost for good grow with the square of the
+/// loss (a packet lost, then its repair or request lost too): at 2 % a
+/// 720p layer loses one about every half minute, at 5 % every few seconds.
 const LOSSY_FROM: f64 = 0.02;
 const LOSSY_UNTIL: f64 = 0.01;
 /// How long the share is counted over, and the fewest packets it is

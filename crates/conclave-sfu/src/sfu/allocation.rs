@@ -121,7 +121,7 @@ impl Sfu {
                 if target == before {
                     continue;
                 }
-                if !f.may_retarget(target > before, capped, now, UPGRADE_HOLD) {
+                if !f.upgrades.may_retarget(target > before, capped, now, UPGRADE_HOLD) {
                     continue;
                 }
                 f.svc.set_target(target);
@@ -142,7 +142,7 @@ impl Sfu {
             if f.target == rid {
                 continue;
             }
-            if !f.may_retarget(new_rank > old_rank, capped, now, UPGRADE_HOLD) {
+            if !f.upgrades.may_retarget(new_rank > old_rank, capped, now, UPGRADE_HOLD) {
                 continue;
             }
             f.target = rid;
