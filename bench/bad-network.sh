@@ -152,11 +152,11 @@ Janus's own web client does. Janus forwards each subscriber the top layer (it ch
 bandwidth), and the page holds video as long as Chromium chooses, as Janus's clients do.
 
 Four things keep video moving on a lossy link. While its link loses packets, the app holds
-received video for a retransmission's round trip (\`web/src/playout.ts\`: 1.2 × the longest recent
-round trip + 66 ms, at most 600 ms; where 2 % or more of its video packets are lost, 2.2 ×, at
-most 1 s, since a first repair then often fails; the hold grows 120 ms at a time, as Chromium
-pauses the picture by each step up; the browser's own choice again 15 s after the last packet
-asked for again). The SFU answers a subscriber's request for a packet for 2 s
+received video for a retransmission's round trip (\`web/src/playout.ts\`: 1.2 × the longest
+round trip of the last 30 s + 66 ms, at most 600 ms; where 2 % or more of its video packets
+were lost over the last 10 s, counted stream by stream, 2.2 ×, at most 1 s, since a first
+repair then often fails; the hold grows at most 120 ms a second, as Chromium pauses the picture
+by each step up; the browser's own choice again 15 s after the last packet asked for again). The SFU answers a subscriber's request for a packet for 2 s
 (\`crates/conclave-sfu/src/peer.rs\`): a packet of a frame that later frames refer to stalls the
 picture until it comes. And when a publisher's packet never arrives, even after retransmission,
 the SFU asks for that layer's keyframe as soon as no repair can come any more
@@ -164,8 +164,9 @@ the SFU asks for that layer's keyframe as soon as no repair can come any more
 or after five of the link's repair times, when str0m's last request would have been answered)
 instead of leaving it to the receiving browser, which waits about 3 s. And where a publisher's
 link loses 2 % or more, a simulcast layer that sends str0m's window of 100 packets sooner than
-three of the link's repairs take is not forwarded while a lower one can be
-(\`crates/conclave-sfu/src/repair.rs\`; on the 5 % and 200 ms network, the 720p layer), and a
+three of the link's repairs take is not forwarded while a lower one can be, nor again until
+the link loses less than 1 % (\`crates/conclave-sfu/src/repair.rs\`; on the 5 % and 200 ms
+network, the 720p layer), and a
 step up that the bandwidth estimate undid within 20 s makes the next one wait twice as long
 (\`layers.rs\`): each switch waits for a keyframe, the frame with the most packets to lose.
 The row marked *the browser's own hold* is the same

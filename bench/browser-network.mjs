@@ -207,8 +207,9 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /// With CONCLAVE_FREEZE_LOG=1, each page's freezes as they happen (the
 /// wall-clock time, to set beside the server's log) and, at the end, how
-/// each of its simulcast layers was encoded: what a freeze is to be
-/// explained by.
+/// each of its simulcast layers was encoded, and the spread of the round
+/// trips it read and of the app's hold: what a freeze is to be explained
+/// by.
 const FREEZE_LOG = process.env.CONCLAVE_FREEZE_LOG === "1";
 
 /// Sleeps `ms`, printing each freeze the pages count meanwhile.
@@ -223,9 +224,15 @@ async function watchFreezes(pages, ms) {
       plis: video.reduce((a, s) => a + (s.pliCount ?? 0), 0),
       lost: video.reduce((a, s) => a + (s.packetsLost ?? 0), 0),
       hold: window.__conclave.playout().chosen,
+      // The round trips the app's hold is sized from (`src/playout.ts`).
+      rtts: stats
+        .filter((s) => (s.type === "candidate-pair" && s.nominated && s.state === "succeeded") || s.type === "remote-inbound-rtp")
+        .map((s) => (s.currentRoundTripTime ?? s.roundTripTime) * 1000)
+        .filter((ms) => Number.isFinite(ms)),
     };
   });
   let last = await Promise.all(pages.map(counts));
+  const seen = pages.map(() => ({ rtts: [], holds: [] }));
   const start = Date.now();
   const end = start + ms;
   console.error(`holds as the measurement starts: ${last.map((l, i) => `${names[i]} ${l.hold ?? "browser's"} ms`).join(", ")}`);
@@ -233,6 +240,8 @@ async function watchFreezes(pages, ms) {
     await sleep(250);
     const now = await Promise.all(pages.map(counts));
     now.forEach((n, i) => {
+      seen[i].rtts.push(...n.rtts);
+      seen[i].holds.push(n.hold ?? 0);
       const was = last[i];
       if (n.freezes !== was.freezes || n.plis !== was.plis) {
         const frozen = Math.round((n.frozen - was.frozen) * 1000);
@@ -250,6 +259,11 @@ async function watchFreezes(pages, ms) {
         .map((s) => `${s.rid}:${s.scalabilityMode ?? "?"} ${s.frameHeight ?? 0}p ${Math.round(s.framesPerSecond ?? 0)}fps nacks ${s.nackCount} plis ${s.pliCount} resent ${s.retransmittedPacketsSent}/${s.packetsSent} ${s.qualityLimitationReason}`);
     });
     console.error(`${names[i]} sends: ${layers.join(" | ")}`);
+    const spread = (xs) => {
+      const sorted = [...xs].sort((a, b) => a - b);
+      return [0, 0.5, 0.9, 1].map((q) => Math.round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0)).join("/");
+    };
+    console.error(`${names[i]} round trips read (min/median/p90/max ms): ${spread(seen[i].rtts)}; hold: ${spread(seen[i].holds)}`);
   }
 }
 

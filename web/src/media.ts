@@ -73,8 +73,10 @@ function onlyCodec(transceiver: RTCRtpTransceiver, mimeType: string) {
 /// (Chromium says so after about 5 s without answers; a Wi-Fi that comes
 /// back within this recovers by itself).
 const DISCONNECTED_GRACE_MS = 2000;
-/// How often the hold on received video is reconsidered.
-const PLAYOUT_EVERY_MS = 2000;
+/// How often the hold on received video is reconsidered: each reading may
+/// raise it one step (`MAX_RAISE_MS`), so this sets how soon a link that
+/// turned bad is covered.
+const PLAYOUT_EVERY_MS = 1000;
 
 export class MediaSession {
   private current!: RTCPeerConnection;

@@ -71,8 +71,11 @@ pub fn target_dir() -> PathBuf {
         .unwrap_or_else(|| root().join("target"))
 }
 
-/// The browser tests, each a Node script printing one `test result:` line.
+/// The web client's tests, each a Node script printing one `test result:`
+/// line: the first runs the client's logic without a browser, the rest
+/// drive Chromium against the debug server.
 const BROWSER_TESTS: &[&str] = &[
+    "unit/playout.test.mjs",
     "e2e/setup.test.mjs",
     "e2e/meeting.test.mjs",
     "e2e/network.test.mjs",

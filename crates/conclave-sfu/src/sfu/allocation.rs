@@ -72,9 +72,9 @@ impl Sfu {
             // A layer whose lost packets leave str0m's window before the
             // publisher's link repairs them freezes its subscribers every
             // few seconds: a lower layer moves instead (`crate::repair`).
-            let repairable = window_needed.map_or(layer_bps.len(), |w| published.repairable_layers(now, w));
-            if published.held_back != layer_bps.len() - repairable {
-                published.held_back = layer_bps.len() - repairable;
+            let held_back = published.held_back;
+            let repairable = published.repairable_layers(now, window_needed);
+            if published.held_back != held_back {
                 tracing::debug!(
                     publisher = participant,
                     held_back = published.held_back,
