@@ -164,9 +164,8 @@ the SFU asks for that layer's keyframe as soon as no repair can come any more
 or after five of the link's repair times, when str0m's last request would have been answered)
 instead of leaving it to the receiving browser, which waits about 3 s. And where a publisher's
 link loses 2 % or more, a simulcast layer that sends str0m's window of 100 packets sooner than
-three of the link's repairs take is not forwarded while a lower one can be, nor again until
-the link loses less than 1 % (\`crates/conclave-sfu/src/repair.rs\`; on the 5 % and 200 ms
-network, the 720p layer), and a
+three of the link's repairs take is not forwarded while a lower one can be
+(\`crates/conclave-sfu/src/repair.rs\`; on the 5 % and 200 ms network, the 720p layer), and a
 step up that the bandwidth estimate undid within 20 s makes the next one wait twice as long
 (\`layers.rs\`): each switch waits for a keyframe, the frame with the most packets to lose.
 The row marked *the browser's own hold* is the same

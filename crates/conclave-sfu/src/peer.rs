@@ -77,13 +77,6 @@ impl Published {
     /// that keep a lost packet in str0m's window that long
     /// (`crate::repair`), and at least the lowest. A layer not measured yet
     /// is taken at the packet rate of its floor bitrate.
-    ///
-    /// A layer held back stays so until the link is no longer lossy. Its
-    /// packet rate moves with the publisher's bandwidth estimate (a layer
-    /// ramping up, or paused and resumed), and every move in or out of the
-    /// allocation costs its subscribers a keyframe across the lossy link:
-    /// in Chromium such a move back up was followed by a freeze within
-    /// two seconds.
     pub fn repairable_layers(&mut self, now: Instant, window_needed: Option<Duration>) -> usize {
         let layers = self.rids.len().max(1);
         let Some(window) = window_needed else {
@@ -99,7 +92,6 @@ impl Published {
             }
             repairable = i + 1;
         }
-        let repairable = repairable.min(layers - self.held_back.min(layers - 1));
         self.held_back = layers - repairable;
         repairable
     }
@@ -708,7 +700,7 @@ mod tests {
     }
 
     #[test]
-    fn a_layer_held_back_on_a_lossy_link_stays_so_until_the_link_recovers() {
+    fn on_a_lossy_link_the_layers_that_pass_their_window_too_soon_are_held_back() {
         let start = Instant::now();
         let at = |ms| start + Duration::from_millis(ms);
         // Repairs take 1.2 s: a window of 100 packets lasts that long up to
@@ -717,22 +709,12 @@ mod tests {
         let mut camera = simulcast_sending([20, 60, 120], start, at(1000));
         assert_eq!(camera.repairable_layers(at(1000), slow), 2, "f passes its window in 0.8 s");
         assert_eq!(camera.held_back, 1);
-        // f, no longer watched, is paused; resumed later it ramps up from a
-        // few packets a second, as the publisher's bandwidth estimate lets
-        // it. Judged afresh it would be forwarded again now, and held back
-        // once more a few seconds later, each move a keyframe.
-        camera.meters.insert(Some(Rid::from("f")), BitrateMeter::new(at(1000)));
-        let meter = camera.meters.get_mut(&Some(Rid::from("f"))).unwrap();
-        meter.record(1100, at(30_000));
-        meter.bps(at(31_000));
-        assert_eq!(camera.repairable_layers(at(31_000), slow), 2, "still held back on the lossy link");
         // The link stops losing packets (no window is needed): every layer.
-        assert_eq!(camera.repairable_layers(at(31_000), None), 3);
+        assert_eq!(camera.repairable_layers(at(1000), None), 3);
         assert_eq!(camera.held_back, 0);
-        // Lossy again with the slow f: judged by its rate once more.
-        assert_eq!(camera.repairable_layers(at(31_000), slow), 3, "f sends one packet a second now");
         // Never below the lowest layer.
         let mut starved = simulcast_sending([120, 120, 120], start, at(1000));
         assert_eq!(starved.repairable_layers(at(1000), slow), 1);
+        assert_eq!(starved.held_back, 2);
     }
 }
