@@ -224,11 +224,8 @@ async function watchFreezes(pages, ms) {
       plis: video.reduce((a, s) => a + (s.pliCount ?? 0), 0),
       lost: video.reduce((a, s) => a + (s.packetsLost ?? 0), 0),
       hold: window.__conclave.playout().chosen,
-      // The round trips the app's hold is sized from (`src/playout.ts`).
-      rtts: stats
-        .filter((s) => (s.type === "candidate-pair" && s.nominated && s.state === "succeeded") || s.type === "remote-inbound-rtp")
-        .map((s) => (s.currentRoundTripTime ?? s.roundTripTime) * 1000)
-        .filter((ms) => Number.isFinite(ms)),
+      // The round trip the app's hold was last sized from (`src/playout.ts`).
+      rtt: window.__conclave.playout().roundTripMs,
     };
   });
   let last = await Promise.all(pages.map(counts));
@@ -240,7 +237,7 @@ async function watchFreezes(pages, ms) {
     await sleep(250);
     const now = await Promise.all(pages.map(counts));
     now.forEach((n, i) => {
-      seen[i].rtts.push(...n.rtts);
+      if (n.rtt !== null) seen[i].rtts.push(n.rtt);
       seen[i].holds.push(n.hold ?? 0);
       const was = last[i];
       if (n.freezes !== was.freezes || n.plis !== was.plis) {
@@ -263,7 +260,7 @@ async function watchFreezes(pages, ms) {
       const sorted = [...xs].sort((a, b) => a - b);
       return [0, 0.5, 0.9, 1].map((q) => Math.round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0)).join("/");
     };
-    console.error(`${names[i]} round trips read (min/median/p90/max ms): ${spread(seen[i].rtts)}; hold: ${spread(seen[i].holds)}`);
+    console.error(`${names[i]} round trips the app read (min/median/p90/max ms): ${spread(seen[i].rtts)}; hold: ${spread(seen[i].holds)}`);
   }
 }
 

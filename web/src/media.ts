@@ -92,6 +92,10 @@ export class MediaSession {
   get playoutRoundTrips(): number {
     return this.cover.roundTrips;
   }
+  /// The round trip that hold was last sized from, in ms.
+  get playoutRoundTripMs(): number | null {
+    return this.cover.latestRoundTripMs;
+  }
   private closed = false;
   /// Peer connections made so far (1 until a recovery).
   generation = 0;

@@ -122,13 +122,9 @@ export class RepairCover {
     // well below the threshold: a link near it would otherwise move the
     // hold up and down by hundreds of milliseconds every few seconds.
     const loss = this.recentLoss();
+    const threshold = this.roundTrips === 2 ? SECOND_REPAIR_LOSS / 2 : SECOND_REPAIR_LOSS;
     // Too few packets say nothing of the loss: the last judgement stands.
-    const second =
-      loss === null
-        ? this.roundTrips === 2
-        : this.roundTrips === 2
-          ? loss >= SECOND_REPAIR_LOSS / 2
-          : loss >= SECOND_REPAIR_LOSS;
+    const second = loss === null ? this.roundTrips === 2 : loss >= threshold;
     this.roundTrips = second ? 2 : 1;
     // A round trip for each request and its packet, a fifth of one more
     // for the spread of round trips, and two frames' time for the gap to
@@ -137,6 +133,11 @@ export class RepairCover {
     const wanted = Math.min(limit, Math.round(rtt * (this.roundTrips + 0.2) + 66));
     this.held = Math.min(wanted, (this.held ?? BROWSER_HOLD_MS) + MAX_RAISE_MS);
     return this.held;
+  }
+
+  /// The round trip read last, in ms (`null` before any).
+  get latestRoundTripMs(): number | null {
+    return this.rtts.at(-1)?.ms ?? null;
   }
 
   /// The share of video packets lost over the recent readings, or `null`

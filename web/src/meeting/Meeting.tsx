@@ -239,10 +239,12 @@ export function Meeting(props: {
       mediaGeneration: () => media.current?.generation ?? 0,
       /// How long received video is held (ms), as the app chose and as each
       /// video receiver has it; `null` leaves it to the browser. And how
-      /// many repair round trips the hold covers.
+      /// many repair round trips the hold covers, and the round trip it
+      /// read last.
       playout: () => ({
         chosen: media.current?.playoutTarget ?? null,
         roundTrips: media.current?.playoutRoundTrips ?? 0,
+        roundTripMs: media.current?.playoutRoundTripMs ?? null,
         receivers: (media.current?.pc.getReceivers() ?? []).filter((r) => r.track.kind === "video").map((r) => r.jitterBufferTarget ?? null),
       }),
       /// As an app that closes its peer connection and opens another would.
