@@ -90,8 +90,10 @@ async function send(page, label, text) {
   const box = page.getByRole("textbox", { name: label });
   await box.fill(text);
   await box.press("Enter");
-  // Sent: the composer is empty again (an edit's composer closes).
-  await poll(`"${text}" sent`, async () => (await box.count()) === 0 || (await box.inputValue()) === "");
+  // Sent: the composer is empty again (an edit's composer closes). Read in
+  // one step: an edit's box can close between a count and a read of its
+  // value, and a read then waits for a box that will never come back.
+  await poll(`"${text}" sent`, () => box.evaluateAll((boxes) => boxes.every((b) => b.value === "")));
 }
 
 /// Every value a page's origin keeps, as text: IndexedDB (every database
