@@ -226,10 +226,14 @@ async function watchFreezes(pages, ms) {
       hold: window.__conclave.playout().chosen,
       // The round trip the app's hold was last sized from (`src/playout.ts`).
       rtt: window.__conclave.playout().roundTripMs,
+      // What the browser's congestion control lets it send, in kbit/s.
+      sendable: stats
+        .filter((s) => s.type === "candidate-pair" && s.nominated && s.availableOutgoingBitrate)
+        .map((s) => s.availableOutgoingBitrate / 1000)[0] ?? null,
     };
   });
   let last = await Promise.all(pages.map(counts));
-  const seen = pages.map(() => ({ rtts: [], holds: [] }));
+  const seen = pages.map(() => ({ rtts: [], holds: [], sendable: [] }));
   const start = Date.now();
   const end = start + ms;
   console.error(`holds as the measurement starts: ${last.map((l, i) => `${names[i]} ${l.hold ?? "browser's"} ms`).join(", ")}`);
@@ -239,6 +243,7 @@ async function watchFreezes(pages, ms) {
     now.forEach((n, i) => {
       if (n.rtt !== null) seen[i].rtts.push(n.rtt);
       seen[i].holds.push(n.hold ?? 0);
+      if (n.sendable !== null) seen[i].sendable.push(n.sendable);
       const was = last[i];
       if (n.freezes !== was.freezes || n.plis !== was.plis) {
         const frozen = Math.round((n.frozen - was.frozen) * 1000);
@@ -255,12 +260,16 @@ async function watchFreezes(pages, ms) {
         .filter((s) => s.type === "outbound-rtp" && s.kind === "video")
         .map((s) => `${s.rid}:${s.scalabilityMode ?? "?"} ${s.frameHeight ?? 0}p ${Math.round(s.framesPerSecond ?? 0)}fps nacks ${s.nackCount} plis ${s.pliCount} resent ${s.retransmittedPacketsSent}/${s.packetsSent} ${s.qualityLimitationReason}`);
     });
-    console.error(`${names[i]} sends: ${layers.join(" | ")}`);
+    const captured = await page.evaluate(async () => {
+      const stats = await window.__conclave.stats();
+      return stats.filter((s) => s.type === "media-source" && s.kind === "video").map((s) => Math.round(s.framesPerSecond ?? 0));
+    });
+    console.error(`${names[i]} sends: ${layers.join(" | ")}; camera ${captured.join("/")} fps`);
     const spread = (xs) => {
       const sorted = [...xs].sort((a, b) => a - b);
       return [0, 0.5, 0.9, 1].map((q) => Math.round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0)).join("/");
     };
-    console.error(`${names[i]} round trips the app read (min/median/p90/max ms): ${spread(seen[i].rtts)}; hold: ${spread(seen[i].holds)}`);
+    console.error(`${names[i]} round trips the app read (min/median/p90/max ms): ${spread(seen[i].rtts)}; hold: ${spread(seen[i].holds)}; sendable kbit/s: ${spread(seen[i].sendable)}`);
   }
 }
 

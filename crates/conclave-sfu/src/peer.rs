@@ -75,8 +75,13 @@ impl Published {
     /// How many of its layers, from the lowest, may be forwarded: on a
     /// lossy link (`window_needed`, `None` when the link is not), those
     /// that keep a lost packet in str0m's window that long
-    /// (`crate::repair`), and at least the lowest. A layer not measured yet
-    /// is taken at the packet rate of its floor bitrate.
+    /// (`crate::repair`), and at least the lowest. A layer is taken at its
+    /// measured packet rate, never below that of its floor bitrate: a
+    /// layer its publisher's bandwidth estimate starves (a 720p layer
+    /// barely started, or paused after a few slow seconds) measures a
+    /// fraction of what it sends once the estimate lets it go, and a
+    /// subscriber switched to it then freezes for the keyframe, and again
+    /// for the switch back a few seconds later when its rate is measured.
     pub fn repairable_layers(&mut self, now: Instant, window_needed: Option<Duration>) -> usize {
         let layers = self.rids.len().max(1);
         let Some(window) = window_needed else {
@@ -86,7 +91,8 @@ impl Published {
         let mut repairable = 1;
         for (i, rid) in self.rids.iter().enumerate().skip(1) {
             let floor_pps = LAYER_FLOOR_BPS[i.min(2)] / 8 / TYPICAL_PACKET_BYTES;
-            let pps = self.meters.get_mut(&Some(*rid)).and_then(|m| m.sending_pps(now)).unwrap_or(floor_pps);
+            let measured = self.meters.get_mut(&Some(*rid)).and_then(|m| m.sending_pps(now));
+            let pps = measured.unwrap_or(0).max(floor_pps);
             if !crate::repair::window_lasts(pps, window) {
                 break;
             }
@@ -713,8 +719,24 @@ mod tests {
         assert_eq!(camera.repairable_layers(at(1000), None), 3);
         assert_eq!(camera.held_back, 0);
         // Never below the lowest layer.
-        let mut starved = simulcast_sending([120, 120, 120], start, at(1000));
-        assert_eq!(starved.repairable_layers(at(1000), slow), 1);
-        assert_eq!(starved.held_back, 2);
+        let mut fast = simulcast_sending([120, 120, 120], start, at(1000));
+        assert_eq!(fast.repairable_layers(at(1000), slow), 1);
+        assert_eq!(fast.held_back, 2);
+    }
+
+    #[test]
+    fn a_layer_starved_by_its_publishers_estimate_is_judged_at_the_rate_it_will_send() {
+        let start = Instant::now();
+        let at = |ms| start + Duration::from_millis(ms);
+        let slow = Some(Duration::from_millis(1200));
+        // The 720p layer crawls at 30 packets a second while the
+        // publisher's estimate cannot carry it: a window lasting 3.3 s
+        // now, which the layer's 1.5 Mbit/s (170 packets a second) passes
+        // in 0.6 s as soon as the estimate lets it go.
+        let mut camera = simulcast_sending([20, 60, 30], start, at(1000));
+        assert_eq!(camera.repairable_layers(at(1000), slow), 2);
+        assert_eq!(camera.held_back, 1);
+        // A link that needs a shorter window takes it.
+        assert_eq!(camera.repairable_layers(at(1000), Some(Duration::from_millis(400))), 3);
     }
 }

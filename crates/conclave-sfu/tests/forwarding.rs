@@ -128,3 +128,30 @@ fn a_far_lossy_publisher_is_forwarded_in_a_layer_its_link_can_repair() {
         assert!(camera_frames(net.peer(2), 1) > 300, "the camera moves (far {far}, lossy {lossy})");
     }
 }
+
+/// A publisher's packet lost on the way in comes a round trip of its link
+/// late, repaired. Lost again on the way to a far subscriber, it would
+/// come only once the subscriber saw the gap, asked, and had the answer: a
+/// round trip of the subscriber's link more, past the hold a receiver
+/// keeps for repairs on such links. The SFU sends a late repair twice, so
+/// the second copy comes at once.
+#[test]
+fn a_late_repair_lost_again_on_the_way_out_comes_at_once() {
+    let camera = Sends::Camera { frame_bytes: 1200 };
+    let mut net = Network::new(&[camera, Sends::Nothing], Loss::default());
+    net.delay.insert(1, Duration::from_millis(100));
+    net.delay.insert(2, Duration::from_millis(300));
+    assert!(net.run_until(Duration::from_secs(15), |n| camera_frames(n.peer(2), 1) > 30));
+    net.run_until(Duration::from_secs(2), |_| false);
+    let track = |n: &Network| n.peer(2).stats().received.get(&(1, MediaSource::Camera)).cloned().expect("frames");
+    let before = track(&net);
+    net.lose_next_packet_and_its_repair_on_the_way_to(1, 2);
+    net.run_until(Duration::from_secs(4), |_| false);
+    let after = track(&net);
+    assert_eq!(after.missing, before.missing, "the repaired frame came");
+    // 400 ms from camera to screen; the repaired frame a round trip of
+    // the publisher's link more (600 ms), not the subscriber's too (1 s).
+    let latest_ms = after.latency_us[before.latency_us.len()..].iter().max().expect("frames since") / 1000;
+    assert!((600..800).contains(&latest_ms), "the latest frame came {latest_ms} ms after it was sent");
+    assert_eq!(net.sfu.stats.late_repairs_sent_twice, 1);
+}

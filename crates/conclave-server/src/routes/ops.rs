@@ -84,6 +84,11 @@ fn render_metrics(state: &crate::state::AppState) -> String {
                 s.packets_judged_lost_too_soon,
                 "Video packets judged lost (their keyframe asked for) that still came.",
             ),
+            (
+                "conclave_media_late_repairs_sent_twice_total",
+                s.late_repairs_sent_twice,
+                "Retransmitted video packets written twice to a subscriber, having come a round trip late.",
+            ),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
         }

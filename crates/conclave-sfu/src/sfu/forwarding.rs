@@ -68,6 +68,9 @@ impl Sfu {
             MediaKind::Audio => None,
         };
         published.meters.entry(rid).or_insert_with(|| BitrateMeter::new(now)).record(packet.payload.len(), now);
+        // Whether this packet is a repair that came a round trip late (see
+        // `SEND_REPAIRS_TWICE_AFTER`).
+        let mut late_repair = false;
         if kind == MediaKind::Video {
             let holes = published.holes.entry(rid).or_default();
             let missed_before = holes.missed();
@@ -78,6 +81,7 @@ impl Sfu {
                 // too: the link's repair time is theirs as well, or the
                 // judgement would only learn from the repairs it waited for.
                 publisher.uplink.repaired(repair.after, now);
+                late_repair = repair.after >= SEND_REPAIRS_TWICE_AFTER;
                 tracing::trace!(publisher = publisher.participant, ?rid, after = ?repair.after, "a missing packet came");
                 if repair.judged_lost {
                     tracing::debug!(publisher = publisher.participant, ?rid, after = ?repair.after, "a packet judged lost came after all");
@@ -163,23 +167,30 @@ impl Sfu {
             let Some(out) = f.out.as_mut() else { continue };
             let Some(pt) = out.payload_type(&params, rtc) else { continue };
             let Some(placed) = out.rewriter.rewrite(&placing) else { continue };
-            let mut write =
-                RtpWrite::new(pt, placed.seq.into(), placed.timestamp, packet.timestamp, packet.payload.clone())
-                    .marker(marker)
-                    .ext_vals(forwarded_extensions(&header.ext_vals))
-                    .nackable(kind == MediaKind::Video);
-            // Only VP8 packets carry a picture id and TL0PICIDX to continue.
-            if let Some(v) =
-                video.filter(|_| (placed.picture_id, placed.tl0_pic_idx) != (placing.picture_id, placing.tl0_pic_idx))
-            {
-                let picture_id = v.picture_id.zip(placed.picture_id).map(|(width, id)| width.wrap(id));
-                if let Some(patch) = video::vp8::renumber(&packet.payload, picture_id, placed.tl0_pic_idx) {
-                    write = write.vp8_patch(patch);
+            let write = || {
+                let mut write =
+                    RtpWrite::new(pt, placed.seq.into(), placed.timestamp, packet.timestamp, packet.payload.clone())
+                        .marker(marker)
+                        .ext_vals(forwarded_extensions(&header.ext_vals))
+                        .nackable(kind == MediaKind::Video);
+                // Only VP8 packets carry a picture id and TL0PICIDX to continue.
+                if let Some(v) = video
+                    .filter(|_| (placed.picture_id, placed.tl0_pic_idx) != (placing.picture_id, placing.tl0_pic_idx))
+                {
+                    let picture_id = v.picture_id.zip(placed.picture_id).map(|(width, id)| width.wrap(id));
+                    if let Some(patch) = video::vp8::renumber(&packet.payload, picture_id, placed.tl0_pic_idx) {
+                        write = write.vp8_patch(patch);
+                    }
                 }
-            }
+                write
+            };
             let mut api = rtc.direct_api();
             let Some(stream) = api.stream_tx(&out.ssrc) else { continue };
-            stream.write_rtp(write);
+            stream.write_rtp(write());
+            if late_repair {
+                stream.write_rtp(write());
+                self.stats.late_repairs_sent_twice += 1;
+            }
             *forwarded_bytes += packet.payload.len() as u64;
             *unsent = true;
             self.stats.packets_forwarded += 1;
@@ -219,6 +230,19 @@ impl Sfu {
         }
     }
 }
+
+/// A repair that comes this long after its packet was missed is written
+/// twice to each subscriber. It is already a round trip of the
+/// publisher's link late; lost again on a subscriber's link, it would wait
+/// for that subscriber to ask for it (which it did when the gap showed,
+/// before the SFU had it, and does again only a round trip later), and
+/// then for the answer: on a link losing 5 % with a 400 ms round trip
+/// that is about 1.2 s, past the hold a receiver keeps for repairs
+/// (web/src/playout.ts), and the picture freezes. A second copy makes that
+/// one in 400 instead of one in 20, for a few percent more of the video
+/// sent, and only while the publisher's link loses packets. Packets merely
+/// reordered come sooner than this.
+const SEND_REPAIRS_TWICE_AFTER: std::time::Duration = std::time::Duration::from_millis(30);
 
 /// The header extensions a forwarded packet keeps: what the receiver shows
 /// or plays from (str0m adds the transport's own, such as the congestion

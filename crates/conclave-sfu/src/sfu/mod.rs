@@ -202,6 +202,9 @@ pub struct SfuStats {
     /// Of those packets, the ones that came after all: the judgement came
     /// too soon.
     pub packets_judged_lost_too_soon: u64,
+    /// Repairs from publishers written twice to a subscriber, as they came
+    /// a round trip late (`forwarding::SEND_REPAIRS_TWICE_AFTER`).
+    pub late_repairs_sent_twice: u64,
     pub peers: u64,
 }
 

@@ -125,6 +125,10 @@ pub struct Network {
     /// A participant the SFU's next video packet to is lost on the way
     /// (its retransmission is not).
     lose_next_forwarded: Option<ParticipantId>,
+    /// A publisher whose packet is lost on the way in (and the SSRC it was
+    /// lost on, once it was), and the subscriber the first copy of its
+    /// repair is lost on the way to.
+    repair_lost_on_the_way_out: Option<(ParticipantId, Option<u32>, ParticipantId)>,
 }
 
 impl Network {
@@ -151,6 +155,7 @@ impl Network {
             delay: HashMap::new(),
             in_flight: Vec::new(),
             lose_next_forwarded: None,
+            repair_lost_on_the_way_out: None,
         };
         for (n, sends) in peers.iter().enumerate() {
             let id = n as u64 + 1;
@@ -174,6 +179,11 @@ impl Network {
                 if let Some((_, for_good)) = self.lose_next_packet.filter(|(p, _)| *p == peer) {
                     self.lose_next_packet = None;
                     self.repairs_lost = for_good.then_some((peer, ssrc));
+                    if let Some((publisher, lost, _)) = &mut self.repair_lost_on_the_way_out {
+                        if *publisher == peer {
+                            *lost = Some(ssrc);
+                        }
+                    }
                     return true;
                 }
                 // Retransmissions come on their own SSRC (RFC 4588).
@@ -203,6 +213,18 @@ impl Network {
     /// retransmission of it too.
     pub fn lose_next_packet(&mut self, peer: ParticipantId, for_good: bool) {
         self.lose_next_packet = Some((peer, for_good));
+    }
+
+    /// Loses `publisher`'s next RTP packet to the SFU, and the first video
+    /// packet the SFU sends `subscriber` once the publisher's repair of it
+    /// came (its retransmission on the way in, forwarded on the way out).
+    pub fn lose_next_packet_and_its_repair_on_the_way_to(
+        &mut self,
+        publisher: ParticipantId,
+        subscriber: ParticipantId,
+    ) {
+        self.lose_next_packet(publisher, false);
+        self.repair_lost_on_the_way_out = Some((publisher, None, subscriber));
     }
 
     /// Participant `id` joins the meeting now, sending from `addr`: the
@@ -328,6 +350,15 @@ impl Network {
     }
 
     fn arrive(&mut self, i: usize, to_sfu: bool, datagram: Vec<u8>) {
+        if let Some((publisher, Some(lost), subscriber)) = self.repair_lost_on_the_way_out {
+            // Retransmissions come on their own SSRC (RFC 4588); a camera
+            // frame's packet is the only RTP datagram this large.
+            let repair = rtp_ssrc(&datagram).is_some_and(|ssrc| ssrc != lost) && datagram.len() > 1000;
+            if to_sfu && self.peers[i].id == publisher && repair {
+                self.repair_lost_on_the_way_out = None;
+                self.lose_next_forwarded = Some(subscriber);
+            }
+        }
         if to_sfu {
             self.sfu.handle_datagram(self.now, self.peers[i].addr, &datagram);
         } else {
