@@ -151,7 +151,7 @@ same camera, microphone and three VP8 simulcast layers, and subscribes to the ot
 Janus's own web client does. Janus forwards each subscriber the top layer (it chooses none by
 bandwidth), and the page holds video as long as Chromium chooses, as Janus's clients do.
 
-Four things keep video moving on a lossy link. While its link loses packets, the app holds
+Five things keep video moving on a lossy link. While its link loses packets, the app holds
 received video for a retransmission's round trip (\`web/src/playout.ts\`: 1.2 × the longest
 round trip of the last 30 s + 66 ms, at most 600 ms; where 2 % or more of its video packets
 were lost over the last 10 s, counted stream by stream, 2.2 ×, at most 1 s, since a first
@@ -165,9 +165,14 @@ or after five of the link's repair times, when str0m's last request would have b
 instead of leaving it to the receiving browser, which waits about 3 s. And where a publisher's
 link loses 2 % or more, a simulcast layer that sends str0m's window of 100 packets sooner than
 three of the link's repairs take is not forwarded while a lower one can be
-(\`crates/conclave-sfu/src/repair.rs\`; on the 5 % and 200 ms network, the 720p layer), and a
+(\`crates/conclave-sfu/src/repair.rs\`; on the 5 % and 200 ms network, the 720p layer; a layer
+is taken at no less than the packet rate of its floor bitrate, as one its publisher's estimate
+starves measures slow until it is let go), and a
 step up that the bandwidth estimate undid within 20 s makes the next one wait twice as long
 (\`layers.rs\`): each switch waits for a keyframe, the frame with the most packets to lose.
+And a publisher's repair that comes a round trip late is written twice to each subscriber
+(\`crates/conclave-sfu/src/sfu/forwarding.rs\`): lost again on the way out, it would wait a
+round trip of the subscriber's link more, past the hold.
 The row marked *the browser's own hold* is the same
 network without the app's hold, measured in the same run. The 5 % and 200 ms rows are each the
 median of five runs, the two holds and Janus taking turns (a few freezes more or less move a
