@@ -254,15 +254,14 @@ async function watchFreezes(pages, ms) {
     last = now;
   }
   for (const [i, page] of pages.entries()) {
-    const layers = await page.evaluate(async () => {
+    const { layers, captured } = await page.evaluate(async () => {
       const stats = await window.__conclave.stats();
-      return stats
-        .filter((s) => s.type === "outbound-rtp" && s.kind === "video")
-        .map((s) => `${s.rid}:${s.scalabilityMode ?? "?"} ${s.frameHeight ?? 0}p ${Math.round(s.framesPerSecond ?? 0)}fps nacks ${s.nackCount} plis ${s.pliCount} resent ${s.retransmittedPacketsSent}/${s.packetsSent} ${s.qualityLimitationReason}`);
-    });
-    const captured = await page.evaluate(async () => {
-      const stats = await window.__conclave.stats();
-      return stats.filter((s) => s.type === "media-source" && s.kind === "video").map((s) => Math.round(s.framesPerSecond ?? 0));
+      return {
+        layers: stats
+          .filter((s) => s.type === "outbound-rtp" && s.kind === "video")
+          .map((s) => `${s.rid}:${s.scalabilityMode ?? "?"} ${s.frameHeight ?? 0}p ${Math.round(s.framesPerSecond ?? 0)}fps nacks ${s.nackCount} plis ${s.pliCount} resent ${s.retransmittedPacketsSent}/${s.packetsSent} ${s.qualityLimitationReason}`),
+        captured: stats.filter((s) => s.type === "media-source" && s.kind === "video").map((s) => Math.round(s.framesPerSecond ?? 0)),
+      };
     });
     console.error(`${names[i]} sends: ${layers.join(" | ")}; camera ${captured.join("/")} fps`);
     const spread = (xs) => {
